@@ -1,0 +1,3 @@
+from hrdfund import create_app
+
+app = create_app()

@@ -1,0 +1,91 @@
+"""Configuration classes, read from the environment. No logic lives here."""
+
+import os
+from datetime import timedelta
+
+
+def _env(name, default=None):
+    return os.environ.get(name, default)
+
+
+class Config:
+    """Settings shared by every environment; production values by default."""
+
+    ENV_NAME = "production"
+    SECRET_KEY = _env("SECRET_KEY")
+    #: Field encryption key (base64 of 32 bytes); older keys stay readable for rotation.
+    HRDFUND_ENCRYPTION_KEY = _env("HRDFUND_ENCRYPTION_KEY")
+    HRDFUND_ENCRYPTION_OLD_KEYS = _env("HRDFUND_ENCRYPTION_OLD_KEYS", "")
+    #: Key of the audit hash chain and ledger seals (base64 of 32 bytes), never in the database.
+    HRDFUND_AUDIT_KEY = _env("HRDFUND_AUDIT_KEY")
+
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_RECORD_QUERIES = False
+
+    FUND_NAME = _env("HRDFUND_FUND_NAME", "hrdfund")
+    #: Approvals at or above this amount (in the grant's currency) need a second manager.
+    FOUR_EYES_THRESHOLD = _env("HRDFUND_FOUR_EYES_THRESHOLD", "5000")
+    #: Response and decision targets in hours, for urgent and for normal cases.
+    TARGET_RESPONSE_HOURS_URGENT = int(_env("HRDFUND_TARGET_RESPONSE_HOURS_URGENT", "24"))
+    TARGET_DECISION_HOURS_URGENT = int(_env("HRDFUND_TARGET_DECISION_HOURS_URGENT", "72"))
+    TARGET_RESPONSE_HOURS_NORMAL = int(_env("HRDFUND_TARGET_RESPONSE_HOURS_NORMAL", "72"))
+    TARGET_DECISION_HOURS_NORMAL = int(_env("HRDFUND_TARGET_DECISION_HOURS_NORMAL", "336"))
+
+    BABEL_DEFAULT_LOCALE = "en"
+    LANGUAGES = ["en", "es", "fr", "ar"]
+
+    # Sessions: signed cookie holding only the user id, its session version and times.
+    SESSION_COOKIE_NAME = "hrdfund_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    REMEMBER_COOKIE_DURATION = timedelta(seconds=0)
+    IDLE_TIMEOUT_STAFF = timedelta(minutes=int(_env("HRDFUND_IDLE_MINUTES_STAFF", "30")))
+    IDLE_TIMEOUT_APPLICANT = timedelta(minutes=int(_env("HRDFUND_IDLE_MINUTES_APPLICANT", "60")))
+    ABSOLUTE_SESSION_LIFETIME = timedelta(hours=int(_env("HRDFUND_SESSION_HOURS", "12")))
+
+    # CSRF tokens live long enough for a slow upload over Tor.
+    WTF_CSRF_TIME_LIMIT = 4 * 3600
+    MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_LOCK_MINUTES = int(_env("HRDFUND_LOGIN_LOCK_MINUTES", "15"))
+
+    #: Argon2id parameters (RFC 9106 second recommended option).
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+    ARGON2_PARALLELISM = 4
+
+    LOG_LEVEL = _env("HRDFUND_LOG_LEVEL", "INFO")
+    PAGE_SIZE = 50
+
+
+class DevelopmentConfig(Config):
+    """Local use: SQLite under instance/, keys generated once into instance/."""
+
+    ENV_NAME = "development"
+    SESSION_COOKIE_SECURE = False
+
+
+class TestingConfig(Config):
+    """The test suite: cheap password hashing, no cookie Secure flag."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SESSION_COOKIE_SECURE = False
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 8
+    ARGON2_PARALLELISM = 1
+
+
+class ProductionConfig(Config):
+    """Production: refuses to start without proper secrets."""
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

@@ -1,0 +1,199 @@
+"""hrdfund: grants and emergency funds for human rights defenders at risk."""
+
+import json
+import logging
+import os
+import sqlite3
+import traceback
+
+import sqlalchemy as sa
+from flask import Flask, current_app, render_template, request
+from flask_babel import get_locale
+from werkzeug.exceptions import HTTPException
+
+from config import CONFIGS
+
+from . import crypto
+from .extensions import babel, csrf, db, login_manager, migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET_NAMES = ("SECRET_KEY", "HRDFUND_ENCRYPTION_KEY", "HRDFUND_AUDIT_KEY")
+RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps"})
+log = logging.getLogger("hrdfund")
+
+
+def create_app(overrides=None):
+    """Build the application: config, extensions, blueprints, CLI, filters, handlers."""
+    app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"),
+                instance_path=os.environ.get("HRDFUND_INSTANCE_PATH",
+                                             os.path.join(ROOT, "instance")))
+    env_name = (overrides or {}).get("ENV_NAME") or os.environ.get("HRDFUND_ENV", "production")
+    if env_name not in CONFIGS:
+        raise RuntimeError(f"HRDFUND_ENV must be one of {', '.join(CONFIGS)}")
+    app.config.from_object(CONFIGS[env_name])
+    app.config.update(overrides or {})
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    if app.config["ENV_NAME"] == "development":
+        _load_development_secrets(app)
+        app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"] or (
+            "sqlite:///" + os.path.join(app.instance_path, "hrdfund.sqlite3"))
+    _check_secrets(app)
+    _configure_logging(app)
+    _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    login_manager.init_app(app)
+
+    from . import models  # noqa: F401  (registers every table on the metadata)
+    from .applications import bp as applications_bp
+    from .applications.models import CATEGORY_LABELS
+    from .auth import bp as auth_bp
+    from .auth.guard import install_guard
+    from .cli import hrdfund_cli
+    from .disbursements import bp as disbursements_bp
+    from .money import format_money
+    from .reports import bp as reports_bp
+
+    for blueprint in (auth_bp, applications_bp, disbursements_bp, reports_bp):
+        app.register_blueprint(blueprint)
+    app.cli.add_command(hrdfund_cli)
+    install_guard(app)
+
+    app.jinja_env.filters["money"] = lambda amount, code: format_money(
+        amount, code, locale=str(get_locale() or "en"))
+    app.jinja_env.globals["text_direction"] = _text_direction
+    app.jinja_env.globals["lang_code"] = _lang_code
+    app.jinja_env.globals["category_labels"] = CATEGORY_LABELS
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _server_error)
+    return app
+
+
+def _load_development_secrets(app):
+    """Generate the three secrets once into instance/secrets.json (0600) when unset."""
+    path = os.path.join(app.instance_path, "secrets.json")
+    stored = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            stored = json.load(fh)
+    missing = [name for name in SECRET_NAMES if name not in stored]
+    if missing:
+        stored.update({name: crypto.generate_key() for name in missing})
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh, indent=2)
+    for name in SECRET_NAMES:
+        if not app.config.get(name):
+            app.config[name] = stored[name]
+
+
+def _check_secrets(app):
+    """Refuse to start without the three secrets, each the base64 of 32 random bytes."""
+    try:
+        crypto.parse_key(app.config.get("SECRET_KEY"), "SECRET_KEY")
+        field_key = crypto.parse_key(app.config.get("HRDFUND_ENCRYPTION_KEY"),
+                                     "HRDFUND_ENCRYPTION_KEY")
+        old_keys = [crypto.parse_key(k, "HRDFUND_ENCRYPTION_OLD_KEYS")
+                    for k in app.config.get("HRDFUND_ENCRYPTION_OLD_KEYS", "").split(",")
+                    if k.strip()]
+        audit_key = crypto.parse_key(app.config.get("HRDFUND_AUDIT_KEY"), "HRDFUND_AUDIT_KEY")
+    except crypto.KeyConfigError as exc:
+        raise RuntimeError(f"hrdfund refuses to start: {exc}") from exc
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        raise RuntimeError("hrdfund refuses to start: DATABASE_URL is not set")
+    app.extensions["hrdfund_cipher"] = crypto.FieldCipher(field_key, old_keys)
+    app.extensions["hrdfund_audit_key"] = audit_key
+
+
+def _configure_logging(app):
+    """Log ids only; no request line, so no address or URL of anyone is written."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    log.setLevel(app.config["LOG_LEVEL"])
+
+
+def _prepare_sqlite_file(uri):
+    """Create an SQLite database file readable by its owner only (0600)."""
+    url = sa.engine.make_url(uri)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
+    os.close(os.open(url.database, os.O_CREAT | os.O_RDWR, 0o600))
+    os.chmod(url.database, 0o600)
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_connect(dbapi_connection, _record):
+    """Foreign keys, secure delete and WAL on every SQLite connection."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Transactions are begun explicitly below, as BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in ("foreign_keys=ON", "secure_delete=ON", "journal_mode=WAL",
+                   "synchronous=FULL", "busy_timeout=30000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+@sa.event.listens_for(sa.engine.Engine, "begin")
+def _sqlite_begin(conn):
+    """On SQLite every transaction takes the write lock first, so a balance read inside it
+    cannot go stale before the write that depends on it."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _select_locale():
+    from flask_login import current_user
+
+    if getattr(current_user, "is_authenticated", False) and current_user.language:
+        return current_user.language
+    return request.accept_languages.best_match(current_app.config["LANGUAGES"]) or "en"
+
+
+def _lang_code():
+    return str(get_locale() or "en").split("_")[0]
+
+
+def _text_direction():
+    return "rtl" if _lang_code() in RTL_LANGUAGES else "ltr"
+
+
+def _security_headers(response):
+    """Headers on every response, error pages and static files included."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+    if current_app.config["ENV_NAME"] == "production":
+        response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    return response
+
+
+def _http_error(exc):
+    code = exc.code or 500
+    template = f"errors/{code}.html" if code in (400, 403, 404, 405, 413, 429) else \
+        "errors/generic.html"
+    return render_template(template, code=code), code
+
+
+def _server_error(exc):
+    """Roll back, log the error's type only, and show a page that reveals nothing."""
+    db.session.rollback()
+    # The message may quote personal data (SQL parameters, form values): log frames only.
+    log.error("unhandled %s on endpoint %s\n%s", type(exc).__name__, request.endpoint,
+              "".join(traceback.format_tb(exc.__traceback__)))
+    try:
+        return render_template("errors/500.html", code=500), 500
+    except Exception:  # noqa: BLE001  (the page itself failed: answer with plain text)
+        return "Something went wrong.", 500, {"Content-Type": "text/plain; charset=utf-8"}

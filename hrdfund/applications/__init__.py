@@ -1,0 +1,7 @@
+"""Applications: the applicant's and partner's cases, and the staff queue."""
+
+from flask import Blueprint
+
+bp = Blueprint("applications", __name__)
+
+from . import views  # noqa: E402,F401

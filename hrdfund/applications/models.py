@@ -1,0 +1,330 @@
+"""Applications and everything a case carries: dependants, budget, references,
+documents, messages, consent and the timestamped history of its status."""
+
+import enum
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Mapped, relationship
+
+from ..columns import (
+    INTERNAL, PERSONAL, PUBLIC, SENSITIVE, Encrypted, col, created_at, currency,
+    currency_check, encrypted_column, fk, money, pk, uid_column, enum as enum_col,
+)
+from ..extensions import db
+
+
+class Category(enum.StrEnum):
+    LONGER_TERM = "longer_term"
+    RELOCATION = "relocation"
+    MEDICAL = "medical"
+    DEPENDANTS = "dependants"
+    LEGAL = "legal"
+    PRISON_VISITS = "prison_visits"
+    TRIAL_MONITORING = "trial_monitoring"
+    PHYSICAL_SECURITY = "physical_security"
+    DIGITAL_SECURITY = "digital_security"
+    HUMANITARIAN = "humanitarian"
+    OTHER = "other"
+
+
+class ApplicationStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    INFO_REQUESTED = "info_requested"
+    RECOMMENDED = "recommended"
+    #: Approved by a first manager above the four-eyes threshold; a second must confirm.
+    AWAITING_SECOND_APPROVAL = "awaiting_second_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PAYING = "paying"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+
+
+class Urgency(enum.StrEnum):
+    URGENT = "urgent"
+    NORMAL = "normal"
+
+
+class Gender(enum.StrEnum):
+    WOMAN = "woman"
+    MAN = "man"
+    NON_BINARY = "non_binary"
+    UNDISCLOSED = "undisclosed"
+
+
+class Application(db.Model):
+    """A request for support for one defender, submitted by them or by a partner."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        sa.CheckConstraint("amount_requested IS NULL OR amount_requested > 0",
+                           name="amount_positive"),
+        currency_check("currency"),
+        sa.CheckConstraint("dependants_count >= 0", name="dependants_positive"),
+        sa.Index("ix_applications_queue", "fund_id", "status", "submitted_at"),
+    )
+    id: Mapped[int] = pk()
+    #: Opaque case code used in URLs and audit entries.
+    uid = uid_column()
+    fund_id = fk("funds.id")
+    #: The defender's own account, when the defender applies or was given one.
+    applicant_id = fk("users.id", nullable=True)
+    #: The partner organisation that referred the case, if any.
+    partner_organisation_id = fk("partner_organisations.id", nullable=True)
+    submitted_by_id = fk("users.id", nullable=True)
+    category = enum_col(Category, "category", nullable=False, index=True)
+    status = enum_col(ApplicationStatus, "application_status", nullable=False,
+                      default=ApplicationStatus.DRAFT)
+    urgency = enum_col(Urgency, "urgency", nullable=False, default=Urgency.NORMAL)
+    #: ISO 3166 alpha-2 country where the defender is (coarse location only).
+    country = col(sa.String(2), PERSONAL, nullable=True, index=True)
+    #: Region derived from the country, used by reports.
+    region = col(sa.String(40), INTERNAL, nullable=True)
+    gender = enum_col(Gender, "gender", PERSONAL, nullable=True)
+    amount_requested = money(nullable=True)
+    currency = currency(default="EUR")
+    dependants_count = col(sa.Integer, INTERNAL, nullable=False, default=0)
+    assigned_reviewer_id = fk("users.id", nullable=True)
+
+    _defender_name = encrypted_column("defender_name")
+    defender_name = Encrypted()
+    _defender_work = encrypted_column("defender_work")
+    defender_work = Encrypted()
+    _threat = encrypted_column("threat")
+    threat = Encrypted()
+    _urgency_reason = encrypted_column("urgency_reason")
+    urgency_reason = Encrypted()
+    _other_funders = encrypted_column("other_funders")
+    other_funders = Encrypted()
+    #: Fields of the category (destination, provider, months ...), as encrypted JSON.
+    _details = encrypted_column("details")
+    details = Encrypted(json=True)
+
+    created_at = created_at()
+    updated_at = col(sa.DateTime, INTERNAL, nullable=True)
+    submitted_at = col(sa.DateTime, INTERNAL, nullable=True)
+    first_response_at = col(sa.DateTime, INTERNAL, nullable=True)
+    decided_at = col(sa.DateTime, INTERNAL, nullable=True)
+    closed_at = col(sa.DateTime, INTERNAL, nullable=True)
+
+    applicant = relationship("User", foreign_keys=[applicant_id])
+    submitted_by = relationship("User", foreign_keys=[submitted_by_id])
+    assigned_reviewer = relationship("User", foreign_keys=[assigned_reviewer_id])
+    partner_organisation = relationship("PartnerOrganisation")
+    dependants = relationship("Dependant", back_populates="application",
+                              cascade="all, delete-orphan", order_by="Dependant.id")
+    budget_lines = relationship("BudgetLine", back_populates="application",
+                                cascade="all, delete-orphan", order_by="BudgetLine.id")
+    references = relationship("Reference", back_populates="application",
+                              cascade="all, delete-orphan", order_by="Reference.id")
+    status_changes = relationship("StatusChange", back_populates="application",
+                                  cascade="all, delete-orphan", order_by="StatusChange.id")
+
+
+class Dependant(db.Model):
+    """A family member affected; counted apart from defenders in reports."""
+
+    __tablename__ = "dependants"
+    __table_args__ = (sa.CheckConstraint("age >= 0 AND age <= 120", name="age_range"),)
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    age = col(sa.Integer, PERSONAL, nullable=True)
+    _relationship = encrypted_column("relationship")
+    relation = Encrypted(name="relationship")
+    _needs = encrypted_column("needs")
+    needs = Encrypted()
+
+    application = relationship("Application", back_populates="dependants")
+
+
+class BudgetLine(db.Model):
+    """One itemised cost, with what was asked, recommended and approved."""
+
+    __tablename__ = "budget_lines"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("recommended_amount IS NULL OR recommended_amount >= 0",
+                           name="recommended_positive"),
+        sa.CheckConstraint("approved_amount IS NULL OR approved_amount >= 0",
+                           name="approved_positive"),
+        currency_check("currency"),
+    )
+    DESCRIPTION_MAX = 200
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    _description = encrypted_column("description")
+    description = Encrypted()
+    amount = money()
+    currency = currency()
+    recommended_amount = money(nullable=True)
+    approved_amount = money(nullable=True)
+
+    application = relationship("Application", back_populates="budget_lines")
+
+
+class VerificationStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    NOT_CONFIRMED = "not_confirmed"
+    UNREACHABLE = "unreachable"
+
+
+class Reference(db.Model):
+    """A referee or endorser, and what they said when the fund contacted them."""
+
+    __tablename__ = "references"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    _name = encrypted_column("name")
+    name = Encrypted()
+    _organisation = encrypted_column("organisation")
+    organisation = Encrypted()
+    _contact = encrypted_column("contact")
+    contact = Encrypted()
+    status = enum_col(VerificationStatus, "verification_status", nullable=False,
+                      default=VerificationStatus.PENDING)
+    _notes = encrypted_column("notes")
+    notes = Encrypted()
+    contacted_at = col(sa.DateTime, INTERNAL, nullable=True)
+    contacted_by_id = fk("users.id", nullable=True)
+
+    application = relationship("Application", back_populates="references")
+
+
+class DocumentKind(enum.StrEnum):
+    QUOTE = "quote"
+    MEDICAL_REPORT = "medical_report"
+    EVIDENCE = "evidence"
+    PROOF_OF_PAYMENT = "proof_of_payment"
+    OTHER = "other"
+
+
+class Document(db.Model):
+    """An uploaded file, stored encrypted under a random name."""
+
+    __tablename__ = "documents"
+    __table_args__ = (sa.CheckConstraint("size_bytes >= 0", name="size_positive"),)
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", nullable=True)
+    kind = enum_col(DocumentKind, "document_kind", nullable=False)
+    #: Random file name under the instance's storage folder.
+    storage_name = col(sa.String(64), INTERNAL, nullable=False, unique=True)
+    _filename = encrypted_column("filename")
+    filename = Encrypted()
+    content_type = col(sa.String(80), INTERNAL, nullable=False)
+    size_bytes = col(sa.Integer, INTERNAL, nullable=False)
+    uploaded_by_id = fk("users.id", nullable=True)
+    created_at = created_at()
+
+
+class Message(db.Model):
+    """One message in a case's thread between the fund and the applicant side."""
+
+    __tablename__ = "messages"
+    BODY_MAX = 5000
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    author_id = fk("users.id", nullable=True)
+    from_staff = col(sa.Boolean, INTERNAL, nullable=False)
+    #: A question from the fund that the applicant is asked to answer.
+    is_question = col(sa.Boolean, INTERNAL, nullable=False, default=False)
+    _body = encrypted_column("body")
+    body = Encrypted()
+    created_at = created_at()
+    read_at = col(sa.DateTime, INTERNAL, nullable=True)
+
+
+class ConsentKind(enum.StrEnum):
+    #: A partner submits on the defender's behalf.
+    PARTNER_SUBMISSION = "partner_submission"
+    #: The case may be referred to another fund.
+    REFERRAL = "referral"
+    #: An anonymised story may be shared with a named donor.
+    STORY = "story"
+
+
+class Consent(db.Model):
+    """The defender's recorded consent; withdrawable, never deleted."""
+
+    __tablename__ = "consents"
+    __table_args__ = (sa.CheckConstraint(
+        "withdrawn_at IS NULL OR withdrawn_at >= given_at", name="withdrawn_after_given"),)
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    kind = enum_col(ConsentKind, "consent_kind", nullable=False)
+    #: For a story: the donor the story may be shown to.
+    donor_id = fk("donors.id", nullable=True)
+    #: How consent was obtained (in the form, by a partner in person, by phone).
+    method = col(sa.String(40), INTERNAL, nullable=False)
+    recorded_by_id = fk("users.id", nullable=True)
+    given_at = col(sa.DateTime, INTERNAL, nullable=False)
+    withdrawn_at = col(sa.DateTime, INTERNAL, nullable=True)
+
+
+class StatusChange(db.Model):
+    """One timestamped step of a case's life, for the fund's timeliness targets."""
+
+    __tablename__ = "status_changes"
+    id: Mapped[int] = pk()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    from_status = enum_col(ApplicationStatus, "from_status", nullable=True)
+    to_status = enum_col(ApplicationStatus, "to_status", nullable=False)
+    actor_id = fk("users.id", nullable=True)
+    at = col(sa.DateTime, INTERNAL, nullable=False)
+
+    application = relationship("Application", back_populates="status_changes")
+
+
+class UseOfFundsReport(db.Model):
+    """The applicant's short report on what the support changed."""
+
+    __tablename__ = "use_of_funds_reports"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    felt_safer = col(sa.Boolean, INTERNAL, nullable=True)
+    continued_work = col(sa.Boolean, INTERNAL, nullable=True)
+    _narrative = encrypted_column("narrative")
+    narrative = Encrypted()
+    submitted_at = col(sa.DateTime, INTERNAL, nullable=False)
+
+
+class Story(db.Model):
+    """An anonymised case story a manager wrote and approved for one donor."""
+
+    __tablename__ = "stories"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    donor_id = fk("donors.id")
+    consent_id = fk("consents.id")
+    _text = encrypted_column("text")
+    text = Encrypted()
+    written_by_id = fk("users.id", nullable=True)
+    approved_by_id = fk("users.id", nullable=True)
+    approved_at = col(sa.DateTime, INTERNAL, nullable=True)
+    created_at = created_at()
+
+
+CATEGORY_LABELS = {
+    Category.LONGER_TERM: _l("Longer-term support"),
+    Category.RELOCATION: _l("Relocation"),
+    Category.MEDICAL: _l("Medical costs"),
+    Category.DEPENDANTS: _l("Dependants' costs"),
+    Category.LEGAL: _l("Legal fees"),
+    Category.PRISON_VISITS: _l("Prison visits"),
+    Category.TRIAL_MONITORING: _l("Trial monitoring"),
+    Category.PHYSICAL_SECURITY: _l("Physical security"),
+    Category.DIGITAL_SECURITY: _l("Digital security and equipment"),
+    Category.HUMANITARIAN: _l("Humanitarian or subsistence costs"),
+    Category.OTHER: _l("Other"),
+}

@@ -1,0 +1,130 @@
+"""The staff side of a case: assessments, confidential notes, decisions, conflicts of
+interest and other funders paying for the same need."""
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, relationship
+
+from ..columns import (
+    INTERNAL, Encrypted, col, created_at, currency, currency_check, encrypted_column, fk,
+    money, pk, uid_column, enum as enum_col,
+)
+from ..extensions import db
+
+
+class RiskLevel(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Recommendation(enum.StrEnum):
+    APPROVE = "approve"
+    APPROVE_PARTLY = "approve_partly"
+    REJECT = "reject"
+
+
+class Review(db.Model):
+    """A reviewer's assessment and recommendation."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        sa.CheckConstraint("recommended_amount IS NULL OR recommended_amount >= 0",
+                           name="amount_positive"),
+        currency_check("currency"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    reviewer_id = fk("users.id")
+    risk_level = enum_col(RiskLevel, "risk_level", nullable=False)
+    recommendation = enum_col(Recommendation, "recommendation", nullable=False)
+    recommended_amount = money(nullable=True)
+    currency = currency()
+    _assessment = encrypted_column("assessment")
+    assessment = Encrypted()
+    created_at = created_at()
+
+    reviewer = relationship("User")
+
+
+class CaseNote(db.Model):
+    """A confidential note, visible to staff on the case only."""
+
+    __tablename__ = "case_notes"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    author_id = fk("users.id")
+    _body = encrypted_column("body")
+    body = Encrypted()
+    created_at = created_at()
+
+
+class DecisionOutcome(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    REQUEST_INFO = "request_info"
+
+
+class Decision(db.Model):
+    """A manager's decision; above the threshold two approvals by different managers."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+        currency_check("currency"),
+        sa.CheckConstraint("outcome != 'approve' OR amount IS NOT NULL",
+                           name="approval_has_amount"),
+        sa.UniqueConstraint("application_id", "manager_id", "outcome", "round"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    manager_id = fk("users.id")
+    outcome = enum_col(DecisionOutcome, "decision_outcome", nullable=False)
+    amount = money(nullable=True)
+    currency = currency()
+    #: Increments each time a case comes back for a new decision.
+    round = col(sa.Integer, INTERNAL, nullable=False, default=1)
+    #: Reason shown to the applicant in plain words (for a rejection or a question).
+    _reason = encrypted_column("reason")
+    reason = Encrypted()
+    created_at = created_at()
+
+    manager = relationship("User")
+
+
+class ConflictDeclaration(db.Model):
+    """A staff member's declared conflict of interest; keeps them out of the case."""
+
+    __tablename__ = "conflict_declarations"
+    __table_args__ = (sa.UniqueConstraint("application_id", "user_id"),)
+    id: Mapped[int] = pk()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    user_id = fk("users.id")
+    declared_at = created_at()
+
+
+class Cofunding(db.Model):
+    """Another funder paying part of the same need."""
+
+    __tablename__ = "cofundings"
+    __table_args__ = (
+        sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+        sa.CheckConstraint("ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on",
+                           name="period_ordered"),
+        currency_check("currency"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    funder = col(sa.String(160), INTERNAL, nullable=False)
+    amount = money(nullable=True)
+    currency = currency()
+    starts_on = col(sa.Date, INTERNAL, nullable=True)
+    ends_on = col(sa.Date, INTERNAL, nullable=True)
+    recorded_by_id = fk("users.id", nullable=True)
+    created_at = created_at()

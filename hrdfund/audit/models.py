@@ -1,0 +1,26 @@
+"""The append-only, hash-chained audit log."""
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
+
+from ..columns import INTERNAL, col
+from ..extensions import db
+
+
+class AuditEvent(db.Model):
+    """One entry. Refers to people by pseudonym and to objects by opaque id only."""
+
+    __tablename__ = "audit_events"
+    #: Sequence number without gaps, starting at 1.
+    seq: Mapped[int] = col(sa.Integer, INTERNAL, primary_key=True, autoincrement=False)
+    at = col(sa.DateTime, INTERNAL, nullable=False)
+    #: Pseudonymous actor ("u12", "system"), never a login or name.
+    actor = col(sa.String(20), INTERNAL, nullable=False)
+    action = col(sa.String(60), INTERNAL, nullable=False, index=True)
+    object_type = col(sa.String(40), INTERNAL, nullable=True)
+    object_id = col(sa.String(40), INTERNAL, nullable=True)
+    #: Canonical JSON with no personal data; amounts as strings.
+    payload = col(sa.Text, INTERNAL, nullable=False)
+    key_id = col(sa.String(8), INTERNAL, nullable=False)
+    prev_hash = col(sa.String(64), INTERNAL, nullable=False)
+    hash = col(sa.String(64), INTERNAL, nullable=False)

@@ -1,0 +1,7 @@
+"""Users, roles, login with a second factor, sessions and the deny-by-default guard."""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from . import views  # noqa: E402,F401

@@ -1,0 +1,74 @@
+"""Deny by default: every endpoint needs a signed-in user unless listed as public."""
+
+from functools import wraps
+
+from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+
+from ..columns import utcnow
+from ..extensions import db, login_manager
+from .models import User
+
+#: Endpoints a visitor may reach without signing in.
+PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "auth.code"})
+
+
+@login_manager.user_loader
+def _load_user(value):
+    """Load the user of a session cookie, if its session version is still current."""
+    try:
+        user_id, version = (int(part) for part in value.split(":"))
+    except (ValueError, AttributeError):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.session_version != version:
+        return None
+    return user
+
+
+def install_guard(app):
+    """Register the login requirement and the idle and absolute session timeouts."""
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = None  # the session version does this job
+
+    @app.before_request
+    def require_login():
+        if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        if _session_expired():
+            logout_user()
+            session.clear()
+            flash(_("Your session ended. Please sign in again."), "info")
+            return redirect(url_for("auth.login"))
+        session["seen_at"] = int(utcnow().timestamp())
+        return None
+
+
+def _session_expired():
+    cfg = current_app.config
+    now = utcnow().timestamp()
+    idle = cfg["IDLE_TIMEOUT_APPLICANT"] if current_user.is_applicant_side else \
+        cfg["IDLE_TIMEOUT_STAFF"]
+    seen_at = session.get("seen_at", 0)
+    auth_at = session.get("auth_at", 0)
+    return now - seen_at > idle.total_seconds() or \
+        now - auth_at > cfg["ABSOLUTE_SESSION_LIFETIME"].total_seconds()
+
+
+def role_required(*roles):
+    """Allow the view only to users with one of ``roles``; others get 403."""
+    allowed = frozenset(roles)
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if current_user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

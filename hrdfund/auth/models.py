@@ -1,0 +1,130 @@
+"""Funds, partner organisations and users with their roles."""
+
+import enum
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, relationship
+
+from ..columns import (
+    INTERNAL, PERSONAL, PUBLIC, SENSITIVE, Encrypted, col, created_at, encrypted_column,
+    fk, pk, uid_column, enum as enum_col,
+)
+from ..extensions import db
+
+
+class Role(enum.StrEnum):
+    APPLICANT = "applicant"
+    PARTNER = "partner"
+    REVIEWER = "reviewer"
+    MANAGER = "manager"
+    FINANCE = "finance"
+    DONOR = "donor"
+    ADMIN = "admin"
+
+
+#: Roles that must use a TOTP second factor (SECURITY.md, promise 7).
+TOTP_ROLES = frozenset({Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.DONOR, Role.ADMIN})
+#: Roles working inside a fund on cases.
+STAFF_ROLES = frozenset({Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.ADMIN})
+#: Roles on the defenders' side: pages without script, longer idle timeout.
+APPLICANT_ROLES = frozenset({Role.APPLICANT, Role.PARTNER})
+
+
+class Fund(db.Model):
+    """A protection fund: the organisation that owns staff, pools and cases."""
+
+    __tablename__ = "funds"
+    id: Mapped[int] = pk()
+    name = col(sa.String(120), PUBLIC, nullable=False, unique=True)
+    created_at = created_at()
+
+
+class PartnerOrganisation(db.Model):
+    """A local or regional organisation that refers defenders to a fund."""
+
+    __tablename__ = "partner_organisations"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    name = col(sa.String(160), INTERNAL, nullable=False)
+    #: ISO 3166 alpha-2 country where the organisation works.
+    country = col(sa.String(2), INTERNAL, nullable=True)
+    created_at = created_at()
+
+
+class User(UserMixin, db.Model):
+    """An account. Applicants need no real name, email or phone."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint("failed_logins >= 0", name="failed_logins_positive"),
+        sa.CheckConstraint(
+            "role != 'partner' OR partner_organisation_id IS NOT NULL", name="partner_has_org"),
+        sa.CheckConstraint("role != 'donor' OR donor_id IS NOT NULL", name="donor_has_donor"),
+        sa.CheckConstraint(
+            "role IN ('applicant', 'partner') OR fund_id IS NOT NULL", name="staff_has_fund"),
+    )
+    LOGIN_MAX = 64
+    NAME_MAX = 120
+
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    #: Sign-in name chosen by the user; no real name needed.
+    login = col(sa.String(LOGIN_MAX), PERSONAL, nullable=False, unique=True)
+    #: Name shown to colleagues; applicants may leave it as a pseudonym.
+    display_name = col(sa.String(NAME_MAX), PERSONAL, nullable=True)
+    #: Argon2id hash; NULL means the account cannot sign in with a password.
+    password_hash = col(sa.String(255), INTERNAL, nullable=True)
+    role = enum_col(Role, "role", nullable=False, index=True)
+    fund_id = fk("funds.id", nullable=True)
+    partner_organisation_id = fk("partner_organisations.id", nullable=True)
+    donor_id = fk("donors.id", nullable=True)
+    active = col(sa.Boolean, INTERNAL, nullable=False, default=True)
+    language = col(sa.String(8), INTERNAL, nullable=True)
+
+    _totp_secret = encrypted_column("totp_secret", SENSITIVE)
+    totp_secret = Encrypted()
+    #: When the second factor was first confirmed with a valid code.
+    totp_confirmed_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: Last TOTP time step accepted, so no code is used twice.
+    totp_last_step = col(sa.BigInteger, INTERNAL, nullable=True)
+
+    #: A safe way for the fund to reach an applicant (Signal, email, through a partner).
+    _contact = encrypted_column("contact", SENSITIVE)
+    contact = Encrypted()
+
+    #: Bumped at logout, password change and "end sessions": older cookies stop working.
+    session_version = col(sa.Integer, INTERNAL, nullable=False, default=1)
+    failed_logins = col(sa.Integer, INTERNAL, nullable=False, default=0)
+    locked_until = col(sa.DateTime, INTERNAL, nullable=True)
+    last_login_at = col(sa.DateTime, INTERNAL, nullable=True)
+    created_at = created_at()
+
+    fund = relationship("Fund")
+    partner_organisation = relationship("PartnerOrganisation")
+    donor = relationship("Donor")
+
+    def get_id(self):
+        """Flask-Login's cookie value: the id and the session version."""
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_active(self):
+        return self.active
+
+    @property
+    def needs_totp(self):
+        return self.role in TOTP_ROLES
+
+    @property
+    def is_staff(self):
+        return self.role in STAFF_ROLES
+
+    @property
+    def is_applicant_side(self):
+        return self.role in APPLICANT_ROLES
+
+    @property
+    def pseudonym(self):
+        """How audit entries and logs name this user: never the login."""
+        return f"u{self.id}"

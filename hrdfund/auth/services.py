@@ -1,0 +1,202 @@
+"""Accounts: password hashing and rules, sign-in with throttling, TOTP, sessions."""
+
+import os
+import secrets
+import time
+from datetime import timedelta
+
+import pyotp
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+
+from .. import audit
+from ..columns import utcnow
+from ..extensions import db
+from .models import Role, User
+
+PASSWORD_MIN = 12
+PASSWORD_MAX = 128
+TOTP_INTERVAL = 30
+
+
+class AuthError(Exception):
+    """Sign-in refused; ``reason`` is "invalid" or "locked" (never which part was wrong)."""
+
+    def __init__(self, reason, wait_minutes=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait_minutes = wait_minutes
+
+
+class PasswordPolicyError(ValueError):
+    """A password that breaks the rules; the message says which."""
+
+
+class UserExistsError(ValueError):
+    """The login name is taken."""
+
+
+def _hasher():
+    cfg = current_app.config
+    return PasswordHasher(time_cost=cfg["ARGON2_TIME_COST"], memory_cost=cfg["ARGON2_MEMORY_COST"],
+                          parallelism=cfg["ARGON2_PARALLELISM"])
+
+
+def _common_passwords():
+    cache = current_app.extensions.get("hrdfund_common_passwords")
+    if cache is None:
+        path = os.path.join(os.path.dirname(__file__), "common_passwords.txt")
+        with open(path) as fh:
+            cache = frozenset(line.strip() for line in fh if line.strip()
+                              and not line.startswith("#"))
+        current_app.extensions["hrdfund_common_passwords"] = cache
+    return cache
+
+
+def check_password_rules(password, login=None):
+    """Raise :class:`PasswordPolicyError` unless ``password`` may be used."""
+    if len(password) < PASSWORD_MIN:
+        raise PasswordPolicyError(f"at least {PASSWORD_MIN} characters")
+    if len(password) > PASSWORD_MAX:
+        raise PasswordPolicyError(f"at most {PASSWORD_MAX} characters")
+    lowered = password.lower()
+    if lowered in _common_passwords() or len(set(lowered)) < 4:
+        raise PasswordPolicyError("too common")
+    if login and login.lower() in lowered:
+        raise PasswordPolicyError("contains the login name")
+
+
+def hash_password(password):
+    """Argon2id hash of a password that passed the length check."""
+    if len(password) > PASSWORD_MAX:
+        raise PasswordPolicyError(f"at most {PASSWORD_MAX} characters")
+    return _hasher().hash(password)
+
+
+def _dummy_hash():
+    cached = current_app.extensions.get("hrdfund_dummy_hash")
+    if cached is None:
+        cached = _hasher().hash(secrets.token_urlsafe(16))
+        current_app.extensions["hrdfund_dummy_hash"] = cached
+    return cached
+
+
+def _verify(password_hash, password):
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def normalise_login(login):
+    return (login or "").strip().lower()
+
+
+def find_user(login):
+    return db.session.execute(
+        sa.select(User).where(User.login == normalise_login(login))).scalar_one_or_none()
+
+
+def authenticate(login, password):
+    """Check a login and password; return the user or raise :class:`AuthError`.
+
+    An unknown account costs the same hashing work as a known one, and failures are
+    counted per account: after LOGIN_MAX_FAILURES that account is locked for a while.
+    """
+    if len(password) > PASSWORD_MAX:
+        raise AuthError("invalid")
+    user = find_user(login)
+    if user is None or user.password_hash is None or not user.active:
+        _verify(_dummy_hash(), password)
+        raise AuthError("invalid")
+    now = utcnow()
+    if user.locked_until and user.locked_until > now:
+        _verify(_dummy_hash(), password)
+        raise AuthError("locked", _minutes_left(user.locked_until, now))
+    if not _verify(user.password_hash, password):
+        register_failure(user)
+        raise AuthError("invalid")
+    user.failed_logins = 0
+    return user
+
+
+def register_failure(user):
+    """Count a failed password or code; lock the account at the limit."""
+    cfg = current_app.config
+    user.failed_logins += 1
+    audit.record("auth.login_failed", user)
+    if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
+        user.failed_logins = 0
+        user.locked_until = utcnow() + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
+        audit.record("auth.account_locked", user)
+    db.session.flush()
+
+
+def _minutes_left(until, now):
+    return max(1, int((until - now).total_seconds() // 60) + 1)
+
+
+def new_totp_secret():
+    return pyotp.random_base32()
+
+
+def totp_uri(user, issuer):
+    """The otpauth:// URI an authenticator app reads."""
+    return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.login, issuer_name=issuer)
+
+
+def verify_totp(user, code, at=None):
+    """Accept a current TOTP code once; refuse reuse and codes of older time steps."""
+    code = (code or "").strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6) or not user.totp_secret:
+        return False
+    totp = pyotp.TOTP(user.totp_secret)
+    now = time.time() if at is None else at
+    current_step = int(now // TOTP_INTERVAL)
+    for step in (current_step, current_step - 1, current_step + 1):
+        if secrets.compare_digest(totp.at(step * TOTP_INTERVAL), code):
+            if user.totp_last_step is not None and step <= user.totp_last_step:
+                return False
+            user.totp_last_step = step
+            if user.totp_confirmed_at is None:
+                user.totp_confirmed_at = utcnow()
+            return True
+    return False
+
+
+def complete_login(user):
+    """Record a successful sign-in (both factors where needed)."""
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = utcnow()
+    audit.record("auth.login", user, actor=user)
+    db.session.flush()
+
+
+def end_sessions(user, actor=None, action="auth.sessions_ended"):
+    """Invalidate every session of ``user`` at once (logout, password change, admin)."""
+    user.session_version += 1
+    audit.record(action, user, actor=actor or user)
+    db.session.flush()
+
+
+def create_user(role, login, password=None, actor=None, **fields):
+    """Create an account; staff roles get a TOTP secret to enrol with."""
+    role = Role(role)
+    login = normalise_login(login)
+    if not login or len(login) > User.LOGIN_MAX:
+        raise ValueError("login must be 1 to 64 characters")
+    if find_user(login) is not None:
+        raise UserExistsError(login)
+    user = User(role=role, login=login, **fields)
+    if password is not None:
+        check_password_rules(password, login)
+        user.password_hash = hash_password(password)
+    if user.needs_totp:
+        user.totp_secret = new_totp_secret()
+    db.session.add(user)
+    db.session.flush()
+    audit.record("auth.user_created", user, actor=actor, role=role.value)
+    return user

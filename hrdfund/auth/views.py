@@ -1,0 +1,136 @@
+"""Sign in (password, then a TOTP code for staff and donors), sign out, role homes."""
+
+from flask import current_app, flash, redirect, render_template, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from ..columns import utcnow
+from ..extensions import db
+from . import bp
+from . import services
+from .forms import CodeForm, ConfirmForm, LoginForm
+from .guard import role_required
+from .models import Role, User
+
+#: Where each role lands after signing in.
+HOME_ENDPOINTS = {
+    Role.APPLICANT: "applications.mine",
+    Role.PARTNER: "applications.referrals",
+    Role.REVIEWER: "applications.queue",
+    Role.MANAGER: "applications.queue",
+    Role.FINANCE: "disbursements.index",
+    Role.DONOR: "reports.portal",
+    Role.ADMIN: "auth.users",
+}
+PENDING_MAX_SECONDS = 300
+
+
+@bp.get("/")
+def index():
+    """Send each user to their role's home page."""
+    return redirect(url_for(HOME_ENDPOINTS[current_user.role]))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """First step of signing in: login name and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(form.login.data, form.password.data)
+        except services.AuthError as exc:
+            db.session.commit()
+            if exc.reason == "locked":
+                form.form_errors.append(_(
+                    "Too many failed attempts. Wait %(minutes)d minutes, then try again.",
+                    minutes=exc.wait_minutes))
+            else:
+                form.form_errors.append(_("Login name or password is not right."))
+            return render_template("auth/login.html", form=form), 200
+        if user.needs_totp:
+            if user.totp_secret is None:
+                user.totp_secret = services.new_totp_secret()
+            db.session.commit()
+            session.clear()
+            session["pending"] = {"user": user.get_id(), "at": int(utcnow().timestamp())}
+            return redirect(url_for("auth.code"))
+        return _finish_login(user)
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def code():
+    """Second step for roles that need it: a TOTP code, used only once."""
+    user = _pending_user()
+    if user is None:
+        session.pop("pending", None)
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    enrolling = user.totp_confirmed_at is None
+    if form.validate_on_submit():
+        if user.locked_until and user.locked_until > utcnow():
+            form.form_errors.append(_("Too many failed attempts. Wait a few minutes, "
+                                      "then sign in again."))
+        elif services.verify_totp(user, form.code.data):
+            return _finish_login(user)
+        else:
+            services.register_failure(user)
+            db.session.commit()
+            form.code.errors = [_("That code is not right or was already used. "
+                                  "Wait for the next code and try again.")]
+    uri = services.totp_uri(user, current_app.config["FUND_NAME"]) if enrolling else None
+    return render_template("auth/code.html", form=form, enrolling=enrolling,
+                           secret=user.totp_secret if enrolling else None, uri=uri)
+
+
+def _pending_user():
+    pending = session.get("pending")
+    if not pending or utcnow().timestamp() - pending.get("at", 0) > PENDING_MAX_SECONDS:
+        return None
+    try:
+        user_id, version = (int(p) for p in pending["user"].split(":"))
+    except (KeyError, ValueError, AttributeError):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.session_version != version:
+        return None
+    return user
+
+
+def _finish_login(user):
+    services.complete_login(user)
+    db.session.commit()
+    session.clear()
+    login_user(user, remember=False)
+    now = int(utcnow().timestamp())
+    session["auth_at"] = now
+    session["seen_at"] = now
+    return redirect(url_for("auth.index"))
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out everywhere: every cookie of this user stops working."""
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("auth.index"))
+    services.end_sessions(current_user._get_current_object(), action="auth.logout")
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/admin/users")
+@role_required(Role.ADMIN)
+def users():
+    """The admin's list of accounts of their fund (no case content)."""
+    import sqlalchemy as sa
+
+    rows = db.session.execute(
+        sa.select(User).where(User.fund_id == current_user.fund_id).order_by(User.role, User.login)
+    ).scalars().all()
+    return render_template("auth/users.html", users=rows)

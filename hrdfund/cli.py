@@ -1,0 +1,144 @@
+"""The `flask hrdfund ...` command group. Commands call services and commit themselves."""
+
+import sys
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .extensions import db
+
+
+@click.group("hrdfund")
+def hrdfund_cli():
+    """hrdfund administration."""
+
+
+@hrdfund_cli.command("demo-data")
+@click.option("--scale", type=click.IntRange(1, 1_000_000), default=None,
+              help="Number of applications to generate (default 300).")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database holds users.")
+@with_appcontext
+def demo_data(scale, if_empty):
+    """Load a realistic demo world and write instance/demo-accounts.json."""
+    from . import demo
+    from .auth.models import User
+
+    if current_app.config["ENV_NAME"] == "production":
+        raise click.ClickException("demo data is never loaded in production")
+    if if_empty and db.session.execute(sa.select(User.id).limit(1)).first():
+        click.echo("Database already holds data; demo data not loaded.")
+        return
+    summary = demo.load_demo_data(scale or demo.DEFAULT_SCALE)
+    db.session.commit()
+    click.echo(f"Demo data loaded: {summary['applications']} applications, "
+               f"{summary['disbursements']} disbursements in {summary['seconds']:.1f} s.")
+    click.echo(f"Demo accounts: {summary['accounts_file']}")
+
+
+@hrdfund_cli.command("create-user")
+@click.option("--role", required=True,
+              type=click.Choice(["applicant", "partner", "reviewer", "manager", "finance",
+                                 "donor", "admin"]))
+@click.option("--login", required=True)
+@click.option("--fund", "fund_name", default=None, help="Fund name (staff and donors).")
+@click.option("--donor", "donor_id", type=int, default=None, help="Donor id (donor role).")
+@click.option("--organisation", "organisation_id", type=int, default=None,
+              help="Partner organisation id (partner role).")
+@click.password_option(help="Prompted for when not given.")
+@with_appcontext
+def create_user(role, login, fund_name, donor_id, organisation_id, password):
+    """Create an account; print the TOTP enrolment secret where the role needs one."""
+    from .auth import services
+    from .auth.models import Fund
+
+    fields = {}
+    if role not in ("applicant", "partner"):
+        query = sa.select(Fund).order_by(Fund.id)
+        if fund_name:
+            query = query.where(Fund.name == fund_name)
+        fund = db.session.execute(query.limit(1)).scalar_one_or_none()
+        if fund is None:
+            raise click.ClickException("no such fund; create one with `flask hrdfund create-fund`")
+        fields["fund_id"] = fund.id
+    if role == "donor":
+        fields["donor_id"] = donor_id
+    if role == "partner":
+        fields["partner_organisation_id"] = organisation_id
+    try:
+        user = services.create_user(role, login, password, **fields)
+        db.session.commit()
+    except (services.PasswordPolicyError, services.UserExistsError, ValueError,
+            sa.exc.IntegrityError) as exc:
+        db.session.rollback()
+        raise click.ClickException(_create_user_error(exc)) from exc
+    click.echo(f"Created {role} account {user.login}.")
+    if user.needs_totp:
+        click.echo(f"TOTP enrolment secret: {user.totp_secret}")
+        click.echo(f"Authenticator URI: {services.totp_uri(user, current_app.config['FUND_NAME'])}")
+
+
+def _create_user_error(exc):
+    from .auth import services
+
+    if isinstance(exc, services.PasswordPolicyError):
+        return f"password refused: {exc}"
+    if isinstance(exc, services.UserExistsError):
+        return "that login is taken"
+    if isinstance(exc, sa.exc.IntegrityError):
+        return "missing link: a donor needs --donor, a partner needs --organisation"
+    return str(exc)
+
+
+@hrdfund_cli.command("create-fund")
+@click.argument("name")
+@with_appcontext
+def create_fund(name):
+    """Create a fund (the organisation owning staff, pools and cases)."""
+    from . import audit
+    from .auth.models import Fund
+
+    fund = Fund(name=name)
+    db.session.add(fund)
+    db.session.flush()
+    audit.record("fund.created", fund, object_id=str(fund.id))
+    db.session.commit()
+    click.echo(f"Created fund {fund.id}.")
+
+
+@hrdfund_cli.command("pools")
+@with_appcontext
+def pools():
+    """One line per pool: ID, name and currency, separated by tabs."""
+    from .pools.models import Pool
+
+    for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
+        click.echo(f"{pool.id}\t{pool.name}\t{pool.currency}")
+
+
+@hrdfund_cli.command("check")
+@click.option("--head", default=None, help="Audit head SEQ:HASH recorded earlier.")
+@with_appcontext
+def check(head):
+    """Verify the ledger invariants and the audit chain; exit non-zero if broken."""
+    from . import audit
+    from .disbursements.ledger import check_ledger
+
+    parsed = None
+    if head:
+        try:
+            seq, digest = head.split(":")
+            parsed = (int(seq), digest)
+        except ValueError as exc:
+            raise click.ClickException("--head takes SEQ:HASH") from exc
+    problems = check_ledger() + audit.verify(parsed)
+    if problems:
+        for line in problems[:50]:
+            click.echo(f"BROKEN: {line}", err=True)
+        if len(problems) > 50:
+            click.echo(f"... and {len(problems) - 50} more", err=True)
+        sys.exit(1)
+    seq, digest = audit.head()
+    click.echo(f"OK: ledger balanced, audit chain verified up to entry {seq}.")
+    click.echo(f"Audit head (record it elsewhere): {seq}:{digest}")

@@ -1,0 +1,7 @@
+"""Disbursements: payments, reversals, receipts, and the ledger's invariants."""
+
+from flask import Blueprint
+
+bp = Blueprint("disbursements", __name__)
+
+from . import views  # noqa: E402,F401

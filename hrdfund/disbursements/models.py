@@ -1,0 +1,95 @@
+"""Disbursements (one payment each), their reversals, and receipts.
+
+A failed, returned or corrected payment is a reversal row pointing at what it reverses;
+a row is reversed at most once and never edited.
+"""
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, relationship
+
+from ..columns import (
+    FINANCIAL, INTERNAL, Encrypted, col, created_at, currency, currency_check,
+    encrypted_column, fk, money, pk, uid_column, enum as enum_col,
+)
+from ..extensions import db
+
+
+class PayeeType(enum.StrEnum):
+    DEFENDER = "defender"
+    VENDOR = "vendor"
+    HOST_ORGANISATION = "host_organisation"
+    INTERMEDIARY = "intermediary"
+
+
+class Channel(enum.StrEnum):
+    BANK = "bank"
+    MONEY_TRANSFER = "money_transfer"
+    MOBILE_MONEY = "mobile_money"
+    CASH_THROUGH_PARTNER = "cash_through_partner"
+    IN_KIND = "in_kind"
+
+
+class Disbursement(db.Model):
+    """One payment out of a grant's allocation, or the reversal of one."""
+
+    __tablename__ = "disbursements"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("amount_paid > 0", name="amount_paid_positive"),
+        sa.CheckConstraint("fee_amount >= 0", name="fee_positive"),
+        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
+        sa.CheckConstraint("reversal_of_id IS NULL OR reversal_of_id != id",
+                           name="not_self_reversal"),
+        sa.CheckConstraint("reversal_of_id IS NOT NULL OR idempotency_key IS NOT NULL",
+                           name="payment_has_key"),
+        currency_check("currency_paid"),
+        sa.Index("ix_disbursements_pool_paid_on", "pool_id", "paid_on"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    grant_id = fk("grants.id")
+    allocation_id = fk("allocations.id")
+    #: The pool paid from (that of the allocation), kept here for fast pool reports.
+    pool_id = fk("pools.id", index=False)
+    instalment_id = fk("instalments.id", nullable=True)
+    payee_type = enum_col(PayeeType, "payee_type", nullable=False)
+    #: Account, phone or name of the payee: visible to finance only.
+    _payee_details = encrypted_column("payee_details", FINANCIAL)
+    payee_details = Encrypted()
+    channel = enum_col(Channel, "channel", nullable=False)
+    amount_paid = money()
+    currency_paid = currency()
+    #: The same payment in the pool's currency.
+    amount = money()
+    #: Pool-currency units per unit paid, frozen with its source.
+    fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
+    rate_source = col(sa.String(80), INTERNAL, nullable=True)
+    #: Transfer fees in the pool's currency, a ledger entry of their own.
+    fee_amount = money(default=0)
+    paid_on = col(sa.Date, INTERNAL, nullable=False)
+    #: The fund's payment reference, matched against bank and provider reports.
+    reference = col(sa.String(64), INTERNAL, nullable=True, index=True)
+    proof_document_id = fk("documents.id", nullable=True, index=False)
+    #: One key per submitted form: a double submission records one payment.
+    idempotency_key = col(sa.String(64), INTERNAL, nullable=True, unique=True)
+    reversal_of_id = fk("disbursements.id", nullable=True, unique=True, index=False)
+    reason = col(sa.String(200), INTERNAL, nullable=True)
+    recorded_by_id = fk("users.id", nullable=True)
+    seal = col(sa.String(64), INTERNAL, nullable=False)
+    created_at = created_at()
+
+    grant = relationship("Grant")
+    allocation = relationship("Allocation")
+    reversal_of = relationship("Disbursement", remote_side=[id])
+
+
+class Receipt(db.Model):
+    """The applicant's confirmation that a payment arrived."""
+
+    __tablename__ = "receipts"
+    id: Mapped[int] = pk()
+    disbursement_id = fk("disbursements.id", unique=True, index=False)
+    confirmed_by_id = fk("users.id", nullable=True)
+    confirmed_at = col(sa.DateTime, INTERNAL, nullable=False)

@@ -1,0 +1,138 @@
+"""Donors, pools with their restrictions, contributions and exchange rates.
+
+A pool's figures are sums over ledger rows, never stored totals:
+received = contributions - contribution reversals; committed = allocations - releases;
+available = received - committed.
+"""
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, relationship
+
+from ..columns import (
+    INTERNAL, PUBLIC, col, created_at, currency, currency_check, fk, money, pk, uid_column,
+    enum as enum_col,
+)
+from ..extensions import db
+
+
+class Donor(db.Model):
+    """An institution funding one or more pools."""
+
+    __tablename__ = "donors"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    fund_id = fk("funds.id")
+    name = col(sa.String(160), INTERNAL, nullable=False)
+    created_at = created_at()
+
+    fund = relationship("Fund")
+    pools = relationship("Pool", back_populates="donor", order_by="Pool.id")
+
+
+class Pool(db.Model):
+    """Money from one donor, in one currency, with restrictions on its use."""
+
+    __tablename__ = "pools"
+    __table_args__ = (
+        currency_check("currency"),
+        sa.CheckConstraint("cap_per_grant IS NULL OR cap_per_grant > 0", name="cap_positive"),
+        sa.CheckConstraint("ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on",
+                           name="window_ordered"),
+        sa.UniqueConstraint("fund_id", "name"),
+    )
+    NAME_MAX = 120
+
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    fund_id = fk("funds.id")
+    donor_id = fk("donors.id")
+    name = col(sa.String(NAME_MAX), INTERNAL, nullable=False)
+    currency = currency()
+    #: Largest amount one grant may draw from this pool; NULL for no cap.
+    cap_per_grant = money(nullable=True)
+    #: Date window in which grants may draw on the pool.
+    starts_on = col(sa.Date, INTERNAL, nullable=True)
+    ends_on = col(sa.Date, INTERNAL, nullable=True)
+    active = col(sa.Boolean, INTERNAL, nullable=False, default=True)
+    created_at = created_at()
+
+    donor = relationship("Donor", back_populates="pools")
+    fund = relationship("Fund")
+    restrictions = relationship("PoolRestriction", back_populates="pool",
+                                cascade="all, delete-orphan")
+
+
+class RestrictionKind(enum.StrEnum):
+    CATEGORY = "category"
+    COUNTRY = "country"
+    REGION = "region"
+
+
+class PoolRestriction(db.Model):
+    """One allowed value of one kind; a pool with none of a kind allows every value."""
+
+    __tablename__ = "pool_restrictions"
+    __table_args__ = (sa.UniqueConstraint("pool_id", "kind", "value"),)
+    id: Mapped[int] = pk()
+    pool_id = fk("pools.id", ondelete="CASCADE")
+    kind = enum_col(RestrictionKind, "restriction_kind", nullable=False)
+    value = col(sa.String(40), PUBLIC, nullable=False)
+
+    pool = relationship("Pool", back_populates="restrictions")
+
+
+class Contribution(db.Model):
+    """Money received into a pool; a correction is a reversal row, never an edit."""
+
+    __tablename__ = "contributions"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("received_amount > 0", name="received_positive"),
+        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
+        currency_check("received_currency"),
+        sa.CheckConstraint("reversal_of_id IS NULL OR reversal_of_id != id",
+                           name="not_self_reversal"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    pool_id = fk("pools.id")
+    #: Amount in the pool's currency.
+    amount = money()
+    received_amount = money()
+    received_currency = currency()
+    #: Pool-currency units per unit received (1 when the currencies match).
+    fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
+    received_on = col(sa.Date, INTERNAL, nullable=False)
+    reference = col(sa.String(80), INTERNAL, nullable=True)
+    #: Set on a reversal row: the contribution it reverses (at most once).
+    reversal_of_id = fk("contributions.id", nullable=True, unique=True, index=False)
+    reason = col(sa.String(200), INTERNAL, nullable=True)
+    recorded_by_id = fk("users.id", nullable=True)
+    #: HMAC of the money fields under the audit key; `flask hrdfund check` recomputes it.
+    seal = col(sa.String(64), INTERNAL, nullable=False)
+    created_at = created_at()
+
+    pool = relationship("Pool")
+
+
+class ExchangeRate(db.Model):
+    """A rate the fund maintains: units of ``quote`` per unit of ``base`` on a date."""
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (
+        sa.CheckConstraint("rate > 0", name="rate_positive"),
+        currency_check("base"),
+        currency_check("quote"),
+        sa.UniqueConstraint("fund_id", "on_date", "base", "quote"),
+    )
+    id: Mapped[int] = pk()
+    fund_id = fk("funds.id")
+    on_date = col(sa.Date, INTERNAL, nullable=False)
+    base = currency()
+    quote = currency()
+    rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False)
+    source = col(sa.String(80), INTERNAL, nullable=False)
+    set_by_id = fk("users.id", nullable=True)
+    created_at = created_at()
