@@ -24,9 +24,14 @@ log = logging.getLogger("hrdfund")
 
 def create_app(overrides=None):
     """Build the application: config, extensions, blueprints, CLI, filters, handlers."""
-    app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"),
-                instance_path=os.environ.get("HRDFUND_INSTANCE_PATH",
-                                             os.path.join(ROOT, "instance")))
+    instance_path = (overrides or {}).get("INSTANCE_PATH") or os.environ.get(
+        "HRDFUND_INSTANCE_PATH", os.path.join(ROOT, "instance")
+    )
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(ROOT, "templates"),
+        instance_path=os.path.abspath(instance_path),
+    )
     env_name = (overrides or {}).get("ENV_NAME") or os.environ.get("HRDFUND_ENV", "production")
     if env_name not in CONFIGS:
         raise RuntimeError(f"HRDFUND_ENV must be one of {', '.join(CONFIGS)}")
@@ -36,7 +41,8 @@ def create_app(overrides=None):
     if app.config["ENV_NAME"] == "development":
         _load_development_secrets(app)
         app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"] or (
-            "sqlite:///" + os.path.join(app.instance_path, "hrdfund.sqlite3"))
+            "sqlite:///" + os.path.join(app.instance_path, "hrdfund.sqlite3")
+        )
     _check_secrets(app)
     _configure_logging(app)
     _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
@@ -63,7 +69,8 @@ def create_app(overrides=None):
     install_guard(app)
 
     app.jinja_env.filters["money"] = lambda amount, code: format_money(
-        amount, code, locale=str(get_locale() or "en"))
+        amount, code, locale=str(get_locale() or "en")
+    )
     app.jinja_env.globals["text_direction"] = _text_direction
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS
@@ -95,11 +102,14 @@ def _check_secrets(app):
     """Refuse to start without the three secrets, each the base64 of 32 random bytes."""
     try:
         crypto.parse_key(app.config.get("SECRET_KEY"), "SECRET_KEY")
-        field_key = crypto.parse_key(app.config.get("HRDFUND_ENCRYPTION_KEY"),
-                                     "HRDFUND_ENCRYPTION_KEY")
-        old_keys = [crypto.parse_key(k, "HRDFUND_ENCRYPTION_OLD_KEYS")
-                    for k in app.config.get("HRDFUND_ENCRYPTION_OLD_KEYS", "").split(",")
-                    if k.strip()]
+        field_key = crypto.parse_key(
+            app.config.get("HRDFUND_ENCRYPTION_KEY"), "HRDFUND_ENCRYPTION_KEY"
+        )
+        old_keys = [
+            crypto.parse_key(k, "HRDFUND_ENCRYPTION_OLD_KEYS")
+            for k in app.config.get("HRDFUND_ENCRYPTION_OLD_KEYS", "").split(",")
+            if k.strip()
+        ]
         audit_key = crypto.parse_key(app.config.get("HRDFUND_AUDIT_KEY"), "HRDFUND_AUDIT_KEY")
     except crypto.KeyConfigError as exc:
         raise RuntimeError(f"hrdfund refuses to start: {exc}") from exc
@@ -133,8 +143,13 @@ def _sqlite_connect(dbapi_connection, _record):
     # Transactions are begun explicitly below, as BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in ("foreign_keys=ON", "secure_delete=ON", "journal_mode=WAL",
-                   "synchronous=FULL", "busy_timeout=30000"):
+    for pragma in (
+        "foreign_keys=ON",
+        "secure_delete=ON",
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "busy_timeout=30000",
+    ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -167,7 +182,8 @@ def _security_headers(response):
     """Headers on every response, error pages and static files included."""
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Frame-Options"] = "DENY"
@@ -182,8 +198,9 @@ def _security_headers(response):
 
 def _http_error(exc):
     code = exc.code or 500
-    template = f"errors/{code}.html" if code in (400, 403, 404, 405, 413, 429) else \
-        "errors/generic.html"
+    template = (
+        f"errors/{code}.html" if code in (400, 403, 404, 405, 413, 429) else "errors/generic.html"
+    )
     return render_template(template, code=code), code
 
 
@@ -191,8 +208,12 @@ def _server_error(exc):
     """Roll back, log the error's type only, and show a page that reveals nothing."""
     db.session.rollback()
     # The message may quote personal data (SQL parameters, form values): log frames only.
-    log.error("unhandled %s on endpoint %s\n%s", type(exc).__name__, request.endpoint,
-              "".join(traceback.format_tb(exc.__traceback__)))
+    log.error(
+        "unhandled %s on endpoint %s\n%s",
+        type(exc).__name__,
+        request.endpoint,
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
     try:
         return render_template("errors/500.html", code=500), 500
     except Exception:  # noqa: BLE001  (the page itself failed: answer with plain text)

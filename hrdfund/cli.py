@@ -16,8 +16,12 @@ def hrdfund_cli():
 
 
 @hrdfund_cli.command("demo-data")
-@click.option("--scale", type=click.IntRange(1, 1_000_000), default=None,
-              help="Number of applications to generate (default 300).")
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Number of applications to generate (default 300).",
+)
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database holds users.")
 @with_appcontext
 def demo_data(scale, if_empty):
@@ -32,20 +36,29 @@ def demo_data(scale, if_empty):
         return
     summary = demo.load_demo_data(scale or demo.DEFAULT_SCALE)
     db.session.commit()
-    click.echo(f"Demo data loaded: {summary['applications']} applications, "
-               f"{summary['disbursements']} disbursements in {summary['seconds']:.1f} s.")
+    click.echo(
+        f"Demo data loaded: {summary['applications']} applications, "
+        f"{summary['disbursements']} disbursements in {summary['seconds']:.1f} s."
+    )
     click.echo(f"Demo accounts: {summary['accounts_file']}")
 
 
 @hrdfund_cli.command("create-user")
-@click.option("--role", required=True,
-              type=click.Choice(["applicant", "partner", "reviewer", "manager", "finance",
-                                 "donor", "admin"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]),
+)
 @click.option("--login", required=True)
 @click.option("--fund", "fund_name", default=None, help="Fund name (staff and donors).")
 @click.option("--donor", "donor_id", type=int, default=None, help="Donor id (donor role).")
-@click.option("--organisation", "organisation_id", type=int, default=None,
-              help="Partner organisation id (partner role).")
+@click.option(
+    "--organisation",
+    "organisation_id",
+    type=int,
+    default=None,
+    help="Partner organisation id (partner role).",
+)
 @click.password_option(help="Prompted for when not given.")
 @with_appcontext
 def create_user(role, login, fund_name, donor_id, organisation_id, password):
@@ -69,8 +82,12 @@ def create_user(role, login, fund_name, donor_id, organisation_id, password):
     try:
         user = services.create_user(role, login, password, **fields)
         db.session.commit()
-    except (services.PasswordPolicyError, services.UserExistsError, ValueError,
-            sa.exc.IntegrityError) as exc:
+    except (
+        services.PasswordPolicyError,
+        services.UserExistsError,
+        ValueError,
+        sa.exc.IntegrityError,
+    ) as exc:
         db.session.rollback()
         raise click.ClickException(_create_user_error(exc)) from exc
     click.echo(f"Created {role} account {user.login}.")

@@ -44,8 +44,13 @@ def pk():
 
 def fk(target, data_class=INTERNAL, nullable=False, index=True, ondelete=None, **kwargs):
     """A foreign key column to ``target`` ("table.column")."""
-    return sa.orm.mapped_column(sa.ForeignKey(target, ondelete=ondelete), nullable=nullable,
-                                index=index, info={"data_class": data_class}, **kwargs)
+    return sa.orm.mapped_column(
+        sa.ForeignKey(target, ondelete=ondelete),
+        nullable=nullable,
+        index=index,
+        info={"data_class": data_class},
+        **kwargs,
+    )
 
 
 def uid_column():
@@ -69,16 +74,23 @@ def currency(nullable=False, **kwargs):
 
 def enum(enum_cls, name, data_class=INTERNAL, **kwargs):
     """A string enum stored as VARCHAR with a CHECK constraint (portable, easy to migrate)."""
-    type_ = sa.Enum(enum_cls, name=name, native_enum=False, create_constraint=True,
-                    length=32, values_callable=lambda e: [m.value for m in e],
-                    validate_strings=True)
+    type_ = sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
     return col(type_, data_class, **kwargs)
 
 
 def currency_check(column):
     """CHECK that a currency column holds three capital letters."""
     return sa.CheckConstraint(
-        f"length({column}) = 3 AND upper({column}) = {column}", name=f"{column}_code")
+        f"length({column}) = 3 AND upper({column}) = {column}", name=f"{column}_code"
+    )
 
 
 class Encrypted:
@@ -113,8 +125,7 @@ class Encrypted:
             setattr(obj, self.column, None)
             return
         text = json.dumps(value, sort_keys=True) if self.json else str(value)
-        setattr(obj, self.column,
-                cipher().encrypt(text, obj.__tablename__, self.name, obj.uid))
+        setattr(obj, self.column, cipher().encrypt(text, obj.__tablename__, self.name, obj.uid))
 
 
 def encrypted_column(name, data_class=SENSITIVE, nullable=True):

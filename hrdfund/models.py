@@ -1,11 +1,23 @@
 """Imports every feature's models so the metadata knows every table (migrations, tests)."""
 
 from .applications.models import (  # noqa: F401
-    Application, BudgetLine, Consent, Dependant, Document, Message, Reference,
-    StatusChange, Story, UseOfFundsReport,
+    Application,
+    BudgetLine,
+    Consent,
+    Dependant,
+    Document,
+    Message,
+    Reference,
+    StatusChange,
+    Story,
+    UseOfFundsReport,
 )
 from .applications.review_models import (  # noqa: F401
-    CaseNote, Cofunding, ConflictDeclaration, Decision, Review,
+    CaseNote,
+    Cofunding,
+    ConflictDeclaration,
+    Decision,
+    Review,
 )
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import Fund, PartnerOrganisation, User  # noqa: F401

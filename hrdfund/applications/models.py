@@ -8,8 +8,21 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
-    INTERNAL, PERSONAL, PUBLIC, SENSITIVE, Encrypted, col, created_at, currency,
-    currency_check, encrypted_column, fk, money, pk, uid_column, enum as enum_col,
+    INTERNAL,
+    PERSONAL,
+    Encrypted,
+    col,
+    created_at,
+    currency,
+    currency_check,
+    encrypted_column,
+    fk,
+    money,
+    pk,
+    uid_column,
+)
+from ..columns import (
+    enum as enum_col,
 )
 from ..extensions import db
 
@@ -60,8 +73,9 @@ class Application(db.Model):
 
     __tablename__ = "applications"
     __table_args__ = (
-        sa.CheckConstraint("amount_requested IS NULL OR amount_requested > 0",
-                           name="amount_positive"),
+        sa.CheckConstraint(
+            "amount_requested IS NULL OR amount_requested > 0", name="amount_positive"
+        ),
         currency_check("currency"),
         sa.CheckConstraint("dependants_count >= 0", name="dependants_positive"),
         sa.Index("ix_applications_queue", "fund_id", "status", "submitted_at"),
@@ -76,8 +90,9 @@ class Application(db.Model):
     partner_organisation_id = fk("partner_organisations.id", nullable=True)
     submitted_by_id = fk("users.id", nullable=True)
     category = enum_col(Category, "category", nullable=False, index=True)
-    status = enum_col(ApplicationStatus, "application_status", nullable=False,
-                      default=ApplicationStatus.DRAFT)
+    status = enum_col(
+        ApplicationStatus, "application_status", nullable=False, default=ApplicationStatus.DRAFT
+    )
     urgency = enum_col(Urgency, "urgency", nullable=False, default=Urgency.NORMAL)
     #: ISO 3166 alpha-2 country where the defender is (coarse location only).
     country = col(sa.String(2), PERSONAL, nullable=True, index=True)
@@ -114,14 +129,30 @@ class Application(db.Model):
     submitted_by = relationship("User", foreign_keys=[submitted_by_id])
     assigned_reviewer = relationship("User", foreign_keys=[assigned_reviewer_id])
     partner_organisation = relationship("PartnerOrganisation")
-    dependants = relationship("Dependant", back_populates="application",
-                              cascade="all, delete-orphan", order_by="Dependant.id")
-    budget_lines = relationship("BudgetLine", back_populates="application",
-                                cascade="all, delete-orphan", order_by="BudgetLine.id")
-    references = relationship("Reference", back_populates="application",
-                              cascade="all, delete-orphan", order_by="Reference.id")
-    status_changes = relationship("StatusChange", back_populates="application",
-                                  cascade="all, delete-orphan", order_by="StatusChange.id")
+    dependants = relationship(
+        "Dependant",
+        back_populates="application",
+        cascade="all, delete-orphan",
+        order_by="Dependant.id",
+    )
+    budget_lines = relationship(
+        "BudgetLine",
+        back_populates="application",
+        cascade="all, delete-orphan",
+        order_by="BudgetLine.id",
+    )
+    references = relationship(
+        "Reference",
+        back_populates="application",
+        cascade="all, delete-orphan",
+        order_by="Reference.id",
+    )
+    status_changes = relationship(
+        "StatusChange",
+        back_populates="application",
+        cascade="all, delete-orphan",
+        order_by="StatusChange.id",
+    )
 
 
 class Dependant(db.Model):
@@ -147,10 +178,12 @@ class BudgetLine(db.Model):
     __tablename__ = "budget_lines"
     __table_args__ = (
         sa.CheckConstraint("amount > 0", name="amount_positive"),
-        sa.CheckConstraint("recommended_amount IS NULL OR recommended_amount >= 0",
-                           name="recommended_positive"),
-        sa.CheckConstraint("approved_amount IS NULL OR approved_amount >= 0",
-                           name="approved_positive"),
+        sa.CheckConstraint(
+            "recommended_amount IS NULL OR recommended_amount >= 0", name="recommended_positive"
+        ),
+        sa.CheckConstraint(
+            "approved_amount IS NULL OR approved_amount >= 0", name="approved_positive"
+        ),
         currency_check("currency"),
     )
     DESCRIPTION_MAX = 200
@@ -187,8 +220,12 @@ class Reference(db.Model):
     organisation = Encrypted()
     _contact = encrypted_column("contact")
     contact = Encrypted()
-    status = enum_col(VerificationStatus, "verification_status", nullable=False,
-                      default=VerificationStatus.PENDING)
+    status = enum_col(
+        VerificationStatus,
+        "verification_status",
+        nullable=False,
+        default=VerificationStatus.PENDING,
+    )
     _notes = encrypted_column("notes")
     notes = Encrypted()
     contacted_at = col(sa.DateTime, INTERNAL, nullable=True)
@@ -255,8 +292,11 @@ class Consent(db.Model):
     """The defender's recorded consent; withdrawable, never deleted."""
 
     __tablename__ = "consents"
-    __table_args__ = (sa.CheckConstraint(
-        "withdrawn_at IS NULL OR withdrawn_at >= given_at", name="withdrawn_after_given"),)
+    __table_args__ = (
+        sa.CheckConstraint(
+            "withdrawn_at IS NULL OR withdrawn_at >= given_at", name="withdrawn_after_given"
+        ),
+    )
     id: Mapped[int] = pk()
     uid = uid_column()
     application_id = fk("applications.id", ondelete="CASCADE")

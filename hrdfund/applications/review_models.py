@@ -7,8 +7,20 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
-    INTERNAL, Encrypted, col, created_at, currency, currency_check, encrypted_column, fk,
-    money, pk, uid_column, enum as enum_col,
+    INTERNAL,
+    Encrypted,
+    col,
+    created_at,
+    currency,
+    currency_check,
+    encrypted_column,
+    fk,
+    money,
+    pk,
+    uid_column,
+)
+from ..columns import (
+    enum as enum_col,
 )
 from ..extensions import db
 
@@ -31,8 +43,9 @@ class Review(db.Model):
 
     __tablename__ = "reviews"
     __table_args__ = (
-        sa.CheckConstraint("recommended_amount IS NULL OR recommended_amount >= 0",
-                           name="amount_positive"),
+        sa.CheckConstraint(
+            "recommended_amount IS NULL OR recommended_amount >= 0", name="amount_positive"
+        ),
         currency_check("currency"),
     )
     id: Mapped[int] = pk()
@@ -76,8 +89,9 @@ class Decision(db.Model):
     __table_args__ = (
         sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
         currency_check("currency"),
-        sa.CheckConstraint("outcome != 'approve' OR amount IS NOT NULL",
-                           name="approval_has_amount"),
+        sa.CheckConstraint(
+            "outcome != 'approve' OR amount IS NOT NULL", name="approval_has_amount"
+        ),
         sa.UniqueConstraint("application_id", "manager_id", "outcome", "round"),
     )
     id: Mapped[int] = pk()
@@ -114,8 +128,9 @@ class Cofunding(db.Model):
     __tablename__ = "cofundings"
     __table_args__ = (
         sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
-        sa.CheckConstraint("ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on",
-                           name="period_ordered"),
+        sa.CheckConstraint(
+            "ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on", name="period_ordered"
+        ),
         currency_check("currency"),
     )
     id: Mapped[int] = pk()

@@ -33,13 +33,22 @@ def key_id(key=None):
 
 def canonical(data):
     """Canonical JSON: sorted keys, no spaces, Decimals and dates as strings."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str,
-                      ensure_ascii=False)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 def _entry_hash(key, prev_hash, seq, at, actor, action, object_type, object_id, payload):
-    message = "\x1f".join([prev_hash, str(seq), at.isoformat(), actor, action,
-                           object_type or "", object_id or "", payload])
+    message = "\x1f".join(
+        [
+            prev_hash,
+            str(seq),
+            at.isoformat(),
+            actor,
+            action,
+            object_type or "",
+            object_id or "",
+            payload,
+        ]
+    )
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
@@ -63,10 +72,16 @@ def record(action, obj=None, actor=None, object_type=None, object_id=None, **pay
     at = utcnow().replace(microsecond=0)
     body = canonical({k: (str(v) if isinstance(v, Decimal) else v) for k, v in payload.items()})
     event = AuditEvent(
-        seq=seq, at=at, actor=actor_name, action=action, object_type=object_type,
-        object_id=object_id, payload=body, key_id=key_id(key), prev_hash=prev_hash,
-        hash=_entry_hash(key, prev_hash, seq, at, actor_name, action, object_type,
-                         object_id, body),
+        seq=seq,
+        at=at,
+        actor=actor_name,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        payload=body,
+        key_id=key_id(key),
+        prev_hash=prev_hash,
+        hash=_entry_hash(key, prev_hash, seq, at, actor_name, action, object_type, object_id, body),
     )
     db.session.add(event)
     db.session.flush()
@@ -86,18 +101,31 @@ def verify(head=None):
         if event.seq != expected_seq:
             return [f"audit entry {expected_seq} is missing (next entry is {event.seq})"]
         if event.prev_hash != prev_hash:
-            return [f"audit entry {event.seq} does not follow entry {event.seq - 1} "
-                    "(deleted or reordered)"]
-        digest = _entry_hash(key, event.prev_hash, event.seq, event.at, event.actor,
-                             event.action, event.object_type, event.object_id, event.payload)
+            return [
+                f"audit entry {event.seq} does not follow entry {event.seq - 1} "
+                "(deleted or reordered)"
+            ]
+        digest = _entry_hash(
+            key,
+            event.prev_hash,
+            event.seq,
+            event.at,
+            event.actor,
+            event.action,
+            event.object_type,
+            event.object_id,
+            event.payload,
+        )
         if not hmac.compare_digest(digest, event.hash):
             return [f"audit entry {event.seq} was altered (its hash does not verify)"]
         expected_seq, prev_hash = event.seq + 1, event.hash
     if head is not None:
         head_seq, head_hash = head
         if expected_seq - 1 < head_seq:
-            return [f"audit chain ends at {expected_seq - 1}, before the recorded head "
-                    f"{head_seq}: entries were cut"]
+            return [
+                f"audit chain ends at {expected_seq - 1}, before the recorded head "
+                f"{head_seq}: entries were cut"
+            ]
         at_head = db.session.get(AuditEvent, head_seq)
         if at_head is None or at_head.hash != head_hash:
             return [f"audit entry {head_seq} differs from the recorded head"]
@@ -114,13 +142,32 @@ def head():
 
 #: The fields each ledger table's seal covers: whatever moves or ties money.
 SEALED_FIELDS = {
-    "contributions": ("uid", "pool_id", "amount", "received_amount", "received_currency",
-                      "fx_rate", "received_on", "reversal_of_id"),
+    "contributions": (
+        "uid",
+        "pool_id",
+        "amount",
+        "received_amount",
+        "received_currency",
+        "fx_rate",
+        "received_on",
+        "reversal_of_id",
+    ),
     "allocations": ("uid", "grant_id", "pool_id", "amount", "grant_amount", "fx_rate"),
     "releases": ("uid", "allocation_id", "amount"),
-    "disbursements": ("uid", "grant_id", "allocation_id", "pool_id", "instalment_id",
-                      "amount_paid", "currency_paid", "amount", "fx_rate", "fee_amount",
-                      "paid_on", "reversal_of_id"),
+    "disbursements": (
+        "uid",
+        "grant_id",
+        "allocation_id",
+        "pool_id",
+        "instalment_id",
+        "amount_paid",
+        "currency_paid",
+        "amount",
+        "fx_rate",
+        "fee_amount",
+        "paid_on",
+        "reversal_of_id",
+    ),
 }
 
 
@@ -141,6 +188,7 @@ def seal(table, values, key=None):
 
 def seal_row(obj):
     """Set ``obj.seal`` from its current fields (call after ids are assigned)."""
-    obj.seal = seal(obj.__tablename__, {f: getattr(obj, f) for f in SEALED_FIELDS[
-        obj.__tablename__]})
+    obj.seal = seal(
+        obj.__tablename__, {f: getattr(obj, f) for f in SEALED_FIELDS[obj.__tablename__]}
+    )
     return obj

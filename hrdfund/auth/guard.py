@@ -50,12 +50,17 @@ def install_guard(app):
 def _session_expired():
     cfg = current_app.config
     now = utcnow().timestamp()
-    idle = cfg["IDLE_TIMEOUT_APPLICANT"] if current_user.is_applicant_side else \
-        cfg["IDLE_TIMEOUT_STAFF"]
+    idle = (
+        cfg["IDLE_TIMEOUT_APPLICANT"]
+        if current_user.is_applicant_side
+        else cfg["IDLE_TIMEOUT_STAFF"]
+    )
     seen_at = session.get("seen_at", 0)
     auth_at = session.get("auth_at", 0)
-    return now - seen_at > idle.total_seconds() or \
-        now - auth_at > cfg["ABSOLUTE_SESSION_LIFETIME"].total_seconds()
+    return (
+        now - seen_at > idle.total_seconds()
+        or now - auth_at > cfg["ABSOLUTE_SESSION_LIFETIME"].total_seconds()
+    )
 
 
 def role_required(*roles):

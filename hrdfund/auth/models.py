@@ -7,8 +7,20 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
-    INTERNAL, PERSONAL, PUBLIC, SENSITIVE, Encrypted, col, created_at, encrypted_column,
-    fk, pk, uid_column, enum as enum_col,
+    INTERNAL,
+    PERSONAL,
+    PUBLIC,
+    SENSITIVE,
+    Encrypted,
+    col,
+    created_at,
+    encrypted_column,
+    fk,
+    pk,
+    uid_column,
+)
+from ..columns import (
+    enum as enum_col,
 )
 from ..extensions import db
 
@@ -59,10 +71,12 @@ class User(UserMixin, db.Model):
     __table_args__ = (
         sa.CheckConstraint("failed_logins >= 0", name="failed_logins_positive"),
         sa.CheckConstraint(
-            "role != 'partner' OR partner_organisation_id IS NOT NULL", name="partner_has_org"),
+            "role != 'partner' OR partner_organisation_id IS NOT NULL", name="partner_has_org"
+        ),
         sa.CheckConstraint("role != 'donor' OR donor_id IS NOT NULL", name="donor_has_donor"),
         sa.CheckConstraint(
-            "role IN ('applicant', 'partner') OR fund_id IS NOT NULL", name="staff_has_fund"),
+            "role IN ('applicant', 'partner') OR fund_id IS NOT NULL", name="staff_has_fund"
+        ),
     )
     LOGIN_MAX = 64
     NAME_MAX = 120

@@ -40,8 +40,11 @@ class UserExistsError(ValueError):
 
 def _hasher():
     cfg = current_app.config
-    return PasswordHasher(time_cost=cfg["ARGON2_TIME_COST"], memory_cost=cfg["ARGON2_MEMORY_COST"],
-                          parallelism=cfg["ARGON2_PARALLELISM"])
+    return PasswordHasher(
+        time_cost=cfg["ARGON2_TIME_COST"],
+        memory_cost=cfg["ARGON2_MEMORY_COST"],
+        parallelism=cfg["ARGON2_PARALLELISM"],
+    )
 
 
 def _common_passwords():
@@ -49,8 +52,9 @@ def _common_passwords():
     if cache is None:
         path = os.path.join(os.path.dirname(__file__), "common_passwords.txt")
         with open(path) as fh:
-            cache = frozenset(line.strip() for line in fh if line.strip()
-                              and not line.startswith("#"))
+            cache = frozenset(
+                line.strip() for line in fh if line.strip() and not line.startswith("#")
+            )
         current_app.extensions["hrdfund_common_passwords"] = cache
     return cache
 
@@ -96,7 +100,8 @@ def normalise_login(login):
 
 def find_user(login):
     return db.session.execute(
-        sa.select(User).where(User.login == normalise_login(login))).scalar_one_or_none()
+        sa.select(User).where(User.login == normalise_login(login))
+    ).scalar_one_or_none()
 
 
 def authenticate(login, password):

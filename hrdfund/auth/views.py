@@ -6,8 +6,7 @@ from flask_login import current_user, login_user, logout_user
 
 from ..columns import utcnow
 from ..extensions import db
-from . import bp
-from . import services
+from . import bp, services
 from .forms import CodeForm, ConfirmForm, LoginForm
 from .guard import role_required
 from .models import Role, User
@@ -43,9 +42,12 @@ def login():
         except services.AuthError as exc:
             db.session.commit()
             if exc.reason == "locked":
-                form.form_errors.append(_(
-                    "Too many failed attempts. Wait %(minutes)d minutes, then try again.",
-                    minutes=exc.wait_minutes))
+                form.form_errors.append(
+                    _(
+                        "Too many failed attempts. Wait %(minutes)d minutes, then try again.",
+                        minutes=exc.wait_minutes,
+                    )
+                )
             else:
                 form.form_errors.append(_("Login name or password is not right."))
             return render_template("auth/login.html", form=form), 200
@@ -71,18 +73,28 @@ def code():
     enrolling = user.totp_confirmed_at is None
     if form.validate_on_submit():
         if user.locked_until and user.locked_until > utcnow():
-            form.form_errors.append(_("Too many failed attempts. Wait a few minutes, "
-                                      "then sign in again."))
+            form.form_errors.append(
+                _("Too many failed attempts. Wait a few minutes, then sign in again.")
+            )
         elif services.verify_totp(user, form.code.data):
             return _finish_login(user)
         else:
             services.register_failure(user)
             db.session.commit()
-            form.code.errors = [_("That code is not right or was already used. "
-                                  "Wait for the next code and try again.")]
+            form.code.errors = [
+                _(
+                    "That code is not right or was already used. "
+                    "Wait for the next code and try again."
+                )
+            ]
     uri = services.totp_uri(user, current_app.config["FUND_NAME"]) if enrolling else None
-    return render_template("auth/code.html", form=form, enrolling=enrolling,
-                           secret=user.totp_secret if enrolling else None, uri=uri)
+    return render_template(
+        "auth/code.html",
+        form=form,
+        enrolling=enrolling,
+        secret=user.totp_secret if enrolling else None,
+        uri=uri,
+    )
 
 
 def _pending_user():
@@ -104,6 +116,8 @@ def _finish_login(user):
     db.session.commit()
     session.clear()
     login_user(user, remember=False)
+    # Flask-Login stores a hash of the address and browser; the cookie carries neither.
+    session.pop("_id", None)
     now = int(utcnow().timestamp())
     session["auth_at"] = now
     session["seen_at"] = now
@@ -130,7 +144,13 @@ def users():
     """The admin's list of accounts of their fund (no case content)."""
     import sqlalchemy as sa
 
-    rows = db.session.execute(
-        sa.select(User).where(User.fund_id == current_user.fund_id).order_by(User.role, User.login)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            sa.select(User)
+            .where(User.fund_id == current_user.fund_id)
+            .order_by(User.role, User.login)
+        )
+        .scalars()
+        .all()
+    )
     return render_template("auth/users.html", users=rows)

@@ -28,25 +28,40 @@ def _sum(expr):
 
 def pool_figures(pool_ids=None):
     """Map pool id -> received, committed, disbursed, fees, available, outstanding."""
+
     def grouped(query, key):
         if pool_ids is not None:
             query = query.where(key.in_(pool_ids))
         return {row[0]: quantize(row[1]) for row in db.session.execute(query.group_by(key))}
 
-    received = grouped(sa.select(Contribution.pool_id, _sum(_signed(Contribution))),
-                       Contribution.pool_id)
-    allocated = grouped(sa.select(Allocation.pool_id, _sum(Allocation.amount)),
-                        Allocation.pool_id)
-    released = grouped(sa.select(Allocation.pool_id, _sum(Release.amount))
-                       .join(Release, Release.allocation_id == Allocation.id),
-                       Allocation.pool_id)
-    disbursed = grouped(sa.select(Disbursement.pool_id, _sum(_signed(Disbursement))),
-                        Disbursement.pool_id)
-    fees = grouped(sa.select(Disbursement.pool_id, _sum(sa.case(
-        (Disbursement.reversal_of_id.is_(None), Disbursement.fee_amount),
-        else_=-Disbursement.fee_amount))), Disbursement.pool_id)
-    ids = pool_ids if pool_ids is not None else db.session.execute(
-        sa.select(Pool.id)).scalars().all()
+    received = grouped(
+        sa.select(Contribution.pool_id, _sum(_signed(Contribution))), Contribution.pool_id
+    )
+    allocated = grouped(sa.select(Allocation.pool_id, _sum(Allocation.amount)), Allocation.pool_id)
+    released = grouped(
+        sa.select(Allocation.pool_id, _sum(Release.amount)).join(
+            Release, Release.allocation_id == Allocation.id
+        ),
+        Allocation.pool_id,
+    )
+    disbursed = grouped(
+        sa.select(Disbursement.pool_id, _sum(_signed(Disbursement))), Disbursement.pool_id
+    )
+    fees = grouped(
+        sa.select(
+            Disbursement.pool_id,
+            _sum(
+                sa.case(
+                    (Disbursement.reversal_of_id.is_(None), Disbursement.fee_amount),
+                    else_=-Disbursement.fee_amount,
+                )
+            ),
+        ),
+        Disbursement.pool_id,
+    )
+    ids = (
+        pool_ids if pool_ids is not None else db.session.execute(sa.select(Pool.id)).scalars().all()
+    )
     figures = {}
     for pid in ids:
         committed = allocated.get(pid, ZERO) - released.get(pid, ZERO)
@@ -67,8 +82,10 @@ def check_ledger():
     problems += _check_seals()
     for pid, fig in pool_figures().items():
         if fig["available"] < 0:
-            problems.append(f"pool {pid} is below zero: committed {fig['committed']} "
-                            f"exceeds received {fig['received']}")
+            problems.append(
+                f"pool {pid} is below zero: committed {fig['committed']} "
+                f"exceeds received {fig['received']}"
+            )
     problems += _check_allocations()
     problems += _check_reversals(Disbursement, "disbursement")
     problems += _check_reversals(Contribution, "contribution")
@@ -83,30 +100,46 @@ def _check_seals():
         fields = audit.SEALED_FIELDS[table]
         query = sa.select(model.id, model.seal, *(getattr(model, f) for f in fields))
         for row in db.session.execute(query).yield_per(5000):
-            values = dict(zip(fields, row[2:]))
+            values = dict(zip(fields, row[2:], strict=True))
             if audit.seal(table, values) != row.seal:
-                problems.append(f"{table} row {row.id} was altered in the database "
-                                "(its seal does not match its amounts)")
+                problems.append(
+                    f"{table} row {row.id} was altered in the database "
+                    "(its seal does not match its amounts)"
+                )
     return problems
 
 
 def _check_allocations():
     """No grant paid beyond what its allocation commits, net of releases."""
-    released = sa.select(Release.allocation_id, _sum(Release.amount).label("released")) \
-        .group_by(Release.allocation_id).subquery()
-    paid = sa.select(Disbursement.allocation_id, _sum(_signed(Disbursement)).label("paid")) \
-        .group_by(Disbursement.allocation_id).subquery()
+    released = (
+        sa.select(Release.allocation_id, _sum(Release.amount).label("released"))
+        .group_by(Release.allocation_id)
+        .subquery()
+    )
+    paid = (
+        sa.select(Disbursement.allocation_id, _sum(_signed(Disbursement)).label("paid"))
+        .group_by(Disbursement.allocation_id)
+        .subquery()
+    )
     rows = db.session.execute(
-        sa.select(Allocation.id, Allocation.grant_id, Allocation.amount,
-                  sa.func.coalesce(released.c.released, 0), sa.func.coalesce(paid.c.paid, 0))
+        sa.select(
+            Allocation.id,
+            Allocation.grant_id,
+            Allocation.amount,
+            sa.func.coalesce(released.c.released, 0),
+            sa.func.coalesce(paid.c.paid, 0),
+        )
         .outerjoin(released, released.c.allocation_id == Allocation.id)
-        .outerjoin(paid, paid.c.allocation_id == Allocation.id))
+        .outerjoin(paid, paid.c.allocation_id == Allocation.id)
+    )
     problems = []
     for alloc_id, grant_id, amount, rel, pd in rows:
         rel, pd = quantize(rel), quantize(pd)
         if pd + rel > amount:
-            problems.append(f"grant {grant_id} is paid beyond its commitment on allocation "
-                            f"{alloc_id}: paid {pd} + released {rel} > committed {amount}")
+            problems.append(
+                f"grant {grant_id} is paid beyond its commitment on allocation "
+                f"{alloc_id}: paid {pd} + released {rel} > committed {amount}"
+            )
         if pd < 0:
             problems.append(f"allocation {alloc_id} has more reversed than paid")
     return problems
@@ -115,8 +148,9 @@ def _check_allocations():
 def _check_reversals(model, name):
     """A reversal reverses an original row (not a reversal), by no more than it was."""
     original = sa.orm.aliased(model)
-    query = sa.select(model.id, model.amount, original.amount, original.reversal_of_id) \
-        .join(original, original.id == model.reversal_of_id)
+    query = sa.select(model.id, model.amount, original.amount, original.reversal_of_id).join(
+        original, original.id == model.reversal_of_id
+    )
     if model is Disbursement:
         query = query.add_columns(model.allocation_id != original.allocation_id)
     problems = []
@@ -125,8 +159,9 @@ def _check_reversals(model, name):
         if orig_reversal is not None:
             problems.append(f"{name} {rev_id} reverses a reversal")
         if rev_amount > orig_amount:
-            problems.append(f"{name} {rev_id} reverses more ({rev_amount}) than the "
-                            f"original ({orig_amount})")
+            problems.append(
+                f"{name} {rev_id} reverses more ({rev_amount}) than the original ({orig_amount})"
+            )
         if len(row) > 4 and row[4]:
             problems.append(f"{name} {rev_id} is not on the allocation it reverses")
     return problems
@@ -134,10 +169,19 @@ def _check_reversals(model, name):
 
 def _check_ties():
     """Every disbursement belongs to its grant's allocation and to that allocation's pool."""
-    rows = db.session.execute(
-        sa.select(Disbursement.id).join(Allocation, Allocation.id == Disbursement.allocation_id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .where(sa.or_(Allocation.grant_id != Disbursement.grant_id,
-                      Allocation.pool_id != Disbursement.pool_id))
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            sa.select(Disbursement.id)
+            .join(Allocation, Allocation.id == Disbursement.allocation_id)
+            .join(Grant, Grant.id == Disbursement.grant_id)
+            .where(
+                sa.or_(
+                    Allocation.grant_id != Disbursement.grant_id,
+                    Allocation.pool_id != Disbursement.pool_id,
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     return [f"disbursement {d} is not tied to its grant's allocation and pool" for d in rows]

@@ -10,8 +10,21 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
-    FINANCIAL, INTERNAL, Encrypted, col, created_at, currency, currency_check,
-    encrypted_column, fk, money, pk, uid_column, enum as enum_col,
+    FINANCIAL,
+    INTERNAL,
+    Encrypted,
+    col,
+    created_at,
+    currency,
+    currency_check,
+    encrypted_column,
+    fk,
+    money,
+    pk,
+    uid_column,
+)
+from ..columns import (
+    enum as enum_col,
 )
 from ..extensions import db
 
@@ -40,10 +53,12 @@ class Disbursement(db.Model):
         sa.CheckConstraint("amount_paid > 0", name="amount_paid_positive"),
         sa.CheckConstraint("fee_amount >= 0", name="fee_positive"),
         sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
-        sa.CheckConstraint("reversal_of_id IS NULL OR reversal_of_id != id",
-                           name="not_self_reversal"),
-        sa.CheckConstraint("reversal_of_id IS NOT NULL OR idempotency_key IS NOT NULL",
-                           name="payment_has_key"),
+        sa.CheckConstraint(
+            "reversal_of_id IS NULL OR reversal_of_id != id", name="not_self_reversal"
+        ),
+        sa.CheckConstraint(
+            "reversal_of_id IS NOT NULL OR idempotency_key IS NOT NULL", name="payment_has_key"
+        ),
         currency_check("currency_paid"),
         sa.Index("ix_disbursements_pool_paid_on", "pool_id", "paid_on"),
     )

@@ -17,12 +17,20 @@ from .models import Disbursement
 def index():
     """The fund's most recent disbursements and reversals."""
     rows = db.session.execute(
-        sa.select(Disbursement.uid, Disbursement.paid_on, Disbursement.amount_paid,
-                  Disbursement.currency_paid, Disbursement.amount, Disbursement.channel,
-                  Disbursement.reversal_of_id, Pool.name.label("pool"),
-                  Pool.currency.label("pool_currency"))
+        sa.select(
+            Disbursement.uid,
+            Disbursement.paid_on,
+            Disbursement.amount_paid,
+            Disbursement.currency_paid,
+            Disbursement.amount,
+            Disbursement.channel,
+            Disbursement.reversal_of_id,
+            Pool.name.label("pool"),
+            Pool.currency.label("pool_currency"),
+        )
         .join(Pool, Pool.id == Disbursement.pool_id)
         .where(Pool.fund_id == current_user.fund_id)
-        .order_by(Disbursement.id.desc()).limit(50)
+        .order_by(Disbursement.id.desc())
+        .limit(50)
     ).all()
     return render_template("disbursements/index.html", rows=rows)

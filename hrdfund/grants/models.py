@@ -10,7 +10,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
-    INTERNAL, col, created_at, currency, currency_check, fk, money, pk, uid_column,
+    INTERNAL,
+    col,
+    created_at,
+    currency,
+    currency_check,
+    fk,
+    money,
+    pk,
+    uid_column,
+)
+from ..columns import (
     enum as enum_col,
 )
 from ..extensions import db
@@ -99,8 +109,11 @@ class PaymentPlan(db.Model):
     """How a grant is paid: once, in tranches, or as a monthly stipend."""
 
     __tablename__ = "payment_plans"
-    __table_args__ = (sa.CheckConstraint(
-        "ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on", name="period_ordered"),)
+    __table_args__ = (
+        sa.CheckConstraint(
+            "ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on", name="period_ordered"
+        ),
+    )
     id: Mapped[int] = pk()
     grant_id = fk("grants.id", unique=True, index=False)
     kind = enum_col(PlanKind, "plan_kind", nullable=False)

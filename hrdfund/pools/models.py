@@ -11,7 +11,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
-    INTERNAL, PUBLIC, col, created_at, currency, currency_check, fk, money, pk, uid_column,
+    INTERNAL,
+    PUBLIC,
+    col,
+    created_at,
+    currency,
+    currency_check,
+    fk,
+    money,
+    pk,
+    uid_column,
+)
+from ..columns import (
     enum as enum_col,
 )
 from ..extensions import db
@@ -38,8 +49,9 @@ class Pool(db.Model):
     __table_args__ = (
         currency_check("currency"),
         sa.CheckConstraint("cap_per_grant IS NULL OR cap_per_grant > 0", name="cap_positive"),
-        sa.CheckConstraint("ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on",
-                           name="window_ordered"),
+        sa.CheckConstraint(
+            "ends_on IS NULL OR starts_on IS NULL OR ends_on >= starts_on", name="window_ordered"
+        ),
         sa.UniqueConstraint("fund_id", "name"),
     )
     NAME_MAX = 120
@@ -60,8 +72,9 @@ class Pool(db.Model):
 
     donor = relationship("Donor", back_populates="pools")
     fund = relationship("Fund")
-    restrictions = relationship("PoolRestriction", back_populates="pool",
-                                cascade="all, delete-orphan")
+    restrictions = relationship(
+        "PoolRestriction", back_populates="pool", cascade="all, delete-orphan"
+    )
 
 
 class RestrictionKind(enum.StrEnum):
@@ -92,8 +105,9 @@ class Contribution(db.Model):
         sa.CheckConstraint("received_amount > 0", name="received_positive"),
         sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
         currency_check("received_currency"),
-        sa.CheckConstraint("reversal_of_id IS NULL OR reversal_of_id != id",
-                           name="not_self_reversal"),
+        sa.CheckConstraint(
+            "reversal_of_id IS NULL OR reversal_of_id != id", name="not_self_reversal"
+        ),
     )
     id: Mapped[int] = pk()
     uid = uid_column()

@@ -1,0 +1,206 @@
+"""Fixtures: an app per test on SQLite and, when configured, on PostgreSQL; factories;
+a login helper that passes the second factor.
+
+Set HRDFUND_TEST_DATABASE_URL to a PostgreSQL database to run every database test there
+too. Under CI=true a leg that cannot run fails instead of being skipped.
+"""
+
+import base64
+import os
+import time
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+
+from hrdfund import create_app
+from hrdfund.auth import services as auth_services
+from hrdfund.extensions import db
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_URL = os.environ.get("HRDFUND_TEST_DATABASE_URL")
+PASSWORD = "correct horse staple 42"
+
+
+def missing_infrastructure(reason):
+    """Skip a leg for missing infrastructure, or fail it under CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} (required under CI=true)")
+    pytest.skip(reason)
+
+
+def _key():
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+SESSION_KEYS = {"SECRET_KEY": _key(), "HRDFUND_ENCRYPTION_KEY": _key(), "HRDFUND_AUDIT_KEY": _key()}
+
+
+def make_config(database_uri, instance_path, **extra):
+    return {
+        "ENV_NAME": "testing",
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "INSTANCE_PATH": str(instance_path),
+        "WTF_CSRF_ENABLED": False,
+        **SESSION_KEYS,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def pg_schema():
+    """Create the schema once per session on PostgreSQL."""
+    if not PG_URL:
+        missing_infrastructure("HRDFUND_TEST_DATABASE_URL is not set")
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+            from hrdfund import models  # noqa: F401
+
+            db.metadata.create_all(conn)
+    except sa.exc.OperationalError as exc:
+        missing_infrastructure(f"PostgreSQL is not reachable: {type(exc).__name__}")
+    yield PG_URL
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def app_config(backend, tmp_path, request):
+    """The overrides an app is built with; tests may extend them."""
+    if backend == "postgresql":
+        uri = request.getfixturevalue("pg_schema")
+    else:
+        uri = f"sqlite:///{tmp_path / 'hrdfund.sqlite3'}"
+    return make_config(uri, tmp_path / "instance")
+
+
+@pytest.fixture
+def app(app_config, backend):
+    """A fresh application with an empty database."""
+    application = create_app(app_config)
+    with application.app_context():
+        if backend == "sqlite":
+            db.create_all()
+        yield application
+        db.session.remove()
+        if backend == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_fund(app):
+    from hrdfund.auth.models import Fund
+
+    def make(name="Test Fund"):
+        fund = Fund(name=name)
+        db.session.add(fund)
+        db.session.commit()
+        return fund
+
+    return make
+
+
+@pytest.fixture
+def fund(make_fund):
+    return make_fund()
+
+
+@pytest.fixture
+def make_donor(app, fund):
+    from hrdfund.pools.models import Donor
+
+    def make(name="Donor A"):
+        donor = Donor(name=name, fund_id=fund.id)
+        db.session.add(donor)
+        db.session.commit()
+        return donor
+
+    return make
+
+
+@pytest.fixture
+def make_partner_org(app):
+    from hrdfund.auth.models import PartnerOrganisation
+
+    def make(name="Partner Org", country="KE"):
+        org = PartnerOrganisation(name=name, country=country)
+        db.session.add(org)
+        db.session.commit()
+        return org
+
+    return make
+
+
+@pytest.fixture
+def make_user(app, fund, make_donor, make_partner_org):
+    """Create a user of a role with PASSWORD; links a fund, donor or partner as needed."""
+    counter = {"n": 0}
+
+    def make(role="applicant", login=None, password=PASSWORD, **fields):
+        counter["n"] += 1
+        login = login or f"{role}{counter['n']}"
+        if role not in ("applicant", "partner"):
+            fields.setdefault("fund_id", fund.id)
+        if role == "donor" and "donor_id" not in fields:
+            fields["donor_id"] = make_donor(f"Donor {counter['n']}").id
+        if role == "partner" and "partner_organisation_id" not in fields:
+            fields["partner_organisation_id"] = make_partner_org(f"Org {counter['n']}").id
+        user = auth_services.create_user(role, login, password, **fields)
+        db.session.commit()
+        return user
+
+    return make
+
+
+def totp_code(user):
+    """A code the server will accept now: later than any step already used."""
+    db.session.refresh(user)
+    step = int(time.time() // 30)
+    for candidate in (step - 1, step, step + 1):
+        if user.totp_last_step is None or candidate > user.totp_last_step:
+            return pyotp.TOTP(user.totp_secret).at(candidate * 30)
+    raise AssertionError("no unused TOTP step left in the window; wait 30 seconds")
+
+
+def login(client, user, password=PASSWORD):
+    """Sign ``user`` in through the forms, second factor included; return the response."""
+    response = client.post("/login", data={"login": user.login, "password": password})
+    if user.needs_totp:
+        assert response.status_code == 302 and response.location.endswith("/login/code"), (
+            response.get_data(as_text=True)[:500]
+        )
+        response = client.post("/login/code", data={"code": totp_code(user)})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response
+
+
+@pytest.fixture
+def login_as(client, make_user):
+    """Create a user of ``role``, sign in with the shared client and return the user."""
+
+    def do(role, **fields):
+        user = make_user(role, **fields)
+        login(client, user)
+        return user
+
+    return do
