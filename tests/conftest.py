@@ -12,6 +12,8 @@ import time
 import pyotp
 import pytest
 import sqlalchemy as sa
+from flask import g
+from flask.testing import FlaskClient
 
 from hrdfund import create_app
 from hrdfund.auth import services as auth_services
@@ -81,10 +83,27 @@ def app_config(backend, tmp_path, request):
     return make_config(uri, tmp_path / "instance")
 
 
+class RequestIsolatedClient(FlaskClient):
+    """A test client whose requests never see each other's `g`.
+
+    Tests keep one app context open, and Flask reuses it for each request, so whatever an
+    extension caches in `g` (the signed-in user, the locale) would leak from one request,
+    or one client, to the next. In production every request has its own context.
+    """
+
+    def open(self, *args, **kwargs):
+        g.__dict__.clear()
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            g.__dict__.clear()
+
+
 @pytest.fixture
 def app(app_config, backend):
     """A fresh application with an empty database."""
     application = create_app(app_config)
+    application.test_client_class = RequestIsolatedClient
     with application.app_context():
         if backend == "sqlite":
             db.create_all()
