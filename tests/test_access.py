@@ -11,6 +11,7 @@ ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "adm
 #: Each role's own pages; every other role gets 403 there.
 ROLE_PAGES = {
     "/my": {"applicant"},
+    "/apply": {"applicant", "partner"},
     "/referrals": {"partner"},
     "/cases": {"reviewer", "manager"},
     "/payments": {"finance"},
@@ -46,8 +47,8 @@ def _assert_headers(response):
 
 
 def test_public_endpoints_are_few(app):
-    """Only signing in (two steps) and static files are open without an account."""
-    assert {"static", "auth.login", "auth.code"} == set(PUBLIC_ENDPOINTS)
+    """Only signing in (two steps), signing up and static files are open to visitors."""
+    assert {"static", "auth.login", "auth.code", "auth.register"} == set(PUBLIC_ENDPOINTS)
     assert set(PUBLIC_ENDPOINTS) <= {r.endpoint for r in app.url_map.iter_rules()}
 
 

@@ -1,10 +1,29 @@
 """Services on applications. Each checks its rules, mutates, flushes and audits."""
 
-from .. import audit
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from .. import audit, geo
 from ..columns import utcnow
 from ..extensions import db
+from ..money import check_currency, quantize
+from .categories import CATEGORY_FIELDS
+from .models import (
+    Application,
+    BudgetLine,
+    Category,
+    Consent,
+    ConsentKind,
+    Dependant,
+    Gender,
+    Message,
+    Reference,
+    StatusChange,
+    Urgency,
+)
 from .models import ApplicationStatus as S
-from .models import StatusChange
 from .states import check_transition
 
 #: Timestamp columns set on the first move into these states.
@@ -60,3 +79,219 @@ def change_status(application, target, actor=None, at=None):
         to_status=target.value,
     )
     return application
+
+
+class NotEditableError(Exception):
+    """Only a draft can be edited; a sent application changes through its messages."""
+
+
+class IncompleteError(Exception):
+    """The application lacks what the decision needs; ``missing`` lists it in plain words."""
+
+    def __init__(self, missing):
+        super().__init__("incomplete application")
+        self.missing = missing
+
+
+def start_application(actor, category, fund_id, consent_method=None):
+    """Open a draft for ``actor`` (an applicant, or a partner referring a defender)."""
+    from ..auth.models import Role
+
+    application = Application(
+        fund_id=fund_id,
+        category=Category(category),
+        status=S.DRAFT,
+        currency="USD",
+        submitted_by_id=actor.id,
+    )
+    if actor.role == Role.PARTNER:
+        application.partner_organisation_id = actor.partner_organisation_id
+    else:
+        application.applicant_id = actor.id
+    db.session.add(application)
+    db.session.flush()
+    if actor.role == Role.PARTNER:
+        db.session.add(
+            Consent(
+                application_id=application.id,
+                kind=ConsentKind.PARTNER_SUBMISSION,
+                method=consent_method,
+                recorded_by_id=actor.id,
+                given_at=utcnow(),
+            )
+        )
+    db.session.add(
+        StatusChange(
+            application=application,
+            from_status=None,
+            to_status=S.DRAFT,
+            actor_id=actor.id,
+            at=utcnow(),
+        )
+    )
+    db.session.flush()
+    audit.record(
+        "application.started", application, actor=actor, category=application.category.value
+    )
+    return application
+
+
+def save_draft(application, data, actor):
+    """Store what the applicant typed so far; anything may still be missing."""
+    if application.status != S.DRAFT:
+        raise NotEditableError()
+    for name in ("defender_name", "defender_work", "threat", "urgency_reason", "other_funders"):
+        setattr(application, name, (data.get(name) or "").strip() or None)
+    application.country = data.get("country") or None
+    application.region = geo.region_of(application.country) if application.country else None
+    application.gender = Gender(data["gender"]) if data.get("gender") else None
+    application.urgency = Urgency(data.get("urgency") or Urgency.NORMAL)
+    application.currency = check_currency(data.get("currency") or "USD")
+    application.details = _clean_details(data.get("details") or {})
+    lines = [line for line in data.get("budget", []) if line.get("amount")]
+    application.budget_lines = [
+        BudgetLine(
+            description=(line.get("description") or "").strip() or None,
+            amount=quantize(line["amount"]),
+            currency=application.currency,
+        )
+        for line in lines
+    ]
+    application.amount_requested = (
+        sum((b.amount for b in application.budget_lines), start=Decimal(0)) or None
+    )
+    people = [
+        p for p in data.get("dependants", []) if p.get("relation") or p.get("age") is not None
+    ]
+    application.dependants = [
+        Dependant(age=p.get("age"), relation=p.get("relation") or None) for p in people
+    ]
+    application.dependants_count = len(people)
+    application.references = [
+        Reference(
+            name=r.get("name") or None,
+            organisation=r.get("organisation") or None,
+            contact=r.get("contact") or None,
+        )
+        for r in data.get("references", [])
+        if any(r.values())
+    ]
+    _set_consent(application, ConsentKind.REFERRAL, data.get("consent_referral"), actor)
+    _set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
+    application.updated_at = utcnow()
+    db.session.flush()
+    audit.record("application.saved", application, actor=actor)
+    return application
+
+
+def _clean_details(details):
+    """Keep answers that were given, as JSON-safe values."""
+    cleaned = {}
+    for key, value in details.items():
+        if value is None or value == "":
+            continue
+        cleaned[key] = str(value) if isinstance(value, Decimal) else value
+    return cleaned
+
+
+def active_consent(application, kind):
+    """The defender's consent of ``kind`` that is still in force, if any."""
+    return (
+        db.session.execute(
+            sa.select(Consent).where(
+                Consent.application_id == application.id,
+                Consent.kind == kind,
+                Consent.withdrawn_at.is_(None),
+            )
+        )
+        .scalars()
+        .first()
+    )
+
+
+def _set_consent(application, kind, wanted, actor):
+    current = active_consent(application, kind)
+    if wanted and current is None:
+        db.session.add(
+            Consent(
+                application_id=application.id,
+                kind=kind,
+                method="form",
+                recorded_by_id=actor.id,
+                given_at=utcnow(),
+            )
+        )
+    elif not wanted and current is not None:
+        current.withdrawn_at = utcnow()
+
+
+def missing_items(application):
+    """What still has to be filled in before the application can be sent, in plain words."""
+    missing = []
+    if application.partner_organisation_id and not application.defender_name:
+        missing.append(_l("The defender's name or pseudonym"))
+    if not application.country:
+        missing.append(_l("The country where the defender is now"))
+    if not application.defender_work:
+        missing.append(_l("The defender's human rights work"))
+    if not application.threat:
+        missing.append(_l("The threat or attack linked to that work"))
+    if application.urgency == Urgency.URGENT and not application.urgency_reason:
+        missing.append(_l("Why it is urgent"))
+    details = application.details or {}
+    for name, _kind, label, required in CATEGORY_FIELDS[application.category]:
+        if required and details.get(name) in (None, ""):
+            missing.append(label)
+    if not application.budget_lines:
+        missing.append(_l("At least one budget line with an amount"))
+    elif any(not line.description for line in application.budget_lines):
+        missing.append(_l("What each budget line pays for"))
+    named = [r for r in application.references if r.name and r.contact]
+    if len(named) < 2:
+        missing.append(_l("Two references, each with a name and a safe way to reach them"))
+    return missing
+
+
+def submit_application(application, actor):
+    """Send a complete draft to the fund."""
+    if application.status != S.DRAFT:
+        raise NotEditableError()
+    missing = missing_items(application)
+    if missing:
+        raise IncompleteError(missing)
+    return change_status(application, S.SUBMITTED, actor=actor)
+
+
+def post_message(application, author, body):
+    """Add a message to the case's thread.
+
+    An answer from the applicant side to a question puts the case back in review; a
+    question from staff on a case in review waits for the applicant.
+    """
+    from_staff = author.is_staff
+    message = Message(
+        application_id=application.id,
+        author_id=author.id,
+        from_staff=from_staff,
+        body=body.strip(),
+        is_question=from_staff and application.status == S.IN_REVIEW,
+    )
+    db.session.add(message)
+    db.session.flush()
+    audit.record("message.posted", message, actor=author, case=application.uid)
+    if not from_staff and application.status == S.INFO_REQUESTED:
+        change_status(application, S.IN_REVIEW, actor=author)
+    elif message.is_question:
+        change_status(application, S.INFO_REQUESTED, actor=author)
+    return message
+
+
+def thread(application):
+    """The case's messages, oldest first."""
+    return (
+        db.session.execute(
+            sa.select(Message).where(Message.application_id == application.id).order_by(Message.id)
+        )
+        .scalars()
+        .all()
+    )

@@ -75,3 +75,26 @@ APPLICANT_LABELS = {
     S.COMPLETED: _l("Completed"),
     S.WITHDRAWN: _l("Withdrawn"),
 }
+
+#: States with no way out: the thread is closed.
+TERMINAL_STATES = frozenset(state for state, moves in TRANSITIONS.items() if not moves)
+
+#: What happens next, told to the applicant side.
+NEXT_STEPS = {
+    S.DRAFT: _l("Fill in the missing answers, then send the application."),
+    S.SUBMITTED: _l(
+        "The fund has your application and will answer soon. Urgent cases get a "
+        "first answer within a day."
+    ),
+    S.IN_REVIEW: _l(
+        "The fund is checking the case with your references. It may ask you questions here."
+    ),
+    S.INFO_REQUESTED: _l("The fund asked a question below. Your answer lets the review go on."),
+    S.RECOMMENDED: _l("The review is done; a manager will decide soon."),
+    S.AWAITING_SECOND_APPROVAL: _l("The review is done; a manager will decide soon."),
+    S.APPROVED: _l("The support was approved. The fund will tell you here when it pays."),
+    S.PAYING: _l("Payments are being made. Please confirm each one you receive."),
+    S.COMPLETED: _l("This support is complete. A short report on how it helped is welcome."),
+    S.REJECTED: _l("The fund could not support this request. The reason is below."),
+    S.WITHDRAWN: _l("This application was withdrawn."),
+}

@@ -1,15 +1,19 @@
-"""Role homes for the applicant side and the staff queue (first versions)."""
+"""The applicant side (start, fill in, send, follow a case) and the staff queue."""
 
 import sqlalchemy as sa
-from flask import current_app, render_template, request
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.guard import role_required
-from ..auth.models import Role
+from ..auth.models import Fund, Role
 from ..extensions import db
-from . import bp
-from .models import Application, ApplicationStatus, Category
-from .states import APPLICANT_LABELS, OPEN_STATES, STAFF_LABELS
+from . import bp, services
+from .access import get_application_or_404
+from .categories import CATEGORY_FIELDS
+from .forms import MessageForm, ReferralStartForm, StartForm, application_form_class
+from .models import Application, ApplicationStatus, Category, ConsentKind
+from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
 
 
 @bp.get("/my")
@@ -77,4 +81,118 @@ def queue():
         has_next=len(rows) > size,
         labels=STAFF_LABELS,
         categories=Category,
+    )
+
+
+def _default_fund_id():
+    fund_id = db.session.execute(sa.select(Fund.id).order_by(Fund.id).limit(1)).scalar()
+    if fund_id is None:
+        abort(404)
+    return fund_id
+
+
+@bp.route("/apply", methods=["GET", "POST"])
+@role_required(Role.APPLICANT, Role.PARTNER)
+def start():
+    """Choose the kind of support; a partner also records the defender's consent."""
+    referral = current_user.role == Role.PARTNER
+    form = ReferralStartForm() if referral else StartForm()
+    if form.validate_on_submit():
+        application = services.start_application(
+            current_user,
+            form.category.data,
+            _default_fund_id(),
+            consent_method=form.consent_method.data if referral else None,
+        )
+        db.session.commit()
+        return redirect(url_for("applications.edit", uid=application.uid))
+    return render_template("applications/start.html", form=form, referral=referral)
+
+
+def _form_data(application):
+    """The stored draft, as the form's initial data."""
+    budget = [{"description": b.description, "amount": b.amount} for b in application.budget_lines]
+    dependants = [{"relation": d.relation, "age": d.age} for d in application.dependants]
+    references = [
+        {"name": r.name, "organisation": r.organisation, "contact": r.contact}
+        for r in application.references
+    ]
+    return {
+        "defender_name": application.defender_name,
+        "country": application.country or "",
+        "gender": application.gender.value if application.gender else "",
+        "urgency": application.urgency.value,
+        "urgency_reason": application.urgency_reason,
+        "defender_work": application.defender_work,
+        "threat": application.threat,
+        "details": application.details or {},
+        "currency": application.currency,
+        "budget": budget,
+        "dependants": dependants,
+        "references": references,
+        "other_funders": application.other_funders,
+        "consent_referral": services.active_consent(application, ConsentKind.REFERRAL) is not None,
+        "consent_story": services.active_consent(application, ConsentKind.STORY) is not None,
+    }
+
+
+@bp.route("/applications/<uid>/edit", methods=["GET", "POST"])
+@role_required(Role.APPLICANT, Role.PARTNER)
+def edit(uid):
+    """The application form: save a draft any time, send it when complete."""
+    application = get_application_or_404(uid, current_user)
+    if application.status != ApplicationStatus.DRAFT:
+        return redirect(url_for("applications.case", uid=application.uid))
+    form_class = application_form_class(application.category)
+    form = form_class(data=_form_data(application)) if request.method == "GET" else form_class()
+    missing = []
+    if form.validate_on_submit():
+        services.save_draft(application, form.data, current_user)
+        if form.submit.data:
+            try:
+                services.submit_application(application, current_user)
+            except services.IncompleteError as exc:
+                missing = exc.missing
+                db.session.commit()
+            else:
+                db.session.commit()
+                flash(_("Your application was sent. The fund will answer here."), "info")
+                return redirect(url_for("applications.case", uid=application.uid))
+        else:
+            db.session.commit()
+            flash(_("Draft saved. You can come back to it at any time."), "info")
+            return redirect(url_for("applications.edit", uid=application.uid))
+    elif request.method == "POST":
+        form.form_errors.append(_("Some answers need correcting: see the messages below."))
+    return render_template(
+        "applications/edit.html",
+        form=form,
+        application=application,
+        missing=missing,
+        fields=CATEGORY_FIELDS[application.category],
+    )
+
+
+@bp.route("/applications/<uid>", methods=["GET", "POST"])
+def case(uid):
+    """The case as its applicant or referring partner follows it, with the message thread."""
+    application = get_application_or_404(uid, current_user)
+    form = MessageForm()
+    if form.validate_on_submit():
+        if application.status in TERMINAL_STATES:
+            abort(404)
+        services.post_message(application, current_user._get_current_object(), form.body.data)
+        db.session.commit()
+        flash(_("Message sent."), "info")
+        return redirect(url_for("applications.case", uid=application.uid))
+    return render_template(
+        "applications/case.html",
+        application=application,
+        form=form,
+        messages=services.thread(application),
+        labels=APPLICANT_LABELS,
+        next_step=NEXT_STEPS.get(application.status),
+        missing=services.missing_items(application)
+        if application.status == ApplicationStatus.DRAFT
+        else [],
     )

@@ -11,7 +11,7 @@ from ..extensions import db, login_manager
 from .models import User
 
 #: Endpoints a visitor may reach without signing in.
-PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "auth.code"})
+PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "auth.code", "auth.register"})
 
 
 @login_manager.user_loader

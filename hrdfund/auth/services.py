@@ -1,6 +1,7 @@
 """Accounts: password hashing and rules, sign-in with throttling, TOTP, sessions."""
 
 import os
+import re
 import secrets
 import time
 from datetime import timedelta
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..columns import utcnow
@@ -62,20 +64,20 @@ def _common_passwords():
 def check_password_rules(password, login=None):
     """Raise :class:`PasswordPolicyError` unless ``password`` may be used."""
     if len(password) < PASSWORD_MIN:
-        raise PasswordPolicyError(f"at least {PASSWORD_MIN} characters")
+        raise PasswordPolicyError(_l("at least %(n)d characters", n=PASSWORD_MIN))
     if len(password) > PASSWORD_MAX:
-        raise PasswordPolicyError(f"at most {PASSWORD_MAX} characters")
+        raise PasswordPolicyError(_l("at most %(n)d characters", n=PASSWORD_MAX))
     lowered = password.lower()
     if lowered in _common_passwords() or len(set(lowered)) < 4:
-        raise PasswordPolicyError("too common")
+        raise PasswordPolicyError(_l("it is too common"))
     if login and login.lower() in lowered:
-        raise PasswordPolicyError("contains the login name")
+        raise PasswordPolicyError(_l("it contains the login name"))
 
 
 def hash_password(password):
     """Argon2id hash of a password that passed the length check."""
     if len(password) > PASSWORD_MAX:
-        raise PasswordPolicyError(f"at most {PASSWORD_MAX} characters")
+        raise PasswordPolicyError(_l("at most %(n)d characters", n=PASSWORD_MAX))
     return _hasher().hash(password)
 
 
@@ -143,6 +145,18 @@ def _minutes_left(until, now):
     return max(1, int((until - now).total_seconds() // 60) + 1)
 
 
+LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+#: Letters and digits that cannot be mistaken for one another when copied by hand.
+SUGGESTION_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def suggest_passphrase(groups=5, size=4):
+    """A random passphrase easy to copy by hand (about 100 bits), offered at sign-up."""
+    return "-".join(
+        "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(size)) for _ in range(groups)
+    )
+
+
 def new_totp_secret():
     return pyotp.random_base32()
 
@@ -191,8 +205,8 @@ def create_user(role, login, password=None, actor=None, **fields):
     """Create an account; staff roles get a TOTP secret to enrol with."""
     role = Role(role)
     login = normalise_login(login)
-    if not login or len(login) > User.LOGIN_MAX:
-        raise ValueError("login must be 1 to 64 characters")
+    if not LOGIN_PATTERN.match(login):
+        raise ValueError("a login is 3 to 64 letters, digits, dots, dashes or underscores")
     if find_user(login) is not None:
         raise UserExistsError(login)
     user = User(role=role, login=login, **fields)

@@ -124,6 +124,35 @@ def _finish_login(user):
     return redirect(url_for("auth.index"))
 
 
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    """An applicant account: a login name and a password, nothing that names the person."""
+    from ..applications.forms import RegisterForm
+
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.index"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = services.create_user(
+                Role.APPLICANT,
+                form.login.data,
+                form.password.data,
+                contact=form.contact.data or None,
+            )
+        except services.PasswordPolicyError as exc:
+            form.password.errors.append(_("This password cannot be used: %(why)s.", why=exc))
+        except (services.UserExistsError, ValueError):
+            form.login.errors.append(
+                _("This login name is taken or not allowed. Please choose another.")
+            )
+        else:
+            return _finish_login(user)
+    return render_template(
+        "auth/register.html", form=form, suggestion=services.suggest_passphrase()
+    )
+
+
 @bp.post("/logout")
 def logout():
     """Sign out everywhere: every cookie of this user stops working."""

@@ -1,0 +1,240 @@
+"""Forms of the applicant side. Limits come from the models; every label is translated."""
+
+from decimal import Decimal
+
+from babel import Locale
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from ..money import CURRENCIES, MAX_AMOUNT
+from .categories import CATEGORY_FIELDS
+from .models import CATEGORY_LABELS, BudgetLine, Category, Gender, Message, Urgency
+
+TEXT_MAX = 200
+LONG_MAX = 2000
+STORY_MAX = 4000
+POSITIVE = NumberRange(
+    min=Decimal("0.01"), max=MAX_AMOUNT, message=_l("Enter an amount above zero.")
+)
+
+
+def country_choices():
+    """Every country, named in the user's language, sorted by name."""
+    locale = Locale.parse(str(get_locale() or "en"))
+    names = {
+        code: name
+        for code, name in locale.territories.items()
+        if len(code) == 2 and code.isalpha() and code not in ("ZZ", "EU", "EZ", "UN")
+    }
+    return _opts([("", _l("Choose a country"))] + sorted(names.items(), key=lambda item: item[1]))
+
+
+def _opts(pairs):
+    """Select options from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class BudgetLineForm(Form):
+    description = StringField(
+        _l("What it pays for"), [Optional(), Length(max=BudgetLine.DESCRIPTION_MAX)]
+    )
+    amount = DecimalField(_l("Amount"), [Optional(), POSITIVE], places=2)
+
+
+class DependantForm(Form):
+    relation = StringField(_l("Relationship to you"), [Optional(), Length(max=60)])
+    age = IntegerField(_l("Age"), [Optional(), NumberRange(min=0, max=120)])
+
+
+class ReferenceForm(Form):
+    name = StringField(_l("Name"), [Optional(), Length(max=TEXT_MAX)])
+    organisation = StringField(_l("Organisation"), [Optional(), Length(max=TEXT_MAX)])
+    contact = StringField(
+        _l("How the fund can reach them safely"), [Optional(), Length(max=TEXT_MAX)]
+    )
+
+
+def _detail_field(kind, label):
+    if kind == "text":
+        return StringField(label, [Optional(), Length(max=TEXT_MAX)])
+    if kind == "long":
+        return TextAreaField(label, [Optional(), Length(max=LONG_MAX)])
+    if kind == "int":
+        return IntegerField(label, [Optional(), NumberRange(min=0, max=1000)])
+    if kind == "money":
+        return DecimalField(label, [Optional(), POSITIVE], places=2)
+    if kind == "scope":
+        return SelectField(
+            label,
+            [Optional()],
+            choices=_opts(
+                [
+                    ("", _l("Choose")),
+                    ("in_country", _l("Within my country")),
+                    ("region", _l("To a nearby country")),
+                    ("abroad", _l("Further abroad")),
+                ]
+            ),
+        )
+    if kind == "where":
+        return SelectField(
+            label,
+            [Optional()],
+            choices=_opts(
+                [("", _l("Choose")), ("in_country", _l("In my country")), ("exile", _l("In exile"))]
+            ),
+        )
+    if kind == "country":
+        return SelectField(label, [Optional()], choices=country_choices)
+    raise ValueError(kind)
+
+
+def details_form_class(category):
+    """A sub-form with the questions of one category."""
+    fields = {
+        name: _detail_field(kind, label)
+        for name, kind, label, _ in CATEGORY_FIELDS[Category(category)]
+    }
+    return type(f"Details{Category(category).name.title()}Form", (Form,), fields)
+
+
+class StartForm(FlaskForm):
+    category = RadioField(
+        _l("What kind of support is needed?"),
+        choices=_opts([(c.value, label) for c, label in CATEGORY_LABELS.items()]),
+        validators=[InputRequired(_l("Choose the kind of support."))],
+    )
+
+
+class ReferralStartForm(StartForm):
+    consent = BooleanField(
+        _l(
+            "The defender agreed that we apply on their behalf and share "
+            "these details with the fund"
+        ),
+        validators=[DataRequired(_l("A referral needs the defender's consent."))],
+    )
+    consent_method = SelectField(
+        _l("How the defender gave consent"),
+        choices=_opts(
+            [
+                ("in_person", _l("In person")),
+                ("phone", _l("By phone")),
+                ("secure_message", _l("By secure message")),
+            ]
+        ),
+    )
+
+
+def application_form_class(category):
+    """The whole application form for one category."""
+
+    class ApplicationForm(FlaskForm):
+        defender_name = StringField(
+            _l("Name or pseudonym the fund may use"), [Optional(), Length(max=120)]
+        )
+        country = SelectField(
+            _l("Country where the defender is now"), [Optional()], choices=country_choices
+        )
+        gender = SelectField(
+            _l("Gender"),
+            [Optional()],
+            choices=_opts(
+                [
+                    ("", _l("Prefer not to say")),
+                    (Gender.WOMAN.value, _l("Woman")),
+                    (Gender.MAN.value, _l("Man")),
+                    (Gender.NON_BINARY.value, _l("Non-binary")),
+                ]
+            ),
+        )
+        urgency = RadioField(
+            _l("How urgent is it?"),
+            [Optional()],
+            default=Urgency.NORMAL.value,
+            choices=_opts(
+                [
+                    (Urgency.URGENT.value, _l("Urgent: danger now or within days")),
+                    (Urgency.NORMAL.value, _l("Not urgent")),
+                ]
+            ),
+        )
+        urgency_reason = TextAreaField(
+            _l("Why is it urgent, and why could it not be foreseen?"),
+            [Optional(), Length(max=LONG_MAX)],
+        )
+        defender_work = TextAreaField(
+            _l("The defender's human rights work"), [Optional(), Length(max=STORY_MAX)]
+        )
+        threat = TextAreaField(
+            _l("The threat or attack linked to that work"), [Optional(), Length(max=STORY_MAX)]
+        )
+        details = FormField(details_form_class(category), label=_l("About this support"))
+        currency = SelectField(
+            _l("Currency of the budget"),
+            [Optional()],
+            default="USD",
+            choices=_opts([(c, c) for c in CURRENCIES]),
+        )
+        budget = FieldList(FormField(BudgetLineForm), min_entries=5, max_entries=10)
+        dependants = FieldList(FormField(DependantForm), min_entries=4, max_entries=10)
+        references = FieldList(FormField(ReferenceForm), min_entries=2, max_entries=2)
+        other_funders = TextAreaField(
+            _l("Other funders asked, or already paying, for the same need"),
+            [Optional(), Length(max=LONG_MAX)],
+        )
+        consent_referral = BooleanField(
+            _l("If this fund cannot help, it may refer the case to another protection fund")
+        )
+        consent_story = BooleanField(
+            _l("An anonymised story of this case may be shown to the fund's donors")
+        )
+        save = SubmitField(_l("Save draft"))
+        submit = SubmitField(_l("Send application"))
+
+    return ApplicationForm
+
+
+class MessageForm(FlaskForm):
+    body = TextAreaField(
+        _l("Your message"),
+        [DataRequired(_l("Write a message first.")), Length(max=Message.BODY_MAX)],
+    )
+
+
+class RegisterForm(FlaskForm):
+    login = StringField(
+        _l("Choose a login name"),
+        [DataRequired(_l("Choose a login name.")), Length(min=3, max=64)],
+        description=_l("Letters, digits, dots, dashes. No real name needed."),
+        render_kw={"autocomplete": "username", "autocapitalize": "none"},
+    )
+    password = PasswordField(
+        _l("Password or passphrase"),
+        [DataRequired(_l("Choose a password.")), Length(max=128)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    contact = StringField(
+        _l("A safe way for the fund to reach you (optional)"),
+        [Optional(), Length(max=TEXT_MAX)],
+        description=_l(
+            "For example a Signal number, an email address, or 'through my partner organisation'."
+        ),
+    )

@@ -1,0 +1,222 @@
+"""The applicant side: sign up without a name, fill in, save, come back, send, follow."""
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications.models import (
+    Application,
+    ApplicationStatus,
+    Consent,
+    ConsentKind,
+    Message,
+)
+from hrdfund.applications.services import change_status
+from hrdfund.auth.models import User
+from hrdfund.extensions import db
+from tests.conftest import PASSWORD, login
+
+RELOCATION = {
+    "country": "KE",
+    "gender": "woman",
+    "urgency": "urgent",
+    "urgency_reason": "Men came to the house twice this week",
+    "defender_work": "Documents evictions for land defenders",
+    "threat": "Death threats after a radio interview",
+    "details-scope": "region",
+    "details-destination_country": "UG",
+    "details-people": "3",
+    "details-months": "6",
+    "details-stay_plan": "Visa on arrival, then a permit",
+    "details-security_plan": "Travel with a partner escort",
+    "details-exit_plan": "Return when the trial ends",
+    "currency": "KES",
+    "budget-0-description": "Rent for six months",
+    "budget-0-amount": "120000",
+    "budget-1-description": "Bus tickets",
+    "budget-1-amount": "30000.50",
+    "dependants-0-relation": "daughter",
+    "dependants-0-age": "7",
+    "dependants-1-relation": "son",
+    "dependants-1-age": "11",
+    "references-0-name": "Reference One",
+    "references-0-contact": "via the network",
+    "references-1-name": "Reference Two",
+    "references-1-contact": "Signal",
+}
+
+
+def _start(client, category="relocation", **extra):
+    response = client.post("/apply", data={"category": category, **extra})
+    assert response.status_code == 302, response.get_data(as_text=True)[:400]
+    return response.location.split("/")[2]
+
+
+def _case(uid):
+    db.session.expire_all()
+    return db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+
+
+def test_a_defender_signs_up_with_no_name_email_or_phone(client):
+    """A login name and a password are enough; the contact method is kept encrypted."""
+    page = client.get("/register").get_data(as_text=True)
+    suggestion = re.search(r"<code>([a-z0-9-]{24})</code>", page).group(1)
+    response = client.post(
+        "/register",
+        data={"login": "River-Stone", "password": suggestion, "contact": "Signal +000 canary 5521"},
+    )
+    assert response.status_code == 302
+    user = db.session.execute(sa.select(User).where(User.login == "river-stone")).scalar_one()
+    assert user.role.value == "applicant" and user.display_name is None
+    assert user.contact == "Signal +000 canary 5521"
+    assert b"canary" not in user._contact
+    assert client.get("/my").status_code == 200
+
+
+def test_sign_up_errors_are_clear_and_keep_the_login(client, make_user):
+    make_user("applicant", login="taken-name")
+    weak = client.post("/register", data={"login": "new-person", "password": "short"})
+    assert "at least 12 characters" in weak.get_data(as_text=True)
+    assert 'value="new-person"' in weak.get_data(as_text=True)
+    taken = client.post("/register", data={"login": "taken-name", "password": PASSWORD})
+    assert "This login name is taken" in taken.get_data(as_text=True)
+
+
+def test_draft_is_saved_resumed_and_sent(client, make_user, fund):
+    """Save, come back later to the same answers, send: the case says it was received."""
+    login(client, make_user("applicant"))
+    uid = _start(client)
+    saved = client.post(f"/applications/{uid}/edit", data={**RELOCATION, "save": "1"})
+    assert saved.location == f"/applications/{uid}/edit"
+    page = client.get(f"/applications/{uid}/edit").get_data(as_text=True)
+    for typed in (
+        "Death threats after a radio interview",
+        "120000.00",
+        "daughter",
+        "Visa on arrival",
+    ):
+        assert typed in page
+    case = _case(uid)
+    assert case.amount_requested == pytest.approx(150000.50)
+    assert case.currency == "KES" and case.dependants_count == 2 and case.region == "East Africa"
+    sent = client.post(f"/applications/{uid}/edit", data={**RELOCATION, "submit": "1"})
+    assert sent.location == f"/applications/{uid}"
+    assert _case(uid).status == ApplicationStatus.SUBMITTED
+    assert "Received" in client.get(f"/applications/{uid}").get_data(as_text=True)
+    assert client.get(f"/applications/{uid}/edit").location == f"/applications/{uid}"
+
+
+def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
+    client, make_user, fund
+):
+    login(client, make_user("applicant"))
+    uid = _start(client, "medical")
+    response = client.post(
+        f"/applications/{uid}/edit", data={"threat": "canary-threat-text", "submit": "1"}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    for item in (
+        "The defender's human rights work",
+        "Hospital, clinic or therapist",
+        "At least one budget line",
+        "Two references",
+    ):
+        assert item in html
+    assert "canary-threat-text" in html, "what was typed stays on the page"
+    assert _case(uid).status == ApplicationStatus.DRAFT
+    assert _case(uid).threat == "canary-threat-text"
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("budget-0-amount", "twelve", "Not a valid decimal value"),
+        ("budget-0-amount", "-5", "Enter an amount above zero"),
+        ("dependants-0-age", "500", "Number must be between 0 and 120"),
+        ("threat", "x" * 4001, "Field cannot be longer than 4000 characters"),
+        ("details-months", "many", "Not a valid integer value"),
+        ("country", "XX", "Not a valid choice"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_loses_nothing(
+    client, make_user, fund, field, value, message
+):
+    login(client, make_user("applicant"))
+    uid = _start(client)
+    data = {**RELOCATION, field: value, "save": "1"}
+    response = client.post(f"/applications/{uid}/edit", data=data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert message in html
+    assert "Documents evictions for land defenders" in html
+    assert _case(uid).defender_work is None, "nothing half-saved"
+
+
+def test_a_partner_refers_a_defender_with_recorded_consent(client, make_user, fund):
+    partner = make_user("partner")
+    login(client, partner)
+    refused = client.post("/apply", data={"category": "medical"})
+    assert "needs the defender's consent" in refused.get_data(as_text=True)
+    uid = _start(client, "medical", consent="y", consent_method="in_person")
+    case = _case(uid)
+    assert case.partner_organisation_id == partner.partner_organisation_id
+    assert case.applicant_id is None
+    consent = db.session.execute(
+        sa.select(Consent).where(Consent.application_id == case.id)
+    ).scalar_one()
+    assert consent.kind == ConsentKind.PARTNER_SUBMISSION and consent.method == "in_person"
+    assert uid in client.get("/referrals").get_data(as_text=True)
+
+
+def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fund):
+    """The fund asks, the case waits; the applicant answers, the review resumes."""
+    applicant = make_user("applicant")
+    reviewer = make_user("reviewer")
+    login(client, applicant)
+    uid = _start(client)
+    client.post(f"/applications/{uid}/edit", data={**RELOCATION, "submit": "1"})
+    change_status(_case(uid), ApplicationStatus.IN_REVIEW, actor=reviewer)
+    db.session.commit()
+    staff = app.test_client()
+    login(staff, reviewer)
+    staff.post(f"/applications/{uid}", data={"body": "Could you send the visa letter?"})
+    assert _case(uid).status == ApplicationStatus.INFO_REQUESTED
+    page = client.get(f"/applications/{uid}").get_data(as_text=True)
+    assert "Could you send the visa letter?" in page and "question" in page
+    client.post(f"/applications/{uid}", data={"body": "The letter comes next week."})
+    assert _case(uid).status == ApplicationStatus.IN_REVIEW
+    bodies = [m.body for m in db.session.execute(sa.select(Message)).scalars()]
+    assert bodies == ["Could you send the visa letter?", "The letter comes next week."]
+    empty = client.post(f"/applications/{uid}", data={"body": ""})
+    assert "Write a message first" in empty.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("intruder", ["applicant", "partner", "reviewer", "donor", "admin"])
+def test_nobody_else_reaches_a_case(app, client, make_user, make_fund, fund, intruder):
+    """Another applicant, another partner, staff of another fund, donors, admins: all 404."""
+    owner = make_user("applicant")
+    login(client, owner)
+    uid = _start(client)
+    client.post(f"/applications/{uid}/edit", data={**RELOCATION, "save": "1"})
+    other_fund = make_fund("Other Fund")
+    fields = {"fund_id": other_fund.id} if intruder in ("reviewer", "admin", "donor") else {}
+    stranger = app.test_client()
+    login(stranger, make_user(intruder, **fields))
+    for path in (f"/applications/{uid}", f"/applications/{uid}/edit"):
+        assert stranger.get(path).status_code in (403, 404)
+        assert stranger.post(path, data={"body": "x", **RELOCATION}).status_code in (403, 404)
+    assert stranger.get(f"/applications/{uid}").status_code == 404
+    assert _case(uid).defender_work == RELOCATION["defender_work"]
+
+
+def test_applicant_pages_have_no_script_and_stay_small(client, make_user, fund):
+    login(client, make_user("applicant"))
+    uid = _start(client)
+    with client.get("/static/style.css") as css:
+        css_size = len(css.get_data())
+    for path in ("/my", "/apply", f"/applications/{uid}/edit", f"/applications/{uid}"):
+        html = client.get(path).get_data()
+        assert b"<script" not in html.lower(), path
+        assert len(html) + css_size < 100_000, path
