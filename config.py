@@ -48,7 +48,9 @@ class Config:
 
     # CSRF tokens live long enough for a slow upload over Tor.
     WTF_CSRF_TIME_LIMIT = 4 * 3600
-    MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+    #: Largest document accepted; a request body over MAX_CONTENT_LENGTH is refused (413).
+    HRDFUND_MAX_DOCUMENT_BYTES = int(_env("HRDFUND_MAX_DOCUMENT_MB", "8")) * 1024 * 1024
+    MAX_CONTENT_LENGTH = HRDFUND_MAX_DOCUMENT_BYTES + 256 * 1024
 
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = int(_env("HRDFUND_LOGIN_LOCK_MINUTES", "15"))

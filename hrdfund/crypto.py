@@ -65,12 +65,19 @@ class FieldCipher:
 
     def encrypt(self, text, table, column, row):
         """Encrypt ``text`` for one table, column and row."""
-        nonce = os.urandom(12)
-        sealed = self._current.encrypt(nonce, text.encode(), _aad(table, column, row))
-        return VERSION + self.current_id + nonce + sealed
+        return self.encrypt_bytes(text.encode(), _aad(table, column, row))
 
     def decrypt(self, blob, table, column, row):
         """Decrypt a value written by :meth:`encrypt` for the same table, column and row."""
+        return self.decrypt_bytes(blob, _aad(table, column, row)).decode()
+
+    def encrypt_bytes(self, data, aad):
+        """Encrypt bytes bound to the associated data ``aad`` (bytes)."""
+        nonce = os.urandom(12)
+        return VERSION + self.current_id + nonce + self._current.encrypt(nonce, data, aad)
+
+    def decrypt_bytes(self, blob, aad):
+        """Decrypt bytes written by :meth:`encrypt_bytes` with the same associated data."""
         blob = bytes(blob)
         if blob[:1] != VERSION or len(blob) < 17 + 16:
             raise DecryptionError("not an hrdfund ciphertext")
@@ -78,7 +85,7 @@ class FieldCipher:
         if aead is None:
             raise DecryptionError("ciphertext under an unknown key")
         try:
-            return aead.decrypt(blob[5:17], blob[17:], _aad(table, column, row)).decode()
+            return aead.decrypt(blob[5:17], blob[17:], aad)
         except InvalidTag as exc:
             raise DecryptionError("ciphertext does not verify") from exc
 

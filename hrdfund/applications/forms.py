@@ -6,6 +6,7 @@ from babel import Locale
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DecimalField,
@@ -25,7 +26,15 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from ..money import CURRENCIES, MAX_AMOUNT
 from .categories import CATEGORY_FIELDS
-from .models import CATEGORY_LABELS, BudgetLine, Category, Gender, Message, Urgency
+from .models import (
+    CATEGORY_LABELS,
+    BudgetLine,
+    Category,
+    DocumentKind,
+    Gender,
+    Message,
+    Urgency,
+)
 
 TEXT_MAX = 200
 LONG_MAX = 2000
@@ -237,4 +246,21 @@ class RegisterForm(FlaskForm):
         description=_l(
             "For example a Signal number, an email address, or 'through my partner organisation'."
         ),
+    )
+
+
+class DocumentForm(FlaskForm):
+    kind = SelectField(
+        _l("What the document is"),
+        choices=_opts(
+            [
+                (DocumentKind.QUOTE.value, _l("A quote or invoice")),
+                (DocumentKind.MEDICAL_REPORT.value, _l("A medical report")),
+                (DocumentKind.EVIDENCE.value, _l("Evidence of the threat")),
+                (DocumentKind.OTHER.value, _l("Something else")),
+            ]
+        ),
+    )
+    file = FileField(
+        _l("File (PDF, PNG or JPEG)"), validators=[FileRequired(_l("Choose a file to send."))]
     )

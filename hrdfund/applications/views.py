@@ -1,18 +1,36 @@
 """The applicant side (start, fill in, send, follow a case) and the staff queue."""
 
+import io
+
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from .. import audit
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..extensions import db
-from . import bp, services
+from . import bp, documents, services
 from .access import get_application_or_404
 from .categories import CATEGORY_FIELDS
-from .forms import MessageForm, ReferralStartForm, StartForm, application_form_class
-from .models import Application, ApplicationStatus, Category, ConsentKind
+from .forms import (
+    DocumentForm,
+    MessageForm,
+    ReferralStartForm,
+    StartForm,
+    application_form_class,
+)
+from .models import Application, ApplicationStatus, Category, ConsentKind, Document, DocumentKind
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
 
 
@@ -185,14 +203,79 @@ def case(uid):
         db.session.commit()
         flash(_("Message sent."), "info")
         return redirect(url_for("applications.case", uid=application.uid))
-    return render_template(
+    return _render_case(application, form=form)
+
+
+def _render_case(application, form=None, document_form=None, status=200):
+    """The case page, with the forms as the user left them."""
+    missing = []
+    if application.status == ApplicationStatus.DRAFT:
+        missing = services.missing_items(application)
+    page = render_template(
         "applications/case.html",
         application=application,
-        form=form,
+        form=form or MessageForm(formdata=None),
+        document_form=document_form or DocumentForm(formdata=None),
+        documents=_documents(application),
         messages=services.thread(application),
         labels=APPLICANT_LABELS,
         next_step=NEXT_STEPS.get(application.status),
-        missing=services.missing_items(application)
-        if application.status == ApplicationStatus.DRAFT
-        else [],
+        missing=missing,
+    )
+    return page, status
+
+
+def _documents(application):
+    return (
+        db.session.execute(
+            sa.select(Document)
+            .where(Document.application_id == application.id)
+            .order_by(Document.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+@bp.post("/applications/<uid>/documents")
+def upload(uid):
+    """Add a quote, report or evidence to the case."""
+    application = get_application_or_404(uid, current_user)
+    if application.status in TERMINAL_STATES:
+        abort(404)
+    form = DocumentForm()
+    if form.validate_on_submit():
+        try:
+            documents.store_document(
+                form.file.data.stream,
+                form.file.data.filename,
+                application,
+                DocumentKind(form.kind.data),
+                current_user._get_current_object(),
+            )
+        except documents.DocumentError as exc:
+            form.file.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(_("Document added. Only the fund's staff on this case can open it."), "info")
+            return redirect(url_for("applications.case", uid=uid))
+    return _render_case(application, document_form=form, status=400)
+
+
+@bp.get("/applications/<uid>/documents/<doc>")
+def download(uid, doc):
+    """A document of the case, as an attachment, for those who may see the case."""
+    application = get_application_or_404(uid, current_user)
+    document = db.session.execute(
+        sa.select(Document).where(Document.uid == doc, Document.application_id == application.id)
+    ).scalar_one_or_none()
+    if document is None:
+        abort(404)
+    audit.record("document.downloaded", document, actor=current_user._get_current_object())
+    db.session.commit()
+    return send_file(
+        io.BytesIO(documents.read_document(document)),
+        mimetype=document.content_type,
+        as_attachment=True,
+        download_name=document.filename,
     )

@@ -1,0 +1,145 @@
+"""Uploaded documents: checked by content, images stripped of metadata, encrypted at rest
+under random names, readable only through the case's access rule."""
+
+import io
+import os
+import re
+import secrets
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .. import audit
+from ..columns import cipher
+from ..extensions import db
+from .models import Document
+
+#: Content types accepted, recognised by their first bytes, never by name.
+SIGNATURES = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+)
+EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+MAX_PIXELS = 40_000_000
+NAME_MAX = 120
+
+
+class DocumentError(ValueError):
+    """A file the fund cannot accept; the message tells the user why in plain words."""
+
+
+def max_bytes():
+    return current_app.config["HRDFUND_MAX_DOCUMENT_BYTES"]
+
+
+def _folder():
+    path = os.path.join(current_app.instance_path, "documents")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def sniff(data):
+    """The content type of ``data`` from its first bytes, or None when not accepted."""
+    for signature, content_type in SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    return None
+
+
+def _strip_image(data, content_type):
+    """Re-encode an image so EXIF, GPS and any other metadata are left behind."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise DocumentError(_l("This image is too large. Please send a smaller one."))
+            clean = ImageOps.exif_transpose(image)
+            if content_type == "image/jpeg" and clean.mode not in ("RGB", "L"):
+                clean = clean.convert("RGB")
+            out = io.BytesIO()
+            clean.save(out, format="JPEG" if content_type == "image/jpeg" else "PNG")
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        if isinstance(exc, DocumentError):
+            raise
+        raise DocumentError(
+            _l("This image could not be read. Please send a PDF, PNG or JPEG file.")
+        ) from exc
+
+
+def display_name(filename, content_type):
+    """A harmless name to show: no folders, no control characters, a fitting extension."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    base = re.sub(r"[\x00-\x1f\x7f<>\"'`]", "", base).strip(" .")
+    stem = os.path.splitext(base)[0][: NAME_MAX - 5] or "document"
+    return stem + EXTENSIONS[content_type]
+
+
+def store_document(stream, filename, application, kind, actor):
+    """Check, clean, encrypt and store an upload for ``application``; return the Document."""
+    data = stream.read(max_bytes() + 1)
+    if len(data) > max_bytes():
+        raise DocumentError(
+            _l(
+                "This file is larger than %(mb)d MB. Please send a smaller file.",
+                mb=max_bytes() // (1024 * 1024),
+            )
+        )
+    if not data:
+        raise DocumentError(_l("This file is empty."))
+    content_type = sniff(data)
+    if content_type is None:
+        raise DocumentError(_l("Only PDF, PNG and JPEG files are accepted."))
+    if content_type.startswith("image/"):
+        data = _strip_image(data, content_type)
+    document = Document(
+        application_id=application.id,
+        kind=kind,
+        content_type=content_type,
+        size_bytes=len(data),
+        uploaded_by_id=actor.id,
+        storage_name=secrets.token_hex(16),
+    )
+    document.filename = display_name(filename, content_type)
+    path = os.path.join(_folder(), document.storage_name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(cipher().encrypt_bytes(data, _aad(document)))
+    try:
+        db.session.add(document)
+        db.session.flush()
+        audit.record(
+            "document.uploaded",
+            document,
+            actor=actor,
+            case=application.uid,
+            kind=kind.value,
+            size=len(data),
+        )
+    except Exception:
+        os.unlink(path)
+        raise
+    return document
+
+
+def _aad(document):
+    return f"documents\x1fcontent\x1f{document.uid}".encode()
+
+
+def read_document(document):
+    """The decrypted bytes of a stored document."""
+    with open(os.path.join(_folder(), document.storage_name), "rb") as fh:
+        return cipher().decrypt_bytes(fh.read(), _aad(document))
+
+
+def delete_document_file(document):
+    """Overwrite a stored file with zeros, then remove it (retention)."""
+    path = os.path.join(_folder(), document.storage_name)
+    if os.path.exists(path):
+        size = os.path.getsize(path)
+        with open(path, "r+b") as fh:
+            fh.write(b"\0" * size)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.unlink(path)
