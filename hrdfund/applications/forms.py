@@ -264,3 +264,20 @@ class DocumentForm(FlaskForm):
     file = FileField(
         _l("File (PDF, PNG or JPEG)"), validators=[FileRequired(_l("Choose a file to send."))]
     )
+
+
+class ReportForm(FlaskForm):
+    felt_safer = RadioField(
+        _l("Do you feel safer since the support?"),
+        choices=_opts([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("Not sure"))]),
+        validators=[InputRequired(_l("Choose an answer."))],
+    )
+    continued_work = RadioField(
+        _l("Could you continue your human rights work?"),
+        choices=_opts([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("Not sure"))]),
+        validators=[InputRequired(_l("Choose an answer."))],
+    )
+    narrative = TextAreaField(
+        _l("How was the support used, and what changed? (optional)"),
+        [Optional(), Length(max=LONG_MAX)],
+    )

@@ -22,8 +22,10 @@ from .models import (
     Reference,
     StatusChange,
     Urgency,
+    UseOfFundsReport,
 )
 from .models import ApplicationStatus as S
+from .review_models import Decision, DecisionOutcome
 from .states import check_transition
 
 #: Timestamp columns set on the first move into these states.
@@ -294,4 +296,55 @@ def thread(application):
         )
         .scalars()
         .all()
+    )
+
+
+class ReportNotDueError(Exception):
+    """A use-of-funds report comes once, after payments have started."""
+
+
+def submit_report(application, actor, felt_safer, continued_work, narrative=None):
+    """Record the applicant's short report on how the support was used and what it changed."""
+    if application.status not in (S.PAYING, S.COMPLETED) or latest_report(application):
+        raise ReportNotDueError()
+    answers = {"yes": True, "no": False}
+    report = UseOfFundsReport(
+        application_id=application.id,
+        felt_safer=answers.get(felt_safer),
+        continued_work=answers.get(continued_work),
+        narrative=(narrative or "").strip() or None,
+        submitted_at=utcnow(),
+    )
+    db.session.add(report)
+    db.session.flush()
+    audit.record("report.submitted", report, actor=actor, case=application.uid)
+    return report
+
+
+def latest_report(application):
+    """The applicant's use-of-funds report, if one was sent."""
+    return (
+        db.session.execute(
+            sa.select(UseOfFundsReport)
+            .where(UseOfFundsReport.application_id == application.id)
+            .order_by(UseOfFundsReport.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+
+
+def latest_decision(application):
+    """The last approval or rejection of the case, if any."""
+    return (
+        db.session.execute(
+            sa.select(Decision)
+            .where(
+                Decision.application_id == application.id,
+                Decision.outcome.in_([DecisionOutcome.APPROVE, DecisionOutcome.REJECT]),
+            )
+            .order_by(Decision.id.desc())
+        )
+        .scalars()
+        .first()
     )

@@ -27,10 +27,12 @@ from .forms import (
     DocumentForm,
     MessageForm,
     ReferralStartForm,
+    ReportForm,
     StartForm,
     application_form_class,
 )
 from .models import Application, ApplicationStatus, Category, ConsentKind, Document, DocumentKind
+from .panels import render_panels
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
 
 
@@ -206,11 +208,17 @@ def case(uid):
     return _render_case(application, form=form)
 
 
-def _render_case(application, form=None, document_form=None, status=200):
+def _render_case(application, form=None, document_form=None, report_form=None, status=200):
     """The case page, with the forms as the user left them."""
     missing = []
     if application.status == ApplicationStatus.DRAFT:
         missing = services.missing_items(application)
+    report = services.latest_report(application)
+    report_due = (
+        report is None
+        and current_user.is_applicant_side
+        and application.status in (ApplicationStatus.PAYING, ApplicationStatus.COMPLETED)
+    )
     page = render_template(
         "applications/case.html",
         application=application,
@@ -221,8 +229,35 @@ def _render_case(application, form=None, document_form=None, status=200):
         labels=APPLICANT_LABELS,
         next_step=NEXT_STEPS.get(application.status),
         missing=missing,
+        decision=services.latest_decision(application),
+        panels=render_panels(application, current_user),
+        report=report,
+        report_form=(report_form or ReportForm(formdata=None)) if report_due else None,
     )
     return page, status
+
+
+@bp.post("/applications/<uid>/report")
+@role_required(Role.APPLICANT, Role.PARTNER)
+def report(uid):
+    """The short use-of-funds report with the outcome questions."""
+    application = get_application_or_404(uid, current_user)
+    form = ReportForm()
+    if form.validate_on_submit():
+        try:
+            services.submit_report(
+                application,
+                current_user._get_current_object(),
+                form.felt_safer.data,
+                form.continued_work.data,
+                form.narrative.data,
+            )
+        except services.ReportNotDueError:
+            abort(404)
+        db.session.commit()
+        flash(_("Thank you for your report."), "info")
+        return redirect(url_for("applications.case", uid=uid))
+    return _render_case(application, report_form=form, status=400)
 
 
 def _documents(application):

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("disbursements", __name__)
 
-from . import views  # noqa: E402,F401
+from . import ledger, panels, views  # noqa: E402,F401

@@ -8,6 +8,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from .. import audit
+from ..columns import new_uid
 from ..extensions import db
 from ..grants.models import Allocation, Grant, Release
 from ..money import quantize
@@ -185,3 +186,23 @@ def _check_ties():
         .all()
     )
     return [f"disbursement {d} is not tied to its grant's allocation and pool" for d in rows]
+
+
+class LedgerImmutableError(Exception):
+    """A past money row was about to be edited; corrections are new reversal rows."""
+
+
+def _seal_on_insert(_mapper, _connection, target):
+    if target.uid is None:
+        target.uid = new_uid()
+    audit.seal_row(target)
+
+
+def _refuse_update(_mapper, _connection, target):
+    raise LedgerImmutableError(f"{target.__tablename__} rows are never edited")
+
+
+for _model in (Contribution, Allocation, Release, Disbursement):
+    # Every ledger row is sealed as it is written, and never updated afterwards.
+    sa.event.listen(_model, "before_insert", _seal_on_insert)
+    sa.event.listen(_model, "before_update", _refuse_update)

@@ -1,14 +1,17 @@
 """Finance's home: the latest payments (recording them comes with the money issue)."""
 
 import sqlalchemy as sa
-from flask import render_template
+from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..applications.access import can_see
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..extensions import db
 from ..pools.models import Pool
-from . import bp
+from . import bp, services
+from .forms import ReceiptForm
 from .models import Disbursement
 
 
@@ -34,3 +37,28 @@ def index():
         .limit(50)
     ).all()
     return render_template("disbursements/index.html", rows=rows)
+
+
+@bp.post("/payments/<uid>/received")
+def confirm(uid):
+    """The applicant side confirms a payment arrived."""
+    disbursement = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.uid == uid)
+    ).scalar_one_or_none()
+    application = disbursement.grant.application if disbursement is not None else None
+    if (
+        application is None
+        or not current_user.is_applicant_side
+        or not can_see(application, current_user)
+        or not services.stands(disbursement)
+    ):
+        abort(404)
+    if ReceiptForm().validate_on_submit():
+        try:
+            services.confirm_receipt(disbursement, current_user._get_current_object())
+            db.session.commit()
+            flash(_("Thank you: the fund knows this payment arrived."), "info")
+        except services.AlreadyConfirmedError:
+            db.session.rollback()
+            flash(_("This payment was already confirmed."), "info")
+    return redirect(url_for("applications.case", uid=application.uid))
