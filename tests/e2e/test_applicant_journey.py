@@ -1,0 +1,214 @@
+"""The defender's and the partner's journeys in a real browser with JavaScript off."""
+
+import re
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund import create_app
+from hrdfund.applications.models import Application, ApplicationStatus
+from hrdfund.applications.review_models import Decision, DecisionOutcome
+from hrdfund.applications.services import change_status, post_message
+from hrdfund.auth.models import Role, User
+from hrdfund.extensions import db
+from hrdfund.grants.models import Allocation, Grant, Instalment, PaymentPlan, PlanKind
+from hrdfund.pools.models import Pool
+
+pytestmark = pytest.mark.e2e
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _staff_app(server):
+    """The live server's own database, for the fund's side of the story."""
+    return create_app({"ENV_NAME": "development", "INSTANCE_PATH": str(server["instance"])})
+
+
+def _staff(role):
+    return db.session.execute(
+        sa.select(User).where(User.role == role).order_by(User.id).limit(1)
+    ).scalar_one()
+
+
+def _case(uid):
+    return db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+
+
+def _sign_in(page, url, login, password):
+    page.goto(url + "/login")
+    page.get_by_label("Login name").fill(login)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, page, tmp_path):
+    url = live_server["url"]
+    page.goto(url + "/login")
+    page.get_by_role("link", name="Create an account").click()
+    passphrase = page.locator(".secret code").inner_text()
+    page.get_by_label("Choose a login name").fill("sky-walker-e2e")
+    page.get_by_label("Password or passphrase").fill(passphrase)
+    page.get_by_role("button", name="Create account").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Your applications"
+
+    page.get_by_role("link", name="Ask for support").click()
+    page.get_by_label("Relocation").check()
+    page.get_by_role("button", name="Continue").click()
+    uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
+    page.select_option("#country", "KE")
+    page.get_by_label("The defender's human rights work").fill("Land rights monitor")
+    page.get_by_label("The threat or attack linked to that work").fill("Threats after a report")
+    page.get_by_label("Urgent: danger now or within days").check()
+    page.get_by_label("Why is it urgent").fill("Men watch the house since Monday")
+    page.select_option("#details-scope", "region")
+    page.select_option("#details-destination_country", "UG")
+    page.fill("#details-people", "3")
+    page.fill("#details-months", "6")
+    page.fill("#details-stay_plan", "Visa on arrival")
+    page.fill("#details-security_plan", "Escort by the partner")
+    page.fill("#details-exit_plan", "Return after the trial")
+    page.select_option("#currency", "KES")
+    page.get_by_label("Budget line 1: what it pays for").fill("Rent for six months")
+    page.get_by_label("Budget line 1: amount").fill("120000")
+    page.get_by_label("Budget line 2: what it pays for").fill("Bus tickets")
+    page.get_by_label("Budget line 2: amount").fill("30000")
+    page.get_by_label("Dependant 1: relationship").fill("daughter")
+    page.get_by_label("Dependant 1: age").fill("7")
+    page.get_by_label("Dependant 2: relationship").fill("son")
+    page.get_by_label("Dependant 2: age").fill("11")
+    page.fill("#references-0-name", "Reference One")
+    page.fill("#references-0-contact", "Through the network")
+    page.get_by_role("button", name="Save draft").click()
+    assert "Draft saved" in page.content()
+
+    page.goto(f"{url}/applications/{uid}")
+    quote = tmp_path / "quote.pdf"
+    quote.write_bytes(PDF)
+    page.get_by_label("File (PDF, PNG or JPEG)").set_input_files(str(quote))
+    page.get_by_role("button", name="Add document").click()
+    assert page.get_by_role("link", name="quote.pdf").is_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    _sign_in(page, url, "sky-walker-e2e", passphrase)
+    page.goto(f"{url}/applications/{uid}/edit")
+    assert page.get_by_label("Budget line 1: amount").input_value() == "120000.00"
+    assert page.get_by_label("Dependant 2: relationship").input_value() == "son"
+    page.get_by_role("button", name="Send application").click()
+    assert "Two references" in page.get_by_role("alert").inner_text()
+    page.fill("#references-1-name", "Reference Two")
+    page.fill("#references-1-contact", "Signal")
+    page.get_by_role("button", name="Send application").click()
+    assert "Status: Received" in page.content()
+
+    app = _staff_app(live_server)
+    with app.app_context():
+        reviewer = _staff(Role.REVIEWER)
+        change_status(_case(uid), ApplicationStatus.IN_REVIEW, actor=reviewer)
+        post_message(_case(uid), reviewer, "Which town will you stay in?")
+        db.session.commit()
+    page.reload()
+    assert "The fund has a question for you" in page.content()
+    page.get_by_label("Your message").fill("A small town near the border.")
+    page.get_by_role("button", name="Send message").click()
+    assert "Status: Being reviewed" in page.content()
+
+    with app.app_context():
+        case = _case(uid)
+        reviewer, manager = _staff(Role.REVIEWER), _staff(Role.MANAGER)
+        change_status(case, ApplicationStatus.RECOMMENDED, actor=reviewer)
+        change_status(case, ApplicationStatus.APPROVED, actor=manager)
+        db.session.add(
+            Decision(
+                application_id=case.id,
+                manager_id=manager.id,
+                outcome=DecisionOutcome.APPROVE,
+                amount=Decimal("1100"),
+                currency="EUR",
+            )
+        )
+        grant = Grant(
+            fund_id=case.fund_id,
+            application_id=case.id,
+            amount=Decimal("1100"),
+            currency="EUR",
+            approved_at=case.decided_at,
+        )
+        db.session.add(grant)
+        db.session.flush()
+        pool = db.session.execute(
+            sa.select(Pool).where(Pool.currency == "EUR").order_by(Pool.id).limit(1)
+        ).scalar_one()
+        db.session.add(
+            Allocation(
+                grant_id=grant.id,
+                pool_id=pool.id,
+                amount=Decimal("1100"),
+                grant_amount=Decimal("1100"),
+                fx_rate=Decimal(1),
+            )
+        )
+        plan = PaymentPlan(
+            grant_id=grant.id,
+            kind=PlanKind.TRANCHES,
+            starts_on=date(2026, 12, 1),
+            ends_on=date(2027, 1, 15),
+        )
+        db.session.add(plan)
+        db.session.flush()
+        db.session.add_all(
+            [
+                Instalment(
+                    plan_id=plan.id,
+                    seq=1,
+                    due_on=date(2026, 12, 1),
+                    amount=Decimal(600),
+                    currency="EUR",
+                ),
+                Instalment(
+                    plan_id=plan.id,
+                    seq=2,
+                    due_on=date(2027, 1, 15),
+                    amount=Decimal(500),
+                    currency="EUR",
+                ),
+            ]
+        )
+        db.session.commit()
+        db.engine.dispose()
+    page.reload()
+    html = page.content()
+    assert "Status: Approved" in html and "€1,100.00" in html and "Paid in 2 parts." in html
+    assert "<script" not in html
+
+
+def test_a_partner_refers_a_medical_case(live_server, page):
+    url = live_server["url"]
+    account = next(a for a in live_server["accounts"] if a["role"] == "partner")
+    _sign_in(page, url, account["login"], account["password"])
+    page.get_by_role("link", name="Refer a defender").click()
+    consent = page.get_by_label("The defender agreed that we apply on their behalf")
+    assert consent.get_attribute("required") is not None, "the browser asks for consent too"
+    page.get_by_label("Medical costs").check()
+    page.get_by_label("The defender agreed that we apply on their behalf").check()
+    page.select_option("#consent_method", "in_person")
+    page.get_by_role("button", name="Continue").click()
+    uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
+    page.get_by_label("Name or pseudonym the fund may use").fill("Defender M.")
+    page.select_option("#country", "CO")
+    page.get_by_label("The defender's human rights work").fill("Indigenous land defence")
+    page.get_by_label("The threat or attack linked to that work").fill("Beaten at a protest")
+    page.fill("#details-provider", "A clinic in the capital")
+    page.fill("#details-treatment", "Surgery on the arm")
+    page.fill("#details-link_to_threat", "Injured by armed men at the protest")
+    page.select_option("#currency", "COP")
+    page.get_by_label("Budget line 1: what it pays for").fill("Surgery")
+    page.get_by_label("Budget line 1: amount").fill("4000000")
+    page.fill("#references-0-name", "Community leader")
+    page.fill("#references-0-contact", "Through our office")
+    page.fill("#references-1-name", "Lawyer")
+    page.fill("#references-1-contact", "Signal")
+    page.get_by_role("button", name="Send application").click()
+    assert "Status: Received" in page.content()
+    page.goto(url + "/referrals")
+    assert uid in page.content()
