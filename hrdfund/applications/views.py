@@ -199,7 +199,7 @@ def case(uid):
     application = get_application_or_404(uid, current_user)
     form = MessageForm()
     if form.validate_on_submit():
-        if application.status in TERMINAL_STATES:
+        if application.status in TERMINAL_STATES or application.status == ApplicationStatus.DRAFT:
             abort(404)
         services.post_message(application, current_user._get_current_object(), form.body.data)
         db.session.commit()

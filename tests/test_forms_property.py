@@ -1,0 +1,102 @@
+"""Whatever is typed into the applicant's forms, the answer is a page, never a crash, and
+a rejected answer comes back with a message and the rest of what was typed."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import login
+
+FIELDS = [
+    "defender_name",
+    "country",
+    "gender",
+    "urgency",
+    "urgency_reason",
+    "defender_work",
+    "threat",
+    "currency",
+    "budget-0-description",
+    "budget-0-amount",
+    "budget-9-amount",
+    "dependants-0-relation",
+    "dependants-0-age",
+    "references-0-name",
+    "references-1-contact",
+    "other_funders",
+    "details-scope",
+    "details-destination_country",
+    "details-people",
+    "details-months",
+    "details-stay_plan",
+    "consent_referral",
+    "budget-99-amount",
+]
+#: Text as people and attackers type it: any unicode, control characters, very long.
+TEXT = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=4000, max_size=6000),
+    st.sampled_from(
+        [
+            "-1",
+            "0",
+            "1e9999",
+            "NaN",
+            "12.345",
+            "１２",
+            "<script>",
+            "' OR 1=1 --",
+            "\x00",
+            "../../etc/passwd",
+            "999999999999999.99",
+        ]
+    ),
+)
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.fixture
+def draft(client, make_user, fund):
+    login(client, make_user("applicant"))
+    return client.post("/apply", data={"category": "relocation"}).location.split("/")[2]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@SETTINGS
+@given(
+    data=st.dictionaries(st.sampled_from(FIELDS), TEXT, max_size=8),
+    action=st.sampled_from(["save", "submit"]),
+)
+def test_the_application_form_never_crashes(client, draft, backend, data, action):
+    data = {k: v.replace("\x00", "") if k.startswith("budget") else v for k, v in data.items()}
+    response = client.post(f"/applications/{draft}/edit", data={**data, action: "1"})
+    assert response.status_code in (200, 302), response.status_code
+    if response.status_code == 200:
+        html = response.get_data(as_text=True)
+        assert "Something went wrong" not in html
+        assert 'class="errors"' in html or "error-summary" in html
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@SETTINGS
+@given(login_name=TEXT, password=TEXT, contact=TEXT)
+def test_sign_up_never_crashes(client, backend, login_name, password, contact):
+    response = client.post(
+        "/register", data={"login": login_name, "password": password, "contact": contact}
+    )
+    assert response.status_code in (200, 302)
+    if response.status_code == 302:
+        client.post("/logout")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@SETTINGS
+@given(body=TEXT, felt=TEXT)
+def test_messages_and_reports_never_crash(client, draft, backend, body, felt):
+    # A draft has no thread yet (404); the point is that no input makes it crash.
+    assert client.post(f"/applications/{draft}", data={"body": body}).status_code in (200, 302, 404)
+    assert client.post(
+        f"/applications/{draft}/report", data={"felt_safer": felt, "continued_work": felt}
+    ).status_code in (400, 404)
