@@ -1,0 +1,56 @@
+"""Every route that names a case, a document or a payment answers 404 to an applicant or a
+partner who does not own it: the ids of someone else's objects open nothing."""
+
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications.models import Document
+from hrdfund.disbursements.models import Disbursement
+from hrdfund.extensions import db
+from tests.conftest import login
+from tests.test_case_outcome import granted  # noqa: F401  (fixture)
+
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+@pytest.mark.parametrize("intruder", ["applicant", "partner"])
+def test_someone_elses_ids_open_nothing(app, client, granted, make_user, intruder):  # noqa: F811
+    """Owner's case with a document and a payment; the intruder tries every scoped route."""
+    owner = granted["applicant"]
+    case_uid = granted["case"].uid
+    login(client, owner)
+    client.post(
+        f"/applications/{case_uid}/documents",
+        content_type="multipart/form-data",
+        data={"kind": "quote", "file": (io.BytesIO(PDF), "q.pdf")},
+    )
+    ids = {
+        "uid": case_uid,
+        "doc": db.session.execute(sa.select(Document.uid)).scalar_one(),
+        "payment": granted["paid"].uid,
+    }
+    before = {
+        "documents": db.session.execute(sa.select(sa.func.count(Document.id))).scalar(),
+        "payments": db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar(),
+    }
+    stranger = app.test_client()
+    login(stranger, make_user(intruder))
+    scoped = [r for r in app.url_map.iter_rules() if r.arguments & {"uid", "doc"}]
+    assert len(scoped) >= 5
+    for rule in scoped:
+        values = {"uid": ids["uid"], "doc": ids["doc"]}
+        if rule.endpoint.startswith("disbursements"):
+            values["uid"] = ids["payment"]
+        path = rule.rule
+        for name, value in values.items():
+            path = path.replace(f"<{name}>", value)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            response = stranger.open(path, method=method, data={"body": "x", "kind": "quote"})
+            assert response.status_code == 404, (method, path, response.status_code)
+    after = {
+        "documents": db.session.execute(sa.select(sa.func.count(Document.id))).scalar(),
+        "payments": db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar(),
+    }
+    assert after == before
