@@ -14,7 +14,6 @@ from wtforms import (
     Form,
     FormField,
     IntegerField,
-    PasswordField,
     RadioField,
     SelectChoice,
     SelectField,
@@ -225,27 +224,6 @@ class MessageForm(FlaskForm):
     body = TextAreaField(
         _l("Your message"),
         [DataRequired(_l("Write a message first.")), Length(max=Message.BODY_MAX)],
-    )
-
-
-class RegisterForm(FlaskForm):
-    login = StringField(
-        _l("Choose a login name"),
-        [DataRequired(_l("Choose a login name.")), Length(min=3, max=64)],
-        description=_l("Letters, digits, dots, dashes. No real name needed."),
-        render_kw={"autocomplete": "username", "autocapitalize": "none"},
-    )
-    password = PasswordField(
-        _l("Password or passphrase"),
-        [DataRequired(_l("Choose a password.")), Length(max=128)],
-        render_kw={"autocomplete": "new-password"},
-    )
-    contact = StringField(
-        _l("A safe way for the fund to reach you (optional)"),
-        [Optional(), Length(max=TEXT_MAX)],
-        description=_l(
-            "For example a Signal number, an email address, or 'through my partner organisation'."
-        ),
     )
 
 

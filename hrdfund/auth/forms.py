@@ -3,9 +3,12 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from .models import User
+
+#: Longest safe-contact note an applicant may leave.
+CONTACT_MAX = 200
 from .services import PASSWORD_MAX
 
 
@@ -35,3 +38,26 @@ class CodeForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A form with no fields: protects POST-only buttons with a CSRF token."""
+
+
+class RegisterForm(FlaskForm):
+    """Sign-up for applicants: nothing that names the person."""
+
+    login = StringField(
+        _l("Choose a login name"),
+        [DataRequired(_l("Choose a login name.")), Length(min=3, max=64)],
+        description=_l("Letters, digits, dots, dashes. No real name needed."),
+        render_kw={"autocomplete": "username", "autocapitalize": "none"},
+    )
+    password = PasswordField(
+        _l("Password or passphrase"),
+        [DataRequired(_l("Choose a password.")), Length(max=128)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    contact = StringField(
+        _l("A safe way for the fund to reach you (optional)"),
+        [Optional(), Length(max=CONTACT_MAX)],
+        description=_l(
+            "For example a Signal number, an email address, or 'through my partner organisation'."
+        ),
+    )

@@ -7,7 +7,7 @@ from flask_login import current_user, login_user, logout_user
 from ..columns import utcnow
 from ..extensions import db
 from . import bp, services
-from .forms import CodeForm, ConfirmForm, LoginForm
+from .forms import CodeForm, ConfirmForm, LoginForm, RegisterForm
 from .guard import role_required
 from .models import Role, User
 
@@ -127,8 +127,6 @@ def _finish_login(user):
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     """An applicant account: a login name and a password, nothing that names the person."""
-    from ..applications.forms import RegisterForm
-
     if current_user.is_authenticated:
         return redirect(url_for("auth.index"))
     form = RegisterForm()

@@ -58,7 +58,8 @@ def confirm(uid):
             services.confirm_receipt(disbursement, current_user._get_current_object())
             db.session.commit()
             flash(_("Thank you: the fund knows this payment arrived."), "info")
-        except services.AlreadyConfirmedError:
+        except (services.AlreadyConfirmedError, sa.exc.IntegrityError):
+            # IntegrityError: a second click won the race to the unique receipt row.
             db.session.rollback()
             flash(_("This payment was already confirmed."), "info")
     return redirect(url_for("applications.case", uid=application.uid))
