@@ -848,7 +848,7 @@ class _World:
         rng = self.rng
         _, kind, low, high = CATEGORY_PLANS[category]
         count = rng.randint(low, high) if kind != PlanKind.ONE_OFF else 1
-        if kind == PlanKind.TRANCHES and amount < 2000:
+        if kind == PlanKind.TRANCHES and (amount < 2000 or count == 1):
             kind, count = PlanKind.ONE_OFF, 1
         start = (decided + timedelta(days=rng.randint(1, 4))).date()
         step = 30 if kind == PlanKind.STIPEND else 45

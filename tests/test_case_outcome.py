@@ -139,6 +139,7 @@ def granted(fund, make_donor, make_user):
 def test_the_applicant_sees_amount_plan_and_the_payment_that_stands(client, granted):
     login(client, granted["applicant"])
     html = client.get(f"/applications/{granted['case'].uid}").get_data(as_text=True)
+    assert "<h2>Support granted</h2>" in html, "the section is markup, not escaped text"
     assert "€3,000.00" in html and "Paid in 2 parts." in html
     assert "9 February 2026" in html and "KES" in html
     assert "4 February 2026" not in html, "a reversed payment is not shown as paid"

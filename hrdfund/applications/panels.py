@@ -1,18 +1,19 @@
 """Sections that higher features (grants, payments) add to the case page.
 
 Applications sit below grants and disbursements and never import them; those features
-register a panel here instead, and the case page renders whatever is registered.
+register a panel here instead. A panel returns the template to include and its data, so
+the case page renders it with autoescaping like any other part of the page.
 """
 
 _PANELS = []
 
 
 def register(panel):
-    """Add ``panel(application, user) -> HTML or None`` to every case page."""
+    """Add ``panel(application, user) -> {"template": ..., **data} or None`` to case pages."""
     _PANELS.append(panel)
     return panel
 
 
-def render_panels(application, user):
-    """The HTML of every registered panel that has something to show."""
-    return [html for html in (panel(application, user) for panel in _PANELS) if html]
+def collect_panels(application, user):
+    """Every registered panel that has something to show for this case and user."""
+    return [found for found in (panel(application, user) for panel in _PANELS) if found]

@@ -32,7 +32,7 @@ from .forms import (
     application_form_class,
 )
 from .models import Application, ApplicationStatus, Category, ConsentKind, Document, DocumentKind
-from .panels import render_panels
+from .panels import collect_panels
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
 
 
@@ -230,7 +230,7 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         next_step=NEXT_STEPS.get(application.status),
         missing=missing,
         decision=services.latest_decision(application),
-        panels=render_panels(application, current_user),
+        panels=collect_panels(application, current_user),
         report=report,
         report_form=(report_form or ReportForm(formdata=None)) if report_due else None,
     )

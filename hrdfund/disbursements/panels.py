@@ -1,7 +1,6 @@
 """The case page's section on the decision's money: plan, payments and receipts."""
 
 import sqlalchemy as sa
-from flask import render_template
 
 from ..applications import panels
 from ..extensions import db
@@ -48,13 +47,12 @@ def payments_panel(application, user):
             .scalars()
             .all()
         )
-    return render_template(
-        "disbursements/_case_payments.html",
-        application=application,
-        grant=grant,
-        plan=plan,
-        instalments=instalments,
-        payments=grant_payments(grant),
-        form=ReceiptForm(),
-        can_confirm=user.is_applicant_side,
-    )
+    return {
+        "template": "disbursements/_case_payments.html",
+        "grant": grant,
+        "plan": plan,
+        "instalments": instalments,
+        "payments": grant_payments(grant),
+        "form": ReceiptForm(),
+        "can_confirm": user.is_applicant_side,
+    }

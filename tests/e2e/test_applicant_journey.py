@@ -179,6 +179,7 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     page.reload()
     html = page.content()
     assert "Status: Approved" in html and "€1,100.00" in html and "Paid in 2 parts." in html
+    assert page.get_by_role("heading", name="Support granted").is_visible()
     assert "<script" not in html
 
 
