@@ -187,6 +187,8 @@ def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fu
     assert "Could you send the visa letter?" in page and "question" in page
     client.post(f"/applications/{uid}", data={"body": "The letter comes next week."})
     assert _case(uid).status == ApplicationStatus.IN_REVIEW
+    staff_view = staff.get(f"/applications/{uid}").get_data(as_text=True)
+    assert "The applicant side" in staff_view and "The letter comes next week." in staff_view
     bodies = [m.body for m in db.session.execute(sa.select(Message)).scalars()]
     assert bodies == ["Could you send the visa letter?", "The letter comes next week."]
     empty = client.post(f"/applications/{uid}", data={"body": ""})
