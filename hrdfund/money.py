@@ -1,5 +1,6 @@
 """Money: Decimal parsing, quantizing, formatting and conversion. Never float."""
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.numbers import format_currency, get_currency_name
@@ -8,6 +9,8 @@ CENT = Decimal("0.01")
 #: Largest amount a Numeric(14, 2) column holds.
 MAX_AMOUNT = Decimal("999999999999.99")
 RATE_PLACES = Decimal("0.00000001")
+#: Commas only as thousands separators: "12,50" is refused, never read as 1250.
+GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 
 #: Currencies funds pay in; the list is a setting of the product, easy to extend.
 CURRENCIES = (
@@ -87,12 +90,18 @@ def parse_amount(text, allow_zero=False):
     """Parse user input into a positive Decimal in cents, or raise :class:`MoneyError`."""
     if isinstance(text, float):
         raise MoneyError("amounts are never floats")
+    text = str(text).strip()
+    if "," in text and not GROUPED.match(text):
+        raise MoneyError("use a point for decimals; commas only between thousands")
     try:
-        value = Decimal(str(text).strip().replace(",", ""))
+        value = Decimal(text.replace(",", ""))
     except InvalidOperation as exc:
         raise MoneyError("not a number") from exc
     if not value.is_finite():
         raise MoneyError("not a number")
+    # Before quantizing, which fails on numbers of more digits than the context holds.
+    if value.copy_abs() > MAX_AMOUNT:
+        raise MoneyError("too large")
     if value != quantize(value):
         raise MoneyError("at most two decimal places")
     if value < 0 or (value == 0 and not allow_zero):

@@ -3,17 +3,23 @@ those who may see the case."""
 
 import io
 import os
+import shutil
 import stat
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from hrdfund.applications import documents
+from hrdfund.applications.documents import read_document
 from hrdfund.applications.models import Document
 from hrdfund.audit.models import AuditEvent
+from hrdfund.crypto import DecryptionError
 from hrdfund.extensions import db
 from tests.conftest import login
 
@@ -136,3 +142,72 @@ def test_another_applicant_gets_404_for_the_document(app, client, case_uid, make
     login(stranger, make_user("applicant"))
     assert stranger.get(f"/applications/{case_uid}/documents/{document.uid}").status_code == 404
     assert _upload(stranger, case_uid, PDF).status_code == 404
+
+
+def test_photo_comments_and_png_metadata_are_dropped_too(client, case_uid):
+    jpeg = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(jpeg, "JPEG", comment=b"canary-jpeg-comment-4410")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "canary-png-text-9023")
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(png, "PNG", pnginfo=info, exif=exif)
+    _upload(client, case_uid, jpeg.getvalue(), "a.jpg", "evidence")
+    _upload(client, case_uid, png.getvalue(), "b.png", "evidence")
+    for document in db.session.execute(sa.select(Document)).scalars():
+        cleaned = read_document(document)
+        assert b"canary-" not in cleaned
+        with Image.open(io.BytesIO(cleaned)) as image:
+            assert 0x8825 not in image.getexif()
+
+
+def _png_header(width, height):
+    """A valid PNG header for a huge picture with no pixel data behind it."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_an_image_over_forty_megapixels_is_refused_before_decoding(client, case_uid):
+    response = _upload(client, case_uid, _png_header(8000, 6000), "big.png", "evidence")
+    assert response.status_code == 400
+    assert "too large" in response.get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
+
+
+def test_invisible_and_c1_control_characters_leave_the_name(client, case_uid):
+    _upload(client, case_uid, PDF, "invoice\u202egnp\u200b\x85\x9f.exe")
+    assert _only_document().filename == "invoicegnp.pdf"
+
+
+def test_a_ciphertext_moved_to_another_document_does_not_decrypt(app, client, case_uid):
+    _upload(client, case_uid, PDF, "a.pdf")
+    _upload(client, case_uid, PDF, "b.pdf")
+    first, second = db.session.execute(sa.select(Document).order_by(Document.id)).scalars()
+    folder = Path(app.instance_path, "documents")
+    shutil.copyfile(folder / first.storage_name, folder / second.storage_name)
+    assert read_document(first) == PDF
+    with pytest.raises(DecryptionError):
+        read_document(second)
+
+
+def test_a_failed_write_leaves_no_file_behind(app, client, case_uid, monkeypatch):
+    class FailingCipher:
+        def encrypt_bytes(self, data, aad):
+            raise OSError("disk full")
+
+    monkeypatch.setattr(documents, "cipher", FailingCipher)
+    assert _upload(client, case_uid, PDF).status_code == 500
+    assert list(Path(app.instance_path, "documents").iterdir()) == []
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0

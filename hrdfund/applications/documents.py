@@ -5,6 +5,7 @@ import io
 import os
 import re
 import secrets
+import unicodedata
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -57,6 +58,9 @@ def _strip_image(data, content_type):
             clean = ImageOps.exif_transpose(image)
             if content_type == "image/jpeg" and clean.mode not in ("RGB", "L"):
                 clean = clean.convert("RGB")
+            # Pillow writes some of info back on save (a JPEG's comment, a PNG's ICC
+            # profile); keep only transparency, which is part of the picture.
+            clean.info = {k: v for k, v in clean.info.items() if k == "transparency"}
             out = io.BytesIO()
             clean.save(out, format="JPEG" if content_type == "image/jpeg" else "PNG")
             return out.getvalue()
@@ -71,7 +75,14 @@ def _strip_image(data, content_type):
 def display_name(filename, content_type):
     """A harmless name to show: no folders, no control characters, a fitting extension."""
     base = re.split(r"[\\/]", filename or "")[-1]
-    base = re.sub(r"[\x00-\x1f\x7f<>\"'`]", "", base).strip(" .")
+    # Category C covers C0/C1 controls and invisible format characters such as U+202E,
+    # which can make a name read backwards; Z[lp] are line and paragraph separators.
+    base = "".join(
+        ch
+        for ch in base
+        if unicodedata.category(ch)[0] != "C" and unicodedata.category(ch) not in ("Zl", "Zp")
+    )
+    base = re.sub(r"[<>\"'`]", "", base).strip(" .")
     stem = os.path.splitext(base)[0][: NAME_MAX - 5] or "document"
     return stem + EXTENSIONS[content_type]
 
@@ -104,9 +115,10 @@ def store_document(stream, filename, application, kind, actor):
     document.filename = display_name(filename, content_type)
     path = os.path.join(_folder(), document.storage_name)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(cipher().encrypt_bytes(data, _aad(document)))
     try:
+        # A partial file (disk full) or a failed insert must not leave ciphertext behind.
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(cipher().encrypt_bytes(data, _aad(document)))
         db.session.add(document)
         db.session.flush()
         audit.record(

@@ -1,0 +1,245 @@
+"""Deciding and committing money: approvals (four eyes above a threshold), pool eligibility,
+and allocations that can never take a pool below zero, whatever runs at the same time.
+
+On PostgreSQL an allocation locks the pool's row (SELECT ... FOR UPDATE) and re-reads the
+balance after the lock; on SQLite every transaction already holds the write lock from its
+first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
+"""
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import audit, geo
+from ..applications.access import can_see
+from ..applications.models import ApplicationStatus as S
+from ..applications.review_models import ConflictDeclaration, Decision, DecisionOutcome, Review
+from ..applications.services import change_status
+from ..auth.models import Role
+from ..columns import utcnow
+from ..extensions import db
+from ..money import convert, quantize
+from ..pools.models import Contribution, Pool
+from .models import Allocation, Grant, Release
+
+
+class DecisionError(Exception):
+    """A decision the rules do not allow; the message says which rule."""
+
+
+class SelfApprovalError(DecisionError):
+    """The person who recommended a case may not approve it."""
+
+
+class SecondApproverError(DecisionError):
+    """Above the threshold the second approval must come from a different manager."""
+
+
+class ConflictOfInterestError(DecisionError):
+    """The manager declared a conflict of interest on this case."""
+
+
+class IneligiblePoolError(DecisionError):
+    """The pool's restrictions do not fit the case; ``reasons`` lists each mismatch."""
+
+    def __init__(self, reasons):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class InsufficientFundsError(DecisionError):
+    """The pool has less available than the allocation asks."""
+
+
+def four_eyes_threshold():
+    """Approvals at or above this amount need a second manager."""
+    return Decimal(str(current_app.config["FOUR_EYES_THRESHOLD"]))
+
+
+def pool_available(pool_id):
+    """Received minus committed, summed over the pool's ledger rows."""
+    signed = sa.case(
+        (Contribution.reversal_of_id.is_(None), Contribution.amount), else_=-Contribution.amount
+    )
+    received = db.session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(Contribution.pool_id == pool_id)
+    ).scalar()
+    allocated = db.session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(Allocation.amount), 0)).where(
+            Allocation.pool_id == pool_id
+        )
+    ).scalar()
+    released = db.session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(Release.amount), 0))
+        .join(Allocation, Allocation.id == Release.allocation_id)
+        .where(Allocation.pool_id == pool_id)
+    ).scalar()
+    return quantize(Decimal(received) - Decimal(allocated) + Decimal(released))
+
+
+def pool_mismatches(pool, application, pool_amount, on=None):
+    """Every way ``pool`` does not fit ``application`` for ``pool_amount``; empty if it fits."""
+    on = on or utcnow().date()
+    reasons = []
+    if pool.fund_id != application.fund_id or not pool.active:
+        reasons.append("the pool is not open to this fund's grants")
+    rules = {}
+    for restriction in pool.restrictions:
+        rules.setdefault(str(restriction.kind), set()).add(restriction.value)
+    if rules.get("category") and application.category.value not in rules["category"]:
+        reasons.append("the pool does not fund this kind of support")
+    if rules.get("country") and application.country not in rules["country"]:
+        reasons.append("the pool does not fund this country")
+    region = application.region or geo.region_of(application.country)
+    if rules.get("region") and region not in rules["region"]:
+        reasons.append("the pool does not fund this region")
+    if pool.cap_per_grant is not None and pool_amount > pool.cap_per_grant:
+        reasons.append("the amount is above the pool's cap per grant")
+    if (pool.starts_on and on < pool.starts_on) or (pool.ends_on and on > pool.ends_on):
+        reasons.append("the pool's date window is closed")
+    return reasons
+
+
+def _lock_pool(pool_id):
+    """Serialise allocations on one pool until the transaction ends."""
+    query = sa.select(Pool).where(Pool.id == pool_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return db.session.execute(query).scalar_one()
+
+
+def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
+    """Commit ``grant_amount`` (grant currency) from a pool; ``rate`` is pool units per grant
+    unit. The balance is re-read under the pool's lock, so no pool goes below zero."""
+    pool = _lock_pool(pool_id)
+    if pool.currency == grant.currency:
+        rate = Decimal(1)
+    pool_amount = convert(grant_amount, rate)
+    reasons = pool_mismatches(pool, application, pool_amount)
+    if reasons:
+        raise IneligiblePoolError(reasons)
+    if pool_amount > pool_available(pool.id):
+        raise InsufficientFundsError(f"pool {pool.id} has less than {pool_amount} available")
+    allocation = Allocation(
+        grant_id=grant.id,
+        pool_id=pool.id,
+        amount=pool_amount,
+        grant_amount=quantize(grant_amount),
+        fx_rate=rate,
+        created_by_id=actor.id,
+    )
+    db.session.add(allocation)
+    db.session.flush()
+    audit.record(
+        "allocation.created",
+        allocation,
+        actor=actor,
+        grant=grant.uid,
+        pool=pool.id,
+        amount=pool_amount,
+        currency=pool.currency,
+    )
+    return allocation
+
+
+def _recommender_id(application):
+    return (
+        db.session.execute(
+            sa.select(Review.reviewer_id)
+            .where(Review.application_id == application.id)
+            .order_by(Review.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+
+
+def _check_manager(application, manager):
+    if manager.role != Role.MANAGER:
+        raise DecisionError("only a manager decides")
+    conflict = db.session.execute(
+        sa.select(ConflictDeclaration.id).where(
+            ConflictDeclaration.application_id == application.id,
+            ConflictDeclaration.user_id == manager.id,
+        )
+    ).first()
+    if conflict is not None:
+        raise ConflictOfInterestError("you declared a conflict of interest on this case")
+    if not can_see(application, manager):
+        raise DecisionError("this case belongs to another fund")
+    if _recommender_id(application) == manager.id:
+        raise SelfApprovalError("the person who recommended a case may not approve it")
+
+
+def approve_application(application, manager, amount, allocations):
+    """Approve ``amount`` (in the application's currency) drawn from ``allocations``, a list
+    of (pool id, amount in grant currency, rate).
+
+    At or above the four-eyes threshold the first approval only records the decision and
+    waits; the second, by a different manager, commits the money. Returns the grant once
+    money is committed, else None.
+    """
+    _check_manager(application, manager)
+    amount = quantize(amount)
+    if application.status == S.RECOMMENDED:
+        _record_approval(application, manager, amount)
+        if amount >= four_eyes_threshold():
+            change_status(application, S.AWAITING_SECOND_APPROVAL, actor=manager)
+            return None
+    elif application.status == S.AWAITING_SECOND_APPROVAL:
+        first = (
+            db.session.execute(
+                sa.select(Decision)
+                .where(
+                    Decision.application_id == application.id,
+                    Decision.outcome == DecisionOutcome.APPROVE,
+                )
+                .order_by(Decision.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        if first.manager_id == manager.id:
+            raise SecondApproverError("a second, different manager must confirm this approval")
+        if amount != first.amount:
+            raise DecisionError("the second approval confirms the amount of the first")
+        _record_approval(application, manager, amount)
+    else:
+        raise DecisionError("this case is not waiting for a decision")
+    if sum((quantize(a[1]) for a in allocations), start=Decimal(0)) != amount:
+        raise DecisionError("the allocations must add up to the approved amount")
+    grant = Grant(
+        fund_id=application.fund_id,
+        application_id=application.id,
+        amount=amount,
+        currency=application.currency,
+        approved_at=utcnow(),
+    )
+    db.session.add(grant)
+    db.session.flush()
+    for pool_id, grant_amount, rate in allocations:
+        allocate(grant, application, pool_id, grant_amount, manager, rate)
+    change_status(application, S.APPROVED, actor=manager)
+    audit.record(
+        "grant.approved",
+        grant,
+        actor=manager,
+        case=application.uid,
+        amount=amount,
+        currency=grant.currency,
+    )
+    return grant
+
+
+def _record_approval(application, manager, amount):
+    db.session.add(
+        Decision(
+            application_id=application.id,
+            manager_id=manager.id,
+            outcome=DecisionOutcome.APPROVE,
+            amount=amount,
+            currency=application.currency,
+        )
+    )
+    db.session.flush()
