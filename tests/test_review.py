@@ -1,0 +1,119 @@
+"""The review before the money: assignment starts the clock, a conflict removes the
+declarer, references are checked, the reviewer recommends, a manager may refuse."""
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications import review_services as reviews
+from hrdfund.applications.models import (
+    Application,
+    ApplicationStatus,
+    Category,
+    Reference,
+    VerificationStatus,
+)
+from hrdfund.applications.review_models import Review
+from hrdfund.extensions import db
+from hrdfund.grants import services as grants
+from tests.conftest import login
+
+
+@pytest.fixture
+def submitted(fund, make_user):
+    applicant = make_user("applicant")
+    case = Application(
+        fund_id=fund.id,
+        applicant_id=applicant.id,
+        category=Category.MEDICAL,
+        status=ApplicationStatus.SUBMITTED,
+        currency="EUR",
+        country="KE",
+    )
+    case.references = [
+        Reference(name="Ref A", contact="Signal"),
+        Reference(name="Ref B", contact="Email"),
+    ]
+    db.session.add(case)
+    db.session.commit()
+    return case
+
+
+def test_assigning_a_reviewer_starts_the_review(submitted, make_user):
+    manager, reviewer = make_user("manager"), make_user("reviewer")
+    reviews.assign_reviewer(submitted, reviewer, manager)
+    db.session.commit()
+    assert submitted.status == ApplicationStatus.IN_REVIEW
+    assert submitted.assigned_reviewer_id == reviewer.id
+    assert submitted.first_response_at is not None
+
+
+def test_a_conflict_takes_the_declarer_off_the_case(app, client, submitted, make_user):
+    reviewer = make_user("reviewer")
+    reviews.assign_reviewer(submitted, reviewer, reviewer)
+    reviews.declare_conflict(submitted, reviewer)
+    db.session.commit()
+    assert submitted.assigned_reviewer_id is None
+    login(client, reviewer)
+    assert client.get(f"/applications/{submitted.uid}").status_code == 404
+    with pytest.raises(reviews.ReviewError):
+        reviews.record_reference_check(submitted.references[0], "confirmed", "ok", reviewer)
+
+
+def test_a_manager_with_a_conflict_cannot_decide(submitted, make_user):
+    manager, reviewer = make_user("manager"), make_user("reviewer")
+    reviews.assign_reviewer(submitted, reviewer, reviewer)
+    reviews.recommend(submitted, reviewer, "high", "approve", Decimal(100), "Verified")
+    reviews.declare_conflict(submitted, manager)
+    db.session.commit()
+    with pytest.raises(grants.ConflictOfInterestError):
+        grants.approve_application(submitted, manager, Decimal(100), [])
+    with pytest.raises(reviews.ReviewError):
+        reviews.reject_application(submitted, manager, "No")
+
+
+def test_two_references_checked_then_recommended(submitted, make_user):
+    reviewer = make_user("reviewer")
+    reviews.assign_reviewer(submitted, reviewer, reviewer)
+    for reference in submitted.references:
+        reviews.record_reference_check(reference, "confirmed", "canary-ref-notes-4411", reviewer)
+    reviews.recommend(
+        submitted,
+        reviewer,
+        "critical",
+        "approve",
+        Decimal("2500"),
+        "Threat verified by both references",
+    )
+    db.session.commit()
+    assert submitted.status == ApplicationStatus.RECOMMENDED
+    statuses = {r.status for r in submitted.references}
+    assert statuses == {VerificationStatus.CONFIRMED}
+    assert all(b"canary" not in r._notes for r in submitted.references)
+    review = db.session.execute(sa.select(Review)).scalar_one()
+    assert review.recommended_amount == Decimal("2500.00")
+
+
+def test_a_recommendation_needs_a_case_in_review_and_an_amount(submitted, make_user):
+    reviewer = make_user("reviewer")
+    with pytest.raises(reviews.ReviewError):
+        reviews.recommend(submitted, reviewer, "low", "approve", Decimal(10), "")
+    reviews.assign_reviewer(submitted, reviewer, reviewer)
+    with pytest.raises(reviews.ReviewError):
+        reviews.recommend(submitted, reviewer, "low", "approve", None, "")
+
+
+def test_a_rejection_needs_a_manager_and_a_reason(client, submitted, make_user):
+    reviewer, manager = make_user("reviewer"), make_user("manager")
+    reviews.assign_reviewer(submitted, reviewer, reviewer)
+    with pytest.raises(reviews.ReviewError):
+        reviews.reject_application(submitted, reviewer, "Not ours")
+    with pytest.raises(reviews.ReviewError):
+        reviews.reject_application(submitted, manager, "  ")
+    reviews.reject_application(submitted, manager, "Another fund already covers this.")
+    db.session.commit()
+    assert submitted.status == ApplicationStatus.REJECTED
+    login(client, submitted.applicant)
+    page = client.get(f"/applications/{submitted.uid}").get_data(as_text=True)
+    assert "Another fund already covers this." in page
