@@ -57,6 +57,10 @@ def test_a_conflict_takes_the_declarer_off_the_case(app, client, submitted, make
     assert submitted.assigned_reviewer_id is None
     login(client, reviewer)
     assert client.get(f"/applications/{submitted.uid}").status_code == 404
+    assert submitted.uid not in client.get("/cases").get_data(as_text=True)
+    colleague = app.test_client()
+    login(colleague, make_user("reviewer"))
+    assert submitted.uid in colleague.get("/cases").get_data(as_text=True)
     with pytest.raises(reviews.ReviewError):
         reviews.record_reference_check(submitted.references[0], "confirmed", "ok", reviewer)
 

@@ -26,7 +26,7 @@ from .models import (
 )
 from .models import ApplicationStatus as S
 from .review_models import Decision, DecisionOutcome
-from .states import check_transition
+from .states import TRANSITIONS, check_transition
 
 #: Timestamp columns set on the first move into these states.
 _STAMPS = {
@@ -264,12 +264,18 @@ def submit_application(application, actor):
     return change_status(application, S.SUBMITTED, actor=actor)
 
 
+class ThreadClosedError(Exception):
+    """A draft has no thread yet, and a closed case takes no more messages."""
+
+
 def post_message(application, author, body):
     """Add a message to the case's thread.
 
     An answer from the applicant side to a question puts the case back in review; a
     question from staff on a case in review waits for the applicant.
     """
+    if application.status == S.DRAFT or not TRANSITIONS[application.status]:
+        raise ThreadClosedError()
     from_staff = author.is_staff
     message = Message(
         application_id=application.id,

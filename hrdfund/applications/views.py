@@ -31,8 +31,9 @@ from .forms import (
     StartForm,
     application_form_class,
 )
-from .models import Application, ApplicationStatus, Category, ConsentKind, Document, DocumentKind
+from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind
 from .panels import collect_panels
+from .review_models import ConflictDeclaration
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
 
 
@@ -89,7 +90,14 @@ def queue():
             Application.currency,
             Application.submitted_at,
         )
-        .where(Application.fund_id == current_user.fund_id, Application.status.in_(open_states))
+        .where(
+            Application.fund_id == current_user.fund_id,
+            Application.status.in_(open_states),
+            ~sa.exists().where(
+                ConflictDeclaration.application_id == Application.id,
+                ConflictDeclaration.user_id == current_user.id,
+            ),
+        )
         .order_by(Application.submitted_at, Application.id)
         .limit(size + 1)
         .offset((page - 1) * size)
@@ -100,7 +108,6 @@ def queue():
         page=page,
         has_next=len(rows) > size,
         labels=STAFF_LABELS,
-        categories=Category,
     )
 
 
@@ -199,9 +206,10 @@ def case(uid):
     application = get_application_or_404(uid, current_user)
     form = MessageForm()
     if form.validate_on_submit():
-        if application.status in TERMINAL_STATES or application.status == ApplicationStatus.DRAFT:
+        try:
+            services.post_message(application, current_user._get_current_object(), form.body.data)
+        except services.ThreadClosedError:
             abort(404)
-        services.post_message(application, current_user._get_current_object(), form.body.data)
         db.session.commit()
         flash(_("Message sent."), "info")
         return redirect(url_for("applications.case", uid=application.uid))
@@ -292,7 +300,9 @@ def upload(uid):
             form.file.errors.append(str(exc))
         else:
             db.session.commit()
-            flash(_("Document added. Only the fund's staff on this case can open it."), "info")
+            flash(
+                _("Document added. Only you and the fund's staff on this case can open it."), "info"
+            )
             return redirect(url_for("applications.case", uid=uid))
     return _render_case(application, document_form=form, status=400)
 
