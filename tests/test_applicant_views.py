@@ -138,6 +138,7 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
         ("threat", "x" * 4001, "Field cannot be longer than 4000 characters"),
         ("details-months", "many", "Not a valid integer value"),
         ("country", "XX", "Not a valid choice"),
+        ("budget-1-amount", "", "Enter the amount for this line"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_loses_nothing(

@@ -21,7 +21,14 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from ..money import CURRENCIES, MAX_AMOUNT
 from .categories import CATEGORY_FIELDS
@@ -64,6 +71,16 @@ class BudgetLineForm(Form):
         _l("What it pays for"), [Optional(), Length(max=BudgetLine.DESCRIPTION_MAX)]
     )
     amount = DecimalField(_l("Amount"), [Optional(), POSITIVE], places=2)
+
+    def validate_description(self, field):
+        """A described cost without an amount would be lost on saving: ask for it."""
+        if (
+            field.data
+            and field.data.strip()
+            and self.amount.data is None
+            and not self.amount.errors
+        ):
+            raise ValidationError(_l("Enter the amount for this line."))
 
 
 class DependantForm(Form):

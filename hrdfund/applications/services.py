@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit, geo
+from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..money import check_currency, quantize
@@ -97,8 +98,6 @@ class IncompleteError(Exception):
 
 def start_application(actor, category, fund_id, consent_method=None):
     """Open a draft for ``actor`` (an applicant, or a partner referring a defender)."""
-    from ..auth.models import Role
-
     application = Application(
         fund_id=fund_id,
         category=Category(category),
