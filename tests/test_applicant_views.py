@@ -190,6 +190,14 @@ def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fu
     assert _case(uid).status == ApplicationStatus.IN_REVIEW
     staff_view = staff.get(f"/applications/{uid}").get_data(as_text=True)
     assert "The applicant side" in staff_view and "The letter comes next week." in staff_view
+    for typed in (
+        "Death threats after a radio interview",
+        "Visa on arrival",
+        "daughter",
+        "Reference Two",
+        "KES",
+    ):
+        assert typed in staff_view, typed
     bodies = [m.body for m in db.session.execute(sa.select(Message)).scalars()]
     assert bodies == ["Could you send the visa letter?", "The letter comes next week."]
     empty = client.post(f"/applications/{uid}", data={"body": ""})

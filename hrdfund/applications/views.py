@@ -241,6 +241,7 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         panels=collect_panels(application, current_user),
         report=report,
         report_form=(report_form or ReportForm(formdata=None)) if report_due else None,
+        category_fields=CATEGORY_FIELDS[application.category],
     )
     return page, status
 
