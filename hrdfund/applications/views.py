@@ -1,6 +1,7 @@
 """The applicant side (start, fill in, send, follow a case) and the staff queue."""
 
 import io
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import (
@@ -19,6 +20,7 @@ from flask_login import current_user
 from .. import audit
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
+from ..columns import utcnow
 from ..extensions import db
 from . import bp, documents, services
 from .access import get_application_or_404
@@ -31,7 +33,15 @@ from .forms import (
     StartForm,
     application_form_class,
 )
-from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind
+from .models import (
+    Application,
+    ApplicationStatus,
+    Category,
+    ConsentKind,
+    Document,
+    DocumentKind,
+    Urgency,
+)
 from .panels import collect_panels
 from .review_models import ConflictDeclaration
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
@@ -71,43 +81,84 @@ def referrals():
     )
 
 
+def _queue_filters():
+    """The queue's filters from the query string; unknown values are ignored."""
+    args = request.args
+    chosen = {}
+    if args.get("status") in {s.value for s in OPEN_STATES}:
+        chosen["status"] = args["status"]
+    if args.get("category") in {c.value for c in Category}:
+        chosen["category"] = args["category"]
+    if args.get("urgency") in {u.value for u in Urgency}:
+        chosen["urgency"] = args["urgency"]
+    country = (args.get("country") or "").upper()
+    if len(country) == 2 and country.isalpha():
+        chosen["country"] = country
+    if args.get("mine") == "1":
+        chosen["mine"] = "1"
+    return chosen
+
+
+def _deadline(row, now, config):
+    """(label, hours left) of the next target the case must meet, or None."""
+    if row.submitted_at is None:
+        return None
+    kind = "URGENT" if row.urgency == Urgency.URGENT else "NORMAL"
+    if row.first_response_at is None:
+        due = row.submitted_at + timedelta(hours=config[f"TARGET_RESPONSE_HOURS_{kind}"])
+        return _("first response"), (due - now).total_seconds() / 3600
+    due = row.submitted_at + timedelta(hours=config[f"TARGET_DECISION_HOURS_{kind}"])
+    return _("decision"), (due - now).total_seconds() / 3600
+
+
 @bp.get("/cases")
 @role_required(Role.REVIEWER, Role.MANAGER)
 def queue():
-    """Open cases of the fund, oldest submission first, one page at a time."""
-    page = request.args.get("page", 1, type=int)
-    page = max(1, min(page, 100000))
+    """Open cases of the fund with the time left to their targets, filtered, a page at a
+    time; one query whatever the number of cases."""
+    page = max(1, min(request.args.get("page", 1, type=int), 100000))
     size = current_app.config["PAGE_SIZE"]
+    filters = _queue_filters()
     open_states = [s.value for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
+    query = sa.select(
+        Application.uid,
+        Application.category,
+        Application.status,
+        Application.urgency,
+        Application.country,
+        Application.amount_requested,
+        Application.currency,
+        Application.submitted_at,
+        Application.first_response_at,
+        Application.assigned_reviewer_id,
+    ).where(
+        Application.fund_id == current_user.fund_id,
+        Application.status.in_([filters["status"]] if "status" in filters else open_states),
+        ~sa.exists().where(
+            ConflictDeclaration.application_id == Application.id,
+            ConflictDeclaration.user_id == current_user.id,
+        ),
+    )
+    for name in ("category", "urgency", "country"):
+        if name in filters:
+            query = query.where(getattr(Application, name) == filters[name])
+    if "mine" in filters:
+        query = query.where(Application.assigned_reviewer_id == current_user.id)
     rows = db.session.execute(
-        sa.select(
-            Application.uid,
-            Application.category,
-            Application.status,
-            Application.urgency,
-            Application.country,
-            Application.amount_requested,
-            Application.currency,
-            Application.submitted_at,
-        )
-        .where(
-            Application.fund_id == current_user.fund_id,
-            Application.status.in_(open_states),
-            ~sa.exists().where(
-                ConflictDeclaration.application_id == Application.id,
-                ConflictDeclaration.user_id == current_user.id,
-            ),
-        )
-        .order_by(Application.submitted_at, Application.id)
+        query.order_by(Application.submitted_at, Application.id)
         .limit(size + 1)
         .offset((page - 1) * size)
     ).all()
+    now = utcnow()
+    deadlines = [_deadline(row, now, current_app.config) for row in rows[:size]]
     return render_template(
         "applications/queue.html",
-        rows=rows[:size],
+        rows=list(zip(rows[:size], deadlines, strict=True)),
         page=page,
         has_next=len(rows) > size,
         labels=STAFF_LABELS,
+        filters=filters,
+        statuses=[s for s in OPEN_STATES if s != ApplicationStatus.DRAFT],
     )
 
 
