@@ -7,7 +7,7 @@ import sqlite3
 import traceback
 
 import sqlalchemy as sa
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, has_request_context, render_template, request
 from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 
@@ -165,6 +165,8 @@ def _sqlite_begin(conn):
 def _select_locale():
     from flask_login import current_user
 
+    if not has_request_context():
+        return None  # a CLI command: the default locale
     if getattr(current_user, "is_authenticated", False) and current_user.language:
         return current_user.language
     return request.accept_languages.best_match(current_app.config["LANGUAGES"]) or "en"
@@ -189,7 +191,8 @@ def _security_headers(response):
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if request.endpoint != "static":
+    # An error page under /static is rendered for the user (with a CSRF token): no-store too.
+    if request.endpoint != "static" or response.status_code >= 400:
         response.headers["Cache-Control"] = "no-store"
     if current_app.config["ENV_NAME"] == "production":
         response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"

@@ -106,8 +106,6 @@ def parse_amount(text, allow_zero=False):
         raise MoneyError("at most two decimal places")
     if value < 0 or (value == 0 and not allow_zero):
         raise MoneyError("must be more than zero")
-    if value > MAX_AMOUNT:
-        raise MoneyError("too large")
     return quantize(value)
 
 

@@ -2,11 +2,13 @@
 
 import threading
 
+import pytest
 import sqlalchemy as sa
 
 from hrdfund import audit, create_app
 from hrdfund.audit.models import AuditEvent
 from hrdfund.extensions import db
+from tests.conftest import login
 
 
 def _chain(n=5):
@@ -15,46 +17,123 @@ def _chain(n=5):
     db.session.commit()
 
 
-def _sql(statement):
-    db.session.execute(sa.text(statement))
+def _sql(*statements):
+    for statement in statements:
+        db.session.execute(sa.text(statement))
     db.session.commit()
+
+
+def _rows():
+    return db.session.execute(sa.select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
 
 
 def test_a_healthy_chain_links_every_entry(app):
     _chain()
-    rows = db.session.execute(sa.select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
+    rows = _rows()
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0].prev_hash == audit.GENESIS
     assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False))
+    assert len({r.hash for r in rows}) == 5
     assert audit.verify() == []
+    assert audit.head() == (5, rows[-1].hash)
 
 
-def test_an_edited_payload_is_named(app):
+def test_amounts_are_stored_as_exact_strings(app):
+    """A payload is canonical JSON: the same content always hashes the same way."""
+    from decimal import Decimal
+
+    event = audit.record("test.money", object_type="t", object_id="x", b=Decimal("10.50"), a=1)
+    db.session.commit()
+    assert event.payload == '{"a":1,"b":"10.50"}'
+
+
+#: Entries 2 and 3 trade what they say, each keeping its place in the chain. A colon is
+#: written "\\:" so that SQLAlchemy does not read it as a bound parameter.
+SWAP_CONTENT = (
+    "UPDATE audit_events SET object_id = 't2', payload = '{\"n\"\\:2}' WHERE seq = 2",
+    "UPDATE audit_events SET object_id = 't1', payload = '{\"n\"\\:1}' WHERE seq = 3",
+)
+
+
+@pytest.mark.parametrize(
+    "statements, message",
+    [
+        (
+            ["UPDATE audit_events SET payload = '{\"n\"\\:99}' WHERE seq = 2"],
+            "audit entry 2 was altered (its hash does not verify)",
+        ),
+        (
+            ["UPDATE audit_events SET actor = 'u1' WHERE seq = 4"],
+            "audit entry 4 was altered (its hash does not verify)",
+        ),
+        (
+            ["UPDATE audit_events SET at = '2020-01-01 00:00:00' WHERE seq = 1"],
+            "audit entry 1 was altered (its hash does not verify)",
+        ),
+        (
+            ["DELETE FROM audit_events WHERE seq = 3"],
+            "audit entry 3 is missing (next entry is 4)",
+        ),
+        (
+            ["DELETE FROM audit_events WHERE seq = 1"],
+            "audit entry 1 is missing (next entry is 2)",
+        ),
+        (SWAP_CONTENT, "audit entry 2 was altered (its hash does not verify)"),
+        (
+            [
+                "UPDATE audit_events SET seq = 100 WHERE seq = 2",
+                "UPDATE audit_events SET seq = 2 WHERE seq = 3",
+                "UPDATE audit_events SET seq = 3 WHERE seq = 100",
+            ],
+            "audit entry 2 does not follow entry 1 (deleted or reordered)",
+        ),
+        (
+            [
+                "DELETE FROM audit_events WHERE seq = 3",
+                "UPDATE audit_events SET seq = seq - 1 WHERE seq > 3",
+            ],
+            "audit entry 3 does not follow entry 2 (deleted or reordered)",
+        ),
+    ],
+    ids=[
+        "edited-payload",
+        "edited-actor",
+        "edited-time",
+        "deleted",
+        "deleted-first",
+        "swapped-content",
+        "swapped-order",
+        "deleted-and-renumbered",
+    ],
+)
+def test_tampering_is_named(app, statements, message):
+    """Whoever edits, deletes, swaps or renumbers entries is caught at the first one touched."""
     _chain()
-    _sql("UPDATE audit_events SET payload = 'tampered' WHERE seq = 2")
-    assert audit.verify() == ["audit entry 2 was altered (its hash does not verify)"]
-
-
-def test_a_deleted_entry_is_named(app):
-    _chain()
-    _sql("DELETE FROM audit_events WHERE seq = 3")
-    assert audit.verify() == ["audit entry 3 is missing (next entry is 4)"]
-
-
-def test_swapped_entries_are_detected(app):
-    _chain()
-    _sql("UPDATE audit_events SET seq = 100 WHERE seq = 2")
-    _sql("UPDATE audit_events SET seq = 2 WHERE seq = 3")
-    _sql("UPDATE audit_events SET seq = 3 WHERE seq = 100")
-    assert audit.verify() == ["audit entry 2 does not follow entry 1 (deleted or reordered)"]
+    _sql(*statements)
+    assert audit.verify() == [message]
 
 
 def test_a_cut_tail_is_caught_against_a_recorded_head(app):
     _chain()
     recorded = audit.head()
     assert audit.verify(recorded) == []
-    _sql("DELETE FROM audit_events WHERE seq = 5")
+    _sql("DELETE FROM audit_events WHERE seq >= 4")
     assert audit.verify() == []  # without the head a cut tail looks whole
-    assert "entries were cut" in audit.verify(recorded)[0]
+    assert audit.verify(recorded) == [
+        "audit chain ends at 3, before the recorded head 5: entries were cut"
+    ]
+
+
+def test_a_rewritten_tail_is_caught_against_a_recorded_head(app):
+    """Dropping the last entry and appending another in its place still differs from the
+    head recorded outside the server."""
+    _chain()
+    recorded = audit.head()
+    _sql("DELETE FROM audit_events WHERE seq = 5")
+    audit.record("test.event", object_type="things", object_id="forged")
+    db.session.commit()
+    assert audit.verify() == []
+    assert audit.verify(recorded) == ["audit entry 5 differs from the recorded head"]
 
 
 def test_another_key_cannot_vouch_for_the_chain(app, app_config):
@@ -69,13 +148,28 @@ def test_another_key_cannot_vouch_for_the_chain(app, app_config):
             db.engine.dispose()
 
 
+def test_entries_name_people_by_pseudonym_only(app, client, make_user):
+    """A sign-in is audited without the login name anywhere in the entry."""
+    user = make_user("applicant", login="canary-login-6620")
+    login(client, user)
+    rows = _rows()
+    assert "auth.login" in [r.action for r in rows]
+    for row in rows:
+        text = " ".join(str(v) for v in (row.actor, row.object_id, row.payload))
+        assert "canary-login" not in text
+    assert {r.actor for r in rows if r.action == "auth.login"} == {f"u{user.id}"}
+
+
 def test_concurrent_appends_never_fork_the_chain(app):
-    """Four writers at once still produce one chain without gaps."""
+    """Four writers at once, each committing its own entries, still produce one chain
+    without gaps or forks."""
     errors = []
+    start = threading.Barrier(4)
 
     def writer(k):
         with app.app_context():
             try:
+                start.wait()
                 for i in range(10):
                     audit.record("test.concurrent", object_type="w", object_id=f"{k}-{i}")
                     db.session.commit()
@@ -90,5 +184,8 @@ def test_concurrent_appends_never_fork_the_chain(app):
     for t in threads:
         t.join()
     assert errors == []
-    assert db.session.execute(sa.select(sa.func.count(AuditEvent.seq))).scalar() == 40
+    rows = _rows()
+    assert [r.seq for r in rows] == list(range(1, 41))
+    assert len({r.prev_hash for r in rows}) == 40, "no two entries follow the same one"
+    assert {r.object_id for r in rows} == {f"{k}-{i}" for k in range(4) for i in range(10)}
     assert audit.verify() == []

@@ -1,4 +1,4 @@
-"""The data inventory and what the database itself guarantees."""
+"""The data inventory, encryption at rest, and what the database itself guarantees."""
 
 import os
 import stat
@@ -9,61 +9,136 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Application, Category
+from hrdfund import models  # noqa: F401  (every table on the metadata)
+from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.auth.models import User
 from hrdfund.columns import DATA_CLASSES, ENCRYPTED_CLASSES
 from hrdfund.extensions import db
 from hrdfund.pools.models import Contribution, Pool
 
 
-def test_every_column_is_classed_and_sensitive_ones_are_encrypted(app):
+def test_every_column_is_classed_and_sensitive_ones_are_encrypted():
     """A new column without a data class, or a sensitive one stored in clear, fails here."""
-    for table in db.metadata.sorted_tables:
+    tables = db.metadata.sorted_tables
+    assert len(tables) >= 20
+    unclassed, clear = [], []
+    for table in tables:
         for column in table.columns:
             data_class = column.info.get("data_class")
-            assert data_class in DATA_CLASSES, f"{table.name}.{column.name} has no data class"
-            if data_class in ENCRYPTED_CLASSES:
-                assert isinstance(column.type, sa.LargeBinary), f"{table.name}.{column.name}"
+            if data_class not in DATA_CLASSES:
+                unclassed.append(f"{table.name}.{column.name}")
+            elif data_class in ENCRYPTED_CLASSES and not isinstance(column.type, sa.LargeBinary):
+                clear.append(f"{table.name}.{column.name}")
+    assert unclassed == []
+    assert clear == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])  # reads the SQLite file itself
+def test_the_known_secrets_are_classed_as_encrypted():
+    """The fields that could hurt someone if read are among the encrypted ones."""
+    encrypted = {
+        f"{t.name}.{c.name}"
+        for t in db.metadata.sorted_tables
+        for c in t.columns
+        if c.info.get("data_class") in ENCRYPTED_CLASSES
+    }
+    assert {
+        "users.contact",
+        "users.totp_secret",
+        "applications.defender_name",
+        "applications.threat",
+        "applications.details",
+        "references.contact",
+        "messages.body",
+        "disbursements.payee_details",
+    } <= encrypted
+
+
+def _raw_sqlite_bytes():
+    path = db.engine.url.database
+    return b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if os.path.exists(p))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's own file and pragmas
 def test_canaries_never_reach_the_database_file(app, backend, fund, make_user):
-    """Sensitive values are unreadable in the SQLite file and its write-ahead log."""
+    """Sensitive values are unreadable in the SQLite file and its write-ahead log, and read
+    back whole through the model."""
     user = make_user("applicant")
     user.contact = "canary-signal-number-5512"
+    staff = make_user("reviewer")
     case = Application(
         fund_id=fund.id, applicant_id=user.id, category=Category.MEDICAL, currency="EUR"
     )
     case.threat = "canary-threat-detail-8841"
+    case.defender_name = "canary-defender-name-7730"
     case.details = {"provider": "canary-clinic-3390"}
     db.session.add(case)
     db.session.commit()
-    path = db.engine.url.database
-    raw = b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if os.path.exists(p))
-    for canary in (b"canary-signal", b"canary-threat", b"canary-clinic"):
-        assert canary not in raw
+    raw = _raw_sqlite_bytes()
+    assert raw, "the database file was found and read"
+    assert user.login.encode() in raw, "the scan does see plain columns"
+    for canary in (
+        b"canary-signal",
+        b"canary-threat",
+        b"canary-defender",
+        b"canary-clinic",
+        staff.totp_secret.encode(),
+    ):
+        assert canary not in raw, canary
     db.session.expire_all()
-    assert db.session.get(Application, case.id).details == {"provider": "canary-clinic-3390"}
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    again = db.session.get(Application, case.id)
+    assert again.threat == "canary-threat-detail-8841"
+    assert again.details == {"provider": "canary-clinic-3390"}
+    assert db.session.get(User, user.id).contact == "canary-signal-number-5512"
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+def test_an_encrypted_value_copied_to_another_row_does_not_read(app, make_user):
+    """Someone with database access cannot move one person's secret onto another record."""
+    from hrdfund.crypto import DecryptionError
+
+    first, second = make_user("applicant"), make_user("applicant")
+    first.contact = "canary-contact-1"
+    db.session.commit()
+    db.session.execute(sa.update(User).where(User.id == second.id).values(_contact=first._contact))
+    db.session.commit()
+    db.session.expire_all()
+    with pytest.raises(DecryptionError):
+        _ = db.session.get(User, second.id).contact
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's own file and pragmas
 def test_sqlite_connections_enforce_foreign_keys_and_secure_delete(app, backend):
     """Every SQLite connection checks foreign keys and overwrites deleted data."""
-    assert db.session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
-    assert db.session.execute(sa.text("PRAGMA secure_delete")).scalar() == 1
+    for _ in range(2):
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
+            assert conn.execute(sa.text("PRAGMA secure_delete")).scalar() == 1
+            assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        db.engine.dispose()
 
 
-@pytest.mark.parametrize(
-    "column, value", [("amount", "-5"), ("received_currency", "eur"), ("received_amount", "0")]
-)
-def test_the_database_refuses_bad_money_rows(app, fund, make_donor, column, value):
-    """Negative amounts and malformed currencies are stopped by CHECK constraints."""
-    pool = Pool(fund_id=fund.id, donor_id=make_donor().id, name="P", currency="EUR")
-    db.session.add(pool)
-    db.session.commit()
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's own file and pragmas
+def test_the_sqlite_files_are_readable_by_their_owner_only(app, backend, make_user):
+    """The database and its write-ahead log are 0600: other local accounts read nothing."""
+    make_user("applicant")
+    path = db.engine.url.database
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            assert stat.S_IMODE(os.stat(path + suffix).st_mode) == 0o600, suffix
+
+
+def test_foreign_keys_are_enforced(app, fund):
+    """A case pointing at a fund that does not exist is refused by the database."""
+    db.session.add(Application(fund_id=fund.id + 999, category=Category.LEGAL, currency="EUR"))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+def _contribution_row(pool_id, **changes):
     row = {
         "uid": "c1",
-        "pool_id": pool.id,
+        "pool_id": pool_id,
         "amount": Decimal(10),
         "received_amount": Decimal(10),
         "received_currency": "EUR",
@@ -72,8 +147,61 @@ def test_the_database_refuses_bad_money_rows(app, fund, make_donor, column, valu
         "seal": "x",
         "created_at": datetime(2026, 1, 1),
     }
-    row[column] = Decimal(value) if column != "received_currency" else value
+    row.update(changes)
+    return row
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"amount": Decimal("-5")},
+        {"amount": Decimal("0")},
+        {"received_amount": Decimal("-0.01")},
+        {"fx_rate": Decimal("0")},
+        {"received_currency": "eur"},
+        {"received_currency": "EU"},
+    ],
+    ids=["negative", "zero", "negative-received", "zero-rate", "lower-case", "two-letters"],
+)
+def test_the_database_refuses_bad_money_rows(app, fund, make_donor, changes):
+    """Negative amounts and malformed currencies are stopped by CHECK constraints, even when
+    written around the application."""
+    pool = Pool(fund_id=fund.id, donor_id=make_donor().id, name="P", currency="EUR")
+    db.session.add(pool)
+    db.session.commit()
+    db.session.execute(sa.insert(Contribution.__table__).values(**_contribution_row(pool.id)))
+    db.session.commit()
     with pytest.raises(sa.exc.IntegrityError):
-        db.session.execute(sa.insert(Contribution.__table__).values(**row))
-        db.session.flush()
+        db.session.execute(
+            sa.insert(Contribution.__table__).values(
+                **_contribution_row(pool.id, uid="c2", **changes)
+            )
+        )
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count(Contribution.id))).scalar() == 1
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("amount_requested", "-100"), ("currency", "usd"), ("status", "lost")],
+)
+def test_the_database_refuses_bad_cases(app, fund, column, value):
+    """A direct write cannot give a case a negative amount, a bad currency or a status the
+    application does not know."""
+    row = {
+        "uid": "a1",
+        "fund_id": fund.id,
+        "category": Category.LEGAL.value,
+        "status": ApplicationStatus.DRAFT.value,
+        "urgency": "normal",
+        "currency": "EUR",
+        "dependants_count": 0,
+        "created_at": datetime(2026, 1, 1),
+        column: value,
+    }
+    # Plain SQL: the model's own checks would stop a bad status before the database does.
+    names = ", ".join(row)
+    params = ", ".join(f":{name}" for name in row)
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.text(f"INSERT INTO applications ({names}) VALUES ({params})"), row)
     db.session.rollback()

@@ -1,0 +1,272 @@
+"""Pool figures are sums over ledger rows, and `check` names every broken invariant."""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund import audit
+from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.models import Channel, Disbursement, PayeeType
+from hrdfund.extensions import db
+from hrdfund.grants.models import Allocation, Grant, Release
+from hrdfund.pools.models import Contribution, Pool
+
+
+def _add(obj):
+    """Write a row; ledger rows are sealed as they are inserted, once their ids are known."""
+    db.session.add(obj)
+    db.session.flush()
+    return obj
+
+
+class Ledger:
+    """A small hand-built ledger: one fund, one donor, two pools, one granted case."""
+
+    def __init__(self, fund, donor):
+        self.fund = fund
+        self.pool = _add(Pool(fund_id=fund.id, donor_id=donor.id, name="Safe", currency="EUR"))
+        self.other_pool = _add(
+            Pool(fund_id=fund.id, donor_id=donor.id, name="Other", currency="EUR")
+        )
+        self.first = self.contribute("10000")
+        second = self.contribute("500")
+        self.contribute("200", reversal_of=second)
+        self.grant = self.make_grant("3000")
+        self.allocation = _add(
+            Allocation(
+                grant_id=self.grant.id,
+                pool_id=self.pool.id,
+                amount=Decimal("3000"),
+                grant_amount=Decimal("3000"),
+                fx_rate=Decimal(1),
+            )
+        )
+        self.release = _add(Release(allocation_id=self.allocation.id, amount=Decimal("400")))
+        self.paid = self.pay("1000", fee="5")
+        bounced = self.pay("500", fee="2")
+        self.pay("500", fee="2", reversal_of=bounced)
+        db.session.commit()
+
+    def contribute(self, amount, reversal_of=None, pool=None):
+        return _add(
+            Contribution(
+                pool_id=(pool or self.pool).id,
+                amount=Decimal(amount),
+                received_amount=Decimal(amount),
+                received_currency="EUR",
+                fx_rate=Decimal(1),
+                received_on=date(2026, 1, 5),
+                reversal_of_id=reversal_of.id if reversal_of else None,
+            )
+        )
+
+    def make_grant(self, amount):
+        case = _add(
+            Application(
+                fund_id=self.fund.id,
+                category=Category.LEGAL,
+                status=ApplicationStatus.PAYING,
+                currency="EUR",
+            )
+        )
+        return _add(
+            Grant(
+                fund_id=self.fund.id,
+                application_id=case.id,
+                amount=Decimal(amount),
+                currency="EUR",
+                approved_at=datetime(2026, 2, 1),
+            )
+        )
+
+    def pay(self, amount, fee="0", reversal_of=None, pool=None, allocation=None):
+        allocation = allocation or self.allocation
+        return _add(
+            Disbursement(
+                grant_id=allocation.grant_id,
+                allocation_id=allocation.id,
+                pool_id=(pool or self.pool).id,
+                payee_type=PayeeType.DEFENDER,
+                channel=Channel.MOBILE_MONEY,
+                amount_paid=Decimal(amount),
+                currency_paid="EUR",
+                amount=Decimal(amount),
+                fx_rate=Decimal(1),
+                fee_amount=Decimal(fee),
+                paid_on=date(2026, 2, 4),
+                idempotency_key=None if reversal_of else f"k-{amount}-{fee}-{id(self)}",
+                reversal_of_id=reversal_of.id if reversal_of else None,
+            )
+        )
+
+
+@pytest.fixture
+def ledger(fund, make_donor):
+    built = Ledger(fund, make_donor())
+    assert check_ledger() == []
+    return built
+
+
+def test_pool_figures_are_the_sums_of_the_rows(ledger):
+    """Received counts reversed contributions out; committed counts releases out; a reversed
+    payment is not disbursed; available is what grants may still take."""
+    figures = pool_figures()
+    assert figures[ledger.pool.id] == {
+        "received": Decimal("10300.00"),
+        "committed": Decimal("2600.00"),
+        "disbursed": Decimal("1000.00"),
+        "fees": Decimal("5.00"),
+        "available": Decimal("7700.00"),
+        "outstanding": Decimal("1600.00"),
+    }
+    assert set(figures[ledger.other_pool.id].values()) == {Decimal("0.00")}
+    assert pool_figures([ledger.other_pool.id]) == {
+        ledger.other_pool.id: figures[ledger.other_pool.id]
+    }
+
+
+def test_every_ledger_row_is_sealed_over_its_amounts(ledger):
+    for model in (Contribution, Allocation, Release, Disbursement):
+        rows = db.session.execute(sa.select(model)).scalars().all()
+        assert rows
+        for row in rows:
+            fields = audit.SEALED_FIELDS[model.__tablename__]
+            values = {f: getattr(row, f) for f in fields}
+            assert row.seal == audit.seal(model.__tablename__, values)
+
+
+def _overdraw(ledger):
+    grant = ledger.make_grant("8000")
+    _add(
+        Allocation(
+            grant_id=grant.id,
+            pool_id=ledger.pool.id,
+            amount=Decimal("8000"),
+            grant_amount=Decimal("8000"),
+            fx_rate=Decimal(1),
+        )
+    )
+    return f"pool {ledger.pool.id} is below zero: committed 10600.00 exceeds received 10300.00"
+
+
+def _overpay(ledger):
+    ledger.pay("2000")
+    return (
+        f"grant {ledger.grant.id} is paid beyond its commitment on allocation "
+        f"{ledger.allocation.id}: paid 3000.00 + released 400.00 > committed 3000.00"
+    )
+
+
+def _over_reverse_payment(ledger):
+    reversal = ledger.pay("1200", reversal_of=ledger.paid)
+    return f"disbursement {reversal.id} reverses more (1200.00) than the original (1000.00)"
+
+
+def _over_reverse_contribution(ledger):
+    small = ledger.contribute("100")
+    reversal = ledger.contribute("300", reversal_of=small)
+    return f"contribution {reversal.id} reverses more (300.00) than the original (100.00)"
+
+
+def _reverse_a_reversal(ledger):
+    original = ledger.contribute("100")
+    reversal = ledger.contribute("100", reversal_of=original)
+    again = ledger.contribute("100", reversal_of=reversal)
+    return f"contribution {again.id} reverses a reversal"
+
+
+def _pay_from_another_pool(ledger):
+    ledger.contribute("5000", pool=ledger.other_pool)
+    stray = ledger.pay("100", pool=ledger.other_pool)
+    return f"disbursement {stray.id} is not tied to its grant's allocation and pool"
+
+
+def _reverse_on_another_allocation(ledger):
+    grant = ledger.make_grant("100")
+    other = _add(
+        Allocation(
+            grant_id=grant.id,
+            pool_id=ledger.pool.id,
+            amount=Decimal("100"),
+            grant_amount=Decimal("100"),
+            fx_rate=Decimal(1),
+        )
+    )
+    reversal = ledger.pay("100", reversal_of=ledger.paid, allocation=other)
+    return f"disbursement {reversal.id} is not on the allocation it reverses"
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        _overdraw,
+        _overpay,
+        _over_reverse_payment,
+        _over_reverse_contribution,
+        _reverse_a_reversal,
+        _pay_from_another_pool,
+        _reverse_on_another_allocation,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_each_broken_invariant_is_named(ledger, breakage):
+    """Rows written around the services, each breaking one rule, are caught by name."""
+    expected = breakage(ledger)
+    db.session.commit()
+    assert expected in check_ledger()
+
+
+@pytest.mark.parametrize(
+    "table, model, attribute",
+    [
+        ("contributions", Contribution, "first"),
+        ("allocations", Allocation, "allocation"),
+        ("releases", Release, "release"),
+        ("disbursements", Disbursement, "paid"),
+    ],
+)
+def test_an_amount_edited_in_the_database_breaks_its_seal(ledger, table, model, attribute):
+    """Someone who edits an amount with SQL, around the application, is found out."""
+    row_id = getattr(ledger, attribute).id
+    db.session.execute(
+        sa.text(f"UPDATE {table} SET amount = amount - 1 WHERE id = :i"), {"i": row_id}
+    )
+    db.session.commit()
+    assert (
+        f"{table} row {row_id} was altered in the database (its seal does not match its amounts)"
+        in check_ledger()
+    )
+
+
+def test_the_check_command_passes_a_healthy_ledger(ledger, runner):
+    db.session.commit()
+    result = runner.invoke(args=["hrdfund", "check"])
+    assert result.exit_code == 0, result.output
+    assert "OK: ledger balanced" in result.output
+    assert "BROKEN" not in result.output
+
+
+def test_the_check_command_fails_a_broken_ledger(ledger, runner):
+    """An operator running `flask hrdfund check` sees what is wrong and gets a failing exit."""
+    db.session.execute(
+        sa.text("UPDATE disbursements SET amount = 1 WHERE id = :i"), {"i": ledger.paid.id}
+    )
+    db.session.commit()
+    result = runner.invoke(args=["hrdfund", "check"])
+    assert result.exit_code != 0
+    assert f"BROKEN: disbursements row {ledger.paid.id} was altered" in result.output
+
+
+def test_the_check_command_fails_a_broken_audit_chain(ledger, runner):
+    for uid in ("p1", "p2"):
+        audit.record("test.payment", object_type="disbursements", object_id=uid)
+    db.session.commit()
+    assert runner.invoke(args=["hrdfund", "check"]).exit_code == 0
+    db.session.execute(sa.text("UPDATE audit_events SET actor = 'u999' WHERE seq = 1"))
+    db.session.commit()
+    result = runner.invoke(args=["hrdfund", "check"])
+    assert result.exit_code != 0
+    assert "BROKEN: audit entry 1 was altered" in result.output
