@@ -4,19 +4,38 @@
 import json
 import os
 import stat
+from collections import defaultdict
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from babel import Locale
 
-from hrdfund import create_app
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund import create_app, geo
+from hrdfund.applications.categories import CATEGORY_FIELDS
+from hrdfund.applications.models import (
+    Application,
+    ApplicationStatus,
+    Category,
+    Consent,
+    ConsentKind,
+    StatusChange,
+)
+from hrdfund.applications.review_models import Decision, DecisionOutcome, Review
+from hrdfund.applications.states import TRANSITIONS
 from hrdfund.auth.models import User
+from hrdfund.columns import utcnow
 from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
+from hrdfund.grants.models import Allocation, Grant
+from hrdfund.grants.services import pool_mismatches
+from hrdfund.money import CURRENCIES
+from hrdfund.pools.models import Contribution, Pool
 from tests.conftest import login
 
 SCALE = 120
+S = ApplicationStatus
 
 
 @pytest.fixture
@@ -24,9 +43,18 @@ def demo(app, runner):
     """Load the demo world at a small scale; return the accounts written."""
     result = runner.invoke(args=["hrdfund", "demo-data", "--scale", str(SCALE)])
     assert result.exit_code == 0, result.output
+    assert f"{SCALE} applications" in result.output
     path = os.path.join(app.instance_path, "demo-accounts.json")
     with open(path) as fh:
         return {"path": path, "accounts": json.load(fh)}
+
+
+def _user(login_name):
+    return db.session.execute(sa.select(User).where(User.login == login_name)).scalar_one()
+
+
+def _all(query):
+    return db.session.execute(query).scalars().all()
 
 
 def test_demo_world_passes_the_ledger_and_audit_check(demo, runner):
@@ -37,21 +65,133 @@ def test_demo_world_passes_the_ledger_and_audit_check(demo, runner):
 
 
 def test_demo_world_covers_every_status_and_category(demo):
-    """Staff see cases in every state of the life cycle and every kind of support."""
-    statuses = set(db.session.execute(sa.select(Application.status).distinct()).scalars())
-    categories = set(db.session.execute(sa.select(Application.category).distinct()).scalars())
+    """Staff see cases in every state of the life cycle and every kind of support, from
+    many countries."""
+    statuses = set(_all(sa.select(Application.status).distinct()))
+    categories = set(_all(sa.select(Application.category).distinct()))
+    countries = set(_all(sa.select(Application.country).distinct()))
     assert statuses == set(ApplicationStatus)
     assert categories == set(Category)
+    assert len(countries) >= 25
     assert db.session.execute(sa.select(sa.func.count(Application.id))).scalar() == SCALE
 
 
-def test_demo_pools_hold_money_and_none_is_overdrawn(demo):
-    """Every pool received money, committed some, paid some, and none is below zero."""
+def test_sent_cases_answer_their_category_questions(demo):
+    """The case page shows the category's answers: every sent case has them all, under the
+    names the application form uses, and decrypts."""
+    sent = _all(sa.select(Application).where(Application.status != S.DRAFT))
+    for application in sent:
+        required = {n for n, _, _, req in CATEGORY_FIELDS[application.category] if req}
+        assert required <= set(application.details), application.category
+        assert application.defender_name.startswith("Demo defender")
+        assert len(application.references) == 2
+        assert application.amount_requested == sum(b.amount for b in application.budget_lines)
+        assert application.dependants_count == len(application.dependants)
+
+
+def test_every_case_history_is_ordered_and_allowed(demo):
+    """Timeliness figures make sense: created < submitted < first response < decided, all in
+    the past, and each recorded step is a move the state table allows."""
+    now = utcnow()
+    steps = defaultdict(list)
+    for change in _all(sa.select(StatusChange).order_by(StatusChange.id)):
+        steps[change.application_id].append(change)
+    for application in _all(sa.select(Application)):
+        times = [
+            t
+            for t in (
+                application.created_at,
+                application.submitted_at,
+                application.first_response_at,
+                application.decided_at,
+            )
+            if t is not None
+        ]
+        assert times == sorted(set(times)), application.id
+        assert max(times + [application.updated_at]) < now
+        history = steps[application.id]
+        assert history[0].from_status is None and history[0].to_status == S.DRAFT
+        for before, after in zip(history, history[1:], strict=False):
+            assert after.from_status == before.to_status
+            assert after.to_status in TRANSITIONS[before.to_status]
+            assert after.at > before.at
+        assert history[-1].to_status == application.status
+
+
+def test_approvals_follow_four_eyes_and_the_decided_amount(demo, app):
+    """At or above the threshold two different managers approved; the reviewer who
+    recommended never approved; the grant is the amount the managers approved."""
+    threshold = Decimal(app.config["FOUR_EYES_THRESHOLD"])
+    grants = _all(sa.select(Grant))
+    assert any(g.amount >= threshold for g in grants)
+    assert any(g.amount < threshold for g in grants)
+    for grant in grants:
+        approvals = _all(
+            sa.select(Decision).where(
+                Decision.application_id == grant.application_id,
+                Decision.outcome == DecisionOutcome.APPROVE,
+            )
+        )
+        managers = {d.manager_id for d in approvals}
+        assert len(managers) == len(approvals) == (2 if grant.amount >= threshold else 1)
+        assert {d.amount for d in approvals} == {grant.amount}
+        case = grant.application_id
+        reviewed_by = Review.reviewer_id
+        recommenders = set(_all(sa.select(reviewed_by).where(Review.application_id == case)))
+        assert recommenders and not recommenders & managers
+
+
+def test_allocations_fit_their_pools(demo):
+    """Every allocation respects its pool's categories, countries, regions, cap and date
+    window, and adds up to its grant."""
+    for grant in _all(sa.select(Grant)):
+        assert sum(a.grant_amount for a in grant.allocations) == grant.amount
+        for allocation in grant.allocations:
+            reasons = pool_mismatches(
+                allocation.pool, grant.application, allocation.amount, on=grant.approved_at.date()
+            )
+            assert reasons == [], (allocation.id, reasons)
+    rates = _all(sa.select(Allocation.fx_rate).where(Allocation.fx_rate != 1))
+    assert rates, "some grants draw on a pool in another currency"
+
+
+def test_no_pool_is_ever_below_zero(demo):
+    """Replaying each pool's contributions and commitments day by day, the money was always
+    there before it was committed."""
+    events = defaultdict(list)
+    for c in _all(sa.select(Contribution)):
+        events[c.pool_id].append((c.received_on, 0, -c.amount if c.reversal_of_id else c.amount))
+    for a in _all(sa.select(Allocation)):
+        events[a.pool_id].append((a.created_at.date(), 1, -a.amount))
+    for pool_id, rows in events.items():
+        balance = Decimal(0)
+        for day, _, amount in sorted(rows):
+            balance += amount
+            assert balance >= 0, f"pool {pool_id} below zero on {day}"
     figures = pool_figures()
     assert len(figures) >= 6
-    assert all(f["available"] >= 0 for f in figures.values())
     assert sum(f["disbursed"] for f in figures.values()) > 0
-    assert any(f["committed"] > 0 for f in figures.values())
+    currencies = set(_all(sa.select(Pool.currency)))
+    assert {"EUR", "USD", "GBP", "SEK"} <= currencies
+
+
+def test_payments_come_back_as_reversals_not_edits(demo):
+    """A returned payment is a reversal row with a reason, on the same grant, allocation
+    and pool, for no more than was paid."""
+    original = sa.orm.aliased(Disbursement)
+    query = sa.select(Disbursement, original).join(
+        original, original.id == Disbursement.reversal_of_id
+    )
+    rows = db.session.execute(query).all()
+    assert rows
+    for reversal, paid in rows:
+        assert reversal.reason
+        assert (reversal.grant_id, reversal.allocation_id, reversal.pool_id) == (
+            paid.grant_id,
+            paid.allocation_id,
+            paid.pool_id,
+        )
+        assert reversal.amount <= paid.amount
 
 
 def test_accounts_file_lists_every_role_privately(demo):
@@ -59,7 +199,7 @@ def test_accounts_file_lists_every_role_privately(demo):
     only its owner can read it."""
     roles = [a["role"] for a in demo["accounts"]]
     for role in ("partner", "reviewer", "finance", "admin"):
-        assert role in roles
+        assert roles.count(role) == 1
     assert roles.count("applicant") >= 3
     assert roles.count("donor") == 2
     assert roles.count("manager") == 2
@@ -68,13 +208,48 @@ def test_accounts_file_lists_every_role_privately(demo):
         assert bool(account["totp_secret"]) == (account["role"] not in ("applicant", "partner"))
 
 
-@pytest.mark.parametrize("role", ["applicant", "partner", "manager", "donor"])
-def test_demo_accounts_sign_in(demo, client, role):
-    """The password (and code) in the accounts file open the account."""
-    account = next(a for a in demo["accounts"] if a["role"] == role)
-    user = db.session.execute(sa.select(User).where(User.login == account["login"])).scalar_one()
-    login(client, user, password=account["password"])
-    assert client.get("/", follow_redirects=True).status_code == 200
+def test_every_demo_account_signs_in(demo, app):
+    """The password (and code) in the accounts file open each account through the forms."""
+    for account in demo["accounts"]:
+        client = app.test_client()
+        login(client, _user(account["login"]), password=account["password"])
+        home = client.get("/")
+        assert home.status_code == 302 and "/login" not in home.location, account["login"]
+        page = client.get(home.location)
+        assert page.status_code == 200
+        assert "Sign out" in page.get_data(as_text=True)
+
+
+def test_bulk_defenders_cannot_sign_in(demo):
+    """The defenders behind the other cases exist as accounts without a password."""
+    logins = {a["login"] for a in demo["accounts"]}
+    others = _all(sa.select(User).where(User.login.not_in(logins)))
+    assert others
+    assert all(u.password_hash is None for u in others)
+
+
+def test_demo_accounts_have_cases_to_follow(demo):
+    """Each demo applicant follows cases in several states; the partner's organisation
+    referred cases with the defender's consent; each donor funds at least two pools."""
+    accounts = demo["accounts"]
+    for account in (a for a in accounts if a["role"] == "applicant"):
+        user = _user(account["login"])
+        statuses = set(
+            _all(sa.select(Application.status).where(Application.applicant_id == user.id))
+        )
+        assert len(statuses) >= 3, account["login"]
+    partner = _user(next(a["login"] for a in accounts if a["role"] == "partner"))
+    referred = _all(
+        sa.select(Application).where(
+            Application.partner_organisation_id == partner.partner_organisation_id
+        )
+    )
+    assert len({a.status for a in referred}) >= 3
+    for application in referred:
+        kinds = set(_all(sa.select(Consent.kind).where(Consent.application_id == application.id)))
+        assert ConsentKind.PARTNER_SUBMISSION in kinds
+    for account in (a for a in accounts if a["role"] == "donor"):
+        assert len(_user(account["login"]).donor.pools) >= 2
 
 
 def test_two_donors_each_see_their_own_pools(demo, client):
@@ -82,10 +257,7 @@ def test_two_donors_each_see_their_own_pools(demo, client):
     donors = [a for a in demo["accounts"] if a["role"] == "donor"]
     pages = []
     for account in donors:
-        user = db.session.execute(
-            sa.select(User).where(User.login == account["login"])
-        ).scalar_one()
-        login(client, user, password=account["password"])
+        login(client, _user(account["login"]), password=account["password"])
         pages.append(client.get("/donor").get_data(as_text=True))
         client.post("/logout")
     assert "Emergency Protection Pool" in pages[0]
@@ -96,7 +268,7 @@ def test_two_donors_each_see_their_own_pools(demo, client):
 
 def test_check_fails_after_a_disbursement_amount_is_edited(demo, runner):
     """Raising one payment's amount in the database is caught and the row is named."""
-    target = db.session.execute(sa.select(sa.func.min(Disbursement.id))).scalar()
+    target = db.session.execute(sa.select(sa.func.max(Disbursement.id))).scalar()
     db.session.execute(
         sa.text("UPDATE disbursements SET amount = amount + 1 WHERE id = :id"), {"id": target}
     )
@@ -124,9 +296,30 @@ def test_if_empty_leaves_an_existing_database_alone(demo, runner):
     assert db.session.execute(sa.select(sa.func.count(User.id))).scalar() == before
 
 
+def test_if_empty_loads_an_empty_database(app, runner):
+    """On an empty database --if-empty does load the demo world."""
+    result = runner.invoke(args=["hrdfund", "demo-data", "--if-empty", "--scale", "30"])
+    assert result.exit_code == 0, result.output
+    assert "30 applications" in result.output
+
+
 def test_demo_data_refuses_production(app_config):
     """No demo account can exist in production."""
     production = create_app({**app_config, "ENV_NAME": "production"})
     result = production.test_cli_runner().invoke(args=["hrdfund", "demo-data"])
     assert result.exit_code != 0
     assert "never loaded in production" in result.output
+
+
+def test_countries_have_a_name_a_region_and_a_currency():
+    """Every country the demo uses has a Babel name, one of about ten regions and a
+    currency the app pays in."""
+    names = Locale("en").territories
+    assert len(geo.COUNTRIES) >= 45
+    assert 8 <= len(geo.REGIONS) <= 12
+    for code in geo.COUNTRIES:
+        assert names.get(code), code
+        assert geo.region_of(code) in geo.REGIONS
+        assert geo.local_currency(code) in CURRENCIES
+    assert geo.region_of("XX") is None
+    assert geo.country_name("CO") == "Colombia"
