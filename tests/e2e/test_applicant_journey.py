@@ -8,12 +8,13 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import create_app
-from hrdfund.applications.models import Application, ApplicationStatus
-from hrdfund.applications.review_models import Decision, DecisionOutcome
-from hrdfund.applications.services import change_status, post_message
+from hrdfund.applications import review_services as reviews
+from hrdfund.applications.models import Application
+from hrdfund.applications.services import post_message
 from hrdfund.auth.models import Role, User
 from hrdfund.extensions import db
-from hrdfund.grants.models import Allocation, Grant, Instalment, PaymentPlan, PlanKind
+from hrdfund.grants import services as grants
+from hrdfund.grants.models import Instalment, PaymentPlan, PlanKind
 from hrdfund.pools.models import Pool
 
 pytestmark = pytest.mark.e2e
@@ -104,7 +105,7 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     app = _staff_app(live_server)
     with app.app_context():
         reviewer = _staff(Role.REVIEWER)
-        change_status(_case(uid), ApplicationStatus.IN_REVIEW, actor=reviewer)
+        reviews.assign_reviewer(_case(uid), reviewer, reviewer)
         post_message(_case(uid), reviewer, "Which town will you stay in?")
         db.session.commit()
     page.reload()
@@ -115,39 +116,21 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
 
     with app.app_context():
         case = _case(uid)
-        reviewer, manager = _staff(Role.REVIEWER), _staff(Role.MANAGER)
-        change_status(case, ApplicationStatus.RECOMMENDED, actor=reviewer)
-        change_status(case, ApplicationStatus.APPROVED, actor=manager)
-        db.session.add(
-            Decision(
-                application_id=case.id,
-                manager_id=manager.id,
-                outcome=DecisionOutcome.APPROVE,
-                amount=Decimal("1100"),
-                currency="EUR",
-            )
+        reviewer = _staff(Role.REVIEWER)
+        first, second = db.session.execute(
+            sa.select(User).where(User.role == Role.MANAGER).order_by(User.id).limit(2)
+        ).scalars()
+        reviews.recommend(case, reviewer, "high", "approve", Decimal(150000), "Verified")
+        # 150,000 KES is above the four-eyes threshold: two managers approve.
+        rate = Decimal("0.0071")
+        pool = next(
+            p
+            for p in db.session.execute(sa.select(Pool).where(Pool.currency == "EUR")).scalars()
+            if not grants.pool_mismatches(p, case, Decimal(150000) * rate)
         )
-        grant = Grant(
-            fund_id=case.fund_id,
-            application_id=case.id,
-            amount=Decimal("1100"),
-            currency="EUR",
-            approved_at=case.decided_at,
-        )
-        db.session.add(grant)
-        db.session.flush()
-        pool = db.session.execute(
-            sa.select(Pool).where(Pool.currency == "EUR").order_by(Pool.id).limit(1)
-        ).scalar_one()
-        db.session.add(
-            Allocation(
-                grant_id=grant.id,
-                pool_id=pool.id,
-                amount=Decimal("1100"),
-                grant_amount=Decimal("1100"),
-                fx_rate=Decimal(1),
-            )
-        )
+        allocation = [(pool.id, Decimal(150000), rate)]
+        assert grants.approve_application(case, first, Decimal(150000), allocation) is None
+        grant = grants.approve_application(case, second, Decimal(150000), allocation)
         plan = PaymentPlan(
             grant_id=grant.id,
             kind=PlanKind.TRANCHES,
@@ -162,15 +145,15 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
                     plan_id=plan.id,
                     seq=1,
                     due_on=date(2026, 12, 1),
-                    amount=Decimal(600),
-                    currency="EUR",
+                    amount=Decimal(80000),
+                    currency="KES",
                 ),
                 Instalment(
                     plan_id=plan.id,
                     seq=2,
                     due_on=date(2027, 1, 15),
-                    amount=Decimal(500),
-                    currency="EUR",
+                    amount=Decimal(70000),
+                    currency="KES",
                 ),
             ]
         )
@@ -178,7 +161,7 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
         db.engine.dispose()
     page.reload()
     html = page.content()
-    assert "Status: Approved" in html and "€1,100.00" in html and "Paid in 2 parts." in html
+    assert "Status: Approved" in html and "150,000.00" in html and "Paid in 2 parts." in html
     assert page.get_by_role("heading", name="Support granted").is_visible()
     assert "<script" not in html
 
