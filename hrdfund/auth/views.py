@@ -1,5 +1,6 @@
 """Sign in (password, then a TOTP code for staff and donors), sign out, role homes."""
 
+import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
@@ -169,8 +170,6 @@ def logout():
 @role_required(Role.ADMIN)
 def users():
     """The admin's list of accounts of their fund (no case content)."""
-    import sqlalchemy as sa
-
     rows = (
         db.session.execute(
             sa.select(User)

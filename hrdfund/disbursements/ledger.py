@@ -11,6 +11,7 @@ from .. import audit
 from ..columns import new_uid
 from ..extensions import db
 from ..grants.models import Allocation, Grant, Release
+from ..grants.services import pool_commitments, signed_amount, summed
 from ..money import quantize
 from ..pools.models import Contribution, Pool
 from .models import Disbursement
@@ -18,40 +19,24 @@ from .models import Disbursement
 ZERO = Decimal("0.00")
 
 
-def _signed(model):
-    """Row amount, negative for a reversal row."""
-    return sa.case((model.reversal_of_id.is_(None), model.amount), else_=-model.amount)
-
-
-def _sum(expr):
-    return sa.func.coalesce(sa.func.sum(expr), 0)
-
-
 def pool_figures(pool_ids=None):
     """Map pool id -> received, committed, disbursed, fees, available, outstanding."""
+    ids = (
+        pool_ids if pool_ids is not None else db.session.execute(sa.select(Pool.id)).scalars().all()
+    )
 
     def grouped(query, key):
-        if pool_ids is not None:
-            query = query.where(key.in_(pool_ids))
-        return {row[0]: quantize(row[1]) for row in db.session.execute(query.group_by(key))}
+        query = query.where(key.in_(ids)).group_by(key)
+        return {row[0]: quantize(row[1]) for row in db.session.execute(query)}
 
-    received = grouped(
-        sa.select(Contribution.pool_id, _sum(_signed(Contribution))), Contribution.pool_id
-    )
-    allocated = grouped(sa.select(Allocation.pool_id, _sum(Allocation.amount)), Allocation.pool_id)
-    released = grouped(
-        sa.select(Allocation.pool_id, _sum(Release.amount)).join(
-            Release, Release.allocation_id == Allocation.id
-        ),
-        Allocation.pool_id,
-    )
+    commitments = pool_commitments(ids)
     disbursed = grouped(
-        sa.select(Disbursement.pool_id, _sum(_signed(Disbursement))), Disbursement.pool_id
+        sa.select(Disbursement.pool_id, summed(signed_amount(Disbursement))), Disbursement.pool_id
     )
     fees = grouped(
         sa.select(
             Disbursement.pool_id,
-            _sum(
+            summed(
                 sa.case(
                     (Disbursement.reversal_of_id.is_(None), Disbursement.fee_amount),
                     else_=-Disbursement.fee_amount,
@@ -60,18 +45,15 @@ def pool_figures(pool_ids=None):
         ),
         Disbursement.pool_id,
     )
-    ids = (
-        pool_ids if pool_ids is not None else db.session.execute(sa.select(Pool.id)).scalars().all()
-    )
     figures = {}
     for pid in ids:
-        committed = allocated.get(pid, ZERO) - released.get(pid, ZERO)
+        received, committed = commitments[pid]
         figures[pid] = {
-            "received": received.get(pid, ZERO),
+            "received": received,
             "committed": committed,
             "disbursed": disbursed.get(pid, ZERO),
             "fees": fees.get(pid, ZERO),
-            "available": received.get(pid, ZERO) - committed,
+            "available": received - committed,
             "outstanding": committed - disbursed.get(pid, ZERO),
         }
     return figures
@@ -113,12 +95,12 @@ def _check_seals():
 def _check_allocations():
     """No grant paid beyond what its allocation commits, net of releases."""
     released = (
-        sa.select(Release.allocation_id, _sum(Release.amount).label("released"))
+        sa.select(Release.allocation_id, summed(Release.amount).label("released"))
         .group_by(Release.allocation_id)
         .subquery()
     )
     paid = (
-        sa.select(Disbursement.allocation_id, _sum(_signed(Disbursement)).label("paid"))
+        sa.select(Disbursement.allocation_id, summed(signed_amount(Disbursement)).label("paid"))
         .group_by(Disbursement.allocation_id)
         .subquery()
     )

@@ -57,25 +57,48 @@ def four_eyes_threshold():
     return Decimal(str(current_app.config["FOUR_EYES_THRESHOLD"]))
 
 
-def pool_available(pool_id):
-    """Received minus committed, summed over the pool's ledger rows."""
-    signed = sa.case(
-        (Contribution.reversal_of_id.is_(None), Contribution.amount), else_=-Contribution.amount
+def signed_amount(model):
+    """A ledger row's amount, negative for a reversal row."""
+    return sa.case((model.reversal_of_id.is_(None), model.amount), else_=-model.amount)
+
+
+def summed(expr):
+    """SUM that is 0, not NULL, over no rows."""
+    return sa.func.coalesce(sa.func.sum(expr), 0)
+
+
+def pool_commitments(pool_ids):
+    """Map each pool id to (received, committed): contributions net of their reversals,
+    allocations net of releases. Three grouped queries, whatever the number of rows."""
+
+    def grouped(query, key):
+        query = query.where(key.in_(pool_ids)).group_by(key)
+        return {pid: quantize(total) for pid, total in db.session.execute(query)}
+
+    received = grouped(
+        sa.select(Contribution.pool_id, summed(signed_amount(Contribution))),
+        Contribution.pool_id,
     )
-    received = db.session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(signed), 0)).where(Contribution.pool_id == pool_id)
-    ).scalar()
-    allocated = db.session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(Allocation.amount), 0)).where(
-            Allocation.pool_id == pool_id
-        )
-    ).scalar()
-    released = db.session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(Release.amount), 0))
-        .join(Allocation, Allocation.id == Release.allocation_id)
-        .where(Allocation.pool_id == pool_id)
-    ).scalar()
-    return quantize(Decimal(received) - Decimal(allocated) + Decimal(released))
+    allocated = grouped(
+        sa.select(Allocation.pool_id, summed(Allocation.amount)), Allocation.pool_id
+    )
+    released = grouped(
+        sa.select(Allocation.pool_id, summed(Release.amount)).join(
+            Release, Release.allocation_id == Allocation.id
+        ),
+        Allocation.pool_id,
+    )
+    zero = Decimal("0.00")
+    return {
+        pid: (received.get(pid, zero), allocated.get(pid, zero) - released.get(pid, zero))
+        for pid in pool_ids
+    }
+
+
+def pool_available(pool_id):
+    """Received minus committed: what the pool can still commit."""
+    received, committed = pool_commitments([pool_id])[pool_id]
+    return received - committed
 
 
 def pool_mismatches(pool, application, pool_amount, on=None):
