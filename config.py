@@ -31,6 +31,26 @@ class Config:
     TARGET_DECISION_HOURS_URGENT = int(_env("HRDFUND_TARGET_DECISION_HOURS_URGENT", "72"))
     TARGET_RESPONSE_HOURS_NORMAL = int(_env("HRDFUND_TARGET_RESPONSE_HOURS_NORMAL", "72"))
     TARGET_DECISION_HOURS_NORMAL = int(_env("HRDFUND_TARGET_DECISION_HOURS_NORMAL", "336"))
+    #: Targets for some categories, as JSON: {"medical": {"urgent": [12, 48]}} gives urgent
+    #: medical cases a first response within 12 h and a decision within 48 h.
+    TARGETS_BY_CATEGORY = _env("HRDFUND_TARGETS_BY_CATEGORY", "{}")
+    #: A case whose target falls due within this many hours alerts the staff on it.
+    ALERT_HOURS_BEFORE_TARGET = int(_env("HRDFUND_ALERT_HOURS_BEFORE_TARGET", "6"))
+    #: Another case of the same defender and category counts as a possible duplicate when
+    #: open, or when closed less than this many days before this one was sent.
+    DUPLICATE_WINDOW_DAYS = int(_env("HRDFUND_DUPLICATE_WINDOW_DAYS", "180"))
+
+    #: Staff alerts by email. Without a server, alerts wait in the outbox.
+    SMTP_HOST = _env("HRDFUND_SMTP_HOST")
+    SMTP_PORT = int(_env("HRDFUND_SMTP_PORT", "587"))
+    SMTP_USERNAME = _env("HRDFUND_SMTP_USERNAME")
+    SMTP_PASSWORD = _env("HRDFUND_SMTP_PASSWORD")
+    #: "starttls" (default), "ssl" or "none" (only for a server on the same machine).
+    SMTP_SECURITY = _env("HRDFUND_SMTP_SECURITY", "starttls")
+    SMTP_TIMEOUT = int(_env("HRDFUND_SMTP_TIMEOUT", "10"))
+    MAIL_FROM = _env("HRDFUND_MAIL_FROM", "hrdfund@localhost")
+    #: The address staff reach the app at, for the link in alerts.
+    BASE_URL = _env("HRDFUND_BASE_URL", "http://127.0.0.1:5000")
 
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "es", "fr", "ar"]

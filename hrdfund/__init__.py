@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from config import CONFIGS
 
 from . import crypto
+from .applications.targets import check_config as check_target_config
 from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +45,7 @@ def create_app(overrides=None):
             "sqlite:///" + os.path.join(app.instance_path, "hrdfund.sqlite3")
         )
     _check_secrets(app)
+    check_target_config(app.config)
     _configure_logging(app)
     _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
 
@@ -54,6 +56,7 @@ def create_app(overrides=None):
     login_manager.init_app(app)
 
     from . import models  # noqa: F401  (registers every table on the metadata)
+    from .alerts.services import send_after_response
     from .applications import bp as applications_bp
     from .applications.models import CATEGORY_LABELS
     from .auth import bp as auth_bp
@@ -75,6 +78,7 @@ def create_app(overrides=None):
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS
     app.after_request(_security_headers)
+    app.after_request(send_after_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)
     return app

@@ -9,6 +9,7 @@ re-encrypts old ciphertexts under the current key.
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -62,6 +63,13 @@ class FieldCipher:
         self.current_id = key_id(current_key)
         self._current = AESGCM(current_key)
         self._keys = {key_id(k): AESGCM(k) for k in (*old_keys, current_key)}
+        # A separate key for blind indexes, derived so it never equals the encryption key.
+        self._index_key = hmac.new(current_key, b"hrdfund-blind-index", hashlib.sha256).digest()
+
+    def blind_index(self, text):
+        """A keyed hash of ``text`` (32 hex characters): equal texts match, and without the
+        key nothing can be learned or guessed from it. Rotating the key changes every index."""
+        return hmac.new(self._index_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     def encrypt(self, text, table, column, row):
         """Encrypt ``text`` for one table, column and row."""

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import audit, geo
+from .applications import services as app_services
+from .applications import targets
 from .applications.models import (
     Application,
     ApplicationStatus,
@@ -632,6 +634,10 @@ class _World:
             if user.needs_totp:
                 # Enrolled already: the usual two-step sign-in applies from the first visit.
                 user.totp_confirmed_at = self.fund.created_at
+            if role in (Role.REVIEWER, Role.MANAGER):
+                # Where staff alerts go (nowhere real: example.org never receives mail).
+                user.contact = f"{login}@example.org"
+                user.on_duty = counters[role] == 1
             self.users.setdefault(role, []).append(user.id)
             accounts.append(
                 {
@@ -790,6 +796,9 @@ class _World:
             "updated_at": times["last"],
             "submitted_at": times.get(S.SUBMITTED),
             "first_response_at": times.get(S.IN_REVIEW),
+            **self._targets(category, urgent, times.get(S.SUBMITTED)),
+            "clock_paused_at": times.get(S.INFO_REQUESTED) if status == S.INFO_REQUESTED else None,
+            "defender_key": app_services.defender_key(f"Demo defender {i + 1}", country),
             "decided_at": times.get(S.APPROVED, times.get(S.REJECTED)),
             "closed_at": times.get(S.WITHDRAWN),
         }
@@ -1257,6 +1266,18 @@ class _World:
                 "read_at": None,
             }
         )
+
+    def _targets(self, category, urgent, submitted):
+        """The response and decision targets counted from submission (none for a draft)."""
+        if submitted is None:
+            return {"response_due_at": None, "decision_due_at": None}
+        response, decision = targets.target_hours(
+            category, Urgency.URGENT if urgent else Urgency.NORMAL
+        )
+        return {
+            "response_due_at": submitted + timedelta(hours=response),
+            "decision_due_at": submitted + timedelta(hours=decision),
+        }
 
     def _report(self, app_id, first_paid, before, owner):
         """The applicant side's use-of-funds report, after the first payment."""

@@ -1,5 +1,6 @@
 """Imports every feature's models so the metadata knows every table (migrations, tests)."""
 
+from .alerts.models import Alert  # noqa: F401
 from .applications.models import (  # noqa: F401
     Application,
     BudgetLine,

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.applications import targets
 from hrdfund.applications.models import Application, ApplicationStatus, Category, Urgency
 from hrdfund.columns import utcnow
 from hrdfund.extensions import db
@@ -26,7 +27,10 @@ def _cases(fund, n, **fields):
             "submitted_at": now - timedelta(hours=i),
             **fields,
         }
-        rows.append(Application(**values))
+        application = Application(**values)
+        # As the submission would: the targets start counting when the case is sent.
+        targets.set_targets(application, application.submitted_at)
+        rows.append(application)
     db.session.add_all(rows)
     db.session.commit()
     return rows
@@ -98,3 +102,89 @@ def test_nonsense_filters_are_ignored_not_errors(client, fund, make_user):
     (case,) = _cases(fund, 1)
     response = client.get("/cases?status=approved&category=<script>&country=123&page=-4")
     assert response.status_code == 200 and case.uid in response.get_data(as_text=True)
+
+
+def test_the_pool_filter_keeps_only_cases_the_pool_may_fund(client, fund, make_user, make_donor):
+    from hrdfund.pools.models import Pool, PoolRestriction, RestrictionKind
+
+    login(client, make_user("reviewer"))
+    pool = Pool(fund_id=fund.id, donor_id=make_donor().id, name="Legal aid pool", currency="EUR")
+    pool.restrictions = [PoolRestriction(kind=RestrictionKind.CATEGORY, value="legal")]
+    db.session.add(pool)
+    db.session.commit()
+    (legal,) = _cases(fund, 1, category=Category.LEGAL)
+    (medical,) = _cases(fund, 1, category=Category.MEDICAL)
+    html = client.get(f"/cases?pool={pool.id}").get_data(as_text=True)
+    assert legal.uid in html and medical.uid not in html
+    assert "Legal aid pool" in html
+
+
+def test_sorting_puts_the_chosen_case_first(client, fund, make_user):
+    login(client, make_user("reviewer"))
+    now = utcnow()
+    # An urgent case sent an hour ago is due before a normal case sent two days ago.
+    (old_normal,) = _cases(fund, 1, submitted_at=now - timedelta(hours=48))
+    (new_urgent,) = _cases(fund, 1, urgency=Urgency.URGENT, submitted_at=now - timedelta(hours=1))
+    (big,) = _cases(fund, 1, submitted_at=now - timedelta(hours=5), amount_requested=9000)
+
+    def first(sort):
+        html = client.get(f"/cases?sort={sort}").get_data(as_text=True)
+        uids = [c.uid for c in (old_normal, new_urgent, big)]
+        return min(uids, key=html.index)
+
+    assert first("due") == new_urgent.uid
+    assert first("oldest") == old_normal.uid
+    assert first("newest") == new_urgent.uid
+    assert first("amount") == big.uid
+
+
+def test_targets_can_differ_by_category(app, client, fund, make_user):
+    app.config["TARGETS_BY_CATEGORY"] = '{"medical": {"urgent": [6, 24]}}'
+    login(client, make_user("reviewer"))
+    sent = utcnow() - timedelta(minutes=30)
+    (medical,) = _cases(fund, 1, urgency=Urgency.URGENT, submitted_at=sent)
+    (legal,) = _cases(fund, 1, urgency=Urgency.URGENT, category=Category.LEGAL, submitted_at=sent)
+    assert medical.response_due_at == sent + timedelta(hours=6)
+    assert medical.decision_due_at == sent + timedelta(hours=24)
+    assert legal.response_due_at == sent + timedelta(hours=24)
+    html = client.get("/cases").get_data(as_text=True)
+    assert "first response in 5 h" in html and "first response in 23 h" in html
+
+
+@pytest.mark.parametrize(
+    "table",
+    ['{"medical": {"urgent": [0, 24]}}', '{"nonsense": {}}', "[1]", "{not json"],
+)
+def test_a_malformed_target_table_stops_the_start(app_config, table):
+    from hrdfund import create_app
+    from hrdfund.applications.targets import TargetConfigError
+
+    with pytest.raises(TargetConfigError):
+        create_app({**app_config, "TARGETS_BY_CATEGORY": table})
+
+
+def test_the_clock_pauses_while_the_applicant_is_asked(client, fund, make_user):
+    from hrdfund.applications import services
+
+    reviewer = make_user("reviewer")
+    applicant = make_user("applicant")
+    (case,) = _cases(
+        fund,
+        1,
+        status=ApplicationStatus.IN_REVIEW,
+        applicant_id=applicant.id,
+        submitted_at=utcnow() - timedelta(hours=10),
+        first_response_at=utcnow() - timedelta(hours=9),
+    )
+    due = case.decision_due_at
+    services.post_message(case, reviewer, "Which hospital gave the quote?")
+    assert case.status == ApplicationStatus.INFO_REQUESTED and case.clock_paused_at
+    # The applicant answers three days later: the decision target moves by three days.
+    case.clock_paused_at -= timedelta(days=3)
+    db.session.commit()
+    login(client, reviewer)
+    assert "clock paused" in client.get("/cases").get_data(as_text=True)
+    services.post_message(case, applicant, "The city hospital.")
+    db.session.commit()
+    assert case.status == ApplicationStatus.IN_REVIEW and case.clock_paused_at is None
+    assert abs((case.decision_due_at - due) - timedelta(days=3)) < timedelta(seconds=5)

@@ -79,6 +79,7 @@ class Application(db.Model):
         currency_check("currency"),
         sa.CheckConstraint("dependants_count >= 0", name="dependants_positive"),
         sa.Index("ix_applications_queue", "fund_id", "status", "submitted_at"),
+        sa.Index("ix_applications_defender", "fund_id", "defender_key", "category"),
     )
     id: Mapped[int] = pk()
     #: Opaque case code used in URLs and audit entries.
@@ -103,6 +104,9 @@ class Application(db.Model):
     currency = currency(default="EUR")
     dependants_count = col(sa.Integer, INTERNAL, nullable=False, default=0)
     assigned_reviewer_id = fk("users.id", nullable=True)
+    #: Keyed hash of the defender's normalised name and country, so a second case for the
+    #: same defender is found without decrypting every case (a blind index).
+    defender_key = col(sa.String(32), INTERNAL, nullable=True)
 
     _defender_name = encrypted_column("defender_name")
     defender_name = Encrypted()
@@ -124,6 +128,12 @@ class Application(db.Model):
     first_response_at = col(sa.DateTime, INTERNAL, nullable=True)
     decided_at = col(sa.DateTime, INTERNAL, nullable=True)
     closed_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: The response and decision targets, set at submission from the category and urgency,
+    #: and pushed back by the time the case waited for the applicant.
+    response_due_at = col(sa.DateTime, INTERNAL, nullable=True)
+    decision_due_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: Set while the case waits for the applicant's answer: the target clock is paused.
+    clock_paused_at = col(sa.DateTime, INTERNAL, nullable=True)
 
     applicant = relationship("User", foreign_keys=[applicant_id])
     submitted_by = relationship("User", foreign_keys=[submitted_by_id])

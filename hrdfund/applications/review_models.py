@@ -63,17 +63,28 @@ class Review(db.Model):
     reviewer = relationship("User")
 
 
+class NoteKind(enum.StrEnum):
+    NOTE = "note"
+    PARTNER_CHECK = "partner_check"
+
+
 class CaseNote(db.Model):
-    """A confidential note, visible to staff on the case only."""
+    """A confidential note, visible to staff on the case only: a remark, or what a local
+    partner said when the fund checked the case with them."""
 
     __tablename__ = "case_notes"
     id: Mapped[int] = pk()
     uid = uid_column()
     application_id = fk("applications.id", ondelete="CASCADE")
     author_id = fk("users.id")
+    kind = enum_col(
+        NoteKind, "note_kind", nullable=False, default=NoteKind.NOTE, server_default="note"
+    )
     _body = encrypted_column("body")
     body = Encrypted()
     created_at = created_at()
+
+    author = relationship("User")
 
 
 class DecisionOutcome(enum.StrEnum):

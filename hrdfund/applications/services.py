@@ -1,15 +1,19 @@
 """Services on applications. Each checks its rules, mutates, flushes and audits."""
 
+import unicodedata
 from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit, geo
+from ..alerts import services as alerts
+from ..alerts.models import AlertKind
 from ..auth.models import Role
-from ..columns import utcnow
+from ..columns import cipher, utcnow
 from ..extensions import db
 from ..money import check_currency, quantize
+from . import targets
 from .categories import CATEGORY_FIELDS
 from .models import (
     Application,
@@ -54,6 +58,12 @@ def change_status(application, target, actor=None, at=None):
     at = at or utcnow()
     application.status = target
     application.updated_at = at
+    if current == S.INFO_REQUESTED:
+        targets.resume(application, at)
+    if target == S.SUBMITTED:
+        targets.set_targets(application, at)
+    elif target == S.INFO_REQUESTED:
+        targets.pause(application, at)
     stamp = _STAMPS.get(target)
     if stamp and getattr(application, stamp) is None:
         setattr(application, stamp, at)
@@ -145,6 +155,7 @@ def save_draft(application, data, actor):
         setattr(application, name, (data.get(name) or "").strip() or None)
     application.country = data.get("country") or None
     application.region = geo.region_of(application.country) if application.country else None
+    application.defender_key = defender_key(application.defender_name, application.country)
     application.gender = Gender(data["gender"]) if data.get("gender") else None
     application.urgency = Urgency(data.get("urgency") or Urgency.NORMAL)
     application.currency = check_currency(data.get("currency") or "USD")
@@ -183,6 +194,16 @@ def save_draft(application, data, actor):
     db.session.flush()
     audit.record("application.saved", application, actor=actor)
     return application
+
+
+def defender_key(name, country):
+    """The blind index of a defender: the same name (whatever its case, accents or spacing)
+    in the same country gives the same key; no name, no key."""
+    if not name:
+        return None
+    letters = unicodedata.normalize("NFKD", name.casefold())
+    letters = "".join(c for c in letters if not unicodedata.combining(c))
+    return cipher().blind_index(" ".join(letters.split()) + "|" + (country or ""))
 
 
 def _clean_details(details):
@@ -260,7 +281,10 @@ def submit_application(application, actor):
     missing = missing_items(application)
     if missing:
         raise IncompleteError(missing)
-    return change_status(application, S.SUBMITTED, actor=actor)
+    change_status(application, S.SUBMITTED, actor=actor)
+    if application.urgency == Urgency.URGENT:
+        alerts.notify(application, AlertKind.URGENT_CASE)
+    return application
 
 
 class ThreadClosedError(Exception):
@@ -286,6 +310,8 @@ def post_message(application, author, body):
     db.session.add(message)
     db.session.flush()
     audit.record("message.posted", message, actor=author, case=application.uid)
+    if not from_staff:
+        alerts.notify(application, AlertKind.APPLICANT_ANSWER)
     if not from_staff and application.status == S.INFO_REQUESTED:
         change_status(application, S.IN_REVIEW, actor=author)
     elif message.is_question:

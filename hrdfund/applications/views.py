@@ -1,7 +1,6 @@
 """The applicant side (start, fill in, send, follow a case) and the staff queue."""
 
 import io
-from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import (
@@ -16,13 +15,15 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..columns import utcnow
 from ..extensions import db
-from . import bp, documents, services
+from ..pools.models import Pool
+from . import bp, documents, services, targets
 from .access import get_application_or_404
 from .categories import CATEGORY_FIELDS
 from .forms import (
@@ -81,7 +82,23 @@ def referrals():
     )
 
 
-def _queue_filters():
+#: Sort orders of the queue: name -> ORDER BY, each ending on the id so pages are stable.
+def _next_due():
+    return sa.case(
+        (Application.first_response_at.is_(None), Application.response_due_at),
+        else_=Application.decision_due_at,
+    )
+
+
+QUEUE_SORTS = {
+    "due": lambda: (_next_due().nulls_last(), Application.id),
+    "oldest": lambda: (Application.submitted_at, Application.id),
+    "newest": lambda: (Application.submitted_at.desc(), Application.id.desc()),
+    "amount": lambda: (Application.amount_requested.desc().nulls_last(), Application.id),
+}
+
+
+def _queue_filters(pools):
     """The queue's filters from the query string; unknown values are ignored."""
     args = request.args
     chosen = {}
@@ -96,29 +113,46 @@ def _queue_filters():
         chosen["country"] = country
     if args.get("mine") == "1":
         chosen["mine"] = "1"
+    if args.get("pool") in {str(p.id) for p in pools}:
+        chosen["pool"] = args["pool"]
+    if args.get("sort") in QUEUE_SORTS:
+        chosen["sort"] = args["sort"]
     return chosen
 
 
-def _deadline(row, now, config):
-    """(label, hours left) of the next target the case must meet, or None."""
-    if row.submitted_at is None:
-        return None
-    kind = "URGENT" if row.urgency == Urgency.URGENT else "NORMAL"
-    if row.first_response_at is None:
-        due = row.submitted_at + timedelta(hours=config[f"TARGET_RESPONSE_HOURS_{kind}"])
-        return _("first response"), (due - now).total_seconds() / 3600
-    due = row.submitted_at + timedelta(hours=config[f"TARGET_DECISION_HOURS_{kind}"])
-    return _("decision"), (due - now).total_seconds() / 3600
+def _fits_pool(pool):
+    """SQL conditions for the cases ``pool``'s category, country and region rules allow."""
+    rules = {}
+    for restriction in pool.restrictions:
+        rules.setdefault(str(restriction.kind), set()).add(restriction.value)
+    conditions = []
+    if rules.get("category"):
+        conditions.append(Application.category.in_(sorted(rules["category"])))
+    if rules.get("country"):
+        conditions.append(Application.country.in_(sorted(rules["country"])))
+    if rules.get("region"):
+        conditions.append(Application.region.in_(sorted(rules["region"])))
+    return conditions
 
 
 @bp.get("/cases")
 @role_required(Role.REVIEWER, Role.MANAGER)
 def queue():
-    """Open cases of the fund with the time left to their targets, filtered, a page at a
-    time; one query whatever the number of cases."""
+    """Open cases of the fund with the time left to their targets, filtered and sorted, a
+    page at a time; the same few queries whatever the number of cases."""
     page = max(1, min(request.args.get("page", 1, type=int), 100000))
     size = current_app.config["PAGE_SIZE"]
-    filters = _queue_filters()
+    pools = (
+        db.session.execute(
+            sa.select(Pool)
+            .where(Pool.fund_id == current_user.fund_id, Pool.active.is_(True))
+            .options(selectinload(Pool.restrictions))
+            .order_by(Pool.name)
+        )
+        .scalars()
+        .all()
+    )
+    filters = _queue_filters(pools)
     open_states = [s.value for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
     query = sa.select(
         Application.uid,
@@ -126,10 +160,14 @@ def queue():
         Application.status,
         Application.urgency,
         Application.country,
+        Application.region,
         Application.amount_requested,
         Application.currency,
         Application.submitted_at,
         Application.first_response_at,
+        Application.response_due_at,
+        Application.decision_due_at,
+        Application.clock_paused_at,
         Application.assigned_reviewer_id,
     ).where(
         Application.fund_id == current_user.fund_id,
@@ -144,13 +182,15 @@ def queue():
             query = query.where(getattr(Application, name) == filters[name])
     if "mine" in filters:
         query = query.where(Application.assigned_reviewer_id == current_user.id)
+    if "pool" in filters:
+        pool = next(p for p in pools if str(p.id) == filters["pool"])
+        query = query.where(*_fits_pool(pool))
+    order = QUEUE_SORTS[filters.get("sort", "due")]()
     rows = db.session.execute(
-        query.order_by(Application.submitted_at, Application.id)
-        .limit(size + 1)
-        .offset((page - 1) * size)
+        query.order_by(*order).limit(size + 1).offset((page - 1) * size)
     ).all()
     now = utcnow()
-    deadlines = [_deadline(row, now, current_app.config) for row in rows[:size]]
+    deadlines = [targets.next_target(row, now) for row in rows[:size]]
     return render_template(
         "applications/queue.html",
         rows=list(zip(rows[:size], deadlines, strict=True)),
@@ -158,7 +198,14 @@ def queue():
         has_next=len(rows) > size,
         labels=STAFF_LABELS,
         filters=filters,
+        pools=pools,
         statuses=[s for s in OPEN_STATES if s != ApplicationStatus.DRAFT],
+        sorts={
+            "due": _("Next target first"),
+            "oldest": _("Oldest first"),
+            "newest": _("Newest first"),
+            "amount": _("Largest amount first"),
+        },
     )
 
 

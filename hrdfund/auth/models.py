@@ -94,6 +94,8 @@ class User(UserMixin, db.Model):
     partner_organisation_id = fk("partner_organisations.id", nullable=True)
     donor_id = fk("donors.id", nullable=True)
     active = col(sa.Boolean, INTERNAL, nullable=False, default=True)
+    #: Staff on duty receive the alerts of cases no one is assigned to yet.
+    on_duty = col(sa.Boolean, INTERNAL, nullable=False, default=False, server_default=sa.false())
     language = col(sa.String(8), INTERNAL, nullable=True)
 
     _totp_secret = encrypted_column("totp_secret", SENSITIVE)

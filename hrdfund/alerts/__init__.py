@@ -1,0 +1,1 @@
+"""Staff alerts by email: something waits on a case. The email never carries case details."""

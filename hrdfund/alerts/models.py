@@ -1,0 +1,34 @@
+"""The alert outbox: one row per alert and recipient, sent after the transaction commits
+and retried by ``flask hrdfund alerts`` until the mail server takes it."""
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, relationship
+
+from ..columns import INTERNAL, col, created_at, fk, pk
+from ..columns import enum as enum_col
+from ..extensions import db
+
+
+class AlertKind(enum.StrEnum):
+    URGENT_CASE = "urgent_case"
+    TARGET_NEAR = "target_near"
+    APPLICANT_ANSWER = "applicant_answer"
+
+
+class Alert(db.Model):
+    """An alert waiting for, or already handed to, the mail server."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = pk()
+    user_id = fk("users.id")
+    application_id = fk("applications.id", nullable=True, ondelete="CASCADE")
+    kind = enum_col(AlertKind, "alert_kind", nullable=False)
+    #: Set for alerts that must go out once only (a target about to be missed).
+    once_key = col(sa.String(80), INTERNAL, nullable=True, unique=True)
+    created_at = created_at()
+    sent_at = col(sa.DateTime, INTERNAL, nullable=True, index=True)
+    attempts = col(sa.Integer, INTERNAL, nullable=False, default=0)
+
+    application = relationship("Application")

@@ -1,0 +1,212 @@
+"""Who is alerted, and the sending. An alert says only that something waits, with a link
+to the case page (behind sign-in); the case's contents never travel by email.
+
+Alerts are written to the outbox inside the transaction that caused them, then sent after
+the response has gone out, in a short transaction of their own, so a slow or absent mail
+server never slows a page nor loses an alert: ``flask hrdfund alerts`` retries what is left
+(delivery is at least once) and queues alerts for cases about to miss a target.
+"""
+
+import logging
+import smtplib
+import ssl
+from datetime import timedelta
+from email.message import EmailMessage
+
+import sqlalchemy as sa
+from flask import current_app, g
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from ..applications.models import Application
+from ..applications.models import ApplicationStatus as S
+from ..applications.review_models import ConflictDeclaration
+from ..auth.models import Role, User
+from ..columns import utcnow
+from ..extensions import db
+from .models import Alert, AlertKind
+
+log = logging.getLogger(__name__)
+
+#: An alert the mail server refused this many times stays in the outbox for an admin.
+MAX_ATTEMPTS = 5
+#: States in which the next step is the fund's (not the applicant's, not finance's).
+WAITING_ON_STAFF = (S.SUBMITTED, S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
+
+
+def recipients(application):
+    """The staff on the case: its reviewer; if none, the staff on duty; if none, the fund's
+    managers. Never someone who declared a conflict on it."""
+    conflicted = sa.select(ConflictDeclaration.user_id).where(
+        ConflictDeclaration.application_id == application.id
+    )
+    staff = sa.select(User).where(
+        User.fund_id == application.fund_id,
+        User.active.is_(True),
+        User.role.in_([Role.REVIEWER, Role.MANAGER]),
+        User.id.not_in(conflicted),
+    )
+    choices = [User.on_duty.is_(True), User.role == Role.MANAGER]
+    if application.assigned_reviewer_id is not None:
+        choices.insert(0, User.id == application.assigned_reviewer_id)
+    for condition in choices:
+        found = db.session.execute(staff.where(condition).order_by(User.id)).scalars().all()
+        if found:
+            return found
+    return []
+
+
+def notify(application, kind, once=None):
+    """Queue an alert of ``kind`` for the staff on ``application``; with ``once``, a
+    recipient gets it a single time whatever the number of calls."""
+    queued = 0
+    for user in recipients(application):
+        once_key = f"{once}:{user.id}" if once else None
+        if (
+            once_key
+            and db.session.execute(sa.select(Alert.id).where(Alert.once_key == once_key)).first()
+        ):
+            continue
+        db.session.add(
+            Alert(user_id=user.id, application_id=application.id, kind=kind, once_key=once_key)
+        )
+        queued += 1
+    db.session.flush()
+    if queued:
+        g.hrdfund_alerts_queued = True
+    return queued
+
+
+def send_after_response(response):
+    """after_request hook: once the response has been sent, hand queued alerts over."""
+    if g.pop("hrdfund_alerts_queued", False) and current_app.config["SMTP_HOST"]:
+        app = current_app._get_current_object()
+
+        def send():
+            with app.app_context():
+                try:
+                    send_pending()
+                except Exception:  # noqa: BLE001  (the outbox keeps it for the next run)
+                    log.exception("sending alerts failed; they stay in the outbox")
+
+        response.call_on_close(send)
+    return response
+
+
+def _address(user):
+    contact = (user.contact or "").strip()
+    return contact if "@" in contact and " " not in contact else None
+
+
+def _message(alert, user, address):
+    config = current_app.config
+    link = config["BASE_URL"].rstrip("/") + "/applications/" + alert.application.uid
+    with force_locale(user.language or "en"):
+        subjects = {
+            AlertKind.URGENT_CASE: _("An urgent case waits in hrdfund"),
+            AlertKind.TARGET_NEAR: _("A case in hrdfund is close to its target"),
+            AlertKind.APPLICANT_ANSWER: _("An applicant answered in hrdfund"),
+        }
+        body = _(
+            "Something waits for you in hrdfund. Sign in to see it:\n\n%(link)s\n\n"
+            "This message carries no case details, by design.",
+            link=link,
+        )
+        message = EmailMessage()
+        message["Subject"] = str(subjects[alert.kind])
+    message["From"] = config["MAIL_FROM"]
+    message["To"] = address
+    message.set_content(body)
+    return message
+
+
+def _connect(config):
+    host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT"]
+    security = config["SMTP_SECURITY"]
+    if security == "ssl":
+        server = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+    else:
+        server = smtplib.SMTP(host, port, timeout=timeout)
+        if security != "none":
+            server.starttls(context=ssl.create_default_context())
+    if config["SMTP_USERNAME"]:
+        server.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"] or "")
+    return server
+
+
+def send_pending(limit=500):
+    """Send what waits in the outbox; returns the number sent. Without a mail server
+    configured, nothing is sent and everything waits."""
+    config = current_app.config
+    if not config["SMTP_HOST"]:
+        return 0
+    alerts = (
+        db.session.execute(
+            sa.select(Alert)
+            .where(Alert.sent_at.is_(None), Alert.attempts < MAX_ATTEMPTS)
+            .order_by(Alert.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    outgoing = []
+    for alert in alerts:
+        alert.attempts += 1
+        user = db.session.get(User, alert.user_id)
+        address = _address(user) if user.active else None
+        if address and alert.application is not None:
+            outgoing.append((alert.id, _message(alert, user, address)))
+    db.session.commit()  # the claim is recorded before the mail server is reached
+    sent = []
+    if outgoing:
+        server = _connect(config)
+        try:
+            for alert_id, message in outgoing:
+                try:
+                    server.send_message(message)
+                except smtplib.SMTPException:
+                    log.warning("the mail server refused alert %s", alert_id)
+                else:
+                    sent.append(alert_id)
+        finally:
+            try:
+                server.quit()
+            except smtplib.SMTPException:
+                pass
+    if sent:
+        db.session.execute(sa.update(Alert).where(Alert.id.in_(sent)).values(sent_at=utcnow()))
+        db.session.commit()
+    return len(sent)
+
+
+def queue_target_alerts(now=None):
+    """Queue an alert, once per target, for every case whose next target falls due within
+    ALERT_HOURS_BEFORE_TARGET hours (or has passed) while the next step is the fund's."""
+    now = now or utcnow()
+    horizon = now + timedelta(hours=current_app.config["ALERT_HOURS_BEFORE_TARGET"])
+    waiting = sa.and_(
+        Application.status.in_(WAITING_ON_STAFF), Application.clock_paused_at.is_(None)
+    )
+    response_due = sa.and_(
+        Application.first_response_at.is_(None), Application.response_due_at <= horizon
+    )
+    decision_due = sa.and_(
+        Application.first_response_at.is_not(None), Application.decision_due_at <= horizon
+    )
+    cases = (
+        db.session.execute(
+            sa.select(Application).where(waiting, sa.or_(response_due, decision_due))
+        )
+        .scalars()
+        .all()
+    )
+    queued = 0
+    for case in cases:
+        if case.first_response_at is None:
+            what, due = "response", case.response_due_at
+        else:
+            what, due = "decision", case.decision_due_at
+        once = f"target:{case.uid}:{what}:{due:%Y%m%d%H%M}"
+        queued += notify(case, AlertKind.TARGET_NEAR, once=once)
+    return queued
