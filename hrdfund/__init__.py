@@ -63,10 +63,11 @@ def create_app(overrides=None):
     from .auth.guard import install_guard
     from .cli import hrdfund_cli
     from .disbursements import bp as disbursements_bp
+    from .grants import bp as grants_bp
     from .money import format_money
     from .reports import bp as reports_bp
 
-    for blueprint in (auth_bp, applications_bp, disbursements_bp, reports_bp):
+    for blueprint in (auth_bp, applications_bp, grants_bp, disbursements_bp, reports_bp):
         app.register_blueprint(blueprint)
     app.cli.add_command(hrdfund_cli)
     install_guard(app)

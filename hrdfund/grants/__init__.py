@@ -1,0 +1,7 @@
+"""Grants: decisions that commit money, and allocations from donor pools."""
+
+from flask import Blueprint
+
+bp = Blueprint("grants", __name__)
+
+from . import views  # noqa: E402,F401

@@ -10,17 +10,19 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from .. import audit, geo
 from ..applications.access import can_see
 from ..applications.models import ApplicationStatus as S
 from ..applications.review_models import ConflictDeclaration, Decision, DecisionOutcome, Review
+from ..applications.review_services import decision_round
 from ..applications.services import change_status
 from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..money import convert, quantize
-from ..pools.models import Contribution, Pool
+from ..pools.models import Contribution, ExchangeRate, Pool
 from .models import Allocation, Grant, Release
 
 
@@ -44,8 +46,8 @@ class IneligiblePoolError(DecisionError):
     """The pool's restrictions do not fit the case; ``reasons`` lists each mismatch."""
 
     def __init__(self, reasons):
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
+        self.reasons = [str(reason) for reason in reasons]
+        super().__init__("; ".join(self.reasons))
 
 
 class InsufficientFundsError(DecisionError):
@@ -106,21 +108,21 @@ def pool_mismatches(pool, application, pool_amount, on=None):
     on = on or utcnow().date()
     reasons = []
     if pool.fund_id != application.fund_id or not pool.active:
-        reasons.append("the pool is not open to this fund's grants")
+        reasons.append(_l("the pool is not open to this fund's grants"))
     rules = {}
     for restriction in pool.restrictions:
         rules.setdefault(str(restriction.kind), set()).add(restriction.value)
     if rules.get("category") and application.category.value not in rules["category"]:
-        reasons.append("the pool does not fund this kind of support")
+        reasons.append(_l("the pool does not fund this kind of support"))
     if rules.get("country") and application.country not in rules["country"]:
-        reasons.append("the pool does not fund this country")
+        reasons.append(_l("the pool does not fund this country"))
     region = application.region or geo.region_of(application.country)
     if rules.get("region") and region not in rules["region"]:
-        reasons.append("the pool does not fund this region")
+        reasons.append(_l("the pool does not fund this region"))
     if pool.cap_per_grant is not None and pool_amount > pool.cap_per_grant:
-        reasons.append("the amount is above the pool's cap per grant")
+        reasons.append(_l("the amount is above the pool's cap per grant"))
     if (pool.starts_on and on < pool.starts_on) or (pool.ends_on and on > pool.ends_on):
-        reasons.append("the pool's date window is closed")
+        reasons.append(_l("the pool's date window is closed"))
     return reasons
 
 
@@ -143,7 +145,13 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
     if reasons:
         raise IneligiblePoolError(reasons)
     if pool_amount > pool_available(pool.id):
-        raise InsufficientFundsError(f"pool {pool.id} has less than {pool_amount} available")
+        raise InsufficientFundsError(
+            _l(
+                "The pool %(pool)s has less than %(amount)s available.",
+                pool=pool.name,
+                amount=pool_amount,
+            )
+        )
     allocation = Allocation(
         grant_id=grant.id,
         pool_id=pool.id,
@@ -180,7 +188,7 @@ def _recommender_id(application):
 
 def _check_manager(application, manager):
     if manager.role != Role.MANAGER:
-        raise DecisionError("only a manager decides")
+        raise DecisionError(_l("Only a manager decides."))
     conflict = db.session.execute(
         sa.select(ConflictDeclaration.id).where(
             ConflictDeclaration.application_id == application.id,
@@ -188,11 +196,11 @@ def _check_manager(application, manager):
         )
     ).first()
     if conflict is not None:
-        raise ConflictOfInterestError("you declared a conflict of interest on this case")
+        raise ConflictOfInterestError(_l("You declared a conflict of interest on this case."))
     if not can_see(application, manager):
-        raise DecisionError("this case belongs to another fund")
+        raise DecisionError(_l("This case belongs to another fund."))
     if _recommender_id(application) == manager.id:
-        raise SelfApprovalError("the person who recommended a case may not approve it")
+        raise SelfApprovalError(_l("The person who recommended a case may not approve it."))
 
 
 def approve_application(application, manager, amount, allocations):
@@ -224,14 +232,16 @@ def approve_application(application, manager, amount, allocations):
             .first()
         )
         if first.manager_id == manager.id:
-            raise SecondApproverError("a second, different manager must confirm this approval")
+            raise SecondApproverError(_l("A second, different manager must confirm this approval."))
         if amount != first.amount:
-            raise DecisionError("the second approval confirms the amount of the first")
+            raise DecisionError(_l("The second approval confirms the amount of the first."))
         _record_approval(application, manager, amount)
     else:
-        raise DecisionError("this case is not waiting for a decision")
+        raise DecisionError(_l("This case is not waiting for a decision."))
     if sum((quantize(a[1]) for a in allocations), start=Decimal(0)) != amount:
-        raise DecisionError("the allocations must add up to the approved amount")
+        raise DecisionError(
+            _l("The amounts drawn from the pools must add up to the approved amount.")
+        )
     grant = Grant(
         fund_id=application.fund_id,
         application_id=application.id,
@@ -263,6 +273,92 @@ def _record_approval(application, manager, amount):
             outcome=DecisionOutcome.APPROVE,
             amount=amount,
             currency=application.currency,
+            round=decision_round(application),
         )
     )
     db.session.flush()
+
+
+class MissingRateError(DecisionError):
+    """No rate is recorded between the grant's and the pool's currencies."""
+
+
+def recorded_rate(fund_id, base, quote, on=None):
+    """Units of ``quote`` per unit of ``base`` from the fund's rate table: the latest rate
+    on or before ``on``, read either way round. Raises :class:`MissingRateError`."""
+    if base == quote:
+        return Decimal(1)
+    on = on or utcnow().date()
+    row = db.session.execute(
+        sa.select(ExchangeRate.base, ExchangeRate.rate)
+        .where(
+            ExchangeRate.fund_id == fund_id,
+            ExchangeRate.on_date <= on,
+            sa.or_(
+                sa.and_(ExchangeRate.base == base, ExchangeRate.quote == quote),
+                sa.and_(ExchangeRate.base == quote, ExchangeRate.quote == base),
+            ),
+        )
+        .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise MissingRateError(
+            _l("No exchange rate from %(base)s to %(quote)s is recorded.", base=base, quote=quote)
+        )
+    rate = Decimal(row.rate)
+    return rate if row.base == base else (Decimal(1) / rate).quantize(Decimal("0.00000001"))
+
+
+def pool_options(application, grant_amount):
+    """Every active pool of the case's fund with what it has available, its currency, the
+    rate it would use and the reasons it does not fit ``grant_amount`` (empty if it fits)."""
+    pools = (
+        db.session.execute(
+            sa.select(Pool)
+            .where(Pool.fund_id == application.fund_id, Pool.active.is_(True))
+            .order_by(Pool.name)
+        )
+        .scalars()
+        .all()
+    )
+    figures = pool_commitments([p.id for p in pools]) if pools else {}
+    options = []
+    for pool in pools:
+        received, committed = figures[pool.id]
+        try:
+            rate = recorded_rate(application.fund_id, application.currency, pool.currency)
+        except MissingRateError as exc:
+            rate, reasons = None, [str(exc)]
+        else:
+            reasons = [
+                str(r) for r in pool_mismatches(pool, application, convert(grant_amount or 0, rate))
+            ]
+        options.append(
+            {
+                "pool": pool,
+                "available": received - committed,
+                "rate": rate,
+                "reasons": reasons,
+            }
+        )
+    return options
+
+
+def approve_with_recorded_rates(application, manager, amount, draws):
+    """:func:`approve_application` with ``draws`` as (pool id, amount in grant currency);
+    each pool in another currency converts at the fund's recorded rate of the day."""
+    pools = {
+        p.id: p
+        for p in db.session.execute(
+            sa.select(Pool).where(Pool.id.in_([d[0] for d in draws]))
+        ).scalars()
+    }
+    allocations = []
+    for pool_id, grant_amount in draws:
+        pool = pools.get(pool_id)
+        if pool is None or pool.fund_id != application.fund_id:
+            raise IneligiblePoolError([_l("the pool is not open to this fund's grants")])
+        rate = recorded_rate(application.fund_id, application.currency, pool.currency)
+        allocations.append((pool_id, grant_amount, rate))
+    return approve_application(application, manager, amount, allocations)

@@ -1,0 +1,120 @@
+"""Forms of the staff side of a case: assignment, conflicts, checks, notes, assessment,
+questions, rejection and other funders."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    FieldList,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from ..money import CURRENCIES, MAX_AMOUNT
+from .forms import LONG_MAX, POSITIVE, TEXT_MAX, _opts
+from .models import Message, VerificationStatus
+from .review_models import NoteKind, Recommendation, RiskLevel
+
+REFERENCE_STATUSES = {
+    VerificationStatus.PENDING: _l("Not contacted yet"),
+    VerificationStatus.CONFIRMED: _l("Confirmed the account"),
+    VerificationStatus.NOT_CONFIRMED: _l("Did not confirm"),
+    VerificationStatus.UNREACHABLE: _l("Could not be reached"),
+}
+RISK_LABELS = {
+    RiskLevel.LOW: _l("Low"),
+    RiskLevel.MEDIUM: _l("Medium"),
+    RiskLevel.HIGH: _l("High"),
+    RiskLevel.CRITICAL: _l("Critical"),
+}
+RECOMMENDATION_LABELS = {
+    Recommendation.APPROVE: _l("Approve in full"),
+    Recommendation.APPROVE_PARTLY: _l("Approve in part"),
+    Recommendation.REJECT: _l("Reject"),
+}
+NOTE_LABELS = {
+    NoteKind.NOTE: _l("Confidential note"),
+    NoteKind.PARTNER_CHECK: _l("Check with a local partner"),
+}
+
+
+class AssignForm(FlaskForm):
+    reviewer = SelectField(_l("Reviewer"), coerce=int, validators=[InputRequired()])
+
+
+class ConflictForm(FlaskForm):
+    confirm = BooleanField(
+        _l("I have a conflict of interest on this case and leave it"),
+        [DataRequired(_l("Tick the box to confirm."))],
+    )
+
+
+class ReferenceCheckForm(FlaskForm):
+    status = SelectField(
+        _l("What the reference said"),
+        choices=_opts((s.value, label) for s, label in REFERENCE_STATUSES.items()),
+    )
+    notes = TextAreaField(_l("Notes (staff only)"), [Optional(), Length(max=LONG_MAX)])
+
+
+class NoteForm(FlaskForm):
+    kind = SelectField(
+        _l("Kind"), choices=_opts((k.value, label) for k, label in NOTE_LABELS.items())
+    )
+    body = TextAreaField(
+        _l("Note (staff on this case only)"),
+        [DataRequired(_l("Write the note first.")), Length(max=LONG_MAX)],
+    )
+
+
+class RecommendForm(FlaskForm):
+    risk_level = SelectField(
+        _l("Risk to the defender"),
+        choices=_opts((r.value, label) for r, label in RISK_LABELS.items()),
+    )
+    recommendation = SelectField(
+        _l("Recommendation"),
+        choices=_opts((r.value, label) for r, label in RECOMMENDATION_LABELS.items()),
+    )
+    #: One recommended amount per budget line, in the case's order.
+    lines = FieldList(
+        DecimalField(
+            _l("Recommended"),
+            [Optional(), NumberRange(min=0, max=MAX_AMOUNT, message=_l("Enter an amount."))],
+            places=2,
+        )
+    )
+    assessment = TextAreaField(
+        _l("Assessment (staff only)"),
+        [DataRequired(_l("Say briefly why.")), Length(max=LONG_MAX)],
+    )
+
+
+class QuestionForm(FlaskForm):
+    question = TextAreaField(
+        _l("Question for the applicant"),
+        [DataRequired(_l("Write the question first.")), Length(max=Message.BODY_MAX)],
+    )
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason, in plain words: the applicant reads it"),
+        [DataRequired(_l("Give the applicant a reason.")), Length(max=LONG_MAX)],
+    )
+
+
+class CofundingForm(FlaskForm):
+    funder = StringField(
+        _l("Other funder"), [DataRequired(_l("Name the other funder.")), Length(max=TEXT_MAX)]
+    )
+    amount = DecimalField(_l("Amount they pay"), [Optional(), POSITIVE], places=2)
+    currency = SelectField(
+        _l("Currency"), choices=_opts((c, c) for c in sorted(CURRENCIES)), default="EUR"
+    )
+    starts_on = DateField(_l("From"), [Optional()])
+    ends_on = DateField(_l("Until"), [Optional()])

@@ -1,0 +1,296 @@
+"""The staff side of a case page: each step posts here and comes back to the case.
+
+A step the rules refuse comes back with the rule's message; a form with mistakes comes
+back with them beside the fields, and nothing typed is lost.
+"""
+
+import sqlalchemy as sa
+from flask import abort, flash, g, redirect, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from wtforms import SelectChoice
+
+from ..auth.guard import role_required
+from ..auth.models import Role, User
+from ..extensions import db
+from . import bp, panels, review_services
+from .access import get_application_or_404
+from .models import ApplicationStatus as S
+from .models import Reference
+from .review_forms import (
+    NOTE_LABELS,
+    RECOMMENDATION_LABELS,
+    RISK_LABELS,
+    AssignForm,
+    CofundingForm,
+    ConflictForm,
+    NoteForm,
+    QuestionForm,
+    RecommendForm,
+    ReferenceCheckForm,
+    RejectForm,
+)
+from .review_models import ConflictDeclaration, Recommendation
+from .review_services import ReviewError
+from .states import STAFF_LABELS
+from .views import _render_case
+
+STAFF = (Role.REVIEWER, Role.MANAGER)
+
+
+def _me():
+    return current_user._get_current_object()
+
+
+def _back(application, message):
+    db.session.commit()
+    flash(message, "info")
+    return redirect(url_for("applications.case", uid=application.uid) + "#review")
+
+
+def _again(application, name, form, error=None):
+    """The case page again with ``form`` as it was sent and the refusal, if any."""
+    db.session.rollback()
+    if error is not None:
+        form.form_errors.append(str(error))
+    g.hrdfund_forms = {name: form}
+    return _render_case(application, status=400)
+
+
+def assignable_staff(application):
+    """Reviewers and managers of the case's fund without a conflict on it."""
+    conflicted = sa.select(ConflictDeclaration.user_id).where(
+        ConflictDeclaration.application_id == application.id
+    )
+    return (
+        db.session.execute(
+            sa.select(User)
+            .where(
+                User.fund_id == application.fund_id,
+                User.active.is_(True),
+                User.role.in_(STAFF),
+                User.id.not_in(conflicted),
+            )
+            .order_by(User.role.desc(), User.display_name, User.login)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def assign_form(application, fresh=False):
+    """The assignment form; ``fresh`` ignores what the request sent."""
+    if fresh:
+        form = AssignForm(formdata=None, reviewer=application.assigned_reviewer_id)
+    else:
+        form = AssignForm()
+    form.reviewer.choices = [
+        SelectChoice(u.id, u.display_name or u.login) for u in assignable_staff(application)
+    ]
+    return form
+
+
+def recommend_form(application):
+    """A fresh assessment form, each budget line's amount offered as asked."""
+    return RecommendForm(
+        formdata=None,
+        data={
+            "lines": [line.recommended_amount or line.amount for line in application.budget_lines]
+        },
+    )
+
+
+@bp.post("/applications/<uid>/assign")
+@role_required(*STAFF)
+def assign(uid):
+    """A manager gives the case to someone; a reviewer takes it for themself."""
+    application = get_application_or_404(uid, current_user)
+    form = assign_form(application)
+    if not form.validate_on_submit():
+        return _again(application, "assign", form)
+    if current_user.role != Role.MANAGER and form.reviewer.data != current_user.id:
+        abort(403)
+    reviewer = db.session.get(User, form.reviewer.data)
+    try:
+        review_services.assign_reviewer(application, reviewer, _me())
+    except ReviewError as exc:
+        return _again(application, "assign", form, exc)
+    return _back(application, _("The case is assigned."))
+
+
+@bp.post("/applications/<uid>/conflict")
+@role_required(*STAFF)
+def conflict(uid):
+    """Declare a conflict of interest: the declarer leaves the case for good."""
+    application = get_application_or_404(uid, current_user)
+    form = ConflictForm()
+    if not form.validate_on_submit():
+        return _again(application, "conflict", form)
+    review_services.declare_conflict(application, _me())
+    db.session.commit()
+    flash(_("Your conflict of interest is recorded; the case left your queue."), "info")
+    return redirect(url_for("applications.queue"))
+
+
+@bp.post("/applications/<uid>/references/<ref>")
+@role_required(*STAFF)
+def check_reference(uid, ref):
+    """What a reference said when the fund contacted them."""
+    application = get_application_or_404(uid, current_user)
+    reference = db.session.execute(
+        sa.select(Reference).where(Reference.uid == ref, Reference.application_id == application.id)
+    ).scalar_one_or_none()
+    if reference is None:
+        abort(404)
+    form = ReferenceCheckForm(prefix=f"ref-{reference.uid}")
+    if not form.validate_on_submit():
+        return _again(application, f"ref-{reference.uid}", form)
+    try:
+        review_services.record_reference_check(reference, form.status.data, form.notes.data, _me())
+    except ReviewError as exc:
+        return _again(application, f"ref-{reference.uid}", form, exc)
+    return _back(application, _("The reference check is recorded."))
+
+
+@bp.post("/applications/<uid>/notes")
+@role_required(*STAFF)
+def add_note(uid):
+    application = get_application_or_404(uid, current_user)
+    form = NoteForm()
+    if not form.validate_on_submit():
+        return _again(application, "note", form)
+    review_services.add_note(application, _me(), form.kind.data, form.body.data)
+    return _back(application, _("Note added. Only staff on this case can read it."))
+
+
+@bp.post("/applications/<uid>/recommend")
+@role_required(*STAFF)
+def recommend(uid):
+    """The assessment: risk, an amount per budget line, and the recommendation."""
+    application = get_application_or_404(uid, current_user)
+    form = RecommendForm()
+    if not form.validate_on_submit():
+        return _again(application, "recommend", form)
+    lines = application.budget_lines
+    amounts = {line.id: entry.data for line, entry in zip(lines, form.lines.entries, strict=False)}
+    if form.recommendation.data == Recommendation.REJECT.value:
+        amounts = {}
+    try:
+        review_services.recommend(
+            application,
+            _me(),
+            form.risk_level.data,
+            form.recommendation.data,
+            None,
+            form.assessment.data,
+            line_amounts=amounts,
+        )
+    except ReviewError as exc:
+        return _again(application, "recommend", form, exc)
+    return _back(application, _("Recommendation recorded. A manager decides next."))
+
+
+@bp.post("/applications/<uid>/question")
+@role_required(*STAFF)
+def ask(uid):
+    """Ask the applicant side for information; the case waits, and so does its clock."""
+    application = get_application_or_404(uid, current_user)
+    form = QuestionForm()
+    if not form.validate_on_submit():
+        return _again(application, "question", form)
+    try:
+        review_services.request_information(application, _me(), form.question.data)
+    except ReviewError as exc:
+        return _again(application, "question", form, exc)
+    return _back(application, _("Question sent. The case waits for the answer."))
+
+
+@bp.post("/applications/<uid>/reject")
+@role_required(Role.MANAGER)
+def reject(uid):
+    application = get_application_or_404(uid, current_user)
+    form = RejectForm()
+    if not form.validate_on_submit():
+        return _again(application, "reject", form)
+    if application.status not in (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
+        return _again(application, "reject", form, _("This case is not waiting for a decision."))
+    try:
+        review_services.reject_application(application, _me(), form.reason.data)
+    except ReviewError as exc:
+        return _again(application, "reject", form, exc)
+    return _back(application, _("The case is rejected; the applicant sees the reason."))
+
+
+@bp.post("/applications/<uid>/cofunding")
+@role_required(*STAFF)
+def cofunding(uid):
+    """Another funder pays part of the same need."""
+    application = get_application_or_404(uid, current_user)
+    form = CofundingForm()
+    if not form.validate_on_submit():
+        return _again(application, "cofunding", form)
+    try:
+        review_services.record_cofunding(
+            application,
+            _me(),
+            form.funder.data,
+            form.amount.data,
+            form.currency.data,
+            form.starts_on.data,
+            form.ends_on.data,
+        )
+    except ReviewError as exc:
+        return _again(application, "cofunding", form, exc)
+    return _back(application, _("The other funder is recorded."))
+
+
+def _form(name, make):
+    """The form as the user sent it (after a refusal), else a fresh one."""
+    sent = g.get("hrdfund_forms", {})
+    return sent.get(name) or make()
+
+
+@panels.register
+def review_panel(application, user):
+    """Assignment, verification, notes, assessment, questions, rejection, other funders."""
+    if user.role not in STAFF or application.status == S.DRAFT:
+        return None
+    open_case = application.status in review_services.QUESTION_STATES or application.status in (
+        S.SUBMITTED,
+        S.INFO_REQUESTED,
+    )
+    fresh = {"formdata": None}
+    references = [
+        (r, _form(f"ref-{r.uid}", lambda r=r: _reference_form(r))) for r in application.references
+    ]
+    return {
+        "template": "applications/_review.html",
+        "open_case": open_case,
+        "assign_form": _form("assign", lambda: assign_form(application, fresh=True)),
+        "conflict_form": _form("conflict", lambda: ConflictForm(**fresh)),
+        "references": references,
+        "notes": review_services.case_notes(application),
+        "note_form": _form("note", lambda: NoteForm(**fresh)),
+        "review": review_services.latest_review(application),
+        "recommend_form": _form("recommend", lambda: recommend_form(application)),
+        "question_form": _form("question", lambda: QuestionForm(**fresh)),
+        "reject_form": _form("reject", lambda: RejectForm(**fresh)),
+        "cofundings": review_services.cofundings(application),
+        "cofunding_form": _form(
+            "cofunding", lambda: CofundingForm(formdata=None, currency=application.currency)
+        ),
+        "duplicates": review_services.possible_duplicates(application),
+        "status_labels": STAFF_LABELS,
+        "note_labels": NOTE_LABELS,
+        "risk_labels": RISK_LABELS,
+        "recommendation_labels": RECOMMENDATION_LABELS,
+    }
+
+
+def _reference_form(reference):
+    return ReferenceCheckForm(
+        formdata=None,
+        prefix=f"ref-{reference.uid}",
+        status=reference.status.value,
+        notes=reference.notes,
+    )

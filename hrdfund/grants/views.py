@@ -1,0 +1,142 @@
+"""The decision on the case page: pools that fit, and the approval that commits money."""
+
+import sqlalchemy as sa
+from flask import flash, g, redirect, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from wtforms import SelectChoice
+
+from ..applications import panels
+from ..applications.access import get_application_or_404
+from ..applications.models import ApplicationStatus as S
+from ..applications.review_models import Decision, DecisionOutcome
+from ..applications.review_services import latest_review
+from ..applications.views import _render_case
+from ..auth.guard import role_required
+from ..auth.models import Role
+from ..extensions import db
+from ..money import format_money
+from . import bp, services
+from .forms import ApproveForm
+
+DECIDING = (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
+
+
+def _first_approval(application):
+    return (
+        db.session.execute(
+            sa.select(Decision)
+            .where(
+                Decision.application_id == application.id,
+                Decision.outcome == DecisionOutcome.APPROVE,
+            )
+            .order_by(Decision.id.desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
+
+
+def _proposed_amount(application):
+    """What the approval starts from: the first approval, the recommendation, the request."""
+    if application.status == S.AWAITING_SECOND_APPROVAL:
+        first = _first_approval(application)
+        if first is not None:
+            return first.amount
+    review = latest_review(application)
+    if review is not None and review.recommended_amount:
+        return review.recommended_amount
+    return application.amount_requested
+
+
+def _approve_form(application, options, fresh):
+    amount = _proposed_amount(application)
+    form = ApproveForm(formdata=None, amount=amount) if fresh else ApproveForm()
+    choices = [SelectChoice("", _("(none)"))] + [
+        SelectChoice(str(o["pool"].id), f"{o['pool'].name} ({o['pool'].currency})")
+        for o in options
+        if not o["reasons"]
+    ]
+    for entry in form.draws:
+        entry.pool.choices = choices
+    if fresh:
+        fitting = [o for o in options if not o["reasons"]]
+        if len(fitting) == 1 and amount:
+            form.draws[0].pool.data = str(fitting[0]["pool"].id)
+            form.draws[0].amount.data = amount
+    return form
+
+
+@panels.register
+def decision_panel(application, user):
+    """For reviewers and managers: which pools fit the case and hold enough; for managers
+    at the decision, the approval form."""
+    if user.role not in (Role.REVIEWER, Role.MANAGER):
+        return None
+    if application.status not in (S.SUBMITTED, S.IN_REVIEW, S.INFO_REQUESTED, *DECIDING):
+        return None
+    amount = _proposed_amount(application)
+    options = services.pool_options(application, amount)
+    deciding = user.role == Role.MANAGER and application.status in DECIDING
+    form = None
+    if deciding:
+        form = g.get("hrdfund_forms", {}).get("approve") or _approve_form(
+            application, options, fresh=True
+        )
+    return {
+        "template": "grants/_decision.html",
+        "options": options,
+        "amount": amount,
+        "threshold": services.four_eyes_threshold(),
+        "first_approval": _first_approval(application)
+        if application.status == S.AWAITING_SECOND_APPROVAL
+        else None,
+        "approve_form": form,
+    }
+
+
+@bp.post("/applications/<uid>/approve")
+@role_required(Role.MANAGER)
+def approve(uid):
+    """Approve in full or in part; money is committed at once below the threshold, or when
+    a second manager confirms above it."""
+    application = get_application_or_404(uid, current_user)
+    options = services.pool_options(application, _proposed_amount(application))
+    form = _approve_form(application, options, fresh=False)
+    if form.validate_on_submit():
+        draws = [
+            (int(entry.pool.data), entry.amount.data)
+            for entry in form.draws
+            if entry.pool.data and entry.amount.data
+        ]
+        try:
+            grant = services.approve_with_recorded_rates(
+                application, current_user._get_current_object(), form.amount.data, draws
+            )
+        except services.DecisionError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            if grant is None:
+                flash(
+                    _(
+                        "Approval recorded. At %(threshold)s or more a second manager confirms "
+                        "it before money is committed.",
+                        threshold=services.four_eyes_threshold(),
+                    ),
+                    "info",
+                )
+            else:
+                flash(
+                    _(
+                        "Approved: %(amount)s committed.",
+                        amount=format_money(grant.amount, grant.currency, str(get_locale())),
+                    ),
+                    "info",
+                )
+            return redirect(url_for("applications.case", uid=application.uid))
+    g.hrdfund_forms = {"approve": form}
+    return _render_case(application, status=400)

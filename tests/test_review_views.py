@@ -1,0 +1,357 @@
+"""The staff screens of a case, through the forms a reviewer and managers use: taking the
+case, checking references, notes, the assessment, questions, rejection, approval with money
+from one or more pools, other funders and duplicate warnings."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications import services
+from hrdfund.applications.models import (
+    Application,
+    ApplicationStatus,
+    BudgetLine,
+    Category,
+    Reference,
+    Urgency,
+)
+from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
+from hrdfund.extensions import db
+from hrdfund.grants.models import Allocation, Grant
+from hrdfund.pools.models import Contribution, ExchangeRate, Pool, PoolRestriction
+from tests.conftest import login
+
+S = ApplicationStatus
+
+
+def _pool(fund, donor, name, currency="EUR", amount=20000, **restrictions):
+    pool = Pool(fund_id=fund.id, donor_id=donor.id, name=name, currency=currency)
+    pool.restrictions = [PoolRestriction(kind=k, value=v) for k, v in restrictions.items()]
+    db.session.add(pool)
+    db.session.flush()
+    db.session.add(
+        Contribution(
+            pool_id=pool.id,
+            amount=Decimal(amount),
+            received_amount=Decimal(amount),
+            received_currency=currency,
+            fx_rate=Decimal(1),
+            received_on=date(2026, 1, 1),
+        )
+    )
+    db.session.commit()
+    return pool
+
+
+@pytest.fixture
+def staff(app, fund, make_user, make_donor):
+    donor = make_donor()
+    return {
+        "reviewer": make_user("reviewer", display_name="Rita"),
+        "m1": make_user("manager", display_name="Mona"),
+        "m2": make_user("manager", display_name="Marek"),
+        "applicant": make_user("applicant"),
+        "medical": _pool(fund, donor, "Medical pool", amount=4000, category="medical"),
+        "general": _pool(fund, donor, "General pool", amount=20000),
+        "legal": _pool(fund, donor, "Legal pool", category="legal"),
+    }
+
+
+def _case(fund, staff, status=S.SUBMITTED, name="Defender canary-NAME", **fields):
+    case = Application(
+        fund_id=fund.id,
+        applicant_id=staff["applicant"].id,
+        category=Category.MEDICAL,
+        status=status,
+        urgency=Urgency.URGENT,
+        currency="EUR",
+        country="KE",
+        amount_requested=Decimal("6000.00"),
+        **fields,
+    )
+    case.defender_name = name
+    case.defender_key = services.defender_key(name, "KE")
+    case.budget_lines = [
+        BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
+        BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
+    ]
+    case.references = [Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")]
+    db.session.add(case)
+    db.session.commit()
+    return case
+
+
+def _post(client, path, data):
+    return client.post(path, data=data)
+
+
+def _as(app, user):
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def test_a_reviewer_takes_checks_and_recommends_through_the_forms(app, fund, staff):
+    case = _case(fund, staff)
+    reviewer = _as(app, staff["reviewer"])
+    page = reviewer.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Take this case" in page and "Medical pool" in page
+    assert (
+        _post(
+            reviewer, f"/applications/{case.uid}/assign", {"reviewer": staff["reviewer"].id}
+        ).status_code
+        == 302
+    )
+    db.session.refresh(case)
+    assert case.status == S.IN_REVIEW and case.assigned_reviewer_id == staff["reviewer"].id
+    for ref in case.references:
+        response = _post(
+            reviewer,
+            f"/applications/{case.uid}/references/{ref.uid}",
+            {f"ref-{ref.uid}-status": "confirmed", f"ref-{ref.uid}-notes": "Knows her work"},
+        )
+        assert response.status_code == 302
+    _post(
+        reviewer,
+        f"/applications/{case.uid}/notes",
+        {"kind": "partner_check", "body": "Partner confirmed the hospital canary-NOTE"},
+    )
+    response = _post(
+        reviewer,
+        f"/applications/{case.uid}/recommend",
+        {
+            "risk_level": "high",
+            "recommendation": "approve_partly",
+            "lines-0": "5000.00",
+            "lines-1": "500.00",
+            "assessment": "Verified by two references",
+        },
+    )
+    assert response.status_code == 302
+    db.session.refresh(case)
+    assert case.status == S.RECOMMENDED
+    assert [line.recommended_amount for line in case.budget_lines] == [
+        Decimal("5000.00"),
+        Decimal("500.00"),
+    ]
+    assert all(r.status.value == "confirmed" for r in case.references)
+    page = reviewer.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Check with a local partner" in page and "canary-NOTE" in page
+    # The note and the assessment stay with staff.
+    applicant = _as(app, staff["applicant"])
+    mine = applicant.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "canary-NOTE" not in mine and "Verified by two references" not in mine
+
+
+def test_a_reviewer_cannot_assign_someone_else_nor_approve(app, fund, staff):
+    case = _case(fund, staff)
+    reviewer = _as(app, staff["reviewer"])
+    assert (
+        _post(
+            reviewer, f"/applications/{case.uid}/assign", {"reviewer": staff["m1"].id}
+        ).status_code
+        == 403
+    )
+    assert _post(reviewer, f"/applications/{case.uid}/approve", {"amount": "10"}).status_code == 403
+    assert _post(reviewer, f"/applications/{case.uid}/reject", {"reason": "x"}).status_code == 403
+
+
+def _recommended(fund, staff, amount="5500.00"):
+    case = _case(fund, staff, status=S.SUBMITTED)
+    from hrdfund.applications import review_services as reviews
+
+    reviews.assign_reviewer(case, staff["reviewer"], staff["reviewer"])
+    reviews.recommend(case, staff["reviewer"], "high", "approve_partly", Decimal(amount), "ok")
+    db.session.commit()
+    return case
+
+
+def _approve(client, case, amount, *draws):
+    data = {"amount": amount}
+    for i, (pool, part) in enumerate(draws):
+        data[f"draws-{i}-pool"] = str(pool.id)
+        data[f"draws-{i}-amount"] = part
+    return _post(client, f"/applications/{case.uid}/approve", data)
+
+
+def test_two_managers_approve_above_the_threshold_with_two_pools(app, fund, staff):
+    case = _recommended(fund, staff)
+    m1, m2 = _as(app, staff["m1"]), _as(app, staff["m2"])
+    page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Legal pool" in page and "does not fund this kind of support" in page
+    response = _approve(m1, case, "5500.00")
+    assert response.status_code == 302
+    db.session.refresh(case)
+    assert case.status == S.AWAITING_SECOND_APPROVAL
+    assert db.session.execute(sa.select(sa.func.count(Grant.id))).scalar() == 0
+    # The first manager cannot complete it.
+    again = _approve(
+        m1, case, "5500.00", (staff["medical"], "4000.00"), (staff["general"], "1500.00")
+    )
+    assert again.status_code == 400
+    assert "second, different manager" in again.get_data(as_text=True)
+    # The second manager draws on two pools; the medical pool is emptied exactly.
+    done = _approve(
+        m2, case, "5500.00", (staff["medical"], "4000.00"), (staff["general"], "1500.00")
+    )
+    assert done.status_code == 302
+    db.session.refresh(case)
+    assert case.status == S.APPROVED
+    allocations = db.session.execute(sa.select(Allocation.pool_id, Allocation.amount)).all()
+    assert sorted(allocations) == sorted(
+        [(staff["medical"].id, Decimal("4000.00")), (staff["general"].id, Decimal("1500.00"))]
+    )
+    applicant = _as(app, staff["applicant"])
+    mine = applicant.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "The fund approved €5,500.00" in mine and "part of what was asked" in mine
+
+
+@pytest.mark.parametrize(
+    "draws, message",
+    [
+        ([("medical", "4000.00")], "must add up to the approved amount"),
+        ([("legal", "4900.00")], "does not fund this kind of support"),
+        ([("medical", "4500.00"), ("general", "400.00")], "less than 4500.00 available"),
+    ],
+)
+def test_an_approval_that_breaks_a_rule_commits_nothing(app, fund, staff, draws, message):
+    # Below the four-eyes threshold: this approval would commit the money at once.
+    case = _recommended(fund, staff, amount="4900.00")
+    m1 = _as(app, staff["m1"])
+    response = _approve(m1, case, "4900.00", *[(staff[p], a) for p, a in draws])
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    db.session.refresh(case)
+    assert case.status == S.RECOMMENDED
+    assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
+    assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0
+
+
+def test_the_recommender_may_not_approve(app, fund, staff):
+    from hrdfund.applications import review_services as reviews
+
+    case = _case(fund, staff)
+    reviews.assign_reviewer(case, staff["m1"], staff["m1"])
+    reviews.recommend(case, staff["m1"], "low", "approve", Decimal(100), "ok")
+    db.session.commit()
+    response = _approve(_as(app, staff["m1"]), case, "100.00", (staff["general"], "100.00"))
+    assert response.status_code == 400
+    assert "recommended a case may not approve" in response.get_data(as_text=True)
+
+
+def test_a_pool_in_another_currency_converts_at_the_recorded_rate(app, fund, staff, make_donor):
+    usd = _pool(fund, make_donor("US donor"), "Dollar pool", currency="USD", amount=10000)
+    db.session.add(
+        ExchangeRate(
+            fund_id=fund.id,
+            on_date=date(2026, 11, 1),
+            base="EUR",
+            quote="USD",
+            rate=Decimal("1.08"),
+            source="Central bank",
+        )
+    )
+    db.session.commit()
+    case = _recommended(fund, staff, amount="1000.00")
+    response = _approve(_as(app, staff["m1"]), case, "1000.00", (usd, "1000.00"))
+    assert response.status_code == 302
+    allocation = db.session.execute(sa.select(Allocation)).scalar_one()
+    assert (allocation.amount, allocation.grant_amount) == (Decimal("1080.00"), Decimal("1000.00"))
+    assert allocation.fx_rate == Decimal("1.08")
+
+
+def test_a_manager_rejects_and_the_applicant_reads_why(app, fund, staff):
+    case = _recommended(fund, staff)
+    m1 = _as(app, staff["m1"])
+    empty = _post(m1, f"/applications/{case.uid}/reject", {"reason": "  "})
+    assert empty.status_code == 400 and "Give the applicant a reason" in empty.get_data(
+        as_text=True
+    )
+    assert (
+        _post(
+            m1,
+            f"/applications/{case.uid}/reject",
+            {"reason": "We only fund work linked to human rights."},
+        ).status_code
+        == 302
+    )
+    mine = _as(app, staff["applicant"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "We only fund work linked to human rights." in mine
+
+
+def test_a_manager_asks_for_information_and_the_case_waits(app, fund, staff):
+    case = _recommended(fund, staff)
+    m1 = _as(app, staff["m1"])
+    assert (
+        _post(m1, f"/applications/{case.uid}/question", {"question": "Which hospital?"}).status_code
+        == 302
+    )
+    db.session.refresh(case)
+    assert case.status == S.INFO_REQUESTED and case.clock_paused_at is not None
+    outcomes = db.session.execute(sa.select(Decision.outcome)).scalars().all()
+    assert [o.value for o in outcomes] == ["request_info"]
+    mine = _as(app, staff["applicant"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Which hospital?" in mine
+
+
+def test_declaring_a_conflict_takes_the_manager_off_the_case(app, fund, staff):
+    case = _recommended(fund, staff)
+    m1 = _as(app, staff["m1"])
+    unticked = _post(m1, f"/applications/{case.uid}/conflict", {})
+    assert unticked.status_code == 400 and "Tick the box" in unticked.get_data(as_text=True)
+    assert _post(m1, f"/applications/{case.uid}/conflict", {"confirm": "y"}).status_code == 302
+    assert m1.get(f"/applications/{case.uid}").status_code == 404
+    assert _approve(m1, case, "5500.00").status_code == 404
+    assert case.uid not in m1.get("/cases").get_data(as_text=True)
+
+
+def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff):
+    first = _case(fund, staff)
+    second = _case(fund, staff, name="  defender CANARY-name ")
+    other_person = _case(fund, staff, name="Someone else")
+    other_person.applicant_id = None
+    db.session.commit()
+    reviewer = _as(app, staff["reviewer"])
+    page = reviewer.get(f"/applications/{second.uid}").get_data(as_text=True)
+    assert "Possible duplicate" in page and first.uid in page
+    assert "Possible duplicate" not in reviewer.get(f"/applications/{other_person.uid}").get_data(
+        as_text=True
+    )
+    bad = _post(
+        reviewer,
+        f"/applications/{second.uid}/cofunding",
+        {
+            "funder": "Regional Fund",
+            "currency": "EUR",
+            "starts_on": "2026-12-01",
+            "ends_on": "2026-11-01",
+        },
+    )
+    assert bad.status_code == 400 and "ends before it starts" in bad.get_data(as_text=True)
+    assert 'value="Regional Fund"' in bad.get_data(as_text=True)
+    ok = _post(
+        reviewer,
+        f"/applications/{second.uid}/cofunding",
+        {"funder": "Regional Fund", "amount": "300", "currency": "EUR"},
+    )
+    assert ok.status_code == 302
+    row = db.session.execute(sa.select(Cofunding)).scalar_one()
+    assert (row.funder, row.amount) == ("Regional Fund", Decimal("300.00"))
+
+
+def test_a_rejected_case_of_the_same_defender_is_no_duplicate(app, fund, staff):
+    _case(fund, staff, status=S.REJECTED)
+    second = _case(fund, staff)
+    page = _as(app, staff["reviewer"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    assert "Possible duplicate" not in page
+
+
+def test_notes_are_audited_and_encrypted(app, fund, staff):
+    case = _case(fund, staff)
+    reviewer = _as(app, staff["reviewer"])
+    _post(reviewer, f"/applications/{case.uid}/notes", {"kind": "note", "body": "canary-SECRET"})
+    raw = db.session.execute(sa.text("SELECT body FROM case_notes")).scalar_one()
+    assert b"canary-SECRET" not in bytes(raw)
+    assert db.session.execute(sa.select(CaseNote)).scalar_one().body == "canary-SECRET"
