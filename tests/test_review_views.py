@@ -100,7 +100,7 @@ def test_a_reviewer_takes_checks_and_recommends_through_the_forms(app, fund, sta
     assert "Take this case" in page and "Medical pool" in page
     assert (
         _post(
-            reviewer, f"/applications/{case.uid}/assign", {"reviewer": staff["reviewer"].id}
+            reviewer, f"/applications/{case.uid}/assign", {"assign-reviewer": staff["reviewer"].id}
         ).status_code
         == 302
     )
@@ -116,17 +116,17 @@ def test_a_reviewer_takes_checks_and_recommends_through_the_forms(app, fund, sta
     _post(
         reviewer,
         f"/applications/{case.uid}/notes",
-        {"kind": "partner_check", "body": "Partner confirmed the hospital canary-NOTE"},
+        {"note-kind": "partner_check", "note-body": "Partner confirmed the hospital canary-NOTE"},
     )
     response = _post(
         reviewer,
         f"/applications/{case.uid}/recommend",
         {
-            "risk_level": "high",
-            "recommendation": "approve_partly",
-            "lines-0": "5000.00",
-            "lines-1": "500.00",
-            "assessment": "Verified by two references",
+            "recommend-risk_level": "high",
+            "recommend-recommendation": "approve_partly",
+            "recommend-lines-0": "5000.00",
+            "recommend-lines-1": "500.00",
+            "recommend-assessment": "Verified by two references",
         },
     )
     assert response.status_code == 302
@@ -150,12 +150,18 @@ def test_a_reviewer_cannot_assign_someone_else_nor_approve(app, fund, staff):
     reviewer = _as(app, staff["reviewer"])
     assert (
         _post(
-            reviewer, f"/applications/{case.uid}/assign", {"reviewer": staff["m1"].id}
+            reviewer, f"/applications/{case.uid}/assign", {"assign-reviewer": staff["m1"].id}
         ).status_code
         == 403
     )
-    assert _post(reviewer, f"/applications/{case.uid}/approve", {"amount": "10"}).status_code == 403
-    assert _post(reviewer, f"/applications/{case.uid}/reject", {"reason": "x"}).status_code == 403
+    assert (
+        _post(reviewer, f"/applications/{case.uid}/approve", {"approve-amount": "10"}).status_code
+        == 403
+    )
+    assert (
+        _post(reviewer, f"/applications/{case.uid}/reject", {"reject-reason": "x"}).status_code
+        == 403
+    )
 
 
 def _recommended(fund, staff, amount="5500.00"):
@@ -169,10 +175,10 @@ def _recommended(fund, staff, amount="5500.00"):
 
 
 def _approve(client, case, amount, *draws):
-    data = {"amount": amount}
+    data = {"approve-amount": amount}
     for i, (pool, part) in enumerate(draws):
-        data[f"draws-{i}-pool"] = str(pool.id)
-        data[f"draws-{i}-amount"] = part
+        data[f"approve-draws-{i}-pool"] = str(pool.id)
+        data[f"approve-draws-{i}-amount"] = part
     return _post(client, f"/applications/{case.uid}/approve", data)
 
 
@@ -265,7 +271,7 @@ def test_a_pool_in_another_currency_converts_at_the_recorded_rate(app, fund, sta
 def test_a_manager_rejects_and_the_applicant_reads_why(app, fund, staff):
     case = _recommended(fund, staff)
     m1 = _as(app, staff["m1"])
-    empty = _post(m1, f"/applications/{case.uid}/reject", {"reason": "  "})
+    empty = _post(m1, f"/applications/{case.uid}/reject", {"reject-reason": "  "})
     assert empty.status_code == 400 and "Give the applicant a reason" in empty.get_data(
         as_text=True
     )
@@ -273,7 +279,7 @@ def test_a_manager_rejects_and_the_applicant_reads_why(app, fund, staff):
         _post(
             m1,
             f"/applications/{case.uid}/reject",
-            {"reason": "We only fund work linked to human rights."},
+            {"reject-reason": "We only fund work linked to human rights."},
         ).status_code
         == 302
     )
@@ -285,7 +291,9 @@ def test_a_manager_asks_for_information_and_the_case_waits(app, fund, staff):
     case = _recommended(fund, staff)
     m1 = _as(app, staff["m1"])
     assert (
-        _post(m1, f"/applications/{case.uid}/question", {"question": "Which hospital?"}).status_code
+        _post(
+            m1, f"/applications/{case.uid}/question", {"question-question": "Which hospital?"}
+        ).status_code
         == 302
     )
     db.session.refresh(case)
@@ -301,7 +309,10 @@ def test_declaring_a_conflict_takes_the_manager_off_the_case(app, fund, staff):
     m1 = _as(app, staff["m1"])
     unticked = _post(m1, f"/applications/{case.uid}/conflict", {})
     assert unticked.status_code == 400 and "Tick the box" in unticked.get_data(as_text=True)
-    assert _post(m1, f"/applications/{case.uid}/conflict", {"confirm": "y"}).status_code == 302
+    assert (
+        _post(m1, f"/applications/{case.uid}/conflict", {"conflict-confirm": "y"}).status_code
+        == 302
+    )
     assert m1.get(f"/applications/{case.uid}").status_code == 404
     assert _approve(m1, case, "5500.00").status_code == 404
     assert case.uid not in m1.get("/cases").get_data(as_text=True)
@@ -323,10 +334,10 @@ def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff)
         reviewer,
         f"/applications/{second.uid}/cofunding",
         {
-            "funder": "Regional Fund",
-            "currency": "EUR",
-            "starts_on": "2026-12-01",
-            "ends_on": "2026-11-01",
+            "cofunding-funder": "Regional Fund",
+            "cofunding-currency": "EUR",
+            "cofunding-starts_on": "2026-12-01",
+            "cofunding-ends_on": "2026-11-01",
         },
     )
     assert bad.status_code == 400 and "ends before it starts" in bad.get_data(as_text=True)
@@ -334,7 +345,11 @@ def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff)
     ok = _post(
         reviewer,
         f"/applications/{second.uid}/cofunding",
-        {"funder": "Regional Fund", "amount": "300", "currency": "EUR"},
+        {
+            "cofunding-funder": "Regional Fund",
+            "cofunding-amount": "300",
+            "cofunding-currency": "EUR",
+        },
     )
     assert ok.status_code == 302
     row = db.session.execute(sa.select(Cofunding)).scalar_one()
@@ -351,7 +366,11 @@ def test_a_rejected_case_of_the_same_defender_is_no_duplicate(app, fund, staff):
 def test_notes_are_audited_and_encrypted(app, fund, staff):
     case = _case(fund, staff)
     reviewer = _as(app, staff["reviewer"])
-    _post(reviewer, f"/applications/{case.uid}/notes", {"kind": "note", "body": "canary-SECRET"})
+    _post(
+        reviewer,
+        f"/applications/{case.uid}/notes",
+        {"note-kind": "note", "note-body": "canary-SECRET"},
+    )
     raw = db.session.execute(sa.text("SELECT body FROM case_notes")).scalar_one()
     assert b"canary-SECRET" not in bytes(raw)
     assert db.session.execute(sa.select(CaseNote)).scalar_one().body == "canary-SECRET"

@@ -42,11 +42,25 @@ NOTE_LABELS = {
 }
 
 
-class AssignForm(FlaskForm):
+class PrefixedForm(FlaskForm):
+    """A form whose fields carry its prefix, so several forms share a page without two
+    elements of the same id (a note's body and a message's body)."""
+
+    PREFIX = ""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", self.PREFIX)
+        super().__init__(*args, **kwargs)
+
+
+class AssignForm(PrefixedForm):
+    PREFIX = "assign"
     reviewer = SelectField(_l("Reviewer"), coerce=int, validators=[InputRequired()])
 
 
-class ConflictForm(FlaskForm):
+class ConflictForm(PrefixedForm):
+    PREFIX = "conflict"
+
     confirm = BooleanField(
         _l("I have a conflict of interest on this case and leave it"),
         [DataRequired(_l("Tick the box to confirm."))],
@@ -61,7 +75,9 @@ class ReferenceCheckForm(FlaskForm):
     notes = TextAreaField(_l("Notes (staff only)"), [Optional(), Length(max=LONG_MAX)])
 
 
-class NoteForm(FlaskForm):
+class NoteForm(PrefixedForm):
+    PREFIX = "note"
+
     kind = SelectField(
         _l("Kind"), choices=_opts((k.value, label) for k, label in NOTE_LABELS.items())
     )
@@ -71,7 +87,9 @@ class NoteForm(FlaskForm):
     )
 
 
-class RecommendForm(FlaskForm):
+class RecommendForm(PrefixedForm):
+    PREFIX = "recommend"
+
     risk_level = SelectField(
         _l("Risk to the defender"),
         choices=_opts((r.value, label) for r, label in RISK_LABELS.items()),
@@ -94,21 +112,27 @@ class RecommendForm(FlaskForm):
     )
 
 
-class QuestionForm(FlaskForm):
+class QuestionForm(PrefixedForm):
+    PREFIX = "question"
+
     question = TextAreaField(
         _l("Question for the applicant"),
         [DataRequired(_l("Write the question first.")), Length(max=Message.BODY_MAX)],
     )
 
 
-class RejectForm(FlaskForm):
+class RejectForm(PrefixedForm):
+    PREFIX = "reject"
+
     reason = TextAreaField(
         _l("Reason, in plain words: the applicant reads it"),
         [DataRequired(_l("Give the applicant a reason.")), Length(max=LONG_MAX)],
     )
 
 
-class CofundingForm(FlaskForm):
+class CofundingForm(PrefixedForm):
+    PREFIX = "cofunding"
+
     funder = StringField(
         _l("Other funder"), [DataRequired(_l("Name the other funder.")), Length(max=TEXT_MAX)]
     )

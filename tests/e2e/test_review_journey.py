@@ -1,0 +1,177 @@
+"""The fund's side in a real browser with JavaScript off: a defender sends an urgent medical
+case; a reviewer takes it, records two references and recommends; a first manager approves
+above the four-eyes threshold; a second manager completes the approval with money from two
+pools; the defender sees the decision."""
+
+import re
+import time
+from decimal import Decimal
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications.models import ApplicationStatus
+from hrdfund.auth.models import User
+from hrdfund.extensions import db
+from hrdfund.grants import services as grants
+from hrdfund.grants.models import Allocation, Grant
+from tests.e2e.test_applicant_journey import _case, _sign_in, _staff_app
+
+pytestmark = pytest.mark.e2e
+
+
+def _account(server, login):
+    return next(a for a in server["accounts"] if a["login"] == login)
+
+
+def _code(app, login, secret):
+    """A code the server has not seen yet for this account (each code works once)."""
+    while True:
+        with app.app_context():
+            user = db.session.execute(sa.select(User).where(User.login == login)).scalar_one()
+            last = user.totp_last_step or 0
+            db.session.remove()
+        step = int(time.time() // 30)
+        for candidate in (step, step + 1):
+            if candidate > last:
+                return pyotp.TOTP(secret).at(candidate * 30)
+        time.sleep(5)
+
+
+def _staff_sign_in(page, server, app, login):
+    account = _account(server, login)
+    _sign_in(page, server["url"], login, account["password"])
+    page.get_by_label("Six-digit code from your authenticator app").fill(
+        _code(app, login, account["totp_secret"])
+    )
+    page.get_by_role("button", name="Continue").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Open cases"
+
+
+def _sign_out(page):
+    page.get_by_role("button", name="Sign out").click()
+
+
+def _send_urgent_medical_case(page, url):
+    page.goto(url + "/login")
+    page.get_by_role("link", name="Create an account").click()
+    passphrase = page.locator(".secret code").inner_text()
+    page.get_by_label("Choose a login name").fill("urgent-medical-e2e")
+    page.get_by_label("Password or passphrase").fill(passphrase)
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("link", name="Ask for support").click()
+    page.get_by_label("Medical costs").check()
+    page.get_by_role("button", name="Continue").click()
+    uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
+    page.get_by_label("Name or pseudonym the fund may use").fill("Defender U.")
+    page.select_option("#country", "KE")
+    page.get_by_label("Urgent: danger now or within days").check()
+    page.get_by_label("Why is it urgent, and why could it not be foreseen?").fill(
+        "Wounds from an attack last night"
+    )
+    page.get_by_label("The defender's human rights work").fill("Land rights lawyer")
+    page.get_by_label("The threat or attack linked to that work").fill("Attacked after a hearing")
+    page.fill("#details-provider", "A hospital in Nairobi")
+    page.fill("#details-treatment", "Surgery and a week in hospital")
+    page.fill("#details-link_to_threat", "Injured in the attack")
+    page.select_option("#currency", "EUR")
+    page.get_by_label("Budget line 1: what it pays for").fill("Surgery")
+    page.get_by_label("Budget line 1: amount").fill("5200")
+    page.get_by_label("Budget line 2: what it pays for").fill("Hospital stay")
+    page.get_by_label("Budget line 2: amount").fill("1300")
+    page.fill("#references-0-name", "Bar association")
+    page.fill("#references-0-contact", "Office phone")
+    page.fill("#references-1-name", "Colleague")
+    page.fill("#references-1-contact", "Signal")
+    page.get_by_role("button", name="Send application").click()
+    assert "Status: Received" in page.content()
+    return uid
+
+
+def test_an_urgent_medical_case_from_queue_to_decision(live_server, browser):
+    url = live_server["url"]
+    app = _staff_app(live_server)
+    defender = browser.new_context(java_script_enabled=False).new_page()
+    uid = _send_urgent_medical_case(defender, url)
+
+    # The reviewer finds the new urgent case in the queue and takes it.
+    page = browser.new_context(java_script_enabled=False).new_page()
+    _staff_sign_in(page, live_server, app, "demo-reviewer1")
+    page.select_option("#f-urgency", "urgent")
+    page.select_option("#f-category", "medical")
+    page.get_by_role("button", name="Filter").click()
+    row = page.locator("tr", has=page.locator(f"a[href='/applications/{uid}']"))
+    assert "first response in 23 h" in row.inner_text()
+    page.get_by_role("link", name=uid).click()
+    page.get_by_role("button", name="Take this case").click()
+    assert "The case is assigned." in page.content()
+    assert "Reviewer: Rita Reviewer (demo)" in page.content()
+
+    # Two references confirm.
+    for name in ("Bar association", "Colleague"):
+        block = page.locator(".reference", has_text=name)
+        block.get_by_label("What the reference said").select_option("confirmed")
+        block.get_by_label("Notes (staff only)").fill(f"{name} knows the defender's work")
+        block.get_by_role("button", name="Record the check").click()
+        assert "The reference check is recorded." in page.content()
+    assert page.content().count("Checked on") == 2
+
+    # The assessment: the whole budget, high risk.
+    page.get_by_label("Risk to the defender").select_option("high")
+    page.get_by_label("Recommendation", exact=True).select_option("approve")
+    page.get_by_label("Assessment (staff only)").fill("Two references confirm the attack")
+    page.get_by_role("button", name="Recommend").click()
+    assert "Recommendation recorded" in page.content()
+    _sign_out(page)
+
+    # First manager: 6,500 EUR is above the threshold, so the approval only records.
+    _staff_sign_in(page, live_server, app, "demo-manager1")
+    page.goto(f"{url}/applications/{uid}")
+    assert page.get_by_label("Amount approved").input_value() == "6500.00"
+    page.get_by_role("button", name="Approve", exact=True).click()
+    assert "a second manager confirms it before money is committed" in page.content()
+    _sign_out(page)
+
+    # Second manager: draws the money from two pools that fit the case.
+    with app.app_context():
+        case = _case(uid)
+        assert case.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
+        fitting = [
+            o
+            for o in grants.pool_options(case, Decimal(3250))
+            if not o["reasons"] and o["available"] >= Decimal(3250) * o["rate"]
+        ]
+        assert len(fitting) >= 2, "the demo fund has two pools that can pay this case"
+        first, second = fitting[0]["pool"], fitting[1]["pool"]
+        db.session.remove()
+        db.engine.dispose()
+    _staff_sign_in(page, live_server, app, "demo-manager2")
+    page.goto(f"{url}/applications/{uid}")
+    assert "approved €6,500.00" in page.content()
+    page.select_option("#approve-draws-0-pool", str(first.id))
+    page.fill("#approve-draws-0-amount", "3250.00")
+    page.select_option("#approve-draws-1-pool", str(second.id))
+    page.fill("#approve-draws-1-amount", "3250.00")
+    page.get_by_role("button", name="Approve", exact=True).click()
+    assert "Approved: €6,500.00 committed." in page.content()
+    _sign_out(page)
+
+    with app.app_context():
+        case = _case(uid)
+        grant = db.session.execute(
+            sa.select(Grant).where(Grant.application_id == case.id)
+        ).scalar_one()
+        pools = db.session.execute(
+            sa.select(Allocation.pool_id).where(Allocation.grant_id == grant.id)
+        ).scalars()
+        assert sorted(pools) == sorted([first.id, second.id])
+        db.session.remove()
+        db.engine.dispose()
+
+    # The defender sees the decision in plain words.
+    defender.reload()
+    html = defender.content()
+    assert "Status: Approved" in html and "The fund approved €6,500.00" in html
+    assert "Two references confirm" not in html and "knows the defender" not in html
+    assert "<script" not in html
