@@ -59,7 +59,24 @@ def test_the_queue_costs_the_same_queries_for_five_or_sixty_cases(client, fund, 
     _cases(fund, 55)
     many = _count_queries(client, "/cases")
     filtered = _count_queries(client, "/cases?category=medical&urgency=normal")
-    assert few == many == filtered
+    sorted_ = _count_queries(client, "/cases?sort=amount&country=KE&mine=1")
+    assert few == many == filtered == sorted_
+
+
+def test_the_pool_filter_costs_the_same_queries_whatever_the_cases(
+    client, fund, make_user, make_donor
+):
+    from hrdfund.pools.models import Pool, PoolRestriction, RestrictionKind
+
+    login(client, make_user("reviewer"))
+    pool = Pool(fund_id=fund.id, donor_id=make_donor().id, name="Medical", currency="EUR")
+    pool.restrictions = [PoolRestriction(kind=RestrictionKind.CATEGORY, value="medical")]
+    db.session.add(pool)
+    db.session.commit()
+    _cases(fund, 3)
+    few = _count_queries(client, f"/cases?pool={pool.id}")
+    _cases(fund, 40)
+    assert _count_queries(client, f"/cases?pool={pool.id}") == few
 
 
 def test_an_urgent_case_past_its_first_response_target_is_marked_overdue(client, fund, make_user):

@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from .models import User
@@ -61,3 +61,21 @@ class RegisterForm(FlaskForm):
             "For example a Signal number, an email address, or 'through my partner organisation'."
         ),
     )
+
+
+class AlertSettingsForm(FlaskForm):
+    """Where a staff member's alerts go, and whether they are on duty."""
+
+    user = HiddenField(validators=[DataRequired()])
+    email = StringField(
+        _l("Alert email"),
+        [
+            Optional(),
+            Length(max=254),
+            Regexp(
+                r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                message=_l("Enter an email address, or leave it empty."),
+            ),
+        ],
+    )
+    on_duty = BooleanField(_l("On duty"))

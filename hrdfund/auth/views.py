@@ -1,14 +1,15 @@
 """Sign in (password, then a TOTP code for staff and donors), sign out, role homes."""
 
 import sqlalchemy as sa
-from flask import current_app, flash, redirect, render_template, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from .. import audit
 from ..columns import utcnow
 from ..extensions import db
 from . import bp, services
-from .forms import CodeForm, ConfirmForm, LoginForm, RegisterForm
+from .forms import AlertSettingsForm, CodeForm, ConfirmForm, LoginForm, RegisterForm
 from .guard import role_required
 from .models import Role, User
 
@@ -179,4 +180,38 @@ def users():
         .scalars()
         .all()
     )
-    return render_template("auth/users.html", users=rows)
+    forms = {
+        u.id: AlertSettingsForm(
+            formdata=None, user=u.uid, email=u.contact, on_duty=u.on_duty, prefix=f"u{u.id}"
+        )
+        for u in rows
+        if u.role in (Role.REVIEWER, Role.MANAGER)
+    }
+    return render_template("auth/users.html", users=rows, forms=forms)
+
+
+@bp.post("/admin/users/alerts")
+@role_required(Role.ADMIN)
+def alert_settings():
+    """Set where a reviewer's or manager's alerts go and whether they are on duty."""
+    prefix = next((k[: -len("-user")] for k in request.form if k.endswith("-user")), "")
+    form = AlertSettingsForm(prefix=prefix)
+    user = db.session.execute(
+        sa.select(User).where(
+            User.uid == (form.user.data or ""),
+            User.fund_id == current_user.fund_id,
+            User.role.in_([Role.REVIEWER, Role.MANAGER]),
+        )
+    ).scalar_one_or_none()
+    if user is None:
+        abort(404)
+    if not form.validate_on_submit():
+        for error in form.email.errors:
+            flash(error, "error")
+        return redirect(url_for("auth.users"))
+    user.contact = (form.email.data or "").strip() or None
+    user.on_duty = bool(form.on_duty.data)
+    audit.record("auth.alert_settings", user, actor=current_user._get_current_object())
+    db.session.commit()
+    flash(_("Alert settings saved."), "info")
+    return redirect(url_for("auth.users"))

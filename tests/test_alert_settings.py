@@ -1,0 +1,54 @@
+"""An admin says where each reviewer's and manager's alerts go and who is on duty."""
+
+from hrdfund.extensions import db
+from tests.conftest import login
+
+
+def _settings(client, user, **fields):
+    data = {f"u{user.id}-user": user.uid}
+    data.update({f"u{user.id}-{k}": v for k, v in fields.items()})
+    return client.post("/admin/users/alerts", data=data)
+
+
+def test_an_admin_sets_the_alert_email_and_duty(client, make_user):
+    reviewer = make_user("reviewer")
+    login(client, make_user("admin"))
+    page = client.get("/admin/users").get_data(as_text=True)
+    assert f'name="u{reviewer.id}-email"' in page
+    response = _settings(client, reviewer, email="rita@fund.example", on_duty="y")
+    assert response.status_code == 302
+    db.session.refresh(reviewer)
+    assert (reviewer.contact, reviewer.on_duty) == ("rita@fund.example", True)
+    # Unticking takes the reviewer off duty; the address is encrypted at rest.
+    _settings(client, reviewer, email="rita@fund.example")
+    db.session.refresh(reviewer)
+    assert reviewer.on_duty is False
+    assert b"rita@fund.example" not in bytes(reviewer._contact)
+
+
+def test_a_bad_address_is_refused_and_nothing_changes(client, make_user):
+    reviewer = make_user("reviewer")
+    login(client, make_user("admin"))
+    response = _settings(client, reviewer, email="not an address", on_duty="y")
+    assert response.status_code == 302
+    page = client.get("/admin/users").get_data(as_text=True)
+    assert "Enter an email address, or leave it empty." in page
+    db.session.refresh(reviewer)
+    assert (reviewer.contact, reviewer.on_duty) == (None, False)
+
+
+def test_only_staff_of_the_admins_fund_can_be_set(client, make_user, make_fund):
+    other_fund = make_fund("Other Fund")
+    outsider = make_user("reviewer", fund_id=other_fund.id)
+    applicant = make_user("applicant")
+    login(client, make_user("admin"))
+    assert _settings(client, outsider, on_duty="y").status_code == 404
+    assert _settings(client, applicant, on_duty="y").status_code == 404
+    db.session.refresh(outsider)
+    assert outsider.on_duty is False
+
+
+def test_a_manager_cannot_change_alert_settings(client, make_user):
+    reviewer = make_user("reviewer")
+    login(client, make_user("manager"))
+    assert _settings(client, reviewer, on_duty="y").status_code == 403
