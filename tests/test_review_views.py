@@ -374,3 +374,21 @@ def test_notes_are_audited_and_encrypted(app, fund, staff):
     raw = db.session.execute(sa.text("SELECT body FROM case_notes")).scalar_one()
     assert b"canary-SECRET" not in bytes(raw)
     assert db.session.execute(sa.select(CaseNote)).scalar_one().body == "canary-SECRET"
+
+
+def test_a_forged_pool_value_is_a_clear_refusal_not_an_error(app, fund, staff):
+    case = _recommended(fund, staff, amount="100.00")
+    m1 = _as(app, staff["m1"])
+    response = _post(
+        m1,
+        f"/applications/{case.uid}/approve",
+        {
+            "approve-amount": "100.00",
+            "approve-draws-0-pool": "x'--",
+            "approve-draws-0-amount": "100",
+        },
+    )
+    assert response.status_code == 400
+    assert "must add up to the approved amount" in response.get_data(as_text=True)
+    db.session.refresh(case)
+    assert case.status == S.RECOMMENDED

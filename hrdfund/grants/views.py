@@ -109,7 +109,7 @@ def approve(uid):
         draws = [
             (int(entry.pool.data), entry.amount.data)
             for entry in form.draws
-            if entry.pool.data and entry.amount.data
+            if str(entry.pool.data or "").isdigit() and entry.amount.data
         ]
         try:
             grant = services.approve_with_recorded_rates(
