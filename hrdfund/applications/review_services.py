@@ -26,7 +26,7 @@ from .review_models import (
     Review,
     RiskLevel,
 )
-from .services import change_status
+from .services import case_rows, change_status
 
 REVIEW_ROLES = (Role.REVIEWER, Role.MANAGER)
 
@@ -230,15 +230,7 @@ def add_note(application, author, kind, body):
 
 
 def case_notes(application):
-    return (
-        db.session.execute(
-            sa.select(CaseNote)
-            .where(CaseNote.application_id == application.id)
-            .order_by(CaseNote.id)
-        )
-        .scalars()
-        .all()
-    )
+    return case_rows(CaseNote, application)
 
 
 def record_cofunding(application, actor, funder, amount, currency, starts_on, ends_on):
@@ -265,15 +257,7 @@ def record_cofunding(application, actor, funder, amount, currency, starts_on, en
 
 
 def cofundings(application):
-    return (
-        db.session.execute(
-            sa.select(Cofunding)
-            .where(Cofunding.application_id == application.id)
-            .order_by(Cofunding.id)
-        )
-        .scalars()
-        .all()
-    )
+    return case_rows(Cofunding, application)
 
 
 #: Cases that paid nothing and cannot overlap with another need.

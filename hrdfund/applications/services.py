@@ -319,15 +319,20 @@ def post_message(application, author, body):
     return message
 
 
-def thread(application):
-    """The case's messages, oldest first."""
+def case_rows(model, application):
+    """Every row of ``model`` that belongs to the case, oldest first."""
     return (
         db.session.execute(
-            sa.select(Message).where(Message.application_id == application.id).order_by(Message.id)
+            sa.select(model).where(model.application_id == application.id).order_by(model.id)
         )
         .scalars()
         .all()
     )
+
+
+def thread(application):
+    """The case's messages, oldest first."""
+    return case_rows(Message, application)
 
 
 class ReportNotDueError(Exception):

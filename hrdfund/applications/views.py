@@ -368,15 +368,7 @@ def report(uid):
 
 
 def _documents(application):
-    return (
-        db.session.execute(
-            sa.select(Document)
-            .where(Document.application_id == application.id)
-            .order_by(Document.id)
-        )
-        .scalars()
-        .all()
-    )
+    return services.case_rows(Document, application)
 
 
 @bp.post("/applications/<uid>/documents")
