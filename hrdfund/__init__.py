@@ -56,6 +56,7 @@ def create_app(overrides=None):
     login_manager.init_app(app)
 
     from . import models  # noqa: F401  (registers every table on the metadata)
+    from .alerts import commands  # noqa: F401  (adds `flask hrdfund alerts`)
     from .alerts.services import send_after_response
     from .applications import bp as applications_bp
     from .applications.models import CATEGORY_LABELS

@@ -134,9 +134,15 @@ def _connect(config):
     return server
 
 
+def mail_configured():
+    return bool(current_app.config["SMTP_HOST"])
+
+
 def send_pending(limit=500):
     """Send what waits in the outbox; returns the number sent. Without a mail server
-    configured, nothing is sent and everything waits."""
+    configured, nothing is sent and everything waits. A server that cannot be reached
+    raises (OSError or SMTPException) and costs the alerts nothing: they wait for the next
+    run. Only a message the server refuses counts an attempt."""
     config = current_app.config
     if not config["SMTP_HOST"]:
         return 0
@@ -152,31 +158,37 @@ def send_pending(limit=500):
     )
     outgoing = []
     for alert in alerts:
-        alert.attempts += 1
         user = db.session.get(User, alert.user_id)
         address = _address(user) if user.active else None
         if address and alert.application is not None:
             outgoing.append((alert.id, _message(alert, user, address)))
-    db.session.commit()  # the claim is recorded before the mail server is reached
-    sent = []
-    if outgoing:
-        server = _connect(config)
-        try:
-            for alert_id, message in outgoing:
-                try:
-                    server.send_message(message)
-                except smtplib.SMTPException:
-                    log.warning("the mail server refused alert %s", alert_id)
-                else:
-                    sent.append(alert_id)
-        finally:
+    # No transaction stays open while the mail server is talked to.
+    db.session.commit()
+    if not outgoing:
+        return 0
+    sent, refused = [], []
+    server = _connect(config)
+    try:
+        for alert_id, message in outgoing:
             try:
-                server.quit()
+                server.send_message(message)
             except smtplib.SMTPException:
-                pass
+                log.warning("the mail server refused alert %s", alert_id)
+                refused.append(alert_id)
+            else:
+                sent.append(alert_id)
+    finally:
+        try:
+            server.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
     if sent:
         db.session.execute(sa.update(Alert).where(Alert.id.in_(sent)).values(sent_at=utcnow()))
-        db.session.commit()
+    if refused:
+        db.session.execute(
+            sa.update(Alert).where(Alert.id.in_(refused)).values(attempts=Alert.attempts + 1)
+        )
+    db.session.commit()
     return len(sent)
 
 

@@ -1,0 +1,28 @@
+"""`flask hrdfund alerts`: queue alerts for cases close to a target and send the outbox.
+Run it from cron every few minutes."""
+
+import smtplib
+
+import click
+
+from ..cli import hrdfund_cli
+from ..extensions import db
+from . import services
+
+
+@hrdfund_cli.command("alerts")
+def alerts():
+    """Queue target alerts, then send what waits in the outbox."""
+    queued = services.queue_target_alerts()
+    db.session.commit()
+    try:
+        sent = services.send_pending()
+    except (OSError, smtplib.SMTPException) as exc:
+        click.echo(f"queued {queued}, sent 0")
+        raise click.ClickException(
+            f"the mail server could not be reached ({type(exc).__name__}); "
+            "alerts wait in the outbox for the next run"
+        ) from exc
+    click.echo(f"queued {queued}, sent {sent}")
+    if not services.mail_configured():
+        click.echo("no mail server is configured (HRDFUND_SMTP_HOST): alerts wait in the outbox")
