@@ -392,3 +392,16 @@ def test_a_forged_pool_value_is_a_clear_refusal_not_an_error(app, fund, staff):
     assert "must add up to the approved amount" in response.get_data(as_text=True)
     db.session.refresh(case)
     assert case.status == S.RECOMMENDED
+
+
+def test_a_duplicate_the_reader_stepped_away_from_is_not_listed(app, fund, staff):
+    from hrdfund.applications import review_services as reviews
+
+    first = _case(fund, staff)
+    second = _case(fund, staff)
+    reviews.declare_conflict(first, staff["reviewer"])
+    db.session.commit()
+    page = _as(app, staff["reviewer"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    assert first.uid not in page and "Possible duplicate" not in page
+    colleague = _as(app, staff["m1"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    assert first.uid in colleague

@@ -264,7 +264,7 @@ def cofundings(application):
 _NOT_SUPPORT = (S.DRAFT, S.REJECTED, S.WITHDRAWN)
 
 
-def possible_duplicates(application):
+def possible_duplicates(application, reader):
     """Other cases of the fund that look like the same need: the same defender (the same
     applicant account, or the same name and country), the same category, and a period that
     overlaps (the other case is open, or closed less than DUPLICATE_WINDOW_DAYS before this
@@ -293,6 +293,11 @@ def possible_duplicates(application):
             Application.status.not_in(_NOT_SUPPORT),
             sa.or_(*same_defender),
             sa.or_(Application.closed_at.is_(None), Application.closed_at >= since),
+            # A case the reader stepped away from stays out of their sight here too.
+            ~sa.exists().where(
+                ConflictDeclaration.application_id == Application.id,
+                ConflictDeclaration.user_id == reader.id,
+            ),
         )
         .order_by(Application.submitted_at.desc())
         .limit(20)

@@ -279,7 +279,7 @@ def review_panel(application, user):
         "cofunding_form": _form(
             "cofunding", lambda: CofundingForm(formdata=None, currency=application.currency)
         ),
-        "duplicates": review_services.possible_duplicates(application),
+        "duplicates": review_services.possible_duplicates(application, user),
         "status_labels": STAFF_LABELS,
         "note_labels": NOTE_LABELS,
         "risk_labels": RISK_LABELS,
