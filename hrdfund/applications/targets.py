@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import current_app
 
-from .models import Urgency
+from .models import Category, Urgency
 
 
 class TargetConfigError(ValueError):
@@ -25,8 +25,6 @@ def _overrides(config):
 
 def check_config(config):
     """Refuse a malformed target table at start-up rather than on the first case."""
-    from .models import Category
-
     for category, by_urgency in _overrides(config).items():
         if category not in {c.value for c in Category} or not isinstance(by_urgency, dict):
             raise TargetConfigError(f"unknown category in targets: {category!r}")
