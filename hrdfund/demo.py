@@ -1560,6 +1560,7 @@ class _World:
             "amount": amount,
             "fx_rate": rate,
             "fee_amount": fee,
+            "exchange_difference": Decimal("0.00"),
             "paid_on": paid_on,
             "reversal_of_id": reverses["id"] if reverses else None,
         }

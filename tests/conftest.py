@@ -38,6 +38,19 @@ def _key():
 SESSION_KEYS = {"SECRET_KEY": _key(), "HRDFUND_ENCRYPTION_KEY": _key(), "HRDFUND_AUDIT_KEY": _key()}
 
 
+def edit_behind_the_app(table, sql, params=None):
+    """Run ``sql`` on a final ledger table as someone with the database owner's rights
+    would: on PostgreSQL that means switching the table's refusal trigger off first."""
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    trigger = f"{table}_rows_are_final"
+    if postgresql:
+        db.session.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}"))
+    db.session.execute(sa.text(sql), params or {})
+    if postgresql:
+        db.session.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
+    db.session.commit()
+
+
 def make_config(database_uri, instance_path, **extra):
     return {
         "ENV_NAME": "testing",

@@ -32,7 +32,7 @@ from hrdfund.grants.models import Allocation, Grant
 from hrdfund.grants.services import pool_mismatches
 from hrdfund.money import CURRENCIES
 from hrdfund.pools.models import Contribution, Pool
-from tests.conftest import login
+from tests.conftest import edit_behind_the_app, login
 
 SCALE = 120
 S = ApplicationStatus
@@ -269,10 +269,11 @@ def test_two_donors_each_see_their_own_pools(demo, client):
 def test_check_fails_after_a_disbursement_amount_is_edited(demo, runner):
     """Raising one payment's amount in the database is caught and the row is named."""
     target = db.session.execute(sa.select(sa.func.max(Disbursement.id))).scalar()
-    db.session.execute(
-        sa.text("UPDATE disbursements SET amount = amount + 1 WHERE id = :id"), {"id": target}
+    edit_behind_the_app(
+        "disbursements",
+        "UPDATE disbursements SET amount = amount + 1 WHERE id = :id",
+        {"id": target},
     )
-    db.session.commit()
     result = runner.invoke(args=["hrdfund", "check"])
     assert result.exit_code != 0
     assert f"disbursements row {target} was altered" in result.output

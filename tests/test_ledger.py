@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from hrdfund import audit
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Channel, Disbursement, PayeeType
+from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Receipt
 from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, Release
 from hrdfund.pools.models import Contribution, Pool
+from tests.conftest import edit_behind_the_app
 
 
 def _add(obj):
@@ -112,14 +113,15 @@ def ledger(fund, make_donor):
 
 def test_pool_figures_are_the_sums_of_the_rows(ledger):
     """Received counts reversed contributions out; committed counts releases out; a reversed
-    payment is not disbursed; available is what grants may still take."""
+    payment is not disbursed; available is what grants may still take once fees are paid."""
     figures = pool_figures()
     assert figures[ledger.pool.id] == {
         "received": Decimal("10300.00"),
         "committed": Decimal("2600.00"),
         "disbursed": Decimal("1000.00"),
         "fees": Decimal("5.00"),
-        "available": Decimal("7700.00"),
+        "exchange_differences": Decimal("0.00"),
+        "available": Decimal("7695.00"),
         "outstanding": Decimal("1600.00"),
     }
     assert set(figures[ledger.other_pool.id].values()) == {Decimal("0.00")}
@@ -231,10 +233,9 @@ def test_each_broken_invariant_is_named(ledger, breakage):
 def test_an_amount_edited_in_the_database_breaks_its_seal(ledger, table, model, attribute):
     """Someone who edits an amount with SQL, around the application, is found out."""
     row_id = getattr(ledger, attribute).id
-    db.session.execute(
-        sa.text(f"UPDATE {table} SET amount = amount - 1 WHERE id = :i"), {"i": row_id}
+    edit_behind_the_app(
+        table, f"UPDATE {table} SET amount = amount - 1 WHERE id = :i", {"i": row_id}
     )
-    db.session.commit()
     assert (
         f"{table} row {row_id} was altered in the database (its seal does not match its amounts)"
         in check_ledger()
@@ -251,10 +252,9 @@ def test_the_check_command_passes_a_healthy_ledger(ledger, runner):
 
 def test_the_check_command_fails_a_broken_ledger(ledger, runner):
     """An operator running `flask hrdfund check` sees what is wrong and gets a failing exit."""
-    db.session.execute(
-        sa.text("UPDATE disbursements SET amount = 1 WHERE id = :i"), {"i": ledger.paid.id}
+    edit_behind_the_app(
+        "disbursements", "UPDATE disbursements SET amount = 1 WHERE id = :i", {"i": ledger.paid.id}
     )
-    db.session.commit()
     result = runner.invoke(args=["hrdfund", "check"])
     assert result.exit_code != 0
     assert f"BROKEN: disbursements row {ledger.paid.id} was altered" in result.output
@@ -270,3 +270,20 @@ def test_the_check_command_fails_a_broken_audit_chain(ledger, runner):
     result = runner.invoke(args=["hrdfund", "check"])
     assert result.exit_code != 0
     assert "BROKEN: audit entry 1 was altered" in result.output
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize(
+    "table", ["contributions", "allocations", "releases", "disbursements", "receipts"]
+)
+@pytest.mark.parametrize("statement", ["UPDATE {table} SET id = id", "DELETE FROM {table}"])
+def test_postgresql_refuses_to_edit_or_delete_ledger_rows(ledger, table, statement):
+    """On PostgreSQL even SQL written around the application cannot change a past row
+    (SQLite relies on the application's own guard, tested above)."""
+    _add(Receipt(disbursement_id=ledger.paid.id, confirmed_at=datetime(2026, 2, 9)))
+    db.session.commit()
+    before = db.session.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
+    with pytest.raises(sa.exc.DBAPIError, match="rows are never edited or deleted"):
+        db.session.execute(sa.text(statement.format(table=table)))
+    db.session.rollback()
+    assert db.session.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == before > 0

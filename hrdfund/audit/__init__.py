@@ -165,6 +165,7 @@ SEALED_FIELDS = {
         "amount",
         "fx_rate",
         "fee_amount",
+        "exchange_difference",
         "paid_on",
         "reversal_of_id",
     ),

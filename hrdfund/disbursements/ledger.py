@@ -8,53 +8,56 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from .. import audit
+from ..applications.models import Application
 from ..columns import new_uid
 from ..extensions import db
-from ..grants.models import Allocation, Grant, Release
+from ..grants.models import Allocation, Grant, GrantStatus, Instalment, Release
 from ..grants.services import pool_commitments, signed_amount, summed
-from ..money import quantize
+from ..money import convert, quantize
 from ..pools.models import Contribution, Pool
-from .models import Disbursement
+from .models import Delivery, Disbursement, Receipt
+from .services import standing
 
 ZERO = Decimal("0.00")
 
 
+def _net(column):
+    """A payment column summed with reversal rows counted negative."""
+    return summed(sa.case((Disbursement.reversal_of_id.is_(None), column), else_=-column))
+
+
 def pool_figures(pool_ids=None):
-    """Map pool id -> received, committed, disbursed, fees, available, outstanding."""
+    """Map pool id -> received, committed, disbursed, fees, exchange differences, available
+    (what can still be committed) and outstanding (committed, not yet paid)."""
     ids = (
         pool_ids if pool_ids is not None else db.session.execute(sa.select(Pool.id)).scalars().all()
     )
-
-    def grouped(query, key):
-        query = query.where(key.in_(ids)).group_by(key)
-        return {row[0]: quantize(row[1]) for row in db.session.execute(query)}
-
     commitments = pool_commitments(ids)
-    disbursed = grouped(
-        sa.select(Disbursement.pool_id, summed(signed_amount(Disbursement))), Disbursement.pool_id
-    )
-    fees = grouped(
-        sa.select(
-            Disbursement.pool_id,
-            summed(
-                sa.case(
-                    (Disbursement.reversal_of_id.is_(None), Disbursement.fee_amount),
-                    else_=-Disbursement.fee_amount,
-                )
-            ),
-        ),
-        Disbursement.pool_id,
-    )
+    paid = {
+        row[0]: [quantize(v) for v in row[1:]]
+        for row in db.session.execute(
+            sa.select(
+                Disbursement.pool_id,
+                _net(Disbursement.amount),
+                _net(Disbursement.fee_amount),
+                _net(Disbursement.exchange_difference),
+            )
+            .where(Disbursement.pool_id.in_(ids))
+            .group_by(Disbursement.pool_id)
+        )
+    }
     figures = {}
     for pid in ids:
-        received, committed = commitments[pid]
+        received, committed, costs = commitments[pid]
+        disbursed, fees, differences = paid.get(pid, (ZERO, ZERO, ZERO))
         figures[pid] = {
             "received": received,
             "committed": committed,
-            "disbursed": disbursed.get(pid, ZERO),
-            "fees": fees.get(pid, ZERO),
-            "available": received - committed,
-            "outstanding": committed - disbursed.get(pid, ZERO),
+            "disbursed": disbursed,
+            "fees": fees,
+            "exchange_differences": differences,
+            "available": received - committed - costs,
+            "outstanding": committed - disbursed,
         }
     return figures
 
@@ -73,7 +76,122 @@ def check_ledger():
     problems += _check_reversals(Disbursement, "disbursement")
     problems += _check_reversals(Contribution, "contribution")
     problems += _check_ties()
+    problems += _check_costs()
+    problems += _check_closed_grants()
+    problems += _check_instalments()
+    problems += _check_stipend_months()
+    problems += _check_deliveries()
+    problems += _check_grant_totals()
     return problems
+
+
+def _check_costs():
+    """A payment's commitment share plus its exchange difference is what it cost the pool:
+    the amount paid at the frozen rate."""
+    rows = db.session.execute(
+        sa.select(
+            Disbursement.id,
+            Disbursement.amount,
+            Disbursement.exchange_difference,
+            Disbursement.amount_paid,
+            Disbursement.fx_rate,
+        ).where(Disbursement.reversal_of_id.is_(None))
+    )
+    return [
+        f"disbursement {pid}: amount {amount} + exchange difference {diff} is not "
+        f"{paid} at rate {rate}"
+        for pid, amount, diff, paid, rate in rows
+        if amount + diff != convert(paid, rate)
+    ]
+
+
+def _check_closed_grants():
+    """A closed grant commits nothing more than it paid: the rest went back to the pools."""
+    released, paid = _allocation_sums()
+    rest = (
+        Allocation.amount
+        - sa.func.coalesce(released.c.released, 0)
+        - sa.func.coalesce(paid.c.paid, 0)
+    )
+    rows = db.session.execute(
+        sa.select(Grant.id, Allocation.id, rest)
+        .join(Allocation, Allocation.grant_id == Grant.id)
+        .outerjoin(released, released.c.allocation_id == Allocation.id)
+        .outerjoin(paid, paid.c.allocation_id == Allocation.id)
+        .where(Grant.status == GrantStatus.CLOSED)
+    )
+    return [
+        f"grant {gid} is closed but allocation {aid} still commits {quantize(left)}"
+        for gid, aid, left in rows
+        if quantize(left) != 0
+    ]
+
+
+def _check_instalments():
+    """No instalment is paid beyond its amount (in the grant's currency)."""
+    covered = summed(Disbursement.amount / Allocation.fx_rate)
+    rows = db.session.execute(
+        sa.select(Instalment.id, Instalment.amount, covered, sa.func.count(Disbursement.id))
+        .join(Disbursement, Disbursement.instalment_id == Instalment.id)
+        .join(Allocation, Allocation.id == Disbursement.allocation_id)
+        .where(standing())
+        .group_by(Instalment.id, Instalment.amount)
+    )
+    return [
+        f"instalment {iid} is paid {quantize(total)} by {count} payments, more than its {amount}"
+        for iid, amount, total, count in rows
+        if count > 1 and quantize(total) > amount + Decimal("1.00") * count
+    ]
+
+
+def _check_stipend_months():
+    """No defender is paid twice for the same stipend month, across grants."""
+    rows = db.session.execute(
+        sa.select(
+            Application.defender_key,
+            Instalment.period_month,
+            sa.func.count(sa.distinct(Instalment.id)),
+        )
+        .select_from(Disbursement)
+        .join(Instalment, Instalment.id == Disbursement.instalment_id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(
+            standing(),
+            Instalment.period_month.is_not(None),
+            Application.defender_key.is_not(None),
+        )
+        .group_by(Application.fund_id, Application.defender_key, Instalment.period_month)
+        .having(sa.func.count(sa.distinct(Instalment.id)) > 1)
+    )
+    return [
+        f"a defender is paid {count} times for the stipend month {month}"
+        for _key, month, count in rows
+    ]
+
+
+def _check_deliveries():
+    """A bank's report is matched to a payment, never to a reversal."""
+    rows = db.session.execute(
+        sa.select(Delivery.id)
+        .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
+        .where(Disbursement.reversal_of_id.is_not(None))
+    ).scalars()
+    return [f"delivery {did} is matched to a reversal" for did in rows]
+
+
+def _check_grant_totals():
+    """A grant's allocations add up to its amount, in the grant's currency."""
+    rows = db.session.execute(
+        sa.select(Grant.id, Grant.amount, summed(Allocation.grant_amount))
+        .join(Allocation, Allocation.grant_id == Grant.id)
+        .group_by(Grant.id, Grant.amount)
+    )
+    return [
+        f"grant {gid} of {amount} has allocations adding up to {quantize(total)}"
+        for gid, amount, total in rows
+        if quantize(total) != amount
+    ]
 
 
 def _check_seals():
@@ -92,8 +210,8 @@ def _check_seals():
     return problems
 
 
-def _check_allocations():
-    """No grant paid beyond what its allocation commits, net of releases."""
+def _allocation_sums():
+    """Subqueries of released and paid (net of reversals) per allocation."""
     released = (
         sa.select(Release.allocation_id, summed(Release.amount).label("released"))
         .group_by(Release.allocation_id)
@@ -104,6 +222,12 @@ def _check_allocations():
         .group_by(Disbursement.allocation_id)
         .subquery()
     )
+    return released, paid
+
+
+def _check_allocations():
+    """No grant paid beyond what its allocation commits, net of releases."""
+    released, paid = _allocation_sums()
     rows = db.session.execute(
         sa.select(
             Allocation.id,
@@ -174,9 +298,14 @@ class LedgerImmutableError(Exception):
     """A past money row was about to be edited; corrections are new reversal rows."""
 
 
-def _seal_on_insert(_mapper, _connection, target):
+def _seal_on_insert(mapper, _connection, target):
     if target.uid is None:
         target.uid = new_uid()
+    # Column defaults apply after this hook: set them now, so the seal covers them.
+    for name in audit.SEALED_FIELDS[target.__tablename__]:
+        default = mapper.columns[name].default
+        if getattr(target, name) is None and default is not None and default.is_scalar:
+            setattr(target, name, default.arg)
     audit.seal_row(target)
 
 
@@ -187,4 +316,6 @@ def _refuse_update(_mapper, _connection, target):
 for _model in (Contribution, Allocation, Release, Disbursement):
     # Every ledger row is sealed as it is written, and never updated afterwards.
     sa.event.listen(_model, "before_insert", _seal_on_insert)
+    sa.event.listen(_model, "before_update", _refuse_update)
+for _model in (Delivery, Receipt):
     sa.event.listen(_model, "before_update", _refuse_update)

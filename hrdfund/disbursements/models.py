@@ -81,8 +81,15 @@ class Disbursement(db.Model):
     #: Pool-currency units per unit paid, frozen with its source.
     fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
     rate_source = col(sa.String(80), INTERNAL, nullable=True)
+    #: Who set the rate: the finance officer who entered it, or who recorded it in the table.
+    rate_set_by_id = fk("users.id", nullable=True, index=False)
+    #: Why a rate further than the tolerance from the fund's table was used.
+    rate_reason = col(sa.String(200), INTERNAL, nullable=True)
     #: Transfer fees in the pool's currency, a ledger entry of their own.
     fee_amount = money(default=0)
+    #: What the payment cost the pool beyond (positive) or below (negative) the commitment
+    #: it settles, because the rate moved since the grant was approved; its own entry.
+    exchange_difference = money(default=0, server_default="0")
     paid_on = col(sa.Date, INTERNAL, nullable=False)
     #: The fund's payment reference, matched against bank and provider reports.
     reference = col(sa.String(64), INTERNAL, nullable=True, index=True)
@@ -97,7 +104,14 @@ class Disbursement(db.Model):
 
     grant = relationship("Grant")
     allocation = relationship("Allocation")
+    pool = relationship("Pool")
+    instalment = relationship("Instalment")
     reversal_of = relationship("Disbursement", remote_side=[id])
+
+    #: The money this row takes off its allocation: amount, fee and exchange difference.
+    @property
+    def consumed(self):
+        return self.amount + self.fee_amount + self.exchange_difference
 
 
 class Receipt(db.Model):
@@ -108,3 +122,86 @@ class Receipt(db.Model):
     disbursement_id = fk("disbursements.id", unique=True, index=False)
     confirmed_by_id = fk("users.id", nullable=True)
     confirmed_at = col(sa.DateTime, INTERNAL, nullable=False)
+
+
+class DeliveryStatus(enum.StrEnum):
+    DELIVERED = "delivered"
+    SHORT = "short"
+    FAILED = "failed"
+
+
+class StatementImport(db.Model):
+    """One bank or provider statement, applied as a whole or not at all."""
+
+    __tablename__ = "statement_imports"
+    __table_args__ = (sa.UniqueConstraint("fund_id", "digest"),)
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    fund_id = fk("funds.id")
+    #: SHA-256 of the file, so the same statement is not applied twice.
+    digest = col(sa.String(64), INTERNAL, nullable=False)
+    rows = col(sa.Integer, INTERNAL, nullable=False)
+    imported_by_id = fk("users.id", nullable=True)
+    created_at = created_at()
+
+
+class Delivery(db.Model):
+    """What a bank or provider reported for one payment: delivered, short or failed."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.CheckConstraint("reported_amount >= 0", name="reported_not_negative"),
+        currency_check("reported_currency"),
+    )
+    id: Mapped[int] = pk()
+    disbursement_id = fk("disbursements.id", unique=True, index=False)
+    import_id = fk("statement_imports.id")
+    status = enum_col(DeliveryStatus, "delivery_status", nullable=False)
+    reported_amount = money()
+    reported_currency = currency()
+    reported_on = col(sa.Date, INTERNAL, nullable=False)
+    created_at = created_at()
+
+    disbursement = relationship("Disbursement")
+
+
+#: Tables whose rows are final once written: corrections are new rows.
+FINAL_TABLES = (
+    "contributions",
+    "allocations",
+    "releases",
+    "disbursements",
+    "deliveries",
+    "receipts",
+)
+
+#: On PostgreSQL the database itself refuses to edit or delete a final row, whoever asks.
+FINAL_ROWS_FUNCTION = """
+CREATE OR REPLACE FUNCTION hrdfund_rows_are_final() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION USING MESSAGE =
+        TG_TABLE_NAME || ' rows are never edited or deleted; record a reversal instead';
+END;
+$$ LANGUAGE plpgsql
+"""
+
+
+def final_rows_trigger(table):
+    """The statement that makes ``table``'s rows final on PostgreSQL."""
+    return (
+        f"CREATE TRIGGER {table}_rows_are_final BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION hrdfund_rows_are_final()"
+    )
+
+
+sa.event.listen(
+    db.metadata,
+    "after_create",
+    sa.DDL(FINAL_ROWS_FUNCTION).execute_if(dialect="postgresql"),
+)
+for _table in FINAL_TABLES:
+    sa.event.listen(
+        db.metadata,
+        "after_create",
+        sa.DDL(final_rows_trigger(_table)).execute_if(dialect="postgresql"),
+    )

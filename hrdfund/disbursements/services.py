@@ -1,11 +1,36 @@
-"""Services on payments. Each checks its rules, mutates, flushes and audits."""
+"""Services on payments: recording one, reversing one, and the applicant's receipt.
+
+Each checks its rules, mutates, flushes and audits; the caller commits. A payment takes
+the pool's lock (and, on PostgreSQL, a lock on the defender), so two payments running at
+once cannot both pass the checks that only one of them may pass.
+"""
+
+from decimal import Decimal
 
 import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from .. import audit
+from ..applications.models import Application
+from ..applications.models import ApplicationStatus as S
+from ..applications.services import change_status, latest_report
+from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
+from ..grants.models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
+from ..grants.plans import allocation_balances
+from ..grants.services import _lock_pool, pool_available
+from ..money import convert, quantize
+from ..pools.services import MissingRateError, rate_entry
 from .models import Disbursement, Receipt
+
+#: A payment may cover an instalment by this much more than planned (rounding of rates).
+COVER_TOLERANCE = Decimal("1.00")
+
+
+class PaymentError(Exception):
+    """A payment the rules refuse; the message says which rule in plain words."""
 
 
 class AlreadyConfirmedError(Exception):
@@ -26,6 +51,338 @@ def stands(disbursement):
     return reversal is None
 
 
+def standing():
+    """SQL condition: the payment row is not a reversal and was not reversed."""
+    reversed_ids = sa.select(Disbursement.reversal_of_id).where(
+        Disbursement.reversal_of_id.is_not(None)
+    )
+    return sa.and_(Disbursement.reversal_of_id.is_(None), Disbursement.id.not_in(reversed_ids))
+
+
+def rate_tolerance():
+    """How far (a fraction) a rate may be from the table's without a reason."""
+    return Decimal(str(current_app.config["RATE_TOLERANCE_PERCENT"])) / 100
+
+
+def remaining_commitment(allocation):
+    """What the allocation still commits: amount, less releases and payments."""
+    for alloc, released, paid in allocation_balances(allocation.grant_id):
+        if alloc.id == allocation.id:
+            return alloc.amount - released - paid
+    return Decimal("0.00")
+
+
+def describe(payment):
+    """A payment as finance names it: reference, date and case code."""
+    return _l(
+        "payment %(ref)s of %(day)s on case %(case)s",
+        ref=payment.reference or payment.uid,
+        day=payment.paid_on.isoformat(),
+        case=payment.grant.application.uid,
+    )
+
+
+def _lock_defender(application):
+    """On PostgreSQL, serialise payments to one defender across grants and pools."""
+    if application.defender_key and db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"defender:{application.defender_key}"},
+        )
+
+
+def _check_instalment(grant, application, instalment, allocation, covered):
+    """Refuse paying an instalment twice, a tranche held for a report, or a stipend month
+    the same defender was already paid for on any grant."""
+    plan = instalment.plan
+    if plan.grant_id != grant.id:
+        raise PaymentError(_l("This instalment belongs to another grant."))
+    earlier = (
+        db.session.execute(
+            sa.select(Disbursement)
+            .where(Disbursement.instalment_id == instalment.id, standing())
+            .order_by(Disbursement.id)
+        )
+        .scalars()
+        .all()
+    )
+    done = sum((quantize(p.amount / p.allocation.fx_rate) for p in earlier), start=Decimal("0.00"))
+    if earlier and done + covered > instalment.amount + COVER_TOLERANCE:
+        raise PaymentError(
+            _l(
+                "Instalment %(seq)d is already paid: %(payment)s.",
+                seq=instalment.seq,
+                payment=describe(earlier[0]),
+            )
+        )
+    if plan.hold_for_report and instalment.seq > 1:
+        first = db.session.execute(
+            sa.select(sa.func.min(Disbursement.created_at)).where(
+                Disbursement.grant_id == grant.id, standing()
+            )
+        ).scalar()
+        report = latest_report(application)
+        if first is None or report is None or report.submitted_at < first:
+            raise PaymentError(
+                _l(
+                    "Tranche %(seq)d waits for the applicant's report on the support so far.",
+                    seq=instalment.seq,
+                )
+            )
+    if plan.kind == PlanKind.STIPEND and application.defender_key:
+        other = db.session.execute(
+            sa.select(Disbursement)
+            .join(Instalment, Instalment.id == Disbursement.instalment_id)
+            .join(Grant, Grant.id == Disbursement.grant_id)
+            .join(Application, Application.id == Grant.application_id)
+            .where(
+                Application.fund_id == application.fund_id,
+                Application.defender_key == application.defender_key,
+                Instalment.period_month == instalment.period_month,
+                Instalment.id != instalment.id,
+                standing(),
+            )
+            .limit(1)
+        ).scalar()
+        if other is not None:
+            raise PaymentError(
+                _l(
+                    "This defender was already paid for %(month)s: %(payment)s.",
+                    month=instalment.period_month.strftime("%B %Y"),
+                    payment=describe(other),
+                )
+            )
+
+
+def _rate(fund_id, paid, pool_currency, on, rate, source, reason, actor):
+    """The rate to freeze on a payment, as (rate, source, set_by_id, reason)."""
+    if paid == pool_currency:
+        return Decimal(1), None, None, None
+    try:
+        table, table_source, table_by = rate_entry(fund_id, paid, pool_currency, on)
+    except MissingRateError:
+        table = None
+    if rate is None:
+        if table is None:
+            raise PaymentError(
+                _l(
+                    "No rate from %(paid)s to %(pool)s is in the table: enter the rate used "
+                    "and its source.",
+                    paid=paid,
+                    pool=pool_currency,
+                )
+            )
+        return table, table_source, table_by, None
+    if rate <= 0:
+        raise PaymentError(_l("A rate must be above zero."))
+    if not (source or "").strip():
+        raise PaymentError(_l("Say where the rate comes from."))
+    reason = (reason or "").strip() or None
+    if table is None or abs(rate - table) > table * rate_tolerance():
+        if reason is None:
+            raise PaymentError(
+                _l(
+                    "This rate is more than %(pct)s%% away from the fund's table "
+                    "(%(table)s): give a reason for it.",
+                    pct=current_app.config["RATE_TOLERANCE_PERCENT"],
+                    table=table if table is not None else _l("none recorded"),
+                )
+            )
+    return rate, source.strip(), actor.id, reason
+
+
+def record_disbursement(
+    grant,
+    actor,
+    *,
+    allocation,
+    instalment,
+    payee_type,
+    payee_details,
+    channel,
+    amount_paid,
+    currency_paid,
+    paid_on,
+    idempotency_key,
+    rate=None,
+    rate_source=None,
+    rate_reason=None,
+    fee=Decimal("0.00"),
+    reference=None,
+    proof_document_id=None,
+):
+    """Record one payment of ``amount_paid`` (``currency_paid``) from ``allocation``.
+
+    Returns ``(payment, created)``: a form sent twice with the same ``idempotency_key``
+    returns the first payment and records nothing. The amount in the pool's currency
+    settles part of the commitment; what the rate's move since approval adds or saves is
+    the exchange difference, and the fee is its own entry too. Neither may take the pool
+    below zero, and the payment may not exceed what the allocation still commits.
+    """
+    if actor.role != Role.FINANCE or actor.fund_id != grant.fund_id:
+        raise PaymentError(_l("Only finance records payments."))
+    existing = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing, False
+    application = grant.application
+    if grant.status != GrantStatus.ACTIVE or application.status not in (S.APPROVED, S.PAYING):
+        raise PaymentError(_l("This grant is closed: no payment can be added."))
+    if allocation.grant_id != grant.id:
+        raise PaymentError(_l("This pool does not fund this grant."))
+    if amount_paid <= 0 or fee < 0:
+        raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
+    pool = _lock_pool(allocation.pool_id)
+    _lock_defender(application)
+    rate, source, set_by, reason = _rate(
+        grant.fund_id,
+        currency_paid,
+        pool.currency,
+        paid_on,
+        rate,
+        rate_source,
+        rate_reason,
+        actor,
+    )
+    cost = convert(amount_paid, rate)
+    if currency_paid == grant.currency:
+        # The grant's own currency: the commitment it settles is priced at the
+        # allocation's rate; the rest is the exchange difference.
+        amount, covered = convert(amount_paid, allocation.fx_rate), amount_paid
+    else:
+        amount, covered = cost, quantize(cost / allocation.fx_rate)
+    difference = cost - amount
+    if amount <= 0:
+        raise PaymentError(_l("The amount is too small to record."))
+    remaining = remaining_commitment(allocation)
+    if amount > remaining:
+        raise PaymentError(
+            _l(
+                "This payment (%(amount)s %(currency)s) is more than the grant still has "
+                "committed in the pool %(pool)s (%(remaining)s %(currency)s).",
+                amount=amount,
+                currency=pool.currency,
+                pool=pool.name,
+                remaining=remaining,
+            )
+        )
+    extra = fee + max(difference, Decimal(0))
+    if extra > 0 and extra > pool_available(pool.id):
+        raise PaymentError(
+            _l(
+                "The pool %(pool)s lacks the %(extra)s %(currency)s the fee and exchange "
+                "difference need.",
+                pool=pool.name,
+                extra=extra,
+                currency=pool.currency,
+            )
+        )
+    if instalment is not None:
+        _check_instalment(grant, application, instalment, allocation, covered)
+    payment = Disbursement(
+        grant_id=grant.id,
+        allocation_id=allocation.id,
+        pool_id=pool.id,
+        instalment_id=instalment.id if instalment is not None else None,
+        payee_type=payee_type,
+        channel=channel,
+        amount_paid=amount_paid,
+        currency_paid=currency_paid,
+        amount=amount,
+        fx_rate=rate,
+        rate_source=source,
+        rate_set_by_id=set_by,
+        rate_reason=reason,
+        fee_amount=quantize(fee),
+        exchange_difference=difference,
+        paid_on=paid_on,
+        reference=(reference or "").strip() or None,
+        proof_document_id=proof_document_id,
+        idempotency_key=idempotency_key,
+        recorded_by_id=actor.id,
+    )
+    payment.payee_details = (payee_details or "").strip() or None
+    db.session.add(payment)
+    db.session.flush()
+    if application.status == S.APPROVED:
+        change_status(application, S.PAYING, actor=actor)
+    audit.record(
+        "payment.recorded",
+        payment,
+        actor=actor,
+        grant=grant.uid,
+        pool=pool.id,
+        amount=amount,
+        currency=pool.currency,
+    )
+    return payment, True
+
+
+def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False):
+    """Record that ``payment`` failed, came back or was wrong, in whole or (``amount``, in
+    the pool's currency) in part: a reversal row linked to it; a payment is reversed once."""
+    if actor.role != Role.FINANCE or actor.fund_id != payment.grant.fund_id:
+        raise PaymentError(_l("Only finance reverses payments."))
+    if payment.reversal_of_id is not None:
+        raise PaymentError(_l("A reversal cannot itself be reversed."))
+    _lock_pool(payment.pool_id)
+    earlier = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.reversal_of_id == payment.id)
+    ).scalar_one_or_none()
+    if earlier is not None:
+        raise PaymentError(
+            _l(
+                "This payment was already reversed on %(day)s.",
+                day=earlier.paid_on.isoformat(),
+            )
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise PaymentError(_l("Say why the payment is reversed."))
+    amount = payment.amount if amount is None else quantize(amount)
+    if not 0 < amount <= payment.amount:
+        raise PaymentError(
+            _l(
+                "A reversal takes back more than zero and at most the %(amount)s paid.",
+                amount=payment.amount,
+            )
+        )
+    share = amount / payment.amount
+    reversal = Disbursement(
+        grant_id=payment.grant_id,
+        allocation_id=payment.allocation_id,
+        pool_id=payment.pool_id,
+        instalment_id=payment.instalment_id,
+        payee_type=payment.payee_type,
+        channel=payment.channel,
+        amount_paid=max(quantize(payment.amount_paid * share), Decimal("0.01")),
+        currency_paid=payment.currency_paid,
+        amount=amount,
+        fx_rate=payment.fx_rate,
+        rate_source=payment.rate_source,
+        rate_set_by_id=payment.rate_set_by_id,
+        fee_amount=payment.fee_amount if fee_refunded else Decimal("0.00"),
+        exchange_difference=quantize(payment.exchange_difference * share),
+        paid_on=utcnow().date(),
+        reference=payment.reference,
+        reversal_of_id=payment.id,
+        reason=reason,
+        recorded_by_id=actor.id,
+    )
+    db.session.add(reversal)
+    db.session.flush()
+    audit.record(
+        "payment.reversed",
+        reversal,
+        actor=actor,
+        reverses=payment.uid,
+        amount=amount,
+        fee_refunded=bool(fee_refunded),
+    )
+    return reversal
+
+
 def confirm_receipt(disbursement, actor):
     """Record that the payee side received ``disbursement``; once per payment."""
     if not stands(disbursement):
@@ -42,3 +399,31 @@ def confirm_receipt(disbursement, actor):
     db.session.flush()
     audit.record("payment.receipt_confirmed", disbursement, actor=actor)
     return receipt
+
+
+def grant_instalments(grant):
+    """The grant's planned instalments in order, or an empty list without a plan."""
+    return (
+        db.session.execute(
+            sa.select(Instalment)
+            .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+            .where(PaymentPlan.grant_id == grant.id)
+            .order_by(Instalment.seq)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def grant_allocations(grant):
+    """The grant's allocations with the pool each draws on."""
+    return (
+        db.session.execute(
+            sa.select(Allocation)
+            .where(Allocation.grant_id == grant.id)
+            .options(sa.orm.joinedload(Allocation.pool))
+            .order_by(Allocation.id)
+        )
+        .scalars()
+        .all()
+    )

@@ -22,7 +22,9 @@ from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..money import convert, quantize
-from ..pools.models import Contribution, ExchangeRate, Pool
+from ..pools import services as pools_services
+from ..pools.models import Contribution, Pool
+from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
 from .models import Allocation, Grant, Release
 
 
@@ -70,8 +72,9 @@ def summed(expr):
 
 
 def pool_commitments(pool_ids):
-    """Map each pool id to (received, committed): contributions net of their reversals,
-    allocations net of releases. Three grouped queries, whatever the number of rows."""
+    """Map each pool id to (received, committed, costs): contributions net of their
+    reversals; allocations net of releases; payment fees and exchange differences net of
+    their reversals. Four grouped queries, whatever the number of rows."""
 
     def grouped(query, key):
         query = query.where(key.in_(pool_ids)).group_by(key)
@@ -90,17 +93,32 @@ def pool_commitments(pool_ids):
         ),
         Allocation.pool_id,
     )
+    # Payments live in a higher feature; their table is read by name, not imported.
+    payments = db.metadata.tables["disbursements"]
+    cost = payments.c.fee_amount + payments.c.exchange_difference
+    costs = grouped(
+        sa.select(
+            payments.c.pool_id,
+            summed(sa.case((payments.c.reversal_of_id.is_(None), cost), else_=-cost)),
+        ),
+        payments.c.pool_id,
+    )
     zero = Decimal("0.00")
     return {
-        pid: (received.get(pid, zero), allocated.get(pid, zero) - released.get(pid, zero))
+        pid: (
+            received.get(pid, zero),
+            allocated.get(pid, zero) - released.get(pid, zero),
+            costs.get(pid, zero),
+        )
         for pid in pool_ids
     }
 
 
 def pool_available(pool_id):
-    """Received minus committed: what the pool can still commit."""
-    received, committed = pool_commitments([pool_id])[pool_id]
-    return received - committed
+    """What the pool can still commit: received, less commitments, fees and exchange
+    differences."""
+    received, committed, costs = pool_commitments([pool_id])[pool_id]
+    return received - committed - costs
 
 
 def pool_mismatches(pool, application, pool_amount, on=None):
@@ -286,28 +304,10 @@ class MissingRateError(DecisionError):
 def recorded_rate(fund_id, base, quote, on=None):
     """Units of ``quote`` per unit of ``base`` from the fund's rate table: the latest rate
     on or before ``on``, read either way round. Raises :class:`MissingRateError`."""
-    if base == quote:
-        return Decimal(1)
-    on = on or utcnow().date()
-    row = db.session.execute(
-        sa.select(ExchangeRate.base, ExchangeRate.rate)
-        .where(
-            ExchangeRate.fund_id == fund_id,
-            ExchangeRate.on_date <= on,
-            sa.or_(
-                sa.and_(ExchangeRate.base == base, ExchangeRate.quote == quote),
-                sa.and_(ExchangeRate.base == quote, ExchangeRate.quote == base),
-            ),
-        )
-        .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        raise MissingRateError(
-            _l("No exchange rate from %(base)s to %(quote)s is recorded.", base=base, quote=quote)
-        )
-    rate = Decimal(row.rate)
-    return rate if row.base == base else (Decimal(1) / rate).quantize(Decimal("0.00000001"))
+    try:
+        return rate_entry(fund_id, base, quote, on or utcnow().date())[0]
+    except pools_services.MissingRateError as exc:
+        raise MissingRateError(str(exc)) from exc
 
 
 def pool_options(application, grant_amount):
@@ -325,7 +325,7 @@ def pool_options(application, grant_amount):
     figures = pool_commitments([p.id for p in pools]) if pools else {}
     options = []
     for pool in pools:
-        received, committed = figures[pool.id]
+        received, committed, costs = figures[pool.id]
         try:
             rate = recorded_rate(application.fund_id, application.currency, pool.currency)
         except MissingRateError as exc:
@@ -337,7 +337,7 @@ def pool_options(application, grant_amount):
         options.append(
             {
                 "pool": pool,
-                "available": received - committed,
+                "available": received - committed - costs,
                 "rate": rate,
                 "reasons": reasons,
             }
@@ -362,3 +362,40 @@ def approve_with_recorded_rates(application, manager, amount, draws):
         rate = recorded_rate(application.fund_id, application.currency, pool.currency)
         allocations.append((pool_id, grant_amount, rate))
     return approve_application(application, manager, amount, allocations)
+
+
+def reverse_contribution(contribution, actor, reason):
+    """Take back a contribution booked by mistake: once, and only while the pool has not
+    committed that money (checked under the pool's lock). It lives here, beside the
+    commitments, because pools know nothing of grants."""
+    pool = _lock_pool(contribution.pool_id)
+    check_actor(actor, pool.fund_id, POOL_KEEPERS)
+    if contribution.reversal_of_id is not None:
+        raise DecisionError(_l("A correction cannot itself be reversed."))
+    done = db.session.execute(
+        sa.select(Contribution.id).where(Contribution.reversal_of_id == contribution.id)
+    ).first()
+    if done:
+        raise DecisionError(_l("This contribution was already reversed."))
+    if not (reason or "").strip():
+        raise DecisionError(_l("Say why the contribution is reversed."))
+    if pool_available(pool.id) < contribution.amount:
+        raise DecisionError(
+            _l("The pool has committed this money already; it cannot be taken back.")
+        )
+    reversal = Contribution(
+        pool_id=pool.id,
+        amount=contribution.amount,
+        received_amount=contribution.received_amount,
+        received_currency=contribution.received_currency,
+        fx_rate=contribution.fx_rate,
+        received_on=contribution.received_on,
+        reference=contribution.reference,
+        reversal_of_id=contribution.id,
+        reason=reason.strip(),
+        recorded_by_id=actor.id,
+    )
+    db.session.add(reversal)
+    db.session.flush()
+    audit.record("contribution.reversed", reversal, actor=actor, reverses=contribution.uid)
+    return reversal

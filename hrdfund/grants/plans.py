@@ -1,0 +1,169 @@
+"""Payment plans on an approved grant, and closing a grant under budget.
+
+A plan splits the grant's amount into instalments: one payment, tranches a number of days
+apart, or a monthly stipend with a renewal-review date before it ends.
+"""
+
+import calendar
+from datetime import date, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from .. import audit
+from ..applications.models import ApplicationStatus as S
+from ..applications.services import change_status
+from ..auth.models import Role
+from ..columns import utcnow
+from ..extensions import db
+from ..money import quantize
+from .models import Allocation, GrantStatus, Instalment, PaymentPlan, PlanKind, Release
+from .services import DecisionError, _lock_pool, signed_amount, summed
+
+#: Longest stipend and largest number of tranches a plan may hold.
+MAX_MONTHS = 36
+MAX_TRANCHES = 12
+
+
+class PlanError(DecisionError):
+    """A plan or closure the rules refuse; the message says which rule."""
+
+
+def months_after(day, months):
+    """The same day ``months`` later, or the month's last day when it is shorter."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _split(total, count):
+    """``count`` equal parts of ``total`` to the cent, the last one taking the remainder."""
+    part = quantize(total / count)
+    return [part] * (count - 1) + [total - part * (count - 1)]
+
+
+def create_plan(
+    grant,
+    actor,
+    kind,
+    starts_on,
+    count=1,
+    interval_days=30,
+    renewal_review_on=None,
+    hold_for_report=False,
+):
+    """Plan how ``grant`` is paid: ``count`` tranches ``interval_days`` apart, or a stipend
+    of ``count`` months starting ``starts_on``, or one payment on ``starts_on``."""
+    if actor.role != Role.MANAGER or actor.fund_id != grant.fund_id:
+        raise PlanError(_l("Only a manager of the fund plans payments."))
+    if grant.status != GrantStatus.ACTIVE:
+        raise PlanError(_l("This grant is closed."))
+    existing = db.session.execute(
+        sa.select(PaymentPlan.id).where(PaymentPlan.grant_id == grant.id)
+    ).first()
+    if existing:
+        raise PlanError(_l("This grant already has a payment plan."))
+    kind = PlanKind(kind)
+    if kind == PlanKind.ONE_OFF:
+        count = 1
+    limit = MAX_MONTHS if kind == PlanKind.STIPEND else MAX_TRANCHES
+    if not 1 <= count <= limit:
+        raise PlanError(_l("Choose between 1 and %(limit)d payments.", limit=limit))
+    if kind == PlanKind.TRANCHES and count > 1 and interval_days < 1:
+        raise PlanError(_l("Tranches must be at least a day apart."))
+    if kind == PlanKind.STIPEND:
+        dues = [months_after(starts_on, n) for n in range(count)]
+    else:
+        dues = [starts_on + timedelta(days=interval_days * n) for n in range(count)]
+    ends_on = dues[-1]
+    if kind == PlanKind.STIPEND:
+        renewal_review_on = renewal_review_on or max(starts_on, ends_on - timedelta(days=30))
+        if not starts_on <= renewal_review_on <= ends_on:
+            raise PlanError(_l("The renewal review falls between the first and last month."))
+    else:
+        renewal_review_on = None
+    plan = PaymentPlan(
+        grant_id=grant.id,
+        kind=kind,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        renewal_review_on=renewal_review_on,
+        hold_for_report=bool(hold_for_report) and kind == PlanKind.TRANCHES and count > 1,
+    )
+    db.session.add(plan)
+    db.session.flush()
+    for seq, (due, amount) in enumerate(zip(dues, _split(grant.amount, count), strict=True), 1):
+        db.session.add(
+            Instalment(
+                plan_id=plan.id,
+                seq=seq,
+                due_on=due,
+                amount=amount,
+                currency=grant.currency,
+                period_month=due.replace(day=1) if kind == PlanKind.STIPEND else None,
+            )
+        )
+    db.session.flush()
+    audit.record("plan.created", grant, actor=actor, kind=kind.value, instalments=count)
+    return plan
+
+
+def allocation_balances(grant_id):
+    """Map each allocation of the grant to (allocation, released, paid): pool currency,
+    payments net of their reversals. Two grouped queries."""
+    payments = db.metadata.tables["disbursements"]  # a higher feature, read by name
+    released = dict(
+        db.session.execute(
+            sa.select(Release.allocation_id, summed(Release.amount))
+            .join(Allocation, Allocation.id == Release.allocation_id)
+            .where(Allocation.grant_id == grant_id)
+            .group_by(Release.allocation_id)
+        ).all()
+    )
+    paid = dict(
+        db.session.execute(
+            sa.select(payments.c.allocation_id, summed(signed_amount(payments.c)))
+            .where(payments.c.grant_id == grant_id)
+            .group_by(payments.c.allocation_id)
+        ).all()
+    )
+    allocations = db.session.execute(
+        sa.select(Allocation).where(Allocation.grant_id == grant_id).order_by(Allocation.id)
+    ).scalars()
+    return [(a, quantize(released.get(a.id, 0)), quantize(paid.get(a.id, 0))) for a in allocations]
+
+
+def close_grant(grant, actor, reason):
+    """Close ``grant``: what its allocations still commit beyond what was paid goes back
+    to the pools as release rows; no payment follows."""
+    if actor.role != Role.MANAGER or actor.fund_id != grant.fund_id:
+        raise PlanError(_l("Only a manager of the fund closes a grant."))
+    if grant.status != GrantStatus.ACTIVE:
+        raise PlanError(_l("This grant is already closed."))
+    reason = (reason or "").strip()
+    if not reason:
+        raise PlanError(_l("Say why the grant closes."))
+    releases = []
+    for allocation, released, paid in allocation_balances(grant.id):
+        _lock_pool(allocation.pool_id)
+        rest = allocation.amount - released - paid
+        if rest > 0:
+            release = Release(
+                allocation_id=allocation.id, amount=rest, reason=reason, created_by_id=actor.id
+            )
+            db.session.add(release)
+            releases.append(release)
+    grant.status = GrantStatus.CLOSED
+    grant.closed_at = utcnow()
+    db.session.flush()
+    application = grant.application
+    if application.status in (S.APPROVED, S.PAYING):
+        change_status(application, S.COMPLETED, actor=actor)
+    audit.record(
+        "grant.closed",
+        grant,
+        actor=actor,
+        released=sum((r.amount for r in releases), start=Decimal(0)),
+    )
+    return releases

@@ -1,0 +1,281 @@
+"""Recording payments, reversals, plans, closures, contributions and rates: every rule a
+finance officer or manager relies on, and `check` agreeing after each."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications.models import ApplicationStatus, Category
+from hrdfund.applications.services import submit_report
+from hrdfund.disbursements import services as payments
+from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.models import Channel, Disbursement, PayeeType
+from hrdfund.extensions import db
+from hrdfund.grants import plans
+from hrdfund.grants.models import GrantStatus, Release
+from hrdfund.grants.services import DecisionError, reverse_contribution
+from hrdfund.pools import services as pools
+
+from .money_world import EUR_USD, MoneyWorld
+
+_keys = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def world(fund, make_user, make_donor):
+    return MoneyWorld(fund, make_user, make_donor)
+
+
+def pay(world, grant, amount, currency="EUR", instalment=1, key=None, **options):
+    """Finance records a payment; returns the payment (committed)."""
+    instalments = payments.grant_instalments(grant)
+    payment, _created = payments.record_disbursement(
+        grant,
+        options.pop("actor", world.finance),
+        allocation=options.pop("allocation", payments.grant_allocations(grant)[0]),
+        instalment=instalments[instalment - 1] if instalment else None,
+        payee_type=options.pop("payee_type", PayeeType.HOST_ORGANISATION),
+        payee_details=options.pop("payee_details", "IBAN DE00 1234"),
+        channel=options.pop("channel", Channel.BANK),
+        amount_paid=Decimal(amount),
+        currency_paid=currency,
+        paid_on=options.pop("paid_on", date(2026, 2, 3)),
+        idempotency_key=key or f"key-{next(_keys)}",
+        **options,
+    )
+    db.session.commit()
+    return payment
+
+
+def test_a_payment_in_another_currency_freezes_the_rate_and_keeps_the_fee_apart(world):
+    """A EUR relocation grant from the USD pool paid in EUR with a fee: the pool pays the
+    EUR at the table's rate, the fee is its own entry, and the pool page adds up."""
+    grant = world.grant("2000", pool=world.usd)
+    world.plan(grant, count=2)
+    payment = pay(world, grant, "1000", fee=Decimal("12.50"))
+    assert payment.amount == Decimal("1100.00")  # USD, at the table's 1.10
+    assert payment.fx_rate == EUR_USD and payment.rate_source == "ECB"
+    assert payment.rate_set_by_id == world.finance.id
+    assert payment.fee_amount == Decimal("12.50") and payment.exchange_difference == 0
+    assert payment.payee_details == "IBAN DE00 1234"
+    fig = pool_figures([world.usd.id])[world.usd.id]
+    assert fig["disbursed"] == Decimal("1100.00") and fig["fees"] == Decimal("12.50")
+    assert fig["committed"] == Decimal("2200.00")
+    assert fig["available"] == Decimal("30000") - Decimal("2200.00") - Decimal("12.50")
+    assert grant.application.status == ApplicationStatus.PAYING
+    assert check_ledger() == []
+
+
+def test_a_rate_that_moved_since_approval_is_an_exchange_difference(world):
+    """Paid in the grant's currency at a later, dearer rate: the commitment share is priced
+    at the approval's rate and the extra cost is an exchange difference of its own."""
+    grant = world.grant("2000", pool=world.usd)
+    world.plan(grant, count=2)
+    pools.record_rate(
+        world.fund.id, world.finance, date(2026, 2, 1), "EUR", "USD", Decimal("1.12"), "ECB"
+    )
+    db.session.commit()
+    payment = pay(world, grant, "1000")
+    assert payment.amount == Decimal("1100.00")
+    assert payment.exchange_difference == Decimal("20.00")
+    fig = pool_figures([world.usd.id])[world.usd.id]
+    assert fig["exchange_differences"] == Decimal("20.00")
+    assert fig["outstanding"] == Decimal("1100.00")
+    assert check_ledger() == []
+
+
+def test_a_rate_far_from_the_table_needs_a_reason(world):
+    grant = world.grant("2000", pool=world.usd)
+    with pytest.raises(payments.PaymentError, match="more than 2% away"):
+        pay(world, grant, "500", instalment=None, rate=Decimal("1.30"), rate_source="bank")
+    db.session.rollback()
+    payment = pay(
+        world,
+        grant,
+        "500",
+        instalment=None,
+        rate=Decimal("1.30"),
+        rate_source="bank slip",
+        rate_reason="the bank's weekend rate",
+    )
+    assert payment.fx_rate == Decimal("1.30") and payment.rate_reason == "the bank's weekend rate"
+    assert payment.exchange_difference == Decimal("100.00")  # 650 paid, 550 committed
+    close = pay(world, grant, "500", instalment=None, rate=Decimal("1.11"), rate_source="bank")
+    assert close.rate_reason is None and close.rate_source == "bank"
+    assert check_ledger() == []
+
+
+def test_the_same_form_sent_twice_records_one_payment(world):
+    grant = world.grant("1000")
+    first = pay(world, grant, "400", instalment=None, key="form-1")
+    again = pay(world, grant, "400", instalment=None, key="form-1")
+    assert again.id == first.id
+    count = db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar()
+    assert count == 1
+
+
+def test_a_payment_never_exceeds_what_the_grant_still_commits(world):
+    grant = world.grant("1000")
+    pay(world, grant, "700", instalment=None)
+    with pytest.raises(payments.PaymentError, match=r"still has committed .*300\.00 EUR"):
+        pay(world, grant, "300.01", instalment=None)
+    db.session.rollback()
+    pay(world, grant, "300", instalment=None)
+    assert check_ledger() == []
+
+
+def test_only_finance_records_and_reverses(world):
+    grant = world.grant("1000")
+    with pytest.raises(payments.PaymentError, match="Only finance"):
+        pay(world, grant, "100", instalment=None, actor=world.m1)
+    db.session.rollback()
+    payment = pay(world, grant, "100", instalment=None)
+    with pytest.raises(payments.PaymentError, match="Only finance"):
+        payments.reverse_disbursement(payment, world.m2, "bounced")
+
+
+def test_a_bounced_payment_is_reversed_once_and_the_money_is_committed_again(world):
+    grant = world.grant("1000")
+    world.plan(grant, kind="one_off")
+    payment = pay(world, grant, "1000", fee=Decimal("5"))
+    reversal = payments.reverse_disbursement(payment, world.finance, "account closed")
+    db.session.commit()
+    assert reversal.reversal_of_id == payment.id and reversal.reason == "account closed"
+    assert reversal.fee_amount == 0  # the bank kept its fee
+    fig = pool_figures([world.eur.id])[world.eur.id]
+    assert fig["disbursed"] == 0 and fig["fees"] == Decimal("5.00")
+    assert fig["outstanding"] == Decimal("1000.00")
+    with pytest.raises(payments.PaymentError, match="already reversed"):
+        payments.reverse_disbursement(payment, world.finance, "again")
+    db.session.rollback()
+    with pytest.raises(payments.PaymentError, match="cannot itself be reversed"):
+        payments.reverse_disbursement(reversal, world.finance, "again")
+    db.session.rollback()
+    again = pay(world, grant, "1000")  # the instalment can be paid again
+    assert payments.stands(again) and not payments.stands(payment)
+    assert check_ledger() == []
+
+
+def test_an_instalment_is_never_paid_twice(world):
+    grant = world.grant("2000")
+    world.plan(grant, count=2)
+    pay(world, grant, "1000")
+    with pytest.raises(payments.PaymentError, match=r"Instalment 1 is already paid: payment"):
+        pay(world, grant, "1000")
+    db.session.rollback()
+    pay(world, grant, "1000", instalment=2)
+    assert check_ledger() == []
+
+
+def test_a_stipend_month_is_paid_once_per_defender_across_grants(world):
+    """Two grants for the same defender (two cases) both planning March: the second
+    payment for March is refused and names the first."""
+    first = world.grant("900", category=Category.LONGER_TERM)
+    second = world.grant("900", category=Category.LONGER_TERM, name="  defender ONE ")
+    world.plan(first, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    world.plan(second, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    pay(world, first, "300", reference="PAY-MARCH-1")
+    with pytest.raises(
+        payments.PaymentError,
+        match=r"already paid for March 2026: payment PAY-MARCH-1 of 2026-02-03 on case",
+    ):
+        pay(world, second, "300")
+    db.session.rollback()
+    pay(world, second, "300", instalment=2)  # April is free
+    other = world.grant("900", category=Category.LONGER_TERM, name="Someone Else")
+    world.plan(other, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    pay(world, other, "300")
+    assert check_ledger() == []
+
+
+def test_a_tranche_held_for_a_report_waits_for_it(world):
+    grant = world.grant("2000")
+    world.plan(grant, count=2, hold_for_report=True)
+    pay(world, grant, "1000")
+    with pytest.raises(payments.PaymentError, match="Tranche 2 waits for the applicant's report"):
+        pay(world, grant, "1000", instalment=2)
+    db.session.rollback()
+    submit_report(grant.application, world.applicant, "yes", "yes")
+    db.session.commit()
+    pay(world, grant, "1000", instalment=2)
+
+
+def test_plans_split_the_grant_into_instalments(world):
+    stipend = world.grant("1000", category=Category.LONGER_TERM)
+    plan = world.plan(stipend, kind="stipend", count=3, starts_on=date(2026, 1, 31))
+    rows = payments.grant_instalments(stipend)
+    assert [r.amount for r in rows] == [Decimal("333.33"), Decimal("333.33"), Decimal("333.34")]
+    assert [r.due_on for r in rows] == [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31)]
+    assert [r.period_month for r in rows] == [date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)]
+    assert plan.ends_on == date(2026, 3, 31)
+    assert plan.renewal_review_on == date(2026, 3, 1)
+    with pytest.raises(plans.PlanError, match="already has a payment plan"):
+        world.plan(stipend, kind="one_off")
+    db.session.rollback()
+    tranches = world.grant("1000")
+    world.plan(tranches, count=3, interval_days=45)
+    assert [r.due_on for r in payments.grant_instalments(tranches)] == [
+        date(2026, 2, 1) + timedelta(days=45 * n) for n in range(3)
+    ]
+    with pytest.raises(plans.PlanError, match="Only a manager"):
+        plans.create_plan(world.grant("10"), world.finance, "one_off", date(2026, 2, 1))
+
+
+def test_closing_a_grant_under_budget_releases_the_rest(world):
+    grant = world.grant("2000", pool=world.usd)
+    world.plan(grant, count=2)
+    pay(world, grant, "1000")
+    before = pool_figures([world.usd.id])[world.usd.id]
+    releases = plans.close_grant(grant, world.m2, "the defender returned home early")
+    db.session.commit()
+    assert [r.amount for r in releases] == [Decimal("1100.00")]
+    after = pool_figures([world.usd.id])[world.usd.id]
+    assert after["available"] == before["available"] + Decimal("1100.00")
+    assert after["outstanding"] == 0
+    assert grant.status == GrantStatus.CLOSED
+    assert grant.application.status == ApplicationStatus.COMPLETED
+    with pytest.raises(payments.PaymentError, match="closed"):
+        pay(world, grant, "10", instalment=None)
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count(Release.id))).scalar() == 1
+    assert check_ledger() == []
+
+
+def test_contributions_in_another_currency_convert_and_reverse_once(world):
+    money = pools.record_contribution(
+        world.usd, world.m1, Decimal("1000"), "EUR", date(2026, 3, 1), reference="Grant letter"
+    )
+    db.session.commit()
+    assert money.amount == Decimal("1100.00") and money.fx_rate == EUR_USD
+    reversal = reverse_contribution(money, world.m1, "booked twice")
+    db.session.commit()
+    assert reversal.reversal_of_id == money.id
+    with pytest.raises(DecisionError, match="already reversed"):
+        reverse_contribution(money, world.m1, "again")
+    db.session.rollback()
+    assert pool_figures([world.usd.id])[world.usd.id]["received"] == Decimal("30000.00")
+
+
+def test_a_contribution_already_committed_cannot_be_taken_back(world):
+    grant_pool = pools.create_pool(world.donor, world.m1, "Small", "EUR")
+    money = pools.record_contribution(grant_pool, world.m1, Decimal("500"), "EUR", date(2026, 1, 5))
+    db.session.commit()
+    world.grant("400", pool=grant_pool)
+    with pytest.raises(DecisionError, match="committed this money"):
+        reverse_contribution(money, world.m1, "wrong pool")
+
+
+def test_the_rate_table_refuses_duplicates_and_roles_other_than_finance_or_managers(world):
+    with pytest.raises(pools.PoolError, match="already recorded"):
+        pools.record_rate(
+            world.fund.id, world.m1, date(2026, 1, 1), "EUR", "USD", Decimal("1.2"), "x"
+        )
+    with pytest.raises(pools.PoolError, match="Your role"):
+        pools.record_rate(
+            world.fund.id, world.reviewer, date(2026, 1, 9), "EUR", "USD", Decimal("1.2"), "x"
+        )
+    assert pools.rate_entry(world.fund.id, "USD", "EUR", date(2026, 5, 1))[0] == Decimal(
+        "0.90909091"
+    )
