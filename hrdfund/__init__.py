@@ -66,9 +66,17 @@ def create_app(overrides=None):
     from .disbursements import bp as disbursements_bp
     from .grants import bp as grants_bp
     from .money import format_money
+    from .pools import bp as pools_bp
     from .reports import bp as reports_bp
 
-    for blueprint in (auth_bp, applications_bp, grants_bp, disbursements_bp, reports_bp):
+    for blueprint in (
+        auth_bp,
+        pools_bp,
+        applications_bp,
+        grants_bp,
+        disbursements_bp,
+        reports_bp,
+    ):
         app.register_blueprint(blueprint)
     app.cli.add_command(hrdfund_cli)
     install_guard(app)

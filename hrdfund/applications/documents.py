@@ -88,7 +88,8 @@ def display_name(filename, content_type):
 
 
 def store_document(stream, filename, application, kind, actor):
-    """Check, clean, encrypt and store an upload for ``application``; return the Document."""
+    """Check, clean, encrypt and store an upload for ``application`` (None for a proof of
+    payment, which belongs to the payment and is shown to finance only)."""
     data = stream.read(max_bytes() + 1)
     if len(data) > max_bytes():
         raise DocumentError(
@@ -105,7 +106,7 @@ def store_document(stream, filename, application, kind, actor):
     if content_type.startswith("image/"):
         data = _strip_image(data, content_type)
     document = Document(
-        application_id=application.id,
+        application_id=application.id if application is not None else None,
         kind=kind,
         content_type=content_type,
         size_bytes=len(data),
@@ -125,7 +126,7 @@ def store_document(stream, filename, application, kind, actor):
             "document.uploaded",
             document,
             actor=actor,
-            case=application.uid,
+            case=application.uid if application is not None else None,
             kind=kind.value,
             size=len(data),
         )

@@ -1,7 +1,99 @@
-"""Forms of the money side."""
+"""Forms of the money side: a payment, its reversal, the applicant's receipt, a bank
+statement to reconcile."""
 
+import secrets
+
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from ..applications.forms import POSITIVE, _opts
+from ..applications.review_forms import PrefixedForm
+from ..money import CURRENCIES, MAX_AMOUNT
+from .models import Channel, PayeeType
+
+PAYEE_LABELS = {
+    PayeeType.DEFENDER: _l("The defender"),
+    PayeeType.VENDOR: _l("A vendor (hospital, landlord, lawyer...)"),
+    PayeeType.HOST_ORGANISATION: _l("A host organisation"),
+    PayeeType.INTERMEDIARY: _l("A trusted intermediary"),
+}
+CHANNEL_LABELS = {
+    Channel.BANK: _l("Bank transfer"),
+    Channel.MONEY_TRANSFER: _l("Money transfer service"),
+    Channel.MOBILE_MONEY: _l("Mobile money"),
+    Channel.CASH_THROUGH_PARTNER: _l("Cash through a partner"),
+    Channel.IN_KIND: _l("In kind"),
+}
+NOT_NEGATIVE = NumberRange(min=0, max=MAX_AMOUNT, message=_l("Enter zero or more."))
 
 
 class ReceiptForm(FlaskForm):
     """Confirms that a payment arrived; the button is the whole form."""
+
+
+class PaymentForm(PrefixedForm):
+    """One payment out of a grant, as finance records it."""
+
+    PREFIX = "pay"
+
+    allocation = SelectField(_l("Paid from pool"), coerce=int)
+    instalment = SelectField(_l("Instalment"), coerce=int)
+    payee_type = SelectField(_l("Paid to"), choices=_opts(PAYEE_LABELS.items()))
+    payee_details = TextAreaField(
+        _l("Payee details (account, phone or name; seen by finance only)"),
+        [DataRequired(_l("Enter who was paid and where.")), Length(max=500)],
+    )
+    channel = SelectField(_l("Channel"), choices=_opts(CHANNEL_LABELS.items()))
+    amount_paid = DecimalField(
+        _l("Amount paid"), [DataRequired(_l("Enter the amount paid.")), POSITIVE], places=2
+    )
+    currency_paid = SelectField(_l("Currency paid"), choices=_opts((c, c) for c in CURRENCIES))
+    rate = DecimalField(
+        _l("Rate: pool currency per unit paid (empty: the fund's table)"),
+        [Optional(), NumberRange(min=0.00000001, message=_l("A rate must be above zero."))],
+        places=8,
+    )
+    rate_source = StringField(_l("Source of the rate"), [Optional(), Length(max=80)])
+    rate_reason = StringField(
+        _l("Why this rate (when far from the table)"), [Optional(), Length(max=200)]
+    )
+    fee = DecimalField(
+        _l("Fee, in the pool's currency"), [Optional(), NOT_NEGATIVE], places=2, default=0
+    )
+    paid_on = DateField(_l("Paid on"), [DataRequired(_l("Enter the date of payment."))])
+    reference = StringField(_l("Payment reference"), [Optional(), Length(max=64)])
+    proof = FileField(_l("Proof of payment (PDF, PNG or JPEG)"))
+    idempotency_key = HiddenField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.idempotency_key.data:
+            self.idempotency_key.data = secrets.token_hex(16)
+
+
+class ReverseForm(PrefixedForm):
+    """A payment that failed, came back or was wrong."""
+
+    PREFIX = "reverse"
+
+    reason = StringField(
+        _l("Why (bounced, returned, wrong amount...)"),
+        [DataRequired(_l("Say why the payment is reversed.")), Length(max=200)],
+    )
+    amount = DecimalField(
+        _l("Amount taken back, in the pool's currency (empty: all of it)"),
+        [Optional(), POSITIVE],
+        places=2,
+    )
+    fee_refunded = BooleanField(_l("The fee was refunded too"))

@@ -1,12 +1,26 @@
-"""The case page's section on the decision's money: plan, payments and receipts."""
+"""The case page's section on the decision's money: plan, payments and receipts.
+
+Applicants see what was granted, the plan and each payment to confirm. Staff see the
+pools, what each still commits, every payment with its fee, exchange difference, delivery
+and receipt; finance also sees the payee and records and reverses payments; managers plan
+and close the grant.
+"""
 
 import sqlalchemy as sa
+from flask import g
+from wtforms import SelectChoice
 
 from ..applications import panels
+from ..auth.models import Role
 from ..extensions import db
-from ..grants.models import Grant, Instalment, PaymentPlan
-from .forms import ReceiptForm
-from .models import Disbursement, Receipt
+from ..grants.forms import CloseForm, PlanForm
+from ..grants.models import Grant, GrantStatus, PaymentPlan
+from ..grants.plans import allocation_balances
+from .forms import PaymentForm, ReceiptForm, ReverseForm
+from .models import Delivery, Disbursement, Receipt
+from .services import grant_instalments
+
+STAFF = (Role.REVIEWER, Role.MANAGER, Role.FINANCE)
 
 
 def grant_payments(grant):
@@ -27,9 +41,36 @@ def grant_payments(grant):
     return rows
 
 
+def grant_ledger(grant):
+    """Every payment and reversal row of the grant, with receipt and delivery, in order."""
+    return db.session.execute(
+        sa.select(Disbursement, Receipt, Delivery)
+        .outerjoin(Receipt, Receipt.disbursement_id == Disbursement.id)
+        .outerjoin(Delivery, Delivery.disbursement_id == Disbursement.id)
+        .where(Disbursement.grant_id == grant.id)
+        .options(sa.orm.joinedload(Disbursement.pool))
+        .order_by(Disbursement.id)
+    ).all()
+
+
+def payment_form(grant, balances, instalments, formdata=True):
+    """The payment form with the grant's pools and instalments to choose from."""
+    form = PaymentForm() if formdata else PaymentForm(formdata=None)
+    form.allocation.choices = [
+        SelectChoice(a.id, f"{a.pool.name} ({a.pool.currency})") for a, _r, _p in balances
+    ]
+    form.instalment.choices = [SelectChoice(0, "—")] + [
+        SelectChoice(i.id, f"{i.seq} · {i.due_on.isoformat()} · {i.amount} {i.currency}")
+        for i in instalments
+    ]
+    if not formdata:
+        form.currency_paid.data = grant.currency
+    return form
+
+
 @panels.register
 def payments_panel(application, user):
-    """What was granted, how it will be paid, and each payment to confirm."""
+    """What was granted, how it will be paid, and each payment."""
     grant = db.session.execute(
         sa.select(Grant).where(Grant.application_id == application.id)
     ).scalar_one_or_none()
@@ -38,21 +79,41 @@ def payments_panel(application, user):
     plan = db.session.execute(
         sa.select(PaymentPlan).where(PaymentPlan.grant_id == grant.id)
     ).scalar_one_or_none()
-    instalments = []
-    if plan is not None:
-        instalments = (
-            db.session.execute(
-                sa.select(Instalment).where(Instalment.plan_id == plan.id).order_by(Instalment.seq)
-            )
-            .scalars()
-            .all()
-        )
+    instalments = grant_instalments(grant) if plan is not None else []
+    if user.role not in STAFF:
+        return {
+            "template": "disbursements/_case_payments.html",
+            "grant": grant,
+            "plan": plan,
+            "instalments": instalments,
+            "payments": grant_payments(grant),
+            "form": ReceiptForm(),
+            "can_confirm": user.is_applicant_side,
+        }
+    balances = allocation_balances(grant.id)
+    rows = grant_ledger(grant)
+    sent = g.get("hrdfund_forms", {})
+    active = grant.status == GrantStatus.ACTIVE
+    finance = user.role == Role.FINANCE
+    manager = user.role == Role.MANAGER
     return {
-        "template": "disbursements/_case_payments.html",
+        "template": "disbursements/_staff_money.html",
         "grant": grant,
         "plan": plan,
         "instalments": instalments,
-        "payments": grant_payments(grant),
-        "form": ReceiptForm(),
-        "can_confirm": user.is_applicant_side,
+        "balances": balances,
+        "rows": rows,
+        "reversed": {p.reversal_of_id for p, _r, _d in rows if p.reversal_of_id},
+        "show_payee": finance,
+        "pay_form": (sent.get("pay") or payment_form(grant, balances, instalments, False))
+        if finance and active
+        else None,
+        "reverse_form": ReverseForm(formdata=None) if finance else None,
+        "reverse_errors": sent.get("reverse"),
+        "plan_form": (sent.get("plan") or PlanForm(formdata=None))
+        if manager and active and plan is None
+        else None,
+        "close_form": (sent.get("close") or CloseForm(formdata=None))
+        if manager and active
+        else None,
     }

@@ -1,18 +1,28 @@
-"""Finance's home: the latest payments (recording them comes with the money issue)."""
+"""Finance's pages: the latest payments, recording and reversing one, proofs, and the
+applicant's confirmation of receipt."""
+
+import io
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, g, redirect, render_template, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ..applications.access import can_see
+from .. import audit
+from ..applications import documents
+from ..applications.access import can_see, get_application_or_404
+from ..applications.models import Document, DocumentKind
+from ..applications.views import _render_case
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..extensions import db
+from ..grants.models import Allocation, Grant, Instalment
+from ..grants.plans import allocation_balances
 from ..pools.models import Pool
 from . import bp, services
-from .forms import ReceiptForm
+from .forms import ReceiptForm, ReverseForm
 from .models import Disbursement
+from .panels import payment_form
 
 
 @bp.get("/payments")
@@ -28,6 +38,7 @@ def index():
             Disbursement.amount,
             Disbursement.channel,
             Disbursement.reversal_of_id,
+            Disbursement.reference,
             Pool.name.label("pool"),
             Pool.currency.label("pool_currency"),
         )
@@ -37,6 +48,140 @@ def index():
         .limit(50)
     ).all()
     return render_template("disbursements/index.html", rows=rows)
+
+
+def _fund_payment_or_404(uid):
+    """A payment of the finance officer's fund on a case they may see; 404 otherwise."""
+    payment = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.uid == uid)
+    ).scalar_one_or_none()
+    if payment is None or not can_see(payment.grant.application, current_user):
+        abort(404)
+    return payment
+
+
+class _AlreadyRecorded(Exception):
+    """The form's idempotency key names a payment recorded before."""
+
+
+def _drop_proof(proof):
+    """Undo the request's writes, and the proof's file with them."""
+    db.session.rollback()
+    if proof is not None:
+        documents.delete_document_file(proof)
+
+
+@bp.post("/applications/<uid>/payments")
+@role_required(Role.FINANCE)
+def record(uid):
+    """Record one payment of the case's grant, with its proof."""
+    application = get_application_or_404(uid, current_user)
+    grant = db.session.execute(
+        sa.select(Grant).where(Grant.application_id == application.id)
+    ).scalar_one_or_none()
+    if grant is None:
+        abort(404)
+    balances = allocation_balances(grant.id)
+    form = payment_form(grant, balances, services.grant_instalments(grant))
+    if form.validate_on_submit():
+        actor = current_user._get_current_object()
+        allocation = db.session.get(Allocation, form.allocation.data)
+        instalment = db.session.get(Instalment, form.instalment.data or 0)
+        proof = None
+        try:
+            if form.proof.data and form.proof.data.filename:
+                proof = documents.store_document(
+                    form.proof.data.stream,
+                    form.proof.data.filename,
+                    None,
+                    DocumentKind.PROOF_OF_PAYMENT,
+                    actor,
+                )
+            _payment, created = services.record_disbursement(
+                grant,
+                actor,
+                allocation=allocation,
+                instalment=instalment,
+                payee_type=form.payee_type.data,
+                payee_details=form.payee_details.data,
+                channel=form.channel.data,
+                amount_paid=form.amount_paid.data,
+                currency_paid=form.currency_paid.data,
+                paid_on=form.paid_on.data,
+                idempotency_key=form.idempotency_key.data,
+                rate=form.rate.data,
+                rate_source=form.rate_source.data,
+                rate_reason=form.rate_reason.data,
+                fee=form.fee.data or 0,
+                reference=form.reference.data,
+                proof_document_id=proof.id if proof else None,
+            )
+            if not created:
+                raise _AlreadyRecorded()
+            db.session.commit()
+        except (services.PaymentError, documents.DocumentError) as exc:
+            _drop_proof(proof)
+            form.form_errors.append(str(exc))
+        except (_AlreadyRecorded, sa.exc.IntegrityError):
+            # The same form sent twice: the unique key kept the first payment only.
+            _drop_proof(proof)
+            flash(_("This payment was already recorded."), "info")
+            return redirect(url_for("applications.case", uid=uid, _anchor="money"))
+        else:
+            flash(_("Payment recorded."), "info")
+            return redirect(url_for("applications.case", uid=uid, _anchor="money"))
+    g.hrdfund_forms = {"pay": form}
+    return _render_case(application, status=400)
+
+
+@bp.post("/payments/<uid>/reverse")
+@role_required(Role.FINANCE)
+def reverse(uid):
+    """Record that a payment failed, came back, or was wrong."""
+    payment = _fund_payment_or_404(uid)
+    application = payment.grant.application
+    form = ReverseForm()
+    if form.validate_on_submit():
+        try:
+            services.reverse_disbursement(
+                payment,
+                current_user._get_current_object(),
+                form.reason.data,
+                amount=form.amount.data,
+                fee_refunded=form.fee_refunded.data,
+            )
+        except services.PaymentError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        except sa.exc.IntegrityError:
+            db.session.rollback()
+            form.form_errors.append(_("This payment was already reversed."))
+        else:
+            db.session.commit()
+            flash(_("Reversal recorded."), "info")
+            return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+    else:
+        form.form_errors.extend(e for errors in form.errors.values() for e in errors)
+    g.hrdfund_forms = {"reverse": form}
+    return _render_case(application, status=400)
+
+
+@bp.get("/payments/<uid>/proof")
+@role_required(Role.FINANCE)
+def proof(uid):
+    """The proof of a payment: finance only, as it may show the payee's account."""
+    payment = _fund_payment_or_404(uid)
+    document = db.session.get(Document, payment.proof_document_id or 0)
+    if document is None or document.kind != DocumentKind.PROOF_OF_PAYMENT:
+        abort(404)
+    audit.record("document.downloaded", document, actor=current_user._get_current_object())
+    db.session.commit()
+    return send_file(
+        io.BytesIO(documents.read_document(document)),
+        mimetype=document.content_type,
+        as_attachment=True,
+        download_name=document.filename,
+    )
 
 
 @bp.post("/payments/<uid>/received")

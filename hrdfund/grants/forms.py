@@ -1,11 +1,24 @@
-"""The approval form: an amount, and the pools it is drawn from."""
+"""The approval form (an amount, and the pools it is drawn from), the payment plan and
+the closing of a grant."""
 
 from flask_babel import lazy_gettext as _l
-from wtforms import DecimalField, FieldList, Form, FormField, SelectField
-from wtforms.validators import DataRequired, Optional
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..applications.forms import POSITIVE
+from ..applications.forms import POSITIVE, _opts
 from ..applications.review_forms import PrefixedForm
+from .models import PlanKind
+from .plans import MAX_MONTHS
 
 #: Pools one approval can draw on; more is rare and can be done as a second grant.
 DRAW_ROWS = 3
@@ -23,3 +36,44 @@ class ApproveForm(PrefixedForm):
         _l("Amount approved"), [DataRequired(_l("Enter the amount approved.")), POSITIVE], places=2
     )
     draws = FieldList(FormField(DrawForm), min_entries=DRAW_ROWS, max_entries=DRAW_ROWS)
+
+
+PLAN_LABELS = {
+    PlanKind.ONE_OFF: _l("One payment"),
+    PlanKind.TRANCHES: _l("Tranches"),
+    PlanKind.STIPEND: _l("Monthly stipend"),
+}
+
+
+class PlanForm(PrefixedForm):
+    """How an approved grant is paid."""
+
+    PREFIX = "plan"
+
+    kind = SelectField(_l("How it is paid"), choices=_opts(PLAN_LABELS.items()))
+    starts_on = DateField(
+        _l("First payment on"), [DataRequired(_l("Enter the date of the first payment."))]
+    )
+    count = IntegerField(
+        _l("Number of tranches or months"),
+        [Optional(), NumberRange(min=1, max=MAX_MONTHS, message=_l("Between 1 and 36."))],
+        default=1,
+    )
+    interval_days = IntegerField(
+        _l("Days between tranches"),
+        [Optional(), NumberRange(min=1, max=366, message=_l("Between 1 and 366 days."))],
+        default=30,
+    )
+    renewal_review_on = DateField(_l("Renewal review on (stipends)"), [Optional()])
+    hold_for_report = BooleanField(_l("Hold each next tranche until the applicant reports"))
+
+
+class CloseForm(PrefixedForm):
+    """Closing a grant; what it did not use goes back to its pools."""
+
+    PREFIX = "close"
+
+    reason = StringField(
+        _l("Why the grant closes"),
+        [DataRequired(_l("Say why the grant closes.")), Length(max=200)],
+    )

@@ -1,8 +1,8 @@
 """The decision on the case page: pools that fit, and the approval that commits money."""
 
 import sqlalchemy as sa
-from flask import flash, g, redirect, url_for
-from flask_babel import get_locale
+from flask import abort, flash, g, redirect, url_for
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
@@ -17,8 +17,11 @@ from ..auth.guard import role_required
 from ..auth.models import Role
 from ..extensions import db
 from ..money import format_money
-from . import bp, services
-from .forms import ApproveForm
+from ..pools.forms import ContributionReversalForm
+from ..pools.models import Contribution
+from . import bp, plans, services
+from .forms import ApproveForm, CloseForm, PlanForm
+from .models import Grant
 
 DECIDING = (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
 
@@ -140,3 +143,98 @@ def approve(uid):
             return redirect(url_for("applications.case", uid=application.uid))
     g.hrdfund_forms = {"approve": form}
     return _render_case(application, status=400)
+
+
+def _grant_or_404(application):
+    grant = db.session.execute(
+        sa.select(Grant).where(Grant.application_id == application.id)
+    ).scalar_one_or_none()
+    if grant is None:
+        abort(404)
+    return grant
+
+
+@bp.post("/applications/<uid>/plan")
+@role_required(Role.MANAGER)
+def plan(uid):
+    """Plan how the grant is paid: once, in tranches, or monthly."""
+    application = get_application_or_404(uid, current_user)
+    grant = _grant_or_404(application)
+    form = PlanForm()
+    if form.validate_on_submit():
+        try:
+            plans.create_plan(
+                grant,
+                current_user._get_current_object(),
+                form.kind.data,
+                form.starts_on.data,
+                count=form.count.data or 1,
+                interval_days=form.interval_days.data or 30,
+                renewal_review_on=form.renewal_review_on.data,
+                hold_for_report=form.hold_for_report.data,
+            )
+        except plans.PlanError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(_("Payment plan saved."), "info")
+            return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+    g.hrdfund_forms = {"plan": form}
+    return _render_case(application, status=400)
+
+
+@bp.post("/applications/<uid>/close")
+@role_required(Role.MANAGER)
+def close(uid):
+    """Close the grant; what it still commits goes back to its pools."""
+    application = get_application_or_404(uid, current_user)
+    grant = _grant_or_404(application)
+    form = CloseForm()
+    if form.validate_on_submit():
+        try:
+            releases = plans.close_grant(
+                grant, current_user._get_current_object(), form.reason.data
+            )
+        except plans.PlanError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(
+                ngettext(
+                    "Grant closed; %(num)d pool got money back.",
+                    "Grant closed; %(num)d pools got money back.",
+                    len(releases),
+                ),
+                "info",
+            )
+            return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+    g.hrdfund_forms = {"close": form}
+    return _render_case(application, status=400)
+
+
+@bp.post("/pools/contributions/<uid>/reverse")
+@role_required(Role.ADMIN, Role.MANAGER)
+def reverse_contribution(uid):
+    """Take back a contribution booked by mistake."""
+    contribution = db.session.execute(
+        sa.select(Contribution).where(Contribution.uid == uid)
+    ).scalar_one_or_none()
+    if contribution is None or contribution.pool.fund_id != current_user.fund_id:
+        abort(404)
+    form = ContributionReversalForm()
+    if form.validate_on_submit():
+        try:
+            services.reverse_contribution(
+                contribution, current_user._get_current_object(), form.reason.data
+            )
+        except services.DecisionError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("Contribution reversed."), "info")
+    else:
+        flash(_("Say why the contribution is taken back."), "error")
+    return redirect(url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions"))

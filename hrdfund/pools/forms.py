@@ -1,0 +1,68 @@
+"""Forms for donors, pools, contributions and the rate table."""
+
+from flask_babel import lazy_gettext as _l
+from wtforms import DateField, DecimalField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from ..applications.forms import POSITIVE, _opts
+from ..applications.review_forms import PrefixedForm
+from ..money import CURRENCIES
+from .models import Pool
+
+CURRENCY_CHOICES = _opts((c, c) for c in CURRENCIES)
+
+
+class DonorForm(PrefixedForm):
+    PREFIX = "donor"
+    name = StringField(_l("Donor's name"), [DataRequired(_l("Enter a name.")), Length(max=160)])
+
+
+class PoolForm(PrefixedForm):
+    PREFIX = "pool"
+    donor = SelectField(_l("Donor"), coerce=int)
+    name = StringField(
+        _l("Pool name"), [DataRequired(_l("Enter a name.")), Length(max=Pool.NAME_MAX)]
+    )
+    currency = SelectField(_l("Currency"), choices=CURRENCY_CHOICES)
+    cap_per_grant = DecimalField(_l("Cap per grant (empty: none)"), [Optional(), POSITIVE])
+    starts_on = DateField(_l("Open from"), [Optional()])
+    ends_on = DateField(_l("Open until"), [Optional()])
+    categories = StringField(
+        _l("Categories funded (comma-separated codes; empty: all)"), [Optional(), Length(max=400)]
+    )
+    countries = StringField(
+        _l("Countries funded (ISO codes, comma-separated; empty: all)"),
+        [Optional(), Length(max=400)],
+    )
+
+
+class ContributionForm(PrefixedForm):
+    PREFIX = "contribution"
+    amount = DecimalField(
+        _l("Amount received"), [DataRequired(_l("Enter the amount received.")), POSITIVE]
+    )
+    currency = SelectField(_l("Currency received"), choices=CURRENCY_CHOICES)
+    received_on = DateField(_l("Received on"), [DataRequired(_l("Enter the date received."))])
+    reference = StringField(_l("Reference (grant letter, bank entry)"), [Length(max=80)])
+
+
+class ContributionReversalForm(PrefixedForm):
+    PREFIX = "uncontribute"
+    reason = StringField(
+        _l("Why it is taken back"), [DataRequired(_l("Say why.")), Length(max=200)]
+    )
+
+
+class RateForm(PrefixedForm):
+    PREFIX = "rate"
+    on_date = DateField(_l("Date"), [DataRequired(_l("Enter the date."))])
+    base = SelectField(_l("From (1 unit of)"), choices=CURRENCY_CHOICES)
+    quote = SelectField(_l("To"), choices=CURRENCY_CHOICES)
+    rate = DecimalField(
+        _l("Rate"),
+        [DataRequired(_l("Enter the rate.")), NumberRange(min=0.00000001)],
+        places=8,
+    )
+    source = StringField(
+        _l("Source"), [DataRequired(_l("Say where the rate comes from.")), Length(max=80)]
+    )

@@ -1,0 +1,189 @@
+"""Setting up donors and pools, recording money received, and the rate table."""
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from wtforms import SelectChoice
+
+from ..auth.guard import role_required
+from ..auth.models import Role
+from ..extensions import db
+from . import bp, services
+from .forms import ContributionForm, DonorForm, PoolForm, RateForm
+from .models import Donor, ExchangeRate, Pool, RestrictionKind
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+def fund_pool_or_404(uid):
+    """A pool of the user's fund; 404 otherwise, whether it exists or not."""
+    pool = db.session.execute(sa.select(Pool).where(Pool.uid == uid)).scalar_one_or_none()
+    if pool is None or pool.fund_id != current_user.fund_id:
+        abort(404)
+    return pool
+
+
+def _setup_page(donor_form=None, pool_form=None, status=200):
+    donors = (
+        db.session.execute(
+            sa.select(Donor).where(Donor.fund_id == current_user.fund_id).order_by(Donor.name)
+        )
+        .scalars()
+        .all()
+    )
+    pool_form = pool_form or PoolForm(formdata=None)
+    pool_form.donor.choices = [SelectChoice(d.id, d.name) for d in donors]
+    return (
+        render_template(
+            "pools/new.html",
+            donor_form=donor_form or DonorForm(formdata=None),
+            pool_form=pool_form,
+            donors=donors,
+        ),
+        status,
+    )
+
+
+@bp.get("/pools/new")
+@role_required(Role.ADMIN, Role.MANAGER)
+def new():
+    """Forms for a new donor and a new pool."""
+    return _setup_page()
+
+
+@bp.post("/pools/donors")
+@role_required(Role.ADMIN, Role.MANAGER)
+def create_donor():
+    """Add a donor."""
+    form = DonorForm()
+    if form.validate_on_submit():
+        services.create_donor(current_user.fund_id, form.name.data, _actor())
+        db.session.commit()
+        flash(_("Donor added."), "info")
+        return redirect(url_for("pools.new"))
+    return _setup_page(donor_form=form, status=400)
+
+
+def _codes(text):
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
+@bp.post("/pools")
+@role_required(Role.ADMIN, Role.MANAGER)
+def create_pool():
+    """Add a pool of a donor's money with its restrictions."""
+    form = PoolForm()
+    donors = {
+        d.id: d
+        for d in db.session.execute(
+            sa.select(Donor).where(Donor.fund_id == current_user.fund_id)
+        ).scalars()
+    }
+    form.donor.choices = [SelectChoice(i, d.name) for i, d in donors.items()]
+    if form.validate_on_submit():
+        restrictions = [(RestrictionKind.CATEGORY, c) for c in _codes(form.categories.data)]
+        restrictions += [(RestrictionKind.COUNTRY, c.upper()) for c in _codes(form.countries.data)]
+        try:
+            pool = services.create_pool(
+                donors[form.donor.data],
+                _actor(),
+                form.name.data,
+                form.currency.data,
+                cap_per_grant=form.cap_per_grant.data,
+                starts_on=form.starts_on.data,
+                ends_on=form.ends_on.data,
+                restrictions=restrictions,
+            )
+        except services.PoolError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(_("Pool created."), "info")
+            return redirect(url_for("reports.pool", uid=pool.uid))
+    return _setup_page(pool_form=form, status=400)
+
+
+@bp.post("/pools/<uid>/contributions")
+@role_required(Role.ADMIN, Role.MANAGER)
+def contribute(uid):
+    """Record money received into the pool."""
+    pool = fund_pool_or_404(uid)
+    form = ContributionForm()
+    if form.validate_on_submit():
+        try:
+            services.record_contribution(
+                pool,
+                _actor(),
+                form.amount.data,
+                form.currency.data,
+                form.received_on.data,
+                reference=form.reference.data,
+            )
+        except services.PoolError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(_("Contribution recorded."), "info")
+            return redirect(url_for("reports.pool", uid=pool.uid))
+    # The pool page is a report, above this feature: the form comes back on its own page.
+    return render_template("pools/contribute.html", pool=pool, form=form), 400
+
+
+def _rates_page(form=None, status=200):
+    rows = (
+        db.session.execute(
+            sa.select(ExchangeRate)
+            .where(ExchangeRate.fund_id == current_user.fund_id)
+            .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
+            .limit(100)
+        )
+        .scalars()
+        .all()
+    )
+    can_edit = current_user.role in services.RATE_KEEPERS
+    return (
+        render_template(
+            "pools/rates.html",
+            rows=rows,
+            form=(form or RateForm(formdata=None)) if can_edit else None,
+        ),
+        status,
+    )
+
+
+@bp.get("/rates")
+@role_required(Role.FINANCE, Role.MANAGER)
+def rates():
+    """The fund's exchange-rate table, newest first."""
+    return _rates_page()
+
+
+@bp.post("/rates")
+@role_required(Role.FINANCE, Role.MANAGER)
+def add_rate():
+    """Add a rate to the table."""
+    form = RateForm()
+    if form.validate_on_submit():
+        try:
+            services.record_rate(
+                current_user.fund_id,
+                _actor(),
+                form.on_date.data,
+                form.base.data,
+                form.quote.data,
+                form.rate.data,
+                form.source.data,
+            )
+        except services.PoolError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(_("Rate recorded."), "info")
+            return redirect(url_for("pools.rates"))
+    return _rates_page(form, status=400)

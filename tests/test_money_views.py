@@ -1,0 +1,188 @@
+"""The money screens: a manager plans and closes, finance pays with proof and reverses,
+the pool page shows the figures and the rows behind them, and payee details show to
+finance only."""
+
+import io
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.disbursements.ledger import pool_figures
+from hrdfund.disbursements.models import Disbursement
+from hrdfund.extensions import db
+from hrdfund.money import format_money
+from tests.conftest import login
+
+from .money_world import MoneyWorld
+
+CANARY = "PAYEE-CANARY-7Q4Z IBAN XX00"
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+@pytest.fixture
+def world(fund, make_user, make_donor):
+    return MoneyWorld(fund, make_user, make_donor)
+
+
+def as_user(app, user):
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def payment_data(grant, **changes):
+    from hrdfund.disbursements.services import grant_allocations, grant_instalments
+
+    instalments = grant_instalments(grant)
+    data = {
+        "pay-allocation": grant_allocations(grant)[0].id,
+        "pay-instalment": instalments[0].id if instalments else 0,
+        "pay-payee_type": "host_organisation",
+        "pay-payee_details": CANARY,
+        "pay-channel": "bank",
+        "pay-amount_paid": "1000.00",
+        "pay-currency_paid": "EUR",
+        "pay-fee": "12.50",
+        "pay-paid_on": "2026-02-03",
+        "pay-reference": "PAY-0001",
+        "pay-idempotency_key": "form-key-1",
+    }
+    data.update(changes)
+    return data
+
+
+def test_finance_pays_with_proof_and_a_double_submission_records_one(app, world):
+    grant = world.grant("2000", pool=world.usd)
+    world.plan(grant, count=2)
+    finance = as_user(app, world.finance)
+    case_url = f"/applications/{grant.application.uid}"
+    page = finance.get(case_url).get_data(as_text=True)
+    assert "Record a payment" in page
+    data = payment_data(grant, **{"pay-proof": (io.BytesIO(PDF), "receipt.pdf")})
+    response = finance.post(f"{case_url}/payments", data=data, content_type="multipart/form-data")
+    assert response.status_code == 302
+    again = finance.post(f"{case_url}/payments", data=payment_data(grant))
+    assert again.status_code == 302
+    assert "already recorded" in finance.get(case_url).get_data(as_text=True)
+    payments = db.session.execute(sa.select(Disbursement)).scalars().all()
+    assert len(payments) == 1 and payments[0].fee_amount == 12.5
+    proof = finance.get(f"/payments/{payments[0].uid}/proof")
+    assert proof.status_code == 200 and proof.data == PDF
+    page = finance.get(case_url).get_data(as_text=True)
+    assert CANARY in page and "PAY-0001" in page
+    manager = as_user(app, world.m1)
+    assert manager.get(f"/payments/{payments[0].uid}/proof").status_code == 403
+    assert CANARY not in manager.get(case_url).get_data(as_text=True)
+
+
+def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, world):
+    grant = world.grant("1000")
+    finance = as_user(app, world.finance)
+    response = finance.post(
+        f"/applications/{grant.application.uid}/payments",
+        data=payment_data(grant, **{"pay-amount_paid": "1500.00"}),
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "more than the grant still has committed" in page
+    assert CANARY in page and 'value="1500.00"' in page
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+
+
+def test_finance_reverses_a_bounced_payment_from_the_case_page(app, world):
+    grant = world.grant("1000")
+    finance = as_user(app, world.finance)
+    url = f"/applications/{grant.application.uid}"
+    finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
+    payment = db.session.execute(sa.select(Disbursement)).scalar_one()
+    empty = finance.post(f"/payments/{payment.uid}/reverse", data={"reverse-reason": ""})
+    assert empty.status_code == 400 and "Say why" in empty.get_data(as_text=True)
+    done = finance.post(f"/payments/{payment.uid}/reverse", data={"reverse-reason": "bounced"})
+    assert done.status_code == 302
+    twice = finance.post(f"/payments/{payment.uid}/reverse", data={"reverse-reason": "again"})
+    assert twice.status_code == 400 and "already reversed" in twice.get_data(as_text=True)
+    page = finance.get(url).get_data(as_text=True)
+    assert "Reversal: bounced" in page
+
+
+def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, world):
+    grant = world.grant("900")
+    manager = as_user(app, world.m2)
+    url = f"/applications/{grant.application.uid}"
+    bad = manager.post(f"{url}/plan", data={"plan-kind": "stipend", "plan-count": "3"})
+    assert bad.status_code == 400 and "Enter the date of the first payment" in bad.get_data(
+        as_text=True
+    )
+    ok = manager.post(
+        f"{url}/plan",
+        data={"plan-kind": "stipend", "plan-count": "3", "plan-starts_on": "2026-12-01"},
+    )
+    assert ok.status_code == 302
+    page = manager.get(url).get_data(as_text=True)
+    assert "Monthly stipend from 2026-12-01 to 2027-02-01" in page
+    before = pool_figures([world.eur.id])[world.eur.id]["available"]
+    closed = manager.post(f"{url}/close", data={"close-reason": "safe at home"})
+    assert closed.status_code == 302
+    assert pool_figures([world.eur.id])[world.eur.id]["available"] == before + 900
+
+
+def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, world):
+    grant = world.grant("1000")
+    finance = as_user(app, world.finance)
+    finance.post(
+        f"/applications/{grant.application.uid}/payments",
+        data=payment_data(grant, **{"pay-amount_paid": "400", "pay-fee": "3"}),
+    )
+    manager = as_user(app, world.m1)
+    bad = manager.post(
+        f"/pools/{world.eur.uid}/contributions",
+        data={"contribution-amount": "-5", "contribution-currency": "EUR"},
+    )
+    assert bad.status_code == 400 and 'value="-5"' in bad.get_data(as_text=True)
+    manager.post(
+        f"/pools/{world.eur.uid}/contributions",
+        data={
+            "contribution-amount": "1000",
+            "contribution-currency": "USD",
+            "contribution-received_on": "2026-03-01",
+            "contribution-reference": "Letter Q1",
+        },
+    )
+    page = manager.get(f"/pools/{world.eur.uid}").get_data(as_text=True)
+    fig = pool_figures([world.eur.id])[world.eur.id]
+    for key in ("received", "committed", "disbursed", "fees", "available"):
+        assert format_money(fig[key], "EUR") in page, key
+    assert fig["received"] == Decimal("20909.09")  # 1,000 USD at 1 / 1.10
+    assert "Letter Q1" in page and grant.application.uid in page
+    assert CANARY not in page
+    other_fund_page = as_user(app, world.make_user("manager", fund_id=_other_fund().id))
+    assert other_fund_page.get(f"/pools/{world.eur.uid}").status_code == 404
+
+
+def _other_fund():
+    from hrdfund.auth.models import Fund
+
+    fund = Fund(name="Other fund")
+    db.session.add(fund)
+    db.session.commit()
+    return fund
+
+
+def test_finance_keeps_the_rate_table(app, world):
+    finance = as_user(app, world.finance)
+    response = finance.post(
+        "/rates",
+        data={
+            "rate-on_date": date(2026, 4, 1).isoformat(),
+            "rate-base": "EUR",
+            "rate-quote": "KES",
+            "rate-rate": "140.5",
+            "rate-source": "Central bank",
+        },
+    )
+    assert response.status_code == 302
+    assert "Central bank" in finance.get("/rates").get_data(as_text=True)
+    reviewer = as_user(app, world.reviewer)
+    assert reviewer.get("/rates").status_code == 403
