@@ -44,11 +44,6 @@ class Config:
     #: Stipends and relocations ending within this many days with nothing decided after
     #: them are listed on the coverage page.
     COVERAGE_WARNING_DAYS = int(_env("HRDFUND_COVERAGE_WARNING_DAYS", "30"))
-    #: A payment unconfirmed this many days after it was sent is listed for follow-up.
-    RECEIPT_OVERDUE_DAYS = int(_env("HRDFUND_RECEIPT_OVERDUE_DAYS", "14"))
-    #: A grant with no use-of-funds report this many days after its first payment is
-    #: listed for follow-up.
-    REPORT_OVERDUE_DAYS = int(_env("HRDFUND_REPORT_OVERDUE_DAYS", "60"))
 
     #: Staff alerts by email. Without a server, alerts wait in the outbox.
     SMTP_HOST = _env("HRDFUND_SMTP_HOST")

@@ -1,7 +1,7 @@
 """The decision on the case page: pools that fit, and the approval that commits money."""
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -15,11 +15,13 @@ from ..applications.review_services import latest_review
 from ..applications.views import _render_case
 from ..auth.guard import role_required
 from ..auth.models import Role
+from ..columns import utcnow
 from ..extensions import db
 from ..money import format_money
 from ..pools.forms import ContributionReversalForm
 from ..pools.models import Contribution
 from . import bp, plans, services
+from . import coverage as coverage_rules
 from .forms import ApproveForm, CloseForm, PlanForm
 from .models import Grant
 
@@ -238,3 +240,29 @@ def reverse_contribution(uid):
     else:
         flash(_("Say why the contribution is taken back."), "error")
     return redirect(url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions"))
+
+
+@bp.get("/coverage")
+@role_required(Role.REVIEWER, Role.MANAGER, Role.FINANCE)
+def coverage():
+    """Support ending soon with nothing after it, and each defender's months of support."""
+    today = utcnow().date()
+    days = current_app.config["COVERAGE_WARNING_DAYS"]
+    page = max(request.args.get("page", 1, type=int), 1)
+    rows, months, has_next = coverage_rules.calendar(
+        current_user.fund_id,
+        today.replace(day=1),
+        12,
+        page,
+        current_app.config["PAGE_SIZE"],
+    )
+    return render_template(
+        "grants/coverage.html",
+        ending=coverage_rules.ending_soon(current_user.fund_id, today, days),
+        days=days,
+        today=today,
+        rows=rows,
+        months=months,
+        page=page,
+        has_next=has_next,
+    )

@@ -1,0 +1,104 @@
+"""Coverage: who is supported in which months by which grant and pool, and the stipends
+and relocations about to end with nothing decided after them."""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from ..applications.models import Application, Category
+from ..extensions import db
+from ..pools.models import Pool
+from .models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
+from .plans import months_after
+
+
+def ending_soon(fund_id, today, days):
+    """Active stipends and relocations whose plan ends within ``days`` of ``today`` and
+    for whose defender no later grant was approved: (application, grant, plan) rows,
+    soonest end first."""
+    later = sa.orm.aliased(Grant)
+    later_case = sa.orm.aliased(Application)
+    follow_on = (
+        sa.select(later.id)
+        .join(later_case, later_case.id == later.application_id)
+        .where(
+            later_case.fund_id == Application.fund_id,
+            later_case.defender_key == Application.defender_key,
+            later.id != Grant.id,
+            later.approved_at > Grant.approved_at,
+        )
+        .exists()
+    )
+    return db.session.execute(
+        sa.select(Application, Grant, PaymentPlan)
+        .join(Grant, Grant.application_id == Application.id)
+        .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
+        .where(
+            Application.fund_id == fund_id,
+            Grant.status == GrantStatus.ACTIVE,
+            sa.or_(
+                PaymentPlan.kind == PlanKind.STIPEND,
+                Application.category == Category.RELOCATION,
+            ),
+            PaymentPlan.ends_on >= today,
+            PaymentPlan.ends_on <= today + timedelta(days=days),
+            sa.or_(Application.defender_key.is_(None), ~follow_on),
+        )
+        .order_by(PaymentPlan.ends_on, Grant.id)
+    ).all()
+
+
+def calendar(fund_id, first_month, months, page, page_size):
+    """Each defender's planned support over ``months`` months from ``first_month``: rows
+    of (defender key or case code, case code, pools, {month: amount}, currency), a page of
+    grants at a time, grouped by defender. Returns (rows, month list, has_next)."""
+    month_list = [months_after(first_month, n) for n in range(months)]
+    end = months_after(first_month, months)
+    grants = db.session.execute(
+        sa.select(Grant.id, Grant.currency, Application.uid, Application.defender_key)
+        .join(Application, Application.id == Grant.application_id)
+        .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
+        .where(
+            Application.fund_id == fund_id,
+            Grant.status == GrantStatus.ACTIVE,
+            PaymentPlan.ends_on >= first_month,
+            PaymentPlan.starts_on < end,
+        )
+        .order_by(Application.defender_key, Grant.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size + 1)
+    ).all()
+    has_next = len(grants) > page_size
+    grants = grants[:page_size]
+    ids = [g.id for g in grants]
+    cells = {}
+    for grant_id, due, amount in db.session.execute(
+        sa.select(PaymentPlan.grant_id, Instalment.due_on, Instalment.amount)
+        .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+        .where(
+            PaymentPlan.grant_id.in_(ids),
+            Instalment.due_on >= first_month,
+            Instalment.due_on < end,
+        )
+    ):
+        month = due.replace(day=1)
+        row = cells.setdefault(grant_id, {})
+        row[month] = row.get(month, 0) + amount
+    pools = {}
+    for grant_id, name in db.session.execute(
+        sa.select(Allocation.grant_id, Pool.name)
+        .join(Pool, Pool.id == Allocation.pool_id)
+        .where(Allocation.grant_id.in_(ids))
+    ):
+        pools.setdefault(grant_id, []).append(name)
+    rows = [
+        {
+            "defender": g.defender_key or g.uid,
+            "case": g.uid,
+            "pools": ", ".join(pools.get(g.id, [])),
+            "months": cells.get(g.id, {}),
+            "currency": g.currency,
+        }
+        for g in grants
+    ]
+    return rows, month_list, has_next

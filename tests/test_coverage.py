@@ -1,0 +1,48 @@
+"""The coverage page finds support about to end with nothing after it, and shows each
+defender's months of support with the grant and pool paying them."""
+
+from datetime import timedelta
+
+import pytest
+
+from hrdfund.applications.models import Category
+from hrdfund.columns import utcnow
+from hrdfund.grants import plans
+from tests.conftest import login
+
+from .money_world import MoneyWorld
+
+
+@pytest.fixture
+def world(fund, make_user, make_donor):
+    return MoneyWorld(fund, make_user, make_donor)
+
+
+def test_a_stipend_ending_in_ten_days_is_listed_until_a_renewal_is_approved(app, world):
+    today = utcnow().date()
+    stipend = world.grant("600", category=Category.LONGER_TERM, name="Ana Defender")
+    # Three months, the last one paid in ten days.
+    first = plans.months_after(today + timedelta(days=10), -2)
+    world.plan(stipend, kind="stipend", count=3, starts_on=first)
+    later = world.grant("600", category=Category.LONGER_TERM, name="Someone Else")
+    world.plan(later, kind="stipend", count=6, starts_on=today)
+    client = app.test_client()
+    login(client, world.m1)
+    page = client.get("/coverage").get_data(as_text=True)
+    ending = page.split("Support by month")[0]
+    assert stipend.application.uid in ending and "in 10 days" in ending
+    assert later.application.uid not in ending
+    assert "Emergency EUR" in page.split("Support by month")[1]
+
+    renewal = world.grant("600", category=Category.LONGER_TERM, name="ana  DEFENDER")
+    world.plan(renewal, kind="stipend", count=3, starts_on=today + timedelta(days=11))
+    page = client.get("/coverage").get_data(as_text=True)
+    assert stipend.application.uid not in page.split("Support by month")[0]
+    assert "Nothing ends soon without a follow-on." in page
+
+
+def test_applicants_and_donors_have_no_coverage_page(app, world):
+    for user in (world.applicant, world.make_user("donor", donor_id=world.donor.id)):
+        client = app.test_client()
+        login(client, user)
+        assert client.get("/coverage").status_code == 403

@@ -1,0 +1,104 @@
+"""Payee details (account, phone, name of who was paid) and proofs of payment are seen by
+finance only: every page of the app, as every role, with canary payee data."""
+
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.disbursements.models import Disbursement
+from hrdfund.extensions import db
+from tests.conftest import login
+
+from .money_world import MoneyWorld
+
+CANARY = "CANARY-PAYEE-93XK"
+PROOF = b"%PDF-1.4\n% CANARY-PAYEE-93XK\n%%EOF\n"
+ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]
+
+
+@pytest.fixture
+def paid(app, fund, make_user, make_donor):
+    world = MoneyWorld(fund, make_user, make_donor)
+    grant = world.grant("1000")
+    world.plan(grant, kind="one_off")
+    finance = app.test_client()
+    login(finance, world.finance)
+    from hrdfund.disbursements.services import grant_allocations, grant_instalments
+
+    response = finance.post(
+        f"/applications/{grant.application.uid}/payments",
+        content_type="multipart/form-data",
+        data={
+            "pay-allocation": grant_allocations(grant)[0].id,
+            "pay-instalment": grant_instalments(grant)[0].id,
+            "pay-payee_type": "vendor",
+            "pay-payee_details": CANARY,
+            "pay-channel": "bank",
+            "pay-amount_paid": "1000",
+            "pay-currency_paid": "EUR",
+            "pay-paid_on": "2026-02-03",
+            "pay-idempotency_key": "canary-form",
+            "pay-proof": (io.BytesIO(PROOF), "proof.pdf"),
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    payment = db.session.execute(sa.select(Disbursement)).scalar_one()
+    return {"world": world, "grant": grant, "payment": payment}
+
+
+def _users(paid):
+    world = paid["world"]
+    make = world.make_user
+    return {
+        "applicant": world.applicant,
+        "partner": make("partner"),
+        "reviewer": world.reviewer,
+        "manager": world.m1,
+        "finance": world.finance,
+        "donor": make("donor", donor_id=world.donor.id),
+        "admin": world.admin,
+    }
+
+
+def _paths(app, paid):
+    """Every GET page, its arguments filled with the case, pool, payment and proof."""
+    grant, payment, world = paid["grant"], paid["payment"], paid["world"]
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static":
+            continue
+        args = {}
+        for name in rule.arguments:
+            if name == "uid":
+                if rule.endpoint.startswith("disbursements"):
+                    args[name] = payment.uid
+                elif rule.endpoint in ("reports.pool",):
+                    args[name] = world.eur.uid
+                else:
+                    args[name] = grant.application.uid
+            else:
+                args[name] = "x"
+        path = rule.rule
+        for name, value in args.items():
+            path = path.replace(f"<{name}>", value)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_finance_ever_sees_payee_details_or_proofs(app, paid, role):
+    user = _users(paid)[role]
+    client = app.test_client()
+    login(client, user)
+    seen = []
+    for path in _paths(app, paid):
+        response = client.get(path)
+        assert response.status_code != 500, path
+        if CANARY.encode() in response.data:
+            seen.append(path)
+    if role == "finance":
+        case = f"/applications/{paid['grant'].application.uid}"
+        assert case in seen and f"/payments/{paid['payment'].uid}/proof" in seen
+    else:
+        assert seen == [], f"{role} saw payee details on {seen}"
