@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import ApplicationStatus, Category
+from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.services import submit_report
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
@@ -15,7 +15,11 @@ from hrdfund.disbursements.models import Channel, Disbursement, PayeeType
 from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.models import GrantStatus, Release
-from hrdfund.grants.services import DecisionError, reverse_contribution
+from hrdfund.grants.services import (
+    DecisionError,
+    approve_with_recorded_rates,
+    reverse_contribution,
+)
 from hrdfund.pools import services as pools
 
 from .money_world import EUR_USD, MoneyWorld
@@ -240,6 +244,69 @@ def test_closing_a_grant_under_budget_releases_the_rest(world):
         pay(world, grant, "10", instalment=None)
     db.session.rollback()
     assert db.session.execute(sa.select(sa.func.count(Release.id))).scalar() == 1
+    assert check_ledger() == []
+
+
+def test_a_payment_bouncing_after_the_grant_closed_goes_back_to_the_pool(world):
+    """Closed grants pay nothing more, so the money of a late bounce is released at once."""
+    grant = world.grant("2000", pool=world.usd)
+    world.plan(grant, count=2)
+    payment = pay(world, grant, "1000")
+    plans.close_grant(grant, world.m2, "the defender returned home early")
+    db.session.commit()
+    before = pool_figures([world.usd.id])[world.usd.id]
+    payments.reverse_disbursement(payment, world.finance, "returned by the bank")
+    db.session.commit()
+    after = pool_figures([world.usd.id])[world.usd.id]
+    assert after["available"] == before["available"] + Decimal("1100.00")
+    assert after["committed"] == before["committed"] - Decimal("1100.00")
+    assert after["outstanding"] == 0
+    assert check_ledger() == []
+
+
+def test_reversing_an_exchange_gain_the_pool_has_spent_is_refused(world):
+    """A payment at a cheaper rate frees a saving; once the pool committed the saving
+    elsewhere, reversing the payment would take the pool below zero."""
+    grant = world.grant("1000", pool=world.usd)
+    payment = pay(
+        world,
+        grant,
+        "1000",
+        instalment=None,
+        rate=Decimal("0.88"),
+        rate_source="bank slip",
+        rate_reason="the bank's rate",
+    )
+    assert payment.exchange_difference == Decimal("-220.00")
+    rest = pool_figures([world.usd.id])[world.usd.id]["available"]
+    # Above the four-eyes threshold: a first approval, then a second manager's.
+    assert world.grant(str(rest), pool=world.usd, currency="USD", name="Another") is None
+    case = db.session.execute(
+        sa.select(Application).where(
+            Application.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
+        )
+    ).scalar_one()
+    approve_with_recorded_rates(case, world.m2, rest, [(world.usd.id, rest)])
+    db.session.commit()
+    assert pool_figures([world.usd.id])[world.usd.id]["available"] == 0
+    with pytest.raises(payments.PaymentError, match="exchange gain of 220.00"):
+        payments.reverse_disbursement(payment, world.finance, "bounced")
+    db.session.rollback()
+    assert payments.stands(payment)
+    assert check_ledger() == []
+
+
+def test_amounts_worth_less_than_a_cent_are_refused_in_words(world):
+    with pytest.raises(pools.PoolError, match="less than one cent"):
+        pools.record_contribution(world.usd, world.m1, Decimal("0.01"), "KES", date(2026, 1, 5))
+    db.session.rollback()
+    with pytest.raises(DecisionError, match="too small"):
+        world.grant("0.01", pool=world.usd, currency="KES")
+    db.session.rollback()
+    grant = world.grant("0.01", pool=world.eur)
+    with pytest.raises(DecisionError, match="cannot be split into 2"):
+        plans.create_plan(grant, world.m1, "tranches", date(2026, 2, 1), count=2)
+    db.session.rollback()
     assert check_ledger() == []
 
 

@@ -18,7 +18,15 @@ from ..applications.services import change_status, latest_report
 from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
-from ..grants.models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
+from ..grants.models import (
+    Allocation,
+    Grant,
+    GrantStatus,
+    Instalment,
+    PaymentPlan,
+    PlanKind,
+    Release,
+)
 from ..grants.plans import allocation_balances
 from ..grants.services import _lock_pool, pool_available
 from ..money import convert, quantize
@@ -349,6 +357,20 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
             )
         )
     share = amount / payment.amount
+    fee_back = payment.fee_amount if fee_refunded else Decimal("0.00")
+    difference_back = quantize(payment.exchange_difference * share)
+    # A reversal gives back the fee (when refunded) and the exchange difference; when the
+    # payment had gained on the rate, taking that gain back is a cost the pool must cover.
+    if fee_back + difference_back < 0 and pool_available(payment.pool_id) < -(
+        fee_back + difference_back
+    ):
+        raise PaymentError(
+            _l(
+                "Reversing this payment takes back an exchange gain of %(gain)s that the pool"
+                " no longer has available.",
+                gain=-(fee_back + difference_back),
+            )
+        )
     reversal = Disbursement(
         grant_id=payment.grant_id,
         allocation_id=payment.allocation_id,
@@ -362,8 +384,8 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
         fx_rate=payment.fx_rate,
         rate_source=payment.rate_source,
         rate_set_by_id=payment.rate_set_by_id,
-        fee_amount=payment.fee_amount if fee_refunded else Decimal("0.00"),
-        exchange_difference=quantize(payment.exchange_difference * share),
+        fee_amount=fee_back,
+        exchange_difference=difference_back,
         paid_on=utcnow().date(),
         reference=payment.reference,
         reversal_of_id=payment.id,
@@ -371,6 +393,16 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
         recorded_by_id=actor.id,
     )
     db.session.add(reversal)
+    if payment.grant.status != GrantStatus.ACTIVE:
+        # No payment follows on a closed grant: the money that came back returns to the pool.
+        db.session.add(
+            Release(
+                allocation_id=payment.allocation_id,
+                amount=amount,
+                reason=reason[:200],
+                created_by_id=actor.id,
+            )
+        )
     db.session.flush()
     audit.record(
         "payment.reversed",

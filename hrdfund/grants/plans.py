@@ -70,6 +70,14 @@ def create_plan(
     limit = MAX_MONTHS if kind == PlanKind.STIPEND else MAX_TRANCHES
     if not 1 <= count <= limit:
         raise PlanError(_l("Choose between 1 and %(limit)d payments.", limit=limit))
+    if grant.amount < count * Decimal("0.01"):
+        raise PlanError(
+            _l(
+                "%(amount)s cannot be split into %(count)d payments.",
+                amount=grant.amount,
+                count=count,
+            )
+        )
     if kind == PlanKind.TRANCHES and count > 1 and interval_days < 1:
         raise PlanError(_l("Tranches must be at least a day apart."))
     if kind == PlanKind.STIPEND:

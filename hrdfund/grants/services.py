@@ -159,6 +159,14 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
     if pool.currency == grant.currency:
         rate = Decimal(1)
     pool_amount = convert(grant_amount, rate)
+    if pool_amount <= 0 or quantize(grant_amount) <= 0:
+        raise DecisionError(
+            _l(
+                "%(amount)s is too small to draw from %(pool)s.",
+                amount=grant_amount,
+                pool=pool.name,
+            )
+        )
     reasons = pool_mismatches(pool, application, pool_amount)
     if reasons:
         raise IneligiblePoolError(reasons)

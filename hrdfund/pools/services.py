@@ -157,9 +157,19 @@ def record_contribution(
         rate = Decimal(1)
     elif rate is None:
         rate = rate_entry(pool.fund_id, received_currency, pool.currency, received_on)[0]
+    amount = convert(received_amount, rate)
+    if amount <= 0:
+        raise PoolError(
+            _l(
+                "%(amount)s %(currency)s is less than one cent in %(pool_currency)s.",
+                amount=received_amount,
+                currency=received_currency,
+                pool_currency=pool.currency,
+            )
+        )
     contribution = Contribution(
         pool_id=pool.id,
-        amount=convert(received_amount, rate),
+        amount=amount,
         received_amount=received_amount,
         received_currency=received_currency,
         fx_rate=rate,
