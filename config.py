@@ -44,6 +44,12 @@ class Config:
     #: Stipends and relocations ending within this many days with nothing decided after
     #: them are listed on the coverage page.
     COVERAGE_WARNING_DAYS = int(_env("HRDFUND_COVERAGE_WARNING_DAYS", "30"))
+    #: Follow-up lists: a payment nobody confirmed receiving this many days after it was
+    #: made; a use-of-funds report not in this many days after the first payment;
+    #: instalments falling due within this many days.
+    RECEIPT_OVERDUE_DAYS = int(_env("HRDFUND_RECEIPT_OVERDUE_DAYS", "14"))
+    REPORT_OVERDUE_DAYS = int(_env("HRDFUND_REPORT_OVERDUE_DAYS", "60"))
+    INSTALMENT_NOTICE_DAYS = int(_env("HRDFUND_INSTALMENT_NOTICE_DAYS", "7"))
 
     #: Staff alerts by email. Without a server, alerts wait in the outbox.
     SMTP_HOST = _env("HRDFUND_SMTP_HOST")

@@ -8,6 +8,8 @@ from decimal import Decimal
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.review_models import Recommendation, Review, RiskLevel
 from hrdfund.applications.services import defender_key
+from hrdfund.disbursements import services as payments
+from hrdfund.disbursements.models import Channel, PayeeType
 from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.services import approve_with_recorded_rates
@@ -84,3 +86,27 @@ class MoneyWorld:
         plan = plans.create_plan(grant, self.m1, kind, starts_on, count=count, **options)
         db.session.commit()
         return plan
+
+
+_keys = iter(range(1, 10**6))
+
+
+def pay(world, grant, amount, currency="EUR", instalment=1, key=None, **options):
+    """Finance records a payment; returns the payment (committed)."""
+    instalments = payments.grant_instalments(grant)
+    payment, _created = payments.record_disbursement(
+        grant,
+        options.pop("actor", world.finance),
+        allocation=options.pop("allocation", payments.grant_allocations(grant)[0]),
+        instalment=instalments[instalment - 1] if instalment else None,
+        payee_type=options.pop("payee_type", PayeeType.HOST_ORGANISATION),
+        payee_details=options.pop("payee_details", "IBAN DE00 1234"),
+        channel=options.pop("channel", Channel.BANK),
+        amount_paid=Decimal(amount),
+        currency_paid=currency,
+        paid_on=options.pop("paid_on", date(2026, 2, 3)),
+        idempotency_key=key or f"key-{next(_keys)}",
+        **options,
+    )
+    db.session.commit()
+    return payment

@@ -15,7 +15,7 @@ HOMES = {
     "partner": ("/referrals", "Cases you referred"),
     "reviewer": ("/cases", "Open cases"),
     "manager": ("/cases", "Open cases"),
-    "finance": ("/payments", "Latest payments"),
+    "finance": ("/payments", "Payments"),
     "donor": ("/donor", "Your pools"),
     "admin": ("/admin/users", "Accounts of this fund"),
 }

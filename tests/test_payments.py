@@ -11,7 +11,7 @@ from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.services import submit_report
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Channel, Disbursement, PayeeType
+from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.models import GrantStatus, Release
@@ -22,35 +22,12 @@ from hrdfund.grants.services import (
 )
 from hrdfund.pools import services as pools
 
-from .money_world import EUR_USD, MoneyWorld
-
-_keys = iter(range(1, 10**6))
+from .money_world import EUR_USD, MoneyWorld, pay
 
 
 @pytest.fixture
 def world(fund, make_user, make_donor):
     return MoneyWorld(fund, make_user, make_donor)
-
-
-def pay(world, grant, amount, currency="EUR", instalment=1, key=None, **options):
-    """Finance records a payment; returns the payment (committed)."""
-    instalments = payments.grant_instalments(grant)
-    payment, _created = payments.record_disbursement(
-        grant,
-        options.pop("actor", world.finance),
-        allocation=options.pop("allocation", payments.grant_allocations(grant)[0]),
-        instalment=instalments[instalment - 1] if instalment else None,
-        payee_type=options.pop("payee_type", PayeeType.HOST_ORGANISATION),
-        payee_details=options.pop("payee_details", "IBAN DE00 1234"),
-        channel=options.pop("channel", Channel.BANK),
-        amount_paid=Decimal(amount),
-        currency_paid=currency,
-        paid_on=options.pop("paid_on", date(2026, 2, 3)),
-        idempotency_key=key or f"key-{next(_keys)}",
-        **options,
-    )
-    db.session.commit()
-    return payment
 
 
 def test_a_payment_in_another_currency_freezes_the_rate_and_keeps_the_fee_apart(world):

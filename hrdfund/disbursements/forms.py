@@ -5,7 +5,7 @@ import secrets
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
@@ -97,3 +97,12 @@ class ReverseForm(PrefixedForm):
         places=2,
     )
     fee_refunded = BooleanField(_l("The fee was refunded too"))
+
+
+class StatementForm(FlaskForm):
+    """A bank's or provider's statement of what it delivered, as CSV."""
+
+    statement = FileField(
+        _l("Statement (CSV: reference, amount, currency, date, status)"),
+        validators=[FileRequired(_l("Choose the statement file."))],
+    )

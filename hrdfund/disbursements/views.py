@@ -2,9 +2,19 @@
 applicant's confirmation of receipt."""
 
 import io
+from collections import Counter
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, render_template, send_file, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -15,21 +25,19 @@ from ..applications.models import Document, DocumentKind
 from ..applications.views import _render_case
 from ..auth.guard import role_required
 from ..auth.models import Role
+from ..columns import utcnow
 from ..extensions import db
 from ..grants.models import Allocation, Grant, Instalment
 from ..grants.plans import allocation_balances
 from ..pools.models import Pool
-from . import bp, services
-from .forms import ReceiptForm, ReverseForm
-from .models import Disbursement
+from . import bp, followup, reconcile, services
+from .forms import ReceiptForm, ReverseForm, StatementForm
+from .models import DeliveryStatus, Disbursement
 from .panels import payment_form
 
 
-@bp.get("/payments")
-@role_required(Role.FINANCE)
-def index():
-    """The fund's most recent disbursements and reversals."""
-    rows = db.session.execute(
+def _latest_payments():
+    return db.session.execute(
         sa.select(
             Disbursement.uid,
             Disbursement.paid_on,
@@ -47,7 +55,67 @@ def index():
         .order_by(Disbursement.id.desc())
         .limit(50)
     ).all()
-    return render_template("disbursements/index.html", rows=rows)
+
+
+@bp.get("/payments")
+@role_required(Role.FINANCE)
+def index(form=None, problems=(), status=200):
+    """The fund's most recent disbursements and reversals, and the statement import."""
+    page = render_template(
+        "disbursements/index.html",
+        rows=_latest_payments(),
+        form=form or StatementForm(formdata=None),
+        problems=problems,
+    )
+    return page, status
+
+
+@bp.post("/payments/statements")
+@role_required(Role.FINANCE)
+def import_statement():
+    """Apply a bank's or provider's statement as a whole, or refuse it with every problem."""
+    form = StatementForm()
+    if not form.validate_on_submit():
+        return index(form=form, status=400)
+    data = form.statement.data.read()
+    try:
+        _statement, lines = reconcile.import_statement(
+            current_user.fund_id, current_user._get_current_object(), data
+        )
+    except reconcile.StatementError as exc:
+        db.session.rollback()
+        return index(form=form, problems=[str(p) for p in exc.problems], status=400)
+    db.session.commit()
+    counts = Counter(line.status for line in lines)
+    flash(
+        _(
+            "Statement applied: %(delivered)d delivered, %(short)d short, %(failed)d failed"
+            " (reversed).",
+            delivered=counts[DeliveryStatus.DELIVERED],
+            short=counts[DeliveryStatus.SHORT],
+            failed=counts[DeliveryStatus.FAILED],
+        ),
+        "info",
+    )
+    return redirect(url_for("disbursements.follow_up"))
+
+
+@bp.get("/follow-up")
+@role_required(Role.FINANCE, Role.MANAGER)
+def follow_up():
+    """What the fund must chase: statement mismatches, instalments due, receipts and
+    use-of-funds reports that have not come."""
+    today = utcnow().date()
+    config = current_app.config
+    fund_id = current_user.fund_id
+    return render_template(
+        "disbursements/follow_up.html",
+        today=today,
+        mismatches=followup.mismatches(fund_id),
+        due=followup.instalments_due(fund_id, today, config["INSTALMENT_NOTICE_DAYS"]),
+        receipts=followup.receipts_overdue(fund_id, today, config["RECEIPT_OVERDUE_DAYS"]),
+        reports=followup.reports_overdue(fund_id, today, config["REPORT_OVERDUE_DAYS"]),
+    )
 
 
 def _fund_payment_or_404(uid):

@@ -9,7 +9,7 @@ HOME_HEADINGS = {
     "partner": "Cases you referred",
     "reviewer": "Open cases",
     "manager": "Open cases",
-    "finance": "Latest payments",
+    "finance": "Payments",
     "donor": "Your pools",
     "admin": "Accounts of this fund",
 }

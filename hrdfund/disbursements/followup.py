@@ -1,0 +1,93 @@
+"""What the fund's staff must chase: payments nobody confirmed, reports that did not come,
+instalments falling due, and payments a bank reported short or failed.
+
+Each list is one query over the fund, newest problems first, capped for the page.
+"""
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from ..applications.models import Application, UseOfFundsReport
+from ..extensions import db
+from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
+from .models import Delivery, DeliveryStatus, Disbursement, Receipt
+from .services import standing
+
+LIMIT = 200
+
+
+def receipts_overdue(fund_id, today, days):
+    """Payments made ``days`` or more ago that stand and nobody confirmed receiving:
+    rows of (payment, case uid), oldest first."""
+    confirmed = sa.select(Receipt.disbursement_id)
+    return db_rows(
+        sa.select(Disbursement, Application.uid)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(
+            Application.fund_id == fund_id,
+            standing(),
+            Disbursement.paid_on <= today - timedelta(days=days),
+            Disbursement.id.not_in(confirmed),
+        )
+        .order_by(Disbursement.paid_on, Disbursement.id)
+    )
+
+
+def reports_overdue(fund_id, today, days):
+    """Cases first paid ``days`` or more ago whose use-of-funds report has not come: rows
+    of (case uid, first payment date), oldest first."""
+    first_paid = sa.func.min(Disbursement.paid_on)
+    reported = sa.select(UseOfFundsReport.application_id)
+    return db_rows(
+        sa.select(Application.uid, first_paid.label("first_paid"))
+        .join(Grant, Grant.application_id == Application.id)
+        .join(Disbursement, Disbursement.grant_id == Grant.id)
+        .where(Application.fund_id == fund_id, standing(), Application.id.not_in(reported))
+        .group_by(Application.id, Application.uid)
+        .having(first_paid <= today - timedelta(days=days))
+        .order_by(first_paid, Application.id)
+    )
+
+
+def instalments_due(fund_id, today, days):
+    """Instalments of open grants due within ``days`` (or already due) that no standing
+    payment covers: rows of (instalment, plan, case uid), earliest first."""
+    paid = sa.select(Disbursement.instalment_id).where(
+        Disbursement.instalment_id.is_not(None), standing()
+    )
+    return db_rows(
+        sa.select(Instalment, PaymentPlan, Application.uid)
+        .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+        .join(Grant, Grant.id == PaymentPlan.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(
+            Application.fund_id == fund_id,
+            Grant.status == GrantStatus.ACTIVE,
+            Instalment.due_on <= today + timedelta(days=days),
+            Instalment.id.not_in(paid),
+        )
+        .order_by(Instalment.due_on, Instalment.id)
+    )
+
+
+def mismatches(fund_id):
+    """Payments a statement reported short, or failed and not yet reversed: rows of
+    (delivery, payment, case uid), newest first. A reversal (the correction) ends each."""
+    return db_rows(
+        sa.select(Delivery, Disbursement, Application.uid)
+        .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(
+            Application.fund_id == fund_id,
+            Delivery.status != DeliveryStatus.DELIVERED,
+            standing(),
+        )
+        .order_by(Delivery.id.desc())
+    )
+
+
+def db_rows(query):
+    return db.session.execute(query.limit(LIMIT)).all()

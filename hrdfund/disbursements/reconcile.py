@@ -1,0 +1,302 @@
+"""Reconciliation: what a bank or transfer provider reports as delivered, matched to the
+fund's payments by reference.
+
+A statement is a CSV with the columns reference, amount, currency, date and status
+(delivered, short or failed). The whole file is checked first; one problem and nothing is
+applied, and finance gets the list. Applied, each row becomes a delivery on its payment; a
+payment reported failed is reversed at once (a reversal row, never an edit); a short one is
+listed for follow-up until finance records the correction.
+"""
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from .. import audit
+from ..applications.models import Application
+from ..auth.models import Role
+from ..columns import utcnow
+from ..extensions import db
+from ..grants.models import Grant
+from ..money import quantize
+from .models import Delivery, DeliveryStatus, Disbursement, StatementImport
+from .services import PaymentError, reverse_disbursement, stands
+
+COLUMNS = ("reference", "amount", "currency", "date", "status")
+#: A statement larger than this is split by the bank's own export, not read here.
+MAX_ROWS = 5000
+MAX_BYTES = 1024 * 1024
+
+
+class StatementError(Exception):
+    """The statement is refused; ``problems`` lists every reason, by line."""
+
+    def __init__(self, problems):
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class Line:
+    """One checked row of a statement, matched to its payment."""
+
+    number: int
+    payment: Disbursement
+    amount: Decimal
+    currency: str
+    on: date
+    status: DeliveryStatus
+
+
+def digest(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(data):
+    """The statement's rows as dicts keyed by the lower-cased header, or a problem."""
+    if len(data) > MAX_BYTES:
+        raise StatementError([_l("The file is larger than 1 MB; split it and import each part.")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise StatementError([_l("The file is not UTF-8 text; export it again as CSV.")]) from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    names = [(name or "").strip().lower() for name in header or []]
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise StatementError(
+            [
+                _l(
+                    "The first line must name the columns %(columns)s; missing: %(missing)s.",
+                    columns=", ".join(COLUMNS),
+                    missing=", ".join(missing),
+                )
+            ]
+        )
+    rows = []
+    for number, values in enumerate(reader, start=2):
+        if not any(v.strip() for v in values):
+            continue
+        rows.append((number, {n: (v or "").strip() for n, v in zip(names, values, strict=False)}))
+        if len(rows) > MAX_ROWS:
+            raise StatementError(
+                [_l("The file has more than %(limit)d rows; split it.", limit=MAX_ROWS)]
+            )
+    if not rows:
+        raise StatementError([_l("The file has no rows below its header.")])
+    return rows
+
+
+def _payments_by_reference(fund_id, references):
+    """The fund's payments (not reversals) carrying each reference, with one query."""
+    found = {}
+    query = (
+        sa.select(Disbursement)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(
+            Application.fund_id == fund_id,
+            Disbursement.reversal_of_id.is_(None),
+            Disbursement.reference.in_(references),
+        )
+    )
+    for payment in db.session.execute(query).scalars():
+        found.setdefault(payment.reference, []).append(payment)
+    return found
+
+
+def check_statement(fund_id, data, today=None):
+    """Every row of the statement matched and checked: a list of Lines, or StatementError
+    with every problem found, each naming its line."""
+    today = today or utcnow().date()
+    rows = _read(data)
+    found = _payments_by_reference(fund_id, {r["reference"] for _, r in rows if r["reference"]})
+    delivered = {
+        d.disbursement_id: d
+        for d in db.session.execute(
+            sa.select(Delivery).where(
+                Delivery.disbursement_id.in_([p.id for ps in found.values() for p in ps])
+            )
+        ).scalars()
+    }
+    problems, lines, seen = [], [], {}
+
+    def problem(number, message):
+        problems.append(_l("Line %(line)d: %(problem)s", line=number, problem=message))
+
+    for number, row in rows:
+        reference = row["reference"]
+        if not reference:
+            problem(number, _l("the reference is empty."))
+            continue
+        if reference in seen:
+            problem(
+                number,
+                _l(
+                    "reference %(ref)s repeats line %(first)d.",
+                    ref=reference,
+                    first=seen[reference],
+                ),
+            )
+            continue
+        seen[reference] = number
+        payments = found.get(reference, [])
+        if not payments:
+            problem(number, _l("no payment of this fund has the reference %(ref)s.", ref=reference))
+            continue
+        if len(payments) > 1:
+            problem(
+                number,
+                _l(
+                    "%(count)d payments share the reference %(ref)s; reconcile them by hand.",
+                    count=len(payments),
+                    ref=reference,
+                ),
+            )
+            continue
+        payment = payments[0]
+        if payment.id in delivered:
+            problem(
+                number,
+                _l(
+                    "payment %(ref)s was reconciled before, by a statement of %(day)s.",
+                    ref=reference,
+                    day=delivered[payment.id].created_at.date().isoformat(),
+                ),
+            )
+            continue
+        try:
+            amount = Decimal(row["amount"].replace(",", ""))
+            if not amount.is_finite() or amount < 0 or amount != quantize(amount):
+                raise InvalidOperation
+        except InvalidOperation:
+            problem(
+                number, _l("the amount %(value)s is not a number of cents.", value=row["amount"])
+            )
+            continue
+        currency = row["currency"].upper()
+        if currency != payment.currency_paid:
+            problem(
+                number,
+                _l(
+                    "payment %(ref)s was sent in %(sent)s, not %(currency)s.",
+                    ref=reference,
+                    sent=payment.currency_paid,
+                    currency=currency or "-",
+                ),
+            )
+            continue
+        if amount > payment.amount_paid:
+            problem(
+                number,
+                _l(
+                    "%(amount)s is more than the %(sent)s sent as payment %(ref)s.",
+                    amount=amount,
+                    sent=payment.amount_paid,
+                    ref=reference,
+                ),
+            )
+            continue
+        try:
+            on = date.fromisoformat(row["date"])
+        except ValueError:
+            problem(
+                number, _l("the date %(value)s is not a date like 2026-03-31.", value=row["date"])
+            )
+            continue
+        if not payment.paid_on <= on <= today:
+            problem(
+                number,
+                _l(
+                    "the date %(value)s is before the payment (%(paid)s) or in the future.",
+                    value=on.isoformat(),
+                    paid=payment.paid_on.isoformat(),
+                ),
+            )
+            continue
+        try:
+            status = DeliveryStatus(row["status"].lower())
+        except ValueError:
+            problem(
+                number,
+                _l(
+                    "the status %(value)s is not one of delivered, short or failed.",
+                    value=row["status"],
+                ),
+            )
+            continue
+        if status == DeliveryStatus.DELIVERED and amount < payment.amount_paid:
+            # The bank says delivered but less arrived than was sent: that is short.
+            status = DeliveryStatus.SHORT
+        lines.append(Line(number, payment, amount, currency, on, status))
+    if problems:
+        raise StatementError(problems)
+    return lines
+
+
+def import_statement(fund_id, actor, data, today=None):
+    """Apply a checked statement as a whole: deliveries for every row, and a reversal for
+    every payment reported failed. Returns (StatementImport, lines). The caller commits."""
+    if actor.role != Role.FINANCE or actor.fund_id != fund_id:
+        raise StatementError([_l("Only finance imports statements.")])
+    fingerprint = digest(data)
+    earlier = db.session.execute(
+        sa.select(StatementImport).where(
+            StatementImport.fund_id == fund_id, StatementImport.digest == fingerprint
+        )
+    ).scalar_one_or_none()
+    if earlier is not None:
+        raise StatementError(
+            [
+                _l(
+                    "This statement was imported on %(day)s; nothing was applied again.",
+                    day=earlier.created_at.date().isoformat(),
+                )
+            ]
+        )
+    lines = check_statement(fund_id, data, today)
+    statement = StatementImport(
+        fund_id=fund_id, digest=fingerprint, rows=len(lines), imported_by_id=actor.id
+    )
+    db.session.add(statement)
+    db.session.flush()
+    problems = []
+    for line in lines:
+        db.session.add(
+            Delivery(
+                disbursement_id=line.payment.id,
+                import_id=statement.id,
+                status=line.status,
+                reported_amount=line.amount,
+                reported_currency=line.currency,
+                reported_on=line.on,
+            )
+        )
+        if line.status == DeliveryStatus.FAILED and stands(line.payment):
+            try:
+                reverse_disbursement(
+                    line.payment,
+                    actor,
+                    str(_l("Reported failed by the provider on %(day)s.", day=line.on.isoformat())),
+                )
+            except PaymentError as exc:
+                problems.append(_l("Line %(line)d: %(problem)s", line=line.number, problem=exc))
+    if problems:
+        raise StatementError(problems)
+    db.session.flush()
+    audit.record(
+        "statement.imported",
+        statement,
+        actor=actor,
+        rows=len(lines),
+        failed=sum(1 for line in lines if line.status == DeliveryStatus.FAILED),
+        short=sum(1 for line in lines if line.status == DeliveryStatus.SHORT),
+    )
+    return statement, lines

@@ -1,0 +1,243 @@
+"""Reconciling bank statements and the follow-up lists: a statement is applied whole or
+refused with every problem; failed payments are reversed, short ones wait for a correction;
+receipts, reports and instalments that are late are listed until they come."""
+
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications.services import submit_report
+from hrdfund.columns import utcnow
+from hrdfund.disbursements import followup, reconcile
+from hrdfund.disbursements import services as payments
+from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.models import Delivery, DeliveryStatus, Disbursement, StatementImport
+from hrdfund.extensions import db
+from tests.conftest import login
+
+from .money_world import MoneyWorld, pay
+
+HEADER = "reference,amount,currency,date,status\n"
+
+
+@pytest.fixture
+def world(fund, make_user, make_donor):
+    return MoneyWorld(fund, make_user, make_donor)
+
+
+@pytest.fixture
+def three(world):
+    """Three payments of 1000 EUR on three grants, made on 2026-02-03."""
+    found = []
+    for n in (1, 2, 3):
+        grant = world.grant("2000", pool=world.eur, name=f"Defender {n}")
+        found.append(pay(world, grant, "1000", instalment=None, reference=f"TRF-{n}"))
+    return found
+
+
+def statement(*lines):
+    return (HEADER + "".join(line + "\n" for line in lines)).encode()
+
+
+def ledger_counts():
+    return tuple(
+        db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar()
+        for model in (Delivery, StatementImport, Disbursement)
+    )
+
+
+def test_a_statement_marks_payments_delivered_short_or_failed(world, three):
+    before = pool_figures([world.eur.id])[world.eur.id]
+    data = statement(
+        "TRF-1,1000.00,EUR,2026-02-05,delivered",
+        "TRF-2,985.00,EUR,2026-02-05,delivered",
+        "TRF-3,0,eur,2026-02-06,FAILED",
+    )
+    _statement, lines = reconcile.import_statement(world.fund.id, world.finance, data)
+    db.session.commit()
+    assert [line.status for line in lines] == [
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.SHORT,  # the bank said delivered, but less arrived than was sent
+        DeliveryStatus.FAILED,
+    ]
+    # The failed payment is reversed by a row of its own, with the reason.
+    assert payments.stands(three[0]) and payments.stands(three[1])
+    assert not payments.stands(three[2])
+    reversal = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.reversal_of_id == three[2].id)
+    ).scalar_one()
+    assert reversal.amount == Decimal("1000.00") and "failed" in reversal.reason
+    after = pool_figures([world.eur.id])[world.eur.id]
+    assert after["disbursed"] == before["disbursed"] - Decimal("1000.00")
+    # Only the short payment waits for follow-up; a failed one was corrected already.
+    listed = followup.mismatches(world.fund.id)
+    assert [(p.reference, d.reported_amount) for d, p, _case in listed] == [
+        ("TRF-2", Decimal("985.00"))
+    ]
+    # Its correction, a partial reversal, takes it off the list.
+    payments.reverse_disbursement(three[1], world.finance, "15.00 lost", amount=Decimal("15"))
+    db.session.commit()
+    assert followup.mismatches(world.fund.id) == []
+    assert check_ledger() == []
+
+
+def test_a_statement_with_any_problem_is_refused_whole_with_every_problem(world, three):
+    before = ledger_counts()
+    data = statement(
+        "TRF-1,1000.00,EUR,2026-02-05,failed",  # fine on its own
+        "TRF-9,10.00,EUR,2026-02-05,delivered",
+        "TRF-1,1000.00,EUR,2026-02-05,delivered",
+        "TRF-2,1000.01,EUR,2026-02-05,delivered",
+        "TRF-3,1000.00,EUR,05/02/2026,delivered",
+        "TRF-3,1000.00,USD,2026-02-05,delivered",
+        ",1.00,EUR,2026-02-05,delivered",
+    )
+    with pytest.raises(reconcile.StatementError) as refused:
+        reconcile.import_statement(world.fund.id, world.finance, data)
+    db.session.rollback()
+    problems = [str(p) for p in refused.value.problems]
+    assert problems == [
+        "Line 3: no payment of this fund has the reference TRF-9.",
+        "Line 4: reference TRF-1 repeats line 2.",
+        "Line 5: 1000.01 is more than the 1000.00 sent as payment TRF-2.",
+        "Line 6: the date 05/02/2026 is not a date like 2026-03-31.",
+        "Line 7: reference TRF-3 repeats line 6.",
+        "Line 8: the reference is empty.",
+    ]
+    # Nothing applied: not even the good first line's reversal.
+    assert ledger_counts() == before
+    assert payments.stands(three[0])
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("TRF-1,1000.00,USD,2026-02-05,delivered", "was sent in EUR, not USD"),
+        ("TRF-1,ten,EUR,2026-02-05,delivered", "not a number of cents"),
+        ("TRF-1,10.005,EUR,2026-02-05,delivered", "not a number of cents"),
+        ("TRF-1,-1,EUR,2026-02-05,delivered", "not a number of cents"),
+        ("TRF-1,1000,EUR,2026-02-01,delivered", "before the payment"),
+        ("TRF-1,1000,EUR,2999-02-01,delivered", "in the future"),
+        ("TRF-1,1000,EUR,2026-02-05,lost", "not one of delivered, short or failed"),
+    ],
+)
+def test_each_bad_line_is_named(world, three, line, problem):
+    with pytest.raises(reconcile.StatementError, match=problem):
+        reconcile.import_statement(world.fund.id, world.finance, statement(line))
+    db.session.rollback()
+    assert ledger_counts()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "must name the columns"),
+        (b"ref,amount\nTRF-1,3\n", "missing: reference, currency, date, status"),
+        (HEADER.encode(), "no rows below its header"),
+        (b"\xff\xfe" + HEADER.encode("utf-16-le"), "not UTF-8"),
+    ],
+)
+def test_a_file_that_is_not_a_statement_is_refused(world, three, data, problem):
+    with pytest.raises(reconcile.StatementError, match=problem):
+        reconcile.import_statement(world.fund.id, world.finance, data)
+
+
+def test_a_statement_applies_once_and_a_payment_reconciles_once(world, three):
+    data = statement("TRF-1,1000.00,EUR,2026-02-05,delivered")
+    reconcile.import_statement(world.fund.id, world.finance, data)
+    db.session.commit()
+    with pytest.raises(reconcile.StatementError, match="was imported on"):
+        reconcile.import_statement(world.fund.id, world.finance, data)
+    db.session.rollback()
+    again = statement("TRF-1,1000.00,EUR,2026-02-06,delivered")
+    with pytest.raises(reconcile.StatementError, match="TRF-1 was reconciled before"):
+        reconcile.import_statement(world.fund.id, world.finance, again)
+    db.session.rollback()
+    assert ledger_counts()[:2] == (1, 1)
+
+
+def test_only_finance_of_the_fund_imports(world, three):
+    for user in (world.m1, world.admin, world.reviewer):
+        with pytest.raises(reconcile.StatementError, match="Only finance"):
+            reconcile.import_statement(
+                world.fund.id, user, statement("TRF-1,1000,EUR,2026-02-05,delivered")
+            )
+
+
+def as_user(app, user):
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def upload(client, data):
+    return client.post(
+        "/payments/statements",
+        data={"statement": (io.BytesIO(data), "statement.csv")},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+
+
+def test_finance_imports_a_statement_from_the_payments_page(app, world, three):
+    finance = as_user(app, world.finance)
+    page = finance.get("/payments").get_data(as_text=True)
+    assert "Import a statement" in page and "TRF-3" in page
+    refused = upload(finance, statement("TRF-7,1.00,EUR,2026-02-05,delivered"))
+    assert refused.status_code == 400
+    assert "The statement was not applied" in refused.get_data(as_text=True)
+    assert "no payment of this fund has the reference TRF-7" in refused.get_data(as_text=True)
+    assert ledger_counts()[0] == 0
+    empty = finance.post("/payments/statements", data={}, content_type="multipart/form-data")
+    assert empty.status_code == 400 and "Choose the statement file" in empty.get_data(True)
+    done = upload(
+        finance,
+        statement("TRF-1,1000,EUR,2026-02-05,delivered", "TRF-2,990,EUR,2026-02-05,short"),
+    )
+    body = done.get_data(as_text=True)
+    assert done.status_code == 200 and "1 delivered, 1 short, 0 failed" in body
+    assert "Follow-up" in body and "TRF-2" in body and "990.00" in body
+    manager = as_user(app, world.m1)
+    assert manager.post("/payments/statements").status_code == 403
+    assert "TRF-2" in manager.get("/follow-up").get_data(as_text=True)
+    for user in (world.reviewer, world.applicant, world.admin):
+        assert as_user(app, user).get("/follow-up").status_code in (403, 404)
+
+
+def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(app, world):
+    today = utcnow().date()
+    grant = world.grant("2000", pool=world.eur)
+    world.plan(grant, count=2, starts_on=today - timedelta(days=70), interval_days=75)
+    payment = pay(world, grant, "1000", paid_on=today - timedelta(days=65), reference="TRF-L")
+    case = grant.application
+    fund = world.fund.id
+
+    def listed():
+        return (
+            [p.reference for p, _c in followup.receipts_overdue(fund, today, 14)],
+            [c for c, _first in followup.reports_overdue(fund, today, 60)],
+            [i.seq for i, _plan, _c in followup.instalments_due(fund, today, 7)],
+        )
+
+    assert listed() == (["TRF-L"], [case.uid], [2])
+    page = as_user(app, world.m1).get("/follow-up").get_data(as_text=True)
+    assert "TRF-L" in page and case.uid in page
+    payments.confirm_receipt(payment, world.applicant)
+    submit_report(case, world.applicant, "yes", "yes")
+    pay(world, grant, "1000", instalment=2, paid_on=today, reference="TRF-M")
+    db.session.commit()
+    assert listed() == ([], [], [])
+    assert "Every payment made so long ago is confirmed" in as_user(app, world.finance).get(
+        "/follow-up"
+    ).get_data(as_text=True)
+
+
+def test_a_payment_younger_than_the_limit_is_not_yet_late(world):
+    today = utcnow().date()
+    grant = world.grant("2000", pool=world.eur)
+    pay(world, grant, "1000", instalment=None, paid_on=today - timedelta(days=13))
+    assert followup.receipts_overdue(world.fund.id, today, 14) == []
+    assert followup.reports_overdue(world.fund.id, today, 60) == []
