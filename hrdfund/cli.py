@@ -134,6 +134,18 @@ def pools():
         click.echo(f"{pool.id}\t{pool.name}\t{pool.currency}")
 
 
+def _echo_pool_sums():
+    """Each pool's figures as `check` added them up from the rows, to set beside the pool
+    page: one line per pool, amounts in the pool's currency."""
+    from .disbursements.ledger import FIGURES, sums_of_rows
+    from .pools.models import Pool
+
+    sums = sums_of_rows()
+    for pool in db.session.scalars(sa.select(Pool).order_by(Pool.id)):
+        figures = ", ".join(f"{key.replace('_', ' ')} {sums[pool.id][key]}" for key in FIGURES)
+        click.echo(f"Pool {pool.uid} {pool.name} ({pool.currency}): {figures}")
+
+
 @hrdfund_cli.command("check")
 @click.option("--head", default=None, help="Audit head SEQ:HASH recorded earlier.")
 @with_appcontext
@@ -158,4 +170,5 @@ def check(head):
         sys.exit(1)
     seq, digest = audit.head()
     click.echo(f"OK: ledger balanced, audit chain verified up to entry {seq}.")
+    _echo_pool_sums()
     click.echo(f"Audit head (record it elsewhere): {seq}:{digest}")

@@ -82,8 +82,10 @@ class MoneyError(ValueError):
 
 
 def quantize(amount):
-    """Round a Decimal to cents, half up."""
-    return Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+    """Round a Decimal to cents, half up; never "-0.00", which prints and seals apart from
+    the 0.00 a database gives back."""
+    rounded = Decimal(amount).quantize(CENT, rounding=ROUND_HALF_UP)
+    return rounded if rounded else CENT * 0
 
 
 def parse_amount(text, allow_zero=False):

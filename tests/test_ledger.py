@@ -248,6 +248,29 @@ def test_the_check_command_passes_a_healthy_ledger(ledger, runner):
     assert result.exit_code == 0, result.output
     assert "OK: ledger balanced" in result.output
     assert "BROKEN" not in result.output
+    # Each pool's figures, added up by `check` from the rows, as the pool page shows them.
+    pool = ledger.pool
+    assert (
+        f"Pool {pool.uid} {pool.name} ({pool.currency}): received 10300.00, committed 2600.00,"
+        " disbursed 1000.00, fees 5.00, exchange differences 0.00, available 7695.00"
+    ) in result.output
+
+
+def test_check_reports_pool_figures_that_are_not_the_sums_of_the_rows(ledger, monkeypatch):
+    """Should the page's grouped sums ever drift from the rows, `check` names the figure."""
+    import hrdfund.disbursements.ledger as ledger_module
+
+    honest = ledger_module.pool_figures
+
+    def drifting(pool_ids=None):
+        figures = honest(pool_ids)
+        figures[ledger.pool.id]["fees"] += Decimal("0.01")
+        return figures
+
+    monkeypatch.setattr(ledger_module, "pool_figures", drifting)
+    assert check_ledger() == [
+        f"pool {ledger.pool.id}: the sums of its rows differ from its figures in fees"
+    ]
 
 
 def test_the_check_command_fails_a_broken_ledger(ledger, runner):

@@ -636,6 +636,14 @@ SMALLEST_FAILURES = {
         {"op": "contribute", "pool": "usd", "currency": "KES", "amount": CENT}
     ],
     "allocation-under-half-a-cent": [grant_step("usd", "KES", CENT)],
+    # A third of a one-cent exchange gain rounds to "-0.00": the reversal must be sealed
+    # over the 0.00 the database gives back, or `check` calls the row altered.
+    "reversal-of-a-sliver-of-a-gain": [
+        grant_step("usd", "KES", Decimal("5.50")),
+        {"op": "rate", "pair": ("USD", "KES"), "factor": "1.10"},
+        {**pay_step(), "share": Decimal("3.50")},
+        {**REVERSE_FIRST_PAYMENT, "part": 44},
+    ],
     # A grant of one cent is not split into two tranches of which one would be zero.
     "plan-of-more-payments-than-cents": [
         {"op": "contribute", "pool": "eur", "currency": "EUR", "amount": CENT},

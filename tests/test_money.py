@@ -4,7 +4,14 @@ from decimal import Decimal
 
 import pytest
 
-from hrdfund.money import MAX_AMOUNT, MoneyError, check_currency, convert, parse_amount
+from hrdfund.money import (
+    MAX_AMOUNT,
+    MoneyError,
+    check_currency,
+    convert,
+    parse_amount,
+    quantize,
+)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +100,14 @@ def test_convert_rounds_half_up_to_cents(amount, rate, expected):
     result = convert(Decimal(amount), Decimal(rate))
     assert result == Decimal(expected)
     assert result.as_tuple().exponent == -2
+
+
+def test_a_small_negative_amount_rounds_to_a_plain_zero():
+    """ "-0.00" would print with a minus sign and seal apart from the 0.00 a database
+    gives back."""
+    assert str(quantize(Decimal("-0.003"))) == "0.00"
+    assert str(convert(Decimal("-0.01"), Decimal("0.3"))) == "0.00"
+    assert str(quantize(Decimal("-0.005"))) == "-0.01"
 
 
 @pytest.mark.parametrize("code", ["eur", "EURO", "XXX", "", None, "EU"])

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.services import submit_report
+from hrdfund.disbursements import followup
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement
@@ -20,6 +21,7 @@ from hrdfund.grants.services import (
     approve_with_recorded_rates,
     reverse_contribution,
 )
+from hrdfund.money import quantize
 from hrdfund.pools import services as pools
 
 from .money_world import EUR_USD, MoneyWorld, pay
@@ -150,6 +152,24 @@ def test_an_instalment_is_never_paid_twice(world):
     assert check_ledger() == []
 
 
+def test_a_payment_taken_back_in_part_still_pays_the_rest_of_its_instalment(world):
+    """A bank delivered 985 of 1000: the 15 taken back leave instalment 1 mostly paid; it
+    cannot be paid in full again, only topped up, and stays due until it is."""
+    grant = world.grant("2000")
+    world.plan(grant, count=2, starts_on=date(2026, 2, 1))
+    first = pay(world, grant, "1000")
+    payments.reverse_disbursement(first, world.finance, "delivered short", amount=Decimal(15))
+    db.session.commit()
+    due = followup.instalments_due(world.fund.id, date(2026, 2, 10), 0)
+    assert [(i.seq, quantize(paid)) for i, _plan, _case, paid in due] == [(1, Decimal(985))]
+    with pytest.raises(payments.PaymentError, match="Instalment 1 is already paid"):
+        pay(world, grant, "1000")
+    db.session.rollback()
+    pay(world, grant, "15")
+    assert followup.instalments_due(world.fund.id, date(2026, 2, 10), 0) == []
+    assert check_ledger() == []
+
+
 def test_a_stipend_month_is_paid_once_per_defender_across_grants(world):
     """Two grants for the same defender (two cases) both planning March: the second
     payment for March is refused and names the first."""
@@ -165,6 +185,15 @@ def test_a_stipend_month_is_paid_once_per_defender_across_grants(world):
         pay(world, second, "300")
     db.session.rollback()
     pay(world, second, "300", instalment=2)  # April is free
+    # Taking back part of March's payment does not make March payable on another grant.
+    march = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.reference == "PAY-MARCH-1")
+    ).scalar_one()
+    payments.reverse_disbursement(march, world.finance, "short", amount=Decimal(10))
+    db.session.commit()
+    with pytest.raises(payments.PaymentError, match="already paid for March 2026"):
+        pay(world, second, "300")
+    db.session.rollback()
     other = world.grant("900", category=Category.LONGER_TERM, name="Someone Else")
     world.plan(other, kind="stipend", count=3, starts_on=date(2026, 3, 1))
     pay(world, other, "300")

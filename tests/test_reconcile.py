@@ -219,7 +219,7 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
         return (
             [p.reference for p, _c in followup.receipts_overdue(fund, today, 14)],
             [c for c, _first in followup.reports_overdue(fund, today, 60)],
-            [i.seq for i, _plan, _c in followup.instalments_due(fund, today, 7)],
+            [i.seq for i, _plan, _c, _paid in followup.instalments_due(fund, today, 7)],
         )
 
     assert listed() == (["TRF-L"], [case.uid], [2])

@@ -12,7 +12,7 @@ from ..applications.models import Application, UseOfFundsReport
 from ..extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from .models import Delivery, DeliveryStatus, Disbursement, Receipt
-from .services import standing
+from .services import COVER_TOLERANCE, instalments_paid, standing
 
 LIMIT = 200
 
@@ -52,21 +52,22 @@ def reports_overdue(fund_id, today, days):
 
 
 def instalments_due(fund_id, today, days):
-    """Instalments of open grants due within ``days`` (or already due) that no standing
-    payment covers: rows of (instalment, plan, case uid), earliest first."""
-    paid = sa.select(Disbursement.instalment_id).where(
-        Disbursement.instalment_id.is_not(None), standing()
-    )
+    """Instalments of open grants due within ``days`` (or already due) that payments, net
+    of their reversals, have not settled: rows of (instalment, plan, case uid, paid so
+    far), earliest first."""
+    net = instalments_paid()
+    paid = sa.func.coalesce(net.c.paid, 0)
     return db_rows(
-        sa.select(Instalment, PaymentPlan, Application.uid)
+        sa.select(Instalment, PaymentPlan, Application.uid, paid)
         .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
         .join(Grant, Grant.id == PaymentPlan.grant_id)
         .join(Application, Application.id == Grant.application_id)
+        .outerjoin(net, net.c.instalment_id == Instalment.id)
         .where(
             Application.fund_id == fund_id,
             Grant.status == GrantStatus.ACTIVE,
             Instalment.due_on <= today + timedelta(days=days),
-            Instalment.id.not_in(paid),
+            sa.or_(paid <= 0, paid < Instalment.amount - COVER_TOLERANCE),
         )
         .order_by(Instalment.due_on, Instalment.id)
     )

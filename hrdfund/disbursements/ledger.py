@@ -11,12 +11,12 @@ from .. import audit
 from ..applications.models import Application
 from ..columns import new_uid
 from ..extensions import db
-from ..grants.models import Allocation, Grant, GrantStatus, Instalment, Release
+from ..grants.models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, Release
 from ..grants.services import pool_commitments, signed_amount, summed
 from ..money import convert, quantize
 from ..pools.models import Contribution, Pool
 from .models import Delivery, Disbursement, Receipt
-from .services import standing
+from .services import instalments_paid
 
 ZERO = Decimal("0.00")
 
@@ -62,11 +62,63 @@ def pool_figures(pool_ids=None):
     return figures
 
 
+#: The figures `check` recomputes row by row and the pool page shows.
+FIGURES = ("received", "committed", "disbursed", "fees", "exchange_differences", "available")
+
+
+def sums_of_rows():
+    """Each pool's figures added up here, row by row in Python, from the ledger tables
+    alone: a second computation, independent of the grouped SQL of `pool_figures`."""
+    sums = {pid: dict.fromkeys(FIGURES, ZERO) for pid in db.session.scalars(sa.select(Pool.id))}
+
+    def rows(query):
+        return db.session.execute(query.execution_options(yield_per=5000))
+
+    contributions = sa.select(
+        Contribution.pool_id, Contribution.amount, Contribution.reversal_of_id
+    )
+    for pid, amount, reversal in rows(contributions):
+        sums[pid]["received"] += -amount if reversal else amount
+    for pid, amount in rows(sa.select(Allocation.pool_id, Allocation.amount)):
+        sums[pid]["committed"] += amount
+    releases = sa.select(Allocation.pool_id, Release.amount).join(
+        Allocation, Allocation.id == Release.allocation_id
+    )
+    for pid, amount in rows(releases):
+        sums[pid]["committed"] -= amount
+    payments = sa.select(
+        Disbursement.pool_id,
+        Disbursement.amount,
+        Disbursement.fee_amount,
+        Disbursement.exchange_difference,
+        Disbursement.reversal_of_id,
+    )
+    for pid, amount, fee, difference, reversal in rows(payments):
+        sign = -1 if reversal else 1
+        sums[pid]["disbursed"] += sign * amount
+        sums[pid]["fees"] += sign * fee
+        sums[pid]["exchange_differences"] += sign * difference
+    for fig in sums.values():
+        for key in FIGURES:
+            fig[key] = quantize(fig[key])
+        fig["available"] = (
+            fig["received"] - fig["committed"] - fig["fees"] - fig["exchange_differences"]
+        )
+    return sums
+
+
 def check_ledger():
     """Return a list of broken ledger invariants, each naming the rows; empty when healthy."""
     problems = []
     problems += _check_seals()
-    for pid, fig in pool_figures().items():
+    figures = pool_figures()
+    for pid, fig in sums_of_rows().items():
+        differ = [k for k in FIGURES if fig[k] != figures[pid][k]]
+        if differ:
+            problems.append(
+                f"pool {pid}: the sums of its rows differ from its figures in {', '.join(differ)}"
+            )
+    for pid, fig in figures.items():
         if fig["available"] < 0:
             problems.append(
                 f"pool {pid} is below zero: committed {fig['committed']} "
@@ -128,41 +180,38 @@ def _check_closed_grants():
 
 
 def _check_instalments():
-    """No instalment is paid beyond its amount (in the grant's currency)."""
-    covered = summed(Disbursement.amount / Allocation.fx_rate)
+    """No instalment is paid beyond its amount (in the grant's currency), net of reversals."""
+    net = instalments_paid()
     rows = db.session.execute(
-        sa.select(Instalment.id, Instalment.amount, covered, sa.func.count(Disbursement.id))
-        .join(Disbursement, Disbursement.instalment_id == Instalment.id)
-        .join(Allocation, Allocation.id == Disbursement.allocation_id)
-        .where(standing())
-        .group_by(Instalment.id, Instalment.amount)
+        sa.select(Instalment.id, Instalment.amount, net.c.paid, net.c.payments).join(
+            net, net.c.instalment_id == Instalment.id
+        )
     )
     return [
-        f"instalment {iid} is paid {quantize(total)} by {count} payments, more than its {amount}"
-        for iid, amount, total, count in rows
-        if count > 1 and quantize(total) > amount + Decimal("1.00") * count
+        f"instalment {iid} is paid {quantize(paid)} by {count} payments, more than its {amount}"
+        for iid, amount, paid, count in rows
+        if count > 1 and quantize(paid) > amount + Decimal("1.00") * count
     ]
 
 
 def _check_stipend_months():
-    """No defender is paid twice for the same stipend month, across grants."""
+    """No defender is paid twice for the same stipend month, across grants: at most one
+    instalment of each month keeps money net of reversals."""
+    net = instalments_paid()
     rows = db.session.execute(
-        sa.select(
-            Application.defender_key,
-            Instalment.period_month,
-            sa.func.count(sa.distinct(Instalment.id)),
-        )
-        .select_from(Disbursement)
-        .join(Instalment, Instalment.id == Disbursement.instalment_id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
+        sa.select(Application.defender_key, Instalment.period_month, sa.func.count(Instalment.id))
+        .select_from(Instalment)
+        .join(net, net.c.instalment_id == Instalment.id)
+        .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+        .join(Grant, Grant.id == PaymentPlan.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(
-            standing(),
+            net.c.paid > 0,
             Instalment.period_month.is_not(None),
             Application.defender_key.is_not(None),
         )
         .group_by(Application.fund_id, Application.defender_key, Instalment.period_month)
-        .having(sa.func.count(sa.distinct(Instalment.id)) > 1)
+        .having(sa.func.count(Instalment.id) > 1)
     )
     return [
         f"a defender is paid {count} times for the stipend month {month}"

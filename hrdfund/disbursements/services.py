@@ -28,7 +28,7 @@ from ..grants.models import (
     Release,
 )
 from ..grants.plans import allocation_balances
-from ..grants.services import _lock_pool, pool_available
+from ..grants.services import _lock_pool, pool_available, summed
 from ..money import convert, quantize
 from ..pools.services import MissingRateError, rate_entry
 from .models import Disbursement, Receipt
@@ -65,6 +65,27 @@ def standing():
         Disbursement.reversal_of_id.is_not(None)
     )
     return sa.and_(Disbursement.reversal_of_id.is_(None), Disbursement.id.not_in(reversed_ids))
+
+
+def instalments_paid():
+    """SQL subquery: per instalment id, what its payments settle net of their reversals,
+    in the grant's currency (``paid``), and how many payments it had (``payments``)."""
+    share = Disbursement.amount / Allocation.fx_rate
+    return (
+        sa.select(
+            Disbursement.instalment_id.label("instalment_id"),
+            summed(sa.case((Disbursement.reversal_of_id.is_(None), share), else_=-share)).label(
+                "paid"
+            ),
+            sa.func.count(Disbursement.id)
+            .filter(Disbursement.reversal_of_id.is_(None))
+            .label("payments"),
+        )
+        .join(Allocation, Allocation.id == Disbursement.allocation_id)
+        .where(Disbursement.instalment_id.is_not(None))
+        .group_by(Disbursement.instalment_id)
+        .subquery()
+    )
 
 
 def rate_tolerance():
@@ -105,22 +126,27 @@ def _check_instalment(grant, application, instalment, allocation, covered):
     plan = instalment.plan
     if plan.grant_id != grant.id:
         raise PaymentError(_l("This instalment belongs to another grant."))
-    earlier = (
+    rows = (
         db.session.execute(
             sa.select(Disbursement)
-            .where(Disbursement.instalment_id == instalment.id, standing())
+            .where(Disbursement.instalment_id == instalment.id)
             .order_by(Disbursement.id)
         )
         .scalars()
         .all()
     )
-    done = sum((quantize(p.amount / p.allocation.fx_rate) for p in earlier), start=Decimal("0.00"))
-    if earlier and done + covered > instalment.amount + COVER_TOLERANCE:
+    # Net of reversals: a payment taken back in part still pays the rest of its instalment.
+    done = sum(
+        ((-1 if p.reversal_of_id else 1) * quantize(p.amount / p.allocation.fx_rate) for p in rows),
+        start=Decimal("0.00"),
+    )
+    if done > 0 and done + covered > instalment.amount + COVER_TOLERANCE:
+        latest = [p for p in rows if p.reversal_of_id is None][-1]
         raise PaymentError(
             _l(
                 "Instalment %(seq)d is already paid: %(payment)s.",
                 seq=instalment.seq,
-                payment=describe(earlier[0]),
+                payment=describe(latest),
             )
         )
     if plan.hold_for_report and instalment.seq > 1:
@@ -138,9 +164,11 @@ def _check_instalment(grant, application, instalment, allocation, covered):
                 )
             )
     if plan.kind == PlanKind.STIPEND and application.defender_key:
+        net = instalments_paid()
         other = db.session.execute(
             sa.select(Disbursement)
             .join(Instalment, Instalment.id == Disbursement.instalment_id)
+            .join(net, net.c.instalment_id == Instalment.id)
             .join(Grant, Grant.id == Disbursement.grant_id)
             .join(Application, Application.id == Grant.application_id)
             .where(
@@ -148,8 +176,10 @@ def _check_instalment(grant, application, instalment, allocation, covered):
                 Application.defender_key == application.defender_key,
                 Instalment.period_month == instalment.period_month,
                 Instalment.id != instalment.id,
-                standing(),
+                Disbursement.reversal_of_id.is_(None),
+                net.c.paid > 0,
             )
+            .order_by(Disbursement.id.desc())
             .limit(1)
         ).scalar()
         if other is not None:

@@ -39,14 +39,14 @@ def _code(app, login, secret):
         time.sleep(5)
 
 
-def _staff_sign_in(page, server, app, login):
+def _staff_sign_in(page, server, app, login, home="Open cases"):
     account = _account(server, login)
     _sign_in(page, server["url"], login, account["password"])
     page.get_by_label("Six-digit code from your authenticator app").fill(
         _code(app, login, account["totp_secret"])
     )
     page.get_by_role("button", name="Continue").click()
-    assert page.get_by_role("heading", level=1).inner_text() == "Open cases"
+    assert page.get_by_role("heading", level=1).inner_text() == home
 
 
 def _sign_out(page):
