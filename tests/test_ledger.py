@@ -1,6 +1,6 @@
 """Pool figures are sums over ledger rows, and `check` names every broken invariant."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from hrdfund import audit
 from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.columns import utcnow
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Receipt
 from hrdfund.extensions import db
@@ -128,6 +129,19 @@ def test_pool_figures_are_the_sums_of_the_rows(ledger):
     assert pool_figures([ledger.other_pool.id]) == {
         ledger.other_pool.id: figures[ledger.other_pool.id]
     }
+
+
+def test_pool_figures_as_they_stood_on_a_day(ledger):
+    """Rows count from their own dates: money received on 5 January, paid on 4 February,
+    committed today."""
+    before_payments = pool_figures([ledger.pool.id], until=date(2026, 2, 1))[ledger.pool.id]
+    assert before_payments["received"] == Decimal("10300.00")
+    assert before_payments["disbursed"] == before_payments["committed"] == 0
+    assert pool_figures([ledger.pool.id], until=date(2026, 1, 5))[ledger.pool.id][
+        "received"
+    ] == Decimal("0.00")
+    tomorrow = utcnow().date() + timedelta(days=1)
+    assert pool_figures(until=tomorrow) == pool_figures()
 
 
 def test_every_ledger_row_is_sealed_over_its_amounts(ledger):

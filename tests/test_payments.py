@@ -160,13 +160,28 @@ def test_a_payment_taken_back_in_part_still_pays_the_rest_of_its_instalment(worl
     first = pay(world, grant, "1000")
     payments.reverse_disbursement(first, world.finance, "delivered short", amount=Decimal(15))
     db.session.commit()
-    due = followup.instalments_due(world.fund.id, date(2026, 2, 10), 0)
+    due = followup.instalments_due(world.finance, date(2026, 2, 10), 0)
     assert [(i.seq, quantize(paid)) for i, _plan, _case, paid in due] == [(1, Decimal(985))]
     with pytest.raises(payments.PaymentError, match="Instalment 1 is already paid"):
         pay(world, grant, "1000")
     db.session.rollback()
     pay(world, grant, "15")
-    assert followup.instalments_due(world.fund.id, date(2026, 2, 10), 0) == []
+    assert followup.instalments_due(world.finance, date(2026, 2, 10), 0) == []
+    assert check_ledger() == []
+
+
+def test_a_month_paid_in_parts_and_taken_back_in_full_is_free_again(world):
+    """0.20 and 0.10 paid, both reversed: nothing is left, whatever the database's sums
+    make of the cents, so another grant may pay that month."""
+    first = world.grant("900", category=Category.LONGER_TERM)
+    second = world.grant("900", category=Category.LONGER_TERM)
+    world.plan(first, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    world.plan(second, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    for amount in ("0.20", "0.10"):
+        part = pay(world, first, amount)
+        payments.reverse_disbursement(part, world.finance, "wrong account")
+        db.session.commit()
+    pay(world, second, "300")
     assert check_ledger() == []
 
 
@@ -270,9 +285,23 @@ def test_a_payment_bouncing_after_the_grant_closed_goes_back_to_the_pool(world):
     assert check_ledger() == []
 
 
-def test_reversing_an_exchange_gain_the_pool_has_spent_is_refused(world):
-    """A payment at a cheaper rate frees a saving; once the pool committed the saving
-    elsewhere, reversing the payment would take the pool below zero."""
+def commit_all_that_is_left(world, pool):
+    """Another grant takes what the pool has available, above the four-eyes threshold: a
+    first approval, then a second manager's."""
+    rest = pool_figures([pool.id])[pool.id]["available"]
+    assert world.grant(str(rest), pool=pool, currency=pool.currency, name="Another") is None
+    case = db.session.execute(
+        sa.select(Application).where(
+            Application.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
+        )
+    ).scalar_one()
+    approve_with_recorded_rates(case, world.m2, rest, [(pool.id, rest)])
+    db.session.commit()
+    assert pool_figures([pool.id])[pool.id]["available"] == 0
+
+
+def paid_below_the_table(world):
+    """A 1,000 EUR grant from the USD pool (1,100 USD committed) paid at the bank's 0.88."""
     grant = world.grant("1000", pool=world.usd)
     payment = pay(
         world,
@@ -283,22 +312,34 @@ def test_reversing_an_exchange_gain_the_pool_has_spent_is_refused(world):
         rate_source="bank slip",
         rate_reason="the bank's rate",
     )
+    return grant, payment
+
+
+def test_reversing_an_exchange_gain_the_pool_has_spent_is_refused(world):
+    """A payment at a cheaper rate frees a saving; once the pool committed the saving
+    elsewhere, reversing the payment would take the pool below zero."""
+    _grant, payment = paid_below_the_table(world)
     assert payment.exchange_difference == Decimal("-220.00")
-    rest = pool_figures([world.usd.id])[world.usd.id]["available"]
-    # Above the four-eyes threshold: a first approval, then a second manager's.
-    assert world.grant(str(rest), pool=world.usd, currency="USD", name="Another") is None
-    case = db.session.execute(
-        sa.select(Application).where(
-            Application.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
-        )
-    ).scalar_one()
-    approve_with_recorded_rates(case, world.m2, rest, [(world.usd.id, rest)])
-    db.session.commit()
-    assert pool_figures([world.usd.id])[world.usd.id]["available"] == 0
+    commit_all_that_is_left(world, world.usd)
     with pytest.raises(payments.PaymentError, match="exchange gain of 220.00"):
         payments.reverse_disbursement(payment, world.finance, "bounced")
     db.session.rollback()
     assert payments.stands(payment)
+    assert check_ledger() == []
+
+
+def test_a_gain_on_a_closed_grant_is_covered_by_the_money_that_came_back(world):
+    """The bounce of a closed grant's payment releases its amount first, so taking back
+    the payment's exchange gain does not need room in the pool."""
+    grant, payment = paid_below_the_table(world)
+    plans.close_grant(grant, world.m2, "done")
+    db.session.commit()
+    commit_all_that_is_left(world, world.usd)
+    payments.reverse_disbursement(payment, world.finance, "bounced")
+    db.session.commit()
+    assert pool_figures([world.usd.id])[world.usd.id]["available"] == Decimal(
+        "880.00"
+    )  # 1100 back, less the 220 gain
     assert check_ledger() == []
 
 

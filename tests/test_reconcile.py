@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.applications.review_services import declare_conflict
 from hrdfund.applications.services import submit_report
 from hrdfund.columns import utcnow
 from hrdfund.disbursements import followup, reconcile
@@ -73,14 +74,14 @@ def test_a_statement_marks_payments_delivered_short_or_failed(world, three):
     after = pool_figures([world.eur.id])[world.eur.id]
     assert after["disbursed"] == before["disbursed"] - Decimal("1000.00")
     # Only the short payment waits for follow-up; a failed one was corrected already.
-    listed = followup.mismatches(world.fund.id)
+    listed = followup.mismatches(world.finance)
     assert [(p.reference, d.reported_amount) for d, p, _case in listed] == [
         ("TRF-2", Decimal("985.00"))
     ]
     # Its correction, a partial reversal, takes it off the list.
     payments.reverse_disbursement(three[1], world.finance, "15.00 lost", amount=Decimal("15"))
     db.session.commit()
-    assert followup.mismatches(world.fund.id) == []
+    assert followup.mismatches(world.finance) == []
     assert check_ledger() == []
 
 
@@ -116,12 +117,16 @@ def test_a_statement_with_any_problem_is_refused_whole_with_every_problem(world,
     ("line", "problem"),
     [
         ("TRF-1,1000.00,USD,2026-02-05,delivered", "was sent in EUR, not USD"),
-        ("TRF-1,ten,EUR,2026-02-05,delivered", "not a number of cents"),
-        ("TRF-1,10.005,EUR,2026-02-05,delivered", "not a number of cents"),
-        ("TRF-1,-1,EUR,2026-02-05,delivered", "not a number of cents"),
+        ("TRF-1,ten,EUR,2026-02-05,delivered", "not written like 1234.50"),
+        ("TRF-1,10.005,EUR,2026-02-05,delivered", "not written like 1234.50"),
+        ("TRF-1,-1,EUR,2026-02-05,delivered", "not written like 1234.50"),
         ("TRF-1,1000,EUR,2026-02-01,delivered", "before the payment"),
         ("TRF-1,1000,EUR,2999-02-01,delivered", "in the future"),
         ("TRF-1,1000,EUR,2026-02-05,lost", "not one of delivered, short or failed"),
+        ("TRF-1,1.000,00,EUR,2026-02-05,delivered", "has 6 values where the first line names 5"),
+        ('TRF-1,"1.000,00",EUR,2026-02-05,delivered', "not written like 1234.50"),
+        ("TRF-1,1000", "has 2 values where the first line names 5"),
+        ('TRF-1,"' + "9" * 200_000 + '",EUR,2026-02-05,delivered', "cannot be read as CSV"),
     ],
 )
 def test_each_bad_line_is_named(world, three, line, problem):
@@ -157,6 +162,49 @@ def test_a_statement_applies_once_and_a_payment_reconciles_once(world, three):
         reconcile.import_statement(world.fund.id, world.finance, again)
     db.session.rollback()
     assert ledger_counts()[:2] == (1, 1)
+
+
+def test_a_failed_line_on_a_payment_reversed_in_part_waits_for_follow_up(world, three):
+    payments.reverse_disbursement(three[0], world.finance, "15 lost", amount=Decimal(15))
+    db.session.commit()
+    reconcile.import_statement(
+        world.fund.id, world.finance, statement("TRF-1,0,EUR,2026-02-05,failed")
+    )
+    db.session.commit()
+    listed = followup.mismatches(world.finance)
+    assert [(p.reference, d.status) for d, p, _c in listed] == [("TRF-1", DeliveryStatus.FAILED)]
+
+
+def test_a_payment_sent_again_under_its_reference_is_the_one_matched(world, three):
+    """The first transfer bounced and was reversed; the second, under the same reference,
+    is the one the statement reports on."""
+    payments.reverse_disbursement(three[0], world.finance, "bounced")
+    again = pay(world, three[0].grant, "1000", instalment=None, reference="TRF-1")
+    reconcile.import_statement(
+        world.fund.id, world.finance, statement("TRF-1,1000,EUR,2026-02-05,delivered")
+    )
+    db.session.commit()
+    delivery = db.session.execute(sa.select(Delivery)).scalar_one()
+    assert delivery.disbursement_id == again.id
+
+
+def test_lines_of_other_funds_and_conflicted_cases_are_refused(world, three, make_fund, make_user):
+    other_fund_finance = make_user("finance", fund_id=make_fund("Another Fund").id)
+    with pytest.raises(reconcile.StatementError, match="no payment of this fund"):
+        reconcile.import_statement(
+            other_fund_finance.fund_id,
+            other_fund_finance,
+            statement("TRF-1,1000,EUR,2026-02-05,delivered"),
+        )
+    db.session.rollback()
+    declare_conflict(three[1].grant.application, world.finance)
+    db.session.commit()
+    with pytest.raises(reconcile.StatementError, match="declared a conflict on"):
+        reconcile.import_statement(
+            world.fund.id, world.finance, statement("TRF-2,1000,EUR,2026-02-05,delivered")
+        )
+    db.session.rollback()
+    assert ledger_counts()[0] == 0
 
 
 def test_only_finance_of_the_fund_imports(world, three):
@@ -213,16 +261,20 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     world.plan(grant, count=2, starts_on=today - timedelta(days=70), interval_days=75)
     payment = pay(world, grant, "1000", paid_on=today - timedelta(days=65), reference="TRF-L")
     case = grant.application
-    fund = world.fund.id
 
-    def listed():
+    def listed(user=world.m1):
         return (
-            [p.reference for p, _c in followup.receipts_overdue(fund, today, 14)],
-            [c for c, _first in followup.reports_overdue(fund, today, 60)],
-            [i.seq for i, _plan, _c, _paid in followup.instalments_due(fund, today, 7)],
+            [p.reference for p, _c in followup.receipts_overdue(user, today, 14)],
+            [c for c, _first in followup.reports_overdue(user, today, 60)],
+            [i.seq for i, _plan, _c, _paid in followup.instalments_due(user, today, 7)],
         )
 
     assert listed() == (["TRF-L"], [case.uid], [2])
+    # A manager who declared a conflict on the case does not see it in any list.
+    conflicted = world.make_user("manager")
+    declare_conflict(case, conflicted)
+    db.session.commit()
+    assert listed(conflicted) == ([], [], [])
     page = as_user(app, world.m1).get("/follow-up").get_data(as_text=True)
     assert "TRF-L" in page and case.uid in page
     payments.confirm_receipt(payment, world.applicant)
@@ -239,5 +291,5 @@ def test_a_payment_younger_than_the_limit_is_not_yet_late(world):
     today = utcnow().date()
     grant = world.grant("2000", pool=world.eur)
     pay(world, grant, "1000", instalment=None, paid_on=today - timedelta(days=13))
-    assert followup.receipts_overdue(world.fund.id, today, 14) == []
-    assert followup.reports_overdue(world.fund.id, today, 60) == []
+    assert followup.receipts_overdue(world.finance, today, 14) == []
+    assert followup.reports_overdue(world.finance, today, 60) == []

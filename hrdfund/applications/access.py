@@ -31,6 +31,15 @@ def can_see(application, user):
     return False
 
 
+def staff_cases(user):
+    """SQL condition on Application: the cases of ``user``'s fund they have no conflict on,
+    for lists that must show what ``can_see`` allows and nothing more."""
+    conflicted = sa.select(ConflictDeclaration.application_id).where(
+        ConflictDeclaration.user_id == user.id
+    )
+    return sa.and_(Application.fund_id == user.fund_id, Application.id.not_in(conflicted))
+
+
 def get_application_or_404(uid, user):
     """The case with this code if ``user`` may see it; 404 otherwise, whether it exists or not."""
     application = db.session.execute(

@@ -1,23 +1,24 @@
 """What the fund's staff must chase: payments nobody confirmed, reports that did not come,
 instalments falling due, and payments a bank reported short or failed.
 
-Each list is one query over the fund, newest problems first, capped for the page.
+Each list is one query over the cases the user may see, capped for the page.
 """
 
 from datetime import timedelta
 
 import sqlalchemy as sa
 
+from ..applications.access import staff_cases
 from ..applications.models import Application, UseOfFundsReport
 from ..extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from .models import Delivery, DeliveryStatus, Disbursement, Receipt
-from .services import COVER_TOLERANCE, instalments_paid, standing
+from .services import COVER_TOLERANCE, PAID, instalments_paid, standing
 
 LIMIT = 200
 
 
-def receipts_overdue(fund_id, today, days):
+def receipts_overdue(user, today, days):
     """Payments made ``days`` or more ago that stand and nobody confirmed receiving:
     rows of (payment, case uid), oldest first."""
     confirmed = sa.select(Receipt.disbursement_id)
@@ -26,7 +27,7 @@ def receipts_overdue(fund_id, today, days):
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(
-            Application.fund_id == fund_id,
+            staff_cases(user),
             standing(),
             Disbursement.paid_on <= today - timedelta(days=days),
             Disbursement.id.not_in(confirmed),
@@ -35,7 +36,7 @@ def receipts_overdue(fund_id, today, days):
     )
 
 
-def reports_overdue(fund_id, today, days):
+def reports_overdue(user, today, days):
     """Cases first paid ``days`` or more ago whose use-of-funds report has not come: rows
     of (case uid, first payment date), oldest first."""
     first_paid = sa.func.min(Disbursement.paid_on)
@@ -44,14 +45,14 @@ def reports_overdue(fund_id, today, days):
         sa.select(Application.uid, first_paid.label("first_paid"))
         .join(Grant, Grant.application_id == Application.id)
         .join(Disbursement, Disbursement.grant_id == Grant.id)
-        .where(Application.fund_id == fund_id, standing(), Application.id.not_in(reported))
+        .where(staff_cases(user), standing(), Application.id.not_in(reported))
         .group_by(Application.id, Application.uid)
         .having(first_paid <= today - timedelta(days=days))
         .order_by(first_paid, Application.id)
     )
 
 
-def instalments_due(fund_id, today, days):
+def instalments_due(user, today, days):
     """Instalments of open grants due within ``days`` (or already due) that payments, net
     of their reversals, have not settled: rows of (instalment, plan, case uid, paid so
     far), earliest first."""
@@ -64,27 +65,33 @@ def instalments_due(fund_id, today, days):
         .join(Application, Application.id == Grant.application_id)
         .outerjoin(net, net.c.instalment_id == Instalment.id)
         .where(
-            Application.fund_id == fund_id,
+            staff_cases(user),
             Grant.status == GrantStatus.ACTIVE,
             Instalment.due_on <= today + timedelta(days=days),
-            sa.or_(paid <= 0, paid < Instalment.amount - COVER_TOLERANCE),
+            sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
         )
         .order_by(Instalment.due_on, Instalment.id)
     )
 
 
-def mismatches(fund_id):
-    """Payments a statement reported short, or failed and not yet reversed: rows of
-    (delivery, payment, case uid), newest first. A reversal (the correction) ends each."""
+def mismatches(user):
+    """Payments a statement reported short and not yet corrected, or failed and not yet
+    reversed in full: rows of (delivery, payment, case uid), newest first. A reversal is
+    the correction."""
+    reversal = sa.orm.aliased(Disbursement)
+    taken_back = sa.func.coalesce(reversal.amount, 0)
     return db_rows(
         sa.select(Delivery, Disbursement, Application.uid)
         .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
+        .outerjoin(reversal, reversal.reversal_of_id == Disbursement.id)
         .where(
-            Application.fund_id == fund_id,
-            Delivery.status != DeliveryStatus.DELIVERED,
-            standing(),
+            staff_cases(user),
+            sa.or_(
+                sa.and_(Delivery.status == DeliveryStatus.SHORT, reversal.id.is_(None)),
+                sa.and_(Delivery.status == DeliveryStatus.FAILED, taken_back < Disbursement.amount),
+            ),
         )
         .order_by(Delivery.id.desc())
     )

@@ -12,11 +12,11 @@ from ..applications.models import Application
 from ..columns import new_uid
 from ..extensions import db
 from ..grants.models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, Release
-from ..grants.services import pool_commitments, signed_amount, summed
+from ..grants.services import before, pool_commitments, signed_amount, summed
 from ..money import convert, quantize
 from ..pools.models import Contribution, Pool
 from .models import Delivery, Disbursement, Receipt
-from .services import instalments_paid
+from .services import PAID, instalments_paid
 
 ZERO = Decimal("0.00")
 
@@ -26,13 +26,15 @@ def _net(column):
     return summed(sa.case((Disbursement.reversal_of_id.is_(None), column), else_=-column))
 
 
-def pool_figures(pool_ids=None):
+def pool_figures(pool_ids=None, until=None):
     """Map pool id -> received, committed, disbursed, fees, exchange differences, available
-    (what can still be committed) and outstanding (committed, not yet paid)."""
+    (what can still be committed) and outstanding (committed, not yet paid). With
+    ``until`` (a date), as they stood at the start of that day."""
     ids = (
         pool_ids if pool_ids is not None else db.session.execute(sa.select(Pool.id)).scalars().all()
     )
-    commitments = pool_commitments(ids)
+    commitments = pool_commitments(ids, until)
+    dated = [] if until is None else [before(Disbursement.paid_on, until)]
     paid = {
         row[0]: [quantize(v) for v in row[1:]]
         for row in db.session.execute(
@@ -42,7 +44,7 @@ def pool_figures(pool_ids=None):
                 _net(Disbursement.fee_amount),
                 _net(Disbursement.exchange_difference),
             )
-            .where(Disbursement.pool_id.in_(ids))
+            .where(Disbursement.pool_id.in_(ids), *dated)
             .group_by(Disbursement.pool_id)
         )
     }
@@ -206,7 +208,7 @@ def _check_stipend_months():
         .join(Grant, Grant.id == PaymentPlan.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(
-            net.c.paid > 0,
+            net.c.paid >= PAID,
             Instalment.period_month.is_not(None),
             Application.defender_key.is_not(None),
         )

@@ -11,20 +11,21 @@ listed for follow-up until finance records the correction.
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
+from ..applications.access import staff_cases
 from ..applications.models import Application
 from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..grants.models import Grant
-from ..money import quantize
 from .models import Delivery, DeliveryStatus, Disbursement, StatementImport
 from .services import PaymentError, reverse_disbursement, stands
 
@@ -32,6 +33,7 @@ COLUMNS = ("reference", "amount", "currency", "date", "status")
 #: A statement larger than this is split by the bank's own export, not read here.
 MAX_ROWS = 5000
 MAX_BYTES = 1024 * 1024
+_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 
 
 class StatementError(Exception):
@@ -67,57 +69,108 @@ def _read(data):
     except UnicodeDecodeError:
         raise StatementError([_l("The file is not UTF-8 text; export it again as CSV.")]) from None
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    names = [(name or "").strip().lower() for name in header or []]
-    missing = [c for c in COLUMNS if c not in names]
-    if missing:
+    try:
+        header = next(reader, None)
+        names = [(name or "").strip().lower() for name in header or []]
+        missing = [c for c in COLUMNS if c not in names]
+        if missing:
+            raise StatementError(
+                [
+                    _l(
+                        "The first line must name the columns %(columns)s; missing: %(missing)s.",
+                        columns=", ".join(COLUMNS),
+                        missing=", ".join(missing),
+                    )
+                ]
+            )
+        rows, problems = [], []
+        for values in reader:
+            number = reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(names):
+                problems.append(
+                    _l(
+                        "Line %(line)d: %(problem)s",
+                        line=number,
+                        problem=_l(
+                            "it has %(found)d values where the first line names %(named)d.",
+                            found=len(values),
+                            named=len(names),
+                        ),
+                    )
+                )
+                continue
+            rows.append((number, {n: v.strip() for n, v in zip(names, values, strict=True)}))
+            if len(rows) > MAX_ROWS:
+                raise StatementError(
+                    [_l("The file has more than %(limit)d rows; split it.", limit=MAX_ROWS)]
+                )
+    except csv.Error:
         raise StatementError(
             [
                 _l(
-                    "The first line must name the columns %(columns)s; missing: %(missing)s.",
-                    columns=", ".join(COLUMNS),
-                    missing=", ".join(missing),
+                    "Line %(line)d cannot be read as CSV; export the file again.",
+                    line=reader.line_num,
                 )
             ]
-        )
-    rows = []
-    for number, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
-        rows.append((number, {n: (v or "").strip() for n, v in zip(names, values, strict=False)}))
-        if len(rows) > MAX_ROWS:
-            raise StatementError(
-                [_l("The file has more than %(limit)d rows; split it.", limit=MAX_ROWS)]
-            )
-    if not rows:
+        ) from None
+    if not rows and not problems:
         raise StatementError([_l("The file has no rows below its header.")])
-    return rows
+    return rows, problems
 
 
-def _payments_by_reference(fund_id, references):
-    """The fund's payments (not reversals) carrying each reference, with one query."""
+def _payments_by_reference(actor, references):
+    """The payments (not reversals) carrying each reference, on the cases of the actor's
+    fund, with the ids of those reversed and of those on cases the actor has a conflict on.
+    Three queries, whatever the number of lines."""
     found = {}
     query = (
         sa.select(Disbursement)
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(
-            Application.fund_id == fund_id,
+            Application.fund_id == actor.fund_id,
             Disbursement.reversal_of_id.is_(None),
             Disbursement.reference.in_(references),
         )
     )
     for payment in db.session.execute(query).scalars():
         found.setdefault(payment.reference, []).append(payment)
-    return found
+    ids = [p.id for ps in found.values() for p in ps]
+    reversed_ids = set(
+        db.session.execute(
+            sa.select(Disbursement.reversal_of_id).where(Disbursement.reversal_of_id.in_(ids))
+        ).scalars()
+    )
+    visible = set(
+        db.session.execute(
+            sa.select(Disbursement.id)
+            .join(Grant, Grant.id == Disbursement.grant_id)
+            .join(Application, Application.id == Grant.application_id)
+            .where(Disbursement.id.in_(ids), staff_cases(actor))
+        ).scalars()
+    )
+    return found, reversed_ids, visible
 
 
-def check_statement(fund_id, data, today=None):
+def _match(payments, reversed_ids):
+    """The payment a line means: the only one with its reference, or the only one still
+    standing (a payment that bounced was sent again under the same reference)."""
+    if len(payments) == 1:
+        return payments[0]
+    standing = [p for p in payments if p.id not in reversed_ids]
+    return standing[0] if len(standing) == 1 else None
+
+
+def check_statement(actor, data, today=None):
     """Every row of the statement matched and checked: a list of Lines, or StatementError
     with every problem found, each naming its line."""
     today = today or utcnow().date()
-    rows = _read(data)
-    found = _payments_by_reference(fund_id, {r["reference"] for _, r in rows if r["reference"]})
+    rows, problems = _read(data)
+    found, reversed_ids, visible = _payments_by_reference(
+        actor, {r["reference"] for _, r in rows if r["reference"]}
+    )
     delivered = {
         d.disbursement_id: d
         for d in db.session.execute(
@@ -126,7 +179,7 @@ def check_statement(fund_id, data, today=None):
             )
         ).scalars()
     }
-    problems, lines, seen = [], [], {}
+    lines, seen = [], {}
 
     def problem(number, message):
         problems.append(_l("Line %(line)d: %(problem)s", line=number, problem=message))
@@ -151,17 +204,28 @@ def check_statement(fund_id, data, today=None):
         if not payments:
             problem(number, _l("no payment of this fund has the reference %(ref)s.", ref=reference))
             continue
-        if len(payments) > 1:
+        payment = _match(payments, reversed_ids)
+        if payment is None:
             problem(
                 number,
                 _l(
-                    "%(count)d payments share the reference %(ref)s; reconcile them by hand.",
+                    "%(count)d payments share the reference %(ref)s; the statement cannot tell"
+                    " which one it means.",
                     count=len(payments),
                     ref=reference,
                 ),
             )
             continue
-        payment = payments[0]
+        if payment.id not in visible:
+            problem(
+                number,
+                _l(
+                    "payment %(ref)s is on a case you declared a conflict on; another finance"
+                    " officer reconciles it.",
+                    ref=reference,
+                ),
+            )
+            continue
         if payment.id in delivered:
             problem(
                 number,
@@ -172,15 +236,17 @@ def check_statement(fund_id, data, today=None):
                 ),
             )
             continue
-        try:
-            amount = Decimal(row["amount"].replace(",", ""))
-            if not amount.is_finite() or amount < 0 or amount != quantize(amount):
-                raise InvalidOperation
-        except InvalidOperation:
+        if not _AMOUNT.match(row["amount"]):
             problem(
-                number, _l("the amount %(value)s is not a number of cents.", value=row["amount"])
+                number,
+                _l(
+                    "the amount %(value)s is not written like 1234.50 (a point before the"
+                    " cents, no thousands separator).",
+                    value=row["amount"],
+                ),
             )
             continue
+        amount = Decimal(row["amount"])
         currency = row["currency"].upper()
         if currency != payment.currency_paid:
             problem(
@@ -261,7 +327,7 @@ def import_statement(fund_id, actor, data, today=None):
                 )
             ]
         )
-    lines = check_statement(fund_id, data, today)
+    lines = check_statement(actor, data, today)
     statement = StatementImport(
         fund_id=fund_id, digest=fingerprint, rows=len(lines), imported_by_id=actor.id
     )

@@ -67,6 +67,10 @@ def standing():
     return sa.and_(Disbursement.reversal_of_id.is_(None), Disbursement.id.not_in(reversed_ids))
 
 
+#: Net sums come back from SQLite as floats: half a cent or more counts as paid.
+PAID = 0.005
+
+
 def instalments_paid():
     """SQL subquery: per instalment id, what its payments settle net of their reversals,
     in the grant's currency (``paid``), and how many payments it had (``payments``)."""
@@ -177,7 +181,7 @@ def _check_instalment(grant, application, instalment, allocation, covered):
                 Instalment.period_month == instalment.period_month,
                 Instalment.id != instalment.id,
                 Disbursement.reversal_of_id.is_(None),
-                net.c.paid > 0,
+                net.c.paid >= PAID,
             )
             .order_by(Disbursement.id.desc())
             .limit(1)
@@ -391,9 +395,10 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
     difference_back = quantize(payment.exchange_difference * share)
     # A reversal gives back the fee (when refunded) and the exchange difference; when the
     # payment had gained on the rate, taking that gain back is a cost the pool must cover.
-    if fee_back + difference_back < 0 and pool_available(payment.pool_id) < -(
-        fee_back + difference_back
-    ):
+    closed = payment.grant.status != GrantStatus.ACTIVE
+    # On a closed grant the money that came back is released at once, and covers it first.
+    room = pool_available(payment.pool_id) + (amount if closed else 0)
+    if fee_back + difference_back < 0 and room < -(fee_back + difference_back):
         raise PaymentError(
             _l(
                 "Reversing this payment takes back an exchange gain of %(gain)s that the pool"
@@ -423,7 +428,7 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
         recorded_by_id=actor.id,
     )
     db.session.add(reversal)
-    if payment.grant.status != GrantStatus.ACTIVE:
+    if closed:
         # No payment follows on a closed grant: the money that came back returns to the pool.
         db.session.add(
             Release(

@@ -85,12 +85,17 @@ def import_statement():
     except reconcile.StatementError as exc:
         db.session.rollback()
         return index(form=form, problems=[str(p) for p in exc.problems], status=400)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # The same file sent twice at once: the first one applied it.
+        db.session.rollback()
+        problems = [_("This statement was imported already; nothing was applied again.")]
+        return index(form=form, problems=problems, status=400)
     counts = Counter(line.status for line in lines)
     flash(
         _(
-            "Statement applied: %(delivered)d delivered, %(short)d short, %(failed)d failed"
-            " (reversed).",
+            "Statement applied: %(delivered)d delivered, %(short)d short, %(failed)d failed.",
             delivered=counts[DeliveryStatus.DELIVERED],
             short=counts[DeliveryStatus.SHORT],
             failed=counts[DeliveryStatus.FAILED],
@@ -107,14 +112,14 @@ def follow_up():
     use-of-funds reports that have not come."""
     today = utcnow().date()
     config = current_app.config
-    fund_id = current_user.fund_id
+    user = current_user._get_current_object()
     return render_template(
         "disbursements/follow_up.html",
         today=today,
-        mismatches=followup.mismatches(fund_id),
-        due=followup.instalments_due(fund_id, today, config["INSTALMENT_NOTICE_DAYS"]),
-        receipts=followup.receipts_overdue(fund_id, today, config["RECEIPT_OVERDUE_DAYS"]),
-        reports=followup.reports_overdue(fund_id, today, config["REPORT_OVERDUE_DAYS"]),
+        mismatches=followup.mismatches(user),
+        due=followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"]),
+        receipts=followup.receipts_overdue(user, today, config["RECEIPT_OVERDUE_DAYS"]),
+        reports=followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"]),
     )
 
 

@@ -6,6 +6,7 @@ balance after the lock; on SQLite every transaction already holds the write lock
 first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
 """
 
+from datetime import datetime, time
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -71,30 +72,37 @@ def summed(expr):
     return sa.func.coalesce(sa.func.sum(expr), 0)
 
 
-def pool_commitments(pool_ids):
+def pool_commitments(pool_ids, until=None):
     """Map each pool id to (received, committed, costs): contributions net of their
     reversals; allocations net of releases; payment fees and exchange differences net of
-    their reversals. Four grouped queries, whatever the number of rows."""
+    their reversals. With ``until`` (a date), only rows dated before it. Four grouped
+    queries, whatever the number of rows."""
+    payments = db.metadata.tables["disbursements"]  # a higher feature, read by name
 
-    def grouped(query, key):
-        query = query.where(key.in_(pool_ids)).group_by(key)
+    def grouped(query, key, *dated):
+        query = query.where(key.in_(pool_ids))
+        if until is not None:
+            query = query.where(*(before(column, until) for column in dated))
+        query = query.group_by(key)
         return {pid: quantize(total) for pid, total in db.session.execute(query)}
 
     received = grouped(
         sa.select(Contribution.pool_id, summed(signed_amount(Contribution))),
         Contribution.pool_id,
+        Contribution.received_on,
     )
     allocated = grouped(
-        sa.select(Allocation.pool_id, summed(Allocation.amount)), Allocation.pool_id
+        sa.select(Allocation.pool_id, summed(Allocation.amount)),
+        Allocation.pool_id,
+        Allocation.created_at,
     )
     released = grouped(
         sa.select(Allocation.pool_id, summed(Release.amount)).join(
             Release, Release.allocation_id == Allocation.id
         ),
         Allocation.pool_id,
+        Release.created_at,
     )
-    # Payments live in a higher feature; their table is read by name, not imported.
-    payments = db.metadata.tables["disbursements"]
     cost = payments.c.fee_amount + payments.c.exchange_difference
     costs = grouped(
         sa.select(
@@ -102,6 +110,7 @@ def pool_commitments(pool_ids):
             summed(sa.case((payments.c.reversal_of_id.is_(None), cost), else_=-cost)),
         ),
         payments.c.pool_id,
+        payments.c.paid_on,
     )
     zero = Decimal("0.00")
     return {
@@ -112,6 +121,13 @@ def pool_commitments(pool_ids):
         )
         for pid in pool_ids
     }
+
+
+def before(column, until):
+    """SQL: the row's date (or time) ``column`` falls before the day ``until``."""
+    if isinstance(column.type, sa.DateTime):
+        return column < datetime.combine(until, time.min)
+    return column < until
 
 
 def pool_available(pool_id):
