@@ -31,6 +31,10 @@ class Config:
     TARGET_DECISION_HOURS_URGENT = int(_env("HRDFUND_TARGET_DECISION_HOURS_URGENT", "72"))
     TARGET_RESPONSE_HOURS_NORMAL = int(_env("HRDFUND_TARGET_RESPONSE_HOURS_NORMAL", "72"))
     TARGET_DECISION_HOURS_NORMAL = int(_env("HRDFUND_TARGET_DECISION_HOURS_NORMAL", "336"))
+    #: Donor reports measure the hours from decision to first payment against this.
+    TARGET_PAYMENT_HOURS = int(_env("HRDFUND_TARGET_PAYMENT_HOURS", "72"))
+    #: Countries donor outputs show only as their region (ISO codes, comma-separated).
+    HIGH_RISK_COUNTRIES = _env("HRDFUND_HIGH_RISK_COUNTRIES", "")
     #: Targets for some categories, as JSON: {"medical": {"urgent": [12, 48]}} gives urgent
     #: medical cases a first response within 12 h and a decision within 48 h.
     TARGETS_BY_CATEGORY = _env("HRDFUND_TARGETS_BY_CATEGORY", "{}")

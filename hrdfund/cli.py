@@ -134,6 +134,46 @@ def pools():
         click.echo(f"{pool.id}\t{pool.name}\t{pool.currency}")
 
 
+@hrdfund_cli.command("report")
+@click.option("--pool", "pool_ref", required=True, help="The pool's id or its name.")
+@click.option("--period", required=True, help="2026, 2026-Q1 or 2026-03.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True)
+@click.option("--format", "kind", type=click.Choice(["pdf", "csv"]), default="pdf")
+@with_appcontext
+def report(pool_ref, period, out, kind):
+    """Write a pool's donor report for a fixed period, as the donor downloads it."""
+    from . import audit
+    from .pools.models import Pool
+    from .reports.csv_export import render_csv
+    from .reports.data import build_report
+    from .reports.pdf import render_pdf
+    from .reports.periods import PeriodError, parse_period
+
+    try:
+        chosen = parse_period(period)
+    except PeriodError as exc:
+        raise click.ClickException(str(exc)) from exc
+    query = sa.select(Pool).where(
+        Pool.id == int(pool_ref) if pool_ref.isdigit() else Pool.name == pool_ref
+    )
+    found = db.session.execute(query).scalars().all()
+    if len(found) != 1:
+        raise click.ClickException(
+            "no such pool; `flask hrdfund pools` lists them"
+            if not found
+            else "several pools have that name; give its id"
+        )
+    built = build_report(found[0], chosen)
+    body = render_pdf(built) if kind == "pdf" else render_csv(built).encode()
+    with open(out, "wb") as fh:
+        fh.write(body)
+    audit.record(
+        "report.written", found[0], period=chosen.code, format=kind, digest=built["digest"]
+    )
+    db.session.commit()
+    click.echo(f"Wrote {out}: {len(body)} bytes, digest {built['digest']}.")
+
+
 def _echo_pool_sums():
     """Each pool's figures as `check` added them up from the rows, to set beside the pool
     page: one line per pool, amounts in the pool's currency."""

@@ -1,12 +1,16 @@
-"""The donor's portal and the staff overview of pools."""
+"""The donor's portal, the staff overview of pools, and the donor reports to download."""
+
+import io
 
 import sqlalchemy as sa
-from flask import render_template
+from flask import abort, render_template, request, send_file
 from flask_login import current_user
 
+from .. import audit
 from ..applications.models import Application
 from ..auth.guard import role_required
 from ..auth.models import Role
+from ..columns import utcnow
 from ..disbursements.ledger import pool_figures
 from ..disbursements.models import Disbursement
 from ..extensions import db
@@ -15,6 +19,10 @@ from ..pools.forms import ContributionForm
 from ..pools.models import Contribution, Pool
 from ..pools.views import fund_pool_or_404
 from . import bp
+from .csv_export import render_csv
+from .data import build_report
+from .pdf import render_pdf
+from .periods import PeriodError, parse_period, recent_periods
 
 
 @bp.get("/donor")
@@ -29,7 +37,63 @@ def portal():
         .all()
     )
     figures = pool_figures([p.id for p in pools])
-    return render_template("reports/portal.html", pools=pools, figures=figures)
+    today = utcnow().date()
+    periods = {p.id: recent_periods(_first_day(p, today), today) for p in pools}
+    return render_template("reports/portal.html", pools=pools, figures=figures, periods=periods)
+
+
+def _first_day(pool, today):
+    """The first day a report of ``pool`` can cover: its opening, or its first money."""
+    first_money = db.session.execute(
+        sa.select(sa.func.min(Contribution.received_on)).where(Contribution.pool_id == pool.id)
+    ).scalar()
+    days = [d for d in (pool.starts_on, first_money, pool.created_at.date()) if d]
+    return min(min(days), today)
+
+
+def _send_report(pool):
+    """The donor report of ``pool`` for the period and format asked, as a download; a
+    period that is not a fixed one, or has not begun, is a 404."""
+    try:
+        period = parse_period(request.args.get("period", ""))
+    except PeriodError:
+        abort(404)
+    kind = request.args.get("format", "pdf")
+    if kind not in ("pdf", "csv") or period.start > utcnow().date():
+        abort(404)
+    report = build_report(pool, period)
+    audit.record(
+        "report.downloaded",
+        pool,
+        actor=current_user._get_current_object(),
+        period=period.code,
+        format=kind,
+        digest=report["digest"],
+    )
+    db.session.commit()
+    name = f"report-{pool.uid}-{period.code}.{kind}"
+    if kind == "pdf":
+        body, mimetype = render_pdf(report), "application/pdf"
+    else:
+        body, mimetype = render_csv(report).encode(), "text/csv"
+    return send_file(io.BytesIO(body), mimetype=mimetype, as_attachment=True, download_name=name)
+
+
+@bp.get("/donor/pools/<uid>/report")
+@role_required(Role.DONOR)
+def donor_report(uid):
+    """A donor's report on one of its own pools; any other pool is a 404."""
+    pool = db.session.execute(sa.select(Pool).where(Pool.uid == uid)).scalar_one_or_none()
+    if pool is None or pool.donor_id != current_user.donor_id:
+        abort(404)
+    return _send_report(pool)
+
+
+@bp.get("/pools/<uid>/report")
+@role_required(Role.MANAGER, Role.FINANCE, Role.ADMIN)
+def staff_report(uid):
+    """The report a donor gets for a pool of the fund, as the donor gets it."""
+    return _send_report(fund_pool_or_404(uid))
 
 
 @bp.get("/pools")

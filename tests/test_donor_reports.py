@@ -1,0 +1,278 @@
+"""Donor reports: fixed periods, the anonymisation rules, the pool's account to the cent in
+PDF and CSV, the donor's own downloads only, and no case's words in any output."""
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pypdf import PdfReader
+
+from hrdfund.audit.models import AuditEvent
+from hrdfund.disbursements import services as payments
+from hrdfund.disbursements.ledger import pool_figures
+from hrdfund.extensions import db
+from hrdfund.money import format_money
+from hrdfund.reports import anonymise
+from hrdfund.reports.csv_export import render_csv
+from hrdfund.reports.data import build_report
+from hrdfund.reports.pdf import render_pdf
+from hrdfund.reports.periods import PeriodError, parse_period
+from tests.conftest import login
+
+from .money_world import MoneyWorld, pay
+
+
+@pytest.mark.parametrize(
+    ("code", "start", "end"),
+    [
+        ("2026", date(2026, 1, 1), date(2027, 1, 1)),
+        ("2026-q1", date(2026, 1, 1), date(2026, 4, 1)),
+        ("2026-Q4", date(2026, 10, 1), date(2027, 1, 1)),
+        ("2026-03", date(2026, 3, 1), date(2026, 4, 1)),
+        ("2026-12", date(2026, 12, 1), date(2027, 1, 1)),
+    ],
+)
+def test_fixed_periods(code, start, end):
+    period = parse_period(code)
+    assert (period.start, period.end) == (start, end)
+
+
+@pytest.mark.parametrize("code", ["", "2026-13", "2026-Q5", "2026-01-01:2026-02-01", "26", "1999"])
+def test_free_ranges_are_not_periods(code):
+    with pytest.raises(PeriodError):
+        parse_period(code)
+
+
+# -- the suppression rules ------------------------------------------------------------
+
+LABELS = ["a", "b", "c", "d", "e", "f"]
+GROUP = st.lists(st.integers(1, 5000), min_size=0, max_size=12).flatmap(
+    lambda grants: st.fixed_dictionaries(
+        {
+            "grants": st.just(len(grants)),
+            # A defender may have several grants: between one and one each.
+            "defenders": st.integers(min(len(grants), 1), len(grants)),
+            "dependants": st.integers(0, 3 * len(grants)),
+            "amount": st.just(Decimal(sum(grants))),
+            "largest": st.just({"amount": Decimal(max(grants, default=0))}),
+        }
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(groups=st.dictionaries(st.sampled_from(LABELS), GROUP, min_size=1, max_size=6))
+def test_small_populations_never_show_a_small_count_nor_a_recoverable_one(groups):
+    table = anonymise.breakdown("x", groups)
+    for measure in ("grants", "defenders", "dependants", "amount"):
+        cells = [row.cells[measure] for row in table.rows]
+        total = table.total.cells[measure]
+        if measure != "amount":
+            for cell in cells + [total]:
+                assert not cell.shown or not 0 < cell.value < anonymise.THRESHOLD
+        hidden = [cell for cell in cells if not cell.shown]
+        # One hidden cell beside a shown total is the total less the others.
+        assert not (total.shown and len(hidden) == 1)
+    for row in table.rows:
+        if not row.cells["grants"].shown:
+            assert not row.cells["amount"].shown
+        amount = row.cells["amount"]
+        if amount.shown and amount.value:
+            assert groups[row.label]["largest"]["amount"] * 2 <= groups[row.label]["amount"]
+
+
+def test_a_single_small_cell_hides_the_next_smallest_too():
+    table = anonymise.breakdown(
+        "category",
+        {
+            "legal": {"grants": 3, "defenders": 3, "dependants": 0, "amount": Decimal(900)},
+            "medical": {"grants": 6, "defenders": 6, "dependants": 9, "amount": Decimal(1800)},
+            "relocation": {"grants": 9, "defenders": 8, "dependants": 12, "amount": Decimal(5000)},
+        },
+    )
+    grants = {row.label: row.cells["grants"] for row in table.rows}
+    assert grants["legal"].hidden == anonymise.SMALL
+    assert grants["medical"].hidden == anonymise.SECONDARY
+    assert grants["relocation"].shown and table.total.cells["grants"].value == 18
+
+
+def test_high_risk_countries_show_only_their_region(app):
+    app.config["HIGH_RISK_COUNTRIES"] = "BY, ru"
+    assert anonymise.place("BY") == "Eastern Europe and Central Asia"
+    assert anonymise.place("RU") == "Eastern Europe and Central Asia"
+    assert anonymise.place("KE") == "Kenya"
+    assert anonymise.place(None) == anonymise.NOT_SHOWN
+
+
+def test_line_items_shared_by_fewer_than_five_are_generalised():
+    items = [{"category": "legal", "place": "Kenya", "region": "East Africa"} for _ in range(5)] + [
+        {"category": "legal", "place": "Uganda", "region": "East Africa"},
+        {"category": "medical", "place": "Peru", "region": "Andean region"},
+    ]
+    anonymise.generalise(items)
+    pairs = [(i["category"], i["place"]) for i in items]
+    assert pairs.count(("legal", "Kenya")) == 5
+    assert ("legal", "Uganda") not in pairs and ("medical", "Peru") not in pairs
+    for pair in set(pairs):
+        assert pairs.count(pair) >= anonymise.THRESHOLD or pair[1] == anonymise.NOT_SHOWN
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+1", "'+1"),
+        ("@SUM", "'@SUM"),
+        ("-cmd", "'-cmd"),
+        ("-12.50", "-12.50"),
+        ("Kenya", "Kenya"),
+    ],
+)
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(value, written):
+    assert anonymise.csv_safe(value) == written
+
+
+# -- the report -------------------------------------------------------------------------
+
+CANARIES = {
+    "defender_name": "CANARY-NAME-4Q",
+    "defender_work": "CANARY-WORK-7Z",
+    "threat": "CANARY-THREAT-2M",
+    "urgency_reason": "CANARY-URGENT-9K",
+    "other_funders": "CANARY-FUNDERS-5T",
+}
+
+
+@pytest.fixture
+def world(fund, make_user, make_donor):
+    """Seven grants from the EUR pool paid in February 2026, one bounced, with canary
+    strings in every sensitive field of every case."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    world.grants = []
+    for n in range(7):
+        grant = world.grant(str(1000 + 100 * n), pool=world.eur, name=f"Defender {n}")
+        case = grant.application
+        for field, canary in CANARIES.items():
+            setattr(case, field, f"{canary}-{n}")
+        case.details = {"provider": f"CANARY-DETAIL-{n}"}
+        world.grants.append(grant)
+        payment = pay(world, grant, str(500 + 10 * n), instalment=None, reference=f"REF-{n}")
+        if n == 0:
+            payments.reverse_disbursement(payment, world.finance, "bounced")
+    db.session.commit()
+    return world
+
+
+def pdf_text(body):
+    reader = PdfReader(io.BytesIO(body))
+    return "\n".join(page.extract_text() for page in reader.pages), reader.metadata
+
+
+def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
+    period = parse_period(str(date.today().year))
+    report = build_report(world.eur, period)
+    s = report["summary"]
+    assert s["opening_balance"] == 0
+    assert (
+        s["opening_balance"]
+        + s["contributions"]
+        - s["contributions_reversed"]
+        - s["disbursements"]
+        + s["reversals"]
+        - s["fees"]
+        - s["exchange_differences"]
+        == s["closing_balance"]
+    )
+    assert s["disbursements"] == sum(Decimal(500 + 10 * n) for n in range(7))
+    assert s["reversals"] == Decimal(500)
+    # At the end of the running year the position is what the pool page shows now.
+    figures = pool_figures([world.eur.id])[world.eur.id]
+    assert {k: report["position"][k] for k in figures} == figures
+    text, metadata = pdf_text(render_pdf(report))
+    for key in ("received", "committed", "disbursed", "available"):
+        assert format_money(figures[key], "EUR") in text
+    assert format_money(s["closing_balance"], "EUR") in text
+    assert "Page 1 of" in text and report["digest"] in text.replace("\n", "")
+    assert metadata.title == "Donor report" and not metadata.author
+    lines = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert len(lines) == 8  # seven grants (the bounced one at zero) and the total
+    total = lines[-1]
+    assert total["grant_code"] == "total"
+    assert Decimal(total["paid_in_period"]) == s["disbursements"] - s["reversals"]
+    assert sum(Decimal(line["paid_in_period"]) for line in lines[:-1]) == Decimal(
+        total["paid_in_period"]
+    )
+
+
+def test_no_case_words_reach_a_donor_output(world):
+    report = build_report(world.eur, parse_period(str(date.today().year)))
+    text, metadata = pdf_text(render_pdf(report))
+    data = render_csv(report)
+    outputs = [text, data, str(dict(metadata))]
+    for grant in world.grants:
+        outputs_hold = [grant.application.uid, grant.uid, "REF-", "IBAN", "CANARY"]
+        for needle in outputs_hold:
+            for output in outputs:
+                assert needle not in output
+
+
+def test_codes_differ_between_donors(world, make_donor):
+    grant = world.grants[1]
+    mine = anonymise.donor_code(world.donor.id, grant.uid)
+    other = anonymise.donor_code(make_donor("Other Donor").id, grant.uid)
+    assert mine != other and mine.startswith("G-") and grant.uid not in mine
+
+
+def as_user(app, user):
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def test_a_donor_downloads_its_own_reports_only(app, world, make_user, make_donor):
+    donor = make_user("donor", donor_id=world.donor.id)
+    client = as_user(app, donor)
+    portal = client.get("/donor").get_data(as_text=True)
+    assert "Download PDF" in portal and world.eur.name in portal
+    year = str(date.today().year)
+    pdf = client.get(f"/donor/pools/{world.eur.uid}/report?period={year}&format=pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.data.startswith(b"%PDF")
+    got = client.get(f"/donor/pools/{world.eur.uid}/report?period={year}-Q1&format=csv")
+    assert got.status_code == 200 and got.mimetype == "text/csv"
+    assert got.get_data(as_text=True).startswith("grant_code,")
+    downloads = db.session.execute(
+        sa.select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "report.downloaded")
+    ).scalar()
+    assert downloads == 2
+    for bad in ("2026-13", "2026-01-01", f"{date.today().year + 1}"):
+        response = client.get(f"/donor/pools/{world.eur.uid}/report?period={bad}&format=pdf")
+        assert response.status_code == 404
+    stranger = make_user("donor", donor_id=make_donor("Someone Else").id)
+    other = as_user(app, stranger)
+    assert other.get(f"/donor/pools/{world.eur.uid}/report?period={year}").status_code == 404
+    assert world.eur.name not in other.get("/donor").get_data(as_text=True)
+    assert client.get(f"/pools/{world.eur.uid}/report?period={year}").status_code == 403
+    manager = as_user(app, world.m1)
+    staff = manager.get(f"/pools/{world.eur.uid}/report?period={year}-Q1&format=csv")
+    assert staff.status_code == 200 and staff.data == got.data  # what the donor gets
+
+
+def test_the_report_command_writes_a_file(app, world, runner, tmp_path):
+    out = tmp_path / "report.pdf"
+    result = runner.invoke(
+        args=["hrdfund", "report", "--pool", world.eur.name, "--period", "2026", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"%PDF") and "digest" in result.output
+    bad = runner.invoke(
+        args=["hrdfund", "report", "--pool", "nope", "--period", "2026", "--out", str(out)]
+    )
+    assert bad.exit_code != 0 and "no such pool" in bad.output
