@@ -276,3 +276,24 @@ def test_the_report_command_writes_a_file(app, world, runner, tmp_path):
         args=["hrdfund", "report", "--pool", "nope", "--period", "2026", "--out", str(out)]
     )
     assert bad.exit_code != 0 and "no such pool" in bad.output
+
+
+def test_managers_have_an_internal_report_naming_cases(app, world, make_user):
+    year = str(date.today().year)
+    page = as_user(app, world.m1).get(f"/reports/internal?period={year}")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for grant in world.grants:
+        assert grant.application.uid in body  # case codes: managers only
+    row = body.split(world.eur.name + "</a></td>", 1)[1].split("</tr>", 1)[0]
+    assert format_money(Decimal("3710.00"), "EUR") in row  # disbursed
+    assert format_money(Decimal("500.00"), "EUR") in row  # reversed
+    assert "instalments due and not paid" in body or "instalment due and not paid" in body
+    assert as_user(app, world.m1).get("/reports/internal?period=2026-13").status_code == 404
+    for user in (world.finance, world.reviewer, world.admin, world.applicant):
+        assert as_user(app, user).get(f"/reports/internal?period={year}").status_code in (
+            403,
+            404,
+        )
+    donor = make_user("donor", donor_id=world.donor.id)
+    assert as_user(app, donor).get(f"/reports/internal?period={year}").status_code == 403

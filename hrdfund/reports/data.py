@@ -437,6 +437,30 @@ def line_items(pool, period, grants, months):
     return sorted(items, key=lambda item: item["code"])
 
 
+def internal_grants(pool_ids, period, limit, visible):
+    """For the fund's managers, never for donors: the grants paid from these pools in the
+    period on the cases ``visible`` (an SQL condition) allows, by case code, with the pool
+    and the net amount paid (pool currency)."""
+    signed = sa.case(
+        (Disbursement.reversal_of_id.is_(None), Disbursement.amount), else_=-Disbursement.amount
+    )
+    query = (
+        sa.select(
+            Application.uid,
+            Application.category,
+            Disbursement.pool_id,
+            summed(signed).label("paid"),
+            sa.func.count(Disbursement.id).label("rows"),
+        )
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(Disbursement.pool_id.in_(pool_ids), _between(Disbursement.paid_on, period), visible)
+        .group_by(Application.uid, Application.category, Disbursement.pool_id)
+        .order_by(Application.uid, Disbursement.pool_id)
+    )
+    return db.session.execute(query.limit(limit)).all()
+
+
 def build_report(pool, period, generated_at=None):
     """Everything the donor report of ``pool`` over ``period`` shows, with its digest."""
     money, position = summary(pool, period)

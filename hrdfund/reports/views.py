@@ -3,14 +3,16 @@
 import io
 
 import sqlalchemy as sa
-from flask import abort, render_template, request, send_file
+from flask import abort, current_app, render_template, request, send_file
 from flask_login import current_user
 
 from .. import audit
-from ..applications.models import Application
+from ..applications.access import staff_cases
+from ..applications.models import CATEGORY_LABELS, Application
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..columns import utcnow
+from ..disbursements import followup
 from ..disbursements.ledger import pool_figures
 from ..disbursements.models import Disbursement
 from ..extensions import db
@@ -20,7 +22,7 @@ from ..pools.models import Contribution, Pool
 from ..pools.views import fund_pool_or_404
 from . import bp
 from .csv_export import render_csv
-from .data import build_report
+from .data import build_report, internal_grants, summary
 from .pdf import render_pdf
 from .periods import PeriodError, parse_period, recent_periods
 
@@ -186,3 +188,48 @@ def pool(uid):
     """One pool: received, committed, disbursed, fees, exchange differences, available,
     with the rows behind each figure."""
     return render_pool(fund_pool_or_404(uid))
+
+
+#: Grants listed on the internal report; the totals above it cover every one.
+INTERNAL_ROWS = 500
+
+
+@bp.get("/reports/internal")
+@role_required(Role.MANAGER)
+def internal():
+    """The managers' report over a fixed period: each pool's account, the grants paid by
+    case code, and what is overdue. Not for donors: it names cases."""
+    today = utcnow().date()
+    code = request.args.get("period") or f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+    try:
+        period = parse_period(code)
+    except PeriodError:
+        abort(404)
+    pools = (
+        db.session.execute(
+            sa.select(Pool).where(Pool.fund_id == current_user.fund_id).order_by(Pool.name)
+        )
+        .scalars()
+        .all()
+    )
+    accounts = [(pool, summary(pool, period)[0]) for pool in pools]
+    user = current_user._get_current_object()
+    config = current_app.config
+    overdue = {
+        "mismatches": len(followup.mismatches(user)),
+        "due": len(followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"])),
+        "receipts": len(followup.receipts_overdue(user, today, config["RECEIPT_OVERDUE_DAYS"])),
+        "reports": len(followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"])),
+    }
+    choices = recent_periods(min((_first_day(p, today) for p in pools), default=today), today)
+    return render_template(
+        "reports/internal.html",
+        period=period,
+        choices=choices,
+        accounts=accounts,
+        grants=internal_grants([p.id for p in pools], period, INTERNAL_ROWS, staff_cases(user)),
+        pools={p.id: p for p in pools},
+        limit=INTERNAL_ROWS,
+        overdue=overdue,
+        category_labels=CATEGORY_LABELS,
+    )
