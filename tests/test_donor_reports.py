@@ -297,3 +297,55 @@ def test_managers_have_an_internal_report_naming_cases(app, world, make_user):
         )
     donor = make_user("donor", donor_id=world.donor.id)
     assert as_user(app, donor).get(f"/reports/internal?period={year}").status_code == 403
+
+
+def _story(world, grant, text, donor=None, withdrawn=False):
+    from hrdfund.applications.models import Consent, ConsentKind, Story
+    from hrdfund.columns import utcnow
+
+    donor = donor or world.donor
+    consent = Consent(
+        application_id=grant.application_id,
+        kind=ConsentKind.STORY,
+        donor_id=donor.id,
+        method="in the form",
+        given_at=utcnow(),
+        withdrawn_at=utcnow() if withdrawn else None,
+    )
+    db.session.add(consent)
+    db.session.flush()
+    story = Story(
+        application_id=grant.application_id,
+        donor_id=donor.id,
+        consent_id=consent.id,
+        written_by_id=world.m1.id,
+        approved_by_id=world.m2.id,
+        approved_at=utcnow(),
+    )
+    story.text = text
+    db.session.add(story)
+    db.session.commit()
+
+
+def test_stories_only_for_this_donor_and_only_while_consent_stands(world, make_donor):
+    _story(world, world.grants[1], "A journalist could keep reporting from a safe town.")
+    _story(world, world.grants[2], "Withdrawn story text.", withdrawn=True)
+    _story(world, world.grants[3], "Another donor's story.", donor=make_donor("Other"))
+    report = build_report(world.eur, parse_period(str(date.today().year)))
+    assert report["stories"] == ["A journalist could keep reporting from a safe town."]
+    text, _metadata = pdf_text(render_pdf(report))
+    assert "keep reporting from a safe town" in text
+    assert "Withdrawn story" not in text and "Another donor" not in text
+
+
+def test_budget_against_actual_flags_variances_of_ten_percent(world):
+    """Seven grants committed this year: 9,100 committed, 3,210 paid net (the bounced
+    payment taken back): a variance of -64.7%, flagged."""
+    report = build_report(world.eur, parse_period(str(date.today().year)))
+    total = report["budget"][-1]
+    assert total["label"] == "total"
+    assert total["budget"].value == Decimal(9100) and total["actual"].value == Decimal(3210)
+    assert total["variance"] == Decimal(-5890)
+    assert total["percent"] == Decimal("-64.7") and total["flagged"]
+    relocation = report["budget"][0]
+    assert relocation["label"] == "relocation" and relocation["grants"].value == 7
