@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint e2e clean
+.PHONY: setup run test lint e2e bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: setup
 ## e2e: only the browser tests
 e2e: setup
 	$(BIN)/pytest tests/e2e
+
+## bench: build a large dataset in a temporary folder, measure against baselines, write
+## bench/results.json and the table in bench/README.md
+bench: setup
+	$(BIN)/python -m bench.run
 
 lint: setup
 	$(BIN)/ruff check .
