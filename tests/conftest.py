@@ -224,7 +224,12 @@ def login(client, user, password=PASSWORD):
         assert response.status_code == 302 and response.location.endswith("/login/code"), (
             response.get_data(as_text=True)[:500]
         )
+        enrolling = user.totp_confirmed_at is None
         response = client.post("/login/code", data={"code": totp_code(user)})
+        if enrolling:
+            # The first code activates the factor; the recovery codes are shown once.
+            assert "Your recovery codes" in response.get_data(as_text=True), response.status
+            return response
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
 

@@ -36,6 +36,14 @@ class CodeForm(FlaskForm):
     )
 
 
+class RecoveryForm(FlaskForm):
+    code = StringField(
+        _l("One of your recovery codes"),
+        validators=[DataRequired(_l("Enter a recovery code.")), Length(max=40)],
+        render_kw={"autocomplete": "off"},
+    )
+
+
 class ConfirmForm(FlaskForm):
     """A form with no fields: protects POST-only buttons with a CSRF token."""
 

@@ -11,7 +11,10 @@ from ..extensions import db, login_manager
 from .models import User
 
 #: Endpoints a visitor may reach without signing in.
-PUBLIC_ENDPOINTS = frozenset({"static", "auth.login", "auth.code", "auth.register"})
+#: Reached before sign-in is complete; the second-step pages check the pending sign-in.
+PUBLIC_ENDPOINTS = frozenset(
+    {"static", "auth.login", "auth.code", "auth.qr", "auth.recovery", "auth.register"}
+)
 
 
 @login_manager.user_loader

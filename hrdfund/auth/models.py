@@ -144,3 +144,16 @@ class User(UserMixin, db.Model):
     def pseudonym(self):
         """How audit entries and logs name this user: never the login."""
         return f"u{self.id}"
+
+
+class RecoveryCode(db.Model):
+    """One of the codes that sign a user in once when their authenticator is lost. Only a
+    keyed hash is kept; the codes are shown once, when the second factor is set up."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (sa.UniqueConstraint("user_id", "code_hash"),)
+    id: Mapped[int] = pk()
+    user_id = fk("users.id", ondelete="CASCADE")
+    code_hash = col(sa.String(64), INTERNAL, nullable=False)
+    used_at = col(sa.DateTime, INTERNAL, nullable=True)
+    created_at = created_at()

@@ -14,9 +14,9 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..columns import utcnow
+from ..columns import cipher, utcnow
 from ..extensions import db
-from .models import Role, User
+from .models import RecoveryCode, Role, User
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
@@ -159,6 +159,53 @@ def suggest_passphrase(groups=5, size=4):
 
 def new_totp_secret():
     return pyotp.random_base32()
+
+
+#: How many recovery codes a user gets, and how long each is (letters and digits that
+#: cannot be mistaken for one another, about 49 bits).
+RECOVERY_CODES = 10
+RECOVERY_LENGTH = 10
+
+
+def _recovery_hash(user, code):
+    normal = "".join(c for c in (code or "").lower() if c.isalnum())
+    return cipher().blind_index(f"recovery|{user.id}|{normal}")
+
+
+def issue_recovery_codes(user):
+    """New recovery codes for ``user``, replacing any earlier ones; returns them in plain
+    text, to be shown once. Only keyed hashes are stored."""
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(RECOVERY_LENGTH))
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+        db.session.add(RecoveryCode(user_id=user.id, code_hash=_recovery_hash(user, raw)))
+    db.session.flush()
+    audit.record("auth.recovery_codes_issued", user, actor=user)
+    return codes
+
+
+def use_recovery_code(user, code):
+    """Accept one unused recovery code of ``user``, once; returns how many are left, or
+    None when the code is not one of them."""
+    found = db.session.execute(
+        sa.select(RecoveryCode).where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == _recovery_hash(user, code),
+            RecoveryCode.used_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        return None
+    found.used_at = utcnow()
+    db.session.flush()
+    audit.record("auth.recovery_code_used", user, actor=user)
+    return db.session.execute(
+        sa.select(sa.func.count()).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+        )
+    ).scalar()
 
 
 def totp_uri(user, issuer):

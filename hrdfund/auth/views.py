@@ -1,15 +1,37 @@
-"""Sign in (password, then a TOTP code for staff and donors), sign out, role homes."""
+"""Sign in (password, then a TOTP code or a recovery code for staff and donors), sign out,
+role homes."""
 
+import io
+
+import segno
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 
 from .. import audit
 from ..columns import utcnow
 from ..extensions import db
 from . import bp, services
-from .forms import AlertSettingsForm, CodeForm, ConfirmForm, LoginForm, RegisterForm
+from .forms import (
+    AlertSettingsForm,
+    CodeForm,
+    ConfirmForm,
+    LoginForm,
+    RecoveryForm,
+    RegisterForm,
+)
 from .guard import role_required
 from .models import Role, User
 
@@ -79,6 +101,11 @@ def code():
                 _("Too many failed attempts. Wait a few minutes, then sign in again.")
             )
         elif services.verify_totp(user, form.code.data):
+            if enrolling:
+                # The second factor is active: the recovery codes are shown this once.
+                codes = services.issue_recovery_codes(user)
+                _finish_login(user)
+                return render_template("auth/recovery_codes.html", codes=codes)
             return _finish_login(user)
         else:
             services.register_failure(user)
@@ -97,6 +124,52 @@ def code():
         secret=user.totp_secret if enrolling else None,
         uri=uri,
     )
+
+
+@bp.get("/login/code/qr.svg")
+def qr():
+    """The enrolment key as a QR code, drawn on the server: no script, no other host."""
+    user = _pending_user()
+    if user is None or user.totp_confirmed_at is not None:
+        abort(404)
+    image = io.BytesIO()
+    uri = services.totp_uri(user, current_app.config["FUND_NAME"])
+    segno.make(uri, error="m").save(image, kind="svg", scale=5, border=2, xmldecl=False)
+    return Response(image.getvalue(), mimetype="image/svg+xml")
+
+
+@bp.route("/login/recovery", methods=["GET", "POST"])
+def recovery():
+    """Second step without the authenticator: one of the recovery codes, each used once."""
+    user = _pending_user()
+    if user is None or user.totp_confirmed_at is None:
+        session.pop("pending", None)
+        return redirect(url_for("auth.login"))
+    form = RecoveryForm()
+    if form.validate_on_submit():
+        if user.locked_until and user.locked_until > utcnow():
+            form.form_errors.append(
+                _("Too many failed attempts. Wait a few minutes, then sign in again.")
+            )
+        else:
+            left = services.use_recovery_code(user, form.code.data)
+            if left is not None:
+                response = _finish_login(user)  # starts a new session: flash after it
+                flash(
+                    ngettext(
+                        "You signed in with a recovery code; %(num)d is left. If your"
+                        " authenticator is lost, ask an administrator to reset it.",
+                        "You signed in with a recovery code; %(num)d are left. If your"
+                        " authenticator is lost, ask an administrator to reset it.",
+                        left,
+                    ),
+                    "info",
+                )
+                return response
+            services.register_failure(user)
+            db.session.commit()
+            form.code.errors = [_("That recovery code is not right or was already used.")]
+    return render_template("auth/recovery.html", form=form)
 
 
 def _pending_user():

@@ -1,0 +1,68 @@
+"""Setting up the second factor: a QR code drawn on the server, and recovery codes shown
+once that each sign in once when the authenticator is lost."""
+
+import re
+
+import sqlalchemy as sa
+
+from hrdfund.audit.models import AuditEvent
+from hrdfund.auth.models import RecoveryCode, User
+from hrdfund.extensions import db
+from tests.conftest import PASSWORD, login
+
+
+def _codes(page):
+    return re.findall(r"<code>([a-z0-9]{5}-[a-z0-9]{5})</code>", page.get_data(as_text=True))
+
+
+def test_enrolment_shows_a_qr_code_and_then_ten_codes_once(client, make_user):
+    user = make_user("finance")
+    client.post("/login", data={"login": user.login, "password": PASSWORD})
+    page = client.get("/login/code").get_data(as_text=True)
+    assert '<img src="/login/code/qr.svg"' in page and "<script" not in page
+    image = client.get("/login/code/qr.svg")
+    assert image.status_code == 200 and image.mimetype == "image/svg+xml"
+    assert image.data.lstrip().startswith(b"<svg") and b"<script" not in image.data
+    shown = login(client, user)
+    codes = _codes(shown)
+    assert len(codes) == len(set(codes)) == 10
+    stored = db.session.execute(sa.select(RecoveryCode.code_hash)).scalars().all()
+    assert len(stored) == 10
+    for code in codes:  # only keyed hashes are kept
+        assert all(code.replace("-", "") not in h for h in stored)
+    # Once enrolled, the picture of the key is gone, for this session and any other.
+    assert client.get("/login/code/qr.svg").status_code == 404
+    assert client.get("/", follow_redirects=True).request.path == "/payments"
+
+
+def test_a_recovery_code_signs_in_once(app, client, make_user):
+    user = make_user("manager")
+    codes = _codes(login(client, user))
+    client.post("/logout")
+    other = app.test_client()
+    other.post("/login", data={"login": user.login, "password": PASSWORD})
+    assert "Use a recovery code" in other.get("/login/code").get_data(as_text=True)
+    assert other.get("/login/code/qr.svg").status_code == 404
+    done = other.post("/login/recovery", data={"code": codes[3].upper().replace("-", " ")})
+    assert done.location == "/"
+    cases = other.get("/cases")
+    assert cases.status_code == 200 and "9 are left" in cases.get_data(as_text=True)
+    third = app.test_client()
+    third.post("/login", data={"login": user.login, "password": PASSWORD})
+    again = third.post("/login/recovery", data={"code": codes[3]})
+    assert "not right or was already used" in again.get_data(as_text=True)
+    assert third.get("/cases").location == "/login"
+    assert db.session.get(User, user.id).failed_logins == 1
+    used = db.session.execute(
+        sa.select(sa.func.count()).where(AuditEvent.action == "auth.recovery_code_used")
+    ).scalar()
+    assert used == 1
+
+
+def test_recovery_needs_the_password_first(client, make_user):
+    user = make_user("admin")
+    codes = _codes(login(client, user))
+    client.post("/logout")
+    response = client.post("/login/recovery", data={"code": codes[0]})
+    assert response.location == "/login"
+    assert client.get("/admin/users").location == "/login"
