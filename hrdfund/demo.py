@@ -1160,6 +1160,10 @@ class _World:
             )
         if S.SUBMITTED in times and rng.random() < 0.1:
             consents.append((ConsentKind.REFERRAL, "form", times[S.SUBMITTED]))
+        # Four defenders in five agree that donors may see their case, anonymised; taken
+        # from the case number, so the seeded draws that build the rest stay as they were.
+        if S.SUBMITTED in times and app_id % 5:
+            consents.append((ConsentKind.STORY, "form", times[S.SUBMITTED]))
         for kind, method, given in consents:
             self.tables[Consent].add(
                 {

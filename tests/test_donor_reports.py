@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
+from hrdfund.applications.models import Consent, ConsentKind, Story
 from hrdfund.audit.models import AuditEvent
+from hrdfund.columns import utcnow
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.extensions import db
@@ -151,7 +153,8 @@ CANARIES = {
 @pytest.fixture
 def world(fund, make_user, make_donor):
     """Seven grants from the EUR pool paid in February 2026, one bounced, with canary
-    strings in every sensitive field of every case."""
+    strings in every sensitive field of every case; the defenders of all but the last
+    agreed that donors may see their case, anonymised."""
     world = MoneyWorld(fund, make_user, make_donor)
     world.grants = []
     for n in range(7):
@@ -164,6 +167,15 @@ def world(fund, make_user, make_donor):
         payment = pay(world, grant, str(500 + 10 * n), instalment=None, reference=f"REF-{n}")
         if n == 0:
             payments.reverse_disbursement(payment, world.finance, "bounced")
+        if n < 6:
+            db.session.add(
+                Consent(
+                    application_id=case.id,
+                    kind=ConsentKind.STORY,
+                    method="form",
+                    given_at=case.created_at,
+                )
+            )
     db.session.commit()
     return world
 
@@ -200,7 +212,11 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert "Page 1 of" in text and report["digest"] in text.replace("\n", "")
     assert metadata.title == "Donor report" and not metadata.author
     lines = list(csv.DictReader(io.StringIO(render_csv(report))))
-    assert len(lines) == 8  # seven grants (the bounced one at zero) and the total
+    # Six grants listed (the bounced one at zero), the one without consent apart, a total.
+    assert len(lines) == 8
+    assert [line["grants"] for line in lines[:-1]] == ["1"] * 6 + ["fewer than 5"]
+    assert lines[-2]["grant_code"] == "not listed"
+    assert Decimal(lines[-2]["paid_in_period"]) == Decimal(560)  # the seventh grant
     total = lines[-1]
     assert total["grant_code"] == "total"
     assert Decimal(total["paid_in_period"]) == s["disbursements"] - s["reversals"]
@@ -300,9 +316,6 @@ def test_managers_have_an_internal_report_naming_cases(app, world, make_user):
 
 
 def _story(world, grant, text, donor=None, withdrawn=False):
-    from hrdfund.applications.models import Consent, ConsentKind, Story
-    from hrdfund.columns import utcnow
-
     donor = donor or world.donor
     consent = Consent(
         application_id=grant.application_id,
@@ -349,3 +362,21 @@ def test_budget_against_actual_flags_variances_of_ten_percent(world):
     assert total["percent"] == Decimal("-64.7") and total["flagged"]
     relocation = report["budget"][0]
     assert relocation["label"] == "relocation" and relocation["grants"].value == 7
+
+
+def test_a_grant_is_listed_only_while_its_defender_agrees(world):
+    period = parse_period(str(date.today().year))
+    code = anonymise.donor_code(world.donor.id, world.grants[1].uid)
+    assert code in render_csv(build_report(world.eur, period))
+    consent = db.session.execute(
+        sa.select(Consent).where(Consent.application_id == world.grants[1].application_id)
+    ).scalar_one()
+    consent.withdrawn_at = utcnow()
+    db.session.commit()
+    data = render_csv(build_report(world.eur, period))
+    assert code not in data
+    unlisted = data.splitlines()[-2].split(",")
+    assert unlisted[:2] == ["not listed", "fewer than 5"]
+    assert Decimal(unlisted[5]) == Decimal(510 + 560)  # grants 1 and 6
+    seventh = anonymise.donor_code(world.donor.id, world.grants[6].uid)
+    assert seventh not in data

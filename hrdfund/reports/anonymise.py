@@ -103,6 +103,11 @@ def breakdown(dimension, groups, counts=("grants", "defenders", "dependants"), a
     return Table(dimension, measures, rows, total)
 
 
+def count_cell(value):
+    """A lone count, shown only from THRESHOLD."""
+    return Cell(value, SMALL if _small(value) else None)
+
+
 def _small(value):
     return 0 < value < THRESHOLD
 

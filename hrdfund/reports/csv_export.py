@@ -1,17 +1,20 @@
-"""The donor report's line items as CSV: one row per grant paid in the period, under the
-donor's own code, with the same anonymisation as the PDF."""
+"""The donor report's line items as CSV: one row per grant paid in the period whose
+defender agreed that donors may see the case, under the donor's own code, with the same
+anonymisation as the PDF; the other grants in one line; a total line."""
 
 import csv
 import io
 
 from . import anonymise
 
-COLUMNS = ("grant_code", "category", "place", "committed", "paid_in_period", "currency")
+COLUMNS = ("grant_code", "grants", "category", "place", "committed", "paid_in_period", "currency")
+NOT_LISTED = "not listed"
 
 
 def render_csv(report):
-    """CSV text: a header, one line per grant, and a closing line with the totals, which
-    equal the report's disbursements less reversals of the period."""
+    """CSV text: a header, one line per listed grant, one line for the grants not listed
+    (their number shown from 5 only), and a closing line with the totals, which equal the
+    report's disbursements less reversals of the period."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -21,6 +24,7 @@ def render_csv(report):
             anonymise.csv_safe(v)
             for v in (
                 item["code"],
+                1,
                 item["category"],
                 item["place"],
                 item["committed"],
@@ -30,8 +34,23 @@ def render_csv(report):
         )
         paid += item["paid"]
         committed += item["committed"]
+    others = report["unlisted"]
     writer.writerow(
         anonymise.csv_safe(v)
-        for v in ("total", "", "", f"{committed:.2f}", f"{paid:.2f}", report["currency"])
+        for v in (
+            NOT_LISTED,
+            others["count"].plain().replace(anonymise.SMALL, "fewer than 5"),
+            "",
+            "",
+            f"{others['committed']:.2f}",
+            f"{others['paid']:.2f}",
+            report["currency"],
+        )
+    )
+    paid += others["paid"]
+    committed += others["committed"]
+    writer.writerow(
+        anonymise.csv_safe(v)
+        for v in ("total", "", "", "", f"{committed:.2f}", f"{paid:.2f}", report["currency"])
     )
     return out.getvalue()

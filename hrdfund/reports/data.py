@@ -382,7 +382,7 @@ def stories(pool, period):
             Story.approved_at < datetime.combine(period.end, time.min),
             Story.application_id.in_(funded),
             Consent.kind == ConsentKind.STORY,
-            Consent.donor_id == pool.donor_id,
+            sa.or_(Consent.donor_id.is_(None), Consent.donor_id == pool.donor_id),
             Consent.application_id == Story.application_id,
             Consent.withdrawn_at.is_(None),
         )
@@ -392,9 +392,11 @@ def stories(pool, period):
 
 
 def line_items(pool, period, grants, months):
-    """One line per grant of the period for the CSV: the donor's code for it, category and
-    place (generalised so each pair is shared by 5 or more), committed from the pool as at
-    the end of the period and paid in the period."""
+    """The CSV's lines: one per grant of the period whose defender agreed that donors may
+    see the case, anonymised (the donor's code for it, category and place generalised so
+    each pair is shared by 5 or more, committed from the pool as at the end of the period,
+    paid in the period); and the grants without that consent added up in one line, their
+    number shown only from 5."""
     paid_in_period = sa.select(Disbursement.grant_id).where(
         Disbursement.pool_id == pool.id, _between(Disbursement.paid_on, period)
     )
@@ -420,21 +422,47 @@ def line_items(pool, period, grants, months):
             Release, Release.allocation_id == Allocation.id
         ),
     )
-    items = [
-        {
-            "code": anonymise.donor_code(pool.donor_id, case["grant_uid"]),
-            "category": case["category"],
-            "place": anonymise.place(case["country"]),
-            "region": case["region"],
-            "committed": quantize(committed.get(gid, 0)) - quantize(released.get(gid, 0)),
-            "paid": quantize(sum(months[gid].values(), start=ZERO)),
-        }
-        for gid, case in grants.items()
-    ]
+    shown = shared_with(pool.donor_id, {case["application_id"] for case in grants.values()})
+    items, others = [], {"grants": 0, "committed": ZERO, "paid": ZERO}
+    for gid, case in grants.items():
+        committed_here = quantize(committed.get(gid, 0)) - quantize(released.get(gid, 0))
+        paid_here = quantize(sum(months[gid].values(), start=ZERO))
+        if case["application_id"] not in shown:
+            # No consent to show this case to donors: counted in one line with the others.
+            others["grants"] += 1
+            others["committed"] += committed_here
+            others["paid"] += paid_here
+            continue
+        items.append(
+            {
+                "code": anonymise.donor_code(pool.donor_id, case["grant_uid"]),
+                "category": case["category"],
+                "place": anonymise.place(case["country"]),
+                "region": case["region"],
+                "committed": committed_here,
+                "paid": paid_here,
+            }
+        )
     anonymise.generalise(items)
     for item in items:
         del item["region"]
-    return sorted(items, key=lambda item: item["code"])
+    others["count"] = anonymise.count_cell(others.pop("grants"))
+    return sorted(items, key=lambda item: item["code"]), others
+
+
+def shared_with(donor_id, application_ids):
+    """Of these cases, those whose defender's consent to show the case to donors (all of
+    the fund's, or this one) stands."""
+    return set(
+        db.session.execute(
+            sa.select(Consent.application_id).where(
+                Consent.application_id.in_(application_ids),
+                Consent.kind == ConsentKind.STORY,
+                sa.or_(Consent.donor_id.is_(None), Consent.donor_id == donor_id),
+                Consent.withdrawn_at.is_(None),
+            )
+        ).scalars()
+    )
 
 
 def internal_grants(pool_ids, period, limit, visible):
@@ -482,8 +510,8 @@ def build_report(pool, period, generated_at=None):
         "timeliness": timeliness(pool, period),
         "outcomes": outcomes(grants),
         "stories": stories(pool, period),
-        "items": line_items(pool, period, grants, months),
     }
+    report["items"], report["unlisted"] = line_items(pool, period, grants, months)
     report["digest"] = digest(report)
     return report
 
