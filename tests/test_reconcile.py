@@ -293,3 +293,11 @@ def test_a_payment_younger_than_the_limit_is_not_yet_late(world):
     pay(world, grant, "1000", instalment=None, paid_on=today - timedelta(days=13))
     assert followup.receipts_overdue(world.finance, today, 14) == []
     assert followup.reports_overdue(world.finance, today, 60) == []
+
+
+def test_a_problem_quotes_a_long_value_briefly(world, three):
+    line = "TRF-1," + "9" * 100_000 + ",EUR,2026-02-05,delivered"
+    with pytest.raises(reconcile.StatementError) as refused:
+        reconcile.import_statement(world.fund.id, world.finance, statement(line))
+    (problem,) = [str(p) for p in refused.value.problems]
+    assert "not written like 1234.50" in problem and len(problem) < 200

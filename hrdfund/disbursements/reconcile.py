@@ -163,6 +163,11 @@ def _match(payments, reversed_ids):
     return standing[0] if len(standing) == 1 else None
 
 
+def _shown(value):
+    """A value from the file as a problem quotes it: no longer than a line."""
+    return value if len(value) <= 40 else value[:40] + "…"
+
+
 def check_statement(actor, data, today=None):
     """Every row of the statement matched and checked: a list of Lines, or StatementError
     with every problem found, each naming its line."""
@@ -194,7 +199,7 @@ def check_statement(actor, data, today=None):
                 number,
                 _l(
                     "reference %(ref)s repeats line %(first)d.",
-                    ref=reference,
+                    ref=_shown(reference),
                     first=seen[reference],
                 ),
             )
@@ -202,7 +207,10 @@ def check_statement(actor, data, today=None):
         seen[reference] = number
         payments = found.get(reference, [])
         if not payments:
-            problem(number, _l("no payment of this fund has the reference %(ref)s.", ref=reference))
+            problem(
+                number,
+                _l("no payment of this fund has the reference %(ref)s.", ref=_shown(reference)),
+            )
             continue
         payment = _match(payments, reversed_ids)
         if payment is None:
@@ -212,7 +220,7 @@ def check_statement(actor, data, today=None):
                     "%(count)d payments share the reference %(ref)s; the statement cannot tell"
                     " which one it means.",
                     count=len(payments),
-                    ref=reference,
+                    ref=_shown(reference),
                 ),
             )
             continue
@@ -222,7 +230,7 @@ def check_statement(actor, data, today=None):
                 _l(
                     "payment %(ref)s is on a case you declared a conflict on; another finance"
                     " officer reconciles it.",
-                    ref=reference,
+                    ref=_shown(reference),
                 ),
             )
             continue
@@ -231,7 +239,7 @@ def check_statement(actor, data, today=None):
                 number,
                 _l(
                     "payment %(ref)s was reconciled before, by a statement of %(day)s.",
-                    ref=reference,
+                    ref=_shown(reference),
                     day=delivered[payment.id].created_at.date().isoformat(),
                 ),
             )
@@ -242,7 +250,7 @@ def check_statement(actor, data, today=None):
                 _l(
                     "the amount %(value)s is not written like 1234.50 (a point before the"
                     " cents, no thousands separator).",
-                    value=row["amount"],
+                    value=_shown(row["amount"]),
                 ),
             )
             continue
@@ -253,7 +261,7 @@ def check_statement(actor, data, today=None):
                 number,
                 _l(
                     "payment %(ref)s was sent in %(sent)s, not %(currency)s.",
-                    ref=reference,
+                    ref=_shown(reference),
                     sent=payment.currency_paid,
                     currency=currency or "-",
                 ),
@@ -266,7 +274,7 @@ def check_statement(actor, data, today=None):
                     "%(amount)s is more than the %(sent)s sent as payment %(ref)s.",
                     amount=amount,
                     sent=payment.amount_paid,
-                    ref=reference,
+                    ref=_shown(reference),
                 ),
             )
             continue
@@ -274,7 +282,8 @@ def check_statement(actor, data, today=None):
             on = date.fromisoformat(row["date"])
         except ValueError:
             problem(
-                number, _l("the date %(value)s is not a date like 2026-03-31.", value=row["date"])
+                number,
+                _l("the date %(value)s is not a date like 2026-03-31.", value=_shown(row["date"])),
             )
             continue
         if not payment.paid_on <= on <= today:
@@ -294,7 +303,7 @@ def check_statement(actor, data, today=None):
                 number,
                 _l(
                     "the status %(value)s is not one of delivered, short or failed.",
-                    value=row["status"],
+                    value=_shown(row["status"]),
                 ),
             )
             continue
