@@ -380,3 +380,9 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
     assert Decimal(unlisted[5]) == Decimal(510 + 560)  # grants 1 and 6
     seventh = anonymise.donor_code(world.donor.id, world.grants[6].uid)
     assert seventh not in data
+
+
+def test_the_pool_page_offers_the_donors_report(app, world):
+    page = as_user(app, world.finance).get(f"/pools/{world.eur.uid}").get_data(as_text=True)
+    assert f'action="/pools/{world.eur.uid}/report"' in page
+    assert f'<option value="{date.today().year}">' in page and "Download CSV" in page

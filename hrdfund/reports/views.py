@@ -172,6 +172,7 @@ def render_pool(pool, contribution_form=None, status=200):
     page = render_template(
         "reports/pool.html",
         pool=pool,
+        periods=recent_periods(_first_day(pool, utcnow().date()), utcnow().date()),
         figures=pool_figures([pool.id])[pool.id],
         rows=rows,
         counts=counts,
