@@ -66,3 +66,52 @@ def test_recovery_needs_the_password_first(client, make_user):
     response = client.post("/login/recovery", data={"code": codes[0]})
     assert response.location == "/login"
     assert client.get("/admin/users").location == "/login"
+
+
+def test_an_admin_resets_a_lost_second_factor(app, client, make_user, make_fund):
+    manager = make_user("manager")
+    codes = _codes(login(client, manager))
+    admin_client = app.test_client()
+    admin = make_user("admin")
+    login(admin_client, admin)
+    assert "Reset second factor" in admin_client.get("/admin/users").get_data(as_text=True)
+    secret = manager.totp_secret
+    done = admin_client.post(f"/admin/users/{manager.uid}/second-factor", follow_redirects=True)
+    assert "sets up a new authenticator" in done.get_data(as_text=True)
+    assert client.get("/cases").location == "/login"  # the manager's session ended
+    db.session.refresh(manager)
+    assert manager.totp_secret != secret and manager.totp_confirmed_at is None
+    assert db.session.execute(sa.select(sa.func.count()).select_from(RecoveryCode)).scalar() == (
+        10  # the admin's own codes only
+    )
+    again = app.test_client()
+    again.post("/login", data={"login": manager.login, "password": PASSWORD})
+    assert '<img src="/login/code/qr.svg"' in again.get("/login/code").get_data(as_text=True)
+    assert again.post("/login/recovery", data={"code": codes[0]}).location == "/login"
+    resets = db.session.execute(
+        sa.select(sa.func.count()).where(AuditEvent.action == "auth.second_factor_reset")
+    ).scalar()
+    assert resets == 1
+    # Only another account of the admin's own fund; only an admin.
+    stranger = make_user("manager", fund_id=make_fund("Another Fund").id)
+    assert admin_client.post(f"/admin/users/{stranger.uid}/second-factor").status_code == 404
+    assert admin_client.post(f"/admin/users/{admin.uid}/sessions").status_code == 404
+    applicant = make_user("applicant")
+    assert admin_client.post(f"/admin/users/{applicant.uid}/second-factor").status_code == 404
+    peer = app.test_client()
+    login(peer, make_user("manager"))
+    assert peer.post(f"/admin/users/{manager.uid}/sessions").status_code == 403
+
+
+def test_an_admin_ends_every_session_of_an_account(app, client, make_user):
+    finance = make_user("finance")
+    login(client, finance)
+    assert client.get("/payments").status_code == 200
+    admin_client = app.test_client()
+    login(admin_client, make_user("admin"))
+    admin_client.post(f"/admin/users/{finance.uid}/sessions")
+    assert client.get("/payments").location == "/login"
+    ended = db.session.execute(
+        sa.select(sa.func.count()).where(AuditEvent.action == "auth.sessions_ended")
+    ).scalar()
+    assert ended == 1

@@ -248,6 +248,16 @@ def end_sessions(user, actor=None, action="auth.sessions_ended"):
     db.session.flush()
 
 
+def reset_second_factor(user, actor):
+    """For a lost authenticator: a new key to enrol with at the next sign-in, the recovery
+    codes gone, and every session of the user ended."""
+    user.totp_secret = new_totp_secret()
+    user.totp_confirmed_at = None
+    user.totp_last_step = None
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    end_sessions(user, actor=actor, action="auth.second_factor_reset")
+
+
 def create_user(role, login, password=None, actor=None, **fields):
     """Create an account; staff roles get a TOTP secret to enrol with."""
     role = Role(role)

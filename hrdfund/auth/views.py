@@ -260,7 +260,50 @@ def users():
         for u in rows
         if u.role in (Role.REVIEWER, Role.MANAGER)
     }
-    return render_template("auth/users.html", users=rows, forms=forms)
+    return render_template("auth/users.html", users=rows, forms=forms, confirm=ConfirmForm())
+
+
+def _fund_account_or_404(uid):
+    """Another account of the admin's fund; 404 otherwise."""
+    user = db.session.execute(
+        sa.select(User).where(User.uid == uid, User.fund_id == current_user.fund_id)
+    ).scalar_one_or_none()
+    if user is None or user.id == current_user.id:
+        abort(404)
+    return user
+
+
+@bp.post("/admin/users/<uid>/sessions")
+@role_required(Role.ADMIN)
+def end_user_sessions(uid):
+    """Sign an account out everywhere: every cookie of it stops working at once."""
+    user = _fund_account_or_404(uid)
+    if ConfirmForm().validate_on_submit():
+        services.end_sessions(user, actor=current_user._get_current_object())
+        db.session.commit()
+        flash(_("Every session of %(login)s has ended.", login=user.login), "info")
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/users/<uid>/second-factor")
+@role_required(Role.ADMIN)
+def reset_second_factor(uid):
+    """For a lost authenticator: the account sets up a new one at its next sign-in."""
+    user = _fund_account_or_404(uid)
+    if not user.needs_totp:
+        abort(404)
+    if ConfirmForm().validate_on_submit():
+        services.reset_second_factor(user, current_user._get_current_object())
+        db.session.commit()
+        flash(
+            _(
+                "%(login)s sets up a new authenticator at the next sign-in; their recovery"
+                " codes no longer work and their sessions have ended.",
+                login=user.login,
+            ),
+            "info",
+        )
+    return redirect(url_for("auth.users"))
 
 
 @bp.post("/admin/users/alerts")
