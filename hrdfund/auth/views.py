@@ -281,7 +281,8 @@ def end_user_sessions(uid):
     if ConfirmForm().validate_on_submit():
         services.end_sessions(user, actor=current_user._get_current_object())
         db.session.commit()
-        flash(_("Every session of %(login)s has ended.", login=user.login), "info")
+        # Flashes travel in the session cookie: the message names no account.
+        flash(_("Every session of that account has ended."), "info")
     return redirect(url_for("auth.users"))
 
 
@@ -297,9 +298,8 @@ def reset_second_factor(uid):
         db.session.commit()
         flash(
             _(
-                "%(login)s sets up a new authenticator at the next sign-in; their recovery"
-                " codes no longer work and their sessions have ended.",
-                login=user.login,
+                "That account sets up a new authenticator at its next sign-in; its recovery"
+                " codes no longer work and its sessions have ended."
             ),
             "info",
         )
