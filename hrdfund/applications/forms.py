@@ -36,6 +36,7 @@ from .models import (
     CATEGORY_LABELS,
     BudgetLine,
     Category,
+    ConsentKind,
     DocumentKind,
     Gender,
     Message,
@@ -48,6 +49,14 @@ STORY_MAX = 4000
 POSITIVE = NumberRange(
     min=Decimal("0.01"), max=MAX_AMOUNT, message=_l("Enter an amount above zero.")
 )
+
+#: What the defender agrees to, in the form and on the case page where it is taken back.
+CONSENT_LABELS = {
+    ConsentKind.REFERRAL: _l(
+        "If this fund cannot help, it may refer the case to another protection fund"
+    ),
+    ConsentKind.STORY: _l("An anonymised story of this case may be shown to the fund's donors"),
+}
 
 
 def country_choices():
@@ -225,12 +234,8 @@ def application_form_class(category):
             _l("Other funders asked, or already paying, for the same need"),
             [Optional(), Length(max=LONG_MAX)],
         )
-        consent_referral = BooleanField(
-            _l("If this fund cannot help, it may refer the case to another protection fund")
-        )
-        consent_story = BooleanField(
-            _l("An anonymised story of this case may be shown to the fund's donors")
-        )
+        consent_referral = BooleanField(CONSENT_LABELS[ConsentKind.REFERRAL])
+        consent_story = BooleanField(CONSENT_LABELS[ConsentKind.STORY])
         save = SubmitField(_l("Save draft"))
         submit = SubmitField(_l("Send application"))
 

@@ -231,6 +231,24 @@ def active_consent(application, kind):
     )
 
 
+#: Consents the applicant side may take back once the case is sent (the partner's consent
+#: to submit is the ground of the case itself).
+WITHDRAWABLE = (ConsentKind.REFERRAL, ConsentKind.STORY)
+
+
+def withdraw_consent(application, kind, actor):
+    """Take back the defender's standing consent of ``kind``: the row stays, dated; what
+    depends on it stops from now on (referrals, donors seeing the case). Returns the
+    consent, or None when none of that kind stands."""
+    current = active_consent(application, kind) if kind in WITHDRAWABLE else None
+    if current is None:
+        return None
+    current.withdrawn_at = utcnow()
+    db.session.flush()
+    audit.record("consent.withdrawn", application, actor=actor, kind=kind.value)
+    return current
+
+
 def _set_consent(application, kind, wanted, actor):
     current = active_consent(application, kind)
     if wanted and current is None:

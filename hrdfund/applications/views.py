@@ -18,6 +18,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from .. import audit
+from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..columns import utcnow
@@ -27,6 +28,7 @@ from . import bp, documents, services, targets
 from .access import get_application_or_404
 from .categories import CATEGORY_FIELDS
 from .forms import (
+    CONSENT_LABELS,
     DocumentForm,
     MessageForm,
     ReferralStartForm,
@@ -339,9 +341,40 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         panels=collect_panels(application, current_user),
         report=report,
         report_form=(report_form or ReportForm(formdata=None)) if report_due else None,
+        consents=_consents(application),
+        consent_form=ConfirmForm(),
         category_fields=CATEGORY_FIELDS[application.category],
     )
     return page, status
+
+
+@bp.post("/applications/<uid>/consents/<kind>/withdraw")
+@role_required(Role.APPLICANT, Role.PARTNER)
+def withdraw_consent(uid, kind):
+    """The applicant side takes back a consent given in the form."""
+    application = get_application_or_404(uid, current_user)
+    try:
+        kind = ConsentKind(kind)
+    except ValueError:
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("applications.case", uid=uid, _anchor="consents"))
+    if services.withdraw_consent(application, kind, current_user._get_current_object()) is None:
+        abort(404)
+    db.session.commit()
+    flash(_("Your consent is withdrawn. It applies from now on."), "info")
+    return redirect(url_for("applications.case", uid=uid, _anchor="consents"))
+
+
+def _consents(application):
+    """For the applicant side of a sent case: each consent they may take back, standing
+    or not."""
+    if not current_user.is_applicant_side or application.status == ApplicationStatus.DRAFT:
+        return []
+    return [
+        (kind, CONSENT_LABELS[kind], services.active_consent(application, kind))
+        for kind in services.WITHDRAWABLE
+    ]
 
 
 @bp.post("/applications/<uid>/report")
