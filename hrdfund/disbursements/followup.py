@@ -1,7 +1,8 @@
 """What the fund's staff must chase: payments nobody confirmed, reports that did not come,
 instalments falling due, and payments a bank reported short or failed.
 
-Each list is one query over the cases the user may see, capped for the page.
+Each list is one query over the cases the user may see, capped for the page; with
+``count=True``, the number of rows in all.
 """
 
 from datetime import timedelta
@@ -18,7 +19,7 @@ from .services import COVER_TOLERANCE, PAID, instalments_paid, standing
 LIMIT = 200
 
 
-def receipts_overdue(user, today, days):
+def receipts_overdue(user, today, days, count=False):
     """Payments made ``days`` or more ago that stand and nobody confirmed receiving:
     rows of (payment, case uid), oldest first."""
     confirmed = sa.select(Receipt.disbursement_id)
@@ -32,11 +33,12 @@ def receipts_overdue(user, today, days):
             Disbursement.paid_on <= today - timedelta(days=days),
             Disbursement.id.not_in(confirmed),
         )
-        .order_by(Disbursement.paid_on, Disbursement.id)
+        .order_by(Disbursement.paid_on, Disbursement.id),
+        count,
     )
 
 
-def reports_overdue(user, today, days):
+def reports_overdue(user, today, days, count=False):
     """Cases first paid ``days`` or more ago whose use-of-funds report has not come: rows
     of (case uid, first payment date), oldest first."""
     first_paid = sa.func.min(Disbursement.paid_on)
@@ -48,11 +50,12 @@ def reports_overdue(user, today, days):
         .where(staff_cases(user), standing(), Application.id.not_in(reported))
         .group_by(Application.id, Application.uid)
         .having(first_paid <= today - timedelta(days=days))
-        .order_by(first_paid, Application.id)
+        .order_by(first_paid, Application.id),
+        count,
     )
 
 
-def instalments_due(user, today, days):
+def instalments_due(user, today, days, count=False):
     """Instalments of open grants due within ``days`` (or already due) that payments, net
     of their reversals, have not settled: rows of (instalment, plan, case uid, paid so
     far), earliest first."""
@@ -70,11 +73,12 @@ def instalments_due(user, today, days):
             Instalment.due_on <= today + timedelta(days=days),
             sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
         )
-        .order_by(Instalment.due_on, Instalment.id)
+        .order_by(Instalment.due_on, Instalment.id),
+        count,
     )
 
 
-def mismatches(user):
+def mismatches(user, count=False):
     """Payments a statement reported short and not yet corrected, or failed and not yet
     reversed in full: rows of (delivery, payment, case uid), newest first. A reversal is
     the correction."""
@@ -93,9 +97,14 @@ def mismatches(user):
                 sa.and_(Delivery.status == DeliveryStatus.FAILED, taken_back < Disbursement.amount),
             ),
         )
-        .order_by(Delivery.id.desc())
+        .order_by(Delivery.id.desc()),
+        count,
     )
 
 
-def db_rows(query):
+def db_rows(query, count=False):
+    """The first LIMIT rows of ``query``, or with ``count`` how many rows it has in all."""
+    if count:
+        total = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+        return db.session.execute(total).scalar()
     return db.session.execute(query.limit(LIMIT)).all()

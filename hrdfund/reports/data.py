@@ -28,7 +28,7 @@ from ..disbursements.ledger import pool_figures
 from ..disbursements.models import Disbursement
 from ..extensions import db
 from ..grants.models import Allocation, Grant, Release
-from ..grants.services import before, summed
+from ..grants.services import before, signed_amount, summed
 from ..money import quantize
 from ..pools.models import Contribution
 from . import anonymise
@@ -39,12 +39,8 @@ VARIANCE_FLAG = Decimal("0.10")
 
 
 def _between(column, period):
-    if isinstance(column.type, sa.DateTime):
-        return sa.and_(
-            column >= datetime.combine(period.start, time.min),
-            column < datetime.combine(period.end, time.min),
-        )
-    return sa.and_(column >= period.start, column < period.end)
+    """SQL: the row's date (or time) ``column`` falls within ``period``."""
+    return sa.and_(sa.not_(before(column, period.start)), before(column, period.end))
 
 
 def _sum(query):
@@ -56,45 +52,42 @@ def summary(pool, period):
     came in and went out, and what it held at the end; commitments beside it."""
     opening = pool_figures([pool.id], until=period.start)[pool.id]
     closing = pool_figures([pool.id], until=period.end)[pool.id]
-    in_period = _between(Contribution.received_on, period)
-    paid_in_period = _between(Disbursement.paid_on, period)
-
-    def contributions(reversals):
-        condition = (
-            Contribution.reversal_of_id.is_not(None)
-            if reversals
-            else (Contribution.reversal_of_id.is_(None))
-        )
-        return _sum(
-            sa.select(summed(Contribution.amount)).where(
-                Contribution.pool_id == pool.id, in_period, condition
+    # Rows of the period by kind (reversal or not): one grouped query per table.
+    reversal = Contribution.reversal_of_id.is_not(None)
+    received = dict(
+        db.session.execute(
+            sa.select(reversal, summed(Contribution.amount))
+            .where(Contribution.pool_id == pool.id, _between(Contribution.received_on, period))
+            .group_by(reversal)
+        ).all()
+    )
+    reversal = Disbursement.reversal_of_id.is_not(None)
+    paid = {
+        row[0]: [quantize(v) for v in row[1:]]
+        for row in db.session.execute(
+            sa.select(
+                reversal,
+                summed(Disbursement.amount),
+                summed(Disbursement.fee_amount),
+                summed(Disbursement.exchange_difference),
             )
+            .where(Disbursement.pool_id == pool.id, _between(Disbursement.paid_on, period))
+            .group_by(reversal)
         )
-
-    def payments(column, reversals):
-        condition = (
-            Disbursement.reversal_of_id.is_not(None)
-            if reversals
-            else (Disbursement.reversal_of_id.is_(None))
-        )
-        return _sum(
-            sa.select(summed(column)).where(
-                Disbursement.pool_id == pool.id, paid_in_period, condition
-            )
-        )
+    }
+    payments, reversals = (paid.get(flag, [ZERO] * 3) for flag in (False, True))
 
     def held(fig):
         return fig["received"] - fig["disbursed"] - fig["fees"] - fig["exchange_differences"]
 
     result = {
         "opening_balance": held(opening),
-        "contributions": contributions(False),
-        "contributions_reversed": contributions(True),
-        "disbursements": payments(Disbursement.amount, False),
-        "reversals": payments(Disbursement.amount, True),
-        "fees": payments(Disbursement.fee_amount, False) - payments(Disbursement.fee_amount, True),
-        "exchange_differences": payments(Disbursement.exchange_difference, False)
-        - payments(Disbursement.exchange_difference, True),
+        "contributions": quantize(received.get(False, 0)),
+        "contributions_reversed": quantize(received.get(True, 0)),
+        "disbursements": payments[0],
+        "reversals": reversals[0],
+        "fees": payments[1] - reversals[1],
+        "exchange_differences": payments[2] - reversals[2],
         "closing_balance": held(closing),
         "commitments": _sum(
             sa.select(summed(Allocation.amount)).where(
@@ -115,9 +108,7 @@ def summary(pool, period):
 def _payments_of_period(pool, period):
     """Per grant: its attributes and the net amount paid from the pool in each month of
     the period (reversal rows negative)."""
-    signed = sa.case(
-        (Disbursement.reversal_of_id.is_(None), Disbursement.amount), else_=-Disbursement.amount
-    )
+    signed = signed_amount(Disbursement)
     rows = db.session.execute(
         sa.select(Disbursement.grant_id, Disbursement.paid_on, signed).where(
             Disbursement.pool_id == pool.id, _between(Disbursement.paid_on, period)
@@ -138,7 +129,6 @@ def _cases(grant_ids):
             sa.select(
                 Grant.id,
                 Grant.uid,
-                Grant.approved_at,
                 Application.id,
                 Application.category,
                 Application.country,
@@ -146,7 +136,6 @@ def _cases(grant_ids):
                 Application.gender,
                 Application.defender_key,
                 Application.dependants_count,
-                Application.submitted_at,
             )
             .join(Application, Application.id == Grant.application_id)
             .where(Grant.id.in_(ids[start : start + 500]))
@@ -154,15 +143,13 @@ def _cases(grant_ids):
         for row in db.session.execute(query):
             found[row[0]] = {
                 "grant_uid": row[1],
-                "approved_at": row[2],
-                "application_id": row[3],
-                "category": row[4].value,
-                "country": row[5],
-                "region": row[6] or anonymise.NOT_SHOWN,
-                "gender": row[7].value if row[7] else "undisclosed",
-                "defender": row[8] or f"grant-{row[0]}",
-                "dependants": row[9] or 0,
-                "submitted_at": row[10],
+                "application_id": row[2],
+                "category": row[3].value,
+                "country": row[4],
+                "region": row[5] or anonymise.NOT_SHOWN,
+                "gender": row[6].value if row[6] else "undisclosed",
+                "defender": row[7] or f"grant-{row[0]}",
+                "dependants": row[8] or 0,
             }
     return found
 
@@ -192,7 +179,7 @@ def _group(grants, key_of, amount_of):
     }
 
 
-def breakdowns(grants, months, period):
+def breakdowns(grants, months):
     """The four breakdowns of the people and money of the period, suppressed."""
     net = {gid: sum(by_month.values(), start=ZERO) for gid, by_month in months.items()}
 
@@ -228,9 +215,7 @@ def budget_against_actual(pool, period):
         .join(Application, Application.id == Grant.application_id)
         .where(Allocation.pool_id == pool.id, _between(Allocation.created_at, period))
     ).all()
-    signed = sa.case(
-        (Disbursement.reversal_of_id.is_(None), Disbursement.amount), else_=-Disbursement.amount
-    )
+    signed = signed_amount(Disbursement)
     paid = dict(
         db.session.execute(
             sa.select(Disbursement.allocation_id, summed(signed))
@@ -469,9 +454,7 @@ def internal_grants(pool_ids, period, limit, visible):
     """For the fund's managers, never for donors: the grants paid from these pools in the
     period on the cases ``visible`` (an SQL condition) allows, by case code, with the pool
     and the net amount paid (pool currency)."""
-    signed = sa.case(
-        (Disbursement.reversal_of_id.is_(None), Disbursement.amount), else_=-Disbursement.amount
-    )
+    signed = signed_amount(Disbursement)
     query = (
         sa.select(
             Application.uid,
@@ -506,7 +489,7 @@ def build_report(pool, period, generated_at=None):
         "summary": money,
         "position": position,
         "budget": budget_against_actual(pool, period),
-        "breakdowns": breakdowns(grants, months, period),
+        "breakdowns": breakdowns(grants, months),
         "timeliness": timeliness(pool, period),
         "outcomes": outcomes(grants),
         "stories": stories(pool, period),

@@ -126,10 +126,6 @@ def _table(data, widths, numeric_from=1, total=True):
     return table
 
 
-def _money(value, currency):
-    return format_money(value, currency)
-
-
 def _summary(report, styles):
     c, s = report["currency"], report["summary"]
     rows = [
@@ -143,16 +139,16 @@ def _summary(report, styles):
         (_("Closing balance"), s["closing_balance"]),
     ]
     money = _table(
-        [[_("The pool's account"), c]] + [[label, _money(v, c)] for label, v in rows],
+        [[_("The pool's account"), c]] + [[label, format_money(v, c)] for label, v in rows],
         [110 * mm, 50 * mm],
     )
     commitments = _table(
         [[_("Commitments to grants"), c]]
         + [
-            [_("Committed in the period"), _money(s["commitments"], c)],
-            [_("Released back to the pool"), _money(s["releases"], c)],
-            [_("Committed, not yet paid, at the end"), _money(s["committed_unpaid"], c)],
-            [_("Available for new grants at the end"), _money(s["available"], c)],
+            [_("Committed in the period"), format_money(s["commitments"], c)],
+            [_("Released back to the pool"), format_money(s["releases"], c)],
+            [_("Committed, not yet paid, at the end"), format_money(s["committed_unpaid"], c)],
+            [_("Available for new grants at the end"), format_money(s["available"], c)],
         ],
         [110 * mm, 50 * mm],
     )
@@ -160,12 +156,12 @@ def _summary(report, styles):
     position = _table(
         [[_("Since the pool opened, at the end of the period"), c]]
         + [
-            [_("Received"), _money(p["received"], c)],
-            [_("Committed to grants"), _money(p["committed"], c)],
-            [_("Disbursed"), _money(p["disbursed"], c)],
-            [_("Fees"), _money(p["fees"], c)],
-            [_("Exchange differences"), _money(p["exchange_differences"], c)],
-            [_("Available"), _money(p["available"], c)],
+            [_("Received"), format_money(p["received"], c)],
+            [_("Committed to grants"), format_money(p["committed"], c)],
+            [_("Disbursed"), format_money(p["disbursed"], c)],
+            [_("Fees"), format_money(p["fees"], c)],
+            [_("Exchange differences"), format_money(p["exchange_differences"], c)],
+            [_("Available"), format_money(p["available"], c)],
         ],
         [110 * mm, 50 * mm],
     )

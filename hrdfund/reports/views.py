@@ -217,10 +217,12 @@ def internal():
     user = current_user._get_current_object()
     config = current_app.config
     overdue = {
-        "mismatches": len(followup.mismatches(user)),
-        "due": len(followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"])),
-        "receipts": len(followup.receipts_overdue(user, today, config["RECEIPT_OVERDUE_DAYS"])),
-        "reports": len(followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"])),
+        "mismatches": followup.mismatches(user, count=True),
+        "due": followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"], count=True),
+        "receipts": followup.receipts_overdue(
+            user, today, config["RECEIPT_OVERDUE_DAYS"], count=True
+        ),
+        "reports": followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"], count=True),
     }
     choices = recent_periods(min((_first_day(p, today) for p in pools), default=today), today)
     return render_template(
