@@ -174,13 +174,12 @@ def report(pool_ref, period, out, kind):
     click.echo(f"Wrote {out}: {len(body)} bytes, digest {built['digest']}.")
 
 
-def _echo_pool_sums():
+def _echo_pool_sums(sums):
     """Each pool's figures as `check` added them up from the rows, to set beside the pool
     page: one line per pool, amounts in the pool's currency."""
-    from .disbursements.ledger import FIGURES, sums_of_rows
+    from .disbursements.ledger import FIGURES
     from .pools.models import Pool
 
-    sums = sums_of_rows()
     for pool in db.session.scalars(sa.select(Pool).order_by(Pool.id)):
         figures = ", ".join(f"{key.replace('_', ' ')} {sums[pool.id][key]}" for key in FIGURES)
         click.echo(f"Pool {pool.uid} {pool.name} ({pool.currency}): {figures}")
@@ -192,7 +191,7 @@ def _echo_pool_sums():
 def check(head):
     """Verify the ledger invariants and the audit chain; exit non-zero if broken."""
     from . import audit
-    from .disbursements.ledger import check_ledger
+    from .disbursements.ledger import check_ledger, sums_of_rows
 
     parsed = None
     if head:
@@ -201,7 +200,8 @@ def check(head):
             parsed = (int(seq), digest)
         except ValueError as exc:
             raise click.ClickException("--head takes SEQ:HASH") from exc
-    problems = check_ledger() + audit.verify(parsed)
+    sums = sums_of_rows()  # added up once: checked against the pool figures, then printed
+    problems = check_ledger(sums) + audit.verify(parsed)
     if problems:
         for line in problems[:50]:
             click.echo(f"BROKEN: {line}", err=True)
@@ -210,5 +210,5 @@ def check(head):
         sys.exit(1)
     seq, digest = audit.head()
     click.echo(f"OK: ledger balanced, audit chain verified up to entry {seq}.")
-    _echo_pool_sums()
+    _echo_pool_sums(sums)
     click.echo(f"Audit head (record it elsewhere): {seq}:{digest}")
