@@ -95,6 +95,10 @@ class Config:
     ARGON2_MEMORY_COST = 65536
     ARGON2_PARALLELISM = 4
 
+    #: Closed cases are purged this many days after closing (`flask hrdfund purge`), down
+    #: to the figures reports need; drafts never sent, this many days after the last edit.
+    RETENTION_DAYS = int(_env("HRDFUND_RETENTION_DAYS", "730"))
+
     LOG_LEVEL = _env("HRDFUND_LOG_LEVEL", "INFO")
     PAGE_SIZE = 50
 

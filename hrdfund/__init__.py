@@ -129,7 +129,7 @@ def _check_secrets(app):
         raise RuntimeError(f"hrdfund refuses to start: {exc}") from exc
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError("hrdfund refuses to start: DATABASE_URL is not set")
-    app.extensions["hrdfund_cipher"] = crypto.FieldCipher(field_key, old_keys)
+    app.extensions["hrdfund_cipher"] = crypto.FieldCipher(field_key, old_keys, index_key=audit_key)
     app.extensions["hrdfund_audit_key"] = audit_key
 
 

@@ -212,3 +212,60 @@ def check(head):
     click.echo(f"OK: ledger balanced, audit chain verified up to entry {seq}.")
     _echo_pool_sums(sums)
     click.echo(f"Audit head (record it elsewhere): {seq}:{digest}")
+
+@hrdfund_cli.command("rotate-keys")
+@with_appcontext
+def rotate_keys_command():
+    """Encrypt every field and document again under HRDFUND_ENCRYPTION_KEY.
+
+    Set the new key in HRDFUND_ENCRYPTION_KEY and the old one in HRDFUND_ENCRYPTION_OLD_KEYS
+    first; remove the old key once this reports nothing left under it."""
+    from .columns import cipher
+    from .rotation import left_under_old_keys, rotate_keys
+
+    result = rotate_keys()
+    for where, count in sorted(result.values.items()):
+        click.echo(f"{where}: {count} re-encrypted")
+    click.echo(f"Documents: {result.documents} files re-encrypted")
+    if result.unreadable:
+        for where, count in sorted(result.unreadable.items()):
+            click.echo(f"UNREADABLE: {where}: {count} under no key given", err=True)
+        click.echo(
+            "Add the key that wrote them to HRDFUND_ENCRYPTION_OLD_KEYS and run again.", err=True
+        )
+        sys.exit(1)
+    left = left_under_old_keys()
+    if left:
+        click.echo(f"{left} values are still under an old key; run again.", err=True)
+        sys.exit(1)
+    click.echo(
+        f"OK: {result.total} values and {result.documents} documents now under key "
+        f"{cipher().current_id.hex()}; nothing is left under an old key."
+    )
+
+
+@hrdfund_cli.command("purge")
+@click.option("--dry-run", is_flag=True, help="Say what would be purged; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def purge_command(dry_run, yes):
+    """Purge closed cases older than HRDFUND_RETENTION_DAYS, down to the figures reports need."""
+    from .retention import plan_purge, purge, retention_days
+
+    plan = plan_purge()
+    click.echo(
+        f"Closed before {plan.cutoff:%Y-%m-%d} ({retention_days()} days): "
+        f"{len(plan.cases)} cases to reduce to their figures, "
+        f"{len(plan.drafts)} drafts never sent to delete, "
+        f"{len(plan.accounts)} applicant accounts to empty."
+    )
+    if dry_run:
+        click.echo("Dry run: nothing changed.")
+        return
+    if not (plan.cases or plan.drafts or plan.accounts):
+        click.echo("Nothing to purge.")
+        return
+    if not yes:
+        click.confirm("This cannot be undone. Purge now?", abort=True)
+    purge(plan)
+    click.echo("Purged. Run `flask hrdfund check`: the ledger and the audit chain still verify.")

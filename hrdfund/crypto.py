@@ -52,32 +52,36 @@ def key_id(key):
     return hashlib.sha256(b"hrdfund-field-key:" + key).digest()[:4]
 
 
-def _aad(table, column, row):
+def field_aad(table, column, row):
     return f"{table}\x1f{column}\x1f{row}".encode()
 
 
 class FieldCipher:
     """Encrypts and decrypts field values under the current key and any old keys."""
 
-    def __init__(self, current_key, old_keys=()):
+    def __init__(self, current_key, old_keys=(), index_key=None):
         self.current_id = key_id(current_key)
         self._current = AESGCM(current_key)
         self._keys = {key_id(k): AESGCM(k) for k in (*old_keys, current_key)}
-        # A separate key for blind indexes, derived so it never equals the encryption key.
-        self._index_key = hmac.new(current_key, b"hrdfund-blind-index", hashlib.sha256).digest()
+        # Blind indexes use a key derived from ``index_key`` (the application passes the
+        # audit key), never the encryption key itself, so that rotating the encryption key
+        # leaves them as they were: the index of a recovery code cannot be recomputed.
+        self._index_key = hmac.new(
+            index_key or current_key, b"hrdfund-blind-index", hashlib.sha256
+        ).digest()
 
     def blind_index(self, text):
         """A keyed hash of ``text`` (32 hex characters): equal texts match, and without the
-        key nothing can be learned or guessed from it. Rotating the key changes every index."""
+        key nothing can be learned or guessed from it."""
         return hmac.new(self._index_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     def encrypt(self, text, table, column, row):
         """Encrypt ``text`` for one table, column and row."""
-        return self.encrypt_bytes(text.encode(), _aad(table, column, row))
+        return self.encrypt_bytes(text.encode(), field_aad(table, column, row))
 
     def decrypt(self, blob, table, column, row):
         """Decrypt a value written by :meth:`encrypt` for the same table, column and row."""
-        return self.decrypt_bytes(blob, _aad(table, column, row)).decode()
+        return self.decrypt_bytes(blob, field_aad(table, column, row)).decode()
 
     def encrypt_bytes(self, data, aad):
         """Encrypt bytes bound to the associated data ``aad`` (bytes)."""
@@ -96,6 +100,10 @@ class FieldCipher:
             return aead.decrypt(blob[5:17], blob[17:], aad)
         except InvalidTag as exc:
             raise DecryptionError("ciphertext does not verify") from exc
+
+    def reencrypt_bytes(self, blob, aad):
+        """``blob`` decrypted and encrypted again under the current key."""
+        return self.encrypt_bytes(self.decrypt_bytes(blob, aad), aad)
 
     def needs_rotation(self, blob):
         """True when ``blob`` was written under a key other than the current one."""

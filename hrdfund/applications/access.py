@@ -1,7 +1,7 @@
 """Who may see which case: a single rule used by every view and download."""
 
 import sqlalchemy as sa
-from flask import abort
+from flask import abort, request
 
 from ..auth.models import Role
 from ..extensions import db
@@ -10,7 +10,10 @@ from .review_models import ConflictDeclaration
 
 
 def can_see(application, user):
-    """The applicant, the referring organisation, and staff of the fund without a conflict."""
+    """The applicant, the referring organisation, and staff of the fund without a conflict.
+    A purged case is left to staff only, as the figures it was reduced to."""
+    if user.role in (Role.APPLICANT, Role.PARTNER) and application.purged_at is not None:
+        return False
     if user.role == Role.APPLICANT:
         return application.applicant_id == user.id
     if user.role == Role.PARTNER:
@@ -47,4 +50,6 @@ def get_application_or_404(uid, user):
     ).scalar_one_or_none()
     if application is None or not can_see(application, user):
         abort(404)
+    if application.purged_at is not None and request.method != "GET":
+        abort(404)  # a purged case takes no more changes
     return application

@@ -146,6 +146,30 @@ def read_document(document):
         return cipher().decrypt_bytes(fh.read(), _aad(document))
 
 
+def reencrypt_document_file(document):
+    """Encrypt a stored file again under the current key, when an older key wrote it.
+
+    The new ciphertext goes to a temporary file that replaces the old one in one rename, so
+    a crash leaves either file whole. Returns True when the file was rewritten; False when
+    it was already under the current key, or is gone (purged)."""
+    path = os.path.join(_folder(), document.storage_name)
+    if not os.path.exists(path):
+        return False
+    with open(path, "rb") as fh:
+        blob = fh.read()
+    if not cipher().needs_rotation(blob):
+        return False
+    fresh = cipher().reencrypt_bytes(blob, _aad(document))
+    temporary = path + ".rotating"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(fresh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temporary, path)
+    return True
+
+
 def delete_document_file(document):
     """Overwrite a stored file with zeros, then remove it (retention)."""
     path = os.path.join(_folder(), document.storage_name)

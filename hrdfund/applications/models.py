@@ -134,6 +134,8 @@ class Application(db.Model):
     decision_due_at = col(sa.DateTime, INTERNAL, nullable=True)
     #: Set while the case waits for the applicant's answer: the target clock is paused.
     clock_paused_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: Set when retention reduced the case to the figures reports need (`flask hrdfund purge`).
+    purged_at = col(sa.DateTime, INTERNAL, nullable=True)
 
     applicant = relationship("User", foreign_keys=[applicant_id])
     submitted_by = relationship("User", foreign_keys=[submitted_by_id])

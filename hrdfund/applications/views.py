@@ -57,7 +57,7 @@ def mine():
     rows = (
         db.session.execute(
             sa.select(Application)
-            .where(Application.applicant_id == current_user.id)
+            .where(Application.applicant_id == current_user.id, Application.purged_at.is_(None))
             .order_by(Application.created_at.desc())
         )
         .scalars()
@@ -73,7 +73,10 @@ def referrals():
     rows = (
         db.session.execute(
             sa.select(Application)
-            .where(Application.partner_organisation_id == current_user.partner_organisation_id)
+            .where(
+                Application.partner_organisation_id == current_user.partner_organisation_id,
+                Application.purged_at.is_(None),
+            )
             .order_by(Application.created_at.desc())
         )
         .scalars()
@@ -338,7 +341,7 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         next_step=NEXT_STEPS.get(application.status),
         missing=missing,
         decision=services.latest_decision(application),
-        panels=collect_panels(application, current_user),
+        panels=[] if application.purged_at else collect_panels(application, current_user),
         report=report,
         report_form=(report_form or ReportForm(formdata=None)) if report_due else None,
         consents=_consents(application),

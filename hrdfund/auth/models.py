@@ -114,6 +114,8 @@ class User(UserMixin, db.Model):
     failed_logins = col(sa.Integer, INTERNAL, nullable=False, default=0)
     locked_until = col(sa.DateTime, INTERNAL, nullable=True)
     last_login_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: Set when retention emptied an applicant's account (`flask hrdfund purge`).
+    purged_at = col(sa.DateTime, INTERNAL, nullable=True)
     created_at = created_at()
 
     fund = relationship("Fund")

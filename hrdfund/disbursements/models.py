@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
+    ENCRYPTED_CLASSES,
     FINANCIAL,
     INTERNAL,
     Encrypted,
@@ -176,9 +177,17 @@ FINAL_TABLES = (
 )
 
 #: On PostgreSQL the database itself refuses to edit or delete a final row, whoever asks.
+#: The trigger's arguments name the columns an UPDATE may change: the encrypted ones, which
+#: key rotation rewrites and retention empties. An UPDATE changing anything else, or
+#: nothing at all, is refused.
 FINAL_ROWS_FUNCTION = """
 CREATE OR REPLACE FUNCTION hrdfund_rows_are_final() RETURNS trigger AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND TG_NARGS > 0
+       AND (to_jsonb(NEW) - TG_ARGV) = (to_jsonb(OLD) - TG_ARGV)
+       AND to_jsonb(NEW) <> to_jsonb(OLD) THEN
+        RETURN NEW;
+    END IF;
     RAISE EXCEPTION USING MESSAGE =
         TG_TABLE_NAME || ' rows are never edited or deleted; record a reversal instead';
 END;
@@ -188,9 +197,14 @@ $$ LANGUAGE plpgsql
 
 def final_rows_trigger(table):
     """The statement that makes ``table``'s rows final on PostgreSQL."""
+    writable = ", ".join(
+        f"'{column.name}'"
+        for column in db.metadata.tables[table].columns
+        if column.info.get("data_class") in ENCRYPTED_CLASSES
+    )
     return (
         f"CREATE TRIGGER {table}_rows_are_final BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION hrdfund_rows_are_final()"
+        f"FOR EACH ROW EXECUTE FUNCTION hrdfund_rows_are_final({writable})"
     )
 
 

@@ -247,6 +247,8 @@ def proof(uid):
     document = db.session.get(Document, payment.proof_document_id or 0)
     if document is None or document.kind != DocumentKind.PROOF_OF_PAYMENT:
         abort(404)
+    if document.filename is None:  # purged with its case
+        abort(404)
     audit.record("document.downloaded", document, actor=current_user._get_current_object())
     db.session.commit()
     return send_file(

@@ -1,0 +1,270 @@
+"""Retention: closed cases purged after a configurable period (SECURITY.md, promise 25).
+
+``flask hrdfund purge --dry-run`` lists what would go; ``flask hrdfund purge`` does it.
+
+A case closed (completed, not approved or withdrawn) more than ``RETENTION_DAYS`` ago, with
+no grant still open, is reduced to the figures reports need: its category, country, region,
+gender, number of dependants, urgency, dates, amounts and outcome answers stay; every
+encrypted field, its people, messages, notes, references, documents, consents and stories
+go, and the payee details of its payments are emptied. Its ledger rows stay whole, so every
+pool still balances and past donor reports add up as before. A draft never sent is deleted
+outright. An applicant account with nothing left but purged cases, unused for the same
+period, is emptied: no login name, contact or second factor, and it can no longer sign in.
+
+Audit entries name cases and accounts by opaque ids, so the chain verifies afterwards.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import audit
+from .alerts.models import Alert
+from .applications.documents import delete_document_file
+from .applications.models import (
+    Application,
+    ApplicationStatus,
+    BudgetLine,
+    Consent,
+    Dependant,
+    Document,
+    Message,
+    Reference,
+    Story,
+    UseOfFundsReport,
+)
+from .applications.review_models import CaseNote, Decision, Review
+from .auth.models import RecoveryCode, Role, User
+from .columns import utcnow
+from .disbursements.models import Disbursement
+from .extensions import db
+from .grants.models import Grant, GrantStatus
+
+CLOSED = (ApplicationStatus.COMPLETED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN)
+BATCH = 200
+
+#: What purging does to each table that hangs off a case. Rows of DELETED tables go; the
+#: encrypted columns of CLEARED tables are emptied and their figures stay; KEPT tables hold
+#: no personal data. A test fails when a table refers to cases and is in none of the three.
+DELETED = (Story, Consent, Dependant, Reference, Message, CaseNote, Alert, Document)
+CLEARED = {
+    BudgetLine: ("_description",),
+    Review: ("_assessment",),
+    Decision: ("_reason",),
+    UseOfFundsReport: ("_narrative",),
+}
+KEPT = ("status_changes", "cofundings", "conflict_declarations", "grants")
+APPLICATION_CLEARED = (
+    "_defender_name",
+    "_defender_work",
+    "_threat",
+    "_urgency_reason",
+    "_other_funders",
+    "_details",
+)
+
+
+@dataclass
+class PurgePlan:
+    """What a purge would remove, found before anything changes."""
+
+    cutoff: object
+    cases: list = field(default_factory=list)
+    drafts: list = field(default_factory=list)
+    accounts: list = field(default_factory=list)
+
+
+def retention_days():
+    return current_app.config["RETENTION_DAYS"]
+
+
+def plan_purge(now=None):
+    """The closed cases, old drafts and applicant accounts due for purging (ids)."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days())
+    open_grant = sa.exists().where(
+        Grant.application_id == Application.id, Grant.status != GrantStatus.CLOSED
+    )
+    closed_on = sa.func.coalesce(Application.closed_at, Application.decided_at)
+    due = db.session.execute(
+        sa.select(Application.id, Application.submitted_at)
+        .where(
+            Application.purged_at.is_(None),
+            sa.or_(
+                sa.and_(Application.status.in_(CLOSED), closed_on < cutoff, ~open_grant),
+                sa.and_(
+                    Application.status == ApplicationStatus.DRAFT,
+                    sa.func.coalesce(Application.updated_at, Application.created_at) < cutoff,
+                ),
+            ),
+        )
+        .order_by(Application.id)
+    ).all()
+    plan = PurgePlan(cutoff=cutoff)
+    for case_id, submitted_at in due:
+        # A case never sent reached nobody: nothing of it is worth keeping.
+        (plan.cases if submitted_at is not None else plan.drafts).append(case_id)
+    plan.accounts = _accounts_due(cutoff, set(plan.cases) | set(plan.drafts))
+    return plan
+
+
+def _accounts_due(cutoff, going):
+    """Applicant accounts unused since ``cutoff`` whose every case is purged or ``going``."""
+    idle = db.session.scalars(
+        sa.select(User.id).where(
+            User.role == Role.APPLICANT,
+            User.purged_at.is_(None),
+            sa.func.coalesce(User.last_login_at, User.created_at) < cutoff,
+        )
+    ).all()
+    if not idle:
+        return []
+    kept = set()
+    for chunk in _chunks(idle):
+        kept.update(
+            db.session.scalars(
+                sa.select(Application.applicant_id).where(
+                    Application.applicant_id.in_(chunk),
+                    Application.purged_at.is_(None),
+                    Application.id.not_in(going) if going else sa.true(),
+                )
+            )
+        )
+    return [user_id for user_id in idle if user_id not in kept]
+
+
+def _chunks(ids):
+    for start in range(0, len(ids), BATCH):
+        yield ids[start : start + BATCH]
+
+
+def _delete_documents(case_ids):
+    """Wipe and remove a case's own documents, and empty the proofs of its payments (the
+    payment rows keep pointing at them, so the proof rows stay, without file or name)."""
+    own = db.session.scalars(sa.select(Document).where(Document.application_id.in_(case_ids)))
+    proofs = db.session.scalars(
+        sa.select(Document)
+        .join(Disbursement, Disbursement.proof_document_id == Document.id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .where(Grant.application_id.in_(case_ids))
+    )
+    for document in [*own, *proofs]:
+        delete_document_file(document)
+    db.session.execute(
+        sa.update(Document)
+        .where(Document.id.in_(_proof_ids(case_ids)))
+        .values(_filename=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _proof_ids(case_ids):
+    return (
+        sa.select(Disbursement.proof_document_id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .where(Grant.application_id.in_(case_ids), Disbursement.proof_document_id.is_not(None))
+    )
+
+
+def _delete_rows(case_ids):
+    for model in DELETED:
+        db.session.execute(
+            sa.delete(model)
+            .where(model.application_id.in_(case_ids))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _reduce_cases(case_ids, tokens, now):
+    _delete_documents(case_ids)
+    _delete_rows(case_ids)
+    for model, columns in CLEARED.items():
+        db.session.execute(
+            sa.update(model)
+            .where(model.application_id.in_(case_ids))
+            .values(dict.fromkeys(columns))
+            .execution_options(synchronize_session=False)
+        )
+    # A Core UPDATE of the encrypted column only: the database lets a final payment row's
+    # payee details be emptied, and nothing else about it change.
+    db.session.execute(
+        sa.update(Disbursement.__table__)
+        .where(
+            Disbursement.grant_id.in_(
+                sa.select(Grant.id).where(Grant.application_id.in_(case_ids))
+            ),
+            Disbursement.__table__.c.payee_details.is_not(None),
+        )
+        .values(payee_details=None)
+    )
+    cases = db.session.execute(
+        sa.select(Application.id, Application.uid, Application.defender_key).where(
+            Application.id.in_(case_ids)
+        )
+    ).all()
+    for case_id, uid, key in cases:
+        # Defender keys could confirm a guessed name; a new random token per defender keeps
+        # the count of distinct defenders among the cases purged together.
+        token = tokens.setdefault(key, secrets.token_hex(16)) if key else None
+        db.session.execute(
+            sa.update(Application)
+            .where(Application.id == case_id)
+            .values({**dict.fromkeys(APPLICATION_CLEARED), "defender_key": token, "purged_at": now})
+            .execution_options(synchronize_session=False)
+        )
+        audit.record("case.purged", object_type="applications", object_id=uid)
+
+
+def _delete_drafts(draft_ids):
+    """Delete drafts never sent, with every row that refers to them."""
+    _delete_documents(draft_ids)
+    for table in reversed(db.metadata.sorted_tables):
+        if "application_id" in table.c:
+            db.session.execute(sa.delete(table).where(table.c.application_id.in_(draft_ids)))
+    uids = db.session.scalars(sa.select(Application.uid).where(Application.id.in_(draft_ids)))
+    for uid in uids.all():
+        audit.record("case.purged", object_type="applications", object_id=uid, draft=True)
+    db.session.execute(sa.delete(Application.__table__).where(Application.id.in_(draft_ids)))
+
+
+def _empty_accounts(user_ids, now):
+    for user in db.session.scalars(sa.select(User).where(User.id.in_(user_ids))):
+        user.login = f"purged-{user.uid}"
+        user.display_name = None
+        user.contact = None
+        user.password_hash = None
+        user.totp_secret = None
+        user.totp_confirmed_at = None
+        user.totp_last_step = None
+        user.active = False
+        user.session_version += 1
+        user.purged_at = now
+        db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        audit.record("account.purged", user)
+
+
+def purge(plan, now=None):
+    """Carry out ``plan``, one committed batch at a time."""
+    now = now or utcnow()
+    tokens = {}
+    for chunk in _chunks(plan.cases):
+        _reduce_cases(chunk, tokens, now)
+        db.session.commit()
+    for chunk in _chunks(plan.drafts):
+        _delete_drafts(chunk)
+        db.session.commit()
+    for chunk in _chunks(plan.accounts):
+        _empty_accounts(chunk, now)
+        db.session.commit()
+    audit.record(
+        "retention.purged",
+        object_type="retention",
+        object_id=now.strftime("%Y%m%dT%H%M%S"),
+        cases=len(plan.cases),
+        drafts=len(plan.drafts),
+        accounts=len(plan.accounts),
+        days=retention_days(),
+    )
+    db.session.commit()

@@ -1,0 +1,269 @@
+"""Retention (SECURITY.md, promise 25): `flask hrdfund purge` reduces closed cases older than
+the retention period to the figures reports need, deletes old drafts and empties applicant
+accounts left with nothing; the ledger, the donor reports and the audit chain stand after."""
+
+import io
+import os
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.alerts.models import Alert
+from hrdfund.applications import services as app_services
+from hrdfund.applications.documents import store_document
+from hrdfund.applications.models import (
+    Application,
+    ApplicationStatus,
+    BudgetLine,
+    Consent,
+    Dependant,
+    Document,
+    DocumentKind,
+    Message,
+    Reference,
+    Story,
+    UseOfFundsReport,
+)
+from hrdfund.applications.review_models import CaseNote, Decision, Review
+from hrdfund.auth.models import Role, User
+from hrdfund.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
+from hrdfund.disbursements.ledger import sums_of_rows
+from hrdfund.disbursements.models import Disbursement
+from hrdfund.extensions import db
+from hrdfund.grants.models import Grant, GrantStatus
+from hrdfund.pools.models import Pool
+from hrdfund.reports.data import build_report, plain
+from hrdfund.reports.periods import parse_period
+from hrdfund.retention import APPLICATION_CLEARED, CLEARED, DELETED, KEPT, plan_purge
+from tests.conftest import PASSWORD, edit_behind_the_app, login
+
+PDF = b"%PDF-1.4\n% a scanned letter\n%%EOF\n"
+#: What a donor report is made of, that purging must leave exactly as it was.
+REPORT_PARTS = ("summary", "position", "budget", "breakdowns", "timeliness", "outcomes")
+
+
+def _count_rows():
+    return {
+        table.name: db.session.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+        for table in db.metadata.sorted_tables
+    }
+
+
+def _reports():
+    return {
+        (pool.id, code): {
+            part: plain(build_report(pool, parse_period(code)))[part] for part in REPORT_PARTS
+        }
+        for pool in db.session.scalars(sa.select(Pool))
+        for code in ("2025", "2026")
+    }
+
+
+@pytest.fixture
+def demo(app, runner):
+    result = runner.invoke(args=["hrdfund", "demo-data", "--scale", "80"])
+    assert result.exit_code == 0, result.output
+    app.config["RETENTION_DAYS"] = 30
+    return app
+
+
+def _case(status, closed_before_days=None, with_grant_status=None):
+    query = sa.select(Application).where(Application.status == status)
+    if with_grant_status is not None:
+        query = query.join(Grant, Grant.application_id == Application.id).where(
+            Grant.status == with_grant_status
+        )
+    cases = db.session.scalars(query.order_by(Application.id)).all()
+    if closed_before_days is not None:
+        limit = utcnow() - timedelta(days=closed_before_days)
+        cases = [c for c in cases if (c.closed_at or c.decided_at) < limit]
+    return cases[0]
+
+
+def _documents_of(case, finance):
+    """A document of the case, and a proof of one of its payments, as stored files."""
+    evidence = store_document(io.BytesIO(PDF), "letter.pdf", case, DocumentKind.EVIDENCE, finance)
+    proof = store_document(
+        io.BytesIO(PDF), "slip.pdf", None, DocumentKind.PROOF_OF_PAYMENT, finance
+    )
+    db.session.commit()
+    payment = db.session.scalars(
+        sa.select(Disbursement)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .where(Grant.application_id == case.id)
+    ).first()
+    # The demo's payments carry no proof: attach one below the app, as finance's form would.
+    edit_behind_the_app(
+        "disbursements",
+        "UPDATE disbursements SET proof_document_id = :d WHERE id = :p",
+        {"d": proof.id, "p": payment.id},
+    )
+    return evidence, proof, payment
+
+
+def _path(app, document):
+    return os.path.join(app.instance_path, "documents", document.storage_name)
+
+
+def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
+    app = demo
+    finance = db.session.scalars(sa.select(User).where(User.role == Role.FINANCE)).first()
+    closed = _case(ApplicationStatus.COMPLETED, closed_before_days=60)
+    applicant_id = closed.applicant_id
+    evidence, proof, payment = _documents_of(closed, finance)
+    evidence_id, proof_id = evidence.id, proof.id
+    evidence_path, proof_path = _path(app, evidence), _path(app, proof)
+    assert os.path.exists(evidence_path) and os.path.exists(proof_path)
+    still_open = _case(ApplicationStatus.IN_REVIEW)
+    open_name, open_uid = still_open.defender_name, still_open.uid
+    assert open_name
+    applicant_login = db.session.get(User, applicant_id).login
+    before_rows, before_sums, before_reports = _count_rows(), sums_of_rows(), _reports()
+
+    dry = runner.invoke(args=["hrdfund", "purge", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    plan = plan_purge()
+    assert closed.id in plan.cases and still_open.id not in plan.cases + plan.drafts
+    assert f"{len(plan.cases)} cases to reduce" in dry.output and "nothing changed" in dry.output
+    assert _count_rows() == before_rows, "a dry run changes nothing"
+
+    result = runner.invoke(args=["hrdfund", "purge", "--yes"])
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+
+    # Every purged case keeps its figures and nothing else.
+    emptied_payees = 0
+    for case_id in plan.cases:
+        case = db.session.get(Application, case_id)
+        assert case.purged_at is not None
+        assert all(getattr(case, column) is None for column in APPLICATION_CLEARED)
+        assert case.category and case.region and case.dependants_count is not None
+        for model in (Dependant, Reference, Message, CaseNote, Consent, Story, Alert):
+            left = db.session.scalars(sa.select(model).where(model.application_id == case_id))
+            assert left.all() == [], model.__tablename__
+        for model, columns in CLEARED.items():
+            for row in db.session.scalars(sa.select(model).where(model.application_id == case_id)):
+                assert all(getattr(row, column) is None for column in columns)
+        payees = db.session.scalars(
+            sa.select(Disbursement._payee_details)
+            .join(Grant, Grant.id == Disbursement.grant_id)
+            .where(Grant.application_id == case_id)
+        ).all()
+        assert all(blob is None for blob in payees)
+        emptied_payees += len(payees)
+    assert emptied_payees > 0
+    budget = db.session.scalars(
+        sa.select(BudgetLine.amount).where(BudgetLine.application_id == closed.id)
+    ).all()
+    assert budget and all(amount > 0 for amount in budget), "budget amounts stay for reports"
+
+    # Files are wiped; a payment's proof row stays (the payment points at it), empty.
+    assert not os.path.exists(evidence_path) and not os.path.exists(proof_path)
+    assert db.session.get(Document, evidence_id) is None
+    assert db.session.get(Document, proof_id).filename is None
+
+    # Drafts older than the period are gone; the open case is untouched.
+    assert (
+        db.session.scalars(sa.select(Application).where(Application.id.in_(plan.drafts))).all()
+        == []
+    )
+    reopened = db.session.scalars(sa.select(Application).where(Application.uid == open_uid)).one()
+    assert reopened.defender_name == open_name and reopened.purged_at is None
+
+    # The money and the reports add up exactly as before; the audit chain verifies.
+    assert sums_of_rows() == before_sums
+    assert _reports() == before_reports
+    check = runner.invoke(args=["hrdfund", "check"])
+    assert check.exit_code == 0, check.output
+
+    # The applicant's emptied account no longer signs in; staff see only the figures.
+    if applicant_id in plan.accounts:
+        emptied = db.session.get(User, applicant_id)
+        assert emptied.login != applicant_login and emptied.contact is None
+        response = client.post("/login", data={"login": applicant_login, "password": PASSWORD})
+        assert response.status_code == 200 and "/login/code" not in (response.location or "")
+
+
+def test_a_purged_case_shows_staff_its_figures_and_takes_no_change(
+    app, fund, make_user, runner, client
+):
+    applicant = make_user("applicant")
+    applicant.created_at = applicant.last_login_at = utcnow() - timedelta(days=100)
+    manager = make_user("manager")
+    case = Application(
+        fund_id=fund.id,
+        applicant_id=applicant.id,
+        category="medical",
+        country="KE",
+        region="East Africa",
+        status=ApplicationStatus.DRAFT,
+    )
+    case.defender_name = "Wanjiru PURGECANARY"
+    db.session.add(case)
+    db.session.flush()
+    app_services.change_status(case, ApplicationStatus.SUBMITTED, at=utcnow() - timedelta(days=90))
+    app_services.change_status(case, ApplicationStatus.WITHDRAWN, at=utcnow() - timedelta(days=80))
+    db.session.commit()
+    app.config["RETENTION_DAYS"] = 30
+    assert runner.invoke(args=["hrdfund", "purge", "--yes"]).exit_code == 0
+
+    login(client, manager)
+    page = client.get(f"/applications/{case.uid}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Purged" in text and "PURGECANARY" not in text
+    note = client.post(f"/applications/{case.uid}/notes", data={"kind": "note", "body": "x"})
+    assert note.status_code == 404
+    assert db.session.scalars(sa.select(CaseNote)).all() == []
+
+    # The applicant side no longer finds the case; its account was emptied with it.
+    db.session.expire_all()
+    assert db.session.get(User, applicant.id).purged_at is not None
+    assert db.session.get(User, applicant.id).password_hash is None
+
+
+def test_cases_still_open_or_recent_are_kept(demo, runner):
+    app = demo
+    paying = _case(ApplicationStatus.PAYING, with_grant_status=GrantStatus.ACTIVE)
+    # Closed long ago on paper, but its grant still commits money: not yet.
+    app_services.change_status(
+        paying, ApplicationStatus.COMPLETED, at=utcnow() - timedelta(days=400)
+    )
+    db.session.commit()
+    recent = _case(ApplicationStatus.REJECTED)
+    recent.decided_at = utcnow() - timedelta(days=app.config["RETENTION_DAYS"] - 1)
+    db.session.commit()
+    plan = plan_purge()
+    assert paying.id not in plan.cases and recent.id not in plan.cases
+    assert plan.cases, "older closed cases are due"
+    assert runner.invoke(args=["hrdfund", "purge", "--yes"]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Application, paying.id).defender_name
+    assert db.session.get(Application, recent.id).purged_at is None
+    again = runner.invoke(args=["hrdfund", "purge", "--yes"])
+    assert "Nothing to purge" in again.output
+
+
+def test_every_table_about_a_case_is_decided(app):
+    """A new table that refers to cases must be placed in DELETED, CLEARED or KEPT, and
+    purging must empty every encrypted column it keeps."""
+    deleted = {model.__tablename__ for model in DELETED}
+    cleared = {model.__tablename__: columns for model, columns in CLEARED.items()}
+    for table in db.metadata.sorted_tables:
+        if "application_id" not in table.c:
+            continue
+        assert table.name in deleted | set(cleared) | set(KEPT), table.name
+        secret = {
+            f"_{c.name}" for c in table.columns if c.info.get("data_class") in ENCRYPTED_CLASSES
+        }
+        if table.name in cleared:
+            assert secret <= set(cleared[table.name]), table.name
+        if table.name in KEPT:
+            assert not secret, table.name
+            assert not [c for c in table.columns if c.info.get("data_class") == PERSONAL]
+    application_secret = {
+        "_" + attr.name for attr in vars(Application).values() if isinstance(attr, Encrypted)
+    }
+    assert application_secret == set(APPLICATION_CLEARED)
+    assert Review in CLEARED and Decision in CLEARED and UseOfFundsReport in CLEARED

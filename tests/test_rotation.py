@@ -1,0 +1,146 @@
+"""Key rotation (SECURITY.md, promise 21): `flask hrdfund rotate-keys` encrypts every field
+and stored document again under the new key, after which the old key can go."""
+
+import base64
+import contextlib
+import io
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund import create_app
+from hrdfund.applications.documents import read_document, store_document
+from hrdfund.applications.models import Application, Document, DocumentKind
+from hrdfund.auth import services as auth_services
+from hrdfund.auth.models import Role, User
+from hrdfund.columns import cipher
+from hrdfund.crypto import key_id, parse_key
+from hrdfund.disbursements.models import Disbursement
+from hrdfund.extensions import db
+from hrdfund.rotation import encrypted_attributes
+
+PDF = b"%PDF-1.4\n% a medical report\n%%EOF\n"
+
+
+def _new_key():
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _every_value():
+    """Every encrypted value of the database, decrypted: {(table, column, uid): value}."""
+    values = {}
+    for model, attribute in encrypted_attributes():
+        for row in db.session.scalars(sa.select(model)):
+            values[(model.__tablename__, attribute.name, row.uid)] = attribute.__get__(row)
+    return values
+
+
+def _key_ids():
+    """The key id of every stored ciphertext, read from the raw columns."""
+    ids = set()
+    for model, attribute in encrypted_attributes():
+        storage = model.__table__.c[attribute.name]
+        for blob in db.session.scalars(sa.select(storage).where(storage.is_not(None))):
+            ids.add(bytes(blob)[1:5])
+    return ids
+
+
+@pytest.fixture
+def world(app, runner):
+    """The demo fund, one stored document, and recovery codes for a manager."""
+    result = runner.invoke(args=["hrdfund", "demo-data", "--scale", "40"])
+    assert result.exit_code == 0, result.output
+    manager = db.session.scalars(sa.select(User).where(User.role == Role.MANAGER)).first()
+    case = db.session.scalars(sa.select(Application).order_by(Application.id)).first()
+    document = store_document(io.BytesIO(PDF), "report.pdf", case, DocumentKind.OTHER, manager)
+    codes = auth_services.issue_recovery_codes(manager)
+    db.session.commit()
+    return {
+        "values": _every_value(),
+        "defender_keys": dict(
+            db.session.execute(sa.select(Application.id, Application.defender_key)).all()
+        ),
+        "document": document.id,
+        "manager": manager.id,
+        "codes": codes,
+    }
+
+
+@contextlib.contextmanager
+def _app_with(app_config, current, old=""):
+    """Another start of the app on the same database and folder, with other keys."""
+    other = create_app(
+        dict(app_config, HRDFUND_ENCRYPTION_KEY=current, HRDFUND_ENCRYPTION_OLD_KEYS=old)
+    )
+    with other.app_context():
+        try:
+            yield other
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_rotation_moves_everything_to_the_new_key(app, app_config, world):
+    old = app_config["HRDFUND_ENCRYPTION_KEY"]
+    new = _new_key()
+    assert world["values"] and len(world["values"]) > 300
+    db.session.remove()
+
+    with _app_with(app_config, new, old) as rotating:
+        result = rotating.test_cli_runner().invoke(args=["hrdfund", "rotate-keys"])
+        assert result.exit_code == 0, result.output
+        assert "nothing is left under an old key" in result.output
+        assert "Documents: 1 files re-encrypted" in result.output
+        assert "disbursements.payee_details" in result.output, "final ledger rows too"
+        again = rotating.test_cli_runner().invoke(args=["hrdfund", "rotate-keys"])
+        assert "OK: 0 values and 0 documents" in again.output, "a second run has nothing to do"
+
+    # The old key is gone: everything still reads, under the new key only.
+    with _app_with(app_config, new) as rotated:
+        assert _key_ids() == {key_id(parse_key(new))}
+        assert cipher().current_id == key_id(parse_key(new))
+        assert _every_value() == world["values"]
+        document = db.session.get(Document, world["document"])
+        assert read_document(document) == PDF
+        # Blind indexes do not follow the encryption key: defenders still match, and a
+        # recovery code issued before the rotation still signs in.
+        keys = dict(db.session.execute(sa.select(Application.id, Application.defender_key)).all())
+        assert keys == world["defender_keys"]
+        manager = db.session.get(User, world["manager"])
+        assert auth_services.use_recovery_code(manager, world["codes"][0])
+        check = rotated.test_cli_runner().invoke(args=["hrdfund", "check"])
+        assert check.exit_code == 0, check.output
+        assert "keys.rotated" in {
+            row for row in db.session.scalars(sa.text("SELECT action FROM audit_events"))
+        }
+
+    # Under a key that never wrote them, the values are reported unreadable and left alone.
+    with _app_with(app_config, _new_key()) as stranger:
+        out = stranger.test_cli_runner().invoke(args=["hrdfund", "rotate-keys"])
+        assert out.exit_code == 1 and "UNREADABLE" in out.output
+        assert _key_ids() == {key_id(parse_key(new))}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # the database's own refusal
+def test_a_final_payment_row_lets_only_its_encrypted_columns_change(app, backend, world):
+    payment = db.session.scalars(sa.select(Disbursement).order_by(Disbursement.id)).first()
+    fresh = cipher().encrypt("IBAN NEW", "disbursements", "payee_details", payment.uid)
+    db.session.execute(
+        sa.update(Disbursement.__table__)
+        .where(Disbursement.__table__.c.id == payment.id)
+        .values(payee_details=fresh)
+    )
+    db.session.commit()
+    with pytest.raises(sa.exc.DatabaseError, match="never edited"):
+        db.session.execute(
+            sa.update(Disbursement.__table__)
+            .where(Disbursement.__table__.c.id == payment.id)
+            .values(payee_details=None, amount=1)
+        )
+    db.session.rollback()
+    with pytest.raises(sa.exc.DatabaseError, match="never edited"):
+        db.session.execute(
+            sa.delete(Disbursement.__table__).where(Disbursement.__table__.c.id == payment.id)
+        )
+    db.session.rollback()
