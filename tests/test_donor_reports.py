@@ -210,6 +210,7 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
         assert format_money(figures[key], "EUR") in text
     assert format_money(s["closing_balance"], "EUR") in text
     assert "Page 1 of" in text and report["digest"] in text.replace("\n", "")
+    assert "Variances of 10% or more" in " ".join(text.split())
     assert metadata.title == "Donor report" and not metadata.author
     lines = list(csv.DictReader(io.StringIO(render_csv(report))))
     # Six grants listed (the bounced one at zero), the one without consent apart, a total.

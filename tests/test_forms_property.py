@@ -58,6 +58,12 @@ SETTINGS = settings(
 )
 
 
+def _expected(values, statuses):
+    """What a request may answer: a NUL character anywhere is refused as a bad request
+    before any page sees it (PostgreSQL text cannot hold one); otherwise ``statuses``."""
+    return (400,) if any("\x00" in value for value in values) else statuses
+
+
 @pytest.fixture
 def draft(client, make_user, fund):
     login(client, make_user("applicant"))
@@ -71,9 +77,8 @@ def draft(client, make_user, fund):
     action=st.sampled_from(["save", "submit"]),
 )
 def test_the_application_form_never_crashes(client, draft, backend, data, action):
-    data = {k: v.replace("\x00", "") if k.startswith("budget") else v for k, v in data.items()}
     response = client.post(f"/applications/{draft}/edit", data={**data, action: "1"})
-    assert response.status_code in (200, 302), response.status_code
+    assert response.status_code in _expected(data.values(), (200, 302)), response.status_code
     if response.status_code == 200:
         html = response.get_data(as_text=True)
         assert "Something went wrong" not in html
@@ -87,7 +92,7 @@ def test_sign_up_never_crashes(client, backend, login_name, password, contact):
     response = client.post(
         "/register", data={"login": login_name, "password": password, "contact": contact}
     )
-    assert response.status_code in (200, 302)
+    assert response.status_code in _expected((login_name, password, contact), (200, 302))
     if response.status_code == 302:
         client.post("/logout")
 
@@ -97,7 +102,8 @@ def test_sign_up_never_crashes(client, backend, login_name, password, contact):
 @given(body=TEXT, felt=TEXT)
 def test_messages_and_reports_never_crash(client, draft, backend, body, felt):
     # A draft has no thread yet (404); the point is that no input makes it crash.
-    assert client.post(f"/applications/{draft}", data={"body": body}).status_code in (200, 302, 404)
+    response = client.post(f"/applications/{draft}", data={"body": body})
+    assert response.status_code in _expected([body], (200, 302, 404))
     assert client.post(
         f"/applications/{draft}/report", data={"felt_safer": felt, "continued_work": felt}
     ).status_code in (400, 404)

@@ -3,7 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from .models import User
 
@@ -41,6 +41,48 @@ class RecoveryForm(FlaskForm):
         _l("One of your recovery codes"),
         validators=[DataRequired(_l("Enter a recovery code.")), Length(max=40)],
         render_kw={"autocomplete": "off"},
+    )
+
+
+class PasswordChangeForm(FlaskForm):
+    """A new password, given with the current one."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", "password")
+        super().__init__(*args, **kwargs)
+
+    current = PasswordField(
+        _l("Current password"),
+        [DataRequired(_l("Enter your current password.")), Length(max=PASSWORD_MAX)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new = PasswordField(
+        _l("New password or passphrase"),
+        [DataRequired(_l("Choose a new password.")), Length(max=PASSWORD_MAX)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    again = PasswordField(
+        _l("The new password again"),
+        [
+            DataRequired(_l("Type the new password again.")),
+            Length(max=PASSWORD_MAX),
+            EqualTo("new", _l("The two new passwords differ.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class RenewCodesForm(FlaskForm):
+    """New recovery codes, given the current password."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", "codes")
+        super().__init__(*args, **kwargs)
+
+    password = PasswordField(
+        _l("Current password"),
+        [DataRequired(_l("Enter your current password.")), Length(max=PASSWORD_MAX)],
+        render_kw={"autocomplete": "current-password"},
     )
 
 

@@ -37,6 +37,8 @@ def install_guard(app):
 
     @app.before_request
     def require_login():
+        if _holds_nul():
+            abort(400)
         if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
             return None
         if not current_user.is_authenticated:
@@ -48,6 +50,18 @@ def install_guard(app):
             return redirect(url_for("auth.login"))
         session["seen_at"] = int(utcnow().timestamp())
         return None
+
+
+def _holds_nul():
+    """A NUL character anywhere in the address or the form: no page of ours takes one, and
+    PostgreSQL text cannot hold it, so the request is refused before any query."""
+    if "\x00" in request.path:
+        return True
+    for source in (request.args, request.form):
+        for key, values in source.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                return True
+    return False
 
 
 def _session_expired():

@@ -186,6 +186,15 @@ def issue_recovery_codes(user):
     return codes
 
 
+def recovery_codes_left(user):
+    """How many of ``user``'s recovery codes are still unused."""
+    return db.session.execute(
+        sa.select(sa.func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).scalar()
+
+
 def use_recovery_code(user, code):
     """Accept one unused recovery code of ``user``, once; returns how many are left, or
     None when the code is not one of them."""
@@ -239,6 +248,28 @@ def complete_login(user):
     user.last_login_at = utcnow()
     audit.record("auth.login", user, actor=user)
     db.session.flush()
+
+
+def reauthenticate(user, password):
+    """Check ``user``'s current password before a change to the account; a wrong one counts
+    towards the lock, like a failed sign-in. Raises :class:`AuthError`."""
+    now = utcnow()
+    if user.locked_until and user.locked_until > now:
+        _verify(_dummy_hash(), password)
+        raise AuthError("locked", _minutes_left(user.locked_until, now))
+    if len(password) > PASSWORD_MAX or not _verify(user.password_hash, password):
+        register_failure(user)
+        raise AuthError("invalid")
+    user.failed_logins = 0
+
+
+def change_password(user, current, new):
+    """Replace ``user``'s password after checking the current one; every session of the
+    user ends, this one included (the view starts a fresh one)."""
+    reauthenticate(user, current)
+    check_password_rules(new, user.login)
+    user.password_hash = hash_password(new)
+    end_sessions(user, action="auth.password_changed")
 
 
 def end_sessions(user, actor=None, action="auth.sessions_ended"):

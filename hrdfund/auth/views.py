@@ -29,8 +29,10 @@ from .forms import (
     CodeForm,
     ConfirmForm,
     LoginForm,
+    PasswordChangeForm,
     RecoveryForm,
     RegisterForm,
+    RenewCodesForm,
 )
 from .guard import role_required
 from .models import Role, User
@@ -189,6 +191,11 @@ def _pending_user():
 def _finish_login(user):
     services.complete_login(user)
     db.session.commit()
+    return _new_session(user)
+
+
+def _new_session(user):
+    """A fresh session for ``user`` (a new cookie, the current session version)."""
     session.clear()
     login_user(user, remember=False)
     # Flask-Login stores a hash of the address and browser; the cookie carries neither.
@@ -224,6 +231,76 @@ def register():
     return render_template(
         "auth/register.html", form=form, suggestion=services.suggest_passphrase()
     )
+
+
+@bp.get("/account")
+def account():
+    """The signed-in user's own account: a new password, new recovery codes."""
+    return _account_page()
+
+
+def _account_page(password_form=None, codes_form=None, status=200):
+    user = current_user._get_current_object()
+    enrolled = user.totp_confirmed_at is not None
+    page = render_template(
+        "auth/account.html",
+        password_form=password_form or PasswordChangeForm(formdata=None),
+        codes_form=(codes_form or RenewCodesForm(formdata=None)) if enrolled else None,
+        codes_left=services.recovery_codes_left(user) if enrolled else None,
+    )
+    return page, status
+
+
+@bp.post("/account/password")
+def change_password():
+    """A new password; every other session of the user ends, this one is renewed."""
+    user = current_user._get_current_object()
+    form = PasswordChangeForm()
+    if not form.validate_on_submit():
+        return _account_page(password_form=form, status=400)
+    try:
+        services.change_password(user, form.current.data, form.new.data)
+    except services.AuthError as exc:
+        db.session.commit()  # the failure counts towards the lock
+        form.current.errors = [_reauth_error(exc)]
+        return _account_page(password_form=form, status=400)
+    except services.PasswordPolicyError as exc:
+        db.session.rollback()
+        form.new.errors = [_("This password cannot be used: %(why)s.", why=exc)]
+        return _account_page(password_form=form, status=400)
+    db.session.commit()
+    response = _new_session(user)
+    flash(_("Your password is changed. Every other session of yours has ended."), "info")
+    return response
+
+
+@bp.post("/account/recovery-codes")
+def renew_recovery_codes():
+    """Ten new recovery codes, shown once; the earlier ones stop working."""
+    user = current_user._get_current_object()
+    if user.totp_confirmed_at is None:
+        abort(404)
+    form = RenewCodesForm()
+    if not form.validate_on_submit():
+        return _account_page(codes_form=form, status=400)
+    try:
+        services.reauthenticate(user, form.password.data)
+    except services.AuthError as exc:
+        db.session.commit()
+        form.password.errors = [_reauth_error(exc)]
+        return _account_page(codes_form=form, status=400)
+    codes = services.issue_recovery_codes(user)
+    db.session.commit()
+    return render_template("auth/recovery_codes.html", codes=codes, renewed=True)
+
+
+def _reauth_error(exc):
+    if exc.reason == "locked":
+        return _(
+            "Too many failed attempts. Wait %(minutes)d minutes, then try again.",
+            minutes=exc.wait_minutes,
+        )
+    return _("That is not your current password.")
 
 
 @bp.post("/logout")

@@ -74,7 +74,7 @@ class PaymentForm(PrefixedForm):
     paid_on = DateField(_l("Paid on"), [DataRequired(_l("Enter the date of payment."))])
     reference = StringField(_l("Payment reference"), [Optional(), Length(max=64)])
     proof = FileField(_l("Proof of payment (PDF, PNG or JPEG)"))
-    idempotency_key = HiddenField()
+    idempotency_key = HiddenField(validators=[Length(max=64)])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

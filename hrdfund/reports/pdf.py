@@ -35,6 +35,7 @@ from reportlab.platypus import (
 from ..applications.models import CATEGORY_LABELS, Category
 from ..money import format_money
 from . import anonymise
+from .data import VARIANCE_FLAG
 
 _FONT_DIR = "/usr/share/fonts/truetype/dejavu"
 _FONTS = {}
@@ -206,7 +207,8 @@ def _budget(report, styles):
         Paragraph(
             _(
                 "Grants this pool committed to in the period, by category: what was committed"
-                " and what has been paid. Variances of 10%% or more are marked with !."
+                " and what has been paid. Variances of %(pct)s%% or more are marked with !.",
+                pct=int(VARIANCE_FLAG * 100),
             ),
             styles["body"],
         ),
