@@ -29,7 +29,9 @@ CANARIES = {
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # reads the SQLite file and its WAL
-def test_canaries_stay_inside_their_encrypted_fields(app, client, make_user, fund, backend, caplog):
+def test_canaries_stay_inside_their_encrypted_fields(
+    app, client, make_user, make_fund, fund, backend, caplog
+):
     caplog.set_level(logging.DEBUG)
     owner = make_user("applicant")
     login(client, owner)
@@ -81,6 +83,21 @@ def test_canaries_stay_inside_their_encrypted_fields(app, client, make_user, fun
     other_pages = "".join(
         stranger.get(p).get_data(as_text=True) for p in ("/my", f"/applications/{uid}", "/apply")
     )
+    # Other roles outside the case: a partner that did not refer it, a donor of the fund,
+    # staff of another fund. Their pages, and the 404s they get for the case, hold nothing.
+    other_fund = make_fund("Other Fund")
+    for role, paths in (
+        ("partner", ("/referrals", f"/applications/{uid}", f"/applications/{uid}/edit")),
+        ("donor", ("/donor", f"/applications/{uid}", "/pools")),
+        ("manager", ("/cases", f"/applications/{uid}", "/reports/internal")),
+    ):
+        visitor = app.test_client()
+        fields = {"fund_id": other_fund.id} if role == "manager" else {}
+        login(visitor, make_user(role, **fields))
+        for path in paths:
+            response = visitor.get(path)
+            assert response.status_code in (200, 302, 403, 404), (role, path)
+            other_pages += response.get_data(as_text=True)
     for canary in everything:
         assert canary not in logs, canary
         assert canary not in cookies, canary
