@@ -118,8 +118,8 @@ def create_plan(
 
 
 def allocation_balances(grant_id):
-    """Map each allocation of the grant to (allocation, released, paid): pool currency,
-    payments net of their reversals. Two grouped queries."""
+    """Map each allocation of the grant, its pool loaded, to (allocation, released, paid):
+    pool currency, payments net of their reversals. Two grouped queries."""
     payments = db.metadata.tables["disbursements"]  # a higher feature, read by name
     released = dict(
         db.session.execute(
@@ -137,7 +137,10 @@ def allocation_balances(grant_id):
         ).all()
     )
     allocations = db.session.execute(
-        sa.select(Allocation).where(Allocation.grant_id == grant_id).order_by(Allocation.id)
+        sa.select(Allocation)
+        .where(Allocation.grant_id == grant_id)
+        .options(sa.orm.joinedload(Allocation.pool))
+        .order_by(Allocation.id)
     ).scalars()
     return [(a, quantize(released.get(a.id, 0)), quantize(paid.get(a.id, 0))) for a in allocations]
 

@@ -341,19 +341,26 @@ def pool_options(application, grant_amount):
         db.session.execute(
             sa.select(Pool)
             .where(Pool.fund_id == application.fund_id, Pool.active.is_(True))
+            .options(sa.orm.selectinload(Pool.restrictions))
             .order_by(Pool.name)
         )
         .scalars()
         .all()
     )
     figures = pool_commitments([p.id for p in pools]) if pools else {}
+    rates = {}  # pool currency -> (rate, why there is none): one lookup per currency
     options = []
     for pool in pools:
         received, committed, costs = figures[pool.id]
-        try:
-            rate = recorded_rate(application.fund_id, application.currency, pool.currency)
-        except MissingRateError as exc:
-            rate, reasons = None, [str(exc)]
+        if pool.currency not in rates:
+            try:
+                rate = recorded_rate(application.fund_id, application.currency, pool.currency)
+                rates[pool.currency] = rate, None
+            except MissingRateError as exc:
+                rates[pool.currency] = None, str(exc)
+        rate, missing = rates[pool.currency]
+        if missing:
+            reasons = [missing]
         else:
             reasons = [
                 str(r) for r in pool_mismatches(pool, application, convert(grant_amount or 0, rate))

@@ -43,66 +43,83 @@ def _between(column, period):
     return sa.and_(sa.not_(before(column, period.start)), before(column, period.end))
 
 
-def _sum(query):
-    return quantize(db.session.execute(query).scalar())
-
-
 def summary(pool, period):
     """The pool's account over the period, to the cent: what it held at the start, what
     came in and went out, and what it held at the end; commitments beside it."""
-    opening = pool_figures([pool.id], until=period.start)[pool.id]
-    closing = pool_figures([pool.id], until=period.end)[pool.id]
-    # Rows of the period by kind (reversal or not): one grouped query per table.
+    return summaries([pool.id], period)[pool.id]
+
+
+def summaries(pool_ids, period):
+    """:func:`summary` of each pool of ``pool_ids``, as a map from pool id: the same
+    grouped queries for one pool as for a hundred."""
+    if not pool_ids:
+        return {}
+    openings = pool_figures(pool_ids, until=period.start)
+    closings = pool_figures(pool_ids, until=period.end)
+    # Rows of the period by pool and kind (reversal or not): one grouped query per table.
     reversal = Contribution.reversal_of_id.is_not(None)
-    received = dict(
-        db.session.execute(
-            sa.select(reversal, summed(Contribution.amount))
-            .where(Contribution.pool_id == pool.id, _between(Contribution.received_on, period))
-            .group_by(reversal)
-        ).all()
-    )
+    received = {
+        (pid, flag): total
+        for pid, flag, total in db.session.execute(
+            sa.select(Contribution.pool_id, reversal, summed(Contribution.amount))
+            .where(Contribution.pool_id.in_(pool_ids), _between(Contribution.received_on, period))
+            .group_by(Contribution.pool_id, reversal)
+        )
+    }
     reversal = Disbursement.reversal_of_id.is_not(None)
     paid = {
-        row[0]: [quantize(v) for v in row[1:]]
+        (row[0], row[1]): [quantize(v) for v in row[2:]]
         for row in db.session.execute(
             sa.select(
+                Disbursement.pool_id,
                 reversal,
                 summed(Disbursement.amount),
                 summed(Disbursement.fee_amount),
                 summed(Disbursement.exchange_difference),
             )
-            .where(Disbursement.pool_id == pool.id, _between(Disbursement.paid_on, period))
-            .group_by(reversal)
+            .where(Disbursement.pool_id.in_(pool_ids), _between(Disbursement.paid_on, period))
+            .group_by(Disbursement.pool_id, reversal)
         )
     }
-    payments, reversals = (paid.get(flag, [ZERO] * 3) for flag in (False, True))
+    commitments = dict(
+        db.session.execute(
+            sa.select(Allocation.pool_id, summed(Allocation.amount))
+            .where(Allocation.pool_id.in_(pool_ids), _between(Allocation.created_at, period))
+            .group_by(Allocation.pool_id)
+        ).all()
+    )
+    releases = dict(
+        db.session.execute(
+            sa.select(Allocation.pool_id, summed(Release.amount))
+            .join(Allocation, Allocation.id == Release.allocation_id)
+            .where(Allocation.pool_id.in_(pool_ids), _between(Release.created_at, period))
+            .group_by(Allocation.pool_id)
+        ).all()
+    )
 
     def held(fig):
         return fig["received"] - fig["disbursed"] - fig["fees"] - fig["exchange_differences"]
 
-    result = {
-        "opening_balance": held(opening),
-        "contributions": quantize(received.get(False, 0)),
-        "contributions_reversed": quantize(received.get(True, 0)),
-        "disbursements": payments[0],
-        "reversals": reversals[0],
-        "fees": payments[1] - reversals[1],
-        "exchange_differences": payments[2] - reversals[2],
-        "closing_balance": held(closing),
-        "commitments": _sum(
-            sa.select(summed(Allocation.amount)).where(
-                Allocation.pool_id == pool.id, _between(Allocation.created_at, period)
-            )
-        ),
-        "releases": _sum(
-            sa.select(summed(Release.amount))
-            .join(Allocation, Allocation.id == Release.allocation_id)
-            .where(Allocation.pool_id == pool.id, _between(Release.created_at, period))
-        ),
-        "committed_unpaid": closing["outstanding"],
-        "available": closing["available"],
-    }
-    return result, closing
+    found = {}
+    for pid in pool_ids:
+        opening, closing = openings[pid], closings[pid]
+        payments, reversals = (paid.get((pid, flag), [ZERO] * 3) for flag in (False, True))
+        result = {
+            "opening_balance": held(opening),
+            "contributions": quantize(received.get((pid, False), 0)),
+            "contributions_reversed": quantize(received.get((pid, True), 0)),
+            "disbursements": payments[0],
+            "reversals": reversals[0],
+            "fees": payments[1] - reversals[1],
+            "exchange_differences": payments[2] - reversals[2],
+            "closing_balance": held(closing),
+            "commitments": quantize(commitments.get(pid, 0)),
+            "releases": quantize(releases.get(pid, 0)),
+            "committed_unpaid": closing["outstanding"],
+            "available": closing["available"],
+        }
+        found[pid] = (result, closing)
+    return found
 
 
 def _payments_of_period(pool, period):

@@ -22,7 +22,7 @@ from ..pools.models import Contribution, Pool
 from ..pools.views import fund_pool_or_404
 from . import bp
 from .csv_export import render_csv
-from .data import build_report, internal_grants, summary
+from .data import build_report, internal_grants, summaries
 from .pdf import render_pdf
 from .periods import PeriodError, parse_period, recent_periods
 
@@ -40,17 +40,32 @@ def portal():
     )
     figures = pool_figures([p.id for p in pools])
     today = utcnow().date()
-    periods = {p.id: recent_periods(_first_day(p, today), today) for p in pools}
+    first_days = _first_days(pools, today)
+    periods = {p.id: recent_periods(first_days[p.id], today) for p in pools}
     return render_template("reports/portal.html", pools=pools, figures=figures, periods=periods)
 
 
 def _first_day(pool, today):
     """The first day a report of ``pool`` can cover: its opening, or its first money."""
-    first_money = db.session.execute(
-        sa.select(sa.func.min(Contribution.received_on)).where(Contribution.pool_id == pool.id)
-    ).scalar()
-    days = [d for d in (pool.starts_on, first_money, pool.created_at.date()) if d]
-    return min(min(days), today)
+    return _first_days([pool], today)[pool.id]
+
+
+def _first_days(pools, today):
+    """:func:`_first_day` of each of ``pools``, by pool id, from one query."""
+    if not pools:
+        return {}
+    first_money = dict(
+        db.session.execute(
+            sa.select(Contribution.pool_id, sa.func.min(Contribution.received_on))
+            .where(Contribution.pool_id.in_([p.id for p in pools]))
+            .group_by(Contribution.pool_id)
+        ).all()
+    )
+    found = {}
+    for pool in pools:
+        days = [d for d in (pool.starts_on, first_money.get(pool.id), pool.created_at.date()) if d]
+        found[pool.id] = min(min(days), today)
+    return found
 
 
 def _send_report(pool):
@@ -213,7 +228,8 @@ def internal():
         .scalars()
         .all()
     )
-    accounts = [(pool, summary(pool, period)[0]) for pool in pools]
+    accounts_of = summaries([p.id for p in pools], period)
+    accounts = [(pool, accounts_of[pool.id][0]) for pool in pools]
     user = current_user._get_current_object()
     config = current_app.config
     overdue = {
@@ -224,7 +240,7 @@ def internal():
         ),
         "reports": followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"], count=True),
     }
-    choices = recent_periods(min((_first_day(p, today) for p in pools), default=today), today)
+    choices = recent_periods(min(_first_days(pools, today).values(), default=today), today)
     return render_template(
         "reports/internal.html",
         period=period,
