@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint audit e2e bench clean
+.PHONY: setup run serve-prod test lint audit e2e bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ run: setup
 	HRDFUND_ENV=development $(BIN)/flask hrdfund demo-data --if-empty
 	@echo "Demo accounts (login, password, TOTP secret): instance/demo-accounts.json"
 	HRDFUND_ENV=development $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+
+## serve-prod: production serving: migrate, then gunicorn with $(WORKERS) workers on
+## 127.0.0.1:$(PORT), behind a TLS proxy; needs DATABASE_URL and the three secrets set
+WORKERS ?= 3
+serve-prod: setup
+	HRDFUND_ENV=production $(BIN)/flask db upgrade
+	HRDFUND_ENV=production $(BIN)/python -m gunicorn --workers $(WORKERS) \
+		--bind 127.0.0.1:$(PORT) --no-control-socket app:app
 
 ## test: the whole suite (PostgreSQL too when HRDFUND_TEST_DATABASE_URL is set)
 test: setup

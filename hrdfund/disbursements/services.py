@@ -28,7 +28,7 @@ from ..grants.models import (
     Release,
 )
 from ..grants.plans import allocation_balances
-from ..grants.services import _lock_pool, pool_available, summed
+from ..grants.services import _lock_pool, lock_grant, pool_available, summed
 from ..money import convert, quantize
 from ..pools.services import MissingRateError, rate_entry
 from .models import Disbursement, Receipt
@@ -263,6 +263,9 @@ def record_disbursement(
     """
     if actor.role != Role.FINANCE or actor.fund_id != grant.fund_id:
         raise PaymentError(_l("Only finance records payments."))
+    # Payments and closes of one grant take turns; the key is looked up once the turn is
+    # ours, so the same form sent twice at once finds the payment the first one recorded.
+    lock_grant(grant)
     existing = db.session.execute(
         sa.select(Disbursement).where(Disbursement.idempotency_key == idempotency_key)
     ).scalar_one_or_none()

@@ -19,7 +19,7 @@ from ..columns import utcnow
 from ..extensions import db
 from ..money import quantize
 from .models import Allocation, GrantStatus, Instalment, PaymentPlan, PlanKind, Release
-from .services import DecisionError, _lock_pool, signed_amount, summed
+from .services import DecisionError, _lock_pool, lock_grant, signed_amount, summed
 
 #: Longest stipend and largest number of tranches a plan may hold.
 MAX_MONTHS = 36
@@ -150,6 +150,7 @@ def close_grant(grant, actor, reason):
     to the pools as release rows; no payment follows."""
     if actor.role != Role.MANAGER or actor.fund_id != grant.fund_id:
         raise PlanError(_l("Only a manager of the fund closes a grant."))
+    lock_grant(grant)
     if grant.status != GrantStatus.ACTIVE:
         raise PlanError(_l("This grant is already closed."))
     reason = (reason or "").strip()

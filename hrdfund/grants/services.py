@@ -160,6 +160,20 @@ def pool_mismatches(pool, application, pool_amount, on=None):
     return reasons
 
 
+def lock_grant(grant):
+    """On PostgreSQL, hold ``grant``'s row until the transaction ends and read it afresh, so
+    that a close and a payment, or a close sent twice, take turns and each sees what the
+    other did. SQLite transactions already begin with the write lock."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            sa.select(Grant)
+            .where(Grant.id == grant.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one()  # fetched: the ORM object takes the locked row's values
+    return grant
+
+
 def _lock_pool(pool_id):
     """Serialise allocations on one pool until the transaction ends."""
     query = sa.select(Pool).where(Pool.id == pool_id)
