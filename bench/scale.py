@@ -1,0 +1,477 @@
+"""The fund at scale: a demo world of 100,000 applications, then
+
+- the staff queue (first page, default sort; and with two filters) and a pool page, p50 and
+  p95 over 200 requests through the Flask test client, each against a bare Flask route that
+  runs the page's slowest SQL statement, as captured from the page itself, with the same
+  parameters on the same database;
+- application submission under load: gunicorn with 2 workers on 127.0.0.1, signed-in
+  applicants starting and sending complete applications from several threads for 30 s,
+  against the same server setup running a bare Flask route that does one INSERT.
+
+SQLite by default (a temporary folder); PostgreSQL when HRDFUND_BENCH_DATABASE_URL names an
+empty database the benchmark may fill. `make bench` runs :func:`run`.
+"""
+
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCALE = int(os.environ.get("HRDFUND_BENCH_SCALE", "100000"))
+REQUESTS = 200
+SUBMIT_SECONDS = int(os.environ.get("HRDFUND_BENCH_SUBMIT_SECONDS", "30"))
+CLIENTS = 8
+WORKERS = 2
+#: The load clients' password, new each run.
+PASSWORD = secrets.token_urlsafe(18)
+#: A complete relocation application, as the form sends it.
+APPLICATION = {
+    "defender_name": "Bench defender",
+    "defender_work": "Documents land evictions in the valley.",
+    "threat": "Followed and threatened after a hearing.",
+    "urgency_reason": "Threats in the last week.",
+    "other_funders": "None",
+    "country": "KE",
+    "urgency": "urgent",
+    "details-scope": "region",
+    "details-destination_country": "UG",
+    "details-people": "2",
+    "details-months": "3",
+    "details-stay_plan": "With a host organisation.",
+    "details-security_plan": "New phone, varied routes.",
+    "details-exit_plan": "Return once the case is heard.",
+    "details-host_organisation": "A partner shelter",
+    "budget-0-description": "Rent for three months",
+    "budget-0-amount": "900",
+    "dependants-0-relation": "child",
+    "references-0-name": "A colleague",
+    "references-0-organisation": "A network",
+    "references-0-contact": "Signal",
+    "references-1-name": "A lawyer",
+    "references-1-contact": "Office phone",
+    "submit": "1",
+}
+
+
+def _environment(instance, database_url, production=False):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HRDFUND_ENV")}
+    env.update(HRDFUND_INSTANCE_PATH=instance, FLASK_APP="app")
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    if production:
+        with open(os.path.join(instance, "secrets.json")) as fh:
+            env.update(json.load(fh))
+        env["HRDFUND_ENV"] = "production"
+        env["DATABASE_URL"] = database_url or "sqlite:///" + os.path.join(
+            instance, "hrdfund.sqlite3"
+        )
+    else:
+        env["HRDFUND_ENV"] = "development"
+    return env
+
+
+def _run(env, *args, timeout=3600):
+    done = subprocess.run(  # noqa: S603 (this interpreter, arguments written here)
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip()
+
+
+def _quantiles(samples):
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return round(statistics.median(samples) * 1000, 2), round(cuts[94] * 1000, 2)
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+
+def _form_token(html):
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token"[^>]*value="([^"]+)"', html
+    )
+    return match.group(1)
+
+
+def _sign_in(client, account):
+    import pyotp
+
+    token = _form_token(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login",
+        data={"login": account["login"], "password": account["password"], "csrf_token": token},
+    )
+    if account.get("totp_secret"):
+        token = _form_token(client.get("/login/code").get_data(as_text=True))
+        code = pyotp.TOTP(account["totp_secret"]).now()
+        response = client.post("/login/code", data={"code": code, "csrf_token": token})
+    if response.status_code != 302:
+        raise RuntimeError(f"sign-in of {account['role']} failed: {response.status_code}")
+
+
+def measure_pages():
+    """In the app's database: time each page and its bare baseline. Prints JSON."""
+    import sqlalchemy as sa
+    from flask import Flask
+
+    from hrdfund import create_app
+    from hrdfund.disbursements.models import Disbursement
+    from hrdfund.extensions import db
+    from hrdfund.pools.models import Pool
+
+    app = create_app()
+    with open(os.path.join(app.instance_path, "demo-accounts.json")) as fh:
+        accounts = json.load(fh)
+    manager = next(a for a in accounts if a["role"] == "manager")
+    client = app.test_client()
+    with app.app_context():
+        pool_uid = db.session.execute(
+            sa.select(Pool.uid)
+            .join(Disbursement, Disbursement.pool_id == Pool.id)
+            .group_by(Pool.uid)
+            .order_by(sa.func.count().desc())
+            .limit(1)
+        ).scalar_one()
+        engine = db.engine
+    _sign_in(client, manager)
+    pages = {
+        "queue": "/cases",
+        "queue_filtered": "/cases?category=relocation&urgency=urgent",
+        "pool": f"/pools/{pool_uid}",
+    }
+    raw = engine.raw_connection()  # the baseline's one connection, as a pool would keep
+
+    bare = Flask("bare")
+    statements = {}
+
+    @bare.get("/<name>")
+    def run_statement(name):
+        statement, parameters = statements[name]
+        cursor = raw.cursor()
+        cursor.execute(statement, parameters)
+        rows = cursor.fetchall()
+        cursor.close()
+        raw.commit()
+        return f"{len(rows)} rows"
+
+    bare_client = bare.test_client()
+    results = {}
+    for name, path in pages.items():
+        statements[name] = _slowest_statement(app, client, path, sa)
+        results[name] = _time_requests(client, path)
+        results[name + "_baseline"] = _time_requests(bare_client, "/" + name)
+        results[name + "_statement"] = statements[name][0]
+    raw.close()
+    print(json.dumps(results))
+
+
+def _slowest_statement(app, client, path, sa):
+    """The page's slowest SQL statement and its parameters, captured while it renders."""
+    from hrdfund.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    timings = []
+
+    def before(conn, _cursor, _statement, _parameters, _context, _many):
+        conn.info["bench_started"] = time.perf_counter()
+
+    def after(conn, _cursor, statement, parameters, _context, _many):
+        timings.append((time.perf_counter() - conn.info["bench_started"], statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        for _ in range(3):  # warm, then keep the last rendering's timings
+            timings.clear()
+            response = client.get(path)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+    _seconds, statement, parameters = max(timings, key=lambda t: t[0])
+    return statement, parameters
+
+
+def _time_requests(client, path):
+    for _ in range(5):
+        client.get(path)
+    samples = []
+    for _ in range(REQUESTS):
+        start = time.perf_counter()
+        response = client.get(path)
+        samples.append(time.perf_counter() - start)
+        if response.status_code != 200:
+            raise RuntimeError(f"{path} answered {response.status_code}")
+    p50, p95 = _quantiles(samples)
+    return {"p50_ms": p50, "p95_ms": p95}
+
+
+# -- submission under load ------------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Browser:
+    """One keep-alive connection with its cookies, sent back over plain http to 127.0.0.1
+    whatever their Secure flag (the production cookie is Secure; this client is local)."""
+
+    def __init__(self, port):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.cookies = {}
+
+    def request(self, method, path, form=None):
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        text = response.read().decode()
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return response.status, response.getheader("Location") or "", text
+
+
+def _serve(env, target, port):
+    server = subprocess.Popen(  # noqa: S603 (this interpreter, arguments written here)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(WORKERS),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            target,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(server.stderr.read().decode()[-3000:]) from None
+            time.sleep(0.2)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise RuntimeError(f"{target} did not start")
+
+
+def _stop(server):
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def _load(port, prepare, one, seconds):
+    """``CLIENTS`` threads, each ``prepare``-d once, then doing ``one`` until time is up.
+    Returns (operations per second, p95 latency in ms, errors)."""
+    samples, errors, lock = [], [], threading.Lock()
+    ready, go = threading.Barrier(CLIENTS + 1), threading.Event()
+    stop_at = []
+
+    def client(index):
+        try:
+            browser = Browser(port)
+            state = prepare(browser, index)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(repr(exc))
+            ready.wait()
+            return
+        ready.wait()
+        go.wait()
+        mine = []
+        while time.monotonic() < stop_at[0]:
+            start = time.perf_counter()
+            try:
+                one(browser, state)
+            except Exception as exc:  # noqa: BLE001 (reported below)
+                errors.append(repr(exc))
+                browser = Browser(port)
+                state = prepare(browser, index)
+                continue
+            mine.append(time.perf_counter() - start)
+        with lock:
+            samples.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    ready.wait()  # every client signed in
+    started = time.monotonic()
+    stop_at.append(started + seconds)
+    go.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    if not samples:
+        raise RuntimeError(f"no operation completed: {errors[:3]}")
+    return round(len(samples) / elapsed, 1), _quantiles(samples)[1], len(samples), errors
+
+
+def _applicant(browser, index):
+    status, _location, html = browser.request("GET", "/login")
+    token = _form_token(html)
+    status, location, _html = browser.request(
+        "POST", "/login", {"login": f"bench{index}", "password": PASSWORD, "csrf_token": token}
+    )
+    if status != 302:
+        raise RuntimeError(f"bench{index} could not sign in ({status})")
+    _status, _location, html = browser.request("GET", "/apply")
+    return {"token": _form_token(html)}
+
+
+def _submit(browser, state):
+    status, location, _html = browser.request(
+        "POST", "/apply", {"category": "relocation", "csrf_token": state["token"]}
+    )
+    if status != 302 or not location.endswith("/edit"):
+        raise RuntimeError(f"starting an application answered {status}")
+    edit = urllib.parse.urlparse(location).path
+    status, location, html = browser.request(
+        "POST", edit, {**APPLICATION, "csrf_token": state["token"]}
+    )
+    if status != 302 or location.endswith("/edit"):
+        raise RuntimeError(f"sending an application answered {status}: {html[-500:]}")
+
+
+def _bare_insert(browser, _index):
+    return {}
+
+
+def _insert(browser, _state):
+    status, _location, _text = browser.request("POST", "/insert", {"body": "x" * 600})
+    if status != 200:
+        raise RuntimeError(f"the bare insert answered {status}")
+
+
+def measure_submission(instance, database_url):
+    env = _environment(instance, database_url, production=True)
+    for index in range(CLIENTS):
+        _run(
+            env,
+            "-m",
+            "flask",
+            "hrdfund",
+            "create-user",
+            "--role",
+            "applicant",
+            "--login",
+            f"bench{index}",
+            "--password",
+            PASSWORD,
+        )
+    port = _free_port()
+    server = _serve(env, "app:app", port)
+    try:
+        rps, p95, count, errors = _load(port, _applicant, _submit, SUBMIT_SECONDS)
+    finally:
+        _stop(server)
+    port = _free_port()
+    server = _serve(env, "bench.bare_insert:app", port)
+    try:
+        base_rps, base_p95, base_count, base_errors = _load(
+            port, _bare_insert, _insert, SUBMIT_SECONDS
+        )
+    finally:
+        _stop(server)
+    return {
+        "submit_rps": rps,
+        "submit_p95_ms": p95,
+        "submit_count": count,
+        "submit_errors": len(errors),
+        "submit_baseline_rps": base_rps,
+        "submit_baseline_p95_ms": base_p95,
+        "submit_baseline_errors": len(base_errors),
+        "submit_clients": CLIENTS,
+        "submit_workers": WORKERS,
+        "submit_seconds": SUBMIT_SECONDS,
+    }
+
+
+def _counts(env):
+    script = (
+        "import json, sqlalchemy as sa\n"
+        "from hrdfund import create_app\n"
+        "from hrdfund.extensions import db\n"
+        "app = create_app()\n"
+        "with app.app_context():\n"
+        "    n = lambda t: db.session.execute(sa.text(f'SELECT count(*) FROM {t}')).scalar()\n"
+        "    print(json.dumps({'applications': n('applications'),"
+        " 'disbursements': n('disbursements')}))\n"
+    )
+    return json.loads(_run(env, "-c", script).splitlines()[-1])
+
+
+def run():
+    database_url = os.environ.get("HRDFUND_BENCH_DATABASE_URL")
+    with tempfile.TemporaryDirectory(prefix="hrdfund-scale-") as instance:
+        env = _environment(instance, database_url)
+        started = time.monotonic()
+        _run(env, "-m", "flask", "db", "upgrade")
+        _run(env, "-m", "flask", "hrdfund", "demo-data", "--scale", str(SCALE))
+        build_seconds = round(time.monotonic() - started, 1)
+        scale = _counts(env)
+        pages = json.loads(_run(env, "-m", "bench.scale", "pages").splitlines()[-1])
+        submission = measure_submission(instance, database_url)
+    results = {
+        "scale": scale,
+        "scale_database": "postgresql" if database_url else "sqlite",
+        "scale_build_seconds": build_seconds,
+        "queue_p50_ms": pages["queue"]["p50_ms"],
+        "queue_p95_ms": pages["queue"]["p95_ms"],
+        "queue_baseline_p50_ms": pages["queue_baseline"]["p50_ms"],
+        "queue_baseline_p95_ms": pages["queue_baseline"]["p95_ms"],
+        "queue_filtered_p50_ms": pages["queue_filtered"]["p50_ms"],
+        "queue_filtered_p95_ms": pages["queue_filtered"]["p95_ms"],
+        "queue_filtered_baseline_p95_ms": pages["queue_filtered_baseline"]["p95_ms"],
+        "pool_page_p50_ms": pages["pool"]["p50_ms"],
+        "pool_page_p95_ms": pages["pool"]["p95_ms"],
+        "pool_page_baseline_p95_ms": pages["pool_baseline"]["p95_ms"],
+        "baseline_statements": {
+            "queue": pages["queue_statement"],
+            "queue_filtered": pages["queue_filtered_statement"],
+            "pool_page": pages["pool_statement"],
+        },
+    }
+    results.update(submission)
+    return results
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["pages"]:
+        measure_pages()
+    else:
+        print(json.dumps(run(), indent=2))
