@@ -91,6 +91,17 @@ def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, world):
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
 
 
+def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, world):
+    grant = world.grant("1000")
+    finance = as_user(app, world.finance)
+    response = finance.post(
+        f"/applications/{grant.application.uid}/payments",
+        data=payment_data(grant, **{"pay-idempotency_key": "k" * 65}),
+    )
+    assert response.status_code == 400
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+
+
 def test_finance_reverses_a_bounced_payment_from_the_case_page(app, world):
     grant = world.grant("1000")
     finance = as_user(app, world.finance)
