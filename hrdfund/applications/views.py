@@ -37,6 +37,7 @@ from .forms import (
     application_form_class,
 )
 from .models import (
+    CATEGORY_LABELS,
     Application,
     ApplicationStatus,
     Category,
@@ -201,7 +202,19 @@ def queue():
         rows=list(zip(rows[:size], deadlines, strict=True)),
         page=page,
         has_next=len(rows) > size,
-        labels=STAFF_LABELS,
+        # Translated once for the page, not once per row.
+        labels={status: str(label) for status, label in STAFF_LABELS.items()},
+        kinds={kind: str(label) for kind, label in CATEGORY_LABELS.items()},
+        words={
+            "urgent": _("urgent"),
+            "normal": _("normal"),
+            "response": _("first response"),
+            "decision": _("decision"),
+            # Formats without their values: gettext returns them as they are.
+            "overdue": _("%(what)s overdue by %(h)d h"),
+            "due_in": _("%(what)s in %(h)d h"),
+            "paused": _("clock paused: waiting for the applicant"),
+        },
         filters=filters,
         pools=pools,
         statuses=[s for s in OPEN_STATES if s != ApplicationStatus.DRAFT],
