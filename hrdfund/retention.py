@@ -144,12 +144,7 @@ def _delete_documents(case_ids):
     """Wipe and remove a case's own documents, and empty the proofs of its payments (the
     payment rows keep pointing at them, so the proof rows stay, without file or name)."""
     own = db.session.scalars(sa.select(Document).where(Document.application_id.in_(case_ids)))
-    proofs = db.session.scalars(
-        sa.select(Document)
-        .join(Disbursement, Disbursement.proof_document_id == Document.id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .where(Grant.application_id.in_(case_ids))
-    )
+    proofs = db.session.scalars(sa.select(Document).where(Document.id.in_(_proof_ids(case_ids))))
     for document in [*own, *proofs]:
         delete_document_file(document)
     db.session.execute(

@@ -231,16 +231,7 @@ def add_note(application, author, kind, body):
 
 def case_notes(application):
     """The case's notes, oldest first, each with its author: one query for all."""
-    return (
-        db.session.execute(
-            sa.select(CaseNote)
-            .where(CaseNote.application_id == application.id)
-            .options(sa.orm.joinedload(CaseNote.author))
-            .order_by(CaseNote.id)
-        )
-        .scalars()
-        .all()
-    )
+    return case_rows(CaseNote, application, sa.orm.joinedload(CaseNote.author))
 
 
 def record_cofunding(application, actor, funder, amount, currency, starts_on, ends_on):

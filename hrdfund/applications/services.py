@@ -337,11 +337,15 @@ def post_message(application, author, body):
     return message
 
 
-def case_rows(model, application):
-    """Every row of ``model`` that belongs to the case, oldest first."""
+def case_rows(model, application, *options):
+    """Every row of ``model`` that belongs to the case, oldest first (``options``: loader
+    options, such as the rows' authors loaded with them)."""
     return (
         db.session.execute(
-            sa.select(model).where(model.application_id == application.id).order_by(model.id)
+            sa.select(model)
+            .where(model.application_id == application.id)
+            .options(*options)
+            .order_by(model.id)
         )
         .scalars()
         .all()

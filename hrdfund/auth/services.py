@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..columns import cipher, utcnow
-from ..extensions import db
+from ..extensions import db, lock_row
 from .models import RecoveryCode, Role, User
 
 PASSWORD_MIN = 12
@@ -118,7 +118,7 @@ def authenticate(login, password):
     if user is None or user.password_hash is None or not user.active:
         _verify(_dummy_hash(), password)
         raise AuthError("invalid")
-    _lock_user(user)
+    lock_row(User, user.id)
     now = utcnow()
     if user.locked_until and user.locked_until > now:
         _verify(_dummy_hash(), password)
@@ -128,20 +128,6 @@ def authenticate(login, password):
         raise AuthError("invalid")
     user.failed_logins = 0
     return user
-
-
-def _lock_user(user):
-    """On PostgreSQL, hold ``user``'s row until the transaction ends and read it afresh:
-    guesses sent at once, or one code sent twice, take turns, so each sees the failures
-    counted and the code step used before it. SQLite transactions already begin with the
-    write lock."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            sa.select(User)
-            .where(User.id == user.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()  # fetched: the ORM object takes the locked row's values
 
 
 def register_failure(user):
@@ -213,7 +199,7 @@ def recovery_codes_left(user):
 def use_recovery_code(user, code):
     """Accept one unused recovery code of ``user``, once; returns how many are left, or
     None when the code is not one of them."""
-    _lock_user(user)
+    lock_row(User, user.id)
     found = db.session.execute(
         sa.select(RecoveryCode).where(
             RecoveryCode.user_id == user.id,
@@ -243,7 +229,7 @@ def verify_totp(user, code, at=None):
     code = (code or "").strip().replace(" ", "")
     if not (code.isdigit() and len(code) == 6) or not user.totp_secret:
         return False
-    _lock_user(user)
+    lock_row(User, user.id)
     totp = pyotp.TOTP(user.totp_secret)
     now = time.time() if at is None else at
     current_step = int(now // TOTP_INTERVAL)
@@ -270,7 +256,7 @@ def complete_login(user):
 def reauthenticate(user, password):
     """Check ``user``'s current password before a change to the account; a wrong one counts
     towards the lock, like a failed sign-in. Raises :class:`AuthError`."""
-    _lock_user(user)
+    lock_row(User, user.id)
     now = utcnow()
     if user.locked_until and user.locked_until > now:
         _verify(_dummy_hash(), password)

@@ -17,7 +17,7 @@ from ..applications.models import ApplicationStatus as S
 from ..applications.services import change_status, latest_report
 from ..auth.models import Role
 from ..columns import utcnow
-from ..extensions import db
+from ..extensions import db, lock_row
 from ..grants.models import (
     Allocation,
     Grant,
@@ -27,9 +27,10 @@ from ..grants.models import (
     PlanKind,
     Release,
 )
-from ..grants.plans import allocation_balances
-from ..grants.services import _lock_pool, lock_grant, pool_available, summed
+from ..grants.plans import allocation_balances, allocations_of
+from ..grants.services import pool_available, summed
 from ..money import convert, quantize
+from ..pools.models import Pool
 from ..pools.services import MissingRateError, rate_entry
 from .models import Disbursement, Receipt
 
@@ -265,7 +266,7 @@ def record_disbursement(
         raise PaymentError(_l("Only finance records payments."))
     # Payments and closes of one grant take turns; the key is looked up once the turn is
     # ours, so the same form sent twice at once finds the payment the first one recorded.
-    lock_grant(grant)
+    lock_row(Grant, grant.id)
     existing = db.session.execute(
         sa.select(Disbursement).where(Disbursement.idempotency_key == idempotency_key)
     ).scalar_one_or_none()
@@ -278,7 +279,7 @@ def record_disbursement(
         raise PaymentError(_l("This pool does not fund this grant."))
     if amount_paid <= 0 or fee < 0:
         raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
-    pool = _lock_pool(allocation.pool_id)
+    pool = lock_row(Pool, allocation.pool_id)
     _lock_defender(application)
     rate, source, set_by, reason = _rate(
         grant.fund_id,
@@ -371,7 +372,7 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
         raise PaymentError(_l("Only finance reverses payments."))
     if payment.reversal_of_id is not None:
         raise PaymentError(_l("A reversal cannot itself be reversed."))
-    _lock_pool(payment.pool_id)
+    lock_row(Pool, payment.pool_id)
     earlier = db.session.execute(
         sa.select(Disbursement).where(Disbursement.reversal_of_id == payment.id)
     ).scalar_one_or_none()
@@ -487,13 +488,4 @@ def grant_instalments(grant):
 
 def grant_allocations(grant):
     """The grant's allocations with the pool each draws on."""
-    return (
-        db.session.execute(
-            sa.select(Allocation)
-            .where(Allocation.grant_id == grant.id)
-            .options(sa.orm.joinedload(Allocation.pool))
-            .order_by(Allocation.id)
-        )
-        .scalars()
-        .all()
-    )
+    return allocations_of(grant.id)

@@ -16,10 +16,11 @@ from ..applications.models import ApplicationStatus as S
 from ..applications.services import change_status
 from ..auth.models import Role
 from ..columns import utcnow
-from ..extensions import db
+from ..extensions import db, lock_row
 from ..money import quantize
-from .models import Allocation, GrantStatus, Instalment, PaymentPlan, PlanKind, Release
-from .services import DecisionError, _lock_pool, lock_grant, signed_amount, summed
+from ..pools.models import Pool
+from .models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind, Release
+from .services import DecisionError, signed_amount, summed
 
 #: Longest stipend and largest number of tranches a plan may hold.
 MAX_MONTHS = 36
@@ -136,13 +137,24 @@ def allocation_balances(grant_id):
             .group_by(payments.c.allocation_id)
         ).all()
     )
-    allocations = db.session.execute(
-        sa.select(Allocation)
-        .where(Allocation.grant_id == grant_id)
-        .options(sa.orm.joinedload(Allocation.pool))
-        .order_by(Allocation.id)
-    ).scalars()
-    return [(a, quantize(released.get(a.id, 0)), quantize(paid.get(a.id, 0))) for a in allocations]
+    return [
+        (a, quantize(released.get(a.id, 0)), quantize(paid.get(a.id, 0)))
+        for a in allocations_of(grant_id)
+    ]
+
+
+def allocations_of(grant_id):
+    """The grant's allocations, oldest first, with the pool each draws on."""
+    return (
+        db.session.execute(
+            sa.select(Allocation)
+            .where(Allocation.grant_id == grant_id)
+            .options(sa.orm.joinedload(Allocation.pool))
+            .order_by(Allocation.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def close_grant(grant, actor, reason):
@@ -150,7 +162,7 @@ def close_grant(grant, actor, reason):
     to the pools as release rows; no payment follows."""
     if actor.role != Role.MANAGER or actor.fund_id != grant.fund_id:
         raise PlanError(_l("Only a manager of the fund closes a grant."))
-    lock_grant(grant)
+    lock_row(Grant, grant.id)
     if grant.status != GrantStatus.ACTIVE:
         raise PlanError(_l("This grant is already closed."))
     reason = (reason or "").strip()
@@ -158,7 +170,7 @@ def close_grant(grant, actor, reason):
         raise PlanError(_l("Say why the grant closes."))
     releases = []
     for allocation, released, paid in allocation_balances(grant.id):
-        _lock_pool(allocation.pool_id)
+        lock_row(Pool, allocation.pool_id)
         rest = allocation.amount - released - paid
         if rest > 0:
             release = Release(

@@ -21,7 +21,7 @@ from ..applications.review_services import decision_round
 from ..applications.services import change_status
 from ..auth.models import Role
 from ..columns import utcnow
-from ..extensions import db
+from ..extensions import db, lock_row
 from ..money import convert, quantize
 from ..pools import services as pools_services
 from ..pools.models import Contribution, Pool
@@ -160,32 +160,10 @@ def pool_mismatches(pool, application, pool_amount, on=None):
     return reasons
 
 
-def lock_grant(grant):
-    """On PostgreSQL, hold ``grant``'s row until the transaction ends and read it afresh, so
-    that a close and a payment, or a close sent twice, take turns and each sees what the
-    other did. SQLite transactions already begin with the write lock."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            sa.select(Grant)
-            .where(Grant.id == grant.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()  # fetched: the ORM object takes the locked row's values
-    return grant
-
-
-def _lock_pool(pool_id):
-    """Serialise allocations on one pool until the transaction ends."""
-    query = sa.select(Pool).where(Pool.id == pool_id)
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return db.session.execute(query).scalar_one()
-
-
 def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
     """Commit ``grant_amount`` (grant currency) from a pool; ``rate`` is pool units per grant
     unit. The balance is re-read under the pool's lock, so no pool goes below zero."""
-    pool = _lock_pool(pool_id)
+    pool = lock_row(Pool, pool_id)
     if pool.currency == grant.currency:
         rate = Decimal(1)
     pool_amount = convert(grant_amount, rate)
@@ -413,7 +391,7 @@ def reverse_contribution(contribution, actor, reason):
     """Take back a contribution booked by mistake: once, and only while the pool has not
     committed that money (checked under the pool's lock). It lives here, beside the
     commitments, because pools know nothing of grants."""
-    pool = _lock_pool(contribution.pool_id)
+    pool = lock_row(Pool, contribution.pool_id)
     check_actor(actor, pool.fund_id, POOL_KEEPERS)
     if contribution.reversal_of_id is not None:
         raise DecisionError(_l("A correction cannot itself be reversed."))
