@@ -206,6 +206,21 @@ def test_idle_sessions_end(client, make_user, role, idle_minutes, still_in):
         assert client.get(home).location == "/login"
 
 
+def test_pages_within_a_minute_send_no_new_session_cookie(client, make_user):
+    """Reading page after page on a slow link does not carry a new cookie each time; the
+    idle clock still moves once the minute has passed, and the session stays open."""
+    login(client, make_user("applicant"))
+    client.get("/my")
+    assert "Set-Cookie" not in client.get("/my").headers
+    with client.session_transaction() as session:
+        session["seen_at"] -= 59 * 60
+    moved = client.get("/my")
+    assert moved.status_code == 200 and COOKIE in moved.headers["Set-Cookie"]
+    with client.session_transaction() as session:
+        session["seen_at"] -= 59 * 60
+    assert client.get("/my").status_code == 200
+
+
 def test_sessions_end_after_their_absolute_lifetime(client, make_user):
     """Even a busy session must sign in again after twelve hours."""
     login(client, make_user("manager"))

@@ -1,5 +1,6 @@
 """Forms of the applicant side. Limits come from the models; every label is translated."""
 
+import functools
 from decimal import Decimal
 
 from babel import Locale
@@ -61,13 +62,21 @@ CONSENT_LABELS = {
 
 def country_choices():
     """Every country, named in the user's language, sorted by name."""
-    locale = Locale.parse(str(get_locale() or "en"))
+    return _countries(str(get_locale() or "en"))
+
+
+@functools.cache
+def _countries(language):
+    """The country options of one language, built once: every form of the applicant side
+    shows them, and sorting the names for each page cost more than the rest of its form."""
     names = {
         code: name
-        for code, name in locale.territories.items()
+        for code, name in Locale.parse(language).territories.items()
         if len(code) == 2 and code.isalpha() and code not in ("ZZ", "EU", "EZ", "UN")
     }
-    return _opts([("", _l("Choose a country"))] + sorted(names.items(), key=lambda item: item[1]))
+    return tuple(
+        _opts([("", _l("Choose a country"))] + sorted(names.items(), key=lambda item: item[1]))
+    )
 
 
 def _opts(pairs):

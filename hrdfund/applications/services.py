@@ -151,46 +151,47 @@ def save_draft(application, data, actor):
     """Store what the applicant typed so far; anything may still be missing."""
     if application.status != S.DRAFT:
         raise NotEditableError()
-    for name in ("defender_name", "defender_work", "threat", "urgency_reason", "other_funders"):
-        setattr(application, name, (data.get(name) or "").strip() or None)
-    application.country = data.get("country") or None
-    application.region = geo.region_of(application.country) if application.country else None
-    application.defender_key = defender_key(application.defender_name, application.country)
-    application.gender = Gender(data["gender"]) if data.get("gender") else None
-    application.urgency = Urgency(data.get("urgency") or Urgency.NORMAL)
-    application.currency = check_currency(data.get("currency") or "USD")
-    application.details = _clean_details(data.get("details") or {})
-    lines = [line for line in data.get("budget", []) if line.get("amount")]
-    application.budget_lines = [
-        BudgetLine(
-            description=(line.get("description") or "").strip() or None,
-            amount=quantize(line["amount"]),
-            currency=application.currency,
+    with db.session.no_autoflush:  # one UPDATE of the case, not one per collection
+        for name in ("defender_name", "defender_work", "threat", "urgency_reason", "other_funders"):
+            setattr(application, name, (data.get(name) or "").strip() or None)
+        application.country = data.get("country") or None
+        application.region = geo.region_of(application.country) if application.country else None
+        application.defender_key = defender_key(application.defender_name, application.country)
+        application.gender = Gender(data["gender"]) if data.get("gender") else None
+        application.urgency = Urgency(data.get("urgency") or Urgency.NORMAL)
+        application.currency = check_currency(data.get("currency") or "USD")
+        application.details = _clean_details(data.get("details") or {})
+        lines = [line for line in data.get("budget", []) if line.get("amount")]
+        application.budget_lines = [
+            BudgetLine(
+                description=(line.get("description") or "").strip() or None,
+                amount=quantize(line["amount"]),
+                currency=application.currency,
+            )
+            for line in lines
+        ]
+        application.amount_requested = (
+            sum((b.amount for b in application.budget_lines), start=Decimal(0)) or None
         )
-        for line in lines
-    ]
-    application.amount_requested = (
-        sum((b.amount for b in application.budget_lines), start=Decimal(0)) or None
-    )
-    people = [
-        p for p in data.get("dependants", []) if p.get("relation") or p.get("age") is not None
-    ]
-    application.dependants = [
-        Dependant(age=p.get("age"), relation=p.get("relation") or None) for p in people
-    ]
-    application.dependants_count = len(people)
-    application.references = [
-        Reference(
-            name=r.get("name") or None,
-            organisation=r.get("organisation") or None,
-            contact=r.get("contact") or None,
-        )
-        for r in data.get("references", [])
-        if any(r.values())
-    ]
-    _set_consent(application, ConsentKind.REFERRAL, data.get("consent_referral"), actor)
-    _set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
-    application.updated_at = utcnow()
+        people = [
+            p for p in data.get("dependants", []) if p.get("relation") or p.get("age") is not None
+        ]
+        application.dependants = [
+            Dependant(age=p.get("age"), relation=p.get("relation") or None) for p in people
+        ]
+        application.dependants_count = len(people)
+        application.references = [
+            Reference(
+                name=r.get("name") or None,
+                organisation=r.get("organisation") or None,
+                contact=r.get("contact") or None,
+            )
+            for r in data.get("references", [])
+            if any(r.values())
+        ]
+        _set_consent(application, ConsentKind.REFERRAL, data.get("consent_referral"), actor)
+        _set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
+        application.updated_at = utcnow()
     db.session.flush()
     audit.record("application.saved", application, actor=actor)
     return application

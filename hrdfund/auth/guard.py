@@ -16,6 +16,10 @@ PUBLIC_ENDPOINTS = frozenset(
     {"static", "auth.login", "auth.code", "auth.qr", "auth.recovery", "auth.register"}
 )
 
+#: How often activity moves the idle clock forward. Within this step a page sends no new
+#: session cookie; a session may end up to this much before its idle timeout, never after.
+SEEN_STEP_SECONDS = 60
+
 
 @login_manager.user_loader
 def _load_user(value):
@@ -48,7 +52,9 @@ def install_guard(app):
             session.clear()
             flash(_("Your session ended. Please sign in again."), "info")
             return redirect(url_for("auth.login"))
-        session["seen_at"] = int(utcnow().timestamp())
+        now = int(utcnow().timestamp())
+        if now - session.get("seen_at", 0) >= SEEN_STEP_SECONDS:
+            session["seen_at"] = now
         return None
 
 
