@@ -6,7 +6,9 @@
   parameters on the same database;
 - application submission under load: gunicorn with 2 workers on 127.0.0.1, signed-in
   applicants starting and sending complete applications from several threads for 30 s,
-  against the same server setup running a bare Flask route that does one INSERT.
+  against the same server setup running a bare Flask route that does one INSERT, and
+  against the floor between them: the application's own signed-in route doing that one
+  INSERT (`bench/floor_app.py`).
 
 SQLite by default (a temporary folder); PostgreSQL when HRDFUND_BENCH_DATABASE_URL names an
 empty database the benchmark may fill. `make bench` runs :func:`run`.
@@ -367,6 +369,14 @@ def _submit(browser, state):
         raise RuntimeError(f"sending an application answered {status}: {html[-500:]}")
 
 
+def _floor_insert(browser, state):
+    status, _location, _text = browser.request(
+        "POST", "/bench/floor", {"body": "x" * 600, "csrf_token": state["token"]}
+    )
+    if status != 200:
+        raise RuntimeError(f"the signed-in insert answered {status}")
+
+
 def _bare_insert(browser, _index):
     return {}
 
@@ -375,6 +385,16 @@ def _insert(browser, _state):
     status, _location, _text = browser.request("POST", "/insert", {"body": "x" * 600})
     if status != 200:
         raise RuntimeError(f"the bare insert answered {status}")
+
+
+def _served_load(env, target, prepare, one):
+    """:func:`_load` against gunicorn serving ``target`` on a port of its own."""
+    port = _free_port()
+    server = _serve(env, target, port)
+    try:
+        return _load(port, prepare, one, SUBMIT_SECONDS)
+    finally:
+        _stop(server)
 
 
 def measure_submission(instance, database_url):
@@ -393,20 +413,13 @@ def measure_submission(instance, database_url):
             "--password",
             PASSWORD,
         )
-    port = _free_port()
-    server = _serve(env, "app:app", port)
-    try:
-        rps, p95, count, errors = _load(port, _applicant, _submit, SUBMIT_SECONDS)
-    finally:
-        _stop(server)
-    port = _free_port()
-    server = _serve(env, "bench.bare_insert:app", port)
-    try:
-        base_rps, base_p95, base_count, base_errors = _load(
-            port, _bare_insert, _insert, SUBMIT_SECONDS
-        )
-    finally:
-        _stop(server)
+    rps, p95, count, errors = _served_load(env, "app:app", _applicant, _submit)
+    floor_rps, floor_p95, _count, floor_errors = _served_load(
+        env, "bench.floor_app:app", _applicant, _floor_insert
+    )
+    base_rps, base_p95, _count, base_errors = _served_load(
+        env, "bench.bare_insert:app", _bare_insert, _insert
+    )
     return {
         "submit_rps": rps,
         "submit_p95_ms": p95,
@@ -415,6 +428,9 @@ def measure_submission(instance, database_url):
         "submit_baseline_rps": base_rps,
         "submit_baseline_p95_ms": base_p95,
         "submit_baseline_errors": len(base_errors),
+        "submit_floor_rps": floor_rps,
+        "submit_floor_p95_ms": floor_p95,
+        "submit_floor_errors": len(floor_errors),
         "submit_clients": CLIENTS,
         "submit_workers": WORKERS,
         "submit_seconds": SUBMIT_SECONDS,
