@@ -6,6 +6,7 @@ too. Under CI=true a leg that cannot run fails instead of being skipped.
 """
 
 import base64
+import contextlib
 import os
 import time
 
@@ -22,6 +23,18 @@ from hrdfund.extensions import db
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("HRDFUND_TEST_DATABASE_URL")
 PASSWORD = "correct horse staple 42"
+#: The session cookie's name, and the one answer to any failed sign-in.
+COOKIE = "hrdfund_session"
+GENERIC = "Login name or password is not right."
+#: What the Content-Security-Policy of every page must hold.
+CSP_PARTS = (
+    "default-src 'self'",
+    "script-src 'none'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+)
 
 
 def missing_infrastructure(reason):
@@ -60,6 +73,61 @@ def make_config(database_uri, instance_path, **extra):
         **SESSION_KEYS,
         **extra,
     }
+
+
+@contextlib.contextmanager
+def other_app(config):
+    """Another start of the app with ``config`` (another database, folder or keys), its
+    context pushed, its connections closed at the end."""
+    other = create_app(config)
+    with other.app_context():
+        try:
+            yield other
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+def pg_database_beside(suffix):
+    """A PostgreSQL database beside the suite's, its name with ``suffix`` added, created
+    when missing (a leg that cannot create it fails under CI). Returns its URL and whether
+    this call created it."""
+    if not PG_URL:
+        missing_infrastructure("HRDFUND_TEST_DATABASE_URL is not set")
+    base = sa.engine.make_url(PG_URL)
+    url = base.set(database=f"{base.database}{suffix}")
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).first()
+            if exists:
+                return url, False
+            try:
+                conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
+            except sa.exc.ProgrammingError:
+                missing_infrastructure(
+                    f"database {url.database} is missing and the role {url.username} may "
+                    f"not create it: run `createdb -O {url.username} {url.database}` as "
+                    "postgres"
+                )
+            return url, True
+    except sa.exc.OperationalError as exc:
+        missing_infrastructure(f"PostgreSQL is not reachable: {type(exc).__name__}")
+    finally:
+        admin.dispose()
+
+
+def empty_schema(url):
+    """Drop everything in the database at ``url``: an empty public schema is left."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

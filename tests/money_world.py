@@ -48,6 +48,42 @@ class MoneyWorld:
         world.fund, world.applicant, world.reviewer, world.m1 = fund, applicant, reviewer, manager
         return world
 
+    def recommended(
+        self,
+        name=None,
+        category=Category.RELOCATION,
+        currency="EUR",
+        applicant=None,
+        reviewer=None,
+    ):
+        """A case that ``reviewer`` (the world's reviewer by default) reviewed and
+        recommended for approval, flushed; ``name`` also gives it a defender key."""
+        case = Application(
+            fund_id=self.fund.id,
+            applicant_id=(applicant or self.applicant).id,
+            category=category,
+            country="KE",
+            region="East Africa",
+            currency=currency,
+            status=ApplicationStatus.RECOMMENDED,
+        )
+        if name:
+            case.defender_name = name
+            case.defender_key = defender_key(name, "KE")
+        db.session.add(case)
+        db.session.flush()
+        db.session.add(
+            Review(
+                application_id=case.id,
+                reviewer_id=(reviewer or self.reviewer).id,
+                risk_level=RiskLevel.HIGH,
+                recommendation=Recommendation.APPROVE,
+                currency=currency,
+            )
+        )
+        db.session.flush()
+        return case
+
     def grant(
         self,
         amount="3000",
@@ -58,29 +94,7 @@ class MoneyWorld:
         applicant=None,
     ):
         """An approved grant of ``amount`` for a recommended case, drawn from ``pool``."""
-        case = Application(
-            fund_id=self.fund.id,
-            applicant_id=(applicant or self.applicant).id,
-            category=category,
-            country="KE",
-            region="East Africa",
-            currency=currency,
-            status=ApplicationStatus.RECOMMENDED,
-        )
-        case.defender_name = name
-        case.defender_key = defender_key(name, "KE")
-        db.session.add(case)
-        db.session.flush()
-        db.session.add(
-            Review(
-                application_id=case.id,
-                reviewer_id=self.reviewer.id,
-                risk_level=RiskLevel.HIGH,
-                recommendation=Recommendation.APPROVE,
-                currency=currency,
-            )
-        )
-        db.session.flush()
+        case = self.recommended(name, category, currency, applicant)
         pool = pool or self.eur
         grant = approve_with_recorded_rates(
             case, self.m1, Decimal(amount), [(pool.id, Decimal(amount))]

@@ -7,9 +7,8 @@ import pytest
 from hrdfund.auth import services
 from hrdfund.auth.models import User
 from hrdfund.extensions import db
-from tests.conftest import PASSWORD, login
+from tests.conftest import COOKIE, PASSWORD, login
 
-COOKIE = "hrdfund_session"
 NEW = "lantern orchard pebble ninety"
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from hrdfund.auth.models import User
 from hrdfund.extensions import db
-from tests.conftest import PASSWORD, login, totp_code
+from tests.conftest import COOKIE, GENERIC, PASSWORD, login, totp_code
 
 HOMES = {
     "applicant": ("/my", "Your applications"),
@@ -19,8 +19,6 @@ HOMES = {
     "donor": ("/donor", "Your pools"),
     "admin": ("/admin/users", "Accounts of this fund"),
 }
-GENERIC = "Login name or password is not right."
-COOKIE = "hrdfund_session"
 
 
 def _errors(response):

@@ -3,7 +3,6 @@ the stored documents, restored only into an empty database and instance, and che
 against its manifest; on SQLite and PostgreSQL."""
 
 import base64
-import contextlib
 import copy
 import io
 import itertools
@@ -19,13 +18,20 @@ import flask_migrate
 import pytest
 import sqlalchemy as sa
 
-from hrdfund import audit, backup, create_app
+from hrdfund import audit, backup
 from hrdfund.applications.documents import read_document, store_document
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth.models import Role, User
 from hrdfund.disbursements.models import FINAL_TABLES
 from hrdfund.extensions import db
-from tests.conftest import SESSION_KEYS, make_config, missing_infrastructure
+from tests.conftest import (
+    SESSION_KEYS,
+    empty_schema,
+    make_config,
+    missing_infrastructure,
+    other_app,
+    pg_database_beside,
+)
 
 PDF = b"%PDF-1.4\n% a lawyer's letter about the detention\n%%EOF\n"
 
@@ -70,18 +76,12 @@ def small_world(app, runner, make_user, pg_tools):
     db.session.commit()
 
 
-def _restore_database_url(url):
-    """The restore target beside the test database: its name with `_restore` added."""
-    parsed = sa.engine.make_url(url)
-    return parsed.set(database=f"{parsed.database}_restore")
-
-
 @pytest.fixture
 def empty_target(backend, tmp_path, app_config):
     """A factory of restore targets: the config of an app on an empty database of the
     backend's dialect, with an instance folder of its own and the same keys. On PostgreSQL
-    every call empties the one restore database again; it is dropped afterwards if the test
-    created it, emptied otherwise."""
+    every call empties the one restore database (the test database's name with `_restore`
+    added) again; it is dropped afterwards if the test created it, emptied otherwise."""
     counter = itertools.count(1)
     state = {}
 
@@ -90,65 +90,22 @@ def empty_target(backend, tmp_path, app_config):
         instance = tmp_path / f"restored-{number}"
         if backend == "sqlite":
             return make_config(f"sqlite:///{tmp_path / f'restored-{number}.sqlite3'}", instance)
-        url = _restore_database_url(app_config["SQLALCHEMY_DATABASE_URI"])
-        if "created" not in state:
-            state["created"] = _create_database(app_config["SQLALCHEMY_DATABASE_URI"], url)
-        _empty_database(url)
-        return make_config(url.render_as_string(hide_password=False), instance)
+        if "url" not in state:
+            state["url"], state["created"] = pg_database_beside("_restore")
+        empty_schema(state["url"])
+        return make_config(state["url"].render_as_string(hide_password=False), instance)
 
     yield make
-    if "created" in state:
-        url = _restore_database_url(app_config["SQLALCHEMY_DATABASE_URI"])
+    if "url" in state:
         if state["created"]:
             engine = sa.create_engine(app_config["SQLALCHEMY_DATABASE_URI"])
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+                conn.execute(
+                    sa.text(f'DROP DATABASE IF EXISTS "{state["url"].database}" WITH (FORCE)')
+                )
             engine.dispose()
         else:
-            _empty_database(url)
-
-
-def _create_database(source_url, url):
-    """Create the restore database when missing, through the test database's connection.
-    True when this created it."""
-    engine = sa.create_engine(source_url)
-    try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            ).first()
-            if exists:
-                return False
-            try:
-                conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
-            except sa.exc.ProgrammingError:
-                missing_infrastructure(
-                    f"the restore database {url.database} does not exist and role {url.username} "
-                    f"may not create it: createdb -O {url.username} {url.database}"
-                )
-            return True
-    finally:
-        engine.dispose()
-
-
-def _empty_database(url):
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
-@contextlib.contextmanager
-def _app_on(config):
-    """Another app, on another database and instance folder."""
-    other = create_app(config)
-    with other.app_context():
-        try:
-            yield other
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+            empty_schema(state["url"])
 
 
 def _every_row():
@@ -228,7 +185,7 @@ def test_backup_then_restore_gives_back_every_row_and_document(
         assert key.encode() not in body and base64.b64decode(key) not in body, "no key inside"
 
     target = empty_target()
-    with _app_on(target) as restored:
+    with other_app(target) as restored:
         db.create_all()  # a database with tables but no rows counts as empty
         db.session.remove()
         result = _invoke(restored, "restore", str(archive))
@@ -299,7 +256,7 @@ def test_restore_refuses_anything_but_an_empty_target_and_changes_nothing(
             False,
         ),
     }
-    with _app_on(target) as restored:
+    with other_app(target) as restored:
         folder = os.path.join(restored.instance_path, "documents")
         for message, (path, with_document) in refusals.items():
             if with_document:
@@ -327,7 +284,7 @@ def test_restore_reports_an_archive_that_differs_from_its_manifest(
         manifest["audit_head"]["seq"] += 5
 
     tampered = _edited(archive, tmp_path / "tampered.tar", tamper)
-    with _app_on(empty_target()) as restored:
+    with other_app(empty_target()) as restored:
         result = _invoke(restored, "restore", str(tampered))
         assert result.exit_code == 1
         assert f"MISMATCH: table funds holds {funds} rows, the manifest says {funds + 1}" in (
@@ -349,7 +306,7 @@ def test_a_document_emptied_by_retention_is_left_out(
     result = runner.invoke(args=["hrdfund", "backup", "--out", str(archive)])
     assert result.exit_code == 0, result.output
     assert "without a file to copy: 1." in result.output
-    with _app_on(empty_target()) as restored:
+    with other_app(empty_target()) as restored:
         result = _invoke(restored, "restore", str(archive))
         assert result.exit_code == 0, result.output
         assert db.session.scalar(sa.select(Document.storage_name)) == name
@@ -396,7 +353,7 @@ def test_a_write_during_the_backup_stays_out_of_it(
     result = runner.invoke(args=["hrdfund", "backup", "--out", str(archive)])
     assert result.exit_code == 0, result.output
     assert seen
-    with _app_on(empty_target()) as restored:
+    with other_app(empty_target()) as restored:
         result = _invoke(restored, "restore", str(archive))
         assert result.exit_code == 0, result.output
         names = set(db.session.scalars(sa.text("SELECT name FROM funds")))

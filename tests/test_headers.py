@@ -8,16 +8,8 @@ import pytest
 
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.extensions import db
-from tests.conftest import login
+from tests.conftest import CSP_PARTS, login
 
-CSP_PARTS = (
-    "default-src 'self'",
-    "script-src 'none'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-)
 #: A reference to another host in an attribute or a stylesheet.
 EXTERNAL = re.compile(
     r"""(?:\b(?:src|href|action|srcset|formaction)\s*=\s*["']?\s*|url\(\s*["']?)

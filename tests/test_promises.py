@@ -55,15 +55,12 @@ from hrdfund.applications.models import (
 )
 from hrdfund.applications.review_models import (
     ConflictDeclaration,
-    Recommendation,
-    Review,
-    RiskLevel,
 )
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
 from hrdfund.auth.models import User
-from hrdfund.columns import DATA_CLASSES, ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
+from hrdfund.columns import PERSONAL, Encrypted, utcnow
 from hrdfund.crypto import DecryptionError, key_id
 from hrdfund.disbursements.models import FINAL_TABLES, Disbursement
 from hrdfund.extensions import db
@@ -75,22 +72,13 @@ from hrdfund.grants.services import (
     pool_available,
 )
 from hrdfund.reports import anonymise
-from tests.conftest import PASSWORD, login, totp_code
+from tests.conftest import COOKIE, CSP_PARTS, GENERIC, PASSWORD, login, totp_code
 
 from .money_world import MoneyWorld, pay
+from .test_models import inventory_gaps
 
 ROOT = Path(__file__).resolve().parent.parent
-COOKIE = "hrdfund_session"
-GENERIC = "Login name or password is not right."
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n(canary-pdf-text-4417)\ntrailer<<>>\n%%EOF\n"
-CSP_PARTS = (
-    "default-src 'self'",
-    "script-src 'none'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-)
 #: What a framework's debug page or banner would show.
 LEAKS = ("Traceback", 'File "', "Werkzeug", "werkzeug", "Python", "Flask", "Jinja", "SQL")
 #: A complete relocation application, as a defender types it.
@@ -262,32 +250,6 @@ def _jpeg_with_gps():
     out = io.BytesIO()
     image.save(out, format="JPEG", exif=exif)
     return out.getvalue()
-
-
-def _recommended(world, recommender):
-    """A case the ``recommender`` reviewed and recommended for approval."""
-    case = Application(
-        fund_id=world.fund.id,
-        applicant_id=world.applicant.id,
-        category=Category.RELOCATION,
-        country="KE",
-        region="East Africa",
-        currency="EUR",
-        status=ApplicationStatus.RECOMMENDED,
-    )
-    db.session.add(case)
-    db.session.flush()
-    db.session.add(
-        Review(
-            application_id=case.id,
-            reviewer_id=recommender.id,
-            risk_level=RiskLevel.HIGH,
-            recommendation=Recommendation.APPROVE,
-            currency="EUR",
-        )
-    )
-    db.session.commit()
-    return case
 
 
 # -- Pages ----------------------------------------------------------------------------------
@@ -1007,12 +969,14 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
     records one payment, and the database refuses a second row with its key."""
     world = MoneyWorld(fund, make_user, make_donor)
     app.config["FOUR_EYES_THRESHOLD"] = "500"
-    own = _recommended(world, recommender=world.m1)
+    own = world.recommended(reviewer=world.m1)
+    db.session.commit()
     with pytest.raises(SelfApprovalError):
         approve_with_recorded_rates(own, world.m1, Decimal(100), [(world.eur.id, Decimal(100))])
     db.session.rollback()
     assert own.status == ApplicationStatus.RECOMMENDED and _count(Grant) == 0
-    big = _recommended(world, recommender=world.reviewer)
+    big = world.recommended()
+    db.session.commit()
     draws = [(world.eur.id, Decimal(800))]
     available = pool_available(world.eur.id)
     assert approve_with_recorded_rates(big, world.m1, Decimal(800), draws) is None
@@ -1051,15 +1015,7 @@ def test_promise_20_sensitive_columns_are_aes_gcm_bound_to_their_row_keys_outsid
     """Every column is classed and sensitive or financial ones hold ciphertext: AES-GCM
     under the configured key, with table, column and row as associated data, so a value
     moved elsewhere does not read; no key is ever written to the database."""
-    unclassed, clear = [], []
-    for table in db.metadata.sorted_tables:
-        for column in table.columns:
-            data_class = column.info.get("data_class")
-            if data_class not in DATA_CLASSES:
-                unclassed.append(f"{table.name}.{column.name}")
-            elif data_class in ENCRYPTED_CLASSES and not isinstance(column.type, sa.LargeBinary):
-                clear.append(f"{table.name}.{column.name}")
-    assert unclassed == [] and clear == []
+    assert inventory_gaps() == ([], [])
     applicant = make_user("applicant")
     first = _case(fund, applicant, threat="canary-threat-2020")
     second = _case(fund, applicant, threat="another threat")

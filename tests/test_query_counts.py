@@ -30,7 +30,7 @@ from hrdfund.applications.models import (
     Reference,
     Urgency,
 )
-from hrdfund.applications.review_models import NoteKind, Recommendation, Review, RiskLevel
+from hrdfund.applications.review_models import NoteKind
 from hrdfund.auth.models import Role, User
 from hrdfund.columns import utcnow
 from hrdfund.disbursements import reconcile
@@ -84,28 +84,7 @@ class Site(MoneyWorld):
     def grant_across(self, drawn, each, name):
         """An approved grant of a recommended case drawing ``each`` EUR from every pool of
         ``drawn``: :meth:`MoneyWorld.grant` over several pools."""
-        case = Application(
-            fund_id=self.fund.id,
-            applicant_id=self.applicant.id,
-            category=Category.RELOCATION,
-            country="KE",
-            region="East Africa",
-            currency="EUR",
-            status=ApplicationStatus.RECOMMENDED,
-        )
-        case.defender_name = name
-        case.defender_key = services.defender_key(name, "KE")
-        db.session.add(case)
-        db.session.flush()
-        review = Review(
-            application_id=case.id,
-            reviewer_id=self.reviewer.id,
-            risk_level=RiskLevel.HIGH,
-            recommendation=Recommendation.APPROVE,
-            currency="EUR",
-        )
-        db.session.add(review)
-        db.session.flush()
+        case = self.recommended(name)
         draws = [(pool.id, Decimal(each)) for pool in drawn]
         grant = approve_with_recorded_rates(case, self.m1, Decimal(each) * len(drawn), draws)
         db.session.commit()

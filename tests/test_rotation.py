@@ -2,14 +2,12 @@
 and stored document again under the new key, after which the old key can go."""
 
 import base64
-import contextlib
 import io
 import os
 
 import pytest
 import sqlalchemy as sa
 
-from hrdfund import create_app
 from hrdfund.applications.documents import read_document, store_document
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth import services as auth_services
@@ -19,6 +17,7 @@ from hrdfund.crypto import key_id, parse_key
 from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
 from hrdfund.rotation import encrypted_attributes
+from tests.conftest import other_app
 
 PDF = b"%PDF-1.4\n% a medical report\n%%EOF\n"
 
@@ -67,18 +66,11 @@ def world(app, runner):
     }
 
 
-@contextlib.contextmanager
 def _app_with(app_config, current, old=""):
     """Another start of the app on the same database and folder, with other keys."""
-    other = create_app(
+    return other_app(
         dict(app_config, HRDFUND_ENCRYPTION_KEY=current, HRDFUND_ENCRYPTION_OLD_KEYS=old)
     )
-    with other.app_context():
-        try:
-            yield other
-        finally:
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_rotation_moves_everything_to_the_new_key(app, app_config, world):

@@ -33,7 +33,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL, missing_infrastructure
+from tests.conftest import empty_schema, pg_database_beside
 from tests.live import Client, LiveServer, find_form, sign_in
 
 SCALE = 40
@@ -54,36 +54,8 @@ GUESSES = 16
 
 def _serving_database():
     """An empty PostgreSQL database of its own, beside the suite's."""
-    if not PG_URL:
-        missing_infrastructure("HRDFUND_TEST_DATABASE_URL is not set")
-    base = sa.engine.make_url(PG_URL)
-    url = base.set(database=f"{base.database}_serving")
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            ).first()
-            if not exists:
-                try:
-                    conn.execute(sa.text(f'CREATE DATABASE "{url.database}"'))
-                except sa.exc.ProgrammingError:
-                    missing_infrastructure(
-                        f"database {url.database} is missing and the role {url.username} may "
-                        f"not create it: run `createdb -O {url.username} {url.database}` as "
-                        "postgres"
-                    )
-    except sa.exc.OperationalError as exc:
-        missing_infrastructure(f"PostgreSQL is not reachable: {type(exc).__name__}")
-    finally:
-        admin.dispose()
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
+    url, _created = pg_database_beside("_serving")
+    empty_schema(url)
     return url.render_as_string(hide_password=False)
 
 
