@@ -15,7 +15,7 @@ from config import CONFIGS
 
 from . import crypto
 from .applications.targets import check_config as check_target_config
-from .extensions import babel, csrf, db, login_manager, migrate
+from .extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_NAMES = ("SECRET_KEY", "HRDFUND_ENCRYPTION_KEY", "HRDFUND_AUDIT_KEY")
@@ -171,9 +171,10 @@ def _sqlite_connect(dbapi_connection, _record):
 @sa.event.listens_for(sa.engine.Engine, "begin")
 def _sqlite_begin(conn):
     """On SQLite every transaction takes the write lock first, so a balance read inside it
-    cannot go stale before the write that depends on it."""
+    cannot go stale before the write that depends on it; inside :func:`reading` it begins
+    deferred instead and takes none."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(sqlite_begin_statement())
 
 
 def _select_locale():

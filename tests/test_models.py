@@ -1,6 +1,7 @@
 """The data inventory, encryption at rest, and what the database itself guarantees."""
 
 import os
+import sqlite3
 import stat
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ from hrdfund import models  # noqa: F401  (every table on the metadata)
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.auth.models import User
 from hrdfund.columns import DATA_CLASSES, ENCRYPTED_CLASSES
-from hrdfund.extensions import db
+from hrdfund.extensions import db, reading
 from hrdfund.pools.models import Contribution, Pool
 
 
@@ -120,6 +121,47 @@ def test_sqlite_connections_enforce_foreign_keys_and_secure_delete(app, backend)
             assert conn.execute(sa.text("PRAGMA secure_delete")).scalar() == 1
             assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
         db.engine.dispose()
+
+
+def _another_writer_gets_the_lock():
+    """Whether a second connection to the SQLite file can begin writing at once."""
+    other = sqlite3.connect(db.engine.url.database, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's write lock
+def test_a_read_inside_reading_leaves_the_write_lock_to_others(app, backend, make_user):
+    """Slow work after a read (hashing a password, decoding an image) keeps no writer
+    waiting: inside reading() the transaction takes no write lock, and it has ended on
+    leaving; an ordinary transaction holds the lock from its first statement."""
+    user = make_user("applicant")
+    db.session.get(User, user.id)
+    assert not _another_writer_gets_the_lock()
+    db.session.rollback()
+    with reading():
+        assert db.session.get(User, user.id).login == user.login
+        assert _another_writer_gets_the_lock()
+    assert not db.session().in_transaction()
+    assert _another_writer_gets_the_lock()
+    # The next transaction writes again with the lock taken first.
+    db.session.get(User, user.id)
+    assert not _another_writer_gets_the_lock()
+
+
+def test_reading_refuses_to_drop_unsaved_changes(app, make_user):
+    """A read section opened over unsaved changes is a bug, not a silent loss."""
+    user = make_user("applicant")
+    user.language = "fr"
+    with pytest.raises(RuntimeError), reading():
+        pass
+    assert user.language == "fr"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's own file and pragmas
