@@ -46,3 +46,13 @@ def test_applicants_and_donors_have_no_coverage_page(app, world):
         client = app.test_client()
         login(client, user)
         assert client.get("/coverage").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/coverage", "/cases"])
+@pytest.mark.parametrize("page", [str(10**19), "-4", "two", str(-(10**30))])
+def test_any_page_number_answers_a_page(app, world, path, page):
+    """A page number no database can hold, or not a number at all, reads as a page within
+    the list's range: the answer is the list, never an error."""
+    client = app.test_client()
+    login(client, world.m1)
+    assert client.get(f"{path}?page={page}").status_code == 200

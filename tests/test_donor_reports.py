@@ -44,7 +44,9 @@ def test_fixed_periods(code, start, end):
     assert (period.start, period.end) == (start, end)
 
 
-@pytest.mark.parametrize("code", ["", "2026-13", "2026-Q5", "2026-01-01:2026-02-01", "26", "1999"])
+@pytest.mark.parametrize(
+    "code", ["", "2026-13", "2026-Q5", "2026-01-01:2026-02-01", "26", "1999", "9999", "9999-Q4"]
+)
 def test_free_ranges_are_not_periods(code):
     with pytest.raises(PeriodError):
         parse_period(code)

@@ -23,6 +23,7 @@ from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..columns import utcnow
 from ..extensions import db
+from ..paging import page_arg
 from ..pools.models import Pool
 from . import bp, documents, services, targets
 from .access import get_application_or_404
@@ -146,7 +147,7 @@ def _fits_pool(pool):
 def queue():
     """Open cases of the fund with the time left to their targets, filtered and sorted, a
     page at a time; the same few queries whatever the number of cases."""
-    page = max(1, min(request.args.get("page", 1, type=int), 100000))
+    page = page_arg()
     size = current_app.config["PAGE_SIZE"]
     pools = (
         db.session.execute(

@@ -1,7 +1,7 @@
 """The decision on the case page: pools that fit, and the approval that commits money."""
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -18,6 +18,7 @@ from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..money import format_money
+from ..paging import page_arg
 from ..pools.forms import ContributionReversalForm
 from ..pools.models import Contribution
 from . import bp, plans, services
@@ -248,7 +249,7 @@ def coverage():
     """Support ending soon with nothing after it, and each defender's months of support."""
     today = utcnow().date()
     days = current_app.config["COVERAGE_WARNING_DAYS"]
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg()
     rows, months, has_next = coverage_rules.calendar(
         current_user.fund_id,
         today.replace(day=1),

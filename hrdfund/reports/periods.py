@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+#: Reports cover these years; beyond them a period is refused, not a date overflow.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 _PATTERN = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(0[1-9]|1[0-2])))?$")
 
 
@@ -41,8 +43,10 @@ def parse_period(code):
             f"{code!r} is not a year (2026), a quarter (2026-Q1) or a month (2026-03)"
         )
     year, quarter, month = int(match[1]), match[2], match[3]
-    if year < 2000:
+    if year < FIRST_YEAR:
         raise PeriodError(f"{code!r} is before any report")
+    if year > LAST_YEAR:
+        raise PeriodError(f"{code!r} is after any report")
     if quarter:
         start = date(year, 3 * int(quarter) - 2, 1)
         end = date(year + 1, 1, 1) if quarter == "4" else date(year, 3 * int(quarter) + 1, 1)
