@@ -350,7 +350,7 @@ def _busy_case(site, n):
         author = site.applicant if i % 2 else site.m1
         services.post_message(case, author, f"Message {i:02d} in the thread")
     db.session.commit()
-    rows = {"staff": [], "manager": [], "applicant": []}
+    rows = {"finance": [], "manager": [], "applicant": []}
     statement = []
     allocations = payments.grant_allocations(grant)
     for i, instalment in enumerate(payments.grant_instalments(grant)):
@@ -373,15 +373,17 @@ def _busy_case(site, n):
         else:
             payments.reverse_disbursement(payment, site.finance, f"Returned {i}")
         common = (f"Message {i:02d} in the thread", f"quote-{i:02d}.pdf")
-        staff = common + (
+        # Finance sees the money of the case and the messages since its approval: not its
+        # documents, dependants or references.
+        money = (
+            f"Message {i:02d} in the thread",
             f"Budget line {i:02d}",
-            f"Relative {i:02d}",
-            f"Referee {i:02d}",
             f"Busy {n} pool {i:02d}",
             reference,
         )
-        rows["staff"].append(staff)
+        rows["finance"].append(money)
         review = (f"Note {i:02d} on the case", f"Name case{n}-colleague-{i:02d}")
+        staff = common + money[1:] + (f"Relative {i:02d}", f"Referee {i:02d}")
         rows["manager"].append(staff + review + (f"Other funder {i:02d}",))
         # The applicant sees the payments that stand, by their date.
         paid = (payment.paid_on.strftime("%d %B %Y"),) if i % 3 != 2 else ()
@@ -441,7 +443,7 @@ PAGES = [
     Page("donor report, CSV", "donor user", donor_report),
     Page("internal report", "m1", internal_report),
     Page("rates", "finance", rates),
-    Page("case page, finance", "finance", case_for("staff")),
+    Page("case page, finance", "finance", case_for("finance")),
     Page("case page, manager", "m1", case_for("manager")),
     Page("case page, applicant", "applicant", case_for("applicant")),
     Page("case page at the decision, manager", "m1", case_at_decision),

@@ -18,9 +18,9 @@ from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from ..applications.access import conflicted_staff
 from ..applications.models import Application
 from ..applications.models import ApplicationStatus as S
-from ..applications.review_models import ConflictDeclaration
 from ..auth.models import Role, User
 from ..columns import utcnow
 from ..extensions import db
@@ -37,14 +37,11 @@ WAITING_ON_STAFF = (S.SUBMITTED, S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_A
 def recipients(application):
     """The staff on the case: its reviewer; if none, the staff on duty; if none, the fund's
     managers. Never someone who declared a conflict on it."""
-    conflicted = sa.select(ConflictDeclaration.user_id).where(
-        ConflictDeclaration.application_id == application.id
-    )
     staff = sa.select(User).where(
         User.fund_id == application.fund_id,
         User.active.is_(True),
         User.role.in_([Role.REVIEWER, Role.MANAGER]),
-        User.id.not_in(conflicted),
+        User.id.not_in(conflicted_staff(application)),
     )
     choices = [User.on_duty.is_(True), User.role == Role.MANAGER]
     if application.assigned_reviewer_id is not None:

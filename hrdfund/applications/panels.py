@@ -9,11 +9,13 @@ _PANELS = []
 
 
 def register(panel):
-    """Add ``panel(application, user) -> {"template": ..., **data} or None`` to case pages."""
+    """Add ``panel(application, user, sections) -> {"template": ..., **data} or None`` to
+    case pages; ``sections`` is what :func:`~hrdfund.applications.access.sections` lets
+    the user see, and a panel shows nothing outside it."""
     _PANELS.append(panel)
     return panel
 
 
-def collect_panels(application, user):
+def collect_panels(application, user, sections):
     """Every registered panel that has something to show for this case and user."""
-    return [found for found in (panel(application, user) for panel in _PANELS) if found]
+    return [found for found in (panel(application, user, sections) for panel in _PANELS) if found]

@@ -12,7 +12,7 @@ from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..money import check_currency, quantize
-from .access import can_see
+from .access import REVIEW_ROLES, can_see, visible_cases
 from .models import Application, Message, StatusChange, VerificationStatus
 from .models import ApplicationStatus as S
 from .review_models import (
@@ -27,8 +27,6 @@ from .review_models import (
     RiskLevel,
 )
 from .services import case_rows, change_status
-
-REVIEW_ROLES = (Role.REVIEWER, Role.MANAGER)
 
 
 class ReviewError(Exception):
@@ -294,11 +292,9 @@ def possible_duplicates(application, reader):
             Application.status.not_in(_NOT_SUPPORT),
             sa.or_(*same_defender),
             sa.or_(Application.closed_at.is_(None), Application.closed_at >= since),
-            # A case the reader stepped away from stays out of their sight here too.
-            ~sa.exists().where(
-                ConflictDeclaration.application_id == Application.id,
-                ConflictDeclaration.user_id == reader.id,
-            ),
+            # A case the reader may not open (one they stepped away from) stays out of
+            # their sight here too.
+            visible_cases(reader),
         )
         .order_by(Application.submitted_at.desc())
         .limit(20)

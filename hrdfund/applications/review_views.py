@@ -13,8 +13,8 @@ from wtforms import SelectChoice
 from ..auth.guard import role_required
 from ..auth.models import Role, User
 from ..extensions import db
-from . import bp, panels, review_services
-from .access import get_application_or_404
+from . import access, bp, panels, review_services
+from .access import Section, get_application_or_404
 from .models import ApplicationStatus as S
 from .models import Reference
 from .review_forms import (
@@ -30,7 +30,7 @@ from .review_forms import (
     ReferenceCheckForm,
     RejectForm,
 )
-from .review_models import ConflictDeclaration, Recommendation
+from .review_models import Recommendation
 from .review_services import ReviewError
 from .states import STAFF_LABELS
 from .views import _render_case
@@ -59,9 +59,6 @@ def _again(application, name, form, error=None):
 
 def assignable_staff(application):
     """Reviewers and managers of the case's fund without a conflict on it."""
-    conflicted = sa.select(ConflictDeclaration.user_id).where(
-        ConflictDeclaration.application_id == application.id
-    )
     return (
         db.session.execute(
             sa.select(User)
@@ -69,7 +66,7 @@ def assignable_staff(application):
                 User.fund_id == application.fund_id,
                 User.active.is_(True),
                 User.role.in_(STAFF),
-                User.id.not_in(conflicted),
+                User.id.not_in(access.conflicted_staff(application)),
             )
             .order_by(User.role.desc(), User.display_name, User.login)
         )
@@ -119,7 +116,7 @@ def assign(uid):
 
 
 @bp.post("/applications/<uid>/conflict")
-@role_required(*STAFF)
+@role_required(*STAFF, Role.FINANCE)
 def conflict(uid):
     """Declare a conflict of interest: the declarer leaves the case for good."""
     application = get_application_or_404(uid, current_user)
@@ -128,6 +125,9 @@ def conflict(uid):
         return _again(application, "conflict", form)
     review_services.declare_conflict(application, _me())
     db.session.commit()
+    if current_user.role == Role.FINANCE:
+        flash(_("Your conflict of interest is recorded; the case left your lists."), "info")
+        return redirect(url_for("disbursements.index"))
     flash(_("Your conflict of interest is recorded; the case left your queue."), "info")
     return redirect(url_for("applications.queue"))
 
@@ -251,9 +251,9 @@ def _form(name, make):
 
 
 @panels.register
-def review_panel(application, user):
+def review_panel(application, user, sections):
     """Assignment, verification, notes, assessment, questions, rejection, other funders."""
-    if user.role not in STAFF or application.status == S.DRAFT:
+    if Section.REVIEW not in sections or application.status == S.DRAFT:
         return None
     open_case = application.status in review_services.QUESTION_STATES or application.status in (
         S.SUBMITTED,

@@ -13,7 +13,7 @@ from ..auth.models import Role
 from ..columns import cipher, utcnow
 from ..extensions import db
 from ..money import check_currency, quantize
-from . import targets
+from . import access, targets
 from .categories import CATEGORY_FIELDS
 from .models import (
     Application,
@@ -307,16 +307,29 @@ def submit_application(application, actor):
 
 
 class ThreadClosedError(Exception):
-    """A draft has no thread yet, and a closed case takes no more messages."""
+    """A draft has no thread yet, a closed case takes no more messages, and only those who
+    read a case's thread write in it."""
+
+
+#: Staff whose message on a case in review is a question: the case waits for the answer and
+#: its target clock stops. A message from finance (which sees a case only once approved,
+#: to pay it) never is, and never moves the case.
+QUESTION_ROLES = access.REVIEW_ROLES
 
 
 def post_message(application, author, body):
     """Add a message to the case's thread.
 
-    An answer from the applicant side to a question puts the case back in review; a
-    question from staff on a case in review waits for the applicant.
+    The applicant side writes on its own case; reviewers and managers on the fund's cases
+    they have no conflict on; finance from the approval on. An answer from the applicant
+    side to a question puts the case back in review; a message from a reviewer or manager
+    on a case in review is a question and the case waits for the applicant. Nothing else
+    a message does changes the case's status or its target clock.
     """
     if application.status == S.DRAFT or not TRANSITIONS[application.status]:
+        raise ThreadClosedError()
+    readable = access.sections(application, author)
+    if not readable & {access.Section.THREAD, access.Section.PAYMENT_MESSAGES}:
         raise ThreadClosedError()
     from_staff = author.is_staff
     message = Message(
@@ -324,7 +337,7 @@ def post_message(application, author, body):
         author_id=author.id,
         from_staff=from_staff,
         body=body.strip(),
-        is_question=from_staff and application.status == S.IN_REVIEW,
+        is_question=author.role in QUESTION_ROLES and application.status == S.IN_REVIEW,
     )
     db.session.add(message)
     db.session.flush()
@@ -353,9 +366,19 @@ def case_rows(model, application, *options):
     )
 
 
-def thread(application):
-    """The case's messages, oldest first."""
-    return case_rows(Message, application)
+def thread(application, since=None):
+    """The case's messages, oldest first; with ``since``, those written from then on."""
+    if since is None:
+        return case_rows(Message, application)
+    return (
+        db.session.execute(
+            sa.select(Message)
+            .where(Message.application_id == application.id, Message.created_at >= since)
+            .order_by(Message.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 class ReportNotDueError(Exception):

@@ -25,8 +25,8 @@ from ..columns import utcnow
 from ..extensions import db
 from ..paging import page_arg
 from ..pools.models import Pool
-from . import bp, documents, services, targets
-from .access import get_application_or_404
+from . import access, bp, documents, services, targets
+from .access import Section, get_application_or_404
 from .categories import CATEGORY_FIELDS
 from .forms import (
     CONSENT_LABELS,
@@ -48,7 +48,6 @@ from .models import (
     Urgency,
 )
 from .panels import collect_panels
-from .review_models import ConflictDeclaration
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
 
 
@@ -59,7 +58,7 @@ def mine():
     rows = (
         db.session.execute(
             sa.select(Application)
-            .where(Application.applicant_id == current_user.id, Application.purged_at.is_(None))
+            .where(access.visible_cases(current_user))
             .order_by(Application.created_at.desc())
         )
         .scalars()
@@ -75,10 +74,7 @@ def referrals():
     rows = (
         db.session.execute(
             sa.select(Application)
-            .where(
-                Application.partner_organisation_id == current_user.partner_organisation_id,
-                Application.purged_at.is_(None),
-            )
+            .where(access.visible_cases(current_user))
             .order_by(Application.created_at.desc())
         )
         .scalars()
@@ -177,12 +173,8 @@ def queue():
         Application.clock_paused_at,
         Application.assigned_reviewer_id,
     ).where(
-        Application.fund_id == current_user.fund_id,
+        access.visible_cases(current_user),
         Application.status.in_([filters["status"]] if "status" in filters else open_states),
-        ~sa.exists().where(
-            ConflictDeclaration.application_id == Application.id,
-            ConflictDeclaration.user_id == current_user.id,
-        ),
     )
     for name in ("category", "urgency", "country"):
         if name in filters:
@@ -319,7 +311,8 @@ def edit(uid):
 
 @bp.route("/applications/<uid>", methods=["GET", "POST"])
 def case(uid):
-    """The case as its applicant or referring partner follows it, with the message thread."""
+    """The case as its reader may see it (``access.sections``), with the message thread
+    for those who read it."""
     application = get_application_or_404(uid, current_user)
     form = MessageForm()
     if form.validate_on_submit():
@@ -334,31 +327,41 @@ def case(uid):
 
 
 def _render_case(application, form=None, document_form=None, report_form=None, status=200):
-    """The case page, with the forms as the user left them."""
+    """The case page, with the forms as the user left them: only the sections of the case
+    its reader needs to know (``access.sections``) reach the template."""
+    user = current_user._get_current_object()
+    shown = access.sections(application, user)
     missing = []
     if application.status == ApplicationStatus.DRAFT:
         missing = services.missing_items(application)
-    report = services.latest_report(application)
+    consents = Section.CONSENTS in shown
+    report = services.latest_report(application) if consents else None
     report_due = (
-        report is None
-        and current_user.is_applicant_side
+        consents
+        and report is None
         and application.status in (ApplicationStatus.PAYING, ApplicationStatus.COMPLETED)
     )
+    messages = None
+    if Section.THREAD in shown:
+        messages = services.thread(application)
+    elif Section.PAYMENT_MESSAGES in shown and application.decided_at is not None:
+        messages = services.thread(application, since=application.decided_at)
     page = render_template(
         "applications/case.html",
-        application=application,
+        application=access.CaseView(application, shown),
+        sections=shown,
         form=form or MessageForm(formdata=None),
         document_form=document_form or DocumentForm(formdata=None),
-        documents=_documents(application),
-        messages=services.thread(application),
+        documents=_documents(application) if Section.DOCUMENTS in shown else None,
+        messages=messages,
         labels=APPLICANT_LABELS,
         next_step=NEXT_STEPS.get(application.status),
         missing=missing,
         decision=services.latest_decision(application),
-        panels=[] if application.purged_at else collect_panels(application, current_user),
+        panels=[] if application.purged_at else collect_panels(application, user, shown),
         report=report,
         report_form=(report_form or ReportForm(formdata=None)) if report_due else None,
-        consents=_consents(application),
+        consents=_consents(application) if consents else [],
         consent_form=ConfirmForm(),
         category_fields=CATEGORY_FIELDS[application.category],
     )
@@ -369,7 +372,7 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
 @role_required(Role.APPLICANT, Role.PARTNER)
 def withdraw_consent(uid, kind):
     """The applicant side takes back a consent given in the form."""
-    application = get_application_or_404(uid, current_user)
+    application = get_application_or_404(uid, current_user, Section.CONSENTS)
     try:
         kind = ConsentKind(kind)
     except ValueError:
@@ -398,7 +401,7 @@ def _consents(application):
 @role_required(Role.APPLICANT, Role.PARTNER)
 def report(uid):
     """The short use-of-funds report with the outcome questions."""
-    application = get_application_or_404(uid, current_user)
+    application = get_application_or_404(uid, current_user, Section.CONSENTS)
     form = ReportForm()
     if form.validate_on_submit():
         try:
@@ -424,7 +427,7 @@ def _documents(application):
 @bp.post("/applications/<uid>/documents")
 def upload(uid):
     """Add a quote, report or evidence to the case."""
-    application = get_application_or_404(uid, current_user)
+    application = get_application_or_404(uid, current_user, Section.DOCUMENTS)
     if application.status in TERMINAL_STATES:
         abort(404)
     form = DocumentForm()
@@ -450,8 +453,8 @@ def upload(uid):
 
 @bp.get("/applications/<uid>/documents/<doc>")
 def download(uid, doc):
-    """A document of the case, as an attachment, for those who may see the case."""
-    application = get_application_or_404(uid, current_user)
+    """A document of the case, as an attachment, for those who may see its documents."""
+    application = get_application_or_404(uid, current_user, Section.DOCUMENTS)
     document = db.session.execute(
         sa.select(Document).where(Document.uid == doc, Document.application_id == application.id)
     ).scalar_one_or_none()

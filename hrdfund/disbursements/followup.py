@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ..applications.access import staff_cases
+from ..applications.access import visible_cases
 from ..applications.models import Application, UseOfFundsReport
 from ..extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
@@ -28,7 +28,7 @@ def receipts_overdue(user, today, days, count=False):
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(
-            staff_cases(user),
+            visible_cases(user),
             standing(),
             Disbursement.paid_on <= today - timedelta(days=days),
             Disbursement.id.not_in(confirmed),
@@ -47,7 +47,7 @@ def reports_overdue(user, today, days, count=False):
         sa.select(Application.uid, first_paid.label("first_paid"))
         .join(Grant, Grant.application_id == Application.id)
         .join(Disbursement, Disbursement.grant_id == Grant.id)
-        .where(staff_cases(user), standing(), Application.id.not_in(reported))
+        .where(visible_cases(user), standing(), Application.id.not_in(reported))
         .group_by(Application.id, Application.uid)
         .having(first_paid <= today - timedelta(days=days))
         .order_by(first_paid, Application.id),
@@ -68,7 +68,7 @@ def instalments_due(user, today, days, count=False):
         .join(Application, Application.id == Grant.application_id)
         .outerjoin(net, net.c.instalment_id == Instalment.id)
         .where(
-            staff_cases(user),
+            visible_cases(user),
             Grant.status == GrantStatus.ACTIVE,
             Instalment.due_on <= today + timedelta(days=days),
             sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
@@ -91,7 +91,7 @@ def mismatches(user, count=False):
         .join(Application, Application.id == Grant.application_id)
         .outerjoin(reversal, reversal.reversal_of_id == Disbursement.id)
         .where(
-            staff_cases(user),
+            visible_cases(user),
             sa.or_(
                 sa.and_(Delivery.status == DeliveryStatus.SHORT, reversal.id.is_(None)),
                 sa.and_(Delivery.status == DeliveryStatus.FAILED, taken_back < Disbursement.amount),

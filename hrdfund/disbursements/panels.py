@@ -11,6 +11,8 @@ from flask import g
 from wtforms import SelectChoice
 
 from ..applications import panels
+from ..applications.access import Section
+from ..applications.review_forms import ConflictForm
 from ..auth.models import Role
 from ..extensions import db
 from ..grants.forms import CloseForm, PlanForm
@@ -19,8 +21,6 @@ from ..grants.plans import allocation_balances
 from .forms import PaymentForm, ReceiptForm, ReverseForm
 from .models import Delivery, Disbursement, Receipt
 from .services import grant_instalments
-
-STAFF = (Role.REVIEWER, Role.MANAGER, Role.FINANCE)
 
 
 def grant_payments(grant):
@@ -69,8 +69,11 @@ def payment_form(grant, balances, instalments, formdata=True):
 
 
 @panels.register
-def payments_panel(application, user):
-    """What was granted, how it will be paid, and each payment."""
+def payments_panel(application, user, sections):
+    """What was granted, how it will be paid, and each payment: the applicant side's view
+    (``GRANT``), or the staff's ledger (``LEDGER``) with payees for finance (``PAYEES``)."""
+    if not sections & {Section.GRANT, Section.LEDGER}:
+        return None
     grant = db.session.execute(
         sa.select(Grant).where(Grant.application_id == application.id)
     ).scalar_one_or_none()
@@ -80,7 +83,7 @@ def payments_panel(application, user):
         sa.select(PaymentPlan).where(PaymentPlan.grant_id == grant.id)
     ).scalar_one_or_none()
     instalments = grant_instalments(grant) if plan is not None else []
-    if user.role not in STAFF:
+    if Section.LEDGER not in sections:
         return {
             "template": "disbursements/_case_payments.html",
             "grant": grant,
@@ -104,11 +107,13 @@ def payments_panel(application, user):
         "balances": balances,
         "rows": rows,
         "reversed": {p.reversal_of_id for p, _r, _d in rows if p.reversal_of_id},
-        "show_payee": finance,
+        "show_payee": Section.PAYEES in sections,
         "pay_form": (sent.get("pay") or payment_form(grant, balances, instalments, False))
         if finance and active
         else None,
         "reverse_form": ReverseForm(formdata=None) if finance else None,
+        # Reviewers and managers declare a conflict in the review section.
+        "conflict_form": (sent.get("conflict") or ConflictForm(formdata=None)) if finance else None,
         "reverse_errors": sent.get("reverse"),
         "plan_form": (sent.get("plan") or PlanForm(formdata=None))
         if manager and active and plan is None

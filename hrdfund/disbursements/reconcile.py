@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..applications.access import staff_cases
+from ..applications.access import visible_cases
 from ..applications.models import Application
 from ..auth.models import Role
 from ..columns import utcnow
@@ -148,7 +148,7 @@ def _payments_by_reference(actor, references):
             sa.select(Disbursement.id)
             .join(Grant, Grant.id == Disbursement.grant_id)
             .join(Application, Application.id == Grant.application_id)
-            .where(Disbursement.id.in_(ids), staff_cases(actor))
+            .where(Disbursement.id.in_(ids), visible_cases(actor))
         ).scalars()
     )
     return found, reversed_ids, visible
@@ -212,6 +212,18 @@ def check_statement(actor, data, today=None):
                 _l("no payment of this fund has the reference %(ref)s.", ref=_shown(reference)),
             )
             continue
+        if any(p.id not in visible for p in payments):
+            # Nothing more of a case the actor stepped away from: not how many payments,
+            # which one, nor whether it was reconciled.
+            problem(
+                number,
+                _l(
+                    "payment %(ref)s is on a case you declared a conflict on; another finance"
+                    " officer reconciles it.",
+                    ref=_shown(reference),
+                ),
+            )
+            continue
         payment = _match(payments, reversed_ids)
         if payment is None:
             problem(
@@ -220,16 +232,6 @@ def check_statement(actor, data, today=None):
                     "%(count)d payments share the reference %(ref)s; the statement cannot tell"
                     " which one it means.",
                     count=len(payments),
-                    ref=_shown(reference),
-                ),
-            )
-            continue
-        if payment.id not in visible:
-            problem(
-                number,
-                _l(
-                    "payment %(ref)s is on a case you declared a conflict on; another finance"
-                    " officer reconciles it.",
                     ref=_shown(reference),
                 ),
             )

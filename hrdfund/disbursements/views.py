@@ -20,8 +20,8 @@ from flask_login import current_user
 
 from .. import audit
 from ..applications import documents
-from ..applications.access import can_see, get_application_or_404
-from ..applications.models import Document, DocumentKind
+from ..applications.access import Section, can_see, get_application_or_404, sections, visible_cases
+from ..applications.models import Application, Document, DocumentKind
 from ..applications.views import _render_case
 from ..auth.guard import role_required
 from ..auth.models import Role
@@ -51,7 +51,9 @@ def _latest_payments():
             Pool.currency.label("pool_currency"),
         )
         .join(Pool, Pool.id == Disbursement.pool_id)
-        .where(Pool.fund_id == current_user.fund_id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(Pool.fund_id == current_user.fund_id, visible_cases(current_user))
         .order_by(Disbursement.id.desc())
         .limit(50)
     ).all()
@@ -124,11 +126,12 @@ def follow_up():
 
 
 def _fund_payment_or_404(uid):
-    """A payment of the finance officer's fund on a case they may see; 404 otherwise."""
+    """A payment whose payee the user may see (finance of the fund, on a case they may
+    open); 404 otherwise."""
     payment = db.session.execute(
         sa.select(Disbursement).where(Disbursement.uid == uid)
     ).scalar_one_or_none()
-    if payment is None or not can_see(payment.grant.application, current_user):
+    if payment is None or Section.PAYEES not in sections(payment.grant.application, current_user):
         abort(404)
     return payment
 
@@ -148,7 +151,7 @@ def _drop_proof(proof):
 @role_required(Role.FINANCE)
 def record(uid):
     """Record one payment of the case's grant, with its proof."""
-    application = get_application_or_404(uid, current_user)
+    application = get_application_or_404(uid, current_user, Section.PAYEES)
     grant = db.session.execute(
         sa.select(Grant).where(Grant.application_id == application.id)
     ).scalar_one_or_none()

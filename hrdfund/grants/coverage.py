@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from ..applications.access import visible_cases
 from ..applications.models import Application, Category
 from ..extensions import db
 from ..pools.models import Pool
@@ -12,10 +13,10 @@ from .models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, Pla
 from .plans import months_after
 
 
-def ending_soon(fund_id, today, days):
-    """Active stipends and relocations whose plan ends within ``days`` of ``today`` and
-    for whose defender no later grant was approved: (application, grant, plan) rows,
-    soonest end first."""
+def ending_soon(user, today, days):
+    """Active stipends and relocations, on cases ``user`` may open, whose plan ends within
+    ``days`` of ``today`` and for whose defender no later grant was approved:
+    (application, grant, plan) rows, soonest end first."""
     later = sa.orm.aliased(Grant)
     later_case = sa.orm.aliased(Application)
     follow_on = (
@@ -34,7 +35,7 @@ def ending_soon(fund_id, today, days):
         .join(Grant, Grant.application_id == Application.id)
         .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
         .where(
-            Application.fund_id == fund_id,
+            visible_cases(user),
             Grant.status == GrantStatus.ACTIVE,
             sa.or_(
                 PaymentPlan.kind == PlanKind.STIPEND,
@@ -48,10 +49,11 @@ def ending_soon(fund_id, today, days):
     ).all()
 
 
-def calendar(fund_id, first_month, months, page, page_size):
-    """Each defender's planned support over ``months`` months from ``first_month``: rows
-    of (defender key or case code, case code, pools, {month: amount}, currency), a page of
-    grants at a time, grouped by defender. Returns (rows, month list, has_next)."""
+def calendar(user, first_month, months, page, page_size):
+    """Each defender's planned support over ``months`` months from ``first_month``, on the
+    cases ``user`` may open: rows of (defender key or case code, case code, pools,
+    {month: amount}, currency), a page of grants at a time, grouped by defender. Returns
+    (rows, month list, has_next)."""
     month_list = [months_after(first_month, n) for n in range(months)]
     end = months_after(first_month, months)
     grants = db.session.execute(
@@ -59,7 +61,7 @@ def calendar(fund_id, first_month, months, page, page_size):
         .join(Application, Application.id == Grant.application_id)
         .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
         .where(
-            Application.fund_id == fund_id,
+            visible_cases(user),
             Grant.status == GrantStatus.ACTIVE,
             PaymentPlan.ends_on >= first_month,
             PaymentPlan.starts_on < end,

@@ -14,9 +14,9 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import audit, geo
-from ..applications.access import can_see
+from ..applications.access import can_see, has_conflict
 from ..applications.models import ApplicationStatus as S
-from ..applications.review_models import ConflictDeclaration, Decision, DecisionOutcome, Review
+from ..applications.review_models import Decision, DecisionOutcome, Review
 from ..applications.review_services import decision_round
 from ..applications.services import change_status
 from ..auth.models import Role
@@ -223,13 +223,7 @@ def _recommender_id(application):
 def _check_manager(application, manager):
     if manager.role != Role.MANAGER:
         raise DecisionError(_l("Only a manager decides."))
-    conflict = db.session.execute(
-        sa.select(ConflictDeclaration.id).where(
-            ConflictDeclaration.application_id == application.id,
-            ConflictDeclaration.user_id == manager.id,
-        )
-    ).first()
-    if conflict is not None:
+    if has_conflict(application, manager):
         raise ConflictOfInterestError(_l("You declared a conflict of interest on this case."))
     if not can_see(application, manager):
         raise DecisionError(_l("This case belongs to another fund."))

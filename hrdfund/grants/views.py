@@ -8,7 +8,7 @@ from flask_login import current_user
 from wtforms import SelectChoice
 
 from ..applications import panels
-from ..applications.access import get_application_or_404
+from ..applications.access import Section, get_application_or_404
 from ..applications.models import ApplicationStatus as S
 from ..applications.review_models import Decision, DecisionOutcome
 from ..applications.review_services import latest_review
@@ -76,10 +76,10 @@ def _approve_form(application, options, fresh):
 
 
 @panels.register
-def decision_panel(application, user):
+def decision_panel(application, user, sections):
     """For reviewers and managers: which pools fit the case and hold enough; for managers
     at the decision, the approval form."""
-    if user.role not in (Role.REVIEWER, Role.MANAGER):
+    if Section.DECISION not in sections:
         return None
     if application.status not in (S.SUBMITTED, S.IN_REVIEW, S.INFO_REQUESTED, *DECIDING):
         return None
@@ -250,8 +250,9 @@ def coverage():
     today = utcnow().date()
     days = current_app.config["COVERAGE_WARNING_DAYS"]
     page = page_arg()
+    user = current_user._get_current_object()
     rows, months, has_next = coverage_rules.calendar(
-        current_user.fund_id,
+        user,
         today.replace(day=1),
         12,
         page,
@@ -259,7 +260,7 @@ def coverage():
     )
     return render_template(
         "grants/coverage.html",
-        ending=coverage_rules.ending_soon(current_user.fund_id, today, days),
+        ending=coverage_rules.ending_soon(user, today, days),
         days=days,
         today=today,
         rows=rows,

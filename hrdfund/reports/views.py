@@ -7,7 +7,7 @@ from flask import abort, current_app, render_template, request, send_file
 from flask_login import current_user
 
 from .. import audit
-from ..applications.access import staff_cases
+from ..applications.access import visible_cases
 from ..applications.models import CATEGORY_LABELS, Application
 from ..auth.guard import role_required
 from ..auth.models import Role
@@ -140,49 +140,56 @@ def _newest(query, model):
 
 
 def render_pool(pool, contribution_form=None, status=200):
-    """The pool's figures, and the newest rows behind each of them."""
+    """The pool's figures, and the newest rows behind each of them: the rows of a case only
+    where the reader may open that case (not one they declared a conflict on)."""
     case = Application.uid.label("case")
+    visible = visible_cases(current_user._get_current_object())
+    allocations = (
+        sa.select(Allocation, case)
+        .join(Grant, Grant.id == Allocation.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(Allocation.pool_id == pool.id)
+    )
+    releases = (
+        sa.select(Release, case)
+        .join(Allocation, Allocation.id == Release.allocation_id)
+        .join(Grant, Grant.id == Allocation.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(Allocation.pool_id == pool.id)
+    )
+    payments = (
+        sa.select(Disbursement, case)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(Disbursement.pool_id == pool.id)
+    )
     rows = {
         "contributions": _newest(
             sa.select(Contribution).where(Contribution.pool_id == pool.id), Contribution
         ),
-        "allocations": _newest(
-            sa.select(Allocation, case)
-            .join(Grant, Grant.id == Allocation.grant_id)
-            .join(Application, Application.id == Grant.application_id)
-            .where(Allocation.pool_id == pool.id),
-            Allocation,
-        ),
-        "releases": _newest(
-            sa.select(Release, case)
-            .join(Allocation, Allocation.id == Release.allocation_id)
-            .join(Grant, Grant.id == Allocation.grant_id)
-            .join(Application, Application.id == Grant.application_id)
-            .where(Allocation.pool_id == pool.id),
-            Release,
-        ),
-        "payments": _newest(
-            sa.select(Disbursement, case)
-            .join(Grant, Grant.id == Disbursement.grant_id)
-            .join(Application, Application.id == Grant.application_id)
-            .where(Disbursement.pool_id == pool.id),
-            Disbursement,
-        ),
+        "allocations": _newest(allocations.where(visible), Allocation),
+        "releases": _newest(releases.where(visible), Release),
+        "payments": _newest(payments.where(visible), Disbursement),
     }
+    contributions = sa.select(Contribution.id).where(Contribution.pool_id == pool.id)
     counts = {
-        name: db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
-        for name, query in (
-            ("contributions", sa.select(Contribution.id).where(Contribution.pool_id == pool.id)),
-            ("allocations", sa.select(Allocation.id).where(Allocation.pool_id == pool.id)),
-            (
-                "releases",
-                sa.select(Release.id)
-                .join(Allocation, Allocation.id == Release.allocation_id)
-                .where(Allocation.pool_id == pool.id),
-            ),
-            ("payments", sa.select(Disbursement.id).where(Disbursement.pool_id == pool.id)),
-        )
+        "contributions": db.session.execute(
+            sa.select(sa.func.count()).select_from(contributions.subquery())
+        ).scalar()
     }
+    hidden = 0  # rows left out: the figures still count them
+    for name, query in (
+        ("allocations", allocations),
+        ("releases", releases),
+        ("payments", payments),
+    ):
+        total, shown = db.session.execute(
+            query.with_only_columns(
+                sa.func.count(), sa.func.count(sa.case((visible, 1))), maintain_column_froms=True
+            )
+        ).one()
+        counts[name] = shown
+        hidden += total - shown
     keeper = current_user.role in (Role.ADMIN, Role.MANAGER)
     page = render_template(
         "reports/pool.html",
@@ -191,6 +198,7 @@ def render_pool(pool, contribution_form=None, status=200):
         figures=pool_figures([pool.id])[pool.id],
         rows=rows,
         counts=counts,
+        hidden=hidden,
         limit=POOL_ROWS,
         form=(contribution_form or ContributionForm(formdata=None)) if keeper else None,
         can_reverse=keeper,
@@ -246,7 +254,7 @@ def internal():
         period=period,
         choices=choices,
         accounts=accounts,
-        grants=internal_grants([p.id for p in pools], period, INTERNAL_ROWS, staff_cases(user)),
+        grants=internal_grants([p.id for p in pools], period, INTERNAL_ROWS, visible_cases(user)),
         pools={p.id: p for p in pools},
         limit=INTERNAL_ROWS,
         overdue=overdue,
