@@ -54,7 +54,13 @@ def demo_data(scale, if_empty):
     type=click.Choice(["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]),
 )
 @click.option("--login", required=True)
-@click.option("--fund", "fund_name", default=None, help="Fund name (staff and donors).")
+@click.option(
+    "--fund",
+    "fund_name",
+    default=None,
+    help="Fund name (staff and donors); may be left out when there is one fund, or for a "
+    "donor account (its donor's fund).",
+)
 @click.option("--donor", "donor_id", type=int, default=None, help="Donor id (donor role).")
 @click.option(
     "--organisation",
@@ -66,23 +72,13 @@ def demo_data(scale, if_empty):
 @click.password_option(help="Prompted for when not given.")
 @with_appcontext
 def create_user(role, login, fund_name, donor_id, organisation_id, password):
-    """Create an account; print the TOTP enrolment secret where the role needs one."""
-    from .auth import services
-    from .auth.models import Fund
+    """Create an account; print the TOTP enrolment secret where the role needs one.
 
-    fields = {}
-    if role not in ("applicant", "partner"):
-        query = sa.select(Fund).order_by(Fund.id)
-        if fund_name:
-            query = query.where(Fund.name == fund_name)
-        fund = db.session.execute(query.limit(1)).scalar_one_or_none()
-        if fund is None:
-            raise click.ClickException("no such fund; create one with `flask hrdfund create-fund`")
-        fields["fund_id"] = fund.id
-    if role == "donor":
-        fields["donor_id"] = donor_id
-    if role == "partner":
-        fields["partner_organisation_id"] = organisation_id
+    Every link is checked before anything is created: a donor account belongs to its
+    donor's fund, and each option is refused where the role takes no such link."""
+    from .auth import services
+
+    fields = _account_links(role, fund_name, donor_id, organisation_id)
     try:
         user = services.create_user(role, login, password, **fields)
         db.session.commit()
@@ -98,6 +94,73 @@ def create_user(role, login, fund_name, donor_id, organisation_id, password):
     if user.needs_totp:
         click.echo(f"TOTP enrolment secret: {user.totp_secret}")
         click.echo(f"Authenticator URI: {services.totp_uri(user, current_app.config['FUND_NAME'])}")
+
+
+def _fund_named(name):
+    """The fund called ``name``, or a clear refusal."""
+    from .auth.models import Fund
+
+    fund = db.session.execute(sa.select(Fund).where(Fund.name == name)).scalar_one_or_none()
+    if fund is None:
+        raise click.ClickException(
+            f"no fund is named {name!r}; `flask hrdfund funds` lists them, "
+            "`flask hrdfund create-fund NAME` creates one"
+        )
+    return fund
+
+
+def _the_fund(name):
+    """The fund named ``name``; without a name, the only fund, or a refusal asking for one."""
+    from .auth.models import Fund
+
+    if name:
+        return _fund_named(name)
+    funds = db.session.execute(sa.select(Fund).order_by(Fund.id).limit(2)).scalars().all()
+    if not funds:
+        raise click.ClickException("no fund yet; create one with `flask hrdfund create-fund NAME`")
+    if len(funds) > 1:
+        raise click.ClickException("there are several funds: name one with --fund")
+    return funds[0]
+
+
+def _account_links(role, fund_name, donor_id, organisation_id):
+    """The fund, donor and organisation an account of ``role`` is linked to, each found and
+    checked to belong together; a clear refusal otherwise, before anything is created."""
+    from .auth.models import PartnerOrganisation
+    from .pools.models import Donor
+
+    if role in ("applicant", "partner") and fund_name:
+        raise click.ClickException(
+            "--fund is for staff and donor accounts: applicants and partners belong to no fund"
+        )
+    if donor_id is not None and role != "donor":
+        raise click.ClickException("--donor is for donor accounts only")
+    if organisation_id is not None and role != "partner":
+        raise click.ClickException("--organisation is for partner accounts only")
+    if role == "applicant":
+        return {}
+    if role == "partner":
+        if organisation_id is None:
+            raise click.ClickException("a partner account needs --organisation ID")
+        if db.session.get(PartnerOrganisation, organisation_id) is None:
+            raise click.ClickException(f"no partner organisation has the id {organisation_id}")
+        return {"partner_organisation_id": organisation_id}
+    if role != "donor":
+        return {"fund_id": _the_fund(fund_name).id}
+    if donor_id is None:
+        raise click.ClickException(
+            "a donor account needs --donor ID: the donor whose pools it sees"
+        )
+    donor = db.session.get(Donor, donor_id)
+    if donor is None:
+        raise click.ClickException(f"no donor has the id {donor_id}")
+    if fund_name and donor.fund.name != fund_name:
+        fund = _fund_named(fund_name)
+        raise click.ClickException(
+            f"donor {donor.id} belongs to the fund {donor.fund.name!r}, not {fund.name!r}: "
+            "a donor account sees the pools of its donor's fund only"
+        )
+    return {"fund_id": donor.fund_id, "donor_id": donor.id}
 
 
 def _create_user_error(exc):
@@ -120,6 +183,11 @@ def create_fund(name):
     from . import audit
     from .auth.models import Fund
 
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise click.ClickException("a fund's name is 1 to 120 characters")
+    if db.session.execute(sa.select(Fund.id).where(Fund.name == name)).first():
+        raise click.ClickException(f"a fund is already named {name!r}")
     fund = Fund(name=name)
     db.session.add(fund)
     db.session.flush()
@@ -128,23 +196,39 @@ def create_fund(name):
     click.echo(f"Created fund {fund.id}.")
 
 
-@hrdfund_cli.command("pools")
+@hrdfund_cli.command("funds")
 @with_appcontext
-def pools():
-    """One line per pool: ID, name and currency, separated by tabs."""
+def funds():
+    """One line per fund: ID and name, separated by a tab."""
+    from .auth.models import Fund
+
+    for fund in db.session.execute(sa.select(Fund).order_by(Fund.id)).scalars():
+        click.echo(f"{fund.id}\t{fund.name}")
+
+
+@hrdfund_cli.command("pools")
+@click.option("--fund", "fund_name", default=None, help="Only this fund's pools.")
+@with_appcontext
+def pools(fund_name):
+    """One line per pool: ID, name, currency and fund, separated by tabs."""
+    from .auth.models import Fund
     from .pools.models import Pool
 
-    for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
-        click.echo(f"{pool.id}\t{pool.name}\t{pool.currency}")
+    query = sa.select(Pool, Fund.name).join(Fund, Fund.id == Pool.fund_id).order_by(Pool.id)
+    if fund_name:
+        query = query.where(Pool.fund_id == _fund_named(fund_name).id)
+    for pool, fund in db.session.execute(query):
+        click.echo(f"{pool.id}\t{pool.name}\t{pool.currency}\t{fund}")
 
 
 @hrdfund_cli.command("report")
 @click.option("--pool", "pool_ref", required=True, help="The pool's id or its name.")
+@click.option("--fund", "fund_name", default=None, help="The pool's fund (a name).")
 @click.option("--period", required=True, help="2026, 2026-Q1 or 2026-03.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), required=True)
 @click.option("--format", "kind", type=click.Choice(["pdf", "csv"]), default="pdf")
 @with_appcontext
-def report(pool_ref, period, out, kind):
+def report(pool_ref, fund_name, period, out, kind):
     """Write a pool's donor report for a fixed period, as the donor downloads it."""
     from . import audit
     from .pools.models import Pool
@@ -157,15 +241,23 @@ def report(pool_ref, period, out, kind):
         chosen = parse_period(period)
     except PeriodError as exc:
         raise click.ClickException(str(exc)) from exc
+    fund = _fund_named(fund_name) if fund_name else None
     query = sa.select(Pool).where(
         Pool.id == int(pool_ref) if pool_ref.isdigit() else Pool.name == pool_ref
     )
     found = db.session.execute(query).scalars().all()
+    if fund is not None and found and all(p.fund_id != fund.id for p in found):
+        raise click.ClickException(
+            f"pool {pool_ref} is not a pool of the fund {fund.name!r}; "
+            f"`flask hrdfund pools --fund {fund.name!r}` lists its pools"
+        )
+    if fund is not None:
+        found = [p for p in found if p.fund_id == fund.id]
     if len(found) != 1:
         raise click.ClickException(
             "no such pool; `flask hrdfund pools` lists them"
             if not found
-            else "several pools have that name; give its id"
+            else "several pools have that name; give its id or its fund (--fund)"
         )
     built = build_report(found[0], chosen)
     body = render_pdf(built) if kind == "pdf" else render_csv(built).encode()

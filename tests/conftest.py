@@ -229,8 +229,8 @@ def fund(make_fund):
 def make_donor(app, fund):
     from hrdfund.pools.models import Donor
 
-    def make(name="Donor A"):
-        donor = Donor(name=name, fund_id=fund.id)
+    def make(name="Donor A", fund_id=None):
+        donor = Donor(name=name, fund_id=fund_id or fund.id)
         db.session.add(donor)
         db.session.commit()
         return donor
@@ -262,7 +262,7 @@ def make_user(app, fund, make_donor, make_partner_org):
         if role not in ("applicant", "partner"):
             fields.setdefault("fund_id", fund.id)
         if role == "donor" and "donor_id" not in fields:
-            fields["donor_id"] = make_donor(f"Donor {counter['n']}").id
+            fields["donor_id"] = make_donor(f"Donor {counter['n']}", fields["fund_id"]).id
         if role == "partner" and "partner_organisation_id" not in fields:
             fields["partner_organisation_id"] = make_partner_org(f"Org {counter['n']}").id
         user = auth_services.create_user(role, login, password, **fields)

@@ -141,6 +141,33 @@ def test_an_answer_alerts_the_reviewer_on_the_case_never_a_conflicted_one(
     assert len(mailbox.to("duty@fund.example")) == 1
 
 
+def test_an_alert_waiting_for_someone_who_left_the_case_never_goes(
+    fund, team, mailbox, runner, make_fund
+):
+    """The outbox is checked at sending: an alert queued before its recipient declared a
+    conflict on the case, or moved to another fund, is dropped, not sent."""
+    case = _draft(fund, team)
+    services.submit_application(case, team["applicant"])
+    db.session.commit()
+    queued = db.session.execute(sa.select(Alert)).scalars().all()
+    assert [a.user_id for a in queued] == [team["duty"].id]
+    reviews.declare_conflict(case, team["duty"])
+    db.session.commit()
+    moved = _draft(fund, team)
+    services.submit_application(moved, team["applicant"])
+    db.session.commit()
+    assert [a.user_id for a in db.session.execute(sa.select(Alert)).scalars()][-1] == (
+        team["duty"].id
+    )
+    team["duty"].fund_id = make_fund("Another Fund").id
+    db.session.commit()
+    result = runner.invoke(args=["hrdfund", "alerts"])
+    assert result.exit_code == 0, result.output
+    assert "sent 0" in result.output
+    assert mailbox.messages == []
+    assert db.session.execute(sa.select(Alert)).first() is None
+
+
 def test_with_nobody_on_duty_the_managers_are_alerted(fund, team, mailbox):
     team["duty"].on_duty = False
     db.session.commit()

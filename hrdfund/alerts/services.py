@@ -18,7 +18,7 @@ from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from ..applications.access import conflicted_staff
+from ..applications.access import can_see, conflicted_staff
 from ..applications.models import Application
 from ..applications.models import ApplicationStatus as S
 from ..auth.models import Role, User
@@ -153,12 +153,19 @@ def send_pending(limit=500):
         .scalars()
         .all()
     )
-    outgoing = []
+    outgoing, stale = [], []
     for alert in alerts:
         user = db.session.get(User, alert.user_id)
+        if alert.application is not None and not can_see(alert.application, user):
+            # Since it was queued, the recipient left the case's fund or declared a
+            # conflict on it: the alert never goes out.
+            stale.append(alert.id)
+            continue
         address = _address(user) if user.active else None
         if address and alert.application is not None:
             outgoing.append((alert.id, _message(alert, user, address)))
+    if stale:
+        db.session.execute(sa.delete(Alert).where(Alert.id.in_(stale)))
     # No transaction stays open while the mail server is talked to.
     db.session.commit()
     if not outgoing:

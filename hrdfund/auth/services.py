@@ -309,5 +309,24 @@ def create_user(role, login, password=None, actor=None, **fields):
         user.totp_secret = new_totp_secret()
     db.session.add(user)
     db.session.flush()
+    check_account_links(user)
     audit.record("auth.user_created", user, actor=actor, role=role.value)
     return user
+
+
+class AccountLinkError(ValueError):
+    """An account linked to something its role takes no link to, or to another fund's."""
+
+
+def check_account_links(user):
+    """A donor account belongs to its donor's fund, and only a donor account names a
+    donor, only a partner account an organisation; applicants and partners belong to no
+    fund. The caller rolls back what was flushed."""
+    if (user.donor_id is not None) != (user.role == Role.DONOR):
+        raise AccountLinkError("only a donor account names a donor, and it must")
+    if user.partner_organisation_id is not None and user.role != Role.PARTNER:
+        raise AccountLinkError("only a partner account names a partner organisation")
+    if user.is_applicant_side and user.fund_id is not None:
+        raise AccountLinkError("applicants and partners belong to no fund")
+    if user.donor is not None and user.donor.fund_id != user.fund_id:
+        raise AccountLinkError("a donor account belongs to its donor's fund")

@@ -33,7 +33,9 @@ def portal():
     """The donor's own pools, with the figures behind its money."""
     pools = (
         db.session.execute(
-            sa.select(Pool).where(Pool.donor_id == current_user.donor_id).order_by(Pool.name)
+            sa.select(Pool)
+            .where(Pool.donor_id == current_user.donor_id, Pool.fund_id == current_user.fund_id)
+            .order_by(Pool.name)
         )
         .scalars()
         .all()
@@ -101,7 +103,11 @@ def _send_report(pool):
 def donor_report(uid):
     """A donor's report on one of its own pools; any other pool is a 404."""
     pool = db.session.execute(sa.select(Pool).where(Pool.uid == uid)).scalar_one_or_none()
-    if pool is None or pool.donor_id != current_user.donor_id:
+    if (
+        pool is None
+        or pool.donor_id != current_user.donor_id
+        or pool.fund_id != current_user.fund_id
+    ):
         abort(404)
     return _send_report(pool)
 
