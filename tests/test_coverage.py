@@ -56,3 +56,31 @@ def test_any_page_number_answers_a_page(app, world, path, page):
     client = app.test_client()
     login(client, world.m1)
     assert client.get(f"{path}?page={page}").status_code == 200
+
+
+def test_a_stipend_past_its_renewal_review_stands_out_in_words(app, world):
+    """A renewal review date that passed with no renewal decided lists the stipend, however
+    far its end, and says so in words; a renewal takes it off the list."""
+    today = utcnow().date()
+    first = plans.months_after(today, -2)
+    overdue = world.grant("1200", category=Category.LONGER_TERM, name="Bea Defender")
+    world.plan(
+        overdue,
+        kind="stipend",
+        count=6,
+        starts_on=first,
+        renewal_review_on=today - timedelta(days=5),
+    )
+    on_time = world.grant("1200", category=Category.LONGER_TERM, name="Cai Defender")
+    world.plan(on_time, kind="stipend", count=6, starts_on=first)
+    client = app.test_client()
+    login(client, world.finance)
+    ending = client.get("/coverage").get_data(as_text=True).split("Support by month")[0]
+    (row,) = [r for r in ending.split("<tr>") if overdue.application.uid in r]
+    assert "passed 5 days ago, no renewal decided" in row
+    assert on_time.application.uid not in ending
+
+    renewal = world.grant("1200", category=Category.LONGER_TERM, name="Bea Defender")
+    world.plan(renewal, kind="stipend", count=6, starts_on=plans.months_after(first, 6))
+    ending = client.get("/coverage").get_data(as_text=True).split("Support by month")[0]
+    assert overdue.application.uid not in ending and "no renewal decided" not in ending

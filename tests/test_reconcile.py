@@ -287,6 +287,20 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     ).get_data(as_text=True)
 
 
+def test_an_instalment_past_its_date_says_so_in_words(app, world):
+    """Not only a colour: the follow-up list says how late an instalment is."""
+    today = utcnow().date()
+    grant = world.grant("2000", pool=world.eur)
+    world.plan(grant, count=2, starts_on=today - timedelta(days=3), interval_days=5)
+    page = as_user(app, world.finance).get("/follow-up").get_data(as_text=True)
+    (late,) = [row for row in page.split("<tr>") if (today - timedelta(days=3)).isoformat() in row]
+    assert "overdue by 3 days" in late
+    (coming,) = [
+        row for row in page.split("<tr>") if (today + timedelta(days=2)).isoformat() in row
+    ]
+    assert "overdue" not in coming
+
+
 def test_a_payment_younger_than_the_limit_is_not_yet_late(world):
     today = utcnow().date()
     grant = world.grant("2000", pool=world.eur)

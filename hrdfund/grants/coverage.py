@@ -15,8 +15,9 @@ from .plans import months_after
 
 def ending_soon(user, today, days):
     """Active stipends and relocations, on cases ``user`` may open, whose plan ends within
-    ``days`` of ``today`` and for whose defender no later grant was approved:
-    (application, grant, plan) rows, soonest end first."""
+    ``days`` of ``today`` or whose renewal review date has passed while the plan still
+    runs, and for whose defender no later grant was approved: (application, grant, plan)
+    rows, soonest end first."""
     later = sa.orm.aliased(Grant)
     later_case = sa.orm.aliased(Application)
     follow_on = (
@@ -42,7 +43,10 @@ def ending_soon(user, today, days):
                 Application.category == Category.RELOCATION,
             ),
             PaymentPlan.ends_on >= today,
-            PaymentPlan.ends_on <= today + timedelta(days=days),
+            sa.or_(
+                PaymentPlan.ends_on <= today + timedelta(days=days),
+                PaymentPlan.renewal_review_on < today,
+            ),
             sa.or_(Application.defender_key.is_(None), ~follow_on),
         )
         .order_by(PaymentPlan.ends_on, Grant.id)
