@@ -371,6 +371,8 @@ class Form:
         self.fields = []  # [name, value] in page order
         self.options = {}  # select name -> [(value, label)]
         self.files = []
+        self.typed = []  # names of the fields a person types into
+        self.names = set()  # every field's name, boxes not ticked included
 
     def value(self, name):
         return next(value for field, value in self.fields if field == name)
@@ -402,6 +404,7 @@ class _FormParser(html.parser.HTMLParser):
             return
         elif tag == "input" and attrs.get("name"):
             kind = attrs.get("type", "text").lower()
+            self._form.names.add(attrs["name"])
             if kind == "file":
                 self._form.files.append(attrs["name"])
             elif kind in ("checkbox", "radio"):
@@ -409,12 +412,15 @@ class _FormParser(html.parser.HTMLParser):
                     self._form.fields.append([attrs["name"], attrs.get("value", "on")])
             elif kind not in ("submit", "button", "image", "reset"):
                 self._form.fields.append([attrs["name"], attrs.get("value", "")])
+                if kind != "hidden":
+                    self._form.typed.append(attrs["name"])
         elif tag == "select" and attrs.get("name"):
             self._select = [attrs["name"], None, []]
         elif tag == "option" and self._select is not None:
             self._option = [attrs.get("value"), "", "selected" in attrs]
         elif tag == "textarea" and attrs.get("name"):
             self._textarea = [attrs["name"], ""]
+            self._form.typed.append(attrs["name"])
 
     def handle_data(self, data):
         if self._option is not None:
@@ -445,14 +451,19 @@ class _FormParser(html.parser.HTMLParser):
             self._form = None
 
 
-def find_form(page, action):
-    """The form of `page` whose action is the path `action`."""
+def page_forms(page):
+    """Every form of `page`, in page order."""
     parser = _FormParser()
     parser.feed(page)
-    for form in parser.forms:
+    return parser.forms
+
+
+def find_form(page, action):
+    """The form of `page` whose action is the path `action`."""
+    for form in page_forms(page):
         if urllib.parse.urlsplit(form.action).path == action:
             return form
-    actions = [form.action for form in parser.forms]
+    actions = [form.action for form in page_forms(page)]
     raise AssertionError(f"no form posts to {action}; the page has {actions}")
 
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 from babel import Locale
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -31,6 +30,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from ..forms import PageForm
 from ..money import CURRENCIES, MAX_AMOUNT
 from .categories import CATEGORY_FIELDS
 from .models import (
@@ -158,7 +158,7 @@ def details_form_class(category):
     return type(f"Details{Category(category).name.title()}Form", (Form,), fields)
 
 
-class StartForm(FlaskForm):
+class StartForm(PageForm):
     category = RadioField(
         _l("What kind of support is needed?"),
         choices=_opts([(c.value, label) for c, label in CATEGORY_LABELS.items()]),
@@ -189,7 +189,7 @@ class ReferralStartForm(StartForm):
 def application_form_class(category):
     """The whole application form for one category."""
 
-    class ApplicationForm(FlaskForm):
+    class ApplicationForm(PageForm):
         defender_name = StringField(
             _l("Name or pseudonym the fund may use"), [Optional(), Length(max=120)]
         )
@@ -251,14 +251,14 @@ def application_form_class(category):
     return ApplicationForm
 
 
-class MessageForm(FlaskForm):
+class MessageForm(PageForm):
     body = TextAreaField(
         _l("Your message"),
         [DataRequired(_l("Write a message first.")), Length(max=Message.BODY_MAX)],
     )
 
 
-class DocumentForm(FlaskForm):
+class DocumentForm(PageForm):
     kind = SelectField(
         _l("What the document is"),
         choices=_opts(
@@ -275,7 +275,7 @@ class DocumentForm(FlaskForm):
     )
 
 
-class ReportForm(FlaskForm):
+class ReportForm(PageForm):
     felt_safer = RadioField(
         _l("Do you feel safer since the support?"),
         choices=_opts([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("Not sure"))]),

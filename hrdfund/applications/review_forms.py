@@ -2,7 +2,6 @@
 questions, rejection and other funders."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -14,6 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from ..forms import PageForm
 from ..money import CURRENCIES, MAX_AMOUNT
 from .forms import LONG_MAX, POSITIVE, TEXT_MAX, _opts
 from .models import Message, VerificationStatus
@@ -42,7 +42,7 @@ NOTE_LABELS = {
 }
 
 
-class PrefixedForm(FlaskForm):
+class PrefixedForm(PageForm):
     """A form whose fields carry its prefix, so several forms share a page without two
     elements of the same id (a note's body and a message's body)."""
 
@@ -67,7 +67,7 @@ class ConflictForm(PrefixedForm):
     )
 
 
-class ReferenceCheckForm(FlaskForm):
+class ReferenceCheckForm(PageForm):
     status = SelectField(
         _l("What the reference said"),
         choices=_opts((s.value, label) for s, label in REFERENCE_STATUSES.items()),

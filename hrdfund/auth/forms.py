@@ -1,10 +1,10 @@
 """Sign-in forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
+from ..forms import PageForm
 from .models import User
 
 #: Longest safe-contact note an applicant may leave.
@@ -12,7 +12,7 @@ CONTACT_MAX = 200
 from .services import PASSWORD_MAX
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PageForm):
     login = StringField(
         _l("Login name"),
         validators=[DataRequired(_l("Enter your login name.")), Length(max=User.LOGIN_MAX)],
@@ -25,7 +25,7 @@ class LoginForm(FlaskForm):
     )
 
 
-class CodeForm(FlaskForm):
+class CodeForm(PageForm):
     code = StringField(
         _l("Six-digit code from your authenticator app"),
         validators=[
@@ -36,7 +36,7 @@ class CodeForm(FlaskForm):
     )
 
 
-class RecoveryForm(FlaskForm):
+class RecoveryForm(PageForm):
     code = StringField(
         _l("One of your recovery codes"),
         validators=[DataRequired(_l("Enter a recovery code.")), Length(max=40)],
@@ -44,7 +44,7 @@ class RecoveryForm(FlaskForm):
     )
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(PageForm):
     """A new password, given with the current one."""
 
     def __init__(self, *args, **kwargs):
@@ -72,7 +72,7 @@ class PasswordChangeForm(FlaskForm):
     )
 
 
-class RenewCodesForm(FlaskForm):
+class RenewCodesForm(PageForm):
     """New recovery codes, given the current password."""
 
     def __init__(self, *args, **kwargs):
@@ -86,11 +86,11 @@ class RenewCodesForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PageForm):
     """A form with no fields: protects POST-only buttons with a CSRF token."""
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(PageForm):
     """Sign-up for applicants: nothing that names the person."""
 
     login = StringField(
@@ -113,7 +113,7 @@ class RegisterForm(FlaskForm):
     )
 
 
-class AlertSettingsForm(FlaskForm):
+class AlertSettingsForm(PageForm):
     """Where a staff member's alerts go, and whether they are on duty."""
 
     user = HiddenField(validators=[DataRequired()])

@@ -4,7 +4,6 @@ statement to reconcile."""
 import secrets
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -19,6 +18,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ..applications.forms import POSITIVE, _opts
 from ..applications.review_forms import PrefixedForm
+from ..forms import PageForm
 from ..money import CURRENCIES, MAX_AMOUNT
 from .models import Channel, PayeeType
 
@@ -38,7 +38,7 @@ CHANNEL_LABELS = {
 NOT_NEGATIVE = NumberRange(min=0, max=MAX_AMOUNT, message=_l("Enter zero or more."))
 
 
-class ReceiptForm(FlaskForm):
+class ReceiptForm(PageForm):
     """Confirms that a payment arrived; the button is the whole form."""
 
 
@@ -99,7 +99,7 @@ class ReverseForm(PrefixedForm):
     fee_refunded = BooleanField(_l("The fee was refunded too"))
 
 
-class StatementForm(FlaskForm):
+class StatementForm(PageForm):
     """A bank's or provider's statement of what it delivered, as CSV."""
 
     statement = FileField(
