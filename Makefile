@@ -1,9 +1,12 @@
-# Every target sets itself up: a fresh machine needs only Python 3.11 and make.
+# Every target sets itself up: a fresh machine needs only Python 3.11 and make, and for
+# the tests npm and Java too (their HTML checker, vnu.jar, comes from npm, runs on Java).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 STAMP := $(VENV)/.installed
+# npm ci writes this file; it is newer than package-lock.json once the tools are in.
+NODE_STAMP := node_modules/.package-lock.json
 
 .PHONY: setup run serve-prod test lint audit e2e bench clean
 
@@ -12,10 +15,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+# --ignore-scripts: vnu-jar's install script would fetch a Java runtime from outside the
+# registry when none is installed; the tests run vnu.jar with the system's Java.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed (Debian: apt-get install npm)"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(NODE_STAMP)
 
 ## run: migrate, load demo data into an empty database, serve on 127.0.0.1:$(PORT)
-run: setup
+run: $(STAMP)
 	HRDFUND_ENV=development $(BIN)/flask db upgrade
 	HRDFUND_ENV=development $(BIN)/flask hrdfund demo-data --if-empty
 	@echo "Demo accounts (login, password, TOTP secret): instance/demo-accounts.json"
@@ -24,7 +34,7 @@ run: setup
 ## serve-prod: production serving: migrate, then gunicorn with $(WORKERS) workers on
 ## 127.0.0.1:$(PORT), behind a TLS proxy; needs DATABASE_URL and the three secrets set
 WORKERS ?= 3
-serve-prod: setup
+serve-prod: $(STAMP)
 	HRDFUND_ENV=production $(BIN)/flask db upgrade
 	HRDFUND_ENV=production $(BIN)/python -m gunicorn --workers $(WORKERS) \
 		--bind 127.0.0.1:$(PORT) --no-control-socket app:app
@@ -39,10 +49,10 @@ e2e: setup
 
 ## bench: build a large dataset in a temporary folder, measure against baselines, write
 ## bench/results.json and the table in bench/README.md
-bench: setup
+bench: $(STAMP)
 	$(BIN)/python -m bench.run $(PARTS)
 
-lint: setup
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -65,4 +75,4 @@ audit: $(AUDIT_VENV)/.installed
 	exit $$status
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .ruff_cache .audit.log
+	rm -rf $(VENV) $(AUDIT_VENV) node_modules .pytest_cache .ruff_cache .audit.log

@@ -53,9 +53,18 @@ class PrefixedForm(PageForm):
         super().__init__(*args, **kwargs)
 
 
+def optional_id(value):
+    """A row id chosen in a select, or None for the select's empty first option."""
+    return None if value in (None, "") else int(value)
+
+
 class AssignForm(PrefixedForm):
     PREFIX = "assign"
-    reviewer = SelectField(_l("Reviewer"), coerce=int, validators=[InputRequired()])
+    reviewer = SelectField(
+        _l("Reviewer"),
+        coerce=optional_id,
+        validators=[InputRequired(_l("Choose who takes the case."))],
+    )
 
 
 class ConflictForm(PrefixedForm):

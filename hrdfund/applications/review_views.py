@@ -81,7 +81,8 @@ def assign_form(application, fresh=False):
         form = AssignForm(formdata=None, reviewer=application.assigned_reviewer_id)
     else:
         form = AssignForm()
-    form.reviewer.choices = [
+    # A required select opens on an empty choice, so nobody is assigned by default.
+    form.reviewer.choices = [SelectChoice("", _("Choose someone"))] + [
         SelectChoice(u.id, u.display_name or u.login) for u in assignable_staff(application)
     ]
     return form

@@ -1,0 +1,602 @@
+"""Every page each role reaches is valid HTML, as the Nu Html Checker (vnu.jar) reads it.
+
+The demo world (every status of a case, grants with plans, payments and reversals, pools
+with rows) and a few steps on top of it (documents, notes, other funders, a statement with
+mismatches, a purged case) give every section of every page something to show. Visitors,
+applicants, partners, reviewers, managers, finance, donors and admins then go through the
+pages as a browser would, with CSRF on as deployed: each form is read off its page and
+sent back refused and accepted, so that its errors and the flashes after it are on the
+pages too; error pages included. The checker reads every page in one run (its JVM takes
+seconds to start) and the test lists every error with its page.
+
+Markup does not depend on the database, so this runs on SQLite only. vnu.jar comes from
+npm (package.json, installed by `make setup`), Java from Debian: without either the test
+is skipped locally, and fails under CI=true.
+"""
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.parse
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from flask import abort, request
+from werkzeug.datastructures import MultiDict
+
+from hrdfund import create_app, demo, retention
+from hrdfund.applications.models import Application, ApplicationStatus
+from hrdfund.auth import guard
+from hrdfund.auth import services as auth_services
+from hrdfund.auth.models import User
+from hrdfund.columns import utcnow
+from hrdfund.disbursements.models import Disbursement
+from hrdfund.extensions import db
+from hrdfund.grants.models import Grant, GrantStatus
+from hrdfund.pools.models import Contribution, Pool
+from tests.conftest import (
+    PASSWORD,
+    RequestIsolatedClient,
+    make_config,
+    missing_infrastructure,
+    totp_code,
+)
+from tests.live import page_forms
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VNU_JAR = os.path.join(ROOT, "node_modules", "vnu-jar", "build", "dist", "vnu.jar")
+#: Cases of the demo world: its showcase (every status, for every demo applicant and the
+#: demo partner) and some more.
+SCALE = 40
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+#: The heading of the page a request refused for its CSRF token gets.
+REFUSED = "Something in the request was not right"
+#: What a page shows when a form was refused: errors beside fields, above the form, or in
+#: a flash.
+ERROR_SHOWN = re.compile(r'class="(errors|error-summary|flash flash-error)"')
+#: Endpoints that answer with a file, not a page.
+DOWNLOADS = frozenset(
+    {
+        "static",
+        "auth.qr",
+        "applications.download",
+        "disbursements.proof",
+        "reports.donor_report",
+        "reports.staff_report",
+    }
+)
+#: A complete relocation application, as a defender types it.
+RELOCATION = {
+    "defender_name": "Html Check Defender",
+    "country": "KE",
+    "gender": "woman",
+    "urgency": "urgent",
+    "urgency_reason": "Threats this week",
+    "defender_work": "Documents evictions for land defenders",
+    "threat": "Death threats after a radio interview",
+    "details-scope": "region",
+    "details-destination_country": "UG",
+    "details-people": "2",
+    "details-months": "6",
+    "details-stay_plan": "Visa on arrival, then a permit",
+    "details-security_plan": "Travel with a partner escort",
+    "details-exit_plan": "Return when the trial ends",
+    "currency": "KES",
+    "budget-0-description": "Rent for six months",
+    "budget-0-amount": "120000",
+    "dependants-0-relation": "daughter",
+    "dependants-0-age": "7",
+    "references-0-name": "Reference One",
+    "references-0-contact": "via the network",
+    "references-1-name": "Reference Two",
+    "references-1-contact": "Signal",
+    "consent_story": "y",
+    "consent_referral": "y",
+}
+S = ApplicationStatus
+
+
+def _vnu_command():
+    java = shutil.which("java")
+    if java is None:
+        missing_infrastructure("java is not installed (Debian: default-jre-headless)")
+    if not os.path.exists(VNU_JAR):
+        missing_infrastructure("vnu.jar is missing: run `make setup` (npm ci)")
+    return [java, "-jar", VNU_JAR]
+
+
+class Pages:
+    """The HTML pages collected, and the endpoints the requests reached."""
+
+    def __init__(self):
+        self.pages = []
+        self.endpoints = set()
+
+    def add(self, label, response):
+        if response.mimetype == "text/html":
+            self.pages.append((label, response.get_data(as_text=True)))
+
+
+class Browser:
+    """A test client used as a browser would be: it reads the forms off the page and
+    sends them back as they are, CSRF token included, with what the user changed."""
+
+    def __init__(self, app, pages, who):
+        self.client = app.test_client()
+        self.pages = pages
+        self.who = who
+
+    def get(self, path, status=200):
+        response = self.client.get(path, follow_redirects=True)
+        self._keep("GET", path, response, status)
+        return response
+
+    def html(self, path):
+        return self.get(path).get_data(as_text=True)
+
+    def form(self, page, action, names=()):
+        """The form of the page at ``page`` that posts to ``action`` (the first one with
+        fields of all ``names``, when several do)."""
+        found = [
+            f for f in page_forms(self.html(page)) if urllib.parse.urlsplit(f.action).path == action
+        ]
+        assert found, f"{self.who}: no form on {page} posts to {action}"
+        for form in found:
+            if set(names) <= form.names | {name for name, _value in form.fields}:
+                return form
+        raise AssertionError(f"{self.who}: no form {action} on {page} has {sorted(names)}")
+
+    def submit(self, page, action, values=None, refused=False, blank=False, files=None):
+        """Send the form of ``page`` that posts to ``action``, with ``values`` changed;
+        ``blank`` empties every field a person types into first. A ``refused`` form must
+        come back with its errors shown."""
+        values = dict(values or {})
+        form = self.form(page, action, set(values) - {"save", "submit"})
+        tokens = [value for name, value in form.fields if name == "csrf_token"]
+        assert len(tokens) == 1, f"{self.who}: the form {action} on {page} has {tokens}"
+        if blank:
+            for name in form.typed:
+                values.setdefault(name, "")
+        data = MultiDict(
+            [(name, values.pop(name, value)) for name, value in form.fields] + list(values.items())
+        )
+        for name in form.files:
+            content = (files or {}).get(name)
+            data.add(name, (io.BytesIO(content or b""), "upload.pdf" if content else ""))
+        response = self.client.post(form.action, data=data, follow_redirects=True)
+        assert REFUSED not in response.get_data(as_text=True), (
+            f"{self.who}: the form {action} on {page} was refused for its token"
+        )
+        self._keep("POST", action, response)
+        shown = ERROR_SHOWN.search(response.get_data(as_text=True))
+        assert bool(shown) == refused, (
+            f"{self.who}: the form {action} on {page} was {'not ' if refused else ''}refused"
+            + "\n"
+            + response.get_data(as_text=True)[-3000:]
+        )
+        return response
+
+    def home(self):
+        """The role's home page, and every page its menu links to."""
+        html = self.html("/")
+        menu = re.search(r'<nav aria-label="Main">(.*?)</nav>', html, re.S)
+        for path in re.findall(r'<a href="([^"]+)"', menu.group(1) if menu else ""):
+            self.get(path)
+
+    def _keep(self, method, path, response, status=None):
+        """Keep the page; a page reached by a form is any page short of a server error."""
+        code = response.status_code
+        landed = response.request.path
+        label = f"{self.who}: {method} {path}" + (f" -> {landed}" if landed != path else "")
+        label += f" ({code})"
+        assert code == status if status else code < 500, (
+            label + "\n" + response.get_data(as_text=True)[:800]
+        )
+        self.pages.add(label, response)
+
+    def errors(self):
+        """The error pages as this visitor or role gets them (with its menu): an address
+        that leads nowhere, a method a route does not take, too many requests, a failure."""
+        self.get("/nowhere", status=404)
+        self.get("/logout", status=405)
+        self.get("/html-check/429", status=429)
+        self.get("/html-check/500", status=500)
+
+
+def _user(login):
+    return db.session.execute(sa.select(User).where(User.login == login)).scalar_one()
+
+
+def _cases(**where):
+    query = sa.select(Application).order_by(Application.id)
+    for name, value in where.items():
+        query = query.where(getattr(Application, name) == value)
+    return db.session.execute(query).scalars().all()
+
+
+def _by_status(cases):
+    seen = {}
+    for case in cases:
+        seen.setdefault(case.status, case)
+    return seen
+
+
+def _case_page(case):
+    return f"/applications/{case.uid}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The demo world served with CSRF on, a route for the 429 and 500 pages, and the
+    endpoints every request reached."""
+    folder = tmp_path_factory.mktemp("html")
+    config = make_config(
+        f"sqlite:///{folder / 'hrdfund.sqlite3'}",
+        folder / "instance",
+        WTF_CSRF_ENABLED=True,
+        # Short pages, so that the pagers show both their links.
+        PAGE_SIZE=8,
+    )
+    app = create_app(config)
+    app.test_client_class = RequestIsolatedClient
+    pages = Pages()
+
+    def status(code):
+        if code == 500:
+            raise RuntimeError("a page that fails")
+        abort(code)
+
+    app.add_url_rule("/html-check/<int:code>", "html_check_status", status)
+    public = pytest.MonkeyPatch()
+    public.setattr(guard, "PUBLIC_ENDPOINTS", guard.PUBLIC_ENDPOINTS | {"html_check_status"})
+
+    @app.after_request
+    def reached(response):
+        if request.endpoint:
+            pages.endpoints.add(request.endpoint)
+        return response
+
+    with app.app_context():
+        db.create_all()
+        demo.load_demo_data(scale=SCALE)
+        db.session.commit()
+        with open(os.path.join(app.instance_path, "demo-accounts.json")) as fh:
+            passwords = {a["login"]: a["password"] for a in json.load(fh)}
+        yield Site(app, pages, passwords)
+        db.session.remove()
+        db.engine.dispose()
+    public.undo()
+
+
+class Site:
+    def __init__(self, app, pages, passwords):
+        self.app = app
+        self.pages = pages
+        self.passwords = passwords
+
+    def browser(self, who):
+        return Browser(self.app, self.pages, who)
+
+    def sign_in(self, login, password=None):
+        """A browser signed in as ``login`` through the forms, second factor included."""
+        user = _user(login)
+        browser = self.browser(login)
+        password = password or self.passwords[login]
+        browser.submit("/login", "/login", {"login": login, "password": password})
+        if user.needs_totp:
+            browser.submit("/login/code", "/login/code", {"code": totp_code(user)})
+        return browser
+
+
+def _visitor(site):
+    v = site.browser("visitor")
+    v.get("/login")
+    v.get("/register")
+    v.submit("/login", "/login", {"login": "nobody", "password": "wrong"}, refused=True)
+    v.submit("/register", "/register", {"login": "ab", "password": "short"}, refused=True)
+    v.get("/login/code")  # no pending sign-in: back to the sign-in page
+    v.get("/html-check/403", status=403)
+    v.errors()
+    site.pages.add("visitor: POST /login without its token", v.client.post("/login", data={}))
+    size = site.app.config["MAX_CONTENT_LENGTH"] + 1
+    big = v.client.post("/register", data={"contact": "x" * size})
+    assert big.status_code == 413
+    site.pages.add("visitor: POST /register too large", big)
+
+
+def _second_step(site):
+    """Enrolling (with its QR code and key), a wrong code, the recovery codes shown once
+    and renewed, then the code and recovery pages of an enrolled account."""
+    fund_id = db.session.execute(sa.select(Pool.fund_id).limit(1)).scalar_one()
+    staff = auth_services.create_user("reviewer", "new-reviewer", PASSWORD, fund_id=fund_id)
+    db.session.commit()
+    b = site.browser("enrolling reviewer")
+    b.submit("/login", "/login", {"login": staff.login, "password": PASSWORD})
+    b.submit("/login/code", "/login/code", {"code": "000000"}, refused=True)
+    b.submit("/login/code", "/login/code", {"code": totp_code(staff)})
+    b.submit("/account", "/account/recovery-codes", {"codes-password": PASSWORD})
+    b.submit("/account", "/account/recovery-codes", {"codes-password": "wrong"}, refused=True)
+    again = site.browser("enrolled reviewer")
+    again.submit("/login", "/login", {"login": staff.login, "password": PASSWORD})
+    again.get("/login/recovery")
+    again.submit("/login/recovery", "/login/recovery", {"code": "not-a-code"}, refused=True)
+
+
+def _applicant(site):
+    a = site.sign_in("demo-applicant1")
+    a.home()
+    mine = _cases(applicant_id=_user("demo-applicant1").id)
+    for case in mine:
+        a.get(_case_page(case))
+    a.submit("/apply", "/apply", refused=True)
+    page = a.submit("/apply", "/apply", {"category": "relocation"})
+    edit = page.request.path
+    assert edit.endswith("/edit")
+    a.submit(edit, edit, {"budget-0-amount": "-5", "save": "y"}, refused=True)
+    a.submit(edit, edit, {"defender_work": "Land rights", "submit": "y"}, refused=True)
+    a.submit(edit, edit, {**RELOCATION, "save": "y"})
+    case_page = a.submit(edit, edit, {"submit": "y"}).request.path
+    a.submit(case_page, f"{case_page}/documents", refused=True)
+    a.submit(case_page, f"{case_page}/documents", files={"file": PDF})
+    a.submit(case_page, case_page, {"body": ""}, refused=True)
+    a.submit(case_page, case_page, {"body": "A word for the fund"})
+    consents = f"{case_page}/consents/story/withdraw"
+    a.submit(case_page, consents)
+    by_status = _by_status(mine)
+    paying = _case_page(by_status[S.PAYING])
+    a.submit(paying, f"{paying}/report", refused=True)
+    receipt = next(f.action for f in page_forms(a.html(paying)) if f.action.endswith("/received"))
+    a.submit(paying, receipt)
+    a.submit(paying, f"{paying}/report", {"felt_safer": "yes", "continued_work": "unsure"})
+    a.get("/account")
+    a.submit("/account", "/account/password", blank=True, refused=True)
+    a.get("/cases", status=403)
+    a.errors()
+    return case_page
+
+
+def _partner(site):
+    p = site.sign_in("demo-partner1")
+    p.home()
+    org = _user("demo-partner1").partner_organisation_id
+    for case in _cases(partner_organisation_id=org):
+        p.get(_case_page(case))
+        if case.status == S.DRAFT:
+            p.get(f"{_case_page(case)}/edit")
+    p.submit("/apply", "/apply", {"category": "medical"}, refused=True)
+    p.submit("/apply", "/apply", {"category": "medical", "consent": "y"})
+    p.get("/payments", status=403)
+    p.errors()
+
+
+def _reviewer(site, sent, purged):
+    r = site.sign_in("demo-reviewer1")
+    r.home()
+    r.get("/cases?status=in_review&category=relocation&urgency=urgent&country=KE&mine=1")
+    r.get("/cases?sort=amount&page=2")
+    r.get("/cases?pool=1&sort=newest")
+    for case in _by_status(_cases()).values():
+        r.get(_case_page(case))
+    r.get(purged)
+    r.submit(sent, f"{sent}/assign")
+    in_review = _case_page(_by_status(_cases())[S.IN_REVIEW])
+    for case in (sent, in_review):
+        r.submit(case, f"{case}/notes", blank=True, refused=True)
+        r.submit(case, f"{case}/notes", {"note-body": "Checked with the partner"})
+        r.submit(case, f"{case}/cofunding", blank=True, refused=True)
+        r.submit(
+            case,
+            f"{case}/cofunding",
+            {"cofunding-funder": "Another Fund", "cofunding-amount": "100"},
+        )
+        r.submit(case, f"{case}/question", blank=True, refused=True)
+        r.submit(case, f"{case}/conflict", refused=True)
+    reference = next(f for f in page_forms(r.html(in_review)) if "/references/" in f.action)
+    status_field = next(name for name, _v in reference.fields if name.endswith("-status"))
+    r.submit(in_review, reference.action, {status_field: "sure"}, refused=True)
+    r.submit(in_review, reference.action, {status_field: "confirmed"})
+    r.submit(in_review, f"{in_review}/recommend", blank=True, refused=True)
+    r.get("/coverage")
+    r.get("/coverage?page=2")
+    r.get("/account")
+    r.get("/payments", status=403)
+    r.errors()
+    r.submit(sent, f"{sent}/conflict", {"conflict-confirm": "y"})
+
+
+def _manager(site, purged):
+    m = site.sign_in("demo-manager1")
+    m.home()
+    cases = _by_status(_cases())
+    for case in cases.values():
+        m.get(_case_page(case))
+    m.get(purged)
+    case = cases[S.RECOMMENDED]
+    recommended = _case_page(case)
+    approve = f"{recommended}/approve"
+    m.submit(recommended, approve, blank=True, refused=True)
+    m.submit(recommended, f"{recommended}/reject", blank=True, refused=True)
+    m.submit(recommended, f"{recommended}/assign", {"assign-reviewer": "0"}, refused=True)
+    today = utcnow().date().isoformat()
+    if case.currency != "EUR":
+        # Today's rate to euros, so that the euro pools fit and the amount has its worth.
+        rate = Decimal(demo.PER_USD["EUR"]) / Decimal(demo.PER_USD[case.currency])
+        entry = {"rate-on_date": today, "rate-base": case.currency, "rate-quote": "EUR"}
+        entry |= {"rate-rate": f"{rate:.8f}", "rate-source": "Central bank"}
+        m.submit("/rates", "/rates", entry)
+    pools = m.form(recommended, approve).options["approve-draws-0-pool"]
+    fitting = next(value for value, _label in pools if value)
+    draw = {"approve-draws-0-pool": fitting, "approve-draws-0-amount": "1000"}
+    m.submit(recommended, approve, {"approve-amount": "1000", **draw})
+    m.submit(recommended, f"{recommended}/plan", blank=True, refused=True)
+    m.submit(recommended, f"{recommended}/plan", {"plan-starts_on": today})
+    paying = _case_page(cases[S.PAYING])
+    m.submit(paying, f"{paying}/close", blank=True, refused=True)
+    m.get("/pools")
+    for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
+        m.get(f"/pools/{pool.uid}")
+    pool = db.session.execute(sa.select(Pool).order_by(Pool.id).limit(1)).scalar_one()
+    m.get("/pools/new")
+    m.submit("/pools/new", "/pools/donors", blank=True, refused=True)
+    m.submit("/pools/new", "/pools/donors", {"donor-name": "Html Check Donor"})
+    m.submit("/pools/new", "/pools", blank=True, refused=True)
+    page = f"/pools/{pool.uid}"
+    m.submit(page, f"{page}/contributions", blank=True, refused=True)
+    contribution = db.session.execute(
+        sa.select(Contribution)
+        .where(Contribution.pool_id == pool.id, Contribution.reversal_of_id.is_(None))
+        .order_by(Contribution.id.desc())
+        .limit(1)
+    ).scalar_one()
+    m.submit(page, f"/pools/contributions/{contribution.uid}/reverse", blank=True, refused=True)
+    m.get("/rates")
+    m.submit("/rates", "/rates", blank=True, refused=True)
+    m.get("/follow-up")
+    m.get("/reports/internal")
+    m.get(f"/reports/internal?period={utcnow().year - 1}")
+    m.get("/coverage")
+    m.get("/account")
+    m.get("/payments", status=403)
+    m.errors()
+
+
+def _finance(site):
+    f = site.sign_in("demo-finance1")
+    f.home()
+    f.submit("/payments", "/payments/statements", refused=True)
+    f.submit(
+        "/payments", "/payments/statements", files={"statement": b"not,a,statement"}, refused=True
+    )
+    payments = (
+        db.session.execute(
+            sa.select(Disbursement)
+            .join(Grant, Grant.id == Disbursement.grant_id)
+            .join(Application, Application.id == Grant.application_id)
+            .where(
+                Application.status == S.PAYING,
+                Disbursement.reversal_of_id.is_(None),
+                Disbursement.reference.is_not(None),
+            )
+            .order_by(Disbursement.id.desc())
+            .limit(2)
+        )
+        .scalars()
+        .all()
+    )
+    lines = [
+        f"{payments[0].reference},1.00,{payments[0].currency_paid},{utcnow().date()},short",
+        f"{payments[1].reference},0,{payments[1].currency_paid},{utcnow().date()},failed",
+    ]
+    statement = ("reference,amount,currency,date,status\n" + "\n".join(lines) + "\n").encode()
+    f.submit("/payments", "/payments/statements", files={"statement": statement})
+    for payment in payments:
+        f.get(_case_page(payment.grant.application))
+    cases = _by_status(_cases())
+    for case in cases.values():
+        f.get(_case_page(case), status=None)
+    paying = _case_page(cases[S.PAYING])
+    f.submit(paying, f"{paying}/payments", blank=True, refused=True)
+    reverse = next(form for form in page_forms(f.html(paying)) if form.action.endswith("/reverse"))
+    f.submit(paying, reverse.action, blank=True, refused=True)
+    f.submit(paying, reverse.action, {"reverse-reason": "Bounced"})
+    f.get("/pools")
+    for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
+        f.get(f"/pools/{pool.uid}")
+    f.get("/rates")
+    f.submit("/rates", "/rates", blank=True, refused=True)
+    f.get("/follow-up")
+    f.get("/coverage")
+    f.get("/account")
+    f.get("/cases", status=403)
+    f.errors()
+
+
+def _donor(site):
+    d = site.sign_in("demo-donor1")
+    d.home()
+    d.get("/account")
+    d.get("/pools", status=403)
+    d.errors()
+
+
+def _admin(site):
+    a = site.sign_in("demo-admin1")
+    a.home()
+    reviewer = _user("demo-reviewer1")
+    email = f"u{reviewer.id}-email"
+    a.submit("/admin/users", "/admin/users/alerts", {email: "not an address"}, refused=True)
+    a.submit("/admin/users", "/admin/users/alerts", {email: "rita@example.org"})
+    manager = _user("demo-manager2")
+    a.submit("/admin/users", f"/admin/users/{manager.uid}/sessions")
+    a.submit("/admin/users", f"/admin/users/{manager.uid}/second-factor")
+    a.get("/pools")
+    a.get("/pools/new")
+    pool = db.session.execute(sa.select(Pool).order_by(Pool.id).limit(1)).scalar_one()
+    a.get(f"/pools/{pool.uid}")
+    a.get("/account")
+    a.get("/cases", status=403)
+    a.errors()
+    a.submit("/account", "/logout")
+
+
+def _purge_one_case():
+    """A completed case purged down to its figures, as retention leaves it; its page."""
+    case = db.session.execute(
+        sa.select(Application)
+        .join(Grant, Grant.application_id == Application.id)
+        .where(Application.status == S.COMPLETED, Grant.status == GrantStatus.CLOSED)
+        .order_by(Application.id.desc())
+        .limit(1)
+    ).scalar_one()
+    retention.purge(retention.PurgePlan(cutoff=utcnow(), cases=[case.id]))
+    return _case_page(case)
+
+
+def test_every_page_is_valid_html(site, tmp_path):
+    command = _vnu_command()
+    _visitor(site)
+    _second_step(site)
+    sent = _applicant(site)
+    _partner(site)
+    purged = _purge_one_case()
+    _reviewer(site, sent, purged)
+    _manager(site, purged)
+    _finance(site)
+    _donor(site)
+    _admin(site)
+    pages = site.pages
+    unreached = (
+        {rule.endpoint for rule in site.app.url_map.iter_rules()} - pages.endpoints - DOWNLOADS
+    )
+    assert not unreached, f"no page of {sorted(unreached)} was checked"
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    index = []
+    for n, (label, html) in enumerate(pages.pages):
+        (folder / f"{n:04d}.html").write_text(html, encoding="utf-8")
+        index.append(f"{n:04d}.html\t{label}")
+    (tmp_path / "pages.tsv").write_text("\n".join(index) + "\n", encoding="utf-8")
+    result = subprocess.run(
+        [*command, "--errors-only", "--format", "json", "--stdout", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.stdout, result.stderr
+    report = []
+    for message in json.loads(result.stdout)["messages"]:
+        name = message.get("url", "").rsplit("/", 1)[-1]
+        label = pages.pages[int(name[:4])][0] if name[:4].isdigit() else name
+        extract = " ".join(message.get("extract", "").split())
+        report.append(
+            f"{label}, line {message.get('lastLine')}: {message['message']}\n    {extract}"
+        )
+    assert not report, (
+        f"{len(report)} HTML errors on {len(pages.pages)} pages (kept in {folder}):\n"
+        + "\n".join(report)
+    )
