@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS
 
-from . import crypto
+from . import crypto, geo
 from .applications.targets import check_config as check_target_config
 from .extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
 
@@ -84,6 +84,10 @@ def create_app(overrides=None):
     app.jinja_env.filters["money"] = lambda amount, code: format_money(
         amount, code, locale=str(get_locale() or "en")
     )
+    app.jinja_env.filters["country"] = lambda code: geo.country_name(
+        code, str(get_locale() or "en")
+    )
+    app.jinja_env.filters["region"] = geo.region_label
     app.jinja_env.globals["text_direction"] = _text_direction
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS

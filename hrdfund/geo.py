@@ -2,9 +2,30 @@
 
 Country names come from Babel's locale data; only the grouping is ours. Reports show
 regions, never exact places.
+
+Which places count as countries, wherever one is offered or filtered: the codes ISO 3166-1
+assigns, and Kosovo (XK, the code the UN and the EU use for it), less the territories where
+nobody lives for good. Babel also names codes that ISO only reserves for parts of other
+countries, groupings, and placeholders for testing translations: those are no country.
 """
 
+import functools
+import unicodedata
+
 from babel import Locale
+from flask_babel import lazy_gettext as _l
+
+#: Babel's two-letter territories that ISO 3166-1 does not assign to a country: reserved
+#: for a part of another country (Ascension, Clipperton, Sark, Diego Garcia, Ceuta and
+#: Melilla, the Canary Islands, Tristan da Cunha), groupings (EU, Eurozone, United
+#: Nations, Outlying Oceania) and placeholders (Pseudo-Accents, Pseudo-Bidi, Unknown).
+NOT_COUNTRIES = frozenset(
+    {"AC", "CP", "CQ", "DG", "EA", "IC", "TA", "EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"}
+)
+#: Territories with no permanent population: Antarctica, Bouvet Island, South Georgia,
+#: Heard and McDonald Islands, the French Southern Territories, the US Outlying Islands
+#: and the British Indian Ocean Territory (a military base).
+UNINHABITED = frozenset({"AQ", "BV", "GS", "HM", "TF", "UM", "IO"})
 
 #: ISO 3166 alpha-2 -> (region, local currency).
 COUNTRIES = {
@@ -64,6 +85,20 @@ COUNTRIES = {
     "RU": ("Eastern Europe and Central Asia", "RUB"),
 }
 REGIONS = tuple(sorted({region for region, _ in COUNTRIES.values()}))
+#: The regions in the reader's language (the stored value stays in English).
+REGION_LABELS = {
+    "Andean region": _l("Andean region"),
+    "Central Africa": _l("Central Africa"),
+    "Central America and Mexico": _l("Central America and Mexico"),
+    "East Africa": _l("East Africa"),
+    "Eastern Europe and Central Asia": _l("Eastern Europe and Central Asia"),
+    "Middle East and North Africa": _l("Middle East and North Africa"),
+    "South America": _l("South America"),
+    "South Asia": _l("South Asia"),
+    "South-East Asia": _l("South-East Asia"),
+    "Southern Africa": _l("Southern Africa"),
+    "West Africa": _l("West Africa"),
+}
 
 
 def region_of(country):
@@ -78,6 +113,38 @@ def local_currency(country):
     return entry[1] if entry else None
 
 
+@functools.cache
+def countries(locale="en"):
+    """Every country as (code, name in ``locale``), sorted by name; built once a language."""
+    names = Locale.parse(locale).territories
+    codes = [
+        code
+        for code in names
+        if len(code) == 2
+        and code.isalpha()
+        and code.isupper()
+        and code not in NOT_COUNTRIES
+        and code not in UNINHABITED
+    ]
+    return tuple(sorted(((code, names[code]) for code in codes), key=lambda item: _key(item[1])))
+
+
+def _key(name):
+    """Sorting by name with accents set aside: Åland near Albania, Réunion near Romania."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 def country_name(country, locale="en"):
-    """The country's name in the user's language, from Babel's data."""
+    """The country's name in the user's language, from Babel's data; the code itself for
+    one Babel does not know."""
+    if not country:
+        return ""
     return Locale.parse(locale).territories.get(country, country)
+
+
+def region_label(region):
+    """A region's name in the reader's language; a region we do not know, as stored."""
+    if not region:
+        return ""
+    return REGION_LABELS.get(region, region)

@@ -1,15 +1,24 @@
 """Forms for donors, pools, contributions and the rate table."""
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, DecimalField, SelectField, StringField
+from wtforms import DateField, DecimalField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from .. import geo
 from ..applications.forms import POSITIVE, _opts
+from ..applications.models import CATEGORY_LABELS
 from ..applications.review_forms import PrefixedForm
 from ..money import CURRENCIES
 from .models import Pool
 
 CURRENCY_CHOICES = _opts((c, c) for c in CURRENCIES)
+
+
+def _country_options():
+    """Every country, named in the user's language."""
+    return _opts(geo.countries(str(get_locale() or "en")))
 
 
 class DonorForm(PrefixedForm):
@@ -27,12 +36,16 @@ class PoolForm(PrefixedForm):
     cap_per_grant = DecimalField(_l("Cap per grant (empty: none)"), [Optional(), POSITIVE])
     starts_on = DateField(_l("Open from"), [Optional()])
     ends_on = DateField(_l("Open until"), [Optional()])
-    categories = StringField(
-        _l("Categories funded (comma-separated codes; empty: all)"), [Optional(), Length(max=400)]
+    categories = SelectMultipleField(
+        _l("Kinds of support funded (none ticked: all)"),
+        choices=_opts((c.value, label) for c, label in CATEGORY_LABELS.items()),
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
     )
-    countries = StringField(
-        _l("Countries funded (ISO codes, comma-separated; empty: all)"),
-        [Optional(), Length(max=400)],
+    countries = SelectMultipleField(
+        _l("Countries funded (none chosen: all)"),
+        choices=_country_options,
+        render_kw={"size": 8},
     )
 
 

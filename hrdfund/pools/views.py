@@ -67,10 +67,6 @@ def create_donor():
     return _setup_page(donor_form=form, status=400)
 
 
-def _codes(text):
-    return [c.strip() for c in (text or "").split(",") if c.strip()]
-
-
 @bp.post("/pools")
 @role_required(Role.ADMIN, Role.MANAGER)
 def create_pool():
@@ -84,8 +80,8 @@ def create_pool():
     }
     form.donor.choices = [SelectChoice(i, d.name) for i, d in donors.items()]
     if form.validate_on_submit():
-        restrictions = [(RestrictionKind.CATEGORY, c) for c in _codes(form.categories.data)]
-        restrictions += [(RestrictionKind.COUNTRY, c.upper()) for c in _codes(form.countries.data)]
+        restrictions = [(RestrictionKind.CATEGORY, c) for c in form.categories.data]
+        restrictions += [(RestrictionKind.COUNTRY, c) for c in form.countries.data]
         try:
             pool = services.create_pool(
                 donors[form.donor.data],
