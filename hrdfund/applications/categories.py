@@ -1,7 +1,12 @@
 """The extra questions each kind of support asks: only what the decision needs."""
 
+from decimal import Decimal, InvalidOperation
+
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
+from .. import geo
+from ..money import format_money
 from .models import Category
 
 #: Each field: (name, kind, label, required to submit). Kinds: text (one line, 200),
@@ -54,3 +59,30 @@ CATEGORY_FIELDS = {
         ("description", "long", _l("What support you need"), True),
     ],
 }
+
+#: Staff's words for the answers to the choice questions (the applicant's form asks them
+#: in the applicant's words).
+CHOICE_LABELS = {
+    "scope": {
+        "in_country": _l("Within the country"),
+        "region": _l("To a nearby country"),
+        "abroad": _l("Further abroad"),
+    },
+    "where": {"in_country": _l("In the country"), "exile": _l("In exile")},
+}
+
+
+def detail_text(kind, value, currency):
+    """An answer to a category question as staff read it: plain words for a choice, a
+    country's name, an amount with its currency."""
+    locale = str(get_locale() or "en")
+    if kind in CHOICE_LABELS:
+        return CHOICE_LABELS[kind].get(value, value)
+    if kind == "country":
+        return geo.country_name(value, locale)
+    if kind == "money" and currency:
+        try:
+            return format_money(Decimal(str(value)), currency, locale)
+        except (InvalidOperation, ValueError):
+            return value
+    return value

@@ -27,7 +27,7 @@ from ..paging import page_arg
 from ..pools.models import Pool
 from . import access, bp, documents, services, targets
 from .access import Section, get_application_or_404
-from .categories import CATEGORY_FIELDS
+from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
     CONSENT_LABELS,
     DocumentForm,
@@ -48,6 +48,7 @@ from .models import (
     Urgency,
 )
 from .panels import collect_panels
+from .review_forms import REFERENCE_STATUSES
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
 
 
@@ -354,8 +355,10 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         document_form=document_form or DocumentForm(formdata=None),
         documents=_documents(application) if Section.DOCUMENTS in shown else None,
         messages=messages,
-        labels=APPLICANT_LABELS,
-        next_step=NEXT_STEPS.get(application.status),
+        # Staff read the status by its name; the applicant side in its own words, with
+        # what happens next.
+        labels=STAFF_LABELS if current_user.is_staff else APPLICANT_LABELS,
+        next_step=None if current_user.is_staff else NEXT_STEPS.get(application.status),
         missing=missing,
         decision=services.latest_decision(application),
         panels=[] if application.purged_at else collect_panels(application, user, shown),
@@ -364,6 +367,8 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         consents=_consents(application) if consents else [],
         consent_form=ConfirmForm(),
         category_fields=CATEGORY_FIELDS[application.category],
+        detail_text=detail_text,
+        reference_labels=REFERENCE_STATUSES,
     )
     return page, status
 

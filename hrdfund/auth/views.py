@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 
@@ -48,6 +49,16 @@ HOME_ENDPOINTS = {
     Role.ADMIN: "auth.users",
 }
 PENDING_MAX_SECONDS = 300
+#: Each role as the accounts page names it.
+ROLE_LABELS = {
+    Role.APPLICANT: _l("Applicant"),
+    Role.PARTNER: _l("Partner organisation"),
+    Role.REVIEWER: _l("Reviewer"),
+    Role.MANAGER: _l("Manager"),
+    Role.FINANCE: _l("Finance"),
+    Role.DONOR: _l("Donor"),
+    Role.ADMIN: _l("Administrator"),
+}
 
 
 @bp.get("/")
@@ -337,7 +348,9 @@ def users():
         for u in rows
         if u.role in (Role.REVIEWER, Role.MANAGER)
     }
-    return render_template("auth/users.html", users=rows, forms=forms, confirm=ConfirmForm())
+    return render_template(
+        "auth/users.html", users=rows, forms=forms, confirm=ConfirmForm(), roles=ROLE_LABELS
+    )
 
 
 def _fund_account_or_404(uid):

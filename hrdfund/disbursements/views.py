@@ -31,7 +31,7 @@ from ..grants.models import Allocation, Grant, Instalment
 from ..grants.plans import allocation_balances
 from ..pools.models import Pool
 from . import bp, followup, reconcile, services
-from .forms import ReceiptForm, ReverseForm, StatementForm
+from .forms import CHANNEL_LABELS, ReceiptForm, ReverseForm, StatementForm
 from .models import DeliveryStatus, Disbursement
 from .panels import payment_form
 
@@ -66,6 +66,7 @@ def index(form=None, problems=(), status=200):
     page = render_template(
         "disbursements/index.html",
         rows=_latest_payments(),
+        channels=CHANNEL_LABELS,
         form=form or StatementForm(formdata=None),
         problems=problems,
     )
