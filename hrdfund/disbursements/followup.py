@@ -97,7 +97,7 @@ def mismatches(user, count=False):
                 sa.and_(Delivery.status == DeliveryStatus.FAILED, taken_back < Disbursement.amount),
             ),
         )
-        .order_by(Delivery.id.desc()),
+        .order_by(Delivery.reported_on.desc(), Delivery.id.desc()),
         count,
     )
 

@@ -62,7 +62,7 @@ class Disbursement(db.Model):
         ),
         currency_check("currency_paid"),
         # A pool's figures are sums over its payments: this index holds every column they
-        # add up, so the sums never read the table. The next one lists the latest first.
+        # add up, so the sums never read the table, and gives a pool's payments by date.
         sa.Index(
             "ix_disbursements_pool_sums",
             "pool_id",
@@ -72,7 +72,8 @@ class Disbursement(db.Model):
             "fee_amount",
             "exchange_difference",
         ),
-        sa.Index("ix_disbursements_pool_latest", "pool_id", "id"),
+        # The fund's payments, newest first by date: finance's home page reads 50 of them.
+        sa.Index("ix_disbursements_newest", "paid_on", "id"),
     )
     id: Mapped[int] = pk()
     uid = uid_column()

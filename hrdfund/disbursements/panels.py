@@ -24,7 +24,7 @@ from .services import grant_instalments
 
 
 def grant_payments(grant):
-    """The grant's payments that stand (not reversed), with their receipts, oldest first."""
+    """The grant's payments that stand (not reversed), with their receipts, newest first."""
     reversed_ids = sa.select(Disbursement.reversal_of_id).where(
         Disbursement.reversal_of_id.is_not(None), Disbursement.grant_id == grant.id
     )
@@ -36,20 +36,21 @@ def grant_payments(grant):
             Disbursement.reversal_of_id.is_(None),
             Disbursement.id.not_in(reversed_ids),
         )
-        .order_by(Disbursement.paid_on, Disbursement.id)
+        .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
     ).all()
     return rows
 
 
 def grant_ledger(grant):
-    """Every payment and reversal row of the grant, with receipt and delivery, in order."""
+    """Every payment and reversal row of the grant, with receipt and delivery, newest
+    first: by date, then the later written first."""
     return db.session.execute(
         sa.select(Disbursement, Receipt, Delivery)
         .outerjoin(Receipt, Receipt.disbursement_id == Disbursement.id)
         .outerjoin(Delivery, Delivery.disbursement_id == Disbursement.id)
         .where(Disbursement.grant_id == grant.id)
         .options(sa.orm.joinedload(Disbursement.pool))
-        .order_by(Disbursement.id)
+        .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
     ).all()
 
 

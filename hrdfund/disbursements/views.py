@@ -54,7 +54,7 @@ def _latest_payments():
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(Pool.fund_id == current_user.fund_id, visible_cases(current_user))
-        .order_by(Disbursement.id.desc())
+        .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         .limit(50)
     ).all()
 

@@ -469,9 +469,10 @@ def shared_with(donor_id, application_ids):
 
 def internal_grants(pool_ids, period, limit, visible):
     """For the fund's managers, never for donors: the grants paid from these pools in the
-    period on the cases ``visible`` (an SQL condition) allows, by case code, with the pool
-    and the net amount paid (pool currency)."""
+    period on the cases ``visible`` (an SQL condition) allows, with the pool, the net
+    amount paid (pool currency) and the last day paid; the most recently paid first."""
     signed = signed_amount(Disbursement)
+    last_paid = sa.func.max(Disbursement.paid_on)
     query = (
         sa.select(
             Application.uid,
@@ -479,12 +480,13 @@ def internal_grants(pool_ids, period, limit, visible):
             Disbursement.pool_id,
             summed(signed).label("paid"),
             sa.func.count(Disbursement.id).label("rows"),
+            last_paid.label("last_paid"),
         )
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(Disbursement.pool_id.in_(pool_ids), _between(Disbursement.paid_on, period), visible)
         .group_by(Application.uid, Application.category, Disbursement.pool_id)
-        .order_by(Application.uid, Disbursement.pool_id)
+        .order_by(last_paid.desc(), Application.uid, Disbursement.pool_id)
     )
     return db.session.execute(query.limit(limit)).all()
 

@@ -141,8 +141,9 @@ def pools():
 POOL_ROWS = 100
 
 
-def _newest(query, model):
-    return db.session.execute(query.order_by(model.id.desc()).limit(POOL_ROWS)).all()
+def _newest(query, day, model):
+    """The newest POOL_ROWS rows of ``query``: latest ``day`` first, then latest written."""
+    return db.session.execute(query.order_by(day.desc(), model.id.desc()).limit(POOL_ROWS)).all()
 
 
 def render_pool(pool, contribution_form=None, status=200):
@@ -171,11 +172,13 @@ def render_pool(pool, contribution_form=None, status=200):
     )
     rows = {
         "contributions": _newest(
-            sa.select(Contribution).where(Contribution.pool_id == pool.id), Contribution
+            sa.select(Contribution).where(Contribution.pool_id == pool.id),
+            Contribution.received_on,
+            Contribution,
         ),
-        "allocations": _newest(allocations.where(visible), Allocation),
-        "releases": _newest(releases.where(visible), Release),
-        "payments": _newest(payments.where(visible), Disbursement),
+        "allocations": _newest(allocations.where(visible), Allocation.created_at, Allocation),
+        "releases": _newest(releases.where(visible), Release.created_at, Release),
+        "payments": _newest(payments.where(visible), Disbursement.paid_on, Disbursement),
     }
     contributions = sa.select(Contribution.id).where(Contribution.pool_id == pool.id)
     counts = {
