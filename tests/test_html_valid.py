@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from flask import abort, request
 from werkzeug.datastructures import MultiDict
 
-from hrdfund import create_app, demo, retention
+from hrdfund import create_app, demo, geo, retention
 from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth import guard
 from hrdfund.auth import services as auth_services
@@ -556,8 +556,9 @@ def _purge_one_case():
     return _case_page(case)
 
 
-def test_every_page_is_valid_html(site, tmp_path):
-    command = _vnu_command()
+@pytest.fixture(scope="module")
+def pages(site):
+    """Every page, after every visitor and role went through the site."""
     _visitor(site)
     _second_step(site)
     sent = _applicant(site)
@@ -568,12 +569,38 @@ def test_every_page_is_valid_html(site, tmp_path):
     _finance(site)
     _donor(site)
     _admin(site)
-    pages = site.pages
+    return site.pages
+
+
+def test_every_route_is_reached(site, pages):
+    """A route nobody reached here would go unchecked: a new page needs a visit above."""
     unreached = (
         {rule.endpoint for rule in site.app.url_map.iter_rules()} - pages.endpoints - DOWNLOADS
     )
     assert not unreached, f"no page of {sorted(unreached)} was checked"
 
+
+def _visible_text(html):
+    """What a person reads: no tags, attributes, styles, nor the case codes in <code>."""
+    html = re.sub(r"<(script|style|code)\b.*?</\1>", " ", html, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_pages_show_words_not_codes(pages):
+    """A stored code (in_review, cash_through_partner, a country's KE) on a page is a word
+    missing: every status, kind, channel, role and country reads in the reader's language."""
+    countries = {code for code, _name in geo.countries()}
+    found = []
+    for label, html in pages.pages:
+        text = _visible_text(html)
+        codes = set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", text))
+        codes |= set(re.findall(r"\b[A-Z]{2}\b", text)) & countries
+        found += [f"{label}: {code}" for code in sorted(codes)]
+    assert not found, "\n".join(found)
+
+
+def test_every_page_is_valid_html(pages, tmp_path):
+    command = _vnu_command()
     folder = tmp_path / "pages"
     folder.mkdir()
     index = []
