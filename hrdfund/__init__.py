@@ -176,8 +176,12 @@ def _sqlite_connect(dbapi_connection, _record):
 def _sqlite_begin(conn):
     """On SQLite every transaction takes the write lock first, so a balance read inside it
     cannot go stale before the write that depends on it; inside :func:`reading` it begins
-    deferred instead and takes none."""
-    if conn.dialect.name == "sqlite":
+    deferred instead and takes none. A connection asked to autocommit (a migration turning
+    foreign keys off around a table rebuild, which only works outside a transaction) begins
+    none."""
+    if conn.dialect.name != "sqlite":
+        return
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         conn.exec_driver_sql(sqlite_begin_statement())
 
 
