@@ -87,8 +87,15 @@ class Config:
     HRDFUND_MAX_DOCUMENT_BYTES = int(_env("HRDFUND_MAX_DOCUMENT_MB", "8")) * 1024 * 1024
     MAX_CONTENT_LENGTH = HRDFUND_MAX_DOCUMENT_BYTES + 256 * 1024
 
+    #: Failed passwords or codes at one login from one browser within the lock window
+    #: that lock that login for that browser, for the lock window.
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCK_MINUTES = int(_env("HRDFUND_LOGIN_LOCK_MINUTES", "15"))
+    #: Failures at one login from all browsers that never completed a sign-in to it, within
+    #: the lock window, that lock it for every such browser (browsers it knows carry on).
+    LOGIN_MAX_NEW_CLIENT_FAILURES = int(_env("HRDFUND_LOGIN_NEW_CLIENT_FAILURES", "10"))
+    #: How long a browser that completed a sign-in stays known to that login.
+    KNOWN_CLIENT_DAYS = int(_env("HRDFUND_KNOWN_CLIENT_DAYS", "30"))
 
     #: Argon2id parameters (RFC 9106 second recommended option).
     ARGON2_TIME_COST = 3

@@ -46,6 +46,9 @@ def create_app(overrides=None):
         )
     _check_secrets(app)
     check_target_config(app.config)
+    from .auth.throttle import check_config as check_sign_in_limits
+
+    check_sign_in_limits(app.config)
     _configure_logging(app)
     _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
 

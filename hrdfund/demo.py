@@ -673,7 +673,6 @@ class _World:
                 "partner_organisation_id": org_id,
                 "active": True,
                 "session_version": 1,
-                "failed_logins": 0,
                 "created_at": created,
             }
         )

@@ -21,7 +21,13 @@ from .applications.review_models import (  # noqa: F401
     Review,
 )
 from .audit.models import AuditEvent  # noqa: F401
-from .auth.models import Fund, PartnerOrganisation, RecoveryCode, User  # noqa: F401
+from .auth.models import (  # noqa: F401
+    Fund,
+    PartnerOrganisation,
+    RecoveryCode,
+    SignInLimit,
+    User,
+)
 from .disbursements.models import Delivery, Disbursement, Receipt, StatementImport  # noqa: F401
 from .grants.models import Allocation, Grant, Instalment, PaymentPlan, Release  # noqa: F401
 from .pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401

@@ -26,6 +26,9 @@ PASSWORD = "correct horse staple 42"
 #: The session cookie's name, and the one answer to any failed sign-in.
 COOKIE = "hrdfund_session"
 GENERIC = "Login name or password is not right."
+#: The client cookie naming a browser to the sign-in limits, and the answer once they lock.
+CLIENT_COOKIE = "hrdfund_client"
+LOCKED = "Too many failed attempts. Wait 15 minutes, then try again."
 #: What the Content-Security-Policy of every page must hold.
 CSP_PARTS = (
     "default-src 'self'",
@@ -312,3 +315,11 @@ def login_as(client, make_user):
         return user
 
     return do
+
+
+def set_cookie_header(response, name=COOKIE):
+    """The Set-Cookie header of the cookie ``name`` in ``response``, or None."""
+    for header in response.headers.getlist("Set-Cookie"):
+        if header.startswith(f"{name}="):
+            return header
+    return None

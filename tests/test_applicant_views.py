@@ -80,7 +80,8 @@ def test_sign_up_errors_are_clear_and_keep_the_login(client, make_user):
     assert "at least 12 characters" in weak.get_data(as_text=True)
     assert 'value="new-person"' in weak.get_data(as_text=True)
     taken = client.post("/register", data={"login": "taken-name", "password": PASSWORD})
-    assert "This login name is taken" in taken.get_data(as_text=True)
+    assert "This login name cannot be used" in taken.get_data(as_text=True)
+    assert 'value="taken-name"' in taken.get_data(as_text=True)
 
 
 def test_draft_is_saved_resumed_and_sent(client, make_user, fund):

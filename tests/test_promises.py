@@ -7,6 +7,7 @@ The tests of promises 21 (key rotation) and 25 (retention) come with their comma
 """
 
 import base64
+import contextlib
 import importlib
 import io
 import logging
@@ -72,7 +73,17 @@ from hrdfund.grants.services import (
     pool_available,
 )
 from hrdfund.reports import anonymise
-from tests.conftest import COOKIE, CSP_PARTS, GENERIC, PASSWORD, login, totp_code
+from tests.conftest import (
+    CLIENT_COOKIE,
+    COOKIE,
+    CSP_PARTS,
+    GENERIC,
+    LOCKED,
+    PASSWORD,
+    login,
+    set_cookie_header,
+    totp_code,
+)
 
 from .money_world import MoneyWorld, pay
 from .test_models import inventory_gaps
@@ -504,29 +515,61 @@ def test_promise_07_staff_and_donors_need_a_second_factor_used_once(app, client,
 
 
 def test_promise_08_one_generic_failure_with_the_same_hashing_work(client, make_user, monkeypatch):
-    """A wrong password and an unknown account get the same page, and each costs one
-    Argon2id verification with the same settings."""
+    """A wrong password and an unknown account get the same page, each costs one Argon2id
+    verification with the same settings and the same database statements, and five of
+    either lock that login with the same words."""
     user = make_user("applicant")
     verified = []
     real = auth_services._verify
     monkeypatch.setattr(
         auth_services, "_verify", lambda h, p: verified.append(_argon2_parameters(h)) or real(h, p)
     )
-    wrong = client.post("/login", data={"login": user.login, "password": "not the password"})
-    unknown = client.post("/login", data={"login": "nobody-here", "password": "not the password"})
+    statements = []
+
+    def sent(_conn, _cursor, statement, _parameters, _context, _many):
+        statements.append(statement)
+
+    def attempt(login, password=None):
+        password = password or "not the password"
+        statements.clear()
+        with _statements_seen(sent):
+            page = client.post("/login", data={"login": login, "password": password})
+        return page, list(statements)
+
+    wrong, wrote_wrong = attempt(user.login)
+    unknown, wrote_unknown = attempt("nobody-here")
     assert _errors(wrong) == _errors(unknown) == [GENERIC]
     assert wrong.status_code == unknown.status_code == 200
     assert wrong.get_data(as_text=True).replace(user.login, "LOGIN") == unknown.get_data(
         as_text=True
     ).replace("nobody-here", "LOGIN")
     assert len(verified) == 2 and verified[0] == verified[1]
+    assert wrote_wrong == wrote_unknown and any("INSERT" in s for s in wrote_wrong)
+    for _ in range(4):
+        attempt(user.login)
+        attempt("nobody-here")
+    locked, _sql = attempt(user.login, PASSWORD)
+    locked_unknown, _sql = attempt("nobody-here", PASSWORD)
+    assert _errors(locked) == _errors(locked_unknown) == [LOCKED]
     assert client.get("/my").location == "/login"
 
 
-def test_promise_09_five_failures_lock_that_account_and_no_other(app, client, make_user):
-    """Five wrong passwords, each from another address, lock the account: the right password
-    is then refused with a message to wait; another account signs in at once from the
-    very same address."""
+@contextlib.contextmanager
+def _statements_seen(listener):
+    """Call ``listener`` with every statement sent to the database meanwhile."""
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def test_promise_09_failures_lock_a_login_per_browser_never_per_address(app, client, make_user):
+    """Five wrong passwords from one browser, each from another address, lock that login for
+    that browser: the right password is then refused with a message to wait, and another
+    account signs in at once from the very same address. Guesses from ever new browsers
+    lock a login for every browser it does not know; the owner's browser, which signed in
+    before with both factors, still signs in. No address is stored."""
     victim, other = make_user("applicant"), make_user("applicant")
     for n in range(5):
         client.post(
@@ -540,7 +583,7 @@ def test_promise_09_five_failures_lock_that_account_and_no_other(app, client, ma
         environ_base={"REMOTE_ADDR": "10.0.0.99"},
     )
     assert locked.status_code == 200
-    assert _errors(locked) == ["Too many failed attempts. Wait 15 minutes, then try again."]
+    assert _errors(locked) == [LOCKED]
     assert client.get("/my").location == "/login"
     shared_address = {"REMOTE_ADDR": "10.0.0.1"}
     response = client.post(
@@ -550,6 +593,21 @@ def test_promise_09_five_failures_lock_that_account_and_no_other(app, client, ma
     )
     assert response.location == "/"
     assert client.get("/my", environ_base=shared_address).status_code == 200
+
+    manager = make_user("manager")
+    owner = _as(app, manager)
+    assert owner.post("/logout").location == "/login"
+    for n in range(app.config["LOGIN_MAX_NEW_CLIENT_FAILURES"]):
+        app.test_client().post(
+            "/login",
+            data={"login": manager.login, "password": f"guess number {n}"},
+            environ_base={"REMOTE_ADDR": f"10.0.1.{n + 1}"},
+        )
+    stranger = app.test_client().post("/login", data={"login": manager.login, "password": PASSWORD})
+    assert _errors(stranger) == [LOCKED]
+    login(owner, manager)
+    assert owner.get("/cases").status_code == 200
+    assert "10.0.0." not in _all_values() and "10.0.1." not in _all_values()
 
 
 def test_promise_10_logout_and_end_sessions_stop_every_cookie(app, client, make_user):
@@ -601,21 +659,31 @@ def test_promise_10_logout_and_end_sessions_stop_every_cookie(app, client, make_
 def test_promise_11_sessions_time_out_and_cookies_hold_nothing_of_the_case(
     app, client, make_user, fund, tmp_path
 ):
-    """Cookies are HttpOnly, SameSite, end with the browser (Secure in production), hold
-    ids and times only, and there is no remember-me cookie; staff are signed out after
-    30 idle minutes and everyone after the absolute lifetime."""
+    """Cookies are HttpOnly, SameSite (Secure in production); the session cookie ends with
+    the browser and holds ids and times only. The only other cookie, the client token
+    the sign-in limits know a browser by, is random and signs nobody in: there is no
+    remember-me cookie. Staff are signed out after 30 idle minutes and everyone after
+    the absolute lifetime."""
     applicant = make_user("applicant")
     case = _case(fund, applicant, threat="canary-threat-1111", defender_name="canary-name-1111")
     response = client.post("/login", data={"login": applicant.login, "password": PASSWORD})
-    header = response.headers["Set-Cookie"]
+    header = set_cookie_header(response)
     assert "HttpOnly" in header and "SameSite=Lax" in header
     assert "Expires" not in header and "Max-Age" not in header
+    token_header = set_cookie_header(response, CLIENT_COOKIE)
+    assert "HttpOnly" in token_header and "SameSite=Lax" in token_header
     client.get(f"/applications/{case.uid}")
-    assert [cookie.key for cookie in client._cookies.values()] == [COOKIE]
+    assert sorted(cookie.key for cookie in client._cookies.values()) == [CLIENT_COOKIE, COOKIE]
     contents = _cookie_contents(app, client)
     assert set(contents) <= {"_user_id", "_fresh", "auth_at", "seen_at", "csrf_token", "_flashes"}
+    token = client.get_cookie(CLIENT_COOKIE).value
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
     for secret in (case.uid, "canary", applicant.login):
         assert secret not in repr(contents) and secret not in client.get_cookie(COOKIE).value
+    assert token not in _all_values(), "only keyed hashes of the token are stored"
+    token_only = app.test_client()
+    token_only.set_cookie(CLIENT_COOKIE, token)
+    assert token_only.get("/my").location == "/login", "the token signs nobody in"
     reviewer = _as(app, make_user("reviewer"))
     for minutes, still_in in ((29, True), (31, False)):
         with reviewer.session_transaction() as session:
@@ -629,10 +697,11 @@ def test_promise_11_sessions_time_out_and_cookies_hold_nothing_of_the_case(
     assert manager.get("/cases").location == "/login"
     production = create_app(_production(tmp_path))
     try:
-        cookie = production.test_client().get("/login").headers["Set-Cookie"]
+        cookies = production.test_client().get("/login").headers.getlist("Set-Cookie")
     finally:
         _dispose(production)
-    assert "Secure" in cookie and "HttpOnly" in cookie
+    assert sorted(c.split("=", 1)[0] for c in cookies) == [CLIENT_COOKIE, COOKIE]
+    assert all("Secure" in c and "HttpOnly" in c for c in cookies)
 
 
 def test_promise_12_production_refuses_weak_secrets_and_has_no_default_account(tmp_path):

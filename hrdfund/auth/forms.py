@@ -96,7 +96,10 @@ class RegisterForm(PageForm):
     login = StringField(
         _l("Choose a login name"),
         [DataRequired(_l("Choose a login name.")), Length(min=3, max=64)],
-        description=_l("Letters, digits, dots, dashes. No real name needed."),
+        description=_l(
+            "Letters, digits, dots, dashes. No real name needed. You may use this login name,"
+            " made for you just now:"
+        ),
         render_kw={"autocomplete": "username", "autocapitalize": "none"},
     )
     password = PasswordField(

@@ -69,7 +69,6 @@ class User(UserMixin, db.Model):
 
     __tablename__ = "users"
     __table_args__ = (
-        sa.CheckConstraint("failed_logins >= 0", name="failed_logins_positive"),
         sa.CheckConstraint(
             "role != 'partner' OR partner_organisation_id IS NOT NULL", name="partner_has_org"
         ),
@@ -111,8 +110,6 @@ class User(UserMixin, db.Model):
 
     #: Bumped at logout, password change and "end sessions": older cookies stop working.
     session_version = col(sa.Integer, INTERNAL, nullable=False, default=1)
-    failed_logins = col(sa.Integer, INTERNAL, nullable=False, default=0)
-    locked_until = col(sa.DateTime, INTERNAL, nullable=True)
     last_login_at = col(sa.DateTime, INTERNAL, nullable=True)
     #: Set when retention emptied an applicant's account (`flask hrdfund purge`).
     purged_at = col(sa.DateTime, INTERNAL, nullable=True)
@@ -159,3 +156,27 @@ class RecoveryCode(db.Model):
     code_hash = col(sa.String(64), INTERNAL, nullable=False)
     used_at = col(sa.DateTime, INTERNAL, nullable=True)
     created_at = created_at()
+
+
+class SignInLimit(db.Model):
+    """A counter of failed sign-ins at one login name: per login and client (a browser, named
+    by the random token in its cookie), or per login for every client that never signed in
+    to it. A row is named by a keyed hash of the normalised login (and the token) and holds
+    no login, token or address; one about a login that has no account looks like any other.
+    See ``auth/throttle.py``."""
+
+    __tablename__ = "sign_in_limits"
+    __table_args__ = (sa.CheckConstraint("failures >= 0", name="failures_positive"),)
+    id: Mapped[int] = pk()
+    #: Keyed hash naming the counter: the login, and the client or "every new client".
+    key = col(sa.String(32), INTERNAL, nullable=False, unique=True)
+    #: Attempts counted since ``counting_since`` (one being checked counts already).
+    failures = col(sa.Integer, INTERNAL, nullable=False, default=0)
+    #: When the failures counted now began; they are forgotten a lock window after it.
+    counting_since = col(sa.DateTime, INTERNAL, nullable=True)
+    locked_until = col(sa.DateTime, INTERNAL, nullable=True)
+    #: For a client's counter: the client completed a sign-in to this login (both factors)
+    #: and counts as known to it, exempt from the limit on new clients, until then.
+    known_until = col(sa.DateTime, INTERNAL, nullable=True)
+    #: When the row says nothing any more and may be deleted.
+    expires_at = col(sa.DateTime, INTERNAL, nullable=False, index=True)

@@ -4,7 +4,7 @@ import os
 import re
 import secrets
 import time
-from datetime import timedelta
+from dataclasses import dataclass
 
 import pyotp
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from .. import audit
 from ..columns import cipher, utcnow
 from ..extensions import db, lock_row
+from . import throttle
 from .models import RecoveryCode, Role, User
 
 PASSWORD_MIN = 12
@@ -24,7 +25,8 @@ TOTP_INTERVAL = 30
 
 
 class AuthError(Exception):
-    """Sign-in refused; ``reason`` is "invalid" or "locked" (never which part was wrong)."""
+    """Sign-in refused; ``reason`` is "invalid" or "locked" (never which part was wrong, nor
+    whether the login has an account)."""
 
     def __init__(self, reason, wait_minutes=None):
         super().__init__(reason)
@@ -38,6 +40,10 @@ class PasswordPolicyError(ValueError):
 
 class UserExistsError(ValueError):
     """The login name is taken."""
+
+
+class LoginPolicyError(ValueError):
+    """A login name of a form that is not allowed."""
 
 
 def _hasher():
@@ -106,44 +112,102 @@ def find_user(login):
     ).scalar_one_or_none()
 
 
-def authenticate(login, password):
-    """Check a login and password; return the user or raise :class:`AuthError`.
+@dataclass(frozen=True)
+class Credentials:
+    """What checking a password at a login needs, read without a write lock: the login
+    (normalised), and the account's id, uid and hash when it may sign in with a password."""
 
-    An unknown account costs the same hashing work as a known one, and failures are
-    counted per account: after LOGIN_MAX_FAILURES that account is locked for a while.
-    """
+    login: str
+    user_id: int | None = None
+    uid: str | None = None
+    password_hash: str | None = None
+
+
+def read_credentials(login=None, user_id=None):
+    """The credentials at ``login`` (or of the account ``user_id``); a login without an
+    account, or with one that cannot sign in, has no hash and fails like a wrong password."""
+    user = db.session.get(User, user_id) if user_id is not None else find_user(login)
+    if user is None:
+        return Credentials(normalise_login(login))
+    usable = user.active and user.password_hash is not None
+    return Credentials(user.login, user.id, user.uid, user.password_hash if usable else None)
+
+
+def password_matches(credentials, password):
+    """One Argon2id verification, whether the account exists or not (SECURITY.md, promise 8).
+    Slow on purpose: call it with no transaction open."""
     if len(password) > PASSWORD_MAX:
-        raise AuthError("invalid")
-    user = find_user(login)
-    if user is None or user.password_hash is None or not user.active:
-        _verify(_dummy_hash(), password)
-        raise AuthError("invalid")
-    lock_row(User, user.id)
-    now = utcnow()
-    if user.locked_until and user.locked_until > now:
-        _verify(_dummy_hash(), password)
-        raise AuthError("locked", _minutes_left(user.locked_until, now))
-    if not _verify(user.password_hash, password):
-        register_failure(user)
-        raise AuthError("invalid")
-    user.failed_logins = 0
+        return False
+    dummy = _dummy_hash()  # made once per process, whoever asks first
+    if credentials.password_hash is None:
+        _verify(dummy, password)
+        return False
+    return _verify(credentials.password_hash, password)
+
+
+def record_failure(charge, uid=None, action="auth.login_failed"):
+    """Audit a failed password or code (counted already, when it was charged): the same
+    writes whether the login has an account or not."""
+    target = {"object_type": "users", "object_id": uid} if uid else {}
+    audit.record(action, **target)
+    if charge.reached:
+        audit.record("auth.sign_in_locked", **target)
+
+
+def _still_the_same(credentials):
+    """The account, its row locked, while it still has the password that was checked."""
+    if credentials.user_id is None or credentials.password_hash is None:
+        return None
+    user = lock_row(User, credentials.user_id)
+    if not user.active or user.password_hash != credentials.password_hash:
+        return None
     return user
 
 
-def register_failure(user):
-    """Count a failed password or code; lock the account at the limit."""
-    cfg = current_app.config
-    user.failed_logins += 1
-    audit.record("auth.login_failed", user)
-    if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
-        user.failed_logins = 0
-        user.locked_until = utcnow() + timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
-        audit.record("auth.account_locked", user)
-    db.session.flush()
+def settle_sign_in(charge, credentials, matched):
+    """Settle a charged password attempt, in a short write transaction after the hash.
+
+    A wrong password stays counted. A right one is refunded; for roles with a second
+    factor nothing else is forgotten (failed codes count until a full sign-in), otherwise
+    the sign-in is complete. Returns the user and the client token to keep (None until
+    the sign-in is complete); raises :class:`AuthError` for a failure."""
+    throttle.hold(charge)
+    user = _still_the_same(credentials) if matched else None
+    if user is None:
+        record_failure(charge, credentials.uid)
+        raise AuthError("invalid")
+    if user.needs_totp:
+        throttle.refund(charge)
+        if user.totp_secret is None:
+            user.totp_secret = new_totp_secret()
+        db.session.flush()
+        return user, None
+    return user, complete_login(user, charge)
 
 
-def _minutes_left(until, now):
-    return max(1, int((until - now).total_seconds() // 60) + 1)
+def settle_sign_up(charge, login, password_hash, **fields):
+    """Settle a charged sign-up, in a short write transaction after the hash: a new
+    applicant account, signed in at once; or :class:`UserExistsError`, counted like a
+    failed sign-in, whoever holds the login."""
+    throttle.hold(charge)
+    taken = find_user(login)
+    if taken is not None:
+        record_failure(charge, taken.uid, action="auth.sign_up_refused")
+        raise UserExistsError(login)
+    user = create_user(Role.APPLICANT, login, password_hash=password_hash, **fields)
+    return user, complete_login(user, charge)
+
+
+def settle_reauthentication(charge, credentials, matched):
+    """Settle a charged check of a signed-in user's current password (before a change to
+    the account): a wrong one counts like a failed sign-in. Returns the user, its row
+    locked, and the client token to keep."""
+    throttle.hold(charge)
+    user = _still_the_same(credentials) if matched else None
+    if user is None:
+        record_failure(charge, credentials.uid)
+        raise AuthError("invalid")
+    return user, throttle.complete(charge)
 
 
 LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -153,6 +217,14 @@ SUGGESTION_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 def suggest_passphrase(groups=5, size=4):
     """A random passphrase easy to copy by hand (about 100 bits), offered at sign-up."""
+    return "-".join(
+        "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(size)) for _ in range(groups)
+    )
+
+
+def suggest_login(groups=3, size=4):
+    """A random login name (about 59 bits) offered at sign-up beside the passphrase: nobody
+    can guess it, so nobody can find out that it is taken."""
     return "-".join(
         "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(size)) for _ in range(groups)
     )
@@ -244,35 +316,20 @@ def verify_totp(user, code, at=None):
     return False
 
 
-def complete_login(user):
-    """Record a successful sign-in (both factors where needed)."""
-    user.failed_logins = 0
-    user.locked_until = None
+def complete_login(user, charge):
+    """Record a full sign-in (both factors where needed): the client's failures are
+    forgotten and it becomes known to the login. Returns the client token to keep."""
+    token = throttle.complete(charge)
     user.last_login_at = utcnow()
     audit.record("auth.login", user, actor=user)
     db.session.flush()
+    return token
 
 
-def reauthenticate(user, password):
-    """Check ``user``'s current password before a change to the account; a wrong one counts
-    towards the lock, like a failed sign-in. Raises :class:`AuthError`."""
-    lock_row(User, user.id)
-    now = utcnow()
-    if user.locked_until and user.locked_until > now:
-        _verify(_dummy_hash(), password)
-        raise AuthError("locked", _minutes_left(user.locked_until, now))
-    if len(password) > PASSWORD_MAX or not _verify(user.password_hash, password):
-        register_failure(user)
-        raise AuthError("invalid")
-    user.failed_logins = 0
-
-
-def change_password(user, current, new):
-    """Replace ``user``'s password after checking the current one; every session of the
-    user ends, this one included (the view starts a fresh one)."""
-    reauthenticate(user, current)
-    check_password_rules(new, user.login)
-    user.password_hash = hash_password(new)
+def set_password(user, password_hash):
+    """Replace ``user``'s password with one hashed (and checked against the rules) before;
+    every session of the user ends, this one included (the view starts a fresh one)."""
+    user.password_hash = password_hash
     end_sessions(user, action="auth.password_changed")
 
 
@@ -293,18 +350,26 @@ def reset_second_factor(user, actor):
     end_sessions(user, actor=actor, action="auth.second_factor_reset")
 
 
-def create_user(role, login, password=None, actor=None, **fields):
-    """Create an account; staff roles get a TOTP secret to enrol with."""
+def check_login_rules(login):
+    """Raise :class:`LoginPolicyError` unless ``login`` (normalised) has the allowed form."""
+    if not LOGIN_PATTERN.match(login):
+        raise LoginPolicyError("a login is 3 to 64 letters, digits, dots, dashes or underscores")
+
+
+def create_user(role, login, password=None, actor=None, password_hash=None, **fields):
+    """Create an account; staff roles get a TOTP secret to enrol with. ``password_hash``
+    is a password hashed before the write transaction began (sign-up)."""
     role = Role(role)
     login = normalise_login(login)
-    if not LOGIN_PATTERN.match(login):
-        raise ValueError("a login is 3 to 64 letters, digits, dots, dashes or underscores")
+    check_login_rules(login)
     if find_user(login) is not None:
         raise UserExistsError(login)
     user = User(role=role, login=login, **fields)
     if password is not None:
         check_password_rules(password, login)
         user.password_hash = hash_password(password)
+    elif password_hash is not None:
+        user.password_hash = password_hash
     if user.needs_totp:
         user.totp_secret = new_totp_secret()
     db.session.add(user)

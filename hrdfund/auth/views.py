@@ -4,7 +4,6 @@ role homes."""
 import io
 
 import segno
-import sqlalchemy as sa
 from flask import (
     Response,
     abort,
@@ -12,7 +11,6 @@ from flask import (
     flash,
     redirect,
     render_template,
-    request,
     session,
     url_for,
 )
@@ -21,21 +19,11 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 
-from .. import audit
 from ..columns import utcnow
 from ..extensions import db
-from . import bp, services
-from .forms import (
-    AlertSettingsForm,
-    CodeForm,
-    ConfirmForm,
-    LoginForm,
-    PasswordChangeForm,
-    RecoveryForm,
-    RegisterForm,
-    RenewCodesForm,
-)
-from .guard import role_required
+from . import attempts, bp, services
+from .client import client_token, refusal, remember_client
+from .forms import CodeForm, ConfirmForm, LoginForm, RecoveryForm, RegisterForm
 from .models import Role, User
 
 #: Where each role lands after signing in.
@@ -75,27 +63,16 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = services.authenticate(form.login.data, form.password.data)
+            done = attempts.sign_in(form.login.data, form.password.data, client_token())
         except services.AuthError as exc:
-            db.session.commit()
-            if exc.reason == "locked":
-                form.form_errors.append(
-                    _(
-                        "Too many failed attempts. Wait %(minutes)d minutes, then try again.",
-                        minutes=exc.wait_minutes,
-                    )
-                )
-            else:
-                form.form_errors.append(_("Login name or password is not right."))
+            form.form_errors.append(refusal(exc, _("Login name or password is not right.")))
             return render_template("auth/login.html", form=form), 200
+        user = done.user
         if user.needs_totp:
-            if user.totp_secret is None:
-                user.totp_secret = services.new_totp_secret()
-            db.session.commit()
             session.clear()
             session["pending"] = {"user": user.get_id(), "at": int(utcnow().timestamp())}
             return redirect(url_for("auth.code"))
-        return _finish_login(user)
+        return new_session(user, done)
     return render_template("auth/login.html", form=form)
 
 
@@ -109,26 +86,24 @@ def code():
     form = CodeForm()
     enrolling = user.totp_confirmed_at is None
     if form.validate_on_submit():
-        if user.locked_until and user.locked_until > utcnow():
-            form.form_errors.append(
-                _("Too many failed attempts. Wait a few minutes, then sign in again.")
-            )
-        elif services.verify_totp(user, form.code.data):
-            if enrolling:
-                # The second factor is active: the recovery codes are shown this once.
-                codes = services.issue_recovery_codes(user)
-                _finish_login(user)
-                return render_template("auth/recovery_codes.html", codes=codes)
-            return _finish_login(user)
-        else:
-            services.register_failure(user)
-            db.session.commit()
+        try:
+            done = attempts.check_code(user, form.code.data, client_token())
+        except services.AuthError as exc:
             form.code.errors = [
-                _(
-                    "That code is not right or was already used. "
-                    "Wait for the next code and try again."
+                refusal(
+                    exc,
+                    _(
+                        "That code is not right or was already used. "
+                        "Wait for the next code and try again."
+                    ),
                 )
             ]
+        else:
+            response = new_session(user, done)
+            if done.extra is not None:
+                # The second factor is active: the recovery codes are shown this once.
+                return render_template("auth/recovery_codes.html", codes=done.extra)
+            return response
     uri = services.totp_uri(user, current_app.config["FUND_NAME"]) if enrolling else None
     return render_template(
         "auth/code.html",
@@ -160,28 +135,25 @@ def recovery():
         return redirect(url_for("auth.login"))
     form = RecoveryForm()
     if form.validate_on_submit():
-        if user.locked_until and user.locked_until > utcnow():
-            form.form_errors.append(
-                _("Too many failed attempts. Wait a few minutes, then sign in again.")
-            )
+        try:
+            done = attempts.check_recovery_code(user, form.code.data, client_token())
+        except services.AuthError as exc:
+            form.code.errors = [
+                refusal(exc, _("That recovery code is not right or was already used."))
+            ]
         else:
-            left = services.use_recovery_code(user, form.code.data)
-            if left is not None:
-                response = _finish_login(user)  # starts a new session: flash after it
-                flash(
-                    ngettext(
-                        "You signed in with a recovery code; %(num)d is left. If your"
-                        " authenticator is lost, ask an administrator to reset it.",
-                        "You signed in with a recovery code; %(num)d are left. If your"
-                        " authenticator is lost, ask an administrator to reset it.",
-                        left,
-                    ),
-                    "info",
-                )
-                return response
-            services.register_failure(user)
-            db.session.commit()
-            form.code.errors = [_("That recovery code is not right or was already used.")]
+            response = new_session(user, done)  # starts a new session: flash after it
+            flash(
+                ngettext(
+                    "You signed in with a recovery code; %(num)d is left. If your"
+                    " authenticator is lost, ask an administrator to reset it.",
+                    "You signed in with a recovery code; %(num)d are left. If your"
+                    " authenticator is lost, ask an administrator to reset it.",
+                    done.extra,
+                ),
+                "info",
+            )
+            return response
     return render_template("auth/recovery.html", form=form)
 
 
@@ -199,14 +171,11 @@ def _pending_user():
     return user
 
 
-def _finish_login(user):
-    services.complete_login(user)
-    db.session.commit()
-    return _new_session(user)
-
-
-def _new_session(user):
-    """A fresh session for ``user`` (a new cookie, the current session version)."""
+def new_session(user, done=None):
+    """A fresh session for ``user`` (a new cookie, the current session version); a complete
+    sign-in also keeps this browser known to the login (``done.client_token``)."""
+    if done is not None and done.client_token:
+        remember_client(done.client_token)
     session.clear()
     login_user(user, remember=False)
     # Flask-Login stores a hash of the address and browser; the cookie carries neither.
@@ -219,99 +188,51 @@ def _new_session(user):
 
 @bp.route("/register", methods=["GET", "POST"])
 def register():
-    """An applicant account: a login name and a password, nothing that names the person."""
+    """An applicant account: a login name and a password, nothing that names the person.
+
+    The login's form and the password's rules are checked first; only after the password
+    is hashed, and counted like a failed sign-in, does the page say a login cannot be used,
+    in the same words whoever holds it."""
     if current_user.is_authenticated:
         return redirect(url_for("auth.index"))
     form = RegisterForm()
     if form.validate_on_submit():
+        login_name = services.normalise_login(form.login.data)
         try:
-            user = services.create_user(
-                Role.APPLICANT,
-                form.login.data,
-                form.password.data,
-                contact=form.contact.data or None,
+            services.check_login_rules(login_name)
+        except services.LoginPolicyError:
+            form.login.errors.append(
+                _("A login name is 3 to 64 letters, digits, dots, dashes or underscores.")
             )
+        try:
+            services.check_password_rules(form.password.data, login_name)
         except services.PasswordPolicyError as exc:
             form.password.errors.append(_("This password cannot be used: %(why)s.", why=exc))
-        except (services.UserExistsError, ValueError):
-            form.login.errors.append(
-                _("This login name is taken or not allowed. Please choose another.")
-            )
-        else:
-            return _finish_login(user)
+        if not (form.login.errors or form.password.errors):
+            try:
+                done = attempts.sign_up(
+                    login_name,
+                    form.password.data,
+                    client_token(),
+                    contact=form.contact.data or None,
+                )
+            except services.AuthError as exc:
+                form.form_errors.append(refusal(exc))
+            except services.UserExistsError:
+                form.login.errors.append(
+                    _(
+                        "This login name cannot be used. Please choose another one, or take"
+                        " the one suggested below it."
+                    )
+                )
+            else:
+                return new_session(done.user, done)
     return render_template(
-        "auth/register.html", form=form, suggestion=services.suggest_passphrase()
+        "auth/register.html",
+        form=form,
+        suggestion=services.suggest_passphrase(),
+        login_suggestion=services.suggest_login(),
     )
-
-
-@bp.get("/account")
-def account():
-    """The signed-in user's own account: a new password, new recovery codes."""
-    return _account_page()
-
-
-def _account_page(password_form=None, codes_form=None, status=200):
-    user = current_user._get_current_object()
-    enrolled = user.totp_confirmed_at is not None
-    page = render_template(
-        "auth/account.html",
-        password_form=password_form or PasswordChangeForm(formdata=None),
-        codes_form=(codes_form or RenewCodesForm(formdata=None)) if enrolled else None,
-        codes_left=services.recovery_codes_left(user) if enrolled else None,
-    )
-    return page, status
-
-
-@bp.post("/account/password")
-def change_password():
-    """A new password; every other session of the user ends, this one is renewed."""
-    user = current_user._get_current_object()
-    form = PasswordChangeForm()
-    if not form.validate_on_submit():
-        return _account_page(password_form=form, status=400)
-    try:
-        services.change_password(user, form.current.data, form.new.data)
-    except services.AuthError as exc:
-        db.session.commit()  # the failure counts towards the lock
-        form.current.errors = [_reauth_error(exc)]
-        return _account_page(password_form=form, status=400)
-    except services.PasswordPolicyError as exc:
-        db.session.rollback()
-        form.new.errors = [_("This password cannot be used: %(why)s.", why=exc)]
-        return _account_page(password_form=form, status=400)
-    db.session.commit()
-    response = _new_session(user)
-    flash(_("Your password is changed. Every other session of yours has ended."), "info")
-    return response
-
-
-@bp.post("/account/recovery-codes")
-def renew_recovery_codes():
-    """Ten new recovery codes, shown once; the earlier ones stop working."""
-    user = current_user._get_current_object()
-    if user.totp_confirmed_at is None:
-        abort(404)
-    form = RenewCodesForm()
-    if not form.validate_on_submit():
-        return _account_page(codes_form=form, status=400)
-    try:
-        services.reauthenticate(user, form.password.data)
-    except services.AuthError as exc:
-        db.session.commit()
-        form.password.errors = [_reauth_error(exc)]
-        return _account_page(codes_form=form, status=400)
-    codes = services.issue_recovery_codes(user)
-    db.session.commit()
-    return render_template("auth/recovery_codes.html", codes=codes, renewed=True)
-
-
-def _reauth_error(exc):
-    if exc.reason == "locked":
-        return _(
-            "Too many failed attempts. Wait %(minutes)d minutes, then try again.",
-            minutes=exc.wait_minutes,
-        )
-    return _("That is not your current password.")
 
 
 @bp.post("/logout")
@@ -326,98 +247,3 @@ def logout():
     session.clear()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
-
-
-@bp.get("/admin/users")
-@role_required(Role.ADMIN)
-def users():
-    """The admin's list of accounts of their fund (no case content)."""
-    rows = (
-        db.session.execute(
-            sa.select(User)
-            .where(User.fund_id == current_user.fund_id)
-            .order_by(User.role, User.login)
-        )
-        .scalars()
-        .all()
-    )
-    forms = {
-        u.id: AlertSettingsForm(
-            formdata=None, user=u.uid, email=u.contact, on_duty=u.on_duty, prefix=f"u{u.id}"
-        )
-        for u in rows
-        if u.role in (Role.REVIEWER, Role.MANAGER)
-    }
-    return render_template(
-        "auth/users.html", users=rows, forms=forms, confirm=ConfirmForm(), roles=ROLE_LABELS
-    )
-
-
-def _fund_account_or_404(uid):
-    """Another account of the admin's fund; 404 otherwise."""
-    user = db.session.execute(
-        sa.select(User).where(User.uid == uid, User.fund_id == current_user.fund_id)
-    ).scalar_one_or_none()
-    if user is None or user.id == current_user.id:
-        abort(404)
-    return user
-
-
-@bp.post("/admin/users/<uid>/sessions")
-@role_required(Role.ADMIN)
-def end_user_sessions(uid):
-    """Sign an account out everywhere: every cookie of it stops working at once."""
-    user = _fund_account_or_404(uid)
-    if ConfirmForm().validate_on_submit():
-        services.end_sessions(user, actor=current_user._get_current_object())
-        db.session.commit()
-        # Flashes travel in the session cookie: the message names no account.
-        flash(_("Every session of that account has ended."), "info")
-    return redirect(url_for("auth.users"))
-
-
-@bp.post("/admin/users/<uid>/second-factor")
-@role_required(Role.ADMIN)
-def reset_second_factor(uid):
-    """For a lost authenticator: the account sets up a new one at its next sign-in."""
-    user = _fund_account_or_404(uid)
-    if not user.needs_totp:
-        abort(404)
-    if ConfirmForm().validate_on_submit():
-        services.reset_second_factor(user, current_user._get_current_object())
-        db.session.commit()
-        flash(
-            _(
-                "That account sets up a new authenticator at its next sign-in; its recovery"
-                " codes no longer work and its sessions have ended."
-            ),
-            "info",
-        )
-    return redirect(url_for("auth.users"))
-
-
-@bp.post("/admin/users/alerts")
-@role_required(Role.ADMIN)
-def alert_settings():
-    """Set where a reviewer's or manager's alerts go and whether they are on duty."""
-    prefix = next((k[: -len("-user")] for k in request.form if k.endswith("-user")), "")
-    form = AlertSettingsForm(prefix=prefix)
-    user = db.session.execute(
-        sa.select(User).where(
-            User.uid == (form.user.data or ""),
-            User.fund_id == current_user.fund_id,
-            User.role.in_([Role.REVIEWER, Role.MANAGER]),
-        )
-    ).scalar_one_or_none()
-    if user is None:
-        abort(404)
-    if not form.validate_on_submit():
-        for error in form.email.errors:
-            flash(error, "error")
-        return redirect(url_for("auth.users"))
-    user.contact = (form.email.data or "").strip() or None
-    user.on_duty = bool(form.on_duty.data)
-    audit.record("auth.alert_settings", user, actor=current_user._get_current_object())
-    db.session.commit()
-    flash(_("Alert settings saved."), "info")
-    return redirect(url_for("auth.users"))

@@ -47,8 +47,9 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     url = live_server["url"]
     page.goto(url + "/login")
     page.get_by_role("link", name="Create an account").click()
-    passphrase = page.locator(".secret code").inner_text()
-    page.get_by_label("Choose a login name").fill("sky-walker-e2e")
+    # The page offers a random login name and a passphrase; the defender takes both.
+    login_name, passphrase = page.locator(".secret code").all_inner_texts()
+    page.get_by_label("Choose a login name").fill(login_name)
     page.get_by_label("Password or passphrase").fill(passphrase)
     page.get_by_role("button", name="Create account").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Your applications"
@@ -91,7 +92,7 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     assert page.get_by_role("link", name="quote.pdf").is_visible()
 
     page.get_by_role("button", name="Sign out").click()
-    _sign_in(page, url, "sky-walker-e2e", passphrase)
+    _sign_in(page, url, login_name, passphrase)
     page.goto(f"{url}/applications/{uid}/edit")
     assert page.get_by_label("Budget line 1: amount").input_value() == "120000.00"
     assert page.get_by_label("Dependant 2: relationship").input_value() == "son"

@@ -1,0 +1,173 @@
+"""The signed-in user's own account (a new password, new recovery codes) and the admin's
+list of the fund's accounts."""
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import audit
+from ..extensions import db
+from . import attempts, bp, services
+from .client import client_token, refusal, remember_client
+from .forms import AlertSettingsForm, ConfirmForm, PasswordChangeForm, RenewCodesForm
+from .guard import role_required
+from .models import Role, User
+from .views import ROLE_LABELS, new_session
+
+
+@bp.get("/account")
+def account():
+    """The signed-in user's own account: a new password, new recovery codes."""
+    return _account_page()
+
+
+def _account_page(password_form=None, codes_form=None, status=200):
+    user = current_user._get_current_object()
+    enrolled = user.totp_confirmed_at is not None
+    page = render_template(
+        "auth/account.html",
+        password_form=password_form or PasswordChangeForm(formdata=None),
+        codes_form=(codes_form or RenewCodesForm(formdata=None)) if enrolled else None,
+        codes_left=services.recovery_codes_left(user) if enrolled else None,
+    )
+    return page, status
+
+
+@bp.post("/account/password")
+def change_password():
+    """A new password; every other session of the user ends, this one is renewed."""
+    form = PasswordChangeForm()
+    if not form.validate_on_submit():
+        return _account_page(password_form=form, status=400)
+    try:
+        done = attempts.change_password(
+            current_user.id, form.current.data, form.new.data, client_token()
+        )
+    except services.AuthError as exc:  # the failure counts towards the lock
+        form.current.errors = [refusal(exc, _("That is not your current password."))]
+        return _account_page(password_form=form, status=400)
+    except services.PasswordPolicyError as exc:
+        form.new.errors = [_("This password cannot be used: %(why)s.", why=exc)]
+        return _account_page(password_form=form, status=400)
+    response = new_session(done.user, done)
+    flash(_("Your password is changed. Every other session of yours has ended."), "info")
+    return response
+
+
+@bp.post("/account/recovery-codes")
+def renew_recovery_codes():
+    """Ten new recovery codes, shown once; the earlier ones stop working."""
+    if current_user.totp_confirmed_at is None:
+        abort(404)
+    form = RenewCodesForm()
+    if not form.validate_on_submit():
+        return _account_page(codes_form=form, status=400)
+    try:
+        done = attempts.reauthenticate(
+            current_user.id,
+            form.password.data,
+            client_token(),
+            then=services.issue_recovery_codes,
+        )
+    except services.AuthError as exc:
+        form.password.errors = [refusal(exc, _("That is not your current password."))]
+        return _account_page(codes_form=form, status=400)
+    if done.client_token:
+        remember_client(done.client_token)
+    return render_template("auth/recovery_codes.html", codes=done.extra, renewed=True)
+
+
+@bp.get("/admin/users")
+@role_required(Role.ADMIN)
+def users():
+    """The admin's list of accounts of their fund (no case content)."""
+    rows = (
+        db.session.execute(
+            sa.select(User)
+            .where(User.fund_id == current_user.fund_id)
+            .order_by(User.role, User.login)
+        )
+        .scalars()
+        .all()
+    )
+    forms = {
+        u.id: AlertSettingsForm(
+            formdata=None, user=u.uid, email=u.contact, on_duty=u.on_duty, prefix=f"u{u.id}"
+        )
+        for u in rows
+        if u.role in (Role.REVIEWER, Role.MANAGER)
+    }
+    return render_template(
+        "auth/users.html", users=rows, forms=forms, confirm=ConfirmForm(), roles=ROLE_LABELS
+    )
+
+
+def _fund_account_or_404(uid):
+    """Another account of the admin's fund; 404 otherwise."""
+    user = db.session.execute(
+        sa.select(User).where(User.uid == uid, User.fund_id == current_user.fund_id)
+    ).scalar_one_or_none()
+    if user is None or user.id == current_user.id:
+        abort(404)
+    return user
+
+
+@bp.post("/admin/users/<uid>/sessions")
+@role_required(Role.ADMIN)
+def end_user_sessions(uid):
+    """Sign an account out everywhere: every cookie of it stops working at once."""
+    user = _fund_account_or_404(uid)
+    if ConfirmForm().validate_on_submit():
+        services.end_sessions(user, actor=current_user._get_current_object())
+        db.session.commit()
+        # Flashes travel in the session cookie: the message names no account.
+        flash(_("Every session of that account has ended."), "info")
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/users/<uid>/second-factor")
+@role_required(Role.ADMIN)
+def reset_second_factor(uid):
+    """For a lost authenticator: the account sets up a new one at its next sign-in."""
+    user = _fund_account_or_404(uid)
+    if not user.needs_totp:
+        abort(404)
+    if ConfirmForm().validate_on_submit():
+        services.reset_second_factor(user, current_user._get_current_object())
+        db.session.commit()
+        flash(
+            _(
+                "That account sets up a new authenticator at its next sign-in; its recovery"
+                " codes no longer work and its sessions have ended."
+            ),
+            "info",
+        )
+    return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/users/alerts")
+@role_required(Role.ADMIN)
+def alert_settings():
+    """Set where a reviewer's or manager's alerts go and whether they are on duty."""
+    prefix = next((k[: -len("-user")] for k in request.form if k.endswith("-user")), "")
+    form = AlertSettingsForm(prefix=prefix)
+    user = db.session.execute(
+        sa.select(User).where(
+            User.uid == (form.user.data or ""),
+            User.fund_id == current_user.fund_id,
+            User.role.in_([Role.REVIEWER, Role.MANAGER]),
+        )
+    ).scalar_one_or_none()
+    if user is None:
+        abort(404)
+    if not form.validate_on_submit():
+        for error in form.email.errors:
+            flash(error, "error")
+        return redirect(url_for("auth.users"))
+    user.contact = (form.email.data or "").strip() or None
+    user.on_duty = bool(form.on_duty.data)
+    audit.record("auth.alert_settings", user, actor=current_user._get_current_object())
+    db.session.commit()
+    flash(_("Alert settings saved."), "info")
+    return redirect(url_for("auth.users"))
