@@ -10,9 +10,10 @@ connection per request, so that requests are answered by different workers:
 - payments acknowledged before the whole server is killed (SIGKILL, master and workers
   at once) are all in the database after a restart, and `flask hrdfund check` passes;
 - the same payment form sent twice at the same moment records one payment, without a 500;
-- wrong passwords, or one second-factor code, sent at the same moment to several workers
-  are held to the same limits as when sent one after another (on PostgreSQL the account's
-  row is locked while it is checked; SQLite transactions take the write lock first);
+- wrong passwords, from one browser or from as many new ones, or one second-factor code,
+  sent at the same moment to several workers are held to the same limits as when sent one
+  after another (on PostgreSQL the login's counters, and the account's row for a code, are
+  locked while they are charged or settled; SQLite transactions take the write lock first);
 - the form closing a grant sent twice at the same moment gives back what the grant still
   commits once, and `flask hrdfund check` passes afterwards.
 
@@ -50,6 +51,8 @@ KILL_AFTER = 16
 BURST_AMOUNT = Decimal("1.00")
 #: Wrong passwords sent at once to one account.
 GUESSES = 16
+#: Failures from browsers a login does not know that lock it for all of them (the default).
+NEW_CLIENT_LIMIT = 10
 
 
 def _serving_database():
@@ -370,6 +373,24 @@ def test_wrong_passwords_sent_at_once_get_no_more_than_five_checks(server):
     assert checked + locked == GUESSES, answers
     message = f"{checked} of {GUESSES} guesses sent at once were checked against the password"
     assert checked == 5, message
+
+
+def test_wrong_passwords_from_new_browsers_at_once_get_no_more_than_their_limit(server):
+    """Guesses from as many fresh browsers, sent at the same moment, are held to the limit
+    on browsers the login does not know."""
+    victim = server.accounts["demo-donor2"]
+    forms = [
+        (client, client.form("/login")) for client in (Client(server.port) for _ in range(GUESSES))
+    ]
+    answers = _parallel(
+        GUESSES,
+        lambda n: forms[n][0].submit(forms[n][1], login=victim["login"], password=f"guess {n}"),
+    )
+    checked = sum(NOT_RIGHT in a.text for a in answers)
+    locked = sum(bool(LOCKED.search(a.text)) for a in answers)
+    assert checked + locked == GUESSES, answers
+    message = f"{checked} of {GUESSES} guesses from new browsers were checked"
+    assert checked == NEW_CLIENT_LIMIT, message
 
 
 def test_one_code_signs_in_once_when_sent_twice_at_once(server):
