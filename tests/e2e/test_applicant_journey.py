@@ -48,7 +48,8 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     page.goto(url + "/login")
     page.get_by_role("link", name="Create an account").click()
     # The page offers a random login name and a passphrase; the defender takes both.
-    login_name, passphrase = page.locator(".secret code").all_inner_texts()
+    login_name = page.locator("#login-suggestion code").inner_text()
+    passphrase = page.locator("#passphrase-suggestion code").inner_text()
     page.get_by_label("Choose a login name").fill(login_name)
     page.get_by_label("Password or passphrase").fill(passphrase)
     page.get_by_role("button", name="Create account").click()
