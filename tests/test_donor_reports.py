@@ -242,9 +242,11 @@ def test_no_case_words_reach_a_donor_output(world):
 
 def test_codes_differ_between_donors(world, make_donor):
     grant = world.grants[1]
-    mine = anonymise.donor_code(world.donor.id, grant.uid)
-    other = anonymise.donor_code(make_donor("Other Donor").id, grant.uid)
-    assert mine != other and mine.startswith("G-") and grant.uid not in mine
+    mine = anonymise.donor_code(world.donor.id, grant.uid, 2026)
+    other = anonymise.donor_code(make_donor("Other Donor").id, grant.uid, 2026)
+    next_year = anonymise.donor_code(world.donor.id, grant.uid, 2027)
+    assert len({mine, other, next_year}) == 3
+    assert mine.startswith("G-") and grant.uid not in mine
 
 
 def as_user(app, user):
@@ -374,7 +376,7 @@ def test_budget_against_actual_flags_variances_of_ten_percent(world):
 
 def test_a_grant_is_listed_only_while_its_defender_agrees(world):
     period = parse_period(str(date.today().year))
-    code = anonymise.donor_code(world.donor.id, world.grants[1].uid)
+    code = anonymise.donor_code(world.donor.id, world.grants[1].uid, period.start.year)
     assert code in render_csv(build_report(world.eur, period))
     consent = db.session.execute(
         sa.select(Consent).where(Consent.application_id == world.grants[1].application_id)
@@ -386,7 +388,7 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
     unlisted = data.splitlines()[-2].split(",")
     assert unlisted[:2] == ["not listed", "fewer than 5"]
     assert Decimal(unlisted[5]) == Decimal(510 + 560)  # grants 1 and 6
-    seventh = anonymise.donor_code(world.donor.id, world.grants[6].uid)
+    seventh = anonymise.donor_code(world.donor.id, world.grants[6].uid, period.start.year)
     assert seventh not in data
 
 

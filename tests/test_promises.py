@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -73,6 +73,8 @@ from hrdfund.grants.services import (
     pool_available,
 )
 from hrdfund.reports import anonymise
+from hrdfund.reports.data import build_report
+from hrdfund.reports.periods import parse_period
 from tests.conftest import (
     CLIENT_COOKIE,
     COOKIE,
@@ -1320,7 +1322,7 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
     grant = world.grant("1000")
     pay(world, grant, "400", instalment=None)
     donor = _as(app, make_user("donor", donor_id=world.donor.id))
-    code = anonymise.donor_code(world.donor.id, grant.uid)
+    code = anonymise.donor_code(world.donor.id, grant.uid, 2026)
     story_text = "A journalist kept reporting from a safe town"
     url = f"/donor/pools/{world.eur.uid}/report?period=2026&format="
 
@@ -1575,8 +1577,12 @@ def test_promise_31_donor_outputs_are_aggregates_without_a_trace_of_anyone(
     """Canaries in every sensitive field of every case: the donor's PDF (text, metadata)
     and CSV, for a year, a quarter and a month, show none of them, no case or grant code,
     no payee and no payment date; small counts read "fewer than 5" and a lone small cell
-    takes its neighbour with it; free date ranges are refused."""
+    takes its neighbour with it; a month's hidden figure is not its quarter's less the
+    other months'; free date ranges are refused."""
     world = MoneyWorld(fund, make_user, make_donor)
+    for n in range(5):
+        january = world.grant("700", name=f"January {n}")
+        pay(world, january, str(600 + n), instalment=None, paid_on=date(2026, 1, 12 + n))
     grants = []
     for n in range(3):
         grant = world.grant(str(1000 + n), name=f"Defender {n}")
@@ -1636,3 +1642,26 @@ def test_promise_31_donor_outputs_are_aggregates_without_a_trace_of_anyone(
     grants_cells = {row.label: row.cells["grants"] for row in table.rows}
     assert not grants_cells["legal"].shown and not grants_cells["medical"].shown
     assert grants_cells["relocation"].shown and table.total.cells["grants"].shown
+    # The first quarter is January (5 grants) and February (3): what February's report
+    # hides, the quarter's and January's reports do not both show.
+    quarter, jan, feb = (
+        build_report(world.eur, parse_period(code))["breakdowns"]
+        for code in ("2026-Q1", "2026-01", "2026-02")
+    )
+    hidden = 0
+    for name in ("category", "region", "gender", "month"):
+        for label in [r.label for r in quarter[name].rows] + ["total"]:
+            for measure in ("grants", "defenders", "dependants", "amount"):
+                cells = [_cell_of(t[name], label, measure) for t in (quarter, jan, feb)]
+                if cells[2] is not None and not cells[2].shown and cells[2].value:
+                    hidden += 1
+                    assert not all(c is not None and c.shown for c in cells[:2]), (name, label)
+    assert hidden >= 3
+
+
+def _cell_of(table, label, measure):
+    """A figure of a breakdown, or None when the table lists no such row."""
+    for row in table.rows + [table.total]:
+        if row.label == label:
+            return row.cells[measure]
+    return None

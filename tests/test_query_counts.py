@@ -283,7 +283,7 @@ def donor_report(site, n):
         )
         db.session.add(consent)
         pay(site, grant, "100", instalment=None, paid_on=site.today)
-        site.show("donor report", anonymise.donor_code(site.donor.id, grant.uid))
+        site.show("donor report", anonymise.donor_code(site.donor.id, grant.uid, site.today.year))
     quarter = f"{site.today.year}-Q{(site.today.month - 1) // 3 + 1}"
     path = f"/donor/pools/{site.eur.uid}/report?period={quarter}&format=csv"
     return path, site.shown["donor report"]

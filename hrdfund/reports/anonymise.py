@@ -4,17 +4,27 @@ rendered from the tables built here, so none can bypass them.
 - No names, logins, contact data, exact places or dates, or free text from a case: the
   tables carry only categories, regions, genders, months and sums.
 - Countries on the high-risk list (``HIGH_RISK_COUNTRIES``) appear only as their region.
-- A count under 5 shows as "fewer than 5"; when that leaves one hidden cell in a table, the
-  next smallest is hidden too, so no cell is the total less the others. An amount is hidden
-  with its count, or when one grant makes more than half of it; amounts are rounded.
-- Line items carry a code keyed per donor instead of a case id, and places and categories
-  shared by fewer than 5 of them are generalised.
+- A donor downloads every year, quarter and month, and the figures of those reports are
+  tied by sums: a year is its quarters added up, a quarter its months, and each period's
+  rows add up to its total in every breakdown. So what is hidden is decided once for a
+  whole calendar year, on a :class:`Grid` that holds every figure of every period of it:
+  a count under 5 is hidden ("fewer than 5"); an amount with its count, or when one grant
+  makes more than half of it; a period with payments to fewer than 5 grants is not broken
+  down at all. Then an exact check finds each hidden figure that the shown ones determine
+  through those sums, in any combination (the year less the quarters shown, a total less
+  the rows shown, across breakdowns and periods), and hides one more figure beside it,
+  until no hidden figure can be worked out. What the pool's account publishes to the cent
+  (each period's payments) is never hidden. Amounts are rounded.
+- Line items carry a code keyed per donor and year instead of a case id, and places and
+  categories shared by fewer than 5 of them in any period of the year are generalised in
+  every period of it.
 """
 
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from flask import current_app
 
@@ -23,9 +33,13 @@ from ..columns import cipher
 
 #: The smallest count a donor output shows.
 THRESHOLD = 5
-#: Why a cell is not shown.
-SMALL, SECONDARY, DOMINANT = "small", "secondary", "dominant"
+#: Why a cell is not shown: a count under 5; a figure hidden so that another cannot be
+#: worked out; an amount mostly one grant's; a figure with fewer than 5 grants that the
+#: CSV does not list, which the CSV's listed lines could be subtracted from.
+SMALL, SECONDARY, DOMINANT, UNLISTED = "small", "secondary", "dominant", "unlisted"
 NOT_SHOWN = "not shown"
+#: The label of a table's total row, shared by every breakdown of a period.
+TOTAL = "total"
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -54,16 +68,19 @@ class Row:
 @dataclass
 class Table:
     """A one-dimensional breakdown: a row per value of ``dimension`` and a total row, each
-    with the same measures. Build it with :func:`breakdown`; it is suppressed already."""
+    with the same measures, suppressed already. ``broken_down`` is false for a period
+    with too few grants to list any row."""
 
     dimension: str
     measures: tuple
     rows: list
     total: Row
+    broken_down: bool = True
 
     def plain(self):
         return {
             "dimension": self.dimension,
+            "broken_down": self.broken_down,
             "rows": [
                 {"label": r.label, **{m: r.cells[m].plain() for m in self.measures}}
                 for r in self.rows + [self.total]
@@ -76,82 +93,312 @@ def round_amount(amount):
     return Decimal(amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)
 
 
+def is_small(value):
+    """A count a donor output does not show: 1 to 4."""
+    return 0 < value < THRESHOLD
+
+
+class Grid:
+    """Every figure of one kind of donor table over a set of nested periods, and the sums
+    that tie them, so that what is hidden is decided for all the periods together.
+
+    ``periods`` maps each period's code to the codes of the periods it is the sum of (a
+    year its quarters, a quarter its months, a month none); ``dims`` maps each breakdown
+    to every value it takes in any of the periods. A figure is a :class:`Cell` at (measure,
+    period, label), the label being :data:`TOTAL` or (dimension, value): the total is the
+    same for every breakdown of a period. ``counts`` are counts of people or grants, the
+    first of them the one amounts go with; ``amounts`` are sums of money; amounts in
+    ``known_totals`` are published to the cent elsewhere, so their totals are never
+    hidden. ``twins`` are counts that mostly equal the first (defenders, who mostly have
+    one grant each): hidden wherever it is, and it wherever they are small, since one
+    shown would stand in for the other. Fill it with :meth:`put`, say which rows each
+    period lists (:attr:`listed`) and how many grants it concerns (:attr:`population`),
+    then :meth:`protect`.
+    """
+
+    def __init__(self, periods, dims, counts, amounts=(), known_totals=(), twins=()):
+        self.periods = {code: tuple(children) for code, children in periods.items()}
+        self.dims = {dim: tuple(values) for dim, values in dims.items()}
+        self.counts, self.amounts = tuple(counts), tuple(amounts)
+        self.twins = tuple(twins)
+        self.measures = self.counts + self.amounts
+        self.labels = [TOTAL] + [(d, v) for d, values in self.dims.items() for v in values]
+        self.cells = {
+            (m, p, label): Cell(0)
+            for m in self.measures
+            for p in self.periods
+            for label in self.labels
+        }
+        self.largest = {}
+        #: (period, dimension) -> the values with a row in that period's table.
+        self.listed = {}
+        #: period -> the grants it concerns (a period of fewer than 5 is not broken down).
+        self.population = {}
+        #: (period, label) -> why the first count is hidden besides being small.
+        self.extra = {}
+        self.known = {(m, p, TOTAL) for m in known_totals for p in self.periods}
+        self.dropped = set()
+        self.relations = self._relations()
+
+    def put(self, period, label, values, largest=None):
+        """The true figures of one row (or the total) of one period."""
+        for measure in self.measures:
+            self.cells[(measure, period, label)].value = values.get(measure, 0)
+        for measure, value in (largest or {}).items():
+            self.largest[(measure, period, label)] = value
+
+    def cell(self, measure, period, label=TOTAL):
+        return self.cells[(measure, period, label)]
+
+    def table(self, period, dim, measures=None):
+        """The breakdown of ``period`` by ``dim``: its listed rows and the total."""
+        measures = tuple(measures or self.measures)
+        rows = []
+        if period not in self.dropped:
+            rows = [
+                Row(str(v), {m: self.cells[(m, period, (dim, v))] for m in measures})
+                for v in self.listed.get((period, dim), ())
+            ]
+        total = Row(TOTAL, {m: self.cells[(m, period, TOTAL)] for m in measures})
+        return Table(dim, measures, rows, total, broken_down=period not in self.dropped)
+
+    # -- deciding what is hidden -------------------------------------------------------
+
+    def _relations(self):
+        """Each sum an attacker knows, as [((period, label), coefficient), ...] adding up
+        to zero: the rows of each period and breakdown less their total; each period less
+        the periods it is made of."""
+        found = []
+        for p in self.periods:
+            for dim, values in self.dims.items():
+                found.append([((p, (dim, v)), 1) for v in values] + [((p, TOTAL), -1)])
+        for p, children in self.periods.items():
+            if children:
+                for label in self.labels:
+                    found.append([((p, label), 1)] + [((c, label), -1) for c in children])
+        return found
+
+    def protect(self):
+        """Hide what the rules hide, then what would give a hidden figure away."""
+        first = self.counts[0]
+        self.dropped = {p for p, n in self.population.items() if is_small(n)}
+        for p in self.periods:
+            if p in self.dropped:
+                continue
+            for dim, values in self.dims.items():
+                listed = set(self.listed.get((p, dim), ()))
+                for v in values:
+                    if v not in listed:
+                        # No row: the reader knows the figure is nothing.
+                        self.known.update((m, p, (dim, v)) for m in self.measures)
+        for measure in self.counts:
+            for _key, cell in self.cells_of(measure):
+                if is_small(cell.value):
+                    cell.hidden = SMALL
+        for (p, label), reason in self.extra.items():
+            cell = self.cells[(first, p, label)]
+            cell.hidden = cell.hidden or reason
+        for p in self.dropped:
+            for label in self.labels[1:]:
+                for measure in self.measures:
+                    cell = self.cells[(measure, p, label)]
+                    cell.hidden = cell.hidden or SMALL
+        for (p, label), cell in self.cells_of(first):
+            for twin in self.twins:
+                cell.hidden = cell.hidden or self.cells[(twin, p, label)].hidden
+        for measure in self.counts:
+            if measure in self.twins:
+                for (p, label), cell in self.cells_of(measure):
+                    cell.hidden = cell.hidden or self.cells[(first, p, label)].hidden
+            else:
+                self._complete(measure)
+        for measure in self.amounts:
+            for (p, label), cell in self.cells_of(measure):
+                if (measure, p, label) in self.known:
+                    cell.hidden = None
+                    continue
+                count = self.cells[(first, p, label)]
+                largest = self.largest.get((measure, p, label), 0)
+                if not count.shown:
+                    cell.hidden = cell.hidden or count.hidden
+                elif cell.value and abs(largest) * 2 > abs(cell.value):
+                    cell.hidden = cell.hidden or DOMINANT
+            self._complete(measure)
+            for _key, cell in self.cells_of(measure):
+                cell.value = round_amount(cell.value)
+        return self
+
+    def cells_of(self, measure):
+        """((period, label), cell) of every figure of ``measure``."""
+        for p in self.periods:
+            for label in self.labels:
+                yield (p, label), self.cells[(measure, p, label)]
+
+    def _complete(self, measure):
+        """Hide further figures of ``measure`` until no hidden one other than nothing can
+        be worked out from the shown ones."""
+        exposed = set()
+        while True:
+            bare = [
+                key
+                for key in self._determined(measure)
+                if self.cells[(measure, *key)].value and key not in exposed
+            ]
+            if not bare:
+                return
+            touched = set()
+            for key in bare:
+                if touched & self._neighbours(key):
+                    continue  # a figure hidden beside it this round may do; check again
+                other = self._complement(measure, key)
+                if other is not None:
+                    self.cells[(measure, *other)].hidden = SECONDARY
+                    touched.add(other)
+                elif touched:
+                    continue  # what was hidden this round may have covered it: check again
+                elif key[0] in self.dropped:
+                    exposed.add(key)  # not listed anyway
+                else:
+                    # Every figure around it is hidden or published to the cent: the
+                    # account gives it away, so hiding it would only pretend.
+                    self.cells[(measure, *key)].hidden = None
+                    self.known.add((measure, *key))
+                    touched.add(key)
+
+    def _neighbours(self, key):
+        return {k for r in self._relations_of().get(key, ()) for k, _c in self.relations[r]}
+
+    def _relations_of(self):
+        if not hasattr(self, "_by_key"):
+            self._by_key = {}
+            for index, relation in enumerate(self.relations):
+                for key, _c in relation:
+                    self._by_key.setdefault(key, []).append(index)
+        return self._by_key
+
+    def _determined(self, measure):
+        """The hidden (period, label)s of ``measure`` whose value the shown figures and the
+        sums determine: exact elimination over the hidden figures, in reduced row echelon
+        form; a hidden figure is determined when some row holds it alone."""
+        hidden = [key for key, cell in self.cells_of(measure) if not cell.shown]
+        index = {key: i for i, key in enumerate(hidden)}
+        pivots = {}
+        for relation in self.relations:
+            row = {index[k]: Fraction(c) for k, c in relation if k in index}
+            for col in [c for c in row if c in pivots]:
+                factor = row.get(col)
+                if factor:
+                    for c, v in pivots[col].items():
+                        row[c] = row.get(c, 0) - factor * v
+            row = {c: v for c, v in row.items() if v}
+            if not row:
+                continue
+            col = min(row)
+            lead = row[col]
+            row = {c: v / lead for c, v in row.items()}
+            for prow in pivots.values():
+                factor = prow.get(col)
+                if factor:
+                    for c, v in row.items():
+                        prow[c] = prow.get(c, 0) - factor * v
+                    for c in [c for c, v in prow.items() if not v]:
+                        del prow[c]
+            pivots[col] = row
+        return [hidden[col] for col, row in sorted(pivots.items()) if len(row) == 1]
+
+    def _complement(self, measure, key):
+        """The shown figure to hide beside ``key``: from the sums that hold it, or failing
+        that from the sums of the hidden figures around it. A figure that is not nothing
+        first (hiding a nothing protects little), then one that would not be alone in its
+        other sums, a row before a total, the smallest; None when there is none."""
+        by_key = self._relations_of()
+        seen_relations, seen = set(), {key}
+        frontier = [key]
+        order = {p: i for i, p in enumerate(self.periods)}
+        while frontier:
+            relations = {r for k in frontier for r in by_key.get(k, ())} - seen_relations
+            seen_relations |= relations
+            candidates, frontier = [], []
+            for r in sorted(relations):
+                for k, _c in self.relations[r]:
+                    if k in seen:
+                        continue
+                    seen.add(k)
+                    cell = self.cells[(measure, *k)]
+                    if not cell.shown:
+                        frontier.append(k)
+                    elif (measure, *k) not in self.known:
+                        candidates.append(k)
+            # Nothing hidden beside what is alone in a sum would stay nothing hidden.
+            candidates = [
+                k
+                for k in candidates
+                if self.cells[(measure, *k)].value or not self._alone(measure, k)
+            ]
+            if candidates:
+                return min(
+                    candidates,
+                    key=lambda k: (
+                        self.cells[(measure, *k)].value == 0,
+                        self._alone(measure, k),
+                        k[1] == TOTAL,
+                        abs(self.cells[(measure, *k)].value),
+                        order[k[0]],
+                        self.labels.index(k[1]),
+                    ),
+                )
+        return None
+
+    def _alone(self, measure, key):
+        """In how many of its sums ``key`` would be the only hidden figure: each would
+        need one more (a figure beside hidden ones closes a rectangle instead)."""
+        return sum(
+            1
+            for r in self._relations_of().get(key, ())
+            if all(k == key or self.cells[(measure, *k)].shown for k, _c in self.relations[r])
+        )
+
+
 def breakdown(dimension, groups, counts=("grants", "defenders", "dependants"), amounts=("amount",)):
-    """A suppressed Table from ``groups``: label -> {measure: value, ..., "largest":
-    {amount measure: the largest single grant's part of it}} (for the dominance rule).
-    The total row sums the groups, except for measures given in ``groups["__total__"]``
-    (defenders counted once across months, for instance)."""
+    """One suppressed Table standing alone, from ``groups``: label -> {measure: value, ...,
+    "largest": {amount measure: the largest single grant's part of it}} (for the dominance
+    rule). The total row sums the groups, except for measures given in
+    ``groups["__total__"]``. When the first count's total is under 5, every row is hidden.
+    Donor reports do not use it: they take their tables from a :class:`Grid` of the year."""
     groups = dict(groups)
     given_total = groups.pop("__total__", {})
     measures = tuple(counts) + tuple(amounts)
-    rows = [
-        Row(str(label), {m: Cell(values.get(m, 0)) for m in measures})
-        for label, values in groups.items()
-    ]
-    total = Row(
-        "total",
+    labels = [str(label) for label in groups]
+    twins = [m for m in counts[1:] if m == "defenders"]
+    grid = Grid({"p": ()}, {dimension: labels}, counts, amounts, twins=twins)
+    for label, values in groups.items():
+        grid.put("p", (dimension, str(label)), values, values.get("largest"))
+    grid.put(
+        "p",
+        TOTAL,
         {
-            m: Cell(given_total.get(m, sum((r.cells[m].value for r in rows), start=0)))
+            m: given_total.get(m, sum((v.get(m, 0) for v in groups.values()), start=0))
             for m in measures
         },
     )
-    for measure in counts:
-        _suppress_counts(rows, total, measure)
-    for measure in amounts:
-        largest = [values.get("largest", {}).get(measure, 0) for values in groups.values()]
-        _suppress_amounts(rows, total, measure, counts[0], largest)
-    return Table(dimension, measures, rows, total)
+    grid.listed[("p", dimension)] = labels
+    grid.population["p"] = grid.cell(counts[0], "p").value
+    grid.protect()
+    table = grid.table("p", dimension)
+    if not table.broken_down:
+        # Alone, the rows stay listed, and nothing of a table of fewer than 5 is shown.
+        table.rows = [
+            Row(label, {m: grid.cells[(m, "p", (dimension, label))] for m in measures})
+            for label in labels
+        ]
+        for cell in table.total.cells.values():
+            cell.hidden = cell.hidden or SECONDARY
+    return table
 
 
 def count_cell(value):
     """A lone count, shown only from THRESHOLD."""
-    return Cell(value, SMALL if _small(value) else None)
-
-
-def _small(value):
-    return 0 < value < THRESHOLD
-
-
-def _suppress_counts(rows, total, measure):
-    if _small(total.cells[measure].value):
-        # Fewer than 5 in all: nothing of this measure is shown.
-        total.cells[measure].hidden = SMALL
-        for row in rows:
-            row.cells[measure].hidden = SMALL if row.cells[measure].value else SECONDARY
-        return
-    for row in rows:
-        if _small(row.cells[measure].value):
-            row.cells[measure].hidden = SMALL
-    _complement(rows, total, measure)
-
-
-def _suppress_amounts(rows, total, measure, count, largest):
-    for row, biggest in zip(rows, largest, strict=True):
-        value = row.cells[measure].value
-        if not row.cells[count].shown:
-            row.cells[measure].hidden = row.cells[count].hidden
-        elif value and abs(biggest) * 2 > abs(value):
-            row.cells[measure].hidden = DOMINANT
-    if not total.cells[count].shown:
-        total.cells[measure].hidden = total.cells[count].hidden
-    _complement(rows, total, measure)
-    for cell in [r.cells[measure] for r in rows] + [total.cells[measure]]:
-        cell.value = round_amount(cell.value)
-
-
-def _complement(rows, total, measure):
-    """One hidden cell would be the total less the others: hide the next smallest too."""
-    hidden = [r for r in rows if not r.cells[measure].shown]
-    if len(hidden) != 1 or not total.cells[measure].shown:
-        return
-    others = sorted(
-        (r for r in rows if r.cells[measure].shown),
-        key=lambda r: (r.cells[measure].value == 0, r.cells[measure].value),
-    )
-    if others:
-        others[0].cells[measure].hidden = SECONDARY
-    else:
-        total.cells[measure].hidden = SECONDARY
+    return Cell(value, SMALL if is_small(value) else None)
 
 
 def place(country):
@@ -169,30 +416,50 @@ def high_risk_countries():
     return {c.strip().upper() for c in listed.split(",") if c.strip()}
 
 
-def donor_code(donor_id, grant_uid):
-    """A grant's code for one donor: the same grant has another code for another donor,
-    and nothing about the case can be learned from it."""
-    return "G-" + cipher().blind_index(f"donor-code|{donor_id}|{grant_uid}")[:10].upper()
+def donor_code(donor_id, grant_uid, year):
+    """A grant's code for one donor in one year's reports: the same grant has another code
+    for another donor, and another in another year, so lines of different years do not
+    link; nothing about the case can be learned from it."""
+    return "G-" + cipher().blind_index(f"donor-code|{donor_id}|{grant_uid}|{year}")[:10].upper()
 
 
-def generalise(items, keys=("category", "place")):
+def generalise(items, keys=("category", "place"), periods=None):
     """Line items (dicts) changed in place so that every combination of ``keys`` is shared
     by at least THRESHOLD items: places fall back to their region, then to "not shown";
-    then categories to "not shown"."""
+    then categories to "not shown". ``periods``: lists of these same items, one per period
+    of a year; then every combination is shared by THRESHOLD items in each period, and an
+    item generalised for one period is generalised in all, so its line reads the same in
+    every report of the year and no report gives away what another hid."""
+    groups = [items] if periods is None else periods
+    levels = {}
 
     def combo(item):
         return tuple(item[k] for k in keys)
 
-    for step in ("region", "place", "category"):
-        counts = Counter(combo(item) for item in items)
-        for item in [i for i in items if counts[combo(i)] < THRESHOLD]:
-            if step == "region":
-                item["place"] = item["region"] or NOT_SHOWN
-            elif step == "place":
-                item["place"] = NOT_SHOWN
-            else:
-                item["category"] = NOT_SHOWN
+    changed = True
+    while changed:
+        changed = False
+        for step in ("region", "place", "category"):
+            for group in groups:
+                counts = Counter(combo(item) for item in group)
+                for item in [i for i in group if counts[combo(i)] < THRESHOLD]:
+                    changed = _coarsen(item, step, levels) or changed
     return items
+
+
+def _coarsen(item, step, levels):
+    """One step more general, if the item is not that general already."""
+    place, category = levels.get(id(item), (0, 0))
+    if step == "region" and place < 1:
+        item["place"], place = item["region"] or NOT_SHOWN, 1
+    elif step == "place" and place < 2:
+        item["place"], place = NOT_SHOWN, 2
+    elif step == "category" and category < 1:
+        item["category"], category = NOT_SHOWN, 1
+    else:
+        return False
+    levels[id(item)] = (place, category)
+    return True
 
 
 def csv_safe(value):

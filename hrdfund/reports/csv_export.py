@@ -13,8 +13,9 @@ NOT_LISTED = "not listed"
 
 def render_csv(report):
     """CSV text: a header, one line per listed grant, one line for the grants not listed
-    (their number shown from 5 only), and a closing line with the totals, which equal the
-    report's disbursements less reversals of the period."""
+    (their number shown from 5 only, and only where the period's number of grants is),
+    and a closing line with the totals, which equal the report's disbursements less
+    reversals of the period."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -39,7 +40,7 @@ def render_csv(report):
         anonymise.csv_safe(v)
         for v in (
             NOT_LISTED,
-            others["count"].plain().replace(anonymise.SMALL, "fewer than 5"),
+            _count(others["count"]),
             "",
             "",
             f"{others['committed']:.2f}",
@@ -54,3 +55,10 @@ def render_csv(report):
         for v in ("total", "", "", "", f"{committed:.2f}", f"{paid:.2f}", report["currency"])
     )
     return out.getvalue()
+
+
+def _count(cell):
+    """The number of grants not listed, or why it is not shown."""
+    if cell.shown:
+        return cell.value
+    return "fewer than 5" if cell.hidden == anonymise.SMALL else "hidden"

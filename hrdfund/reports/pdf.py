@@ -92,10 +92,15 @@ def _label(dimension, value):
     return value
 
 
+def _why(hidden):
+    """Why a figure is not shown, as a donor reads it."""
+    return _("fewer than 5") if hidden == anonymise.SMALL else _("hidden")
+
+
 def _cell(cell, currency=None):
     """A figure, or why it is not shown."""
     if not cell.shown:
-        return _("fewer than 5") if cell.hidden == anonymise.SMALL else _("hidden")
+        return _why(cell.hidden)
     if currency:
         return _whole(cell.value, currency)
     return format_decimal(cell.value)
@@ -256,9 +261,10 @@ def _breakdowns(report, styles):
         Paragraph(
             _(
                 "Grants paid in the period, net of reversals. Defenders and their dependants"
-                " are counted apart. Counts under 5 show as \u201cfewer than 5\u201d, and a"
-                " second figure is hidden where it would reveal one. Amounts are rounded to"
-                " whole units."
+                " are counted apart. Counts under 5 show as \u201cfewer than 5\u201d, and"
+                " other figures are hidden where they would reveal one, in this report or"
+                " beside the reports of the other years, quarters and months. Amounts are"
+                " rounded to whole units; the totals are the account's payments."
             ),
             styles["body"],
         ),
@@ -279,6 +285,13 @@ def _breakdowns(report, styles):
             Paragraph(titles[name], styles["h3"]),
             _table(data, [66 * mm, 22 * mm, 24 * mm, 24 * mm, 34 * mm]),
         ]
+        if not table.broken_down:
+            block.append(
+                Paragraph(
+                    _("Fewer than 5 grants were paid in the period: no breakdown."),
+                    styles["small"],
+                )
+            )
         chart = _chart(table, c, horizontal=name != "month")
         if chart is not None and name in ("category", "month"):
             block.append(chart)
@@ -296,7 +309,7 @@ def _timeliness(report, styles):
         if m["shown"]:
             data.append([label, m["cases"], m["median"], m["p90"], m["target"], f"{m['within']}%"])
         else:
-            data.append([label, _("fewer than 5"), "", "", "", ""])
+            data.append([label, _why(m["hidden"]), "", "", "", ""])
     o = report["outcomes"]
     outcome_rows = [[_("From the applicants' reports"), _("Answers"), _("Share")]]
     for label, m in (
@@ -306,7 +319,7 @@ def _timeliness(report, styles):
         outcome_rows.append(
             [
                 label,
-                m["answers"] if m["shown"] else _("fewer than 5"),
+                m["answers"] if m["shown"] else _why(m["hidden"]),
                 f"{m['percent']}%" if m["shown"] else "",
             ]
         )

@@ -1,0 +1,434 @@
+"""Hidden figures stay hidden across every report a donor can download: an attacker who
+takes a year's report, its four quarters' and its twelve months' (the PDF's tables and the
+CSV), and subtracts every way the sums allow, recovers nothing that any of them hides."""
+
+import csv
+import io
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pypdf import PdfReader
+
+from hrdfund import geo
+from hrdfund.applications.models import Category, Consent, ConsentKind, Gender
+from hrdfund.extensions import db
+from hrdfund.pools import services as pools
+from hrdfund.reports import anonymise
+from hrdfund.reports.csv_export import render_csv
+from hrdfund.reports.data import build_report
+from hrdfund.reports.pdf import render_pdf
+from hrdfund.reports.periods import parse_period
+
+from .money_world import MoneyWorld, pay
+
+YEAR = 2026
+DIMENSIONS = ("category", "region", "gender")
+MEASURES = ("grants", "defenders", "dependants", "amount")
+TOTAL = "total"
+
+#: (month, category, country, how many grants, how many of them not listed in the CSV).
+#: Built so that the old per-report rules leak: January's 2 legal grants are the first
+#: quarter's 12 less February's and March's 5 each; April's 1 legal grant is the year's 13
+#: less the first quarter's; July's 3 grants are the year less the other months, one of
+#: which hid only as a complement in the year's table and shows in its own report; and
+#: February's medical row counts 5, the CSV lists 4, so the one not listed shows.
+GRANTS = [
+    (1, Category.LEGAL, "KE", 2, 0),
+    (1, Category.MEDICAL, "PE", 5, 0),
+    (2, Category.LEGAL, "KE", 5, 0),
+    (2, Category.MEDICAL, "UG", 5, 1),
+    (3, Category.LEGAL, "CO", 5, 0),
+    (4, Category.LEGAL, "KE", 1, 0),
+    (4, Category.MEDICAL, "PE", 5, 0),
+    (7, Category.RELOCATION, "UG", 3, 1),
+]
+
+
+def _periods():
+    codes = [str(YEAR)] + [f"{YEAR}-Q{q}" for q in range(1, 5)]
+    return codes + [f"{YEAR}-{m:02d}" for m in range(1, 13)]
+
+
+def _children():
+    tree = {str(YEAR): [f"{YEAR}-Q{q}" for q in range(1, 5)]}
+    for q in range(1, 5):
+        tree[f"{YEAR}-Q{q}"] = [f"{YEAR}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
+    return tree
+
+
+def _within(month):
+    return [f"{YEAR}-{month:02d}", f"{YEAR}-Q{(month - 1) // 3 + 1}", str(YEAR)]
+
+
+@pytest.fixture
+def year_world(fund, make_user, make_donor):
+    """31 grants paid from the EUR pool over 2026 as GRANTS says, each to its own
+    defender; the truth of every figure, counted here from the list, beside it."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    pools.record_contribution(world.eur, world.m1, Decimal("100000"), "EUR", date(YEAR, 1, 2))
+    truth = defaultdict(int)
+    n = 0
+    for month, category, country, count, unlisted in GRANTS:
+        for i in range(count):
+            n += 1
+            amount = Decimal(400 + 37 * n)
+            grant = world.grant(str(amount), category=category, name=f"Defender {n}")
+            case = grant.application
+            case.country, case.region = country, geo.region_of(country)
+            case.gender = Gender.WOMAN if n % 2 else Gender.MAN
+            case.dependants_count = n % 3
+            if i >= unlisted:
+                db.session.add(
+                    Consent(
+                        application_id=case.id,
+                        kind=ConsentKind.STORY,
+                        method="form",
+                        given_at=case.created_at,
+                    )
+                )
+            db.session.commit()
+            pay(world, grant, str(amount), instalment=None, paid_on=date(YEAR, month, 10 + i))
+            labels = [TOTAL] + [
+                ("category", category.value),
+                ("region", case.region),
+                ("gender", case.gender.value),
+            ]
+            for period in _within(month):
+                for label in labels:
+                    truth[("grants", period, label)] += 1
+                    truth[("defenders", period, label)] += 1
+                    truth[("dependants", period, label)] += n % 3
+                    truth[("amount", period, label)] += amount
+                truth[("unlisted", period, TOTAL)] += i < unlisted
+    world.truth = truth
+    return world
+
+
+class Attacker:
+    """What a donor holds after downloading every report of the year, and every
+    subtraction the sums allow, repeated until nothing new comes out."""
+
+    def __init__(self):
+        self.known = {}  # (measure, period, label) -> (value, error bound)
+        self.hidden = set()  # figures some report showed as hidden
+        self.relations = []
+        self.lines = {}  # period -> CSV lines
+        self.not_listed = {}  # period -> the CSV's count of grants not listed
+
+    def learn(self, key, value, error=0):
+        if key in self.known:
+            old, bound = self.known[key]
+            assert abs(old - Fraction(value)) <= bound + error, f"two reports disagree on {key}"
+        else:
+            self.known[key] = (Fraction(value), Fraction(error))
+
+    def read(self, period, report, csv_text):
+        values = defaultdict(set)
+        for name in DIMENSIONS:
+            for row in report["breakdowns"][name].rows:
+                values[name].add(row.label)
+        self.values = getattr(self, "values", defaultdict(set))
+        for name, found in values.items():
+            self.values[name] |= found
+        for name in DIMENSIONS:
+            table = report["breakdowns"][name]
+            for row in [*table.rows, table.total]:
+                label = TOTAL if row.label == TOTAL else (name, row.label)
+                self._cells(period, label, row.cells)
+        months = report["breakdowns"]["month"]
+        for row in months.rows:
+            self._cells(row.label, TOTAL, row.cells)
+        listed = {row.label for row in months.rows}
+        for month in parse_period(period).months():
+            code = month.strftime("%Y-%m")
+            if code not in listed:  # no row: nothing was paid that month
+                for measure in MEASURES:
+                    self.learn((measure, code, TOTAL), 0)
+        s = report["summary"]
+        # The account, to the cent: the period's payments less its reversals.
+        self.learn(("amount", period, TOTAL), s["disbursements"] - s["reversals"])
+        rows = list(csv.DictReader(io.StringIO(csv_text)))
+        self.lines[period] = [r for r in rows if r["grant_code"] not in ("not listed", "total")]
+        count = next(r for r in rows if r["grant_code"] == "not listed")["grants"]
+        self.not_listed[period] = int(count) if count.isdigit() else None
+        self._broken_down = getattr(self, "_broken_down", {})
+        self._broken_down[period] = {
+            name: getattr(report["breakdowns"][name], "broken_down", True) for name in DIMENSIONS
+        }
+
+    def _cells(self, period, label, cells):
+        for measure in MEASURES:
+            cell = cells[measure]
+            if cell.shown:
+                self.learn(
+                    (measure, period, label), cell.value, Fraction(1, 2) * (measure == "amount")
+                )
+            else:
+                self.hidden.add((measure, period, label))
+
+    def close(self):
+        """Rows a report lists no row for are nothing, where it is broken down at all;
+        then the sums: rows to totals in each breakdown, quarters to the year, months to
+        the quarter and to the year."""
+        for period in _periods():
+            for name in DIMENSIONS:
+                if not self._broken_down[period][name]:
+                    continue
+                for value in self.values[name]:
+                    for measure in MEASURES:
+                        key = (measure, period, (name, value))
+                        if key not in self.known and key not in self.hidden:
+                            self.learn(key, 0)
+        labels = [TOTAL] + [(n, v) for n in DIMENSIONS for v in sorted(self.values[n])]
+        for measure in MEASURES:
+            for period in _periods():
+                for name in DIMENSIONS:
+                    self.relations.append(
+                        [((measure, period, TOTAL), -1)]
+                        + [((measure, period, (name, v)), 1) for v in self.values[name]]
+                    )
+            for parent, children in _children().items():
+                for label in labels:
+                    self.relations.append(
+                        [((measure, parent, label), -1)]
+                        + [((measure, c, label), 1) for c in children]
+                    )
+            for label in labels:
+                self.relations.append(
+                    [((measure, str(YEAR), label), -1)]
+                    + [((measure, f"{YEAR}-{m:02d}", label), 1) for m in range(1, 13)]
+                )
+        # Where each defender had one grant, as here, a count of defenders is a count of
+        # grants: a reader takes either for the other.
+        for period in _periods():
+            for label in labels:
+                self.relations.append(
+                    [(("grants", period, label), 1), (("defenders", period, label), -1)]
+                )
+
+    def subtract(self):
+        """Every sum with one figure unknown gives it; again, until nothing new."""
+        derived = set()
+        progress = True
+        while progress:
+            progress = False
+            for relation in self.relations:
+                unknown = [(k, c) for k, c in relation if k not in self.known]
+                if len(unknown) != 1:
+                    continue
+                key, coefficient = unknown[0]
+                rest = sum(c * self.known[k][0] for k, c in relation if k != key)
+                error = sum(self.known[k][1] for k, _c in relation if k != key)
+                self.known[key] = (-rest / coefficient, error)
+                derived.add(key)
+                progress = True
+        return derived
+
+
+def _download_everything(world):
+    attacker, reports = Attacker(), {}
+    for code in _periods():
+        report = build_report(world.eur, parse_period(code))
+        reports[code] = report
+        attacker.read(code, report, render_csv(report))
+    attacker.close()
+    return attacker, reports
+
+
+def test_no_report_gives_away_what_another_hides(year_world):
+    truth = year_world.truth
+    attacker, reports = _download_everything(year_world)
+    # The attacker works: a quarter's payments forgotten come back from its months'.
+    forgotten = ("amount", f"{YEAR}-Q2", TOTAL)
+    del attacker.known[forgotten]
+    derived = attacker.subtract()
+    assert forgotten in derived
+    derived.discard(forgotten)
+    for key in derived:
+        value, error = attacker.known[key]
+        assert abs(value - Fraction(truth.get(key, 0))) <= error, f"wrong about {key}"
+    hidden = {key for key in attacker.hidden if truth.get(key, 0)}
+    assert len(hidden) >= 10, "the reports hide figures"
+    # Whatever the attacker works out, no report showed (or it would be known already):
+    # a figure that is not nothing is a figure recovered.
+    recovered = sorted((key for key in derived if truth.get(key, 0)), key=str)
+    assert not recovered, f"hidden figures recovered by subtraction: {recovered}"
+    # The CSV's "not listed" count, where it is not shown, is not the total less the lines.
+    for period in _periods():
+        unlisted = truth.get(("unlisted", period, TOTAL), 0)
+        if attacker.not_listed[period] is None and ("grants", period, TOTAL) in attacker.known:
+            lines = sum(1 for line in attacker.lines[period] if Decimal(line["paid_in_period"]) > 0)
+            guess = attacker.known[("grants", period, TOTAL)][0] - lines
+            assert not unlisted or guess != unlisted, f"{period}: the total less the lines"
+        if attacker.not_listed[period] is not None:
+            assert attacker.not_listed[period] == 0 or attacker.not_listed[period] >= 5
+    # A shown category or region less the CSV lines of that value is what the grants not
+    # listed add up to there: never a group of 1 to 4.
+    places = {geo.country_name(c): geo.region_of(c) for _m, _c, c, _n, _u in GRANTS}
+    for period in _periods():
+        for name, of_line in (
+            ("category", lambda line: line["category"]),
+            ("region", lambda line: places.get(line["place"], line["place"])),
+        ):
+            if any(of_line(line) == anonymise.NOT_SHOWN for line in attacker.lines[period]):
+                continue
+            for value in attacker.values[name]:
+                key = ("grants", period, (name, value))
+                if key not in attacker.known:
+                    continue
+                lines = sum(1 for line in attacker.lines[period] if of_line(line) == value)
+                others = attacker.known[key][0] - lines
+                assert others == 0 or others >= 5, f"{key}: {others} grants not listed"
+
+
+def test_the_pdf_prints_what_the_tables_hide(year_world):
+    """The PDF renders the tables the attacker read: a hidden figure reads "hidden" or
+    "fewer than 5", and a month too small to break down says so."""
+    report = build_report(year_world.eur, parse_period(f"{YEAR}-07"))
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(report))).pages)
+    text = " ".join(text.split())
+    assert "no breakdown" in text and "fewer than 5" in text
+    assert not report["breakdowns"]["category"].rows
+    year = build_report(year_world.eur, parse_period(str(YEAR)))
+    text = " ".join(
+        " ".join(
+            page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(year))).pages
+        ).split()
+    )
+    assert "hidden" in text
+
+
+# -- the grid alone, on random figures ------------------------------------------------
+
+VALUES = ("a", "b", "c", "d")
+
+
+@st.composite
+def nested_figures(draw):
+    """A year of 2 to 4 quarters of 2 to 3 months, and grants each paid in one month,
+    with a value of each of two dimensions, an amount and whether the CSV lists it."""
+    quarters = draw(st.integers(2, 4))
+    months = draw(st.integers(2, 3))
+    tree = {"Y": [f"Q{q}" for q in range(quarters)]}
+    for q in range(quarters):
+        tree[f"Q{q}"] = [f"Q{q}M{m}" for m in range(months)]
+    leaves = [m for q in range(quarters) for m in tree[f"Q{q}"]]
+    grants = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(leaves),
+                st.sampled_from(VALUES[: draw(st.integers(2, 4))]),
+                st.sampled_from(VALUES[:2]),
+                st.integers(1, 1000),
+                st.booleans(),
+            ),
+            max_size=60,
+        )
+    )
+    return tree, grants
+
+
+@settings(max_examples=150, deadline=None)
+@given(figures=nested_figures())
+def test_the_grid_leaves_nothing_hidden_to_subtraction(figures):
+    """Counts and amounts over nested periods, with the totals of the amounts published
+    elsewhere to the cent, some cells hidden for their grants not listed: a reader who
+    subtracts along every sum works out no hidden figure but nothing."""
+    tree, grants = figures
+    periods = {p: tuple(c) for p, c in tree.items()}
+    parent = {c: p for p, children in tree.items() for c in children}
+    for child in parent:
+        periods.setdefault(child, ())
+    truth = defaultdict(int)
+    unlisted = defaultdict(int)
+    for leaf, x, y, amount, listed in grants:
+        period = leaf
+        while period:
+            for label in (TOTAL, ("x", x), ("y", y)):
+                truth[("grants", period, label)] += 1
+                truth[("amount", period, label)] += amount
+                unlisted[(period, label)] += not listed
+            period = parent.get(period)
+    dims = {"x": sorted({g[1] for g in grants}), "y": sorted({g[2] for g in grants})}
+    grid = anonymise.Grid(periods, dims, ("grants",), ("amount",), known_totals=("amount",))
+    for (measure, period, label), value in truth.items():
+        if measure == "grants":
+            grid.put(period, label, {"grants": value, "amount": truth[("amount", period, label)]})
+    for period in periods:
+        grid.population[period] = truth[("grants", period, TOTAL)]
+        for name, values in dims.items():
+            grid.listed[(period, name)] = [
+                v for v in values if truth[("grants", period, (name, v))]
+            ]
+    for key, n in unlisted.items():
+        if anonymise.is_small(n) and key[1] != TOTAL and key[1][0] == "x":
+            grid.extra[key] = anonymise.UNLISTED
+    grid.protect()
+    # A reader knows the values some listed row shows; of a breakdown with one value
+    # only, every row is its period's total, which tells nothing about anyone.
+    seen = {
+        name: {
+            v
+            for (p, n), listed in grid.listed.items()
+            if n == name and p not in grid.dropped
+            for v in listed
+        }
+        for name in dims
+    }
+    dims = {name: sorted(values) for name, values in seen.items() if len(values) > 1}
+    labels = [TOTAL] + [(n, v) for n, values in dims.items() for v in values]
+    for measure in ("grants", "amount"):
+        known = {}
+        for period in periods:
+            for label in labels:
+                cell = grid.cell(measure, period, label)
+                listed = label == TOTAL or label[1] in grid.listed.get((period, label[0]), ())
+                if label != TOTAL and period in grid.dropped:
+                    continue  # not broken down: no row is listed
+                if not listed:
+                    known[(period, label)] = 0
+                elif cell.shown:
+                    assert measure == "amount" or not anonymise.is_small(cell.value)
+                    known[(period, label)] = truth[(measure, period, label)]
+            if measure == "amount":  # the account
+                known[(period, TOTAL)] = truth[(measure, period, TOTAL)]
+        relations = []
+        for period in periods:
+            for name, values in dims.items():
+                relations.append(
+                    [((period, TOTAL), -1)] + [((period, (name, v)), 1) for v in values]
+                )
+        for up, children in tree.items():
+            for label in labels:
+                relations.append([((up, label), -1)] + [((c, label), 1) for c in children])
+                if up == "Y":
+                    months = [m for q in children for m in tree[q]]
+                    relations.append([((up, label), -1)] + [((m, label), 1) for m in months])
+        progress = True
+        while progress:
+            progress = False
+            for relation in relations:
+                unknown = [(k, c) for k, c in relation if k not in known]
+                if len(unknown) == 1:
+                    key, c = unknown[0]
+                    known[key] = -sum(c2 * known[k] for k, c2 in relation if k != key) / c
+                    progress = True
+                    assert known[key] == truth[(measure, *key)]
+                    assert known[key] == 0 or _said_of_all(grid, parent, *key), (
+                        f"{measure} {key} recovered"
+                    )
+
+
+def _said_of_all(grid, parent, period, label):
+    """Whether a period that holds ``period`` lists ``label`` as its only row: then all
+    its grants have that value, and so do those of any part of it."""
+    while period and label != TOTAL:
+        if period not in grid.dropped and grid.listed[(period, label[0])] == [label[1]]:
+            return True
+        period = parent.get(period)
+    return False
