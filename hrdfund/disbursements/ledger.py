@@ -64,6 +64,32 @@ def pool_figures(pool_ids=None, until=None):
     return figures
 
 
+def reversal_partners(model, rows, dated):
+    """For ledger ``rows`` of ``model`` (payments or contributions): map each row's id to
+    its partner, ``{"day": ..., "uid": ...}``: for a row that was reversed, its reversal;
+    for a reversal row, the row it reverses. ``dated`` is the model's date column. Two
+    queries, whatever the number of rows."""
+    ids = [row.id for row in rows]
+    originals = [row.reversal_of_id for row in rows if row.reversal_of_id]
+    found = {}
+    if ids:
+        for original, day, uid in db.session.execute(
+            sa.select(model.reversal_of_id, dated, model.uid).where(model.reversal_of_id.in_(ids))
+        ):
+            found[original] = {"day": day, "uid": uid}
+    if originals:
+        partners = dict(
+            (row[0], {"day": row[1], "uid": row[2]})
+            for row in db.session.execute(
+                sa.select(model.id, dated, model.uid).where(model.id.in_(originals))
+            )
+        )
+        for row in rows:
+            if row.reversal_of_id in partners:
+                found[row.id] = partners[row.reversal_of_id]
+    return found
+
+
 #: The figures `check` recomputes row by row and the pool page shows.
 FIGURES = ("received", "committed", "disbursed", "fees", "exchange_differences", "available")
 

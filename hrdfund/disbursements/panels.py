@@ -19,6 +19,7 @@ from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..grants.plans import allocation_balances
 from .forms import PaymentForm, ReceiptForm, ReverseForm
+from .ledger import reversal_partners
 from .models import Delivery, Disbursement, Receipt
 from .services import grant_instalments
 
@@ -108,6 +109,9 @@ def payments_panel(application, user, sections):
         "balances": balances,
         "rows": rows,
         "reversed": {p.reversal_of_id for p, _r, _d in rows if p.reversal_of_id},
+        "partners": reversal_partners(
+            Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on
+        ),
         "show_payee": Section.PAYEES in sections,
         "pay_form": (sent.get("pay") or payment_form(grant, balances, instalments, False))
         if finance and active

@@ -32,6 +32,7 @@ from ..grants.plans import allocation_balances
 from ..pools.models import Pool
 from . import bp, followup, reconcile, services
 from .forms import CHANNEL_LABELS, ReceiptForm, ReverseForm, StatementForm
+from .ledger import reversal_partners
 from .models import DeliveryStatus, Disbursement
 from .panels import payment_form
 
@@ -39,11 +40,14 @@ from .panels import payment_form
 def _latest_payments():
     return db.session.execute(
         sa.select(
+            Disbursement.id,
             Disbursement.uid,
             Disbursement.paid_on,
             Disbursement.amount_paid,
             Disbursement.currency_paid,
             Disbursement.amount,
+            Disbursement.fee_amount,
+            Disbursement.exchange_difference,
             Disbursement.channel,
             Disbursement.reversal_of_id,
             Disbursement.reference,
@@ -63,9 +67,11 @@ def _latest_payments():
 @role_required(Role.FINANCE)
 def index(form=None, problems=(), status=200):
     """The fund's most recent disbursements and reversals, and the statement import."""
+    rows = _latest_payments()
     page = render_template(
         "disbursements/index.html",
-        rows=_latest_payments(),
+        rows=rows,
+        partners=reversal_partners(Disbursement, rows, Disbursement.paid_on),
         channels=CHANNEL_LABELS,
         form=form or StatementForm(formdata=None),
         problems=problems,

@@ -132,51 +132,77 @@ def _table(data, widths, numeric_from=1, total=True):
     return table
 
 
+def _less(value):
+    """A figure taken away, with its minus sign (and no minus on nothing)."""
+    return 0 - value
+
+
 def _summary(report, styles):
+    """The pool's account as sums that add up as printed: each term with its sign."""
     c, s = report["currency"], report["summary"]
-    rows = [
-        (_("Opening balance"), s["opening_balance"]),
-        (_("Contributions received"), s["contributions"]),
-        (_("Contributions taken back"), -s["contributions_reversed"]),
-        (_("Disbursements"), -s["disbursements"]),
-        (_("Reversals of disbursements"), s["reversals"]),
-        (_("Transfer fees"), -s["fees"]),
-        (_("Exchange differences"), -s["exchange_differences"]),
-        (_("Closing balance"), s["closing_balance"]),
-    ]
-    money = _table(
-        [[_("The pool's account"), c]] + [[label, format_money(v, c)] for label, v in rows],
-        [110 * mm, 50 * mm],
+
+    def block(title, rows):
+        return _table(
+            [[title, c]] + [[label, format_money(v, c)] for label, v in rows], [110 * mm, 50 * mm]
+        )
+
+    money = block(
+        _("The pool's account"),
+        [
+            (_("Opening balance"), s["opening_balance"]),
+            (_("Contributions received"), s["contributions"]),
+            (_("Contributions taken back"), _less(s["contributions_reversed"])),
+            (_("Disbursements"), _less(s["disbursements"])),
+            (_("Reversals of disbursements"), s["reversals"]),
+            (_("Transfer fees"), _less(s["fees"])),
+            (_("Exchange differences"), _less(s["exchange_differences"])),
+            (_("Closing balance"), s["closing_balance"]),
+        ],
+    )
+    available = block(
+        _("At the end of the period"),
+        [
+            (_("Closing balance"), s["closing_balance"]),
+            (_("Committed to grants, not yet paid"), _less(s["committed_unpaid"])),
+            (_("Available for new grants"), s["available"]),
+        ],
     )
     commitments = _table(
-        [[_("Commitments to grants"), c]]
+        [[_("Commitments to grants in the period"), c]]
         + [
             [_("Committed in the period"), format_money(s["commitments"], c)],
             [_("Released back to the pool"), format_money(s["releases"], c)],
-            [_("Committed, not yet paid, at the end"), format_money(s["committed_unpaid"], c)],
-            [_("Available for new grants at the end"), format_money(s["available"], c)],
         ],
         [110 * mm, 50 * mm],
+        total=False,
     )
     p = report["position"]
-    position = _table(
-        [[_("Since the pool opened, at the end of the period"), c]]
-        + [
-            [_("Received"), format_money(p["received"], c)],
-            [_("Committed to grants"), format_money(p["committed"], c)],
-            [_("Disbursed"), format_money(p["disbursed"], c)],
-            [_("Fees"), format_money(p["fees"], c)],
-            [_("Exchange differences"), format_money(p["exchange_differences"], c)],
-            [_("Available"), format_money(p["available"], c)],
+    position = block(
+        _("Since the pool opened, at the end of the period"),
+        [
+            (_("Received"), p["received"]),
+            (_("Committed to grants"), _less(p["committed"])),
+            (_("Fees"), _less(p["fees"])),
+            (_("Exchange differences"), _less(p["exchange_differences"])),
+            (_("Available"), p["available"]),
         ],
-        [110 * mm, 50 * mm],
+    )
+    committed = block(
+        _("What was committed to grants, at the end of the period"),
+        [
+            (_("Disbursed"), p["disbursed"]),
+            (_("Not yet paid"), p["outstanding"]),
+            (_("Committed to grants"), p["committed"]),
+        ],
     )
     return [
         Paragraph(_("Financial summary"), styles["h2"]),
         Paragraph(
             _(
-                "In %(currency)s, to the cent. Fees and exchange differences are costs of the"
-                " pool shown apart from the money that reached grants.",
+                "In %(currency)s, to the cent. Each figure has the sign it has in its sum:"
+                " the last line of each table is the sum of the lines above it. Fees and"
+                " exchange differences are costs of the pool shown apart from the money"
+                " that reached grants.",
                 currency=c,
             ),
             styles["body"],
@@ -184,9 +210,13 @@ def _summary(report, styles):
         Spacer(1, 4),
         money,
         Spacer(1, 8),
+        available,
+        Spacer(1, 8),
         commitments,
         Spacer(1, 8),
         position,
+        Spacer(1, 8),
+        committed,
     ]
 
 

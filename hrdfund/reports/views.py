@@ -13,7 +13,7 @@ from ..auth.guard import role_required
 from ..auth.models import Role
 from ..columns import utcnow
 from ..disbursements import followup
-from ..disbursements.ledger import pool_figures
+from ..disbursements.ledger import pool_figures, reversal_partners
 from ..disbursements.models import Disbursement
 from ..extensions import db
 from ..grants.models import Allocation, Grant, Release
@@ -200,8 +200,17 @@ def render_pool(pool, contribution_form=None, status=200):
         counts[name] = shown
         hidden += total - shown
     keeper = current_user.role in (Role.ADMIN, Role.MANAGER)
+    partners = {
+        "contributions": reversal_partners(
+            Contribution, [r for (r,) in rows["contributions"]], Contribution.received_on
+        ),
+        "payments": reversal_partners(
+            Disbursement, [r for r, _case in rows["payments"]], Disbursement.paid_on
+        ),
+    }
     page = render_template(
         "reports/pool.html",
+        partners=partners,
         pool=pool,
         periods=recent_periods(_first_day(pool, utcnow().date()), utcnow().date()),
         figures=pool_figures([pool.id])[pool.id],
