@@ -139,6 +139,11 @@ class Grid:
         self.known = {(m, p, TOTAL) for m in known_totals for p in self.periods}
         self.dropped = set()
         self.relations = self._relations()
+        #: (period, label) -> the indexes of the sums it is in.
+        self.sums_of = {}
+        for index, relation in enumerate(self.relations):
+            for key, _c in relation:
+                self.sums_of.setdefault(key, []).append(index)
 
     def put(self, period, label, values, largest=None):
         """The true figures of one row (or the total) of one period."""
@@ -266,15 +271,7 @@ class Grid:
                     touched.add(key)
 
     def _neighbours(self, key):
-        return {k for r in self._relations_of().get(key, ()) for k, _c in self.relations[r]}
-
-    def _relations_of(self):
-        if not hasattr(self, "_by_key"):
-            self._by_key = {}
-            for index, relation in enumerate(self.relations):
-                for key, _c in relation:
-                    self._by_key.setdefault(key, []).append(index)
-        return self._by_key
+        return {k for r in self.sums_of.get(key, ()) for k, _c in self.relations[r]}
 
     def _determined(self, measure):
         """The hidden (period, label)s of ``measure`` whose value the shown figures and the
@@ -311,12 +308,11 @@ class Grid:
         that from the sums of the hidden figures around it. A figure that is not nothing
         first (hiding a nothing protects little), then one that would not be alone in its
         other sums, a row before a total, the smallest; None when there is none."""
-        by_key = self._relations_of()
         seen_relations, seen = set(), {key}
         frontier = [key]
         order = {p: i for i, p in enumerate(self.periods)}
         while frontier:
-            relations = {r for k in frontier for r in by_key.get(k, ())} - seen_relations
+            relations = {r for k in frontier for r in self.sums_of.get(k, ())} - seen_relations
             seen_relations |= relations
             candidates, frontier = [], []
             for r in sorted(relations):
@@ -354,7 +350,7 @@ class Grid:
         need one more (a figure beside hidden ones closes a rectangle instead)."""
         return sum(
             1
-            for r in self._relations_of().get(key, ())
+            for r in self.sums_of.get(key, ())
             if all(k == key or self.cells[(measure, *k)].shown for k, _c in self.relations[r])
         )
 

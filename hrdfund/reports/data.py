@@ -356,7 +356,10 @@ class Year:
         """Hours from submission to decision and from decision to first payment of the
         grants committed to in each period; the number with a first payment protected
         like any count (the number decided is the budget's grants)."""
-        gids = set().union(*self.decided.values()) if self.decided else set()
+        gids = sa.select(Allocation.grant_id).where(
+            Allocation.pool_id == self.pool.id,
+            _between(Allocation.created_at, self.periods[str(self.year)]),
+        )
         rows = db.session.execute(
             sa.select(Grant.id, Application.submitted_at, Grant.approved_at)
             .join(Application, Application.id == Grant.application_id)
@@ -584,13 +587,16 @@ def line_items(year, period):
     their number shown only where the period's number of grants is (it is that number
     less the lines)."""
     pool, paid = year.pool, year.nets[period.code]
+    paid_in_period = sa.select(Disbursement.grant_id).where(
+        Disbursement.pool_id == pool.id, _between(Disbursement.paid_on, period)
+    )
 
     def per_grant(dated, query):
         return dict(
             db.session.execute(
                 query.where(
                     Allocation.pool_id == pool.id,
-                    Allocation.grant_id.in_(list(paid)),
+                    Allocation.grant_id.in_(paid_in_period),
                     before(dated, period.end),
                 ).group_by(Allocation.grant_id)
             ).all()
