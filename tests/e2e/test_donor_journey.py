@@ -1,6 +1,7 @@
 """A donor in a real browser with JavaScript off: signs in with a code from an authenticator
-app, sees its two pools, downloads this quarter's PDF and CSV; the PDF's figures are the
-portal's, to the cent, and the CSV adds up to the PDF."""
+app, sees its two pools, their figures adding up as printed, downloads this quarter's PDF
+and CSV; the PDF's figures are the portal's, to the cent, and the CSV adds up to the
+PDF."""
 
 import csv
 import io
@@ -20,8 +21,11 @@ NORDIC = ("Emergency Protection Pool", "Relocation and Safe Haven")
 
 
 def _amounts(text):
-    """Money in a text as Decimals, whatever the currency sign."""
-    return [Decimal(a.replace(",", "")) for a in re.findall(r"-?\d[\d,]*\.\d\d", text)]
+    """Money in a text as Decimals, whatever the currency sign, with the minus before it."""
+    return [
+        Decimal(sign + a.replace(",", ""))
+        for sign, a in re.findall(r"(-?)[^\d\s-]{0,4}?(\d[\d,]*\.\d\d)", text)
+    ]
 
 
 def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path):
@@ -30,13 +34,23 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
     page = context.new_page()
     _staff_sign_in(page, live_server, app, "demo-donor1", home="Your pools")
 
-    rows = page.locator("table").first.locator("tbody tr")
-    assert rows.count() == 2
+    sections = page.locator("section.pool")
+    assert sections.count() == 2
     portal = {}
     for i in range(2):
-        cells = rows.nth(i).locator("td").all_inner_texts()
-        portal[cells[0]] = [Decimal(re.sub(r"[^\d.\-]", "", c)) for c in cells[1:]]
+        section = sections.nth(i)
+        name = section.locator("h2").inner_text().rsplit(" (", 1)[0]
+        figures = {}
+        rows = section.locator("tr")
+        for j in range(rows.count()):
+            label = rows.nth(j).locator("th").inner_text()
+            figures.setdefault(label, _amounts(rows.nth(j).locator("td").inner_text())[0])
+        portal[name] = figures
     assert set(portal) == set(NORDIC)
+    for f in portal.values():  # the portal adds up as printed
+        terms = ("Received", "Committed to grants", "Fees", "Exchange differences")
+        assert sum(f[k] for k in terms) == f["Available"]
+        assert f["Paid out"] + f["Still to pay"] == f["Committed"] == -f["Committed to grants"]
 
     today = date.today()
     quarter = f"{today.year}-Q{(today.month - 1) // 3 + 1}"
@@ -55,8 +69,16 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
     assert "Report to Nordic Solidarity Foundation" in text and quarter in text
     # The position at the end of the running quarter is the portal's, to the cent.
     position = text.split("Since the pool opened, at the end of the period", 1)[1]
-    received, committed, disbursed, _fees, _differences, available = _amounts(position)[:6]
-    assert [received, committed, disbursed, available] == portal[NORDIC[0]]
+    received, committed, fees, differences, available, disbursed = _amounts(position)[:6]
+    mine = portal[NORDIC[0]]
+    assert [received, committed, fees, differences, available, disbursed] == [
+        mine["Received"],
+        mine["Committed to grants"],
+        mine["Fees"],
+        mine["Exchange differences"],
+        mine["Available"],
+        mine["Paid out"],
+    ]
     assert re.search(r"Page \d+ of \d+", text)
     assert not (reader.metadata.author or reader.metadata.creator)
 

@@ -148,6 +148,10 @@ def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, bro
     assert "confirmed by the applicant on" in second.inner_text()
     page.goto(f"{url}/pools/{pool_uid}")
     shown = {name: _amount(page.locator(f"#{fid}").inner_text()) for name, fid in FIGURES.items()}
+    # Printed with the sign each has in the sum that makes available: they add up.
+    less = ("committed", "fees", "exchange differences")
+    assert shown["received"] + sum(shown[k] for k in less) == shown["available"]
+    shown.update((k, -shown[k]) for k in less)
     assert shown["fees"] >= Decimal("22.20")
 
     # `flask hrdfund check` passes and adds up the same figures from the rows.
