@@ -1,9 +1,10 @@
 """What a donor report says about one pool in one fixed period, built once and rendered to
 PDF and CSV alike. Money to the cent where it is the pool's own account; everything about
-the people supported goes through the anonymisation rules.
+the people supported goes through the anonymisation rules, decided for the period's whole
+calendar year at once (:class:`Year`), so that no set of reports gives away what one hides.
 
 Reports only read. A handful of grouped queries, then sums in Python over at most one row
-per payment of the period, so a pool with tens of thousands of payments builds in seconds.
+per payment of the year, so a pool with tens of thousands of payments builds in seconds.
 """
 
 import hashlib
@@ -33,6 +34,8 @@ from ..money import quantize
 from ..pools.models import Contribution
 from . import anonymise
 from .periods import parse_period
+
+SMALL = anonymise.SMALL
 
 ZERO = Decimal("0.00")
 #: Budget against actual: a variance of this share (10%) or more is flagged.
@@ -533,9 +536,6 @@ class Year:
             }
 
         return {"felt_safer": share("felt_safer"), "continued_work": share("continued_work")}
-
-
-SMALL = anonymise.SMALL
 
 
 def _hide_under_threshold(grid):
