@@ -85,6 +85,11 @@ class Config:
     WTF_CSRF_TIME_LIMIT = 4 * 3600
     #: Largest document accepted; a request body over MAX_CONTENT_LENGTH is refused (413).
     HRDFUND_MAX_DOCUMENT_BYTES = int(_env("HRDFUND_MAX_DOCUMENT_MB", "8")) * 1024 * 1024
+    #: Largest picture accepted, in pixels: a phone photo or a page scanned at 300 dpi is
+    #: well under it; a larger one is refused from its header, before it is decoded.
+    HRDFUND_MAX_IMAGE_PIXELS = int(_env("HRDFUND_MAX_IMAGE_PIXELS", "25000000"))
+    #: Most pages a PDF may have.
+    HRDFUND_MAX_PDF_PAGES = int(_env("HRDFUND_MAX_PDF_PAGES", "500"))
     MAX_CONTENT_LENGTH = HRDFUND_MAX_DOCUMENT_BYTES + 256 * 1024
 
     #: Failed passwords or codes at one login from one browser within the lock window

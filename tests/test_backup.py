@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import audit, backup
-from hrdfund.applications.documents import read_document, store_document
+from hrdfund.applications.documents import CleanUpload, read_document, store_document
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth.models import Role, User
 from hrdfund.disbursements.models import FINAL_TABLES
@@ -32,8 +32,14 @@ from tests.conftest import (
     other_app,
     pg_database_beside,
 )
+from tests.pdfs import make_pdf
 
-PDF = b"%PDF-1.4\n% a lawyer's letter about the detention\n%%EOF\n"
+PDF = make_pdf("A lawyer's letter about the detention")
+
+
+def _upload(name):
+    """The PDF as an upload cleaned and ready to store."""
+    return CleanUpload(PDF, "application/pdf", name)
 
 
 @pytest.fixture
@@ -63,7 +69,7 @@ def world(app, runner, stamped, pg_tools):
     assert result.exit_code == 0, result.output
     manager = db.session.scalars(sa.select(User).where(User.role == Role.MANAGER)).first()
     case = db.session.scalars(sa.select(Application).order_by(Application.id)).first()
-    document = store_document(io.BytesIO(PDF), "letter.pdf", case, DocumentKind.EVIDENCE, manager)
+    document = store_document(_upload("letter.pdf"), case, DocumentKind.EVIDENCE, manager)
     db.session.commit()
     return {"document": document.id, "revision": stamped}
 
@@ -72,7 +78,7 @@ def world(app, runner, stamped, pg_tools):
 def small_world(app, runner, make_user, pg_tools):
     """A fund, a few accounts and one stored document: enough for the refusals."""
     finance = make_user("finance")
-    store_document(io.BytesIO(PDF), "proof.pdf", None, DocumentKind.PROOF_OF_PAYMENT, finance)
+    store_document(_upload("proof.pdf"), None, DocumentKind.PROOF_OF_PAYMENT, finance)
     db.session.commit()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import login
+from tests.pdfs import make_pdf
 
 CANARIES = {
     "defender_name": "canary-name-9101",
@@ -59,7 +60,7 @@ def test_canaries_stay_inside_their_encrypted_fields(
         content_type="multipart/form-data",
         data={
             "kind": "quote",
-            "file": (io.BytesIO(b"%PDF-1.4 canary-file-9116"), "canary-fn-9117.pdf"),
+            "file": (io.BytesIO(make_pdf("canary-file-9116")), "canary-fn-9117.pdf"),
         },
     )
     page = client.get(f"/applications/{uid}/edit").get_data(as_text=True) + client.get(

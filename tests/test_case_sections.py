@@ -159,7 +159,10 @@ def case_world(app, fund, make_user, make_donor, make_partner_org, make_fund):
     for name in ("conflicted reviewer", "conflicted finance"):
         db.session.add(ConflictDeclaration(application_id=case.id, user_id=viewers[name].id))
     document = documents.store_document(
-        _png(), c["filename"] + ".png", case, DocumentKind.QUOTE, world.applicant
+        documents.clean_upload(_png(), c["filename"] + ".png"),
+        case,
+        DocumentKind.QUOTE,
+        world.applicant,
     )
     services.post_message(case, world.applicant, c["before"])
     review_services.assign_reviewer(case, world.reviewer, world.m1)
@@ -179,7 +182,10 @@ def case_world(app, fund, make_user, make_donor, make_partner_org, make_fund):
         db.session.commit()
         world.plan(grant, kind="one_off")
         proof = documents.store_document(
-            _png(), c["proof"] + ".png", None, DocumentKind.PROOF_OF_PAYMENT, world.finance
+            documents.clean_upload(_png(), c["proof"] + ".png"),
+            None,
+            DocumentKind.PROOF_OF_PAYMENT,
+            world.finance,
         )
         state["payment"] = pay(
             world, grant, "900", payee_details=c["payee"], proof_document_id=proof.id

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageFile, PngImagePlugin
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
@@ -22,8 +24,9 @@ from hrdfund.audit.models import AuditEvent
 from hrdfund.crypto import DecryptionError
 from hrdfund.extensions import db
 from tests.conftest import login
+from tests.pdfs import make_pdf, xmp_packet
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n(canary-quote-text-7781)\ntrailer<<>>\n%%EOF\n"
+PDF = make_pdf("canary-quote-text-7781")
 
 
 def _jpeg_with_gps():
@@ -55,7 +58,12 @@ def _only_document():
     return db.session.execute(sa.select(Document)).scalar_one()
 
 
-def test_a_pdf_is_stored_encrypted_and_comes_back_whole(app, client, case_uid):
+def _pages(data):
+    """The text of each page of a PDF, read strictly by a library that did not write it."""
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data), strict=True).pages]
+
+
+def test_a_pdf_is_stored_encrypted_and_comes_back_with_its_pages(app, client, case_uid):
     response = _upload(client, case_uid, PDF)
     assert response.status_code == 302
     document = _only_document()
@@ -63,7 +71,7 @@ def test_a_pdf_is_stored_encrypted_and_comes_back_whole(app, client, case_uid):
     assert b"canary-quote" not in Path(stored).read_bytes()
     assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
     download = client.get(f"/applications/{case_uid}/documents/{document.uid}")
-    assert download.get_data() == PDF
+    assert _pages(download.get_data()) == ["canary-quote-text-7781 (page 1)"]
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert "quote.pdf" in client.get(f"/applications/{case_uid}").get_data(as_text=True)
@@ -179,11 +187,47 @@ def _png_header(width, height):
     )
 
 
-def test_an_image_over_forty_megapixels_is_refused_before_decoding(client, case_uid):
-    response = _upload(client, case_uid, _png_header(8000, 6000), "big.png", "evidence")
+def _never_decoded(monkeypatch):
+    """Fail the test if any picture's pixels are decoded."""
+
+    def load(self):
+        raise AssertionError("the picture was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+@pytest.mark.parametrize("size", [(8000, 6000), (6000, 5000)])
+def test_an_image_over_the_pixel_bound_is_refused_before_decoding(
+    client, case_uid, monkeypatch, size
+):
+    """A PNG's header tells its size: 48 or 30 million pixels are refused from it, with
+    the bound in words, before a pixel is decoded."""
+    _never_decoded(monkeypatch)
+    response = _upload(client, case_uid, _png_header(*size), "big.png", "evidence")
     assert response.status_code == 400
-    assert "too large" in response.get_data(as_text=True)
+    assert "more than 25 million pixels" in response.get_data(as_text=True)
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
+
+
+def test_pillows_own_bound_holds_if_the_header_check_is_passed(client, case_uid, monkeypatch):
+    """Pillow's decompression-bomb bound is set at the same number, so a size the header
+    check did not see is refused too, still before decoding."""
+    monkeypatch.setattr(documents, "_check_pixels", lambda image: None)
+    _never_decoded(monkeypatch)
+    response = _upload(client, case_uid, _png_header(6000, 5000), "big.png", "evidence")
+    assert response.status_code == 400
+    assert "more than 25 million pixels" in response.get_data(as_text=True)
+
+
+def test_the_pixel_bound_is_a_setting(app, client, case_uid):
+    app.config["HRDFUND_MAX_IMAGE_PIXELS"] = 2_000_000
+    small, large = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (1600, 1200), "red").save(small, "JPEG")
+    Image.new("RGB", (1700, 1200), "red").save(large, "JPEG")
+    assert _upload(client, case_uid, small.getvalue(), "a.jpg", "evidence").status_code == 302
+    refused = _upload(client, case_uid, large.getvalue(), "b.jpg", "evidence")
+    assert refused.status_code == 400
+    assert "more than 2 million pixels" in refused.get_data(as_text=True)
 
 
 def test_invisible_and_c1_control_characters_leave_the_name(client, case_uid):
@@ -197,7 +241,7 @@ def test_a_ciphertext_moved_to_another_document_does_not_decrypt(app, client, ca
     first, second = db.session.execute(sa.select(Document).order_by(Document.id)).scalars()
     folder = Path(app.instance_path, "documents")
     shutil.copyfile(folder / first.storage_name, folder / second.storage_name)
-    assert read_document(first) == PDF
+    assert _pages(read_document(first)) == ["canary-quote-text-7781 (page 1)"]
     with pytest.raises(DecryptionError):
         read_document(second)
 
@@ -211,3 +255,273 @@ def test_a_failed_write_leaves_no_file_behind(app, client, case_uid, monkeypatch
     assert _upload(client, case_uid, PDF).status_code == 500
     assert list(Path(app.instance_path, "documents").iterdir()) == []
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
+
+
+NAME = "Amina Canary-Okafor"
+ORIGINAL_ID = "0123456789abcdef0123456789abcdef"  # what make_pdf writes
+
+
+def _with_everything_but_pages():
+    """Three pages, and a name in the document information, the XMP of the document and of
+    its first page, and a comment's author."""
+    return make_pdf(
+        "canary-quote-text-7781",
+        pages=3,
+        info={"Author": NAME, "Title": f"Quote for {NAME}", "Creator": "Word", "Producer": "Mac"},
+        xmp=xmp_packet(NAME),
+        comment_by=NAME,
+    )
+
+
+def _assert_only_pages(data):
+    """The PDF opens, keeps its three pages, and carries nothing else of its sender."""
+    assert _pages(data) == [f"canary-quote-text-7781 (page {n})" for n in (1, 2, 3)]
+    reader = PdfReader(io.BytesIO(data), strict=True)
+    assert not reader.metadata
+    assert reader.xmp_metadata is None
+    # The file's identifier is new, so it cannot be matched to the sender's copy.
+    first = reader.trailer["/ID"][0]
+    first = first.get_original_bytes() if hasattr(first, "get_original_bytes") else bytes(first)
+    assert first != bytes.fromhex(ORIGINAL_ID)
+    numbers = set(reader.xref_objStm)
+    for table in reader.xref.values():
+        numbers |= set(table)
+    assert len(numbers) > 5
+    for number in numbers:
+        obj = reader.get_object(number)
+        if hasattr(obj, "keys"):
+            assert "/Metadata" not in obj and "/Author" not in obj, number
+        if hasattr(obj, "get_data"):
+            assert NAME.encode() not in obj.get_data(), number
+    annotation = reader.pages[0]["/Annots"][0].get_object()
+    assert annotation["/Contents"] == "Check this" and "/T" not in annotation
+    assert NAME.encode() not in data
+
+
+def test_a_pdf_loses_its_author_title_producer_and_xmp(client, case_uid):
+    original = _with_everything_but_pages()
+    assert PdfReader(io.BytesIO(original)).metadata["/Author"] == NAME
+    assert _upload(client, case_uid, original).status_code == 302
+    _assert_only_pages(read_document(_only_document()))
+
+
+def test_a_photo_inside_a_pdf_loses_its_location_and_camera_data(client, case_uid):
+    """A phone's scan to PDF can carry the photo's EXIF along: the picture stays, to the
+    byte of its coded data, and the GPS and camera note go."""
+    photo = _jpeg_with_gps()
+    assert _upload(client, case_uid, make_pdf(jpeg=photo)).status_code == 302
+    cleaned = read_document(_only_document())
+    assert b"canary-camera-note" not in cleaned
+    (image,) = PdfReader(io.BytesIO(cleaned), strict=True).pages[0].images
+    with Image.open(io.BytesIO(image.data)) as kept, Image.open(io.BytesIO(photo)) as sent:
+        assert kept.size == (32, 24) and not kept.getexif()
+        assert kept.tobytes() == sent.tobytes()
+
+
+@pytest.fixture
+def finance_case(app, fund, make_user, make_donor):
+    """A case with a grant to pay, and finance signed in: (client, case code, form data)."""
+    from tests.money_world import MoneyWorld
+    from tests.test_money_views import payment_data
+
+    world = MoneyWorld(fund, make_user, make_donor)
+    grant = world.grant("2000", pool=world.usd)
+    world.plan(grant, count=2)
+    finance = app.test_client()
+    login(finance, world.finance)
+    return finance, grant.application.uid, payment_data(grant)
+
+
+def _pay(finance_case, data, name="receipt.pdf"):
+    client, uid, form = finance_case
+    return client.post(
+        f"/applications/{uid}/payments",
+        data={**form, "pay-proof": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_a_proof_of_payment_is_cleaned_the_same_way(finance_case):
+    assert _pay(finance_case, _with_everything_but_pages()).status_code == 302
+    _assert_only_pages(read_document(_only_document()))
+
+
+def test_scripts_actions_and_attached_files_leave_a_pdf(client, case_uid):
+    """A file staff open does nothing by itself: no script, no address it calls, and no
+    attached file (which would keep its own metadata)."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(PDF)))
+    writer.add_attachment("notes.docx", b"canary-attachment-5521 by " + NAME.encode())
+    writer.add_uri(0, "https://canary-tracker.example/5522", [0, 0, 100, 100])
+    script = DictionaryObject(
+        {
+            NameObject("/S"): NameObject("/JavaScript"),
+            NameObject("/JS"): TextStringObject("app.alert('canary-script-5520');"),
+        }
+    )
+    writer._root_object["/Names"][NameObject("/JavaScript")] = DictionaryObject(
+        {
+            NameObject("/Names"): ArrayObject(
+                [TextStringObject("greeting"), writer._add_object(script)]
+            )
+        }
+    )
+    writer._root_object[NameObject("/OpenAction")] = DictionaryObject(
+        {
+            NameObject("/S"): NameObject("/URI"),
+            NameObject("/URI"): TextStringObject("https://canary-tracker.example/5523"),
+        }
+    )
+    out = io.BytesIO()
+    writer.write(out)
+    assert _upload(client, case_uid, out.getvalue()).status_code == 302
+    cleaned = read_document(_only_document())
+    reader = PdfReader(io.BytesIO(cleaned), strict=True)
+    assert _pages(cleaned) == ["canary-quote-text-7781 (page 1)"]
+    assert not reader.attachments
+    assert "/OpenAction" not in reader.trailer["/Root"]
+    assert "/Names" not in reader.trailer["/Root"] or not reader.trailer["/Root"]["/Names"].get(
+        "/JavaScript"
+    )
+    for annotation in reader.pages[0].get("/Annots", []):
+        assert "/A" not in annotation.get_object()
+    assert b"canary-" not in cleaned.replace(b"canary-quote", b"")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+        b"%PDF-1.7\n" + os.urandom(2000),
+        b"%PDF-1.4\n%%EOF\n",
+    ],
+)
+def test_a_pdf_that_cannot_be_read_is_refused_not_stored(app, client, case_uid, data):
+    response = _upload(client, case_uid, data)
+    assert response.status_code == 400
+    assert "This PDF could not be read." in response.get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
+    assert not Path(app.instance_path, "documents").exists() or not list(
+        Path(app.instance_path, "documents").iterdir()
+    )
+
+
+def test_a_pdf_behind_a_password_is_refused_in_words(client, case_uid):
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(PDF)))
+    writer.encrypt("open sesame", algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    response = _upload(client, case_uid, out.getvalue())
+    assert response.status_code == 400
+    assert "protected by a password" in response.get_data(as_text=True)
+
+
+def test_a_pdf_past_the_page_bound_is_refused(app, client, case_uid):
+    app.config["HRDFUND_MAX_PDF_PAGES"] = 3
+    assert _upload(client, case_uid, make_pdf(pages=3)).status_code == 302
+    refused = _upload(client, case_uid, make_pdf(pages=4))
+    assert refused.status_code == 400
+    assert "more than 3 pages" in refused.get_data(as_text=True)
+
+
+def test_a_pdf_of_too_many_objects_is_refused(client, case_uid, monkeypatch):
+    monkeypatch.setattr(documents, "MAX_PDF_OBJECTS", 5)
+    refused = _upload(client, case_uid, make_pdf(pages=3))
+    assert refused.status_code == 400
+    assert "too complex" in refused.get_data(as_text=True)
+
+
+def _observe_cleaning(monkeypatch, seen):
+    """Record, while each file is cleaned, whether the request holds a transaction and
+    whether another connection could take SQLite's write lock at that moment."""
+    from tests.test_models import _another_writer_gets_the_lock
+
+    def watch(original):
+        def watched(*args):
+            seen.append(
+                {
+                    "transaction open": db.session().in_transaction(),
+                    "lock free": db.engine.dialect.name != "sqlite"
+                    or _another_writer_gets_the_lock(),
+                }
+            )
+            return original(*args)
+
+        return watched
+
+    monkeypatch.setattr(documents, "_clean_pdf", watch(documents._clean_pdf))
+    monkeypatch.setattr(documents, "_strip_image", watch(documents._strip_image))
+
+
+def test_a_file_is_cleaned_while_no_write_lock_is_held(client, case_uid, monkeypatch, finance_case):
+    """While an upload is cleaned the request holds no transaction, so on SQLite another
+    writer takes the lock at once; the document is stored after, in its own transaction."""
+    seen = []
+    _observe_cleaning(monkeypatch, seen)
+    assert _upload(client, case_uid, PDF).status_code == 302
+    assert _upload(client, case_uid, _jpeg_with_gps(), "a.jpg", "evidence").status_code == 302
+    assert _pay(finance_case, PDF).status_code == 302
+    assert seen == [{"transaction open": False, "lock free": True}] * 3
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 3
+
+
+def test_a_case_closed_while_its_file_was_cleaned_takes_no_document(
+    app, client, case_uid, monkeypatch
+):
+    """What the first read decided (the case is open to documents) is checked again where
+    the document is stored."""
+    from hrdfund.applications.models import Application, ApplicationStatus
+
+    def close_meanwhile(data):
+        with app.app_context():
+            other = db.session.execute(sa.select(Application)).scalar_one()
+            other.status = ApplicationStatus.WITHDRAWN
+            db.session.commit()
+        return data
+
+    monkeypatch.setattr(documents, "_clean_pdf", close_meanwhile)
+    assert _upload(client, case_uid, PDF).status_code == 404
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
+    assert not list(Path(app.instance_path, "documents").glob("*"))
+
+
+def test_uploads_are_cleaned_one_at_a_time(app, make_user, fund, monkeypatch):
+    """Four uploads at once, from four people: each waits for the one before to finish, so a
+    burst cannot take every core and the memory of four decodes."""
+    import threading
+    import time
+
+    running, most = [0], [0]
+    guard = threading.Lock()
+    original = documents._strip_image
+
+    def slow(*args):
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with guard:
+            running[0] -= 1
+        return original(*args)
+
+    monkeypatch.setattr(documents, "_strip_image", slow)
+    clients = []
+    for _ in range(4):
+        client = app.test_client()
+        login(client, make_user("applicant"))
+        uid = client.post("/apply", data={"category": "medical"}).location.split("/")[2]
+        clients.append((client, uid))
+    photo = _jpeg_with_gps()
+    answers = []
+    db.session.rollback()  # the test's own reads leave SQLite's write lock to the uploads
+
+    def send(client, uid):
+        with app.app_context():
+            answers.append(_upload(client, uid, photo, "a.jpg", "evidence").status_code)
+
+    threads = [threading.Thread(target=send, args=pair) for pair in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [302] * 4
+    assert most[0] == 1

@@ -47,13 +47,13 @@ from tests.conftest import (
 )
 from tests.live import page_forms
 from tests.money_world import MoneyWorld, pay
+from tests.pdfs import PDF
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VNU_JAR = os.path.join(ROOT, "node_modules", "vnu-jar", "build", "dist", "vnu.jar")
 #: Cases of the demo world: its showcase (every status, for every demo applicant and the
 #: demo partner) and some more.
 SCALE = 40
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 #: The heading of the page a request refused for its CSRF token gets.
 REFUSED = "Something in the request was not right"
 #: What a page shows when a form was refused: errors beside fields, above the form, or in

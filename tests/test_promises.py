@@ -86,12 +86,13 @@ from tests.conftest import (
     set_cookie_header,
     totp_code,
 )
+from tests.pdfs import make_pdf, xmp_packet
 
 from .money_world import MoneyWorld, pay
 from .test_models import inventory_gaps
 
 ROOT = Path(__file__).resolve().parent.parent
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n(canary-pdf-text-4417)\ntrailer<<>>\n%%EOF\n"
+PDF = make_pdf("canary-pdf-text-4417")
 #: What a framework's debug page or banner would show.
 LEAKS = ("Traceback", 'File "', "Werkzeug", "werkzeug", "Python", "Flask", "Jinja", "SQL")
 #: A complete relocation application, as a defender types it.
@@ -1151,7 +1152,8 @@ def test_promise_22_uploads_are_checked_cleaned_encrypted_and_served_as_attachme
 ):
     """A web page named .pdf is refused; a photo named .pdf is taken for what it is, stored
     encrypted under a random name, and comes back as an attachment without its GPS and
-    camera data; a body past the cap gets 413."""
+    camera data; a PDF comes back without its author, title, producer and XMP; a picture
+    past the pixel bound is refused; a body past the cap gets 413."""
     login(client, make_user("applicant"))
     uid = _start(client, "medical")
     refused = _upload(client, uid, b"<html><script>alert(1)</script></html>", "quote.pdf")
@@ -1189,6 +1191,27 @@ def test_promise_22_uploads_are_checked_cleaned_encrypted_and_served_as_attachme
     )
     assert too_big.status_code == 413 and "File too large" in too_big.get_data(as_text=True)
     assert _count(Document) == 1
+
+    signed = make_pdf(
+        "canary-pdf-text-4417",
+        info={"Author": "Canary Author 5531", "Title": "Canary Title", "Producer": "Word"},
+        xmp=xmp_packet("Canary Author 5531"),
+    )
+    assert _upload(client, uid, signed, "letter.pdf").status_code == 302
+    pdf = db.session.execute(
+        sa.select(Document).where(Document.content_type == "application/pdf")
+    ).scalar_one()
+    body = client.get(f"/applications/{uid}/documents/{pdf.uid}").data
+    text, metadata = _pdf(body)
+    assert "canary-pdf-text-4417" in text, "the page is kept"
+    assert not metadata and PdfReader(io.BytesIO(body)).xmp_metadata is None
+    assert b"Canary Author" not in body and b"Canary Title" not in body
+
+    huge = io.BytesIO()
+    Image.new("1", (6000, 5000)).save(huge, "PNG")  # 30 million pixels, a few kilobytes
+    refused = _upload(client, uid, huge.getvalue(), "scan.png", "evidence")
+    assert refused.status_code == 400 and "too large" in refused.get_data(as_text=True)
+    assert _count(Document) == 2
 
 
 def test_promise_23_no_address_or_browser_of_an_applicant_is_kept(

@@ -2,7 +2,6 @@
 the retention period to the figures reports need, deletes old drafts and empties applicant
 accounts left with nothing; the ledger, the donor reports and the audit chain stand after."""
 
-import io
 import os
 from datetime import timedelta
 
@@ -11,7 +10,7 @@ import sqlalchemy as sa
 
 from hrdfund.alerts.models import Alert
 from hrdfund.applications import services as app_services
-from hrdfund.applications.documents import store_document
+from hrdfund.applications.documents import CleanUpload, store_document
 from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
@@ -37,8 +36,9 @@ from hrdfund.reports.data import build_report, plain
 from hrdfund.reports.periods import parse_period
 from hrdfund.retention import APPLICATION_CLEARED, CLEARED, DELETED, KEPT, plan_purge
 from tests.conftest import PASSWORD, edit_behind_the_app, login
+from tests.pdfs import make_pdf
 
-PDF = b"%PDF-1.4\n% a scanned letter\n%%EOF\n"
+PDF = make_pdf("A scanned letter")
 #: What a donor report is made of, that purging must leave exactly as it was.
 REPORT_PARTS = ("summary", "position", "budget", "breakdowns", "timeliness", "outcomes")
 
@@ -83,9 +83,14 @@ def _case(status, closed_before_days=None, with_grant_status=None):
 
 def _documents_of(case, finance):
     """A document of the case, and a proof of one of its payments, as stored files."""
-    evidence = store_document(io.BytesIO(PDF), "letter.pdf", case, DocumentKind.EVIDENCE, finance)
+    evidence = store_document(
+        CleanUpload(PDF, "application/pdf", "letter.pdf"), case, DocumentKind.EVIDENCE, finance
+    )
     proof = store_document(
-        io.BytesIO(PDF), "slip.pdf", None, DocumentKind.PROOF_OF_PAYMENT, finance
+        CleanUpload(PDF, "application/pdf", "slip.pdf"),
+        None,
+        DocumentKind.PROOF_OF_PAYMENT,
+        finance,
     )
     db.session.commit()
     payment = db.session.scalars(

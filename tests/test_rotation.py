@@ -2,13 +2,12 @@
 and stored document again under the new key, after which the old key can go."""
 
 import base64
-import io
 import os
 
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.documents import read_document, store_document
+from hrdfund.applications.documents import CleanUpload, read_document, store_document
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Role, User
@@ -18,8 +17,9 @@ from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
 from hrdfund.rotation import encrypted_attributes
 from tests.conftest import other_app
+from tests.pdfs import make_pdf
 
-PDF = b"%PDF-1.4\n% a medical report\n%%EOF\n"
+PDF = make_pdf("A medical report")
 
 
 def _new_key():
@@ -52,7 +52,9 @@ def world(app, runner):
     assert result.exit_code == 0, result.output
     manager = db.session.scalars(sa.select(User).where(User.role == Role.MANAGER)).first()
     case = db.session.scalars(sa.select(Application).order_by(Application.id)).first()
-    document = store_document(io.BytesIO(PDF), "report.pdf", case, DocumentKind.OTHER, manager)
+    document = store_document(
+        CleanUpload(PDF, "application/pdf", "report.pdf"), case, DocumentKind.OTHER, manager
+    )
     codes = auth_services.issue_recovery_codes(manager)
     db.session.commit()
     return {

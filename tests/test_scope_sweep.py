@@ -11,9 +11,8 @@ from hrdfund.applications.models import Document
 from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
 from tests.conftest import login
+from tests.pdfs import PDF
 from tests.test_case_outcome import granted  # noqa: F401  (fixture)
-
-PDF = b"%PDF-1.4\n%%EOF\n"
 
 
 @pytest.mark.parametrize("intruder", ["applicant", "partner"])

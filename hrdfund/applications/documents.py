@@ -1,14 +1,27 @@
-"""Uploaded documents: checked by content, images stripped of metadata, encrypted at rest
-under random names, readable only through the case's access rule."""
+"""Uploaded documents: checked by content, cleaned of metadata (images re-encoded, PDFs
+rewritten without their document information, XMP, private application data, scripts and
+attached files), encrypted at rest under random names, readable only through the case's
+access rule.
+
+Cleaning is slow work on untrusted input, so it is bounded (bytes, pixels, pages, objects),
+done one file at a time in each process, and done with no transaction open: a view reads
+what it needs inside ``reading()``, cleans the upload with :func:`clean_upload`, then stores
+it with :func:`store_document` in its write transaction.
+"""
 
 import io
 import os
 import re
 import secrets
+import threading
 import unicodedata
+import warnings
+from dataclasses import dataclass
 
+import pikepdf
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from pikepdf.sanitize import Sanitizer
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .. import audit
@@ -23,12 +36,39 @@ SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg"),
 )
 EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
-MAX_PIXELS = 40_000_000
 NAME_MAX = 120
+#: Most objects a PDF may hold: a long report has tens of thousands; each costs time to
+#: clean, and a few megabytes of compressed objects could otherwise hold millions.
+MAX_PDF_OBJECTS = 200_000
+
+#: One upload is cleaned at a time in each process, so a burst of uploads cannot take
+#: every core or gigabytes of memory; the others wait their turn.
+_CLEANING = threading.Lock()
+
+#: What a PDF may do or carry besides its pages: scripts, actions that reach the network
+#: or the disk (a file that tells someone when staff open it), attached files (which keep
+#: their own metadata), and editors' private data (which can keep text removed from the
+#: page).
+_SANITIZER = (
+    Sanitizer()
+    .remove_javascript()
+    .remove_external_access()
+    .remove_attachments()
+    .remove_private_app_data()
+)
 
 
 class DocumentError(ValueError):
     """A file the fund cannot accept; the message tells the user why in plain words."""
+
+
+@dataclass(frozen=True)
+class CleanUpload:
+    """An upload checked and cleaned, ready to store: its bytes, type and display name."""
+
+    data: bytes
+    content_type: str
+    filename: str
 
 
 def max_bytes():
@@ -49,27 +89,212 @@ def sniff(data):
     return None
 
 
+def _too_many_pixels():
+    return DocumentError(
+        _l(
+            "This image is too large: it has more than %(mpx)d million pixels. "
+            "Please send a smaller one.",
+            mpx=current_app.config["HRDFUND_MAX_IMAGE_PIXELS"] // 1_000_000,
+        )
+    )
+
+
+def _check_pixels(image):
+    """Refuse a picture larger than the bound, from its header, before it is decoded."""
+    if image.width * image.height > current_app.config["HRDFUND_MAX_IMAGE_PIXELS"]:
+        raise _too_many_pixels()
+
+
 def _strip_image(data, content_type):
     """Re-encode an image so EXIF, GPS and any other metadata are left behind."""
+    # Pillow's own bound, at the same number: any size Pillow learns while decoding that
+    # the header did not tell is refused too, and a warning past it is an error here.
+    Image.MAX_IMAGE_PIXELS = current_app.config["HRDFUND_MAX_IMAGE_PIXELS"]
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise DocumentError(_l("This image is too large. Please send a smaller one."))
-            clean = ImageOps.exif_transpose(image)
-            if content_type == "image/jpeg" and clean.mode not in ("RGB", "L"):
-                clean = clean.convert("RGB")
-            # Pillow writes some of info back on save (a JPEG's comment, a PNG's ICC
-            # profile); keep only transparency, which is part of the picture.
-            clean.info = {k: v for k, v in clean.info.items() if k == "transparency"}
-            out = io.BytesIO()
-            clean.save(out, format="JPEG" if content_type == "image/jpeg" else "PNG")
-            return out.getvalue()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                _check_pixels(image)
+                clean = ImageOps.exif_transpose(image)
+                if content_type == "image/jpeg" and clean.mode not in ("RGB", "L"):
+                    clean = clean.convert("RGB")
+                # Pillow writes some of info back on save (a JPEG's comment, a PNG's ICC
+                # profile); keep only transparency, which is part of the picture.
+                clean.info = {k: v for k, v in clean.info.items() if k == "transparency"}
+                out = io.BytesIO()
+                clean.save(out, format="JPEG" if content_type == "image/jpeg" else "PNG")
+                return out.getvalue()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels() from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         if isinstance(exc, DocumentError):
             raise
         raise DocumentError(
             _l("This image could not be read. Please send a PDF, PNG or JPEG file.")
         ) from exc
+
+
+def _unreadable_pdf():
+    return DocumentError(
+        _l("This PDF could not be read. Please send it again, or as a photo or scan.")
+    )
+
+
+def _clean_pdf(data):
+    """Rewrite a PDF with its pages only: no document information, no XMP metadata on the
+    document or on any page, image or font, no EXIF or other metadata in its JPEG images,
+    no author on its comments, no scripts, no actions that reach the network or the disk,
+    no attached files and no editor's private data. The rewrite keeps only what the pages
+    reach, so older revisions go too."""
+    try:
+        with warnings.catch_warnings():
+            # Warnings about the file's own defects: it is rewritten whole either way.
+            warnings.simplefilter("ignore", pikepdf.PikepdfWarning)
+            with pikepdf.open(io.BytesIO(data)) as pdf:
+                _check_pdf_size(pdf)
+                _strip_pdf(pdf)
+                out = io.BytesIO()
+                # Streams are copied as they are, never decoded: a few kilobytes of
+                # compressed data cannot become gigabytes here.
+                pdf.save(
+                    out,
+                    stream_decode_level=pikepdf.StreamDecodeLevel.none,
+                    fix_metadata_version=False,
+                    preserve_pdfa=False,
+                )
+                return out.getvalue()
+    except pikepdf.PasswordError as exc:
+        raise DocumentError(
+            _l("This PDF is protected by a password. Please send it without the password.")
+        ) from exc
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (any failure on a hostile file is a refusal)
+        raise _unreadable_pdf() from exc
+
+
+def _check_pdf_size(pdf):
+    """Refuse a PDF with no page, too many pages or too many objects, before cleaning."""
+    declared = pdf.trailer.get("/Size")
+    if isinstance(declared, int) and declared > MAX_PDF_OBJECTS:
+        raise _too_complex_pdf()
+    if len(pdf.objects) > MAX_PDF_OBJECTS:
+        raise _too_complex_pdf()
+    pages = len(pdf.pages)
+    if pages == 0:
+        raise _unreadable_pdf()
+    if pages > current_app.config["HRDFUND_MAX_PDF_PAGES"]:
+        raise DocumentError(
+            _l(
+                "This PDF has more than %(pages)d pages. Please send the pages that matter.",
+                pages=current_app.config["HRDFUND_MAX_PDF_PAGES"],
+            )
+        )
+
+
+def _too_complex_pdf():
+    return DocumentError(
+        _l("This PDF is too complex to accept. Please print it to a new PDF, or scan it.")
+    )
+
+
+def _strip_pdf(pdf):
+    """Remove, in place, everything of a PDF that is not its pages (see _clean_pdf)."""
+    info = pdf.trailer.get("/Info")
+    if isinstance(info, pikepdf.Dictionary):
+        for key in list(info.keys()):  # emptied too, in case something else points to it
+            del info[key]
+    # The first part of /ID is kept by a rewrite and can match the file on the sender's
+    # computer; without it a new one is made.
+    for key in ("/Info", "/ID"):
+        if key in pdf.trailer:
+            del pdf.trailer[key]
+    _SANITIZER.apply(pdf)
+    for obj in pdf.objects:
+        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+            for key in ("/Metadata", "/PieceInfo"):
+                if key in obj:
+                    del obj[key]
+        if isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == "/Image":
+            _strip_jpeg_stream(obj)
+    for page in pdf.pages:
+        for annotation in page.obj.get("/Annots", ()):
+            # /T is a comment's author; on a form field it is the field's name.
+            if (
+                isinstance(annotation, pikepdf.Dictionary)
+                and annotation.get("/Subtype") != "/Widget"
+                and "/T" in annotation
+            ):
+                del annotation["/T"]
+
+
+#: Segments of a JPEG inside a PDF that are part of the picture: JFIF, the colour profile
+#: and Adobe's colour transform. The other application segments (EXIF with GPS and camera,
+#: XMP, IPTC) and comments are metadata a phone's scan to PDF can carry along.
+_JPEG_PICTURE_SEGMENTS = frozenset({0xE0, 0xE2, 0xEE})
+
+
+def _strip_jpeg(data):
+    """A JPEG's bytes without its metadata segments, its picture untouched (the coded data
+    from the first scan on is copied as it is); None when the segments before the picture
+    do not read as JPEG."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    out, pos = bytearray(b"\xff\xd8"), 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xDA:  # start of scan: the rest is the picture
+            return bytes(out + data[pos:])
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if end < pos + 4 or end > len(data):
+            return None
+        metadata = marker == 0xFE or (0xE0 <= marker <= 0xEF)
+        if not metadata or marker in _JPEG_PICTURE_SEGMENTS:
+            out += data[pos:end]
+        pos = end
+    return None
+
+
+def _strip_jpeg_stream(image):
+    """Remove the metadata segments of a JPEG image stream of a PDF, in place."""
+    filters = image.get("/Filter")
+    if isinstance(filters, pikepdf.Array) and len(filters) == 1:
+        filters = filters[0]
+    if filters != "/DCTDecode":
+        return
+    raw = image.read_raw_bytes()
+    stripped = _strip_jpeg(raw)
+    if stripped is not None and stripped != raw:
+        image.write(stripped, filter=image.Filter, decode_parms=image.get("/DecodeParms"))
+
+
+def clean_upload(stream, filename):
+    """Read, check and clean an upload (bounded in bytes, pixels, pages and objects), one
+    at a time in this process. Touches no database: call it with no transaction open."""
+    data = stream.read(max_bytes() + 1)
+    if len(data) > max_bytes():
+        raise DocumentError(
+            _l(
+                "This file is larger than %(mb)d MB. Please send a smaller file.",
+                mb=max_bytes() // (1024 * 1024),
+            )
+        )
+    if not data:
+        raise DocumentError(_l("This file is empty."))
+    content_type = sniff(data)
+    if content_type is None:
+        raise DocumentError(_l("Only PDF, PNG and JPEG files are accepted."))
+    with _CLEANING:
+        if content_type == "application/pdf":
+            data = _clean_pdf(data)
+        else:
+            data = _strip_image(data, content_type)
+    return CleanUpload(data, content_type, display_name(filename, content_type))
 
 
 def display_name(filename, content_type):
@@ -87,39 +312,24 @@ def display_name(filename, content_type):
     return stem + EXTENSIONS[content_type]
 
 
-def store_document(stream, filename, application, kind, actor):
-    """Check, clean, encrypt and store an upload for ``application`` (None for a proof of
+def store_document(upload, application, kind, actor):
+    """Encrypt and store a cleaned upload for ``application`` (None for a proof of
     payment, which belongs to the payment and is shown to finance only)."""
-    data = stream.read(max_bytes() + 1)
-    if len(data) > max_bytes():
-        raise DocumentError(
-            _l(
-                "This file is larger than %(mb)d MB. Please send a smaller file.",
-                mb=max_bytes() // (1024 * 1024),
-            )
-        )
-    if not data:
-        raise DocumentError(_l("This file is empty."))
-    content_type = sniff(data)
-    if content_type is None:
-        raise DocumentError(_l("Only PDF, PNG and JPEG files are accepted."))
-    if content_type.startswith("image/"):
-        data = _strip_image(data, content_type)
     document = Document(
         application_id=application.id if application is not None else None,
         kind=kind,
-        content_type=content_type,
-        size_bytes=len(data),
+        content_type=upload.content_type,
+        size_bytes=len(upload.data),
         uploaded_by_id=actor.id,
         storage_name=secrets.token_hex(16),
     )
-    document.filename = display_name(filename, content_type)
+    document.filename = upload.filename
     path = os.path.join(_folder(), document.storage_name)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         # A partial file (disk full) or a failed insert must not leave ciphertext behind.
         with os.fdopen(fd, "wb") as fh:
-            fh.write(cipher().encrypt_bytes(data, _aad(document)))
+            fh.write(cipher().encrypt_bytes(upload.data, _aad(document)))
         db.session.add(document)
         db.session.flush()
         audit.record(
@@ -128,7 +338,7 @@ def store_document(stream, filename, application, kind, actor):
             actor=actor,
             case=application.uid if application is not None else None,
             kind=kind.value,
-            size=len(data),
+            size=len(upload.data),
         )
     except Exception:
         os.unlink(path)

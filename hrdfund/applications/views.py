@@ -22,7 +22,7 @@ from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..columns import utcnow
-from ..extensions import db
+from ..extensions import db, reading
 from ..paging import page_arg
 from ..pools.models import Pool
 from . import access, bp, documents, services, targets
@@ -431,23 +431,29 @@ def _documents(application):
 
 @bp.post("/applications/<uid>/documents")
 def upload(uid):
-    """Add a quote, report or evidence to the case."""
-    application = get_application_or_404(uid, current_user, Section.DOCUMENTS)
-    if application.status in TERMINAL_STATES:
-        abort(404)
-    form = DocumentForm()
-    if form.validate_on_submit():
+    """Add a quote, report or evidence to the case. The file is cleaned with no transaction
+    open; what the first read decided is checked again in the one that stores it."""
+    with reading():
+        application = get_application_or_404(uid, current_user, Section.DOCUMENTS)
+        if application.status in TERMINAL_STATES:
+            abort(404)
+        form = DocumentForm()
+        valid = form.validate_on_submit()
+    if valid:
         try:
+            cleaned = documents.clean_upload(form.file.data.stream, form.file.data.filename)
+        except documents.DocumentError as exc:
+            form.file.errors.append(str(exc))
+        else:
+            application = get_application_or_404(uid, current_user, Section.DOCUMENTS)
+            if application.status in TERMINAL_STATES:
+                abort(404)  # closed while the file was being cleaned
             documents.store_document(
-                form.file.data.stream,
-                form.file.data.filename,
+                cleaned,
                 application,
                 DocumentKind(form.kind.data),
                 current_user._get_current_object(),
             )
-        except documents.DocumentError as exc:
-            form.file.errors.append(str(exc))
-        else:
             db.session.commit()
             flash(
                 _("Document added. Only you and the fund's staff on this case can open it."), "info"

@@ -26,7 +26,7 @@ from ..applications.views import _render_case
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..columns import utcnow
-from ..extensions import db
+from ..extensions import db, reading
 from ..grants.models import Allocation, Grant, Instalment
 from ..grants.plans import allocation_balances
 from ..pools.models import Pool
@@ -154,31 +154,44 @@ def _drop_proof(proof):
         documents.delete_document_file(proof)
 
 
-@bp.post("/applications/<uid>/payments")
-@role_required(Role.FINANCE)
-def record(uid):
-    """Record one payment of the case's grant, with its proof."""
+def _case_grant_or_404(uid):
+    """The case and its grant, for a finance officer who may see the case; 404 otherwise."""
     application = get_application_or_404(uid, current_user, Section.PAYEES)
     grant = db.session.execute(
         sa.select(Grant).where(Grant.application_id == application.id)
     ).scalar_one_or_none()
     if grant is None:
         abort(404)
-    balances = allocation_balances(grant.id)
-    form = payment_form(grant, balances, services.grant_instalments(grant))
-    if form.validate_on_submit():
+    return application, grant
+
+
+@bp.post("/applications/<uid>/payments")
+@role_required(Role.FINANCE)
+def record(uid):
+    """Record one payment of the case's grant, with its proof. The proof is cleaned with no
+    transaction open; the payment is then checked and recorded in one that locks."""
+    with reading():
+        application, grant = _case_grant_or_404(uid)
+        balances = allocation_balances(grant.id)
+        form = payment_form(grant, balances, services.grant_instalments(grant))
+        valid = form.validate_on_submit()
+    cleaned = None
+    if valid and form.proof.data and form.proof.data.filename:
+        try:
+            cleaned = documents.clean_upload(form.proof.data.stream, form.proof.data.filename)
+        except documents.DocumentError as exc:
+            form.form_errors.append(str(exc))
+            valid = False
+    if valid:
+        application, grant = _case_grant_or_404(uid)
         actor = current_user._get_current_object()
         allocation = db.session.get(Allocation, form.allocation.data)
         instalment = db.session.get(Instalment, form.instalment.data or 0)
         proof = None
         try:
-            if form.proof.data and form.proof.data.filename:
+            if cleaned is not None:
                 proof = documents.store_document(
-                    form.proof.data.stream,
-                    form.proof.data.filename,
-                    None,
-                    DocumentKind.PROOF_OF_PAYMENT,
-                    actor,
+                    cleaned, None, DocumentKind.PROOF_OF_PAYMENT, actor
                 )
             _payment, created = services.record_disbursement(
                 grant,
@@ -202,7 +215,7 @@ def record(uid):
             if not created:
                 raise _AlreadyRecorded()
             db.session.commit()
-        except (services.PaymentError, documents.DocumentError) as exc:
+        except services.PaymentError as exc:
             _drop_proof(proof)
             form.form_errors.append(str(exc))
         except (_AlreadyRecorded, sa.exc.IntegrityError):

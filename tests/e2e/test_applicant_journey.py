@@ -16,9 +16,9 @@ from hrdfund.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Instalment, PaymentPlan, PlanKind
 from hrdfund.pools.models import Pool
+from tests.pdfs import PDF
 
 pytestmark = pytest.mark.e2e
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def _staff_app(server):

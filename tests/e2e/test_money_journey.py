@@ -21,6 +21,7 @@ from tests.e2e.conftest import ROOT
 from tests.e2e.test_applicant_journey import _sign_in, _staff, _staff_app
 from tests.e2e.test_review_journey import _sign_out, _staff_sign_in
 from tests.money_world import MoneyWorld
+from tests.pdfs import PDF
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +108,7 @@ def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, bro
     _staff_sign_in(page, live_server, app, "demo-finance1", home="Payments")
     page.goto(case_url)
     proof = tmp_path / "transfer.pdf"
-    proof.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    proof.write_bytes(PDF)
     _pay(page, "E2E-TRF-1", "12.40", proof)
     assert "Payment recorded." in page.content()
     first = page.locator("table.ledger tr", has_text="E2E-TRF-1")
