@@ -90,7 +90,23 @@ class Config:
     HRDFUND_MAX_IMAGE_PIXELS = int(_env("HRDFUND_MAX_IMAGE_PIXELS", "25000000"))
     #: Most pages a PDF may have.
     HRDFUND_MAX_PDF_PAGES = int(_env("HRDFUND_MAX_PDF_PAGES", "500"))
+
+    # What a request may make the server read and parse, decided before anything reads
+    # its body; past it the answer is 413. Uploads (a document, a proof of payment, a
+    # statement) may send a file; the application form has its budget, dependants and
+    # references rows; every other page takes a few fields.
     MAX_CONTENT_LENGTH = HRDFUND_MAX_DOCUMENT_BYTES + 256 * 1024
+    #: A visitor not signed in sends only the sign-in, code, recovery and sign-up forms.
+    MAX_ANONYMOUS_REQUEST_BYTES = 16 * 1024
+    MAX_ANONYMOUS_FORM_PARTS = 20
+    #: A signed-in form without a file, and the application form.
+    MAX_FORM_BYTES = 128 * 1024
+    MAX_FORM_PARTS = 50
+    MAX_APPLICATION_FORM_BYTES = 512 * 1024
+    MAX_APPLICATION_FORM_PARTS = 150
+    #: One text field of a form that carries a file. Werkzeug also holds each 64 KB read
+    #: of a file's part against it, so it stays well above that.
+    MAX_FORM_MEMORY_SIZE = 256 * 1024
 
     #: Failed passwords or codes at one login from one browser within the lock window
     #: that lock that login for that browser, for the lock window.

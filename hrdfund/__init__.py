@@ -16,6 +16,7 @@ from config import CONFIGS
 from . import crypto, geo
 from .applications.targets import check_config as check_target_config
 from .extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
+from .request_limits import install_request_limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_NAMES = ("SECRET_KEY", "HRDFUND_ENCRYPTION_KEY", "HRDFUND_AUDIT_KEY")
@@ -51,6 +52,7 @@ def create_app(overrides=None):
     check_sign_in_limits(app.config)
     _configure_logging(app)
     _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    install_request_limits(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)

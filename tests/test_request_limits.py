@@ -1,0 +1,223 @@
+"""What a request may make the server read and parse: a visitor not signed in sends a few
+kilobytes, every form a bounded number of fields, and past a bound the answer is the app's
+413 page, given before the body is parsed. The real forms at their real sizes still work."""
+
+import io
+import time
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from hrdfund.applications.models import Application, Document
+from hrdfund.extensions import db
+from tests.conftest import CSP_PARTS, login
+from tests.pdfs import make_pdf
+
+#: The attack: 8 MB of URL-encoded form with 800,000 fields.
+HUGE_FORM = b"&".join(b"f%d=x" % n for n in range(800_000)).ljust(8 * 1024 * 1024, b"x")
+ANONYMOUS_PAGES = ["/login", "/login/code", "/login/recovery", "/register"]
+
+
+def _post_form(client, path, body, **kwargs):
+    """POST a URL-encoded body; return the answer and the CPU seconds it took."""
+    started = time.process_time()
+    response = client.post(
+        path, data=body, content_type="application/x-www-form-urlencoded", **kwargs
+    )
+    return response, time.process_time() - started
+
+
+def _post_multipart(client, path, fields):
+    """POST a form with a file, encoded in memory: the test client would spool a large file
+    to a temporary file it never closes."""
+    boundary, body = encode_multipart(fields)
+    return client.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}")
+
+
+def _is_the_413_page(response):
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413, response.status_code
+    assert "<h1>File too large</h1>" in page
+    assert all(part in response.headers["Content-Security-Policy"] for part in CSP_PARTS)
+    return True
+
+
+@pytest.mark.parametrize("path", ANONYMOUS_PAGES)
+def test_a_huge_anonymous_form_is_refused_before_it_is_parsed(client, path):
+    """Splitting 800,000 fields took over a second of CPU per request; refused from its
+    length, it costs almost nothing."""
+    response, cpu = _post_form(client, path, HUGE_FORM)
+    assert _is_the_413_page(response)
+    assert cpu < 0.3, f"{cpu:.2f} s of CPU"
+
+
+def test_a_visitor_sends_a_few_kilobytes_at_most(client):
+    response, _cpu = _post_form(client, "/register", b"login=someone&password=" + b"x" * 20_000)
+    assert _is_the_413_page(response)
+
+
+def test_a_body_sent_without_its_length_is_cut_off_at_the_bound(client):
+    """A chunked body announces no length: it is read only up to the bound."""
+    response = client.post(
+        "/login",
+        input_stream=io.BytesIO(HUGE_FORM),
+        content_type="application/x-www-form-urlencoded",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert _is_the_413_page(response)
+
+
+def test_sign_up_and_sign_in_fit_at_the_longest_answers(app, client, make_user):
+    """Every field at its longest, in four-byte characters: well within a visitor's bound."""
+    password = "".join(chr(0x1F600 + n % 64) for n in range(128))
+    response = client.post(
+        "/register",
+        data={"login": "new-person", "password": password, "contact": "\U0001f4de" * 200},
+    )
+    assert response.status_code == 302
+    visitor = app.test_client()
+    wrong = visitor.post("/login", data={"login": "x" * 64, "password": password})
+    assert wrong.status_code == 200 and "Login name or password is not right." in wrong.get_data(
+        as_text=True
+    )
+    assert login(visitor, make_user("applicant")).status_code == 302
+
+
+@pytest.fixture
+def signed_in(client, make_user, fund):
+    """An applicant with a draft of each kind: returns the case code."""
+    login(client, make_user("applicant"))
+    response = client.post("/apply", data={"category": "relocation"})
+    return response.location.split("/")[2]
+
+
+def test_a_signed_in_form_takes_a_few_dozen_fields_not_thousands(client, signed_in):
+    """Anyone may sign up, so a signed-in form is bounded too: in bytes, and in fields even
+    on a page that takes a file."""
+    for path in (f"/applications/{signed_in}", f"/applications/{signed_in}/edit"):
+        response, cpu = _post_form(client, path, HUGE_FORM)
+        assert _is_the_413_page(response) and cpu < 0.3
+    # An upload may be megabytes, but its fields are counted before they are split.
+    upload = f"/applications/{signed_in}/documents"
+    response, cpu = _post_form(client, upload, HUGE_FORM[: 8 * 1024 * 1024 - 4096])
+    assert _is_the_413_page(response) and cpu < 0.3
+    many = b"&".join(b"f%d=x" % n for n in range(60))
+    assert _is_the_413_page(_post_form(client, f"/applications/{signed_in}", many)[0])
+    assert _post_form(client, f"/applications/{signed_in}", many[:200])[0].status_code != 413
+
+
+def test_a_file_form_of_many_parts_is_refused(client, signed_in):
+    response = _post_multipart(
+        client,
+        f"/applications/{signed_in}/documents",
+        {
+            **{f"f{n}": "x" for n in range(60)},
+            "kind": "quote",
+            "file": FileStorage(io.BytesIO(make_pdf()), "quote.pdf"),
+        },
+    )
+    assert _is_the_413_page(response)
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
+
+
+def test_an_upload_arrives_with_no_transaction_open(client, signed_in, monkeypatch):
+    """The bounds are chosen from the signed session cookie, with no query: nothing holds
+    a transaction (on SQLite, the write lock) while a slow upload's body arrives."""
+    from hrdfund import request_limits
+
+    seen = []
+    parse = request_limits._BoundedFormDataParser.parse
+
+    def watched(self, *args, **kwargs):
+        seen.append(db.session().in_transaction())
+        return parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(request_limits._BoundedFormDataParser, "parse", watched)
+    db.session.rollback()  # the test's own reads end here
+    response = _post_multipart(
+        client,
+        f"/applications/{signed_in}/documents",
+        {"kind": "quote", "file": FileStorage(io.BytesIO(make_pdf()), "quote.pdf")},
+    )
+    assert response.status_code == 302
+    assert seen == [False]
+
+
+def _longest_application():
+    """The relocation form with every row and every answer at its longest, in four-byte
+    characters: the largest application form a defender can send."""
+    long, story, text = "\U0001f3e0" * 2000, "\U0001f4dd" * 4000, "\U0001f4cd" * 200
+    data = {
+        "defender_name": "\U0001f464" * 120,
+        "country": "KE",
+        "gender": "woman",
+        "urgency": "urgent",
+        "urgency_reason": long,
+        "defender_work": story,
+        "threat": story,
+        "details-scope": "region",
+        "details-destination_country": "UG",
+        "details-host_organisation": text,
+        "details-people": "3",
+        "details-months": "6",
+        "details-stay_plan": long,
+        "details-security_plan": long,
+        "details-exit_plan": long,
+        "currency": "KES",
+        "other_funders": long,
+        "consent_referral": "y",
+        "consent_story": "y",
+        "save": "1",
+    }
+    for row in range(10):
+        data[f"budget-{row}-description"] = text
+        data[f"budget-{row}-amount"] = "120000.50"
+        data[f"dependants-{row}-relation"] = "\U0001f467" * 60
+        data[f"dependants-{row}-age"] = "7"
+    for row in range(2):
+        for field in ("name", "organisation", "contact"):
+            data[f"references-{row}-{field}"] = text
+    return data
+
+
+def test_the_longest_application_form_is_saved(client, signed_in):
+    response = client.post(f"/applications/{signed_in}/edit", data=_longest_application())
+    assert response.status_code == 302, response.status_code
+    application = db.session.execute(sa.select(Application)).scalar_one()
+    db.session.refresh(application)
+    assert application.threat == "\U0001f4dd" * 4000
+    assert len(application.budget_lines) == 10
+
+
+def test_a_document_at_the_size_limit_is_taken(app, client, signed_in):
+    limit = app.config["HRDFUND_MAX_DOCUMENT_BYTES"]
+    big = make_pdf("x" * (limit - 4096))
+    assert limit - 8192 < len(big) <= limit
+    response = _post_multipart(
+        client,
+        f"/applications/{signed_in}/documents",
+        {"kind": "quote", "file": FileStorage(io.BytesIO(big), "quote.pdf")},
+    )
+    assert response.status_code == 302
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 1
+
+
+def test_a_statement_at_its_size_limit_reaches_the_import(app, make_user, fund):
+    """A statement of a megabyte (its own bound) is read and judged line by line."""
+    from hrdfund.disbursements.reconcile import MAX_BYTES
+
+    finance = app.test_client()
+    login(finance, make_user("finance"))
+    header = b"reference,amount,currency,date,status,note\n"
+    rows = 5000  # its most rows, each with a long note, to a megabyte
+    line = b"TRF-UNKNOWN,10.00,EUR,2026-02-05,delivered,\n"
+    note = b"n" * ((MAX_BYTES - len(header)) // rows - len(line))
+    body = header + line.replace(b",\n", b"," + note + b"\n") * rows
+    assert MAX_BYTES - rows < len(body) <= MAX_BYTES
+    response = _post_multipart(
+        finance, "/payments/statements", {"statement": FileStorage(io.BytesIO(body), "s.csv")}
+    )
+    assert response.status_code == 400
+    assert "TRF-UNKNOWN" in response.get_data(as_text=True)
