@@ -2,9 +2,13 @@
 
 Every column carries a data class in ``info["data_class"]`` (SECURITY.md, promise 20):
 public, internal, personal, sensitive or financial. Sensitive and financial columns are
-stored encrypted through :class:`Encrypted`.
+stored encrypted through :class:`Encrypted`. Text is either encrypted or says, in
+``info["text"]``, why it is not free text (a :class:`Text`): whatever a person types about a
+case, a payment or a person is encrypted, and a column of text that says neither fails the
+data inventory test.
 """
 
+import enum
 import json
 import secrets
 from datetime import UTC, datetime
@@ -21,6 +25,37 @@ DATA_CLASSES = (PUBLIC, INTERNAL, PERSONAL, SENSITIVE, FINANCIAL)
 ENCRYPTED_CLASSES = (SENSITIVE, FINANCIAL)
 
 
+class Text(enum.StrEnum):
+    """Why a column of text is stored in clear: what it holds is not free text."""
+
+    UID = "uid"
+    CODE = "code"
+    CURRENCY = "currency"
+    HASH = "hash"
+    BLIND_INDEX = "blind_index"
+    LOGIN = "login"
+    LABEL = "label"
+    GENERATED = "generated"
+
+
+#: The reason behind each kind, as the data inventory states it.
+TEXT_REASONS = {
+    Text.UID: "a random identifier or token the application generates",
+    Text.CODE: "a code from a fixed list the application checks (status, country, language)",
+    Text.CURRENCY: "an ISO 4217 currency code",
+    Text.HASH: "a hash, keyed hash or seal the application computes",
+    Text.BLIND_INDEX: "a keyed hash of an encrypted value, to match it without decrypting",
+    Text.LOGIN: "a sign-in name, looked up as typed at every sign-in",
+    Text.LABEL: "the name of an institution (fund, donor, pool, partner), not of a person",
+    Text.GENERATED: "text the application composes from ids, codes and amounts only",
+}
+
+
+def is_text(column):
+    """Whether ``column`` stores text in clear (strings, enums, JSON)."""
+    return isinstance(column.type, (sa.String, sa.JSON))
+
+
 def utcnow():
     """The current time in UTC, naive, as every timestamp column stores it."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -31,9 +66,12 @@ def new_uid():
     return secrets.token_hex(10)
 
 
-def col(type_, data_class=INTERNAL, **kwargs):
-    """A column with its data class recorded."""
+def col(type_, data_class=INTERNAL, text=None, **kwargs):
+    """A column with its data class recorded, and for text in clear why it is not free
+    text (``text``, a :class:`Text`)."""
     info = dict(kwargs.pop("info", {}), data_class=data_class)
+    if text is not None:
+        info["text"] = Text(text)
     return sa.orm.mapped_column(type_, info=info, **kwargs)
 
 
@@ -55,7 +93,7 @@ def fk(target, data_class=INTERNAL, nullable=False, index=True, ondelete=None, *
 
 def uid_column():
     """The row's opaque identifier; bound into the row's ciphertexts."""
-    return col(sa.String(20), INTERNAL, nullable=False, unique=True, default=new_uid)
+    return col(sa.String(20), INTERNAL, text=Text.UID, nullable=False, unique=True, default=new_uid)
 
 
 def created_at():
@@ -69,7 +107,7 @@ def money(nullable=False, data_class=INTERNAL, **kwargs):
 
 def currency(nullable=False, **kwargs):
     """An ISO 4217 currency code."""
-    return col(sa.String(3), INTERNAL, nullable=nullable, **kwargs)
+    return col(sa.String(3), INTERNAL, text=Text.CURRENCY, nullable=nullable, **kwargs)
 
 
 def enum(enum_cls, name, data_class=INTERNAL, **kwargs):
@@ -83,7 +121,7 @@ def enum(enum_cls, name, data_class=INTERNAL, **kwargs):
         values_callable=lambda e: [m.value for m in e],
         validate_strings=True,
     )
-    return col(type_, data_class, **kwargs)
+    return col(type_, data_class, text=Text.CODE, **kwargs)
 
 
 def currency_check(column):
@@ -98,34 +136,57 @@ class Encrypted:
 
     The table, the column and the row's ``uid`` are bound as associated data, so a
     ciphertext copied to another row or column does not decrypt. ``json=True`` stores
-    any JSON-serialisable value.
+    any JSON-serialisable value. ``index=(attribute, function)`` keeps a blind index of the
+    value in ``attribute`` (``function`` of the value, keyed through
+    :meth:`~hrdfund.crypto.FieldCipher.blind_index`), for queries that match the value
+    without decrypting every row.
     """
 
-    def __init__(self, json=False, name=None):
+    def __init__(self, json=False, name=None, index=None):
         self.json = json
         self.name = name
+        self.index = index
 
     def __set_name__(self, owner, name):
         self.name = self.name or name
         self.column = "_" + self.name
+        self.table = owner.__tablename__
 
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
-        blob = getattr(obj, self.column)
-        if blob is None:
-            return None
-        text = cipher().decrypt(blob, obj.__tablename__, self.name, obj.uid)
-        return json.loads(text) if self.json else text
+        return self.read(getattr(obj, self.column), obj.uid)
 
     def __set__(self, obj, value):
         if obj.uid is None:
             obj.uid = new_uid()
+        if self.index is not None:
+            attribute, function = self.index
+            setattr(obj, attribute, None if value is None else function(value))
         if value is None:
             setattr(obj, self.column, None)
             return
         text = json.dumps(value, sort_keys=True) if self.json else str(value)
-        setattr(obj, self.column, cipher().encrypt(text, obj.__tablename__, self.name, obj.uid))
+        setattr(obj, self.column, cipher().encrypt(text, self.table, self.name, obj.uid))
+
+    def __eq__(self, other):
+        # ``Model.attribute == value`` in a query would compare this descriptor, not the
+        # stored ciphertext, and silently match nothing: refuse it loudly instead.
+        raise TypeError(
+            f"{self.table}.{self.name} is encrypted: match it through a blind index, "
+            "or read the rows and compare in Python"
+        )
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
+    def read(self, blob, uid):
+        """The value of a stored ``blob`` of the row ``uid``, for queries that select the
+        column rather than the model."""
+        if blob is None:
+            return None
+        text = cipher().decrypt(blob, self.table, self.name, uid)
+        return json.loads(text) if self.json else text
 
 
 def encrypted_column(name, data_class=SENSITIVE, nullable=True):

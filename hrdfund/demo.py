@@ -48,7 +48,7 @@ from .applications.review_models import (
 from .auth import services as auth_services
 from .auth.models import Fund, PartnerOrganisation, Role, User
 from .columns import cipher, utcnow
-from .disbursements.models import Channel, Disbursement, PayeeType, Receipt
+from .disbursements.models import Channel, Disbursement, PayeeType, Receipt, reference_key
 from .extensions import db
 from .grants.models import (
     Allocation,
@@ -1461,7 +1461,9 @@ class _World:
             self.tables[Release].add(
                 {
                     **values,
-                    "reason": "Grant closed under budget",
+                    "reason": self.enc(
+                        "releases", "reason", values["uid"], "Grant closed under budget"
+                    ),
                     "seal": audit.seal("releases", values, self.audit_key),
                     "created_by_id": self.finance,
                     "created_at": at,
@@ -1568,6 +1570,7 @@ class _World:
             "reversal_of_id": reverses["id"] if reverses else None,
         }
         table = self.tables[Disbursement]
+        reference = f"PAY-{table.next_id:08d}"
         row_id = table.add(
             {
                 **values,
@@ -1580,10 +1583,19 @@ class _World:
                     f"{PAYEE_DETAILS[grant.channel]} {rng.randrange(10**7, 10**8)}",
                 ),
                 "channel": grant.channel,
-                "rate_source": "Demo reference rates, monthly" if rate != 1 else None,
-                "reference": f"PAY-{table.next_id:08d}",
+                "rate_source": (
+                    self.enc("disbursements", "rate_source", uid, "Demo reference rates, monthly")
+                    if rate != 1
+                    else None
+                ),
+                "reference": self.enc("disbursements", "reference", uid, reference),
+                "reference_key": reference_key(reference),
                 "idempotency_key": None if reverses else f"demo-{uid}",
-                "reason": rng.choice(RETURN_REASONS) if reverses else None,
+                "reason": (
+                    self.enc("disbursements", "reason", uid, rng.choice(RETURN_REASONS))
+                    if reverses
+                    else None
+                ),
                 "recorded_by_id": self.finance,
                 "proof_document_id": None,
                 "created_at": datetime.combine(paid_on, datetime.min.time()) + self.hours(8, 18),
@@ -1669,8 +1681,12 @@ class _World:
             {
                 **values,
                 "seal": audit.seal("contributions", values, self.audit_key),
-                "reference": reference,
-                "reason": "Booked twice" if reverses else None,
+                "reference": self.enc("contributions", "reference", values["uid"], reference),
+                "reason": (
+                    self.enc("contributions", "reason", values["uid"], "Booked twice")
+                    if reverses
+                    else None
+                ),
                 "recorded_by_id": self.finance,
                 "created_at": datetime.combine(on, datetime.min.time()) + timedelta(hours=11),
             }
@@ -1679,14 +1695,18 @@ class _World:
     def _exchange_rates(self):
         """The monthly rates every conversion above used, as finance would have set them."""
         for base, quote, on, rate in sorted(self.rates.used):
+            uid = self.uid()
             self.tables[ExchangeRate].add(
                 {
+                    "uid": uid,
                     "fund_id": self.fund.id,
                     "on_date": on,
                     "base": base,
                     "quote": quote,
                     "rate": rate,
-                    "source": "Demo reference rates, monthly",
+                    "source": self.enc(
+                        "exchange_rates", "source", uid, "Demo reference rates, monthly"
+                    ),
                     "set_by_id": self.finance,
                     "created_at": min(
                         datetime.combine(on, datetime.min.time()) + timedelta(hours=8), self.now

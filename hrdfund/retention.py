@@ -6,8 +6,9 @@ A case closed (completed, not approved or withdrawn) more than ``RETENTION_DAYS`
 no grant still open, is reduced to the figures reports need: its category, country, region,
 gender, number of dependants, urgency, dates, amounts and outcome answers stay; every
 encrypted field, its people, messages, notes, references, documents, consents and stories
-go, and the payee details of its payments are emptied. Its ledger rows stay whole, so every
-pool still balances and past donor reports add up as before. A draft never sent is deleted
+go, and the encrypted fields of its payments and releases (payee details, references,
+reasons, rate sources) are emptied with their blind indexes. Their amounts stay whole, so
+every pool still balances and past donor reports add up as before. A draft never sent is deleted
 outright. An applicant account with nothing left but purged cases, unused for the same
 period, is emptied: no login name, contact or second factor, and it can no longer sign in.
 
@@ -36,12 +37,12 @@ from .applications.models import (
     Story,
     UseOfFundsReport,
 )
-from .applications.review_models import CaseNote, Decision, Review
+from .applications.review_models import CaseNote, Cofunding, Decision, Review
 from .auth.models import RecoveryCode, Role, User
 from .columns import utcnow
-from .disbursements.models import Disbursement
+from .disbursements.models import Disbursement, writable_columns
 from .extensions import db
-from .grants.models import Grant, GrantStatus
+from .grants.models import Allocation, Grant, GrantStatus, Release
 
 CLOSED = (ApplicationStatus.COMPLETED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN)
 BATCH = 200
@@ -55,8 +56,13 @@ CLEARED = {
     Review: ("_assessment",),
     Decision: ("_reason",),
     UseOfFundsReport: ("_narrative",),
+    Cofunding: ("_funder",),
 }
-KEPT = ("status_changes", "cofundings", "conflict_declarations", "grants")
+KEPT = ("status_changes", "conflict_declarations", "grants")
+#: Final ledger rows of a case, reached through its grant: their amounts stay, and every
+#: column the database lets change on them (encrypted fields and their blind indexes) is
+#: emptied.
+LEDGER_CLEARED = (Disbursement, Release)
 APPLICATION_CLEARED = (
     "_defender_name",
     "_defender_work",
@@ -182,18 +188,7 @@ def _reduce_cases(case_ids, tokens, now):
             .values(dict.fromkeys(columns))
             .execution_options(synchronize_session=False)
         )
-    # A Core UPDATE of the encrypted column only: the database lets a final payment row's
-    # payee details be emptied, and nothing else about it change.
-    db.session.execute(
-        sa.update(Disbursement.__table__)
-        .where(
-            Disbursement.grant_id.in_(
-                sa.select(Grant.id).where(Grant.application_id.in_(case_ids))
-            ),
-            Disbursement.__table__.c.payee_details.is_not(None),
-        )
-        .values(payee_details=None)
-    )
+    _clear_ledger_rows(case_ids)
     cases = db.session.execute(
         sa.select(Application.id, Application.uid, Application.defender_key).where(
             Application.id.in_(case_ids)
@@ -210,6 +205,29 @@ def _reduce_cases(case_ids, tokens, now):
             .execution_options(synchronize_session=False)
         )
         audit.record("case.purged", object_type="applications", object_id=uid)
+
+
+def _ledger_rows_of(model, case_ids):
+    """The condition selecting the case's rows of a final ledger table."""
+    grants = sa.select(Grant.id).where(Grant.application_id.in_(case_ids))
+    if model is Release:
+        allocations = sa.select(Allocation.id).where(Allocation.grant_id.in_(grants))
+        return Release.allocation_id.in_(allocations)
+    return Disbursement.grant_id.in_(grants)
+
+
+def _clear_ledger_rows(case_ids):
+    """Empty the encrypted fields and blind indexes of the case's payments and releases.
+    A Core UPDATE of those columns only: the database lets a final row's encrypted columns
+    change, and nothing else about it; rows with nothing left to empty are not touched."""
+    for model in LEDGER_CLEARED:
+        table = model.__table__
+        columns = [table.c[name] for name in writable_columns(table.name)]
+        db.session.execute(
+            sa.update(table)
+            .where(_ledger_rows_of(model, case_ids), sa.or_(*(c.is_not(None) for c in columns)))
+            .values(dict.fromkeys((c.name for c in columns), None))
+        )
 
 
 def _delete_drafts(draft_ids):

@@ -13,35 +13,89 @@ import sqlalchemy as sa
 from hrdfund import models  # noqa: F401  (every table on the metadata)
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.auth.models import User
-from hrdfund.columns import DATA_CLASSES, ENCRYPTED_CLASSES
+from hrdfund.columns import DATA_CLASSES, ENCRYPTED_CLASSES, TEXT_REASONS, Text, is_text
 from hrdfund.extensions import db, reading
 from hrdfund.pools.models import Contribution, Pool
 
 
-def inventory_gaps():
-    """The columns without a data class, and the sensitive or financial ones stored in
-    clear, as ``table.column`` lists."""
-    unclassed, clear = [], []
-    for table in db.metadata.sorted_tables:
+def inventory_gaps(metadata=None):
+    """The columns without a data class, the sensitive or financial ones stored in clear,
+    and the columns of text in clear that do not say why they are not free text (a
+    :class:`~hrdfund.columns.Text`), as ``table.column`` lists."""
+    unclassed, clear, unexplained = [], [], []
+    for table in (metadata or db.metadata).sorted_tables:
         for column in table.columns:
+            name = f"{table.name}.{column.name}"
             data_class = column.info.get("data_class")
             if data_class not in DATA_CLASSES:
-                unclassed.append(f"{table.name}.{column.name}")
+                unclassed.append(name)
             elif data_class in ENCRYPTED_CLASSES and not isinstance(column.type, sa.LargeBinary):
-                clear.append(f"{table.name}.{column.name}")
-    return unclassed, clear
+                clear.append(name)
+            if is_text(column) and column.info.get("text") not in TEXT_REASONS:
+                unexplained.append(name)
+    return unclassed, clear, unexplained
 
 
 def test_every_column_is_classed_and_sensitive_ones_are_encrypted():
-    """A new column without a data class, or a sensitive one stored in clear, fails here."""
+    """A new column without a data class, a sensitive one stored in clear, or text in clear
+    that does not say why it is not free text, fails here."""
     assert len(db.metadata.sorted_tables) >= 20
-    unclassed, clear = inventory_gaps()
+    unclassed, clear, unexplained = inventory_gaps()
     assert unclassed == []
     assert clear == []
+    assert unexplained == []
+
+
+@pytest.mark.parametrize(
+    "type_, info",
+    [
+        (sa.String(200), {}),
+        (sa.Text, {}),
+        (sa.JSON, {}),
+        (sa.Enum("a", "b", name="kind"), {}),
+        (sa.String(200), {"text": "notes"}),
+    ],
+    ids=["string", "text", "json", "enum", "unknown-reason"],
+)
+def test_text_that_does_not_say_why_it_is_clear_is_caught(type_, info):
+    """The inventory names a column of text, of any type, left unclassified: whoever adds
+    one decides whether people type into it (and encrypts it) or says why it is not free
+    text."""
+    metadata = sa.MetaData()
+    sa.Table(
+        "journal",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, info={"data_class": "internal"}),
+        sa.Column("remark", type_, info={"data_class": "internal", **info}),
+    )
+    assert inventory_gaps(metadata) == ([], [], ["journal.remark"])
+
+
+def test_words_kept_in_clear_are_only_these():
+    """Logins, institutions' names and what the application writes itself are the only
+    words stored in clear; any other text is a code, a hash or an id, or it is encrypted.
+    Adding to this list is a decision about people's words, made here."""
+    wordy = {Text.LOGIN, Text.LABEL, Text.GENERATED}
+    assert {
+        f"{t.name}.{c.name}"
+        for t in db.metadata.sorted_tables
+        for c in t.columns
+        if c.info.get("text") in wordy
+    } == {
+        "users.login",
+        "funds.name",
+        "donors.name",
+        "pools.name",
+        "partner_organisations.name",
+        "audit_events.actor",
+        "audit_events.payload",
+        "alerts.once_key",
+    }
 
 
 def test_the_known_secrets_are_classed_as_encrypted():
-    """The fields that could hurt someone if read are among the encrypted ones."""
+    """The fields that could hurt someone if read are among the encrypted ones: what
+    applicants write, and what staff type about a case, a payment or a person."""
     encrypted = {
         f"{t.name}.{c.name}"
         for t in db.metadata.sorted_tables
@@ -51,12 +105,27 @@ def test_the_known_secrets_are_classed_as_encrypted():
     assert {
         "users.contact",
         "users.totp_secret",
+        "users.display_name",
         "applications.defender_name",
         "applications.threat",
         "applications.details",
         "references.contact",
+        "references.notes",
         "messages.body",
+        "case_notes.body",
+        "reviews.assessment",
+        "decisions.reason",
+        "cofundings.funder",
+        "use_of_funds_reports.narrative",
         "disbursements.payee_details",
+        "disbursements.reference",
+        "disbursements.reason",
+        "disbursements.rate_source",
+        "disbursements.rate_reason",
+        "contributions.reference",
+        "contributions.reason",
+        "releases.reason",
+        "exchange_rates.source",
     } <= encrypted
 
 

@@ -64,6 +64,7 @@ from hrdfund.auth.models import User
 from hrdfund.columns import PERSONAL, Encrypted, utcnow
 from hrdfund.crypto import DecryptionError, key_id
 from hrdfund.disbursements.models import FINAL_TABLES, Disbursement
+from hrdfund.disbursements.services import reverse_disbursement
 from hrdfund.extensions import db
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import (
@@ -1084,12 +1085,13 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
 
 
 def test_promise_20_sensitive_columns_are_aes_gcm_bound_to_their_row_keys_outside(
-    app, app_config, fund, make_user
+    app, app_config, fund, make_user, make_donor
 ):
     """Every column is classed and sensitive or financial ones hold ciphertext: AES-GCM
     under the configured key, with table, column and row as associated data, so a value
-    moved elsewhere does not read; no key is ever written to the database."""
-    assert inventory_gaps() == ([], [])
+    moved elsewhere does not read; text in clear says why it is not free text; no key is
+    ever written to the database."""
+    assert inventory_gaps() == ([], [], [])
     applicant = make_user("applicant")
     first = _case(fund, applicant, threat="canary-threat-2020")
     second = _case(fund, applicant, threat="another threat")
@@ -1113,6 +1115,24 @@ def test_promise_20_sensitive_columns_are_aes_gcm_bound_to_their_row_keys_outsid
     for attribute in ("threat", "defender_work"):
         with pytest.raises(DecryptionError):
             getattr(moved, attribute)
+    # What finance types about a payment is ciphertext too: a reversal's reason can name
+    # the defender or the place; the reference is matched through a keyed index.
+    world = MoneyWorld(fund, make_user, make_donor)
+    payment = pay(world, world.grant("500"), "200", instalment=None, reference="TRF-2020")
+    reverse_disbursement(payment, world.finance, "canary-reason-2020, back in Mombasa")
+    db.session.commit()
+    uid, reason, reference = db.session.execute(
+        sa.text("SELECT uid, reason, reference FROM disbursements WHERE reversal_of_id = :p"),
+        {"p": payment.id},
+    ).one()
+    for column, stored, typed in (
+        ("reason", reason, b"canary-reason-2020, back in Mombasa"),
+        ("reference", reference, b"TRF-2020"),
+    ):
+        stored = bytes(stored)
+        assert typed not in stored and stored[1:5] == key_id(key)
+        aad = f"disbursements\x1f{column}\x1f{uid}".encode()
+        assert AESGCM(key).decrypt(stored[5:17], stored[17:], aad) == typed
     everything = _all_values()
     for name in SECRET_NAMES:
         value = app_config[name]

@@ -6,7 +6,7 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
-from ..columns import INTERNAL, col, created_at, fk, pk
+from ..columns import INTERNAL, Text, col, created_at, fk, pk
 from ..columns import enum as enum_col
 from ..extensions import db
 
@@ -26,7 +26,7 @@ class Alert(db.Model):
     application_id = fk("applications.id", nullable=True, ondelete="CASCADE")
     kind = enum_col(AlertKind, "alert_kind", nullable=False)
     #: Set for alerts that must go out once only (a target about to be missed).
-    once_key = col(sa.String(80), INTERNAL, nullable=True, unique=True)
+    once_key = col(sa.String(80), INTERNAL, text=Text.GENERATED, nullable=True, unique=True)
     created_at = created_at()
     sent_at = col(sa.DateTime, INTERNAL, nullable=True, index=True)
     attempts = col(sa.Integer, INTERNAL, nullable=False, default=0)

@@ -11,6 +11,7 @@ from ..columns import (
     INTERNAL,
     PERSONAL,
     Encrypted,
+    Text,
     col,
     created_at,
     currency,
@@ -96,9 +97,9 @@ class Application(db.Model):
     )
     urgency = enum_col(Urgency, "urgency", nullable=False, default=Urgency.NORMAL)
     #: ISO 3166 alpha-2 country where the defender is (coarse location only).
-    country = col(sa.String(2), PERSONAL, nullable=True, index=True)
+    country = col(sa.String(2), PERSONAL, text=Text.CODE, nullable=True, index=True)
     #: Region derived from the country, used by reports.
-    region = col(sa.String(40), INTERNAL, nullable=True)
+    region = col(sa.String(40), INTERNAL, text=Text.CODE, nullable=True)
     gender = enum_col(Gender, "gender", PERSONAL, nullable=True)
     amount_requested = money(nullable=True)
     currency = currency(default="EUR")
@@ -106,7 +107,7 @@ class Application(db.Model):
     assigned_reviewer_id = fk("users.id", nullable=True)
     #: Keyed hash of the defender's normalised name and country, so a second case for the
     #: same defender is found without decrypting every case (a blind index).
-    defender_key = col(sa.String(32), INTERNAL, nullable=True)
+    defender_key = col(sa.String(32), INTERNAL, text=Text.BLIND_INDEX, nullable=True)
 
     _defender_name = encrypted_column("defender_name")
     defender_name = Encrypted()
@@ -264,10 +265,11 @@ class Document(db.Model):
     application_id = fk("applications.id", nullable=True)
     kind = enum_col(DocumentKind, "document_kind", nullable=False)
     #: Random file name under the instance's storage folder.
-    storage_name = col(sa.String(64), INTERNAL, nullable=False, unique=True)
+    storage_name = col(sa.String(64), INTERNAL, text=Text.UID, nullable=False, unique=True)
     _filename = encrypted_column("filename")
     filename = Encrypted()
-    content_type = col(sa.String(80), INTERNAL, nullable=False)
+    #: The type found in the file's content (PDF, PNG, JPEG), not the one the browser sent.
+    content_type = col(sa.String(80), INTERNAL, text=Text.CODE, nullable=False)
     size_bytes = col(sa.Integer, INTERNAL, nullable=False)
     uploaded_by_id = fk("users.id", nullable=True)
     created_at = created_at()
@@ -316,7 +318,7 @@ class Consent(db.Model):
     #: For a story: the donor the story may be shown to.
     donor_id = fk("donors.id", nullable=True)
     #: How consent was obtained (in the form, by a partner in person, by phone).
-    method = col(sa.String(40), INTERNAL, nullable=False)
+    method = col(sa.String(40), INTERNAL, text=Text.CODE, nullable=False)
     recorded_by_id = fk("users.id", nullable=True)
     given_at = col(sa.DateTime, INTERNAL, nullable=False)
     withdrawn_at = col(sa.DateTime, INTERNAL, nullable=True)

@@ -147,7 +147,9 @@ class Cofunding(db.Model):
     id: Mapped[int] = pk()
     uid = uid_column()
     application_id = fk("applications.id", ondelete="CASCADE")
-    funder = col(sa.String(160), INTERNAL, nullable=False)
+    #: The other funder's name: it can say where the defender is or what they do.
+    _funder = encrypted_column("funder")
+    funder = Encrypted()
     amount = money(nullable=True)
     currency = currency()
     starts_on = col(sa.Date, INTERNAL, nullable=True)

@@ -58,8 +58,9 @@ def _again(application, name, form, error=None):
 
 
 def assignable_staff(application):
-    """Reviewers and managers of the case's fund without a conflict on it."""
-    return (
+    """Reviewers and managers of the case's fund without a conflict on it, by role, then
+    by the name shown (names are encrypted, so they are ordered here)."""
+    staff = (
         db.session.execute(
             sa.select(User)
             .where(
@@ -68,11 +69,14 @@ def assignable_staff(application):
                 User.role.in_(STAFF),
                 User.id.not_in(access.conflicted_staff(application)),
             )
-            .order_by(User.role.desc(), User.display_name, User.login)
+            .order_by(User.login)
         )
         .scalars()
         .all()
     )
+    staff.sort(key=lambda u: (u.display_name or u.login).casefold())
+    staff.sort(key=lambda u: u.role.value, reverse=True)  # stable: names stay in order
+    return staff
 
 
 def assign_form(application, fresh=False):

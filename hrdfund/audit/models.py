@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped
 
-from ..columns import INTERNAL, col
+from ..columns import INTERNAL, Text, col
 from ..extensions import db
 
 
@@ -15,12 +15,13 @@ class AuditEvent(db.Model):
     seq: Mapped[int] = col(sa.Integer, INTERNAL, primary_key=True, autoincrement=False)
     at = col(sa.DateTime, INTERNAL, nullable=False)
     #: Pseudonymous actor ("u12", "system"), never a login or name.
-    actor = col(sa.String(20), INTERNAL, nullable=False)
-    action = col(sa.String(60), INTERNAL, nullable=False, index=True)
-    object_type = col(sa.String(40), INTERNAL, nullable=True)
-    object_id = col(sa.String(40), INTERNAL, nullable=True)
+    actor = col(sa.String(20), INTERNAL, text=Text.GENERATED, nullable=False)
+    action = col(sa.String(60), INTERNAL, text=Text.CODE, nullable=False, index=True)
+    object_type = col(sa.String(40), INTERNAL, text=Text.CODE, nullable=True)
+    #: An opaque id (a row's uid or number), never a name.
+    object_id = col(sa.String(40), INTERNAL, text=Text.UID, nullable=True)
     #: Canonical JSON with no personal data; amounts as strings.
-    payload = col(sa.Text, INTERNAL, nullable=False)
-    key_id = col(sa.String(8), INTERNAL, nullable=False)
-    prev_hash = col(sa.String(64), INTERNAL, nullable=False)
-    hash = col(sa.String(64), INTERNAL, nullable=False)
+    payload = col(sa.Text, INTERNAL, text=Text.GENERATED, nullable=False)
+    key_id = col(sa.String(8), INTERNAL, text=Text.HASH, nullable=False)
+    prev_hash = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
+    hash = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)

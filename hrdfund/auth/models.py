@@ -12,6 +12,7 @@ from ..columns import (
     PUBLIC,
     SENSITIVE,
     Encrypted,
+    Text,
     col,
     created_at,
     encrypted_column,
@@ -48,7 +49,7 @@ class Fund(db.Model):
 
     __tablename__ = "funds"
     id: Mapped[int] = pk()
-    name = col(sa.String(120), PUBLIC, nullable=False, unique=True)
+    name = col(sa.String(120), PUBLIC, text=Text.LABEL, nullable=False, unique=True)
     created_at = created_at()
 
 
@@ -58,9 +59,9 @@ class PartnerOrganisation(db.Model):
     __tablename__ = "partner_organisations"
     id: Mapped[int] = pk()
     uid = uid_column()
-    name = col(sa.String(160), INTERNAL, nullable=False)
+    name = col(sa.String(160), INTERNAL, text=Text.LABEL, nullable=False)
     #: ISO 3166 alpha-2 country where the organisation works.
-    country = col(sa.String(2), INTERNAL, nullable=True)
+    country = col(sa.String(2), INTERNAL, text=Text.CODE, nullable=True)
     created_at = created_at()
 
 
@@ -83,11 +84,12 @@ class User(UserMixin, db.Model):
     id: Mapped[int] = pk()
     uid = uid_column()
     #: Sign-in name chosen by the user; no real name needed.
-    login = col(sa.String(LOGIN_MAX), PERSONAL, nullable=False, unique=True)
+    login = col(sa.String(LOGIN_MAX), PERSONAL, text=Text.LOGIN, nullable=False, unique=True)
     #: Name shown to colleagues; applicants may leave it as a pseudonym.
-    display_name = col(sa.String(NAME_MAX), PERSONAL, nullable=True)
+    _display_name = encrypted_column("display_name", SENSITIVE)
+    display_name = Encrypted()
     #: Argon2id hash; NULL means the account cannot sign in with a password.
-    password_hash = col(sa.String(255), INTERNAL, nullable=True)
+    password_hash = col(sa.String(255), INTERNAL, text=Text.HASH, nullable=True)
     role = enum_col(Role, "role", nullable=False, index=True)
     fund_id = fk("funds.id", nullable=True)
     partner_organisation_id = fk("partner_organisations.id", nullable=True)
@@ -95,7 +97,7 @@ class User(UserMixin, db.Model):
     active = col(sa.Boolean, INTERNAL, nullable=False, default=True)
     #: Staff on duty receive the alerts of cases no one is assigned to yet.
     on_duty = col(sa.Boolean, INTERNAL, nullable=False, default=False, server_default=sa.false())
-    language = col(sa.String(8), INTERNAL, nullable=True)
+    language = col(sa.String(8), INTERNAL, text=Text.CODE, nullable=True)
 
     _totp_secret = encrypted_column("totp_secret", SENSITIVE)
     totp_secret = Encrypted()
@@ -153,7 +155,7 @@ class RecoveryCode(db.Model):
     __table_args__ = (sa.UniqueConstraint("user_id", "code_hash"),)
     id: Mapped[int] = pk()
     user_id = fk("users.id", ondelete="CASCADE")
-    code_hash = col(sa.String(64), INTERNAL, nullable=False)
+    code_hash = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     used_at = col(sa.DateTime, INTERNAL, nullable=True)
     created_at = created_at()
 
@@ -169,7 +171,7 @@ class SignInLimit(db.Model):
     __table_args__ = (sa.CheckConstraint("failures >= 0", name="failures_positive"),)
     id: Mapped[int] = pk()
     #: Keyed hash naming the counter: the login, and the client or "every new client".
-    key = col(sa.String(32), INTERNAL, nullable=False, unique=True)
+    key = col(sa.String(32), INTERNAL, text=Text.HASH, nullable=False, unique=True)
     #: Attempts counted since ``counting_since`` (one being checked counts already).
     failures = col(sa.Integer, INTERNAL, nullable=False, default=0)
     #: When the failures counted now began; they are forgotten a lock window after it.

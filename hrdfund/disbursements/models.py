@@ -13,7 +13,10 @@ from ..columns import (
     ENCRYPTED_CLASSES,
     FINANCIAL,
     INTERNAL,
+    SENSITIVE,
     Encrypted,
+    Text,
+    cipher,
     col,
     created_at,
     currency,
@@ -43,6 +46,12 @@ class Channel(enum.StrEnum):
     MOBILE_MONEY = "mobile_money"
     CASH_THROUGH_PARTNER = "cash_through_partner"
     IN_KIND = "in_kind"
+
+
+def reference_key(reference):
+    """The blind index of a payment reference: references equal as typed, without the
+    spaces around them (how statements are read), have equal keys."""
+    return cipher().blind_index("payment-reference|" + reference.strip())
 
 
 class Disbursement(db.Model):
@@ -93,26 +102,33 @@ class Disbursement(db.Model):
     amount = money()
     #: Pool-currency units per unit paid, frozen with its source.
     fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
-    rate_source = col(sa.String(80), INTERNAL, nullable=True)
+    _rate_source = encrypted_column("rate_source", FINANCIAL)
+    rate_source = Encrypted()
     #: Who set the rate: the finance officer who entered it, or who recorded it in the table.
     rate_set_by_id = fk("users.id", nullable=True, index=False)
     #: Why a rate further than the tolerance from the fund's table was used.
-    rate_reason = col(sa.String(200), INTERNAL, nullable=True)
+    _rate_reason = encrypted_column("rate_reason", FINANCIAL)
+    rate_reason = Encrypted()
     #: Transfer fees in the pool's currency, a ledger entry of their own.
     fee_amount = money(default=0)
     #: What the payment cost the pool beyond (positive) or below (negative) the commitment
     #: it settles, because the rate moved since the grant was approved; its own entry.
     exchange_difference = money(default=0, server_default="0")
     paid_on = col(sa.Date, INTERNAL, nullable=False)
-    #: The fund's payment reference, matched against bank and provider reports.
-    reference = col(sa.String(64), INTERNAL, nullable=True, index=True)
+    #: The fund's payment reference, matched against bank and provider reports through
+    #: its blind index ``reference_key``.
+    _reference = encrypted_column("reference", FINANCIAL)
+    reference = Encrypted(index=("reference_key", reference_key))
+    reference_key = col(sa.String(32), INTERNAL, text=Text.BLIND_INDEX, nullable=True, index=True)
     proof_document_id = fk("documents.id", nullable=True, index=False)
     #: One key per submitted form: a double submission records one payment.
-    idempotency_key = col(sa.String(64), INTERNAL, nullable=True, unique=True)
+    idempotency_key = col(sa.String(64), INTERNAL, text=Text.UID, nullable=True, unique=True)
     reversal_of_id = fk("disbursements.id", nullable=True, unique=True, index=False)
-    reason = col(sa.String(200), INTERNAL, nullable=True)
+    #: Why a reversal was recorded.
+    _reason = encrypted_column("reason", SENSITIVE)
+    reason = Encrypted()
     recorded_by_id = fk("users.id", nullable=True)
-    seal = col(sa.String(64), INTERNAL, nullable=False)
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     created_at = created_at()
 
     grant = relationship("Grant")
@@ -152,7 +168,7 @@ class StatementImport(db.Model):
     uid = uid_column()
     fund_id = fk("funds.id")
     #: SHA-256 of the file, so the same statement is not applied twice.
-    digest = col(sa.String(64), INTERNAL, nullable=False)
+    digest = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     rows = col(sa.Integer, INTERNAL, nullable=False)
     imported_by_id = fk("users.id", nullable=True)
     created_at = created_at()
@@ -190,8 +206,8 @@ FINAL_TABLES = (
 
 #: On PostgreSQL the database itself refuses to edit or delete a final row, whoever asks.
 #: The trigger's arguments name the columns an UPDATE may change: the encrypted ones, which
-#: key rotation rewrites and retention empties. An UPDATE changing anything else, or
-#: nothing at all, is refused.
+#: key rotation rewrites and retention empties, and their blind indexes, which retention
+#: empties too. An UPDATE changing anything else, or nothing at all, is refused.
 FINAL_ROWS_FUNCTION = """
 CREATE OR REPLACE FUNCTION hrdfund_rows_are_final() RETURNS trigger AS $$
 BEGIN
@@ -207,13 +223,20 @@ $$ LANGUAGE plpgsql
 """
 
 
-def final_rows_trigger(table):
-    """The statement that makes ``table``'s rows final on PostgreSQL."""
-    writable = ", ".join(
-        f"'{column.name}'"
+def writable_columns(table):
+    """The columns of a final ``table`` that an UPDATE may change: the encrypted ones and
+    their blind indexes."""
+    return [
+        column.name
         for column in db.metadata.tables[table].columns
         if column.info.get("data_class") in ENCRYPTED_CLASSES
-    )
+        or column.info.get("text") == Text.BLIND_INDEX
+    ]
+
+
+def final_rows_trigger(table):
+    """The statement that makes ``table``'s rows final on PostgreSQL."""
+    writable = ", ".join(f"'{name}'" for name in writable_columns(table))
     return (
         f"CREATE TRIGGER {table}_rows_are_final BEFORE UPDATE OR DELETE ON {table} "
         f"FOR EACH ROW EXECUTE FUNCTION hrdfund_rows_are_final({writable})"

@@ -26,7 +26,7 @@ from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..grants.models import Grant
-from .models import Delivery, DeliveryStatus, Disbursement, StatementImport
+from .models import Delivery, DeliveryStatus, Disbursement, StatementImport, reference_key
 from .services import PaymentError, reverse_disbursement, stands
 
 COLUMNS = ("reference", "amount", "currency", "date", "status")
@@ -123,8 +123,10 @@ def _read(data):
 def _payments_by_reference(actor, references):
     """The payments (not reversals) carrying each reference, on the cases of the actor's
     fund, with the ids of those reversed and of those on cases the actor has a conflict on.
-    Three queries, whatever the number of lines."""
+    References are stored encrypted: they are found by their blind index. Three queries,
+    whatever the number of lines."""
     found = {}
+    keys = {reference_key(reference): reference for reference in references}
     query = (
         sa.select(Disbursement)
         .join(Grant, Grant.id == Disbursement.grant_id)
@@ -132,11 +134,11 @@ def _payments_by_reference(actor, references):
         .where(
             Application.fund_id == actor.fund_id,
             Disbursement.reversal_of_id.is_(None),
-            Disbursement.reference.in_(references),
+            Disbursement.reference_key.in_(keys),
         )
     )
     for payment in db.session.execute(query).scalars():
-        found.setdefault(payment.reference, []).append(payment)
+        found.setdefault(keys[payment.reference_key], []).append(payment)
     ids = [p.id for ps in found.values() for p in ps]
     reversed_ids = set(
         db.session.execute(

@@ -38,7 +38,7 @@ from .panels import payment_form
 
 
 def _latest_payments():
-    return db.session.execute(
+    rows = db.session.execute(
         sa.select(
             Disbursement.id,
             Disbursement.uid,
@@ -50,7 +50,7 @@ def _latest_payments():
             Disbursement.exchange_difference,
             Disbursement.channel,
             Disbursement.reversal_of_id,
-            Disbursement.reference,
+            Disbursement._reference,
             Pool.name.label("pool"),
             Pool.currency.label("pool_currency"),
         )
@@ -61,6 +61,10 @@ def _latest_payments():
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         .limit(50)
     ).all()
+    return [
+        {**row._mapping, "reference": Disbursement.reference.read(row._reference, row.uid)}
+        for row in rows
+    ]
 
 
 @bp.get("/payments")

@@ -11,10 +11,14 @@ from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
     INTERNAL,
+    SENSITIVE,
+    Encrypted,
+    Text,
     col,
     created_at,
     currency,
     currency_check,
+    encrypted_column,
     fk,
     money,
     pk,
@@ -75,7 +79,7 @@ class Allocation(db.Model):
     #: Pool-currency units per grant-currency unit, frozen when allocating.
     fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
     created_by_id = fk("users.id", nullable=True)
-    seal = col(sa.String(64), INTERNAL, nullable=False)
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     created_at = created_at()
 
     grant = relationship("Grant", back_populates="allocations")
@@ -91,9 +95,11 @@ class Release(db.Model):
     uid = uid_column()
     allocation_id = fk("allocations.id")
     amount = money()
-    reason = col(sa.String(200), INTERNAL, nullable=True)
+    #: Why the money went back: the grant's closing, or a payment returned after it.
+    _reason = encrypted_column("reason", SENSITIVE)
+    reason = Encrypted()
     created_by_id = fk("users.id", nullable=True)
-    seal = col(sa.String(64), INTERNAL, nullable=False)
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     created_at = created_at()
 
     allocation = relationship("Allocation")

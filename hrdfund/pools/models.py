@@ -11,12 +11,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
 from ..columns import (
+    FINANCIAL,
     INTERNAL,
     PUBLIC,
+    SENSITIVE,
+    Encrypted,
+    Text,
     col,
     created_at,
     currency,
     currency_check,
+    encrypted_column,
     fk,
     money,
     pk,
@@ -35,7 +40,7 @@ class Donor(db.Model):
     id: Mapped[int] = pk()
     uid = uid_column()
     fund_id = fk("funds.id")
-    name = col(sa.String(160), INTERNAL, nullable=False)
+    name = col(sa.String(160), INTERNAL, text=Text.LABEL, nullable=False)
     created_at = created_at()
 
     fund = relationship("Fund")
@@ -60,7 +65,7 @@ class Pool(db.Model):
     uid = uid_column()
     fund_id = fk("funds.id")
     donor_id = fk("donors.id")
-    name = col(sa.String(NAME_MAX), INTERNAL, nullable=False)
+    name = col(sa.String(NAME_MAX), INTERNAL, text=Text.LABEL, nullable=False)
     currency = currency()
     #: Largest amount one grant may draw from this pool; NULL for no cap.
     cap_per_grant = money(nullable=True)
@@ -91,7 +96,8 @@ class PoolRestriction(db.Model):
     id: Mapped[int] = pk()
     pool_id = fk("pools.id", ondelete="CASCADE")
     kind = enum_col(RestrictionKind, "restriction_kind", nullable=False)
-    value = col(sa.String(40), PUBLIC, nullable=False)
+    #: A category, country code or region name.
+    value = col(sa.String(40), PUBLIC, text=Text.CODE, nullable=False)
 
     pool = relationship("Pool", back_populates="restrictions")
 
@@ -119,13 +125,17 @@ class Contribution(db.Model):
     #: Pool-currency units per unit received (1 when the currencies match).
     fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
     received_on = col(sa.Date, INTERNAL, nullable=False)
-    reference = col(sa.String(80), INTERNAL, nullable=True)
+    #: The donor's or the bank's reference for the money (grant letter, bank entry).
+    _reference = encrypted_column("reference", FINANCIAL)
+    reference = Encrypted()
     #: Set on a reversal row: the contribution it reverses (at most once).
     reversal_of_id = fk("contributions.id", nullable=True, unique=True, index=False)
-    reason = col(sa.String(200), INTERNAL, nullable=True)
+    #: Why a reversal was recorded.
+    _reason = encrypted_column("reason", SENSITIVE)
+    reason = Encrypted()
     recorded_by_id = fk("users.id", nullable=True)
     #: HMAC of the money fields under the audit key; `flask hrdfund check` recomputes it.
-    seal = col(sa.String(64), INTERNAL, nullable=False)
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     created_at = created_at()
 
     pool = relationship("Pool")
@@ -142,11 +152,14 @@ class ExchangeRate(db.Model):
         sa.UniqueConstraint("fund_id", "on_date", "base", "quote"),
     )
     id: Mapped[int] = pk()
+    uid = uid_column()
     fund_id = fk("funds.id")
     on_date = col(sa.Date, INTERNAL, nullable=False)
     base = currency()
     quote = currency()
     rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False)
-    source = col(sa.String(80), INTERNAL, nullable=False)
+    #: Where the rate comes from, as finance typed it.
+    _source = encrypted_column("source", FINANCIAL)
+    source = Encrypted()
     set_by_id = fk("users.id", nullable=True)
     created_at = created_at()

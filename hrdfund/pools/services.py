@@ -89,7 +89,13 @@ def rate_entry(fund_id, base, quote, on):
     if base == quote:
         return Decimal(1), None, None
     row = db.session.execute(
-        sa.select(ExchangeRate.base, ExchangeRate.rate, ExchangeRate.source, ExchangeRate.set_by_id)
+        sa.select(
+            ExchangeRate.base,
+            ExchangeRate.rate,
+            ExchangeRate.uid,
+            ExchangeRate._source,
+            ExchangeRate.set_by_id,
+        )
         .where(
             ExchangeRate.fund_id == fund_id,
             ExchangeRate.on_date <= on,
@@ -108,7 +114,7 @@ def rate_entry(fund_id, base, quote, on):
     rate = Decimal(row.rate)
     if row.base != base:
         rate = (Decimal(1) / rate).quantize(Decimal("0.00000001"))
-    return rate, row.source, row.set_by_id
+    return rate, ExchangeRate.source.read(row._source, row.uid), row.set_by_id
 
 
 def record_rate(fund_id, actor, on_date, base, quote, rate, source):
