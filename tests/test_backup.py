@@ -219,7 +219,8 @@ def _final_rows_are_enforced():
     triggers = set(db.session.scalars(sa.text("SELECT tgname FROM pg_trigger")))
     assert {f"{table}_rows_are_final" for table in FINAL_TABLES} <= triggers
     for statement in (
-        "UPDATE disbursements SET reason = 'edited' WHERE id = (SELECT min(id) FROM disbursements)",
+        "UPDATE disbursements SET paid_on = paid_on + 1 "
+        "WHERE id = (SELECT min(id) FROM disbursements)",
         "DELETE FROM allocations WHERE id = (SELECT min(id) FROM allocations)",
     ):
         with pytest.raises(sa.exc.DBAPIError, match="never edited or deleted"):

@@ -1,5 +1,9 @@
 """The migrations build exactly the models' schema, on SQLite and PostgreSQL, and undo."""
 
+import itertools
+from datetime import date
+from decimal import Decimal
+
 import flask_migrate
 import pytest
 import sqlalchemy as sa
@@ -116,3 +120,151 @@ def test_rebuilding_the_users_table_keeps_every_row_that_refers_to_it(empty_app)
     if db.engine.dialect.name == "sqlite":
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+#: The columns whose clear text the free-text migration encrypts.
+MOVED = {
+    "users": ("display_name",),
+    "contributions": ("reference", "reason"),
+    "exchange_rates": ("source",),
+    "releases": ("reason",),
+    "cofundings": ("funder",),
+    "disbursements": ("rate_source", "rate_reason", "reference", "reason"),
+}
+BEFORE_FREE_TEXT = "dc82ef6e39f7"
+
+
+def _money_world():
+    """A fund where every moved column holds a value, written through the services."""
+    from hrdfund.applications.review_services import record_cofunding
+    from hrdfund.auth import services as auth_services
+    from hrdfund.auth.models import Fund
+    from hrdfund.disbursements.services import reverse_disbursement
+    from hrdfund.grants.plans import close_grant
+    from hrdfund.grants.services import reverse_contribution
+    from hrdfund.pools.models import Donor
+    from hrdfund.pools.services import record_contribution
+    from tests.conftest import PASSWORD
+    from tests.money_world import MoneyWorld, pay
+
+    fund = Fund(name="A fund before the upgrade")
+    db.session.add(fund)
+    db.session.flush()
+    logins = itertools.count(1)
+
+    def make_user(role, **fields):
+        fields.setdefault("fund_id", fund.id) if role != "applicant" else None
+        return auth_services.create_user(
+            role, f"{role}{next(logins)}", PASSWORD, display_name=f"Named {role}", **fields
+        )
+
+    def make_donor(name):
+        donor = Donor(name=name, fund_id=fund.id)
+        db.session.add(donor)
+        db.session.flush()
+        return donor
+
+    world = MoneyWorld(fund, make_user, make_donor)
+    received = record_contribution(
+        world.eur, world.m1, Decimal(500), "EUR", date(2026, 1, 5), reference="Letter 7/2026"
+    )
+    reverse_contribution(received, world.m1, "Booked twice, Nairobi office")
+    grant = world.grant("2000")
+    pay(world, grant, "300", instalment=None, reference="TRF-1001")
+    bounced = pay(
+        world,
+        grant,
+        "400",
+        currency="USD",
+        instalment=None,
+        reference="TRF-1002",
+        rate=Decimal("0.91"),
+        rate_source="Bank quote",
+        rate_reason="The bank's own rate that day",
+    )
+    reverse_disbursement(bounced, world.finance, "The defender moved to Kisumu")
+    record_cofunding(grant.application, world.reviewer, "Regional Fund", None, "EUR", None, None)
+    close_grant(grant, world.m1, "Safe again, back at work")
+    db.session.commit()
+    return world
+
+
+def _decrypted():
+    """Every value of the moved columns, read through the models: {(table, column, id)}."""
+    from hrdfund.rotation import encrypted_attributes
+
+    values = {}
+    for model, attribute in encrypted_attributes():
+        if attribute.name in MOVED.get(model.__tablename__, ()):
+            for row in db.session.scalars(sa.select(model)):
+                values[(model.__tablename__, attribute.name, row.id)] = attribute.__get__(row)
+    return values
+
+
+def _stored():
+    """The raw values of the moved columns: {(table, column, id): value}."""
+    values = {}
+    with db.engine.connect() as conn:
+        for table, columns in MOVED.items():
+            for column in columns:
+                for row_id, value in conn.execute(sa.text(f"SELECT id, {column} FROM {table}")):
+                    values[(table, column, row_id)] = value
+    return values
+
+
+def test_free_text_moves_into_encrypted_columns_and_back(empty_app, backend):
+    """Clear reasons, references, rate sources, other funders and display names are
+    encrypted by the upgrade under their own rows and decrypted back by the downgrade;
+    the seals verify, statements still match payments by reference, and on PostgreSQL a
+    final ledger row lets exactly its encrypted columns and blind index change."""
+    from hrdfund.disbursements import reconcile
+    from hrdfund.disbursements.models import Disbursement, reference_key, writable_columns
+
+    flask_migrate.upgrade()
+    world = _money_world()
+    typed = _decrypted()
+    assert {(t, c) for t, c, _id in typed} == {(t, c) for t, cs in MOVED.items() for c in cs}
+    assert "The defender moved to Kisumu" in typed.values()
+    finance_id = world.finance.id
+    db.session.remove()
+
+    flask_migrate.downgrade(revision=BEFORE_FREE_TEXT)
+    assert _stored() == typed, "clear text again"
+
+    flask_migrate.upgrade()
+    flask_migrate.check()
+    stored = _stored()
+    assert stored.keys() == typed.keys()
+    for key, blob in stored.items():
+        if typed[key] is not None:
+            assert typed[key].encode() not in bytes(blob), key
+    assert _decrypted() == typed
+    uids = db.session.scalars(sa.text("SELECT uid FROM exchange_rates")).all()
+    assert len(set(uids)) == len(uids) >= 2 and all(uids)
+    for payment in db.session.scalars(sa.select(Disbursement)):
+        assert payment.reference_key == reference_key(payment.reference)
+    check = empty_app.test_cli_runner().invoke(args=["hrdfund", "check"])
+    assert check.exit_code == 0, check.output
+    from hrdfund.auth.models import User
+
+    finance = db.session.get(User, finance_id)
+    statement = b"reference,amount,currency,date,status\nTRF-1001,300.00,EUR,2026-02-05,delivered\n"
+    (line,) = reconcile.check_statement(finance, statement)
+    assert line.payment.reference == "TRF-1001"
+
+    if backend == "postgresql":
+        arguments = dict(
+            db.session.execute(
+                sa.text(
+                    "SELECT c.relname, encode(t.tgargs, 'escape') FROM pg_trigger t "
+                    "JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname LIKE '%_rows_are_final'"
+                )
+            ).all()
+        )
+        for table in ("contributions", "releases", "disbursements"):
+            assert arguments[table].split("\\000")[:-1] == writable_columns(table), table
+        db.session.execute(sa.text("UPDATE releases SET reason = NULL"))
+        with pytest.raises(sa.exc.DBAPIError, match="never edited"):
+            db.session.execute(sa.text("UPDATE contributions SET reason = NULL, amount = 1"))
+        db.session.rollback()
+    db.session.remove()

@@ -63,6 +63,11 @@ def _plant_canaries():
                     row, mapper.get_property_by_column(column).key, f"{PREFIX}{next(numbers):06d}"
                 )
                 planted += 1
+        table = mapper.local_table
+        for change in behind:
+            db.session.execute(
+                sa.update(table).where(table.c.id == change["i"]).values({change["c"]: change["b"]})
+            )
     db.session.commit()
     return planted
 

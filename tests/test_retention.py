@@ -24,17 +24,24 @@ from hrdfund.applications.models import (
     Story,
     UseOfFundsReport,
 )
-from hrdfund.applications.review_models import CaseNote, Decision, Review
+from hrdfund.applications.review_models import CaseNote, Cofunding, Decision, Review
 from hrdfund.auth.models import Role, User
 from hrdfund.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
 from hrdfund.disbursements.ledger import sums_of_rows
-from hrdfund.disbursements.models import Disbursement
+from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, writable_columns
 from hrdfund.extensions import db
-from hrdfund.grants.models import Grant, GrantStatus
+from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
 from hrdfund.pools.models import Pool
 from hrdfund.reports.data import build_report, plain
 from hrdfund.reports.periods import parse_period
-from hrdfund.retention import APPLICATION_CLEARED, CLEARED, DELETED, KEPT, plan_purge
+from hrdfund.retention import (
+    APPLICATION_CLEARED,
+    CLEARED,
+    DELETED,
+    KEPT,
+    LEDGER_CLEARED,
+    plan_purge,
+)
 from tests.conftest import PASSWORD, edit_behind_the_app, login
 from tests.pdfs import make_pdf
 
@@ -107,6 +114,26 @@ def _documents_of(case, finance):
     return evidence, proof, payment
 
 
+def _ledger_rows(case_id):
+    """The encrypted fields and blind indexes of the case's payments and releases, as stored:
+    {model: [row of values]}."""
+    grants = sa.select(Grant.id).where(Grant.application_id == case_id)
+    found = {}
+    for model, condition in (
+        (Disbursement, Disbursement.grant_id.in_(grants)),
+        (
+            Release,
+            Release.allocation_id.in_(
+                sa.select(Allocation.id).where(Allocation.grant_id.in_(grants))
+            ),
+        ),
+    ):
+        table = model.__table__
+        columns = [table.c[name] for name in writable_columns(table.name)]
+        found[model] = db.session.execute(sa.select(*columns).where(condition)).all()
+    return found
+
+
 def _path(app, document):
     return os.path.join(app.instance_path, "documents", document.storage_name)
 
@@ -123,6 +150,8 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     still_open = _case(ApplicationStatus.IN_REVIEW)
     open_name, open_uid = still_open.defender_name, still_open.uid
     assert open_name
+    db.session.add(Cofunding(application_id=closed.id, funder="Regional Fund", currency="EUR"))
+    db.session.commit()
     applicant_login = db.session.get(User, applicant_id).login
     before_rows, before_sums, before_reports = _count_rows(), sums_of_rows(), _reports()
 
@@ -137,8 +166,9 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     assert result.exit_code == 0, result.output
     db.session.expire_all()
 
-    # Every purged case keeps its figures and nothing else.
-    emptied_payees = 0
+    # Every purged case keeps its figures and nothing else: its payments and releases keep
+    # their amounts, without payee, reference, reason or rate source.
+    emptied, cleared = dict.fromkeys(LEDGER_CLEARED, 0), set()
     for case_id in plan.cases:
         case = db.session.get(Application, case_id)
         assert case.purged_at is not None
@@ -150,14 +180,12 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
         for model, columns in CLEARED.items():
             for row in db.session.scalars(sa.select(model).where(model.application_id == case_id)):
                 assert all(getattr(row, column) is None for column in columns)
-        payees = db.session.scalars(
-            sa.select(Disbursement._payee_details)
-            .join(Grant, Grant.id == Disbursement.grant_id)
-            .where(Grant.application_id == case_id)
-        ).all()
-        assert all(blob is None for blob in payees)
-        emptied_payees += len(payees)
-    assert emptied_payees > 0
+                cleared.add(model)
+        for model, rows in _ledger_rows(case_id).items():
+            assert all(value is None for row in rows for value in row), model
+            emptied[model] += len(rows)
+    assert emptied[Disbursement] > 0 and emptied[Release] > 0
+    assert Cofunding in cleared
     budget = db.session.scalars(
         sa.select(BudgetLine.amount).where(BudgetLine.application_id == closed.id)
     ).all()
@@ -271,4 +299,11 @@ def test_every_table_about_a_case_is_decided(app):
         "_" + attr.name for attr in vars(Application).values() if isinstance(attr, Encrypted)
     }
     assert application_secret == set(APPLICATION_CLEARED)
+    # Final ledger rows reach a case through its grant; purging empties what they hold
+    # beyond amounts. Contributions belong to a pool, not to a case.
+    ledger = {model.__tablename__ for model in LEDGER_CLEARED}
+    for name in FINAL_TABLES:
+        table = db.metadata.tables[name]
+        if any(c.info.get("data_class") in ENCRYPTED_CLASSES for c in table.columns):
+            assert name in ledger | {"contributions"}, name
     assert Review in CLEARED and Decision in CLEARED and UseOfFundsReport in CLEARED

@@ -15,6 +15,8 @@ from hrdfund.columns import cipher
 from hrdfund.crypto import key_id, parse_key
 from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
+from hrdfund.grants.models import Release
+from hrdfund.pools.models import Contribution
 from hrdfund.rotation import encrypted_attributes
 from tests.conftest import other_app
 from tests.pdfs import make_pdf
@@ -86,7 +88,18 @@ def test_rotation_moves_everything_to_the_new_key(app, app_config, world):
         assert result.exit_code == 0, result.output
         assert "nothing is left under an old key" in result.output
         assert "Documents: 1 files re-encrypted" in result.output
-        assert "disbursements.payee_details" in result.output, "final ledger rows too"
+        # Final ledger rows too, and what finance and staff typed about payments and people.
+        for where in (
+            "disbursements.payee_details",
+            "disbursements.reference",
+            "disbursements.rate_source",
+            "contributions.reference",
+            "contributions.reason",
+            "releases.reason",
+            "exchange_rates.source",
+            "users.display_name",
+        ):
+            assert f"{where}: " in result.output, where
         again = rotating.test_cli_runner().invoke(args=["hrdfund", "rotate-keys"])
         assert "OK: 0 values and 0 documents" in again.output, "a second run has nothing to do"
 
@@ -117,24 +130,51 @@ def test_rotation_moves_everything_to_the_new_key(app, app_config, world):
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])  # the database's own refusal
-def test_a_final_payment_row_lets_only_its_encrypted_columns_change(app, backend, world):
-    payment = db.session.scalars(sa.select(Disbursement).order_by(Disbursement.id)).first()
-    fresh = cipher().encrypt("IBAN NEW", "disbursements", "payee_details", payment.uid)
+@pytest.mark.parametrize(
+    "model, column",
+    [
+        (Disbursement, "payee_details"),
+        (Disbursement, "reference"),
+        (Disbursement, "reason"),
+        (Disbursement, "rate_source"),
+        (Disbursement, "rate_reason"),
+        (Contribution, "reference"),
+        (Contribution, "reason"),
+        (Release, "reason"),
+    ],
+)
+def test_a_final_row_lets_only_its_encrypted_columns_change(app, backend, world, model, column):
+    """Rotation rewrites, and retention empties, an encrypted column of a final ledger row;
+    the database refuses anything else on it, and any deletion."""
+    table = model.__table__
+    row = db.session.scalars(sa.select(model).order_by(model.id)).first()
+    fresh = cipher().encrypt("rewritten", table.name, column, row.uid)
+    db.session.execute(sa.update(table).where(table.c.id == row.id).values({column: fresh}))
+    db.session.commit()
+    with pytest.raises(sa.exc.DatabaseError, match="never edited"):
+        db.session.execute(
+            sa.update(table).where(table.c.id == row.id).values({column: None, "amount": 1})
+        )
+    db.session.rollback()
+    with pytest.raises(sa.exc.DatabaseError, match="never edited"):
+        db.session.execute(sa.delete(table).where(table.c.id == row.id))
+    db.session.rollback()
+    db.session.expire_all()
+    assert getattr(db.session.get(model, row.id), column) == "rewritten"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # the database's own refusal
+def test_retention_may_empty_a_payment_reference_and_its_blind_index(app, backend, world):
+    payment = db.session.scalars(
+        sa.select(Disbursement).where(Disbursement.reference_key.is_not(None))
+    ).first()
+    table = Disbursement.__table__
     db.session.execute(
-        sa.update(Disbursement.__table__)
-        .where(Disbursement.__table__.c.id == payment.id)
-        .values(payee_details=fresh)
+        sa.update(table).where(table.c.id == payment.id).values(reference=None, reference_key=None)
     )
     db.session.commit()
     with pytest.raises(sa.exc.DatabaseError, match="never edited"):
         db.session.execute(
-            sa.update(Disbursement.__table__)
-            .where(Disbursement.__table__.c.id == payment.id)
-            .values(payee_details=None, amount=1)
-        )
-    db.session.rollback()
-    with pytest.raises(sa.exc.DatabaseError, match="never edited"):
-        db.session.execute(
-            sa.delete(Disbursement.__table__).where(Disbursement.__table__.c.id == payment.id)
+            sa.update(table).where(table.c.id == payment.id).values(idempotency_key="x")
         )
     db.session.rollback()
