@@ -29,7 +29,6 @@ from .applications.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
-    Consent,
     Dependant,
     Document,
     Message,
@@ -50,7 +49,7 @@ BATCH = 200
 #: What purging does to each table that hangs off a case. Rows of DELETED tables go; the
 #: encrypted columns of CLEARED tables are emptied and their figures stay; KEPT tables hold
 #: no personal data. A test fails when a table refers to cases and is in none of the three.
-DELETED = (Story, Consent, Dependant, Reference, Message, CaseNote, Alert, Document)
+DELETED = (Story, Dependant, Reference, Message, CaseNote, Alert, Document)
 CLEARED = {
     BudgetLine: ("_description",),
     Review: ("_assessment",),
@@ -58,7 +57,10 @@ CLEARED = {
     UseOfFundsReport: ("_narrative",),
     Cofunding: ("_funder",),
 }
-KEPT = ("status_changes", "conflict_declarations", "grants")
+#: Consents stay: the record of what the defender agreed to, with no personal data, and
+#: what decides which grants donor reports list, so a report downloaded again after a
+#: purge is the report it was (no difference between the two downloads to subtract).
+KEPT = ("status_changes", "conflict_declarations", "grants", "consents")
 #: Final ledger rows of a case, reached through its grant: their amounts stay, and every
 #: column the database lets change on them (encrypted fields and their blind indexes) is
 #: emptied.

@@ -15,7 +15,6 @@ from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
-    Consent,
     Dependant,
     Document,
     DocumentKind,
@@ -174,7 +173,7 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
         assert case.purged_at is not None
         assert all(getattr(case, column) is None for column in APPLICATION_CLEARED)
         assert case.category and case.region and case.dependants_count is not None
-        for model in (Dependant, Reference, Message, CaseNote, Consent, Story, Alert):
+        for model in (Dependant, Reference, Message, CaseNote, Story, Alert):
             left = db.session.scalars(sa.select(model).where(model.application_id == case_id))
             assert left.all() == [], model.__tablename__
         for model, columns in CLEARED.items():

@@ -3,6 +3,7 @@ applicant's confirmation of receipt."""
 
 import io
 from collections import Counter
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from flask import (
@@ -62,7 +63,9 @@ def _latest_payments():
         .limit(50)
     ).all()
     return [
-        {**row._mapping, "reference": Disbursement.reference.read(row._reference, row.uid)}
+        SimpleNamespace(
+            **row._mapping, reference=Disbursement.reference.read(row._reference, row.uid)
+        )
         for row in rows
     ]
 

@@ -1,6 +1,7 @@
 """A real server started as `make run` starts it, and Debian's chromium driven by
 Playwright with JavaScript disabled."""
 
+import functools
 import json
 import os
 import socket
@@ -82,12 +83,22 @@ def live_server(tmp_path_factory):
     log.close()
 
 
+def _settled_content(page, _content=None):
+    """The page's HTML once the document being loaded has loaded: a click that sends a
+    form returns when the answer starts to arrive, and on a busy machine reading the page
+    at once can catch the new document still empty."""
+    page.wait_for_load_state("load")
+    return _content(page)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless chromium from Debian; Playwright cannot download its own browsers here."""
     if not os.path.exists(CHROMIUM):
         missing_infrastructure(f"chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Page, sync_playwright
+
+    Page.content = functools.partialmethod(_settled_content, _content=Page.content)
 
     with sync_playwright() as pw:
         instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
