@@ -24,8 +24,11 @@ class Config:
     SQLALCHEMY_RECORD_QUERIES = False
 
     FUND_NAME = _env("HRDFUND_FUND_NAME", "hrdfund")
-    #: Approvals at or above this amount (in the grant's currency) need a second manager.
+    #: Approvals worth this amount or more, in the reporting currency (converted at the
+    #: fund's recorded rate), need a second manager.
     FOUR_EYES_THRESHOLD = _env("HRDFUND_FOUR_EYES_THRESHOLD", "5000")
+    #: The currency the four-eyes threshold is read in and the queue compares amounts in.
+    REPORTING_CURRENCY = _env("HRDFUND_REPORTING_CURRENCY", "EUR")
     #: Response and decision targets in hours, for urgent and for normal cases.
     TARGET_RESPONSE_HOURS_URGENT = int(_env("HRDFUND_TARGET_RESPONSE_HOURS_URGENT", "24"))
     TARGET_DECISION_HOURS_URGENT = int(_env("HRDFUND_TARGET_DECISION_HOURS_URGENT", "72"))
@@ -43,8 +46,17 @@ class Config:
     #: Another case of the same defender and category counts as a possible duplicate when
     #: open, or when closed less than this many days before this one was sent.
     DUPLICATE_WINDOW_DAYS = int(_env("HRDFUND_DUPLICATE_WINDOW_DAYS", "180"))
-    #: A payment's rate further than this (percent) from the fund's table needs a reason.
+    #: A payment's rate further than this (percent) from the fund's table of its day (or
+    #: any rate, when the table has none) needs a reason and a second person's confirmation.
     RATE_TOLERANCE_PERCENT = _env("HRDFUND_RATE_TOLERANCE_PERCENT", "2")
+    #: A fee above this share (percent) of the payment, in the pool's currency, needs a
+    #: second person's confirmation: remittance costs average about 6%, so 10 lets every
+    #: ordinary fee through and stops a fee that is most of the payment.
+    MAX_FEE_PERCENT = _env("HRDFUND_MAX_FEE_PERCENT", "10")
+    #: An exchange difference (gain or loss) above this share (percent) of the commitment
+    #: the payment settles needs a second person's confirmation: more than the rate of
+    #: most currencies moves in the months a grant is paid over.
+    MAX_EXCHANGE_DIFFERENCE_PERCENT = _env("HRDFUND_MAX_EXCHANGE_DIFFERENCE_PERCENT", "10")
     #: Stipends and relocations ending within this many days with nothing decided after
     #: them are listed on the coverage page.
     COVERAGE_WARNING_DAYS = int(_env("HRDFUND_COVERAGE_WARNING_DAYS", "30"))

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS
 
-from . import crypto, geo
+from . import crypto, geo, limits
 from .applications.targets import check_config as check_target_config
 from .extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
 from .request_limits import install_request_limits
@@ -47,6 +47,7 @@ def create_app(overrides=None):
         )
     _check_secrets(app)
     check_target_config(app.config)
+    limits.check_config(app.config)
     from .auth.throttle import check_config as check_sign_in_limits
 
     check_sign_in_limits(app.config)

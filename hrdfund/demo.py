@@ -19,7 +19,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 import sqlalchemy as sa
 from flask import current_app
 
-from . import audit, geo
+from . import audit, geo, limits
 from .applications import services as app_services
 from .applications import targets
 from .applications.models import (
@@ -52,6 +52,7 @@ from .disbursements.models import Channel, Disbursement, PayeeType, Receipt, ref
 from .extensions import db
 from .grants.models import (
     Allocation,
+    ApprovalDraw,
     Grant,
     GrantStatus,
     Instalment,
@@ -437,6 +438,17 @@ class _Rates:
             self.used.add((base, quote, _months_after(self.first, month), value))
         return value
 
+    def worth_range(self, currency, reporting):
+        """The least and most one unit of ``currency`` is worth in ``reporting`` over every
+        month of the series."""
+        if currency == reporting:
+            return Decimal(1), Decimal(1)
+        values = [
+            to / unit
+            for to, unit in zip(self.per_usd[reporting], self.per_usd[currency], strict=True)
+        ]
+        return min(values), max(values)
+
     def usd_to(self, currency):
         """Units of ``currency`` per US dollar at the start (for sizing requests)."""
         return Decimal(PER_USD[currency])
@@ -451,6 +463,7 @@ class _Grant:
         "category",
         "allocations",
         "owner",
+        "approvals",
         "paid_currency",
         "payee",
         "channel",
@@ -470,7 +483,9 @@ class _World:
         self.last_day = self.today - timedelta(days=1)
         self.cipher = cipher()
         self.audit_key = current_app.extensions["hrdfund_audit_key"]
-        self.threshold = Decimal(str(current_app.config["FOUR_EYES_THRESHOLD"]))
+        # The four-eyes threshold is an amount in the reporting currency.
+        self.threshold = limits.four_eyes_threshold()
+        self.reporting = limits.reporting_currency()
         self.uid = _uids().__next__
         self.counts = {}
 
@@ -529,6 +544,7 @@ class _World:
                 Message,
                 Grant,
                 Allocation,
+                ApprovalDraw,
                 Release,
                 PaymentPlan,
                 Instalment,
@@ -726,13 +742,23 @@ class _World:
         rng = self.rng
         urgent = rng.random() < 0.35
         currency = self._request_currency(geo.region_of(country))
-        minimum = self.threshold if status == S.AWAITING_SECOND_APPROVAL else Decimal(0)
+        least, most = self.rates.worth_range(currency, self.reporting)
+        minimum = Decimal(0)
+        if status == S.AWAITING_SECOND_APPROVAL:
+            # Worth the threshold in the reporting currency whatever the month's rate.
+            minimum = (self.threshold / least).to_integral_value(ROUND_CEILING)
         budget = self._budget(category, currency, minimum)
         granted = None
         if status in FUNDED or status == S.AWAITING_SECOND_APPROVAL:
             granted = self._granted(budget, minimum)
+            granted = self._clear_of_threshold(granted, budget["months"], least, most)
         plan = self._plan_shape(category, budget) if status in FUNDED else None
-        times = self._timeline(status, urgent, granted, plan)
+        four_eyes = granted is not None and granted * least >= self.threshold
+        times = self._timeline(status, urgent, four_eyes, plan)
+        decided = times.get(S.AWAITING_SECOND_APPROVAL) or times.get(S.APPROVED)
+        if decided is not None and currency != self.reporting:
+            # The rate the managers weighed the amount at is in the fund's table.
+            self.rates.rate(self.reporting, currency, decided.date())
         created = times["created"]
         if applicant == "new":
             applicant = self._user(
@@ -804,11 +830,19 @@ class _World:
         app_id = self.tables[Application].add(row)
         steps = self._history(app_id, times, owner)
         self._parts(app_id, currency, budget, granted, dependants, times, org, owner, draft)
-        self._staff_side(app_id, times, budget, granted, currency, owner)
+        approvals = self._staff_side(app_id, times, budget, granted, currency, owner)
+        if status == S.AWAITING_SECOND_APPROVAL:
+            # The first manager proposed one fitting pool, in the case's currency if any.
+            on = times[S.AWAITING_SECOND_APPROVAL].date()
+            fitting = [p for p in self.pools if self._fits(p, category, country, on)]
+            fitting.sort(key=lambda p: (p.currency != currency, p.cap_per_grant is not None))
+            proposed = [self._share(pool, granted, currency, on) for pool in fitting]
+            self._approval_draws(approvals, [share for share in proposed if share][:1], currency)
         if plan is not None:
             grant = _Grant()
             grant.category = category
             grant.owner = owner
+            grant.approvals = approvals
             paid = self._grant(app_id, grant, granted, currency, country, times, plan, status)
             if paid:
                 first, last = paid
@@ -891,6 +925,20 @@ class _World:
             amount = (requested * share / unit).to_integral_value(ROUND_DOWN) * unit
         return quantize(amount) if amount >= max(minimum, unit) else requested
 
+    def _clear_of_threshold(self, granted, months, least, most):
+        """``granted``, or a little less when the month's rate alone would decide whether
+        it reaches the four-eyes threshold: every demo approval is then on one side of it
+        at any rate of the series, as the managers' rule reads it on the day."""
+        if granted * least >= self.threshold or granted * most < self.threshold:
+            return granted
+        unit = Decimal(10)
+        below = self.threshold / most * Decimal("0.99")
+        if months:
+            below = (below / months / unit).to_integral_value(ROUND_DOWN) * unit * months
+        else:
+            below = (below / unit).to_integral_value(ROUND_DOWN) * unit
+        return quantize(below) if below >= unit else granted
+
     def _plan_shape(self, category, budget):
         """How a grant will be paid: kind, number of instalments and days between them."""
         rng = self.rng
@@ -946,7 +994,7 @@ class _World:
         }[step]
         return self.hours(low, high)
 
-    def _timeline(self, status, urgent, granted, plan):
+    def _timeline(self, status, urgent, four_eyes, plan):
         """Creation and step times: strictly increasing, all in the past, within the
         history window, and leaving room for a funded case's payments."""
         rng = self.rng
@@ -955,7 +1003,6 @@ class _World:
             created = self.now - self.hours(1, 24 * 150)
             last = created + (self.now - created) * rng.uniform(0.05, 0.5)
             return {"created": created, "steps": [], "last": last.replace(microsecond=0)}
-        four_eyes = granted is not None and granted >= self.threshold
         path = self._path(status, four_eyes)
         gaps, previous = [], S.DRAFT
         for step in path:
@@ -1230,9 +1277,12 @@ class _World:
             decisions.append(
                 (self.managers[app_id % 2], DecisionOutcome.APPROVE, times[S.APPROVED])
             )
+        approvals = []
         for manager, outcome, at in decisions:
             row_uid = uid()
             rejected = outcome == DecisionOutcome.REJECT
+            if not rejected:
+                approvals.append(self.tables[Decision].next_id)
             self.tables[Decision].add(
                 {
                     "uid": row_uid,
@@ -1253,6 +1303,21 @@ class _World:
                     "created_at": at,
                 }
             )
+        return approvals
+
+    def _approval_draws(self, approvals, shares, currency):
+        """Each approval's split of pools: the shares the grant draws, or for a case still
+        waiting for its second manager, the split the first one proposed."""
+        for decision_id in approvals:
+            for pool, share, _rate, _pool_amount in shares:
+                self.tables[ApprovalDraw].add(
+                    {
+                        "decision_id": decision_id,
+                        "pool_id": pool.id,
+                        "amount": share,
+                        "currency": currency,
+                    }
+                )
 
     def _message(self, app_id, author, from_staff, at, body):
         """One message in a case's thread."""
@@ -1325,7 +1390,8 @@ class _World:
         rng = self.rng
         fits = [p for p in self.pools if self._fits(p, category, country, on)]
         same = [p for p in fits if p.currency == currency]
-        candidates = same or fits
+        # Mostly a pool in the grant's currency; now and then one in another, converted.
+        candidates = same if same and rng.random() < 0.8 else fits
         half = quantize(amount / 2)
         if len(candidates) > 1 and rng.random() < 0.15:
             pair = rng.sample(candidates, 2)
@@ -1380,9 +1446,9 @@ class _World:
         )
         grant.row = self.tables[Grant].rows[-1]
         grant.allocations = []
-        for pool, share, rate, pool_amount in self._shares(
-            grant.category, country, amount, currency, decided.date()
-        ):
+        shares = self._shares(grant.category, country, amount, currency, decided.date())
+        self._approval_draws(grant.approvals, shares, currency)
+        for pool, share, rate, pool_amount in shares:
             values = {
                 "uid": self.uid(),
                 "grant_id": grant.id,

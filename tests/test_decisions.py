@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.review_models import (
     ConflictDeclaration,
+    Decision,
     Recommendation,
     Review,
     RiskLevel,
@@ -19,7 +20,11 @@ from hrdfund.disbursements.ledger import check_ledger
 from hrdfund.extensions import db
 from hrdfund.grants import services
 from hrdfund.grants.models import Grant
+from hrdfund.grants.services import approve_with_recorded_rates
+from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution, Pool, PoolRestriction
+
+from .money_world import MoneyWorld
 
 
 @pytest.fixture
@@ -194,3 +199,177 @@ def test_fifty_simultaneous_approvals_commit_exactly_what_the_pool_holds(app, wo
     assert services.pool_available(pool_id) == Decimal(0)
     assert _grants() == 10
     assert check_ledger() == []
+
+
+def _capped(world, cap="500", amount="5000"):
+    """A pool holding ``amount`` EUR of which one grant may take at most ``cap``."""
+    pool = Pool(
+        fund_id=world["fund"].id,
+        donor_id=world["pool"].donor_id,
+        name="Capped",
+        currency="EUR",
+        cap_per_grant=Decimal(cap),
+    )
+    db.session.add(pool)
+    db.session.flush()
+    db.session.add(
+        Contribution(
+            pool_id=pool.id,
+            amount=Decimal(amount),
+            received_amount=Decimal(amount),
+            received_currency="EUR",
+            fx_rate=Decimal(1),
+            received_on=date(2026, 1, 1),
+        )
+    )
+    db.session.commit()
+    return pool
+
+
+def test_a_pool_is_drawn_on_once_per_grant_so_its_cap_holds_for_the_grant(world):
+    """Three lines of 400 on a pool capped at 500 per grant would take 1,200: the same pool
+    twice in one decision is refused, naming the pool, and nothing is committed."""
+    pool = _capped(world)
+    case = recommended_case(world)
+    draws = [(pool.id, Decimal(400), Decimal(1))] * 3
+    with pytest.raises(services.RepeatedPoolError, match="The pool Capped is chosen twice"):
+        services.approve_application(case, world["m1"], Decimal(1200), draws)
+    db.session.rollback()
+    with pytest.raises(services.RepeatedPoolError, match="Capped"):
+        services.approve_with_recorded_rates(
+            case, world["m1"], Decimal(1200), [(pool.id, Decimal(400))] * 3
+        )
+    db.session.rollback()
+    assert _grants() == 0 and services.pool_available(pool.id) == Decimal(5000)
+    # On one line the cap is read for the whole grant, and named with its figures.
+    with pytest.raises(services.IneligiblePoolError, match="Capped: the grant would draw 600"):
+        services.approve_application(
+            case, world["m1"], Decimal(600), [(pool.id, Decimal(600), Decimal(1))]
+        )
+    db.session.rollback()
+    # The rest of a grant above the cap comes from another pool.
+    grant = services.approve_application(
+        case,
+        world["m1"],
+        Decimal(900),
+        [(pool.id, Decimal(500), Decimal(1)), (world["pool"].id, Decimal(400), Decimal(1))],
+    )
+    db.session.commit()
+    assert sorted(a.amount for a in grant.allocations) == [Decimal(400), Decimal(500)]
+    assert check_ledger() == []
+
+
+def test_an_allocation_called_twice_for_one_grant_and_pool_is_refused(world):
+    """Below the decision, the allocation itself refuses a second draw on the same pool,
+    so no caller can step around the cap per grant."""
+    pool = _capped(world)
+    case = recommended_case(world)
+    grant = services.approve_application(
+        case, world["m1"], Decimal(500), [(pool.id, Decimal(500), Decimal(1))]
+    )
+    with pytest.raises(services.RepeatedPoolError, match="Capped"):
+        services.allocate(grant, case, pool.id, Decimal(500), world["m1"])
+    db.session.rollback()
+
+
+def test_the_first_approval_is_checked_like_the_second(app, world):
+    """Above the threshold the first approval records its split of pools, so the split is
+    held to every rule at once: a pool twice, a pool that does not fit, parts that do not
+    add up are refused before anything is recorded."""
+    app.config["FOUR_EYES_THRESHOLD"] = "100"
+    pool = _capped(world)
+    case = recommended_case(world)
+    for draws, refusal in (
+        ([(pool.id, Decimal(300), Decimal(1))] * 2, "chosen twice"),
+        ([(pool.id, Decimal(600), Decimal(1))], "above its cap of 500.00 EUR per grant"),
+        ([(world["pool"].id, Decimal(500), Decimal(1))], "must add up"),
+    ):
+        with pytest.raises(services.DecisionError, match=refusal):
+            services.approve_application(case, world["m1"], Decimal(600), draws)
+        db.session.rollback()
+    assert case.status == ApplicationStatus.RECOMMENDED
+    split = [(pool.id, Decimal(500), Decimal(1)), (world["pool"].id, Decimal(100), Decimal(1))]
+    assert services.approve_application(case, world["m1"], Decimal(600), split) is None
+    db.session.commit()
+    first = services.first_approval(case)
+    assert services.approval_draws(first) == [
+        (pool.id, Decimal(500)),
+        (world["pool"].id, Decimal(100)),
+    ]
+
+
+@pytest.fixture
+def money(fund, make_user, make_donor):
+    return MoneyWorld(fund, make_user, make_donor)
+
+
+def test_the_four_eyes_threshold_is_read_in_the_reporting_currency(money):
+    """5,000 euros, compared after conversion at the recorded rate: 5,400 dollars (4,909
+    euros) need one manager, 5,500 dollars (5,000 euros) need two."""
+    below = money.recommended(currency="USD")
+    grant = approve_with_recorded_rates(
+        below, money.m1, Decimal(5400), [(money.usd.id, Decimal(5400))]
+    )
+    db.session.commit()
+    assert grant is not None and below.status == ApplicationStatus.APPROVED
+    at = money.recommended(currency="USD")
+    first = approve_with_recorded_rates(
+        at, money.m1, Decimal(5500), [(money.usd.id, Decimal(5500))]
+    )
+    db.session.commit()
+    assert first is None and at.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
+    assert services.in_reporting_currency(money.fund.id, Decimal(5500), "USD") == Decimal("5000.00")
+
+
+def test_a_grant_in_shillings_is_not_weighed_in_shillings(money):
+    """150,000 shillings from a shilling pool are about 1,000 euros: one manager approves,
+    once a rate says so; without a rate the approval is refused in words, nothing recorded."""
+    kes = pools.create_pool(money.donor, money.m1, "Shillings", "KES")
+    pools.record_contribution(kes, money.m1, Decimal(1_000_000), "KES", date(2026, 1, 2))
+    case = money.recommended(currency="KES")
+    db.session.commit()
+    draws = [(kes.id, Decimal(150000))]
+    with pytest.raises(
+        services.MissingRateError,
+        match="No usable exchange rate from KES to EUR is recorded, so this approval cannot "
+        "be weighed against the four-eyes threshold of 5000 EUR",
+    ):
+        approve_with_recorded_rates(case, money.m1, Decimal(150000), draws)
+    db.session.rollback()
+    assert case.status == ApplicationStatus.RECOMMENDED
+    assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0
+    pools.record_rate(
+        money.fund.id, money.finance, date(2026, 1, 1), "EUR", "KES", Decimal(143), "CBK"
+    )
+    db.session.commit()
+    grant = approve_with_recorded_rates(case, money.m1, Decimal(150000), draws)
+    db.session.commit()
+    assert grant is not None and case.status == ApplicationStatus.APPROVED
+
+
+def test_the_reporting_currency_is_a_setting(app, money):
+    """Read in dollars, 5,000 is reached by 4,600 euros (5,060 dollars)."""
+    app.config["REPORTING_CURRENCY"] = "USD"
+    case = money.recommended()
+    assert (
+        approve_with_recorded_rates(case, money.m1, Decimal(4600), [(money.eur.id, Decimal(4600))])
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("REPORTING_CURRENCY", "XXX"),
+        ("FOUR_EYES_THRESHOLD", "five thousand"),
+        ("MAX_FEE_PERCENT", "-1"),
+        ("RATE_TOLERANCE_PERCENT", "NaN"),
+        ("MAX_EXCHANGE_DIFFERENCE_PERCENT", "101"),
+    ],
+)
+def test_a_malformed_money_limit_stops_the_start(app_config, setting, value):
+    from hrdfund import create_app
+    from hrdfund.limits import LimitConfigError
+
+    with pytest.raises(LimitConfigError, match=setting):
+        create_app({**app_config, setting: value})

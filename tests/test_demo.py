@@ -29,7 +29,7 @@ from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant
-from hrdfund.grants.services import pool_mismatches
+from hrdfund.grants.services import approval_draws, in_reporting_currency, pool_mismatches
 from hrdfund.money import CURRENCIES
 from hrdfund.pools.models import Contribution, Pool
 from tests.conftest import edit_behind_the_app, login
@@ -119,26 +119,56 @@ def test_every_case_history_is_ordered_and_allowed(demo):
 
 
 def test_approvals_follow_four_eyes_and_the_decided_amount(demo, app):
-    """At or above the threshold two different managers approved; the reviewer who
+    """Worth the threshold or more in the reporting currency, at the fund's rate of the
+    day of the first approval, two different managers approved; the reviewer who
     recommended never approved; the grant is the amount the managers approved."""
     threshold = Decimal(app.config["FOUR_EYES_THRESHOLD"])
     grants = _all(sa.select(Grant))
-    assert any(g.amount >= threshold for g in grants)
-    assert any(g.amount < threshold for g in grants)
+    worth = {}
     for grant in grants:
         approvals = _all(
-            sa.select(Decision).where(
+            sa.select(Decision)
+            .where(
                 Decision.application_id == grant.application_id,
                 Decision.outcome == DecisionOutcome.APPROVE,
             )
+            .order_by(Decision.created_at)
         )
+        day = approvals[0].created_at.date()
+        worth[grant.id] = in_reporting_currency(grant.fund_id, grant.amount, grant.currency, day)
         managers = {d.manager_id for d in approvals}
-        assert len(managers) == len(approvals) == (2 if grant.amount >= threshold else 1)
+        assert len(managers) == len(approvals) == (2 if worth[grant.id] >= threshold else 1)
         assert {d.amount for d in approvals} == {grant.amount}
         case = grant.application_id
         reviewed_by = Review.reviewer_id
         recommenders = set(_all(sa.select(reviewed_by).where(Review.application_id == case)))
         assert recommenders and not recommenders & managers
+    assert any(v >= threshold for v in worth.values())
+    assert any(v < threshold for v in worth.values())
+    # Amounts in weaker currencies pass the threshold's number without reaching its worth.
+    assert any(g.amount >= threshold > worth[g.id] for g in grants)
+
+
+def test_every_approval_records_its_split_of_pools(demo):
+    """A case waiting for its second manager shows the first manager's split; a grant's
+    approvals recorded the split it draws."""
+    approvals = _all(sa.select(Decision).where(Decision.outcome == DecisionOutcome.APPROVE))
+    waiting = {
+        a.id
+        for a in _all(
+            sa.select(Application).where(Application.status == S.AWAITING_SECOND_APPROVAL)
+        )
+    }
+    assert waiting and approvals
+    for decision in approvals:
+        draws = approval_draws(decision)
+        assert sum((part for _pool, part in draws), Decimal(0)) == decision.amount, decision.id
+        assert len({pool for pool, _part in draws}) == len(draws)
+        if decision.application_id not in waiting:
+            grant = db.session.execute(
+                sa.select(Grant).where(Grant.application_id == decision.application_id)
+            ).scalar_one()
+            assert sorted(draws) == sorted((a.pool_id, a.grant_amount) for a in grant.allocations)
 
 
 def test_allocations_fit_their_pools(demo):

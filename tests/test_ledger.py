@@ -215,6 +215,32 @@ def _reverse_on_another_allocation(ledger):
     return f"disbursement {reversal.id} is not on the allocation it reverses"
 
 
+def _draw_a_capped_pool_twice(ledger):
+    """Two allocations of one grant on a pool capped at 500 per grant, 400 each."""
+    capped = _add(
+        Pool(
+            fund_id=ledger.fund.id,
+            donor_id=ledger.pool.donor_id,
+            name="Capped",
+            currency="EUR",
+            cap_per_grant=Decimal(500),
+        )
+    )
+    ledger.contribute("5000", pool=capped)
+    grant = ledger.make_grant("800")
+    for _ in range(2):
+        _add(
+            Allocation(
+                grant_id=grant.id,
+                pool_id=capped.id,
+                amount=Decimal(400),
+                grant_amount=Decimal(400),
+                fx_rate=Decimal(1),
+            )
+        )
+    return f"grant {grant.id} draws 800.00 from pool {capped.id}, above its cap of 500.00 per grant"
+
+
 @pytest.mark.parametrize(
     "breakage",
     [
@@ -225,6 +251,7 @@ def _reverse_on_another_allocation(ledger):
         _reverse_a_reversal,
         _pay_from_another_pool,
         _reverse_on_another_allocation,
+        _draw_a_capped_pool_twice,
     ],
     ids=lambda f: f.__name__.strip("_"),
 )

@@ -20,7 +20,7 @@ from hrdfund.applications.models import (
 from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
 from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant
-from hrdfund.pools.models import Contribution, ExchangeRate, Pool, PoolRestriction
+from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction
 from tests.conftest import login
 
 S = ApplicationStatus
@@ -182,26 +182,50 @@ def _approve(client, case, amount, *draws):
     return _post(client, f"/applications/{case.uid}/approve", data)
 
 
+def _prefilled(page):
+    """The approval form's lines as the page fills them in: (pool id, amount) each."""
+    import re
+
+    lines = []
+    for n in range(3):
+        select = re.search(rf'<select[^>]*id="approve-draws-{n}-pool".*?</select>', page, re.S)
+        chosen = re.search(
+            r'<option selected value="(\d+)"|<option value="(\d+)" selected', select[0]
+        )
+        amount = re.search(rf'id="approve-draws-{n}-amount"[^>]*value="([^"]*)"', page)
+        amount = amount or re.search(rf'value="([^"]*)"[^>]*id="approve-draws-{n}-amount"', page)
+        if chosen:
+            lines.append((int(chosen[1] or chosen[2]), amount[1] if amount else ""))
+    return lines
+
+
 def test_two_managers_approve_above_the_threshold_with_two_pools(app, fund, staff):
+    """The first manager approves an amount and its split of pools; the second manager
+    finds that split filled in, and confirming it as it is draws the money."""
     case = _recommended(fund, staff)
     m1, m2 = _as(app, staff["m1"]), _as(app, staff["m2"])
     page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Legal pool" in page and "does not fund this kind of support" in page
-    response = _approve(m1, case, "5500.00")
+    assert "Approvals worth €5,000.00 or more need two managers" in page
+    split = ((staff["medical"], "4000.00"), (staff["general"], "1500.00"))
+    response = _approve(m1, case, "5500.00", *split)
     assert response.status_code == 302
     db.session.refresh(case)
     assert case.status == S.AWAITING_SECOND_APPROVAL
     assert db.session.execute(sa.select(sa.func.count(Grant.id))).scalar() == 0
     # The first manager cannot complete it.
-    again = _approve(
-        m1, case, "5500.00", (staff["medical"], "4000.00"), (staff["general"], "1500.00")
-    )
+    again = _approve(m1, case, "5500.00", *split)
     assert again.status_code == 400
     assert "second, different manager" in again.get_data(as_text=True)
-    # The second manager draws on two pools; the medical pool is emptied exactly.
-    done = _approve(
-        m2, case, "5500.00", (staff["medical"], "4000.00"), (staff["general"], "1500.00")
-    )
+    # The second manager's form starts from the first manager's split.
+    page = m2.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Split proposed: Medical pool €4,000.00; General pool €1,500.00." in page
+    assert _prefilled(page) == [
+        (staff["medical"].id, "4000.00"),
+        (staff["general"].id, "1500.00"),
+    ]
+    # Confirming it as it is draws on both pools; the medical pool is emptied exactly.
+    done = _approve(m2, case, "5500.00", *split)
     assert done.status_code == 302
     db.session.refresh(case)
     assert case.status == S.APPROVED
@@ -233,6 +257,97 @@ def test_an_approval_that_breaks_a_rule_commits_nothing(app, fund, staff, draws,
     assert case.status == S.RECOMMENDED
     assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
     assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0
+
+
+def test_the_same_pool_on_three_lines_is_refused_by_name(app, fund, staff):
+    """The form's three lines naming one pool would take three times its cap: refused in
+    words naming the pool, and nothing recorded."""
+    capped = staff["general"]
+    db.session.execute(sa.update(Pool).where(Pool.id == capped.id).values(cap_per_grant=1500))
+    db.session.commit()
+    case = _recommended(fund, staff, amount="4500.00")
+    m1 = _as(app, staff["m1"])
+    page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "at most €1,500.00 for one grant" in page
+    response = _approve(m1, case, "4500.00", *[(capped, "1500.00")] * 3)
+    assert response.status_code == 400
+    assert "The pool General pool is chosen twice" in response.get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
+    assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"approve-draws-1-amount": "100.00"}, "Line 2 has an amount but no pool"),
+        ({"approve-draws-1-pool": "general"}, "Line 2 has a pool but no amount"),
+        ({"approve-draws-1-pool": "x1", "approve-draws-1-amount": "100"}, "Line 2 names no pool"),
+        (
+            {"approve-draws-1-pool": "99999999999999999999", "approve-draws-1-amount": "100"},
+            "Line 2 names no pool",
+        ),
+        ({"approve-draws-1-pool": "elsewhere", "approve-draws-1-amount": "100"}, "not open"),
+    ],
+)
+def test_a_half_filled_or_forged_line_is_refused_not_dropped(
+    app, fund, staff, make_fund, data, message
+):
+    """A line with an amount and no pool, a pool and no amount, or a pool the form does not
+    offer (another fund's included) is refused in words; the rest is not approved alone."""
+    other = make_fund("Other fund")
+    donor = Donor(fund_id=other.id, name="Elsewhere donor")
+    db.session.add(donor)
+    db.session.flush()
+    names = {"general": staff["general"].id, "elsewhere": _pool(other, donor, "Elsewhere").id}
+    case = _recommended(fund, staff, amount="500.00")
+    form = {
+        "approve-amount": "500.00",
+        "approve-draws-0-pool": str(staff["general"].id),
+        "approve-draws-0-amount": "400.00",
+    }
+    for key, value in data.items():
+        form[key] = str(names.get(value, value))
+    response = _post(_as(app, staff["m1"]), f"/applications/{case.uid}/approve", form)
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert message in page and "Elsewhere" not in page
+    db.session.refresh(case)
+    assert case.status == S.RECOMMENDED
+    assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
+
+
+def test_a_pool_without_a_rate_says_so_in_one_plain_sentence(app, fund, staff, make_donor):
+    _pool(fund, make_donor("Shilling donor"), "Shilling pool", currency="KES")
+    case = _recommended(fund, staff, amount="500.00")
+    page = _as(app, staff["m1"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Does not fit: no exchange rate from EUR to KES is recorded." in page
+    assert "No: No" not in page
+
+
+def test_the_decision_form_names_the_threshold_in_its_own_currency(app, fund, staff):
+    """A case in shillings: the form gives the threshold in euros and what the case is
+    worth in euros; without a rate it says a rate must be recorded first."""
+    case = _recommended(fund, staff, amount="150000.00")
+    case.currency = "KES"
+    db.session.commit()
+    m1 = _as(app, staff["m1"])
+    page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Approvals worth €5,000.00 or more need two managers" in page
+    assert "KES5,000.00" not in page
+    assert "No exchange rate from KES to EUR is recorded: finance or a manager records one" in page
+    db.session.add(
+        ExchangeRate(
+            fund_id=fund.id,
+            on_date=date(2026, 1, 1),
+            base="EUR",
+            quote="KES",
+            rate=Decimal(143),
+            source="CBK",
+        )
+    )
+    db.session.commit()
+    page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "KES150,000.00 is worth €1,048.95." in page
 
 
 def test_the_recommender_may_not_approve(app, fund, staff):
@@ -389,7 +504,7 @@ def test_a_forged_pool_value_is_a_clear_refusal_not_an_error(app, fund, staff):
         },
     )
     assert response.status_code == 400
-    assert "must add up to the approved amount" in response.get_data(as_text=True)
+    assert "Line 1 names no pool of this fund." in response.get_data(as_text=True)
     db.session.refresh(case)
     assert case.status == S.RECOMMENDED
 

@@ -50,7 +50,9 @@ def _key_ids():
 @pytest.fixture
 def world(app, runner):
     """The demo fund, one stored document, and recovery codes for a manager."""
-    result = runner.invoke(args=["hrdfund", "demo-data", "--scale", "40"])
+    # Fifty cases: enough for every kind of encrypted value (a grant closed under budget
+    # gives a release its reason).
+    result = runner.invoke(args=["hrdfund", "demo-data", "--scale", "50"])
     assert result.exit_code == 0, result.output
     manager = db.session.scalars(sa.select(User).where(User.role == Role.MANAGER)).first()
     case = db.session.scalars(sa.select(Application).order_by(Application.id)).first()

@@ -163,6 +163,39 @@ def check_ledger(sums=None):
     problems += _check_stipend_months()
     problems += _check_deliveries()
     problems += _check_grant_totals()
+    problems += _check_caps()
+    return problems
+
+
+def _check_caps():
+    """A grant draws on a pool once, and no more than the pool's cap per grant."""
+    rows = db.session.execute(
+        sa.select(
+            Allocation.grant_id,
+            Allocation.pool_id,
+            sa.func.count(Allocation.id),
+            summed(Allocation.amount),
+            Pool.cap_per_grant,
+        )
+        .join(Pool, Pool.id == Allocation.pool_id)
+        .group_by(Allocation.grant_id, Allocation.pool_id, Pool.cap_per_grant)
+        .having(
+            sa.or_(
+                sa.func.count(Allocation.id) > 1,
+                summed(Allocation.amount)
+                > sa.func.coalesce(Pool.cap_per_grant, summed(Allocation.amount)),
+            )
+        )
+    )
+    problems = []
+    for grant_id, pool_id, count, total, cap in rows:
+        if count > 1:
+            problems.append(f"grant {grant_id} draws on pool {pool_id} {count} times")
+        if cap is not None and quantize(total) > cap:
+            problems.append(
+                f"grant {grant_id} draws {quantize(total)} from pool {pool_id}, above its cap "
+                f"of {cap} per grant"
+            )
     return problems
 
 

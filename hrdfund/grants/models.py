@@ -86,6 +86,26 @@ class Allocation(db.Model):
     pool = relationship("Pool")
 
 
+class ApprovalDraw(db.Model):
+    """One pool of the split a manager's approval proposed, in the grant's currency: the
+    first of two approvals records it, and the second manager starts from it."""
+
+    __tablename__ = "approval_draws"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        currency_check("currency"),
+        sa.UniqueConstraint("decision_id", "pool_id"),
+    )
+    id: Mapped[int] = pk()
+    decision_id = fk("decisions.id", ondelete="CASCADE", index=False)
+    pool_id = fk("pools.id")
+    #: Drawn from the pool, in the grant's currency (the decision's).
+    amount = money()
+    currency = currency()
+
+    pool = relationship("Pool")
+
+
 class Release(db.Model):
     """Committed money given back to the pool, in the pool's currency."""
 

@@ -7,13 +7,12 @@ first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
 """
 
 from datetime import datetime, time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from .. import audit, geo
+from .. import audit, geo, limits
 from ..applications.access import can_see, has_conflict
 from ..applications.models import ApplicationStatus as S
 from ..applications.review_models import Decision, DecisionOutcome, Review
@@ -26,7 +25,7 @@ from ..money import convert, quantize
 from ..pools import services as pools_services
 from ..pools.models import Contribution, Pool
 from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
-from .models import Allocation, Grant, Release
+from .models import Allocation, ApprovalDraw, Grant, Release
 
 
 class DecisionError(Exception):
@@ -57,9 +56,17 @@ class InsufficientFundsError(DecisionError):
     """The pool has less available than the allocation asks."""
 
 
+class RepeatedPoolError(DecisionError):
+    """One decision names the same pool on two lines."""
+
+
+class MissingRateError(DecisionError):
+    """No usable rate is recorded between two currencies."""
+
+
 def four_eyes_threshold():
-    """Approvals at or above this amount need a second manager."""
-    return Decimal(str(current_app.config["FOUR_EYES_THRESHOLD"]))
+    """Approvals worth this much or more, in the reporting currency, need a second manager."""
+    return limits.four_eyes_threshold()
 
 
 def signed_amount(model):
@@ -138,7 +145,9 @@ def pool_available(pool_id):
 
 
 def pool_mismatches(pool, application, pool_amount, on=None):
-    """Every way ``pool`` does not fit ``application`` for ``pool_amount``; empty if it fits."""
+    """Every way ``pool`` does not fit ``application`` when the grant draws ``pool_amount``
+    from it in all (its cap is per grant, whatever the lines it is split over); empty if it
+    fits. With ``pool_amount`` None the cap is left out."""
     on = on or utcnow().date()
     reasons = []
     if pool.fund_id != application.fund_id or not pool.active:
@@ -153,17 +162,46 @@ def pool_mismatches(pool, application, pool_amount, on=None):
     region = application.region or geo.region_of(application.country)
     if rules.get("region") and region not in rules["region"]:
         reasons.append(_l("the pool does not fund this region"))
-    if pool.cap_per_grant is not None and pool_amount > pool.cap_per_grant:
-        reasons.append(_l("the amount is above the pool's cap per grant"))
+    if pool.cap_per_grant is not None and pool_amount is not None:
+        if pool_amount > pool.cap_per_grant:
+            reasons.append(
+                _l(
+                    "the grant would draw %(amount)s %(currency)s from it, above its cap of "
+                    "%(cap)s %(currency)s per grant",
+                    amount=pool_amount,
+                    cap=pool.cap_per_grant,
+                    currency=pool.currency,
+                )
+            )
     if (pool.starts_on and on < pool.starts_on) or (pool.ends_on and on > pool.ends_on):
         reasons.append(_l("the pool's date window is closed"))
     return reasons
 
 
+def _repeated(pool):
+    return RepeatedPoolError(
+        _l(
+            "The pool %(pool)s is chosen twice: a grant draws on a pool once, so put its "
+            "whole share on one line.",
+            pool=pool.name,
+        )
+    )
+
+
 def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
     """Commit ``grant_amount`` (grant currency) from a pool; ``rate`` is pool units per grant
-    unit. The balance is re-read under the pool's lock, so no pool goes below zero."""
+    unit. The balance is re-read under the pool's lock, so no pool goes below zero; a grant
+    draws on a pool once, so the pool's cap per grant holds for the grant as a whole."""
     pool = lock_row(Pool, pool_id)
+    if pool is None or pool.fund_id != application.fund_id:
+        raise IneligiblePoolError([_l("the pool is not open to this fund's grants")])
+    earlier = db.session.execute(
+        sa.select(Allocation.id).where(
+            Allocation.grant_id == grant.id, Allocation.pool_id == pool.id
+        )
+    ).first()
+    if earlier is not None:
+        raise _repeated(pool)
     if pool.currency == grant.currency:
         rate = Decimal(1)
     pool_amount = convert(grant_amount, rate)
@@ -177,7 +215,7 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
         )
     reasons = pool_mismatches(pool, application, pool_amount)
     if reasons:
-        raise IneligiblePoolError(reasons)
+        raise IneligiblePoolError(_named(pool, reasons))
     if pool_amount > pool_available(pool.id):
         raise InsufficientFundsError(
             _l(
@@ -231,45 +269,201 @@ def _check_manager(application, manager):
         raise SelfApprovalError(_l("The person who recommended a case may not approve it."))
 
 
-def approve_application(application, manager, amount, allocations):
-    """Approve ``amount`` (in the application's currency) drawn from ``allocations``, a list
-    of (pool id, amount in grant currency, rate).
+def _named(pool, reasons):
+    """Each reason a pool does not fit, prefixed with the pool's name."""
+    return [_l("%(pool)s: %(reason)s", pool=pool.name, reason=reason) for reason in reasons]
 
-    At or above the four-eyes threshold the first approval only records the decision and
-    waits; the second, by a different manager, commits the money. Returns the grant once
-    money is committed, else None.
-    """
-    _check_manager(application, manager)
-    amount = quantize(amount)
-    if application.status == S.RECOMMENDED:
-        _record_approval(application, manager, amount)
-        if amount >= four_eyes_threshold():
-            change_status(application, S.AWAITING_SECOND_APPROVAL, actor=manager)
-            return None
-    elif application.status == S.AWAITING_SECOND_APPROVAL:
-        first = (
-            db.session.execute(
-                sa.select(Decision)
-                .where(
-                    Decision.application_id == application.id,
-                    Decision.outcome == DecisionOutcome.APPROVE,
+
+def _fund_pools(application, pool_ids):
+    """The pools named by ``pool_ids``, refused unless each is a pool of the case's fund."""
+    wanted = {pid for pid in pool_ids if isinstance(pid, int) and 0 < pid < 2**31}
+    pools = (
+        {p.id: p for p in db.session.execute(sa.select(Pool).where(Pool.id.in_(wanted))).scalars()}
+        if wanted
+        else {}
+    )
+    for pid in pool_ids:
+        pool = pools.get(pid) if pid in wanted else None
+        if pool is None or pool.fund_id != application.fund_id:
+            raise IneligiblePoolError([_l("the pool is not open to this fund's grants")])
+    return pools
+
+
+def refuse_repeated_pools(application, pool_ids):
+    """Refuse a decision naming one pool on two lines: a pool's cap per grant and its
+    restrictions are read per grant, so its whole share goes on one line. Returns the
+    pools by id."""
+    pools = _fund_pools(application, pool_ids)
+    seen = set()
+    for pid in pool_ids:
+        if pid in seen:
+            raise _repeated(pools[pid])
+        seen.add(pid)
+    return pools
+
+
+def check_draws(application, amount, allocations, on=None):
+    """Every rule on a decision's split of pools, before anything is written: each pool of
+    the case's fund and named once, each part above zero, the parts adding up to
+    ``amount``, and each pool fitting the case for all the grant draws from it. Returns
+    the pools by id."""
+    pools = refuse_repeated_pools(application, [a[0] for a in allocations])
+    for pool_id, grant_amount, _rate in allocations:
+        if quantize(grant_amount) <= 0:
+            raise DecisionError(
+                _l(
+                    "%(amount)s is too small to draw from %(pool)s.",
+                    amount=grant_amount,
+                    pool=pools[pool_id].name,
                 )
-                .order_by(Decision.id.desc())
             )
-            .scalars()
-            .first()
-        )
-        if first.manager_id == manager.id:
-            raise SecondApproverError(_l("A second, different manager must confirm this approval."))
-        if amount != first.amount:
-            raise DecisionError(_l("The second approval confirms the amount of the first."))
-        _record_approval(application, manager, amount)
-    else:
-        raise DecisionError(_l("This case is not waiting for a decision."))
     if sum((quantize(a[1]) for a in allocations), start=Decimal(0)) != amount:
         raise DecisionError(
             _l("The amounts drawn from the pools must add up to the approved amount.")
         )
+    for pool_id, grant_amount, rate in allocations:
+        pool = pools[pool_id]
+        pool_amount = _pool_amount(pool, application, grant_amount, rate)
+        reasons = pool_mismatches(pool, application, pool_amount, on)
+        if reasons:
+            raise IneligiblePoolError(_named(pool, reasons))
+    return pools
+
+
+def _pool_amount(pool, application, grant_amount, rate):
+    """``grant_amount`` in the pool's currency at ``rate``; refused in words when the rate
+    gives nothing usable."""
+    if pool.currency == application.currency:
+        return quantize(grant_amount)
+    try:
+        pool_amount = convert(grant_amount, rate)
+    except (InvalidOperation, ArithmeticError) as exc:
+        raise MissingRateError(_unusable(application.currency, pool.currency)) from exc
+    if pool_amount <= 0:
+        raise DecisionError(
+            _l(
+                "%(amount)s is too small to draw from %(pool)s.",
+                amount=grant_amount,
+                pool=pool.name,
+            )
+        )
+    return pool_amount
+
+
+def _unusable(base, quote):
+    return _l(
+        "The recorded rate from %(base)s to %(quote)s gives no usable amount: record a "
+        "sound rate on Rates.",
+        base=base,
+        quote=quote,
+    )
+
+
+def in_reporting_currency(fund_id, amount, currency, on=None):
+    """``amount`` of ``currency`` in the fund's reporting currency, at the fund's recorded
+    rate of ``on`` (today by default). Raises :class:`MissingRateError` when no usable
+    rate is recorded."""
+    reporting = limits.reporting_currency()
+    if currency == reporting:
+        return quantize(amount)
+    rate = recorded_rate(fund_id, currency, reporting, on)
+    try:
+        return convert(amount, rate)
+    except (InvalidOperation, ArithmeticError) as exc:
+        raise MissingRateError(_unusable(currency, reporting)) from exc
+
+
+def needs_four_eyes(application, amount):
+    """True when ``amount`` (the case's currency) is worth the four-eyes threshold or more
+    in the reporting currency. Refused in words when no rate says what it is worth."""
+    reporting = limits.reporting_currency()
+    try:
+        value = in_reporting_currency(application.fund_id, amount, application.currency)
+    except MissingRateError as exc:
+        raise MissingRateError(
+            _l(
+                "No usable exchange rate from %(currency)s to %(reporting)s is recorded, so "
+                "this approval cannot be weighed against the four-eyes threshold of "
+                "%(threshold)s %(reporting)s: record the rate on Rates, then approve.",
+                currency=application.currency,
+                reporting=reporting,
+                threshold=four_eyes_threshold(),
+            )
+        ) from exc
+    return value >= four_eyes_threshold()
+
+
+def first_approval(application):
+    """The approval a second manager confirms: the latest approval of the case, or None."""
+    return (
+        db.session.execute(
+            sa.select(Decision)
+            .where(
+                Decision.application_id == application.id,
+                Decision.outcome == DecisionOutcome.APPROVE,
+            )
+            .order_by(Decision.id.desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
+
+
+def approval_draws(decision):
+    """The split of pools ``decision`` proposed, as (pool id, amount in grant currency)."""
+    return [
+        tuple(row)
+        for row in db.session.execute(
+            sa.select(ApprovalDraw.pool_id, ApprovalDraw.amount)
+            .where(ApprovalDraw.decision_id == decision.id)
+            .order_by(ApprovalDraw.id)
+        )
+    ]
+
+
+def approve_application(application, manager, amount, allocations):
+    """Approve ``amount`` (in the application's currency) drawn from ``allocations``, a list
+    of (pool id, amount in grant currency, rate).
+
+    Worth the four-eyes threshold or more in the reporting currency, the first approval
+    only records the decision and its split of pools, and waits; the second, by a
+    different manager, commits the money. Returns the grant once money is committed, else
+    None.
+    """
+    _check_manager(application, manager)
+    if application.status not in (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
+        raise DecisionError(_l("This case is not waiting for a decision."))
+    amount = quantize(amount)
+    pools = check_draws(application, amount, allocations)
+    if application.status == S.RECOMMENDED:
+        second_needed = needs_four_eyes(application, amount)
+        if not second_needed:
+            _lock_pools(pools)
+        _record_approval(application, manager, amount, allocations)
+        if second_needed:
+            # Nothing is committed yet; a pool that cannot pay now is named at once.
+            for pool_id, grant_amount, rate in allocations:
+                pool = pools[pool_id]
+                pool_amount = _pool_amount(pool, application, grant_amount, rate)
+                if pool_amount > pool_available(pool.id):
+                    raise InsufficientFundsError(
+                        _l(
+                            "The pool %(pool)s has less than %(amount)s available.",
+                            pool=pool.name,
+                            amount=pool_amount,
+                        )
+                    )
+            change_status(application, S.AWAITING_SECOND_APPROVAL, actor=manager)
+            return None
+    else:
+        first = first_approval(application)
+        if first is not None and first.manager_id == manager.id:
+            raise SecondApproverError(_l("A second, different manager must confirm this approval."))
+        if first is None or amount != first.amount:
+            raise DecisionError(_l("The second approval confirms the amount of the first."))
+        _lock_pools(pools)
+        _record_approval(application, manager, amount, allocations)
     grant = Grant(
         fund_id=application.fund_id,
         application_id=application.id,
@@ -293,22 +487,36 @@ def approve_application(application, manager, amount, allocations):
     return grant
 
 
-def _record_approval(application, manager, amount):
-    db.session.add(
-        Decision(
-            application_id=application.id,
-            manager_id=manager.id,
-            outcome=DecisionOutcome.APPROVE,
-            amount=amount,
+def _lock_pools(pools):
+    """Lock every pool a commitment draws on, in one order (their ids), before anything
+    refers to them: two approvals sharing pools then take turns instead of each holding
+    one pool the other waits for."""
+    for pool_id in sorted(pools):
+        lock_row(Pool, pool_id)
+
+
+def _record_approval(application, manager, amount, allocations):
+    decision = Decision(
+        application_id=application.id,
+        manager_id=manager.id,
+        outcome=DecisionOutcome.APPROVE,
+        amount=amount,
+        currency=application.currency,
+        round=decision_round(application),
+    )
+    db.session.add(decision)
+    db.session.flush()
+    db.session.add_all(
+        ApprovalDraw(
+            decision_id=decision.id,
+            pool_id=pool_id,
+            amount=quantize(grant_amount),
             currency=application.currency,
-            round=decision_round(application),
         )
+        for pool_id, grant_amount, _rate in allocations
     )
     db.session.flush()
-
-
-class MissingRateError(DecisionError):
-    """No rate is recorded between the grant's and the pool's currencies."""
+    return decision
 
 
 def recorded_rate(fund_id, base, quote, on=None):
@@ -322,7 +530,9 @@ def recorded_rate(fund_id, base, quote, on=None):
 
 def pool_options(application, grant_amount):
     """Every active pool of the case's fund with what it has available, its currency, the
-    rate it would use and the reasons it does not fit ``grant_amount`` (empty if it fits)."""
+    rate it would use, its cap per grant, and the reasons it cannot pay any part of the
+    grant (empty if it can). A cap below ``grant_amount`` is no such reason: the pool can
+    still pay up to its cap."""
     pools = (
         db.session.execute(
             sa.select(Pool)
@@ -342,20 +552,24 @@ def pool_options(application, grant_amount):
             try:
                 rate = recorded_rate(application.fund_id, application.currency, pool.currency)
                 rates[pool.currency] = rate, None
-            except MissingRateError as exc:
-                rates[pool.currency] = None, str(exc)
+            except MissingRateError:
+                rates[pool.currency] = (
+                    None,
+                    _l(
+                        "no exchange rate from %(base)s to %(quote)s is recorded",
+                        base=application.currency,
+                        quote=pool.currency,
+                    ),
+                )
         rate, missing = rates[pool.currency]
-        if missing:
-            reasons = [missing]
-        else:
-            reasons = [
-                str(r) for r in pool_mismatches(pool, application, convert(grant_amount or 0, rate))
-            ]
+        reasons = [str(missing)] if missing else []
+        reasons += [str(r) for r in pool_mismatches(pool, application, None)]
         options.append(
             {
                 "pool": pool,
                 "available": received - committed - costs,
                 "rate": rate,
+                "cap": pool.cap_per_grant,
                 "reasons": reasons,
             }
         )
@@ -365,17 +579,10 @@ def pool_options(application, grant_amount):
 def approve_with_recorded_rates(application, manager, amount, draws):
     """:func:`approve_application` with ``draws`` as (pool id, amount in grant currency);
     each pool in another currency converts at the fund's recorded rate of the day."""
-    pools = {
-        p.id: p
-        for p in db.session.execute(
-            sa.select(Pool).where(Pool.id.in_([d[0] for d in draws]))
-        ).scalars()
-    }
+    pools = refuse_repeated_pools(application, [d[0] for d in draws])
     allocations = []
     for pool_id, grant_amount in draws:
-        pool = pools.get(pool_id)
-        if pool is None or pool.fund_id != application.fund_id:
-            raise IneligiblePoolError([_l("the pool is not open to this fund's grants")])
+        pool = pools[pool_id]
         rate = recorded_rate(application.fund_id, application.currency, pool.currency)
         allocations.append((pool_id, grant_amount, rate))
     return approve_application(application, manager, amount, allocations)

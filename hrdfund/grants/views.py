@@ -7,10 +7,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from .. import limits
 from ..applications import panels
 from ..applications.access import Section, get_application_or_404
 from ..applications.models import ApplicationStatus as S
-from ..applications.review_models import Decision, DecisionOutcome
 from ..applications.review_services import latest_review
 from ..applications.views import _render_case
 from ..auth.guard import role_required
@@ -29,26 +29,15 @@ from .models import Grant
 DECIDING = (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
 
 
-def _first_approval(application):
-    return (
-        db.session.execute(
-            sa.select(Decision)
-            .where(
-                Decision.application_id == application.id,
-                Decision.outcome == DecisionOutcome.APPROVE,
-            )
-            .order_by(Decision.id.desc())
-            .limit(1)
-        )
-        .scalars()
-        .first()
-    )
+#: The largest row id a form may name; anything beyond is no row (and would overflow the
+#: database's integer).
+MAX_ID = 2**31 - 1
 
 
 def _proposed_amount(application):
     """What the approval starts from: the first approval, the recommendation, the request."""
     if application.status == S.AWAITING_SECOND_APPROVAL:
-        first = _first_approval(application)
+        first = services.first_approval(application)
         if first is not None:
             return first.amount
     review = latest_review(application)
@@ -68,11 +57,56 @@ def _approve_form(application, options, fresh):
     for entry in form.draws:
         entry.pool.choices = choices
     if fresh:
+        first = (
+            services.first_approval(application)
+            if application.status == S.AWAITING_SECOND_APPROVAL
+            else None
+        )
+        proposed = services.approval_draws(first) if first is not None else []
         fitting = [o for o in options if not o["reasons"]]
-        if len(fitting) == 1 and amount:
-            form.draws[0].pool.data = str(fitting[0]["pool"].id)
-            form.draws[0].amount.data = amount
+        if not proposed and len(fitting) == 1 and amount:
+            proposed = [(fitting[0]["pool"].id, amount)]
+        # The second manager starts from the first manager's split, and may confirm it.
+        for entry, (pool_id, part) in zip(form.draws, proposed, strict=False):
+            entry.pool.data = str(pool_id)
+            entry.amount.data = part
     return form
+
+
+def _draws(form):
+    """The form's lines as (pool id, amount); a half-filled line is refused in words, not
+    dropped, so the split approved is the split the manager saw."""
+    draws, problems = [], []
+    for n, entry in enumerate(form.draws, start=1):
+        pool, amount = str(entry.pool.data or "").strip(), entry.amount.data
+        if not pool and amount is None:
+            continue
+        if not pool:
+            problems.append(_("Line %(n)d has an amount but no pool: choose its pool.", n=n))
+        elif not pool.isdigit() or not 0 < int(pool) <= MAX_ID:
+            problems.append(_("Line %(n)d names no pool of this fund.", n=n))
+        elif amount is None:
+            problems.append(
+                _("Line %(n)d has a pool but no amount: enter what the pool pays.", n=n)
+            )
+        else:
+            draws.append((int(pool), amount))
+    return draws, problems
+
+
+def _threshold_note(application, amount):
+    """What the decision form says of the four-eyes threshold: in the reporting currency,
+    and what ``amount`` is worth in it (or that no rate says)."""
+    reporting = limits.reporting_currency()
+    note = {"threshold": services.four_eyes_threshold(), "currency": reporting}
+    if amount:
+        try:
+            note["value"] = services.in_reporting_currency(
+                application.fund_id, amount, application.currency
+            )
+        except services.MissingRateError:
+            note["missing"] = True
+    return note
 
 
 @panels.register
@@ -91,14 +125,23 @@ def decision_panel(application, user, sections):
         form = g.get("hrdfund_forms", {}).get("approve") or _approve_form(
             application, options, fresh=True
         )
+    first = (
+        services.first_approval(application)
+        if application.status == S.AWAITING_SECOND_APPROVAL
+        else None
+    )
+    names = {o["pool"].id: o["pool"].name for o in options}
     return {
         "template": "grants/_decision.html",
         "options": options,
         "amount": amount,
-        "threshold": services.four_eyes_threshold(),
-        "first_approval": _first_approval(application)
-        if application.status == S.AWAITING_SECOND_APPROVAL
-        else None,
+        "threshold": _threshold_note(application, amount),
+        "first_approval": first,
+        "first_draws": [
+            (names.get(pool_id, "?"), part) for pool_id, part in services.approval_draws(first)
+        ]
+        if first is not None
+        else [],
         "approve_form": form,
     }
 
@@ -111,12 +154,9 @@ def approve(uid):
     application = get_application_or_404(uid, current_user)
     options = services.pool_options(application, _proposed_amount(application))
     form = _approve_form(application, options, fresh=False)
-    if form.validate_on_submit():
-        draws = [
-            (int(entry.pool.data), entry.amount.data)
-            for entry in form.draws
-            if str(entry.pool.data or "").isdigit() and entry.amount.data
-        ]
+    draws, problems = _draws(form) if form.validate_on_submit() else (None, [])
+    form.form_errors.extend(problems)
+    if draws is not None and not problems:
         try:
             grant = services.approve_with_recorded_rates(
                 application, current_user._get_current_object(), form.amount.data, draws
@@ -126,12 +166,16 @@ def approve(uid):
             form.form_errors.append(str(exc))
         else:
             db.session.commit()
+            locale = str(get_locale())
             if grant is None:
                 flash(
                     _(
-                        "Approval recorded. At %(threshold)s or more a second manager confirms "
-                        "it before money is committed.",
-                        threshold=services.four_eyes_threshold(),
+                        "Approval recorded. At %(threshold)s or more (amounts in other "
+                        "currencies converted at the fund's recorded rate) a second manager "
+                        "confirms it before money is committed.",
+                        threshold=format_money(
+                            services.four_eyes_threshold(), limits.reporting_currency(), locale
+                        ),
                     ),
                     "info",
                 )
@@ -139,7 +183,7 @@ def approve(uid):
                 flash(
                     _(
                         "Approved: %(amount)s committed.",
-                        amount=format_money(grant.amount, grant.currency, str(get_locale())),
+                        amount=format_money(grant.amount, grant.currency, locale),
                     ),
                     "info",
                 )

@@ -1,7 +1,7 @@
 """The fund's side in a real browser with JavaScript off: a defender sends an urgent medical
 case; a reviewer takes it, records two references and recommends; a first manager approves
-above the four-eyes threshold; a second manager completes the approval with money from two
-pools; the defender sees the decision."""
+above the four-eyes threshold, splitting it over two pools; a second manager finds the split
+filled in and confirms it, which commits the money; the defender sees the decision."""
 
 import re
 import time
@@ -125,18 +125,9 @@ def test_an_urgent_medical_case_from_queue_to_decision(live_server, browser):
     assert "Recommendation recorded" in page.content()
     _sign_out(page)
 
-    # First manager: 6,500 EUR is above the threshold, so the approval only records.
-    _staff_sign_in(page, live_server, app, "demo-manager1")
-    page.goto(f"{url}/applications/{uid}")
-    assert page.get_by_label("Amount approved").input_value() == "6500.00"
-    page.get_by_role("button", name="Approve", exact=True).click()
-    assert "a second manager confirms it before money is committed" in page.content()
-    _sign_out(page)
-
-    # Second manager: draws the money from two pools that fit the case.
+    # Two pools that fit the case and can pay half of it each.
     with app.app_context():
         case = _case(uid)
-        assert case.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
         fitting = [
             o
             for o in grants.pool_options(case, Decimal(3250))
@@ -146,13 +137,32 @@ def test_an_urgent_medical_case_from_queue_to_decision(live_server, browser):
         first, second = fitting[0]["pool"], fitting[1]["pool"]
         db.session.remove()
         db.engine.dispose()
-    _staff_sign_in(page, live_server, app, "demo-manager2")
+
+    # First manager: 6,500 EUR is above the threshold, so the approval only records the
+    # amount and its split of pools.
+    _staff_sign_in(page, live_server, app, "demo-manager1")
     page.goto(f"{url}/applications/{uid}")
-    assert "approved €6,500.00" in page.content()
+    assert page.get_by_label("Amount approved").input_value() == "6500.00"
+    assert "Approvals worth €5,000.00 or more need two managers" in page.content()
     page.select_option("#approve-draws-0-pool", str(first.id))
     page.fill("#approve-draws-0-amount", "3250.00")
     page.select_option("#approve-draws-1-pool", str(second.id))
     page.fill("#approve-draws-1-amount", "3250.00")
+    page.get_by_role("button", name="Approve", exact=True).click()
+    assert "a second manager confirms it before money is committed" in page.content()
+    _sign_out(page)
+
+    with app.app_context():
+        assert _case(uid).status == ApplicationStatus.AWAITING_SECOND_APPROVAL
+        db.session.remove()
+        db.engine.dispose()
+
+    # Second manager: finds the first manager's split filled in and confirms it as it is.
+    _staff_sign_in(page, live_server, app, "demo-manager2")
+    page.goto(f"{url}/applications/{uid}")
+    assert "approved €6,500.00" in page.content()
+    assert page.locator("#approve-draws-0-pool").input_value() == str(first.id)
+    assert page.locator("#approve-draws-1-amount").input_value() == "3250.00"
     page.get_by_role("button", name="Approve", exact=True).click()
     assert "Approved: €6,500.00 committed." in page.content()
     _sign_out(page)

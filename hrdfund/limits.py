@@ -1,0 +1,73 @@
+"""The money limits a fund sets: the four-eyes threshold and the currency it is read in,
+and how far a payment may stray before a second person must confirm it.
+
+Each is read from the settings once per use, as a Decimal; a malformed value stops the
+start (:func:`check_config`), so a typo never silently turns a control off.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+from flask import current_app
+
+from .money import CURRENCIES
+
+
+class LimitConfigError(RuntimeError):
+    """A money limit in the settings that cannot be used."""
+
+
+#: Setting -> (lowest allowed, highest allowed) for the limits given as numbers.
+NUMBERS = {
+    "FOUR_EYES_THRESHOLD": (Decimal(0), Decimal("999999999999.99")),
+    "RATE_TOLERANCE_PERCENT": (Decimal(0), Decimal(100)),
+    "MAX_FEE_PERCENT": (Decimal(0), Decimal(100)),
+    "MAX_EXCHANGE_DIFFERENCE_PERCENT": (Decimal(0), Decimal(100)),
+}
+
+
+def _number(config, name):
+    try:
+        value = Decimal(str(config[name]).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise LimitConfigError(f"{name} must be a number, not {config[name]!r}") from exc
+    low, high = NUMBERS[name]
+    if not value.is_finite() or not low <= value <= high:
+        raise LimitConfigError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def check_config(config):
+    """Refuse to start with a limit that is not a number in its range, or a reporting
+    currency the fund cannot hold."""
+    for name in NUMBERS:
+        _number(config, name)
+    if config["REPORTING_CURRENCY"] not in CURRENCIES:
+        raise LimitConfigError(f"HRDFUND_REPORTING_CURRENCY must be one of {', '.join(CURRENCIES)}")
+
+
+def reporting_currency():
+    """The currency the fund's thresholds are set in and amounts across currencies are
+    compared in."""
+    return current_app.config["REPORTING_CURRENCY"]
+
+
+def four_eyes_threshold():
+    """Approvals worth this much or more, in the reporting currency, need two managers."""
+    return _number(current_app.config, "FOUR_EYES_THRESHOLD")
+
+
+def rate_tolerance():
+    """How far (a fraction) a payment's rate may be from the fund's table before a second
+    person confirms it."""
+    return _number(current_app.config, "RATE_TOLERANCE_PERCENT") / 100
+
+
+def max_fee_share():
+    """The largest fee, as a fraction of the payment, booked without a second person."""
+    return _number(current_app.config, "MAX_FEE_PERCENT") / 100
+
+
+def max_difference_share():
+    """The largest exchange difference, as a fraction of the commitment the payment
+    settles, booked without a second person."""
+    return _number(current_app.config, "MAX_EXCHANGE_DIFFERENCE_PERCENT") / 100
