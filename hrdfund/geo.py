@@ -135,6 +135,24 @@ def _key(name):
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+@functools.cache
+def _codes(locale):
+    """A country's name (in ``locale`` and in English) or code, folded -> its code."""
+    found = {}
+    for language in ("en", locale):
+        for code, name in countries(language):
+            found[_key(" ".join(name.split()))] = code
+            found[code.casefold()] = code
+    return found
+
+
+def country_code(text, locale="en"):
+    """The code of the country ``text`` names, by its two-letter code or its name in
+    ``locale`` or in English (case, accents and extra spaces ignored); None when no
+    country is called that."""
+    return _codes(locale).get(_key(" ".join(str(text).split())))
+
+
 def country_name(country, locale="en"):
     """The country's name in the user's language, from Babel's data; the code itself for
     one Babel does not know."""

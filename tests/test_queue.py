@@ -117,8 +117,68 @@ def test_filters_narrow_the_queue(client, fund, make_user, query, shown):
 def test_nonsense_filters_are_ignored_not_errors(client, fund, make_user):
     login(client, make_user("reviewer"))
     (case,) = _cases(fund, 1)
-    response = client.get("/cases?status=approved&category=<script>&country=123&page=-4")
+    response = client.get("/cases?status=approved&category=<script>&page=-4")
     assert response.status_code == 200 and case.uid in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "typed, language",
+    [("Kenya", "en"), ("  kenya ", "en"), ("ke", "en"), ("Kenia", "es"), ("Kenya", "fr")],
+)
+def test_the_country_filter_takes_a_name_in_the_users_language(
+    client, fund, make_user, typed, language
+):
+    login(client, make_user("reviewer", language=language))
+    (kenya,) = _cases(fund, 1, country="KE")
+    (colombia,) = _cases(fund, 1, country="CO")
+    response = client.get("/cases", query_string={"country": typed})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert kenya.uid in html and colombia.uid not in html
+
+
+@pytest.mark.parametrize("typed", ["Kenyaa", "123", "<script>", "Atlantis"])
+def test_a_country_no_one_is_called_is_refused_in_words_not_ignored(client, fund, make_user, typed):
+    """Typed wrong, the filter says so and lists nothing, instead of listing every case as
+    if it had not been asked."""
+    login(client, make_user("reviewer"))
+    (case,) = _cases(fund, 1, country="KE")
+    response = client.get("/cases", query_string={"country": typed})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "No country is called" in html and "type its name or its two-letter code" in html
+    assert case.uid not in html and "<script>" not in html
+
+
+def test_largest_amount_first_compares_what_amounts_are_worth(client, fund, make_user):
+    """5,500,000 pesos are about 1,300 euros, 22,310 dollars about 20,000: sorted by
+    their worth in the reporting currency, at the fund's recorded rates; a case whose
+    currency has no rate comes last."""
+    from datetime import date
+    from decimal import Decimal
+
+    from hrdfund.pools.models import ExchangeRate
+
+    for base, quote, rate, on in (
+        ("EUR", "USD", "1.20", date(2026, 1, 1)),  # an older rate, not the one used
+        ("EUR", "USD", "1.1155", date(2026, 2, 1)),
+        ("COP", "EUR", "0.00024", date(2026, 2, 1)),
+    ):
+        db.session.add(
+            ExchangeRate(
+                fund_id=fund.id, on_date=on, base=base, quote=quote, rate=Decimal(rate), source="x"
+            )
+        )
+    login(client, make_user("reviewer"))
+    (pesos,) = _cases(fund, 1, currency="COP", amount_requested=Decimal(5_500_000))
+    (dollars,) = _cases(fund, 1, currency="USD", amount_requested=Decimal(22_310))
+    (euros,) = _cases(fund, 1, currency="EUR", amount_requested=Decimal(15_000))
+    (shillings,) = _cases(fund, 1, currency="KES", amount_requested=Decimal(90_000_000))
+    (small,) = _cases(fund, 1, currency="EUR", amount_requested=Decimal(1_000))
+    html = client.get("/cases?sort=amount").get_data(as_text=True)
+    order = sorted((dollars, euros, pesos, small, shillings), key=lambda c: html.index(c.uid))
+    assert order == [dollars, euros, pesos, small, shillings]
+    assert "≈ €20,000.00" in html and "≈ €1,320.00" in html and "no rate to EUR" in html
 
 
 def test_the_pool_filter_keeps_only_cases_the_pool_may_fund(client, fund, make_user, make_donor):

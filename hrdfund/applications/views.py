@@ -13,18 +13,19 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from .. import audit
+from .. import audit, geo, limits
 from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..columns import utcnow
 from ..extensions import db, reading
 from ..paging import page_arg
-from ..pools.models import Pool
+from ..pools.models import ExchangeRate, Pool
 from . import access, bp, documents, services, targets
 from .access import Section, get_application_or_404
 from .categories import CATEGORY_FIELDS, detail_text
@@ -95,33 +96,72 @@ def _next_due():
 
 
 QUEUE_SORTS = {
-    "due": lambda: (_next_due().nulls_last(), Application.id),
-    "oldest": lambda: (Application.submitted_at, Application.id),
-    "newest": lambda: (Application.submitted_at.desc(), Application.id.desc()),
-    "amount": lambda: (Application.amount_requested.desc().nulls_last(), Application.id),
+    "due": lambda worth: (_next_due().nulls_last(), Application.id),
+    "oldest": lambda worth: (Application.submitted_at, Application.id),
+    "newest": lambda worth: (Application.submitted_at.desc(), Application.id.desc()),
+    # Across currencies, by what each amount is worth in the reporting currency; a case
+    # whose currency has no recorded rate comes last.
+    "amount": lambda worth: (worth.desc().nulls_last(), Application.id),
 }
 
 
+def _latest_rates(fund_id, on):
+    """SQL subquery: for each currency with a rate to or from the reporting currency in the
+    fund's table, the latest on or before ``on`` (read either way round, as ``rate_entry``
+    does), as ``factor``: units of the reporting currency per unit of that currency."""
+    reporting = limits.reporting_currency()
+    rate = sa.cast(ExchangeRate.rate, sa.Float)
+    other = sa.case((ExchangeRate.base == reporting, ExchangeRate.quote), else_=ExchangeRate.base)
+    ranked = (
+        sa.select(
+            other.label("currency"),
+            sa.case((ExchangeRate.base == reporting, 1.0 / rate), else_=rate).label("factor"),
+            sa.func.row_number()
+            .over(
+                partition_by=other,
+                order_by=(ExchangeRate.on_date.desc(), ExchangeRate.id.desc()),
+            )
+            .label("n"),
+        )
+        .where(
+            ExchangeRate.fund_id == fund_id,
+            ExchangeRate.on_date <= on,
+            sa.or_(ExchangeRate.base == reporting, ExchangeRate.quote == reporting),
+        )
+        .subquery()
+    )
+    return sa.select(ranked.c.currency, ranked.c.factor).where(ranked.c.n == 1).subquery()
+
+
 def _queue_filters(pools):
-    """The queue's filters from the query string; unknown values are ignored."""
+    """The queue's filters from the query string, and what could not be read in words:
+    unknown values of a list are ignored, a country no one is called is refused."""
     args = request.args
-    chosen = {}
+    chosen, problems = {}, {}
     if args.get("status") in {s.value for s in OPEN_STATES}:
         chosen["status"] = args["status"]
     if args.get("category") in {c.value for c in Category}:
         chosen["category"] = args["category"]
     if args.get("urgency") in {u.value for u in Urgency}:
         chosen["urgency"] = args["urgency"]
-    country = (args.get("country") or "").upper()
-    if len(country) == 2 and country.isalpha():
-        chosen["country"] = country
+    country = (args.get("country") or "").strip()[:80]
+    if country:
+        code = geo.country_code(country, str(get_locale() or "en"))
+        if code is None:
+            problems["country"] = _(
+                "No country is called “%(text)s”: type its name or its two-letter code.",
+                text=country,
+            )
+            chosen["country"] = country
+        else:
+            chosen["country"] = code
     if args.get("mine") == "1":
         chosen["mine"] = "1"
     if args.get("pool") in {str(p.id) for p in pools}:
         chosen["pool"] = args["pool"]
     if args.get("sort") in QUEUE_SORTS:
         chosen["sort"] = args["sort"]
-    return chosen
+    return chosen, problems
 
 
 def _fits_pool(pool):
@@ -156,26 +196,35 @@ def queue():
         .scalars()
         .all()
     )
-    filters = _queue_filters(pools)
+    filters, problems = _queue_filters(pools)
     open_states = [s.value for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
-    query = sa.select(
-        Application.uid,
-        Application.category,
-        Application.status,
-        Application.urgency,
-        Application.country,
-        Application.region,
-        Application.amount_requested,
-        Application.currency,
-        Application.submitted_at,
-        Application.first_response_at,
-        Application.response_due_at,
-        Application.decision_due_at,
-        Application.clock_paused_at,
-        Application.assigned_reviewer_id,
-    ).where(
-        access.visible_cases(current_user),
-        Application.status.in_([filters["status"]] if "status" in filters else open_states),
+    reporting = limits.reporting_currency()
+    rates = _latest_rates(current_user.fund_id, utcnow().date())
+    amount = sa.cast(Application.amount_requested, sa.Float)
+    worth = sa.case((Application.currency == reporting, amount), else_=amount * rates.c.factor)
+    query = (
+        sa.select(
+            Application.uid,
+            Application.category,
+            Application.status,
+            Application.urgency,
+            Application.country,
+            Application.region,
+            Application.amount_requested,
+            Application.currency,
+            Application.submitted_at,
+            Application.first_response_at,
+            Application.response_due_at,
+            Application.decision_due_at,
+            Application.clock_paused_at,
+            Application.assigned_reviewer_id,
+            worth.label("worth"),
+        )
+        .outerjoin(rates, rates.c.currency == Application.currency)
+        .where(
+            access.visible_cases(current_user),
+            Application.status.in_([filters["status"]] if "status" in filters else open_states),
+        )
     )
     for name in ("category", "urgency", "country"):
         if name in filters:
@@ -185,7 +234,10 @@ def queue():
     if "pool" in filters:
         pool = next(p for p in pools if str(p.id) == filters["pool"])
         query = query.where(*_fits_pool(pool))
-    order = QUEUE_SORTS[filters.get("sort", "due")]()
+    if problems:
+        # A filter that cannot be read lists nothing, rather than everything unfiltered.
+        query = query.where(sa.false())
+    order = QUEUE_SORTS[filters.get("sort", "due")](worth)
     rows = db.session.execute(
         query.order_by(*order).limit(size + 1).offset((page - 1) * size)
     ).all()
@@ -210,6 +262,8 @@ def queue():
             "paused": _("clock paused: waiting for the applicant"),
         },
         filters=filters,
+        problems=problems,
+        reporting=reporting,
         pools=pools,
         statuses=[s for s in OPEN_STATES if s != ApplicationStatus.DRAFT],
         sorts={
