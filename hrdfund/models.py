@@ -28,6 +28,12 @@ from .auth.models import (  # noqa: F401
     SignInLimit,
     User,
 )
-from .disbursements.models import Delivery, Disbursement, Receipt, StatementImport  # noqa: F401
+from .disbursements.models import (  # noqa: F401
+    Delivery,
+    Disbursement,
+    HeldPayment,
+    Receipt,
+    StatementImport,
+)
 from .grants.models import Allocation, Grant, Instalment, PaymentPlan, Release  # noqa: F401
 from .pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401

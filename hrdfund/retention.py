@@ -39,7 +39,7 @@ from .applications.models import (
 from .applications.review_models import CaseNote, Cofunding, Decision, Review
 from .auth.models import RecoveryCode, Role, User
 from .columns import utcnow
-from .disbursements.models import Disbursement, writable_columns
+from .disbursements.models import Disbursement, HeldPayment, writable_columns
 from .extensions import db
 from .grants.models import Allocation, Grant, GrantStatus, Release
 
@@ -65,6 +65,9 @@ KEPT = ("status_changes", "conflict_declarations", "grants", "consents")
 #: column the database lets change on them (encrypted fields and their blind indexes) is
 #: emptied.
 LEDGER_CLEARED = (Disbursement, Release)
+#: The columns of a case's payments held for a second person that purging empties: every
+#: encrypted one (what finance typed); their figures stay.
+HELD_CLEARED = tuple(writable_columns("held_payments"))
 APPLICATION_CLEARED = (
     "_defender_name",
     "_defender_work",
@@ -164,10 +167,14 @@ def _delete_documents(case_ids):
 
 
 def _proof_ids(case_ids):
-    return (
-        sa.select(Disbursement.proof_document_id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .where(Grant.application_id.in_(case_ids), Disbursement.proof_document_id.is_not(None))
+    """The proofs of the cases' payments, booked or held for a second person."""
+    return sa.union(
+        *(
+            sa.select(model.proof_document_id)
+            .join(Grant, Grant.id == model.grant_id)
+            .where(Grant.application_id.in_(case_ids), model.proof_document_id.is_not(None))
+            for model in (Disbursement, HeldPayment)
+        )
     )
 
 
@@ -191,6 +198,7 @@ def _reduce_cases(case_ids, tokens, now):
             .execution_options(synchronize_session=False)
         )
     _clear_ledger_rows(case_ids)
+    _clear_held_payments(case_ids)
     cases = db.session.execute(
         sa.select(Application.id, Application.uid, Application.defender_key).where(
             Application.id.in_(case_ids)
@@ -230,6 +238,15 @@ def _clear_ledger_rows(case_ids):
             .where(_ledger_rows_of(model, case_ids), sa.or_(*(c.is_not(None) for c in columns)))
             .values(dict.fromkeys((c.name for c in columns), None))
         )
+
+
+def _clear_held_payments(case_ids):
+    """Empty what finance typed on the case's payments held for a second person."""
+    table = HeldPayment.__table__
+    grants = sa.select(Grant.id).where(Grant.application_id.in_(case_ids))
+    db.session.execute(
+        sa.update(table).where(table.c.grant_id.in_(grants)).values(dict.fromkeys(HELD_CLEARED))
+    )
 
 
 def _delete_drafts(draft_ids):

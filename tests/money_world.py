@@ -8,6 +8,7 @@ from decimal import Decimal
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.review_models import Recommendation, Review, RiskLevel
 from hrdfund.applications.services import defender_key
+from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.models import Channel, PayeeType
 from hrdfund.extensions import db
@@ -113,7 +114,8 @@ _keys = iter(range(1, 10**6))
 
 
 def pay(world, grant, amount, currency="EUR", instalment=1, key=None, **options):
-    """Finance records a payment; returns the payment (committed)."""
+    """Finance records a payment; returns the payment, or the payment held for a second
+    person (committed)."""
     instalments = payments.grant_instalments(grant)
     payment, _created = payments.record_disbursement(
         grant,
@@ -129,5 +131,13 @@ def pay(world, grant, amount, currency="EUR", instalment=1, key=None, **options)
         idempotency_key=key or f"key-{next(_keys)}",
         **options,
     )
+    db.session.commit()
+    return payment
+
+
+def confirm(world, held, by=None):
+    """A second person (the second manager by default) confirms a held payment; returns
+    the payment it booked (committed)."""
+    payment = holds.confirm_held_payment(held, by or world.m2)
     db.session.commit()
     return payment

@@ -64,8 +64,8 @@ def stamped(app, backend):
 
 @pytest.fixture
 def world(app, runner, stamped, pg_tools):
-    """The demo world at a small scale, with one stored document."""
-    result = runner.invoke(args=["hrdfund", "demo-data", "--scale", "40"])
+    """The demo world at a small scale (more than a thousand rows), with one stored document."""
+    result = runner.invoke(args=["hrdfund", "demo-data", "--scale", "50"])
     assert result.exit_code == 0, result.output
     manager = db.session.scalars(sa.select(User).where(User.role == Role.MANAGER)).first()
     case = db.session.scalars(sa.select(Application).order_by(Application.id)).first()

@@ -18,7 +18,7 @@ from hrdfund.disbursements.ledger import check_ledger
 from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Receipt
 from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, Instalment, PaymentPlan, PlanKind
-from hrdfund.pools.models import Contribution, Pool
+from hrdfund.pools.models import Contribution, ExchangeRate, Pool
 from tests.conftest import login
 
 
@@ -128,6 +128,17 @@ def granted(fund, make_donor, make_user):
         d.payee_details = "canary-bank-account-3310"
         return _sealed(d)
 
+    # The rate the payments used is the fund's table rate of their day.
+    db.session.add(
+        ExchangeRate(
+            fund_id=fund.id,
+            on_date=date(2026, 2, 1),
+            base="KES",
+            quote="EUR",
+            rate=Decimal("0.00724638"),
+            source="CBK",
+        )
+    )
     bounced = pay("k1")
     pay(None, reversal_of=bounced.id)
     paid = pay("k2", paid_on=date(2026, 2, 9))

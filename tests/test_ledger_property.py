@@ -17,9 +17,10 @@ from hypothesis.errors import InvalidArgument
 from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund
+from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Channel, Disbursement, PayeeType
+from hrdfund.disbursements.models import Channel, Disbursement, HeldPayment, PayeeType
 from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
@@ -472,6 +473,17 @@ class Sequence:
             return
         payment, created = result
         assert created and payment.idempotency_key == key
+        if isinstance(payment, HeldPayment):
+            # Beyond a bound one person may not pass: nothing moves until a second person
+            # confirms it, every rule checked again.
+            assert self.figures_of(pool.id) == before
+            check_books()
+            payment = self.attempt(
+                lambda: holds.confirm_held_payment(payment, world.m2), payments.PaymentError
+            )
+            if payment is REFUSED:
+                return
+            assert payment.confirmed_by_id == world.m2.id
         assert payment.amount_paid == amount and payment.currency_paid == currency
         assert payment.fee_amount == step["fee"]
         after = self.figures_of(pool.id)

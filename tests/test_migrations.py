@@ -268,3 +268,31 @@ def test_free_text_moves_into_encrypted_columns_and_back(empty_app, backend):
             db.session.execute(sa.text("UPDATE contributions SET reason = NULL, amount = 1"))
         db.session.rollback()
     db.session.remove()
+
+
+def test_the_migrated_schema_takes_a_held_payments_alert(empty_app):
+    """The alert kind added with held payments is allowed by the migrated CHECK (the models'
+    own schema is not what production runs), and refused again after a downgrade."""
+    flask_migrate.upgrade()
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (uid, login, role, active, session_version, created_at) "
+                "VALUES ('u1', 'someone', 'applicant', true, 1, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO alerts (user_id, kind, created_at, attempts) "
+                "SELECT id, 'payment_held', CURRENT_TIMESTAMP, 0 FROM users"
+            )
+        )
+    flask_migrate.downgrade(revision="-1")
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO alerts (user_id, kind, created_at, attempts) "
+                "SELECT id, 'payment_held', CURRENT_TIMESTAMP, 0 FROM users"
+            )
+        )
+    flask_migrate.downgrade(revision="base")

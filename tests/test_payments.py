@@ -12,7 +12,7 @@ from hrdfund.applications.services import submit_report
 from hrdfund.disbursements import followup
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Disbursement, reference_key
+from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, reference_key
 from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.models import GrantStatus, Release
@@ -24,7 +24,7 @@ from hrdfund.grants.services import (
 from hrdfund.money import quantize
 from hrdfund.pools import services as pools
 
-from .money_world import EUR_USD, MoneyWorld, pay
+from .money_world import EUR_USD, MoneyWorld, confirm, pay
 
 
 @pytest.fixture
@@ -69,12 +69,12 @@ def test_a_rate_that_moved_since_approval_is_an_exchange_difference(world):
     assert check_ledger() == []
 
 
-def test_a_rate_far_from_the_table_needs_a_reason(world):
+def test_a_rate_far_from_the_table_needs_a_reason_and_a_second_person(world):
     grant = world.grant("2000", pool=world.usd)
     with pytest.raises(payments.PaymentError, match="more than 2% away"):
         pay(world, grant, "500", instalment=None, rate=Decimal("1.30"), rate_source="bank")
     db.session.rollback()
-    payment = pay(
+    held = pay(
         world,
         grant,
         "500",
@@ -83,9 +83,13 @@ def test_a_rate_far_from_the_table_needs_a_reason(world):
         rate_source="bank slip",
         rate_reason="the bank's weekend rate",
     )
+    assert isinstance(held, HeldPayment) and held.why == [HoldReason.RATE, HoldReason.DIFFERENCE]
+    payment = confirm(world, held)
     assert payment.fx_rate == Decimal("1.30") and payment.rate_reason == "the bank's weekend rate"
     assert payment.exchange_difference == Decimal("100.00")  # 650 paid, 550 committed
+    assert payment.confirmed_by_id == world.m2.id and payment.recorded_by_id == world.finance.id
     close = pay(world, grant, "500", instalment=None, rate=Decimal("1.11"), rate_source="bank")
+    assert isinstance(close, Disbursement) and close.confirmed_by_id is None
     assert close.rate_reason is None and close.rate_source == "bank"
     assert check_ledger() == []
 
@@ -301,9 +305,10 @@ def commit_all_that_is_left(world, pool):
 
 
 def paid_below_the_table(world):
-    """A 1,000 EUR grant from the USD pool (1,100 USD committed) paid at the bank's 0.88."""
+    """A 1,000 EUR grant from the USD pool (1,100 USD committed) paid at the bank's 0.88,
+    confirmed by a second person."""
     grant = world.grant("1000", pool=world.usd)
-    payment = pay(
+    held = pay(
         world,
         grant,
         "1000",
@@ -312,7 +317,7 @@ def paid_below_the_table(world):
         rate_source="bank slip",
         rate_reason="the bank's rate",
     )
-    return grant, payment
+    return grant, confirm(world, held)
 
 
 def test_reversing_an_exchange_gain_the_pool_has_spent_is_refused(world):

@@ -63,8 +63,9 @@ from hrdfund.auth.guard import PUBLIC_ENDPOINTS
 from hrdfund.auth.models import User
 from hrdfund.columns import PERSONAL, Encrypted, utcnow
 from hrdfund.crypto import DecryptionError, key_id
-from hrdfund.disbursements.models import FINAL_TABLES, Disbursement
-from hrdfund.disbursements.services import reverse_disbursement
+from hrdfund.disbursements.holds import confirm_held_payment
+from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, HeldPayment
+from hrdfund.disbursements.services import PaymentError, reverse_disbursement
 from hrdfund.extensions import db
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import (
@@ -1039,9 +1040,11 @@ def test_promise_18_payees_for_finance_case_details_for_staff_on_the_case(
 def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
     app, fund, make_user, make_donor
 ):
-    """The manager who recommended a case cannot approve it; above the threshold one
-    manager's approval waits for a second, different one; a payment form sent twice
-    records one payment, and the database refuses a second row with its key."""
+    """The manager who recommended a case cannot approve it; above the threshold (an
+    amount in the reporting currency) one manager's approval waits for a second, different
+    one; a payment form sent twice records one payment, and the database refuses a second
+    row with its key; a payment at a rate far from the table waits for a second person,
+    never the one who entered it."""
     world = MoneyWorld(fund, make_user, make_donor)
     app.config["FOUR_EYES_THRESHOLD"] = "500"
     own = world.recommended(reviewer=world.m1)
@@ -1079,6 +1082,29 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
         db.session.execute(sa.insert(Disbursement.__table__).values(**row))
     db.session.rollback()
     assert _count(Disbursement) == 1
+    # 540 dollars are worth 490.91 euros: below the 500-euro threshold, one manager.
+    dollars = world.recommended(currency="USD")
+    db.session.commit()
+    assert approve_with_recorded_rates(
+        dollars, world.m1, Decimal(540), [(world.usd.id, Decimal(540))]
+    )
+    db.session.commit()
+    # A made-up rate books nothing until a second person confirms it.
+    held = pay(
+        world,
+        grant,
+        "100",
+        "USD",
+        instalment=None,
+        rate=Decimal(5),
+        rate_source="x",
+        rate_reason="x",
+    )
+    assert isinstance(held, HeldPayment) and _count(Disbursement) == 1
+    with pytest.raises(PaymentError):
+        confirm_held_payment(held, world.finance)
+    db.session.rollback()
+    assert confirm_held_payment(held, world.m2).confirmed_by_id == world.m2.id
 
 
 # -- Data at rest ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from hrdfund.applications.review_models import CaseNote, Cofunding, Decision, Re
 from hrdfund.auth.models import Role, User
 from hrdfund.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
 from hrdfund.disbursements.ledger import sums_of_rows
-from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, writable_columns
+from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, HeldPayment, writable_columns
 from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
 from hrdfund.pools.models import Pool
@@ -37,6 +37,7 @@ from hrdfund.retention import (
     APPLICATION_CLEARED,
     CLEARED,
     DELETED,
+    HELD_CLEARED,
     KEPT,
     LEDGER_CLEARED,
     plan_purge,
@@ -133,6 +134,39 @@ def _ledger_rows(case_id):
     return found
 
 
+def _held_payment(payment, finance):
+    """A payment of the same grant held for a second person, with its payee, reason,
+    reference and proof."""
+    proof = store_document(
+        CleanUpload(PDF, "application/pdf", "held.pdf"),
+        None,
+        DocumentKind.PROOF_OF_PAYMENT,
+        finance,
+    )
+    held = HeldPayment(
+        grant_id=payment.grant_id,
+        allocation_id=payment.allocation_id,
+        payee_type=payment.payee_type,
+        channel=payment.channel,
+        amount_paid=payment.amount_paid,
+        currency_paid=payment.currency_paid,
+        amount=payment.amount,
+        fx_rate=payment.fx_rate,
+        fee_amount=payment.amount,
+        exchange_difference=0,
+        paid_on=payment.paid_on,
+        proof_document_id=proof.id,
+        idempotency_key="held-before-closing",
+        reasons="fee",
+        recorded_by_id=finance.id,
+    )
+    held.payee_details, held.rate_reason = "canary-held-payee", "canary-held-reason"
+    held.reference = "canary-held-reference"
+    db.session.add(held)
+    db.session.commit()
+    return held
+
+
 def _path(app, document):
     return os.path.join(app.instance_path, "documents", document.storage_name)
 
@@ -146,6 +180,8 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     evidence_id, proof_id = evidence.id, proof.id
     evidence_path, proof_path = _path(app, evidence), _path(app, proof)
     assert os.path.exists(evidence_path) and os.path.exists(proof_path)
+    held = _held_payment(payment, finance)
+    held_proof_path = _path(app, db.session.get(Document, held.proof_document_id))
     still_open = _case(ApplicationStatus.IN_REVIEW)
     open_name, open_uid = still_open.defender_name, still_open.uid
     assert open_name
@@ -189,6 +225,18 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
         sa.select(BudgetLine.amount).where(BudgetLine.application_id == closed.id)
     ).all()
     assert budget and all(amount > 0 for amount in budget), "budget amounts stay for reports"
+
+    # A payment held for a second person keeps its figures and loses what finance typed.
+    db.session.refresh(held)
+    assert held.amount == payment.amount
+    stored = db.session.execute(
+        sa.select(*(HeldPayment.__table__.c[name] for name in HELD_CLEARED)).where(
+            HeldPayment.id == held.id
+        )
+    ).one()
+    assert set(HELD_CLEARED) >= {"payee_details", "rate_source", "rate_reason", "reference"}
+    assert all(value is None for value in stored)
+    assert not os.path.exists(held_proof_path)
 
     # Files are wiped; a payment's proof row stays (the payment points at it), empty.
     assert not os.path.exists(evidence_path) and not os.path.exists(proof_path)

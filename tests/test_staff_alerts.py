@@ -248,3 +248,38 @@ def test_an_answer_posted_through_the_page_is_mailed_after_the_response(
     mailbox.wait_for(1)
     assert len(mailbox.to("rev@fund.example")) == 1
     assert db.session.execute(sa.select(Alert.sent_at)).scalar_one() is not None
+
+
+def test_a_held_payment_mails_those_who_may_confirm_it_and_nothing_of_it(
+    fund, make_user, make_donor, mailbox
+):
+    """Finance enters a payment at a made-up rate: the other finance officer and the
+    managers are mailed a link, never the one who entered it, never the figures."""
+    from .money_world import MoneyWorld, pay
+
+    world = MoneyWorld(fund, make_user, make_donor)
+    make_user("finance", contact="second@fund.example")
+    for user, address in ((world.finance, "first@fund.example"), (world.m1, "m1@fund.example")):
+        user.contact = address
+    db.session.commit()
+    grant = world.grant("1200", pool=world.eur, currency="USD")
+    pay(
+        world,
+        grant,
+        "1200",
+        "USD",
+        instalment=None,
+        rate=Decimal(10),
+        rate_source="x",
+        rate_reason="Canary reason",
+        payee_details="Canary payee",
+    )
+    assert alerts.send_pending() == 2  # world.m2 has no address: it waits in the outbox
+    mailbox.wait_for(2)
+    assert mailbox.to("first@fund.example") == []
+    for address in ("second@fund.example", "m1@fund.example"):
+        (body,) = mailbox.to(address)
+        assert "waits for a second person" in body
+        assert f"https://fund.example/applications/{grant.application.uid}" in body
+        for secret in ("Canary", "1,200", "1200.00", "USD", "10,909", "10909"):
+            assert secret not in body, secret

@@ -15,6 +15,7 @@ class AlertKind(enum.StrEnum):
     URGENT_CASE = "urgent_case"
     TARGET_NEAR = "target_near"
     APPLICANT_ANSWER = "applicant_answer"
+    PAYMENT_HELD = "payment_held"
 
 
 class Alert(db.Model):

@@ -74,6 +74,17 @@ def notify(application, kind, once=None):
     return queued
 
 
+def notify_users(users, application, kind):
+    """Queue an alert of ``kind`` on ``application`` for each of ``users``."""
+    db.session.add_all(
+        Alert(user_id=user.id, application_id=application.id, kind=kind) for user in users
+    )
+    db.session.flush()
+    if users:
+        g.hrdfund_alerts_queued = True
+    return len(users)
+
+
 def send_after_response(response):
     """after_request hook: once the response has been sent, hand queued alerts over."""
     if g.pop("hrdfund_alerts_queued", False) and current_app.config["SMTP_HOST"]:
@@ -103,6 +114,7 @@ def _message(alert, user, address):
             AlertKind.URGENT_CASE: _("An urgent case waits in hrdfund"),
             AlertKind.TARGET_NEAR: _("A case in hrdfund is close to its target"),
             AlertKind.APPLICANT_ANSWER: _("An applicant answered in hrdfund"),
+            AlertKind.PAYMENT_HELD: _("A payment in hrdfund waits for a second person"),
         }
         body = _(
             "Something waits for you in hrdfund. Sign in to see it:\n\n%(link)s\n\n"

@@ -172,6 +172,18 @@ SEALED_FIELDS = {
 }
 
 
+#: Fields added to a table's seal after rows were sealed without them: each is covered
+#: when set (its name beside its value), so the older rows, where it is empty, still verify.
+LATER_SEALED_FIELDS = {
+    "disbursements": ("confirmed_by_id",),
+}
+
+
+def sealed_fields(table):
+    """Every field a row of ``table`` may be sealed over."""
+    return SEALED_FIELDS[table] + LATER_SEALED_FIELDS.get(table, ())
+
+
 def _seal_value(value):
     if value is None:
         return ""
@@ -183,13 +195,19 @@ def _seal_value(value):
 def seal(table, values, key=None):
     """HMAC over a ledger row's money fields, so a direct edit in the database shows."""
     key = key or _key()
-    message = "\x1f".join([table] + [_seal_value(values[f]) for f in SEALED_FIELDS[table]])
+    parts = [table] + [_seal_value(values[f]) for f in SEALED_FIELDS[table]]
+    parts += [
+        f"{f}={_seal_value(values[f])}"
+        for f in LATER_SEALED_FIELDS.get(table, ())
+        if values.get(f) is not None
+    ]
+    message = "\x1f".join(parts)
     return hmac.new(key, b"seal\x1f" + message.encode(), hashlib.sha256).hexdigest()
 
 
 def seal_row(obj):
     """Set ``obj.seal`` from its current fields (call after ids are assigned)."""
     obj.seal = seal(
-        obj.__tablename__, {f: getattr(obj, f) for f in SEALED_FIELDS[obj.__tablename__]}
+        obj.__tablename__, {f: getattr(obj, f) for f in sealed_fields(obj.__tablename__)}
     )
     return obj

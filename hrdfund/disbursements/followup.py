@@ -1,5 +1,6 @@
-"""What the fund's staff must chase: payments nobody confirmed, reports that did not come,
-instalments falling due, and payments a bank reported short or failed.
+"""What the fund's staff must chase: payments waiting for a second person, payments nobody
+confirmed, reports that did not come, instalments falling due, and payments a bank reported
+short or failed.
 
 Each list is one query over the cases the user may see, capped for the page; with
 ``count=True``, the number of rows in all.
@@ -13,10 +14,28 @@ from ..applications.access import visible_cases
 from ..applications.models import Application, UseOfFundsReport
 from ..extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from .models import Delivery, DeliveryStatus, Disbursement, Receipt
+from .models import Delivery, DeliveryStatus, Disbursement, HeldPayment, HoldStatus, Receipt
 from .services import COVER_TOLERANCE, PAID, instalments_paid, standing
 
 LIMIT = 200
+
+
+def held_payments(user, count=False):
+    """Payments of open grants held for a second person: rows of (held payment, case uid),
+    oldest first. Those ``user`` entered are listed too, for them to see they wait."""
+    return db_rows(
+        sa.select(HeldPayment, Application.uid)
+        .join(Grant, Grant.id == HeldPayment.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(
+            visible_cases(user),
+            HeldPayment.status == HoldStatus.HELD,
+            Grant.status == GrantStatus.ACTIVE,
+        )
+        .options(sa.orm.joinedload(HeldPayment.recorded_by))
+        .order_by(HeldPayment.id),
+        count,
+    )
 
 
 def receipts_overdue(user, today, days, count=False):

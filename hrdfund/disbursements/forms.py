@@ -20,7 +20,7 @@ from ..applications.forms import POSITIVE, _opts
 from ..applications.review_forms import PrefixedForm
 from ..forms import PageForm
 from ..money import CURRENCIES, MAX_AMOUNT
-from .models import Channel, PayeeType
+from .models import Channel, HoldReason, PayeeType
 
 PAYEE_LABELS = {
     PayeeType.DEFENDER: _l("The defender"),
@@ -34,6 +34,12 @@ CHANNEL_LABELS = {
     Channel.MOBILE_MONEY: _l("Mobile money"),
     Channel.CASH_THROUGH_PARTNER: _l("Cash through a partner"),
     Channel.IN_KIND: _l("In kind"),
+}
+#: Why a payment waits for a second person, in plain words.
+BOUND_WORDS = {
+    HoldReason.RATE: _l("the rate is far from the fund's table, or the table has none"),
+    HoldReason.FEE: _l("the fee is a large share of the payment"),
+    HoldReason.DIFFERENCE: _l("the exchange difference is a large share of the payment"),
 }
 NOT_NEGATIVE = NumberRange(min=0, max=MAX_AMOUNT, message=_l("Enter zero or more."))
 
@@ -97,6 +103,17 @@ class ReverseForm(PrefixedForm):
         places=2,
     )
     fee_refunded = BooleanField(_l("The fee was refunded too"))
+
+
+class RefuseForm(PrefixedForm):
+    """A second person refusing a held payment."""
+
+    PREFIX = "refuse"
+
+    reason = StringField(
+        _l("Why it is refused"),
+        [DataRequired(_l("Say why the payment is refused.")), Length(max=200)],
+    )
 
 
 class StatementForm(PageForm):

@@ -3,18 +3,21 @@
 Every query here is grouped, so the number of queries does not grow with the rows.
 """
 
+import bisect
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from .. import audit
 from ..applications.models import Application
+from ..auth.models import User
 from ..columns import new_uid
 from ..extensions import db
 from ..grants.models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, Release
 from ..grants.services import before, pool_commitments, signed_amount, summed
-from ..money import convert, quantize
-from ..pools.models import Contribution, Pool
+from ..money import RATE_PLACES, convert, quantize
+from ..pools.models import Contribution, ExchangeRate, Pool
+from .bounds import SECOND_PERSONS, bounds_passed, rate_beyond_tolerance
 from .models import Delivery, Disbursement, Receipt
 from .services import PAID, instalments_paid
 
@@ -164,6 +167,99 @@ def check_ledger(sums=None):
     problems += _check_deliveries()
     problems += _check_grant_totals()
     problems += _check_caps()
+    problems += _check_second_persons()
+    return problems
+
+
+def _table_rates():
+    """The fund's rate table in memory, as ``rate_entry`` reads it: (fund, pair) -> rows
+    of (day, id, base, rate) in order, to find the latest on or before a day."""
+    rates = {}
+    rows = db.session.execute(
+        sa.select(
+            ExchangeRate.fund_id,
+            ExchangeRate.on_date,
+            ExchangeRate.id,
+            ExchangeRate.base,
+            ExchangeRate.quote,
+            ExchangeRate.rate,
+        ).order_by(ExchangeRate.on_date, ExchangeRate.id)
+    )
+    for fund_id, on, rid, base, quote, rate in rows:
+        rates.setdefault((fund_id, frozenset((base, quote))), []).append((on, rid, base, rate))
+    return rates
+
+
+def _table_rate(rates, fund_id, paid, quote, on):
+    """The table's rate from ``paid`` to ``quote`` on the day ``on``, or None."""
+    rows = rates.get((fund_id, frozenset((paid, quote))), [])
+    at = bisect.bisect_right(rows, (on, float("inf")), key=lambda r: (r[0], r[1]))
+    if not at:
+        return None
+    _on, _id, base, rate = rows[at - 1]
+    rate = Decimal(rate)
+    return rate if base == paid else (Decimal(1) / rate).quantize(RATE_PLACES)
+
+
+def _check_second_persons():
+    """A payment beyond a bound one person may not pass (a rate beyond the tolerance of
+    the table rate of its day, or any rate the table did not give; a fee or an exchange
+    difference above its share) was confirmed by a second person: finance or a manager of
+    the fund, not the one who entered it."""
+    rates = _table_rates()
+    confirmer = sa.orm.aliased(User)
+    rows = db.session.execute(
+        sa.select(
+            Disbursement.id,
+            Disbursement.amount,
+            Disbursement.fee_amount,
+            Disbursement.exchange_difference,
+            Disbursement.currency_paid,
+            Disbursement.fx_rate,
+            Disbursement.paid_on,
+            Disbursement.recorded_by_id,
+            Disbursement.confirmed_by_id,
+            Pool.fund_id,
+            Pool.currency,
+            confirmer.role,
+            confirmer.fund_id,
+        )
+        .join(Pool, Pool.id == Disbursement.pool_id)
+        .outerjoin(confirmer, confirmer.id == Disbursement.confirmed_by_id)
+        .where(Disbursement.reversal_of_id.is_(None))
+        .order_by(Disbursement.id)
+    ).yield_per(5000)
+    problems = []
+    for (
+        pid,
+        amount,
+        fee,
+        difference,
+        paid,
+        rate,
+        on,
+        recorded_by,
+        confirmed_by,
+        fund_id,
+        pool_currency,
+        role,
+        confirmer_fund,
+    ) in rows:
+        beyond = paid != pool_currency and rate_beyond_tolerance(
+            rate, _table_rate(rates, fund_id, paid, pool_currency, on)
+        )
+        passed = bounds_passed(amount, fee, difference, beyond)
+        if passed and confirmed_by is None:
+            problems.append(
+                f"disbursement {pid} is beyond {', '.join(passed)} bounds and no second "
+                "person confirmed it"
+            )
+        if confirmed_by is not None and (
+            confirmed_by == recorded_by or role not in SECOND_PERSONS or confirmer_fund != fund_id
+        ):
+            problems.append(
+                f"disbursement {pid} was confirmed by user {confirmed_by}, who may not confirm it"
+            )
     return problems
 
 
@@ -309,7 +405,7 @@ def _check_seals():
     problems = []
     for model in (Contribution, Allocation, Release, Disbursement):
         table = model.__tablename__
-        fields = audit.SEALED_FIELDS[table]
+        fields = audit.sealed_fields(table)
         query = sa.select(model.id, model.seal, *(getattr(model, f) for f in fields))
         for row in db.session.execute(query).yield_per(5000):
             values = dict(zip(fields, row[2:], strict=True))

@@ -128,6 +128,10 @@ class Disbursement(db.Model):
     _reason = encrypted_column("reason", SENSITIVE)
     reason = Encrypted()
     recorded_by_id = fk("users.id", nullable=True)
+    #: The second person (another finance officer or a manager) who confirmed a payment
+    #: beyond a bound one person may not pass: a rate far from the table, a fee or an
+    #: exchange difference above its share. Sealed when set.
+    confirmed_by_id = fk("users.id", nullable=True, index=False)
     seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     created_at = created_at()
 
@@ -136,11 +140,105 @@ class Disbursement(db.Model):
     pool = relationship("Pool")
     instalment = relationship("Instalment")
     reversal_of = relationship("Disbursement", remote_side=[id])
+    confirmed_by = relationship("User", foreign_keys=[confirmed_by_id])
 
     #: The money this row takes off its allocation: amount, fee and exchange difference.
     @property
     def consumed(self):
         return self.amount + self.fee_amount + self.exchange_difference
+
+
+class HoldStatus(enum.StrEnum):
+    HELD = "held"
+    BOOKED = "booked"
+    REFUSED = "refused"
+
+
+class HoldReason(enum.StrEnum):
+    """A bound one person may not pass alone."""
+
+    RATE = "rate"
+    FEE = "fee"
+    DIFFERENCE = "difference"
+
+
+class HeldPayment(db.Model):
+    """A payment entered by finance beyond a bound one person may not pass alone (a rate
+    far from the fund's table, a fee or an exchange difference above its share of the
+    payment). It moves no money and reserves nothing: a second finance officer or a
+    manager of the fund, never the one who entered it, books it (every rule checked
+    again) or refuses it with a reason."""
+
+    __tablename__ = "held_payments"
+    __table_args__ = (
+        sa.CheckConstraint("amount_paid > 0", name="amount_paid_positive"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("fee_amount >= 0", name="fee_positive"),
+        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
+        currency_check("currency_paid"),
+        sa.CheckConstraint(
+            "(status = 'held') = (decided_by_id IS NULL)", name="decided_unless_held"
+        ),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    grant_id = fk("grants.id")
+    allocation_id = fk("allocations.id", index=False)
+    instalment_id = fk("instalments.id", nullable=True, index=False)
+    payee_type = enum_col(PayeeType, "payee_type", nullable=False)
+    #: Account, phone or name of the payee: visible to finance only.
+    _payee_details = encrypted_column("payee_details", FINANCIAL)
+    payee_details = Encrypted()
+    channel = enum_col(Channel, "channel", nullable=False)
+    amount_paid = money()
+    currency_paid = currency()
+    #: The payment in the pool's currency, the commitment it settles.
+    amount = money()
+    #: Pool-currency units per unit paid, as entered (or the table's), frozen for the
+    #: second person to see and book.
+    fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False)
+    #: The fund's table rate of the day when the payment was entered; empty without one.
+    table_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=True)
+    _rate_source = encrypted_column("rate_source", FINANCIAL)
+    rate_source = Encrypted()
+    rate_set_by_id = fk("users.id", nullable=True, index=False)
+    #: Why the rate is far from the table, as finance typed it.
+    _rate_reason = encrypted_column("rate_reason", FINANCIAL)
+    rate_reason = Encrypted()
+    #: Fee and exchange difference in the pool's currency, as they would be booked.
+    fee_amount = money(default=0)
+    exchange_difference = money(default=0)
+    paid_on = col(sa.Date, INTERNAL, nullable=False)
+    _reference = encrypted_column("reference", FINANCIAL)
+    reference = Encrypted()
+    proof_document_id = fk("documents.id", nullable=True, index=False)
+    #: The form's one-time key: the same form sent twice holds one payment.
+    idempotency_key = col(sa.String(64), INTERNAL, text=Text.UID, nullable=False, unique=True)
+    #: The bounds it passes, space-separated (HoldReason values).
+    reasons = col(sa.String(40), INTERNAL, text=Text.CODE, nullable=False)
+    status = enum_col(
+        HoldStatus, "hold_status", nullable=False, default=HoldStatus.HELD, index=True
+    )
+    recorded_by_id = fk("users.id", index=False)
+    decided_by_id = fk("users.id", nullable=True, index=False)
+    decided_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: Why the second person refused it.
+    _refusal = encrypted_column("refusal", SENSITIVE)
+    refusal = Encrypted()
+    #: The payment it became once confirmed.
+    disbursement_id = fk("disbursements.id", nullable=True, unique=True, index=False)
+    created_at = created_at()
+
+    grant = relationship("Grant")
+    allocation = relationship("Allocation")
+    instalment = relationship("Instalment")
+    recorded_by = relationship("User", foreign_keys=[recorded_by_id])
+    decided_by = relationship("User", foreign_keys=[decided_by_id])
+
+    @property
+    def why(self):
+        """The bounds it passes, as HoldReason members."""
+        return [HoldReason(code) for code in self.reasons.split()]
 
 
 class Receipt(db.Model):

@@ -13,12 +13,15 @@ from wtforms import SelectChoice
 from ..applications import panels
 from ..applications.access import Section
 from ..applications.review_forms import ConflictForm
+from ..auth.forms import ConfirmForm
 from ..auth.models import Role
 from ..extensions import db
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..grants.plans import allocation_balances
-from .forms import PaymentForm, ReceiptForm, ReverseForm
+from . import holds
+from .bounds import SECOND_PERSONS
+from .forms import BOUND_WORDS, PaymentForm, ReceiptForm, RefuseForm, ReverseForm
 from .ledger import reversal_partners
 from .models import Delivery, Disbursement, Receipt
 from .services import grant_instalments
@@ -50,7 +53,7 @@ def grant_ledger(grant):
         .outerjoin(Receipt, Receipt.disbursement_id == Disbursement.id)
         .outerjoin(Delivery, Delivery.disbursement_id == Disbursement.id)
         .where(Disbursement.grant_id == grant.id)
-        .options(sa.orm.joinedload(Disbursement.pool))
+        .options(sa.orm.joinedload(Disbursement.pool), sa.orm.joinedload(Disbursement.confirmed_by))
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
     ).all()
 
@@ -101,7 +104,15 @@ def payments_panel(application, user, sections):
     active = grant.status == GrantStatus.ACTIVE
     finance = user.role == Role.FINANCE
     manager = user.role == Role.MANAGER
+    # Held payments are for the second persons to see: finance and managers (the payee
+    # details and proof to finance only).
+    held = holds.held_payments(grant) if finance or manager else []
     return {
+        "held": held,
+        "may_decide": user.role in SECOND_PERSONS,
+        "bounds": BOUND_WORDS,
+        "confirm_form": ConfirmForm() if held else None,
+        "refuse_form": RefuseForm(formdata=None) if held else None,
         "template": "disbursements/_staff_money.html",
         "grant": grant,
         "plan": plan,

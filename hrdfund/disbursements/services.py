@@ -8,7 +8,6 @@ once cannot both pass the checks that only one of them may pass.
 from decimal import Decimal
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
@@ -31,15 +30,17 @@ from ..grants.plans import allocation_balances, allocations_of
 from ..grants.services import pool_available, summed
 from ..money import convert, quantize
 from ..pools.models import Pool
-from ..pools.services import MissingRateError, rate_entry
-from .models import Disbursement, Receipt
+from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this module's too)
+    SECOND_PERSONS,
+    PaymentError,
+    alert_second_persons,
+    bounds_passed,
+    payment_rate,
+)
+from .models import Disbursement, HeldPayment, HoldStatus, Receipt
 
 #: A payment may cover an instalment by this much more than planned (rounding of rates).
 COVER_TOLERANCE = Decimal("1.00")
-
-
-class PaymentError(Exception):
-    """A payment the rules refuse; the message says which rule in plain words."""
 
 
 class AlreadyConfirmedError(Exception):
@@ -91,11 +92,6 @@ def instalments_paid():
         .group_by(Disbursement.instalment_id)
         .subquery()
     )
-
-
-def rate_tolerance():
-    """How far (a fraction) a rate may be from the table's without a reason."""
-    return Decimal(str(current_app.config["RATE_TOLERANCE_PERCENT"])) / 100
 
 
 def remaining_commitment(allocation):
@@ -197,41 +193,67 @@ def _check_instalment(grant, application, instalment, allocation, covered):
             )
 
 
-def _rate(fund_id, paid, pool_currency, on, rate, source, reason, actor):
-    """The rate to freeze on a payment, as (rate, source, set_by_id, reason)."""
-    if paid == pool_currency:
-        return Decimal(1), None, None, None
-    try:
-        table, table_source, table_by = rate_entry(fund_id, paid, pool_currency, on)
-    except MissingRateError:
-        table = None
-    if rate is None:
-        if table is None:
-            raise PaymentError(
-                _l(
-                    "No rate from %(paid)s to %(pool)s is in the table: enter the rate used "
-                    "and its source.",
-                    paid=paid,
-                    pool=pool_currency,
-                )
+def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
+    """What the payment costs the pool and settles: (amount, covered in the grant's currency,
+    exchange difference)."""
+    cost = convert(amount_paid, rate)
+    if currency_paid == grant.currency:
+        # The grant's own currency: the commitment it settles is priced at the
+        # allocation's rate; the rest is the exchange difference.
+        amount, covered = convert(amount_paid, allocation.fx_rate), amount_paid
+    else:
+        amount, covered = cost, quantize(cost / allocation.fx_rate)
+    if amount <= 0:
+        raise PaymentError(_l("The amount is too small to record."))
+    return amount, covered, cost - amount
+
+
+def _check_payment(grant, application, allocation, pool, instalment, amount, covered, extra):
+    """Every rule a payment is held to when it is entered, and again under the locks when
+    it is booked: within what the grant still commits, a fee and exchange loss the pool
+    can cover, and an instalment that may be paid."""
+    remaining = remaining_commitment(allocation)
+    if amount > remaining:
+        raise PaymentError(
+            _l(
+                "This payment (%(amount)s %(currency)s) is more than the grant still has "
+                "committed in the pool %(pool)s (%(remaining)s %(currency)s).",
+                amount=amount,
+                currency=pool.currency,
+                pool=pool.name,
+                remaining=remaining,
             )
-        return table, table_source, table_by, None
-    if rate <= 0:
-        raise PaymentError(_l("A rate must be above zero."))
-    if not (source or "").strip():
-        raise PaymentError(_l("Say where the rate comes from."))
-    reason = (reason or "").strip() or None
-    if table is None or abs(rate - table) > table * rate_tolerance():
-        if reason is None:
-            raise PaymentError(
-                _l(
-                    "This rate is more than %(pct)s%% away from the fund's table "
-                    "(%(table)s): give a reason for it.",
-                    pct=current_app.config["RATE_TOLERANCE_PERCENT"],
-                    table=table if table is not None else _l("none recorded"),
-                )
+        )
+    if extra > 0 and extra > pool_available(pool.id):
+        raise PaymentError(
+            _l(
+                "The pool %(pool)s lacks the %(extra)s %(currency)s the fee and exchange "
+                "difference need.",
+                pool=pool.name,
+                extra=extra,
+                currency=pool.currency,
             )
-    return rate, source.strip(), actor.id, reason
+        )
+    if instalment is not None:
+        _check_instalment(grant, application, instalment, allocation, covered)
+
+
+def _open_for_payment(grant, application):
+    if grant.status != GrantStatus.ACTIVE or application.status not in (S.APPROVED, S.PAYING):
+        raise PaymentError(_l("This grant is closed: no payment can be added."))
+
+
+def earlier_submission(idempotency_key):
+    """What a form with this one-time key already recorded: its payment, or the payment
+    still held for a second person; None for a new form."""
+    existing = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    return db.session.execute(
+        sa.select(HeldPayment).where(HeldPayment.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
 
 
 def record_disbursement(
@@ -256,32 +278,34 @@ def record_disbursement(
 ):
     """Record one payment of ``amount_paid`` (``currency_paid``) from ``allocation``.
 
-    Returns ``(payment, created)``: a form sent twice with the same ``idempotency_key``
-    returns the first payment and records nothing. The amount in the pool's currency
-    settles part of the commitment; what the rate's move since approval adds or saves is
-    the exchange difference, and the fee is its own entry too. Neither may take the pool
-    below zero, and the payment may not exceed what the allocation still commits.
+    Returns ``(row, created)``: a form sent twice with the same ``idempotency_key``
+    returns what the first one recorded, and records nothing. The amount in the pool's
+    currency settles part of the commitment; what the rate's move since approval adds or
+    saves is the exchange difference, and the fee is its own entry too. Neither may take
+    the pool below zero, and the payment may not exceed what the allocation still commits.
+
+    A payment beyond a bound one person may not pass (see :func:`bounds_passed`) is not
+    booked: the row returned is a :class:`HeldPayment` that moves no money until a second
+    person confirms it (``holds.confirm_held_payment``).
     """
     if actor.role != Role.FINANCE or actor.fund_id != grant.fund_id:
         raise PaymentError(_l("Only finance records payments."))
     # Payments and closes of one grant take turns; the key is looked up once the turn is
     # ours, so the same form sent twice at once finds the payment the first one recorded.
     lock_row(Grant, grant.id)
-    existing = db.session.execute(
-        sa.select(Disbursement).where(Disbursement.idempotency_key == idempotency_key)
-    ).scalar_one_or_none()
+    existing = earlier_submission(idempotency_key)
     if existing is not None:
         return existing, False
     application = grant.application
-    if grant.status != GrantStatus.ACTIVE or application.status not in (S.APPROVED, S.PAYING):
-        raise PaymentError(_l("This grant is closed: no payment can be added."))
+    _open_for_payment(grant, application)
     if allocation.grant_id != grant.id:
         raise PaymentError(_l("This pool does not fund this grant."))
     if amount_paid <= 0 or fee < 0:
         raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
+    fee = quantize(fee)
     pool = lock_row(Pool, allocation.pool_id)
     _lock_defender(application)
-    rate, source, set_by, reason = _rate(
+    rate, source, set_by, reason, table, beyond = payment_rate(
         grant.fund_id,
         currency_paid,
         pool.currency,
@@ -291,64 +315,74 @@ def record_disbursement(
         rate_reason,
         actor,
     )
-    cost = convert(amount_paid, rate)
-    if currency_paid == grant.currency:
-        # The grant's own currency: the commitment it settles is priced at the
-        # allocation's rate; the rest is the exchange difference.
-        amount, covered = convert(amount_paid, allocation.fx_rate), amount_paid
-    else:
-        amount, covered = cost, quantize(cost / allocation.fx_rate)
-    difference = cost - amount
-    if amount <= 0:
-        raise PaymentError(_l("The amount is too small to record."))
-    remaining = remaining_commitment(allocation)
-    if amount > remaining:
-        raise PaymentError(
-            _l(
-                "This payment (%(amount)s %(currency)s) is more than the grant still has "
-                "committed in the pool %(pool)s (%(remaining)s %(currency)s).",
-                amount=amount,
-                currency=pool.currency,
-                pool=pool.name,
-                remaining=remaining,
-            )
-        )
-    extra = fee + max(difference, Decimal(0))
-    if extra > 0 and extra > pool_available(pool.id):
-        raise PaymentError(
-            _l(
-                "The pool %(pool)s lacks the %(extra)s %(currency)s the fee and exchange "
-                "difference need.",
-                pool=pool.name,
-                extra=extra,
-                currency=pool.currency,
-            )
-        )
-    if instalment is not None:
-        _check_instalment(grant, application, instalment, allocation, covered)
-    payment = Disbursement(
-        grant_id=grant.id,
-        allocation_id=allocation.id,
-        pool_id=pool.id,
-        instalment_id=instalment.id if instalment is not None else None,
-        payee_type=payee_type,
-        channel=channel,
-        amount_paid=amount_paid,
-        currency_paid=currency_paid,
-        amount=amount,
-        fx_rate=rate,
-        rate_source=source,
-        rate_set_by_id=set_by,
-        rate_reason=reason,
-        fee_amount=quantize(fee),
-        exchange_difference=difference,
-        paid_on=paid_on,
-        reference=(reference or "").strip() or None,
-        proof_document_id=proof_document_id,
-        idempotency_key=idempotency_key,
-        recorded_by_id=actor.id,
+    amount, covered, difference = _priced(grant, allocation, pool, currency_paid, amount_paid, rate)
+    _check_payment(
+        grant,
+        application,
+        allocation,
+        pool,
+        instalment,
+        amount,
+        covered,
+        fee + max(difference, Decimal(0)),
     )
-    payment.payee_details = (payee_details or "").strip() or None
+    fields = {
+        "grant_id": grant.id,
+        "allocation_id": allocation.id,
+        "instalment_id": instalment.id if instalment is not None else None,
+        "payee_type": payee_type,
+        "channel": channel,
+        "amount_paid": amount_paid,
+        "currency_paid": currency_paid,
+        "amount": amount,
+        "fx_rate": rate,
+        "rate_source": source,
+        "rate_set_by_id": set_by,
+        "fee_amount": fee,
+        "exchange_difference": difference,
+        "paid_on": paid_on,
+        "proof_document_id": proof_document_id,
+        "idempotency_key": idempotency_key,
+        "recorded_by_id": actor.id,
+    }
+    texts = {
+        "payee_details": (payee_details or "").strip() or None,
+        "rate_reason": reason,
+        "reference": (reference or "").strip() or None,
+    }
+    passed = bounds_passed(amount, fee, difference, beyond)
+    if passed:
+        held = HeldPayment(
+            **fields, table_rate=table, reasons=" ".join(passed), status=HoldStatus.HELD
+        )
+        for name, value in texts.items():
+            setattr(held, name, value)
+        db.session.add(held)
+        db.session.flush()
+        alert_second_persons(held, application)
+        audit.record(
+            "payment.held",
+            held,
+            actor=actor,
+            grant=grant.uid,
+            pool=pool.id,
+            amount=amount,
+            currency=pool.currency,
+            fee=fee,
+            exchange_difference=difference,
+            rate=rate,
+            bounds=held.reasons,
+        )
+        return held, True
+    return _book(grant, application, pool, fields, texts, actor), True
+
+
+def _book(grant, application, pool, fields, texts, actor, confirmed_by=None):
+    """Write the payment row; ``actor`` is who books it (who entered it, or the second
+    person confirming it, then also ``confirmed_by``)."""
+    payment = Disbursement(pool_id=pool.id, confirmed_by_id=confirmed_by, **fields)
+    for name, value in texts.items():
+        setattr(payment, name, value)
     db.session.add(payment)
     db.session.flush()
     if application.status == S.APPROVED:
@@ -359,10 +393,11 @@ def record_disbursement(
         actor=actor,
         grant=grant.uid,
         pool=pool.id,
-        amount=amount,
+        amount=payment.amount,
         currency=pool.currency,
+        second_person=confirmed_by is not None,
     )
-    return payment, True
+    return payment
 
 
 def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False):

@@ -24,6 +24,7 @@ from ..applications import documents
 from ..applications.access import Section, can_see, get_application_or_404, sections, visible_cases
 from ..applications.models import Application, Document, DocumentKind
 from ..applications.views import _render_case
+from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..columns import utcnow
@@ -31,10 +32,10 @@ from ..extensions import db, reading
 from ..grants.models import Allocation, Grant, Instalment
 from ..grants.plans import allocation_balances
 from ..pools.models import Pool
-from . import bp, followup, reconcile, services
-from .forms import CHANNEL_LABELS, ReceiptForm, ReverseForm, StatementForm
+from . import bp, followup, holds, reconcile, services
+from .forms import BOUND_WORDS, CHANNEL_LABELS, ReceiptForm, RefuseForm, ReverseForm, StatementForm
 from .ledger import reversal_partners
-from .models import DeliveryStatus, Disbursement
+from .models import DeliveryStatus, Disbursement, HeldPayment
 from .panels import payment_form
 
 
@@ -132,6 +133,8 @@ def follow_up():
     return render_template(
         "disbursements/follow_up.html",
         today=today,
+        held=followup.held_payments(user),
+        bounds=BOUND_WORDS,
         mismatches=followup.mismatches(user),
         due=followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"]),
         receipts=followup.receipts_overdue(user, today, config["RECEIPT_OVERDUE_DAYS"]),
@@ -151,7 +154,8 @@ def _fund_payment_or_404(uid):
 
 
 class _AlreadyRecorded(Exception):
-    """The form's idempotency key names a payment recorded before."""
+    """The form's idempotency key names a payment recorded (or held) before; the argument
+    says whether it waits for a second person."""
 
 
 def _drop_proof(proof):
@@ -200,7 +204,7 @@ def record(uid):
                 proof = documents.store_document(
                     cleaned, None, DocumentKind.PROOF_OF_PAYMENT, actor
                 )
-            _payment, created = services.record_disbursement(
+            row, created = services.record_disbursement(
                 grant,
                 actor,
                 allocation=allocation,
@@ -220,21 +224,86 @@ def record(uid):
                 proof_document_id=proof.id if proof else None,
             )
             if not created:
-                raise _AlreadyRecorded()
+                raise _AlreadyRecorded(isinstance(row, HeldPayment))
             db.session.commit()
         except services.PaymentError as exc:
             _drop_proof(proof)
             form.form_errors.append(str(exc))
-        except (_AlreadyRecorded, sa.exc.IntegrityError):
+        except (_AlreadyRecorded, sa.exc.IntegrityError) as exc:
             # The same form sent twice: the unique key kept the first payment only.
             _drop_proof(proof)
-            flash(_("This payment was already recorded."), "info")
+            if isinstance(exc, _AlreadyRecorded) and exc.args[0]:
+                flash(_("This payment was already entered; it waits for a second person."), "info")
+            else:
+                flash(_("This payment was already recorded."), "info")
             return redirect(url_for("applications.case", uid=uid, _anchor="money"))
         else:
-            flash(_("Payment recorded."), "info")
+            if isinstance(row, HeldPayment):
+                flash(
+                    _(
+                        "Nothing is booked yet: %(why)s, so a second person (another finance "
+                        "officer or a manager) confirms this payment first. They were told.",
+                        why="; ".join(str(BOUND_WORDS[b]) for b in row.why),
+                    ),
+                    "info",
+                )
+            else:
+                flash(_("Payment recorded."), "info")
             return redirect(url_for("applications.case", uid=uid, _anchor="money"))
     g.hrdfund_forms = {"pay": form}
     return _render_case(application, status=400)
+
+
+def _held_or_404(uid):
+    """A held payment on a case the user may see; 404 otherwise."""
+    held = db.session.execute(
+        sa.select(HeldPayment).where(HeldPayment.uid == uid)
+    ).scalar_one_or_none()
+    if held is None or not can_see(held.grant.application, current_user):
+        abort(404)
+    return held
+
+
+@bp.post("/payments/held/<uid>/confirm")
+@role_required(Role.FINANCE, Role.MANAGER)
+def confirm_held(uid):
+    """A second person confirms a held payment: it is booked, every rule checked again."""
+    held = _held_or_404(uid)
+    case = held.grant.application.uid
+    if ConfirmForm().validate_on_submit():
+        try:
+            holds.confirm_held_payment(held, current_user._get_current_object())
+        except services.PaymentError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        except sa.exc.IntegrityError:
+            db.session.rollback()
+            flash(_("This payment was already confirmed."), "info")
+        else:
+            db.session.commit()
+            flash(_("Payment confirmed and booked."), "info")
+    return redirect(url_for("applications.case", uid=case, _anchor="held"))
+
+
+@bp.post("/payments/held/<uid>/refuse")
+@role_required(Role.FINANCE, Role.MANAGER)
+def refuse_held(uid):
+    """A second person refuses a held payment, saying why: nothing is booked."""
+    held = _held_or_404(uid)
+    case = held.grant.application.uid
+    form = RefuseForm()
+    if form.validate_on_submit():
+        try:
+            holds.refuse_held_payment(held, current_user._get_current_object(), form.reason.data)
+        except services.PaymentError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("Payment refused: nothing was booked."), "info")
+    else:
+        flash(_("Say why the payment is refused."), "error")
+    return redirect(url_for("applications.case", uid=case, _anchor="held"))
 
 
 @bp.post("/payments/<uid>/reverse")

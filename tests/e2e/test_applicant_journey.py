@@ -12,10 +12,12 @@ from hrdfund.applications import review_services as reviews
 from hrdfund.applications.models import Application
 from hrdfund.applications.services import post_message
 from hrdfund.auth.models import Role, User
+from hrdfund.columns import utcnow
 from hrdfund.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Instalment, PaymentPlan, PlanKind
 from hrdfund.pools.models import Pool
+from hrdfund.pools.services import PoolError, record_rate
 from tests.pdfs import PDF
 
 pytestmark = pytest.mark.e2e
@@ -119,20 +121,25 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     with app.app_context():
         case = _case(uid)
         reviewer = _staff(Role.REVIEWER)
-        first, second = db.session.execute(
+        first, _second = db.session.execute(
             sa.select(User).where(User.role == Role.MANAGER).order_by(User.id).limit(2)
         ).scalars()
         reviews.recommend(case, reviewer, "high", "approve", Decimal(150000), "Verified")
-        # 150,000 KES is above the four-eyes threshold: two managers approve.
+        # 150,000 KES are worth about 1,065 EUR at the fund's rate: below the four-eyes
+        # threshold (5,000 EUR), one manager approves.
         rate = Decimal("0.0071")
+        try:
+            record_rate(case.fund_id, first, utcnow().date(), "KES", "EUR", rate, "CBK")
+        except PoolError:
+            pass  # the fund recorded today's rate already
         pool = next(
             p
             for p in db.session.execute(sa.select(Pool).where(Pool.currency == "EUR")).scalars()
             if not grants.pool_mismatches(p, case, Decimal(150000) * rate)
         )
         allocation = [(pool.id, Decimal(150000), rate)]
-        assert grants.approve_application(case, first, Decimal(150000), allocation) is None
-        grant = grants.approve_application(case, second, Decimal(150000), allocation)
+        grant = grants.approve_application(case, first, Decimal(150000), allocation)
+        assert grant is not None
         plan = PaymentPlan(
             grant_id=grant.id,
             kind=PlanKind.TRANCHES,
