@@ -400,6 +400,7 @@ def _reviewer(site, sent, purged):
     r.home()
     r.get("/cases?status=in_review&category=relocation&urgency=urgent&country=KE&mine=1")
     r.get("/cases?sort=amount&page=2")
+    r.get("/cases?country=Atlantis")
     r.get("/cases?pool=1&sort=newest")
     for case in _by_status(_cases()).values():
         r.get(_case_page(case))
@@ -506,6 +507,12 @@ def _finance(site):
     paid["pay-paid_on"] = today
     f.submit(paying, f"{paying}/payments", paid, files={"pay-proof": PDF})
     assert "/proof" in f.html(paying), "the payment's proof is listed"
+    # Two payments at a rate far from the table: held for a second person.
+    held = {**paid, "pay-currency_paid": "USD", "pay-rate": "5", "pay-rate_source": "Bank slip"}
+    held["pay-rate_reason"] = "The rate the bank applied"
+    for _ in range(2):
+        f.submit(paying, f"{paying}/payments", held)
+    assert "Payments waiting for a second person" in f.html(paying)
     f.get("/pools")
     for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
         f.get(f"/pools/{pool.uid}")
@@ -516,6 +523,21 @@ def _finance(site):
     f.get("/account")
     f.get("/cases", status=403)
     f.errors()
+
+
+def _second_person(site):
+    """A manager finds the held payments on Follow-up, refuses one (without a reason
+    first) and confirms the other; finance then sees the refusal."""
+    m = site.sign_in("demo-manager1")
+    m.get("/follow-up")
+    paying = site.paying
+    forms = page_forms(m.html(paying))
+    refuse = next(form.action for form in forms if form.action.endswith("/refuse"))
+    confirm = [form.action for form in forms if form.action.endswith("/confirm")][-1]
+    m.submit(paying, refuse, blank=True, refused=True)
+    m.submit(paying, refuse, {"refuse-reason": "Not the bank's rate"})
+    m.submit(paying, confirm)
+    site.sign_in("demo-finance1").get(paying)
 
 
 def _donor(site):
@@ -570,6 +592,7 @@ def pages(site):
     _reviewer(site, sent, purged)
     _manager(site, purged)
     _finance(site)
+    _second_person(site)
     _donor(site)
     _admin(site)
     return site.pages
