@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import current_app
 
+from .money import stored_amount, stored_rate
+
 PUBLIC = "public"
 INTERNAL = "internal"
 PERSONAL = "personal"
@@ -100,9 +102,55 @@ def created_at():
     return col(sa.DateTime, INTERNAL, nullable=False, default=utcnow)
 
 
+class _Checked(sa.types.TypeDecorator):
+    """A Numeric column that refuses, whoever writes, a value it cannot store exactly.
+
+    The schema is the plain Numeric's (migrations compare and render it as such); only
+    the values bound to INSERT and UPDATE pass the check. A value compared with the
+    column in a query is bound as the plain Numeric: a filter may use any Decimal.
+    """
+
+    impl = sa.Numeric
+
+    def coerce_compared_value(self, op, value):
+        return self.impl_instance
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.check(value)
+
+
+class Money(_Checked):
+    """Numeric(14, 2) holding whole cents only: a float, NaN, "-0" or a third decimal
+    place raises :class:`hrdfund.money.MoneyError` instead of being rounded by one
+    database and kept by the other (which breaks the row's seal)."""
+
+    cache_ok = True
+
+    def __init__(self):
+        super().__init__(14, 2)
+
+    check = staticmethod(stored_amount)
+
+
+class Rate(_Checked):
+    """Numeric(18, 8) holding a rate in the rate range with at most eight places."""
+
+    cache_ok = True
+
+    def __init__(self):
+        super().__init__(18, 8)
+
+    check = staticmethod(stored_rate)
+
+
 def money(nullable=False, data_class=INTERNAL, **kwargs):
-    """An amount: Numeric(14, 2), always beside a currency column."""
-    return col(sa.Numeric(14, 2), data_class, nullable=nullable, **kwargs)
+    """An amount: Numeric(14, 2) of whole cents, always beside a currency column."""
+    return col(Money(), data_class, nullable=nullable, **kwargs)
+
+
+def rate(nullable=False, data_class=INTERNAL, **kwargs):
+    """An exchange rate: Numeric(18, 8), units of one currency per unit of another."""
+    return col(Rate(), data_class, nullable=nullable, **kwargs)
 
 
 def currency(nullable=False, **kwargs):

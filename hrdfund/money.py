@@ -1,16 +1,37 @@
-"""Money: Decimal parsing, quantizing, formatting and conversion. Never float."""
+"""Money: Decimal parsing, quantizing, formatting and conversion. Never float.
+
+Every amount and every rate that enters the application passes :func:`parse_amount` or
+:func:`parse_rate` (the form fields of :mod:`hrdfund.fields` are built on them), and the
+column types of :mod:`hrdfund.columns` refuse to store anything else (:func:`stored_amount`,
+:func:`stored_rate`), whoever calls.
+"""
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import unicodedata
+from decimal import ROUND_HALF_UP, Decimal
 
 from babel.numbers import format_currency, get_currency_name
+from flask_babel import lazy_gettext as _l
 
 CENT = Decimal("0.01")
 #: Largest amount a Numeric(14, 2) column holds.
 MAX_AMOUNT = Decimal("999999999999.99")
+#: A rate has at most the eight places of its Numeric(18, 8) column.
 RATE_PLACES = Decimal("0.00000001")
+#: The range a rate may take, in units of one currency per unit of the other. It is the
+#: same range read either way round (1 / MIN_RATE == MAX_RATE), so a rate from the table
+#: stays usable when a conversion reads it the other way.
+MIN_RATE = Decimal("0.000001")
+MAX_RATE = Decimal("1000000")
+#: What a person types: figures and at most one point, or thousands grouped by commas.
+PLAIN = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 #: Commas only as thousands separators: "12,50" is refused, never read as 1250.
-GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+GROUPED = re.compile(r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
+#: Longer text is refused before it is read: no amount or rate needs more characters.
+MAX_LENGTH = 40
+#: Separators of other scripts, read as the point and the comma they are: the Arabic
+#: decimal and thousands separators, the full-width point and comma.
+SEPARATORS = {"\u066b": ".", "\u066c": ",", "\uff0e": ".", "\uff0c": ","}
 
 #: Currencies funds pay in; the list is a setting of the product, easy to extend.
 CURRENCIES = (
@@ -81,6 +102,29 @@ class MoneyError(ValueError):
     """An amount or currency that cannot be used."""
 
 
+class ConversionError(MoneyError):
+    """A conversion whose result no amount can hold: the rate is not usable."""
+
+
+NOT_FIGURES = _l(
+    "Enter the amount in figures, like 1250.50: a point before the cents, no spaces, "
+    "letters or exponents."
+)
+COMMAS = _l("Use a point for decimals; commas only between thousands, like 1,250.50.")
+TWO_PLACES = _l("Enter at most two decimal places.")
+TOO_LARGE = _l("This amount is too large: at most 999,999,999,999.99.")
+ABOVE_ZERO = _l("Enter an amount above zero.")
+ZERO_OR_MORE = _l("Enter zero or more.")
+RATE_FIGURES = _l(
+    "Enter the rate in figures, like 1.0825: a point before the decimals, no spaces, "
+    "letters or exponents."
+)
+EIGHT_PLACES = _l("Enter a rate with at most eight decimal places.")
+RATE_RANGE = _l("Enter a rate between 0.000001 and 1,000,000.")
+TOO_LONG = _l("Enter at most %(count)d characters.", count=MAX_LENGTH)
+OUT_OF_RANGE = _l("No usable rate: converting at it gives no amount that can be recorded.")
+
+
 def quantize(amount):
     """Round a Decimal to cents, half up; never "-0.00", which prints and seals apart from
     the 0.00 a database gives back."""
@@ -88,27 +132,115 @@ def quantize(amount):
     return rounded if rounded else CENT * 0
 
 
+def _figures(text, not_figures, commas):
+    """The number written in ``text`` (a leading minus sign included, for the caller to
+    refuse), or raise :class:`MoneyError`. Digits of any one script (Arabic-Indic,
+    full-width...) are read as the digits 0 to 9 they are; no plus sign, exponent,
+    underscore, space inside, NaN or infinity is taken."""
+    if text is None or isinstance(text, (bool, float)):
+        raise MoneyError(not_figures)
+    if isinstance(text, (Decimal, int)):
+        value = Decimal(text)
+        if not value.is_finite():
+            raise MoneyError(not_figures)
+        return value
+    text = str(text).strip()
+    if len(text) > MAX_LENGTH:
+        raise MoneyError(TOO_LONG)
+    written, zeros = [], set()
+    for char in text:
+        if unicodedata.category(char) == "Nd":
+            digit = unicodedata.decimal(char)
+            zeros.add(ord(char) - digit)
+            written.append(str(digit))
+        else:
+            written.append(SEPARATORS.get(char, char))
+    if len(zeros) > 1:  # digits of two scripts in one number: a slip or a trick
+        raise MoneyError(not_figures)
+    text = "".join(written)
+    negative = text.startswith("-")
+    digits = text[1:] if negative else text
+    if PLAIN.match(digits):
+        value = Decimal(digits)
+    elif GROUPED.match(digits):
+        value = Decimal(digits.replace(",", ""))
+    elif "," in digits and PLAIN.match(digits.replace(",", "")):
+        raise MoneyError(commas)
+    else:
+        raise MoneyError(not_figures)
+    return value.copy_negate() if negative else value
+
+
 def parse_amount(text, allow_zero=False):
-    """Parse user input into a positive Decimal in cents, or raise :class:`MoneyError`."""
+    """Read an amount a person typed (or a Decimal) as a positive Decimal in cents, or
+    raise :class:`MoneyError` with a message to show: at most two places, nothing beyond
+    Numeric(14, 2), zero only when ``allow_zero``."""
     if isinstance(text, float):
         raise MoneyError("amounts are never floats")
-    text = str(text).strip()
-    if "," in text and not GROUPED.match(text):
-        raise MoneyError("use a point for decimals; commas only between thousands")
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation as exc:
-        raise MoneyError("not a number") from exc
-    if not value.is_finite():
-        raise MoneyError("not a number")
+    value = _figures(text, NOT_FIGURES, COMMAS)
+    if value < 0 or (value.is_zero() and value.is_signed()):
+        raise MoneyError(ZERO_OR_MORE if allow_zero else ABOVE_ZERO)
     # Before quantizing, which fails on numbers of more digits than the context holds.
-    if value.copy_abs() > MAX_AMOUNT:
-        raise MoneyError("too large")
+    if value > MAX_AMOUNT:
+        raise MoneyError(TOO_LARGE)
     if value != quantize(value):
-        raise MoneyError("at most two decimal places")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise MoneyError("must be more than zero")
+        raise MoneyError(TWO_PLACES)
+    if value == 0 and not allow_zero:
+        raise MoneyError(ABOVE_ZERO)
     return quantize(value)
+
+
+def parse_rate(text):
+    """Read an exchange rate a person typed (or a Decimal): units of one currency per unit
+    of the other, from :data:`MIN_RATE` to :data:`MAX_RATE`, at most eight places; or
+    raise :class:`MoneyError` with a message to show."""
+    if isinstance(text, float):
+        raise MoneyError("rates are never floats")
+    value = _figures(text, RATE_FIGURES, RATE_FIGURES)
+    if not MIN_RATE <= value <= MAX_RATE:
+        raise MoneyError(RATE_RANGE)
+    if value != value.quantize(RATE_PLACES):
+        raise MoneyError(EIGHT_PLACES)
+    return value.quantize(RATE_PLACES)
+
+
+def usable_rate(rate):
+    """Whether a stored ``rate`` can convert amounts: a finite number in the rate range
+    (one written in the table before the range held, or behind the application, may
+    not be)."""
+    try:
+        rate = Decimal(rate)
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    return rate.is_finite() and MIN_RATE <= rate <= MAX_RATE
+
+
+def stored_amount(value):
+    """``value`` as a money column stores it, or raise :class:`MoneyError`: only a finite
+    Decimal (or int) of whole cents within Numeric(14, 2), negative allowed (the column's
+    CHECK says where); never a float, a string, NaN or "-0", which would print and seal
+    apart from the amount the database gives back."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        raise MoneyError(f"an amount to store must be a Decimal, not {type(value).__name__}")
+    value = Decimal(value)
+    if not value.is_finite() or value.copy_abs() > MAX_AMOUNT:
+        raise MoneyError(f"amount {value} is out of range")
+    if value != quantize(value) or (value.is_zero() and value.is_signed()):
+        raise MoneyError(f"amount {value} is not whole cents")
+    return quantize(value)
+
+
+def stored_rate(value):
+    """``value`` as a rate column stores it, or raise :class:`MoneyError`: only a finite
+    Decimal (or int) in the rate range with at most eight places."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        raise MoneyError(f"a rate to store must be a Decimal, not {type(value).__name__}")
+    value = Decimal(value)
+    if not usable_rate(value):
+        raise MoneyError(f"rate {value} is out of range")
+    if value != value.quantize(RATE_PLACES):
+        raise MoneyError(f"rate {value} has more than eight places")
+    return value.quantize(RATE_PLACES)
 
 
 def check_currency(code):
@@ -119,8 +251,18 @@ def check_currency(code):
 
 
 def convert(amount, rate):
-    """Convert ``amount`` with an exchange ``rate`` (units of target per unit of source)."""
-    return quantize(Decimal(amount) * Decimal(rate))
+    """Convert ``amount`` with an exchange ``rate`` (units of target per unit of source),
+    rounded half up to cents. Raises :class:`ConversionError` when the rate is not a
+    positive number or the result is beyond what an amount can hold."""
+    try:
+        amount, rate = Decimal(amount), Decimal(rate)
+        usable = amount.is_finite() and rate.is_finite() and rate > 0
+        result = quantize(amount * rate) if usable else None
+    except (TypeError, ArithmeticError):  # quantize fails beyond the context's digits
+        result = None
+    if result is None or result.copy_abs() > MAX_AMOUNT:
+        raise ConversionError(OUT_OF_RANGE)
+    return result
 
 
 def format_money(amount, currency_code, locale="en"):

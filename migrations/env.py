@@ -3,6 +3,7 @@
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 
@@ -19,12 +20,23 @@ config.set_main_option(
 target_metadata = migrate_ext.db.metadata
 
 
+def render_item(kind, obj, autogen_context):
+    """Write the checked money and rate column types as the plain Numeric they are in the
+    schema, so a migration never imports the application's code."""
+    if kind == "type" and isinstance(obj, sa.types.TypeDecorator):
+        impl = obj.impl_instance
+        if isinstance(impl, sa.Numeric):
+            return f"sa.Numeric(precision={impl.precision}, scale={impl.scale})"
+    return False
+
+
 def run_migrations_offline():
     """Emit SQL for the migrations without connecting."""
     context.configure(
         url=config.get_main_option("sqlalchemy.url"),
         target_metadata=target_metadata,
         literal_binds=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -41,6 +53,7 @@ def run_migrations_online():
 
     conf_args = dict(migrate_ext.configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty_revisions)
+    conf_args.setdefault("render_item", render_item)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, **conf_args)
         with context.begin_transaction():

@@ -6,11 +6,17 @@ import pytest
 
 from hrdfund.money import (
     MAX_AMOUNT,
+    MAX_RATE,
+    MIN_RATE,
+    ConversionError,
     MoneyError,
     check_currency,
     convert,
     parse_amount,
+    parse_rate,
     quantize,
+    stored_amount,
+    stored_rate,
 )
 
 
@@ -41,38 +47,76 @@ def test_amounts_people_type_are_read_exactly(text, expected):
     [
         (12.5, "never floats"),
         (0.1, "never floats"),
-        ("-5", "more than zero"),
-        ("-0.01", "more than zero"),
-        ("0", "more than zero"),
-        ("0.00", "more than zero"),
+        ("-5", "above zero"),
+        ("-0.01", "above zero"),
+        ("-0", "above zero"),
+        ("0", "above zero"),
+        ("0.00", "above zero"),
         ("1.234", "two decimal places"),
         ("0.005", "two decimal places"),
-        ("NaN", "not a number"),
-        ("sNaN", "not a number"),
-        ("Infinity", "not a number"),
-        ("-inf", "not a number"),
+        ("100.005", "two decimal places"),
+        ("NaN", "in figures"),
+        ("sNaN", "in figures"),
+        ("-sNaN", "in figures"),
+        (Decimal("sNaN"), "in figures"),
+        ("Infinity", "in figures"),
+        ("-inf", "in figures"),
+        (Decimal("Infinity"), "in figures"),
         ("1000000000000", "too large"),
-        ("1e30", "too large"),
+        ("1e3", "in figures"),
+        ("1E3", "in figures"),
+        ("1e30", "in figures"),
+        ("0E-1000000", "in figures"),
         ("9" * 40, "too large"),
-        ("abc", "not a number"),
-        ("", "not a number"),
-        ("12.5.0", "not a number"),
-        ("€12", "not a number"),
-        (None, "not a number"),
+        ("9" * 41, "at most 40 characters"),
+        ("0." + "0" * 5000 + "1", "at most 40 characters"),
+        ("1_000", "in figures"),
+        ("1 000", "in figures"),
+        ("+5", "in figures"),
+        ("0x10", "in figures"),
+        ("abc", "in figures"),
+        ("", "in figures"),
+        ("   ", "in figures"),
+        (".", "in figures"),
+        ("12.5.0", "in figures"),
+        ("€12", "in figures"),
+        ("１2", "in figures"),  # digits of two scripts in one amount
+        (None, "in figures"),
+        (True, "in figures"),
         ("12,50", "commas only between thousands"),
         ("1,0000", "commas only between thousands"),
+        ("1,000,00", "commas only between thousands"),
     ],
 )
 def test_unusable_amounts_are_refused_with_a_reason(text, reason):
-    """Every refusal is a MoneyError a form can show, never a crash or a wrong amount."""
+    """Every refusal is a MoneyError a form can show, never a crash or a wrong amount:
+    what Python's Decimal() would take (exponents, NaN, underscores) included."""
     with pytest.raises(MoneyError, match=reason):
         parse_amount(text)
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("１２", "12.00"),  # full-width
+        ("１２．５０", "12.50"),
+        ("١٢٠٠٫٥", "1200.50"),  # Arabic-Indic, with the Arabic decimal separator
+        ("١٬٢٠٠", "1200.00"),  # and its thousands separator
+        ("۱۲۳", "123.00"),  # Eastern Arabic-Indic (Persian, Urdu)
+        ("१२", "12.00"),  # Devanagari
+    ],
+)
+def test_digits_of_other_scripts_are_read_as_the_digits_they_are(text, expected):
+    """A defender on a phone with an Arabic or a Japanese keyboard types digits of that
+    script: they are read deliberately, by each digit's value, under the same rules."""
+    assert parse_amount(text) == Decimal(expected)
+
+
 def test_zero_only_where_allowed():
     assert parse_amount("0", allow_zero=True) == Decimal("0.00")
-    with pytest.raises(MoneyError):
-        parse_amount("-1", allow_zero=True)
+    for text in ("-1", "-0", "-0.00"):
+        with pytest.raises(MoneyError, match="zero or more"):
+            parse_amount(text, allow_zero=True)
 
 
 def test_the_largest_amount_fits_the_columns():
@@ -118,3 +162,114 @@ def test_unknown_currencies_are_refused(code):
 
 def test_known_currencies_are_accepted():
     assert check_currency("KES") == "KES"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1.0825", "1.08250000"),
+        ("130", "130.00000000"),
+        ("0.000001", "0.00000100"),
+        ("1000000", "1000000.00000000"),
+        ("1,234.5", "1234.50000000"),
+        ("٠٫٥", "0.50000000"),
+        (Decimal("0.91"), "0.91000000"),
+    ],
+)
+def test_rates_are_read_exactly_within_their_range(text, expected):
+    assert parse_rate(text) == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("1e40", "in figures"),
+        ("1e30", "in figures"),
+        ("Infinity", "in figures"),
+        ("sNaN", "in figures"),
+        ("NaN", "in figures"),
+        ("-1", "between 0.000001 and 1,000,000"),
+        ("0", "between 0.000001 and 1,000,000"),
+        ("-0", "between 0.000001 and 1,000,000"),
+        ("0.0000009", "between 0.000001 and 1,000,000"),
+        ("1000000.01", "between 0.000001 and 1,000,000"),
+        ("9" * 30, "between 0.000001 and 1,000,000"),
+        ("1.123456789", "eight decimal places"),
+        ("1_000", "in figures"),
+        ("1,5", "in figures"),
+        (1.5, "never floats"),
+    ],
+)
+def test_unusable_rates_are_refused_with_a_reason(text, reason):
+    with pytest.raises(MoneyError, match=reason):
+        parse_rate(text)
+
+
+def test_the_rate_range_is_the_same_either_way_round():
+    """A rate read the other way round (1 / rate, at eight places) stays in the range."""
+    assert (1 / MIN_RATE).quantize(Decimal("0.00000001")) == MAX_RATE
+    assert (1 / MAX_RATE).quantize(Decimal("0.00000001")) == MIN_RATE
+
+
+@pytest.mark.parametrize(
+    "amount, rate",
+    [
+        ("1000", "1e40"),
+        (MAX_AMOUNT, "2"),
+        ("1000", "0"),
+        ("1000", "-1"),
+        ("1000", "NaN"),
+        ("1000", "sNaN"),
+        ("1000", "Infinity"),
+        ("sNaN", "1"),
+    ],
+)
+def test_a_conversion_that_overflows_is_a_conversion_error(amount, rate):
+    """A rate written behind the application would make a conversion fail deep in the
+    decimal module; it is one error the pages turn into "no usable rate"."""
+    with pytest.raises(ConversionError, match="No usable rate"):
+        convert(Decimal(amount), Decimal(rate))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("100.005"),
+        Decimal("0.001"),
+        Decimal("-0.00"),
+        Decimal("NaN"),
+        Decimal("sNaN"),
+        Decimal("Infinity"),
+        Decimal("1E+12"),
+        12.5,
+        "12.50",
+        None,
+        True,
+    ],
+)
+def test_a_money_column_stores_only_whole_cents(value):
+    with pytest.raises(MoneyError):
+        stored_amount(value)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (Decimal("12.5"), "12.50"),
+        (Decimal("100.000"), "100.00"),
+        (Decimal("-3.10"), "-3.10"),
+        (7, "7.00"),
+        (MAX_AMOUNT, str(MAX_AMOUNT)),
+    ],
+)
+def test_a_money_column_stores_cents_exactly(value, expected):
+    assert str(stored_amount(value)) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Decimal("1E+40"), Decimal("0"), Decimal("1.123456789"), Decimal("NaN"), 1.1, "1.1"],
+)
+def test_a_rate_column_stores_only_rates_in_range(value):
+    with pytest.raises(MoneyError):
+        stored_rate(value)

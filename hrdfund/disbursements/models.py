@@ -30,6 +30,9 @@ from ..columns import (
 from ..columns import (
     enum as enum_col,
 )
+from ..columns import (
+    rate as rate_col,
+)
 from ..extensions import db
 
 
@@ -101,7 +104,7 @@ class Disbursement(db.Model):
     #: The same payment in the pool's currency.
     amount = money()
     #: Pool-currency units per unit paid, frozen with its source.
-    fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
+    fx_rate = rate_col(default=1)
     _rate_source = encrypted_column("rate_source", FINANCIAL)
     rate_source = Encrypted()
     #: Who set the rate: the finance officer who entered it, or who recorded it in the table.

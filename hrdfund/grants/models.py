@@ -27,6 +27,9 @@ from ..columns import (
 from ..columns import (
     enum as enum_col,
 )
+from ..columns import (
+    rate as rate_col,
+)
 from ..extensions import db
 
 
@@ -77,7 +80,7 @@ class Allocation(db.Model):
     #: The same amount in the grant's currency.
     grant_amount = money()
     #: Pool-currency units per grant-currency unit, frozen when allocating.
-    fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
+    fx_rate = rate_col(default=1)
     created_by_id = fk("users.id", nullable=True)
     seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     created_at = created_at()

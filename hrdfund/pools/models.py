@@ -30,6 +30,9 @@ from ..columns import (
 from ..columns import (
     enum as enum_col,
 )
+from ..columns import (
+    rate as rate_col,
+)
 from ..extensions import db
 
 
@@ -123,7 +126,7 @@ class Contribution(db.Model):
     received_amount = money()
     received_currency = currency()
     #: Pool-currency units per unit received (1 when the currencies match).
-    fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False, default=1)
+    fx_rate = rate_col(default=1)
     received_on = col(sa.Date, INTERNAL, nullable=False)
     #: The donor's or the bank's reference for the money (grant letter, bank entry).
     _reference = encrypted_column("reference", FINANCIAL)
@@ -157,7 +160,7 @@ class ExchangeRate(db.Model):
     on_date = col(sa.Date, INTERNAL, nullable=False)
     base = currency()
     quote = currency()
-    rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False)
+    rate = rate_col()
     #: Where the rate comes from, as finance typed it.
     _source = encrypted_column("source", FINANCIAL)
     source = Encrypted()
