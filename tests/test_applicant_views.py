@@ -1,13 +1,17 @@
 """The applicant side: sign up without a name, fill in, save, come back, send, follow."""
 
+import html.parser
 import re
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.applications.categories import CATEGORY_FIELDS
 from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
+    Category,
     Consent,
     ConsentKind,
     Message,
@@ -108,6 +112,131 @@ def test_draft_is_saved_resumed_and_sent(client, make_user, fund):
     assert client.get(f"/applications/{uid}/edit").location == f"/applications/{uid}"
 
 
+#: What a defender types into a question of each kind, as it shows back in the form.
+DETAIL_ANSWERS = {
+    "text": "Answer canary {name}",
+    "long": "A longer answer canary {name}",
+    "int": "7",
+    "money": "1250.50",
+    "scope": "region",
+    "where": "exile",
+    "country": "UG",
+}
+
+
+class _FormValues(html.parser.HTMLParser):
+    """The values a page's form holds, by field name, as a browser would send them."""
+
+    def __init__(self):
+        super().__init__()
+        self.values, self._select, self._textarea = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name:
+            kind = attrs.get("type")
+            if kind == "submit":
+                self.values.setdefault("buttons", []).append(name)
+            elif kind in ("checkbox", "radio"):
+                if "checked" in attrs:
+                    self.values[name] = attrs.get("value")
+            elif kind != "hidden":
+                self.values[name] = attrs.get("value")
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and "selected" in attrs and self._select:
+            self.values[self._select] = attrs.get("value")
+        elif tag == "textarea":
+            self._textarea = name
+            self.values[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.values[self._textarea] += data
+
+
+def _form_values(page):
+    """The non-empty values of the page's form fields (a textarea's first line break is
+    the markup's, not the value's)."""
+    parser = _FormValues()
+    parser.feed(page)
+    values = {
+        k: v.removeprefix("\r\n") if isinstance(v, str) else v for k, v in parser.values.items()
+    }
+    return {k: v for k, v in values.items() if v and k != "buttons"}
+
+
+def _everything(category):
+    """Every field of the form of ``category`` filled in, details included."""
+    data = {
+        **{k: v for k, v in RELOCATION.items() if not k.startswith("details-")},
+        "defender_name": "Canary Defender",
+        "other_funders": "Asked another fund, no answer yet",
+        "consent_referral": "y",
+        "consent_story": "y",
+    }
+    for n in range(5):
+        data[f"budget-{n}-description"] = f"Cost canary {n}"
+        data[f"budget-{n}-amount"] = f"{n + 1}000.2{n}"
+    for n in range(4):
+        data[f"dependants-{n}-relation"] = f"relative {n}"
+        data[f"dependants-{n}-age"] = str(n + 3)
+    for n in range(2):
+        data[f"references-{n}-organisation"] = f"Organisation {n}"
+    for name, kind, _label, _required in CATEGORY_FIELDS[category]:
+        data[f"details-{name}"] = DETAIL_ANSWERS[kind].format(name=name)
+    return data
+
+
+@pytest.mark.parametrize("category", list(Category))
+def test_every_kind_of_draft_with_every_answer_reopens_and_is_sent(
+    client, make_user, fund, category
+):
+    """A draft holding every answer of its kind, money details included (the monthly
+    amount of longer-term support comes back from the draft as text), opens again with
+    those answers in the form, and is sent."""
+    login(client, make_user("applicant"))
+    uid = _start(client, category.value)
+    data = _everything(category)
+    saved = client.post(f"/applications/{uid}/edit", data={**data, "save": "1"})
+    assert saved.location == f"/applications/{uid}/edit", saved.get_data(as_text=True)[:2000]
+    reopened = client.get(f"/applications/{uid}/edit")
+    assert reopened.status_code == 200
+    assert _form_values(reopened.get_data(as_text=True)) == data
+    sent = client.post(f"/applications/{uid}/edit", data={**data, "submit": "1"})
+    assert sent.location == f"/applications/{uid}", sent.get_data(as_text=True)[:2000]
+    case = _case(uid)
+    assert case.status == ApplicationStatus.SUBMITTED
+    assert case.amount_requested == sum(Decimal(f"{n + 1}000.2{n}") for n in range(5))
+    assert client.get(f"/applications/{uid}").status_code == 200
+
+
+def test_a_money_detail_a_draft_kept_as_text_shows_again_as_it_was(client, make_user, fund):
+    """A draft keeps its details as text; an amount saved before the money rules held
+    ("1E+3") is shown as it was, for its owner to correct, and refused when saved."""
+    login(client, make_user("applicant"))
+    uid = _start(client, "longer_term")
+    for kept, shown in (("120.5", "120.50"), ("1E+3", "1E+3"), ("１２", "12.00")):
+        case = _case(uid)
+        case.details = {"monthly_amount": kept, "months": 6}
+        db.session.commit()
+        page = client.get(f"/applications/{uid}/edit")
+        assert page.status_code == 200, kept
+        assert _form_values(page.get_data(as_text=True))["details-monthly_amount"] == shown
+    refused = client.post(
+        f"/applications/{uid}/edit", data={"details-monthly_amount": "1E+3", "save": "1"}
+    )
+    assert refused.status_code == 200
+    assert "Enter the amount in figures" in refused.get_data(as_text=True)
+
+
 def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
     client, make_user, fund
 ):
@@ -133,7 +262,7 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("budget-0-amount", "twelve", "Not a valid decimal value"),
+        ("budget-0-amount", "twelve", "Enter the amount in figures"),
         ("budget-0-amount", "-5", "Enter an amount above zero"),
         ("dependants-0-age", "500", "Number must be between 0 and 120"),
         ("threat", "x" * 4001, "Field cannot be longer than 4000 characters"),

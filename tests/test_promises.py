@@ -867,6 +867,7 @@ def test_promise_14_every_field_is_limited_and_bad_input_is_a_form_error(
     for field, value in {
         "threat": "x" * 4001,
         "budget-0-amount": "1e9999",
+        "budget-1-amount": "sNaN",
         "dependants-0-age": "-1",
         "country": "XX",
         "details-months": "NaN",

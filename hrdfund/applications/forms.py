@@ -1,14 +1,12 @@
 """Forms of the applicant side. Limits come from the models; every label is translated."""
 
 import functools
-from decimal import Decimal
 
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
-    DecimalField,
     FieldList,
     Form,
     FormField,
@@ -30,8 +28,9 @@ from wtforms.validators import (
 )
 
 from .. import geo
+from ..fields import MoneyField
 from ..forms import PageForm
-from ..money import CURRENCIES, MAX_AMOUNT
+from ..money import CURRENCIES
 from .categories import CATEGORY_FIELDS
 from .models import (
     CATEGORY_LABELS,
@@ -47,9 +46,6 @@ from .models import (
 TEXT_MAX = 200
 LONG_MAX = 2000
 STORY_MAX = 4000
-POSITIVE = NumberRange(
-    min=Decimal("0.01"), max=MAX_AMOUNT, message=_l("Enter an amount above zero.")
-)
 
 #: What the defender agrees to, in the form and on the case page where it is taken back.
 CONSENT_LABELS = {
@@ -82,7 +78,7 @@ class BudgetLineForm(Form):
     description = StringField(
         _l("What it pays for"), [Optional(), Length(max=BudgetLine.DESCRIPTION_MAX)]
     )
-    amount = DecimalField(_l("Amount"), [Optional(), POSITIVE], places=2)
+    amount = MoneyField(_l("Amount"))
 
     def validate_description(self, field):
         """A described cost without an amount would be lost on saving: ask for it."""
@@ -90,7 +86,7 @@ class BudgetLineForm(Form):
             field.data
             and field.data.strip()
             and self.amount.data is None
-            and not self.amount.errors
+            and not self.amount.process_errors
         ):
             raise ValidationError(_l("Enter the amount for this line."))
 
@@ -116,7 +112,7 @@ def _detail_field(kind, label):
     if kind == "int":
         return IntegerField(label, [Optional(), NumberRange(min=0, max=1000)])
     if kind == "money":
-        return DecimalField(label, [Optional(), POSITIVE], places=2)
+        return MoneyField(label)
     if kind == "scope":
         return SelectField(
             label,

@@ -5,17 +5,17 @@ from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     DateField,
-    DecimalField,
     FieldList,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from ..fields import MoneyField
 from ..forms import PageForm
-from ..money import CURRENCIES, MAX_AMOUNT
-from .forms import LONG_MAX, POSITIVE, TEXT_MAX, _opts
+from ..money import CURRENCIES
+from .forms import LONG_MAX, TEXT_MAX, _opts
 from .models import Message, VerificationStatus
 from .review_models import NoteKind, Recommendation, RiskLevel
 
@@ -108,13 +108,7 @@ class RecommendForm(PrefixedForm):
         choices=_opts((r.value, label) for r, label in RECOMMENDATION_LABELS.items()),
     )
     #: One recommended amount per budget line, in the case's order.
-    lines = FieldList(
-        DecimalField(
-            _l("Recommended"),
-            [Optional(), NumberRange(min=0, max=MAX_AMOUNT, message=_l("Enter an amount."))],
-            places=2,
-        )
-    )
+    lines = FieldList(MoneyField(_l("Recommended"), allow_zero=True))
     assessment = TextAreaField(
         _l("Assessment (staff only)"),
         [DataRequired(_l("Say briefly why.")), Length(max=LONG_MAX)],
@@ -145,7 +139,7 @@ class CofundingForm(PrefixedForm):
     funder = StringField(
         _l("Other funder"), [DataRequired(_l("Name the other funder.")), Length(max=TEXT_MAX)]
     )
-    amount = DecimalField(_l("Amount they pay"), [Optional(), POSITIVE], places=2)
+    amount = MoneyField(_l("Amount they pay"))
     currency = SelectField(
         _l("Currency"), choices=_opts((c, c) for c in sorted(CURRENCIES)), default="EUR"
     )

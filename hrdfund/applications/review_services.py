@@ -98,9 +98,9 @@ def recommend(
     lines = {line.id: line for line in application.budget_lines}
     for line_id, line_amount in (line_amounts or {}).items():
         if line_id in lines and line_amount is not None:
-            lines[line_id].recommended_amount = quantize(line_amount)
+            lines[line_id].recommended_amount = line_amount
     if not amount and line_amounts:
-        amount = sum((quantize(a) for a in line_amounts.values() if a), start=quantize(0))
+        amount = sum((a for a in line_amounts.values() if a), start=quantize(0))
     if recommendation != Recommendation.REJECT and not amount:
         raise ReviewError(_l("A recommendation to approve names an amount."))
     review = Review(
@@ -108,7 +108,7 @@ def recommend(
         reviewer_id=reviewer.id,
         risk_level=RiskLevel(risk_level),
         recommendation=recommendation,
-        recommended_amount=quantize(amount) if amount else None,
+        recommended_amount=amount or None,
         currency=application.currency,
     )
     review.assessment = (assessment or "").strip() or None
@@ -243,7 +243,7 @@ def record_cofunding(application, actor, funder, amount, currency, starts_on, en
     row = Cofunding(
         application_id=application.id,
         funder=funder,
-        amount=quantize(amount) if amount else None,
+        amount=amount or None,
         currency=check_currency(currency or application.currency),
         starts_on=starts_on,
         ends_on=ends_on,

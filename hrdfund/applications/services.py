@@ -12,7 +12,7 @@ from ..alerts.models import AlertKind
 from ..auth.models import Role
 from ..columns import cipher, utcnow
 from ..extensions import db
-from ..money import check_currency, quantize
+from ..money import check_currency
 from . import access, targets
 from .categories import CATEGORY_FIELDS
 from .models import (
@@ -165,7 +165,7 @@ def save_draft(application, data, actor):
         application.budget_lines = [
             BudgetLine(
                 description=(line.get("description") or "").strip() or None,
-                amount=quantize(line["amount"]),
+                amount=line["amount"],
                 currency=application.currency,
             )
             for line in lines

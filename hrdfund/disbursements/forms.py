@@ -8,18 +8,18 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
-    DecimalField,
     HiddenField,
     SelectField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, Optional
 
-from ..applications.forms import POSITIVE, _opts
+from ..applications.forms import _opts
 from ..applications.review_forms import PrefixedForm
+from ..fields import Entered, MoneyField, RateField
 from ..forms import PageForm
-from ..money import CURRENCIES, MAX_AMOUNT
+from ..money import CURRENCIES
 from .models import Channel, HoldReason, PayeeType
 
 PAYEE_LABELS = {
@@ -41,7 +41,6 @@ BOUND_WORDS = {
     HoldReason.FEE: _l("the fee is a large share of the payment"),
     HoldReason.DIFFERENCE: _l("the exchange difference is a large share of the payment"),
 }
-NOT_NEGATIVE = NumberRange(min=0, max=MAX_AMOUNT, message=_l("Enter zero or more."))
 
 
 class ReceiptForm(PageForm):
@@ -61,22 +60,14 @@ class PaymentForm(PrefixedForm):
         [DataRequired(_l("Enter who was paid and where.")), Length(max=500)],
     )
     channel = SelectField(_l("Channel"), choices=_opts(CHANNEL_LABELS.items()))
-    amount_paid = DecimalField(
-        _l("Amount paid"), [DataRequired(_l("Enter the amount paid.")), POSITIVE], places=2
-    )
+    amount_paid = MoneyField(_l("Amount paid"), [Entered(_l("Enter the amount paid."))])
     currency_paid = SelectField(_l("Currency paid"), choices=_opts((c, c) for c in CURRENCIES))
-    rate = DecimalField(
-        _l("Rate: pool currency per unit paid (empty: the fund's table)"),
-        [Optional(), NumberRange(min=0.00000001, message=_l("A rate must be above zero."))],
-        places=8,
-    )
+    rate = RateField(_l("Rate: pool currency per unit paid (empty: the fund's table)"))
     rate_source = StringField(_l("Source of the rate"), [Optional(), Length(max=80)])
     rate_reason = StringField(
         _l("Why this rate (when far from the table)"), [Optional(), Length(max=200)]
     )
-    fee = DecimalField(
-        _l("Fee, in the pool's currency"), [Optional(), NOT_NEGATIVE], places=2, default=0
-    )
+    fee = MoneyField(_l("Fee, in the pool's currency"), allow_zero=True, default=0)
     paid_on = DateField(_l("Paid on"), [DataRequired(_l("Enter the date of payment."))])
     reference = StringField(_l("Payment reference"), [Optional(), Length(max=64)])
     proof = FileField(_l("Proof of payment (PDF, PNG or JPEG)"))
@@ -97,11 +88,7 @@ class ReverseForm(PrefixedForm):
         _l("Why (bounced, returned, wrong amount...)"),
         [DataRequired(_l("Say why the payment is reversed.")), Length(max=200)],
     )
-    amount = DecimalField(
-        _l("Amount taken back, in the pool's currency (empty: all of it)"),
-        [Optional(), POSITIVE],
-        places=2,
-    )
+    amount = MoneyField(_l("Amount taken back, in the pool's currency (empty: all of it)"))
     fee_refunded = BooleanField(_l("The fee was refunded too"))
 
 

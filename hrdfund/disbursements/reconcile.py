@@ -11,7 +11,6 @@ listed for follow-up until finance records the correction.
 import csv
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -26,6 +25,7 @@ from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
 from ..grants.models import Grant
+from ..money import MoneyError, parse_amount
 from .models import Delivery, DeliveryStatus, Disbursement, StatementImport, reference_key
 from .services import PaymentError, reverse_disbursement, stands
 
@@ -33,7 +33,17 @@ COLUMNS = ("reference", "amount", "currency", "date", "status")
 #: A statement larger than this is split by the bank's own export, not read here.
 MAX_ROWS = 5000
 MAX_BYTES = 1024 * 1024
-_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+
+
+def _statement_amount(text):
+    """A statement's amount, read as every amount is (zero allowed, no thousands
+    separator: a statement's commas are its columns'); None when it does not read."""
+    if "," in text:
+        return None
+    try:
+        return parse_amount(text, allow_zero=True)
+    except MoneyError:
+        return None
 
 
 class StatementError(Exception):
@@ -248,7 +258,8 @@ def check_statement(actor, data, today=None):
                 ),
             )
             continue
-        if not _AMOUNT.match(row["amount"]):
+        amount = _statement_amount(row["amount"])
+        if amount is None:
             problem(
                 number,
                 _l(
@@ -258,7 +269,6 @@ def check_statement(actor, data, today=None):
                 ),
             )
             continue
-        amount = Decimal(row["amount"])
         currency = row["currency"].upper()
         if currency != payment.currency_paid:
             problem(

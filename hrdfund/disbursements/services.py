@@ -302,7 +302,6 @@ def record_disbursement(
         raise PaymentError(_l("This pool does not fund this grant."))
     if amount_paid <= 0 or fee < 0:
         raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
-    fee = quantize(fee)
     pool = lock_row(Pool, allocation.pool_id)
     _lock_defender(application)
     rate, source, set_by, reason, table, beyond = payment_rate(
@@ -421,7 +420,7 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
     reason = (reason or "").strip()
     if not reason:
         raise PaymentError(_l("Say why the payment is reversed."))
-    amount = payment.amount if amount is None else quantize(amount)
+    amount = payment.amount if amount is None else amount
     if not 0 < amount <= payment.amount:
         raise PaymentError(
             _l(

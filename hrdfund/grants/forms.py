@@ -5,7 +5,6 @@ from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     DateField,
-    DecimalField,
     FieldList,
     Form,
     FormField,
@@ -15,8 +14,9 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..applications.forms import POSITIVE, _opts
+from ..applications.forms import _opts
 from ..applications.review_forms import PrefixedForm
+from ..fields import Entered, MoneyField
 from .models import PlanKind
 from .plans import MAX_MONTHS
 
@@ -26,15 +26,13 @@ DRAW_ROWS = 3
 
 class DrawForm(Form):
     pool = SelectField(_l("Pool"), validate_choice=False)
-    amount = DecimalField(_l("Amount from this pool"), [Optional(), POSITIVE], places=2)
+    amount = MoneyField(_l("Amount from this pool"))
 
 
 class ApproveForm(PrefixedForm):
     PREFIX = "approve"
 
-    amount = DecimalField(
-        _l("Amount approved"), [DataRequired(_l("Enter the amount approved.")), POSITIVE], places=2
-    )
+    amount = MoneyField(_l("Amount approved"), [Entered(_l("Enter the amount approved."))])
     draws = FieldList(FormField(DrawForm), min_entries=DRAW_ROWS, max_entries=DRAW_ROWS)
 
 

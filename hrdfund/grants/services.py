@@ -205,7 +205,7 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
     if pool.currency == grant.currency:
         rate = Decimal(1)
     pool_amount = convert(grant_amount, rate)
-    if pool_amount <= 0 or quantize(grant_amount) <= 0:
+    if pool_amount <= 0 or grant_amount <= 0:
         raise DecisionError(
             _l(
                 "%(amount)s is too small to draw from %(pool)s.",
@@ -228,7 +228,7 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
         grant_id=grant.id,
         pool_id=pool.id,
         amount=pool_amount,
-        grant_amount=quantize(grant_amount),
+        grant_amount=grant_amount,
         fx_rate=rate,
         created_by_id=actor.id,
     )
@@ -309,7 +309,7 @@ def check_draws(application, amount, allocations, on=None):
     the pools by id."""
     pools = refuse_repeated_pools(application, [a[0] for a in allocations])
     for pool_id, grant_amount, _rate in allocations:
-        if quantize(grant_amount) <= 0:
+        if grant_amount <= 0:
             raise DecisionError(
                 _l(
                     "%(amount)s is too small to draw from %(pool)s.",
@@ -317,7 +317,7 @@ def check_draws(application, amount, allocations, on=None):
                     pool=pools[pool_id].name,
                 )
             )
-    if sum((quantize(a[1]) for a in allocations), start=Decimal(0)) != amount:
+    if sum((a[1] for a in allocations), start=Decimal(0)) != amount:
         raise DecisionError(
             _l("The amounts drawn from the pools must add up to the approved amount.")
         )
@@ -334,7 +334,7 @@ def _pool_amount(pool, application, grant_amount, rate):
     """``grant_amount`` in the pool's currency at ``rate``; refused in words when the rate
     gives nothing usable."""
     if pool.currency == application.currency:
-        return quantize(grant_amount)
+        return grant_amount
     try:
         pool_amount = convert(grant_amount, rate)
     except (InvalidOperation, ArithmeticError) as exc:
@@ -434,7 +434,6 @@ def approve_application(application, manager, amount, allocations):
     _check_manager(application, manager)
     if application.status not in (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
         raise DecisionError(_l("This case is not waiting for a decision."))
-    amount = quantize(amount)
     pools = check_draws(application, amount, allocations)
     if application.status == S.RECOMMENDED:
         second_needed = needs_four_eyes(application, amount)
@@ -510,7 +509,7 @@ def _record_approval(application, manager, amount, allocations):
         ApprovalDraw(
             decision_id=decision.id,
             pool_id=pool_id,
-            amount=quantize(grant_amount),
+            amount=grant_amount,
             currency=application.currency,
         )
         for pool_id, grant_amount, _rate in allocations

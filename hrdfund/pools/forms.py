@@ -2,14 +2,15 @@
 
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, DecimalField, SelectField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import DateField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from .. import geo
-from ..applications.forms import POSITIVE, _opts
+from ..applications.forms import _opts
 from ..applications.models import CATEGORY_LABELS
 from ..applications.review_forms import PrefixedForm
+from ..fields import Entered, MoneyField, RateField
 from ..money import CURRENCIES
 from .models import Pool
 
@@ -33,7 +34,7 @@ class PoolForm(PrefixedForm):
         _l("Pool name"), [DataRequired(_l("Enter a name.")), Length(max=Pool.NAME_MAX)]
     )
     currency = SelectField(_l("Currency"), choices=CURRENCY_CHOICES)
-    cap_per_grant = DecimalField(_l("Cap per grant (empty: none)"), [Optional(), POSITIVE])
+    cap_per_grant = MoneyField(_l("Cap per grant (empty: none)"))
     starts_on = DateField(_l("Open from"), [Optional()])
     ends_on = DateField(_l("Open until"), [Optional()])
     categories = SelectMultipleField(
@@ -51,9 +52,7 @@ class PoolForm(PrefixedForm):
 
 class ContributionForm(PrefixedForm):
     PREFIX = "contribution"
-    amount = DecimalField(
-        _l("Amount received"), [DataRequired(_l("Enter the amount received.")), POSITIVE]
-    )
+    amount = MoneyField(_l("Amount received"), [Entered(_l("Enter the amount received."))])
     currency = SelectField(_l("Currency received"), choices=CURRENCY_CHOICES)
     received_on = DateField(_l("Received on"), [DataRequired(_l("Enter the date received."))])
     reference = StringField(_l("Reference (grant letter, bank entry)"), [Length(max=80)])
@@ -71,11 +70,7 @@ class RateForm(PrefixedForm):
     on_date = DateField(_l("Date"), [DataRequired(_l("Enter the date."))])
     base = SelectField(_l("From (1 unit of)"), choices=CURRENCY_CHOICES)
     quote = SelectField(_l("To"), choices=CURRENCY_CHOICES)
-    rate = DecimalField(
-        _l("Rate"),
-        [DataRequired(_l("Enter the rate.")), NumberRange(min=0.00000001)],
-        places=8,
-    )
+    rate = RateField(_l("Rate"), [Entered(_l("Enter the rate."))])
     source = StringField(
         _l("Source"), [DataRequired(_l("Say where the rate comes from.")), Length(max=80)]
     )

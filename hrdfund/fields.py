@@ -1,0 +1,102 @@
+"""The form fields for money and rates, used by every form that takes an amount or a rate.
+
+What a person types is read by :func:`hrdfund.money.parse_amount` or
+:func:`hrdfund.money.parse_rate` and nothing else, so every form refuses the same things
+with the same words (more than two places, exponents, NaN, infinities, signs, underscores,
+commas as decimals, anything beyond Numeric(14, 2)). A field shows back what was typed
+when it was refused, and a stored Decimal, or the text a draft kept, otherwise.
+"""
+
+from decimal import Decimal
+
+from wtforms import Field
+from wtforms.validators import StopValidation
+from wtforms.widgets import TextInput
+
+from .money import MAX_LENGTH, MoneyError, parse_amount, parse_rate
+
+
+class Entered:
+    """The field must be filled in: empty (or only spaces) gets ``message``; text that
+    does not read as a number keeps its own, more precise, error."""
+
+    field_flags = {"required": True}
+
+    def __init__(self, message):
+        self.message = message
+
+    def __call__(self, form, field):
+        if field.data is None and not field.process_errors:
+            raise StopValidation(self.message)
+
+
+class _NumberField(Field):
+    """A text input read by ``parse``; empty is None, which is allowed unless the field
+    has the :class:`Entered` validator."""
+
+    widget = TextInput()
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {"inputmode": "decimal", "autocomplete": "off"}
+        render_kw.update(kwargs.pop("render_kw", None) or {})
+        super().__init__(label, validators, render_kw=render_kw, **kwargs)
+        self._kept = None
+
+    def parse(self, text):
+        raise NotImplementedError
+
+    def process_data(self, value):
+        """Data given to the form: a Decimal from the database, or text a draft kept. Text
+        that does not read as a number is shown as it was, for its owner to correct."""
+        self._kept = None
+        if value is None or value == "":
+            self.data = None
+            return
+        try:
+            self.data = self.parse(value)
+        except MoneyError:
+            self.data = None
+            self._kept = str(value)
+
+    def process_formdata(self, valuelist):
+        if not valuelist:  # not sent at all: the default stands
+            return
+        if not valuelist[0].strip():
+            self.data = None
+            return
+        try:
+            self.data = self.parse(valuelist[0])
+        except MoneyError as exc:
+            self.data = None
+            raise ValueError(str(exc)) from None
+
+    def _value(self):
+        if self.raw_data:
+            # What was typed, to correct; anything longer is refused whatever it says.
+            return self.raw_data[0][: MAX_LENGTH * 2]
+        if self.data is not None:
+            return format(self.data, "f")
+        return self._kept or ""
+
+
+class MoneyField(_NumberField):
+    """An amount: above zero, or zero or more with ``allow_zero``; its data is a Decimal in
+    cents or None."""
+
+    def __init__(self, label=None, validators=None, allow_zero=False, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.allow_zero = allow_zero
+
+    def parse(self, text):
+        if isinstance(text, Decimal | int) and not isinstance(text, bool):
+            # A stored amount: shown as it is, even one a later rule would refuse.
+            return parse_amount(text, allow_zero=True)
+        return parse_amount(text, allow_zero=self.allow_zero)
+
+
+class RateField(_NumberField):
+    """An exchange rate: from MIN_RATE to MAX_RATE units per unit, at most eight places;
+    its data is a Decimal or None."""
+
+    def parse(self, text):
+        return parse_rate(text)
