@@ -13,7 +13,10 @@ from pypdf import PdfReader
 from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.disbursements.models import Disbursement
 from hrdfund.extensions import db
+from hrdfund.grants.models import Allocation
 from hrdfund.money import format_money
+from hrdfund.pools import services as pools
+from hrdfund.pools.models import ExchangeRate
 from tests.conftest import login
 from tests.pdfs import PDF
 
@@ -198,3 +201,111 @@ def test_finance_keeps_the_rate_table(app, world):
     assert "Central bank" in finance.get("/rates").get_data(as_text=True)
     reviewer = as_user(app, world.reviewer)
     assert reviewer.get("/rates").status_code == 403
+
+
+def test_the_rate_table_refuses_a_rate_out_of_range(app, world):
+    """1e40, 1e30, Infinity or a rate below 0.000001 was stored, and then every page that
+    converted with it failed: the table now takes rates from 0.000001 to 1,000,000."""
+    finance = as_user(app, world.finance)
+    for value in ("1e40", "1e30", "Infinity", "-0", "0", "0.0000001", "1000000.01", "sNaN"):
+        response = finance.post(
+            "/rates",
+            data={
+                "rate-on_date": "2026-04-01",
+                "rate-base": "EUR",
+                "rate-quote": "KES",
+                "rate-rate": value,
+                "rate-source": "Central bank",
+            },
+        )
+        html = response.get_data(as_text=True)
+        assert response.status_code == 400, value
+        assert "Enter the rate in figures" in html or "Enter a rate between" in html, value
+    from hrdfund.pools.services import PoolError
+
+    with pytest.raises(PoolError, match="between 0.000001 and 1,000,000"):
+        pools.record_rate(
+            world.fund.id, world.finance, date(2026, 4, 1), "EUR", "KES", Decimal("1E+40"), "x"
+        )
+    assert db.session.execute(sa.select(sa.func.count(ExchangeRate.id))).scalar() == 2
+
+
+#: A rate out of range, as each database can be made to hold one behind the application:
+#: SQLite keeps 1e40 as a REAL; PostgreSQL's numeric(18, 8) takes NaN and ten digits.
+BEHIND = {"sqlite": ("1e40",), "postgresql": ("NaN", "9999999999.99999999")}
+
+
+@pytest.mark.parametrize("stored_as", ["EUR/USD", "USD/EUR"])
+def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
+    app, world, backend, runner, stored_as
+):
+    """A rate the table took before its range held, or one written into the database,
+    made every case page converting with it fail for staff. Now each page that converts
+    says there is no usable rate, whichever way round the rate is stored; nothing is
+    committed or paid at it, and the rest of the fund works on."""
+    eur_case = world.recommended("Defender Euro")
+    eur_case.amount_requested = Decimal("1000.00")  # what the pools are measured against
+    grant = world.grant("1000", name="Defender Paid")
+    db.session.commit()
+    base, quote = stored_as.split("/")
+    manager, finance = as_user(app, world.m1), as_user(app, world.finance)
+    for n, value in enumerate(BEHIND[backend], start=2):
+        # A rate recorded as the table records one, then changed in the database.
+        entry = pools.record_rate(
+            world.fund.id, world.finance, date(2026, 1, n), base, quote, Decimal("2"), "Bank"
+        )
+        db.session.commit()
+        db.session.execute(
+            sa.text("UPDATE exchange_rates SET rate = :rate WHERE id = :id"),
+            {"rate": value, "id": entry.id},
+        )
+        db.session.commit()
+        case_page = manager.get(f"/applications/{eur_case.uid}")
+        assert case_page.status_code == 200, value
+        html = case_page.get_data(as_text=True)
+        assert "exchange rate from EUR to USD is out of range: no usable rate" in html, value
+        approve = manager.post(
+            f"/applications/{eur_case.uid}/approve",
+            data={
+                "approve-amount": "1000",
+                "approve-draws-0-pool": str(world.usd.id),
+                "approve-draws-0-amount": "1000",
+            },
+        )
+        assert approve.status_code == 400, value
+        assert "No usable exchange rate" in approve.get_data(as_text=True)
+        contribution = manager.post(
+            f"/pools/{world.usd.uid}/contributions",
+            data={
+                "contribution-amount": "1000",
+                "contribution-currency": "EUR",
+                "contribution-received_on": "2026-03-01",
+            },
+        )
+        assert contribution.status_code == 400, value
+        assert "No usable exchange rate" in contribution.get_data(as_text=True)
+        payment = finance.post(
+            f"/applications/{grant.application.uid}/payments",
+            data=payment_data(grant, **{"pay-currency_paid": "USD", "pay-amount_paid": "100"}),
+        )
+        assert payment.status_code == 400, value
+        assert "enter the rate used" in payment.get_data(as_text=True)
+        for client, url in (
+            (manager, "/cases"),
+            (manager, "/cases?sort=amount"),
+            (manager, "/pools"),
+            (manager, f"/pools/{world.eur.uid}"),
+            (manager, f"/pools/{world.usd.uid}"),
+            (manager, f"/applications/{grant.application.uid}"),
+            (manager, "/coverage"),
+            (manager, "/reports/internal"),
+            (manager, f"/pools/{world.usd.uid}/report?period=2026"),
+            (finance, f"/applications/{grant.application.uid}"),
+            (finance, "/rates"),
+            (finance, "/payments"),
+            (finance, "/follow-up"),
+            (as_user(app, world.reviewer), f"/applications/{eur_case.uid}"),
+        ):
+            assert client.get(url).status_code == 200, (url, value)
+    assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 1
+    assert runner.invoke(args=["hrdfund", "check"]).exit_code == 0

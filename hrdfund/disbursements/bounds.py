@@ -20,7 +20,7 @@ from ..alerts.services import notify_users
 from ..applications.review_models import ConflictDeclaration
 from ..auth.models import Role, User
 from ..extensions import db
-from ..pools.services import MissingRateError, rate_entry
+from ..pools.services import MissingRateError, checked_rate, rate_entry
 from .models import HoldReason
 
 
@@ -48,8 +48,7 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor):
                 )
             )
         return table, table_source, table_by, None, table, False
-    if rate <= 0:
-        raise PaymentError(_l("A rate must be above zero."))
+    rate = checked_rate(rate, PaymentError)
     if not (source or "").strip():
         raise PaymentError(_l("Say where the rate comes from."))
     reason = (reason or "").strip() or None

@@ -28,7 +28,7 @@ from ..grants.models import (
 )
 from ..grants.plans import allocation_balances, allocations_of
 from ..grants.services import pool_available, summed
-from ..money import convert, quantize
+from ..money import ConversionError, convert, quantize
 from ..pools.models import Pool
 from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this module's too)
     SECOND_PERSONS,
@@ -196,13 +196,16 @@ def _check_instalment(grant, application, instalment, allocation, covered):
 def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
     """What the payment costs the pool and settles: (amount, covered in the grant's currency,
     exchange difference)."""
-    cost = convert(amount_paid, rate)
-    if currency_paid == grant.currency:
-        # The grant's own currency: the commitment it settles is priced at the
-        # allocation's rate; the rest is the exchange difference.
-        amount, covered = convert(amount_paid, allocation.fx_rate), amount_paid
-    else:
-        amount, covered = cost, quantize(cost / allocation.fx_rate)
+    try:
+        cost = convert(amount_paid, rate)
+        if currency_paid == grant.currency:
+            # The grant's own currency: the commitment it settles is priced at the
+            # allocation's rate; the rest is the exchange difference.
+            amount, covered = convert(amount_paid, allocation.fx_rate), amount_paid
+        else:
+            amount, covered = cost, quantize(cost / allocation.fx_rate)
+    except ConversionError as exc:
+        raise PaymentError(str(exc)) from None
     if amount <= 0:
         raise PaymentError(_l("The amount is too small to record."))
     return amount, covered, cost - amount

@@ -7,7 +7,7 @@ first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
 """
 
 from datetime import datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -21,7 +21,7 @@ from ..applications.services import change_status
 from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db, lock_row
-from ..money import convert, quantize
+from ..money import ConversionError, convert, quantize
 from ..pools import services as pools_services
 from ..pools.models import Contribution, Pool
 from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
@@ -204,7 +204,10 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
         raise _repeated(pool)
     if pool.currency == grant.currency:
         rate = Decimal(1)
-    pool_amount = convert(grant_amount, rate)
+    try:
+        pool_amount = convert(grant_amount, rate)
+    except ConversionError as exc:
+        raise MissingRateError(_unusable(grant.currency, pool.currency)) from exc
     if pool_amount <= 0 or grant_amount <= 0:
         raise DecisionError(
             _l(
@@ -337,7 +340,7 @@ def _pool_amount(pool, application, grant_amount, rate):
         return grant_amount
     try:
         pool_amount = convert(grant_amount, rate)
-    except (InvalidOperation, ArithmeticError) as exc:
+    except ConversionError as exc:
         raise MissingRateError(_unusable(application.currency, pool.currency)) from exc
     if pool_amount <= 0:
         raise DecisionError(
@@ -369,7 +372,7 @@ def in_reporting_currency(fund_id, amount, currency, on=None):
     rate = recorded_rate(fund_id, currency, reporting, on)
     try:
         return convert(amount, rate)
-    except (InvalidOperation, ArithmeticError) as exc:
+    except ConversionError as exc:
         raise MissingRateError(_unusable(currency, reporting)) from exc
 
 
@@ -549,17 +552,26 @@ def pool_options(application, grant_amount):
         received, committed, costs = figures[pool.id]
         if pool.currency not in rates:
             try:
-                rate = recorded_rate(application.fund_id, application.currency, pool.currency)
+                rate = rate_entry(
+                    application.fund_id, application.currency, pool.currency, utcnow().date()
+                )[0]
                 rates[pool.currency] = rate, None
-            except MissingRateError:
-                rates[pool.currency] = (
-                    None,
+            except pools_services.MissingRateError as exc:
+                words = (
                     _l(
+                        "the latest exchange rate from %(base)s to %(quote)s is out of range:"
+                        " no usable rate",
+                        base=application.currency,
+                        quote=pool.currency,
+                    )
+                    if exc.out_of_range
+                    else _l(
                         "no exchange rate from %(base)s to %(quote)s is recorded",
                         base=application.currency,
                         quote=pool.currency,
-                    ),
+                    )
                 )
+                rates[pool.currency] = None, words
         rate, missing = rates[pool.currency]
         reasons = [str(missing)] if missing else []
         reasons += [str(r) for r in pool_mismatches(pool, application, None)]

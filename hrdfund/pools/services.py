@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from .. import audit
 from ..auth.models import Role
 from ..extensions import db
-from ..money import convert
+from ..money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
 from .models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction, RestrictionKind
 
 #: Who may set up donors and pools and record money received.
@@ -26,7 +26,12 @@ class PoolError(Exception):
 
 
 class MissingRateError(PoolError):
-    """No rate is recorded between two currencies."""
+    """No usable rate is recorded between two currencies; ``out_of_range`` when one is
+    recorded but outside the rate range."""
+
+    def __init__(self, message, out_of_range=False):
+        super().__init__(message)
+        self.out_of_range = out_of_range
 
 
 def check_actor(actor, fund_id, roles):
@@ -85,7 +90,9 @@ def create_pool(
 def rate_entry(fund_id, base, quote, on):
     """The table's latest rate on or before ``on`` from ``base`` to ``quote`` (units of
     ``quote`` per unit of ``base``), read either way round, as (rate, source, set_by_id).
-    Raises :class:`MissingRateError`."""
+    Raises :class:`MissingRateError` when there is none, or when the latest is outside the
+    rate range (written before the range held, or behind the application): converting
+    with it could overflow, so it is no usable rate until a new one is recorded."""
     if base == quote:
         return Decimal(1), None, None
     row = db.session.execute(
@@ -111,10 +118,29 @@ def rate_entry(fund_id, base, quote, on):
         raise MissingRateError(
             _l("No exchange rate from %(base)s to %(quote)s is recorded.", base=base, quote=quote)
         )
+    if not usable_rate(row.rate):
+        raise MissingRateError(
+            _l(
+                "No usable exchange rate from %(base)s to %(quote)s: the latest recorded is "
+                "out of range. Record a new one.",
+                base=base,
+                quote=quote,
+            ),
+            out_of_range=True,
+        )
     rate = Decimal(row.rate)
     if row.base != base:
-        rate = (Decimal(1) / rate).quantize(Decimal("0.00000001"))
+        rate = (Decimal(1) / rate).quantize(RATE_PLACES)
     return rate, ExchangeRate.source.read(row._source, row.uid), row.set_by_id
+
+
+def checked_rate(rate, error=PoolError):
+    """``rate`` if it is in the rate range with at most eight places, else raise
+    ``error`` saying what a rate may be."""
+    try:
+        return parse_rate(rate)
+    except MoneyError as exc:
+        raise error(str(exc)) from None
 
 
 def record_rate(fund_id, actor, on_date, base, quote, rate, source):
@@ -122,8 +148,7 @@ def record_rate(fund_id, actor, on_date, base, quote, rate, source):
     check_actor(actor, fund_id, RATE_KEEPERS)
     if base == quote:
         raise PoolError(_l("A rate needs two different currencies."))
-    if rate <= 0:
-        raise PoolError(_l("A rate must be above zero."))
+    rate = checked_rate(rate)
     exists = db.session.execute(
         sa.select(ExchangeRate.id).where(
             ExchangeRate.fund_id == fund_id,
@@ -163,7 +188,12 @@ def record_contribution(
         rate = Decimal(1)
     elif rate is None:
         rate = rate_entry(pool.fund_id, received_currency, pool.currency, received_on)[0]
-    amount = convert(received_amount, rate)
+    else:
+        rate = checked_rate(rate)
+    try:
+        amount = convert(received_amount, rate)
+    except ConversionError as exc:
+        raise PoolError(str(exc)) from None
     if amount <= 0:
         raise PoolError(
             _l(
