@@ -20,7 +20,7 @@ from hrdfund.pools.models import ExchangeRate
 from tests.conftest import login
 from tests.pdfs import PDF
 
-from .money_world import MoneyWorld
+from .money_world import MoneyWorld, pay
 
 CANARY = "PAYEE-CANARY-7Q4Z IBAN XX00"
 
@@ -309,3 +309,46 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
             assert client.get(url).status_code == 200, (url, value)
     assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 1
     assert runner.invoke(args=["hrdfund", "check"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        {"pay-rate_source": "Bank statement"},
+        {"pay-rate_reason": "The bank's own rate"},
+        {"pay-rate_source": "Bank statement", "pay-rate_reason": "The bank's own rate"},
+    ],
+)
+def test_a_rate_source_or_reason_without_a_rate_is_refused_not_dropped(app, world, typed):
+    """With the rate box left empty, a source or reason typed beside it was dropped
+    without a word (the table's rate was used): now the form says to enter the rate or
+    leave them empty, and records nothing. The service refuses it too."""
+    grant = world.grant("1000")
+    finance = as_user(app, world.finance)
+    url = f"/applications/{grant.application.uid}/payments"
+    for currency in ("USD", "EUR"):
+        data = payment_data(grant, **{"pay-currency_paid": currency, "pay-rate": "", **typed})
+        response = finance.post(url, data=data)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 400, currency
+        assert "enter the rate, or leave its source and reason empty" in html, currency
+        assert "Bank statement" in html or "own rate" in html, "what was typed stays"
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+    from hrdfund.disbursements.services import PaymentError
+
+    with pytest.raises(PaymentError, match="without a rate"):
+        pay(world, grant, "100", currency="USD", instalment=None, rate_source="Bank statement")
+
+
+def test_a_rate_typed_for_a_payment_in_the_pool_currency_is_refused_not_dropped(app, world):
+    """A payment in the pool's own currency converts at 1: a rate typed for it was
+    dropped without a word; now the form says so."""
+    grant = world.grant("1000")
+    finance = as_user(app, world.finance)
+    response = finance.post(
+        f"/applications/{grant.application.uid}/payments",
+        data=payment_data(grant, **{"pay-rate": "1.2", "pay-rate_source": "Bank statement"}),
+    )
+    assert response.status_code == 400
+    assert "in the pool&#39;s own currency (EUR)" in response.get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0

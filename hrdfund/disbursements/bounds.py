@@ -28,10 +28,28 @@ class PaymentError(Exception):
     """A payment the rules refuse; the message says which rule in plain words."""
 
 
+#: What a payment says when a rate's source or reason comes without the rate.
+RATE_OR_NOTHING = _l(
+    "A source or reason was given without a rate: enter the rate, or leave its source and "
+    "reason empty to use the fund's table."
+)
+
+
 def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor):
     """The rate to freeze on a payment and whether a second person must confirm it, as
-    (rate, source, set_by_id, reason, table rate or None, beyond the tolerance)."""
+    (rate, source, set_by_id, reason, table rate or None, beyond the tolerance). A source
+    or reason given without a rate is refused rather than dropped."""
+    if rate is None and ((source or "").strip() or (reason or "").strip()):
+        raise PaymentError(RATE_OR_NOTHING)
     if paid == pool_currency:
+        if rate is not None:
+            raise PaymentError(
+                _l(
+                    "This payment is in the pool's own currency (%(currency)s): leave the "
+                    "rate, its source and reason empty.",
+                    currency=paid,
+                )
+            )
         return Decimal(1), None, None, None, Decimal(1), False
     try:
         table, table_source, table_by = rate_entry(fund_id, paid, pool_currency, on)

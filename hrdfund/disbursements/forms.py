@@ -13,13 +13,14 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..applications.forms import _opts
 from ..applications.review_forms import PrefixedForm
 from ..fields import Entered, MoneyField, RateField
 from ..forms import PageForm
 from ..money import CURRENCIES
+from .bounds import RATE_OR_NOTHING
 from .models import Channel, HoldReason, PayeeType
 
 PAYEE_LABELS = {
@@ -77,6 +78,12 @@ class PaymentForm(PrefixedForm):
         super().__init__(*args, **kwargs)
         if not self.idempotency_key.data:
             self.idempotency_key.data = secrets.token_hex(16)
+
+    def validate_rate(self, field):
+        """A source or reason typed without a rate would be dropped: say so instead."""
+        typed = (self.rate_source.data or "").strip() or (self.rate_reason.data or "").strip()
+        if field.data is None and not field.process_errors and typed:
+            raise ValidationError(RATE_OR_NOTHING)
 
 
 class ReverseForm(PrefixedForm):
