@@ -205,3 +205,45 @@ def test_a_partner_refers_a_medical_case(live_server, page):
     assert "Status: Received" in page.content()
     page.goto(url + "/referrals")
     assert uid in page.content()
+
+
+def test_a_defender_saves_a_longer_term_draft_comes_back_and_sends_it(live_server, page):
+    """The monthly amount of longer-term support is kept in the draft as text; the draft
+    answered 500 when opened again. Now it opens with the amount, a slip in it is named,
+    and the defender finishes and sends it."""
+    url = live_server["url"]
+    page.goto(url + "/register")
+    login_name, passphrase = page.locator(".secret code").all_inner_texts()
+    page.get_by_label("Choose a login name").fill(login_name)
+    page.get_by_label("Password or passphrase").fill(passphrase)
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("link", name="Ask for support").click()
+    page.get_by_label("Longer-term support").check()
+    page.get_by_role("button", name="Continue").click()
+    uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
+    page.get_by_label("Amount needed each month").fill("350,50")
+    page.get_by_role("button", name="Save draft").click()
+    assert "Use a point for decimals" in page.content()
+    assert page.get_by_label("Amount needed each month").input_value() == "350,50"
+    page.get_by_label("Amount needed each month").fill("350.50")
+    page.fill("#details-months", "12")
+    page.select_option("#details-where", "exile")
+    page.select_option("#country", "KE")
+    page.get_by_label("Budget line 1: what it pays for").fill("Rent and food, twelve months")
+    page.get_by_label("Budget line 1: amount").fill("4206")
+    page.get_by_role("button", name="Save draft").click()
+    assert "Draft saved" in page.content()
+
+    page.get_by_role("button", name="Sign out").click()
+    _sign_in(page, url, login_name, passphrase)
+    page.goto(f"{url}/applications/{uid}/edit")
+    assert page.get_by_label("Amount needed each month").input_value() == "350.50"
+    assert page.get_by_label("Budget line 1: amount").input_value() == "4206.00"
+    page.get_by_label("The defender's human rights work").fill("Reports on forced evictions")
+    page.get_by_label("The threat or attack linked to that work").fill("Threats after a report")
+    page.fill("#references-0-name", "Reference One")
+    page.fill("#references-0-contact", "Through the network")
+    page.fill("#references-1-name", "Reference Two")
+    page.fill("#references-1-contact", "Signal")
+    page.get_by_role("button", name="Send application").click()
+    assert "Status: Received" in page.content()
