@@ -1,14 +1,54 @@
-"""The base of every form a page posts: its CSRF token is one hidden field named
-``csrf_token``, whatever the form's prefix, and carries no id.
+"""The base of every form a page posts, and of the parts a form repeats (a budget line, a
+reference): its CSRF token is one hidden field named ``csrf_token``, whatever the form's
+prefix, and carries no id; and every line of text it takes leaves out the characters that
+would make it read differently from what it holds.
 
 ``csrf_token`` is the name Flask-WTF reads and the one proxies and scanners look for. A
 page holds several forms (a case page a dozen), each with its token: an id on the token
 would repeat on the page, so it has none (nothing labels or points at it).
 """
 
+import re
+
+import wtforms
 from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.widgets import HiddenInput
+
+#: Characters that reorder or hide the text around them: the bidirectional embeddings,
+#: overrides and isolates (a name typed with a right-to-left override reads backwards to
+#: staff, "gnp.exe"), zero-width spaces, word joiners, byte-order marks, soft hyphens, the
+#: invisible operators and interlinear annotations, and the tag characters that can carry
+#: hidden words. Zero-width (non-)joiners and the left-to-right and right-to-left marks
+#: stay: Persian, Arabic and Indic writing needs them, and they cannot reorder letters.
+INVISIBLE = re.compile(
+    "[\u00ad\u180e\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+    "\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def strip_invisible(value):
+    """``value`` without the characters of :data:`INVISIBLE`; anything not text as it is."""
+    return INVISIBLE.sub("", value) if isinstance(value, str) else value
+
+
+def _bind_text(form, unbound_field, options):
+    """Bind a field; one that takes text (not a password: it is kept exactly as typed, and
+    only ever hashed) drops the invisible characters of what it is sent."""
+    field_class = unbound_field.field_class
+    if issubclass(field_class, StringField) and not issubclass(field_class, PasswordField):
+        filters = (*unbound_field.kwargs.get("filters", ()), strip_invisible)
+        return unbound_field.bind(form=form, **{**options, "filters": filters})
+    return unbound_field.bind(form=form, **options)
+
+
+class PartForm(wtforms.Form):
+    """A part a form repeats or nests (a budget line, a reference, a draw on a pool)."""
+
+    class Meta:
+        def bind_field(self, form, unbound_field, options):
+            return _bind_text(form, unbound_field, options)
 
 
 class TokenInput(HiddenInput):
@@ -20,7 +60,8 @@ class TokenInput(HiddenInput):
 
 
 class PageForm(FlaskForm):
-    """A form of a page; its CSRF token is named ``csrf_token`` even under a prefix."""
+    """A form of a page; its CSRF token is named ``csrf_token`` even under a prefix, and
+    its text comes without invisible characters."""
 
     class Meta:
         def bind_field(self, form, unbound_field, options):
@@ -29,4 +70,4 @@ class PageForm(FlaskForm):
             if issubclass(unbound_field.field_class, CSRFTokenField):
                 options = {**options, "prefix": ""}
                 return unbound_field.bind(form=form, widget=TokenInput(), **options)
-            return unbound_field.bind(form=form, **options)
+            return _bind_text(form, unbound_field, options)

@@ -8,7 +8,6 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     FieldList,
-    Form,
     FormField,
     IntegerField,
     RadioField,
@@ -29,7 +28,7 @@ from wtforms.validators import (
 
 from .. import geo
 from ..fields import MoneyField
-from ..forms import PageForm
+from ..forms import PageForm, PartForm
 from ..money import CURRENCIES
 from .categories import CATEGORY_FIELDS
 from .models import (
@@ -74,7 +73,7 @@ def _opts(pairs):
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-class BudgetLineForm(Form):
+class BudgetLineForm(PartForm):
     description = StringField(
         _l("What it pays for"), [Optional(), Length(max=BudgetLine.DESCRIPTION_MAX)]
     )
@@ -91,12 +90,12 @@ class BudgetLineForm(Form):
             raise ValidationError(_l("Enter the amount for this line."))
 
 
-class DependantForm(Form):
+class DependantForm(PartForm):
     relation = StringField(_l("Relationship to you"), [Optional(), Length(max=60)])
     age = IntegerField(_l("Age"), [Optional(), NumberRange(min=0, max=120)])
 
 
-class ReferenceForm(Form):
+class ReferenceForm(PartForm):
     name = StringField(_l("Name"), [Optional(), Length(max=TEXT_MAX)])
     organisation = StringField(_l("Organisation"), [Optional(), Length(max=TEXT_MAX)])
     contact = StringField(
@@ -145,7 +144,7 @@ def details_form_class(category):
         name: _detail_field(kind, label)
         for name, kind, label, _ in CATEGORY_FIELDS[Category(category)]
     }
-    return type(f"Details{Category(category).name.title()}Form", (Form,), fields)
+    return type(f"Details{Category(category).name.title()}Form", (PartForm,), fields)
 
 
 class StartForm(PageForm):

@@ -6,7 +6,6 @@ from wtforms import (
     BooleanField,
     DateField,
     FieldList,
-    Form,
     FormField,
     IntegerField,
     SelectField,
@@ -17,6 +16,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from ..applications.forms import _opts
 from ..applications.review_forms import PrefixedForm
 from ..fields import Entered, MoneyField
+from ..forms import PartForm
 from .models import PlanKind
 from .plans import MAX_MONTHS
 
@@ -24,7 +24,7 @@ from .plans import MAX_MONTHS
 DRAW_ROWS = 3
 
 
-class DrawForm(Form):
+class DrawForm(PartForm):
     pool = SelectField(_l("Pool"), validate_choice=False)
     amount = MoneyField(_l("Amount from this pool"))
 

@@ -1,0 +1,130 @@
+"""Text that reads differently from what it holds never reaches staff: a name typed with a
+right-to-left override, a reference with zero-width spaces, a payment reference with a
+hidden word in tag characters. Every field that takes text drops those characters; the
+joiners and marks that Persian, Arabic and Indic writing needs stay."""
+
+import pytest
+import sqlalchemy as sa
+import wtforms
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
+from wtforms import PasswordField, StringField
+
+from hrdfund.applications.forms import application_form_class
+from hrdfund.applications.models import Application, Category
+from hrdfund.extensions import db
+from hrdfund.forms import INVISIBLE, strip_invisible
+from tests.conftest import login
+
+from .money_world import MoneyWorld
+
+#: A right-to-left override that makes "exe.gnp" read "png.exe", a zero-width space, a
+#: word joiner, a byte-order mark, an isolate, and "hi" written in tag characters.
+HIDDEN = "\u202e\u200b\u2060\ufeff\u2067\U000e0068\U000e0069\u00ad"
+#: A Persian word with a zero-width non-joiner, an Arabic word between right-to-left marks.
+KEPT = "می\u200cخواهم \u200fسلام\u200f"
+
+
+def test_the_characters_that_reorder_or_hide_text_go_and_writing_keeps_its_joiners():
+    assert strip_invisible(f"Ana{HIDDEN} Gomez") == "Ana Gomez"
+    assert strip_invisible(KEPT) == KEPT
+    assert strip_invisible(None) is None
+    assert not INVISIBLE.search("\u200c\u200d\u200e\u200f")
+
+
+def _every_subclass(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _every_subclass(sub)
+
+
+def _text_fields(form):
+    for field in form:
+        if isinstance(field, wtforms.FormField):
+            yield from _text_fields(field.form)
+        elif isinstance(field, wtforms.FieldList):
+            for entry in field:
+                yield from (_text_fields(entry.form) if hasattr(entry, "form") else [entry])
+        elif isinstance(field, StringField) and not isinstance(field, PasswordField):
+            yield field
+
+
+def test_every_text_field_of_every_form_drops_them(app):
+    """Each form of the app, sent text with invisible characters in every field that takes
+    text, holds the text without them; passwords are kept exactly as typed."""
+    for category in Category:
+        application_form_class(category)
+    forms = [f for f in _every_subclass(FlaskForm) if f.__module__.startswith("hrdfund.")]
+    checked = 0
+    for form_class in forms:
+        with app.test_request_context(method="POST"):
+            try:
+                empty = form_class(formdata=None)
+            except TypeError:
+                continue  # a form built with arguments of its own, checked through its page
+            names = [field.name for field in _text_fields(empty)]
+            data = MultiDict({name: f"x{HIDDEN}y" for name in names})
+            data.update({"password": f"pw{HIDDEN}", "current": f"pw{HIDDEN}"})
+            form = form_class(formdata=data)
+            for field in _text_fields(form):
+                assert field.data == "xy", (form_class.__qualname__, field.name, field.data)
+                checked += 1
+            for field in form:
+                if isinstance(field, PasswordField) and field.data:
+                    assert field.data == f"pw{HIDDEN}"
+    assert checked > 40
+
+
+def test_staff_read_names_and_references_as_they_are_written(app, client, make_user, fund):
+    """A defender's name and a reference sent with an override come back to the form and
+    to staff without it; a Persian name keeps its joiner."""
+    applicant = make_user("applicant")
+    login(client, applicant)
+    uid = client.post("/apply", data={"category": "medical"}).location.split("/")[2]
+    client.post(
+        f"/applications/{uid}/edit",
+        data={
+            "defender_name": f"Ana{HIDDEN} Gomez",
+            "references-0-name": f"exe.{HIDDEN}gnp",
+            "references-1-name": KEPT,
+            "details-provider": f"Clinic{HIDDEN}",
+            "save": "1",
+        },
+    )
+    case = db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+    db.session.refresh(case)
+    assert case.defender_name == "Ana Gomez"
+    assert [r.name for r in case.references] == ["exe.gnp", KEPT]
+    assert case.details["provider"] == "Clinic"
+    page = client.get(f"/applications/{uid}/edit").get_data(as_text=True)
+    assert not INVISIBLE.search(page) and KEPT in page
+
+
+@pytest.fixture
+def world(fund, make_user, make_donor):
+    return MoneyWorld(fund, make_user, make_donor)
+
+
+def test_a_payment_reference_and_a_note_lose_them_too(app, world):
+    """Finance's references and staff notes go through the same fields."""
+    from hrdfund.applications.review_models import CaseNote
+    from hrdfund.disbursements.models import Disbursement
+
+    from .test_money_views import payment_data
+
+    grant = world.grant("3000")
+    world.plan(grant)
+    finance = app.test_client()
+    login(finance, world.finance)
+    finance.post(
+        f"/applications/{grant.application.uid}/payments",
+        data=payment_data(grant, **{"pay-reference": f"TRF{HIDDEN}-1", "pay-fee": "0"}),
+    )
+    client = app.test_client()
+    login(client, world.m1)
+    client.post(
+        f"/applications/{grant.application.uid}/notes",
+        data={"note-kind": "note", "note-body": f"Called{HIDDEN} the partner"},
+    )
+    assert [n.body for n in db.session.scalars(sa.select(CaseNote))] == ["Called the partner"]
+    assert db.session.scalars(sa.select(Disbursement)).one().reference == "TRF-1"
