@@ -1,0 +1,304 @@
+"""Every page each role reaches, sent what its forms and links do not offer: the answer is
+a page (a refusal in words, a redirect, a 4xx), never a crash; and the money still adds up.
+
+The demo world gives every role cases in every status, grants, payments and pools. Each
+role's client walks its pages from its home, following links; every query string it meets
+gets hostile values, and every form on every page is posted again with one field at a time
+replaced by a hostile value.
+"""
+
+import io
+import json
+import os
+import re
+from decimal import Decimal
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from werkzeug.exceptions import HTTPException
+
+from hrdfund.auth.models import User
+from hrdfund.columns import utcnow
+from hrdfund.extensions import db
+from hrdfund.pools import services as pools
+from hrdfund.pools.models import Donor
+from tests.money_world import MoneyWorld, pay
+
+#: Values no form offers, by what the field takes: numbers out of range or not numbers,
+#: impossible dates, and text of every kind.
+NUMBER_HOSTILE = ["sNaN", "-Infinity", "1e30", "100.005", "-1", str(10**19), "９９", "1_000"]
+DATE_HOSTILE = ["9999-12-31", "0001-01-01", "2026-02-30", "sNaN"]
+TEXT_HOSTILE = ["x" * 5000, "' OR 1=1 --", "\u202egnp.exe", "", "sNaN", str(10**19)]
+HOSTILE = {*NUMBER_HOSTILE, *DATE_HOSTILE, *TEXT_HOSTILE}
+#: Fields that take a number or name a row by its number.
+NUMBERISH = re.compile(
+    r"amount|rate|fee|cap|age|people|months|count|visits|interval|reviewer|allocation|"
+    r"instalment|pool|page"
+)
+#: What query arguments get: numbers out of range or not numbers, odd text.
+QUERY_HOSTILE = ["sNaN", "1e30", "-1", str(10**19), "9999", "９９", "x" * 300, "' OR 1=1 --", ""]
+#: Query arguments pages take; each is tried on every page with hostile values.
+QUERY_ARGS = ("page", "period", "format", "sort", "status", "category", "country", "pool", "q")
+#: Pages per endpoint the walk opens: enough case pages to meet cases in every status.
+PER_ENDPOINT = 25
+#: Posting this would end the walk: the client would be signed out.
+SKIP_ACTIONS = re.compile(r"/logout$")
+ROLES = ("applicant", "partner", "reviewer", "manager", "finance", "donor", "admin")
+
+
+class _Forms(HTMLParser):
+    """The links and forms of a page: each form's method, action and fields with the
+    value the page gives them."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.forms = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        elif tag == "form":
+            self.forms.append(
+                {
+                    "method": (a.get("method") or "get").lower(),
+                    "action": a.get("action") or "",
+                    "multipart": "multipart" in (a.get("enctype") or ""),
+                    "fields": {},
+                    "types": {},
+                    "files": [],
+                }
+            )
+        elif not self.forms or "name" not in a:
+            return
+        elif tag == "input":
+            kind = (a.get("type") or "text").lower()
+            fields = self.forms[-1]["fields"]
+            self.forms[-1]["types"][a["name"]] = kind
+            if kind == "file":
+                self.forms[-1]["files"].append(a["name"])
+            elif kind in ("checkbox", "radio"):
+                if "checked" in a or a["name"] not in fields:
+                    fields[a["name"]] = a.get("value", "y")
+            elif kind != "submit" or a["name"] not in fields:
+                fields[a["name"]] = a.get("value", "")
+        elif tag == "select":
+            self.forms[-1]["fields"].setdefault(a["name"], "")
+        elif tag == "textarea":
+            self.forms[-1]["fields"][a["name"]] = ""
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+
+
+class _Options(HTMLParser):
+    """The first non-empty option of each select, so a baseline form is a valid one."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self._name = {}, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "select":
+            self._name = a.get("name")
+        elif tag == "option" and self._name:
+            value = a.get("value", "")
+            if "selected" in a or (value and self._name not in self.first):
+                self.first[self._name] = value
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._name = None
+
+
+def _hostile(name, kind):
+    """The hostile values for a field of this name and input type."""
+    if kind == "date" or name.endswith("_on"):
+        return DATE_HOSTILE
+    if kind == "number" or NUMBERISH.search(name.split("-")[-1]):
+        return NUMBER_HOSTILE
+    return TEXT_HOSTILE
+
+
+def _parse(html):
+    forms, options = _Forms(), _Options()
+    forms.feed(html)
+    options.feed(html)
+    for form in forms.forms:
+        for name in form["fields"]:
+            if not form["fields"][name] and name in options.first:
+                form["fields"][name] = options.first[name]
+    return forms
+
+
+def _sign_in(client, account):
+    response = client.post(
+        "/login", data={"login": account["login"], "password": account["password"]}
+    )
+    if response.location and response.location.endswith("/login/code"):
+        user = db.session.execute(
+            sa.select(User).where(User.login == account["login"])
+        ).scalar_one()
+        db.session.refresh(user)
+        code = pyotp.TOTP(account["totp_secret"]).now()
+        if user.totp_last_step is not None:
+            code = pyotp.TOTP(account["totp_secret"]).at((user.totp_last_step + 1) * 30)
+        response = client.post("/login/code", data={"code": code})
+    assert response.status_code == 302, (account["role"], response.status_code)
+
+
+def _endpoint(app, path):
+    try:
+        return app.url_map.bind("localhost").match(path, method="GET")[0]
+    except HTTPException:
+        return None
+
+
+def _post_endpoint(app, path):
+    try:
+        return app.url_map.bind("localhost").match(urlsplit(path).path, method="POST")[0]
+    except HTTPException:
+        return path
+
+
+class _Walk:
+    """One role's walk: pages opened, and every answer of 500 or more with its request."""
+
+    def __init__(self, app, client, role):
+        self.app, self.client, self.role = app, client, role
+        self.crashes, self.seen, self.per_endpoint = [], set(), {}
+        #: Each kind of form (its action's endpoint and fields) and each page's query
+        #: string is fuzzed once, however many pages show it.
+        self.fuzzed = set()
+
+    def request(self, method, url, **kwargs):
+        response = self.client.open(url, method=method, **kwargs)
+        if response.status_code >= 500:
+            data = kwargs.get("data") or {}
+            hostile = {k: v[:40] for k, v in data.items() if isinstance(v, str) and v in HOSTILE}
+            self.crashes.append(f"{self.role} {method} {url[:160]} {hostile}")
+        return response
+
+    def walk(self, start=("/",), limit=120):
+        queue = list(start)
+        while queue and len(self.seen) < limit:
+            url = queue.pop(0)
+            path = urlsplit(url).path
+            endpoint = _endpoint(self.app, path)
+            if url in self.seen or endpoint is None or endpoint == "static":
+                continue
+            if self.per_endpoint.get(endpoint, 0) >= PER_ENDPOINT:
+                continue
+            self.seen.add(url)
+            self.per_endpoint[endpoint] = self.per_endpoint.get(endpoint, 0) + 1
+            response = self.request("GET", url)
+            if response.status_code in (301, 302, 303) and response.location:
+                queue.append(response.location)
+            if response.status_code != 200:
+                continue
+            if "html" not in response.content_type:
+                self.fuzz_query(url, _parse(""))  # a download: its period, its format
+                continue
+            page = _parse(response.get_data(as_text=True))
+            self.fuzz_query(url, page)
+            for form in page.forms:
+                self.fuzz_form(url, form)
+            for link in page.links:
+                parts = urlsplit(link)
+                if not parts.netloc and parts.path.startswith("/"):
+                    queue.append(link)
+
+    def fuzz_query(self, url, page):
+        """Hostile values in each query argument of the page, and of each form the page
+        sends by GET (a filter, a report download), at the form's own address."""
+        parts = urlsplit(url)
+        targets = [(parts.path, dict(parse_qsl(parts.query)), set(QUERY_ARGS))]
+        for form in page.forms:
+            if form["method"] == "get":
+                action = urlsplit(form["action"] or parts.path).path
+                targets.append((action, dict(form["fields"]), set(form["fields"])))
+                targets[0][2].update(form["fields"])
+        for path, base, names in targets:
+            endpoint = _endpoint(self.app, path)
+            if ("query", endpoint) in self.fuzzed:
+                continue
+            self.fuzzed.add(("query", endpoint))
+            for name in sorted(set(base) | names):
+                for value in QUERY_HOSTILE:
+                    self.request("GET", f"{path}?{urlencode({**base, name: value})}")
+
+    def fuzz_form(self, url, form):
+        if form["method"] != "post":
+            return
+        action = form["action"] or urlsplit(url).path
+        kind = (_post_endpoint(self.app, action), frozenset(form["fields"]))
+        if SKIP_ACTIONS.search(action) or kind in self.fuzzed:
+            return
+        self.fuzzed.add(kind)
+        for name in sorted(form["fields"]):
+            for value in _hostile(name, form["types"].get(name)):
+                data = {**form["fields"], name: value}
+                kwargs = {"data": data}
+                if form["multipart"]:
+                    for field in form["files"]:
+                        data[field] = (io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "x.pdf")
+                    kwargs["content_type"] = "multipart/form-data"
+                self.request("POST", action, **kwargs)
+
+
+def _login(login):
+    return db.session.execute(sa.select(User).where(User.login == login)).scalar_one()
+
+
+def _forms_the_demo_may_lack(accounts):
+    """A grant still to plan and a payment held for a second person, so that the plan
+    form and the confirmation forms are on some page too; returns their case pages."""
+    manager = _login(accounts["manager"]["login"])
+    donor = db.session.execute(sa.select(Donor).order_by(Donor.id).limit(1)).scalar_one()
+    pool = pools.create_pool(donor, manager, "Fuzz Pool", "EUR")
+    pools.record_contribution(pool, manager, Decimal("9000.00"), "EUR", utcnow().date())
+    db.session.commit()
+    world = MoneyWorld.around(
+        pool.fund,
+        _login(accounts["applicant"]["login"]),
+        _login(accounts["reviewer"]["login"]),
+        manager,
+    )
+    world.finance = _login(accounts["finance"]["login"])
+    unplanned = world.grant("900", pool=pool, name="Fuzz Defender One")
+    held = world.grant("900", pool=pool, name="Fuzz Defender Two")
+    world.plan(held, kind="one_off", count=1, starts_on=utcnow().date())
+    # A fee of more than a tenth of the payment waits for a second person.
+    pay(world, held, "500.00", fee=Decimal("200.00"), paid_on=utcnow().date())
+    return [f"/applications/{g.application.uid}" for g in (unplanned, held)]
+
+
+@pytest.fixture
+def world(app, runner):
+    result = runner.invoke(args=["hrdfund", "demo-data", "--scale", "60"])
+    assert result.exit_code == 0, result.output
+    with open(os.path.join(app.instance_path, "demo-accounts.json")) as fh:
+        accounts = json.load(fh)
+    accounts = {role: next(a for a in accounts if a["role"] == role) for role in ROLES}
+    return {"accounts": accounts, "cases": _forms_the_demo_may_lack(accounts)}
+
+
+def test_no_page_or_form_crashes_on_what_it_does_not_offer(app, world, runner):
+    visitor = _Walk(app, app.test_client(), "visitor")
+    visitor.walk(["/login", "/register"])
+    assert {"auth.login", "auth.register"} <= {k[0] for k in visitor.fuzzed}
+    crashes = visitor.crashes
+    for role in ROLES:
+        client = app.test_client()
+        _sign_in(client, world["accounts"][role])
+        walk = _Walk(app, client, role)
+        walk.walk(["/", *world["cases"]])
+        assert len(walk.seen) >= 3, (role, walk.seen)
+        crashes += walk.crashes
+    assert not crashes, "\n".join(crashes[:80])
+    result = runner.invoke(args=["hrdfund", "check"])
+    assert result.exit_code == 0, result.output[-3000:]
