@@ -82,7 +82,8 @@ class Config:
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "es", "fr", "ar"]
 
-    # Sessions: signed cookie holding only the user id, its session version and times.
+    # Sessions: signed cookie holding only the user id, its session version and times (and,
+    # for a moment after a form is refused, the random token naming it on the server).
     SESSION_COOKIE_NAME = "hrdfund_session"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -138,6 +139,9 @@ class Config:
     #: Closed cases are purged this many days after closing (`flask hrdfund purge`), down
     #: to the figures reports need; drafts never sent, this many days after the last edit.
     RETENTION_DAYS = int(_env("HRDFUND_RETENTION_DAYS", "730"))
+    #: A refused form waits this long, encrypted on the server, for its page to show it
+    #: back with what was typed; unread, it is then forgotten.
+    REFUSED_FORM_MINUTES = int(_env("HRDFUND_REFUSED_FORM_MINUTES", "10"))
 
     LOG_LEVEL = _env("HRDFUND_LOG_LEVEL", "INFO")
     PAGE_SIZE = 50

@@ -67,6 +67,7 @@ def create_app(overrides=None):
     from .applications import bp as applications_bp
     from .applications.models import CATEGORY_LABELS
     from .auth import bp as auth_bp
+    from .auth import refused
     from .auth.guard import install_guard
     from .cli import hrdfund_cli
     from .disbursements import bp as disbursements_bp
@@ -97,6 +98,7 @@ def create_app(overrides=None):
     app.jinja_env.globals["text_direction"] = _text_direction
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS
+    app.jinja_env.globals["refused_left_unshown"] = refused.left_unshown
     app.after_request(_security_headers)
     app.after_request(send_after_response)
     app.register_error_handler(HTTPException, _http_error)

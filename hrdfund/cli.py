@@ -354,12 +354,13 @@ def purge_command(dry_run, yes):
         f"Closed before {plan.cutoff:%Y-%m-%d} ({retention_days()} days): "
         f"{len(plan.cases)} cases to reduce to their figures, "
         f"{len(plan.drafts)} drafts never sent to delete, "
-        f"{len(plan.accounts)} applicant accounts to empty."
+        f"{len(plan.accounts)} applicant accounts to empty, "
+        f"{plan.refused_forms} refused forms past their time to delete."
     )
     if dry_run:
         click.echo("Dry run: nothing changed.")
         return
-    if not (plan.cases or plan.drafts or plan.accounts):
+    if plan.empty:
         click.echo("Nothing to purge.")
         return
     if not yes:

@@ -11,6 +11,7 @@ would repeat on the page, so it has none (nothing labels or points at it).
 import re
 
 import wtforms
+from flask import g
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.csrf.core import CSRFTokenField
@@ -26,6 +27,10 @@ INVISIBLE = re.compile(
     "[\u00ad\u180e\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
     "\ufff9-\ufffb\U000e0000-\U000e007f]"
 )
+
+
+#: Set on ``g`` when a page renders the form refused for it.
+REFUSED_SHOWN = "hrdfund_refused_shown"
 
 
 def strip_invisible(value):
@@ -61,7 +66,24 @@ class TokenInput(HiddenInput):
 
 class PageForm(FlaskForm):
     """A form of a page; its CSRF token is named ``csrf_token`` even under a prefix, and
-    its text comes without invisible characters."""
+    its text comes without invisible characters.
+
+    A refused form comes back on its page through ``auth.refused``: ``refused`` then says
+    so, ``problems`` lists what the page shows apart from the fields' errors, and ``about``
+    names the row it was sent for; rendering it notes that the page showed it (a refusal
+    the page did not show is said at the top). ``SECRET_FIELDS`` are never kept for that
+    (passwords, files and the CSRF token never are)."""
+
+    SECRET_FIELDS = ()
+    refused = False
+    problems = ()
+    about = None
+
+    def hidden_tag(self, *fields):
+        """The form's hidden fields, rendered with the form."""
+        if self.refused:
+            setattr(g, REFUSED_SHOWN, True)
+        return super().hidden_tag(*fields)
 
     class Meta:
         def bind_field(self, form, unbound_field, options):

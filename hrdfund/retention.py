@@ -12,6 +12,9 @@ every pool still balances and past donor reports add up as before. A draft never
 outright. An applicant account with nothing left but purged cases, unused for the same
 period, is emptied: no login name, contact or second factor, and it can no longer sign in.
 
+Forms refused a while ago and never read back (``auth.refused``) are deleted too: each
+waits a few minutes for its page, and is otherwise deleted when a form is next refused.
+
 Audit entries name cases and accounts by opaque ids, so the chain verifies afterwards.
 """
 
@@ -37,6 +40,7 @@ from .applications.models import (
     UseOfFundsReport,
 )
 from .applications.review_models import CaseNote, Cofunding, Decision, Review
+from .auth import refused
 from .auth.models import RecoveryCode, Role, User
 from .columns import utcnow
 from .disbursements.models import Disbursement, HeldPayment, writable_columns
@@ -86,6 +90,12 @@ class PurgePlan:
     cases: list = field(default_factory=list)
     drafts: list = field(default_factory=list)
     accounts: list = field(default_factory=list)
+    #: Refused forms past their time, never read back.
+    refused_forms: int = 0
+
+    @property
+    def empty(self):
+        return not (self.cases or self.drafts or self.accounts or self.refused_forms)
 
 
 def retention_days():
@@ -118,6 +128,7 @@ def plan_purge(now=None):
         # A case never sent reached nobody: nothing of it is worth keeping.
         (plan.cases if submitted_at is not None else plan.drafts).append(case_id)
     plan.accounts = _accounts_due(cutoff, set(plan.cases) | set(plan.drafts))
+    plan.refused_forms = refused.count_expired(now)
     return plan
 
 
@@ -290,6 +301,8 @@ def purge(plan, now=None):
     for chunk in _chunks(plan.accounts):
         _empty_accounts(chunk, now)
         db.session.commit()
+    refused.forget_expired(now)
+    db.session.commit()
     audit.record(
         "retention.purged",
         object_type="retention",

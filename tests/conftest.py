@@ -323,3 +323,27 @@ def set_cookie_header(response, name=COOKIE):
         if header.startswith(f"{name}="):
             return header
     return None
+
+
+def refused_page(client, response, page=None):
+    """The page a refused form came back on: the POST answered 303 See Other to it (to
+    ``page``, when given, with its anchor), and a GET of it answers 200. Returns that page."""
+    assert response.status_code == 303, (
+        response.status_code,
+        response.get_data(as_text=True)[:800],
+    )
+    if page is not None:
+        assert response.location == page, response.location
+    shown = client.get(response.location)
+    assert shown.status_code == 200, shown.status_code
+    return shown
+
+
+def as_shown(client, response):
+    """What the browser shows after ``response``: for a refused form (303 See Other) the
+    page it comes back on, marked ``refused``; otherwise the response itself."""
+    if response.status_code != 303:
+        return response
+    shown = refused_page(client, response)
+    shown.refused = True
+    return shown

@@ -317,6 +317,22 @@ class Client:
     def get(self, path, cookies=None):
         return self.request("GET", path, cookies=cookies)
 
+    def jar(self):
+        """A copy of the client's cookies as they are now, to send requests with."""
+        with self._lock:
+            return dict(self.cookies)
+
+    def follow(self, answer, jar=None):
+        """The page a redirect leads to, asked with the cookies that very answer set (a
+        refused form's token among them) over ``jar`` (the client's cookies by default),
+        keeping none of them."""
+        jar = dict(jar if jar is not None else self.jar())
+        for line in answer.headers.get_all("Set-Cookie") or []:
+            name, _, value = line.split(";")[0].strip().partition("=")
+            if value:
+                jar[name] = value
+        return self.get(answer.headers.get("Location"), cookies=jar)
+
     def post(self, path, fields, multipart=False, files=(), cookies=None, barrier=None):
         """Post `fields` (pairs) urlencoded, or as multipart/form-data with an empty file
         part for each name in `files`, as a browser sends a form with no file chosen."""
@@ -353,13 +369,16 @@ class Client:
         assert page.status == 200, f"GET {path}: {page.status}\n{page.text[:500]}"
         return find_form(page.text, action or path)
 
-    def submit(self, form, values=None, **more):
-        """Post `form` as the page has it, with `values` (by field name) changed."""
+    def submit(self, form, values=None, *, jar=None, **more):
+        """Post `form` as the page has it, with `values` (by field name) changed; with a
+        `jar`, sent with those cookies and keeping none, as a browser whose other tabs
+        send at the same moment (so no answer sees another's session)."""
         return self.post(
             form.action,
             form.payload(values, **more),
             multipart=form.enctype == "multipart/form-data",
             files=form.files,
+            cookies=jar,
         )
 
 

@@ -1,7 +1,7 @@
 """An admin says where each reviewer's and manager's alerts go and who is on duty."""
 
 from hrdfund.extensions import db
-from tests.conftest import login
+from tests.conftest import login, refused_page
 
 
 def _settings(client, user, **fields):
@@ -30,9 +30,10 @@ def test_a_bad_address_is_refused_and_nothing_changes(client, make_user):
     reviewer = make_user("reviewer")
     login(client, make_user("admin"))
     response = _settings(client, reviewer, email="not an address", on_duty="y")
-    assert response.status_code == 302
-    page = client.get("/admin/users").get_data(as_text=True)
+    page = refused_page(client, response, f"/admin/users#account-{reviewer.uid}")
+    page = page.get_data(as_text=True)
     assert "Enter an email address, or leave it empty." in page
+    assert 'value="not an address"' in page, "what was typed comes back in its field"
     db.session.refresh(reviewer)
     assert (reviewer.contact, reviewer.on_duty) == (None, False)
 

@@ -19,7 +19,7 @@ from hrdfund.applications.models import (
 from hrdfund.applications.services import change_status
 from hrdfund.auth.models import User
 from hrdfund.extensions import db
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, login, refused_page
 
 RELOCATION = {
     "country": "KE",
@@ -81,9 +81,11 @@ def test_a_defender_signs_up_with_no_name_email_or_phone(client):
 def test_sign_up_errors_are_clear_and_keep_the_login(client, make_user):
     make_user("applicant", login="taken-name")
     weak = client.post("/register", data={"login": "new-person", "password": "short"})
+    weak = refused_page(client, weak, "/register")
     assert "at least 12 characters" in weak.get_data(as_text=True)
     assert 'value="new-person"' in weak.get_data(as_text=True)
     taken = client.post("/register", data={"login": "taken-name", "password": PASSWORD})
+    taken = refused_page(client, taken, "/register")
     assert "This login name cannot be used" in taken.get_data(as_text=True)
     assert 'value="taken-name"' in taken.get_data(as_text=True)
 
@@ -233,7 +235,7 @@ def test_a_money_detail_a_draft_kept_as_text_shows_again_as_it_was(client, make_
     refused = client.post(
         f"/applications/{uid}/edit", data={"details-monthly_amount": "1E+3", "save": "1"}
     )
-    assert refused.status_code == 200
+    refused = refused_page(client, refused, f"/applications/{uid}/edit")
     assert "Enter the amount in figures" in refused.get_data(as_text=True)
 
 
@@ -245,8 +247,7 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
     response = client.post(
         f"/applications/{uid}/edit", data={"threat": "canary-threat-text", "submit": "1"}
     )
-    html = response.get_data(as_text=True)
-    assert response.status_code == 200
+    html = refused_page(client, response, f"/applications/{uid}/edit").get_data(as_text=True)
     for item in (
         "The defender's human rights work",
         "Hospital, clinic or therapist",
@@ -278,8 +279,7 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(
     uid = _start(client)
     data = {**RELOCATION, field: value, "save": "1"}
     response = client.post(f"/applications/{uid}/edit", data=data)
-    html = response.get_data(as_text=True)
-    assert response.status_code == 200
+    html = refused_page(client, response, f"/applications/{uid}/edit").get_data(as_text=True)
     assert message in html
     assert "Documents evictions for land defenders" in html
     assert _case(uid).defender_work is None, "nothing half-saved"
@@ -288,8 +288,10 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(
 def test_a_partner_refers_a_defender_with_recorded_consent(client, make_user, fund):
     partner = make_user("partner")
     login(client, partner)
-    refused = client.post("/apply", data={"category": "medical"})
-    assert "needs the defender's consent" in refused.get_data(as_text=True)
+    refused = refused_page(client, client.post("/apply", data={"category": "medical"}), "/apply")
+    page = html.unescape(refused.get_data(as_text=True))
+    assert "needs the defender's consent" in page
+    assert re.search(r'<input checked[^>]* value="medical"', page), "the choice stays"
     uid = _start(client, "medical", consent="y", consent_method="in_person")
     case = _case(uid)
     assert case.partner_organisation_id == partner.partner_organisation_id
@@ -331,6 +333,7 @@ def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fu
     bodies = [m.body for m in db.session.execute(sa.select(Message)).scalars()]
     assert bodies == ["Could you send the visa letter?", "The letter comes next week."]
     empty = client.post(f"/applications/{uid}", data={"body": ""})
+    empty = refused_page(client, empty, f"/applications/{uid}#thread")
     assert "Write a message first" in empty.get_data(as_text=True)
 
 

@@ -19,7 +19,7 @@ from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Recei
 from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, Instalment, PaymentPlan, PlanKind
 from hrdfund.pools.models import Contribution, ExchangeRate, Pool
-from tests.conftest import login
+from tests.conftest import login, refused_page
 
 
 def _sealed(obj):
@@ -185,8 +185,9 @@ def test_the_report_asks_the_outcome_questions_once(client, granted):
     page = client.get(f"/applications/{uid}").get_data(as_text=True)
     assert "Do you feel safer since the support?" in page
     incomplete = client.post(f"/applications/{uid}/report", data={"felt_safer": "yes"})
-    assert incomplete.status_code == 400
+    incomplete = refused_page(client, incomplete, f"/applications/{uid}#report")
     assert "Choose an answer." in incomplete.get_data(as_text=True)
+    assert '<input checked id="felt_safer-0"' in incomplete.get_data(as_text=True), "kept"
     sent = client.post(
         f"/applications/{uid}/report",
         data={"felt_safer": "yes", "continued_work": "no", "narrative": "canary-report-text"},

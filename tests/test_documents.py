@@ -23,7 +23,7 @@ from hrdfund.applications.models import Document
 from hrdfund.audit.models import AuditEvent
 from hrdfund.crypto import DecryptionError
 from hrdfund.extensions import db
-from tests.conftest import login
+from tests.conftest import login, refused_page
 from tests.pdfs import make_pdf, xmp_packet
 
 PDF = make_pdf("canary-quote-text-7781")
@@ -101,7 +101,7 @@ def test_photos_lose_their_location_and_camera_data(client, case_uid):
 )
 def test_files_that_are_not_documents_are_refused_whatever_their_name(client, case_uid, data):
     response = _upload(client, case_uid, data, "quote.pdf")
-    assert response.status_code == 400
+    response = refused_page(client, response, f"/applications/{case_uid}#documents")
     assert "Only PDF, PNG and JPEG files are accepted." in response.get_data(as_text=True)
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
 
@@ -109,7 +109,7 @@ def test_files_that_are_not_documents_are_refused_whatever_their_name(client, ca
 def test_a_file_over_the_limit_is_refused_clearly(app, client, case_uid):
     app.config["HRDFUND_MAX_DOCUMENT_BYTES"] = 1000
     response = _upload(client, case_uid, PDF + b"0" * 1000)
-    assert response.status_code == 400
+    response = refused_page(client, response, f"/applications/{case_uid}#documents")
     assert "larger than" in response.get_data(as_text=True)
 
 
@@ -204,7 +204,7 @@ def test_an_image_over_the_pixel_bound_is_refused_before_decoding(
     the bound in words, before a pixel is decoded."""
     _never_decoded(monkeypatch)
     response = _upload(client, case_uid, _png_header(*size), "big.png", "evidence")
-    assert response.status_code == 400
+    response = refused_page(client, response, f"/applications/{case_uid}#documents")
     assert "more than 25 million pixels" in response.get_data(as_text=True)
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
 
@@ -215,7 +215,7 @@ def test_pillows_own_bound_holds_if_the_header_check_is_passed(client, case_uid,
     monkeypatch.setattr(documents, "_check_pixels", lambda image: None)
     _never_decoded(monkeypatch)
     response = _upload(client, case_uid, _png_header(6000, 5000), "big.png", "evidence")
-    assert response.status_code == 400
+    response = refused_page(client, response, f"/applications/{case_uid}#documents")
     assert "more than 25 million pixels" in response.get_data(as_text=True)
 
 
@@ -226,7 +226,7 @@ def test_the_pixel_bound_is_a_setting(app, client, case_uid):
     Image.new("RGB", (1700, 1200), "red").save(large, "JPEG")
     assert _upload(client, case_uid, small.getvalue(), "a.jpg", "evidence").status_code == 302
     refused = _upload(client, case_uid, large.getvalue(), "b.jpg", "evidence")
-    assert refused.status_code == 400
+    refused = refused_page(client, refused, f"/applications/{case_uid}#documents")
     assert "more than 2 million pixels" in refused.get_data(as_text=True)
 
 
@@ -397,7 +397,7 @@ def test_scripts_actions_and_attached_files_leave_a_pdf(client, case_uid):
 )
 def test_a_pdf_that_cannot_be_read_is_refused_not_stored(app, client, case_uid, data):
     response = _upload(client, case_uid, data)
-    assert response.status_code == 400
+    response = refused_page(client, response, f"/applications/{case_uid}#documents")
     assert "This PDF could not be read." in response.get_data(as_text=True)
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
     assert not Path(app.instance_path, "documents").exists() or not list(
@@ -411,7 +411,7 @@ def test_a_pdf_behind_a_password_is_refused_in_words(client, case_uid):
     out = io.BytesIO()
     writer.write(out)
     response = _upload(client, case_uid, out.getvalue())
-    assert response.status_code == 400
+    response = refused_page(client, response, f"/applications/{case_uid}#documents")
     assert "protected by a password" in response.get_data(as_text=True)
 
 
@@ -419,14 +419,14 @@ def test_a_pdf_past_the_page_bound_is_refused(app, client, case_uid):
     app.config["HRDFUND_MAX_PDF_PAGES"] = 3
     assert _upload(client, case_uid, make_pdf(pages=3)).status_code == 302
     refused = _upload(client, case_uid, make_pdf(pages=4))
-    assert refused.status_code == 400
+    refused = refused_page(client, refused, f"/applications/{case_uid}#documents")
     assert "more than 3 pages" in refused.get_data(as_text=True)
 
 
 def test_a_pdf_of_too_many_objects_is_refused(client, case_uid, monkeypatch):
     monkeypatch.setattr(documents, "MAX_PDF_OBJECTS", 5)
     refused = _upload(client, case_uid, make_pdf(pages=3))
-    assert refused.status_code == 400
+    refused = refused_page(client, refused, f"/applications/{case_uid}#documents")
     assert "too complex" in refused.get_data(as_text=True)
 
 

@@ -19,7 +19,7 @@ from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, HoldStatus
 from hrdfund.extensions import db
-from tests.conftest import edit_behind_the_app, login
+from tests.conftest import edit_behind_the_app, login, refused_page
 
 from .money_world import MoneyWorld, confirm, pay
 
@@ -366,7 +366,9 @@ def test_the_second_person_confirms_from_the_case_page(app, world):
         as_text=True
     )
     held = db.session.execute(sa.select(HeldPayment)).scalar_one()
-    assert finance.post(f"/payments/held/{held.uid}/confirm").status_code == 302
+    refused = finance.post(f"/payments/held/{held.uid}/confirm")
+    refused = refused_page(finance, refused, f"{case}#held-{held.uid}").get_data(as_text=True)
+    assert "A second person confirms this payment: not the one who entered it." in refused
     assert _count(Disbursement) == 0
 
     manager = _as(app, world.m2)

@@ -156,7 +156,7 @@ class Browser:
     def submit(self, page, action, values=None, refused=False, blank=False, files=None):
         """Send the form of ``page`` that posts to ``action``, with ``values`` changed;
         ``blank`` empties every field a person types into first. A ``refused`` form must
-        come back with its errors shown."""
+        answer 303 See Other to its page, which shows its errors."""
         values = dict(values or {})
         form = self.form(page, action, set(values) - {"save", "submit"})
         tokens = [value for name, value in form.fields if name == "csrf_token"]
@@ -175,6 +175,12 @@ class Browser:
             f"{self.who}: the form {action} on {page} was refused for its token"
         )
         self._keep("POST", action, response)
+        if refused:
+            first = response.history[0] if response.history else response
+            assert first.status_code == 303 and response.request.method == "GET", (
+                f"{self.who}: the refused form {action} on {page} answered "
+                f"{first.status_code}, not 303 to its page"
+            )
         shown = ERROR_SHOWN.search(response.get_data(as_text=True))
         assert bool(shown) == refused, (
             f"{self.who}: the form {action} on {page} was {'not ' if refused else ''}refused"

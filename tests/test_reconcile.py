@@ -17,7 +17,7 @@ from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Delivery, DeliveryStatus, Disbursement, StatementImport
 from hrdfund.extensions import db
-from tests.conftest import login
+from tests.conftest import login, refused_page
 
 from .money_world import MoneyWorld, pay
 
@@ -235,12 +235,16 @@ def test_finance_imports_a_statement_from_the_payments_page(app, world, three):
     page = finance.get("/payments").get_data(as_text=True)
     assert "Import a statement" in page and "TRF-3" in page
     refused = upload(finance, statement("TRF-7,1.00,EUR,2026-02-05,delivered"))
-    assert refused.status_code == 400
+    assert [r.status_code for r in refused.history] == [303] and refused.status_code == 200
+    assert refused.request.path == "/payments"
+    assert "Choose the file again" in refused.get_data(as_text=True)
     assert "The statement was not applied" in refused.get_data(as_text=True)
     assert "no payment of this fund has the reference TRF-7" in refused.get_data(as_text=True)
     assert ledger_counts()[0] == 0
     empty = finance.post("/payments/statements", data={}, content_type="multipart/form-data")
-    assert empty.status_code == 400 and "Choose the statement file" in empty.get_data(True)
+    empty = refused_page(finance, empty, "/payments#import")
+    assert "Choose the statement file" in empty.get_data(True)
+    assert "Choose the file again" not in empty.get_data(True), "no file was chosen"
     done = upload(
         finance,
         statement("TRF-1,1000,EUR,2026-02-05,delivered", "TRF-2,990,EUR,2026-02-05,short"),

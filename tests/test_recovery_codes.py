@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth.models import RecoveryCode
 from hrdfund.extensions import db
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, login, refused_page
 
 
 def _codes(page):
@@ -49,7 +49,7 @@ def test_a_recovery_code_signs_in_once(app, client, make_user):
     assert cases.status_code == 200 and "9 are left" in cases.get_data(as_text=True)
     third = app.test_client()
     third.post("/login", data={"login": user.login, "password": PASSWORD})
-    again = third.post("/login/recovery", data={"code": codes[3]})
+    again = refused_page(third, third.post("/login/recovery", data={"code": codes[3]}))
     assert "not right or was already used" in again.get_data(as_text=True)
     assert third.get("/cases").location == "/login"
     failed = db.session.execute(

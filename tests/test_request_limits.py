@@ -12,7 +12,7 @@ from werkzeug.test import encode_multipart
 
 from hrdfund.applications.models import Application, Document
 from hrdfund.extensions import db
-from tests.conftest import CSP_PARTS, login
+from tests.conftest import CSP_PARTS, login, refused_page
 from tests.pdfs import make_pdf
 
 #: The attack: 8 MB of URL-encoded form with 800,000 fields.
@@ -78,10 +78,10 @@ def test_sign_up_and_sign_in_fit_at_the_longest_answers(app, client, make_user):
     )
     assert response.status_code == 302
     visitor = app.test_client()
-    wrong = visitor.post("/login", data={"login": "x" * 64, "password": password})
-    assert wrong.status_code == 200 and "Login name or password is not right." in wrong.get_data(
-        as_text=True
+    wrong = refused_page(
+        visitor, visitor.post("/login", data={"login": "x" * 64, "password": password}), "/login"
     )
+    assert "Login name or password is not right." in wrong.get_data(as_text=True)
     assert login(visitor, make_user("applicant")).status_code == 302
 
 
@@ -219,5 +219,5 @@ def test_a_statement_at_its_size_limit_reaches_the_import(app, make_user, fund):
     response = _post_multipart(
         finance, "/payments/statements", {"statement": FileStorage(io.BytesIO(body), "s.csv")}
     )
-    assert response.status_code == 400
+    response = refused_page(finance, response, "/payments#import")
     assert "TRF-UNKNOWN" in response.get_data(as_text=True)

@@ -21,7 +21,7 @@ from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
 from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant
 from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction
-from tests.conftest import login
+from tests.conftest import as_shown, login
 
 S = ApplicationStatus
 
@@ -84,7 +84,8 @@ def _case(fund, staff, status=S.SUBMITTED, name="Defender canary-NAME", **fields
 
 
 def _post(client, path, data):
-    return client.post(path, data=data)
+    """Post a form: the answer, or the page a refused form comes back on."""
+    return as_shown(client, client.post(path, data=data))
 
 
 def _as(app, user):
@@ -215,7 +216,7 @@ def test_two_managers_approve_above_the_threshold_with_two_pools(app, fund, staf
     assert db.session.execute(sa.select(sa.func.count(Grant.id))).scalar() == 0
     # The first manager cannot complete it.
     again = _approve(m1, case, "5500.00", *split)
-    assert again.status_code == 400
+    assert again.refused
     assert "second, different manager" in again.get_data(as_text=True)
     # The second manager's form starts from the first manager's split.
     page = m2.get(f"/applications/{case.uid}").get_data(as_text=True)
@@ -251,7 +252,7 @@ def test_an_approval_that_breaks_a_rule_commits_nothing(app, fund, staff, draws,
     case = _recommended(fund, staff, amount="4900.00")
     m1 = _as(app, staff["m1"])
     response = _approve(m1, case, "4900.00", *[(staff[p], a) for p, a in draws])
-    assert response.status_code == 400
+    assert response.refused
     assert message in response.get_data(as_text=True)
     db.session.refresh(case)
     assert case.status == S.RECOMMENDED
@@ -270,7 +271,7 @@ def test_the_same_pool_on_three_lines_is_refused_by_name(app, fund, staff):
     page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "at most €1,500.00 for one grant" in page
     response = _approve(m1, case, "4500.00", *[(capped, "1500.00")] * 3)
-    assert response.status_code == 400
+    assert response.refused
     assert "The pool General pool is chosen twice" in response.get_data(as_text=True)
     assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
     assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0
@@ -308,7 +309,7 @@ def test_a_half_filled_or_forged_line_is_refused_not_dropped(
     for key, value in data.items():
         form[key] = str(names.get(value, value))
     response = _post(_as(app, staff["m1"]), f"/applications/{case.uid}/approve", form)
-    assert response.status_code == 400
+    assert response.refused
     page = response.get_data(as_text=True)
     assert message in page and "Elsewhere" not in page
     db.session.refresh(case)
@@ -358,7 +359,7 @@ def test_the_recommender_may_not_approve(app, fund, staff):
     reviews.recommend(case, staff["m1"], "low", "approve", Decimal(100), "ok")
     db.session.commit()
     response = _approve(_as(app, staff["m1"]), case, "100.00", (staff["general"], "100.00"))
-    assert response.status_code == 400
+    assert response.refused
     assert "recommended a case may not approve" in response.get_data(as_text=True)
 
 
@@ -387,9 +388,7 @@ def test_a_manager_rejects_and_the_applicant_reads_why(app, fund, staff):
     case = _recommended(fund, staff)
     m1 = _as(app, staff["m1"])
     empty = _post(m1, f"/applications/{case.uid}/reject", {"reject-reason": "  "})
-    assert empty.status_code == 400 and "Give the applicant a reason" in empty.get_data(
-        as_text=True
-    )
+    assert empty.refused and "Give the applicant a reason" in empty.get_data(as_text=True)
     assert (
         _post(
             m1,
@@ -423,7 +422,7 @@ def test_declaring_a_conflict_takes_the_manager_off_the_case(app, fund, staff):
     case = _recommended(fund, staff)
     m1 = _as(app, staff["m1"])
     unticked = _post(m1, f"/applications/{case.uid}/conflict", {})
-    assert unticked.status_code == 400 and "Tick the box" in unticked.get_data(as_text=True)
+    assert unticked.refused and "Tick the box" in unticked.get_data(as_text=True)
     assert (
         _post(m1, f"/applications/{case.uid}/conflict", {"conflict-confirm": "y"}).status_code
         == 302
@@ -455,7 +454,7 @@ def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff)
             "cofunding-ends_on": "2026-11-01",
         },
     )
-    assert bad.status_code == 400 and "ends before it starts" in bad.get_data(as_text=True)
+    assert bad.refused and "ends before it starts" in bad.get_data(as_text=True)
     assert 'value="Regional Fund"' in bad.get_data(as_text=True)
     ok = _post(
         reviewer,
@@ -503,7 +502,7 @@ def test_a_forged_pool_value_is_a_clear_refusal_not_an_error(app, fund, staff):
             "approve-draws-0-amount": "100",
         },
     )
-    assert response.status_code == 400
+    assert response.refused
     assert "Line 1 names no pool of this fund." in response.get_data(as_text=True)
     db.session.refresh(case)
     assert case.status == S.RECOMMENDED

@@ -1,15 +1,16 @@
 """The staff side of a case page: each step posts here and comes back to the case.
 
 A step the rules refuse comes back with the rule's message; a form with mistakes comes
-back with them beside the fields, and nothing typed is lost.
+back with them beside the fields, and nothing typed is lost (``auth.refused``).
 """
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, url_for
+from flask import abort, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role, User
 from ..extensions import db
@@ -33,7 +34,6 @@ from .review_forms import (
 from .review_models import Recommendation
 from .review_services import ReviewError
 from .states import STAFF_LABELS
-from .views import _render_case
 
 STAFF = (Role.REVIEWER, Role.MANAGER)
 
@@ -48,13 +48,14 @@ def _back(application, message):
     return redirect(url_for("applications.case", uid=application.uid) + "#review")
 
 
-def _again(application, name, form, error=None):
-    """The case page again with ``form`` as it was sent and the refusal, if any."""
-    db.session.rollback()
+def _again(application, anchor, form, error=None):
+    """Back to the form on the case page (at ``anchor``) as it was sent, with the refusal,
+    if any."""
     if error is not None:
         form.form_errors.append(str(error))
-    g.hrdfund_forms = {name: form}
-    return _render_case(application, status=400)
+    return refused.refuse(
+        form, to=url_for("applications.case", uid=application.uid, _anchor=anchor)
+    )
 
 
 def assignable_staff(application):
@@ -149,11 +150,11 @@ def check_reference(uid, ref):
         abort(404)
     form = ReferenceCheckForm(prefix=f"ref-{reference.uid}")
     if not form.validate_on_submit():
-        return _again(application, f"ref-{reference.uid}", form)
+        return _again(application, f"reference-{reference.uid}", form)
     try:
         review_services.record_reference_check(reference, form.status.data, form.notes.data, _me())
     except ReviewError as exc:
-        return _again(application, f"ref-{reference.uid}", form, exc)
+        return _again(application, f"reference-{reference.uid}", form, exc)
     return _back(application, _("The reference check is recorded."))
 
 
@@ -163,7 +164,7 @@ def add_note(uid):
     application = get_application_or_404(uid, current_user)
     form = NoteForm()
     if not form.validate_on_submit():
-        return _again(application, "note", form)
+        return _again(application, "notes", form)
     review_services.add_note(application, _me(), form.kind.data, form.body.data)
     return _back(application, _("Note added. Only staff on this case can read it."))
 
@@ -175,7 +176,7 @@ def recommend(uid):
     application = get_application_or_404(uid, current_user)
     form = RecommendForm()
     if not form.validate_on_submit():
-        return _again(application, "recommend", form)
+        return _again(application, "assessment", form)
     lines = application.budget_lines
     amounts = {line.id: entry.data for line, entry in zip(lines, form.lines.entries, strict=False)}
     if form.recommendation.data == Recommendation.REJECT.value:
@@ -191,7 +192,7 @@ def recommend(uid):
             line_amounts=amounts,
         )
     except ReviewError as exc:
-        return _again(application, "recommend", form, exc)
+        return _again(application, "assessment", form, exc)
     return _back(application, _("Recommendation recorded. A manager decides next."))
 
 
@@ -202,11 +203,11 @@ def ask(uid):
     application = get_application_or_404(uid, current_user)
     form = QuestionForm()
     if not form.validate_on_submit():
-        return _again(application, "question", form)
+        return _again(application, "ask", form)
     try:
         review_services.request_information(application, _me(), form.question.data)
     except ReviewError as exc:
-        return _again(application, "question", form, exc)
+        return _again(application, "ask", form, exc)
     return _back(application, _("Question sent. The case waits for the answer."))
 
 
@@ -249,12 +250,6 @@ def cofunding(uid):
     return _back(application, _("The other funder is recorded."))
 
 
-def _form(name, make):
-    """The form as the user sent it (after a refusal), else a fresh one."""
-    sent = g.get("hrdfund_forms", {})
-    return sent.get(name) or make()
-
-
 @panels.register
 def review_panel(application, user, sections):
     """Assignment, verification, notes, assessment, questions, rejection, other funders."""
@@ -265,25 +260,23 @@ def review_panel(application, user, sections):
         S.INFO_REQUESTED,
     )
     fresh = {"formdata": None}
-    references = [
-        (r, _form(f"ref-{r.uid}", lambda r=r: _reference_form(r))) for r in application.references
-    ]
+    # Each form as the user sent it, when it was refused a moment ago; else a fresh one.
+    restore = refused.restore
+    references = [(r, restore(_reference_form(r))) for r in application.references]
     return {
         "template": "applications/_review.html",
         "open_case": open_case,
-        "assign_form": _form("assign", lambda: assign_form(application, fresh=True)),
-        "conflict_form": _form("conflict", lambda: ConflictForm(**fresh)),
+        "assign_form": restore(assign_form(application, fresh=True)),
+        "conflict_form": restore(ConflictForm(**fresh)),
         "references": references,
         "notes": review_services.case_notes(application),
-        "note_form": _form("note", lambda: NoteForm(**fresh)),
+        "note_form": restore(NoteForm(**fresh)),
         "review": review_services.latest_review(application),
-        "recommend_form": _form("recommend", lambda: recommend_form(application)),
-        "question_form": _form("question", lambda: QuestionForm(**fresh)),
-        "reject_form": _form("reject", lambda: RejectForm(**fresh)),
+        "recommend_form": restore(recommend_form(application)),
+        "question_form": restore(QuestionForm(**fresh)),
+        "reject_form": restore(RejectForm(**fresh)),
         "cofundings": review_services.cofundings(application),
-        "cofunding_form": _form(
-            "cofunding", lambda: CofundingForm(formdata=None, currency=application.currency)
-        ),
+        "cofunding_form": restore(CofundingForm(formdata=None, currency=application.currency)),
         "duplicates": review_services.possible_duplicates(application, user),
         "status_labels": STAFF_LABELS,
         "note_labels": NOTE_LABELS,

@@ -19,6 +19,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from .. import audit, geo, limits
+from ..auth import refused
 from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
@@ -297,7 +298,9 @@ def start():
         )
         db.session.commit()
         return redirect(url_for("applications.edit", uid=application.uid))
-    return render_template("applications/start.html", form=form, referral=referral)
+    if form.is_submitted():
+        return refused.refuse(form, to=url_for("applications.start"))
+    return render_template("applications/start.html", form=refused.restore(form), referral=referral)
 
 
 def _form_data(application):
@@ -335,33 +338,33 @@ def edit(uid):
     if application.status != ApplicationStatus.DRAFT:
         return redirect(url_for("applications.case", uid=application.uid))
     form_class = application_form_class(application.category)
-    form = form_class(data=_form_data(application)) if request.method == "GET" else form_class()
-    missing = []
-    if form.validate_on_submit():
-        services.save_draft(application, form.data, current_user)
-        if form.submit.data:
-            try:
-                services.submit_application(application, current_user)
-            except services.IncompleteError as exc:
-                missing = exc.missing
-                db.session.commit()
-            else:
-                db.session.commit()
-                flash(_("Your application was sent. The fund will answer here."), "info")
-                return redirect(url_for("applications.case", uid=application.uid))
-        else:
-            db.session.commit()
-            flash(_("Draft saved. You can come back to it at any time."), "info")
-            return redirect(url_for("applications.edit", uid=application.uid))
-    elif request.method == "POST":
+    page = url_for("applications.edit", uid=application.uid)
+    if request.method == "GET":
+        form = refused.restore(form_class(data=_form_data(application)))
+        return render_template(
+            "applications/edit.html",
+            form=form,
+            application=application,
+            missing=form.problems,
+            fields=CATEGORY_FIELDS[application.category],
+        )
+    form = form_class()
+    if not form.validate_on_submit():
         form.form_errors.append(_("Some answers need correcting: see the messages below."))
-    return render_template(
-        "applications/edit.html",
-        form=form,
-        application=application,
-        missing=missing,
-        fields=CATEGORY_FIELDS[application.category],
-    )
+        return refused.refuse(form, to=page)
+    services.save_draft(application, form.data, current_user)
+    if not form.submit.data:
+        db.session.commit()
+        flash(_("Draft saved. You can come back to it at any time."), "info")
+        return redirect(page)
+    try:
+        services.submit_application(application, current_user)
+    except services.IncompleteError as exc:
+        db.session.commit()  # the draft is saved; the page lists what sending it needs
+        return refused.refuse(form, to=page, problems=exc.missing)
+    db.session.commit()
+    flash(_("Your application was sent. The fund will answer here."), "info")
+    return redirect(url_for("applications.case", uid=application.uid))
 
 
 @bp.route("/applications/<uid>", methods=["GET", "POST"])
@@ -378,12 +381,17 @@ def case(uid):
         db.session.commit()
         flash(_("Message sent."), "info")
         return redirect(url_for("applications.case", uid=application.uid))
-    return _render_case(application, form=form)
+    if form.is_submitted():
+        return refused.refuse(
+            form, to=url_for("applications.case", uid=application.uid, _anchor="thread")
+        )
+    return _render_case(application)
 
 
-def _render_case(application, form=None, document_form=None, report_form=None, status=200):
-    """The case page, with the forms as the user left them: only the sections of the case
-    its reader needs to know (``access.sections``) reach the template."""
+def _render_case(application):
+    """The case page, with a form refused a moment ago as the user sent it: only the
+    sections of the case its reader needs to know (``access.sections``) reach the
+    template."""
     user = current_user._get_current_object()
     shown = access.sections(application, user)
     missing = []
@@ -401,12 +409,13 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         messages = services.thread(application)
     elif Section.PAYMENT_MESSAGES in shown and application.decided_at is not None:
         messages = services.thread(application, since=application.decided_at)
-    page = render_template(
+    restore = refused.restore
+    return render_template(
         "applications/case.html",
         application=access.CaseView(application, shown),
         sections=shown,
-        form=form or MessageForm(formdata=None),
-        document_form=document_form or DocumentForm(formdata=None),
+        form=restore(MessageForm(formdata=None)),
+        document_form=restore(DocumentForm(formdata=None)),
         documents=_documents(application) if Section.DOCUMENTS in shown else None,
         messages=messages,
         # Staff read the status by its name; the applicant side in its own words, with
@@ -417,14 +426,13 @@ def _render_case(application, form=None, document_form=None, report_form=None, s
         decision=services.latest_decision(application),
         panels=[] if application.purged_at else collect_panels(application, user, shown),
         report=report,
-        report_form=(report_form or ReportForm(formdata=None)) if report_due else None,
+        report_form=restore(ReportForm(formdata=None)) if report_due else None,
         consents=_consents(application) if consents else [],
         consent_form=ConfirmForm(),
         category_fields=CATEGORY_FIELDS[application.category],
         detail_text=detail_text,
         reference_labels=REFERENCE_STATUSES,
     )
-    return page, status
 
 
 @bp.post("/applications/<uid>/consents/<kind>/withdraw")
@@ -476,7 +484,7 @@ def report(uid):
         db.session.commit()
         flash(_("Thank you for your report."), "info")
         return redirect(url_for("applications.case", uid=uid))
-    return _render_case(application, report_form=form, status=400)
+    return refused.refuse(form, to=url_for("applications.case", uid=uid, _anchor="report"))
 
 
 def _documents(application):
@@ -513,7 +521,7 @@ def upload(uid):
                 _("Document added. Only you and the fund's staff on this case can open it."), "info"
             )
             return redirect(url_for("applications.case", uid=uid))
-    return _render_case(application, document_form=form, status=400)
+    return refused.refuse(form, to=url_for("applications.case", uid=uid, _anchor="documents"))
 
 
 @bp.get("/applications/<uid>/documents/<doc>")

@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from .. import audit
 from ..extensions import db
-from . import attempts, bp, services
+from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
 from .forms import AlertSettingsForm, ConfirmForm, PasswordChangeForm, RenewCodesForm
 from .guard import role_required
@@ -19,37 +19,33 @@ from .views import ROLE_LABELS, new_session
 @bp.get("/account")
 def account():
     """The signed-in user's own account: a new password, new recovery codes."""
-    return _account_page()
-
-
-def _account_page(password_form=None, codes_form=None, status=200):
     user = current_user._get_current_object()
     enrolled = user.totp_confirmed_at is not None
-    page = render_template(
+    return render_template(
         "auth/account.html",
-        password_form=password_form or PasswordChangeForm(formdata=None),
-        codes_form=(codes_form or RenewCodesForm(formdata=None)) if enrolled else None,
+        password_form=refused.restore(PasswordChangeForm(formdata=None)),
+        codes_form=refused.restore(RenewCodesForm(formdata=None)) if enrolled else None,
         codes_left=services.recovery_codes_left(user) if enrolled else None,
     )
-    return page, status
 
 
 @bp.post("/account/password")
 def change_password():
     """A new password; every other session of the user ends, this one is renewed."""
     form = PasswordChangeForm()
+    again = url_for("auth.account", _anchor="password")
     if not form.validate_on_submit():
-        return _account_page(password_form=form, status=400)
+        return refused.refuse(form, to=again)
     try:
         done = attempts.change_password(
             current_user.id, form.current.data, form.new.data, client_token()
         )
     except services.AuthError as exc:  # the failure counts towards the lock
         form.current.errors = [refusal(exc, _("That is not your current password."))]
-        return _account_page(password_form=form, status=400)
+        return refused.refuse(form, to=again)
     except services.PasswordPolicyError as exc:
         form.new.errors = [_("This password cannot be used: %(why)s.", why=exc)]
-        return _account_page(password_form=form, status=400)
+        return refused.refuse(form, to=again)
     response = new_session(done.user, done)
     flash(_("Your password is changed. Every other session of yours has ended."), "info")
     return response
@@ -61,8 +57,9 @@ def renew_recovery_codes():
     if current_user.totp_confirmed_at is None:
         abort(404)
     form = RenewCodesForm()
+    again = url_for("auth.account", _anchor="codes")
     if not form.validate_on_submit():
-        return _account_page(codes_form=form, status=400)
+        return refused.refuse(form, to=again)
     try:
         done = attempts.reauthenticate(
             current_user.id,
@@ -72,7 +69,7 @@ def renew_recovery_codes():
         )
     except services.AuthError as exc:
         form.password.errors = [refusal(exc, _("That is not your current password."))]
-        return _account_page(codes_form=form, status=400)
+        return refused.refuse(form, to=again)
     if done.client_token:
         remember_client(done.client_token)
     return render_template("auth/recovery_codes.html", codes=done.extra, renewed=True)
@@ -92,8 +89,10 @@ def users():
         .all()
     )
     forms = {
-        u.id: AlertSettingsForm(
-            formdata=None, user=u.uid, email=u.contact, on_duty=u.on_duty, prefix=f"u{u.id}"
+        u.id: refused.restore(
+            AlertSettingsForm(
+                formdata=None, user=u.uid, email=u.contact, on_duty=u.on_duty, prefix=f"u{u.id}"
+            )
         )
         for u in rows
         if u.role in (Role.REVIEWER, Role.MANAGER)
@@ -162,9 +161,7 @@ def alert_settings():
     if user is None:
         abort(404)
     if not form.validate_on_submit():
-        for error in form.email.errors:
-            flash(error, "error")
-        return redirect(url_for("auth.users"))
+        return refused.refuse(form, to=url_for("auth.users", _anchor=f"account-{user.uid}"))
     user.contact = (form.email.data or "").strip() or None
     user.on_duty = bool(form.on_duty.data)
     audit.record("auth.alert_settings", user, actor=current_user._get_current_object())

@@ -30,6 +30,11 @@ def client_token():
     return token
 
 
+def cookie_token():
+    """This browser's client token as its cookie holds it, or None: never a new one."""
+    return g.get("hrdfund_client_token") or _cookie_token()
+
+
 def remember_client(token):
     """Keep ``token`` in this browser beyond the session: it completed a sign-in."""
     g.hrdfund_client_token = token

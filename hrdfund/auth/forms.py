@@ -26,6 +26,8 @@ class LoginForm(PageForm):
 
 
 class CodeForm(PageForm):
+    SECRET_FIELDS = ("code",)
+
     code = StringField(
         _l("Six-digit code from your authenticator app"),
         validators=[
@@ -37,6 +39,8 @@ class CodeForm(PageForm):
 
 
 class RecoveryForm(PageForm):
+    SECRET_FIELDS = ("code",)
+
     code = StringField(
         _l("One of your recovery codes"),
         validators=[DataRequired(_l("Enter a recovery code.")), Length(max=40)],

@@ -182,3 +182,22 @@ class SignInLimit(db.Model):
     known_until = col(sa.DateTime, INTERNAL, nullable=True)
     #: When the row says nothing any more and may be deleted.
     expires_at = col(sa.DateTime, INTERNAL, nullable=False, index=True)
+
+
+class RefusedForm(db.Model):
+    """A form the application refused, kept for the page it comes back on (``refused.py``):
+    what was typed (never a password, a code, a CSRF token or a file) and what was wrong,
+    encrypted, for a few minutes. A row is named by a keyed hash of a random token that
+    only the browser's session holds and of who sent the form, so it says nothing of whom
+    or which page it is about."""
+
+    __tablename__ = "refused_forms"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    #: Keyed hash of the session's token and of the user (or the browser, before sign-in).
+    key = col(sa.String(32), INTERNAL, text=Text.HASH, nullable=False, unique=True)
+    _content = encrypted_column("content", SENSITIVE, nullable=False)
+    #: The page, the form, what was typed and the errors, as JSON.
+    content = Encrypted(json=True)
+    #: After this the form is not shown any more, and the row may be deleted.
+    expires_at = col(sa.DateTime, INTERNAL, nullable=False, index=True)

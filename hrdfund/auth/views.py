@@ -21,7 +21,7 @@ from flask_login import current_user, login_user, logout_user
 
 from ..columns import utcnow
 from ..extensions import db
-from . import attempts, bp, services
+from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
 from .forms import CodeForm, ConfirmForm, LoginForm, RecoveryForm, RegisterForm
 from .models import Role, User
@@ -61,19 +61,22 @@ def login():
     if current_user.is_authenticated:
         return redirect(url_for("auth.index"))
     form = LoginForm()
+    if not form.is_submitted():
+        return render_template("auth/login.html", form=refused.restore(form))
     if form.validate_on_submit():
         try:
             done = attempts.sign_in(form.login.data, form.password.data, client_token())
         except services.AuthError as exc:
             form.form_errors.append(refusal(exc, _("Login name or password is not right.")))
-            return render_template("auth/login.html", form=form), 200
-        user = done.user
-        if user.needs_totp:
-            session.clear()
-            session["pending"] = {"user": user.get_id(), "at": int(utcnow().timestamp())}
-            return redirect(url_for("auth.code"))
-        return new_session(user, done)
-    return render_template("auth/login.html", form=form)
+        else:
+            user = done.user
+            if user.needs_totp:
+                session.clear()
+                session["pending"] = {"user": user.get_id(), "at": int(utcnow().timestamp())}
+                return redirect(url_for("auth.code"))
+            return new_session(user, done)
+    # The login name comes back; the password never does.
+    return refused.refuse(form, to=url_for("auth.login"))
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -104,10 +107,12 @@ def code():
                 # The second factor is active: the recovery codes are shown this once.
                 return render_template("auth/recovery_codes.html", codes=done.extra)
             return response
+    if form.is_submitted():
+        return refused.refuse(form, to=url_for("auth.code"))  # the code is not kept
     uri = services.totp_uri(user, current_app.config["FUND_NAME"]) if enrolling else None
     return render_template(
         "auth/code.html",
-        form=form,
+        form=refused.restore(form),
         enrolling=enrolling,
         secret=user.totp_secret if enrolling else None,
         uri=uri,
@@ -154,7 +159,9 @@ def recovery():
                 "info",
             )
             return response
-    return render_template("auth/recovery.html", form=form)
+    if form.is_submitted():
+        return refused.refuse(form, to=url_for("auth.recovery"))  # the code is not kept
+    return render_template("auth/recovery.html", form=refused.restore(form))
 
 
 def _pending_user():
@@ -227,9 +234,12 @@ def register():
                 )
             else:
                 return new_session(done.user, done)
+    if form.is_submitted():
+        # The login name and the contact come back; the password never does.
+        return refused.refuse(form, to=url_for("auth.register"))
     return render_template(
         "auth/register.html",
-        form=form,
+        form=refused.restore(form),
         suggestion=services.suggest_passphrase(),
         login_suggestion=services.suggest_login(),
     )

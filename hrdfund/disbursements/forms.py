@@ -48,6 +48,12 @@ class ReceiptForm(PageForm):
     """Confirms that a payment arrived; the button is the whole form."""
 
 
+class HeldConfirmForm(PrefixedForm):
+    """A second person confirms a held payment; the button is the whole form."""
+
+    PREFIX = "confirm"
+
+
 class PaymentForm(PrefixedForm):
     """One payment out of a grant, as finance records it."""
 

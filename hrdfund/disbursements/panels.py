@@ -7,21 +7,20 @@ and close the grant.
 """
 
 import sqlalchemy as sa
-from flask import g
 from wtforms import SelectChoice
 
 from ..applications import panels
 from ..applications.access import Section
 from ..applications.review_forms import ConflictForm
-from ..auth.forms import ConfirmForm
 from ..auth.models import Role
+from ..auth.refused import restore
 from ..extensions import db
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..grants.plans import allocation_balances
 from . import holds
 from .bounds import SECOND_PERSONS
-from .forms import BOUND_WORDS, PaymentForm, ReceiptForm, RefuseForm, ReverseForm
+from .forms import BOUND_WORDS, HeldConfirmForm, PaymentForm, ReceiptForm, RefuseForm, ReverseForm
 from .ledger import reversal_partners
 from .models import Delivery, Disbursement, Receipt
 from .services import grant_instalments
@@ -100,41 +99,50 @@ def payments_panel(application, user, sections):
         }
     balances = allocation_balances(grant.id)
     rows = grant_ledger(grant)
-    sent = g.get("hrdfund_forms", {})
     active = grant.status == GrantStatus.ACTIVE
     finance = user.role == Role.FINANCE
     manager = user.role == Role.MANAGER
     # Held payments are for the second persons to see: finance and managers (the payee
     # details and proof to finance only).
     held = holds.held_payments(grant) if finance or manager else []
+    # Each form as the user sent it when it was refused a moment ago, else a fresh one;
+    # a form shown on rows of a table comes back on the row it was sent for (about).
+    fresh = {"formdata": None}
+    reversed_ids = {p.reversal_of_id for p, _r, _d in rows if p.reversal_of_id}
+    reversible = {p.uid for p, _r, _d in rows if not p.reversal_of_id and p.id not in reversed_ids}
+    waiting = {h.uid for h in held}
     return {
         "held": held,
         "may_decide": user.role in SECOND_PERSONS,
         "bounds": BOUND_WORDS,
-        "confirm_form": ConfirmForm() if held else None,
-        "refuse_form": RefuseForm(formdata=None) if held else None,
+        "confirm_form": HeldConfirmForm(**fresh) if held else None,
+        "confirm_refused": _refused(HeldConfirmForm(**fresh), waiting) if held else None,
+        "refuse_form": RefuseForm(**fresh) if held else None,
+        "refuse_refused": _refused(RefuseForm(**fresh), waiting) if held else None,
         "template": "disbursements/_staff_money.html",
         "grant": grant,
         "plan": plan,
         "instalments": instalments,
         "balances": balances,
         "rows": rows,
-        "reversed": {p.reversal_of_id for p, _r, _d in rows if p.reversal_of_id},
+        "reversed": reversed_ids,
         "partners": reversal_partners(
             Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on
         ),
         "show_payee": Section.PAYEES in sections,
-        "pay_form": (sent.get("pay") or payment_form(grant, balances, instalments, False))
+        "pay_form": restore(payment_form(grant, balances, instalments, False))
         if finance and active
         else None,
-        "reverse_form": ReverseForm(formdata=None) if finance else None,
+        "reverse_form": ReverseForm(**fresh) if finance else None,
+        "reverse_refused": _refused(ReverseForm(**fresh), reversible) if finance else None,
         # Reviewers and managers declare a conflict in the review section.
-        "conflict_form": (sent.get("conflict") or ConflictForm(formdata=None)) if finance else None,
-        "reverse_errors": sent.get("reverse"),
-        "plan_form": (sent.get("plan") or PlanForm(formdata=None))
-        if manager and active and plan is None
-        else None,
-        "close_form": (sent.get("close") or CloseForm(formdata=None))
-        if manager and active
-        else None,
+        "conflict_form": restore(ConflictForm(**fresh)) if finance else None,
+        "plan_form": restore(PlanForm(**fresh)) if manager and active and plan is None else None,
+        "close_form": restore(CloseForm(**fresh)) if manager and active else None,
     }
+
+
+def _refused(form, rows):
+    """``form`` as it was refused a moment ago for one of ``rows``, or None."""
+    form = restore(form, rows)
+    return form if form.refused else None

@@ -10,7 +10,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     send_file,
@@ -23,8 +22,7 @@ from .. import audit
 from ..applications import documents
 from ..applications.access import Section, can_see, get_application_or_404, sections, visible_cases
 from ..applications.models import Application, Document, DocumentKind
-from ..applications.views import _render_case
-from ..auth.forms import ConfirmForm
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..columns import utcnow
@@ -33,7 +31,15 @@ from ..grants.models import Allocation, Grant, Instalment
 from ..grants.plans import allocation_balances
 from ..pools.models import Pool
 from . import bp, followup, holds, reconcile, services
-from .forms import BOUND_WORDS, CHANNEL_LABELS, ReceiptForm, RefuseForm, ReverseForm, StatementForm
+from .forms import (
+    BOUND_WORDS,
+    CHANNEL_LABELS,
+    HeldConfirmForm,
+    ReceiptForm,
+    RefuseForm,
+    ReverseForm,
+    StatementForm,
+)
 from .ledger import reversal_partners
 from .models import DeliveryStatus, Disbursement, HeldPayment
 from .panels import payment_form
@@ -73,18 +79,18 @@ def _latest_payments():
 
 @bp.get("/payments")
 @role_required(Role.FINANCE)
-def index(form=None, problems=(), status=200):
+def index():
     """The fund's most recent disbursements and reversals, and the statement import."""
     rows = _latest_payments()
-    page = render_template(
+    form = refused.restore(StatementForm(formdata=None))
+    return render_template(
         "disbursements/index.html",
         rows=rows,
         partners=reversal_partners(Disbursement, rows, Disbursement.paid_on),
         channels=CHANNEL_LABELS,
-        form=form or StatementForm(formdata=None),
-        problems=problems,
+        form=form,
+        problems=form.problems,
     )
-    return page, status
 
 
 @bp.post("/payments/statements")
@@ -92,23 +98,22 @@ def index(form=None, problems=(), status=200):
 def import_statement():
     """Apply a bank's or provider's statement as a whole, or refuse it with every problem."""
     form = StatementForm()
+    again = url_for("disbursements.index", _anchor="import")
     if not form.validate_on_submit():
-        return index(form=form, status=400)
+        return refused.refuse(form, to=again)
     data = form.statement.data.read()
     try:
         _statement, lines = reconcile.import_statement(
             current_user.fund_id, current_user._get_current_object(), data
         )
     except reconcile.StatementError as exc:
-        db.session.rollback()
-        return index(form=form, problems=[str(p) for p in exc.problems], status=400)
+        return refused.refuse(form, to=again, problems=exc.problems)
     try:
         db.session.commit()
     except sa.exc.IntegrityError:
         # The same file sent twice at once: the first one applied it.
-        db.session.rollback()
         problems = [_("This statement was imported already; nothing was applied again.")]
-        return index(form=form, problems=problems, status=400)
+        return refused.refuse(form, to=again, problems=problems)
     counts = Counter(line.status for line in lines)
     flash(
         _(
@@ -250,8 +255,7 @@ def record(uid):
             else:
                 flash(_("Payment recorded."), "info")
             return redirect(url_for("applications.case", uid=uid, _anchor="money"))
-    g.hrdfund_forms = {"pay": form}
-    return _render_case(application, status=400)
+    return refused.refuse(form, to=url_for("applications.case", uid=uid, _anchor="pay"))
 
 
 def _held_or_404(uid):
@@ -270,19 +274,22 @@ def confirm_held(uid):
     """A second person confirms a held payment: it is booked, every rule checked again."""
     held = _held_or_404(uid)
     case = held.grant.application.uid
-    if ConfirmForm().validate_on_submit():
+    form = HeldConfirmForm()
+    if form.validate_on_submit():
         try:
             holds.confirm_held_payment(held, current_user._get_current_object())
         except services.PaymentError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+            form.form_errors.append(str(exc))
         except sa.exc.IntegrityError:
             db.session.rollback()
             flash(_("This payment was already confirmed."), "info")
+            return redirect(url_for("applications.case", uid=case, _anchor="held"))
         else:
             db.session.commit()
             flash(_("Payment confirmed and booked."), "info")
-    return redirect(url_for("applications.case", uid=case, _anchor="held"))
+            return redirect(url_for("applications.case", uid=case, _anchor="held"))
+    page = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}")
+    return refused.refuse(form, to=page, about=held.uid)
 
 
 @bp.post("/payments/held/<uid>/refuse")
@@ -296,14 +303,13 @@ def refuse_held(uid):
         try:
             holds.refuse_held_payment(held, current_user._get_current_object(), form.reason.data)
         except services.PaymentError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+            form.form_errors.append(str(exc))
         else:
             db.session.commit()
             flash(_("Payment refused: nothing was booked."), "info")
-    else:
-        flash(_("Say why the payment is refused."), "error")
-    return redirect(url_for("applications.case", uid=case, _anchor="held"))
+            return redirect(url_for("applications.case", uid=case, _anchor="held"))
+    page = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}")
+    return refused.refuse(form, to=page, about=held.uid)
 
 
 @bp.post("/payments/<uid>/reverse")
@@ -334,8 +340,8 @@ def reverse(uid):
             return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
     else:
         form.form_errors.extend(e for errors in form.errors.values() for e in errors)
-    g.hrdfund_forms = {"reverse": form}
-    return _render_case(application, status=400)
+    page = url_for("applications.case", uid=application.uid, _anchor=f"payment-{payment.uid}")
+    return refused.refuse(form, to=page, about=payment.uid)
 
 
 @bp.get("/payments/<uid>/proof")

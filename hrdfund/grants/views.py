@@ -1,7 +1,7 @@
 """The decision on the case page: pools that fit, and the approval that commits money."""
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, g, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -12,7 +12,7 @@ from ..applications import panels
 from ..applications.access import Section, get_application_or_404
 from ..applications.models import ApplicationStatus as S
 from ..applications.review_services import latest_review
-from ..applications.views import _render_case
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..columns import utcnow
@@ -47,15 +47,11 @@ def _proposed_amount(application):
 
 
 def _approve_form(application, options, fresh):
+    """The approval form: as the request sent it, or (``fresh``) as the page offers it,
+    starting from the first manager's split or the one pool that fits, or as it was
+    refused a moment ago."""
     amount = _proposed_amount(application)
     form = ApproveForm(formdata=None, amount=amount) if fresh else ApproveForm()
-    choices = [SelectChoice("", _("(none)"))] + [
-        SelectChoice(str(o["pool"].id), f"{o['pool'].name} ({o['pool'].currency})")
-        for o in options
-        if not o["reasons"]
-    ]
-    for entry in form.draws:
-        entry.pool.choices = choices
     if fresh:
         first = (
             services.first_approval(application)
@@ -70,6 +66,15 @@ def _approve_form(application, options, fresh):
         for entry, (pool_id, part) in zip(form.draws, proposed, strict=False):
             entry.pool.data = str(pool_id)
             entry.amount.data = part
+        form = refused.restore(form)
+    # After restoring: the lines of a list are built anew when a form is filled in.
+    choices = [SelectChoice("", _("(none)"))] + [
+        SelectChoice(str(o["pool"].id), f"{o['pool'].name} ({o['pool'].currency})")
+        for o in options
+        if not o["reasons"]
+    ]
+    for entry in form.draws:
+        entry.pool.choices = choices
     return form
 
 
@@ -120,11 +125,7 @@ def decision_panel(application, user, sections):
     amount = _proposed_amount(application)
     options = services.pool_options(application, amount)
     deciding = user.role == Role.MANAGER and application.status in DECIDING
-    form = None
-    if deciding:
-        form = g.get("hrdfund_forms", {}).get("approve") or _approve_form(
-            application, options, fresh=True
-        )
+    form = _approve_form(application, options, fresh=True) if deciding else None
     first = (
         services.first_approval(application)
         if application.status == S.AWAITING_SECOND_APPROVAL
@@ -188,8 +189,12 @@ def approve(uid):
                     "info",
                 )
             return redirect(url_for("applications.case", uid=application.uid))
-    g.hrdfund_forms = {"approve": form}
-    return _render_case(application, status=400)
+    return refused.refuse(form, to=_case(application, "approve"))
+
+
+def _case(application, anchor):
+    """The case page at one of its forms."""
+    return url_for("applications.case", uid=application.uid, _anchor=anchor)
 
 
 def _grant_or_404(application):
@@ -227,8 +232,7 @@ def plan(uid):
             db.session.commit()
             flash(_("Payment plan saved."), "info")
             return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
-    g.hrdfund_forms = {"plan": form}
-    return _render_case(application, status=400)
+    return refused.refuse(form, to=_case(application, "plan"))
 
 
 @bp.post("/applications/<uid>/close")
@@ -257,8 +261,7 @@ def close(uid):
                 "info",
             )
             return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
-    g.hrdfund_forms = {"close": form}
-    return _render_case(application, status=400)
+    return refused.refuse(form, to=_case(application, "close"))
 
 
 @bp.post("/pools/contributions/<uid>/reverse")
@@ -271,20 +274,22 @@ def reverse_contribution(uid):
     if contribution is None or contribution.pool.fund_id != current_user.fund_id:
         abort(404)
     form = ContributionReversalForm()
+    page = url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions")
     if form.validate_on_submit():
         try:
             services.reverse_contribution(
                 contribution, current_user._get_current_object(), form.reason.data
             )
         except services.DecisionError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+            form.form_errors.append(str(exc))
         else:
             db.session.commit()
             flash(_("Contribution reversed."), "info")
-    else:
-        flash(_("Say why the contribution is taken back."), "error")
-    return redirect(url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions"))
+            return redirect(page)
+    page = url_for(
+        "reports.pool", uid=contribution.pool.uid, _anchor=f"contribution-{contribution.uid}"
+    )
+    return refused.refuse(form, to=page, about=contribution.uid)
 
 
 @bp.get("/coverage")

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..extensions import db
@@ -26,7 +27,7 @@ def fund_pool_or_404(uid):
     return pool
 
 
-def _setup_page(donor_form=None, pool_form=None, status=200):
+def _setup_page():
     donors = (
         db.session.execute(
             sa.select(Donor).where(Donor.fund_id == current_user.fund_id).order_by(Donor.name)
@@ -34,16 +35,13 @@ def _setup_page(donor_form=None, pool_form=None, status=200):
         .scalars()
         .all()
     )
-    pool_form = pool_form or PoolForm(formdata=None)
+    pool_form = refused.restore(PoolForm(formdata=None))
     pool_form.donor.choices = [SelectChoice(d.id, d.name) for d in donors]
-    return (
-        render_template(
-            "pools/new.html",
-            donor_form=donor_form or DonorForm(formdata=None),
-            pool_form=pool_form,
-            donors=donors,
-        ),
-        status,
+    return render_template(
+        "pools/new.html",
+        donor_form=refused.restore(DonorForm(formdata=None)),
+        pool_form=pool_form,
+        donors=donors,
     )
 
 
@@ -64,7 +62,7 @@ def create_donor():
         db.session.commit()
         flash(_("Donor added."), "info")
         return redirect(url_for("pools.new"))
-    return _setup_page(donor_form=form, status=400)
+    return refused.refuse(form, to=url_for("pools.new", _anchor="donor"))
 
 
 @bp.post("/pools")
@@ -100,7 +98,7 @@ def create_pool():
             db.session.commit()
             flash(_("Pool created."), "info")
             return redirect(url_for("reports.pool", uid=pool.uid))
-    return _setup_page(pool_form=form, status=400)
+    return refused.refuse(form, to=url_for("pools.new", _anchor="pool"))
 
 
 @bp.post("/pools/<uid>/contributions")
@@ -126,11 +124,13 @@ def contribute(uid):
             db.session.commit()
             flash(_("Contribution recorded."), "info")
             return redirect(url_for("reports.pool", uid=pool.uid))
-    # The pool page is a report, above this feature: the form comes back on its own page.
-    return render_template("pools/contribute.html", pool=pool, form=form), 400
+    return refused.refuse(form, to=url_for("reports.pool", uid=pool.uid, _anchor="contributions"))
 
 
-def _rates_page(form=None, status=200):
+@bp.get("/rates")
+@role_required(Role.FINANCE, Role.MANAGER)
+def rates():
+    """The fund's exchange-rate table, newest first."""
     rows = (
         db.session.execute(
             sa.select(ExchangeRate)
@@ -142,21 +142,11 @@ def _rates_page(form=None, status=200):
         .all()
     )
     can_edit = current_user.role in services.RATE_KEEPERS
-    return (
-        render_template(
-            "pools/rates.html",
-            rows=rows,
-            form=(form or RateForm(formdata=None)) if can_edit else None,
-        ),
-        status,
+    return render_template(
+        "pools/rates.html",
+        rows=rows,
+        form=refused.restore(RateForm(formdata=None)) if can_edit else None,
     )
-
-
-@bp.get("/rates")
-@role_required(Role.FINANCE, Role.MANAGER)
-def rates():
-    """The fund's exchange-rate table, newest first."""
-    return _rates_page()
 
 
 @bp.post("/rates")
@@ -182,4 +172,4 @@ def add_rate():
             db.session.commit()
             flash(_("Rate recorded."), "info")
             return redirect(url_for("pools.rates"))
-    return _rates_page(form, status=400)
+    return refused.refuse(form, to=url_for("pools.rates", _anchor="record-rate"))

@@ -9,6 +9,7 @@ from flask_login import current_user
 from .. import audit
 from ..applications.access import visible_cases
 from ..applications.models import CATEGORY_LABELS, Application
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..columns import utcnow
@@ -17,7 +18,7 @@ from ..disbursements.ledger import pool_figures, reversal_partners
 from ..disbursements.models import Disbursement
 from ..extensions import db
 from ..grants.models import Allocation, Grant, Release
-from ..pools.forms import ContributionForm
+from ..pools.forms import ContributionForm, ContributionReversalForm
 from ..pools.models import Contribution, Pool
 from ..pools.views import fund_pool_or_404
 from . import bp
@@ -146,7 +147,7 @@ def _newest(query, day, model):
     return db.session.execute(query.order_by(day.desc(), model.id.desc()).limit(POOL_ROWS)).all()
 
 
-def render_pool(pool, contribution_form=None, status=200):
+def render_pool(pool):
     """The pool's figures, and the newest rows behind each of them: the rows of a case only
     where the reader may open that case (not one they declared a conflict on)."""
     case = Application.uid.label("case")
@@ -208,7 +209,16 @@ def render_pool(pool, contribution_form=None, status=200):
             Disbursement, [r for r, _case in rows["payments"]], Disbursement.paid_on
         ),
     }
-    page = render_template(
+    taking_back = None
+    if keeper:
+        # Rows offering a take-back: neither a reversal nor reversed.
+        offered = {
+            r.uid
+            for (r,) in rows["contributions"]
+            if not r.reversal_of_id and r.id not in partners["contributions"]
+        }
+        taking_back = refused.restore(ContributionReversalForm(formdata=None), offered)
+    return render_template(
         "reports/pool.html",
         partners=partners,
         pool=pool,
@@ -218,10 +228,11 @@ def render_pool(pool, contribution_form=None, status=200):
         counts=counts,
         hidden=hidden,
         limit=POOL_ROWS,
-        form=(contribution_form or ContributionForm(formdata=None)) if keeper else None,
+        form=refused.restore(ContributionForm(formdata=None)) if keeper else None,
         can_reverse=keeper,
+        # A reversal refused a moment ago comes back on its row.
+        taking_back=taking_back if taking_back is not None and taking_back.refused else None,
     )
-    return page, status
 
 
 @bp.get("/pools/<uid>")

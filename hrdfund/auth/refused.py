@@ -1,0 +1,247 @@
+"""A refused form comes back on its page by Post/Redirect/Get, losing nothing typed.
+
+A view that refuses a form (a mistake in it, or a rule a service refuses) answers
+``refuse(form, to=url)``: 303 See Other to the page the form is on, so the browser's
+address is that page's, a reload shows the page rather than sending the form again, and the
+address can be opened later. What was typed and what was wrong wait on the server,
+encrypted with the field cipher, for ``REFUSED_FORM_MINUTES``: the session cookie holds only
+a random token (no typed text travels in a cookie or a URL), and the row is named by a keyed
+hash of that token and of who sent the form (the user and the browser; before sign-in, the
+browser), so another user or browser holding the token finds nothing. Passwords, codes (a
+form's ``SECRET_FIELDS``), CSRF tokens and files are never kept: a file field asks for its
+file again.
+
+The page takes its form back with ``restore(form)``: the form it builds for a clean page
+comes back filled in as it was sent, with its errors (a page that no longer shows that form
+says its errors at the top, ``left_unshown``). Reading writes nothing: the session
+forgets the token, so a reload shows the page clean, and the row simply expires. Expired
+rows are deleted when a form is next refused, and by ``flask hrdfund purge``.
+"""
+
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import current_app, g, redirect, request, session
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+from wtforms import FieldList, FileField, FormField, PasswordField, SubmitField
+from wtforms.csrf.core import CSRFTokenField
+from wtforms.widgets import HiddenInput
+
+from ..columns import cipher, utcnow
+from ..crypto import DecryptionError
+from ..extensions import db
+from ..forms import REFUSED_SHOWN
+from .client import client_token, cookie_token
+from .models import RefusedForm
+
+#: The session's key for the token of the form waiting for its page.
+SESSION_KEY = "refused"
+#: Expired rows deleted by each refusal, at most: cleaning never holds a lock for long.
+FORGET_BATCH = 50
+#: What is kept of each value a visitor not signed in typed: the sign-in and sign-up
+#: forms take nothing longer, and anyone may send them, as often as they like.
+VISITOR_VALUE_MAX = 500
+FILE_AGAIN = _l("Choose the file again: a form sent back for correction does not keep it.")
+
+
+def refuse(form, to, problems=(), about=None):
+    """Keep ``form`` as it was sent, with its errors, for the page at ``to`` (a URL, with
+    the form's anchor), and answer 303 See Other to it. Whatever the request wrote and did
+    not commit is undone first. ``problems`` are messages the page lists apart from the
+    form's errors; ``about`` names the row a page's form was sent for, where a page shows
+    one such form per row (a payment, a contribution)."""
+    db.session.rollback()
+    now = utcnow()
+    _forget(now, session.pop(SESSION_KEY, None))
+    token = secrets.token_urlsafe(32)
+    row = RefusedForm(
+        key=_row_key(token),
+        expires_at=now + timedelta(minutes=current_app.config["REFUSED_FORM_MINUTES"]),
+    )
+    row.content = {
+        "page": urlsplit(to).path,
+        "form": form_key(form),
+        "values": _typed(form),
+        "errors": _errors(form),
+        "form_errors": [str(e) for e in form.form_errors],
+        "problems": [str(p) for p in problems],
+        "about": about,
+    }
+    db.session.add(row)
+    db.session.commit()
+    session[SESSION_KEY] = token
+    return redirect(to, 303)
+
+
+def restore(form, rows=None):
+    """``form``, built as for a clean page, filled in as it was sent and with its errors
+    when it is the form refused a moment ago for this page (``form.refused`` then says
+    so); else ``form`` as it is. Where a page shows the form on some of its rows, ``rows``
+    names them: a form refused for another row is not taken (the page says its errors at
+    the top)."""
+    waiting = _waiting()
+    if waiting is None or waiting["form"] != form_key(form):
+        return form
+    if rows is not None and waiting["about"] not in rows:
+        return form
+    form.process(formdata=MultiDict([(name, value) for name, value in waiting["values"]]))
+    fields = {field.name: field for field in _fields(form)}
+    stray = []
+    for name, messages in waiting["errors"].items():
+        field = fields.get(name)
+        if field is None or isinstance(field, FormField) or isinstance(field.widget, HiddenInput):
+            stray.extend(messages)  # no place beside a field: said above the form
+        else:
+            field.errors = list(messages)
+    form.form_errors = [*waiting["form_errors"], *stray]
+    form.problems = list(waiting["problems"])
+    form.about = waiting["about"]
+    form.refused = True
+    return form
+
+
+def left_unshown():
+    """The messages of the form refused for this page when the page did not render that
+    form (the case moved on, or the form is not one this user is offered), so that no
+    refusal goes unsaid; base.html shows them at the top, once the page's content is
+    rendered."""
+    waiting = _waiting()
+    if waiting is None or g.get(REFUSED_SHOWN):
+        return []
+    fields = (m for messages in waiting["errors"].values() for m in messages)
+    return [*waiting["form_errors"], *waiting["problems"], *fields]
+
+
+def form_key(form):
+    """What tells a form from the others of its page: its class and its prefix."""
+    return f"{type(form).__name__}:{form._prefix}"
+
+
+def forget_expired(now=None):
+    """Delete every refused form past its time; returns how many there were."""
+    result = db.session.execute(
+        sa.delete(RefusedForm).where(RefusedForm.expires_at <= (now or utcnow()))
+    )
+    return result.rowcount
+
+
+def count_expired(now=None):
+    """How many refused forms are past their time."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(RefusedForm)
+        .where(RefusedForm.expires_at <= (now or utcnow()))
+    )
+
+
+def _owner():
+    """Who may read a refused form back: the user and this browser; before sign-in, this
+    browser (its client token, given by the sign-in pages)."""
+    if current_user.is_authenticated:
+        return f"user:{current_user.get_id()}|{cookie_token() or ''}"
+    return f"visitor|{client_token()}"
+
+
+def _row_key(token):
+    return cipher().blind_index(f"refused-form|{_owner()}|{token}")
+
+
+def _forget(now, previous):
+    """Delete a few expired rows, and the session's previous refused form."""
+    expired = (
+        sa.select(RefusedForm.id)
+        .where(RefusedForm.expires_at <= now)
+        .order_by(RefusedForm.expires_at)
+        .limit(FORGET_BATCH)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        expired = expired.with_for_update(skip_locked=True)
+    condition = RefusedForm.id.in_(expired)
+    if isinstance(previous, str):
+        condition = sa.or_(condition, RefusedForm.key == _row_key(previous))
+    db.session.execute(sa.delete(RefusedForm).where(condition))
+
+
+def _waiting():
+    """The refused form waiting for this page, read once per request; the session forgets
+    its token when it is this page's (or is gone). Only a GET reads it."""
+    if "hrdfund_refused" in g:
+        return g.hrdfund_refused
+    found = None
+    token = session.get(SESSION_KEY)
+    if request.method == "GET" and isinstance(token, str):
+        row = db.session.execute(
+            sa.select(RefusedForm).where(
+                RefusedForm.key == _row_key(token), RefusedForm.expires_at > utcnow()
+            )
+        ).scalar_one_or_none()
+        try:
+            content = row.content if row is not None else None
+        except DecryptionError:
+            content = None
+        if content is None:
+            session.pop(SESSION_KEY, None)
+        elif content["page"] == request.script_root + request.path:
+            session.pop(SESSION_KEY, None)
+            found = content
+    g.hrdfund_refused = found
+    return found
+
+
+def _fields(form):
+    """Every field of ``form``, with the lines of its lists and the fields of its parts."""
+    for field in form:
+        yield from _walk(field)
+
+
+def _walk(field):
+    yield field
+    if isinstance(field, FormField):
+        for sub in field.form:
+            yield from _walk(sub)
+    elif isinstance(field, FieldList):
+        for entry in field.entries:
+            yield from _walk(entry)
+
+
+def _never_kept(form, field):
+    return isinstance(
+        field, (CSRFTokenField, PasswordField, FileField, SubmitField, FormField, FieldList)
+    ) or field.short_name in getattr(form, "SECRET_FIELDS", ())
+
+
+def _typed(form):
+    """What was typed into each field, as (name, value) pairs, but for what is never kept
+    (and, from a visitor not signed in, no more of a value than those forms take)."""
+    longest = None if current_user.is_authenticated else VISITOR_VALUE_MAX
+    return [
+        [field.name, value[:longest]]
+        for field in _fields(form)
+        if not _never_kept(form, field)
+        for value in field.raw_data or ()
+        if isinstance(value, str)
+    ]
+
+
+def _errors(form):
+    """Each field's errors by its full name; a file field that had a file asks for it
+    again."""
+    found = {}
+    for field in _fields(form):
+        if isinstance(field, FormField):
+            continue
+        if isinstance(field, FieldList):
+            # The list's own errors; its lines' errors are their fields'.
+            messages = [e for e in field.errors if not isinstance(e, list | dict)]
+        else:
+            messages = list(field.errors)
+        if isinstance(field, FileField) and not messages:
+            if any(getattr(sent, "filename", None) for sent in field.raw_data or ()):
+                messages = [FILE_AGAIN]
+        if messages:
+            found[field.name] = [str(e) for e in messages]
+    return found
