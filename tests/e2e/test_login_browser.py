@@ -57,6 +57,24 @@ def test_wrong_password_shows_a_clear_generic_error(live_server, page):
     assert page.get_by_label("Login name").input_value() == account["login"]
 
 
+def test_a_refused_sign_in_reloads_as_a_page_not_as_the_form_sent_again(live_server, page):
+    """A refused form answers with a redirect to its page: the address is the sign-in
+    page's own, and a reload asks for that page (no form sent again, no password) and shows
+    it without the error."""
+    account = live_server["accounts"][0]
+    page.goto(live_server["url"] + "/login")
+    page.get_by_label("Login name").fill(account["login"])
+    page.get_by_label("Password").fill("not the password at all")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == "Login name or password is not right."
+    assert page.url == live_server["url"] + "/login"
+    sent = []
+    page.on("request", lambda request: sent.append(request.method))
+    page.reload()
+    assert sent and "POST" not in sent, sent
+    assert page.get_by_role("alert").count() == 0
+
+
 def test_pages_load_nothing_from_other_hosts(live_server, browser):
     """Every request the login page makes stays on 127.0.0.1."""
     context = browser.new_context(java_script_enabled=False)
