@@ -9,6 +9,8 @@ import traceback
 import sqlalchemy as sa
 from flask import Flask, current_app, has_request_context, render_template, request
 from flask_babel import get_locale
+from flask_babel.speaklater import LazyString
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS
@@ -59,6 +61,7 @@ def create_app(overrides=None):
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
+    _escape_lazy_strings()
     login_manager.init_app(app)
 
     from . import models  # noqa: F401  (registers every table on the metadata)
@@ -191,6 +194,18 @@ def _sqlite_begin(conn):
         return
     if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         conn.exec_driver_sql(sqlite_begin_statement())
+
+
+def _escape_lazy_strings():
+    """Flask-Babel's lazy strings declare themselves safe HTML (``__html__`` returns the
+    text as it is), so a translated message that carries something a person typed (a
+    payment reference, a pool's name) would reach a page unescaped. None of our messages
+    holds markup: escape them like any other text."""
+    LazyString.__html__ = _escaped_html
+
+
+def _escaped_html(lazy):
+    return escape(str(lazy))
 
 
 def _select_locale():

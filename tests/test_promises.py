@@ -28,7 +28,8 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from flask import request
+from flask import render_template_string, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
@@ -920,6 +921,12 @@ def test_promise_15_what_people_type_is_escaped(app, client, make_user, fund):
     ):
         assert "&lt;script&gt;alert(" in page
         assert "<script" not in page and "<img src=x" not in page
+    # A translated message carrying what someone typed (a refusal naming a payment's
+    # reference, a pool's name) is text too, not markup.
+    message = _l("The payment %(ref)s was already recorded.", ref=HOSTILE)
+    with app.test_request_context():
+        shown = render_template_string("<p>{{ message }}</p>", message=message)
+    assert "&lt;script&gt;" in shown and "<script" not in shown
 
 
 # -- Who sees what --------------------------------------------------------------------------
