@@ -105,8 +105,10 @@ def test_an_urgent_case_reaches_the_staff_on_duty_without_details(fund, team, ma
     (body,) = mailbox.wait_for(1) and mailbox.to("duty@fund.example")
     assert f"https://fund.example/applications/{case.uid}" in body
     assert "urgent case waits" in body
+    # The case's random address may hold any run of digits; the rest of the message may not.
+    rest = body.replace(case.uid, "")
     for secret in ("Canary", "KE", "Kenya", "4321", "4,321", "Medical", "medical", "EUR"):
-        assert secret not in body, secret
+        assert secret not in rest, secret
     assert mailbox.to("rev@fund.example") == [] and mailbox.to("boss@fund.example") == []
 
 
@@ -281,5 +283,6 @@ def test_a_held_payment_mails_those_who_may_confirm_it_and_nothing_of_it(
         (body,) = mailbox.to(address)
         assert "waits for a second person" in body
         assert f"https://fund.example/applications/{grant.application.uid}" in body
+        rest = body.replace(grant.application.uid, "")
         for secret in ("Canary", "1,200", "1200.00", "USD", "10,909", "10909"):
-            assert secret not in body, secret
+            assert secret not in rest, secret
