@@ -123,6 +123,9 @@ EIGHT_PLACES = _l("Enter a rate with at most eight decimal places.")
 RATE_RANGE = _l("Enter a rate between 0.000001 and 1,000,000.")
 TOO_LONG = _l("Enter at most %(count)d characters.", count=MAX_LENGTH)
 OUT_OF_RANGE = _l("No usable rate: converting at it gives no amount that can be recorded.")
+TOTAL_TOO_LARGE = _l(
+    "These amounts add up to more than 999,999,999,999.99, the most one amount can be: lower them."
+)
 
 
 def quantize(amount):
@@ -241,6 +244,16 @@ def stored_rate(value):
     if value != value.quantize(RATE_PLACES):
         raise MoneyError(f"rate {value} has more than eight places")
     return value.quantize(RATE_PLACES)
+
+
+def total(amounts):
+    """The sum of ``amounts`` (each a Decimal in cents; None and zero are left out), to
+    be stored as one amount; or raise :class:`MoneyError` saying so in words when it is
+    beyond :data:`MAX_AMOUNT`, though each part is within it."""
+    result = sum((Decimal(a) for a in amounts if a), start=Decimal("0.00"))
+    if not result.is_finite() or result.copy_abs() > MAX_AMOUNT:
+        raise MoneyError(TOTAL_TOO_LARGE)
+    return quantize(result)
 
 
 def check_currency(code):

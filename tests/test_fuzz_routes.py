@@ -4,7 +4,9 @@ a page (a refusal in words, a redirect, a 4xx), never a crash; and the money sti
 The demo world gives every role cases in every status, grants, payments and pools. Each
 role's client walks its pages from its home, following links; every query string it meets
 gets hostile values, and every form on every page is posted again with one field at a time
-replaced by a hostile value.
+replaced by a hostile value, then with every amount at its largest at once (amounts each
+within bounds may add up past what an amount holds), rates as the page gives them and
+then at their largest too.
 """
 
 import io
@@ -23,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from hrdfund.auth.models import User
 from hrdfund.columns import utcnow
 from hrdfund.extensions import db
+from hrdfund.money import MAX_AMOUNT, MAX_RATE
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor
 from tests.money_world import MoneyWorld, pay
@@ -32,7 +35,9 @@ from tests.money_world import MoneyWorld, pay
 NUMBER_HOSTILE = ["sNaN", "-Infinity", "1e30", "100.005", "-1", str(10**19), "９９", "1_000"]
 DATE_HOSTILE = ["9999-12-31", "0001-01-01", "2026-02-30", "sNaN"]
 TEXT_HOSTILE = ["x" * 5000, "' OR 1=1 --", "\u202egnp.exe", "", "sNaN", str(10**19)]
-HOSTILE = {*NUMBER_HOSTILE, *DATE_HOSTILE, *TEXT_HOSTILE}
+#: Each amount and each rate at the largest its field takes.
+LARGEST_AMOUNT, LARGEST_RATE = str(MAX_AMOUNT), str(MAX_RATE)
+HOSTILE = {*NUMBER_HOSTILE, *DATE_HOSTILE, *TEXT_HOSTILE, LARGEST_AMOUNT, LARGEST_RATE}
 #: Fields that take a number or name a row by its number.
 NUMBERISH = re.compile(
     r"amount|rate|fee|cap|age|people|months|count|visits|interval|reviewer|allocation|"
@@ -42,6 +47,17 @@ NUMBERISH = re.compile(
 QUERY_HOSTILE = ["sNaN", "1e30", "-1", str(10**19), "9999", "９９", "x" * 300, "' OR 1=1 --", ""]
 #: Query arguments pages take; each is tried on every page with hostile values.
 QUERY_ARGS = ("page", "period", "format", "sort", "status", "category", "country", "pool", "q")
+#: The forms that take amounts, by the endpoint they post to.
+MONEY_FORMS = {
+    "applications.edit",
+    "applications.recommend",
+    "applications.cofunding",
+    "grants.approve",
+    "disbursements.record",
+    "disbursements.reverse",
+    "pools.contribute",
+    "pools.create_pool",
+}
 #: Pages per endpoint the walk opens: enough case pages to meet cases in every status.
 PER_ENDPOINT = 25
 #: Posting this would end the walk: the client would be signed out.
@@ -70,6 +86,7 @@ class _Forms(HTMLParser):
                     "fields": {},
                     "types": {},
                     "files": [],
+                    "decimal": [],
                 }
             )
         elif not self.forms or "name" not in a:
@@ -80,6 +97,8 @@ class _Forms(HTMLParser):
             self.forms[-1]["types"][a["name"]] = kind
             if kind == "file":
                 self.forms[-1]["files"].append(a["name"])
+            if a.get("inputmode") == "decimal":  # an amount or a rate
+                self.forms[-1]["decimal"].append(a["name"])
             elif kind in ("checkbox", "radio"):
                 if "checked" in a or a["name"] not in fields:
                     fields[a["name"]] = a.get("value", "y")
@@ -89,6 +108,7 @@ class _Forms(HTMLParser):
             self.forms[-1]["fields"].setdefault(a["name"], "")
         elif tag == "textarea":
             self.forms[-1]["fields"][a["name"]] = ""
+            self.forms[-1]["types"][a["name"]] = "textarea"
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
@@ -122,6 +142,21 @@ def _hostile(name, kind):
     if kind == "number" or NUMBERISH.search(name.split("-")[-1]):
         return NUMBER_HOSTILE
     return TEXT_HOSTILE
+
+
+def _filled(form):
+    """The form's empty text and date fields filled with plain values, so that what it
+    sends passes its other checks."""
+    filled = {}
+    for name, value in form["fields"].items():
+        kind = form["types"].get(name)
+        if value or name in form["decimal"]:
+            continue
+        if kind == "date" or name.endswith("_on"):
+            filled[name] = utcnow().date().isoformat()
+        elif kind in ("text", "textarea"):
+            filled[name] = "Fuzz"
+    return filled
 
 
 def _parse(html):
@@ -174,6 +209,8 @@ class _Walk:
         #: Each kind of form (its action's endpoint and fields) and each page's query
         #: string is fuzzed once, however many pages show it.
         self.fuzzed = set()
+        #: The endpoints of the forms sent with every amount at its largest.
+        self.largest = set()
 
     def request(self, method, url, **kwargs):
         response = self.client.open(url, method=method, **kwargs)
@@ -239,15 +276,26 @@ class _Walk:
         if SKIP_ACTIONS.search(action) or kind in self.fuzzed:
             return
         self.fuzzed.add(kind)
-        for name in sorted(form["fields"]):
-            for value in _hostile(name, form["types"].get(name)):
-                data = {**form["fields"], name: value}
-                kwargs = {"data": data}
-                if form["multipart"]:
-                    for field in form["files"]:
-                        data[field] = (io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "x.pdf")
-                    kwargs["content_type"] = "multipart/form-data"
-                self.request("POST", action, **kwargs)
+        variants = [
+            {name: value}
+            for name in sorted(form["fields"])
+            for value in _hostile(name, form["types"].get(name))
+        ]
+        rates = {n for n in form["decimal"] if "rate" in n.split("-")[-1]}
+        largest = {n: LARGEST_AMOUNT for n in form["decimal"] if n not in rates}
+        if largest:
+            # The rest of the form filled in, so the amounts reach the service.
+            largest = {**_filled(form), **largest}
+            variants += [largest, {**largest, **dict.fromkeys(rates, LARGEST_RATE)}]
+            self.largest.add(kind[0])
+        for changes in variants:
+            data = {**form["fields"], **changes}
+            kwargs = {"data": data}
+            if form["multipart"]:
+                for field in form["files"]:
+                    data[field] = (io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "x.pdf")
+                kwargs["content_type"] = "multipart/form-data"
+            self.request("POST", action, **kwargs)
 
 
 def _login(login):
@@ -291,7 +339,7 @@ def test_no_page_or_form_crashes_on_what_it_does_not_offer(app, world, runner):
     visitor = _Walk(app, app.test_client(), "visitor")
     visitor.walk(["/login", "/register"])
     assert {"auth.login", "auth.register"} <= {k[0] for k in visitor.fuzzed}
-    crashes = visitor.crashes
+    crashes, largest = visitor.crashes, set()
     for role in ROLES:
         client = app.test_client()
         _sign_in(client, world["accounts"][role])
@@ -299,6 +347,9 @@ def test_no_page_or_form_crashes_on_what_it_does_not_offer(app, world, runner):
         walk.walk(["/", *world["cases"]])
         assert len(walk.seen) >= 3, (role, walk.seen)
         crashes += walk.crashes
+        largest |= walk.largest
     assert not crashes, "\n".join(crashes[:80])
+    # Every form that takes amounts had them all at their largest at once.
+    assert MONEY_FORMS <= largest, MONEY_FORMS - largest
     result = runner.invoke(args=["hrdfund", "check"])
     assert result.exit_code == 0, result.output[-3000:]

@@ -11,7 +11,7 @@ from .. import audit
 from ..auth.models import Role
 from ..columns import utcnow
 from ..extensions import db
-from ..money import check_currency, quantize
+from ..money import check_currency, total
 from .access import REVIEW_ROLES, can_see, visible_cases
 from .models import Application, Message, StatusChange, VerificationStatus
 from .models import ApplicationStatus as S
@@ -95,12 +95,14 @@ def recommend(
     if application.status != S.IN_REVIEW:
         raise ReviewError(_l("Only a case in review can be recommended."))
     recommendation = Recommendation(recommendation)
+    if not amount and line_amounts:
+        # Refused (MoneyError) before anything changes when the lines add up to more
+        # than one amount holds.
+        amount = total(line_amounts.values())
     lines = {line.id: line for line in application.budget_lines}
     for line_id, line_amount in (line_amounts or {}).items():
         if line_id in lines and line_amount is not None:
             lines[line_id].recommended_amount = line_amount
-    if not amount and line_amounts:
-        amount = sum((a for a in line_amounts.values() if a), start=quantize(0))
     if recommendation != Recommendation.REJECT and not amount:
         raise ReviewError(_l("A recommendation to approve names an amount."))
     review = Review(

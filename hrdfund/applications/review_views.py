@@ -14,6 +14,7 @@ from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role, User
 from ..extensions import db
+from ..money import MoneyError
 from . import access, bp, panels, review_services
 from .access import Section, get_application_or_404
 from .models import ApplicationStatus as S
@@ -191,7 +192,7 @@ def recommend(uid):
             form.assessment.data,
             line_amounts=amounts,
         )
-    except ReviewError as exc:
+    except (ReviewError, MoneyError) as exc:
         return _again(application, "assessment", form, exc)
     return _back(application, _("Recommendation recorded. A manager decides next."))
 

@@ -12,7 +12,7 @@ from ..alerts.models import AlertKind
 from ..auth.models import Role
 from ..columns import cipher, utcnow
 from ..extensions import db
-from ..money import check_currency
+from ..money import check_currency, total
 from . import access, targets
 from .categories import CATEGORY_FIELDS
 from .models import (
@@ -148,9 +148,13 @@ def start_application(actor, category, fund_id, consent_method=None):
 
 
 def save_draft(application, data, actor):
-    """Store what the applicant typed so far; anything may still be missing."""
+    """Store what the applicant typed so far; anything may still be missing. Budget lines
+    adding up to more than one amount can hold are refused (:class:`MoneyError`) before
+    anything changes."""
     if application.status != S.DRAFT:
         raise NotEditableError()
+    lines = [line for line in data.get("budget", []) if line.get("amount")]
+    requested = total(line["amount"] for line in lines)
     with db.session.no_autoflush:  # one UPDATE of the case, not one per collection
         for name in ("defender_name", "defender_work", "threat", "urgency_reason", "other_funders"):
             setattr(application, name, (data.get(name) or "").strip() or None)
@@ -161,7 +165,6 @@ def save_draft(application, data, actor):
         application.urgency = Urgency(data.get("urgency") or Urgency.NORMAL)
         application.currency = check_currency(data.get("currency") or "USD")
         application.details = _clean_details(data.get("details") or {})
-        lines = [line for line in data.get("budget", []) if line.get("amount")]
         application.budget_lines = [
             BudgetLine(
                 description=(line.get("description") or "").strip() or None,
@@ -170,9 +173,7 @@ def save_draft(application, data, actor):
             )
             for line in lines
         ]
-        application.amount_requested = (
-            sum((b.amount for b in application.budget_lines), start=Decimal(0)) or None
-        )
+        application.amount_requested = requested or None
         people = [
             p for p in data.get("dependants", []) if p.get("relation") or p.get("age") is not None
         ]

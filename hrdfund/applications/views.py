@@ -25,6 +25,7 @@ from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..columns import utcnow
 from ..extensions import db, reading
+from ..money import MoneyError
 from ..paging import page_arg
 from ..pools.models import ExchangeRate, Pool
 from . import access, bp, documents, services, targets
@@ -352,7 +353,11 @@ def edit(uid):
     if not form.validate_on_submit():
         form.form_errors.append(_("Some answers need correcting: see the messages below."))
         return refused.refuse(form, to=page)
-    services.save_draft(application, form.data, current_user)
+    try:
+        services.save_draft(application, form.data, current_user)
+    except MoneyError as exc:  # budget lines adding up past what one amount holds
+        form.form_errors.append(str(exc))
+        return refused.refuse(form, to=page)
     if not form.submit.data:
         db.session.commit()
         flash(_("Draft saved. You can come back to it at any time."), "info")

@@ -1,0 +1,127 @@
+"""Amounts that are each within what an amount holds but add up past it: the total a
+service stores (an application's amount requested, a reviewer's recommended amount) is
+refused in words, nothing is saved, and the form comes back with what was typed."""
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.applications import review_services
+from hrdfund.applications.models import (
+    Application,
+    ApplicationStatus,
+    BudgetLine,
+    Category,
+    Reference,
+)
+from hrdfund.applications.review_models import Review
+from hrdfund.extensions import db
+from hrdfund.money import MAX_AMOUNT, MoneyError, total
+from tests.conftest import login
+
+MAX = str(MAX_AMOUNT)
+REFUSAL = "add up to more than 999,999,999,999.99"
+
+
+def test_a_total_beyond_what_an_amount_holds_is_refused_in_words():
+    assert total([MAX_AMOUNT, None, Decimal("0.00")]) == MAX_AMOUNT
+    assert total([]) == Decimal("0.00")
+    with pytest.raises(MoneyError, match=REFUSAL):
+        total([MAX_AMOUNT, Decimal("0.01")])
+
+
+def _start(client):
+    response = client.post("/apply", data={"category": "relocation"})
+    assert response.status_code == 302
+    return response.location.split("/")[2]
+
+
+def _application(uid):
+    db.session.expire_all()
+    return db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+
+
+@pytest.mark.parametrize("action", ["save", "submit"])
+def test_budget_lines_adding_up_past_the_largest_amount_are_refused(
+    client, make_user, fund, action
+):
+    login(client, make_user("applicant"))
+    uid = _start(client)
+    client.post(
+        f"/applications/{uid}/edit",
+        data={"budget-0-description": "Rent", "budget-0-amount": "1200.00", "save": "1"},
+    )
+    response = client.post(
+        f"/applications/{uid}/edit",
+        data={
+            "defender_work": "Land rights canary-KEPT",
+            "budget-0-description": "Rent",
+            "budget-0-amount": MAX,
+            "budget-1-description": "Travel",
+            "budget-1-amount": MAX,
+            action: "1",
+        },
+    )
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert REFUSAL in page
+    # What was typed comes back to be corrected; what was stored is as before.
+    assert "canary-KEPT" in page and page.count(f'value="{MAX}"') == 2
+    application = _application(uid)
+    assert application.status == ApplicationStatus.DRAFT
+    assert application.amount_requested == Decimal("1200.00")
+    assert [line.amount for line in application.budget_lines] == [Decimal("1200.00")]
+    assert application.defender_work is None
+
+
+def test_recommended_lines_adding_up_past_the_largest_amount_are_refused(app, fund, make_user):
+    applicant, reviewer = make_user("applicant"), make_user("reviewer")
+    case = Application(
+        fund_id=fund.id,
+        applicant_id=applicant.id,
+        category=Category.MEDICAL,
+        status=ApplicationStatus.IN_REVIEW,
+        currency="EUR",
+        country="KE",
+        amount_requested=Decimal("6000.00"),
+        assigned_reviewer_id=reviewer.id,
+    )
+    case.budget_lines = [
+        BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
+        BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
+    ]
+    case.references = [Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")]
+    db.session.add(case)
+    db.session.commit()
+    client = app.test_client()
+    login(client, reviewer)
+    response = client.post(
+        f"/applications/{case.uid}/recommend",
+        data={
+            "recommend-risk_level": "high",
+            "recommend-recommendation": "approve",
+            "recommend-lines-0": MAX,
+            "recommend-lines-1": MAX,
+            "recommend-assessment": "Verified",
+        },
+    )
+    assert response.status_code == 400
+    assert REFUSAL in response.get_data(as_text=True)
+    db.session.expire_all()
+    case = db.session.get(Application, case.id)
+    assert case.status == ApplicationStatus.IN_REVIEW
+    assert [line.recommended_amount for line in case.budget_lines] == [None, None]
+    assert db.session.execute(sa.select(Review)).first() is None
+    # The service refuses whoever calls it, before it changes anything.
+    with pytest.raises(MoneyError, match=REFUSAL):
+        review_services.recommend(
+            case,
+            reviewer,
+            "high",
+            "approve",
+            None,
+            "Verified",
+            line_amounts={line.id: MAX_AMOUNT for line in case.budget_lines},
+        )
+    assert [line.recommended_amount for line in case.budget_lines] == [None, None]
