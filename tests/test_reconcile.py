@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from hrdfund.applications.review_services import declare_conflict
 from hrdfund.applications.services import submit_report
@@ -319,3 +321,132 @@ def test_a_problem_quotes_a_long_value_briefly(world, three):
         reconcile.import_statement(world.fund.id, world.finance, statement(line))
     (problem,) = [str(p) for p in refused.value.problems]
     assert "not written like 1234.50" in problem and len(problem) < 200
+
+
+def test_every_line_counts_towards_the_row_limit(world, three):
+    """Lines of the wrong number of values count as rows: a file of a million short lines
+    is refused at the limit, in one sentence, not checked line by line."""
+    data = (HEADER + "a\n" * (reconcile.MAX_ROWS + 1)).encode()
+    with pytest.raises(reconcile.StatementError) as refused:
+        reconcile.check_statement(world.finance, data)
+    assert [str(p) for p in refused.value.problems] == [
+        f"The file has more than {reconcile.MAX_ROWS} lines below its header; split it."
+    ]
+    # At the limit the lines are still read, each named.
+    data = (HEADER + "a\n" * reconcile.MAX_ROWS).encode()
+    with pytest.raises(reconcile.StatementError, match="has 1 values where the first line"):
+        reconcile.check_statement(world.finance, data)
+
+
+def test_a_refusal_lists_the_first_problems_and_counts_the_rest(world, three):
+    lines = [f"TRF-X{n},1.00,EUR,2026-02-05,delivered" for n in range(120)]
+    with pytest.raises(reconcile.StatementError) as refused:
+        reconcile.import_statement(world.fund.id, world.finance, statement(*lines))
+    problems = [str(p) for p in refused.value.problems]
+    assert len(problems) == reconcile.MAX_PROBLEMS + 1
+    assert problems[0] == "Line 2: no payment of this fund has the reference TRF-X0."
+    assert problems[-2] == "Line 51: no payment of this fund has the reference TRF-X49."
+    assert problems[-1] == (
+        "70 more problems on later lines are not listed; correct these and check the file again."
+    )
+
+
+def test_a_large_bad_file_gets_a_short_page_at_once(app, world, three):
+    """A megabyte of one-letter lines took 18 seconds and made a page of 35 MB, listing
+    half a million problems; now it is refused at the row limit, and a file of thousands
+    of bad rows lists the first few dozen."""
+    finance = as_user(app, world.finance)
+    # Encoded in memory: the test client would spool a large file it never closes.
+    boundary, body = encode_multipart(
+        {"statement": FileStorage(io.BytesIO((HEADER + "a\n" * 524_000).encode()), "s.csv")}
+    )
+    sent = finance.post(
+        "/payments/statements",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+    refused = refused_page(finance, sent, "/payments#import")
+    assert "more than 5000 lines below its header" in refused.get_data(as_text=True)
+    assert len(refused.data) < 100_000
+    many = upload(finance, statement(*(f"NOPE-{n},1.00,EUR,2026-02-05,x" for n in range(5000))))
+    assert [r.status_code for r in many.history] == [303] and len(many.data) < 100_000
+    assert "4950 more problems on later lines" in many.get_data(as_text=True)
+
+
+def test_a_statement_is_checked_with_no_write_lock_held(app, backend, world, three, monkeypatch):
+    """Reading and checking the file keeps no other writer waiting; only applying the
+    checked lines takes the write lock."""
+    from hrdfund.extensions import sqlite_begin_statement
+    from tests.test_models import _another_writer_gets_the_lock
+
+    during = []
+    check = reconcile.check_statement
+
+    def watched(*args, **kwargs):
+        lines = check(*args, **kwargs)
+        free = _another_writer_gets_the_lock() if backend == "sqlite" else True
+        during.append((sqlite_begin_statement(), free))
+        return lines
+
+    monkeypatch.setattr(reconcile, "check_statement", watched)
+    finance = as_user(app, world.finance)
+    done = upload(finance, statement("TRF-1,1000,EUR,2026-02-05,delivered"))
+    assert done.status_code == 200 and "1 delivered, 0 short, 0 failed" in done.get_data(True)
+    assert during == [("BEGIN", True)]
+    assert ledger_counts()[0] == 1
+
+
+def test_what_changes_between_the_check_and_the_import_is_checked_again(world, three):
+    """The lines were checked with no lock; before they are applied, what could have
+    changed meanwhile is read again, and a line that no longer holds refuses the file."""
+    data = statement(
+        "TRF-1,1000,EUR,2026-02-05,delivered",
+        "TRF-2,1000,EUR,2026-02-05,failed",
+        "TRF-3,1000,EUR,2026-02-05,delivered",
+    )
+    checked = reconcile.check_statement(world.finance, data)
+    db.session.rollback()
+    # Meanwhile: another statement reconciles TRF-1, TRF-2 bounces and is sent again
+    # under its reference, and the officer declares a conflict on TRF-3's case.
+    reconcile.import_statement(
+        world.fund.id, world.finance, statement("TRF-1,1000,EUR,2026-02-06,delivered")
+    )
+    payments.reverse_disbursement(three[1], world.finance, "bounced")
+    pay(world, three[1].grant, "1000", instalment=None, reference="TRF-2")
+    declare_conflict(three[2].grant.application, world.finance)
+    db.session.commit()
+    before = ledger_counts()
+    with pytest.raises(reconcile.StatementError) as refused:
+        reconcile.import_statement(world.fund.id, world.finance, data, checked=checked)
+    db.session.rollback()
+    assert [str(p) for p in refused.value.problems] == [
+        "Line 2: payment TRF-1 was reconciled before, by a statement of "
+        f"{utcnow().date().isoformat()}.",
+        "Line 3: another payment took the reference TRF-2 while the file was checked; "
+        "check it again.",
+        "Line 4: payment TRF-3 is on a case you declared a conflict on; another finance "
+        "officer reconciles it.",
+    ]
+    assert ledger_counts() == before
+    # The same file checked twice at once: the first to apply it wins.
+    data = statement("TRF-4,1000,EUR,2026-02-05,delivered")
+    fourth = pay(
+        world, world.grant("2000", pool=world.eur), "1000", instalment=None, reference="TRF-4"
+    )
+    db.session.commit()
+    checked = reconcile.check_statement(world.finance, data)
+    again = reconcile.check_statement(world.finance, data)
+    db.session.rollback()
+    reconcile.import_statement(world.fund.id, world.finance, data, checked=checked)
+    db.session.commit()
+    with pytest.raises(reconcile.StatementError, match="This statement was imported on"):
+        reconcile.import_statement(world.fund.id, world.finance, data, checked=again)
+    db.session.rollback()
+    assert (
+        db.session.execute(
+            sa.select(Delivery.disbursement_id).where(Delivery.import_id.is_not(None))
+        )
+        .scalars()
+        .all()[-1]
+        == fourth.id
+    )

@@ -96,15 +96,26 @@ def index():
 @bp.post("/payments/statements")
 @role_required(Role.FINANCE)
 def import_statement():
-    """Apply a bank's or provider's statement as a whole, or refuse it with every problem."""
-    form = StatementForm()
+    """Apply a bank's or provider's statement as a whole, or refuse it with its problems.
+    The file is read and checked with no write lock held; applying it takes one, in a
+    transaction that checks again only what may have changed meanwhile."""
+    actor = current_user._get_current_object()
     again = url_for("disbursements.index", _anchor="import")
-    if not form.validate_on_submit():
-        return refused.refuse(form, to=again)
-    data = form.statement.data.read()
+    problems = []
+    with reading():
+        form = StatementForm()
+        valid = form.validate_on_submit()
+        if valid:
+            data = form.statement.data.read()
+            try:
+                checked = reconcile.check_statement(actor, data)
+            except reconcile.StatementError as exc:
+                problems = [str(p) for p in exc.problems]
+    if not valid or problems:
+        return refused.refuse(form, to=again, problems=problems)
     try:
         _statement, lines = reconcile.import_statement(
-            current_user.fund_id, current_user._get_current_object(), data
+            current_user.fund_id, actor, data, checked=checked
         )
     except reconcile.StatementError as exc:
         return refused.refuse(form, to=again, problems=exc.problems)
