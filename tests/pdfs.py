@@ -21,14 +21,29 @@ def xmp_packet(creator):
 
 
 def make_pdf(
-    text="A quote for the new locks", pages=1, info=None, xmp=None, comment_by=None, jpeg=None
+    text="A quote for the new locks",
+    pages=1,
+    info=None,
+    xmp=None,
+    comment_by=None,
+    jpeg=None,
+    catalog=b"",
+    page=b"",
+    extra=(),
+    image=None,
 ):
     """A valid PDF of ``pages`` pages, each showing ``text`` (uncompressed, so the words are
     in the file's bytes), with a document information dictionary ``info`` ({"Author": ...}),
     an XMP packet ``xmp`` on the catalog and on the first page, a comment on the first page
-    written by ``comment_by``, and the photo ``jpeg`` (bytes, 32 x 24) drawn on it."""
+    written by ``comment_by``, and the photo ``jpeg`` (bytes, 32 x 24) drawn on it.
+
+    ``catalog`` and ``page`` are written into the catalog and the first page's dictionary
+    as they are; ``extra`` are more objects, each a dictionary (bytes) or a stream (its
+    dictionary without /Length, and its data). In those dictionaries ``@0``, ``@1``... refer
+    to the objects of ``extra`` and ``@P`` to the first page. ``image`` is (filters, data):
+    the photo's /Filter written as given and its data already encoded by them."""
     objects = {}
-    catalog, page_tree, font = 1, 2, 3
+    catalog_id, page_tree, font = 1, 2, 3
     next_id = 4
     kids = []
     metadata_id = None
@@ -44,35 +59,55 @@ def make_pdf(
         next_id += 2
         stream = b"BT /F1 12 Tf 72 720 Td " + _string(f"{text} (page {number + 1})") + b" Tj ET"
         images = b""
-        if number == 0 and jpeg is not None:
+        if number == 0 and (jpeg is not None or image is not None):
+            filters, data = image if image is not None else (b"/DCTDecode", jpeg)
             image_id, next_id = next_id, next_id + 1
             objects[image_id] = (
                 b"<< /Type /XObject /Subtype /Image /Width 32 /Height 24 /ColorSpace /DeviceRGB"
-                b" /BitsPerComponent 8 /Filter /DCTDecode /Length %d >>\nstream\n"
-                % len(jpeg)
-                + jpeg
+                b" /BitsPerComponent 8 /Filter %s /Length %d >>\nstream\n"
+                % (filters, len(data))
+                + data
                 + b"\nendstream"
             )
             stream += b" q 320 0 0 240 72 400 cm /Im1 Do Q"
             images = b" /XObject << /Im1 %d 0 R >>" % image_id
         objects[content_id] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
-        extra = b""
+        extra_page = b""
         if number == 0 and metadata_id is not None:
-            extra += b" /Metadata %d 0 R" % metadata_id
+            extra_page += b" /Metadata %d 0 R" % metadata_id
         if number == 0 and comment_by is not None:
             annotation_id, next_id = next_id, next_id + 1
             objects[annotation_id] = (
                 b"<< /Type /Annot /Subtype /Text /Rect [72 600 92 620] /Contents (Check this)"
                 b" /T " + _string(comment_by) + b" >>"
             )
-            extra += b" /Annots [%d 0 R]" % annotation_id
+            extra_page += b" /Annots [%d 0 R]" % annotation_id
+        if number == 0:
+            extra_page += b" " + page
         objects[page_id] = (
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
-            b" /Resources << /Font << /F1 3 0 R >>%s >>%s >>" % (content_id, images, extra)
+            b" /Resources << /Font << /F1 3 0 R >>%s >>%s >>" % (content_id, images, extra_page)
         )
         kids.append(page_id)
     catalog_extra = b" /Metadata %d 0 R" % metadata_id if metadata_id is not None else b""
-    objects[catalog] = b"<< /Type /Catalog /Pages 2 0 R%s >>" % catalog_extra
+    objects[catalog_id] = b"<< /Type /Catalog /Pages 2 0 R%s %s >>" % (catalog_extra, catalog)
+    numbers = list(range(next_id, next_id + len(extra)))
+    next_id += len(extra)
+
+    def refer(dictionary):
+        for n, number in reversed(list(enumerate(numbers))):  # @10 before @1
+            dictionary = dictionary.replace(b"@%d" % n, b"%d 0 R" % number)
+        return dictionary.replace(b"@P", b"%d 0 R" % kids[0])
+
+    for key in (catalog_id, kids[0]):
+        objects[key] = refer(objects[key])
+    for number, body in zip(numbers, extra, strict=True):
+        if isinstance(body, tuple):
+            dictionary, data = body
+            length = b" /Length %d >>\nstream\n" % len(data)
+            objects[number] = refer(dictionary[:-2]) + length + data + b"\nendstream"
+        else:
+            objects[number] = refer(body)
     objects[page_tree] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
         b" ".join(b"%d 0 R" % kid for kid in kids),
         pages,

@@ -1,6 +1,8 @@
 """Documents: accepted by content, cleaned of metadata, encrypted at rest, shown only to
 those who may see the case."""
 
+import base64
+import binascii
 import io
 import os
 import shutil
@@ -316,6 +318,172 @@ def test_a_photo_inside_a_pdf_loses_its_location_and_camera_data(client, case_ui
     with Image.open(io.BytesIO(image.data)) as kept, Image.open(io.BytesIO(photo)) as sent:
         assert kept.size == (32, 24) and not kept.getexif()
         assert kept.tobytes() == sent.tobytes()
+
+
+def _everything_in(data):
+    """Every object of a PDF as a library that did not write it reads it: dictionaries (and
+    what is written inside them) and the decoded data of streams, to search."""
+    reader = PdfReader(io.BytesIO(data), strict=True)
+    numbers = set(reader.xref_objStm)
+    for table in reader.xref.values():
+        numbers |= set(table)
+    found = []
+    for number in numbers:
+        obj = reader.get_object(number)
+        found.append(repr(obj).encode())
+        if hasattr(obj, "get_data"):
+            found.append(obj.get_data())
+    return b"\n".join(found)
+
+
+_N = NAME.encode()
+#: Where a PDF can carry a name besides its document information and XMP: what each
+#: case writes into the catalog and the first page, and the objects it adds.
+_NAMED_ELSEWHERE = {
+    "an article thread's information": {
+        "catalog": b"/Threads [@0]",
+        "page": b"/B [@1]",
+        "extra": [
+            b"<< /Type /Thread /I << /Title (Safe house) /Author (" + _N + b") >> /F @1 >>",
+            b"<< /Type /Bead /T @0 /N @1 /V @1 /P @P /R [0 0 100 100] >>",
+        ],
+    },
+    "an action opening an article by its title": {
+        "catalog": b"/OpenAction << /S /Thread /D (Notes of " + _N + b") >>",
+    },
+    "editors' private data inside a dictionary of the page": {
+        "page": b"/Group << /S /Transparency /CS /DeviceRGB /PieceInfo << /Word << /Private ("
+        + _N
+        + b") /LastModified (D:20260101) >> >> >>",
+    },
+    "XMP referred to from inside a dictionary of the page": {
+        "page": b"/Group << /S /Transparency /CS /DeviceRGB /Metadata @0 >>",
+        "extra": [(b"<< /Type /Metadata /Subtype /XML >>", xmp_packet(NAME))],
+    },
+    "the source of a web capture": {
+        "catalog": b"/SpiderInfo << /V 1.0 /Author (" + _N + b") >>",
+    },
+    "a web capture's pages by address": {
+        "catalog": b"/Names << /URLS << /Names [(https://example.org/" + _N + b") @0] >> >>",
+        "extra": [
+            b"<< /Type /SpiderContentSet /S /SPS /ID <0a0b> /O [@P] /SI << /AU (https://"
+            + _N
+            + b") /TS (D:20260101) >> >>"
+        ],
+    },
+    "an output intent's notes": {
+        "catalog": b"/OutputIntents [<< /Type /OutputIntent /S /GTS_PDFA1 "
+        b"/OutputConditionIdentifier (sRGB) /Info (Proof for " + _N + b") "
+        b"/OutputCondition (Printer of " + _N + b") >>]",
+    },
+    "a layer's name and its configuration": {
+        "catalog": b"/OCProperties << /OCGs [@0] /D << /Name (Layers of " + _N + b") "
+        b"/Creator (" + _N + b") /Order [(Notes of " + _N + b") @0] >> >>",
+        "extra": [
+            b"<< /Type /OCG /Name (Notes of " + _N + b") /Usage << /User << /Type /Ind "
+            b"/Name (" + _N + b") >> /CreatorInfo << /Creator (" + _N + b") "
+            b"/Subtype /Artwork >> >> >>"
+        ],
+    },
+    "a portfolio's fields": {
+        "catalog": b"/Collection << /Schema << /A << /Subtype /S /N (" + _N + b") >> >> >>",
+    },
+}
+
+
+@pytest.mark.parametrize("where", list(_NAMED_ELSEWHERE))
+def test_a_name_anywhere_else_in_a_pdf_leaves_it_too(client, case_uid, where):
+    original = make_pdf("canary-quote-text-7781", **_NAMED_ELSEWHERE[where])
+    assert _N in _everything_in(original)
+    assert _upload(client, case_uid, original).status_code == 302
+    cleaned = read_document(_only_document())
+    assert _N not in _everything_in(cleaned) and _N not in cleaned
+    assert _pages(cleaned) == ["canary-quote-text-7781 (page 1)"]
+
+
+def test_layers_and_output_intents_stay_without_their_names(client, case_uid):
+    """What the pages need of them is kept: the layers, numbered, in their order, and the
+    output intent's condition."""
+    layers = _NAMED_ELSEWHERE["a layer's name and its configuration"]
+    intent = _NAMED_ELSEWHERE["an output intent's notes"]
+    original = (
+        make_pdf(
+            "canary-quote-text-7781",
+            catalog=layers["catalog"] + b" " + intent["catalog"],
+            extra=layers["extra"] + [b"<< /Type /OCG /Name (Second) >>"],
+        )
+        .replace(b"/OCGs [", b"/OCGs [@1 ")
+        .replace(b"@1 ", b"")
+    )  # one layer listed
+    assert _upload(client, case_uid, original).status_code == 302
+    root = PdfReader(io.BytesIO(read_document(_only_document())), strict=True).trailer["/Root"]
+    (layer,) = root["/OCProperties"]["/OCGs"]
+    assert layer.get_object()["/Name"] == "Layer 1"
+    assert "/Usage" not in layer.get_object() or not layer.get_object()["/Usage"].get("/User")
+    config = root["/OCProperties"]["/D"]
+    assert "/Name" not in config and "/Creator" not in config
+    assert [item.get_object() for item in config["/Order"]] == [layer.get_object()]
+    (kept,) = root["/OutputIntents"]
+    assert kept["/S"] == "/GTS_PDFA1" and kept["/OutputConditionIdentifier"] == "sRGB"
+    assert "/Info" not in kept and "/OutputCondition" not in kept
+
+
+def _wrapped(photo, chain):
+    """The photo encoded by the filters of ``chain`` before DCTDecode, and the chain."""
+    data = photo
+    for name in reversed(chain):
+        if name == "FlateDecode":
+            data = zlib.compress(data)
+        elif name == "ASCIIHexDecode":
+            data = binascii.hexlify(data) + b">"
+        elif name == "ASCII85Decode":
+            data = base64.a85encode(data) + b"~>"
+    names = b" ".join(b"/" + name.encode() for name in (*chain, "DCTDecode"))
+    return b"[" + names + b"]", data
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [("FlateDecode",), ("ASCIIHexDecode",), ("ASCII85Decode", "FlateDecode")],
+    ids=lambda chain: "+".join(chain),
+)
+def test_a_photo_wrapped_in_other_filters_loses_its_camera_data(client, case_uid, chain):
+    """A JPEG stored compressed again (``[/FlateDecode /DCTDecode]``), or as text, keeps
+    its EXIF where no plain search finds it; it is unwrapped, cleaned and stored again."""
+    photo = _jpeg_with_gps()
+    original = make_pdf("canary-quote-text-7781", image=_wrapped(photo, chain))
+    assert b"canary-camera-note" in _everything_in(original)
+    assert _upload(client, case_uid, original).status_code == 302
+    cleaned = read_document(_only_document())
+    assert b"canary-camera-note" not in _everything_in(cleaned)
+    (image,) = PdfReader(io.BytesIO(cleaned), strict=True).pages[0].images
+    with Image.open(io.BytesIO(photo)) as sent:
+        assert image.image.size == (32, 24) and not image.image.getexif()
+        assert image.image.tobytes() == sent.tobytes()
+    assert [text.strip() for text in _pages(cleaned)] == ["canary-quote-text-7781 (page 1)"]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        # A few kilobytes that would inflate to 64 MB around a photo.
+        (b"[/FlateDecode /DCTDecode]", zlib.compress(b"\xff\xd8" + bytes(64 * 2**20), 9)),
+        (b"[/LZWDecode /DCTDecode]", b"\x80\x0b\x60\x50\x22\x0c\x0c\x85\x01"),
+        (b"[/FlateDecode /DCTDecode] /DecodeParms [<< /Predictor 12 /Columns 4 >> null]", b"x"),
+    ],
+    ids=["inflating", "lzw", "predictor"],
+)
+def test_a_wrapped_photo_that_cannot_be_unwrapped_within_bounds_is_refused(client, case_uid, image):
+    refused = _upload(client, case_uid, make_pdf(image=image))
+    assert refused.status_code == 400
+    assert "too complex" in refused.get_data(as_text=True)
+
+
+def test_a_pdf_of_too_many_values_is_refused(client, case_uid, monkeypatch):
+    monkeypatch.setattr(documents, "MAX_PDF_VALUES", 20)
+    refused = _upload(client, case_uid, make_pdf(pages=3))
+    assert refused.status_code == 400
+    assert "too complex" in refused.get_data(as_text=True)
 
 
 @pytest.fixture

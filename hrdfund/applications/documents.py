@@ -1,14 +1,16 @@
 """Uploaded documents: checked by content, cleaned of metadata (images re-encoded, PDFs
-rewritten without their document information, XMP, private application data, scripts and
-attached files), encrypted at rest under random names, readable only through the case's
-access rule.
+rewritten without their document information, XMP, private application data, article
+threads, web capture sources, layer names, scripts and attached files), encrypted at rest
+under random names, readable only through the case's access rule.
 
-Cleaning is slow work on untrusted input, so it is bounded (bytes, pixels, pages, objects),
-done one file at a time in each process, and done with no transaction open: a view reads
-what it needs inside ``reading()``, cleans the upload with :func:`clean_upload`, then stores
-it with :func:`store_document` in its write transaction.
+Cleaning is slow work on untrusted input, so it is bounded (bytes, pixels, pages, objects,
+values, bytes decoded), done one file at a time in each process, and done with no
+transaction open: a view reads what it needs inside ``reading()``, cleans the upload with
+:func:`clean_upload`, then stores it with :func:`store_document` in its write transaction.
 """
 
+import base64
+import binascii
 import io
 import os
 import re
@@ -16,6 +18,7 @@ import secrets
 import threading
 import unicodedata
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import pikepdf
@@ -41,6 +44,10 @@ NAME_MAX = 120
 #: clean (about 5 microseconds), and a few megabytes of compressed objects could otherwise
 #: hold millions.
 MAX_PDF_OBJECTS = 100_000
+#: Most values (of dictionaries and arrays, at any depth) the cleaning walks in a PDF: a
+#: report has about a hundred a page; each costs about a quarter of a microsecond, and a
+#: compressed file of a hundred kilobytes can hold millions.
+MAX_PDF_VALUES = 2_000_000
 
 #: One upload is cleaned at a time in each process, so a burst of uploads cannot take
 #: every core or gigabytes of memory; the others wait their turn.
@@ -142,11 +149,13 @@ def _unreadable_pdf():
 
 
 def _clean_pdf(data):
-    """Rewrite a PDF with its pages only: no document information, no XMP metadata on the
-    document or on any page, image or font, no EXIF or other metadata in its JPEG images,
-    no author on its comments, no scripts, no actions that reach the network or the disk,
-    no attached files and no editor's private data. The rewrite keeps only what the pages
-    reach, so older revisions go too."""
+    """Rewrite a PDF with its pages only: no document information, no XMP metadata and no
+    editor's private data in any object or any dictionary written inside one, no EXIF or
+    other metadata in its JPEG images (under any filters that end in DCTDecode), no author
+    on its comments, no article threads, no web capture source, no names of layers, no
+    notes on output intents, no scripts, no actions that reach the network or the disk, no
+    attached files. The rewrite keeps only what the pages reach, so older revisions go
+    too."""
     try:
         with warnings.catch_warnings():
             # Warnings about the file's own defects: it is rewritten whole either way.
@@ -214,14 +223,19 @@ def _strip_pdf(pdf, objects):
         if key in pdf.trailer:
             del pdf.trailer[key]
     _SANITIZER.apply(pdf)
+    _strip_catalog(pdf.Root)
+    layers = _Layers(pdf.Root)
+    budget = _Budget(4 * max_bytes())
     for obj in objects:
         if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-            for key in ("/Metadata", "/PieceInfo"):
-                if key in obj:
-                    del obj[key]
+            for part, keys in _dictionaries(obj, budget):
+                _strip_dictionary(part, keys, layers)
         if isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == "/Image":
-            _strip_jpeg_stream(obj)
+            _strip_jpeg_stream(obj, budget)
     for page in pdf.pages:
+        # An article's beads: its thread's information names its author.
+        if "/B" in page.obj:
+            del page.obj["/B"]
         for annotation in page.obj.get("/Annots", ()):
             # /T is a comment's author; on a form field it is the field's name.
             if (
@@ -230,6 +244,133 @@ def _strip_pdf(pdf, objects):
                 and "/T" in annotation
             ):
                 del annotation["/T"]
+
+
+#: What the catalog may carry that is no part of the pages: article threads (their
+#: information names an author), the source of a web capture (addresses of the pages
+#: captured), and a portfolio's layout (its fields' names).
+_CATALOG_EXTRAS = ("/Threads", "/SpiderInfo", "/Collection")
+
+
+def _strip_catalog(root):
+    for key in _CATALOG_EXTRAS:
+        if key in root:
+            del root[key]
+    names = root.get("/Names")
+    if isinstance(names, pikepdf.Dictionary):
+        for key in ("/IDS", "/URLS"):  # a web capture's content sets, by id and address
+            if key in names:
+                del names[key]
+
+
+class _Layers:
+    """Optional content (layers): each group named "Layer 1", "Layer 2"... in the order
+    the document lists them; a configuration loses its name, its creator and the labels
+    of its list of layers. The layers and what they show stay."""
+
+    def __init__(self, root):
+        self.count, self.renamed = 0, set()
+        properties = root.get("/OCProperties")
+        if not isinstance(properties, pikepdf.Dictionary):
+            return
+        for group in properties.get("/OCGs", ()):
+            if isinstance(group, pikepdf.Dictionary):
+                self.rename(group)
+        configs = [properties.get("/D"), *properties.get("/Configs", ())]
+        for config in configs:
+            if isinstance(config, pikepdf.Dictionary):
+                for key in ("/Name", "/Creator"):
+                    if key in config:
+                        del config[key]
+                if "/Order" in config:
+                    config["/Order"] = _unlabelled(config["/Order"])
+
+    def rename(self, group):
+        """Name a group by its number only, once, and drop who made it or is meant to
+        see it."""
+        if group.is_indirect:
+            if group.objgen in self.renamed:
+                return
+            self.renamed.add(group.objgen)
+        self.count += 1
+        group["/Name"] = pikepdf.String(f"Layer {self.count}")
+        usage = group.get("/Usage")
+        if isinstance(usage, pikepdf.Dictionary):
+            for key in ("/CreatorInfo", "/User"):
+                if key in usage:
+                    del usage[key]
+
+
+def _unlabelled(order):
+    """A configuration's list of layers without its text labels (which name the layers),
+    the groups themselves kept in place."""
+    if not isinstance(order, pikepdf.Array):
+        return order
+    return pikepdf.Array(
+        [_unlabelled(item) for item in order if not isinstance(item, pikepdf.String)]
+    )
+
+
+class _Budget:
+    """What cleaning a PDF may spend: values walked, and bytes decoded from the filters
+    wrapped around its JPEG images. Past either the file is refused as too complex."""
+
+    def __init__(self, decoded_bytes):
+        self.values, self.decoded = MAX_PDF_VALUES, decoded_bytes
+
+    def walk(self, count):
+        self.values -= count
+        if self.values < 0:
+            raise _too_complex_pdf()
+
+    def decode(self, size):
+        self.decoded -= size
+        if self.decoded < 0:
+            raise _too_complex_pdf()
+
+
+def _dictionaries(obj, budget):
+    """``obj`` and every dictionary written inside it (in its dictionaries and arrays, at
+    any depth), each with its keys; objects it refers to are not followed, they are
+    objects of their own."""
+    stack = [obj]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, pikepdf.Array):
+            values = list(current)
+        else:
+            items = dict(current.items())
+            yield current, items.keys()
+            values = items.values()
+        budget.walk(len(values))
+        for value in values:
+            if isinstance(value, pikepdf.Dictionary | pikepdf.Array) and not value.is_indirect:
+                stack.append(value)
+
+
+def _strip_dictionary(part, keys, layers):
+    """Remove from one dictionary (``keys``: its keys, read once) what it may carry
+    besides the page: XMP, editors' private data, an article's information, a layer's
+    name, an output intent's notes."""
+    for key in ("/Metadata", "/PieceInfo"):
+        if key in keys:
+            del part[key]
+    kind = part["/Type"] if "/Type" in keys else None
+    if kind == "/Thread" and "/I" in keys:
+        del part["/I"]
+    elif kind == "/OCG":
+        layers.rename(part)
+    elif kind == "/OutputIntent":
+        for key in ("/Info", "/OutputCondition"):
+            if key in keys:
+                del part[key]
+    if "/S" in keys and part["/S"] == "/Thread":
+        # An action that opens an article: its thread, or the thread's title.
+        target = part.get("/D")
+        if isinstance(target, pikepdf.Dictionary) and "/I" in target:
+            del target["/I"]
+        elif isinstance(target, pikepdf.String):
+            part["/D"] = 0
 
 
 #: Segments of a JPEG inside a PDF that are part of the picture: JFIF, the colour profile
@@ -264,17 +405,53 @@ def _strip_jpeg(data):
     return None
 
 
-def _strip_jpeg_stream(image):
-    """Remove the metadata segments of a JPEG image stream of a PDF, in place."""
+def _strip_jpeg_stream(image, budget):
+    """Remove the metadata segments of a JPEG image stream of a PDF, in place. A JPEG
+    wrapped in other filters (``[/FlateDecode /DCTDecode]``) is unwrapped, within the
+    budget, cleaned and stored compressed again."""
     filters = image.get("/Filter")
-    if isinstance(filters, pikepdf.Array) and len(filters) == 1:
-        filters = filters[0]
-    if filters != "/DCTDecode":
+    filters = list(filters) if isinstance(filters, pikepdf.Array) else [filters]
+    if not filters or filters[-1] not in ("/DCTDecode", "/DCT"):
         return
+    parms = image.get("/DecodeParms")
+    parms = list(parms) if isinstance(parms, pikepdf.Array) else [parms]
+    parms = (parms + [None] * len(filters))[: len(filters)]
     raw = image.read_raw_bytes()
-    stripped = _strip_jpeg(raw)
-    if stripped is not None and stripped != raw:
+    jpeg = _unwrapped(raw, filters[:-1], parms[:-1], budget) if len(filters) > 1 else raw
+    stripped = _strip_jpeg(jpeg)
+    if stripped is None or stripped == jpeg:
+        return
+    if len(filters) == 1:
         image.write(stripped, filter=image.Filter, decode_parms=image.get("/DecodeParms"))
+        return
+    image.write(
+        zlib.compress(stripped),
+        filter=pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.DCTDecode]),
+        decode_parms=None if parms[-1] is None else pikepdf.Array([None, parms[-1]]),
+    )
+
+
+def _unwrapped(data, filters, parms, budget):
+    """``data`` decoded through ``filters`` (Flate, ASCIIHex or ASCII85, as PDF writers
+    wrap a JPEG), never to more bytes than the budget has left; another filter, or a
+    predictor, makes the file too complex to clean."""
+    for name, parm in zip(filters, parms, strict=True):
+        if isinstance(parm, pikepdf.Dictionary) and parm.get("/Predictor", 1) != 1:
+            raise _too_complex_pdf()
+        if name in ("/FlateDecode", "/Fl"):
+            inflate = zlib.decompressobj()
+            data = inflate.decompress(data, max(budget.decoded, 0) + 1)
+        elif name in ("/ASCIIHexDecode", "/AHx"):
+            digits = re.sub(rb"\s", b"", data.split(b">", 1)[0])
+            data = binascii.unhexlify(digits + b"0" * (len(digits) % 2))
+        elif name in ("/ASCII85Decode", "/A85"):
+            text = data.split(b"~>", 1)[0].strip()
+            text = text[2:] if text.startswith(b"<~") else text
+            data = base64.a85decode(text, ignorechars=b" \t\n\r\v\f\0")
+        else:
+            raise _too_complex_pdf()
+        budget.decode(len(data))
+    return data
 
 
 def clean_upload(stream, filename):
