@@ -19,13 +19,19 @@ from wtforms.widgets import HiddenInput
 
 #: Characters that reorder or hide the text around them: the bidirectional embeddings,
 #: overrides and isolates (a name typed with a right-to-left override reads backwards to
-#: staff, "gnp.exe"), zero-width spaces, word joiners, byte-order marks, soft hyphens, the
-#: invisible operators and interlinear annotations, and the tag characters that can carry
-#: hidden words. Zero-width (non-)joiners and the left-to-right and right-to-left marks
-#: stay: Persian, Arabic and Indic writing needs them, and they cannot reorder letters.
+#: staff, "gnp.exe"), and every other character Unicode says a reader is not shown
+#: (Default_Ignorable_Code_Point): zero-width spaces, word joiners, byte-order marks, soft
+#: hyphens, invisible operators, the Hangul fillers (which make a name that looks empty),
+#: the combining grapheme joiner, variation selectors, Mongolian free variation
+#: selectors, Khmer inherent vowels, musical and shorthand format controls, and the tag
+#: characters that can carry hidden words; and the interlinear annotation marks. The
+#: zero-width non-joiner and joiner and the left-to-right, right-to-left and Arabic letter
+#: marks stay: Persian, Arabic and Indic writing needs them, and they cannot reorder
+#: letters.
 INVISIBLE = re.compile(
-    "[\u00ad\u180e\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-    "\ufff9-\ufffb\U000e0000-\U000e007f]"
+    "[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
 
 

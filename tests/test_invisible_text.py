@@ -19,17 +19,57 @@ from tests.conftest import login
 from .money_world import MoneyWorld
 
 #: A right-to-left override that makes "exe.gnp" read "png.exe", a zero-width space, a
-#: word joiner, a byte-order mark, an isolate, and "hi" written in tag characters.
-HIDDEN = "\u202e\u200b\u2060\ufeff\u2067\U000e0068\U000e0069\u00ad"
-#: A Persian word with a zero-width non-joiner, an Arabic word between right-to-left marks.
-KEPT = "می\u200cخواهم \u200fسلام\u200f"
+#: word joiner, a byte-order mark, an isolate, "hi" written in tag characters, a soft
+#: hyphen, the Hangul fillers, the combining grapheme joiner, variation selectors, a
+#: musical and a shorthand format control.
+HIDDEN = (
+    "\u202e\u200b\u2060\ufeff\u2067\U000e0068\U000e0069\u00ad"
+    "\u115f\u1160\u3164\uffa0\u034f\ufe00\ufe0f\U000e0100\U000e01ef"
+    "\U0001d173\U0001d17a\U0001bca0\U0001bca3"
+)
+#: A Persian word with a zero-width non-joiner, an Arabic word between right-to-left marks
+#: and after an Arabic letter mark, a Hindi conjunct shown half-formed by a zero-width
+#: joiner, and "1" between left-to-right marks.
+KEPT = "می\u200cخواهم \u200fسلام\u200f \u061cسلام क\u094d\u200dष \u200e1\u200e"
+#: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1): the
+#: characters a reader is not shown.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+#: Of those, the joiners and marks writing needs: they stay.
+WRITING_NEEDS = {0x200C, 0x200D, 0x200E, 0x200F, 0x061C}
 
 
 def test_the_characters_that_reorder_or_hide_text_go_and_writing_keeps_its_joiners():
     assert strip_invisible(f"Ana{HIDDEN} Gomez") == "Ana Gomez"
     assert strip_invisible(KEPT) == KEPT
     assert strip_invisible(None) is None
-    assert not INVISIBLE.search("\u200c\u200d\u200e\u200f")
+    assert not INVISIBLE.search("\u200c\u200d\u200e\u200f\u061c")
+
+
+def test_every_character_a_reader_is_not_shown_goes_but_the_joiners_and_marks():
+    ignorable = {c for first, last in DEFAULT_IGNORABLE for c in range(first, last + 1)}
+    kept = [hex(c) for c in sorted(ignorable - WRITING_NEEDS) if INVISIBLE.sub("", chr(c))]
+    assert kept == []
+    assert [hex(c) for c in sorted(WRITING_NEEDS) if INVISIBLE.search(chr(c))] == []
+    # A name of Hangul fillers only looks empty, and is.
+    assert strip_invisible("\u3164\u3164") == ""
 
 
 def _every_subclass(cls):
