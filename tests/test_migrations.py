@@ -3,6 +3,7 @@
 import itertools
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import flask_migrate
 import pytest
@@ -267,6 +268,55 @@ def test_free_text_moves_into_encrypted_columns_and_back(empty_app, backend):
         with pytest.raises(sa.exc.DBAPIError, match="never edited"):
             db.session.execute(sa.text("UPDATE contributions SET reason = NULL, amount = 1"))
         db.session.rollback()
+    db.session.remove()
+
+
+#: The tables whose clear text the free-text migration dropped.
+VACUUMED = ("users", "contributions", "exchange_rates", "releases", "cofundings", "disbursements")
+
+
+def _files():
+    """On PostgreSQL, the file each table's rows are written in (a rewrite gives a new
+    one); on SQLite, the bytes of the database and its write-ahead log."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            return dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT relname, relfilenode FROM pg_class WHERE relname = ANY(:t) "
+                        "AND relnamespace = current_schema()::regnamespace"
+                    ),
+                    {"t": list(VACUUMED)},
+                ).all()
+            )
+    path = Path(db.engine.url.database)
+    return b"".join(name.read_bytes() for name in (path, Path(f"{path}-wal")) if name.exists())
+
+
+def test_the_clear_text_the_upgrade_dropped_is_not_left_in_the_files(empty_app, backend):
+    """Dropping the clear columns left their values behind: in every row of PostgreSQL's
+    tables (a dropped column stays in the row until the table is rewritten) and their
+    dead versions, and in SQLite's pages until a checkpoint. The upgrade rewrites the
+    tables."""
+    flask_migrate.upgrade()
+    _money_world()
+    db.session.remove()
+    flask_migrate.downgrade(revision=BEFORE_FREE_TEXT)
+    db.engine.dispose()
+    before = _files()
+    if backend == "sqlite":
+        assert b"The defender moved to Kisumu" in before
+
+    flask_migrate.upgrade()
+    after = _files()  # as a server running on would leave them, before any checkpoint
+    if backend == "postgresql":
+        # A new file for each table: every row written again, the dropped values emptied.
+        assert sorted(before) == sorted(VACUUMED)
+        assert [t for t in VACUUMED if after[t] == before[t]] == []
+    else:
+        for clear in ("The defender moved to Kisumu", "Bank quote", "Safe again, back at work"):
+            assert clear.encode() not in after, clear
+    assert "The defender moved to Kisumu" in _decrypted().values()
     db.session.remove()
 
 
