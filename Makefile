@@ -39,9 +39,11 @@ serve-prod: $(STAMP)
 	HRDFUND_ENV=production $(BIN)/python -m gunicorn --workers $(WORKERS) \
 		--bind 127.0.0.1:$(PORT) --no-control-socket app:app
 
-## test: the whole suite (PostgreSQL too when HRDFUND_TEST_DATABASE_URL is set)
+## test: the whole suite (PostgreSQL too when HRDFUND_TEST_DATABASE_URL is set), on
+## $(JOBS) processes, each test file whole on one of them
+JOBS ?= auto
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(JOBS) --dist loadfile
 
 ## e2e: only the browser tests
 e2e: setup

@@ -21,7 +21,15 @@ from hrdfund.auth import services as auth_services
 from hrdfund.extensions import db
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: Under ``pytest -n`` (the Makefile's way) each worker has a database of its own beside
+#: the configured one, its name ending in the worker's name: ``hrdfund_test_gw0``...
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 PG_URL = os.environ.get("HRDFUND_TEST_DATABASE_URL")
+if PG_URL and WORKER:
+    _configured = sa.engine.make_url(PG_URL)
+    PG_URL = _configured.set(database=f"{_configured.database}_{WORKER}").render_as_string(
+        hide_password=False
+    )
 PASSWORD = "correct horse staple 42"
 #: The session cookie's name, and the one answer to any failed sign-in.
 COOKIE = "hrdfund_session"
@@ -98,8 +106,13 @@ def pg_database_beside(suffix):
     if not PG_URL:
         missing_infrastructure("HRDFUND_TEST_DATABASE_URL is not set")
     base = sa.engine.make_url(PG_URL)
-    url = base.set(database=f"{base.database}{suffix}")
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    return pg_database(base.set(database=f"{base.database}{suffix}"))
+
+
+def pg_database(url):
+    """The PostgreSQL database at ``url``, created when missing. Returns its URL and
+    whether this call created it."""
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             exists = conn.execute(
@@ -138,6 +151,8 @@ def pg_schema():
     """Create the schema once per session on PostgreSQL."""
     if not PG_URL:
         missing_infrastructure("HRDFUND_TEST_DATABASE_URL is not set")
+    if WORKER:
+        pg_database(sa.engine.make_url(PG_URL))
     engine = sa.create_engine(PG_URL)
     try:
         with engine.begin() as conn:
