@@ -231,9 +231,11 @@ def pools(fund_name):
 def report(pool_ref, fund_name, period, out, kind):
     """Write a pool's donor report for a fixed period, as the donor downloads it."""
     from . import audit
+    from .columns import utcnow
     from .pools.models import Pool
     from .reports.csv_export import render_csv
     from .reports.data import build_report
+    from .reports.issue import issue_ended
     from .reports.pdf import render_pdf
     from .reports.periods import PeriodError, parse_period
 
@@ -259,7 +261,10 @@ def report(pool_ref, fund_name, period, out, kind):
             if not found
             else "several pools have that name; give its id or its fund (--fund)"
         )
-    built = build_report(found[0], chosen)
+    today = utcnow().date()
+    if issue_ended(found[0], chosen, today):
+        db.session.commit()
+    built = build_report(found[0], chosen, today=today)
     body = render_pdf(built) if kind == "pdf" else render_csv(built).encode()
     with open(out, "wb") as fh:
         fh.write(body)

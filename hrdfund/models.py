@@ -37,3 +37,4 @@ from .disbursements.models import (  # noqa: F401
 )
 from .grants.models import Allocation, Grant, Instalment, PaymentPlan, Release  # noqa: F401
 from .pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401
+from .reports.models import IssuedFigures  # noqa: F401

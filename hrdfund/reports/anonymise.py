@@ -138,6 +138,10 @@ class Grid:
         self.extra = {}
         self.known = {(m, p, TOTAL) for m in known_totals for p in self.periods}
         self.dropped = set()
+        #: period -> whether it was broken down, for the periods an earlier report issued.
+        self.issued = {}
+        #: (measure, period, label) of every figure an earlier report issued: kept as it was.
+        self.fixed = set()
         self.relations = self._relations()
         #: (period, label) -> the indexes of the sums it is in.
         self.sums_of = {}
@@ -151,6 +155,45 @@ class Grid:
             self.cells[(measure, period, label)].value = values.get(measure, 0)
         for measure, value in (largest or {}).items():
             self.largest[(measure, period, label)] = value
+
+    def fix(self, period, issued):
+        """The figures of ``period`` as an earlier report issued them (what
+        :meth:`issued_figures` gave then): each keeps its value and whether it is shown,
+        nothing is decided for them again, and the figures decided now are hidden so that,
+        beside them, none of theirs can be worked out."""
+        for measure, label, value, hidden in issued["cells"]:
+            key = (measure, period, TOTAL if label == TOTAL else tuple(label))
+            if key in self.cells:
+                self.cells[key] = Cell(Decimal(value) if measure in self.amounts else value, hidden)
+        for dim, values in issued["listed"].items():
+            self.listed[(period, dim)] = list(values)
+        self.issued[period] = issued["broken_down"]
+        self.population.pop(period, None)
+        for measure in self.measures:
+            for label in self.labels:
+                self.fixed.add((measure, period, label))
+                if label != TOTAL and not issued["broken_down"]:
+                    cell = self.cells[(measure, period, label)]
+                    cell.hidden = cell.hidden or SMALL  # no row was listed: nothing shown
+
+    def issued_figures(self, period):
+        """What the reports of ``period`` issue, for :meth:`fix` to take up later: every
+        figure with its value and why it is hidden, the rows listed, whether broken down."""
+        return {
+            "cells": [
+                [
+                    measure,
+                    label if label == TOTAL else list(label),
+                    str(cell.value) if measure in self.amounts else cell.value,
+                    cell.hidden,
+                ]
+                for measure in self.measures
+                for label in self.labels
+                for cell in [self.cells[(measure, period, label)]]
+            ],
+            "listed": {dim: list(self.listed.get((period, dim), ())) for dim in self.dims},
+            "broken_down": period not in self.dropped,
+        }
 
     def cell(self, measure, period, label=TOTAL):
         return self.cells[(measure, period, label)]
@@ -187,6 +230,9 @@ class Grid:
         """Hide what the rules hide, then what would give a hidden figure away."""
         first = self.counts[0]
         self.dropped = {p for p, n in self.population.items() if is_small(n)}
+        self.dropped |= {p for p, broken_down in self.issued.items() if not broken_down}
+        # What was issued stays as issued: a shown figure is known, a hidden one hidden.
+        self.known |= {key for key in self.fixed if self.cells[key].shown}
         for p in self.periods:
             if p in self.dropped:
                 continue
@@ -197,28 +243,29 @@ class Grid:
                         # No row: the reader knows the figure is nothing.
                         self.known.update((m, p, (dim, v)) for m in self.measures)
         for measure in self.counts:
-            for _key, cell in self.cells_of(measure):
+            for _key, cell in self.cells_of(measure, new=True):
                 if is_small(cell.value):
                     cell.hidden = SMALL
         for (p, label), reason in self.extra.items():
-            cell = self.cells[(first, p, label)]
-            cell.hidden = cell.hidden or reason
-        for p in self.dropped:
+            if (first, p, label) not in self.fixed:
+                cell = self.cells[(first, p, label)]
+                cell.hidden = cell.hidden or reason
+        for p in self.dropped - set(self.issued):
             for label in self.labels[1:]:
                 for measure in self.measures:
                     cell = self.cells[(measure, p, label)]
                     cell.hidden = cell.hidden or SMALL
-        for (p, label), cell in self.cells_of(first):
+        for (p, label), cell in self.cells_of(first, new=True):
             for twin in self.twins:
                 cell.hidden = cell.hidden or self.cells[(twin, p, label)].hidden
         for measure in self.counts:
             if measure in self.twins:
-                for (p, label), cell in self.cells_of(measure):
+                for (p, label), cell in self.cells_of(measure, new=True):
                     cell.hidden = cell.hidden or self.cells[(first, p, label)].hidden
             else:
                 self._complete(measure)
         for measure in self.amounts:
-            for (p, label), cell in self.cells_of(measure):
+            for (p, label), cell in self.cells_of(measure, new=True):
                 if (measure, p, label) in self.known:
                     cell.hidden = None
                     continue
@@ -229,15 +276,17 @@ class Grid:
                 elif cell.value and abs(largest) * 2 > abs(cell.value):
                     cell.hidden = cell.hidden or DOMINANT
             self._complete(measure)
-            for _key, cell in self.cells_of(measure):
+            for _key, cell in self.cells_of(measure, new=True):
                 cell.value = round_amount(cell.value)
         return self
 
-    def cells_of(self, measure):
-        """((period, label), cell) of every figure of ``measure``."""
+    def cells_of(self, measure, new=False):
+        """((period, label), cell) of every figure of ``measure``; with ``new``, only of
+        those not issued before."""
         for p in self.periods:
             for label in self.labels:
-                yield (p, label), self.cells[(measure, p, label)]
+                if not (new and (measure, p, label) in self.fixed):
+                    yield (p, label), self.cells[(measure, p, label)]
 
     def _complete(self, measure):
         """Hide further figures of ``measure`` until no hidden one other than nothing can
@@ -261,8 +310,10 @@ class Grid:
                     touched.add(other)
                 elif touched:
                     continue  # what was hidden this round may have covered it: check again
-                elif key[0] in self.dropped:
-                    exposed.add(key)  # not listed anyway
+                elif key[0] in self.dropped or (measure, *key) in self.fixed:
+                    # Not listed anyway; or issued hidden, and nothing decided now beside
+                    # it can be hidden: what gives it away was issued already.
+                    exposed.add(key)
                 else:
                     # Every figure around it is hidden or published to the cent: the
                     # account gives it away, so hiding it would only pretend.
@@ -419,15 +470,17 @@ def donor_code(donor_id, grant_uid, year):
     return "G-" + cipher().blind_index(f"donor-code|{donor_id}|{grant_uid}|{year}")[:10].upper()
 
 
-def generalise(items, keys=("category", "place"), periods=None):
+def generalise(items, keys=("category", "place"), periods=None, fixed=()):
     """Line items (dicts) changed in place so that every combination of ``keys`` is shared
     by at least THRESHOLD items: places fall back to their region, then to "not shown";
     then categories to "not shown". ``periods``: lists of these same items, one per period
     of a year; then every combination is shared by THRESHOLD items in each period, and an
     item generalised for one period is generalised in all, so its line reads the same in
-    every report of the year and no report gives away what another hid."""
+    every report of the year and no report gives away what another hid. Items in ``fixed``
+    (by id) were issued already and keep how they read."""
     groups = [items] if periods is None else periods
     levels = {}
+    fixed = {id(item) for item in fixed}
 
     def combo(item):
         return tuple(item[k] for k in keys)
@@ -438,7 +491,9 @@ def generalise(items, keys=("category", "place"), periods=None):
         for step in ("region", "place", "category"):
             for group in groups:
                 counts = Counter(combo(item) for item in group)
-                for item in [i for i in group if counts[combo(i)] < THRESHOLD]:
+                for item in [
+                    i for i in group if counts[combo(i)] < THRESHOLD and id(i) not in fixed
+                ]:
                     changed = _coarsen(item, step, levels) or changed
     return items
 

@@ -9,16 +9,28 @@ from . import anonymise
 
 COLUMNS = ("grant_code", "grants", "category", "place", "committed", "paid_in_period", "currency")
 NOT_LISTED = "not listed"
+#: The one line of a period that has not ended, before its total.
+NOT_ENDED = "period not ended"
 
 
 def render_csv(report):
     """CSV text: a header, one line per listed grant, one line for the grants not listed
     (their number shown from 5 only, and only where the period's number of grants is),
-    and a closing line with the totals, which equal the report's disbursements less
-    reversals of the period."""
+    and a closing line with the totals: the period's payments less reversals as recorded
+    by its end. For a period that has not ended, one line saying so and the total of the
+    account's payments less reversals so far."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
+    if not report["ended"]:
+        s = report["summary"]
+        paid = s["disbursements"] - s["reversals"]
+        writer.writerow((NOT_ENDED, "", "", "", "", "", report["currency"]))
+        writer.writerow(
+            anonymise.csv_safe(v)
+            for v in ("total", "", "", "", "", f"{paid:.2f}", report["currency"])
+        )
+        return out.getvalue()
     paid = committed = 0
     for item in report["items"]:
         writer.writerow(

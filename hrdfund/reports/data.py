@@ -1,15 +1,13 @@
 """What a donor report says about one pool in one fixed period, built once and rendered to
-PDF and CSV alike. Money to the cent where it is the pool's own account; everything about
-the people supported goes through the anonymisation rules, decided for the period's whole
-calendar year at once (:class:`Year`), so that no set of reports gives away what one hides.
+PDF and CSV alike. Money to the cent where it is the pool's own account, by the dates the
+rows carry, at every download; everything about the people supported only once the period
+has ended, as first issued (``issue``), so that no two downloads of a period differ in it.
 
-Reports only read. A handful of grouped queries, then sums in Python over at most one row
-per payment of the year, so a pool with tens of thousands of payments builds in seconds.
+A handful of grouped queries, then sums in Python over at most one row per payment of the
+year, so a pool with tens of thousands of payments builds in seconds.
 """
 
 import hashlib
-import math
-from collections import defaultdict
 from datetime import datetime, time
 from decimal import Decimal
 
@@ -17,13 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit
-from ..applications.models import (
-    Application,
-    Consent,
-    ConsentKind,
-    Story,
-    UseOfFundsReport,
-)
+from ..applications.models import Application, Consent, ConsentKind, Story
 from ..columns import utcnow
 from ..disbursements.ledger import pool_figures
 from ..disbursements.models import Disbursement
@@ -33,7 +25,9 @@ from ..grants.services import before, signed_amount, summed
 from ..money import quantize
 from ..pools.models import Contribution
 from . import anonymise
-from .periods import parse_period
+from .issue import DIMENSIONS, issue_year, shared_with
+
+__all__ = ["build_report", "digest", "plain", "shared_with", "summaries", "summary"]
 
 SMALL = anonymise.SMALL
 
@@ -126,433 +120,6 @@ def summaries(pool_ids, period):
     return found
 
 
-def _payments_of_period(pool, period):
-    """Per grant: its attributes and the net amount paid from the pool in each month of
-    the period (reversal rows negative)."""
-    signed = signed_amount(Disbursement)
-    rows = db.session.execute(
-        sa.select(Disbursement.grant_id, Disbursement.paid_on, signed).where(
-            Disbursement.pool_id == pool.id, _between(Disbursement.paid_on, period)
-        )
-    )
-    months = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for grant_id, paid_on, amount in rows:
-        months[grant_id][paid_on.replace(day=1)] += amount
-    return months
-
-
-def _cases(grant_ids):
-    """Grant id -> the case's reportable attributes, one query per 500 grants."""
-    found = {}
-    ids = sorted(grant_ids)
-    for start in range(0, len(ids), 500):
-        query = (
-            sa.select(
-                Grant.id,
-                Grant.uid,
-                Application.id,
-                Application.category,
-                Application.country,
-                Application.region,
-                Application.gender,
-                Application.defender_key,
-                Application.dependants_count,
-            )
-            .join(Application, Application.id == Grant.application_id)
-            .where(Grant.id.in_(ids[start : start + 500]))
-        )
-        for row in db.session.execute(query):
-            found[row[0]] = {
-                "grant_uid": row[1],
-                "application_id": row[2],
-                "category": row[3].value,
-                "country": row[4],
-                "region": row[5] or anonymise.NOT_SHOWN,
-                "gender": row[6].value if row[6] else "undisclosed",
-                "defender": row[7] or f"grant-{row[0]}",
-                "dependants": row[8] or 0,
-            }
-    return found
-
-
-#: The breakdowns of who was paid, each a field of the case.
-DIMENSIONS = ("category", "region", "gender")
-#: The breakdowns whose values the CSV's lines show: a figure of them less the lines of
-#: its value is what the grants not listed add up to.
-LISTED_DIMENSIONS = ("category", "region")
-PEOPLE = ("grants", "defenders", "dependants")
-
-
-def year_periods(year):
-    """The periods of calendar ``year`` a report can cover, by code (the year, its
-    quarters, its months), and for each the codes of the periods it is the sum of."""
-    whole = parse_period(str(year))
-    quarters = [parse_period(f"{year}-Q{q}") for q in range(1, 5)]
-    months = [parse_period(f"{year}-{m:02d}") for m in range(1, 13)]
-    periods = {p.code: p for p in [whole, *quarters, *months]}
-    children = {whole.code: tuple(q.code for q in quarters)}
-    for quarter in quarters:
-        children[quarter.code] = tuple(m.strftime("%Y-%m") for m in quarter.months())
-    children.update((m.code, ()) for m in months)
-    return periods, children
-
-
-def _within(day):
-    """The codes of the periods of its year that contain ``day``: month, quarter, year."""
-    return (day.strftime("%Y-%m"), f"{day.year}-Q{(day.month - 1) // 3 + 1}", str(day.year))
-
-
-class Year:
-    """What one pool's reports say about people over one calendar year: every period of
-    it (the year, its quarters, its months) built and protected together, so that no
-    report and no set of them gives away what another hides (see ``anonymise``)."""
-
-    def __init__(self, pool, year):
-        self.pool, self.year = pool, year
-        self.periods, children = year_periods(year)
-        whole = self.periods[str(year)]
-        months = _payments_of_period(pool, whole)
-        self.cases = _cases(months)
-        self.listed = shared_with(
-            pool.donor_id, {case["application_id"] for case in self.cases.values()}
-        )
-        #: period code -> grant id -> net paid from the pool in the period.
-        self.nets = {code: {} for code in self.periods}
-        for gid, by_month in months.items():
-            for month, amount in by_month.items():
-                for code in _within(month):
-                    self.nets[code][gid] = self.nets[code].get(gid, ZERO) + amount
-        self.people = self._people(children)
-        self.budget, self.decided = self._commitments(children)
-        self.timeliness = self._timeliness(children)
-        self.outcomes = self._outcomes(children)
-        self.lines = self._lines()
-
-    def unlisted(self, gid):
-        return self.cases[gid]["application_id"] not in self.listed
-
-    def _people(self, children):
-        """Grants paid (net above zero), defenders and their dependants counted apart,
-        and the amount, by category, region and gender, in every period."""
-        groups = defaultdict(
-            lambda: {"ids": set(), "defenders": {}, "amount": ZERO, "big": ZERO, "unlisted": 0}
-        )
-        values = {dim: set() for dim in DIMENSIONS}
-        listed = defaultdict(set)
-        for code, paid in self.nets.items():
-            for gid, amount in paid.items():
-                case = self.cases[gid]
-                for dim in DIMENSIONS:
-                    values[dim].add(case[dim])
-                    listed[(code, dim)].add(case[dim])
-                for label in [anonymise.TOTAL] + [(dim, case[dim]) for dim in DIMENSIONS]:
-                    group = groups[(code, label)]
-                    group["amount"] += amount
-                    group["big"] = max(group["big"], abs(amount))
-                    if amount > 0:
-                        group["ids"].add(gid)
-                        group["defenders"][case["defender"]] = case["dependants"]
-                        group["unlisted"] += self.unlisted(gid)
-        grid = anonymise.Grid(
-            children,
-            {dim: sorted(values[dim]) for dim in DIMENSIONS},
-            PEOPLE,
-            ("amount",),
-            known_totals=("amount",),  # each period's payments, in its account
-            twins=("defenders",),
-        )
-        for (code, label), group in groups.items():
-            grid.put(
-                code,
-                label,
-                {
-                    "grants": len(group["ids"]),
-                    "defenders": len(group["defenders"]),
-                    "dependants": sum(group["defenders"].values()),
-                    "amount": group["amount"],
-                },
-                {"amount": group["big"]},
-            )
-            if label != anonymise.TOTAL and label[0] in LISTED_DIMENSIONS:
-                if anonymise.is_small(group["unlisted"]):
-                    grid.extra[(code, label)] = anonymise.UNLISTED
-        for code, paid in self.nets.items():
-            grid.population[code] = len(paid)
-            for dim in DIMENSIONS:
-                grid.listed[(code, dim)] = sorted(listed[(code, dim)])
-            # The CSV's "not listed" line is this total less the lines: hidden together.
-            others = sum(1 for gid in paid if self.unlisted(gid))
-            total = groups[(code, anonymise.TOTAL)]["unlisted"] if paid else 0
-            if anonymise.is_small(others) or anonymise.is_small(total):
-                grid.extra[(code, anonymise.TOTAL)] = anonymise.UNLISTED
-        return grid.protect()
-
-    def _commitments(self, children):
-        """Budget against actual: for the grants the pool committed to in each period, by
-        category, the grants, what was committed and what was paid on it by the period's
-        end. Also, for timeliness, each such grant's periods."""
-        whole = self.periods[str(self.year)]
-        pool = self.pool
-        allocations = db.session.execute(
-            sa.select(
-                Allocation.id,
-                Allocation.grant_id,
-                Allocation.amount,
-                Allocation.created_at,
-                Application.category,
-            )
-            .join(Grant, Grant.id == Allocation.grant_id)
-            .join(Application, Application.id == Grant.application_id)
-            .where(Allocation.pool_id == pool.id, _between(Allocation.created_at, whole))
-        ).all()
-        paid = defaultdict(lambda: defaultdict(lambda: ZERO))
-        for aid, paid_on, amount in db.session.execute(
-            sa.select(Disbursement.allocation_id, Disbursement.paid_on, signed_amount(Disbursement))
-            .join(Allocation, Allocation.id == Disbursement.allocation_id)
-            .where(
-                Allocation.pool_id == pool.id,
-                _between(Allocation.created_at, whole),
-                Disbursement.paid_on < whole.end,
-            )
-        ):
-            paid[aid][paid_on] += amount
-        groups = defaultdict(
-            lambda: {"ids": set(), "budget": ZERO, "actual": ZERO, "big": ZERO, "big_actual": ZERO}
-        )
-        decided = defaultdict(set)
-        categories = set()
-        listed = defaultdict(set)
-        for aid, gid, amount, created_at, category in allocations:
-            categories.add(category.value)
-            for code in _within(created_at.date()):
-                end = self.periods[code].end
-                actual = quantize(sum((a for day, a in paid[aid].items() if day < end), ZERO))
-                decided[code].add(gid)
-                listed[(code, "category")].add(category.value)
-                for label in (anonymise.TOTAL, ("category", category.value)):
-                    group = groups[(code, label)]
-                    group["ids"].add(gid)
-                    group["budget"] += amount
-                    group["actual"] += actual
-                    group["big"] = max(group["big"], amount)
-                    group["big_actual"] = max(group["big_actual"], abs(actual))
-        grid = anonymise.Grid(
-            children,
-            {"category": sorted(categories)},
-            ("grants",),
-            ("budget", "actual"),
-            known_totals=("budget",),  # the period's commitments, in its account
-        )
-        for (code, label), group in groups.items():
-            grid.put(
-                code,
-                label,
-                {"grants": len(group["ids"]), "budget": group["budget"], "actual": group["actual"]},
-                {"budget": group["big"], "actual": group["big_actual"]},
-            )
-        for code in self.periods:
-            grid.population[code] = len(decided[code])
-            grid.listed[(code, "category")] = sorted(listed[(code, "category")])
-        return grid.protect(), decided
-
-    def _timeliness(self, children):
-        """Hours from submission to decision and from decision to first payment of the
-        grants committed to in each period; the number with a first payment protected
-        like any count (the number decided is the budget's grants)."""
-        gids = sa.select(Allocation.grant_id).where(
-            Allocation.pool_id == self.pool.id,
-            _between(Allocation.created_at, self.periods[str(self.year)]),
-        )
-        rows = db.session.execute(
-            sa.select(Grant.id, Application.submitted_at, Grant.approved_at)
-            .join(Application, Application.id == Grant.application_id)
-            .where(Grant.id.in_(gids))
-        ).all()
-        first_paid = dict(
-            db.session.execute(
-                sa.select(Disbursement.grant_id, sa.func.min(Disbursement.created_at))
-                .where(Disbursement.grant_id.in_(gids), Disbursement.reversal_of_id.is_(None))
-                .group_by(Disbursement.grant_id)
-            ).all()
-        )
-        to_decision, to_payment = {}, {}
-        for gid, submitted, approved in rows:
-            if submitted and approved:
-                to_decision[gid] = (approved - submitted).total_seconds() / 3600
-            if approved and gid in first_paid and first_paid[gid] >= approved:
-                to_payment[gid] = (first_paid[gid] - approved).total_seconds() / 3600
-        self.decision_hours = {
-            code: sorted(to_decision[g] for g in self.decided[code] if g in to_decision)
-            for code in self.periods
-        }
-        self.payment_hours = {
-            code: sorted(to_payment[g] for g in self.decided[code] if g in to_payment)
-            for code in self.periods
-        }
-        grid = anonymise.Grid(children, {}, ("payment",))
-        for code, hours in self.payment_hours.items():
-            grid.put(code, anonymise.TOTAL, {"payment": len(hours)})
-        return _hide_under_threshold(grid).protect()
-
-    def _outcomes(self, children):
-        """Answers from the use-of-funds reports on the grants paid in each period."""
-        answers = defaultdict(list)
-        for application_id, felt_safer, continued in db.session.execute(
-            sa.select(
-                UseOfFundsReport.application_id,
-                UseOfFundsReport.felt_safer,
-                UseOfFundsReport.continued_work,
-            ).where(
-                UseOfFundsReport.application_id.in_(
-                    {case["application_id"] for case in self.cases.values()}
-                )
-            )
-        ):
-            answers[application_id].append((felt_safer, continued))
-        self.answers = {}
-        grid = anonymise.Grid(children, {}, ("felt_safer", "continued_work"))
-        for code, paid in self.nets.items():
-            given = [a for gid in paid for a in answers[self.cases[gid]["application_id"]]]
-            self.answers[code] = {
-                "felt_safer": [a[0] for a in given if a[0] is not None],
-                "continued_work": [a[1] for a in given if a[1] is not None],
-            }
-            grid.put(code, anonymise.TOTAL, {k: len(v) for k, v in self.answers[code].items()})
-        return _hide_under_threshold(grid).protect()
-
-    def _lines(self):
-        """Each listed grant's category and place as its CSV line shows them, the same in
-        every period of the year: generalised until every pair is shared by 5 or more
-        lines in each period."""
-        attributes = {
-            gid: {
-                "category": case["category"],
-                "place": anonymise.place(case["country"]),
-                "region": case["region"],
-            }
-            for gid, case in self.cases.items()
-            if not self.unlisted(gid)
-        }
-        anonymise.generalise(
-            list(attributes.values()),
-            periods=[
-                [attributes[gid] for gid in paid if gid in attributes]
-                for paid in self.nets.values()
-            ],
-        )
-        return attributes
-
-    # -- one period's tables ------------------------------------------------------------
-
-    def breakdowns(self, code):
-        """The four breakdowns of the period: by category, region, gender, and month of
-        payment (each month's row is that month's total, as its own report shows it)."""
-        found = {dim: self.people.table(code, dim) for dim in DIMENSIONS}
-        months = [
-            m.strftime("%Y-%m")
-            for m in self.periods[code].months()
-            if self.nets.get(m.strftime("%Y-%m"))
-        ]
-        measures = self.people.measures
-        found["month"] = anonymise.Table(
-            "month",
-            measures,
-            [anonymise.Row(m, {k: self.people.cell(k, m) for k in measures}) for m in months],
-            anonymise.Row(anonymise.TOTAL, {k: self.people.cell(k, code) for k in measures}),
-        )
-        return found
-
-    def budget_lines(self, code):
-        """Budget against actual of the period: a line per category and the total, with
-        the variance in amount and percent where both figures are shown."""
-        table = self.budget.table(code, "category")
-        lines = []
-        for row in table.rows + [table.total]:
-            budget, actual = row.cells["budget"], row.cells["actual"]
-            variance = percent = None
-            if budget.shown and actual.shown:
-                variance = actual.value - budget.value
-                percent = (
-                    (Decimal(variance) / budget.value * 100).quantize(Decimal("0.1"))
-                    if budget.value
-                    else None
-                )
-            flagged = percent is not None and abs(percent) >= VARIANCE_FLAG * 100
-            lines.append(
-                {
-                    "label": row.label,
-                    "grants": row.cells["grants"],
-                    "budget": budget,
-                    "actual": actual,
-                    "variance": variance,
-                    "percent": percent,
-                    "flagged": flagged,
-                }
-            )
-        return lines
-
-    def timeliness_of(self, code):
-        """Median and 90th percentile hours, against the fund's targets, when the number of
-        grants they cover is shown (5 or more, and not hidden beside another)."""
-        config = current_app.config
-
-        def measure(cell, hours, target):
-            if not cell.shown or cell.value < anonymise.THRESHOLD or not hours:
-                return {"cases": cell.value, "shown": False, "hidden": cell.hidden or SMALL}
-            return {
-                "cases": cell.value,
-                "shown": True,
-                "median": round(_percentile(hours, 0.5)),
-                "p90": round(_percentile(hours, 0.9)),
-                "target": target,
-                "within": round(100 * sum(1 for h in hours if h <= target) / len(hours)),
-            }
-
-        return {
-            "decision": measure(
-                self.budget.cell("grants", code),
-                self.decision_hours[code],
-                config["TARGET_DECISION_HOURS_NORMAL"],
-            ),
-            "payment": measure(
-                self.timeliness.cell("payment", code),
-                self.payment_hours[code],
-                config["TARGET_PAYMENT_HOURS"],
-            ),
-        }
-
-    def outcomes_of(self, code):
-        """The share who felt safer and who could continue their work, when the number of
-        answers is shown."""
-
-        def share(measure):
-            cell, given = self.outcomes.cell(measure, code), self.answers[code][measure]
-            if not cell.shown or cell.value < anonymise.THRESHOLD:
-                return {"answers": cell.value, "shown": False, "hidden": cell.hidden or SMALL}
-            return {
-                "answers": cell.value,
-                "shown": True,
-                "percent": round(100 * sum(given) / len(given)),
-            }
-
-        return {"felt_safer": share("felt_safer"), "continued_work": share("continued_work")}
-
-
-def _hide_under_threshold(grid):
-    """A grid of counts that are shown only from 5: none is zero-or-more by itself."""
-    for measure in grid.counts:
-        for _key, cell in grid.cells_of(measure):
-            if cell.value < anonymise.THRESHOLD:
-                cell.hidden = SMALL
-    return grid
-
-
-def _percentile(values, share):
-    """Nearest-rank percentile of sorted ``values``."""
-    rank = max(math.ceil(share * len(values)), 1)
-    return values[rank - 1]
-
-
 def stories(pool, period):
     """Case stories a manager wrote and approved for this pool's donor, on cases this pool
     funded, whose defender's consent to share them with this donor stands."""
@@ -579,83 +146,6 @@ def stories(pool, period):
     return [story.text for story in rows if story.text]
 
 
-def line_items(year, period):
-    """The CSV's lines: one per grant paid in the period whose defender agreed that donors
-    may see the case, anonymised (the donor's code for it in this year, category and place
-    as :meth:`Year._lines` generalised them, committed from the pool as at the end of the
-    period, paid in the period); and the grants without that consent added up in one line,
-    their number shown only where the period's number of grants is (it is that number
-    less the lines)."""
-    pool, paid = year.pool, year.nets[period.code]
-    paid_in_period = sa.select(Disbursement.grant_id).where(
-        Disbursement.pool_id == pool.id, _between(Disbursement.paid_on, period)
-    )
-
-    def per_grant(dated, query):
-        return dict(
-            db.session.execute(
-                query.where(
-                    Allocation.pool_id == pool.id,
-                    Allocation.grant_id.in_(paid_in_period),
-                    before(dated, period.end),
-                ).group_by(Allocation.grant_id)
-            ).all()
-        )
-
-    committed = per_grant(
-        Allocation.created_at,
-        sa.select(Allocation.grant_id, summed(Allocation.amount)),
-    )
-    released = per_grant(
-        Release.created_at,
-        sa.select(Allocation.grant_id, summed(Release.amount)).join(
-            Release, Release.allocation_id == Allocation.id
-        ),
-    )
-    items, others = [], {"grants": 0, "committed": ZERO, "paid": ZERO}
-    for gid, amount in paid.items():
-        committed_here = quantize(committed.get(gid, 0)) - quantize(released.get(gid, 0))
-        paid_here = quantize(amount)
-        if year.unlisted(gid):
-            # No consent to show this case to donors: counted in one line with the others.
-            others["grants"] += 1
-            others["committed"] += committed_here
-            others["paid"] += paid_here
-            continue
-        shown = year.lines[gid]
-        items.append(
-            {
-                "code": anonymise.donor_code(
-                    pool.donor_id, year.cases[gid]["grant_uid"], year.year
-                ),
-                "category": shown["category"],
-                "place": shown["place"],
-                "committed": committed_here,
-                "paid": paid_here,
-            }
-        )
-    count = others.pop("grants")
-    total = year.people.cell("grants", period.code)
-    hidden = None if total.shown else (SMALL if anonymise.is_small(count) else anonymise.SECONDARY)
-    others["count"] = anonymise.Cell(count, hidden)
-    return sorted(items, key=lambda item: item["code"]), others
-
-
-def shared_with(donor_id, application_ids):
-    """Of these cases, those whose defender's consent to show the case to donors (all of
-    the fund's, or this one) stands."""
-    return set(
-        db.session.execute(
-            sa.select(Consent.application_id).where(
-                Consent.application_id.in_(application_ids),
-                Consent.kind == ConsentKind.STORY,
-                sa.or_(Consent.donor_id.is_(None), Consent.donor_id == donor_id),
-                Consent.withdrawn_at.is_(None),
-            )
-        ).scalars()
-    )
-
-
 def internal_grants(pool_ids, period, limit, visible):
     """For the fund's managers, never for donors: the grants paid from these pools in the
     period on the cases ``visible`` (an SQL condition) allows, with the pool, the net
@@ -680,11 +170,155 @@ def internal_grants(pool_ids, period, limit, visible):
     return db.session.execute(query.limit(limit)).all()
 
 
-def build_report(pool, period, generated_at=None):
-    """Everything the donor report of ``pool`` over ``period`` shows, with its digest."""
+def _cells(figures, amounts):
+    """(measure, label) -> Cell of one issued grid's figures of a period."""
+    return {
+        (measure, anonymise.TOTAL if label == anonymise.TOTAL else tuple(label)): anonymise.Cell(
+            Decimal(value) if measure in amounts else value, hidden
+        )
+        for measure, label, value, hidden in figures["cells"]
+    }
+
+
+def _table(figures, dim, measures, amounts):
+    """The issued breakdown of a period by ``dim``: its listed rows and the total."""
+    cells = _cells(figures, amounts)
+    rows = []
+    if figures["broken_down"]:
+        rows = [
+            anonymise.Row(str(v), {m: cells[(m, (dim, v))] for m in measures})
+            for v in figures["listed"].get(dim, ())
+        ]
+    total = anonymise.Row(anonymise.TOTAL, {m: cells[(m, anonymise.TOTAL)] for m in measures})
+    return anonymise.Table(dim, measures, rows, total, broken_down=figures["broken_down"])
+
+
+PEOPLE_MEASURES = ("grants", "defenders", "dependants", "amount")
+
+
+def breakdowns(code, issued):
+    """The four breakdowns of the period: by category, region, gender, and month of
+    payment (each month's row is that month's total, as its own report shows it)."""
+    people = issued[code]["people"]
+    found = {dim: _table(people, dim, PEOPLE_MEASURES, ("amount",)) for dim in DIMENSIONS}
+    months = []
+    for month in issued[code]["months"]:
+        cells = _cells(issued[month]["people"], ("amount",))
+        months.append(
+            anonymise.Row(month, {m: cells[(m, anonymise.TOTAL)] for m in PEOPLE_MEASURES})
+        )
+    found["month"] = anonymise.Table("month", PEOPLE_MEASURES, months, found["category"].total)
+    return found
+
+
+def budget_lines(figures):
+    """Budget against actual of the period: a line per category and the total, with
+    the variance in amount and percent where both figures are shown."""
+    table = _table(figures, "category", ("grants", "budget", "actual"), ("budget", "actual"))
+    lines = []
+    for row in table.rows + [table.total]:
+        budget, actual = row.cells["budget"], row.cells["actual"]
+        variance = percent = None
+        if budget.shown and actual.shown:
+            variance = actual.value - budget.value
+            percent = (
+                (Decimal(variance) / budget.value * 100).quantize(Decimal("0.1"))
+                if budget.value
+                else None
+            )
+        flagged = percent is not None and abs(percent) >= VARIANCE_FLAG * 100
+        lines.append(
+            {
+                "label": row.label,
+                "grants": row.cells["grants"],
+                "budget": budget,
+                "actual": actual,
+                "variance": variance,
+                "percent": percent,
+                "flagged": flagged,
+            }
+        )
+    return lines
+
+
+def line_items(pool, period, figures):
+    """The CSV's lines as issued: one per grant paid in the period whose defender agreed
+    that donors may see the case, anonymised (the donor's code for it in this year,
+    category and place as issued, committed from the pool as at the end of the period,
+    paid in the period); and the grants without that consent added up in one line, their
+    number shown only where the period's number of grants is. A line whose defender has
+    withdrawn that consent since is no longer listed: it joins the others' line."""
+    lines = figures["lines"]
+    grants = {
+        gid: (uid, application_id)
+        for gid, uid, application_id in db.session.execute(
+            sa.select(Grant.id, Grant.uid, Grant.application_id).where(
+                Grant.id.in_([line[0] for line in lines])
+            )
+        )
+    }
+    standing = shared_with(pool.donor_id, {a for _uid, a in grants.values()})
+    unlisted = figures["unlisted"]
+    count, hidden = unlisted["count"]
+    others = {"committed": Decimal(unlisted["committed"]), "paid": Decimal(unlisted["paid"])}
+    items = []
+    for gid, category, place, committed, paid in lines:
+        uid, application_id = grants[gid]
+        if application_id not in standing:
+            count += 1
+            others["committed"] += Decimal(committed)
+            others["paid"] += Decimal(paid)
+            continue
+        items.append(
+            {
+                "code": anonymise.donor_code(pool.donor_id, uid, period.start.year),
+                "category": category,
+                "place": place,
+                "committed": Decimal(committed),
+                "paid": Decimal(paid),
+            }
+        )
+    if hidden is None and anonymise.is_small(count):
+        hidden = SMALL
+    others["count"] = anonymise.Cell(count, hidden)
+    return sorted(items, key=lambda item: item["code"]), others
+
+
+def recorded_late(pool, period):
+    """What the account of the period and its figures about people count apart, to the
+    cent: payments less reversals dated in the period but recorded after it ended (in the
+    account; counted with people in the month recorded), and those recorded in the period
+    but dated before it (counted with people here; in an earlier period's account)."""
+    signed = signed_amount(Disbursement)
+    end = datetime.combine(period.end, time.min)
+    start = datetime.combine(period.start, time.min)
+
+    def total(*conditions):
+        return quantize(
+            db.session.execute(
+                sa.select(summed(signed)).where(Disbursement.pool_id == pool.id, *conditions)
+            ).scalar()
+        )
+
+    return {
+        "after": total(_between(Disbursement.paid_on, period), Disbursement.created_at >= end),
+        "before": total(
+            Disbursement.paid_on < period.start,
+            Disbursement.created_at >= start,
+            Disbursement.created_at < end,
+        ),
+    }
+
+
+def build_report(pool, period, generated_at=None, today=None):
+    """Everything the donor report of ``pool`` over ``period`` shows, with its digest: the
+    account as the rows stand now; once the period has ended (by ``today``, UTC), what it
+    says about people as first issued (issued now, flushed, if this is the first report of
+    it); before that, nothing about people."""
+    today = today or utcnow().date()
     money, position = summary(pool, period)
-    year = Year(pool, period.start.year)
     code = period.code
+    ended = period.end <= today
     report = {
         "fund": current_app.config["FUND_NAME"],
         "donor": pool.donor.name,
@@ -694,15 +328,35 @@ def build_report(pool, period, generated_at=None):
         "period_start": period.start,
         "period_end": period.end,
         "generated_at": generated_at or utcnow().replace(microsecond=0),
+        "ended": ended,
         "summary": money,
         "position": position,
-        "budget": year.budget_lines(code),
-        "breakdowns": year.breakdowns(code),
-        "timeliness": year.timeliness_of(code),
-        "outcomes": year.outcomes_of(code),
         "stories": stories(pool, period),
+        "budget": [],
+        "breakdowns": {},
+        "timeliness": None,
+        "outcomes": None,
+        "items": [],
+        "unlisted": None,
+        "counted": None,
     }
-    report["items"], report["unlisted"] = line_items(year, period)
+    if ended:
+        issued = issue_year(pool, period.start.year, today)
+        figures = issued[code]
+        late = recorded_late(pool, period)
+        report.update(
+            budget=budget_lines(figures["budget"]),
+            breakdowns=breakdowns(code, issued),
+            timeliness={k: figures["timeliness"][k] for k in ("decision", "payment")},
+            outcomes={k: figures["outcomes"][k] for k in ("felt_safer", "continued_work")},
+            counted={
+                "account": money["disbursements"] - money["reversals"],
+                "recorded_after": late["after"],
+                "recorded_before": late["before"],
+                "counted": Decimal(figures["paid"]),
+            },
+        )
+        report["items"], report["unlisted"] = line_items(pool, period, figures)
     report["digest"] = digest(report)
     return report
 

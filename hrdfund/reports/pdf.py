@@ -277,6 +277,44 @@ def _chart(table, currency, horizontal):
     return drawing
 
 
+def _counted(report):
+    """From the account's payments to what the figures about people count, to the cent."""
+    c, n = report["currency"], report["counted"]
+    return _table(
+        [
+            [_("Payments counted below"), c],
+            [_("Disbursements less reversals, in the account"), format_money(n["account"], c)],
+            [
+                _("Recorded after the period ended: counted in the month recorded"),
+                format_money(_less(n["recorded_after"]), c),
+            ],
+            [
+                _("Recorded in the period, dated before it"),
+                format_money(n["recorded_before"], c),
+            ],
+            [_("Counted below"), format_money(n["counted"], c)],
+        ],
+        [110 * mm, 50 * mm],
+    )
+
+
+def _not_yet(report, styles):
+    """For a period that has not ended: what comes when it has."""
+    return [
+        Paragraph(_("Who the pool supported"), styles["h2"]),
+        Paragraph(
+            _(
+                "This period has not ended: this report shows the pool's account so far."
+                " Who the pool supported, budget against actual, timeliness and outcomes,"
+                " and the CSV's lines come in the reports of this period once it has ended,"
+                " on %(day)s; from then on every copy shows the same figures.",
+                day=report["period_end"].isoformat(),
+            ),
+            styles["body"],
+        ),
+    ]
+
+
 def _breakdowns(report, styles):
     c = report["currency"]
     titles = {
@@ -294,10 +332,15 @@ def _breakdowns(report, styles):
                 " are counted apart. Counts under 5 show as \u201cfewer than 5\u201d, and"
                 " other figures are hidden where they would reveal one, in this report or"
                 " beside the reports of the other years, quarters and months. Amounts are"
-                " rounded to whole units; the totals are the account's payments."
+                " rounded to whole units. These figures were issued once the period ended"
+                " and every copy of this report shows the same: they count what was"
+                " recorded by the end of the period, and a payment or reversal recorded"
+                " later counts in the month it was recorded."
             ),
             styles["body"],
         ),
+        Spacer(1, 4),
+        _counted(report),
     ]
     for name, table in report["breakdowns"].items():
         data = [[titles[name], _("Grants"), _("Defenders"), _("Dependants"), _("Amount")]]
@@ -466,12 +509,14 @@ def render_pdf(report):
         keywords=[],
         lang="en",
     )
+    if report["ended"]:
+        people = _budget(report, styles) + _breakdowns(report, styles) + _timeliness(report, styles)
+    else:
+        people = _not_yet(report, styles)
     story = (
         _cover(report, styles)
         + _summary(report, styles)
-        + _budget(report, styles)
-        + _breakdowns(report, styles)
-        + _timeliness(report, styles)
+        + people
         + _stories(report, styles)
         + [
             Spacer(1, 10),

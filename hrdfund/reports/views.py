@@ -16,7 +16,7 @@ from ..columns import utcnow
 from ..disbursements import followup
 from ..disbursements.ledger import pool_figures, reversal_partners
 from ..disbursements.models import Disbursement
-from ..extensions import db
+from ..extensions import db, reading
 from ..grants.models import Allocation, Grant, Release
 from ..pools.forms import ContributionForm, ContributionReversalForm
 from ..pools.models import Contribution, Pool
@@ -24,6 +24,7 @@ from ..pools.views import fund_pool_or_404
 from . import bp
 from .csv_export import render_csv
 from .data import build_report, internal_grants, summaries
+from .issue import issue_ended
 from .pdf import render_pdf
 from .periods import PeriodError, parse_period, recent_periods
 
@@ -79,9 +80,13 @@ def _send_report(pool):
     except PeriodError:
         abort(404)
     kind = request.args.get("format", "pdf")
-    if kind not in ("pdf", "csv") or period.start > utcnow().date():
+    today = utcnow().date()
+    if kind not in ("pdf", "csv") or period.start > today:
         abort(404)
-    report = build_report(pool, period)
+    if issue_ended(pool, period, today):
+        db.session.commit()  # what the period says about people, kept before it is read
+    with reading():
+        report = build_report(pool, period, today=today)
     audit.record(
         "report.downloaded",
         pool,

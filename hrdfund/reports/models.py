@@ -1,0 +1,27 @@
+"""What donor reports issued about people: the one thing reports write."""
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped
+
+from ..columns import INTERNAL, Text, col, created_at, fk, pk
+from ..extensions import db
+
+
+class IssuedFigures(db.Model):
+    """What the donor reports of one pool say about people over one ended period (the
+    suppressed tables, the CSV's lines by grant, the counts behind timeliness and
+    outcomes), as the first report of that period issued them. Every later report of the
+    period says the same, whatever is recorded, withdrawn or purged afterwards; rows are
+    only ever added. No names or words: ids, codes, counts and amounts."""
+
+    __tablename__ = "issued_figures"
+    __table_args__ = (sa.UniqueConstraint("pool_id", "year", "period"),)
+
+    id: Mapped[int] = pk()
+    pool_id = fk("pools.id", index=False)
+    year = col(sa.Integer, INTERNAL, nullable=False)
+    #: The period's code: 2026, 2026-Q1 or 2026-03.
+    period = col(sa.String(7), INTERNAL, text=Text.CODE, nullable=False)
+    #: Canonical JSON of the figures (see ``reports.data.Issue``).
+    figures = col(sa.Text, INTERNAL, text=Text.GENERATED, nullable=False)
+    created_at = created_at()
