@@ -92,6 +92,7 @@ from tests.conftest import (
 )
 from tests.pdfs import make_pdf, xmp_packet
 
+from .clock import Clock
 from .money_world import MoneyWorld, pay
 from .test_models import inventory_gaps
 
@@ -1404,46 +1405,55 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
     )
 
     world = MoneyWorld(fund, make_user, make_donor)
-    grant = world.grant("1000")
-    pay(world, grant, "400", instalment=None)
+    with Clock().on(datetime(2026, 2, 3, 10)):
+        grant = world.grant("1000")
+        pay(world, grant, "400", instalment=None, paid_on=date(2026, 2, 3))
     donor = _as(app, make_user("donor", donor_id=world.donor.id))
     code = anonymise.donor_code(world.donor.id, grant.uid, 2026)
     story_text = "A journalist kept reporting from a safe town"
-    url = f"/donor/pools/{world.eur.uid}/report?period=2026&format="
 
-    def outputs():
-        csv_text = _get(donor, url + "csv").get_data(as_text=True)
-        pdf_text, _metadata = _pdf(_get(donor, url + "pdf").get_data())
+    def outputs(period, day):
+        url = f"/donor/pools/{world.eur.uid}/report?period={period}&format="
+        with Clock().on(day):
+            csv_text = _get(donor, url + "csv").get_data(as_text=True)
+            pdf_text, _metadata = _pdf(_get(donor, url + "pdf").get_data())
         return csv_text, " ".join(pdf_text.split())
 
-    csv_text, pdf_text = outputs()
+    # February's report, issued in March: no consent, so not listed.
+    csv_text, pdf_text = outputs("2026-02", datetime(2026, 3, 10, 9))
     assert code not in csv_text and "not listed" in csv_text
-    consent = Consent(
-        application_id=grant.application_id,
-        kind=ConsentKind.STORY,
-        donor_id=world.donor.id,
-        method="form",
-        given_at=utcnow(),
-    )
-    db.session.add(consent)
-    db.session.flush()
-    story = Story(
-        application_id=grant.application_id,
-        donor_id=world.donor.id,
-        consent_id=consent.id,
-        written_by_id=world.m1.id,
-        approved_by_id=world.m2.id,
-        approved_at=utcnow(),
-    )
-    story.text = story_text
-    db.session.add(story)
-    db.session.commit()
-    csv_text, pdf_text = outputs()
+    with Clock().on(datetime(2026, 3, 11, 9)):
+        consent = Consent(
+            application_id=grant.application_id,
+            kind=ConsentKind.STORY,
+            donor_id=world.donor.id,
+            method="form",
+            given_at=utcnow(),
+        )
+        db.session.add(consent)
+        db.session.flush()
+        story = Story(
+            application_id=grant.application_id,
+            donor_id=world.donor.id,
+            consent_id=consent.id,
+            written_by_id=world.m1.id,
+            approved_by_id=world.m2.id,
+            approved_at=utcnow(),
+        )
+        story.text = story_text
+        db.session.add(story)
+        db.session.commit()
+        pay(world, grant, "300", instalment=None, paid_on=date(2026, 3, 11))
+    # March's report, issued once March ended: the consent stands, so listed, with the story.
+    csv_text, pdf_text = outputs("2026-03", datetime(2026, 4, 2, 9))
     assert code in csv_text and story_text in pdf_text
-    consent.withdrawn_at = utcnow()
-    db.session.commit()
-    csv_text, pdf_text = outputs()
+    with Clock().on(datetime(2026, 4, 3, 9)):
+        consent.withdrawn_at = utcnow()
+        db.session.commit()
+    # Withdrawn: neither the line nor the story in any report downloaded afterwards.
+    csv_text, pdf_text = outputs("2026-03", datetime(2026, 4, 4, 9))
     assert code not in csv_text and story_text not in pdf_text
+    assert "not listed" in csv_text
 
 
 # -- Logs and audit -------------------------------------------------------------------------
@@ -1665,9 +1675,20 @@ def test_promise_31_donor_outputs_are_aggregates_without_a_trace_of_anyone(
     takes its neighbour with it; a month's hidden figure is not its quarter's less the
     other months'; free date ranges are refused."""
     world = MoneyWorld(fund, make_user, make_donor)
+    # Each grant is approved and paid on its day: reports count what was recorded by the
+    # end of their period, and say it once the period has ended.
     for n in range(5):
-        january = world.grant("700", name=f"January {n}")
-        pay(world, january, str(600 + n), instalment=None, paid_on=date(2026, 1, 12 + n))
+        with Clock().on(datetime(2026, 1, 12 + n, 10)):
+            january = world.grant("700", name=f"January {n}")
+            pay(world, january, str(600 + n), instalment=None, paid_on=date(2026, 1, 12 + n))
+    with Clock().on(datetime(2026, 2, 3, 10)):
+        grants = _pay_three(world)
+    donor = _as(app, make_user("donor", donor_id=world.donor.id))
+    _rest_of_promise_31(world, grants, donor)
+
+
+def _pay_three(world):
+    """Three grants paid in February, with every kind of case content beside them."""
     grants = []
     for n in range(3):
         grant = world.grant(str(1000 + n), name=f"Defender {n}")
@@ -1692,7 +1713,10 @@ def test_promise_31_donor_outputs_are_aggregates_without_a_trace_of_anyone(
         db.session.commit()
         pay(world, grant, "500", instalment=None, payee_details=f"CANARY-PAYEE-{n}")
         grants.append(grant)
-    donor = _as(app, make_user("donor", donor_id=world.donor.id))
+    return grants
+
+
+def _rest_of_promise_31(world, grants, donor):
     assert _plant_canaries() >= 30
     outputs = 0
     for period in ("2026", "2026-Q1", "2026-02"):
@@ -1703,7 +1727,7 @@ def test_promise_31_donor_outputs_are_aggregates_without_a_trace_of_anyone(
         text, metadata = _pdf(pdf.get_data())
         assert metadata.title == "Donor report"
         assert not any(metadata.get(k) for k in ("/Author", "/Creator", "/Producer", "/Subject"))
-        if period == "2026":
+        if period == "2026-Q1":
             assert "fewer than 5" in text and "not listed" in csv_text
         for output in (text, " ".join(str(v) for v in metadata.values()), csv_text):
             assert "CANARY" not in output.upper(), period

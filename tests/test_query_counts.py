@@ -10,7 +10,7 @@ must show every row, so no count can come from an empty or refused page.
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -43,6 +43,7 @@ from hrdfund.pools.models import RestrictionKind
 from hrdfund.reports import anonymise
 from tests.conftest import login
 
+from .clock import Clock
 from .money_world import MoneyWorld, pay
 
 FEW, MANY = 3, 30
@@ -269,24 +270,28 @@ def donor_portal(site, n):
 
 
 def donor_report(site, n):
-    """The donor's CSV for this quarter, a line for each grant paid from its pool whose
-    defender agreed that donors may see the case."""
+    """The donor's CSV for an ended quarter, a line for each grant paid from its pool in
+    it whose defender agreed that donors may see the case."""
     site.once("donor user", lambda: site.make_user("donor", donor_id=site.donor.id))
-    for i in site.upto("donor report", n):
-        grant = site.grant("300", name=f"Shared {i}")
-        consent = Consent(
-            application_id=grant.application_id,
-            kind=ConsentKind.STORY,
-            method="form",
-            recorded_by_id=site.applicant.id,
-            given_at=utcnow(),
-        )
-        db.session.add(consent)
-        pay(site, grant, "100", instalment=None, paid_on=site.today)
-        site.show("donor report", anonymise.donor_code(site.donor.id, grant.uid, site.today.year))
-    quarter = f"{site.today.year}-Q{(site.today.month - 1) // 3 + 1}"
-    path = f"/donor/pools/{site.eur.uid}/report?period={quarter}&format=csv"
-    return path, site.shown["donor report"]
+    # A report lists grants once its period has ended, as first issued: each count is of
+    # a first quarter of its own, recorded then, so each issue holds all its rows.
+    year = 2024 if n == FEW else 2025
+    key = f"donor report {year}"
+    with Clock().on(datetime(year, 2, 3, 10)):
+        for i in site.upto(key, n):
+            grant = site.grant("300", name=f"Shared {year} {i}")
+            consent = Consent(
+                application_id=grant.application_id,
+                kind=ConsentKind.STORY,
+                method="form",
+                recorded_by_id=site.applicant.id,
+                given_at=utcnow(),
+            )
+            db.session.add(consent)
+            pay(site, grant, "100", instalment=None, paid_on=date(year, 2, 3))
+            site.show(key, anonymise.donor_code(site.donor.id, grant.uid, year))
+    path = f"/donor/pools/{site.eur.uid}/report?period={year}-Q1&format=csv"
+    return path, site.shown[key]
 
 
 def internal_report(site, n):

@@ -32,6 +32,7 @@ from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
 from hrdfund.pools.models import Pool
 from hrdfund.reports.data import build_report, plain
+from hrdfund.reports.issue import Pending
 from hrdfund.reports.periods import parse_period
 from hrdfund.retention import (
     APPLICATION_CLEARED,
@@ -58,12 +59,27 @@ def _count_rows():
 
 
 def _reports():
-    return {
+    """Reports as downloaded: a running year, and ended periods (issued at the first
+    download, served as issued after)."""
+    found = {
         (pool.id, code): {
             part: plain(build_report(pool, parse_period(code)))[part] for part in REPORT_PARTS
         }
         for pool in db.session.scalars(sa.select(Pool))
-        for code in ("2025", "2026")
+        for code in ("2025", "2025-Q3", f"{utcnow().year}-01", str(utcnow().year))
+    }
+    db.session.commit()
+    return found
+
+
+def _first_issues():
+    """What the first report of each ended period of the last two years would say about
+    people, if none had been issued: a purge must not change that either."""
+    today = utcnow().date()
+    return {
+        (pool.id, year): Pending(pool, year, today, issued={}).figures
+        for pool in db.session.scalars(sa.select(Pool))
+        for year in (today.year - 1, today.year)
     }
 
 
@@ -188,7 +204,8 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     db.session.add(Cofunding(application_id=closed.id, funder="Regional Fund", currency="EUR"))
     db.session.commit()
     applicant_login = db.session.get(User, applicant_id).login
-    before_rows, before_sums, before_reports = _count_rows(), sums_of_rows(), _reports()
+    before_reports, before_issues = _reports(), _first_issues()
+    before_rows, before_sums = _count_rows(), sums_of_rows()
 
     dry = runner.invoke(args=["hrdfund", "purge", "--dry-run"])
     assert dry.exit_code == 0, dry.output
@@ -254,6 +271,7 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     # The money and the reports add up exactly as before; the audit chain verifies.
     assert sums_of_rows() == before_sums
     assert _reports() == before_reports
+    assert _first_issues() == before_issues
     check = runner.invoke(args=["hrdfund", "check"])
     assert check.exit_code == 0, check.output
 
