@@ -6,8 +6,10 @@ rendered from the tables built here, so none can bypass them.
 - Countries on the high-risk list (``HIGH_RISK_COUNTRIES``) appear only as their region.
 - A donor downloads every year, quarter and month, and the figures of those reports are
   tied by sums: a year is its quarters added up, a quarter its months, and each period's
-  rows add up to its total in every breakdown. So what is hidden is decided once for a
-  whole calendar year, on a :class:`Grid` that holds every figure of every period of it:
+  rows add up to its total in every breakdown. So what is hidden is decided across a
+  calendar year, on a :class:`Grid` that holds every figure of its periods; as each period
+  ends its figures are decided beside those issued before, which the grid keeps fixed
+  (:meth:`Grid.fix`), so that nothing decided later gives away what was hidden earlier:
   a count under 5 is hidden ("fewer than 5"); an amount with its count, or when one grant
   makes more than half of it; a period with payments to fewer than 5 grants is not broken
   down at all. Then an exact check finds each hidden figure that the shown ones determine
@@ -17,7 +19,7 @@ rendered from the tables built here, so none can bypass them.
   (each period's payments) is never hidden. Amounts are rounded.
 - Line items carry a code keyed per donor and year instead of a case id, and places and
   categories shared by fewer than 5 of them in any period of the year are generalised in
-  every period of it.
+  every period of it; a line issued already keeps how it read.
 """
 
 import re

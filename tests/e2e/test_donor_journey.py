@@ -1,7 +1,8 @@
 """A donor in a real browser with JavaScript off: signs in with a code from an authenticator
 app, sees its two pools, their figures adding up as printed, downloads this quarter's PDF
-and CSV; the PDF's figures are the portal's, to the cent, and the CSV adds up to the
-PDF."""
+and CSV (the account so far, the PDF's figures the portal's to the cent, and a word that
+who was supported comes when the quarter ends), then the last quarter's, whose CSV lists
+grants and adds up to what the PDF counts."""
 
 import csv
 import io
@@ -82,13 +83,36 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
     assert re.search(r"Page \d+ of \d+", text)
     assert not (reader.metadata.author or reader.metadata.creator)
 
-    # The CSV's total is the PDF's disbursements less reversals of the quarter.
+    # The quarter has not ended: the account, and a word that the rest comes after.
+    assert "This period has not ended" in " ".join(text.split())
+    assert "Who the pool supported" in text and "By gender" not in text
     account = text.split("The pool's account", 1)[1]
     lines = list(csv.DictReader(io.StringIO(csv_text)))
-    assert lines[-1]["grant_code"] == "total"
+    assert [line["grant_code"] for line in lines] == ["period not ended", "total"]
     money = _amounts(account)
     disbursements, reversals = abs(money[3]), money[4]
     assert Decimal(lines[-1]["paid_in_period"]) == disbursements - reversals
+
+    # The quarter before has ended: who was supported, and the CSV's lines.
+    year, q = int(quarter[:4]), int(quarter[-1])
+    previous = f"{year}-Q{q - 1}" if q > 1 else f"{year - 1}-Q4"
+    form.get_by_label("Period").select_option(previous)
+    with page.expect_download() as pdf_download:
+        form.get_by_role("button", name="Download PDF").click()
+    pdf_download.value.save_as(pdf_path)
+    with page.expect_download() as csv_download:
+        form.get_by_role("button", name="Download CSV").click()
+    csv_text = csv_download.value.path().read_text()
+    text = "\n".join(p.extract_text() for p in PdfReader(str(pdf_path)).pages)
+    assert "By gender" in text and "This period has not ended" not in " ".join(text.split())
+    # The CSV's total is what the PDF counts: the account's disbursements less reversals,
+    # less those recorded after the quarter ended, plus those recorded in it but dated
+    # before; the lines are grants, then those without consent to be listed.
+    account, after, before, counted = _amounts(text.split("Payments counted below", 1)[1])[:4]
+    assert account + after + before == counted
+    lines = list(csv.DictReader(io.StringIO(csv_text)))
+    assert lines[-1]["grant_code"] == "total"
+    assert Decimal(lines[-1]["paid_in_period"]) == counted
     assert lines[-2]["grant_code"] == "not listed"  # grants without consent to be listed
     assert lines[:-2] and all(line["grant_code"].startswith("G-") for line in lines[:-2])
     context.close()
