@@ -23,6 +23,7 @@ from hrdfund.pools import services as pools
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report, plain
+from hrdfund.reports.issue import Pending, record_issue
 from hrdfund.reports.models import IssuedFigures
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
@@ -384,3 +385,23 @@ def test_the_donor_the_staff_and_the_command_get_the_same_issue(
         )
         assert result.exit_code == 0, result.output
         assert out.read_bytes() == ended.data
+
+
+def test_two_first_downloads_at_once_keep_one_issue(world, clock):
+    """Two reports of an ended period decided at the same time, the second kept after the
+    first: it is decided again beside what the first kept, and the period has one issue."""
+    for n in range(6):
+        _paid(world, clock, datetime(YEAR, 2, 3 + n, 10), Category.LEGAL, Gender.MAN, str(700 + n))
+    today = date(YEAR, 4, 2)
+    mine = Pending(world.eur, YEAR, today)
+    theirs = Pending(world.eur, YEAR, date(YEAR, 3, 2))  # February alone, kept first
+    record_issue(world.eur, theirs, date(YEAR, 3, 2))
+    db.session.commit()
+    record_issue(world.eur, mine, today)
+    db.session.commit()
+    kept = db.session.scalars(
+        sa.select(IssuedFigures.period).where(IssuedFigures.pool_id == world.eur.id)
+    ).all()
+    assert sorted(kept) == ["2026-01", "2026-02", "2026-03", "2026-Q1"]
+    report = build_report(world.eur, parse_period(f"{YEAR}-Q1"), today=today)
+    assert report["breakdowns"]["gender"].total.cells["grants"].value == 6
