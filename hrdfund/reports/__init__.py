@@ -1,4 +1,5 @@
-"""Donor portal and reports: read-only, and never revealing a defender."""
+"""Donor portal and reports: they read, but for keeping what reports issue about people
+(``IssuedFigures``), and never reveal a defender."""
 
 from flask import Blueprint
 
