@@ -8,6 +8,7 @@ too. Under CI=true a leg that cannot run fails instead of being skipped.
 import base64
 import contextlib
 import os
+import re
 import time
 
 import pyotp
@@ -318,6 +319,26 @@ def login(client, user, password=PASSWORD):
             return response
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+def input_value(html, name):
+    """The value of the input named ``name`` in a page."""
+    tag = re.search(rf'<input[^>]*\bname="{name}"[^>]*>', html).group(0)
+    return re.search(r'\bvalue="([^"]*)"', tag).group(1)
+
+
+def sign_up(client, password=PASSWORD, **fields):
+    """Sign up through the page, with the login name it made and the seal it carries;
+    returns the response and the login."""
+    page = client.get("/register").get_data(as_text=True)
+    login_name = input_value(page, "login")
+    data = {
+        "login": login_name,
+        "login_seal": input_value(page, "login_seal"),
+        "password": password,
+        **fields,
+    }
+    return client.post("/register", data=data), login_name
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from hrdfund.applications.models import (
 from hrdfund.applications.services import change_status
 from hrdfund.auth.models import User
 from hrdfund.extensions import db
-from tests.conftest import PASSWORD, login, refused_page
+from tests.conftest import PASSWORD, input_value, login, refused_page
 
 RELOCATION = {
     "country": "KE",
@@ -63,31 +63,39 @@ def _case(uid):
 
 
 def test_a_defender_signs_up_with_no_name_email_or_phone(client):
-    """A login name and a password are enough; the contact method is kept encrypted."""
+    """The login name the page makes and a password are enough; the contact method is kept
+    encrypted."""
     page = client.get("/register").get_data(as_text=True)
     suggestion = re.search(r"<code>([a-z0-9-]{24})</code>", page).group(1)
+    made = input_value(page, "login")
     response = client.post(
         "/register",
-        data={"login": "River-Stone", "password": suggestion, "contact": "Signal +000 canary 5521"},
+        data={
+            "login": made.upper(),
+            "login_seal": input_value(page, "login_seal"),
+            "password": suggestion,
+            "contact": "Signal +000 canary 5521",
+        },
     )
     assert response.status_code == 302
-    user = db.session.execute(sa.select(User).where(User.login == "river-stone")).scalar_one()
+    user = db.session.execute(sa.select(User).where(User.login == made)).scalar_one()
     assert user.role.value == "applicant" and user.display_name is None
     assert user.contact == "Signal +000 canary 5521"
     assert b"canary" not in user._contact
     assert client.get("/my").status_code == 200
 
 
-def test_sign_up_errors_are_clear_and_keep_the_login(client, make_user):
-    make_user("applicant", login="taken-name")
-    weak = client.post("/register", data={"login": "new-person", "password": "short"})
+def test_sign_up_errors_are_clear_and_keep_the_login(client):
+    page = client.get("/register").get_data(as_text=True)
+    made = {name: input_value(page, name) for name in ("login", "login_seal")}
+    weak = client.post("/register", data={**made, "password": "short"})
     weak = refused_page(client, weak, "/register")
     assert "at least 12 characters" in weak.get_data(as_text=True)
-    assert 'value="new-person"' in weak.get_data(as_text=True)
-    taken = client.post("/register", data={"login": "taken-name", "password": PASSWORD})
-    taken = refused_page(client, taken, "/register")
-    assert "This login name cannot be used" in taken.get_data(as_text=True)
-    assert 'value="taken-name"' in taken.get_data(as_text=True)
+    assert input_value(weak.get_data(as_text=True), "login") == made["login"]
+    forged = client.post("/register", data={"login": "taken-name", "password": PASSWORD})
+    forged = refused_page(client, forged, "/register")
+    assert "Your login name is made for you by this page" in forged.get_data(as_text=True)
+    assert input_value(forged.get_data(as_text=True), "login") != "taken-name"
 
 
 def test_draft_is_saved_resumed_and_sent(client, make_user, fund):

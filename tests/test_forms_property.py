@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import login
+from tests.conftest import input_value, login
 
 FIELDS = [
     "defender_name",
@@ -90,15 +90,19 @@ def test_the_application_form_never_crashes(client, draft, backend, data, action
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 @SETTINGS
-@given(login_name=TEXT, password=TEXT, contact=TEXT)
-def test_sign_up_never_crashes(client, backend, login_name, password, contact):
-    data = {"login": login_name, "password": password, "contact": contact}
+@given(login_name=st.one_of(st.none(), TEXT), seal=TEXT, password=TEXT, contact=TEXT)
+def test_sign_up_never_crashes(client, backend, login_name, seal, password, contact):
+    """Anything in place of the login and its seal, or the page's own (None)."""
+    data = {"login": login_name, "login_seal": seal, "password": password, "contact": contact}
+    if login_name is None:
+        page = client.get("/register").get_data(as_text=True)
+        data.update({name: input_value(page, name) for name in ("login", "login_seal")})
     response = client.post("/register", data=data)
     if len(urlencode(data)) > client.application.config["MAX_ANONYMOUS_REQUEST_BYTES"]:
         # Far past every field's length: a visitor's request that large is not even read.
         assert response.status_code == 413
         return
-    assert response.status_code in _expected((login_name, password, contact), (302, 303))
+    assert response.status_code in _expected((*data.values(),), (302, 303))
     if response.status_code == 303:  # refused: back on the form
         assert client.get(response.location).status_code == 200
     if response.status_code == 302:

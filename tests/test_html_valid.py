@@ -326,7 +326,8 @@ def _visitor(site):
     v.get("/login")
     v.get("/register")
     v.submit("/login", "/login", {"login": "nobody", "password": "wrong"}, refused=True)
-    v.submit("/register", "/register", {"login": "ab", "password": "short"}, refused=True)
+    v.submit("/register", "/register", {"password": "short"}, refused=True)
+    v.submit("/register", "/register", {"login": "ab", "password": PASSWORD}, refused=True)
     v.get("/login/code")  # no pending sign-in: back to the sign-in page
     v.get("/html-check/403", status=403)
     v.errors()
@@ -335,6 +336,15 @@ def _visitor(site):
     big = v.client.post("/register", data={"contact": "x" * size})
     assert big.status_code == 413
     site.pages.add("visitor: POST /register too large", big)
+    # The login name the page made was taken meanwhile: the account gets another one.
+    newcomer = site.browser("newcomer")
+    form = newcomer.form("/register", "/register")
+    auth_services.create_user("applicant", dict(form.fields)["login"], PASSWORD)
+    db.session.commit()
+    data = dict(form.fields) | {"password": PASSWORD}
+    changed = newcomer.client.post("/register", data=data)
+    assert "with another login name" in changed.get_data(as_text=True)
+    site.pages.add("newcomer: POST /register, its login taken meanwhile", changed)
 
 
 def _second_step(site):

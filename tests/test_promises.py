@@ -85,9 +85,11 @@ from tests.conftest import (
     GENERIC,
     LOCKED,
     PASSWORD,
+    input_value,
     login,
     refused_page,
     set_cookie_header,
+    sign_up,
     totp_code,
 )
 from tests.pdfs import make_pdf, xmp_packet
@@ -286,7 +288,7 @@ def test_promise_01_applicant_and_partner_flows_work_without_script(app, client,
         return response
 
     seen(client.get("/register"))
-    assert seen(client.post("/register", data={"login": "river-7", "password": PASSWORD})).location
+    assert seen(sign_up(client)[0]).location
     uid = _start(client)
     seen(client.get(f"/applications/{uid}/edit"))
     data = {**RELOCATION, "consent_story": "y", "submit": "1"}
@@ -441,24 +443,26 @@ def test_promise_06_passwords_are_argon2id_12_to_128_and_not_common(
     def no_hashing():
         raise AssertionError("a refused password reached the hasher")
 
+    form = client.get("/register").get_data(as_text=True)
+    made = {name: input_value(form, name) for name in ("login", "login_seal")}
     refused = [
         ("short pass!", "at least 12 characters"),
         ("x1" * 64 + "y", "cannot be longer than 128 characters"),
         ("password1234", "too common"),
-        ("my login new-defender", "contains the login"),
+        (f"my login {made['login']}", "contains the login"),
     ]
     with monkeypatch.context() as patch:
         patch.setattr(auth_services, "_hasher", no_hashing)
         for password, reason in refused:
-            page = client.post("/register", data={"login": "new-defender", "password": password})
+            page = client.post("/register", data={**made, "password": password})
             page = refused_page(client, page, "/register")
             assert reason in page.get_data(as_text=True), password
-        page = client.post("/login", data={"login": "new-defender", "password": "x" * 10_000})
+        page = client.post("/login", data={"login": made["login"], "password": "x" * 10_000})
         refused_page(client, page, "/login")
-    assert auth_services.find_user("new-defender") is None
-    accepted = client.post("/register", data={"login": "new-defender", "password": "twelve chars"})
+    assert auth_services.find_user(made["login"]) is None
+    accepted = client.post("/register", data={**made, "password": "twelve chars"})
     assert accepted.location == "/"
-    user = auth_services.find_user("new-defender")
+    user = auth_services.find_user(made["login"])
     assert "twelve" not in user.password_hash
     assert _argon2_parameters(user.password_hash) == (8, 1, 1)  # the test config's cheap hash
     for name, config in CONFIGS.items():
@@ -523,13 +527,16 @@ def test_promise_07_staff_and_donors_need_a_second_factor_used_once(app, client,
     assert replay.get("/cases").location == "/login"
 
 
-def test_promise_08_one_generic_failure_with_the_same_hashing_work(client, make_user, monkeypatch):
+def test_promise_08_one_generic_failure_with_the_same_hashing_work(
+    app, client, make_user, monkeypatch
+):
     """A wrong password and an unknown account get the same page, each costs one Argon2id
     verification with the same settings and the same database statements, and five of
-    either lock that login with the same words."""
+    either lock that login with the same words; sign-up answers alike whatever login a
+    forged form names."""
     user = make_user("applicant")
     verified = []
-    real = auth_services._verify
+    real, real_hasher = auth_services._verify, auth_services._hasher
     monkeypatch.setattr(
         auth_services, "_verify", lambda h, p: verified.append(_argon2_parameters(h)) or real(h, p)
     )
@@ -560,6 +567,18 @@ def test_promise_08_one_generic_failure_with_the_same_hashing_work(client, make_
     locked_unknown, _sql = attempt("nobody-here", PASSWORD)
     assert _errors(locked) == _errors(locked_unknown) == [LOCKED]
     assert client.get("/my").location == "/login"
+    # Sign-up takes only a login the server made for its form: naming any other, an
+    # account's or not, from a browser that never tried either, gets the same refusal,
+    # with nothing hashed and no account made.
+    hashed = []
+    monkeypatch.setattr(auth_services, "_hasher", lambda: hashed.append(1) or real_hasher())
+    forged = []
+    for name in (user.login, "free-login-08"):
+        visitor = app.test_client()
+        answer = visitor.post("/register", data={"login": name, "password": PASSWORD})
+        forged.append(_errors(refused_page(visitor, answer, "/register")))
+    assert forged[0] == forged[1] and len(forged[0]) == 1 and forged[0] != [LOCKED]
+    assert not hashed and auth_services.find_user("free-login-08") is None
 
 
 @contextlib.contextmanager
@@ -1288,15 +1307,16 @@ def test_promise_23_no_address_or_browser_of_an_applicant_is_kept(
         {"REMOTE_ADDR": address, "HTTP_USER_AGENT": agent, "HTTP_X_FORWARDED_FOR": forwarded}
     )
     client.post("/login", data={"login": "river-23", "password": "a wrong password"})
-    assert client.post("/register", data={"login": "river-23", "password": PASSWORD}).location
+    signed_up, made = sign_up(client)
+    assert signed_up.location
     uid = _start(client)
     client.post(f"/applications/{uid}/edit", data={**RELOCATION, "submit": "1"})
     assert client.post(f"/applications/{uid}", data={"body": "Hello"}).status_code == 302
     assert _upload(client, uid, PDF).status_code == 302
     client.post("/logout")
-    assert client.post("/login", data={"login": "river-23", "password": PASSWORD}).location
+    assert client.post("/login", data={"login": made, "password": PASSWORD}).location
     stored = _all_values()
-    assert "river-23" in stored, "the scan sees plain columns"
+    assert made in stored, "the scan sees plain columns"
     for trace in (address, forwarded, "CanaryBrowser", "ua-2323"):
         assert trace not in stored, trace
         assert trace not in caplog.text, trace
@@ -1465,10 +1485,7 @@ def test_promise_27_logs_hold_ids_never_personal_data(app, client, make_user, fu
     caplog.set_level(logging.DEBUG, logger="hrdfund")
     _crash_route(app)
     client.post("/login", data={"login": "canary-unknown-2727", "password": "canary-pass-2727"})
-    client.post(
-        "/register",
-        data={"login": "canary-login-2727", "password": PASSWORD, "contact": "canary-signal-2727"},
-    )
+    _signed_up, made = sign_up(client, contact="canary-signal-2727")
     uid = _start(client)
     data = {
         **RELOCATION,
@@ -1481,7 +1498,7 @@ def test_promise_27_logs_hold_ids_never_personal_data(app, client, make_user, fu
     client.post(f"/applications/{uid}", data={"body": "canary-message-2727"})
     assert client.post("/promise-crash", data={"note": "canary-note-2727"}).status_code == 500
     assert "RuntimeError" in caplog.text and "promise_crash" in caplog.text
-    assert "canary" not in caplog.text
+    assert "canary" not in caplog.text and made not in caplog.text
 
 
 def test_promise_28_actions_are_audited_in_a_chain_that_check_verifies(
@@ -1490,14 +1507,12 @@ def test_promise_28_actions_are_audited_in_a_chain_that_check_verifies(
     """Every successful form post of a defender, each sign-in and sign-out, a document and a
     report download leave an audit entry; `flask hrdfund check` passes the chain and names
     an edited, a deleted and a reordered entry."""
-    steps = [
-        ("/register", {"login": "river-28", "password": PASSWORD}),
-        ("/apply", {"category": "relocation"}),
-    ]
-    for path, data in steps:
-        before = _count(AuditEvent)
-        assert client.post(path, data=data).status_code == 302, path
-        assert _count(AuditEvent) > before, path
+    before = _count(AuditEvent)
+    signed_up, made = sign_up(client)
+    assert signed_up.status_code == 302 and _count(AuditEvent) > before
+    before = _count(AuditEvent)
+    assert client.post("/apply", data={"category": "relocation"}).status_code == 302
+    assert _count(AuditEvent) > before
     uid = db.session.execute(sa.select(Application.uid)).scalar_one()
     for path, data in [
         (f"/applications/{uid}/edit", {**RELOCATION, "consent_story": "y", "save": "1"}),
@@ -1509,11 +1524,11 @@ def test_promise_28_actions_are_audited_in_a_chain_that_check_verifies(
         before = _count(AuditEvent)
         assert client.post(path, data=data).status_code == 302, path
         assert _count(AuditEvent) > before, path
-    owner = _as(app, auth_services.find_user("river-28"))
+    owner = _as(app, auth_services.find_user(made))
     _upload(owner, uid, PDF)
     doc = db.session.execute(sa.select(Document.uid)).scalar_one()
     assert _get(owner, f"/applications/{uid}/documents/{doc}").status_code == 200
-    app.test_client().post("/login", data={"login": "river-28", "password": "not it at all"})
+    app.test_client().post("/login", data={"login": made, "password": "not it at all"})
     world = MoneyWorld(fund, make_user, make_donor)
     donor = _as(app, make_user("donor", donor_id=world.donor.id))
     report = f"/donor/pools/{world.eur.uid}/report?period=2026&format=csv"

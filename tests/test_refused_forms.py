@@ -25,6 +25,7 @@ from hrdfund.applications.models import (
     Urgency,
 )
 from hrdfund.auth import refused
+from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import RefusedForm
 from hrdfund.columns import utcnow
 from hrdfund.extensions import db
@@ -120,6 +121,7 @@ def _kinds(place):
     long = "x" * 5001
     user = w.reviewer
     pool = f"/pools/{w.eur.uid}"
+    made = auth_services.make_login()  # as the sign-up page makes it, with its seal
     return [
         # The case page's staff forms.
         (
@@ -546,7 +548,8 @@ def _kinds(place):
             None,
             "/register",
             {
-                "login": "typed-login-6627",
+                "login": made,
+                "login_seal": auth_services.login_seal(made),
                 "password": "pw-6628x",
                 "contact": "typed-contact-6630",
             },

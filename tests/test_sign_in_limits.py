@@ -1,7 +1,7 @@
 """The limits on guessing at a login: per login and browser, plus a limit for the browsers
 a login does not know; failed codes count until a full sign-in; a login without an account
-answers like one with an account, at sign-in and at sign-up; and no password is hashed
-while a write lock is held."""
+answers like one with an account; sign-up takes only a login the server made, so it tells
+nothing about any other; and no password is hashed while a write lock is held."""
 
 import re
 from datetime import timedelta
@@ -20,15 +20,16 @@ from tests.conftest import (
     GENERIC,
     LOCKED,
     PASSWORD,
+    input_value,
     login,
     refused_page,
     set_cookie_header,
+    sign_up,
     totp_code,
 )
 from tests.test_models import _another_writer_gets_the_lock
 
 WRONG_CODE = "That code is not right or was already used."
-CANNOT = "This login name cannot be used."
 
 
 def _errors(response):
@@ -217,89 +218,172 @@ def test_the_limit_on_new_browsers_is_not_below_the_limit_per_browser(app_config
         create_app({**app_config, "LOGIN_MAX_NEW_CLIENT_FAILURES": 4})
 
 
-# -- sign-up --------------------------------------------------------------------------------
+# -- sign-up: the login is made by the server ------------------------------------------------
 
 
-def _sign_up(client, login_name, password=PASSWORD):
-    response = client.post("/register", data={"login": login_name, "password": password})
-    return _shown(client, response)
+MADE = re.compile(r"[a-hjkmnp-z2-9]{4}-[a-hjkmnp-z2-9]{4}-[a-hjkmnp-z2-9]{4}")
 
 
-def _page_without_suggestions(response, login_name):
-    html = response.get_data(as_text=True).replace(login_name, "LOGIN")
-    return re.sub(r'<p class="secret"[^>]*><code>[^<]*</code></p>', "", html)
+def _made(page):
+    """The login name and the passphrase the sign-up page shows."""
+    html = page.get_data(as_text=True)
+    login_name = re.search(r'id="login-suggestion"><code>([^<]+)</code>', html).group(1)
+    passphrase = re.search(r'id="passphrase-suggestion"><code>([^<]+)</code>', html).group(1)
+    return login_name, passphrase
 
 
-@pytest.mark.parametrize("role", ["applicant", "manager", "donor"])
-def test_sign_up_checks_the_password_before_anything_about_the_login(client, make_user, role):
-    """A weak password gets the same page whether the login is taken or free."""
-    taken = make_user(role)
-    for password in ("short pass!", "password1234"):
-        on_taken = _sign_up(client, taken.login, password)
-        on_free = _sign_up(client, "free-login-42", password)
-        assert CANNOT not in on_taken.get_data(as_text=True)
-        assert _page_without_suggestions(on_taken, taken.login) == _page_without_suggestions(
-            on_free, "free-login-42"
-        )
-    assert _count(SignInLimit) == 0, "nothing is counted before the rules pass"
+def _without_suggestions(page):
+    """The page as the person reads it, leaving out what is new on every page: the login
+    and passphrase made for it and the login's seal."""
+    html = page.get_data(as_text=True)
+    for made in _made(page):
+        html = html.replace(made, "MADE")
+    return re.sub(r'(name="login_seal" type="hidden" value=")[0-9a-f]+', r"\1SEAL", html)
 
 
-def test_a_taken_login_costs_the_hash_and_gets_the_same_words_whoever_holds_it(
-    app, client, make_user, monkeypatch
-):
+def _forged(client, login_name, seal=None):
+    """A sign-up form naming ``login_name``: refused, it comes back on its page."""
+    data = {"login": login_name, "password": PASSWORD}
+    if seal is not None:
+        data["login_seal"] = seal
+    return refused_page(client, client.post("/register", data=data), "/register")
+
+
+def _users():
+    return db.session.execute(sa.select(User.login, User.password_hash)).all()
+
+
+def test_a_forged_sign_up_is_refused_alike_whatever_login_it_names(app, make_user, monkeypatch):
+    """A form that names a login the page did not make (a staff, donor, partner or
+    applicant login, a free one, one of the made shape, or one made for another page with
+    that page's seal) gets one page, word for word, with a new login made for it: no
+    account is made or changed, nothing is hashed or counted."""
+    holders = [make_user(role) for role in ("applicant", "partner", "manager", "donor", "admin")]
+    names = [h.login for h in holders] + ["demo-manager1", "free-login-42", "abcd-efgh-jkmn"]
+    seals = [None, "", "0" * 32]
     hashed = []
-    real = services.hash_password
-    monkeypatch.setattr(services, "hash_password", lambda p: hashed.append(1) or real(p))
-    answers = []
-    for role in ("applicant", "partner", "reviewer", "donor", "admin"):
-        holder = make_user(role)
-        before = len(hashed)
-        page = _sign_up(app.test_client(), holder.login)
-        assert len(hashed) - before == 1, role
-        answers.append(page.get_data(as_text=True).replace(holder.login, "LOGIN"))
-        assert services.find_user(holder.login).id == holder.id
-    errors = {re.search(r'<ul class="errors"[^>]*>(.*?)</ul>', a, re.S).group(1) for a in answers}
-    assert len(errors) == 1 and CANNOT in errors.pop()
-    for word in ("staff", "donor", "applicant", "reviewer", "admin", "partner", "exists"):
-        assert word not in " ".join(_errors_of(a) for a in answers).lower()
-    before = len(hashed)
-    assert _sign_up(client, "a-new-defender").location == "/"
-    assert len(hashed) - before == 1
+    real = services._hasher
+    monkeypatch.setattr(services, "_hasher", lambda: hashed.append(1) or real())
+
+    def forged_pages(names, seals):
+        pages = []
+        for name in names:
+            for seal in seals:
+                page = _forged(app.test_client(), name, seal)
+                assert name not in page.get_data(as_text=True), (name, seal)
+                pages.append(_without_suggestions(page))
+        return pages
+
+    before, counters = _users(), _count(SignInLimit)
+    pages = forged_pages(names, seals)
+    assert not hashed, "a forged sign-up reached the hasher"
+    assert len(set(pages)) == 1
+    assert _users() == before and _count(SignInLimit) == counters
+    # A login made for another page, the seal of a third, or an account made at sign-up.
+    _done, made = sign_up(app.test_client())
+    other, third = (app.test_client().get("/register").get_data(as_text=True) for _ in "ab")
+    before, counters, hashed[:] = _users(), _count(SignInLimit), []
+    pages += forged_pages([made], [*seals, input_value(other, "login_seal")])
+    pages += forged_pages([input_value(other, "login")], [input_value(third, "login_seal")])
+    assert not hashed and len(set(pages)) == 1
+    assert _users() == before and _count(SignInLimit) == counters
+    assert _errors(_forged(app.test_client(), made)) == [
+        "Your login name is made for you by this page. Note the one shown below, then send"
+        " the form again."
+    ]
 
 
-def _errors_of(html):
-    return " ".join(re.findall(r'<ul class="errors"[^>]*>(.*?)</ul>', html, re.S))
+def test_sign_up_makes_the_login_and_signs_in_with_it(app, client):
+    """The page shows a login made for the person and a passphrase, each new on every
+    page (the link asks for others); the account is made at that login and signed in, and
+    signs in again with it."""
+    page = client.get("/register")
+    login_name, passphrase = _made(page)
+    html = page.get_data(as_text=True)
+    assert MADE.fullmatch(login_name) and input_value(html, "login") == login_name
+    tag = re.search(r'<input[^>]*name="login"[^>]*>', html).group(0)
+    assert " hidden " in tag and " readonly " in tag, "shown once, as text; typed over by none"
+    assert '<a href="/register">Show another login name and passphrase</a>' in html
+    again = _made(client.get("/register"))
+    assert again[0] != login_name and again[1] != passphrase
+    done = client.post(
+        "/register",
+        data={
+            "login": login_name,
+            "login_seal": input_value(html, "login_seal"),
+            "password": passphrase,
+        },
+    )
+    assert done.location == "/"
+    assert client.get("/my").status_code == 200
+    user = services.find_user(login_name)
+    assert user.role.value == "applicant"
+    client.post("/logout")
+    assert client.post("/login", data={"login": login_name, "password": passphrase}).location == "/"
 
 
-def test_taken_login_answers_count_like_failed_sign_ins(app, client, make_user):
-    """Asking the sign-up page about a login over and over meets the same limit as
-    guessing its password; its owner is not held up."""
-    holder = make_user("applicant")
-    owner = app.test_client()
-    login(owner, holder)
-    owner.post("/logout")
-    for _ in range(5):
-        assert CANNOT in _sign_up(client, holder.login).get_data(as_text=True)
-    sixth = _sign_up(client, holder.login)
-    assert _errors(sixth) == [LOCKED] and CANNOT not in sixth.get_data(as_text=True)
-    assert _errors(_password(client, holder)) == [LOCKED]
-    assert _password(owner, holder).location == "/"
+def test_a_refused_password_keeps_the_login_made_and_counts_nothing(client, monkeypatch):
+    """A weak password is named as such, before anything is hashed or counted; the page
+    shows the same login again, so the one noted down stays right."""
+    page = client.get("/register")
+    login_name, _passphrase = _made(page)
+    seal = input_value(page.get_data(as_text=True), "login_seal")
+    monkeypatch.setattr(services, "_hasher", lambda: pytest.fail("a refused password was hashed"))
+    for password, why in (
+        ("short pass!", "at least 12 characters"),
+        ("password1234", "too common"),
+    ):
+        refused = client.post(
+            "/register", data={"login": login_name, "login_seal": seal, "password": password}
+        )
+        refused = refused_page(client, refused, "/register")
+        assert why in refused.get_data(as_text=True)
+        assert _made(refused)[0] == login_name
+    assert _count(SignInLimit) == 0 and services.find_user(login_name) is None
 
 
-def _suggested_login(client):
+def test_a_login_taken_meanwhile_gets_another_and_the_page_says_so(app, client, make_user):
+    """Two random logins alike, or one form sent twice: the account is made at another
+    login, shown plainly; the account holding the first is untouched."""
     page = client.get("/register").get_data(as_text=True)
-    login_name, _passphrase = re.findall(r'<p class="secret"[^>]*><code>([^<]+)</code></p>', page)
-    return login_name
+    login_name, seal = input_value(page, "login"), input_value(page, "login_seal")
+    holder = make_user("applicant", login=login_name)
+    kept_hash = holder.password_hash
+    answer = client.post(
+        "/register",
+        data={"login": login_name, "login_seal": seal, "password": "a new passphrase 9"},
+    )
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "with another login name" in html
+    other = re.search(r'id="login-made"><code>([^<]+)</code>', html).group(1)
+    assert MADE.fullmatch(other) and other != login_name
+    assert client.get("/my").status_code == 200
+    db.session.refresh(holder)
+    assert holder.password_hash == kept_hash
+    client.post("/logout")
+    assert _password(client, services.find_user(other), "a new passphrase 9").location == "/"
 
 
-def test_sign_up_offers_a_random_login_that_works(client):
-    """Beside the passphrase, a login name made at random: one nobody can guess, so
-    nobody can find out that it is taken."""
-    offered = _suggested_login(client)
-    assert services.LOGIN_PATTERN.match(offered) and len(offered) >= 14
-    assert offered != _suggested_login(client)
-    assert _sign_up(client, offered).location == "/"
-    assert services.find_user(offered) is not None
+@pytest.mark.parametrize("role", ["partner", "reviewer", "manager", "finance", "donor", "admin"])
+def test_only_applicant_accounts_may_have_a_login_of_the_made_shape(
+    app, runner, make_user, make_donor, make_partner_org, fund, role
+):
+    """Sign-up takes only logins of its shape: no other account may have one, from the
+    command line or from any other caller, so sign-up never reaches one."""
+    args = ["hrdfund", "create-user", "--role", role, "--login", "abcd-efgh-jkmn"]
+    args += ["--password", PASSWORD]
+    if role == "donor":
+        args += ["--donor", str(make_donor().id)]
+    if role == "partner":
+        args += ["--organisation", str(make_partner_org().id)]
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0 and "for applicant accounts only" in result.output
+    with pytest.raises(services.LoginPolicyError):
+        make_user(role, login="Wxyz-2345-Abcd")
+    db.session.rollback()
+    assert _users() == []
+    assert make_user("applicant", login="wxyz-2345-abcd").login == "wxyz-2345-abcd"
+    assert make_user(role, login="abcd-efgh-jkmn-1").role.value == role  # another shape
 
 
 # -- no hashing under a write lock ----------------------------------------------------------
@@ -349,12 +433,14 @@ def _sign_in_right(client, make_user):
 
 
 def _sign_up_free(client, make_user):
-    return lambda: _sign_up(client, "a-new-defender")
+    return lambda: sign_up(client)[0]
 
 
-def _sign_up_taken(client, make_user):
-    user = make_user("manager")
-    return lambda: _sign_up(client, user.login)
+def _sign_up_taken_meanwhile(client, make_user):
+    page = client.get("/register").get_data(as_text=True)
+    data = {"login": input_value(page, "login"), "login_seal": input_value(page, "login_seal")}
+    make_user("applicant", login=data["login"])
+    return lambda: client.post("/register", data={**data, "password": PASSWORD})
 
 
 def _change_password(client, make_user):
@@ -388,7 +474,7 @@ def _renew_codes(client, make_user):
         _sign_in_unknown,
         _sign_in_right,
         _sign_up_free,
-        _sign_up_taken,
+        _sign_up_taken_meanwhile,
         _change_password,
         _renew_codes,
     ],

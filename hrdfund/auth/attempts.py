@@ -44,7 +44,7 @@ def _settle(settle, *args, then=None, **kwargs):
     the failure stays counted and is audited."""
     try:
         user, token = settle(*args, **kwargs)
-    except (AuthError, services.UserExistsError):
+    except AuthError:
         db.session.commit()
         raise
     extra = then(user) if then is not None else None
@@ -64,12 +64,14 @@ def sign_in(login, password, token):
 
 
 def sign_up(login, password, token, **fields):
-    """A new applicant account, signed in. The login's form and the password's rules are
-    checked first (nothing counted, nothing hashed); then the attempt is charged and the
-    password hashed, and only then is a login found taken (:class:`UserExistsError`,
-    counted like a failed sign-in)."""
+    """A new applicant account at ``login``, a login the server made for the sign-up form
+    (the caller checked its seal), signed in. The password's rules are checked first
+    (nothing counted, nothing hashed); then the attempt is charged and the password hashed.
+    The account is made even if the login was taken meanwhile: at another login, made
+    then (``user.login`` tells)."""
     login = services.normalise_login(login)
-    services.check_login_rules(login)
+    if not services.is_made_login(login):
+        raise services.LoginPolicyError("sign-up takes only a login the server made")
     services.check_password_rules(password, login)
     charge = _charge(login, token)
     password_hash = services.hash_password(password)

@@ -95,17 +95,16 @@ class ConfirmForm(PageForm):
 
 
 class RegisterForm(PageForm):
-    """Sign-up for applicants: nothing that names the person."""
+    """Sign-up for applicants: nothing that names the person. The login name is made by
+    the server and carried with its seal (``services.made_login`` checks both); the page
+    shows it, and passes it to a password manager, without letting anyone type over it."""
 
     login = StringField(
-        _l("Choose a login name"),
-        [DataRequired(_l("Choose a login name.")), Length(min=3, max=64)],
-        description=_l(
-            "Letters, digits, dots, dashes. No real name needed. You may use this login name,"
-            " made for you just now:"
-        ),
-        render_kw={"autocomplete": "username", "autocapitalize": "none"},
+        _l("Your login name"),
+        [Length(max=User.LOGIN_MAX)],
+        render_kw={"autocomplete": "username", "readonly": True, "hidden": True},
     )
+    login_seal = HiddenField(validators=[Length(max=64)])
     password = PasswordField(
         _l("Password or passphrase"),
         [DataRequired(_l("Choose a password.")), Length(max=128)],

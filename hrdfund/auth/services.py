@@ -187,13 +187,13 @@ def settle_sign_in(charge, credentials, matched):
 
 def settle_sign_up(charge, login, password_hash, **fields):
     """Settle a charged sign-up, in a short write transaction after the hash: a new
-    applicant account, signed in at once; or :class:`UserExistsError`, counted like a
-    failed sign-in, whoever holds the login."""
+    applicant account at ``login`` (one this server made), signed in at once. Should an
+    account hold that login already (two random logins alike, or one form sent twice), the
+    new account gets another login, made now: the caller tells the person so. Sign-up
+    never refuses, and never reaches another account."""
     throttle.hold(charge)
-    taken = find_user(login)
-    if taken is not None:
-        record_failure(charge, taken.uid, action="auth.sign_up_refused")
-        raise UserExistsError(login)
+    while find_user(login) is not None:
+        login = make_login()
     user = create_user(Role.APPLICANT, login, password_hash=password_hash, **fields)
     return user, complete_login(user, charge)
 
@@ -213,21 +213,52 @@ def settle_reauthentication(charge, credentials, matched):
 LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 #: Letters and digits that cannot be mistaken for one another when copied by hand.
 SUGGESTION_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+#: The shape of the login names the server makes for sign-up: three groups of four of
+#: those characters (about 59 bits). Sign-up takes no other login, and only applicant
+#: accounts may have one (:func:`create_user`), so sign-up never reaches a staff, donor
+#: or partner account.
+MADE_LOGIN_PATTERN = re.compile(
+    rf"^[{SUGGESTION_ALPHABET}]{{4}}-[{SUGGESTION_ALPHABET}]{{4}}-[{SUGGESTION_ALPHABET}]{{4}}$"
+)
 
 
-def suggest_passphrase(groups=5, size=4):
+def _random_groups(groups, size=4):
+    return "-".join(
+        "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(size)) for _ in range(groups)
+    )
+
+
+def suggest_passphrase():
     """A random passphrase easy to copy by hand (about 100 bits), offered at sign-up."""
-    return "-".join(
-        "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(size)) for _ in range(groups)
-    )
+    return _random_groups(5)
 
 
-def suggest_login(groups=3, size=4):
-    """A random login name (about 59 bits) offered at sign-up beside the passphrase: nobody
-    can guess it, so nobody can find out that it is taken."""
-    return "-".join(
-        "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(size)) for _ in range(groups)
-    )
+def make_login():
+    """A random login name for a new applicant account (about 59 bits): nobody can guess
+    one, so asking about one tells nothing."""
+    return _random_groups(3)
+
+
+def is_made_login(login):
+    """Whether ``login`` has the shape of the login names the server makes for sign-up."""
+    return MADE_LOGIN_PATTERN.match(normalise_login(login)) is not None
+
+
+def login_seal(login):
+    """What the sign-up form carries beside a login the server made for it: a keyed hash
+    that only the server can compute, so the form cannot name any other login."""
+    return cipher().blind_index(f"sign-up-login|{normalise_login(login)}")
+
+
+def made_login(login, seal):
+    """``login``, normalised, when the server made it for a sign-up form (its shape, and
+    the seal the form carried with it); else None."""
+    login = normalise_login(login)
+    if not is_made_login(login):
+        return None
+    if not secrets.compare_digest((seal or "").encode(), login_seal(login).encode()):
+        return None
+    return login
 
 
 def new_totp_secret():
@@ -319,7 +350,7 @@ def verify_totp(user, code, at=None):
 def complete_login(user, charge):
     """Record a full sign-in (both factors where needed): the client's failures are
     forgotten and it becomes known to the login. Returns the client token to keep."""
-    token = throttle.complete(charge)
+    token = throttle.complete(charge, login=user.login)
     user.last_login_at = utcnow()
     audit.record("auth.login", user, actor=user)
     db.session.flush()
@@ -362,6 +393,11 @@ def create_user(role, login, password=None, actor=None, password_hash=None, **fi
     role = Role(role)
     login = normalise_login(login)
     check_login_rules(login)
+    if role != Role.APPLICANT and is_made_login(login):
+        raise LoginPolicyError(
+            "logins of three groups of four letters and digits (abcd-efgh-jkmn) are made by "
+            "sign-up, for applicant accounts only: choose another login"
+        )
     if find_user(login) is not None:
         raise UserExistsError(login)
     user = User(role=role, login=login, **fields)

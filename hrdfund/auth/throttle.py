@@ -198,14 +198,15 @@ def refund(charge, now=None):
     db.session.flush()
 
 
-def complete(charge, now=None):
+def complete(charge, now=None, login=None):
     """A full sign-in (password and any second factor) from this client: the attempt is
-    refunded, the client's own failures are forgotten and it becomes known to the login.
+    refunded, the client's own failures are forgotten and it becomes known to the login
+    signed in to (``login``; a sign-up may end at another login than it was charged to).
     Returns the client's token to keep (a new one when the browser had none)."""
     now = now or utcnow()
     refund(charge, now)
     token = charge.token or new_client_token()
-    client_key, _new = counter_keys(charge.login, token)
+    client_key, _new = counter_keys(login or charge.login, token)
     rows = _counters({charge.client_key, client_key}, now)
     for row in rows.values():
         row.failures, row.counting_since, row.locked_until = 0, None, None

@@ -195,27 +195,32 @@ def new_session(user, done=None):
 
 @bp.route("/register", methods=["GET", "POST"])
 def register():
-    """An applicant account: a login name and a password, nothing that names the person.
+    """An applicant account: a login name the server makes, and a password, nothing that
+    names the person.
 
-    The login's form and the password's rules are checked first; only after the password
-    is hashed, and counted like a failed sign-in, does the page say a login cannot be used,
-    in the same words whoever holds it."""
+    The form carries the login made for it with a seal only the server can compute; a
+    login without its seal (any other login, an existing one included) is refused before
+    anything is counted or hashed, in the same words whatever it names. Sign-up has one
+    other outcome: an account is made and signed in."""
     if current_user.is_authenticated:
         return redirect(url_for("auth.index"))
     form = RegisterForm()
-    if form.validate_on_submit():
-        login_name = services.normalise_login(form.login.data)
-        try:
-            services.check_login_rules(login_name)
-        except services.LoginPolicyError:
-            form.login.errors.append(
-                _("A login name is 3 to 64 letters, digits, dots, dashes or underscores.")
+    login_name = None
+    if form.is_submitted():
+        login_name = services.made_login(form.login.data, form.login_seal.data)
+        if login_name is None:
+            form.form_errors.append(
+                _(
+                    "Your login name is made for you by this page. Note the one shown"
+                    " below, then send the form again."
+                )
             )
+    if form.validate_on_submit() and login_name is not None:
         try:
             services.check_password_rules(form.password.data, login_name)
         except services.PasswordPolicyError as exc:
             form.password.errors.append(_("This password cannot be used: %(why)s.", why=exc))
-        if not (form.login.errors or form.password.errors):
+        else:
             try:
                 done = attempts.sign_up(
                     login_name,
@@ -225,23 +230,27 @@ def register():
                 )
             except services.AuthError as exc:
                 form.form_errors.append(refusal(exc))
-            except services.UserExistsError:
-                form.login.errors.append(
-                    _(
-                        "This login name cannot be used. Please choose another one, or take"
-                        " the one suggested below it."
-                    )
-                )
             else:
-                return new_session(done.user, done)
+                response = new_session(done.user, done)
+                if done.user.login != login_name:
+                    # Another account took the login meanwhile: this one has another.
+                    return render_template("auth/login_changed.html", login=done.user.login)
+                return response
     if form.is_submitted():
-        # The login name and the contact come back; the password never does.
+        # The contact comes back, and the login made for the form with its seal; the
+        # password never does.
         return refused.refuse(form, to=url_for("auth.register"))
+    form = refused.restore(form)
+    # A login the form carried with its seal stays, so that one noted down stays right;
+    # any other is replaced by a new one.
+    login_name = services.made_login(form.login.data, form.login_seal.data)
+    login_name = login_name or services.make_login()
+    form.login.data, form.login_seal.data = login_name, services.login_seal(login_name)
     return render_template(
         "auth/register.html",
-        form=refused.restore(form),
+        form=form,
         suggestion=services.suggest_passphrase(),
-        login_suggestion=services.suggest_login(),
+        login_name=login_name,
     )
 
 

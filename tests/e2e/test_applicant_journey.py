@@ -49,10 +49,13 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     url = live_server["url"]
     page.goto(url + "/login")
     page.get_by_role("link", name="Create an account").click()
-    # The page offers a random login name and a passphrase; the defender takes both.
+    # The page makes a login name for the defender and offers a passphrase; the defender
+    # notes the login and takes the passphrase. "Show another" makes new ones.
+    first = page.locator("#login-suggestion code").inner_text()
+    page.get_by_role("link", name="Show another login name and passphrase").click()
     login_name = page.locator("#login-suggestion code").inner_text()
+    assert re.fullmatch(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", login_name) and login_name != first
     passphrase = page.locator("#passphrase-suggestion code").inner_text()
-    page.get_by_label("Choose a login name").fill(login_name)
     page.get_by_label("Password or passphrase").fill(passphrase)
     page.get_by_role("button", name="Create account").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Your applications"
@@ -213,8 +216,8 @@ def test_a_defender_saves_a_longer_term_draft_comes_back_and_sends_it(live_serve
     and the defender finishes and sends it."""
     url = live_server["url"]
     page.goto(url + "/register")
-    login_name, passphrase = page.locator(".secret code").all_inner_texts()
-    page.get_by_label("Choose a login name").fill(login_name)
+    login_name = page.locator("#login-suggestion code").inner_text()
+    passphrase = page.locator("#passphrase-suggestion code").inner_text()
     page.get_by_label("Password or passphrase").fill(passphrase)
     page.get_by_role("button", name="Create account").click()
     page.get_by_role("link", name="Ask for support").click()
