@@ -135,6 +135,15 @@ class Config:
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536
     ARGON2_PARALLELISM = 4
+    #: Password checks (an Argon2id hash each, about 130 ms of a core and 64 MiB) the whole
+    #: server makes in a minute, on average, for sign-ins, sign-ups and password changes;
+    #: past it an attempt is answered "busy" (503) with nothing hashed. Browsers a login
+    #: does not know get ten seconds' worth at once at most; browsers that completed a
+    #: sign-in to the login may draw a minute ahead, so they are served first.
+    PASSWORD_CHECKS_PER_MINUTE = int(_env("HRDFUND_PASSWORD_CHECKS_PER_MINUTE", "60"))
+    #: Each process hashes one password at a time; another attempt waits this long for its
+    #: turn, then is answered "busy" (503) with nothing hashed.
+    PASSWORD_CHECK_WAIT_SECONDS = 2
 
     #: Closed cases are purged this many days after closing (`flask hrdfund purge`), down
     #: to the figures reports need; drafts never sent, this many days after the last edit.
@@ -163,6 +172,8 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 8
     ARGON2_PARALLELISM = 1
+    #: Tests sign in hundreds of times a minute; the tests of the bound set their own.
+    PASSWORD_CHECKS_PER_MINUTE = 1_000_000
 
 
 class ProductionConfig(Config):

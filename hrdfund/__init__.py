@@ -50,9 +50,11 @@ def create_app(overrides=None):
     _check_secrets(app)
     check_target_config(app.config)
     limits.check_config(app.config)
+    from .auth.budget import check_config as check_password_budget
     from .auth.throttle import check_config as check_sign_in_limits
 
     check_sign_in_limits(app.config)
+    check_password_budget(app.config)
     _configure_logging(app)
     _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     install_request_limits(app)

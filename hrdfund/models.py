@@ -24,6 +24,7 @@ from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import (  # noqa: F401
     Fund,
     PartnerOrganisation,
+    PasswordCheckBudget,
     RecoveryCode,
     SignInLimit,
     User,

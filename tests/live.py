@@ -62,8 +62,10 @@ def gunicorn_command(port, workers):
 class LiveServer:
     """gunicorn serving one database in production mode; start, kill and restart it."""
 
-    def __init__(self, database_url, folder, workers=3):
+    def __init__(self, database_url, folder, workers=3, settings=None):
         self.database_url = database_url
+        #: HRDFUND_ settings of this server (the caller's own are left out).
+        self.settings = dict(settings or {})
         self.folder = folder
         self.instance = folder / "instance"
         self.workers = workers
@@ -103,6 +105,7 @@ class LiveServer:
         }
         env.update(
             self.keys,
+            **self.settings,
             HRDFUND_ENV=mode,
             DATABASE_URL=self.database_url,
             HRDFUND_INSTANCE_PATH=str(self.instance),

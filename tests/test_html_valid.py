@@ -30,7 +30,7 @@ from werkzeug.datastructures import MultiDict
 
 from hrdfund import create_app, demo, geo, retention
 from hrdfund.applications.models import Application, ApplicationStatus
-from hrdfund.auth import guard
+from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import User
 from hrdfund.columns import utcnow
@@ -336,6 +336,14 @@ def _visitor(site):
     big = v.client.post("/register", data={"contact": "x" * size})
     assert big.status_code == 413
     site.pages.add("visitor: POST /register too large", big)
+    # No password can be checked just now: the busy page.
+    data = dict(v.form("/login", "/login").fields) | {"login": "nobody", "password": "wrong"}
+    site.app.config["PASSWORD_CHECK_WAIT_SECONDS"] = 0.01
+    with attempts._HASHING:
+        busy = v.client.post("/login", data=data)
+    site.app.config["PASSWORD_CHECK_WAIT_SECONDS"] = 2
+    assert busy.status_code == 503
+    site.pages.add("visitor: POST /login while busy (503)", busy)
     # The login name the page made was taken meanwhile: the account gets another one.
     newcomer = site.browser("newcomer")
     form = newcomer.form("/register", "/register")

@@ -596,7 +596,8 @@ def test_promise_09_failures_lock_a_login_per_browser_never_per_address(app, cli
     that browser: the right password is then refused with a message to wait, and another
     account signs in at once from the very same address. Guesses from ever new browsers
     lock a login for every browser it does not know; the owner's browser, which signed in
-    before with both factors, still signs in. No address is stored."""
+    before with both factors, still signs in. No address is stored. Guesses at ever new
+    logins meet the server's budget of password checks."""
     victim, other = make_user("applicant"), make_user("applicant")
     for n in range(5):
         client.post(
@@ -636,6 +637,15 @@ def test_promise_09_failures_lock_a_login_per_browser_never_per_address(app, cli
     login(owner, manager)
     assert owner.get("/cases").status_code == 200
     assert "10.0.0." not in _all_values() and "10.0.1." not in _all_values()
+    # Guessing at ever new logins meets the server's budget of password checks (a minute's
+    # worth, a sixth of it at once for new browsers): then a plain 503, nothing hashed.
+    app.config["PASSWORD_CHECKS_PER_MINUTE"] = 6
+    guesses = [
+        app.test_client().post("/login", data={"login": f"anyone-{n}", "password": "a guess"})
+        for n in range(3)
+    ]
+    assert [g.status_code for g in guesses][-1] == 503
+    assert "Busy: please try again in a minute" in guesses[-1].get_data(as_text=True)
 
 
 def test_promise_10_logout_and_end_sessions_stop_every_cookie(app, client, make_user):

@@ -15,7 +15,10 @@ connection per request, so that requests are answered by different workers:
   after another (on PostgreSQL the login's counters, and the account's row for a code, are
   locked while they are charged or settled; SQLite transactions take the write lock first);
 - the form closing a grant sent twice at the same moment gives back what the grant still
-  commits once, and `flask hrdfund check` passes afterwards.
+  commits once, and `flask hrdfund check` passes afterwards;
+- sign-in attempts at ever new logins sent at once to every worker get no more password
+  checks than the server's budget, shared by the workers, grants; the rest are answered
+  "busy" with nothing hashed.
 
 On PostgreSQL the server uses its own database, named after HRDFUND_TEST_DATABASE_URL's
 with `_serving` added (hrdfund_test -> hrdfund_test_serving), emptied before the module.
@@ -53,6 +56,10 @@ BURST_AMOUNT = Decimal("1.00")
 GUESSES = 16
 #: Failures from browsers a login does not know that lock it for all of them (the default).
 NEW_CLIENT_LIMIT = 10
+#: The server's budget of password checks: a minute's worth, and what browsers a login does
+#: not know may take at once (a sixth), leaving room for the bursts the tests above send.
+CHECKS_PER_MINUTE = 120
+NEW_BROWSER_BURST = CHECKS_PER_MINUTE // 6
 
 
 def _serving_database():
@@ -71,7 +78,12 @@ def server(request, tmp_path_factory):
         url = _serving_database()
     else:
         url = f"sqlite:///{folder / 'hrdfund.sqlite3'}"
-    live = LiveServer(url, folder, workers=WORKERS)
+    live = LiveServer(
+        url,
+        folder,
+        workers=WORKERS,
+        settings={"HRDFUND_PASSWORD_CHECKS_PER_MINUTE": str(CHECKS_PER_MINUTE)},
+    )
     try:
         live.prepare(SCALE)
         live.start()
@@ -472,3 +484,31 @@ def test_the_close_form_sent_twice_at_once_gives_back_once(server):
     assert closed == 1 and released == expected, message
     check = server.flask("hrdfund", "check", check=False)
     assert check.returncode == 0, f"{check.stdout}\n{check.stderr}"
+
+
+def test_password_checks_past_the_servers_budget_are_busy_on_every_worker(server):
+    """Sign-in attempts at ever new logins from ever new browsers, sent at once to every
+    worker: the budget the workers share grants its burst for new browsers and what it
+    earns meanwhile, no more; every other attempt is answered busy (503), nothing hashed."""
+    sent = 3 * NEW_BROWSER_BURST
+    forms = [
+        (client, client.form("/login")) for client in (Client(server.port) for _ in range(sent))
+    ]
+    mark = server.log_mark()
+    started = time.monotonic()
+    answers = _parallel(
+        sent,
+        lambda n: forms[n][0].submit(
+            forms[n][1], login=f"nobody-{n}-{secrets.token_hex(4)}", password="a guess at it"
+        ),
+    )
+    elapsed = time.monotonic() - started
+    workers = server.workers_since(mark, sent)
+    checked = sum(
+        a.status == 303 and NOT_RIGHT in forms[n][0].follow(a).text for n, a in enumerate(answers)
+    )
+    busy = sum(a.status == 503 and "Busy: please try again in a minute" in a.text for a in answers)
+    assert checked + busy == sent, answers
+    earned = int(elapsed * CHECKS_PER_MINUTE / 60) + 1
+    assert 0 < checked <= NEW_BROWSER_BURST + earned, (checked, busy, round(elapsed, 1))
+    assert len(set(workers)) >= 2, f"one worker answered everything: {workers}"

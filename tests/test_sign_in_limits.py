@@ -1,17 +1,22 @@
 """The limits on guessing at a login: per login and browser, plus a limit for the browsers
 a login does not know; failed codes count until a full sign-in; a login without an account
 answers like one with an account; sign-up takes only a login the server made, so it tells
-nothing about any other; and no password is hashed while a write lock is held."""
+nothing about any other; no password is hashed while a write lock is held; and the
+server's password checks are bounded."""
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pyotp
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from hrdfund import create_app
-from hrdfund.auth import services
+from hrdfund.auth import attempts, services
 from hrdfund.auth.models import SignInLimit, User
 from hrdfund.columns import utcnow
 from hrdfund.extensions import db
@@ -517,3 +522,162 @@ def test_a_sign_in_checked_against_a_password_changed_meanwhile_fails(app, make_
     page = _password(client, user)
     assert _errors(page) == [GENERIC]
     assert client.get("/my").location == "/login"
+
+
+# -- the server's password checks are bounded ------------------------------------------------
+
+
+def test_the_budget_grants_a_burst_then_its_rate_and_serves_known_browsers_first(app):
+    """At 60 checks a minute: browsers a login does not know get ten at once, then one a
+    second; browsers it knows may draw a minute ahead, and new ones wait while they do. A
+    clock set back does not leave the budget spent until it catches up."""
+    from hrdfund.auth import budget
+
+    app.config["PASSWORD_CHECKS_PER_MINUTE"] = 60
+    start = utcnow()
+
+    def at(seconds):
+        return start + timedelta(seconds=seconds)
+
+    assert [budget.take(False, at(0)) for _ in range(12)] == [True] * 10 + [False] * 2
+    assert [budget.take(False, at(1)) for _ in range(2)] == [True, False]
+    assert sum(budget.take(True, at(1)) for _ in range(70)) == 50
+    assert not budget.take(False, at(30)) and not budget.take(True, at(1.5))
+    assert budget.take(False, at(52)) and not budget.take(False, at(52))
+    # The clock goes back an hour: the budget starts afresh, with its burst.
+    assert [budget.take(False, at(-3600)) for _ in range(11)] == [True] * 10 + [False]
+    db.session.commit()
+
+
+class _CountedHasher:
+    """Argon2 as configured, counting the hashes and verifications."""
+
+    def __init__(self, real, seen):
+        self.real, self.seen = real, seen
+
+    def hash(self, password):
+        self.seen.append("hash")
+        return self.real.hash(password)
+
+    def verify(self, password_hash, password):
+        self.seen.append("verify")
+        return self.real.verify(password_hash, password)
+
+
+def _audit_entries():
+    from hrdfund.audit.models import AuditEvent
+
+    return _count(AuditEvent)
+
+
+def test_attempts_past_the_budget_are_answered_busy_with_nothing_hashed_or_counted(
+    app, make_user, monkeypatch
+):
+    """Sign-ins at ever new logins from ever new browsers: past the budget's share for new
+    browsers each is answered 503 with a plain page, hashed, counted and written nowhere,
+    with no write lock taken; a sign-up likewise makes nothing. The owner of an account, at
+    a browser that signed in to it before, is served first, and signed-in pages carry on."""
+    holder = make_user("applicant")
+    owner = app.test_client()
+    login(owner, holder)
+    owner.post("/logout")
+    # Six a minute: one at once for new browsers, then one every ten seconds.
+    app.config["PASSWORD_CHECKS_PER_MINUTE"] = 6
+    seen = []
+    real = services._hasher
+    monkeypatch.setattr(services, "_hasher", lambda: _CountedHasher(real(), seen))
+
+    def guess(n, client=None):
+        client = client or app.test_client()
+        return client.post("/login", data={"login": f"someone-{n}", "password": "a guess at it"})
+
+    first = app.test_client()
+    assert _errors(_shown(first, guess(0, first))) == [GENERIC]
+    hashed, counted, audited = len(seen), _count(SignInLimit), _audit_entries()
+    statements = []
+
+    def sent(_conn, _cursor, statement, _parameters, _context, _many):
+        statements.append(statement.split(None, 2)[:2])
+
+    sa.event.listen(db.engine, "before_cursor_execute", sent)
+    try:
+        busy_pages = [guess(1), guess(2)]
+        assert [page.status_code for page in busy_pages] == [503, 503]
+        busy_pages.append(sign_up(app.test_client())[0])
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", sent)
+    for busy in busy_pages:
+        html = busy.get_data(as_text=True)
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "60"
+        assert "Busy: please try again in a minute" in html and "Nothing you sent was kept" in html
+        assert "<script" not in html
+    assert (len(seen), _count(SignInLimit), _audit_entries()) == (hashed, counted, audited)
+    writes = [s for s in statements if s[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+    locks = [s for s in statements if [w.upper() for w in s] == ["BEGIN", "IMMEDIATE"]]
+    assert statements and not writes and not locks, "a busy answer wrote or took the lock"
+    assert db.session.execute(sa.select(sa.func.count()).select_from(User)).scalar() == 1
+    assert _password(owner, holder).location == "/"
+    assert owner.get("/my").status_code == 200
+
+
+class _SlowHasher(_CountedHasher):
+    """Argon2 as configured, a tenth of a second slower, noting how many run at once."""
+
+    lock = threading.Lock()
+
+    def __init__(self, real, running):
+        super().__init__(real, [])
+        self.running = running
+
+    def verify(self, password_hash, password):
+        with self.lock:
+            self.running["now"] += 1
+            self.running["most"] = max(self.running["most"], self.running["now"])
+        time.sleep(0.1)
+        try:
+            return super().verify(password_hash, password)
+        finally:
+            with self.lock:
+                self.running["now"] -= 1
+
+
+def test_each_process_hashes_one_password_at_a_time(app, monkeypatch):
+    """Attempts sent at once to one process take turns at the hash (64 MiB each), each
+    answered as it would be alone."""
+    running = {"now": 0, "most": 0}
+    real = services._hasher
+    monkeypatch.setattr(services, "_hasher", lambda: _SlowHasher(real(), running))
+
+    def guess(n):
+        # A plain test client: each request in its thread has its own contexts.
+        client = FlaskClient(app)
+        answer = client.post("/login", data={"login": f"someone-{n}", "password": "a guess at it"})
+        return answer.status_code, _errors(_shown(client, answer))
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(guess, range(4)))
+    assert answers == [(303, [GENERIC])] * 4
+    assert running["most"] == 1, f"{running['most']} passwords were hashed at once"
+
+
+def test_an_attempt_whose_turn_does_not_come_is_answered_busy(app):
+    """An attempt that waits longer than ``PASSWORD_CHECK_WAIT_SECONDS`` for its process's
+    turn to hash is answered busy, counted nowhere; the next one is checked as usual."""
+    app.config["PASSWORD_CHECK_WAIT_SECONDS"] = 0.2
+    counted = _count(SignInLimit)
+    assert attempts._HASHING.acquire(timeout=5)
+    try:
+        started = time.monotonic()
+        busy = app.test_client().post("/login", data={"login": "someone", "password": "a guess"})
+        assert busy.status_code == 503 and time.monotonic() - started >= 0.2
+    finally:
+        attempts._HASHING.release()
+    assert _count(SignInLimit) == counted
+    client = app.test_client()
+    answer = client.post("/login", data={"login": "x1", "password": "a guess"})
+    assert _errors(_shown(client, answer)) == [GENERIC]
+
+
+def test_the_budget_is_at_least_one_check_a_minute(app_config):
+    with pytest.raises(RuntimeError, match="HRDFUND_PASSWORD_CHECKS_PER_MINUTE"):
+        create_app({**app_config, "PASSWORD_CHECKS_PER_MINUTE": 0})

@@ -2,22 +2,41 @@
 that no write lock is held while a password is hashed (ARCHITECTURE.md, Transactions).
 
 A password attempt
-1. reads what the check needs inside ``reading()``, with no write lock;
-2. is charged against the sign-in limits and committed, so that attempts sent at once each
-   see the ones before; at a locked login it ends here, with nothing hashed;
-3. hashes with no transaction open;
-4. is settled in a short write transaction that reads the account again under the lock.
+1. reads what the check needs inside ``reading()``, with no write lock, and looks at the
+   server's budget of checks (``budget``): past it, the attempt ends here, answered
+   "busy" (:class:`Busy`), having written nothing;
+2. waits for its process's turn to hash (one at a time per process, a short wait at most);
+3. is charged against the sign-in limits and takes its check from the budget, committed,
+   so that attempts sent at once each see the ones before; at a locked login it ends
+   here, and when the budget was spent meanwhile it is answered "busy" with nothing
+   charged; either way nothing is hashed;
+4. hashes with no transaction open;
+5. is settled in a short write transaction that reads the account again under the lock.
 
 A code costs a few HMACs: its attempt is charged, checked and settled in one short
 transaction. These functions commit, as views and commands do; the rules they apply live
 in ``services`` and ``throttle``.
 """
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
+from flask import current_app
+
 from ..extensions import db, reading
-from . import services, throttle
+from . import budget, services, throttle
 from .services import AuthError
+
+#: Each process hashes one password at a time: a burst of attempts at one process takes
+#: turns instead of every core and 64 MiB each.
+_HASHING = threading.Lock()
+
+
+class Busy(Exception):  # noqa: N818 (what the person is told: the server is busy)
+    """No password can be checked just now (the process's turn did not come soon enough,
+    or the server's budget of checks is spent): the attempt was charged to no limit and
+    nothing was hashed."""
 
 
 @dataclass
@@ -31,8 +50,33 @@ class SignedIn:
     extra: object = None
 
 
+def _first_look(login, token):
+    """Inside ``reading()``: :class:`Busy` at once when the budget could not grant this
+    client's check, before anything is written or waited for."""
+    if not budget.available(throttle.knows(login, token)):
+        raise Busy()
+
+
+@contextlib.contextmanager
+def _turn_to_hash():
+    """This process's turn to hash a password, waited for ``PASSWORD_CHECK_WAIT_SECONDS``
+    at most; :class:`Busy` when it does not come."""
+    if not _HASHING.acquire(timeout=current_app.config["PASSWORD_CHECK_WAIT_SECONDS"]):
+        raise Busy()
+    try:
+        yield
+    finally:
+        _HASHING.release()
+
+
 def _charge(login, token):
+    """Charge an attempt at ``login`` to the sign-in limits and take its check from the
+    server's budget, and commit; raises :class:`AuthError` at a locked login and
+    :class:`Busy` when the budget is spent, in both cases before anything is hashed."""
     charge = throttle.charge_attempt(login, token)
+    if not charge.refused and not budget.take(charge.known):
+        db.session.rollback()  # nothing is counted: the attempt was not made
+        raise Busy()
     db.session.commit()
     if charge.refused:
         raise AuthError("locked", charge.wait_minutes)
@@ -58,8 +102,10 @@ def sign_in(login, password, token):
         raise AuthError("invalid")  # refused before any hashing
     with reading():
         credentials = services.read_credentials(login)
-    charge = _charge(credentials.login, token)
-    matched = services.password_matches(credentials, password)
+        _first_look(credentials.login, token)
+    with _turn_to_hash():
+        charge = _charge(credentials.login, token)
+        matched = services.password_matches(credentials, password)
     return _settle(services.settle_sign_in, charge, credentials, matched)
 
 
@@ -73,8 +119,11 @@ def sign_up(login, password, token, **fields):
     if not services.is_made_login(login):
         raise services.LoginPolicyError("sign-up takes only a login the server made")
     services.check_password_rules(password, login)
-    charge = _charge(login, token)
-    password_hash = services.hash_password(password)
+    with reading():
+        _first_look(login, token)
+    with _turn_to_hash():
+        charge = _charge(login, token)
+        password_hash = services.hash_password(password)
     return _settle(services.settle_sign_up, charge, login, password_hash, **fields)
 
 
@@ -85,8 +134,10 @@ def reauthenticate(user_id, password, token, then=None):
         raise AuthError("invalid")
     with reading():
         credentials = services.read_credentials(user_id=user_id)
-    charge = _charge(credentials.login, token)
-    matched = services.password_matches(credentials, password)
+        _first_look(credentials.login, token)
+    with _turn_to_hash():
+        charge = _charge(credentials.login, token)
+        matched = services.password_matches(credentials, password)
     return _settle(services.settle_reauthentication, charge, credentials, matched, then=then)
 
 
@@ -96,12 +147,14 @@ def change_password(user_id, current, new, token):
     every session of the user ends."""
     with reading():
         credentials = services.read_credentials(user_id=user_id)
-    services.check_password_rules(new, credentials.login)
-    if len(current) > services.PASSWORD_MAX:
-        raise AuthError("invalid")
-    charge = _charge(credentials.login, token)
-    matched = services.password_matches(credentials, current)
-    new_hash = services.hash_password(new) if matched else None
+        services.check_password_rules(new, credentials.login)
+        if len(current) > services.PASSWORD_MAX:
+            raise AuthError("invalid")
+        _first_look(credentials.login, token)
+    with _turn_to_hash():
+        charge = _charge(credentials.login, token)
+        matched = services.password_matches(credentials, current)
+        new_hash = services.hash_password(new) if matched else None
     return _settle(
         services.settle_reauthentication,
         charge,

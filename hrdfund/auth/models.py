@@ -201,3 +201,14 @@ class RefusedForm(db.Model):
     content = Encrypted(json=True)
     #: After this the form is not shown any more, and the row may be deleted.
     expires_at = col(sa.DateTime, INTERNAL, nullable=False, index=True)
+
+
+class PasswordCheckBudget(db.Model):
+    """The server's budget of password checks (each an Argon2id hash), shared by every
+    process: one row, moved forward by each check it grants. See ``auth/budget.py``."""
+
+    __tablename__ = "password_check_budget"
+    id: Mapped[int] = pk()
+    #: The checks granted so far use the budget up to this moment; a new one is granted
+    #: while it lies less than the allowed burst ahead of now.
+    spent_until = col(sa.DateTime, INTERNAL, nullable=False)

@@ -103,6 +103,16 @@ def counter_keys(login, token):
     return index(f"sign-in|client|{login}|{token or ''}"), index(f"sign-in|new|{login}")
 
 
+def knows(login, token, now=None):
+    """Whether the client with ``token`` is known to ``login`` (normalised): it completed
+    a sign-in to it lately. Only reads."""
+    client_key, _new = counter_keys(login, token)
+    until = db.session.execute(
+        sa.select(SignInLimit.known_until).where(SignInLimit.key == client_key)
+    ).scalar_one_or_none()
+    return until is not None and until > (now or utcnow())
+
+
 def _postgresql():
     return db.session.get_bind().dialect.name == "postgresql"
 

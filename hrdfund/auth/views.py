@@ -254,6 +254,12 @@ def register():
     )
 
 
+@bp.app_errorhandler(attempts.Busy)
+def busy(_exc):
+    """No password can be checked just now: a plain page, nothing kept, nothing hashed."""
+    return render_template("errors/503.html", code=503), 503, {"Retry-After": "60"}
+
+
 @bp.post("/logout")
 def logout():
     """Sign out everywhere: every cookie of this user stops working."""
