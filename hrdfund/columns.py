@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from .money import stored_amount, stored_rate
+from .money import stored_amount, stored_percent, stored_rate
 
 PUBLIC = "public"
 INTERNAL = "internal"
@@ -143,6 +143,17 @@ class Rate(_Checked):
     check = staticmethod(stored_rate)
 
 
+class Percent(_Checked):
+    """Numeric(9, 6) holding a percentage from 0 to 100 with at most six places."""
+
+    cache_ok = True
+
+    def __init__(self):
+        super().__init__(9, 6)
+
+    check = staticmethod(stored_percent)
+
+
 def money(nullable=False, data_class=INTERNAL, **kwargs):
     """An amount: Numeric(14, 2) of whole cents, always beside a currency column."""
     return col(Money(), data_class, nullable=nullable, **kwargs)
@@ -151,6 +162,11 @@ def money(nullable=False, data_class=INTERNAL, **kwargs):
 def rate(nullable=False, data_class=INTERNAL, **kwargs):
     """An exchange rate: Numeric(18, 8), units of one currency per unit of another."""
     return col(Rate(), data_class, nullable=nullable, **kwargs)
+
+
+def percent(nullable=False, data_class=INTERNAL, **kwargs):
+    """A limit set as a percentage: Numeric(9, 6), from 0 to 100."""
+    return col(Percent(), data_class, nullable=nullable, **kwargs)
 
 
 def currency(nullable=False, **kwargs):

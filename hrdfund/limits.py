@@ -9,19 +9,21 @@ from decimal import Decimal, InvalidOperation
 
 from flask import current_app
 
-from .money import CURRENCIES
+from .money import CENT, CURRENCIES, PERCENT_PLACES
 
 
 class LimitConfigError(RuntimeError):
     """A money limit in the settings that cannot be used."""
 
 
-#: Setting -> (lowest allowed, highest allowed) for the limits given as numbers.
+#: Setting -> (lowest allowed, highest allowed, places) for the limits given as numbers.
+#: Each is kept on the rows weighed against it (a payment its percentages, an approval its
+#: threshold), so no more places than those columns hold.
 NUMBERS = {
-    "FOUR_EYES_THRESHOLD": (Decimal(0), Decimal("999999999999.99")),
-    "RATE_TOLERANCE_PERCENT": (Decimal(0), Decimal(100)),
-    "MAX_FEE_PERCENT": (Decimal(0), Decimal(100)),
-    "MAX_EXCHANGE_DIFFERENCE_PERCENT": (Decimal(0), Decimal(100)),
+    "FOUR_EYES_THRESHOLD": (Decimal(0), Decimal("999999999999.99"), CENT),
+    "RATE_TOLERANCE_PERCENT": (Decimal(0), Decimal(100), PERCENT_PLACES),
+    "MAX_FEE_PERCENT": (Decimal(0), Decimal(100), PERCENT_PLACES),
+    "MAX_EXCHANGE_DIFFERENCE_PERCENT": (Decimal(0), Decimal(100), PERCENT_PLACES),
 }
 
 
@@ -30,9 +32,13 @@ def _number(config, name):
         value = Decimal(str(config[name]).strip())
     except (InvalidOperation, ValueError) as exc:
         raise LimitConfigError(f"{name} must be a number, not {config[name]!r}") from exc
-    low, high = NUMBERS[name]
+    low, high, places = NUMBERS[name]
     if not value.is_finite() or not low <= value <= high:
         raise LimitConfigError(f"{name} must be between {low} and {high}")
+    if value != value.quantize(places):
+        raise LimitConfigError(
+            f"{name} must have at most {-places.as_tuple().exponent} decimal places"
+        )
     return value
 
 
@@ -54,6 +60,21 @@ def reporting_currency():
 def four_eyes_threshold():
     """Approvals worth this much or more, in the reporting currency, need two managers."""
     return _number(current_app.config, "FOUR_EYES_THRESHOLD")
+
+
+def rate_tolerance_percent():
+    """:func:`rate_tolerance` as the percentage it is set in."""
+    return _number(current_app.config, "RATE_TOLERANCE_PERCENT")
+
+
+def max_fee_percent():
+    """:func:`max_fee_share` as the percentage it is set in."""
+    return _number(current_app.config, "MAX_FEE_PERCENT")
+
+
+def max_difference_percent():
+    """:func:`max_difference_share` as the percentage it is set in."""
+    return _number(current_app.config, "MAX_EXCHANGE_DIFFERENCE_PERCENT")
 
 
 def rate_tolerance():

@@ -23,6 +23,9 @@ RATE_PLACES = Decimal("0.00000001")
 #: stays usable when a conversion reads it the other way.
 MIN_RATE = Decimal("0.000001")
 MAX_RATE = Decimal("1000000")
+#: A share a limit is set in (a percentage, from 0 to 100) has at most six places: what
+#: its Numeric(9, 6) column holds, where a payment keeps the limits it was weighed against.
+PERCENT_PLACES = Decimal("0.000001")
 #: What a person types: figures and at most one point, or thousands grouped by commas.
 PLAIN = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 #: Commas only as thousands separators: "12,50" is refused, never read as 1250.
@@ -254,6 +257,19 @@ def total(amounts):
     if not result.is_finite() or result.copy_abs() > MAX_AMOUNT:
         raise MoneyError(TOTAL_TOO_LARGE)
     return quantize(result)
+
+
+def stored_percent(value):
+    """``value`` as a percentage column stores it, or raise :class:`MoneyError`: only a
+    finite Decimal (or int) from 0 to 100 with at most six places."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        raise MoneyError(f"a percentage to store must be a Decimal, not {type(value).__name__}")
+    value = Decimal(value)
+    if not value.is_finite() or not 0 <= value <= 100:
+        raise MoneyError(f"percentage {value} is out of range")
+    if value != value.quantize(PERCENT_PLACES):
+        raise MoneyError(f"percentage {value} has more than six places")
+    return value.quantize(PERCENT_PLACES)
 
 
 def check_currency(code):

@@ -365,6 +365,10 @@ def test_the_reporting_currency_is_a_setting(app, money):
         ("MAX_FEE_PERCENT", "-1"),
         ("RATE_TOLERANCE_PERCENT", "NaN"),
         ("MAX_EXCHANGE_DIFFERENCE_PERCENT", "101"),
+        # Payments and approvals keep the limits they were weighed against, so no more
+        # places than those columns hold.
+        ("FOUR_EYES_THRESHOLD", "5000.001"),
+        ("RATE_TOLERANCE_PERCENT", "2.0000001"),
     ],
 )
 def test_a_malformed_money_limit_stops_the_start(app_config, setting, value):

@@ -20,6 +20,9 @@ from ..columns import (
     uid_column,
 )
 from ..columns import (
+    currency as currency_col,
+)
+from ..columns import (
     enum as enum_col,
 )
 from ..extensions import db
@@ -104,6 +107,7 @@ class Decision(db.Model):
             "outcome != 'approve' OR amount IS NOT NULL", name="approval_has_amount"
         ),
         sa.UniqueConstraint("application_id", "manager_id", "outcome", "round"),
+        currency_check("worth_currency"),
     )
     id: Mapped[int] = pk()
     uid = uid_column()
@@ -117,6 +121,13 @@ class Decision(db.Model):
     #: Reason shown to the applicant in plain words (for a rejection or a question).
     _reason = encrypted_column("reason")
     reason = Encrypted()
+    #: What an approval that was weighed against the four-eyes threshold was worth, in
+    #: the reporting currency of the day, the table entry it was converted with (empty in
+    #: that currency) and the threshold then in force: `check` weighs it again.
+    worth = money(nullable=True)
+    worth_currency = currency_col(nullable=True)
+    weighed_rate_id = fk("exchange_rates.id", nullable=True, index=False)
+    threshold = money(nullable=True)
     created_at = created_at()
 
     manager = relationship("User")

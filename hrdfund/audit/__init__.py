@@ -175,7 +175,14 @@ SEALED_FIELDS = {
 #: Fields added to a table's seal after rows were sealed without them: each is covered
 #: when set (its name beside its value), so the older rows, where it is empty, still verify.
 LATER_SEALED_FIELDS = {
-    "disbursements": ("confirmed_by_id",),
+    "disbursements": (
+        "confirmed_by_id",
+        "table_rate",
+        "rate_entry_id",
+        "rate_tolerance_percent",
+        "max_fee_percent",
+        "max_difference_percent",
+    ),
 }
 
 

@@ -24,6 +24,7 @@ from ..columns import (
     encrypted_column,
     fk,
     money,
+    percent,
     pk,
     uid_column,
 )
@@ -112,6 +113,14 @@ class Disbursement(db.Model):
     #: Why a rate further than the tolerance from the fund's table was used.
     _rate_reason = encrypted_column("rate_reason", FINANCIAL)
     rate_reason = Encrypted()
+    #: What the payment was weighed against when it was entered, sealed when set (empty on
+    #: reversals and on payments from before these were kept): the fund's table rate of
+    #: its day and that table entry (empty without one), and the limits then in force.
+    table_rate = rate_col(nullable=True)
+    rate_entry_id = fk("exchange_rates.id", nullable=True, index=False)
+    rate_tolerance_percent = percent(nullable=True)
+    max_fee_percent = percent(nullable=True)
+    max_difference_percent = percent(nullable=True)
     #: Transfer fees in the pool's currency, a ledger entry of their own.
     fee_amount = money(default=0)
     #: What the payment cost the pool beyond (positive) or below (negative) the commitment
@@ -199,9 +208,16 @@ class HeldPayment(db.Model):
     amount = money()
     #: Pool-currency units per unit paid, as entered (or the table's), frozen for the
     #: second person to see and book.
-    fx_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=False)
-    #: The fund's table rate of the day when the payment was entered; empty without one.
-    table_rate = col(sa.Numeric(18, 8), INTERNAL, nullable=True)
+    fx_rate = rate_col()
+    #: The fund's table rate of the day when the payment was entered and its table entry;
+    #: empty without one.
+    table_rate = rate_col(nullable=True)
+    rate_entry_id = fk("exchange_rates.id", nullable=True, index=False)
+    #: The limits in force when it was entered (empty on payments held before they were
+    #: kept), passed on to the payment it becomes.
+    rate_tolerance_percent = percent(nullable=True)
+    max_fee_percent = percent(nullable=True)
+    max_difference_percent = percent(nullable=True)
     _rate_source = encrypted_column("rate_source", FINANCIAL)
     rate_source = Encrypted()
     rate_set_by_id = fk("users.id", nullable=True, index=False)

@@ -145,7 +145,14 @@ class Contribution(db.Model):
 
 
 class ExchangeRate(db.Model):
-    """A rate the fund maintains: units of ``quote`` per unit of ``base`` on a date."""
+    """A rate the fund maintains: units of ``quote`` per unit of ``base`` on a date.
+
+    An entry that moves its pair further than the rate tolerance from the latest entry
+    someone other than its author stands behind (or the first of its pair) is *held*: it
+    counts nowhere (no payment, contribution, approval or page reads it) until a second
+    rate keeper confirms it. Any entry one person recorded may be confirmed by another:
+    until then it is that person's alone, and never a reference for what they do.
+    """
 
     __tablename__ = "exchange_rates"
     __table_args__ = (
@@ -165,4 +172,30 @@ class ExchangeRate(db.Model):
     _source = encrypted_column("source", FINANCIAL)
     source = Encrypted()
     set_by_id = fk("users.id", nullable=True)
+    #: Held for a second rate keeper: it counts once ``confirmed_by_id`` is set.
+    needs_second = col(
+        sa.Boolean, INTERNAL, nullable=False, default=False, server_default=sa.false()
+    )
+    #: The second rate keeper (finance or a manager, never its author) who stands behind it.
+    confirmed_by_id = fk("users.id", nullable=True, index=False)
+    confirmed_at = col(sa.DateTime, INTERNAL, nullable=True)
     created_at = created_at()
+
+    set_by = relationship("User", foreign_keys=[set_by_id])
+    confirmed_by = relationship("User", foreign_keys=[confirmed_by_id])
+
+    @classmethod
+    def counts(cls):
+        """SQL: the entry counts as the table's rate (it is not held for a second person)."""
+        return sa.or_(cls.needs_second.is_(False), cls.confirmed_by_id.is_not(None))
+
+    def alone(self, user_id, at=None):
+        """True when the entry is ``user_id``'s alone (at ``at``, now by default): they
+        recorded it and nobody else had confirmed it."""
+        return self.set_by_id == user_id and not confirmed_before(self.confirmed_at, at)
+
+
+def confirmed_before(confirmed_at, at=None):
+    """Whether an entry confirmed at ``confirmed_at`` (None: never) was confirmed by the
+    time ``at`` (None: now)."""
+    return confirmed_at is not None and (at is None or confirmed_at <= at)
