@@ -34,8 +34,16 @@ class MoneyWorld:
         self.reviewer = make_user("reviewer")
         self.applicant = make_user("applicant")
         self.donor = make_donor("Protection Donor")
-        pools.record_rate(fund.id, self.finance, date(2026, 1, 1), "EUR", "USD", EUR_USD, "ECB")
-        pools.record_rate(fund.id, self.finance, date(2026, 1, 1), "USD", "KES", USD_KES, "CBK")
+        # Finance keeps the table and a manager confirms each entry: no rate in it is one
+        # person's alone, so it is a reference for everyone.
+        for base, quote, rate, source in (
+            ("EUR", "USD", EUR_USD, "ECB"),
+            ("USD", "KES", USD_KES, "CBK"),
+        ):
+            entry = pools.record_rate(
+                fund.id, self.finance, date(2026, 1, 1), base, quote, rate, source
+            )
+            pools.confirm_rate(entry, self.m2)
         self.eur = pools.create_pool(self.donor, self.m1, "Emergency EUR", "EUR")
         self.usd = pools.create_pool(self.donor, self.m1, "Relocation USD", "USD")
         pools.record_contribution(self.eur, self.m1, Decimal("20000"), "EUR", date(2026, 1, 2))

@@ -338,9 +338,10 @@ def test_a_grant_in_shillings_is_not_weighed_in_shillings(money):
     db.session.rollback()
     assert case.status == ApplicationStatus.RECOMMENDED
     assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0
-    pools.record_rate(
+    entry = pools.record_rate(
         money.fund.id, money.finance, date(2026, 1, 1), "EUR", "KES", Decimal(143), "CBK"
     )
+    pools.confirm_rate(entry, money.m2)  # the first rate of a pair counts once confirmed
     db.session.commit()
     grant = approve_with_recorded_rates(case, money.m1, Decimal(150000), draws)
     db.session.commit()

@@ -82,9 +82,11 @@ def ledger(fund, make_user, make_donor):
     fee refunded; a second payment that stands; a contribution taken back."""
     world = MoneyWorld(fund, make_user, make_donor)
     world.grant_ = grant = world.grant("1000", pool=world.usd, currency="EUR")
-    pools.record_rate(
-        fund.id, world.finance, date(2026, 2, 1), "EUR", "USD", Decimal("1.15"), "ECB"
+    # A move of 4.5%, recorded by a manager: it counts once a second manager confirms it.
+    entry = pools.record_rate(
+        fund.id, world.m1, date(2026, 2, 1), "EUR", "USD", Decimal("1.15"), "ECB"
     )
+    pools.confirm_rate(entry, world.m2)
     db.session.commit()
     world.bounced = pay(world, grant, "400", instalment=None, fee=Decimal("5"))
     assert world.bounced.exchange_difference == Decimal("20.00")

@@ -103,9 +103,11 @@ def test_the_exchange_difference_alone_can_hold_a_payment(world):
     grant = world.grant("1000", pool=world.usd)
     from hrdfund.pools import services as pools
 
-    pools.record_rate(
-        world.fund.id, world.finance, date(2026, 2, 1), "EUR", "USD", Decimal("1.32"), "ECB"
+    # A move of 20% counts once a second rate keeper confirms it.
+    entry = pools.record_rate(
+        world.fund.id, world.m1, date(2026, 2, 1), "EUR", "USD", Decimal("1.32"), "ECB"
     )
+    pools.confirm_rate(entry, world.m2)
     db.session.commit()
     held = pay(world, grant, "500", instalment=None)
     assert isinstance(held, HeldPayment) and held.why == [HoldReason.DIFFERENCE]

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import urllib.parse
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -37,7 +38,7 @@ from hrdfund.columns import utcnow
 from hrdfund.extensions import db
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.pools import services as pools
-from hrdfund.pools.models import Contribution, Donor, Pool
+from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool
 from tests.conftest import (
     PASSWORD,
     RequestIsolatedClient,
@@ -464,13 +465,22 @@ def _manager(site, purged):
     m.submit(recommended, approve, blank=True, refused=True)
     m.submit(recommended, f"{recommended}/reject", blank=True, refused=True)
     m.submit(recommended, f"{recommended}/assign", {"assign-reviewer": "0"}, refused=True)
-    today = utcnow().date().isoformat()
-    if case.currency != "EUR":
-        # Today's rate to euros, so that the euro pools fit and the amount has its worth.
-        rate = Decimal(demo.PER_USD["EUR"]) / Decimal(demo.PER_USD[case.currency])
-        entry = {"rate-on_date": today, "rate-base": case.currency, "rate-quote": "EUR"}
+    today = utcnow().date()
+    # Today's rate to euros, so that the euro pools fit and the amount has its worth, and
+    # one to kronor; a second manager confirms both (the first's own rate weighs nothing
+    # for the first), and the first withdraws a far one still waiting.
+    second = site.sign_in("demo-manager2")
+    for currency in {case.currency, "SEK"} - {"EUR"}:
+        rate = Decimal(demo.PER_USD["EUR"]) / Decimal(demo.PER_USD[currency])
+        entry = {"rate-on_date": today.isoformat(), "rate-base": currency, "rate-quote": "EUR"}
         entry |= {"rate-rate": f"{rate:.8f}", "rate-source": "Central bank"}
         m.submit("/rates", "/rates", entry)
+        second.submit("/rates", f"/rates/{_rate_uid(today, currency)}/confirm")
+    far = {"rate-on_date": (today - timedelta(days=1)).isoformat(), "rate-base": "SEK"}
+    far |= {"rate-quote": "EUR", "rate-rate": "1000", "rate-source": "A typo"}
+    m.submit("/rates", "/rates", far)
+    m.submit("/rates", f"/rates/{_rate_uid(today - timedelta(days=1), 'SEK')}/refuse")
+    today = today.isoformat()
     pools = m.form(recommended, approve).options["approve-draws-0-pool"]
     fitting = next(value for value, _label in pools if value)
     draw = {"approve-draws-0-pool": fitting, "approve-draws-0-amount": "1000"}
@@ -504,6 +514,14 @@ def _manager(site, purged):
     m.get("/account")
     m.get("/payments", status=403)
     m.errors()
+
+
+def _rate_uid(on, base, quote="EUR"):
+    return db.session.execute(
+        sa.select(ExchangeRate.uid).where(
+            ExchangeRate.on_date == on, ExchangeRate.base == base, ExchangeRate.quote == quote
+        )
+    ).scalar_one()
 
 
 def _finance(site):

@@ -258,6 +258,7 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
         entry = pools.record_rate(
             world.fund.id, world.finance, date(2026, 1, n), base, quote, Decimal("2"), "Bank"
         )
+        pools.confirm_rate(entry, world.m2)  # a move that large counts once confirmed
         db.session.commit()
         db.session.execute(
             sa.text("UPDATE exchange_rates SET rate = :rate WHERE id = :id"),

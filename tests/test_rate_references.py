@@ -1,15 +1,31 @@
-"""Every rate column, a held payment's included, refuses what it cannot store."""
+"""A rate is never its own reference.
 
+Finance and managers keep the fund's rate table, and the table is what a payment's rate
+and an approval's worth are measured against. So an entry that moves its pair further than
+the tolerance from the latest one someone else stands behind (or the first of its pair)
+counts nowhere until a second rate keeper confirms it; a payment whose table entry is its
+payer's alone is held for a second person; an approval weighed at its manager's own rate
+needs a second manager. Payments and approvals keep what they were weighed against, sealed,
+and `check` weighs them again against that, not against today's table and settings.
+"""
+
+import html
 from datetime import date
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.disbursements import services as payments
+from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason
 from hrdfund.extensions import db
 from hrdfund.money import MoneyError
+from hrdfund.pools import services as pools
+from hrdfund.pools.models import ExchangeRate
+from tests.conftest import login
 
-from .money_world import MoneyWorld, pay
+from .money_world import EUR_USD, MoneyWorld, pay
 
 FEB_2 = date(2026, 2, 2)
 
@@ -19,6 +35,91 @@ def world(fund, make_user, make_donor):
     world = MoneyWorld(fund, make_user, make_donor)
     world.finance2 = make_user("finance")
     return world
+
+
+def _rate(world, by, rate, on=FEB_2, base="EUR", quote="USD", confirmed_by=None):
+    entry = pools.record_rate(world.fund.id, by, on, base, quote, Decimal(rate), "bank")
+    if confirmed_by is not None:
+        pools.confirm_rate(entry, confirmed_by)
+    db.session.commit()
+    return entry
+
+
+def _table(world, base="EUR", quote="USD", on=date(2026, 3, 1)):
+    return pools.rate_entry(world.fund.id, base, quote, on)[0]
+
+
+def _as(app, user):
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def _page(response):
+    return html.unescape(response.get_data(as_text=True))
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+def test_a_made_up_table_rate_counts_nowhere_until_a_second_person_confirms_it(world):
+    """Finance writes 1,000 dollars per euro in the table (it is about 1.10), then pays
+    3.50 euros on a dollar grant 'at the table's rate': 3,500 dollars left the pool,
+    unconfirmed, and `check` passed. The entry is now held: the payment books at the rate
+    someone else stands behind, and the made-up one is refused and leaves the table."""
+    grant = world.grant("4000", pool=world.usd, currency="USD")
+    made_up = _rate(world, world.finance, "1000")
+    payment = pay(world, grant, "3.50", "EUR", instalment=None)
+    assert isinstance(payment, Disbursement) and payment.amount == Decimal("3.85")
+    assert pool_figures([world.usd.id])[world.usd.id]["disbursed"] == Decimal("3.85")
+    assert made_up.needs_second and _table(world) == EUR_USD
+    pools.refuse_rate(made_up, world.m1)
+    db.session.commit()
+    assert db.session.get(ExchangeRate, made_up.id) is None
+    assert check_ledger() == []
+
+
+def test_the_first_rate_of_a_pair_waits_for_a_second_person(world):
+    """No rate from shillings to euros yet: the one finance writes (1 euro a shilling,
+    about 140 times too much) is no table rate, so a payment 'at the table's rate' is
+    refused in words and one at that rate typed by hand is held."""
+    grant = world.grant("1200", pool=world.eur, currency="USD")
+    first = _rate(world, world.finance, "1", base="KES", quote="EUR")
+    with pytest.raises(payments.PaymentError, match="No rate from KES to EUR is in the table"):
+        pay(world, grant, "1000", "KES", instalment=None)
+    db.session.rollback()
+    assert first.needs_second
+    held = pay(
+        world,
+        grant,
+        "1000",
+        "KES",
+        instalment=None,
+        rate=Decimal(1),
+        rate_source="my bank",
+        rate_reason="the table has none",
+    )
+    assert isinstance(held, HeldPayment) and HoldReason.RATE in held.why
+    assert check_ledger() == []
+
+
+def test_a_rate_is_measured_against_what_someone_else_stands_behind(world):
+    """Within the tolerance of the last entry a second person stands behind, an entry
+    counts at once; measured only against their own, one person could walk a rate
+    anywhere in small steps. Its author never confirms it."""
+    step = _rate(world, world.finance, "1.12")  # 1.8% from 1.10
+    assert _table(world) == Decimal("1.12") and not step.needs_second
+    walked = _rate(world, world.finance, "1.14", on=date(2026, 2, 9))  # 3.6% from 1.10
+    assert _table(world) == Decimal("1.12") and walked.needs_second
+    with pytest.raises(pools.PoolError, match="not the one who recorded it"):
+        pools.confirm_rate(walked, world.finance)
+    db.session.rollback()
+    # Someone else's entry is an anchor: 1.14 is within 2% of the manager's 1.13.
+    _rate(world, world.m1, "1.13", on=date(2026, 2, 10))
+    assert not _rate(world, world.finance, "1.14", on=date(2026, 2, 11)).needs_second
+    pools.confirm_rate(walked, world.m2)
+    db.session.commit()
+    assert walked.confirmed_by_id == world.m2.id
 
 
 # -- payments ----------------------------------------------------------------------------
@@ -64,3 +165,49 @@ def test_every_numeric_column_is_an_amount_a_rate_or_a_share(app):
         and not isinstance(column.type, Money | Rate | Percent)
     ]
     assert plain == []
+
+
+# -- pages -------------------------------------------------------------------------------
+
+
+def _post_rate(client, rate, on="2026-02-02"):
+    return client.post(
+        "/rates",
+        data={
+            "rate-on_date": on,
+            "rate-base": "EUR",
+            "rate-quote": "USD",
+            "rate-rate": rate,
+            "rate-source": "my bank",
+        },
+        follow_redirects=True,
+    )
+
+
+def test_the_rates_page_holds_a_far_rate_for_a_second_person(app, world):
+    finance, manager = _as(app, world.finance), _as(app, world.m1)
+    page = _page(_post_rate(finance, "1000"))
+    assert "Rate recorded, not yet counted" in page and "Waiting for a second person" in page
+    (entry,) = db.session.execute(
+        sa.select(ExchangeRate).where(sa.not_(ExchangeRate.counts()))
+    ).scalars()
+    # Its author cannot confirm it; a manager can, and then it counts.
+    page = _page(finance.post(f"/rates/{entry.uid}/confirm", follow_redirects=True))
+    assert "not the one who recorded it" in page and _table(world) == EUR_USD
+    page = _page(manager.post(f"/rates/{entry.uid}/confirm", follow_redirects=True))
+    assert "Rate confirmed." in page and _table(world) == Decimal(1000)
+    # A far rate refused leaves the table; one that counts cannot be refused.
+    _post_rate(finance, "1.10", on="2026-02-03")
+    page = _page(manager.post(f"/rates/{entry.uid}/refuse", follow_redirects=True))
+    assert "Only a rate waiting for a second person can be refused" in page
+    _post_rate(finance, "0.5", on="2026-02-04")
+    held = db.session.execute(
+        sa.select(ExchangeRate).where(ExchangeRate.on_date == date(2026, 2, 4))
+    ).scalar_one()
+    page = _page(manager.post(f"/rates/{held.uid}/refuse", follow_redirects=True))
+    assert "Rate refused" in page
+    assert (
+        db.session.execute(sa.select(ExchangeRate.id).where(ExchangeRate.id == held.id)).first()
+        is None
+    )
+    assert _as(app, world.reviewer).post(f"/rates/{entry.uid}/confirm").status_code == 403

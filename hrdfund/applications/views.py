@@ -109,8 +109,9 @@ QUEUE_SORTS = {
 
 def _latest_rates(fund_id, on):
     """SQL subquery: for each currency with a rate to or from the reporting currency in the
-    fund's table, the latest on or before ``on`` (read either way round, as ``rate_entry``
-    does), as ``factor``: units of the reporting currency per unit of that currency."""
+    fund's table, the latest on or before ``on`` that counts (read either way round, as
+    ``rate_entry`` does), as ``factor``: units of the reporting currency per unit of that
+    currency."""
     reporting = limits.reporting_currency()
     rate = sa.cast(ExchangeRate.rate, sa.Float)
     other = sa.case((ExchangeRate.base == reporting, ExchangeRate.quote), else_=ExchangeRate.base)
@@ -129,6 +130,7 @@ def _latest_rates(fund_id, on):
             ExchangeRate.fund_id == fund_id,
             ExchangeRate.on_date <= on,
             sa.or_(ExchangeRate.base == reporting, ExchangeRate.quote == reporting),
+            ExchangeRate.counts(),
         )
         .subquery()
     )

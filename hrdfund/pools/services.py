@@ -5,13 +5,15 @@ commits. Money is received by appending contribution rows; a correction is a rev
 """
 
 from decimal import Decimal
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from .. import audit
+from .. import audit, limits
 from ..auth.models import Role
-from ..extensions import db
+from ..columns import utcnow
+from ..extensions import db, lock_row
 from ..money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
 from .models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction, RestrictionKind
 
@@ -87,38 +89,53 @@ def create_pool(
     return pool
 
 
-def rate_entry(fund_id, base, quote, on):
+class TableRate(NamedTuple):
+    """A rate read from the table, with the entry it comes from."""
+
+    rate: Decimal
+    source: str | None
+    set_by_id: int | None
+    #: The table entry, or None for a pair of one currency.
+    entry: ExchangeRate | None
+
+    def alone(self, user_id):
+        """True when the entry is ``user_id``'s alone: they recorded it and nobody else
+        confirmed it, so it is no reference for what they do."""
+        return self.entry is not None and self.entry.alone(user_id)
+
+
+def _pair(base, quote):
+    return sa.or_(
+        sa.and_(ExchangeRate.base == base, ExchangeRate.quote == quote),
+        sa.and_(ExchangeRate.base == quote, ExchangeRate.quote == base),
+    )
+
+
+def table_rate(fund_id, base, quote, on):
     """The table's latest rate on or before ``on`` from ``base`` to ``quote`` (units of
-    ``quote`` per unit of ``base``), read either way round, as (rate, source, set_by_id).
-    Raises :class:`MissingRateError` when there is none, or when the latest is outside the
-    rate range (written before the range held, or behind the application): converting
-    with it could overflow, so it is no usable rate until a new one is recorded."""
+    ``quote`` per unit of ``base``), read either way round, with its entry. An entry held
+    for a second rate keeper does not count. Raises :class:`MissingRateError` when there
+    is none, or when the latest is outside the rate range (written before the range held,
+    or behind the application): converting with it could overflow, so it is no usable
+    rate until a new one is recorded."""
     if base == quote:
-        return Decimal(1), None, None
-    row = db.session.execute(
-        sa.select(
-            ExchangeRate.base,
-            ExchangeRate.rate,
-            ExchangeRate.uid,
-            ExchangeRate._source,
-            ExchangeRate.set_by_id,
-        )
+        return TableRate(Decimal(1), None, None, None)
+    entry = db.session.execute(
+        sa.select(ExchangeRate)
         .where(
             ExchangeRate.fund_id == fund_id,
             ExchangeRate.on_date <= on,
-            sa.or_(
-                sa.and_(ExchangeRate.base == base, ExchangeRate.quote == quote),
-                sa.and_(ExchangeRate.base == quote, ExchangeRate.quote == base),
-            ),
+            _pair(base, quote),
+            ExchangeRate.counts(),
         )
         .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
         .limit(1)
-    ).first()
-    if row is None:
+    ).scalar()
+    if entry is None:
         raise MissingRateError(
             _l("No exchange rate from %(base)s to %(quote)s is recorded.", base=base, quote=quote)
         )
-    if not usable_rate(row.rate):
+    if not usable_rate(entry.rate):
         raise MissingRateError(
             _l(
                 "No usable exchange rate from %(base)s to %(quote)s: the latest recorded is "
@@ -128,10 +145,20 @@ def rate_entry(fund_id, base, quote, on):
             ),
             out_of_range=True,
         )
-    rate = Decimal(row.rate)
-    if row.base != base:
+    return TableRate(entry_rate(entry, base), entry.source, entry.set_by_id, entry)
+
+
+def entry_rate(entry, base):
+    """The rate of the table ``entry`` read from ``base`` (either of its currencies)."""
+    rate = Decimal(entry.rate)
+    if entry.base != base:
         rate = (Decimal(1) / rate).quantize(RATE_PLACES)
-    return rate, ExchangeRate.source.read(row._source, row.uid), row.set_by_id
+    return rate
+
+
+def rate_entry(fund_id, base, quote, on):
+    """:func:`table_rate` as (rate, source, set_by_id)."""
+    return tuple(table_rate(fund_id, base, quote, on)[:3])
 
 
 def checked_rate(rate, error=PoolError):
@@ -143,8 +170,44 @@ def checked_rate(rate, error=PoolError):
         raise error(str(exc)) from None
 
 
+def _anchor(fund_id, actor, on_date, base, quote):
+    """The entry a new one by ``actor`` is measured against: the latest of the pair on or
+    before ``on_date`` that counts and that someone other than ``actor`` stands behind
+    (recorded it, or confirmed it). Measured against their own entries, one person could
+    walk a rate anywhere in steps each within the tolerance."""
+    return db.session.execute(
+        sa.select(ExchangeRate)
+        .where(
+            ExchangeRate.fund_id == fund_id,
+            ExchangeRate.on_date <= on_date,
+            _pair(base, quote),
+            ExchangeRate.counts(),
+            sa.or_(
+                ExchangeRate.set_by_id.is_(None),
+                ExchangeRate.set_by_id != actor.id,
+                ExchangeRate.confirmed_by_id.is_not(None),
+            ),
+        )
+        .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def moves_beyond_tolerance(rate, anchor, base):
+    """True when ``rate`` (from ``base``) is further than the rate tolerance from the
+    ``anchor`` entry, or there is no usable anchor."""
+    if anchor is None or not usable_rate(anchor.rate):
+        return True
+    reference = entry_rate(anchor, base)
+    return abs(rate - reference) > reference * limits.rate_tolerance()
+
+
 def record_rate(fund_id, actor, on_date, base, quote, rate, source):
-    """Add a rate to the table: ``rate`` units of ``quote`` per unit of ``base``."""
+    """Add a rate to the table: ``rate`` units of ``quote`` per unit of ``base``.
+
+    An entry further than the rate tolerance from the latest one someone else stands
+    behind (or the first of its pair) is held: it counts nowhere until a second rate
+    keeper confirms it (:func:`confirm_rate`)."""
     check_actor(actor, fund_id, RATE_KEEPERS)
     if base == quote:
         raise PoolError(_l("A rate needs two different currencies."))
@@ -159,6 +222,7 @@ def record_rate(fund_id, actor, on_date, base, quote, rate, source):
     ).first()
     if exists:
         raise PoolError(_l("A rate for this pair and date is already recorded."))
+    held = moves_beyond_tolerance(rate, _anchor(fund_id, actor, on_date, base, quote), base)
     entry = ExchangeRate(
         fund_id=fund_id,
         on_date=on_date,
@@ -167,13 +231,78 @@ def record_rate(fund_id, actor, on_date, base, quote, rate, source):
         rate=rate,
         source=source.strip(),
         set_by_id=actor.id,
+        needs_second=held,
     )
     db.session.add(entry)
     db.session.flush()
     audit.record(
-        "rate.recorded", entry, actor=actor, object_id=str(entry.id), pair=f"{base}/{quote}"
+        "rate.recorded",
+        entry,
+        actor=actor,
+        object_id=str(entry.id),
+        pair=f"{base}/{quote}",
+        rate=rate,
+        held=held,
     )
     return entry
+
+
+def _lock_entry(entry):
+    """``entry`` re-read under its lock; refused when it left the table meanwhile."""
+    try:
+        return lock_row(ExchangeRate, entry.id)
+    except sa.exc.NoResultFound:
+        raise PoolError(_l("This rate was refused and is no longer in the table.")) from None
+
+
+def _check_second_keeper(entry, actor):
+    check_actor(actor, entry.fund_id, RATE_KEEPERS)
+    if actor.id == entry.set_by_id:
+        raise PoolError(_l("A second person confirms this rate: not the one who recorded it."))
+
+
+def confirm_rate(entry, actor):
+    """A second rate keeper stands behind ``entry``: a held entry counts from now on, and
+    no entry they confirmed is anyone's alone."""
+    _check_second_keeper(entry, actor)
+    entry = _lock_entry(entry)
+    if entry.confirmed_by_id is not None:
+        raise PoolError(_l("This rate was already confirmed."))
+    entry.confirmed_by_id = actor.id
+    entry.confirmed_at = utcnow()
+    db.session.flush()
+    audit.record(
+        "rate.confirmed",
+        entry,
+        actor=actor,
+        object_id=str(entry.id),
+        pair=f"{entry.base}/{entry.quote}",
+        rate=entry.rate,
+    )
+    return entry
+
+
+def refuse_rate(entry, actor):
+    """Take a held entry out of the table (its author withdrawing it, or a second rate
+    keeper refusing it). It never counted, so nothing was converted at it; the audit
+    entry keeps what it said."""
+    check_actor(actor, entry.fund_id, RATE_KEEPERS)
+    entry = _lock_entry(entry)
+    if not entry.needs_second or entry.confirmed_by_id is not None:
+        raise PoolError(
+            _l("Only a rate waiting for a second person can be refused: this one counts.")
+        )
+    audit.record(
+        "rate.refused",
+        entry,
+        actor=actor,
+        object_id=str(entry.id),
+        pair=f"{entry.base}/{entry.quote}",
+        on=entry.on_date.isoformat(),
+        rate=entry.rate,
+    )
+    db.session.delete(entry)
+    db.session.flush()
 
 
 def record_contribution(

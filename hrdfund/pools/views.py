@@ -6,7 +6,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
+from .. import limits
 from ..auth import refused
+from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..extensions import db
@@ -130,22 +132,33 @@ def contribute(uid):
 @bp.get("/rates")
 @role_required(Role.FINANCE, Role.MANAGER)
 def rates():
-    """The fund's exchange-rate table, newest first."""
-    rows = (
-        db.session.execute(
-            sa.select(ExchangeRate)
-            .where(ExchangeRate.fund_id == current_user.fund_id)
-            .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
-            .limit(100)
+    """The fund's exchange-rate table, newest first, below the entries waiting for a
+    second person."""
+
+    def entries(*where):
+        return (
+            db.session.execute(
+                sa.select(ExchangeRate)
+                .where(ExchangeRate.fund_id == current_user.fund_id, *where)
+                .options(
+                    sa.orm.joinedload(ExchangeRate.set_by),
+                    sa.orm.joinedload(ExchangeRate.confirmed_by),
+                )
+                .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
+                .limit(100)
+            )
+            .scalars()
+            .all()
         )
-        .scalars()
-        .all()
-    )
+
     can_edit = current_user.role in services.RATE_KEEPERS
     return render_template(
         "pools/rates.html",
-        rows=rows,
+        held=entries(sa.not_(ExchangeRate.counts())),
+        rows=entries(ExchangeRate.counts()),
         form=refused.restore(RateForm(formdata=None)) if can_edit else None,
+        confirm_form=ConfirmForm() if can_edit else None,
+        tolerance=format(limits.rate_tolerance_percent().normalize(), "f"),
     )
 
 
@@ -156,7 +169,7 @@ def add_rate():
     form = RateForm()
     if form.validate_on_submit():
         try:
-            services.record_rate(
+            entry = services.record_rate(
                 current_user.fund_id,
                 _actor(),
                 form.on_date.data,
@@ -170,6 +183,61 @@ def add_rate():
             form.form_errors.append(str(exc))
         else:
             db.session.commit()
-            flash(_("Rate recorded."), "info")
+            if entry.needs_second:
+                flash(
+                    _(
+                        "Rate recorded, not yet counted: it is the first of its pair, or "
+                        "more than %(pct)s%% away from the last rate someone else stands "
+                        "behind, so a second person (another finance officer or a manager) "
+                        "confirms it on this page first.",
+                        pct=format(limits.rate_tolerance_percent().normalize(), "f"),
+                    ),
+                    "info",
+                )
+            else:
+                flash(_("Rate recorded."), "info")
             return redirect(url_for("pools.rates"))
     return refused.refuse(form, to=url_for("pools.rates", _anchor="record-rate"))
+
+
+def _entry_or_404(uid):
+    entry = db.session.execute(
+        sa.select(ExchangeRate).where(ExchangeRate.uid == uid)
+    ).scalar_one_or_none()
+    if entry is None or entry.fund_id != current_user.fund_id:
+        abort(404)
+    return entry
+
+
+@bp.post("/rates/<uid>/confirm")
+@role_required(Role.FINANCE, Role.MANAGER)
+def confirm_rate(uid):
+    """A second rate keeper stands behind a rate: a held one counts from now on."""
+    entry = _entry_or_404(uid)
+    if ConfirmForm().validate_on_submit():
+        try:
+            services.confirm_rate(entry, _actor())
+        except services.PoolError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("Rate confirmed."), "info")
+    return redirect(url_for("pools.rates"))
+
+
+@bp.post("/rates/<uid>/refuse")
+@role_required(Role.FINANCE, Role.MANAGER)
+def refuse_rate(uid):
+    """A rate waiting for a second person leaves the table; it never counted."""
+    entry = _entry_or_404(uid)
+    if ConfirmForm().validate_on_submit():
+        try:
+            services.refuse_rate(entry, _actor())
+        except services.PoolError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("Rate refused: it is no longer in the table."), "info")
+    return redirect(url_for("pools.rates"))
