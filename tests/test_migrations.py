@@ -347,3 +347,32 @@ def test_the_migrated_schema_takes_a_held_payments_alert(empty_app):
             )
         )
     flask_migrate.downgrade(revision="base")
+
+
+def test_a_downgrade_drops_the_rates_still_waiting_and_keeps_payments_sealed(empty_app):
+    """Going back before rates waited for a second person: one still waiting would count
+    at once, so it leaves the table; payments that kept what they were weighed against are
+    sealed without it, and `check` passes once upgraded again."""
+    from hrdfund.pools.services import record_rate
+
+    flask_migrate.upgrade()
+    world = _money_world()
+    waiting = record_rate(
+        world.fund.id, world.finance, date(2026, 3, 1), "EUR", "USD", Decimal(5), "x"
+    )
+    db.session.commit()
+    assert waiting.needs_second
+    waiting_id = waiting.id
+    kept = db.session.execute(
+        sa.text("SELECT count(*) FROM disbursements WHERE rate_tolerance_percent IS NOT NULL")
+    ).scalar()
+    assert kept >= 2
+    db.session.remove()
+    flask_migrate.downgrade(revision="-1")
+    with db.engine.connect() as conn:
+        rates = conn.execute(sa.text("SELECT id FROM exchange_rates")).scalars().all()
+    assert waiting_id not in rates and len(rates) >= 2
+    flask_migrate.upgrade()
+    check = empty_app.test_cli_runner().invoke(args=["hrdfund", "check"])
+    assert check.exit_code == 0, check.output
+    db.session.remove()

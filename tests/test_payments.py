@@ -56,8 +56,9 @@ def test_a_rate_that_moved_since_approval_is_an_exchange_difference(world):
     at the approval's rate and the extra cost is an exchange difference of its own."""
     grant = world.grant("2000", pool=world.usd)
     world.plan(grant, count=2)
+    # A manager records the new rate: finance pays at a table rate it did not set itself.
     pools.record_rate(
-        world.fund.id, world.finance, date(2026, 2, 1), "EUR", "USD", Decimal("1.12"), "ECB"
+        world.fund.id, world.m1, date(2026, 2, 1), "EUR", "USD", Decimal("1.12"), "ECB"
     )
     db.session.commit()
     payment = pay(world, grant, "1000")

@@ -65,7 +65,7 @@ from hrdfund.auth.models import User
 from hrdfund.columns import PERSONAL, Encrypted, utcnow
 from hrdfund.crypto import DecryptionError, key_id
 from hrdfund.disbursements.holds import confirm_held_payment
-from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, HeldPayment
+from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, HeldPayment, HoldReason
 from hrdfund.disbursements.services import PaymentError, reverse_disbursement
 from hrdfund.extensions import db
 from hrdfund.grants.models import Grant
@@ -75,6 +75,7 @@ from hrdfund.grants.services import (
     approve_with_recorded_rates,
     pool_available,
 )
+from hrdfund.pools import services as pools
 from hrdfund.reports import anonymise
 from hrdfund.reports.data import build_report
 from hrdfund.reports.periods import parse_period
@@ -95,7 +96,7 @@ from tests.conftest import (
 from tests.pdfs import make_pdf, xmp_packet
 
 from .clock import Clock
-from .money_world import MoneyWorld, pay
+from .money_world import EUR_USD, MoneyWorld, pay
 from .test_models import inventory_gaps
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1149,6 +1150,17 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
         confirm_held_payment(held, world.finance)
     db.session.rollback()
     assert confirm_held_payment(held, world.m2).confirmed_by_id == world.m2.id
+    # A rate is never its own reference: a made-up rate finance writes in the table counts
+    # nowhere until a second rate keeper confirms it, and one within the tolerance that
+    # finance wrote alone holds finance's own payment at it.
+    on, later = date(2026, 2, 2), date(2026, 3, 1)
+    pools.record_rate(world.fund.id, world.finance, on, "EUR", "USD", Decimal(1000), "x")
+    assert pools.rate_entry(world.fund.id, "EUR", "USD", later)[0] == EUR_USD
+    pools.record_rate(world.fund.id, world.finance, later, "EUR", "USD", Decimal("1.11"), "x")
+    db.session.commit()
+    usd_grant = world.grant("400", pool=world.eur, currency="USD", name="Defender Two")
+    own = pay(world, usd_grant, "100", "USD", instalment=None, paid_on=later)
+    assert isinstance(own, HeldPayment) and own.why == [HoldReason.OWN_RATE]
 
 
 # -- Data at rest ---------------------------------------------------------------------------

@@ -23,9 +23,9 @@ from hrdfund.extensions import db
 from hrdfund.money import MoneyError
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
-from tests.conftest import login
+from tests.conftest import edit_behind_the_app, login
 
-from .money_world import EUR_USD, MoneyWorld, pay
+from .money_world import EUR_USD, MoneyWorld, confirm, pay
 
 FEB_2 = date(2026, 2, 2)
 
@@ -123,6 +123,88 @@ def test_a_rate_is_measured_against_what_someone_else_stands_behind(world):
 
 
 # -- payments ----------------------------------------------------------------------------
+
+
+def test_a_payment_at_a_table_rate_its_payer_recorded_alone_is_held(world):
+    """1.12 is within the tolerance, so it counts; but finance wrote it, so finance paying
+    at it waits for a second person, who books it."""
+    grant = world.grant("2000", pool=world.usd, currency="EUR")
+    entry = _rate(world, world.finance, "1.12")
+    before = pool_figures([world.usd.id])[world.usd.id]
+    held = pay(world, grant, "1000", "EUR", instalment=None)
+    assert isinstance(held, HeldPayment) and held.why == [HoldReason.OWN_RATE]
+    assert held.rate_entry_id == entry.id and held.table_rate == Decimal("1.12")
+    assert pool_figures([world.usd.id])[world.usd.id] == before
+    # Another finance officer pays at it at once: for them it is a reference.
+    booked = pay(world, grant, "100", "EUR", instalment=None, actor=world.finance2)
+    assert isinstance(booked, Disbursement) and booked.amount == Decimal("110.00")
+    payment = confirm(world, held, by=world.finance2)
+    assert payment.confirmed_by_id == world.finance2.id and payment.rate_entry_id == entry.id
+    assert check_ledger() == []
+
+
+def test_a_typed_rate_is_not_measured_against_its_payers_own_entry(world):
+    """A rate typed by hand within the tolerance of a table rate the payer wrote alone has
+    no reference either."""
+    grant = world.grant("2000", pool=world.usd, currency="EUR")
+    _rate(world, world.finance, "1.12")
+    held = pay(
+        world, grant, "1000", "EUR", instalment=None, rate=Decimal("1.125"), rate_source="bank"
+    )
+    assert isinstance(held, HeldPayment) and held.why == [HoldReason.OWN_RATE]
+
+
+def test_a_rate_a_second_person_confirmed_is_everyones_reference(world):
+    grant = world.grant("2000", pool=world.usd, currency="EUR")
+    _rate(world, world.finance, "1.12", confirmed_by=world.m1)
+    payment = pay(world, grant, "1000", "EUR", instalment=None)
+    assert isinstance(payment, Disbursement) and payment.confirmed_by_id is None
+    assert payment.amount + payment.exchange_difference == Decimal("1120.00")
+    assert check_ledger() == []
+
+
+def test_check_names_a_payment_booked_at_its_payers_own_rate(world, monkeypatch):
+    """Booked without its hold (as before the rule, or by a fault), `check` names it."""
+    grant = world.grant("2000", pool=world.usd, currency="EUR")
+    _rate(world, world.finance, "1.12")
+    monkeypatch.setattr(payments, "bounds_passed", lambda *args, **kwargs: [])
+    payment = pay(world, grant, "1000", "EUR", instalment=None)
+    assert isinstance(payment, Disbursement)
+    assert (
+        f"disbursement {payment.id} is beyond own_rate bounds and no second person confirmed it"
+        in check_ledger()
+    )
+
+
+def test_check_judges_a_payment_by_what_held_when_it_was_booked(app, world):
+    """A fee of 9% and a rate 1.8% from the table were within the limits when booked. A
+    later, stricter setting or a rate back-dated before the payment changes no verdict;
+    what the payment kept is sealed with it."""
+    grant = world.grant("2000", pool=world.usd, currency="EUR")
+    payment = pay(
+        world,
+        grant,
+        "1000",
+        "EUR",
+        instalment=None,
+        rate=Decimal("1.12"),
+        rate_source="bank",
+        fee=Decimal("90"),
+    )
+    assert isinstance(payment, Disbursement)
+    app.config.update(RATE_TOLERANCE_PERCENT="1", MAX_FEE_PERCENT="5")
+    assert check_ledger() == []
+    assert payment.table_rate == EUR_USD and payment.rate_tolerance_percent == 2
+    assert payment.max_fee_percent == 10 and payment.max_difference_percent == 10
+    _rate(world, world.m1, "1.30", on=date(2026, 2, 1), confirmed_by=world.m2)
+    assert _table(world, on=payment.paid_on) == Decimal("1.30")
+    assert check_ledger() == []
+    edit_behind_the_app(
+        "disbursements",
+        "UPDATE disbursements SET rate_tolerance_percent = 50 WHERE id = :i",
+        {"i": payment.id},
+    )
+    assert f"disbursements row {payment.id} was altered in the database" in " ".join(check_ledger())
 
 
 def test_a_held_payments_rates_refuse_what_their_column_cannot_store(world):

@@ -3,12 +3,17 @@
 One finance officer alone may book a payment at the fund's table rate (or within
 ``HRDFUND_RATE_TOLERANCE_PERCENT`` of it), with a fee up to ``HRDFUND_MAX_FEE_PERCENT`` of
 what the payment costs the pool and an exchange difference up to
-``HRDFUND_MAX_EXCHANGE_DIFFERENCE_PERCENT`` of the commitment it settles. Beyond any of
-them the payment is held until a second person (another finance officer or a manager of
-the fund, never the one who entered it) confirms it; `check` reports a booked payment
-beyond them without that confirmation.
+``HRDFUND_MAX_EXCHANGE_DIFFERENCE_PERCENT`` of the commitment it settles. A rate is never
+its own reference: when the table entry a payment takes its rate from, or measures a typed
+rate against, is one the payer recorded and nobody else confirmed, the payment passes a
+bound too. Beyond any of them the payment is held until a second person (another finance
+officer or a manager of the fund, never the one who entered it) confirms it. The payment
+keeps what it was weighed against (the table rate and entry of its day, the limits then in
+force), sealed, and `check` weighs it again against those, so a later change of a setting
+or of the table changes no past verdict.
 """
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -20,7 +25,7 @@ from ..alerts.services import notify_users
 from ..applications.review_models import ConflictDeclaration
 from ..auth.models import Role, User
 from ..extensions import db
-from ..pools.services import MissingRateError, checked_rate, rate_entry
+from ..pools.services import MissingRateError, checked_rate, table_rate
 from .models import HoldReason
 
 
@@ -35,10 +40,71 @@ RATE_OR_NOTHING = _l(
 )
 
 
-def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor):
-    """The rate to freeze on a payment and whether a second person must confirm it, as
-    (rate, source, set_by_id, reason, table rate or None, beyond the tolerance). A source
-    or reason given without a rate is refused rather than dropped."""
+@dataclass(frozen=True)
+class Bounds:
+    """The limits a payment is weighed against, as percentages."""
+
+    tolerance: Decimal
+    fee: Decimal
+    difference: Decimal
+
+    @classmethod
+    def in_force(cls):
+        """The limits the settings give now."""
+        return cls(
+            limits.rate_tolerance_percent(),
+            limits.max_fee_percent(),
+            limits.max_difference_percent(),
+        )
+
+    @classmethod
+    def kept_on(cls, row):
+        """The limits a payment (held or booked) kept, or None on one from before they
+        were kept."""
+        if row.rate_tolerance_percent is None:
+            return None
+        return cls(row.rate_tolerance_percent, row.max_fee_percent, row.max_difference_percent)
+
+    def columns(self):
+        """The payment columns that keep these limits."""
+        return {
+            "rate_tolerance_percent": self.tolerance,
+            "max_fee_percent": self.fee,
+            "max_difference_percent": self.difference,
+        }
+
+
+@dataclass(frozen=True)
+class PaymentRate:
+    """The rate frozen on a payment and what it was weighed against."""
+
+    rate: Decimal
+    source: str | None
+    set_by_id: int | None
+    reason: str | None
+    #: The table's rate of the day and its entry (None without one).
+    table: Decimal | None
+    entry_id: int | None
+    #: Further than the tolerance from the table rate, or no table rate at all.
+    beyond: bool
+    #: The table entry used or measured against is the payer's alone.
+    own: bool
+
+    def columns(self):
+        """The payment columns it fills."""
+        return {
+            "fx_rate": self.rate,
+            "rate_source": self.source,
+            "rate_set_by_id": self.set_by_id,
+            "table_rate": self.table,
+            "rate_entry_id": self.entry_id,
+        }
+
+
+def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor, bounds):
+    """The rate to freeze on a payment and what it was weighed against (a
+    :class:`PaymentRate`). A source or reason given without a rate is refused rather than
+    dropped."""
     if rate is None and ((source or "").strip() or (reason or "").strip()):
         raise PaymentError(RATE_OR_NOTHING)
     if paid == pool_currency:
@@ -50,11 +116,15 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor):
                     currency=paid,
                 )
             )
-        return Decimal(1), None, None, None, Decimal(1), False
+        return PaymentRate(Decimal(1), None, None, None, Decimal(1), None, False, False)
     try:
-        table, table_source, table_by = rate_entry(fund_id, paid, pool_currency, on)
+        table = table_rate(fund_id, paid, pool_currency, on)
     except MissingRateError:
         table = None
+    reference = table.rate if table is not None else None
+    entry_id = table.entry.id if table is not None else None
+    # A table entry the payer recorded and nobody else confirmed is no reference for them.
+    own = table is not None and table.alone(actor.id)
     if rate is None:
         if table is None:
             raise PaymentError(
@@ -65,40 +135,45 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor):
                     pool=pool_currency,
                 )
             )
-        return table, table_source, table_by, None, table, False
+        return PaymentRate(
+            table.rate, table.source, table.set_by_id, None, reference, entry_id, False, own
+        )
     rate = checked_rate(rate, PaymentError)
     if not (source or "").strip():
         raise PaymentError(_l("Say where the rate comes from."))
     reason = (reason or "").strip() or None
-    beyond = rate_beyond_tolerance(rate, table)
+    beyond = rate_beyond_tolerance(rate, reference, bounds.tolerance)
     if beyond and reason is None:
         raise PaymentError(
             _l(
                 "This rate is more than %(pct)s%% away from the fund's table "
                 "(%(table)s): give a reason for it; a second person confirms it.",
-                pct=format((limits.rate_tolerance() * 100).normalize(), "f"),
-                table=table if table is not None else _l("none recorded"),
+                pct=format(bounds.tolerance.normalize(), "f"),
+                table=reference if reference is not None else _l("none recorded"),
             )
         )
-    return rate, source.strip(), actor.id, reason, table, beyond
+    return PaymentRate(rate, source.strip(), actor.id, reason, reference, entry_id, beyond, own)
 
 
-def rate_beyond_tolerance(rate, table):
-    """True when ``rate`` is further than the tolerance from the ``table`` rate, or when the
-    table has none to compare with."""
-    return table is None or abs(rate - table) > table * limits.rate_tolerance()
+def rate_beyond_tolerance(rate, table, tolerance):
+    """True when ``rate`` is further than ``tolerance`` (a percentage) from the ``table``
+    rate, or when the table has none to compare with."""
+    return table is None or abs(rate - table) > table * tolerance / 100
 
 
-def bounds_passed(amount, fee, difference, rate_beyond=False):
-    """The bounds a payment passes that one person may not pass alone (HoldReason values):
-    a rate beyond the tolerance, a fee above its share of what the payment costs the pool,
+def bounds_passed(amount, fee, difference, bounds, rate_beyond=False, own_rate=False):
+    """The bounds a payment passes that one person may not pass alone (HoldReason values),
+    against ``bounds`` (a :class:`Bounds`): a rate beyond the tolerance, a rate whose table
+    entry is the payer's alone, a fee above its share of what the payment costs the pool,
     an exchange difference above its share of the commitment it settles."""
     passed = []
     if rate_beyond:
         passed.append(HoldReason.RATE)
-    if fee > (amount + difference) * limits.max_fee_share():
+    if own_rate:
+        passed.append(HoldReason.OWN_RATE)
+    if fee > (amount + difference) * bounds.fee / 100:
         passed.append(HoldReason.FEE)
-    if abs(difference) > amount * limits.max_difference_share():
+    if abs(difference) > amount * bounds.difference / 100:
         passed.append(HoldReason.DIFFERENCE)
     return passed
 

@@ -39,6 +39,10 @@ CHANNEL_LABELS = {
 #: Why a payment waits for a second person, in plain words.
 BOUND_WORDS = {
     HoldReason.RATE: _l("the rate is far from the fund's table, or the table has none"),
+    HoldReason.OWN_RATE: _l(
+        "the table rate it uses or is measured against is one its payer recorded and nobody "
+        "else confirmed"
+    ),
     HoldReason.FEE: _l("the fee is a large share of the payment"),
     HoldReason.DIFFERENCE: _l("the exchange difference is a large share of the payment"),
 }

@@ -99,6 +99,12 @@ def confirm_held_payment(held, actor):
         "fx_rate": held.fx_rate,
         "rate_source": held.rate_source,
         "rate_set_by_id": held.rate_set_by_id,
+        # What it was weighed against when it was entered, kept on the payment.
+        "table_rate": held.table_rate,
+        "rate_entry_id": held.rate_entry_id,
+        "rate_tolerance_percent": held.rate_tolerance_percent,
+        "max_fee_percent": held.max_fee_percent,
+        "max_difference_percent": held.max_difference_percent,
         "fee_amount": held.fee_amount,
         "exchange_difference": difference,
         "paid_on": held.paid_on,

@@ -16,8 +16,8 @@ from ..extensions import db
 from ..grants.models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, Release
 from ..grants.services import before, pool_commitments, signed_amount, summed
 from ..money import RATE_PLACES, ConversionError, convert, quantize
-from ..pools.models import Contribution, ExchangeRate, Pool
-from .bounds import SECOND_PERSONS, bounds_passed, rate_beyond_tolerance
+from ..pools.models import Contribution, ExchangeRate, Pool, confirmed_before
+from .bounds import SECOND_PERSONS, Bounds, bounds_passed, rate_beyond_tolerance
 from .models import Delivery, Disbursement, Receipt
 from .services import PAID, instalments_paid
 
@@ -167,46 +167,72 @@ def check_ledger(sums=None):
     problems += _check_deliveries()
     problems += _check_grant_totals()
     problems += _check_caps()
-    problems += _check_second_persons()
+    table = _Table()
+    problems += _check_second_persons(table)
     return problems
 
 
-def _table_rates():
-    """The fund's rate table in memory, as ``rate_entry`` reads it: (fund, pair) -> rows
-    of (day, id, base, rate) in order, to find the latest on or before a day."""
-    rates = {}
-    rows = db.session.execute(
-        sa.select(
-            ExchangeRate.fund_id,
-            ExchangeRate.on_date,
-            ExchangeRate.id,
-            ExchangeRate.base,
-            ExchangeRate.quote,
-            ExchangeRate.rate,
-        ).order_by(ExchangeRate.on_date, ExchangeRate.id)
-    )
-    for fund_id, on, rid, base, quote, rate in rows:
-        rates.setdefault((fund_id, frozenset((base, quote))), []).append((on, rid, base, rate))
-    return rates
+class _Table:
+    """The fund's rate table in memory for `check`: every entry by id, and the entries
+    that count by pair in order, to find the latest on or before a day as ``table_rate``
+    does (today's table: only for payments from before each kept what it was weighed
+    against)."""
+
+    def __init__(self):
+        self.entries = {}
+        self.pairs = {}
+        for entry in db.session.execute(
+            sa.select(
+                ExchangeRate.id,
+                ExchangeRate.fund_id,
+                ExchangeRate.on_date,
+                ExchangeRate.base,
+                ExchangeRate.quote,
+                ExchangeRate.rate,
+                ExchangeRate.set_by_id,
+                ExchangeRate.confirmed_at,
+                ExchangeRate.counts().label("counts"),
+            ).order_by(ExchangeRate.on_date, ExchangeRate.id)
+        ):
+            self.entries[entry.id] = entry
+            if entry.counts:
+                key = (entry.fund_id, frozenset((entry.base, entry.quote)))
+                self.pairs.setdefault(key, []).append(entry)
+
+    def latest(self, fund_id, paid, quote, on):
+        """The entry that counts from ``paid`` to ``quote`` on the day ``on``, or None."""
+        rows = self.pairs.get((fund_id, frozenset((paid, quote))), [])
+        at = bisect.bisect_right(rows, (on, float("inf")), key=lambda r: (r.on_date, r.id))
+        return rows[at - 1] if at else None
+
+    @staticmethod
+    def rate(entry, paid):
+        """The ``entry``'s rate read from ``paid``, or None without an entry."""
+        if entry is None:
+            return None
+        rate = Decimal(entry.rate)
+        return rate if entry.base == paid else (Decimal(1) / rate).quantize(RATE_PLACES)
+
+    @staticmethod
+    def alone(entry, user_id, at):
+        """Whether ``entry`` was ``user_id``'s alone at the time ``at``."""
+        return (
+            entry is not None
+            and entry.set_by_id == user_id
+            and not confirmed_before(entry.confirmed_at, at)
+        )
 
 
-def _table_rate(rates, fund_id, paid, quote, on):
-    """The table's rate from ``paid`` to ``quote`` on the day ``on``, or None."""
-    rows = rates.get((fund_id, frozenset((paid, quote))), [])
-    at = bisect.bisect_right(rows, (on, float("inf")), key=lambda r: (r[0], r[1]))
-    if not at:
-        return None
-    _on, _id, base, rate = rows[at - 1]
-    rate = Decimal(rate)
-    return rate if base == paid else (Decimal(1) / rate).quantize(RATE_PLACES)
-
-
-def _check_second_persons():
-    """A payment beyond a bound one person may not pass (a rate beyond the tolerance of
-    the table rate of its day, or any rate the table did not give; a fee or an exchange
-    difference above its share) was confirmed by a second person: finance or a manager of
-    the fund, not the one who entered it."""
-    rates = _table_rates()
+def _check_second_persons(table=None):
+    """A payment beyond a bound one person may not pass was confirmed by a second person:
+    finance or a manager of the fund, not the one who entered it. The bounds: a rate beyond
+    the tolerance of the table rate of its day (or any rate without one), a table entry
+    that was the payer's alone, a fee or an exchange difference above its share. Each is
+    judged against what the payment kept of its day (its table rate and entry, the limits
+    then in force, sealed); a payment from before they were kept, against today's table
+    and settings."""
+    table = table or _Table()
+    in_force = Bounds.in_force()
     confirmer = sa.orm.aliased(User)
     rows = db.session.execute(
         sa.select(
@@ -219,10 +245,16 @@ def _check_second_persons():
             Disbursement.paid_on,
             Disbursement.recorded_by_id,
             Disbursement.confirmed_by_id,
+            Disbursement.created_at,
+            Disbursement.table_rate,
+            Disbursement.rate_entry_id,
+            Disbursement.rate_tolerance_percent,
+            Disbursement.max_fee_percent,
+            Disbursement.max_difference_percent,
             Pool.fund_id,
             Pool.currency,
             confirmer.role,
-            confirmer.fund_id,
+            confirmer.fund_id.label("confirmer_fund"),
         )
         .join(Pool, Pool.id == Disbursement.pool_id)
         .outerjoin(confirmer, confirmer.id == Disbursement.confirmed_by_id)
@@ -230,35 +262,41 @@ def _check_second_persons():
         .order_by(Disbursement.id)
     ).yield_per(5000)
     problems = []
-    for (
-        pid,
-        amount,
-        fee,
-        difference,
-        paid,
-        rate,
-        on,
-        recorded_by,
-        confirmed_by,
-        fund_id,
-        pool_currency,
-        role,
-        confirmer_fund,
-    ) in rows:
-        beyond = paid != pool_currency and rate_beyond_tolerance(
-            rate, _table_rate(rates, fund_id, paid, pool_currency, on)
+    for row in rows:
+        bounds = Bounds.kept_on(row)
+        kept = bounds is not None
+        if not kept:
+            # Booked before payments kept these: judged as then, against today's table and
+            # settings, by the rules of then (a rate of one's own was no bound yet).
+            entry = table.latest(row.fund_id, row.currency_paid, row.currency, row.paid_on)
+            reference, bounds = table.rate(entry, row.currency_paid), in_force
+        else:
+            entry = table.entries.get(row.rate_entry_id)
+            reference = row.table_rate
+            if entry is not None and table.rate(entry, row.currency_paid) != reference:
+                problems.append(
+                    f"disbursement {row.id}: its table rate {reference} is not that of the "
+                    f"table entry {entry.id} it names"
+                )
+        foreign = row.currency_paid != row.currency
+        beyond = foreign and rate_beyond_tolerance(row.fx_rate, reference, bounds.tolerance)
+        own = foreign and kept and table.alone(entry, row.recorded_by_id, row.created_at)
+        passed = bounds_passed(
+            row.amount, row.fee_amount, row.exchange_difference, bounds, beyond, own
         )
-        passed = bounds_passed(amount, fee, difference, beyond)
-        if passed and confirmed_by is None:
+        if passed and row.confirmed_by_id is None:
             problems.append(
-                f"disbursement {pid} is beyond {', '.join(passed)} bounds and no second "
+                f"disbursement {row.id} is beyond {', '.join(passed)} bounds and no second "
                 "person confirmed it"
             )
-        if confirmed_by is not None and (
-            confirmed_by == recorded_by or role not in SECOND_PERSONS or confirmer_fund != fund_id
+        if row.confirmed_by_id is not None and (
+            row.confirmed_by_id == row.recorded_by_id
+            or row.role not in SECOND_PERSONS
+            or row.confirmer_fund != row.fund_id
         ):
             problems.append(
-                f"disbursement {pid} was confirmed by user {confirmed_by}, who may not confirm it"
+                f"disbursement {row.id} was confirmed by user {row.confirmed_by_id}, who may "
+                "not confirm it"
             )
     return problems
 

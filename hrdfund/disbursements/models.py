@@ -170,6 +170,9 @@ class HoldReason(enum.StrEnum):
     """A bound one person may not pass alone."""
 
     RATE = "rate"
+    #: The rate, or the table rate it is measured against, is one the payer recorded in
+    #: the table and nobody else confirmed: no reference at all.
+    OWN_RATE = "own_rate"
     FEE = "fee"
     DIFFERENCE = "difference"
 

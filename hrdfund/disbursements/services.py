@@ -32,6 +32,7 @@ from ..money import ConversionError, convert, quantize
 from ..pools.models import Pool
 from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this module's too)
     SECOND_PERSONS,
+    Bounds,
     PaymentError,
     alert_second_persons,
     bounds_passed,
@@ -307,7 +308,8 @@ def record_disbursement(
         raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
     pool = lock_row(Pool, allocation.pool_id)
     _lock_defender(application)
-    rate, source, set_by, reason, table, beyond = payment_rate(
+    bounds = Bounds.in_force()
+    priced = payment_rate(
         grant.fund_id,
         currency_paid,
         pool.currency,
@@ -316,8 +318,11 @@ def record_disbursement(
         rate_source,
         rate_reason,
         actor,
+        bounds,
     )
-    amount, covered, difference = _priced(grant, allocation, pool, currency_paid, amount_paid, rate)
+    amount, covered, difference = _priced(
+        grant, allocation, pool, currency_paid, amount_paid, priced.rate
+    )
     _check_payment(
         grant,
         application,
@@ -337,9 +342,8 @@ def record_disbursement(
         "amount_paid": amount_paid,
         "currency_paid": currency_paid,
         "amount": amount,
-        "fx_rate": rate,
-        "rate_source": source,
-        "rate_set_by_id": set_by,
+        **priced.columns(),
+        **bounds.columns(),
         "fee_amount": fee,
         "exchange_difference": difference,
         "paid_on": paid_on,
@@ -349,14 +353,12 @@ def record_disbursement(
     }
     texts = {
         "payee_details": (payee_details or "").strip() or None,
-        "rate_reason": reason,
+        "rate_reason": priced.reason,
         "reference": (reference or "").strip() or None,
     }
-    passed = bounds_passed(amount, fee, difference, beyond)
+    passed = bounds_passed(amount, fee, difference, bounds, priced.beyond, priced.own)
     if passed:
-        held = HeldPayment(
-            **fields, table_rate=table, reasons=" ".join(passed), status=HoldStatus.HELD
-        )
+        held = HeldPayment(**fields, reasons=" ".join(passed), status=HoldStatus.HELD)
         for name, value in texts.items():
             setattr(held, name, value)
         db.session.add(held)
@@ -372,7 +374,7 @@ def record_disbursement(
             currency=pool.currency,
             fee=fee,
             exchange_difference=difference,
-            rate=rate,
+            rate=priced.rate,
             bounds=held.reasons,
         )
         return held, True
