@@ -16,10 +16,13 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.applications.models import ApplicationStatus as S
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason
 from hrdfund.extensions import db
+from hrdfund.grants import services as grants
+from hrdfund.grants.models import Allocation, ApprovalDraw
 from hrdfund.money import MoneyError
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
@@ -249,6 +252,47 @@ def test_every_numeric_column_is_an_amount_a_rate_or_a_share(app):
     assert plain == []
 
 
+# -- approvals ---------------------------------------------------------------------------
+
+
+def test_the_second_manager_commits_only_the_first_managers_split(world):
+    """The second approval with the same amount and other pools committed money only one
+    manager chose: it is refused in words, nothing committed; the first split commits."""
+    other = pools.create_pool(world.donor, world.m1, "Other EUR", "EUR")
+    pools.record_contribution(other, world.m1, Decimal("20000"), "EUR", date(2026, 1, 2))
+    case = world.recommended("Big", currency="EUR")
+    first = [(world.eur.id, Decimal(6000))]
+    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(6000), first) is None
+    db.session.commit()
+    for split in (
+        [(other.id, Decimal(6000))],
+        [(world.eur.id, Decimal(3000)), (other.id, Decimal(3000))],
+    ):
+        with pytest.raises(
+            grants.DecisionError, match=r"split of pools as it is \(Emergency EUR 6000.00 EUR\)"
+        ):
+            grants.approve_with_recorded_rates(case, world.m2, Decimal(6000), split)
+        db.session.rollback()
+        assert case.status == S.AWAITING_SECOND_APPROVAL
+        assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
+    grant = grants.approve_with_recorded_rates(case, world.m2, Decimal(6000), first)
+    db.session.commit()
+    assert [(a.pool_id, a.grant_amount) for a in grant.allocations] == first
+    assert check_ledger() == []
+    # `check` names a grant committed on a split one of its approvals did not choose.
+    db.session.execute(
+        sa.update(ApprovalDraw)
+        .where(ApprovalDraw.decision_id == grants.first_approval(case).id)
+        .values(pool_id=other.id)
+    )
+    db.session.commit()
+    second = grants.first_approval(case)
+    assert (
+        f"grant {grant.id} commits a split of pools its approval {second.id} did not choose"
+        in check_ledger()
+    )
+
+
 # -- pages -------------------------------------------------------------------------------
 
 
@@ -293,3 +337,30 @@ def test_the_rates_page_holds_a_far_rate_for_a_second_person(app, world):
         is None
     )
     assert _as(app, world.reviewer).post(f"/rates/{entry.uid}/confirm").status_code == 403
+
+
+def test_the_second_manager_sees_that_the_split_is_confirmed_as_it_is(app, world):
+    """On the page, a second manager who sends the same amount from other pools is told in
+    words that the first manager's split is confirmed as it is; nothing is committed."""
+    other = pools.create_pool(world.donor, world.m1, "Other EUR", "EUR")
+    pools.record_contribution(other, world.m1, Decimal("20000"), "EUR", date(2026, 1, 2))
+    case = world.recommended("Big", currency="EUR")
+    first = [(world.eur.id, Decimal(6000))]
+    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(6000), first) is None
+    db.session.commit()
+    m2 = _as(app, world.m2)
+    page = _page(m2.get(f"/applications/{case.uid}"))
+    assert "The second approval confirms this split as it is" in page
+    response = m2.post(
+        f"/applications/{case.uid}/approve",
+        data={
+            "approve-amount": "6000",
+            "approve-draws-0-pool": str(other.id),
+            "approve-draws-0-amount": "6000",
+        },
+        follow_redirects=True,
+    )
+    assert "confirms the first manager's split of pools as it is" in _page(response)
+    db.session.expire_all()
+    assert case.status == S.AWAITING_SECOND_APPROVAL
+    assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0

@@ -10,10 +10,19 @@ import sqlalchemy as sa
 
 from .. import audit
 from ..applications.models import Application
+from ..applications.review_models import Decision, DecisionOutcome
 from ..auth.models import User
 from ..columns import new_uid
 from ..extensions import db
-from ..grants.models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, Release
+from ..grants.models import (
+    Allocation,
+    ApprovalDraw,
+    Grant,
+    GrantStatus,
+    Instalment,
+    PaymentPlan,
+    Release,
+)
 from ..grants.services import before, pool_commitments, signed_amount, summed
 from ..money import RATE_PLACES, ConversionError, convert, quantize
 from ..pools.models import Contribution, ExchangeRate, Pool, confirmed_before
@@ -169,6 +178,7 @@ def check_ledger(sums=None):
     problems += _check_caps()
     table = _Table()
     problems += _check_second_persons(table)
+    problems += _check_approvals()
     return problems
 
 
@@ -298,6 +308,43 @@ def _check_second_persons(table=None):
                 f"disbursement {row.id} was confirmed by user {row.confirmed_by_id}, who may "
                 "not confirm it"
             )
+    return problems
+
+
+def _check_approvals():
+    """A grant is committed on the split of pools its approvals chose: each approval of
+    its last round recorded that split (one from before approvals recorded a split has
+    none to compare)."""
+    rows = db.session.execute(
+        sa.select(Grant.id.label("grant_id"), Decision.id, Decision.round)
+        .join(Grant, Grant.application_id == Decision.application_id)
+        .where(Decision.outcome == DecisionOutcome.APPROVE)
+        .order_by(Grant.id, Decision.id)
+    )
+    approvals = {}
+    for row in rows:
+        approvals.setdefault(row.grant_id, []).append(row)
+    draws = {}
+    for decision_id, pool_id, amount in db.session.execute(
+        sa.select(ApprovalDraw.decision_id, ApprovalDraw.pool_id, ApprovalDraw.amount)
+    ):
+        draws.setdefault(decision_id, []).append((pool_id, amount))
+    splits = {}
+    for grant_id, pool_id, amount in db.session.execute(
+        sa.select(Allocation.grant_id, Allocation.pool_id, Allocation.grant_amount)
+    ):
+        splits.setdefault(grant_id, []).append((pool_id, amount))
+    problems = []
+    for grant_id, decisions in approvals.items():
+        last = max(d.round for d in decisions)
+        split = sorted(splits.get(grant_id, []))
+        for decision in decisions:
+            chosen = draws.get(decision.id)
+            if decision.round == last and chosen is not None and sorted(chosen) != split:
+                problems.append(
+                    f"grant {grant_id} commits a split of pools its approval {decision.id} "
+                    "did not choose"
+                )
     return problems
 
 

@@ -464,6 +464,7 @@ def approve_application(application, manager, amount, allocations):
             raise SecondApproverError(_l("A second, different manager must confirm this approval."))
         if first is None or amount != first.amount:
             raise DecisionError(_l("The second approval confirms the amount of the first."))
+        _check_same_split(first, allocations)
         _lock_pools(pools)
         _record_approval(application, manager, amount, allocations)
     grant = Grant(
@@ -495,6 +496,35 @@ def _lock_pools(pools):
     one pool the other waits for."""
     for pool_id in sorted(pools):
         lock_row(Pool, pool_id)
+
+
+def _check_same_split(first, allocations):
+    """Refuse a second approval whose split of pools is not the first one's: money is
+    committed only on a split two managers chose. (A first approval from before splits
+    were recorded has none to compare with.)"""
+    proposed = approval_draws(first)
+    if not proposed:
+        return
+    if sorted(proposed) == sorted((pool_id, part) for pool_id, part, _rate in allocations):
+        return
+    names = {
+        p.id: p.name
+        for p in db.session.execute(
+            sa.select(Pool).where(Pool.id.in_([pool_id for pool_id, _part in proposed]))
+        ).scalars()
+    }
+    split = "; ".join(
+        f"{names.get(pool_id, pool_id)} {part} {first.currency}" for pool_id, part in proposed
+    )
+    raise DecisionError(
+        _l(
+            "The second approval confirms the first manager's split of pools as it is "
+            "(%(split)s): money is committed only on a split two managers chose. For "
+            "another split, ask a question at the decision (the first approval then "
+            "lapses) and decide the case again.",
+            split=split,
+        )
+    )
 
 
 def _record_approval(application, manager, amount, allocations):
