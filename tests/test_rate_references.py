@@ -10,13 +10,15 @@ and `check` weighs them again against that, not against today's table and settin
 """
 
 import html
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from hrdfund.applications.models import ApplicationStatus as S
+from hrdfund.applications.review_models import Decision, DecisionOutcome
+from hrdfund.columns import utcnow
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason
@@ -255,6 +257,81 @@ def test_every_numeric_column_is_an_amount_a_rate_or_a_share(app):
 # -- approvals ---------------------------------------------------------------------------
 
 
+def test_a_made_up_rate_does_not_weigh_an_approval_below_the_threshold(world):
+    """A manager writes 0.000001 euro per dollar, then approves 22,770 dollars alone
+    ('worth 0.02 euros'). The entry counts nowhere; the approval is weighed at the rate
+    someone else stands behind and needs a second manager."""
+    case = world.recommended("Someone", currency="USD")
+    _rate(world, world.m1, "0.000001", on=utcnow().date(), base="USD", quote="EUR")
+    db.session.commit()
+    draws = [(world.usd.id, Decimal(22770))]
+    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(22770), draws) is None
+    assert case.status == S.AWAITING_SECOND_APPROVAL
+    decision = grants.first_approval(case)
+    assert decision.worth == Decimal("20700.00") and decision.worth_currency == "EUR"
+
+
+def test_an_approval_weighed_at_its_managers_own_rate_needs_a_second_manager(world):
+    """5,000 dollars are worth about 4,500 euros, under the threshold of 5,000 euros; but
+    the rate of the day is one the approving manager wrote alone: two managers approve.
+    The decision keeps what it was weighed with."""
+    entry = _rate(world, world.m1, "1.11", on=utcnow().date())
+    case = world.recommended("Someone", currency="USD")
+    draws = [(world.usd.id, Decimal(5000))]
+    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(5000), draws) is None
+    db.session.commit()
+    decision = grants.first_approval(case)
+    assert (decision.worth, decision.worth_currency) == (Decimal("4504.50"), "EUR")
+    assert decision.weighed_rate_id == entry.id and decision.threshold == Decimal(5000)
+    grant = grants.approve_with_recorded_rates(case, world.m2, Decimal(5000), draws)
+    db.session.commit()
+    assert grant is not None and check_ledger() == []
+    # For another manager the same rate weighs: one approval commits.
+    other = world.recommended("Someone Else", currency="USD")
+    assert grants.approve_with_recorded_rates(other, world.m2, Decimal(5000), draws) is not None
+    db.session.commit()
+    assert check_ledger() == []
+
+
+def _approved_alone(world, amount="4000"):
+    """A dollar grant one manager approved, weighed at a rate a second person confirmed."""
+    grant = world.grant(amount, pool=world.usd, currency="USD")
+    (decision,) = db.session.execute(
+        sa.select(Decision).where(
+            Decision.application_id == grant.application_id,
+            Decision.outcome == DecisionOutcome.APPROVE,
+        )
+    ).scalars()
+    return grant, decision
+
+
+def test_check_weighs_each_single_manager_approval_again(app, world):
+    grant, decision = _approved_alone(world)
+    assert decision.worth == Decimal("3636.36") and check_ledger() == []
+    # A later threshold weighs no past approval.
+    app.config["FOUR_EYES_THRESHOLD"] = "1000"
+    assert check_ledger() == []
+    alone = f"grant {grant.id} was approved by one manager (decision {decision.id})"
+    own = _rate(world, world.m1, "1.11", on=date(2025, 12, 1))
+    db.session.execute(
+        sa.update(Decision).where(Decision.id == decision.id).values(weighed_rate_id=own.id)
+    )
+    db.session.commit()
+    problems = check_ledger()
+    assert f"{alone}, weighed at a rate that manager recorded alone" in problems
+    assert f"{alone}, recorded as worth 3636.36 EUR where its rate makes it 3603.60" in problems
+    db.session.execute(
+        sa.update(Decision)
+        .where(Decision.id == decision.id)
+        .values(worth=Decimal("3603.60"), threshold=Decimal("3000"))
+    )
+    db.session.commit()
+    assert (
+        f"{alone} though worth 3603.60 EUR, at or above the four-eyes threshold of 3000.00 then"
+        in check_ledger()
+    )
+
+
 def test_the_second_manager_commits_only_the_first_managers_split(world):
     """The second approval with the same amount and other pools committed money only one
     manager chose: it is refused in words, nothing committed; the first split commits."""
@@ -337,6 +414,29 @@ def test_the_rates_page_holds_a_far_rate_for_a_second_person(app, world):
         is None
     )
     assert _as(app, world.reviewer).post(f"/rates/{entry.uid}/confirm").status_code == 403
+
+
+def test_the_decision_form_says_when_the_rate_is_the_managers_own(app, world):
+    _rate(world, world.m1, "1.11", on=utcnow().date() - timedelta(days=1))
+    case = world.recommended("Someone", currency="USD")
+    case.amount_requested = Decimal(5000)
+    db.session.commit()
+    m1 = _as(app, world.m1)
+    page = _page(m1.get(f"/applications/{case.uid}"))
+    assert "is one you recorded and nobody else confirmed" in page
+    response = m1.post(
+        f"/applications/{case.uid}/approve",
+        data={
+            "approve-amount": "5000",
+            "approve-draws-0-pool": str(world.usd.id),
+            "approve-draws-0-amount": "5000",
+        },
+        follow_redirects=True,
+    )
+    assert "The rate it was weighed at is one you recorded" in _page(response)
+    assert case.status == S.AWAITING_SECOND_APPROVAL
+    page = _page(_as(app, world.m2).get(f"/applications/{case.uid}"))
+    assert "is one you recorded" not in page
 
 
 def test_the_second_manager_sees_that_the_split_is_confirmed_as_it_is(app, world):

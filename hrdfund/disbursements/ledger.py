@@ -178,7 +178,7 @@ def check_ledger(sums=None):
     problems += _check_caps()
     table = _Table()
     problems += _check_second_persons(table)
-    problems += _check_approvals()
+    problems += _check_approvals(table)
     return problems
 
 
@@ -311,12 +311,27 @@ def _check_second_persons(table=None):
     return problems
 
 
-def _check_approvals():
-    """A grant is committed on the split of pools its approvals chose: each approval of
-    its last round recorded that split (one from before approvals recorded a split has
-    none to compare)."""
+def _check_approvals(table=None):
+    """A grant is committed on what its approvals chose: the split of pools each recorded,
+    and, approved by one manager alone, an amount worth less than the four-eyes threshold
+    then in force, weighed at a table rate that manager did not record alone. Each
+    single-manager approval is weighed again from what it kept (its worth, the table
+    entry and the threshold); one from before approvals kept them is not."""
+    table = table or _Table()
     rows = db.session.execute(
-        sa.select(Grant.id.label("grant_id"), Decision.id, Decision.round)
+        sa.select(
+            Grant.id.label("grant_id"),
+            Decision.id,
+            Decision.round,
+            Decision.manager_id,
+            Decision.amount,
+            Decision.currency,
+            Decision.worth,
+            Decision.worth_currency,
+            Decision.weighed_rate_id,
+            Decision.threshold,
+            Decision.created_at,
+        )
         .join(Grant, Grant.application_id == Decision.application_id)
         .where(Decision.outcome == DecisionOutcome.APPROVE)
         .order_by(Grant.id, Decision.id)
@@ -337,14 +352,52 @@ def _check_approvals():
     problems = []
     for grant_id, decisions in approvals.items():
         last = max(d.round for d in decisions)
+        decisions = [d for d in decisions if d.round == last]
         split = sorted(splits.get(grant_id, []))
         for decision in decisions:
             chosen = draws.get(decision.id)
-            if decision.round == last and chosen is not None and sorted(chosen) != split:
+            if chosen is not None and sorted(chosen) != split:
                 problems.append(
                     f"grant {grant_id} commits a split of pools its approval {decision.id} "
                     "did not choose"
                 )
+        if len({d.manager_id for d in decisions}) == 1:
+            problems += _weigh_again(grant_id, decisions[0], table)
+    return problems
+
+
+def _weigh_again(grant_id, decision, table):
+    """What is wrong with ``decision`` committing grant ``grant_id`` alone."""
+    if decision.worth is None:
+        return []
+    alone = f"grant {grant_id} was approved by one manager (decision {decision.id})"
+    entry = table.entries.get(decision.weighed_rate_id)
+    if decision.worth_currency == decision.currency:
+        worth = quantize(decision.amount) if decision.weighed_rate_id is None else None
+    elif entry is None or {entry.base, entry.quote} != {
+        decision.currency,
+        decision.worth_currency,
+    }:
+        worth = None
+    else:
+        worth = _cost(decision.amount, table.rate(entry, decision.currency))
+    if worth is None:
+        return [
+            f"{alone}, weighed with no rate from {decision.currency} to {decision.worth_currency}"
+        ]
+    problems = []
+    if worth != decision.worth:
+        problems.append(
+            f"{alone}, recorded as worth {decision.worth} {decision.worth_currency} where "
+            f"its rate makes it {worth}"
+        )
+    if decision.threshold is not None and worth >= decision.threshold:
+        problems.append(
+            f"{alone} though worth {worth} {decision.worth_currency}, at or above the "
+            f"four-eyes threshold of {decision.threshold} then"
+        )
+    if table.alone(entry, decision.manager_id, decision.created_at):
+        problems.append(f"{alone}, weighed at a rate that manager recorded alone")
     return problems
 
 

@@ -6,6 +6,7 @@ balance after the lock; on SQLite every transaction already holds the write lock
 first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
 
@@ -376,13 +377,40 @@ def in_reporting_currency(fund_id, amount, currency, on=None):
         raise MissingRateError(_unusable(currency, reporting)) from exc
 
 
-def needs_four_eyes(application, amount):
-    """True when ``amount`` (the case's currency) is worth the four-eyes threshold or more
-    in the reporting currency. Refused in words when no rate says what it is worth."""
+@dataclass(frozen=True)
+class Weighing:
+    """What an approval was weighed with against the four-eyes threshold: its worth in the
+    reporting currency, the table entry it was converted with (None in that currency),
+    the threshold, and whether that entry is the approving manager's alone."""
+
+    worth: Decimal
+    currency: str
+    entry_id: int | None
+    threshold: Decimal
+    own_rate: bool
+
+    @property
+    def needs_second(self):
+        """Two managers: worth the threshold or more, or weighed at the approver's own rate."""
+        return self.own_rate or self.worth >= self.threshold
+
+
+def weigh_approval(application, amount, manager):
+    """Weigh ``amount`` (the case's currency) against the four-eyes threshold, in the
+    reporting currency at the fund's table rate of today. A rate is never its own
+    reference: an entry the approving manager recorded and nobody else confirmed weighs
+    nothing for them, and the approval needs a second manager whatever it is worth.
+    Refused in words when no rate says what it is worth."""
     reporting = limits.reporting_currency()
+    threshold = four_eyes_threshold()
+    if application.currency == reporting:
+        return Weighing(quantize(amount), reporting, None, threshold, False)
     try:
-        value = in_reporting_currency(application.fund_id, amount, application.currency)
-    except MissingRateError as exc:
+        table = pools_services.table_rate(
+            application.fund_id, application.currency, reporting, utcnow().date()
+        )
+        worth = convert(amount, table.rate)
+    except (pools_services.MissingRateError, ConversionError) as exc:
         raise MissingRateError(
             _l(
                 "No usable exchange rate from %(currency)s to %(reporting)s is recorded, so "
@@ -390,10 +418,17 @@ def needs_four_eyes(application, amount):
                 "%(threshold)s %(reporting)s: record the rate on Rates, then approve.",
                 currency=application.currency,
                 reporting=reporting,
-                threshold=four_eyes_threshold(),
+                threshold=threshold,
             )
         ) from exc
-    return value >= four_eyes_threshold()
+    return Weighing(worth, reporting, table.entry.id, threshold, table.alone(manager.id))
+
+
+def needs_four_eyes(application, amount, manager):
+    """True when approving ``amount`` (the case's currency) needs a second manager: worth
+    the four-eyes threshold or more in the reporting currency, or weighed at a rate
+    ``manager`` recorded alone. Refused in words when no rate says what it is worth."""
+    return weigh_approval(application, amount, manager).needs_second
 
 
 def first_approval(application):
@@ -439,10 +474,11 @@ def approve_application(application, manager, amount, allocations):
         raise DecisionError(_l("This case is not waiting for a decision."))
     pools = check_draws(application, amount, allocations)
     if application.status == S.RECOMMENDED:
-        second_needed = needs_four_eyes(application, amount)
+        weighing = weigh_approval(application, amount, manager)
+        second_needed = weighing.needs_second
         if not second_needed:
             _lock_pools(pools)
-        _record_approval(application, manager, amount, allocations)
+        _record_approval(application, manager, amount, allocations, weighing)
         if second_needed:
             # Nothing is committed yet; a pool that cannot pay now is named at once.
             for pool_id, grant_amount, rate in allocations:
@@ -527,7 +563,9 @@ def _check_same_split(first, allocations):
     )
 
 
-def _record_approval(application, manager, amount, allocations):
+def _record_approval(application, manager, amount, allocations, weighing=None):
+    """The approval, its split of pools and, when it was weighed against the threshold,
+    what it was weighed with."""
     decision = Decision(
         application_id=application.id,
         manager_id=manager.id,
@@ -536,6 +574,11 @@ def _record_approval(application, manager, amount, allocations):
         currency=application.currency,
         round=decision_round(application),
     )
+    if weighing is not None:
+        decision.worth = weighing.worth
+        decision.worth_currency = weighing.currency
+        decision.weighed_rate_id = weighing.entry_id
+        decision.threshold = weighing.threshold
     db.session.add(decision)
     db.session.flush()
     db.session.add_all(

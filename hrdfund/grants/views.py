@@ -99,18 +99,19 @@ def _draws(form):
     return draws, problems
 
 
-def _threshold_note(application, amount):
+def _threshold_note(application, amount, user):
     """What the decision form says of the four-eyes threshold: in the reporting currency,
-    and what ``amount`` is worth in it (or that no rate says)."""
+    what ``amount`` is worth in it (or that no rate says), and whether the rate it is
+    weighed at is the reader's own."""
     reporting = limits.reporting_currency()
     note = {"threshold": services.four_eyes_threshold(), "currency": reporting}
     if amount:
         try:
-            note["value"] = services.in_reporting_currency(
-                application.fund_id, amount, application.currency
-            )
+            weighing = services.weigh_approval(application, amount, user)
         except services.MissingRateError:
             note["missing"] = True
+        else:
+            note["value"], note["own_rate"] = weighing.worth, weighing.own_rate
     return note
 
 
@@ -136,7 +137,7 @@ def decision_panel(application, user, sections):
         "template": "grants/_decision.html",
         "options": options,
         "amount": amount,
-        "threshold": _threshold_note(application, amount),
+        "threshold": _threshold_note(application, amount, user),
         "first_approval": first,
         "first_draws": [
             (names.get(pool_id, "?"), part) for pool_id, part in services.approval_draws(first)
@@ -168,7 +169,17 @@ def approve(uid):
         else:
             db.session.commit()
             locale = str(get_locale())
-            if grant is None:
+            first = services.first_approval(application) if grant is None else None
+            if first is not None and first.worth is not None and first.worth < first.threshold:
+                flash(
+                    _(
+                        "Approval recorded. The rate it was weighed at is one you recorded "
+                        "and nobody else confirmed, so a second manager confirms it before "
+                        "money is committed."
+                    ),
+                    "info",
+                )
+            elif grant is None:
                 flash(
                     _(
                         "Approval recorded. At %(threshold)s or more (amounts in other "

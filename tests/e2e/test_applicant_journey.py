@@ -124,15 +124,15 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     with app.app_context():
         case = _case(uid)
         reviewer = _staff(Role.REVIEWER)
-        first, _second = db.session.execute(
+        first, second = db.session.execute(
             sa.select(User).where(User.role == Role.MANAGER).order_by(User.id).limit(2)
         ).scalars()
         reviews.recommend(case, reviewer, "high", "approve", Decimal(150000), "Verified")
         # 150,000 KES are worth about 1,065 EUR at the fund's rate: below the four-eyes
-        # threshold (5,000 EUR), one manager approves.
+        # threshold (5,000 EUR), one manager approves (at a rate another manager recorded).
         rate = Decimal("0.0071")
         try:
-            record_rate(case.fund_id, first, utcnow().date(), "KES", "EUR", rate, "CBK")
+            record_rate(case.fund_id, second, utcnow().date(), "KES", "EUR", rate, "CBK")
         except PoolError:
             pass  # the fund recorded today's rate already
         pool = next(
