@@ -48,6 +48,7 @@ from .applications.review_models import (
 from .auth import services as auth_services
 from .auth.models import Fund, PartnerOrganisation, Role, User
 from .columns import cipher, utcnow
+from .disbursements.bounds import Bounds
 from .disbursements.models import Channel, Disbursement, PayeeType, Receipt, reference_key
 from .extensions import db
 from .grants.models import (
@@ -423,20 +424,29 @@ class _Rates:
                 value = (value * (1 + change)).quantize(Decimal("0.0001"))
             self.per_usd[code] = series
         self.cache = {}
-        self.used = set()
+        #: Called with (base, quote, first day of the month, rate) for each rate the first
+        #: time it is used; returns the id of its table entry.
+        self.record = None
 
     def rate(self, quote, base, day):
         """Units of ``quote`` per unit of ``base`` in the month of ``day`` (8 places)."""
+        return self.entry(quote, base, day)[0]
+
+    def entry(self, quote, base, day):
+        """:meth:`rate` and the id of its table entry (None for one currency)."""
         if quote == base:
-            return Decimal(1)
+            return Decimal(1), None
         month = (day.year - self.first.year) * 12 + day.month - self.first.month
         key = (quote, base, month)
-        value = self.cache.get(key)
-        if value is None:
+        found = self.cache.get(key)
+        if found is None:
             value = self.per_usd[quote][month] / self.per_usd[base][month]
-            value = self.cache[key] = value.quantize(RATE_PLACES)
-            self.used.add((base, quote, _months_after(self.first, month), value))
-        return value
+            value = value.quantize(RATE_PLACES)
+            found = self.cache[key] = (
+                value,
+                self.record(base, quote, _months_after(self.first, month), value),
+            )
+        return found
 
     def worth_range(self, currency, reporting):
         """The least and most one unit of ``currency`` is worth in ``reporting`` over every
@@ -533,6 +543,7 @@ class _World:
             model: _Table(model, use_copy)
             for model in (
                 User,
+                ExchangeRate,
                 Application,
                 StatusChange,
                 Dependant,
@@ -552,15 +563,15 @@ class _World:
                 Receipt,
                 UseOfFundsReport,
                 Contribution,
-                ExchangeRate,
             )
         }
+        self.rates.record = self._exchange_rate
+        self.bounds = Bounds.in_force()
         self._partner_staff()
         # Gross allocations per pool and quarter of the pool's life, to time contributions.
         self.draws = {pool.id: {} for pool in self.pools}
         self._applications()
         self._contributions()
-        self._exchange_rates()
         self._flush_all()
         if use_copy:
             for model in self.tables:
@@ -1277,6 +1288,19 @@ class _World:
             decisions.append(
                 (self.managers[app_id % 2], DecisionOutcome.APPROVE, times[S.APPROVED])
             )
+        # The first approval was weighed against the threshold at the table's rate of its
+        # day (one a manager confirmed) and keeps what it was weighed with.
+        weighed = dict.fromkeys(("worth", "worth_currency", "weighed_rate_id", "threshold"))
+        decided = times.get(S.AWAITING_SECOND_APPROVAL) or times.get(S.APPROVED)
+        weighing = weighed
+        if granted is not None and decided is not None:
+            rate, entry_id = self.rates.entry(self.reporting, currency, decided.date())
+            weighing = {
+                "worth": convert(granted, rate),
+                "worth_currency": self.reporting,
+                "weighed_rate_id": entry_id,
+                "threshold": self.threshold,
+            }
         approvals = []
         for manager, outcome, at in decisions:
             row_uid = uid()
@@ -1285,6 +1309,7 @@ class _World:
                 approvals.append(self.tables[Decision].next_id)
             self.tables[Decision].add(
                 {
+                    **(weighing if not rejected and len(approvals) == 1 else weighed),
                     "uid": row_uid,
                     "application_id": app_id,
                     "manager_id": manager,
@@ -1597,9 +1622,12 @@ class _World:
         ``reverses``; return what was written, or None when the amount rounds to nothing."""
         rng = self.rng
         pool = alloc["pool"]
+        kept = dict.fromkeys(("table_rate", "rate_entry_id", *self.bounds.columns()))
         if reverses is None:
             currency = grant.paid_currency or pool.currency
-            rate = self.rates.rate(pool.currency, currency, paid_on)
+            rate, entry_id = self.rates.entry(pool.currency, currency, paid_on)
+            # Paid at the table's rate, a manager confirmed: weighed as the app weighs it.
+            kept = {"table_rate": rate, "rate_entry_id": entry_id, **self.bounds.columns()}
             # Rounded down, so that the converted amount never exceeds what is left.
             amount_paid = (in_pool / rate).quantize(CENT, ROUND_DOWN)
         else:
@@ -1634,6 +1662,7 @@ class _World:
             "exchange_difference": Decimal("0.00"),
             "paid_on": paid_on,
             "reversal_of_id": reverses["id"] if reverses else None,
+            **kept,
         }
         table = self.tables[Disbursement]
         reference = f"PAY-{table.next_id:08d}"
@@ -1758,24 +1787,26 @@ class _World:
             }
         )
 
-    def _exchange_rates(self):
-        """The monthly rates every conversion above used, as finance would have set them."""
-        for base, quote, on, rate in sorted(self.rates.used):
-            uid = self.uid()
-            self.tables[ExchangeRate].add(
-                {
-                    "uid": uid,
-                    "fund_id": self.fund.id,
-                    "on_date": on,
-                    "base": base,
-                    "quote": quote,
-                    "rate": rate,
-                    "source": self.enc(
-                        "exchange_rates", "source", uid, "Demo reference rates, monthly"
-                    ),
-                    "set_by_id": self.finance,
-                    "created_at": min(
-                        datetime.combine(on, datetime.min.time()) + timedelta(hours=8), self.now
-                    ),
-                }
-            )
+    def _exchange_rate(self, base, quote, on, rate):
+        """The table entry of a monthly rate, recorded by finance the evening before and
+        confirmed by a manager at once, so it is nobody's alone; return its id."""
+        uid = self.uid()
+        recorded = min(datetime.combine(on, datetime.min.time()) - timedelta(hours=8), self.now)
+        return self.tables[ExchangeRate].add(
+            {
+                "uid": uid,
+                "fund_id": self.fund.id,
+                "on_date": on,
+                "base": base,
+                "quote": quote,
+                "rate": rate,
+                "source": self.enc(
+                    "exchange_rates", "source", uid, "Demo reference rates, monthly"
+                ),
+                "set_by_id": self.finance,
+                "needs_second": False,
+                "confirmed_by_id": self.managers[0],
+                "confirmed_at": recorded + timedelta(minutes=30),
+                "created_at": recorded,
+            }
+        )

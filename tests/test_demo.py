@@ -31,7 +31,7 @@ from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant
 from hrdfund.grants.services import approval_draws, in_reporting_currency, pool_mismatches
 from hrdfund.money import CURRENCIES
-from hrdfund.pools.models import Contribution, Pool
+from hrdfund.pools.models import Contribution, ExchangeRate, Pool
 from tests.conftest import edit_behind_the_app, login
 
 SCALE = 120
@@ -62,6 +62,21 @@ def test_demo_world_passes_the_ledger_and_audit_check(demo, runner):
     result = runner.invoke(args=["hrdfund", "check"])
     assert result.exit_code == 0, result.output
     assert "OK" in result.output
+
+
+def test_demo_rates_are_nobodys_alone_and_its_money_keeps_what_it_was_weighed_against(demo):
+    """Its finance user records the monthly rates and a manager confirms them, so finance
+    pays at them and managers weigh approvals at them as the rules allow; its payments and
+    first approvals keep what they were weighed against, as the application's own do."""
+    rates = _all(sa.select(ExchangeRate))
+    assert rates and all(r.confirmed_by_id not in (None, r.set_by_id) for r in rates)
+    payments = _all(sa.select(Disbursement).where(Disbursement.reversal_of_id.is_(None)))
+    assert payments and all(p.rate_tolerance_percent is not None for p in payments)
+    foreign = [p for p in payments if p.currency_paid != p.pool.currency]
+    assert foreign and all(p.table_rate == p.fx_rate and p.rate_entry_id for p in foreign)
+    weighed = _all(sa.select(Decision).where(Decision.worth.is_not(None)))
+    assert weighed and all(d.outcome == DecisionOutcome.APPROVE for d in weighed)
+    assert all(d.weighed_rate_id or d.currency == d.worth_currency for d in weighed)
 
 
 def test_demo_world_covers_every_status_and_category(demo):
