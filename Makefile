@@ -43,7 +43,7 @@ serve-prod: $(STAMP)
 ## $(JOBS) processes, each test file whole on one of them
 JOBS ?= auto
 test: setup
-	$(BIN)/pytest -n $(JOBS) --dist loadfile
+	$(BIN)/pytest -n $(JOBS) --dist loadfile --durations=15
 
 ## e2e: only the browser tests
 e2e: setup
