@@ -15,7 +15,7 @@ from flask import request
 from app import app
 from hrdfund.auth.guard import role_required
 from hrdfund.auth.models import Role
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 
 with app.app_context():
     db.session.execute(

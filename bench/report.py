@@ -52,9 +52,9 @@ def add_payments(payments):
     import sqlalchemy as sa
 
     from hrdfund import audit, create_app
-    from hrdfund.columns import ENCRYPTED_CLASSES, new_uid
+    from hrdfund.core.columns import ENCRYPTED_CLASSES, new_uid
+    from hrdfund.core.extensions import db
     from hrdfund.disbursements.models import Disbursement
-    from hrdfund.extensions import db
 
     app = create_app()
     with app.app_context():
@@ -127,8 +127,8 @@ def measure_report(pool_id, period):
     import sqlalchemy as sa
 
     from hrdfund import create_app
-    from hrdfund.columns import utcnow
-    from hrdfund.extensions import db
+    from hrdfund.core.columns import utcnow
+    from hrdfund.core.extensions import db
     from hrdfund.pools.models import Pool
     from hrdfund.reports.csv_export import render_csv
     from hrdfund.reports.data import build_report

@@ -129,8 +129,8 @@ def measure_pages():
     from flask import Flask
 
     from hrdfund import create_app
+    from hrdfund.core.extensions import db
     from hrdfund.disbursements.models import Disbursement
-    from hrdfund.extensions import db
     from hrdfund.pools.models import Pool
 
     app = create_app()
@@ -181,7 +181,7 @@ def measure_pages():
 
 def _slowest_statement(app, client, path, sa):
     """The page's slowest SQL statement and its parameters, captured while it renders."""
-    from hrdfund.extensions import db
+    from hrdfund.core.extensions import db
 
     with app.app_context():
         engine = db.engine
@@ -441,7 +441,7 @@ def _counts(env):
     script = (
         "import json, sqlalchemy as sa\n"
         "from hrdfund import create_app\n"
-        "from hrdfund.extensions import db\n"
+        "from hrdfund.core.extensions import db\n"
         "app = create_app()\n"
         "with app.app_context():\n"
         "    n = lambda t: db.session.execute(sa.text(f'SELECT count(*) FROM {t}')).scalar()\n"

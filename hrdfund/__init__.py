@@ -15,10 +15,10 @@ from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS
 
-from . import crypto, geo, limits
 from .applications.targets import check_config as check_target_config
-from .extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
-from .request_limits import install_request_limits
+from .core import crypto, geo, limits
+from .core.extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
+from .core.request_limits import install_request_limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_NAMES = ("SECRET_KEY", "HRDFUND_ENCRYPTION_KEY", "HRDFUND_AUDIT_KEY")
@@ -75,9 +75,9 @@ def create_app(overrides=None):
     from .auth import refused
     from .auth.guard import install_guard
     from .cli import hrdfund_cli
+    from .core.money import format_money
     from .disbursements import bp as disbursements_bp
     from .grants import bp as grants_bp
-    from .money import format_money
     from .pools import bp as pools_bp
     from .reports import bp as reports_bp
 

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import audit
-from .columns import cipher
-from .extensions import db
+from .core.columns import cipher
+from .core.extensions import db
 
 FORMAT = "hrdfund-backup"
 FORMAT_VERSION = 1

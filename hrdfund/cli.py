@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .extensions import db
+from .core.extensions import db
 
 
 @click.group("hrdfund")
@@ -231,7 +231,7 @@ def pools(fund_name):
 def report(pool_ref, fund_name, period, out, kind):
     """Write a pool's donor report for a fixed period, as the donor downloads it."""
     from . import audit
-    from .columns import utcnow
+    from .core.columns import utcnow
     from .pools.models import Pool
     from .reports.csv_export import render_csv
     from .reports.data import build_report
@@ -322,7 +322,7 @@ def rotate_keys_command():
 
     Set the new key in HRDFUND_ENCRYPTION_KEY and the old one in HRDFUND_ENCRYPTION_OLD_KEYS
     first; remove the old key once this reports nothing left under it."""
-    from .columns import cipher
+    from .core.columns import cipher
     from .rotation import left_under_old_keys, rotate_keys
 
     result = rotate_keys()

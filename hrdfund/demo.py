@@ -19,7 +19,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 import sqlalchemy as sa
 from flask import current_app
 
-from . import audit, geo, limits
+from . import audit
 from .applications import services as app_services
 from .applications import targets
 from .applications.models import (
@@ -47,10 +47,12 @@ from .applications.review_models import (
 )
 from .auth import services as auth_services
 from .auth.models import Fund, PartnerOrganisation, Role, User
-from .columns import cipher, utcnow
+from .core import geo, limits
+from .core.columns import cipher, utcnow
+from .core.extensions import db
+from .core.money import CENT, RATE_PLACES, convert, quantize
 from .disbursements.bounds import Bounds
 from .disbursements.models import Channel, Disbursement, PayeeType, Receipt, reference_key
-from .extensions import db
 from .grants.models import (
     Allocation,
     ApprovalDraw,
@@ -61,7 +63,6 @@ from .grants.models import (
     PlanKind,
     Release,
 )
-from .money import CENT, RATE_PLACES, convert, quantize
 from .pools.models import (
     Contribution,
     Donor,

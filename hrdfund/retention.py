@@ -42,9 +42,9 @@ from .applications.models import (
 from .applications.review_models import CaseNote, Cofunding, Decision, Review
 from .auth import refused
 from .auth.models import RecoveryCode, Role, User
-from .columns import utcnow
+from .core.columns import utcnow
+from .core.extensions import db
 from .disbursements.models import Disbursement, HeldPayment, writable_columns
-from .extensions import db
 from .grants.models import Allocation, Grant, GrantStatus, Release
 
 CLOSED = (ApplicationStatus.COMPLETED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN)

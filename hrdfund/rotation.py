@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from . import audit
 from .applications.documents import reencrypt_document_file
 from .applications.models import Document
-from .columns import Encrypted, cipher
-from .crypto import DecryptionError, field_aad
-from .extensions import db
+from .core.columns import Encrypted, cipher
+from .core.crypto import DecryptionError, field_aad
+from .core.extensions import db
 
 BATCH = 500
 

@@ -1,11 +1,11 @@
-"""The application's clock, set by a test: every time ``hrdfund.columns.utcnow`` gives (the
+"""The application's clock, set by a test: every time ``hrdfund.core.columns.utcnow`` gives (the
 time rows are recorded at, "today" for reports and forms) is the moment set, so a test can
 record a year of payments month by month and download reports at chosen days."""
 
 import contextlib
 from datetime import UTC, datetime
 
-import hrdfund.columns as columns
+import hrdfund.core.columns as columns
 
 
 class Clock:

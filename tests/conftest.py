@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from hrdfund import create_app
 from hrdfund.auth import services as auth_services
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 #: Under ``pytest -n`` (the Makefile's way) each worker has a database of its own beside

@@ -8,10 +8,10 @@ from decimal import Decimal
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.review_models import Recommendation, Review, RiskLevel
 from hrdfund.applications.services import defender_key
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.models import Channel, PayeeType
-from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.services import approve_with_recorded_rates
 from hrdfund.pools import services as pools

@@ -9,7 +9,7 @@ import pytest
 
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.pools.models import Contribution, Pool
 from tests.conftest import PASSWORD, login
 

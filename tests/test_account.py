@@ -6,7 +6,7 @@ import pytest
 
 from hrdfund.auth import attempts, services
 from hrdfund.auth.models import User
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import COOKIE, LOCKED, PASSWORD, login, refused_page
 
 NEW = "lantern orchard pebble ninety"

@@ -1,6 +1,6 @@
 """An admin says where each reviewer's and manager's alerts go and who is on duty."""
 
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import login, refused_page
 
 

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from hrdfund import SECRET_NAMES, create_app
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 
 
 def _key(n=32):

@@ -18,7 +18,7 @@ from hrdfund.applications.models import (
 )
 from hrdfund.applications.services import change_status
 from hrdfund.auth.models import User
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import PASSWORD, input_value, login, refused_page
 
 RELOCATION = {

@@ -10,7 +10,7 @@ from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.services import change_status
 from hrdfund.applications.states import InvalidTransition
 from hrdfund.audit.models import AuditEvent
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 
 
 @pytest.fixture

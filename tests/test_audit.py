@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from hrdfund import audit, create_app
 from hrdfund.audit.models import AuditEvent
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import login
 
 

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from hrdfund.auth import attempts, services, throttle
 from hrdfund.auth.models import SignInLimit
 from hrdfund.auth.services import AuthError, PasswordPolicyError
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from tests.conftest import PASSWORD
 
 

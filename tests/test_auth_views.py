@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.auth.models import SignInLimit, User
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import (
     COOKIE,
     GENERIC,

@@ -22,8 +22,8 @@ from hrdfund import audit, backup
 from hrdfund.applications.documents import CleanUpload, read_document, store_document
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth.models import Role, User
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import FINAL_TABLES
-from hrdfund.extensions import db
 from tests.conftest import (
     SESSION_KEYS,
     empty_schema,

@@ -14,9 +14,9 @@ from hrdfund.applications.models import (
     UseOfFundsReport,
 )
 from hrdfund.applications.review_models import Decision, DecisionOutcome
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.ledger import check_ledger
 from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Receipt
-from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, Instalment, PaymentPlan, PlanKind
 from hrdfund.pools.models import Contribution, ExchangeRate, Pool
 from tests.conftest import login, refused_page

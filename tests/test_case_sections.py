@@ -22,7 +22,7 @@ from hrdfund.applications.models import (
     Urgency,
 )
 from hrdfund.applications.review_models import ConflictDeclaration
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.grants.services import approve_with_recorded_rates
 from tests.conftest import login
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import User
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.pools import services as pools
 from hrdfund.reports.data import build_report
 from hrdfund.reports.periods import parse_period

@@ -9,8 +9,8 @@ import pytest
 
 from hrdfund.applications.models import Category
 from hrdfund.applications.review_services import declare_conflict
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.grants.plans import months_after
 from tests.conftest import login, refused_page
 

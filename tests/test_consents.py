@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from hrdfund.applications.models import Consent, ConsentKind
 from hrdfund.audit.models import AuditEvent
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.reports.data import shared_with
 from tests.conftest import login
 

@@ -6,8 +6,8 @@ import re
 
 from babel import Locale
 
-from hrdfund import geo
-from hrdfund.extensions import db
+from hrdfund.core import geo
+from hrdfund.core.extensions import db
 from hrdfund.pools.models import Donor
 from tests.conftest import login
 

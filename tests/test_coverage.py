@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from hrdfund.applications.models import Category
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
 from hrdfund.grants import plans
 from tests.conftest import login
 

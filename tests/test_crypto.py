@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from hrdfund import crypto
+from hrdfund.core import crypto
 
 WHERE = ("users", "contact", "r1")
 

@@ -12,8 +12,8 @@ from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 
 from hrdfund.applications.models import Reference
-from hrdfund.extensions import db
-from hrdfund.forms import PageForm
+from hrdfund.core.extensions import db
+from hrdfund.core.forms import PageForm
 from tests.conftest import login
 from tests.live import page_forms
 

@@ -16,8 +16,8 @@ from hrdfund.applications.review_models import (
     Review,
     RiskLevel,
 )
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.ledger import check_ledger
-from hrdfund.extensions import db
 from hrdfund.grants import services
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import approve_with_recorded_rates
@@ -374,7 +374,7 @@ def test_the_reporting_currency_is_a_setting(app, money):
 )
 def test_a_malformed_money_limit_stops_the_start(app_config, setting, value):
     from hrdfund import create_app
-    from hrdfund.limits import LimitConfigError
+    from hrdfund.core.limits import LimitConfigError
 
     with pytest.raises(LimitConfigError, match=setting):
         create_app({**app_config, setting: value})

@@ -24,13 +24,13 @@ from hrdfund.applications.models import (
 from hrdfund.applications.review_models import Decision, DecisionOutcome, Review
 from hrdfund.applications.states import TRANSITIONS
 from hrdfund.auth.models import User
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
+from hrdfund.core.money import CURRENCIES
 from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.disbursements.models import Disbursement
-from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant
 from hrdfund.grants.services import approval_draws, in_reporting_currency, pool_mismatches
-from hrdfund.money import CURRENCIES
 from hrdfund.pools.models import Contribution, ExchangeRate, Pool
 from tests.conftest import edit_behind_the_app, login
 

@@ -23,8 +23,8 @@ from hrdfund.applications import documents
 from hrdfund.applications.documents import read_document
 from hrdfund.applications.models import Document
 from hrdfund.audit.models import AuditEvent
-from hrdfund.crypto import DecryptionError
-from hrdfund.extensions import db
+from hrdfund.core.crypto import DecryptionError
+from hrdfund.core.extensions import db
 from tests.conftest import login, refused_page
 from tests.pdfs import make_pdf, xmp_packet
 

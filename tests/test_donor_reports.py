@@ -14,11 +14,11 @@ from pypdf import PdfReader
 
 from hrdfund.applications.models import Consent, ConsentKind, Story
 from hrdfund.audit.models import AuditEvent
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
+from hrdfund.core.money import format_money
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import pool_figures
-from hrdfund.extensions import db
-from hrdfund.money import format_money
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report

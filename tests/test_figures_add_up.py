@@ -11,10 +11,10 @@ from html.parser import HTMLParser
 import pytest
 from pypdf import PdfReader
 
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import pool_figures
-from hrdfund.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.pools import services as pools
 from tests.conftest import login

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.applications.models import Application, Reference
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Delivery, Disbursement
-from hrdfund.extensions import db
 from hrdfund.grants.models import Grant
 from hrdfund.pools.models import Contribution
 from tests.conftest import PG_URL, login, missing_infrastructure

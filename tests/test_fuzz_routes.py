@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from werkzeug.exceptions import HTTPException
 
 from hrdfund.auth.models import User
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
-from hrdfund.money import MAX_AMOUNT, MAX_RATE
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
+from hrdfund.core.money import MAX_AMOUNT, MAX_RATE
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor
 from tests.money_world import MoneyWorld, pay

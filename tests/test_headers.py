@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from hrdfund.applications.models import Application, ApplicationStatus, Category
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import CSP_PARTS, login
 
 #: A reference to another host in an attribute or a stylesheet.

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.applications.review_models import ConflictDeclaration
 from hrdfund.audit.models import AuditEvent
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, HoldStatus
-from hrdfund.extensions import db
 from tests.conftest import edit_behind_the_app, login, refused_page
 
 from .money_world import MoneyWorld, confirm, pay

@@ -34,8 +34,8 @@ from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import User
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool

@@ -12,8 +12,8 @@ from wtforms import PasswordField, StringField
 
 from hrdfund.applications.forms import application_form_class
 from hrdfund.applications.models import Application, Category
-from hrdfund.extensions import db
-from hrdfund.forms import INVISIBLE, strip_invisible
+from hrdfund.core.extensions import db
+from hrdfund.core.forms import INVISIBLE, strip_invisible
 from tests.conftest import login
 
 from .money_world import MoneyWorld

@@ -8,10 +8,10 @@ import sqlalchemy as sa
 
 from hrdfund import audit
 from hrdfund.applications.models import Application, ApplicationStatus, Category
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Receipt
-from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, Release
 from hrdfund.pools.models import Contribution, Pool
 from tests.conftest import edit_behind_the_app

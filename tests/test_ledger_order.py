@@ -6,9 +6,9 @@ import re
 from datetime import date
 from decimal import Decimal
 
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
-from hrdfund.extensions import db
 from hrdfund.pools import services as pools
 from tests.conftest import login
 

@@ -17,11 +17,11 @@ from hypothesis.errors import InvalidArgument
 from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Channel, Disbursement, HeldPayment, PayeeType
-from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
 from hrdfund.grants.services import DecisionError, approve_with_recorded_rates, reverse_contribution

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import create_app
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 
 
 @pytest.fixture

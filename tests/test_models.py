@@ -13,15 +13,15 @@ import sqlalchemy as sa
 from hrdfund import models  # noqa: F401  (every table on the metadata)
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.auth.models import User
-from hrdfund.columns import DATA_CLASSES, ENCRYPTED_CLASSES, TEXT_REASONS, Text, is_text
-from hrdfund.extensions import db, reading
+from hrdfund.core.columns import DATA_CLASSES, ENCRYPTED_CLASSES, TEXT_REASONS, Text, is_text
+from hrdfund.core.extensions import db, reading
 from hrdfund.pools.models import Contribution, Pool
 
 
 def inventory_gaps(metadata=None):
     """The columns without a data class, the sensitive or financial ones stored in clear,
     and the columns of text in clear that do not say why they are not free text (a
-    :class:`~hrdfund.columns.Text`), as ``table.column`` lists."""
+    :class:`~hrdfund.core.columns.Text`), as ``table.column`` lists."""
     unclassed, clear, unexplained = [], [], []
     for table in (metadata or db.metadata).sorted_tables:
         for column in table.columns:
@@ -172,7 +172,7 @@ def test_canaries_never_reach_the_database_file(app, backend, fund, make_user):
 
 def test_an_encrypted_value_copied_to_another_row_does_not_read(app, make_user):
     """Someone with database access cannot move one person's secret onto another record."""
-    from hrdfund.crypto import DecryptionError
+    from hrdfund.core.crypto import DecryptionError
 
     first, second = make_user("applicant"), make_user("applicant")
     first.contact = "canary-contact-1"

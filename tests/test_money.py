@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from hrdfund.money import (
+from hrdfund.core.money import (
     MAX_AMOUNT,
     MAX_RATE,
     MIN_RATE,

@@ -23,9 +23,9 @@ from hrdfund.applications import review_services as reviews
 from hrdfund.applications.forms import application_form_class
 from hrdfund.applications.models import Application, BudgetLine, Category, Reference
 from hrdfund.applications.models import ApplicationStatus as S
-from hrdfund.columns import Money, Rate
-from hrdfund.extensions import db
-from hrdfund.fields import MoneyField, RateField
+from hrdfund.core.columns import Money, Rate
+from hrdfund.core.extensions import db
+from hrdfund.core.fields import MoneyField, RateField
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution
 from tests.conftest import login, refused_page
@@ -61,7 +61,7 @@ NASTY_NUMBERS = (
 NASTY = NASTY_NUMBERS + ("100.005", "0.001", "١٢٣.٤٥٦", "1000000000000")
 #: Beyond the rate range or its eight places.
 NASTY_RATES = NASTY_NUMBERS + ("1e40", "1e30", "0", "0.0000001", "1000000.5", "1.123456789")
-#: The words a refusal of an amount or a rate uses (hrdfund.money).
+#: The words a refusal of an amount or a rate uses (hrdfund.core.money).
 REFUSALS = (
     "Enter the amount in figures",
     "Enter the rate in figures",

@@ -16,8 +16,8 @@ from hrdfund.applications.models import (
     Reference,
 )
 from hrdfund.applications.review_models import Review
-from hrdfund.extensions import db
-from hrdfund.money import MAX_AMOUNT, MoneyError, total
+from hrdfund.core.extensions import db
+from hrdfund.core.money import MAX_AMOUNT, MoneyError, total
 from tests.conftest import login, refused_page
 
 MAX = str(MAX_AMOUNT)

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
+from hrdfund.core.extensions import db
+from hrdfund.core.money import format_money
 from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.disbursements.models import Disbursement
-from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation
-from hrdfund.money import format_money
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
 from tests.conftest import login, refused_page

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Disbursement
-from hrdfund.extensions import db
 from tests.conftest import login
 from tests.pdfs import make_pdf
 

@@ -9,11 +9,12 @@ import sqlalchemy as sa
 
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.applications.services import submit_report
+from hrdfund.core.extensions import db
+from hrdfund.core.money import quantize
 from hrdfund.disbursements import followup
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, reference_key
-from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.models import GrantStatus, Release
 from hrdfund.grants.services import (
@@ -21,7 +22,6 @@ from hrdfund.grants.services import (
     approve_with_recorded_rates,
     reverse_contribution,
 )
-from hrdfund.money import quantize
 from hrdfund.pools import services as pools
 
 from .money_world import EUR_USD, MoneyWorld, confirm, pay

@@ -62,12 +62,12 @@ from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
 from hrdfund.auth.models import User
-from hrdfund.columns import PERSONAL, Encrypted, utcnow
-from hrdfund.crypto import DecryptionError, key_id
+from hrdfund.core.columns import PERSONAL, Encrypted, utcnow
+from hrdfund.core.crypto import DecryptionError, key_id
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.holds import confirm_held_payment
 from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, HeldPayment, HoldReason
 from hrdfund.disbursements.services import PaymentError, reverse_disbursement
-from hrdfund.extensions import db
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import (
     SecondApproverError,

@@ -32,10 +32,10 @@ from hrdfund.applications.models import (
 )
 from hrdfund.applications.review_models import NoteKind
 from hrdfund.auth.models import Role, User
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import reconcile
 from hrdfund.disbursements import services as payments
-from hrdfund.extensions import db
 from hrdfund.grants import plans
 from hrdfund.grants.services import approve_with_recorded_rates
 from hrdfund.pools import services as pools

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from hrdfund.applications import targets
 from hrdfund.applications.models import Application, ApplicationStatus, Category, Urgency
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from tests.conftest import login
 
 

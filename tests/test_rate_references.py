@@ -18,14 +18,14 @@ import sqlalchemy as sa
 
 from hrdfund.applications.models import ApplicationStatus as S
 from hrdfund.applications.review_models import Decision, DecisionOutcome
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
+from hrdfund.core.money import MoneyError
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason
-from hrdfund.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Allocation, ApprovalDraw
-from hrdfund.money import MoneyError
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
 from tests.conftest import edit_behind_the_app, login
@@ -242,7 +242,7 @@ def test_a_held_payments_rates_refuse_what_their_column_cannot_store(world):
 def test_every_numeric_column_is_an_amount_a_rate_or_a_share(app):
     """Every numeric column is one of the checked types, so no caller stores a value one
     database rounds and the other keeps."""
-    from hrdfund.columns import Money, Percent, Rate
+    from hrdfund.core.columns import Money, Percent, Rate
 
     plain = [
         f"{table.name}.{column.name}"

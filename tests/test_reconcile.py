@@ -13,12 +13,12 @@ from werkzeug.test import encode_multipart
 
 from hrdfund.applications.review_services import declare_conflict
 from hrdfund.applications.services import submit_report
-from hrdfund.columns import utcnow
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import followup, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Delivery, DeliveryStatus, Disbursement, StatementImport
-from hrdfund.extensions import db
 from tests.conftest import login, refused_page
 
 from .money_world import MoneyWorld, pay
@@ -376,7 +376,7 @@ def test_a_large_bad_file_gets_a_short_page_at_once(app, world, three):
 def test_a_statement_is_checked_with_no_write_lock_held(app, backend, world, three, monkeypatch):
     """Reading and checking the file keeps no other writer waiting; only applying the
     checked lines takes the write lock."""
-    from hrdfund.extensions import sqlite_begin_statement
+    from hrdfund.core.extensions import sqlite_begin_statement
     from tests.test_models import _another_writer_gets_the_lock
 
     during = []

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth.models import RecoveryCode
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import PASSWORD, login, refused_page
 
 

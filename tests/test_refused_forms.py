@@ -27,8 +27,8 @@ from hrdfund.applications.models import (
 from hrdfund.auth import refused
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import RefusedForm
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.pools.models import Contribution
 from tests.conftest import COOKIE, PASSWORD, login, refused_page
 from tests.money_world import MoneyWorld, confirm, pay

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from hrdfund.applications.models import Story
-from hrdfund.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, cipher
+from hrdfund.core.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, cipher
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import FINAL_TABLES
-from hrdfund.extensions import db
 from hrdfund.pools.models import Pool
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report

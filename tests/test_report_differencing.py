@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from hrdfund import geo
 from hrdfund.applications.models import Category, Consent, ConsentKind, Gender
-from hrdfund.extensions import db
+from hrdfund.core import geo
+from hrdfund.core.extensions import db
 from hrdfund.pools import services as pools
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv

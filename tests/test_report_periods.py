@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from hrdfund import geo
 from hrdfund.applications.models import Category, Consent, ConsentKind, Gender
+from hrdfund.core import geo
+from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
-from hrdfund.extensions import db
 from hrdfund.pools import services as pools
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv

@@ -11,7 +11,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from hrdfund.applications.models import Application, Document
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from tests.conftest import CSP_PARTS, login, refused_page, sign_up
 from tests.pdfs import make_pdf
 
@@ -122,7 +122,7 @@ def test_a_file_form_of_many_parts_is_refused(client, signed_in):
 def test_an_upload_arrives_with_no_transaction_open(client, signed_in, monkeypatch):
     """The bounds are chosen from the signed session cookie, with no query: nothing holds
     a transaction (on SQLite, the write lock) while a slow upload's body arrives."""
-    from hrdfund import request_limits
+    from hrdfund.core import request_limits
 
     seen = []
     parse = request_limits._BoundedFormDataParser.parse

@@ -25,10 +25,10 @@ from hrdfund.applications.models import (
 )
 from hrdfund.applications.review_models import CaseNote, Cofunding, Decision, Review
 from hrdfund.auth.models import Role, User
-from hrdfund.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
+from hrdfund.core.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.ledger import sums_of_rows
 from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, HeldPayment, writable_columns
-from hrdfund.extensions import db
 from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
 from hrdfund.pools.models import Pool
 from hrdfund.reports.data import build_report, plain

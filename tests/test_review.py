@@ -15,7 +15,7 @@ from hrdfund.applications.models import (
     VerificationStatus,
 )
 from hrdfund.applications.review_models import Review
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.grants import services as grants
 from tests.conftest import login
 

@@ -18,7 +18,7 @@ from hrdfund.applications.models import (
     Urgency,
 )
 from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.grants.models import Allocation, Grant
 from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction
 from tests.conftest import as_shown, login

@@ -11,10 +11,10 @@ from hrdfund.applications.documents import CleanUpload, read_document, store_doc
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Role, User
-from hrdfund.columns import cipher
-from hrdfund.crypto import key_id, parse_key
+from hrdfund.core.columns import cipher
+from hrdfund.core.crypto import key_id, parse_key
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Disbursement
-from hrdfund.extensions import db
 from hrdfund.grants.models import Release
 from hrdfund.pools.models import Contribution
 from hrdfund.rotation import encrypted_attributes

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from hrdfund import create_app
 from hrdfund.auth import attempts, services
 from hrdfund.auth.models import SignInLimit, User
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from tests.conftest import (
     CLIENT_COOKIE,
     GENERIC,

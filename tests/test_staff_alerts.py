@@ -16,8 +16,8 @@ from hrdfund.alerts.models import Alert
 from hrdfund.applications import review_services as reviews
 from hrdfund.applications import services
 from hrdfund.applications.models import Application, ApplicationStatus, Category, Urgency
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from tests.conftest import login
 
 

@@ -15,8 +15,8 @@ from hrdfund.applications.models import (
     Reference,
     Urgency,
 )
+from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Channel
-from hrdfund.extensions import db
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import RestrictionKind
 from tests.conftest import login, refused_page

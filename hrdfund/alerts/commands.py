@@ -6,7 +6,7 @@ import smtplib
 import click
 
 from ..cli import hrdfund_cli
-from ..extensions import db
+from ..core.extensions import db
 from . import services
 
 

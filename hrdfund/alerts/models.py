@@ -6,9 +6,9 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
-from ..columns import INTERNAL, Text, col, created_at, fk, pk
-from ..columns import enum as enum_col
-from ..extensions import db
+from ..core.columns import INTERNAL, Text, col, created_at, fk, pk
+from ..core.columns import enum as enum_col
+from ..core.extensions import db
 
 
 class AlertKind(enum.StrEnum):

@@ -22,8 +22,8 @@ from ..applications.access import can_see, conflicted_staff
 from ..applications.models import Application
 from ..applications.models import ApplicationStatus as S
 from ..auth.models import Role, User
-from ..columns import utcnow
-from ..extensions import db
+from ..core.columns import utcnow
+from ..core.extensions import db
 from .models import Alert, AlertKind
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import abort, request
 
 from ..auth.models import Role
-from ..extensions import db
+from ..core.extensions import db
 from .models import Application
 from .models import ApplicationStatus as S
 from .review_models import ConflictDeclaration

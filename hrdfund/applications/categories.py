@@ -5,8 +5,8 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from .. import geo
-from ..money import format_money
+from ..core import geo
+from ..core.money import format_money
 from .models import Category
 
 #: Each field: (name, kind, label, required to submit). Kinds: text (one line, 200),

@@ -28,8 +28,8 @@ from pikepdf.sanitize import Sanitizer
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .. import audit
-from ..columns import cipher
-from ..extensions import db
+from ..core.columns import cipher
+from ..core.extensions import db
 from .models import Document
 
 #: Content types accepted, recognised by their first bytes, never by name.

@@ -26,10 +26,10 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from .. import geo
-from ..fields import MoneyField
-from ..forms import PageForm, PartForm
-from ..money import CURRENCIES
+from ..core import geo
+from ..core.fields import MoneyField
+from ..core.forms import PageForm, PartForm
+from ..core.money import CURRENCIES
 from .categories import CATEGORY_FIELDS
 from .models import (
     CATEGORY_LABELS,

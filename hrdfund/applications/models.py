@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, relationship
 
-from ..columns import (
+from ..core.columns import (
     INTERNAL,
     PERSONAL,
     Encrypted,
@@ -22,10 +22,10 @@ from ..columns import (
     pk,
     uid_column,
 )
-from ..columns import (
+from ..core.columns import (
     enum as enum_col,
 )
-from ..extensions import db
+from ..core.extensions import db
 
 
 class Category(enum.StrEnum):

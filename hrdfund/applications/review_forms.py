@@ -12,9 +12,9 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from ..fields import MoneyField
-from ..forms import PageForm
-from ..money import CURRENCIES
+from ..core.fields import MoneyField
+from ..core.forms import PageForm
+from ..core.money import CURRENCIES
 from .forms import LONG_MAX, TEXT_MAX, _opts
 from .models import Message, VerificationStatus
 from .review_models import NoteKind, Recommendation, RiskLevel

@@ -6,7 +6,7 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
-from ..columns import (
+from ..core.columns import (
     INTERNAL,
     Encrypted,
     col,
@@ -19,13 +19,13 @@ from ..columns import (
     pk,
     uid_column,
 )
-from ..columns import (
+from ..core.columns import (
     currency as currency_col,
 )
-from ..columns import (
+from ..core.columns import (
     enum as enum_col,
 )
-from ..extensions import db
+from ..core.extensions import db
 
 
 class RiskLevel(enum.StrEnum):

@@ -9,9 +9,9 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db
-from ..money import check_currency, total
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import check_currency, total
 from .access import REVIEW_ROLES, can_see, visible_cases
 from .models import Application, Message, StatusChange, VerificationStatus
 from .models import ApplicationStatus as S

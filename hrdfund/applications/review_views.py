@@ -13,8 +13,8 @@ from wtforms import SelectChoice
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role, User
-from ..extensions import db
-from ..money import MoneyError
+from ..core.extensions import db
+from ..core.money import MoneyError
 from . import access, bp, panels, review_services
 from .access import Section, get_application_or_404
 from .models import ApplicationStatus as S

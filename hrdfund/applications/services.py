@@ -6,13 +6,14 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from .. import audit, geo
+from .. import audit
 from ..alerts import services as alerts
 from ..alerts.models import AlertKind
 from ..auth.models import Role
-from ..columns import cipher, utcnow
-from ..extensions import db
-from ..money import check_currency, total
+from ..core import geo
+from ..core.columns import cipher, utcnow
+from ..core.extensions import db
+from ..core.money import check_currency, total
 from . import access, targets
 from .categories import CATEGORY_FIELDS
 from .models import (

@@ -18,15 +18,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from .. import audit, geo, limits
+from .. import audit
 from ..auth import refused
 from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
-from ..columns import utcnow
-from ..extensions import db, reading
-from ..money import MoneyError
-from ..paging import page_arg
+from ..core import geo, limits
+from ..core.columns import utcnow
+from ..core.extensions import db, reading
+from ..core.money import MoneyError
+from ..core.paging import page_arg
 from ..pools.models import ExchangeRate, Pool
 from . import access, bp, documents, services, targets
 from .access import Section, get_application_or_404

@@ -13,8 +13,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import current_app
 
-from ..columns import utcnow
-from ..extensions import db
+from ..core.columns import utcnow
+from ..core.extensions import db
 from .models import AuditEvent
 
 GENESIS = "0" * 64

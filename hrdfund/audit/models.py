@@ -3,8 +3,8 @@
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped
 
-from ..columns import INTERNAL, Text, col
-from ..extensions import db
+from ..core.columns import INTERNAL, Text, col
+from ..core.extensions import db
 
 
 class AuditEvent(db.Model):

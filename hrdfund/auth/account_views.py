@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import audit
-from ..extensions import db
+from ..core.extensions import db
 from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
 from .forms import AlertSettingsForm, ConfirmForm, PasswordChangeForm, RenewCodesForm

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from ..extensions import db, reading
+from ..core.extensions import db, reading
 from . import budget, services, throttle
 from .services import AuthError
 

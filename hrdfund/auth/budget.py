@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..columns import utcnow
-from ..extensions import db
+from ..core.columns import utcnow
+from ..core.extensions import db
 from .models import PasswordCheckBudget
 
 #: The budget's one row.

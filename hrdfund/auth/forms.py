@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from ..forms import PageForm
+from ..core.forms import PageForm
 from .models import User
 
 #: Longest safe-contact note an applicant may leave.

@@ -6,8 +6,8 @@ from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
-from ..columns import utcnow
-from ..extensions import db, login_manager
+from ..core.columns import utcnow
+from ..core.extensions import db, login_manager
 from .models import User
 
 #: Endpoints a visitor may reach without signing in.

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, relationship
 
-from ..columns import (
+from ..core.columns import (
     INTERNAL,
     PERSONAL,
     PUBLIC,
@@ -20,10 +20,10 @@ from ..columns import (
     pk,
     uid_column,
 )
-from ..columns import (
+from ..core.columns import (
     enum as enum_col,
 )
-from ..extensions import db
+from ..core.extensions import db
 
 
 class Role(enum.StrEnum):

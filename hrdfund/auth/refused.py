@@ -31,10 +31,10 @@ from wtforms import FieldList, FileField, FormField, PasswordField, SubmitField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.widgets import HiddenInput
 
-from ..columns import cipher, utcnow
-from ..crypto import DecryptionError
-from ..extensions import db
-from ..forms import REFUSED_SHOWN
+from ..core.columns import cipher, utcnow
+from ..core.crypto import DecryptionError
+from ..core.extensions import db
+from ..core.forms import REFUSED_SHOWN
 from .client import client_token, cookie_token
 from .models import RefusedForm
 

@@ -14,8 +14,9 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..columns import cipher, utcnow
-from ..extensions import db, lock_row
+from ..core.columns import cipher, utcnow
+from ..core.extensions import db
+from ..core.sql import lock_row
 from . import throttle
 from .models import RecoveryCode, Role, User
 

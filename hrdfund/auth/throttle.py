@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..columns import cipher, utcnow
-from ..extensions import db
+from ..core.columns import cipher, utcnow
+from ..core.extensions import db
 from .models import SignInLimit
 
 #: What a client token looks like: 32 random bytes, URL-safe base64.

@@ -19,8 +19,8 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 
-from ..columns import utcnow
-from ..extensions import db
+from ..core.columns import utcnow
+from ..core.extensions import db
 from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
 from .forms import CodeForm, ConfirmForm, LoginForm, RecoveryForm, RegisterForm

@@ -19,12 +19,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from .. import limits
 from ..alerts.models import AlertKind
 from ..alerts.services import notify_users
 from ..applications.review_models import ConflictDeclaration
 from ..auth.models import Role, User
-from ..extensions import db
+from ..core import limits
+from ..core.extensions import db
 from ..pools.services import MissingRateError, checked_rate, table_rate
 from .models import HoldReason
 

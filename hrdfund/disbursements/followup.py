@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ..applications.access import visible_cases
 from ..applications.models import Application, UseOfFundsReport
-from ..extensions import db
+from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from .models import Delivery, DeliveryStatus, Disbursement, HeldPayment, HoldStatus, Receipt
 from .services import COVER_TOLERANCE, PAID, instalments_paid, standing

@@ -17,9 +17,9 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..applications.forms import _opts
 from ..applications.review_forms import PrefixedForm
-from ..fields import Entered, MoneyField, RateField
-from ..forms import PageForm
-from ..money import CURRENCIES
+from ..core.fields import Entered, MoneyField, RateField
+from ..core.forms import PageForm
+from ..core.money import CURRENCIES
 from .bounds import RATE_OR_NOTHING
 from .models import Channel, HoldReason, PayeeType
 

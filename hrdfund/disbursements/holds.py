@@ -14,8 +14,9 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..applications.access import can_see
-from ..columns import utcnow
-from ..extensions import db, lock_row
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.sql import lock_row
 from ..grants.models import Allocation, Grant
 from ..pools.models import Pool
 from .bounds import SECOND_PERSONS, PaymentError

@@ -12,8 +12,10 @@ from .. import audit
 from ..applications.models import Application
 from ..applications.review_models import Decision, DecisionOutcome
 from ..auth.models import User
-from ..columns import new_uid
-from ..extensions import db
+from ..core.columns import new_uid
+from ..core.extensions import db
+from ..core.money import RATE_PLACES, ConversionError, convert, quantize
+from ..core.sql import before, signed_amount, summed
 from ..grants.models import (
     Allocation,
     ApprovalDraw,
@@ -23,8 +25,7 @@ from ..grants.models import (
     PaymentPlan,
     Release,
 )
-from ..grants.services import before, pool_commitments, signed_amount, summed
-from ..money import RATE_PLACES, ConversionError, convert, quantize
+from ..grants.services import pool_commitments
 from ..pools.models import Contribution, ExchangeRate, Pool, confirmed_before
 from .bounds import SECOND_PERSONS, Bounds, bounds_passed, rate_beyond_tolerance
 from .models import Delivery, Disbursement, Receipt

@@ -14,7 +14,7 @@ from ..applications.access import Section
 from ..applications.review_forms import ConflictForm
 from ..auth.models import Role
 from ..auth.refused import restore
-from ..extensions import db
+from ..core.extensions import db
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..grants.plans import allocation_balances

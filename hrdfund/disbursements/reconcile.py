@@ -30,10 +30,10 @@ from .. import audit
 from ..applications.access import visible_cases
 from ..applications.models import Application
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import MoneyError, parse_amount
 from ..grants.models import Grant
-from ..money import MoneyError, parse_amount
 from .models import Delivery, DeliveryStatus, Disbursement, StatementImport, reference_key
 from .services import PaymentError, reverse_disbursement, stands
 

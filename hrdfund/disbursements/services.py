@@ -15,8 +15,10 @@ from ..applications.models import Application
 from ..applications.models import ApplicationStatus as S
 from ..applications.services import change_status, latest_report
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db, lock_row
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import ConversionError, convert, quantize
+from ..core.sql import lock_row, summed
 from ..grants.models import (
     Allocation,
     Grant,
@@ -27,8 +29,7 @@ from ..grants.models import (
     Release,
 )
 from ..grants.plans import allocation_balances, allocations_of
-from ..grants.services import pool_available, summed
-from ..money import ConversionError, convert, quantize
+from ..grants.services import pool_available
 from ..pools.models import Pool
 from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this module's too)
     SECOND_PERSONS,

@@ -25,8 +25,8 @@ from ..applications.models import Application, Document, DocumentKind
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db, reading
+from ..core.columns import utcnow
+from ..core.extensions import db, reading
 from ..grants.models import Allocation, Grant, Instalment
 from ..grants.plans import allocation_balances
 from ..pools.models import Pool

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from ..applications.access import visible_cases
 from ..applications.models import Application, Category
-from ..extensions import db
+from ..core.extensions import db
 from ..pools.models import Pool
 from .models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from .plans import months_after

@@ -15,8 +15,8 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ..applications.forms import _opts
 from ..applications.review_forms import PrefixedForm
-from ..fields import Entered, MoneyField
-from ..forms import PartForm
+from ..core.fields import Entered, MoneyField
+from ..core.forms import PartForm
 from .models import PlanKind
 from .plans import MAX_MONTHS
 

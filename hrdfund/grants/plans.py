@@ -15,9 +15,10 @@ from .. import audit
 from ..applications.models import ApplicationStatus as S
 from ..applications.services import change_status
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db, lock_row
-from ..money import quantize
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import quantize
+from ..core.sql import lock_row
 from ..pools.models import Pool
 from .models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind, Release
 from .services import DecisionError, signed_amount, summed

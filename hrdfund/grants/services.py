@@ -7,22 +7,23 @@ first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, time
 from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from .. import audit, geo, limits
+from .. import audit
 from ..applications.access import can_see, has_conflict
 from ..applications.models import ApplicationStatus as S
 from ..applications.review_models import Decision, DecisionOutcome, Review
 from ..applications.review_services import decision_round
 from ..applications.services import change_status
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db, lock_row
-from ..money import ConversionError, convert, quantize
+from ..core import geo, limits
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import ConversionError, convert, quantize
+from ..core.sql import before, lock_row, signed_amount, summed
 from ..pools import services as pools_services
 from ..pools.models import Contribution, Pool
 from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
@@ -68,16 +69,6 @@ class MissingRateError(DecisionError):
 def four_eyes_threshold():
     """Approvals worth this much or more, in the reporting currency, need a second manager."""
     return limits.four_eyes_threshold()
-
-
-def signed_amount(model):
-    """A ledger row's amount, negative for a reversal row."""
-    return sa.case((model.reversal_of_id.is_(None), model.amount), else_=-model.amount)
-
-
-def summed(expr):
-    """SUM that is 0, not NULL, over no rows."""
-    return sa.func.coalesce(sa.func.sum(expr), 0)
 
 
 def pool_commitments(pool_ids, until=None):
@@ -129,13 +120,6 @@ def pool_commitments(pool_ids, until=None):
         )
         for pid in pool_ids
     }
-
-
-def before(column, until):
-    """SQL: the row's date (or time) ``column`` falls before the day ``until``."""
-    if isinstance(column.type, sa.DateTime):
-        return column < datetime.combine(until, time.min)
-    return column < until
 
 
 def pool_available(pool_id):

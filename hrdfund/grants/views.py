@@ -7,7 +7,6 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from .. import limits
 from ..applications import panels
 from ..applications.access import Section, get_application_or_404
 from ..applications.models import ApplicationStatus as S
@@ -15,10 +14,11 @@ from ..applications.review_services import latest_review
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db
-from ..money import format_money
-from ..paging import page_arg
+from ..core import limits
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import format_money
+from ..core.paging import page_arg
 from ..pools.forms import ContributionReversalForm
 from ..pools.models import Contribution
 from . import bp, plans, services

@@ -6,12 +6,12 @@ from wtforms import DateField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .. import geo
 from ..applications.forms import _opts
 from ..applications.models import CATEGORY_LABELS
 from ..applications.review_forms import PrefixedForm
-from ..fields import Entered, MoneyField, RateField
-from ..money import CURRENCIES
+from ..core import geo
+from ..core.fields import Entered, MoneyField, RateField
+from ..core.money import CURRENCIES
 from .models import Pool
 
 CURRENCY_CHOICES = _opts((c, c) for c in CURRENCIES)

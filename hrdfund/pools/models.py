@@ -10,7 +10,7 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
 
-from ..columns import (
+from ..core.columns import (
     FINANCIAL,
     INTERNAL,
     PUBLIC,
@@ -27,13 +27,13 @@ from ..columns import (
     pk,
     uid_column,
 )
-from ..columns import (
+from ..core.columns import (
     enum as enum_col,
 )
-from ..columns import (
+from ..core.columns import (
     rate as rate_col,
 )
-from ..extensions import db
+from ..core.extensions import db
 
 
 class Donor(db.Model):

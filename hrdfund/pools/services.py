@@ -10,11 +10,13 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from .. import audit, limits
+from .. import audit
 from ..auth.models import Role
-from ..columns import utcnow
-from ..extensions import db, lock_row
-from ..money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
+from ..core import limits
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
+from ..core.sql import lock_row
 from .models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction, RestrictionKind
 
 #: Who may set up donors and pools and record money received.

@@ -6,12 +6,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from .. import limits
 from ..auth import refused
 from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..extensions import db
+from ..core import limits
+from ..core.extensions import db
 from . import bp, services
 from .forms import ContributionForm, DonorForm, PoolForm, RateForm
 from .models import Donor, ExchangeRate, Pool, RestrictionKind

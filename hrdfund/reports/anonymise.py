@@ -30,8 +30,8 @@ from fractions import Fraction
 
 from flask import current_app
 
-from .. import geo
-from ..columns import cipher
+from ..core import geo
+from ..core.columns import cipher
 
 #: The smallest count a donor output shows.
 THRESHOLD = 5

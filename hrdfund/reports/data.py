@@ -16,13 +16,13 @@ from flask import current_app
 
 from .. import audit
 from ..applications.models import Application, Consent, ConsentKind, Story
-from ..columns import utcnow
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import quantize
+from ..core.sql import before, signed_amount, summed
 from ..disbursements.ledger import pool_figures
 from ..disbursements.models import Disbursement
-from ..extensions import db
 from ..grants.models import Allocation, Grant, Release
-from ..grants.services import before, signed_amount, summed
-from ..money import quantize
 from ..pools.models import Contribution
 from . import anonymise
 from .issue import DIMENSIONS, issue_year, shared_with

@@ -32,11 +32,11 @@ from flask import current_app
 
 from .. import audit
 from ..applications.models import Application, Consent, ConsentKind, UseOfFundsReport
+from ..core.extensions import db, reading
+from ..core.money import quantize
+from ..core.sql import lock_row, signed_amount
 from ..disbursements.models import Disbursement
-from ..extensions import db, lock_row, reading
 from ..grants.models import Allocation, Grant, Release
-from ..grants.services import signed_amount
-from ..money import quantize
 from ..pools.models import Pool
 from . import anonymise
 from .models import IssuedFigures

@@ -3,8 +3,8 @@
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped
 
-from ..columns import INTERNAL, Text, col, created_at, fk, pk
-from ..extensions import db
+from ..core.columns import INTERNAL, Text, col, created_at, fk, pk
+from ..core.extensions import db
 
 
 class IssuedFigures(db.Model):

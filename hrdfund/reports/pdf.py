@@ -33,7 +33,7 @@ from reportlab.platypus import (
 )
 
 from ..applications.models import CATEGORY_LABELS, Category
-from ..money import format_money
+from ..core.money import format_money
 from . import anonymise
 from .data import VARIANCE_FLAG
 

@@ -12,11 +12,11 @@ from ..applications.models import CATEGORY_LABELS, Application
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..columns import utcnow
+from ..core.columns import utcnow
+from ..core.extensions import db, reading
 from ..disbursements import followup
 from ..disbursements.ledger import pool_figures, reversal_partners
 from ..disbursements.models import Disbursement
-from ..extensions import db, reading
 from ..grants.models import Allocation, Grant, Release
 from ..pools.forms import ContributionForm, ContributionReversalForm
 from ..pools.models import Contribution, Pool

@@ -12,8 +12,8 @@ from hrdfund.applications import review_services as reviews
 from hrdfund.applications.models import Application
 from hrdfund.applications.services import post_message
 from hrdfund.auth.models import Role, User
-from hrdfund.columns import utcnow
-from hrdfund.extensions import db
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Instalment, PaymentPlan, PlanKind
 from hrdfund.pools.models import Pool

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, Role
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.pools.models import Pool
 from tests.e2e.conftest import ROOT
 from tests.e2e.test_applicant_journey import _sign_in, _staff, _staff_app

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from hrdfund.applications.models import ApplicationStatus
 from hrdfund.auth.models import User
-from hrdfund.extensions import db
+from hrdfund.core.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Allocation, Grant
 from tests.e2e.test_applicant_journey import _case, _sign_in, _staff_app

@@ -1,7 +1,7 @@
 """The form fields for money and rates, used by every form that takes an amount or a rate.
 
-What a person types is read by :func:`hrdfund.money.parse_amount` or
-:func:`hrdfund.money.parse_rate` and nothing else, so every form refuses the same things
+What a person types is read by :func:`hrdfund.core.money.parse_amount` or
+:func:`hrdfund.core.money.parse_rate` and nothing else, so every form refuses the same things
 with the same words (more than two places, exponents, NaN, infinities, signs, underscores,
 commas as decimals, anything beyond Numeric(14, 2)). A field shows back what was typed
 when it was refused, and a stored Decimal, or the text a draft kept, otherwise.

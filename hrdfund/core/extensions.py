@@ -3,7 +3,6 @@
 import contextlib
 import contextvars
 
-import sqlalchemy as sa
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -25,17 +24,6 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
-
-
-def lock_row(model, row_id):
-    """The row of ``model`` with this id, read afresh; on PostgreSQL it stays locked until
-    the transaction ends, so requests that change it (two payments from one pool, a close
-    sent twice, guesses at one account) take turns and each sees what the one before did.
-    SQLite transactions already begin with the write lock (BEGIN IMMEDIATE)."""
-    query = sa.select(model).where(model.id == row_id)
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
 
 
 #: How the next SQLite transaction begins: with the write lock (the default, so a balance

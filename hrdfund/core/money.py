@@ -1,8 +1,8 @@
 """Money: Decimal parsing, quantizing, formatting and conversion. Never float.
 
 Every amount and every rate that enters the application passes :func:`parse_amount` or
-:func:`parse_rate` (the form fields of :mod:`hrdfund.fields` are built on them), and the
-column types of :mod:`hrdfund.columns` refuse to store anything else (:func:`stored_amount`,
+:func:`parse_rate` (the form fields of :mod:`hrdfund.core.fields` are built on them), and the
+column types of :mod:`hrdfund.core.columns` refuse to store anything else (:func:`stored_amount`,
 :func:`stored_rate`), whoever calls.
 """
 

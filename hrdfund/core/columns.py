@@ -121,7 +121,7 @@ class _Checked(sa.types.TypeDecorator):
 
 class Money(_Checked):
     """Numeric(14, 2) holding whole cents only: a float, NaN, "-0" or a third decimal
-    place raises :class:`hrdfund.money.MoneyError` instead of being rounded by one
+    place raises :class:`hrdfund.core.money.MoneyError` instead of being rounded by one
     database and kept by the other (which breaks the row's seal)."""
 
     cache_ok = True
@@ -202,7 +202,7 @@ class Encrypted:
     ciphertext copied to another row or column does not decrypt. ``json=True`` stores
     any JSON-serialisable value. ``index=(attribute, function)`` keeps a blind index of the
     value in ``attribute`` (``function`` of the value, keyed through
-    :meth:`~hrdfund.crypto.FieldCipher.blind_index`), for queries that match the value
+    :meth:`~hrdfund.core.crypto.FieldCipher.blind_index`), for queries that match the value
     without decrypting every row.
     """
 

@@ -1,0 +1,36 @@
+"""SQL pieces every feature uses: a ledger row's signed amount, a sum that is 0 over no
+rows, a date bound, and reading a row under its lock."""
+
+from datetime import datetime, time
+
+import sqlalchemy as sa
+
+from .extensions import db
+
+
+def signed_amount(model):
+    """A ledger row's amount, negative for a reversal row."""
+    return sa.case((model.reversal_of_id.is_(None), model.amount), else_=-model.amount)
+
+
+def summed(expr):
+    """SUM that is 0, not NULL, over no rows."""
+    return sa.func.coalesce(sa.func.sum(expr), 0)
+
+
+def before(column, until):
+    """SQL: the row's date (or time) ``column`` falls before the day ``until``."""
+    if isinstance(column.type, sa.DateTime):
+        return column < datetime.combine(until, time.min)
+    return column < until
+
+
+def lock_row(model, row_id):
+    """The row of ``model`` with this id, read afresh; on PostgreSQL it stays locked until
+    the transaction ends, so requests that change it (two payments from one pool, a close
+    sent twice, guesses at one account) take turns and each sees what the one before did.
+    SQLite transactions already begin with the write lock (BEGIN IMMEDIATE)."""
+    query = sa.select(model).where(model.id == row_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
