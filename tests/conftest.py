@@ -7,6 +7,7 @@ too. Under CI=true a leg that cannot run fails instead of being skipped.
 
 import base64
 import contextlib
+import io
 import os
 import re
 import time
@@ -16,8 +17,11 @@ import pytest
 import sqlalchemy as sa
 from flask import g
 from flask.testing import FlaskClient
+from PIL import Image
 
 from hrdfund import create_app
+from hrdfund.applications.models import Application
+from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
 from hrdfund.core.extensions import db
 
@@ -319,6 +323,67 @@ def login(client, user, password=PASSWORD):
             return response
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+def signed_in(app, user):
+    """A fresh client of ``app`` signed in as ``user``."""
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def session_contents(app, client):
+    """What the client's session cookie holds, its signature checked."""
+    value = client.get_cookie(COOKIE).value
+    return app.session_interface.get_signing_serializer(app).loads(value)
+
+
+def csrf_token(client, path):
+    """The CSRF token of the form on ``path``."""
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+def form_errors(response):
+    """The messages of the page's error summary."""
+    html = response.get_data(as_text=True)
+    summary = re.search(r'<div class="error-summary"[^>]*>(.*?)</div>', html, re.S)
+    return re.findall(r"<p>(.*?)</p>", summary.group(1)) if summary else []
+
+
+def count_rows(model):
+    """How many rows the table of ``model`` holds."""
+    return db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar()
+
+
+def audit_actions():
+    """The actions of the audit trail, oldest first."""
+    return db.session.execute(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).scalars().all()
+
+
+def start_application(client, category="relocation", **extra):
+    """Start an application through the form as the signed-in applicant or partner; return
+    its case code."""
+    response = client.post("/apply", data={"category": category, **extra})
+    assert response.status_code == 302, response.get_data(as_text=True)[:400]
+    return response.location.split("/")[2]
+
+
+def application_by_uid(uid):
+    """The application with case code ``uid``, read afresh from the database."""
+    db.session.expire_all()
+    return db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+
+
+def jpeg_with_gps(note):
+    """A small JPEG whose EXIF holds ``note`` as its description and a GPS position."""
+    image = Image.new("RGB", (32, 24), "red")
+    exif = Image.Exif()
+    exif[0x010E] = note  # ImageDescription
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPSInfo
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif)
+    return out.getvalue()
 
 
 def input_value(html, name):

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 
 from hrdfund.applications.categories import CATEGORY_FIELDS
 from hrdfund.applications.models import (
-    Application,
     ApplicationStatus,
     Category,
     Consent,
@@ -19,7 +18,14 @@ from hrdfund.applications.models import (
 from hrdfund.applications.services import change_status
 from hrdfund.auth.models import User
 from hrdfund.core.extensions import db
-from tests.conftest import PASSWORD, input_value, login, refused_page
+from tests.conftest import (
+    PASSWORD,
+    application_by_uid,
+    input_value,
+    login,
+    refused_page,
+    start_application,
+)
 
 RELOCATION = {
     "country": "KE",
@@ -49,17 +55,6 @@ RELOCATION = {
     "references-1-name": "Reference Two",
     "references-1-contact": "Signal",
 }
-
-
-def _start(client, category="relocation", **extra):
-    response = client.post("/apply", data={"category": category, **extra})
-    assert response.status_code == 302, response.get_data(as_text=True)[:400]
-    return response.location.split("/")[2]
-
-
-def _case(uid):
-    db.session.expire_all()
-    return db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
 
 
 def test_a_defender_signs_up_with_no_name_email_or_phone(client):
@@ -101,7 +96,7 @@ def test_sign_up_errors_are_clear_and_keep_the_login(client):
 def test_draft_is_saved_resumed_and_sent(client, make_user, fund):
     """Save, come back later to the same answers, send: the case says it was received."""
     login(client, make_user("applicant"))
-    uid = _start(client)
+    uid = start_application(client)
     saved = client.post(f"/applications/{uid}/edit", data={**RELOCATION, "save": "1"})
     assert saved.location == f"/applications/{uid}/edit"
     page = client.get(f"/applications/{uid}/edit").get_data(as_text=True)
@@ -112,12 +107,12 @@ def test_draft_is_saved_resumed_and_sent(client, make_user, fund):
         "Visa on arrival",
     ):
         assert typed in page
-    case = _case(uid)
+    case = application_by_uid(uid)
     assert case.amount_requested == pytest.approx(150000.50)
     assert case.currency == "KES" and case.dependants_count == 2 and case.region == "East Africa"
     sent = client.post(f"/applications/{uid}/edit", data={**RELOCATION, "submit": "1"})
     assert sent.location == f"/applications/{uid}"
-    assert _case(uid).status == ApplicationStatus.SUBMITTED
+    assert application_by_uid(uid).status == ApplicationStatus.SUBMITTED
     assert "Received" in client.get(f"/applications/{uid}").get_data(as_text=True)
     assert client.get(f"/applications/{uid}/edit").location == f"/applications/{uid}"
 
@@ -213,7 +208,7 @@ def test_every_kind_of_draft_with_every_answer_reopens_and_is_sent(
     amount of longer-term support comes back from the draft as text), opens again with
     those answers in the form, and is sent."""
     login(client, make_user("applicant"))
-    uid = _start(client, category.value)
+    uid = start_application(client, category.value)
     data = _everything(category)
     saved = client.post(f"/applications/{uid}/edit", data={**data, "save": "1"})
     assert saved.location == f"/applications/{uid}/edit", saved.get_data(as_text=True)[:2000]
@@ -222,7 +217,7 @@ def test_every_kind_of_draft_with_every_answer_reopens_and_is_sent(
     assert _form_values(reopened.get_data(as_text=True)) == data
     sent = client.post(f"/applications/{uid}/edit", data={**data, "submit": "1"})
     assert sent.location == f"/applications/{uid}", sent.get_data(as_text=True)[:2000]
-    case = _case(uid)
+    case = application_by_uid(uid)
     assert case.status == ApplicationStatus.SUBMITTED
     assert case.amount_requested == sum(Decimal(f"{n + 1}000.2{n}") for n in range(5))
     assert client.get(f"/applications/{uid}").status_code == 200
@@ -232,9 +227,9 @@ def test_a_money_detail_a_draft_kept_as_text_shows_again_as_it_was(client, make_
     """A draft keeps its details as text; an amount saved before the money rules held
     ("1E+3") is shown as it was, for its owner to correct, and refused when saved."""
     login(client, make_user("applicant"))
-    uid = _start(client, "longer_term")
+    uid = start_application(client, "longer_term")
     for kept, shown in (("120.5", "120.50"), ("1E+3", "1E+3"), ("１２", "12.00")):
-        case = _case(uid)
+        case = application_by_uid(uid)
         case.details = {"monthly_amount": kept, "months": 6}
         db.session.commit()
         page = client.get(f"/applications/{uid}/edit")
@@ -251,7 +246,7 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
     client, make_user, fund
 ):
     login(client, make_user("applicant"))
-    uid = _start(client, "medical")
+    uid = start_application(client, "medical")
     response = client.post(
         f"/applications/{uid}/edit", data={"threat": "canary-threat-text", "submit": "1"}
     )
@@ -265,8 +260,8 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
     ):
         assert item in shown
     assert "canary-threat-text" in shown, "what was typed stays on the page"
-    assert _case(uid).status == ApplicationStatus.DRAFT
-    assert _case(uid).threat == "canary-threat-text"
+    assert application_by_uid(uid).status == ApplicationStatus.DRAFT
+    assert application_by_uid(uid).threat == "canary-threat-text"
 
 
 @pytest.mark.parametrize(
@@ -285,13 +280,13 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(
     client, make_user, fund, field, value, message
 ):
     login(client, make_user("applicant"))
-    uid = _start(client)
+    uid = start_application(client)
     data = {**RELOCATION, field: value, "save": "1"}
     response = client.post(f"/applications/{uid}/edit", data=data)
     html = refused_page(client, response, f"/applications/{uid}/edit").get_data(as_text=True)
     assert message in html
     assert "Documents evictions for land defenders" in html
-    assert _case(uid).defender_work is None, "nothing half-saved"
+    assert application_by_uid(uid).defender_work is None, "nothing half-saved"
 
 
 def test_a_partner_refers_a_defender_with_recorded_consent(client, make_user, fund):
@@ -301,8 +296,8 @@ def test_a_partner_refers_a_defender_with_recorded_consent(client, make_user, fu
     page = html.unescape(refused.get_data(as_text=True))
     assert "needs the defender's consent" in page
     assert re.search(r'<input checked[^>]* value="medical"', page), "the choice stays"
-    uid = _start(client, "medical", consent="y", consent_method="in_person")
-    case = _case(uid)
+    uid = start_application(client, "medical", consent="y", consent_method="in_person")
+    case = application_by_uid(uid)
     assert case.partner_organisation_id == partner.partner_organisation_id
     assert case.applicant_id is None
     consent = db.session.execute(
@@ -317,18 +312,18 @@ def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fu
     applicant = make_user("applicant")
     reviewer = make_user("reviewer")
     login(client, applicant)
-    uid = _start(client)
+    uid = start_application(client)
     client.post(f"/applications/{uid}/edit", data={**RELOCATION, "submit": "1"})
-    change_status(_case(uid), ApplicationStatus.IN_REVIEW, actor=reviewer)
+    change_status(application_by_uid(uid), ApplicationStatus.IN_REVIEW, actor=reviewer)
     db.session.commit()
     staff = app.test_client()
     login(staff, reviewer)
     staff.post(f"/applications/{uid}", data={"body": "Could you send the visa letter?"})
-    assert _case(uid).status == ApplicationStatus.INFO_REQUESTED
+    assert application_by_uid(uid).status == ApplicationStatus.INFO_REQUESTED
     page = client.get(f"/applications/{uid}").get_data(as_text=True)
     assert "Could you send the visa letter?" in page and "question" in page
     client.post(f"/applications/{uid}", data={"body": "The letter comes next week."})
-    assert _case(uid).status == ApplicationStatus.IN_REVIEW
+    assert application_by_uid(uid).status == ApplicationStatus.IN_REVIEW
     staff_view = staff.get(f"/applications/{uid}").get_data(as_text=True)
     assert "The applicant side" in staff_view and "The letter comes next week." in staff_view
     for typed in (
@@ -351,7 +346,7 @@ def test_nobody_else_reaches_a_case(app, client, make_user, make_fund, fund, int
     """Another applicant, another partner, staff of another fund, donors, admins: all 404."""
     owner = make_user("applicant")
     login(client, owner)
-    uid = _start(client)
+    uid = start_application(client)
     client.post(f"/applications/{uid}/edit", data={**RELOCATION, "save": "1"})
     other_fund = make_fund("Other Fund")
     fields = {"fund_id": other_fund.id} if intruder in ("reviewer", "admin", "donor") else {}
@@ -361,12 +356,12 @@ def test_nobody_else_reaches_a_case(app, client, make_user, make_fund, fund, int
         assert stranger.get(path).status_code in (403, 404)
         assert stranger.post(path, data={"body": "x", **RELOCATION}).status_code in (403, 404)
     assert stranger.get(f"/applications/{uid}").status_code == 404
-    assert _case(uid).defender_work == RELOCATION["defender_work"]
+    assert application_by_uid(uid).defender_work == RELOCATION["defender_work"]
 
 
 def test_applicant_pages_have_no_script_and_stay_small(client, make_user, fund):
     login(client, make_user("applicant"))
-    uid = _start(client)
+    uid = start_application(client)
     with client.get("/static/style.css") as css:
         css_size = len(css.get_data())
     for path in ("/my", "/apply", f"/applications/{uid}/edit", f"/applications/{uid}"):

@@ -1,8 +1,6 @@
 """Signing in and out through the forms: second factor, one generic failure, lockout, logout
 everywhere, cookies without data, timeouts and CSRF."""
 
-import re
-
 import pytest
 import sqlalchemy as sa
 
@@ -12,8 +10,11 @@ from tests.conftest import (
     COOKIE,
     GENERIC,
     PASSWORD,
+    csrf_token,
+    form_errors,
     login,
     refused_page,
+    session_contents,
     set_cookie_header,
     totp_code,
 )
@@ -27,13 +28,6 @@ HOMES = {
     "donor": ("/donor", "Your pools"),
     "admin": ("/admin/users", "Accounts of this fund"),
 }
-
-
-def _errors(response):
-    """The messages of the page's error summary."""
-    html = response.get_data(as_text=True)
-    summary = re.search(r'<div class="error-summary"[^>]*>(.*?)</div>', html, re.S)
-    return re.findall(r"<p>(.*?)</p>", summary.group(1)) if summary else []
 
 
 def test_the_login_page_is_a_plain_form(client):
@@ -73,7 +67,7 @@ def test_unknown_account_and_wrong_password_look_the_same(client, make_user):
     wrong = refused_page(client, wrong, "/login")
     unknown = client.post("/login", data={"login": "nobody-here", "password": "x" * 14})
     unknown = refused_page(client, unknown, "/login")
-    assert _errors(wrong) == _errors(unknown) == [GENERIC]
+    assert form_errors(wrong) == form_errors(unknown) == [GENERIC]
     assert client.get("/my").location == "/login"
 
 
@@ -119,7 +113,7 @@ def test_five_failures_lock_one_account_only(client, make_user):
         client.post("/login", data={"login": victim.login, "password": "wrong password!"})
     locked = client.post("/login", data={"login": victim.login, "password": PASSWORD})
     locked = refused_page(client, locked, "/login")
-    assert _errors(locked) == ["Too many failed attempts. Wait 15 minutes, then try again."]
+    assert form_errors(locked) == ["Too many failed attempts. Wait 15 minutes, then try again."]
     assert client.get("/my").location == "/login"
     response = client.post("/login", data={"login": other.login, "password": PASSWORD})
     assert response.location == "/"
@@ -160,11 +154,6 @@ def test_signing_in_again_does_not_revive_an_old_cookie(app, client, make_user):
     assert client.get("/my").status_code == 200
 
 
-def _cookie_contents(app, client):
-    value = client.get_cookie(COOKIE).value
-    return app.session_interface.get_signing_serializer(app).loads(value)
-
-
 def test_session_cookie_holds_ids_and_times_only(app, client, make_user):
     """The cookie names no login nor case, holds no address hash, is HttpOnly and SameSite."""
     user = make_user("applicant", login="canary-login-7731")
@@ -173,7 +162,7 @@ def test_session_cookie_holds_ids_and_times_only(app, client, make_user):
     assert "HttpOnly" in header and "SameSite=Lax" in header
     assert "Expires" not in header, "no cookie outlives the browser"
     client.get("/my")
-    contents = _cookie_contents(app, client)
+    contents = session_contents(app, client)
     assert set(contents) <= {"_user_id", "_fresh", "auth_at", "seen_at", "csrf_token"}
     assert contents["_user_id"] == f"{user.id}:{user.session_version}"
     assert "canary-login" not in repr(contents)
@@ -182,7 +171,7 @@ def test_session_cookie_holds_ids_and_times_only(app, client, make_user):
 def test_the_pending_step_cookie_names_no_one(app, client, make_user):
     user = make_user("admin", login="canary-admin-5530")
     client.post("/login", data={"login": user.login, "password": PASSWORD})
-    contents = _cookie_contents(app, client)
+    contents = session_contents(app, client)
     assert set(contents) == {"pending"}
     assert "canary-admin" not in repr(contents)
 
@@ -265,11 +254,6 @@ def test_first_code_activates_enrolment(client, make_user):
     assert user.totp_secret not in client.get("/login/code").get_data(as_text=True)
 
 
-def _token(client, path):
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
-
-
 class TestWithCsrf:
     """The app as deployed, with CSRF tokens checked."""
 
@@ -283,20 +267,20 @@ class TestWithCsrf:
         assert response.status_code == 400
         assert "Traceback" not in response.get_data(as_text=True)
         assert client.get("/my").location == "/login"
-        token = _token(client, "/login")
+        token = csrf_token(client, "/login")
         data = {"login": user.login, "password": PASSWORD, "csrf_token": token}
         assert client.post("/login", data=data).location == "/"
 
     def test_a_forged_logout_does_not_sign_out(self, client, make_user):
         """A page elsewhere posting to /logout cannot end someone's session."""
         user = make_user("applicant")
-        token = _token(client, "/login")
+        token = csrf_token(client, "/login")
         data = {"login": user.login, "password": PASSWORD, "csrf_token": token}
         client.post("/login", data=data)
         assert client.get("/my").status_code == 200
         assert client.post("/logout").status_code == 400
         assert client.get("/my").status_code == 200
-        assert client.post("/logout", data={"csrf_token": _token(client, "/my")}).location == (
+        assert client.post("/logout", data={"csrf_token": csrf_token(client, "/my")}).location == (
             "/login"
         )
         assert client.get("/my").location == "/login"

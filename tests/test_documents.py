@@ -25,20 +25,11 @@ from hrdfund.applications.models import Document
 from hrdfund.audit.models import AuditEvent
 from hrdfund.core.crypto import DecryptionError
 from hrdfund.core.extensions import db
-from tests.conftest import login, refused_page
+from tests.conftest import jpeg_with_gps, login, refused_page
 from tests.pdfs import make_pdf, xmp_packet
 
 PDF = make_pdf("canary-quote-text-7781")
-
-
-def _jpeg_with_gps():
-    image = Image.new("RGB", (32, 24), "red")
-    exif = Image.Exif()
-    exif[0x010E] = "canary-camera-note-6612"  # ImageDescription
-    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPSInfo
-    out = io.BytesIO()
-    image.save(out, format="JPEG", exif=exif)
-    return out.getvalue()
+PHOTO_NOTE = "canary-camera-note-6612"
 
 
 @pytest.fixture
@@ -80,7 +71,7 @@ def test_a_pdf_is_stored_encrypted_and_comes_back_with_its_pages(app, client, ca
 
 
 def test_photos_lose_their_location_and_camera_data(client, case_uid):
-    original = _jpeg_with_gps()
+    original = jpeg_with_gps(PHOTO_NOTE)
     assert b"canary-camera-note" in original
     assert _upload(client, case_uid, original, "photo.jpg", "evidence").status_code == 302
     document = _only_document()
@@ -310,7 +301,7 @@ def test_a_pdf_loses_its_author_title_producer_and_xmp(client, case_uid):
 def test_a_photo_inside_a_pdf_loses_its_location_and_camera_data(client, case_uid):
     """A phone's scan to PDF can carry the photo's EXIF along: the picture stays, to the
     byte of its coded data, and the GPS and camera note go."""
-    photo = _jpeg_with_gps()
+    photo = jpeg_with_gps(PHOTO_NOTE)
     assert _upload(client, case_uid, make_pdf(jpeg=photo)).status_code == 302
     cleaned = read_document(_only_document())
     assert b"canary-camera-note" not in cleaned
@@ -450,7 +441,7 @@ def _wrapped(photo, chain):
 def test_a_photo_wrapped_in_other_filters_loses_its_camera_data(client, case_uid, chain):
     """A JPEG stored compressed again (``[/FlateDecode /DCTDecode]``), or as text, keeps
     its EXIF where no plain search finds it; it is unwrapped, cleaned and stored again."""
-    photo = _jpeg_with_gps()
+    photo = jpeg_with_gps(PHOTO_NOTE)
     original = make_pdf("canary-quote-text-7781", image=_wrapped(photo, chain))
     assert b"canary-camera-note" in _everything_in(original)
     assert _upload(client, case_uid, original).status_code == 302
@@ -626,7 +617,9 @@ def test_a_file_is_cleaned_while_no_write_lock_is_held(client, case_uid, monkeyp
     seen = []
     _observe_cleaning(monkeypatch, seen)
     assert _upload(client, case_uid, PDF).status_code == 302
-    assert _upload(client, case_uid, _jpeg_with_gps(), "a.jpg", "evidence").status_code == 302
+    assert (
+        _upload(client, case_uid, jpeg_with_gps(PHOTO_NOTE), "a.jpg", "evidence").status_code == 302
+    )
     assert _pay(finance_case, PDF).status_code == 302
     assert seen == [{"transaction open": False, "lock free": True}] * 3
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 3
@@ -678,7 +671,7 @@ def test_uploads_are_cleaned_one_at_a_time(app, make_user, fund, monkeypatch):
         login(client, make_user("applicant"))
         uid = client.post("/apply", data={"category": "medical"}).location.split("/")[2]
         clients.append((client, uid))
-    photo = _jpeg_with_gps()
+    photo = jpeg_with_gps(PHOTO_NOTE)
     answers = []
     db.session.rollback()  # the test's own reads leave SQLite's write lock to the uploads
 

@@ -24,7 +24,7 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import PeriodError, parse_period
-from tests.conftest import login
+from tests.conftest import signed_in
 
 from .clock import Clock
 from .money_world import MoneyWorld, pay
@@ -259,15 +259,9 @@ def test_codes_differ_between_donors(world, make_donor):
     assert mine.startswith("G-") and grant.uid not in mine
 
 
-def as_user(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
-
-
 def test_a_donor_downloads_its_own_reports_only(app, world, make_user, make_donor):
     donor = make_user("donor", donor_id=world.donor.id)
-    client = as_user(app, donor)
+    client = signed_in(app, donor)
     portal = client.get("/donor").get_data(as_text=True)
     assert "Download PDF" in portal and world.eur.name in portal
     year = str(date.today().year)
@@ -287,11 +281,11 @@ def test_a_donor_downloads_its_own_reports_only(app, world, make_user, make_dono
         response = client.get(f"/donor/pools/{world.eur.uid}/report?period={bad}&format=pdf")
         assert response.status_code == 404
     stranger = make_user("donor", donor_id=make_donor("Someone Else").id)
-    other = as_user(app, stranger)
+    other = signed_in(app, stranger)
     assert other.get(f"/donor/pools/{world.eur.uid}/report?period={year}").status_code == 404
     assert world.eur.name not in other.get("/donor").get_data(as_text=True)
     assert client.get(f"/pools/{world.eur.uid}/report?period={year}").status_code == 403
-    manager = as_user(app, world.m1)
+    manager = signed_in(app, world.m1)
     staff = manager.get(f"/pools/{world.eur.uid}/report?period={year}-Q1&format=csv")
     assert staff.status_code == 200 and staff.data == got.data  # what the donor gets
 
@@ -315,7 +309,7 @@ def test_managers_have_an_internal_report_naming_cases(app, world, make_user, mo
     # Lists on pages stop at a cap; the report's counts do not.
     monkeypatch.setattr(followup, "LIMIT", 2)
     year = str(date.today().year)
-    page = as_user(app, world.m1).get(f"/reports/internal?period={year}")
+    page = signed_in(app, world.m1).get(f"/reports/internal?period={year}")
     body = page.get_data(as_text=True)
     assert page.status_code == 200
     assert "6 receipts not confirmed" in body  # six payments stand, none confirmed
@@ -325,14 +319,14 @@ def test_managers_have_an_internal_report_naming_cases(app, world, make_user, mo
     assert format_money(Decimal("3710.00"), "EUR") in row  # disbursed
     assert format_money(Decimal("500.00"), "EUR") in row  # reversed
     assert "instalments due and not paid" in body or "instalment due and not paid" in body
-    assert as_user(app, world.m1).get("/reports/internal?period=2026-13").status_code == 404
+    assert signed_in(app, world.m1).get("/reports/internal?period=2026-13").status_code == 404
     for user in (world.finance, world.reviewer, world.admin, world.applicant):
-        assert as_user(app, user).get(f"/reports/internal?period={year}").status_code in (
+        assert signed_in(app, user).get(f"/reports/internal?period={year}").status_code in (
             403,
             404,
         )
     donor = make_user("donor", donor_id=world.donor.id)
-    assert as_user(app, donor).get(f"/reports/internal?period={year}").status_code == 403
+    assert signed_in(app, donor).get(f"/reports/internal?period={year}").status_code == 403
 
 
 def _story(world, grant, text, donor=None, withdrawn=False):
@@ -409,6 +403,6 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
 
 
 def test_the_pool_page_offers_the_donors_report(app, world):
-    page = as_user(app, world.finance).get(f"/pools/{world.eur.uid}").get_data(as_text=True)
+    page = signed_in(app, world.finance).get(f"/pools/{world.eur.uid}").get_data(as_text=True)
     assert f'action="/pools/{world.eur.uid}/report"' in page
     assert f'<option value="{date.today().year}">' in page and "Download CSV" in page

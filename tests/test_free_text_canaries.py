@@ -20,7 +20,7 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Delivery, Disbursement
 from hrdfund.grants.models import Grant
 from hrdfund.pools.models import Contribution
-from tests.conftest import PG_URL, login, missing_infrastructure
+from tests.conftest import PG_URL, missing_infrastructure, signed_in
 from tests.test_canaries import CANARIES as APPLICATION_CANARIES
 
 from .money_world import MoneyWorld
@@ -53,12 +53,6 @@ CANARIES = {
 @pytest.fixture
 def world(fund, make_user, make_donor):
     return MoneyWorld(fund, make_user, make_donor)
-
-
-def _as(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
 
 
 def _sent(response):
@@ -111,8 +105,8 @@ def _journey(app, world):
     today = utcnow().date()
     C = CANARIES
     reviewer = world.make_user("reviewer", display_name=C["display_name"])
-    applicant, staff = _as(app, world.applicant), _as(app, reviewer)
-    manager, finance = _as(app, world.m1), _as(app, world.finance)
+    applicant, staff = signed_in(app, world.applicant), signed_in(app, reviewer)
+    manager, finance = signed_in(app, world.m1), signed_in(app, world.finance)
     uid = _apply(applicant)
     case = f"/applications/{uid}"
     application = db.session.scalars(sa.select(Application).where(Application.uid == uid)).one()
@@ -326,7 +320,7 @@ def test_no_free_text_reaches_the_database_in_clear(app, backend, world):
     assert C["rejection"] in page(seen["applicant"], seen["refused"])
 
     # Donors read none of it, on their page or in their reports.
-    donor = _as(app, world.make_user("donor", donor_id=world.donor.id))
+    donor = signed_in(app, world.make_user("donor", donor_id=world.donor.id))
     outputs = page(donor, "/donor")
     year = utcnow().date().year
     for kind in ("csv", "pdf"):

@@ -13,13 +13,12 @@ import sqlalchemy as sa
 
 from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.applications.review_models import ConflictDeclaration
-from hrdfund.audit.models import AuditEvent
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, HoldStatus
-from tests.conftest import edit_behind_the_app, login, refused_page
+from tests.conftest import audit_actions, count_rows, edit_behind_the_app, refused_page, signed_in
 
 from .money_world import MoneyWorld, confirm, pay
 
@@ -29,14 +28,6 @@ def world(fund, make_user, make_donor):
     world = MoneyWorld(fund, make_user, make_donor)
     world.finance2 = make_user("finance")
     return world
-
-
-def _count(model):
-    return db.session.execute(sa.select(sa.func.count(model.id))).scalar()
-
-
-def _actions():
-    return db.session.execute(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).scalars()
 
 
 def test_a_made_up_rate_books_nothing_until_a_second_person_confirms(world):
@@ -59,14 +50,14 @@ def test_a_made_up_rate_books_nothing_until_a_second_person_confirms(world):
     assert held.why == [HoldReason.RATE, HoldReason.DIFFERENCE]
     assert held.exchange_difference == Decimal("10909.09")  # what it would have taken
     assert pool_figures([world.eur.id])[world.eur.id] == before
-    assert _count(Disbursement) == 0 and check_ledger() == []
+    assert count_rows(Disbursement) == 0 and check_ledger() == []
     alerted = set(
         db.session.execute(
             sa.select(Alert.user_id).where(Alert.kind == AlertKind.PAYMENT_HELD)
         ).scalars()
     )
     assert alerted == {world.m1.id, world.m2.id, world.finance2.id}
-    assert "payment.held" in list(_actions())
+    assert "payment.held" in list(audit_actions())
 
 
 def test_a_fee_worth_most_of_the_payment_is_held(world):
@@ -140,7 +131,7 @@ def test_only_a_second_person_may_confirm_or_refuse(world, who):
     with pytest.raises(payments.PaymentError):
         holds.refuse_held_payment(held, actor, "no")
     db.session.rollback()
-    assert held.status == HoldStatus.HELD and _count(Disbursement) == 0
+    assert held.status == HoldStatus.HELD and count_rows(Disbursement) == 0
 
 
 def test_a_second_finance_officer_confirms_and_the_payment_names_them(world):
@@ -155,7 +146,7 @@ def test_a_second_finance_officer_confirms_and_the_payment_names_them(world):
     assert payment.payee_details == "IBAN DE00 1234" and payment.rate_reason == "weekend"
     assert held.status == HoldStatus.BOOKED and held.disbursement_id == payment.id
     assert grant.application.status.value == "paying"
-    actions = list(_actions())
+    actions = list(audit_actions())
     assert actions.index("payment.held") < actions.index("payment.confirmed")
     assert check_ledger() == []
     # Confirmed once: again is refused in words.
@@ -171,11 +162,11 @@ def test_the_same_form_sent_twice_holds_then_books_one_payment(world):
     first = pay(world, grant, "500", **options)
     again = pay(world, grant, "500", **options)
     assert again.id == first.id and isinstance(again, HeldPayment)
-    assert _count(HeldPayment) == 1
+    assert count_rows(HeldPayment) == 1
     payment = confirm(world, first)
     after = pay(world, grant, "500", **options)
     assert after.id == payment.id and isinstance(after, Disbursement)
-    assert _count(Disbursement) == 1
+    assert count_rows(Disbursement) == 1
 
 
 def test_confirmation_checks_every_rule_again(world):
@@ -189,7 +180,7 @@ def test_confirmation_checks_every_rule_again(world):
     with pytest.raises(payments.PaymentError, match="more than the grant still has committed"):
         holds.confirm_held_payment(held, world.m2)
     db.session.rollback()
-    assert held.status == HoldStatus.HELD and _count(Disbursement) == 1
+    assert held.status == HoldStatus.HELD and count_rows(Disbursement) == 1
     assert check_ledger() == []
 
 
@@ -212,11 +203,11 @@ def test_a_refusal_books_nothing_and_says_why(world):
     db.session.commit()
     assert held.status == HoldStatus.REFUSED and held.decided_by_id == world.m1.id
     assert held.refusal == "No bank gives 10 euros for a dollar"
-    assert "payment.refused" in list(_actions())
+    assert "payment.refused" in list(audit_actions())
     with pytest.raises(payments.PaymentError, match="already refused"):
         holds.confirm_held_payment(held, world.m2)
     db.session.rollback()
-    assert _count(Disbursement) == 0 and check_ledger() == []
+    assert count_rows(Disbursement) == 0 and check_ledger() == []
 
 
 def test_two_second_persons_at_once_book_one_payment(app, world):
@@ -258,7 +249,7 @@ def test_two_second_persons_at_once_book_one_payment(app, world):
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["This payment was already confirmed."] * 2 + ["booked"]
-    assert _count(Disbursement) == 1 and check_ledger() == []
+    assert count_rows(Disbursement) == 1 and check_ledger() == []
 
 
 def _booked_behind_the_app(world, **changes):
@@ -318,12 +309,6 @@ def test_a_second_persons_name_cannot_be_added_behind_the_app(world):
 CANARY = "CANARY-HELD-PAYEE-51QZ"
 
 
-def _as(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
-
-
 def _send_payment(client, grant, **fields):
     data = {
         "pay-allocation": payments.grant_allocations(grant)[0].id,
@@ -353,7 +338,7 @@ def test_the_second_person_confirms_from_the_case_page(app, world):
     confirms it there; the one who entered it cannot."""
     grant = world.grant("1200", pool=world.eur, currency="USD")
     case = f"/applications/{grant.application.uid}"
-    finance = _as(app, world.finance)
+    finance = signed_in(app, world.finance)
     response = _send_payment(finance, grant)
     assert response.status_code == 302
     page = finance.get(case).get_data(as_text=True)
@@ -363,7 +348,7 @@ def test_the_second_person_confirms_from_the_case_page(app, world):
     assert "you: another person confirms it" in finance.get("/follow-up").get_data(as_text=True)
     # Sent twice, the form holds one payment.
     again = _send_payment(finance, grant)
-    assert again.status_code == 302 and _count(HeldPayment) == 1
+    assert again.status_code == 302 and count_rows(HeldPayment) == 1
     assert "already entered; it waits for a second person" in finance.get(case).get_data(
         as_text=True
     )
@@ -371,9 +356,9 @@ def test_the_second_person_confirms_from_the_case_page(app, world):
     refused = finance.post(f"/payments/held/{held.uid}/confirm")
     refused = refused_page(finance, refused, f"{case}#held-{held.uid}").get_data(as_text=True)
     assert "A second person confirms this payment: not the one who entered it." in refused
-    assert _count(Disbursement) == 0
+    assert count_rows(Disbursement) == 0
 
-    manager = _as(app, world.m2)
+    manager = signed_in(app, world.m2)
     follow_up = manager.get("/follow-up").get_data(as_text=True)
     assert grant.application.uid in follow_up and "Payments waiting for a second person" in (
         follow_up
@@ -393,24 +378,24 @@ def test_the_second_person_confirms_from_the_case_page(app, world):
 
 def test_a_refusal_from_the_case_page_needs_a_reason(app, world):
     grant = world.grant("1200", pool=world.eur, currency="USD")
-    _send_payment(_as(app, world.finance), grant)
+    _send_payment(signed_in(app, world.finance), grant)
     held = db.session.execute(sa.select(HeldPayment)).scalar_one()
-    second = _as(app, world.finance2)
+    second = signed_in(app, world.finance2)
     second.post(f"/payments/held/{held.uid}/refuse", data={"refuse-reason": " "})
     db.session.refresh(held)
     assert held.status == HoldStatus.HELD
     second.post(f"/payments/held/{held.uid}/refuse", data={"refuse-reason": "Not this rate"})
     db.session.refresh(held)
     assert held.status == HoldStatus.REFUSED
-    page = _as(app, world.finance).get(f"/applications/{grant.application.uid}")
+    page = signed_in(app, world.finance).get(f"/applications/{grant.application.uid}")
     assert "Not this rate" in page.get_data(as_text=True)
-    assert _count(Disbursement) == 0
+    assert count_rows(Disbursement) == 0
 
 
 @pytest.mark.parametrize("role", ["reviewer", "applicant", "donor", "admin", "manager"])
 def test_a_held_payments_payee_reaches_finance_only(app, world, role):
     grant = world.grant("1200", pool=world.eur, currency="USD")
-    _send_payment(_as(app, world.finance), grant)
+    _send_payment(signed_in(app, world.finance), grant)
     user = {
         "reviewer": world.reviewer,
         "applicant": world.applicant,
@@ -418,7 +403,7 @@ def test_a_held_payments_payee_reaches_finance_only(app, world, role):
         "admin": world.admin,
         "manager": world.m1,
     }[role]
-    client = _as(app, user)
+    client = signed_in(app, user)
     for path in (f"/applications/{grant.application.uid}", "/follow-up", "/payments", "/cases"):
         assert CANARY not in client.get(path).get_data(as_text=True), path
     held = db.session.execute(sa.select(HeldPayment)).scalar_one()

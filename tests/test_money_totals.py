@@ -18,7 +18,7 @@ from hrdfund.applications.models import (
 from hrdfund.applications.review_models import Review
 from hrdfund.core.extensions import db
 from hrdfund.core.money import MAX_AMOUNT, MoneyError, total
-from tests.conftest import login, refused_page
+from tests.conftest import application_by_uid, login, refused_page, start_application
 
 MAX = str(MAX_AMOUNT)
 REFUSAL = "add up to more than 999,999,999,999.99"
@@ -31,23 +31,12 @@ def test_a_total_beyond_what_an_amount_holds_is_refused_in_words():
         total([MAX_AMOUNT, Decimal("0.01")])
 
 
-def _start(client):
-    response = client.post("/apply", data={"category": "relocation"})
-    assert response.status_code == 302
-    return response.location.split("/")[2]
-
-
-def _application(uid):
-    db.session.expire_all()
-    return db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
-
-
 @pytest.mark.parametrize("action", ["save", "submit"])
 def test_budget_lines_adding_up_past_the_largest_amount_are_refused(
     client, make_user, fund, action
 ):
     login(client, make_user("applicant"))
-    uid = _start(client)
+    uid = start_application(client)
     client.post(
         f"/applications/{uid}/edit",
         data={"budget-0-description": "Rent", "budget-0-amount": "1200.00", "save": "1"},
@@ -67,7 +56,7 @@ def test_budget_lines_adding_up_past_the_largest_amount_are_refused(
     assert REFUSAL in page
     # What was typed comes back to be corrected; what was stored is as before.
     assert "canary-KEPT" in page and page.count(f'value="{MAX}"') == 2
-    application = _application(uid)
+    application = application_by_uid(uid)
     assert application.status == ApplicationStatus.DRAFT
     assert application.amount_requested == Decimal("1200.00")
     assert [line.amount for line in application.budget_lines] == [Decimal("1200.00")]

@@ -18,7 +18,7 @@ from hrdfund.disbursements.models import Disbursement
 from hrdfund.grants.models import Allocation
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
-from tests.conftest import login, refused_page
+from tests.conftest import refused_page, signed_in
 from tests.pdfs import PDF
 
 from .money_world import MoneyWorld, pay
@@ -29,12 +29,6 @@ CANARY = "PAYEE-CANARY-7Q4Z IBAN XX00"
 @pytest.fixture
 def world(fund, make_user, make_donor):
     return MoneyWorld(fund, make_user, make_donor)
-
-
-def as_user(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
 
 
 def payment_data(grant, **changes):
@@ -61,7 +55,7 @@ def payment_data(grant, **changes):
 def test_finance_pays_with_proof_and_a_double_submission_records_one(app, world):
     grant = world.grant("2000", pool=world.usd)
     world.plan(grant, count=2)
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     case_url = f"/applications/{grant.application.uid}"
     page = finance.get(case_url).get_data(as_text=True)
     assert "Record a payment" in page
@@ -77,14 +71,14 @@ def test_finance_pays_with_proof_and_a_double_submission_records_one(app, world)
     assert proof.status_code == 200 and PdfReader(io.BytesIO(proof.data)).pages
     page = finance.get(case_url).get_data(as_text=True)
     assert CANARY in page and "PAY-0001" in page
-    manager = as_user(app, world.m1)
+    manager = signed_in(app, world.m1)
     assert manager.get(f"/payments/{payments[0].uid}/proof").status_code == 403
     assert CANARY not in manager.get(case_url).get_data(as_text=True)
 
 
 def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, world):
     grant = world.grant("1000")
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     response = finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-amount_paid": "1500.00"}),
@@ -98,7 +92,7 @@ def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, world):
 
 def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, world):
     grant = world.grant("1000")
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     response = finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-idempotency_key": "k" * 65}),
@@ -111,7 +105,7 @@ def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, world):
 
 def test_finance_reverses_a_bounced_payment_from_the_case_page(app, world):
     grant = world.grant("1000")
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     url = f"/applications/{grant.application.uid}"
     finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
     payment = db.session.execute(sa.select(Disbursement)).scalar_one()
@@ -129,7 +123,7 @@ def test_finance_reverses_a_bounced_payment_from_the_case_page(app, world):
 
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, world):
     grant = world.grant("900")
-    manager = as_user(app, world.m2)
+    manager = signed_in(app, world.m2)
     url = f"/applications/{grant.application.uid}"
     bad = manager.post(f"{url}/plan", data={"plan-kind": "stipend", "plan-count": "3"})
     bad = refused_page(manager, bad, f"{url}#plan")
@@ -149,12 +143,12 @@ def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app,
 
 def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, world):
     grant = world.grant("1000")
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-amount_paid": "400", "pay-fee": "3"}),
     )
-    manager = as_user(app, world.m1)
+    manager = signed_in(app, world.m1)
     bad = manager.post(
         f"/pools/{world.eur.uid}/contributions",
         data={"contribution-amount": "-5", "contribution-currency": "EUR"},
@@ -177,7 +171,7 @@ def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, world):
     assert fig["received"] == Decimal("20909.09")  # 1,000 USD at 1 / 1.10
     assert "Letter Q1" in page and grant.application.uid in page
     assert CANARY not in page
-    other_fund_page = as_user(app, world.make_user("manager", fund_id=_other_fund().id))
+    other_fund_page = signed_in(app, world.make_user("manager", fund_id=_other_fund().id))
     assert other_fund_page.get(f"/pools/{world.eur.uid}").status_code == 404
 
 
@@ -191,7 +185,7 @@ def _other_fund():
 
 
 def test_finance_keeps_the_rate_table(app, world):
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     response = finance.post(
         "/rates",
         data={
@@ -204,14 +198,14 @@ def test_finance_keeps_the_rate_table(app, world):
     )
     assert response.status_code == 302
     assert "Central bank" in finance.get("/rates").get_data(as_text=True)
-    reviewer = as_user(app, world.reviewer)
+    reviewer = signed_in(app, world.reviewer)
     assert reviewer.get("/rates").status_code == 403
 
 
 def test_the_rate_table_refuses_a_rate_out_of_range(app, world):
     """1e40, 1e30, Infinity or a rate below 0.000001 was stored, and then every page that
     converted with it failed: the table now takes rates from 0.000001 to 1,000,000."""
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     for value in ("1e40", "1e30", "Infinity", "-0", "0", "0.0000001", "1000000.01", "sNaN"):
         response = finance.post(
             "/rates",
@@ -252,7 +246,7 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
     grant = world.grant("1000", name="Defender Paid")
     db.session.commit()
     base, quote = stored_as.split("/")
-    manager, finance = as_user(app, world.m1), as_user(app, world.finance)
+    manager, finance = signed_in(app, world.m1), signed_in(app, world.finance)
     for n, value in enumerate(BEHIND[backend], start=2):
         # A rate recorded as the table records one, then changed in the database.
         entry = pools.record_rate(
@@ -309,7 +303,7 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
             (finance, "/rates"),
             (finance, "/payments"),
             (finance, "/follow-up"),
-            (as_user(app, world.reviewer), f"/applications/{eur_case.uid}"),
+            (signed_in(app, world.reviewer), f"/applications/{eur_case.uid}"),
         ):
             assert client.get(url).status_code == 200, (url, value)
     assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 1
@@ -329,7 +323,7 @@ def test_a_rate_source_or_reason_without_a_rate_is_refused_not_dropped(app, worl
     without a word (the table's rate was used): now the form says to enter the rate or
     leave them empty, and records nothing. The service refuses it too."""
     grant = world.grant("1000")
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     url = f"/applications/{grant.application.uid}/payments"
     for currency in ("USD", "EUR"):
         data = payment_data(grant, **{"pay-currency_paid": currency, "pay-rate": "", **typed})
@@ -348,7 +342,7 @@ def test_a_rate_typed_for_a_payment_in_the_pool_currency_is_refused_not_dropped(
     """A payment in the pool's own currency converts at 1: a rate typed for it was
     dropped without a word; now the form says so."""
     grant = world.grant("1000")
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     response = finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-rate": "1.2", "pay-rate_source": "Bank statement"}),

@@ -86,11 +86,19 @@ from tests.conftest import (
     GENERIC,
     LOCKED,
     PASSWORD,
+    audit_actions,
+    count_rows,
+    csrf_token,
+    form_errors,
     input_value,
+    jpeg_with_gps,
     login,
     refused_page,
+    session_contents,
     set_cookie_header,
     sign_up,
+    signed_in,
+    start_application,
     totp_code,
 )
 from tests.pdfs import make_pdf, xmp_packet
@@ -132,13 +140,6 @@ RELOCATION = {
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _as(app, user):
-    """A fresh client signed in as ``user``."""
-    client = app.test_client()
-    login(client, user)
-    return client
-
-
 def _get(client, path, **kwargs):
     """GET ``path`` and close the response (static files hold a file open)."""
     with client.get(path, **kwargs) as response:
@@ -165,45 +166,12 @@ def _case(fund, applicant=None, status=ApplicationStatus.SUBMITTED, **fields):
     return case
 
 
-def _start(client, category="relocation", **extra):
-    """Start an application through the form; return its case code."""
-    response = client.post("/apply", data={"category": category, **extra})
-    assert response.status_code == 302, response.get_data(as_text=True)[:400]
-    return response.location.split("/")[2]
-
-
 def _upload(client, uid, data, name="quote.pdf", kind="quote"):
     return client.post(
         f"/applications/{uid}/documents",
         content_type="multipart/form-data",
         data={"kind": kind, "file": (io.BytesIO(data), name)},
     )
-
-
-def _count(model):
-    return db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar()
-
-
-def _actions():
-    return db.session.execute(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).scalars().all()
-
-
-def _errors(response):
-    """The messages of the page's error summary."""
-    html = response.get_data(as_text=True)
-    summary = re.search(r'<div class="error-summary"[^>]*>(.*?)</div>', html, re.S)
-    return re.findall(r"<p>(.*?)</p>", summary.group(1)) if summary else []
-
-
-def _cookie_contents(app, client):
-    value = client.get_cookie(COOKIE).value
-    return app.session_interface.get_signing_serializer(app).loads(value)
-
-
-def _token(client, path):
-    """The CSRF token of the form on ``path``."""
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
 
 
 def _all_values():
@@ -264,16 +232,6 @@ def _pdf(body):
     return text, reader.metadata
 
 
-def _jpeg_with_gps():
-    image = Image.new("RGB", (32, 24), "red")
-    exif = Image.Exif()
-    exif[0x010E] = "canary-camera-note-2222"  # ImageDescription
-    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPSInfo
-    out = io.BytesIO()
-    image.save(out, format="JPEG", exif=exif)
-    return out.getvalue()
-
-
 # -- Pages ----------------------------------------------------------------------------------
 
 
@@ -290,7 +248,7 @@ def test_promise_01_applicant_and_partner_flows_work_without_script(app, client,
 
     seen(client.get("/register"))
     assert seen(sign_up(client)[0]).location
-    uid = _start(client)
+    uid = start_application(client)
     seen(client.get(f"/applications/{uid}/edit"))
     data = {**RELOCATION, "consent_story": "y", "submit": "1"}
     sent = seen(client.post(f"/applications/{uid}/edit", data=data))
@@ -302,7 +260,7 @@ def test_promise_01_applicant_and_partner_flows_work_without_script(app, client,
     assert "Any news?" in case_page and "quote.pdf" in case_page
     assert "Your consent is withdrawn" in case_page
     seen(client.get("/my"))
-    partner = _as(app, make_user("partner"))
+    partner = signed_in(app, make_user("partner"))
     seen(partner.get("/apply"))
     referral = {"category": "medical", "consent": "y", "consent_method": "in_person"}
     referred = seen(partner.post("/apply", data=referral)).location.split("/")[2]
@@ -403,7 +361,7 @@ def test_promise_04_applicant_pages_stay_under_100_kb_with_their_assets(client, 
     for path in paths:
         weigh(path)
     login(client, make_user("applicant"))
-    uid = _start(client)
+    uid = start_application(client)
     client.post(f"/applications/{uid}/edit", data={**RELOCATION, "save": "1"})
     for path in ("/my", "/apply", f"/applications/{uid}/edit"):
         weigh(path)
@@ -555,7 +513,7 @@ def test_promise_08_one_generic_failure_with_the_same_hashing_work(
 
     wrong, wrote_wrong = attempt(user.login)
     unknown, wrote_unknown = attempt("nobody-here")
-    assert _errors(wrong) == _errors(unknown) == [GENERIC]
+    assert form_errors(wrong) == form_errors(unknown) == [GENERIC]
     assert wrong.get_data(as_text=True).replace(user.login, "LOGIN") == unknown.get_data(
         as_text=True
     ).replace("nobody-here", "LOGIN")
@@ -566,7 +524,7 @@ def test_promise_08_one_generic_failure_with_the_same_hashing_work(
         attempt("nobody-here")
     locked, _sql = attempt(user.login, PASSWORD)
     locked_unknown, _sql = attempt("nobody-here", PASSWORD)
-    assert _errors(locked) == _errors(locked_unknown) == [LOCKED]
+    assert form_errors(locked) == form_errors(locked_unknown) == [LOCKED]
     assert client.get("/my").location == "/login"
     # Sign-up takes only a login the server made for its form: naming any other, an
     # account's or not, from a browser that never tried either, gets the same refusal,
@@ -577,7 +535,7 @@ def test_promise_08_one_generic_failure_with_the_same_hashing_work(
     for name in (user.login, "free-login-08"):
         visitor = app.test_client()
         answer = visitor.post("/register", data={"login": name, "password": PASSWORD})
-        forged.append(_errors(refused_page(visitor, answer, "/register")))
+        forged.append(form_errors(refused_page(visitor, answer, "/register")))
     assert forged[0] == forged[1] and len(forged[0]) == 1 and forged[0] != [LOCKED]
     assert not hashed and auth_services.find_user("free-login-08") is None
 
@@ -612,7 +570,7 @@ def test_promise_09_failures_lock_a_login_per_browser_never_per_address(app, cli
         environ_base={"REMOTE_ADDR": "10.0.0.99"},
     )
     locked = refused_page(client, locked, "/login")
-    assert _errors(locked) == [LOCKED]
+    assert form_errors(locked) == [LOCKED]
     assert client.get("/my").location == "/login"
     shared_address = {"REMOTE_ADDR": "10.0.0.1"}
     response = client.post(
@@ -624,7 +582,7 @@ def test_promise_09_failures_lock_a_login_per_browser_never_per_address(app, cli
     assert client.get("/my", environ_base=shared_address).status_code == 200
 
     manager = make_user("manager")
-    owner = _as(app, manager)
+    owner = signed_in(app, manager)
     assert owner.post("/logout").location == "/login"
     for n in range(app.config["LOGIN_MAX_NEW_CLIENT_FAILURES"]):
         app.test_client().post(
@@ -634,7 +592,7 @@ def test_promise_09_failures_lock_a_login_per_browser_never_per_address(app, cli
         )
     stranger = app.test_client()
     answer = stranger.post("/login", data={"login": manager.login, "password": PASSWORD})
-    assert _errors(refused_page(stranger, answer, "/login")) == [LOCKED]
+    assert form_errors(refused_page(stranger, answer, "/login")) == [LOCKED]
     login(owner, manager)
     assert owner.get("/cases").status_code == 200
     assert "10.0.0." not in _all_values() and "10.0.1." not in _all_values()
@@ -659,28 +617,28 @@ def test_promise_10_logout_and_end_sessions_stop_every_cookie(app, client, make_
     before = client.get_cookie(COOKIE).value
     login(client, applicant)
     cookie = client.get_cookie(COOKIE).value
-    assert cookie != before and "planted" not in _cookie_contents(app, client)
+    assert cookie != before and "planted" not in session_contents(app, client)
     fixated = app.test_client()
     fixated.set_cookie(COOKIE, before)
     assert fixated.get("/my").location == "/login"
     thief = app.test_client()
     thief.set_cookie(COOKIE, cookie)
     assert thief.get("/my").status_code == 200
-    other_device = _as(app, applicant)
+    other_device = signed_in(app, applicant)
     assert client.post("/logout").location == "/login"
     for someone in (client, thief, other_device):
         assert someone.get("/my").location == "/login"
     finance = make_user("finance")
-    finance_client = _as(app, finance)
+    finance_client = signed_in(app, finance)
     copy = app.test_client()
     copy.set_cookie(COOKIE, finance_client.get_cookie(COOKIE).value)
     assert copy.get("/payments").status_code == 200
-    admin = _as(app, make_user("admin"))
+    admin = signed_in(app, make_user("admin"))
     assert admin.post(f"/admin/users/{finance.uid}/sessions").location == "/admin/users"
     assert finance_client.get("/payments").location == "/login"
     assert copy.get("/payments").location == "/login"
     changer = make_user("applicant")
-    mine, other = _as(app, changer), _as(app, changer)
+    mine, other = signed_in(app, changer), signed_in(app, changer)
     kept = app.test_client()
     kept.set_cookie(COOKIE, mine.get_cookie(COOKIE).value)
     changed = mine.post(
@@ -713,7 +671,7 @@ def test_promise_11_sessions_time_out_and_cookies_hold_nothing_of_the_case(
     assert "HttpOnly" in token_header and "SameSite=Lax" in token_header
     client.get(f"/applications/{case.uid}")
     assert sorted(cookie.key for cookie in client._cookies.values()) == [CLIENT_COOKIE, COOKIE]
-    contents = _cookie_contents(app, client)
+    contents = session_contents(app, client)
     assert set(contents) <= {"_user_id", "_fresh", "auth_at", "seen_at", "csrf_token", "_flashes"}
     token = client.get_cookie(CLIENT_COOKIE).value
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token)
@@ -723,14 +681,14 @@ def test_promise_11_sessions_time_out_and_cookies_hold_nothing_of_the_case(
     token_only = app.test_client()
     token_only.set_cookie(CLIENT_COOKIE, token)
     assert token_only.get("/my").location == "/login", "the token signs nobody in"
-    reviewer = _as(app, make_user("reviewer"))
+    reviewer = signed_in(app, make_user("reviewer"))
     for minutes, still_in in ((29, True), (31, False)):
         with reviewer.session_transaction() as session:
             session["seen_at"] -= minutes * 60
         answer = reviewer.get("/cases")
         assert (answer.status_code == 200) if still_in else (answer.location == "/login")
     assert "Your session ended" in reviewer.get("/login").get_data(as_text=True)
-    manager = _as(app, make_user("manager"))
+    manager = signed_in(app, make_user("manager"))
     with manager.session_transaction() as session:
         session["auth_at"] -= 12 * 3600 + 60
     assert manager.get("/cases").location == "/login"
@@ -760,10 +718,10 @@ def test_promise_12_production_refuses_weak_secrets_and_has_no_default_account(t
     try:
         with app.app_context():
             flask_migrate.upgrade()
-            assert _count(User) == 0
+            assert count_rows(User) == 0
             result = app.test_cli_runner().invoke(args=["hrdfund", "demo-data"])
             assert result.exit_code != 0 and "never loaded in production" in result.output
-            assert _count(User) == 0
+            assert count_rows(User) == 0
     finally:
         _dispose(app)
 
@@ -773,10 +731,10 @@ def test_promise_12_production_refuses_weak_secrets_and_has_no_default_account(t
 
 def _sign_in_with_tokens(client, user):
     """Sign in through the forms as deployed, CSRF tokens included."""
-    data = {"login": user.login, "password": PASSWORD, "csrf_token": _token(client, "/login")}
+    data = {"login": user.login, "password": PASSWORD, "csrf_token": csrf_token(client, "/login")}
     response = client.post("/login", data=data)
     if user.needs_totp:
-        token = _token(client, "/login/code")
+        token = csrf_token(client, "/login/code")
         response = client.post("/login/code", data={"code": totp_code(user), "csrf_token": token})
     return response
 
@@ -803,12 +761,12 @@ def test_promise_13_state_changes_need_a_post_with_its_token(
     withdraw = f"{page}/consents/story/withdraw"
     assert client.post(withdraw, headers=elsewhere).status_code == 400
     assert client.post("/logout", headers=elsewhere).status_code == 400
-    assert _count(Message) == 0
+    assert count_rows(Message) == 0
     consent = db.session.execute(sa.select(Consent)).scalar_one()
     assert consent.withdrawn_at is None
     assert client.get("/my").status_code == 200, "still signed in"
 
-    _token(client, page)
+    csrf_token(client, page)
     with client.session_transaction() as session:
         raw = session["csrf_token"]
 
@@ -897,7 +855,7 @@ def test_promise_14_every_field_is_limited_and_bad_input_is_a_form_error(
                     unlimited.append(f"{cls.__module__}.{cls.__name__}.{field.name}")
     assert sorted(unlimited) == []
     login(client, make_user("applicant"))
-    uid = _start(client)
+    uid = start_application(client)
     for field, value in {
         "threat": "x" * 4001,
         "budget-0-amount": "1e9999",
@@ -945,7 +903,7 @@ def test_promise_15_what_people_type_is_escaped(app, client, make_user, fund):
     case = _case(fund, applicant, threat=HOSTILE, defender_name=HOSTILE)
     login(client, applicant)
     assert client.post(f"/applications/{case.uid}", data={"body": HOSTILE}).status_code == 302
-    staff = _as(app, make_user("reviewer"))
+    staff = signed_in(app, make_user("reviewer"))
     for page in (
         staff.get(f"/applications/{case.uid}").get_data(as_text=True),
         client.get(f"/applications/{case.uid}").get_data(as_text=True),
@@ -1000,15 +958,15 @@ def test_promise_17_what_is_out_of_scope_is_a_404_downloads_included(
     """Another applicant, another organisation's partner and another fund's staff get the
     very page an unknown id gets, for the case and its document; a donor gets a 404 for
     another donor's pool report."""
-    owner = _as(app, make_user("applicant"))
-    uid = _start(owner)
+    owner = signed_in(app, make_user("applicant"))
+    uid = start_application(owner)
     assert _upload(owner, uid, PDF).status_code == 302
     doc = db.session.execute(sa.select(Document.uid)).scalar_one()
     paths = [f"/applications/{uid}", f"/applications/{uid}/documents/{doc}"]
     assert [_get(owner, p).status_code for p in paths] == [200, 200]
     ours, theirs = make_partner_org("Ours"), make_partner_org("Theirs")
-    partner = _as(app, make_user("partner", partner_organisation_id=ours.id))
-    referred = _start(partner, "medical", consent="y", consent_method="phone")
+    partner = signed_in(app, make_user("partner", partner_organisation_id=ours.id))
+    referred = start_application(partner, "medical", consent="y", consent_method="phone")
     assert partner.get(f"/applications/{referred}").status_code == 200
     intruders = [
         make_user("applicant"),
@@ -1016,7 +974,7 @@ def test_promise_17_what_is_out_of_scope_is_a_404_downloads_included(
         make_user("reviewer", fund_id=make_fund("Other Fund").id),
     ]
     for intruder in intruders:
-        stranger = _as(app, intruder)
+        stranger = signed_in(app, intruder)
         for path in [*paths, f"/applications/{referred}"]:
             unknown = path.replace(uid, "0" * 20).replace(referred, "0" * 20)
             unknown = unknown.replace(doc, "1" * 20)
@@ -1026,8 +984,10 @@ def test_promise_17_what_is_out_of_scope_is_a_404_downloads_included(
             assert _without_token(seen) == _without_token(fake), (intruder.role, path)
     world = MoneyWorld(fund, make_user, make_donor)
     report = f"/donor/pools/{world.eur.uid}/report?period=2026&format=csv"
-    assert _get(_as(app, make_user("donor", donor_id=world.donor.id)), report).status_code == 200
-    other_donor = _as(app, make_user("donor", donor_id=make_donor("Someone Else").id))
+    assert (
+        _get(signed_in(app, make_user("donor", donor_id=world.donor.id)), report).status_code == 200
+    )
+    other_donor = signed_in(app, make_user("donor", donor_id=make_donor("Someone Else").id))
     assert _get(other_donor, report).status_code == 404
 
 
@@ -1070,7 +1030,7 @@ def test_promise_18_payees_for_finance_case_details_for_staff_on_the_case(
         "/admin/users",
     ]
     for name, user in viewers.items():
-        viewer = _as(app, user)
+        viewer = signed_in(app, user)
         case_page = viewer.get(pages[0])
         text = "".join(_get(viewer, p, follow_redirects=True).get_data(as_text=True) for p in pages)
         assert (payee in text) is (name == "finance"), name
@@ -1097,7 +1057,7 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
     with pytest.raises(SelfApprovalError):
         approve_with_recorded_rates(own, world.m1, Decimal(100), [(world.eur.id, Decimal(100))])
     db.session.rollback()
-    assert own.status == ApplicationStatus.RECOMMENDED and _count(Grant) == 0
+    assert own.status == ApplicationStatus.RECOMMENDED and count_rows(Grant) == 0
     big = world.recommended()
     db.session.commit()
     draws = [(world.eur.id, Decimal(800))]
@@ -1105,7 +1065,7 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
     assert approve_with_recorded_rates(big, world.m1, Decimal(800), draws) is None
     db.session.commit()
     assert big.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
-    assert _count(Grant) == 0 and pool_available(world.eur.id) == available
+    assert count_rows(Grant) == 0 and pool_available(world.eur.id) == available
     with pytest.raises(SecondApproverError):
         approve_with_recorded_rates(big, world.m1, Decimal(800), draws)
     db.session.rollback()
@@ -1115,7 +1075,7 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
     assert pool_available(world.eur.id) == available - Decimal(800)
     first = pay(world, grant, "300", instalment=None, key="promise-19-form")
     again = pay(world, grant, "300", instalment=None, key="promise-19-form")
-    assert again.id == first.id and _count(Disbursement) == 1
+    assert again.id == first.id and count_rows(Disbursement) == 1
     row = dict(
         db.session.execute(sa.select(Disbursement.__table__).where(Disbursement.id == first.id))
         .mappings()
@@ -1126,7 +1086,7 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
     with pytest.raises(sa.exc.IntegrityError):
         db.session.execute(sa.insert(Disbursement.__table__).values(**row))
     db.session.rollback()
-    assert _count(Disbursement) == 1
+    assert count_rows(Disbursement) == 1
     # 540 dollars are worth 490.91 euros: below the 500-euro threshold, one manager.
     dollars = world.recommended(currency="USD")
     db.session.commit()
@@ -1145,7 +1105,7 @@ def test_promise_19_four_eyes_no_self_approval_and_no_double_payment(
         rate_source="x",
         rate_reason="x",
     )
-    assert isinstance(held, HeldPayment) and _count(Disbursement) == 1
+    assert isinstance(held, HeldPayment) and count_rows(Disbursement) == 1
     with pytest.raises(PaymentError):
         confirm_held_payment(held, world.finance)
     db.session.rollback()
@@ -1257,11 +1217,11 @@ def test_promise_22_uploads_are_checked_cleaned_encrypted_and_served_as_attachme
     camera data; a PDF comes back without its author, title, producer and XMP; a picture
     past the pixel bound is refused; a body past the cap gets 413."""
     login(client, make_user("applicant"))
-    uid = _start(client, "medical")
+    uid = start_application(client, "medical")
     refused = _upload(client, uid, b"<html><script>alert(1)</script></html>", "quote.pdf")
     refused = refused_page(client, refused, f"/applications/{uid}#documents")
     assert "Only PDF, PNG and JPEG files are accepted." in refused.get_data(as_text=True)
-    photo = _jpeg_with_gps()
+    photo = jpeg_with_gps("canary-camera-note-2222")
     assert _upload(client, uid, photo, "IMG_0001 near home.pdf", "evidence").status_code == 302
     document = db.session.execute(sa.select(Document)).scalar_one()
     assert document.content_type == "image/jpeg" and document.filename == "IMG_0001 near home.jpg"
@@ -1292,7 +1252,7 @@ def test_promise_22_uploads_are_checked_cleaned_encrypted_and_served_as_attachme
         content_type=f"multipart/form-data; boundary={boundary}",
     )
     assert too_big.status_code == 413 and "File too large" in too_big.get_data(as_text=True)
-    assert _count(Document) == 1
+    assert count_rows(Document) == 1
 
     signed = make_pdf(
         "canary-pdf-text-4417",
@@ -1314,7 +1274,7 @@ def test_promise_22_uploads_are_checked_cleaned_encrypted_and_served_as_attachme
     refused = _upload(client, uid, huge.getvalue(), "scan.png", "evidence")
     refused = refused_page(client, refused, f"/applications/{uid}#documents")
     assert "too large" in refused.get_data(as_text=True)
-    assert _count(Document) == 2
+    assert count_rows(Document) == 2
 
 
 def test_promise_23_no_address_or_browser_of_an_applicant_is_kept(
@@ -1331,7 +1291,7 @@ def test_promise_23_no_address_or_browser_of_an_applicant_is_kept(
     client.post("/login", data={"login": "river-23", "password": "a wrong password"})
     signed_up, made = sign_up(client)
     assert signed_up.location
-    uid = _start(client)
+    uid = start_application(client)
     client.post(f"/applications/{uid}/edit", data={**RELOCATION, "submit": "1"})
     assert client.post(f"/applications/{uid}", data={"body": "Hello"}).status_code == 302
     assert _upload(client, uid, PDF).status_code == 302
@@ -1342,7 +1302,7 @@ def test_promise_23_no_address_or_browser_of_an_applicant_is_kept(
     for trace in (address, forwarded, "CanaryBrowser", "ua-2323"):
         assert trace not in stored, trace
         assert trace not in caplog.text, trace
-    assert "_id" not in _cookie_contents(app, client), "no hash of address and browser"
+    assert "_id" not in session_contents(app, client), "no hash of address and browser"
     precise = re.compile(
         r"(^|_)(ip|ip_address|remote_addr|user_agent|agent|browser|latitude|longitude|lat|lng"
         r"|gps|street|address|postcode|zip|city)($|_)"
@@ -1435,8 +1395,8 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
     refused = client.post("/apply", data={"category": "medical", "consent_method": "phone"})
     refused = refused_page(client, refused, "/apply")
     assert "needs the defender&#39;s consent" in refused.get_data(as_text=True)
-    assert _count(Application) == 0
-    referred = _start(client, "medical", consent="y", consent_method="phone")
+    assert count_rows(Application) == 0
+    referred = start_application(client, "medical", consent="y", consent_method="phone")
     recorded = db.session.execute(sa.select(Consent)).scalar_one()
     assert recorded.kind == ConsentKind.PARTNER_SUBMISSION and recorded.method == "phone"
     assert (
@@ -1450,7 +1410,7 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
     with Clock().on(datetime(2026, 2, 3, 10)):
         grant = world.grant("1000")
         pay(world, grant, "400", instalment=None, paid_on=date(2026, 2, 3))
-    donor = _as(app, make_user("donor", donor_id=world.donor.id))
+    donor = signed_in(app, make_user("donor", donor_id=world.donor.id))
     code = anonymise.donor_code(world.donor.id, grant.uid, 2026)
     story_text = "A journalist kept reporting from a safe town"
 
@@ -1508,7 +1468,7 @@ def test_promise_27_logs_hold_ids_never_personal_data(app, client, make_user, fu
     _crash_route(app)
     client.post("/login", data={"login": "canary-unknown-2727", "password": "canary-pass-2727"})
     _signed_up, made = sign_up(client, contact="canary-signal-2727")
-    uid = _start(client)
+    uid = start_application(client)
     data = {
         **RELOCATION,
         "threat": "canary-threat-2727",
@@ -1529,12 +1489,12 @@ def test_promise_28_actions_are_audited_in_a_chain_that_check_verifies(
     """Every successful form post of a defender, each sign-in and sign-out, a document and a
     report download leave an audit entry; `flask hrdfund check` passes the chain and names
     an edited, a deleted and a reordered entry."""
-    before = _count(AuditEvent)
+    before = count_rows(AuditEvent)
     signed_up, made = sign_up(client)
-    assert signed_up.status_code == 302 and _count(AuditEvent) > before
-    before = _count(AuditEvent)
+    assert signed_up.status_code == 302 and count_rows(AuditEvent) > before
+    before = count_rows(AuditEvent)
     assert client.post("/apply", data={"category": "relocation"}).status_code == 302
-    assert _count(AuditEvent) > before
+    assert count_rows(AuditEvent) > before
     uid = db.session.execute(sa.select(Application.uid)).scalar_one()
     for path, data in [
         (f"/applications/{uid}/edit", {**RELOCATION, "consent_story": "y", "save": "1"}),
@@ -1543,19 +1503,19 @@ def test_promise_28_actions_are_audited_in_a_chain_that_check_verifies(
         (f"/applications/{uid}/consents/story/withdraw", {}),
         ("/logout", {}),
     ]:
-        before = _count(AuditEvent)
+        before = count_rows(AuditEvent)
         assert client.post(path, data=data).status_code == 302, path
-        assert _count(AuditEvent) > before, path
-    owner = _as(app, auth_services.find_user(made))
+        assert count_rows(AuditEvent) > before, path
+    owner = signed_in(app, auth_services.find_user(made))
     _upload(owner, uid, PDF)
     doc = db.session.execute(sa.select(Document.uid)).scalar_one()
     assert _get(owner, f"/applications/{uid}/documents/{doc}").status_code == 200
     app.test_client().post("/login", data={"login": made, "password": "not it at all"})
     world = MoneyWorld(fund, make_user, make_donor)
-    donor = _as(app, make_user("donor", donor_id=world.donor.id))
+    donor = signed_in(app, make_user("donor", donor_id=world.donor.id))
     report = f"/donor/pools/{world.eur.uid}/report?period=2026&format=csv"
     assert _get(donor, report).status_code == 200
-    actions = _actions()
+    actions = audit_actions()
     for action in (
         "auth.user_created",
         "auth.login",
@@ -1720,7 +1680,7 @@ def test_promise_31_donor_outputs_are_aggregates_without_a_trace_of_anyone(
             pay(world, january, str(600 + n), instalment=None, paid_on=date(2026, 1, 12 + n))
     with Clock().on(datetime(2026, 2, 3, 10)):
         grants = _pay_three(world)
-    donor = _as(app, make_user("donor", donor_id=world.donor.id))
+    donor = signed_in(app, make_user("donor", donor_id=world.donor.id))
     _rest_of_promise_31(world, grants, donor)
 
 

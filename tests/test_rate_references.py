@@ -28,7 +28,7 @@ from hrdfund.grants import services as grants
 from hrdfund.grants.models import Allocation, ApprovalDraw
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
-from tests.conftest import edit_behind_the_app, login
+from tests.conftest import edit_behind_the_app, signed_in
 
 from .money_world import EUR_USD, MoneyWorld, confirm, pay
 
@@ -52,12 +52,6 @@ def _rate(world, by, rate, on=FEB_2, base="EUR", quote="USD", confirmed_by=None)
 
 def _table(world, base="EUR", quote="USD", on=date(2026, 3, 1)):
     return pools.rate_entry(world.fund.id, base, quote, on)[0]
-
-
-def _as(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
 
 
 def _page(response):
@@ -388,7 +382,7 @@ def _post_rate(client, rate, on="2026-02-02"):
 
 
 def test_the_rates_page_holds_a_far_rate_for_a_second_person(app, world):
-    finance, manager = _as(app, world.finance), _as(app, world.m1)
+    finance, manager = signed_in(app, world.finance), signed_in(app, world.m1)
     page = _page(_post_rate(finance, "1000"))
     assert "Rate recorded, not yet counted" in page and "Waiting for a second person" in page
     (entry,) = db.session.execute(
@@ -413,7 +407,7 @@ def test_the_rates_page_holds_a_far_rate_for_a_second_person(app, world):
         db.session.execute(sa.select(ExchangeRate.id).where(ExchangeRate.id == held.id)).first()
         is None
     )
-    assert _as(app, world.reviewer).post(f"/rates/{entry.uid}/confirm").status_code == 403
+    assert signed_in(app, world.reviewer).post(f"/rates/{entry.uid}/confirm").status_code == 403
 
 
 def test_the_decision_form_says_when_the_rate_is_the_managers_own(app, world):
@@ -421,7 +415,7 @@ def test_the_decision_form_says_when_the_rate_is_the_managers_own(app, world):
     case = world.recommended("Someone", currency="USD")
     case.amount_requested = Decimal(5000)
     db.session.commit()
-    m1 = _as(app, world.m1)
+    m1 = signed_in(app, world.m1)
     page = _page(m1.get(f"/applications/{case.uid}"))
     assert "is one you recorded and nobody else confirmed" in page
     response = m1.post(
@@ -435,7 +429,7 @@ def test_the_decision_form_says_when_the_rate_is_the_managers_own(app, world):
     )
     assert "The rate it was weighed at is one you recorded" in _page(response)
     assert case.status == S.AWAITING_SECOND_APPROVAL
-    page = _page(_as(app, world.m2).get(f"/applications/{case.uid}"))
+    page = _page(signed_in(app, world.m2).get(f"/applications/{case.uid}"))
     assert "is one you recorded" not in page
 
 
@@ -448,7 +442,7 @@ def test_the_second_manager_sees_that_the_split_is_confirmed_as_it_is(app, world
     first = [(world.eur.id, Decimal(6000))]
     assert grants.approve_with_recorded_rates(case, world.m1, Decimal(6000), first) is None
     db.session.commit()
-    m2 = _as(app, world.m2)
+    m2 = signed_in(app, world.m2)
     page = _page(m2.get(f"/applications/{case.uid}"))
     assert "The second approval confirms this split as it is" in page
     response = m2.post(

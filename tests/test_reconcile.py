@@ -19,7 +19,7 @@ from hrdfund.disbursements import followup, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Delivery, DeliveryStatus, Disbursement, StatementImport
-from tests.conftest import login, refused_page
+from tests.conftest import refused_page, signed_in
 
 from .money_world import MoneyWorld, pay
 
@@ -217,12 +217,6 @@ def test_only_finance_of_the_fund_imports(world, three):
             )
 
 
-def as_user(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
-
-
 def upload(client, data):
     return client.post(
         "/payments/statements",
@@ -233,7 +227,7 @@ def upload(client, data):
 
 
 def test_finance_imports_a_statement_from_the_payments_page(app, world, three):
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     page = finance.get("/payments").get_data(as_text=True)
     assert "Import a statement" in page and "TRF-3" in page
     refused = upload(finance, statement("TRF-7,1.00,EUR,2026-02-05,delivered"))
@@ -254,11 +248,11 @@ def test_finance_imports_a_statement_from_the_payments_page(app, world, three):
     body = done.get_data(as_text=True)
     assert done.status_code == 200 and "1 delivered, 1 short, 0 failed" in body
     assert "Follow-up" in body and "TRF-2" in body and "990.00" in body
-    manager = as_user(app, world.m1)
+    manager = signed_in(app, world.m1)
     assert manager.post("/payments/statements").status_code == 403
     assert "TRF-2" in manager.get("/follow-up").get_data(as_text=True)
     for user in (world.reviewer, world.applicant, world.admin):
-        assert as_user(app, user).get("/follow-up").status_code in (403, 404)
+        assert signed_in(app, user).get("/follow-up").status_code in (403, 404)
 
 
 def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(app, world):
@@ -281,14 +275,14 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     declare_conflict(case, conflicted)
     db.session.commit()
     assert listed(conflicted) == ([], [], [])
-    page = as_user(app, world.m1).get("/follow-up").get_data(as_text=True)
+    page = signed_in(app, world.m1).get("/follow-up").get_data(as_text=True)
     assert "TRF-L" in page and case.uid in page
     payments.confirm_receipt(payment, world.applicant)
     submit_report(case, world.applicant, "yes", "yes")
     pay(world, grant, "1000", instalment=2, paid_on=today, reference="TRF-M")
     db.session.commit()
     assert listed() == ([], [], [])
-    assert "Every payment made so long ago is confirmed" in as_user(app, world.finance).get(
+    assert "Every payment made so long ago is confirmed" in signed_in(app, world.finance).get(
         "/follow-up"
     ).get_data(as_text=True)
 
@@ -298,7 +292,7 @@ def test_an_instalment_past_its_date_says_so_in_words(app, world):
     today = utcnow().date()
     grant = world.grant("2000", pool=world.eur)
     world.plan(grant, count=2, starts_on=today - timedelta(days=3), interval_days=5)
-    page = as_user(app, world.finance).get("/follow-up").get_data(as_text=True)
+    page = signed_in(app, world.finance).get("/follow-up").get_data(as_text=True)
     (late,) = [row for row in page.split("<tr>") if (today - timedelta(days=3)).isoformat() in row]
     assert "overdue by 3 days" in late
     (coming,) = [
@@ -355,7 +349,7 @@ def test_a_large_bad_file_gets_a_short_page_at_once(app, world, three):
     """A megabyte of one-letter lines took 18 seconds and made a page of 35 MB, listing
     half a million problems; now it is refused at the row limit, and a file of thousands
     of bad rows lists the first few dozen."""
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     # Encoded in memory: the test client would spool a large file it never closes.
     boundary, body = encode_multipart(
         {"statement": FileStorage(io.BytesIO((HEADER + "a\n" * 524_000).encode()), "s.csv")}
@@ -389,7 +383,7 @@ def test_a_statement_is_checked_with_no_write_lock_held(app, backend, world, thr
         return lines
 
     monkeypatch.setattr(reconcile, "check_statement", watched)
-    finance = as_user(app, world.finance)
+    finance = signed_in(app, world.finance)
     done = upload(finance, statement("TRF-1,1000,EUR,2026-02-05,delivered"))
     assert done.status_code == 200 and "1 delivered, 0 short, 0 failed" in done.get_data(True)
     assert during == [("BEGIN", True)]

@@ -21,7 +21,7 @@ from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
 from hrdfund.core.extensions import db
 from hrdfund.grants.models import Allocation, Grant
 from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction
-from tests.conftest import as_shown, login
+from tests.conftest import as_shown, signed_in
 
 S = ApplicationStatus
 
@@ -88,15 +88,9 @@ def _post(client, path, data):
     return as_shown(client, client.post(path, data=data))
 
 
-def _as(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
-
-
 def test_a_reviewer_takes_checks_and_recommends_through_the_forms(app, fund, staff):
     case = _case(fund, staff)
-    reviewer = _as(app, staff["reviewer"])
+    reviewer = signed_in(app, staff["reviewer"])
     page = reviewer.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Take this case" in page and "Medical pool" in page
     assert (
@@ -141,14 +135,14 @@ def test_a_reviewer_takes_checks_and_recommends_through_the_forms(app, fund, sta
     page = reviewer.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Check with a local partner" in page and "canary-NOTE" in page
     # The note and the assessment stay with staff.
-    applicant = _as(app, staff["applicant"])
+    applicant = signed_in(app, staff["applicant"])
     mine = applicant.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "canary-NOTE" not in mine and "Verified by two references" not in mine
 
 
 def test_a_reviewer_cannot_assign_someone_else_nor_approve(app, fund, staff):
     case = _case(fund, staff)
-    reviewer = _as(app, staff["reviewer"])
+    reviewer = signed_in(app, staff["reviewer"])
     assert (
         _post(
             reviewer, f"/applications/{case.uid}/assign", {"assign-reviewer": staff["m1"].id}
@@ -204,7 +198,7 @@ def test_two_managers_approve_above_the_threshold_with_two_pools(app, fund, staf
     """The first manager approves an amount and its split of pools; the second manager
     finds that split filled in, and confirming it as it is draws the money."""
     case = _recommended(fund, staff)
-    m1, m2 = _as(app, staff["m1"]), _as(app, staff["m2"])
+    m1, m2 = signed_in(app, staff["m1"]), signed_in(app, staff["m2"])
     page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Legal pool" in page and "does not fund this kind of support" in page
     assert "Approvals worth €5,000.00 or more need two managers" in page
@@ -234,7 +228,7 @@ def test_two_managers_approve_above_the_threshold_with_two_pools(app, fund, staf
     assert sorted(allocations) == sorted(
         [(staff["medical"].id, Decimal("4000.00")), (staff["general"].id, Decimal("1500.00"))]
     )
-    applicant = _as(app, staff["applicant"])
+    applicant = signed_in(app, staff["applicant"])
     mine = applicant.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "The fund approved €5,500.00" in mine and "part of what was asked" in mine
 
@@ -250,7 +244,7 @@ def test_two_managers_approve_above_the_threshold_with_two_pools(app, fund, staf
 def test_an_approval_that_breaks_a_rule_commits_nothing(app, fund, staff, draws, message):
     # Below the four-eyes threshold: this approval would commit the money at once.
     case = _recommended(fund, staff, amount="4900.00")
-    m1 = _as(app, staff["m1"])
+    m1 = signed_in(app, staff["m1"])
     response = _approve(m1, case, "4900.00", *[(staff[p], a) for p, a in draws])
     assert response.refused
     assert message in response.get_data(as_text=True)
@@ -267,7 +261,7 @@ def test_the_same_pool_on_three_lines_is_refused_by_name(app, fund, staff):
     db.session.execute(sa.update(Pool).where(Pool.id == capped.id).values(cap_per_grant=1500))
     db.session.commit()
     case = _recommended(fund, staff, amount="4500.00")
-    m1 = _as(app, staff["m1"])
+    m1 = signed_in(app, staff["m1"])
     page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "at most €1,500.00 for one grant" in page
     response = _approve(m1, case, "4500.00", *[(capped, "1500.00")] * 3)
@@ -308,7 +302,7 @@ def test_a_half_filled_or_forged_line_is_refused_not_dropped(
     }
     for key, value in data.items():
         form[key] = str(names.get(value, value))
-    response = _post(_as(app, staff["m1"]), f"/applications/{case.uid}/approve", form)
+    response = _post(signed_in(app, staff["m1"]), f"/applications/{case.uid}/approve", form)
     assert response.refused
     page = response.get_data(as_text=True)
     assert message in page and "Elsewhere" not in page
@@ -320,7 +314,7 @@ def test_a_half_filled_or_forged_line_is_refused_not_dropped(
 def test_a_pool_without_a_rate_says_so_in_one_plain_sentence(app, fund, staff, make_donor):
     _pool(fund, make_donor("Shilling donor"), "Shilling pool", currency="KES")
     case = _recommended(fund, staff, amount="500.00")
-    page = _as(app, staff["m1"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    page = signed_in(app, staff["m1"]).get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Does not fit: no exchange rate from EUR to KES is recorded." in page
     assert "No: No" not in page
 
@@ -331,7 +325,7 @@ def test_the_decision_form_names_the_threshold_in_its_own_currency(app, fund, st
     case = _recommended(fund, staff, amount="150000.00")
     case.currency = "KES"
     db.session.commit()
-    m1 = _as(app, staff["m1"])
+    m1 = signed_in(app, staff["m1"])
     page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Approvals worth €5,000.00 or more need two managers" in page
     assert "KES5,000.00" not in page
@@ -358,7 +352,7 @@ def test_the_recommender_may_not_approve(app, fund, staff):
     reviews.assign_reviewer(case, staff["m1"], staff["m1"])
     reviews.recommend(case, staff["m1"], "low", "approve", Decimal(100), "ok")
     db.session.commit()
-    response = _approve(_as(app, staff["m1"]), case, "100.00", (staff["general"], "100.00"))
+    response = _approve(signed_in(app, staff["m1"]), case, "100.00", (staff["general"], "100.00"))
     assert response.refused
     assert "recommended a case may not approve" in response.get_data(as_text=True)
 
@@ -377,7 +371,7 @@ def test_a_pool_in_another_currency_converts_at_the_recorded_rate(app, fund, sta
     )
     db.session.commit()
     case = _recommended(fund, staff, amount="1000.00")
-    response = _approve(_as(app, staff["m1"]), case, "1000.00", (usd, "1000.00"))
+    response = _approve(signed_in(app, staff["m1"]), case, "1000.00", (usd, "1000.00"))
     assert response.status_code == 302
     allocation = db.session.execute(sa.select(Allocation)).scalar_one()
     assert (allocation.amount, allocation.grant_amount) == (Decimal("1080.00"), Decimal("1000.00"))
@@ -386,7 +380,7 @@ def test_a_pool_in_another_currency_converts_at_the_recorded_rate(app, fund, sta
 
 def test_a_manager_rejects_and_the_applicant_reads_why(app, fund, staff):
     case = _recommended(fund, staff)
-    m1 = _as(app, staff["m1"])
+    m1 = signed_in(app, staff["m1"])
     empty = _post(m1, f"/applications/{case.uid}/reject", {"reject-reason": "  "})
     assert empty.refused and "Give the applicant a reason" in empty.get_data(as_text=True)
     assert (
@@ -397,13 +391,15 @@ def test_a_manager_rejects_and_the_applicant_reads_why(app, fund, staff):
         ).status_code
         == 302
     )
-    mine = _as(app, staff["applicant"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    mine = (
+        signed_in(app, staff["applicant"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    )
     assert "We only fund work linked to human rights." in mine
 
 
 def test_a_manager_asks_for_information_and_the_case_waits(app, fund, staff):
     case = _recommended(fund, staff)
-    m1 = _as(app, staff["m1"])
+    m1 = signed_in(app, staff["m1"])
     assert (
         _post(
             m1, f"/applications/{case.uid}/question", {"question-question": "Which hospital?"}
@@ -414,13 +410,15 @@ def test_a_manager_asks_for_information_and_the_case_waits(app, fund, staff):
     assert case.status == S.INFO_REQUESTED and case.clock_paused_at is not None
     outcomes = db.session.execute(sa.select(Decision.outcome)).scalars().all()
     assert [o.value for o in outcomes] == ["request_info"]
-    mine = _as(app, staff["applicant"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    mine = (
+        signed_in(app, staff["applicant"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    )
     assert "Which hospital?" in mine
 
 
 def test_declaring_a_conflict_takes_the_manager_off_the_case(app, fund, staff):
     case = _recommended(fund, staff)
-    m1 = _as(app, staff["m1"])
+    m1 = signed_in(app, staff["m1"])
     unticked = _post(m1, f"/applications/{case.uid}/conflict", {})
     assert unticked.refused and "Tick the box" in unticked.get_data(as_text=True)
     assert (
@@ -438,7 +436,7 @@ def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff)
     other_person = _case(fund, staff, name="Someone else")
     other_person.applicant_id = None
     db.session.commit()
-    reviewer = _as(app, staff["reviewer"])
+    reviewer = signed_in(app, staff["reviewer"])
     page = reviewer.get(f"/applications/{second.uid}").get_data(as_text=True)
     assert "Possible duplicate" in page and first.uid in page
     assert "Possible duplicate" not in reviewer.get(f"/applications/{other_person.uid}").get_data(
@@ -473,13 +471,15 @@ def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff)
 def test_a_rejected_case_of_the_same_defender_is_no_duplicate(app, fund, staff):
     _case(fund, staff, status=S.REJECTED)
     second = _case(fund, staff)
-    page = _as(app, staff["reviewer"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    page = (
+        signed_in(app, staff["reviewer"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    )
     assert "Possible duplicate" not in page
 
 
 def test_notes_are_audited_and_encrypted(app, fund, staff):
     case = _case(fund, staff)
-    reviewer = _as(app, staff["reviewer"])
+    reviewer = signed_in(app, staff["reviewer"])
     _post(
         reviewer,
         f"/applications/{case.uid}/notes",
@@ -492,7 +492,7 @@ def test_notes_are_audited_and_encrypted(app, fund, staff):
 
 def test_a_forged_pool_value_is_a_clear_refusal_not_an_error(app, fund, staff):
     case = _recommended(fund, staff, amount="100.00")
-    m1 = _as(app, staff["m1"])
+    m1 = signed_in(app, staff["m1"])
     response = _post(
         m1,
         f"/applications/{case.uid}/approve",
@@ -515,7 +515,11 @@ def test_a_duplicate_the_reader_stepped_away_from_is_not_listed(app, fund, staff
     second = _case(fund, staff)
     reviews.declare_conflict(first, staff["reviewer"])
     db.session.commit()
-    page = _as(app, staff["reviewer"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    page = (
+        signed_in(app, staff["reviewer"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    )
     assert first.uid not in page and "Possible duplicate" not in page
-    colleague = _as(app, staff["m1"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    colleague = (
+        signed_in(app, staff["m1"]).get(f"/applications/{second.uid}").get_data(as_text=True)
+    )
     assert first.uid in colleague

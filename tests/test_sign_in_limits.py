@@ -25,6 +25,8 @@ from tests.conftest import (
     GENERIC,
     LOCKED,
     PASSWORD,
+    count_rows,
+    form_errors,
     input_value,
     login,
     refused_page,
@@ -35,13 +37,6 @@ from tests.conftest import (
 from tests.test_models import _another_writer_gets_the_lock
 
 WRONG_CODE = "That code is not right or was already used."
-
-
-def _errors(response):
-    """The messages of the page's error summary."""
-    html = response.get_data(as_text=True)
-    summary = re.search(r'<div class="error-summary"[^>]*>(.*?)</div>', html, re.S)
-    return re.findall(r"<p>(.*?)</p>", summary.group(1)) if summary else []
 
 
 def _shown(client, response):
@@ -73,10 +68,6 @@ def _enrolled(app, make_user, role="manager"):
     return user, browser
 
 
-def _count(model):
-    return db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar()
-
-
 # -- second-factor failures ---------------------------------------------------------------
 
 
@@ -94,7 +85,7 @@ def test_failed_codes_count_until_a_full_sign_in_even_after_the_password_again(
         page = _shown(thief, thief.post(f"/login/{step}", data=wrong))
         assert "not right or was already used" in page.get_data(as_text=True), n
     again = _password(thief, user)
-    assert again.status_code == 200 and _errors(again) == [LOCKED]
+    assert again.status_code == 200 and form_errors(again) == [LOCKED]
     assert thief.get("/cases").location == "/login"
 
 
@@ -108,7 +99,7 @@ def test_codes_guessed_from_new_browsers_meet_the_limit_on_new_browsers(app, mak
         thief = app.test_client()
         assert _password(thief, user).location == "/login/code", n
         thief.post("/login/code", data={"code": _wrong_code(user)})
-    assert _errors(_password(app.test_client(), user)) == [LOCKED]
+    assert form_errors(_password(app.test_client(), user)) == [LOCKED]
     login(owner, user)
     assert owner.get("/cases").status_code == 200
 
@@ -137,12 +128,12 @@ def test_a_login_locks_and_answers_alike_with_or_without_an_account(client, make
         return _shown(client, client.post("/login", data={"login": name, "password": password}))
 
     for _ in range(4):
-        assert _errors(attempt("wrong password!")) == [GENERIC]
+        assert form_errors(attempt("wrong password!")) == [GENERIC]
     fifth = attempt("wrong password!")
-    assert _errors(fifth) == [GENERIC]
+    assert form_errors(fifth) == [GENERIC]
     sixth = attempt(PASSWORD)
-    assert _errors(sixth) == [LOCKED]
-    assert _count(SignInLimit) == 2  # this browser's counter and the new browsers' one
+    assert form_errors(sixth) == [LOCKED]
+    assert count_rows(SignInLimit) == 2  # this browser's counter and the new browsers' one
 
 
 def test_guessing_at_a_login_does_not_lock_its_owner_out(app, make_user):
@@ -153,11 +144,11 @@ def test_guessing_at_a_login_does_not_lock_its_owner_out(app, make_user):
     guesser = app.test_client()
     for _ in range(5):
         _password(guesser, user, "a guess at it 1")
-    assert _errors(_password(guesser, user)) == [LOCKED]
+    assert form_errors(_password(guesser, user)) == [LOCKED]
     for n in range(app.config["LOGIN_MAX_NEW_CLIENT_FAILURES"] - 5):
         _password(app.test_client(), user, f"another guess {n}")
     newcomer = app.test_client()
-    assert _errors(_password(newcomer, user)) == [LOCKED]
+    assert form_errors(_password(newcomer, user)) == [LOCKED]
     login(owner, user)
     assert owner.get("/cases").status_code == 200
 
@@ -167,7 +158,7 @@ def test_a_known_browser_keeps_its_own_limit(app, make_user):
     user, owner = _enrolled(app, make_user)
     for _ in range(5):
         _password(owner, user, "slipped again 1")
-    assert _errors(_password(owner, user)) == [LOCKED]
+    assert form_errors(_password(owner, user)) == [LOCKED]
 
 
 def test_locks_end_after_their_time(app, make_user):
@@ -175,7 +166,7 @@ def test_locks_end_after_their_time(app, make_user):
     for n in range(app.config["LOGIN_MAX_NEW_CLIENT_FAILURES"]):
         _password(app.test_client(), user, f"guess {n} of many")
     newcomer = app.test_client()
-    assert _errors(_password(newcomer, user)) == [LOCKED]
+    assert form_errors(_password(newcomer, user)) == [LOCKED]
     past = utcnow() - timedelta(minutes=app.config["LOGIN_LOCK_MINUTES"] + 1)
     db.session.execute(sa.update(SignInLimit).values(counting_since=past, locked_until=past))
     db.session.commit()
@@ -211,11 +202,11 @@ def test_expired_counters_are_deleted(app, client, make_user):
     """Counters that say nothing any more go as later attempts are made."""
     for n in range(3):
         client.post("/login", data={"login": f"someone-{n}", "password": "wrong password!"})
-    assert _count(SignInLimit) == 6  # three logins: this browser's and new browsers' each
+    assert count_rows(SignInLimit) == 6  # three logins: this browser's and new browsers' each
     db.session.execute(sa.update(SignInLimit).values(expires_at=utcnow() - timedelta(days=1)))
     db.session.commit()
     client.post("/login", data={"login": "someone-else", "password": "wrong password!"})
-    assert _count(SignInLimit) == 2
+    assert count_rows(SignInLimit) == 2
 
 
 def test_the_limit_on_new_browsers_is_not_below_the_limit_per_browser(app_config):
@@ -279,20 +270,20 @@ def test_a_forged_sign_up_is_refused_alike_whatever_login_it_names(app, make_use
                 pages.append(_without_suggestions(page))
         return pages
 
-    before, counters = _users(), _count(SignInLimit)
+    before, counters = _users(), count_rows(SignInLimit)
     pages = forged_pages(names, seals)
     assert not hashed, "a forged sign-up reached the hasher"
     assert len(set(pages)) == 1
-    assert _users() == before and _count(SignInLimit) == counters
+    assert _users() == before and count_rows(SignInLimit) == counters
     # A login made for another page, the seal of a third, or an account made at sign-up.
     _done, made = sign_up(app.test_client())
     other, third = (app.test_client().get("/register").get_data(as_text=True) for _ in "ab")
-    before, counters, hashed[:] = _users(), _count(SignInLimit), []
+    before, counters, hashed[:] = _users(), count_rows(SignInLimit), []
     pages += forged_pages([made], [*seals, input_value(other, "login_seal")])
     pages += forged_pages([input_value(other, "login")], [input_value(third, "login_seal")])
     assert not hashed and len(set(pages)) == 1
-    assert _users() == before and _count(SignInLimit) == counters
-    assert _errors(_forged(app.test_client(), made)) == [
+    assert _users() == before and count_rows(SignInLimit) == counters
+    assert form_errors(_forged(app.test_client(), made)) == [
         "Your login name is made for you by this page. Note the one shown below, then send"
         " the form again."
     ]
@@ -344,7 +335,7 @@ def test_a_refused_password_keeps_the_login_made_and_counts_nothing(client, monk
         refused = refused_page(client, refused, "/register")
         assert why in refused.get_data(as_text=True)
         assert _made(refused)[0] == login_name
-    assert _count(SignInLimit) == 0 and services.find_user(login_name) is None
+    assert count_rows(SignInLimit) == 0 and services.find_user(login_name) is None
 
 
 def test_a_login_taken_meanwhile_gets_another_and_the_page_says_so(app, client, make_user):
@@ -520,7 +511,7 @@ def test_a_sign_in_checked_against_a_password_changed_meanwhile_fails(app, make_
     monkeypatch.setattr(services, "password_matches", change_meanwhile)
     client = app.test_client()
     page = _password(client, user)
-    assert _errors(page) == [GENERIC]
+    assert form_errors(page) == [GENERIC]
     assert client.get("/my").location == "/login"
 
 
@@ -567,7 +558,7 @@ class _CountedHasher:
 def _audit_entries():
     from hrdfund.audit.models import AuditEvent
 
-    return _count(AuditEvent)
+    return count_rows(AuditEvent)
 
 
 def test_attempts_past_the_budget_are_answered_busy_with_nothing_hashed_or_counted(
@@ -592,8 +583,8 @@ def test_attempts_past_the_budget_are_answered_busy_with_nothing_hashed_or_count
         return client.post("/login", data={"login": f"someone-{n}", "password": "a guess at it"})
 
     first = app.test_client()
-    assert _errors(_shown(first, guess(0, first))) == [GENERIC]
-    hashed, counted, audited = len(seen), _count(SignInLimit), _audit_entries()
+    assert form_errors(_shown(first, guess(0, first))) == [GENERIC]
+    hashed, counted, audited = len(seen), count_rows(SignInLimit), _audit_entries()
     statements = []
 
     def sent(_conn, _cursor, statement, _parameters, _context, _many):
@@ -611,7 +602,7 @@ def test_attempts_past_the_budget_are_answered_busy_with_nothing_hashed_or_count
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "60"
         assert "Busy: please try again in a minute" in html and "Nothing you sent was kept" in html
         assert "<script" not in html
-    assert (len(seen), _count(SignInLimit), _audit_entries()) == (hashed, counted, audited)
+    assert (len(seen), count_rows(SignInLimit), _audit_entries()) == (hashed, counted, audited)
     writes = [s for s in statements if s[0].upper() in ("INSERT", "UPDATE", "DELETE")]
     locks = [s for s in statements if [w.upper() for w in s] == ["BEGIN", "IMMEDIATE"]]
     assert statements and not writes and not locks, "a busy answer wrote or took the lock"
@@ -652,7 +643,7 @@ def test_each_process_hashes_one_password_at_a_time(app, monkeypatch):
         # A plain test client: each request in its thread has its own contexts.
         client = FlaskClient(app)
         answer = client.post("/login", data={"login": f"someone-{n}", "password": "a guess at it"})
-        return answer.status_code, _errors(_shown(client, answer))
+        return answer.status_code, form_errors(_shown(client, answer))
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(guess, range(4)))
@@ -664,7 +655,7 @@ def test_an_attempt_whose_turn_does_not_come_is_answered_busy(app):
     """An attempt that waits longer than ``PASSWORD_CHECK_WAIT_SECONDS`` for its process's
     turn to hash is answered busy, counted nowhere; the next one is checked as usual."""
     app.config["PASSWORD_CHECK_WAIT_SECONDS"] = 0.2
-    counted = _count(SignInLimit)
+    counted = count_rows(SignInLimit)
     assert attempts._HASHING.acquire(timeout=5)
     try:
         started = time.monotonic()
@@ -672,10 +663,10 @@ def test_an_attempt_whose_turn_does_not_come_is_answered_busy(app):
         assert busy.status_code == 503 and time.monotonic() - started >= 0.2
     finally:
         attempts._HASHING.release()
-    assert _count(SignInLimit) == counted
+    assert count_rows(SignInLimit) == counted
     client = app.test_client()
     answer = client.post("/login", data={"login": "x1", "password": "a guess"})
-    assert _errors(_shown(client, answer)) == [GENERIC]
+    assert form_errors(_shown(client, answer)) == [GENERIC]
 
 
 def test_the_budget_is_at_least_one_check_a_minute(app_config):
