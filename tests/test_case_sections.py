@@ -24,9 +24,7 @@ from hrdfund.applications.models import (
 from hrdfund.applications.review_models import ConflictDeclaration
 from hrdfund.core.extensions import db
 from hrdfund.grants.services import approve_with_recorded_rates
-from tests.conftest import login
-
-from .money_world import MoneyWorld, pay
+from tests.conftest import MoneyWorld, login, pay
 
 #: One canary per part of a case, grouped by the section of docs/security.md's table.
 CANARIES = {

@@ -14,9 +14,7 @@ from hrdfund.core.extensions import db
 from hrdfund.pools import services as pools
 from hrdfund.reports.data import build_report
 from hrdfund.reports.periods import parse_period
-from tests.conftest import PASSWORD, login
-
-from .money_world import MoneyWorld
+from tests.conftest import PASSWORD, MoneyWorld, login
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ from hrdfund.applications.review_services import declare_conflict
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.grants.plans import months_after
-from tests.conftest import login, refused_page
-
-from .money_world import MoneyWorld, pay
+from tests.conftest import MoneyWorld, login, pay, refused_page
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from hrdfund.applications.models import Consent, ConsentKind
 from hrdfund.audit.models import AuditEvent
 from hrdfund.core.extensions import db
 from hrdfund.reports.data import shared_with
-from tests.conftest import login
-
-from .money_world import MoneyWorld
+from tests.conftest import MoneyWorld, login
 
 
 def test_the_applicant_withdraws_consent_to_show_the_case_to_donors(

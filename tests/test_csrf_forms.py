@@ -14,10 +14,8 @@ from werkzeug.datastructures import MultiDict
 from hrdfund.applications.models import Reference
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import PageForm
-from tests.conftest import login
+from tests.conftest import MoneyWorld, login, pay
 from tests.live import page_forms
-
-from .money_world import MoneyWorld, pay
 
 #: The heading of the page a request refused for its CSRF token gets.
 REFUSED = "Something in the request was not right"

@@ -24,8 +24,6 @@ from hrdfund.grants.services import approve_with_recorded_rates
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution, Pool, PoolRestriction
 
-from .money_world import MoneyWorld
-
 
 @pytest.fixture
 def world(app, fund, make_donor, make_user):
@@ -298,35 +296,32 @@ def test_the_first_approval_is_checked_like_the_second(app, world):
     ]
 
 
-@pytest.fixture
-def money(fund, make_user, make_donor):
-    return MoneyWorld(fund, make_user, make_donor)
-
-
-def test_the_four_eyes_threshold_is_read_in_the_reporting_currency(money):
+def test_the_four_eyes_threshold_is_read_in_the_reporting_currency(money_world):
     """5,000 euros, compared after conversion at the recorded rate: 5,400 dollars (4,909
     euros) need one manager, 5,500 dollars (5,000 euros) need two."""
-    below = money.recommended(currency="USD")
+    below = money_world.recommended(currency="USD")
     grant = approve_with_recorded_rates(
-        below, money.m1, Decimal(5400), [(money.usd.id, Decimal(5400))]
+        below, money_world.m1, Decimal(5400), [(money_world.usd.id, Decimal(5400))]
     )
     db.session.commit()
     assert grant is not None and below.status == ApplicationStatus.APPROVED
-    at = money.recommended(currency="USD")
+    at = money_world.recommended(currency="USD")
     first = approve_with_recorded_rates(
-        at, money.m1, Decimal(5500), [(money.usd.id, Decimal(5500))]
+        at, money_world.m1, Decimal(5500), [(money_world.usd.id, Decimal(5500))]
     )
     db.session.commit()
     assert first is None and at.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
-    assert services.in_reporting_currency(money.fund.id, Decimal(5500), "USD") == Decimal("5000.00")
+    assert services.in_reporting_currency(money_world.fund.id, Decimal(5500), "USD") == Decimal(
+        "5000.00"
+    )
 
 
-def test_a_grant_in_shillings_is_not_weighed_in_shillings(money):
+def test_a_grant_in_shillings_is_not_weighed_in_shillings(money_world):
     """150,000 shillings from a shilling pool are about 1,000 euros: one manager approves,
     once a rate says so; without a rate the approval is refused in words, nothing recorded."""
-    kes = pools.create_pool(money.donor, money.m1, "Shillings", "KES")
-    pools.record_contribution(kes, money.m1, Decimal(1_000_000), "KES", date(2026, 1, 2))
-    case = money.recommended(currency="KES")
+    kes = pools.create_pool(money_world.donor, money_world.m1, "Shillings", "KES")
+    pools.record_contribution(kes, money_world.m1, Decimal(1_000_000), "KES", date(2026, 1, 2))
+    case = money_world.recommended(currency="KES")
     db.session.commit()
     draws = [(kes.id, Decimal(150000))]
     with pytest.raises(
@@ -334,26 +329,34 @@ def test_a_grant_in_shillings_is_not_weighed_in_shillings(money):
         match="No usable exchange rate from KES to EUR is recorded, so this approval cannot "
         "be weighed against the four-eyes threshold of 5000 EUR",
     ):
-        approve_with_recorded_rates(case, money.m1, Decimal(150000), draws)
+        approve_with_recorded_rates(case, money_world.m1, Decimal(150000), draws)
     db.session.rollback()
     assert case.status == ApplicationStatus.RECOMMENDED
     assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0
     entry = pools.record_rate(
-        money.fund.id, money.finance, date(2026, 1, 1), "EUR", "KES", Decimal(143), "CBK"
+        money_world.fund.id,
+        money_world.finance,
+        date(2026, 1, 1),
+        "EUR",
+        "KES",
+        Decimal(143),
+        "CBK",
     )
-    pools.confirm_rate(entry, money.m2)  # the first rate of a pair counts once confirmed
+    pools.confirm_rate(entry, money_world.m2)  # the first rate of a pair counts once confirmed
     db.session.commit()
-    grant = approve_with_recorded_rates(case, money.m1, Decimal(150000), draws)
+    grant = approve_with_recorded_rates(case, money_world.m1, Decimal(150000), draws)
     db.session.commit()
     assert grant is not None and case.status == ApplicationStatus.APPROVED
 
 
-def test_the_reporting_currency_is_a_setting(app, money):
+def test_the_reporting_currency_is_a_setting(app, money_world):
     """Read in dollars, 5,000 is reached by 4,600 euros (5,060 dollars)."""
     app.config["REPORTING_CURRENCY"] = "USD"
-    case = money.recommended()
+    case = money_world.recommended()
     assert (
-        approve_with_recorded_rates(case, money.m1, Decimal(4600), [(money.eur.id, Decimal(4600))])
+        approve_with_recorded_rates(
+            case, money_world.m1, Decimal(4600), [(money_world.eur.id, Decimal(4600))]
+        )
         is None
     )
 

@@ -478,12 +478,11 @@ def test_a_pdf_of_too_many_values_is_refused(client, case_uid, monkeypatch):
 
 
 @pytest.fixture
-def finance_case(app, fund, make_user, make_donor):
+def finance_case(app, money_world):
     """A case with a grant to pay, and finance signed in: (client, case code, form data)."""
-    from tests.money_world import MoneyWorld
     from tests.test_money_views import payment_data
 
-    world = MoneyWorld(fund, make_user, make_donor)
+    world = money_world
     grant = world.grant("2000", pool=world.usd)
     world.plan(grant, count=2)
     finance = app.test_client()

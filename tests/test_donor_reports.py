@@ -24,10 +24,9 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import PeriodError, parse_period
-from tests.conftest import signed_in
+from tests.conftest import MoneyWorld, pay, signed_in
 
 from .clock import Clock
-from .money_world import MoneyWorld, pay
 
 #: The quarter the world's grants were paid in: ended, so its reports say who was paid.
 QUARTER = "2026-Q1"

@@ -17,9 +17,7 @@ from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.grants import services as grants
 from hrdfund.pools import services as pools
-from tests.conftest import login
-
-from .money_world import MoneyWorld, pay
+from tests.conftest import MoneyWorld, login, pay
 
 _AMOUNT = re.compile(r"(-?)[^\d\s-]{0,4}?([\d,]+\.\d{2})")
 

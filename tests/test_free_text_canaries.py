@@ -11,7 +11,6 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from hrdfund.applications.models import Application, Reference
@@ -22,8 +21,6 @@ from hrdfund.grants.models import Grant
 from hrdfund.pools.models import Contribution
 from tests.conftest import PG_URL, missing_infrastructure, signed_in
 from tests.test_canaries import CANARIES as APPLICATION_CANARIES
-
-from .money_world import MoneyWorld
 
 #: One canary per free-text field, each a string found nowhere else.
 CANARIES = {
@@ -48,11 +45,6 @@ CANARIES = {
     "rejection": "canary-rejection-reason-7319",
     **{f"application-{k}": v for k, v in APPLICATION_CANARIES.items()},
 }
-
-
-@pytest.fixture
-def world(fund, make_user, make_donor):
-    return MoneyWorld(fund, make_user, make_donor)
 
 
 def _sent(response):
@@ -98,15 +90,15 @@ def _payment(grant, instalment, **fields):
     }
 
 
-def _journey(app, world):
+def _journey(app, money_world):
     """Apply, review with notes, question and answer, recommend, other funders, approve,
     plan, pay in two currencies, reverse, reconcile, report, close, a contribution and its
     reversal, a rate, and a rejection: every free text typed through its form."""
     today = utcnow().date()
     C = CANARIES
-    reviewer = world.make_user("reviewer", display_name=C["display_name"])
-    applicant, staff = signed_in(app, world.applicant), signed_in(app, reviewer)
-    manager, finance = signed_in(app, world.m1), signed_in(app, world.finance)
+    reviewer = money_world.make_user("reviewer", display_name=C["display_name"])
+    applicant, staff = signed_in(app, money_world.applicant), signed_in(app, reviewer)
+    manager, finance = signed_in(app, money_world.m1), signed_in(app, money_world.finance)
     uid = _apply(applicant)
     case = f"/applications/{uid}"
     application = db.session.scalars(sa.select(Application).where(Application.uid == uid)).one()
@@ -150,7 +142,7 @@ def _journey(app, world):
             f"{case}/approve",
             data={
                 "approve-amount": "1000.00",
-                "approve-draws-0-pool": str(world.eur.id),
+                "approve-draws-0-pool": str(money_world.eur.id),
                 "approve-draws-0-amount": "1000.00",
             },
         )
@@ -207,7 +199,7 @@ def _journey(app, world):
     )
     _sent(manager.post(f"{case}/close", data={"close-reason": C["close"]}))
 
-    pool = f"/pools/{world.eur.uid}"
+    pool = f"/pools/{money_world.eur.uid}"
     _sent(
         manager.post(
             f"{pool}/contributions",
@@ -238,7 +230,7 @@ def _journey(app, world):
             },
         )
     )
-    refused = world.recommended()
+    refused = money_world.recommended()
     db.session.commit()
     _sent(
         manager.post(f"/applications/{refused.uid}/reject", data={"reject-reason": C["rejection"]})
@@ -289,11 +281,11 @@ def _pg_dump():
     return done.stdout
 
 
-def test_no_free_text_reaches_the_database_in_clear(app, backend, world):
-    seen = _journey(app, world)
+def test_no_free_text_reaches_the_database_in_clear(app, backend, money_world):
+    seen = _journey(app, money_world)
     db.session.commit()
     raw = _sqlite_bytes() if backend == "sqlite" else _pg_dump()
-    assert world.finance.login.encode() in raw, "the scan does see what is stored in clear"
+    assert money_world.finance.login.encode() in raw, "the scan does see what is stored in clear"
     found = [name for name, canary in CANARIES.items() if canary.encode() in raw]
     assert found == [], f"in clear in the database: {found}"
 
@@ -310,7 +302,7 @@ def test_no_free_text_reaches_the_database_in_clear(app, backend, world):
     assert C["reversal"] in paying
     assert C["reference_eur"] in page(seen["finance"], "/payments")
     assert C["table_source"] in page(seen["finance"], "/rates")
-    pool = page(seen["manager"], f"/pools/{world.eur.uid}")
+    pool = page(seen["manager"], f"/pools/{money_world.eur.uid}")
     for name in ("contribution_reference", "contribution_reversal", "close", "reference_usd"):
         assert C[name] in pool, name
     reviewing = page(seen["staff"], seen["case"])
@@ -320,11 +312,11 @@ def test_no_free_text_reaches_the_database_in_clear(app, backend, world):
     assert C["rejection"] in page(seen["applicant"], seen["refused"])
 
     # Donors read none of it, on their page or in their reports.
-    donor = signed_in(app, world.make_user("donor", donor_id=world.donor.id))
+    donor = signed_in(app, money_world.make_user("donor", donor_id=money_world.donor.id))
     outputs = page(donor, "/donor")
     year = utcnow().date().year
     for kind in ("csv", "pdf"):
-        report = donor.get(f"/donor/pools/{world.eur.uid}/report?period={year}&format={kind}")
+        report = donor.get(f"/donor/pools/{money_world.eur.uid}/report?period={year}&format={kind}")
         assert report.status_code == 200
         outputs += report.get_data().decode("latin-1")
     assert [name for name, canary in CANARIES.items() if canary in outputs] == []

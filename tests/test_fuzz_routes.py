@@ -28,7 +28,7 @@ from hrdfund.core.extensions import db
 from hrdfund.core.money import MAX_AMOUNT, MAX_RATE
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor
-from tests.money_world import MoneyWorld, pay
+from tests.conftest import MoneyWorld, pay
 
 #: Values no form offers, by what the field takes: numbers out of range or not numbers,
 #: impossible dates, and text of every kind.

@@ -18,9 +18,16 @@ from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, HoldStatus
-from tests.conftest import audit_actions, count_rows, edit_behind_the_app, refused_page, signed_in
-
-from .money_world import MoneyWorld, confirm, pay
+from tests.conftest import (
+    MoneyWorld,
+    audit_actions,
+    confirm,
+    count_rows,
+    edit_behind_the_app,
+    pay,
+    refused_page,
+    signed_in,
+)
 
 
 @pytest.fixture

@@ -41,13 +41,14 @@ from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool
 from tests.conftest import (
     PASSWORD,
+    MoneyWorld,
     RequestIsolatedClient,
     make_config,
     missing_infrastructure,
+    pay,
     totp_code,
 )
 from tests.live import page_forms
-from tests.money_world import MoneyWorld, pay
 from tests.pdfs import PDF
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

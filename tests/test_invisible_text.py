@@ -3,7 +3,6 @@ right-to-left override, a reference with zero-width spaces, a payment reference 
 hidden word in tag characters. Every field that takes text drops those characters; the
 joiners and marks that Persian, Arabic and Indic writing needs stay."""
 
-import pytest
 import sqlalchemy as sa
 import wtforms
 from flask_wtf import FlaskForm
@@ -15,8 +14,6 @@ from hrdfund.applications.models import Application, Category
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import INVISIBLE, strip_invisible
 from tests.conftest import login
-
-from .money_world import MoneyWorld
 
 #: A right-to-left override that makes "exe.gnp" read "png.exe", a zero-width space, a
 #: word joiner, a byte-order mark, an isolate, "hi" written in tag characters, a soft
@@ -140,28 +137,23 @@ def test_staff_read_names_and_references_as_they_are_written(app, client, make_u
     assert not INVISIBLE.search(page) and KEPT in page
 
 
-@pytest.fixture
-def world(fund, make_user, make_donor):
-    return MoneyWorld(fund, make_user, make_donor)
-
-
-def test_a_payment_reference_and_a_note_lose_them_too(app, world):
+def test_a_payment_reference_and_a_note_lose_them_too(app, money_world):
     """Finance's references and staff notes go through the same fields."""
     from hrdfund.applications.review_models import CaseNote
     from hrdfund.disbursements.models import Disbursement
 
     from .test_money_views import payment_data
 
-    grant = world.grant("3000")
-    world.plan(grant)
+    grant = money_world.grant("3000")
+    money_world.plan(grant)
     finance = app.test_client()
-    login(finance, world.finance)
+    login(finance, money_world.finance)
     finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-reference": f"TRF{HIDDEN}-1", "pay-fee": "0"}),
     )
     client = app.test_client()
-    login(client, world.m1)
+    login(client, money_world.m1)
     client.post(
         f"/applications/{grant.application.uid}/notes",
         data={"note-kind": "note", "note-body": f"Called{HIDDEN} the partner"},

@@ -10,9 +10,7 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
 from hrdfund.pools import services as pools
-from tests.conftest import login
-
-from .money_world import MoneyWorld, pay
+from tests.conftest import MoneyWorld, login, pay
 
 #: Payments as they are recorded, one after the other: (reference, amount, paid on).
 RECORDED = [

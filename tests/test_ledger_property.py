@@ -27,8 +27,7 @@ from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
 from hrdfund.grants.services import DecisionError, approve_with_recorded_rates, reverse_contribution
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution, Donor, Pool
-
-from .money_world import EUR_USD, USD_KES, MoneyWorld
+from tests.conftest import EUR_USD, USD_KES, MoneyWorld
 
 #: What `Sequence.attempt` returns for a step the rules refused.
 REFUSED = object()

@@ -145,8 +145,7 @@ def _money_world():
     from hrdfund.grants.services import reverse_contribution
     from hrdfund.pools.models import Donor
     from hrdfund.pools.services import record_contribution
-    from tests.conftest import PASSWORD
-    from tests.money_world import MoneyWorld, pay
+    from tests.conftest import PASSWORD, MoneyWorld, pay
 
     fund = Fund(name="A fund before the upgrade")
     db.session.add(fund)

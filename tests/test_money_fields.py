@@ -28,9 +28,8 @@ from hrdfund.core.extensions import db
 from hrdfund.core.fields import MoneyField, RateField
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution
-from tests.conftest import login, refused_page
+from tests.conftest import MoneyWorld, login, pay, refused_page
 
-from .money_world import MoneyWorld, pay
 from .test_money_views import payment_data
 
 #: What people and attackers type into an amount or a rate: each must be refused, with

@@ -18,17 +18,10 @@ from hrdfund.disbursements.models import Disbursement
 from hrdfund.grants.models import Allocation
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
-from tests.conftest import refused_page, signed_in
+from tests.conftest import pay, refused_page, signed_in
 from tests.pdfs import PDF
 
-from .money_world import MoneyWorld, pay
-
 CANARY = "PAYEE-CANARY-7Q4Z IBAN XX00"
-
-
-@pytest.fixture
-def world(fund, make_user, make_donor):
-    return MoneyWorld(fund, make_user, make_donor)
 
 
 def payment_data(grant, **changes):
@@ -52,10 +45,10 @@ def payment_data(grant, **changes):
     return data
 
 
-def test_finance_pays_with_proof_and_a_double_submission_records_one(app, world):
-    grant = world.grant("2000", pool=world.usd)
-    world.plan(grant, count=2)
-    finance = signed_in(app, world.finance)
+def test_finance_pays_with_proof_and_a_double_submission_records_one(app, money_world):
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, count=2)
+    finance = signed_in(app, money_world.finance)
     case_url = f"/applications/{grant.application.uid}"
     page = finance.get(case_url).get_data(as_text=True)
     assert "Record a payment" in page
@@ -71,14 +64,14 @@ def test_finance_pays_with_proof_and_a_double_submission_records_one(app, world)
     assert proof.status_code == 200 and PdfReader(io.BytesIO(proof.data)).pages
     page = finance.get(case_url).get_data(as_text=True)
     assert CANARY in page and "PAY-0001" in page
-    manager = signed_in(app, world.m1)
+    manager = signed_in(app, money_world.m1)
     assert manager.get(f"/payments/{payments[0].uid}/proof").status_code == 403
     assert CANARY not in manager.get(case_url).get_data(as_text=True)
 
 
-def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, world):
-    grant = world.grant("1000")
-    finance = signed_in(app, world.finance)
+def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, money_world):
+    grant = money_world.grant("1000")
+    finance = signed_in(app, money_world.finance)
     response = finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-amount_paid": "1500.00"}),
@@ -90,9 +83,9 @@ def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, world):
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
 
 
-def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, world):
-    grant = world.grant("1000")
-    finance = signed_in(app, world.finance)
+def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, money_world):
+    grant = money_world.grant("1000")
+    finance = signed_in(app, money_world.finance)
     response = finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-idempotency_key": "k" * 65}),
@@ -103,9 +96,9 @@ def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, world):
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
 
 
-def test_finance_reverses_a_bounced_payment_from_the_case_page(app, world):
-    grant = world.grant("1000")
-    finance = signed_in(app, world.finance)
+def test_finance_reverses_a_bounced_payment_from_the_case_page(app, money_world):
+    grant = money_world.grant("1000")
+    finance = signed_in(app, money_world.finance)
     url = f"/applications/{grant.application.uid}"
     finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
     payment = db.session.execute(sa.select(Disbursement)).scalar_one()
@@ -121,9 +114,9 @@ def test_finance_reverses_a_bounced_payment_from_the_case_page(app, world):
     assert "Reversal: bounced" in page
 
 
-def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, world):
-    grant = world.grant("900")
-    manager = signed_in(app, world.m2)
+def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):
+    grant = money_world.grant("900")
+    manager = signed_in(app, money_world.m2)
     url = f"/applications/{grant.application.uid}"
     bad = manager.post(f"{url}/plan", data={"plan-kind": "stipend", "plan-count": "3"})
     bad = refused_page(manager, bad, f"{url}#plan")
@@ -135,28 +128,28 @@ def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app,
     assert ok.status_code == 302
     page = manager.get(url).get_data(as_text=True)
     assert "Monthly stipend from 2026-12-01 to 2027-02-01" in page
-    before = pool_figures([world.eur.id])[world.eur.id]["available"]
+    before = pool_figures([money_world.eur.id])[money_world.eur.id]["available"]
     closed = manager.post(f"{url}/close", data={"close-reason": "safe at home"})
     assert closed.status_code == 302
-    assert pool_figures([world.eur.id])[world.eur.id]["available"] == before + 900
+    assert pool_figures([money_world.eur.id])[money_world.eur.id]["available"] == before + 900
 
 
-def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, world):
-    grant = world.grant("1000")
-    finance = signed_in(app, world.finance)
+def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, money_world):
+    grant = money_world.grant("1000")
+    finance = signed_in(app, money_world.finance)
     finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-amount_paid": "400", "pay-fee": "3"}),
     )
-    manager = signed_in(app, world.m1)
+    manager = signed_in(app, money_world.m1)
     bad = manager.post(
-        f"/pools/{world.eur.uid}/contributions",
+        f"/pools/{money_world.eur.uid}/contributions",
         data={"contribution-amount": "-5", "contribution-currency": "EUR"},
     )
-    bad = refused_page(manager, bad, f"/pools/{world.eur.uid}#contributions")
+    bad = refused_page(manager, bad, f"/pools/{money_world.eur.uid}#contributions")
     assert 'value="-5"' in bad.get_data(as_text=True)
     manager.post(
-        f"/pools/{world.eur.uid}/contributions",
+        f"/pools/{money_world.eur.uid}/contributions",
         data={
             "contribution-amount": "1000",
             "contribution-currency": "USD",
@@ -164,15 +157,15 @@ def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, world):
             "contribution-reference": "Letter Q1",
         },
     )
-    page = manager.get(f"/pools/{world.eur.uid}").get_data(as_text=True)
-    fig = pool_figures([world.eur.id])[world.eur.id]
+    page = manager.get(f"/pools/{money_world.eur.uid}").get_data(as_text=True)
+    fig = pool_figures([money_world.eur.id])[money_world.eur.id]
     for key in ("received", "committed", "disbursed", "fees", "available"):
         assert format_money(fig[key], "EUR") in page, key
     assert fig["received"] == Decimal("20909.09")  # 1,000 USD at 1 / 1.10
     assert "Letter Q1" in page and grant.application.uid in page
     assert CANARY not in page
-    other_fund_page = signed_in(app, world.make_user("manager", fund_id=_other_fund().id))
-    assert other_fund_page.get(f"/pools/{world.eur.uid}").status_code == 404
+    other_fund_page = signed_in(app, money_world.make_user("manager", fund_id=_other_fund().id))
+    assert other_fund_page.get(f"/pools/{money_world.eur.uid}").status_code == 404
 
 
 def _other_fund():
@@ -184,8 +177,8 @@ def _other_fund():
     return fund
 
 
-def test_finance_keeps_the_rate_table(app, world):
-    finance = signed_in(app, world.finance)
+def test_finance_keeps_the_rate_table(app, money_world):
+    finance = signed_in(app, money_world.finance)
     response = finance.post(
         "/rates",
         data={
@@ -198,14 +191,14 @@ def test_finance_keeps_the_rate_table(app, world):
     )
     assert response.status_code == 302
     assert "Central bank" in finance.get("/rates").get_data(as_text=True)
-    reviewer = signed_in(app, world.reviewer)
+    reviewer = signed_in(app, money_world.reviewer)
     assert reviewer.get("/rates").status_code == 403
 
 
-def test_the_rate_table_refuses_a_rate_out_of_range(app, world):
+def test_the_rate_table_refuses_a_rate_out_of_range(app, money_world):
     """1e40, 1e30, Infinity or a rate below 0.000001 was stored, and then every page that
     converted with it failed: the table now takes rates from 0.000001 to 1,000,000."""
-    finance = signed_in(app, world.finance)
+    finance = signed_in(app, money_world.finance)
     for value in ("1e40", "1e30", "Infinity", "-0", "0", "0.0000001", "1000000.01", "sNaN"):
         response = finance.post(
             "/rates",
@@ -223,7 +216,13 @@ def test_the_rate_table_refuses_a_rate_out_of_range(app, world):
 
     with pytest.raises(PoolError, match="between 0.000001 and 1,000,000"):
         pools.record_rate(
-            world.fund.id, world.finance, date(2026, 4, 1), "EUR", "KES", Decimal("1E+40"), "x"
+            money_world.fund.id,
+            money_world.finance,
+            date(2026, 4, 1),
+            "EUR",
+            "KES",
+            Decimal("1E+40"),
+            "x",
         )
     assert db.session.execute(sa.select(sa.func.count(ExchangeRate.id))).scalar() == 2
 
@@ -235,24 +234,30 @@ BEHIND = {"sqlite": ("1e40",), "postgresql": ("NaN", "9999999999.99999999")}
 
 @pytest.mark.parametrize("stored_as", ["EUR/USD", "USD/EUR"])
 def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
-    app, world, backend, runner, stored_as
+    app, money_world, backend, runner, stored_as
 ):
     """A rate the table took before its range held, or one written into the database,
     made every case page converting with it fail for staff. Now each page that converts
     says there is no usable rate, whichever way round the rate is stored; nothing is
     committed or paid at it, and the rest of the fund works on."""
-    eur_case = world.recommended("Defender Euro")
+    eur_case = money_world.recommended("Defender Euro")
     eur_case.amount_requested = Decimal("1000.00")  # what the pools are measured against
-    grant = world.grant("1000", name="Defender Paid")
+    grant = money_world.grant("1000", name="Defender Paid")
     db.session.commit()
     base, quote = stored_as.split("/")
-    manager, finance = signed_in(app, world.m1), signed_in(app, world.finance)
+    manager, finance = signed_in(app, money_world.m1), signed_in(app, money_world.finance)
     for n, value in enumerate(BEHIND[backend], start=2):
         # A rate recorded as the table records one, then changed in the database.
         entry = pools.record_rate(
-            world.fund.id, world.finance, date(2026, 1, n), base, quote, Decimal("2"), "Bank"
+            money_world.fund.id,
+            money_world.finance,
+            date(2026, 1, n),
+            base,
+            quote,
+            Decimal("2"),
+            "Bank",
         )
-        pools.confirm_rate(entry, world.m2)  # a move that large counts once confirmed
+        pools.confirm_rate(entry, money_world.m2)  # a move that large counts once confirmed
         db.session.commit()
         db.session.execute(
             sa.text("UPDATE exchange_rates SET rate = :rate WHERE id = :id"),
@@ -267,14 +272,14 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
             f"/applications/{eur_case.uid}/approve",
             data={
                 "approve-amount": "1000",
-                "approve-draws-0-pool": str(world.usd.id),
+                "approve-draws-0-pool": str(money_world.usd.id),
                 "approve-draws-0-amount": "1000",
             },
         )
         approve = refused_page(manager, approve, f"/applications/{eur_case.uid}#approve")
         assert "No usable exchange rate" in approve.get_data(as_text=True)
         contribution = manager.post(
-            f"/pools/{world.usd.uid}/contributions",
+            f"/pools/{money_world.usd.uid}/contributions",
             data={
                 "contribution-amount": "1000",
                 "contribution-currency": "EUR",
@@ -293,17 +298,17 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
             (manager, "/cases"),
             (manager, "/cases?sort=amount"),
             (manager, "/pools"),
-            (manager, f"/pools/{world.eur.uid}"),
-            (manager, f"/pools/{world.usd.uid}"),
+            (manager, f"/pools/{money_world.eur.uid}"),
+            (manager, f"/pools/{money_world.usd.uid}"),
             (manager, f"/applications/{grant.application.uid}"),
             (manager, "/coverage"),
             (manager, "/reports/internal"),
-            (manager, f"/pools/{world.usd.uid}/report?period=2026"),
+            (manager, f"/pools/{money_world.usd.uid}/report?period=2026"),
             (finance, f"/applications/{grant.application.uid}"),
             (finance, "/rates"),
             (finance, "/payments"),
             (finance, "/follow-up"),
-            (signed_in(app, world.reviewer), f"/applications/{eur_case.uid}"),
+            (signed_in(app, money_world.reviewer), f"/applications/{eur_case.uid}"),
         ):
             assert client.get(url).status_code == 200, (url, value)
     assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 1
@@ -318,12 +323,12 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
         {"pay-rate_source": "Bank statement", "pay-rate_reason": "The bank's own rate"},
     ],
 )
-def test_a_rate_source_or_reason_without_a_rate_is_refused_not_dropped(app, world, typed):
+def test_a_rate_source_or_reason_without_a_rate_is_refused_not_dropped(app, money_world, typed):
     """With the rate box left empty, a source or reason typed beside it was dropped
     without a word (the table's rate was used): now the form says to enter the rate or
     leave them empty, and records nothing. The service refuses it too."""
-    grant = world.grant("1000")
-    finance = signed_in(app, world.finance)
+    grant = money_world.grant("1000")
+    finance = signed_in(app, money_world.finance)
     url = f"/applications/{grant.application.uid}/payments"
     for currency in ("USD", "EUR"):
         data = payment_data(grant, **{"pay-currency_paid": currency, "pay-rate": "", **typed})
@@ -335,14 +340,16 @@ def test_a_rate_source_or_reason_without_a_rate_is_refused_not_dropped(app, worl
     from hrdfund.disbursements.services import PaymentError
 
     with pytest.raises(PaymentError, match="without a rate"):
-        pay(world, grant, "100", currency="USD", instalment=None, rate_source="Bank statement")
+        pay(
+            money_world, grant, "100", currency="USD", instalment=None, rate_source="Bank statement"
+        )
 
 
-def test_a_rate_typed_for_a_payment_in_the_pool_currency_is_refused_not_dropped(app, world):
+def test_a_rate_typed_for_a_payment_in_the_pool_currency_is_refused_not_dropped(app, money_world):
     """A payment in the pool's own currency converts at 1: a rate typed for it was
     dropped without a word; now the form says so."""
-    grant = world.grant("1000")
-    finance = signed_in(app, world.finance)
+    grant = money_world.grant("1000")
+    finance = signed_in(app, money_world.finance)
     response = finance.post(
         f"/applications/{grant.application.uid}/payments",
         data=payment_data(grant, **{"pay-rate": "1.2", "pay-rate_source": "Bank statement"}),

@@ -9,10 +9,8 @@ from pypdf import PdfReader
 
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Disbursement
-from tests.conftest import login
+from tests.conftest import MoneyWorld, login
 from tests.pdfs import make_pdf
-
-from .money_world import MoneyWorld
 
 CANARY = "CANARY-PAYEE-93XK"
 PROOF = make_pdf("Paid to CANARY-PAYEE-93XK")

@@ -23,27 +23,21 @@ from hrdfund.grants.services import (
     reverse_contribution,
 )
 from hrdfund.pools import services as pools
-
-from .money_world import EUR_USD, MoneyWorld, confirm, pay
-
-
-@pytest.fixture
-def world(fund, make_user, make_donor):
-    return MoneyWorld(fund, make_user, make_donor)
+from tests.conftest import EUR_USD, confirm, pay
 
 
-def test_a_payment_in_another_currency_freezes_the_rate_and_keeps_the_fee_apart(world):
+def test_a_payment_in_another_currency_freezes_the_rate_and_keeps_the_fee_apart(money_world):
     """A EUR relocation grant from the USD pool paid in EUR with a fee: the pool pays the
     EUR at the table's rate, the fee is its own entry, and the pool page adds up."""
-    grant = world.grant("2000", pool=world.usd)
-    world.plan(grant, count=2)
-    payment = pay(world, grant, "1000", fee=Decimal("12.50"))
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, count=2)
+    payment = pay(money_world, grant, "1000", fee=Decimal("12.50"))
     assert payment.amount == Decimal("1100.00")  # USD, at the table's 1.10
     assert payment.fx_rate == EUR_USD and payment.rate_source == "ECB"
-    assert payment.rate_set_by_id == world.finance.id
+    assert payment.rate_set_by_id == money_world.finance.id
     assert payment.fee_amount == Decimal("12.50") and payment.exchange_difference == 0
     assert payment.payee_details == "IBAN DE00 1234"
-    fig = pool_figures([world.usd.id])[world.usd.id]
+    fig = pool_figures([money_world.usd.id])[money_world.usd.id]
     assert fig["disbursed"] == Decimal("1100.00") and fig["fees"] == Decimal("12.50")
     assert fig["committed"] == Decimal("2200.00")
     assert fig["available"] == Decimal("30000") - Decimal("2200.00") - Decimal("12.50")
@@ -51,32 +45,32 @@ def test_a_payment_in_another_currency_freezes_the_rate_and_keeps_the_fee_apart(
     assert check_ledger() == []
 
 
-def test_a_rate_that_moved_since_approval_is_an_exchange_difference(world):
+def test_a_rate_that_moved_since_approval_is_an_exchange_difference(money_world):
     """Paid in the grant's currency at a later, dearer rate: the commitment share is priced
     at the approval's rate and the extra cost is an exchange difference of its own."""
-    grant = world.grant("2000", pool=world.usd)
-    world.plan(grant, count=2)
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, count=2)
     # A manager records the new rate: finance pays at a table rate it did not set itself.
     pools.record_rate(
-        world.fund.id, world.m1, date(2026, 2, 1), "EUR", "USD", Decimal("1.12"), "ECB"
+        money_world.fund.id, money_world.m1, date(2026, 2, 1), "EUR", "USD", Decimal("1.12"), "ECB"
     )
     db.session.commit()
-    payment = pay(world, grant, "1000")
+    payment = pay(money_world, grant, "1000")
     assert payment.amount == Decimal("1100.00")
     assert payment.exchange_difference == Decimal("20.00")
-    fig = pool_figures([world.usd.id])[world.usd.id]
+    fig = pool_figures([money_world.usd.id])[money_world.usd.id]
     assert fig["exchange_differences"] == Decimal("20.00")
     assert fig["outstanding"] == Decimal("1100.00")
     assert check_ledger() == []
 
 
-def test_a_rate_far_from_the_table_needs_a_reason_and_a_second_person(world):
-    grant = world.grant("2000", pool=world.usd)
+def test_a_rate_far_from_the_table_needs_a_reason_and_a_second_person(money_world):
+    grant = money_world.grant("2000", pool=money_world.usd)
     with pytest.raises(payments.PaymentError, match="more than 2% away"):
-        pay(world, grant, "500", instalment=None, rate=Decimal("1.30"), rate_source="bank")
+        pay(money_world, grant, "500", instalment=None, rate=Decimal("1.30"), rate_source="bank")
     db.session.rollback()
     held = pay(
-        world,
+        money_world,
         grant,
         "500",
         instalment=None,
@@ -85,156 +79,161 @@ def test_a_rate_far_from_the_table_needs_a_reason_and_a_second_person(world):
         rate_reason="the bank's weekend rate",
     )
     assert isinstance(held, HeldPayment) and held.why == [HoldReason.RATE, HoldReason.DIFFERENCE]
-    payment = confirm(world, held)
+    payment = confirm(money_world, held)
     assert payment.fx_rate == Decimal("1.30") and payment.rate_reason == "the bank's weekend rate"
     assert payment.exchange_difference == Decimal("100.00")  # 650 paid, 550 committed
-    assert payment.confirmed_by_id == world.m2.id and payment.recorded_by_id == world.finance.id
-    close = pay(world, grant, "500", instalment=None, rate=Decimal("1.11"), rate_source="bank")
+    assert (
+        payment.confirmed_by_id == money_world.m2.id
+        and payment.recorded_by_id == money_world.finance.id
+    )
+    close = pay(
+        money_world, grant, "500", instalment=None, rate=Decimal("1.11"), rate_source="bank"
+    )
     assert isinstance(close, Disbursement) and close.confirmed_by_id is None
     assert close.rate_reason is None and close.rate_source == "bank"
     assert check_ledger() == []
 
 
-def test_the_same_form_sent_twice_records_one_payment(world):
-    grant = world.grant("1000")
-    first = pay(world, grant, "400", instalment=None, key="form-1")
-    again = pay(world, grant, "400", instalment=None, key="form-1")
+def test_the_same_form_sent_twice_records_one_payment(money_world):
+    grant = money_world.grant("1000")
+    first = pay(money_world, grant, "400", instalment=None, key="form-1")
+    again = pay(money_world, grant, "400", instalment=None, key="form-1")
     assert again.id == first.id
     count = db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar()
     assert count == 1
 
 
-def test_a_payment_never_exceeds_what_the_grant_still_commits(world):
-    grant = world.grant("1000")
-    pay(world, grant, "700", instalment=None)
+def test_a_payment_never_exceeds_what_the_grant_still_commits(money_world):
+    grant = money_world.grant("1000")
+    pay(money_world, grant, "700", instalment=None)
     with pytest.raises(payments.PaymentError, match=r"still has committed .*300\.00 EUR"):
-        pay(world, grant, "300.01", instalment=None)
+        pay(money_world, grant, "300.01", instalment=None)
     db.session.rollback()
-    pay(world, grant, "300", instalment=None)
+    pay(money_world, grant, "300", instalment=None)
     assert check_ledger() == []
 
 
-def test_only_finance_records_and_reverses(world):
-    grant = world.grant("1000")
+def test_only_finance_records_and_reverses(money_world):
+    grant = money_world.grant("1000")
     with pytest.raises(payments.PaymentError, match="Only finance"):
-        pay(world, grant, "100", instalment=None, actor=world.m1)
+        pay(money_world, grant, "100", instalment=None, actor=money_world.m1)
     db.session.rollback()
-    payment = pay(world, grant, "100", instalment=None)
+    payment = pay(money_world, grant, "100", instalment=None)
     with pytest.raises(payments.PaymentError, match="Only finance"):
-        payments.reverse_disbursement(payment, world.m2, "bounced")
+        payments.reverse_disbursement(payment, money_world.m2, "bounced")
 
 
-def test_a_bounced_payment_is_reversed_once_and_the_money_is_committed_again(world):
-    grant = world.grant("1000")
-    world.plan(grant, kind="one_off")
-    payment = pay(world, grant, "1000", fee=Decimal("5"))
-    reversal = payments.reverse_disbursement(payment, world.finance, "account closed")
+def test_a_bounced_payment_is_reversed_once_and_the_money_is_committed_again(money_world):
+    grant = money_world.grant("1000")
+    money_world.plan(grant, kind="one_off")
+    payment = pay(money_world, grant, "1000", fee=Decimal("5"))
+    reversal = payments.reverse_disbursement(payment, money_world.finance, "account closed")
     db.session.commit()
     assert reversal.reversal_of_id == payment.id and reversal.reason == "account closed"
     assert reversal.fee_amount == 0  # the bank kept its fee
-    fig = pool_figures([world.eur.id])[world.eur.id]
+    fig = pool_figures([money_world.eur.id])[money_world.eur.id]
     assert fig["disbursed"] == 0 and fig["fees"] == Decimal("5.00")
     assert fig["outstanding"] == Decimal("1000.00")
     with pytest.raises(payments.PaymentError, match="already reversed"):
-        payments.reverse_disbursement(payment, world.finance, "again")
+        payments.reverse_disbursement(payment, money_world.finance, "again")
     db.session.rollback()
     with pytest.raises(payments.PaymentError, match="cannot itself be reversed"):
-        payments.reverse_disbursement(reversal, world.finance, "again")
+        payments.reverse_disbursement(reversal, money_world.finance, "again")
     db.session.rollback()
-    again = pay(world, grant, "1000")  # the instalment can be paid again
+    again = pay(money_world, grant, "1000")  # the instalment can be paid again
     assert payments.stands(again) and not payments.stands(payment)
     assert check_ledger() == []
 
 
-def test_an_instalment_is_never_paid_twice(world):
-    grant = world.grant("2000")
-    world.plan(grant, count=2)
-    pay(world, grant, "1000")
+def test_an_instalment_is_never_paid_twice(money_world):
+    grant = money_world.grant("2000")
+    money_world.plan(grant, count=2)
+    pay(money_world, grant, "1000")
     with pytest.raises(payments.PaymentError, match=r"Instalment 1 is already paid: payment"):
-        pay(world, grant, "1000")
+        pay(money_world, grant, "1000")
     db.session.rollback()
-    pay(world, grant, "1000", instalment=2)
+    pay(money_world, grant, "1000", instalment=2)
     assert check_ledger() == []
 
 
-def test_a_payment_taken_back_in_part_still_pays_the_rest_of_its_instalment(world):
+def test_a_payment_taken_back_in_part_still_pays_the_rest_of_its_instalment(money_world):
     """A bank delivered 985 of 1000: the 15 taken back leave instalment 1 mostly paid; it
     cannot be paid in full again, only topped up, and stays due until it is."""
-    grant = world.grant("2000")
-    world.plan(grant, count=2, starts_on=date(2026, 2, 1))
-    first = pay(world, grant, "1000")
-    payments.reverse_disbursement(first, world.finance, "delivered short", amount=Decimal(15))
+    grant = money_world.grant("2000")
+    money_world.plan(grant, count=2, starts_on=date(2026, 2, 1))
+    first = pay(money_world, grant, "1000")
+    payments.reverse_disbursement(first, money_world.finance, "delivered short", amount=Decimal(15))
     db.session.commit()
-    due = followup.instalments_due(world.finance, date(2026, 2, 10), 0)
+    due = followup.instalments_due(money_world.finance, date(2026, 2, 10), 0)
     assert [(i.seq, quantize(paid)) for i, _plan, _case, paid in due] == [(1, Decimal(985))]
     with pytest.raises(payments.PaymentError, match="Instalment 1 is already paid"):
-        pay(world, grant, "1000")
+        pay(money_world, grant, "1000")
     db.session.rollback()
-    pay(world, grant, "15")
-    assert followup.instalments_due(world.finance, date(2026, 2, 10), 0) == []
+    pay(money_world, grant, "15")
+    assert followup.instalments_due(money_world.finance, date(2026, 2, 10), 0) == []
     assert check_ledger() == []
 
 
-def test_a_month_paid_in_parts_and_taken_back_in_full_is_free_again(world):
+def test_a_month_paid_in_parts_and_taken_back_in_full_is_free_again(money_world):
     """0.20 and 0.10 paid, both reversed: nothing is left, whatever the database's sums
     make of the cents, so another grant may pay that month."""
-    first = world.grant("900", category=Category.LONGER_TERM)
-    second = world.grant("900", category=Category.LONGER_TERM)
-    world.plan(first, kind="stipend", count=3, starts_on=date(2026, 3, 1))
-    world.plan(second, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    first = money_world.grant("900", category=Category.LONGER_TERM)
+    second = money_world.grant("900", category=Category.LONGER_TERM)
+    money_world.plan(first, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    money_world.plan(second, kind="stipend", count=3, starts_on=date(2026, 3, 1))
     for amount in ("0.20", "0.10"):
-        part = pay(world, first, amount)
-        payments.reverse_disbursement(part, world.finance, "wrong account")
+        part = pay(money_world, first, amount)
+        payments.reverse_disbursement(part, money_world.finance, "wrong account")
         db.session.commit()
-    pay(world, second, "300")
+    pay(money_world, second, "300")
     assert check_ledger() == []
 
 
-def test_a_stipend_month_is_paid_once_per_defender_across_grants(world):
+def test_a_stipend_month_is_paid_once_per_defender_across_grants(money_world):
     """Two grants for the same defender (two cases) both planning March: the second
     payment for March is refused and names the first."""
-    first = world.grant("900", category=Category.LONGER_TERM)
-    second = world.grant("900", category=Category.LONGER_TERM, name="  defender ONE ")
-    world.plan(first, kind="stipend", count=3, starts_on=date(2026, 3, 1))
-    world.plan(second, kind="stipend", count=3, starts_on=date(2026, 3, 1))
-    pay(world, first, "300", reference="PAY-MARCH-1")
+    first = money_world.grant("900", category=Category.LONGER_TERM)
+    second = money_world.grant("900", category=Category.LONGER_TERM, name="  defender ONE ")
+    money_world.plan(first, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    money_world.plan(second, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    pay(money_world, first, "300", reference="PAY-MARCH-1")
     with pytest.raises(
         payments.PaymentError,
         match=r"already paid for March 2026: payment PAY-MARCH-1 of 2026-02-03 on case",
     ):
-        pay(world, second, "300")
+        pay(money_world, second, "300")
     db.session.rollback()
-    pay(world, second, "300", instalment=2)  # April is free
+    pay(money_world, second, "300", instalment=2)  # April is free
     # Taking back part of March's payment does not make March payable on another grant.
     march = db.session.execute(
         sa.select(Disbursement).where(Disbursement.reference_key == reference_key("PAY-MARCH-1"))
     ).scalar_one()
-    payments.reverse_disbursement(march, world.finance, "short", amount=Decimal(10))
+    payments.reverse_disbursement(march, money_world.finance, "short", amount=Decimal(10))
     db.session.commit()
     with pytest.raises(payments.PaymentError, match="already paid for March 2026"):
-        pay(world, second, "300")
+        pay(money_world, second, "300")
     db.session.rollback()
-    other = world.grant("900", category=Category.LONGER_TERM, name="Someone Else")
-    world.plan(other, kind="stipend", count=3, starts_on=date(2026, 3, 1))
-    pay(world, other, "300")
+    other = money_world.grant("900", category=Category.LONGER_TERM, name="Someone Else")
+    money_world.plan(other, kind="stipend", count=3, starts_on=date(2026, 3, 1))
+    pay(money_world, other, "300")
     assert check_ledger() == []
 
 
-def test_a_tranche_held_for_a_report_waits_for_it(world):
-    grant = world.grant("2000")
-    world.plan(grant, count=2, hold_for_report=True)
-    pay(world, grant, "1000")
+def test_a_tranche_held_for_a_report_waits_for_it(money_world):
+    grant = money_world.grant("2000")
+    money_world.plan(grant, count=2, hold_for_report=True)
+    pay(money_world, grant, "1000")
     with pytest.raises(payments.PaymentError, match="Tranche 2 waits for the applicant's report"):
-        pay(world, grant, "1000", instalment=2)
+        pay(money_world, grant, "1000", instalment=2)
     db.session.rollback()
-    submit_report(grant.application, world.applicant, "yes", "yes")
+    submit_report(grant.application, money_world.applicant, "yes", "yes")
     db.session.commit()
-    pay(world, grant, "1000", instalment=2)
+    pay(money_world, grant, "1000", instalment=2)
 
 
-def test_plans_split_the_grant_into_instalments(world):
-    stipend = world.grant("1000", category=Category.LONGER_TERM)
-    plan = world.plan(stipend, kind="stipend", count=3, starts_on=date(2026, 1, 31))
+def test_plans_split_the_grant_into_instalments(money_world):
+    stipend = money_world.grant("1000", category=Category.LONGER_TERM)
+    plan = money_world.plan(stipend, kind="stipend", count=3, starts_on=date(2026, 1, 31))
     rows = payments.grant_instalments(stipend)
     assert [r.amount for r in rows] == [Decimal("333.33"), Decimal("333.33"), Decimal("333.34")]
     assert [r.due_on for r in rows] == [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31)]
@@ -242,75 +241,75 @@ def test_plans_split_the_grant_into_instalments(world):
     assert plan.ends_on == date(2026, 3, 31)
     assert plan.renewal_review_on == date(2026, 3, 1)
     with pytest.raises(plans.PlanError, match="already has a payment plan"):
-        world.plan(stipend, kind="one_off")
+        money_world.plan(stipend, kind="one_off")
     db.session.rollback()
-    tranches = world.grant("1000")
-    world.plan(tranches, count=3, interval_days=45)
+    tranches = money_world.grant("1000")
+    money_world.plan(tranches, count=3, interval_days=45)
     assert [r.due_on for r in payments.grant_instalments(tranches)] == [
         date(2026, 2, 1) + timedelta(days=45 * n) for n in range(3)
     ]
     with pytest.raises(plans.PlanError, match="Only a manager"):
-        plans.create_plan(world.grant("10"), world.finance, "one_off", date(2026, 2, 1))
+        plans.create_plan(money_world.grant("10"), money_world.finance, "one_off", date(2026, 2, 1))
 
 
-def test_closing_a_grant_under_budget_releases_the_rest(world):
-    grant = world.grant("2000", pool=world.usd)
-    world.plan(grant, count=2)
-    pay(world, grant, "1000")
-    before = pool_figures([world.usd.id])[world.usd.id]
-    releases = plans.close_grant(grant, world.m2, "the defender returned home early")
+def test_closing_a_grant_under_budget_releases_the_rest(money_world):
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, count=2)
+    pay(money_world, grant, "1000")
+    before = pool_figures([money_world.usd.id])[money_world.usd.id]
+    releases = plans.close_grant(grant, money_world.m2, "the defender returned home early")
     db.session.commit()
     assert [r.amount for r in releases] == [Decimal("1100.00")]
-    after = pool_figures([world.usd.id])[world.usd.id]
+    after = pool_figures([money_world.usd.id])[money_world.usd.id]
     assert after["available"] == before["available"] + Decimal("1100.00")
     assert after["outstanding"] == 0
     assert grant.status == GrantStatus.CLOSED
     assert grant.application.status == ApplicationStatus.COMPLETED
     with pytest.raises(payments.PaymentError, match="closed"):
-        pay(world, grant, "10", instalment=None)
+        pay(money_world, grant, "10", instalment=None)
     db.session.rollback()
     assert db.session.execute(sa.select(sa.func.count(Release.id))).scalar() == 1
     assert check_ledger() == []
 
 
-def test_a_payment_bouncing_after_the_grant_closed_goes_back_to_the_pool(world):
+def test_a_payment_bouncing_after_the_grant_closed_goes_back_to_the_pool(money_world):
     """Closed grants pay nothing more, so the money of a late bounce is released at once."""
-    grant = world.grant("2000", pool=world.usd)
-    world.plan(grant, count=2)
-    payment = pay(world, grant, "1000")
-    plans.close_grant(grant, world.m2, "the defender returned home early")
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, count=2)
+    payment = pay(money_world, grant, "1000")
+    plans.close_grant(grant, money_world.m2, "the defender returned home early")
     db.session.commit()
-    before = pool_figures([world.usd.id])[world.usd.id]
-    payments.reverse_disbursement(payment, world.finance, "returned by the bank")
+    before = pool_figures([money_world.usd.id])[money_world.usd.id]
+    payments.reverse_disbursement(payment, money_world.finance, "returned by the bank")
     db.session.commit()
-    after = pool_figures([world.usd.id])[world.usd.id]
+    after = pool_figures([money_world.usd.id])[money_world.usd.id]
     assert after["available"] == before["available"] + Decimal("1100.00")
     assert after["committed"] == before["committed"] - Decimal("1100.00")
     assert after["outstanding"] == 0
     assert check_ledger() == []
 
 
-def commit_all_that_is_left(world, pool):
+def commit_all_that_is_left(money_world, pool):
     """Another grant takes what the pool has available, above the four-eyes threshold: a
     first approval, then a second manager's."""
     rest = pool_figures([pool.id])[pool.id]["available"]
-    assert world.grant(str(rest), pool=pool, currency=pool.currency, name="Another") is None
+    assert money_world.grant(str(rest), pool=pool, currency=pool.currency, name="Another") is None
     case = db.session.execute(
         sa.select(Application).where(
             Application.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
         )
     ).scalar_one()
-    approve_with_recorded_rates(case, world.m2, rest, [(pool.id, rest)])
+    approve_with_recorded_rates(case, money_world.m2, rest, [(pool.id, rest)])
     db.session.commit()
     assert pool_figures([pool.id])[pool.id]["available"] == 0
 
 
-def paid_below_the_table(world):
+def paid_below_the_table(money_world):
     """A 1,000 EUR grant from the USD pool (1,100 USD committed) paid at the bank's 0.88,
     confirmed by a second person."""
-    grant = world.grant("1000", pool=world.usd)
+    grant = money_world.grant("1000", pool=money_world.usd)
     held = pay(
-        world,
+        money_world,
         grant,
         "1000",
         instalment=None,
@@ -318,84 +317,99 @@ def paid_below_the_table(world):
         rate_source="bank slip",
         rate_reason="the bank's rate",
     )
-    return grant, confirm(world, held)
+    return grant, confirm(money_world, held)
 
 
-def test_reversing_an_exchange_gain_the_pool_has_spent_is_refused(world):
+def test_reversing_an_exchange_gain_the_pool_has_spent_is_refused(money_world):
     """A payment at a cheaper rate frees a saving; once the pool committed the saving
     elsewhere, reversing the payment would take the pool below zero."""
-    _grant, payment = paid_below_the_table(world)
+    _grant, payment = paid_below_the_table(money_world)
     assert payment.exchange_difference == Decimal("-220.00")
-    commit_all_that_is_left(world, world.usd)
+    commit_all_that_is_left(money_world, money_world.usd)
     with pytest.raises(payments.PaymentError, match="exchange gain of 220.00"):
-        payments.reverse_disbursement(payment, world.finance, "bounced")
+        payments.reverse_disbursement(payment, money_world.finance, "bounced")
     db.session.rollback()
     assert payments.stands(payment)
     assert check_ledger() == []
 
 
-def test_a_gain_on_a_closed_grant_is_covered_by_the_money_that_came_back(world):
+def test_a_gain_on_a_closed_grant_is_covered_by_the_money_that_came_back(money_world):
     """The bounce of a closed grant's payment releases its amount first, so taking back
     the payment's exchange gain does not need room in the pool."""
-    grant, payment = paid_below_the_table(world)
-    plans.close_grant(grant, world.m2, "done")
+    grant, payment = paid_below_the_table(money_world)
+    plans.close_grant(grant, money_world.m2, "done")
     db.session.commit()
-    commit_all_that_is_left(world, world.usd)
-    payments.reverse_disbursement(payment, world.finance, "bounced")
+    commit_all_that_is_left(money_world, money_world.usd)
+    payments.reverse_disbursement(payment, money_world.finance, "bounced")
     db.session.commit()
-    assert pool_figures([world.usd.id])[world.usd.id]["available"] == Decimal(
+    assert pool_figures([money_world.usd.id])[money_world.usd.id]["available"] == Decimal(
         "880.00"
     )  # 1100 back, less the 220 gain
     assert check_ledger() == []
 
 
-def test_amounts_worth_less_than_a_cent_are_refused_in_words(world):
+def test_amounts_worth_less_than_a_cent_are_refused_in_words(money_world):
     with pytest.raises(pools.PoolError, match="less than one cent"):
-        pools.record_contribution(world.usd, world.m1, Decimal("0.01"), "KES", date(2026, 1, 5))
+        pools.record_contribution(
+            money_world.usd, money_world.m1, Decimal("0.01"), "KES", date(2026, 1, 5)
+        )
     db.session.rollback()
     with pytest.raises(DecisionError, match="too small"):
-        world.grant("0.01", pool=world.usd, currency="KES")
+        money_world.grant("0.01", pool=money_world.usd, currency="KES")
     db.session.rollback()
-    grant = world.grant("0.01", pool=world.eur)
+    grant = money_world.grant("0.01", pool=money_world.eur)
     with pytest.raises(DecisionError, match="cannot be split into 2"):
-        plans.create_plan(grant, world.m1, "tranches", date(2026, 2, 1), count=2)
+        plans.create_plan(grant, money_world.m1, "tranches", date(2026, 2, 1), count=2)
     db.session.rollback()
     assert check_ledger() == []
 
 
-def test_contributions_in_another_currency_convert_and_reverse_once(world):
+def test_contributions_in_another_currency_convert_and_reverse_once(money_world):
     money = pools.record_contribution(
-        world.usd, world.m1, Decimal("1000"), "EUR", date(2026, 3, 1), reference="Grant letter"
+        money_world.usd,
+        money_world.m1,
+        Decimal("1000"),
+        "EUR",
+        date(2026, 3, 1),
+        reference="Grant letter",
     )
     db.session.commit()
     assert money.amount == Decimal("1100.00") and money.fx_rate == EUR_USD
-    reversal = reverse_contribution(money, world.m1, "booked twice")
+    reversal = reverse_contribution(money, money_world.m1, "booked twice")
     db.session.commit()
     assert reversal.reversal_of_id == money.id
     with pytest.raises(DecisionError, match="already reversed"):
-        reverse_contribution(money, world.m1, "again")
+        reverse_contribution(money, money_world.m1, "again")
     db.session.rollback()
-    assert pool_figures([world.usd.id])[world.usd.id]["received"] == Decimal("30000.00")
+    assert pool_figures([money_world.usd.id])[money_world.usd.id]["received"] == Decimal("30000.00")
 
 
-def test_a_contribution_already_committed_cannot_be_taken_back(world):
-    grant_pool = pools.create_pool(world.donor, world.m1, "Small", "EUR")
-    money = pools.record_contribution(grant_pool, world.m1, Decimal("500"), "EUR", date(2026, 1, 5))
+def test_a_contribution_already_committed_cannot_be_taken_back(money_world):
+    grant_pool = pools.create_pool(money_world.donor, money_world.m1, "Small", "EUR")
+    money = pools.record_contribution(
+        grant_pool, money_world.m1, Decimal("500"), "EUR", date(2026, 1, 5)
+    )
     db.session.commit()
-    world.grant("400", pool=grant_pool)
+    money_world.grant("400", pool=grant_pool)
     with pytest.raises(DecisionError, match="committed this money"):
-        reverse_contribution(money, world.m1, "wrong pool")
+        reverse_contribution(money, money_world.m1, "wrong pool")
 
 
-def test_the_rate_table_refuses_duplicates_and_roles_other_than_finance_or_managers(world):
+def test_the_rate_table_refuses_duplicates_and_roles_other_than_finance_or_managers(money_world):
     with pytest.raises(pools.PoolError, match="already recorded"):
         pools.record_rate(
-            world.fund.id, world.m1, date(2026, 1, 1), "EUR", "USD", Decimal("1.2"), "x"
+            money_world.fund.id, money_world.m1, date(2026, 1, 1), "EUR", "USD", Decimal("1.2"), "x"
         )
     with pytest.raises(pools.PoolError, match="Your role"):
         pools.record_rate(
-            world.fund.id, world.reviewer, date(2026, 1, 9), "EUR", "USD", Decimal("1.2"), "x"
+            money_world.fund.id,
+            money_world.reviewer,
+            date(2026, 1, 9),
+            "EUR",
+            "USD",
+            Decimal("1.2"),
+            "x",
         )
-    assert pools.rate_entry(world.fund.id, "USD", "EUR", date(2026, 5, 1))[0] == Decimal(
+    assert pools.rate_entry(money_world.fund.id, "USD", "EUR", date(2026, 5, 1))[0] == Decimal(
         "0.90909091"
     )

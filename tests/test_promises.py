@@ -83,9 +83,11 @@ from tests.conftest import (
     CLIENT_COOKIE,
     COOKIE,
     CSP_PARTS,
+    EUR_USD,
     GENERIC,
     LOCKED,
     PASSWORD,
+    MoneyWorld,
     audit_actions,
     count_rows,
     csrf_token,
@@ -93,6 +95,7 @@ from tests.conftest import (
     input_value,
     jpeg_with_gps,
     login,
+    pay,
     refused_page,
     session_contents,
     set_cookie_header,
@@ -104,7 +107,6 @@ from tests.conftest import (
 from tests.pdfs import make_pdf, xmp_packet
 
 from .clock import Clock
-from .money_world import EUR_USD, MoneyWorld, pay
 from .test_models import inventory_gaps
 
 ROOT = Path(__file__).resolve().parent.parent

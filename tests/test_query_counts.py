@@ -41,10 +41,9 @@ from hrdfund.grants.services import approve_with_recorded_rates
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import RestrictionKind
 from hrdfund.reports import anonymise
-from tests.conftest import login
+from tests.conftest import MoneyWorld, login, pay
 
 from .clock import Clock
-from .money_world import MoneyWorld, pay
 
 FEW, MANY = 3, 30
 

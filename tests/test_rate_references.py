@@ -28,9 +28,7 @@ from hrdfund.grants import services as grants
 from hrdfund.grants.models import Allocation, ApprovalDraw
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
-from tests.conftest import edit_behind_the_app, signed_in
-
-from .money_world import EUR_USD, MoneyWorld, confirm, pay
+from tests.conftest import EUR_USD, MoneyWorld, confirm, edit_behind_the_app, pay, signed_in
 
 FEB_2 = date(2026, 2, 2)
 

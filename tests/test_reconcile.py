@@ -19,9 +19,7 @@ from hrdfund.disbursements import followup, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
 from hrdfund.disbursements.models import Delivery, DeliveryStatus, Disbursement, StatementImport
-from tests.conftest import refused_page, signed_in
-
-from .money_world import MoneyWorld, pay
+from tests.conftest import MoneyWorld, pay, refused_page, signed_in
 
 HEADER = "reference,amount,currency,date,status\n"
 

@@ -23,9 +23,9 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
+from tests.conftest import MoneyWorld, pay
 
 from .clock import Clock
-from .money_world import MoneyWorld, pay
 
 YEAR = 2026
 #: The reports are downloaded once the year has ended: before, they say nothing about people.

@@ -27,10 +27,9 @@ from hrdfund.reports.issue import Pending, record_issue
 from hrdfund.reports.models import IssuedFigures
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
-from tests.conftest import login
+from tests.conftest import MoneyWorld, login, pay
 
 from .clock import Clock
-from .money_world import MoneyWorld, pay
 from .test_report_differencing import GRANTS, TOTAL, YEAR, Attacker, _periods, _within
 
 #: What a report says about people: issued once per ended period.

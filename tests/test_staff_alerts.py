@@ -257,7 +257,7 @@ def test_a_held_payment_mails_those_who_may_confirm_it_and_nothing_of_it(
 ):
     """Finance enters a payment at a made-up rate: the other finance officer and the
     managers are mailed a link, never the one who entered it, never the figures."""
-    from .money_world import MoneyWorld, pay
+    from .conftest import MoneyWorld, pay
 
     world = MoneyWorld(fund, make_user, make_donor)
     make_user("finance", contact="second@fund.example")

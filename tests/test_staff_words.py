@@ -19,9 +19,7 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Channel
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import RestrictionKind
-from tests.conftest import login, refused_page
-
-from .money_world import MoneyWorld, pay
+from tests.conftest import MoneyWorld, login, pay, refused_page
 
 
 def _text(response):

@@ -17,10 +17,10 @@ from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, Role
 from hrdfund.core.extensions import db
 from hrdfund.pools.models import Pool
+from tests.conftest import MoneyWorld
 from tests.e2e.conftest import ROOT
 from tests.e2e.test_applicant_journey import _sign_in, _staff, _staff_app
 from tests.e2e.test_review_journey import _sign_out, _staff_sign_in
-from tests.money_world import MoneyWorld
 from tests.pdfs import PDF
 
 pytestmark = pytest.mark.e2e
