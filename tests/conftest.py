@@ -285,6 +285,42 @@ def make_partner_org(app):
 
 
 @pytest.fixture
+def make_pool(app, fund):
+    """A pool of ``donor``'s money in ``fund`` (the test's fund by default) holding
+    ``amount`` from one contribution received on ``received_on``, written straight to the
+    database; each keyword left, like ``category="medical"``, restricts it."""
+    from hrdfund.pools.models import Contribution, Pool, PoolRestriction
+
+    def make(
+        donor,
+        name,
+        amount=20000,
+        currency="EUR",
+        received_on=date(2026, 1, 1),
+        fund_id=None,
+        **restrictions,
+    ):
+        pool = Pool(fund_id=fund_id or fund.id, donor_id=donor.id, name=name, currency=currency)
+        pool.restrictions = [PoolRestriction(kind=k, value=v) for k, v in restrictions.items()]
+        db.session.add(pool)
+        db.session.flush()
+        db.session.add(
+            Contribution(
+                pool_id=pool.id,
+                amount=Decimal(amount),
+                received_amount=Decimal(amount),
+                received_currency=currency,
+                fx_rate=Decimal(1),
+                received_on=received_on,
+            )
+        )
+        db.session.commit()
+        return pool
+
+    return make
+
+
+@pytest.fixture
 def make_user(app, fund, make_donor, make_partner_org):
     """Create a user of a role with PASSWORD; links a fund, donor or partner as needed."""
     counter = {"n": 0}

@@ -3,14 +3,12 @@ and pools to their owners."""
 
 import re
 from datetime import date, datetime
-from decimal import Decimal
 
 import pytest
 
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
 from hrdfund.core.extensions import db
-from hrdfund.pools.models import Contribution, Pool
 from tests.conftest import PASSWORD, login
 
 ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]
@@ -199,38 +197,28 @@ def test_staff_see_only_their_own_funds_cases(app, client, make_user, make_fund,
     assert client.get("/applications/casetheirs00000002").status_code == 404
 
 
-def _pool(fund, donor, name, amount):
-    pool = Pool(fund_id=fund.id, donor_id=donor.id, name=name, currency="EUR")
-    db.session.add(pool)
-    db.session.flush()
-    db.session.add(
-        Contribution(
-            pool_id=pool.id,
-            amount=Decimal(amount),
-            received_amount=Decimal(amount),
-            received_currency="EUR",
-            fx_rate=Decimal(1),
-            received_on=date(2026, 1, 5),
-        )
-    )
-    db.session.commit()
-    return pool
-
-
-def test_a_donor_sees_only_its_own_pools(app, client, make_user, make_donor, fund):
+def test_a_donor_sees_only_its_own_pools(app, client, make_user, make_donor, fund, make_pool):
     ours, theirs = make_donor("Ours"), make_donor("Theirs")
-    _pool(fund, ours, "Pool of ours", "1234.00")
-    _pool(fund, theirs, "Pool of theirs", "9876.00")
+    make_pool(ours, "Pool of ours", "1234.00", received_on=date(2026, 1, 5))
+    make_pool(theirs, "Pool of theirs", "9876.00", received_on=date(2026, 1, 5))
     login(client, make_user("donor", donor_id=ours.id))
     portal = client.get("/donor").get_data(as_text=True)
     assert "Pool of ours" in portal and "1,234.00" in portal
     assert "Pool of theirs" not in portal and "9,876.00" not in portal
 
 
-def test_pools_of_another_fund_stay_hidden(app, client, make_user, make_donor, make_fund, fund):
+def test_pools_of_another_fund_stay_hidden(
+    app, client, make_user, make_donor, make_fund, fund, make_pool
+):
     other_fund = make_fund("Other Fund")
-    _pool(fund, make_donor("Ours"), "Pool of ours", "100.00")
-    _pool(other_fund, make_donor("Theirs"), "Pool of theirs", "200.00")
+    make_pool(make_donor("Ours"), "Pool of ours", "100.00", received_on=date(2026, 1, 5))
+    make_pool(
+        make_donor("Theirs"),
+        "Pool of theirs",
+        "200.00",
+        received_on=date(2026, 1, 5),
+        fund_id=other_fund.id,
+    )
     login(client, make_user("manager"))
     page = client.get("/pools").get_data(as_text=True)
     assert "Pool of ours" in page

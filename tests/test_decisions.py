@@ -26,22 +26,9 @@ from hrdfund.pools.models import Contribution, Pool, PoolRestriction
 
 
 @pytest.fixture
-def world(app, fund, make_donor, make_user):
+def world(app, fund, make_donor, make_user, make_pool):
     """A pool holding 1,000 EUR, a reviewer, two managers."""
-    pool = Pool(fund_id=fund.id, donor_id=make_donor().id, name="Main", currency="EUR")
-    db.session.add(pool)
-    db.session.flush()
-    db.session.add(
-        Contribution(
-            pool_id=pool.id,
-            amount=Decimal(1000),
-            received_amount=Decimal(1000),
-            received_currency="EUR",
-            fx_rate=Decimal(1),
-            received_on=date(2026, 1, 1),
-        )
-    )
-    db.session.commit()
+    pool = make_pool(make_donor(), "Main", 1000)
     return {
         "pool": pool,
         "fund": fund,

@@ -20,42 +20,23 @@ from hrdfund.applications.models import (
 from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
 from hrdfund.core.extensions import db
 from hrdfund.grants.models import Allocation, Grant
-from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction
+from hrdfund.pools.models import Donor, ExchangeRate, Pool
 from tests.conftest import as_shown, signed_in
 
 S = ApplicationStatus
 
 
-def _pool(fund, donor, name, currency="EUR", amount=20000, **restrictions):
-    pool = Pool(fund_id=fund.id, donor_id=donor.id, name=name, currency=currency)
-    pool.restrictions = [PoolRestriction(kind=k, value=v) for k, v in restrictions.items()]
-    db.session.add(pool)
-    db.session.flush()
-    db.session.add(
-        Contribution(
-            pool_id=pool.id,
-            amount=Decimal(amount),
-            received_amount=Decimal(amount),
-            received_currency=currency,
-            fx_rate=Decimal(1),
-            received_on=date(2026, 1, 1),
-        )
-    )
-    db.session.commit()
-    return pool
-
-
 @pytest.fixture
-def staff(app, fund, make_user, make_donor):
+def staff(app, fund, make_user, make_donor, make_pool):
     donor = make_donor()
     return {
         "reviewer": make_user("reviewer", display_name="Rita"),
         "m1": make_user("manager", display_name="Mona"),
         "m2": make_user("manager", display_name="Marek"),
         "applicant": make_user("applicant"),
-        "medical": _pool(fund, donor, "Medical pool", amount=4000, category="medical"),
-        "general": _pool(fund, donor, "General pool", amount=20000),
-        "legal": _pool(fund, donor, "Legal pool", category="legal"),
+        "medical": make_pool(donor, "Medical pool", amount=4000, category="medical"),
+        "general": make_pool(donor, "General pool", amount=20000),
+        "legal": make_pool(donor, "Legal pool", category="legal"),
     }
 
 
@@ -285,7 +266,7 @@ def test_the_same_pool_on_three_lines_is_refused_by_name(app, fund, staff):
     ],
 )
 def test_a_half_filled_or_forged_line_is_refused_not_dropped(
-    app, fund, staff, make_fund, data, message
+    app, fund, staff, make_fund, data, message, make_pool
 ):
     """A line with an amount and no pool, a pool and no amount, or a pool the form does not
     offer (another fund's included) is refused in words; the rest is not approved alone."""
@@ -293,7 +274,10 @@ def test_a_half_filled_or_forged_line_is_refused_not_dropped(
     donor = Donor(fund_id=other.id, name="Elsewhere donor")
     db.session.add(donor)
     db.session.flush()
-    names = {"general": staff["general"].id, "elsewhere": _pool(other, donor, "Elsewhere").id}
+    names = {
+        "general": staff["general"].id,
+        "elsewhere": make_pool(donor, "Elsewhere", fund_id=other.id).id,
+    }
     case = _recommended(fund, staff, amount="500.00")
     form = {
         "approve-amount": "500.00",
@@ -311,8 +295,10 @@ def test_a_half_filled_or_forged_line_is_refused_not_dropped(
     assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
 
 
-def test_a_pool_without_a_rate_says_so_in_one_plain_sentence(app, fund, staff, make_donor):
-    _pool(fund, make_donor("Shilling donor"), "Shilling pool", currency="KES")
+def test_a_pool_without_a_rate_says_so_in_one_plain_sentence(
+    app, fund, staff, make_donor, make_pool
+):
+    make_pool(make_donor("Shilling donor"), "Shilling pool", currency="KES")
     case = _recommended(fund, staff, amount="500.00")
     page = signed_in(app, staff["m1"]).get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Does not fit: no exchange rate from EUR to KES is recorded." in page
@@ -357,8 +343,10 @@ def test_the_recommender_may_not_approve(app, fund, staff):
     assert "recommended a case may not approve" in response.get_data(as_text=True)
 
 
-def test_a_pool_in_another_currency_converts_at_the_recorded_rate(app, fund, staff, make_donor):
-    usd = _pool(fund, make_donor("US donor"), "Dollar pool", currency="USD", amount=10000)
+def test_a_pool_in_another_currency_converts_at_the_recorded_rate(
+    app, fund, staff, make_donor, make_pool
+):
+    usd = make_pool(make_donor("US donor"), "Dollar pool", currency="USD", amount=10000)
     db.session.add(
         ExchangeRate(
             fund_id=fund.id,
