@@ -22,7 +22,13 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from hrdfund import create_app
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.applications.models import (
+    Application,
+    ApplicationStatus,
+    Category,
+    Consent,
+    ConsentKind,
+)
 from hrdfund.applications.review_models import Recommendation, Review, RiskLevel
 from hrdfund.applications.services import defender_key
 from hrdfund.audit.models import AuditEvent
@@ -34,6 +40,7 @@ from hrdfund.disbursements.models import Channel, PayeeType
 from hrdfund.grants import plans
 from hrdfund.grants.services import approve_with_recorded_rates
 from hrdfund.pools import services as pools
+from tests.clock import Clock
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 #: Under ``pytest -n`` (the Makefile's way) each worker has a database of its own beside
@@ -231,6 +238,14 @@ def app(app_config, backend):
 
 
 @pytest.fixture
+def clock():
+    """The application's clock, set by the test (see tests/clock.py)."""
+    clock = Clock()
+    yield clock
+    clock.stop()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 
@@ -288,7 +303,8 @@ def make_partner_org(app):
 def make_pool(app, fund):
     """A pool of ``donor``'s money in ``fund`` (the test's fund by default) holding
     ``amount`` from one contribution received on ``received_on``, written straight to the
-    database; each keyword left, like ``category="medical"``, restricts it."""
+    database, a grant taking at most ``cap_per_grant`` of it when given; each keyword
+    left, like ``category="medical"``, restricts it."""
     from hrdfund.pools.models import Contribution, Pool, PoolRestriction
 
     def make(
@@ -298,9 +314,16 @@ def make_pool(app, fund):
         currency="EUR",
         received_on=date(2026, 1, 1),
         fund_id=None,
+        cap_per_grant=None,
         **restrictions,
     ):
-        pool = Pool(fund_id=fund_id or fund.id, donor_id=donor.id, name=name, currency=currency)
+        pool = Pool(
+            fund_id=fund_id or fund.id,
+            donor_id=donor.id,
+            name=name,
+            currency=currency,
+            cap_per_grant=cap_per_grant,
+        )
         pool.restrictions = [PoolRestriction(kind=k, value=v) for k, v in restrictions.items()]
         db.session.add(pool)
         db.session.flush()
@@ -419,6 +442,16 @@ def application_by_uid(uid):
     """The application with case code ``uid``, read afresh from the database."""
     db.session.expire_all()
     return db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+
+
+def agree_to_listing(case):
+    """Add the defender's consent, given in the form when the case was made, to show the
+    case to donors, anonymised (not committed)."""
+    db.session.add(
+        Consent(
+            application_id=case.id, kind=ConsentKind.STORY, method="form", given_at=case.created_at
+        )
+    )
 
 
 def jpeg_with_gps(note):

@@ -22,7 +22,7 @@ from hrdfund.grants import services
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import approve_with_recorded_rates
 from hrdfund.pools import services as pools
-from hrdfund.pools.models import Contribution, Pool, PoolRestriction
+from hrdfund.pools.models import PoolRestriction
 
 
 @pytest.fixture
@@ -32,6 +32,7 @@ def world(app, fund, make_donor, make_user, make_pool):
     return {
         "pool": pool,
         "fund": fund,
+        "make_pool": make_pool,
         "reviewer": make_user("reviewer"),
         "m1": make_user("manager"),
         "m2": make_user("manager"),
@@ -188,27 +189,8 @@ def test_fifty_simultaneous_approvals_commit_exactly_what_the_pool_holds(app, wo
 
 def _capped(world, cap="500", amount="5000"):
     """A pool holding ``amount`` EUR of which one grant may take at most ``cap``."""
-    pool = Pool(
-        fund_id=world["fund"].id,
-        donor_id=world["pool"].donor_id,
-        name="Capped",
-        currency="EUR",
-        cap_per_grant=Decimal(cap),
-    )
-    db.session.add(pool)
-    db.session.flush()
-    db.session.add(
-        Contribution(
-            pool_id=pool.id,
-            amount=Decimal(amount),
-            received_amount=Decimal(amount),
-            received_currency="EUR",
-            fx_rate=Decimal(1),
-            received_on=date(2026, 1, 1),
-        )
-    )
-    db.session.commit()
-    return pool
+    donor = world["pool"].donor
+    return world["make_pool"](donor, "Capped", amount, cap_per_grant=Decimal(cap))
 
 
 def test_a_pool_is_drawn_on_once_per_grant_so_its_cap_holds_for_the_grant(world):
