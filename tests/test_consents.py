@@ -3,11 +3,11 @@ dated, and what depends on it stops."""
 
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Consent, ConsentKind
+from hrdfund.applications.models import Consent
 from hrdfund.audit.models import AuditEvent
 from hrdfund.core.extensions import db
 from hrdfund.reports.data import shared_with
-from tests.conftest import MoneyWorld, login
+from tests.conftest import MoneyWorld, agree_to_listing, login
 
 
 def test_the_applicant_withdraws_consent_to_show_the_case_to_donors(
@@ -16,11 +16,7 @@ def test_the_applicant_withdraws_consent_to_show_the_case_to_donors(
     world = MoneyWorld(fund, make_user, make_donor)
     grant = world.grant("1000")
     case = grant.application
-    db.session.add(
-        Consent(
-            application_id=case.id, kind=ConsentKind.STORY, method="form", given_at=case.created_at
-        )
-    )
+    agree_to_listing(case)
     db.session.commit()
     assert shared_with(world.donor.id, {case.id}) == {case.id}
     client = app.test_client()

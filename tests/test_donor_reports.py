@@ -24,7 +24,7 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import PeriodError, parse_period
-from tests.conftest import MoneyWorld, pay, signed_in
+from tests.conftest import MoneyWorld, agree_to_listing, pay, signed_in
 
 from .clock import Clock
 
@@ -179,14 +179,7 @@ def _pay_seven(world):
         if n == 0:
             payments.reverse_disbursement(payment, world.finance, "bounced")
         if n < 6:
-            db.session.add(
-                Consent(
-                    application_id=case.id,
-                    kind=ConsentKind.STORY,
-                    method="form",
-                    given_at=case.created_at,
-                )
-            )
+            agree_to_listing(case)
     db.session.commit()
 
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Category, Consent, ConsentKind, Gender
+from hrdfund.applications.models import Category, Gender
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
 from hrdfund.pools import services as pools
@@ -23,9 +23,7 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
-from tests.conftest import MoneyWorld, pay
-
-from .clock import Clock
+from tests.conftest import MoneyWorld, agree_to_listing, pay
 
 YEAR = 2026
 #: The reports are downloaded once the year has ended: before, they say nothing about people.
@@ -69,14 +67,6 @@ def _within(month):
 
 
 @pytest.fixture
-def clock():
-    """The application's clock, set by the test (see tests/clock.py)."""
-    clock = Clock()
-    yield clock
-    clock.stop()
-
-
-@pytest.fixture
 def year_world(fund, make_user, make_donor, clock):
     """31 grants paid from the EUR pool over 2026 as GRANTS says, each to its own
     defender, each approved and paid on its day; the truth of every figure, counted here
@@ -96,14 +86,7 @@ def year_world(fund, make_user, make_donor, clock):
             case.gender = Gender.WOMAN if n % 2 else Gender.MAN
             case.dependants_count = n % 3
             if i >= unlisted:
-                db.session.add(
-                    Consent(
-                        application_id=case.id,
-                        kind=ConsentKind.STORY,
-                        method="form",
-                        given_at=case.created_at,
-                    )
-                )
+                agree_to_listing(case)
             db.session.commit()
             pay(world, grant, str(amount), instalment=None, paid_on=date(YEAR, month, 10 + i))
             labels = [TOTAL] + [

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Category, Consent, ConsentKind, Gender
+from hrdfund.applications.models import Category, Consent, Gender
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
@@ -27,21 +27,12 @@ from hrdfund.reports.issue import Pending, record_issue
 from hrdfund.reports.models import IssuedFigures
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
-from tests.conftest import MoneyWorld, login, pay
+from tests.conftest import MoneyWorld, agree_to_listing, login, pay
 
-from .clock import Clock
 from .test_report_differencing import GRANTS, TOTAL, YEAR, Attacker, _periods, _within
 
 #: What a report says about people: issued once per ended period.
 PEOPLE = ("budget", "breakdowns", "timeliness", "outcomes")
-
-
-@pytest.fixture
-def clock():
-    """The application's clock, set by the test (see tests/clock.py)."""
-    clock = Clock()
-    yield clock
-    clock.stop()
 
 
 @pytest.fixture
@@ -64,14 +55,7 @@ def _paid(world, clock, when, category, gender, amount, *, listed=True, country=
         case = grant.application
         case.gender, case.country, case.region = gender, country, geo.region_of(country)
         if listed:
-            db.session.add(
-                Consent(
-                    application_id=case.id,
-                    kind=ConsentKind.STORY,
-                    method="form",
-                    given_at=case.created_at,
-                )
-            )
+            agree_to_listing(case)
         db.session.commit()
         payment = pay(world, grant, amount, instalment=None, paid_on=paid_on or when.date())
     world.paid[grant.id] = payment
