@@ -323,7 +323,7 @@ def rotate_keys_command():
     Set the new key in HRDFUND_ENCRYPTION_KEY and the old one in HRDFUND_ENCRYPTION_OLD_KEYS
     first; remove the old key once this reports nothing left under it."""
     from .core.columns import cipher
-    from .rotation import left_under_old_keys, rotate_keys
+    from .ops.rotation import left_under_old_keys, rotate_keys
 
     result = rotate_keys()
     for where, count in sorted(result.values.items()):
@@ -352,7 +352,7 @@ def rotate_keys_command():
 @with_appcontext
 def purge_command(dry_run, yes):
     """Purge closed cases older than HRDFUND_RETENTION_DAYS, down to the figures reports need."""
-    from .retention import plan_purge, purge, retention_days
+    from .ops.retention import plan_purge, purge, retention_days
 
     plan = plan_purge()
     click.echo(
@@ -387,7 +387,7 @@ def backup_command(out):
 
     The keys are NOT in it: keep HRDFUND_ENCRYPTION_KEY and HRDFUND_AUDIT_KEY apart from the
     archive. Without them the backup cannot be read, nor checked."""
-    from .backup import BackupError, write_backup
+    from .ops.backup import BackupError, write_backup
 
     try:
         result = write_backup(out)
@@ -420,7 +420,7 @@ def restore_command(archive):
     check every table's row count and the audit head against the archive's manifest.
 
     Set the keys the backup was written under first: they are not in the archive."""
-    from .backup import BackupError, restore_backup
+    from .ops.backup import BackupError, restore_backup
 
     try:
         result = restore_backup(archive)

@@ -18,12 +18,13 @@ import flask_migrate
 import pytest
 import sqlalchemy as sa
 
-from hrdfund import audit, backup
+from hrdfund import audit
 from hrdfund.applications.documents import CleanUpload, read_document, store_document
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth.models import Role, User
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import FINAL_TABLES
+from hrdfund.ops import backup
 from tests.conftest import (
     SESSION_KEYS,
     empty_schema,

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from babel import Locale
 
-from hrdfund import create_app, geo
+from hrdfund import create_app
 from hrdfund.applications.categories import CATEGORY_FIELDS
 from hrdfund.applications.models import (
     Application,
@@ -24,6 +24,7 @@ from hrdfund.applications.models import (
 from hrdfund.applications.review_models import Decision, DecisionOutcome, Review
 from hrdfund.applications.states import TRANSITIONS
 from hrdfund.auth.models import User
+from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import CURRENCIES

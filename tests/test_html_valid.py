@@ -29,14 +29,16 @@ import sqlalchemy as sa
 from flask import abort, request
 from werkzeug.datastructures import MultiDict
 
-from hrdfund import create_app, demo, geo, retention
+from hrdfund import create_app, demo
 from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import User
+from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.grants.models import Grant, GrantStatus
+from hrdfund.ops import retention
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool
 from tests.conftest import (

@@ -191,7 +191,7 @@ def _money_world():
 
 def _decrypted():
     """Every value of the moved columns, read through the models: {(table, column, id)}."""
-    from hrdfund.rotation import encrypted_attributes
+    from hrdfund.ops.rotation import encrypted_attributes
 
     values = {}
     for model, attribute in encrypted_attributes():

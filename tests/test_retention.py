@@ -30,11 +30,7 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements.ledger import sums_of_rows
 from hrdfund.disbursements.models import FINAL_TABLES, Disbursement, HeldPayment, writable_columns
 from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
-from hrdfund.pools.models import Pool
-from hrdfund.reports.data import build_report, plain
-from hrdfund.reports.issue import Pending
-from hrdfund.reports.periods import parse_period
-from hrdfund.retention import (
+from hrdfund.ops.retention import (
     APPLICATION_CLEARED,
     CLEARED,
     DELETED,
@@ -43,6 +39,10 @@ from hrdfund.retention import (
     LEDGER_CLEARED,
     plan_purge,
 )
+from hrdfund.pools.models import Pool
+from hrdfund.reports.data import build_report, plain
+from hrdfund.reports.issue import Pending
+from hrdfund.reports.periods import parse_period
 from tests.conftest import PASSWORD, edit_behind_the_app, login
 from tests.pdfs import make_pdf
 

@@ -16,8 +16,8 @@ from hrdfund.core.crypto import key_id, parse_key
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import Disbursement
 from hrdfund.grants.models import Release
+from hrdfund.ops.rotation import encrypted_attributes
 from hrdfund.pools.models import Contribution
-from hrdfund.rotation import encrypted_attributes
 from tests.conftest import other_app
 from tests.pdfs import make_pdf
 

@@ -31,9 +31,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from . import audit
-from .core.columns import cipher
-from .core.extensions import db
+from .. import audit
+from ..applications.models import Document
+from ..core.columns import cipher
+from ..core.extensions import db
 
 FORMAT = "hrdfund-backup"
 FORMAT_VERSION = 1
@@ -189,8 +190,6 @@ def _pg_dump(tool, snapshot, dump):
 
 def _document_names():
     """The storage names of the documents in the snapshot."""
-    from .applications.models import Document
-
     names = db.session.scalars(sa.select(Document.storage_name).order_by(Document.id)).all()
     for name in names:
         if not STORAGE_NAME.fullmatch(name):

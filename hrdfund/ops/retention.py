@@ -25,10 +25,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import audit
-from .alerts.models import Alert
-from .applications.documents import delete_document_file
-from .applications.models import (
+from .. import audit
+from ..alerts.models import Alert
+from ..applications.documents import delete_document_file
+from ..applications.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
@@ -39,13 +39,13 @@ from .applications.models import (
     Story,
     UseOfFundsReport,
 )
-from .applications.review_models import CaseNote, Cofunding, Decision, Review
-from .auth import refused
-from .auth.models import RecoveryCode, Role, User
-from .core.columns import utcnow
-from .core.extensions import db
-from .disbursements.models import Disbursement, HeldPayment, writable_columns
-from .grants.models import Allocation, Grant, GrantStatus, Release
+from ..applications.review_models import CaseNote, Cofunding, Decision, Review
+from ..auth import refused
+from ..auth.models import RecoveryCode, Role, User
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..disbursements.models import Disbursement, HeldPayment, writable_columns
+from ..grants.models import Allocation, Grant, GrantStatus, Release
 
 CLOSED = (ApplicationStatus.COMPLETED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN)
 BATCH = 200
