@@ -11,7 +11,6 @@ from wtforms import (
     FormField,
     IntegerField,
     RadioField,
-    SelectChoice,
     SelectField,
     StringField,
     SubmitField,
@@ -28,7 +27,7 @@ from wtforms.validators import (
 
 from ..core import geo
 from ..core.fields import MoneyField
-from ..core.forms import PageForm, PartForm
+from ..core.forms import PageForm, PartForm, options
 from ..core.money import CURRENCIES
 from .categories import CATEGORY_FIELDS
 from .models import (
@@ -65,12 +64,7 @@ def country_choices():
 def _countries(language):
     """The country options of one language, built once: the applicant's forms show them
     up to twice each, and building them took about a quarter of a millisecond a time."""
-    return tuple(_opts([("", _l("Choose a country"))] + list(geo.countries(language))))
-
-
-def _opts(pairs):
-    """Select options from (value, label) pairs."""
-    return [SelectChoice(value, label) for value, label in pairs]
+    return tuple(options([("", _l("Choose a country"))] + list(geo.countries(language))))
 
 
 class BudgetLineForm(PartForm):
@@ -116,7 +110,7 @@ def _detail_field(kind, label):
         return SelectField(
             label,
             [Optional()],
-            choices=_opts(
+            choices=options(
                 [
                     ("", _l("Choose")),
                     ("in_country", _l("Within my country")),
@@ -129,7 +123,7 @@ def _detail_field(kind, label):
         return SelectField(
             label,
             [Optional()],
-            choices=_opts(
+            choices=options(
                 [("", _l("Choose")), ("in_country", _l("In my country")), ("exile", _l("In exile"))]
             ),
         )
@@ -150,7 +144,7 @@ def details_form_class(category):
 class StartForm(PageForm):
     category = RadioField(
         _l("What kind of support is needed?"),
-        choices=_opts([(c.value, label) for c, label in CATEGORY_LABELS.items()]),
+        choices=options([(c.value, label) for c, label in CATEGORY_LABELS.items()]),
         validators=[InputRequired(_l("Choose the kind of support."))],
     )
 
@@ -165,7 +159,7 @@ class ReferralStartForm(StartForm):
     )
     consent_method = SelectField(
         _l("How the defender gave consent"),
-        choices=_opts(
+        choices=options(
             [
                 ("in_person", _l("In person")),
                 ("phone", _l("By phone")),
@@ -188,7 +182,7 @@ def application_form_class(category):
         gender = SelectField(
             _l("Gender"),
             [Optional()],
-            choices=_opts(
+            choices=options(
                 [
                     ("", _l("Prefer not to say")),
                     (Gender.WOMAN.value, _l("Woman")),
@@ -201,7 +195,7 @@ def application_form_class(category):
             _l("How urgent is it?"),
             [Optional()],
             default=Urgency.NORMAL.value,
-            choices=_opts(
+            choices=options(
                 [
                     (Urgency.URGENT.value, _l("Urgent: danger now or within days")),
                     (Urgency.NORMAL.value, _l("Not urgent")),
@@ -223,7 +217,7 @@ def application_form_class(category):
             _l("Currency of the budget"),
             [Optional()],
             default="USD",
-            choices=_opts([(c, c) for c in CURRENCIES]),
+            choices=options([(c, c) for c in CURRENCIES]),
         )
         budget = FieldList(FormField(BudgetLineForm), min_entries=5, max_entries=10)
         dependants = FieldList(FormField(DependantForm), min_entries=4, max_entries=10)
@@ -250,7 +244,7 @@ class MessageForm(PageForm):
 class DocumentForm(PageForm):
     kind = SelectField(
         _l("What the document is"),
-        choices=_opts(
+        choices=options(
             [
                 (DocumentKind.QUOTE.value, _l("A quote or invoice")),
                 (DocumentKind.MEDICAL_REPORT.value, _l("A medical report")),
@@ -267,12 +261,12 @@ class DocumentForm(PageForm):
 class ReportForm(PageForm):
     felt_safer = RadioField(
         _l("Do you feel safer since the support?"),
-        choices=_opts([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("Not sure"))]),
+        choices=options([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("Not sure"))]),
         validators=[InputRequired(_l("Choose an answer."))],
     )
     continued_work = RadioField(
         _l("Could you continue your human rights work?"),
-        choices=_opts([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("Not sure"))]),
+        choices=options([("yes", _l("Yes")), ("no", _l("No")), ("unsure", _l("Not sure"))]),
         validators=[InputRequired(_l("Choose an answer."))],
     )
     narrative = TextAreaField(

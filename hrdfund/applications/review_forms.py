@@ -13,9 +13,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ..core.fields import MoneyField
-from ..core.forms import PageForm
+from ..core.forms import PageForm, PrefixedForm, options
 from ..core.money import CURRENCIES
-from .forms import LONG_MAX, TEXT_MAX, _opts
+from .forms import LONG_MAX, TEXT_MAX
 from .models import Message, VerificationStatus
 from .review_models import NoteKind, Recommendation, RiskLevel
 
@@ -40,17 +40,6 @@ NOTE_LABELS = {
     NoteKind.NOTE: _l("Confidential note"),
     NoteKind.PARTNER_CHECK: _l("Check with a local partner"),
 }
-
-
-class PrefixedForm(PageForm):
-    """A form whose fields carry its prefix, so several forms share a page without two
-    elements of the same id (a note's body and a message's body)."""
-
-    PREFIX = ""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("prefix", self.PREFIX)
-        super().__init__(*args, **kwargs)
 
 
 def optional_id(value):
@@ -79,7 +68,7 @@ class ConflictForm(PrefixedForm):
 class ReferenceCheckForm(PageForm):
     status = SelectField(
         _l("What the reference said"),
-        choices=_opts((s.value, label) for s, label in REFERENCE_STATUSES.items()),
+        choices=options((s.value, label) for s, label in REFERENCE_STATUSES.items()),
     )
     notes = TextAreaField(_l("Notes (staff only)"), [Optional(), Length(max=LONG_MAX)])
 
@@ -88,7 +77,7 @@ class NoteForm(PrefixedForm):
     PREFIX = "note"
 
     kind = SelectField(
-        _l("Kind"), choices=_opts((k.value, label) for k, label in NOTE_LABELS.items())
+        _l("Kind"), choices=options((k.value, label) for k, label in NOTE_LABELS.items())
     )
     body = TextAreaField(
         _l("Note (staff on this case only)"),
@@ -101,11 +90,11 @@ class RecommendForm(PrefixedForm):
 
     risk_level = SelectField(
         _l("Risk to the defender"),
-        choices=_opts((r.value, label) for r, label in RISK_LABELS.items()),
+        choices=options((r.value, label) for r, label in RISK_LABELS.items()),
     )
     recommendation = SelectField(
         _l("Recommendation"),
-        choices=_opts((r.value, label) for r, label in RECOMMENDATION_LABELS.items()),
+        choices=options((r.value, label) for r, label in RECOMMENDATION_LABELS.items()),
     )
     #: One recommended amount per budget line, in the case's order.
     lines = FieldList(MoneyField(_l("Recommended"), allow_zero=True))
@@ -141,7 +130,7 @@ class CofundingForm(PrefixedForm):
     )
     amount = MoneyField(_l("Amount they pay"))
     currency = SelectField(
-        _l("Currency"), choices=_opts((c, c) for c in sorted(CURRENCIES)), default="EUR"
+        _l("Currency"), choices=options((c, c) for c in sorted(CURRENCIES)), default="EUR"
     )
     starts_on = DateField(_l("From"), [Optional()])
     ends_on = DateField(_l("Until"), [Optional()])

@@ -20,12 +20,12 @@ from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..auth import refused
-from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
 from ..core import geo, limits
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
+from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
 from ..core.paging import page_arg
 from ..pools.models import ExchangeRate, Pool

@@ -8,9 +8,10 @@ from flask_login import current_user
 
 from .. import audit
 from ..core.extensions import db
+from ..core.forms import ConfirmForm
 from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
-from .forms import AlertSettingsForm, ConfirmForm, PasswordChangeForm, RenewCodesForm
+from .forms import AlertSettingsForm, PasswordChangeForm, RenewCodesForm
 from .guard import role_required
 from .models import Role, User
 from .views import ROLE_LABELS, new_session

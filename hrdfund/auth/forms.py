@@ -90,10 +90,6 @@ class RenewCodesForm(PageForm):
     )
 
 
-class ConfirmForm(PageForm):
-    """A form with no fields: protects POST-only buttons with a CSRF token."""
-
-
 class RegisterForm(PageForm):
     """Sign-up for applicants: nothing that names the person. The login name is made by
     the server and carried with its seal (``services.made_login`` checks both); the page

@@ -21,9 +21,10 @@ from flask_login import current_user, login_user, logout_user
 
 from ..core.columns import utcnow
 from ..core.extensions import db
+from ..core.forms import ConfirmForm
 from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
-from .forms import CodeForm, ConfirmForm, LoginForm, RecoveryForm, RegisterForm
+from .forms import CodeForm, LoginForm, RecoveryForm, RegisterForm
 from .models import Role, User
 
 #: Where each role lands after signing in.

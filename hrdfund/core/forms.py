@@ -13,7 +13,7 @@ import re
 import wtforms
 from flask import g
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import PasswordField, SelectChoice, StringField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.widgets import HiddenInput
 
@@ -99,3 +99,23 @@ class PageForm(FlaskForm):
                 options = {**options, "prefix": ""}
                 return unbound_field.bind(form=form, widget=TokenInput(), **options)
             return _bind_text(form, unbound_field, options)
+
+
+class PrefixedForm(PageForm):
+    """A form whose fields carry its prefix, so several forms share a page without two
+    elements of the same id (a note's body and a message's body)."""
+
+    PREFIX = ""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", self.PREFIX)
+        super().__init__(*args, **kwargs)
+
+
+class ConfirmForm(PageForm):
+    """A form with no fields: protects POST-only buttons with a CSRF token."""
+
+
+def options(pairs):
+    """Select options from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]

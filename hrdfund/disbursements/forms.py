@@ -15,10 +15,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from ..applications.forms import _opts
-from ..applications.review_forms import PrefixedForm
 from ..core.fields import Entered, MoneyField, RateField
-from ..core.forms import PageForm
+from ..core.forms import PageForm, PrefixedForm, options
 from ..core.money import CURRENCIES
 from .bounds import RATE_OR_NOTHING
 from .models import Channel, HoldReason, PayeeType
@@ -65,14 +63,14 @@ class PaymentForm(PrefixedForm):
 
     allocation = SelectField(_l("Paid from pool"), coerce=int)
     instalment = SelectField(_l("Instalment"), coerce=int)
-    payee_type = SelectField(_l("Paid to"), choices=_opts(PAYEE_LABELS.items()))
+    payee_type = SelectField(_l("Paid to"), choices=options(PAYEE_LABELS.items()))
     payee_details = TextAreaField(
         _l("Payee details (account, phone or name; seen by finance only)"),
         [DataRequired(_l("Enter who was paid and where.")), Length(max=500)],
     )
-    channel = SelectField(_l("Channel"), choices=_opts(CHANNEL_LABELS.items()))
+    channel = SelectField(_l("Channel"), choices=options(CHANNEL_LABELS.items()))
     amount_paid = MoneyField(_l("Amount paid"), [Entered(_l("Enter the amount paid."))])
-    currency_paid = SelectField(_l("Currency paid"), choices=_opts((c, c) for c in CURRENCIES))
+    currency_paid = SelectField(_l("Currency paid"), choices=options((c, c) for c in CURRENCIES))
     rate = RateField(_l("Rate: pool currency per unit paid (empty: the fund's table)"))
     rate_source = StringField(_l("Source of the rate"), [Optional(), Length(max=80)])
     rate_reason = StringField(

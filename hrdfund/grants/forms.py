@@ -13,10 +13,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from ..applications.forms import _opts
-from ..applications.review_forms import PrefixedForm
 from ..core.fields import Entered, MoneyField
-from ..core.forms import PartForm
+from ..core.forms import PartForm, PrefixedForm, options
 from .models import PlanKind
 from .plans import MAX_MONTHS
 
@@ -48,7 +46,7 @@ class PlanForm(PrefixedForm):
 
     PREFIX = "plan"
 
-    kind = SelectField(_l("How it is paid"), choices=_opts(PLAN_LABELS.items()))
+    kind = SelectField(_l("How it is paid"), choices=options(PLAN_LABELS.items()))
     starts_on = DateField(
         _l("First payment on"), [DataRequired(_l("Enter the date of the first payment."))]
     )

@@ -6,20 +6,19 @@ from wtforms import DateField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..applications.forms import _opts
 from ..applications.models import CATEGORY_LABELS
-from ..applications.review_forms import PrefixedForm
 from ..core import geo
 from ..core.fields import Entered, MoneyField, RateField
+from ..core.forms import PrefixedForm, options
 from ..core.money import CURRENCIES
 from .models import Pool
 
-CURRENCY_CHOICES = _opts((c, c) for c in CURRENCIES)
+CURRENCY_CHOICES = options((c, c) for c in CURRENCIES)
 
 
 def _country_options():
     """Every country, named in the user's language."""
-    return _opts(geo.countries(str(get_locale() or "en")))
+    return options(geo.countries(str(get_locale() or "en")))
 
 
 class DonorForm(PrefixedForm):
@@ -39,7 +38,7 @@ class PoolForm(PrefixedForm):
     ends_on = DateField(_l("Open until"), [Optional()])
     categories = SelectMultipleField(
         _l("Kinds of support funded (none ticked: all)"),
-        choices=_opts((c.value, label) for c, label in CATEGORY_LABELS.items()),
+        choices=options((c.value, label) for c, label in CATEGORY_LABELS.items()),
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
     )

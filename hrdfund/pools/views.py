@@ -7,11 +7,11 @@ from flask_login import current_user
 from wtforms import SelectChoice
 
 from ..auth import refused
-from ..auth.forms import ConfirmForm
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core import limits
 from ..core.extensions import db
+from ..core.forms import ConfirmForm
 from . import bp, services
 from .forms import ContributionForm, DonorForm, PoolForm, RateForm
 from .models import Donor, ExchangeRate, Pool, RestrictionKind
