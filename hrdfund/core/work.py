@@ -1,0 +1,46 @@
+"""A request's unit of work: the one place a view's changes are committed.
+
+A view authorizes, validates its form, then calls its service through :func:`perform`,
+naming the domain errors the service may refuse with. The changes are committed as soon as
+the service returns; a refusal rolls back everything the request wrote and comes back as
+an :class:`Outcome` the view turns into a form error or a flash, in the refusal's words.
+Any other error is not caught: the 500 handler rolls back. Services only flush; the
+sign-in limits, a refused form kept for its page, CLI commands and the alerts' sending
+commit themselves, as each says.
+"""
+
+from dataclasses import dataclass
+
+from .extensions import db
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a unit of work came to: the service's return ``value``, or the ``refusal``
+    (the domain error it raised) when nothing was kept."""
+
+    value: object = None
+    refusal: Exception | None = None
+
+    @property
+    def ok(self):
+        """Whether the service's changes were committed."""
+        return self.refusal is None
+
+    @property
+    def words(self):
+        """The refusal's message, as a form error or a flash shows it."""
+        return None if self.refusal is None else str(self.refusal)
+
+
+def perform(service, *args, refused=(), **kwargs):
+    """Call ``service(*args, **kwargs)`` and commit what it did; when it (or the commit)
+    raises one of the ``refused`` errors (a class or a tuple of them), roll back instead.
+    Returns the :class:`Outcome`."""
+    try:
+        value = service(*args, **kwargs)
+        db.session.commit()
+    except refused as exc:
+        db.session.rollback()
+        return Outcome(refusal=exc)
+    return Outcome(value=value)
