@@ -12,6 +12,7 @@ from ..auth.models import Role
 from ..core import limits
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
+from ..core.work import perform
 from . import bp, services
 from .forms import ContributionForm, DonorForm, PoolForm, RateForm
 from .models import Donor, ExchangeRate, Pool, RestrictionKind
@@ -60,8 +61,7 @@ def create_donor():
     """Add a donor."""
     form = DonorForm()
     if form.validate_on_submit():
-        services.create_donor(current_user.fund_id, form.name.data, _actor())
-        db.session.commit()
+        perform(services.create_donor, current_user.fund_id, form.name.data, _actor())
         flash(_("Donor added."), "info")
         return redirect(url_for("pools.new"))
     return refused.refuse(form, to=url_for("pools.new", _anchor="donor"))
@@ -82,24 +82,22 @@ def create_pool():
     if form.validate_on_submit():
         restrictions = [(RestrictionKind.CATEGORY, c) for c in form.categories.data]
         restrictions += [(RestrictionKind.COUNTRY, c) for c in form.countries.data]
-        try:
-            pool = services.create_pool(
-                donors[form.donor.data],
-                _actor(),
-                form.name.data,
-                form.currency.data,
-                cap_per_grant=form.cap_per_grant.data,
-                starts_on=form.starts_on.data,
-                ends_on=form.ends_on.data,
-                restrictions=restrictions,
-            )
-        except services.PoolError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
+        done = perform(
+            services.create_pool,
+            donors[form.donor.data],
+            _actor(),
+            form.name.data,
+            form.currency.data,
+            cap_per_grant=form.cap_per_grant.data,
+            starts_on=form.starts_on.data,
+            ends_on=form.ends_on.data,
+            restrictions=restrictions,
+            refused=services.PoolError,
+        )
+        if done.ok:
             flash(_("Pool created."), "info")
-            return redirect(url_for("reports.pool", uid=pool.uid))
+            return redirect(url_for("reports.pool", uid=done.value.uid))
+        form.form_errors.append(done.words)
     return refused.refuse(form, to=url_for("pools.new", _anchor="pool"))
 
 
@@ -110,22 +108,20 @@ def contribute(uid):
     pool = fund_pool_or_404(uid)
     form = ContributionForm()
     if form.validate_on_submit():
-        try:
-            services.record_contribution(
-                pool,
-                _actor(),
-                form.amount.data,
-                form.currency.data,
-                form.received_on.data,
-                reference=form.reference.data,
-            )
-        except services.PoolError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
+        done = perform(
+            services.record_contribution,
+            pool,
+            _actor(),
+            form.amount.data,
+            form.currency.data,
+            form.received_on.data,
+            reference=form.reference.data,
+            refused=services.PoolError,
+        )
+        if done.ok:
             flash(_("Contribution recorded."), "info")
             return redirect(url_for("reports.pool", uid=pool.uid))
+        form.form_errors.append(done.words)
     return refused.refuse(form, to=url_for("reports.pool", uid=pool.uid, _anchor="contributions"))
 
 
@@ -168,22 +164,19 @@ def add_rate():
     """Add a rate to the table."""
     form = RateForm()
     if form.validate_on_submit():
-        try:
-            entry = services.record_rate(
-                current_user.fund_id,
-                _actor(),
-                form.on_date.data,
-                form.base.data,
-                form.quote.data,
-                form.rate.data,
-                form.source.data,
-            )
-        except services.PoolError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
-            if entry.needs_second:
+        done = perform(
+            services.record_rate,
+            current_user.fund_id,
+            _actor(),
+            form.on_date.data,
+            form.base.data,
+            form.quote.data,
+            form.rate.data,
+            form.source.data,
+            refused=services.PoolError,
+        )
+        if done.ok:
+            if done.value.needs_second:
                 flash(
                     _(
                         "Rate recorded, not yet counted: it is the first of its pair, or "
@@ -197,6 +190,7 @@ def add_rate():
             else:
                 flash(_("Rate recorded."), "info")
             return redirect(url_for("pools.rates"))
+        form.form_errors.append(done.words)
     return refused.refuse(form, to=url_for("pools.rates", _anchor="record-rate"))
 
 
@@ -215,14 +209,11 @@ def confirm_rate(uid):
     """A second rate keeper stands behind a rate: a held one counts from now on."""
     entry = _entry_or_404(uid)
     if ConfirmForm().validate_on_submit():
-        try:
-            services.confirm_rate(entry, _actor())
-        except services.PoolError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        done = perform(services.confirm_rate, entry, _actor(), refused=services.PoolError)
+        if done.ok:
             flash(_("Rate confirmed."), "info")
+        else:
+            flash(done.words, "error")
     return redirect(url_for("pools.rates"))
 
 
@@ -232,12 +223,9 @@ def refuse_rate(uid):
     """A rate waiting for a second person leaves the table; it never counted."""
     entry = _entry_or_404(uid)
     if ConfirmForm().validate_on_submit():
-        try:
-            services.refuse_rate(entry, _actor())
-        except services.PoolError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        done = perform(services.refuse_rate, entry, _actor(), refused=services.PoolError)
+        if done.ok:
             flash(_("Rate refused: it is no longer in the table."), "info")
+        else:
+            flash(done.words, "error")
     return redirect(url_for("pools.rates"))
