@@ -19,6 +19,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import format_money
 from ..core.paging import page_arg
+from ..core.work import perform
 from ..pools.forms import ContributionReversalForm
 from ..pools.models import Contribution
 from . import bp, plans, services
@@ -159,15 +160,16 @@ def approve(uid):
     draws, problems = _draws(form) if form.validate_on_submit() else (None, [])
     form.form_errors.extend(problems)
     if draws is not None and not problems:
-        try:
-            grant = services.approve_with_recorded_rates(
-                application, current_user._get_current_object(), form.amount.data, draws
-            )
-        except services.DecisionError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
+        done = perform(
+            services.approve_with_recorded_rates,
+            application,
+            current_user._get_current_object(),
+            form.amount.data,
+            draws,
+            refused=services.DecisionError,
+        )
+        if done.ok:
+            grant = done.value
             locale = str(get_locale())
             first = services.first_approval(application) if grant is None else None
             if first is not None and first.worth is not None and first.worth < first.threshold:
@@ -200,6 +202,7 @@ def approve(uid):
                     "info",
                 )
             return redirect(url_for("applications.case", uid=application.uid))
+        form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "approve"))
 
 
@@ -225,24 +228,22 @@ def plan(uid):
     grant = _grant_or_404(application)
     form = PlanForm()
     if form.validate_on_submit():
-        try:
-            plans.create_plan(
-                grant,
-                current_user._get_current_object(),
-                form.kind.data,
-                form.starts_on.data,
-                count=form.count.data or 1,
-                interval_days=form.interval_days.data or 30,
-                renewal_review_on=form.renewal_review_on.data,
-                hold_for_report=form.hold_for_report.data,
-            )
-        except plans.PlanError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
+        done = perform(
+            plans.create_plan,
+            grant,
+            current_user._get_current_object(),
+            form.kind.data,
+            form.starts_on.data,
+            count=form.count.data or 1,
+            interval_days=form.interval_days.data or 30,
+            renewal_review_on=form.renewal_review_on.data,
+            hold_for_report=form.hold_for_report.data,
+            refused=plans.PlanError,
+        )
+        if done.ok:
             flash(_("Payment plan saved."), "info")
             return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+        form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "plan"))
 
 
@@ -254,24 +255,24 @@ def close(uid):
     grant = _grant_or_404(application)
     form = CloseForm()
     if form.validate_on_submit():
-        try:
-            releases = plans.close_grant(
-                grant, current_user._get_current_object(), form.reason.data
-            )
-        except plans.PlanError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
+        done = perform(
+            plans.close_grant,
+            grant,
+            current_user._get_current_object(),
+            form.reason.data,
+            refused=plans.PlanError,
+        )
+        if done.ok:
             flash(
                 ngettext(
                     "Grant closed; %(num)d pool got money back.",
                     "Grant closed; %(num)d pools got money back.",
-                    len(releases),
+                    len(done.value),
                 ),
                 "info",
             )
             return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+        form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "close"))
 
 
@@ -286,21 +287,24 @@ def reverse_contribution(uid):
         abort(404)
     form = ContributionReversalForm()
     page = url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions")
-    if form.validate_on_submit():
-        try:
-            services.reverse_contribution(
-                contribution, current_user._get_current_object(), form.reason.data
-            )
-        except services.DecisionError as exc:
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
-            flash(_("Contribution reversed."), "info")
-            return redirect(page)
-    page = url_for(
+    # The row's own place on the page, read before the work: a refusal expires the rows.
+    again = url_for(
         "reports.pool", uid=contribution.pool.uid, _anchor=f"contribution-{contribution.uid}"
     )
-    return refused.refuse(form, to=page, about=contribution.uid)
+    about = contribution.uid
+    if form.validate_on_submit():
+        done = perform(
+            services.reverse_contribution,
+            contribution,
+            current_user._get_current_object(),
+            form.reason.data,
+            refused=services.DecisionError,
+        )
+        if done.ok:
+            flash(_("Contribution reversed."), "info")
+            return redirect(page)
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=again, about=about)
 
 
 @bp.get("/coverage")
