@@ -27,6 +27,7 @@ from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
+from ..core.work import perform
 from ..grants.models import Allocation, Grant, Instalment
 from ..grants.plans import allocation_balances
 from ..pools.models import Pool
@@ -113,18 +114,21 @@ def import_statement():
                 problems = [str(p) for p in exc.problems]
     if not valid or problems:
         return refused.refuse(form, to=again, problems=problems)
-    try:
-        _statement, lines = reconcile.import_statement(
-            current_user.fund_id, actor, data, checked=checked
-        )
-    except reconcile.StatementError as exc:
-        return refused.refuse(form, to=again, problems=exc.problems)
-    try:
-        db.session.commit()
-    except sa.exc.IntegrityError:
+    done = perform(
+        reconcile.import_statement,
+        current_user.fund_id,
+        actor,
+        data,
+        checked=checked,
+        refused=(reconcile.StatementError, sa.exc.IntegrityError),
+    )
+    if isinstance(done.refusal, reconcile.StatementError):
+        return refused.refuse(form, to=again, problems=done.refusal.problems)
+    if not done.ok:
         # The same file sent twice at once: the first one applied it.
         problems = [_("This statement was imported already; nothing was applied again.")]
         return refused.refuse(form, to=again, problems=problems)
+    _statement, lines = done.value
     counts = Counter(line.status for line in lines)
     flash(
         _(
@@ -174,11 +178,13 @@ class _AlreadyRecorded(Exception):
     says whether it waits for a second person."""
 
 
-def _drop_proof(proof):
-    """Undo the request's writes, and the proof's file with them."""
-    db.session.rollback()
-    if proof is not None:
-        documents.delete_document_file(proof)
+def _record_once(grant, actor, **fields):
+    """Record one payment (:func:`services.record_disbursement`); a form sent before, whose
+    idempotency key names a payment recorded or held already, is refused."""
+    row, created = services.record_disbursement(grant, actor, **fields)
+    if not created:
+        raise _AlreadyRecorded(isinstance(row, HeldPayment))
+    return row
 
 
 def _case_grant_or_404(uid):
@@ -215,45 +221,43 @@ def record(uid):
         allocation = db.session.get(Allocation, form.allocation.data)
         instalment = db.session.get(Instalment, form.instalment.data or 0)
         proof = None
-        try:
-            if cleaned is not None:
-                proof = documents.store_document(
-                    cleaned, None, DocumentKind.PROOF_OF_PAYMENT, actor
-                )
-            row, created = services.record_disbursement(
-                grant,
-                actor,
-                allocation=allocation,
-                instalment=instalment,
-                payee_type=form.payee_type.data,
-                payee_details=form.payee_details.data,
-                channel=form.channel.data,
-                amount_paid=form.amount_paid.data,
-                currency_paid=form.currency_paid.data,
-                paid_on=form.paid_on.data,
-                idempotency_key=form.idempotency_key.data,
-                rate=form.rate.data,
-                rate_source=form.rate_source.data,
-                rate_reason=form.rate_reason.data,
-                fee=form.fee.data or 0,
-                reference=form.reference.data,
-                proof_document_id=proof.id if proof else None,
-            )
-            if not created:
-                raise _AlreadyRecorded(isinstance(row, HeldPayment))
-            db.session.commit()
-        except services.PaymentError as exc:
-            _drop_proof(proof)
-            form.form_errors.append(str(exc))
-        except (_AlreadyRecorded, sa.exc.IntegrityError) as exc:
+        if cleaned is not None:
+            # In the payment's transaction: committed with it, or undone with it.
+            proof = documents.store_document(cleaned, None, DocumentKind.PROOF_OF_PAYMENT, actor)
+        done = perform(
+            _record_once,
+            grant,
+            actor,
+            allocation=allocation,
+            instalment=instalment,
+            payee_type=form.payee_type.data,
+            payee_details=form.payee_details.data,
+            channel=form.channel.data,
+            amount_paid=form.amount_paid.data,
+            currency_paid=form.currency_paid.data,
+            paid_on=form.paid_on.data,
+            idempotency_key=form.idempotency_key.data,
+            rate=form.rate.data,
+            rate_source=form.rate_source.data,
+            rate_reason=form.rate_reason.data,
+            fee=form.fee.data or 0,
+            reference=form.reference.data,
+            proof_document_id=proof.id if proof else None,
+            refused=(services.PaymentError, _AlreadyRecorded, sa.exc.IntegrityError),
+        )
+        if not done.ok and proof is not None:
+            documents.delete_document_file(proof)  # its row was rolled back with the payment
+        if isinstance(done.refusal, services.PaymentError):
+            form.form_errors.append(done.words)
+        elif not done.ok:
             # The same form sent twice: the unique key kept the first payment only.
-            _drop_proof(proof)
-            if isinstance(exc, _AlreadyRecorded) and exc.args[0]:
+            if isinstance(done.refusal, _AlreadyRecorded) and done.refusal.args[0]:
                 flash(_("This payment was already entered; it waits for a second person."), "info")
             else:
                 flash(_("This payment was already recorded."), "info")
             return redirect(url_for("applications.case", uid=uid, _anchor="money"))
         else:
+            row = done.value
             if isinstance(row, HeldPayment):
                 flash(
                     _(
@@ -285,22 +289,23 @@ def confirm_held(uid):
     """A second person confirms a held payment: it is booked, every rule checked again."""
     held = _held_or_404(uid)
     case = held.grant.application.uid
+    page, about = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}"), held.uid
     form = HeldConfirmForm()
     if form.validate_on_submit():
-        try:
-            holds.confirm_held_payment(held, current_user._get_current_object())
-        except services.PaymentError as exc:
-            form.form_errors.append(str(exc))
-        except sa.exc.IntegrityError:
-            db.session.rollback()
-            flash(_("This payment was already confirmed."), "info")
-            return redirect(url_for("applications.case", uid=case, _anchor="held"))
-        else:
-            db.session.commit()
+        done = perform(
+            holds.confirm_held_payment,
+            held,
+            current_user._get_current_object(),
+            refused=(services.PaymentError, sa.exc.IntegrityError),
+        )
+        if done.ok:
             flash(_("Payment confirmed and booked."), "info")
             return redirect(url_for("applications.case", uid=case, _anchor="held"))
-    page = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}")
-    return refused.refuse(form, to=page, about=held.uid)
+        if isinstance(done.refusal, sa.exc.IntegrityError):
+            flash(_("This payment was already confirmed."), "info")
+            return redirect(url_for("applications.case", uid=case, _anchor="held"))
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=page, about=about)
 
 
 @bp.post("/payments/held/<uid>/refuse")
@@ -309,18 +314,21 @@ def refuse_held(uid):
     """A second person refuses a held payment, saying why: nothing is booked."""
     held = _held_or_404(uid)
     case = held.grant.application.uid
+    page, about = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}"), held.uid
     form = RefuseForm()
     if form.validate_on_submit():
-        try:
-            holds.refuse_held_payment(held, current_user._get_current_object(), form.reason.data)
-        except services.PaymentError as exc:
-            form.form_errors.append(str(exc))
-        else:
-            db.session.commit()
+        done = perform(
+            holds.refuse_held_payment,
+            held,
+            current_user._get_current_object(),
+            form.reason.data,
+            refused=services.PaymentError,
+        )
+        if done.ok:
             flash(_("Payment refused: nothing was booked."), "info")
             return redirect(url_for("applications.case", uid=case, _anchor="held"))
-    page = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}")
-    return refused.refuse(form, to=page, about=held.uid)
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=page, about=about)
 
 
 @bp.post("/payments/<uid>/reverse")
@@ -331,24 +339,22 @@ def reverse(uid):
     application = payment.grant.application
     form = ReverseForm()
     if form.validate_on_submit():
-        try:
-            services.reverse_disbursement(
-                payment,
-                current_user._get_current_object(),
-                form.reason.data,
-                amount=form.amount.data,
-                fee_refunded=form.fee_refunded.data,
-            )
-        except services.PaymentError as exc:
-            db.session.rollback()
-            form.form_errors.append(str(exc))
-        except sa.exc.IntegrityError:
-            db.session.rollback()
-            form.form_errors.append(_("This payment was already reversed."))
-        else:
-            db.session.commit()
+        done = perform(
+            services.reverse_disbursement,
+            payment,
+            current_user._get_current_object(),
+            form.reason.data,
+            amount=form.amount.data,
+            fee_refunded=form.fee_refunded.data,
+            refused=(services.PaymentError, sa.exc.IntegrityError),
+        )
+        if done.ok:
             flash(_("Reversal recorded."), "info")
             return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+        if isinstance(done.refusal, sa.exc.IntegrityError):
+            form.form_errors.append(_("This payment was already reversed."))
+        else:
+            form.form_errors.append(done.words)
     else:
         form.form_errors.extend(e for errors in form.errors.values() for e in errors)
     page = url_for("applications.case", uid=application.uid, _anchor=f"payment-{payment.uid}")
@@ -365,8 +371,7 @@ def proof(uid):
         abort(404)
     if document.filename is None:  # purged with its case
         abort(404)
-    audit.record("document.downloaded", document, actor=current_user._get_current_object())
-    db.session.commit()
+    perform(audit.record, "document.downloaded", document, actor=current_user._get_current_object())
     return send_file(
         io.BytesIO(documents.read_document(document)),
         mimetype=document.content_type,
@@ -390,12 +395,15 @@ def confirm(uid):
     ):
         abort(404)
     if ReceiptForm().validate_on_submit():
-        try:
-            services.confirm_receipt(disbursement, current_user._get_current_object())
-            db.session.commit()
-            flash(_("Thank you: the fund knows this payment arrived."), "info")
-        except (services.AlreadyConfirmedError, sa.exc.IntegrityError):
+        done = perform(
+            services.confirm_receipt,
+            disbursement,
+            current_user._get_current_object(),
             # IntegrityError: a second click won the race to the unique receipt row.
-            db.session.rollback()
+            refused=(services.AlreadyConfirmedError, sa.exc.IntegrityError),
+        )
+        if done.ok:
+            flash(_("Thank you: the fund knows this payment arrived."), "info")
+        else:
             flash(_("This payment was already confirmed."), "info")
     return redirect(url_for("applications.case", uid=application.uid))
