@@ -15,6 +15,7 @@ from ..auth.guard import role_required
 from ..auth.models import Role, User
 from ..core.extensions import db
 from ..core.money import MoneyError
+from ..core.work import perform
 from . import access, bp, panels, review_services
 from .access import Section, get_application_or_404
 from .models import ApplicationStatus as S
@@ -44,7 +45,7 @@ def _me():
 
 
 def _back(application, message):
-    db.session.commit()
+    """Back to the case's review, saying what was done (committed already)."""
     flash(message, "info")
     return redirect(url_for("applications.case", uid=application.uid) + "#review")
 
@@ -115,10 +116,11 @@ def assign(uid):
     if current_user.role != Role.MANAGER and form.reviewer.data != current_user.id:
         abort(403)
     reviewer = db.session.get(User, form.reviewer.data)
-    try:
-        review_services.assign_reviewer(application, reviewer, _me())
-    except ReviewError as exc:
-        return _again(application, "assign", form, exc)
+    done = perform(
+        review_services.assign_reviewer, application, reviewer, _me(), refused=ReviewError
+    )
+    if not done.ok:
+        return _again(application, "assign", form, done.refusal)
     return _back(application, _("The case is assigned."))
 
 
@@ -130,8 +132,7 @@ def conflict(uid):
     form = ConflictForm()
     if not form.validate_on_submit():
         return _again(application, "conflict", form)
-    review_services.declare_conflict(application, _me())
-    db.session.commit()
+    perform(review_services.declare_conflict, application, _me())
     if current_user.role == Role.FINANCE:
         flash(_("Your conflict of interest is recorded; the case left your lists."), "info")
         return redirect(url_for("disbursements.index"))
@@ -152,10 +153,16 @@ def check_reference(uid, ref):
     form = ReferenceCheckForm(prefix=f"ref-{reference.uid}")
     if not form.validate_on_submit():
         return _again(application, f"reference-{reference.uid}", form)
-    try:
-        review_services.record_reference_check(reference, form.status.data, form.notes.data, _me())
-    except ReviewError as exc:
-        return _again(application, f"reference-{reference.uid}", form, exc)
+    done = perform(
+        review_services.record_reference_check,
+        reference,
+        form.status.data,
+        form.notes.data,
+        _me(),
+        refused=ReviewError,
+    )
+    if not done.ok:
+        return _again(application, f"reference-{reference.uid}", form, done.refusal)
     return _back(application, _("The reference check is recorded."))
 
 
@@ -166,7 +173,7 @@ def add_note(uid):
     form = NoteForm()
     if not form.validate_on_submit():
         return _again(application, "notes", form)
-    review_services.add_note(application, _me(), form.kind.data, form.body.data)
+    perform(review_services.add_note, application, _me(), form.kind.data, form.body.data)
     return _back(application, _("Note added. Only staff on this case can read it."))
 
 
@@ -182,18 +189,19 @@ def recommend(uid):
     amounts = {line.id: entry.data for line, entry in zip(lines, form.lines.entries, strict=False)}
     if form.recommendation.data == Recommendation.REJECT.value:
         amounts = {}
-    try:
-        review_services.recommend(
-            application,
-            _me(),
-            form.risk_level.data,
-            form.recommendation.data,
-            None,
-            form.assessment.data,
-            line_amounts=amounts,
-        )
-    except (ReviewError, MoneyError) as exc:
-        return _again(application, "assessment", form, exc)
+    done = perform(
+        review_services.recommend,
+        application,
+        _me(),
+        form.risk_level.data,
+        form.recommendation.data,
+        None,
+        form.assessment.data,
+        line_amounts=amounts,
+        refused=(ReviewError, MoneyError),
+    )
+    if not done.ok:
+        return _again(application, "assessment", form, done.refusal)
     return _back(application, _("Recommendation recorded. A manager decides next."))
 
 
@@ -205,10 +213,15 @@ def ask(uid):
     form = QuestionForm()
     if not form.validate_on_submit():
         return _again(application, "ask", form)
-    try:
-        review_services.request_information(application, _me(), form.question.data)
-    except ReviewError as exc:
-        return _again(application, "ask", form, exc)
+    done = perform(
+        review_services.request_information,
+        application,
+        _me(),
+        form.question.data,
+        refused=ReviewError,
+    )
+    if not done.ok:
+        return _again(application, "ask", form, done.refusal)
     return _back(application, _("Question sent. The case waits for the answer."))
 
 
@@ -221,10 +234,15 @@ def reject(uid):
         return _again(application, "reject", form)
     if application.status not in (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
         return _again(application, "reject", form, _("This case is not waiting for a decision."))
-    try:
-        review_services.reject_application(application, _me(), form.reason.data)
-    except ReviewError as exc:
-        return _again(application, "reject", form, exc)
+    done = perform(
+        review_services.reject_application,
+        application,
+        _me(),
+        form.reason.data,
+        refused=ReviewError,
+    )
+    if not done.ok:
+        return _again(application, "reject", form, done.refusal)
     return _back(application, _("The case is rejected; the applicant sees the reason."))
 
 
@@ -236,18 +254,19 @@ def cofunding(uid):
     form = CofundingForm()
     if not form.validate_on_submit():
         return _again(application, "cofunding", form)
-    try:
-        review_services.record_cofunding(
-            application,
-            _me(),
-            form.funder.data,
-            form.amount.data,
-            form.currency.data,
-            form.starts_on.data,
-            form.ends_on.data,
-        )
-    except ReviewError as exc:
-        return _again(application, "cofunding", form, exc)
+    done = perform(
+        review_services.record_cofunding,
+        application,
+        _me(),
+        form.funder.data,
+        form.amount.data,
+        form.currency.data,
+        form.starts_on.data,
+        form.ends_on.data,
+        refused=ReviewError,
+    )
+    if not done.ok:
+        return _again(application, "cofunding", form, done.refusal)
     return _back(application, _("The other funder is recorded."))
 
 

@@ -28,6 +28,7 @@ from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
 from ..core.paging import page_arg
+from ..core.work import perform
 from ..pools.models import ExchangeRate, Pool
 from . import access, bp, documents, services, targets
 from .access import Section, get_application_or_404
@@ -294,14 +295,14 @@ def start():
     referral = current_user.role == Role.PARTNER
     form = ReferralStartForm() if referral else StartForm()
     if form.validate_on_submit():
-        application = services.start_application(
+        done = perform(
+            services.start_application,
             current_user,
             form.category.data,
             _default_fund_id(),
             consent_method=form.consent_method.data if referral else None,
         )
-        db.session.commit()
-        return redirect(url_for("applications.edit", uid=application.uid))
+        return redirect(url_for("applications.edit", uid=done.value.uid))
     if form.is_submitted():
         return refused.refuse(form, to=url_for("applications.start"))
     return render_template("applications/start.html", form=refused.restore(form), referral=referral)
@@ -356,23 +357,36 @@ def edit(uid):
     if not form.validate_on_submit():
         form.form_errors.append(_("Some answers need correcting: see the messages below."))
         return refused.refuse(form, to=page)
-    try:
-        services.save_draft(application, form.data, current_user)
-    except MoneyError as exc:  # budget lines adding up past what one amount holds
-        form.form_errors.append(str(exc))
+    done = perform(
+        _save_or_send,
+        application,
+        form.data,
+        current_user,
+        send=form.submit.data,
+        refused=MoneyError,  # budget lines adding up past what one amount holds
+    )
+    if not done.ok:
+        form.form_errors.append(done.words)
         return refused.refuse(form, to=page)
     if not form.submit.data:
-        db.session.commit()
         flash(_("Draft saved. You can come back to it at any time."), "info")
         return redirect(page)
-    try:
-        services.submit_application(application, current_user)
-    except services.IncompleteError as exc:
-        db.session.commit()  # the draft is saved; the page lists what sending it needs
-        return refused.refuse(form, to=page, problems=exc.missing)
-    db.session.commit()
+    if done.value:  # the draft is saved; the page lists what sending it needs
+        return refused.refuse(form, to=page, problems=done.value)
     flash(_("Your application was sent. The fund will answer here."), "info")
     return redirect(url_for("applications.case", uid=application.uid))
+
+
+def _save_or_send(application, data, actor, send):
+    """Save the draft and, when ``send``, send it. Returns what sending it still needs,
+    or nothing: a draft not complete is saved all the same."""
+    services.save_draft(application, data, actor)
+    if send:
+        try:
+            services.submit_application(application, actor)
+        except services.IncompleteError as exc:
+            return exc.missing
+    return None
 
 
 @bp.route("/applications/<uid>", methods=["GET", "POST"])
@@ -382,11 +396,15 @@ def case(uid):
     application = get_application_or_404(uid, current_user)
     form = MessageForm()
     if form.validate_on_submit():
-        try:
-            services.post_message(application, current_user._get_current_object(), form.body.data)
-        except services.ThreadClosedError:
+        done = perform(
+            services.post_message,
+            application,
+            current_user._get_current_object(),
+            form.body.data,
+            refused=services.ThreadClosedError,
+        )
+        if not done.ok:
             abort(404)
-        db.session.commit()
         flash(_("Message sent."), "info")
         return redirect(url_for("applications.case", uid=application.uid))
     if form.is_submitted():
@@ -454,9 +472,9 @@ def withdraw_consent(uid, kind):
         abort(404)
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("applications.case", uid=uid, _anchor="consents"))
-    if services.withdraw_consent(application, kind, current_user._get_current_object()) is None:
+    done = perform(services.withdraw_consent, application, kind, current_user._get_current_object())
+    if done.value is None:  # none of that kind stands: nothing was written
         abort(404)
-    db.session.commit()
     flash(_("Your consent is withdrawn. It applies from now on."), "info")
     return redirect(url_for("applications.case", uid=uid, _anchor="consents"))
 
@@ -479,17 +497,17 @@ def report(uid):
     application = get_application_or_404(uid, current_user, Section.CONSENTS)
     form = ReportForm()
     if form.validate_on_submit():
-        try:
-            services.submit_report(
-                application,
-                current_user._get_current_object(),
-                form.felt_safer.data,
-                form.continued_work.data,
-                form.narrative.data,
-            )
-        except services.ReportNotDueError:
+        done = perform(
+            services.submit_report,
+            application,
+            current_user._get_current_object(),
+            form.felt_safer.data,
+            form.continued_work.data,
+            form.narrative.data,
+            refused=services.ReportNotDueError,
+        )
+        if not done.ok:
             abort(404)
-        db.session.commit()
         flash(_("Thank you for your report."), "info")
         return redirect(url_for("applications.case", uid=uid))
     return refused.refuse(form, to=url_for("applications.case", uid=uid, _anchor="report"))
@@ -518,13 +536,13 @@ def upload(uid):
             application = get_application_or_404(uid, current_user, Section.DOCUMENTS)
             if application.status in TERMINAL_STATES:
                 abort(404)  # closed while the file was being cleaned
-            documents.store_document(
+            perform(
+                documents.store_document,
                 cleaned,
                 application,
                 DocumentKind(form.kind.data),
                 current_user._get_current_object(),
             )
-            db.session.commit()
             flash(
                 _("Document added. Only you and the fund's staff on this case can open it."), "info"
             )
@@ -541,8 +559,7 @@ def download(uid, doc):
     ).scalar_one_or_none()
     if document is None:
         abort(404)
-    audit.record("document.downloaded", document, actor=current_user._get_current_object())
-    db.session.commit()
+    perform(audit.record, "document.downloaded", document, actor=current_user._get_current_object())
     return send_file(
         io.BytesIO(documents.read_document(document)),
         mimetype=document.content_type,
