@@ -1,5 +1,7 @@
 """An admin says where each reviewer's and manager's alerts go and who is on duty."""
 
+from hrdfund.audit.models import AuditEvent
+from hrdfund.auth.services import set_alert_settings
 from hrdfund.core.extensions import db
 from tests.conftest import login, refused_page
 
@@ -53,3 +55,13 @@ def test_a_manager_cannot_change_alert_settings(client, make_user):
     reviewer = make_user("reviewer")
     login(client, make_user("manager"))
     assert _settings(client, reviewer, on_duty="y").status_code == 403
+
+
+def test_the_settings_service_keeps_an_empty_address_as_none_and_audits_the_change(make_user):
+    manager, admin = make_user("manager"), make_user("admin")
+    set_alert_settings(manager, "  ", "y", admin)
+    assert (manager.contact, manager.on_duty) == (None, True)
+    entry = db.session.execute(
+        db.select(AuditEvent).where(AuditEvent.action == "auth.alert_settings")
+    ).scalar_one()
+    assert (entry.actor, entry.object_id) == (f"u{admin.id}", manager.uid)

@@ -6,9 +6,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .. import audit
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
+from ..core.work import perform
 from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
 from .forms import AlertSettingsForm, PasswordChangeForm, RenewCodesForm
@@ -119,8 +119,7 @@ def end_user_sessions(uid):
     """Sign an account out everywhere: every cookie of it stops working at once."""
     user = _fund_account_or_404(uid)
     if ConfirmForm().validate_on_submit():
-        services.end_sessions(user, actor=current_user._get_current_object())
-        db.session.commit()
+        perform(services.end_sessions, user, actor=current_user._get_current_object())
         # Flashes travel in the session cookie: the message names no account.
         flash(_("Every session of that account has ended."), "info")
     return redirect(url_for("auth.users"))
@@ -134,8 +133,7 @@ def reset_second_factor(uid):
     if not user.needs_totp:
         abort(404)
     if ConfirmForm().validate_on_submit():
-        services.reset_second_factor(user, current_user._get_current_object())
-        db.session.commit()
+        perform(services.reset_second_factor, user, current_user._get_current_object())
         flash(
             _(
                 "That account sets up a new authenticator at its next sign-in; its recovery"
@@ -163,9 +161,12 @@ def alert_settings():
         abort(404)
     if not form.validate_on_submit():
         return refused.refuse(form, to=url_for("auth.users", _anchor=f"account-{user.uid}"))
-    user.contact = (form.email.data or "").strip() or None
-    user.on_duty = bool(form.on_duty.data)
-    audit.record("auth.alert_settings", user, actor=current_user._get_current_object())
-    db.session.commit()
+    perform(
+        services.set_alert_settings,
+        user,
+        form.email.data,
+        form.on_duty.data,
+        current_user._get_current_object(),
+    )
     flash(_("Alert settings saved."), "info")
     return redirect(url_for("auth.users"))

@@ -382,6 +382,15 @@ def reset_second_factor(user, actor):
     end_sessions(user, actor=actor, action="auth.second_factor_reset")
 
 
+def set_alert_settings(user, contact, on_duty, actor):
+    """Where a reviewer's or manager's alerts go (``contact``, none when empty) and whether
+    they are on duty."""
+    user.contact = (contact or "").strip() or None
+    user.on_duty = bool(on_duty)
+    audit.record("auth.alert_settings", user, actor=actor)
+    return user
+
+
 def check_login_rules(login):
     """Raise :class:`LoginPolicyError` unless ``login`` (normalised) has the allowed form."""
     if not LOGIN_PATTERN.match(login):

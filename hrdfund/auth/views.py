@@ -22,6 +22,7 @@ from flask_login import current_user, login_user, logout_user
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
+from ..core.work import perform
 from . import attempts, bp, refused, services
 from .client import client_token, refusal, remember_client
 from .forms import CodeForm, LoginForm, RecoveryForm, RegisterForm
@@ -267,8 +268,7 @@ def logout():
     form = ConfirmForm()
     if not form.validate_on_submit():
         return redirect(url_for("auth.index"))
-    services.end_sessions(current_user._get_current_object(), action="auth.logout")
-    db.session.commit()
+    perform(services.end_sessions, current_user._get_current_object(), action="auth.logout")
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

@@ -14,6 +14,7 @@ from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
+from ..core.work import perform
 from ..disbursements import followup
 from ..disbursements.ledger import pool_figures, reversal_partners
 from ..disbursements.models import Disbursement
@@ -83,11 +84,14 @@ def _send_report(pool):
     today = utcnow().date()
     if kind not in ("pdf", "csv") or period.start > today:
         abort(404)
-    if issue_ended(pool, period, today):
-        db.session.commit()  # what the period says about people, kept before it is read
+    # Two units of work on purpose: what an ended period says about people is kept (and
+    # committed) before the report is read, with no write lock, then the download is
+    # recorded with the report's digest.
+    perform(issue_ended, pool, period, today)
     with reading():
         report = build_report(pool, period, today=today)
-    audit.record(
+    perform(
+        audit.record,
         "report.downloaded",
         pool,
         actor=current_user._get_current_object(),
@@ -95,7 +99,6 @@ def _send_report(pool):
         format=kind,
         digest=report["digest"],
     )
-    db.session.commit()
     name = f"report-{pool.uid}-{period.code}.{kind}"
     if kind == "pdf":
         body, mimetype = render_pdf(report), "application/pdf"
