@@ -93,9 +93,11 @@ def add_applications(world):
 
 @dataclass
 class Case:
-    """What the rows of one case are built from, once its amounts and times are drawn."""
+    """What the rows of one case are built from, once its amounts and times are drawn; it
+    answers for the case where the pool-eligibility rule reads an application."""
 
     number: int
+    fund_id: int
     status: S
     category: Category
     country: str
@@ -106,6 +108,11 @@ class Case:
     applicant: int | None
     org: PartnerOrganisation | None
     owner: int
+
+    @property
+    def region(self):
+        """The region of the case's country, as the application records it."""
+        return geo.region_of(self.country)
 
 
 def add_case(world, i, status, category, country, applicant, org):
@@ -123,7 +130,18 @@ def add_case(world, i, status, category, country, applicant, org):
         applicant = people.add_user(world, Role.APPLICANT, created, f"defender-{world.uid()}")
     owner = (world.partner_users[org.id] if org else None) or applicant
     case = Case(
-        i, status, category, country, urgent, currency, budget, times, applicant, org, owner
+        i,
+        world.fund.id,
+        status,
+        category,
+        country,
+        urgent,
+        currency,
+        budget,
+        times,
+        applicant,
+        org,
+        owner,
     )
     dependants = answers.dependants(world, category)
     row = _application_row(world, case, dependants)
@@ -178,6 +196,7 @@ def _application_row(world, case, dependants):
         return world.enc("applications", column, uid, text)
 
     name = f"Demo defender {case.number + 1}"
+    urgency = Urgency.URGENT if case.urgent else Urgency.NORMAL
     return {
         "uid": uid,
         "fund_id": world.fund.id,
@@ -186,7 +205,7 @@ def _application_row(world, case, dependants):
         "submitted_by_id": case.owner,
         "category": case.category,
         "status": case.status,
-        "urgency": Urgency.URGENT if case.urgent else Urgency.NORMAL,
+        "urgency": urgency,
         "country": case.country,
         "region": geo.region_of(case.country),
         "gender": rng.choices(list(Gender), (45, 40, 5, 10))[0],
@@ -217,11 +236,11 @@ def _application_row(world, case, dependants):
 def _propose_split(world, case, approvals, granted):
     """The first manager proposed one fitting pool, in the case's currency if any."""
     on = case.times[S.AWAITING_SECOND_APPROVAL].date()
-    fitting = [
-        p for p in world.pools if grants.pool_fits(world, p, case.category, case.country, on)
-    ]
+    fitting = [p for p in world.pools if grants.pool_fits(case, p, on)]
     fitting.sort(key=lambda p: (p.currency != case.currency, p.cap_per_grant is not None))
-    proposed = [grants.pool_share(world, pool, granted, case.currency, on) for pool in fitting]
+    proposed = [
+        grants.pool_share(world, case, pool, granted, case.currency, on) for pool in fitting
+    ]
     decisions.add_approval_draws(
         world, approvals, [share for share in proposed if share][:1], case.currency
     )
@@ -235,9 +254,7 @@ def _pay_out(world, case, row, steps, approvals, granted, plan):
     grant.owner = case.owner
     grant.approvals = approvals
     app_id = row["id"]
-    paid = grants.add_grant(
-        world, app_id, grant, granted, case.currency, case.country, case.times, plan, case.status
-    )
+    paid = grants.add_grant(world, case, app_id, grant, granted, plan)
     if paid:
         first, last = paid
         at = datetime.combine(first, datetime.min.time()) + world.hours(9, 17)

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from .. import audit
 from ..applications.models import ApplicationStatus as S
-from ..core import geo
 from ..core.money import convert, quantize
 from ..grants.models import (
     Allocation,
@@ -17,9 +16,10 @@ from ..grants.models import (
     PlanKind,
     Release,
 )
+from ..grants.plans import due_dates, months_after, period_month, renewal_review_date, split_amount
+from ..grants.services import pool_mismatches
 from . import decisions, payments
 from .answers import CATEGORIES
-from .rates import months_after
 
 #: Below this (in US dollars) a grant is paid at once, whatever its category.
 TRANCHE_MINIMUM = 2000
@@ -41,22 +41,16 @@ class GrantState:
     )
 
 
-def pool_fits(world, pool, category, country, on):
-    """The pool's restrictions and date window allow this case (as pool_mismatches)."""
-    rules = world.pool_rules[pool.id][0]
-    if rules.get("category") and category.value not in rules["category"]:
-        return False
-    if rules.get("country") and country not in rules["country"]:
-        return False
-    if rules.get("region") and geo.region_of(country) not in rules["region"]:
-        return False
-    return pool.starts_on <= on and (pool.ends_on is None or on <= pool.ends_on)
+def pool_fits(case, pool, on):
+    """The pool's restrictions and date window allow ``case`` on ``on``, by the rule an
+    approval is checked against (its cap aside)."""
+    return not pool_mismatches(pool, case, None, on)
 
 
-def pool_shares(world, category, country, amount, currency, on):
+def pool_shares(world, case, amount, currency, on):
     """(pool, share in grant currency, rate, pool amount) for each pool drawn on."""
     rng = world.rng
-    fits = [p for p in world.pools if pool_fits(world, p, category, country, on)]
+    fits = [p for p in world.pools if pool_fits(case, p, on)]
     same = [p for p in fits if p.currency == currency]
     # Mostly a pool in the grant's currency; now and then one in another, converted.
     candidates = same if same and rng.random() < 0.8 else fits
@@ -64,33 +58,32 @@ def pool_shares(world, category, country, amount, currency, on):
     if len(candidates) > 1 and rng.random() < 0.15:
         pair = rng.sample(candidates, 2)
         shares = [
-            pool_share(world, pair[0], half, currency, on),
-            pool_share(world, pair[1], amount - half, currency, on),
+            pool_share(world, case, pair[0], half, currency, on),
+            pool_share(world, case, pair[1], amount - half, currency, on),
         ]
         if all(shares):
             return shares
     rng.shuffle(candidates)
     for pool in candidates:
-        share = pool_share(world, pool, amount, currency, on)
+        share = pool_share(world, case, pool, amount, currency, on)
         if share:
             return [share]
     # Every case fits the unrestricted, uncapped pools; prefer the grant's currency.
     general = [
         pool
         for pool in world.pools
-        if pool.cap_per_grant is None
-        and pool.ends_on is None
-        and not any(world.pool_rules[pool.id][0].values())
+        if pool.cap_per_grant is None and pool.ends_on is None and not pool.restrictions
     ]
     general.sort(key=lambda p: p.currency != currency)
-    return [pool_share(world, general[0], amount, currency, on)]
+    return [pool_share(world, case, general[0], amount, currency, on)]
 
 
-def pool_share(world, pool, amount, currency, on):
-    """The share tuple for ``amount`` from ``pool``, or None above the pool's cap."""
+def pool_share(world, case, pool, amount, currency, on):
+    """The share tuple for ``amount`` from ``pool``, or None when the pool may not pay it
+    (above its cap per grant)."""
     rate = world.rates.rate(pool.currency, currency, on)
     pool_amount = convert(amount, rate)
-    if pool.cap_per_grant is not None and pool_amount > pool.cap_per_grant:
+    if pool_mismatches(pool, case, pool_amount, on):
         return None
     return (pool, amount, rate, pool_amount)
 
@@ -108,10 +101,10 @@ def plan_shape(world, category, budget):
     return {"kind": kind, "count": count, "step": step, "days": step * (count - 1) + 6}
 
 
-def add_grant(world, app_id, grant, amount, currency, country, times, plan, status):
+def add_grant(world, case, app_id, grant, amount, plan):
     """The grant, its allocations, plan, instalments and payments; return the first and
     last payment dates, or None when nothing was paid."""
-    rng = world.rng
+    rng, currency, times, status = world.rng, case.currency, case.times, case.status
     decided = times[S.APPROVED]
     grant.id = world.tables[Grant].add(
         {
@@ -127,12 +120,12 @@ def add_grant(world, app_id, grant, amount, currency, country, times, plan, stat
         }
     )
     grant.row = world.tables[Grant].rows[-1]
-    shares = pool_shares(world, grant.category, country, amount, currency, decided.date())
+    shares = pool_shares(world, case, amount, currency, decided.date())
     decisions.add_approval_draws(world, grant.approvals, shares, currency)
     # The manager who approved last commits the money.
     manager = world.managers[1] if S.AWAITING_SECOND_APPROVAL in times else None
     _add_allocations(world, grant, shares, decided, manager or world.managers[app_id % 2])
-    payments.choose_payee(world, grant, country)
+    payments.choose_payee(world, grant, case.country)
     instalments = _add_plan(world, grant, amount, currency, plan, decided)
     # A completed grant sometimes closes under budget: its last instalment is not paid.
     count = len(instalments)
@@ -174,34 +167,30 @@ def _add_allocations(world, grant, shares, decided, manager):
 
 
 def _add_plan(world, grant, amount, currency, plan, decided):
-    """The payment plan and its instalments; return (id, due date, amount) of each."""
+    """The payment plan and its instalments, scheduled and split as a manager's plan is;
+    return (id, due date, amount) of each instalment."""
     rng = world.rng
-    kind, count, step = plan["kind"], plan["count"], plan["step"]
+    kind, count = plan["kind"], plan["count"]
     start = (decided + timedelta(days=rng.randint(1, 4))).date()
-    if kind == PlanKind.STIPEND:
-        if start.day > 28:
-            # Monthly on the same day: a stipend starting late in a month waits for the 1st.
-            start = months_after(start.replace(day=1), 1)
-        dues = [months_after(start, n) for n in range(count)]
-    else:
-        dues = [start + timedelta(days=step * n) for n in range(count)]
+    if kind == PlanKind.STIPEND and start.day > 28:
+        # Monthly on the same day: a stipend starting late in a month waits for the 1st.
+        start = months_after(start.replace(day=1), 1)
+    dues = due_dates(kind, start, count, plan["step"])
     plan_id = world.tables[PaymentPlan].add(
         {
             "grant_id": grant.id,
             "kind": kind,
             "starts_on": start,
             "ends_on": dues[-1],
-            "renewal_review_on": dues[-1] - timedelta(days=30)
+            "renewal_review_on": renewal_review_date(start, dues[-1])
             if kind == PlanKind.STIPEND
             else None,
             "hold_for_report": kind == PlanKind.TRANCHES and rng.random() < 0.3,
             "created_at": decided,
         }
     )
-    per = quantize(amount / count)
     instalments = []
-    for seq, due in enumerate(dues, start=1):
-        value = per if seq < count else amount - per * (count - 1)
+    for seq, (due, value) in enumerate(zip(dues, split_amount(amount, count), strict=True), 1):
         inst_id = world.tables[Instalment].add(
             {
                 "plan_id": plan_id,
@@ -209,7 +198,7 @@ def _add_plan(world, grant, amount, currency, plan, decided):
                 "due_on": due,
                 "amount": value,
                 "currency": currency,
-                "period_month": due.replace(day=1) if kind == PlanKind.STIPEND else None,
+                "period_month": period_month(kind, due),
             }
         )
         instalments.append((inst_id, due, value))

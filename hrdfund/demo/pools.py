@@ -71,7 +71,7 @@ POOLS = (
 def open_pools(world):
     """Three donors and eight pools in four currencies, with restrictions and caps."""
     donors = {}
-    world.pools, world.pool_rules = [], {}
+    world.pools, world.paid_in = [], {}
     for spec in POOLS:
         if spec["donor"] not in donors:
             donors[spec["donor"]] = Donor(
@@ -100,15 +100,14 @@ def open_pools(world):
     db.session.flush()
     world.donors = list(donors.values())
     for pool, spec in zip(world.pools, POOLS, strict=True):
-        rules = {kind.value: set(spec.get(kind.value, ())) for kind in RestrictionKind}
-        world.pool_rules[pool.id] = (rules, spec.get("paid_in", pool.currency))
+        world.paid_in[pool.id] = spec.get("paid_in", pool.currency)
 
 
 def add_contributions(world):
     """Money into each pool, quarter by quarter, always ahead of what it commits."""
     rng = world.rng
     for pool in world.pools:
-        paid_in = world.pool_rules[pool.id][1]
+        paid_in = world.paid_in[pool.id]
         unit = Decimal(100000) if pool.currency == "SEK" else Decimal(10000)
         last = min(pool.ends_on or world.today, world.today)
         quarters = (last - pool.starts_on).days // 91 + 1

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from ..core.money import RATE_PLACES
+from ..grants.plans import months_after
 from ..pools.models import ExchangeRate
 
 #: Units of each currency per US dollar two and a half years ago: rough demo rates that
@@ -67,12 +68,6 @@ PER_USD = {
 }
 #: Currencies whose rate barely moves; the others drift and slowly lose value.
 STEADY = frozenset({"USD", "EUR", "GBP", "SEK", "JOD", "XOF", "XAF"})
-
-
-def months_after(day, months):
-    """The same day ``months`` calendar months later (days above 28 are not used)."""
-    index = day.month - 1 + months
-    return day.replace(year=day.year + index // 12, month=index % 12 + 1)
 
 
 class Rates:

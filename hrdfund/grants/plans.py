@@ -39,10 +39,29 @@ def months_after(day, months):
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _split(total, count):
+def split_amount(total, count):
     """``count`` equal parts of ``total`` to the cent, the last one taking the remainder."""
     part = quantize(total / count)
     return [part] * (count - 1) + [total - part * (count - 1)]
+
+
+def due_dates(kind, starts_on, count, interval_days=30):
+    """When each of a plan's ``count`` instalments falls due: monthly from ``starts_on``
+    for a stipend, else ``interval_days`` apart."""
+    if kind == PlanKind.STIPEND:
+        return [months_after(starts_on, n) for n in range(count)]
+    return [starts_on + timedelta(days=interval_days * n) for n in range(count)]
+
+
+def period_month(kind, due_on):
+    """The month a stipend's instalment pays for (None for other plans)."""
+    return due_on.replace(day=1) if kind == PlanKind.STIPEND else None
+
+
+def renewal_review_date(starts_on, ends_on):
+    """When a stipend is reviewed for renewal unless its manager says otherwise: a month
+    before its last instalment, and not before its first."""
+    return max(starts_on, ends_on - timedelta(days=30))
 
 
 def create_plan(
@@ -82,13 +101,10 @@ def create_plan(
         )
     if kind == PlanKind.TRANCHES and count > 1 and interval_days < 1:
         raise PlanError(_l("Tranches must be at least a day apart."))
-    if kind == PlanKind.STIPEND:
-        dues = [months_after(starts_on, n) for n in range(count)]
-    else:
-        dues = [starts_on + timedelta(days=interval_days * n) for n in range(count)]
+    dues = due_dates(kind, starts_on, count, interval_days)
     ends_on = dues[-1]
     if kind == PlanKind.STIPEND:
-        renewal_review_on = renewal_review_on or max(starts_on, ends_on - timedelta(days=30))
+        renewal_review_on = renewal_review_on or renewal_review_date(starts_on, ends_on)
         if not starts_on <= renewal_review_on <= ends_on:
             raise PlanError(_l("The renewal review falls between the first and last month."))
     else:
@@ -103,7 +119,8 @@ def create_plan(
     )
     db.session.add(plan)
     db.session.flush()
-    for seq, (due, amount) in enumerate(zip(dues, _split(grant.amount, count), strict=True), 1):
+    parts = split_amount(grant.amount, count)
+    for seq, (due, amount) in enumerate(zip(dues, parts, strict=True), 1):
         db.session.add(
             Instalment(
                 plan_id=plan.id,
@@ -111,7 +128,7 @@ def create_plan(
                 due_on=due,
                 amount=amount,
                 currency=grant.currency,
-                period_month=due.replace(day=1) if kind == PlanKind.STIPEND else None,
+                period_month=period_month(kind, due),
             )
         )
     db.session.flush()
