@@ -65,16 +65,7 @@ def change_status(application, target, actor=None, at=None):
         targets.set_targets(application, at)
     elif target == S.INFO_REQUESTED:
         targets.pause(application, at)
-    stamp = _STAMPS.get(target)
-    if stamp and getattr(application, stamp) is None:
-        setattr(application, stamp, at)
-    if (
-        target in _RESPONSES
-        and current != S.DRAFT
-        and application.first_response_at is None
-        and (actor is None or actor.is_staff)
-    ):
-        application.first_response_at = at
+    stamp_times(application, current, target, at, actor is None or actor.is_staff)
     db.session.add(
         StatusChange(
             application=application,
@@ -93,6 +84,22 @@ def change_status(application, target, actor=None, at=None):
         to_status=target.value,
     )
     return application
+
+
+def stamp_times(application, current, target, at, by_staff):
+    """Stamp submission, first response, decision and closing times the first time each
+    happens, as the move from ``current`` to ``target`` at ``at`` does; only staff (or the
+    system, ``by_staff`` True) give a first response."""
+    stamp = _STAMPS.get(target)
+    if stamp and getattr(application, stamp) is None:
+        setattr(application, stamp, at)
+    if (
+        target in _RESPONSES
+        and current != S.DRAFT
+        and application.first_response_at is None
+        and by_staff
+    ):
+        application.first_response_at = at
 
 
 class NotEditableError(Exception):

@@ -93,8 +93,9 @@ def add_applications(world):
 
 @dataclass
 class Case:
-    """What the rows of one case are built from, once its amounts and times are drawn; it
-    answers for the case where the pool-eligibility rule reads an application."""
+    """What the rows of one case are built from, once its amounts and times are drawn. It
+    carries what the pool-eligibility rule reads of an application (fund, category,
+    country, region), so the demo chooses pools by that rule."""
 
     number: int
     fund_id: int
@@ -154,6 +155,7 @@ def add_case(world, i, status, category, country, applicant, org):
         _propose_split(world, case, approvals, granted)
     if plan is not None:
         _pay_out(world, case, row, steps, approvals, granted, plan)
+    row.update(paths.stamps(world, steps))
     for step_from, step_to, actor, at in steps:
         world.tables[StatusChange].add(
             {
@@ -185,7 +187,8 @@ def _amounts(world, status, category, currency):
 
 
 def _application_row(world, case, dependants):
-    """The application's own row, its free text encrypted as the model would."""
+    """The application's own row, its free text encrypted as the model would; its steps'
+    times are stamped once they are all known."""
     rng, times, uid = world.rng, case.times, world.uid()
     details = answers.details(world, case.category, case.country, case.budget, len(dependants))
     work = rng.choice(WORK)
@@ -223,13 +226,13 @@ def _application_row(world, case, dependants):
         "details": enc("details", json.dumps(details, sort_keys=True)),
         "created_at": times["created"],
         "updated_at": times["last"],
-        "submitted_at": times.get(S.SUBMITTED),
-        "first_response_at": times.get(S.IN_REVIEW),
-        **paths.case_targets(world, case.category, case.urgent, times.get(S.SUBMITTED)),
+        "submitted_at": None,
+        "first_response_at": None,
+        **paths.case_targets(case.category, urgency, times.get(S.SUBMITTED)),
         "clock_paused_at": times.get(S.INFO_REQUESTED) if case.status == S.INFO_REQUESTED else None,
         "defender_key": app_services.defender_key(name, case.country),
-        "decided_at": times.get(S.APPROVED, times.get(S.REJECTED)),
-        "closed_at": times.get(S.WITHDRAWN),
+        "decided_at": None,
+        "closed_at": None,
     }
 
 
@@ -265,7 +268,6 @@ def _pay_out(world, case, row, steps, approvals, granted, plan):
                 world.now - timedelta(hours=1),
             )
             steps.append((S.PAYING, S.COMPLETED, world.finance, done))
-            row["closed_at"] = done
             grants.close_grant(world, grant, done)
             parts.add_report(world, app_id, first, done, case.owner)
         elif world.rng.random() < 0.2:

@@ -2,14 +2,17 @@
 happened, who made it, and the targets counted from submission."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 from ..applications import targets
 from ..applications.models import ApplicationStatus as S
-from ..applications.models import Urgency
+from ..applications.services import stamp_times
+from ..applications.states import OPEN_STATES, check_transition
 
 #: How far back the demo world goes: about two and a half years.
 HISTORY_DAYS = 913
-OPEN = frozenset({S.IN_REVIEW, S.INFO_REQUESTED, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL})
+#: Open cases someone on the staff side has started on.
+OPEN = OPEN_STATES - {S.DRAFT, S.SUBMITTED}
 
 
 def steps_to(world, status, four_eyes):
@@ -114,14 +117,25 @@ def history(world, app_id, times, owner):
     return steps
 
 
-def case_targets(world, category, urgent, submitted):
-    """The response and decision targets counted from submission (none for a draft)."""
-    if submitted is None:
-        return {"response_due_at": None, "decision_due_at": None}
-    response, decision = targets.target_hours(
-        category, Urgency.URGENT if urgent else Urgency.NORMAL
+def case_targets(category, urgency, submitted):
+    """The response and decision targets the case's clocks started with at submission
+    (none for a draft)."""
+    clocks = SimpleNamespace(
+        category=category, urgency=urgency, response_due_at=None, decision_due_at=None
     )
-    return {
-        "response_due_at": submitted + timedelta(hours=response),
-        "decision_due_at": submitted + timedelta(hours=decision),
-    }
+    if submitted is not None:
+        targets.set_targets(clocks, submitted)
+    return {"response_due_at": clocks.response_due_at, "decision_due_at": clocks.decision_due_at}
+
+
+def stamps(world, steps):
+    """The case's submission, first response, decision and closing times, stamped from its
+    recorded steps as the status service stamps them; every step must be a move the table
+    of allowed moves allows."""
+    stamped = SimpleNamespace(
+        submitted_at=None, first_response_at=None, decided_at=None, closed_at=None
+    )
+    for previous, step, actor, at in steps[1:]:
+        check_transition(previous, step)
+        stamp_times(stamped, previous, step, at, actor in world.staff)
+    return vars(stamped)

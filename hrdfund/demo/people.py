@@ -89,6 +89,7 @@ def add_accounts(world):
     world.reviewer = world.users[Role.REVIEWER][0]
     world.managers = world.users[Role.MANAGER]
     world.finance = world.users[Role.FINANCE][0]
+    world.staff = frozenset((world.reviewer, *world.managers, world.finance))
     world.accounts_file = _write_accounts(accounts)
 
 
