@@ -54,7 +54,7 @@ def add_payments(payments):
     from hrdfund import audit, create_app
     from hrdfund.core.columns import ENCRYPTED_CLASSES, new_uid
     from hrdfund.core.extensions import db
-    from hrdfund.disbursements.models import Disbursement
+    from hrdfund.ledger.models import Disbursement
 
     app = create_app()
     with app.app_context():

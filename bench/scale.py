@@ -130,7 +130,7 @@ def measure_pages():
 
     from hrdfund import create_app
     from hrdfund.core.extensions import db
-    from hrdfund.disbursements.models import Disbursement
+    from hrdfund.ledger.models import Disbursement
     from hrdfund.pools.models import Pool
 
     app = create_app()

@@ -1,4 +1,6 @@
-"""Imports every feature's models so the metadata knows every table (migrations, tests)."""
+"""Imports every feature's models so the metadata knows every table (migrations, tests),
+then installs the ledger's seals and no-edit rules on them: the one place they are
+registered, before anything writes a row or creates the tables."""
 
 from .alerts.models import Alert  # noqa: F401
 from .applications.models import (  # noqa: F401
@@ -29,13 +31,18 @@ from .auth.models import (  # noqa: F401
     SignInLimit,
     User,
 )
-from .disbursements.models import (  # noqa: F401
+from .disbursements.models import HeldPayment, StatementImport  # noqa: F401
+from .grants.models import Grant, Instalment, PaymentPlan  # noqa: F401
+from .ledger import seals
+from .ledger.models import (  # noqa: F401
+    Allocation,
+    Contribution,
     Delivery,
     Disbursement,
-    HeldPayment,
     Receipt,
-    StatementImport,
+    Release,
 )
-from .grants.models import Allocation, Grant, Instalment, PaymentPlan, Release  # noqa: F401
-from .pools.models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401
+from .pools.models import Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401
 from .reports.models import IssuedFigures  # noqa: F401
+
+seals.install()

@@ -36,9 +36,9 @@ from hrdfund.auth import services as auth_services
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.models import Channel, PayeeType
 from hrdfund.grants import plans
 from hrdfund.grants.services import approve_with_recorded_rates
+from hrdfund.ledger.models import Channel, PayeeType
 from hrdfund.pools import services as pools
 from tests.clock import Clock
 
@@ -305,7 +305,8 @@ def make_pool(app, fund):
     ``amount`` from one contribution received on ``received_on``, written straight to the
     database, a grant taking at most ``cap_per_grant`` of it when given; each keyword
     left, like ``category="medical"``, restricts it."""
-    from hrdfund.pools.models import Contribution, Pool, PoolRestriction
+    from hrdfund.ledger.models import Contribution
+    from hrdfund.pools.models import Pool, PoolRestriction
 
     def make(
         donor,

@@ -23,7 +23,7 @@ from hrdfund.applications.documents import CleanUpload, read_document, store_doc
 from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth.models import Role, User
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import FINAL_TABLES
+from hrdfund.ledger.seals import FINAL_TABLES
 from hrdfund.ops import backup
 from tests.conftest import (
     SESSION_KEYS,

@@ -16,9 +16,16 @@ from hrdfund.applications.models import (
 from hrdfund.applications.review_models import Decision, DecisionOutcome
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.ledger import check_ledger
-from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Receipt
-from hrdfund.grants.models import Allocation, Grant, Instalment, PaymentPlan, PlanKind
-from hrdfund.pools.models import Contribution, ExchangeRate, Pool
+from hrdfund.grants.models import Grant, Instalment, PaymentPlan, PlanKind
+from hrdfund.ledger.models import (
+    Allocation,
+    Channel,
+    Contribution,
+    Disbursement,
+    PayeeType,
+    Receipt,
+)
+from hrdfund.pools.models import ExchangeRate, Pool
 from tests.conftest import login, refused_page
 
 
@@ -233,7 +240,7 @@ def test_a_rejection_shows_its_reason_in_plain_words(client, fund, make_user):
 
 def test_a_past_payment_cannot_be_edited_through_the_application(granted):
     """Corrections are reversal rows: an edit of a written payment is refused."""
-    from hrdfund.disbursements.ledger import LedgerImmutableError
+    from hrdfund.ledger.seals import LedgerImmutableError
 
     payment = db.session.get(Disbursement, granted["paid"].id)
     payment.amount = Decimal("1")

@@ -29,10 +29,10 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import CURRENCIES
 from hrdfund.disbursements.ledger import pool_figures
-from hrdfund.disbursements.models import Disbursement
-from hrdfund.grants.models import Allocation, Grant
+from hrdfund.grants.models import Grant
 from hrdfund.grants.services import approval_draws, in_reporting_currency, pool_mismatches
-from hrdfund.pools.models import Contribution, ExchangeRate, Pool
+from hrdfund.ledger.models import Allocation, Contribution, Disbursement
+from hrdfund.pools.models import ExchangeRate, Pool
 from tests.conftest import edit_behind_the_app, login
 
 SCALE = 120

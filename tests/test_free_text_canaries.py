@@ -16,9 +16,8 @@ import sqlalchemy as sa
 from hrdfund.applications.models import Application, Reference
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import Delivery, Disbursement
 from hrdfund.grants.models import Grant
-from hrdfund.pools.models import Contribution
+from hrdfund.ledger.models import Contribution, Delivery, Disbursement
 from tests.conftest import PG_URL, missing_infrastructure, signed_in
 from tests.test_canaries import CANARIES as APPLICATION_CANARIES
 

@@ -17,7 +17,8 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, HoldStatus
+from hrdfund.disbursements.models import HeldPayment, HoldReason, HoldStatus
+from hrdfund.ledger.models import Disbursement
 from tests.conftest import (
     MoneyWorld,
     audit_actions,

@@ -38,9 +38,10 @@ from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.grants.models import Grant, GrantStatus
+from hrdfund.ledger.models import Contribution
 from hrdfund.ops import retention
 from hrdfund.pools import services as pools
-from hrdfund.pools.models import Contribution, Donor, ExchangeRate, Pool
+from hrdfund.pools.models import Donor, ExchangeRate, Pool
 from tests.conftest import (
     PASSWORD,
     MoneyWorld,

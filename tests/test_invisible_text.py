@@ -140,7 +140,7 @@ def test_staff_read_names_and_references_as_they_are_written(app, client, make_u
 def test_a_payment_reference_and_a_note_lose_them_too(app, money_world):
     """Finance's references and staff notes go through the same fields."""
     from hrdfund.applications.review_models import CaseNote
-    from hrdfund.disbursements.models import Disbursement
+    from hrdfund.ledger.models import Disbursement
 
     from .test_money_views import payment_data
 

@@ -11,9 +11,17 @@ from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Channel, Disbursement, PayeeType, Receipt
-from hrdfund.grants.models import Allocation, Grant, Release
-from hrdfund.pools.models import Contribution, Pool
+from hrdfund.grants.models import Grant
+from hrdfund.ledger.models import (
+    Allocation,
+    Channel,
+    Contribution,
+    Disbursement,
+    PayeeType,
+    Receipt,
+    Release,
+)
+from hrdfund.pools.models import Pool
 from tests.conftest import edit_behind_the_app
 
 

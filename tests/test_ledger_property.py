@@ -21,12 +21,20 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Channel, Disbursement, HeldPayment, PayeeType
+from hrdfund.disbursements.models import HeldPayment
 from hrdfund.grants import plans
-from hrdfund.grants.models import Allocation, Grant, GrantStatus, Release
+from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.grants.services import DecisionError, approve_with_recorded_rates, reverse_contribution
+from hrdfund.ledger.models import (
+    Allocation,
+    Channel,
+    Contribution,
+    Disbursement,
+    PayeeType,
+    Release,
+)
 from hrdfund.pools import services as pools
-from hrdfund.pools.models import Contribution, Donor, Pool
+from hrdfund.pools.models import Donor, Pool
 from tests.conftest import EUR_USD, USD_KES, MoneyWorld
 
 #: What `Sequence.attempt` returns for a step the rules refused.

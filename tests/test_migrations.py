@@ -218,7 +218,8 @@ def test_free_text_moves_into_encrypted_columns_and_back(empty_app, backend):
     the seals verify, statements still match payments by reference, and on PostgreSQL a
     final ledger row lets exactly its encrypted columns and blind index change."""
     from hrdfund.disbursements import reconcile
-    from hrdfund.disbursements.models import Disbursement, reference_key, writable_columns
+    from hrdfund.ledger.models import Disbursement, reference_key
+    from hrdfund.ledger.seals import writable_columns
 
     flask_migrate.upgrade()
     world = _money_world()

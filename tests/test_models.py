@@ -15,7 +15,8 @@ from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.auth.models import User
 from hrdfund.core.columns import DATA_CLASSES, ENCRYPTED_CLASSES, TEXT_REASONS, Text, is_text
 from hrdfund.core.extensions import db, reading
-from hrdfund.pools.models import Contribution, Pool
+from hrdfund.ledger.models import Contribution
+from hrdfund.pools.models import Pool
 
 
 def inventory_gaps(metadata=None):

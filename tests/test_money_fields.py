@@ -26,8 +26,8 @@ from hrdfund.applications.models import ApplicationStatus as S
 from hrdfund.core.columns import Money, Rate
 from hrdfund.core.extensions import db
 from hrdfund.core.fields import MoneyField, RateField
+from hrdfund.ledger.models import Contribution
 from hrdfund.pools import services as pools
-from hrdfund.pools.models import Contribution
 from tests.conftest import MoneyWorld, login, pay, refused_page
 
 from .test_money_views import payment_data

@@ -14,8 +14,7 @@ from pypdf import PdfReader
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
 from hrdfund.disbursements.ledger import pool_figures
-from hrdfund.disbursements.models import Disbursement
-from hrdfund.grants.models import Allocation
+from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
 from tests.conftest import pay, refused_page, signed_in

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import Disbursement
+from hrdfund.ledger.models import Disbursement
 from tests.conftest import MoneyWorld, login
 from tests.pdfs import make_pdf
 

@@ -14,14 +14,15 @@ from hrdfund.core.money import quantize
 from hrdfund.disbursements import followup
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason, reference_key
+from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.grants import plans
-from hrdfund.grants.models import GrantStatus, Release
+from hrdfund.grants.models import GrantStatus
 from hrdfund.grants.services import (
     DecisionError,
     approve_with_recorded_rates,
     reverse_contribution,
 )
+from hrdfund.ledger.models import Disbursement, Release, reference_key
 from hrdfund.pools import services as pools
 from tests.conftest import EUR_USD, confirm, pay
 

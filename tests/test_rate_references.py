@@ -23,9 +23,10 @@ from hrdfund.core.extensions import db
 from hrdfund.core.money import MoneyError
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason
+from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.grants import services as grants
-from hrdfund.grants.models import Allocation, ApprovalDraw
+from hrdfund.grants.models import ApprovalDraw
+from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
 from tests.conftest import EUR_USD, MoneyWorld, confirm, edit_behind_the_app, pay, signed_in

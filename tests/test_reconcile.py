@@ -18,7 +18,8 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements import followup, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.ledger import check_ledger, pool_figures
-from hrdfund.disbursements.models import Delivery, DeliveryStatus, Disbursement, StatementImport
+from hrdfund.disbursements.models import StatementImport
+from hrdfund.ledger.models import Delivery, DeliveryStatus, Disbursement
 from tests.conftest import MoneyWorld, pay, refused_page, signed_in
 
 HEADER = "reference,amount,currency,date,status\n"

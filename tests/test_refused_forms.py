@@ -29,7 +29,7 @@ from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import RefusedForm
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.pools.models import Contribution
+from hrdfund.ledger.models import Contribution
 from tests.conftest import COOKIE, PASSWORD, MoneyWorld, confirm, login, pay, refused_page
 from tests.pdfs import PDF
 from tests.test_free_text_canaries import _pg_dump

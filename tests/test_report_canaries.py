@@ -11,7 +11,7 @@ from pypdf import PdfReader
 from hrdfund.applications.models import Story
 from hrdfund.core.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, cipher
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import FINAL_TABLES
+from hrdfund.ledger.seals import FINAL_TABLES
 from hrdfund.pools.models import Pool
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report

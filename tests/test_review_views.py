@@ -19,7 +19,8 @@ from hrdfund.applications.models import (
 )
 from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
 from hrdfund.core.extensions import db
-from hrdfund.grants.models import Allocation, Grant
+from hrdfund.grants.models import Grant
+from hrdfund.ledger.models import Allocation
 from hrdfund.pools.models import Donor, ExchangeRate, Pool
 from tests.conftest import as_shown, signed_in
 

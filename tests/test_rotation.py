@@ -14,10 +14,8 @@ from hrdfund.auth.models import Role, User
 from hrdfund.core.columns import cipher
 from hrdfund.core.crypto import key_id, parse_key
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import Disbursement
-from hrdfund.grants.models import Release
+from hrdfund.ledger.models import Contribution, Disbursement, Release
 from hrdfund.ops.rotation import encrypted_attributes
-from hrdfund.pools.models import Contribution
 from tests.conftest import other_app
 from tests.pdfs import make_pdf
 

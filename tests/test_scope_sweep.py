@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from hrdfund.applications.models import Document
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import Disbursement
+from hrdfund.ledger.models import Disbursement
 from tests.conftest import login
 from tests.pdfs import PDF
 from tests.test_case_outcome import granted  # noqa: F401  (fixture)

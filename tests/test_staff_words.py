@@ -16,7 +16,7 @@ from hrdfund.applications.models import (
     Urgency,
 )
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import Channel
+from hrdfund.ledger.models import Channel
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import RestrictionKind
 from tests.conftest import MoneyWorld, login, pay, refused_page

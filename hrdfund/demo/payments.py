@@ -9,7 +9,7 @@ from .. import audit
 from ..applications.models import Category
 from ..core import geo
 from ..core.money import CENT, convert, quantize
-from ..disbursements.models import Channel, Disbursement, PayeeType, Receipt, reference_key
+from ..ledger.models import Channel, Disbursement, PayeeType, Receipt, reference_key
 
 PAYEE_DETAILS = {
     Channel.BANK: "Demo bank account",

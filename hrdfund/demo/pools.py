@@ -7,7 +7,8 @@ from decimal import ROUND_CEILING, Decimal
 from .. import audit
 from ..core.extensions import db
 from ..core.money import convert, quantize
-from ..pools.models import Contribution, Donor, Pool, PoolRestriction, RestrictionKind
+from ..ledger.models import Contribution
+from ..pools.models import Donor, Pool, PoolRestriction, RestrictionKind
 
 #: Pools opened a little before the first case.
 POOLS_OPEN_DAYS = 1000

@@ -23,16 +23,9 @@ from ..core.columns import cipher, utcnow
 from ..core.extensions import db
 from ..core.money import quantize
 from ..disbursements.bounds import Bounds
-from ..disbursements.models import Disbursement, Receipt
-from ..grants.models import (
-    Allocation,
-    ApprovalDraw,
-    Grant,
-    Instalment,
-    PaymentPlan,
-    Release,
-)
-from ..pools.models import Contribution, ExchangeRate
+from ..grants.models import ApprovalDraw, Grant, Instalment, PaymentPlan
+from ..ledger.models import Allocation, Contribution, Disbursement, Receipt, Release
+from ..pools.models import ExchangeRate
 from . import bulk, cases, people, pools, rates
 
 #: Written in this order in each batch: parents before children.

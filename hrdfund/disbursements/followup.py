@@ -14,7 +14,8 @@ from ..applications.access import visible_cases
 from ..applications.models import Application, UseOfFundsReport
 from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from .models import Delivery, DeliveryStatus, Disbursement, HeldPayment, HoldStatus, Receipt
+from ..ledger.models import Delivery, DeliveryStatus, Disbursement, Receipt
+from .models import HeldPayment, HoldStatus
 from .services import COVER_TOLERANCE, PAID, instalments_paid, standing
 
 LIMIT = 200

@@ -18,8 +18,9 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from ..core.fields import Entered, MoneyField, RateField
 from ..core.forms import PageForm, PrefixedForm, options
 from ..core.money import CURRENCIES
+from ..ledger.models import Channel, PayeeType
 from .bounds import RATE_OR_NOTHING
-from .models import Channel, HoldReason, PayeeType
+from .models import HoldReason
 
 PAYEE_LABELS = {
     PayeeType.DEFENDER: _l("The defender"),

@@ -17,7 +17,8 @@ from ..applications.access import can_see
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
-from ..grants.models import Allocation, Grant
+from ..grants.models import Grant
+from ..ledger.models import Allocation
 from ..pools.models import Pool
 from .bounds import SECOND_PERSONS, PaymentError
 from .models import HeldPayment, HoldStatus

@@ -12,23 +12,14 @@ from .. import audit
 from ..applications.models import Application
 from ..applications.review_models import Decision, DecisionOutcome
 from ..auth.models import User
-from ..core.columns import new_uid
 from ..core.extensions import db
 from ..core.money import RATE_PLACES, ConversionError, convert, quantize
 from ..core.sql import before, signed_amount, summed
-from ..grants.models import (
-    Allocation,
-    ApprovalDraw,
-    Grant,
-    GrantStatus,
-    Instalment,
-    PaymentPlan,
-    Release,
-)
+from ..grants.models import ApprovalDraw, Grant, GrantStatus, Instalment, PaymentPlan
 from ..grants.services import pool_commitments
-from ..pools.models import Contribution, ExchangeRate, Pool, confirmed_before
+from ..ledger.models import Allocation, Contribution, Delivery, Disbursement, Release
+from ..pools.models import ExchangeRate, Pool, confirmed_before
 from .bounds import SECOND_PERSONS, Bounds, bounds_passed, rate_beyond_tolerance
-from .models import Delivery, Disbursement, Receipt
 from .services import PAID, instalments_paid
 
 ZERO = Decimal("0.00")
@@ -647,30 +638,3 @@ def _check_ties():
         .all()
     )
     return [f"disbursement {d} is not tied to its grant's allocation and pool" for d in rows]
-
-
-class LedgerImmutableError(Exception):
-    """A past money row was about to be edited; corrections are new reversal rows."""
-
-
-def _seal_on_insert(mapper, _connection, target):
-    if target.uid is None:
-        target.uid = new_uid()
-    # Column defaults apply after this hook: set them now, so the seal covers them.
-    for name in audit.SEALED_FIELDS[target.__tablename__]:
-        default = mapper.columns[name].default
-        if getattr(target, name) is None and default is not None and default.is_scalar:
-            setattr(target, name, default.arg)
-    audit.seal_row(target)
-
-
-def _refuse_update(_mapper, _connection, target):
-    raise LedgerImmutableError(f"{target.__tablename__} rows are never edited")
-
-
-for _model in (Contribution, Allocation, Release, Disbursement):
-    # Every ledger row is sealed as it is written, and never updated afterwards.
-    sa.event.listen(_model, "before_insert", _seal_on_insert)
-    sa.event.listen(_model, "before_update", _refuse_update)
-for _model in (Delivery, Receipt):
-    sa.event.listen(_model, "before_update", _refuse_update)

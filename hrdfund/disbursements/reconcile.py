@@ -34,7 +34,8 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import MoneyError, parse_amount
 from ..grants.models import Grant
-from .models import Delivery, DeliveryStatus, Disbursement, StatementImport, reference_key
+from ..ledger.models import Delivery, DeliveryStatus, Disbursement, reference_key
+from .models import StatementImport
 from .services import PaymentError, reverse_disbursement, stands
 
 COLUMNS = ("reference", "amount", "currency", "date", "status")

@@ -19,17 +19,10 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
 from ..core.sql import lock_row, summed
-from ..grants.models import (
-    Allocation,
-    Grant,
-    GrantStatus,
-    Instalment,
-    PaymentPlan,
-    PlanKind,
-    Release,
-)
+from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..grants.plans import allocation_balances, allocations_of
 from ..grants.services import pool_available
+from ..ledger.models import Allocation, Disbursement, Receipt, Release
 from ..pools.models import Pool
 from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this module's too)
     SECOND_PERSONS,
@@ -39,7 +32,7 @@ from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this m
     bounds_passed,
     payment_rate,
 )
-from .models import Disbursement, HeldPayment, HoldStatus, Receipt
+from .models import HeldPayment, HoldStatus
 
 #: A payment may cover an instalment by this much more than planned (rounding of rates).
 COVER_TOLERANCE = Decimal("1.00")

@@ -28,8 +28,9 @@ from ..auth.models import Role
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.work import perform
-from ..grants.models import Allocation, Grant, Instalment
+from ..grants.models import Grant, Instalment
 from ..grants.plans import allocation_balances
+from ..ledger.models import Allocation, DeliveryStatus, Disbursement
 from ..pools.models import Pool
 from . import bp, followup, holds, reconcile, services
 from .forms import (
@@ -42,7 +43,7 @@ from .forms import (
     StatementForm,
 )
 from .ledger import reversal_partners
-from .models import DeliveryStatus, Disbursement, HeldPayment
+from .models import HeldPayment
 from .panels import payment_form
 
 

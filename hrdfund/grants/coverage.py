@@ -8,8 +8,9 @@ import sqlalchemy as sa
 from ..applications.access import visible_cases
 from ..applications.models import Application, Category
 from ..core.extensions import db
+from ..ledger.models import Allocation
 from ..pools.models import Pool
-from .models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
+from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from .plans import months_after
 
 

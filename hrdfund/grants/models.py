@@ -1,7 +1,7 @@
-"""Grants, their allocations from pools, releases and payment plans.
+"""Grants, the split of pools an approval proposed, and payment plans.
 
-An allocation commits pool money to a grant; a release gives uncommitted money back
-(when a grant closes under budget). Both are appended, never edited.
+The money a grant commits from its pools, and gives back, is in ledger rows
+(allocations and releases, :mod:`hrdfund.ledger.models`).
 """
 
 import enum
@@ -11,14 +11,10 @@ from sqlalchemy.orm import Mapped, relationship
 
 from ..core.columns import (
     INTERNAL,
-    SENSITIVE,
-    Encrypted,
-    Text,
     col,
     created_at,
     currency,
     currency_check,
-    encrypted_column,
     fk,
     money,
     pk,
@@ -26,9 +22,6 @@ from ..core.columns import (
 )
 from ..core.columns import (
     enum as enum_col,
-)
-from ..core.columns import (
-    rate as rate_col,
 )
 from ..core.extensions import db
 
@@ -62,33 +55,6 @@ class Grant(db.Model):
     plan = relationship("PaymentPlan", back_populates="grant", uselist=False)
 
 
-class Allocation(db.Model):
-    """Money of one pool committed to one grant."""
-
-    __tablename__ = "allocations"
-    __table_args__ = (
-        sa.CheckConstraint("amount > 0", name="amount_positive"),
-        sa.CheckConstraint("grant_amount > 0", name="grant_amount_positive"),
-        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
-    )
-    id: Mapped[int] = pk()
-    uid = uid_column()
-    grant_id = fk("grants.id")
-    pool_id = fk("pools.id")
-    #: Amount committed, in the pool's currency.
-    amount = money()
-    #: The same amount in the grant's currency.
-    grant_amount = money()
-    #: Pool-currency units per grant-currency unit, frozen when allocating.
-    fx_rate = rate_col(default=1)
-    created_by_id = fk("users.id", nullable=True)
-    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
-    created_at = created_at()
-
-    grant = relationship("Grant", back_populates="allocations")
-    pool = relationship("Pool")
-
-
 class ApprovalDraw(db.Model):
     """One pool of the split a manager's approval proposed, in the grant's currency: the
     first of two approvals records it, and the second manager starts from it."""
@@ -107,25 +73,6 @@ class ApprovalDraw(db.Model):
     currency = currency()
 
     pool = relationship("Pool")
-
-
-class Release(db.Model):
-    """Committed money given back to the pool, in the pool's currency."""
-
-    __tablename__ = "releases"
-    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
-    id: Mapped[int] = pk()
-    uid = uid_column()
-    allocation_id = fk("allocations.id")
-    amount = money()
-    #: Why the money went back: the grant's closing, or a payment returned after it.
-    _reason = encrypted_column("reason", SENSITIVE)
-    reason = Encrypted()
-    created_by_id = fk("users.id", nullable=True)
-    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
-    created_at = created_at()
-
-    allocation = relationship("Allocation")
 
 
 class PlanKind(enum.StrEnum):

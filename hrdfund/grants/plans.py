@@ -19,8 +19,9 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import lock_row
+from ..ledger.models import Allocation, Release
 from ..pools.models import Pool
-from .models import Allocation, Grant, GrantStatus, Instalment, PaymentPlan, PlanKind, Release
+from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from .services import DecisionError, signed_amount, summed
 
 #: Longest stipend and largest number of tranches a plan may hold.

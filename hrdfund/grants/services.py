@@ -24,10 +24,11 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
 from ..core.sql import before, lock_row, signed_amount, summed
+from ..ledger.models import Allocation, Contribution, Release
 from ..pools import services as pools_services
-from ..pools.models import Contribution, Pool
+from ..pools.models import Pool
 from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
-from .models import Allocation, ApprovalDraw, Grant, Release
+from .models import ApprovalDraw, Grant
 
 
 class DecisionError(Exception):

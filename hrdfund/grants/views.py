@@ -20,8 +20,8 @@ from ..core.extensions import db
 from ..core.money import format_money
 from ..core.paging import page_arg
 from ..core.work import perform
+from ..ledger.models import Contribution
 from ..pools.forms import ContributionReversalForm
-from ..pools.models import Contribution
 from . import bp, plans, services
 from . import coverage as coverage_rules
 from .forms import ApproveForm, CloseForm, PlanForm

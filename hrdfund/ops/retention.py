@@ -44,8 +44,10 @@ from ..auth import refused
 from ..auth.models import RecoveryCode, Role, User
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..disbursements.models import Disbursement, HeldPayment, writable_columns
-from ..grants.models import Allocation, Grant, GrantStatus, Release
+from ..disbursements.models import HeldPayment
+from ..grants.models import Grant, GrantStatus
+from ..ledger.models import Allocation, Disbursement, Release
+from ..ledger.seals import writable_columns
 
 CLOSED = (ApplicationStatus.COMPLETED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN)
 BATCH = 200

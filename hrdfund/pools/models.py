@@ -1,6 +1,6 @@
-"""Donors, pools with their restrictions, contributions and exchange rates.
+"""Donors, pools with their restrictions, and exchange rates.
 
-A pool's figures are sums over ledger rows, never stored totals:
+A pool's figures are sums over ledger rows (:mod:`hrdfund.ledger`), never stored totals:
 received = contributions - contribution reversals; committed = allocations - releases;
 available = received - committed.
 """
@@ -14,7 +14,6 @@ from ..core.columns import (
     FINANCIAL,
     INTERNAL,
     PUBLIC,
-    SENSITIVE,
     Encrypted,
     Text,
     col,
@@ -103,45 +102,6 @@ class PoolRestriction(db.Model):
     value = col(sa.String(40), PUBLIC, text=Text.CODE, nullable=False)
 
     pool = relationship("Pool", back_populates="restrictions")
-
-
-class Contribution(db.Model):
-    """Money received into a pool; a correction is a reversal row, never an edit."""
-
-    __tablename__ = "contributions"
-    __table_args__ = (
-        sa.CheckConstraint("amount > 0", name="amount_positive"),
-        sa.CheckConstraint("received_amount > 0", name="received_positive"),
-        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
-        currency_check("received_currency"),
-        sa.CheckConstraint(
-            "reversal_of_id IS NULL OR reversal_of_id != id", name="not_self_reversal"
-        ),
-    )
-    id: Mapped[int] = pk()
-    uid = uid_column()
-    pool_id = fk("pools.id")
-    #: Amount in the pool's currency.
-    amount = money()
-    received_amount = money()
-    received_currency = currency()
-    #: Pool-currency units per unit received (1 when the currencies match).
-    fx_rate = rate_col(default=1)
-    received_on = col(sa.Date, INTERNAL, nullable=False)
-    #: The donor's or the bank's reference for the money (grant letter, bank entry).
-    _reference = encrypted_column("reference", FINANCIAL)
-    reference = Encrypted()
-    #: Set on a reversal row: the contribution it reverses (at most once).
-    reversal_of_id = fk("contributions.id", nullable=True, unique=True, index=False)
-    #: Why a reversal was recorded.
-    _reason = encrypted_column("reason", SENSITIVE)
-    reason = Encrypted()
-    recorded_by_id = fk("users.id", nullable=True)
-    #: HMAC of the money fields under the audit key; `flask hrdfund check` recomputes it.
-    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
-    created_at = created_at()
-
-    pool = relationship("Pool")
 
 
 class ExchangeRate(db.Model):

@@ -17,7 +17,8 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
 from ..core.sql import lock_row
-from .models import Contribution, Donor, ExchangeRate, Pool, PoolRestriction, RestrictionKind
+from ..ledger.models import Contribution
+from .models import Donor, ExchangeRate, Pool, PoolRestriction, RestrictionKind
 
 #: Who may set up donors and pools and record money received.
 POOL_KEEPERS = (Role.ADMIN, Role.MANAGER)

@@ -21,9 +21,8 @@ from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import before, signed_amount, summed
 from ..disbursements.ledger import pool_figures
-from ..disbursements.models import Disbursement
-from ..grants.models import Allocation, Grant, Release
-from ..pools.models import Contribution
+from ..grants.models import Grant
+from ..ledger.models import Allocation, Contribution, Disbursement, Release
 from . import anonymise
 from .issue import DIMENSIONS, issue_year, shared_with
 

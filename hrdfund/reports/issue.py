@@ -35,8 +35,8 @@ from ..applications.models import Application, Consent, ConsentKind, UseOfFundsR
 from ..core.extensions import db, reading
 from ..core.money import quantize
 from ..core.sql import lock_row, signed_amount
-from ..disbursements.models import Disbursement
-from ..grants.models import Allocation, Grant, Release
+from ..grants.models import Grant
+from ..ledger.models import Allocation, Disbursement, Release
 from ..pools.models import Pool
 from . import anonymise
 from .models import IssuedFigures

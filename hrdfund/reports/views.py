@@ -17,10 +17,10 @@ from ..core.extensions import db, reading
 from ..core.work import perform
 from ..disbursements import followup
 from ..disbursements.ledger import pool_figures, reversal_partners
-from ..disbursements.models import Disbursement
-from ..grants.models import Allocation, Grant, Release
+from ..grants.models import Grant
+from ..ledger.models import Allocation, Contribution, Disbursement, Release
 from ..pools.forms import ContributionForm, ContributionReversalForm
-from ..pools.models import Contribution, Pool
+from ..pools.models import Pool
 from ..pools.views import fund_pool_or_404
 from . import bp
 from .csv_export import render_csv

@@ -15,7 +15,8 @@ from hrdfund.applications.models import ApplicationStatus
 from hrdfund.auth.models import User
 from hrdfund.core.extensions import db
 from hrdfund.grants import services as grants
-from hrdfund.grants.models import Allocation, Grant
+from hrdfund.grants.models import Grant
+from hrdfund.ledger.models import Allocation
 from tests.e2e.test_applicant_journey import _case, _sign_in, _staff_app
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ from hrdfund.applications.models import (
 )
 from hrdfund.core.columns import PERSONAL, Encrypted, utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import FINAL_TABLES
+from hrdfund.ledger.seals import FINAL_TABLES
 from hrdfund.reports import anonymise
 from hrdfund.reports.data import build_report
 from hrdfund.reports.periods import parse_period

@@ -25,7 +25,7 @@ from hrdfund.applications.review_models import (
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.holds import confirm_held_payment
-from hrdfund.disbursements.models import Disbursement, HeldPayment, HoldReason
+from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.disbursements.services import PaymentError
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import (
@@ -34,6 +34,7 @@ from hrdfund.grants.services import (
     approve_with_recorded_rates,
     pool_available,
 )
+from hrdfund.ledger.models import Disbursement
 from hrdfund.pools import services as pools
 from tests.conftest import (
     EUR_USD,

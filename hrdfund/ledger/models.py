@@ -1,0 +1,285 @@
+"""The ledger's rows: every row that moves money, appended and never edited.
+
+Contributions bring money into a pool; an allocation commits pool money to a grant and a
+release gives uncommitted money back (when a grant closes under budget); a disbursement is
+one payment out of an allocation; a delivery is what a bank or provider reported for a
+payment, and a receipt the applicant's confirmation that it arrived. A correction is a
+reversal row pointing at what it reverses, reversed at most once; the rows are sealed as
+they are written and refused any edit (see :mod:`.seals`). Table names are those of the
+features that first kept them.
+"""
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, relationship
+
+from ..core.columns import (
+    FINANCIAL,
+    INTERNAL,
+    SENSITIVE,
+    Encrypted,
+    Text,
+    cipher,
+    col,
+    created_at,
+    currency,
+    currency_check,
+    encrypted_column,
+    fk,
+    money,
+    percent,
+    pk,
+    uid_column,
+)
+from ..core.columns import (
+    enum as enum_col,
+)
+from ..core.columns import (
+    rate as rate_col,
+)
+from ..core.extensions import db
+
+
+class Contribution(db.Model):
+    """Money received into a pool; a correction is a reversal row, never an edit."""
+
+    __tablename__ = "contributions"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("received_amount > 0", name="received_positive"),
+        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
+        currency_check("received_currency"),
+        sa.CheckConstraint(
+            "reversal_of_id IS NULL OR reversal_of_id != id", name="not_self_reversal"
+        ),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    pool_id = fk("pools.id")
+    #: Amount in the pool's currency.
+    amount = money()
+    received_amount = money()
+    received_currency = currency()
+    #: Pool-currency units per unit received (1 when the currencies match).
+    fx_rate = rate_col(default=1)
+    received_on = col(sa.Date, INTERNAL, nullable=False)
+    #: The donor's or the bank's reference for the money (grant letter, bank entry).
+    _reference = encrypted_column("reference", FINANCIAL)
+    reference = Encrypted()
+    #: Set on a reversal row: the contribution it reverses (at most once).
+    reversal_of_id = fk("contributions.id", nullable=True, unique=True, index=False)
+    #: Why a reversal was recorded.
+    _reason = encrypted_column("reason", SENSITIVE)
+    reason = Encrypted()
+    recorded_by_id = fk("users.id", nullable=True)
+    #: HMAC of the money fields under the audit key; `flask hrdfund check` recomputes it.
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
+    created_at = created_at()
+
+    pool = relationship("Pool")
+
+
+class Allocation(db.Model):
+    """Money of one pool committed to one grant."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("grant_amount > 0", name="grant_amount_positive"),
+        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    grant_id = fk("grants.id")
+    pool_id = fk("pools.id")
+    #: Amount committed, in the pool's currency.
+    amount = money()
+    #: The same amount in the grant's currency.
+    grant_amount = money()
+    #: Pool-currency units per grant-currency unit, frozen when allocating.
+    fx_rate = rate_col(default=1)
+    created_by_id = fk("users.id", nullable=True)
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
+    created_at = created_at()
+
+    grant = relationship("Grant", back_populates="allocations")
+    pool = relationship("Pool")
+
+
+class Release(db.Model):
+    """Committed money given back to the pool, in the pool's currency."""
+
+    __tablename__ = "releases"
+    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    allocation_id = fk("allocations.id")
+    amount = money()
+    #: Why the money went back: the grant's closing, or a payment returned after it.
+    _reason = encrypted_column("reason", SENSITIVE)
+    reason = Encrypted()
+    created_by_id = fk("users.id", nullable=True)
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
+    created_at = created_at()
+
+    allocation = relationship("Allocation")
+
+
+class PayeeType(enum.StrEnum):
+    DEFENDER = "defender"
+    VENDOR = "vendor"
+    HOST_ORGANISATION = "host_organisation"
+    INTERMEDIARY = "intermediary"
+
+
+class Channel(enum.StrEnum):
+    BANK = "bank"
+    MONEY_TRANSFER = "money_transfer"
+    MOBILE_MONEY = "mobile_money"
+    CASH_THROUGH_PARTNER = "cash_through_partner"
+    IN_KIND = "in_kind"
+
+
+def reference_key(reference):
+    """The blind index of a payment reference: references equal as typed, without the
+    spaces around them (how statements are read), have equal keys."""
+    return cipher().blind_index("payment-reference|" + reference.strip())
+
+
+class Disbursement(db.Model):
+    """One payment out of a grant's allocation, or the reversal of one."""
+
+    __tablename__ = "disbursements"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("amount_paid > 0", name="amount_paid_positive"),
+        sa.CheckConstraint("fee_amount >= 0", name="fee_positive"),
+        sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
+        sa.CheckConstraint(
+            "reversal_of_id IS NULL OR reversal_of_id != id", name="not_self_reversal"
+        ),
+        sa.CheckConstraint(
+            "reversal_of_id IS NOT NULL OR idempotency_key IS NOT NULL", name="payment_has_key"
+        ),
+        currency_check("currency_paid"),
+        # A pool's figures are sums over its payments: this index holds every column they
+        # add up, so the sums never read the table, and gives a pool's payments by date.
+        sa.Index(
+            "ix_disbursements_pool_sums",
+            "pool_id",
+            "paid_on",
+            "reversal_of_id",
+            "amount",
+            "fee_amount",
+            "exchange_difference",
+        ),
+        # The fund's payments, newest first by date: finance's home page reads 50 of them.
+        sa.Index("ix_disbursements_newest", "paid_on", "id"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    grant_id = fk("grants.id")
+    allocation_id = fk("allocations.id")
+    #: The pool paid from (that of the allocation), kept here for fast pool reports.
+    pool_id = fk("pools.id", index=False)
+    instalment_id = fk("instalments.id", nullable=True)
+    payee_type = enum_col(PayeeType, "payee_type", nullable=False)
+    #: Account, phone or name of the payee: visible to finance only.
+    _payee_details = encrypted_column("payee_details", FINANCIAL)
+    payee_details = Encrypted()
+    channel = enum_col(Channel, "channel", nullable=False)
+    amount_paid = money()
+    currency_paid = currency()
+    #: The same payment in the pool's currency.
+    amount = money()
+    #: Pool-currency units per unit paid, frozen with its source.
+    fx_rate = rate_col(default=1)
+    _rate_source = encrypted_column("rate_source", FINANCIAL)
+    rate_source = Encrypted()
+    #: Who set the rate: the finance officer who entered it, or who recorded it in the table.
+    rate_set_by_id = fk("users.id", nullable=True, index=False)
+    #: Why a rate further than the tolerance from the fund's table was used.
+    _rate_reason = encrypted_column("rate_reason", FINANCIAL)
+    rate_reason = Encrypted()
+    #: What the payment was weighed against when it was entered, sealed when set (empty on
+    #: reversals and on payments from before these were kept): the fund's table rate of
+    #: its day and that table entry (empty without one), and the limits then in force.
+    table_rate = rate_col(nullable=True)
+    rate_entry_id = fk("exchange_rates.id", nullable=True, index=False)
+    rate_tolerance_percent = percent(nullable=True)
+    max_fee_percent = percent(nullable=True)
+    max_difference_percent = percent(nullable=True)
+    #: Transfer fees in the pool's currency, a ledger entry of their own.
+    fee_amount = money(default=0)
+    #: What the payment cost the pool beyond (positive) or below (negative) the commitment
+    #: it settles, because the rate moved since the grant was approved; its own entry.
+    exchange_difference = money(default=0, server_default="0")
+    paid_on = col(sa.Date, INTERNAL, nullable=False)
+    #: The fund's payment reference, matched against bank and provider reports through
+    #: its blind index ``reference_key``.
+    _reference = encrypted_column("reference", FINANCIAL)
+    reference = Encrypted(index=("reference_key", reference_key))
+    reference_key = col(sa.String(32), INTERNAL, text=Text.BLIND_INDEX, nullable=True, index=True)
+    proof_document_id = fk("documents.id", nullable=True, index=False)
+    #: One key per submitted form: a double submission records one payment.
+    idempotency_key = col(sa.String(64), INTERNAL, text=Text.UID, nullable=True, unique=True)
+    reversal_of_id = fk("disbursements.id", nullable=True, unique=True, index=False)
+    #: Why a reversal was recorded.
+    _reason = encrypted_column("reason", SENSITIVE)
+    reason = Encrypted()
+    recorded_by_id = fk("users.id", nullable=True)
+    #: The second person (another finance officer or a manager) who confirmed a payment
+    #: beyond a bound one person may not pass: a rate far from the table, a fee or an
+    #: exchange difference above its share. Sealed when set.
+    confirmed_by_id = fk("users.id", nullable=True, index=False)
+    seal = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
+    created_at = created_at()
+
+    grant = relationship("Grant")
+    allocation = relationship("Allocation")
+    pool = relationship("Pool")
+    instalment = relationship("Instalment")
+    reversal_of = relationship("Disbursement", remote_side=[id])
+    confirmed_by = relationship("User", foreign_keys=[confirmed_by_id])
+
+    #: The money this row takes off its allocation: amount, fee and exchange difference.
+    @property
+    def consumed(self):
+        return self.amount + self.fee_amount + self.exchange_difference
+
+
+class Receipt(db.Model):
+    """The applicant's confirmation that a payment arrived."""
+
+    __tablename__ = "receipts"
+    id: Mapped[int] = pk()
+    disbursement_id = fk("disbursements.id", unique=True, index=False)
+    confirmed_by_id = fk("users.id", nullable=True)
+    confirmed_at = col(sa.DateTime, INTERNAL, nullable=False)
+
+
+class DeliveryStatus(enum.StrEnum):
+    DELIVERED = "delivered"
+    SHORT = "short"
+    FAILED = "failed"
+
+
+class Delivery(db.Model):
+    """What a bank or provider reported for one payment: delivered, short or failed."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.CheckConstraint("reported_amount >= 0", name="reported_not_negative"),
+        currency_check("reported_currency"),
+    )
+    id: Mapped[int] = pk()
+    disbursement_id = fk("disbursements.id", unique=True, index=False)
+    import_id = fk("statement_imports.id")
+    status = enum_col(DeliveryStatus, "delivery_status", nullable=False)
+    reported_amount = money()
+    reported_currency = currency()
+    reported_on = col(sa.Date, INTERNAL, nullable=False)
+    created_at = created_at()
+
+    disbursement = relationship("Disbursement")
