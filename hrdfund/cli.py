@@ -278,7 +278,7 @@ def report(pool_ref, fund_name, period, out, kind):
 def _echo_pool_sums(sums):
     """Each pool's figures as `check` added them up from the rows, to set beside the pool
     page: one line per pool, amounts in the pool's currency."""
-    from .disbursements.ledger import FIGURES
+    from .ledger.invariants import FIGURES
     from .pools.models import Pool
 
     for pool in db.session.scalars(sa.select(Pool).order_by(Pool.id)):
@@ -292,7 +292,8 @@ def _echo_pool_sums(sums):
 def check(head):
     """Verify the ledger invariants and the audit chain; exit non-zero if broken."""
     from . import audit
-    from .disbursements.ledger import check_ledger, sums_of_rows
+    from .disbursements.checks import check_ledger
+    from .ledger.invariants import sums_of_rows
 
     parsed = None
     if head:

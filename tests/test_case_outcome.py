@@ -15,7 +15,7 @@ from hrdfund.applications.models import (
 )
 from hrdfund.applications.review_models import Decision, DecisionOutcome
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.ledger import check_ledger
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.grants.models import Grant, Instalment, PaymentPlan, PlanKind
 from hrdfund.ledger.models import (
     Allocation,

@@ -17,7 +17,7 @@ from hrdfund.applications.review_models import (
     RiskLevel,
 )
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.ledger import check_ledger
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.grants import services
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import approve_with_recorded_rates

@@ -28,9 +28,9 @@ from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import CURRENCIES
-from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import approval_draws, in_reporting_currency, pool_mismatches
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Contribution, Disbursement
 from hrdfund.pools.models import ExchangeRate, Pool
 from tests.conftest import edit_behind_the_app, login

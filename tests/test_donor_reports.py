@@ -18,7 +18,7 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.ledger import pool_figures
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report

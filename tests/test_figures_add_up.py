@@ -14,8 +14,8 @@ from pypdf import PdfReader
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.ledger import pool_figures
 from hrdfund.grants import services as grants
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.pools import services as pools
 from tests.conftest import MoneyWorld, login, pay
 

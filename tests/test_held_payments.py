@@ -16,8 +16,9 @@ from hrdfund.applications.review_models import ConflictDeclaration
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import HeldPayment, HoldReason, HoldStatus
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Disbursement
 from tests.conftest import (
     MoneyWorld,

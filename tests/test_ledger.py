@@ -10,8 +10,9 @@ from hrdfund import audit
 from hrdfund.applications.models import Application, ApplicationStatus, Category
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.grants.models import Grant
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import (
     Allocation,
     Channel,
@@ -307,7 +308,7 @@ def test_the_check_command_passes_a_healthy_ledger(ledger, runner):
 
 def test_check_reports_pool_figures_that_are_not_the_sums_of_the_rows(ledger, monkeypatch):
     """Should the page's grouped sums ever drift from the rows, `check` names the figure."""
-    import hrdfund.disbursements.ledger as ledger_module
+    import hrdfund.ledger.invariants as ledger_module
 
     honest = ledger_module.pool_figures
 

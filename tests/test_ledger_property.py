@@ -20,11 +20,12 @@ from hrdfund.auth.models import Fund
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import HeldPayment
 from hrdfund.grants import plans
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.grants.services import DecisionError, approve_with_recorded_rates, reverse_contribution
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import (
     Allocation,
     Channel,

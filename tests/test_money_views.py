@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
-from hrdfund.disbursements.ledger import pool_figures
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate

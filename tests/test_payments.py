@@ -13,7 +13,7 @@ from hrdfund.core.extensions import db
 from hrdfund.core.money import quantize
 from hrdfund.disbursements import followup
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.grants import plans
 from hrdfund.grants.models import GrantStatus
@@ -22,6 +22,7 @@ from hrdfund.grants.services import (
     approve_with_recorded_rates,
     reverse_contribution,
 )
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Disbursement, Release, reference_key
 from hrdfund.pools import services as pools
 from tests.conftest import EUR_USD, confirm, pay

@@ -22,10 +22,11 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import MoneyError
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import ApprovalDraw
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate

@@ -17,8 +17,9 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import followup, reconcile
 from hrdfund.disbursements import services as payments
-from hrdfund.disbursements.ledger import check_ledger, pool_figures
+from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import StatementImport
+from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Delivery, DeliveryStatus, Disbursement
 from tests.conftest import MoneyWorld, pay, refused_page, signed_in
 

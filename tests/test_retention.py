@@ -27,9 +27,9 @@ from hrdfund.applications.review_models import CaseNote, Cofunding, Decision, Re
 from hrdfund.auth.models import Role, User
 from hrdfund.core.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.ledger import sums_of_rows
 from hrdfund.disbursements.models import HeldPayment
 from hrdfund.grants.models import Grant, GrantStatus
+from hrdfund.ledger.invariants import sums_of_rows
 from hrdfund.ledger.models import Allocation, Disbursement, Release
 from hrdfund.ledger.seals import FINAL_TABLES, writable_columns
 from hrdfund.ops.retention import (

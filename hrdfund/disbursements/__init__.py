@@ -1,7 +1,7 @@
-"""Disbursements: payments, reversals, receipts, and the ledger's invariants."""
+"""Disbursements: recording and reversing payments, receipts, statements and follow-up."""
 
 from flask import Blueprint
 
 bp = Blueprint("disbursements", __name__)
 
-from . import ledger, panels, views  # noqa: E402,F401
+from . import panels, views  # noqa: E402,F401

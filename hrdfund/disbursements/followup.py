@@ -14,9 +14,10 @@ from ..applications.access import visible_cases
 from ..applications.models import Application, UseOfFundsReport
 from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
+from ..ledger.balances import PAID, instalments_paid
 from ..ledger.models import Delivery, DeliveryStatus, Disbursement, Receipt
 from .models import HeldPayment, HoldStatus
-from .services import COVER_TOLERANCE, PAID, instalments_paid, standing
+from .services import COVER_TOLERANCE, standing
 
 LIMIT = 200
 

@@ -17,12 +17,12 @@ from ..auth.refused import restore
 from ..core.extensions import db
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
-from ..grants.plans import allocation_balances
+from ..ledger.balances import allocation_balances
 from ..ledger.models import Delivery, Disbursement, Receipt
+from ..ledger.reversals import reversal_partners
 from . import holds
 from .bounds import SECOND_PERSONS
 from .forms import BOUND_WORDS, HeldConfirmForm, PaymentForm, ReceiptForm, RefuseForm, ReverseForm
-from .ledger import reversal_partners
 from .services import grant_instalments
 
 

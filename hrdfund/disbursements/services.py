@@ -18,11 +18,16 @@ from ..auth.models import Role
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
-from ..core.sql import lock_row, summed
+from ..core.sql import lock_row
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
-from ..grants.plans import allocation_balances, allocations_of
-from ..grants.services import pool_available
-from ..ledger.models import Allocation, Disbursement, Receipt, Release
+from ..ledger.balances import (
+    PAID,
+    allocation_balances,
+    allocations_of,
+    instalments_paid,
+    pool_available,
+)
+from ..ledger.models import Disbursement, Receipt, Release
 from ..pools.models import Pool
 from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this module's too)
     SECOND_PERSONS,
@@ -62,31 +67,6 @@ def standing():
         Disbursement.reversal_of_id.is_not(None)
     )
     return sa.and_(Disbursement.reversal_of_id.is_(None), Disbursement.id.not_in(reversed_ids))
-
-
-#: Net sums come back from SQLite as floats: half a cent or more counts as paid.
-PAID = 0.005
-
-
-def instalments_paid():
-    """SQL subquery: per instalment id, what its payments settle net of their reversals,
-    in the grant's currency (``paid``), and how many payments it had (``payments``)."""
-    share = Disbursement.amount / Allocation.fx_rate
-    return (
-        sa.select(
-            Disbursement.instalment_id.label("instalment_id"),
-            summed(sa.case((Disbursement.reversal_of_id.is_(None), share), else_=-share)).label(
-                "paid"
-            ),
-            sa.func.count(Disbursement.id)
-            .filter(Disbursement.reversal_of_id.is_(None))
-            .label("payments"),
-        )
-        .join(Allocation, Allocation.id == Disbursement.allocation_id)
-        .where(Disbursement.instalment_id.is_not(None))
-        .group_by(Disbursement.instalment_id)
-        .subquery()
-    )
 
 
 def remaining_commitment(allocation):

@@ -29,8 +29,9 @@ from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.work import perform
 from ..grants.models import Grant, Instalment
-from ..grants.plans import allocation_balances
+from ..ledger.balances import allocation_balances
 from ..ledger.models import Allocation, DeliveryStatus, Disbursement
+from ..ledger.reversals import reversal_partners
 from ..pools.models import Pool
 from . import bp, followup, holds, reconcile, services
 from .forms import (
@@ -42,7 +43,6 @@ from .forms import (
     ReverseForm,
     StatementForm,
 )
-from .ledger import reversal_partners
 from .models import HeldPayment
 from .panels import payment_form
 

@@ -19,10 +19,11 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import lock_row
-from ..ledger.models import Allocation, Release
+from ..ledger.balances import allocation_balances
+from ..ledger.models import Release
 from ..pools.models import Pool
 from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
-from .services import DecisionError, signed_amount, summed
+from .services import DecisionError
 
 #: Longest stipend and largest number of tranches a plan may hold.
 MAX_MONTHS = 36
@@ -135,45 +136,6 @@ def create_plan(
     db.session.flush()
     audit.record("plan.created", grant, actor=actor, kind=kind.value, instalments=count)
     return plan
-
-
-def allocation_balances(grant_id):
-    """Map each allocation of the grant, its pool loaded, to (allocation, released, paid):
-    pool currency, payments net of their reversals. Two grouped queries."""
-    payments = db.metadata.tables["disbursements"]  # a higher feature, read by name
-    released = dict(
-        db.session.execute(
-            sa.select(Release.allocation_id, summed(Release.amount))
-            .join(Allocation, Allocation.id == Release.allocation_id)
-            .where(Allocation.grant_id == grant_id)
-            .group_by(Release.allocation_id)
-        ).all()
-    )
-    paid = dict(
-        db.session.execute(
-            sa.select(payments.c.allocation_id, summed(signed_amount(payments.c)))
-            .where(payments.c.grant_id == grant_id)
-            .group_by(payments.c.allocation_id)
-        ).all()
-    )
-    return [
-        (a, quantize(released.get(a.id, 0)), quantize(paid.get(a.id, 0)))
-        for a in allocations_of(grant_id)
-    ]
-
-
-def allocations_of(grant_id):
-    """The grant's allocations, oldest first, with the pool each draws on."""
-    return (
-        db.session.execute(
-            sa.select(Allocation)
-            .where(Allocation.grant_id == grant_id)
-            .options(sa.orm.joinedload(Allocation.pool))
-            .order_by(Allocation.id)
-        )
-        .scalars()
-        .all()
-    )
 
 
 def close_grant(grant, actor, reason):

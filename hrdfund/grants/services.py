@@ -23,8 +23,9 @@ from ..core import geo, limits
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
-from ..core.sql import before, lock_row, signed_amount, summed
-from ..ledger.models import Allocation, Contribution, Release
+from ..core.sql import lock_row
+from ..ledger.balances import pool_available, pool_commitments
+from ..ledger.models import Allocation, Contribution
 from ..pools import services as pools_services
 from ..pools.models import Pool
 from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
@@ -70,64 +71,6 @@ class MissingRateError(DecisionError):
 def four_eyes_threshold():
     """Approvals worth this much or more, in the reporting currency, need a second manager."""
     return limits.four_eyes_threshold()
-
-
-def pool_commitments(pool_ids, until=None):
-    """Map each pool id to (received, committed, costs): contributions net of their
-    reversals; allocations net of releases; payment fees and exchange differences net of
-    their reversals. With ``until`` (a date), only rows dated before it. Four grouped
-    queries, whatever the number of rows."""
-    payments = db.metadata.tables["disbursements"]  # a higher feature, read by name
-
-    def grouped(query, key, *dated):
-        query = query.where(key.in_(pool_ids))
-        if until is not None:
-            query = query.where(*(before(column, until) for column in dated))
-        query = query.group_by(key)
-        return {pid: quantize(total) for pid, total in db.session.execute(query)}
-
-    received = grouped(
-        sa.select(Contribution.pool_id, summed(signed_amount(Contribution))),
-        Contribution.pool_id,
-        Contribution.received_on,
-    )
-    allocated = grouped(
-        sa.select(Allocation.pool_id, summed(Allocation.amount)),
-        Allocation.pool_id,
-        Allocation.created_at,
-    )
-    released = grouped(
-        sa.select(Allocation.pool_id, summed(Release.amount)).join(
-            Release, Release.allocation_id == Allocation.id
-        ),
-        Allocation.pool_id,
-        Release.created_at,
-    )
-    cost = payments.c.fee_amount + payments.c.exchange_difference
-    costs = grouped(
-        sa.select(
-            payments.c.pool_id,
-            summed(sa.case((payments.c.reversal_of_id.is_(None), cost), else_=-cost)),
-        ),
-        payments.c.pool_id,
-        payments.c.paid_on,
-    )
-    zero = Decimal("0.00")
-    return {
-        pid: (
-            received.get(pid, zero),
-            allocated.get(pid, zero) - released.get(pid, zero),
-            costs.get(pid, zero),
-        )
-        for pid in pool_ids
-    }
-
-
-def pool_available(pool_id):
-    """What the pool can still commit: received, less commitments, fees and exchange
-    differences."""
-    received, committed, costs = pool_commitments([pool_id])[pool_id]
-    return received - committed - costs
 
 
 def pool_mismatches(pool, application, pool_amount, on=None):

@@ -20,8 +20,8 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import before, signed_amount, summed
-from ..disbursements.ledger import pool_figures
 from ..grants.models import Grant
+from ..ledger.balances import pool_figures
 from ..ledger.models import Allocation, Contribution, Disbursement, Release
 from . import anonymise
 from .issue import DIMENSIONS, issue_year, shared_with

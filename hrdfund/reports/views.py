@@ -16,9 +16,10 @@ from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.work import perform
 from ..disbursements import followup
-from ..disbursements.ledger import pool_figures, reversal_partners
 from ..grants.models import Grant
+from ..ledger.balances import pool_figures
 from ..ledger.models import Allocation, Contribution, Disbursement, Release
+from ..ledger.reversals import reversal_partners
 from ..pools.forms import ContributionForm, ContributionReversalForm
 from ..pools.models import Pool
 from ..pools.views import fund_pool_or_404

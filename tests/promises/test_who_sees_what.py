@@ -32,8 +32,8 @@ from hrdfund.grants.services import (
     SecondApproverError,
     SelfApprovalError,
     approve_with_recorded_rates,
-    pool_available,
 )
+from hrdfund.ledger.balances import pool_available
 from hrdfund.ledger.models import Disbursement
 from hrdfund.pools import services as pools
 from tests.conftest import (

@@ -1,0 +1,186 @@
+"""Balances as sums over ledger rows, never stored totals: a pool's commitments, what it
+has available and its figures; a grant's allocation balances; what each instalment's
+payments settle.
+
+A pool's figures: received = contributions - contribution reversals; committed =
+allocations - releases; costs = payment fees and exchange differences net of their
+reversals; available = received - committed - costs. Every query here is grouped, so the
+number of queries does not grow with the rows.
+"""
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from ..core.extensions import db
+from ..core.money import quantize
+from ..core.sql import before, signed_amount, summed
+from .models import Allocation, Contribution, Disbursement, Release
+
+ZERO = Decimal("0.00")
+
+#: Net sums come back from SQLite as floats: half a cent or more counts as paid.
+PAID = 0.005
+
+
+def every_pool_id():
+    """Every pool's id. The ledger knows pools as the table its rows point at, through
+    their own foreign key, so it reads the ids there without importing the pools feature."""
+    pools = next(iter(Contribution.__table__.c.pool_id.foreign_keys)).column.table
+    return db.session.execute(sa.select(pools.c.id)).scalars().all()
+
+
+def pool_commitments(pool_ids, until=None):
+    """Map each pool id to (received, committed, costs): contributions net of their
+    reversals; allocations net of releases; payment fees and exchange differences net of
+    their reversals. With ``until`` (a date), only rows dated before it. Four grouped
+    queries, whatever the number of rows."""
+
+    def grouped(query, key, *dated):
+        query = query.where(key.in_(pool_ids))
+        if until is not None:
+            query = query.where(*(before(column, until) for column in dated))
+        query = query.group_by(key)
+        return {pid: quantize(total) for pid, total in db.session.execute(query)}
+
+    received = grouped(
+        sa.select(Contribution.pool_id, summed(signed_amount(Contribution))),
+        Contribution.pool_id,
+        Contribution.received_on,
+    )
+    allocated = grouped(
+        sa.select(Allocation.pool_id, summed(Allocation.amount)),
+        Allocation.pool_id,
+        Allocation.created_at,
+    )
+    released = grouped(
+        sa.select(Allocation.pool_id, summed(Release.amount)).join(
+            Release, Release.allocation_id == Allocation.id
+        ),
+        Allocation.pool_id,
+        Release.created_at,
+    )
+    cost = Disbursement.fee_amount + Disbursement.exchange_difference
+    costs = grouped(
+        sa.select(
+            Disbursement.pool_id,
+            summed(sa.case((Disbursement.reversal_of_id.is_(None), cost), else_=-cost)),
+        ),
+        Disbursement.pool_id,
+        Disbursement.paid_on,
+    )
+    return {
+        pid: (
+            received.get(pid, ZERO),
+            allocated.get(pid, ZERO) - released.get(pid, ZERO),
+            costs.get(pid, ZERO),
+        )
+        for pid in pool_ids
+    }
+
+
+def pool_available(pool_id):
+    """What the pool can still commit: received, less commitments, fees and exchange
+    differences."""
+    received, committed, costs = pool_commitments([pool_id])[pool_id]
+    return received - committed - costs
+
+
+def _net(column):
+    """A payment column summed with reversal rows counted negative."""
+    return summed(sa.case((Disbursement.reversal_of_id.is_(None), column), else_=-column))
+
+
+def pool_figures(pool_ids=None, until=None):
+    """Map pool id -> received, committed, disbursed, fees, exchange differences, available
+    (what can still be committed) and outstanding (committed, not yet paid). With
+    ``until`` (a date), as they stood at the start of that day."""
+    ids = pool_ids if pool_ids is not None else every_pool_id()
+    commitments = pool_commitments(ids, until)
+    dated = [] if until is None else [before(Disbursement.paid_on, until)]
+    paid = {
+        row[0]: [quantize(v) for v in row[1:]]
+        for row in db.session.execute(
+            sa.select(
+                Disbursement.pool_id,
+                _net(Disbursement.amount),
+                _net(Disbursement.fee_amount),
+                _net(Disbursement.exchange_difference),
+            )
+            .where(Disbursement.pool_id.in_(ids), *dated)
+            .group_by(Disbursement.pool_id)
+        )
+    }
+    figures = {}
+    for pid in ids:
+        received, committed, costs = commitments[pid]
+        disbursed, fees, differences = paid.get(pid, (ZERO, ZERO, ZERO))
+        figures[pid] = {
+            "received": received,
+            "committed": committed,
+            "disbursed": disbursed,
+            "fees": fees,
+            "exchange_differences": differences,
+            "available": received - committed - costs,
+            "outstanding": committed - disbursed,
+        }
+    return figures
+
+
+def allocation_balances(grant_id):
+    """Map each allocation of the grant, its pool loaded, to (allocation, released, paid):
+    pool currency, payments net of their reversals. Two grouped queries."""
+    released = dict(
+        db.session.execute(
+            sa.select(Release.allocation_id, summed(Release.amount))
+            .join(Allocation, Allocation.id == Release.allocation_id)
+            .where(Allocation.grant_id == grant_id)
+            .group_by(Release.allocation_id)
+        ).all()
+    )
+    paid = dict(
+        db.session.execute(
+            sa.select(Disbursement.allocation_id, summed(signed_amount(Disbursement)))
+            .where(Disbursement.grant_id == grant_id)
+            .group_by(Disbursement.allocation_id)
+        ).all()
+    )
+    return [
+        (a, quantize(released.get(a.id, 0)), quantize(paid.get(a.id, 0)))
+        for a in allocations_of(grant_id)
+    ]
+
+
+def allocations_of(grant_id):
+    """The grant's allocations, oldest first, with the pool each draws on."""
+    return (
+        db.session.execute(
+            sa.select(Allocation)
+            .where(Allocation.grant_id == grant_id)
+            .options(sa.orm.joinedload(Allocation.pool))
+            .order_by(Allocation.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def instalments_paid():
+    """SQL subquery: per instalment id, what its payments settle net of their reversals,
+    in the grant's currency (``paid``), and how many payments it had (``payments``)."""
+    share = Disbursement.amount / Allocation.fx_rate
+    return (
+        sa.select(
+            Disbursement.instalment_id.label("instalment_id"),
+            summed(sa.case((Disbursement.reversal_of_id.is_(None), share), else_=-share)).label(
+                "paid"
+            ),
+            sa.func.count(Disbursement.id)
+            .filter(Disbursement.reversal_of_id.is_(None))
+            .label("payments"),
+        )
+        .join(Allocation, Allocation.id == Disbursement.allocation_id)
+        .where(Disbursement.instalment_id.is_not(None))
+        .group_by(Disbursement.instalment_id)
+        .subquery()
+    )
