@@ -36,34 +36,7 @@ def check_second_persons(table=None):
     and settings."""
     table = table or RateTable()
     in_force = Bounds.in_force()
-    confirmer = sa.orm.aliased(User)
-    rows = db.session.execute(
-        sa.select(
-            Disbursement.id,
-            Disbursement.amount,
-            Disbursement.fee_amount,
-            Disbursement.exchange_difference,
-            Disbursement.currency_paid,
-            Disbursement.fx_rate,
-            Disbursement.paid_on,
-            Disbursement.recorded_by_id,
-            Disbursement.confirmed_by_id,
-            Disbursement.created_at,
-            Disbursement.table_rate,
-            Disbursement.rate_entry_id,
-            Disbursement.rate_tolerance_percent,
-            Disbursement.max_fee_percent,
-            Disbursement.max_difference_percent,
-            Pool.fund_id,
-            Pool.currency,
-            confirmer.role,
-            confirmer.fund_id.label("confirmer_fund"),
-        )
-        .join(Pool, Pool.id == Disbursement.pool_id)
-        .outerjoin(confirmer, confirmer.id == Disbursement.confirmed_by_id)
-        .where(Disbursement.reversal_of_id.is_(None))
-        .order_by(Disbursement.id)
-    ).yield_per(5000)
+    rows = _payments_to_weigh()
     problems = []
     for row in rows:
         bounds = Bounds.kept_on(row)
@@ -102,3 +75,36 @@ def check_second_persons(table=None):
                 "not confirm it"
             )
     return problems
+
+
+def _payments_to_weigh():
+    """Every payment (not reversals), oldest first, with what `check` weighs it by: what it
+    kept of its day, its pool's fund and currency, and its confirmer's role and fund."""
+    confirmer = sa.orm.aliased(User)
+    return db.session.execute(
+        sa.select(
+            Disbursement.id,
+            Disbursement.amount,
+            Disbursement.fee_amount,
+            Disbursement.exchange_difference,
+            Disbursement.currency_paid,
+            Disbursement.fx_rate,
+            Disbursement.paid_on,
+            Disbursement.recorded_by_id,
+            Disbursement.confirmed_by_id,
+            Disbursement.created_at,
+            Disbursement.table_rate,
+            Disbursement.rate_entry_id,
+            Disbursement.rate_tolerance_percent,
+            Disbursement.max_fee_percent,
+            Disbursement.max_difference_percent,
+            Pool.fund_id,
+            Pool.currency,
+            confirmer.role,
+            confirmer.fund_id.label("confirmer_fund"),
+        )
+        .join(Pool, Pool.id == Disbursement.pool_id)
+        .outerjoin(confirmer, confirmer.id == Disbursement.confirmed_by_id)
+        .where(Disbursement.reversal_of_id.is_(None))
+        .order_by(Disbursement.id)
+    ).yield_per(5000)
