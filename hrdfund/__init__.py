@@ -70,12 +70,12 @@ def create_app(overrides=None):
     from .alerts import commands  # noqa: F401  (adds `flask hrdfund alerts`)
     from .alerts.services import send_after_response
     from .applications import bp as applications_bp
-    from .applications.models import CATEGORY_LABELS
     from .auth import bp as auth_bp
     from .auth import refused
     from .auth.guard import install_guard
     from .cli import hrdfund_cli
     from .core.money import format_money
+    from .core.support import CATEGORY_LABELS
     from .disbursements import bp as disbursements_bp
     from .grants import bp as grants_bp
     from .pools import bp as pools_bp

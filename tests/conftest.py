@@ -22,18 +22,13 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from hrdfund import create_app
-from hrdfund.applications.models import (
-    Application,
-    ApplicationStatus,
-    Category,
-    Consent,
-    ConsentKind,
-)
+from hrdfund.applications.models import Application, ApplicationStatus, Consent, ConsentKind
 from hrdfund.applications.review_models import Recommendation, Review, RiskLevel
 from hrdfund.applications.services import defender_key
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans

@@ -6,9 +6,10 @@ from datetime import date, datetime
 
 import pytest
 
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from tests.conftest import PASSWORD, login
 
 ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]

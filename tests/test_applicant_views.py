@@ -8,16 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.applications.categories import CATEGORY_FIELDS
-from hrdfund.applications.models import (
-    ApplicationStatus,
-    Category,
-    Consent,
-    ConsentKind,
-    Message,
-)
+from hrdfund.applications.models import ApplicationStatus, Consent, ConsentKind, Message
 from hrdfund.applications.services import change_status
 from hrdfund.auth.models import User
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from tests.conftest import (
     PASSWORD,
     application_by_uid,

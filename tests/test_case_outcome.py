@@ -7,14 +7,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import (
-    Application,
-    ApplicationStatus,
-    Category,
-    UseOfFundsReport,
-)
+from hrdfund.applications.models import Application, ApplicationStatus, UseOfFundsReport
 from hrdfund.applications.review_models import Decision, DecisionOutcome
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.grants.models import Grant, Instalment, PaymentPlan, PlanKind
 from hrdfund.ledger.models import (

@@ -15,7 +15,6 @@ from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
-    Category,
     Dependant,
     DocumentKind,
     Reference,
@@ -23,6 +22,7 @@ from hrdfund.applications.models import (
 )
 from hrdfund.applications.review_models import ConflictDeclaration
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.grants.services import approve_with_recorded_rates
 from tests.conftest import MoneyWorld, login, pay
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from hrdfund.applications.models import Category
 from hrdfund.applications.review_services import declare_conflict
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.grants.plans import months_after
 from tests.conftest import MoneyWorld, login, pay, refused_page
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from hrdfund.applications.models import Category
 from hrdfund.core.columns import utcnow
+from hrdfund.core.support import Category
 from hrdfund.grants import plans
 from tests.conftest import login
 

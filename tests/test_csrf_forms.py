@@ -32,7 +32,7 @@ def test_every_form_of_the_app_is_a_page_form():
     """A form made straight from FlaskForm would carry its token under its prefix, with
     an id that repeats when a page holds two of them."""
     from hrdfund.applications.forms import application_form_class
-    from hrdfund.applications.models import Category
+    from hrdfund.core.support import Category
 
     for category in Category:
         application_form_class(category)

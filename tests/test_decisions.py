@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.applications.review_models import (
     ConflictDeclaration,
     Decision,
@@ -17,6 +17,7 @@ from hrdfund.applications.review_models import (
     RiskLevel,
 )
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.grants import services
 from hrdfund.grants.models import Grant

@@ -16,7 +16,6 @@ from hrdfund.applications.categories import CATEGORY_FIELDS
 from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
-    Category,
     Consent,
     ConsentKind,
     StatusChange,
@@ -28,6 +27,7 @@ from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import CURRENCIES
+from hrdfund.core.support import Category
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import approval_draws, in_reporting_currency, pool_mismatches
 from hrdfund.ledger.balances import pool_figures

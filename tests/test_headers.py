@@ -6,8 +6,9 @@ from datetime import datetime
 
 import pytest
 
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from tests.conftest import CSP_PARTS, login
 
 #: A reference to another host in an attribute or a stylesheet.

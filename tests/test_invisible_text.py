@@ -10,9 +10,10 @@ from werkzeug.datastructures import MultiDict
 from wtforms import PasswordField, StringField
 
 from hrdfund.applications.forms import application_form_class
-from hrdfund.applications.models import Application, Category
+from hrdfund.applications.models import Application
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import INVISIBLE, strip_invisible
+from hrdfund.core.support import Category
 from tests.conftest import login
 
 #: A right-to-left override that makes "exe.gnp" read "png.exe", a zero-width space, a

@@ -7,9 +7,10 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import audit
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.grants.models import Grant
 from hrdfund.ledger.balances import pool_figures

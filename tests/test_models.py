@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import models  # noqa: F401  (every table on the metadata)
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth.models import User
 from hrdfund.core.columns import DATA_CLASSES, ENCRYPTED_CLASSES, TEXT_REASONS, Text, is_text
 from hrdfund.core.extensions import db, reading
+from hrdfund.core.support import Category
 from hrdfund.ledger.models import Contribution
 from hrdfund.pools.models import Pool
 

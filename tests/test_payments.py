@@ -7,10 +7,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Application, ApplicationStatus, Category
+from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.applications.services import submit_report
 from hrdfund.core.extensions import db
 from hrdfund.core.money import quantize
+from hrdfund.core.support import Category
 from hrdfund.disbursements import followup
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.checks import check_ledger

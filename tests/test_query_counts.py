@@ -21,7 +21,6 @@ from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
-    Category,
     Consent,
     ConsentKind,
     Dependant,
@@ -34,6 +33,7 @@ from hrdfund.applications.review_models import NoteKind
 from hrdfund.auth.models import Role, User
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.disbursements import reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans

@@ -7,9 +7,10 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.applications import targets
-from hrdfund.applications.models import Application, ApplicationStatus, Category, Urgency
+from hrdfund.applications.models import Application, ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from tests.conftest import login
 
 

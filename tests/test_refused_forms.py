@@ -20,7 +20,6 @@ from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
-    Category,
     Reference,
     Urgency,
 )
@@ -29,6 +28,7 @@ from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import RefusedForm
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.ledger.models import Contribution
 from tests.conftest import COOKIE, PASSWORD, MoneyWorld, confirm, login, pay, refused_page
 from tests.pdfs import PDF

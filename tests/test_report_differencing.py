@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Category, Gender
+from hrdfund.applications.models import Gender
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.pools import services as pools
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv

@@ -15,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Category, Consent, Gender
+from hrdfund.applications.models import Consent, Gender
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.disbursements import services as payments
 from hrdfund.pools import services as pools
 from hrdfund.reports import anonymise

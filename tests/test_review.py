@@ -10,12 +10,12 @@ from hrdfund.applications import review_services as reviews
 from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
-    Category,
     Reference,
     VerificationStatus,
 )
 from hrdfund.applications.review_models import Review
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.grants import services as grants
 from tests.conftest import login
 

@@ -13,12 +13,12 @@ from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
-    Category,
     Reference,
     Urgency,
 )
 from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.grants.models import Grant
 from hrdfund.ledger.models import Allocation
 from hrdfund.pools.models import Donor, ExchangeRate, Pool

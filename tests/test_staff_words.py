@@ -8,14 +8,9 @@ from datetime import date
 
 import pytest
 
-from hrdfund.applications.models import (
-    Application,
-    ApplicationStatus,
-    Category,
-    Reference,
-    Urgency,
-)
+from hrdfund.applications.models import Application, ApplicationStatus, Reference, Urgency
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.ledger.models import Channel
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import RestrictionKind

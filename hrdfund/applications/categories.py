@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..core import geo
 from ..core.money import format_money
-from .models import Category
+from ..core.support import Category
 
 #: Each field: (name, kind, label, required to submit). Kinds: text (one line, 200),
 #: long (a paragraph, 2000), int (0 to 1000), money, scope, where, country.

@@ -29,17 +29,9 @@ from ..core import geo
 from ..core.fields import MoneyField
 from ..core.forms import PageForm, PartForm, options
 from ..core.money import CURRENCIES
+from ..core.support import CATEGORY_LABELS, Category
 from .categories import CATEGORY_FIELDS
-from .models import (
-    CATEGORY_LABELS,
-    BudgetLine,
-    Category,
-    ConsentKind,
-    DocumentKind,
-    Gender,
-    Message,
-    Urgency,
-)
+from .models import BudgetLine, ConsentKind, DocumentKind, Gender, Message, Urgency
 
 TEXT_MAX = 200
 LONG_MAX = 2000

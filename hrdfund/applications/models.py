@@ -4,7 +4,6 @@ documents, messages, consent and the timestamped history of its status."""
 import enum
 
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, relationship
 
 from ..core.columns import (
@@ -26,20 +25,7 @@ from ..core.columns import (
     enum as enum_col,
 )
 from ..core.extensions import db
-
-
-class Category(enum.StrEnum):
-    LONGER_TERM = "longer_term"
-    RELOCATION = "relocation"
-    MEDICAL = "medical"
-    DEPENDANTS = "dependants"
-    LEGAL = "legal"
-    PRISON_VISITS = "prison_visits"
-    TRIAL_MONITORING = "trial_monitoring"
-    PHYSICAL_SECURITY = "physical_security"
-    DIGITAL_SECURITY = "digital_security"
-    HUMANITARIAN = "humanitarian"
-    OTHER = "other"
+from ..core.support import Category
 
 
 class ApplicationStatus(enum.StrEnum):
@@ -367,18 +353,3 @@ class Story(db.Model):
     approved_by_id = fk("users.id", nullable=True)
     approved_at = col(sa.DateTime, INTERNAL, nullable=True)
     created_at = created_at()
-
-
-CATEGORY_LABELS = {
-    Category.LONGER_TERM: _l("Longer-term support"),
-    Category.RELOCATION: _l("Relocation"),
-    Category.MEDICAL: _l("Medical costs"),
-    Category.DEPENDANTS: _l("Dependants' costs"),
-    Category.LEGAL: _l("Legal fees"),
-    Category.PRISON_VISITS: _l("Prison visits"),
-    Category.TRIAL_MONITORING: _l("Trial monitoring"),
-    Category.PHYSICAL_SECURITY: _l("Physical security"),
-    Category.DIGITAL_SECURITY: _l("Digital security and equipment"),
-    Category.HUMANITARIAN: _l("Humanitarian or subsistence costs"),
-    Category.OTHER: _l("Other"),
-}

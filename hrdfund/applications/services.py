@@ -14,12 +14,12 @@ from ..core import geo
 from ..core.columns import cipher, utcnow
 from ..core.extensions import db
 from ..core.money import check_currency, total
+from ..core.support import Category
 from . import access, targets
 from .categories import CATEGORY_FIELDS
 from .models import (
     Application,
     BudgetLine,
-    Category,
     Consent,
     ConsentKind,
     Dependant,

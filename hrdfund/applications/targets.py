@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from flask import current_app
 
-from .models import Category, Urgency
+from ..core.support import Category
+from .models import Urgency
 
 
 class TargetConfigError(ValueError):

@@ -28,6 +28,7 @@ from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
 from ..core.paging import page_arg
+from ..core.support import CATEGORY_LABELS, Category
 from ..core.work import perform
 from ..pools.models import ExchangeRate, Pool
 from . import access, bp, documents, services, targets
@@ -42,16 +43,7 @@ from .forms import (
     StartForm,
     application_form_class,
 )
-from .models import (
-    CATEGORY_LABELS,
-    Application,
-    ApplicationStatus,
-    Category,
-    ConsentKind,
-    Document,
-    DocumentKind,
-    Urgency,
-)
+from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind, Urgency
 from .panels import collect_panels
 from .review_forms import REFERENCE_STATUSES
 from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES

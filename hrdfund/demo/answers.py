@@ -3,8 +3,8 @@ category's own answers, with the keys the application form uses."""
 
 from decimal import Decimal
 
-from ..applications.models import Category
 from ..core import geo
+from ..core.support import Category
 from ..grants.models import PlanKind
 
 #: Per category: weight; amount asked in US dollars (a month's worth for a stipend); how it

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from ..applications import services as app_services
-from ..applications.models import Application, Category, Gender, StatusChange, Urgency
+from ..applications.models import Application, Gender, StatusChange, Urgency
 from ..applications.models import ApplicationStatus as S
 from ..auth.models import PartnerOrganisation, Role
 from ..core import geo
+from ..core.support import Category
 from . import answers, decisions, grants, parts, paths, people
 from .answers import CATEGORIES, THREATS, WORK
 

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from .. import audit
-from ..applications.models import Category
 from ..core import geo
 from ..core.money import CENT, convert, quantize
+from ..core.support import Category
 from ..ledger.models import Channel, Disbursement, PayeeType, Receipt, reference_key
 
 PAYEE_DETAILS = {

@@ -6,8 +6,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from ..applications.access import visible_cases
-from ..applications.models import Application, Category
+from ..applications.models import Application
 from ..core.extensions import db
+from ..core.support import Category
 from ..ledger.models import Allocation
 from ..pools.models import Pool
 from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind

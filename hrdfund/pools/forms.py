@@ -6,11 +6,11 @@ from wtforms import DateField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..applications.models import CATEGORY_LABELS
 from ..core import geo
 from ..core.fields import Entered, MoneyField, RateField
 from ..core.forms import PrefixedForm, options
 from ..core.money import CURRENCIES
+from ..core.support import CATEGORY_LABELS
 from .models import Pool
 
 CURRENCY_CHOICES = options((c, c) for c in CURRENCIES)

@@ -32,8 +32,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from ..applications.models import CATEGORY_LABELS, Category
 from ..core.money import format_money
+from ..core.support import CATEGORY_LABELS, Category
 from . import anonymise
 from .data import VARIANCE_FLAG
 

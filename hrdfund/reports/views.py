@@ -8,12 +8,13 @@ from flask_login import current_user
 
 from .. import audit
 from ..applications.access import visible_cases
-from ..applications.models import CATEGORY_LABELS, Application
+from ..applications.models import Application
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
+from ..core.support import CATEGORY_LABELS
 from ..core.work import perform
 from ..disbursements import followup
 from ..grants.models import Grant

@@ -11,12 +11,9 @@ import sqlalchemy as sa
 from flask import request
 from pypdf import PdfReader
 
-from hrdfund.applications.models import (
-    Application,
-    ApplicationStatus,
-    Category,
-)
+from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from tests.pdfs import make_pdf
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -27,7 +27,6 @@ from hrdfund import SECRET_NAMES, create_app
 from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
-    Category,
     Consent,
     ConsentKind,
     Document,
@@ -37,6 +36,7 @@ from hrdfund.auth.models import User
 from hrdfund.core.columns import utcnow
 from hrdfund.core.crypto import DecryptionError, key_id
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from hrdfund.disbursements.services import reverse_disbursement
 from hrdfund.reports import anonymise
 from tests.clock import Clock

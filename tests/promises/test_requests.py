@@ -22,14 +22,10 @@ from wtforms.validators import Length, Regexp
 
 import hrdfund
 from hrdfund.applications.forms import application_form_class
-from hrdfund.applications.models import (
-    Category,
-    Consent,
-    ConsentKind,
-    Message,
-)
+from hrdfund.applications.models import Consent, ConsentKind, Message
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
 from tests.conftest import (
     PASSWORD,
     count_rows,
