@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications import services
+from hrdfund.applications import review_services, services
 from hrdfund.applications.models import (
     Application,
     ApplicationStatus,
@@ -120,6 +120,20 @@ def test_a_reviewer_takes_checks_and_recommends_through_the_forms(app, fund, sta
     applicant = signed_in(app, staff["applicant"])
     mine = applicant.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "canary-NOTE" not in mine and "Verified by two references" not in mine
+
+
+def test_the_assignment_rule_holds_for_whoever_calls_the_service(app, fund, staff):
+    """A reviewer takes a case only for themself, whatever calls the service; a manager
+    gives it to anyone on its staff."""
+    case = _case(fund, staff)
+    with pytest.raises(review_services.AssignOthersError):
+        review_services.assign_reviewer(case, staff["m1"], staff["reviewer"])
+    db.session.rollback()
+    case = db.session.get(Application, case.id)
+    assert case.assigned_reviewer_id is None and case.status == S.SUBMITTED
+    review_services.assign_reviewer(case, staff["reviewer"], staff["reviewer"])
+    review_services.assign_reviewer(case, staff["m2"], staff["m1"])
+    assert case.assigned_reviewer_id == staff["m2"].id and case.status == S.IN_REVIEW
 
 
 def test_a_reviewer_cannot_assign_someone_else_nor_approve(app, fund, staff):

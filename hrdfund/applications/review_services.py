@@ -40,9 +40,16 @@ def _check_staff(application, user, roles=REVIEW_ROLES):
         raise ReviewError(_l("This case is outside your fund or you declared a conflict."))
 
 
+class AssignOthersError(ReviewError):
+    """Someone other than a manager gave a case to another person."""
+
+
 def assign_reviewer(application, reviewer, actor):
-    """Give the case to ``reviewer``; a newly submitted case goes into review."""
+    """Give the case to ``reviewer``; a newly submitted case goes into review. A manager
+    gives a case to anyone on its staff; a reviewer takes it only for themself."""
     _check_staff(application, actor)
+    if actor.role != Role.MANAGER and reviewer.id != actor.id:
+        raise AssignOthersError(_l("Only a manager gives a case to someone else."))
     _check_staff(application, reviewer)
     application.assigned_reviewer_id = reviewer.id
     db.session.flush()

@@ -113,12 +113,12 @@ def assign(uid):
     form = assign_form(application)
     if not form.validate_on_submit():
         return _again(application, "assign", form)
-    if current_user.role != Role.MANAGER and form.reviewer.data != current_user.id:
-        abort(403)
     reviewer = db.session.get(User, form.reviewer.data)
     done = perform(
         review_services.assign_reviewer, application, reviewer, _me(), refused=ReviewError
     )
+    if isinstance(done.refusal, review_services.AssignOthersError):
+        abort(403)  # a reviewer is not offered anyone else; sending it is not a mistake
     if not done.ok:
         return _again(application, "assign", form, done.refusal)
     return _back(application, _("The case is assigned."))
