@@ -182,6 +182,31 @@ def test_largest_amount_first_compares_what_amounts_are_worth(client, fund, make
     assert "≈ €20,000.00" in html and "≈ €1,320.00" in html and "no rate to EUR" in html
 
 
+def test_the_worth_shown_is_converted_as_a_decision_converts_it(client, fund, make_user):
+    """1.15 pounds at 1.5 euros a pound are 1.725 euros, rounded half up to 1.73 as every
+    decision rounds them; a sum in floating point makes it 1.7249... and shows 1.72."""
+    from decimal import Decimal
+
+    from hrdfund.core.money import convert
+    from hrdfund.pools.models import ExchangeRate
+
+    db.session.add(
+        ExchangeRate(
+            fund_id=fund.id,
+            on_date=utcnow().date(),
+            base="GBP",
+            quote="EUR",
+            rate=Decimal("1.5"),
+            source="x",
+        )
+    )
+    login(client, make_user("reviewer"))
+    _cases(fund, 1, currency="GBP", amount_requested=Decimal("1.15"))
+    html = client.get("/cases?sort=amount").get_data(as_text=True)
+    assert convert(Decimal("1.15"), Decimal("1.5")) == Decimal("1.73")
+    assert "≈ €1.73" in html
+
+
 def test_the_pool_filter_keeps_only_cases_the_pool_may_fund(client, fund, make_user, make_donor):
     from hrdfund.pools.models import Pool, PoolRestriction, RestrictionKind
 

@@ -26,11 +26,12 @@ from ..core import geo, limits
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
-from ..core.money import MoneyError
+from ..core.money import MoneyError, convert, usable_rate
 from ..core.paging import page_arg
 from ..core.support import CATEGORY_LABELS, Category
 from ..core.work import perform
 from ..pools.models import ExchangeRate, Pool
+from ..pools.services import entry_rate
 from . import access, bp, documents, services, targets
 from .access import Section, get_application_or_404
 from .categories import CATEGORY_FIELDS, detail_text
@@ -103,16 +104,15 @@ QUEUE_SORTS = {
 
 def _latest_rates(fund_id, on):
     """SQL subquery: for each currency with a rate to or from the reporting currency in the
-    fund's table, the latest on or before ``on`` that counts (read either way round, as
-    ``rate_entry`` does), as ``factor``: units of the reporting currency per unit of that
-    currency."""
+    fund's table, the latest entry on or before ``on`` that counts (either way round, as
+    ``rate_entry`` reads it): the currency, the entry's base and its rate as stored."""
     reporting = limits.reporting_currency()
-    rate = sa.cast(ExchangeRate.rate, sa.Float)
     other = sa.case((ExchangeRate.base == reporting, ExchangeRate.quote), else_=ExchangeRate.base)
     ranked = (
         sa.select(
             other.label("currency"),
-            sa.case((ExchangeRate.base == reporting, 1.0 / rate), else_=rate).label("factor"),
+            ExchangeRate.base,
+            ExchangeRate.rate,
             sa.func.row_number()
             .over(
                 partition_by=other,
@@ -128,7 +128,22 @@ def _latest_rates(fund_id, on):
         )
         .subquery()
     )
-    return sa.select(ranked.c.currency, ranked.c.factor).where(ranked.c.n == 1).subquery()
+    return (
+        sa.select(ranked.c.currency, ranked.c.base, ranked.c.rate).where(ranked.c.n == 1).subquery()
+    )
+
+
+def _worth(row, reporting):
+    """What a queue row's amount is worth in the reporting currency, converted as every
+    decision converts it; None when no usable rate says."""
+    if row.currency == reporting:
+        return row.amount_requested
+    if row.amount_requested is None or row.rate is None or not usable_rate(row.rate):
+        return None
+    try:
+        return convert(row.amount_requested, entry_rate(row, row.currency))
+    except MoneyError:
+        return None
 
 
 def _queue_filters(pools):
@@ -198,8 +213,13 @@ def queue():
     open_states = [s.value for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
     reporting = limits.reporting_currency()
     rates = _latest_rates(current_user.fund_id, utcnow().date())
-    amount = sa.cast(Application.amount_requested, sa.Float)
-    worth = sa.case((Application.currency == reporting, amount), else_=amount * rates.c.factor)
+    # The sort key only: the worth shown is converted in Python, to the cent.
+    amount = Application.amount_requested
+    worth = sa.case(
+        (Application.currency == reporting, amount),
+        (rates.c.base == reporting, amount / rates.c.rate),
+        else_=amount * rates.c.rate,
+    )
     query = (
         sa.select(
             Application.uid,
@@ -216,7 +236,8 @@ def queue():
             Application.decision_due_at,
             Application.clock_paused_at,
             Application.assigned_reviewer_id,
-            worth.label("worth"),
+            rates.c.base,
+            rates.c.rate,
         )
         .outerjoin(rates, rates.c.currency == Application.currency)
         .where(
@@ -241,9 +262,10 @@ def queue():
     ).all()
     now = utcnow()
     deadlines = [targets.next_target(row, now) for row in rows[:size]]
+    worths = [_worth(row, reporting) for row in rows[:size]]
     return render_template(
         "applications/queue.html",
-        rows=list(zip(rows[:size], deadlines, strict=True)),
+        rows=list(zip(rows[:size], deadlines, worths, strict=True)),
         page=page,
         has_next=len(rows) > size,
         # Translated once for the page, not once per row.
