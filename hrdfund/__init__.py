@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS
 
-from .applications.targets import check_config as check_target_config
+from .cases.targets import check_config as check_target_config
 from .core import crypto, geo, limits
 from .core.extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
 from .core.request_limits import install_request_limits
@@ -69,10 +69,10 @@ def create_app(overrides=None):
     from . import models  # noqa: F401  (registers every table on the metadata)
     from .alerts import commands  # noqa: F401  (adds `flask hrdfund alerts`)
     from .alerts.services import send_after_response
-    from .applications import bp as applications_bp
     from .auth import bp as auth_bp
     from .auth import refused
     from .auth.guard import install_guard
+    from .cases import bp as cases_bp
     from .cli import hrdfund_cli
     from .core.money import format_money
     from .core.support import CATEGORY_LABELS
@@ -80,11 +80,13 @@ def create_app(overrides=None):
     from .grants import bp as grants_bp
     from .pools import bp as pools_bp
     from .reports import bp as reports_bp
+    from .reviews import bp as reviews_bp
 
     for blueprint in (
         auth_bp,
         pools_bp,
-        applications_bp,
+        cases_bp,
+        reviews_bp,
         grants_bp,
         disbursements_bp,
         reports_bp,

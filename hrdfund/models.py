@@ -3,25 +3,6 @@ then installs the ledger's seals and no-edit rules on them: the one place they a
 registered, before anything writes a row or creates the tables."""
 
 from .alerts.models import Alert  # noqa: F401
-from .applications.models import (  # noqa: F401
-    Application,
-    BudgetLine,
-    Consent,
-    Dependant,
-    Document,
-    Message,
-    Reference,
-    StatusChange,
-    Story,
-    UseOfFundsReport,
-)
-from .applications.review_models import (  # noqa: F401
-    CaseNote,
-    Cofunding,
-    ConflictDeclaration,
-    Decision,
-    Review,
-)
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import (  # noqa: F401
     Fund,

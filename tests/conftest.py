@@ -22,19 +22,19 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from hrdfund import create_app
-from hrdfund.applications.models import Application, ApplicationStatus, Consent, ConsentKind
-from hrdfund.applications.review_models import Recommendation, Review, RiskLevel
-from hrdfund.applications.services import defender_key
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
+from hrdfund.cases.models import Application, ApplicationStatus, Consent, ConsentKind
+from hrdfund.cases.services import defender_key
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
-from hrdfund.grants.services import approve_with_recorded_rates
+from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.ledger.models import Channel, PayeeType
 from hrdfund.pools import services as pools
+from hrdfund.reviews.models import Recommendation, Review, RiskLevel
 from tests.clock import Clock
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

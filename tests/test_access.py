@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 import pytest
 
-from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from tests.conftest import PASSWORD, login

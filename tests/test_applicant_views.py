@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.categories import CATEGORY_FIELDS
-from hrdfund.applications.models import ApplicationStatus, Consent, ConsentKind, Message
-from hrdfund.applications.services import change_status
 from hrdfund.auth.models import User
+from hrdfund.cases.categories import CATEGORY_FIELDS
+from hrdfund.cases.models import ApplicationStatus, Consent, ConsentKind, Message
+from hrdfund.cases.services import change_status
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from tests.conftest import (

@@ -6,10 +6,10 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import audit
-from hrdfund.applications.models import Application, ApplicationStatus, StatusChange
-from hrdfund.applications.services import change_status
-from hrdfund.applications.states import InvalidTransition
 from hrdfund.audit.models import AuditEvent
+from hrdfund.cases.models import Application, ApplicationStatus, StatusChange
+from hrdfund.cases.services import change_status
+from hrdfund.cases.states import InvalidTransition
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 

@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import audit
-from hrdfund.applications.documents import CleanUpload, read_document, store_document
-from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth.models import Role, User
+from hrdfund.cases.documents import CleanUpload, read_document, store_document
+from hrdfund.cases.models import Application, Document, DocumentKind
 from hrdfund.core.extensions import db
 from hrdfund.ledger.seals import FINAL_TABLES
 from hrdfund.ops import backup

@@ -7,8 +7,13 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Application, ApplicationStatus, UseOfFundsReport
-from hrdfund.applications.review_models import Decision, DecisionOutcome
+from hrdfund.cases.models import (
+    Application,
+    ApplicationStatus,
+    Decision,
+    DecisionOutcome,
+    UseOfFundsReport,
+)
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.disbursements.checks import check_ledger

@@ -9,21 +9,22 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from hrdfund.applications import documents, review_services, services
-from hrdfund.applications.access import can_see, visible_cases
-from hrdfund.applications.models import (
+from hrdfund.cases import documents, services
+from hrdfund.cases.access import can_see, visible_cases
+from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
+    ConflictDeclaration,
     Dependant,
     DocumentKind,
     Reference,
     Urgency,
 )
-from hrdfund.applications.review_models import ConflictDeclaration
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
-from hrdfund.grants.services import approve_with_recorded_rates
+from hrdfund.grants.decisions import approve_with_recorded_rates
+from hrdfund.reviews import services as review_services
 from tests.conftest import MoneyWorld, login, pay
 
 #: One canary per part of a case, grouped by the section of docs/security.md's table.

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from hrdfund.applications.review_services import declare_conflict
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.grants.plans import months_after
+from hrdfund.reviews.services import declare_conflict
 from tests.conftest import MoneyWorld, login, pay, refused_page
 
 

@@ -3,8 +3,8 @@ dated, and what depends on it stops."""
 
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Consent
 from hrdfund.audit.models import AuditEvent
+from hrdfund.cases.models import Consent
 from hrdfund.core.extensions import db
 from hrdfund.reports.data import shared_with
 from tests.conftest import MoneyWorld, agree_to_listing, login

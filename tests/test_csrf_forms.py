@@ -11,7 +11,7 @@ import pytest
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 
-from hrdfund.applications.models import Reference
+from hrdfund.cases.models import Reference
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import PageForm
 from tests.conftest import MoneyWorld, login, pay
@@ -31,7 +31,7 @@ def _every_subclass(cls):
 def test_every_form_of_the_app_is_a_page_form():
     """A form made straight from FlaskForm would carry its token under its prefix, with
     an id that repeats when a page holds two of them."""
-    from hrdfund.applications.forms import application_form_class
+    from hrdfund.cases.forms import application_form_class
     from hrdfund.core.support import Category
 
     for category in Category:

@@ -8,22 +8,16 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Application, ApplicationStatus
-from hrdfund.applications.review_models import (
-    ConflictDeclaration,
-    Decision,
-    Recommendation,
-    Review,
-    RiskLevel,
-)
+from hrdfund.cases.models import Application, ApplicationStatus, ConflictDeclaration, Decision
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.disbursements.checks import check_ledger
-from hrdfund.grants import services
+from hrdfund.grants import decisions, services
+from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import Grant
-from hrdfund.grants.services import approve_with_recorded_rates
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import PoolRestriction
+from hrdfund.reviews.models import Recommendation, Review, RiskLevel
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def _grants():
 
 def test_an_approval_below_the_threshold_commits_money_at_once(world):
     case = recommended_case(world)
-    grant = services.approve_application(
+    grant = decisions.approve_application(
         case, world["m1"], Decimal(400), [(world["pool"].id, Decimal(400), Decimal(1))]
     )
     db.session.commit()
@@ -83,14 +77,14 @@ def test_above_the_threshold_two_different_managers_approve(app, world):
     app.config["FOUR_EYES_THRESHOLD"] = "500"
     case = recommended_case(world)
     allocation = [(world["pool"].id, Decimal(800), Decimal(1))]
-    assert services.approve_application(case, world["m1"], Decimal(800), allocation) is None
+    assert decisions.approve_application(case, world["m1"], Decimal(800), allocation) is None
     db.session.commit()
     assert case.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
     assert _grants() == 0 and services.pool_available(world["pool"].id) == Decimal(1000)
-    with pytest.raises(services.SecondApproverError):
-        services.approve_application(case, world["m1"], Decimal(800), allocation)
+    with pytest.raises(decisions.SecondApproverError):
+        decisions.approve_application(case, world["m1"], Decimal(800), allocation)
     db.session.rollback()
-    services.approve_application(case, world["m2"], Decimal(800), allocation)
+    decisions.approve_application(case, world["m2"], Decimal(800), allocation)
     db.session.commit()
     assert case.status == ApplicationStatus.APPROVED
     assert services.pool_available(world["pool"].id) == Decimal(200)
@@ -98,8 +92,8 @@ def test_above_the_threshold_two_different_managers_approve(app, world):
 
 def test_the_recommender_cannot_approve(world):
     case = recommended_case(world, recommender=world["m1"])
-    with pytest.raises(services.SelfApprovalError):
-        services.approve_application(
+    with pytest.raises(decisions.SelfApprovalError):
+        decisions.approve_application(
             case, world["m1"], Decimal(100), [(world["pool"].id, Decimal(100), Decimal(1))]
         )
     db.session.rollback()
@@ -110,8 +104,8 @@ def test_a_declared_conflict_keeps_the_manager_out(world):
     case = recommended_case(world)
     db.session.add(ConflictDeclaration(application_id=case.id, user_id=world["m1"].id))
     db.session.commit()
-    with pytest.raises(services.ConflictOfInterestError):
-        services.approve_application(
+    with pytest.raises(decisions.ConflictOfInterestError):
+        decisions.approve_application(
             case, world["m1"], Decimal(100), [(world["pool"].id, Decimal(100), Decimal(1))]
         )
 
@@ -130,7 +124,7 @@ def test_an_ineligible_pool_pays_nothing(world, restriction, reason):
     db.session.commit()
     case = recommended_case(world)
     with pytest.raises(services.IneligiblePoolError) as refused:
-        services.approve_application(
+        decisions.approve_application(
             case, world["m1"], Decimal(100), [(world["pool"].id, Decimal(100), Decimal(1))]
         )
     assert any(reason in r for r in refused.value.reasons)
@@ -141,7 +135,7 @@ def test_an_ineligible_pool_pays_nothing(world, restriction, reason):
 def test_no_approval_takes_more_than_the_pool_holds(world):
     case = recommended_case(world)
     with pytest.raises(services.InsufficientFundsError):
-        services.approve_application(
+        decisions.approve_application(
             case, world["m1"], Decimal(1500), [(world["pool"].id, Decimal(1500), Decimal(1))]
         )
     db.session.rollback()
@@ -162,7 +156,7 @@ def test_fifty_simultaneous_approvals_commit_exactly_what_the_pool_holds(app, wo
                 start.wait()
                 case = db.session.get(Application, case_id)
                 manager = db.session.get(type(world["m1"]), manager_id)
-                services.approve_application(
+                decisions.approve_application(
                     case, manager, Decimal(100), [(pool_id, Decimal(100), Decimal(1))]
                 )
                 db.session.commit()
@@ -201,22 +195,22 @@ def test_a_pool_is_drawn_on_once_per_grant_so_its_cap_holds_for_the_grant(world)
     case = recommended_case(world)
     draws = [(pool.id, Decimal(400), Decimal(1))] * 3
     with pytest.raises(services.RepeatedPoolError, match="The pool Capped is chosen twice"):
-        services.approve_application(case, world["m1"], Decimal(1200), draws)
+        decisions.approve_application(case, world["m1"], Decimal(1200), draws)
     db.session.rollback()
     with pytest.raises(services.RepeatedPoolError, match="Capped"):
-        services.approve_with_recorded_rates(
+        decisions.approve_with_recorded_rates(
             case, world["m1"], Decimal(1200), [(pool.id, Decimal(400))] * 3
         )
     db.session.rollback()
     assert _grants() == 0 and services.pool_available(pool.id) == Decimal(5000)
     # On one line the cap is read for the whole grant, and named with its figures.
     with pytest.raises(services.IneligiblePoolError, match="Capped: the grant would draw 600"):
-        services.approve_application(
+        decisions.approve_application(
             case, world["m1"], Decimal(600), [(pool.id, Decimal(600), Decimal(1))]
         )
     db.session.rollback()
     # The rest of a grant above the cap comes from another pool.
-    grant = services.approve_application(
+    grant = decisions.approve_application(
         case,
         world["m1"],
         Decimal(900),
@@ -232,7 +226,7 @@ def test_an_allocation_called_twice_for_one_grant_and_pool_is_refused(world):
     so no caller can step around the cap per grant."""
     pool = _capped(world)
     case = recommended_case(world)
-    grant = services.approve_application(
+    grant = decisions.approve_application(
         case, world["m1"], Decimal(500), [(pool.id, Decimal(500), Decimal(1))]
     )
     with pytest.raises(services.RepeatedPoolError, match="Capped"):
@@ -253,14 +247,14 @@ def test_the_first_approval_is_checked_like_the_second(app, world):
         ([(world["pool"].id, Decimal(500), Decimal(1))], "must add up"),
     ):
         with pytest.raises(services.DecisionError, match=refusal):
-            services.approve_application(case, world["m1"], Decimal(600), draws)
+            decisions.approve_application(case, world["m1"], Decimal(600), draws)
         db.session.rollback()
     assert case.status == ApplicationStatus.RECOMMENDED
     split = [(pool.id, Decimal(500), Decimal(1)), (world["pool"].id, Decimal(100), Decimal(1))]
-    assert services.approve_application(case, world["m1"], Decimal(600), split) is None
+    assert decisions.approve_application(case, world["m1"], Decimal(600), split) is None
     db.session.commit()
-    first = services.first_approval(case)
-    assert services.approval_draws(first) == [
+    first = decisions.first_approval(case)
+    assert decisions.approval_draws(first) == [
         (pool.id, Decimal(500)),
         (world["pool"].id, Decimal(100)),
     ]

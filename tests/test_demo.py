@@ -12,27 +12,30 @@ import sqlalchemy as sa
 from babel import Locale
 
 from hrdfund import create_app
-from hrdfund.applications.categories import CATEGORY_FIELDS
-from hrdfund.applications.models import (
+from hrdfund.auth.models import User
+from hrdfund.cases.categories import CATEGORY_FIELDS
+from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
     Consent,
     ConsentKind,
+    Decision,
+    DecisionOutcome,
     StatusChange,
 )
-from hrdfund.applications.review_models import Decision, DecisionOutcome, Review
-from hrdfund.applications.states import TRANSITIONS
-from hrdfund.auth.models import User
+from hrdfund.cases.states import TRANSITIONS
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import CURRENCIES
 from hrdfund.core.support import Category
+from hrdfund.grants.decisions import approval_draws
 from hrdfund.grants.models import Grant
-from hrdfund.grants.services import approval_draws, in_reporting_currency, pool_mismatches
+from hrdfund.grants.services import in_reporting_currency, pool_mismatches
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Contribution, Disbursement
 from hrdfund.pools.models import ExchangeRate, Pool
+from hrdfund.reviews.models import Review
 from tests.conftest import edit_behind_the_app, login
 
 SCALE = 120

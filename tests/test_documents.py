@@ -19,10 +19,10 @@ from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringO
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from hrdfund.applications import documents
-from hrdfund.applications.documents import read_document
-from hrdfund.applications.models import Document
 from hrdfund.audit.models import AuditEvent
+from hrdfund.cases import documents
+from hrdfund.cases.documents import read_document
+from hrdfund.cases.models import Document
 from hrdfund.core.crypto import DecryptionError
 from hrdfund.core.extensions import db
 from tests.conftest import jpeg_with_gps, login, refused_page
@@ -629,7 +629,7 @@ def test_a_case_closed_while_its_file_was_cleaned_takes_no_document(
 ):
     """What the first read decided (the case is open to documents) is checked again where
     the document is stored."""
-    from hrdfund.applications.models import Application, ApplicationStatus
+    from hrdfund.cases.models import Application, ApplicationStatus
 
     def close_meanwhile(data):
         with app.app_context():

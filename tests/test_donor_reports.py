@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Consent, ConsentKind, Story
 from hrdfund.audit.models import AuditEvent
+from hrdfund.cases.models import Consent, ConsentKind, Story
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Application, Reference
+from hrdfund.cases.models import Application, Reference
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.grants.models import Grant

@@ -49,9 +49,9 @@ QUERY_HOSTILE = ["sNaN", "1e30", "-1", str(10**19), "9999", "９９", "x" * 300,
 QUERY_ARGS = ("page", "period", "format", "sort", "status", "category", "country", "pool", "q")
 #: The forms that take amounts, by the endpoint they post to.
 MONEY_FORMS = {
-    "applications.edit",
-    "applications.recommend",
-    "applications.cofunding",
+    "cases.edit",
+    "reviews.recommend",
+    "reviews.cofunding",
     "grants.approve",
     "disbursements.record",
     "disbursements.reverse",

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from hrdfund.applications.models import Application, ApplicationStatus
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from tests.conftest import CSP_PARTS, login

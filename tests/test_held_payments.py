@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.alerts.models import Alert, AlertKind
-from hrdfund.applications.review_models import ConflictDeclaration
+from hrdfund.cases.models import ConflictDeclaration
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments

@@ -30,10 +30,10 @@ from flask import abort, request
 from werkzeug.datastructures import MultiDict
 
 from hrdfund import create_app, demo
-from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import User
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
@@ -69,7 +69,7 @@ DOWNLOADS = frozenset(
     {
         "static",
         "auth.qr",
-        "applications.download",
+        "cases.download",
         "disbursements.proof",
         "reports.donor_report",
         "reports.staff_report",

@@ -9,8 +9,8 @@ from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import PasswordField, StringField
 
-from hrdfund.applications.forms import application_form_class
-from hrdfund.applications.models import Application
+from hrdfund.cases.forms import application_form_class
+from hrdfund.cases.models import Application
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import INVISIBLE, strip_invisible
 from hrdfund.core.support import Category
@@ -140,8 +140,8 @@ def test_staff_read_names_and_references_as_they_are_written(app, client, make_u
 
 def test_a_payment_reference_and_a_note_lose_them_too(app, money_world):
     """Finance's references and staff notes go through the same fields."""
-    from hrdfund.applications.review_models import CaseNote
     from hrdfund.ledger.models import Disbursement
+    from hrdfund.reviews.models import CaseNote
 
     from .test_money_views import payment_data
 

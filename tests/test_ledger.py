@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import audit
-from hrdfund.applications.models import Application, ApplicationStatus
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category

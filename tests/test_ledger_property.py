@@ -14,17 +14,18 @@ from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import HeldPayment
 from hrdfund.grants import plans
+from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import Grant, GrantStatus
-from hrdfund.grants.services import DecisionError, approve_with_recorded_rates, reverse_contribution
+from hrdfund.grants.services import DecisionError, reverse_contribution
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import (
     Allocation,

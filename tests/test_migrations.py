@@ -137,7 +137,6 @@ BEFORE_FREE_TEXT = "dc82ef6e39f7"
 
 def _money_world():
     """A fund where every moved column holds a value, written through the services."""
-    from hrdfund.applications.review_services import record_cofunding
     from hrdfund.auth import services as auth_services
     from hrdfund.auth.models import Fund
     from hrdfund.disbursements.services import reverse_disbursement
@@ -145,6 +144,7 @@ def _money_world():
     from hrdfund.grants.services import reverse_contribution
     from hrdfund.pools.models import Donor
     from hrdfund.pools.services import record_contribution
+    from hrdfund.reviews.services import record_cofunding
     from tests.conftest import PASSWORD, MoneyWorld, pay
 
     fund = Fund(name="A fund before the upgrade")

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import models  # noqa: F401  (every table on the metadata)
-from hrdfund.applications.models import Application, ApplicationStatus
 from hrdfund.auth.models import User
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.columns import DATA_CLASSES, ENCRYPTED_CLASSES, TEXT_REASONS, Text, is_text
 from hrdfund.core.extensions import db, reading
 from hrdfund.core.support import Category

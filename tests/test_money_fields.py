@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 
 import hrdfund
 from hrdfund import audit
-from hrdfund.applications import review_services as reviews
-from hrdfund.applications.forms import application_form_class
-from hrdfund.applications.models import Application, BudgetLine, Reference
-from hrdfund.applications.models import ApplicationStatus as S
+from hrdfund.cases.forms import application_form_class
+from hrdfund.cases.models import Application, BudgetLine, Reference
+from hrdfund.cases.models import ApplicationStatus as S
 from hrdfund.core.columns import Money, Rate
 from hrdfund.core.extensions import db
 from hrdfund.core.fields import MoneyField, RateField
 from hrdfund.core.support import Category
 from hrdfund.ledger.models import Contribution
 from hrdfund.pools import services as pools
+from hrdfund.reviews import services as reviews
 from tests.conftest import MoneyWorld, login, pay, refused_page
 
 from .test_money_views import payment_data

@@ -7,12 +7,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications import review_services
-from hrdfund.applications.models import Application, ApplicationStatus, BudgetLine, Reference
-from hrdfund.applications.review_models import Review
+from hrdfund.cases.models import Application, ApplicationStatus, BudgetLine, Reference
 from hrdfund.core.extensions import db
 from hrdfund.core.money import MAX_AMOUNT, MoneyError, total
 from hrdfund.core.support import Category
+from hrdfund.reviews import services as review_services
+from hrdfund.reviews.models import Review
 from tests.conftest import application_by_uid, login, refused_page, start_application
 
 MAX = str(MAX_AMOUNT)

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Application, ApplicationStatus
-from hrdfund.applications.services import submit_report
+from hrdfund.cases.models import Application, ApplicationStatus
+from hrdfund.cases.services import submit_report
 from hrdfund.core.extensions import db
 from hrdfund.core.money import quantize
 from hrdfund.core.support import Category
@@ -17,12 +17,9 @@ from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.grants import plans
+from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import GrantStatus
-from hrdfund.grants.services import (
-    DecisionError,
-    approve_with_recorded_rates,
-    reverse_contribution,
-)
+from hrdfund.grants.services import DecisionError, reverse_contribution
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Disbursement, Release, reference_key
 from hrdfund.pools import services as pools

@@ -16,8 +16,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications import review_services, services, targets
-from hrdfund.applications.models import (
+from hrdfund.auth.models import Role, User
+from hrdfund.cases import services, targets
+from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
@@ -29,18 +30,18 @@ from hrdfund.applications.models import (
     Reference,
     Urgency,
 )
-from hrdfund.applications.review_models import NoteKind
-from hrdfund.auth.models import Role, User
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.disbursements import reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
-from hrdfund.grants.services import approve_with_recorded_rates
+from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import RestrictionKind
 from hrdfund.reports import anonymise
+from hrdfund.reviews import services as review_services
+from hrdfund.reviews.models import NoteKind
 from tests.conftest import MoneyWorld, login, pay
 
 from .clock import Clock

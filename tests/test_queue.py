@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications import targets
-from hrdfund.applications.models import Application, ApplicationStatus, Urgency
+from hrdfund.cases import targets
+from hrdfund.cases.models import Application, ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
@@ -260,14 +260,14 @@ def test_targets_can_differ_by_category(app, client, fund, make_user):
 )
 def test_a_malformed_target_table_stops_the_start(app_config, table):
     from hrdfund import create_app
-    from hrdfund.applications.targets import TargetConfigError
+    from hrdfund.cases.targets import TargetConfigError
 
     with pytest.raises(TargetConfigError):
         create_app({**app_config, "TARGETS_BY_CATEGORY": table})
 
 
 def test_the_clock_pauses_while_the_applicant_is_asked(client, fund, make_user):
-    from hrdfund.applications import services
+    from hrdfund.cases import services
 
     reviewer = make_user("reviewer")
     applicant = make_user("applicant")

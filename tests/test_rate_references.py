@@ -16,14 +16,15 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import ApplicationStatus as S
-from hrdfund.applications.review_models import Decision, DecisionOutcome
+from hrdfund.cases.models import ApplicationStatus as S
+from hrdfund.cases.models import Decision, DecisionOutcome
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import MoneyError
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import HeldPayment, HoldReason
+from hrdfund.grants import decisions
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import ApprovalDraw
 from hrdfund.ledger.balances import pool_figures
@@ -259,9 +260,9 @@ def test_a_made_up_rate_does_not_weigh_an_approval_below_the_threshold(world):
     _rate(world, world.m1, "0.000001", on=utcnow().date(), base="USD", quote="EUR")
     db.session.commit()
     draws = [(world.usd.id, Decimal(22770))]
-    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(22770), draws) is None
+    assert decisions.approve_with_recorded_rates(case, world.m1, Decimal(22770), draws) is None
     assert case.status == S.AWAITING_SECOND_APPROVAL
-    decision = grants.first_approval(case)
+    decision = decisions.first_approval(case)
     assert decision.worth == Decimal("20700.00") and decision.worth_currency == "EUR"
 
 
@@ -272,17 +273,17 @@ def test_an_approval_weighed_at_its_managers_own_rate_needs_a_second_manager(wor
     entry = _rate(world, world.m1, "1.11", on=utcnow().date())
     case = world.recommended("Someone", currency="USD")
     draws = [(world.usd.id, Decimal(5000))]
-    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(5000), draws) is None
+    assert decisions.approve_with_recorded_rates(case, world.m1, Decimal(5000), draws) is None
     db.session.commit()
-    decision = grants.first_approval(case)
+    decision = decisions.first_approval(case)
     assert (decision.worth, decision.worth_currency) == (Decimal("4504.50"), "EUR")
     assert decision.weighed_rate_id == entry.id and decision.threshold == Decimal(5000)
-    grant = grants.approve_with_recorded_rates(case, world.m2, Decimal(5000), draws)
+    grant = decisions.approve_with_recorded_rates(case, world.m2, Decimal(5000), draws)
     db.session.commit()
     assert grant is not None and check_ledger() == []
     # For another manager the same rate weighs: one approval commits.
     other = world.recommended("Someone Else", currency="USD")
-    assert grants.approve_with_recorded_rates(other, world.m2, Decimal(5000), draws) is not None
+    assert decisions.approve_with_recorded_rates(other, world.m2, Decimal(5000), draws) is not None
     db.session.commit()
     assert check_ledger() == []
 
@@ -333,7 +334,7 @@ def test_the_second_manager_commits_only_the_first_managers_split(world):
     pools.record_contribution(other, world.m1, Decimal("20000"), "EUR", date(2026, 1, 2))
     case = world.recommended("Big", currency="EUR")
     first = [(world.eur.id, Decimal(6000))]
-    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(6000), first) is None
+    assert decisions.approve_with_recorded_rates(case, world.m1, Decimal(6000), first) is None
     db.session.commit()
     for split in (
         [(other.id, Decimal(6000))],
@@ -342,22 +343,22 @@ def test_the_second_manager_commits_only_the_first_managers_split(world):
         with pytest.raises(
             grants.DecisionError, match=r"split of pools as it is \(Emergency EUR 6000.00 EUR\)"
         ):
-            grants.approve_with_recorded_rates(case, world.m2, Decimal(6000), split)
+            decisions.approve_with_recorded_rates(case, world.m2, Decimal(6000), split)
         db.session.rollback()
         assert case.status == S.AWAITING_SECOND_APPROVAL
         assert db.session.execute(sa.select(sa.func.count(Allocation.id))).scalar() == 0
-    grant = grants.approve_with_recorded_rates(case, world.m2, Decimal(6000), first)
+    grant = decisions.approve_with_recorded_rates(case, world.m2, Decimal(6000), first)
     db.session.commit()
     assert [(a.pool_id, a.grant_amount) for a in grant.allocations] == first
     assert check_ledger() == []
     # `check` names a grant committed on a split one of its approvals did not choose.
     db.session.execute(
         sa.update(ApprovalDraw)
-        .where(ApprovalDraw.decision_id == grants.first_approval(case).id)
+        .where(ApprovalDraw.decision_id == decisions.first_approval(case).id)
         .values(pool_id=other.id)
     )
     db.session.commit()
-    second = grants.first_approval(case)
+    second = decisions.first_approval(case)
     assert (
         f"grant {grant.id} commits a split of pools its approval {second.id} did not choose"
         in check_ledger()
@@ -440,7 +441,7 @@ def test_the_second_manager_sees_that_the_split_is_confirmed_as_it_is(app, world
     pools.record_contribution(other, world.m1, Decimal("20000"), "EUR", date(2026, 1, 2))
     case = world.recommended("Big", currency="EUR")
     first = [(world.eur.id, Decimal(6000))]
-    assert grants.approve_with_recorded_rates(case, world.m1, Decimal(6000), first) is None
+    assert decisions.approve_with_recorded_rates(case, world.m1, Decimal(6000), first) is None
     db.session.commit()
     m2 = signed_in(app, world.m2)
     page = _page(m2.get(f"/applications/{case.uid}"))

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from hrdfund.applications.review_services import declare_conflict
-from hrdfund.applications.services import submit_report
+from hrdfund.cases.services import submit_report
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import followup, reconcile
@@ -21,6 +20,7 @@ from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import StatementImport
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Delivery, DeliveryStatus, Disbursement
+from hrdfund.reviews.services import declare_conflict
 from tests.conftest import MoneyWorld, pay, refused_page, signed_in
 
 HEADER = "reference,amount,currency,date,status\n"

@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications import services as applications
-from hrdfund.applications.models import (
-    Application,
-    ApplicationStatus,
-    BudgetLine,
-    Reference,
-    Urgency,
-)
 from hrdfund.auth import refused
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import RefusedForm
+from hrdfund.cases import services as applications
+from hrdfund.cases.models import Application, ApplicationStatus, BudgetLine, Reference, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category

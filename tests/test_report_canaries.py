@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Story
+from hrdfund.cases.models import Story
 from hrdfund.core.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, cipher
 from hrdfund.core.extensions import db
 from hrdfund.ledger.seals import FINAL_TABLES

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Gender
+from hrdfund.cases.models import Gender
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Consent, Gender
+from hrdfund.cases.models import Consent, Gender
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category

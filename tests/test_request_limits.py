@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from hrdfund.applications.models import Application, Document
+from hrdfund.cases.models import Application, Document
 from hrdfund.core.extensions import db
 from tests.conftest import CSP_PARTS, login, refused_page, sign_up
 from tests.pdfs import make_pdf

@@ -9,12 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.alerts.models import Alert
-from hrdfund.applications import services as app_services
-from hrdfund.applications.documents import CleanUpload, store_document
-from hrdfund.applications.models import (
+from hrdfund.auth.models import Role, User
+from hrdfund.cases import services as app_services
+from hrdfund.cases.documents import CleanUpload, store_document
+from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
+    Decision,
     Dependant,
     Document,
     DocumentKind,
@@ -23,8 +25,6 @@ from hrdfund.applications.models import (
     Story,
     UseOfFundsReport,
 )
-from hrdfund.applications.review_models import CaseNote, Cofunding, Decision, Review
-from hrdfund.auth.models import Role, User
 from hrdfund.core.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import HeldPayment
@@ -45,6 +45,7 @@ from hrdfund.pools.models import Pool
 from hrdfund.reports.data import build_report, plain
 from hrdfund.reports.issue import Pending
 from hrdfund.reports.periods import parse_period
+from hrdfund.reviews.models import CaseNote, Cofunding, Review
 from tests.conftest import PASSWORD, edit_behind_the_app, login
 from tests.pdfs import make_pdf
 

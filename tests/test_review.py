@@ -6,17 +6,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications import review_services as reviews
-from hrdfund.applications.models import (
-    Application,
-    ApplicationStatus,
-    Reference,
-    VerificationStatus,
-)
-from hrdfund.applications.review_models import Review
+from hrdfund.cases.models import Application, ApplicationStatus, Reference, VerificationStatus
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
-from hrdfund.grants import services as grants
+from hrdfund.grants import decisions
+from hrdfund.reviews import services as reviews
+from hrdfund.reviews.models import Review
 from tests.conftest import login
 
 
@@ -71,10 +66,10 @@ def test_a_manager_with_a_conflict_cannot_decide(submitted, make_user):
     reviews.recommend(submitted, reviewer, "high", "approve", Decimal(100), "Verified")
     reviews.declare_conflict(submitted, manager)
     db.session.commit()
-    with pytest.raises(grants.ConflictOfInterestError):
-        grants.approve_application(submitted, manager, Decimal(100), [])
-    with pytest.raises(reviews.ReviewError):
-        reviews.reject_application(submitted, manager, "No")
+    with pytest.raises(decisions.ConflictOfInterestError):
+        decisions.approve_application(submitted, manager, Decimal(100), [])
+    with pytest.raises(decisions.DecisionError):
+        decisions.reject_application(submitted, manager, "No")
 
 
 def test_two_references_checked_then_recommended(submitted, make_user):
@@ -111,11 +106,11 @@ def test_a_recommendation_needs_a_case_in_review_and_an_amount(submitted, make_u
 def test_a_rejection_needs_a_manager_and_a_reason(client, submitted, make_user):
     reviewer, manager = make_user("reviewer"), make_user("manager")
     reviews.assign_reviewer(submitted, reviewer, reviewer)
-    with pytest.raises(reviews.ReviewError):
-        reviews.reject_application(submitted, reviewer, "Not ours")
-    with pytest.raises(reviews.ReviewError):
-        reviews.reject_application(submitted, manager, "  ")
-    reviews.reject_application(submitted, manager, "Another fund already covers this.")
+    with pytest.raises(decisions.DecisionError):
+        decisions.reject_application(submitted, reviewer, "Not ours")
+    with pytest.raises(decisions.DecisionError):
+        decisions.reject_application(submitted, manager, "  ")
+    decisions.reject_application(submitted, manager, "Another fund already covers this.")
     db.session.commit()
     assert submitted.status == ApplicationStatus.REJECTED
     login(client, submitted.applicant)

@@ -8,20 +8,22 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications import review_services, services
-from hrdfund.applications.models import (
+from hrdfund.cases import services
+from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
+    Decision,
     Reference,
     Urgency,
 )
-from hrdfund.applications.review_models import CaseNote, Cofunding, Decision
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.grants.models import Grant
 from hrdfund.ledger.models import Allocation
 from hrdfund.pools.models import Donor, ExchangeRate, Pool
+from hrdfund.reviews import services as review_services
+from hrdfund.reviews.models import CaseNote, Cofunding
 from tests.conftest import as_shown, signed_in
 
 S = ApplicationStatus
@@ -157,7 +159,7 @@ def test_a_reviewer_cannot_assign_someone_else_nor_approve(app, fund, staff):
 
 def _recommended(fund, staff, amount="5500.00"):
     case = _case(fund, staff, status=S.SUBMITTED)
-    from hrdfund.applications import review_services as reviews
+    from hrdfund.reviews import services as reviews
 
     reviews.assign_reviewer(case, staff["reviewer"], staff["reviewer"])
     reviews.recommend(case, staff["reviewer"], "high", "approve_partly", Decimal(amount), "ok")
@@ -347,7 +349,7 @@ def test_the_decision_form_names_the_threshold_in_its_own_currency(app, fund, st
 
 
 def test_the_recommender_may_not_approve(app, fund, staff):
-    from hrdfund.applications import review_services as reviews
+    from hrdfund.reviews import services as reviews
 
     case = _case(fund, staff)
     reviews.assign_reviewer(case, staff["m1"], staff["m1"])
@@ -512,7 +514,7 @@ def test_a_forged_pool_value_is_a_clear_refusal_not_an_error(app, fund, staff):
 
 
 def test_a_duplicate_the_reader_stepped_away_from_is_not_listed(app, fund, staff):
-    from hrdfund.applications import review_services as reviews
+    from hrdfund.reviews import services as reviews
 
     first = _case(fund, staff)
     second = _case(fund, staff)

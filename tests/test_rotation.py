@@ -7,10 +7,10 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.documents import CleanUpload, read_document, store_document
-from hrdfund.applications.models import Application, Document, DocumentKind
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Role, User
+from hrdfund.cases.documents import CleanUpload, read_document, store_document
+from hrdfund.cases.models import Application, Document, DocumentKind
 from hrdfund.core.columns import cipher
 from hrdfund.core.crypto import key_id, parse_key
 from hrdfund.core.extensions import db

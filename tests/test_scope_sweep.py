@@ -7,7 +7,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import Document
+from hrdfund.cases.models import Document
 from hrdfund.core.extensions import db
 from hrdfund.ledger.models import Disbursement
 from tests.conftest import login

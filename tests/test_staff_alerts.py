@@ -13,12 +13,12 @@ from aiosmtpd.controller import Controller
 
 from hrdfund.alerts import services as alerts
 from hrdfund.alerts.models import Alert
-from hrdfund.applications import review_services as reviews
-from hrdfund.applications import services
-from hrdfund.applications.models import Application, ApplicationStatus, Urgency
+from hrdfund.cases import services
+from hrdfund.cases.models import Application, ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
+from hrdfund.reviews import services as reviews
 from tests.conftest import login
 
 

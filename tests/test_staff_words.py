@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from hrdfund.applications.models import Application, ApplicationStatus, Reference, Urgency
+from hrdfund.cases.models import Application, ApplicationStatus, Reference, Urgency
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.ledger.models import Channel

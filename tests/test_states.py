@@ -5,8 +5,8 @@ import itertools
 
 import pytest
 
-from hrdfund.applications.models import ApplicationStatus as S
-from hrdfund.applications.states import (
+from hrdfund.cases.models import ApplicationStatus as S
+from hrdfund.cases.states import (
     APPLICANT_LABELS,
     NEXT_STEPS,
     OPEN_STATES,

@@ -18,10 +18,10 @@ from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from ..applications.access import can_see, conflicted_staff
-from ..applications.models import Application
-from ..applications.models import ApplicationStatus as S
 from ..auth.models import Role, User
+from ..cases.access import can_see, conflicted_staff
+from ..cases.models import Application
+from ..cases.models import ApplicationStatus as S
 from ..core.columns import utcnow
 from ..core.extensions import db
 from .models import Alert, AlertKind

@@ -30,10 +30,10 @@ from .models import Role, User
 
 #: Where each role lands after signing in.
 HOME_ENDPOINTS = {
-    Role.APPLICANT: "applications.mine",
-    Role.PARTNER: "applications.referrals",
-    Role.REVIEWER: "applications.queue",
-    Role.MANAGER: "applications.queue",
+    Role.APPLICANT: "cases.mine",
+    Role.PARTNER: "cases.referrals",
+    Role.REVIEWER: "reviews.queue",
+    Role.MANAGER: "reviews.queue",
     Role.FINANCE: "disbursements.index",
     Role.DONOR: "reports.portal",
     Role.ADMIN: "auth.users",

@@ -19,11 +19,9 @@ from werkzeug.formparser import FormDataParser
 #: Where Flask-Login keeps the signed-in user's id in the session.
 SESSION_USER_KEY = "_user_id"
 #: Routes that take a file: the whole body may be as large as MAX_CONTENT_LENGTH.
-UPLOADS = frozenset(
-    {"applications.upload", "disbursements.record", "disbursements.import_statement"}
-)
+UPLOADS = frozenset({"cases.upload", "disbursements.record", "disbursements.import_statement"})
 #: The application form, with its budget, dependants and references rows.
-APPLICATION_FORMS = frozenset({"applications.edit"})
+APPLICATION_FORMS = frozenset({"cases.edit"})
 
 
 class _BoundedFormDataParser(FormDataParser):

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
-from ..applications import services as app_services
-from ..applications.models import Application, Gender, StatusChange, Urgency
-from ..applications.models import ApplicationStatus as S
 from ..auth.models import PartnerOrganisation, Role
+from ..cases import services as app_services
+from ..cases.models import Application, Gender, StatusChange, Urgency
+from ..cases.models import ApplicationStatus as S
 from ..core import geo
 from ..core.support import Category
 from . import answers, decisions, grants, parts, paths, people

@@ -4,16 +4,11 @@ of pools."""
 
 from decimal import ROUND_DOWN, Decimal
 
-from ..applications.models import ApplicationStatus as S
-from ..applications.review_models import (
-    Decision,
-    DecisionOutcome,
-    Recommendation,
-    Review,
-    RiskLevel,
-)
+from ..cases.models import ApplicationStatus as S
+from ..cases.models import Decision, DecisionOutcome
 from ..core.money import convert, quantize
 from ..grants.models import ApprovalDraw
+from ..reviews.models import Recommendation, Review, RiskLevel
 from . import parts
 
 REJECTION_REASON = "The request is outside what the fund can support (demo)"

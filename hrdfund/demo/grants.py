@@ -5,7 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from .. import audit
-from ..applications.models import ApplicationStatus as S
+from ..cases.models import ApplicationStatus as S
 from ..core.money import convert, quantize
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..grants.plans import due_dates, months_after, period_month, renewal_review_date, split_amount

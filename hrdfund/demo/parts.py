@@ -4,8 +4,8 @@ and answers, and the use-of-funds report."""
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN
 
-from ..applications.models import ApplicationStatus as S
-from ..applications.models import (
+from ..cases.models import ApplicationStatus as S
+from ..cases.models import (
     BudgetLine,
     Consent,
     ConsentKind,

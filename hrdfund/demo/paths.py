@@ -4,10 +4,10 @@ happened, who made it, and the targets counted from submission."""
 from datetime import timedelta
 from types import SimpleNamespace
 
-from ..applications import targets
-from ..applications.models import ApplicationStatus as S
-from ..applications.services import stamp_times
-from ..applications.states import OPEN_STATES, check_transition
+from ..cases import targets
+from ..cases.models import ApplicationStatus as S
+from ..cases.services import stamp_times
+from ..cases.states import OPEN_STATES, check_transition
 
 #: How far back the demo world goes: about two and a half years.
 HISTORY_DAYS = 913

@@ -6,18 +6,18 @@ from decimal import Decimal
 
 from flask import current_app
 
-from ..applications.models import (
+from ..auth.models import User
+from ..cases.models import (
     Application,
     BudgetLine,
     Consent,
+    Decision,
     Dependant,
     Message,
     Reference,
     StatusChange,
     UseOfFundsReport,
 )
-from ..applications.review_models import Decision, Review
-from ..auth.models import User
 from ..core import limits
 from ..core.columns import cipher, utcnow
 from ..core.extensions import db
@@ -26,6 +26,7 @@ from ..disbursements.bounds import Bounds
 from ..grants.models import ApprovalDraw, Grant, Instalment, PaymentPlan
 from ..ledger.models import Allocation, Contribution, Disbursement, Receipt, Release
 from ..pools.models import ExchangeRate
+from ..reviews.models import Review
 from . import bulk, cases, people, pools, rates
 
 #: Written in this order in each batch: parents before children.

@@ -21,8 +21,8 @@ from flask_babel import lazy_gettext as _l
 
 from ..alerts.models import AlertKind
 from ..alerts.services import notify_users
-from ..applications.review_models import ConflictDeclaration
 from ..auth.models import Role, User
+from ..cases.models import ConflictDeclaration
 from ..core import limits
 from ..core.extensions import db
 from ..pools.services import MissingRateError, checked_rate, table_rate

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ..applications.access import visible_cases
-from ..applications.models import Application, UseOfFundsReport
+from ..cases.access import visible_cases
+from ..cases.models import Application, UseOfFundsReport
 from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import PAID, instalments_paid

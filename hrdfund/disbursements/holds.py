@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..applications.access import can_see
+from ..cases.access import can_see
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row

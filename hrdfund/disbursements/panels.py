@@ -9,17 +9,17 @@ and close the grant.
 import sqlalchemy as sa
 from wtforms import SelectChoice
 
-from ..applications import panels
-from ..applications.access import Section
-from ..applications.review_forms import ConflictForm
 from ..auth.models import Role
 from ..auth.refused import restore
+from ..cases import panels
+from ..cases.access import Section
 from ..core.extensions import db
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Delivery, Disbursement, Receipt
 from ..ledger.reversals import reversal_partners
+from ..reviews.forms import ConflictForm
 from . import holds
 from .bounds import SECOND_PERSONS
 from .forms import BOUND_WORDS, HeldConfirmForm, PaymentForm, ReceiptForm, RefuseForm, ReverseForm

@@ -27,9 +27,9 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext
 
 from .. import audit
-from ..applications.access import visible_cases
-from ..applications.models import Application
 from ..auth.models import Role
+from ..cases.access import visible_cases
+from ..cases.models import Application
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import MoneyError, parse_amount

@@ -19,12 +19,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import audit
-from ..applications import documents
-from ..applications.access import Section, can_see, get_application_or_404, sections, visible_cases
-from ..applications.models import Application, Document, DocumentKind
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
+from ..cases import documents
+from ..cases.access import Section, can_see, get_application_or_404, sections, visible_cases
+from ..cases.models import Application, Document, DocumentKind
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.work import perform
@@ -256,7 +256,7 @@ def record(uid):
                 flash(_("This payment was already entered; it waits for a second person."), "info")
             else:
                 flash(_("This payment was already recorded."), "info")
-            return redirect(url_for("applications.case", uid=uid, _anchor="money"))
+            return redirect(url_for("cases.case", uid=uid, _anchor="money"))
         else:
             row = done.value
             if isinstance(row, HeldPayment):
@@ -270,8 +270,8 @@ def record(uid):
                 )
             else:
                 flash(_("Payment recorded."), "info")
-            return redirect(url_for("applications.case", uid=uid, _anchor="money"))
-    return refused.refuse(form, to=url_for("applications.case", uid=uid, _anchor="pay"))
+            return redirect(url_for("cases.case", uid=uid, _anchor="money"))
+    return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="pay"))
 
 
 def _held_or_404(uid):
@@ -290,7 +290,7 @@ def confirm_held(uid):
     """A second person confirms a held payment: it is booked, every rule checked again."""
     held = _held_or_404(uid)
     case = held.grant.application.uid
-    page, about = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}"), held.uid
+    page, about = url_for("cases.case", uid=case, _anchor=f"held-{held.uid}"), held.uid
     form = HeldConfirmForm()
     if form.validate_on_submit():
         done = perform(
@@ -301,10 +301,10 @@ def confirm_held(uid):
         )
         if done.ok:
             flash(_("Payment confirmed and booked."), "info")
-            return redirect(url_for("applications.case", uid=case, _anchor="held"))
+            return redirect(url_for("cases.case", uid=case, _anchor="held"))
         if isinstance(done.refusal, sa.exc.IntegrityError):
             flash(_("This payment was already confirmed."), "info")
-            return redirect(url_for("applications.case", uid=case, _anchor="held"))
+            return redirect(url_for("cases.case", uid=case, _anchor="held"))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=page, about=about)
 
@@ -315,7 +315,7 @@ def refuse_held(uid):
     """A second person refuses a held payment, saying why: nothing is booked."""
     held = _held_or_404(uid)
     case = held.grant.application.uid
-    page, about = url_for("applications.case", uid=case, _anchor=f"held-{held.uid}"), held.uid
+    page, about = url_for("cases.case", uid=case, _anchor=f"held-{held.uid}"), held.uid
     form = RefuseForm()
     if form.validate_on_submit():
         done = perform(
@@ -327,7 +327,7 @@ def refuse_held(uid):
         )
         if done.ok:
             flash(_("Payment refused: nothing was booked."), "info")
-            return redirect(url_for("applications.case", uid=case, _anchor="held"))
+            return redirect(url_for("cases.case", uid=case, _anchor="held"))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=page, about=about)
 
@@ -351,14 +351,14 @@ def reverse(uid):
         )
         if done.ok:
             flash(_("Reversal recorded."), "info")
-            return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+            return redirect(url_for("cases.case", uid=application.uid, _anchor="money"))
         if isinstance(done.refusal, sa.exc.IntegrityError):
             form.form_errors.append(_("This payment was already reversed."))
         else:
             form.form_errors.append(done.words)
     else:
         form.form_errors.extend(e for errors in form.errors.values() for e in errors)
-    page = url_for("applications.case", uid=application.uid, _anchor=f"payment-{payment.uid}")
+    page = url_for("cases.case", uid=application.uid, _anchor=f"payment-{payment.uid}")
     return refused.refuse(form, to=page, about=payment.uid)
 
 
@@ -407,4 +407,4 @@ def confirm(uid):
             flash(_("Thank you: the fund knows this payment arrived."), "info")
         else:
             flash(_("This payment was already confirmed."), "info")
-    return redirect(url_for("applications.case", uid=application.uid))
+    return redirect(url_for("cases.case", uid=application.uid))

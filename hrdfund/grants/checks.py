@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from ..applications.models import Application
-from ..applications.review_models import Decision, DecisionOutcome
+from ..cases.models import Application, Decision, DecisionOutcome
 from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import summed

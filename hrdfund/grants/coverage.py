@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ..applications.access import visible_cases
-from ..applications.models import Application
+from ..cases.access import visible_cases
+from ..cases.models import Application
 from ..core.extensions import db
 from ..core.support import Category
 from ..ledger.models import Allocation

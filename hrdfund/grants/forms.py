@@ -10,9 +10,12 @@ from wtforms import (
     IntegerField,
     SelectField,
     StringField,
+    TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from ..cases.forms import LONG_MAX
+from ..cases.models import Message
 from ..core.fields import Entered, MoneyField
 from ..core.forms import PartForm, PrefixedForm, options
 from .models import PlanKind
@@ -72,4 +75,22 @@ class CloseForm(PrefixedForm):
     reason = StringField(
         _l("Why the grant closes"),
         [DataRequired(_l("Say why the grant closes.")), Length(max=200)],
+    )
+
+
+class QuestionForm(PrefixedForm):
+    PREFIX = "question"
+
+    question = TextAreaField(
+        _l("Question for the applicant"),
+        [DataRequired(_l("Write the question first.")), Length(max=Message.BODY_MAX)],
+    )
+
+
+class RejectForm(PrefixedForm):
+    PREFIX = "reject"
+
+    reason = TextAreaField(
+        _l("Reason, in plain words: the applicant reads it"),
+        [DataRequired(_l("Give the applicant a reason.")), Length(max=LONG_MAX)],
     )

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..applications.models import ApplicationStatus as S
-from ..applications.services import change_status
 from ..auth.models import Role
+from ..cases.models import ApplicationStatus as S
+from ..cases.services import change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize

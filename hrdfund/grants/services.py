@@ -6,19 +6,12 @@ balance after the lock; on SQLite every transaction already holds the write lock
 first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
 """
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..applications.access import can_see, has_conflict
-from ..applications.models import ApplicationStatus as S
-from ..applications.review_models import Decision, DecisionOutcome, Review
-from ..applications.review_services import decision_round
-from ..applications.services import change_status
-from ..auth.models import Role
 from ..core import geo, limits
 from ..core.columns import utcnow
 from ..core.extensions import db
@@ -29,23 +22,10 @@ from ..ledger.models import Allocation, Contribution
 from ..pools import services as pools_services
 from ..pools.models import Pool
 from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
-from .models import ApprovalDraw, Grant
 
 
 class DecisionError(Exception):
     """A decision the rules do not allow; the message says which rule."""
-
-
-class SelfApprovalError(DecisionError):
-    """The person who recommended a case may not approve it."""
-
-
-class SecondApproverError(DecisionError):
-    """Above the threshold the second approval must come from a different manager."""
-
-
-class ConflictOfInterestError(DecisionError):
-    """The manager declared a conflict of interest on this case."""
 
 
 class IneligiblePoolError(DecisionError):
@@ -66,11 +46,6 @@ class RepeatedPoolError(DecisionError):
 
 class MissingRateError(DecisionError):
     """No usable rate is recorded between two currencies."""
-
-
-def four_eyes_threshold():
-    """Approvals worth this much or more, in the reporting currency, need a second manager."""
-    return limits.four_eyes_threshold()
 
 
 def pool_mismatches(pool, application, pool_amount, on=None):
@@ -178,29 +153,6 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
     return allocation
 
 
-def _recommender_id(application):
-    return (
-        db.session.execute(
-            sa.select(Review.reviewer_id)
-            .where(Review.application_id == application.id)
-            .order_by(Review.id.desc())
-        )
-        .scalars()
-        .first()
-    )
-
-
-def _check_manager(application, manager):
-    if manager.role != Role.MANAGER:
-        raise DecisionError(_l("Only a manager decides."))
-    if has_conflict(application, manager):
-        raise ConflictOfInterestError(_l("You declared a conflict of interest on this case."))
-    if not can_see(application, manager):
-        raise DecisionError(_l("This case belongs to another fund."))
-    if _recommender_id(application) == manager.id:
-        raise SelfApprovalError(_l("The person who recommended a case may not approve it."))
-
-
 def _named(pool, reasons):
     """Each reason a pool does not fit, prefixed with the pool's name."""
     return [_l("%(pool)s: %(reason)s", pool=pool.name, reason=reason) for reason in reasons]
@@ -305,223 +257,6 @@ def in_reporting_currency(fund_id, amount, currency, on=None):
         raise MissingRateError(_unusable(currency, reporting)) from exc
 
 
-@dataclass(frozen=True)
-class Weighing:
-    """What an approval was weighed with against the four-eyes threshold: its worth in the
-    reporting currency, the table entry it was converted with (None in that currency),
-    the threshold, and whether that entry is the approving manager's alone."""
-
-    worth: Decimal
-    currency: str
-    entry_id: int | None
-    threshold: Decimal
-    own_rate: bool
-
-    @property
-    def needs_second(self):
-        """Two managers: worth the threshold or more, or weighed at the approver's own rate."""
-        return self.own_rate or self.worth >= self.threshold
-
-
-def weigh_approval(application, amount, manager):
-    """Weigh ``amount`` (the case's currency) against the four-eyes threshold, in the
-    reporting currency at the fund's table rate of today. A rate is never its own
-    reference: an entry the approving manager recorded and nobody else confirmed weighs
-    nothing for them, and the approval needs a second manager whatever it is worth.
-    Refused in words when no rate says what it is worth."""
-    reporting = limits.reporting_currency()
-    threshold = four_eyes_threshold()
-    if application.currency == reporting:
-        return Weighing(quantize(amount), reporting, None, threshold, False)
-    try:
-        table = pools_services.table_rate(
-            application.fund_id, application.currency, reporting, utcnow().date()
-        )
-        worth = convert(amount, table.rate)
-    except (pools_services.MissingRateError, ConversionError) as exc:
-        raise MissingRateError(
-            _l(
-                "No usable exchange rate from %(currency)s to %(reporting)s is recorded, so "
-                "this approval cannot be weighed against the four-eyes threshold of "
-                "%(threshold)s %(reporting)s: record the rate on Rates, then approve.",
-                currency=application.currency,
-                reporting=reporting,
-                threshold=threshold,
-            )
-        ) from exc
-    return Weighing(worth, reporting, table.entry.id, threshold, table.alone(manager.id))
-
-
-def needs_four_eyes(application, amount, manager):
-    """True when approving ``amount`` (the case's currency) needs a second manager: worth
-    the four-eyes threshold or more in the reporting currency, or weighed at a rate
-    ``manager`` recorded alone. Refused in words when no rate says what it is worth."""
-    return weigh_approval(application, amount, manager).needs_second
-
-
-def first_approval(application):
-    """The approval a second manager confirms: the latest approval of the case, or None."""
-    return (
-        db.session.execute(
-            sa.select(Decision)
-            .where(
-                Decision.application_id == application.id,
-                Decision.outcome == DecisionOutcome.APPROVE,
-            )
-            .order_by(Decision.id.desc())
-            .limit(1)
-        )
-        .scalars()
-        .first()
-    )
-
-
-def approval_draws(decision):
-    """The split of pools ``decision`` proposed, as (pool id, amount in grant currency)."""
-    return [
-        tuple(row)
-        for row in db.session.execute(
-            sa.select(ApprovalDraw.pool_id, ApprovalDraw.amount)
-            .where(ApprovalDraw.decision_id == decision.id)
-            .order_by(ApprovalDraw.id)
-        )
-    ]
-
-
-def approve_application(application, manager, amount, allocations):
-    """Approve ``amount`` (in the application's currency) drawn from ``allocations``, a list
-    of (pool id, amount in grant currency, rate).
-
-    Worth the four-eyes threshold or more in the reporting currency, the first approval
-    only records the decision and its split of pools, and waits; the second, by a
-    different manager, commits the money. Returns the grant once money is committed, else
-    None.
-    """
-    _check_manager(application, manager)
-    if application.status not in (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
-        raise DecisionError(_l("This case is not waiting for a decision."))
-    pools = check_draws(application, amount, allocations)
-    if application.status == S.RECOMMENDED:
-        weighing = weigh_approval(application, amount, manager)
-        second_needed = weighing.needs_second
-        if not second_needed:
-            _lock_pools(pools)
-        _record_approval(application, manager, amount, allocations, weighing)
-        if second_needed:
-            # Nothing is committed yet; a pool that cannot pay now is named at once.
-            for pool_id, grant_amount, rate in allocations:
-                pool = pools[pool_id]
-                pool_amount = _pool_amount(pool, application, grant_amount, rate)
-                if pool_amount > pool_available(pool.id):
-                    raise InsufficientFundsError(
-                        _l(
-                            "The pool %(pool)s has less than %(amount)s available.",
-                            pool=pool.name,
-                            amount=pool_amount,
-                        )
-                    )
-            change_status(application, S.AWAITING_SECOND_APPROVAL, actor=manager)
-            return None
-    else:
-        first = first_approval(application)
-        if first is not None and first.manager_id == manager.id:
-            raise SecondApproverError(_l("A second, different manager must confirm this approval."))
-        if first is None or amount != first.amount:
-            raise DecisionError(_l("The second approval confirms the amount of the first."))
-        _check_same_split(first, allocations)
-        _lock_pools(pools)
-        _record_approval(application, manager, amount, allocations)
-    grant = Grant(
-        fund_id=application.fund_id,
-        application_id=application.id,
-        amount=amount,
-        currency=application.currency,
-        approved_at=utcnow(),
-    )
-    db.session.add(grant)
-    db.session.flush()
-    for pool_id, grant_amount, rate in allocations:
-        allocate(grant, application, pool_id, grant_amount, manager, rate)
-    change_status(application, S.APPROVED, actor=manager)
-    audit.record(
-        "grant.approved",
-        grant,
-        actor=manager,
-        case=application.uid,
-        amount=amount,
-        currency=grant.currency,
-    )
-    return grant
-
-
-def _lock_pools(pools):
-    """Lock every pool a commitment draws on, in one order (their ids), before anything
-    refers to them: two approvals sharing pools then take turns instead of each holding
-    one pool the other waits for."""
-    for pool_id in sorted(pools):
-        lock_row(Pool, pool_id)
-
-
-def _check_same_split(first, allocations):
-    """Refuse a second approval whose split of pools is not the first one's: money is
-    committed only on a split two managers chose. (A first approval from before splits
-    were recorded has none to compare with.)"""
-    proposed = approval_draws(first)
-    if not proposed:
-        return
-    if sorted(proposed) == sorted((pool_id, part) for pool_id, part, _rate in allocations):
-        return
-    names = {
-        p.id: p.name
-        for p in db.session.execute(
-            sa.select(Pool).where(Pool.id.in_([pool_id for pool_id, _part in proposed]))
-        ).scalars()
-    }
-    split = "; ".join(
-        f"{names.get(pool_id, pool_id)} {part} {first.currency}" for pool_id, part in proposed
-    )
-    raise DecisionError(
-        _l(
-            "The second approval confirms the first manager's split of pools as it is "
-            "(%(split)s): money is committed only on a split two managers chose. For "
-            "another split, ask a question at the decision (the first approval then "
-            "lapses) and decide the case again.",
-            split=split,
-        )
-    )
-
-
-def _record_approval(application, manager, amount, allocations, weighing=None):
-    """The approval, its split of pools and, when it was weighed against the threshold,
-    what it was weighed with."""
-    decision = Decision(
-        application_id=application.id,
-        manager_id=manager.id,
-        outcome=DecisionOutcome.APPROVE,
-        amount=amount,
-        currency=application.currency,
-        round=decision_round(application),
-    )
-    if weighing is not None:
-        decision.worth = weighing.worth
-        decision.worth_currency = weighing.currency
-        decision.weighed_rate_id = weighing.entry_id
-        decision.threshold = weighing.threshold
-    db.session.add(decision)
-    db.session.flush()
-    db.session.add_all(
-        ApprovalDraw(
-            decision_id=decision.id,
-            pool_id=pool_id,
-            amount=grant_amount,
-            currency=application.currency,
-        )
-        for pool_id, grant_amount, _rate in allocations
-    )
-    db.session.flush()
-    return decision
-
-
 def recorded_rate(fund_id, base, quote, on=None):
     """Units of ``quote`` per unit of ``base`` from the fund's rate table: the latest rate
     on or before ``on``, read either way round. Raises :class:`MissingRateError`."""
@@ -586,18 +321,6 @@ def pool_options(application, grant_amount):
             }
         )
     return options
-
-
-def approve_with_recorded_rates(application, manager, amount, draws):
-    """:func:`approve_application` with ``draws`` as (pool id, amount in grant currency);
-    each pool in another currency converts at the fund's recorded rate of the day."""
-    pools = refuse_repeated_pools(application, [d[0] for d in draws])
-    allocations = []
-    for pool_id, grant_amount in draws:
-        pool = pools[pool_id]
-        rate = recorded_rate(application.fund_id, application.currency, pool.currency)
-        allocations.append((pool_id, grant_amount, rate))
-    return approve_application(application, manager, amount, allocations)
 
 
 def reverse_contribution(contribution, actor, reason):

@@ -7,13 +7,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
 
-from ..applications import panels
-from ..applications.access import Section, get_application_or_404
-from ..applications.models import ApplicationStatus as S
-from ..applications.review_services import latest_review
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
+from ..cases import panels
+from ..cases.access import Section, get_application_or_404
+from ..cases.models import ApplicationStatus as S
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
@@ -22,9 +21,10 @@ from ..core.paging import page_arg
 from ..core.work import perform
 from ..ledger.models import Contribution
 from ..pools.forms import ContributionReversalForm
-from . import bp, plans, services
+from ..reviews.services import latest_review
+from . import bp, decisions, plans, services
 from . import coverage as coverage_rules
-from .forms import ApproveForm, CloseForm, PlanForm
+from .forms import ApproveForm, CloseForm, PlanForm, QuestionForm, RejectForm
 from .models import Grant
 
 DECIDING = (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
@@ -38,7 +38,7 @@ MAX_ID = 2**31 - 1
 def _proposed_amount(application):
     """What the approval starts from: the first approval, the recommendation, the request."""
     if application.status == S.AWAITING_SECOND_APPROVAL:
-        first = services.first_approval(application)
+        first = decisions.first_approval(application)
         if first is not None:
             return first.amount
     review = latest_review(application)
@@ -55,11 +55,11 @@ def _approve_form(application, options, fresh):
     form = ApproveForm(formdata=None, amount=amount) if fresh else ApproveForm()
     if fresh:
         first = (
-            services.first_approval(application)
+            decisions.first_approval(application)
             if application.status == S.AWAITING_SECOND_APPROVAL
             else None
         )
-        proposed = services.approval_draws(first) if first is not None else []
+        proposed = decisions.approval_draws(first) if first is not None else []
         fitting = [o for o in options if not o["reasons"]]
         if not proposed and len(fitting) == 1 and amount:
             proposed = [(fitting[0]["pool"].id, amount)]
@@ -105,11 +105,11 @@ def _threshold_note(application, amount, user):
     what ``amount`` is worth in it (or that no rate says), and whether the rate it is
     weighed at is the reader's own."""
     reporting = limits.reporting_currency()
-    note = {"threshold": services.four_eyes_threshold(), "currency": reporting}
+    note = {"threshold": decisions.four_eyes_threshold(), "currency": reporting}
     if amount:
         try:
-            weighing = services.weigh_approval(application, amount, user)
-        except services.MissingRateError:
+            weighing = decisions.weigh_approval(application, amount, user)
+        except decisions.MissingRateError:
             note["missing"] = True
         else:
             note["value"], note["own_rate"] = weighing.worth, weighing.own_rate
@@ -129,7 +129,7 @@ def decision_panel(application, user, sections):
     deciding = user.role == Role.MANAGER and application.status in DECIDING
     form = _approve_form(application, options, fresh=True) if deciding else None
     first = (
-        services.first_approval(application)
+        decisions.first_approval(application)
         if application.status == S.AWAITING_SECOND_APPROVAL
         else None
     )
@@ -141,11 +141,13 @@ def decision_panel(application, user, sections):
         "threshold": _threshold_note(application, amount, user),
         "first_approval": first,
         "first_draws": [
-            (names.get(pool_id, "?"), part) for pool_id, part in services.approval_draws(first)
+            (names.get(pool_id, "?"), part) for pool_id, part in decisions.approval_draws(first)
         ]
         if first is not None
         else [],
         "approve_form": form,
+        "question_form": refused.restore(QuestionForm(formdata=None)),
+        "reject_form": refused.restore(RejectForm(formdata=None)),
     }
 
 
@@ -161,17 +163,17 @@ def approve(uid):
     form.form_errors.extend(problems)
     if draws is not None and not problems:
         done = perform(
-            services.approve_with_recorded_rates,
+            decisions.approve_with_recorded_rates,
             application,
             current_user._get_current_object(),
             form.amount.data,
             draws,
-            refused=services.DecisionError,
+            refused=decisions.DecisionError,
         )
         if done.ok:
             grant = done.value
             locale = str(get_locale())
-            first = services.first_approval(application) if grant is None else None
+            first = decisions.first_approval(application) if grant is None else None
             if first is not None and first.worth is not None and first.worth < first.threshold:
                 flash(
                     _(
@@ -188,7 +190,7 @@ def approve(uid):
                         "currencies converted at the fund's recorded rate) a second manager "
                         "confirms it before money is committed.",
                         threshold=format_money(
-                            services.four_eyes_threshold(), limits.reporting_currency(), locale
+                            decisions.four_eyes_threshold(), limits.reporting_currency(), locale
                         ),
                     ),
                     "info",
@@ -201,14 +203,21 @@ def approve(uid):
                     ),
                     "info",
                 )
-            return redirect(url_for("applications.case", uid=application.uid))
+            return redirect(url_for("cases.case", uid=application.uid))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "approve"))
 
 
 def _case(application, anchor):
     """The case page at one of its forms."""
-    return url_for("applications.case", uid=application.uid, _anchor=anchor)
+    return url_for("cases.case", uid=application.uid, _anchor=anchor)
+
+
+def _refuse(application, anchor, form, refusal):
+    """Back to the form at ``anchor`` on the case page as it was sent, with why it was
+    refused."""
+    form.form_errors.append(str(refusal))
+    return refused.refuse(form, to=_case(application, anchor))
 
 
 def _grant_or_404(application):
@@ -242,7 +251,7 @@ def plan(uid):
         )
         if done.ok:
             flash(_("Payment plan saved."), "info")
-            return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+            return redirect(url_for("cases.case", uid=application.uid, _anchor="money"))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "plan"))
 
@@ -271,7 +280,7 @@ def close(uid):
                 ),
                 "info",
             )
-            return redirect(url_for("applications.case", uid=application.uid, _anchor="money"))
+            return redirect(url_for("cases.case", uid=application.uid, _anchor="money"))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "close"))
 
@@ -332,3 +341,46 @@ def coverage():
         page=page,
         has_next=has_next,
     )
+
+
+@bp.post("/applications/<uid>/question")
+@role_required(Role.REVIEWER, Role.MANAGER)
+def ask(uid):
+    """Ask the applicant side for information; the case waits, and so does its clock."""
+    application = get_application_or_404(uid, current_user)
+    form = QuestionForm()
+    if not form.validate_on_submit():
+        return refused.refuse(form, to=_case(application, "ask"))
+    done = perform(
+        decisions.request_information,
+        application,
+        current_user._get_current_object(),
+        form.question.data,
+        refused=decisions.DecisionError,
+    )
+    if not done.ok:
+        return _refuse(application, "ask", form, done.refusal)
+    flash(_("Question sent. The case waits for the answer."), "info")
+    return redirect(_case(application, "review"))
+
+
+@bp.post("/applications/<uid>/reject")
+@role_required(Role.MANAGER)
+def reject(uid):
+    application = get_application_or_404(uid, current_user)
+    form = RejectForm()
+    if not form.validate_on_submit():
+        return refused.refuse(form, to=_case(application, "reject"))
+    if application.status not in (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
+        return _refuse(application, "reject", form, _("This case is not waiting for a decision."))
+    done = perform(
+        decisions.reject_application,
+        application,
+        current_user._get_current_object(),
+        form.reason.data,
+        refused=decisions.DecisionError,
+    )
+    if not done.ok:
+        return _refuse(application, "reject", form, done.refusal)
+    flash(_("The case is rejected; the applicant sees the reason."), "info")
+    return redirect(_case(application, "review"))

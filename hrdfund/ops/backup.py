@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit
-from ..applications.models import Document
+from ..cases.models import Document
 from ..core.columns import cipher
 from ..core.extensions import db
 

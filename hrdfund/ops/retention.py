@@ -27,11 +27,14 @@ from flask import current_app
 
 from .. import audit
 from ..alerts.models import Alert
-from ..applications.documents import delete_document_file
-from ..applications.models import (
+from ..auth import refused
+from ..auth.models import RecoveryCode, Role, User
+from ..cases.documents import delete_document_file
+from ..cases.models import (
     Application,
     ApplicationStatus,
     BudgetLine,
+    Decision,
     Dependant,
     Document,
     Message,
@@ -39,15 +42,13 @@ from ..applications.models import (
     Story,
     UseOfFundsReport,
 )
-from ..applications.review_models import CaseNote, Cofunding, Decision, Review
-from ..auth import refused
-from ..auth.models import RecoveryCode, Role, User
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..disbursements.models import HeldPayment
 from ..grants.models import Grant, GrantStatus
 from ..ledger.models import Allocation, Disbursement, Release
 from ..ledger.seals import writable_columns
+from ..reviews.models import CaseNote, Cofunding, Review
 
 CLOSED = (ApplicationStatus.COMPLETED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN)
 BATCH = 200

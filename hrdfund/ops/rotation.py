@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from .. import audit
-from ..applications.documents import reencrypt_document_file
-from ..applications.models import Document
+from ..cases.documents import reencrypt_document_file
+from ..cases.models import Document
 from ..core.columns import Encrypted, cipher
 from ..core.crypto import DecryptionError, field_aad
 from ..core.extensions import db

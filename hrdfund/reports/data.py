@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit
-from ..applications.models import Application, Consent, ConsentKind, Story
+from ..cases.models import Application, Consent, ConsentKind, Story
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import audit
-from ..applications.models import Application, Consent, ConsentKind, UseOfFundsReport
+from ..cases.models import Application, Consent, ConsentKind, UseOfFundsReport
 from ..core.extensions import db, reading
 from ..core.money import quantize
 from ..core.sql import lock_row, signed_amount

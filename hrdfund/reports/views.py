@@ -7,11 +7,11 @@ from flask import abort, current_app, render_template, request, send_file
 from flask_login import current_user
 
 from .. import audit
-from ..applications.access import visible_cases
-from ..applications.models import Application
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
+from ..cases.access import visible_cases
+from ..cases.models import Application
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.support import CATEGORY_LABELS

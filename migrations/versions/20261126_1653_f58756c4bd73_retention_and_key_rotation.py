@@ -72,7 +72,7 @@ $$ LANGUAGE plpgsql
 def _recompute_defender_keys():
     """Defender keys were keyed from the encryption key; the blind-index key now comes from
     the audit key, so that rotating the encryption key leaves the indexes standing."""
-    from hrdfund.applications.services import defender_key
+    from hrdfund.cases.services import defender_key
 
     cipher = current_app.extensions["hrdfund_cipher"]
     bind = op.get_bind()

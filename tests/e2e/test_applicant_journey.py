@@ -8,16 +8,17 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund import create_app
-from hrdfund.applications import review_services as reviews
-from hrdfund.applications.models import Application
-from hrdfund.applications.services import post_message
 from hrdfund.auth.models import Role, User
+from hrdfund.cases.models import Application
+from hrdfund.cases.services import post_message
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.grants import decisions
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Instalment, PaymentPlan, PlanKind
 from hrdfund.pools.models import Pool
 from hrdfund.pools.services import PoolError, record_rate
+from hrdfund.reviews import services as reviews
 from tests.pdfs import PDF
 
 pytestmark = pytest.mark.e2e
@@ -141,7 +142,7 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
             if not grants.pool_mismatches(p, case, Decimal(150000) * rate)
         )
         allocation = [(pool.id, Decimal(150000), rate)]
-        grant = grants.approve_application(case, first, Decimal(150000), allocation)
+        grant = decisions.approve_application(case, first, Decimal(150000), allocation)
         assert grant is not None
         plan = PaymentPlan(
             grant_id=grant.id,

@@ -11,8 +11,8 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import ApplicationStatus
 from hrdfund.auth.models import User
+from hrdfund.cases.models import ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Grant

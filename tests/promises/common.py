@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import request
 from pypdf import PdfReader
 
-from hrdfund.applications.models import Application, ApplicationStatus
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from tests.pdfs import make_pdf

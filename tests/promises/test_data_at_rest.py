@@ -24,7 +24,8 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from hrdfund import SECRET_NAMES, create_app
-from hrdfund.applications.models import (
+from hrdfund.auth.models import User
+from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
     Consent,
@@ -32,7 +33,6 @@ from hrdfund.applications.models import (
     Document,
     Story,
 )
-from hrdfund.auth.models import User
 from hrdfund.core.columns import utcnow
 from hrdfund.core.crypto import DecryptionError, key_id
 from hrdfund.core.extensions import db

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from hrdfund.applications.models import (
+from hrdfund.cases.models import (
     Consent,
     ConsentKind,
     Dependant,

@@ -15,12 +15,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from hrdfund.applications.models import (
-    Application,
-    Document,
-)
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
+from hrdfund.cases.models import Application, Document
 from hrdfund.core.extensions import db
 from tests.conftest import (
     MoneyWorld,

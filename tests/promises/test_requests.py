@@ -21,8 +21,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from wtforms.validators import Length, Regexp
 
 import hrdfund
-from hrdfund.applications.forms import application_form_class
-from hrdfund.applications.models import Consent, ConsentKind, Message
+from hrdfund.cases.forms import application_form_class
+from hrdfund.cases.models import Consent, ConsentKind, Message
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
@@ -216,7 +216,7 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 def test_promise_15_what_people_type_is_escaped(app, client, make_user, fund):
     """Autoescape is on for every template and nothing is marked safe: markup a defender
     types shows as text to staff and to the defender."""
-    assert app.select_jinja_autoescape("applications/case.html")
+    assert app.select_jinja_autoescape("cases/case.html")
     for path in Path(ROOT, "templates").rglob("*.html"):
         text = path.read_text()
         assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup\(", text), path

@@ -14,25 +14,18 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.applications.models import (
-    ApplicationStatus,
-    Dependant,
-    Document,
-)
-from hrdfund.applications.review_models import (
-    ConflictDeclaration,
-)
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
+from hrdfund.cases.models import ApplicationStatus, ConflictDeclaration, Dependant, Document
 from hrdfund.core.extensions import db
 from hrdfund.disbursements.holds import confirm_held_payment
 from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.disbursements.services import PaymentError
-from hrdfund.grants.models import Grant
-from hrdfund.grants.services import (
+from hrdfund.grants.decisions import (
     SecondApproverError,
     SelfApprovalError,
     approve_with_recorded_rates,
 )
+from hrdfund.grants.models import Grant
 from hrdfund.ledger.balances import pool_available
 from hrdfund.ledger.models import Disbursement
 from hrdfund.pools import services as pools

@@ -22,6 +22,8 @@ from .models import (
     BudgetLine,
     Consent,
     ConsentKind,
+    Decision,
+    DecisionOutcome,
     Dependant,
     Gender,
     Message,
@@ -31,7 +33,6 @@ from .models import (
     UseOfFundsReport,
 )
 from .models import ApplicationStatus as S
-from .review_models import Decision, DecisionOutcome
 from .states import TRANSITIONS, check_transition
 
 #: Timestamp columns set on the first move into these states.
@@ -49,7 +50,7 @@ _RESPONSES = frozenset({S.IN_REVIEW, S.INFO_REQUESTED, S.REJECTED, S.WITHDRAWN})
 def change_status(application, target, actor=None, at=None):
     """Move ``application`` to ``target`` through the table of allowed moves.
 
-    Raises :class:`~hrdfund.applications.states.InvalidTransition` for any other move;
+    Raises :class:`~hrdfund.cases.states.InvalidTransition` for any other move;
     records the step with its time, and stamps submission, first response, decision and
     closing times the first time each happens.
     """

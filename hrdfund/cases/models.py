@@ -21,9 +21,8 @@ from ..core.columns import (
     pk,
     uid_column,
 )
-from ..core.columns import (
-    enum as enum_col,
-)
+from ..core.columns import currency as currency_col
+from ..core.columns import enum as enum_col
 from ..core.extensions import db
 from ..core.support import Category
 
@@ -353,3 +352,57 @@ class Story(db.Model):
     approved_by_id = fk("users.id", nullable=True)
     approved_at = col(sa.DateTime, INTERNAL, nullable=True)
     created_at = created_at()
+
+
+class DecisionOutcome(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    REQUEST_INFO = "request_info"
+
+
+class Decision(db.Model):
+    """A manager's decision; above the threshold two approvals by different managers."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        sa.CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+        currency_check("currency"),
+        sa.CheckConstraint(
+            "outcome != 'approve' OR amount IS NOT NULL", name="approval_has_amount"
+        ),
+        sa.UniqueConstraint("application_id", "manager_id", "outcome", "round"),
+        currency_check("worth_currency"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    manager_id = fk("users.id")
+    outcome = enum_col(DecisionOutcome, "decision_outcome", nullable=False)
+    amount = money(nullable=True)
+    currency = currency()
+    #: Increments each time a case comes back for a new decision.
+    round = col(sa.Integer, INTERNAL, nullable=False, default=1)
+    #: Reason shown to the applicant in plain words (for a rejection or a question).
+    _reason = encrypted_column("reason")
+    reason = Encrypted()
+    #: What an approval that was weighed against the four-eyes threshold was worth, in
+    #: the reporting currency of the day, the table entry it was converted with (empty in
+    #: that currency) and the threshold then in force: `check` weighs it again.
+    worth = money(nullable=True)
+    worth_currency = currency_col(nullable=True)
+    weighed_rate_id = fk("exchange_rates.id", nullable=True, index=False)
+    threshold = money(nullable=True)
+    created_at = created_at()
+
+    manager = relationship("User")
+
+
+class ConflictDeclaration(db.Model):
+    """A staff member's declared conflict of interest; keeps them out of the case."""
+
+    __tablename__ = "conflict_declarations"
+    __table_args__ = (sa.UniqueConstraint("application_id", "user_id"),)
+    id: Mapped[int] = pk()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    user_id = fk("users.id")
+    declared_at = created_at()

@@ -10,7 +10,7 @@ _PANELS = []
 
 def register(panel):
     """Add ``panel(application, user, sections) -> {"template": ..., **data} or None`` to
-    case pages; ``sections`` is what :func:`~hrdfund.applications.access.sections` lets
+    case pages; ``sections`` is what :func:`~hrdfund.cases.access.sections` lets
     the user see, and a panel shows nothing outside it."""
     _PANELS.append(panel)
     return panel

@@ -13,14 +13,17 @@ from wtforms import SelectChoice
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role, User
+from ..cases import access, panels
+from ..cases.access import Section, get_application_or_404
+from ..cases.models import ApplicationStatus as S
+from ..cases.models import Reference
+from ..cases.states import OPEN_STATES, STAFF_LABELS
 from ..core.extensions import db
 from ..core.money import MoneyError
 from ..core.work import perform
-from . import access, bp, panels, review_services
-from .access import Section, get_application_or_404
-from .models import ApplicationStatus as S
-from .models import Reference
-from .review_forms import (
+from . import bp
+from . import services as review_services
+from .forms import (
     NOTE_LABELS,
     RECOMMENDATION_LABELS,
     RISK_LABELS,
@@ -28,14 +31,11 @@ from .review_forms import (
     CofundingForm,
     ConflictForm,
     NoteForm,
-    QuestionForm,
     RecommendForm,
     ReferenceCheckForm,
-    RejectForm,
 )
-from .review_models import Recommendation
-from .review_services import ReviewError
-from .states import STAFF_LABELS
+from .models import Recommendation
+from .services import ReviewError
 
 STAFF = (Role.REVIEWER, Role.MANAGER)
 
@@ -47,7 +47,7 @@ def _me():
 def _back(application, message):
     """Back to the case's review, saying what was done (committed already)."""
     flash(message, "info")
-    return redirect(url_for("applications.case", uid=application.uid) + "#review")
+    return redirect(url_for("cases.case", uid=application.uid) + "#review")
 
 
 def _again(application, anchor, form, error=None):
@@ -55,9 +55,7 @@ def _again(application, anchor, form, error=None):
     if any."""
     if error is not None:
         form.form_errors.append(str(error))
-    return refused.refuse(
-        form, to=url_for("applications.case", uid=application.uid, _anchor=anchor)
-    )
+    return refused.refuse(form, to=url_for("cases.case", uid=application.uid, _anchor=anchor))
 
 
 def assignable_staff(application):
@@ -137,7 +135,7 @@ def conflict(uid):
         flash(_("Your conflict of interest is recorded; the case left your lists."), "info")
         return redirect(url_for("disbursements.index"))
     flash(_("Your conflict of interest is recorded; the case left your queue."), "info")
-    return redirect(url_for("applications.queue"))
+    return redirect(url_for("reviews.queue"))
 
 
 @bp.post("/applications/<uid>/references/<ref>")
@@ -205,47 +203,6 @@ def recommend(uid):
     return _back(application, _("Recommendation recorded. A manager decides next."))
 
 
-@bp.post("/applications/<uid>/question")
-@role_required(*STAFF)
-def ask(uid):
-    """Ask the applicant side for information; the case waits, and so does its clock."""
-    application = get_application_or_404(uid, current_user)
-    form = QuestionForm()
-    if not form.validate_on_submit():
-        return _again(application, "ask", form)
-    done = perform(
-        review_services.request_information,
-        application,
-        _me(),
-        form.question.data,
-        refused=ReviewError,
-    )
-    if not done.ok:
-        return _again(application, "ask", form, done.refusal)
-    return _back(application, _("Question sent. The case waits for the answer."))
-
-
-@bp.post("/applications/<uid>/reject")
-@role_required(Role.MANAGER)
-def reject(uid):
-    application = get_application_or_404(uid, current_user)
-    form = RejectForm()
-    if not form.validate_on_submit():
-        return _again(application, "reject", form)
-    if application.status not in (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
-        return _again(application, "reject", form, _("This case is not waiting for a decision."))
-    done = perform(
-        review_services.reject_application,
-        application,
-        _me(),
-        form.reason.data,
-        refused=ReviewError,
-    )
-    if not done.ok:
-        return _again(application, "reject", form, done.refusal)
-    return _back(application, _("The case is rejected; the applicant sees the reason."))
-
-
 @bp.post("/applications/<uid>/cofunding")
 @role_required(*STAFF)
 def cofunding(uid):
@@ -272,20 +229,16 @@ def cofunding(uid):
 
 @panels.register
 def review_panel(application, user, sections):
-    """Assignment, verification, notes, assessment, questions, rejection, other funders."""
+    """Assignment, verification, notes, assessment, other funders."""
     if Section.REVIEW not in sections or application.status == S.DRAFT:
         return None
-    open_case = application.status in review_services.QUESTION_STATES or application.status in (
-        S.SUBMITTED,
-        S.INFO_REQUESTED,
-    )
     fresh = {"formdata": None}
     # Each form as the user sent it, when it was refused a moment ago; else a fresh one.
     restore = refused.restore
     references = [(r, restore(_reference_form(r))) for r in application.references]
     return {
-        "template": "applications/_review.html",
-        "open_case": open_case,
+        "template": "reviews/_review.html",
+        "open_case": application.status in OPEN_STATES,
         "assign_form": restore(assign_form(application, fresh=True)),
         "conflict_form": restore(ConflictForm(**fresh)),
         "references": references,
@@ -293,8 +246,6 @@ def review_panel(application, user, sections):
         "note_form": restore(NoteForm(**fresh)),
         "review": review_services.latest_review(application),
         "recommend_form": restore(recommend_form(application)),
-        "question_form": restore(QuestionForm(**fresh)),
-        "reject_form": restore(RejectForm(**fresh)),
         "cofundings": review_services.cofundings(application),
         "cofunding_form": restore(CofundingForm(formdata=None, currency=application.currency)),
         "duplicates": review_services.possible_duplicates(application, user),

@@ -5,7 +5,6 @@ import io
 import sqlalchemy as sa
 from flask import (
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -13,30 +12,23 @@ from flask import (
     send_file,
     url_for,
 )
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Fund, Role
-from ..core import geo, limits
-from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
-from ..core.money import MoneyError, convert, usable_rate
-from ..core.paging import page_arg
-from ..core.support import CATEGORY_LABELS, Category
+from ..core.money import MoneyError
 from ..core.work import perform
-from ..pools.models import ExchangeRate, Pool
-from ..pools.services import entry_rate
-from . import access, bp, documents, services, targets
+from . import access, bp, documents, services
 from .access import Section, get_application_or_404
 from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
     CONSENT_LABELS,
+    REFERENCE_STATUSES,
     DocumentForm,
     MessageForm,
     ReferralStartForm,
@@ -44,10 +36,9 @@ from .forms import (
     StartForm,
     application_form_class,
 )
-from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind, Urgency
+from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind
 from .panels import collect_panels
-from .review_forms import REFERENCE_STATUSES
-from .states import APPLICANT_LABELS, NEXT_STEPS, OPEN_STATES, STAFF_LABELS, TERMINAL_STATES
+from .states import APPLICANT_LABELS, NEXT_STEPS, STAFF_LABELS, TERMINAL_STATES
 
 
 @bp.get("/my")
@@ -63,7 +54,7 @@ def mine():
         .scalars()
         .all()
     )
-    return render_template("applications/mine.html", applications=rows, labels=APPLICANT_LABELS)
+    return render_template("cases/mine.html", applications=rows, labels=APPLICANT_LABELS)
 
 
 @bp.get("/referrals")
@@ -79,220 +70,7 @@ def referrals():
         .scalars()
         .all()
     )
-    return render_template(
-        "applications/referrals.html", applications=rows, labels=APPLICANT_LABELS
-    )
-
-
-#: Sort orders of the queue: name -> ORDER BY, each ending on the id so pages are stable.
-def _next_due():
-    return sa.case(
-        (Application.first_response_at.is_(None), Application.response_due_at),
-        else_=Application.decision_due_at,
-    )
-
-
-QUEUE_SORTS = {
-    "due": lambda worth: (_next_due().nulls_last(), Application.id),
-    "oldest": lambda worth: (Application.submitted_at, Application.id),
-    "newest": lambda worth: (Application.submitted_at.desc(), Application.id.desc()),
-    # Across currencies, by what each amount is worth in the reporting currency; a case
-    # whose currency has no recorded rate comes last.
-    "amount": lambda worth: (worth.desc().nulls_last(), Application.id),
-}
-
-
-def _latest_rates(fund_id, on):
-    """SQL subquery: for each currency with a rate to or from the reporting currency in the
-    fund's table, the latest entry on or before ``on`` that counts (either way round, as
-    ``rate_entry`` reads it): the currency, the entry's base and its rate as stored."""
-    reporting = limits.reporting_currency()
-    other = sa.case((ExchangeRate.base == reporting, ExchangeRate.quote), else_=ExchangeRate.base)
-    ranked = (
-        sa.select(
-            other.label("currency"),
-            ExchangeRate.base,
-            ExchangeRate.rate,
-            sa.func.row_number()
-            .over(
-                partition_by=other,
-                order_by=(ExchangeRate.on_date.desc(), ExchangeRate.id.desc()),
-            )
-            .label("n"),
-        )
-        .where(
-            ExchangeRate.fund_id == fund_id,
-            ExchangeRate.on_date <= on,
-            sa.or_(ExchangeRate.base == reporting, ExchangeRate.quote == reporting),
-            ExchangeRate.counts(),
-        )
-        .subquery()
-    )
-    return (
-        sa.select(ranked.c.currency, ranked.c.base, ranked.c.rate).where(ranked.c.n == 1).subquery()
-    )
-
-
-def _worth(row, reporting):
-    """What a queue row's amount is worth in the reporting currency, converted as every
-    decision converts it; None when no usable rate says."""
-    if row.currency == reporting:
-        return row.amount_requested
-    if row.amount_requested is None or row.rate is None or not usable_rate(row.rate):
-        return None
-    try:
-        return convert(row.amount_requested, entry_rate(row, row.currency))
-    except MoneyError:
-        return None
-
-
-def _queue_filters(pools):
-    """The queue's filters from the query string, and what could not be read in words:
-    unknown values of a list are ignored, a country no one is called is refused."""
-    args = request.args
-    chosen, problems = {}, {}
-    if args.get("status") in {s.value for s in OPEN_STATES}:
-        chosen["status"] = args["status"]
-    if args.get("category") in {c.value for c in Category}:
-        chosen["category"] = args["category"]
-    if args.get("urgency") in {u.value for u in Urgency}:
-        chosen["urgency"] = args["urgency"]
-    country = (args.get("country") or "").strip()[:80]
-    if country:
-        code = geo.country_code(country, str(get_locale() or "en"))
-        if code is None:
-            problems["country"] = _(
-                "No country is called “%(text)s”: type its name or its two-letter code.",
-                text=country,
-            )
-            chosen["country"] = country
-        else:
-            chosen["country"] = code
-    if args.get("mine") == "1":
-        chosen["mine"] = "1"
-    if args.get("pool") in {str(p.id) for p in pools}:
-        chosen["pool"] = args["pool"]
-    if args.get("sort") in QUEUE_SORTS:
-        chosen["sort"] = args["sort"]
-    return chosen, problems
-
-
-def _fits_pool(pool):
-    """SQL conditions for the cases ``pool``'s category, country and region rules allow."""
-    rules = {}
-    for restriction in pool.restrictions:
-        rules.setdefault(str(restriction.kind), set()).add(restriction.value)
-    conditions = []
-    if rules.get("category"):
-        conditions.append(Application.category.in_(sorted(rules["category"])))
-    if rules.get("country"):
-        conditions.append(Application.country.in_(sorted(rules["country"])))
-    if rules.get("region"):
-        conditions.append(Application.region.in_(sorted(rules["region"])))
-    return conditions
-
-
-@bp.get("/cases")
-@role_required(Role.REVIEWER, Role.MANAGER)
-def queue():
-    """Open cases of the fund with the time left to their targets, filtered and sorted, a
-    page at a time; the same few queries whatever the number of cases."""
-    page = page_arg()
-    size = current_app.config["PAGE_SIZE"]
-    pools = (
-        db.session.execute(
-            sa.select(Pool)
-            .where(Pool.fund_id == current_user.fund_id, Pool.active.is_(True))
-            .options(selectinload(Pool.restrictions))
-            .order_by(Pool.name)
-        )
-        .scalars()
-        .all()
-    )
-    filters, problems = _queue_filters(pools)
-    open_states = [s.value for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
-    reporting = limits.reporting_currency()
-    rates = _latest_rates(current_user.fund_id, utcnow().date())
-    # The sort key only: the worth shown is converted in Python, to the cent.
-    amount = Application.amount_requested
-    worth = sa.case(
-        (Application.currency == reporting, amount),
-        (rates.c.base == reporting, amount / rates.c.rate),
-        else_=amount * rates.c.rate,
-    )
-    query = (
-        sa.select(
-            Application.uid,
-            Application.category,
-            Application.status,
-            Application.urgency,
-            Application.country,
-            Application.region,
-            Application.amount_requested,
-            Application.currency,
-            Application.submitted_at,
-            Application.first_response_at,
-            Application.response_due_at,
-            Application.decision_due_at,
-            Application.clock_paused_at,
-            Application.assigned_reviewer_id,
-            rates.c.base,
-            rates.c.rate,
-        )
-        .outerjoin(rates, rates.c.currency == Application.currency)
-        .where(
-            access.visible_cases(current_user),
-            Application.status.in_([filters["status"]] if "status" in filters else open_states),
-        )
-    )
-    for name in ("category", "urgency", "country"):
-        if name in filters:
-            query = query.where(getattr(Application, name) == filters[name])
-    if "mine" in filters:
-        query = query.where(Application.assigned_reviewer_id == current_user.id)
-    if "pool" in filters:
-        pool = next(p for p in pools if str(p.id) == filters["pool"])
-        query = query.where(*_fits_pool(pool))
-    if problems:
-        # A filter that cannot be read lists nothing, rather than everything unfiltered.
-        query = query.where(sa.false())
-    order = QUEUE_SORTS[filters.get("sort", "due")](worth)
-    rows = db.session.execute(
-        query.order_by(*order).limit(size + 1).offset((page - 1) * size)
-    ).all()
-    now = utcnow()
-    deadlines = [targets.next_target(row, now) for row in rows[:size]]
-    worths = [_worth(row, reporting) for row in rows[:size]]
-    return render_template(
-        "applications/queue.html",
-        rows=list(zip(rows[:size], deadlines, worths, strict=True)),
-        page=page,
-        has_next=len(rows) > size,
-        # Translated once for the page, not once per row.
-        labels={status: str(label) for status, label in STAFF_LABELS.items()},
-        kinds={kind: str(label) for kind, label in CATEGORY_LABELS.items()},
-        words={
-            "urgent": _("urgent"),
-            "normal": _("normal"),
-            "response": _("first response"),
-            "decision": _("decision"),
-            # Formats without their values: gettext returns them as they are.
-            "overdue": _("%(what)s overdue by %(h)d h"),
-            "due_in": _("%(what)s in %(h)d h"),
-            "paused": _("clock paused: waiting for the applicant"),
-        },
-        filters=filters,
-        problems=problems,
-        reporting=reporting,
-        pools=pools,
-        statuses=[s for s in OPEN_STATES if s != ApplicationStatus.DRAFT],
-        sorts={
-            "due": _("Next target first"),
-            "oldest": _("Oldest first"),
-            "newest": _("Newest first"),
-            "amount": _("Largest amount first"),
-        },
-    )
+    return render_template("cases/referrals.html", applications=rows, labels=APPLICANT_LABELS)
 
 
 def _default_fund_id():
@@ -316,10 +94,10 @@ def start():
             _default_fund_id(),
             consent_method=form.consent_method.data if referral else None,
         )
-        return redirect(url_for("applications.edit", uid=done.value.uid))
+        return redirect(url_for("cases.edit", uid=done.value.uid))
     if form.is_submitted():
-        return refused.refuse(form, to=url_for("applications.start"))
-    return render_template("applications/start.html", form=refused.restore(form), referral=referral)
+        return refused.refuse(form, to=url_for("cases.start"))
+    return render_template("cases/start.html", form=refused.restore(form), referral=referral)
 
 
 def _form_data(application):
@@ -355,13 +133,13 @@ def edit(uid):
     """The application form: save a draft any time, send it when complete."""
     application = get_application_or_404(uid, current_user)
     if application.status != ApplicationStatus.DRAFT:
-        return redirect(url_for("applications.case", uid=application.uid))
+        return redirect(url_for("cases.case", uid=application.uid))
     form_class = application_form_class(application.category)
-    page = url_for("applications.edit", uid=application.uid)
+    page = url_for("cases.edit", uid=application.uid)
     if request.method == "GET":
         form = refused.restore(form_class(data=_form_data(application)))
         return render_template(
-            "applications/edit.html",
+            "cases/edit.html",
             form=form,
             application=application,
             missing=form.problems,
@@ -388,7 +166,7 @@ def edit(uid):
     if done.value:  # the draft is saved; the page lists what sending it needs
         return refused.refuse(form, to=page, problems=done.value)
     flash(_("Your application was sent. The fund will answer here."), "info")
-    return redirect(url_for("applications.case", uid=application.uid))
+    return redirect(url_for("cases.case", uid=application.uid))
 
 
 def _save_or_send(application, data, actor, send):
@@ -420,11 +198,9 @@ def case(uid):
         if not done.ok:
             abort(404)
         flash(_("Message sent."), "info")
-        return redirect(url_for("applications.case", uid=application.uid))
+        return redirect(url_for("cases.case", uid=application.uid))
     if form.is_submitted():
-        return refused.refuse(
-            form, to=url_for("applications.case", uid=application.uid, _anchor="thread")
-        )
+        return refused.refuse(form, to=url_for("cases.case", uid=application.uid, _anchor="thread"))
     return _render_case(application)
 
 
@@ -451,7 +227,7 @@ def _render_case(application):
         messages = services.thread(application, since=application.decided_at)
     restore = refused.restore
     return render_template(
-        "applications/case.html",
+        "cases/case.html",
         application=access.CaseView(application, shown),
         sections=shown,
         form=restore(MessageForm(formdata=None)),
@@ -485,12 +261,12 @@ def withdraw_consent(uid, kind):
     except ValueError:
         abort(404)
     if not ConfirmForm().validate_on_submit():
-        return redirect(url_for("applications.case", uid=uid, _anchor="consents"))
+        return redirect(url_for("cases.case", uid=uid, _anchor="consents"))
     done = perform(services.withdraw_consent, application, kind, current_user._get_current_object())
     if done.value is None:  # none of that kind stands: nothing was written
         abort(404)
     flash(_("Your consent is withdrawn. It applies from now on."), "info")
-    return redirect(url_for("applications.case", uid=uid, _anchor="consents"))
+    return redirect(url_for("cases.case", uid=uid, _anchor="consents"))
 
 
 def _consents(application):
@@ -523,8 +299,8 @@ def report(uid):
         if not done.ok:
             abort(404)
         flash(_("Thank you for your report."), "info")
-        return redirect(url_for("applications.case", uid=uid))
-    return refused.refuse(form, to=url_for("applications.case", uid=uid, _anchor="report"))
+        return redirect(url_for("cases.case", uid=uid))
+    return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="report"))
 
 
 def _documents(application):
@@ -560,8 +336,8 @@ def upload(uid):
             flash(
                 _("Document added. Only you and the fund's staff on this case can open it."), "info"
             )
-            return redirect(url_for("applications.case", uid=uid))
-    return refused.refuse(form, to=url_for("applications.case", uid=uid, _anchor="documents"))
+            return redirect(url_for("cases.case", uid=uid))
+    return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="documents"))
 
 
 @bp.get("/applications/<uid>/documents/<doc>")

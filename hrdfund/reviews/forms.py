@@ -12,19 +12,12 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from ..cases.forms import LONG_MAX, REFERENCE_STATUSES, TEXT_MAX
 from ..core.fields import MoneyField
 from ..core.forms import PageForm, PrefixedForm, options
 from ..core.money import CURRENCIES
-from .forms import LONG_MAX, TEXT_MAX
-from .models import Message, VerificationStatus
-from .review_models import NoteKind, Recommendation, RiskLevel
+from .models import NoteKind, Recommendation, RiskLevel
 
-REFERENCE_STATUSES = {
-    VerificationStatus.PENDING: _l("Not contacted yet"),
-    VerificationStatus.CONFIRMED: _l("Confirmed the account"),
-    VerificationStatus.NOT_CONFIRMED: _l("Did not confirm"),
-    VerificationStatus.UNREACHABLE: _l("Could not be reached"),
-}
 RISK_LABELS = {
     RiskLevel.LOW: _l("Low"),
     RiskLevel.MEDIUM: _l("Medium"),
@@ -101,24 +94,6 @@ class RecommendForm(PrefixedForm):
     assessment = TextAreaField(
         _l("Assessment (staff only)"),
         [DataRequired(_l("Say briefly why.")), Length(max=LONG_MAX)],
-    )
-
-
-class QuestionForm(PrefixedForm):
-    PREFIX = "question"
-
-    question = TextAreaField(
-        _l("Question for the applicant"),
-        [DataRequired(_l("Write the question first.")), Length(max=Message.BODY_MAX)],
-    )
-
-
-class RejectForm(PrefixedForm):
-    PREFIX = "reject"
-
-    reason = TextAreaField(
-        _l("Reason, in plain words: the applicant reads it"),
-        [DataRequired(_l("Give the applicant a reason.")), Length(max=LONG_MAX)],
     )
 
 

@@ -14,12 +14,12 @@ import enum
 
 import sqlalchemy as sa
 from flask import abort, request
+from flask_babel import lazy_gettext as _l
 
-from ..auth.models import Role
+from ..auth.models import Role, User
 from ..core.extensions import db
-from .models import Application
+from .models import Application, ConflictDeclaration
 from .models import ApplicationStatus as S
-from .review_models import ConflictDeclaration
 
 
 class Section(enum.StrEnum):
@@ -155,6 +155,27 @@ def has_conflict(application, user):
         ).first()
         is not None
     )
+
+
+def staff_on_case(application, roles):
+    """SQL: the fund's active staff in ``roles`` who may work on ``application``: none who
+    declared a conflict of interest on it. Every list of people offered a case (to assign,
+    to alert, to confirm a payment) starts from this one."""
+    return sa.select(User).where(
+        User.fund_id == application.fund_id,
+        User.active.is_(True),
+        User.role.in_(roles),
+        User.id.not_in(conflicted_staff(application)),
+    )
+
+
+def check_staff(application, user, error, roles=REVIEW_ROLES):
+    """Raise ``error`` (the caller's domain error) with the reason in words, unless
+    ``user`` is staff in ``roles`` who may see ``application``."""
+    if user.role not in roles:
+        raise error(_l("This step is for reviewers and managers."))
+    if not can_see(application, user):
+        raise error(_l("This case is outside your fund or you declared a conflict."))
 
 
 def can_see(application, user):

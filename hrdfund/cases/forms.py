@@ -31,7 +31,15 @@ from ..core.forms import PageForm, PartForm, options
 from ..core.money import CURRENCIES
 from ..core.support import CATEGORY_LABELS, Category
 from .categories import CATEGORY_FIELDS
-from .models import BudgetLine, ConsentKind, DocumentKind, Gender, Message, Urgency
+from .models import (
+    BudgetLine,
+    ConsentKind,
+    DocumentKind,
+    Gender,
+    Message,
+    Urgency,
+    VerificationStatus,
+)
 
 TEXT_MAX = 200
 LONG_MAX = 2000
@@ -265,3 +273,11 @@ class ReportForm(PageForm):
         _l("How was the support used, and what changed? (optional)"),
         [Optional(), Length(max=LONG_MAX)],
     )
+
+
+REFERENCE_STATUSES = {
+    VerificationStatus.PENDING: _l("Not contacted yet"),
+    VerificationStatus.CONFIRMED: _l("Confirmed the account"),
+    VerificationStatus.NOT_CONFIRMED: _l("Did not confirm"),
+    VerificationStatus.UNREACHABLE: _l("Could not be reached"),
+}

@@ -9,35 +9,22 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
+from ..cases.access import can_see, check_staff, visible_cases
+from ..cases.models import (
+    Application,
+    ConflictDeclaration,
+    VerificationStatus,
+)
+from ..cases.models import ApplicationStatus as S
+from ..cases.services import case_rows, change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import check_currency, total
-from .access import REVIEW_ROLES, can_see, visible_cases
-from .models import Application, Message, StatusChange, VerificationStatus
-from .models import ApplicationStatus as S
-from .review_models import (
-    CaseNote,
-    Cofunding,
-    ConflictDeclaration,
-    Decision,
-    DecisionOutcome,
-    NoteKind,
-    Recommendation,
-    Review,
-    RiskLevel,
-)
-from .services import case_rows, change_status
+from .models import CaseNote, Cofunding, NoteKind, Recommendation, Review, RiskLevel
 
 
 class ReviewError(Exception):
     """A review step the rules do not allow; the message says which rule."""
-
-
-def _check_staff(application, user, roles=REVIEW_ROLES):
-    if user.role not in roles:
-        raise ReviewError(_l("This step is for reviewers and managers."))
-    if not can_see(application, user):
-        raise ReviewError(_l("This case is outside your fund or you declared a conflict."))
 
 
 class AssignOthersError(ReviewError):
@@ -47,10 +34,10 @@ class AssignOthersError(ReviewError):
 def assign_reviewer(application, reviewer, actor):
     """Give the case to ``reviewer``; a newly submitted case goes into review. A manager
     gives a case to anyone on its staff; a reviewer takes it only for themself."""
-    _check_staff(application, actor)
+    check_staff(application, actor, ReviewError)
     if actor.role != Role.MANAGER and reviewer.id != actor.id:
         raise AssignOthersError(_l("Only a manager gives a case to someone else."))
-    _check_staff(application, reviewer)
+    check_staff(application, reviewer, ReviewError)
     application.assigned_reviewer_id = reviewer.id
     db.session.flush()
     audit.record("application.assigned", application, actor=actor, reviewer=reviewer.pseudonym)
@@ -74,7 +61,7 @@ def declare_conflict(application, user):
 def record_reference_check(reference, status, notes, actor):
     """What a reference said when the fund contacted them (notes stay encrypted)."""
     application = reference.application
-    _check_staff(application, actor)
+    check_staff(application, actor, ReviewError)
     reference.status = VerificationStatus(status)
     reference.notes = (notes or "").strip() or None
     reference.contacted_at = utcnow()
@@ -98,7 +85,7 @@ def recommend(
     ``line_amounts`` maps budget line ids to the amount recommended for each; without an
     overall ``amount`` their sum is the recommended amount.
     """
-    _check_staff(application, reviewer)
+    check_staff(application, reviewer, ReviewError)
     if application.status != S.IN_REVIEW:
         raise ReviewError(_l("Only a case in review can be recommended."))
     recommendation = Recommendation(recommendation)
@@ -148,83 +135,9 @@ def latest_review(application):
     )
 
 
-def decision_round(application):
-    """Which decision round the case is in: one more each time it is recommended again."""
-    return max(
-        1,
-        db.session.execute(
-            sa.select(sa.func.count(StatusChange.id)).where(
-                StatusChange.application_id == application.id,
-                StatusChange.to_status == S.RECOMMENDED,
-            )
-        ).scalar(),
-    )
-
-
-def reject_application(application, manager, reason):
-    """A manager's refusal, with a reason the applicant reads in plain words."""
-    _check_staff(application, manager, roles=(Role.MANAGER,))
-    if not (reason or "").strip():
-        raise ReviewError(_l("A rejection gives the applicant a reason."))
-    decision = Decision(
-        application_id=application.id,
-        manager_id=manager.id,
-        outcome=DecisionOutcome.REJECT,
-        currency=application.currency,
-        round=decision_round(application),
-    )
-    decision.reason = reason.strip()
-    db.session.add(decision)
-    db.session.flush()
-    change_status(application, S.REJECTED, actor=manager)
-    return decision
-
-
-#: Where a question can be asked: in review, or by a manager at the decision.
-QUESTION_STATES = (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
-
-
-def request_information(application, user, question):
-    """Ask the applicant side a question; the case and its target clock wait for the answer.
-    A manager asking at the decision stage records it as that round's decision."""
-    _check_staff(application, user)
-    question = (question or "").strip()
-    if not question:
-        raise ReviewError(_l("Write the question the applicant should answer."))
-    if application.status not in QUESTION_STATES:
-        raise ReviewError(_l("This case is not waiting for the fund."))
-    if application.status != S.IN_REVIEW:
-        if user.role != Role.MANAGER:
-            raise ReviewError(_l("Once recommended, only a manager asks for more."))
-        decision = Decision(
-            application_id=application.id,
-            manager_id=user.id,
-            outcome=DecisionOutcome.REQUEST_INFO,
-            currency=application.currency,
-            round=decision_round(application),
-        )
-        decision.reason = question
-        db.session.add(decision)
-        if application.status == S.AWAITING_SECOND_APPROVAL:
-            # The first approval lapses: the answer may change the case.
-            change_status(application, S.IN_REVIEW, actor=user)
-    message = Message(
-        application_id=application.id,
-        author_id=user.id,
-        from_staff=True,
-        body=question,
-        is_question=True,
-    )
-    db.session.add(message)
-    db.session.flush()
-    audit.record("message.posted", message, actor=user, case=application.uid)
-    change_status(application, S.INFO_REQUESTED, actor=user)
-    return message
-
-
 def add_note(application, author, kind, body):
     """A confidential note, or what a local partner said when the fund checked the case."""
-    _check_staff(application, author)
+    check_staff(application, author, ReviewError)
     body = (body or "").strip()
     if not body:
         raise ReviewError(_l("Write the note first."))
@@ -243,7 +156,7 @@ def case_notes(application):
 
 def record_cofunding(application, actor, funder, amount, currency, starts_on, ends_on):
     """Another funder pays part of the same need."""
-    _check_staff(application, actor)
+    check_staff(application, actor, ReviewError)
     funder = (funder or "").strip()
     if not funder:
         raise ReviewError(_l("Name the other funder."))

@@ -1,0 +1,8 @@
+"""Cases: what the applicant or partner asks for, in their words, with its documents,
+consents and messages; who may see which part of it (``access``); its states."""
+
+from flask import Blueprint
+
+bp = Blueprint("cases", __name__)
+
+from . import views  # noqa: E402,F401

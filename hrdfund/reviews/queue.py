@@ -1,0 +1,239 @@
+"""The staff queue: the fund's open cases with the time left to their targets, filtered
+and sorted, a page at a time, with what each request is worth in the reporting currency."""
+
+import sqlalchemy as sa
+from flask import current_app, render_template, request
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.orm import selectinload
+
+from ..auth.guard import role_required
+from ..auth.models import Role
+from ..cases import access, targets
+from ..cases.models import (
+    Application,
+    ApplicationStatus,
+    Urgency,
+)
+from ..cases.states import OPEN_STATES, STAFF_LABELS
+from ..core import geo, limits
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import MoneyError, convert, usable_rate
+from ..core.paging import page_arg
+from ..core.support import CATEGORY_LABELS, Category
+from ..pools.models import ExchangeRate, Pool
+from ..pools.services import entry_rate
+from . import bp
+
+
+#: Sort orders of the queue: name -> ORDER BY, each ending on the id so pages are stable.
+def _next_due():
+    return sa.case(
+        (Application.first_response_at.is_(None), Application.response_due_at),
+        else_=Application.decision_due_at,
+    )
+
+
+QUEUE_SORTS = {
+    "due": lambda worth: (_next_due().nulls_last(), Application.id),
+    "oldest": lambda worth: (Application.submitted_at, Application.id),
+    "newest": lambda worth: (Application.submitted_at.desc(), Application.id.desc()),
+    # Across currencies, by what each amount is worth in the reporting currency; a case
+    # whose currency has no recorded rate comes last.
+    "amount": lambda worth: (worth.desc().nulls_last(), Application.id),
+}
+
+
+def _latest_rates(fund_id, on):
+    """SQL subquery: for each currency with a rate to or from the reporting currency in the
+    fund's table, the latest entry on or before ``on`` that counts (either way round, as
+    ``rate_entry`` reads it): the currency, the entry's base and its rate as stored."""
+    reporting = limits.reporting_currency()
+    other = sa.case((ExchangeRate.base == reporting, ExchangeRate.quote), else_=ExchangeRate.base)
+    ranked = (
+        sa.select(
+            other.label("currency"),
+            ExchangeRate.base,
+            ExchangeRate.rate,
+            sa.func.row_number()
+            .over(
+                partition_by=other,
+                order_by=(ExchangeRate.on_date.desc(), ExchangeRate.id.desc()),
+            )
+            .label("n"),
+        )
+        .where(
+            ExchangeRate.fund_id == fund_id,
+            ExchangeRate.on_date <= on,
+            sa.or_(ExchangeRate.base == reporting, ExchangeRate.quote == reporting),
+            ExchangeRate.counts(),
+        )
+        .subquery()
+    )
+    return (
+        sa.select(ranked.c.currency, ranked.c.base, ranked.c.rate).where(ranked.c.n == 1).subquery()
+    )
+
+
+def _worth(row, reporting):
+    """What a queue row's amount is worth in the reporting currency, converted as every
+    decision converts it; None when no usable rate says."""
+    if row.currency == reporting:
+        return row.amount_requested
+    if row.amount_requested is None or row.rate is None or not usable_rate(row.rate):
+        return None
+    try:
+        return convert(row.amount_requested, entry_rate(row, row.currency))
+    except MoneyError:
+        return None
+
+
+def _queue_filters(pools):
+    """The queue's filters from the query string, and what could not be read in words:
+    unknown values of a list are ignored, a country no one is called is refused."""
+    args = request.args
+    chosen, problems = {}, {}
+    if args.get("status") in {s.value for s in OPEN_STATES}:
+        chosen["status"] = args["status"]
+    if args.get("category") in {c.value for c in Category}:
+        chosen["category"] = args["category"]
+    if args.get("urgency") in {u.value for u in Urgency}:
+        chosen["urgency"] = args["urgency"]
+    country = (args.get("country") or "").strip()[:80]
+    if country:
+        code = geo.country_code(country, str(get_locale() or "en"))
+        if code is None:
+            problems["country"] = _(
+                "No country is called “%(text)s”: type its name or its two-letter code.",
+                text=country,
+            )
+            chosen["country"] = country
+        else:
+            chosen["country"] = code
+    if args.get("mine") == "1":
+        chosen["mine"] = "1"
+    if args.get("pool") in {str(p.id) for p in pools}:
+        chosen["pool"] = args["pool"]
+    if args.get("sort") in QUEUE_SORTS:
+        chosen["sort"] = args["sort"]
+    return chosen, problems
+
+
+def _fits_pool(pool):
+    """SQL conditions for the cases ``pool``'s category, country and region rules allow."""
+    rules = {}
+    for restriction in pool.restrictions:
+        rules.setdefault(str(restriction.kind), set()).add(restriction.value)
+    conditions = []
+    if rules.get("category"):
+        conditions.append(Application.category.in_(sorted(rules["category"])))
+    if rules.get("country"):
+        conditions.append(Application.country.in_(sorted(rules["country"])))
+    if rules.get("region"):
+        conditions.append(Application.region.in_(sorted(rules["region"])))
+    return conditions
+
+
+@bp.get("/cases")
+@role_required(Role.REVIEWER, Role.MANAGER)
+def queue():
+    """Open cases of the fund with the time left to their targets, filtered and sorted, a
+    page at a time; the same few queries whatever the number of cases."""
+    page = page_arg()
+    size = current_app.config["PAGE_SIZE"]
+    pools = (
+        db.session.execute(
+            sa.select(Pool)
+            .where(Pool.fund_id == current_user.fund_id, Pool.active.is_(True))
+            .options(selectinload(Pool.restrictions))
+            .order_by(Pool.name)
+        )
+        .scalars()
+        .all()
+    )
+    filters, problems = _queue_filters(pools)
+    open_states = [s.value for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
+    reporting = limits.reporting_currency()
+    rates = _latest_rates(current_user.fund_id, utcnow().date())
+    # The sort key only: the worth shown is converted in Python, to the cent.
+    amount = Application.amount_requested
+    worth = sa.case(
+        (Application.currency == reporting, amount),
+        (rates.c.base == reporting, amount / rates.c.rate),
+        else_=amount * rates.c.rate,
+    )
+    query = (
+        sa.select(
+            Application.uid,
+            Application.category,
+            Application.status,
+            Application.urgency,
+            Application.country,
+            Application.region,
+            Application.amount_requested,
+            Application.currency,
+            Application.submitted_at,
+            Application.first_response_at,
+            Application.response_due_at,
+            Application.decision_due_at,
+            Application.clock_paused_at,
+            Application.assigned_reviewer_id,
+            rates.c.base,
+            rates.c.rate,
+        )
+        .outerjoin(rates, rates.c.currency == Application.currency)
+        .where(
+            access.visible_cases(current_user),
+            Application.status.in_([filters["status"]] if "status" in filters else open_states),
+        )
+    )
+    for name in ("category", "urgency", "country"):
+        if name in filters:
+            query = query.where(getattr(Application, name) == filters[name])
+    if "mine" in filters:
+        query = query.where(Application.assigned_reviewer_id == current_user.id)
+    if "pool" in filters:
+        pool = next(p for p in pools if str(p.id) == filters["pool"])
+        query = query.where(*_fits_pool(pool))
+    if problems:
+        # A filter that cannot be read lists nothing, rather than everything unfiltered.
+        query = query.where(sa.false())
+    order = QUEUE_SORTS[filters.get("sort", "due")](worth)
+    rows = db.session.execute(
+        query.order_by(*order).limit(size + 1).offset((page - 1) * size)
+    ).all()
+    now = utcnow()
+    deadlines = [targets.next_target(row, now) for row in rows[:size]]
+    worths = [_worth(row, reporting) for row in rows[:size]]
+    return render_template(
+        "reviews/queue.html",
+        rows=list(zip(rows[:size], deadlines, worths, strict=True)),
+        page=page,
+        has_next=len(rows) > size,
+        # Translated once for the page, not once per row.
+        labels={status: str(label) for status, label in STAFF_LABELS.items()},
+        kinds={kind: str(label) for kind, label in CATEGORY_LABELS.items()},
+        words={
+            "urgent": _("urgent"),
+            "normal": _("normal"),
+            "response": _("first response"),
+            "decision": _("decision"),
+            # Formats without their values: gettext returns them as they are.
+            "overdue": _("%(what)s overdue by %(h)d h"),
+            "due_in": _("%(what)s in %(h)d h"),
+            "paused": _("clock paused: waiting for the applicant"),
+        },
+        filters=filters,
+        problems=problems,
+        reporting=reporting,
+        pools=pools,
+        statuses=[s for s in OPEN_STATES if s != ApplicationStatus.DRAFT],
+        sorts={
+            "due": _("Next target first"),
+            "oldest": _("Oldest first"),
+            "newest": _("Newest first"),
+            "amount": _("Largest amount first"),
+        },
+    )
