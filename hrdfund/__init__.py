@@ -68,11 +68,11 @@ def create_app(overrides=None):
 
     from . import models  # noqa: F401  (registers every table on the metadata)
     from .alerts import commands  # noqa: F401  (adds `flask hrdfund alerts`)
-    from .alerts.services import send_after_response
     from .auth import bp as auth_bp
     from .auth import refused
     from .auth.guard import install_guard
     from .cases import bp as cases_bp
+    from .cases.alerts import send_after_response
     from .cli import hrdfund_cli
     from .core.money import format_money
     from .core.support import CATEGORY_LABELS

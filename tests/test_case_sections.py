@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from hrdfund.cases import documents, services
+from hrdfund.cases import cleaning, documents, services
 from hrdfund.cases.access import can_see, visible_cases
 from hrdfund.cases.models import (
     Application,
@@ -158,7 +158,7 @@ def case_world(app, fund, make_user, make_donor, make_partner_org, make_fund):
     for name in ("conflicted reviewer", "conflicted finance"):
         db.session.add(ConflictDeclaration(application_id=case.id, user_id=viewers[name].id))
     document = documents.store_document(
-        documents.clean_upload(_png(), c["filename"] + ".png"),
+        cleaning.clean_upload(_png(), c["filename"] + ".png"),
         case,
         DocumentKind.QUOTE,
         world.applicant,
@@ -181,7 +181,7 @@ def case_world(app, fund, make_user, make_donor, make_partner_org, make_fund):
         db.session.commit()
         world.plan(grant, kind="one_off")
         proof = documents.store_document(
-            documents.clean_upload(_png(), c["proof"] + ".png"),
+            cleaning.clean_upload(_png(), c["proof"] + ".png"),
             None,
             DocumentKind.PROOF_OF_PAYMENT,
             world.finance,

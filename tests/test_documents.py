@@ -20,7 +20,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from hrdfund.audit.models import AuditEvent
-from hrdfund.cases import documents
+from hrdfund.cases import cleaning, documents, pdfs
 from hrdfund.cases.documents import read_document
 from hrdfund.cases.models import Document
 from hrdfund.core.crypto import DecryptionError
@@ -205,7 +205,7 @@ def test_an_image_over_the_pixel_bound_is_refused_before_decoding(
 def test_pillows_own_bound_holds_if_the_header_check_is_passed(client, case_uid, monkeypatch):
     """Pillow's decompression-bomb bound is set at the same number, so a size the header
     check did not see is refused too, still before decoding."""
-    monkeypatch.setattr(documents, "_check_pixels", lambda image: None)
+    monkeypatch.setattr(cleaning, "_check_pixels", lambda image: None)
     _never_decoded(monkeypatch)
     response = _upload(client, case_uid, _png_header(6000, 5000), "big.png", "evidence")
     response = refused_page(client, response, f"/applications/{case_uid}#documents")
@@ -471,7 +471,7 @@ def test_a_wrapped_photo_that_cannot_be_unwrapped_within_bounds_is_refused(clien
 
 
 def test_a_pdf_of_too_many_values_is_refused(client, case_uid, monkeypatch):
-    monkeypatch.setattr(documents, "MAX_PDF_VALUES", 20)
+    monkeypatch.setattr(pdfs, "MAX_PDF_VALUES", 20)
     refused = _upload(client, case_uid, make_pdf(pages=3))
     refused = refused_page(client, refused, f"/applications/{case_uid}#documents")
     assert "too complex" in refused.get_data(as_text=True)
@@ -582,7 +582,7 @@ def test_a_pdf_past_the_page_bound_is_refused(app, client, case_uid):
 
 
 def test_a_pdf_of_too_many_objects_is_refused(client, case_uid, monkeypatch):
-    monkeypatch.setattr(documents, "MAX_PDF_OBJECTS", 5)
+    monkeypatch.setattr(pdfs, "MAX_PDF_OBJECTS", 5)
     refused = _upload(client, case_uid, make_pdf(pages=3))
     refused = refused_page(client, refused, f"/applications/{case_uid}#documents")
     assert "too complex" in refused.get_data(as_text=True)
@@ -606,8 +606,8 @@ def _observe_cleaning(monkeypatch, seen):
 
         return watched
 
-    monkeypatch.setattr(documents, "_clean_pdf", watch(documents._clean_pdf))
-    monkeypatch.setattr(documents, "_strip_image", watch(documents._strip_image))
+    monkeypatch.setattr(cleaning, "clean_pdf", watch(cleaning.clean_pdf))
+    monkeypatch.setattr(cleaning, "_strip_image", watch(cleaning._strip_image))
 
 
 def test_a_file_is_cleaned_while_no_write_lock_is_held(client, case_uid, monkeypatch, finance_case):
@@ -638,7 +638,7 @@ def test_a_case_closed_while_its_file_was_cleaned_takes_no_document(
             db.session.commit()
         return data
 
-    monkeypatch.setattr(documents, "_clean_pdf", close_meanwhile)
+    monkeypatch.setattr(cleaning, "clean_pdf", close_meanwhile)
     assert _upload(client, case_uid, PDF).status_code == 404
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
     assert not list(Path(app.instance_path, "documents").glob("*"))
@@ -652,7 +652,7 @@ def test_uploads_are_cleaned_one_at_a_time(app, make_user, fund, monkeypatch):
 
     running, most = [0], [0]
     guard = threading.Lock()
-    original = documents._strip_image
+    original = cleaning._strip_image
 
     def slow(*args):
         with guard:
@@ -663,7 +663,7 @@ def test_uploads_are_cleaned_one_at_a_time(app, make_user, fund, monkeypatch):
             running[0] -= 1
         return original(*args)
 
-    monkeypatch.setattr(documents, "_strip_image", slow)
+    monkeypatch.setattr(cleaning, "_strip_image", slow)
     clients = []
     for _ in range(4):
         client = app.test_client()

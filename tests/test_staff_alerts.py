@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from hrdfund.alerts import services as alerts
+from hrdfund.alerts import outbox
 from hrdfund.alerts.models import Alert
-from hrdfund.cases import services
+from hrdfund.cases import alerts, services
 from hrdfund.cases.models import Application, ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
@@ -221,7 +221,7 @@ def test_nothing_is_lost_while_the_mail_server_is_down(app, fund, team, mailbox)
     case = _draft(fund, team)
     services.submit_application(case, team["applicant"])
     db.session.commit()
-    for _ in range(alerts.MAX_ATTEMPTS + 1):
+    for _ in range(outbox.MAX_ATTEMPTS + 1):
         down = app.test_cli_runner().invoke(args=["hrdfund", "alerts"])
         # The operator sees the failure, and the alert waits however long it lasts.
         assert down.exit_code == 1 and "could not be reached" in down.output

@@ -5,9 +5,10 @@ import smtplib
 
 import click
 
+from ..cases import alerts as services
 from ..cli import hrdfund_cli
 from ..core.extensions import db
-from . import services
+from . import outbox
 
 
 @hrdfund_cli.command("alerts")
@@ -24,5 +25,5 @@ def alerts():
             "alerts wait in the outbox for the next run"
         ) from exc
     click.echo(f"queued {queued}, sent {sent}")
-    if not services.mail_configured():
+    if not outbox.mail_configured():
         click.echo("no mail server is configured (HRDFUND_SMTP_HOST): alerts wait in the outbox")

@@ -7,7 +7,6 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..alerts import services as alerts
 from ..alerts.models import AlertKind
 from ..auth.models import Role
 from ..core import geo
@@ -15,7 +14,7 @@ from ..core.columns import cipher, utcnow
 from ..core.extensions import db
 from ..core.money import check_currency, total
 from ..core.support import Category
-from . import access, targets
+from . import access, alerts, targets
 from .categories import CATEGORY_FIELDS
 from .models import (
     Application,

@@ -23,7 +23,7 @@ from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
 from ..core.work import perform
-from . import access, bp, documents, services
+from . import access, bp, cleaning, documents, services
 from .access import Section, get_application_or_404
 from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
@@ -319,8 +319,8 @@ def upload(uid):
         valid = form.validate_on_submit()
     if valid:
         try:
-            cleaned = documents.clean_upload(form.file.data.stream, form.file.data.filename)
-        except documents.DocumentError as exc:
+            cleaned = cleaning.clean_upload(form.file.data.stream, form.file.data.filename)
+        except cleaning.DocumentError as exc:
             form.file.errors.append(str(exc))
         else:
             application = get_application_or_404(uid, current_user, Section.DOCUMENTS)

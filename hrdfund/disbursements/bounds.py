@@ -16,13 +16,12 @@ or of the table changes no past verdict.
 from dataclasses import dataclass
 from decimal import Decimal
 
-import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from ..alerts.models import AlertKind
-from ..alerts.services import notify_users
+from ..alerts.outbox import notify_users
 from ..auth.models import Role, User
-from ..cases.models import ConflictDeclaration
+from ..cases.access import staff_on_case
 from ..core import limits
 from ..core.extensions import db
 from ..pools.services import MissingRateError, checked_rate, table_rate
@@ -185,19 +184,10 @@ SECOND_PERSONS = (Role.FINANCE, Role.MANAGER)
 def second_persons(held, application):
     """Who may confirm ``held``: active finance officers and managers of the fund, but not
     the one who entered it nor anyone with a declared conflict on the case."""
-    conflicted = sa.select(ConflictDeclaration.user_id).where(
-        ConflictDeclaration.application_id == application.id
-    )
     return (
         db.session.execute(
-            sa.select(User)
-            .where(
-                User.fund_id == application.fund_id,
-                User.active.is_(True),
-                User.role.in_(SECOND_PERSONS),
-                User.id != held.recorded_by_id,
-                User.id.not_in(conflicted),
-            )
+            staff_on_case(application, SECOND_PERSONS)
+            .where(User.id != held.recorded_by_id)
             .order_by(User.id)
         )
         .scalars()

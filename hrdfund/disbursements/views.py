@@ -22,7 +22,7 @@ from .. import audit
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..cases import documents
+from ..cases import cleaning, documents
 from ..cases.access import Section, can_see, get_application_or_404, sections, visible_cases
 from ..cases.models import Application, Document, DocumentKind
 from ..core.columns import utcnow
@@ -212,8 +212,8 @@ def record(uid):
     cleaned = None
     if valid and form.proof.data and form.proof.data.filename:
         try:
-            cleaned = documents.clean_upload(form.proof.data.stream, form.proof.data.filename)
-        except documents.DocumentError as exc:
+            cleaned = cleaning.clean_upload(form.proof.data.stream, form.proof.data.filename)
+        except cleaning.DocumentError as exc:
             form.form_errors.append(str(exc))
             valid = False
     if valid:

@@ -62,16 +62,7 @@ def assignable_staff(application):
     """Reviewers and managers of the case's fund without a conflict on it, by role, then
     by the name shown (names are encrypted, so they are ordered here)."""
     staff = (
-        db.session.execute(
-            sa.select(User)
-            .where(
-                User.fund_id == application.fund_id,
-                User.active.is_(True),
-                User.role.in_(STAFF),
-                User.id.not_in(access.conflicted_staff(application)),
-            )
-            .order_by(User.login)
-        )
+        db.session.execute(access.staff_on_case(application, STAFF).order_by(User.login))
         .scalars()
         .all()
     )

@@ -1,16 +1,16 @@
-"""Who is alerted, and the sending. An alert says only that something waits, with a link
+"""The alert outbox and its sending. An alert says only that something waits, with a link
 to the case page (behind sign-in); the case's contents never travel by email.
 
 Alerts are written to the outbox inside the transaction that caused them, then sent after
 the response has gone out, in a short transaction of their own, so a slow or absent mail
 server never slows a page nor loses an alert: ``flask hrdfund alerts`` retries what is left
-(delivery is at least once) and queues alerts for cases about to miss a target.
+(delivery is at least once). Who is alerted about a case, and who may still receive an
+alert about it when it goes out, is the cases' rule (``hrdfund.cases.alerts``).
 """
 
 import logging
 import smtplib
 import ssl
-from datetime import timedelta
 from email.message import EmailMessage
 
 import sqlalchemy as sa
@@ -18,10 +18,7 @@ from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from ..auth.models import Role, User
-from ..cases.access import can_see, conflicted_staff
-from ..cases.models import Application
-from ..cases.models import ApplicationStatus as S
+from ..auth.models import User
 from ..core.columns import utcnow
 from ..core.extensions import db
 from .models import Alert, AlertKind
@@ -30,34 +27,14 @@ log = logging.getLogger(__name__)
 
 #: An alert the mail server refused this many times stays in the outbox for an admin.
 MAX_ATTEMPTS = 5
-#: States in which the next step is the fund's (not the applicant's, not finance's).
-WAITING_ON_STAFF = (S.SUBMITTED, S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
 
 
-def recipients(application):
-    """The staff on the case: its reviewer; if none, the staff on duty; if none, the fund's
-    managers. Never someone who declared a conflict on it."""
-    staff = sa.select(User).where(
-        User.fund_id == application.fund_id,
-        User.active.is_(True),
-        User.role.in_([Role.REVIEWER, Role.MANAGER]),
-        User.id.not_in(conflicted_staff(application)),
-    )
-    choices = [User.on_duty.is_(True), User.role == Role.MANAGER]
-    if application.assigned_reviewer_id is not None:
-        choices.insert(0, User.id == application.assigned_reviewer_id)
-    for condition in choices:
-        found = db.session.execute(staff.where(condition).order_by(User.id)).scalars().all()
-        if found:
-            return found
-    return []
-
-
-def notify(application, kind, once=None):
-    """Queue an alert of ``kind`` for the staff on ``application``; with ``once``, a
-    recipient gets it a single time whatever the number of calls."""
+def notify_users(users, application, kind, once=None):
+    """Queue an alert of ``kind`` on ``application`` for each of ``users``; with ``once``,
+    a user gets it a single time whatever the number of calls. Returns how many were
+    queued."""
     queued = 0
-    for user in recipients(application):
+    for user in users:
         once_key = f"{once}:{user.id}" if once else None
         if (
             once_key
@@ -74,26 +51,16 @@ def notify(application, kind, once=None):
     return queued
 
 
-def notify_users(users, application, kind):
-    """Queue an alert of ``kind`` on ``application`` for each of ``users``."""
-    db.session.add_all(
-        Alert(user_id=user.id, application_id=application.id, kind=kind) for user in users
-    )
-    db.session.flush()
-    if users:
-        g.hrdfund_alerts_queued = True
-    return len(users)
-
-
-def send_after_response(response):
-    """after_request hook: once the response has been sent, hand queued alerts over."""
+def send_after_response(response, may_receive):
+    """after_request hook: once the response has been sent, hand queued alerts over
+    (``may_receive`` as for :func:`send_pending`)."""
     if g.pop("hrdfund_alerts_queued", False) and current_app.config["SMTP_HOST"]:
         app = current_app._get_current_object()
 
         def send():
             with app.app_context():
                 try:
-                    send_pending()
+                    send_pending(may_receive)
                 except Exception:  # noqa: BLE001  (the outbox keeps it for the next run)
                     log.exception("sending alerts failed; they stay in the outbox")
 
@@ -147,11 +114,12 @@ def mail_configured():
     return bool(current_app.config["SMTP_HOST"])
 
 
-def send_pending(limit=500):
-    """Send what waits in the outbox; returns the number sent. Without a mail server
-    configured, nothing is sent and everything waits. A server that cannot be reached
-    raises (OSError or SMTPException) and costs the alerts nothing: they wait for the next
-    run. Only a message the server refuses counts an attempt."""
+def send_pending(may_receive, limit=500):
+    """Send what waits in the outbox to each recipient ``may_receive(application, user)``
+    still lets hear of its case (the others are dropped); returns the number sent. Without
+    a mail server configured, nothing is sent and everything waits. A server that cannot be
+    reached raises (OSError or SMTPException) and costs the alerts nothing: they wait for
+    the next run. Only a message the server refuses counts an attempt."""
     config = current_app.config
     if not config["SMTP_HOST"]:
         return 0
@@ -168,7 +136,7 @@ def send_pending(limit=500):
     outgoing, stale = [], []
     for alert in alerts:
         user = db.session.get(User, alert.user_id)
-        if alert.application is not None and not can_see(alert.application, user):
+        if alert.application is not None and not may_receive(alert.application, user):
             # Since it was queued, the recipient left the case's fund or declared a
             # conflict on it: the alert never goes out.
             stale.append(alert.id)
@@ -206,35 +174,3 @@ def send_pending(limit=500):
         )
     db.session.commit()
     return len(sent)
-
-
-def queue_target_alerts(now=None):
-    """Queue an alert, once per target, for every case whose next target falls due within
-    ALERT_HOURS_BEFORE_TARGET hours (or has passed) while the next step is the fund's."""
-    now = now or utcnow()
-    horizon = now + timedelta(hours=current_app.config["ALERT_HOURS_BEFORE_TARGET"])
-    waiting = sa.and_(
-        Application.status.in_(WAITING_ON_STAFF), Application.clock_paused_at.is_(None)
-    )
-    response_due = sa.and_(
-        Application.first_response_at.is_(None), Application.response_due_at <= horizon
-    )
-    decision_due = sa.and_(
-        Application.first_response_at.is_not(None), Application.decision_due_at <= horizon
-    )
-    cases = (
-        db.session.execute(
-            sa.select(Application).where(waiting, sa.or_(response_due, decision_due))
-        )
-        .scalars()
-        .all()
-    )
-    queued = 0
-    for case in cases:
-        if case.first_response_at is None:
-            what, due = "response", case.response_due_at
-        else:
-            what, due = "decision", case.decision_due_at
-        once = f"target:{case.uid}:{what}:{due:%Y%m%d%H%M}"
-        queued += notify(case, AlertKind.TARGET_NEAR, once=once)
-    return queued

@@ -1,0 +1,134 @@
+"""Uploads checked by content and cleaned of metadata before they are stored: images
+re-encoded, PDFs rewritten without their document information, XMP, private application
+data, article threads, web capture sources, layer names, scripts and attached files.
+
+Cleaning is slow work on untrusted input, so it is bounded (bytes, pixels, pages, objects,
+values, bytes decoded), done one file at a time in each process, and done with no
+transaction open: a view reads what it needs inside ``reading()``, cleans the upload with
+:func:`clean_upload`, then stores it with ``documents.store_document`` in its write
+transaction.
+"""
+
+import io
+import os
+import re
+import threading
+import unicodedata
+import warnings
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .documents import CleanUpload, DocumentError, max_bytes
+from .pdfs import clean_pdf
+
+#: Content types accepted, recognised by their first bytes, never by name.
+SIGNATURES = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+)
+
+
+EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+
+
+NAME_MAX = 120
+
+
+#: One upload is cleaned at a time in each process, so a burst of uploads cannot take
+#: every core or gigabytes of memory; the others wait their turn.
+_CLEANING = threading.Lock()
+
+
+def sniff(data):
+    """The content type of ``data`` from its first bytes, or None when not accepted."""
+    for signature, content_type in SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    return None
+
+
+def _too_many_pixels():
+    return DocumentError(
+        _l(
+            "This image is too large: it has more than %(mpx)d million pixels. "
+            "Please send a smaller one.",
+            mpx=current_app.config["HRDFUND_MAX_IMAGE_PIXELS"] // 1_000_000,
+        )
+    )
+
+
+def _check_pixels(image):
+    """Refuse a picture larger than the bound, from its header, before it is decoded."""
+    if image.width * image.height > current_app.config["HRDFUND_MAX_IMAGE_PIXELS"]:
+        raise _too_many_pixels()
+
+
+def _strip_image(data, content_type):
+    """Re-encode an image so EXIF, GPS and any other metadata are left behind."""
+    # Pillow's own bound, at the same number: any size Pillow learns while decoding that
+    # the header did not tell is refused too, and a warning past it is an error here.
+    Image.MAX_IMAGE_PIXELS = current_app.config["HRDFUND_MAX_IMAGE_PIXELS"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                _check_pixels(image)
+                clean = ImageOps.exif_transpose(image)
+                if content_type == "image/jpeg" and clean.mode not in ("RGB", "L"):
+                    clean = clean.convert("RGB")
+                # Pillow writes some of info back on save (a JPEG's comment, a PNG's ICC
+                # profile); keep only transparency, which is part of the picture.
+                clean.info = {k: v for k, v in clean.info.items() if k == "transparency"}
+                out = io.BytesIO()
+                clean.save(out, format="JPEG" if content_type == "image/jpeg" else "PNG")
+                return out.getvalue()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels() from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        if isinstance(exc, DocumentError):
+            raise
+        raise DocumentError(
+            _l("This image could not be read. Please send a PDF, PNG or JPEG file.")
+        ) from exc
+
+
+def clean_upload(stream, filename):
+    """Read, check and clean an upload (bounded in bytes, pixels, pages and objects), one
+    at a time in this process. Touches no database: call it with no transaction open."""
+    data = stream.read(max_bytes() + 1)
+    if len(data) > max_bytes():
+        raise DocumentError(
+            _l(
+                "This file is larger than %(mb)d MB. Please send a smaller file.",
+                mb=max_bytes() // (1024 * 1024),
+            )
+        )
+    if not data:
+        raise DocumentError(_l("This file is empty."))
+    content_type = sniff(data)
+    if content_type is None:
+        raise DocumentError(_l("Only PDF, PNG and JPEG files are accepted."))
+    with _CLEANING:
+        if content_type == "application/pdf":
+            data = clean_pdf(data)
+        else:
+            data = _strip_image(data, content_type)
+    return CleanUpload(data, content_type, display_name(filename, content_type))
+
+
+def display_name(filename, content_type):
+    """A harmless name to show: no folders, no control characters, a fitting extension."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    # Category C covers C0/C1 controls and invisible format characters such as U+202E,
+    # which can make a name read backwards; Z[lp] are line and paragraph separators.
+    base = "".join(
+        ch
+        for ch in base
+        if unicodedata.category(ch)[0] != "C" and unicodedata.category(ch) not in ("Zl", "Zp")
+    )
+    base = re.sub(r"[<>\"'`]", "", base).strip(" .")
+    stem = os.path.splitext(base)[0][: NAME_MAX - 5] or "document"
+    return stem + EXTENSIONS[content_type]
