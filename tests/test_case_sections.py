@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from hrdfund.cases import cleaning, documents, services
+from hrdfund.cases import cleaning, documents, messages, services
 from hrdfund.cases.access import can_see, visible_cases
 from hrdfund.cases.models import (
     Application,
@@ -163,7 +163,7 @@ def case_world(app, fund, make_user, make_donor, make_partner_org, make_fund):
         DocumentKind.QUOTE,
         world.applicant,
     )
-    services.post_message(case, world.applicant, c["before"])
+    messages.post_message(case, world.applicant, c["before"])
     review_services.assign_reviewer(case, world.reviewer, world.m1)
     review_services.record_reference_check(first, "confirmed", c["check"], world.reviewer)
     review_services.add_note(case, world.reviewer, "note", c["note"])
@@ -189,7 +189,7 @@ def case_world(app, fund, make_user, make_donor, make_partner_org, make_fund):
         state["payment"] = pay(
             world, grant, "900", payee_details=c["payee"], proof_document_id=proof.id
         )
-        services.post_message(case, world.applicant, c["after"])
+        messages.post_message(case, world.applicant, c["after"])
         db.session.commit()
 
     state["advance"] = advance
@@ -278,8 +278,8 @@ def test_finance_writes_about_paying_only_and_never_pauses_a_case(app, fund, mak
     in_review = world.recommended()
     in_review.status = ApplicationStatus.IN_REVIEW
     db.session.commit()
-    with pytest.raises(services.ThreadClosedError):
-        services.post_message(in_review, world.finance, "When is this decided?")
+    with pytest.raises(messages.ThreadClosedError):
+        messages.post_message(in_review, world.finance, "When is this decided?")
     db.session.rollback()
     finance = app.test_client()
     login(finance, world.finance)
@@ -287,14 +287,14 @@ def test_finance_writes_about_paying_only_and_never_pauses_a_case(app, fund, mak
     assert sent.status_code == 404
     db.session.refresh(in_review)
     assert in_review.status == ApplicationStatus.IN_REVIEW
-    assert in_review.clock_paused_at is None and services.thread(in_review) == []
+    assert in_review.clock_paused_at is None and messages.thread(in_review) == []
 
     approved = world.grant("500").application
     sent = finance.post(f"/applications/{approved.uid}", data={"body": "Which account?"})
     assert sent.status_code == 302
     db.session.refresh(approved)
     assert approved.status == ApplicationStatus.APPROVED and approved.clock_paused_at is None
-    (message,) = services.thread(approved)
+    (message,) = messages.thread(approved)
     assert message.from_staff and not message.is_question
     document = finance.post(
         f"/applications/{approved.uid}/documents",
@@ -303,7 +303,7 @@ def test_finance_writes_about_paying_only_and_never_pauses_a_case(app, fund, mak
     )
     assert document.status_code == 404, "finance adds proofs with payments, not case documents"
 
-    services.post_message(in_review, world.reviewer, "Who can confirm the attack?")
+    messages.post_message(in_review, world.reviewer, "Who can confirm the attack?")
     db.session.commit()
     assert in_review.status == ApplicationStatus.INFO_REQUESTED
     assert in_review.clock_paused_at is not None

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.auth.models import Role, User
-from hrdfund.cases import services, targets
+from hrdfund.cases import messages, services, targets
 from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
@@ -353,7 +353,7 @@ def _busy_case(site, n):
             case, site.m1, f"Other funder {i:02d}", Decimal(5), "EUR", None, None
         )
         author = site.applicant if i % 2 else site.m1
-        services.post_message(case, author, f"Message {i:02d} in the thread")
+        messages.post_message(case, author, f"Message {i:02d} in the thread")
     db.session.commit()
     rows = {"finance": [], "manager": [], "applicant": []}
     statement = []

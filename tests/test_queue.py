@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.cases import targets
+from hrdfund.cases import messages, targets
 from hrdfund.cases.models import Application, ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
@@ -267,7 +267,6 @@ def test_a_malformed_target_table_stops_the_start(app_config, table):
 
 
 def test_the_clock_pauses_while_the_applicant_is_asked(client, fund, make_user):
-    from hrdfund.cases import services
 
     reviewer = make_user("reviewer")
     applicant = make_user("applicant")
@@ -280,14 +279,14 @@ def test_the_clock_pauses_while_the_applicant_is_asked(client, fund, make_user):
         first_response_at=utcnow() - timedelta(hours=9),
     )
     due = case.decision_due_at
-    services.post_message(case, reviewer, "Which hospital gave the quote?")
+    messages.post_message(case, reviewer, "Which hospital gave the quote?")
     assert case.status == ApplicationStatus.INFO_REQUESTED and case.clock_paused_at
     # The applicant answers three days later: the decision target moves by three days.
     case.clock_paused_at -= timedelta(days=3)
     db.session.commit()
     login(client, reviewer)
     assert "clock paused" in client.get("/cases").get_data(as_text=True)
-    services.post_message(case, applicant, "The city hospital.")
+    messages.post_message(case, applicant, "The city hospital.")
     db.session.commit()
     assert case.status == ApplicationStatus.IN_REVIEW and case.clock_paused_at is None
     assert abs((case.decision_due_at - due) - timedelta(days=3)) < timedelta(seconds=5)

@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from hrdfund.alerts import outbox
 from hrdfund.alerts.models import Alert
-from hrdfund.cases import alerts, services
+from hrdfund.cases import alerts, messages, services
 from hrdfund.cases.models import Application, ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
@@ -127,8 +127,8 @@ def test_an_answer_alerts_the_reviewer_on_the_case_never_a_conflicted_one(
     case = _draft(fund, team, urgent=False)
     services.submit_application(case, team["applicant"])
     reviews.assign_reviewer(case, team["reviewer"], team["reviewer"])
-    services.post_message(case, team["reviewer"], "Which clinic?")
-    services.post_message(case, team["applicant"], "The one near the market.")
+    messages.post_message(case, team["reviewer"], "Which clinic?")
+    messages.post_message(case, team["applicant"], "The one near the market.")
     db.session.commit()
     alerts.send_pending()
     mailbox.wait_for(1)
@@ -136,7 +136,7 @@ def test_an_answer_alerts_the_reviewer_on_the_case_never_a_conflicted_one(
     assert mailbox.to("duty@fund.example") == []
     # The reviewer declares a conflict: the next answer goes to the staff on duty instead.
     reviews.declare_conflict(case, team["reviewer"])
-    services.post_message(case, team["applicant"], "One more thing.")
+    messages.post_message(case, team["applicant"], "One more thing.")
     db.session.commit()
     alerts.send_pending()
     mailbox.wait_for(2)

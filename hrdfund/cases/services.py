@@ -14,8 +14,9 @@ from ..core.columns import cipher, utcnow
 from ..core.extensions import db
 from ..core.money import check_currency, total
 from ..core.support import Category
-from . import access, alerts, targets
+from . import alerts, targets
 from .categories import CATEGORY_FIELDS
+from .consents import set_consent
 from .models import (
     Application,
     BudgetLine,
@@ -25,14 +26,13 @@ from .models import (
     DecisionOutcome,
     Dependant,
     Gender,
-    Message,
     Reference,
     StatusChange,
     Urgency,
     UseOfFundsReport,
 )
 from .models import ApplicationStatus as S
-from .states import TRANSITIONS, check_transition
+from .states import check_transition
 
 #: Timestamp columns set on the first move into these states.
 _STAMPS = {
@@ -198,8 +198,8 @@ def save_draft(application, data, actor):
             for r in data.get("references", [])
             if any(r.values())
         ]
-        _set_consent(application, ConsentKind.REFERRAL, data.get("consent_referral"), actor)
-        _set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
+        set_consent(application, ConsentKind.REFERRAL, data.get("consent_referral"), actor)
+        set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
         application.updated_at = utcnow()
     db.session.flush()
     audit.record("application.saved", application, actor=actor)
@@ -224,55 +224,6 @@ def _clean_details(details):
             continue
         cleaned[key] = str(value) if isinstance(value, Decimal) else value
     return cleaned
-
-
-def active_consent(application, kind):
-    """The defender's consent of ``kind`` that is still in force, if any."""
-    return (
-        db.session.execute(
-            sa.select(Consent).where(
-                Consent.application_id == application.id,
-                Consent.kind == kind,
-                Consent.withdrawn_at.is_(None),
-            )
-        )
-        .scalars()
-        .first()
-    )
-
-
-#: Consents the applicant side may take back once the case is sent (the partner's consent
-#: to submit is the ground of the case itself).
-WITHDRAWABLE = (ConsentKind.REFERRAL, ConsentKind.STORY)
-
-
-def withdraw_consent(application, kind, actor):
-    """Take back the defender's standing consent of ``kind``: the row stays, dated; what
-    depends on it stops from now on (referrals, donors seeing the case). Returns the
-    consent, or None when none of that kind stands."""
-    current = active_consent(application, kind) if kind in WITHDRAWABLE else None
-    if current is None:
-        return None
-    current.withdrawn_at = utcnow()
-    db.session.flush()
-    audit.record("consent.withdrawn", application, actor=actor, kind=kind.value)
-    return current
-
-
-def _set_consent(application, kind, wanted, actor):
-    current = active_consent(application, kind)
-    if wanted and current is None:
-        db.session.add(
-            Consent(
-                application_id=application.id,
-                kind=kind,
-                method="form",
-                recorded_by_id=actor.id,
-                given_at=utcnow(),
-            )
-        )
-    elif not wanted and current is not None:
-        current.withdrawn_at = utcnow()
 
 
 def missing_items(application):
@@ -315,51 +266,6 @@ def submit_application(application, actor):
     return application
 
 
-class ThreadClosedError(Exception):
-    """A draft has no thread yet, a closed case takes no more messages, and only those who
-    read a case's thread write in it."""
-
-
-#: Staff whose message on a case in review is a question: the case waits for the answer and
-#: its target clock stops. A message from finance (which sees a case only once approved,
-#: to pay it) never is, and never moves the case.
-QUESTION_ROLES = access.REVIEW_ROLES
-
-
-def post_message(application, author, body):
-    """Add a message to the case's thread.
-
-    The applicant side writes on its own case; reviewers and managers on the fund's cases
-    they have no conflict on; finance from the approval on. An answer from the applicant
-    side to a question puts the case back in review; a message from a reviewer or manager
-    on a case in review is a question and the case waits for the applicant. Nothing else
-    a message does changes the case's status or its target clock.
-    """
-    if application.status == S.DRAFT or not TRANSITIONS[application.status]:
-        raise ThreadClosedError()
-    readable = access.sections(application, author)
-    if not readable & {access.Section.THREAD, access.Section.PAYMENT_MESSAGES}:
-        raise ThreadClosedError()
-    from_staff = author.is_staff
-    message = Message(
-        application_id=application.id,
-        author_id=author.id,
-        from_staff=from_staff,
-        body=body.strip(),
-        is_question=author.role in QUESTION_ROLES and application.status == S.IN_REVIEW,
-    )
-    db.session.add(message)
-    db.session.flush()
-    audit.record("message.posted", message, actor=author, case=application.uid)
-    if not from_staff:
-        alerts.notify(application, AlertKind.APPLICANT_ANSWER)
-    if not from_staff and application.status == S.INFO_REQUESTED:
-        change_status(application, S.IN_REVIEW, actor=author)
-    elif message.is_question:
-        change_status(application, S.INFO_REQUESTED, actor=author)
-    return message
-
-
 def case_rows(model, application, *options):
     """Every row of ``model`` that belongs to the case, oldest first (``options``: loader
     options, such as the rows' authors loaded with them)."""
@@ -369,21 +275,6 @@ def case_rows(model, application, *options):
             .where(model.application_id == application.id)
             .options(*options)
             .order_by(model.id)
-        )
-        .scalars()
-        .all()
-    )
-
-
-def thread(application, since=None):
-    """The case's messages, oldest first; with ``since``, those written from then on."""
-    if since is None:
-        return case_rows(Message, application)
-    return (
-        db.session.execute(
-            sa.select(Message)
-            .where(Message.application_id == application.id, Message.created_at >= since)
-            .order_by(Message.id)
         )
         .scalars()
         .all()

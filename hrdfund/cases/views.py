@@ -23,12 +23,10 @@ from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
 from ..core.work import perform
-from . import access, bp, cleaning, documents, services
+from . import access, bp, cleaning, consents, documents, messages, page, services
 from .access import Section, get_application_or_404
-from .categories import CATEGORY_FIELDS, detail_text
+from .categories import CATEGORY_FIELDS
 from .forms import (
-    CONSENT_LABELS,
-    REFERENCE_STATUSES,
     DocumentForm,
     MessageForm,
     ReferralStartForm,
@@ -37,8 +35,7 @@ from .forms import (
     application_form_class,
 )
 from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind
-from .panels import collect_panels
-from .states import APPLICANT_LABELS, NEXT_STEPS, STAFF_LABELS, TERMINAL_STATES
+from .states import APPLICANT_LABELS, TERMINAL_STATES
 
 
 @bp.get("/my")
@@ -122,8 +119,8 @@ def _form_data(application):
         "dependants": dependants,
         "references": references,
         "other_funders": application.other_funders,
-        "consent_referral": services.active_consent(application, ConsentKind.REFERRAL) is not None,
-        "consent_story": services.active_consent(application, ConsentKind.STORY) is not None,
+        "consent_referral": consents.active_consent(application, ConsentKind.REFERRAL) is not None,
+        "consent_story": consents.active_consent(application, ConsentKind.STORY) is not None,
     }
 
 
@@ -189,11 +186,11 @@ def case(uid):
     form = MessageForm()
     if form.validate_on_submit():
         done = perform(
-            services.post_message,
+            messages.post_message,
             application,
             current_user._get_current_object(),
             form.body.data,
-            refused=services.ThreadClosedError,
+            refused=messages.ThreadClosedError,
         )
         if not done.ok:
             abort(404)
@@ -201,54 +198,8 @@ def case(uid):
         return redirect(url_for("cases.case", uid=application.uid))
     if form.is_submitted():
         return refused.refuse(form, to=url_for("cases.case", uid=application.uid, _anchor="thread"))
-    return _render_case(application)
-
-
-def _render_case(application):
-    """The case page, with a form refused a moment ago as the user sent it: only the
-    sections of the case its reader needs to know (``access.sections``) reach the
-    template."""
-    user = current_user._get_current_object()
-    shown = access.sections(application, user)
-    missing = []
-    if application.status == ApplicationStatus.DRAFT:
-        missing = services.missing_items(application)
-    consents = Section.CONSENTS in shown
-    report = services.latest_report(application) if consents else None
-    report_due = (
-        consents
-        and report is None
-        and application.status in (ApplicationStatus.PAYING, ApplicationStatus.COMPLETED)
-    )
-    messages = None
-    if Section.THREAD in shown:
-        messages = services.thread(application)
-    elif Section.PAYMENT_MESSAGES in shown and application.decided_at is not None:
-        messages = services.thread(application, since=application.decided_at)
-    restore = refused.restore
-    return render_template(
-        "cases/case.html",
-        application=access.CaseView(application, shown),
-        sections=shown,
-        form=restore(MessageForm(formdata=None)),
-        document_form=restore(DocumentForm(formdata=None)),
-        documents=_documents(application) if Section.DOCUMENTS in shown else None,
-        messages=messages,
-        # Staff read the status by its name; the applicant side in its own words, with
-        # what happens next.
-        labels=STAFF_LABELS if current_user.is_staff else APPLICANT_LABELS,
-        next_step=None if current_user.is_staff else NEXT_STEPS.get(application.status),
-        missing=missing,
-        decision=services.latest_decision(application),
-        panels=[] if application.purged_at else collect_panels(application, user, shown),
-        report=report,
-        report_form=restore(ReportForm(formdata=None)) if report_due else None,
-        consents=_consents(application) if consents else [],
-        consent_form=ConfirmForm(),
-        category_fields=CATEGORY_FIELDS[application.category],
-        detail_text=detail_text,
-        reference_labels=REFERENCE_STATUSES,
-    )
+    forms = {"message": MessageForm, "document": DocumentForm, "report": ReportForm}
+    return page.render_case(application, current_user._get_current_object(), forms)
 
 
 @bp.post("/applications/<uid>/consents/<kind>/withdraw")
@@ -262,22 +213,11 @@ def withdraw_consent(uid, kind):
         abort(404)
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("cases.case", uid=uid, _anchor="consents"))
-    done = perform(services.withdraw_consent, application, kind, current_user._get_current_object())
+    done = perform(consents.withdraw_consent, application, kind, current_user._get_current_object())
     if done.value is None:  # none of that kind stands: nothing was written
         abort(404)
     flash(_("Your consent is withdrawn. It applies from now on."), "info")
     return redirect(url_for("cases.case", uid=uid, _anchor="consents"))
-
-
-def _consents(application):
-    """For the applicant side of a sent case: each consent they may take back, standing
-    or not."""
-    if not current_user.is_applicant_side or application.status == ApplicationStatus.DRAFT:
-        return []
-    return [
-        (kind, CONSENT_LABELS[kind], services.active_consent(application, kind))
-        for kind in services.WITHDRAWABLE
-    ]
 
 
 @bp.post("/applications/<uid>/report")
@@ -301,10 +241,6 @@ def report(uid):
         flash(_("Thank you for your report."), "info")
         return redirect(url_for("cases.case", uid=uid))
     return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="report"))
-
-
-def _documents(application):
-    return services.case_rows(Document, application)
 
 
 @bp.post("/applications/<uid>/documents")

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from hrdfund import create_app
 from hrdfund.auth.models import Role, User
+from hrdfund.cases.messages import post_message
 from hrdfund.cases.models import Application
-from hrdfund.cases.services import post_message
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.grants import decisions

@@ -1,0 +1,81 @@
+"""The case page: only the parts of a case its reader needs to know
+(``access.sections``), the panels higher features add (``panels``), and the page's own
+forms, from the classes the view hands over, each as the user sent it when it was refused a
+moment ago (``refused.restore``)."""
+
+from flask import render_template
+
+from ..auth import refused
+from ..core.forms import ConfirmForm
+from . import access, consents, messages, services
+from .access import Section
+from .categories import CATEGORY_FIELDS, detail_text
+from .forms import CONSENT_LABELS, REFERENCE_STATUSES
+from .models import ApplicationStatus, Document
+from .panels import collect_panels
+from .states import APPLICANT_LABELS, NEXT_STEPS, STAFF_LABELS
+
+#: Where a use-of-funds report may be due: once payments have started.
+REPORTING = (ApplicationStatus.PAYING, ApplicationStatus.COMPLETED)
+
+
+def render_case(application, user, forms):
+    """The case page for ``user``; ``forms`` maps ``message``, ``document`` and ``report``
+    to the form classes the page shows (each restored only where it is shown)."""
+    shown = access.sections(application, user)
+    restore = refused.restore
+    consents_shown = Section.CONSENTS in shown
+    report = services.latest_report(application) if consents_shown else None
+    report_due = consents_shown and report is None and application.status in REPORTING
+    return render_template(
+        "cases/case.html",
+        application=access.CaseView(application, shown),
+        sections=shown,
+        form=restore(forms["message"](formdata=None)),
+        document_form=restore(forms["document"](formdata=None)),
+        documents=_documents(application, shown),
+        messages=_thread(application, shown),
+        # Staff read the status by its name; the applicant side in its own words, with
+        # what happens next.
+        labels=STAFF_LABELS if user.is_staff else APPLICANT_LABELS,
+        next_step=None if user.is_staff else NEXT_STEPS.get(application.status),
+        missing=services.missing_items(application)
+        if application.status == ApplicationStatus.DRAFT
+        else [],
+        decision=services.latest_decision(application),
+        panels=[] if application.purged_at else collect_panels(application, user, shown),
+        report=report,
+        report_form=restore(forms["report"](formdata=None)) if report_due else None,
+        consents=_consents(application, user) if consents_shown else [],
+        consent_form=ConfirmForm(),
+        category_fields=CATEGORY_FIELDS[application.category],
+        detail_text=detail_text,
+        reference_labels=REFERENCE_STATUSES,
+    )
+
+
+def _thread(application, shown):
+    """The whole thread for those who read it; finance reads what was written from the
+    decision on."""
+    if Section.THREAD in shown:
+        return messages.thread(application)
+    if Section.PAYMENT_MESSAGES in shown and application.decided_at is not None:
+        return messages.thread(application, since=application.decided_at)
+    return None
+
+
+def _documents(application, shown):
+    if Section.DOCUMENTS not in shown:
+        return None
+    return services.case_rows(Document, application)
+
+
+def _consents(application, user):
+    """For the applicant side of a sent case: each consent they may take back, standing
+    or not."""
+    if not user.is_applicant_side or application.status == ApplicationStatus.DRAFT:
+        return []
+    return [
+        (kind, CONSENT_LABELS[kind], consents.active_consent(application, kind))
+        for kind in consents.WITHDRAWABLE
+    ]
