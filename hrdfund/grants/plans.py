@@ -66,18 +66,8 @@ def renewal_review_date(starts_on, ends_on):
     return max(starts_on, ends_on - timedelta(days=30))
 
 
-def create_plan(
-    grant,
-    actor,
-    kind,
-    starts_on,
-    count=1,
-    interval_days=30,
-    renewal_review_on=None,
-    hold_for_report=False,
-):
-    """Plan how ``grant`` is paid: ``count`` tranches ``interval_days`` apart, or a stipend
-    of ``count`` months starting ``starts_on``, or one payment on ``starts_on``."""
+def _check_plannable(grant, actor):
+    """A manager of the grant's fund plans an active grant, once."""
     if actor.role != Role.MANAGER or actor.fund_id != grant.fund_id:
         raise PlanError(_l("Only a manager of the fund plans payments."))
     if grant.status != GrantStatus.ACTIVE:
@@ -87,9 +77,10 @@ def create_plan(
     ).first()
     if existing:
         raise PlanError(_l("This grant already has a payment plan."))
-    kind = PlanKind(kind)
-    if kind == PlanKind.ONE_OFF:
-        count = 1
+
+
+def _check_count(grant, kind, count, interval_days):
+    """As many payments as the kind allows, each at least a cent, tranches a day apart."""
     limit = MAX_MONTHS if kind == PlanKind.STIPEND else MAX_TRANCHES
     if not 1 <= count <= limit:
         raise PlanError(_l("Choose between 1 and %(limit)d payments.", limit=limit))
@@ -103,6 +94,25 @@ def create_plan(
         )
     if kind == PlanKind.TRANCHES and count > 1 and interval_days < 1:
         raise PlanError(_l("Tranches must be at least a day apart."))
+
+
+def create_plan(
+    grant,
+    actor,
+    kind,
+    starts_on,
+    count=1,
+    interval_days=30,
+    renewal_review_on=None,
+    hold_for_report=False,
+):
+    """Plan how ``grant`` is paid: ``count`` tranches ``interval_days`` apart, or a stipend
+    of ``count`` months starting ``starts_on``, or one payment on ``starts_on``."""
+    _check_plannable(grant, actor)
+    kind = PlanKind(kind)
+    if kind == PlanKind.ONE_OFF:
+        count = 1
+    _check_count(grant, kind, count, interval_days)
     dues = due_dates(kind, starts_on, count, interval_days)
     ends_on = dues[-1]
     if kind == PlanKind.STIPEND:
