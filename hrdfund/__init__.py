@@ -67,7 +67,6 @@ def create_app(overrides=None):
     login_manager.init_app(app)
 
     from . import models  # noqa: F401  (registers every table on the metadata)
-    from .alerts import commands  # noqa: F401  (adds `flask hrdfund alerts`)
     from .auth import bp as auth_bp
     from .auth import refused
     from .auth.guard import install_guard

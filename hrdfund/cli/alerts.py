@@ -5,13 +5,12 @@ import smtplib
 
 import click
 
+from ..alerts import outbox
 from ..cases import alerts as services
-from ..cli import hrdfund_cli
 from ..core.extensions import db
-from . import outbox
 
 
-@hrdfund_cli.command("alerts")
+@click.command("alerts")
 def alerts():
     """Queue target alerts, then send what waits in the outbox."""
     queued = services.queue_target_alerts()

@@ -1,0 +1,35 @@
+"""The `flask hrdfund ...` command group, one module per concept. Commands call services and
+commit themselves."""
+
+import click
+
+from .accounts import create_fund, create_user, funds, pools
+from .alerts import alerts
+from .backup import backup_command, restore_command
+from .check import check
+from .demo import demo_data
+from .keys import rotate_keys_command
+from .reports import report
+from .retention import purge_command
+
+
+@click.group("hrdfund")
+def hrdfund_cli():
+    """hrdfund administration."""
+
+
+for _command in (
+    alerts,
+    backup_command,
+    check,
+    create_fund,
+    create_user,
+    demo_data,
+    funds,
+    pools,
+    purge_command,
+    report,
+    restore_command,
+    rotate_keys_command,
+):
+    hrdfund_cli.add_command(_command)

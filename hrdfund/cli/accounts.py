@@ -1,0 +1,168 @@
+"""`flask hrdfund create-user`, `create-fund`, `funds` and `pools`: accounts and the funds
+they belong to."""
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .. import audit
+from ..auth import services
+from ..auth.models import Fund, PartnerOrganisation
+from ..core.extensions import db
+from ..pools.models import Donor, Pool
+
+
+@click.command("create-user")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]),
+)
+@click.option("--login", required=True)
+@click.option(
+    "--fund",
+    "fund_name",
+    default=None,
+    help="Fund name (staff and donors); may be left out when there is one fund, or for a "
+    "donor account (its donor's fund).",
+)
+@click.option("--donor", "donor_id", type=int, default=None, help="Donor id (donor role).")
+@click.option(
+    "--organisation",
+    "organisation_id",
+    type=int,
+    default=None,
+    help="Partner organisation id (partner role).",
+)
+@click.password_option(help="Prompted for when not given.")
+@with_appcontext
+def create_user(role, login, fund_name, donor_id, organisation_id, password):
+    """Create an account; print the TOTP enrolment secret where the role needs one.
+
+    Every link is checked before anything is created: a donor account belongs to its
+    donor's fund, and each option is refused where the role takes no such link."""
+    fields = _account_links(role, fund_name, donor_id, organisation_id)
+    try:
+        user = services.create_user(role, login, password, **fields)
+        db.session.commit()
+    except (
+        services.PasswordPolicyError,
+        services.UserExistsError,
+        ValueError,
+        sa.exc.IntegrityError,
+    ) as exc:
+        db.session.rollback()
+        raise click.ClickException(_create_user_error(exc)) from exc
+    click.echo(f"Created {role} account {user.login}.")
+    if user.needs_totp:
+        click.echo(f"TOTP enrolment secret: {user.totp_secret}")
+        click.echo(f"Authenticator URI: {services.totp_uri(user, current_app.config['FUND_NAME'])}")
+
+
+def fund_named(name):
+    """The fund called ``name``, or a clear refusal."""
+    fund = db.session.execute(sa.select(Fund).where(Fund.name == name)).scalar_one_or_none()
+    if fund is None:
+        raise click.ClickException(
+            f"no fund is named {name!r}; `flask hrdfund funds` lists them, "
+            "`flask hrdfund create-fund NAME` creates one"
+        )
+    return fund
+
+
+def _the_fund(name):
+    """The fund named ``name``; without a name, the only fund, or a refusal asking for one."""
+    if name:
+        return fund_named(name)
+    funds = db.session.execute(sa.select(Fund).order_by(Fund.id).limit(2)).scalars().all()
+    if not funds:
+        raise click.ClickException("no fund yet; create one with `flask hrdfund create-fund NAME`")
+    if len(funds) > 1:
+        raise click.ClickException("there are several funds: name one with --fund")
+    return funds[0]
+
+
+def _account_links(role, fund_name, donor_id, organisation_id):
+    """The fund, donor and organisation an account of ``role`` is linked to, each found and
+    checked to belong together; a clear refusal otherwise, before anything is created."""
+    if role in ("applicant", "partner") and fund_name:
+        raise click.ClickException(
+            "--fund is for staff and donor accounts: applicants and partners belong to no fund"
+        )
+    if donor_id is not None and role != "donor":
+        raise click.ClickException("--donor is for donor accounts only")
+    if organisation_id is not None and role != "partner":
+        raise click.ClickException("--organisation is for partner accounts only")
+    if role == "applicant":
+        return {}
+    if role == "partner":
+        if organisation_id is None:
+            raise click.ClickException("a partner account needs --organisation ID")
+        if db.session.get(PartnerOrganisation, organisation_id) is None:
+            raise click.ClickException(f"no partner organisation has the id {organisation_id}")
+        return {"partner_organisation_id": organisation_id}
+    if role != "donor":
+        return {"fund_id": _the_fund(fund_name).id}
+    if donor_id is None:
+        raise click.ClickException(
+            "a donor account needs --donor ID: the donor whose pools it sees"
+        )
+    donor = db.session.get(Donor, donor_id)
+    if donor is None:
+        raise click.ClickException(f"no donor has the id {donor_id}")
+    if fund_name and donor.fund.name != fund_name:
+        fund = fund_named(fund_name)
+        raise click.ClickException(
+            f"donor {donor.id} belongs to the fund {donor.fund.name!r}, not {fund.name!r}: "
+            "a donor account sees the pools of its donor's fund only"
+        )
+    return {"fund_id": donor.fund_id, "donor_id": donor.id}
+
+
+def _create_user_error(exc):
+    if isinstance(exc, services.PasswordPolicyError):
+        return f"password refused: {exc}"
+    if isinstance(exc, services.UserExistsError):
+        return "that login is taken"
+    if isinstance(exc, sa.exc.IntegrityError):
+        return "missing link: a donor needs --donor, a partner needs --organisation"
+    return str(exc)
+
+
+@click.command("create-fund")
+@click.argument("name")
+@with_appcontext
+def create_fund(name):
+    """Create a fund (the organisation owning staff, pools and cases)."""
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise click.ClickException("a fund's name is 1 to 120 characters")
+    if db.session.execute(sa.select(Fund.id).where(Fund.name == name)).first():
+        raise click.ClickException(f"a fund is already named {name!r}")
+    fund = Fund(name=name)
+    db.session.add(fund)
+    db.session.flush()
+    audit.record("fund.created", fund, object_id=str(fund.id))
+    db.session.commit()
+    click.echo(f"Created fund {fund.id}.")
+
+
+@click.command("funds")
+@with_appcontext
+def funds():
+    """One line per fund: ID and name, separated by a tab."""
+    for fund in db.session.execute(sa.select(Fund).order_by(Fund.id)).scalars():
+        click.echo(f"{fund.id}\t{fund.name}")
+
+
+@click.command("pools")
+@click.option("--fund", "fund_name", default=None, help="Only this fund's pools.")
+@with_appcontext
+def pools(fund_name):
+    """One line per pool: ID, name, currency and fund, separated by tabs."""
+    query = sa.select(Pool, Fund.name).join(Fund, Fund.id == Pool.fund_id).order_by(Pool.id)
+    if fund_name:
+        query = query.where(Pool.fund_id == fund_named(fund_name).id)
+    for pool, fund in db.session.execute(query):
+        click.echo(f"{pool.id}\t{pool.name}\t{pool.currency}\t{fund}")
