@@ -17,7 +17,7 @@ from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import PAID, instalments_paid
 from ..ledger.models import Delivery, DeliveryStatus, Disbursement, Receipt
 from .models import HeldPayment, HoldStatus
-from .services import COVER_TOLERANCE, standing
+from .rules import COVER_TOLERANCE, standing
 
 LIMIT = 200
 

@@ -22,13 +22,8 @@ from ..ledger.models import Allocation
 from ..pools.models import Pool
 from .bounds import SECOND_PERSONS, PaymentError
 from .models import HeldPayment, HoldStatus
-from .services import (
-    _book,
-    _check_payment,
-    _lock_defender,
-    _open_for_payment,
-    _priced,
-)
+from .rules import check_open_for_payment, check_priced, lock_defender
+from .services import book_payment
 
 
 def may_decide(held, user):
@@ -72,26 +67,38 @@ def confirm_held_payment(held, actor):
     held = _lock_held(held)
     grant = held.grant
     application = grant.application
-    _open_for_payment(grant, application)
+    check_open_for_payment(grant, application)
     allocation = held.allocation
     pool = lock_row(Pool, allocation.pool_id)
-    _lock_defender(application)
-    amount, covered, difference = _priced(
-        grant, allocation, pool, held.currency_paid, held.amount_paid, held.fx_rate
-    )
-    _check_payment(
+    lock_defender(application)
+    amount, difference = check_priced(
         grant,
         application,
         allocation,
         pool,
         held.instalment,
-        amount,
-        covered,
-        held.fee_amount + max(difference, 0),
+        held.amount_paid,
+        held.currency_paid,
+        held.fx_rate,
+        held.fee_amount,
     )
+    fields, texts = _payment_of(held, amount, difference)
+    payment = book_payment(grant, application, pool, fields, texts, actor, confirmed_by=actor.id)
+    held.status = HoldStatus.BOOKED
+    held.decided_by_id = actor.id
+    held.decided_at = utcnow()
+    held.disbursement_id = payment.id
+    db.session.flush()
+    audit.record("payment.confirmed", held, actor=actor, payment=payment.uid)
+    return payment
+
+
+def _payment_of(held, amount, difference):
+    """The columns and texts of the payment ``held`` describes, at ``amount`` and
+    ``difference`` as priced again when it is booked."""
     fields = {
-        "grant_id": grant.id,
-        "allocation_id": allocation.id,
+        "grant_id": held.grant_id,
+        "allocation_id": held.allocation_id,
         "instalment_id": held.instalment_id,
         "payee_type": held.payee_type,
         "channel": held.channel,
@@ -119,14 +126,7 @@ def confirm_held_payment(held, actor):
         "rate_reason": held.rate_reason,
         "reference": held.reference,
     }
-    payment = _book(grant, application, pool, fields, texts, actor, confirmed_by=actor.id)
-    held.status = HoldStatus.BOOKED
-    held.decided_by_id = actor.id
-    held.decided_at = utcnow()
-    held.disbursement_id = payment.id
-    db.session.flush()
-    audit.record("payment.confirmed", held, actor=actor, payment=payment.uid)
-    return payment
+    return fields, texts
 
 
 def refuse_held_payment(held, actor, reason):

@@ -12,25 +12,17 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
-from ..cases.models import Application
 from ..cases.models import ApplicationStatus as S
-from ..cases.services import change_status, latest_report
+from ..cases.services import change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import ConversionError, convert, quantize
+from ..core.money import quantize
 from ..core.sql import lock_row
-from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
-from ..ledger.balances import (
-    PAID,
-    allocation_balances,
-    allocations_of,
-    instalments_paid,
-    pool_available,
-)
+from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
+from ..ledger.balances import allocations_of, pool_available
 from ..ledger.models import Disbursement, Receipt, Release
 from ..pools.models import Pool
-from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this module's too)
-    SECOND_PERSONS,
+from .bounds import (  # noqa: F401  (PaymentError is this module's too: views catch it here)
     Bounds,
     PaymentError,
     alert_second_persons,
@@ -38,9 +30,7 @@ from .bounds import (  # noqa: F401  (PaymentError and SECOND_PERSONS are this m
     payment_rate,
 )
 from .models import HeldPayment, HoldStatus
-
-#: A payment may cover an instalment by this much more than planned (rounding of rates).
-COVER_TOLERANCE = Decimal("1.00")
+from .rules import check_open_for_payment, check_priced, lock_defender
 
 
 class AlreadyConfirmedError(Exception):
@@ -59,166 +49,6 @@ def stands(disbursement):
         sa.select(Disbursement.id).where(Disbursement.reversal_of_id == disbursement.id)
     ).first()
     return reversal is None
-
-
-def standing():
-    """SQL condition: the payment row is not a reversal and was not reversed."""
-    reversed_ids = sa.select(Disbursement.reversal_of_id).where(
-        Disbursement.reversal_of_id.is_not(None)
-    )
-    return sa.and_(Disbursement.reversal_of_id.is_(None), Disbursement.id.not_in(reversed_ids))
-
-
-def remaining_commitment(allocation):
-    """What the allocation still commits: amount, less releases and payments."""
-    for alloc, released, paid in allocation_balances(allocation.grant_id):
-        if alloc.id == allocation.id:
-            return alloc.amount - released - paid
-    return Decimal("0.00")
-
-
-def describe(payment):
-    """A payment as finance names it: reference, date and case code."""
-    return _l(
-        "payment %(ref)s of %(day)s on case %(case)s",
-        ref=payment.reference or payment.uid,
-        day=payment.paid_on.isoformat(),
-        case=payment.grant.application.uid,
-    )
-
-
-def _lock_defender(application):
-    """On PostgreSQL, serialise payments to one defender across grants and pools."""
-    if application.defender_key and db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"defender:{application.defender_key}"},
-        )
-
-
-def _check_instalment(grant, application, instalment, allocation, covered):
-    """Refuse paying an instalment twice, a tranche held for a report, or a stipend month
-    the same defender was already paid for on any grant."""
-    plan = instalment.plan
-    if plan.grant_id != grant.id:
-        raise PaymentError(_l("This instalment belongs to another grant."))
-    rows = (
-        db.session.execute(
-            sa.select(Disbursement)
-            .where(Disbursement.instalment_id == instalment.id)
-            .order_by(Disbursement.id)
-        )
-        .scalars()
-        .all()
-    )
-    # Net of reversals: a payment taken back in part still pays the rest of its instalment.
-    done = sum(
-        ((-1 if p.reversal_of_id else 1) * quantize(p.amount / p.allocation.fx_rate) for p in rows),
-        start=Decimal("0.00"),
-    )
-    if done > 0 and done + covered > instalment.amount + COVER_TOLERANCE:
-        latest = [p for p in rows if p.reversal_of_id is None][-1]
-        raise PaymentError(
-            _l(
-                "Instalment %(seq)d is already paid: %(payment)s.",
-                seq=instalment.seq,
-                payment=describe(latest),
-            )
-        )
-    if plan.hold_for_report and instalment.seq > 1:
-        first = db.session.execute(
-            sa.select(sa.func.min(Disbursement.created_at)).where(
-                Disbursement.grant_id == grant.id, standing()
-            )
-        ).scalar()
-        report = latest_report(application)
-        if first is None or report is None or report.submitted_at < first:
-            raise PaymentError(
-                _l(
-                    "Tranche %(seq)d waits for the applicant's report on the support so far.",
-                    seq=instalment.seq,
-                )
-            )
-    if plan.kind == PlanKind.STIPEND and application.defender_key:
-        net = instalments_paid()
-        other = db.session.execute(
-            sa.select(Disbursement)
-            .join(Instalment, Instalment.id == Disbursement.instalment_id)
-            .join(net, net.c.instalment_id == Instalment.id)
-            .join(Grant, Grant.id == Disbursement.grant_id)
-            .join(Application, Application.id == Grant.application_id)
-            .where(
-                Application.fund_id == application.fund_id,
-                Application.defender_key == application.defender_key,
-                Instalment.period_month == instalment.period_month,
-                Instalment.id != instalment.id,
-                Disbursement.reversal_of_id.is_(None),
-                net.c.paid >= PAID,
-            )
-            .order_by(Disbursement.id.desc())
-            .limit(1)
-        ).scalar()
-        if other is not None:
-            raise PaymentError(
-                _l(
-                    "This defender was already paid for %(month)s: %(payment)s.",
-                    month=instalment.period_month.strftime("%B %Y"),
-                    payment=describe(other),
-                )
-            )
-
-
-def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
-    """What the payment costs the pool and settles: (amount, covered in the grant's currency,
-    exchange difference)."""
-    try:
-        cost = convert(amount_paid, rate)
-        if currency_paid == grant.currency:
-            # The grant's own currency: the commitment it settles is priced at the
-            # allocation's rate; the rest is the exchange difference.
-            amount, covered = convert(amount_paid, allocation.fx_rate), amount_paid
-        else:
-            amount, covered = cost, quantize(cost / allocation.fx_rate)
-    except ConversionError as exc:
-        raise PaymentError(str(exc)) from None
-    if amount <= 0:
-        raise PaymentError(_l("The amount is too small to record."))
-    return amount, covered, cost - amount
-
-
-def _check_payment(grant, application, allocation, pool, instalment, amount, covered, extra):
-    """Every rule a payment is held to when it is entered, and again under the locks when
-    it is booked: within what the grant still commits, a fee and exchange loss the pool
-    can cover, and an instalment that may be paid."""
-    remaining = remaining_commitment(allocation)
-    if amount > remaining:
-        raise PaymentError(
-            _l(
-                "This payment (%(amount)s %(currency)s) is more than the grant still has "
-                "committed in the pool %(pool)s (%(remaining)s %(currency)s).",
-                amount=amount,
-                currency=pool.currency,
-                pool=pool.name,
-                remaining=remaining,
-            )
-        )
-    if extra > 0 and extra > pool_available(pool.id):
-        raise PaymentError(
-            _l(
-                "The pool %(pool)s lacks the %(extra)s %(currency)s the fee and exchange "
-                "difference need.",
-                pool=pool.name,
-                extra=extra,
-                currency=pool.currency,
-            )
-        )
-    if instalment is not None:
-        _check_instalment(grant, application, instalment, allocation, covered)
-
-
-def _open_for_payment(grant, application):
-    if grant.status != GrantStatus.ACTIVE or application.status not in (S.APPROVED, S.PAYING):
-        raise PaymentError(_l("This grant is closed: no payment can be added."))
 
 
 def earlier_submission(idempotency_key):
@@ -275,13 +105,9 @@ def record_disbursement(
     if existing is not None:
         return existing, False
     application = grant.application
-    _open_for_payment(grant, application)
-    if allocation.grant_id != grant.id:
-        raise PaymentError(_l("This pool does not fund this grant."))
-    if amount_paid <= 0 or fee < 0:
-        raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
+    _check_payable(grant, application, allocation, amount_paid, fee)
     pool = lock_row(Pool, allocation.pool_id)
-    _lock_defender(application)
+    lock_defender(application)
     bounds = Bounds.in_force()
     priced = payment_rate(
         grant.fund_id,
@@ -294,18 +120,16 @@ def record_disbursement(
         actor,
         bounds,
     )
-    amount, covered, difference = _priced(
-        grant, allocation, pool, currency_paid, amount_paid, priced.rate
-    )
-    _check_payment(
+    amount, difference = check_priced(
         grant,
         application,
         allocation,
         pool,
         instalment,
-        amount,
-        covered,
-        fee + max(difference, Decimal(0)),
+        amount_paid,
+        currency_paid,
+        priced.rate,
+        fee,
     )
     fields = {
         "grant_id": grant.id,
@@ -332,30 +156,45 @@ def record_disbursement(
     }
     passed = bounds_passed(amount, fee, difference, bounds, priced.beyond, priced.own)
     if passed:
-        held = HeldPayment(**fields, reasons=" ".join(passed), status=HoldStatus.HELD)
-        for name, value in texts.items():
-            setattr(held, name, value)
-        db.session.add(held)
-        db.session.flush()
-        alert_second_persons(held, application)
-        audit.record(
-            "payment.held",
-            held,
-            actor=actor,
-            grant=grant.uid,
-            pool=pool.id,
-            amount=amount,
-            currency=pool.currency,
-            fee=fee,
-            exchange_difference=difference,
-            rate=priced.rate,
-            bounds=held.reasons,
-        )
-        return held, True
-    return _book(grant, application, pool, fields, texts, actor), True
+        return _hold(grant, application, pool, fields, texts, actor, " ".join(passed)), True
+    return book_payment(grant, application, pool, fields, texts, actor), True
 
 
-def _book(grant, application, pool, fields, texts, actor, confirmed_by=None):
+def _check_payable(grant, application, allocation, amount_paid, fee):
+    """Refuse a payment on a closed grant, from a pool that does not fund it, or of an
+    amount or fee that cannot be paid."""
+    check_open_for_payment(grant, application)
+    if allocation.grant_id != grant.id:
+        raise PaymentError(_l("This pool does not fund this grant."))
+    if amount_paid <= 0 or fee < 0:
+        raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
+
+
+def _hold(grant, application, pool, fields, texts, actor, reasons):
+    """Keep the payment for a second person, who is told one waits; it moves no money."""
+    held = HeldPayment(**fields, reasons=reasons, status=HoldStatus.HELD)
+    for name, value in texts.items():
+        setattr(held, name, value)
+    db.session.add(held)
+    db.session.flush()
+    alert_second_persons(held, application)
+    audit.record(
+        "payment.held",
+        held,
+        actor=actor,
+        grant=grant.uid,
+        pool=pool.id,
+        amount=held.amount,
+        currency=pool.currency,
+        fee=held.fee_amount,
+        exchange_difference=held.exchange_difference,
+        rate=held.fx_rate,
+        bounds=held.reasons,
+    )
+    return held
+
+
+def book_payment(grant, application, pool, fields, texts, actor, confirmed_by=None):
     """Write the payment row; ``actor`` is who books it (who entered it, or the second
     person confirming it, then also ``confirmed_by``)."""
     payment = Disbursement(pool_id=pool.id, confirmed_by_id=confirmed_by, **fields)
@@ -386,16 +225,7 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
     if payment.reversal_of_id is not None:
         raise PaymentError(_l("A reversal cannot itself be reversed."))
     lock_row(Pool, payment.pool_id)
-    earlier = db.session.execute(
-        sa.select(Disbursement).where(Disbursement.reversal_of_id == payment.id)
-    ).scalar_one_or_none()
-    if earlier is not None:
-        raise PaymentError(
-            _l(
-                "This payment was already reversed on %(day)s.",
-                day=earlier.paid_on.isoformat(),
-            )
-        )
+    _check_not_reversed(payment)
     reason = (reason or "").strip()
     if not reason:
         raise PaymentError(_l("Say why the payment is reversed."))
@@ -410,40 +240,9 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
     share = amount / payment.amount
     fee_back = payment.fee_amount if fee_refunded else Decimal("0.00")
     difference_back = quantize(payment.exchange_difference * share)
-    # A reversal gives back the fee (when refunded) and the exchange difference; when the
-    # payment had gained on the rate, taking that gain back is a cost the pool must cover.
     closed = payment.grant.status != GrantStatus.ACTIVE
-    # On a closed grant the money that came back is released at once, and covers it first.
-    room = pool_available(payment.pool_id) + (amount if closed else 0)
-    if fee_back + difference_back < 0 and room < -(fee_back + difference_back):
-        raise PaymentError(
-            _l(
-                "Reversing this payment takes back an exchange gain of %(gain)s that the pool"
-                " no longer has available.",
-                gain=-(fee_back + difference_back),
-            )
-        )
-    reversal = Disbursement(
-        grant_id=payment.grant_id,
-        allocation_id=payment.allocation_id,
-        pool_id=payment.pool_id,
-        instalment_id=payment.instalment_id,
-        payee_type=payment.payee_type,
-        channel=payment.channel,
-        amount_paid=max(quantize(payment.amount_paid * share), Decimal("0.01")),
-        currency_paid=payment.currency_paid,
-        amount=amount,
-        fx_rate=payment.fx_rate,
-        rate_source=payment.rate_source,
-        rate_set_by_id=payment.rate_set_by_id,
-        fee_amount=fee_back,
-        exchange_difference=difference_back,
-        paid_on=utcnow().date(),
-        reference=payment.reference,
-        reversal_of_id=payment.id,
-        reason=reason,
-        recorded_by_id=actor.id,
-    )
+    _check_gain_covered(payment, amount, fee_back + difference_back, closed)
+    reversal = _reversal_row(payment, actor, reason, amount, share, fee_back, difference_back)
     db.session.add(reversal)
     if closed:
         # No payment follows on a closed grant: the money that came back returns to the pool.
@@ -465,6 +264,62 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
         fee_refunded=bool(fee_refunded),
     )
     return reversal
+
+
+def _check_not_reversed(payment):
+    """Refuse reversing a payment a second time, naming the day of the first reversal."""
+    earlier = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.reversal_of_id == payment.id)
+    ).scalar_one_or_none()
+    if earlier is not None:
+        raise PaymentError(
+            _l(
+                "This payment was already reversed on %(day)s.",
+                day=earlier.paid_on.isoformat(),
+            )
+        )
+
+
+def _check_gain_covered(payment, amount, given_back, closed):
+    """Refuse a reversal whose fee and exchange difference given back (``given_back``) take
+    from the pool more than it has available."""
+    # A reversal gives back the fee (when refunded) and the exchange difference; when the
+    # payment had gained on the rate, taking that gain back is a cost the pool must cover.
+    # On a closed grant the money that came back is released at once, and covers it first.
+    room = pool_available(payment.pool_id) + (amount if closed else 0)
+    if given_back < 0 and room < -given_back:
+        raise PaymentError(
+            _l(
+                "Reversing this payment takes back an exchange gain of %(gain)s that the pool"
+                " no longer has available.",
+                gain=-given_back,
+            )
+        )
+
+
+def _reversal_row(payment, actor, reason, amount, share, fee_back, difference_back):
+    """The reversal row of ``payment``: its ``share`` taken back, on today's date."""
+    return Disbursement(
+        grant_id=payment.grant_id,
+        allocation_id=payment.allocation_id,
+        pool_id=payment.pool_id,
+        instalment_id=payment.instalment_id,
+        payee_type=payment.payee_type,
+        channel=payment.channel,
+        amount_paid=max(quantize(payment.amount_paid * share), Decimal("0.01")),
+        currency_paid=payment.currency_paid,
+        amount=amount,
+        fx_rate=payment.fx_rate,
+        rate_source=payment.rate_source,
+        rate_set_by_id=payment.rate_set_by_id,
+        fee_amount=fee_back,
+        exchange_difference=difference_back,
+        paid_on=utcnow().date(),
+        reference=payment.reference,
+        reversal_of_id=payment.id,
+        reason=reason,
+        recorded_by_id=actor.id,
+    )
 
 
 def confirm_receipt(disbursement, actor):

@@ -1,0 +1,219 @@
+"""The rules a payment is held to when it is entered, and again under the locks when it is
+booked: the grant open, what the allocation still commits, a fee and exchange loss the pool
+can cover, and an instalment that may be paid (not twice, not a tranche waiting for a
+report, not a stipend month the same defender was already paid for on another grant).
+"""
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from ..cases.models import Application
+from ..cases.models import ApplicationStatus as S
+from ..cases.services import latest_report
+from ..core.extensions import db
+from ..core.money import ConversionError, convert, quantize
+from ..grants.models import Grant, GrantStatus, Instalment, PlanKind
+from ..ledger.balances import PAID, allocation_balances, instalments_paid, pool_available
+from ..ledger.models import Disbursement
+from .bounds import PaymentError
+
+#: A payment may cover an instalment by this much more than planned (rounding of rates).
+COVER_TOLERANCE = Decimal("1.00")
+
+
+def standing():
+    """SQL condition: the payment row is not a reversal and was not reversed."""
+    reversed_ids = sa.select(Disbursement.reversal_of_id).where(
+        Disbursement.reversal_of_id.is_not(None)
+    )
+    return sa.and_(Disbursement.reversal_of_id.is_(None), Disbursement.id.not_in(reversed_ids))
+
+
+def remaining_commitment(allocation):
+    """What the allocation still commits: amount, less releases and payments."""
+    for alloc, released, paid in allocation_balances(allocation.grant_id):
+        if alloc.id == allocation.id:
+            return alloc.amount - released - paid
+    return Decimal("0.00")
+
+
+def describe(payment):
+    """A payment as finance names it: reference, date and case code."""
+    return _l(
+        "payment %(ref)s of %(day)s on case %(case)s",
+        ref=payment.reference or payment.uid,
+        day=payment.paid_on.isoformat(),
+        case=payment.grant.application.uid,
+    )
+
+
+def lock_defender(application):
+    """On PostgreSQL, serialise payments to one defender across grants and pools."""
+    if application.defender_key and db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"defender:{application.defender_key}"},
+        )
+
+
+def check_open_for_payment(grant, application):
+    """Refuse a payment on a grant that is closed, or on a case no longer approved."""
+    if grant.status != GrantStatus.ACTIVE or application.status not in (S.APPROVED, S.PAYING):
+        raise PaymentError(_l("This grant is closed: no payment can be added."))
+
+
+def check_priced(grant, application, allocation, pool, instalment, paid, currency, rate, fee):
+    """Price a payment of ``paid`` (``currency``) at ``rate`` and hold it to every rule
+    (:func:`check_payment`); returns what it costs the pool (the amount, then the exchange
+    difference)."""
+    amount, covered, difference = _priced(grant, allocation, pool, currency, paid, rate)
+    check_payment(
+        grant,
+        application,
+        allocation,
+        pool,
+        instalment,
+        amount,
+        covered,
+        fee + max(difference, Decimal(0)),
+    )
+    return amount, difference
+
+
+def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
+    """What the payment costs the pool and settles: (amount, covered in the grant's currency,
+    exchange difference)."""
+    try:
+        cost = convert(amount_paid, rate)
+        if currency_paid == grant.currency:
+            # The grant's own currency: the commitment it settles is priced at the
+            # allocation's rate; the rest is the exchange difference.
+            amount, covered = convert(amount_paid, allocation.fx_rate), amount_paid
+        else:
+            amount, covered = cost, quantize(cost / allocation.fx_rate)
+    except ConversionError as exc:
+        raise PaymentError(str(exc)) from None
+    if amount <= 0:
+        raise PaymentError(_l("The amount is too small to record."))
+    return amount, covered, cost - amount
+
+
+def check_payment(grant, application, allocation, pool, instalment, amount, covered, extra):
+    """Every rule a payment is held to when it is entered, and again under the locks when
+    it is booked: within what the grant still commits, a fee and exchange loss the pool
+    can cover, and an instalment that may be paid."""
+    remaining = remaining_commitment(allocation)
+    if amount > remaining:
+        raise PaymentError(
+            _l(
+                "This payment (%(amount)s %(currency)s) is more than the grant still has "
+                "committed in the pool %(pool)s (%(remaining)s %(currency)s).",
+                amount=amount,
+                currency=pool.currency,
+                pool=pool.name,
+                remaining=remaining,
+            )
+        )
+    if extra > 0 and extra > pool_available(pool.id):
+        raise PaymentError(
+            _l(
+                "The pool %(pool)s lacks the %(extra)s %(currency)s the fee and exchange "
+                "difference need.",
+                pool=pool.name,
+                extra=extra,
+                currency=pool.currency,
+            )
+        )
+    if instalment is not None:
+        check_instalment(grant, application, instalment, covered)
+
+
+def check_instalment(grant, application, instalment, covered):
+    """Refuse paying an instalment twice, a tranche held for a report, or a stipend month
+    the same defender was already paid for on any grant."""
+    plan = instalment.plan
+    if plan.grant_id != grant.id:
+        raise PaymentError(_l("This instalment belongs to another grant."))
+    _check_not_paid(instalment, covered)
+    if plan.hold_for_report and instalment.seq > 1:
+        _check_report_since_first_payment(grant, application, instalment)
+    if plan.kind == PlanKind.STIPEND and application.defender_key:
+        _check_month_not_paid_elsewhere(application, instalment)
+
+
+def _check_not_paid(instalment, covered):
+    """Refuse covering ``instalment`` past its amount once payments (net of reversals) have
+    paid it."""
+    rows = (
+        db.session.execute(
+            sa.select(Disbursement)
+            .where(Disbursement.instalment_id == instalment.id)
+            .order_by(Disbursement.id)
+        )
+        .scalars()
+        .all()
+    )
+    # Net of reversals: a payment taken back in part still pays the rest of its instalment.
+    done = sum(
+        ((-1 if p.reversal_of_id else 1) * quantize(p.amount / p.allocation.fx_rate) for p in rows),
+        start=Decimal("0.00"),
+    )
+    if done > 0 and done + covered > instalment.amount + COVER_TOLERANCE:
+        latest = [p for p in rows if p.reversal_of_id is None][-1]
+        raise PaymentError(
+            _l(
+                "Instalment %(seq)d is already paid: %(payment)s.",
+                seq=instalment.seq,
+                payment=describe(latest),
+            )
+        )
+
+
+def _check_report_since_first_payment(grant, application, instalment):
+    """Refuse a later tranche until the applicant reported after the grant's first payment."""
+    first = db.session.execute(
+        sa.select(sa.func.min(Disbursement.created_at)).where(
+            Disbursement.grant_id == grant.id, standing()
+        )
+    ).scalar()
+    report = latest_report(application)
+    if first is None or report is None or report.submitted_at < first:
+        raise PaymentError(
+            _l(
+                "Tranche %(seq)d waits for the applicant's report on the support so far.",
+                seq=instalment.seq,
+            )
+        )
+
+
+def _check_month_not_paid_elsewhere(application, instalment):
+    """Refuse a stipend month the same defender was already paid for, on any grant of the
+    fund."""
+    net = instalments_paid()
+    other = db.session.execute(
+        sa.select(Disbursement)
+        .join(Instalment, Instalment.id == Disbursement.instalment_id)
+        .join(net, net.c.instalment_id == Instalment.id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(
+            Application.fund_id == application.fund_id,
+            Application.defender_key == application.defender_key,
+            Instalment.period_month == instalment.period_month,
+            Instalment.id != instalment.id,
+            Disbursement.reversal_of_id.is_(None),
+            net.c.paid >= PAID,
+        )
+        .order_by(Disbursement.id.desc())
+        .limit(1)
+    ).scalar()
+    if other is not None:
+        raise PaymentError(
+            _l(
+                "This defender was already paid for %(month)s: %(payment)s.",
+                month=instalment.period_month.strftime("%B %Y"),
+                payment=describe(other),
+            )
+        )
