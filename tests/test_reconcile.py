@@ -14,7 +14,7 @@ from werkzeug.test import encode_multipart
 from hrdfund.cases.services import submit_report
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements import followup, reconcile
+from hrdfund.disbursements import followup, reconcile, statement_file
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import StatementImport
@@ -320,14 +320,14 @@ def test_a_problem_quotes_a_long_value_briefly(world, three):
 def test_every_line_counts_towards_the_row_limit(world, three):
     """Lines of the wrong number of values count as rows: a file of a million short lines
     is refused at the limit, in one sentence, not checked line by line."""
-    data = (HEADER + "a\n" * (reconcile.MAX_ROWS + 1)).encode()
+    data = (HEADER + "a\n" * (statement_file.MAX_ROWS + 1)).encode()
     with pytest.raises(reconcile.StatementError) as refused:
         reconcile.check_statement(world.finance, data)
     assert [str(p) for p in refused.value.problems] == [
-        f"The file has more than {reconcile.MAX_ROWS} lines below its header; split it."
+        f"The file has more than {statement_file.MAX_ROWS} lines below its header; split it."
     ]
     # At the limit the lines are still read, each named.
-    data = (HEADER + "a\n" * reconcile.MAX_ROWS).encode()
+    data = (HEADER + "a\n" * statement_file.MAX_ROWS).encode()
     with pytest.raises(reconcile.StatementError, match="has 1 values where the first line"):
         reconcile.check_statement(world.finance, data)
 
@@ -337,7 +337,7 @@ def test_a_refusal_lists_the_first_problems_and_counts_the_rest(world, three):
     with pytest.raises(reconcile.StatementError) as refused:
         reconcile.import_statement(world.fund.id, world.finance, statement(*lines))
     problems = [str(p) for p in refused.value.problems]
-    assert len(problems) == reconcile.MAX_PROBLEMS + 1
+    assert len(problems) == statement_file.MAX_PROBLEMS + 1
     assert problems[0] == "Line 2: no payment of this fund has the reference TRF-X0."
     assert problems[-2] == "Line 51: no payment of this fund has the reference TRF-X49."
     assert problems[-1] == (

@@ -97,6 +97,12 @@ def payments_panel(application, user, sections):
             "form": ReceiptForm(),
             "can_confirm": user.is_applicant_side,
         }
+    return _staff_money(grant, plan, instalments, user, sections)
+
+
+def _staff_money(grant, plan, instalments, user, sections):
+    """The staff's ledger of ``grant``: its pools, payments and reversals, the payments
+    held for a second person, and the forms the user's role may send."""
     balances = allocation_balances(grant.id)
     rows = grant_ledger(grant)
     active = grant.status == GrantStatus.ACTIVE
@@ -110,15 +116,8 @@ def payments_panel(application, user, sections):
     fresh = {"formdata": None}
     reversed_ids = {p.reversal_of_id for p, _r, _d in rows if p.reversal_of_id}
     reversible = {p.uid for p, _r, _d in rows if not p.reversal_of_id and p.id not in reversed_ids}
-    waiting = {h.uid for h in held}
     return {
-        "held": held,
-        "may_decide": user.role in SECOND_PERSONS,
-        "bounds": BOUND_WORDS,
-        "confirm_form": HeldConfirmForm(**fresh) if held else None,
-        "confirm_refused": _refused(HeldConfirmForm(**fresh), waiting) if held else None,
-        "refuse_form": RefuseForm(**fresh) if held else None,
-        "refuse_refused": _refused(RefuseForm(**fresh), waiting) if held else None,
+        **_held_forms(held, user),
         "template": "disbursements/_staff_money.html",
         "grant": grant,
         "plan": plan,
@@ -139,6 +138,22 @@ def payments_panel(application, user, sections):
         "conflict_form": restore(ConflictForm(**fresh)) if finance else None,
         "plan_form": restore(PlanForm(**fresh)) if manager and active and plan is None else None,
         "close_form": restore(CloseForm(**fresh)) if manager and active else None,
+    }
+
+
+def _held_forms(held, user):
+    """The payments held for a second person, and the forms to confirm or refuse one (each
+    as it was refused a moment ago for the payment it was sent for, else a fresh one)."""
+    fresh = {"formdata": None}
+    waiting = {h.uid for h in held}
+    return {
+        "held": held,
+        "may_decide": user.role in SECOND_PERSONS,
+        "bounds": BOUND_WORDS,
+        "confirm_form": HeldConfirmForm(**fresh) if held else None,
+        "confirm_refused": _refused(HeldConfirmForm(**fresh), waiting) if held else None,
+        "refuse_form": RefuseForm(**fresh) if held else None,
+        "refuse_refused": _refused(RefuseForm(**fresh), waiting) if held else None,
     }
 
 

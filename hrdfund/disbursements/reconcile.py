@@ -2,8 +2,9 @@
 fund's payments by reference.
 
 A statement is a CSV with the columns reference, amount, currency, date and status
-(delivered, short or failed). The whole file is checked first; one problem and nothing is
-applied, and finance gets the list (the first :data:`MAX_PROBLEMS`, and how many more).
+(delivered, short or failed), read by ``statement_file``. The whole file is checked first;
+one problem and nothing is applied, and finance gets the list (the first
+:data:`statement_file.MAX_PROBLEMS`, and how many more).
 Applied, each row becomes a delivery on its payment; a payment reported failed is reversed
 at once (a reversal row, never an edit); a short one is listed for follow-up until finance
 records the correction.
@@ -15,16 +16,12 @@ between (the file imported meanwhile, a payment reconciled, reversed or sent aga
 its reference, a conflict declared); what a payment row says never changes.
 """
 
-import csv
-import hashlib
-import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
-from flask_babel import lazy_ngettext
 
 from .. import audit
 from ..auth.models import Role
@@ -32,72 +29,18 @@ from ..cases.access import visible_cases
 from ..cases.models import Application
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import MoneyError, parse_amount
 from ..grants.models import Grant
 from ..ledger.models import Delivery, DeliveryStatus, Disbursement, reference_key
 from .models import StatementImport
 from .services import PaymentError, reverse_disbursement, stands
-
-COLUMNS = ("reference", "amount", "currency", "date", "status")
-#: A statement larger than this is split by the bank's own export, not read here.
-MAX_ROWS = 5000
-MAX_BYTES = 1024 * 1024
-#: A refused statement lists this many problems in words, then says how many more it has.
-MAX_PROBLEMS = 50
-
-
-def _statement_amount(text):
-    """A statement's amount, read as every amount is (zero allowed, no thousands
-    separator: a statement's commas are its columns'); None when it does not read."""
-    if "," in text:
-        return None
-    try:
-        return parse_amount(text, allow_zero=True)
-    except MoneyError:
-        return None
-
-
-class StatementError(Exception):
-    """The statement is refused; ``problems`` lists every reason, by line."""
-
-    def __init__(self, problems):
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
-
-
-class Problems:
-    """What is wrong with a statement: the first :data:`MAX_PROBLEMS` in words, and a count
-    of the rest (a file of thousands of bad lines makes a page of a few dozen)."""
-
-    def __init__(self):
-        self.listed, self.more = [], 0
-
-    def add(self, message):
-        if len(self.listed) < MAX_PROBLEMS:
-            self.listed.append(message)
-        else:
-            self.more += 1
-
-    def line(self, number, message):
-        self.add(_l("Line %(line)d: %(problem)s", line=number, problem=message))
-
-    def __bool__(self):
-        return bool(self.listed)
-
-    def error(self):
-        """The refusal, naming each listed problem and how many more there are."""
-        problems = list(self.listed)
-        if self.more:
-            problems.append(
-                lazy_ngettext(
-                    "%(num)d more problem on a later line is not listed; correct these and "
-                    "check the file again.",
-                    "%(num)d more problems on later lines are not listed; correct these and "
-                    "check the file again.",
-                    self.more,
-                )
-            )
-        return StatementError(problems)
+from .statement_file import (
+    Problems,
+    StatementError,
+    digest,
+    read_statement,
+    shown,
+    statement_amount,
+)
 
 
 @dataclass
@@ -113,74 +56,6 @@ class Line:
     reference: str
     #: The payment's id, compared with what a second look finds without reading the row.
     payment_id: int
-
-
-def digest(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def _read(data):
-    """The statement's rows as dicts keyed by the lower-cased header, and the problems of
-    lines that are not rows of five values. Every line below the header counts towards
-    :data:`MAX_ROWS`, whatever it holds."""
-    if len(data) > MAX_BYTES:
-        raise StatementError([_l("The file is larger than 1 MB; split it and import each part.")])
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise StatementError([_l("The file is not UTF-8 text; export it again as CSV.")]) from None
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader, None)
-        names = [(name or "").strip().lower() for name in header or []]
-        missing = [c for c in COLUMNS if c not in names]
-        if missing:
-            raise StatementError(
-                [
-                    _l(
-                        "The first line must name the columns %(columns)s; missing: %(missing)s.",
-                        columns=", ".join(COLUMNS),
-                        missing=", ".join(missing),
-                    )
-                ]
-            )
-        rows, problems = [], Problems()
-        for count, values in enumerate(reader, 1):
-            if count > MAX_ROWS:
-                raise StatementError(
-                    [
-                        _l(
-                            "The file has more than %(limit)d lines below its header; split it.",
-                            limit=MAX_ROWS,
-                        )
-                    ]
-                )
-            number = reader.line_num
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(names):
-                problems.line(
-                    number,
-                    _l(
-                        "it has %(found)d values where the first line names %(named)d.",
-                        found=len(values),
-                        named=len(names),
-                    ),
-                )
-                continue
-            rows.append((number, {n: v.strip() for n, v in zip(names, values, strict=True)}))
-    except csv.Error:
-        raise StatementError(
-            [
-                _l(
-                    "Line %(line)d cannot be read as CSV; export the file again.",
-                    line=reader.line_num,
-                )
-            ]
-        ) from None
-    if not rows and not problems:
-        raise StatementError([_l("The file has no rows below its header.")])
-    return rows, problems
 
 
 def _payments_by_reference(actor, references):
@@ -228,11 +103,6 @@ def _match(payments, reversed_ids):
     return standing[0] if len(standing) == 1 else None
 
 
-def _shown(value):
-    """A value from the file as a problem quotes it: no longer than a line."""
-    return value if len(value) <= 40 else value[:40] + "…"
-
-
 def _earlier_import(fund_id, fingerprint):
     """Refuse a statement the fund imported before."""
     earlier = db.session.execute(
@@ -277,54 +147,49 @@ def _matched(actor, rows, problems):
                 number,
                 _l(
                     "reference %(ref)s repeats line %(first)d.",
-                    ref=_shown(reference),
+                    ref=shown(reference),
                     first=seen[reference],
                 ),
             )
             continue
         seen[reference] = number
-        payments = found.get(reference, [])
-        if not payments:
-            problems.line(
-                number,
-                _l("no payment of this fund has the reference %(ref)s.", ref=_shown(reference)),
-            )
-            continue
-        if any(p.id not in visible for p in payments):
-            # Nothing more of a case the actor stepped away from: not how many payments,
-            # which one, nor whether it was reconciled.
-            problems.line(
-                number,
-                _l(
-                    "payment %(ref)s is on a case you declared a conflict on; another finance"
-                    " officer reconciles it.",
-                    ref=_shown(reference),
-                ),
-            )
-            continue
-        payment = _match(payments, reversed_ids)
-        if payment is None:
-            problems.line(
-                number,
-                _l(
-                    "%(count)d payments share the reference %(ref)s; the statement cannot tell"
-                    " which one it means.",
-                    count=len(payments),
-                    ref=_shown(reference),
-                ),
-            )
-            continue
-        if payment.id in delivered:
-            problems.line(
-                number,
-                _l(
-                    "payment %(ref)s was reconciled before, by a statement of %(day)s.",
-                    ref=_shown(reference),
-                    day=delivered[payment.id].created_at.date().isoformat(),
-                ),
-            )
+        payment, problem = _payment_named(
+            reference, found.get(reference, []), reversed_ids, visible, delivered
+        )
+        if problem is not None:
+            problems.line(number, problem)
             continue
         yield number, row, payment
+
+
+def _payment_named(reference, payments, reversed_ids, visible, delivered):
+    """(payment, None) for the one payment among ``payments`` that ``reference`` names and
+    that may be reconciled now; (None, the problem in words) otherwise."""
+    if not payments:
+        return None, _l("no payment of this fund has the reference %(ref)s.", ref=shown(reference))
+    if any(p.id not in visible for p in payments):
+        # Nothing more of a case the actor stepped away from: not how many payments,
+        # which one, nor whether it was reconciled.
+        return None, _l(
+            "payment %(ref)s is on a case you declared a conflict on; another finance"
+            " officer reconciles it.",
+            ref=shown(reference),
+        )
+    payment = _match(payments, reversed_ids)
+    if payment is None:
+        return None, _l(
+            "%(count)d payments share the reference %(ref)s; the statement cannot tell"
+            " which one it means.",
+            count=len(payments),
+            ref=shown(reference),
+        )
+    if payment.id in delivered:
+        return None, _l(
+            "payment %(ref)s was reconciled before, by a statement of %(day)s.",
+            ref=shown(reference),
+            day=delivered[payment.id].created_at.date().isoformat(),
+        )
+    return payment, None
 
 
 def check_statement(actor, data, today=None):
@@ -333,80 +198,90 @@ def check_statement(actor, data, today=None):
     ``reading()``, then apply the lines with :func:`import_statement`."""
     today = today or utcnow().date()
     _earlier_import(actor.fund_id, digest(data))
-    rows, problems = _read(data)
+    rows, problems = read_statement(data)
     lines = []
     for number, row, payment in _matched(actor, rows, problems):
-        amount = _statement_amount(row["amount"])
-        if amount is None:
-            problems.line(
-                number,
-                _l(
-                    "the amount %(value)s is not written like 1234.50 (a point before the"
-                    " cents, no thousands separator).",
-                    value=_shown(row["amount"]),
-                ),
-            )
-            continue
-        reference = row["reference"]
-        currency = row["currency"].upper()
-        if currency != payment.currency_paid:
-            problems.line(
-                number,
-                _l(
-                    "payment %(ref)s was sent in %(sent)s, not %(currency)s.",
-                    ref=_shown(reference),
-                    sent=payment.currency_paid,
-                    currency=currency or "-",
-                ),
-            )
-            continue
-        if amount > payment.amount_paid:
-            problems.line(
-                number,
-                _l(
-                    "%(amount)s is more than the %(sent)s sent as payment %(ref)s.",
-                    amount=amount,
-                    sent=payment.amount_paid,
-                    ref=_shown(reference),
-                ),
-            )
-            continue
-        try:
-            on = date.fromisoformat(row["date"])
-        except ValueError:
-            problems.line(
-                number,
-                _l("the date %(value)s is not a date like 2026-03-31.", value=_shown(row["date"])),
-            )
-            continue
-        if not payment.paid_on <= on <= today:
-            problems.line(
-                number,
-                _l(
-                    "the date %(value)s is before the payment (%(paid)s) or in the future.",
-                    value=on.isoformat(),
-                    paid=payment.paid_on.isoformat(),
-                ),
-            )
-            continue
-        try:
-            status = DeliveryStatus(row["status"].lower())
-        except ValueError:
-            problems.line(
-                number,
-                _l(
-                    "the status %(value)s is not one of delivered, short or failed.",
-                    value=_shown(row["status"]),
-                ),
-            )
-            continue
-        if status == DeliveryStatus.DELIVERED and amount < payment.amount_paid:
-            # The bank says delivered but less arrived than was sent: that is short.
-            status = DeliveryStatus.SHORT
-        lines.append(Line(number, payment, amount, currency, on, status, reference, payment.id))
+        line, problem = _checked_line(number, row, payment, today)
+        if problem is not None:
+            problems.line(number, problem)
+        else:
+            lines.append(line)
     if problems:
         raise problems.error()
     return lines
+
+
+def _checked_line(number, row, payment, today):
+    """(Line, None) for a row whose amount, currency, date and status fit ``payment``;
+    (None, the first problem in words) otherwise."""
+    amount, problem = _reported_amount(row, payment)
+    if problem is None:
+        on, problem = _reported_day(row, payment, today)
+    if problem is None:
+        status, problem = _reported_status(row, amount, payment)
+    if problem is not None:
+        return None, problem
+    currency, reference = row["currency"].upper(), row["reference"]
+    return Line(number, payment, amount, currency, on, status, reference, payment.id), None
+
+
+def _reported_amount(row, payment):
+    """The amount the row reports, in the payment's currency and no more than was sent."""
+    amount = statement_amount(row["amount"])
+    if amount is None:
+        return None, _l(
+            "the amount %(value)s is not written like 1234.50 (a point before the"
+            " cents, no thousands separator).",
+            value=shown(row["amount"]),
+        )
+    currency = row["currency"].upper()
+    if currency != payment.currency_paid:
+        return None, _l(
+            "payment %(ref)s was sent in %(sent)s, not %(currency)s.",
+            ref=shown(row["reference"]),
+            sent=payment.currency_paid,
+            currency=currency or "-",
+        )
+    if amount > payment.amount_paid:
+        return None, _l(
+            "%(amount)s is more than the %(sent)s sent as payment %(ref)s.",
+            amount=amount,
+            sent=payment.amount_paid,
+            ref=shown(row["reference"]),
+        )
+    return amount, None
+
+
+def _reported_day(row, payment, today):
+    """The day the row reports, between the payment's and ``today``."""
+    try:
+        on = date.fromisoformat(row["date"])
+    except ValueError:
+        return None, _l(
+            "the date %(value)s is not a date like 2026-03-31.", value=shown(row["date"])
+        )
+    if not payment.paid_on <= on <= today:
+        return None, _l(
+            "the date %(value)s is before the payment (%(paid)s) or in the future.",
+            value=on.isoformat(),
+            paid=payment.paid_on.isoformat(),
+        )
+    return on, None
+
+
+def _reported_status(row, amount, payment):
+    """The delivery status the row reports; delivered with less than was sent is short."""
+    try:
+        status = DeliveryStatus(row["status"].lower())
+    except ValueError:
+        return None, _l(
+            "the status %(value)s is not one of delivered, short or failed.",
+            value=shown(row["status"]),
+        )
+    if status == DeliveryStatus.DELIVERED and amount < payment.amount_paid:
+        # The bank says delivered but less arrived than was sent: that is short.
+        status = DeliveryStatus.SHORT
+    return status, None
 
 
 def _still_matched(actor, lines):
@@ -424,7 +299,7 @@ def _still_matched(actor, lines):
                 _l(
                     "another payment took the reference %(ref)s while the file was checked; "
                     "check it again.",
-                    ref=_shown(line.reference),
+                    ref=shown(line.reference),
                 ),
             )
         else:

@@ -106,29 +106,16 @@ def record_disbursement(
         return existing, False
     application = grant.application
     _check_payable(grant, application, allocation, amount_paid, fee)
-    pool = lock_row(Pool, allocation.pool_id)
-    lock_defender(application)
-    bounds = Bounds.in_force()
-    priced = payment_rate(
-        grant.fund_id,
-        currency_paid,
-        pool.currency,
-        paid_on,
-        rate,
-        rate_source,
-        rate_reason,
-        actor,
-        bounds,
-    )
-    amount, difference = check_priced(
+    pool, bounds, priced, amount, difference = _priced_under_locks(
         grant,
         application,
         allocation,
-        pool,
         instalment,
+        actor,
         amount_paid,
         currency_paid,
-        priced.rate,
+        paid_on,
+        (rate, rate_source, rate_reason),
         fee,
     )
     fields = {
@@ -168,6 +155,51 @@ def _check_payable(grant, application, allocation, amount_paid, fee):
         raise PaymentError(_l("This pool does not fund this grant."))
     if amount_paid <= 0 or fee < 0:
         raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
+
+
+def _priced_under_locks(
+    grant,
+    application,
+    allocation,
+    instalment,
+    actor,
+    amount_paid,
+    currency_paid,
+    paid_on,
+    entered_rate,
+    fee,
+):
+    """Under the pool's lock (and the defender's), the rate the payment is made at (the
+    rate, source and reason entered, or the fund's table), weighed against the bounds in
+    force, and what it costs the pool: (pool, bounds, rate, amount, exchange difference).
+    Every rule a payment is held to is checked."""
+    pool = lock_row(Pool, allocation.pool_id)
+    lock_defender(application)
+    bounds = Bounds.in_force()
+    rate, rate_source, rate_reason = entered_rate
+    priced = payment_rate(
+        grant.fund_id,
+        currency_paid,
+        pool.currency,
+        paid_on,
+        rate,
+        rate_source,
+        rate_reason,
+        actor,
+        bounds,
+    )
+    amount, difference = check_priced(
+        grant,
+        application,
+        allocation,
+        pool,
+        instalment,
+        amount_paid,
+        currency_paid,
+        priced.rate,
+        fee,
+    )
+    return pool, bounds, priced, amount, difference
 
 
 def _hold(grant, application, pool, fields, texts, actor, reasons):
