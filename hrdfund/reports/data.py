@@ -24,7 +24,9 @@ from ..grants.models import Grant
 from ..ledger.balances import pool_figures
 from ..ledger.models import Allocation, Contribution, Disbursement, Release
 from . import anonymise
-from .issue import DIMENSIONS, issue_year, shared_with
+from .decision import DIMENSIONS
+from .issue import issue_year
+from .recorded import shared_with
 
 __all__ = ["build_report", "digest", "plain", "shared_with", "summaries", "summary"]
 
