@@ -55,6 +55,38 @@ def summaries(pool_ids, period):
         return {}
     openings = pool_figures(pool_ids, until=period.start)
     closings = pool_figures(pool_ids, until=period.end)
+    received, paid, commitments, releases = _movements(pool_ids, period)
+    found = {}
+    for pid in pool_ids:
+        opening, closing = openings[pid], closings[pid]
+        payments, reversals = (paid.get((pid, flag), [ZERO] * 3) for flag in (False, True))
+        result = {
+            "opening_balance": _held(opening),
+            "contributions": quantize(received.get((pid, False), 0)),
+            "contributions_reversed": quantize(received.get((pid, True), 0)),
+            "disbursements": payments[0],
+            "reversals": reversals[0],
+            "fees": payments[1] - reversals[1],
+            "exchange_differences": payments[2] - reversals[2],
+            "closing_balance": _held(closing),
+            "commitments": quantize(commitments.get(pid, 0)),
+            "releases": quantize(releases.get(pid, 0)),
+            "committed_unpaid": closing["outstanding"],
+            "available": closing["available"],
+        }
+        found[pid] = (result, closing)
+    return found
+
+
+def _held(fig):
+    """What a pool held, by its figures: received, less paid out, fees and exchange
+    differences."""
+    return fig["received"] - fig["disbursed"] - fig["fees"] - fig["exchange_differences"]
+
+
+def _movements(pool_ids, period):
+    """The rows of the period by pool, summed: contributions and payments by kind
+    (reversal or not), commitments and releases."""
     # Rows of the period by pool and kind (reversal or not): one grouped query per table.
     reversal = Contribution.reversal_of_id.is_not(None)
     received = {
@@ -96,29 +128,7 @@ def summaries(pool_ids, period):
         ).all()
     )
 
-    def held(fig):
-        return fig["received"] - fig["disbursed"] - fig["fees"] - fig["exchange_differences"]
-
-    found = {}
-    for pid in pool_ids:
-        opening, closing = openings[pid], closings[pid]
-        payments, reversals = (paid.get((pid, flag), [ZERO] * 3) for flag in (False, True))
-        result = {
-            "opening_balance": held(opening),
-            "contributions": quantize(received.get((pid, False), 0)),
-            "contributions_reversed": quantize(received.get((pid, True), 0)),
-            "disbursements": payments[0],
-            "reversals": reversals[0],
-            "fees": payments[1] - reversals[1],
-            "exchange_differences": payments[2] - reversals[2],
-            "closing_balance": held(closing),
-            "commitments": quantize(commitments.get(pid, 0)),
-            "releases": quantize(releases.get(pid, 0)),
-            "committed_unpaid": closing["outstanding"],
-            "available": closing["available"],
-        }
-        found[pid] = (result, closing)
-    return found
+    return received, paid, commitments, releases
 
 
 def stories(pool, period):
