@@ -7,194 +7,31 @@ anonymisation rules. The PDF's metadata names no one.
 """
 
 import io
-import os
 from datetime import timedelta
 
-from babel.numbers import format_currency
-from flask_babel import format_decimal
 from flask_babel import gettext as _
-from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
-from reportlab.graphics.shapes import Drawing
-from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.pdfgen import canvas
-from reportlab.platypus import (
-    KeepTogether,
-    PageBreak,
-    Paragraph,
-    SimpleDocTemplate,
-    Spacer,
-    Table,
-    TableStyle,
-)
+from reportlab.platypus import KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from ..core.money import format_money
-from ..core.support import CATEGORY_LABELS, Category
-from . import anonymise
 from .data import VARIANCE_FLAG
-
-_FONT_DIR = "/usr/share/fonts/truetype/dejavu"
-_FONTS = {}
-
-
-def _fonts():
-    """DejaVu when the system has it (every script a fund's names use), else Helvetica."""
-    if not _FONTS:
-        regular = os.path.join(_FONT_DIR, "DejaVuSans.ttf")
-        bold = os.path.join(_FONT_DIR, "DejaVuSans-Bold.ttf")
-        if os.path.exists(regular) and os.path.exists(bold):
-            pdfmetrics.registerFont(TTFont("ReportSans", regular))
-            pdfmetrics.registerFont(TTFont("ReportSans-Bold", bold))
-            _FONTS.update(regular="ReportSans", bold="ReportSans-Bold")
-        else:
-            _FONTS.update(regular="Helvetica", bold="Helvetica-Bold")
-    return _FONTS
-
-
-def _styles():
-    fonts = _fonts()
-    sheet = getSampleStyleSheet()
-    base = ParagraphStyle("base", parent=sheet["Normal"], fontName=fonts["regular"], fontSize=9.5)
-    return {
-        "body": base,
-        "small": ParagraphStyle("small", parent=base, fontSize=8, textColor=colors.grey),
-        "title": ParagraphStyle(
-            "title", parent=base, fontName=fonts["bold"], fontSize=20, leading=26
-        ),
-        "h2": ParagraphStyle(
-            "h2", parent=base, fontName=fonts["bold"], fontSize=13, leading=17, spaceBefore=10
-        ),
-        "h3": ParagraphStyle(
-            "h3", parent=base, fontName=fonts["bold"], fontSize=10.5, leading=14, spaceBefore=6
-        ),
-    }
-
-
-def _label(dimension, value):
-    """A breakdown row's label as a donor reads it."""
-    if value == "total":
-        return _("Total")
-    if value == anonymise.NOT_SHOWN:
-        return _("Not shown")
-    if dimension == "category":
-        return str(CATEGORY_LABELS[Category(value)])
-    if dimension == "gender":
-        return {
-            "woman": _("Women"),
-            "man": _("Men"),
-            "non_binary": _("Non-binary"),
-            "undisclosed": _("Not said"),
-        }[value]
-    return value
-
-
-def _why(hidden):
-    """Why a figure is not shown, as a donor reads it."""
-    return _("fewer than 5") if hidden == anonymise.SMALL else _("hidden")
-
-
-def _cell(cell, currency=None):
-    """A figure, or why it is not shown."""
-    if not cell.shown:
-        return _why(cell.hidden)
-    if currency:
-        return _whole(cell.value, currency)
-    return format_decimal(cell.value)
-
-
-def _whole(value, currency):
-    """A rounded amount: currency sign, whole units."""
-    return format_currency(value, currency, format="¤#,##0", currency_digits=False, locale="en")
-
-
-def _table(data, widths, numeric_from=1, total=True):
-    fonts = _fonts()
-    style = [
-        ("FONT", (0, 0), (-1, -1), fonts["regular"], 8.5),
-        ("FONT", (0, 0), (-1, 0), fonts["bold"], 8.5),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
-        ("ALIGN", (numeric_from, 0), (-1, -1), "RIGHT"),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f2f2f2")]),
-        ("TOPPADDING", (0, 0), (-1, -1), 2),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-    ]
-    if total:
-        style += [
-            ("FONT", (0, -1), (-1, -1), fonts["bold"], 8.5),
-            ("LINEABOVE", (0, -1), (-1, -1), 0.6, colors.black),
-        ]
-    table = Table(data, colWidths=widths, repeatRows=1)
-    table.setStyle(TableStyle(style))
-    return table
-
-
-def _less(value):
-    """A figure taken away, with its minus sign (and no minus on nothing)."""
-    return 0 - value
+from .pdf_kit import (
+    bar_chart,
+    escape_text,
+    figures_table,
+    footer_canvas,
+    less,
+    paragraph_styles,
+    row_label,
+    shown_figure,
+    whole_units,
+    why_hidden,
+)
 
 
 def _summary(report, styles):
     """The pool's account as sums that add up as printed: each term with its sign."""
-    c, s = report["currency"], report["summary"]
-
-    def block(title, rows):
-        return _table(
-            [[title, c]] + [[label, format_money(v, c)] for label, v in rows], [110 * mm, 50 * mm]
-        )
-
-    money = block(
-        _("The pool's account"),
-        [
-            (_("Opening balance"), s["opening_balance"]),
-            (_("Contributions received"), s["contributions"]),
-            (_("Contributions taken back"), _less(s["contributions_reversed"])),
-            (_("Disbursements"), _less(s["disbursements"])),
-            (_("Reversals of disbursements"), s["reversals"]),
-            (_("Transfer fees"), _less(s["fees"])),
-            (_("Exchange differences"), _less(s["exchange_differences"])),
-            (_("Closing balance"), s["closing_balance"]),
-        ],
-    )
-    available = block(
-        _("At the end of the period"),
-        [
-            (_("Closing balance"), s["closing_balance"]),
-            (_("Committed to grants, not yet paid"), _less(s["committed_unpaid"])),
-            (_("Available for new grants"), s["available"]),
-        ],
-    )
-    commitments = _table(
-        [[_("Commitments to grants in the period"), c]]
-        + [
-            [_("Committed in the period"), format_money(s["commitments"], c)],
-            [_("Released back to the pool"), format_money(s["releases"], c)],
-        ],
-        [110 * mm, 50 * mm],
-        total=False,
-    )
-    p = report["position"]
-    position = block(
-        _("Since the pool opened, at the end of the period"),
-        [
-            (_("Received"), p["received"]),
-            (_("Committed to grants"), _less(p["committed"])),
-            (_("Fees"), _less(p["fees"])),
-            (_("Exchange differences"), _less(p["exchange_differences"])),
-            (_("Available"), p["available"]),
-        ],
-    )
-    committed = block(
-        _("What was committed to grants, at the end of the period"),
-        [
-            (_("Disbursed"), p["disbursed"]),
-            (_("Not yet paid"), p["outstanding"]),
-            (_("Committed to grants"), p["committed"]),
-        ],
-    )
     return [
         Paragraph(_("Financial summary"), styles["h2"]),
         Paragraph(
@@ -203,21 +40,93 @@ def _summary(report, styles):
                 " the last line of each table is the sum of the lines above it. Fees and"
                 " exchange differences are costs of the pool shown apart from the money"
                 " that reached grants.",
-                currency=c,
+                currency=report["currency"],
             ),
             styles["body"],
         ),
         Spacer(1, 4),
-        money,
+        *_spaced(_period_tables(report["summary"], report["currency"])),
         Spacer(1, 8),
-        available,
-        Spacer(1, 8),
-        commitments,
-        Spacer(1, 8),
-        position,
-        Spacer(1, 8),
-        committed,
+        *_spaced(_position_tables(report["position"], report["currency"])),
     ]
+
+
+def _spaced(tables):
+    """``tables`` with a space between each two."""
+    spaced = []
+    for table in tables:
+        spaced += [Spacer(1, 8), table] if spaced else [table]
+    return spaced
+
+
+def _sum_table(title, rows, currency):
+    """A sum as a table: a line per term, the last line the sum of those above it."""
+    return figures_table(
+        [[title, currency]] + [[label, format_money(v, currency)] for label, v in rows],
+        [110 * mm, 50 * mm],
+    )
+
+
+def _period_tables(s, c):
+    """The period's account, what was available at its end, and its commitments."""
+    money = _sum_table(
+        _("The pool's account"),
+        [
+            (_("Opening balance"), s["opening_balance"]),
+            (_("Contributions received"), s["contributions"]),
+            (_("Contributions taken back"), less(s["contributions_reversed"])),
+            (_("Disbursements"), less(s["disbursements"])),
+            (_("Reversals of disbursements"), s["reversals"]),
+            (_("Transfer fees"), less(s["fees"])),
+            (_("Exchange differences"), less(s["exchange_differences"])),
+            (_("Closing balance"), s["closing_balance"]),
+        ],
+        c,
+    )
+    available = _sum_table(
+        _("At the end of the period"),
+        [
+            (_("Closing balance"), s["closing_balance"]),
+            (_("Committed to grants, not yet paid"), less(s["committed_unpaid"])),
+            (_("Available for new grants"), s["available"]),
+        ],
+        c,
+    )
+    commitments = figures_table(
+        [[_("Commitments to grants in the period"), c]]
+        + [
+            [_("Committed in the period"), format_money(s["commitments"], c)],
+            [_("Released back to the pool"), format_money(s["releases"], c)],
+        ],
+        [110 * mm, 50 * mm],
+        total=False,
+    )
+    return money, available, commitments
+
+
+def _position_tables(p, c):
+    """The pool since it opened, at the end of the period: its money, and its commitments."""
+    position = _sum_table(
+        _("Since the pool opened, at the end of the period"),
+        [
+            (_("Received"), p["received"]),
+            (_("Committed to grants"), less(p["committed"])),
+            (_("Fees"), less(p["fees"])),
+            (_("Exchange differences"), less(p["exchange_differences"])),
+            (_("Available"), p["available"]),
+        ],
+        c,
+    )
+    committed = _sum_table(
+        _("What was committed to grants, at the end of the period"),
+        [
+            (_("Disbursed"), p["disbursed"]),
+            (_("Not yet paid"), p["outstanding"]),
+            (_("Committed to grants"), p["committed"]),
+        ],
+        c,
+    )
+    return position, committed
 
 
 def _budget(report, styles):
@@ -229,11 +138,11 @@ def _budget(report, styles):
             percent += " !"
         data.append(
             [
-                _label("category", line["label"]),
-                _cell(line["grants"]),
-                _cell(line["budget"], c),
-                _cell(line["actual"], c),
-                "" if line["variance"] is None else _whole(line["variance"], c),
+                row_label("category", line["label"]),
+                shown_figure(line["grants"]),
+                shown_figure(line["budget"], c),
+                shown_figure(line["actual"], c),
+                "" if line["variance"] is None else whole_units(line["variance"], c),
                 percent,
             ]
         )
@@ -248,45 +157,20 @@ def _budget(report, styles):
             styles["body"],
         ),
         Spacer(1, 4),
-        _table(data, [62 * mm, 16 * mm, 28 * mm, 28 * mm, 26 * mm, 16 * mm]),
+        figures_table(data, [62 * mm, 16 * mm, 28 * mm, 28 * mm, 26 * mm, 16 * mm]),
     ]
-
-
-def _chart(table, currency, horizontal):
-    """Amounts of the shown rows of a breakdown as a bar chart."""
-    rows = [r for r in table.rows if r.cells["amount"].shown]
-    drawing = Drawing(170 * mm, 60 * mm if horizontal else 55 * mm)
-    if not rows:
-        return None
-    chart = HorizontalBarChart() if horizontal else VerticalBarChart()
-    chart.x, chart.y = (55 * mm, 5 * mm) if horizontal else (15 * mm, 12 * mm)
-    chart.width = 105 * mm if horizontal else 150 * mm
-    chart.height = 50 * mm if horizontal else 38 * mm
-    chart.data = [[float(r.cells["amount"].value) for r in rows]]
-    chart.categoryAxis.categoryNames = [_label(table.dimension, r.label)[:28] for r in rows]
-    chart.categoryAxis.labels.fontName = _fonts()["regular"]
-    chart.categoryAxis.labels.fontSize = 7
-    chart.valueAxis.labels.fontName = _fonts()["regular"]
-    chart.valueAxis.labels.fontSize = 7
-    chart.valueAxis.valueMin = 0
-    chart.bars[0].fillColor = colors.HexColor("#3b6ea5")
-    if not horizontal:
-        chart.categoryAxis.labels.angle = 30
-        chart.categoryAxis.labels.boxAnchor = "ne"
-    drawing.add(chart)
-    return drawing
 
 
 def _counted(report):
     """From the account's payments to what the figures about people count, to the cent."""
     c, n = report["currency"], report["counted"]
-    return _table(
+    return figures_table(
         [
             [_("Payments counted below"), c],
             [_("Disbursements less reversals, in the account"), format_money(n["account"], c)],
             [
                 _("Recorded after the period ended: counted in the month recorded"),
-                format_money(_less(n["recorded_after"]), c),
+                format_money(less(n["recorded_after"]), c),
             ],
             [
                 _("Recorded in the period, dated before it"),
@@ -347,16 +231,16 @@ def _breakdowns(report, styles):
         for row in table.rows + [table.total]:
             data.append(
                 [
-                    _label(name, row.label),
-                    _cell(row.cells["grants"]),
-                    _cell(row.cells["defenders"]),
-                    _cell(row.cells["dependants"]),
-                    _cell(row.cells["amount"], c),
+                    row_label(name, row.label),
+                    shown_figure(row.cells["grants"]),
+                    shown_figure(row.cells["defenders"]),
+                    shown_figure(row.cells["dependants"]),
+                    shown_figure(row.cells["amount"], c),
                 ]
             )
         block = [
             Paragraph(titles[name], styles["h3"]),
-            _table(data, [66 * mm, 22 * mm, 24 * mm, 24 * mm, 34 * mm]),
+            figures_table(data, [66 * mm, 22 * mm, 24 * mm, 24 * mm, 34 * mm]),
         ]
         if not table.broken_down:
             block.append(
@@ -365,7 +249,7 @@ def _breakdowns(report, styles):
                     styles["small"],
                 )
             )
-        chart = _chart(table, c, horizontal=name != "month")
+        chart = bar_chart(table, c, horizontal=name != "month")
         if chart is not None and name in ("category", "month"):
             block.append(chart)
         parts.append(KeepTogether(block))
@@ -382,7 +266,7 @@ def _timeliness(report, styles):
         if m["shown"]:
             data.append([label, m["cases"], m["median"], m["p90"], m["target"], f"{m['within']}%"])
         else:
-            data.append([label, _why(m["hidden"]), "", "", "", ""])
+            data.append([label, why_hidden(m["hidden"]), "", "", "", ""])
     o = report["outcomes"]
     outcome_rows = [[_("From the applicants' reports"), _("Answers"), _("Share")]]
     for label, m in (
@@ -392,7 +276,7 @@ def _timeliness(report, styles):
         outcome_rows.append(
             [
                 label,
-                m["answers"] if m["shown"] else _why(m["hidden"]),
+                m["answers"] if m["shown"] else why_hidden(m["hidden"]),
                 f"{m['percent']}%" if m["shown"] else "",
             ]
         )
@@ -403,9 +287,9 @@ def _timeliness(report, styles):
             styles["body"],
         ),
         Spacer(1, 4),
-        _table(data, [62 * mm, 18 * mm, 20 * mm, 28 * mm, 18 * mm, 18 * mm], total=False),
+        figures_table(data, [62 * mm, 18 * mm, 20 * mm, 28 * mm, 18 * mm, 18 * mm], total=False),
         Paragraph(_("Outcomes"), styles["h2"]),
-        _table(outcome_rows, [100 * mm, 30 * mm, 30 * mm], total=False),
+        figures_table(outcome_rows, [100 * mm, 30 * mm, 30 * mm], total=False),
     ]
 
 
@@ -423,21 +307,17 @@ def _stories(report, styles):
         ),
     ]
     for text in report["stories"]:
-        parts += [Spacer(1, 4), Paragraph(_escape(text), styles["body"])]
+        parts += [Spacer(1, 4), Paragraph(escape_text(text), styles["body"])]
     return parts
-
-
-def _escape(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cover(report, styles):
     return [
         Spacer(1, 50 * mm),
-        Paragraph(_escape(report["fund"]), styles["h2"]),
-        Paragraph(_("Report to %(donor)s", donor=_escape(report["donor"])), styles["title"]),
+        Paragraph(escape_text(report["fund"]), styles["h2"]),
+        Paragraph(_("Report to %(donor)s", donor=escape_text(report["donor"])), styles["title"]),
         Spacer(1, 6),
-        Paragraph(_("Pool: %(pool)s", pool=_escape(report["pool"])), styles["h3"]),
+        Paragraph(_("Pool: %(pool)s", pool=escape_text(report["pool"])), styles["h3"]),
         Paragraph(
             _(
                 "Period: %(period)s (%(start)s to %(end)s)",
@@ -460,39 +340,9 @@ def _cover(report, styles):
     ]
 
 
-def _footer_canvas(generated):
-    """A canvas class that writes 'generated at, page x of y' on each page once it knows y."""
-
-    class FooterCanvas(canvas.Canvas):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._pages = []
-
-        def showPage(self):  # noqa: N802 (ReportLab's name)
-            self._pages.append(dict(self.__dict__))
-            self._startPage()
-
-        def save(self):
-            total = len(self._pages)
-            for number, state in enumerate(self._pages, start=1):
-                self.__dict__.update(state)
-                self.setFont(_fonts()["regular"], 7.5)
-                self.setFillColor(colors.grey)
-                self.drawString(18 * mm, 10 * mm, _("Generated at %(at)s UTC", at=generated))
-                self.drawRightString(
-                    A4[0] - 18 * mm,
-                    10 * mm,
-                    _("Page %(page)d of %(pages)d", page=number, pages=total),
-                )
-                super().showPage()
-            super().save()
-
-    return FooterCanvas
-
-
 def render_pdf(report):
     """The report as PDF bytes."""
-    styles = _styles()
+    styles = paragraph_styles()
     buffer = io.BytesIO()
     document = SimpleDocTemplate(
         buffer,
@@ -532,5 +382,5 @@ def render_pdf(report):
         ]
     )
     generated = report["generated_at"].strftime("%Y-%m-%d %H:%M")
-    document.build(story, canvasmaker=_footer_canvas(generated))
+    document.build(story, canvasmaker=footer_canvas(generated))
     return buffer.getvalue()

@@ -1,0 +1,179 @@
+"""The donor report's PDF pieces (ReportLab): fonts, paragraph styles, tables, bar charts,
+the words for a breakdown's rows and for a hidden figure, and the footer on every page."""
+
+import os
+
+from babel.numbers import format_currency
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas
+from reportlab.platypus import Table, TableStyle
+
+from ..core.support import CATEGORY_LABELS, Category
+from . import anonymise
+
+_FONT_DIR = "/usr/share/fonts/truetype/dejavu"
+_FONTS = {}
+
+
+def report_fonts():
+    """DejaVu when the system has it (every script a fund's names use), else Helvetica."""
+    if not _FONTS:
+        regular = os.path.join(_FONT_DIR, "DejaVuSans.ttf")
+        bold = os.path.join(_FONT_DIR, "DejaVuSans-Bold.ttf")
+        if os.path.exists(regular) and os.path.exists(bold):
+            pdfmetrics.registerFont(TTFont("ReportSans", regular))
+            pdfmetrics.registerFont(TTFont("ReportSans-Bold", bold))
+            _FONTS.update(regular="ReportSans", bold="ReportSans-Bold")
+        else:
+            _FONTS.update(regular="Helvetica", bold="Helvetica-Bold")
+    return _FONTS
+
+
+def paragraph_styles():
+    fonts = report_fonts()
+    sheet = getSampleStyleSheet()
+    base = ParagraphStyle("base", parent=sheet["Normal"], fontName=fonts["regular"], fontSize=9.5)
+    return {
+        "body": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=8, textColor=colors.grey),
+        "title": ParagraphStyle(
+            "title", parent=base, fontName=fonts["bold"], fontSize=20, leading=26
+        ),
+        "h2": ParagraphStyle(
+            "h2", parent=base, fontName=fonts["bold"], fontSize=13, leading=17, spaceBefore=10
+        ),
+        "h3": ParagraphStyle(
+            "h3", parent=base, fontName=fonts["bold"], fontSize=10.5, leading=14, spaceBefore=6
+        ),
+    }
+
+
+def row_label(dimension, value):
+    """A breakdown row's label as a donor reads it."""
+    if value == "total":
+        return _("Total")
+    if value == anonymise.NOT_SHOWN:
+        return _("Not shown")
+    if dimension == "category":
+        return str(CATEGORY_LABELS[Category(value)])
+    if dimension == "gender":
+        return {
+            "woman": _("Women"),
+            "man": _("Men"),
+            "non_binary": _("Non-binary"),
+            "undisclosed": _("Not said"),
+        }[value]
+    return value
+
+
+def why_hidden(hidden):
+    """Why a figure is not shown, as a donor reads it."""
+    return _("fewer than 5") if hidden == anonymise.SMALL else _("hidden")
+
+
+def shown_figure(cell, currency=None):
+    """A figure, or why it is not shown."""
+    if not cell.shown:
+        return why_hidden(cell.hidden)
+    if currency:
+        return whole_units(cell.value, currency)
+    return format_decimal(cell.value)
+
+
+def whole_units(value, currency):
+    """A rounded amount: currency sign, whole units."""
+    return format_currency(value, currency, format="¤#,##0", currency_digits=False, locale="en")
+
+
+def figures_table(data, widths, numeric_from=1, total=True):
+    fonts = report_fonts()
+    style = [
+        ("FONT", (0, 0), (-1, -1), fonts["regular"], 8.5),
+        ("FONT", (0, 0), (-1, 0), fonts["bold"], 8.5),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
+        ("ALIGN", (numeric_from, 0), (-1, -1), "RIGHT"),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f2f2f2")]),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]
+    if total:
+        style += [
+            ("FONT", (0, -1), (-1, -1), fonts["bold"], 8.5),
+            ("LINEABOVE", (0, -1), (-1, -1), 0.6, colors.black),
+        ]
+    table = Table(data, colWidths=widths, repeatRows=1)
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def less(value):
+    """A figure taken away, with its minus sign (and no minus on nothing)."""
+    return 0 - value
+
+
+def bar_chart(table, currency, horizontal):
+    """Amounts of the shown rows of a breakdown as a bar chart."""
+    rows = [r for r in table.rows if r.cells["amount"].shown]
+    drawing = Drawing(170 * mm, 60 * mm if horizontal else 55 * mm)
+    if not rows:
+        return None
+    chart = HorizontalBarChart() if horizontal else VerticalBarChart()
+    chart.x, chart.y = (55 * mm, 5 * mm) if horizontal else (15 * mm, 12 * mm)
+    chart.width = 105 * mm if horizontal else 150 * mm
+    chart.height = 50 * mm if horizontal else 38 * mm
+    chart.data = [[float(r.cells["amount"].value) for r in rows]]
+    chart.categoryAxis.categoryNames = [row_label(table.dimension, r.label)[:28] for r in rows]
+    chart.categoryAxis.labels.fontName = report_fonts()["regular"]
+    chart.categoryAxis.labels.fontSize = 7
+    chart.valueAxis.labels.fontName = report_fonts()["regular"]
+    chart.valueAxis.labels.fontSize = 7
+    chart.valueAxis.valueMin = 0
+    chart.bars[0].fillColor = colors.HexColor("#3b6ea5")
+    if not horizontal:
+        chart.categoryAxis.labels.angle = 30
+        chart.categoryAxis.labels.boxAnchor = "ne"
+    drawing.add(chart)
+    return drawing
+
+
+def escape_text(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def footer_canvas(generated):
+    """A canvas class that writes 'generated at, page x of y' on each page once it knows y."""
+
+    class FooterCanvas(canvas.Canvas):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._pages = []
+
+        def showPage(self):  # noqa: N802 (ReportLab's name)
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self):
+            total = len(self._pages)
+            for number, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                self.setFont(report_fonts()["regular"], 7.5)
+                self.setFillColor(colors.grey)
+                self.drawString(18 * mm, 10 * mm, _("Generated at %(at)s UTC", at=generated))
+                self.drawRightString(
+                    A4[0] - 18 * mm,
+                    10 * mm,
+                    _("Page %(page)d of %(pages)d", page=number, pages=total),
+                )
+                super().showPage()
+            super().save()
+
+    return FooterCanvas
