@@ -22,6 +22,7 @@ from hrdfund.ledger.balances import pool_figures
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
+from hrdfund.reports.grid import breakdown
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import PeriodError, parse_period
 from tests.conftest import MoneyWorld, agree_to_listing, pay, signed_in
@@ -75,7 +76,7 @@ GROUP = st.lists(st.integers(1, 5000), min_size=0, max_size=12).flatmap(
 @settings(max_examples=300, deadline=None)
 @given(groups=st.dictionaries(st.sampled_from(LABELS), GROUP, min_size=1, max_size=6))
 def test_small_populations_never_show_a_small_count_nor_a_recoverable_one(groups):
-    table = anonymise.breakdown("x", groups)
+    table = breakdown("x", groups)
     for measure in ("grants", "defenders", "dependants", "amount"):
         cells = [row.cells[measure] for row in table.rows]
         total = table.total.cells[measure]
@@ -94,7 +95,7 @@ def test_small_populations_never_show_a_small_count_nor_a_recoverable_one(groups
 
 
 def test_a_single_small_cell_hides_the_next_smallest_too():
-    table = anonymise.breakdown(
+    table = breakdown(
         "category",
         {
             "legal": {"grants": 3, "defenders": 3, "dependants": 0, "amount": Decimal(900)},

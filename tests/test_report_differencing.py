@@ -22,6 +22,7 @@ from hrdfund.pools import services as pools
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
+from hrdfund.reports.grid import Grid
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
 from tests.conftest import MoneyWorld, agree_to_listing, pay
@@ -360,7 +361,7 @@ def _grid(tree, periods, new, truth, unlisted, issued=None):
         name: sorted({k[2][1] for k in truth if k[2] != TOTAL and k[2][0] == name})
         for name in ("x", "y")
     }
-    grid = anonymise.Grid(
+    grid = Grid(
         {p: tuple(c for c in tree.get(p, ()) if p in periods) for p in periods},
         dims,
         ("grants",),

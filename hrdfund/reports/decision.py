@@ -11,6 +11,7 @@ from flask import current_app
 
 from ..core.money import quantize
 from . import anonymise
+from .grid import Grid
 from .recorded import ZERO, within
 
 SMALL = anonymise.SMALL
@@ -53,7 +54,7 @@ class Decision:
             for _measure, label, _value, _hidden in figures[part]["cells"]:
                 if label != anonymise.TOTAL and label[0] in dims:
                     dims[label[0]].add(label[1])
-        return anonymise.Grid(
+        return Grid(
             self.children, {d: sorted(v) for d, v in dims.items()}, counts, amounts, **options
         )
 
@@ -169,7 +170,7 @@ class Decision:
     def _totals(self, part, measures, counts):
         """A grid of counts without breakdowns, shown only from 5 (none is zero-or-more by
         itself): the grants first paid, or the answers to each outcome question."""
-        grid = anonymise.Grid(self.children, {}, measures)
+        grid = Grid(self.children, {}, measures)
         for code, values in counts.items():
             grid.put(code, anonymise.TOTAL, values)
         for code, figures in self.issued.items():

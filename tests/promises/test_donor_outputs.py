@@ -22,8 +22,8 @@ from hrdfund.cases.models import (
 from hrdfund.core.columns import PERSONAL, Encrypted, utcnow
 from hrdfund.core.extensions import db
 from hrdfund.ledger.seals import FINAL_TABLES
-from hrdfund.reports import anonymise
 from hrdfund.reports.data import build_report
+from hrdfund.reports.grid import breakdown
 from hrdfund.reports.periods import parse_period
 from tests.clock import Clock
 from tests.conftest import (
@@ -139,7 +139,7 @@ def _rest_of_promise_31(world, grants, donor):
     for free in ("2026-01-01:2026-02-01", "2026-02-03", "last-90-days"):
         url = f"/donor/pools/{world.eur.uid}/report?period={free}&format=csv"
         assert get_closed(donor, url).status_code == 404, free
-    table = anonymise.breakdown(
+    table = breakdown(
         "category",
         {
             "legal": {"grants": 3, "defenders": 3, "dependants": 0, "amount": Decimal(900)},
