@@ -6,7 +6,9 @@ import sys
 import click
 from flask.cli import with_appcontext
 
-from ..ops.backup import BackupError, restore_backup, write_backup
+from ..ops.archive import BackupError
+from ..ops.backup import write_backup
+from ..ops.restore import restore_backup
 
 
 @click.command("backup")
