@@ -4,7 +4,7 @@ the current password, and a wrong one counts towards the lock."""
 
 import pytest
 
-from hrdfund.auth import attempts, services
+from hrdfund.auth import attempts, second_factor, services
 from hrdfund.auth.models import User
 from hrdfund.core.extensions import db
 from tests.conftest import COOKIE, LOCKED, PASSWORD, login, refused_page
@@ -102,8 +102,8 @@ def test_new_recovery_codes_replace_the_old_ones(client, make_user):
     assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
     db.session.expire_all()
     manager = db.session.get(User, manager.id)
-    assert services.use_recovery_code(manager, old_codes[0]) is None
-    assert services.use_recovery_code(manager, new_codes[0]) == 9
+    assert second_factor.use_recovery_code(manager, old_codes[0]) is None
+    assert second_factor.use_recovery_code(manager, new_codes[0]) == 9
 
 
 def test_accounts_without_a_second_factor_have_no_codes_to_renew(client, make_user):

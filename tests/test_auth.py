@@ -7,7 +7,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.auth import attempts, services, throttle
+from hrdfund.auth import attempts, second_factor, services, throttle
 from hrdfund.auth.models import SignInLimit
 from hrdfund.auth.services import AuthError, PasswordPolicyError
 from hrdfund.core.columns import utcnow
@@ -142,32 +142,32 @@ def test_a_code_is_accepted_once(app, make_user):
     """A code seen over someone's shoulder cannot be used again."""
     user = make_user("manager")
     code = pyotp.TOTP(user.totp_secret).at(NOW)
-    assert services.verify_totp(user, code, at=NOW)
+    assert second_factor.verify_totp(user, code, at=NOW)
     assert user.totp_confirmed_at is not None
-    assert not services.verify_totp(user, code, at=NOW)
-    assert not services.verify_totp(user, code, at=NOW + 20)
+    assert not second_factor.verify_totp(user, code, at=NOW)
+    assert not second_factor.verify_totp(user, code, at=NOW + 20)
 
 
 def test_codes_of_the_previous_step_are_allowed_but_not_older(app, make_user):
     """Thirty seconds of clock drift or slow typing are tolerated, ninety are not."""
     user = make_user("finance")
     totp = pyotp.TOTP(user.totp_secret)
-    assert not services.verify_totp(user, totp.at(NOW - 90), at=NOW)
-    assert services.verify_totp(user, totp.at(NOW - 30), at=NOW)
+    assert not second_factor.verify_totp(user, totp.at(NOW - 90), at=NOW)
+    assert second_factor.verify_totp(user, totp.at(NOW - 30), at=NOW)
 
 
 def test_a_code_older_than_one_already_used_is_refused(app, make_user):
     user = make_user("donor")
     totp = pyotp.TOTP(user.totp_secret)
-    assert services.verify_totp(user, totp.at(NOW), at=NOW)
-    assert not services.verify_totp(user, totp.at(NOW - 30), at=NOW)
-    assert services.verify_totp(user, totp.at(NOW + 30), at=NOW + 30)
+    assert second_factor.verify_totp(user, totp.at(NOW), at=NOW)
+    assert not second_factor.verify_totp(user, totp.at(NOW - 30), at=NOW)
+    assert second_factor.verify_totp(user, totp.at(NOW + 30), at=NOW + 30)
 
 
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", None])
 def test_malformed_codes_are_refused(app, make_user, code):
     user = make_user("admin")
-    assert not services.verify_totp(user, code)
+    assert not second_factor.verify_totp(user, code)
     assert user.totp_last_step is None
 
 
@@ -175,7 +175,7 @@ def test_a_spaced_code_is_accepted(app, make_user):
     """A code typed as shown by many apps, "123 456", works."""
     user = make_user("reviewer")
     code = pyotp.TOTP(user.totp_secret).now()
-    assert services.verify_totp(user, f" {code[:3]} {code[3:]} ", at=time.time())
+    assert second_factor.verify_totp(user, f" {code[:3]} {code[3:]} ", at=time.time())
 
 
 def test_create_user_refuses_a_duplicate_login(app, make_user):

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.auth import refused
-from hrdfund.auth import services as auth_services
+from hrdfund.auth import logins, refused
 from hrdfund.auth.models import RefusedForm
 from hrdfund.cases import services as applications
 from hrdfund.cases.models import Application, ApplicationStatus, BudgetLine, Reference, Urgency
@@ -114,7 +113,7 @@ def _kinds(place):
     long = "x" * 5001
     user = w.reviewer
     pool = f"/pools/{w.eur.uid}"
-    made = auth_services.make_login()  # as the sign-up page makes it, with its seal
+    made = logins.make_login()  # as the sign-up page makes it, with its seal
     return [
         # The case page's staff forms.
         (
@@ -542,7 +541,7 @@ def _kinds(place):
             "/register",
             {
                 "login": made,
-                "login_seal": auth_services.login_seal(made),
+                "login_seal": logins.login_seal(made),
                 "password": "pw-6628x",
                 "contact": "typed-contact-6630",
             },

@@ -7,7 +7,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.auth import services as auth_services
+from hrdfund.auth import second_factor
 from hrdfund.auth.models import Role, User
 from hrdfund.cases.documents import CleanUpload, read_document, store_document
 from hrdfund.cases.models import Application, Document, DocumentKind
@@ -57,7 +57,7 @@ def world(app, runner):
     document = store_document(
         CleanUpload(PDF, "application/pdf", "report.pdf"), case, DocumentKind.OTHER, manager
     )
-    codes = auth_services.issue_recovery_codes(manager)
+    codes = second_factor.issue_recovery_codes(manager)
     db.session.commit()
     return {
         "values": _every_value(),
@@ -115,7 +115,7 @@ def test_rotation_moves_everything_to_the_new_key(app, app_config, world):
         keys = dict(db.session.execute(sa.select(Application.id, Application.defender_key)).all())
         assert keys == world["defender_keys"]
         manager = db.session.get(User, world["manager"])
-        assert auth_services.use_recovery_code(manager, world["codes"][0])
+        assert second_factor.use_recovery_code(manager, world["codes"][0])
         check = rotated.test_cli_runner().invoke(args=["hrdfund", "check"])
         assert check.exit_code == 0, check.output
         assert "keys.rotated" in {

@@ -9,7 +9,7 @@ from flask_login import current_user
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.work import perform
-from . import attempts, bp, refused, services
+from . import attempts, bp, refused, second_factor, services
 from .client import client_token, refusal, remember_client
 from .forms import AlertSettingsForm, PasswordChangeForm, RenewCodesForm
 from .guard import role_required
@@ -26,7 +26,7 @@ def account():
         "auth/account.html",
         password_form=refused.restore(PasswordChangeForm(formdata=None)),
         codes_form=refused.restore(RenewCodesForm(formdata=None)) if enrolled else None,
-        codes_left=services.recovery_codes_left(user) if enrolled else None,
+        codes_left=second_factor.recovery_codes_left(user) if enrolled else None,
     )
 
 
@@ -66,7 +66,7 @@ def renew_recovery_codes():
             current_user.id,
             form.password.data,
             client_token(),
-            then=services.issue_recovery_codes,
+            then=second_factor.issue_recovery_codes,
         )
     except services.AuthError as exc:
         form.password.errors = [refusal(exc, _("That is not your current password."))]

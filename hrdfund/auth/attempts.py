@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from ..core.extensions import db, reading
-from . import budget, services, throttle
+from . import budget, logins, second_factor, services, throttle
 from .services import AuthError
 
 #: Each process hashes one password at a time: a burst of attempts at one process takes
@@ -115,8 +115,8 @@ def sign_up(login, password, token, **fields):
     (nothing counted, nothing hashed); then the attempt is charged and the password hashed.
     The account is made even if the login was taken meanwhile: at another login, made
     then (``user.login`` tells)."""
-    login = services.normalise_login(login)
-    if not services.is_made_login(login):
+    login = logins.normalise_login(login)
+    if not logins.is_made_login(login):
         raise services.LoginPolicyError("sign-up takes only a login the server made")
     services.check_password_rules(password, login)
     with reading():
@@ -181,8 +181,8 @@ def check_code(user, code, token):
     """The second step with a code from the authenticator app, used once; the first code
     sets up the factor and brings ten recovery codes (``extra``)."""
     enrolling = user.totp_confirmed_at is None
-    charge, _ok = _second_step(user, token, lambda: services.verify_totp(user, code))
-    codes = services.issue_recovery_codes(user) if enrolling else None
+    charge, _ok = _second_step(user, token, lambda: second_factor.verify_totp(user, code))
+    codes = second_factor.issue_recovery_codes(user) if enrolling else None
     kept = services.complete_login(user, charge)
     db.session.commit()
     return SignedIn(user, kept, codes)
@@ -191,7 +191,7 @@ def check_code(user, code, token):
 def check_recovery_code(user, code, token):
     """The second step with a recovery code, each used once; ``extra`` is how many are
     left."""
-    charge, left = _second_step(user, token, lambda: services.use_recovery_code(user, code))
+    charge, left = _second_step(user, token, lambda: second_factor.use_recovery_code(user, code))
     kept = services.complete_login(user, charge)
     db.session.commit()
     return SignedIn(user, kept, left)

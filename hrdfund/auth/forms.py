@@ -92,7 +92,7 @@ class RenewCodesForm(PageForm):
 
 class RegisterForm(PageForm):
     """Sign-up for applicants: nothing that names the person. The login name is made by
-    the server and carried with its seal (``services.made_login`` checks both); the page
+    the server and carried with its seal (``logins.made_login`` checks both); the page
     shows it, and passes it to a password manager, without letting anyone type over it."""
 
     login = StringField(

@@ -1,12 +1,10 @@
-"""Accounts: password hashing and rules, sign-in with throttling, TOTP, sessions."""
+"""Accounts: password hashing and rules, sign-in with throttling, creating accounts, sessions.
+Login names are in ``logins``, the second factor (TOTP, recovery codes) in ``second_factor``."""
 
 import os
-import re
 import secrets
-import time
 from dataclasses import dataclass
 
-import pyotp
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,15 +12,16 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..core.columns import cipher, utcnow
+from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
 from . import throttle
+from .logins import LOGIN_PATTERN, is_made_login, make_login, normalise_login
 from .models import RecoveryCode, Role, User
+from .second_factor import new_totp_secret
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 128
-TOTP_INTERVAL = 30
 
 
 class AuthError(Exception):
@@ -101,10 +100,6 @@ def _verify(password_hash, password):
         return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def normalise_login(login):
-    return (login or "").strip().lower()
 
 
 def find_user(login):
@@ -209,143 +204,6 @@ def settle_reauthentication(charge, credentials, matched):
         record_failure(charge, credentials.uid)
         raise AuthError("invalid")
     return user, throttle.complete(charge)
-
-
-LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
-#: Letters and digits that cannot be mistaken for one another when copied by hand.
-SUGGESTION_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-#: The shape of the login names the server makes for sign-up: three groups of four of
-#: those characters (about 59 bits). Sign-up takes no other login, and only applicant
-#: accounts may have one (:func:`create_user`), so sign-up never reaches a staff, donor
-#: or partner account.
-MADE_LOGIN_PATTERN = re.compile(
-    rf"^[{SUGGESTION_ALPHABET}]{{4}}-[{SUGGESTION_ALPHABET}]{{4}}-[{SUGGESTION_ALPHABET}]{{4}}$"
-)
-
-
-def _random_groups(groups, size=4):
-    return "-".join(
-        "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(size)) for _ in range(groups)
-    )
-
-
-def suggest_passphrase():
-    """A random passphrase easy to copy by hand (about 100 bits), offered at sign-up."""
-    return _random_groups(5)
-
-
-def make_login():
-    """A random login name for a new applicant account (about 59 bits): nobody can guess
-    one, so asking about one tells nothing."""
-    return _random_groups(3)
-
-
-def is_made_login(login):
-    """Whether ``login`` has the shape of the login names the server makes for sign-up."""
-    return MADE_LOGIN_PATTERN.match(normalise_login(login)) is not None
-
-
-def login_seal(login):
-    """What the sign-up form carries beside a login the server made for it: a keyed hash
-    that only the server can compute, so the form cannot name any other login."""
-    return cipher().blind_index(f"sign-up-login|{normalise_login(login)}")
-
-
-def made_login(login, seal):
-    """``login``, normalised, when the server made it for a sign-up form (its shape, and
-    the seal the form carried with it); else None."""
-    login = normalise_login(login)
-    if not is_made_login(login):
-        return None
-    if not secrets.compare_digest((seal or "").encode(), login_seal(login).encode()):
-        return None
-    return login
-
-
-def new_totp_secret():
-    return pyotp.random_base32()
-
-
-#: How many recovery codes a user gets, and how long each is (letters and digits that
-#: cannot be mistaken for one another, about 49 bits).
-RECOVERY_CODES = 10
-RECOVERY_LENGTH = 10
-
-
-def _recovery_hash(user, code):
-    normal = "".join(c for c in (code or "").lower() if c.isalnum())
-    return cipher().blind_index(f"recovery|{user.id}|{normal}")
-
-
-def issue_recovery_codes(user):
-    """New recovery codes for ``user``, replacing any earlier ones; returns them in plain
-    text, to be shown once. Only keyed hashes are stored."""
-    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    codes = []
-    for _ in range(RECOVERY_CODES):
-        raw = "".join(secrets.choice(SUGGESTION_ALPHABET) for _ in range(RECOVERY_LENGTH))
-        codes.append(f"{raw[:5]}-{raw[5:]}")
-        db.session.add(RecoveryCode(user_id=user.id, code_hash=_recovery_hash(user, raw)))
-    db.session.flush()
-    audit.record("auth.recovery_codes_issued", user, actor=user)
-    return codes
-
-
-def recovery_codes_left(user):
-    """How many of ``user``'s recovery codes are still unused."""
-    return db.session.execute(
-        sa.select(sa.func.count())
-        .select_from(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-    ).scalar()
-
-
-def use_recovery_code(user, code):
-    """Accept one unused recovery code of ``user``, once; returns how many are left, or
-    None when the code is not one of them."""
-    lock_row(User, user.id)
-    found = db.session.execute(
-        sa.select(RecoveryCode).where(
-            RecoveryCode.user_id == user.id,
-            RecoveryCode.code_hash == _recovery_hash(user, code),
-            RecoveryCode.used_at.is_(None),
-        )
-    ).scalar_one_or_none()
-    if found is None:
-        return None
-    found.used_at = utcnow()
-    db.session.flush()
-    audit.record("auth.recovery_code_used", user, actor=user)
-    return db.session.execute(
-        sa.select(sa.func.count()).where(
-            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
-        )
-    ).scalar()
-
-
-def totp_uri(user, issuer):
-    """The otpauth:// URI an authenticator app reads."""
-    return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.login, issuer_name=issuer)
-
-
-def verify_totp(user, code, at=None):
-    """Accept a current TOTP code once; refuse reuse and codes of older time steps."""
-    code = (code or "").strip().replace(" ", "")
-    if not (code.isdigit() and len(code) == 6) or not user.totp_secret:
-        return False
-    lock_row(User, user.id)
-    totp = pyotp.TOTP(user.totp_secret)
-    now = time.time() if at is None else at
-    current_step = int(now // TOTP_INTERVAL)
-    for step in (current_step, current_step - 1, current_step + 1):
-        if secrets.compare_digest(totp.at(step * TOTP_INTERVAL), code):
-            if user.totp_last_step is not None and step <= user.totp_last_step:
-                return False
-            user.totp_last_step = step
-            if user.totp_confirmed_at is None:
-                user.totp_confirmed_at = utcnow()
-            return True
-    return False
 
 
 def complete_login(user, charge):

@@ -23,7 +23,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.work import perform
-from . import attempts, bp, refused, services
+from . import attempts, bp, logins, refused, second_factor, services
 from .client import client_token, refusal, remember_client
 from .forms import CodeForm, LoginForm, RecoveryForm, RegisterForm
 from .models import Role, User
@@ -111,7 +111,7 @@ def code():
             return response
     if form.is_submitted():
         return refused.refuse(form, to=url_for("auth.code"))  # the code is not kept
-    uri = services.totp_uri(user, current_app.config["FUND_NAME"]) if enrolling else None
+    uri = second_factor.totp_uri(user, current_app.config["FUND_NAME"]) if enrolling else None
     return render_template(
         "auth/code.html",
         form=refused.restore(form),
@@ -128,7 +128,7 @@ def qr():
     if user is None or user.totp_confirmed_at is not None:
         abort(404)
     image = io.BytesIO()
-    uri = services.totp_uri(user, current_app.config["FUND_NAME"])
+    uri = second_factor.totp_uri(user, current_app.config["FUND_NAME"])
     segno.make(uri, error="m").save(image, kind="svg", scale=5, border=2, xmldecl=False)
     return Response(image.getvalue(), mimetype="image/svg+xml")
 
@@ -209,7 +209,7 @@ def register():
     form = RegisterForm()
     login_name = None
     if form.is_submitted():
-        login_name = services.made_login(form.login.data, form.login_seal.data)
+        login_name = logins.made_login(form.login.data, form.login_seal.data)
         if login_name is None:
             form.form_errors.append(
                 _(
@@ -245,13 +245,13 @@ def register():
     form = refused.restore(form)
     # A login the form carried with its seal stays, so that one noted down stays right;
     # any other is replaced by a new one.
-    login_name = services.made_login(form.login.data, form.login_seal.data)
-    login_name = login_name or services.make_login()
-    form.login.data, form.login_seal.data = login_name, services.login_seal(login_name)
+    login_name = logins.made_login(form.login.data, form.login_seal.data)
+    login_name = login_name or logins.make_login()
+    form.login.data, form.login_seal.data = login_name, logins.login_seal(login_name)
     return render_template(
         "auth/register.html",
         form=form,
-        suggestion=services.suggest_passphrase(),
+        suggestion=logins.suggest_passphrase(),
         login_name=login_name,
     )
 

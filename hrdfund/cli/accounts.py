@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 from .. import audit
 from ..auth import services
 from ..auth.models import Fund, PartnerOrganisation
+from ..auth.second_factor import totp_uri
 from ..core.extensions import db
 from ..pools.models import Donor, Pool
 
@@ -57,7 +58,7 @@ def create_user(role, login, fund_name, donor_id, organisation_id, password):
     click.echo(f"Created {role} account {user.login}.")
     if user.needs_totp:
         click.echo(f"TOTP enrolment secret: {user.totp_secret}")
-        click.echo(f"Authenticator URI: {services.totp_uri(user, current_app.config['FUND_NAME'])}")
+        click.echo(f"Authenticator URI: {totp_uri(user, current_app.config['FUND_NAME'])}")
 
 
 def fund_named(name):
