@@ -36,11 +36,28 @@ def create_app(overrides=None):
         template_folder=os.path.join(ROOT, "templates"),
         instance_path=os.path.abspath(instance_path),
     )
-    env_name = (overrides or {}).get("ENV_NAME") or os.environ.get("HRDFUND_ENV", "production")
+    _configure(app, overrides or {})
+    install_request_limits(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    _escape_lazy_strings()
+    login_manager.init_app(app)
+    app.after_request(_security_headers)
+    _assemble(app)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _server_error)
+    return app
+
+
+def _configure(app, overrides):
+    """The settings of the environment named, refused at once when they cannot work."""
+    env_name = overrides.get("ENV_NAME") or os.environ.get("HRDFUND_ENV", "production")
     if env_name not in CONFIGS:
         raise RuntimeError(f"HRDFUND_ENV must be one of {', '.join(CONFIGS)}")
     app.config.from_object(CONFIGS[env_name])
-    app.config.update(overrides or {})
+    app.config.update(overrides)
     os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     if app.config["ENV_NAME"] == "development":
         _load_development_secrets(app)
@@ -57,15 +74,11 @@ def create_app(overrides=None):
     check_password_budget(app.config)
     _configure_logging(app)
     _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
-    install_request_limits(app)
 
-    db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
-    csrf.init_app(app)
-    babel.init_app(app, locale_selector=_select_locale)
-    _escape_lazy_strings()
-    login_manager.init_app(app)
 
+def _assemble(app):
+    """The features, imported once the app exists: every table, the blueprints, the
+    commands, the guard, the template filters and the alerts sent after a response."""
     from . import models  # noqa: F401  (registers every table on the metadata)
     from .auth import bp as auth_bp
     from .auth import refused
@@ -105,11 +118,7 @@ def create_app(overrides=None):
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS
     app.jinja_env.globals["refused_left_unshown"] = refused.left_unshown
-    app.after_request(_security_headers)
     app.after_request(send_after_response)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _server_error)
-    return app
 
 
 def _load_development_secrets(app):
