@@ -24,8 +24,10 @@ from PIL import Image
 from hrdfund import create_app
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
-from hrdfund.cases.models import Application, ApplicationStatus, Consent, ConsentKind
+from hrdfund.cases import targets
+from hrdfund.cases.models import Application, ApplicationStatus, Consent, ConsentKind, Urgency
 from hrdfund.cases.services import defender_key
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.disbursements import holds
@@ -432,6 +434,33 @@ def start_application(client, category="relocation", **extra):
     response = client.post("/apply", data={"category": category, **extra})
     assert response.status_code == 302, response.get_data(as_text=True)[:400]
     return response.location.split("/")[2]
+
+
+def make_case(fund, *, commit=True, **fields):
+    """A case sent to ``fund``, written through the model: medical, in EUR, submitted from
+    Kenya at normal urgency just now, its response and decision targets set from its
+    submission time as sending it sets them (unless the test gives ``response_due_at`` or
+    ``decision_due_at``; none when ``submitted_at`` is None). Every keyword, a column or a
+    relationship such as ``budget_lines``, overrides or adds to these. Committed, or only
+    added to the session when ``commit`` is false."""
+    values = {
+        "fund_id": fund.id,
+        "category": Category.MEDICAL,
+        "currency": "EUR",
+        "status": ApplicationStatus.SUBMITTED,
+        "country": "KE",
+        "urgency": Urgency.NORMAL,
+        "submitted_at": utcnow(),
+        **fields,
+    }
+    case = Application(**values)
+    due = {"response_due_at", "decision_due_at"} & fields.keys()
+    if case.submitted_at is not None and not due:
+        targets.set_targets(case, case.submitted_at)
+    db.session.add(case)
+    if commit:
+        db.session.commit()
+    return case
 
 
 def application_by_uid(uid):

@@ -7,10 +7,10 @@ from datetime import date, datetime
 import pytest
 
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
-from hrdfund.cases.models import Application, ApplicationStatus
+from hrdfund.cases.models import Application
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, login, make_case
 
 ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]
 HOMES = {
@@ -120,18 +120,9 @@ def test_staff_and_donors_cannot_start_applications(client, login_as, role):
 
 
 def _case(fund, code, **fields):
-    fields.setdefault("status", ApplicationStatus.SUBMITTED)
-    case = Application(
-        fund_id=fund.id,
-        uid=code,
-        category=Category.LEGAL,
-        currency="EUR",
-        submitted_at=datetime(2026, 3, 1),
-        **fields,
+    return make_case(
+        fund, uid=code, category=Category.LEGAL, submitted_at=datetime(2026, 3, 1), **fields
     )
-    db.session.add(case)
-    db.session.commit()
-    return case
 
 
 def _pages(client, *paths):

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from hrdfund.auth.models import Role, User
 from hrdfund.cases import messages, services, targets
 from hrdfund.cases.models import (
-    Application,
     ApplicationStatus,
     BudgetLine,
     Consent,
@@ -42,7 +41,7 @@ from hrdfund.pools.models import RestrictionKind
 from hrdfund.reports import anonymise
 from hrdfund.reviews import services as review_services
 from hrdfund.reviews.models import NoteKind
-from tests.conftest import MoneyWorld, login, pay
+from tests.conftest import MoneyWorld, login, make_case, pay
 
 from .clock import Clock
 
@@ -104,22 +103,14 @@ def _case(site, i, **fields):
     """A case sent to the fund, its targets running, through the model."""
     now = utcnow()
     values = {
-        "fund_id": site.fund.id,
-        "category": Category.MEDICAL,
-        "currency": "EUR",
-        "status": ApplicationStatus.SUBMITTED,
-        "country": "KE",
         "region": "East Africa",
-        "urgency": Urgency.NORMAL,
         "amount_requested": Decimal(100 + i),
         "submitted_at": now - timedelta(hours=i),
         **fields,
     }
-    case = Application(**values)
-    targets.set_targets(case, case.submitted_at)
+    case = make_case(site.fund, commit=False, **values)
     if i % 3 == 1:
         targets.pause(case, now)
-    db.session.add(case)
     return case
 
 

@@ -6,33 +6,21 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.cases import messages, targets
-from hrdfund.cases.models import Application, ApplicationStatus, Urgency
+from hrdfund.cases import messages
+from hrdfund.cases.models import ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
-from tests.conftest import login
+from tests.conftest import login, make_case
 
 
 def _cases(fund, n, **fields):
+    """``n`` sent cases, sent an hour apart, the newest just now."""
     now = utcnow()
-    rows = []
-    for i in range(n):
-        values = {
-            "fund_id": fund.id,
-            "category": Category.MEDICAL,
-            "currency": "EUR",
-            "status": ApplicationStatus.SUBMITTED,
-            "country": "KE",
-            "urgency": Urgency.NORMAL,
-            "submitted_at": now - timedelta(hours=i),
-            **fields,
-        }
-        application = Application(**values)
-        # As the submission would: the targets start counting when the case is sent.
-        targets.set_targets(application, application.submitted_at)
-        rows.append(application)
-    db.session.add_all(rows)
+    rows = [
+        make_case(fund, commit=False, **{"submitted_at": now - timedelta(hours=i), **fields})
+        for i in range(n)
+    ]
     db.session.commit()
     return rows
 

@@ -18,13 +18,12 @@ from hrdfund.cases.models import (
     Urgency,
 )
 from hrdfund.core.extensions import db
-from hrdfund.core.support import Category
 from hrdfund.grants.models import Grant
 from hrdfund.ledger.models import Allocation
 from hrdfund.pools.models import Donor, ExchangeRate, Pool
 from hrdfund.reviews import services as review_services
 from hrdfund.reviews.models import CaseNote, Cofunding
-from tests.conftest import as_shown, signed_in
+from tests.conftest import as_shown, make_case, signed_in
 
 S = ApplicationStatus
 
@@ -44,27 +43,21 @@ def staff(app, fund, make_user, make_donor, make_pool):
 
 
 def _case(fund, staff, status=S.SUBMITTED, name="Defender canary-NAME", **fields):
-    case = Application(
-        fund_id=fund.id,
+    return make_case(
+        fund,
         applicant_id=staff["applicant"].id,
-        category=Category.MEDICAL,
         status=status,
         urgency=Urgency.URGENT,
-        currency="EUR",
-        country="KE",
         amount_requested=Decimal("6000.00"),
+        defender_name=name,
+        defender_key=services.defender_key(name, "KE"),
+        budget_lines=[
+            BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
+            BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
+        ],
+        references=[Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")],
         **fields,
     )
-    case.defender_name = name
-    case.defender_key = services.defender_key(name, "KE")
-    case.budget_lines = [
-        BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
-        BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
-    ]
-    case.references = [Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")]
-    db.session.add(case)
-    db.session.commit()
-    return case
 
 
 def _post(client, path, data):
