@@ -25,7 +25,15 @@ from hrdfund import create_app
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import services as auth_services
 from hrdfund.cases import targets
-from hrdfund.cases.models import Application, ApplicationStatus, Consent, ConsentKind, Urgency
+from hrdfund.cases.models import (
+    Application,
+    ApplicationStatus,
+    BudgetLine,
+    Consent,
+    ConsentKind,
+    Reference,
+    Urgency,
+)
 from hrdfund.cases.services import defender_key
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
@@ -461,6 +469,21 @@ def make_case(fund, *, commit=True, **fields):
     if commit:
         db.session.commit()
     return case
+
+
+def make_costed_case(fund, *, commit=True, **fields):
+    """A sent case, as ``make_case`` makes it, asking 6,000 EUR in two budget lines
+    (surgery 5,000 and transport 1,000) and naming two references."""
+    values = {
+        "amount_requested": Decimal("6000.00"),
+        "budget_lines": [
+            BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
+            BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
+        ],
+        "references": [Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")],
+        **fields,
+    }
+    return make_case(fund, commit=commit, **values)
 
 
 def application_by_uid(uid):

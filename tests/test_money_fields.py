@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 import hrdfund
 from hrdfund import audit
 from hrdfund.cases.forms import application_form_class
-from hrdfund.cases.models import Application, BudgetLine, Reference
-from hrdfund.cases.models import ApplicationStatus as S
 from hrdfund.core.columns import Money, Rate
 from hrdfund.core.extensions import db
 from hrdfund.core.fields import MoneyField, RateField
@@ -29,7 +27,7 @@ from hrdfund.core.support import Category
 from hrdfund.ledger.models import Contribution
 from hrdfund.pools import services as pools
 from hrdfund.reviews import services as reviews
-from tests.conftest import MoneyWorld, login, pay, refused_page
+from tests.conftest import MoneyWorld, login, make_costed_case, pay, refused_page
 
 from .test_money_views import payment_data
 
@@ -86,21 +84,7 @@ class Page:
 
 def _case_in_review(world):
     """A medical case with two budget lines, taken by the world's reviewer."""
-    case = Application(
-        fund_id=world.fund.id,
-        applicant_id=world.applicant.id,
-        category=Category.MEDICAL,
-        status=S.SUBMITTED,
-        currency="EUR",
-        country="KE",
-        amount_requested=Decimal("6000.00"),
-    )
-    case.budget_lines = [
-        BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
-        BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
-    ]
-    case.references = [Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")]
-    db.session.add(case)
+    case = make_costed_case(world.fund, commit=False, applicant_id=world.applicant.id)
     db.session.flush()
     reviews.assign_reviewer(case, world.reviewer, world.reviewer)
     db.session.commit()

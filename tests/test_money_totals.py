@@ -7,13 +7,18 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.cases.models import Application, ApplicationStatus, BudgetLine, Reference
+from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.core.money import MAX_AMOUNT, MoneyError, total
-from hrdfund.core.support import Category
 from hrdfund.reviews import services as review_services
 from hrdfund.reviews.models import Review
-from tests.conftest import application_by_uid, login, refused_page, start_application
+from tests.conftest import (
+    application_by_uid,
+    login,
+    make_costed_case,
+    refused_page,
+    start_application,
+)
 
 MAX = str(MAX_AMOUNT)
 REFUSAL = "add up to more than 999,999,999,999.99"
@@ -60,23 +65,12 @@ def test_budget_lines_adding_up_past_the_largest_amount_are_refused(
 
 def test_recommended_lines_adding_up_past_the_largest_amount_are_refused(app, fund, make_user):
     applicant, reviewer = make_user("applicant"), make_user("reviewer")
-    case = Application(
-        fund_id=fund.id,
+    case = make_costed_case(
+        fund,
         applicant_id=applicant.id,
-        category=Category.MEDICAL,
         status=ApplicationStatus.IN_REVIEW,
-        currency="EUR",
-        country="KE",
-        amount_requested=Decimal("6000.00"),
         assigned_reviewer_id=reviewer.id,
     )
-    case.budget_lines = [
-        BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
-        BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
-    ]
-    case.references = [Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")]
-    db.session.add(case)
-    db.session.commit()
     client = app.test_client()
     login(client, reviewer)
     response = client.post(

@@ -18,12 +18,20 @@ import sqlalchemy as sa
 from hrdfund.auth import logins, refused
 from hrdfund.auth.models import RefusedForm
 from hrdfund.cases import services as applications
-from hrdfund.cases.models import Application, ApplicationStatus, BudgetLine, Reference, Urgency
+from hrdfund.cases.models import ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.core.support import Category
 from hrdfund.ledger.models import Contribution
-from tests.conftest import COOKIE, PASSWORD, MoneyWorld, confirm, login, pay, refused_page
+from tests.conftest import (
+    COOKIE,
+    PASSWORD,
+    MoneyWorld,
+    confirm,
+    login,
+    make_costed_case,
+    pay,
+    refused_page,
+)
 from tests.pdfs import PDF
 from tests.test_free_text_canaries import _pg_dump
 
@@ -38,27 +46,14 @@ def world(fund, make_user, make_donor):
 def _in_review(world):
     """A medical case in review, given to the world's reviewer, with two budget lines and
     two references."""
-    case = Application(
-        fund_id=world.fund.id,
+    return make_costed_case(
+        world.fund,
         applicant_id=world.applicant.id,
-        category=Category.MEDICAL,
         status=ApplicationStatus.IN_REVIEW,
         urgency=Urgency.URGENT,
-        currency="EUR",
-        country="KE",
-        amount_requested=Decimal("6000.00"),
         assigned_reviewer_id=world.reviewer.id,
-        submitted_at=utcnow(),
+        defender_name="Defender In Review",
     )
-    case.defender_name = "Defender In Review"
-    case.budget_lines = [
-        BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
-        BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
-    ]
-    case.references = [Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")]
-    db.session.add(case)
-    db.session.commit()
-    return case
 
 
 class Place:

@@ -12,9 +12,7 @@ from hrdfund.cases import services
 from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
-    BudgetLine,
     Decision,
-    Reference,
     Urgency,
 )
 from hrdfund.core.extensions import db
@@ -23,7 +21,7 @@ from hrdfund.ledger.models import Allocation
 from hrdfund.pools.models import Donor, ExchangeRate, Pool
 from hrdfund.reviews import services as review_services
 from hrdfund.reviews.models import CaseNote, Cofunding
-from tests.conftest import as_shown, make_case, signed_in
+from tests.conftest import as_shown, make_costed_case, signed_in
 
 S = ApplicationStatus
 
@@ -43,19 +41,13 @@ def staff(app, fund, make_user, make_donor, make_pool):
 
 
 def _case(fund, staff, status=S.SUBMITTED, name="Defender canary-NAME", **fields):
-    return make_case(
+    return make_costed_case(
         fund,
         applicant_id=staff["applicant"].id,
         status=status,
         urgency=Urgency.URGENT,
-        amount_requested=Decimal("6000.00"),
         defender_name=name,
         defender_key=services.defender_key(name, "KE"),
-        budget_lines=[
-            BudgetLine(description="Surgery", amount=Decimal("5000.00"), currency="EUR"),
-            BudgetLine(description="Transport", amount=Decimal("1000.00"), currency="EUR"),
-        ],
-        references=[Reference(name="Ref A", contact="a"), Reference(name="Ref B", contact="b")],
         **fields,
     )
 
