@@ -709,6 +709,32 @@ def pay(world, grant, amount, currency="EUR", instalment=1, key=None, **options)
     return payment
 
 
+#: The payee details ``payment_data`` types into the payment form.
+PAYEE_CANARY = "PAYEE-CANARY-7Q4Z IBAN XX00"
+
+
+def payment_data(grant, **changes):
+    """What finance types into the payment form of ``grant``: 1,000 EUR paid by bank to a
+    host organisation on its first allocation and first instalment (none when it has no
+    plan); each ``"pay-..."`` keyword replaces or adds a field."""
+    instalments = payments.grant_instalments(grant)
+    data = {
+        "pay-allocation": payments.grant_allocations(grant)[0].id,
+        "pay-instalment": instalments[0].id if instalments else 0,
+        "pay-payee_type": "host_organisation",
+        "pay-payee_details": PAYEE_CANARY,
+        "pay-channel": "bank",
+        "pay-amount_paid": "1000.00",
+        "pay-currency_paid": "EUR",
+        "pay-fee": "12.50",
+        "pay-paid_on": "2026-02-03",
+        "pay-reference": "PAY-0001",
+        "pay-idempotency_key": "form-key-1",
+    }
+    data.update(changes)
+    return data
+
+
 def confirm(world, held, by=None):
     """A second person (the second manager by default) confirms a held payment; returns
     the payment it booked (committed)."""

@@ -25,7 +25,7 @@ from hrdfund.cases.documents import read_document
 from hrdfund.cases.models import Document
 from hrdfund.core.crypto import DecryptionError
 from hrdfund.core.extensions import db
-from tests.conftest import jpeg_with_gps, login, refused_page
+from tests.conftest import jpeg_with_gps, login, payment_data, refused_page
 from tests.pdfs import make_pdf, xmp_packet
 
 PDF = make_pdf("canary-quote-text-7781")
@@ -480,8 +480,6 @@ def test_a_pdf_of_too_many_values_is_refused(client, case_uid, monkeypatch):
 @pytest.fixture
 def finance_case(app, money_world):
     """A case with a grant to pay, and finance signed in: (client, case code, form data)."""
-    from tests.test_money_views import payment_data
-
     world = money_world
     grant = world.grant("2000", pool=world.usd)
     world.plan(grant, count=2)

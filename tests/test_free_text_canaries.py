@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from hrdfund.cases.models import Application, Reference
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.disbursements.services import grant_instalments
 from hrdfund.grants.models import Grant
 from hrdfund.ledger.models import Contribution, Delivery, Disbursement
-from tests.conftest import PG_URL, missing_infrastructure, signed_in
+from tests.conftest import PG_URL, missing_infrastructure, payment_data, signed_in
 from tests.test_canaries import CANARIES as APPLICATION_CANARIES
 
 #: One canary per free-text field, each a string found nowhere else.
@@ -74,19 +75,20 @@ def _apply(applicant):
 
 
 def _payment(grant, instalment, **fields):
-    from hrdfund.disbursements.services import grant_allocations, grant_instalments
-
-    return {
-        "pay-allocation": grant_allocations(grant)[0].id,
-        "pay-instalment": grant_instalments(grant)[instalment].id,
-        "pay-payee_type": "defender",
-        "pay-payee_details": CANARIES["payee"],
-        "pay-channel": "bank",
-        "pay-fee": "0",
-        "pay-paid_on": (utcnow().date() - timedelta(days=2)).isoformat(),
-        "pay-idempotency_key": f"canary-form-{instalment}",
-        **{f"pay-{name}": value for name, value in fields.items()},
-    }
+    """The payment form of ``grant``'s instalment number ``instalment`` (from 0), paid to
+    the defender two days ago, the canary payee typed in."""
+    return payment_data(
+        grant,
+        **{
+            "pay-instalment": grant_instalments(grant)[instalment].id,
+            "pay-payee_type": "defender",
+            "pay-payee_details": CANARIES["payee"],
+            "pay-fee": "0",
+            "pay-paid_on": (utcnow().date() - timedelta(days=2)).isoformat(),
+            "pay-idempotency_key": f"canary-form-{instalment}",
+            **{f"pay-{name}": value for name, value in fields.items()},
+        },
+    )
 
 
 def _journey(app, money_world):

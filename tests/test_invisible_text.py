@@ -14,7 +14,7 @@ from hrdfund.cases.models import Application
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import INVISIBLE, strip_invisible
 from hrdfund.core.support import Category
-from tests.conftest import login
+from tests.conftest import login, payment_data
 
 #: A right-to-left override that makes "exe.gnp" read "png.exe", a zero-width space, a
 #: word joiner, a byte-order mark, an isolate, "hi" written in tag characters, a soft
@@ -142,8 +142,6 @@ def test_a_payment_reference_and_a_note_lose_them_too(app, money_world):
     """Finance's references and staff notes go through the same fields."""
     from hrdfund.ledger.models import Disbursement
     from hrdfund.reviews.models import CaseNote
-
-    from .test_money_views import payment_data
 
     grant = money_world.grant("3000")
     money_world.plan(grant)

@@ -27,9 +27,7 @@ from hrdfund.core.support import Category
 from hrdfund.ledger.models import Contribution
 from hrdfund.pools import services as pools
 from hrdfund.reviews import services as reviews
-from tests.conftest import MoneyWorld, login, make_costed_case, pay, refused_page
-
-from .test_money_views import payment_data
+from tests.conftest import MoneyWorld, login, make_costed_case, pay, payment_data, refused_page
 
 #: What people and attackers type into an amount or a rate: each must be refused, with
 #: a message.

@@ -17,31 +17,10 @@ from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
-from tests.conftest import pay, refused_page, signed_in
+from tests.conftest import PAYEE_CANARY, pay, payment_data, refused_page, signed_in
 from tests.pdfs import PDF
 
-CANARY = "PAYEE-CANARY-7Q4Z IBAN XX00"
-
-
-def payment_data(grant, **changes):
-    from hrdfund.disbursements.services import grant_allocations, grant_instalments
-
-    instalments = grant_instalments(grant)
-    data = {
-        "pay-allocation": grant_allocations(grant)[0].id,
-        "pay-instalment": instalments[0].id if instalments else 0,
-        "pay-payee_type": "host_organisation",
-        "pay-payee_details": CANARY,
-        "pay-channel": "bank",
-        "pay-amount_paid": "1000.00",
-        "pay-currency_paid": "EUR",
-        "pay-fee": "12.50",
-        "pay-paid_on": "2026-02-03",
-        "pay-reference": "PAY-0001",
-        "pay-idempotency_key": "form-key-1",
-    }
-    data.update(changes)
-    return data
+CANARY = PAYEE_CANARY
 
 
 def test_finance_pays_with_proof_and_a_double_submission_records_one(app, money_world):
