@@ -6,10 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from hrdfund.cases.models import Application, ApplicationStatus
-from hrdfund.core.extensions import db
-from hrdfund.core.support import Category
-from tests.conftest import CSP_PARTS, login
+from tests.conftest import CSP_PARTS, login, make_case
 
 #: A reference to another host in an attribute or a stylesheet.
 EXTERNAL = re.compile(
@@ -44,20 +41,13 @@ def assert_clean_html(response):
 def case(fund, make_user):
     """A submitted case, so the case pages render with content instead of a 404."""
     owner = make_user("applicant")
-    case = Application(
-        fund_id=fund.id,
+    return make_case(
+        fund,
         applicant_id=owner.id,
-        category=Category.MEDICAL,
-        status=ApplicationStatus.SUBMITTED,
-        currency="EUR",
-        country="KE",
         submitted_at=datetime(2026, 3, 1),
+        threat="a threat",
+        defender_name="a name",
     )
-    case.threat = "a threat"
-    case.defender_name = "a name"
-    db.session.add(case)
-    db.session.commit()
-    return case
 
 
 def _routes(app, uid):

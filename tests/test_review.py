@@ -6,33 +6,25 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.cases.models import Application, ApplicationStatus, Reference, VerificationStatus
+from hrdfund.cases.models import ApplicationStatus, Reference, VerificationStatus
 from hrdfund.core.extensions import db
-from hrdfund.core.support import Category
 from hrdfund.grants import decisions
 from hrdfund.reviews import services as reviews
 from hrdfund.reviews.models import Review
-from tests.conftest import login
+from tests.conftest import login, make_case
 
 
 @pytest.fixture
 def submitted(fund, make_user):
     applicant = make_user("applicant")
-    case = Application(
-        fund_id=fund.id,
+    return make_case(
+        fund,
         applicant_id=applicant.id,
-        category=Category.MEDICAL,
-        status=ApplicationStatus.SUBMITTED,
-        currency="EUR",
-        country="KE",
+        references=[
+            Reference(name="Ref A", contact="Signal"),
+            Reference(name="Ref B", contact="Email"),
+        ],
     )
-    case.references = [
-        Reference(name="Ref A", contact="Signal"),
-        Reference(name="Ref B", contact="Email"),
-    ]
-    db.session.add(case)
-    db.session.commit()
-    return case
 
 
 def test_assigning_a_reviewer_starts_the_review(submitted, make_user):

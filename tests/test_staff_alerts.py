@@ -14,12 +14,12 @@ from aiosmtpd.controller import Controller
 from hrdfund.alerts import outbox
 from hrdfund.alerts.models import Alert
 from hrdfund.cases import alerts, messages, services
-from hrdfund.cases.models import Application, ApplicationStatus, Urgency
+from hrdfund.cases.models import ApplicationStatus, Urgency
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.reviews import services as reviews
-from tests.conftest import login
+from tests.conftest import login, make_case
 
 
 class Mailbox:
@@ -186,19 +186,13 @@ def test_with_nobody_on_duty_the_managers_are_alerted(fund, team, mailbox):
 def _due_case(fund, hours_left, **fields):
     now = utcnow()
     values = {
-        "fund_id": fund.id,
         "category": Category.LEGAL,
-        "status": ApplicationStatus.SUBMITTED,
         "urgency": Urgency.URGENT,
-        "currency": "EUR",
         "submitted_at": now - timedelta(hours=20),
         "response_due_at": now + timedelta(hours=hours_left),
         "decision_due_at": now + timedelta(hours=48),
     }
-    case = Application(**{**values, **fields})
-    db.session.add(case)
-    db.session.commit()
-    return case
+    return make_case(fund, **{**values, **fields})
 
 
 def test_the_cron_command_alerts_once_per_target(app, fund, team, mailbox):
