@@ -15,6 +15,7 @@ from hrdfund.disbursements.checks import check_ledger
 from hrdfund.grants import decisions, services
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import Grant
+from hrdfund.ledger.balances import pool_available
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import PoolRestriction
 from hrdfund.reviews.models import Recommendation, Review, RiskLevel
@@ -69,7 +70,7 @@ def test_an_approval_below_the_threshold_commits_money_at_once(world):
     )
     db.session.commit()
     assert case.status == ApplicationStatus.APPROVED and grant.amount == Decimal(400)
-    assert services.pool_available(world["pool"].id) == Decimal(600)
+    assert pool_available(world["pool"].id) == Decimal(600)
     assert check_ledger() == []
 
 
@@ -80,14 +81,14 @@ def test_above_the_threshold_two_different_managers_approve(app, world):
     assert decisions.approve_application(case, world["m1"], Decimal(800), allocation) is None
     db.session.commit()
     assert case.status == ApplicationStatus.AWAITING_SECOND_APPROVAL
-    assert _grants() == 0 and services.pool_available(world["pool"].id) == Decimal(1000)
+    assert _grants() == 0 and pool_available(world["pool"].id) == Decimal(1000)
     with pytest.raises(decisions.SecondApproverError):
         decisions.approve_application(case, world["m1"], Decimal(800), allocation)
     db.session.rollback()
     decisions.approve_application(case, world["m2"], Decimal(800), allocation)
     db.session.commit()
     assert case.status == ApplicationStatus.APPROVED
-    assert services.pool_available(world["pool"].id) == Decimal(200)
+    assert pool_available(world["pool"].id) == Decimal(200)
 
 
 def test_the_recommender_cannot_approve(world):
@@ -129,7 +130,7 @@ def test_an_ineligible_pool_pays_nothing(world, restriction, reason):
         )
     assert any(reason in r for r in refused.value.reasons)
     db.session.rollback()
-    assert _grants() == 0 and services.pool_available(world["pool"].id) == Decimal(1000)
+    assert _grants() == 0 and pool_available(world["pool"].id) == Decimal(1000)
 
 
 def test_no_approval_takes_more_than_the_pool_holds(world):
@@ -177,7 +178,7 @@ def test_fifty_simultaneous_approvals_commit_exactly_what_the_pool_holds(app, wo
         t.join()
     assert sorted(set(outcomes)) == ["approved", "refused"], outcomes
     assert outcomes.count("approved") == 10
-    assert services.pool_available(pool_id) == Decimal(0)
+    assert pool_available(pool_id) == Decimal(0)
     assert _grants() == 10
     assert check_ledger() == []
 
@@ -202,7 +203,7 @@ def test_a_pool_is_drawn_on_once_per_grant_so_its_cap_holds_for_the_grant(world)
             case, world["m1"], Decimal(1200), [(pool.id, Decimal(400))] * 3
         )
     db.session.rollback()
-    assert _grants() == 0 and services.pool_available(pool.id) == Decimal(5000)
+    assert _grants() == 0 and pool_available(pool.id) == Decimal(5000)
     # On one line the cap is read for the whole grant, and named with its figures.
     with pytest.raises(services.IneligiblePoolError, match="Capped: the grant would draw 600"):
         decisions.approve_application(

@@ -15,7 +15,7 @@ from ..cases.services import latest_report
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
 from ..grants.models import Grant, GrantStatus, Instalment, PlanKind
-from ..ledger.balances import PAID, allocation_balances, instalments_paid, pool_available
+from ..ledger.balances import PAID, allocation_balances, instalments_paid
 from ..ledger.models import Disbursement
 from .bounds import PaymentError
 
@@ -116,7 +116,7 @@ def check_payment(grant, application, allocation, pool, instalment, amount, cove
                 remaining=remaining,
             )
         )
-    if extra > 0 and extra > pool_available(pool.id):
+    if extra > 0 and extra > pool.available:
         raise PaymentError(
             _l(
                 "The pool %(pool)s lacks the %(extra)s %(currency)s the fee and exchange "

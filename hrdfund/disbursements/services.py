@@ -19,7 +19,7 @@ from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import lock_row
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from ..ledger.balances import allocations_of, pool_available
+from ..ledger.balances import allocations_of
 from ..ledger.models import Disbursement, Receipt, Release
 from ..pools.models import Pool
 from .bounds import (  # noqa: F401  (PaymentError is this module's too: views catch it here)
@@ -318,7 +318,7 @@ def _check_gain_covered(payment, amount, given_back, closed):
     # A reversal gives back the fee (when refunded) and the exchange difference; when the
     # payment had gained on the rate, taking that gain back is a cost the pool must cover.
     # On a closed grant the money that came back is released at once, and covers it first.
-    room = pool_available(payment.pool_id) + (amount if closed else 0)
+    room = payment.pool.available + (amount if closed else 0)
     if given_back < 0 and room < -given_back:
         raise PaymentError(
             _l(

@@ -19,7 +19,6 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
 from ..core.sql import lock_row
-from ..ledger.balances import pool_available
 from ..pools import services as pools_services
 from ..pools.models import Pool
 from ..reviews.models import Review
@@ -257,7 +256,7 @@ def approve_application(application, manager, amount, allocations):
             for pool_id, grant_amount, rate in allocations:
                 pool = pools[pool_id]
                 pool_amount = _pool_amount(pool, application, grant_amount, rate)
-                if pool_amount > pool_available(pool.id):
+                if pool_amount > pool.available:
                     raise InsufficientFundsError(
                         _l(
                             "The pool %(pool)s has less than %(amount)s available.",

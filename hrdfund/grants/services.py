@@ -17,7 +17,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
 from ..core.sql import lock_row
-from ..ledger.balances import pool_available, pool_commitments
+from ..ledger.balances import pool_commitments
 from ..ledger.models import Allocation, Contribution
 from ..pools import services as pools_services
 from ..pools.models import Pool
@@ -123,7 +123,7 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
     reasons = pool_mismatches(pool, application, pool_amount)
     if reasons:
         raise IneligiblePoolError(_named(pool, reasons))
-    if pool_amount > pool_available(pool.id):
+    if pool_amount > pool.available:
         raise InsufficientFundsError(
             _l(
                 "The pool %(pool)s has less than %(amount)s available.",
@@ -338,7 +338,7 @@ def reverse_contribution(contribution, actor, reason):
         raise DecisionError(_l("This contribution was already reversed."))
     if not (reason or "").strip():
         raise DecisionError(_l("Say why the contribution is reversed."))
-    if pool_available(pool.id) < contribution.amount:
+    if pool.available < contribution.amount:
         raise DecisionError(
             _l("The pool has committed this money already; it cannot be taken back.")
         )

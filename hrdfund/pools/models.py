@@ -2,7 +2,7 @@
 
 A pool's figures are sums over ledger rows (:mod:`hrdfund.ledger`), never stored totals:
 received = contributions - contribution reversals; committed = allocations - releases;
-available = received - committed.
+available = received - committed - fees and exchange differences (:attr:`Pool.available`).
 """
 
 import enum
@@ -33,6 +33,7 @@ from ..core.columns import (
     rate as rate_col,
 )
 from ..core.extensions import db
+from ..ledger.balances import pool_available
 
 
 class Donor(db.Model):
@@ -82,6 +83,13 @@ class Pool(db.Model):
     restrictions = relationship(
         "PoolRestriction", back_populates="pool", cascade="all, delete-orphan"
     )
+
+    @property
+    def available(self):
+        """What the pool can still commit, summed afresh from the ledger's rows: received,
+        less commitments, fees and exchange differences. One pool's figure; a page of many
+        pools reads them in one go with :func:`hrdfund.ledger.balances.pool_figures`."""
+        return pool_available(self.id)
 
 
 class RestrictionKind(enum.StrEnum):
