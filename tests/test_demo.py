@@ -31,9 +31,10 @@ from hrdfund.core.money import CURRENCIES
 from hrdfund.core.support import Category
 from hrdfund.grants.decisions import approval_draws
 from hrdfund.grants.models import Grant
-from hrdfund.grants.services import in_reporting_currency, pool_mismatches
+from hrdfund.grants.services import in_reporting_currency
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Contribution, Disbursement
+from hrdfund.pools.eligibility import pool_mismatches
 from hrdfund.pools.models import ExchangeRate, Pool
 from hrdfund.reviews.models import Review
 from tests.conftest import edit_behind_the_app, login

@@ -9,8 +9,8 @@ from ..cases.models import ApplicationStatus as S
 from ..core.money import convert, quantize
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..grants.plans import due_dates, months_after, period_month, renewal_review_date, split_amount
-from ..grants.services import pool_mismatches
 from ..ledger.models import Allocation, Release
+from ..pools.eligibility import pool_mismatches
 from . import decisions, payments
 from .answers import CATEGORIES
 

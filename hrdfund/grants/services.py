@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..core import geo, limits
+from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
@@ -20,6 +20,7 @@ from ..core.sql import lock_row
 from ..ledger.balances import pool_commitments
 from ..ledger.models import Allocation, Contribution
 from ..pools import services as pools_services
+from ..pools.eligibility import pool_mismatches
 from ..pools.models import Pool
 from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
 
@@ -46,40 +47,6 @@ class RepeatedPoolError(DecisionError):
 
 class MissingRateError(DecisionError):
     """No usable rate is recorded between two currencies."""
-
-
-def pool_mismatches(pool, application, pool_amount, on=None):
-    """Every way ``pool`` does not fit ``application`` when the grant draws ``pool_amount``
-    from it in all (its cap is per grant, whatever the lines it is split over); empty if it
-    fits. With ``pool_amount`` None the cap is left out."""
-    on = on or utcnow().date()
-    reasons = []
-    if pool.fund_id != application.fund_id or not pool.active:
-        reasons.append(_l("the pool is not open to this fund's grants"))
-    rules = {}
-    for restriction in pool.restrictions:
-        rules.setdefault(str(restriction.kind), set()).add(restriction.value)
-    if rules.get("category") and application.category.value not in rules["category"]:
-        reasons.append(_l("the pool does not fund this kind of support"))
-    if rules.get("country") and application.country not in rules["country"]:
-        reasons.append(_l("the pool does not fund this country"))
-    region = application.region or geo.region_of(application.country)
-    if rules.get("region") and region not in rules["region"]:
-        reasons.append(_l("the pool does not fund this region"))
-    if pool.cap_per_grant is not None and pool_amount is not None:
-        if pool_amount > pool.cap_per_grant:
-            reasons.append(
-                _l(
-                    "the grant would draw %(amount)s %(currency)s from it, above its cap of "
-                    "%(cap)s %(currency)s per grant",
-                    amount=pool_amount,
-                    cap=pool.cap_per_grant,
-                    currency=pool.currency,
-                )
-            )
-    if (pool.starts_on and on < pool.starts_on) or (pool.ends_on and on > pool.ends_on):
-        reasons.append(_l("the pool's date window is closed"))
-    return reasons
 
 
 def _repeated(pool):

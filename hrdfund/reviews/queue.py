@@ -23,6 +23,7 @@ from ..core.extensions import db
 from ..core.money import MoneyError, convert, usable_rate
 from ..core.paging import page_arg
 from ..core.support import CATEGORY_LABELS, Category
+from ..pools.eligibility import fitting_cases
 from ..pools.models import ExchangeRate, Pool
 from ..pools.services import entry_rate
 from . import bp
@@ -121,21 +122,6 @@ def _queue_filters(pools):
     return chosen, problems
 
 
-def _fits_pool(pool):
-    """SQL conditions for the cases ``pool``'s category, country and region rules allow."""
-    rules = {}
-    for restriction in pool.restrictions:
-        rules.setdefault(str(restriction.kind), set()).add(restriction.value)
-    conditions = []
-    if rules.get("category"):
-        conditions.append(Application.category.in_(sorted(rules["category"])))
-    if rules.get("country"):
-        conditions.append(Application.country.in_(sorted(rules["country"])))
-    if rules.get("region"):
-        conditions.append(Application.region.in_(sorted(rules["region"])))
-    return conditions
-
-
 @bp.get("/cases")
 @role_required(Role.REVIEWER, Role.MANAGER)
 def queue():
@@ -196,7 +182,7 @@ def queue():
         query = query.where(Application.assigned_reviewer_id == current_user.id)
     if "pool" in filters:
         pool = next(p for p in pools if str(p.id) == filters["pool"])
-        query = query.where(*_fits_pool(pool))
+        query = query.where(*fitting_cases(pool, Application))
     if problems:
         # A filter that cannot be read lists nothing, rather than everything unfiltered.
         query = query.where(sa.false())

@@ -14,8 +14,8 @@ from hrdfund.cases.models import Application
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.grants import decisions
-from hrdfund.grants import services as grants
 from hrdfund.grants.models import Instalment, PaymentPlan, PlanKind
+from hrdfund.pools.eligibility import pool_mismatches
 from hrdfund.pools.models import Pool
 from hrdfund.pools.services import PoolError, record_rate
 from hrdfund.reviews import services as reviews
@@ -139,7 +139,7 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
         pool = next(
             p
             for p in db.session.execute(sa.select(Pool).where(Pool.currency == "EUR")).scalars()
-            if not grants.pool_mismatches(p, case, Decimal(150000) * rate)
+            if not pool_mismatches(p, case, Decimal(150000) * rate)
         )
         allocation = [(pool.id, Decimal(150000), rate)]
         grant = decisions.approve_application(case, first, Decimal(150000), allocation)
