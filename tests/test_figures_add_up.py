@@ -14,7 +14,6 @@ from pypdf import PdfReader
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
-from hrdfund.grants import services as grants
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.pools import services as pools
 from tests.conftest import MoneyWorld, login, pay
@@ -99,7 +98,7 @@ def ledger(fund, make_user, make_donor):
         world.usd, world.m1, Decimal("700"), "USD", date(2026, 3, 1)
     )
     db.session.commit()
-    grants.reverse_contribution(mistake, world.m1, "booked twice")
+    pools.reverse_contribution(mistake, world.m1, "booked twice")
     db.session.commit()
     world.figures = pool_figures([world.usd.id])[world.usd.id]
     assert world.figures["fees"] == Decimal("3.00")

@@ -25,7 +25,7 @@ from hrdfund.disbursements.models import HeldPayment
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import Grant, GrantStatus
-from hrdfund.grants.services import DecisionError, reverse_contribution
+from hrdfund.grants.services import DecisionError
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import (
     Allocation,
@@ -569,8 +569,8 @@ class Sequence:
             return
         before = self.figures_of(money.pool_id)
         reversal = self.attempt(
-            lambda: reverse_contribution(money, self.world.m1, step["reason"]),
-            DecisionError,
+            lambda: pools.reverse_contribution(money, self.world.m1, step["reason"]),
+            pools.PoolError,
         )
         if reversal is REFUSED:
             return

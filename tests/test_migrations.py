@@ -141,9 +141,8 @@ def _money_world():
     from hrdfund.auth.models import Fund
     from hrdfund.disbursements.services import reverse_disbursement
     from hrdfund.grants.plans import close_grant
-    from hrdfund.grants.services import reverse_contribution
     from hrdfund.pools.models import Donor
-    from hrdfund.pools.services import record_contribution
+    from hrdfund.pools.services import record_contribution, reverse_contribution
     from hrdfund.reviews.services import record_cofunding
     from tests.conftest import PASSWORD, MoneyWorld, pay
 

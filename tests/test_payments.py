@@ -19,7 +19,7 @@ from hrdfund.disbursements.models import HeldPayment, HoldReason
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import GrantStatus
-from hrdfund.grants.services import DecisionError, reverse_contribution
+from hrdfund.grants.services import DecisionError
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Disbursement, Release, reference_key
 from hrdfund.pools import services as pools
@@ -375,11 +375,11 @@ def test_contributions_in_another_currency_convert_and_reverse_once(money_world)
     )
     db.session.commit()
     assert money.amount == Decimal("1100.00") and money.fx_rate == EUR_USD
-    reversal = reverse_contribution(money, money_world.m1, "booked twice")
+    reversal = pools.reverse_contribution(money, money_world.m1, "booked twice")
     db.session.commit()
     assert reversal.reversal_of_id == money.id
-    with pytest.raises(DecisionError, match="already reversed"):
-        reverse_contribution(money, money_world.m1, "again")
+    with pytest.raises(pools.PoolError, match="already reversed"):
+        pools.reverse_contribution(money, money_world.m1, "again")
     db.session.rollback()
     assert pool_figures([money_world.usd.id])[money_world.usd.id]["received"] == Decimal("30000.00")
 
@@ -391,8 +391,8 @@ def test_a_contribution_already_committed_cannot_be_taken_back(money_world):
     )
     db.session.commit()
     money_world.grant("400", pool=grant_pool)
-    with pytest.raises(DecisionError, match="committed this money"):
-        reverse_contribution(money, money_world.m1, "wrong pool")
+    with pytest.raises(pools.PoolError, match="committed this money"):
+        pools.reverse_contribution(money, money_world.m1, "wrong pool")
 
 
 def test_the_rate_table_refuses_duplicates_and_roles_other_than_finance_or_managers(money_world):

@@ -18,11 +18,11 @@ from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
 from ..core.sql import lock_row
 from ..ledger.balances import pool_commitments
-from ..ledger.models import Allocation, Contribution
+from ..ledger.models import Allocation
 from ..pools import services as pools_services
 from ..pools.eligibility import pool_mismatches
 from ..pools.models import Pool
-from ..pools.services import POOL_KEEPERS, check_actor, rate_entry
+from ..pools.services import rate_entry
 
 
 class DecisionError(Exception):
@@ -288,40 +288,3 @@ def pool_options(application, grant_amount):
             }
         )
     return options
-
-
-def reverse_contribution(contribution, actor, reason):
-    """Take back a contribution booked by mistake: once, and only while the pool has not
-    committed that money (checked under the pool's lock). It lives here, beside the
-    commitments, because pools know nothing of grants."""
-    pool = lock_row(Pool, contribution.pool_id)
-    check_actor(actor, pool.fund_id, POOL_KEEPERS)
-    if contribution.reversal_of_id is not None:
-        raise DecisionError(_l("A correction cannot itself be reversed."))
-    done = db.session.execute(
-        sa.select(Contribution.id).where(Contribution.reversal_of_id == contribution.id)
-    ).first()
-    if done:
-        raise DecisionError(_l("This contribution was already reversed."))
-    if not (reason or "").strip():
-        raise DecisionError(_l("Say why the contribution is reversed."))
-    if pool.available < contribution.amount:
-        raise DecisionError(
-            _l("The pool has committed this money already; it cannot be taken back.")
-        )
-    reversal = Contribution(
-        pool_id=pool.id,
-        amount=contribution.amount,
-        received_amount=contribution.received_amount,
-        received_currency=contribution.received_currency,
-        fx_rate=contribution.fx_rate,
-        received_on=contribution.received_on,
-        reference=contribution.reference,
-        reversal_of_id=contribution.id,
-        reason=reason.strip(),
-        recorded_by_id=actor.id,
-    )
-    db.session.add(reversal)
-    db.session.flush()
-    audit.record("contribution.reversed", reversal, actor=actor, reverses=contribution.uid)
-    return reversal

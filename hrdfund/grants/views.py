@@ -19,8 +19,6 @@ from ..core.extensions import db
 from ..core.money import format_money
 from ..core.paging import page_arg
 from ..core.work import perform
-from ..ledger.models import Contribution
-from ..pools.forms import ContributionReversalForm
 from ..reviews.services import latest_review
 from . import bp, decisions, plans, services
 from . import coverage as coverage_rules
@@ -283,37 +281,6 @@ def close(uid):
             return redirect(url_for("cases.case", uid=application.uid, _anchor="money"))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "close"))
-
-
-@bp.post("/pools/contributions/<uid>/reverse")
-@role_required(Role.ADMIN, Role.MANAGER)
-def reverse_contribution(uid):
-    """Take back a contribution booked by mistake."""
-    contribution = db.session.execute(
-        sa.select(Contribution).where(Contribution.uid == uid)
-    ).scalar_one_or_none()
-    if contribution is None or contribution.pool.fund_id != current_user.fund_id:
-        abort(404)
-    form = ContributionReversalForm()
-    page = url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions")
-    # The row's own place on the page, read before the work: a refusal expires the rows.
-    again = url_for(
-        "reports.pool", uid=contribution.pool.uid, _anchor=f"contribution-{contribution.uid}"
-    )
-    about = contribution.uid
-    if form.validate_on_submit():
-        done = perform(
-            services.reverse_contribution,
-            contribution,
-            current_user._get_current_object(),
-            form.reason.data,
-            refused=services.DecisionError,
-        )
-        if done.ok:
-            flash(_("Contribution reversed."), "info")
-            return redirect(page)
-        form.form_errors.append(done.words)
-    return refused.refuse(form, to=again, about=about)
 
 
 @bp.get("/coverage")

@@ -356,3 +356,37 @@ def record_contribution(
         currency=pool.currency,
     )
     return contribution
+
+
+def reverse_contribution(contribution, actor, reason):
+    """Take back a contribution booked by mistake: once, and only while the pool has not
+    committed that money (:attr:`Pool.available`, read under the pool's lock)."""
+    pool = lock_row(Pool, contribution.pool_id)
+    check_actor(actor, pool.fund_id, POOL_KEEPERS)
+    if contribution.reversal_of_id is not None:
+        raise PoolError(_l("A correction cannot itself be reversed."))
+    done = db.session.execute(
+        sa.select(Contribution.id).where(Contribution.reversal_of_id == contribution.id)
+    ).first()
+    if done:
+        raise PoolError(_l("This contribution was already reversed."))
+    if not (reason or "").strip():
+        raise PoolError(_l("Say why the contribution is reversed."))
+    if pool.available < contribution.amount:
+        raise PoolError(_l("The pool has committed this money already; it cannot be taken back."))
+    reversal = Contribution(
+        pool_id=pool.id,
+        amount=contribution.amount,
+        received_amount=contribution.received_amount,
+        received_currency=contribution.received_currency,
+        fx_rate=contribution.fx_rate,
+        received_on=contribution.received_on,
+        reference=contribution.reference,
+        reversal_of_id=contribution.id,
+        reason=reason.strip(),
+        recorded_by_id=actor.id,
+    )
+    db.session.add(reversal)
+    db.session.flush()
+    audit.record("contribution.reversed", reversal, actor=actor, reverses=contribution.uid)
+    return reversal

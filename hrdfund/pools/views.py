@@ -13,8 +13,9 @@ from ..core import limits
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.work import perform
+from ..ledger.models import Contribution
 from . import bp, services
-from .forms import ContributionForm, DonorForm, PoolForm, RateForm
+from .forms import ContributionForm, ContributionReversalForm, DonorForm, PoolForm, RateForm
 from .models import Donor, ExchangeRate, Pool, RestrictionKind
 
 
@@ -123,6 +124,37 @@ def contribute(uid):
             return redirect(url_for("reports.pool", uid=pool.uid))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=url_for("reports.pool", uid=pool.uid, _anchor="contributions"))
+
+
+@bp.post("/pools/contributions/<uid>/reverse")
+@role_required(Role.ADMIN, Role.MANAGER)
+def reverse_contribution(uid):
+    """Take back a contribution booked by mistake."""
+    contribution = db.session.execute(
+        sa.select(Contribution).where(Contribution.uid == uid)
+    ).scalar_one_or_none()
+    if contribution is None or contribution.pool.fund_id != current_user.fund_id:
+        abort(404)
+    form = ContributionReversalForm()
+    page = url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions")
+    # The row's own place on the page, read before the work: a refusal expires the rows.
+    again = url_for(
+        "reports.pool", uid=contribution.pool.uid, _anchor=f"contribution-{contribution.uid}"
+    )
+    about = contribution.uid
+    if form.validate_on_submit():
+        done = perform(
+            services.reverse_contribution,
+            contribution,
+            _actor(),
+            form.reason.data,
+            refused=services.PoolError,
+        )
+        if done.ok:
+            flash(_("Contribution reversed."), "info")
+            return redirect(page)
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=again, about=about)
 
 
 @bp.get("/rates")
