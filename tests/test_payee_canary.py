@@ -73,7 +73,7 @@ def _paths(app, paid):
             if name == "uid":
                 if rule.endpoint.startswith("disbursements"):
                     args[name] = payment.uid
-                elif rule.endpoint in ("reports.pool",):
+                elif rule.endpoint in ("pools.pool",):
                     args[name] = world.eur.uid
                 else:
                     args[name] = grant.application.uid

@@ -97,7 +97,7 @@ def create_pool():
         )
         if done.ok:
             flash(_("Pool created."), "info")
-            return redirect(url_for("reports.pool", uid=done.value.uid))
+            return redirect(url_for("pools.pool", uid=done.value.uid))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=url_for("pools.new", _anchor="pool"))
 
@@ -121,9 +121,9 @@ def contribute(uid):
         )
         if done.ok:
             flash(_("Contribution recorded."), "info")
-            return redirect(url_for("reports.pool", uid=pool.uid))
+            return redirect(url_for("pools.pool", uid=pool.uid))
         form.form_errors.append(done.words)
-    return refused.refuse(form, to=url_for("reports.pool", uid=pool.uid, _anchor="contributions"))
+    return refused.refuse(form, to=url_for("pools.pool", uid=pool.uid, _anchor="contributions"))
 
 
 @bp.post("/pools/contributions/<uid>/reverse")
@@ -136,10 +136,10 @@ def reverse_contribution(uid):
     if contribution is None or contribution.pool.fund_id != current_user.fund_id:
         abort(404)
     form = ContributionReversalForm()
-    page = url_for("reports.pool", uid=contribution.pool.uid, _anchor="contributions")
+    page = url_for("pools.pool", uid=contribution.pool.uid, _anchor="contributions")
     # The row's own place on the page, read before the work: a refusal expires the rows.
     again = url_for(
-        "reports.pool", uid=contribution.pool.uid, _anchor=f"contribution-{contribution.uid}"
+        "pools.pool", uid=contribution.pool.uid, _anchor=f"contribution-{contribution.uid}"
     )
     about = contribution.uid
     if form.validate_on_submit():

@@ -1,4 +1,4 @@
-"""The donor's portal, the staff overview of pools, and the donor reports to download."""
+"""The donor's portal, the managers' internal report, and the donor reports to download."""
 
 import io
 
@@ -7,21 +7,16 @@ from flask import abort, current_app, render_template, request, send_file
 from flask_login import current_user
 
 from .. import audit
-from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..cases.access import visible_cases
-from ..cases.models import Application
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.support import CATEGORY_LABELS
 from ..core.work import perform
 from ..disbursements import followup
-from ..grants.models import Grant
 from ..ledger.balances import pool_figures
-from ..ledger.models import Allocation, Contribution, Disbursement, Release
-from ..ledger.reversals import reversal_partners
-from ..pools.forms import ContributionForm, ContributionReversalForm
+from ..ledger.models import Contribution
 from ..pools.models import Pool
 from ..pools.views import fund_pool_or_404
 from . import bp
@@ -130,127 +125,12 @@ def staff_report(uid):
     return _send_report(fund_pool_or_404(uid))
 
 
-@bp.get("/pools")
-@role_required(Role.MANAGER, Role.FINANCE, Role.ADMIN)
-def pools():
-    """Every pool of the fund with received, committed, disbursed and available."""
-    rows = (
-        db.session.execute(
-            sa.select(Pool)
-            .where(Pool.fund_id == current_user.fund_id)
-            .options(sa.orm.joinedload(Pool.donor))
-            .order_by(Pool.name)
-        )
-        .scalars()
-        .all()
-    )
-    figures = pool_figures([p.id for p in rows])
-    return render_template("reports/pools.html", pools=rows, figures=figures)
-
-
-#: Rows shown per section of the pool page, newest first; the totals cover every row.
-POOL_ROWS = 100
-
-
-def _newest(query, day, model):
-    """The newest POOL_ROWS rows of ``query``: latest ``day`` first, then latest written."""
-    return db.session.execute(query.order_by(day.desc(), model.id.desc()).limit(POOL_ROWS)).all()
-
-
-def render_pool(pool):
-    """The pool's figures, and the newest rows behind each of them: the rows of a case only
-    where the reader may open that case (not one they declared a conflict on)."""
-    case = Application.uid.label("case")
-    visible = visible_cases(current_user._get_current_object())
-    allocations = (
-        sa.select(Allocation, case)
-        .join(Grant, Grant.id == Allocation.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .where(Allocation.pool_id == pool.id)
-    )
-    releases = (
-        sa.select(Release, case)
-        .join(Allocation, Allocation.id == Release.allocation_id)
-        .join(Grant, Grant.id == Allocation.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .where(Allocation.pool_id == pool.id)
-    )
-    payments = (
-        sa.select(Disbursement, case)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .where(Disbursement.pool_id == pool.id)
-    )
-    rows = {
-        "contributions": _newest(
-            sa.select(Contribution).where(Contribution.pool_id == pool.id),
-            Contribution.received_on,
-            Contribution,
-        ),
-        "allocations": _newest(allocations.where(visible), Allocation.created_at, Allocation),
-        "releases": _newest(releases.where(visible), Release.created_at, Release),
-        "payments": _newest(payments.where(visible), Disbursement.paid_on, Disbursement),
-    }
-    contributions = sa.select(Contribution.id).where(Contribution.pool_id == pool.id)
-    counts = {
-        "contributions": db.session.execute(
-            sa.select(sa.func.count()).select_from(contributions.subquery())
-        ).scalar()
-    }
-    hidden = 0  # rows left out: the figures still count them
-    for name, query in (
-        ("allocations", allocations),
-        ("releases", releases),
-        ("payments", payments),
-    ):
-        total, shown = db.session.execute(
-            query.with_only_columns(
-                sa.func.count(), sa.func.count(sa.case((visible, 1))), maintain_column_froms=True
-            )
-        ).one()
-        counts[name] = shown
-        hidden += total - shown
-    keeper = current_user.role in (Role.ADMIN, Role.MANAGER)
-    partners = {
-        "contributions": reversal_partners(
-            Contribution, [r for (r,) in rows["contributions"]], Contribution.received_on
-        ),
-        "payments": reversal_partners(
-            Disbursement, [r for r, _case in rows["payments"]], Disbursement.paid_on
-        ),
-    }
-    taking_back = None
-    if keeper:
-        # Rows offering a take-back: neither a reversal nor reversed.
-        offered = {
-            r.uid
-            for (r,) in rows["contributions"]
-            if not r.reversal_of_id and r.id not in partners["contributions"]
-        }
-        taking_back = refused.restore(ContributionReversalForm(formdata=None), offered)
-    return render_template(
-        "reports/pool.html",
-        partners=partners,
-        pool=pool,
-        periods=recent_periods(_first_day(pool, utcnow().date()), utcnow().date()),
-        figures=pool_figures([pool.id])[pool.id],
-        rows=rows,
-        counts=counts,
-        hidden=hidden,
-        limit=POOL_ROWS,
-        form=refused.restore(ContributionForm(formdata=None)) if keeper else None,
-        can_reverse=keeper,
-        # A reversal refused a moment ago comes back on its row.
-        taking_back=taking_back if taking_back is not None and taking_back.refused else None,
-    )
-
-
-@bp.get("/pools/<uid>")
-@role_required(Role.MANAGER, Role.FINANCE, Role.ADMIN)
-def pool(uid):
-    """One pool: received, committed, disbursed, fees, exchange differences, available,
-    with the rows behind each figure."""
-    return render_pool(fund_pool_or_404(uid))
+@bp.app_template_global()
+def report_periods(pool):
+    """The periods of ``pool``'s donor report that a page offers to download, newest
+    first; the pool's page shows them beside the figures."""
+    today = utcnow().date()
+    return recent_periods(_first_day(pool, today), today)
 
 
 #: Grants listed on the internal report; the totals above it cover every one.
