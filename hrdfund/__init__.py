@@ -87,8 +87,10 @@ def _assemble(app):
     from .cases.alerts import send_after_response
     from .cli import hrdfund_cli
     from .core.money import format_money
+    from .core.moved import register_moved
     from .core.support import CATEGORY_LABELS
     from .disbursements import bp as disbursements_bp
+    from .disbursements import case_bp as case_payments_bp
     from .grants import bp as grants_bp
     from .pools import bp as pools_bp
     from .reports import bp as reports_bp
@@ -101,9 +103,11 @@ def _assemble(app):
         reviews_bp,
         grants_bp,
         disbursements_bp,
+        case_payments_bp,
         reports_bp,
     ):
         app.register_blueprint(blueprint)
+    register_moved(app)
     app.cli.add_command(hrdfund_cli)
     install_guard(app)
 

@@ -59,8 +59,15 @@ def _pages(world):
     """Each role's pages with forms, the case pages with the most forms among them."""
     deciding, paying = f"/applications/{world.deciding}", f"/applications/{world.paying}"
     return {
-        world.m1: [deciding, paying, f"/pools/{world.eur.uid}", "/pools/new", "/rates", "/account"],
-        world.finance: [paying, "/payments", "/rates"],
+        world.m1: [
+            deciding,
+            paying,
+            f"/pools/{world.eur.uid}",
+            "/pools/new",
+            "/pools/rates",
+            "/account",
+        ],
+        world.finance: [paying, "/payments", "/pools/rates"],
         world.applicant: [paying, "/apply", "/account"],
         world.admin: ["/admin/users"],
     }

@@ -277,9 +277,9 @@ def test_a_donor_downloads_its_own_reports_only(app, world, make_user, make_dono
     other = signed_in(app, stranger)
     assert other.get(f"/donor/pools/{world.eur.uid}/report?period={year}").status_code == 404
     assert world.eur.name not in other.get("/donor").get_data(as_text=True)
-    assert client.get(f"/pools/{world.eur.uid}/report?period={year}").status_code == 403
+    assert client.get(f"/reports/pools/{world.eur.uid}?period={year}").status_code == 403
     manager = signed_in(app, world.m1)
-    staff = manager.get(f"/pools/{world.eur.uid}/report?period={year}-Q1&format=csv")
+    staff = manager.get(f"/reports/pools/{world.eur.uid}?period={year}-Q1&format=csv")
     assert staff.status_code == 200 and staff.data == got.data  # what the donor gets
 
 
@@ -397,5 +397,5 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
 
 def test_the_pool_page_offers_the_donors_report(app, world):
     page = signed_in(app, world.finance).get(f"/pools/{world.eur.uid}").get_data(as_text=True)
-    assert f'action="/pools/{world.eur.uid}/report"' in page
+    assert f'action="/reports/pools/{world.eur.uid}"' in page
     assert f'<option value="{date.today().year}">' in page and "Download CSV" in page

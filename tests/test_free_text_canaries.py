@@ -221,7 +221,7 @@ def _journey(app, money_world):
     )
     _sent(
         finance.post(
-            "/rates",
+            "/pools/rates",
             data={
                 "rate-on_date": today.isoformat(),
                 "rate-base": "EUR",
@@ -302,7 +302,7 @@ def test_no_free_text_reaches_the_database_in_clear(app, backend, money_world):
         assert C[name] in paying, name
     assert C["reversal"] in paying
     assert C["reference_eur"] in page(seen["finance"], "/payments")
-    assert C["table_source"] in page(seen["finance"], "/rates")
+    assert C["table_source"] in page(seen["finance"], "/pools/rates")
     pool = page(seen["manager"], f"/pools/{money_world.eur.uid}")
     for name in ("contribution_reference", "contribution_reversal", "close", "reference_usd"):
         assert C[name] in pool, name

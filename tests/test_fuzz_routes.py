@@ -53,7 +53,7 @@ MONEY_FORMS = {
     "reviews.recommend",
     "reviews.cofunding",
     "grants.approve",
-    "disbursements.record",
+    "case_payments.record",
     "disbursements.reverse",
     "pools.contribute",
     "pools.create_pool",

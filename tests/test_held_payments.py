@@ -354,7 +354,9 @@ def test_the_second_person_confirms_from_the_case_page(app, world):
     assert "Nothing is booked yet: the rate is far from the fund&#39;s table" in page
     assert "Payments waiting for a second person" in page and CANARY in page
     assert "Confirm and book" not in page  # not for the one who entered it
-    assert "you: another person confirms it" in finance.get("/follow-up").get_data(as_text=True)
+    assert "you: another person confirms it" in finance.get("/payments/follow-up").get_data(
+        as_text=True
+    )
     # Sent twice, the form holds one payment.
     again = _send_payment(finance, grant)
     assert again.status_code == 302 and count_rows(HeldPayment) == 1
@@ -368,7 +370,7 @@ def test_the_second_person_confirms_from_the_case_page(app, world):
     assert count_rows(Disbursement) == 0
 
     manager = signed_in(app, world.m2)
-    follow_up = manager.get("/follow-up").get_data(as_text=True)
+    follow_up = manager.get("/payments/follow-up").get_data(as_text=True)
     assert grant.application.uid in follow_up and "Payments waiting for a second person" in (
         follow_up
     )
@@ -413,7 +415,12 @@ def test_a_held_payments_payee_reaches_finance_only(app, world, role):
         "manager": world.m1,
     }[role]
     client = signed_in(app, user)
-    for path in (f"/applications/{grant.application.uid}", "/follow-up", "/payments", "/cases"):
+    for path in (
+        f"/applications/{grant.application.uid}",
+        "/payments/follow-up",
+        "/payments",
+        "/cases",
+    ):
         assert CANARY not in client.get(path).get_data(as_text=True), path
     held = db.session.execute(sa.select(HeldPayment)).scalar_one()
     if role != "manager":

@@ -37,6 +37,7 @@ from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.core.moved import MOVED
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.ledger.models import Contribution
 from hrdfund.ops import retention
@@ -75,6 +76,8 @@ DOWNLOADS = frozenset(
         "reports.staff_report",
     }
 )
+#: Old addresses that only redirect to their new page (tests/test_moved_urls.py).
+MOVED_ENDPOINTS = frozenset(moved.endpoint for moved in MOVED)
 #: A complete relocation application, as a defender types it.
 RELOCATION = {
     "defender_name": "Html Check Defender",
@@ -478,12 +481,12 @@ def _manager(site, purged):
         rate = Decimal(demo.PER_USD["EUR"]) / Decimal(demo.PER_USD[currency])
         entry = {"rate-on_date": today.isoformat(), "rate-base": currency, "rate-quote": "EUR"}
         entry |= {"rate-rate": f"{rate:.8f}", "rate-source": "Central bank"}
-        m.submit("/rates", "/rates", entry)
-        second.submit("/rates", f"/rates/{_rate_uid(today, currency)}/confirm")
+        m.submit("/pools/rates", "/pools/rates", entry)
+        second.submit("/pools/rates", f"/pools/rates/{_rate_uid(today, currency)}/confirm")
     far = {"rate-on_date": (today - timedelta(days=1)).isoformat(), "rate-base": "SEK"}
     far |= {"rate-quote": "EUR", "rate-rate": "1000", "rate-source": "A typo"}
-    m.submit("/rates", "/rates", far)
-    m.submit("/rates", f"/rates/{_rate_uid(today - timedelta(days=1), 'SEK')}/refuse")
+    m.submit("/pools/rates", "/pools/rates", far)
+    m.submit("/pools/rates", f"/pools/rates/{_rate_uid(today - timedelta(days=1), 'SEK')}/refuse")
     today = today.isoformat()
     pools = m.form(recommended, approve).options["approve-draws-0-pool"]
     fitting = next(value for value, _label in pools if value)
@@ -509,9 +512,9 @@ def _manager(site, purged):
         .limit(1)
     ).scalar_one()
     m.submit(page, f"/pools/contributions/{contribution.uid}/reverse", blank=True, refused=True)
-    m.get("/rates")
-    m.submit("/rates", "/rates", blank=True, refused=True)
-    m.get("/follow-up")
+    m.get("/pools/rates")
+    m.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
+    m.get("/payments/follow-up")
     m.get("/reports/internal")
     m.get(f"/reports/internal?period={utcnow().year - 1}")
     m.get("/coverage")
@@ -562,9 +565,9 @@ def _finance(site):
     f.get("/pools")
     for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
         f.get(f"/pools/{pool.uid}")
-    f.get("/rates")
-    f.submit("/rates", "/rates", blank=True, refused=True)
-    f.get("/follow-up")
+    f.get("/pools/rates")
+    f.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
+    f.get("/payments/follow-up")
     f.get("/coverage")
     f.get("/account")
     f.get("/cases", status=403)
@@ -575,7 +578,7 @@ def _second_person(site):
     """A manager finds the held payments on Follow-up, refuses one (without a reason
     first) and confirms the other; finance then sees the refusal."""
     m = site.sign_in("demo-manager1")
-    m.get("/follow-up")
+    m.get("/payments/follow-up")
     paying = site.paying
     forms = page_forms(m.html(paying))
     refuse = next(form.action for form in forms if form.action.endswith("/refuse"))
@@ -647,7 +650,10 @@ def pages(site):
 def test_every_route_is_reached(site, pages):
     """A route nobody reached here would go unchecked: a new page needs a visit above."""
     unreached = (
-        {rule.endpoint for rule in site.app.url_map.iter_rules()} - pages.endpoints - DOWNLOADS
+        {rule.endpoint for rule in site.app.url_map.iter_rules()}
+        - pages.endpoints
+        - DOWNLOADS
+        - MOVED_ENDPOINTS
     )
     assert not unreached, f"no page of {sorted(unreached)} was checked"
 

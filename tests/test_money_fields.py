@@ -184,7 +184,7 @@ def _rate(world, client):
         "rate-rate": "140.5",
         "rate-source": "Central bank",
     }
-    return Page("/rates", data)
+    return Page("/pools/rates", data)
 
 
 #: The money and rate fields each page sends (kept here so the test above can compare).

@@ -158,7 +158,7 @@ def _other_fund():
 def test_finance_keeps_the_rate_table(app, money_world):
     finance = signed_in(app, money_world.finance)
     response = finance.post(
-        "/rates",
+        "/pools/rates",
         data={
             "rate-on_date": date(2026, 4, 1).isoformat(),
             "rate-base": "EUR",
@@ -168,9 +168,9 @@ def test_finance_keeps_the_rate_table(app, money_world):
         },
     )
     assert response.status_code == 302
-    assert "Central bank" in finance.get("/rates").get_data(as_text=True)
+    assert "Central bank" in finance.get("/pools/rates").get_data(as_text=True)
     reviewer = signed_in(app, money_world.reviewer)
-    assert reviewer.get("/rates").status_code == 403
+    assert reviewer.get("/pools/rates").status_code == 403
 
 
 def test_the_rate_table_refuses_a_rate_out_of_range(app, money_world):
@@ -179,7 +179,7 @@ def test_the_rate_table_refuses_a_rate_out_of_range(app, money_world):
     finance = signed_in(app, money_world.finance)
     for value in ("1e40", "1e30", "Infinity", "-0", "0", "0.0000001", "1000000.01", "sNaN"):
         response = finance.post(
-            "/rates",
+            "/pools/rates",
             data={
                 "rate-on_date": "2026-04-01",
                 "rate-base": "EUR",
@@ -188,7 +188,7 @@ def test_the_rate_table_refuses_a_rate_out_of_range(app, money_world):
                 "rate-source": "Central bank",
             },
         )
-        html = refused_page(finance, response, "/rates#record-rate").get_data(as_text=True)
+        html = refused_page(finance, response, "/pools/rates#record-rate").get_data(as_text=True)
         assert "Enter the rate in figures" in html or "Enter a rate between" in html, value
     from hrdfund.pools.services import PoolError
 
@@ -281,11 +281,11 @@ def test_a_rate_put_in_behind_the_application_is_no_usable_rate_on_any_page(
             (manager, f"/applications/{grant.application.uid}"),
             (manager, "/coverage"),
             (manager, "/reports/internal"),
-            (manager, f"/pools/{money_world.usd.uid}/report?period=2026"),
+            (manager, f"/reports/pools/{money_world.usd.uid}?period=2026"),
             (finance, f"/applications/{grant.application.uid}"),
-            (finance, "/rates"),
+            (finance, "/pools/rates"),
             (finance, "/payments"),
-            (finance, "/follow-up"),
+            (finance, "/payments/follow-up"),
             (signed_in(app, money_world.reviewer), f"/applications/{eur_case.uid}"),
         ):
             assert client.get(url).status_code == 200, (url, value)

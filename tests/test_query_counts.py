@@ -203,7 +203,7 @@ def follow_up(site, n):
     data = ("reference,amount,currency,date,status\n" + "".join(lines)).encode()
     reconcile.import_statement(site.fund.id, site.finance, data)
     db.session.commit()
-    return "/follow-up", site.shown["follow-up"]
+    return "/payments/follow-up", site.shown["follow-up"]
 
 
 def pool_list(site, n):
@@ -302,7 +302,7 @@ def rates(site, n):
         pools.record_rate(site.fund.id, site.finance, on, "EUR", "GBP", Decimal("0.85"), source)
         site.show("rates", source)
     db.session.commit()
-    return "/rates", site.shown["rates"]
+    return "/pools/rates", site.shown["rates"]
 
 
 def new_pool_form(site, n):

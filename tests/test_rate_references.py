@@ -370,7 +370,7 @@ def test_the_second_manager_commits_only_the_first_managers_split(world):
 
 def _post_rate(client, rate, on="2026-02-02"):
     return client.post(
-        "/rates",
+        "/pools/rates",
         data={
             "rate-on_date": on,
             "rate-base": "EUR",
@@ -390,25 +390,27 @@ def test_the_rates_page_holds_a_far_rate_for_a_second_person(app, world):
         sa.select(ExchangeRate).where(sa.not_(ExchangeRate.counts()))
     ).scalars()
     # Its author cannot confirm it; a manager can, and then it counts.
-    page = _page(finance.post(f"/rates/{entry.uid}/confirm", follow_redirects=True))
+    page = _page(finance.post(f"/pools/rates/{entry.uid}/confirm", follow_redirects=True))
     assert "not the one who recorded it" in page and _table(world) == EUR_USD
-    page = _page(manager.post(f"/rates/{entry.uid}/confirm", follow_redirects=True))
+    page = _page(manager.post(f"/pools/rates/{entry.uid}/confirm", follow_redirects=True))
     assert "Rate confirmed." in page and _table(world) == Decimal(1000)
     # A far rate refused leaves the table; one that counts cannot be refused.
     _post_rate(finance, "1.10", on="2026-02-03")
-    page = _page(manager.post(f"/rates/{entry.uid}/refuse", follow_redirects=True))
+    page = _page(manager.post(f"/pools/rates/{entry.uid}/refuse", follow_redirects=True))
     assert "Only a rate waiting for a second person can be refused" in page
     _post_rate(finance, "0.5", on="2026-02-04")
     held = db.session.execute(
         sa.select(ExchangeRate).where(ExchangeRate.on_date == date(2026, 2, 4))
     ).scalar_one()
-    page = _page(manager.post(f"/rates/{held.uid}/refuse", follow_redirects=True))
+    page = _page(manager.post(f"/pools/rates/{held.uid}/refuse", follow_redirects=True))
     assert "Rate refused" in page
     assert (
         db.session.execute(sa.select(ExchangeRate.id).where(ExchangeRate.id == held.id)).first()
         is None
     )
-    assert signed_in(app, world.reviewer).post(f"/rates/{entry.uid}/confirm").status_code == 403
+    assert (
+        signed_in(app, world.reviewer).post(f"/pools/rates/{entry.uid}/confirm").status_code == 403
+    )
 
 
 def test_the_decision_form_says_when_the_rate_is_the_managers_own(app, world):

@@ -250,9 +250,9 @@ def test_finance_imports_a_statement_from_the_payments_page(app, world, three):
     assert "Follow-up" in body and "TRF-2" in body and "990.00" in body
     manager = signed_in(app, world.m1)
     assert manager.post("/payments/statements").status_code == 403
-    assert "TRF-2" in manager.get("/follow-up").get_data(as_text=True)
+    assert "TRF-2" in manager.get("/payments/follow-up").get_data(as_text=True)
     for user in (world.reviewer, world.applicant, world.admin):
-        assert signed_in(app, user).get("/follow-up").status_code in (403, 404)
+        assert signed_in(app, user).get("/payments/follow-up").status_code in (403, 404)
 
 
 def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(app, world):
@@ -275,7 +275,7 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     declare_conflict(case, conflicted)
     db.session.commit()
     assert listed(conflicted) == ([], [], [])
-    page = signed_in(app, world.m1).get("/follow-up").get_data(as_text=True)
+    page = signed_in(app, world.m1).get("/payments/follow-up").get_data(as_text=True)
     assert "TRF-L" in page and case.uid in page
     payments.confirm_receipt(payment, world.applicant)
     submit_report(case, world.applicant, "yes", "yes")
@@ -283,7 +283,7 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     db.session.commit()
     assert listed() == ([], [], [])
     assert "Every payment made so long ago is confirmed" in signed_in(app, world.finance).get(
-        "/follow-up"
+        "/payments/follow-up"
     ).get_data(as_text=True)
 
 
@@ -292,7 +292,7 @@ def test_an_instalment_past_its_date_says_so_in_words(app, world):
     today = utcnow().date()
     grant = world.grant("2000", pool=world.eur)
     world.plan(grant, count=2, starts_on=today - timedelta(days=3), interval_days=5)
-    page = signed_in(app, world.finance).get("/follow-up").get_data(as_text=True)
+    page = signed_in(app, world.finance).get("/payments/follow-up").get_data(as_text=True)
     (late,) = [row for row in page.split("<tr>") if (today - timedelta(days=3)).isoformat() in row]
     assert "overdue by 3 days" in late
     (coming,) = [

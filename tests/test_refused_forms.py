@@ -449,9 +449,9 @@ def _kinds(place):
         (
             "rate",
             "finance",
-            "/rates",
+            "/pools/rates",
             "record-rate",
-            "/rates",
+            "/pools/rates",
             {
                 "rate-on_date": "2026-01-01",
                 "rate-base": "EUR",

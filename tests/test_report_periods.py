@@ -357,7 +357,7 @@ def test_the_donor_the_staff_and_the_command_get_the_same_issue(
         assert running.get_data(as_text=True).splitlines()[1].startswith("period not ended")
         staff = app.test_client()
         login(staff, world.m1)
-        ended = staff.get(f"/pools/{world.eur.uid}/report?period={YEAR}-02&format=csv")
+        ended = staff.get(f"/reports/pools/{world.eur.uid}?period={YEAR}-02&format=csv")
         assert ended.status_code == 200 and "G-" in ended.get_data(as_text=True)
         assert db.session.scalar(sa.select(sa.func.count()).select_from(IssuedFigures)) == 2
         mine = donor.get(f"/donor/pools/{world.eur.uid}/report?period={YEAR}-02&format=csv")

@@ -19,7 +19,7 @@ from werkzeug.formparser import FormDataParser
 #: Where Flask-Login keeps the signed-in user's id in the session.
 SESSION_USER_KEY = "_user_id"
 #: Routes that take a file: the whole body may be as large as MAX_CONTENT_LENGTH.
-UPLOADS = frozenset({"cases.upload", "disbursements.record", "disbursements.import_statement"})
+UPLOADS = frozenset({"cases.upload", "case_payments.record", "disbursements.import_statement"})
 #: The application form, with its budget, dependants and references rows.
 APPLICATION_FORMS = frozenset({"cases.edit"})
 

@@ -2,6 +2,9 @@
 
 from flask import Blueprint
 
-bp = Blueprint("disbursements", __name__)
+#: Payments live under /payments; a case's own payment steps stay under the case's address
+#: (a case owns /applications/<uid>/...), on a second blueprint without a prefix.
+bp = Blueprint("disbursements", __name__, url_prefix="/payments")
+case_bp = Blueprint("case_payments", __name__)
 
 from . import panels, views  # noqa: E402,F401

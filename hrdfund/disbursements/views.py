@@ -33,7 +33,7 @@ from ..ledger.balances import allocation_balances
 from ..ledger.models import Allocation, DeliveryStatus, Disbursement
 from ..ledger.reversals import reversal_partners
 from ..pools.models import Pool
-from . import bp, followup, holds, reconcile, services
+from . import bp, case_bp, followup, holds, reconcile, services
 from .forms import (
     BOUND_WORDS,
     CHANNEL_LABELS,
@@ -79,7 +79,7 @@ def _latest_payments():
     ]
 
 
-@bp.get("/payments")
+@bp.get("")
 @role_required(Role.FINANCE)
 def index():
     """The fund's most recent disbursements and reversals, and the statement import."""
@@ -95,7 +95,7 @@ def index():
     )
 
 
-@bp.post("/payments/statements")
+@bp.post("/statements")
 @role_required(Role.FINANCE)
 def import_statement():
     """Apply a bank's or provider's statement as a whole, or refuse it with its problems.
@@ -199,7 +199,7 @@ def _case_grant_or_404(uid):
     return application, grant
 
 
-@bp.post("/applications/<uid>/payments")
+@case_bp.post("/applications/<uid>/payments")
 @role_required(Role.FINANCE)
 def record(uid):
     """Record one payment of the case's grant, with its proof. The proof is cleaned with no
@@ -284,7 +284,7 @@ def _held_or_404(uid):
     return held
 
 
-@bp.post("/payments/held/<uid>/confirm")
+@bp.post("/held/<uid>/confirm")
 @role_required(Role.FINANCE, Role.MANAGER)
 def confirm_held(uid):
     """A second person confirms a held payment: it is booked, every rule checked again."""
@@ -309,7 +309,7 @@ def confirm_held(uid):
     return refused.refuse(form, to=page, about=about)
 
 
-@bp.post("/payments/held/<uid>/refuse")
+@bp.post("/held/<uid>/refuse")
 @role_required(Role.FINANCE, Role.MANAGER)
 def refuse_held(uid):
     """A second person refuses a held payment, saying why: nothing is booked."""
@@ -332,7 +332,7 @@ def refuse_held(uid):
     return refused.refuse(form, to=page, about=about)
 
 
-@bp.post("/payments/<uid>/reverse")
+@bp.post("/<uid>/reverse")
 @role_required(Role.FINANCE)
 def reverse(uid):
     """Record that a payment failed, came back, or was wrong."""
@@ -362,7 +362,7 @@ def reverse(uid):
     return refused.refuse(form, to=page, about=payment.uid)
 
 
-@bp.get("/payments/<uid>/proof")
+@bp.get("/<uid>/proof")
 @role_required(Role.FINANCE)
 def proof(uid):
     """The proof of a payment: finance only, as it may show the payee's account."""
@@ -381,7 +381,7 @@ def proof(uid):
     )
 
 
-@bp.post("/payments/<uid>/received")
+@bp.post("/<uid>/received")
 def confirm(uid):
     """The applicant side confirms a payment arrived."""
     disbursement = db.session.execute(

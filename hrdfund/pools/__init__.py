@@ -3,6 +3,7 @@ and their reversal, exchange rates, and the staff pool pages."""
 
 from flask import Blueprint
 
-bp = Blueprint("pools", __name__)
+#: Everything about pools and rates lives under /pools.
+bp = Blueprint("pools", __name__, url_prefix="/pools")
 
 from . import page, views  # noqa: E402,F401

@@ -29,7 +29,7 @@ from .views import fund_pool_or_404
 POOL_ROWS = 100
 
 
-@bp.get("/pools")
+@bp.get("")
 @role_required(Role.MANAGER, Role.FINANCE, Role.ADMIN)
 def index():
     """Every pool of the fund with received, committed, disbursed and available."""
@@ -47,7 +47,7 @@ def index():
     return render_template("pools/index.html", pools=rows, figures=figures)
 
 
-@bp.get("/pools/<uid>")
+@bp.get("/<uid>")
 @role_required(Role.MANAGER, Role.FINANCE, Role.ADMIN)
 def pool(uid):
     """One pool: received, committed, disbursed, fees, exchange differences, available,

@@ -49,14 +49,14 @@ def _setup_page():
     )
 
 
-@bp.get("/pools/new")
+@bp.get("/new")
 @role_required(Role.ADMIN, Role.MANAGER)
 def new():
     """Forms for a new donor and a new pool."""
     return _setup_page()
 
 
-@bp.post("/pools/donors")
+@bp.post("/donors")
 @role_required(Role.ADMIN, Role.MANAGER)
 def create_donor():
     """Add a donor."""
@@ -68,7 +68,7 @@ def create_donor():
     return refused.refuse(form, to=url_for("pools.new", _anchor="donor"))
 
 
-@bp.post("/pools")
+@bp.post("")
 @role_required(Role.ADMIN, Role.MANAGER)
 def create_pool():
     """Add a pool of a donor's money with its restrictions."""
@@ -102,7 +102,7 @@ def create_pool():
     return refused.refuse(form, to=url_for("pools.new", _anchor="pool"))
 
 
-@bp.post("/pools/<uid>/contributions")
+@bp.post("/<uid>/contributions")
 @role_required(Role.ADMIN, Role.MANAGER)
 def contribute(uid):
     """Record money received into the pool."""
@@ -126,7 +126,7 @@ def contribute(uid):
     return refused.refuse(form, to=url_for("pools.pool", uid=pool.uid, _anchor="contributions"))
 
 
-@bp.post("/pools/contributions/<uid>/reverse")
+@bp.post("/contributions/<uid>/reverse")
 @role_required(Role.ADMIN, Role.MANAGER)
 def reverse_contribution(uid):
     """Take back a contribution booked by mistake."""

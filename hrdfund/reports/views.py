@@ -118,7 +118,7 @@ def donor_report(uid):
     return _send_report(pool)
 
 
-@bp.get("/pools/<uid>/report")
+@bp.get("/reports/pools/<uid>")
 @role_required(Role.MANAGER, Role.FINANCE, Role.ADMIN)
 def staff_report(uid):
     """The report a donor gets for a pool of the fund, as the donor gets it."""

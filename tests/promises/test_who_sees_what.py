@@ -142,7 +142,7 @@ def test_promise_18_payees_for_finance_case_details_for_staff_on_the_case(
         f"/applications/{case.uid}",
         "/",
         "/payments",
-        "/follow-up",
+        "/payments/follow-up",
         "/cases",
         "/donor",
         f"/pools/{world.eur.uid}",
