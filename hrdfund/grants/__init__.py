@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("grants", __name__)
 
-from . import views  # noqa: E402,F401
+from . import pool_rows, views  # noqa: E402,F401

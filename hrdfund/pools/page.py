@@ -1,7 +1,8 @@
 """The staff list of pools and a pool's page: its figures and the newest rows behind each.
 
-The page lists the rows of a case (commitments, releases, payments) with the case's code,
-only where its reader may open that case: which cases those are is the cases feature's
+The page lists the rows of a case (commitments and releases, added by grants; payments,
+added by disbursements: ``register_case_rows``) with the case's code, only where its
+reader may open that case: which cases those are is the cases feature's
 one rule (``visible_cases``), read here as it is, never restated. The donor report it
 offers to download, and the periods it offers, are the reports feature's
 (``report_periods``).
@@ -15,10 +16,9 @@ from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..cases.access import visible_cases
-from ..cases.models import Application
 from ..core.extensions import db
 from ..ledger.balances import pool_figures
-from ..ledger.models import Allocation, Contribution, Disbursement, Release
+from ..ledger.models import Contribution, Disbursement
 from ..ledger.reversals import reversal_partners
 from . import bp
 from .forms import ContributionForm, ContributionReversalForm
@@ -60,42 +60,24 @@ def _newest(query, day, model):
     return db.session.execute(query.order_by(day.desc(), model.id.desc()).limit(POOL_ROWS)).all()
 
 
-def _grants():
-    """The table of grants, reached through the foreign key the ledger's rows hold (as the
-    ledger reaches pools): grants sit above pools, so the page joins a row to its case
-    without importing them."""
-    return next(iter(Allocation.__table__.c.grant_id.foreign_keys)).column.table
+#: The sections of a pool's page that list rows of a case, added by the features that own
+#: those rows' cases (grants, payments): pools sit below them and never import them.
+_CASE_SECTIONS = []
+
+
+def register_case_rows(section):
+    """Add ``section(pool) -> {name: (query of (row, case code), its day, its model)}`` to
+    the pool page; the page keeps to each query the rows of cases its reader may open."""
+    _CASE_SECTIONS.append(section)
+    return section
 
 
 def _case_queries(pool):
-    """Each section of rows on a case, as (query of (row, case code), its day, its model)."""
-    case = Application.uid.label("case")
-    grants = _grants()
-    grant = grants.c
-    allocations = (
-        sa.select(Allocation, case)
-        .join(grants, grant.id == Allocation.grant_id)
-        .join(Application, Application.id == grant.application_id)
-        .where(Allocation.pool_id == pool.id)
-    )
-    releases = (
-        sa.select(Release, case)
-        .join(Allocation, Allocation.id == Release.allocation_id)
-        .join(grants, grant.id == Allocation.grant_id)
-        .join(Application, Application.id == grant.application_id)
-        .where(Allocation.pool_id == pool.id)
-    )
-    payments = (
-        sa.select(Disbursement, case)
-        .join(grants, grant.id == Disbursement.grant_id)
-        .join(Application, Application.id == grant.application_id)
-        .where(Disbursement.pool_id == pool.id)
-    )
-    return {
-        "allocations": (allocations, Allocation.created_at, Allocation),
-        "releases": (releases, Release.created_at, Release),
-        "payments": (payments, Disbursement.paid_on, Disbursement),
-    }
+    """Each section of rows on a case, from every feature that adds one."""
+    queries = {}
+    for section in _CASE_SECTIONS:
+        queries.update(section(pool))
+    return queries
 
 
 def pool_rows(pool, visible):

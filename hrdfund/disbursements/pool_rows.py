@@ -1,0 +1,20 @@
+"""What a pool's page lists of the payments from it: each payment and reversal with its
+case's code (the page keeps the rows of the cases its reader may open)."""
+
+import sqlalchemy as sa
+
+from ..cases.models import Application
+from ..grants.models import Grant
+from ..ledger.models import Disbursement
+from ..pools.page import register_case_rows
+
+
+@register_case_rows
+def payments(pool):
+    payments = (
+        sa.select(Disbursement, Application.uid.label("case"))
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(Disbursement.pool_id == pool.id)
+    )
+    return {"payments": (payments, Disbursement.paid_on, Disbursement)}
