@@ -122,6 +122,10 @@ def _queue_filters(pools):
     return chosen, problems
 
 
+#: The statuses the queue lists: every open one but a draft.
+WAITING = [s for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
+
+
 @bp.get("/cases")
 @role_required(Role.REVIEWER, Role.MANAGER)
 def queue():
@@ -129,7 +133,38 @@ def queue():
     page at a time; the same few queries whatever the number of cases."""
     page = page_arg()
     size = current_app.config["PAGE_SIZE"]
-    pools = (
+    pools = _open_pools()
+    filters, problems = _queue_filters(pools)
+    reporting = limits.reporting_currency()
+    rates = _latest_rates(current_user.fund_id, utcnow().date())
+    query = _filtered(_case_rows(rates), filters, pools)
+    if problems:
+        # A filter that cannot be read lists nothing, rather than everything unfiltered.
+        query = query.where(sa.false())
+    order = QUEUE_SORTS[filters.get("sort", "due")](_worth_sql(rates, reporting))
+    rows = db.session.execute(
+        query.order_by(*order).limit(size + 1).offset((page - 1) * size)
+    ).all()
+    now = utcnow()
+    deadlines = [targets.next_target(row, now) for row in rows[:size]]
+    worths = [_worth(row, reporting) for row in rows[:size]]
+    return render_template(
+        "reviews/queue.html",
+        rows=list(zip(rows[:size], deadlines, worths, strict=True)),
+        page=page,
+        has_next=len(rows) > size,
+        filters=filters,
+        problems=problems,
+        reporting=reporting,
+        pools=pools,
+        statuses=WAITING,
+        **_queue_words(),
+    )
+
+
+def _open_pools():
+    """The fund's open pools, with their restrictions, for the pool filter."""
+    return (
         db.session.execute(
             sa.select(Pool)
             .where(Pool.fund_id == current_user.fund_id, Pool.active.is_(True))
@@ -139,18 +174,22 @@ def queue():
         .scalars()
         .all()
     )
-    filters, problems = _queue_filters(pools)
-    open_states = [s.value for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
-    reporting = limits.reporting_currency()
-    rates = _latest_rates(current_user.fund_id, utcnow().date())
-    # The sort key only: the worth shown is converted in Python, to the cent.
+
+
+def _worth_sql(rates, reporting):
+    """The sort key only: the worth shown is converted in Python, to the cent."""
     amount = Application.amount_requested
-    worth = sa.case(
+    return sa.case(
         (Application.currency == reporting, amount),
         (rates.c.base == reporting, amount / rates.c.rate),
         else_=amount * rates.c.rate,
     )
-    query = (
+
+
+def _case_rows(rates):
+    """The columns a queue row shows, with its currency's latest rate, for the cases the
+    reader may open."""
+    return (
         sa.select(
             Application.uid,
             Application.category,
@@ -170,11 +209,14 @@ def queue():
             rates.c.rate,
         )
         .outerjoin(rates, rates.c.currency == Application.currency)
-        .where(
-            access.visible_cases(current_user),
-            Application.status.in_([filters["status"]] if "status" in filters else open_states),
-        )
+        .where(access.visible_cases(current_user))
     )
+
+
+def _filtered(query, filters, pools):
+    """``query`` kept to the cases the chosen filters select."""
+    statuses = [filters["status"]] if "status" in filters else [s.value for s in WAITING]
+    query = query.where(Application.status.in_(statuses))
     for name in ("category", "urgency", "country"):
         if name in filters:
             query = query.where(getattr(Application, name) == filters[name])
@@ -183,25 +225,15 @@ def queue():
     if "pool" in filters:
         pool = next(p for p in pools if str(p.id) == filters["pool"])
         query = query.where(*fitting_cases(pool, Application))
-    if problems:
-        # A filter that cannot be read lists nothing, rather than everything unfiltered.
-        query = query.where(sa.false())
-    order = QUEUE_SORTS[filters.get("sort", "due")](worth)
-    rows = db.session.execute(
-        query.order_by(*order).limit(size + 1).offset((page - 1) * size)
-    ).all()
-    now = utcnow()
-    deadlines = [targets.next_target(row, now) for row in rows[:size]]
-    worths = [_worth(row, reporting) for row in rows[:size]]
-    return render_template(
-        "reviews/queue.html",
-        rows=list(zip(rows[:size], deadlines, worths, strict=True)),
-        page=page,
-        has_next=len(rows) > size,
-        # Translated once for the page, not once per row.
-        labels={status: str(label) for status, label in STAFF_LABELS.items()},
-        kinds={kind: str(label) for kind, label in CATEGORY_LABELS.items()},
-        words={
+    return query
+
+
+def _queue_words():
+    """The page's words, translated once for the page rather than once per row."""
+    return {
+        "labels": {status: str(label) for status, label in STAFF_LABELS.items()},
+        "kinds": {kind: str(label) for kind, label in CATEGORY_LABELS.items()},
+        "words": {
             "urgent": _("urgent"),
             "normal": _("normal"),
             "response": _("first response"),
@@ -211,15 +243,10 @@ def queue():
             "due_in": _("%(what)s in %(h)d h"),
             "paused": _("clock paused: waiting for the applicant"),
         },
-        filters=filters,
-        problems=problems,
-        reporting=reporting,
-        pools=pools,
-        statuses=[s for s in OPEN_STATES if s != ApplicationStatus.DRAFT],
-        sorts={
+        "sorts": {
             "due": _("Next target first"),
             "oldest": _("Oldest first"),
             "newest": _("Newest first"),
             "amount": _("Largest amount first"),
         },
-    )
+    }
