@@ -247,34 +247,48 @@ def approve_application(application, manager, amount, allocations):
     pools = check_draws(application, amount, allocations)
     if application.status == S.RECOMMENDED:
         weighing = weigh_approval(application, amount, manager)
-        second_needed = weighing.needs_second
-        if not second_needed:
+        if not weighing.needs_second:
             _lock_pools(pools)
         _record_approval(application, manager, amount, allocations, weighing)
-        if second_needed:
+        if weighing.needs_second:
             # Nothing is committed yet; a pool that cannot pay now is named at once.
-            for pool_id, grant_amount, rate in allocations:
-                pool = pools[pool_id]
-                pool_amount = _pool_amount(pool, application, grant_amount, rate)
-                if pool_amount > pool.available:
-                    raise InsufficientFundsError(
-                        _l(
-                            "The pool %(pool)s has less than %(amount)s available.",
-                            pool=pool.name,
-                            amount=pool_amount,
-                        )
-                    )
+            _check_room(application, pools, allocations)
             change_status(application, S.AWAITING_SECOND_APPROVAL, actor=manager)
             return None
     else:
-        first = first_approval(application)
-        if first is not None and first.manager_id == manager.id:
-            raise SecondApproverError(_l("A second, different manager must confirm this approval."))
-        if first is None or amount != first.amount:
-            raise DecisionError(_l("The second approval confirms the amount of the first."))
-        _check_same_split(first, allocations)
+        _check_confirms_first(application, manager, amount, allocations)
         _lock_pools(pools)
         _record_approval(application, manager, amount, allocations)
+    return _commit_grant(application, manager, amount, allocations)
+
+
+def _check_room(application, pools, allocations):
+    """Refuse, naming the pool, a draw larger than what its pool has available now."""
+    for pool_id, grant_amount, rate in allocations:
+        pool = pools[pool_id]
+        pool_amount = _pool_amount(pool, application, grant_amount, rate)
+        if pool_amount > pool.available:
+            raise InsufficientFundsError(
+                _l(
+                    "The pool %(pool)s has less than %(amount)s available.",
+                    pool=pool.name,
+                    amount=pool_amount,
+                )
+            )
+
+
+def _check_confirms_first(application, manager, amount, allocations):
+    """A second approval is another manager's, for the first's amount and split of pools."""
+    first = first_approval(application)
+    if first is not None and first.manager_id == manager.id:
+        raise SecondApproverError(_l("A second, different manager must confirm this approval."))
+    if first is None or amount != first.amount:
+        raise DecisionError(_l("The second approval confirms the amount of the first."))
+    _check_same_split(first, allocations)
+
+
+def _commit_grant(application, manager, amount, allocations):
+    """The grant, and its money drawn from each pool of ``allocations``."""
     grant = Grant(
         fund_id=application.fund_id,
         application_id=application.id,
