@@ -22,18 +22,17 @@ from .. import audit
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..cases import cleaning, documents
-from ..cases.access import Section, can_see, get_application_or_404, sections, visible_cases
+from ..cases import documents
+from ..cases.access import Section, can_see, sections, visible_cases
 from ..cases.models import Application, Document, DocumentKind
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.work import perform
-from ..grants.models import Grant, Instalment
-from ..ledger.balances import allocation_balances
-from ..ledger.models import Allocation, DeliveryStatus, Disbursement
+from ..grants.models import Grant
+from ..ledger.models import DeliveryStatus, Disbursement
 from ..ledger.reversals import reversal_partners
 from ..pools.models import Pool
-from . import bp, case_bp, followup, holds, reconcile, services
+from . import bp, followup, holds, reconcile, services
 from .forms import (
     BOUND_WORDS,
     CHANNEL_LABELS,
@@ -44,7 +43,6 @@ from .forms import (
     StatementForm,
 )
 from .models import HeldPayment
-from .panels import payment_form
 
 
 def _latest_payments():
@@ -172,106 +170,6 @@ def _fund_payment_or_404(uid):
     if payment is None or Section.PAYEES not in sections(payment.grant.application, current_user):
         abort(404)
     return payment
-
-
-class _AlreadyRecorded(Exception):
-    """The form's idempotency key names a payment recorded (or held) before; the argument
-    says whether it waits for a second person."""
-
-
-def _record_once(grant, actor, **fields):
-    """Record one payment (:func:`services.record_disbursement`); a form sent before, whose
-    idempotency key names a payment recorded or held already, is refused."""
-    row, created = services.record_disbursement(grant, actor, **fields)
-    if not created:
-        raise _AlreadyRecorded(isinstance(row, HeldPayment))
-    return row
-
-
-def _case_grant_or_404(uid):
-    """The case and its grant, for a finance officer who may see the case; 404 otherwise."""
-    application = get_application_or_404(uid, current_user, Section.PAYEES)
-    grant = db.session.execute(
-        sa.select(Grant).where(Grant.application_id == application.id)
-    ).scalar_one_or_none()
-    if grant is None:
-        abort(404)
-    return application, grant
-
-
-@case_bp.post("/applications/<uid>/payments")
-@role_required(Role.FINANCE)
-def record(uid):
-    """Record one payment of the case's grant, with its proof. The proof is cleaned with no
-    transaction open; the payment is then checked and recorded in one that locks."""
-    with reading():
-        application, grant = _case_grant_or_404(uid)
-        balances = allocation_balances(grant.id)
-        form = payment_form(grant, balances, services.grant_instalments(grant))
-        valid = form.validate_on_submit()
-    cleaned = None
-    if valid and form.proof.data and form.proof.data.filename:
-        try:
-            cleaned = cleaning.clean_upload(form.proof.data.stream, form.proof.data.filename)
-        except cleaning.DocumentError as exc:
-            form.form_errors.append(str(exc))
-            valid = False
-    if valid:
-        application, grant = _case_grant_or_404(uid)
-        actor = current_user._get_current_object()
-        allocation = db.session.get(Allocation, form.allocation.data)
-        instalment = db.session.get(Instalment, form.instalment.data or 0)
-        proof = None
-        if cleaned is not None:
-            # In the payment's transaction: committed with it, or undone with it.
-            proof = documents.store_document(cleaned, None, DocumentKind.PROOF_OF_PAYMENT, actor)
-        done = perform(
-            _record_once,
-            grant,
-            actor,
-            allocation=allocation,
-            instalment=instalment,
-            payee_type=form.payee_type.data,
-            payee_details=form.payee_details.data,
-            channel=form.channel.data,
-            amount_paid=form.amount_paid.data,
-            currency_paid=form.currency_paid.data,
-            paid_on=form.paid_on.data,
-            idempotency_key=form.idempotency_key.data,
-            rate=form.rate.data,
-            rate_source=form.rate_source.data,
-            rate_reason=form.rate_reason.data,
-            fee=form.fee.data or 0,
-            reference=form.reference.data,
-            proof_document_id=proof.id if proof else None,
-            refused=(services.PaymentError, _AlreadyRecorded, sa.exc.IntegrityError),
-        )
-        if not done.ok and proof is not None:
-            documents.delete_document_file(proof)  # its row was rolled back with the payment
-        if isinstance(done.refusal, services.PaymentError):
-            form.form_errors.append(done.words)
-        elif not done.ok:
-            # The same form sent twice: the unique key kept the first payment only.
-            if isinstance(done.refusal, _AlreadyRecorded) and done.refusal.args[0]:
-                flash(_("This payment was already entered; it waits for a second person."), "info")
-            else:
-                flash(_("This payment was already recorded."), "info")
-            return redirect(url_for("cases.case", uid=uid, _anchor="money"))
-        else:
-            row = done.value
-            if isinstance(row, HeldPayment):
-                flash(
-                    _(
-                        "Nothing is booked yet: %(why)s, so a second person (another finance "
-                        "officer or a manager) confirms this payment first. They were told.",
-                        why="; ".join(str(BOUND_WORDS[b]) for b in row.why),
-                    ),
-                    "info",
-                )
-            else:
-                flash(_("Payment recorded."), "info")
-            return redirect(url_for("cases.case", uid=uid, _anchor="money"))
-    return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="pay"))
 
 
 def _held_or_404(uid):
