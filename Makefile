@@ -8,7 +8,17 @@ STAMP := $(VENV)/.installed
 # npm ci writes this file; it is newer than package-lock.json once the tools are in.
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: setup run serve-prod test lint audit e2e bench clean
+.PHONY: setup run serve-prod test lint audit e2e bench clean i18n catalogs
+
+# The translations: one catalog per language, compiled (.mo, not kept in git) whenever its
+# .po is newer. Entries marked fuzzy are shown too: they wait for a native speaker's review.
+I18N := hrdfund/translations
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(I18N)/*/LC_MESSAGES/messages.po))
+
+$(I18N)/%/LC_MESSAGES/messages.mo: $(I18N)/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy --statistics -l $* -i $< -o $@
+
+catalogs: $(MO_FILES)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +32,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) $(NODE_STAMP)
+setup: $(STAMP) $(NODE_STAMP) catalogs
 
 ## run: migrate, load demo data into an empty database, serve on 127.0.0.1:$(PORT)
-run: $(STAMP)
+run: $(STAMP) catalogs
 	HRDFUND_ENV=development $(BIN)/flask db upgrade
 	HRDFUND_ENV=development $(BIN)/flask hrdfund demo-data --if-empty
 	@echo "Demo accounts (login, password, TOTP secret): instance/demo-accounts.json"
@@ -34,7 +44,7 @@ run: $(STAMP)
 ## serve-prod: production serving: migrate, then gunicorn with $(WORKERS) workers on
 ## 127.0.0.1:$(PORT), behind a TLS proxy; needs DATABASE_URL and the three secrets set
 WORKERS ?= 3
-serve-prod: $(STAMP)
+serve-prod: $(STAMP) catalogs
 	HRDFUND_ENV=production $(BIN)/flask db upgrade
 	HRDFUND_ENV=production $(BIN)/python -m gunicorn --workers $(WORKERS) \
 		--bind 127.0.0.1:$(PORT) --no-control-socket app:app
@@ -78,3 +88,11 @@ audit: $(AUDIT_VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(AUDIT_VENV) node_modules .pytest_cache .ruff_cache .audit.log
+
+## i18n: extract every message (with the keywords the code uses), update each catalog
+## from it, and compile them; make run and make test compile the catalogs themselves
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 \
+		-k lazy_ngettext:1,2 --sort-by-file --no-wrap --omit-header -o $(I18N)/messages.pot .
+	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d $(I18N) --use-fuzzy

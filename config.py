@@ -80,7 +80,10 @@ class Config:
     BASE_URL = _env("HRDFUND_BASE_URL", "http://127.0.0.1:5000")
 
     BABEL_DEFAULT_LOCALE = "en"
-    LANGUAGES = ["en", "es", "fr", "ar"]
+    #: What the applicant side (and the sign-in pages) speaks; staff and donor pages speak
+    #: STAFF_LANGUAGES, a part of it.
+    LANGUAGES = ["en", "ar", "ru", "fr", "es", "fa", "pt", "zh", "tr"]
+    STAFF_LANGUAGES = ["en", "fr", "es"]
 
     # Sessions: signed cookie holding only the user id, its session version and times (and,
     # for a moment after a form is refused, the random token naming it on the server).

@@ -7,14 +7,17 @@ import sqlite3
 import traceback
 
 import sqlalchemy as sa
-from flask import Flask, current_app, has_request_context, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_babel import get_locale
 from flask_babel.speaklater import LazyString
+from flask_login import current_user
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from config import CONFIGS
 
+from .auth.language import NAMES as LANGUAGE_NAMES
+from .auth.language import RIGHT_TO_LEFT, offered, select_locale
 from .cases.targets import check_config as check_target_config
 from .core import crypto, geo, limits
 from .core.extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
@@ -22,7 +25,6 @@ from .core.request_limits import install_request_limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_NAMES = ("SECRET_KEY", "HRDFUND_ENCRYPTION_KEY", "HRDFUND_AUDIT_KEY")
-RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps"})
 log = logging.getLogger("hrdfund")
 
 
@@ -41,7 +43,7 @@ def create_app(overrides=None):
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    babel.init_app(app, locale_selector=_select_locale)
+    babel.init_app(app, locale_selector=select_locale)
     _escape_lazy_strings()
     login_manager.init_app(app)
     app.after_request(_security_headers)
@@ -122,6 +124,8 @@ def _assemble(app):
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS
     app.jinja_env.globals["refused_left_unshown"] = refused.left_unshown
+    app.jinja_env.globals["language_names"] = LANGUAGE_NAMES
+    app.jinja_env.globals["languages_offered"] = lambda: offered(current_user)
     app.after_request(send_after_response)
 
 
@@ -224,22 +228,12 @@ def _escaped_html(lazy):
     return escape(str(lazy))
 
 
-def _select_locale():
-    from flask_login import current_user
-
-    if not has_request_context():
-        return None  # a CLI command: the default locale
-    if getattr(current_user, "is_authenticated", False) and current_user.language:
-        return current_user.language
-    return request.accept_languages.best_match(current_app.config["LANGUAGES"]) or "en"
-
-
 def _lang_code():
     return str(get_locale() or "en").split("_")[0]
 
 
 def _text_direction():
-    return "rtl" if _lang_code() in RTL_LANGUAGES else "ltr"
+    return "rtl" if _lang_code() in RIGHT_TO_LEFT else "ltr"
 
 
 def _security_headers(response):
@@ -266,7 +260,7 @@ def _http_error(exc):
     template = (
         f"errors/{code}.html" if code in (400, 403, 404, 405, 413, 429) else "errors/generic.html"
     )
-    return render_template(template, code=code), code
+    return render_template(template, code=code, language_back="/"), code
 
 
 def _server_error(exc):
@@ -280,6 +274,6 @@ def _server_error(exc):
         "".join(traceback.format_tb(exc.__traceback__)),
     )
     try:
-        return render_template("errors/500.html", code=500), 500
+        return render_template("errors/500.html", code=500, language_back="/"), 500
     except Exception:  # noqa: BLE001  (the page itself failed: answer with plain text)
         return "Something went wrong.", 500, {"Content-Type": "text/plain; charset=utf-8"}

@@ -87,6 +87,7 @@ def test_the_public_list_is_exactly_what_answers_visitors(app, client, make_user
         "auth.qr",
         "auth.recovery",
         "auth.register",
+        "auth.choose_language",
     }
 
 

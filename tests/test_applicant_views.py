@@ -166,7 +166,8 @@ def _form_values(page):
     """The non-empty values of the page's form fields (a textarea's first line break is
     the markup's, not the value's)."""
     parser = _FormValues()
-    parser.feed(page)
+    # The language form every page carries is not the application's.
+    parser.feed(re.sub(r'<form[^>]*class="language".*?</form>', "", page, flags=re.S))
     values = {
         k: v.removeprefix("\r\n") if isinstance(v, str) else v for k, v in parser.values.items()
     }

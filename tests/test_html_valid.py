@@ -333,6 +333,9 @@ def _visitor(site):
     v = site.browser("visitor")
     v.get("/login")
     v.get("/register")
+    # The language chosen on the sign-in page: that page again, right to left, then back.
+    v.submit("/login", "/language", {"language": "ar"})
+    v.submit("/login", "/language", {"language": "en"})
     v.submit("/login", "/login", {"login": "nobody", "password": "wrong"}, refused=True)
     v.submit("/register", "/register", {"password": "short"}, refused=True)
     v.submit("/register", "/register", {"login": "ab", "password": PASSWORD}, refused=True)

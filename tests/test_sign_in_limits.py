@@ -230,10 +230,11 @@ def _made(page):
 
 def _without_suggestions(page):
     """The page as the person reads it, leaving out what is new on every page: the login
-    and passphrase made for it and the login's seal."""
+    and passphrase made for it, the login's seal and the forms' random tokens."""
     html = page.get_data(as_text=True)
     for made in _made(page):
         html = html.replace(made, "MADE")
+    html = re.sub(r'(name="csrf_token" value=")[^"]+', r"\1TOKEN", html)
     return re.sub(r'(name="login_seal" type="hidden" value=")[0-9a-f]+', r"\1SEAL", html)
 
 

@@ -13,7 +13,15 @@ from .models import User
 #: Endpoints a visitor may reach without signing in.
 #: Reached before sign-in is complete; the second-step pages check the pending sign-in.
 PUBLIC_ENDPOINTS = frozenset(
-    {"static", "auth.login", "auth.code", "auth.qr", "auth.recovery", "auth.register"}
+    {
+        "static",
+        "auth.login",
+        "auth.code",
+        "auth.qr",
+        "auth.recovery",
+        "auth.register",
+        "auth.choose_language",
+    }
 )
 
 #: How often activity moves the idle clock forward. Within this step a page sends no new

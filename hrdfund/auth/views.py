@@ -11,19 +11,20 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     session,
     url_for,
 )
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.work import perform
-from . import attempts, bp, logins, refused, second_factor, services
+from . import attempts, bp, language, logins, refused, second_factor, services
 from .client import client_token, refusal, remember_client
 from .forms import CodeForm, LoginForm, RecoveryForm, RegisterForm
 from .models import Role, User
@@ -185,8 +186,11 @@ def new_session(user, done=None):
     sign-in also keeps this browser known to the login (``done.client_token``)."""
     if done is not None and done.client_token:
         remember_client(done.client_token)
+    chosen = session.get(language.SESSION_KEY) or str(get_locale() or "")
     session.clear()
     login_user(user, remember=False)
+    if user.language is None and chosen in language.offered(user):
+        perform(language.set_language, user, chosen)
     # Flask-Login stores a hash of the address and browser; the cookie carries neither.
     session.pop("_id", None)
     now = int(utcnow().timestamp())
@@ -256,10 +260,30 @@ def register():
     )
 
 
+@bp.post("/language")
+def choose_language():
+    """The language of the pages, from the small form on every page: kept for this browser,
+    and for the account once signed in. Back to the page it was chosen on."""
+    code = request.form.get("language")
+    if ConfirmForm().validate_on_submit() and code in language.offered(current_user):
+        session[language.SESSION_KEY] = code
+        if current_user.is_authenticated:
+            perform(language.set_language, current_user._get_current_object(), code)
+    back = request.form.get("next") or ""
+    # Only a page of this site: a path, never another host.
+    if not back.startswith("/") or back.startswith(("//", "/\\")):
+        back = url_for("auth.index")
+    return redirect(back, 303)
+
+
 @bp.app_errorhandler(attempts.Busy)
 def busy(_exc):
     """No password can be checked just now: a plain page, nothing kept, nothing hashed."""
-    return render_template("errors/503.html", code=503), 503, {"Retry-After": "60"}
+    return (
+        render_template("errors/503.html", code=503, language_back="/"),
+        503,
+        {"Retry-After": "60"},
+    )
 
 
 @bp.post("/logout")
