@@ -8,7 +8,7 @@ import traceback
 
 import sqlalchemy as sa
 from flask import Flask, current_app, render_template, request
-from flask_babel import get_locale
+from flask_babel import format_date, get_locale
 from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from markupsafe import escape
@@ -120,6 +120,10 @@ def _assemble(app):
         code, str(get_locale() or "en")
     )
     app.jinja_env.filters["region"] = geo.region_label
+    # Dates in the reader's language: a day, a month, a short month.
+    app.jinja_env.filters["day"] = lambda value: format_date(value, "dd MMMM y")
+    app.jinja_env.filters["month"] = lambda value: format_date(value, "MMMM y")
+    app.jinja_env.filters["short_month"] = lambda value: format_date(value, "MMM y")
     app.jinja_env.globals["text_direction"] = _text_direction
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS

@@ -15,9 +15,9 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 
 from ..core.columns import utcnow
@@ -186,7 +186,7 @@ def new_session(user, done=None):
     sign-in also keeps this browser known to the login (``done.client_token``)."""
     if done is not None and done.client_token:
         remember_client(done.client_token)
-    chosen = session.get(language.SESSION_KEY) or str(get_locale() or "")
+    chosen = session.get(language.SESSION_KEY)  # a choice made on a page before signing in
     session.clear()
     login_user(user, remember=False)
     if user.language is None and chosen in language.offered(user):

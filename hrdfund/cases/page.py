@@ -3,9 +3,12 @@
 forms, from the classes the view hands over, each as the user sent it when it was refused a
 moment ago (``refused.restore``)."""
 
+from babel import Locale
 from flask import render_template
+from flask_babel import get_locale
 
 from ..auth import refused
+from ..auth.language import NAMES as LANGUAGE_NAMES
 from ..core.forms import ConfirmForm
 from . import access, consents, messages, services
 from .access import Section
@@ -51,7 +54,24 @@ def render_case(application, user, forms):
         category_fields=CATEGORY_FIELDS[application.category],
         detail_text=detail_text,
         reference_labels=REFERENCE_STATUSES,
+        applicant_language=_applicant_language(application) if user.is_staff else None,
     )
+
+
+def _applicant_language(application):
+    """The language the applicant side reads the case in (the account that sent it), named
+    in the reader's language and in its own, so staff answer in it or find someone who
+    can; None when the account never chose one."""
+    sides = (application.applicant, application.submitted_by)
+    code = next(
+        (u.language for u in sides if u is not None and u.is_applicant_side and u.language),
+        None,
+    )
+    if code is None:
+        return None
+    own = LANGUAGE_NAMES.get(code, code)
+    named = Locale.parse(code).get_display_name(str(get_locale() or "en"))
+    return own if named == own else f"{named} ({own})"
 
 
 def _thread(application, shown):

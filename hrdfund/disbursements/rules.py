@@ -7,6 +7,7 @@ report, not a stipend month the same defender was already paid for on another gr
 from decimal import Decimal
 
 import sqlalchemy as sa
+from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
 from ..cases.models import Application
@@ -213,7 +214,7 @@ def _check_month_not_paid_elsewhere(application, instalment):
         raise PaymentError(
             _l(
                 "This defender was already paid for %(month)s: %(payment)s.",
-                month=instalment.period_month.strftime("%B %Y"),
+                month=format_date(instalment.period_month, "MMMM y"),
                 payment=describe(other),
             )
         )

@@ -1,0 +1,109 @@
+"""Which language pages speak: chosen from the browser's preference among the languages
+offered, changed from a small form on every page (no JavaScript), kept for the browser and
+for the account; staff and donor pages speak English, French and Spanish."""
+
+import re
+
+import pytest
+
+from hrdfund.auth.models import User
+from hrdfund.core.extensions import db
+from tests.conftest import csrf_token, login, make_case
+
+
+def _offered(html):
+    select = re.search(r'<select id="page-language" name="language">(.*?)</select>', html, re.S)
+    return re.findall(r'<option value="([a-z]{2})"', select.group(1))
+
+
+def _choose(client, code, page="/login", back=None):
+    """Choose ``code`` with the form on ``page``, its CSRF token checked as in production."""
+    config = client.application.config
+    config["WTF_CSRF_ENABLED"] = True
+    try:
+        token = csrf_token(client, page)
+        data = {"csrf_token": token, "language": code, "next": back or page}
+        return client.post("/language", data=data)
+    finally:
+        config["WTF_CSRF_ENABLED"] = False
+
+
+def _html_tag(client, path):
+    return re.search(r"<html [^>]*>", client.get(path).get_data(as_text=True)).group(0)
+
+
+def test_the_sign_in_page_offers_nine_languages_and_keeps_the_choice(client):
+    html = client.get("/login").get_data(as_text=True)
+    assert _offered(html) == ["en", "ar", "ru", "fr", "es", "fa", "pt", "zh", "tr"]
+    assert 'lang="ar">العربية</option>' in html
+    response = _choose(client, "ar")
+    assert response.status_code == 303 and response.location.endswith("/login")
+    assert _html_tag(client, "/login") == '<html lang="ar" dir="rtl">'
+    _choose(client, "fa")
+    assert _html_tag(client, "/register") == '<html lang="fa" dir="rtl">'
+    _choose(client, "tr")
+    assert _html_tag(client, "/login") == '<html lang="tr" dir="ltr">'
+
+
+def test_without_a_choice_the_browser_preference_decides(client):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "pt-BR,pt;q=0.9,en;q=0.5"
+    assert _html_tag(client, "/login") == '<html lang="pt" dir="ltr">'
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de-DE,de;q=0.9"
+    assert _html_tag(client, "/login") == '<html lang="en" dir="ltr">'
+
+
+def test_a_choice_without_its_token_or_outside_the_list_changes_nothing(app, client):
+    app.config["WTF_CSRF_ENABLED"] = True
+    client.post("/language", data={"language": "ar", "next": "/login"})
+    app.config["WTF_CSRF_ENABLED"] = False
+    assert _html_tag(client, "/login") == '<html lang="en" dir="ltr">'
+    _choose(client, "de")
+    assert _html_tag(client, "/login") == '<html lang="en" dir="ltr">'
+
+
+@pytest.mark.parametrize("back", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_choosing_a_language_never_leaves_the_site(client, back):
+    response = _choose(client, "fr", back=back)
+    assert response.status_code == 303
+    assert response.location in ("/", "http://localhost/")
+
+
+def test_the_applicant_sides_choice_is_kept_for_the_account(app, client, make_user):
+    applicant = make_user("applicant")
+    _choose(client, "tr")  # chosen on the sign-in page, before signing in
+    login(client, applicant)
+    assert db.session.get(User, applicant.id).language == "tr"
+    _choose(client, "fa", page="/my")
+    assert db.session.get(User, applicant.id).language == "fa"
+    elsewhere = app.test_client()  # another browser: the account's language
+    login(elsewhere, applicant)
+    assert _html_tag(elsewhere, "/my") == '<html lang="fa" dir="rtl">'
+
+
+def test_staff_pages_speak_english_french_and_spanish(client, make_user):
+    reviewer = make_user("reviewer")
+    login(client, reviewer)
+    assert _offered(client.get("/cases").get_data(as_text=True)) == ["en", "fr", "es"]
+    _choose(client, "ar", page="/cases")
+    assert db.session.get(User, reviewer.id).language is None
+    assert _html_tag(client, "/cases") == '<html lang="en" dir="ltr">'
+    _choose(client, "es", page="/cases")
+    assert db.session.get(User, reviewer.id).language == "es"
+    assert _html_tag(client, "/cases") == '<html lang="es" dir="ltr">'
+
+
+def test_staff_see_the_language_the_applicant_side_reads(app, fund, make_user):
+    applicant, reviewer = make_user("applicant"), make_user("reviewer")
+    applicant.language = "ar"
+    case = make_case(fund, applicant_id=applicant.id)
+    db.session.commit()
+    staff = app.test_client()
+    login(staff, reviewer)
+    html = staff.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "Language of the applicant side" in html
+    assert "Arabic (العربية)" in html
+    mine = app.test_client()
+    login(mine, applicant)
+    assert "Language of the applicant side" not in mine.get(f"/applications/{case.uid}").get_data(
+        as_text=True
+    )
