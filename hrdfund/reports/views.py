@@ -4,6 +4,7 @@ import io
 
 import sqlalchemy as sa
 from flask import abort, current_app, render_template, request, send_file
+from flask_babel import force_locale, get_locale
 from flask_login import current_user
 
 from .. import audit
@@ -84,8 +85,12 @@ def _send_report(pool):
     # Two units of work on purpose: what an ended period says about people is kept (and
     # committed) before the report is read, with no write lock, then the download is
     # recorded with the report's digest.
+    # In the language asked at download (the reader's own by default), as the donor reads.
+    language = request.args.get("language")
+    if language not in current_app.config["STAFF_LANGUAGES"]:
+        language = str(get_locale() or "en")
     perform(issue_ended, pool, period, today)
-    with reading():
+    with reading(), force_locale(language):
         report = build_report(pool, period, today=today)
     perform(
         audit.record,
@@ -97,10 +102,11 @@ def _send_report(pool):
         digest=report["digest"],
     )
     name = f"report-{pool.uid}-{period.code}.{kind}"
-    if kind == "pdf":
-        body, mimetype = render_pdf(report), "application/pdf"
-    else:
-        body, mimetype = render_csv(report).encode(), "text/csv"
+    with force_locale(language):
+        if kind == "pdf":
+            body, mimetype = render_pdf(report), "application/pdf"
+        else:
+            body, mimetype = render_csv(report).encode(), "text/csv"
     return send_file(io.BytesIO(body), mimetype=mimetype, as_attachment=True, download_name=name)
 
 
