@@ -13,6 +13,7 @@ import re
 import time
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -171,6 +172,26 @@ def empty_schema(url):
             conn.execute(sa.text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogs():
+    """The translations compiled as `make` compiles them (fuzzy entries included), when a
+    catalog is newer than its compiled file: pytest run on its own speaks every language."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parent.parent / "hrdfund" / "translations"
+    for po in root.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with open(po, "rb") as fh:
+                catalog = read_po(fh, locale=po.parent.parent.name)
+            # Written aside, then renamed: test processes started together never read half.
+            aside = mo.with_suffix(f".{os.getpid()}.tmp")
+            with open(aside, "wb") as fh:
+                write_mo(fh, catalog, use_fuzzy=True)
+            os.replace(aside, mo)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ npm (package.json, installed by `make setup`), Java from Debian: without either 
 is skipped locally, and fails under CI=true.
 """
 
+import functools
 import io
 import json
 import os
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 from flask import abort, request
 from werkzeug.datastructures import MultiDict
 
+from config import Config
 from hrdfund import create_app, demo
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
@@ -721,3 +723,76 @@ def test_every_page_is_valid_html(pages, tmp_path):
         f"{len(report)} HTML errors on {len(pages.pages)} pages (kept in {folder}):\n"
         + "\n".join(report)
     )
+
+
+#: Who reads the applicant side in the visits above, by the label of their browser.
+APPLICANT_SIDE_READERS = ("visitor", "demo-applicant1", "demo-partner1")
+TRANSLATED = [code for code in Config.LANGUAGES if code != "en"]
+_VISIT = re.compile(r"^(?P<who>[^:]+): GET (?P<path>\S+)")
+
+
+def _read_again(site, pages, code):
+    """Every page the applicant side read above (GET), read again by the same people in
+    ``code``, chosen with the language form as a person would."""
+    paths = {}
+    for label, _html in pages.pages:
+        found = _VISIT.match(label)
+        if found and found["who"] in APPLICANT_SIDE_READERS:
+            paths.setdefault(found["who"], []).append(found["path"])
+    collected = Pages()
+    for who, visited in paths.items():
+        if who == "visitor":
+            browser = Browser(site.app, collected, who)
+            browser.submit("/login", "/language", {"language": code})
+        else:
+            browser = site.sign_in(who)
+            browser.pages = collected
+            browser.submit("/", "/language", {"language": code})
+        for path in dict.fromkeys(visited):
+            response = browser.client.get(path, follow_redirects=True)
+            collected.add(f"{who} in {code}: GET {path}", response)
+    for login in ("demo-applicant1", "demo-partner1"):
+        _user(login).language = None  # as before, for what runs next
+    db.session.commit()
+    # The pages read before the language was chosen are the English ones, checked above.
+    return [(label, html) for label, html in collected.pages if f" in {code}: " in label]
+
+
+def _english_left(html, code):
+    """The applicant-side sentences of the English source ``html`` still shows, though the
+    catalog of ``code`` translates them: fragments of three words or more between
+    placeholders, looked for in the words a person reads outside what people typed."""
+    text = re.sub(r'<(\w+)[^>]*\b(?:dir="auto"|class="body")[^>]*>.*?</\1>', " ", html, flags=re.S)
+    text = re.sub(r"<bdi>.*?</bdi>|<option[^>]*>.*?</option>", " ", text, flags=re.S)
+    text = _visible_text(text)
+    left = []
+    for source in _translated_sources(code):
+        for fragment in re.split(r"%\([a-z_]+\)[sdf]|%[sd]", source):
+            fragment = fragment.strip(" .,:;")
+            if len(fragment.split()) >= 3 and fragment in text:
+                left.append(fragment)
+    return left
+
+
+@functools.cache
+def _translated_sources(code):
+    """The English of every applicant-side message the catalog of ``code`` translates."""
+    from tests.test_translations import _applicant_side, _catalog, _untranslated
+
+    return [
+        message.id if isinstance(message.id, str) else message.id[0]
+        for message in _catalog(code)
+        if message.id and _applicant_side(message) and not _untranslated(message)
+    ]
+
+
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_every_applicant_page_speaks_each_language(site, pages, code):
+    """Every page a defender, a partner or a visitor reads, in each language of the
+    applicant side: no English sentence the catalog translates is left on it."""
+    read = _read_again(site, pages, code)
+    assert len(read) > 40
+    lang = f'<html lang="{code}" dir="{"rtl" if code in ("ar", "fa") else "ltr"}">'
+    assert [label for label, html in read if lang not in html] == []
+    found = [f"{label}: {left}" for label, html in read if (left := _english_left(html, code))]
+    assert found == [], "\n".join(found[:30])
