@@ -9,6 +9,7 @@ development, like the session cookie; only keyed hashes of it are stored.
 
 from flask import current_app, g, request
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from . import bp, throttle
 
@@ -45,9 +46,10 @@ def refusal(exc, invalid=None):
     """The words for a refused attempt: the wait when the login is locked for this browser,
     else ``invalid``. The same whether the login has an account or not."""
     if exc.reason == "locked":
-        return _(
-            "Too many failed attempts. Wait %(minutes)d minutes, then try again.",
-            minutes=exc.wait_minutes,
+        return ngettext(
+            "Too many failed attempts. Wait %(num)d minute, then try again.",
+            "Too many failed attempts. Wait %(num)d minutes, then try again.",
+            exc.wait_minutes,
         )
     return invalid or _("Login name or password is not right.")
 
