@@ -41,7 +41,7 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.moved import MOVED
 from hrdfund.grants.models import Grant, GrantStatus
-from hrdfund.ledger.models import Contribution
+from hrdfund.ledger.models import Contribution, Disbursement
 from hrdfund.ops import retention
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor, ExchangeRate, Pool
@@ -731,13 +731,24 @@ TRANSLATED = [code for code in Config.LANGUAGES if code != "en"]
 _VISIT = re.compile(r"^(?P<who>[^:]+): GET (?P<path>\S+)")
 
 
-def _read_again(site, pages, code):
-    """Every page the applicant side read above (GET), read again by the same people in
-    ``code``, chosen with the language form as a person would."""
+#: Who reads staff and donor pages in the visits above.
+STAFF_READERS = (
+    "demo-reviewer1",
+    "demo-manager1",
+    "demo-manager2",
+    "demo-finance1",
+    "demo-donor1",
+    "demo-admin1",
+)
+
+
+def _read_again(site, pages, code, readers=APPLICANT_SIDE_READERS):
+    """Every page ``readers`` read above (GET), read again by the same people in ``code``,
+    chosen with the language form as a person would."""
     paths = {}
     for label, _html in pages.pages:
         found = _VISIT.match(label)
-        if found and found["who"] in APPLICANT_SIDE_READERS:
+        if found and found["who"] in readers:
             paths.setdefault(found["who"], []).append(found["path"])
     collected = Pages()
     for who, visited in paths.items():
@@ -751,27 +762,42 @@ def _read_again(site, pages, code):
         for path in dict.fromkeys(visited):
             response = browser.client.get(path, follow_redirects=True)
             collected.add(f"{who} in {code}: GET {path}", response)
-    for login in ("demo-applicant1", "demo-partner1"):
-        _user(login).language = None  # as before, for what runs next
+    for login in paths:
+        if login != "visitor":
+            _user(login).language = None  # as before, for what runs next
     db.session.commit()
     # The pages read before the language was chosen are the English ones, checked above.
     return [(label, html) for label, html in collected.pages if f" in {code}: " in label]
 
 
-def _english_left(html, code):
+def _english_left(html, code, sources=None):
     """The applicant-side sentences of the English source ``html`` still shows, though the
     catalog of ``code`` translates them: fragments of three words or more between
     placeholders, looked for in the words a person reads outside what people typed."""
     text = re.sub(r'<(\w+)[^>]*\b(?:dir="auto"|class="body")[^>]*>.*?</\1>', " ", html, flags=re.S)
     text = re.sub(r"<bdi>.*?</bdi>|<option[^>]*>.*?</option>", " ", text, flags=re.S)
     text = _visible_text(text)
+    for reason in _written_reasons():
+        text = text.replace(reason, " ")
     left = []
-    for source in _translated_sources(code):
+    for source in sources if sources is not None else _translated_sources(code):
         for fragment in re.split(r"%\([a-z_]+\)[sdf]|%[sd]", source):
             fragment = fragment.strip(" .,:;")
             if len(fragment.split()) >= 3 and fragment in text:
                 left.append(fragment)
     return left
+
+
+def _written_reasons():
+    """Reasons kept as they were written, in their writer's language: a reversal's (typed,
+    or written by a statement import in its importer's language) and a payment's rate."""
+    rows = [
+        *db.session.scalars(
+            sa.select(Disbursement).where(Disbursement.reversal_of_id.is_not(None))
+        ),
+        *db.session.scalars(sa.select(Disbursement).where(Disbursement._rate_reason.is_not(None))),
+    ]
+    return {r for row in rows for r in (row.reason, row.rate_reason) if r}
 
 
 @functools.cache
@@ -795,4 +821,30 @@ def test_every_applicant_page_speaks_each_language(site, pages, code):
     lang = f'<html lang="{code}" dir="{"rtl" if code in ("ar", "fa") else "ltr"}">'
     assert [label for label, html in read if lang not in html] == []
     found = [f"{label}: {left}" for label, html in read if (left := _english_left(html, code))]
+    assert found == [], "\n".join(found[:30])
+
+
+@functools.cache
+def _every_translated_source(code):
+    """The English of every message the catalog of ``code`` translates."""
+    from tests.test_translations import _catalog, _untranslated
+
+    return [
+        message.id if isinstance(message.id, str) else message.id[0]
+        for message in _catalog(code)
+        if message.id and not _untranslated(message)
+    ]
+
+
+@pytest.mark.parametrize("code", [c for c in Config.STAFF_LANGUAGES if c != "en"])
+def test_every_staff_and_donor_page_speaks_french_and_spanish(site, pages, code):
+    """Every page staff and donors read above, read again in French and in Spanish: no
+    English sentence the catalog translates is left on it."""
+    read = _read_again(site, pages, code, STAFF_READERS)
+    assert len(read) > 40
+    assert [label for label, html in read if f'<html lang="{code}" dir="ltr">' not in html] == []
+    sources = _every_translated_source(code)
+    found = [
+        f"{label}: {left}" for label, html in read if (left := _english_left(html, code, sources))
+    ]
     assert found == [], "\n".join(found[:30])
