@@ -1,0 +1,95 @@
+"""A defender who reads Arabic, in a real browser with JavaScript off on a phone-sized
+screen (390 by 844): the language chosen on the sign-in page, an account made, a medical
+application written and sent, every step in Arabic, right to left, nothing wider than the
+screen."""
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from babel.messages.pofile import read_po
+
+from hrdfund import ROOT, create_app
+from hrdfund.cases.models import Application
+from hrdfund.core.extensions import db
+
+pytestmark = pytest.mark.e2e
+
+
+def _words(code):
+    """What the catalog of ``code`` says for an English message."""
+    path = Path(ROOT) / "hrdfund" / "translations" / code / "LC_MESSAGES" / "messages.po"
+    with open(path, "rb") as fh:
+        catalog = read_po(fh)
+    return lambda english: catalog[english].string
+
+
+def _fits(page):
+    """Nothing runs past the right or the left edge of a 390-pixel screen (measured once
+    the page and its stylesheet have loaded)."""
+    page.wait_for_load_state("load")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll("body *")]
+            .filter(e => {
+                const r = e.getBoundingClientRect();
+                return r.right > 391 || r.left < -1;
+            })
+            .slice(0, 5).map(e => e.outerHTML.slice(0, 120))"""
+    )
+    assert width <= 390, f"{page.url} is {width} px wide: {wide}"
+
+
+def test_an_arabic_speaking_defender_applies_in_arabic(live_server, browser):
+    ar = _words("ar")
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    url = live_server["url"]
+    page.goto(url + "/login")
+    page.select_option("#page-language", "ar")
+    page.locator("form.language button").click()
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    assert page.locator("html").get_attribute("lang") == "ar"
+    _fits(page)
+
+    page.get_by_role("link", name=ar("Create an account"), exact=True).click()
+    passphrase = page.locator("#passphrase-suggestion code").inner_text()
+    page.fill("#password", passphrase)
+    page.get_by_role("button", name=ar("Create account")).click()
+    assert page.get_by_role("heading", level=1).inner_text() == ar("Your applications")
+    _fits(page)
+
+    page.get_by_role("link", name=ar("Ask for support")).click()
+    page.check("input[value=medical]")
+    page.get_by_role("button", name=ar("Continue")).click()
+    uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
+    _fits(page)
+    page.fill("#defender_name", "مدافعة من حلب")
+    page.select_option("#country", "JO")
+    page.fill("#defender_work", "توثيق الاعتقالات التعسفية")
+    page.fill("#threat", "تهديدات بعد نشر تقرير")
+    page.fill("#details-provider", "مستشفى الأمل، عمّان")
+    page.fill("#details-treatment", "جراحة في الكتف")
+    page.fill("#details-link_to_threat", "إصابة خلال اعتداء بعد التقرير")
+    page.select_option("#currency", "JOD")
+    page.fill("#budget-0-description", "العملية الجراحية")
+    page.fill("#budget-0-amount", "١٢٥٠٫٥٠")  # Arabic-Indic digits and decimal separator
+    for n, (name, contact) in enumerate([("منظمة شريكة", "سيغنال"), ("محامية", "عبر الشبكة")]):
+        page.fill(f"#references-{n}-name", name)
+        page.fill(f"#references-{n}-contact", contact)
+    page.get_by_role("button", name=ar("Send application")).click()
+
+    assert page.url.endswith(f"/applications/{uid}")
+    html = page.content()
+    assert '<html lang="ar" dir="rtl">' in html
+    assert ar("Received") in html  # the status, in the applicant's words
+    # The amount typed in Arabic-Indic digits, with the Arabic decimal separator, was read.
+    app = create_app({"ENV_NAME": "development", "INSTANCE_PATH": str(live_server["instance"])})
+    with app.app_context():
+        case = db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+        assert case.amount_requested == Decimal("1250.50")
+        assert case.applicant.language == "ar"
+    _fits(page)
+    context.close()
