@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # npm ci writes this file; it is newer than package-lock.json once the tools are in.
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: setup run serve-prod test lint audit e2e bench clean i18n catalogs
+.PHONY: setup run serve-prod test lint audit e2e bench clean i18n catalogs screenshots
 
 # The translations: one catalog per language, compiled (.mo, not kept in git) whenever its
 # .po is newer. Entries marked fuzzy are shown too: they wait for a native speaker's review.
@@ -97,3 +97,8 @@ i18n: $(STAMP)
 	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-wrap --ignore-obsolete \
 		--no-fuzzy-matching
 	$(BIN)/pybabel compile -d $(I18N) --use-fuzzy
+
+## screenshots: the application form on a 390-pixel screen in ar, fa, zh and fr, as
+## docs/screenshots/form-<language>.png (Debian's chromium; a CJK font for zh)
+screenshots: $(STAMP) catalogs
+	$(BIN)/python docs/screenshots/take.py
