@@ -61,7 +61,17 @@ def test_a_choice_without_its_token_or_outside_the_list_changes_nothing(app, cli
     assert _html_tag(client, "/login") == '<html lang="en" dir="ltr">'
 
 
-@pytest.mark.parametrize("back", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+@pytest.mark.parametrize(
+    "back",
+    [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",  # a browser drops the tab and reads //evil.example
+        "/\n/evil.example",
+        "/x\r\nSet-Cookie: a=b",
+    ],
+)
 def test_choosing_a_language_never_leaves_the_site(client, back):
     response = _choose(client, "fr", back=back)
     assert response.status_code == 303

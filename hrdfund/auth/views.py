@@ -2,6 +2,7 @@
 role homes."""
 
 import io
+import re
 
 import segno
 from flask import (
@@ -260,6 +261,10 @@ def register():
     )
 
 
+#: A path of this site to go back to, as the language form sends it.
+SAME_SITE_PATH = re.compile(r"/[^\s\\\x00-\x1f\x7f]{0,2000}")
+
+
 @bp.post("/language")
 def choose_language():
     """The language of the pages, from the small form on every page: kept for this browser,
@@ -270,8 +275,9 @@ def choose_language():
         if current_user.is_authenticated:
             perform(language.set_language, current_user._get_current_object(), code)
     back = request.form.get("next") or ""
-    # Only a page of this site: a path, never another host.
-    if not back.startswith("/") or back.startswith(("//", "/\\")):
+    # Only a page of this site: a path with no space, control character or backslash a
+    # browser would drop or read as another host ("/\t/host" is "//host" to it).
+    if not SAME_SITE_PATH.fullmatch(back) or back.startswith("//"):
         back = url_for("auth.index")
     return redirect(back, 303)
 
