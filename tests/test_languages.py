@@ -117,3 +117,15 @@ def test_staff_see_the_language_the_applicant_side_reads(app, fund, make_user):
     assert "Language of the applicant side" not in mine.get(f"/applications/{case.uid}").get_data(
         as_text=True
     )
+
+
+def test_a_choice_made_before_signing_in_survives_the_second_step_and_wins(client, make_user):
+    """Chosen on the sign-in page, the language holds through the code step and replaces
+    the one the account kept."""
+    manager = make_user("manager")
+    manager.language = "en"
+    db.session.commit()
+    _choose(client, "es")
+    login(client, manager)  # password, then the code from the authenticator
+    assert _html_tag(client, "/cases") == '<html lang="es" dir="ltr">'
+    assert db.session.get(User, manager.id).language == "es"

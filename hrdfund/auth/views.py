@@ -75,7 +75,7 @@ def login():
         else:
             user = done.user
             if user.needs_totp:
-                session.clear()
+                _fresh_session()
                 session["pending"] = {"user": user.get_id(), "at": int(utcnow().timestamp())}
                 return redirect(url_for("auth.code"))
             return new_session(user, done)
@@ -182,15 +182,24 @@ def _pending_user():
     return user
 
 
+def _fresh_session():
+    """Start the session afresh, as every step of signing in does, keeping only the page
+    language chosen before it; returns that choice."""
+    chosen = session.get(language.SESSION_KEY)
+    session.clear()
+    if chosen:
+        session[language.SESSION_KEY] = chosen
+    return chosen
+
+
 def new_session(user, done=None):
     """A fresh session for ``user`` (a new cookie, the current session version); a complete
     sign-in also keeps this browser known to the login (``done.client_token``)."""
     if done is not None and done.client_token:
         remember_client(done.client_token)
-    chosen = session.get(language.SESSION_KEY)  # a choice made on a page before signing in
-    session.clear()
+    chosen = _fresh_session()
     login_user(user, remember=False)
-    if user.language is None and chosen in language.offered(user):
+    if chosen in language.offered(user):  # the latest choice wins, and is kept
         perform(language.set_language, user, chosen)
     # Flask-Login stores a hash of the address and browser; the cookie carries neither.
     session.pop("_id", None)

@@ -12,8 +12,12 @@ import sqlalchemy as sa
 from babel.messages.pofile import read_po
 
 from hrdfund import ROOT, create_app
+from hrdfund.auth.models import Role, User
 from hrdfund.cases.models import Application
 from hrdfund.core.extensions import db
+from hrdfund.grants import services as grants
+from hrdfund.reviews import services as reviews
+from tests.e2e.test_review_journey import _code
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +97,100 @@ def test_an_arabic_speaking_defender_applies_in_arabic(live_server, browser):
         assert case.applicant.language == "ar"
     _fits(page)
     context.close()
+
+
+def _choose(page, code):
+    """The language form at the top of the page, as a person uses it."""
+    page.select_option("#page-language", code)
+    page.locator("form.language button").click()
+    page.wait_for_load_state("load")
+
+
+def _sign_in_by_ids(page, url, account):
+    """Sign in with the form's fields by their names: the labels are in the page's language."""
+    page.fill("#login", account["login"])
+    page.fill("#password", account["password"])
+    page.locator("form[action='/login'] button[type=submit]").click()
+
+
+def test_a_farsi_speaking_partner_refers_a_case_and_a_french_speaking_manager_decides_it(
+    live_server, browser
+):
+    fa, fr = _words("fa"), _words("fr")
+    url = live_server["url"]
+    partner = next(a for a in live_server["accounts"] if a["role"] == "partner")
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(url + "/login")
+    _choose(page, "fa")
+    _sign_in_by_ids(page, url, partner)
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    page.get_by_role("link", name=fa("Refer a defender")).click()
+    page.check("input[value=medical]")
+    page.check("#consent")
+    page.select_option("#consent_method", "in_person")
+    page.get_by_role("button", name=fa("Continue")).click()
+    uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
+    _fits(page)
+    page.fill("#defender_name", "مدافع از هرات")
+    page.select_option("#country", "KE")
+    page.fill("#defender_work", "دفاع از حقوق زنان")
+    page.fill("#threat", "تهدید پس از یک گزارش")
+    page.fill("#details-provider", "کلینیکی در نایروبی")
+    page.fill("#details-treatment", "درمان دست")
+    page.fill("#details-link_to_threat", "آسیب در یک حمله")
+    page.select_option("#currency", "EUR")
+    page.fill("#budget-0-description", "درمان")
+    page.fill("#budget-0-amount", "۳۰۰")  # Persian digits
+    for n, (name, contact) in enumerate([("رهبر محلی", "از طریق دفتر ما"), ("وکیل", "سیگنال")]):
+        page.fill(f"#references-{n}-name", name)
+        page.fill(f"#references-{n}-contact", contact)
+    page.get_by_role("button", name=fa("Send application")).click()
+    assert page.url.endswith(f"/applications/{uid}")
+    assert fa("Received") in page.content()
+    _fits(page)
+    context.close()
+
+    # The fund's reviewer recommends the case; a manager who reads French decides it.
+    app = create_app({"ENV_NAME": "development", "INSTANCE_PATH": str(live_server["instance"])})
+    with app.app_context():
+        case = db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+        assert case.amount_requested == Decimal("300.00")
+        reviewer = db.session.execute(
+            sa.select(User).where(User.role == Role.REVIEWER).order_by(User.id).limit(1)
+        ).scalar_one()
+        reviews.assign_reviewer(case, reviewer, reviewer)
+        reviews.recommend(case, reviewer, "high", "approve", Decimal(300), "Vérifié")
+        pool = next(
+            o["pool"]
+            for o in grants.pool_options(case, Decimal(300))
+            if not o["reasons"] and o["available"] >= Decimal(300)
+        )
+        db.session.commit()
+        pool_id = pool.id
+        db.session.remove()
+    manager = next(a for a in live_server["accounts"] if a["login"] == "demo-manager1")
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(url + "/login")
+    _choose(page, "fr")
+    _sign_in_by_ids(page, url, manager)
+    page.fill("#code", _code(app, manager["login"], manager["totp_secret"]))
+    page.locator("form[action='/login/code'] button[type=submit]").click()
+    assert page.locator("html").get_attribute("lang") == "fr"
+    page.goto(f"{url}/applications/{uid}")
+    html = page.content()
+    assert fr("Language of the applicant side") in html, html[html.find("<dl>") :][:600]
+    assert "persan (فارسی)" in html  # named in French, and in its own words
+    page.select_option("#approve-draws-0-pool", str(pool_id))
+    page.fill("#approve-draws-0-amount", "300.00")
+    page.get_by_role("button", name=fr("Approve"), exact=True).click()
+    assert "300,00" in page.content() and fr("Approved") in page.content()
+    _fits(page)
+    context.close()
+    with app.app_context():  # the accounts as they were, for the other journeys
+        for login in (partner["login"], manager["login"]):
+            db.session.execute(
+                sa.select(User).where(User.login == login)
+            ).scalar_one().language = None
+        db.session.commit()
