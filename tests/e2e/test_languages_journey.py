@@ -46,6 +46,18 @@ def _fits(page):
     assert width <= 390, f"{page.url} is {width} px wide: {wide}"
 
 
+def _fill_medical_case(page, typed, country, currency, references):
+    """The medical application form, filled by its fields' names (its labels are in the
+    page's language)."""
+    for name, value in typed.items():
+        page.fill(f"#{name}", value)
+    page.select_option("#country", country)
+    page.select_option("#currency", currency)
+    for n, (name, contact) in enumerate(references):
+        page.fill(f"#references-{n}-name", name)
+        page.fill(f"#references-{n}-contact", contact)
+
+
 def test_an_arabic_speaking_defender_applies_in_arabic(live_server, browser):
     ar = _words("ar")
     context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
@@ -70,19 +82,22 @@ def test_an_arabic_speaking_defender_applies_in_arabic(live_server, browser):
     page.get_by_role("button", name=ar("Continue")).click()
     uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
     _fits(page)
-    page.fill("#defender_name", "مدافعة من حلب")
-    page.select_option("#country", "JO")
-    page.fill("#defender_work", "توثيق الاعتقالات التعسفية")
-    page.fill("#threat", "تهديدات بعد نشر تقرير")
-    page.fill("#details-provider", "مستشفى الأمل، عمّان")
-    page.fill("#details-treatment", "جراحة في الكتف")
-    page.fill("#details-link_to_threat", "إصابة خلال اعتداء بعد التقرير")
-    page.select_option("#currency", "JOD")
-    page.fill("#budget-0-description", "العملية الجراحية")
-    page.fill("#budget-0-amount", "١٢٥٠٫٥٠")  # Arabic-Indic digits and decimal separator
-    for n, (name, contact) in enumerate([("منظمة شريكة", "سيغنال"), ("محامية", "عبر الشبكة")]):
-        page.fill(f"#references-{n}-name", name)
-        page.fill(f"#references-{n}-contact", contact)
+    _fill_medical_case(
+        page,
+        {
+            "defender_name": "مدافعة من حلب",
+            "defender_work": "توثيق الاعتقالات التعسفية",
+            "threat": "تهديدات بعد نشر تقرير",
+            "details-provider": "مستشفى الأمل، عمّان",
+            "details-treatment": "جراحة في الكتف",
+            "details-link_to_threat": "إصابة خلال اعتداء بعد التقرير",
+            "budget-0-description": "العملية الجراحية",
+            "budget-0-amount": "١٢٥٠٫٥٠",  # Arabic-Indic digits and decimal separator
+        },
+        country="JO",
+        currency="JOD",
+        references=[("منظمة شريكة", "سيغنال"), ("محامية", "عبر الشبكة")],
+    )
     page.get_by_role("button", name=ar("Send application")).click()
 
     assert page.url.endswith(f"/applications/{uid}")
@@ -132,19 +147,22 @@ def test_a_farsi_speaking_partner_refers_a_case_and_a_french_speaking_manager_de
     page.get_by_role("button", name=fa("Continue")).click()
     uid = re.search(r"/applications/([0-9a-f]+)/edit", page.url).group(1)
     _fits(page)
-    page.fill("#defender_name", "مدافع از هرات")
-    page.select_option("#country", "KE")
-    page.fill("#defender_work", "دفاع از حقوق زنان")
-    page.fill("#threat", "تهدید پس از یک گزارش")
-    page.fill("#details-provider", "کلینیکی در نایروبی")
-    page.fill("#details-treatment", "درمان دست")
-    page.fill("#details-link_to_threat", "آسیب در یک حمله")
-    page.select_option("#currency", "EUR")
-    page.fill("#budget-0-description", "درمان")
-    page.fill("#budget-0-amount", "۳۰۰")  # Persian digits
-    for n, (name, contact) in enumerate([("رهبر محلی", "از طریق دفتر ما"), ("وکیل", "سیگنال")]):
-        page.fill(f"#references-{n}-name", name)
-        page.fill(f"#references-{n}-contact", contact)
+    _fill_medical_case(
+        page,
+        {
+            "defender_name": "مدافع از هرات",
+            "defender_work": "دفاع از حقوق زنان",
+            "threat": "تهدید پس از یک گزارش",
+            "details-provider": "کلینیکی در نایروبی",
+            "details-treatment": "درمان دست",
+            "details-link_to_threat": "آسیب در یک حمله",
+            "budget-0-description": "درمان",
+            "budget-0-amount": "۳۰۰",  # Persian digits
+        },
+        country="KE",
+        currency="EUR",
+        references=[("رهبر محلی", "از طریق دفتر ما"), ("وکیل", "سیگنال")],
+    )
     page.get_by_role("button", name=fa("Send application")).click()
     assert page.url.endswith(f"/applications/{uid}")
     assert fa("Received") in page.content()
