@@ -45,6 +45,7 @@ from hrdfund.ledger.models import Contribution, Disbursement
 from hrdfund.ops import retention
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor, ExchangeRate, Pool
+from tests.catalogs import applicant_side, catalog, untranslated
 from tests.conftest import (
     PASSWORD,
     MoneyWorld,
@@ -771,9 +772,10 @@ def _read_again(site, pages, code, readers=APPLICANT_SIDE_READERS):
 
 
 def _english_left(html, code, sources=None):
-    """The applicant-side sentences of the English source ``html`` still shows, though the
-    catalog of ``code`` translates them: fragments of three words or more between
-    placeholders, looked for in the words a person reads outside what people typed."""
+    """The English sentences ``html`` still shows though the catalog of ``code`` translates
+    them (``sources``: by default its applicant-side messages): fragments of three words or
+    more between placeholders, looked for in the words a person reads outside what people
+    typed."""
     text = re.sub(r'<(\w+)[^>]*\b(?:dir="auto"|class="body")[^>]*>.*?</\1>', " ", html, flags=re.S)
     text = re.sub(r"<bdi>.*?</bdi>|<option[^>]*>.*?</option>", " ", text, flags=re.S)
     text = _visible_text(text)
@@ -803,12 +805,10 @@ def _written_reasons():
 @functools.cache
 def _translated_sources(code):
     """The English of every applicant-side message the catalog of ``code`` translates."""
-    from tests.test_translations import _applicant_side, _catalog, _untranslated
-
     return [
         message.id if isinstance(message.id, str) else message.id[0]
-        for message in _catalog(code)
-        if message.id and _applicant_side(message) and not _untranslated(message)
+        for message in catalog(code)
+        if message.id and applicant_side(message) and not untranslated(message)
     ]
 
 
@@ -827,12 +827,10 @@ def test_every_applicant_page_speaks_each_language(site, pages, code):
 @functools.cache
 def _every_translated_source(code):
     """The English of every message the catalog of ``code`` translates."""
-    from tests.test_translations import _catalog, _untranslated
-
     return [
         message.id if isinstance(message.id, str) else message.id[0]
-        for message in _catalog(code)
-        if message.id and not _untranslated(message)
+        for message in catalog(code)
+        if message.id and not untranslated(message)
     ]
 
 
