@@ -3,14 +3,17 @@ PDF and CSV, the donor's own downloads only, and no case's words in any output."
 
 import csv
 import io
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import force_locale
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
+from reportlab.pdfbase import pdfmetrics
 
 from hrdfund.audit.models import AuditEvent
 from hrdfund.cases.models import Consent, ConsentKind, Story
@@ -24,8 +27,9 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.grid import breakdown
 from hrdfund.reports.pdf import render_pdf
+from hrdfund.reports.pdf_kit import report_fonts, visual
 from hrdfund.reports.periods import PeriodError, parse_period
-from tests.conftest import MoneyWorld, agree_to_listing, pay, signed_in
+from tests.conftest import MoneyWorld, agree_to_listing, missing_infrastructure, pay, signed_in
 
 from .clock import Clock
 
@@ -399,3 +403,52 @@ def test_the_pool_page_offers_the_donors_report(app, world):
     page = signed_in(app, world.finance).get(f"/pools/{world.eur.uid}").get_data(as_text=True)
     assert f'action="/reports/pools/{world.eur.uid}"' in page
     assert f'<option value="{date.today().year}">' in page and "Download CSV" in page
+
+
+ARABIC = "حماية المدافعين"
+RUSSIAN = "Безопасность прежде всего"
+
+
+def _fonts(reader):
+    """Each font the PDF uses: its name and whether the file is embedded in it."""
+    found = {}
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            for descendant in font.get("/DescendantFonts", [font]):
+                descriptor = descendant.get_object().get("/FontDescriptor")
+                embedded = descriptor is not None and any(
+                    key in descriptor.get_object()
+                    for key in ("/FontFile", "/FontFile2", "/FontFile3")
+                )
+                found[str(font["/BaseFont"])] = embedded
+    return found
+
+
+@pytest.mark.parametrize("language, heading", [("fr", "Récits"), ("es", "Relatos")])
+def test_a_report_in_french_or_spanish_prints_every_glyph_of_an_arabic_and_a_russian_quote(
+    app, world, language, heading
+):
+    """The donor's language for the report's words; the defender's own words, in any script,
+    drawn with an embedded font that has every glyph, Arabic letters joined and read right
+    to left."""
+    if report_fonts()["regular"] == "Helvetica":
+        missing_infrastructure("DejaVu Sans is not installed (Debian: fonts-dejavu-core)")
+    text = f"« {ARABIC} », disait-elle ; « {RUSSIAN} »."
+    _story(world, world.grants[1], text)
+    with app.test_request_context(), force_locale(language):
+        body = render_pdf(build_report(world.eur, parse_period(str(date.today().year))))
+    reader = PdfReader(io.BytesIO(body))
+    fonts = _fonts(reader)
+    assert fonts and all(fonts.values()), fonts  # every font embedded, as pdffonts says
+    assert all("Helvetica" not in name for name in fonts), fonts
+    extracted, _metadata = pdf_text(body)
+    assert heading in extracted
+    assert RUSSIAN in extracted
+    # Drawn in the order the eye reads it, in joined forms: read back, the same letters.
+    shown = unicodedata.normalize("NFKC", extracted)
+    assert ARABIC[::-1] in shown or ARABIC in shown
+    face = pdfmetrics.getFont(report_fonts()["regular"]).face
+    drawn = visual(text)
+    assert drawn != text  # the Arabic run was shaped and ordered
+    assert [hex(ord(c)) for c in drawn if ord(c) not in face.charToGlyph] == []

@@ -2,10 +2,14 @@
 the words for a breakdown's rows and for a hidden figure, and the footer on every page."""
 
 import os
+import re
 
+from arabic_reshaper import reshape
 from babel.numbers import format_currency
+from bidi import get_display
 from flask_babel import format_decimal
 from flask_babel import gettext as _
+from reportlab import rl_config
 from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
@@ -32,6 +36,17 @@ def report_fonts():
         if os.path.exists(regular) and os.path.exists(bold):
             pdfmetrics.registerFont(TTFont("ReportSans", regular))
             pdfmetrics.registerFont(TTFont("ReportSans-Bold", bold))
+            pdfmetrics.registerFontFamily(
+                "ReportSans",
+                normal="ReportSans",
+                bold="ReportSans-Bold",
+                italic="ReportSans",
+                boldItalic="ReportSans-Bold",
+            )
+            # Charts and a fresh page start in this font too, never in a base-14 font
+            # (Helvetica) that is not embedded and has no glyph beyond Latin.
+            rl_config.defaultGraphicsFontName = "ReportSans"
+            rl_config.canvas_basefontname = "ReportSans"
             _FONTS.update(regular="ReportSans", bold="ReportSans-Bold")
         else:
             _FONTS.update(regular="Helvetica", bold="Helvetica-Bold")
@@ -145,8 +160,22 @@ def bar_chart(table, currency, horizontal):
     return drawing
 
 
+#: Letters written right to left (Hebrew, Arabic and their presentation forms).
+_RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+
+
+def visual(text):
+    """``text`` as the page must draw it: ReportLab lays glyphs left to right one by one,
+    so Arabic letters are joined into their contextual forms first and each right-to-left
+    run is put in the order the eye reads it (inside a left-to-right report)."""
+    if not _RIGHT_TO_LEFT.search(text):
+        return text
+    return get_display(reshape(text), base_dir="L")
+
+
 def escape_text(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """What a person wrote, as a paragraph shows it: markup escaped, every script drawn."""
+    return visual(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def footer_canvas(generated):
@@ -154,6 +183,7 @@ def footer_canvas(generated):
 
     class FooterCanvas(canvas.Canvas):
         def __init__(self, *args, **kwargs):
+            kwargs.setdefault("initialFontName", report_fonts()["regular"])
             super().__init__(*args, **kwargs)
             self._pages = []
 
