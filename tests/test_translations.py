@@ -88,3 +88,16 @@ def test_the_catalogs_hold_every_message_in_use(tmp_path):
     for code in TRANSLATED:
         held = {m.id for m in catalog(code) if m.id}
         assert used - held == set(), code
+
+
+@pytest.mark.parametrize("code", TRANSLATED)
+def test_no_translation_brings_markup_its_source_has_not(code):
+    """A page shows a translation as it is written: a stray < or & in it would be markup."""
+    added = [
+        (source, s)
+        for message in catalog(code)
+        if message.id
+        for source, s in pairs(message)
+        if s and any(s.count(mark) != source.count(mark) for mark in "<>&")
+    ]
+    assert added == []
