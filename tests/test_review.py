@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.cases.models import ApplicationStatus, Reference, VerificationStatus
+from hrdfund.cases.models import ApplicationStatus, Decision, Reference, VerificationStatus
 from hrdfund.core.extensions import db
 from hrdfund.grants import decisions
 from hrdfund.reviews import services as reviews
@@ -108,3 +108,14 @@ def test_a_rejection_needs_a_manager_and_a_reason(client, submitted, make_user):
     login(client, submitted.applicant)
     page = client.get(f"/applications/{submitted.uid}").get_data(as_text=True)
     assert "Another fund already covers this." in page
+
+
+def test_a_case_not_waiting_for_a_decision_is_not_rejected(submitted, make_user):
+    """The service itself refuses, in words, to reject a case nobody has reviewed yet: no
+    decision row is written, whoever calls it."""
+    manager = make_user("manager")
+    with pytest.raises(decisions.DecisionError, match="not waiting for a decision"):
+        decisions.reject_application(submitted, manager, "Too early")
+    db.session.rollback()
+    assert submitted.status == ApplicationStatus.SUBMITTED
+    assert db.session.execute(sa.select(sa.func.count(Decision.id))).scalar() == 0

@@ -48,9 +48,16 @@ def decision_round(application):
     )
 
 
+#: Where a case waits on the fund: a question can be asked (in review, or by a manager at
+#: the decision) and a manager can reject it.
+WAITING_ON_THE_FUND = (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
+
+
 def reject_application(application, manager, reason):
     """A manager's refusal, with a reason the applicant reads in plain words."""
     check_staff(application, manager, DecisionError, (Role.MANAGER,))
+    if application.status not in WAITING_ON_THE_FUND:
+        raise DecisionError(_l("This case is not waiting for a decision."))
     if not (reason or "").strip():
         raise DecisionError(_l("A rejection gives the applicant a reason."))
     decision = Decision(
@@ -67,10 +74,6 @@ def reject_application(application, manager, reason):
     return decision
 
 
-#: Where a question can be asked: in review, or by a manager at the decision.
-QUESTION_STATES = (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
-
-
 def request_information(application, user, question):
     """Ask the applicant side a question; the case and its target clock wait for the answer.
     A manager asking at the decision stage records it as that round's decision."""
@@ -78,7 +81,7 @@ def request_information(application, user, question):
     question = (question or "").strip()
     if not question:
         raise DecisionError(_l("Write the question the applicant should answer."))
-    if application.status not in QUESTION_STATES:
+    if application.status not in WAITING_ON_THE_FUND:
         raise DecisionError(_l("This case is not waiting for the fund."))
     if application.status != S.IN_REVIEW:
         if user.role != Role.MANAGER:

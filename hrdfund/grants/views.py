@@ -338,8 +338,6 @@ def reject(uid):
     form = RejectForm()
     if not form.validate_on_submit():
         return refused.refuse(form, to=_case(application, "reject"))
-    if application.status not in (S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
-        return _refuse(application, "reject", form, _("This case is not waiting for a decision."))
     done = perform(
         decisions.reject_application,
         application,
