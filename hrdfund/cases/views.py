@@ -42,22 +42,19 @@ from .states import APPLICANT_LABELS, TERMINAL_STATES
 @role_required(Role.APPLICANT)
 def mine():
     """The applicant's own applications."""
-    rows = (
-        db.session.execute(
-            sa.select(Application)
-            .where(access.visible_cases(current_user))
-            .order_by(Application.created_at.desc())
-        )
-        .scalars()
-        .all()
-    )
-    return render_template("cases/mine.html", applications=rows, labels=APPLICANT_LABELS)
+    return _own_cases(referrals=False)
 
 
 @bp.get("/referrals")
 @role_required(Role.PARTNER)
 def referrals():
     """The cases a partner organisation referred, and nothing else."""
+    return _own_cases(referrals=True)
+
+
+def _own_cases(referrals):
+    """The applicant side's list: the cases the access rule lets its reader open, newest
+    first."""
     rows = (
         db.session.execute(
             sa.select(Application)
@@ -67,7 +64,9 @@ def referrals():
         .scalars()
         .all()
     )
-    return render_template("cases/referrals.html", applications=rows, labels=APPLICANT_LABELS)
+    return render_template(
+        "cases/list.html", applications=rows, labels=APPLICANT_LABELS, referrals=referrals
+    )
 
 
 def _default_fund_id():
