@@ -57,6 +57,7 @@ from tests.conftest import (
 )
 from tests.live import page_forms
 from tests.pdfs import PDF
+from tests.promises.common import RELOCATION as COMPLETE_RELOCATION
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VNU_JAR = os.path.join(ROOT, "node_modules", "vnu-jar", "build", "dist", "vnu.jar")
@@ -81,31 +82,12 @@ DOWNLOADS = frozenset(
 )
 #: Old addresses that only redirect to their new page (tests/test_moved_urls.py).
 MOVED_ENDPOINTS = frozenset(moved.endpoint for moved in MOVED)
-#: A complete relocation application, as a defender types it.
+#: A complete relocation application, as a defender types it, urgent and with consents.
 RELOCATION = {
+    **COMPLETE_RELOCATION,
     "defender_name": "Html Check Defender",
-    "country": "KE",
-    "gender": "woman",
     "urgency": "urgent",
     "urgency_reason": "Threats this week",
-    "defender_work": "Documents evictions for land defenders",
-    "threat": "Death threats after a radio interview",
-    "details-scope": "region",
-    "details-destination_country": "UG",
-    "details-people": "2",
-    "details-months": "6",
-    "details-stay_plan": "Visa on arrival, then a permit",
-    "details-security_plan": "Travel with a partner escort",
-    "details-exit_plan": "Return when the trial ends",
-    "currency": "KES",
-    "budget-0-description": "Rent for six months",
-    "budget-0-amount": "120000",
-    "dependants-0-relation": "daughter",
-    "dependants-0-age": "7",
-    "references-0-name": "Reference One",
-    "references-0-contact": "via the network",
-    "references-1-name": "Reference Two",
-    "references-1-contact": "Signal",
     "consent_story": "y",
     "consent_referral": "y",
 }
