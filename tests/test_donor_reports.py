@@ -223,14 +223,14 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     lines = list(csv.DictReader(io.StringIO(render_csv(report))))
     # Six grants listed (the bounced one at zero), the one without consent apart, a total.
     assert len(lines) == 8
-    assert [line["grants"] for line in lines[:-1]] == ["1"] * 6 + ["fewer than 5"]
-    assert lines[-2]["grant_code"] == "not listed"
-    assert Decimal(lines[-2]["paid_in_period"]) == Decimal(560)  # the seventh grant
+    assert [line["Grants"] for line in lines[:-1]] == ["1"] * 6 + ["fewer than 5"]
+    assert lines[-2]["Grant code"] == "Not listed"
+    assert Decimal(lines[-2]["Paid in the period"]) == Decimal(560)  # the seventh grant
     total = lines[-1]
-    assert total["grant_code"] == "total"
-    assert Decimal(total["paid_in_period"]) == s["disbursements"] - s["reversals"]
-    assert sum(Decimal(line["paid_in_period"]) for line in lines[:-1]) == Decimal(
-        total["paid_in_period"]
+    assert total["Grant code"] == "Total"
+    assert Decimal(total["Paid in the period"]) == s["disbursements"] - s["reversals"]
+    assert sum(Decimal(line["Paid in the period"]) for line in lines[:-1]) == Decimal(
+        total["Paid in the period"]
     )
 
 
@@ -267,7 +267,7 @@ def test_a_donor_downloads_its_own_reports_only(app, world, make_user, make_dono
     assert pdf.data.startswith(b"%PDF")
     got = client.get(f"/donor/pools/{world.eur.uid}/report?period={year}-Q1&format=csv")
     assert got.status_code == 200 and got.mimetype == "text/csv"
-    assert got.get_data(as_text=True).startswith("grant_code,")
+    assert got.get_data(as_text=True).startswith("Grant code,")
     downloads = db.session.execute(
         sa.select(sa.func.count())
         .select_from(AuditEvent)
@@ -393,10 +393,33 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
     data = render_csv(again)
     assert code not in data
     unlisted = data.splitlines()[-2].split(",")
-    assert unlisted[:2] == ["not listed", "fewer than 5"]
+    assert unlisted[:2] == ["Not listed", "fewer than 5"]
     assert Decimal(unlisted[5]) == Decimal(510 + 560)  # grants 1 and 6
     seventh = anonymise.donor_code(world.donor.id, world.grants[6].uid, period.start.year)
     assert seventh not in data
+
+
+@pytest.mark.parametrize(
+    "language, heading, kind, total",
+    [
+        ("fr", "Code de la subvention", "Relocalisation", "Total"),
+        ("es", "Código de la subvención", "Reubicación", "Total"),
+    ],
+)
+def test_a_donor_reads_the_csv_in_the_language_chosen_at_download(
+    app, world, make_user, language, heading, kind, total
+):
+    """The CSV's headings, kinds of support and closing words are the donor's, as the PDF's
+    are; the figures stay plain digits a spreadsheet reads."""
+    client = signed_in(app, make_user("donor", donor_id=world.donor.id))
+    url = f"/donor/pools/{world.eur.uid}/report?period={QUARTER}&format=csv&language={language}"
+    got = client.get(url)
+    rows = list(csv.reader(io.StringIO(got.get_data(as_text=True))))
+    assert rows[0][0] == heading and "grant_code" not in rows[0]
+    assert kind in {row[2] for row in rows[1:-2]}
+    assert rows[-1][0] == total and Decimal(rows[-1][5]) > 0
+    english = client.get(url.replace(f"language={language}", "language=en"))
+    assert english.get_data(as_text=True).startswith("Grant code,Grants,Kind of support,")
 
 
 def test_the_pool_page_offers_the_donors_report(app, world):

@@ -109,7 +109,7 @@ def test_two_downloads_of_the_running_year_do_not_tell_a_new_defenders_gender(wo
     for report, data, text in ((before, before_csv, before_text), (after, after_csv, after_text)):
         assert not report["ended"] and not report["breakdowns"] and not report["budget"]
         assert report["timeliness"] is None and report["outcomes"] is None
-        assert "G-" not in data and data.splitlines()[1].startswith("period not ended")
+        assert "G-" not in data and data.splitlines()[1].startswith("Period not ended")
         assert "This period has not ended" in text and "Non-binary" not in text
         assert "Women" not in text and "fewer than 5" not in text
     assert _people(before) == _people(after)
@@ -232,14 +232,14 @@ def test_an_ended_month_says_the_same_after_a_late_payment_a_reversal_and_a_with
         assert _people(versions[1][0]) == _people(versions[0][0]), code
     assert first["ended"] and first["breakdowns"]["gender"].total.cells["grants"].value == 9
     # The CSV: the withdrawn case is no longer listed; it joined the others' line.
-    lines = {r["grant_code"]: r for r in csv.DictReader(io.StringIO(again_csv))}
-    before = {r["grant_code"]: r for r in csv.DictReader(io.StringIO(first_csv))}
+    lines = {r["Grant code"]: r for r in csv.DictReader(io.StringIO(again_csv))}
+    before = {r["Grant code"]: r for r in csv.DictReader(io.StringIO(first_csv))}
     assert code_of not in lines and set(before) - set(lines) == {code_of}
-    moved = Decimal(before[code_of]["paid_in_period"])
-    assert Decimal(lines["not listed"]["paid_in_period"]) == (
-        Decimal(before["not listed"]["paid_in_period"]) + moved
+    moved = Decimal(before[code_of]["Paid in the period"])
+    assert Decimal(lines["Not listed"]["Paid in the period"]) == (
+        Decimal(before["Not listed"]["Paid in the period"]) + moved
     )
-    assert lines["total"] == before["total"]
+    assert lines["Total"] == before["Total"]
     # The account: the late payment is in March's, shown as recorded after March ended.
     assert again["summary"]["disbursements"] - first["summary"]["disbursements"] == Decimal(1234)
     assert again["counted"]["recorded_after"] == Decimal(1234)
@@ -354,7 +354,7 @@ def test_the_donor_the_staff_and_the_command_get_the_same_issue(
         login(donor, make_user("donor", donor_id=world.donor.id))
         running = donor.get(f"/donor/pools/{world.eur.uid}/report?period={YEAR}-Q1&format=csv")
         assert running.status_code == 200
-        assert running.get_data(as_text=True).splitlines()[1].startswith("period not ended")
+        assert running.get_data(as_text=True).splitlines()[1].startswith("Period not ended")
         staff = app.test_client()
         login(staff, world.m1)
         ended = staff.get(f"/reports/pools/{world.eur.uid}?period={YEAR}-02&format=csv")

@@ -1,16 +1,28 @@
 """The donor report's line items as CSV: one row per grant paid in the period whose
 defender agreed that donors may see the case, under the donor's own code, with the same
-anonymisation as the PDF; the other grants in one line; a total line."""
+anonymisation as the PDF; the other grants in one line; a total line. Headings and words in
+the language the report is issued in (the donor's), figures in plain digits for a spreadsheet."""
 
 import csv
 import io
 
-from . import anonymise
+from flask_babel import gettext as _
 
-COLUMNS = ("grant_code", "grants", "category", "place", "committed", "paid_in_period", "currency")
-NOT_LISTED = "not listed"
-#: The one line of a period that has not ended, before its total.
-NOT_ENDED = "period not ended"
+from . import anonymise
+from .pdf_kit import row_label, why_hidden
+
+
+def columns():
+    """The headings, in the language the report is issued in."""
+    return (
+        _("Grant code"),
+        _("Grants"),
+        _("Kind of support"),
+        _("Place"),
+        _("Committed"),
+        _("Paid in the period"),
+        _("Currency"),
+    )
 
 
 def render_csv(report):
@@ -21,14 +33,15 @@ def render_csv(report):
     account's payments less reversals so far."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns())
+    total = row_label("", "total")
     if not report["ended"]:
         s = report["summary"]
         paid = s["disbursements"] - s["reversals"]
-        writer.writerow((NOT_ENDED, "", "", "", "", "", report["currency"]))
+        writer.writerow((_("Period not ended"), "", "", "", "", "", report["currency"]))
         writer.writerow(
             anonymise.csv_safe(v)
-            for v in ("total", "", "", "", "", f"{paid:.2f}", report["currency"])
+            for v in (total, "", "", "", "", f"{paid:.2f}", report["currency"])
         )
         return out.getvalue()
     paid = committed = 0
@@ -38,7 +51,7 @@ def render_csv(report):
             for v in (
                 item["code"],
                 1,
-                item["category"],
+                row_label("category", item["category"]),
                 item["place"],
                 item["committed"],
                 item["paid"],
@@ -51,7 +64,7 @@ def render_csv(report):
     writer.writerow(
         anonymise.csv_safe(v)
         for v in (
-            NOT_LISTED,
+            _("Not listed"),
             _count(others["count"]),
             "",
             "",
@@ -64,7 +77,7 @@ def render_csv(report):
     committed += others["committed"]
     writer.writerow(
         anonymise.csv_safe(v)
-        for v in ("total", "", "", "", f"{committed:.2f}", f"{paid:.2f}", report["currency"])
+        for v in (total, "", "", "", f"{committed:.2f}", f"{paid:.2f}", report["currency"])
     )
     return out.getvalue()
 
@@ -73,4 +86,4 @@ def _count(cell):
     """The number of grants not listed, or why it is not shown."""
     if cell.shown:
         return cell.value
-    return "fewer than 5" if cell.hidden == anonymise.SMALL else "hidden"
+    return why_hidden(cell.hidden)

@@ -88,10 +88,10 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
     assert "Who the pool supported" in text and "By gender" not in text
     account = text.split("The pool's account", 1)[1]
     lines = list(csv.DictReader(io.StringIO(csv_text)))
-    assert [line["grant_code"] for line in lines] == ["period not ended", "total"]
+    assert [line["Grant code"] for line in lines] == ["Period not ended", "Total"]
     money = _amounts(account)
     disbursements, reversals = abs(money[3]), money[4]
-    assert Decimal(lines[-1]["paid_in_period"]) == disbursements - reversals
+    assert Decimal(lines[-1]["Paid in the period"]) == disbursements - reversals
 
     # The quarter before has ended: who was supported, and the CSV's lines.
     year, q = int(quarter[:4]), int(quarter[-1])
@@ -111,8 +111,8 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
     account, after, before, counted = _amounts(text.split("Payments counted below", 1)[1])[:4]
     assert account + after + before == counted
     lines = list(csv.DictReader(io.StringIO(csv_text)))
-    assert lines[-1]["grant_code"] == "total"
-    assert Decimal(lines[-1]["paid_in_period"]) == counted
-    assert lines[-2]["grant_code"] == "not listed"  # grants without consent to be listed
-    assert lines[:-2] and all(line["grant_code"].startswith("G-") for line in lines[:-2])
+    assert lines[-1]["Grant code"] == "Total"
+    assert Decimal(lines[-1]["Paid in the period"]) == counted
+    assert lines[-2]["Grant code"] == "Not listed"  # grants without consent to be listed
+    assert lines[:-2] and all(line["Grant code"].startswith("G-") for line in lines[:-2])
     context.close()

@@ -368,7 +368,7 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
 
     # February's report, issued in March: no consent, so not listed.
     csv_text, pdf_text = outputs("2026-02", datetime(2026, 3, 10, 9))
-    assert code not in csv_text and "not listed" in csv_text
+    assert code not in csv_text and "Not listed" in csv_text
     with Clock().on(datetime(2026, 3, 11, 9)):
         consent = Consent(
             application_id=grant.application_id,
@@ -400,4 +400,4 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
     # Withdrawn: neither the line nor the story in any report downloaded afterwards.
     csv_text, pdf_text = outputs("2026-03", datetime(2026, 4, 4, 9))
     assert code not in csv_text and story_text not in pdf_text
-    assert "not listed" in csv_text
+    assert "Not listed" in csv_text
