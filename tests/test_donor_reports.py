@@ -27,7 +27,7 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.grid import breakdown
 from hrdfund.reports.pdf import render_pdf
-from hrdfund.reports.pdf_kit import report_fonts, visual
+from hrdfund.reports.pdf_kit import escape_text, fallback_fonts, report_fonts, visual
 from hrdfund.reports.periods import PeriodError, parse_period
 from tests.conftest import MoneyWorld, agree_to_listing, missing_infrastructure, pay, signed_in
 
@@ -430,6 +430,7 @@ def test_the_pool_page_offers_the_donors_report(app, world):
 
 ARABIC = "حماية المدافعين"
 RUSSIAN = "Безопасность прежде всего"
+CHINESE = "保护人权捍卫者"
 
 
 def _fonts(reader):
@@ -454,10 +455,12 @@ def test_a_report_in_french_or_spanish_prints_every_glyph_of_an_arabic_and_a_rus
 ):
     """The donor's language for the report's words; the defender's own words, in any script,
     drawn with an embedded font that has every glyph, Arabic letters joined and read right
-    to left."""
+    to left, Chinese in the fallback font that has its letters."""
     if report_fonts()["regular"] == "Helvetica":
         missing_infrastructure("DejaVu Sans is not installed (Debian: fonts-dejavu-core)")
-    text = f"« {ARABIC} », disait-elle ; « {RUSSIAN} »."
+    if not fallback_fonts():
+        missing_infrastructure("WenQuanYi Zen Hei is not installed (Debian: fonts-wqy-zenhei)")
+    text = f"« {ARABIC} », disait-elle ; « {RUSSIAN} » ; « {CHINESE} »."
     _story(world, world.grants[1], text)
     with app.test_request_context(), force_locale(language):
         body = render_pdf(build_report(world.eur, parse_period(str(date.today().year))))
@@ -467,11 +470,17 @@ def test_a_report_in_french_or_spanish_prints_every_glyph_of_an_arabic_and_a_rus
     assert all("Helvetica" not in name for name in fonts), fonts
     extracted, _metadata = pdf_text(body)
     assert heading in extracted
-    assert RUSSIAN in extracted
+    assert RUSSIAN in extracted and CHINESE in extracted
+    assert any("WenQuanYi" in name for name in fonts), fonts  # the fallback, embedded
     # Drawn in the order the eye reads it, in joined forms: read back, the same letters.
     shown = unicodedata.normalize("NFKC", extracted)
     assert ARABIC[::-1] in shown or ARABIC in shown
     face = pdfmetrics.getFont(report_fonts()["regular"]).face
     drawn = visual(text)
     assert drawn != text  # the Arabic run was shaped and ordered
-    assert [hex(ord(c)) for c in drawn if ord(c) not in face.charToGlyph] == []
+    fallback = pdfmetrics.getFont("ReportCJK").face
+    assert [hex(ord(c)) for c in drawn if ord(c) not in face.charToGlyph] == [
+        hex(ord(c)) for c in CHINESE
+    ]
+    assert all(ord(c) in fallback.charToGlyph for c in CHINESE)
+    assert f'<font face="ReportCJK">{CHINESE}</font>' in escape_text(text)

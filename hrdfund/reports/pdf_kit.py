@@ -26,6 +26,10 @@ from . import anonymise
 
 _FONT_DIR = "/usr/share/fonts/truetype/dejavu"
 _FONTS = {}
+#: Fonts for the letters DejaVu has not (Chinese, Japanese, Korean), tried in turn: a
+#: name of a place or a quote in those scripts is drawn in the first that has its glyphs.
+FALLBACK_FONTS = (("ReportCJK", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),)
+_FALLBACKS = []
 
 
 def report_fonts():
@@ -173,9 +177,55 @@ def visual(text):
     return get_display(reshape(text), base_dir="L")
 
 
+def _escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fallback_fonts():
+    """The fallback fonts this system has, registered once: (name, the letters it has)."""
+    if not _FALLBACKS:
+        for name, path, index in FALLBACK_FONTS:
+            if os.path.exists(path):
+                font = TTFont(name, path, subfontIndex=index)
+                pdfmetrics.registerFont(font)
+                _FALLBACKS.append((name, font.face.charToGlyph))
+        _FALLBACKS.append(None)  # looked once, whatever was found
+    return [found for found in _FALLBACKS if found]
+
+
+def _font_for(char, has):
+    """The fallback font that draws ``char``, or None where the report's own font does."""
+    if ord(char) in has or char.isspace():
+        return None
+    for name, letters in fallback_fonts():
+        if ord(char) in letters:
+            return name
+    return None
+
+
 def escape_text(text):
-    """What a person wrote, as a paragraph shows it: markup escaped, every script drawn."""
-    return visual(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """What a person wrote, as a paragraph shows it: markup escaped, every script drawn,
+    each run of letters the report's font lacks set in a fallback font that has them."""
+    text = visual(text)
+    regular = report_fonts()["regular"]
+    if regular == "Helvetica":
+        return _escape(text)
+    has = pdfmetrics.getFont(regular).face.charToGlyph
+    if all(ord(c) in has for c in text):
+        return _escape(text)
+    runs = []
+    for char in text:
+        face = _font_for(char, has)
+        if runs and runs[-1][0] == face:
+            runs[-1][1].append(char)
+        else:
+            runs.append((face, [char]))
+    return "".join(
+        _escape("".join(chars))
+        if face is None
+        else f'<font face="{face}">{_escape("".join(chars))}</font>'
+        for face, chars in runs
+    )
 
 
 def footer_canvas(generated):
