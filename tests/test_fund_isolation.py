@@ -56,10 +56,12 @@ import sqlalchemy as sa
 from PIL import Image
 
 from hrdfund import create_app
+from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.auth import services as auth_services
-from hrdfund.auth.models import Fund, PartnerOrganisation
+from hrdfund.auth.models import Fund, PartnerOrganisation, User
 from hrdfund.cases import cleaning, documents, messages
 from hrdfund.cases import services as case_services
+from hrdfund.cases.alerts import queue_target_alerts
 from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
@@ -917,6 +919,22 @@ def test_every_kind_of_row_is_in_the_worlds(worlds):
             if table.name not in SESSION_TABLES and count < len(worlds):
                 empty.append(table.name)
     assert not empty, f"tables the worlds leave with fewer rows than funds: {empty}"
+
+
+def test_alerts_go_to_their_own_funds_staff_only(worlds):
+    """Every alert queued on a case (an urgent case sent, a payment held for a second
+    person, a target about to be missed) is for staff of the case's own fund."""
+    queue_target_alerts(utcnow() + timedelta(days=3))
+    db.session.commit()
+    with reading():
+        rows = db.session.execute(
+            sa.select(Alert.kind, User.fund_id, Application.fund_id)
+            .join(User, User.id == Alert.user_id)
+            .join(Application, Application.id == Alert.application_id)
+        ).all()
+    kinds = {kind for kind, _staff, _case in rows}
+    assert {AlertKind.URGENT_CASE, AlertKind.PAYMENT_HELD, AlertKind.TARGET_NEAR} <= kinds
+    assert [(kind, staff, case) for kind, staff, case in rows if staff != case] == []
 
 
 def test_every_route_is_swept(worlds):
