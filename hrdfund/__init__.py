@@ -94,6 +94,7 @@ def _assemble(app):
     from .disbursements import bp as disbursements_bp
     from .disbursements import case_bp as case_payments_bp
     from .grants import bp as grants_bp
+    from .network import bp as network_bp
     from .pools import bp as pools_bp
     from .reports import bp as reports_bp
     from .reviews import bp as reviews_bp
@@ -107,6 +108,7 @@ def _assemble(app):
         disbursements_bp,
         case_payments_bp,
         reports_bp,
+        network_bp,
     ):
         app.register_blueprint(blueprint)
     register_moved(app)

@@ -378,7 +378,7 @@ def make_user(app, fund, make_donor, make_partner_org):
     def make(role="applicant", login=None, password=PASSWORD, **fields):
         counter["n"] += 1
         login = login or f"{role}{counter['n']}"
-        if role not in ("applicant", "partner"):
+        if role not in ("applicant", "partner", "network_admin"):
             fields.setdefault("fund_id", fund.id)
         if role == "donor" and "donor_id" not in fields:
             fields["donor_id"] = make_donor(f"Donor {counter['n']}", fields["fund_id"]).id

@@ -12,7 +12,16 @@ from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from tests.conftest import PASSWORD, login, make_case
 
-ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]
+ROLES = [
+    "applicant",
+    "partner",
+    "reviewer",
+    "manager",
+    "finance",
+    "donor",
+    "admin",
+    "network_admin",
+]
 HOMES = {
     "applicant": "/my",
     "partner": "/referrals",
@@ -21,6 +30,7 @@ HOMES = {
     "finance": "/payments",
     "donor": "/donor",
     "admin": "/admin/users",
+    "network_admin": "/network/funds",
 }
 #: Each role's own pages; every other role is refused there.
 ROLE_PAGES = {
@@ -32,6 +42,8 @@ ROLE_PAGES = {
     "/donor": {"donor"},
     "/pools": {"manager", "finance", "admin"},
     "/admin/users": {"admin"},
+    "/fund/settings": {"admin"},
+    "/network/funds": {"network_admin"},
 }
 
 
@@ -88,6 +100,7 @@ def test_the_public_list_is_exactly_what_answers_visitors(app, client, make_user
         "auth.recovery",
         "auth.register",
         "auth.choose_language",
+        "network.directory",
     }
 
 

@@ -341,7 +341,11 @@ def test_a_write_during_the_backup_stays_out_of_it(
             engine = sa.create_engine(uri)
             with engine.begin() as conn:
                 conn.execute(
-                    sa.text("INSERT INTO funds (name, created_at) VALUES (:name, now())"),
+                    sa.text(
+                        "INSERT INTO funds (uid, name, categories, countries, languages,"
+                        " created_at) VALUES ('fundwrittenduring001', :name, '[]', '[]', '[]',"
+                        " now())"
+                    ),
                     {"name": "Written during the backup"},
                 )
             engine.dispose()

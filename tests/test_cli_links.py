@@ -57,7 +57,8 @@ def _nobody_created():
         (["--role", "donor", "--donor", "{a_donor}", "--organisation", "1"], "partner accounts"),
         (["--role", "partner"], "a partner account needs --organisation ID"),
         (["--role", "partner", "--organisation", "999"], "no partner organisation has the id"),
-        (["--role", "applicant", "--fund", "Fund B"], "applicants and partners belong to no"),
+        (["--role", "applicant", "--fund", "Fund B"], "applicants, partners and the network"),
+        (["--role", "network_admin", "--fund", "Fund B"], "administrator belong to no fund"),
     ],
 )
 def test_create_user_refuses_links_that_do_not_belong_together(runner, two_funds, args, reason):
@@ -78,6 +79,20 @@ def test_a_donor_account_belongs_to_its_donors_fund(app, runner, two_funds):
     login(client, user)
     portal = client.get("/donor").get_data(as_text=True)
     assert two_funds["b_pool"].uid in portal and two_funds["world"].eur.uid not in portal
+
+
+def test_the_networks_administrator_belongs_to_no_fund(app, runner, two_funds):
+    """Made on the command line (the first one of an instance), it manages the funds and
+    lands on their page."""
+    result = _create(runner, "--role", "network_admin")
+    assert result.exit_code == 0, result.output
+    assert "TOTP enrolment secret" in result.output
+    user = auth_services.find_user("newcomer")
+    assert user.fund_id is None
+    client = app.test_client()
+    login(client, user)
+    page = client.get("/network/funds").get_data(as_text=True)
+    assert "Fund B" in page and "Test Fund" in page
 
 
 def test_staff_of_the_only_fund_need_not_name_it(runner, fund):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from babel import Locale
 
 from hrdfund import create_app
-from hrdfund.auth.models import User
+from hrdfund.auth.models import Fund, User
 from hrdfund.cases.categories import CATEGORY_FIELDS
 from hrdfund.cases.models import (
     Application,
@@ -245,14 +245,23 @@ def test_payments_come_back_as_reversals_not_edits(demo):
 
 
 def test_accounts_file_lists_every_role_privately(demo):
-    """The accounts file has each role (several applicants, two donors, two managers) and
-    only its owner can read it."""
+    """The accounts file has each role (several applicants, two donors, two managers of the
+    demo fund, the network's administrator, and a reviewer, manager, finance and admin of
+    each other member fund) and only its owner can read it."""
     roles = [a["role"] for a in demo["accounts"]]
-    for role in ("partner", "reviewer", "finance", "admin"):
-        assert roles.count(role) == 1
+    own = [
+        a["role"]
+        for a in demo["accounts"]
+        if a["login"][5:].split("-")[0] not in ("local", "regional")
+    ]
+    for role in ("partner", "reviewer", "finance", "admin", "network_admin"):
+        assert own.count(role) == 1
     assert roles.count("applicant") >= 3
     assert roles.count("donor") == 2
-    assert roles.count("manager") == 2
+    assert own.count("manager") == 2
+    for tag in ("local", "regional"):
+        staff = sorted(a["role"] for a in demo["accounts"] if a["login"].startswith(f"demo-{tag}-"))
+        assert staff == ["admin", "finance", "manager", "reviewer"]
     assert stat.S_IMODE(os.stat(demo["path"]).st_mode) == 0o600
     for account in demo["accounts"]:
         assert bool(account["totp_secret"]) == (account["role"] not in ("applicant", "partner"))
@@ -374,3 +383,17 @@ def test_countries_have_a_name_a_region_and_a_currency():
         assert geo.local_currency(code) in CURRENCIES
     assert geo.region_of("XX") is None
     assert geo.country_name("CO") == "Colombia"
+
+
+def test_the_demo_network_has_three_member_funds_one_of_them_the_intake(demo, app):
+    """A local, a regional and an international fund take applications, each saying what
+    it covers; the demo fund receives those of applicants who do not know where to apply."""
+    funds = db.session.execute(sa.select(Fund).order_by(Fund.name)).scalars().all()
+    assert [f.name for f in funds] == [
+        "Coastal Local Fund",
+        "Demo Protection Fund",
+        "East Africa Regional Fund",
+    ]
+    assert [f.name for f in funds if f.intake] == ["Demo Protection Fund"]
+    page = app.test_client().get("/funds").get_data(as_text=True)
+    assert all(f.name in page for f in funds) and "Kenya" in page and "Medical costs" in page

@@ -286,7 +286,7 @@ class FundWorld:
     def _cases(self):
         u = self.users
         self.cases = {}
-        draft = case_services.start_application(u["applicant"], "medical", self.fund.id)
+        draft = case_services.start_application(u["applicant"], "medical", self.fund)
         draft.defender_work = self.mark("answers", "draft work")
         self.cases["draft"] = draft
         self.code(draft.uid)
@@ -754,6 +754,7 @@ LISTS = {
     "cases.mine": [Page(lambda o, w: "/my")],
     "cases.referrals": [Page(lambda o, w: "/referrals")],
     "cases.start": [Page(lambda o, w: "/apply")],
+    "network.settings": [Page(lambda o, w: "/fund/settings", {"admin"}, lambda o: o.fund.name)],
 }
 
 #: The reader's own fund's pages and downloads that gather rows from elsewhere: a case's
@@ -801,6 +802,16 @@ NAMES_NOTHING = {
     ("pools.add_rate", "POST"): "a rate of the actor's own fund, named by nothing sent",
     ("moved:/rates", "POST"): "pools.add_rate's old address",
     ("cases.start", "POST"): "an applicant's or partner's new case (tests/test_scope_sweep.py)",
+    ("network.directory", "GET"): "the public list of member funds (tests/test_member_funds.py)",
+    ("network.funds", "GET"): "the network administrator's, of no fund: every fund account "
+    "is refused (tests/test_access.py, tests/test_member_funds.py)",
+    ("network.create_fund", "POST"): "the network administrator's",
+    ("network.suspend_fund", "POST"): "the network administrator's (tests/test_member_funds.py)",
+    ("network.resume_fund", "POST"): "the network administrator's",
+    ("network.name_intake", "POST"): "the network administrator's",
+    ("network.save_profile", "POST"): "the actor's own fund, named by nothing sent "
+    "(tests/test_member_funds.py)",
+    ("network.save_limits", "POST"): "the actor's own fund, named by nothing sent",
 }
 
 

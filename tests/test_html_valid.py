@@ -34,7 +34,7 @@ from config import Config
 from hrdfund import create_app, demo
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
-from hrdfund.auth.models import User
+from hrdfund.auth.models import Fund, User
 from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
@@ -318,6 +318,7 @@ def _visitor(site):
     v = site.browser("visitor")
     v.get("/login")
     v.get("/register")
+    v.get("/funds")
     # The language chosen on the sign-in page: that page again, right to left, then back.
     v.submit("/login", "/language", {"language": "ar"})
     v.submit("/login", "/language", {"language": "en"})
@@ -605,6 +606,50 @@ def _admin(site):
     a.submit("/account", "/logout")
 
 
+def _network_admin(site):
+    """The network's administrator: the member funds, a new one refused then made, one
+    suspended, resumed and named the intake fund, and the intake fund named back."""
+    n = site.sign_in("demo-network_admin1")
+    n.home()
+    n.submit(
+        "/network/funds", "/network/funds", {"fund-name": "", "fund-admin_login": "x"}, refused=True
+    )
+    n.submit(
+        "/network/funds",
+        "/network/funds",
+        {
+            "fund-name": "Checked Fund",
+            "fund-admin_login": "checked.admin",
+            "fund-admin_password": "a long first passphrase 42",
+        },
+    )
+    other = db.session.execute(
+        sa.select(Fund).where(Fund.name == "Coastal Local Fund")
+    ).scalar_one()
+    intake = db.session.execute(sa.select(Fund).where(Fund.intake)).scalar_one()
+    n.submit("/network/funds", f"/network/funds/{other.uid}/suspend")
+    n.submit("/network/funds", f"/network/funds/{other.uid}/resume")
+    n.submit("/network/funds", f"/network/funds/{other.uid}/intake")
+    n.submit("/network/funds", f"/network/funds/{intake.uid}/intake")
+    n.get("/cases", status=403)
+    n.submit("/account", "/logout")
+
+
+def _fund_admin(site):
+    """A fund's administrator sets what the fund covers, its threshold and its targets."""
+    a = site.sign_in("demo-regional-admin")
+    a.home()
+    a.submit("/fund/settings", "/fund/settings/profile", {"profile-takes_applications": "y"})
+    a.submit(
+        "/fund/settings",
+        "/fund/settings/limits",
+        {"limits-target_response_hours_urgent": "5"},
+        refused=True,
+    )
+    a.submit("/fund/settings", "/fund/settings/limits", {"limits-four_eyes_threshold": "2500"})
+    a.submit("/account", "/logout")
+
+
 def _purge_one_case():
     """A completed case purged down to its figures, as retention leaves it; its page."""
     case = db.session.execute(
@@ -632,6 +677,8 @@ def pages(site):
     _second_person(site)
     _donor(site)
     _admin(site)
+    _network_admin(site)
+    _fund_admin(site)
     return site.pages
 
 

@@ -27,6 +27,7 @@ ORDER = (
     "reviews",
     "grants",
     "disbursements",
+    "network",
     "reports",
     "ops",
     "demo",

@@ -348,6 +348,10 @@ def test_the_migrated_schema_takes_a_held_payments_alert(empty_app):
     flask_migrate.downgrade(revision="base")
 
 
+#: The revision before rates waited for a second person.
+BEFORE_SECOND_RATE_KEEPER = "4aef067cf455"
+
+
 def test_a_downgrade_drops_the_rates_still_waiting_and_keeps_payments_sealed(empty_app):
     """Going back before rates waited for a second person: one still waiting would count
     at once, so it leaves the table; payments that kept what they were weighed against are
@@ -367,7 +371,7 @@ def test_a_downgrade_drops_the_rates_still_waiting_and_keeps_payments_sealed(emp
     ).scalar()
     assert kept >= 2
     db.session.remove()
-    flask_migrate.downgrade(revision="-1")
+    flask_migrate.downgrade(revision=BEFORE_SECOND_RATE_KEEPER)
     with db.engine.connect() as conn:
         rates = conn.execute(sa.text("SELECT id FROM exchange_rates")).scalars().all()
     assert waiting_id not in rates and len(rates) >= 2

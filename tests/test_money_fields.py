@@ -187,6 +187,10 @@ def _rate(world, client):
     return Page("/pools/rates", data)
 
 
+def _threshold(world, client):
+    return Page("/fund/settings/limits", {"limits-four_eyes_threshold": "2500"})
+
+
 #: The money and rate fields each page sends (kept here so the test above can compare).
 FIELDS_OF = {
     "applicant": ("budget-0-amount", "details-monthly_amount"),
@@ -198,6 +202,7 @@ FIELDS_OF = {
     "contribution": ("contribution-amount",),
     "pool": ("pool-cap_per_grant",),
     "rate": ("rate-rate",),
+    "threshold": ("limits-four_eyes_threshold",),
 }
 #: Each form, the person it is for, and how to reach a fresh one.
 PAGES = {
@@ -210,6 +215,7 @@ PAGES = {
     "contribution": ("m1", _contribution),
     "pool": ("m1", _pool),
     "rate": ("finance", _rate),
+    "threshold": ("admin", _threshold),
 }
 #: What makes each send its own (a form key, a name or a date that may be used once), so
 #: a valid amount is recorded again rather than refused as a repeat.

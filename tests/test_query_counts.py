@@ -161,7 +161,7 @@ def queue_mine_in_pool(site, n):
 
 def mine(site, n):
     for i in site.upto("mine", n):
-        case = services.start_application(site.applicant, list(Category)[i % 4], site.fund.id)
+        case = services.start_application(site.applicant, list(Category)[i % 4], site.fund)
         site.show("mine", case.uid)
     return "/my", site.shown["mine"]
 
@@ -170,7 +170,7 @@ def referrals(site, n):
     partner = site.once("partner", lambda: site.make_user("partner"))
     for i in site.upto("referrals", n):
         case = services.start_application(
-            partner, list(Category)[i % 4], site.fund.id, consent_method="in_person"
+            partner, list(Category)[i % 4], site.fund, consent_method="in_person"
         )
         site.show("referrals", case.uid)
     return "/referrals", site.shown["referrals"]

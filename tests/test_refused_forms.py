@@ -75,7 +75,7 @@ class Place:
         first = pay(world, held, "2000", "USD", instalment=None, fee=Decimal(250))
         self.held = pay(world, held, "2000", "USD", instalment=None, fee=Decimal(250))
         self.held_case = held.application
-        self.draft = applications.start_application(world.applicant, "medical", world.fund.id)
+        self.draft = applications.start_application(world.applicant, "medical", world.fund)
         db.session.commit()
         confirm(world, first)
         self.contribution = db.session.execute(

@@ -77,7 +77,7 @@ def team(make_user):
 
 
 def _draft(fund, team, urgent=True):
-    application = services.start_application(team["applicant"], Category.MEDICAL, fund.id)
+    application = services.start_application(team["applicant"], Category.MEDICAL, fund)
     services.save_draft(
         application,
         {

@@ -21,6 +21,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.recovery",
         "auth.register",
         "auth.choose_language",
+        "network.directory",
     }
 )
 
@@ -37,7 +38,7 @@ def _load_user(value):
     except (ValueError, AttributeError):
         return None
     user = db.session.get(User, user_id)
-    if user is None or not user.active or user.session_version != version:
+    if user is None or not user.is_active or user.session_version != version:
         return None
     return user
 

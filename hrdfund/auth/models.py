@@ -17,6 +17,7 @@ from ..core.columns import (
     created_at,
     encrypted_column,
     fk,
+    money,
     pk,
     uid_column,
 )
@@ -34,10 +35,15 @@ class Role(enum.StrEnum):
     FINANCE = "finance"
     DONOR = "donor"
     ADMIN = "admin"
+    #: Manages the member funds of the instance (creates, suspends, names the intake
+    #: fund); belongs to no fund and opens no case.
+    NETWORK_ADMIN = "network_admin"
 
 
 #: Roles that must use a TOTP second factor (SECURITY.md, promise 7).
-TOTP_ROLES = frozenset({Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.DONOR, Role.ADMIN})
+TOTP_ROLES = frozenset(
+    {Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.DONOR, Role.ADMIN, Role.NETWORK_ADMIN}
+)
 #: Roles working inside a fund on cases.
 STAFF_ROLES = frozenset({Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.ADMIN})
 #: Roles on the defenders' side: pages without script, longer idle timeout.
@@ -45,12 +51,55 @@ APPLICANT_ROLES = frozenset({Role.APPLICANT, Role.PARTNER})
 
 
 class Fund(db.Model):
-    """A protection fund: the organisation that owns staff, pools and cases."""
+    """A protection fund: the organisation that owns staff, pools and cases. Several funds
+    may share an instance, each a member of its network with its own settings; a setting
+    left empty is the environment's."""
 
     __tablename__ = "funds"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "four_eyes_threshold IS NULL OR four_eyes_threshold >= 0", name="threshold_positive"
+        ),
+        sa.CheckConstraint(
+            "(four_eyes_threshold IS NULL) = (four_eyes_currency IS NULL)",
+            name="threshold_has_currency",
+        ),
+        sa.CheckConstraint(
+            "(target_response_hours_urgent IS NULL OR target_response_hours_urgent > 0)"
+            " AND (target_decision_hours_urgent IS NULL OR target_decision_hours_urgent > 0)"
+            " AND (target_response_hours_normal IS NULL OR target_response_hours_normal > 0)"
+            " AND (target_decision_hours_normal IS NULL OR target_decision_hours_normal > 0)",
+            name="targets_positive",
+        ),
+    )
     id: Mapped[int] = pk()
+    uid = uid_column()
     name = col(sa.String(120), PUBLIC, text=Text.LABEL, nullable=False, unique=True)
+    #: Listed on the public page of member funds, and offered when applying.
+    takes_applications = col(
+        sa.Boolean, PUBLIC, nullable=False, default=True, server_default=sa.true()
+    )
+    #: The fund an application goes to when its applicant does not know which to choose.
+    intake = col(sa.Boolean, PUBLIC, nullable=False, default=False, server_default=sa.false())
+    #: Set by the network's administrator: staff cannot sign in, no application reaches it.
+    suspended_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: What the fund covers, as the public page lists it: category codes, ISO 3166 country
+    #: codes, language codes (JSON lists; empty means every one).
+    categories = col(sa.JSON, PUBLIC, text=Text.CODE, nullable=False, default=list)
+    countries = col(sa.JSON, PUBLIC, text=Text.CODE, nullable=False, default=list)
+    languages = col(sa.JSON, PUBLIC, text=Text.CODE, nullable=False, default=list)
+    #: The fund's own four-eyes threshold, in the reporting currency it was set in.
+    four_eyes_threshold = money(nullable=True)
+    four_eyes_currency = col(sa.String(3), INTERNAL, text=Text.CURRENCY, nullable=True)
+    target_response_hours_urgent = col(sa.Integer, INTERNAL, nullable=True)
+    target_decision_hours_urgent = col(sa.Integer, INTERNAL, nullable=True)
+    target_response_hours_normal = col(sa.Integer, INTERNAL, nullable=True)
+    target_decision_hours_normal = col(sa.Integer, INTERNAL, nullable=True)
     created_at = created_at()
+
+    @property
+    def suspended(self):
+        return self.suspended_at is not None
 
 
 class PartnerOrganisation(db.Model):
@@ -75,7 +124,11 @@ class User(UserMixin, db.Model):
         ),
         sa.CheckConstraint("role != 'donor' OR donor_id IS NOT NULL", name="donor_has_donor"),
         sa.CheckConstraint(
-            "role IN ('applicant', 'partner') OR fund_id IS NOT NULL", name="staff_has_fund"
+            "role IN ('applicant', 'partner', 'network_admin') OR fund_id IS NOT NULL",
+            name="staff_has_fund",
+        ),
+        sa.CheckConstraint(
+            "role != 'network_admin' OR fund_id IS NULL", name="network_admin_has_no_fund"
         ),
     )
     LOGIN_MAX = 64
@@ -127,7 +180,7 @@ class User(UserMixin, db.Model):
 
     @property
     def is_active(self):
-        return self.active
+        return self.active and not (self.fund is not None and self.fund.suspended)
 
     @property
     def needs_totp(self):

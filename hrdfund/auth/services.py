@@ -125,7 +125,7 @@ def read_credentials(login=None, user_id=None):
     user = db.session.get(User, user_id) if user_id is not None else find_user(login)
     if user is None:
         return Credentials(normalise_login(login))
-    usable = user.active and user.password_hash is not None
+    usable = user.is_active and user.password_hash is not None
     return Credentials(user.login, user.id, user.uid, user.password_hash if usable else None)
 
 
@@ -155,7 +155,7 @@ def _still_the_same(credentials):
     if credentials.user_id is None or credentials.password_hash is None:
         return None
     user = lock_row(User, credentials.user_id)
-    if not user.active or user.password_hash != credentials.password_hash:
+    if not user.is_active or user.password_hash != credentials.password_hash:
         return None
     return user
 
@@ -252,7 +252,9 @@ def set_alert_settings(user, contact, on_duty, actor):
 def check_login_rules(login):
     """Raise :class:`LoginPolicyError` unless ``login`` (normalised) has the allowed form."""
     if not LOGIN_PATTERN.match(login):
-        raise LoginPolicyError("a login is 3 to 64 letters, digits, dots, dashes or underscores")
+        raise LoginPolicyError(
+            _l("a login is 3 to 64 letters, digits, dots, dashes or underscores")
+        )
 
 
 def create_user(role, login, password=None, actor=None, password_hash=None, **fields):
@@ -263,8 +265,10 @@ def create_user(role, login, password=None, actor=None, password_hash=None, **fi
     check_login_rules(login)
     if role != Role.APPLICANT and is_made_login(login):
         raise LoginPolicyError(
-            "logins of three groups of four letters and digits (abcd-efgh-jkmn) are made by "
-            "sign-up, for applicant accounts only: choose another login"
+            _l(
+                "logins of three groups of four letters and digits (abcd-efgh-jkmn) are made "
+                "by sign-up, for applicant accounts only: choose another login"
+            )
         )
     if find_user(login) is not None:
         raise UserExistsError(login)

@@ -39,6 +39,7 @@ HOME_ENDPOINTS = {
     Role.FINANCE: "disbursements.index",
     Role.DONOR: "reports.portal",
     Role.ADMIN: "auth.users",
+    Role.NETWORK_ADMIN: "network.funds",
 }
 PENDING_MAX_SECONDS = 300
 #: Each role as the accounts page names it.
@@ -50,6 +51,7 @@ ROLE_LABELS = {
     Role.FINANCE: _l("Finance"),
     Role.DONOR: _l("Donor"),
     Role.ADMIN: _l("Administrator"),
+    Role.NETWORK_ADMIN: _l("Network administrator"),
 }
 
 
@@ -177,7 +179,7 @@ def _pending_user():
     except (KeyError, ValueError, AttributeError):
         return None
     user = db.session.get(User, user_id)
-    if user is None or not user.active or user.session_version != version:
+    if user is None or not user.is_active or user.session_version != version:
         return None
     return user
 

@@ -142,6 +142,11 @@ def details_form_class(category):
 
 
 class StartForm(PageForm):
+    fund = RadioField(
+        _l("Which fund do you apply to?"),
+        choices=[],
+        validators=[InputRequired(_l("Choose a fund."))],
+    )
     category = RadioField(
         _l("What kind of support is needed?"),
         choices=options([(c.value, label) for c, label in CATEGORY_LABELS.items()]),

@@ -123,6 +123,7 @@ class Application(db.Model):
     #: Set when retention reduced the case to the figures reports need (`flask hrdfund purge`).
     purged_at = col(sa.DateTime, INTERNAL, nullable=True)
 
+    fund = relationship("Fund")
     applicant = relationship("User", foreign_keys=[applicant_id])
     submitted_by = relationship("User", foreign_keys=[submitted_by_id])
     assigned_reviewer = relationship("User", foreign_keys=[assigned_reviewer_id])

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..alerts.models import AlertKind
+from ..auth import funds
 from ..auth.models import Role
 from ..core import geo
 from ..core.columns import cipher, utcnow
@@ -114,10 +115,17 @@ class IncompleteError(Exception):
         self.missing = missing
 
 
-def start_application(actor, category, fund_id, consent_method=None):
-    """Open a draft for ``actor`` (an applicant, or a partner referring a defender)."""
+class FundClosedError(ValueError):
+    """The fund chosen takes no applications (any more)."""
+
+
+def start_application(actor, category, fund, consent_method=None):
+    """Open a draft for ``actor`` (an applicant, or a partner referring a defender) at
+    ``fund``, which must take applications."""
+    if not funds.takes_applications(fund):
+        raise FundClosedError(_l("This fund takes no applications at the moment: choose another."))
     application = Application(
-        fund_id=fund_id,
+        fund_id=fund.id,
         category=Category(category),
         status=S.DRAFT,
         currency="USD",

@@ -40,11 +40,20 @@ def check_config(config):
                 raise TargetConfigError("each target is [response hours, decision hours]")
 
 
-def target_hours(category, urgency, config=None):
-    """(response hours, decision hours) for a case of this category and urgency."""
+def target_hours(category, urgency, config=None, fund=None):
+    """(response hours, decision hours) for a case of this category and urgency: the
+    fund's own targets where it sets them, else the environment's table by category, else
+    the environment's targets."""
     config = config or current_app.config
     urgency = Urgency(urgency)
     kind = "URGENT" if urgency == Urgency.URGENT else "NORMAL"
+    if fund is not None:
+        own = (
+            getattr(fund, f"target_response_hours_{kind.lower()}"),
+            getattr(fund, f"target_decision_hours_{kind.lower()}"),
+        )
+        if None not in own:
+            return own
     override = _overrides(config).get(str(category), {}).get(urgency.value)
     if override:
         return tuple(override)
@@ -56,7 +65,9 @@ def target_hours(category, urgency, config=None):
 
 def set_targets(application, submitted_at):
     """Start the case's clocks at submission."""
-    response, decision = target_hours(application.category, application.urgency)
+    response, decision = target_hours(
+        application.category, application.urgency, fund=getattr(application, "fund", None)
+    )
     application.response_due_at = submitted_at + timedelta(hours=response)
     application.decision_due_at = submitted_at + timedelta(hours=decision)
 

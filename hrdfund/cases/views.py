@@ -14,11 +14,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from .. import audit
-from ..auth import refused
+from ..auth import funds, refused
 from ..auth.guard import role_required
-from ..auth.models import Fund, Role
+from ..auth.models import Role
 from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
@@ -69,28 +70,58 @@ def _own_cases(referrals):
     )
 
 
-def _default_fund_id():
-    fund_id = db.session.execute(sa.select(Fund.id).order_by(Fund.id).limit(1)).scalar()
-    if fund_id is None:
-        abort(404)
-    return fund_id
+#: The fund choice that leaves it to the network: the intake fund.
+NOT_SURE = "intake"
+
+
+def _offer_funds(form):
+    """The funds the form offers, and where each choice goes: every fund that takes
+    applications, and, where the network names an intake fund, "I do not know". With one
+    fund only, nothing to choose: it goes there."""
+    opened = funds.open_funds()
+    intake = funds.intake_fund()
+    goes_to = {f.uid: f for f in opened}
+    form.fund.choices = [SelectChoice(f.uid, f.name) for f in opened]
+    if intake is not None:
+        goes_to[NOT_SURE] = intake
+        form.fund.choices.append(
+            SelectChoice(NOT_SURE, _("I do not know: the network chooses for me"))
+        )
+    if len(opened) <= 1:
+        form.fund.choices = []
+    return goes_to
 
 
 @bp.route("/apply", methods=["GET", "POST"])
 @role_required(Role.APPLICANT, Role.PARTNER)
 def start():
-    """Choose the kind of support; a partner also records the defender's consent."""
+    """Choose the fund and the kind of support; a partner also records the defender's
+    consent."""
     referral = current_user.role == Role.PARTNER
     form = ReferralStartForm() if referral else StartForm()
+    goes_to = _offer_funds(form)
+    if not goes_to:
+        return render_template("cases/start.html", form=None, referral=referral)
+    choosing = bool(form.fund.choices)
+    if not choosing:
+        del form.fund
+    elif NOT_SURE in goes_to and not form.fund.raw_data:
+        # Not knowing is the answer given until another fund is chosen.
+        form.fund.validators = []
+        form.fund.data = NOT_SURE
     if form.validate_on_submit():
+        fund = goes_to[form.fund.data] if choosing else next(iter(goes_to.values()))
         done = perform(
             services.start_application,
             current_user,
             form.category.data,
-            _default_fund_id(),
+            fund,
             consent_method=form.consent_method.data if referral else None,
+            refused=services.FundClosedError,
         )
-        return redirect(url_for("cases.edit", uid=done.value.uid))
+        if done.ok:
+            return redirect(url_for("cases.edit", uid=done.value.uid))
+        form.form_errors.append(done.words)
     if form.is_submitted():
         return refused.refuse(form, to=url_for("cases.start"))
     return render_template("cases/start.html", form=refused.restore(form), referral=referral)

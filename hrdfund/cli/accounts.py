@@ -18,7 +18,18 @@ from ..pools.models import Donor, Pool
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]),
+    type=click.Choice(
+        [
+            "applicant",
+            "partner",
+            "reviewer",
+            "manager",
+            "finance",
+            "donor",
+            "admin",
+            "network_admin",
+        ]
+    ),
 )
 @click.option("--login", required=True)
 @click.option(
@@ -87,15 +98,16 @@ def _the_fund(name):
 def _account_links(role, fund_name, donor_id, organisation_id):
     """The fund, donor and organisation an account of ``role`` is linked to, each found and
     checked to belong together; a clear refusal otherwise, before anything is created."""
-    if role in ("applicant", "partner") and fund_name:
+    if role in ("applicant", "partner", "network_admin") and fund_name:
         raise click.ClickException(
-            "--fund is for staff and donor accounts: applicants and partners belong to no fund"
+            "--fund is for staff and donor accounts: applicants, partners and the network's "
+            "administrator belong to no fund"
         )
     if donor_id is not None and role != "donor":
         raise click.ClickException("--donor is for donor accounts only")
     if organisation_id is not None and role != "partner":
         raise click.ClickException("--organisation is for partner accounts only")
-    if role == "applicant":
+    if role in ("applicant", "network_admin"):
         return {}
     if role == "partner":
         if organisation_id is None:

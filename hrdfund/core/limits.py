@@ -57,8 +57,17 @@ def reporting_currency():
     return current_app.config["REPORTING_CURRENCY"]
 
 
-def four_eyes_threshold():
-    """Approvals worth this much or more, in the reporting currency, need two managers."""
+def four_eyes_threshold(fund=None):
+    """Approvals worth this much or more, in the reporting currency, need two managers:
+    ``fund``'s own threshold where it sets one in the reporting currency, else the
+    environment's (a threshold set in a reporting currency the instance no longer uses is
+    never read as an amount of another)."""
+    if (
+        fund is not None
+        and fund.four_eyes_threshold is not None
+        and fund.four_eyes_currency == reporting_currency()
+    ):
+        return fund.four_eyes_threshold
     return _number(current_app.config, "FOUR_EYES_THRESHOLD")
 
 

@@ -20,11 +20,38 @@ ORGANISATIONS = (
 )
 
 
+#: The network's other member funds: (name, kinds of support, countries, languages, its
+#: accounts' tag). The demo fund is the international one and the network's intake fund.
+MEMBER_FUNDS = (
+    (
+        "Coastal Local Fund",
+        ["medical", "dependants", "legal", "prison_visits"],
+        ["KE", "TZ"],
+        ["en", "fr"],
+        "local",
+    ),
+    (
+        "East Africa Regional Fund",
+        ["relocation", "longer_term", "medical", "digital_security"],
+        ["KE", "UG", "TZ", "RW", "BI", "ET", "SO", "SS"],
+        ["en", "fr", "ar"],
+        "regional",
+    ),
+)
+
+
 def add_fund(world, created_at):
-    """The demo fund and its partner organisations, through the ORM."""
-    world.fund = Fund(name="Demo Protection Fund")
+    """The demo fund (the network's intake fund), the network's other member funds and the
+    partner organisations, through the ORM."""
+    world.fund = Fund(name="Demo Protection Fund", intake=True)
     world.fund.created_at = created_at
     db.session.add(world.fund)
+    world.member_funds = {}
+    for name, categories, countries, languages, tag in MEMBER_FUNDS:
+        member = Fund(name=name, categories=categories, countries=countries, languages=languages)
+        member.created_at = created_at
+        db.session.add(member)
+        world.member_funds[tag] = member
     world.orgs = [
         PartnerOrganisation(name=name, country=country, created_at=world.fund.created_at)
         for name, country in ORGANISATIONS
@@ -60,11 +87,27 @@ def add_accounts(world):
             {**fund, "donor_id": world.donors[2].id},
         ),
         (Role.ADMIN, "Ada Admin (demo)", fund),
+        (Role.NETWORK_ADMIN, "Nia Network (demo)", {}),
     ]
+    for tag, member in world.member_funds.items():
+        plan += [
+            (role, f"{label} (demo, {member.name})", {"fund_id": member.id, "tag": tag})
+            for role, label in (
+                (Role.REVIEWER, "Rafael Reviewer"),
+                (Role.MANAGER, "Maya Manager"),
+                (Role.FINANCE, "Farid Finance"),
+                (Role.ADMIN, "Ali Admin"),
+            )
+        ]
     accounts, world.users, counters = [], {}, {}
+    world.member_staff = {}
     for role, name, fields in plan:
-        counters[role] = counters.get(role, 0) + 1
-        login = f"demo-{role.value}{counters[role]}"
+        tag = fields.pop("tag", None)
+        if tag:
+            login = f"demo-{tag}-{role.value}"
+        else:
+            counters[role] = counters.get(role, 0) + 1
+            login = f"demo-{role.value}{counters[role]}"
         password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
         user = auth_services.create_user(role, login, password, display_name=name, **fields)
         user.created_at = world.fund.created_at
@@ -74,8 +117,11 @@ def add_accounts(world):
         if role in (Role.REVIEWER, Role.MANAGER):
             # Where staff alerts go (nowhere real: example.org never receives mail).
             user.contact = f"{login}@example.org"
-            user.on_duty = counters[role] == 1
-        world.users.setdefault(role, []).append(user.id)
+            user.on_duty = tag is not None or counters[role] == 1
+        if tag:
+            world.member_staff.setdefault(tag, {})[role] = user.id
+        else:
+            world.users.setdefault(role, []).append(user.id)
         accounts.append(
             {
                 "role": role.value,

@@ -124,9 +124,10 @@ class ConflictOfInterestError(DecisionError):
     """The manager declared a conflict of interest on this case."""
 
 
-def four_eyes_threshold():
-    """Approvals worth this much or more, in the reporting currency, need a second manager."""
-    return limits.four_eyes_threshold()
+def four_eyes_threshold(fund):
+    """Approvals worth this much or more, in the reporting currency, need a second manager:
+    the fund's own threshold, or the environment's where the fund sets none."""
+    return limits.four_eyes_threshold(fund)
 
 
 def _recommender_id(application):
@@ -177,7 +178,7 @@ def weigh_approval(application, amount, manager):
     nothing for them, and the approval needs a second manager whatever it is worth.
     Refused in words when no rate says what it is worth."""
     reporting = limits.reporting_currency()
-    threshold = four_eyes_threshold()
+    threshold = four_eyes_threshold(application.fund)
     if application.currency == reporting:
         return Weighing(quantize(amount), reporting, None, threshold, False)
     try:

@@ -103,7 +103,7 @@ def _threshold_note(application, amount, user):
     what ``amount`` is worth in it (or that no rate says), and whether the rate it is
     weighed at is the reader's own."""
     reporting = limits.reporting_currency()
-    note = {"threshold": decisions.four_eyes_threshold(), "currency": reporting}
+    note = {"threshold": decisions.four_eyes_threshold(application.fund), "currency": reporting}
     if amount:
         try:
             weighing = decisions.weigh_approval(application, amount, user)
@@ -188,7 +188,9 @@ def approve(uid):
                         "currencies converted at the fund's recorded rate) a second manager "
                         "confirms it before money is committed.",
                         threshold=format_money(
-                            decisions.four_eyes_threshold(), limits.reporting_currency(), locale
+                            decisions.four_eyes_threshold(application.fund),
+                            limits.reporting_currency(),
+                            locale,
                         ),
                     ),
                     "info",

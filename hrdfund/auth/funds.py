@@ -1,0 +1,27 @@
+"""Which member funds an application may go to: those that take applications and are not
+suspended, and the intake fund the network names for applicants who do not know."""
+
+import sqlalchemy as sa
+
+from ..core.extensions import db
+from .models import Fund
+
+
+def _open():
+    return sa.and_(Fund.takes_applications.is_(True), Fund.suspended_at.is_(None))
+
+
+def open_funds():
+    """The funds that take applications now, by name."""
+    return db.session.execute(sa.select(Fund).where(_open()).order_by(Fund.name)).scalars().all()
+
+
+def intake_fund():
+    """The fund an application goes to when its applicant does not know, if one is named."""
+    return db.session.execute(
+        sa.select(Fund).where(Fund.intake.is_(True), _open())
+    ).scalar_one_or_none()
+
+
+def takes_applications(fund):
+    return fund is not None and fund.takes_applications and not fund.suspended

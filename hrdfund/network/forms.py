@@ -1,0 +1,92 @@
+"""Forms of the member funds: a new fund and its first administrator, what a fund covers,
+and its own limits."""
+
+from flask import current_app
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField, IntegerField, PasswordField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..auth.language import NAMES
+from ..auth.models import User
+from ..core import geo
+from ..core.fields import MoneyField
+from ..core.forms import PrefixedForm, options
+from ..core.support import CATEGORY_LABELS
+
+#: A target is at most a year, in hours.
+TARGET_MAX_HOURS = 24 * 366
+
+
+class NewFundForm(PrefixedForm):
+    PREFIX = "fund"
+    SECRET_FIELDS = ("admin_password",)
+    name = StringField(_l("Fund's name"), [DataRequired(_l("Enter a name.")), Length(max=120)])
+    admin_login = StringField(
+        _l("Login of its first administrator"),
+        [DataRequired(_l("Enter a login.")), Length(max=User.LOGIN_MAX)],
+        render_kw={"autocomplete": "off"},
+    )
+    admin_password = PasswordField(
+        _l("Their first password"),
+        [DataRequired(_l("Choose a password.")), Length(max=128)],
+        description=_l(
+            "Give it to them by a safe channel. They set up their second factor when they "
+            "first sign in, and may change the password then."
+        ),
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def _checkboxes(label, choices):
+    return SelectMultipleField(
+        label, choices=choices, widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()
+    )
+
+
+def _languages():
+    return options((code, NAMES[code]) for code in current_app.config["LANGUAGES"])
+
+
+def _countries():
+    return options(geo.countries(str(get_locale() or "en")))
+
+
+class FundProfileForm(PrefixedForm):
+    PREFIX = "profile"
+    takes_applications = BooleanField(_l("Takes applications (listed on the page of funds)"))
+    categories = _checkboxes(
+        _l("Kinds of support it gives (none ticked: every kind)"),
+        options((c.value, label) for c, label in CATEGORY_LABELS.items()),
+    )
+    countries = SelectMultipleField(
+        _l("Countries it works in (none chosen: every country)"),
+        choices=_countries,
+        render_kw={"size": 8},
+    )
+    languages = _checkboxes(_l("Languages its staff answer in (none ticked: not said)"), _languages)
+
+
+def _hours(label):
+    return IntegerField(
+        label,
+        [
+            Optional(),
+            NumberRange(
+                1, TARGET_MAX_HOURS, _l("Between 1 and %(max)d hours.", max=TARGET_MAX_HOURS)
+            ),
+        ],
+        render_kw={"inputmode": "numeric"},
+    )
+
+
+class FundLimitsForm(PrefixedForm):
+    PREFIX = "limits"
+    four_eyes_threshold = MoneyField(
+        _l("Four-eyes threshold (empty: the instance's)"), allow_zero=True
+    )
+    target_response_hours_urgent = _hours(_l("First response to an urgent case, in hours"))
+    target_decision_hours_urgent = _hours(_l("Decision on an urgent case, in hours"))
+    target_response_hours_normal = _hours(_l("First response to other cases, in hours"))
+    target_decision_hours_normal = _hours(_l("Decision on other cases, in hours"))

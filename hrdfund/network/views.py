@@ -1,0 +1,237 @@
+"""Pages of the network: the public list of member funds; the network administrator's
+page of funds (create, suspend, resume, name the intake fund); a fund administrator's
+settings (what the fund covers, its four-eyes threshold and targets)."""
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth import refused
+from ..auth import services as accounts
+from ..auth.guard import role_required
+from ..auth.language import NAMES
+from ..auth.models import Fund, Role
+from ..cases.models import Urgency
+from ..cases.targets import target_hours
+from ..core import geo, limits
+from ..core.extensions import db, reading
+from ..core.forms import ConfirmForm
+from ..core.support import CATEGORY_LABELS, Category
+from ..core.work import perform
+from . import bp
+from . import funds as services
+from .forms import FundLimitsForm, FundProfileForm, NewFundForm
+
+ACCOUNT_REFUSALS = (
+    services.FundError,
+    accounts.UserExistsError,
+    accounts.LoginPolicyError,
+    accounts.AccountLinkError,
+)
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+def describe(fund, locale):
+    """What the public list says of a fund: what it covers in words, and how fast it answers
+    by the targets it uses."""
+    urgent = target_hours(None, Urgency.URGENT, fund=fund)
+    normal = target_hours(None, Urgency.NORMAL, fund=fund)
+    names = dict(geo.countries(locale))
+    return {
+        "fund": fund,
+        "categories": [str(CATEGORY_LABELS[Category(c)]) for c in fund.categories],
+        "countries": [names.get(c, c) for c in fund.countries],
+        "languages": [NAMES[c] for c in fund.languages if c in NAMES],
+        "urgent_hours": urgent[0],
+        "normal_days": max(1, round(normal[0] / 24)),
+    }
+
+
+@bp.get("/funds")
+def directory():
+    """The member funds that take applications, and what each covers (public)."""
+    locale = str(get_locale() or "en")
+    rows = [describe(f, locale) for f in services.open_funds()]
+    return render_template("network/directory.html", rows=rows, intake=services.intake_fund())
+
+
+def _funds_page(form=None):
+    return render_template(
+        "network/funds.html",
+        funds=services.member_funds(),
+        staff=services.staff_counts(),
+        form=form or refused.restore(NewFundForm(formdata=None)),
+        confirm=ConfirmForm(),
+    )
+
+
+@bp.get("/network/funds")
+@role_required(Role.NETWORK_ADMIN)
+def funds():
+    """Every member fund: its state and how many accounts it has (no case, no name)."""
+    return _funds_page()
+
+
+@bp.post("/network/funds")
+@role_required(Role.NETWORK_ADMIN)
+def create_fund():
+    """A new member fund and its first administrator."""
+    form = NewFundForm()
+    if form.validate_on_submit():
+        try:
+            accounts.check_password_rules(form.admin_password.data, form.admin_login.data)
+        except accounts.PasswordPolicyError as exc:
+            form.admin_password.errors.append(_("This password cannot be used: %(why)s.", why=exc))
+        else:
+            with reading():
+                pass  # the password is hashed with no transaction open
+            password_hash = accounts.hash_password(form.admin_password.data)
+            done = perform(
+                services.create_fund,
+                _actor(),
+                form.name.data,
+                form.admin_login.data,
+                password_hash,
+                refused=ACCOUNT_REFUSALS,
+            )
+            if done.ok:
+                fund, admin = done.value
+                flash(
+                    _(
+                        "Fund %(name)s created, with its administrator %(login)s.",
+                        name=fund.name,
+                        login=admin.login,
+                    ),
+                    "info",
+                )
+                return redirect(url_for("network.funds", _anchor=f"fund-{fund.uid}"))
+            if isinstance(done.refusal, accounts.UserExistsError):
+                form.admin_login.errors.append(_("That login is taken."))
+            elif isinstance(done.refusal, accounts.LoginPolicyError):
+                form.admin_login.errors.append(done.words)
+            else:
+                form.form_errors.append(done.words)
+    return refused.refuse(form, to=url_for("network.funds", _anchor="new-fund"))
+
+
+def _fund_or_404(uid):
+    fund = db.session.execute(sa.select(Fund).where(Fund.uid == uid)).scalar_one_or_none()
+    if fund is None:
+        abort(404)
+    return fund
+
+
+def _fund_step(uid, service, words):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    done = perform(service, _actor(), _fund_or_404(uid), refused=services.FundError)
+    if done.ok:
+        flash(words % {"name": done.value.name}, "info")
+    else:
+        flash(done.words, "error")
+    return redirect(url_for("network.funds", _anchor=f"fund-{uid}"))
+
+
+@bp.post("/network/funds/<uid>/suspend")
+@role_required(Role.NETWORK_ADMIN)
+def suspend_fund(uid):
+    """No one of the fund signs in, no application reaches it; its records stay."""
+    return _fund_step(uid, services.suspend_fund, _("%(name)s is suspended."))
+
+
+@bp.post("/network/funds/<uid>/resume")
+@role_required(Role.NETWORK_ADMIN)
+def resume_fund(uid):
+    return _fund_step(uid, services.resume_fund, _("%(name)s works again."))
+
+
+@bp.post("/network/funds/<uid>/intake")
+@role_required(Role.NETWORK_ADMIN)
+def name_intake(uid):
+    """Applications whose applicant does not know which fund to choose go to this one."""
+    return _fund_step(
+        uid,
+        services.name_intake,
+        _("%(name)s receives the applications of those who do not know where to apply."),
+    )
+
+
+def _own_fund():
+    return db.session.get(Fund, current_user.fund_id)
+
+
+@bp.get("/fund/settings")
+@role_required(Role.ADMIN)
+def settings():
+    """The fund's own settings: what it covers, its four-eyes threshold and targets."""
+    fund = _own_fund()
+    profile = FundProfileForm(
+        formdata=None,
+        takes_applications=fund.takes_applications,
+        categories=fund.categories,
+        countries=fund.countries,
+        languages=fund.languages,
+    )
+    limits_form = FundLimitsForm(
+        formdata=None,
+        four_eyes_threshold=fund.four_eyes_threshold,
+        **{name: getattr(fund, name) for name in services.TARGETS},
+    )
+    return render_template(
+        "network/settings.html",
+        fund=fund,
+        profile=refused.restore(profile),
+        limits=refused.restore(limits_form),
+        defaults={
+            "threshold": limits.four_eyes_threshold(),
+            "currency": limits.reporting_currency(),
+            **{name: current_app.config[name.upper()] for name in services.TARGETS},
+        },
+    )
+
+
+@bp.post("/fund/settings/profile")
+@role_required(Role.ADMIN)
+def save_profile():
+    form = FundProfileForm()
+    if form.validate_on_submit():
+        done = perform(
+            services.update_profile,
+            _actor(),
+            _own_fund(),
+            form.takes_applications.data,
+            form.categories.data,
+            form.countries.data,
+            form.languages.data,
+            refused=services.FundError,
+        )
+        if done.ok:
+            flash(_("What the fund covers is saved."), "info")
+            return redirect(url_for("network.settings"))
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=url_for("network.settings", _anchor="profile"))
+
+
+@bp.post("/fund/settings/limits")
+@role_required(Role.ADMIN)
+def save_limits():
+    form = FundLimitsForm()
+    if form.validate_on_submit():
+        done = perform(
+            services.update_limits,
+            _actor(),
+            _own_fund(),
+            form.four_eyes_threshold.data,
+            {name: getattr(form, name).data for name in services.TARGETS},
+            refused=services.FundError,
+        )
+        if done.ok:
+            flash(_("The fund's threshold and targets are saved."), "info")
+            return redirect(url_for("network.settings"))
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=url_for("network.settings", _anchor="limits"))
