@@ -34,6 +34,7 @@ from hrdfund.grants.models import Grant
 from hrdfund.grants.services import in_reporting_currency
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Contribution, Disbursement
+from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.pools.eligibility import pool_mismatches
 from hrdfund.pools.models import ExchangeRate, Pool
 from hrdfund.reviews.models import Review
@@ -84,6 +85,13 @@ def test_demo_rates_are_nobodys_alone_and_its_money_keeps_what_it_was_weighed_ag
     assert all(d.weighed_rate_id or d.currency == d.worth_currency for d in weighed)
 
 
+def _network_cases():
+    """The cases of the demo network's referrals (demo/network.py): written as staff would,
+    with only the answers a referral needs, and the other funds' cases they made."""
+    rows = db.session.execute(sa.select(Referral.application_id, Referral.linked_application_id))
+    return {case_id for pair in rows for case_id in pair if case_id is not None}
+
+
 def test_demo_world_covers_every_status_and_category(demo):
     """Staff see cases in every state of the life cycle and every kind of support, from
     many countries."""
@@ -93,13 +101,19 @@ def test_demo_world_covers_every_status_and_category(demo):
     assert statuses == set(ApplicationStatus)
     assert categories == set(Category)
     assert len(countries) >= 25
-    assert db.session.execute(sa.select(sa.func.count(Application.id))).scalar() == SCALE
+    # The bulk of the demo, and the network's cases written by hand (demo/network.py).
+    total = db.session.execute(sa.select(sa.func.count(Application.id))).scalar()
+    assert total == SCALE + len(_network_cases())
 
 
 def test_sent_cases_answer_their_category_questions(demo):
     """The case page shows the category's answers: every sent case has them all, under the
     names the application form uses, and decrypts."""
-    sent = _all(sa.select(Application).where(Application.status != S.DRAFT))
+    sent = _all(
+        sa.select(Application).where(
+            Application.status != S.DRAFT, Application.id.not_in(_network_cases())
+        )
+    )
     for application in sent:
         required = {n for n, _, _, req in CATEGORY_FIELDS[application.category] if req}
         assert required <= set(application.details), application.category
@@ -397,3 +411,16 @@ def test_the_demo_network_has_three_member_funds_one_of_them_the_intake(demo, ap
     assert [f.name for f in funds if f.intake] == ["Demo Protection Fund"]
     page = app.test_client().get("/funds").get_data(as_text=True)
     assert all(f.name in page for f in funds) and "Kenya" in page and "Medical costs" in page
+
+
+def test_the_demo_network_has_a_referral_in_every_state_and_a_co_funded_stay(demo, app):
+    """Waiting, accepted, declined and withdrawn; the accepted one a relocation whose months
+    1 to 6 the demo fund pays and 7 to 12 the regional fund, each from its own pool."""
+    states = set(_all(sa.select(Referral.status)))
+    assert states == set(ReferralStatus)
+    stay = db.session.execute(
+        sa.select(Referral).where(Referral.status == ReferralStatus.ACCEPTED)
+    ).scalar_one()
+    assert (stay.months_from, stay.months_to) == (7, 12)
+    assert stay.linked_application.fund.name == "East Africa Regional Fund"
+    assert stay.linked_application.status == S.APPROVED

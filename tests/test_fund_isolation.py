@@ -81,6 +81,7 @@ from hrdfund.disbursements import reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
+from hrdfund.network import referrals
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor, RestrictionKind
 from hrdfund.reports.issue import issue_ended
@@ -131,7 +132,9 @@ class FundWorld:
         self.app, self.tag = app, tag
         self.canaries = defaultdict(set)
         self.clients = {}
-        self.fund = Fund(name=self.mark("fund", "fund"))
+        # A member fund's name is no secret: the public page of funds lists it, and a
+        # referral form offers it to every other fund.
+        self.fund = Fund(name=f"{tag}-fund")
         db.session.add(self.fund)
         self.org = PartnerOrganisation(name=self.mark("fund", "org"), country="KE")
         db.session.add(self.org)
@@ -329,6 +332,21 @@ class FundWorld:
                 self.mark("assessment", f"assessment {name}"),
             )
             self.cases[name] = case
+        # Referred to a fund of the network outside the sweep, sharing everything: it opens
+        # to that fund's staff, never to the other world's.
+        elsewhere = Fund(name=f"{self.tag}-elsewhere")
+        db.session.add(elsewhere)
+        db.session.flush()
+        self.referral = referrals.refer_case(
+            u["reviewer"],
+            self.cases["in review"],
+            elsewhere,
+            referrals.Part(Category.MEDICAL, 1, 3, Decimal(900), "EUR"),
+            ("answers", "documents", "assessment"),
+            self.mark("assessment", "referral reason"),
+            date(2099, 1, 1),
+        )
+        self.code(self.referral.uid)
         db.session.commit()
 
     def _payments(self):
@@ -529,6 +547,30 @@ ROUTES = {
         part="documents",
         rows=("doc",),
     ),
+    "network.refer": Fill(
+        _case("in review"),
+        "reviewer",
+        lambda v: {
+            "refer-to_fund": "x",
+            "refer-category": "medical",
+            "refer-amount": "1",
+            "refer-currency": "EUR",
+            "refer-reason": "Sweep",
+            "refer-answer_by": "2099-01-01",
+        },
+    ),
+    "network.referral": Fill(_uid(lambda w: w.referral), "reviewer", part="assessment"),
+    "network.shared_document": Fill(
+        lambda w: {"uid": w.referral.uid, "doc": w.document.uid},
+        "reviewer",
+        part="documents",
+        rows=("doc",),
+    ),
+    "network.accept": Fill(_uid(lambda w: w.referral), "reviewer"),
+    "network.decline": Fill(
+        _uid(lambda w: w.referral), "reviewer", lambda v: {"decline-reason": "Sweep"}
+    ),
+    "network.withdraw": Fill(_uid(lambda w: w.referral), "manager"),
     "cases.report": Fill(
         _case("paying"), "applicant", lambda v: {"felt_safer": "yes", "continued_work": "yes"}
     ),
@@ -755,6 +797,9 @@ LISTS = {
     "cases.referrals": [Page(lambda o, w: "/referrals")],
     "cases.start": [Page(lambda o, w: "/apply")],
     "network.settings": [Page(lambda o, w: "/fund/settings", {"admin"}, lambda o: o.fund.name)],
+    "network.referrals": [
+        Page(lambda o, w: "/network/referrals", REVIEWING, lambda o: o.cases["in review"].uid)
+    ],
 }
 
 #: The reader's own fund's pages and downloads that gather rows from elsewhere: a case's
@@ -871,11 +916,12 @@ def _answer(response):
 
 def _plain(answer, values=None, fakes=None):
     """The redirects and the body without its CSRF tokens (signed with the second they
-    were made in), the codes in ``values`` written as their ``fakes``."""
+    were made in), the codes in ``values`` written as their ``fakes`` (codes only: a
+    word such as the consent kind ``referral`` is also a word of every page)."""
     body = re.sub(rb'name="csrf_token" value="[^"]*"', b"", answer.body)
     body = b"\n".join([*(r.encode() for r in answer.redirects), body])
     for name, value in (values or {}).items():
-        if isinstance(value, str) and len(value) >= 6:
+        if isinstance(value, str) and len(value) >= 16:
             body = body.replace(value.encode(), str(fakes[name]).encode())
     return body
 

@@ -75,6 +75,7 @@ DOWNLOADS = frozenset(
         "static",
         "auth.qr",
         "cases.download",
+        "network.shared_document",
         "disbursements.proof",
         "reports.donor_report",
         "reports.staff_report",
@@ -485,7 +486,9 @@ def _manager(site, purged):
     m.submit(recommended, f"{recommended}/plan", {"plan-starts_on": today})
     m.submit(site.paying, f"{site.paying}/close", blank=True, refused=True)
     m.get("/pools")
-    for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
+    for pool in db.session.execute(
+        sa.select(Pool).where(Pool.fund_id == _user("demo-manager1").fund_id).order_by(Pool.id)
+    ).scalars():
         m.get(f"/pools/{pool.uid}")
     pool = db.session.execute(sa.select(Pool).order_by(Pool.id).limit(1)).scalar_one()
     m.get("/pools/new")
@@ -552,7 +555,9 @@ def _finance(site):
         f.submit(paying, f"{paying}/payments", held)
     assert "Payments waiting for a second person" in f.html(paying)
     f.get("/pools")
-    for pool in db.session.execute(sa.select(Pool).order_by(Pool.id)).scalars():
+    for pool in db.session.execute(
+        sa.select(Pool).where(Pool.fund_id == _user("demo-manager1").fund_id).order_by(Pool.id)
+    ).scalars():
         f.get(f"/pools/{pool.uid}")
     f.get("/pools/rates")
     f.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
@@ -650,6 +655,62 @@ def _fund_admin(site):
     a.submit("/account", "/logout")
 
 
+def _referrals(site):
+    """Referrals between the demo's funds: the lists, a case referred (refused first, then
+    sent, then withdrawn), the waiting one declined (refused) and accepted by the local
+    fund, and the co-funded stay as its defender and both funds read it."""
+    from hrdfund.network.models import Referral, ReferralStatus
+
+    r = site.sign_in("demo-reviewer1")
+    r.get("/network/referrals")
+    stay = db.session.execute(
+        sa.select(Referral).where(Referral.status == ReferralStatus.ACCEPTED)
+    ).scalar_one()
+    page = _case_page(stay.application)
+    r.get(page)
+    r.get(f"/network/referrals/{stay.uid}")
+    waiting = db.session.execute(
+        sa.select(Referral).where(Referral.status == ReferralStatus.PENDING)
+    ).scalar_one()
+    r.submit(page, f"{page}/refer", {"refer-reason": ""}, refused=True)
+    local = db.session.execute(
+        sa.select(Fund).where(Fund.name == "Coastal Local Fund")
+    ).scalar_one()
+    r.submit(
+        page,
+        f"{page}/refer",
+        {
+            "refer-to_fund": local.uid,
+            "refer-category": "medical",
+            "refer-amount": "400",
+            "refer-reason": "A check-up after the move.",
+            "refer-answer_by": "2099-01-01",
+        },
+    )
+    fresh = db.session.execute(
+        sa.select(Referral).where(
+            Referral.status == ReferralStatus.PENDING, Referral.id != waiting.id
+        )
+    ).scalar_one()
+    r.submit(page, f"/network/referrals/{fresh.uid}/withdraw")
+    r.submit("/account", "/logout")
+    local_reviewer = site.sign_in("demo-local-reviewer")
+    local_reviewer.get("/network/referrals")
+    there = f"/network/referrals/{waiting.uid}"
+    local_reviewer.submit(there, f"{there}/decline", {"decline-reason": ""}, refused=True)
+    local_reviewer.submit(there, f"{there}/accept")
+    local_reviewer.submit("/account", "/logout")
+    regional = site.sign_in("demo-regional-manager")
+    regional.get(_case_page(stay.linked_application))
+    regional.get("/coverage")
+    regional.submit("/account", "/logout")
+    applicant = site.sign_in("demo-applicant1")
+    applicant.get(page)
+    applicant.get(_case_page(stay.linked_application))
+    applicant.get("/my")
+    applicant.submit("/account", "/logout")
+
+
 def _purge_one_case():
     """A completed case purged down to its figures, as retention leaves it; its page."""
     case = db.session.execute(
@@ -679,6 +740,7 @@ def pages(site):
     _admin(site)
     _network_admin(site)
     _fund_admin(site)
+    _referrals(site)
     return site.pages
 
 

@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 
 import hrdfund
 from hrdfund import audit
+from hrdfund.auth.models import Fund
 from hrdfund.cases.forms import application_form_class
-from hrdfund.core.columns import Money, Rate
+from hrdfund.cases.models import Consent, ConsentKind
+from hrdfund.core.columns import Money, Rate, utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.fields import MoneyField, RateField
 from hrdfund.core.support import Category
@@ -187,6 +189,28 @@ def _rate(world, client):
     return Page("/pools/rates", data)
 
 
+def _referral(world, client):
+    """A case the reviewer refers to another member fund, its defender agreeing."""
+    case = _case_in_review(world)
+    db.session.add(
+        Consent(application_id=case.id, kind=ConsentKind.REFERRAL, method="form", given_at=utcnow())
+    )
+    other = db.session.execute(sa.select(Fund).where(Fund.name == "Other Member Fund")).scalar()
+    if other is None:
+        other = Fund(name="Other Member Fund")
+        db.session.add(other)
+    db.session.commit()
+    data = {
+        "refer-to_fund": other.uid,
+        "refer-category": "medical",
+        "refer-amount": "1000",
+        "refer-currency": "EUR",
+        "refer-reason": "Another fund covers this care.",
+        "refer-answer_by": "2099-01-01",
+    }
+    return Page(f"/applications/{case.uid}/refer", data)
+
+
 def _threshold(world, client):
     return Page("/fund/settings/limits", {"limits-four_eyes_threshold": "2500"})
 
@@ -203,6 +227,7 @@ FIELDS_OF = {
     "pool": ("pool-cap_per_grant",),
     "rate": ("rate-rate",),
     "threshold": ("limits-four_eyes_threshold",),
+    "referral": ("refer-amount",),
 }
 #: Each form, the person it is for, and how to reach a fresh one.
 PAGES = {
@@ -216,6 +241,7 @@ PAGES = {
     "pool": ("m1", _pool),
     "rate": ("finance", _rate),
     "threshold": ("admin", _threshold),
+    "referral": ("reviewer", _referral),
 }
 #: What makes each send its own (a form key, a name or a date that may be used once), so
 #: a valid amount is recorded again rather than refused as a repeat.

@@ -60,6 +60,7 @@ def _own_cases(referrals):
         db.session.execute(
             sa.select(Application)
             .where(access.visible_cases(current_user))
+            .options(sa.orm.joinedload(Application.fund))
             .order_by(Application.created_at.desc())
         )
         .scalars()

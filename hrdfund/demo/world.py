@@ -27,7 +27,7 @@ from ..grants.models import ApprovalDraw, Grant, Instalment, PaymentPlan
 from ..ledger.models import Allocation, Contribution, Disbursement, Receipt, Release
 from ..pools.models import ExchangeRate
 from ..reviews.models import Review
-from . import bulk, cases, people, pools, rates
+from . import bulk, cases, network, people, pools, rates
 
 #: Written in this order in each batch: parents before children.
 BULK_MODELS = (
@@ -113,6 +113,7 @@ class World:
         if use_copy:
             bulk.reset_sequences(self.tables)
         self.counts = {m.__tablename__: t.count for m, t in self.tables.items()}
+        network.add_referrals(self)
 
     def flush_all(self):
         """Write every queued row, parents before children."""

@@ -14,6 +14,25 @@ from ..pools.models import Pool
 from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from .plans import months_after
 
+#: Providers of the months other member funds cover on a fund's cases (the network
+#: registers one): ``provider(case_ids) -> {case id: {month: fund name}}``.
+_NETWORK = []
+
+
+def register_network(provider):
+    """Add the months other funds cover to the calendar and to what ends soon."""
+    _NETWORK.append(provider)
+    return provider
+
+
+def covered_elsewhere(case_ids):
+    """{case id: {month: fund name}}: the months other member funds cover on these cases."""
+    found = {}
+    for provider in _NETWORK:
+        for case_id, months in provider(case_ids).items():
+            found.setdefault(case_id, {}).update(months)
+    return found
+
 
 def ending_soon(user, today, days):
     """Active stipends and relocations, on cases ``user`` may open, whose plan ends within
@@ -33,7 +52,7 @@ def ending_soon(user, today, days):
         )
         .exists()
     )
-    return db.session.execute(
+    rows = db.session.execute(
         sa.select(Application, Grant, PaymentPlan)
         .join(Grant, Grant.application_id == Application.id)
         .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
@@ -53,6 +72,15 @@ def ending_soon(user, today, days):
         )
         .order_by(PaymentPlan.ends_on, Grant.id)
     ).all()
+    # Support another member fund plans after the end, on the case it shares, follows on.
+    elsewhere = covered_elsewhere([application.id for application, _g, _p in rows])
+    return [
+        (application, grant, plan)
+        for application, grant, plan in rows
+        if not any(
+            month > plan.ends_on.replace(day=1) for month in elsewhere.get(application.id, {})
+        )
+    ]
 
 
 def calendar(user, first_month, months, page, page_size):
@@ -63,7 +91,13 @@ def calendar(user, first_month, months, page, page_size):
     month_list = [months_after(first_month, n) for n in range(months)]
     end = months_after(first_month, months)
     grants = db.session.execute(
-        sa.select(Grant.id, Grant.currency, Application.uid, Application.defender_key)
+        sa.select(
+            Grant.id,
+            Grant.currency,
+            Application.id.label("case_id"),
+            Application.uid,
+            Application.defender_key,
+        )
         .join(Application, Application.id == Grant.application_id)
         .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
         .where(
@@ -99,12 +133,14 @@ def calendar(user, first_month, months, page, page_size):
         .where(Allocation.grant_id.in_(ids))
     ):
         pools.setdefault(grant_id, []).append(name)
+    elsewhere = covered_elsewhere([g.case_id for g in grants])
     rows = [
         {
             "defender": g.defender_key or g.uid,
             "case": g.uid,
             "pools": ", ".join(pools.get(g.id, [])),
             "months": cells.get(g.id, {}),
+            "elsewhere": elsewhere.get(g.case_id, {}),
             "currency": g.currency,
         }
         for g in grants

@@ -4,19 +4,31 @@ and its own limits."""
 from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, IntegerField, PasswordField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..auth.language import NAMES
 from ..auth.models import User
 from ..core import geo
-from ..core.fields import MoneyField
+from ..core.fields import Entered, MoneyField
 from ..core.forms import PrefixedForm, options
+from ..core.money import CURRENCIES
 from ..core.support import CATEGORY_LABELS
 
 #: A target is at most a year, in hours.
 TARGET_MAX_HOURS = 24 * 366
+#: The longest reason a referral or its refusal gives.
+REASON_MAX = 2000
 
 
 class NewFundForm(PrefixedForm):
@@ -90,3 +102,50 @@ class FundLimitsForm(PrefixedForm):
     target_decision_hours_urgent = _hours(_l("Decision on an urgent case, in hours"))
     target_response_hours_normal = _hours(_l("First response to other cases, in hours"))
     target_decision_hours_normal = _hours(_l("Decision on other cases, in hours"))
+
+
+class ReferForm(PrefixedForm):
+    """A referral of the case, or of a part of its need, to another member fund."""
+
+    PREFIX = "refer"
+    to_fund = SelectField(_l("To the fund"), [DataRequired(_l("Choose a fund."))])
+    category = SelectField(
+        _l("Kind of support asked"),
+        choices=options((c.value, label) for c, label in CATEGORY_LABELS.items()),
+    )
+    months_from = IntegerField(
+        _l("From month (of the stay or monthly support; empty: not in months)"),
+        [Optional(), NumberRange(1, 36, _l("Between 1 and 36."))],
+        render_kw={"inputmode": "numeric"},
+    )
+    months_to = IntegerField(
+        _l("To month"),
+        [Optional(), NumberRange(1, 36, _l("Between 1 and 36."))],
+        render_kw={"inputmode": "numeric"},
+    )
+    amount = MoneyField(_l("Amount asked"), [Entered(_l("Enter the amount asked."))])
+    currency = SelectField(_l("Currency"), choices=options((c, c) for c in CURRENCIES))
+    shares = _checkboxes(
+        _l("What the other fund may open (nothing ticked: only what is asked, and why)"),
+        options(
+            (
+                ("answers", _l("The defender's answers in the application")),
+                ("documents", _l("The documents")),
+                ("assessment", _l("Our assessment")),
+            )
+        ),
+    )
+    reason = TextAreaField(
+        _l("Why we refer it"), [DataRequired(_l("Say why.")), Length(max=REASON_MAX)]
+    )
+    answer_by = DateField(
+        _l("Answer needed by"), [DataRequired(_l("Enter the date an answer is needed by."))]
+    )
+
+
+class DeclineForm(PrefixedForm):
+    PREFIX = "decline"
+    reason = TextAreaField(
+        _l("Why the fund declines"),
+        [DataRequired(_l("Say why the fund declines.")), Length(max=REASON_MAX)],
+    )

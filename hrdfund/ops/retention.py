@@ -48,6 +48,7 @@ from ..disbursements.models import HeldPayment
 from ..grants.models import Grant, GrantStatus
 from ..ledger.models import Allocation, Disbursement, Release
 from ..ledger.seals import writable_columns
+from ..network.models import Referral
 from ..reviews.models import CaseNote, Cofunding, Review
 
 CLOSED = (ApplicationStatus.COMPLETED, ApplicationStatus.REJECTED, ApplicationStatus.WITHDRAWN)
@@ -63,6 +64,9 @@ CLEARED = {
     Decision: ("_reason",),
     UseOfFundsReport: ("_narrative",),
     Cofunding: ("_funder",),
+    #: Why a case was referred to another member fund, and why that fund declined: the
+    #: referral stays (which fund handled which part), its words go.
+    Referral: ("_reason", "_decline_reason"),
 }
 #: Consents stay: the record of what the defender agreed to, with no personal data, and
 #: what decides which grants donor reports list, so a report downloaded again after a
@@ -211,6 +215,14 @@ def _reduce_cases(case_ids, tokens, now):
             .values(dict.fromkeys(columns))
             .execution_options(synchronize_session=False)
         )
+    # The other fund's case of a referral is about the same defender: its referral's words
+    # go too when that case is purged.
+    db.session.execute(
+        sa.update(Referral)
+        .where(Referral.linked_application_id.in_(case_ids))
+        .values(dict.fromkeys(CLEARED[Referral]))
+        .execution_options(synchronize_session=False)
+    )
     _clear_ledger_rows(case_ids)
     _clear_held_payments(case_ids)
     cases = db.session.execute(

@@ -1,0 +1,92 @@
+"""A referral of a case, or of a part of its need, from one member fund to another."""
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, relationship
+
+from ..core.columns import (
+    INTERNAL,
+    Encrypted,
+    col,
+    created_at,
+    currency,
+    currency_check,
+    encrypted_column,
+    fk,
+    money,
+    pk,
+    uid_column,
+)
+from ..core.columns import enum as enum_col
+from ..core.extensions import db
+from ..core.support import Category
+
+
+class ReferralStatus(enum.StrEnum):
+    #: Waiting for the other fund's answer.
+    PENDING = "pending"
+    #: The other fund took the part on: its own linked case is in its queue.
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    #: Taken back by the fund that referred it, before an answer.
+    WITHDRAWN = "withdrawn"
+
+
+class Referral(db.Model):
+    """Fund A asks fund B to take on a case, or a part of its need (the medical part,
+    months 7 to 12 of a stay), sharing only the parts of the case chosen, while the
+    defender's consent to referral stands."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        sa.CheckConstraint("from_fund_id != to_fund_id", name="another_fund"),
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        currency_check("currency"),
+        sa.CheckConstraint(
+            "(months_from IS NULL) = (months_to IS NULL)"
+            " AND (months_from IS NULL OR (months_from >= 1 AND months_to >= months_from"
+            " AND months_to <= 36))",
+            name="months_in_order",
+        ),
+        sa.Index("ix_referrals_to_fund", "to_fund_id", "status"),
+    )
+    MONTHS_MAX = 36
+
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    #: The referring fund's case.
+    application_id = fk("applications.id")
+    from_fund_id = fk("funds.id")
+    to_fund_id = fk("funds.id")
+    #: The kind of support asked of the other fund (the case's, or a part of it).
+    category = enum_col(Category, "referral_category", nullable=False)
+    #: The months of a stay or a stipend asked, counted from the first (1 to 36), if any.
+    months_from = col(sa.Integer, INTERNAL, nullable=True)
+    months_to = col(sa.Integer, INTERNAL, nullable=True)
+    amount = money()
+    currency = currency()
+    share_answers = col(sa.Boolean, INTERNAL, nullable=False, default=False)
+    share_documents = col(sa.Boolean, INTERNAL, nullable=False, default=False)
+    share_assessment = col(sa.Boolean, INTERNAL, nullable=False, default=False)
+    #: Why the case is referred, for the other fund's staff.
+    _reason = encrypted_column("reason")
+    reason = Encrypted()
+    answer_by = col(sa.Date, INTERNAL, nullable=False)
+    status = enum_col(
+        ReferralStatus, "referral_status", nullable=False, default=ReferralStatus.PENDING
+    )
+    created_by_id = fk("users.id")
+    created_at = created_at()
+    answered_by_id = fk("users.id", nullable=True)
+    answered_at = col(sa.DateTime, INTERNAL, nullable=True)
+    _decline_reason = encrypted_column("decline_reason")
+    decline_reason = Encrypted()
+    withdrawn_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: The other fund's own case for the part, made when it accepted.
+    linked_application_id = fk("applications.id", nullable=True)
+
+    application = relationship("Application", foreign_keys=[application_id])
+    linked_application = relationship("Application", foreign_keys=[linked_application_id])
+    from_fund = relationship("Fund", foreign_keys=[from_fund_id])
+    to_fund = relationship("Fund", foreign_keys=[to_fund_id])

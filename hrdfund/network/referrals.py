@@ -1,0 +1,407 @@
+"""Referrals between member funds: fund A refers a case, or a part of its need, to fund B
+while the defender's consent to referral stands; B's staff open only the parts A chose to
+share, and accept (B's own linked case enters B's queue, decided and paid under B's
+rules, from B's pools) or decline with a reason; A may withdraw a referral not answered.
+
+Every step is an audit entry in both funds' chains. A defender who withdraws consent to
+referral stops every referral not yet accepted: B can no longer open its shared parts nor
+accept it. What B accepted stays B's case.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from .. import audit
+from ..auth.models import Fund, Role
+from ..cases import consents
+from ..cases.access import can_see, visible_cases
+from ..cases.models import (
+    Application,
+    BudgetLine,
+    Consent,
+    ConsentKind,
+    Dependant,
+    StatusChange,
+)
+from ..cases.models import ApplicationStatus as S
+from ..cases.services import change_status, defender_key
+from ..cases.states import TERMINAL_STATES
+from ..cases.targets import target_hours
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..core.money import CURRENCIES, quantize
+from ..core.sql import lock_row
+from ..core.support import Category
+from .models import Referral, ReferralStatus
+
+#: Who refers a case and who answers a referral: the fund's reviewers and managers.
+REFERRAL_ROLES = (Role.REVIEWER, Role.MANAGER)
+#: A case is referred once sent and until it is closed.
+NOT_REFERABLE = frozenset({S.DRAFT}) | TERMINAL_STATES
+
+
+class ReferralError(ValueError):
+    """A referral step the rules refuse, in words for the page."""
+
+
+def consent_stands(application):
+    return consents.active_consent(application, ConsentKind.REFERRAL) is not None
+
+
+def why_not_referable(application, user):
+    """Why ``user`` may not refer ``application`` now, in words, or None."""
+    if user.role not in REFERRAL_ROLES or not can_see(application, user):
+        return _l("Only the fund's reviewers and managers on the case refer it.")
+    if application.status in NOT_REFERABLE:
+        return _l("A case is referred once it is sent, and until it is closed.")
+    if not consent_stands(application):
+        return _l(
+            "The defender has not agreed that the case be referred to another fund, or has "
+            "withdrawn that consent."
+        )
+    return None
+
+
+def other_funds(application):
+    """The member funds a case may be referred to: every other fund not suspended."""
+    return (
+        db.session.execute(
+            sa.select(Fund)
+            .where(Fund.id != application.fund_id, Fund.suspended_at.is_(None))
+            .order_by(Fund.name)
+        )
+        .scalars()
+        .all()
+    )
+
+
+@dataclass(frozen=True)
+class Part:
+    """What is asked of the other fund: a kind of support, months of a stay or a stipend
+    (or none), an amount in a currency."""
+
+    category: Category
+    months_from: int | None
+    months_to: int | None
+    amount: Decimal
+    currency: str
+
+    def check(self):
+        if (self.months_from is None) != (self.months_to is None):
+            raise ReferralError(_l("Give the first and the last month, or neither."))
+        if self.months_from is not None and not (
+            1 <= self.months_from <= self.months_to <= Referral.MONTHS_MAX
+        ):
+            raise ReferralError(
+                _l(
+                    "The months run from 1 to %(max)d, the first no later than the last.",
+                    max=Referral.MONTHS_MAX,
+                )
+            )
+        if self.currency not in CURRENCIES:
+            raise ReferralError(_l("Choose a currency from the list."))
+        if (
+            not isinstance(self.amount, Decimal)
+            or self.amount <= 0
+            or self.amount != quantize(self.amount)
+        ):
+            raise ReferralError(_l("The amount is above zero, in cents at most."))
+
+
+def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
+    """Refer ``part`` of ``application`` to ``to_fund``, sharing the parts named in
+    ``shares`` (``answers``, ``documents``, ``assessment``), with ``reason`` and the date
+    an answer is needed by."""
+    application = lock_row(Application, application.id)
+    why = why_not_referable(application, actor)
+    if why is not None:
+        raise ReferralError(why)
+    if to_fund is None or to_fund.id == application.fund_id or to_fund.suspended:
+        raise ReferralError(_l("Choose another member fund of the network."))
+    part.check()
+    if answer_by < utcnow().date():
+        raise ReferralError(_l("The date an answer is needed by cannot be in the past."))
+    open_already = db.session.execute(
+        sa.select(Referral.id).where(
+            Referral.application_id == application.id,
+            Referral.to_fund_id == to_fund.id,
+            Referral.status == ReferralStatus.PENDING,
+        )
+    ).first()
+    if open_already:
+        raise ReferralError(_l("This case already waits for that fund's answer."))
+    unknown = set(shares) - {"answers", "documents", "assessment"}
+    if unknown:
+        raise ReferralError(_l("Choose what to share from the list."))
+    referral = Referral(
+        application_id=application.id,
+        from_fund_id=application.fund_id,
+        to_fund_id=to_fund.id,
+        category=part.category,
+        months_from=part.months_from,
+        months_to=part.months_to,
+        amount=part.amount,
+        currency=part.currency,
+        share_answers="answers" in shares,
+        share_documents="documents" in shares,
+        share_assessment="assessment" in shares,
+        answer_by=answer_by,
+        created_by_id=actor.id,
+    )
+    db.session.add(referral)
+    db.session.flush()
+    referral.reason = reason or None
+    shared = sorted(shares)
+    audit.record(
+        "referral.sent",
+        application,
+        actor=actor,
+        referral=referral.uid,
+        to_fund=to_fund.id,
+        category=part.category.value,
+        shared=shared,
+    )
+    audit.record(
+        "referral.received",
+        referral,
+        actor=actor,
+        fund=to_fund,
+        from_fund=application.fund_id,
+        category=part.category.value,
+        shared=shared,
+    )
+    return referral
+
+
+def is_stopped(referral):
+    """A referral not yet accepted whose defender has withdrawn consent to referral: it
+    shares nothing any more and cannot be accepted."""
+    return referral.status in (
+        ReferralStatus.PENDING,
+        ReferralStatus.DECLINED,
+    ) and not consent_stands(referral.application)
+
+
+def shared_parts(referral, user):
+    """The parts of the referred case ``user`` may open through ``referral``: what the
+    referring fund chose, for the other fund's reviewers and managers, while the referral
+    is answered or waiting and, unless accepted, while the defender's consent stands."""
+    if user.fund_id != referral.to_fund_id or user.role not in REFERRAL_ROLES:
+        return frozenset()
+    if referral.status == ReferralStatus.WITHDRAWN or is_stopped(referral):
+        return frozenset()
+    parts = {"referral"}
+    if referral.share_answers:
+        parts.add("answers")
+    if referral.share_documents:
+        parts.add("documents")
+    if referral.share_assessment:
+        parts.add("assessment")
+    return frozenset(parts)
+
+
+def may_open(referral, user):
+    """The referring fund's staff on the case, and the other fund's reviewers and managers
+    (while anything is shared)."""
+    if user.fund_id == referral.from_fund_id:
+        return can_see(referral.application, user)
+    return bool(shared_parts(referral, user))
+
+
+def response_due(referral):
+    """When the other fund's first answer is due, by its own response target for the
+    case's urgency."""
+    response, _decision = target_hours(
+        referral.category, referral.application.urgency, fund=referral.to_fund
+    )
+    return referral.created_at + timedelta(hours=response)
+
+
+def _answerable(actor, referral):
+    referral = lock_row(Referral, referral.id)
+    if actor.fund_id != referral.to_fund_id or actor.role not in REFERRAL_ROLES:
+        raise ReferralError(_l("Only the reviewers and managers of the fund asked answer."))
+    if referral.status != ReferralStatus.PENDING:
+        raise ReferralError(_l("This referral was answered already."))
+    if not consent_stands(referral.application):
+        raise ReferralError(
+            _l("The defender withdrew consent to referral: nothing more is shared.")
+        )
+    return referral
+
+
+def _both(action, referral, actor, own_object, **payload):
+    """An audit entry in each fund's chain: the receiving fund's about its own object."""
+    audit.record(action, own_object, actor=actor, fund=referral.to_fund_id, **payload)
+    audit.record(
+        action,
+        referral.application,
+        actor=actor,
+        fund=referral.from_fund_id,
+        referral=referral.uid,
+        **payload,
+    )
+
+
+def accept_referral(actor, referral):
+    """The other fund takes the part on: its own case, in its queue under its targets, with
+    a budget line for the amount asked and, where they were shared, the answers."""
+    referral = _answerable(actor, referral)
+    source = referral.application
+    case = Application(
+        fund_id=referral.to_fund_id,
+        category=referral.category,
+        status=S.DRAFT,
+        urgency=source.urgency,
+        currency=referral.currency,
+        amount_requested=referral.amount,
+        applicant_id=source.applicant_id,
+        partner_organisation_id=source.partner_organisation_id,
+        submitted_by_id=source.submitted_by_id,
+    )
+    case.fund = db.session.get(Fund, referral.to_fund_id)
+    db.session.add(case)
+    db.session.flush()
+    db.session.add(
+        StatusChange(
+            application=case, from_status=None, to_status=S.DRAFT, actor_id=actor.id, at=utcnow()
+        )
+    )
+    if referral.share_answers:
+        _copy_answers(source, case)
+    line = BudgetLine(application_id=case.id, amount=referral.amount, currency=referral.currency)
+    db.session.add(line)
+    db.session.flush()
+    line.description = _line_words(referral)
+    db.session.add(
+        Consent(
+            application_id=case.id,
+            kind=ConsentKind.REFERRAL,
+            method="referral",
+            recorded_by_id=actor.id,
+            given_at=utcnow(),
+        )
+    )
+    change_status(case, S.SUBMITTED, actor=actor)
+    referral.status = ReferralStatus.ACCEPTED
+    referral.answered_at = utcnow()
+    referral.answered_by_id = actor.id
+    referral.linked_application_id = case.id
+    db.session.flush()
+    _both("referral.accepted", referral, actor, case)
+    return referral
+
+
+def _line_words(referral):
+    """The linked case's budget line: the part asked, in figures and names only (it is
+    read in every language)."""
+    months = (
+        f" · {referral.months_from}–{referral.months_to}"
+        if referral.months_from is not None
+        else ""
+    )
+    return f"{referral.from_fund.name}{months}"[: BudgetLine.DESCRIPTION_MAX]
+
+
+def _copy_answers(source, case):
+    """The answers the referring fund shared, copied into the other fund's own case."""
+    for name in (
+        "defender_name",
+        "defender_work",
+        "threat",
+        "urgency_reason",
+        "other_funders",
+        "details",
+    ):
+        setattr(case, name, getattr(source, name))
+    case.country, case.region, case.gender = source.country, source.region, source.gender
+    case.dependants_count = source.dependants_count
+    case.defender_key = defender_key(source.defender_name, source.country)
+    for dependant in source.dependants:
+        copy = Dependant(application_id=case.id, age=dependant.age)
+        db.session.add(copy)
+        db.session.flush()
+        copy.relation, copy.needs = dependant.relation, dependant.needs
+
+
+def decline_referral(actor, referral, reason):
+    """The other fund declines, saying why (the referring fund reads it)."""
+    referral = _answerable(actor, referral)
+    if not reason or not reason.strip():
+        raise ReferralError(_l("Say why the fund declines."))
+    referral.status = ReferralStatus.DECLINED
+    referral.answered_at = utcnow()
+    referral.answered_by_id = actor.id
+    referral.decline_reason = reason.strip()
+    db.session.flush()
+    _both("referral.declined", referral, actor, referral)
+    return referral
+
+
+def withdraw_referral(actor, referral):
+    """The referring fund takes back a referral not answered yet: the other fund no longer
+    opens anything of it."""
+    referral = lock_row(Referral, referral.id)
+    if actor.fund_id != referral.from_fund_id or actor.role not in REFERRAL_ROLES:
+        raise ReferralError(_l("Only the referring fund's reviewers and managers withdraw it."))
+    if not can_see(referral.application, actor):
+        raise ReferralError(_l("Only the referring fund's reviewers and managers withdraw it."))
+    if referral.status != ReferralStatus.PENDING:
+        raise ReferralError(_l("Only a referral waiting for an answer can be withdrawn."))
+    referral.status = ReferralStatus.WITHDRAWN
+    referral.withdrawn_at = utcnow()
+    db.session.flush()
+    _both("referral.withdrawn", referral, actor, referral)
+    return referral
+
+
+def incoming(user):
+    """Referrals to the user's fund, waiting ones first (soonest answer needed first)."""
+    if user.role not in REFERRAL_ROLES:
+        return []
+    return (
+        db.session.execute(
+            sa.select(Referral)
+            .where(Referral.to_fund_id == user.fund_id)
+            .order_by((Referral.status != ReferralStatus.PENDING), Referral.answer_by, Referral.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def outgoing(user):
+    """Referrals of the cases of the user's fund the user may open, newest first."""
+    if user.role not in REFERRAL_ROLES:
+        return []
+    return (
+        db.session.execute(
+            sa.select(Referral)
+            .join(Application, Application.id == Referral.application_id)
+            .where(Referral.from_fund_id == user.fund_id, visible_cases(user))
+            .order_by(Referral.created_at.desc(), Referral.id.desc())
+        )
+        .scalars()
+        .all()
+    )
+
+
+def of_case(application):
+    """Every referral from the case, and the one that made it if it is a linked case."""
+    sent = (
+        db.session.execute(
+            sa.select(Referral)
+            .where(Referral.application_id == application.id)
+            .order_by(Referral.id)
+        )
+        .scalars()
+        .all()
+    )
+    made_by = db.session.execute(
+        sa.select(Referral).where(Referral.linked_application_id == application.id)
+    ).scalar_one_or_none()
+    return sent, made_by

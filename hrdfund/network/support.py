@@ -1,0 +1,116 @@
+"""Co-funding across member funds: one support plan for a case shared by referral. Each
+fund's money stays in its own pools and ledger; what another fund learns of it is only
+what the fund committed and paid for this case, by month, and the fund's name."""
+
+from collections import defaultdict
+
+import sqlalchemy as sa
+
+from ..auth.models import Fund
+from ..cases.models import Application
+from ..core.extensions import db
+from ..grants import coverage
+from ..grants.models import Grant, Instalment, PaymentPlan
+from ..ledger.balances import instalments_paid
+from .models import Referral, ReferralStatus
+
+
+def counterparts(case_ids):
+    """For each of ``case_ids``, the cases of other funds it shares a referral with
+    (accepted ones only): {case id: [(other case id, other fund id)]}."""
+    found = defaultdict(list)
+    if not case_ids:
+        return found
+    accepted = Referral.status == ReferralStatus.ACCEPTED
+    linked = sa.orm.aliased(Application)
+    for source, other, fund_id in db.session.execute(
+        sa.select(Referral.application_id, Referral.linked_application_id, linked.fund_id)
+        .join(linked, linked.id == Referral.linked_application_id)
+        .where(accepted, Referral.application_id.in_(case_ids))
+    ):
+        found[source].append((other, fund_id))
+    source_case = sa.orm.aliased(Application)
+    for linked_id, source, fund_id in db.session.execute(
+        sa.select(Referral.linked_application_id, Referral.application_id, source_case.fund_id)
+        .join(source_case, source_case.id == Referral.application_id)
+        .where(accepted, Referral.linked_application_id.in_(case_ids))
+    ):
+        found[linked_id].append((source, fund_id))
+    return found
+
+
+def money_by_month(case_ids):
+    """For each case: its grant's currency, what it committed and paid, and by month what
+    its plan pays and what was paid: {case id: {"currency", "committed", "paid",
+    "months": {month: (planned, paid)}}}. Cases without a grant are left out."""
+    figures = {}
+    if not case_ids:
+        return figures
+    for case_id, amount, currency in db.session.execute(
+        sa.select(Grant.application_id, Grant.amount, Grant.currency).where(
+            Grant.application_id.in_(case_ids)
+        )
+    ):
+        figures[case_id] = {"currency": currency, "committed": amount, "paid": 0, "months": {}}
+    paid = instalments_paid()
+    for case_id, due_on, planned, settled in db.session.execute(
+        sa.select(Grant.application_id, Instalment.due_on, Instalment.amount, paid.c.paid)
+        .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
+        .join(Instalment, Instalment.plan_id == PaymentPlan.id)
+        .outerjoin(paid, paid.c.instalment_id == Instalment.id)
+        .where(Grant.application_id.in_(case_ids))
+    ):
+        month = due_on.replace(day=1)
+        row = figures[case_id]
+        before = row["months"].get(month, (0, 0))
+        row["months"][month] = (before[0] + planned, before[1] + (settled or 0))
+        row["paid"] += settled or 0
+    return figures
+
+
+def _fund_names(fund_ids):
+    return dict(
+        db.session.execute(sa.select(Fund.id, Fund.name).where(Fund.id.in_(fund_ids))).all()
+    )
+
+
+@coverage.register_network
+def months_other_funds_cover(case_ids):
+    """For each case of ``case_ids``: the months another member fund's plan covers on the
+    case shared with it, by that fund's name only: {case id: {month: fund name}}."""
+    shared = counterparts(case_ids)
+    others = {other for pairs in shared.values() for other, _fund in pairs}
+    money = money_by_month(others)
+    names = _fund_names({fund for pairs in shared.values() for _o, fund in pairs})
+    covered = {}
+    for case_id, pairs in shared.items():
+        for other, fund_id in pairs:
+            for month in money.get(other, {}).get("months", {}):
+                covered.setdefault(case_id, {})[month] = names[fund_id]
+    return covered
+
+
+def support_plan(application):
+    """The case's one support plan across the network: for the case and each case of
+    another fund it shares a referral with, the fund's name, what it committed and paid,
+    and the months its plan pays."""
+    shared = counterparts([application.id])[application.id]
+    ids = [application.id, *(other for other, _fund in shared)]
+    money = money_by_month(ids)
+    names = _fund_names({application.fund_id, *(fund for _o, fund in shared)})
+    rows = []
+    for case_id, fund_id in [(application.id, application.fund_id), *shared]:
+        figures = money.get(case_id)
+        months = sorted(figures["months"]) if figures else []
+        rows.append(
+            {
+                "fund": names[fund_id],
+                "own": case_id == application.id,
+                "currency": figures["currency"] if figures else None,
+                "committed": figures["committed"] if figures else None,
+                "paid": figures["paid"] if figures else None,
+                "first": months[0] if months else None,
+                "last": months[-1] if months else None,
+            }
+        )
+    return rows

@@ -1,0 +1,413 @@
+"""Referrals between member funds: fund A refers a case, or a part of it (months 7 to 12 of
+a stay), to fund B while the defender's consent stands, sharing only what it chooses; B
+opens only that, and accepts (its own case in its queue, under its targets) or declines
+with a reason; A may withdraw; the defender's withdrawal of consent stops what B has not
+accepted. Every step is written in both funds' records."""
+
+import io
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.audit.models import AuditEvent
+from hrdfund.cases.models import (
+    ApplicationStatus,
+    Consent,
+    ConsentKind,
+    Document,
+    Urgency,
+)
+from hrdfund.core.columns import utcnow
+from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
+from hrdfund.grants import coverage, plans
+from hrdfund.grants.decisions import approve_with_recorded_rates
+from hrdfund.grants.plans import months_after
+from hrdfund.network import referrals as services
+from hrdfund.network.models import Referral, ReferralStatus
+from hrdfund.ops import retention
+from hrdfund.reviews.models import Recommendation, Review, RiskLevel
+from tests.conftest import MoneyWorld, make_costed_case, pay, refused_page, signed_in
+from tests.pdfs import PDF
+
+SECRET_THREAT = "Threat canary: followed home by the Zebra unit"
+
+
+@pytest.fixture
+def two_funds(app, make_user, make_fund, fund):
+    """A local fund (A) with a relocation case whose defender agreed to referral, with a
+    document and an assessment, and an international fund (B); staff of both."""
+    intl = make_fund("International Fund")
+    applicant = make_user("applicant")
+    case = make_costed_case(
+        fund,
+        category=Category.RELOCATION,
+        urgency=Urgency.URGENT,
+        applicant_id=applicant.id,
+        defender_name="Amina Canary",
+        threat=SECRET_THREAT,
+    )
+    db.session.add(
+        Consent(
+            application_id=case.id,
+            kind=ConsentKind.REFERRAL,
+            method="form",
+            given_at=case.created_at,
+        )
+    )
+    db.session.commit()
+    return {
+        "a": fund,
+        "b": intl,
+        "case": case,
+        "applicant": applicant,
+        "a_reviewer": make_user("reviewer"),
+        "a_manager": make_user("manager"),
+        "b_reviewer": make_user("reviewer", fund_id=intl.id),
+        "b_manager": make_user("manager", fund_id=intl.id),
+        "b_finance": make_user("finance", fund_id=intl.id),
+    }
+
+
+def _refer(app, w, shares=("answers",), **changes):
+    client = signed_in(app, w["a_reviewer"])
+    data = {
+        "refer-to_fund": w["b"].uid,
+        "refer-category": "relocation",
+        "refer-months_from": "7",
+        "refer-months_to": "12",
+        "refer-amount": "3000",
+        "refer-currency": "EUR",
+        "refer-shares": list(shares),
+        "refer-reason": "Our pool ends in June; months 7 to 12 need another fund.",
+        "refer-answer_by": (date.today() + timedelta(days=7)).isoformat(),
+        **changes,
+    }
+    response = client.post(f"/applications/{w['case'].uid}/refer", data=data)
+    return client, response
+
+
+def _text(response):
+    """What a reader reads on the page: its text without tags."""
+    return re.sub(r"<[^>]+>", "", response.get_data(as_text=True))
+
+
+def _the_referral():
+    db.session.expire_all()
+    return db.session.execute(sa.select(Referral)).scalar_one()
+
+
+def _chain_actions(fund_id):
+    """The audit actions written to ``fund_id``'s chain, in order."""
+    column = getattr(AuditEvent, "chain", None)
+    query = sa.select(AuditEvent.action).order_by(AuditEvent.at, AuditEvent.action)
+    if column is not None:
+        query = query.where(column == fund_id)
+    return db.session.execute(query).scalars().all()
+
+
+def test_a_part_referred_with_consent_is_accepted_into_the_other_funds_queue(app, two_funds):
+    w = two_funds
+    client, sent = _refer(app, w)
+    assert sent.status_code == 302
+    referral = _the_referral()
+    assert (referral.months_from, referral.months_to, referral.amount) == (7, 12, Decimal(3000))
+    assert referral.share_answers and not referral.share_documents
+    page = client.get(f"/applications/{w['case'].uid}").get_data(as_text=True)
+    assert "International Fund" in page and "Waiting for an answer" in page
+    # B's reviewer sees it arrive, with its own first-answer clock (an urgent case: 24 h).
+    b = signed_in(app, w["b_reviewer"])
+    listing = b.get("/network/referrals").get_data(as_text=True)
+    assert "Test Fund" in listing and "months 7 to 12" in listing
+    assert services.response_due(referral) == referral.created_at + timedelta(
+        hours=app.config["TARGET_RESPONSE_HOURS_URGENT"]
+    )
+    shown = b.get(f"/network/referrals/{referral.uid}").get_data(as_text=True)
+    assert SECRET_THREAT in shown and "Amina Canary" in shown  # the answers were shared
+    assert "Document 1" not in shown  # documents were not
+    # B accepts: its own case, submitted, in its queue, with the part as its budget.
+    assert b.post(f"/network/referrals/{referral.uid}/accept").status_code == 302
+    referral = _the_referral()
+    linked = referral.linked_application
+    assert referral.status == ReferralStatus.ACCEPTED
+    assert linked.fund_id == w["b"].id and linked.status == ApplicationStatus.SUBMITTED
+    assert linked.amount_requested == Decimal(3000) and linked.currency == "EUR"
+    assert [line.amount for line in linked.budget_lines] == [Decimal(3000)]
+    assert linked.threat == SECRET_THREAT and linked.applicant_id == w["applicant"].id
+    assert linked.response_due_at is not None
+    assert linked.uid in b.get("/cases").get_data(as_text=True)
+    # A's case still belongs to A alone: B's staff cannot open it, A's cannot open B's.
+    assert b.get(f"/applications/{w['case'].uid}").status_code == 404
+    assert client.get(f"/applications/{linked.uid}").status_code == 404
+    # The defender reads which fund handles which part, on both cases.
+    mine = signed_in(app, w["applicant"])
+    theirs = _text(mine.get(f"/applications/{w['case'].uid}"))
+    assert "International Fund handles Relocation, months 7 to 12." in theirs
+    other = _text(mine.get(f"/applications/{linked.uid}"))
+    assert "at the request of Test Fund" in other
+    # Each fund's records say what happened, each in its own chain.
+    assert "referral.sent" in _chain_actions(w["a"].id)
+    assert "referral.accepted" in _chain_actions(w["a"].id)
+    assert "referral.received" in _chain_actions(w["b"].id)
+    assert "referral.accepted" in _chain_actions(w["b"].id)
+
+
+def test_only_what_is_shared_opens_and_a_document_only_through_the_referral(app, two_funds):
+    w = two_funds
+    owner = signed_in(app, w["applicant"])
+    owner.post(
+        f"/applications/{w['case'].uid}/documents",
+        content_type="multipart/form-data",
+        data={"kind": "quote", "file": (io.BytesIO(PDF), "q.pdf")},
+    )
+    doc = db.session.execute(sa.select(Document)).scalar_one()
+    _refer(app, w, shares=("documents",))
+    referral = _the_referral()
+    b = signed_in(app, w["b_manager"])
+    page = b.get(f"/network/referrals/{referral.uid}").get_data(as_text=True)
+    assert SECRET_THREAT not in page and "Amina Canary" not in page
+    got = b.get(f"/network/referrals/{referral.uid}/documents/{doc.uid}")
+    assert got.status_code == 200 and got.data.startswith(b"%PDF")
+    assert b.get(f"/applications/{w['case'].uid}/documents/{doc.uid}").status_code == 404
+    # B's finance, and a third fund, open nothing.
+    assert signed_in(app, w["b_finance"]).get(f"/network/referrals/{referral.uid}").status_code in (
+        403,
+        404,
+    )
+
+
+def test_nothing_shared_shows_only_what_is_asked_and_why(app, two_funds):
+    w = two_funds
+    _refer(app, w, shares=())
+    referral = _the_referral()
+    page = signed_in(app, w["b_reviewer"]).get(f"/network/referrals/{referral.uid}")
+    text = page.get_data(as_text=True)
+    assert "Nothing but what is asked, and why." in text
+    assert "Our pool ends in June" in text
+    assert SECRET_THREAT not in text and "Amina Canary" not in text and w["case"].uid not in text
+
+
+def test_withdrawn_consent_stops_what_was_not_accepted(app, two_funds):
+    w = two_funds
+    _refer(app, w)
+    referral = _the_referral()
+    owner = signed_in(app, w["applicant"])
+    owner.post(f"/applications/{w['case'].uid}/consents/referral/withdraw")
+    db.session.expire_all()
+    assert not services.consent_stands(w["case"])
+    b = signed_in(app, w["b_manager"])
+    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
+    assert b.post(f"/network/referrals/{referral.uid}/accept").status_code == 404
+    assert _the_referral().status == ReferralStatus.PENDING
+    assert _the_referral().linked_application_id is None
+    a = signed_in(app, w["a_reviewer"])
+    page = a.get(f"/applications/{w['case'].uid}").get_data(as_text=True)
+    assert "Stopped: the defender withdrew consent to referral" in page
+    # And no new referral is offered.
+    assert "has not agreed that the case be referred" in page
+
+
+def test_without_consent_nothing_can_be_referred(app, two_funds):
+    w = two_funds
+    db.session.execute(sa.update(Consent).values(withdrawn_at=utcnow()))
+    db.session.commit()
+    client, sent = _refer(app, w)
+    page = refused_page(client, sent).get_data(as_text=True)
+    assert "has not agreed" in page
+    assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"refer-months_to": ""}, "the first and the last month, or neither"),
+        ({"refer-months_from": "9", "refer-months_to": "3"}, "no later than the last"),
+        ({"refer-amount": "100.005"}, "two decimal places"),
+        ({"refer-amount": "0"}, "above zero"),
+        ({"refer-answer_by": "2020-01-01"}, "cannot be in the past"),
+        ({"refer-to_fund": "nosuchfund0000000000"}, "Not a valid choice"),
+        ({"refer-reason": ""}, "Say why."),
+    ],
+)
+def test_a_referral_the_rules_refuse_says_why_and_records_nothing(app, two_funds, changes, words):
+    client, sent = _refer(app, two_funds, **changes)
+    page = refused_page(client, sent).get_data(as_text=True)
+    assert words in page
+    assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0
+
+
+def test_a_referral_to_the_funds_own_self_or_a_suspended_fund_is_refused(app, two_funds):
+    w = two_funds
+    part = services.Part(Category.RELOCATION, 7, 12, Decimal(3000), "EUR")
+    later = date.today() + timedelta(days=3)
+    for target in (w["a"], None):
+        with pytest.raises(services.ReferralError):
+            services.refer_case(w["a_reviewer"], w["case"], target, part, (), "x", later)
+        db.session.rollback()
+    w["b"].suspended_at = utcnow()
+    db.session.commit()
+    with pytest.raises(services.ReferralError):
+        services.refer_case(w["a_reviewer"], w["case"], w["b"], part, (), "x", later)
+
+
+def test_declined_with_a_reason_the_referring_fund_reads_it(app, two_funds):
+    w = two_funds
+    _refer(app, w)
+    referral = _the_referral()
+    b = signed_in(app, w["b_reviewer"])
+    empty = b.post(f"/network/referrals/{referral.uid}/decline", data={"decline-reason": ""})
+    assert "Say why the fund declines." in refused_page(b, empty).get_data(as_text=True)
+    b.post(
+        f"/network/referrals/{referral.uid}/decline",
+        data={"decline-reason": "Our relocation pool is spent until March."},
+    )
+    assert _the_referral().status == ReferralStatus.DECLINED
+    a = signed_in(app, w["a_manager"])
+    page = a.get(f"/network/referrals/{referral.uid}").get_data(as_text=True)
+    assert "Declined" in page and "Our relocation pool is spent until March." in page
+    # Answered once: a second answer is refused.
+    again = b.post(f"/network/referrals/{referral.uid}/accept")
+    assert again.status_code == 302
+    assert _the_referral().status == ReferralStatus.DECLINED
+
+
+def test_a_withdrawn_referral_opens_nothing_more(app, two_funds):
+    w = two_funds
+    a, _sent = _refer(app, w)
+    referral = _the_referral()
+    assert a.post(f"/network/referrals/{referral.uid}/withdraw").status_code == 302
+    assert _the_referral().status == ReferralStatus.WITHDRAWN
+    b = signed_in(app, w["b_manager"])
+    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
+    # B cannot withdraw A's referral, nor A answer its own.
+    _refer(app, w)
+    second = db.session.execute(
+        sa.select(Referral).where(Referral.status == ReferralStatus.PENDING)
+    ).scalar_one()
+    assert b.post(f"/network/referrals/{second.uid}/withdraw").status_code == 302
+    assert a.post(f"/network/referrals/{second.uid}/accept").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Referral, second.id).status == ReferralStatus.PENDING
+
+
+def test_a_third_fund_and_other_roles_see_nothing(app, two_funds, make_fund, make_user):
+    w = two_funds
+    _refer(app, w, shares=("answers", "documents", "assessment"))
+    referral = _the_referral()
+    third = make_fund("Third Fund")
+    for user in (
+        make_user("reviewer", fund_id=third.id),
+        make_user("manager", fund_id=third.id),
+        w["b_finance"],
+        make_user("admin", fund_id=w["b"].id),
+    ):
+        client = signed_in(app, user)
+        got = client.get(f"/network/referrals/{referral.uid}")
+        assert got.status_code in (403, 404), user.login
+        listing = client.get("/network/referrals")
+        assert SECRET_THREAT not in listing.get_data(as_text=True)
+
+
+def _recommend(case, reviewer):
+    """Move a sent case to recommended, as a review does."""
+    case.status = ApplicationStatus.RECOMMENDED
+    db.session.add(
+        Review(
+            application_id=case.id,
+            reviewer_id=reviewer.id,
+            risk_level=RiskLevel.HIGH,
+            recommendation=Recommendation.APPROVE,
+            currency=case.currency,
+        )
+    )
+    db.session.flush()
+
+
+def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months(
+    app, two_funds, make_user, make_donor
+):
+    """Fund A pays months 1 to 6 of a relocation from its pool, fund B months 7 to 12 from
+    its own: each fund's coverage shows the other's months by its name only, neither lists
+    the stay as ending with nothing after, and the case pages hold one support plan with
+    each fund's committed and paid figures."""
+    w = two_funds
+    b = w["b"]
+    world_a = MoneyWorld(w["a"], make_user, make_donor)
+    world_b = MoneyWorld(
+        b,
+        lambda role, **kw: make_user(
+            role, **({} if role == "applicant" else {"fund_id": b.id}), **kw
+        ),
+        lambda name, fund_id=None: make_donor(name, b.id),
+    )
+    world_b.eur.name = "Pool Of The Other Fund"
+    db.session.commit()
+    case = w["case"]
+    _refer(app, w)
+    referral = _the_referral()
+    signed_in(app, w["b_manager"]).post(f"/network/referrals/{referral.uid}/accept")
+    referral = _the_referral()
+    linked = referral.linked_application
+    first = date(utcnow().year, utcnow().month, 1)
+    _recommend(case, world_a.reviewer)
+    grant_a = approve_with_recorded_rates(
+        case, world_a.m1, Decimal(3000), [(world_a.eur.id, Decimal(3000))]
+    )
+    plans.create_plan(grant_a, world_a.m1, "stipend", first, count=6)
+    _recommend(linked, world_b.reviewer)
+    grant_b = approve_with_recorded_rates(
+        linked, world_b.m1, Decimal(3000), [(world_b.eur.id, Decimal(3000))]
+    )
+    plans.create_plan(grant_b, world_b.m1, "stipend", months_after(first, 6), count=6)
+    db.session.commit()
+    pay(world_b, grant_b, Decimal(500))
+    a_page = signed_in(app, w["a_manager"]).get("/coverage").get_data(as_text=True)
+    b_page = signed_in(app, w["b_manager"]).get("/coverage").get_data(as_text=True)
+    # A's row: its own six months in figures, then six months in B's name; and the other way.
+    a_row = a_page[a_page.index(case.uid) :].split("</tr>")[0]
+    b_row = b_page[b_page.index(linked.uid) :].split("</tr>")[0]
+    assert a_row.count("500.00") == 6 and a_row.count("International Fund") == 6
+    assert b_row.count("Test Fund") == 6 and b_row.count("500.00") == 6
+    # Ending in six months, but another fund follows on: not listed as ending uncovered.
+    ending = coverage.ending_soon(w["a_manager"], months_after(first, 5), 60)
+    assert case.id not in [application.id for application, _g, _p in ending]
+    # One plan, each fund's figures: A reads B's committed and paid for this case, no more.
+    page = signed_in(app, w["a_manager"]).get(f"/applications/{case.uid}").get_data(as_text=True)
+    plan = page[page.index("One support plan across the funds") :].split("</table>")[0]
+    assert "International Fund" in plan and "€3,000.00" in plan and "€500.00" in plan
+    assert world_b.eur.name not in page  # nothing of B's pools
+
+
+def test_purging_either_case_empties_the_referrals_words(app, two_funds):
+    """Retention keeps which fund handled which part, never why: the reasons go when the
+    other fund's case or the referred case is purged."""
+    w = two_funds
+    b = signed_in(app, w["b_reviewer"])
+    _refer(app, w)
+    first = _the_referral()
+    b.post(f"/network/referrals/{first.uid}/accept")
+    linked_id = _the_referral().linked_application_id
+    retention.purge(retention.PurgePlan(cutoff=utcnow(), cases=[linked_id]))
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Referral, first.id).reason is None
+    assert db.session.get(Referral, first.id).status == ReferralStatus.ACCEPTED
+    _refer(app, w)
+    second = db.session.execute(
+        sa.select(Referral).where(Referral.status == ReferralStatus.PENDING)
+    ).scalar_one()
+    b.post(
+        f"/network/referrals/{second.uid}/decline",
+        data={"decline-reason": "Our relocation pool is spent."},
+    )
+    db.session.expire_all()
+    assert db.session.get(Referral, second.id).decline_reason == "Our relocation pool is spent."
+    retention.purge(retention.PurgePlan(cutoff=utcnow(), cases=[w["case"].id]))
+    db.session.commit()
+    db.session.expire_all()
+    gone = db.session.get(Referral, second.id)
+    assert gone.reason is None and gone.decline_reason is None
+    assert gone.status == ReferralStatus.DECLINED and gone.to_fund_id == w["b"].id
