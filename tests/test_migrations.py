@@ -379,3 +379,58 @@ def test_a_downgrade_drops_the_rates_still_waiting_and_keeps_payments_sealed(emp
     check = empty_app.test_cli_runner().invoke(args=["hrdfund", "check"])
     assert check.exit_code == 0, check.output
     db.session.remove()
+
+
+#: The revision before sent cases had a network key.
+BEFORE_NETWORK_KEY = "cb8a15d9e3a9"
+
+
+def test_the_upgrade_gives_every_sent_case_its_network_key(empty_app):
+    """Cases sent before the duplicate check across funds existed are matched by it after
+    the upgrade: each sent case with a name and a country gets the key sending it gives now;
+    a draft, a case with no country and a purged case get none. The downgrade drops it."""
+    from hrdfund.auth.models import Fund
+    from hrdfund.cases.models import Application, ApplicationStatus
+    from hrdfund.cases.services import network_key
+    from hrdfund.core.columns import utcnow
+    from hrdfund.core.support import Category
+
+    flask_migrate.upgrade()
+    fund = Fund(name="A fund before the network")
+    db.session.add(fund)
+    db.session.flush()
+    cases = {}
+    for label, status, name, country, purged in (
+        ("sent", ApplicationStatus.SUBMITTED, "  José  MARÍA Ndlovu ", "KE", None),
+        ("paid", ApplicationStatus.PAYING, "Amina Diallo", "SN", None),
+        ("draft", ApplicationStatus.DRAFT, "Amina Diallo", "SN", None),
+        ("no country", ApplicationStatus.SUBMITTED, "Amina Diallo", None, None),
+        ("purged", ApplicationStatus.COMPLETED, "Amina Diallo", "SN", utcnow()),
+    ):
+        case = Application(
+            fund_id=fund.id,
+            category=Category.MEDICAL,
+            status=status,
+            currency="EUR",
+            country=country,
+            purged_at=purged,
+            defender_name=name,
+        )
+        db.session.add(case)
+        cases[label] = case
+    db.session.commit()
+    ids = {label: case.id for label, case in cases.items()}
+    db.session.remove()
+
+    flask_migrate.downgrade(revision=BEFORE_NETWORK_KEY)
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("applications")}
+    assert "network_key" not in columns
+    flask_migrate.upgrade()
+    flask_migrate.check()
+    keys = dict(db.session.execute(sa.text("SELECT id, network_key FROM applications")).all())
+    assert keys[ids["sent"]] == network_key("jose maria ndlovu", "KE")
+    assert keys[ids["paid"]] == network_key("Amina Diallo", "SN")
+    assert keys[ids["sent"]] != keys[ids["paid"]]
+    assert [keys[ids[label]] for label in ("draft", "no country", "purged")] == [None] * 3
+    db.session.remove()

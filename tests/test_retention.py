@@ -203,7 +203,7 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     held_proof_path = _path(app, db.session.get(Document, held.proof_document_id))
     still_open = _case(ApplicationStatus.IN_REVIEW)
     open_name, open_uid = still_open.defender_name, still_open.uid
-    assert open_name
+    assert open_name and closed.network_key and still_open.network_key
     db.session.add(Cofunding(application_id=closed.id, funder="Regional Fund", currency="EUR"))
     db.session.commit()
     applicant_login = db.session.get(User, applicant_id).login
@@ -228,6 +228,7 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
         case = db.session.get(Application, case_id)
         assert case.purged_at is not None
         assert all(getattr(case, column) is None for column in APPLICATION_CLEARED)
+        assert case.network_key is None, "a purged case leaves the check across funds"
         assert case.category and case.region and case.dependants_count is not None
         for model in (Dependant, Reference, Message, CaseNote, Story, Alert):
             left = db.session.scalars(sa.select(model).where(model.application_id == case_id))

@@ -66,6 +66,7 @@ class Application(db.Model):
         sa.CheckConstraint("dependants_count >= 0", name="dependants_positive"),
         sa.Index("ix_applications_queue", "fund_id", "status", "submitted_at"),
         sa.Index("ix_applications_defender", "fund_id", "defender_key", "category"),
+        sa.Index("ix_applications_network", "network_key", "category"),
     )
     id: Mapped[int] = pk()
     #: Opaque case code used in URLs and audit entries.
@@ -93,6 +94,10 @@ class Application(db.Model):
     #: Keyed hash of the defender's normalised name and country, so a second case for the
     #: same defender is found without decrypting every case (a blind index).
     defender_key = col(sa.String(32), INTERNAL, text=Text.BLIND_INDEX, nullable=True)
+    #: Keyed hash of the same name and country under the network's own key, set when the
+    #: case is sent: the duplicate check across member funds matches on it, so no name or
+    #: country crosses funds (``cases.services.network_key``).
+    network_key = col(sa.String(64), INTERNAL, text=Text.BLIND_INDEX, nullable=True)
 
     _defender_name = encrypted_column("defender_name")
     defender_name = Encrypted()

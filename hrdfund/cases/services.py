@@ -64,6 +64,8 @@ def change_status(application, target, actor=None, at=None):
         targets.resume(application, at)
     if target == S.SUBMITTED:
         targets.set_targets(application, at)
+        # Only a sent case takes part in the duplicate check across funds.
+        application.network_key = network_key(application.defender_name, application.country)
     elif target == S.INFO_REQUESTED:
         targets.pause(application, at)
     stamp_times(application, current, target, at, actor is None or actor.is_staff)
@@ -219,9 +221,24 @@ def defender_key(name, country):
     in the same country gives the same key; no name, no key."""
     if not name:
         return None
+    return cipher().blind_index(_identity(name, country))
+
+
+def network_key(name, country):
+    """The defender's key in the duplicate check across member funds: the same name and
+    country as :func:`defender_key` reads them, hashed under the network's own key (the
+    form asks for no date of birth, so name and country are all it can hold). No name, or
+    no country, no key: a name alone would match strangers across the network."""
+    if not name or not name.strip() or not country:
+        return None
+    return cipher().network_index("defender|" + _identity(name, country))
+
+
+def _identity(name, country):
+    """The name with case, accents and spacing taken out, and the country beside it."""
     letters = unicodedata.normalize("NFKD", name.casefold())
     letters = "".join(c for c in letters if not unicodedata.combining(c))
-    return cipher().blind_index(" ".join(letters.split()) + "|" + (country or ""))
+    return " ".join(letters.split()) + "|" + (country or "")
 
 
 def _clean_details(details):

@@ -13,7 +13,9 @@ import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 VERSION = b"\x01"
 KEY_BYTES = 32
@@ -69,11 +71,25 @@ class FieldCipher:
         self._index_key = hmac.new(
             index_key or current_key, b"hrdfund-blind-index", hashlib.sha256
         ).digest()
+        # The duplicate check across member funds matches under a key of its own, derived
+        # from the same secret with its own label: a fund's blind index and the network's
+        # never coincide, so no index a fund keeps can be compared with the network's.
+        self._network_key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=KEY_BYTES,
+            salt=None,
+            info=b"hrdfund-network-duplicate-check",
+        ).derive(index_key or current_key)
 
     def blind_index(self, text):
         """A keyed hash of ``text`` (32 hex characters): equal texts match, and without the
         key nothing can be learned or guessed from it."""
         return hmac.new(self._index_key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def network_index(self, text):
+        """The network's keyed hash of ``text`` (64 hex characters), under the key the
+        duplicate check across member funds uses and nothing else."""
+        return hmac.new(self._network_key, text.encode(), hashlib.sha256).hexdigest()
 
     def encrypt(self, text, table, column, row):
         """Encrypt ``text`` for one table, column and row."""

@@ -232,6 +232,9 @@ def _application_row(world, case, dependants):
         **paths.case_targets(case.category, urgency, times.get(S.SUBMITTED)),
         "clock_paused_at": times.get(S.INFO_REQUESTED) if case.status == S.INFO_REQUESTED else None,
         "defender_key": app_services.defender_key(name, case.country),
+        "network_key": None
+        if case.status == S.DRAFT
+        else app_services.network_key(name, case.country),
         "decided_at": None,
         "closed_at": None,
     }

@@ -232,12 +232,14 @@ def _reduce_cases(case_ids, tokens, now):
     ).all()
     for case_id, uid, key in cases:
         # Defender keys could confirm a guessed name; a new random token per defender keeps
-        # the count of distinct defenders among the cases purged together.
+        # the count of distinct defenders among the cases purged together. The network key
+        # goes altogether: a purged case leaves the duplicate check across funds.
         token = tokens.setdefault(key, secrets.token_hex(16)) if key else None
+        cleared = {**dict.fromkeys(APPLICATION_CLEARED), "network_key": None}
         db.session.execute(
             sa.update(Application)
             .where(Application.id == case_id)
-            .values({**dict.fromkeys(APPLICATION_CLEARED), "defender_key": token, "purged_at": now})
+            .values({**cleared, "defender_key": token, "purged_at": now})
             .execution_options(synchronize_session=False)
         )
         audit.record("case.purged", object_type="applications", object_id=uid)
