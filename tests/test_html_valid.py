@@ -434,6 +434,7 @@ def _reviewer(site, sent, purged):
     r.submit(sent, f"{sent}/cofunding", blank=True, refused=True)
     other = {"cofunding-funder": "Another Fund", "cofunding-amount": "100"}
     r.submit(sent, f"{sent}/cofunding", other)
+    r.submit(sent, f"{sent}/network")
     r.submit(sent, f"{sent}/question", blank=True, refused=True)
     r.submit(sent, f"{sent}/conflict", refused=True)
     reference = next(f for f in page_forms(r.html(sent)) if "/references/" in f.action)

@@ -97,6 +97,12 @@ class RecommendForm(PrefixedForm):
     )
 
 
+class NetworkForm(PrefixedForm):
+    """The button that asks the other member funds (the duplicate check across funds)."""
+
+    PREFIX = "network"
+
+
 class CofundingForm(PrefixedForm):
     PREFIX = "cofunding"
 

@@ -21,7 +21,7 @@ from ..cases.states import OPEN_STATES, STAFF_LABELS
 from ..core.extensions import db
 from ..core.money import MoneyError
 from ..core.work import perform
-from . import bp
+from . import bp, network_check
 from . import services as review_services
 from .forms import (
     NOTE_LABELS,
@@ -30,6 +30,7 @@ from .forms import (
     AssignForm,
     CofundingForm,
     ConflictForm,
+    NetworkForm,
     NoteForm,
     RecommendForm,
     ReferenceCheckForm,
@@ -218,6 +219,40 @@ def cofunding(uid):
     return _back(application, _("The other funder is recorded."))
 
 
+@bp.post("/applications/<uid>/network")
+@role_required(*STAFF)
+def ask_network(uid):
+    """Ask the other member funds whether one already supports or refused this need; the
+    answer is shown on the case page (it is not kept, see ``network_check``)."""
+    application = get_application_or_404(uid, current_user, Section.REVIEW)
+    form = NetworkForm()
+    if not form.validate_on_submit():
+        return _again(application, "network", form)
+    done = perform(
+        network_check.ask_network, application, _me(), refused=network_check.NetworkCheckError
+    )
+    if not done.ok:
+        return _again(application, "network", form, done.refusal)
+    flash(_("The other member funds were asked. Their answer is below."), "info")
+    return redirect(url_for("cases.case", uid=application.uid, _anchor="network"))
+
+
+def network_panel(application, user):
+    """The duplicate check across funds on the case page, until the case is decided: why
+    the case may not ask, or the button, and the answer to the reader's last ask while it
+    is recent."""
+    if application.status not in network_check.ASKING:
+        return None
+    reason = network_check.why_not_asking(application)
+    return {
+        "reason": reason,
+        "answer": None if reason else network_check.recent_answer(application, user),
+        "form": refused.restore(NetworkForm(formdata=None)),
+        "words": network_check.WORD_LABELS,
+        "minutes": network_check.ANSWER_MINUTES,
+    }
+
+
 @panels.register
 def review_panel(application, user, sections):
     """Assignment, verification, notes, assessment, other funders."""
@@ -240,6 +275,7 @@ def review_panel(application, user, sections):
         "cofundings": review_services.cofundings(application),
         "cofunding_form": restore(CofundingForm(formdata=None, currency=application.currency)),
         "duplicates": review_services.possible_duplicates(application, user),
+        "network": network_panel(application, user),
         "status_labels": STAFF_LABELS,
         "note_labels": NOTE_LABELS,
         "risk_labels": RISK_LABELS,
