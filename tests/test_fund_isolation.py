@@ -28,6 +28,8 @@ so a duplicate or coverage check that crossed funds would show the other fund's 
   its name, as does a name kept for a route that is gone: a new route is added to
   ``ROUTES`` (or ``LISTS``, or ``NAMES_NOTHING`` with why) before it passes. A table of
   the schema the worlds leave empty fails ``test_every_kind_of_row_is_in_the_worlds``.
+- The duplicate check across funds is the one place a fund learns of another's case: it
+  finds the shared defender and names the other fund, and nothing else of it.
 - Last, ``test_each_fund_opens_its_own`` sends every request of ``ROUTES`` as the target
   fund's own account: it gets past the access rule, so the values each sweep sent were
   live. It runs last: it changes the worlds.
@@ -597,6 +599,9 @@ ROUTES = {
         },
         part="assessment",
     ),
+    # Asking the other funds on the fund's own case: the answer names another fund by
+    # its name only (tests/test_network_check.py holds it to that).
+    "reviews.ask_network": Fill(_case("in review"), "reviewer", part="assessment"),
     "reviews.check_reference": Fill(
         _case("in review", ref=lambda w: w.cases["in review"].references[1].uid),
         "reviewer",
@@ -1110,6 +1115,24 @@ def test_own_forms_naming_another_funds_rows_change_nothing(worlds, direction):
                 assert not _leaks(seen, forbidden, typed), (where, _leaks(seen, forbidden, typed))
                 sent += 1
     assert sent >= 5
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS, ids="->".join)
+def test_the_duplicate_check_names_the_other_fund_and_nothing_else(worlds, direction):
+    """Both funds support the same defender, with consent to referral on their cases in
+    review: asking the other funds from one's own case finds the other fund, and the page
+    after it names that fund and shows none of its other canaries (no code, answer,
+    document, message, assessment or amount). Runs after the lists: the answer stays on
+    the asker's page for a few minutes."""
+    own, target = worlds[direction[0]], worlds[direction[1]]
+    case = own.cases["in review"]
+    with own.client("reviewer").post(
+        f"/applications/{case.uid}/network", follow_redirects=True
+    ) as response:
+        answer = _answer(response)
+    assert answer.status == 200 and target.fund.name in answer.text
+    forbidden = [c for c in target.forbidden() if c != target.fund.name]
+    assert not _leaks(answer, forbidden), _leaks(answer, forbidden)
 
 
 def test_each_fund_opens_its_own(worlds):
