@@ -208,22 +208,33 @@ def ask_network(application, actor):
     if reason is not None:
         raise NetworkCheckError(reason)
     found = _matching_cases(application)
-    audit.record(
-        "network.asked",
-        application,
-        actor=actor,
-        fund=application.fund_id,
-        funds=sorted({row.fund_id for row in found}),
-    )
-    for row in found:
-        audit.record(
-            "network.matched",
-            object_type="applications",
-            object_id=row.uid,
-            actor=actor,
-            fund=row.fund_id,
-            asking_fund=application.fund_id,
+    entries = [
+        (
+            application.fund_id,
+            {
+                "action": "network.asked",
+                "obj": application,
+                "funds": sorted({row.fund_id for row in found}),
+            },
         )
+    ]
+    entries += [
+        (
+            row.fund_id,
+            {
+                "action": "network.matched",
+                "object_type": "applications",
+                "object_id": row.uid,
+                "asking_fund": application.fund_id,
+            },
+        )
+        for row in found
+    ]
+    # Each fund's chain is locked at its first append until the commit: appending in the
+    # order of the funds' ids, two asks between the same funds never wait on each other
+    # in a circle.
+    for fund_id, entry in sorted(entries, key=lambda e: e[0]):
+        audit.record(actor=actor, fund=fund_id, **entry)
     return _told(found)
 
 
