@@ -1,7 +1,8 @@
 """The fund's side in a real browser with JavaScript off: a defender sends an urgent medical
-case; a reviewer takes it, records two references and recommends; a first manager approves
-above the four-eyes threshold, splitting it over two pools; a second manager finds the split
-filled in and confirms it, which commits the money; the defender sees the decision."""
+case; a reviewer takes it, records two references, asks the other member funds and
+recommends; a first manager approves above the four-eyes threshold, splitting it over two
+pools; a second manager finds the split filled in and confirms it, which commits the money;
+the defender sees the decision."""
 
 import re
 import time
@@ -84,6 +85,9 @@ def _send_urgent_medical_case(page, url):
     page.fill("#references-0-contact", "Office phone")
     page.fill("#references-1-name", "Colleague")
     page.fill("#references-1-contact", "Signal")
+    page.get_by_label(
+        "If this fund cannot help, it may refer the case to another protection fund"
+    ).check()
     page.get_by_role("button", name="Send application").click()
     assert "Status: Received" in page.content()
     return uid
@@ -116,6 +120,12 @@ def test_an_urgent_medical_case_from_queue_to_decision(live_server, browser):
         block.get_by_role("button", name="Record the check").click()
         assert "The reference check is recorded." in page.content()
     assert page.content().count("Checked on") == 2
+
+    # Before recommending, the reviewer asks the other member funds: the demo instance has
+    # no other fund with a case of this defender.
+    page.get_by_role("button", name="Ask the network").click()
+    assert "The other member funds were asked." in page.content()
+    assert "No other fund has a case of this kind for this defender" in page.content()
 
     # The assessment: the whole budget, high risk.
     page.get_by_label("Risk to the defender").select_option("high")
