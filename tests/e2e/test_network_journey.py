@@ -93,8 +93,13 @@ def _local_stay(today):
 
 
 def _row(page, uid):
-    """The text of the coverage calendar's row of case ``uid``."""
-    return page.locator("table.calendar tr", has=page.locator(f"a[href='/applications/{uid}']"))
+    """The coverage calendar's row of case ``uid``, on whichever of its pages it is."""
+    for _ in range(50):
+        row = page.locator("table.calendar tr", has=page.locator(f"a[href='/applications/{uid}']"))
+        if row.count():
+            return row
+        page.locator("nav.pager").get_by_role("link", name="Next").click()
+    raise AssertionError(f"case {uid} is on no page of the coverage calendar")
 
 
 def test_a_stay_is_shared_by_a_local_and_an_international_fund(live_server, browser):
