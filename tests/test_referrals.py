@@ -5,6 +5,7 @@ with a reason; A may withdraw; the defender's withdrawal of consent stops what B
 accepted. Every step is written in both funds' records."""
 
 import io
+import logging
 import re
 from datetime import date, timedelta
 from decimal import Decimal
@@ -411,3 +412,72 @@ def test_purging_either_case_empties_the_referrals_words(app, two_funds):
     gone = db.session.get(Referral, second.id)
     assert gone.reason is None and gone.decline_reason is None
     assert gone.status == ReferralStatus.DECLINED and gone.to_fund_id == w["b"].id
+
+
+#: Identifying details of the defender at the referring fund, each one distinctive.
+CANARIES = {
+    "defender_name": "Ysolde Canaryvale",
+    "defender_work": "canary-work-8811",
+    "threat": "canary-threat-8812",
+    "urgency_reason": "canary-urgency-8813",
+    "other_funders": "canary-funders-8814",
+}
+
+
+def test_what_a_referral_did_not_share_reaches_nothing_the_other_fund_can_see(
+    app, two_funds, caplog
+):
+    """The referring fund shares nothing but what it asks: none of the case's identifying
+    details, its code, its document or its amounts reach the other fund's pages, lists,
+    exports, audit entries, logs, or the error pages of forged addresses."""
+    caplog.set_level(logging.DEBUG)
+    w = two_funds
+    case = w["case"]
+    for name, value in CANARIES.items():
+        setattr(case, name, value)
+    db.session.commit()
+    owner = signed_in(app, w["applicant"])
+    owner.post(
+        f"/applications/{case.uid}/documents",
+        content_type="multipart/form-data",
+        data={"kind": "quote", "file": (io.BytesIO(PDF), "canary-file-8815.pdf")},
+    )
+    doc = db.session.execute(sa.select(Document)).scalar_one()
+    _refer(app, w, shares=())
+    referral = _the_referral()
+    forbidden = [*CANARIES.values(), "canary-file-8815", case.uid, doc.uid, "Surgery", "6,000"]
+    caplog.clear()
+    seen = []
+    for user in (w["b_reviewer"], w["b_manager"], w["b_finance"]):
+        client = signed_in(app, user)
+        for path in (
+            "/network/referrals",
+            f"/network/referrals/{referral.uid}",
+            f"/network/referrals/{referral.uid}/documents/{doc.uid}",
+            f"/applications/{case.uid}",
+            f"/applications/{case.uid}/documents/{doc.uid}",
+            "/cases",
+            "/coverage",
+            "/payments",
+            "/",
+        ):
+            response = client.get(path, follow_redirects=True)
+            seen.append(response.get_data(as_text=True))
+            seen.append(str(response.headers))
+        forged = client.post(f"/applications/{case.uid}/refer", data={"refer-reason": "x"})
+        seen.append(forged.get_data(as_text=True))
+    seen.append(caplog.text)
+    chain = getattr(AuditEvent, "chain", None)
+    entries = sa.select(AuditEvent.payload, AuditEvent.object_id)
+    if chain is not None:
+        entries = entries.where(chain == w["b"].id)
+    else:
+        entries = entries.where(AuditEvent.action == "referral.received")  # the other fund's
+    seen += [f"{payload} {object_id}" for payload, object_id in db.session.execute(entries)]
+    text = "\n".join(seen)
+    found = {
+        c: text[max(0, text.find(c) - 200) : text.find(c) + 40] for c in forbidden if c in text
+    }
+    assert found == {}
+    # The control: the referral itself, and why, did reach them.
+    assert "Our pool ends in June" in text and referral.uid in text
