@@ -113,8 +113,9 @@ DEFENDER = ("Shared Defender", "KE")
 
 
 def shared_parts(target, intruder_fund):
-    """The parts of ``target``'s world a referral shares with ``intruder_fund``: none, as
-    long as funds do not refer cases to each other."""
+    """The parts of ``target``'s world its routes and lists may show ``intruder_fund``:
+    none. Each world refers a case to the other sharing its documents, and those open only
+    on that referral's own page (test_a_referral_opens_only_what_it_shares)."""
     return frozenset()
 
 
@@ -464,10 +465,25 @@ def worlds(request, tmp_path_factory):
         if backend == "sqlite":
             db.create_all()
         try:
-            yield {
+            built = {
                 "A": FundWorld(app, "isofa31", "6421.37"),
                 "B": FundWorld(app, "isofb31", "7431.19"),
             }
+            # Each fund refers its case in review to the other, sharing its documents only
+            # (test_a_referral_opens_only_what_it_shares).
+            for here, there in DIRECTIONS:
+                world = built[here]
+                world.shared = referrals.refer_case(
+                    world.users["reviewer"],
+                    world.cases["in review"],
+                    built[there].fund,
+                    referrals.Part(Category.MEDICAL, None, None, Decimal(900), "EUR"),
+                    ("documents",),
+                    "Shared for the sweep",
+                    date(2099, 1, 1),
+                )
+            db.session.commit()
+            yield built
         finally:
             db.session.remove()
             if backend == "postgresql":
@@ -1133,6 +1149,40 @@ def test_the_duplicate_check_names_the_other_fund_and_nothing_else(worlds, direc
     assert answer.status == 200 and target.fund.name in answer.text
     forbidden = [c for c in target.forbidden() if c != target.fund.name]
     assert not _leaks(answer, forbidden), _leaks(answer, forbidden)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("role", SWEEPERS)
+def test_a_referral_opens_only_what_it_shares(worlds, direction, role):
+    """The other fund referred a case to this one sharing its documents only: this fund's
+    reviewers and managers open that referral's page and the document through it, and read
+    nothing else of the case (no answer, message, assessment, amount, nor the case's code);
+    every other role gets what an unknown referral gets, and reads nothing either."""
+    own, target = worlds[direction[0]], worlds[direction[1]]
+    referral, doc = target.shared, target.document
+    client = own.client(role)
+    page = f"/network/referrals/{referral.uid}"
+    download = f"{page}/documents/{doc.uid}"
+    allowed = {"documents"} if role in REVIEWING else set()
+    forbidden = target.forbidden(allowed)
+    typed = [referral.uid, doc.uid]
+    for path in (page, download):
+        with client.get(path, follow_redirects=True) as response:
+            answer = _answer(response)
+            headers = str(response.headers)
+        if role in REVIEWING:
+            assert answer.status == 200, (role, path, answer.status)
+        else:
+            fake = path.replace(referral.uid, "zz" * 10).replace(doc.uid, "yy" * 10)
+            with client.get(fake, follow_redirects=True) as unknown:
+                assert answer.status == unknown.status_code, (role, path)
+            assert answer.status in (403, 404), (role, path, answer.status)
+        leaks = _leaks(answer, forbidden, typed) + [c for c in forbidden if c in headers]
+        assert not leaks, (role, path, leaks)
+    if role in REVIEWING:
+        text = client.get(page).get_data(as_text=True)
+        assert "Shared for the sweep" in text and "Document 1" in text
+        assert target.cases["in review"].uid not in text
 
 
 def test_each_fund_opens_its_own(worlds):
