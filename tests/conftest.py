@@ -264,6 +264,34 @@ def app(app_config, backend):
 
 
 @pytest.fixture
+def empty_app(app_config, backend, pg_reset):
+    """An app whose database has no tables at all."""
+    application = create_app(app_config)
+    with application.app_context():
+        if backend == "postgresql":
+            pg_reset(drop_only=True)
+        yield application
+        db.session.remove()
+        if backend == "postgresql":
+            pg_reset()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def pg_reset(backend):
+    """On PostgreSQL: empty the shared test schema, then rebuild it for later tests."""
+
+    def reset(drop_only=False):
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+            if not drop_only:
+                db.metadata.create_all(conn)
+
+    return reset
+
+
+@pytest.fixture
 def clock():
     """The application's clock, set by the test (see tests/clock.py)."""
     clock = Clock()
@@ -454,8 +482,8 @@ def count_rows(model):
 
 
 def audit_actions():
-    """The actions of the audit trail, oldest first."""
-    return db.session.execute(sa.select(AuditEvent.action).order_by(AuditEvent.seq)).scalars().all()
+    """The actions of the audit trail, every chain's, in the order they were written."""
+    return db.session.execute(sa.select(AuditEvent.action).order_by(AuditEvent.id)).scalars().all()
 
 
 def start_application(client, category="relocation", **extra):

@@ -1,4 +1,5 @@
-"""The audit chain: every edit, deletion, reordering or cut is named by `verify`."""
+"""An audit chain (here the instance's): every edit, deletion, reordering or cut is named by
+`verify`. The chains of funds, side by side: test_audit_chains.py."""
 
 import threading
 
@@ -24,7 +25,7 @@ def _sql(*statements):
 
 
 def _rows():
-    return db.session.execute(sa.select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
+    return db.session.execute(sa.select(AuditEvent).order_by(AuditEvent.id)).scalars().all()
 
 
 def test_a_healthy_chain_links_every_entry(app):
@@ -85,14 +86,16 @@ SWAP_CONTENT = (
                 "UPDATE audit_events SET seq = 2 WHERE seq = 3",
                 "UPDATE audit_events SET seq = 3 WHERE seq = 100",
             ],
-            "audit entry 2 does not follow entry 1 (deleted or reordered)",
+            "audit entry 2 does not follow entry 1 (deleted, reordered or moved from another "
+            "chain)",
         ),
         (
             [
                 "DELETE FROM audit_events WHERE seq = 3",
                 "UPDATE audit_events SET seq = seq - 1 WHERE seq > 3",
             ],
-            "audit entry 3 does not follow entry 2 (deleted or reordered)",
+            "audit entry 3 does not follow entry 2 (deleted, reordered or moved from another "
+            "chain)",
         ),
     ],
     ids=[
@@ -116,10 +119,10 @@ def test_tampering_is_named(app, statements, message):
 def test_a_cut_tail_is_caught_against_a_recorded_head(app):
     _chain()
     recorded = audit.head()
-    assert audit.verify(recorded) == []
+    assert audit.verify(head=recorded) == []
     _sql("DELETE FROM audit_events WHERE seq >= 4")
     assert audit.verify() == []  # without the head a cut tail looks whole
-    assert audit.verify(recorded) == [
+    assert audit.verify(head=recorded) == [
         "audit chain ends at 3, before the recorded head 5: entries were cut"
     ]
 
@@ -133,7 +136,7 @@ def test_a_rewritten_tail_is_caught_against_a_recorded_head(app):
     audit.record("test.event", object_type="things", object_id="forged")
     db.session.commit()
     assert audit.verify() == []
-    assert audit.verify(recorded) == ["audit entry 5 differs from the recorded head"]
+    assert audit.verify(head=recorded) == ["audit entry 5 differs from the recorded head"]
 
 
 def test_another_key_cannot_vouch_for_the_chain(app, app_config):

@@ -34,6 +34,7 @@ from tests.conftest import (
     pg_database_beside,
 )
 from tests.pdfs import make_pdf
+from tests.single_chain import BEFORE_CHAINS, write_one_chain
 
 PDF = make_pdf("A lawyer's letter about the detention")
 
@@ -156,14 +157,17 @@ def test_backup_then_restore_gives_back_every_row_and_document(
     assert len(source_rows) == len(db.metadata.tables) + 1  # and alembic_version
     assert sum(map(len, source_rows.values())) > 1000
     assert source_rows["disbursements"] and source_rows["documents"]
-    seq, digest = audit.head()
+    heads = audit.heads()
+    assert len(heads) >= 2, "the demo fund's chain and the instance's"
+    recorded = [f"--head {chain}:{seq}:{digest}" for chain, (seq, digest) in heads.items()]
 
     archive = tmp_path / "backups" / "hrdfund.tar"
     archive.parent.mkdir()
     result = runner.invoke(args=["hrdfund", "backup", "--out", str(archive)])
     assert result.exit_code == 0, result.output
     assert "The keys are not in the backup" in result.output
-    assert f"audit head {seq}:{digest}" in result.output
+    assert f"{len(heads)} audit chains" in result.output
+    assert f"Audit heads: {' '.join(recorded)}" in result.output
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert _listing(archive.parent) == ["hrdfund.tar"], "no temporary file is left behind"
 
@@ -173,7 +177,9 @@ def test_backup_then_restore_gives_back_every_row_and_document(
     assert manifest["format_version"] == 1 and manifest["dialect"] == backend
     assert manifest["alembic_revision"] == world["revision"]
     assert manifest["tables"] == {name: len(rows) for name, rows in source_rows.items()}
-    assert manifest["audit_head"] == {"seq": seq, "hash": digest}
+    assert manifest["audit_heads"] == {
+        str(chain): {"seq": seq, "hash": digest} for chain, (seq, digest) in heads.items()
+    }
     assert manifest["created_at"]
     stored = db.session.get(Document, world["document"]).storage_name
     assert list(manifest["documents"]) == [stored]
@@ -190,7 +196,8 @@ def test_backup_then_restore_gives_back_every_row_and_document(
         db.session.remove()
         result = _invoke(restored, "restore", str(archive))
         assert result.exit_code == 0, result.output
-        assert f"OK: every table's row count and the audit head {seq}:{digest}" in result.output
+        assert "OK: every table's row count and every audit chain's head match" in result.output
+        assert f"flask hrdfund check {' '.join(recorded)}`" in result.output
 
         assert _every_row() == source_rows
         document = db.session.get(Document, world["document"])
@@ -200,7 +207,7 @@ def test_backup_then_restore_gives_back_every_row_and_document(
         assert _listing(folder) == [stored]
         assert stat.S_IMODE(os.stat(os.path.join(folder, stored)).st_mode) == 0o600
 
-        check = _invoke(restored, "check", "--head", f"{seq}:{digest}")
+        check = _invoke(restored, "check", *" ".join(recorded).split())
         assert check.exit_code == 0, check.output
         if backend == "postgresql":
             _final_rows_are_enforced()
@@ -282,7 +289,8 @@ def test_restore_reports_an_archive_that_differs_from_its_manifest(
 
     def tamper(manifest):
         manifest["tables"]["funds"] += 1
-        manifest["audit_head"]["seq"] += 5
+        for head in manifest["audit_heads"].values():
+            head["seq"] += 5
 
     tampered = _edited(archive, tmp_path / "tampered.tar", tamper)
     with other_app(empty_target()) as restored:
@@ -291,9 +299,38 @@ def test_restore_reports_an_archive_that_differs_from_its_manifest(
         assert f"MISMATCH: table funds holds {funds} rows, the manifest says {funds + 1}" in (
             result.output
         )
-        assert "MISMATCH: audit head is" in result.output
+        assert "MISMATCH: audit head of chain" in result.output
         assert "do not use it" in result.output
         assert "OK:" not in result.output
+
+
+def test_an_archive_from_when_there_was_one_chain_restores_and_checks(
+    empty_app, backend, pg_tools, tmp_path, empty_target
+):
+    """A backup of a database from before each fund had an audit chain, its manifest
+    naming one head, restores; after `flask db upgrade` that head is the instance chain's,
+    and `check` verifies the old entries against it."""
+    flask_migrate.upgrade(revision=BEFORE_CHAINS)
+    seq, digest = write_one_chain(empty_app.extensions["hrdfund_audit_key"], 3)
+    archive = tmp_path / "before.tar"
+    result = _invoke(empty_app, "backup", "--out", str(archive))
+    assert result.exit_code == 0, result.output
+    assert f"Audit heads: --head 0:{seq}:{digest}" in result.output
+
+    def as_written_then(manifest):
+        del manifest["audit_heads"]
+        manifest["audit_head"] = {"seq": seq, "hash": digest}
+
+    old = _edited(archive, tmp_path / "old.tar", as_written_then)
+    with other_app(empty_target()) as restored:
+        result = _invoke(restored, "restore", str(old))
+        assert result.exit_code == 0, result.output
+        assert f"`flask hrdfund check --head 0:{seq}:{digest}`" in result.output
+        flask_migrate.upgrade()
+        check = _invoke(restored, "check", "--head", f"0:{seq}:{digest}")
+        assert check.exit_code == 0, check.output
+        assert "The instance's audit chain: verified up to entry 3." in check.output
+        db.session.remove()
 
 
 def test_a_document_emptied_by_retention_is_left_out(

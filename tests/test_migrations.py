@@ -9,36 +9,9 @@ import flask_migrate
 import pytest
 import sqlalchemy as sa
 
-from hrdfund import create_app
+from hrdfund.audit.models import AuditEvent
 from hrdfund.core.extensions import db
-
-
-@pytest.fixture
-def empty_app(app_config, backend, pg_reset):
-    """An app whose database has no tables at all."""
-    application = create_app(app_config)
-    with application.app_context():
-        if backend == "postgresql":
-            pg_reset(drop_only=True)
-        yield application
-        db.session.remove()
-        if backend == "postgresql":
-            pg_reset()
-        db.engine.dispose()
-
-
-@pytest.fixture
-def pg_reset(backend):
-    """On PostgreSQL: empty the shared test schema, then rebuild it for later tests."""
-
-    def reset(drop_only=False):
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-            if not drop_only:
-                db.metadata.create_all(conn)
-
-    return reset
+from tests.single_chain import BEFORE_CHAINS, one_chain_hash, one_chain_rows, write_one_chain
 
 
 def _tables():
@@ -434,3 +407,81 @@ def test_the_upgrade_gives_every_sent_case_its_network_key(empty_app):
     assert keys[ids["sent"]] != keys[ids["paid"]]
     assert [keys[ids[label]] for label in ("draft", "no country", "purged")] == [None] * 3
     db.session.remove()
+
+
+def test_the_single_chain_becomes_the_instances_and_the_chains_merge_back(empty_app):
+    """Entries written when there was one chain verify after the upgrade, in the
+    instance's chain, against the head recorded then; the downgrade merges the chains back
+    into one that verifies as the single chain did, the old entries unchanged."""
+    from hrdfund import audit
+    from hrdfund.auth.models import Fund
+
+    key = empty_app.extensions["hrdfund_audit_key"]
+    flask_migrate.upgrade(revision=BEFORE_CHAINS)
+    seq, digest = write_one_chain(key, 3)
+    before = one_chain_rows()
+    flask_migrate.upgrade()
+    runner = empty_app.test_cli_runner()
+    for head in (f"{seq}:{digest}", f"0:{seq}:{digest}"):
+        check = runner.invoke(args=["hrdfund", "check", "--head", head])
+        assert check.exit_code == 0, check.output
+        assert "The instance's audit chain: verified up to entry 3." in check.output
+    a, b = Fund(name="Fund A"), Fund(name="Fund B")
+    db.session.add_all([a, b])
+    db.session.flush()
+    for fund in (a, b, None, a, None, b):
+        audit.record("test.after", object_type="things", object_id="x", fund=fund)
+    db.session.commit()
+    appended = [
+        (r.chain, r.seq) for r in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id))
+    ]
+    assert appended == [(0, 1), (0, 2), (0, 3), (1, 1), (2, 1), (0, 4), (1, 2), (0, 5), (2, 2)]
+    db.session.remove()
+
+    flask_migrate.downgrade(revision=BEFORE_CHAINS)
+    rows = one_chain_rows()
+    assert [row["seq"] for row in rows] == list(range(1, 10))
+    assert [dict(row) for row in rows[:3]] == [dict(row) for row in before]
+    assert [row["action"] for row in rows[3:]] == ["test.after"] * 6
+    prev_hash = "0" * 64
+    for row in rows:
+        assert row["prev_hash"] == prev_hash
+        assert row["hash"] == one_chain_hash(key, prev_hash, row["seq"], row), row["seq"]
+        prev_hash = row["hash"]
+
+    flask_migrate.upgrade()
+    check = runner.invoke(args=["hrdfund", "check"])
+    assert check.exit_code == 0, check.output
+    assert "The instance's audit chain: verified up to entry 9." in check.output
+    db.session.remove()
+
+
+def test_the_downgrade_refuses_to_merge_a_broken_chain(empty_app, capsys):
+    """Merging hashes every entry again: an altered one would come out sound, so the
+    downgrade stops first and changes nothing."""
+    from hrdfund import audit
+    from hrdfund.auth.models import Fund
+
+    flask_migrate.upgrade()
+    fund = Fund(name="Fund A")
+    db.session.add(fund)
+    db.session.flush()
+    for _ in range(3):
+        audit.record("test.event", object_type="things", object_id="x", fund=fund)
+    db.session.commit()
+    db.session.execute(
+        sa.text("UPDATE audit_events SET object_id = 'y' WHERE chain = :c AND seq = 2"),
+        {"c": fund.id},
+    )
+    db.session.commit()
+    db.session.remove()
+    with pytest.raises(SystemExit):
+        flask_migrate.downgrade(revision=BEFORE_CHAINS)
+    said = capsys.readouterr().err
+    assert "do not verify under this audit key (chain 1 at entry 2)" in said
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("audit_events")}
+    assert {"id", "chain"} <= columns, "nothing was changed"
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_events SET object_id = 'x' WHERE seq = 2"))
+    flask_migrate.downgrade(revision="base")

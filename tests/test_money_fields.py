@@ -380,11 +380,11 @@ def test_every_money_and_rate_field_refuses_what_is_not_an_amount(app, world, ru
     Numeric(14, 2) or the rate range: each is a form error that records nothing."""
     client = _signed_in(app, world, page_name)
     page = _fresh_page(world, client, page_name)
-    before = audit.head()
+    before = audit.heads()
     for field in FIELDS_OF[page_name]:
         for value in NASTY_RATES if field.endswith("rate") else NASTY:
             _refused(_send(client, page, field, value), value)
-            assert audit.head() == before, (field, value[:40])
+            assert audit.heads() == before, (field, value[:40])
     _checked(runner)
 
 
@@ -395,10 +395,10 @@ def test_every_money_and_rate_field_takes_a_plain_amount(app, world, runner, pag
     client = _signed_in(app, world, page_name)
     for field in FIELDS_OF[page_name]:
         page = _fresh_page(world, client, page_name)
-        before = audit.head()
+        before = audit.heads()
         response = _send(client, page, field, page.data[field])
         assert response.status_code == 302, response.get_data(as_text=True)[-3000:]
-        assert audit.head() != before, field
+        assert audit.heads() != before, field
     _checked(runner)
 
 
@@ -478,7 +478,7 @@ def test_no_amount_or_rate_crashes_a_page_or_breaks_a_seal(signed_in, runner, pa
     page = _fresh_page(world, client, page_name)
     field = data.draw(st.sampled_from(FIELDS_OF[page_name]), label="field")
     value = data.draw(NUMBERISH, label="value")
-    before = audit.head()
+    before = audit.heads()
     response = _send(client, page, field, value)
     if "\x00" in value:  # refused as a bad request before any form reads it
         assert response.status_code == 400
@@ -488,6 +488,6 @@ def test_no_amount_or_rate_crashes_a_page_or_breaks_a_seal(signed_in, runner, pa
     assert "Something went wrong" not in html
     if response.status_code != 302:
         assert 'class="errors"' in html or "error-summary" in html, html[-3000:]
-        assert audit.head() == before, "a refusal records nothing"
+        assert audit.heads() == before, "a refusal records nothing"
     else:
         _checked(runner)  # what was recorded is whole cents, and sealed

@@ -1,9 +1,9 @@
-"""The append-only, hash-chained audit log."""
+"""The append-only, hash-chained audit log: one chain per fund, and one of the instance."""
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped
 
-from ..core.columns import INTERNAL, Text, col
+from ..core.columns import INTERNAL, Text, col, pk
 from ..core.extensions import db
 
 
@@ -11,8 +11,13 @@ class AuditEvent(db.Model):
     """One entry. Refers to people by pseudonym and to objects by opaque id only."""
 
     __tablename__ = "audit_events"
-    #: Sequence number without gaps, starting at 1.
-    seq: Mapped[int] = col(sa.Integer, INTERNAL, primary_key=True, autoincrement=False)
+    __table_args__ = (sa.UniqueConstraint("chain", "seq"),)
+    #: Order of appends across every chain; the chains' order is ``seq``, not this.
+    id: Mapped[int] = pk()
+    #: The chain the entry belongs to: its fund's id, 0 for the instance's own chain.
+    chain = col(sa.Integer, INTERNAL, nullable=False)
+    #: Sequence number in its chain, without gaps, starting at 1.
+    seq = col(sa.Integer, INTERNAL, nullable=False)
     at = col(sa.DateTime, INTERNAL, nullable=False)
     #: Pseudonymous actor ("u12", "system"), never a login or name.
     actor = col(sa.String(20), INTERNAL, text=Text.GENERATED, nullable=False)

@@ -171,7 +171,7 @@ def _second_step(user, token, check):
         raise AuthError("locked", charge.wait_minutes)
     extra = check()
     if extra is None or extra is False:
-        services.record_failure(charge, user.uid)
+        services.record_failure(charge, user.uid, user.fund_id)
         db.session.commit()
         raise AuthError("invalid")
     return charge, extra

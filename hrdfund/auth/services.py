@@ -117,6 +117,8 @@ class Credentials:
     user_id: int | None = None
     uid: str | None = None
     password_hash: str | None = None
+    #: The account's fund (a staff account's), whose audit chain records failed attempts.
+    fund_id: int | None = None
 
 
 def read_credentials(login=None, user_id=None):
@@ -126,7 +128,9 @@ def read_credentials(login=None, user_id=None):
     if user is None:
         return Credentials(normalise_login(login))
     usable = user.is_active and user.password_hash is not None
-    return Credentials(user.login, user.id, user.uid, user.password_hash if usable else None)
+    return Credentials(
+        user.login, user.id, user.uid, user.password_hash if usable else None, user.fund_id
+    )
 
 
 def password_matches(credentials, password):
@@ -141,13 +145,14 @@ def password_matches(credentials, password):
     return _verify(credentials.password_hash, password)
 
 
-def record_failure(charge, uid=None, action="auth.login_failed"):
+def record_failure(charge, uid=None, fund_id=None, action="auth.login_failed"):
     """Audit a failed password or code (counted already, when it was charged): the same
-    writes whether the login has an account or not."""
+    writes whether the login has an account or not; in the chain of the account's fund
+    (a staff account's), else the instance's."""
     target = {"object_type": "users", "object_id": uid} if uid else {}
-    audit.record(action, **target)
+    audit.record(action, fund=fund_id, **target)
     if charge.reached:
-        audit.record("auth.sign_in_locked", **target)
+        audit.record("auth.sign_in_locked", fund=fund_id, **target)
 
 
 def _still_the_same(credentials):
@@ -170,7 +175,7 @@ def settle_sign_in(charge, credentials, matched):
     throttle.hold(charge)
     user = _still_the_same(credentials) if matched else None
     if user is None:
-        record_failure(charge, credentials.uid)
+        record_failure(charge, credentials.uid, credentials.fund_id)
         raise AuthError("invalid")
     if user.needs_totp:
         throttle.refund(charge)
@@ -201,7 +206,7 @@ def settle_reauthentication(charge, credentials, matched):
     throttle.hold(charge)
     user = _still_the_same(credentials) if matched else None
     if user is None:
-        record_failure(charge, credentials.uid)
+        record_failure(charge, credentials.uid, credentials.fund_id)
         raise AuthError("invalid")
     return user, throttle.complete(charge)
 

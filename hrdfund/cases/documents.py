@@ -62,6 +62,8 @@ def store_document(upload, application, kind, actor):
             "document.uploaded",
             document,
             actor=actor,
+            # A proof of payment is the fund's of the finance person paying.
+            fund=application.fund_id if application is not None else actor.fund_id,
             case=application.uid if application is not None else None,
             kind=kind.value,
             size=len(upload.data),

@@ -48,7 +48,9 @@ def post_message(application, author, body):
     )
     db.session.add(message)
     db.session.flush()
-    audit.record("message.posted", message, actor=author, case=application.uid)
+    audit.record(
+        "message.posted", message, actor=author, fund=application.fund_id, case=application.uid
+    )
     if not from_staff:
         alerts.notify(application, AlertKind.APPLICANT_ANSWER)
     if not from_staff and application.status == S.INFO_REQUESTED:

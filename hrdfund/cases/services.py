@@ -324,7 +324,9 @@ def submit_report(application, actor, felt_safer, continued_work, narrative=None
     )
     db.session.add(report)
     db.session.flush()
-    audit.record("report.submitted", report, actor=actor, case=application.uid)
+    audit.record(
+        "report.submitted", report, actor=actor, fund=application.fund_id, case=application.uid
+    )
     return report
 
 

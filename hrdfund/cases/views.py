@@ -316,7 +316,13 @@ def download(uid, doc):
     ).scalar_one_or_none()
     if document is None:
         abort(404)
-    perform(audit.record, "document.downloaded", document, actor=current_user._get_current_object())
+    perform(
+        audit.record,
+        "document.downloaded",
+        document,
+        actor=current_user._get_current_object(),
+        fund=application.fund_id,
+    )
     return send_file(
         io.BytesIO(documents.read_document(document)),
         mimetype=document.content_type,

@@ -156,7 +156,8 @@ def create_fund(name):
     fund = Fund(name=name)
     db.session.add(fund)
     db.session.flush()
-    audit.record("fund.created", fund, object_id=str(fund.id))
+    # A fund created belongs to the instance's chain; its own starts with its first event.
+    audit.record("fund.created", fund, object_id=str(fund.id), fund=None)
     db.session.commit()
     click.echo(f"Created fund {fund.id}.")
 

@@ -6,7 +6,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 
-from ..ops.archive import BackupError
+from ..ops.archive import BackupError, heads_arguments, listed_heads
 from ..ops.backup import write_backup
 from ..ops.restore import restore_backup
 
@@ -29,12 +29,15 @@ def backup_command(out):
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     manifest = result.manifest
-    head = manifest["audit_head"]
+    heads = listed_heads(manifest)
     click.echo(
         f"Backup written to {result.path} ({result.size} bytes): "
         f"{sum(manifest['tables'].values())} rows in {len(manifest['tables'])} tables, "
-        f"{len(manifest['documents'])} documents, audit head {head['seq']}:{head['hash']}."
+        f"{len(manifest['documents'])} documents, "
+        f"{len(heads)} audit chain{'' if len(heads) == 1 else 's'}."
     )
+    if heads:
+        click.echo(f"Audit heads: {heads_arguments(heads)}")
     if result.without_file:
         click.echo(
             f"Documents emptied by retention, without a file to copy: {result.without_file}."
@@ -52,7 +55,7 @@ def backup_command(out):
 @with_appcontext
 def restore_command(archive):
     """Restore a backup into an empty database and an instance without documents, then
-    check every table's row count and the audit head against the archive's manifest.
+    check every table's row count and every audit chain's head against the archive's manifest.
 
     Set the keys the backup was written under first: they are not in the archive."""
     try:
@@ -60,7 +63,7 @@ def restore_command(archive):
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     manifest = result.manifest
-    head = f"{manifest['audit_head']['seq']}:{manifest['audit_head']['hash']}"
+    heads = heads_arguments(listed_heads(manifest))
     click.echo(
         f"Restored the backup of {manifest['created_at']} (schema revision "
         f"{manifest['alembic_revision'] or 'unknown'}): "
@@ -78,8 +81,8 @@ def restore_command(archive):
             err=True,
         )
         sys.exit(1)
-    click.echo(f"OK: every table's row count and the audit head {head} match the manifest.")
+    click.echo("OK: every table's row count and every audit chain's head match the manifest.")
+    check = f"flask hrdfund check {heads}".rstrip()
     click.echo(
-        f"Next: `flask db upgrade`, then `flask hrdfund check --head {head}` under the keys "
-        "the backup was written with."
+        f"Next: `flask db upgrade`, then `{check}` under the keys the backup was written with."
     )

@@ -29,4 +29,4 @@ def purge_command(dry_run, yes):
     if not yes:
         click.confirm("This cannot be undone. Purge now?", abort=True)
     purge(plan)
-    click.echo("Purged. Run `flask hrdfund check`: the ledger and the audit chain still verify.")
+    click.echo("Purged. Run `flask hrdfund check`: the ledger and the audit chains still verify.")

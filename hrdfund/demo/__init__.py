@@ -37,6 +37,7 @@ def load_demo_data(scale=DEFAULT_SCALE):
         "demo.loaded",
         object_type="funds",
         object_id=str(world.fund.id),
+        fund=world.fund,
         **{name: count for name, count in world.counts.items() if count},
     )
     db.session.flush()

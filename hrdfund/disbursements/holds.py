@@ -89,7 +89,7 @@ def confirm_held_payment(held, actor):
     held.decided_at = utcnow()
     held.disbursement_id = payment.id
     db.session.flush()
-    audit.record("payment.confirmed", held, actor=actor, payment=payment.uid)
+    audit.record("payment.confirmed", held, actor=actor, fund=grant.fund_id, payment=payment.uid)
     return payment
 
 
@@ -141,7 +141,7 @@ def refuse_held_payment(held, actor, reason):
     held.decided_at = utcnow()
     held.refusal = reason
     db.session.flush()
-    audit.record("payment.refused", held, actor=actor)
+    audit.record("payment.refused", held, actor=actor, fund=held.grant.fund_id)
     return held
 
 

@@ -214,6 +214,7 @@ def _hold(grant, application, pool, fields, texts, actor, reasons):
         "payment.held",
         held,
         actor=actor,
+        fund=grant.fund_id,
         grant=grant.uid,
         pool=pool.id,
         amount=held.amount,
@@ -240,6 +241,7 @@ def book_payment(grant, application, pool, fields, texts, actor, confirmed_by=No
         "payment.recorded",
         payment,
         actor=actor,
+        fund=grant.fund_id,
         grant=grant.uid,
         pool=pool.id,
         amount=payment.amount,
@@ -291,6 +293,7 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
         "payment.reversed",
         reversal,
         actor=actor,
+        fund=payment.grant.fund_id,
         reverses=payment.uid,
         amount=amount,
         fee_refunded=bool(fee_refunded),
@@ -368,7 +371,9 @@ def confirm_receipt(disbursement, actor):
     )
     db.session.add(receipt)
     db.session.flush()
-    audit.record("payment.receipt_confirmed", disbursement, actor=actor)
+    audit.record(
+        "payment.receipt_confirmed", disbursement, actor=actor, fund=disbursement.grant.fund_id
+    )
     return receipt
 
 

@@ -270,7 +270,13 @@ def proof(uid):
         abort(404)
     if document.filename is None:  # purged with its case
         abort(404)
-    perform(audit.record, "document.downloaded", document, actor=current_user._get_current_object())
+    perform(
+        audit.record,
+        "document.downloaded",
+        document,
+        actor=current_user._get_current_object(),
+        fund=payment.grant.fund_id,
+    )
     return send_file(
         io.BytesIO(documents.read_document(document)),
         mimetype=document.content_type,

@@ -107,7 +107,9 @@ def request_information(application, user, question):
     )
     db.session.add(message)
     db.session.flush()
-    audit.record("message.posted", message, actor=user, case=application.uid)
+    audit.record(
+        "message.posted", message, actor=user, fund=application.fund_id, case=application.uid
+    )
     change_status(application, S.INFO_REQUESTED, actor=user)
     return message
 

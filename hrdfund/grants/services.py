@@ -112,6 +112,7 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
         "allocation.created",
         allocation,
         actor=actor,
+        fund=grant.fund_id,
         grant=grant.uid,
         pool=pool.id,
         amount=pool_amount,

@@ -44,16 +44,48 @@ def configured_dialect():
 
 
 def figures():
-    """Every table's row count, the schema revision and the audit head, as the session's
-    transaction sees them."""
-    names = sorted(sa.inspect(db.session.connection()).get_table_names())
+    """Every table's row count, the schema revision and the head of every audit chain, as
+    the session's transaction sees them."""
+    inspector = sa.inspect(db.session.connection())
+    names = sorted(inspector.get_table_names())
     count = sa.select(sa.func.count())
     tables = {name: db.session.scalar(count.select_from(sa.table(name))) for name in names}
     revision = None
     if "alembic_version" in names:
         versions = db.session.scalars(sa.text("SELECT version_num FROM alembic_version"))
         revision = ",".join(sorted(versions)) or None
-    return tables, revision, audit.head()
+    heads = {}
+    if "audit_events" in names:
+        columns = {column["name"] for column in inspector.get_columns("audit_events")}
+        # A database restored from before the chains were per fund has one: the instance's.
+        heads = audit.heads() if "chain" in columns else _single_chain_head()
+    return tables, revision, heads
+
+
+def _single_chain_head():
+    last = db.session.execute(
+        sa.text("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+    ).first()
+    return {audit.INSTANCE: (last.seq, last.hash)} if last else {}
+
+
+def heads_entry(heads):
+    """Audit heads by chain as a manifest holds them: {"chain": {"seq": .., "hash": ..}}."""
+    return {str(chain): {"seq": seq, "hash": digest} for chain, (seq, digest) in heads.items()}
+
+
+def listed_heads(manifest):
+    """The audit heads a manifest lists, by chain; an archive written when there was one
+    chain lists its head alone, the instance's chain's now."""
+    if "audit_heads" not in manifest:
+        head = manifest["audit_head"]
+        return {audit.INSTANCE: (head["seq"], head["hash"])} if head["seq"] else {}
+    return {int(chain): (h["seq"], h["hash"]) for chain, h in manifest["audit_heads"].items()}
+
+
+def heads_arguments(heads):
+    """The heads as `flask hrdfund check` takes them: --head CHAIN:SEQ:HASH for each."""
+    return " ".join(f"--head {chain}:{seq}:{digest}" for chain, (seq, digest) in heads.items())
 
 
 def key_ids():

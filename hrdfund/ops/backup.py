@@ -2,7 +2,7 @@
 a manifest that a restore is checked against.
 
 No key goes into the archive. Its fields and documents are encrypted under
-HRDFUND_ENCRYPTION_KEY and its audit chain is keyed with HRDFUND_AUDIT_KEY, both kept
+HRDFUND_ENCRYPTION_KEY and its audit chains are keyed with HRDFUND_AUDIT_KEY, both kept
 outside the database: without them nobody can read the archive, the fund included, so the
 keys must be kept apart from it, as carefully.
 
@@ -44,6 +44,7 @@ from .archive import (
     copy_hashing,
     documents_folder,
     figures,
+    heads_entry,
     key_ids,
     libpq_connection,
     pg_tool,
@@ -74,11 +75,11 @@ def write_backup(out):
         try:
             if dialect == "sqlite":
                 db.session.connection()  # BEGIN IMMEDIATE: writers wait until the copy ends
-                tables, revision, head = figures()
+                tables, revision, heads = figures()
                 _copy_sqlite(dump)
             else:
                 snapshot = _begin_postgresql_snapshot()
-                tables, revision, head = figures()
+                tables, revision, heads = figures()
                 _pg_dump(tool, snapshot, dump)
             names = _document_names()
         finally:
@@ -93,7 +94,7 @@ def write_backup(out):
             "dialect": dialect,
             "alembic_revision": revision,
             "tables": tables,
-            "audit_head": {"seq": head[0], "hash": head[1]},
+            "audit_heads": heads_entry(heads),
             "database": {"file": DATABASE_MEMBERS[dialect], "sha256": digest},
             "documents": documents,
             # The keys' public names, as every ciphertext carries them; never the keys.

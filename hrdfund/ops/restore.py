@@ -1,6 +1,6 @@
 """Restore: a backup archive (see ``backup``) checked whole, then written into an empty
 database and an instance without documents, and the result compared with the archive's
-manifest: every table's row count and the audit head.
+manifest: every table's row count and the head of every audit chain.
 """
 
 import json
@@ -33,6 +33,7 @@ from .archive import (
     figures,
     key_ids,
     libpq_connection,
+    listed_heads,
     pg_tool,
 )
 
@@ -121,10 +122,13 @@ def _read_manifest(tar, dialect):
         well_formed = (
             manifest["database"]["file"] == DATABASE_MEMBERS[dialect]
             and isinstance(manifest["tables"], dict)
-            and isinstance(manifest["audit_head"]["seq"], int)
+            and all(
+                type(seq) is int and isinstance(digest, str)
+                for seq, digest in listed_heads(manifest).values()
+            )
             and all(STORAGE_NAME.fullmatch(name) for name in manifest["documents"])
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BackupError("the archive's manifest is incomplete") from exc
     if not well_formed:
         raise BackupError("the archive's manifest is malformed")
@@ -207,9 +211,9 @@ def _restore_postgresql(tool, dump, clean):
 
 
 def _compare(manifest):
-    """Each table's row count and the audit head, against the manifest."""
+    """Each table's row count and each audit chain's head, against the manifest."""
     try:
-        tables, _revision, head = figures()
+        tables, _revision, heads = figures()
     finally:
         db.session.close()
     problems = []
@@ -221,11 +225,14 @@ def _compare(manifest):
     for name in sorted(set(tables) - set(manifest["tables"]) - SCHEMA_TABLES):
         if tables[name]:
             problems.append(f"table {name} holds {tables[name]} rows the manifest does not list")
-    listed = manifest["audit_head"]
-    if head != (listed["seq"], listed["hash"]):
-        problems.append(
-            f"audit head is {head[0]}:{head[1]}, the manifest says {listed['seq']}:{listed['hash']}"
-        )
+    listed = listed_heads(manifest)
+    for chain in sorted(set(heads) | set(listed)):
+        if heads.get(chain) != listed.get(chain):
+            found, said = (
+                ":".join(map(str, h)) if h else "no entry"
+                for h in (heads.get(chain), listed.get(chain))
+            )
+            problems.append(f"audit head of chain {chain} is {found}, the manifest says {said}")
     return problems
 
 
@@ -241,7 +248,7 @@ def _key_warnings(manifest):
         )
     if recorded.get("audit") not in (None, configured["audit"]):
         warnings.append(
-            f"the backup's audit chain is keyed with audit key {recorded['audit']}, and "
+            f"the backup's audit chains are keyed with audit key {recorded['audit']}, and "
             f"HRDFUND_AUDIT_KEY is key {configured['audit']}: `flask hrdfund check` will fail"
         )
     return warnings

@@ -226,11 +226,11 @@ def _reduce_cases(case_ids, tokens, now):
     _clear_ledger_rows(case_ids)
     _clear_held_payments(case_ids)
     cases = db.session.execute(
-        sa.select(Application.id, Application.uid, Application.defender_key).where(
-            Application.id.in_(case_ids)
-        )
+        sa.select(
+            Application.id, Application.uid, Application.defender_key, Application.fund_id
+        ).where(Application.id.in_(case_ids))
     ).all()
-    for case_id, uid, key in cases:
+    for case_id, uid, key, fund_id in cases:
         # Defender keys could confirm a guessed name; a new random token per defender keeps
         # the count of distinct defenders among the cases purged together. The network key
         # goes altogether: a purged case leaves the duplicate check across funds.
@@ -242,7 +242,7 @@ def _reduce_cases(case_ids, tokens, now):
             .values({**cleared, "defender_key": token, "purged_at": now})
             .execution_options(synchronize_session=False)
         )
-        audit.record("case.purged", object_type="applications", object_id=uid)
+        audit.record("case.purged", object_type="applications", object_id=uid, fund=fund_id)
 
 
 def _ledger_rows_of(model, case_ids):
@@ -283,9 +283,13 @@ def _delete_drafts(draft_ids):
     for table in reversed(db.metadata.sorted_tables):
         if "application_id" in table.c:
             db.session.execute(sa.delete(table).where(table.c.application_id.in_(draft_ids)))
-    uids = db.session.scalars(sa.select(Application.uid).where(Application.id.in_(draft_ids)))
-    for uid in uids.all():
-        audit.record("case.purged", object_type="applications", object_id=uid, draft=True)
+    drafts = db.session.execute(
+        sa.select(Application.uid, Application.fund_id).where(Application.id.in_(draft_ids))
+    )
+    for uid, fund_id in drafts.all():
+        audit.record(
+            "case.purged", object_type="applications", object_id=uid, fund=fund_id, draft=True
+        )
     db.session.execute(sa.delete(Application.__table__).where(Application.id.in_(draft_ids)))
 
 

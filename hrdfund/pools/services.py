@@ -351,6 +351,7 @@ def record_contribution(
         "contribution.recorded",
         contribution,
         actor=actor,
+        fund=pool.fund_id,
         pool=pool.id,
         amount=contribution.amount,
         currency=pool.currency,
@@ -388,5 +389,11 @@ def reverse_contribution(contribution, actor, reason):
     )
     db.session.add(reversal)
     db.session.flush()
-    audit.record("contribution.reversed", reversal, actor=actor, reverses=contribution.uid)
+    audit.record(
+        "contribution.reversed",
+        reversal,
+        actor=actor,
+        fund=pool.fund_id,
+        reverses=contribution.uid,
+    )
     return reversal

@@ -71,6 +71,7 @@ def record_reference_check(reference, status, notes, actor):
         "reference.checked",
         reference,
         actor=actor,
+        fund=application.fund_id,
         case=application.uid,
         status=reference.status.value,
     )
@@ -114,6 +115,7 @@ def recommend(
         "review.recorded",
         review,
         actor=reviewer,
+        fund=application.fund_id,
         case=application.uid,
         recommendation=recommendation.value,
     )
@@ -145,7 +147,14 @@ def add_note(application, author, kind, body):
     note.body = body
     db.session.add(note)
     db.session.flush()
-    audit.record("case_note.added", note, actor=author, case=application.uid, kind=note.kind.value)
+    audit.record(
+        "case_note.added",
+        note,
+        actor=author,
+        fund=application.fund_id,
+        case=application.uid,
+        kind=note.kind.value,
+    )
     return note
 
 
@@ -173,7 +182,9 @@ def record_cofunding(application, actor, funder, amount, currency, starts_on, en
     )
     db.session.add(row)
     db.session.flush()
-    audit.record("cofunding.recorded", row, actor=actor, case=application.uid)
+    audit.record(
+        "cofunding.recorded", row, actor=actor, fund=application.fund_id, case=application.uid
+    )
     return row
 
 

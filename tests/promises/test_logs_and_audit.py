@@ -111,38 +111,37 @@ def test_promise_28_actions_are_audited_in_a_chain_that_check_verifies(
         return result.exit_code, result.output
 
     assert check()[0] == 0
-    seq = 3
-    original = (
-        db.session.execute(sa.select(AuditEvent.__table__).where(AuditEvent.seq == seq))
-        .mappings()
-        .one()
-    )
-    db.session.execute(
-        sa.text("UPDATE audit_events SET payload = :p WHERE seq = :s"), {"p": "{}", "s": seq}
-    )
+    # The case's entries are in its fund's chain; `check` names that chain and the entry.
+    chain, seq = fund.id, 3
+    broken = f"BROKEN: the audit chain of fund {fund.id} (Test Fund): audit entry {seq}"
+    entry = sa.and_(AuditEvent.chain == chain, AuditEvent.seq == seq)
+    original = db.session.execute(sa.select(AuditEvent.__table__).where(entry)).mappings().one()
+    assert original["action"].startswith("application.")
+    db.session.execute(sa.update(AuditEvent.__table__).where(entry).values(payload='{"n":1}'))
     db.session.commit()
     code, output = check()
-    assert code == 1 and f"BROKEN: audit entry {seq} was altered" in output
+    assert code == 1 and f"{broken} was altered" in output
     db.session.execute(
-        sa.text("UPDATE audit_events SET payload = :p WHERE seq = :s"),
-        {"p": original["payload"], "s": seq},
+        sa.update(AuditEvent.__table__).where(entry).values(payload=original["payload"])
     )
     db.session.commit()
     assert check()[0] == 0
-    db.session.execute(sa.text("DELETE FROM audit_events WHERE seq = :s"), {"s": seq})
+    db.session.execute(sa.delete(AuditEvent.__table__).where(entry))
     db.session.commit()
     code, output = check()
-    assert code == 1 and f"BROKEN: audit entry {seq} is missing" in output
+    assert code == 1 and f"{broken} is missing" in output
     db.session.execute(sa.insert(AuditEvent.__table__).values(**original))
     db.session.commit()
     assert check()[0] == 0
     for old, new in ((seq, 100_000), (seq + 1, seq), (100_000, seq + 1)):
         db.session.execute(
-            sa.text("UPDATE audit_events SET seq = :n WHERE seq = :o"), {"n": new, "o": old}
+            sa.update(AuditEvent.__table__)
+            .where(AuditEvent.chain == chain, AuditEvent.seq == old)
+            .values(seq=new)
         )
     db.session.commit()
     code, output = check()
-    assert code == 1 and f"BROKEN: audit entry {seq} does not follow" in output
+    assert code == 1 and f"{broken} does not follow" in output
 
 
 def test_promise_29_error_pages_say_nothing_of_the_server(app, client, make_user):
