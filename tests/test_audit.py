@@ -127,6 +127,14 @@ def test_a_cut_tail_is_caught_against_a_recorded_head(app):
     ]
 
 
+def test_a_head_recorded_while_the_chain_was_empty_vouches_for_any_chain(app):
+    """A fund's chain may be empty when its head is recorded (0 and the genesis hash)."""
+    empty = audit.head()
+    assert empty == (0, audit.GENESIS) and audit.verify(head=empty) == []
+    _chain()
+    assert audit.verify(head=empty) == []
+
+
 def test_a_rewritten_tail_is_caught_against_a_recorded_head(app):
     """Dropping the last entry and appending another in its place still differs from the
     head recorded outside the server."""
