@@ -187,6 +187,34 @@ def test_a_cases_events_land_in_its_funds_chain_and_the_rest_in_the_instances(
         assert audit.verify(fund=chain) == []
 
 
+def test_the_network_writes_funds_to_the_instances_chain_and_settings_to_the_funds(
+    app, make_fund, make_user
+):
+    """The network's administrator creating, suspending and resuming a fund writes to the
+    instance's chain (the fund's first administrator, created with it, to the new fund's);
+    a fund's administrator changing its settings writes to the fund's own."""
+    from hrdfund.auth.services import hash_password
+    from hrdfund.network import funds as network
+
+    make_fund("Fund A")
+    chief = make_user("network_admin")
+    fund, admin = network.create_fund(chief, "Fund B", "b.admin", hash_password("x" * 16))
+    network.suspend_fund(chief, fund)
+    network.resume_fund(chief, fund)
+    network.update_profile(admin, fund, True, ["medical"], ["KE"], ["en"])
+    db.session.commit()
+    instance = [(r.action, r.object_id) for r in _chain(None)]
+    assert [a for a in instance if a[0].startswith("fund.")] == [
+        ("fund.created", fund.uid),
+        ("fund.suspended", fund.uid),
+        ("fund.resumed", fund.uid),
+    ]
+    assert ("auth.user_created", chief.uid) in instance
+    own = [(r.action, r.object_id) for r in _chain(fund)]
+    assert own == [("auth.user_created", admin.uid), ("fund.profile_changed", fund.uid)]
+    assert _chain(fund.id - 1) == [], "nothing of Fund B reached Fund A's chain"
+
+
 def test_check_verifies_each_chain_and_check_fund_one(funds, runner):
     a, b = funds
     code, output = _check(runner)
@@ -509,3 +537,71 @@ def test_two_funds_submit_and_approve_at_once_without_waiting_on_each_other(
     assert audit.verify(fund=b) == [] and audit.verify(fund=a) == []
     assert {r.action for r in _chain(b)} >= {"application.status", "grant.approved"}
     assert "grant.approved" not in {r.action for r in _chain(a)}, "fund A's approval rolled back"
+
+
+def _waiting_for_a_lock():
+    """How many advisory locks other connections wait for."""
+    return db.session.scalar(
+        sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_writing_to_two_chains_takes_their_locks_in_one_order(app, make_fund):
+    """A transaction about to write to funds B and A waits for A's lock holding nothing, so
+    the transaction that holds A can still take B: opposite referrals at once never wait on
+    each other in a circle (PostgreSQL would otherwise cancel one as a deadlock)."""
+    a_id, b_id = make_fund("Fund A").id, make_fund("Fund B").id
+    db.session.commit()
+    holds_a, go_on, outcome = threading.Event(), threading.Event(), {}
+
+    def first():  # holds A, then writes to B
+        with app.app_context():
+            try:
+                audit.record("test.first", object_type="t", object_id="1", fund=a_id)
+                holds_a.set()
+                go_on.wait(30)
+                db.session.execute(sa.text(f"SET LOCAL lock_timeout = '{WAIT}'"))
+                outcome["first"] = audit.record(
+                    "test.first", object_type="t", object_id="2", fund=b_id
+                ).chain
+                db.session.commit()
+            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
+                outcome["first"] = exc
+                holds_a.set()
+            finally:
+                db.session.rollback()
+                db.session.remove()
+
+    def second():  # writes to B and A, as the other referral would
+        with app.app_context():
+            try:
+                holds_a.wait(30)
+                db.session.execute(sa.text(f"SET LOCAL lock_timeout = '{WAIT}'"))
+                audit.lock_chains(b_id, a_id)
+                audit.record("test.second", object_type="t", object_id="1", fund=b_id)
+                audit.record("test.second", object_type="t", object_id="2", fund=a_id)
+                db.session.commit()
+                outcome["second"] = "written"
+            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
+                outcome["second"] = exc
+            finally:
+                db.session.rollback()
+                db.session.remove()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    assert holds_a.wait(30)
+    for _ in range(100):  # until the second waits for a lock
+        if _waiting_for_a_lock():
+            break
+        db.session.rollback()
+        threading.Event().wait(0.05)
+    db.session.rollback()
+    go_on.set()
+    for t in threads:
+        t.join(30)
+    assert outcome == {"first": b_id, "second": "written"}
+    assert [r.object_id for r in _chain(a_id)] == ["1", "2"]
+    assert [r.action for r in _chain(b_id)] == ["test.first", "test.second"]
