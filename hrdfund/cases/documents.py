@@ -3,11 +3,12 @@ random name, readable only through the case's access rule, re-encrypted when key
 and overwritten when retention deletes it.
 """
 
+import io
 import os
 import secrets
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, send_file
 
 from .. import audit
 from ..core.columns import cipher
@@ -82,6 +83,17 @@ def read_document(document):
     """The decrypted bytes of a stored document."""
     with open(os.path.join(_folder(), document.storage_name), "rb") as fh:
         return cipher().decrypt_bytes(fh.read(), _aad(document))
+
+
+def send_document(document):
+    """The response that hands a stored document over as an attachment, by its content
+    type and its stored name."""
+    return send_file(
+        io.BytesIO(read_document(document)),
+        mimetype=document.content_type,
+        as_attachment=True,
+        download_name=document.filename,
+    )
 
 
 def reencrypt_document_file(document):

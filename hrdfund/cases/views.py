@@ -1,7 +1,5 @@
 """The applicant side (start, fill in, send, follow a case) and the staff queue."""
 
-import io
-
 import sqlalchemy as sa
 from flask import (
     abort,
@@ -9,7 +7,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
@@ -323,9 +320,4 @@ def download(uid, doc):
         actor=current_user._get_current_object(),
         fund=application.fund_id,
     )
-    return send_file(
-        io.BytesIO(documents.read_document(document)),
-        mimetype=document.content_type,
-        as_attachment=True,
-        download_name=document.filename,
-    )
+    return documents.send_document(document)

@@ -1,7 +1,6 @@
 """Finance's pages: the latest payments, recording and reversing one, proofs, and the
 applicant's confirmation of receipt."""
 
-import io
 from collections import Counter
 from types import SimpleNamespace
 
@@ -12,7 +11,6 @@ from flask import (
     flash,
     redirect,
     render_template,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
@@ -277,12 +275,7 @@ def proof(uid):
         actor=current_user._get_current_object(),
         fund=payment.grant.fund_id,
     )
-    return send_file(
-        io.BytesIO(documents.read_document(document)),
-        mimetype=document.content_type,
-        as_attachment=True,
-        download_name=document.filename,
-    )
+    return documents.send_document(document)
 
 
 @bp.post("/<uid>/received")

@@ -2,10 +2,8 @@
 its case page, the list of referrals in and out, and the referral page where the other
 fund opens the shared parts and answers."""
 
-import io
-
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, send_file, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -194,12 +192,7 @@ def shared_document(uid, doc):
         fund=current_user.fund_id,
         referral=referral.uid,
     )
-    return send_file(
-        io.BytesIO(documents.read_document(document)),
-        mimetype=document.content_type,
-        as_attachment=True,
-        download_name=document.filename,
-    )
+    return documents.send_document(document)
 
 
 def _answer(uid, service, words, *args):
