@@ -37,6 +37,7 @@ from hrdfund.ledger.models import Allocation, Contribution, Disbursement
 from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.pools.eligibility import pool_mismatches
 from hrdfund.pools.models import ExchangeRate, Pool
+from hrdfund.reviews import network_check
 from hrdfund.reviews.models import Review
 from tests.conftest import edit_behind_the_app, login
 
@@ -86,10 +87,16 @@ def test_demo_rates_are_nobodys_alone_and_its_money_keeps_what_it_was_weighed_ag
 
 
 def _network_cases():
-    """The cases of the demo network's referrals (demo/network.py): written as staff would,
-    with only the answers a referral needs, and the other funds' cases they made."""
+    """The cases demo/network.py writes as staff would, with only the answers its stories
+    need: those of the referrals, and every case of the other member funds."""
     rows = db.session.execute(sa.select(Referral.application_id, Referral.linked_application_id))
-    return {case_id for pair in rows for case_id in pair if case_id is not None}
+    referred = {case_id for pair in rows for case_id in pair if case_id is not None}
+    other_funds = db.session.execute(
+        sa.select(Application.id)
+        .join(Fund, Fund.id == Application.fund_id)
+        .where(Fund.name != "Demo Protection Fund")
+    ).scalars()
+    return referred | set(other_funds)
 
 
 def test_demo_world_covers_every_status_and_category(demo):
@@ -424,3 +431,15 @@ def test_the_demo_network_has_a_referral_in_every_state_and_a_co_funded_stay(dem
     assert (stay.months_from, stay.months_to) == (7, 12)
     assert stay.linked_application.fund.name == "East Africa Regional Fund"
     assert stay.linked_application.status == S.APPROVED
+
+
+def test_the_demo_network_has_a_duplicate_across_funds(demo, app):
+    """A defender applied to the local fund and to the demo fund for the same medical need:
+    asking the network from the demo fund's case finds the local fund's, in one word."""
+    waiting = db.session.execute(
+        sa.select(Referral).where(Referral.status == ReferralStatus.PENDING)
+    ).scalar_one()
+    manager = db.session.execute(sa.select(User).where(User.login == "demo-manager1")).scalar_one()
+    with app.test_request_context():
+        lines = network_check.ask_network(waiting.application, manager)
+    assert [(line.fund, line.word) for line in lines] == [("Coastal Local Fund", "open")]

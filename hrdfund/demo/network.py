@@ -1,6 +1,7 @@
 """The demo network at work: a relocation co-funded by the demo fund (months 1 to 6) and the
-regional fund (months 7 to 12, from its own pool), and referrals in every other state:
-one waiting, one declined with a reason, one withdrawn. Written through the services, as
+regional fund (months 7 to 12, from its own pool), referrals in every other state (one
+waiting, one declined with a reason, one withdrawn), and a defender who applied to two
+funds for the same need. Written through the services, as
 staff would, once the bulk of the demo is in the database."""
 
 from datetime import timedelta
@@ -32,11 +33,12 @@ def _user(user_id):
     return db.session.get(User, user_id)
 
 
-def _case(world, category, name, status=ApplicationStatus.SUBMITTED):
-    """A case of the demo fund sent by demo-applicant1, who agreed to referral."""
+def _case(world, category, name, fund=None):
+    """A case of the demo fund (or ``fund``) sent by demo-applicant1, who agreed to
+    referral."""
     applicant = _user(world.users[Role.APPLICANT][0])
     case = Application(
-        fund_id=world.fund.id,
+        fund_id=(fund or world.fund).id,
         applicant_id=applicant.id,
         submitted_by_id=applicant.id,
         category=category,
@@ -142,6 +144,9 @@ def add_referrals(world):
     # Waiting for the local fund; declined by it; withdrawn from the regional fund.
     medical = referrals.Part(Category.MEDICAL, None, None, Decimal(800), "EUR")
     waiting = _case(world, Category.MEDICAL, "Otieno Demo (referral waiting)")
+    # The same defender had already applied to the local fund: asking the network from the
+    # demo fund's case finds it, open.
+    _case(world, Category.MEDICAL, "Otieno Demo (referral waiting)", fund=local)
     referrals.refer_case(
         reviewer,
         waiting,
