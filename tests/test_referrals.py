@@ -481,3 +481,18 @@ def test_what_a_referral_did_not_share_reaches_nothing_the_other_fund_can_see(
     assert found == {}
     # The control: the referral itself, and why, did reach them.
     assert "Our pool ends in June" in text and referral.uid in text
+
+
+def test_the_other_funds_queue_says_a_referral_waits_for_its_answer(app, two_funds):
+    """A referral waiting for an answer shows at the top of the asked fund's queue, not of
+    the referring fund's, and no more once answered or stopped."""
+    w = two_funds
+    notice = "1 referral from another fund waits for your fund’s answer."
+    b = signed_in(app, w["b_reviewer"])
+    assert notice not in b.get("/cases").get_data(as_text=True)
+    a, _sent = _refer(app, w)
+    assert notice in b.get("/cases").get_data(as_text=True)
+    assert notice not in a.get("/cases").get_data(as_text=True)
+    referral = _the_referral()
+    b.post(f"/network/referrals/{referral.uid}/accept")
+    assert notice not in b.get("/cases").get_data(as_text=True)

@@ -117,6 +117,23 @@ def refer(uid):
     return refused.refuse(form, to=back)
 
 
+@bp.app_context_processor
+def _referrals_waiting():
+    """For the queue of the fund's reviewers and managers: how many referrals from other
+    funds wait for their answer (counted only where a page asks)."""
+
+    def waiting():
+        if not current_user.is_authenticated or current_user.role not in ROLES:
+            return 0
+        return sum(
+            1
+            for r in services.incoming(current_user)
+            if r.status == ReferralStatus.PENDING and not services.is_stopped(r)
+        )
+
+    return {"referrals_waiting": waiting}
+
+
 @bp.get("/network/referrals")
 @role_required(*ROLES)
 def referrals():
