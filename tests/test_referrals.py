@@ -496,3 +496,15 @@ def test_the_other_funds_queue_says_a_referral_waits_for_its_answer(app, two_fun
     referral = _the_referral()
     b.post(f"/network/referrals/{referral.uid}/accept")
     assert notice not in b.get("/cases").get_data(as_text=True)
+
+
+def test_the_service_refuses_a_referral_without_a_reason(app, two_funds):
+    """Why a case is referred is what the other fund reads first: a caller that is not the
+    form is held to it too."""
+    w = two_funds
+    part = services.Part(Category.RELOCATION, 7, 12, Decimal(3000), "EUR")
+    later = date.today() + timedelta(days=3)
+    with pytest.raises(services.ReferralError, match="Say why"):
+        services.refer_case(w["a_reviewer"], w["case"], w["b"], part, (), "  ", later)
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0

@@ -66,7 +66,7 @@ def network_panel(application, user, sections):
         "template": "network/_case_referrals.html",
         "sent": sent,
         "made_by": made_by,
-        "stopped": {r.id for r in sent if services.is_stopped(r)},
+        "stopped": services.stopped_ids(sent),
         "referral_labels": LABELS,
     }
     if user.is_staff:
@@ -123,13 +123,9 @@ def _referrals_waiting():
     funds wait for their answer (counted only where a page asks)."""
 
     def waiting():
-        if not current_user.is_authenticated or current_user.role not in ROLES:
+        if not current_user.is_authenticated:
             return 0
-        return sum(
-            1
-            for r in services.incoming(current_user)
-            if r.status == ReferralStatus.PENDING and not services.is_stopped(r)
-        )
+        return services.waiting_count(current_user)
 
     return {"referrals_waiting": waiting}
 
@@ -144,7 +140,7 @@ def referrals():
         incoming=arriving,
         outgoing=services.outgoing(current_user),
         due={r.id: services.response_due(r) for r in arriving},
-        stopped={r.id for r in arriving if services.is_stopped(r)},
+        stopped=services.stopped_ids(arriving),
         now=utcnow(),
         referral_labels=LABELS,
     )

@@ -123,6 +123,8 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     if to_fund is None or to_fund.id == application.fund_id or to_fund.suspended:
         raise ReferralError(_l("Choose another member fund of the network."))
     part.check()
+    if not (reason or "").strip():
+        raise ReferralError(_l("Say why."))
     if answer_by < utcnow().date():
         raise ReferralError(_l("The date an answer is needed by cannot be in the past."))
     open_already = db.session.execute(
@@ -154,7 +156,7 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     )
     db.session.add(referral)
     db.session.flush()
-    referral.reason = reason or None
+    referral.reason = reason.strip()
     shared = sorted(shares)
     audit.lock_chains(application.fund_id, to_fund)
     audit.record(
@@ -178,13 +180,56 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     return referral
 
 
+#: A referral that shares while the defender's consent stands: waiting, or declined.
+UNANSWERED_OR_DECLINED = (ReferralStatus.PENDING, ReferralStatus.DECLINED)
+
+
+def _consent_standing():
+    """SQL condition on Referral: the referred case's consent to referral still stands."""
+    return (
+        sa.select(Consent.id)
+        .where(
+            Consent.application_id == Referral.application_id,
+            Consent.kind == ConsentKind.REFERRAL,
+            Consent.withdrawn_at.is_(None),
+        )
+        .exists()
+    )
+
+
+def stopped_ids(referrals):
+    """The ids of ``referrals`` not yet accepted whose defender has withdrawn consent to
+    referral: they share nothing any more and cannot be accepted. One query for them all."""
+    open_ones = [r for r in referrals if r.status in UNANSWERED_OR_DECLINED]
+    if not open_ones:
+        return set()
+    standing = set(
+        db.session.execute(
+            sa.select(Consent.application_id).where(
+                Consent.application_id.in_({r.application_id for r in open_ones}),
+                Consent.kind == ConsentKind.REFERRAL,
+                Consent.withdrawn_at.is_(None),
+            )
+        ).scalars()
+    )
+    return {r.id for r in open_ones if r.application_id not in standing}
+
+
 def is_stopped(referral):
-    """A referral not yet accepted whose defender has withdrawn consent to referral: it
-    shares nothing any more and cannot be accepted."""
-    return referral.status in (
-        ReferralStatus.PENDING,
-        ReferralStatus.DECLINED,
-    ) and not consent_stands(referral.application)
+    return referral.id in stopped_ids([referral])
+
+
+def waiting_count(user):
+    """How many referrals to the user's fund wait for its answer, consent standing."""
+    if user.role not in REFERRAL_ROLES:
+        return 0
+    return db.session.execute(
+        sa.select(sa.func.count(Referral.id)).where(
+            Referral.to_fund_id == user.fund_id,
+            Referral.status == ReferralStatus.PENDING,
+            _consent_standing(),
+        )
+    ).scalar()
 
 
 def shared_parts(referral, user):
@@ -363,6 +408,14 @@ def withdraw_referral(actor, referral):
     return referral
 
 
+#: What a list of referrals shows of each: both funds, and the case (its urgency, its code).
+_LISTED = (
+    sa.orm.joinedload(Referral.from_fund),
+    sa.orm.joinedload(Referral.to_fund),
+    sa.orm.joinedload(Referral.application),
+)
+
+
 def incoming(user):
     """Referrals to the user's fund, waiting ones first (soonest answer needed first)."""
     if user.role not in REFERRAL_ROLES:
@@ -371,6 +424,7 @@ def incoming(user):
         db.session.execute(
             sa.select(Referral)
             .where(Referral.to_fund_id == user.fund_id)
+            .options(*_LISTED)
             .order_by((Referral.status != ReferralStatus.PENDING), Referral.answer_by, Referral.id)
         )
         .scalars()
@@ -387,6 +441,7 @@ def outgoing(user):
             sa.select(Referral)
             .join(Application, Application.id == Referral.application_id)
             .where(Referral.from_fund_id == user.fund_id, visible_cases(user))
+            .options(*_LISTED)
             .order_by(Referral.created_at.desc(), Referral.id.desc())
         )
         .scalars()
@@ -400,6 +455,7 @@ def of_case(application):
         db.session.execute(
             sa.select(Referral)
             .where(Referral.application_id == application.id)
+            .options(sa.orm.joinedload(Referral.to_fund))
             .order_by(Referral.id)
         )
         .scalars()
