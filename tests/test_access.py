@@ -44,6 +44,8 @@ ROLE_PAGES = {
     "/admin/users": {"admin"},
     "/fund/settings": {"admin"},
     "/network/funds": {"network_admin"},
+    "/reports/network": {"manager"},
+    "/network/report": {"network_admin"},
 }
 
 

@@ -340,6 +340,7 @@ class FundWorld:
         elsewhere = Fund(name=f"{self.tag}-elsewhere")
         db.session.add(elsewhere)
         db.session.flush()
+        self.elsewhere = elsewhere.name
         self.referral = referrals.refer_case(
             u["reviewer"],
             self.cases["in review"],
@@ -537,6 +538,9 @@ def _statement(v):
 
 #: A donor report of this year, as a CSV.
 REPORT = f"period={utcnow().date().year}&format=csv"
+#: The network report over the last month, which holds each world's referral.
+_TODAY = utcnow().date()
+NETWORK = f"start={_TODAY - timedelta(days=31)}&end={_TODAY}"
 
 #: Every endpoint that names something of a fund, and how the sweep fills it. Each
 #: endpoint's methods are all sent. The fund's own accounts send them in this order last
@@ -821,6 +825,11 @@ LISTS = {
     "network.referrals": [
         Page(lambda o, w: "/network/referrals", REVIEWING, lambda o: o.cases["in review"].uid)
     ],
+    # The referral each world makes, to a fund outside the sweep, counted by that fund.
+    "reports.network": [
+        Page(lambda o, w: f"/reports/network?{NETWORK}", {"manager"}, lambda o: o.elsewhere),
+        Page(lambda o, w: f"/reports/network?{NETWORK}&format=csv", {"manager"}),
+    ],
 }
 
 #: The reader's own fund's pages and downloads that gather rows from elsewhere: a case's
@@ -878,6 +887,8 @@ NAMES_NOTHING = {
     ("network.save_profile", "POST"): "the actor's own fund, named by nothing sent "
     "(tests/test_member_funds.py)",
     ("network.save_limits", "POST"): "the actor's own fund, named by nothing sent",
+    ("reports.network_totals", "GET"): "the network administrator's counts over the network, "
+    "no fund or case named (tests/test_network_report.py)",
 }
 
 

@@ -637,6 +637,8 @@ def _network_admin(site):
     n.submit("/network/funds", f"/network/funds/{other.uid}/resume")
     n.submit("/network/funds", f"/network/funds/{other.uid}/intake")
     n.submit("/network/funds", f"/network/funds/{intake.uid}/intake")
+    n.get("/network/report")
+    n.get("/network/report?start=2026-02-30", status=400)
     n.get("/cases", status=403)
     n.submit("/account", "/logout")
 
@@ -704,6 +706,9 @@ def _referrals(site):
     regional = site.sign_in("demo-regional-manager")
     regional.get(_case_page(stay.linked_application))
     regional.get("/coverage")
+    regional.get("/network/referrals")
+    regional.get("/reports/network")
+    regional.get("/reports/network?start=2026-02-01&end=2026-01-01", status=400)
     regional.submit("/account", "/logout")
     applicant = site.sign_in("demo-applicant1")
     applicant.get(page)

@@ -202,6 +202,14 @@ def test_a_stay_is_shared_by_a_local_and_an_international_fund(live_server, brow
     local_row = _row(page, uid).inner_text()
     assert local_row.count("€500.00") == 6 and local_row.count("Demo Protection Fund") == 6
     assert pool_name not in page.content()
+    # The network report, from Reports: the case another fund took months 7 to 12 of, and
+    # the six months that fund's plan pays, on a phone's width.
+    page.get_by_role("link", name="Reports").click()
+    page.get_by_role("link", name="Network report: referrals to and from other funds").click()
+    helped = page.locator("#gaps ~ table tr", has_text=uid).inner_text()
+    assert "Demo Protection Fund" in helped and "months 7 to 12" in helped
+    assert helped.split()[-1] == "6"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     _sign_out(page)
     _staff_sign_in(page, live_server, app, "demo-manager1")
     page.get_by_role("link", name="Coverage").click()

@@ -1,0 +1,201 @@
+"""The network report: what a fund's referrals to and from other funds came to over a
+period its managers choose. Built from the referrals that involve the fund, grouped by the
+other fund and by kind of support, so a fund on another server counts like a member fund.
+
+A fund's managers read only referrals their own fund made or received: the other fund's
+name, counts, months and hours, and the codes of their own fund's cases they may open;
+never a name, a reason or anything else of a case. The network's administrator reads
+counts over the whole network, with no fund and no case named.
+"""
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+import sqlalchemy as sa
+
+from ..auth.models import Fund
+from ..cases.models import Application
+from ..core.extensions import db
+from ..core.support import Category
+from ..network.models import Referral, ReferralStatus
+from ..network.support import money_by_month
+
+#: The states a referral is counted in, in the order the report shows them.
+STATES = (
+    ReferralStatus.ACCEPTED,
+    ReferralStatus.DECLINED,
+    ReferralStatus.WITHDRAWN,
+    ReferralStatus.PENDING,
+)
+#: The longest period the report covers at once, in days (ten years).
+LONGEST = 3660
+
+
+class RangeError(ValueError):
+    """Dates the report cannot cover, in words for the page."""
+
+
+@dataclass
+class Counts:
+    """One line of the report: how many referrals, by state; how long answers took; the
+    months of support accepted, and the months the accepting fund's plan pays."""
+
+    referrals: int = 0
+    states: dict = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    hours: list = field(default_factory=list)
+    months_accepted: int = 0
+    months_planned: int = 0
+
+    def add(self, row, planned):
+        self.referrals += 1
+        self.states[row.status] += 1
+        if row.answered_at is not None and row.status in (
+            ReferralStatus.ACCEPTED,
+            ReferralStatus.DECLINED,
+        ):
+            self.hours.append((row.answered_at - row.created_at).total_seconds() / 3600)
+        if row.status == ReferralStatus.ACCEPTED:
+            if row.months_from is not None:
+                self.months_accepted += row.months_to - row.months_from + 1
+            self.months_planned += planned
+
+    @property
+    def median_hours(self):
+        """Median hours from the referral to its answer (accepted or declined), or None."""
+        return round(statistics.median(self.hours)) if self.hours else None
+
+    @property
+    def answered(self):
+        return len(self.hours)
+
+
+@dataclass
+class Side:
+    """The referrals the fund made, or those it received: in total, by the other fund
+    (by name), and by kind of support."""
+
+    total: Counts = field(default_factory=Counts)
+    by_fund: dict = field(default_factory=lambda: defaultdict(Counts))
+    by_category: dict = field(default_factory=lambda: defaultdict(Counts))
+
+    def add(self, row, other, planned):
+        for counts in (self.total, self.by_fund[other], self.by_category[row.category]):
+            counts.add(row, planned)
+
+    def funds(self):
+        return sorted(self.by_fund.items())
+
+    def categories(self):
+        order = list(Category)
+        return sorted(self.by_category.items(), key=lambda item: order.index(item[0]))
+
+
+def check_range(start, end):
+    """Refuse a period that ends before it starts, or is longer than the report covers."""
+    if end < start:
+        raise RangeError("order")
+    if (end - start).days > LONGEST:
+        raise RangeError("long")
+
+
+def _bounds(start, end):
+    """The first moment of ``start`` and the first moment after ``end`` (both days in)."""
+    return datetime.combine(start, time.min), datetime.combine(end + timedelta(days=1), time.min)
+
+
+def _rows(condition, start, end):
+    first, after = _bounds(start, end)
+    return db.session.execute(
+        sa.select(
+            Referral.id,
+            Referral.application_id,
+            Referral.linked_application_id,
+            Referral.from_fund_id,
+            Referral.to_fund_id,
+            Referral.category,
+            Referral.status,
+            Referral.months_from,
+            Referral.months_to,
+            Referral.created_at,
+            Referral.answered_at,
+        )
+        .where(condition, Referral.created_at >= first, Referral.created_at < after)
+        .order_by(Referral.created_at, Referral.id)
+    ).all()
+
+
+def _planned_months(rows):
+    """Linked case id -> the number of months the accepting fund's plan pays on it."""
+    linked = {row.linked_application_id for row in rows if row.linked_application_id}
+    return {case: len(figures["months"]) for case, figures in money_by_month(linked).items()}
+
+
+def fund_report(fund_id, start, end, visible):
+    """The network report of fund ``fund_id`` over the days ``start`` to ``end`` (both
+    in), by when each referral was made: what it made and received, by other fund and by
+    kind of support; and its own cases another fund took a part of (their codes only where
+    ``visible``, an SQL condition on Application, lets the reader open them)."""
+    check_range(start, end)
+    rows = _rows(
+        sa.or_(Referral.from_fund_id == fund_id, Referral.to_fund_id == fund_id), start, end
+    )
+    others = {r.to_fund_id if r.from_fund_id == fund_id else r.from_fund_id for r in rows}
+    names = dict(db.session.execute(sa.select(Fund.id, Fund.name).where(Fund.id.in_(others))).all())
+    planned = _planned_months(rows)
+    made, received = Side(), Side()
+    helped = defaultdict(list)
+    for row in rows:
+        months = planned.get(row.linked_application_id, 0)
+        if row.from_fund_id == fund_id:
+            made.add(row, names[row.to_fund_id], months)
+            if row.status == ReferralStatus.ACCEPTED:
+                helped[row.application_id].append((row, names[row.to_fund_id], months))
+        else:
+            received.add(row, names[row.from_fund_id], months)
+    codes = dict(
+        db.session.execute(
+            sa.select(Application.id, Application.uid).where(Application.id.in_(helped), visible)
+        ).all()
+    )
+    gaps = [
+        {
+            "case": codes[case_id],
+            "fund": name,
+            "category": row.category,
+            "months_from": row.months_from,
+            "months_to": row.months_to,
+            "months_planned": months,
+        }
+        for case_id, parts in helped.items()
+        if case_id in codes
+        for row, name, months in parts
+    ]
+    gaps.sort(key=lambda gap: (gap["case"], gap["fund"]))
+    return {
+        "start": start,
+        "end": end,
+        "made": made,
+        "received": received,
+        "gap_cases": len(helped),
+        "gaps": gaps,
+    }
+
+
+def network_totals(start, end):
+    """Over the whole network, for its administrator: the referrals made between member
+    funds in the period, in total and by kind of support, by state; no fund, no case."""
+    check_range(start, end)
+    side = Side()
+    funds = set()
+    for row in _rows(sa.true(), start, end):
+        side.total.add(row, 0)
+        side.by_category[row.category].add(row, 0)
+        funds |= {row.from_fund_id, row.to_fund_id}
+    return {"start": start, "end": end, "all": side, "funds": len(funds)}
+
+
+def default_range(today):
+    """The period the report opens on: the twelve months up to today."""
+    return today - timedelta(days=364), today
