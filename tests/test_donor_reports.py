@@ -20,8 +20,10 @@ from hrdfund.cases.models import Consent, ConsentKind, Story
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
+from hrdfund.core.support import Category
 from hrdfund.disbursements import services as payments
 from hrdfund.ledger.balances import pool_figures
+from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.reports import anonymise
 from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
@@ -221,8 +223,12 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert "Variances of 10% or more" in " ".join(text.split())
     assert metadata.title == "Donor report" and not metadata.author
     lines = list(csv.DictReader(io.StringIO(render_csv(report))))
-    # Six grants listed (the bounced one at zero), the one without consent apart, a total.
-    assert len(lines) == 8
+    # Six grants listed (the bounced one at zero), the one without consent apart, a total,
+    # then the defenders other funds supported too: none.
+    assert len(lines) == 9
+    assert lines[-1]["Grant code"] == "Defenders also supported by other funds"
+    assert lines[-1]["Grants"] == "0"
+    lines = lines[:-1]
     assert [line["Grants"] for line in lines[:-1]] == ["1"] * 6 + ["fewer than 5"]
     assert lines[-2]["Grant code"] == "Not listed"
     assert Decimal(lines[-2]["Paid in the period"]) == Decimal(560)  # the seventh grant
@@ -392,7 +398,7 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
     assert again["breakdowns"] == first["breakdowns"] and again["budget"] == first["budget"]
     data = render_csv(again)
     assert code not in data
-    unlisted = data.splitlines()[-2].split(",")
+    unlisted = data.splitlines()[-3].split(",")
     assert unlisted[:2] == ["Not listed", "fewer than 5"]
     assert Decimal(unlisted[5]) == Decimal(510 + 560)  # grants 1 and 6
     seventh = anonymise.donor_code(world.donor.id, world.grants[6].uid, period.start.year)
@@ -416,8 +422,8 @@ def test_a_donor_reads_the_csv_in_the_language_chosen_at_download(
     got = client.get(url)
     rows = list(csv.reader(io.StringIO(got.get_data(as_text=True))))
     assert rows[0][0] == heading and "grant_code" not in rows[0]
-    assert kind in {row[2] for row in rows[1:-2]}
-    assert rows[-1][0] == total and Decimal(rows[-1][5]) > 0
+    assert kind in {row[2] for row in rows[1:-3]}
+    assert rows[-2][0] == total and Decimal(rows[-2][5]) > 0
     english = client.get(url.replace(f"language={language}", "language=en"))
     assert english.get_data(as_text=True).startswith("Grant code,Grants,Kind of support,")
 
@@ -484,3 +490,119 @@ def test_a_report_in_french_or_spanish_prints_every_glyph_of_an_arabic_and_a_rus
     ]
     assert all(ord(c) in fallback.charToGlyph for c in CHINESE)
     assert f'<font face="ReportCJK">{CHINESE}</font>' in escape_text(text)
+
+
+# -- defenders other funds supported too -------------------------------------------------
+
+
+def _linked(world, make_fund, cases, outgoing=(), incoming=(), at=datetime(2026, 2, 10, 9)):
+    """Accepted referrals linking cases to another fund, ``at``: the fund's own case
+    referred out (``outgoing``), or the fund's case made by accepting another fund's
+    (``incoming``)."""
+    other = make_fund("Sanctuary Fund Of Elsewhere")
+    source = world.recommended("Other Fund's Defender", Category.RELOCATION, "EUR", None)
+    source.fund_id = other.id
+    db.session.flush()
+
+    def refer(case, to_fund, linked, status=ReferralStatus.ACCEPTED, when=at):
+        db.session.add(
+            Referral(
+                application_id=case.id,
+                from_fund_id=case.fund_id,
+                to_fund_id=to_fund.id,
+                category=Category.MEDICAL,
+                amount=Decimal("100.00"),
+                currency="EUR",
+                answer_by=date(2026, 3, 1),
+                status=status,
+                created_by_id=world.m1.id,
+                created_at=when,
+                answered_at=when,
+                linked_application_id=linked.id if linked is not None else None,
+            )
+        )
+
+    for n in outgoing:
+        refer(cases[n], other, None)
+    for n in incoming:
+        refer(source, world.fund, cases[n])
+    db.session.commit()
+    return other, refer
+
+
+def _other_funds_line(report):
+    text, _metadata = pdf_text(render_pdf(report))
+    text = " ".join(text.split())
+    rows = list(csv.reader(io.StringIO(render_csv(report))))
+    return text, rows[-1]
+
+
+def test_the_line_is_hidden_while_the_number_of_defenders_is(world, make_fund):
+    """The quarter's number of defenders is hidden (one of them is not listed, and the
+    lines could be taken from it): the line, six here, is hidden with it, so that it gives
+    no bound on the hidden number."""
+    cases = [grant.application for grant in world.grants]
+    _linked(world, make_fund, cases, outgoing=[1, 2, 3], incoming=[4, 5, 6])
+    report = build_report(world.eur, parse_period(QUARTER))
+    assert not report["breakdowns"]["category"].total.cells["defenders"].shown
+    assert report["other_funds"] == anonymise.Cell(6, anonymise.SECONDARY)
+    assert _other_funds_line(report)[1][1] == "hidden"
+
+
+def test_few_defenders_supported_elsewhere_show_as_fewer_than_5(world, make_fund):
+    """One defender of the quarter's six whom another fund supported too: the PDF and the
+    CSV say "fewer than 5", and never name that fund."""
+    cases = [grant.application for grant in world.grants]
+    other, _refer = _linked(world, make_fund, cases, outgoing=[1])
+    report = build_report(world.eur, parse_period(QUARTER))
+    assert report["other_funds"].value == 1 and not report["other_funds"].shown
+    text, line = _other_funds_line(report)
+    assert "whom other funds of the network supported too: fewer than 5." in text
+    assert line[:2] == ["Defenders also supported by other funds", "fewer than 5"]
+    assert other.name not in text and other.name not in render_csv(report)
+
+
+def test_defenders_supported_elsewhere_are_counted_in_either_direction(world, make_fund):
+    """All six defenders paid in the quarter are linked to another fund by a referral
+    accepted in February, three referred out and three taken on from the other fund: the
+    line shows 6. The bounced grant's defender, paid nothing net, is not counted. (The
+    seventh defender agreed to be listed too, so that the number of defenders shows.)"""
+    cases = [grant.application for grant in world.grants]
+    agree_to_listing(cases[6])
+    other, _refer = _linked(world, make_fund, cases, outgoing=[0, 1, 2, 3], incoming=[4, 5, 6])
+    report = build_report(world.eur, parse_period(QUARTER))
+    assert report["other_funds"] == anonymise.Cell(6, None)
+    text, line = _other_funds_line(report)
+    assert "whom other funds of the network supported too: 6." in text
+    assert line[:2] == ["Defenders also supported by other funds", "6"]
+    assert other.name not in text
+
+
+def test_only_accepted_referrals_by_the_periods_end_count_and_few_left_out_hide_it(
+    world, make_fund
+):
+    """Five of the six linked by February, the sixth only declined then, and accepted in
+    May: the quarter counts five, and hides it, since the one defender it leaves out would
+    be singled out."""
+    cases = [grant.application for grant in world.grants]
+    other, refer = _linked(world, make_fund, cases, outgoing=[1, 2, 3, 4, 5])
+    refer(cases[6], other, None, status=ReferralStatus.DECLINED)
+    refer(cases[6], other, None, when=datetime(2026, 5, 4, 9))
+    refer(cases[6], other, None, status=ReferralStatus.PENDING)
+    db.session.commit()
+    quarter = build_report(world.eur, parse_period(QUARTER))
+    assert quarter["other_funds"] == anonymise.Cell(5, anonymise.SECONDARY)
+    _text, line = _other_funds_line(quarter)
+    assert line[1] == "hidden"
+
+
+def test_the_line_is_issued_once_with_the_periods_figures(world, make_fund):
+    """Issued with the quarter's figures: a referral accepted later, dated back into the
+    quarter, changes no later copy of it."""
+    cases = [grant.application for grant in world.grants]
+    first = build_report(world.eur, parse_period(QUARTER))
+    assert first["other_funds"] == anonymise.Cell(0, None)
+    _linked(world, make_fund, cases, outgoing=[1, 2, 3, 4, 5, 6])
+    again = build_report(world.eur, parse_period(QUARTER))
+    assert again["other_funds"] == first["other_funds"]
+    assert again["digest"] == first["digest"]

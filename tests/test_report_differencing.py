@@ -152,7 +152,8 @@ class Attacker:
         # people count them (the account's, but for what was recorded late).
         self.learn(("amount", period, TOTAL), report["counted"]["counted"])
         rows = list(csv.DictReader(io.StringIO(csv_text)))
-        self.lines[period] = [r for r in rows if r["Grant code"] not in ("Not listed", "Total")]
+        closing = ("Not listed", "Total", "Defenders also supported by other funds")
+        self.lines[period] = [r for r in rows if r["Grant code"] not in closing]
         count = next(r for r in rows if r["Grant code"] == "Not listed")["Grants"]
         self.not_listed[period] = int(count) if count.isdigit() else None
         self._broken_down = getattr(self, "_broken_down", {})

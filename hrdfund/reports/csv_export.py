@@ -27,10 +27,11 @@ def columns():
 
 def render_csv(report):
     """CSV text: a header, one line per listed grant, one line for the grants not listed
-    (their number shown from 5 only, and only where the period's number of grants is),
-    and a closing line with the totals: the period's payments less reversals as recorded
-    by its end. For a period that has not ended, one line saying so and the total of the
-    account's payments less reversals so far."""
+    (their number shown from 5 only, and only where the period's number of grants is), a
+    line with the totals: the period's payments less reversals as recorded by its end;
+    last, how many of the period's defenders other funds supported too (shown from 5, as
+    the other counts are; no fund named). For a period that has not ended, one line
+    saying so and the total of the account's payments less reversals so far."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns())
@@ -79,11 +80,21 @@ def render_csv(report):
         anonymise.csv_safe(v)
         for v in (total, "", "", "", f"{committed:.2f}", f"{paid:.2f}", report["currency"])
     )
+    cell = report.get("other_funds")
+    if cell is not None:
+        writer.writerow(
+            anonymise.csv_safe(v) for v in (other_funds_label(), _count(cell), "", "", "", "", "")
+        )
     return out.getvalue()
 
 
+def other_funds_label():
+    """The label of the line on defenders other funds supported too."""
+    return _("Defenders also supported by other funds")
+
+
 def _count(cell):
-    """The number of grants not listed, or why it is not shown."""
+    """A count, or why it is not shown."""
     if cell.shown:
         return cell.value
     return why_hidden(cell.hidden)

@@ -295,6 +295,15 @@ def line_items(pool, period, figures):
     return sorted(items, key=lambda item: item["code"]), others
 
 
+def other_funds(figures):
+    """How many of the period's defenders other funds supported too, as issued (a
+    :class:`~.anonymise.Cell`), or None for a period issued before reports said it."""
+    if "other_funds" not in figures:
+        return None
+    count, hidden = figures["other_funds"]
+    return anonymise.Cell(count, hidden)
+
+
 def recorded_late(pool, period):
     """What the account of the period and its figures about people count apart, to the
     cent: payments less reversals dated in the period but recorded after it ended (in the
@@ -350,6 +359,7 @@ def build_report(pool, period, generated_at=None, today=None):
         "items": [],
         "unlisted": None,
         "counted": None,
+        "other_funds": None,
     }
     if ended:
         issued = issue_year(pool, period.start.year, today)
@@ -368,6 +378,7 @@ def build_report(pool, period, generated_at=None, today=None):
             },
         )
         report["items"], report["unlisted"] = line_items(pool, period, figures)
+        report["other_funds"] = other_funds(figures)
     report["digest"] = digest(report)
     return report
 

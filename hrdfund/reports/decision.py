@@ -237,6 +237,31 @@ class Decision:
                 others["paid"] += quantize(paid[gid])
         return lines, others
 
+    def _other_funds(self, code):
+        """How many of the defenders paid in the new period ``code`` were also supported
+        by another fund (an accepted referral, either way, by the period's end), as [count,
+        why hidden]: under 5 it shows as "fewer than 5"; it is hidden too when the number
+        of defenders is, or when the defenders not supported elsewhere are fewer than 5,
+        so that neither side of it singles anyone out. No fund is named."""
+        recorded = self.recorded
+        end = recorded.periods[code].end
+        defenders, elsewhere = set(), set()
+        for gid, amount in recorded.nets[code].items():
+            if amount <= 0:
+                continue
+            defender = recorded.cases[gid]["defender"]
+            defenders.add(defender)
+            if recorded.also_elsewhere(gid, end):
+                elsewhere.add(defender)
+        count = len(elsewhere)
+        total = self.people.cell("defenders", code)
+        hidden = None
+        if anonymise.is_small(count):
+            hidden = SMALL
+        elif count and (not total.shown or anonymise.is_small(len(defenders) - count)):
+            hidden = anonymise.SECONDARY
+        return [count, hidden]
+
     def figures(self, code):
         """What the reports of the new period ``code`` issue, as plain JSON-ready values."""
         recorded, config = self.recorded, current_app.config
@@ -276,6 +301,7 @@ class Decision:
                 },
             },
             "lines": lines,
+            "other_funds": self._other_funds(code),
             "unlisted": {
                 "count": [count, hidden],
                 "committed": str(others["committed"]),

@@ -225,6 +225,7 @@ def _breakdowns(report, styles):
         ),
         Spacer(1, 4),
         _counted(report),
+        *_other_funds(report, styles),
     ]
     for name, table in report["breakdowns"].items():
         data = [[titles[name], _("Grants"), _("Defenders"), _("Dependants"), _("Amount")]]
@@ -254,6 +255,24 @@ def _breakdowns(report, styles):
             block.append(chart)
         parts.append(KeepTogether(block))
     return parts
+
+
+def _other_funds(report, styles):
+    """The line on defenders other funds of the network supported too, never naming them."""
+    cell = report["other_funds"]
+    if cell is None:
+        return []
+    return [
+        Spacer(1, 4),
+        Paragraph(
+            _(
+                "Defenders the pool supported in the period whom other funds of the network"
+                " supported too: %(count)s.",
+                count=cell.value if cell.shown else why_hidden(cell.hidden),
+            ),
+            styles["body"],
+        ),
+    ]
 
 
 def _timeliness(report, styles):

@@ -19,6 +19,7 @@ from ..core.money import quantize
 from ..core.sql import signed_amount
 from ..grants.models import Grant
 from ..ledger.models import Allocation, Disbursement, Release
+from ..network.models import Referral, ReferralStatus
 from . import anonymise
 from .periods import parse_period
 
@@ -161,6 +162,33 @@ class Recorded:
         self._commitments(start)
         self._timeliness(start)
         self._outcomes(start)
+        self._other_funds()
+
+    def _other_funds(self):
+        """Case id -> when another fund first took on a part of the case, or the case was
+        this fund's part of another fund's case: the earliest accepted referral, in either
+        direction, that links the case to another fund, by when it was accepted."""
+        ids = sorted({case["application_id"] for case in self.cases.values()})
+        accepted = Referral.status == ReferralStatus.ACCEPTED
+        before = Referral.answered_at < midnight(self.until)
+        #: case id -> when it was first linked to another fund.
+        self.linked_since = {}
+        for begin in range(0, len(ids), 500):
+            chunk = ids[begin : begin + 500]
+            for column in (Referral.application_id, Referral.linked_application_id):
+                for case_id, at in db.session.execute(
+                    sa.select(column, sa.func.min(Referral.answered_at))
+                    .where(accepted, before, column.in_(chunk))
+                    .group_by(column)
+                ):
+                    if case_id not in self.linked_since or at < self.linked_since[case_id]:
+                        self.linked_since[case_id] = at
+
+    def also_elsewhere(self, gid, end):
+        """True when the grant's case was linked to another fund by an accepted referral
+        recorded before ``end`` (a day)."""
+        at = self.linked_since.get(self.cases[gid]["application_id"])
+        return at is not None and at < midnight(end)
 
     def unlisted(self, gid):
         """True when the grant's defender has not consented to be listed."""
