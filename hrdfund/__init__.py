@@ -91,6 +91,7 @@ def _assemble(app):
     from .core.money import format_money
     from .core.moved import register_moved
     from .core.support import CATEGORY_LABELS
+    from .directory import bp as directory_bp
     from .disbursements import bp as disbursements_bp
     from .disbursements import case_bp as case_payments_bp
     from .grants import bp as grants_bp
@@ -109,6 +110,7 @@ def _assemble(app):
         case_payments_bp,
         reports_bp,
         network_bp,
+        directory_bp,
     ):
         app.register_blueprint(blueprint)
     register_moved(app)

@@ -12,6 +12,7 @@ from .auth.models import (  # noqa: F401
     SignInLimit,
     User,
 )
+from .directory.models import DirectoryEntry  # noqa: F401
 from .disbursements.models import HeldPayment, StatementImport  # noqa: F401
 from .grants.models import Grant, Instalment, PaymentPlan  # noqa: F401
 from .ledger import seals

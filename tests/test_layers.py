@@ -26,6 +26,7 @@ ORDER = (
     "pools",
     "reviews",
     "grants",
+    "directory",
     "disbursements",
     "network",
     "reports",

@@ -15,6 +15,7 @@ from ..cases.access import Section, get_application_or_404
 from ..cases.models import DocumentKind
 from ..core.extensions import db, reading
 from ..core.work import perform
+from ..directory import services as directory
 from ..grants.models import Grant, Instalment
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Allocation
@@ -57,7 +58,7 @@ def record(uid):
     with reading():
         application, grant = _case_grant_or_404(uid)
         balances = allocation_balances(grant.id)
-        form = payment_form(grant, balances, services.grant_instalments(grant))
+        form = payment_form(grant, balances, services.grant_instalments(grant), payer=current_user)
         valid = form.validate_on_submit()
     cleaned = None
     if valid and form.proof.data and form.proof.data.filename:
@@ -92,6 +93,7 @@ def _record(uid, form, cleaned):
         instalment=db.session.get(Instalment, form.instalment.data or 0),
         payee_type=form.payee_type.data,
         payee_details=form.payee_details.data,
+        payee_entry=directory.entry_by_uid(form.payee_entry.data),
         channel=form.channel.data,
         amount_paid=form.amount_paid.data,
         currency_paid=form.currency_paid.data,

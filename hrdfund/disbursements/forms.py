@@ -64,10 +64,14 @@ class PaymentForm(PrefixedForm):
 
     allocation = SelectField(_l("Paid from pool"), coerce=int)
     instalment = SelectField(_l("Instalment"), coerce=int)
+    #: An entry of the directory with payment details: its payee type and details are
+    #: taken from the entry (choices set by ``panels.payment_form``).
+    payee_entry = SelectField(
+        _l("Payee from the directory (empty: the two fields below)"), default=""
+    )
     payee_type = SelectField(_l("Paid to"), choices=options(PAYEE_LABELS.items()))
     payee_details = TextAreaField(
-        _l("Payee details (account, phone or name; seen by finance only)"),
-        [DataRequired(_l("Enter who was paid and where.")), Length(max=500)],
+        _l("Payee details (account, phone or name; seen by finance only)"), [Length(max=500)]
     )
     channel = SelectField(_l("Channel"), choices=options(CHANNEL_LABELS.items()))
     amount_paid = MoneyField(_l("Amount paid"), [Entered(_l("Enter the amount paid."))])
@@ -87,6 +91,11 @@ class PaymentForm(PrefixedForm):
         super().__init__(*args, **kwargs)
         if not self.idempotency_key.data:
             self.idempotency_key.data = secrets.token_hex(16)
+
+    def validate_payee_details(self, field):
+        """Who was paid: typed here, or an entry of the directory."""
+        if not self.payee_entry.data and not (field.data or "").strip():
+            raise ValidationError(_l("Enter who was paid and where."))
 
     def validate_rate(self, field):
         """A source or reason typed without a rate would be dropped: say so instead."""

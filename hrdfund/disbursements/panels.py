@@ -14,6 +14,7 @@ from ..auth.refused import restore
 from ..cases import panels
 from ..cases.access import Section
 from ..core.extensions import db
+from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..ledger.balances import allocation_balances
@@ -57,9 +58,13 @@ def grant_ledger(grant):
     ).all()
 
 
-def payment_form(grant, balances, instalments, formdata=True):
-    """The payment form with the grant's pools and instalments to choose from."""
+def payment_form(grant, balances, instalments, formdata=True, payer=None):
+    """The payment form with the grant's pools and instalments to choose from, and the
+    directory's entries ``payer`` may pay."""
     form = PaymentForm() if formdata else PaymentForm(formdata=None)
+    form.payee_entry.choices = [SelectChoice("", "—")] + [
+        SelectChoice(e.uid, e.name) for e in directory.payable_entries(payer)
+    ]
     form.allocation.choices = [
         SelectChoice(a.id, f"{a.pool.name} ({a.pool.currency})") for a, _r, _p in balances
     ]
@@ -129,7 +134,7 @@ def _staff_money(grant, plan, instalments, user, sections):
             Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on
         ),
         "show_payee": Section.PAYEES in sections,
-        "pay_form": restore(payment_form(grant, balances, instalments, False))
+        "pay_form": restore(payment_form(grant, balances, instalments, False, user))
         if finance and active
         else None,
         "reverse_form": ReverseForm(**fresh) if finance else None,

@@ -18,6 +18,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import lock_row
+from ..directory import services as directory
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import allocations_of
 from ..ledger.models import Disbursement, Receipt, Release
@@ -83,6 +84,7 @@ def record_disbursement(
     fee=Decimal("0.00"),
     reference=None,
     proof_document_id=None,
+    payee_entry=None,
 ):
     """Record one payment of ``amount_paid`` (``currency_paid``) from ``allocation``.
 
@@ -95,9 +97,17 @@ def record_disbursement(
     A payment beyond a bound one person may not pass (see :func:`bounds_passed`) is not
     booked: the row returned is a :class:`HeldPayment` that moves no money until a second
     person confirms it (``holds.confirm_held_payment``).
+
+    With ``payee_entry`` (an entry of the directory), the payee's type and details are
+    the entry's: it must be one the actor's fund sees and finance can pay.
     """
     if actor.role != Role.FINANCE or actor.fund_id != grant.fund_id:
         raise PaymentError(_l("Only finance records payments."))
+    if payee_entry is not None:
+        try:
+            payee_type, payee_details = directory.payee_from(payee_entry, actor)
+        except directory.DirectoryError as exc:
+            raise PaymentError(exc.args[0]) from exc
     # Payments and closes of one grant take turns; the key is looked up once the turn is
     # ours, so the same form sent twice at once finds the payment the first one recorded.
     lock_row(Grant, grant.id)

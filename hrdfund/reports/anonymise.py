@@ -22,7 +22,6 @@ rendered from the tables built here, so none can bypass them.
   every period of it; a line issued already keeps how it read.
 """
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -30,6 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from flask import current_app
 
 from ..core import geo
+from ..core.cells import csv_safe  # noqa: F401  (the reports' CSVs use it from here)
 from ..core.columns import cipher
 
 #: The smallest count a donor output shows.
@@ -41,7 +41,6 @@ SMALL, SECONDARY, DOMINANT, UNLISTED = "small", "secondary", "dominant", "unlist
 NOT_SHOWN = "not shown"
 #: The label of a table's total row, shared by every breakdown of a period.
 TOTAL = "total"
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 @dataclass
@@ -167,12 +166,3 @@ def _coarsen(item, step, levels):
         return False
     levels[id(item)] = (place, category)
     return True
-
-
-def csv_safe(value):
-    """A CSV cell a spreadsheet will not run: text starting with =, +, -, @, a tab or a
-    carriage return gets a leading apostrophe; numbers stay numbers."""
-    text = "" if value is None else str(value)
-    if text and text[0] in "=+-@\t\r" and not _NUMBER.match(text):
-        return "'" + text
-    return text
