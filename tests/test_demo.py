@@ -29,6 +29,7 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import CURRENCIES
 from hrdfund.core.support import Category
+from hrdfund.directory import services as directory
 from hrdfund.grants.decisions import approval_draws
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import in_reporting_currency
@@ -443,3 +444,19 @@ def test_the_demo_network_has_a_duplicate_across_funds(demo, app):
     with app.test_request_context():
         lines = network_check.ask_network(waiting.application, manager)
     assert [(line.fund, line.word) for line in lines] == [("Coastal Local Fund", "open")]
+
+
+def test_the_demo_directory_has_what_its_journeys_need(demo):
+    """A manager of the demo fund finds the psychosocial provider in Kenya that speaks
+    Swahili, finance can pay the medical provider, the fund is reminded of its entry not
+    verified for a year, and another fund's entry kept for itself stays out of sight."""
+    manager, finance = _user("demo-manager1"), _user("demo-finance1")
+    found = directory.search(manager, service="psychosocial", country="KE", language="sw")
+    assert [e.name for e in found] == ["Amani Counselling Collective"]
+    assert found[0].fund_id != manager.fund_id
+    payable = [e.name for e in directory.payable_entries(finance)]
+    assert "St Luke Medical Centre (demo)" in payable
+    assert [e.name for e in directory.stale_own_entries(manager)] == ["Open Line Legal Aid (demo)"]
+    assert "Safe Homes Kampala (demo)" not in [e.name for e in directory.search(manager)]
+    regional = _user("demo-regional-manager")
+    assert "Safe Homes Kampala (demo)" in [e.name for e in directory.search(regional)]

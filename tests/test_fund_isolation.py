@@ -79,6 +79,7 @@ from hrdfund.cases.models import (
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db, reading
 from hrdfund.core.support import Category
+from hrdfund.directory import services as directory
 from hrdfund.disbursements import reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
@@ -175,6 +176,7 @@ class FundWorld:
         self._money(amount)
         self._cases()
         self._payments()
+        self._directory()
         db.session.commit()
         issue_ended(self.pool, parse_period("2026-01"), utcnow().date())
         db.session.commit()
@@ -443,6 +445,38 @@ class FundWorld:
         db.session.commit()
         self.code(paid.uid)
 
+    def _directory(self):
+        """An entry of the directory kept for the fund only, its texts the fund's canaries,
+        and one the whole network reads (its texts no canary: every fund finds it); both
+        payable by finance."""
+        u = self.users
+        common = {
+            "services": ["medical", "psychosocial"],
+            "countries": ["KE"],
+            "regions": [],
+            "languages": ["en"],
+            "visibility": "fund",
+            "verified_on": utcnow().date() - timedelta(days=400),
+        }
+        own = directory.create_entry(
+            u["manager"],
+            name=self.mark("fund", "directory own"),
+            contact=self.mark("fund", "directory contact"),
+            referrers=self.mark("fund", "directory referrers"),
+            **common,
+        )
+        network = directory.create_entry(
+            u["manager"],
+            name=f"Network clinic {self.tag}",
+            contact="Signal",
+            referrers=None,
+            **{**common, "visibility": "network"},
+        )
+        directory.set_payment_details(u["finance"], own, self.mark("money", "directory iban"))
+        directory.set_payment_details(u["finance"], network, "Network account")
+        self.entries = {"own": own, "network": network}
+        self.code(own.uid)
+
     def client(self, key):
         """The fund's account ``key``, signed in once for the whole module."""
         if key not in self.clients:
@@ -534,6 +568,24 @@ def _statement(v):
     line = f"{v['reference']},100.00,EUR,{utcnow().date().isoformat()},delivered\n"
     text = "reference,amount,currency,date,status\n" + line
     return {"statement": (io.BytesIO(text.encode()), "statement.csv")}
+
+
+def _entry_form(v):
+    return {
+        "entry-name": "Sweep clinic",
+        "entry-services": "medical",
+        "entry-countries": "KE",
+        "entry-contact": "Sweep",
+        "entry-visibility": "fund",
+        "entry-verified_on": utcnow().date().isoformat(),
+    }
+
+
+def _entries_file(v):
+    header = "code,name,services,countries,regions,languages,contact,referrers,visibility,"
+    line = f"{v['uid']},Sweep clinic,medical,KE,,en,Sweep,,fund,{utcnow().date().isoformat()}"
+    text = header + "verified\n" + line + "\n"
+    return {"entries": (io.BytesIO(text.encode()), "entries.csv")}
 
 
 #: A donor report of this year, as a CSV.
@@ -680,10 +732,12 @@ ROUTES = {
         _case(
             "paying",
             allocation=lambda w: payments.grant_allocations(w.grants["paying"])[0].id,
+            entry=lambda w: w.entries["own"].uid,
         ),
         "finance",
         lambda v: {
             "pay-allocation": v["allocation"],
+            "pay-payee_entry": v["entry"],
             "pay-instalment": 0,
             "pay-payee_type": "host_organisation",
             "pay-payee_details": "Sweep",
@@ -696,7 +750,7 @@ ROUTES = {
             "pay-idempotency_key": f"sweep-{v['uid']}",
         },
         part="money",
-        rows=("allocation",),
+        rows=("allocation", "entry"),
     ),
     "disbursements.proof": Fill(_uid(lambda w: w.payments["paid"]), "finance", part="money"),
     "disbursements.confirm": Fill(_uid(lambda w: w.payments["paid"]), "applicant", part="money"),
@@ -753,6 +807,20 @@ ROUTES = {
     ),
     "auth.reset_second_factor": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
     "auth.end_user_sessions": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
+    # The directory's entry kept for its fund only; removing it comes last.
+    "directory.entry": Fill(_uid(lambda w: w.entries["own"]), "reviewer"),
+    "directory.edit": Fill(_uid(lambda w: w.entries["own"]), "manager"),
+    "directory.update": Fill(_uid(lambda w: w.entries["own"]), "manager", _entry_form),
+    "directory.verify": Fill(_uid(lambda w: w.entries["own"]), "manager"),
+    "directory.payment": Fill(
+        _uid(lambda w: w.entries["own"]),
+        "finance",
+        lambda v: {"payment-details": "Sweep"},
+        part="money",
+    ),
+    # A file correcting the entry by its code: another fund's code is one it does not keep.
+    "directory.import_entries": Fill(_uid(lambda w: w.entries["own"]), "manager", _entries_file),
+    "directory.remove": Fill(_uid(lambda w: w.entries["own"]), "manager"),
 }
 
 
@@ -767,6 +835,7 @@ class Page:
 
 
 REVIEWING = frozenset({"reviewer", "manager"})
+DIRECTORY_READERS = frozenset({"reviewer", "manager", "finance"})
 POOL_KEEPERS = frozenset({"manager", "finance", "admin"})
 
 #: The pages that list things, by endpoint (every query string that filters by a row
@@ -830,6 +899,19 @@ LISTS = {
         Page(lambda o, w: f"/reports/network?{NETWORK}", {"manager"}, lambda o: o.elsewhere),
         Page(lambda o, w: f"/reports/network?{NETWORK}&format=csv", {"manager"}),
     ],
+    # The other fund's entry for the whole network is on these too: it is no canary.
+    "directory.index": [
+        Page(lambda o, w: "/directory", DIRECTORY_READERS, lambda o: o.entries["own"].name),
+        Page(
+            lambda o, w: "/directory?service=psychosocial&country=KE&language=en",
+            DIRECTORY_READERS,
+            lambda o: o.entries["own"].name,
+        ),
+    ],
+    "directory.new": [Page(lambda o, w: "/directory/new", {"manager"})],
+    "directory.export": [
+        Page(lambda o, w: "/directory/export.csv", {"manager"}, lambda o: o.entries["own"].name)
+    ],
 }
 
 #: The reader's own fund's pages and downloads that gather rows from elsewhere: a case's
@@ -889,6 +971,8 @@ NAMES_NOTHING = {
     ("network.save_limits", "POST"): "the actor's own fund, named by nothing sent",
     ("reports.network_totals", "GET"): "the network administrator's counts over the network, "
     "no fund or case named (tests/test_network_report.py)",
+    ("directory.create", "POST"): "an entry of the actor's own fund, named by nothing sent "
+    "(tests/test_directory.py)",
 }
 
 

@@ -40,6 +40,7 @@ from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.moved import MOVED
+from hrdfund.directory.csv_file import COLUMNS as csv_columns
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.ledger.models import Contribution, Disbursement
 from hrdfund.ops import retention
@@ -79,6 +80,7 @@ DOWNLOADS = frozenset(
         "disbursements.proof",
         "reports.donor_report",
         "reports.staff_report",
+        "directory.export",
     }
 )
 #: Old addresses that only redirect to their new page (tests/test_moved_urls.py).
@@ -717,6 +719,44 @@ def _referrals(site):
     applicant.submit("/account", "/logout")
 
 
+def _directory(site):
+    """The directory: searched, an entry added (refused first), edited, verified, given
+    payment details by finance, paid to from a case, imported (refused, then accepted),
+    exported and removed."""
+    m = site.sign_in("demo-manager1")
+    m.get("/directory")
+    m.get("/directory?service=psychosocial&country=KE&language=sw")
+    m.get("/directory?service=shelter&region=West+Africa")
+    m.submit("/directory/new", "/directory/new", blank=True, refused=True)
+    values = {
+        "entry-name": "Html Check Clinic",
+        "entry-services": "medical",
+        "entry-countries": "KE",
+        "entry-contact": "Signal only",
+        "entry-verified_on": utcnow().date().isoformat(),
+    }
+    page = m.submit("/directory/new", "/directory/new", values).request.path
+    m.submit(f"{page}/edit", f"{page}/edit", {"entry-contact": ""}, refused=True)
+    m.submit(f"{page}/edit", f"{page}/edit", {"entry-regions": "East Africa"})
+    m.submit(page, f"{page}/verify")
+    header = ",".join(csv_columns)
+    m.submit("/directory", "/directory/import", files={"entries": b"x"}, refused=True)
+    line = f",Html Check Import,legal,KE,,en,Signal,,fund,{utcnow().date().isoformat()}"
+    m.submit("/directory", "/directory/import", files={"entries": f"{header}\n{line}\n".encode()})
+    m.get("/directory/export.csv")
+    f = site.sign_in("demo-finance1")
+    f.get(page)
+    f.submit(page, f"{page}/payment", {"payment-details": "x" * 600}, refused=True)
+    f.submit(page, f"{page}/payment", {"payment-details": "Bank account 42 (html check)"})
+    paying = site.paying
+    entry = page.rsplit("/", 1)[1]
+    paid = {"pay-payee_entry": entry, "pay-payee_details": "", "pay-amount_paid": "5"}
+    paid["pay-paid_on"] = utcnow().date().isoformat()
+    f.submit(paying, f"{paying}/payments", paid)
+    m.submit(page, f"{page}/remove")
+    m.submit("/account", "/logout")
+
+
 def _purge_one_case():
     """A completed case purged down to its figures, as retention leaves it; its page."""
     case = db.session.execute(
@@ -747,6 +787,7 @@ def pages(site):
     _network_admin(site)
     _fund_admin(site)
     _referrals(site)
+    _directory(site)
     return site.pages
 
 

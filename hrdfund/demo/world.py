@@ -27,7 +27,7 @@ from ..grants.models import ApprovalDraw, Grant, Instalment, PaymentPlan
 from ..ledger.models import Allocation, Contribution, Disbursement, Receipt, Release
 from ..pools.models import ExchangeRate
 from ..reviews.models import Review
-from . import bulk, cases, network, people, pools, rates
+from . import bulk, cases, directory, network, people, pools, rates
 
 #: Written in this order in each batch: parents before children.
 BULK_MODELS = (
@@ -114,6 +114,7 @@ class World:
             bulk.reset_sequences(self.tables)
         self.counts = {m.__tablename__: t.count for m, t in self.tables.items()}
         network.add_referrals(self)
+        directory.add_directory(self)
 
     def flush_all(self):
         """Write every queued row, parents before children."""

@@ -4,7 +4,8 @@ it is stored, its problems listed by line.
 
 Columns: code (empty for a new entry; an entry's code corrects that entry), name,
 services, countries, regions, languages (several values separated by ``;``), contact,
-referrers, visibility (``network`` or ``fund``), verified_on (YYYY-MM-DD). Payment details
+referrers, visibility (``network`` or ``fund``), verified (the day it was last
+verified, YYYY-MM-DD). Payment details
 are finance's and never travel in the file.
 """
 
@@ -31,7 +32,7 @@ COLUMNS = (
     "contact",
     "referrers",
     "visibility",
-    "verified_on",
+    "verified",
 )
 LISTS = ("services", "countries", "regions", "languages")
 MAX_ROWS = 2000
@@ -269,11 +270,11 @@ def _check_row(row, number, problems, today):
         )
     fields["visibility"] = visibility
     try:
-        verified = date.fromisoformat(row["verified_on"])
+        verified = date.fromisoformat(row["verified"])
     except ValueError:
         problems.line(
             number,
-            _l("%(value)s is not a date as YYYY-MM-DD.", value=_shown(row["verified_on"])),
+            _l("%(value)s is not a date as YYYY-MM-DD.", value=_shown(row["verified"])),
         )
         verified = None
     else:
