@@ -535,3 +535,24 @@ def test_the_import_page_lists_the_problems_and_stores_nothing(two_funds, app):
     good = _csv(f",Good,medical,KE,,en,Signal,,network,{TODAY}")
     response = client.post("/directory/import", data={"entries": (io.BytesIO(good), "entries.csv")})
     assert response.status_code == 302 and count_rows(DirectoryEntry) == 1
+
+
+def test_the_funds_staff_are_reminded_where_they_start(two_funds, app):
+    """The queue (reviewers, managers) and the payments page (finance) of the fund that
+    keeps an entry not verified for a year say so, with a link; the other fund's don't."""
+    _fund, _other, s = two_funds
+    _entry(s["own_manager"], name="Old Shelter", verified_on=TODAY - timedelta(days=365))
+    _entry(s["own_manager"], name="Fresh", verified_on=TODAY - timedelta(days=364))
+    words = "1 entry your fund keeps in the directory was not verified for 12 months"
+    for key, path in (
+        ("own_reviewer", "/cases"),
+        ("own_manager", "/cases"),
+        ("own_finance", "/payments"),
+        ("other_reviewer", "/cases"),
+        ("other_finance", "/payments"),
+    ):
+        client = app.test_client()
+        login(client, s[key])
+        page = client.get(path).get_data(as_text=True)
+        assert (words in page) == key.startswith("own"), key
+        assert ('href="/directory#stale"' in page) == key.startswith("own"), key

@@ -186,6 +186,19 @@ def stale_own_entries(user, today=None):
     )
 
 
+def stale_count(user, today=None):
+    """How many entries of ``user``'s fund were not verified for 12 months (0 for anyone
+    who does not read the directory), counted without reading them."""
+    if not reads_directory(user):
+        return 0
+    cutoff = year_before(today or utcnow().date())
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(DirectoryEntry)
+        .where(DirectoryEntry.fund_id == user.fund_id, DirectoryEntry.verified_on <= cutoff)
+    )
+
+
 # -- Changes by the owner fund ----------------------------------------------------------------
 
 

@@ -42,6 +42,19 @@ def _own_entry_or_404(uid):
     return entry
 
 
+@bp.app_context_processor
+def _directory_to_verify():
+    """For the pages the fund's staff start from (the queue, the payments): how many of
+    the entries their fund keeps wait to be verified (counted only where a page asks)."""
+
+    def to_verify():
+        if not current_user.is_authenticated:
+            return 0
+        return services.stale_count(current_user)
+
+    return {"directory_to_verify": to_verify}
+
+
 def _filters():
     """The search's filters from the address, each kept only when it is a value the
     directory knows (services, country and region codes, language codes: nothing
