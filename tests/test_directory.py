@@ -541,8 +541,9 @@ def test_the_funds_staff_are_reminded_where_they_start(two_funds, app):
     """The queue (reviewers, managers) and the payments page (finance) of the fund that
     keeps an entry not verified for a year say so, with a link; the other fund's don't."""
     _fund, _other, s = two_funds
-    _entry(s["own_manager"], name="Old Shelter", verified_on=TODAY - timedelta(days=365))
-    _entry(s["own_manager"], name="Fresh", verified_on=TODAY - timedelta(days=364))
+    year_ago = directory.year_before(TODAY)
+    _entry(s["own_manager"], name="Old Shelter", verified_on=year_ago)
+    _entry(s["own_manager"], name="Fresh", verified_on=year_ago + timedelta(days=1))
     words = "1 entry your fund keeps in the directory was not verified for 12 months"
     for key, path in (
         ("own_reviewer", "/cases"),
