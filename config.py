@@ -112,6 +112,9 @@ class Config:
     # statement) may send a file; the application form has its budget, dependants and
     # references rows; every other page takes a few fields.
     MAX_CONTENT_LENGTH = HRDFUND_MAX_DOCUMENT_BYTES + 256 * 1024
+    #: Largest packet from a partner fund on another server (its documents included), as
+    #: made and as imported.
+    HRDFUND_MAX_PACKET_BYTES = int(_env("HRDFUND_MAX_PACKET_MB", "40")) * 1024 * 1024
     #: A visitor not signed in sends only the sign-in, code, recovery and sign-up forms.
     MAX_ANONYMOUS_REQUEST_BYTES = 16 * 1024
     MAX_ANONYMOUS_FORM_PARTS = 20

@@ -24,7 +24,7 @@ from .ledger.models import (  # noqa: F401
     Receipt,
     Release,
 )
-from .network.models import Referral  # noqa: F401
+from .network.models import FundKey, ImportedPacket, Referral  # noqa: F401
 from .pools.models import Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401
 from .reports.models import IssuedFigures  # noqa: F401
 

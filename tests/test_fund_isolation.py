@@ -44,9 +44,11 @@ objects to ``FundWorld``, makes ``shared_parts`` read the referrals, and expects
 instead of the unknown answer where the route's part is shared.
 """
 
+import base64
 import hashlib
 import io
 import re
+import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +57,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from PIL import Image
 
 from hrdfund import create_app
@@ -84,7 +88,8 @@ from hrdfund.disbursements import reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
-from hrdfund.network import referrals
+from hrdfund.network import keys, referrals
+from hrdfund.network.models import ImportedPacket
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor, RestrictionKind
 from hrdfund.reports.issue import issue_ended
@@ -124,6 +129,17 @@ def _png():
     out = io.BytesIO()
     Image.new("RGB", (4, 4), "white").save(out, "PNG")
     return out.getvalue()
+
+
+def _partner_key():
+    """The key line and fingerprint of a fund on another server, made here."""
+    encryption = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    signing = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    line = (
+        f"{keys.KEY_LINE} {secrets.token_hex(10)} "
+        + base64.b64encode(encryption + signing).decode()
+    )
+    return line, keys.fingerprint(encryption, signing)
 
 
 # -- Two funds built alike -------------------------------------------------------------------
@@ -353,6 +369,31 @@ class FundWorld:
             date(2099, 1, 1),
         )
         self.code(self.referral.uid)
+        # A partner fund on another server, registered by its key, and a referral to it.
+        keys.make_keys(self.fund)
+        line, spoken = _partner_key()
+        self.partner = keys.register_partner(
+            u["admin"], self.fund, f"{self.tag}-partner", line, spoken
+        )
+        self.partner_referral = referrals.refer_case(
+            u["reviewer"],
+            self.cases["in review"],
+            self.partner,
+            referrals.Part(Category.MEDICAL, None, None, Decimal(900), "EUR"),
+            ("answers",),
+            self.mark("assessment", "partner referral reason"),
+            date(2099, 1, 1),
+        )
+        self.code(self.partner_referral.uid)
+        db.session.add(
+            ImportedPacket(
+                fund_id=self.fund.id,
+                from_fund_id=self.partner.id,
+                packet_id=secrets.token_hex(16),
+                kind="answer",
+                imported_by_id=u["reviewer"].id,
+            )
+        )
         db.session.commit()
 
     def _payments(self):
@@ -645,6 +686,14 @@ ROUTES = {
         _uid(lambda w: w.referral), "reviewer", lambda v: {"decline-reason": "Sweep"}
     ),
     "network.withdraw": Fill(_uid(lambda w: w.referral), "manager"),
+    "network.referral_packet": Fill(_uid(lambda w: w.partner_referral), "reviewer"),
+    "network.answer_packet": Fill(_uid(lambda w: w.partner_referral), "reviewer"),
+    "network.ask_partner": Fill(
+        _case("in review", partner=lambda w: w.partner.uid),
+        "reviewer",
+        lambda v: {"ask-partner": v["partner"]},
+        rows=("partner",),
+    ),
     "cases.report": Fill(
         _case("paying"), "applicant", lambda v: {"felt_safer": "yes", "continued_work": "yes"}
     ),
@@ -891,6 +940,8 @@ LISTS = {
     "cases.referrals": [Page(lambda o, w: "/referrals")],
     "cases.start": [Page(lambda o, w: "/apply")],
     "network.settings": [Page(lambda o, w: "/fund/settings", {"admin"}, lambda o: o.fund.name)],
+    "network.partners": [Page(lambda o, w: "/fund/partners", {"admin"}, lambda o: o.partner.name)],
+    "network.packets_page": [Page(lambda o, w: "/network/packets", REVIEWING)],
     "network.referrals": [
         Page(lambda o, w: "/network/referrals", REVIEWING, lambda o: o.cases["in review"].uid)
     ],
@@ -973,6 +1024,12 @@ NAMES_NOTHING = {
     "no fund or case named (tests/test_network_report.py)",
     ("directory.create", "POST"): "an entry of the actor's own fund, named by nothing sent "
     "(tests/test_directory.py)",
+    ("network.register_partner", "POST"): "a partner of the actor's own fund, named by "
+    "nothing sent (tests/test_packet_views.py)",
+    ("network.import_packet", "POST"): "a packet file, opened only with the actor's own "
+    "fund's keys (tests/test_packets.py)",
+    ("network.confirm_import", "POST"): "a packet held for the account that checked it: "
+    "another account's token finds nothing (tests/test_packet_views.py)",
 }
 
 

@@ -77,6 +77,9 @@ DOWNLOADS = frozenset(
         "auth.qr",
         "cases.download",
         "network.shared_document",
+        "network.referral_packet",
+        "network.answer_packet",
+        "network.ask_partner",
         "disbursements.proof",
         "reports.donor_report",
         "reports.staff_report",
@@ -757,6 +760,124 @@ def _directory(site):
     m.submit("/account", "/logout")
 
 
+def _confirm(browser, preview):
+    """Send the form of a packet's preview (a page only a POST shows) as a browser does."""
+    form = next(
+        f for f in page_forms(preview.get_data(as_text=True)) if f.action.endswith("/confirm")
+    )
+    response = browser.client.post(form.action, data=MultiDict(form.fields), follow_redirects=True)
+    browser._keep("POST", form.action, response)
+    return response
+
+
+def _packets(site, folder):
+    """Packets with a partner fund on another server: the fund's partners page (a key
+    refused, then registered), a referral to it and its packet, the import page (a file
+    refused; an answer previewed and imported), a referral from it previewed, imported,
+    accepted and answered, and a duplicate check asked and answered."""
+    from hrdfund.network import exchange, keys
+    from hrdfund.network import referrals as services
+    from hrdfund.network.models import Referral
+    from hrdfund.reviews import network_check
+    from tests.exchange_world import Side, canary_case, make_side, on, other_server, register
+
+    main = _user("demo-admin1").fund
+    own = keys.make_keys(main)
+    db.session.commit()
+    here = Side(
+        site.app,
+        main.uid,
+        main.name,
+        logins={"admin": "demo-admin1", "reviewer": "demo-reviewer1"},
+        line=keys.key_line(main, own),
+        fingerprint=own.fingerprint,
+    )
+    abroad = make_side(other_server(folder, "abroad"), "Fund Abroad", "abroad")
+    register(abroad, here, name="Demo Fund")
+    a = site.sign_in("demo-admin1")
+    a.get("/fund/settings")
+    values = {"partner-name": "Fund Abroad", "partner-key_line": abroad.line}
+    wrong = "0000 0000 0000 0000 0000 0000 0000 0000"
+    a.submit("/fund/partners", "/fund/partners", {**values, "partner-fingerprint": wrong}, True)
+    spoken = keys.spoken(abroad.fingerprint)
+    a.submit("/fund/partners", "/fund/partners", {**values, "partner-fingerprint": spoken})
+    a.submit("/account", "/logout")
+    partner = here.partner()
+
+    r = site.sign_in("demo-reviewer1")
+    case = next(
+        c
+        for c in _cases(fund_id=main.id)
+        if c.status in network_check.ASKING and network_check.why_not_asking(c) is None
+    )
+    page = _case_page(case)
+    r.submit(
+        page,
+        f"{page}/refer",
+        {
+            "refer-to_fund": partner.uid,
+            "refer-category": case.category.value,
+            "refer-amount": "400",
+            "refer-shares": "answers",
+            "refer-reason": "Our pool for this is spent.",
+            "refer-answer_by": "2099-01-01",
+        },
+    )
+    sent = db.session.execute(
+        sa.select(Referral).where(Referral.to_fund_id == partner.id)
+    ).scalar_one()
+    r.get(f"/network/referrals/{sent.uid}")
+    packet = r.get(f"/network/referrals/{sent.uid}/packet").data
+    with on(abroad.server):
+        _kind, arrived = exchange.check_and_import(abroad.user("reviewer"), packet)
+        services.accept_referral(abroad.user("manager"), arrived)
+        db.session.commit()
+        answer, _name = exchange.answer_packet(abroad.user("manager"), arrived)
+        db.session.commit()
+    r.get("/network/referrals")
+    r.submit(
+        "/network/packets", "/network/packets", files={"packet-file": b"%PDF-1.4"}, refused=True
+    )
+    _confirm(r, r.submit("/network/packets", "/network/packets", files={"packet-file": answer}))
+    r.get(f"/network/referrals/{sent.uid}")
+
+    with on(abroad.server):
+        their_case = db.session.execute(
+            sa.select(Application).where(Application.uid == canary_case(abroad))
+        ).scalar_one()
+        theirs = services.refer_case(
+            abroad.user("reviewer"),
+            their_case,
+            abroad.partner(),
+            services.Part(their_case.category, 1, 6, Decimal("900.00"), "EUR"),
+            ("answers", "documents", "assessment"),
+            "Medical care near the fund's office.",
+            utcnow().date() + timedelta(days=7),
+        )
+        db.session.commit()
+        packet, _name = exchange.referral_packet(abroad.user("reviewer"), theirs)
+        db.session.commit()
+    _confirm(r, r.submit("/network/packets", "/network/packets", files={"packet-file": packet}))
+    arrived = db.session.execute(
+        sa.select(Referral).where(Referral.from_fund_id == partner.id)
+    ).scalar_one()
+    there = f"/network/referrals/{arrived.uid}"
+    r.submit(there, f"{there}/accept")
+    r.get(f"{there}/answer-packet")
+
+    form = r.form(page, f"{page}/ask-partner")
+    asked = r.client.post(form.action, data=MultiDict(form.payload({"ask-partner": partner.uid})))
+    assert asked.status_code == 200 and asked.mimetype == "application/octet-stream"
+    ask = asked.data
+    with on(abroad.server):
+        _kind, (reply, _name) = exchange.check_and_import(abroad.user("reviewer"), ask)
+        db.session.commit()
+    _confirm(r, r.submit("/network/packets", "/network/packets", files={"packet-file": reply}))
+    r.submit("/account", "/logout")
+    with on(abroad.server):
+        db.engine.dispose()
+
+
 def _purge_one_case():
     """A completed case purged down to its figures, as retention leaves it; its page."""
     case = db.session.execute(
@@ -771,7 +892,7 @@ def _purge_one_case():
 
 
 @pytest.fixture(scope="module")
-def pages(site):
+def pages(site, tmp_path_factory):
     """Every page, after every visitor and role went through the site."""
     _visitor(site)
     _second_step(site)
@@ -788,6 +909,7 @@ def pages(site):
     _fund_admin(site)
     _referrals(site)
     _directory(site)
+    _packets(site, tmp_path_factory.mktemp("abroad"))
     return site.pages
 
 

@@ -8,7 +8,11 @@ from .models import Fund
 
 
 def _open():
-    return sa.and_(Fund.takes_applications.is_(True), Fund.suspended_at.is_(None))
+    return sa.and_(
+        Fund.takes_applications.is_(True),
+        Fund.suspended_at.is_(None),
+        Fund.partner_of_id.is_(None),
+    )
 
 
 def open_funds():
@@ -24,4 +28,6 @@ def intake_fund():
 
 
 def takes_applications(fund):
-    return fund is not None and fund.takes_applications and not fund.suspended
+    return (
+        fund is not None and fund.takes_applications and not fund.suspended and not fund.elsewhere
+    )

@@ -71,6 +71,10 @@ class Fund(db.Model):
             " AND (target_decision_hours_normal IS NULL OR target_decision_hours_normal > 0)",
             name="targets_positive",
         ),
+        sa.CheckConstraint(
+            "partner_of_id IS NULL OR (NOT takes_applications AND NOT intake)",
+            name="partner_takes_no_applications",
+        ),
     )
     id: Mapped[int] = pk()
     uid = uid_column()
@@ -95,11 +99,22 @@ class Fund(db.Model):
     target_decision_hours_urgent = col(sa.Integer, INTERNAL, nullable=True)
     target_response_hours_normal = col(sa.Integer, INTERNAL, nullable=True)
     target_decision_hours_normal = col(sa.Integer, INTERNAL, nullable=True)
+    #: Set for a fund on another server, registered as a partner by this member fund: the
+    #: record referrals to and from it point at. It has no staff, pools or queue, takes no
+    #: application and is listed nowhere but to the member fund that registered it.
+    partner_of_id = fk("funds.id", nullable=True)
+    #: A partner fund's own identifier on its server, as its public key names it.
+    remote_uid = col(sa.String(20), INTERNAL, text=Text.UID, nullable=True)
     created_at = created_at()
 
     @property
     def suspended(self):
         return self.suspended_at is not None
+
+    @property
+    def elsewhere(self):
+        """A partner fund on another server, not a member fund of this one."""
+        return self.partner_of_id is not None
 
 
 class PartnerOrganisation(db.Model):

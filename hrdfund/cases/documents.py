@@ -39,9 +39,11 @@ def _folder():
     return path
 
 
-def store_document(upload, application, kind, actor):
+def store_document(upload, application, kind, actor, fund=None):
     """Encrypt and store a cleaned upload for ``application`` (None for a proof of
-    payment, which belongs to the payment and is shown to finance only)."""
+    payment, which belongs to the payment and is shown to finance only). The audit entry
+    goes to the case's fund, or to ``fund`` when given (a document that arrived in a
+    packet from a fund on another server is recorded by the fund that imported it)."""
     document = Document(
         application_id=application.id if application is not None else None,
         kind=kind,
@@ -64,7 +66,9 @@ def store_document(upload, application, kind, actor):
             document,
             actor=actor,
             # A proof of payment is the fund's of the finance person paying.
-            fund=application.fund_id if application is not None else actor.fund_id,
+            fund=fund
+            if fund is not None
+            else (application.fund_id if application is not None else actor.fund_id),
             case=application.uid if application is not None else None,
             kind=kind.value,
             size=len(upload.data),

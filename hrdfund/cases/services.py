@@ -234,6 +234,15 @@ def network_key(name, country):
     return cipher().network_index("defender|" + _identity(name, country))
 
 
+def network_identity(name, country):
+    """What the duplicate check hashes of a defender (see :func:`network_key`), for a keyed
+    hash under another key: the one two funds on different servers share. None when the
+    network key would be None."""
+    if not name or not name.strip() or not country:
+        return None
+    return "defender|" + _identity(name, country)
+
+
 def _identity(name, country):
     """The name with case, accents and spacing taken out, and the country beside it."""
     letters = unicodedata.normalize("NFKD", name.casefold())

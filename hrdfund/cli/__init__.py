@@ -8,6 +8,7 @@ from .alerts import alerts
 from .backup import backup_command, restore_command
 from .check import check
 from .demo import demo_data
+from .exchange import import_referral, network_keys
 from .keys import rotate_keys_command
 from .reports import report
 from .retention import purge_command
@@ -26,6 +27,8 @@ for _command in (
     create_user,
     demo_data,
     funds,
+    import_referral,
+    network_keys,
     pools,
     purge_command,
     report,

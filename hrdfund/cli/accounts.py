@@ -74,7 +74,9 @@ def create_user(role, login, fund_name, donor_id, organisation_id, password):
 
 def fund_named(name):
     """The fund called ``name``, or a clear refusal."""
-    fund = db.session.execute(sa.select(Fund).where(Fund.name == name)).scalar_one_or_none()
+    fund = db.session.execute(
+        sa.select(Fund).where(Fund.name == name, Fund.partner_of_id.is_(None))
+    ).scalar_one_or_none()
     if fund is None:
         raise click.ClickException(
             f"no fund is named {name!r}; `flask hrdfund funds` lists them, "
@@ -87,7 +89,13 @@ def _the_fund(name):
     """The fund named ``name``; without a name, the only fund, or a refusal asking for one."""
     if name:
         return fund_named(name)
-    funds = db.session.execute(sa.select(Fund).order_by(Fund.id).limit(2)).scalars().all()
+    funds = (
+        db.session.execute(
+            sa.select(Fund).where(Fund.partner_of_id.is_(None)).order_by(Fund.id).limit(2)
+        )
+        .scalars()
+        .all()
+    )
     if not funds:
         raise click.ClickException("no fund yet; create one with `flask hrdfund create-fund NAME`")
     if len(funds) > 1:
@@ -165,8 +173,10 @@ def create_fund(name):
 @click.command("funds")
 @with_appcontext
 def funds():
-    """One line per fund: ID and name, separated by a tab."""
-    for fund in db.session.execute(sa.select(Fund).order_by(Fund.id)).scalars():
+    """One line per member fund: ID and name, separated by a tab (partner funds on other
+    servers are listed on their fund's page of partners)."""
+    member = sa.select(Fund).where(Fund.partner_of_id.is_(None)).order_by(Fund.id)
+    for fund in db.session.execute(member).scalars():
         click.echo(f"{fund.id}\t{fund.name}")
 
 

@@ -20,6 +20,8 @@ from werkzeug.formparser import FormDataParser
 SESSION_USER_KEY = "_user_id"
 #: Routes that take a file: the whole body may be as large as MAX_CONTENT_LENGTH.
 UPLOADS = frozenset({"cases.upload", "case_payments.record", "disbursements.import_statement"})
+#: A packet from a partner fund on another server, documents included.
+PACKETS = frozenset({"network.import_packet"})
 #: The application form, with its budget, dependants and references rows.
 APPLICATION_FORMS = frozenset({"cases.edit"})
 
@@ -48,6 +50,8 @@ def limits_for(endpoint, signed_in, config):
         return config["MAX_ANONYMOUS_REQUEST_BYTES"], config["MAX_ANONYMOUS_FORM_PARTS"]
     if endpoint in UPLOADS:
         return config["MAX_CONTENT_LENGTH"], config["MAX_FORM_PARTS"]
+    if endpoint in PACKETS:
+        return config["HRDFUND_MAX_PACKET_BYTES"] + 64 * 1024, config["MAX_FORM_PARTS"]
     if endpoint in APPLICATION_FORMS:
         return config["MAX_APPLICATION_FORM_BYTES"], config["MAX_APPLICATION_FORM_PARTS"]
     return config["MAX_FORM_BYTES"], config["MAX_FORM_PARTS"]

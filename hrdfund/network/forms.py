@@ -4,9 +4,11 @@ and its own limits."""
 from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -149,3 +151,45 @@ class DeclineForm(PrefixedForm):
         _l("Why the fund declines"),
         [DataRequired(_l("Say why the fund declines.")), Length(max=REASON_MAX)],
     )
+
+
+class PartnerForm(PrefixedForm):
+    """A partner fund on another server: its name, key line and fingerprint heard."""
+
+    PREFIX = "partner"
+    name = StringField(
+        _l("Partner fund's name"),
+        [Optional(), Length(max=120)],
+        description=_l("Leave empty when giving a new key of a partner already registered."),
+    )
+    key_line = StringField(
+        _l("Its key line"),
+        [DataRequired(_l("Paste the key line the partner fund sent.")), Length(max=200)],
+    )
+    fingerprint = StringField(
+        _l("Its fingerprint, as read out on a call"),
+        [DataRequired(_l("Enter the fingerprint you heard.")), Length(max=100)],
+    )
+
+
+class PacketForm(PrefixedForm):
+    """A packet file from a partner fund."""
+
+    PREFIX = "packet"
+    file = FileField(
+        _l("Packet file (.hrdp)"), validators=[FileRequired(_l("Choose a packet file."))]
+    )
+
+
+class HoldForm(PrefixedForm):
+    """Confirm the import of a packet checked and held for its preview."""
+
+    PREFIX = "hold"
+    token = HiddenField(validators=[DataRequired(), Length(min=32, max=32)])
+
+
+class AskPartnerForm(PrefixedForm):
+    """Ask a partner fund on another server whether it has the same case."""
+
+    PREFIX = "ask"
+    partner = SelectField(_l("Partner fund"), [DataRequired(_l("Choose a partner fund."))])

@@ -155,8 +155,13 @@ def update_limits(actor, fund, threshold, targets):
 
 
 def member_funds():
-    """Every fund, by name."""
-    return db.session.execute(sa.select(Fund).order_by(Fund.name)).scalars().all()
+    """Every member fund of this server, by name (partner funds on other servers are not
+    members)."""
+    return (
+        db.session.execute(sa.select(Fund).where(Fund.partner_of_id.is_(None)).order_by(Fund.name))
+        .scalars()
+        .all()
+    )
 
 
 def staff_counts():

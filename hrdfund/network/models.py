@@ -7,7 +7,9 @@ from sqlalchemy.orm import Mapped, relationship
 
 from ..core.columns import (
     INTERNAL,
+    PUBLIC,
     Encrypted,
+    Text,
     col,
     created_at,
     currency,
@@ -66,6 +68,13 @@ class Referral(db.Model):
     months_to = col(sa.Integer, INTERNAL, nullable=True)
     amount = money()
     currency = currency()
+    #: For a referral between funds on two servers: the referring fund's own identifier
+    #: of it, which the answer packet names (set at the fund asked).
+    remote_uid = col(sa.String(20), INTERNAL, text=Text.UID, nullable=True)
+    #: The months of support the fund asked said it covered, when it is on another server
+    #: (its answer packet tells them; a member fund's own plan shows them otherwise).
+    covered_from = col(sa.Integer, INTERNAL, nullable=True)
+    covered_to = col(sa.Integer, INTERNAL, nullable=True)
     share_answers = col(sa.Boolean, INTERNAL, nullable=False, default=False)
     share_documents = col(sa.Boolean, INTERNAL, nullable=False, default=False)
     share_assessment = col(sa.Boolean, INTERNAL, nullable=False, default=False)
@@ -90,3 +99,53 @@ class Referral(db.Model):
     linked_application = relationship("Application", foreign_keys=[linked_application_id])
     from_fund = relationship("Fund", foreign_keys=[from_fund_id])
     to_fund = relationship("Fund", foreign_keys=[to_fund_id])
+
+
+class FundKey(db.Model):
+    """A fund's key pair for packets between servers: X25519 to receive, Ed25519 to sign.
+
+    A member fund's own keys keep their private halves here, encrypted like any sensitive
+    field; a partner fund's keys have only their public halves. The newest key not
+    retired is the fund's current one; a retired key of the fund still opens packets
+    addressed to it, and a partner's retired key still verifies its packets, for
+    ``RETIRED_DAYS``."""
+
+    __tablename__ = "fund_keys"
+    __table_args__ = (sa.UniqueConstraint("fund_id", "fingerprint", name="uq_fund_key_once"),)
+    RETIRED_DAYS = 90
+
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    fund_id = fk("funds.id")
+    #: The 32 bytes of the X25519 public key packets to the fund are encrypted to.
+    encryption_public = col(sa.LargeBinary, PUBLIC, nullable=False)
+    #: The 32 bytes of the Ed25519 public key the fund's packets are signed with.
+    signing_public = col(sa.LargeBinary, PUBLIC, nullable=False)
+    #: SHA-256 of both public keys, in hex: what packets name and people read out.
+    fingerprint = col(sa.String(64), PUBLIC, text=Text.HASH, nullable=False)
+    #: Both private keys (raw, hex), for the fund's own keys only.
+    _private = encrypted_column("private")
+    private = Encrypted(json=True)
+    created_at = created_at()
+    retired_at = col(sa.DateTime, INTERNAL, nullable=True)
+
+    fund = relationship("Fund")
+
+
+class ImportedPacket(db.Model):
+    """A packet a member fund imported: its id, so that the same packet from the same
+    sender is never imported twice."""
+
+    __tablename__ = "imported_packets"
+    __table_args__ = (sa.UniqueConstraint("from_fund_id", "packet_id", name="uq_packet_once"),)
+
+    id: Mapped[int] = pk()
+    #: The member fund that imported it.
+    fund_id = fk("funds.id")
+    #: The partner fund that sent it.
+    from_fund_id = fk("funds.id")
+    #: The packet's own random id, as its header says.
+    packet_id = col(sa.String(32), INTERNAL, text=Text.UID, nullable=False)
+    kind = col(sa.String(32), INTERNAL, text=Text.CODE, nullable=False)
+    imported_by_id = fk("users.id")
+    imported_at = created_at()

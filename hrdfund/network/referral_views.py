@@ -22,8 +22,9 @@ from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.support import Category
 from ..core.work import perform
+from ..reviews import network_check
 from ..reviews.models import Review
-from . import bp, support
+from . import bp, exchange_views, support
 from . import referrals as services
 from .forms import DeclineForm, ReferForm
 from .models import Referral, ReferralStatus
@@ -77,6 +78,11 @@ def network_panel(application, user, sections):
         )
         data["confirm"] = ConfirmForm()
         data["plan"] = support.support_plan(application) if sent or made_by else []
+        data["ask_partner"] = (
+            exchange_views.ask_partner_form(application)
+            if network_check.why_not_asking(application) is None
+            else None
+        )
     return data
 
 

@@ -67,16 +67,32 @@ def why_not_referable(application, user):
 
 
 def other_funds(application):
-    """The member funds a case may be referred to: every other fund not suspended."""
+    """The funds a case may be referred to: every other member fund not suspended, and the
+    partner funds on other servers the case's fund registered."""
     return (
         db.session.execute(
             sa.select(Fund)
-            .where(Fund.id != application.fund_id, Fund.suspended_at.is_(None))
+            .where(
+                Fund.id != application.fund_id,
+                Fund.suspended_at.is_(None),
+                sa.or_(Fund.partner_of_id.is_(None), Fund.partner_of_id == application.fund_id),
+            )
             .order_by(Fund.name)
         )
         .scalars()
         .all()
     )
+
+
+def _here(*fund_ids):
+    """Of ``fund_ids``, the funds of this server: a partner fund on another server keeps
+    its own records there, and has no audit chain here."""
+    elsewhere = set(
+        db.session.execute(
+            sa.select(Fund.id).where(Fund.id.in_(fund_ids), Fund.partner_of_id.is_not(None))
+        ).scalars()
+    )
+    return [f for f in fund_ids if f not in elsewhere]
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,12 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     why = why_not_referable(application, actor)
     if why is not None:
         raise ReferralError(why)
-    if to_fund is None or to_fund.id == application.fund_id or to_fund.suspended:
+    if (
+        to_fund is None
+        or to_fund.id == application.fund_id
+        or to_fund.suspended
+        or to_fund.partner_of_id not in (None, application.fund_id)
+    ):
         raise ReferralError(_l("Choose another member fund of the network."))
     part.check()
     if not (reason or "").strip():
@@ -158,7 +179,7 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     db.session.flush()
     referral.reason = reason.strip()
     shared = sorted(shares)
-    audit.lock_chains(application.fund_id, to_fund)
+    audit.lock_chains(*_here(application.fund_id, to_fund.id))
     audit.record(
         "referral.sent",
         application,
@@ -168,15 +189,16 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
         category=part.category.value,
         shared=shared,
     )
-    audit.record(
-        "referral.received",
-        referral,
-        actor=actor,
-        fund=to_fund,
-        from_fund=application.fund_id,
-        category=part.category.value,
-        shared=shared,
-    )
+    if not to_fund.elsewhere:
+        audit.record(
+            "referral.received",
+            referral,
+            actor=actor,
+            fund=to_fund,
+            from_fund=application.fund_id,
+            category=part.category.value,
+            shared=shared,
+        )
     return referral
 
 
@@ -282,16 +304,19 @@ def _answerable(actor, referral):
 
 def _both(action, referral, actor, own_object, **payload):
     """An audit entry in each fund's chain: the receiving fund's about its own object."""
-    audit.lock_chains(referral.from_fund_id, referral.to_fund_id)
-    audit.record(action, own_object, actor=actor, fund=referral.to_fund_id, **payload)
-    audit.record(
-        action,
-        referral.application,
-        actor=actor,
-        fund=referral.from_fund_id,
-        referral=referral.uid,
-        **payload,
-    )
+    here = _here(referral.from_fund_id, referral.to_fund_id)
+    audit.lock_chains(*here)
+    if referral.to_fund_id in here:
+        audit.record(action, own_object, actor=actor, fund=referral.to_fund_id, **payload)
+    if referral.from_fund_id in here:
+        audit.record(
+            action,
+            referral.application,
+            actor=actor,
+            fund=referral.from_fund_id,
+            referral=referral.uid,
+            **payload,
+        )
 
 
 def accept_referral(actor, referral):
@@ -299,7 +324,7 @@ def accept_referral(actor, referral):
     a budget line for the amount asked and, where they were shared, the answers."""
     referral = _answerable(actor, referral)
     # Both funds' chains, in their order, before the new case's first entry in its own.
-    audit.lock_chains(referral.from_fund_id, referral.to_fund_id)
+    audit.lock_chains(*_here(referral.from_fund_id, referral.to_fund_id))
     source = referral.application
     case = Application(
         fund_id=referral.to_fund_id,

@@ -121,7 +121,7 @@ def create_fund():
 
 def _fund_or_404(uid):
     fund = db.session.execute(sa.select(Fund).where(Fund.uid == uid)).scalar_one_or_none()
-    if fund is None:
+    if fund is None or fund.elsewhere:
         abort(404)
     return fund
 

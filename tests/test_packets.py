@@ -1,0 +1,282 @@
+"""Packets between funds on two servers: a referral travels from fund A's server to fund B's
+as a signed, encrypted file, B imports it into its queue and answers, and the answer
+packet updates A's referral. A packet altered, replayed, addressed to another fund, signed
+by an unknown key or not signed at all is refused with its reason and stores nothing; no
+canary of the case is in a packet's bytes, and only the fund addressed opens it."""
+
+import struct
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+
+from hrdfund.audit.models import AuditEvent
+from hrdfund.cases.models import Application, Document
+from hrdfund.core.extensions import db
+from hrdfund.core.support import Category
+from hrdfund.network import exchange, keys, packets
+from hrdfund.network import referrals as services
+from hrdfund.network.models import FundKey, ImportedPacket, Referral, ReferralStatus
+from hrdfund.reviews.models import Review
+from tests.exchange_world import (
+    CANARIES,
+    CANARY_DOCUMENT,
+    CANARY_NAME,
+    canary_case,
+    count,
+    make_side,
+    on,
+    other_server,
+    register,
+)
+
+STORED = (Referral, Application, Document, Review, ImportedPacket, AuditEvent)
+
+
+@pytest.fixture
+def servers(app, fund, tmp_path):
+    """Fund A on the suite's server, fund B on another, each the other's partner, and a
+    case at A with canaries everywhere."""
+    a = make_side(app, None, "a", fund=fund)
+    b_server = other_server(tmp_path, "b")
+    b = make_side(b_server, "International Fund", "b")
+    register(a, b)
+    register(b, a, name="Local Fund")
+    case = canary_case(a)
+    yield {"a": a, "b": b, "case": case}
+    with on(b_server):
+        db.engine.dispose()
+
+
+def _refer(a, case_uid, shares=("answers", "documents", "assessment")):
+    """A refers the case to its partner B and downloads the referral packet."""
+    with on(a.server):
+        case = db.session.execute(
+            sa.select(Application).where(Application.uid == case_uid)
+        ).scalar_one()
+        referral = services.refer_case(
+            a.user("reviewer"),
+            case,
+            a.partner(),
+            services.Part(Category.MEDICAL, 1, 6, Decimal("3000.00"), "EUR"),
+            shares,
+            "Our pool is spent; the surgery needs another fund.",
+            date.today() + timedelta(days=7),
+        )
+        db.session.commit()
+        data, name = exchange.referral_packet(a.user("reviewer"), referral)
+        db.session.commit()
+        return referral.uid, data, name
+
+
+def _import(side, data, role="reviewer"):
+    with on(side.server):
+        kind, value = exchange.check_and_import(side.user(role), data)
+        db.session.commit()
+        return kind, getattr(value, "uid", value)
+
+
+def test_a_referral_travels_by_packet_and_the_answer_comes_back(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, name = _refer(a, servers["case"])
+    assert name == f"referral-{referral_uid}.hrdp"
+    kind, imported_uid = _import(b, data)
+    assert kind == packets.REFERRAL
+    with on(b.server):
+        imported = db.session.execute(
+            sa.select(Referral).where(Referral.uid == imported_uid)
+        ).scalar_one()
+        assert imported.from_fund.name == "Local Fund" and imported.to_fund_id == b.fund().id
+        assert imported.remote_uid == referral_uid
+        assert (imported.months_from, imported.months_to, imported.amount) == (1, 6, Decimal(3000))
+        # B's staff open the shared parts as from a member fund.
+        assert services.shared_parts(imported, b.user("manager")) == {
+            "referral",
+            "answers",
+            "documents",
+            "assessment",
+        }
+        assert imported.application.defender_name == CANARY_NAME
+        assert services.waiting_count(b.user("manager")) == 1
+        services.accept_referral(b.user("manager"), imported)
+        db.session.commit()
+        answer, answer_name = exchange.answer_packet(b.user("manager"), imported)
+        db.session.commit()
+        assert imported.linked_application.fund_id == b.fund().id
+    assert answer_name.endswith(".hrdp") and CANARY_NAME.encode() not in answer
+    kind, updated_uid = _import(a, answer)
+    assert (kind, updated_uid) == (packets.ANSWER, referral_uid)
+    with on(a.server):
+        referral = db.session.execute(
+            sa.select(Referral).where(Referral.uid == referral_uid)
+        ).scalar_one()
+        assert referral.status == ReferralStatus.ACCEPTED and referral.answered_at is not None
+
+
+def test_a_declined_answer_carries_its_reason(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"], shares=())
+    _kind, imported_uid = _import(b, data)
+    with on(b.server):
+        imported = db.session.execute(
+            sa.select(Referral).where(Referral.uid == imported_uid)
+        ).scalar_one()
+        assert imported.application.defender_name is None  # nothing shared, nothing sent
+        services.decline_referral(b.user("reviewer"), imported, "Our medical pool is closed.")
+        db.session.commit()
+        answer, _ = exchange.answer_packet(b.user("reviewer"), imported)
+        db.session.commit()
+    _import(a, answer)
+    with on(a.server):
+        referral = db.session.execute(
+            sa.select(Referral).where(Referral.uid == referral_uid)
+        ).scalar_one()
+        assert referral.status == ReferralStatus.DECLINED
+        assert referral.decline_reason == "Our medical pool is closed."
+
+
+def _parts(data):
+    at, parts = len(packets.MAGIC), []
+    while at < len(data):
+        (size,) = struct.unpack(">I", data[at : at + 4])
+        parts.append(data[at + 4 : at + 4 + size])
+        at += 4 + size
+    return parts
+
+
+def _join(parts):
+    return packets.MAGIC + b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
+def _flip(part, at):
+    return part[:at] + bytes([part[at] ^ 1]) + part[at + 1 :]
+
+
+def _refused(side, data, reason):
+    """``data`` is refused at ``side`` with ``reason``, and nothing is stored there."""
+    with on(side.server):
+        before = count(*STORED)
+        with pytest.raises(packets.PacketRefused) as refused:
+            exchange.check_and_import(side.user("reviewer"), data)
+        db.session.rollback()
+        assert refused.value.reason == reason
+        assert str(refused.value) == str(packets.REASONS[reason])
+        assert count(*STORED) == before
+
+
+def test_an_altered_packet_is_refused_and_stores_nothing(servers):
+    a, b = servers["a"], servers["b"]
+    _uid, data, _ = _refer(a, servers["case"])
+    header, body, signature = _parts(data)
+    _refused(b, _join([header, _flip(body, 40), signature]), packets.ALTERED)
+    _refused(b, _join([header, body, _flip(signature, 3)]), packets.ALTERED)
+    # A header changed in a way that still reads: the kind, the time it was made.
+    changed = header.replace(b'"kind":"referral"', b'"kind":"answer"')
+    assert changed != header
+    _refused(b, _join([changed, body, signature]), packets.ALTERED)
+    # Cut short, or not a packet at all.
+    _refused(b, data[:-10], packets.FORMAT)
+    _refused(b, b"%PDF-1.4 not a packet", packets.FORMAT)
+
+
+def test_a_replayed_packet_is_refused_and_stores_nothing(servers):
+    a, b = servers["a"], servers["b"]
+    _uid, data, _ = _refer(a, servers["case"])
+    _import(b, data)
+    _refused(b, data, packets.REPLAYED)
+
+
+def test_a_packet_for_another_fund_is_refused_and_stores_nothing(servers, tmp_path):
+    a, b = servers["a"], servers["b"]
+    # A third fund on B's server, registered with A too: A's packet to B is not for it.
+    c = make_side(b.server, "Third Fund", "c")
+    register(c, a, name="Local Fund at C")
+    _uid, data, _ = _refer(a, servers["case"])
+    _refused(c, data, packets.ELSEWHERE)
+
+
+def test_an_unknown_key_or_no_signature_is_refused_and_stores_nothing(servers):
+    a, b = servers["a"], servers["b"]
+    # A makes new keys and does not tell B: its packets are signed by a key B does not know.
+    with on(a.server):
+        keys.make_keys(a.fund())
+        db.session.commit()
+    _uid, data, _ = _refer(a, servers["case"])
+    _refused(b, data, packets.UNKNOWN_KEY)
+    header, body, _signature = _parts(data)
+    _refused(b, _join([header, body]), packets.UNSIGNED)
+
+
+def test_a_key_retired_still_opens_packets_addressed_to_it_for_a_while(servers):
+    a, b = servers["a"], servers["b"]
+    _uid, data, _ = _refer(a, servers["case"])
+    with on(b.server):
+        keys.make_keys(b.fund())
+        db.session.commit()
+    _import(b, data)  # addressed to B's old key, retired today
+    _uid, later, _ = _refer(a, canary_case(a, name="Another Defender"))
+    with on(b.server):
+        db.session.execute(
+            sa.update(FundKey)
+            .where(FundKey.fund_id == b.fund().id, FundKey.retired_at.is_not(None))
+            .values(retired_at=db.func.now() - timedelta(days=FundKey.RETIRED_DAYS + 1))
+        )
+        db.session.commit()
+    _refused(b, later, packets.OLD_KEY)
+
+
+def test_nothing_in_a_packet_is_readable_without_the_receiving_funds_key(servers):
+    a, b = servers["a"], servers["b"]
+    _uid, data, _ = _refer(a, servers["case"])
+    for canary in CANARIES:
+        for form in (canary.encode(), canary.encode("utf-16-le"), canary.upper().encode()):
+            assert form not in data
+    header, ciphertext, _signature = _parts(data)
+    with on(b.server):
+        opened = packets.open_packet(data, b.fund())
+        # The fund addressed reads every canary...
+        assert opened.body["answers"]["defender_name"] == CANARY_NAME
+        assert CANARY_DOCUMENT.encode() in opened.body["documents"][0]["data"]
+        own_key = keys.current_key(b.fund())
+    # ...and another fund's private key opens nothing.
+    c = make_side(b.server, "Third Fund", "c")
+    with on(c.server):
+        other_key = keys.current_key(c.fund())
+        import json
+
+        parsed = json.loads(header)
+        ephemeral = packets.base64.b64decode(parsed["ephemeral"])
+        nonce = packets.base64.b64decode(parsed["nonce"])
+        for key in (other_key, own_key):
+            private, _ = packets._private(key)
+            shared = private.exchange(packets.X25519PublicKey.from_public_bytes(ephemeral))
+            aead = packets.AESGCM(
+                packets._derive(shared, ephemeral, own_key.encryption_public, "referral")
+            )
+            if key is other_key:
+                with pytest.raises(InvalidTag):
+                    aead.decrypt(nonce, ciphertext, header)
+            else:
+                assert CANARY_NAME.encode() in aead.decrypt(nonce, ciphertext, header)
+
+
+def test_a_partner_key_is_registered_only_with_its_fingerprint(servers):
+    a, b = servers["a"], servers["b"]
+    c = make_side(b.server, "Third Fund", "c")
+    with on(a.server):
+        admin = a.user("admin")
+        with pytest.raises(keys.PartnerError):
+            keys.register_partner(admin, a.fund(), "Third", c.line, keys.spoken(b.fingerprint))
+        with pytest.raises(keys.PartnerError):
+            keys.register_partner(a.user("manager"), a.fund(), "Third", c.line, c.fingerprint)
+        db.session.rollback()
+        partner = keys.register_partner(admin, a.fund(), "Third", c.line, c.fingerprint)
+        db.session.commit()
+        assert partner.elsewhere and not partner.takes_applications
+        from hrdfund.auth.funds import intake_fund, open_funds
+        from hrdfund.network.funds import member_funds
+
+        assert partner not in open_funds() and partner not in member_funds()
+        assert intake_fund() is None or intake_fund().id != partner.id
