@@ -38,7 +38,7 @@ def _key():
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def other_server(tmp_path, name):
+def other_server(tmp_path, name, **settings):
     """Another start of the app: its own SQLite file, folder and keys, tables made."""
     config = make_config(
         f"sqlite:///{tmp_path / (name + '.sqlite3')}",
@@ -46,6 +46,7 @@ def other_server(tmp_path, name):
         SECRET_KEY=_key(),
         HRDFUND_ENCRYPTION_KEY=_key(),
         HRDFUND_AUDIT_KEY=_key(),
+        **settings,
     )
     server = create_app(config)
     server.test_client_class = RequestIsolatedClient

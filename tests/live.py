@@ -235,6 +235,8 @@ class Response:
     def __init__(self, status, headers, body):
         self.status = status
         self.headers = headers
+        #: The bytes as sent (a download), and as text.
+        self.body = body
         self.text = body.decode("utf-8", "replace")
 
     @property
