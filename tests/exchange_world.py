@@ -11,6 +11,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 
+import pytest
 import sqlalchemy as sa
 
 from hrdfund import create_app
@@ -181,3 +182,18 @@ def canary_case(side, name=CANARY_NAME, country="KE", category=Category.MEDICAL)
         review.assessment = CANARY_ASSESSMENT
         db.session.commit()
         return case.uid
+
+
+@pytest.fixture(name="servers")
+def servers_fixture(app, fund, tmp_path):
+    """Fund A on the suite's server, fund B on another, each the other's partner, and a
+    case at A with canaries everywhere."""
+    a = make_side(app, None, "a", fund=fund)
+    b_server = other_server(tmp_path, "b")
+    b = make_side(b_server, "International Fund", "b")
+    register(a, b)
+    register(b, a, name="Local Fund")
+    case = canary_case(a)
+    yield {"a": a, "b": b, "case": case}
+    with on(b_server):
+        db.engine.dispose()

@@ -28,26 +28,11 @@ from tests.exchange_world import (
     count,
     make_side,
     on,
-    other_server,
     register,
+    servers_fixture,  # noqa: F401  (the fixture ``servers``)
 )
 
 STORED = (Referral, Application, Document, Review, ImportedPacket, AuditEvent)
-
-
-@pytest.fixture
-def servers(app, fund, tmp_path):
-    """Fund A on the suite's server, fund B on another, each the other's partner, and a
-    case at A with canaries everywhere."""
-    a = make_side(app, None, "a", fund=fund)
-    b_server = other_server(tmp_path, "b")
-    b = make_side(b_server, "International Fund", "b")
-    register(a, b)
-    register(b, a, name="Local Fund")
-    case = canary_case(a)
-    yield {"a": a, "b": b, "case": case}
-    with on(b_server):
-        db.engine.dispose()
 
 
 def _refer(a, case_uid, shares=("answers", "documents", "assessment")):
@@ -280,3 +265,63 @@ def test_a_partner_key_is_registered_only_with_its_fingerprint(servers):
 
         assert partner not in open_funds() and partner not in member_funds()
         assert intake_fund() is None or intake_fund().id != partner.id
+
+
+def _ask(a, case_uid):
+    with on(a.server):
+        case = db.session.execute(
+            sa.select(Application).where(Application.uid == case_uid)
+        ).scalar_one()
+        data, name = exchange.ask_partner(a.user("reviewer"), case, a.partner())
+        db.session.commit()
+        return data, name, case.network_key
+
+
+def test_a_duplicate_check_across_servers_finds_the_same_defender_by_keyed_hash_only(servers):
+    a, b = servers["a"], servers["b"]
+    # The same defender asked B too, written another way (case, accents, spacing).
+    theirs = canary_case(b, name="  canary ZAPHOD  Beeblébrox ")
+    canary_case(b, name="Someone Else Entirely")
+    ask, name, own_index = _ask(a, servers["case"])
+    assert name.startswith("check-") and name.endswith(".hrdp")
+    for canary in (*CANARIES, "Beeblebrox", "Zaphod"):
+        assert canary.encode() not in ask and canary.lower().encode() not in ask
+    with on(b.server):
+        opened = packets.open_packet(ask, b.fund())
+        # Only a keyed hash, the kind of support and a month travel...
+        assert set(opened.body) == {"ask", "hashes", "category", "since"}
+        assert opened.body["category"] == "medical" and len(opened.body["hashes"]) == 1
+        # ...under the two funds' own key: neither server's own index of the defender.
+        indexes = set(db.session.execute(sa.select(Application.network_key)).scalars()) | {
+            own_index
+        }
+        assert not indexes & set(opened.body["hashes"])
+        kind, (reply, _name) = exchange.check_and_import(b.user("reviewer"), ask)
+        db.session.commit()
+        assert kind == packets.DUPLICATE_ASK
+        told = (
+            db.session.execute(
+                sa.select(AuditEvent.object_id).where(AuditEvent.action == "network.matched")
+            )
+            .scalars()
+            .all()
+        )
+        assert told == [theirs]
+    for canary in CANARIES:
+        assert canary.encode() not in reply
+    with on(a.server):
+        kind, (case, matches) = exchange.check_and_import(a.user("reviewer"), reply)
+        db.session.commit()
+        assert kind == packets.DUPLICATE_ANSWER and case.uid == servers["case"]
+        assert matches == [{"word": "open", "month": date.today().strftime("%Y-%m")}]
+
+
+def test_a_duplicate_check_finds_nothing_for_another_defender(servers):
+    a, b = servers["a"], servers["b"]
+    canary_case(b, name="Someone Else Entirely")
+    ask, _name, _index = _ask(a, servers["case"])
+    _kind, (reply, _name) = _import(b, ask)
+    with on(a.server):
+        _kind, (_case, matches) = exchange.check_and_import(a.user("reviewer"), reply)
+        db.session.commit()
+        assert matches == []
