@@ -16,7 +16,7 @@ from hrdfund.audit.models import AuditEvent
 from hrdfund.cases.models import Application, Document
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
-from hrdfund.network import exchange, keys, packets
+from hrdfund.network import exchange, keys, packets, partner_checks
 from hrdfund.network import referrals as services
 from hrdfund.network.models import FundKey, ImportedPacket, Referral, ReferralStatus
 from hrdfund.reviews.models import Review
@@ -272,7 +272,7 @@ def _ask(a, case_uid):
         case = db.session.execute(
             sa.select(Application).where(Application.uid == case_uid)
         ).scalar_one()
-        data, name = exchange.ask_partner(a.user("reviewer"), case, a.partner())
+        data, name = partner_checks.ask_partner(a.user("reviewer"), case, a.partner())
         db.session.commit()
         return data, name, case.network_key
 

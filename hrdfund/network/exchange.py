@@ -17,25 +17,15 @@ inside a server gives (open, supported, refused) and the month each case was sen
 """
 
 import base64
-import hashlib
-import hmac
-import os
-import secrets
-import time
-from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..audit.models import AuditEvent
 from ..auth.models import Fund
 from ..cases import documents
-from ..cases.access import can_see, check_staff
+from ..cases.access import can_see
 from ..cases.models import (
     Application,
     ApplicationStatus,
@@ -46,26 +36,22 @@ from ..cases.models import (
     DocumentKind,
     Urgency,
 )
-from ..cases.services import case_rows, network_identity
-from ..core.columns import cipher, utcnow
+from ..cases.services import case_rows
+from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.support import Category
-from ..reviews import network_check
 from ..reviews.models import Recommendation, Review, RiskLevel
-from . import keys, packets
+from . import keys, packets, partner_checks
 from . import referrals as services
 from .models import Referral, ReferralStatus
 
 #: What a packet file is called when downloaded: the kind and an opaque id, nothing more.
 SUFFIX = ".hrdp"
-#: How long a checked packet waits, encrypted, for its importer to confirm the preview.
-HOLD_MINUTES = 30
 #: The answers that travel with a referral that shares them.
 ANSWER_FIELDS = ("defender_work", "threat", "urgency_reason", "other_funders")
 
 
-class ExchangeError(ValueError):
-    """A packet step the rules refuse, in words for the page."""
+ExchangeError = packets.ExchangeError
 
 
 # Referral out -------------------------------------------------------------------------
@@ -163,7 +149,7 @@ def referral_packet(actor, referral):
         "documents": attached,
         "assessment": assessment,
     }
-    data = _sealed(packets.REFERRAL, body, referral.from_fund, referral.to_fund)
+    data = packets.seal_for(packets.REFERRAL, body, referral.from_fund, referral.to_fund)
     if len(data) > current_app.config["HRDFUND_MAX_PACKET_BYTES"]:
         raise ExchangeError(
             _l("The documents are too large for one packet: refer again sharing fewer.")
@@ -178,13 +164,6 @@ def referral_packet(actor, referral):
         size=len(data),
     )
     return data, f"referral-{referral.uid}{SUFFIX}"
-
-
-def _sealed(kind, body, from_fund, to_fund):
-    try:
-        return packets.seal_packet(kind, body, from_fund, to_fund)
-    except keys.PartnerError as exc:
-        raise ExchangeError(str(exc)) from None
 
 
 def answer_packet(actor, referral):
@@ -209,7 +188,7 @@ def answer_packet(actor, referral):
         body["status"] = "supported"
         if referral.months_from is not None:
             body["months"] = [referral.months_from, referral.months_to]
-    data = _sealed(packets.ANSWER, body, referral.to_fund, referral.from_fund)
+    data = packets.seal_for(packets.ANSWER, body, referral.to_fund, referral.from_fund)
     audit.record(
         "referral.answer_packet_made",
         referral,
@@ -218,65 +197,6 @@ def answer_packet(actor, referral):
         status=body["status"],
     )
     return data, f"answer-{referral.uid}{SUFFIX}"
-
-
-# Holding a checked packet for its preview ---------------------------------------------
-
-
-def _holds():
-    path = os.path.join(current_app.instance_path, "packet_holds")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
-
-def _hold_aad(user, token):
-    return f"packet-hold\x1f{user.uid}\x1f{token}".encode()
-
-
-def hold_packet(data, user):
-    """Keep ``data``, encrypted under the instance's key and bound to ``user``, while they
-    read its preview; returns the random token that names it (no personal data)."""
-    folder = _holds()
-    now = time.time()
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        try:
-            if now - os.path.getmtime(path) > HOLD_MINUTES * 60:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
-    token = secrets.token_hex(16)
-    fd = os.open(os.path.join(folder, token), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(cipher().encrypt_bytes(bytes(data), _hold_aad(user, token)))
-    return token
-
-
-def held_packet(token, user):
-    """The packet ``user`` holds under ``token``, or None (expired, another user's, gone)."""
-    if not isinstance(token, str) or len(token) != 32 or not token.isalnum():
-        return None
-    path = os.path.join(_holds(), token)
-    try:
-        if time.time() - os.path.getmtime(path) > HOLD_MINUTES * 60:
-            os.unlink(path)
-            return None
-        with open(path, "rb") as fh:
-            blob = fh.read()
-    except FileNotFoundError:
-        return None
-    try:
-        return cipher().decrypt_bytes(blob, _hold_aad(user, token))
-    except ValueError:
-        return None
-
-
-def drop_hold(token):
-    if isinstance(token, str) and len(token) == 32 and token.isalnum():
-        try:
-            os.unlink(os.path.join(_holds(), token))
-        except FileNotFoundError:
-            pass
 
 
 # Import -------------------------------------------------------------------------------
@@ -301,7 +221,7 @@ def check_packet(data, fund):
     elif opened.kind == packets.ANSWER:
         answered_referral(opened)
     elif opened.kind == packets.DUPLICATE_ANSWER:
-        asked_case(opened)
+        partner_checks.asked_case(opened)
     return opened
 
 
@@ -346,8 +266,8 @@ def import_packet(actor, opened):
     if opened.kind == packets.ANSWER:
         return _import_answer(actor, opened)
     if opened.kind == packets.DUPLICATE_ASK:
-        return _answer_ask(actor, opened)
-    return _import_duplicate_answer(actor, opened)
+        return partner_checks.answer_ask(actor, opened)
+    return partner_checks.import_duplicate_answer(actor, opened)
 
 
 def _import_referral(actor, opened):
@@ -476,163 +396,6 @@ def _import_answer(actor, opened):
         packet=opened.packet_id,
     )
     return referral
-
-
-# The duplicate check across servers ---------------------------------------------------
-
-
-def pair_key(own_key, their_key):
-    """The key two funds share for the duplicate check, derived from the fund's own key
-    and the partner's public key (X25519, then HKDF bound to both fingerprints): each side
-    computes it alone, and no other fund can."""
-    private = X25519PrivateKey.from_private_bytes(bytes.fromhex(own_key.private["x25519"]))
-    shared = private.exchange(X25519PublicKey.from_public_bytes(their_key.encryption_public))
-    pair = "|".join(sorted((own_key.fingerprint, their_key.fingerprint)))
-    return HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=None,
-        info=f"hrdfund-duplicate-check-pair:{pair}".encode(),
-    ).derive(shared)
-
-
-def pair_hash(key, name, country):
-    identity = network_identity(name, country)
-    if identity is None:
-        return None
-    return hmac.new(key, identity.encode(), hashlib.sha256).hexdigest()
-
-
-def _window_start(application):
-    since = (application.submitted_at or utcnow()) - timedelta(
-        days=current_app.config["DUPLICATE_WINDOW_DAYS"]
-    )
-    return since.date().replace(day=1)
-
-
-def ask_partner(actor, application, partner):
-    """The duplicate-check packet asking ``partner`` about ``application``: its keyed hash
-    under the pair's key, its kind of support and the month the check looks back to;
-    (bytes, file name). Audited on the case."""
-    check_staff(application, actor, ExchangeError)
-    reason = network_check.why_not_asking(application)
-    if reason is not None:
-        raise ExchangeError(reason)
-    if partner is None or partner.partner_of_id != application.fund_id:
-        raise ExchangeError(_l("Choose a partner fund your fund registered."))
-    own, theirs = keys.current_key(application.fund), keys.current_key(partner)
-    if own is None or theirs is None:
-        raise ExchangeError(_l("Your fund and the partner fund both need keys first."))
-    ask = secrets.token_hex(10)
-    key = pair_key(own, theirs)
-    body = {
-        "ask": ask,
-        "hashes": [pair_hash(key, application.defender_name, application.country)],
-        "category": application.category.value,
-        "since": _window_start(application).strftime("%Y-%m"),
-    }
-    data = _sealed(packets.DUPLICATE_ASK, body, application.fund, partner)
-    audit.record("network.asked_partner", application, actor=actor, partner=partner.id, ask=ask)
-    return data, f"check-{ask}{SUFFIX}"
-
-
-def _answer_ask(actor, opened):
-    """Match the ask against the importing fund's own cases, as the check inside a server
-    matches, and seal the answer: one word and a month per case."""
-    body = opened.body
-    fund = opened.fund
-    key = pair_key(opened.own_key, opened.sender_key)
-    start = datetime.strptime(body["since"] + "-01", "%Y-%m-%d")
-    ended = sa.case(
-        (Application.status == ApplicationStatus.REJECTED, Application.decided_at),
-        else_=Application.closed_at,
-    )
-    rows = (
-        db.session.execute(
-            sa.select(Application)
-            .where(
-                Application.fund_id == fund.id,
-                Application.category == Category(body["category"]),
-                Application.status.in_(network_check.MATCHED),
-                Application.purged_at.is_(None),
-                Application.submitted_at.is_not(None),
-                Application.network_key.is_not(None),
-                sa.or_(ended.is_(None), ended >= start),
-                network_check.consent_stands(Application),
-            )
-            .order_by(Application.submitted_at.desc(), Application.id)
-        )
-        .scalars()
-        .all()
-    )
-    wanted = set(body["hashes"])
-    found = [r for r in rows if pair_hash(key, r.defender_name, r.country) in wanted][
-        : packets.MATCHES_MAX
-    ]
-    matches = []
-    for case in found:
-        line = {
-            "word": network_check.WORDS[case.status].value,
-            "month": case.submitted_at.strftime("%Y-%m"),
-        }
-        if line not in matches:
-            matches.append(line)
-        audit.record(
-            "network.matched",
-            case,
-            actor=actor,
-            fund=fund.id,
-            asking_fund=opened.partner.id,
-        )
-    audit.record(
-        "network.answered_partner",
-        opened.partner,
-        actor=actor,
-        fund=fund.id,
-        ask=body["ask"],
-        found=len(found),
-    )
-    data = _sealed(
-        packets.DUPLICATE_ANSWER, {"ask": body["ask"], "matches": matches}, fund, opened.partner
-    )
-    return data, f"check-answer-{body['ask']}{SUFFIX}"
-
-
-def asked_case(opened):
-    """The case of the fund's own ask that ``opened`` answers."""
-    row = db.session.execute(
-        sa.select(AuditEvent.object_id)
-        .where(
-            AuditEvent.action == "network.asked_partner",
-            AuditEvent.object_type == "applications",
-            AuditEvent.payload.contains(opened.body["ask"]),
-        )
-        .limit(1)
-    ).first()
-    case = None
-    if row is not None:
-        case = db.session.execute(
-            sa.select(Application).where(
-                Application.uid == row.object_id, Application.fund_id == opened.fund.id
-            )
-        ).scalar_one_or_none()
-    if case is None:
-        raise ExchangeError(_l("This answer names no check your fund asked."))
-    return case
-
-
-def _import_duplicate_answer(actor, opened):
-    case = asked_case(opened)
-    matches = opened.body["matches"]
-    audit.record(
-        "network.partner_answered",
-        case,
-        actor=actor,
-        partner=opened.partner.id,
-        ask=opened.body["ask"],
-        matches=matches,
-    )
-    return case, matches
 
 
 def partner_funds_of(fund):

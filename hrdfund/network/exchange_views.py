@@ -20,7 +20,7 @@ from ..core.extensions import db, reading
 from ..core.support import Category
 from ..core.work import perform
 from ..reviews import network_check
-from . import bp, exchange, keys, packets
+from . import bp, exchange, keys, packet_holds, packets, partner_checks
 from . import referrals as services
 from .forms import AskPartnerForm, HoldForm, PacketForm, PartnerForm
 from .models import Referral
@@ -151,7 +151,7 @@ def ask_partner(uid):
     form.partner.choices = [SelectChoice(u, p.name) for u, p in partners.items()]
     if form.validate_on_submit():
         response, words = _packet_out(
-            exchange.ask_partner, application, partners.get(form.partner.data)
+            partner_checks.ask_partner, application, partners.get(form.partner.data)
         )
         if response is not None:
             return response
@@ -195,7 +195,7 @@ def import_packet():
                 preview = _preview(opened)
     if not valid:
         return refused.refuse(form, to=back)
-    token = exchange.hold_packet(data, current_user)
+    token = packet_holds.hold_packet(data, current_user)
     hold = HoldForm(formdata=None, token=token)
     return render_template("network/import_preview.html", hold=hold, **preview)
 
@@ -212,7 +212,7 @@ def _preview(opened):
     elif opened.kind == packets.DUPLICATE_ASK:
         view["since"] = _month(body["since"])
     elif opened.kind == packets.DUPLICATE_ANSWER:
-        view["case"] = exchange.asked_case(opened)
+        view["case"] = partner_checks.asked_case(opened)
     return view
 
 
@@ -229,7 +229,7 @@ def confirm_import():
     if not form.validate_on_submit():
         abort(400)
     token = form.token.data
-    data = exchange.held_packet(token, current_user)
+    data = packet_holds.held_packet(token, current_user)
     if data is None:
         flash(_("The packet waited too long: choose its file again."), "error")
         return redirect(url_for("network.packets_page"))
@@ -239,7 +239,7 @@ def confirm_import():
         data,
         refused=(packets.PacketRefused, exchange.ExchangeError),
     )
-    exchange.drop_hold(token)
+    packet_holds.drop_hold(token)
     if not done.ok:
         flash(_refusal_words(done.refusal), "error")
         return redirect(url_for("network.packets_page"))
