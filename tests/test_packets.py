@@ -325,3 +325,40 @@ def test_a_duplicate_check_finds_nothing_for_another_defender(servers):
         _kind, (_case, matches) = exchange.check_and_import(a.user("reviewer"), reply)
         db.session.commit()
         assert matches == []
+
+
+def test_what_a_partner_shared_is_purged_with_the_retention_period(servers):
+    from hrdfund import audit
+    from hrdfund.ops import retention
+
+    a, b = servers["a"], servers["b"]
+    _uid, data, _ = _refer(a, servers["case"])
+    _kind, imported_uid = _import(b, data)
+    with on(b.server):
+        imported = db.session.execute(
+            sa.select(Referral).where(Referral.uid == imported_uid)
+        ).scalar_one()
+        services.decline_referral(b.user("reviewer"), imported, "Not our region.")
+        db.session.commit()
+        source_id = imported.application_id
+        assert retention.plan_purge().cases == []  # answered today: kept
+        later = imported.answered_at + timedelta(days=retention.retention_days() + 1)
+        plan = retention.plan_purge(now=later)
+        assert plan.cases == [source_id]
+        retention.purge(plan, now=later)
+        db.session.expire_all()
+        copy = db.session.get(Application, source_id)
+        assert copy.purged_at is not None and copy.defender_name is None
+        assert count(Document, Review)["Document"] == 0
+        assert db.session.get(Referral, imported.id).reason is None
+        entry = db.session.execute(
+            sa.select(AuditEvent).where(AuditEvent.action == "case.purged")
+        ).scalar_one()
+        assert entry.chain == b.fund().id
+        assert audit.verify(fund=b.fund().id) == []
+        # Nothing of the partner fund's record has a chain of its own.
+        assert audit.verify(fund=b.partner().id) == []
+        partner_entries = db.session.execute(
+            sa.select(sa.func.count()).where(AuditEvent.chain == b.partner().id)
+        ).scalar()
+        assert partner_entries == 0

@@ -28,7 +28,7 @@ from flask import current_app
 from .. import audit
 from ..alerts.models import Alert
 from ..auth import refused
-from ..auth.models import RecoveryCode, Role, User
+from ..auth.models import Fund, RecoveryCode, Role, User
 from ..cases.documents import delete_document_file
 from ..cases.models import (
     Application,
@@ -116,12 +116,23 @@ def plan_purge(now=None):
         Grant.application_id == Application.id, Grant.status != GrantStatus.CLOSED
     )
     closed_on = sa.func.coalesce(Application.closed_at, Application.decided_at)
+    # What a partner fund on another server shared by a referral packet is held in a case of
+    # that fund's record here: it goes once its referral was answered (or made, if never
+    # answered) longer ago than the retention period.
+    partner_copy = sa.and_(
+        sa.exists().where(Fund.id == Application.fund_id, Fund.partner_of_id.is_not(None)),
+        ~sa.exists().where(
+            Referral.application_id == Application.id,
+            sa.func.coalesce(Referral.answered_at, Referral.created_at) >= cutoff,
+        ),
+    )
     due = db.session.execute(
         sa.select(Application.id, Application.submitted_at)
         .where(
             Application.purged_at.is_(None),
             sa.or_(
                 sa.and_(Application.status.in_(CLOSED), closed_on < cutoff, ~open_grant),
+                partner_copy,
                 sa.and_(
                     Application.status == ApplicationStatus.DRAFT,
                     sa.func.coalesce(Application.updated_at, Application.created_at) < cutoff,
@@ -225,10 +236,16 @@ def _reduce_cases(case_ids, tokens, now):
     )
     _clear_ledger_rows(case_ids)
     _clear_held_payments(case_ids)
+    # A partner fund's copy is recorded in the chain of the member fund that imported it.
     cases = db.session.execute(
         sa.select(
-            Application.id, Application.uid, Application.defender_key, Application.fund_id
-        ).where(Application.id.in_(case_ids))
+            Application.id,
+            Application.uid,
+            Application.defender_key,
+            sa.func.coalesce(Fund.partner_of_id, Fund.id),
+        )
+        .join(Fund, Fund.id == Application.fund_id)
+        .where(Application.id.in_(case_ids))
     ).all()
     for case_id, uid, key, fund_id in cases:
         # Defender keys could confirm a guessed name; a new random token per defender keeps
