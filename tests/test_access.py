@@ -43,6 +43,8 @@ ROLE_PAGES = {
     "/pools": {"manager", "finance", "admin"},
     "/admin/users": {"admin"},
     "/fund/settings": {"admin"},
+    "/fund/partners": {"admin"},
+    "/network/packets": {"reviewer", "manager"},
     "/network/funds": {"network_admin"},
     "/reports/network": {"manager"},
     "/network/report": {"network_admin"},

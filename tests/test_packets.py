@@ -13,13 +13,14 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
 from hrdfund.audit.models import AuditEvent
-from hrdfund.cases.models import Application, Document
+from hrdfund.cases.models import Application, ApplicationStatus, Document
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.network import exchange, keys, packets, partner_checks
 from hrdfund.network import referrals as services
 from hrdfund.network.models import FundKey, ImportedPacket, Referral, ReferralStatus
 from hrdfund.reviews.models import Review
+from tests.conftest import signed_in
 from tests.exchange_world import (
     CANARIES,
     CANARY_DOCUMENT,
@@ -362,3 +363,32 @@ def test_what_a_partner_shared_is_purged_with_the_retention_period(servers):
             sa.select(sa.func.count()).where(AuditEvent.chain == b.partner().id)
         ).scalar()
         assert partner_entries == 0
+
+
+def test_once_the_partner_approves_its_answer_says_which_months_it_supports(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"])
+    _kind, imported_uid = _import(b, data)
+    with on(b.server):
+        imported = db.session.execute(
+            sa.select(Referral).where(Referral.uid == imported_uid)
+        ).scalar_one()
+        services.accept_referral(b.user("manager"), imported)
+        db.session.commit()
+        accepted, _ = exchange.answer_packet(b.user("manager"), imported)
+        # B's own case for the part is approved (as its decision would leave it).
+        imported.linked_application.status = ApplicationStatus.APPROVED
+        db.session.commit()
+        supported, _ = exchange.answer_packet(b.user("manager"), imported)
+        db.session.commit()
+    _import(a, accepted)
+    _import(a, supported)
+    with on(a.server):
+        referral = db.session.execute(
+            sa.select(Referral).where(Referral.uid == referral_uid)
+        ).scalar_one()
+        assert referral.status == ReferralStatus.ACCEPTED
+        assert (referral.covered_from, referral.covered_to) == (1, 6)
+        client = signed_in(a.server, a.user("reviewer"))
+        page = client.get(f"/network/referrals/{referral_uid}").get_data(as_text=True)
+        assert "International Fund says it supports months 1 to 6." in page
