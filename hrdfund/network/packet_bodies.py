@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from ..cases.categories import CATEGORY_FIELDS
+from ..cases.categories import CATEGORY_FIELDS, CHOICE_LABELS
 from ..cases.cleaning import EXTENSIONS, NAME_MAX, sniff
 from ..cases.forms import LONG_MAX, STORY_MAX, TEXT_MAX
 from ..cases.models import DocumentKind, Gender, Urgency
@@ -34,6 +34,8 @@ HASHES_MAX = 10
 MATCHES_MAX = 50
 _HEX = re.compile(r"^[0-9a-f]+$")
 _AMOUNT = re.compile(r"^\d{1,12}\.\d{2}$")
+#: An amount answered to a category question: whole units, or with cents.
+_DETAIL_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -127,12 +129,23 @@ def _day(value, what):
         raise _invalid(_l("a date is not valid.")) from None
 
 
-def _detail_value(value, what):
-    if isinstance(value, bool) or value is None:
+def _detail_value(value, kind):
+    """An answer to a category question, checked as the form of its kind checks it."""
+    if value is None:
+        return None
+    if kind == "text":
+        return _text(value, TEXT_MAX, kind, required=False)
+    if kind == "long":
+        return _text(value, LONG_MAX, kind, required=False)
+    if kind == "int":
+        return _int(value, 0, 1000, kind)
+    if kind == "money":
+        if not isinstance(value, str) or not _DETAIL_AMOUNT.match(value):
+            raise _invalid(_l("the amount is not in cents."))
         return value
-    if isinstance(value, int):
-        return _int(value, -(10**12), 10**12, what)
-    return _text(value, LONG_MAX, what, required=False)
+    if kind == "country":
+        return _choice(value, geo.COUNTRIES, kind)
+    return _choice(value, CHOICE_LABELS[kind], kind)
 
 
 def _answers(value, category):
@@ -167,11 +180,11 @@ def _answers(value, category):
     gender = value.get("gender")
     out["gender"] = None if gender is None else _choice(gender, {g.value for g in Gender}, "gender")
     out["dependants_count"] = _int(value.get("dependants_count", 0), 0, 1000, "dependants")
-    names = {name for name, *_ in CATEGORY_FIELDS[Category(category)]}
+    kinds = {name: kind for name, kind, *_ in CATEGORY_FIELDS[Category(category)]}
     details = value.get("details") or {}
-    if not isinstance(details, dict) or not set(details) <= names:
+    if not isinstance(details, dict) or not set(details) <= set(kinds):
         raise _invalid(_l("the answers name questions this kind of support does not ask."))
-    out["details"] = {k: _detail_value(v, k) for k, v in details.items()}
+    out["details"] = {k: _detail_value(v, kinds[k]) for k, v in details.items()}
     dependants = value.get("dependants") or []
     if not isinstance(dependants, list) or len(dependants) > 50:
         raise _invalid(_l("the dependants are not a list."))
