@@ -1,4 +1,5 @@
-"""Referrals and duplicate checks with partner funds on other servers, by packet.
+"""Referrals with partner funds on other servers, by packet, and the import of every kind
+of packet.
 
 The referring fund refers a case to a partner fund as to a member fund (``refer_case``),
 then downloads the referral packet: the shared parts only, documents included, encrypted
@@ -7,13 +8,9 @@ to the partner's key and signed with the fund's. The partner imports it: every c
 import makes the referral in its queue, its case's shared parts held by a record of the
 referring fund (a case of that partner fund record, which no one opens but through the
 referral). The fund asked answers as it answers any referral, and downloads the answer
-packet; the referring fund imports it and its referral takes the answer.
-
-The duplicate check asks a partner fund with a packet of keyed hashes only, under a key
-the two funds derive from their own keys (X25519 between them, then HKDF): no third party
-and no other pair of funds can compare them, and no secret needs to travel. The partner
-hashes its own candidate cases under the same key and answers with the words the check
-inside a server gives (open, supported, refused) and the month each case was sent.
+packet; the referring fund imports it and its referral takes the answer. The duplicate
+check with a partner fund is ``partner_checks``; a packet waiting for its preview,
+``packet_holds``.
 """
 
 import base64
