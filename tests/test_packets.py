@@ -446,3 +446,32 @@ def test_a_body_outside_the_forms_limits_is_refused_whole(servers, change, monke
         monkeypatch.undo()
         db.session.rollback()
     _refused(b, data, packets.INVALID)
+
+
+def test_answers_naming_any_country_the_form_offers_travel(servers):
+    """A defender in a country outside the fund's list of regions, relocating to another:
+    both are countries the form offers, so the packet is valid."""
+    a, b = servers["a"], servers["b"]
+    uid = canary_case(a, name="Defender In Europe", country="FR", category=Category.RELOCATION)
+    with on(a.server):
+        case = db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
+        case.details = {"scope": "abroad", "destination_country": "NL", "people": 2, "months": 6}
+        referral = services.refer_case(
+            a.user("reviewer"),
+            case,
+            a.partner(),
+            services.Part(Category.RELOCATION, 1, 6, Decimal("1200.00"), "EUR"),
+            ("answers",),
+            "A stay abroad.",
+            date.today() + timedelta(days=7),
+        )
+        db.session.commit()
+        data, _ = exchange.referral_packet(a.user("reviewer"), referral)
+        db.session.commit()
+    _kind, imported_uid = _import(b, data)
+    with on(b.server):
+        imported = db.session.execute(
+            sa.select(Referral).where(Referral.uid == imported_uid)
+        ).scalar_one()
+        assert imported.application.country == "FR"
+        assert imported.application.details["destination_country"] == "NL"

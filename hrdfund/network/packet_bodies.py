@@ -3,6 +3,7 @@ type and within the limits the forms apply, or the whole packet is refused."""
 
 import base64
 import binascii
+import functools
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -37,6 +38,12 @@ _AMOUNT = re.compile(r"^\d{1,12}\.\d{2}$")
 #: An amount answered to a category question: whole units, or with cents.
 _DETAIL_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@functools.cache
+def _countries():
+    """Every country code the forms offer (``geo.countries``)."""
+    return frozenset(code for code, _name in geo.countries("en"))
 
 
 class BodyInvalid(ValueError):
@@ -144,7 +151,7 @@ def _detail_value(value, kind):
             raise _invalid(_l("the amount is not in cents."))
         return value
     if kind == "country":
-        return _choice(value, geo.COUNTRIES, kind)
+        return _choice(value, _countries(), kind)
     return _choice(value, CHOICE_LABELS[kind], kind)
 
 
@@ -169,7 +176,7 @@ def _answers(value, category):
         "defender_name": _text(value["defender_name"], TEXT_MAX, "name", required=False),
         "country": value["country"],
     }
-    if value["country"] is not None and value["country"] not in geo.COUNTRIES:
+    if value["country"] is not None and value["country"] not in _countries():
         raise _invalid(_l("the country is not a country code."))
     for name in ("defender_work", "threat", "urgency_reason", "other_funders"):
         out[name] = _text(value.get(name), STORY_MAX, name, required=False)
