@@ -10,6 +10,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
@@ -499,3 +500,65 @@ def _said_of_all(grid, parent, period, label):
             return True
         period = parent.get(period)
     return False
+
+
+# -- defenders other funds supported too, across the year's periods ---------------------
+
+
+def test_defenders_supported_elsewhere_cannot_be_worked_out_from_the_other_periods(
+    year_world, make_fund
+):
+    """All seven of January's defenders and one of February's are linked to another fund
+    by a referral accepted in their month. February's one hides as "fewer than 5" and the
+    first quarter's eight hide with its number of defenders; but the year's eight less the
+    other quarters' nothing would be the first quarter's, and that less January's seven and
+    March's nothing February's one. Every period's line is decided with the sums that tie
+    the periods, as the tables are, so no hidden count comes back by subtraction."""
+    from hrdfund.grants.models import Grant
+    from hrdfund.network.models import Referral, ReferralStatus
+
+    other = make_fund("Sanctuary Fund Of Elsewhere")
+    grants = db.session.scalars(
+        sa.select(Grant).where(Grant.fund_id == year_world.fund.id).order_by(Grant.id)
+    ).all()
+    for n in (12, 28):  # the two defenders not listed agree: every total shows
+        agree_to_listing(grants[n].application)
+    linked = {n: datetime(YEAR, 1, 20, 9) for n in range(7)} | {7: datetime(YEAR, 2, 20, 9)}
+    for n, when in linked.items():
+        case = grants[n].application
+        db.session.add(
+            Referral(
+                application_id=case.id,
+                from_fund_id=case.fund_id,
+                to_fund_id=other.id,
+                category=Category.MEDICAL,
+                amount=Decimal("100.00"),
+                currency="EUR",
+                answer_by=date(YEAR, 3, 1),
+                status=ReferralStatus.ACCEPTED,
+                created_by_id=year_world.m1.id,
+                created_at=when,
+                answered_at=when,
+            )
+        )
+    db.session.commit()
+    shown, truth = {}, {}
+    for code in _periods():
+        cell = build_report(year_world.eur, parse_period(code), today=AFTER)["other_funds"]
+        truth[code] = cell.value
+        if cell.shown:
+            shown[code] = cell.value
+    assert truth[f"{YEAR}-02"] == 1 and f"{YEAR}-02" not in shown
+    # The donor subtracts every way the sums allow, until nothing new comes out.
+    known, progress = dict(shown), True
+    while progress:
+        progress = False
+        for parent, children in _children().items():
+            unknown = [p for p in (parent, *children) if p not in known]
+            if len(unknown) != 1:
+                continue
+            rest = sum(known[c] for c in children if c in known)
+            known[unknown[0]] = rest if unknown[0] == parent else known.get(parent, 0) - rest
+            progress = True
+    recovered = {p: v for p, v in known.items() if p not in shown and v and v == truth[p]}
+    assert not recovered, f"hidden counts recovered by subtraction: {recovered}"

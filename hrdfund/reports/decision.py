@@ -46,6 +46,7 @@ class Decision:
             {code: {k: len(v) for k, v in recorded.answers[code].items()} for code in self.new},
         )
         self.lines = self._lines()
+        self.elsewhere = self._elsewhere()
 
     def _grid(self, part, dims, counts, amounts=(), **options):
         """A grid over the new and issued periods, the issued ones fixed as issued, with
@@ -237,30 +238,51 @@ class Decision:
                 others["paid"] += quantize(paid[gid])
         return lines, others
 
-    def _other_funds(self, code):
-        """How many of the defenders paid in the new period ``code`` were also supported
-        by another fund (an accepted referral, either way, by the period's end), as [count,
-        why hidden]: under 5 it shows as "fewer than 5"; it is hidden too when the number
-        of defenders is, or when the defenders not supported elsewhere are fewer than 5,
-        so that neither side of it singles anyone out. No fund is named."""
+    def _elsewhere(self):
+        """How many of the defenders paid in each new period were also supported by another
+        fund (an accepted referral, either way, by the period's end), decided over the
+        year's periods together like the other counts: under 5 it shows as "fewer than 5";
+        it is hidden too when the period's number of defenders is, or when the defenders
+        it leaves out are 1 to 4, so that neither side of it singles anyone out; and
+        further counts are hidden until none hidden can be worked out from a year's or a
+        quarter's less its other periods. No fund is named."""
         recorded = self.recorded
-        end = recorded.periods[code].end
-        defenders, elsewhere = set(), set()
-        for gid, amount in recorded.nets[code].items():
-            if amount <= 0:
-                continue
-            defender = recorded.cases[gid]["defender"]
-            defenders.add(defender)
-            if recorded.also_elsewhere(gid, end):
-                elsewhere.add(defender)
-        count = len(elsewhere)
-        total = self.people.cell("defenders", code)
-        hidden = None
-        if anonymise.is_small(count):
-            hidden = SMALL
-        elif count and (not total.shown or anonymise.is_small(len(defenders) - count)):
-            hidden = anonymise.SECONDARY
-        return [count, hidden]
+        grid = Grid(self.children, {}, ("elsewhere",))
+        for code in self.new:
+            end = recorded.periods[code].end
+            defenders, elsewhere = set(), set()
+            for gid, amount in recorded.nets[code].items():
+                if amount <= 0:
+                    continue
+                defender = recorded.cases[gid]["defender"]
+                defenders.add(defender)
+                if recorded.also_elsewhere(gid, end):
+                    elsewhere.add(defender)
+            count = len(elsewhere)
+            grid.put(code, anonymise.TOTAL, {"elsewhere": count})
+            total = self.people.cell("defenders", code)
+            if count and (not total.shown or anonymise.is_small(len(defenders) - count)):
+                grid.extra[(code, anonymise.TOTAL)] = anonymise.SECONDARY
+        for code, figures in self.issued.items():
+            # A period issued before reports said it showed nothing of it.
+            count, hidden = figures.get("other_funds") or (0, SMALL)
+            cells = [["elsewhere", anonymise.TOTAL, count, hidden]]
+            grid.fix(code, {"cells": cells, "listed": {}, "broken_down": True})
+        grid.protect()
+        # The periods' counts do not quite add up (a defender paid in two months is one in
+        # their quarter), so what the sums would give away is no reason to show a count
+        # the rules hide.
+        for (code, label), cell in grid.cells_of("elsewhere", new=True):
+            if anonymise.is_small(cell.value):
+                cell.hidden = cell.hidden or SMALL
+            cell.hidden = cell.hidden or grid.extra.get((code, label))
+        return grid
+
+    def _other_funds(self, code):
+        """The count of :meth:`_elsewhere` for the new period ``code``, as [count, why
+        hidden]."""
+        cell = self.elsewhere.cell("elsewhere", code)
+        return [cell.value, cell.hidden]
 
     def figures(self, code):
         """What the reports of the new period ``code`` issue, as plain JSON-ready values."""
