@@ -313,3 +313,17 @@ def test_the_network_administrator_reads_counts_only(app, network, make_user):
         assert case.uid not in page
     manager = signed_in(app, network["manager"])
     assert manager.get(f"/network/report?{PERIOD}").status_code == 403
+
+
+def test_the_last_day_a_date_can_name_is_a_period_like_any_other(app, network, make_user):
+    """The report counts up to the first moment after its last day: asked to end on
+    9999-12-31, the last day there is, it answers with its page (nothing made then), as
+    the network's totals do, instead of failing."""
+    query = "start=9999-12-01&end=9999-12-31"
+    client = signed_in(app, network["manager"])
+    page = client.get(f"/reports/network?{query}")
+    assert page.status_code == 200 and 'class="error-summary"' not in page.text
+    lines = _csv(client.get(f"/reports/network?{query}&format=csv"))
+    assert _figures(_line(lines, "Total", "Made by your fund"))[0] == "0"
+    totals = signed_in(app, make_user("network_admin")).get(f"/network/report?{query}")
+    assert totals.status_code == 200

@@ -11,7 +11,7 @@ counts over the whole network, with no fund and no case named.
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
@@ -101,8 +101,10 @@ def check_range(start, end):
 
 
 def _bounds(start, end):
-    """The first moment of ``start`` and the first moment after ``end`` (both days in)."""
-    return datetime.combine(start, time.min), datetime.combine(end + timedelta(days=1), time.min)
+    """The first moment of ``start`` and the first moment after ``end`` (both days in);
+    the last day a date can name ends at the last moment there is."""
+    after = datetime.max if end == date.max else datetime.combine(end + timedelta(days=1), time.min)
+    return datetime.combine(start, time.min), after
 
 
 def _rows(condition, start, end):
