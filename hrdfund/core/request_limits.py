@@ -19,7 +19,14 @@ from werkzeug.formparser import FormDataParser
 #: Where Flask-Login keeps the signed-in user's id in the session.
 SESSION_USER_KEY = "_user_id"
 #: Routes that take a file: the whole body may be as large as MAX_CONTENT_LENGTH.
-UPLOADS = frozenset({"cases.upload", "case_payments.record", "disbursements.import_statement"})
+UPLOADS = frozenset(
+    {
+        "cases.upload",
+        "case_payments.record",
+        "disbursements.import_statement",
+        "directory.import_entries",
+    }
+)
 #: A packet from a partner fund on another server, documents included.
 PACKETS = frozenset({"network.import_packet"})
 #: The application form, with its budget, dependants and references rows.
