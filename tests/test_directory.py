@@ -590,3 +590,25 @@ def test_the_import_page_takes_a_file_up_to_its_megabyte(two_funds, app):
     assert "The file is larger than 1 MB" in page
     assert count_rows(DirectoryEntry) == 150
 
+
+@pytest.mark.parametrize("step", ["update", "verify", "remove", "payment"])
+def test_a_change_to_an_entry_removed_meanwhile_is_refused_in_words(two_funds, step):
+    """Two managers on one entry: one removes it while the other's page still shows it.
+    The other's correction, verification or removal, or finance's payment details, is
+    refused in words: it no longer writes an audit entry of a change to nothing, nor fails
+    with a server error on a removal already done."""
+    _fund, _other, s = two_funds
+    entry = _entry(s["own_manager"])
+    entry_id = entry.id
+    # The other request: the row is gone, this request's copy of it is not.
+    db.session.execute(sa.delete(DirectoryEntry).where(DirectoryEntry.id == entry_id))
+    with pytest.raises(directory.DirectoryError, match="removed"):
+        if step == "update":
+            directory.update_entry(s["own_manager"], entry, **{**_fields(entry), "name": "X"})
+        elif step == "verify":
+            directory.verify_entry(s["own_manager"], entry)
+        elif step == "remove":
+            directory.remove_entry(s["own_manager"], entry)
+        else:
+            directory.set_payment_details(s["own_finance"], entry, "IBAN KE00 1")
+    db.session.rollback()

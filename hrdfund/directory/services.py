@@ -209,6 +209,19 @@ def _check_keeper(actor, entry=None):
         raise DirectoryError(_l("Only the fund that keeps this entry may change it."))
 
 
+def _locked(entry):
+    """The entry read afresh and, on PostgreSQL, locked until the change is committed, so
+    two changes to it take turns; refused when another request removed it meanwhile.
+    (SQLite transactions already begin with the write lock.)"""
+    query = sa.select(DirectoryEntry).where(DirectoryEntry.id == entry.id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = db.session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
+    if found is None:
+        raise DirectoryError(_l("This entry was removed from the directory meanwhile."))
+    return found
+
+
 def clean_fields(fields):
     """The entry's fields as stored: words trimmed, lists without repeats, in order."""
     out = dict(fields)
@@ -278,6 +291,7 @@ def create_entry(actor, **fields):
 def update_entry(actor, entry, **fields):
     """The entry's details as the owner fund's manager corrects them."""
     _check_keeper(actor, entry)
+    entry = _locked(entry)
     fields = clean_fields(fields)
     check_fields(fields)
     for name in (*FIELDS, "visibility", "verified_on"):
@@ -297,6 +311,7 @@ def update_entry(actor, entry, **fields):
 def verify_entry(actor, entry, today=None):
     """The owner fund checked the entry: it is right as of today."""
     _check_keeper(actor, entry)
+    entry = _locked(entry)
     entry.verified_on = today or utcnow().date()
     entry.updated_at = utcnow()
     db.session.flush()
@@ -307,6 +322,7 @@ def verify_entry(actor, entry, today=None):
 def remove_entry(actor, entry):
     """The entry leaves the directory; the audit entry keeps its code."""
     _check_keeper(actor, entry)
+    entry = _locked(entry)
     audit.record("directory.removed", entry, actor=actor, fund=entry.fund_id)
     db.session.delete(entry)
     db.session.flush()
@@ -317,6 +333,7 @@ def set_payment_details(actor, entry, details):
     through the directory)."""
     if actor.role != Role.FINANCE or actor.fund_id != entry.fund_id:
         raise DirectoryError(_l("Only the finance staff of the fund that keeps it set this."))
+    entry = _locked(entry)
     details = (details or "").strip() or None
     if details is not None and len(details) > DirectoryEntry.PAYMENT_MAX:
         raise DirectoryError(_l("The payment details are too long."))
