@@ -612,3 +612,18 @@ def test_a_change_to_an_entry_removed_meanwhile_is_refused_in_words(two_funds, s
         else:
             directory.set_payment_details(s["own_finance"], entry, "IBAN KE00 1")
     db.session.rollback()
+
+
+def test_an_import_drops_the_characters_that_make_text_read_otherwise(two_funds):
+    """As every form does: a right-to-left override would show a name backwards to every
+    fund's staff ("Clinic txet"), and zero-width characters would make two entries' names
+    look alike while they differ; the file's cells lose them as the entry's form does."""
+    _fund, _other, s = two_funds
+    data = _csv(
+        f",Clinic \u202etxet\u202c,medical,KE,,en,Sig\u200bnal \u2066+254\u2069,"
+        f"Fun\ufeffds,network,{TODAY}"
+    )
+    assert directory.import_entries(s["own_manager"], data) == (1, 0)
+    db.session.commit()
+    (entry,) = directory.own_entries(s["own_manager"])
+    assert (entry.name, entry.contact, entry.referrers) == ("Clinic txet", "Signal +254", "Funds")

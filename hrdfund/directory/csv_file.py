@@ -6,7 +6,8 @@ Columns: code (empty for a new entry; an entry's code corrects that entry), name
 services, countries, regions, languages (several values separated by ``;``), contact,
 referrers, visibility (``network`` or ``fund``), verified (the day it was last
 verified, YYYY-MM-DD). Payment details
-are finance's and never travel in the file.
+are finance's and never travel in the file. Each cell loses the characters that would make
+it read otherwise (``core.forms.INVISIBLE``), as the entry's form does.
 """
 
 import csv
@@ -19,6 +20,7 @@ from flask_babel import lazy_ngettext
 from ..core import geo
 from ..core.cells import csv_safe
 from ..core.columns import utcnow
+from ..core.forms import strip_invisible
 from .forms import LANGUAGES
 from .models import DirectoryEntry, Service, Visibility
 
@@ -128,7 +130,7 @@ def read_entries(data, own_codes, today=None):
     today = today or utcnow().date()
     reader = csv.reader(io.StringIO(_text(data)))
     try:
-        header = [(n or "").strip().lower() for n in next(reader, None) or []]
+        header = [strip_invisible(n or "").strip().lower() for n in next(reader, None) or []]
         missing = [c for c in COLUMNS if c not in header]
         if missing:
             raise EntriesFileError(
@@ -159,7 +161,9 @@ def read_entries(data, own_codes, today=None):
                     ),
                 )
                 continue
-            row = {n: _unquote(v.strip()) for n, v in zip(header, values, strict=True)}
+            row = {
+                n: _unquote(strip_invisible(v).strip()) for n, v in zip(header, values, strict=True)
+            }
             fields = _check_row(row, number, problems, today)
             code = row["code"] or None
             if code is not None:
