@@ -44,6 +44,7 @@ from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.ledger.models import Channel, PayeeType
+from hrdfund.ledger.seals import FINAL_TABLES
 from hrdfund.pools import services as pools
 from hrdfund.reviews.models import Recommendation, Review, RiskLevel
 from tests.clock import Clock
@@ -174,6 +175,37 @@ def empty_schema(url):
         engine.dispose()
 
 
+def empty_tables(engine):
+    """Empty every table of the schema on PostgreSQL and restart its sequences, as
+    ``TRUNCATE ... RESTART IDENTITY`` does. A TRUNCATE gives every table and index a new
+    file, most of a second for the schema even when it is empty; deleting the rows a test
+    left in the tables it filled takes milliseconds. The ledger's tables refuse a DELETE
+    (their rows are final): their trigger is off for the DELETE, inside the transaction."""
+    tables = db.metadata.sorted_tables
+    with engine.begin() as conn:
+        probe = " UNION ALL ".join(
+            f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables
+        )
+        filled = set(conn.execute(sa.text(probe)).scalars())
+        for table in reversed(tables):
+            if table.name not in filled:
+                continue
+            final = table.name in FINAL_TABLES
+            trigger = f"{table.name} {{}} TRIGGER {table.name}_rows_are_final"
+            if final:
+                conn.execute(sa.text("ALTER TABLE " + trigger.format("DISABLE")))
+            conn.execute(sa.text(f'DELETE FROM "{table.name}"'))
+            if final:
+                conn.execute(sa.text("ALTER TABLE " + trigger.format("ENABLE")))
+        conn.execute(
+            sa.text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false) "
+                "FROM pg_sequences WHERE schemaname = current_schema() "
+                "AND last_value IS NOT NULL"
+            )
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compiled_catalogs():
     """The translations compiled as `make` compiles them (fuzzy entries included), when a
@@ -257,9 +289,7 @@ def app(app_config, backend):
         yield application
         db.session.remove()
         if backend == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            empty_tables(db.engine)
         db.engine.dispose()
 
 

@@ -99,6 +99,7 @@ from tests.conftest import (
     PASSWORD,
     MoneyWorld,
     RequestIsolatedClient,
+    empty_tables,
     login,
     make_config,
     pay,
@@ -563,9 +564,7 @@ def worlds(request, tmp_path_factory):
         finally:
             db.session.remove()
             if backend == "postgresql":
-                names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-                with db.engine.begin() as conn:
-                    conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                empty_tables(db.engine)
             db.engine.dispose()
 
 

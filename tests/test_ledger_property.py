@@ -37,7 +37,7 @@ from hrdfund.ledger.models import (
 )
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor, Pool
-from tests.conftest import EUR_USD, USD_KES, MoneyWorld
+from tests.conftest import EUR_USD, USD_KES, MoneyWorld, empty_tables
 
 #: What `Sequence.attempt` returns for a step the rules refused.
 REFUSED = object()
@@ -181,9 +181,7 @@ def empty_database(backend):
     """Every example starts from an empty database, as each test does."""
     db.session.remove()
     if backend == "postgresql":
-        names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-        with db.engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        empty_tables(db.engine)
     else:
         db.drop_all()
         db.create_all()
