@@ -827,3 +827,13 @@ def confirm(world, held, by=None):
 def money_world(fund, make_user, make_donor):
     """The fund with money: pools, staff, rates, and grants and plans on demand."""
     return MoneyWorld(fund, make_user, make_donor)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` as tests/scheduling.py shares it: the longest units first."""
+    if config.getvalue("dist") == "loadfile":
+        from tests.scheduling import LongestFirstScheduling
+
+        return LongestFirstScheduling(config, log)
+    return None
