@@ -50,7 +50,8 @@ serve-prod: $(STAMP) catalogs
 		--bind 127.0.0.1:$(PORT) --no-control-socket app:app
 
 ## test: the whole suite (PostgreSQL too when HRDFUND_TEST_DATABASE_URL is set), on
-## $(JOBS) processes, each test file whole on one of them
+## $(JOBS) processes, each test file's SQLite and PostgreSQL halves whole on one of them,
+## the longest first (tests/scheduling.py)
 JOBS ?= auto
 test: setup
 	$(BIN)/pytest -n $(JOBS) --dist loadfile --durations=15
