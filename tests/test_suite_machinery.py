@@ -1,0 +1,70 @@
+"""The suite's own machinery: how it shares the tests among processes, and how a
+PostgreSQL test's rows are emptied for the next one."""
+
+import os
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.core.extensions import db
+from hrdfund.ledger.models import Contribution
+from tests.conftest import empty_tables, make_config, other_app
+from tests.scheduling import LONGEST, unit_of
+from tests.test_ledger_property import build_world
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize(
+    ("nodeid", "unit"),
+    [
+        ("tests/t.py::test_a[sqlite]", "tests/t.py[sqlite]"),
+        ("tests/t.py::test_a[postgresql-case page, applicant]", "tests/t.py[postgresql]"),
+        (
+            "tests/t.py::test_a[Disbursement-rate_reason-postgresql]",
+            "tests/t.py[postgresql]",
+        ),
+        ("tests/t.py::test_a[sqlite-two-/cases]", "tests/t.py[sqlite]"),
+        ("tests/t.py::test_a[fr]", "tests/t.py"),
+        ("tests/t.py::test_a", "tests/t.py"),
+        ("tests/t.py::test_a[mysqlite]", "tests/t.py"),
+        ("tests/e2e/test_b.py::test_c", "tests/e2e"),
+    ],
+)
+def test_a_files_backends_are_units_of_their_own_and_the_browser_tests_one(nodeid, unit):
+    assert unit_of(nodeid) == unit
+
+
+def test_every_unit_named_longest_is_a_file_of_the_suite():
+    """A file renamed or removed would lose its place at the front without a word."""
+    missing = [u for u in LONGEST if not os.path.exists(os.path.join(ROOT, u.split("[")[0]))]
+    assert missing == []
+
+
+def test_emptying_the_tables_leaves_them_as_truncate_would(pg_schema, tmp_path):
+    """No row left, sequences from their start, and the ledger's rows final again."""
+    with other_app(make_config(pg_schema, tmp_path / "instance")):
+        build_world().grant("500")
+        db.session.remove()
+
+        empty_tables(db.engine)
+
+        with db.engine.connect() as conn:
+            left = {
+                t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                for t in db.metadata.sorted_tables
+            }
+        assert {name: n for name, n in left.items() if n} == {}
+        world = build_world()
+        assert world.fund.id == 1
+        contribution = db.session.execute(sa.select(Contribution).limit(1)).scalar_one()
+        db.session.remove()
+        with pytest.raises(sa.exc.DBAPIError, match="never edited or deleted"):
+            with db.engine.begin() as conn:
+                conn.execute(
+                    sa.update(Contribution.__table__)
+                    .where(Contribution.__table__.c.id == contribution.id)
+                    .values(amount=Decimal("1.00"))
+                )
+        empty_tables(db.engine)
