@@ -111,6 +111,11 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
     account, after, before, counted = _amounts(text.split("Payments counted below", 1)[1])[:4]
     assert account + after + before == counted
     lines = list(csv.DictReader(io.StringIO(csv_text)))
+    # After the total, the one line on defenders other funds supported too (the demo's
+    # pool has none in the quarter, or too few to say).
+    elsewhere = lines.pop()
+    assert elsewhere["Grant code"] == "Defenders also supported by other funds"
+    assert elsewhere["Grants"] in ("0", "fewer than 5")
     assert lines[-1]["Grant code"] == "Total"
     assert Decimal(lines[-1]["Paid in the period"]) == counted
     assert lines[-2]["Grant code"] == "Not listed"  # grants without consent to be listed
