@@ -58,6 +58,8 @@ DUPLICATE_ANSWER = packet_bodies.DUPLICATE_ANSWER
 KINDS = packet_bodies.KINDS
 DOCUMENTS_MAX = packet_bodies.DOCUMENTS_MAX
 MATCHES_MAX = packet_bodies.MATCHES_MAX
+#: A header is a few hundred bytes; one larger is refused before it is parsed.
+HEADER_MAX = 2048
 
 
 class PacketRefused(ValueError):
@@ -210,9 +212,13 @@ def _parts(data):
 
 
 def _header(header_bytes):
+    # Read before the signature is checked: bounded, and a nesting too deep for the
+    # parser is a refusal, not a crash.
+    if len(header_bytes) > HEADER_MAX:
+        raise _refuse(FORMAT)
     try:
         header = json.loads(header_bytes)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _refuse(FORMAT) from None
     if not isinstance(header, dict) or header.get("version") != VERSION:
         raise _refuse(FORMAT)
@@ -280,6 +286,8 @@ def open_packet(data, fund, kinds=KINDS):
         body = json.loads(plain)
     except (InvalidTag, ValueError, UnicodeDecodeError):
         raise _refuse(UNREADABLE) from None
+    except RecursionError:
+        raise _refuse(INVALID, problem=_l("its parts are nested too deep.")) from None
     try:
         body = packet_bodies.VALIDATORS[kind](body)
     except packet_bodies.BodyInvalid as exc:
