@@ -4,12 +4,16 @@ probing many names at once, and an answer to a duplicate check from a fund that 
 asked. Each is refused with a reason, or made harmless, and never a crash."""
 
 import pytest
+import sqlalchemy as sa
 
+from hrdfund.cases.models import Application, Document
+from hrdfund.core.extensions import db
 from hrdfund.network import packets
 from tests.exchange_world import (
+    on,
     servers_fixture,  # noqa: F401  (the fixture ``servers``)
 )
-from tests.test_packets import _join, _parts, _refer, _refused
+from tests.test_packets import _import, _join, _parts, _refer, _refused
 
 
 @pytest.mark.parametrize("nested", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1}"])
@@ -18,3 +22,23 @@ def test_a_header_nested_too_deep_is_refused_not_a_crash(servers, nested):
     _uid, data, _ = _refer(a, servers["case"])
     _header, body, signature = _parts(data)
     _refused(b, _join([nested, body, signature]), packets.FORMAT)
+
+
+def test_a_documents_name_from_a_packet_keeps_no_folder_markup_or_hidden_characters(servers):
+    a, b = servers["a"], servers["b"]
+    with on(a.server):
+        case = db.session.execute(
+            sa.select(Application).where(Application.uid == servers["case"])
+        ).scalar_one()
+        document = db.session.execute(
+            sa.select(Document).where(Document.application_id == case.id)
+        ).scalar_one()
+        document.filename = '../../etc/<img src=x onerror="1">quote\u202efdp.exe'
+        db.session.commit()
+    _kind, referral_uid = _import(b, _refer(a, servers["case"])[1])
+    with on(b.server):
+        names = [d.filename for d in db.session.execute(sa.select(Document)).scalars()]
+    assert len(names) == 1
+    name = names[0]
+    assert "/" not in name and "<" not in name and '"' not in name and "\u202e" not in name
+    assert name.endswith(".pdf")

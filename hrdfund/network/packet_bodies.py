@@ -12,7 +12,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from ..cases.categories import CATEGORY_FIELDS, CHOICE_LABELS
-from ..cases.cleaning import EXTENSIONS, NAME_MAX, sniff
+from ..cases.cleaning import EXTENSIONS, NAME_MAX, display_name, sniff
 from ..cases.forms import LONG_MAX, STORY_MAX, TEXT_MAX
 from ..cases.models import DocumentKind, Gender, Urgency
 from ..core import geo
@@ -223,7 +223,9 @@ def _documents(value):
         out.append(
             {
                 "kind": _choice(item["kind"], kinds, "kind"),
-                "name": _text(item["name"], NAME_MAX, "name"),
+                # Named as an upload here is named: no folders, markup or hidden
+                # characters, and an extension that fits its type.
+                "name": display_name(_text(item["name"], NAME_MAX, "name"), content_type),
                 "type": content_type,
                 "data": data,
             }
