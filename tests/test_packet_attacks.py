@@ -3,6 +3,8 @@ crash a parser, a document whose name carries folders or markup, a duplicate-che
 probing many names at once, and an answer to a duplicate check from a fund that was not
 asked. Each is refused with a reason, or made harmless, and never a crash."""
 
+import hashlib
+
 import pytest
 import sqlalchemy as sa
 
@@ -42,3 +44,12 @@ def test_a_documents_name_from_a_packet_keeps_no_folder_markup_or_hidden_charact
     name = names[0]
     assert "/" not in name and "<" not in name and '"' not in name and "\u202e" not in name
     assert name.endswith(".pdf")
+
+
+def test_a_duplicate_check_ask_carries_one_keyed_hash_only(servers):
+    a, b = servers["a"], servers["b"]
+    probes = [hashlib.sha256(f"guess {n}".encode()).hexdigest() for n in range(2)]
+    body = {"ask": "ab" * 10, "hashes": probes, "category": "medical", "since": "2026-01"}
+    with on(a.server):
+        data = packets.seal_packet(packets.DUPLICATE_ASK, body, a.fund(), a.partner())
+    _refused(b, data, packets.INVALID)

@@ -30,8 +30,10 @@ DUPLICATE_ANSWER = "duplicate-answer"
 KINDS = (REFERRAL, ANSWER, DUPLICATE_ASK, DUPLICATE_ANSWER)
 #: At most this many documents travel in one referral packet.
 DOCUMENTS_MAX = 20
-#: At most this many keyed hashes in one duplicate-check ask, and matches in its answer.
-HASHES_MAX = 10
+#: A duplicate-check ask carries the keyed hash of one defender, as hrdfund makes it: a
+#: partner cannot probe for several names in one ask its staff import. At most this many
+#: matches in its answer.
+HASHES_MAX = 1
 MATCHES_MAX = 50
 _HEX = re.compile(r"^[0-9a-f]+$")
 _AMOUNT = re.compile(r"^\d{1,12}\.\d{2}$")
