@@ -10,12 +10,14 @@ import sqlalchemy as sa
 
 from hrdfund.cases.models import Application, Document
 from hrdfund.core.extensions import db
-from hrdfund.network import packets
+from hrdfund.network import exchange, packets
 from tests.exchange_world import (
+    make_side,
     on,
+    register,
     servers_fixture,  # noqa: F401  (the fixture ``servers``)
 )
-from tests.test_packets import _import, _join, _parts, _refer, _refused
+from tests.test_packets import _ask, _import, _join, _parts, _refer, _refused
 
 
 @pytest.mark.parametrize("nested", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1}"])
@@ -53,3 +55,33 @@ def test_a_duplicate_check_ask_carries_one_keyed_hash_only(servers):
     with on(a.server):
         data = packets.seal_packet(packets.DUPLICATE_ASK, body, a.fund(), a.partner())
     _refused(b, data, packets.INVALID)
+
+
+def test_only_the_partner_asked_answers_a_duplicate_check_and_only_once(servers):
+    a, b = servers["a"], servers["b"]
+    # A third fund, on B's server, is A's partner too: it did not get A's ask.
+    ask, name, _index = _ask(a, servers["case"])
+    c = make_side(b.server, "Third Fund", "c")
+    register(a, c)
+    register(c, a, name="Local Fund at C")
+    ask_id = name.removeprefix("check-").removesuffix(".hrdp")
+    forged = {"ask": ask_id, "matches": [{"word": "refused", "month": "2026-01"}]}
+    with on(c.server):
+        data = packets.seal_packet(packets.DUPLICATE_ANSWER, forged, c.fund(), c.partner())
+    with on(a.server):
+        with pytest.raises(exchange.ExchangeError):
+            exchange.check_and_import(a.user("reviewer"), data)
+        db.session.rollback()
+    # B's real answer is taken once; a second answer to the same ask is refused.
+    _kind, (reply, _name) = _import(b, ask)
+    _import(a, reply)
+    again = {"ask": ask_id, "matches": [{"word": "supported", "month": "2026-01"}]}
+    with on(b.server):
+        partner = db.session.execute(
+            sa.select(packets.Fund).where(packets.Fund.partner_of_id == b.fund().id)
+        ).scalar_one()
+        second = packets.seal_packet(packets.DUPLICATE_ANSWER, again, b.fund(), partner)
+    with on(a.server):
+        with pytest.raises(exchange.ExchangeError):
+            exchange.check_and_import(a.user("reviewer"), second)
+        db.session.rollback()

@@ -10,6 +10,7 @@ refused) and the month each case was sent.
 
 import hashlib
 import hmac
+import json
 import secrets
 from datetime import datetime, timedelta
 
@@ -153,26 +154,38 @@ def answer_ask(actor, opened):
     return data, f"check-answer-{body['ask']}{SUFFIX}"
 
 
-def asked_case(opened):
-    """The case of the fund's own ask that ``opened`` answers."""
-    row = db.session.execute(
-        sa.select(AuditEvent.object_id)
-        .where(
-            AuditEvent.action == "network.asked_partner",
+def _asks(action, ask):
+    """The payloads and cases of the audit entries ``action`` naming ``ask``."""
+    rows = db.session.execute(
+        sa.select(AuditEvent.object_id, AuditEvent.payload).where(
+            AuditEvent.action == action,
             AuditEvent.object_type == "applications",
-            AuditEvent.payload.contains(opened.body["ask"]),
+            AuditEvent.payload.contains(ask),
         )
-        .limit(1)
-    ).first()
+    ).all()
+    return [(row.object_id, json.loads(row.payload)) for row in rows]
+
+
+def asked_case(opened):
+    """The case of the fund's own ask that ``opened`` answers: asked of the partner fund
+    that answers, and not answered before."""
+    ask = opened.body["ask"]
+    uids = [
+        uid
+        for uid, payload in _asks("network.asked_partner", ask)
+        if payload.get("ask") == ask and payload.get("partner") == opened.partner.id
+    ]
     case = None
-    if row is not None:
+    if uids:
         case = db.session.execute(
             sa.select(Application).where(
-                Application.uid == row.object_id, Application.fund_id == opened.fund.id
+                Application.uid == uids[0], Application.fund_id == opened.fund.id
             )
         ).scalar_one_or_none()
     if case is None:
-        raise ExchangeError(_l("This answer names no check your fund asked."))
+        raise ExchangeError(_l("This answer names no check your fund asked of this partner."))
+    if any(payload.get("ask") == ask for _uid, payload in _asks("network.partner_answered", ask)):
+        raise ExchangeError(_l("This check was answered already."))
     return case
 
 
