@@ -1,7 +1,8 @@
 """Packets made by an attacker rather than by hrdfund: a header nested deep enough to
 crash a parser, a document whose name carries folders or markup, a duplicate-check ask
-probing many names at once, and an answer to a duplicate check from a fund that was not
-asked. Each is refused with a reason, or made harmless, and never a crash."""
+probing many names at once, an answer to a duplicate check from a fund that was not
+asked, and a list where a body holds a choice. Each is refused with a reason, or made
+harmless, and never a crash."""
 
 import hashlib
 
@@ -85,3 +86,55 @@ def test_only_the_partner_asked_answers_a_duplicate_check_and_only_once(servers)
         with pytest.raises(exchange.ExchangeError):
             exchange.check_and_import(a.user("reviewer"), second)
         db.session.rollback()
+
+
+def _referral_body(**changes):
+    body = {
+        "referral": "cd" * 10,
+        "category": "medical",
+        "months": None,
+        "amount": "100.00",
+        "currency": "EUR",
+        "urgency": "urgent",
+        "reason": "Our pool is spent.",
+        "answer_by": "2026-12-31",
+        "shared": [],
+        "answers": None,
+        "documents": [],
+        "assessment": [],
+    }
+    return {**body, **changes}
+
+
+@pytest.mark.parametrize(
+    "kind, body",
+    [
+        (packets.REFERRAL, _referral_body(category=["medical"])),
+        (packets.REFERRAL, _referral_body(urgency={"urgent": 1})),
+        (packets.REFERRAL, _referral_body(shared=[["answers"]])),
+        (
+            packets.REFERRAL,
+            _referral_body(shared=["answers"], answers={"defender_name": "X", "country": ["KE"]}),
+        ),
+        (
+            packets.REFERRAL,
+            _referral_body(
+                shared=["documents"],
+                documents=[{"kind": "quote", "name": "a.pdf", "type": [], "data": "JVBERi0="}],
+            ),
+        ),
+        (
+            packets.DUPLICATE_ASK,
+            {"ask": "ab" * 10, "hashes": ["0" * 64], "category": [], "since": "2026-01"},
+        ),
+        (
+            packets.DUPLICATE_ANSWER,
+            {"ask": "ab" * 10, "matches": [{"word": ["open"], "month": "2026-01"}]},
+        ),
+    ],
+)
+def test_a_list_where_a_choice_belongs_is_refused_not_a_crash(servers, kind, body):
+    a, b = servers["a"], servers["b"]
+    with on(a.server):
+        data = packets.seal_packet(kind, body, a.fund(), a.partner())
+    _refused(b, data, packets.INVALID)

@@ -96,7 +96,9 @@ def _int(value, low, high, what):
 
 
 def _choice(value, allowed, what):
-    if value not in allowed:
+    # Every value a form offers is text: a list or an object is refused before it is
+    # looked up (it cannot be hashed).
+    if not isinstance(value, str) or value not in allowed:
         raise _invalid(_l("a value is not one this server knows."))
     return value
 
@@ -178,12 +180,14 @@ def _answers(value, category):
         "defender_name": _text(value["defender_name"], TEXT_MAX, "name", required=False),
         "country": value["country"],
     }
-    if value["country"] is not None and value["country"] not in _countries():
+    if value["country"] is not None and (
+        not isinstance(value["country"], str) or value["country"] not in _countries()
+    ):
         raise _invalid(_l("the country is not a country code."))
     for name in ("defender_work", "threat", "urgency_reason", "other_funders"):
         out[name] = _text(value.get(name), STORY_MAX, name, required=False)
     region = value.get("region")
-    if region is not None and region not in geo.REGIONS:
+    if region is not None and (not isinstance(region, str) or region not in geo.REGIONS):
         raise _invalid(_l("the region is not a region code."))
     out["region"] = region
     gender = value.get("gender")
@@ -275,7 +279,11 @@ def validate_referral(body):
     )
     category = _choice(body["category"], {c.value for c in Category}, "category")
     shared = body["shared"]
-    if not isinstance(shared, list) or not set(shared) <= {"answers", "documents", "assessment"}:
+    if (
+        not isinstance(shared, list)
+        or not all(isinstance(part, str) for part in shared)
+        or not set(shared) <= {"answers", "documents", "assessment"}
+    ):
         raise _invalid(_l("the parts shared are not ours."))
     if ("answers" in shared) != (body["answers"] is not None):
         raise _invalid(_l("the parts shared are not the parts carried."))
