@@ -138,3 +138,11 @@ def test_a_list_where_a_choice_belongs_is_refused_not_a_crash(servers, kind, bod
     with on(a.server):
         data = packets.seal_packet(kind, body, a.fund(), a.partner())
     _refused(b, data, packets.INVALID)
+
+
+def test_a_month_of_year_zero_is_refused_not_a_crash(servers):
+    a, b = servers["a"], servers["b"]
+    body = {"ask": "ab" * 10, "hashes": ["0" * 64], "category": "medical", "since": "0000-01"}
+    with on(a.server):
+        data = packets.seal_packet(packets.DUPLICATE_ASK, body, a.fund(), a.partner())
+    _refused(b, data, packets.INVALID)

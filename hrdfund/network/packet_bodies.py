@@ -39,7 +39,8 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _AMOUNT = re.compile(r"^\d{1,12}\.\d{2}$")
 #: An amount answered to a category question: whole units, or with cents.
 _DETAIL_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+#: A month, YYYY-MM, of a year a date can hold (from 0001).
+_MONTH = re.compile(r"^(?!0000)\d{4}-(0[1-9]|1[0-2])$")
 
 
 @functools.cache
