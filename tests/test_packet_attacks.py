@@ -9,9 +9,11 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.audit.models import AuditEvent
 from hrdfund.cases.models import Application, Document
 from hrdfund.core.extensions import db
-from hrdfund.network import exchange, packets
+from hrdfund.network import exchange, keys, packets
+from tests.conftest import signed_in
 from tests.exchange_world import (
     make_side,
     on,
@@ -146,3 +148,46 @@ def test_a_month_of_year_zero_is_refused_not_a_crash(servers):
     with on(a.server):
         data = packets.seal_packet(packets.DUPLICATE_ASK, body, a.fund(), a.partner())
     _refused(b, data, packets.INVALID)
+
+
+def test_a_partner_key_said_to_be_in_other_hands_signs_nothing_from_then_on(servers):
+    a, b = servers["a"], servers["b"]
+    # A packet made with A's key before A's server was seized: the thief holds that key.
+    _uid, stolen, _ = _refer(a, servers["case"])
+    with on(a.server):
+        new = keys.make_keys(a.fund())
+        line, printed = keys.key_line(a.fund(), new), new.fingerprint
+        db.session.commit()
+    with on(b.server):
+        keys.register_partner(
+            b.user("admin"), b.fund(), "", line, keys.spoken(printed), revoke=True
+        )
+        db.session.commit()
+        actions = db.session.execute(
+            sa.select(AuditEvent.action).where(AuditEvent.action.like("partner.%"))
+        ).scalars()
+        assert "partner.key_revoked" in set(actions)
+    _refused(b, stolen, packets.UNKNOWN_KEY)
+
+
+def test_the_partners_page_offers_to_refuse_an_old_key_at_once(servers):
+    a, b = servers["a"], servers["b"]
+    _uid, stolen, _ = _refer(a, servers["case"])
+    with on(a.server):
+        new = keys.make_keys(a.fund())
+        line, printed = keys.key_line(a.fund(), new), new.fingerprint
+        db.session.commit()
+    with on(b.server):
+        client = signed_in(b.server, b.user("admin"))
+        assert 'name="partner-revoke"' in client.get("/fund/partners").get_data(as_text=True)
+        response = client.post(
+            "/fund/partners",
+            data={
+                "partner-name": "",
+                "partner-key_line": line,
+                "partner-fingerprint": keys.spoken(printed),
+                "partner-revoke": "y",
+            },
+        )
+        assert response.status_code == 302
+    _refused(b, stolen, packets.UNKNOWN_KEY)

@@ -77,6 +77,7 @@ def register_partner():
             form.name.data,
             form.key_line.data,
             form.fingerprint.data,
+            revoke=form.revoke.data,
             refused=keys.PartnerError,
         )
         if done.ok:

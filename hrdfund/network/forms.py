@@ -170,6 +170,12 @@ class PartnerForm(PrefixedForm):
         _l("Its fingerprint, as read out on a call"),
         [DataRequired(_l("Enter the fingerprint you heard.")), Length(max=100)],
     )
+    revoke = BooleanField(
+        _l(
+            "Its old key may be in other hands: refuse packets signed with it from now on "
+            "(otherwise they are accepted for a while, for packets already on their way)"
+        )
+    )
 
 
 class PacketForm(PrefixedForm):

@@ -10,7 +10,8 @@ A fund's administrator registers a partner fund on another server by its name, i
 line and the fingerprint heard on the call: it becomes a ``Fund`` record marked as the
 partner of that member fund, so that referrals to and from it are ordinary referrals. A
 new key line for a known partner (same fund identifier) replaces its key; the old one
-still verifies its packets for ``FundKey.RETIRED_DAYS``. Making new keys of one's own
+still verifies its packets for ``FundKey.RETIRED_DAYS``, unless the administrator says it
+may be in other hands: then it verifies nothing from that moment. Making new keys of one's own
 keeps the old ones opening packets addressed to them for as long.
 """
 
@@ -160,10 +161,11 @@ def partner_by_remote_uid(fund, remote_uid):
     ).scalar_one_or_none()
 
 
-def register_partner(actor, fund, name, line, heard):
+def register_partner(actor, fund, name, line, heard, revoke=False):
     """Register a partner fund on another server for ``fund``, by its ``name``, its key
     ``line`` and the fingerprint ``heard`` on a call (its spoken part, or whole). A line
-    naming a partner already registered replaces that partner's key."""
+    naming a partner already registered replaces that partner's key; with ``revoke``, the
+    key replaced (it may be in other hands) verifies no packet from now on."""
     if actor.role != Role.ADMIN or actor.fund_id != fund.id:
         raise PartnerError(_l("Only this fund's administrator registers its partner funds."))
     remote_uid, encryption_public, signing_public = parse_key_line(line)
@@ -207,12 +209,20 @@ def register_partner(actor, fund, name, line, heard):
         db.session.flush()
         action = "partner.registered"
     else:
+        # Retired now, its packets verify for a while; revoked, it is as if retired long
+        # enough ago that none does.
+        retired_at = utcnow()
+        if revoke:
+            retired_at -= timedelta(days=FundKey.RETIRED_DAYS)
         db.session.execute(
             sa.update(FundKey)
-            .where(FundKey.fund_id == partner.id, FundKey.retired_at.is_(None))
-            .values(retired_at=utcnow())
+            .where(
+                FundKey.fund_id == partner.id,
+                sa.or_(FundKey.retired_at.is_(None), FundKey.retired_at > retired_at),
+            )
+            .values(retired_at=retired_at)
         )
-        action = "partner.key_replaced"
+        action = "partner.key_revoked" if revoke else "partner.key_replaced"
     key = FundKey(
         fund_id=partner.id,
         encryption_public=encryption_public,
