@@ -191,3 +191,48 @@ def test_the_partners_page_offers_to_refuse_an_old_key_at_once(servers):
         )
         assert response.status_code == 302
     _refused(b, stolen, packets.UNKNOWN_KEY)
+
+
+def _jpeg_with_gps():
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "Camera canary"  # Make
+    exif.get_ifd(0x8825)[2] = (1.0, 17.0, 42.0)  # GPSLatitude
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+def test_a_document_from_a_packet_is_cleaned_as_an_upload_is(servers):
+    from hrdfund.cases import documents
+
+    a, b = servers["a"], servers["b"]
+    photo = _jpeg_with_gps()
+    assert b"Exif" in photo and b"Camera canary" in photo
+    with on(a.server):
+        # A partner's server that does not clean what it sends (or one in other hands).
+        case = db.session.execute(
+            sa.select(Application).where(Application.uid == servers["case"])
+        ).scalar_one()
+        document = db.session.execute(
+            sa.select(Document).where(Document.application_id == case.id)
+        ).scalar_one()
+        documents.store_document(
+            documents.CleanUpload(photo, "image/jpeg", "photo.jpg"),
+            case,
+            document.kind,
+            a.user("reviewer"),
+        )
+        db.session.commit()
+    _import(b, _refer(a, servers["case"])[1])
+    with on(b.server):
+        kept = [
+            documents.read_document(d)
+            for d in db.session.execute(sa.select(Document)).scalars()
+            if d.content_type == "image/jpeg"
+        ]
+    assert len(kept) == 1
+    assert b"Exif" not in kept[0] and b"Camera canary" not in kept[0]

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from ..auth.models import User
-from ..core.extensions import db
+from ..core.extensions import db, reading
 from ..network import exchange, keys, packets
 from .accounts import _the_fund
 
@@ -55,7 +55,9 @@ def import_referral(path, fund_name, login, yes):
     with open(path, "rb") as fh:
         data = fh.read()
     try:
-        opened = exchange.check_packet(data, fund)
+        with reading():
+            opened = exchange.check_packet(data, fund)
+        cleaned = exchange.clean_documents(opened)
     except (packets.PacketRefused, exchange.ExchangeError) as exc:
         raise click.ClickException(f"refused: {exc}") from exc
     if opened.kind not in (packets.REFERRAL, packets.ANSWER):
@@ -69,11 +71,12 @@ def import_referral(path, fund_name, login, yes):
         click.echo(f"  documents: {len(body['documents'])}")
     else:
         click.echo(f"  referral {body['referral']}: {body['status']}")
+    db.session.rollback()  # no transaction open while the operator reads and answers
     if not yes and not click.confirm("Import it?"):
         click.echo("Nothing imported.")
         return
     try:
-        kind, value = exchange.check_and_import(actor, data)
+        kind, value = exchange.check_and_import(actor, data, cleaned=cleaned)
         db.session.commit()
     except (packets.PacketRefused, exchange.ExchangeError) as exc:
         db.session.rollback()

@@ -14,6 +14,7 @@ check with a partner fund is ``partner_checks``; a packet waiting for its previe
 """
 
 import base64
+import io
 
 import sqlalchemy as sa
 from flask import current_app
@@ -21,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Fund
-from ..cases import documents
+from ..cases import cleaning, documents
 from ..cases.access import can_see
 from ..cases.models import (
     Application,
@@ -241,25 +242,48 @@ def answered_referral(opened):
     return referral
 
 
-def check_and_import(actor, data):
+def clean_documents(opened):
+    """The documents of a checked referral packet cleaned as uploads are (images
+    re-encoded without their metadata, PDFs rewritten without scripts, attached files or
+    document information), or ExchangeError naming the one that cannot be. Slow work on
+    what a partner sent: call it with no write transaction open."""
+    if opened.kind != packets.REFERRAL:
+        return []
+    out = []
+    for item in opened.body["documents"]:
+        try:
+            out.append(cleaning.clean_upload(io.BytesIO(item["data"]), item["name"]))
+        except documents.DocumentError as exc:
+            raise ExchangeError(
+                _l("A document in this packet cannot be kept: %(problem)s", problem=str(exc))
+            ) from None
+    return out
+
+
+def check_and_import(actor, data, cleaned=None):
     """Check ``data`` for the actor's fund (every check, again) and import it: (kind, what
-    :func:`import_packet` returns)."""
+    :func:`import_packet` returns). ``cleaned`` are its documents as
+    :func:`clean_documents` gave them, outside the write transaction; without them they
+    are cleaned here."""
     if not may_import(actor):
         raise ExchangeError(_l("Only the fund's reviewers and managers import its packets."))
     opened = check_packet(data, fund_of(actor))
-    return opened.kind, import_packet(actor, opened)
+    if cleaned is None:
+        cleaned = clean_documents(opened)
+    return opened.kind, import_packet(actor, opened, cleaned)
 
 
-def import_packet(actor, opened):
+def import_packet(actor, opened, cleaned=()):
     """Store what the checked packet ``opened`` brings to the actor's fund, and record its
     id so it is never imported again. Returns what it made or changed: the referral (a
     referral or an answer), the answer packet's bytes and name (a duplicate check asked),
-    or the matches (a duplicate check answered)."""
+    or the matches (a duplicate check answered). ``cleaned``: a referral's documents, as
+    :func:`clean_documents` gave them."""
     if not may_import(actor) or actor.fund_id != opened.fund.id:
         raise ExchangeError(_l("Only the fund's reviewers and managers import its packets."))
     packets.mark_imported(opened, actor)
     if opened.kind == packets.REFERRAL:
-        return _import_referral(actor, opened)
+        return _import_referral(actor, opened, cleaned)
     if opened.kind == packets.ANSWER:
         return _import_answer(actor, opened)
     if opened.kind == packets.DUPLICATE_ASK:
@@ -267,8 +291,10 @@ def import_packet(actor, opened):
     return partner_checks.import_duplicate_answer(actor, opened)
 
 
-def _import_referral(actor, opened):
+def _import_referral(actor, opened, cleaned):
     body = opened.body
+    if len(cleaned) != len(body["documents"]):
+        raise ExchangeError(_l("The documents of this packet were not checked: import it again."))
     if db.session.execute(
         sa.select(Referral.id).where(
             Referral.from_fund_id == opened.partner.id,
@@ -313,9 +339,13 @@ def _import_referral(actor, opened):
             given_at=now,
         )
     )
-    for item in body["documents"]:
+    for item, upload in zip(body["documents"], cleaned, strict=True):
+        if upload.content_type != item["type"]:
+            raise ExchangeError(
+                _l("The documents of this packet were not checked: import it again.")
+            )
         documents.store_document(
-            documents.CleanUpload(item["data"], item["type"], item["name"]),
+            upload,
             source,
             DocumentKind(item["kind"]),
             actor,

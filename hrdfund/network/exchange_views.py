@@ -234,10 +234,21 @@ def confirm_import():
     if data is None:
         flash(_("The packet waited too long: choose its file again."), "error")
         return redirect(url_for("network.packets_page"))
+    # Check and clean its documents with no write transaction open (cleaning is slow),
+    # then check it all again and import it in one.
+    try:
+        with reading():
+            opened = exchange.check_packet(data, exchange.fund_of(current_user))
+        cleaned = exchange.clean_documents(opened)
+    except (packets.PacketRefused, exchange.ExchangeError) as exc:
+        packet_holds.drop_hold(token)
+        flash(_refusal_words(exc), "error")
+        return redirect(url_for("network.packets_page"))
     done = perform(
         exchange.check_and_import,
         _actor(),
         data,
+        cleaned=cleaned,
         refused=(packets.PacketRefused, exchange.ExchangeError),
     )
     packet_holds.drop_hold(token)
