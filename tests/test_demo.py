@@ -114,6 +114,20 @@ def test_demo_world_covers_every_status_and_category(demo):
     assert total == SCALE + len(_network_cases())
 
 
+def test_every_sent_demo_case_has_its_own_short_code(demo):
+    """Staff can try finding a case by its short code: every case sent has one, no two
+    the same, each of its fund's year of sending; drafts have none."""
+    rows = db.session.execute(
+        sa.select(Application.fund_id, Application.submitted_at, Application.code)
+    ).all()
+    sent = [row for row in rows if row.submitted_at is not None]
+    assert sent and all(
+        row.code and row.code.startswith(f"HRD{row.fund_id}-{row.submitted_at:%y}-") for row in sent
+    )
+    assert len({row.code for row in sent}) == len(sent)
+    assert all(row.code is None for row in rows if row.submitted_at is None)
+
+
 def test_sent_cases_answer_their_category_questions(demo):
     """The case page shows the category's answers: every sent case has them all, under the
     names the application form uses, and decrypts."""

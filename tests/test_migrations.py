@@ -485,3 +485,65 @@ def test_the_downgrade_refuses_to_merge_a_broken_chain(empty_app, capsys):
     with db.engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit_events SET object_id = 'x' WHERE seq = 2"))
     flask_migrate.downgrade(revision="base")
+
+
+#: The revision before short case codes.
+BEFORE_CASE_CODES = "0275af11d7d6"
+
+
+def test_the_upgrade_gives_every_sent_case_a_short_code_and_counts_on_after_them(empty_app):
+    """Cases sent before short codes existed get theirs in the order each fund received
+    them, counted per fund and per year; a draft gets none; the next case sent takes the
+    number after them. The downgrade drops the codes and the counters."""
+    from datetime import datetime
+
+    from hrdfund.auth.models import Fund
+    from hrdfund.cases.models import Application, ApplicationStatus
+    from hrdfund.cases.services import change_status
+    from hrdfund.core.support import Category
+
+    flask_migrate.upgrade()
+    funds = [Fund(name="Fund A"), Fund(name="Fund B")]
+    db.session.add_all(funds)
+    db.session.flush()
+    a, b = (fund.id for fund in funds)
+    cases = {}
+    for label, fund_id, sent in (
+        ("a 2026 second", a, datetime(2026, 3, 2, 9)),
+        ("a 2025", a, datetime(2025, 12, 31, 23)),
+        ("b 2026", b, datetime(2026, 1, 5, 9)),
+        ("a 2026 first", a, datetime(2026, 1, 1, 0, 30)),
+        ("a draft", a, None),
+    ):
+        case = Application(
+            fund_id=fund_id,
+            category=Category.MEDICAL,
+            status=ApplicationStatus.SUBMITTED if sent else ApplicationStatus.DRAFT,
+            currency="EUR",
+            submitted_at=sent,
+        )
+        db.session.add(case)
+        cases[label] = case
+    db.session.commit()
+    ids = {label: case.id for label, case in cases.items()}
+    db.session.remove()
+
+    flask_migrate.downgrade(revision=BEFORE_CASE_CODES)
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("applications")}
+    assert "code" not in columns and "case_code_counters" not in _tables()
+    flask_migrate.upgrade()
+    flask_migrate.check()
+    codes = dict(db.session.execute(sa.text("SELECT id, code FROM applications")).all())
+    assert {label: codes[ids[label]] for label in ids} == {
+        "a 2025": f"HRD{a}-25-0001",
+        "a 2026 first": f"HRD{a}-26-0001",
+        "a 2026 second": f"HRD{a}-26-0002",
+        "b 2026": f"HRD{b}-26-0001",
+        "a draft": None,
+    }
+    draft = db.session.get(Application, ids["a draft"])
+    change_status(draft, ApplicationStatus.SUBMITTED, at=datetime(2026, 6, 1, 12))
+    db.session.commit()
+    assert draft.code == f"HRD{a}-26-0003"
+    db.session.remove()

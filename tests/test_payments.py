@@ -165,7 +165,7 @@ def test_a_payment_taken_back_in_part_still_pays_the_rest_of_its_instalment(mone
     payments.reverse_disbursement(first, money_world.finance, "delivered short", amount=Decimal(15))
     db.session.commit()
     due = followup.instalments_due(money_world.finance, date(2026, 2, 10), 0)
-    assert [(i.seq, quantize(paid)) for i, _plan, _case, paid in due] == [(1, Decimal(985))]
+    assert [(i.seq, quantize(paid)) for i, _plan, _case, paid, *_code in due] == [(1, Decimal(985))]
     with pytest.raises(payments.PaymentError, match="Instalment 1 is already paid"):
         pay(money_world, grant, "1000")
     db.session.rollback()

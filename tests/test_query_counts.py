@@ -199,7 +199,7 @@ def follow_up(site, n):
         pay(site, grant, "100", instalment=None, reference=f"FU-{i:02d}", paid_on=paid_on)
         lines.append(f"FU-{i:02d},90.00,EUR,{site.today.isoformat()},delivered\n")
         # The payment's reference on two lists, the case's code on all four.
-        site.show("follow-up", *[f"<code>FU-{i:02d}</code>"] * 2, *[f">{case}</a>"] * 4)
+        site.show("follow-up", *[f"<code>FU-{i:02d}</code>"] * 2, *[f">{case}</code></a>"] * 4)
     data = ("reference,amount,currency,date,status\n" + "".join(lines)).encode()
     reconcile.import_statement(site.fund.id, site.finance, data)
     db.session.commit()

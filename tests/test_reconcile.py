@@ -77,7 +77,7 @@ def test_a_statement_marks_payments_delivered_short_or_failed(world, three):
     assert after["disbursed"] == before["disbursed"] - Decimal("1000.00")
     # Only the short payment waits for follow-up; a failed one was corrected already.
     listed = followup.mismatches(world.finance)
-    assert [(p.reference, d.reported_amount) for d, p, _case in listed] == [
+    assert [(p.reference, d.reported_amount) for d, p, *_case in listed] == [
         ("TRF-2", Decimal("985.00"))
     ]
     # Its correction, a partial reversal, takes it off the list.
@@ -174,7 +174,7 @@ def test_a_failed_line_on_a_payment_reversed_in_part_waits_for_follow_up(world, 
     )
     db.session.commit()
     listed = followup.mismatches(world.finance)
-    assert [(p.reference, d.status) for d, p, _c in listed] == [("TRF-1", DeliveryStatus.FAILED)]
+    assert [(p.reference, d.status) for d, p, *_c in listed] == [("TRF-1", DeliveryStatus.FAILED)]
 
 
 def test_a_payment_sent_again_under_its_reference_is_the_one_matched(world, three):
@@ -264,9 +264,9 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
 
     def listed(user=world.m1):
         return (
-            [p.reference for p, _c in followup.receipts_overdue(user, today, 14)],
-            [c for c, _first in followup.reports_overdue(user, today, 60)],
-            [i.seq for i, _plan, _c, _paid in followup.instalments_due(user, today, 7)],
+            [p.reference for p, *_c in followup.receipts_overdue(user, today, 14)],
+            [c for c, _first, *_code in followup.reports_overdue(user, today, 60)],
+            [i.seq for i, _plan, _c, _paid, *_code in followup.instalments_due(user, today, 7)],
         )
 
     assert listed() == (["TRF-L"], [case.uid], [2])

@@ -25,7 +25,7 @@ from .models import ApplicationStatus as S
 class Section(enum.StrEnum):
     """The parts of a case, each shown to the roles that need it."""
 
-    #: Case code, category, status, country and region, urgency (not its reason), amount
+    #: Case code and short code, category, status, country and region, urgency (not its reason), amount
     #: asked, the decision's amount, dates.
     CASE = "case"
     #: The defender's name, gender, work, the threat, why it is urgent, every answer of
@@ -103,6 +103,7 @@ PURGED = frozenset({Section.CASE, Section.LEDGER})
 FIELDS = {
     Section.CASE: (
         "uid",
+        "code",
         "category",
         "status",
         "purged_at",

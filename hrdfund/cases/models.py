@@ -67,10 +67,15 @@ class Application(db.Model):
         sa.Index("ix_applications_queue", "fund_id", "status", "submitted_at"),
         sa.Index("ix_applications_defender", "fund_id", "defender_key", "category"),
         sa.Index("ix_applications_network", "network_key", "category"),
+        sa.Index("ix_applications_code", "code", unique=True),
     )
     id: Mapped[int] = pk()
     #: Opaque case code used in URLs and audit entries.
     uid = uid_column()
+    #: The short code staff and applicants read out on a call (``HRD1-26-0412``: the
+    #: fund's id, the year of sending, the fund's count for that year), given once when
+    #: the case is sent (``cases.codes``) and never given again.
+    code = col(sa.String(24), INTERNAL, text=Text.GENERATED, nullable=True)
     fund_id = fk("funds.id")
     #: The defender's own account, when the defender applies or was given one.
     applicant_id = fk("users.id", nullable=True)
@@ -157,6 +162,17 @@ class Application(db.Model):
         cascade="all, delete-orphan",
         order_by="StatusChange.id",
     )
+
+
+class CaseCodeCounter(db.Model):
+    """The last short code number a fund gave in a year; it only goes up, so a number is
+    never given twice, whatever happens to the case that had it."""
+
+    __tablename__ = "case_code_counters"
+    __table_args__ = (sa.CheckConstraint("last_number >= 0", name="last_number_positive"),)
+    fund_id = fk("funds.id", index=False, primary_key=True)
+    year = col(sa.Integer, INTERNAL, primary_key=True)
+    last_number = col(sa.Integer, INTERNAL, nullable=False, default=0)
 
 
 class Dependant(db.Model):

@@ -15,7 +15,7 @@ from ..core.columns import cipher, utcnow
 from ..core.extensions import db
 from ..core.money import check_currency, total
 from ..core.support import Category
-from . import alerts, targets
+from . import alerts, codes, targets
 from .categories import CATEGORY_FIELDS
 from .consents import set_consent
 from .models import (
@@ -66,6 +66,7 @@ def change_status(application, target, actor=None, at=None):
         targets.set_targets(application, at)
         # Only a sent case takes part in the duplicate check across funds.
         application.network_key = network_key(application.defender_name, application.country)
+        codes.assign_code(application, at)
     elif target == S.INFO_REQUESTED:
         targets.pause(application, at)
     stamp_times(application, current, target, at, actor is None or actor.is_staff)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from flask import current_app
 
 from ..auth.models import User
+from ..cases import codes as case_codes
 from ..cases.models import (
     Application,
     BudgetLine,
@@ -113,6 +114,7 @@ class World:
         if use_copy:
             bulk.reset_sequences(self.tables)
         self.counts = {m.__tablename__: t.count for m, t in self.tables.items()}
+        case_codes.give_missing_codes()
         network.add_referrals(self)
         directory.add_directory(self)
 

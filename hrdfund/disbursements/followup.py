@@ -23,10 +23,10 @@ LIMIT = 200
 
 
 def held_payments(user, count=False):
-    """Payments of open grants held for a second person: rows of (held payment, case uid),
+    """Payments of open grants held for a second person: rows of (held payment, case uid, case code),
     oldest first. Those ``user`` entered are listed too, for them to see they wait."""
     return db_rows(
-        sa.select(HeldPayment, Application.uid)
+        sa.select(HeldPayment, Application.uid, Application.code)
         .join(Grant, Grant.id == HeldPayment.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(
@@ -42,10 +42,10 @@ def held_payments(user, count=False):
 
 def receipts_overdue(user, today, days, count=False):
     """Payments made ``days`` or more ago that stand and nobody confirmed receiving:
-    rows of (payment, case uid), oldest first."""
+    rows of (payment, case uid, case code), oldest first."""
     confirmed = sa.select(Receipt.disbursement_id)
     return db_rows(
-        sa.select(Disbursement, Application.uid)
+        sa.select(Disbursement, Application.uid, Application.code)
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(
@@ -61,15 +61,15 @@ def receipts_overdue(user, today, days, count=False):
 
 def reports_overdue(user, today, days, count=False):
     """Cases first paid ``days`` or more ago whose use-of-funds report has not come: rows
-    of (case uid, first payment date), oldest first."""
+    of (case uid, first payment date, case code), oldest first."""
     first_paid = sa.func.min(Disbursement.paid_on)
     reported = sa.select(UseOfFundsReport.application_id)
     return db_rows(
-        sa.select(Application.uid, first_paid.label("first_paid"))
+        sa.select(Application.uid, first_paid.label("first_paid"), Application.code)
         .join(Grant, Grant.application_id == Application.id)
         .join(Disbursement, Disbursement.grant_id == Grant.id)
         .where(visible_cases(user), standing(), Application.id.not_in(reported))
-        .group_by(Application.id, Application.uid)
+        .group_by(Application.id, Application.uid, Application.code)
         .having(first_paid <= today - timedelta(days=days))
         .order_by(first_paid, Application.id),
         count,
@@ -79,11 +79,11 @@ def reports_overdue(user, today, days, count=False):
 def instalments_due(user, today, days, count=False):
     """Instalments of open grants due within ``days`` (or already due) that payments, net
     of their reversals, have not settled: rows of (instalment, plan, case uid, paid so
-    far), earliest first."""
+    far, case code), earliest first."""
     net = instalments_paid()
     paid = sa.func.coalesce(net.c.paid, 0)
     return db_rows(
-        sa.select(Instalment, PaymentPlan, Application.uid, paid)
+        sa.select(Instalment, PaymentPlan, Application.uid, paid, Application.code)
         .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
         .join(Grant, Grant.id == PaymentPlan.grant_id)
         .join(Application, Application.id == Grant.application_id)
@@ -101,12 +101,12 @@ def instalments_due(user, today, days, count=False):
 
 def mismatches(user, count=False):
     """Payments a statement reported short and not yet corrected, or failed and not yet
-    reversed in full: rows of (delivery, payment, case uid), newest first. A reversal is
+    reversed in full: rows of (delivery, payment, case uid, case code), newest first. A reversal is
     the correction."""
     reversal = sa.orm.aliased(Disbursement)
     taken_back = sa.func.coalesce(reversal.amount, 0)
     return db_rows(
-        sa.select(Delivery, Disbursement, Application.uid)
+        sa.select(Delivery, Disbursement, Application.uid, Application.code)
         .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)

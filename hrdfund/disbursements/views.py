@@ -59,6 +59,8 @@ def _latest_payments():
             Disbursement._reference,
             Pool.name.label("pool"),
             Pool.currency.label("pool_currency"),
+            Application.uid.label("case_uid"),
+            Application.code.label("case_code"),
         )
         .join(Pool, Pool.id == Disbursement.pool_id)
         .join(Grant, Grant.id == Disbursement.grant_id)

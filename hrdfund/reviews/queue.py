@@ -192,6 +192,7 @@ def _case_rows(rates):
     return (
         sa.select(
             Application.uid,
+            Application.code,
             Application.category,
             Application.status,
             Application.urgency,
