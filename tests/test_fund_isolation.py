@@ -853,6 +853,11 @@ ROUTES = {
             f"u{v['id']}-on_duty": "y",
         },
     ),
+    # The search by a case's code: another fund's case is found as a code naming nothing
+    # is (names and references: tests/test_search.py).
+    "reports.search": Fill(
+        lambda w: {"q": w.cases["in review"].uid}, "reviewer", lambda v: {"q": v["q"]}
+    ),
     "auth.reset_second_factor": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
     "auth.end_user_sessions": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
     # The directory's entry kept for its fund only; removing it comes last.
@@ -906,6 +911,7 @@ LISTS = {
         Page(lambda o, w: "/coverage", REVIEWING | {"finance"}, lambda o: o.cases["paying"].uid)
     ],
     "reports.portal": [Page(lambda o, w: "/donor", {"donor"}, lambda o: o.pool.name)],
+    "reports.search_page": [Page(lambda o, w: "/search", REVIEWING | {"finance"})],
     "reports.internal": [
         Page(lambda o, w: "/reports/internal?period=2026", {"manager"}, lambda o: o.pool.name),
         Page(lambda o, w: "/reports/internal?period=2026-02", {"manager"}),

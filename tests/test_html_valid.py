@@ -447,6 +447,14 @@ def _reviewer(site, sent, purged):
     r.submit(sent, reference.action, {status_field: "sure"}, refused=True)
     r.submit(sent, reference.action, {status_field: "confirmed"})
     r.submit(sent, f"{sent}/recommend", blank=True, refused=True)
+    # The search: from the box of a page to the case it names; nothing found; by a name.
+    code = db.session.execute(
+        sa.select(Application.code).where(Application.uid == sent.rsplit("/", 1)[1])
+    ).scalar_one()
+    assert r.submit("/cases", "/search", {"q": code}).request.path == sent
+    r.get("/search")
+    r.submit("/search", "/search", {"q": "HRD999-26-0001"})
+    r.submit("/search", "/search", {"q": "Someone Nobody Named", "country": "KE"})
     r.get("/coverage")
     r.get("/coverage?page=2")
     r.get("/account")
@@ -568,6 +576,8 @@ def _finance(site):
     f.get("/pools/rates")
     f.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
     f.get("/payments/follow-up")
+    f.submit("/payments/follow-up", "/search", {"q": "HTML-CHECK-2"})
+    f.get("/search")
     f.get("/coverage")
     f.get("/account")
     f.get("/cases", status=403)

@@ -92,6 +92,8 @@ def test_words_kept_in_clear_are_only_these():
         "audit_events.actor",
         "audit_events.payload",
         "alerts.once_key",
+        # A case's short code, made of its fund's id, a year and a count.
+        "applications.code",
         # Donor reports' figures as issued: codes, country and region names from the
         # application's own lists, counts, amounts and grant ids; nothing anyone typed.
         "issued_figures.figures",

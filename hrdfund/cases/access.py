@@ -25,8 +25,8 @@ from .models import ApplicationStatus as S
 class Section(enum.StrEnum):
     """The parts of a case, each shown to the roles that need it."""
 
-    #: Case code and short code, category, status, country and region, urgency (not its reason), amount
-    #: asked, the decision's amount, dates.
+    #: Case code and short code, category, status, country and region, urgency (not its
+    #: reason), amount asked, the decision's amount, dates.
     CASE = "case"
     #: The defender's name, gender, work, the threat, why it is urgent, every answer of
     #: the category (medical, family, relocation details) and other funders.

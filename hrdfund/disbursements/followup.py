@@ -23,8 +23,8 @@ LIMIT = 200
 
 
 def held_payments(user, count=False):
-    """Payments of open grants held for a second person: rows of (held payment, case uid, case code),
-    oldest first. Those ``user`` entered are listed too, for them to see they wait."""
+    """Payments of open grants held for a second person: rows of (held payment, case uid,
+    case code), oldest first. Those ``user`` entered are listed too, for them to see they wait."""
     return db_rows(
         sa.select(HeldPayment, Application.uid, Application.code)
         .join(Grant, Grant.id == HeldPayment.grant_id)

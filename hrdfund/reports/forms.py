@@ -1,0 +1,22 @@
+"""Forms of the staff pages that read: the search."""
+
+from flask_babel import lazy_gettext as _l
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..cases.forms import country_choices
+from ..core.forms import PageForm
+from .search import TERM_MAX
+
+
+class SearchForm(PageForm):
+    """A case's short or long code, a payment's reference or code, or a defender's name;
+    sent by POST, so nothing typed reaches an address, a log or the browser's history."""
+
+    q = StringField(
+        _l("Code, payment reference or defender’s full name"),
+        [DataRequired(_l("Type what you are looking for.")), Length(max=TERM_MAX)],
+    )
+    country = SelectField(
+        _l("Country of the defender (for a name)"), [Optional()], choices=country_choices
+    )
