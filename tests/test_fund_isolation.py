@@ -912,6 +912,33 @@ LISTS = {
     ],
     "reports.portal": [Page(lambda o, w: "/donor", {"donor"}, lambda o: o.pool.name)],
     "reports.search_page": [Page(lambda o, w: "/search", REVIEWING | {"finance"})],
+    # Staff downloads, each with a row of the reader's own fund.
+    "reports.export_queue": [
+        Page(lambda o, w: "/cases/export.csv", REVIEWING, lambda o: o.cases["submitted"].uid),
+        Page(
+            lambda o, w: "/cases/export.csv?names=1&sort=newest",
+            REVIEWING,
+            lambda o: o.cases["in review"].uid,
+        ),
+    ],
+    "reports.export_payments_page": [Page(lambda o, w: "/payments/export", {"finance"})],
+    "reports.export_payments": [
+        Page(
+            lambda o, w: f"/payments/export.csv?start={_TODAY - timedelta(days=3000)}&end={_TODAY}",
+            {"finance"},
+            lambda o: o.payments["spare"].reference,
+        )
+    ],
+    "reports.export_follow_up": [
+        Page(
+            lambda o, w: "/payments/follow-up.csv",
+            {"finance", "manager"},
+            lambda o: o.cases["paying"].uid,
+        )
+    ],
+    "reports.export_coverage": [
+        Page(lambda o, w: "/coverage.csv", REVIEWING | {"finance"}, lambda o: o.cases["paying"].uid)
+    ],
     "reports.internal": [
         Page(lambda o, w: "/reports/internal?period=2026", {"manager"}, lambda o: o.pool.name),
         Page(lambda o, w: "/reports/internal?period=2026-02", {"manager"}),

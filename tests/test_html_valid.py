@@ -84,6 +84,9 @@ DOWNLOADS = frozenset(
         "reports.donor_report",
         "reports.staff_report",
         "directory.export",
+        "reports.export_queue",
+        "reports.export_follow_up",
+        "reports.export_coverage",
     }
 )
 #: Old addresses that only redirect to their new page (tests/test_moved_urls.py).
@@ -577,6 +580,8 @@ def _finance(site):
     f.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
     f.get("/payments/follow-up")
     f.submit("/payments/follow-up", "/search", {"q": "HTML-CHECK-2"})
+    f.get("/payments/export")
+    f.get("/payments/export.csv?start=2026-03-01&end=2026-02-01", status=400)
     f.get("/search")
     f.get("/coverage")
     f.get("/account")

@@ -78,7 +78,7 @@ def _latest_rates(fund_id, on):
     )
 
 
-def _worth(row, reporting):
+def worth(row, reporting):
     """What a queue row's amount is worth in the reporting currency, converted as every
     decision converts it; None when no usable rate says."""
     if row.currency == reporting:
@@ -91,7 +91,7 @@ def _worth(row, reporting):
         return None
 
 
-def _queue_filters(pools):
+def queue_filters(pools):
     """The queue's filters from the query string, and what could not be read in words:
     unknown values of a list are ignored, a country no one is called is refused."""
     args = request.args
@@ -133,21 +133,13 @@ def queue():
     page at a time; the same few queries whatever the number of cases."""
     page = page_arg()
     size = current_app.config["PAGE_SIZE"]
-    pools = _open_pools()
-    filters, problems = _queue_filters(pools)
-    reporting = limits.reporting_currency()
-    rates = _latest_rates(current_user.fund_id, utcnow().date())
-    query = _filtered(_case_rows(rates), filters, pools)
-    if problems:
-        # A filter that cannot be read lists nothing, rather than everything unfiltered.
-        query = query.where(sa.false())
-    order = QUEUE_SORTS[filters.get("sort", "due")](_worth_sql(rates, reporting))
-    rows = db.session.execute(
-        query.order_by(*order).limit(size + 1).offset((page - 1) * size)
-    ).all()
+    pools = open_pools()
+    filters, problems = queue_filters(pools)
+    query, reporting = listed(filters, problems, pools)
+    rows = db.session.execute(query.limit(size + 1).offset((page - 1) * size)).all()
     now = utcnow()
     deadlines = [targets.next_target(row, now) for row in rows[:size]]
-    worths = [_worth(row, reporting) for row in rows[:size]]
+    worths = [worth(row, reporting) for row in rows[:size]]
     return render_template(
         "reviews/queue.html",
         rows=list(zip(rows[:size], deadlines, worths, strict=True)),
@@ -162,7 +154,21 @@ def queue():
     )
 
 
-def _open_pools():
+def listed(filters, problems, pools):
+    """The query of the queue's rows as ``filters`` choose and sort them (none when a
+    filter could not be read), and the reporting currency their worth is sorted in: the
+    page and its download list the same cases in the same order."""
+    reporting = limits.reporting_currency()
+    rates = _latest_rates(current_user.fund_id, utcnow().date())
+    query = _filtered(_case_rows(rates), filters, pools)
+    if problems:
+        # A filter that cannot be read lists nothing, rather than everything unfiltered.
+        query = query.where(sa.false())
+    order = QUEUE_SORTS[filters.get("sort", "due")](_worth_sql(rates, reporting))
+    return query.order_by(*order), reporting
+
+
+def open_pools():
     """The fund's open pools, with their restrictions, for the pool filter."""
     return (
         db.session.execute(
