@@ -108,3 +108,42 @@ def test_cases_sent_at_the_same_moment_get_different_numbers(app, fund):
 )
 def test_a_code_is_read_however_it_is_typed(typed, code):
     assert codes.parse_code(typed) == code
+
+
+def test_the_short_code_stands_beside_the_long_one_for_staff_and_applicant(
+    app, money_world, make_user
+):
+    """The applicant reads the short code on their case and in their list; the queue,
+    the case page, the payments list and follow-up show it to staff beside the long code."""
+    from datetime import date, timedelta
+
+    from hrdfund.core.columns import utcnow
+    from tests.conftest import pay, signed_in
+
+    applicant = money_world.applicant
+    case = make_case(
+        money_world.fund,
+        status=ApplicationStatus.DRAFT,
+        submitted_at=None,
+        applicant_id=applicant.id,
+    )
+    change_status(case, ApplicationStatus.SUBMITTED)
+    db.session.commit()
+    mine = signed_in(app, applicant)
+    for path in (f"/applications/{case.uid}", "/my"):
+        html = mine.get(path).get_data(as_text=True)
+        assert case.code in html and case.uid in html, path
+    queue = signed_in(app, money_world.reviewer).get("/cases").get_data(as_text=True)
+    shown = f'<strong class="case-code">{case.code}</strong> <code class="case-uid">{case.uid}'
+    assert shown in queue
+
+    grant = money_world.grant("2000")
+    paid_case = grant.application
+    # The helper writes the case as recommended already: it gets its code as sending would.
+    codes.assign_code(paid_case, utcnow())
+    db.session.commit()
+    pay(money_world, grant, "500", instalment=None, paid_on=date.today() - timedelta(days=40))
+    finance = signed_in(app, money_world.finance)
+    for path in ("/payments", "/payments/follow-up", f"/applications/{paid_case.uid}"):
+        html = finance.get(path).get_data(as_text=True)
+        assert paid_case.code in html and paid_case.uid in html, path
