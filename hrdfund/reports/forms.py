@@ -1,12 +1,25 @@
 """Forms of the staff pages that read: the search."""
 
+import functools
+
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..cases.forms import country_choices
-from ..core.forms import PageForm
+from ..core import geo
+from ..core.forms import PageForm, options
 from .search import TERM_MAX
+
+
+def country_choices():
+    """Every country, named in the reader's language, after "any country"."""
+    return _countries(str(get_locale() or "en"))
+
+
+@functools.cache
+def _countries(language):
+    return tuple(options([("", _l("Any country"))] + list(geo.countries(language))))
 
 
 class SearchForm(PageForm):
