@@ -191,3 +191,29 @@ def test_an_empty_or_overlong_term_is_a_form_error_not_a_search(app, fund, make_
         assert response.status_code == 400
         assert 'class="errors"' in response.get_data(as_text=True)
     assert _name_searches() == []
+
+
+def test_a_purged_case_is_no_longer_found_by_its_defenders_name(app, fund, make_user, runner):
+    """Purging takes the name out of a case, and with it the key a name search matches:
+    the purged case is still found by its code (staff open its figures), not by the name."""
+    from datetime import timedelta
+
+    from hrdfund.core.columns import utcnow
+
+    case = make_case(
+        fund,
+        status=ApplicationStatus.DRAFT,
+        submitted_at=None,
+        country="SN",
+        defender_name=NAME,
+        defender_key=defender_key(NAME, "SN"),
+    )
+    change_status(case, ApplicationStatus.SUBMITTED, at=utcnow() - timedelta(days=90))
+    change_status(case, ApplicationStatus.WITHDRAWN, at=utcnow() - timedelta(days=80))
+    db.session.commit()
+    client = signed_in(app, make_user("manager"))
+    assert _search(client, NAME).location == f"/applications/{case.uid}"
+    app.config["RETENTION_DAYS"] = 30
+    assert runner.invoke(args=["hrdfund", "purge", "--yes"]).exit_code == 0
+    assert _nothing(_search(client, NAME))
+    assert _search(client, case.code).location == f"/applications/{case.uid}"
