@@ -184,10 +184,12 @@ def test_the_search_is_for_staff_who_open_cases(app, fund, make_user, role):
     assert 'id="search-box"' not in client.get("/").get_data(as_text=True)
 
 
-def test_an_empty_or_overlong_term_is_a_form_error_not_a_search(app, fund, make_user):
+def test_an_empty_or_overlong_term_or_an_unknown_country_is_a_form_error_not_a_search(
+    app, fund, make_user
+):
     client = signed_in(app, make_user("manager"))
-    for term in ("", "   ", "x" * 201):
-        response = _search(client, term)
+    for term, country in (("", ""), ("   ", ""), ("x" * 201, ""), (NAME, "Atlantis")):
+        response = _search(client, term, country=country)
         assert response.status_code == 400
         assert 'class="errors"' in response.get_data(as_text=True)
     assert _name_searches() == []
