@@ -238,7 +238,7 @@ def coverage(site, n):
         grant = site.grant("600", category=Category.LONGER_TERM, name=f"Covered {i}")
         site.plan(grant, kind="stipend", count=2, starts_on=first)
         # Ending soon, and in the calendar.
-        site.show("coverage", *[f">{grant.application.uid}</a>"] * 2)
+        site.show("coverage", *[f">{grant.application.uid}</code></a>"] * 2)
     return "/coverage", site.shown["coverage"]
 
 

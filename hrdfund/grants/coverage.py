@@ -85,7 +85,7 @@ def ending_soon(user, today, days):
 
 def calendar(user, first_month, months, page, page_size):
     """Each defender's planned support over ``months`` months from ``first_month``, on the
-    cases ``user`` may open: rows of (defender key or case code, case code, pools,
+    cases ``user`` may open: rows of (defender key or case code, case code, short code, pools,
     {month: amount}, currency), a page of grants at a time, grouped by defender. Returns
     (rows, month list, has_next)."""
     month_list = [months_after(first_month, n) for n in range(months)]
@@ -96,6 +96,7 @@ def calendar(user, first_month, months, page, page_size):
             Grant.currency,
             Application.id.label("case_id"),
             Application.uid,
+            Application.code,
             Application.defender_key,
         )
         .join(Application, Application.id == Grant.application_id)
@@ -138,6 +139,7 @@ def calendar(user, first_month, months, page, page_size):
         {
             "defender": g.defender_key or g.uid,
             "case": g.uid,
+            "code": g.code,
             "pools": ", ".join(pools.get(g.id, [])),
             "months": cells.get(g.id, {}),
             "elsewhere": elsewhere.get(g.case_id, {}),

@@ -124,7 +124,6 @@ def export_coverage():
         rows, months, _more = coverage_rules.calendar(
             user, today.replace(day=1), 12, 1, exports.ROW_LIMIT
         )
-        codes = exports.short_codes({row["case"] for row in rows})
-        body, count = exports.coverage_csv(ending, rows, months, codes, today)
+        body, count = exports.coverage_csv(ending, rows, months)
     perform(exports.record_export, user, "coverage", count)
     return _download(body, f"coverage-{_stamp()}.csv")

@@ -289,10 +289,9 @@ def follow_up_csv(lists, bounds):
     return render(header, lines), len(lines)
 
 
-def coverage_csv(ending, rows, months, codes, today):
+def coverage_csv(ending, rows, months):
     """Coverage as CSV: what ends soon with nothing after it, then each defender's planned
-    support by month (defenders numbered as on the page, never named). ``codes`` gives
-    the short code of each case uid."""
+    support by month (defenders numbered as on the page, never named)."""
     header = [
         _("List"),
         _("Defender"),
@@ -328,7 +327,7 @@ def coverage_csv(ending, rows, months, codes, today):
             [
                 _("Support by month"),
                 _("Defender %(n)d", n=number),
-                codes.get(row["case"]) or "",
+                row["code"] or "",
                 row["case"],
                 row["pools"],
                 "",
@@ -341,17 +340,6 @@ def coverage_csv(ending, rows, months, codes, today):
             ]
         )
     return render(header, lines), len(lines)
-
-
-def short_codes(uids):
-    """The short code of each case uid in ``uids``."""
-    if not uids:
-        return {}
-    return dict(
-        db.session.execute(
-            sa.select(Application.uid, Application.code).where(Application.uid.in_(list(uids)))
-        ).all()
-    )
 
 
 def record_export(actor, kind, rows, names=False, start=None, end=None):
