@@ -488,7 +488,7 @@ def test_the_downgrade_refuses_to_merge_a_broken_chain(empty_app, capsys):
 
 
 #: The revision before short case codes.
-BEFORE_CASE_CODES = "0275af11d7d6"
+BEFORE_CASE_CODES = "4247a59e3e99"
 
 
 def test_the_upgrade_gives_every_sent_case_a_short_code_and_counts_on_after_them(empty_app):

@@ -5,7 +5,7 @@ Cases sent before this revision get theirs here, per fund in the order they were
 each fund's counters start after them.
 
 Revision ID: 5c0de5a1b2c3
-Revises: 0275af11d7d6
+Revises: 4247a59e3e99
 Create Date: 2026-12-08 09:00:00.000000
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5c0de5a1b2c3'
-down_revision = '0275af11d7d6'
+down_revision = '4247a59e3e99'
 branch_labels = None
 depends_on = None
 
