@@ -22,9 +22,9 @@ from tests.conftest import (
 HOMES = {
     "applicant": ("/my", "Your applications"),
     "partner": ("/referrals", "Cases you referred"),
-    "reviewer": ("/cases", "Open cases"),
-    "manager": ("/cases", "Open cases"),
-    "finance": ("/payments", "Payments"),
+    "reviewer": ("/dashboard", "Dashboard"),
+    "manager": ("/dashboard", "Dashboard"),
+    "finance": ("/dashboard", "Dashboard"),
     "donor": ("/donor", "Your pools"),
     "admin": ("/admin/users", "Accounts of this fund"),
 }

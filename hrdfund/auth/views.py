@@ -34,9 +34,9 @@ from .models import Role, User
 HOME_ENDPOINTS = {
     Role.APPLICANT: "cases.mine",
     Role.PARTNER: "cases.referrals",
-    Role.REVIEWER: "reviews.queue",
-    Role.MANAGER: "reviews.queue",
-    Role.FINANCE: "disbursements.index",
+    Role.REVIEWER: "reports.dashboard",
+    Role.MANAGER: "reports.dashboard",
+    Role.FINANCE: "reports.dashboard",
     Role.DONOR: "reports.portal",
     Role.ADMIN: "auth.users",
     Role.NETWORK_ADMIN: "network.funds",

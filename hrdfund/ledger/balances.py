@@ -184,3 +184,71 @@ def instalments_paid():
         .group_by(Disbursement.instalment_id)
         .subquery()
     )
+
+
+def pool_history(pool_ids, days):
+    """Map pool id -> one figures dict (received, committed, disbursed, available) for each
+    day of ``days``, as they stood at the start of that day: the same sums as
+    :func:`pool_figures`, each cut at every day in one pass. Four grouped queries, whatever
+    the number of pools, days or rows."""
+
+    def cut(query, key, day_column, value):
+        columns = [
+            summed(sa.case((before(day_column, day), value), else_=0)).label(f"d{i}")
+            for i, day in enumerate(days)
+        ]
+        rows = db.session.execute(
+            query.add_columns(*columns).where(key.in_(pool_ids)).group_by(key)
+        ).all()
+        return {row[0]: [quantize(v) for v in row[1:]] for row in rows}
+
+    if not pool_ids or not days:
+        return {pid: [] for pid in pool_ids}
+    received = cut(
+        sa.select(Contribution.pool_id),
+        Contribution.pool_id,
+        Contribution.received_on,
+        signed_amount(Contribution),
+    )
+    allocated = cut(
+        sa.select(Allocation.pool_id), Allocation.pool_id, Allocation.created_at, Allocation.amount
+    )
+    released = cut(
+        sa.select(Allocation.pool_id).join(Release, Release.allocation_id == Allocation.id),
+        Allocation.pool_id,
+        Release.created_at,
+        Release.amount,
+    )
+    # Payments and their costs in one query: amount, then fees and exchange differences.
+    sign = sa.case((Disbursement.reversal_of_id.is_(None), 1), else_=-1)
+    cost = Disbursement.fee_amount + Disbursement.exchange_difference
+    paid_columns = [
+        summed(sa.case((before(Disbursement.paid_on, day), sign * column), else_=0))
+        for column in (Disbursement.amount, cost)
+        for day in days
+    ]
+    paid = {
+        row[0]: [quantize(v) for v in row[1:]]
+        for row in db.session.execute(
+            sa.select(Disbursement.pool_id, *paid_columns)
+            .where(Disbursement.pool_id.in_(pool_ids))
+            .group_by(Disbursement.pool_id)
+        )
+    }
+    none = [ZERO] * len(days)
+    history = {}
+    for pid in pool_ids:
+        got = received.get(pid, none)
+        given = allocated.get(pid, none)
+        back = released.get(pid, none)
+        out = paid.get(pid, none + none)
+        history[pid] = [
+            {
+                "received": got[i],
+                "committed": given[i] - back[i],
+                "disbursed": out[i],
+                "available": got[i] - (given[i] - back[i]) - out[len(days) + i],
+            }
+            for i in range(len(days))
+        ]
+    return history

@@ -9,9 +9,9 @@ ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "adm
 HOME_HEADINGS = {
     "applicant": "Your applications",
     "partner": "Cases you referred",
-    "reviewer": "Open cases",
-    "manager": "Open cases",
-    "finance": "Payments",
+    "reviewer": "Dashboard",
+    "manager": "Dashboard",
+    "finance": "Dashboard",
     "donor": "Your pools",
     "admin": "Accounts of this fund",
 }

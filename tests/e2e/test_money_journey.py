@@ -103,7 +103,7 @@ def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, bro
     _sign_out(page)
 
     # Finance pays the first tranche in euros from the dollar pool, with a 12.40 USD fee.
-    _staff_sign_in(page, live_server, app, "demo-finance1", home="Payments")
+    _staff_sign_in(page, live_server, app, "demo-finance1", home="Dashboard")
     page.goto(case_url)
     proof = tmp_path / "transfer.pdf"
     proof.write_bytes(PDF)
@@ -141,7 +141,7 @@ def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, bro
     assert "<script" not in defender_page.content()
 
     # Finance sees the confirmation on the grant, and the pool page's figures.
-    _staff_sign_in(page, live_server, app, "demo-finance1", home="Payments")
+    _staff_sign_in(page, live_server, app, "demo-finance1", home="Dashboard")
     page.goto(case_url)
     second = page.locator("table.ledger tr", has_text="E2E-TRF-2").first
     assert "confirmed by the applicant on" in second.inner_text()

@@ -180,7 +180,7 @@ def test_a_stay_is_shared_by_a_local_and_an_international_fund(live_server, brow
     _sign_out(page)
 
     # Its finance pays the first month from that pool.
-    _staff_sign_in(page, live_server, app, "demo-finance1", home="Payments")
+    _staff_sign_in(page, live_server, app, "demo-finance1", home="Dashboard")
     page.goto(linked_url)
     page.select_option("#pay-instalment", index=1)
     page.get_by_label("Paid to").select_option("host_organisation")

@@ -42,7 +42,7 @@ def _code(app, login, secret):
         time.sleep(max(0.05, last * 30 - time.time()))
 
 
-def _staff_sign_in(page, server, app, login, home="Open cases"):
+def _staff_sign_in(page, server, app, login, home="Dashboard"):
     account = _account(server, login)
     _sign_in(page, server["url"], login, account["password"])
     page.get_by_label("Six-digit code from your authenticator app").fill(
@@ -103,6 +103,7 @@ def test_an_urgent_medical_case_from_queue_to_decision(live_server, browser):
     # The reviewer finds the new urgent case in the queue and takes it.
     page = browser.new_context(java_script_enabled=False).new_page()
     _staff_sign_in(page, live_server, app, "demo-reviewer1")
+    page.get_by_role("link", name="Cases", exact=True).click()
     page.select_option("#f-urgency", "urgent")
     page.select_option("#f-category", "medical")
     page.get_by_role("button", name="Filter").click()

@@ -1,0 +1,431 @@
+"""The home page of reviewers, managers and finance: what waits, what is late, what was
+decided in time, where the money went this month, and charts of the same drawn on the
+server.
+
+Every figure counts only the cases its reader may open (``visible_cases``: the reader's
+fund, without the cases they declared a conflict on, and for finance only the cases with
+money); a pool's figures are the pool's own sums, as its page shows them. The page runs
+the same few grouped queries whatever the number of cases and pools, in a transaction
+that takes no write lock.
+"""
+
+import statistics
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from babel.numbers import format_compact_decimal
+from flask import current_app, render_template
+from flask_babel import format_date, format_decimal, format_percent, get_locale, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from ..auth.guard import role_required
+from ..auth.models import Role
+from ..cases.access import visible_cases
+from ..cases.models import Application, ApplicationStatus
+from ..cases.states import STAFF_LABELS
+from ..core.columns import utcnow
+from ..core.extensions import db, reading
+from ..core.money import format_money
+from ..core.sql import summed
+from ..disbursements import followup
+from ..grants.models import Grant
+from ..ledger.balances import pool_history
+from ..ledger.models import Disbursement
+from ..pools.models import Pool
+from . import bp
+from .charts import Chart, Series
+
+#: Weeks in the chart of cases received and decided; months in the monthly charts.
+WEEKS, MONTHS = 12, 12
+#: The statuses of cases waiting for the fund, in the order of the work.
+WAITING = [
+    ApplicationStatus.SUBMITTED,
+    ApplicationStatus.IN_REVIEW,
+    ApplicationStatus.INFO_REQUESTED,
+    ApplicationStatus.RECOMMENDED,
+    ApplicationStatus.AWAITING_SECOND_APPROVAL,
+]
+#: Ages of a waiting case since it was sent: (days at least, words).
+AGES = [
+    (0, _l("Under 2 days")),
+    (2, _l("2 to 7 days")),
+    (7, _l("7 to 30 days")),
+    (30, _l("Over 30 days")),
+]
+#: How far past today a pool's chart reaches to show its end date.
+END_HORIZON = timedelta(days=183)
+
+
+def _start(day):
+    return datetime.combine(day, time.min)
+
+
+def _month_starts(today, count):
+    """The first days of the ``count`` months ending with this one, and of the next."""
+    firsts = []
+    year, month = today.year, today.month
+    for _step in range(count + 1):
+        firsts.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    firsts.reverse()
+    nxt = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    return firsts[1:] + [nxt]
+
+
+def _counted(condition):
+    """SQL: how many rows meet ``condition`` (0 over none)."""
+    return summed(sa.case((condition, 1), else_=0))
+
+
+def _between(column, start, end):
+    return sa.and_(column >= _start(start), column < _start(end))
+
+
+def waiting_cases(visible, now):
+    """Per waiting status: the count in each age band, the total, and how many are past
+    their next target (response, then decision) with the clock running. One query."""
+    sent = Application.submitted_at
+    bands = []
+    for i, (days, _words) in enumerate(AGES):
+        band = []
+        if days:
+            band.append(sent <= now - timedelta(days=days))
+        if i + 1 < len(AGES):
+            band.append(sent > now - timedelta(days=AGES[i + 1][0]))
+        bands.append(_counted(sa.and_(*band)))
+    due = sa.case(
+        (Application.first_response_at.is_(None), Application.response_due_at),
+        else_=Application.decision_due_at,
+    )
+    late = _counted(sa.and_(Application.clock_paused_at.is_(None), due < now))
+    rows = db.session.execute(
+        sa.select(Application.status, *bands, sa.func.count(), late)
+        .where(visible, Application.status.in_([s.value for s in WAITING]))
+        .group_by(Application.status)
+    ).all()
+    found = {ApplicationStatus(row[0]): row[1:] for row in rows}
+    empty = (0,) * (len(AGES) + 2)
+    return [(status, found.get(status, empty)) for status in WAITING]
+
+
+def flow(visible, weeks, months):
+    """Cases received and decided in each week of ``weeks`` (their first days, and the day
+    after the last), and decided, and decided within target, in each month of
+    ``months``. One query."""
+    sent, decided = Application.submitted_at, Application.decided_at
+    in_time = decided <= Application.decision_due_at
+    columns = [_counted(_between(sent, a, b)) for a, b in zip(weeks, weeks[1:], strict=False)]
+    columns += [_counted(_between(decided, a, b)) for a, b in zip(weeks, weeks[1:], strict=False)]
+    columns += [_counted(_between(decided, a, b)) for a, b in zip(months, months[1:], strict=False)]
+    columns += [
+        _counted(sa.and_(_between(decided, a, b), in_time))
+        for a, b in zip(months, months[1:], strict=False)
+    ]
+    first = _start(min(weeks[0], months[0]))
+    row = db.session.execute(
+        sa.select(*columns).where(visible, sa.or_(sent >= first, decided >= first))
+    ).one()
+    w, m = len(weeks) - 1, len(months) - 1
+    values = [int(v or 0) for v in row]
+    return {
+        "received": values[:w],
+        "decided": values[w : 2 * w],
+        "decided_month": values[2 * w : 2 * w + m],
+        "in_time_month": values[2 * w + m :],
+    }
+
+
+def days_to_first_payment(visible, months):
+    """For each month of ``months``, the days from decision to first payment of the cases
+    first paid that month, as a list. One query."""
+    first = sa.func.min(Disbursement.paid_on)
+    paid = (
+        sa.select(Disbursement.grant_id, first.label("first"))
+        .where(Disbursement.reversal_of_id.is_(None))
+        .group_by(Disbursement.grant_id)
+        .having(first >= months[0])
+        .subquery()
+    )
+    rows = db.session.execute(
+        sa.select(Application.decided_at, paid.c.first)
+        .join(Grant, Grant.application_id == Application.id)
+        .join(paid, paid.c.grant_id == Grant.id)
+        .where(visible, Application.decided_at.is_not(None))
+    ).all()
+    spans = [[] for _month_start in months[1:]]
+    for decided_at, first_paid in rows:
+        for i, (a, b) in enumerate(zip(months, months[1:], strict=False)):
+            if a <= first_paid < b:
+                spans[i].append(max((first_paid - decided_at.date()).days, 0))
+    return spans
+
+
+@dataclass
+class PoolLine:
+    """A pool as the dashboard shows it: plain values, read once."""
+
+    id: int
+    uid: str
+    name: str
+    currency: str
+    ends_on: date | None
+
+
+def open_pools(fund_id):
+    """The fund's open pools, by name. One query."""
+    rows = db.session.execute(
+        sa.select(Pool.id, Pool.uid, Pool.name, Pool.currency, Pool.ends_on)
+        .where(Pool.fund_id == fund_id, Pool.active.is_(True))
+        .order_by(Pool.name, Pool.id)
+    ).all()
+    return [PoolLine(*row) for row in rows]
+
+
+def _short(day):
+    return format_date(day, "d MMM")
+
+
+def _month(day):
+    return format_date(day, "MMM yy")
+
+
+def _share(part, whole):
+    """``part`` of ``whole`` as a percentage in words; a dash when there is no whole."""
+    return format_percent(part / whole, "#,##0 %") if whole else "–"
+
+
+def _whole(value):
+    return format_decimal(round(value), format="#,##0")
+
+
+def case_charts(counts, weeks, months):
+    """The charts of cases received and decided by week, and decided within target by
+    month."""
+    week_labels = [_short(day) for day in weeks[:-1]]
+    month_labels = [_month(day) for day in months[:-1]]
+    share = [
+        (in_time * 100 / decided) if decided else None
+        for in_time, decided in zip(counts["in_time_month"], counts["decided_month"], strict=True)
+    ]
+    return [
+        Chart(
+            key="chart-flow",
+            title=_("Cases received and decided, by week"),
+            summary=_(
+                "Cases sent to the fund and cases decided, in each of the last %(n)d weeks, "
+                "weeks starting on the day shown.",
+                n=WEEKS,
+            ),
+            labels=week_labels,
+            series=[
+                Series(_("Received"), counts["received"], [str(v) for v in counts["received"]]),
+                Series(_("Decided"), counts["decided"], [str(v) for v in counts["decided"]]),
+            ],
+            axis=_whole,
+            whole=True,
+        ),
+        Chart(
+            key="chart-in-time",
+            title=_("Share decided within target, by month"),
+            summary=_(
+                "Of the cases decided each month, the share decided by their decision target."
+            ),
+            labels=month_labels,
+            series=[
+                Series(
+                    _("Decided within target"),
+                    share,
+                    [format_percent(v / 100, "#,##0 %") if v is not None else "–" for v in share],
+                )
+            ],
+            axis=lambda v: format_percent(v / 100, "#,##0 %"),
+            top=100,
+        ),
+    ]
+
+
+def payment_chart(spans, months):
+    """The chart of the days from decision to first payment, by month."""
+    medians = [statistics.median(s) if s else None for s in spans]
+    return Chart(
+        key="chart-first-payment",
+        title=_("Days from decision to first payment, by month"),
+        summary=_(
+            "For the cases first paid each month, the median number of days since their decision."
+        ),
+        labels=[_month(day) for day in months[:-1]],
+        series=[
+            Series(
+                _("Median days"),
+                medians,
+                [
+                    (ngettext("%(num)s day", "%(num)s days", round(m)) % {"num": _whole(m)})
+                    if m is not None
+                    else "–"
+                    for m in medians
+                ],
+            ),
+            Series(_("Cases paid"), [len(s) for s in spans], [str(len(s)) for s in spans]),
+        ],
+        axis=_whole,
+        whole=True,
+    )
+
+
+#: The lines of a pool's chart, in the order of its figures.
+POOL_LINES = [
+    ("received", _l("Received")),
+    ("committed", _l("Committed")),
+    ("disbursed", _l("Disbursed")),
+    ("available", _l("Available")),
+]
+
+
+def pool_chart(pool, days, history, today, key):
+    """A pool's received, committed, disbursed and available at the start of each of
+    ``days`` (the last one is tomorrow: today's close), against its end date."""
+    first, last = days[0], days[-1]
+    end = pool.ends_on
+    reach = last
+    if end is not None and last < end <= last + END_HORIZON:
+        reach = end
+    span = max((reach - first).days, 1)
+    marker = None
+    if end is not None and first <= end <= reach:
+        marker = ((end - first).days / span, _("Ends %(day)s", day=_short(end)))
+    if end is None:
+        ending = _("It has no end date.")
+    elif end < today:
+        ending = _("It ended on %(day)s.", day=format_date(end, "d MMMM y"))
+    else:
+        left = (end - today).days
+        ending = ngettext(
+            "It ends on %(day)s, in %(num)d day.",
+            "It ends on %(day)s, in %(num)d days.",
+            left,
+            day=format_date(end, "d MMMM y"),
+        )
+    labels = [_month(day) for day in days[:-1]] + [_("Today")]
+    return Chart(
+        key=key,
+        title=_("%(pool)s over time", pool=pool.name),
+        summary=_(
+            "Received, committed, disbursed and available in %(currency)s at the start of "
+            "each month and today.",
+            currency=pool.currency,
+        )
+        + " "
+        + ending,
+        labels=labels,
+        series=[
+            Series(
+                str(words),
+                [point[name] for point in history],
+                [format_money(point[name], pool.currency, _locale()) for point in history],
+            )
+            for name, words in POOL_LINES
+        ],
+        kind="lines",
+        axis=_compact,
+        positions=[(day - first).days / span for day in days],
+        marker=marker,
+    )
+
+
+def _locale():
+    return str(get_locale() or "en")
+
+
+def _compact(value):
+    return format_compact_decimal(value, locale=_locale(), fraction_digits=1)
+
+
+def pool_money(pools, days, history, today):
+    """Per pool: committed and paid this month, and what is available now."""
+    month_start = days.index(date(today.year, today.month, 1))
+    rows = []
+    for pool in pools:
+        points = history[pool.id]
+        now, then = points[-1], points[month_start]
+        rows.append(
+            {
+                "pool": pool,
+                "committed": now["committed"] - then["committed"],
+                "paid": now["disbursed"] - then["disbursed"],
+                "available": now["available"],
+            }
+        )
+    return rows
+
+
+def money_things(user, today):
+    """What finance and managers chase, counted: payments held for a second person,
+    instalments past due or due soon, receipts and reports that did not come, payments a
+    bank reported short or failed. One query each."""
+    config = current_app.config
+    return {
+        "held": followup.held_payments(user, count=True),
+        "instalments_late": followup.instalments_due(user, today, -1, count=True),
+        "instalments_due": followup.instalments_due(
+            user, today, config["INSTALMENT_NOTICE_DAYS"], count=True
+        ),
+        "receipts": followup.receipts_overdue(
+            user, today, config["RECEIPT_OVERDUE_DAYS"], count=True
+        ),
+        "reports": followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"], count=True),
+        "mismatches": followup.mismatches(user, count=True),
+    }
+
+
+@bp.get("/dashboard")
+@role_required(Role.REVIEWER, Role.MANAGER, Role.FINANCE)
+def dashboard():
+    """The fund's day at a glance for its reviewers, managers and finance."""
+    with reading():
+        return render_template("reports/dashboard.html", **dashboard_figures())
+
+
+def dashboard_figures():
+    """Everything the dashboard shows, for the signed-in reader."""
+    user = current_user._get_current_object()
+    role = user.role
+    now = utcnow()
+    today = now.date()
+    visible = visible_cases(user)
+    monday = today - timedelta(days=today.weekday())
+    weeks = [monday - timedelta(weeks=k) for k in range(WEEKS - 1, -1, -1)]
+    weeks.append(monday + timedelta(weeks=1))
+    months = _month_starts(today, MONTHS)
+    figures = {"role": role.value, "today": today, "ages": AGES, "labels": STAFF_LABELS}
+    charts = []
+    if role in (Role.REVIEWER, Role.MANAGER):
+        waiting = waiting_cases(visible, now)
+        counts = flow(visible, weeks, months)
+        figures["waiting"] = waiting
+        figures["late"] = sum(row[-1] for _status, row in waiting)
+        figures["in_time"] = [
+            (months[i], counts["in_time_month"][i], counts["decided_month"][i])
+            for i in (MONTHS - 1, MONTHS - 2)
+        ]
+        figures["in_time"] = [
+            (month, in_time, decided, _share(in_time, decided))
+            for month, in_time, decided in figures["in_time"]
+        ]
+        charts += case_charts(counts, weeks, months)
+    if role in (Role.MANAGER, Role.FINANCE):
+        figures["chase"] = money_things(user, today)
+        charts.append(payment_chart(days_to_first_payment(visible, months), months))
+        pools = open_pools(user.fund_id)
+        # The start of each month, then tomorrow: the figures as today closes.
+        days = months[1:-1] + [today + timedelta(days=1)]
+        history = pool_history([p.id for p in pools], days)
+        figures["money"] = pool_money(pools, days, history, today)
+        figures["pool_charts"] = [
+            (pool, pool_chart(pool, days, history[pool.id], today, f"chart-pool-{i}"))
+            for i, pool in enumerate(pools)
+        ]
+    figures["charts"] = charts
+    return figures
