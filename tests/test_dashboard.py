@@ -11,10 +11,10 @@ import lxml.html
 import pytest
 
 from hrdfund.cases.models import ApplicationStatus, ConflictDeclaration
+from hrdfund.core.charts import Chart, Series
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.reports import dashboard
-from hrdfund.reports.charts import Chart, Series
 from tests.conftest import MoneyWorld, make_case, pay, signed_in
 
 S = ApplicationStatus

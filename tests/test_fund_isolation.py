@@ -939,6 +939,12 @@ LISTS = {
     "reports.export_coverage": [
         Page(lambda o, w: "/coverage.csv", REVIEWING | {"finance"}, lambda o: o.cases["paying"].uid)
     ],
+    # Counts of cases and the fund's pools with their charts (tests/test_dashboard.py
+    # counts what each reader's dashboard adds up).
+    "reports.dashboard": [
+        Page(lambda o, w: "/dashboard", {"manager", "finance"}, lambda o: o.pool.name),
+        Page(lambda o, w: "/dashboard", {"reviewer"}),
+    ],
     "reports.internal": [
         Page(lambda o, w: "/reports/internal?period=2026", {"manager"}, lambda o: o.pool.name),
         Page(lambda o, w: "/reports/internal?period=2026-02", {"manager"}),

@@ -231,6 +231,24 @@ def pool_page(site, n):
     return f"/pools/{site.eur.uid}", site.shown["pool"]
 
 
+def dashboard(site, n):
+    """Pools with money in and out, each with its row and its chart; cases waiting in every
+    stage and age, decided, and paid."""
+    stages = [
+        ApplicationStatus.SUBMITTED,
+        ApplicationStatus.IN_REVIEW,
+        ApplicationStatus.RECOMMENDED,
+    ]
+    for i in site.upto("dashboard", n):
+        pool = site.pool(f"Dash pool {i:02d}", currency="USD" if i % 2 else "EUR")
+        _case(site, i * 24, status=stages[i % 3])
+        grant = site.grant("100", pool=pool, currency=pool.currency, name=f"Dash {i}")
+        pay(site, grant, "40", pool.currency, instalment=None, reference=f"DASH-{i:02d}")
+        # In the money table, the chart's title and description, and the link to its rows.
+        site.show("dashboard", pool.name)
+    return "/dashboard", site.shown["dashboard"]
+
+
 def coverage(site, n):
     """Stipends ending in ten days for defenders with nothing after them."""
     first = plans.months_after(site.today + timedelta(days=10), -1)
@@ -433,6 +451,8 @@ PAGES = [
     Page("pools", "m1", pool_list),
     Page("pool page", "m1", pool_page),
     Page("coverage", "m1", coverage),
+    Page("dashboard, manager", "m1", dashboard),
+    Page("dashboard, finance", "finance", dashboard),
     Page("accounts", "admin", accounts),
     Page("new donor or pool", "admin", new_pool_form),
     Page("donor portal", "donor user", donor_portal),

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from babel.numbers import format_compact_decimal
 from flask import current_app, render_template
-from flask_babel import format_date, format_decimal, format_percent, get_locale, ngettext
+from flask_babel import format_date, format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -26,17 +25,17 @@ from ..auth.models import Role
 from ..cases.access import visible_cases
 from ..cases.models import Application, ApplicationStatus
 from ..cases.states import STAFF_LABELS
+from ..core.charts import Chart, Series
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
-from ..core.money import format_money
 from ..core.sql import summed
 from ..disbursements import followup
 from ..grants.models import Grant
 from ..ledger.balances import pool_history
 from ..ledger.models import Disbursement
+from ..pools.chart import chart_days, pool_chart
 from ..pools.models import Pool
 from . import bp
-from .charts import Chart, Series
 
 #: Weeks in the chart of cases received and decided; months in the monthly charts.
 WEEKS, MONTHS = 12, 12
@@ -55,8 +54,6 @@ AGES = [
     (7, _l("7 to 30 days")),
     (30, _l("Over 30 days")),
 ]
-#: How far past today a pool's chart reaches to show its end date.
-END_HORIZON = timedelta(days=183)
 
 
 def _start(day):
@@ -262,9 +259,7 @@ def payment_chart(spans, months):
                 _("Median days"),
                 medians,
                 [
-                    (ngettext("%(num)s day", "%(num)s days", round(m)) % {"num": _whole(m)})
-                    if m is not None
-                    else "–"
+                    ngettext("%(num)d day", "%(num)d days", round(m)) if m is not None else "–"
                     for m in medians
                 ],
             ),
@@ -273,74 +268,6 @@ def payment_chart(spans, months):
         axis=_whole,
         whole=True,
     )
-
-
-#: The lines of a pool's chart, in the order of its figures.
-POOL_LINES = [
-    ("received", _l("Received")),
-    ("committed", _l("Committed")),
-    ("disbursed", _l("Disbursed")),
-    ("available", _l("Available")),
-]
-
-
-def pool_chart(pool, days, history, today, key):
-    """A pool's received, committed, disbursed and available at the start of each of
-    ``days`` (the last one is tomorrow: today's close), against its end date."""
-    first, last = days[0], days[-1]
-    end = pool.ends_on
-    reach = last
-    if end is not None and last < end <= last + END_HORIZON:
-        reach = end
-    span = max((reach - first).days, 1)
-    marker = None
-    if end is not None and first <= end <= reach:
-        marker = ((end - first).days / span, _("Ends %(day)s", day=_short(end)))
-    if end is None:
-        ending = _("It has no end date.")
-    elif end < today:
-        ending = _("It ended on %(day)s.", day=format_date(end, "d MMMM y"))
-    else:
-        left = (end - today).days
-        ending = ngettext(
-            "It ends on %(day)s, in %(num)d day.",
-            "It ends on %(day)s, in %(num)d days.",
-            left,
-            day=format_date(end, "d MMMM y"),
-        )
-    labels = [_month(day) for day in days[:-1]] + [_("Today")]
-    return Chart(
-        key=key,
-        title=_("%(pool)s over time", pool=pool.name),
-        summary=_(
-            "Received, committed, disbursed and available in %(currency)s at the start of "
-            "each month and today.",
-            currency=pool.currency,
-        )
-        + " "
-        + ending,
-        labels=labels,
-        series=[
-            Series(
-                str(words),
-                [point[name] for point in history],
-                [format_money(point[name], pool.currency, _locale()) for point in history],
-            )
-            for name, words in POOL_LINES
-        ],
-        kind="lines",
-        axis=_compact,
-        positions=[(day - first).days / span for day in days],
-        marker=marker,
-    )
-
-
-def _locale():
-    return str(get_locale() or "en")
-
-
-def _compact(value):
-    return format_compact_decimal(value, locale=_locale(), fraction_digits=1)
 
 
 def pool_money(pools, days, history, today):
@@ -419,8 +346,7 @@ def dashboard_figures():
         figures["chase"] = money_things(user, today)
         charts.append(payment_chart(days_to_first_payment(visible, months), months))
         pools = open_pools(user.fund_id)
-        # The start of each month, then tomorrow: the figures as today closes.
-        days = months[1:-1] + [today + timedelta(days=1)]
+        days = chart_days(today)
         history = pool_history([p.id for p in pools], days)
         figures["money"] = pool_money(pools, days, history, today)
         figures["pool_charts"] = [
