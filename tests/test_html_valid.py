@@ -508,6 +508,12 @@ def _manager(site, purged):
     ).scalars():
         m.get(f"/pools/{pool.uid}")
     pool = db.session.execute(sa.select(Pool).order_by(Pool.id).limit(1)).scalar_one()
+    # Its lists kept to dates, an older page of each, and dates that cannot be read.
+    older = "&".join(
+        f"{name}_page=2" for name in ("contributions", "allocations", "releases", "payments")
+    )
+    m.get(f"/pools/{pool.uid}?from=2025-01-01&to={today}&{older}")
+    m.get(f"/pools/{pool.uid}?from=31/12/2025&to={today}")
     m.get("/pools/new")
     m.submit("/pools/new", "/pools/donors", blank=True, refused=True)
     m.submit("/pools/new", "/pools/donors", {"donor-name": "Html Check Donor"})

@@ -249,6 +249,14 @@ def dashboard(site, n):
     return "/dashboard", site.shown["dashboard"]
 
 
+def pool_page_dated(site, n):
+    """The same pool page, its lists kept to the dates of its rows (payments made on 3
+    February, the rest today), each list's first page asked."""
+    path, shown = pool_page(site, n)
+    pages = "&".join(f"{name}_page=1" for name in ("contributions", "payments"))
+    return f"{path}?from=2026-02-01&to={site.today.isoformat()}&{pages}", shown
+
+
 def coverage(site, n):
     """Stipends ending in ten days for defenders with nothing after them."""
     first = plans.months_after(site.today + timedelta(days=10), -1)
@@ -450,6 +458,7 @@ PAGES = [
     Page("follow-up", "finance", follow_up),
     Page("pools", "m1", pool_list),
     Page("pool page", "m1", pool_page),
+    Page("pool page, dates chosen", "finance", pool_page_dated),
     Page("coverage", "m1", coverage),
     Page("dashboard, manager", "m1", dashboard),
     Page("dashboard, finance", "finance", dashboard),

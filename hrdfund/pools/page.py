@@ -1,4 +1,6 @@
-"""The staff list of pools and a pool's page: its figures and the newest rows behind each.
+"""The staff list of pools and a pool's page: its figures and chart, then the rows behind
+each figure, each kind in its own list a page at a time, newest first, over the dates
+chosen.
 
 The page lists the rows of a case (commitments and releases, added by grants; payments,
 added by disbursements: ``register_case_rows``) with the case's code, only where its
@@ -8,25 +10,33 @@ offers to download, and the periods it offers, are the reports feature's
 (``report_periods``).
 """
 
+import math
+from datetime import date, timedelta
+
 import sqlalchemy as sa
-from flask import render_template
+from flask import current_app, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..cases.access import visible_cases
+from ..core.columns import utcnow
 from ..core.extensions import db
-from ..ledger.balances import pool_figures
+from ..core.paging import MAX_PAGE
+from ..core.sql import before
+from ..ledger.balances import pool_figures, pool_history
 from ..ledger.models import Contribution, Disbursement
 from ..ledger.reversals import reversal_partners
 from . import bp
+from .chart import chart_days, pool_chart
 from .forms import ContributionForm, ContributionReversalForm
 from .models import Pool
 from .views import fund_pool_or_404
 
-#: Rows shown per section of the pool page, newest first; the totals cover every row.
-POOL_ROWS = 100
+#: The lists of a pool's page, in the order it shows them: each is paged on its own.
+SECTIONS = ("contributions", "allocations", "releases", "payments")
 
 
 @bp.get("")
@@ -55,9 +65,24 @@ def pool(uid):
     return render_pool(fund_pool_or_404(uid))
 
 
-def _newest(query, day, model):
-    """The newest POOL_ROWS rows of ``query``: latest ``day`` first, then latest written."""
-    return db.session.execute(query.order_by(day.desc(), model.id.desc()).limit(POOL_ROWS)).all()
+def _newest(query, day, model, page, size):
+    """Page ``page`` of ``query``'s rows, ``size`` to a page: latest ``day`` first, then
+    latest written."""
+    return db.session.execute(
+        query.order_by(day.desc(), model.id.desc()).limit(size).offset((page - 1) * size)
+    ).all()
+
+
+def _within(day, period):
+    """SQL: ``day`` (a date or time column) falls within ``period`` (first, last day,
+    either None for no bound)."""
+    first, last = period
+    bounds = []
+    if first is not None:
+        bounds.append(sa.not_(before(day, first)))
+    if last is not None:
+        bounds.append(before(day, last + timedelta(days=1)))
+    return sa.and_(sa.true(), *bounds)
 
 
 #: The sections of a pool's page that list rows of a case, added by the features that own
@@ -80,37 +105,111 @@ def _case_queries(pool):
     return queries
 
 
-def pool_rows(pool, visible):
-    """The newest rows of each section of the page: every contribution, and the rows of
-    the cases ``visible`` (an SQL condition on cases) lets the reader open. Returns (rows,
-    counts, hidden): the rows by section, how many each section has, and how many rows
-    were left out (the figures still count them)."""
-    queries = _case_queries(pool)
-    rows = {
-        "contributions": _newest(
+def pool_rows(pool, visible, period=(None, None), pages=None, size=50):
+    """A page of rows of each section of the page, within ``period``: every contribution,
+    and the rows of the cases ``visible`` (an SQL condition on cases) lets the reader
+    open. ``pages`` maps a section to the page of it asked for (1 by default). Returns
+    (rows, counts, hidden): the rows by section, how many each section has within the
+    period, and how many rows of the period were left out (the figures still count
+    them). Two queries a section, whatever the number of rows."""
+    pages = pages or {}
+    queries = {
+        "contributions": (
             sa.select(Contribution).where(Contribution.pool_id == pool.id),
             Contribution.received_on,
             Contribution,
         ),
+        **_case_queries(pool),
     }
+    rows, counts, hidden = {}, {}, 0
     for name, (query, day, model) in queries.items():
-        rows[name] = _newest(query.where(visible), day, model)
-    contributions = sa.select(Contribution.id).where(Contribution.pool_id == pool.id)
-    counts = {
-        "contributions": db.session.execute(
-            sa.select(sa.func.count()).select_from(contributions.subquery())
-        ).scalar()
-    }
-    hidden = 0
-    for name, (query, _day, _model) in queries.items():
+        query = query.where(_within(day, period))
+        listed = query if name == "contributions" else query.where(visible)
+        rows[name] = _newest(listed, day, model, pages.get(name, 1), size)
+        shown_only = sa.true() if name == "contributions" else visible
         total, shown = db.session.execute(
             query.with_only_columns(
-                sa.func.count(), sa.func.count(sa.case((visible, 1))), maintain_column_froms=True
+                sa.func.count(),
+                sa.func.count(sa.case((shown_only, 1))),
+                maintain_column_froms=True,
             )
         ).one()
         counts[name] = shown
         hidden += total - shown
     return rows, counts, hidden
+
+
+def _day_arg(name):
+    """The date asked in the filter ``name``: (the date or None, the date to show in the
+    field, what is wrong with it in words or None). A date field holds only a date: what
+    is not one is quoted in the words instead."""
+    text = (request.args.get(name) or "").strip()[:40]
+    if not text:
+        return None, "", None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None, "", _("“%(text)s” is not a date: write it as 2026-03-31.", text=text)
+    return day, day.isoformat(), None
+
+
+def period_args():
+    """The period the page's lists keep to, from the query string: (first day, last day),
+    either None; what was typed; and what could not be read, by field."""
+    first, first_text, first_problem = _day_arg("from")
+    last, last_text, last_problem = _day_arg("to")
+    problems = {k: v for k, v in (("from", first_problem), ("to", last_problem)) if v}
+    if first and last and first > last:
+        problems["to"] = _("The last day comes before the first.")
+    return (first, last), {"from": first_text, "to": last_text}, problems
+
+
+def _pages_asked():
+    """The page of each section asked for, from 1 to MAX_PAGE."""
+    pages = {}
+    for name in SECTIONS:
+        page = request.args.get(f"{name}_page", 1, type=int)
+        pages[name] = max(1, min(page, MAX_PAGE))
+    return pages
+
+
+def _pagers(pool, counts, pages, size):
+    """For each section: its page, how many pages it has, which rows it shows, and the
+    addresses of the newer and older pages (every other choice kept)."""
+    kept = {k: v for k, v in request.args.items() if k in ("from", "to", *_page_names())}
+
+    def link(name, page):
+        args = {**kept, f"{name}_page": page}
+        return url_for("pools.pool", uid=pool.uid, **args, _anchor=_ANCHORS[name])
+
+    pagers = {}
+    for name in SECTIONS:
+        page, count = pages[name], counts[name]
+        last = max(1, math.ceil(count / size))
+        first_row = (page - 1) * size + 1
+        pagers[name] = {
+            "page": page,
+            "pages": last,
+            "first": first_row,
+            "last": min(page * size, count),
+            "count": count,
+            "newer": link(name, page - 1) if page > 1 else None,
+            "older": link(name, page + 1) if page < last else None,
+        }
+    return pagers
+
+
+def _page_names():
+    return tuple(f"{name}_page" for name in SECTIONS)
+
+
+#: Where each section starts on the page.
+_ANCHORS = {
+    "contributions": "contributions",
+    "allocations": "commitments",
+    "releases": "releases",
+    "payments": "payments",
+}
 
 
 def _taking_back(rows, partners):
@@ -125,10 +224,38 @@ def _taking_back(rows, partners):
     return form if form.refused else None
 
 
+def _partner_link(pool, rows):
+    """``link(kind, partner)``: the address of a row's partner (its reversal, or the row
+    it reverses) from ``reversal_partners``: on this page when it is listed here, else on
+    the page of the partner's day."""
+    here = {
+        "contributions": {r.uid for (r,) in rows["contributions"]},
+        "payments": {r.uid for r, _case in rows["payments"]},
+    }
+
+    def link(kind, partner):
+        anchor = f"{kind[:-1]}-{partner['uid']}"
+        if partner["uid"] in here[kind]:
+            return f"#{anchor}"
+        day = partner["day"].isoformat()
+        return url_for("pools.pool", uid=pool.uid, _anchor=anchor, **{"from": day, "to": day})
+
+    return link
+
+
 def render_pool(pool):
-    """The pool's figures, and the newest rows behind each of them: the rows of a case only
-    where the reader may open that case (not one they declared a conflict on)."""
-    rows, counts, hidden = pool_rows(pool, visible_cases(current_user._get_current_object()))
+    """The pool's figures and chart, then a page of the rows behind each figure within the
+    dates chosen: the rows of a case only where the reader may open that case (not one
+    they declared a conflict on)."""
+    size = current_app.config["PAGE_SIZE"]
+    period, typed, problems = period_args()
+    pages = _pages_asked()
+    if problems:
+        # Dates that cannot be read list nothing, rather than every row unfiltered.
+        rows, counts, hidden = {n: [] for n in SECTIONS}, dict.fromkeys(SECTIONS, 0), 0
+    else:
+        visible = visible_cases(current_user._get_current_object())
+        rows, counts, hidden = pool_rows(pool, visible, period, pages, size)
     keeper = current_user.role in (Role.ADMIN, Role.MANAGER)
     partners = {
         "contributions": reversal_partners(
@@ -140,15 +267,23 @@ def render_pool(pool):
     }
     # A reversal refused a moment ago comes back on its row.
     taking_back = _taking_back(rows, partners) if keeper else None
+    today = utcnow().date()
+    days = chart_days(today)
+    history = pool_history([pool.id], days)[pool.id]
     return render_template(
         "pools/pool.html",
         partners=partners,
         pool=pool,
         figures=pool_figures([pool.id])[pool.id],
+        chart=pool_chart(pool, days, history, today, "chart-pool"),
         rows=rows,
+        partner=_partner_link(pool, rows),
         counts=counts,
         hidden=hidden,
-        limit=POOL_ROWS,
+        pagers=_pagers(pool, counts, pages, size),
+        typed=typed,
+        problems=problems,
+        filtered=any(typed.values()) or bool(problems),
         form=refused.restore(ContributionForm(formdata=None)) if keeper else None,
         can_reverse=keeper,
         taking_back=taking_back,
