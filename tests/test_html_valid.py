@@ -558,6 +558,9 @@ def _finance(site):
     lines = [f"HTML-CHECK-2,1.00,EUR,{today},short", f"HTML-CHECK-3,0,EUR,{today},failed"]
     statement = ("reference,amount,currency,date,status\n" + "\n".join(lines) + "\n").encode()
     f.submit("/payments", "/payments/statements", files={"statement": statement})
+    # The payments of some dates, an older page of them, and dates that cannot be read.
+    f.get(f"/payments?from=2025-01-01&to={today}&page=2")
+    f.get("/payments?from=2025-02-30")
     cases = _by_status(_cases())
     for case in cases.values():
         f.get(_case_page(case), status=None)

@@ -148,3 +148,29 @@ def test_a_reversal_links_to_its_payment_on_the_page_of_its_day(app, world):
     assert href == f"/pools/{world.eur.uid}?from={day}&to={day}#payment-{first.uid}"
     on_its_day = _html(signed_in(app, world.finance), href.split("#")[0])
     assert f'id="payment-{first.uid}"' in on_its_day
+
+
+def _payment_references(html):
+    page = lxml.html.fromstring(html)
+    rows = page.xpath('//h2[@id="payments"]/following::table[1]/tbody/tr')
+    return [" ".join(r.xpath("td")[1].text_content().split()) for r in rows if len(r) > 1]
+
+
+def test_finances_payments_are_paged_newest_first_over_the_dates_chosen(app, world):
+    """Finance's list of payments: SIZE to a page, newest first, the next page kept to the
+    same dates; dates that cannot be read are said and list nothing."""
+    client = signed_in(app, world.finance)
+    html = _html(client, "/payments")
+    assert _payment_references(html) == ["PAY-4", "PAY-3", "PAY-2"]
+    (older,) = lxml.html.fromstring(html).xpath('//nav[@class="pager"]//a[text()="Next"]/@href')
+    assert _payment_references(_html(client, older)) == ["PAY-1", "PAY-0"]
+    html = _html(client, "/payments?from=2026-03-02&to=2026-03-16")
+    assert _payment_references(html) == ["PAY-2", "PAY-1", "PAY-0"]
+    assert not lxml.html.fromstring(html).xpath('//nav[@class="pager"]//a[text()="Next"]')
+    html = _html(client, "/payments?from=2026-03-09&to=2026-03-30")
+    (older,) = lxml.html.fromstring(html).xpath('//nav[@class="pager"]//a[text()="Next"]/@href')
+    assert "from=2026-03-09" in older and "to=2026-03-30" in older
+    assert _payment_references(_html(client, older)) == ["PAY-1"]
+    html = _html(client, "/payments?to=tomorrow")
+    assert "“tomorrow” is not a date: write it as 2026-03-31." in html
+    assert _payment_references(html) == []

@@ -1,6 +1,11 @@
-"""The page number of a paged list, read from the address."""
+"""The page number of a paged list, read from the address, and the dates a list keeps to."""
 
+from datetime import timedelta
+
+import sqlalchemy as sa
 from flask import request
+
+from .sql import before
 
 #: No list has this many pages; a larger number is read as the last one asked for.
 MAX_PAGE = 100_000
@@ -11,3 +16,15 @@ def page_arg():
     a negative or a number too large for the database) falls back within that range."""
     page = request.args.get("page", 1, type=int)
     return max(1, min(page, MAX_PAGE))
+
+
+def within(day, period):
+    """SQL: ``day`` (a date or time column) falls within ``period`` (first, last day,
+    either None for no bound)."""
+    first, last = period
+    bounds = []
+    if first is not None:
+        bounds.append(sa.not_(before(day, first)))
+    if last is not None:
+        bounds.append(before(day, last + timedelta(days=1)))
+    return sa.and_(sa.true(), *bounds)

@@ -25,11 +25,13 @@ from ..cases.access import Section, can_see, sections, visible_cases
 from ..cases.models import Application, Document, DocumentKind
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
+from ..core.paging import page_arg, within
 from ..core.work import perform
 from ..grants.models import Grant
 from ..ledger.models import DeliveryStatus, Disbursement
 from ..ledger.reversals import reversal_partners
 from ..pools.models import Pool
+from ..pools.page import period_args
 from . import bp, followup, holds, reconcile, services
 from .forms import (
     BOUND_WORDS,
@@ -43,7 +45,9 @@ from .forms import (
 from .models import HeldPayment
 
 
-def _latest_payments():
+def _payments(period, page, size):
+    """A page of the fund's payments and reversals within ``period`` on cases the reader
+    may open, newest first: ``size`` rows and whether there are more."""
     rows = db.session.execute(
         sa.select(
             Disbursement.id,
@@ -65,27 +69,43 @@ def _latest_payments():
         .join(Pool, Pool.id == Disbursement.pool_id)
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
-        .where(Pool.fund_id == current_user.fund_id, visible_cases(current_user))
+        .where(
+            Pool.fund_id == current_user.fund_id,
+            visible_cases(current_user),
+            within(Disbursement.paid_on, period),
+        )
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
-        .limit(50)
+        .limit(size + 1)
+        .offset((page - 1) * size)
     ).all()
     return [
         SimpleNamespace(
             **row._mapping, reference=Disbursement.reference.read(row._reference, row.uid)
         )
-        for row in rows
-    ]
+        for row in rows[:size]
+    ], len(rows) > size
 
 
 @bp.get("")
 @role_required(Role.FINANCE)
 def index():
-    """The fund's most recent disbursements and reversals, and the statement import."""
-    rows = _latest_payments()
+    """The fund's disbursements and reversals, newest first, a page at a time over the
+    dates chosen, and the statement import."""
+    period, typed, problems = period_args()
+    page = page_arg()
+    rows, has_next = [], False
+    if not problems:
+        # Dates that cannot be read list nothing, rather than every payment.
+        rows, has_next = _payments(period, page, current_app.config["PAGE_SIZE"])
     form = refused.restore(StatementForm(formdata=None))
     return render_template(
         "disbursements/index.html",
         rows=rows,
+        page=page,
+        has_next=has_next,
+        typed=typed,
+        dates={k: v for k, v in typed.items() if v},
+        date_problems=problems,
         partners=reversal_partners(Disbursement, rows, Disbursement.paid_on),
         channels=CHANNEL_LABELS,
         form=form,

@@ -11,7 +11,7 @@ offers to download, and the periods it offers, are the reports feature's
 """
 
 import math
-from datetime import date, timedelta
+from datetime import date
 
 import sqlalchemy as sa
 from flask import current_app, render_template, request, url_for
@@ -24,8 +24,7 @@ from ..auth.models import Role
 from ..cases.access import visible_cases
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.paging import MAX_PAGE
-from ..core.sql import before
+from ..core.paging import MAX_PAGE, within
 from ..ledger.balances import pool_figures, pool_history
 from ..ledger.models import Contribution, Disbursement
 from ..ledger.reversals import reversal_partners
@@ -73,18 +72,6 @@ def _newest(query, day, model, page, size):
     ).all()
 
 
-def _within(day, period):
-    """SQL: ``day`` (a date or time column) falls within ``period`` (first, last day,
-    either None for no bound)."""
-    first, last = period
-    bounds = []
-    if first is not None:
-        bounds.append(sa.not_(before(day, first)))
-    if last is not None:
-        bounds.append(before(day, last + timedelta(days=1)))
-    return sa.and_(sa.true(), *bounds)
-
-
 #: The sections of a pool's page that list rows of a case, added by the features that own
 #: those rows' cases (grants, payments): pools sit below them and never import them.
 _CASE_SECTIONS = []
@@ -123,7 +110,7 @@ def pool_rows(pool, visible, period=(None, None), pages=None, size=50):
     }
     rows, counts, hidden = {}, {}, 0
     for name, (query, day, model) in queries.items():
-        query = query.where(_within(day, period))
+        query = query.where(within(day, period))
         listed = query if name == "contributions" else query.where(visible)
         rows[name] = _newest(listed, day, model, pages.get(name, 1), size)
         shown_only = sa.true() if name == "contributions" else visible
