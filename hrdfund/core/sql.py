@@ -34,3 +34,13 @@ def lock_row(model, row_id):
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     return db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
+
+
+def day_bucket(column, days):
+    """SQL: how many of ``days`` (in order) the row's date (or time) ``column`` falls on or
+    after: 0 before the first, ``len(days)`` on or after the last. Rows grouped by it are
+    counted or summed once per span between two days, whatever the number of spans."""
+    return sa.case(
+        *((before(column, day), i) for i, day in enumerate(days)),
+        else_=len(days),
+    )

@@ -80,9 +80,14 @@ def instalments_due(user, today, days, count=False):
     """Instalments of open grants due within ``days`` (or already due) that payments, net
     of their reversals, have not settled: rows of (instalment, plan, case uid, paid so
     far, case code), earliest first."""
+    return db_rows(instalments_due_query(user, today, days), count)
+
+
+def instalments_due_query(user, today, days):
+    """The query of :func:`instalments_due`, for a caller that counts its rows its own way."""
     net = instalments_paid()
     paid = sa.func.coalesce(net.c.paid, 0)
-    return db_rows(
+    return (
         sa.select(Instalment, PaymentPlan, Application.uid, paid, Application.code)
         .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
         .join(Grant, Grant.id == PaymentPlan.grant_id)
@@ -94,8 +99,7 @@ def instalments_due(user, today, days, count=False):
             Instalment.due_on <= today + timedelta(days=days),
             sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
         )
-        .order_by(Instalment.due_on, Instalment.id),
-        count,
+        .order_by(Instalment.due_on, Instalment.id)
     )
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ..core.extensions import db
 from ..core.money import quantize
-from ..core.sql import before, signed_amount, summed
+from ..core.sql import before, day_bucket, signed_amount, summed
 from .models import Allocation, Contribution, Disbursement, Release
 
 ZERO = Decimal("0.00")
@@ -188,32 +188,46 @@ def instalments_paid():
 
 def pool_history(pool_ids, days):
     """Map pool id -> one figures dict (received, committed, disbursed, available) for each
-    day of ``days``, as they stood at the start of that day: the same sums as
-    :func:`pool_figures`, each cut at every day in one pass. Four grouped queries, whatever
-    the number of pools, days or rows."""
-
-    def cut(query, key, day_column, value):
-        columns = [
-            summed(sa.case((before(day_column, day), value), else_=0)).label(f"d{i}")
-            for i, day in enumerate(days)
-        ]
-        rows = db.session.execute(
-            query.add_columns(*columns).where(key.in_(pool_ids)).group_by(key)
-        ).all()
-        return {row[0]: [quantize(v) for v in row[1:]] for row in rows}
-
+    day of ``days`` (in order), as they stood at the start of that day: the same sums as
+    :func:`pool_figures`, added up span by span between the days. Four grouped queries,
+    whatever the number of pools, days or rows."""
     if not pool_ids or not days:
         return {pid: [] for pid in pool_ids}
-    received = cut(
+
+    def spans(query, key, day_column, *values):
+        """{pool id: [[sum of each value] for each span]}: span i holds the rows dated
+        before ``days[i]`` and not before ``days[i - 1]``."""
+        span = day_bucket(day_column, days)
+        rows = db.session.execute(
+            query.add_columns(span, *(summed(v) for v in values))
+            .where(key.in_(pool_ids), before(day_column, days[-1]))
+            .group_by(key, span)
+        ).all()
+        found = {}
+        for pid, at, *sums in rows:
+            found.setdefault(pid, [[ZERO] * len(values) for _day in days])[at] = [
+                quantize(v) for v in sums
+            ]
+        return found
+
+    def standing(spans_of_pool, k):
+        """The running sum of value ``k`` at the start of each day."""
+        total, points = ZERO, []
+        for span in spans_of_pool:
+            total += span[k]
+            points.append(total)
+        return points
+
+    received = spans(
         sa.select(Contribution.pool_id),
         Contribution.pool_id,
         Contribution.received_on,
         signed_amount(Contribution),
     )
-    allocated = cut(
+    allocated = spans(
         sa.select(Allocation.pool_id), Allocation.pool_id, Allocation.created_at, Allocation.amount
     )
-    released = cut(
+    released = spans(
         sa.select(Allocation.pool_id).join(Release, Release.allocation_id == Allocation.id),
         Allocation.pool_id,
         Release.created_at,
@@ -221,33 +235,33 @@ def pool_history(pool_ids, days):
     )
     # Payments and their costs in one query: amount, then fees and exchange differences.
     sign = sa.case((Disbursement.reversal_of_id.is_(None), 1), else_=-1)
-    cost = Disbursement.fee_amount + Disbursement.exchange_difference
-    paid_columns = [
-        summed(sa.case((before(Disbursement.paid_on, day), sign * column), else_=0))
-        for column in (Disbursement.amount, cost)
-        for day in days
-    ]
-    paid = {
-        row[0]: [quantize(v) for v in row[1:]]
-        for row in db.session.execute(
-            sa.select(Disbursement.pool_id, *paid_columns)
-            .where(Disbursement.pool_id.in_(pool_ids))
-            .group_by(Disbursement.pool_id)
-        )
-    }
-    none = [ZERO] * len(days)
+    paid = spans(
+        sa.select(Disbursement.pool_id),
+        Disbursement.pool_id,
+        Disbursement.paid_on,
+        sign * Disbursement.amount,
+        sign * (Disbursement.fee_amount + Disbursement.exchange_difference),
+    )
+    nothing = [[ZERO, ZERO] for _day in days]
     history = {}
     for pid in pool_ids:
-        got = received.get(pid, none)
-        given = allocated.get(pid, none)
-        back = released.get(pid, none)
-        out = paid.get(pid, none + none)
+        got = standing(received.get(pid, nothing), 0)
+        committed = [
+            a - r
+            for a, r in zip(
+                standing(allocated.get(pid, nothing), 0),
+                standing(released.get(pid, nothing), 0),
+                strict=True,
+            )
+        ]
+        out = standing(paid.get(pid, nothing), 0)
+        costs = standing(paid.get(pid, nothing), 1)
         history[pid] = [
             {
                 "received": got[i],
-                "committed": given[i] - back[i],
+                "committed": committed[i],
                 "disbursed": out[i],
-                "available": got[i] - (given[i] - back[i]) - out[len(days) + i],
+                "available": got[i] - committed[i] - costs[i],
             }
             for i in range(len(days))
         ]

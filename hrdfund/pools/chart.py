@@ -80,6 +80,14 @@ def pool_chart(pool, days, history, today, key):
             day=format_date(end, "d MMMM y"),
         )
     labels = [_month(day) for day in days[:-1]] + [_("Today")]
+    # A figure that stays the same from month to month is written once.
+    locale, words = _locale(), {}
+
+    def written(amount):
+        if amount not in words:
+            words[amount] = format_money(amount, pool.currency, locale)
+        return words[amount]
+
     return Chart(
         key=key,
         title=_("%(pool)s over time", pool=pool.name),
@@ -95,7 +103,7 @@ def pool_chart(pool, days, history, today, key):
             Series(
                 str(words),
                 [point[name] for point in history],
-                [format_money(point[name], pool.currency, _locale()) for point in history],
+                [written(point[name]) for point in history],
             )
             for name, words in POOL_LINES
         ],

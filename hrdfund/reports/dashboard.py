@@ -11,7 +11,7 @@ that takes no write lock.
 
 import statistics
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import current_app, render_template
@@ -28,7 +28,7 @@ from ..cases.states import STAFF_LABELS
 from ..core.charts import Chart, Series
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
-from ..core.sql import summed
+from ..core.sql import before, day_bucket, summed
 from ..disbursements import followup
 from ..grants.models import Grant
 from ..ledger.balances import pool_history
@@ -56,10 +56,6 @@ AGES = [
 ]
 
 
-def _start(day):
-    return datetime.combine(day, time.min)
-
-
 def _month_starts(today, count):
     """The first days of the ``count`` months ending with this one, and of the next."""
     firsts = []
@@ -75,10 +71,6 @@ def _month_starts(today, count):
 def _counted(condition):
     """SQL: how many rows meet ``condition`` (0 over none)."""
     return summed(sa.case((condition, 1), else_=0))
-
-
-def _between(column, start, end):
-    return sa.and_(column >= _start(start), column < _start(end))
 
 
 def waiting_cases(visible, now):
@@ -111,28 +103,32 @@ def waiting_cases(visible, now):
 def flow(visible, weeks, months):
     """Cases received and decided in each week of ``weeks`` (their first days, and the day
     after the last), and decided, and decided within target, in each month of
-    ``months``. One query."""
+    ``months``. Two grouped queries."""
     sent, decided = Application.submitted_at, Application.decided_at
-    in_time = decided <= Application.decision_due_at
-    columns = [_counted(_between(sent, a, b)) for a, b in zip(weeks, weeks[1:], strict=False)]
-    columns += [_counted(_between(decided, a, b)) for a, b in zip(weeks, weeks[1:], strict=False)]
-    columns += [_counted(_between(decided, a, b)) for a, b in zip(months, months[1:], strict=False)]
-    columns += [
-        _counted(sa.and_(_between(decided, a, b), in_time))
-        for a, b in zip(months, months[1:], strict=False)
-    ]
-    first = _start(min(weeks[0], months[0]))
-    row = db.session.execute(
-        sa.select(*columns).where(visible, sa.or_(sent >= first, decided >= first))
-    ).one()
     w, m = len(weeks) - 1, len(months) - 1
-    values = [int(v or 0) for v in row]
-    return {
-        "received": values[:w],
-        "decided": values[w : 2 * w],
-        "decided_month": values[2 * w : 2 * w + m],
-        "in_time_month": values[2 * w + m :],
-    }
+    counts = {"received": [0] * w, "decided": [0] * w}
+    counts.update(decided_month=[0] * m, in_time_month=[0] * m)
+    week = day_bucket(sent, weeks)
+    for at, n in db.session.execute(
+        sa.select(week, sa.func.count())
+        .where(visible, sa.not_(before(sent, weeks[0])), before(sent, weeks[-1]))
+        .group_by(week)
+    ):
+        counts["received"][at - 1] += n
+    first = min(weeks[0], months[0])
+    week, month = day_bucket(decided, weeks), day_bucket(decided, months)
+    in_time = sa.case((decided <= Application.decision_due_at, 1), else_=0)
+    for at_week, at_month, on_time, n in db.session.execute(
+        sa.select(week, month, in_time, sa.func.count())
+        .where(visible, sa.not_(before(decided, first)))
+        .group_by(week, month, in_time)
+    ):
+        if 0 < at_week <= w:
+            counts["decided"][at_week - 1] += n
+        if 0 < at_month <= m:
+            counts["decided_month"][at_month - 1] += n
+            counts["in_time_month"][at_month - 1] += n if on_time else 0
+    return counts
 
 
 def days_to_first_payment(visible, months):
@@ -290,15 +286,18 @@ def pool_money(pools, days, history, today):
 
 def money_things(user, today):
     """What finance and managers chase, counted: payments held for a second person,
-    instalments past due or due soon, receipts and reports that did not come, payments a
-    bank reported short or failed. One query each."""
+    instalments past due or due soon (one query for both), receipts and reports that did
+    not come, payments a bank reported short or failed. One query each."""
     config = current_app.config
+    due = followup.instalments_due_query(user, today, config["INSTALMENT_NOTICE_DAYS"])
+    due = due.order_by(None).subquery()
+    late, soon = db.session.execute(
+        sa.select(summed(sa.case((due.c.due_on < today, 1), else_=0)), sa.func.count())
+    ).one()
     return {
         "held": followup.held_payments(user, count=True),
-        "instalments_late": followup.instalments_due(user, today, -1, count=True),
-        "instalments_due": followup.instalments_due(
-            user, today, config["INSTALMENT_NOTICE_DAYS"], count=True
-        ),
+        "instalments_late": int(late),
+        "instalments_due": soon,
         "receipts": followup.receipts_overdue(
             user, today, config["RECEIPT_OVERDUE_DAYS"], count=True
         ),
