@@ -1,9 +1,9 @@
 """The fund at scale: a demo world of 100,000 applications, then
 
-- the staff queue (first page, default sort; and with two filters) and a pool page, p50 and
-  p95 over 200 requests through the Flask test client, each against a bare Flask route that
-  runs the page's slowest SQL statement, as captured from the page itself, with the same
-  parameters on the same database;
+- the staff queue (first page, default sort; and with two filters), a pool page and the
+  dashboards of a manager and of finance, p50 and p95 over 200 requests through the Flask
+  test client, each against a bare Flask route that runs the page's slowest SQL statement,
+  as captured from the page itself, with the same parameters on the same database;
 - application submission under load: gunicorn with 2 workers on 127.0.0.1, signed-in
   applicants starting and sending complete applications from several threads for 30 s,
   against the same server setup running a bare Flask route that does one INSERT, and
@@ -123,8 +123,20 @@ def _sign_in(client, account):
         raise RuntimeError(f"sign-in of {account['role']} failed: {response.status_code}")
 
 
-def measure_pages():
-    """In the app's database: time each page and its bare baseline. Prints JSON."""
+#: The pages :func:`measure_pages` times: name -> (address, who reads it). The pool page's
+#: address is filled in with the pool that has the most payments.
+PAGES = {
+    "queue": ("/cases", "manager"),
+    "queue_filtered": ("/cases?category=relocation&urgency=urgent", "manager"),
+    "pool": ("/pools/{pool}", "manager"),
+    "dashboard": ("/dashboard", "manager"),
+    "dashboard_finance": ("/dashboard", "finance"),
+}
+
+
+def measure_pages(names=None):
+    """In the app's database: time each page of ``names`` (every page of PAGES by default)
+    and its bare baseline. Prints JSON."""
     import sqlalchemy as sa
     from flask import Flask
 
@@ -136,8 +148,11 @@ def measure_pages():
     app = create_app()
     with open(os.path.join(app.instance_path, "demo-accounts.json")) as fh:
         accounts = json.load(fh)
-    manager = next(a for a in accounts if a["role"] == "manager")
-    client = app.test_client()
+    names = names or list(PAGES)
+    clients = {}
+    for role in {PAGES[name][1] for name in names}:
+        clients[role] = app.test_client()
+        _sign_in(clients[role], next(a for a in accounts if a["role"] == role))
     with app.app_context():
         pool_uid = db.session.execute(
             sa.select(Pool.uid)
@@ -147,12 +162,6 @@ def measure_pages():
             .limit(1)
         ).scalar_one()
         engine = db.engine
-    _sign_in(client, manager)
-    pages = {
-        "queue": "/cases",
-        "queue_filtered": "/cases?category=relocation&urgency=urgent",
-        "pool": f"/pools/{pool_uid}",
-    }
     raw = engine.raw_connection()  # the baseline's one connection, as a pool would keep
 
     bare = Flask("bare")
@@ -170,7 +179,9 @@ def measure_pages():
 
     bare_client = bare.test_client()
     results = {}
-    for name, path in pages.items():
+    for name in names:
+        path, role = PAGES[name]
+        path, client = path.format(pool=pool_uid), clients[role]
         statements[name] = _slowest_statement(app, client, path, sa)
         results[name] = _time_requests(client, path)
         results[name + "_baseline"] = _time_requests(bare_client, "/" + name)
@@ -480,14 +491,56 @@ def run():
             "queue": pages["queue_statement"],
             "queue_filtered": pages["queue_filtered_statement"],
             "pool_page": pages["pool_statement"],
+            "dashboard": pages["dashboard_statement"],
+            "dashboard_finance": pages["dashboard_finance_statement"],
         },
+        **_dashboard_results(pages),
     }
     results.update(submission)
     return results
 
 
+def _dashboard_results(pages):
+    return {
+        "dashboard_p50_ms": pages["dashboard"]["p50_ms"],
+        "dashboard_p95_ms": pages["dashboard"]["p95_ms"],
+        "dashboard_baseline_p95_ms": pages["dashboard_baseline"]["p95_ms"],
+        "dashboard_finance_p50_ms": pages["dashboard_finance"]["p50_ms"],
+        "dashboard_finance_p95_ms": pages["dashboard_finance"]["p95_ms"],
+        "dashboard_finance_baseline_p95_ms": pages["dashboard_finance_baseline"]["p95_ms"],
+    }
+
+
+def run_dashboard():
+    """The dashboards alone, with the queue beside them, at HRDFUND_BENCH_SCALE
+    applications (`make bench PARTS=dashboard`): the same ratio method as :func:`run`,
+    without the submission load or the report, on a world built for this run."""
+    database_url = os.environ.get("HRDFUND_BENCH_DATABASE_URL")
+    with tempfile.TemporaryDirectory(prefix="hrdfund-dashboard-") as instance:
+        env = _environment(instance, database_url)
+        started = time.monotonic()
+        _run(env, "-m", "flask", "db", "upgrade")
+        _run(env, "-m", "flask", "hrdfund", "demo-data", "--scale", str(SCALE))
+        build_seconds = round(time.monotonic() - started, 1)
+        scale = _counts(env)
+        names = ["queue", "dashboard", "dashboard_finance"]
+        pages = json.loads(_run(env, "-m", "bench.scale", "pages", *names).splitlines()[-1])
+    return {
+        "dashboard_scale": scale,
+        "dashboard_scale_database": "postgresql" if database_url else "sqlite",
+        "dashboard_scale_build_seconds": build_seconds,
+        "dashboard_queue_p95_ms": pages["queue"]["p95_ms"],
+        "dashboard_queue_baseline_p95_ms": pages["queue_baseline"]["p95_ms"],
+        "dashboard_statements": {
+            "dashboard": pages["dashboard_statement"],
+            "dashboard_finance": pages["dashboard_finance_statement"],
+        },
+        **_dashboard_results(pages),
+    }
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["pages"]:
-        measure_pages()
+    if sys.argv[1:2] == ["pages"]:
+        measure_pages(sys.argv[2:])
     else:
         print(json.dumps(run(), indent=2))
