@@ -93,6 +93,9 @@ def test_waiting_cases_are_counted_by_stage_and_age(app, world, fund):
     assert "1 case waits for a first response or a decision past its target" in _card(
         page, "Past their target"
     )
+    # Nothing was decided: the share says so rather than "0 of 0".
+    this_month = _card(page, "Decided within target, this month")
+    assert "–" in this_month and "No case decided in" in this_month
 
 
 def _decided(fund, when, in_time):
