@@ -287,7 +287,7 @@ def test_the_dashboard_reads_with_no_write_lock(app, backend, world, monkeypatch
     assert during == [("BEGIN", True)]
 
 
-def test_a_chart_escapes_its_words():
+def test_a_chart_escapes_its_words(app):
     """Pool names and other words are text in the drawing, never markup."""
     chart = Chart(
         key="c",
@@ -295,6 +295,10 @@ def test_a_chart_escapes_its_words():
         summary="a & b",
         labels=["<i>"],
         series=[Series("<script>", [1], ["1"])],
+        marker=(0.5, "<u>"),
     )
-    assert "<script>" not in chart.svg and "<b>" not in chart.svg and "<i>" not in chart.svg
-    assert "&lt;script&gt;" in chart.svg and "a &amp; b" in chart.svg
+    with app.test_request_context():
+        svg = app.jinja_env.get_template("_chart.html").module.svg(chart)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert not any(tag in svg for tag in ("<script>", "<b>", "<i>", "<u>"))
+    assert "&lt;script&gt;" in svg and "a &amp; b" in svg and "&lt;u&gt;" in svg

@@ -32,7 +32,7 @@ def test_enrolment_shows_a_qr_code_and_then_ten_codes_once(client, make_user):
         assert all(code.replace("-", "") not in h for h in stored)
     # Once enrolled, the picture of the key is gone, for this session and any other.
     assert client.get("/login/code/qr.svg").status_code == 404
-    assert client.get("/", follow_redirects=True).request.path == "/payments"
+    assert client.get("/", follow_redirects=True).request.path == "/dashboard"
 
 
 def test_a_recovery_code_signs_in_once(app, client, make_user):

@@ -1,6 +1,8 @@
 """Charts drawn on the server as inline SVG: no script, a title and a description for
 screen readers, a table of the same figures beside each (the page shows it), and a
-``viewBox`` so that one drawing fits a 390 px phone and a desktop alike.
+``viewBox`` so that one drawing fits a 390 px phone and a desktop alike. This module works
+out the shapes (``Chart.shapes``); the template ``_chart.html`` writes them, escaped as
+every page is, so no text of a chart is ever markup.
 
 Written here rather than with a charting library: for the same chart pygal writes about
 26 KB with a script and random ids, matplotlib about 18 KB without a title (and brings
@@ -11,8 +13,6 @@ Coordinates are drawn from floats; the figures the table shows are the exact one
 
 import math
 from dataclasses import dataclass, field
-
-from markupsafe import Markup, escape
 
 #: The drawing's box: a phone's width at one unit per CSS pixel.
 WIDTH, HEIGHT = 390, 230
@@ -58,10 +58,10 @@ class Chart:
     top: float = None
     #: Whether the values are counts: the axis then marks whole numbers only.
     whole: bool = False
-    svg: Markup = field(default=None, init=False)
+    shapes: dict = field(default=None, init=False)
 
     def __post_init__(self):
-        self.svg = draw(self)
+        self.shapes = draw(self)
 
 
 def _n(value):
@@ -83,21 +83,27 @@ def nice_top(value):
 
 
 def _legend(series, top):
-    """The series' names in rows across the top; returns (svg, height taken)."""
-    parts, x, y = [], LEFT, top + FONT
+    """The series' names in rows across the top; returns (items, height taken)."""
+    items, x, y = [], LEFT, top + FONT
     for i, one in enumerate(series):
         colour, dash = STYLES[i % len(STYLES)]
         width = 22 + len(one.name) * CHAR
         if x + width > WIDTH - RIGHT and x > LEFT:
             x, y = LEFT, y + FONT + 5
-        dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(
-            f'<line x1="{_n(x)}" y1="{_n(y - 4)}" x2="{_n(x + 16)}" y2="{_n(y - 4)}" '
-            f'stroke="{colour}" stroke-width="3"{dashed}/>'
-            f'<text x="{_n(x + 20)}" y="{_n(y)}">{escape(one.name)}</text>'
+        items.append(
+            {
+                "x1": _n(x),
+                "x2": _n(x + 16),
+                "y": _n(y - 4),
+                "text_x": _n(x + 20),
+                "text_y": _n(y),
+                "colour": colour,
+                "dash": dash,
+                "name": one.name,
+            }
         )
         x += width + 10
-    return "".join(parts), y - top + 8
+    return items, y - top + 8
 
 
 def _every(labels, room):
@@ -107,7 +113,8 @@ def _every(labels, room):
 
 
 def draw(chart):
-    """The chart as an inline ``<svg>`` element."""
+    """The shapes of the chart, as the template ``_chart.html`` writes them: coordinates
+    as text, and the words each shape carries."""
     values = [v for s in chart.series for v in s.values if v is not None]
     low = min([0.0] + [float(v) for v in values])
     high = chart.top or nice_top(max([0.0] + [float(v) for v in values]))
@@ -126,11 +133,7 @@ def draw(chart):
     grid = []
     for k in range(5):
         value = low + (high - low) * k / 4
-        grid.append(
-            f'<line x1="{LEFT}" y1="{_n(y(value))}" x2="{WIDTH - RIGHT}" y2="{_n(y(value))}" '
-            f'stroke="#ccc"/><text x="{LEFT - 4}" y="{_n(y(value) + 4)}" '
-            f'text-anchor="end">{escape(axis(value))}</text>'
-        )
+        grid.append({"y": _n(y(value)), "text_y": _n(y(value) + 4), "label": axis(value)})
     count = max(len(chart.labels), 1)
     if chart.kind == "lines":
         places = chart.positions or [i / max(count - 1, 1) for i in range(count)]
@@ -149,59 +152,67 @@ def draw(chart):
         if (len(xs) - 1 - i) % step or right > left_edge - 4:
             continue
         left_edge = right - 2 * half
-        ticks.append(
-            f'<text x="{_n(x)}" y="{bottom + 15}" text-anchor="{anchor}">{escape(label)}</text>'
-        )
-    marks = _bars(chart, xs, y, plot / count) if chart.kind == "bars" else _lines(chart, xs, y)
+        ticks.append({"x": _n(x), "anchor": anchor, "label": label})
+    marker = None
     if chart.marker is not None:
         where, words = chart.marker
         x = LEFT + where * plot
-        anchor = "end" if where > 0.5 else "start"
-        nudge = -3 if where > 0.5 else 3
-        marks += (
-            f'<line x1="{_n(x)}" y1="{top}" x2="{_n(x)}" y2="{bottom}" stroke="#b00020" '
-            f'stroke-width="2" stroke-dasharray="4 3"/><text x="{_n(x + nudge)}" '
-            f'y="{top + FONT}" text-anchor="{anchor}" fill="#b00020">{escape(words)}</text>'
-        )
-    # Every text inside went through escape() above; the rest is numbers and constants.
-    return Markup(  # noqa: S704
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
-        f'aria-labelledby="{chart.key}-t {chart.key}-d" font-size="{FONT}" '
-        f'font-family="sans-serif" fill="#222">'
-        f'<title id="{chart.key}-t">{escape(chart.title)}</title>'
-        f'<desc id="{chart.key}-d">{escape(chart.summary)}</desc>'
-        f"{legend}{''.join(grid)}{marks}"
-        f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - RIGHT}" y2="{bottom}" stroke="#222"/>'
-        f"{''.join(ticks)}</svg>"
-    )
+        late = where > 0.5
+        marker = {
+            "x": _n(x),
+            "text_x": _n(x - 3 if late else x + 3),
+            "text_y": top + FONT,
+            "anchor": "end" if late else "start",
+            "words": words,
+        }
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "font": FONT,
+        "left": LEFT,
+        "right": WIDTH - RIGHT,
+        "top": top,
+        "bottom": bottom,
+        "tick_y": bottom + 15,
+        "axis_x": LEFT - 4,
+        "legend": legend,
+        "grid": grid,
+        "ticks": ticks,
+        "bars": _bars(chart, xs, y, plot / count) if chart.kind == "bars" else [],
+        "lines": _lines(chart, xs, y) if chart.kind == "lines" else [],
+        "marker": marker,
+    }
 
 
 def _bars(chart, xs, y, slot):
-    """Side-by-side bars, one per series in each slot."""
+    """Side-by-side bars, one per series in each slot: (colour, rectangles) per series."""
     width = slot * 0.8 / max(len(chart.series), 1)
-    parts = []
+    groups = []
     for k, one in enumerate(chart.series):
         colour, _dash = STYLES[k % len(STYLES)]
         rects = []
         for x, value in zip(xs, one.values, strict=False):
             if value is None:
                 continue
-            left = x - slot * 0.4 + k * width
             y0, y1 = sorted((y(0), y(value)))
             rects.append(
-                f'<rect x="{_n(left)}" y="{_n(y0)}" width="{_n(width)}" '
-                f'height="{_n(max(y1 - y0, 0.5))}"/>'
+                {
+                    "x": _n(x - slot * 0.4 + k * width),
+                    "y": _n(y0),
+                    "width": _n(width),
+                    "height": _n(max(y1 - y0, 0.5)),
+                }
             )
-        parts.append(f'<g fill="{colour}">{"".join(rects)}</g>')
-    return "".join(parts)
+        groups.append({"colour": colour, "rects": rects})
+    return groups
 
 
 def _lines(chart, xs, y):
-    """One line per series; a gap where a value is missing."""
-    parts = []
+    """One line per series, a gap where a value is missing: (colour, dash, points) per
+    unbroken run."""
+    lines = []
     for k, one in enumerate(chart.series):
         colour, dash = STYLES[k % len(STYLES)]
-        dashed = f' stroke-dasharray="{dash}"' if dash else ""
         runs, run = [], []
         for x, value in zip(xs, one.values, strict=False):
             if value is None:
@@ -212,9 +223,5 @@ def _lines(chart, xs, y):
             run.append(f"{_n(x)},{_n(y(value))}")
         if run:
             runs.append(run)
-        for points in runs:
-            parts.append(
-                f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
-                f'stroke-width="2"{dashed}/>'
-            )
-    return "".join(parts)
+        lines.extend({"colour": colour, "dash": dash, "points": " ".join(r)} for r in runs)
+    return lines
