@@ -88,7 +88,7 @@ def test_a_manager_finds_a_provider_and_finance_pays_one(live_server, browser):
     _sign_out(page)
 
     # Finance pays the medical provider, chosen from the directory, on the case's page.
-    _staff_sign_in(page, live_server, app, "demo-finance1", home="Payments")
+    _staff_sign_in(page, live_server, app, "demo-finance1", home="Dashboard")
     page.goto(f"{url}/applications/{uid}")
     assert MEDICAL in page.locator("#directory").inner_text(), "suggested for a medical case"
     page.get_by_label("Payee from the directory").select_option(label=MEDICAL)
