@@ -70,7 +70,7 @@ def test_a_manager_finds_a_provider_and_finance_pays_one(live_server, browser):
     page.get_by_label("Service").select_option(label="Psychosocial care")
     page.get_by_label("Country").select_option(label="Kenya")
     page.get_by_label("Language spoken").select_option(label="Swahili")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Search the directory").click()
     # The address carries codes only.
     assert "service=psychosocial" in page.url and "country=KE" in page.url
     assert "language=sw" in page.url
