@@ -16,12 +16,22 @@ def catalog(code):
 
 
 def applicant_side(message):
-    globs = [
+    """Whether a file the applicant side sees uses ``message``: one matching a glob of
+    ``applicant_side.txt`` and none of its ``!`` lines (files among them staff only use)."""
+    lines = [
         line.strip()
         for line in (I18N / "applicant_side.txt").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    return any(fnmatch.fnmatch(path, glob) for path, _line in message.locations for glob in globs)
+    globs = [line for line in lines if not line.startswith("!")]
+    staff_only = [line[1:] for line in lines if line.startswith("!")]
+
+    def seen(path):
+        return any(fnmatch.fnmatch(path, g) for g in globs) and not any(
+            fnmatch.fnmatch(path, g) for g in staff_only
+        )
+
+    return any(seen(path) for path, _line in message.locations)
 
 
 def pairs(message):

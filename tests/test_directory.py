@@ -12,6 +12,7 @@ from werkzeug.test import encode_multipart
 
 from hrdfund.audit.models import AuditEvent
 from hrdfund.core.columns import utcnow
+from hrdfund.core.csv_file import MAX_BYTES
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.directory import csv_file
@@ -571,12 +572,12 @@ def test_the_import_page_takes_a_file_up_to_its_megabyte(two_funds, app):
     contact = "Signal +254 700 000 000, ask for the duty officer; " * 19
     lines = [f',Clinic {n},medical,KE,,en,"{contact}",,fund,{TODAY}' for n in range(150)]
     data = _csv(*lines)
-    assert 128 * 1024 < len(data) < csv_file.MAX_BYTES
+    assert 128 * 1024 < len(data) < MAX_BYTES
     response = client.post("/directory/import", data={"entries": (io.BytesIO(data), "e.csv")})
     assert response.status_code == 302, response.status_code
     assert count_rows(DirectoryEntry) == 150
     big = _csv(*lines * 7)
-    assert len(big) > csv_file.MAX_BYTES
+    assert len(big) > MAX_BYTES
     # Encoded here, in memory: the test client would spool a body this large to a file
     # it does not close.
     boundary, body = encode_multipart({"entries": FileStorage(io.BytesIO(big), "e.csv")})

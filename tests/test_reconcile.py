@@ -12,6 +12,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from hrdfund.cases.services import submit_report
+from hrdfund.core import csv_file
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import followup, reconcile, statement_file
@@ -337,7 +338,7 @@ def test_a_refusal_lists_the_first_problems_and_counts_the_rest(world, three):
     with pytest.raises(reconcile.StatementError) as refused:
         reconcile.import_statement(world.fund.id, world.finance, statement(*lines))
     problems = [str(p) for p in refused.value.problems]
-    assert len(problems) == statement_file.MAX_PROBLEMS + 1
+    assert len(problems) == csv_file.MAX_PROBLEMS + 1
     assert problems[0] == "Line 2: no payment of this fund has the reference TRF-X0."
     assert problems[-2] == "Line 51: no payment of this fund has the reference TRF-X49."
     assert problems[-1] == (

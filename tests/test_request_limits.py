@@ -203,7 +203,7 @@ def test_a_document_at_the_size_limit_is_taken(app, client, signed_in):
 
 def test_a_statement_at_its_size_limit_reaches_the_import(app, make_user, fund):
     """A statement of a megabyte (its own bound) is read and judged line by line."""
-    from hrdfund.disbursements.statement_file import MAX_BYTES
+    from hrdfund.core.csv_file import MAX_BYTES
 
     finance = app.test_client()
     login(finance, make_user("finance"))

@@ -15,11 +15,11 @@ import io
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
-from flask_babel import lazy_ngettext
 
 from ..core import geo
 from ..core.cells import csv_safe
 from ..core.columns import utcnow
+from ..core.csv_file import FileRefused, Problems, column_names, file_text, shown, unreadable
 from ..core.forms import strip_invisible
 from .forms import LANGUAGES
 from .models import DirectoryEntry, Service, Visibility
@@ -38,17 +38,10 @@ COLUMNS = (
 )
 LISTS = ("services", "countries", "regions", "languages")
 MAX_ROWS = 2000
-MAX_BYTES = 1024 * 1024
-#: A refused file lists this many problems, then says how many more it has.
-MAX_PROBLEMS = 50
 
 
-class EntriesFileError(ValueError):
+class EntriesFileError(FileRefused):
     """The file is refused; ``problems`` lists every reason, by line."""
-
-    def __init__(self, problems):
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
 
 
 def export_rows(entries):
@@ -75,10 +68,6 @@ def export_rows(entries):
     return out.getvalue()
 
 
-def _shown(value):
-    return value if len(value) <= 40 else value[:40] + "…"
-
-
 def _split(text):
     return [part.strip() for part in (text or "").split(";") if part.strip()]
 
@@ -91,58 +80,15 @@ def _unquote(text):
     return text
 
 
-def _text(data):
-    if len(data) > MAX_BYTES:
-        raise EntriesFileError([_l("The file is larger than 1 MB; split it and import each part.")])
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise EntriesFileError([_l("The file is not UTF-8 text; save it again as CSV.")]) from None
-
-
-class _Problems:
-    def __init__(self):
-        self.listed, self.more = [], 0
-
-    def line(self, number, message):
-        if len(self.listed) < MAX_PROBLEMS:
-            self.listed.append(_l("Line %(line)d: %(problem)s", line=number, problem=message))
-        else:
-            self.more += 1
-
-    def error(self):
-        problems = list(self.listed)
-        if self.more:
-            problems.append(
-                lazy_ngettext(
-                    "%(num)d more problem on a later line is not listed.",
-                    "%(num)d more problems on later lines are not listed.",
-                    self.more,
-                )
-            )
-        return EntriesFileError(problems)
-
-
 def read_entries(data, own_codes, today=None):
     """The file's entries as (line, code or None, fields), every line checked; raises
     :class:`EntriesFileError` listing each problem by line when any line is wrong.
     ``own_codes`` are the codes of the entries the importing fund keeps."""
     today = today or utcnow().date()
-    reader = csv.reader(io.StringIO(_text(data)))
+    reader = csv.reader(io.StringIO(file_text(data, EntriesFileError)))
     try:
-        header = [strip_invisible(n or "").strip().lower() for n in next(reader, None) or []]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise EntriesFileError(
-                [
-                    _l(
-                        "The first line must name the columns %(columns)s; missing: %(missing)s.",
-                        columns=", ".join(COLUMNS),
-                        missing=", ".join(missing),
-                    )
-                ]
-            )
-        problems, found, seen = _Problems(), [], set()
+        header = column_names(next(reader, None), COLUMNS, EntriesFileError)
+        problems, found, seen = Problems(EntriesFileError), [], set()
         for values in reader:
             number = reader.line_num
             if not any(v.strip() for v in values):
@@ -170,7 +116,7 @@ def read_entries(data, own_codes, today=None):
                 if code not in own_codes:
                     problems.line(
                         number,
-                        _l("no entry of your fund has the code %(code)s.", code=_shown(code)),
+                        _l("no entry of your fund has the code %(code)s.", code=shown(code)),
                     )
                 elif code in seen:
                     problems.line(
@@ -179,9 +125,7 @@ def read_entries(data, own_codes, today=None):
                 seen.add(code)
             found.append((number, code, fields))
     except csv.Error:
-        raise EntriesFileError(
-            [_l("Line %(line)d cannot be read as CSV; save the file again.", line=reader.line_num)]
-        ) from None
+        raise unreadable(reader.line_num, EntriesFileError) from None
     if problems.listed:
         raise problems.error()
     if not found:
@@ -207,7 +151,7 @@ def _check_row(row, number, problems, today):
             number,
             _l(
                 "%(value)s is not a service; use %(known)s.",
-                value=_shown(unknown[0]),
+                value=shown(unknown[0]),
                 known=", ".join(Service),
             ),
         )
@@ -218,7 +162,7 @@ def _check_row(row, number, problems, today):
     for text in _split(row["countries"]):
         code = geo.country_code(text)
         if code is None:
-            problems.line(number, _l("%(value)s is not a country.", value=_shown(text)))
+            problems.line(number, _l("%(value)s is not a country.", value=shown(text)))
         countries.append(code)
     fields["countries"] = countries
     regions = []
@@ -229,7 +173,7 @@ def _check_row(row, number, problems, today):
                 number,
                 _l(
                     "%(value)s is not a region; use %(known)s.",
-                    value=_shown(text),
+                    value=shown(text),
                     known=", ".join(geo.REGIONS),
                 ),
             )
@@ -244,7 +188,7 @@ def _check_row(row, number, problems, today):
                 number,
                 _l(
                     "%(value)s is not a language code; use %(known)s.",
-                    value=_shown(code),
+                    value=shown(code),
                     known=", ".join(LANGUAGES),
                 ),
             )
@@ -270,7 +214,7 @@ def _check_row(row, number, problems, today):
     if visibility not in set(Visibility):
         problems.line(
             number,
-            _l("the visibility is %(value)s; use network or fund.", value=_shown(visibility)),
+            _l("the visibility is %(value)s; use network or fund.", value=shown(visibility)),
         )
     fields["visibility"] = visibility
     try:
@@ -278,7 +222,7 @@ def _check_row(row, number, problems, today):
     except ValueError:
         problems.line(
             number,
-            _l("%(value)s is not a date as YYYY-MM-DD.", value=_shown(row["verified"])),
+            _l("%(value)s is not a date as YYYY-MM-DD.", value=shown(row["verified"])),
         )
         verified = None
     else:

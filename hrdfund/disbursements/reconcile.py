@@ -4,7 +4,7 @@ fund's payments by reference.
 A statement is a CSV with the columns reference, amount, currency, date and status
 (delivered, short or failed), read by ``statement_file``. The whole file is checked first;
 one problem and nothing is applied, and finance gets the list (the first
-:data:`statement_file.MAX_PROBLEMS`, and how many more).
+:data:`core.csv_file.MAX_PROBLEMS`, and how many more).
 Applied, each row becomes a delivery on its payment; a payment reported failed is reversed
 at once (a reversal row, never an edit); a short one is listed for follow-up until finance
 records the correction.
@@ -28,19 +28,13 @@ from ..auth.models import Role
 from ..cases.access import visible_cases
 from ..cases.models import Application
 from ..core.columns import utcnow
+from ..core.csv_file import Problems, shown
 from ..core.extensions import db
 from ..grants.models import Grant
 from ..ledger.models import Delivery, DeliveryStatus, Disbursement, reference_key
 from .models import StatementImport
 from .services import PaymentError, reverse_disbursement, stands
-from .statement_file import (
-    Problems,
-    StatementError,
-    digest,
-    read_statement,
-    shown,
-    statement_amount,
-)
+from .statement_file import StatementError, digest, read_statement, statement_amount
 
 
 @dataclass
@@ -288,7 +282,7 @@ def _still_matched(actor, lines):
     """``lines``, checked before, with their payments read again: each line must still
     mean the same payment, one the actor may reconcile and nobody reconciled meanwhile.
     What the check read of a payment (its amount, currency, date) never changes."""
-    problems = Problems()
+    problems = Problems(StatementError)
     by_number = {line.number: line for line in lines}
     rows = [(line.number, {"reference": line.reference}) for line in lines]
     for number, _row, payment in _matched(actor, rows, problems):
@@ -328,7 +322,7 @@ def import_statement(fund_id, actor, data, today=None, checked=None):
     )
     db.session.add(statement)
     db.session.flush()
-    problems = Problems()
+    problems = Problems(StatementError)
     for line in lines:
         db.session.add(
             Delivery(
