@@ -21,16 +21,14 @@ from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..cases import documents
-from ..cases.access import Section, can_see, sections, visible_cases
-from ..cases.models import Application, Document, DocumentKind
+from ..cases.access import Section, can_see, sections
+from ..cases.models import Document, DocumentKind
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.paging import page_arg, within
 from ..core.work import perform
-from ..grants.models import Grant
 from ..ledger.models import DeliveryStatus, Disbursement
 from ..ledger.reversals import reversal_partners
-from ..pools.models import Pool
 from ..pools.page import period_args
 from . import bp, followup, holds, reconcile, services
 from .forms import (
@@ -42,6 +40,7 @@ from .forms import (
     ReverseForm,
     StatementForm,
 )
+from .listing import visible_payments
 from .models import HeldPayment
 
 
@@ -49,7 +48,8 @@ def _payments(period, page, size):
     """A page of the fund's payments and reversals within ``period`` on cases the reader
     may open, newest first: ``size`` rows and whether there are more."""
     rows = db.session.execute(
-        sa.select(
+        visible_payments(
+            current_user,
             Disbursement.id,
             Disbursement.uid,
             Disbursement.paid_on,
@@ -61,19 +61,8 @@ def _payments(period, page, size):
             Disbursement.channel,
             Disbursement.reversal_of_id,
             Disbursement._reference,
-            Pool.name.label("pool"),
-            Pool.currency.label("pool_currency"),
-            Application.uid.label("case_uid"),
-            Application.code.label("case_code"),
         )
-        .join(Pool, Pool.id == Disbursement.pool_id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .where(
-            Pool.fund_id == current_user.fund_id,
-            visible_cases(current_user),
-            within(Disbursement.paid_on, period),
-        )
+        .where(within(Disbursement.paid_on, period))
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         .limit(size + 1)
         .offset((page - 1) * size)

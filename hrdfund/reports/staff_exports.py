@@ -19,15 +19,13 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from .. import audit
-from ..cases.access import visible_cases
 from ..cases.models import Application
 from ..cases.states import STAFF_LABELS
 from ..core import geo
 from ..core.extensions import db
 from ..core.support import CATEGORY_LABELS
-from ..grants.models import Grant
+from ..disbursements.listing import visible_payments
 from ..ledger.models import Disbursement
-from ..pools.models import Pool
 from .anonymise import csv_safe
 
 #: At most this many rows in one download; past it, the file says it stopped.
@@ -132,22 +130,8 @@ def payments_csv(user, start, end, channels):
     each channel in words. The reference is there (finance keeps it); no payee detail."""
     check_period(start, end)
     rows = db.session.execute(
-        sa.select(
-            Disbursement,
-            Pool.name.label("pool"),
-            Pool.currency.label("pool_currency"),
-            Application.uid.label("case_uid"),
-            Application.code.label("case_code"),
-        )
-        .join(Pool, Pool.id == Disbursement.pool_id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .where(
-            Pool.fund_id == user.fund_id,
-            Disbursement.paid_on >= start,
-            Disbursement.paid_on <= end,
-            visible_cases(user),
-        )
+        visible_payments(user, Disbursement)
+        .where(Disbursement.paid_on >= start, Disbursement.paid_on <= end)
         .order_by(Disbursement.paid_on, Disbursement.id)
         .limit(ROW_LIMIT + 1)
     ).all()
