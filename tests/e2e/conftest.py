@@ -83,12 +83,20 @@ def live_server(tmp_path_factory):
     log.close()
 
 
-def _settled_content(page, _content=None):
-    """The page's HTML once the document being loaded has loaded: a click that sends a
-    form returns when the answer starts to arrive, and on a busy machine reading the page
-    at once can catch the new document still empty."""
+def _settled_content(page, *args, _content=None):
+    """The page's HTML (or a measure taken in it) once the document being loaded has
+    loaded: a click that sends a form returns when the answer starts to arrive, and on a
+    busy machine reading the page at once can catch the new document still empty."""
     page.wait_for_load_state("load")
-    return _content(page)
+    return _content(page, *args)
+
+
+def _settled_count(locator, _count=None):
+    """How many elements match ``locator`` once its page has loaded: unlike a click or a
+    text check, counting does not wait, and right after a click that opens a page it would
+    count in a document half read, or in the page being left."""
+    locator.page.wait_for_load_state("load")
+    return _count(locator)
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +104,11 @@ def browser():
     """Headless chromium from Debian; Playwright cannot download its own browsers here."""
     if not os.path.exists(CHROMIUM):
         missing_infrastructure(f"chromium is not installed at {CHROMIUM}")
-    from playwright.sync_api import Page, sync_playwright
+    from playwright.sync_api import Locator, Page, sync_playwright
 
     Page.content = functools.partialmethod(_settled_content, _content=Page.content)
+    Locator.count = functools.partialmethod(_settled_count, _count=Locator.count)
+    Page.evaluate = functools.partialmethod(_settled_content, _content=Page.evaluate)
 
     with sync_playwright() as pw:
         instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
