@@ -79,6 +79,14 @@ class Config:
     #: The address staff reach the app at, for the link in alerts.
     BASE_URL = _env("HRDFUND_BASE_URL", "http://127.0.0.1:5000")
 
+    #: Where "Leave this page", on every page of the applicant side, goes at once: an
+    #: ordinary site a defender could be visiting, reachable where the fund's defenders
+    #: are (an http or https address; anything else stops the start).
+    QUICK_EXIT_URL = _env("HRDFUND_QUICK_EXIT_URL", "https://www.wikipedia.org/")
+    #: How to reach the fund without this site's forms (a Signal number, an email address
+    #: and its key...), shown on the before-you-apply page as written. Empty: none listed.
+    FUND_CONTACT = _env("HRDFUND_FUND_CONTACT", "")
+
     BABEL_DEFAULT_LOCALE = "en"
     #: What the applicant side (and the sign-in pages) speaks; staff and donor pages speak
     #: STAFF_LANGUAGES, a part of it.

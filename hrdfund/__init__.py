@@ -19,7 +19,7 @@ from config import CONFIGS
 from .auth.language import NAMES as LANGUAGE_NAMES
 from .auth.language import RIGHT_TO_LEFT, offered, select_locale
 from .cases.targets import check_config as check_target_config
-from .core import crypto, geo, limits
+from .core import crypto, geo, limits, quick_exit
 from .core.extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
 from .core.request_limits import install_request_limits
 
@@ -69,6 +69,7 @@ def _configure(app, overrides):
     _check_secrets(app)
     check_target_config(app.config)
     limits.check_config(app.config)
+    quick_exit.check_config(app.config)
     from .auth.budget import check_config as check_password_budget
     from .auth.throttle import check_config as check_sign_in_limits
 

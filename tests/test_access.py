@@ -106,6 +106,7 @@ def test_the_public_list_is_exactly_what_answers_visitors(app, client, make_user
         "auth.register",
         "auth.choose_language",
         "network.directory",
+        "cases.before",
     }
 
 

@@ -1049,6 +1049,7 @@ NAMES_NOTHING = {
     ("moved:/rates", "POST"): "pools.add_rate's old address",
     ("cases.start", "POST"): "an applicant's or partner's new case (tests/test_scope_sweep.py)",
     ("network.directory", "GET"): "the public list of member funds (tests/test_member_funds.py)",
+    ("cases.before", "GET"): "the public page before applying (tests/test_before_you_apply.py)",
     ("network.funds", "GET"): "the network administrator's, of no fund: every fund account "
     "is refused (tests/test_access.py, tests/test_member_funds.py)",
     ("network.create_fund", "POST"): "the network administrator's",

@@ -328,6 +328,9 @@ def _visitor(site):
     v.get("/login")
     v.get("/register")
     v.get("/funds")
+    v.get("/before-you-apply")
+    for fund in db.session.scalars(sa.select(Fund).order_by(Fund.id)):
+        v.get(f"/before-you-apply?fund={fund.uid}")
     # The language chosen on the sign-in page: that page again, right to left, then back.
     v.submit("/login", "/language", {"language": "ar"})
     v.submit("/login", "/language", {"language": "en"})

@@ -22,6 +22,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.register",
         "auth.choose_language",
         "network.directory",
+        "cases.before",
     }
 )
 
