@@ -59,7 +59,9 @@ def text(html):
     return " ".join(re.sub(r"<[^>]+>", " ", main).replace("&#39;", "'").split())
 
 
-def test_anyone_reads_it_without_an_account_from_the_sign_in_and_sign_up_pages(app, fund):
+def test_anyone_reads_it_without_an_account_from_the_sign_in_and_sign_up_pages(
+    app, fund, make_user
+):
     visitor = app.test_client()
     for start in ("/login", "/register", "/funds"):
         page = visitor.get(start).get_data(as_text=True)
@@ -68,8 +70,14 @@ def test_anyone_reads_it_without_an_account_from_the_sign_in_and_sign_up_pages(a
     assert response.status_code == 200
     seen = text(response.get_data(as_text=True))
     assert "Before you apply" in seen and "Create an account to apply" in seen
-    # The site's start page sends a visitor to the sign-in page, which links here.
+    # The site's start page sends a visitor to the sign-in page, which links here; and the
+    # page where an application starts links here too.
     assert visitor.get("/").location == "/login"
+    applicant = app.test_client()
+    login(applicant, make_user("applicant"))
+    assert PAGE in [
+        link.get("href") for link in links(applicant.get("/apply").get_data(as_text=True))
+    ]
 
 
 def test_it_lists_the_funds_categories_and_the_form_questions_of_each(app, fund):
