@@ -1,4 +1,5 @@
-"""An admin says where each reviewer's and manager's alerts go and who is on duty."""
+"""An admin says where each reviewer's, manager's and finance officer's alerts go and
+which reviewers and managers are on duty."""
 
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth.services import set_alert_settings
@@ -65,3 +66,16 @@ def test_the_settings_service_keeps_an_empty_address_as_none_and_audits_the_chan
         db.select(AuditEvent).where(AuditEvent.action == "auth.alert_settings")
     ).scalar_one()
     assert (entry.actor, entry.object_id) == (f"u{admin.id}", manager.uid)
+
+
+def test_an_admin_sets_where_finance_alerts_go_but_not_duty(client, make_user):
+    officer = make_user("finance")
+    login(client, make_user("admin"))
+    page = client.get("/admin/users").get_data(as_text=True)
+    assert f'name="u{officer.id}-email"' in page
+    assert f'name="u{officer.id}-on_duty"' not in page
+    # Duty says who hears of a new case first: it means nothing for finance, even sent.
+    response = _settings(client, officer, email="pay@fund.example", on_duty="y")
+    assert response.status_code == 302
+    db.session.refresh(officer)
+    assert (officer.contact, officer.on_duty) == ("pay@fund.example", False)

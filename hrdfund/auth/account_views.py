@@ -16,6 +16,9 @@ from .guard import role_required
 from .models import Role, User
 from .views import ROLE_LABELS, new_session
 
+#: The staff alerts are mailed to, whose address an admin sets.
+ALERTED_ROLES = (Role.REVIEWER, Role.MANAGER, Role.FINANCE)
+
 
 @bp.get("/account")
 def account():
@@ -96,7 +99,7 @@ def users():
             )
         )
         for u in rows
-        if u.role in (Role.REVIEWER, Role.MANAGER)
+        if u.role in ALERTED_ROLES
     }
     return render_template(
         "auth/users.html", users=rows, forms=forms, confirm=ConfirmForm(), roles=ROLE_LABELS
@@ -147,14 +150,15 @@ def reset_second_factor(uid):
 @bp.post("/admin/users/alerts")
 @role_required(Role.ADMIN)
 def alert_settings():
-    """Set where a reviewer's or manager's alerts go and whether they are on duty."""
+    """Set where a reviewer's, manager's or finance officer's alerts go and whether they
+    are on duty."""
     prefix = next((k[: -len("-user")] for k in request.form if k.endswith("-user")), "")
     form = AlertSettingsForm(prefix=prefix)
     user = db.session.execute(
         sa.select(User).where(
             User.uid == (form.user.data or ""),
             User.fund_id == current_user.fund_id,
-            User.role.in_([Role.REVIEWER, Role.MANAGER]),
+            User.role.in_(ALERTED_ROLES),
         )
     ).scalar_one_or_none()
     if user is None:

@@ -246,10 +246,10 @@ def reset_second_factor(user, actor):
 
 
 def set_alert_settings(user, contact, on_duty, actor):
-    """Where a reviewer's or manager's alerts go (``contact``, none when empty) and whether
-    they are on duty."""
+    """Where a staff member's alerts go (``contact``, none when empty) and whether they are
+    on duty (reviewers and managers only: duty is who hears of a new case first)."""
     user.contact = (contact or "").strip() or None
-    user.on_duty = bool(on_duty)
+    user.on_duty = bool(on_duty) and user.role in (Role.REVIEWER, Role.MANAGER)
     audit.record("auth.alert_settings", user, actor=actor)
     return user
 
