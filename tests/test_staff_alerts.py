@@ -260,6 +260,10 @@ def test_a_held_payment_mails_those_who_may_confirm_it_and_nothing_of_it(
         user.contact = address
     db.session.commit()
     grant = world.grant("1200", pool=world.eur, currency="USD")
+    # The approval told both finance officers the grant may be paid; the hold comes next.
+    assert alerts.send_pending() == 2
+    mailbox.wait_for(2)
+    mailbox.messages.clear()
     pay(
         world,
         grant,

@@ -16,6 +16,14 @@ class AlertKind(enum.StrEnum):
     TARGET_NEAR = "target_near"
     APPLICANT_ANSWER = "applicant_answer"
     PAYMENT_HELD = "payment_held"
+    #: A first approval waits for a second, different manager.
+    SECOND_APPROVAL = "second_approval"
+    #: A grant is approved and its money committed: finance may pay.
+    GRANT_APPROVED = "grant_approved"
+    #: An instalment of a payment plan has fallen due and is not paid.
+    INSTALMENT_DUE = "instalment_due"
+    #: A stipend's renewal review date has come.
+    RENEWAL_REVIEW = "renewal_review"
 
 
 class Alert(db.Model):

@@ -6,6 +6,9 @@ the response has gone out, in a short transaction of their own, so a slow or abs
 server never slows a page nor loses an alert: ``flask hrdfund alerts`` retries what is left
 (delivery is at least once). Who is alerted about a case, and who may still receive an
 alert about it when it goes out, is the cases' rule (``hrdfund.cases.alerts``).
+
+Each link lands where its reader acts on the case page: the decision for a second
+approval, the payment form for finance, the plan for a renewal review.
 """
 
 import logging
@@ -27,6 +30,16 @@ log = logging.getLogger(__name__)
 
 #: An alert the mail server refused this many times stays in the outbox for an admin.
 MAX_ATTEMPTS = 5
+
+#: The part of the case page each kind of alert opens at (the case page's own anchors).
+ANCHORS = {
+    AlertKind.APPLICANT_ANSWER: "thread",
+    AlertKind.PAYMENT_HELD: "held",
+    AlertKind.SECOND_APPROVAL: "decision",
+    AlertKind.GRANT_APPROVED: "pay",
+    AlertKind.INSTALMENT_DUE: "pay",
+    AlertKind.RENEWAL_REVIEW: "plan",
+}
 
 
 def notify_users(users, application, kind, once=None):
@@ -51,6 +64,15 @@ def notify_users(users, application, kind, once=None):
     return queued
 
 
+def once_keys(prefix):
+    """The ``once`` of every alert in the outbox whose ``once`` starts with ``prefix``
+    (whoever it was for): what a periodic run has queued before."""
+    keys = db.session.execute(
+        sa.select(Alert.once_key).where(Alert.once_key.startswith(prefix, autoescape=True))
+    ).scalars()
+    return {key.rsplit(":", 1)[0] for key in keys}
+
+
 def send_after_response(response, may_receive):
     """after_request hook: once the response has been sent, hand queued alerts over
     (``may_receive`` as for :func:`send_pending`)."""
@@ -73,20 +95,31 @@ def _address(user):
     return contact if "@" in contact and " " not in contact else None
 
 
+def link(alert):
+    """The address an alert points at: its case's page (behind sign-in), at the part
+    where its reader acts."""
+    url = current_app.config["BASE_URL"].rstrip("/") + "/applications/" + alert.application.uid
+    anchor = ANCHORS.get(alert.kind)
+    return f"{url}#{anchor}" if anchor else url
+
+
 def _message(alert, user, address):
     config = current_app.config
-    link = config["BASE_URL"].rstrip("/") + "/applications/" + alert.application.uid
     with force_locale(user.language or "en"):
         subjects = {
             AlertKind.URGENT_CASE: _("An urgent case waits in hrdfund"),
             AlertKind.TARGET_NEAR: _("A case in hrdfund is close to its target"),
             AlertKind.APPLICANT_ANSWER: _("An applicant answered in hrdfund"),
             AlertKind.PAYMENT_HELD: _("A payment in hrdfund waits for a second person"),
+            AlertKind.SECOND_APPROVAL: _("An approval in hrdfund waits for a second manager"),
+            AlertKind.GRANT_APPROVED: _("A grant in hrdfund is approved and can be paid"),
+            AlertKind.INSTALMENT_DUE: _("A planned payment in hrdfund is due"),
+            AlertKind.RENEWAL_REVIEW: _("A payment plan in hrdfund is due for its review"),
         }
         body = _(
             "Something waits for you in hrdfund. Sign in to see it:\n\n%(link)s\n\n"
             "This message carries no case details, by design.",
-            link=link,
+            link=link(alert),
         )
         message = EmailMessage()
         message["Subject"] = str(subjects[alert.kind])
@@ -115,8 +148,8 @@ def mail_configured():
 
 
 def send_pending(may_receive, limit=500):
-    """Send what waits in the outbox to each recipient ``may_receive(application, user)``
-    still lets hear of its case (the others are dropped); returns the number sent. Without
+    """Send what waits in the outbox to each recipient ``may_receive(alert, user)`` still
+    lets hear of it (the others are dropped); returns the number sent. Without
     a mail server configured, nothing is sent and everything waits. A server that cannot be
     reached raises (OSError or SMTPException) and costs the alerts nothing: they wait for
     the next run. Only a message the server refuses counts an attempt."""
@@ -136,9 +169,10 @@ def send_pending(may_receive, limit=500):
     outgoing, stale = [], []
     for alert in alerts:
         user = db.session.get(User, alert.user_id)
-        if alert.application is not None and not may_receive(alert.application, user):
-            # Since it was queued, the recipient left the case's fund or declared a
-            # conflict on it: the alert never goes out.
+        if alert.application is not None and not may_receive(alert, user):
+            # Since it was queued, the recipient left the case's fund, declared a
+            # conflict on it or no longer has the role it was for, or what it announced
+            # waits no more: the alert never goes out.
             stale.append(alert.id)
             continue
         address = _address(user) if user.active else None

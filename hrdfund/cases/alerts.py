@@ -1,6 +1,8 @@
 """Who on staff hears of a case, and when: the case's reviewer, else the staff on duty,
-else the fund's managers, never someone with a conflict on it; and the alerts for cases
-about to miss a target. The outbox and the mail are ``hrdfund.alerts.outbox``'s."""
+else the fund's managers, never someone with a conflict on it; the alerts for cases about
+to miss a target; and who may still receive an alert when it goes out. The outbox and the
+mail are ``hrdfund.alerts.outbox``'s; the alerts of decisions and plans are queued by
+``hrdfund.grants.alerts`` and ``hrdfund.disbursements.alerts``."""
 
 from datetime import timedelta
 
@@ -13,11 +15,24 @@ from ..auth.models import Role, User
 from ..core.columns import utcnow
 from ..core.extensions import db
 from .access import REVIEW_ROLES, can_see, staff_on_case
-from .models import Application
+from .models import Application, Decision, DecisionOutcome
 from .models import ApplicationStatus as S
 
 #: States in which the next step is the fund's (not the applicant's, not finance's).
 WAITING_ON_STAFF = (S.SUBMITTED, S.IN_REVIEW, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
+
+#: The roles each kind of alert is for: one who has since moved to another role no longer
+#: receives it.
+ROLES = {
+    AlertKind.URGENT_CASE: REVIEW_ROLES,
+    AlertKind.TARGET_NEAR: REVIEW_ROLES,
+    AlertKind.APPLICANT_ANSWER: REVIEW_ROLES,
+    AlertKind.PAYMENT_HELD: frozenset({Role.FINANCE, Role.MANAGER}),
+    AlertKind.SECOND_APPROVAL: frozenset({Role.MANAGER}),
+    AlertKind.GRANT_APPROVED: frozenset({Role.FINANCE}),
+    AlertKind.INSTALMENT_DUE: frozenset({Role.FINANCE}),
+    AlertKind.RENEWAL_REVIEW: frozenset({Role.MANAGER}),
+}
 
 
 def recipients(application):
@@ -40,15 +55,55 @@ def notify(application, kind, once=None):
     return outbox.notify_users(recipients(application), application, kind, once=once)
 
 
+def notify_role(application, kind, but=(), once=None):
+    """Queue an alert of ``kind`` for every active member of the fund's staff in the role
+    it is for (``ROLES``) who may work on ``application``, except the users whose ids are
+    in ``but``; never someone with a conflict on it."""
+    staff = staff_on_case(application, ROLES[kind])
+    if but:
+        staff = staff.where(User.id.not_in(list(but)))
+    users = db.session.execute(staff.order_by(User.id)).scalars().all()
+    return outbox.notify_users(users, application, kind, once=once)
+
+
+def first_approver_id(application):
+    """The manager of the latest approval of ``application`` (the one a second manager
+    confirms), or None."""
+    return db.session.execute(
+        sa.select(Decision.manager_id)
+        .where(
+            Decision.application_id == application.id,
+            Decision.outcome == DecisionOutcome.APPROVE,
+        )
+        .order_by(Decision.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def may_receive(alert, user):
+    """Whether ``user`` may still receive ``alert`` as it goes out: they may open its case
+    (``can_see``: still of its fund, no conflict declared), still hold the role it is for,
+    and a second approval still waits for them (not the first approver's own)."""
+    application = alert.application
+    if not can_see(application, user) or user.role not in ROLES.get(alert.kind, ()):
+        return False
+    if alert.kind == AlertKind.SECOND_APPROVAL:
+        return (
+            application.status == S.AWAITING_SECOND_APPROVAL
+            and first_approver_id(application) != user.id
+        )
+    return True
+
+
 def send_pending(limit=500):
-    """Send the outbox to those who may still see each alert's case (``can_see``): one
+    """Send the outbox to those who may still receive each alert (``may_receive``): one
     who left the fund or declared a conflict since it was queued never gets it."""
-    return outbox.send_pending(can_see, limit)
+    return outbox.send_pending(may_receive, limit)
 
 
 def send_after_response(response):
     """after_request hook: send what this request queued once the response is out."""
-    return outbox.send_after_response(response, can_see)
+    return outbox.send_after_response(response, may_receive)
 
 
 def queue_target_alerts(now=None):

@@ -1,5 +1,5 @@
-"""`flask hrdfund alerts`: queue alerts for cases close to a target and send the outbox.
-Run it from cron every few minutes."""
+"""`flask hrdfund alerts`: queue alerts for cases close to a target, instalments fallen due
+and renewal reviews come, and send the outbox. Run it from cron every few minutes."""
 
 import smtplib
 
@@ -8,12 +8,16 @@ import click
 from ..alerts import outbox
 from ..cases import alerts as services
 from ..core.extensions import db
+from ..disbursements import alerts as payment_alerts
+from ..grants import alerts as grant_alerts
 
 
 @click.command("alerts")
 def alerts():
-    """Queue target alerts, then send what waits in the outbox."""
+    """Queue target, instalment and renewal alerts, then send what waits in the outbox."""
     queued = services.queue_target_alerts()
+    queued += payment_alerts.queue_instalment_alerts()
+    queued += grant_alerts.queue_renewal_alerts()
     db.session.commit()
     try:
         sent = services.send_pending()

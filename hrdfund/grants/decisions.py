@@ -22,6 +22,7 @@ from ..core.sql import lock_row
 from ..pools import services as pools_services
 from ..pools.models import Pool
 from ..reviews.models import Review
+from . import alerts
 from .models import ApprovalDraw, Grant
 from .services import (
     DecisionError,
@@ -260,6 +261,7 @@ def approve_application(application, manager, amount, allocations):
             # Nothing is committed yet; a pool that cannot pay now is named at once.
             _check_room(application, pools, allocations)
             change_status(application, S.AWAITING_SECOND_APPROVAL, actor=manager)
+            alerts.approval_waits(application, manager, _recommender_id(application))
             return None
     else:
         _check_confirms_first(application, manager, amount, allocations)
@@ -307,6 +309,7 @@ def _commit_grant(application, manager, amount, allocations):
     for pool_id, grant_amount, rate in allocations:
         allocate(grant, application, pool_id, grant_amount, manager, rate)
     change_status(application, S.APPROVED, actor=manager)
+    alerts.grant_approved(grant)
     audit.record(
         "grant.approved",
         grant,

@@ -1,0 +1,49 @@
+"""The alert of an instalment fallen due: finance is told, once per instalment, by the
+periodic ``flask hrdfund alerts`` run. Who may receive it, at queueing and again at
+sending, is ``hrdfund.cases.alerts``'s rule."""
+
+import sqlalchemy as sa
+
+from ..alerts import outbox
+from ..alerts.models import AlertKind
+from ..cases import alerts
+from ..cases.models import Application
+from ..core.columns import utcnow
+from ..core.extensions import db
+from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
+from ..ledger.balances import PAID, instalments_paid
+from .rules import COVER_TOLERANCE
+
+
+def instalment_once(instalment):
+    """The once-key of an instalment's alert: one per instalment."""
+    return f"instalment:{instalment.id}"
+
+
+def queue_instalment_alerts(today=None):
+    """Queue an alert for the fund's finance officers, once per instalment, for every
+    instalment of an open grant due on ``today`` or before that payments, net of their
+    reversals, have not settled; returns how many were queued."""
+    today = today or utcnow().date()
+    net = instalments_paid()
+    paid = sa.func.coalesce(net.c.paid, 0)
+    due = db.session.execute(
+        sa.select(Instalment, Application)
+        .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+        .join(Grant, Grant.id == PaymentPlan.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .outerjoin(net, net.c.instalment_id == Instalment.id)
+        .where(
+            Grant.status == GrantStatus.ACTIVE,
+            Instalment.due_on <= today,
+            sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
+        )
+        .order_by(Instalment.due_on, Instalment.id)
+    ).all()
+    done = outbox.once_keys("instalment:")
+    queued = 0
+    for instalment, application in due:
+        once = instalment_once(instalment)
+        if once not in done:
+            queued += alerts.notify_role(application, AlertKind.INSTALMENT_DUE, once=once)
+    return queued
