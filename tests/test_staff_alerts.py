@@ -2,6 +2,7 @@
 that they carry no case details, that nothing is lost when the server is down, and that
 the cron command alerts once per target."""
 
+import re
 import socket
 import threading
 from datetime import timedelta
@@ -76,6 +77,18 @@ def team(make_user):
     }
 
 
+def lands(app, user, body, anchor):
+    """The alert's link is the case page at ``anchor``, and there ``user`` finds that part."""
+    (link,) = re.findall(r"https://fund\.example(\S+)", body)
+    path, _, fragment = link.partition("#")
+    assert fragment == anchor
+    client = app.test_client()
+    login(client, user)
+    page = client.get(path)
+    assert page.status_code == 200
+    assert f'id="{anchor}"' in page.get_data(as_text=True)
+
+
 def _draft(fund, team, urgent=True):
     application = services.start_application(team["applicant"], Category.MEDICAL, fund)
     services.save_draft(
@@ -122,7 +135,7 @@ def test_a_normal_case_sends_nothing(fund, team, mailbox):
 
 
 def test_an_answer_alerts_the_reviewer_on_the_case_never_a_conflicted_one(
-    fund, team, mailbox, make_user
+    app, fund, team, mailbox, make_user
 ):
     case = _draft(fund, team, urgent=False)
     services.submit_application(case, team["applicant"])
@@ -132,7 +145,8 @@ def test_an_answer_alerts_the_reviewer_on_the_case_never_a_conflicted_one(
     db.session.commit()
     alerts.send_pending()
     mailbox.wait_for(1)
-    assert len(mailbox.to("rev@fund.example")) == 1
+    (body,) = mailbox.to("rev@fund.example")
+    lands(app, team["reviewer"], body, "thread")
     assert mailbox.to("duty@fund.example") == []
     # The reviewer declares a conflict: the next answer goes to the staff on duty instead.
     reviews.declare_conflict(case, team["reviewer"])
@@ -248,7 +262,7 @@ def test_an_answer_posted_through_the_page_is_mailed_after_the_response(
 
 
 def test_a_held_payment_mails_those_who_may_confirm_it_and_nothing_of_it(
-    fund, make_user, make_donor, mailbox
+    app, fund, make_user, make_donor, mailbox
 ):
     """Finance enters a payment at a made-up rate: the other finance officer and the
     managers are mailed a link, never the one who entered it, never the figures."""
@@ -285,3 +299,4 @@ def test_a_held_payment_mails_those_who_may_confirm_it_and_nothing_of_it(
         rest = body.replace(grant.application.uid, "")
         for secret in ("Canary", "1,200", "1200.00", "USD", "10,909", "10909"):
             assert secret not in rest, secret
+    lands(app, world.m1, mailbox.to("m1@fund.example")[0], "held")

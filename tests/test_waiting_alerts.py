@@ -5,7 +5,6 @@ goes once to those who act, never to the first approver, to someone with a confl
 staff of another fund, carries nothing of the case, and opens the page where its reader
 acts."""
 
-import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -23,8 +22,8 @@ from hrdfund.grants import alerts as grant_alerts
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import PaymentPlan
 from hrdfund.reviews import services as reviews
-from tests.conftest import MoneyWorld, login, pay
-from tests.test_staff_alerts import Mailbox, _free_port
+from tests.conftest import MoneyWorld, pay
+from tests.test_staff_alerts import Mailbox, _free_port, lands
 
 SECOND = "waits for a second manager"
 APPROVED = "is approved and can be paid"
@@ -114,18 +113,6 @@ def _assert_nothing_of(body, case):
         assert secret not in rest, secret
 
 
-def _lands(app, user, body, anchor):
-    """The alert's link is the case page at ``anchor``, and there ``user`` finds that part."""
-    (link,) = re.findall(r"https://fund\.example(\S+)", body)
-    path, _, fragment = link.partition("#")
-    assert fragment == anchor
-    client = app.test_client()
-    login(client, user)
-    page = client.get(path)
-    assert page.status_code == 200
-    assert f'id="{anchor}"' in page.get_data(as_text=True)
-
-
 def _first_approval(world, case):
     first = approve_with_recorded_rates(case, world.m1, Decimal(6000), [(world.eur.id, 6000)])
     db.session.commit()
@@ -146,7 +133,7 @@ def test_a_first_approval_alerts_the_other_managers_who_may_confirm_it(app, worl
     _nobody_else(mailbox, world, SECOND, world.m2)
     (body,) = _received(mailbox, world.m2, SECOND)
     _assert_nothing_of(body, case)
-    _lands(app, world.m2, body, "decision")
+    lands(app, world.m2, body, "decision")
     assert alerts.send_pending() == 0, "sent once"
 
 
@@ -203,7 +190,7 @@ def test_an_approved_grant_alerts_the_funds_finance_at_the_payment_form(app, wor
     _nobody_else(mailbox, world, APPROVED, world.finance)
     (body,) = _received(mailbox, world.finance, APPROVED)
     _assert_nothing_of(body, grant.application)
-    _lands(app, world.finance, body, "pay")
+    lands(app, world.finance, body, "pay")
 
 
 def _planned(world, kind, **options):
@@ -235,7 +222,7 @@ def test_each_instalment_fallen_due_alerts_finance_once(app, world, mailbox):
     _nobody_else(mailbox, world, DUE, world.finance, world.finance2)
     (body,) = _received(mailbox, world.finance, DUE)
     _assert_nothing_of(body, grant.application)
-    _lands(app, world.finance, body, "pay")
+    lands(app, world.finance, body, "pay")
     again = runner.invoke(args=["hrdfund", "alerts"])
     assert "queued 0, sent 0" in again.output, again.output
     # The third instalment's day comes: it alerts, the second does not again.
@@ -273,7 +260,7 @@ def test_a_renewal_review_date_alerts_the_managers_once_per_plan_and_date(app, w
     _nobody_else(mailbox, world, RENEWAL, world.m1, world.m2)
     (body,) = _received(mailbox, world.m2, RENEWAL)
     _assert_nothing_of(body, grant.application)
-    _lands(app, world.m2, body, "plan")
+    lands(app, world.m2, body, "plan")
     again = runner.invoke(args=["hrdfund", "alerts"])
     assert "queued 0, sent 0" in again.output, again.output
     # A new review date is a new alert; a review date still to come is none.
