@@ -64,11 +64,17 @@ def notify_users(users, application, kind, once=None):
     return queued
 
 
-def once_keys(prefix):
-    """The ``once`` of every alert in the outbox whose ``once`` starts with ``prefix``
-    (whoever it was for): what a periodic run has queued before."""
+def queued_once(kind, application_ids):
+    """The ``once`` of every alert of ``kind`` on the cases ``application_ids`` in the
+    outbox, whoever it was for: what a periodic run queued before."""
+    if not application_ids:
+        return set()
     keys = db.session.execute(
-        sa.select(Alert.once_key).where(Alert.once_key.startswith(prefix, autoescape=True))
+        sa.select(Alert.once_key).where(
+            Alert.kind == kind,
+            Alert.application_id.in_(sorted(set(application_ids))),
+            Alert.once_key.is_not(None),
+        )
     ).scalars()
     return {key.rsplit(":", 1)[0] for key in keys}
 

@@ -40,7 +40,7 @@ def queue_instalment_alerts(today=None):
         )
         .order_by(Instalment.due_on, Instalment.id)
     ).all()
-    done = outbox.once_keys("instalment:")
+    done = outbox.queued_once(AlertKind.INSTALMENT_DUE, [a.id for _i, a in due])
     queued = 0
     for instalment, application in due:
         once = instalment_once(instalment)

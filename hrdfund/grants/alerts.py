@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from ..alerts import outbox
 from ..alerts.models import AlertKind
 from ..cases import alerts
+from ..cases.models import Application
 from ..core.columns import utcnow
 from ..core.extensions import db
 from .models import Grant, GrantStatus, PaymentPlan
@@ -36,21 +37,17 @@ def queue_renewal_alerts(today=None):
     plan of an open grant whose renewal review date has come; returns how many were
     queued."""
     today = today or utcnow().date()
-    plans = (
-        db.session.execute(
-            sa.select(PaymentPlan)
-            .join(Grant, Grant.id == PaymentPlan.grant_id)
-            .where(Grant.status == GrantStatus.ACTIVE, PaymentPlan.renewal_review_on <= today)
-            .order_by(PaymentPlan.id)
-        )
-        .scalars()
-        .all()
-    )
-    done = outbox.once_keys("renewal:")
+    plans = db.session.execute(
+        sa.select(PaymentPlan, Application)
+        .join(Grant, Grant.id == PaymentPlan.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .where(Grant.status == GrantStatus.ACTIVE, PaymentPlan.renewal_review_on <= today)
+        .order_by(PaymentPlan.id)
+    ).all()
+    done = outbox.queued_once(AlertKind.RENEWAL_REVIEW, [a.id for _p, a in plans])
     queued = 0
-    for plan in plans:
+    for plan, application in plans:
         once = renewal_once(plan)
         if once not in done:
-            application = plan.grant.application
             queued += alerts.notify_role(application, AlertKind.RENEWAL_REVIEW, once=once)
     return queued
