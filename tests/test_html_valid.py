@@ -592,6 +592,10 @@ def _finance(site):
     f.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
     f.get("/payments/follow-up")
     f.submit("/payments/follow-up", "/search", {"q": "HTML-CHECK-2"})
+    # The grants to pay, and a grant's payment page reached from them, refused once.
+    f.get("/payments/to-pay")
+    f.get(f"{paying}/pay")
+    f.submit(f"{paying}/pay", f"{paying}/payments", blank=True, refused=True)
     f.get("/payments/export")
     f.get("/payments/export.csv?start=2026-03-01&end=2026-02-01", status=400)
     f.get("/search")

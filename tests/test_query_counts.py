@@ -206,6 +206,33 @@ def follow_up(site, n):
     return "/payments/follow-up", site.shown["follow-up"]
 
 
+def to_pay_list(site, n):
+    """Grants to pay: a planned grant with its first instalment due today and part of it
+    paid, and a grant without a plan, alternately; urgent and not."""
+    for i in site.upto("to pay", n):
+        grant = site.grant("400", name=f"To pay {i}")
+        grant.application.urgency = Urgency.URGENT if i % 2 else Urgency.NORMAL
+        case = grant.application.uid
+        if i % 2:
+            site.plan(grant, count=2, starts_on=site.today)
+            pay(site, grant, "50", reference=f"TP-{i:02d}")
+        db.session.commit()
+        site.show("to pay", f">{case}</code></a>", f"/applications/{case}/pay")
+    return "/payments/to-pay", site.shown["to pay"]
+
+
+def pay_page(site, n):
+    """One stipend of ``n`` months, some paid in part: the page lists each month with
+    what is still due, in the grant's and the USD pool's currency."""
+    grant = site.once("stipend", lambda: site.grant("3600", pool=site.usd, name="Stipend"))
+    plan = site.once("stipend plan", lambda: site.plan(grant, kind="stipend", count=36))
+    for i in site.upto("pay page", n):
+        if i % 3 == 0:
+            pay(site, grant, "10", instalment=i + 1, reference=f"PP-{i:02d}")
+        site.show("pay page", f'<th scope="row">{plan.instalments[i].seq}</th>')
+    return f"/applications/{grant.application.uid}/pay", site.shown["pay page"]
+
+
 def pool_list(site, n):
     for i in site.upto("pools", n):
         donor = pools.create_donor(site.fund.id, f"Donor {i}", site.m1)
@@ -456,6 +483,8 @@ PAGES = [
     Page("partner's referrals", "partner", referrals),
     Page("finance's payments", "finance", payment_list),
     Page("follow-up", "finance", follow_up),
+    Page("grants to pay", "finance", to_pay_list),
+    Page("a grant's payment page", "finance", pay_page),
     Page("pools", "m1", pool_list),
     Page("pool page", "m1", pool_page),
     Page("pool page, dates chosen", "finance", pool_page_dated),

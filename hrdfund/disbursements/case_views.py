@@ -3,7 +3,8 @@ proof cleaned with no transaction open, then the payment checked and recorded, o
 for a second person, in one transaction that locks."""
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -14,6 +15,7 @@ from ..cases import cleaning, documents
 from ..cases.access import Section, get_application_or_404
 from ..cases.models import DocumentKind
 from ..core.extensions import db, reading
+from ..core.money import format_money
 from ..core.work import perform
 from ..directory import services as directory
 from ..grants.models import Grant, Instalment
@@ -23,6 +25,7 @@ from . import case_bp, services
 from .forms import BOUND_WORDS
 from .models import HeldPayment
 from .panels import payment_form
+from .to_pay import shortfall
 
 
 class _AlreadyRecorded(Exception):
@@ -55,6 +58,9 @@ def _case_grant_or_404(uid):
 def record(uid):
     """Record one payment of the case's grant, with its proof. The proof is cleaned with no
     transaction open; the payment is then checked and recorded in one that locks."""
+    # From the page of its own (``back=pay``, reached from the list of grants to pay) the
+    # form goes back there when refused, and to the list once recorded.
+    from_list = request.args.get("back") == "pay"
     with reading():
         application, grant = _case_grant_or_404(uid)
         balances = allocation_balances(grant.id)
@@ -71,8 +77,12 @@ def record(uid):
         done = _record(uid, form, cleaned)
         if not isinstance(done.refusal, services.PaymentError):
             _say_recorded(done)
+            if from_list:
+                return redirect(url_for("disbursements.to_pay"))
             return redirect(url_for("cases.case", uid=uid, _anchor="money"))
         form.form_errors.append(done.words)
+    if from_list:
+        return refused.refuse(form, to=url_for("case_payments.pay", uid=uid, _anchor="pay"))
     return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="pay"))
 
 
@@ -131,3 +141,47 @@ def _say_recorded(done):
         )
     else:
         flash(_("Payment recorded."), "info")
+    if done.ok:
+        _say_short(done.value)
+
+
+def _say_short(row):
+    """Say when the payment (booked, or held and counted as if booked) leaves its
+    instalment short, by how much in the grant's currency and in the currency paid: a
+    short payment is kept (partial payments are normal), and the instalment stays due."""
+    with db.session.no_autoflush:
+        short = shortfall(row, pending=isinstance(row, HeldPayment))
+    if short is None:
+        return
+    locale = str(get_locale() or "en")
+    words = {
+        "seq": short.seq,
+        "short": format_money(short.short, short.currency, locale),
+        "short_paid": format_money(short.short_paid, short.currency_paid, locale),
+    }
+    same = short.currency == short.currency_paid
+    if short.stays_due:
+        flash(
+            _(
+                "Instalment %(seq)d is still short by %(short)s: it stays on the list of "
+                "grants to pay until it is paid in full.",
+                **words,
+            )
+            if same
+            else _(
+                "Instalment %(seq)d is still short by %(short)s (%(short_paid)s at this "
+                "payment's rate): it stays on the list of grants to pay until it is paid "
+                "in full.",
+                **words,
+            ),
+            "warning",
+        )
+    else:
+        flash(
+            _(
+                "Instalment %(seq)d is short by %(short)s (%(short_paid)s at this payment's "
+                "rate), within what rounding allows: it counts as paid.",
+                **words,
+            ),
+            "info",
+        )

@@ -7,6 +7,8 @@ and close the grant.
 """
 
 import sqlalchemy as sa
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from ..auth.models import Role
@@ -14,6 +16,7 @@ from ..auth.refused import restore
 from ..cases import panels
 from ..cases.access import Section
 from ..core.extensions import db
+from ..core.money import format_money
 from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
@@ -25,6 +28,7 @@ from . import holds
 from .bounds import SECOND_PERSONS
 from .forms import BOUND_WORDS, HeldConfirmForm, PaymentForm, ReceiptForm, RefuseForm, ReverseForm
 from .services import grant_instalments
+from .to_pay import due_in_pools, still_due
 
 
 def grant_payments(grant):
@@ -58,9 +62,12 @@ def grant_ledger(grant):
     ).all()
 
 
-def payment_form(grant, balances, instalments, formdata=True, payer=None):
-    """The payment form with the grant's pools and instalments to choose from, and the
-    directory's entries ``payer`` may pay."""
+def payment_form(grant, balances, instalments, formdata=True, payer=None, due=None):
+    """The payment form with the grant's pools and instalments to choose from (each with
+    what is still due of it, from ``due``, else read here), and the directory's entries
+    ``payer`` may pay."""
+    if due is None:
+        due = still_due(instalments)
     form = PaymentForm() if formdata else PaymentForm(formdata=None)
     form.payee_entry.choices = [SelectChoice("", "—")] + [
         SelectChoice(e.uid, e.name) for e in directory.payable_entries(payer)
@@ -69,12 +76,39 @@ def payment_form(grant, balances, instalments, formdata=True, payer=None):
         SelectChoice(a.id, f"{a.pool.name} ({a.pool.currency})") for a, _r, _p in balances
     ]
     form.instalment.choices = [SelectChoice(0, "—")] + [
-        SelectChoice(i.id, f"{i.seq} · {i.due_on.isoformat()} · {i.amount} {i.currency}")
-        for i in instalments
+        SelectChoice(i.id, instalment_words(i, due.get(i.id, i.amount))) for i in instalments
     ]
     if not formdata:
         form.currency_paid.data = grant.currency
     return form
+
+
+def instalment_words(instalment, due):
+    """An instalment as the payment form offers it: its number, due date, and what is
+    still due of it in the grant's currency."""
+    locale = str(get_locale() or "en")
+    amount = format_money(instalment.amount, instalment.currency, locale)
+    if due <= 0:
+        return _(
+            "%(seq)d · due %(day)s · %(amount)s, paid",
+            seq=instalment.seq,
+            day=instalment.due_on.isoformat(),
+            amount=amount,
+        )
+    if due == instalment.amount:
+        return _(
+            "%(seq)d · due %(day)s · %(amount)s to pay",
+            seq=instalment.seq,
+            day=instalment.due_on.isoformat(),
+            amount=amount,
+        )
+    return _(
+        "%(seq)d · due %(day)s · %(due)s still to pay of %(amount)s",
+        seq=instalment.seq,
+        day=instalment.due_on.isoformat(),
+        due=format_money(due, instalment.currency, locale),
+        amount=amount,
+    )
 
 
 @panels.register
@@ -111,6 +145,7 @@ def _staff_money(grant, plan, instalments, user, sections):
     balances = allocation_balances(grant.id)
     rows = grant_ledger(grant)
     active = grant.status == GrantStatus.ACTIVE
+    due = still_due(instalments)
     finance = user.role == Role.FINANCE
     manager = user.role == Role.MANAGER
     # Held payments are for the second persons to see: finance and managers (the payee
@@ -134,9 +169,11 @@ def _staff_money(grant, plan, instalments, user, sections):
             Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on
         ),
         "show_payee": Section.PAYEES in sections,
-        "pay_form": restore(payment_form(grant, balances, instalments, False, user))
+        "pay_form": restore(payment_form(grant, balances, instalments, False, user, due))
         if finance and active
         else None,
+        "due": due,
+        "due_pools": due_in_pools(grant, balances, due),
         "reverse_form": ReverseForm(**fresh) if finance else None,
         "reverse_refused": _refused(ReverseForm(**fresh), reversible) if finance else None,
         # Reviewers and managers declare a conflict in the review section.

@@ -30,6 +30,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.sql import before, day_bucket, summed
 from ..disbursements import followup
+from ..disbursements.to_pay import count_to_pay
 from ..grants.models import Grant
 from ..ledger.balances import pool_history
 from ..ledger.models import Disbursement
@@ -352,5 +353,7 @@ def dashboard_figures():
             (pool, pool_chart(pool, days, history[pool.id], today, f"chart-pool-{i}"))
             for i, pool in enumerate(pools)
         ]
+    if role == Role.FINANCE:
+        figures["to_pay"] = count_to_pay(user, today, current_app.config["INSTALMENT_NOTICE_DAYS"])
     figures["charts"] = charts
     return figures
