@@ -276,6 +276,23 @@ def dashboard(site, n):
     return "/dashboard", site.shown["dashboard"]
 
 
+def decisions_waiting(site, n):
+    """Approvals above the four-eyes threshold waiting for a second manager, each split
+    over two pools, and as many recommended cases: the dashboard lists the first ten,
+    the approvals first, each with its split and a button to confirm it."""
+    for i in site.upto("decisions", n):
+        case = site.recommended(name=f"Waiting {i}")
+        if i < 8:
+            approve_with_recorded_rates(
+                case, site.m1, Decimal(6000), [(site.eur.id, 3000), (site.usd.id, 3000)]
+            )
+            site.show("decisions", f'id="decide-{case.uid}"', f"/applications/{case.uid}/confirm")
+        else:
+            site.show("decisions")  # beyond the first ten, or below the approvals
+        db.session.commit()
+    return "/dashboard", site.shown["decisions"]
+
+
 def pool_page_dated(site, n):
     """The same pool page, its lists kept to the dates of its rows (payments made on 3
     February, the rest today), each list's first page asked."""
@@ -491,6 +508,7 @@ PAGES = [
     Page("coverage", "m1", coverage),
     Page("dashboard, manager", "m1", dashboard),
     Page("dashboard, finance", "finance", dashboard),
+    Page("dashboard, decisions waiting", "m2", decisions_waiting),
     Page("accounts", "admin", accounts),
     Page("new donor or pool", "admin", new_pool_form),
     Page("donor portal", "donor user", donor_portal),

@@ -399,3 +399,16 @@ def approve_with_recorded_rates(application, manager, amount, draws):
         rate = recorded_rate(application.fund_id, application.currency, pool.currency)
         allocations.append((pool_id, grant_amount, rate))
     return approve_application(application, manager, amount, allocations)
+
+
+def confirm_first_approval(application, manager):
+    """A second manager confirms the first approval as it stands, its amount and split of
+    pools, from a list rather than the case page: :func:`approve_with_recorded_rates`
+    with the first approval's figures, so every rule of the case page holds (another
+    manager than the first, not the recommender, no conflict, the pools' room)."""
+    if application.status != S.AWAITING_SECOND_APPROVAL:
+        raise DecisionError(_l("This case waits for no second approval."))
+    first = first_approval(application)
+    if first is None:
+        raise DecisionError(_l("This case waits for no second approval."))
+    return approve_with_recorded_rates(application, manager, first.amount, approval_draws(first))

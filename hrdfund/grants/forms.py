@@ -44,6 +44,13 @@ PLAN_LABELS = {
 }
 
 
+class SecondApprovalForm(PrefixedForm):
+    """A second manager confirms a first approval as it stands, from the dashboard; the
+    button is the whole form."""
+
+    PREFIX = "second"
+
+
 class PlanForm(PrefixedForm):
     """How an approved grant is paid."""
 

@@ -22,7 +22,14 @@ from ..core.work import perform
 from ..reviews.services import latest_review
 from . import bp, decisions, plans, services
 from . import coverage as coverage_rules
-from .forms import ApproveForm, CloseForm, PlanForm, QuestionForm, RejectForm
+from .forms import (
+    ApproveForm,
+    CloseForm,
+    PlanForm,
+    QuestionForm,
+    RejectForm,
+    SecondApprovalForm,
+)
 from .models import Grant
 
 DECIDING = (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL)
@@ -206,6 +213,37 @@ def approve(uid):
             return redirect(url_for("cases.case", uid=application.uid))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "approve"))
+
+
+@bp.post("/applications/<uid>/confirm-approval")
+@role_required(Role.MANAGER)
+def confirm_approval(uid):
+    """A second manager confirms a first approval as it stands, from the dashboard's list of
+    decisions waiting: every rule of the case page's approval holds."""
+    application = get_application_or_404(uid, current_user, Section.DECISION)
+    back = url_for("reports.dashboard", _anchor="decisions")
+    form = SecondApprovalForm()
+    if form.validate_on_submit():
+        done = perform(
+            decisions.confirm_first_approval,
+            application,
+            current_user._get_current_object(),
+            refused=decisions.DecisionError,
+        )
+        if done.ok:
+            grant = done.value
+            flash(
+                _(
+                    "%(case)s approved: %(amount)s committed. Finance sees it among the "
+                    "grants to pay.",
+                    case=application.code or application.uid,
+                    amount=format_money(grant.amount, grant.currency, str(get_locale())),
+                ),
+                "info",
+            )
+            return redirect(back)
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=back, about=uid)
 
 
 def _case(application, anchor):

@@ -29,9 +29,12 @@ from ..core.charts import Chart, Series
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.sql import before, day_bucket, summed
+from ..core.support import CATEGORY_LABELS
 from ..disbursements import followup
 from ..disbursements.to_pay import count_to_pay
+from ..grants.forms import SecondApprovalForm
 from ..grants.models import Grant
+from ..grants.waiting import decisions_waiting
 from ..ledger.balances import pool_history
 from ..ledger.models import Disbursement
 from ..pools.chart import chart_days, pool_chart
@@ -353,6 +356,10 @@ def dashboard_figures():
             (pool, pool_chart(pool, days, history[pool.id], today, f"chart-pool-{i}"))
             for i, pool in enumerate(pools)
         ]
+    if role == Role.MANAGER:
+        figures["decisions"], figures["decisions_total"] = decisions_waiting(user)
+        figures["second_form"] = SecondApprovalForm(formdata=None)
+        figures["kinds"], figures["now"] = CATEGORY_LABELS, now
     if role == Role.FINANCE:
         figures["to_pay"] = count_to_pay(user, today, current_app.config["INSTALMENT_NOTICE_DAYS"])
     figures["charts"] = charts

@@ -97,6 +97,30 @@ class RecommendForm(PrefixedForm):
     )
 
 
+class QuickRecommendForm(PrefixedForm):
+    """From the queue, for an urgent case: take it and recommend the budget as asked, or
+    rejection (a part is recommended on the case page, line by line)."""
+
+    PREFIX = "quick"
+
+    risk_level = SelectField(
+        _l("Risk to the defender"),
+        choices=options((r.value, label) for r, label in RISK_LABELS.items()),
+    )
+    recommendation = SelectField(
+        _l("Recommendation"),
+        choices=options(
+            (r.value, label)
+            for r, label in RECOMMENDATION_LABELS.items()
+            if r != Recommendation.APPROVE_PARTLY
+        ),
+    )
+    assessment = TextAreaField(
+        _l("Assessment (staff only)"),
+        [DataRequired(_l("Say briefly why.")), Length(max=LONG_MAX)],
+    )
+
+
 class NetworkForm(PrefixedForm):
     """The button that asks the other member funds (the duplicate check across funds)."""
 

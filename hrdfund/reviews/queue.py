@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..cases import access, targets
@@ -27,6 +28,7 @@ from ..pools.eligibility import fitting_cases
 from ..pools.models import ExchangeRate, Pool
 from ..pools.services import entry_rate
 from . import bp
+from .forms import QuickRecommendForm
 
 
 #: Sort orders of the queue: name -> ORDER BY, each ending on the id so pages are stable.
@@ -122,6 +124,9 @@ def queue_filters(pools):
     return chosen, problems
 
 
+#: Urgent cases in these statuses may be taken and recommended from the queue's row.
+QUICK_STATES = (ApplicationStatus.SUBMITTED, ApplicationStatus.IN_REVIEW)
+
 #: The statuses the queue lists: every open one but a draft.
 WAITING = [s for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
 
@@ -140,8 +145,12 @@ def queue():
     now = utcnow()
     deadlines = [targets.next_target(row, now) for row in rows[:size]]
     worths = [worth(row, reporting) for row in rows[:size]]
+    fresh = QuickRecommendForm(formdata=None)
     return render_template(
         "reviews/queue.html",
+        quick=refused.restore(QuickRecommendForm(formdata=None), {r.uid for r in rows[:size]}),
+        fresh_quick=fresh,
+        quick_states=QUICK_STATES,
         rows=list(zip(rows[:size], deadlines, worths, strict=True)),
         page=page,
         has_next=len(rows) > size,

@@ -123,6 +123,27 @@ def recommend(
     return review
 
 
+def take_and_recommend(application, reviewer, risk_level, recommendation, assessment):
+    """From the queue: take the case when nobody has it, then recommend each budget line
+    as asked (or rejection), by the same services and rules as the case page's two steps.
+    A case someone else reviews is left to them."""
+    if application.assigned_reviewer_id not in (None, reviewer.id):
+        raise ReviewError(_l("Someone else reviews this case: open it to see their work."))
+    recommendation = Recommendation(recommendation)
+    if recommendation == Recommendation.APPROVE_PARTLY:
+        raise ReviewError(_l("A part is recommended on the case page, line by line."))
+    if application.assigned_reviewer_id is None:
+        assign_reviewer(application, reviewer, reviewer)
+    amounts = {}
+    if recommendation != Recommendation.REJECT:
+        amounts = {
+            line.id: line.recommended_amount or line.amount for line in application.budget_lines
+        }
+    return recommend(
+        application, reviewer, risk_level, recommendation, None, assessment, line_amounts=amounts
+    )
+
+
 def latest_review(application):
     """The most recent assessment of the case, or None."""
     return (

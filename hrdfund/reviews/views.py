@@ -5,7 +5,7 @@ back with them beside the fields, and nothing typed is lost (``auth.refused``).
 """
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
@@ -32,6 +32,7 @@ from .forms import (
     ConflictForm,
     NetworkForm,
     NoteForm,
+    QuickRecommendForm,
     RecommendForm,
     ReferenceCheckForm,
 )
@@ -193,6 +194,46 @@ def recommend(uid):
     if not done.ok:
         return _again(application, "assessment", form, done.refusal)
     return _back(application, _("Recommendation recorded. A manager decides next."))
+
+
+#: The queue's arguments a form sent from it carries, to come back to the same list.
+QUEUE_ARGS = ("status", "category", "urgency", "country", "pool", "sort", "mine", "page")
+
+
+def queue_back(uid=None):
+    """The queue as the request's arguments filtered it (at the row of ``uid``)."""
+    kept = {k: v for k, v in request.args.items() if k in QUEUE_ARGS}
+    return url_for("reviews.queue", **kept, _anchor=f"quick-{uid}" if uid else None)
+
+
+@bp.post("/applications/<uid>/quick-recommend")
+@role_required(*STAFF)
+def quick_recommend(uid):
+    """From the queue, for an urgent case: take it and recommend it in one step; back to
+    the queue as it was filtered."""
+    application = get_application_or_404(uid, current_user, Section.REVIEW)
+    form = QuickRecommendForm()
+    if form.validate_on_submit():
+        done = perform(
+            review_services.take_and_recommend,
+            application,
+            _me(),
+            form.risk_level.data,
+            form.recommendation.data,
+            form.assessment.data,
+            refused=(ReviewError, MoneyError),
+        )
+        if done.ok:
+            flash(
+                _(
+                    "%(case)s: taken and recommended. A manager decides next.",
+                    case=application.code or application.uid,
+                ),
+                "info",
+            )
+            return redirect(queue_back())
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=queue_back(uid), about=uid)
 
 
 @bp.post("/applications/<uid>/cofunding")
