@@ -453,6 +453,11 @@ def _reviewer(site, sent, purged):
     r.submit(sent, reference.action, {status_field: "sure"}, refused=True)
     r.submit(sent, reference.action, {status_field: "confirmed"})
     r.submit(sent, f"{sent}/recommend", blank=True, refused=True)
+    # The short form under an urgent row of the queue, sent blank: refused under its row.
+    urgent = "/cases?urgency=urgent"
+    quick = [f.action for f in page_forms(r.html(urgent)) if "/quick-recommend" in f.action]
+    assert quick, "the queue offers an urgent case's short form"
+    r.submit(urgent, urllib.parse.urlsplit(quick[0]).path, blank=True, refused=True)
     # The search: from the box of a page to the case it names; nothing found; by a name.
     code = db.session.execute(
         sa.select(Application.code).where(Application.uid == sent.rsplit("/", 1)[1])
@@ -539,6 +544,11 @@ def _manager(site, purged):
     m.get("/account")
     m.get("/payments", status=403)
     m.errors()
+    # The second manager confirms the demo's approval waiting for them from the dashboard.
+    confirm = [f.action for f in page_forms(second.html("/dashboard")) if "/confirm-" in f.action]
+    assert confirm, "the dashboard offers the second manager an approval to confirm"
+    second.submit("/dashboard", confirm[0])
+    second.errors()
 
 
 def _rate_uid(on, base, quote="EUR"):

@@ -3,6 +3,8 @@ statement to reconcile."""
 
 import secrets
 
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -17,7 +19,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..core.fields import Entered, MoneyField, RateField
 from ..core.forms import PageForm, PrefixedForm, options
-from ..core.money import CURRENCIES
+from ..core.money import CURRENCIES, format_money
 from ..ledger.models import Channel, PayeeType
 from .bounds import RATE_OR_NOTHING
 from .models import HoldReason
@@ -45,6 +47,34 @@ BOUND_WORDS = {
     HoldReason.FEE: _l("the fee is a large share of the payment"),
     HoldReason.DIFFERENCE: _l("the exchange difference is a large share of the payment"),
 }
+
+
+def instalment_words(instalment, due):
+    """An instalment as the payment form offers it: its number, due date, and what is
+    still due of it in the grant's currency."""
+    locale = str(get_locale() or "en")
+    amount = format_money(instalment.amount, instalment.currency, locale)
+    if due <= 0:
+        return _(
+            "%(seq)d · due %(day)s · %(amount)s, paid",
+            seq=instalment.seq,
+            day=instalment.due_on.isoformat(),
+            amount=amount,
+        )
+    if due == instalment.amount:
+        return _(
+            "%(seq)d · due %(day)s · %(amount)s to pay",
+            seq=instalment.seq,
+            day=instalment.due_on.isoformat(),
+            amount=amount,
+        )
+    return _(
+        "%(seq)d · due %(day)s · %(due)s still to pay of %(amount)s",
+        seq=instalment.seq,
+        day=instalment.due_on.isoformat(),
+        due=format_money(due, instalment.currency, locale),
+        amount=amount,
+    )
 
 
 class ReceiptForm(PageForm):

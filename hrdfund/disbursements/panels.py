@@ -7,8 +7,6 @@ and close the grant.
 """
 
 import sqlalchemy as sa
-from flask_babel import get_locale
-from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from ..auth.models import Role
@@ -16,7 +14,6 @@ from ..auth.refused import restore
 from ..cases import panels
 from ..cases.access import Section
 from ..core.extensions import db
-from ..core.money import format_money
 from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
@@ -26,7 +23,15 @@ from ..ledger.reversals import reversal_partners
 from ..reviews.forms import ConflictForm
 from . import holds
 from .bounds import SECOND_PERSONS
-from .forms import BOUND_WORDS, HeldConfirmForm, PaymentForm, ReceiptForm, RefuseForm, ReverseForm
+from .forms import (
+    BOUND_WORDS,
+    HeldConfirmForm,
+    PaymentForm,
+    ReceiptForm,
+    RefuseForm,
+    ReverseForm,
+    instalment_words,
+)
 from .services import grant_instalments
 from .to_pay import due_in_pools, still_due
 
@@ -81,34 +86,6 @@ def payment_form(grant, balances, instalments, formdata=True, payer=None, due=No
     if not formdata:
         form.currency_paid.data = grant.currency
     return form
-
-
-def instalment_words(instalment, due):
-    """An instalment as the payment form offers it: its number, due date, and what is
-    still due of it in the grant's currency."""
-    locale = str(get_locale() or "en")
-    amount = format_money(instalment.amount, instalment.currency, locale)
-    if due <= 0:
-        return _(
-            "%(seq)d · due %(day)s · %(amount)s, paid",
-            seq=instalment.seq,
-            day=instalment.due_on.isoformat(),
-            amount=amount,
-        )
-    if due == instalment.amount:
-        return _(
-            "%(seq)d · due %(day)s · %(amount)s to pay",
-            seq=instalment.seq,
-            day=instalment.due_on.isoformat(),
-            amount=amount,
-        )
-    return _(
-        "%(seq)d · due %(day)s · %(due)s still to pay of %(amount)s",
-        seq=instalment.seq,
-        day=instalment.due_on.isoformat(),
-        due=format_money(due, instalment.currency, locale),
-        amount=amount,
-    )
 
 
 @panels.register
