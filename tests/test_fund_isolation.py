@@ -874,6 +874,21 @@ ROUTES = {
     # A file correcting the entry by its code: another fund's code is one it does not keep.
     "directory.import_entries": Fill(_uid(lambda w: w.entries["own"]), "manager", _entries_file),
     "directory.remove": Fill(_uid(lambda w: w.entries["own"]), "manager"),
+    # The short ways to an urgent case's money: the queue's take-and-recommend, the
+    # dashboard's confirmation of a first approval (refused in words on a case nobody
+    # approved yet, past the access rule), a grant's pay page.
+    "reviews.quick_recommend": Fill(
+        _case("submitted"),
+        "reviewer",
+        lambda v: {
+            "quick-risk_level": "high",
+            "quick-recommendation": "approve",
+            "quick-assessment": "Sweep",
+        },
+        part="assessment",
+    ),
+    "grants.confirm_approval": Fill(_case("recommended"), "manager2", part="assessment"),
+    "case_payments.pay": Fill(_case("paying"), "finance", part="money"),
 }
 
 
@@ -955,6 +970,9 @@ LISTS = {
             {"finance"},
             lambda o: o.payments["spare"].reference,
         )
+    ],
+    "disbursements.to_pay": [
+        Page(lambda o, w: "/payments/to-pay", {"finance"}, lambda o: o.cases["granted"].uid)
     ],
     "disbursements.follow_up": [
         Page(

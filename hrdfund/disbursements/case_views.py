@@ -149,7 +149,7 @@ def _say_short(row):
     """Say when the payment (booked, or held and counted as if booked) leaves its
     instalment short, by how much in the grant's currency and in the currency paid: a
     short payment is kept (partial payments are normal), and the instalment stays due."""
-    with db.session.no_autoflush:
+    with reading():
         short = shortfall(row, pending=isinstance(row, HeldPayment))
     if short is None:
         return
