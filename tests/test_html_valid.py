@@ -466,6 +466,10 @@ def _reviewer(site, sent, purged):
     r.get("/search")
     r.submit("/search", "/search", {"q": "HRD999-26-0001"})
     r.submit("/search", "/search", {"q": "Someone Nobody Named", "country": "KE"})
+    # A name two cases share (this one and the paying case): the answer lists both.
+    name = {"q": RELOCATION["defender_name"], "country": RELOCATION["country"]}
+    listed = r.submit("/search", "/search", name).get_data(as_text=True)
+    assert listed.count('class="case-uid"') >= 2, "the search lists the cases it found"
     r.get("/coverage")
     r.get("/coverage?page=2")
     r.get("/account")

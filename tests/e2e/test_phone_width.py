@@ -1,0 +1,294 @@
+"""Every page of every role fits a phone: at 390x844, with JavaScript off, a visitor and
+each role of the demo accounts go through every page the app's URL map lets them ask for
+with GET, route parameters filled with the demo world's own cases, pools, referrals and
+directory entries, and no page lays out wider than the screen."""
+
+import time
+import urllib.parse
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.exceptions import HTTPException
+
+from hrdfund.auth.models import Role, User
+from hrdfund.cases.models import Application, ApplicationStatus
+from hrdfund.core.extensions import db
+from hrdfund.directory.models import DirectoryEntry
+from hrdfund.network.models import Referral
+from hrdfund.pools.models import Pool
+from tests.e2e.test_applicant_journey import _sign_in, _staff_app
+from tests.e2e.test_review_journey import _code
+
+pytestmark = pytest.mark.e2e
+
+WIDTH = 390
+HEIGHT = 844
+
+#: Routes answered with GET that are not pages, or not pages of their own, and why.
+NOT_PAGES = {
+    "static": "the stylesheet",
+    "auth.qr": "the second factor's QR code, an SVG image",
+    "cases.download": "a document the applicant sent, as a file",
+    "network.shared_document": "a document another fund shared, as a file",
+    "network.referral_packet": "a referral packet, as a file",
+    "network.answer_packet": "the answer packet of a referral, as a file",
+    "disbursements.proof": "a payment's proof, as a file",
+    "reports.donor_report": "a donor report, as a PDF or CSV file",
+    "reports.staff_report": "a pool's report for staff, as a PDF or CSV file",
+    "directory.export": "the directory, as a CSV file",
+    "reports.export_queue": "the queue, as a CSV file",
+    "reports.export_follow_up": "follow-up, as a CSV file",
+    "reports.export_coverage": "coverage, as a CSV file",
+    "reports.export_payments": "payments of a period, as a CSV file",
+}
+
+
+def _moved(endpoint):
+    """An old address kept only to redirect to its new page (tests/test_moved_urls.py)."""
+    return endpoint.startswith("moved:")
+
+
+class World:
+    """The demo world's ids a route parameter can take, read from the server's database."""
+
+    def __init__(self, app, accounts):
+        with app.app_context():
+            users = {
+                user.login: user
+                for user in db.session.scalars(
+                    sa.select(User).where(User.login.in_([a["login"] for a in accounts]))
+                )
+            }
+            self.users = {
+                login: (user.id, user.fund_id, user.partner_organisation_id)
+                for login, user in users.items()
+            }
+            cases = db.session.execute(
+                sa.select(
+                    Application.uid,
+                    Application.status,
+                    Application.fund_id,
+                    Application.applicant_id,
+                    Application.partner_organisation_id,
+                ).order_by(Application.id.desc())
+            ).all()
+            self.cases = cases
+            self.pools = db.session.execute(sa.select(Pool.uid, Pool.fund_id)).all()
+            self.entries = db.session.execute(
+                sa.select(DirectoryEntry.uid, DirectoryEntry.fund_id).order_by(DirectoryEntry.id)
+            ).all()
+            self.referrals = db.session.execute(
+                sa.select(Referral.uid, Referral.status, Referral.from_fund_id, Referral.to_fund_id)
+            ).all()
+            db.session.remove()
+
+    def _one_per_status(self, rows):
+        seen = {}
+        for row in rows:
+            seen.setdefault(row.status, row.uid)
+        return list(seen.values())
+
+    def cases_of(self, account):
+        """One case of each status among those the account may open."""
+        user_id, fund_id, org_id = self.users.get(account["login"], (None, None, None))
+        role = account["role"]
+        if role == Role.APPLICANT:
+            mine = [c for c in self.cases if c.applicant_id == user_id]
+        elif role == Role.PARTNER:
+            mine = [c for c in self.cases if org_id and c.partner_organisation_id == org_id]
+        elif role in (Role.REVIEWER, Role.MANAGER, Role.FINANCE):
+            mine = [c for c in self.cases if c.fund_id == fund_id]
+        else:
+            mine = []
+        return self._one_per_status(mine)
+
+    def drafts_of(self, account):
+        user_id, _fund, org_id = self.users.get(account["login"], (None, None, None))
+        return [
+            c.uid
+            for c in self.cases
+            if c.status == ApplicationStatus.DRAFT
+            and (c.applicant_id == user_id or (org_id and c.partner_organisation_id == org_id))
+        ][:1]
+
+    def fund_of(self, account):
+        return self.users.get(account["login"], (None, None, None))[1]
+
+    def pools_of(self, account):
+        fund = self.fund_of(account)
+        return [p.uid for p in self.pools if fund and p.fund_id == fund]
+
+    def entries_of(self, account):
+        fund = self.fund_of(account)
+        return [e.uid for e in self.entries if fund and e.fund_id == fund][:2]
+
+    def referrals_of(self, account):
+        fund = self.fund_of(account)
+        return self._one_per_status(
+            r for r in self.referrals if fund in (r.from_fund_id, r.to_fund_id)
+        )
+
+
+#: How each route with parameters is filled in for an account: the pages it leads to.
+FILLED = {
+    "cases.case": lambda world, account: [f"/applications/{u}" for u in world.cases_of(account)],
+    "cases.edit": lambda world, account: [
+        f"/applications/{u}/edit" for u in world.drafts_of(account)
+    ],
+    "pools.pool": lambda world, account: [f"/pools/{u}" for u in world.pools_of(account)],
+    "directory.entry": lambda world, account: [
+        f"/directory/{u}" for u in world.entries_of(account)
+    ],
+    "directory.edit": lambda world, account: [
+        f"/directory/{u}/edit" for u in world.entries_of(account)
+    ],
+    "network.referral": lambda world, account: [
+        f"/network/referrals/{u}" for u in world.referrals_of(account)
+    ],
+}
+
+#: Pages shown only in the middle of a step, reached on the way rather than by address.
+ON_THE_WAY = {
+    "auth.code": "the second step of signing in: measured while each account signs in",
+}
+
+#: Lists a phone shows as one block per row, each cell under its column's name: no cell
+#: of their tables is out of sight sideways, in a box to scroll.
+ROWS_ON_A_PHONE = {
+    "cases.mine": "an applicant's applications",
+    "cases.referrals": "a partner's referred cases",
+    "reviews.queue": "the queue",
+    "disbursements.index": "finance's payments",
+    "directory.index": "the directory",
+}
+
+#: The page measured in the browser: the width of the document; when it is too wide, the
+#: element reaching furthest right outside any box that scrolls on its own (the deepest
+#: such element when several end at the same place); and the tables that scroll sideways.
+MEASURE = """(limit) => {
+  const width = document.documentElement.scrollWidth;
+  const scrolling = [...document.querySelectorAll('table')]
+    .filter(t => t.scrollWidth > t.clientWidth + 1)
+    .map(t => (t.querySelector('th') || t).textContent.trim().slice(0, 40));
+  if (width <= limit) return {width, widest: null, scrolling};
+  let widest = null, right = -1;
+  const walk = (el) => {
+    for (const child of el.children) {
+      const box = child.getBoundingClientRect();
+      if (box.width > 0 && box.right >= right - 0.5
+          && (box.right > right + 0.5 || widest === null || widest.contains(child))) {
+        widest = child; right = box.right;
+      }
+      if (getComputedStyle(child).overflowX === 'visible') walk(child);
+    }
+  };
+  walk(document.body);
+  let name = widest ? widest.tagName.toLowerCase() : '?';
+  if (widest && widest.id) name += '#' + widest.id;
+  if (widest && widest.classList.length) name += '.' + [...widest.classList].join('.');
+  const text = widest ? (widest.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 60) : '';
+  return {width, widest: `<${name}> ending at ${Math.round(right)} px: "${text}"`, scrolling};
+}"""
+
+
+def _get_routes(app):
+    """Every route answered with GET: the endpoint and its rule."""
+    return sorted(
+        (rule.endpoint, rule)
+        for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods and not _moved(rule.endpoint)
+    )
+
+
+def _paths(world, account, routes):
+    """The pages an account asks for: each route without parameters as it is, and each
+    route with parameters filled with the demo world's ids."""
+    for endpoint, rule in routes:
+        if endpoint in NOT_PAGES or endpoint in ON_THE_WAY:
+            continue
+        if rule.arguments:
+            for path in FILLED[endpoint](world, account) if account else ():
+                yield endpoint, path
+        else:
+            yield endpoint, rule.rule
+
+
+def _sign_in_as(page, server, app, account, measured):
+    _sign_in(page, server["url"], account["login"], account["password"])
+    if account["role"] in {r.value for r in (Role.APPLICANT, Role.PARTNER)}:
+        page.wait_for_load_state("load")
+        return
+    code = page.get_by_label("Six-digit code from your authenticator app")
+    code.wait_for()
+    measured(f"{account['role']}: the sign-in code page", page.url)
+    code.fill(_code(app, account["login"], account["totp_secret"]))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_load_state("load")
+    assert "/login" not in page.url, f"{account['login']} did not sign in"
+
+
+def test_every_page_of_every_role_fits_a_phone(live_server, browser):
+    app = _staff_app(live_server)
+    routes = _get_routes(app)
+    unaccounted = sorted(
+        endpoint
+        for endpoint, rule in routes
+        if rule.arguments and endpoint not in FILLED | NOT_PAGES | ON_THE_WAY
+    )
+    assert not unaccounted, (
+        f"routes with parameters no phone-width visit fills in: {unaccounted}; add them to "
+        "FILLED (with demo ids), or to NOT_PAGES or ON_THE_WAY with the reason"
+    )
+    accounts = {}
+    for account in live_server["accounts"]:
+        accounts.setdefault(account["role"], account)
+    assert set(accounts) == {role.value for role in Role}, "a role without a demo account"
+    world = World(app, list(accounts.values()))
+
+    adapter = app.url_map.bind("127.0.0.1")
+
+    def request_endpoint(url):
+        try:
+            return adapter.match(urllib.parse.urlsplit(url).path)[0]
+        except HTTPException:
+            return None
+
+    too_wide, sideways, reached, shown, visits = [], [], set(), set(), 0
+    started = time.monotonic()
+    for account in [None, *accounts.values()]:
+        who = account["role"] if account else "visitor"
+        context = browser.new_context(
+            java_script_enabled=False, viewport={"width": WIDTH, "height": HEIGHT}
+        )
+        page = context.new_page()
+
+        def measured(label, url, endpoint=None, status=200, page=page):
+            result = page.evaluate(MEASURE, WIDTH)
+            if result["width"] > WIDTH:
+                too_wide.append(f"{label} ({url}) is {result['width']} px wide: {result['widest']}")
+            if status == 200:
+                shown.add(endpoint)
+            if endpoint in ROWS_ON_A_PHONE and result["scrolling"]:
+                sideways.append(f"{label}: tables starting {result['scrolling']}")
+
+        if account:
+            _sign_in_as(page, live_server, app, account, measured)
+        seen = set()
+        for endpoint, path in _paths(world, account, routes):
+            response = page.goto(live_server["url"] + path)
+            visits += 1
+            if response.status == 200:
+                reached.add(endpoint)
+            if page.url in seen:
+                continue
+            seen.add(page.url)
+            measured(f"{who}: {path}", page.url, request_endpoint(page.url), response.status)
+        context.close()
+    elapsed = time.monotonic() - started
+
+    filled_unreached = sorted(set(FILLED) - reached)
+    assert not filled_unreached, f"no role reached a page of {filled_unreached}"
+    assert not too_wide, "pages wider than a phone at 390 px:\n" + "\n".join(too_wide)
+    assert not sideways, "lists to scroll sideways on a phone:\n" + "\n".join(sideways)
+    assert set(ROWS_ON_A_PHONE) <= shown, "a list shown as rows on a phone was not visited"
+    print(f"{visits} pages in {elapsed:.1f} s")
