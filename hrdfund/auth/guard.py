@@ -107,6 +107,9 @@ def role_required(*roles):
                 abort(403)
             return view(*args, **kwargs)
 
+        # Who the view lets in, readable from the URL map (the phone-width test visits
+        # each page as each of these roles).
+        wrapped.roles = allowed
         return wrapped
 
     return decorator
