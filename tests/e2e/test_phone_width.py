@@ -176,22 +176,30 @@ ROWS_ON_A_PHONE = {
     "network.funds": "the network's member funds",
 }
 
+
+#: Who goes through their pages a second time in Arabic, written right to left: a visitor
+#: and the defenders' side, whose pages speak the applicants' languages.
+RIGHT_TO_LEFT = (None, Role.APPLICANT, Role.PARTNER)
+
 #: The page measured in the browser: the width of the document; when it is too wide, the
-#: element reaching furthest right outside any box that scrolls on its own (the deepest
-#: such element when several end at the same place); and the tables that scroll sideways.
+#: element reaching furthest past the screen's edge (right, or left on a page written
+#: right to left) outside any box that scrolls on its own (the deepest such element when
+#: several reach as far); and the tables that scroll sideways.
 MEASURE = """(limit) => {
   const width = document.documentElement.scrollWidth;
   const scrolling = [...document.querySelectorAll('table')]
     .filter(t => t.scrollWidth > t.clientWidth + 1)
     .map(t => (t.querySelector('th') || t).textContent.trim().slice(0, 40));
-  if (width <= limit) return {width, widest: null, scrolling};
-  let widest = null, right = -1;
+  const lang = document.documentElement.lang;
+  if (width <= limit) return {width, widest: null, scrolling, lang};
+  let widest = null, past = -Infinity;
   const walk = (el) => {
     for (const child of el.children) {
       const box = child.getBoundingClientRect();
-      if (box.width > 0 && box.right >= right - 0.5
-          && (box.right > right + 0.5 || widest === null || widest.contains(child))) {
-        widest = child; right = box.right;
+      const over = Math.max(box.right - limit, -box.left);
+      if (box.width > 0 && over >= past - 0.5
+          && (over > past + 0.5 || widest === null || widest.contains(child))) {
+        widest = child; past = over;
       }
       if (getComputedStyle(child).overflowX === 'visible') walk(child);
     }
@@ -201,7 +209,8 @@ MEASURE = """(limit) => {
   if (widest && widest.id) name += '#' + widest.id;
   if (widest && widest.classList.length) name += '.' + [...widest.classList].join('.');
   const text = widest ? (widest.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 60) : '';
-  return {width, widest: `<${name}> ending at ${Math.round(right)} px: "${text}"`, scrolling};
+  return {width, widest: `<${name}> ${Math.round(past)} px past the screen's edge: "${text}"`,
+          scrolling, lang};
 }"""
 
 
@@ -263,6 +272,25 @@ def _sign_in_as(page, server, app, account, measured):
     assert "/login" not in page.url, f"{account['login']} did not sign in"
 
 
+def _set_language(app, account, language):
+    """The language kept for an account, set as the chooser would."""
+    with app.app_context():
+        db.session.execute(
+            sa.select(User).where(User.login == account["login"])
+        ).scalar_one().language = language
+        db.session.commit()
+        db.session.remove()
+
+
+def _choose_language(page, url, account, language):
+    """The language chosen with the form on every page (kept for a signed-in account)."""
+    page.goto(url + ("/account" if account else "/login"))
+    page.select_option("#page-language", language)
+    page.locator("form.language button").click()
+    page.wait_for_load_state("load")
+    assert page.locator("html").get_attribute("lang") == language
+
+
 def test_every_page_of_every_role_fits_a_phone(live_server, browser):
     app = _staff_app(live_server)
     routes = _get_routes(app)
@@ -291,17 +319,22 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
 
     too_wide, sideways, missing, reached, shown, visits = [], [], [], set(), set(), 0
     started = time.monotonic()
-    for account in [None, *accounts.values()]:
-        who = account["role"] if account else "visitor"
+    for account, language in [
+        *((account, "en") for account in (None, *accounts.values())),
+        *((accounts[role] if role else None, "ar") for role in RIGHT_TO_LEFT),
+    ]:
+        who = (account["role"] if account else "visitor") + f" ({language})"
         context = browser.new_context(
             java_script_enabled=False, viewport={"width": WIDTH, "height": HEIGHT}
         )
         page = context.new_page()
 
-        def measured(label, url, endpoint=None, status=200, page=page):
+        def measured(label, url, endpoint=None, status=200, page=page, language=language):
             result = page.evaluate(MEASURE, WIDTH)
             if result["width"] > WIDTH:
                 too_wide.append(f"{label} ({url}) is {result['width']} px wide: {result['widest']}")
+            if result["lang"] != language:
+                too_wide.append(f"{label} ({url}) is in {result['lang']!r}, not {language!r}")
             if status == 200:
                 shown.add(endpoint)
             if endpoint in ROWS_ON_A_PHONE and result["scrolling"]:
@@ -309,6 +342,8 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
 
         if account:
             _sign_in_as(page, live_server, app, account, measured)
+        if language != "en":
+            _choose_language(page, live_server["url"], account, language)
         seen = set()
         for endpoint, path in _paths(app, world, account, routes, missing):
             response = page.goto(live_server["url"] + path)
@@ -320,6 +355,8 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
             seen.add(page.url)
             measured(f"{who}: {path}", page.url, request_endpoint(page.url), response.status)
         context.close()
+        if language != "en" and account:
+            _set_language(app, account, None)  # as it was, for the other browser tests
     elapsed = time.monotonic() - started
 
     assert not missing, (
