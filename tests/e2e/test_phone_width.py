@@ -161,7 +161,7 @@ ON_THE_WAY = {
     "auth.code": "the second step of signing in: measured while each account signs in",
 }
 
-#: Lists a phone shows as one block per row, each cell under its column's name: no cell
+#: Lists a phone shows as one block per row, each cell beside its column's name: no cell
 #: of their tables is out of sight sideways, in a box to scroll.
 ROWS_ON_A_PHONE = {
     "cases.mine": "an applicant's applications",
