@@ -102,6 +102,16 @@ class World:
             mine = []
         return self._one_per_status(mine)
 
+    def payable_of(self, account):
+        """One grant of each status finance pays in (approved, paying), of its fund."""
+        fund = self.fund_of(account)
+        return self._one_per_status(
+            c
+            for c in self.cases
+            if c.fund_id == fund
+            and c.status in (ApplicationStatus.APPROVED, ApplicationStatus.PAYING)
+        )
+
     def drafts_of(self, account):
         user_id, _fund, org_id = self.users.get(account["login"], (None, None, None))
         return [
@@ -134,6 +144,9 @@ FILLED = {
     "cases.case": lambda world, account: [f"/applications/{u}" for u in world.cases_of(account)],
     "cases.edit": lambda world, account: [
         f"/applications/{u}/edit" for u in world.drafts_of(account)
+    ],
+    "case_payments.pay": lambda world, account: [
+        f"/applications/{u}/pay" for u in world.payable_of(account)
     ],
     "pools.pool": lambda world, account: [f"/pools/{u}" for u in world.pools_of(account)],
     "directory.entry": lambda world, account: [
