@@ -166,6 +166,9 @@ class Config:
     #: back with what was typed; unread, it is then forgotten.
     REFUSED_FORM_MINUTES = int(_env("HRDFUND_REFUSED_FORM_MINUTES", "10"))
 
+    #: An administrator's invitation to a new account opens for this many hours.
+    INVITATION_HOURS = int(_env("HRDFUND_INVITATION_HOURS", "72"))
+
     LOG_LEVEL = _env("HRDFUND_LOG_LEVEL", "INFO")
     PAGE_SIZE = 50
 

@@ -71,10 +71,12 @@ def _configure(app, overrides):
     limits.check_config(app.config)
     quick_exit.check_config(app.config)
     from .auth.budget import check_config as check_password_budget
+    from .auth.invitations import check_config as check_invitations
     from .auth.throttle import check_config as check_sign_in_limits
 
     check_sign_in_limits(app.config)
     check_password_budget(app.config)
+    check_invitations(app.config)
     _configure_logging(app)
     _prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
 

@@ -6,6 +6,7 @@ from .alerts.models import Alert  # noqa: F401
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import (  # noqa: F401
     Fund,
+    Invitation,
     PartnerOrganisation,
     PasswordCheckBudget,
     RecoveryCode,

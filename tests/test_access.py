@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
+from hrdfund.auth import invitations
 from hrdfund.auth.guard import PUBLIC_ENDPOINTS
 from hrdfund.cases.models import Application
 from hrdfund.core.extensions import db
@@ -43,6 +44,7 @@ ROLE_PAGES = {
     "/donor": {"donor"},
     "/pools": {"manager", "finance", "admin"},
     "/admin/users": {"admin"},
+    "/admin/users/invite": {"admin"},
     "/fund/settings": {"admin"},
     "/fund/partners": {"admin"},
     "/network/packets": {"reviewer", "manager"},
@@ -96,6 +98,14 @@ def test_the_public_list_is_exactly_what_answers_visitors(app, client, make_user
             with visitor.open(path, method=method) as response:
                 if not _sent_to_login(response) and response.status_code != 404:
                     public.add(endpoint)
+    # An invitation's link answers a visitor when its token is a real invitation's.
+    _invitation, token = invitations.invite_account(make_user("admin"), "finance", "invited.one")
+    db.session.commit()
+    for endpoint, method, path in _routes(app):
+        if endpoint == "auth.invitation_link":
+            with app.test_client().open(path.replace("dummy", token), method=method) as response:
+                if not _sent_to_login(response) and response.status_code != 404:
+                    public.add(endpoint)
     assert public == set(PUBLIC_ENDPOINTS)
     assert public == {
         "static",
@@ -105,6 +115,8 @@ def test_the_public_list_is_exactly_what_answers_visitors(app, client, make_user
         "auth.recovery",
         "auth.register",
         "auth.choose_language",
+        "auth.invitation_link",
+        "auth.invitation",
         "network.directory",
         "cases.before",
     }

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from . import account_views, client, views  # noqa: E402,F401
+from . import account_views, client, invitation_views, views  # noqa: E402,F401

@@ -9,7 +9,7 @@ from flask_login import current_user
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.work import perform
-from . import attempts, bp, refused, second_factor, services
+from . import attempts, bp, invitations, refused, second_factor, services
 from .client import client_token, refusal, remember_client
 from .forms import AlertSettingsForm, PasswordChangeForm, RenewCodesForm
 from .guard import role_required
@@ -102,7 +102,12 @@ def users():
         if u.role in ALERTED_ROLES
     }
     return render_template(
-        "auth/users.html", users=rows, forms=forms, confirm=ConfirmForm(), roles=ROLE_LABELS
+        "auth/users.html",
+        users=rows,
+        forms=forms,
+        confirm=ConfirmForm(),
+        roles=ROLE_LABELS,
+        invitations=invitations.open_invitations(current_user.fund_id),
     )
 
 

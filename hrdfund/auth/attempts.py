@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from ..core.extensions import db, reading
-from . import budget, logins, second_factor, services, throttle
+from . import budget, invitations, logins, second_factor, services, throttle
 from .services import AuthError
 
 #: Each process hashes one password at a time: a burst of attempts at one process takes
@@ -195,3 +195,30 @@ def check_recovery_code(user, code, token):
     kept = services.complete_login(user, charge)
     db.session.commit()
     return SignedIn(user, kept, left)
+
+
+def accept_invitation(link_token, password, token):
+    """The first step of an invited account: the password chosen for it, checked against
+    the rules first (nothing counted, nothing hashed), then charged at the invitation's
+    login and hashed with no transaction open, as a sign-in is. The account is made in a
+    short transaction; its second factor is enrolled next. Raises
+    :class:`invitations.InvitationClosedError` when the link opens no invitation (or
+    closed meanwhile), and :class:`services.PasswordPolicyError` for a password the rules
+    refuse."""
+    with reading():
+        invitation = invitations.open_invitation(link_token)
+        if invitation is None:
+            raise invitations.InvitationClosedError()
+        login, invitation_id = invitation.login, invitation.id
+        services.check_password_rules(password, login)
+        _first_look(login, token)
+    with _turn_to_hash():
+        charge = _charge(login, token)
+        password_hash = services.hash_password(password)
+    try:
+        user, _kept = invitations.settle_acceptance(charge, invitation_id, password_hash)
+    except invitations.InvitationClosedError:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return SignedIn(user)

@@ -21,6 +21,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.recovery",
         "auth.register",
         "auth.choose_language",
+        "auth.invitation_link",
+        "auth.invitation",
         "network.directory",
         "cases.before",
     }

@@ -280,3 +280,49 @@ class PasswordCheckBudget(db.Model):
     #: The checks granted so far use the budget up to this moment; a new one is granted
     #: while it lies less than the allowed burst ahead of now.
     spent_until = col(sa.DateTime, INTERNAL, nullable=False)
+
+
+#: Roles an administrator may invite into their fund: never another administrator (the
+#: network's administrator creates a fund with its first one) nor the network's.
+INVITABLE_ROLES = (Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.DONOR)
+
+
+class Invitation(db.Model):
+    """An administrator's invitation to a new staff or donor account of their fund: a
+    one-time link whose random token only its keyed hash here names. The person who opens
+    it sets a password and enrols the second factor; the link then stops working, as it
+    does once expired or withdrawn."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('reviewer', 'manager', 'finance', 'donor')", name="invitable"),
+        sa.CheckConstraint("(role = 'donor') = (donor_id IS NOT NULL)", name="donor_for_donor"),
+        sa.CheckConstraint(
+            "accepted_at IS NULL OR user_id IS NOT NULL", name="accepted_has_account"
+        ),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    #: Keyed hash of the link's token; the token itself is shown once, to the administrator.
+    token_hash = col(sa.String(32), INTERNAL, text=Text.HASH, nullable=False, unique=True)
+    fund_id = fk("funds.id")
+    role = enum_col(Role, "invitation_role", nullable=False)
+    #: The login name the account will have, set by the administrator.
+    login = col(sa.String(User.LOGIN_MAX), PERSONAL, text=Text.LOGIN, nullable=False)
+    #: For a donor account: the donor whose pools it reads.
+    donor_id = fk("donors.id", nullable=True)
+    invited_by_id = fk("users.id")
+    created_at = created_at()
+    expires_at = col(sa.DateTime, INTERNAL, nullable=False)
+    accepted_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: The account made when the invitation was accepted.
+    user_id = fk("users.id", nullable=True)
+    revoked_at = col(sa.DateTime, INTERNAL, nullable=True)
+
+    fund = relationship("Fund")
+    donor = relationship("Donor")
+    user = relationship("User", foreign_keys=[user_id])
+
+    def usable(self, now):
+        """Whether the link still opens: not accepted, withdrawn or expired."""
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now

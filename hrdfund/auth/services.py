@@ -262,19 +262,26 @@ def check_login_rules(login):
         )
 
 
-def create_user(role, login, password=None, actor=None, password_hash=None, **fields):
-    """Create an account; staff roles get a TOTP secret to enrol with. ``password_hash``
-    is a password hashed before the write transaction began (sign-up)."""
-    role = Role(role)
-    login = normalise_login(login)
-    check_login_rules(login)
-    if role != Role.APPLICANT and is_made_login(login):
+def check_not_made_login(login):
+    """Raise :class:`LoginPolicyError` for a login of the form sign-up makes: those are
+    for applicant accounts only, so sign-up never reaches another account."""
+    if is_made_login(login):
         raise LoginPolicyError(
             _l(
                 "logins of three groups of four letters and digits (abcd-efgh-jkmn) are made "
                 "by sign-up, for applicant accounts only: choose another login"
             )
         )
+
+
+def create_user(role, login, password=None, actor=None, password_hash=None, **fields):
+    """Create an account; staff roles get a TOTP secret to enrol with. ``password_hash``
+    is a password hashed before the write transaction began (sign-up)."""
+    role = Role(role)
+    login = normalise_login(login)
+    check_login_rules(login)
+    if role != Role.APPLICANT:
+        check_not_made_login(login)
     if find_user(login) is not None:
         raise UserExistsError(login)
     user = User(role=role, login=login, **fields)

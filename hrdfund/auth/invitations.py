@@ -1,0 +1,256 @@
+"""Accounts made in the browser: an administrator invites a member of staff or a donor to
+their own fund with a one-time link, the person who opens it sets the password (the second
+factor is enrolled at once, before the account works), and an administrator deactivates and
+reactivates accounts of the fund.
+
+The link carries a random token (32 bytes); only a keyed hash of it is stored, so the
+database alone never opens an invitation. A link opens until it is accepted, withdrawn or
+expired (``INVITATION_HOURS``), whichever comes first, and makes one account at most.
+"""
+
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from .. import audit
+from ..core.columns import cipher, utcnow
+from ..core.extensions import db
+from ..core.sql import lock_row
+from . import throttle
+from .logins import normalise_login
+from .models import INVITABLE_ROLES, Invitation, Role, User
+from .services import (
+    AccountLinkError,
+    LoginPolicyError,
+    UserExistsError,
+    check_login_rules,
+    check_not_made_login,
+    create_user,
+    end_sessions,
+)
+
+
+class InvitationError(ValueError):
+    """An invitation, or a change to an account, the rules refuse; in words for the page."""
+
+
+class InvitationClosedError(Exception):
+    """The link is unknown, expired, used or withdrawn: it makes no account."""
+
+
+def check_config(config):
+    """Refuse to start with invitations that never open."""
+    if config["INVITATION_HOURS"] < 1:
+        raise RuntimeError("HRDFUND_INVITATION_HOURS must be at least 1")
+
+
+def token_hash(token):
+    """The keyed hash an invitation's token is stored as."""
+    return cipher().blind_index(f"invitation|{token or ''}")
+
+
+def _check_admin(actor):
+    if actor.role != Role.ADMIN or actor.fund_id is None:
+        raise InvitationError(_l("Only an administrator of the fund manages its accounts."))
+
+
+def fund_donors(fund_id):
+    """The donors of the fund, by name: who a donor account may read the pools of."""
+    donor = sa.inspect(Invitation).relationships["donor"].mapper.class_
+    return (
+        db.session.execute(sa.select(donor).where(donor.fund_id == fund_id).order_by(donor.name))
+        .scalars()
+        .all()
+    )
+
+
+def invite_account(actor, role, login, donor_id=None):
+    """An invitation from ``actor``, an administrator, to a new account of their own fund
+    with ``role`` (one of ``INVITABLE_ROLES``) at ``login``; for a donor account, of the
+    fund's donor ``donor_id``. Returns the invitation and its token, which only the link
+    carries: it is not stored, and this is the one time it is known."""
+    _check_admin(actor)
+    try:
+        role = Role(role)
+    except ValueError:
+        role = None
+    if role not in INVITABLE_ROLES:
+        raise InvitationError(
+            _l("An administrator invites reviewers, managers, finance and donors.")
+        )
+    login = normalise_login(login)
+    check_login_rules(login)
+    check_not_made_login(login)
+    _check_login_free(login)
+    donor = None
+    if role == Role.DONOR:
+        donor = next((d for d in fund_donors(actor.fund_id) if d.id == donor_id), None)
+        if donor is None:
+            raise InvitationError(_l("Choose the donor whose pools the account will read."))
+    elif donor_id is not None:
+        raise InvitationError(_l("Only a donor account reads a donor's pools."))
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    invitation = Invitation(
+        token_hash=token_hash(token),
+        fund_id=actor.fund_id,
+        role=role,
+        login=login,
+        donor_id=donor.id if donor else None,
+        invited_by_id=actor.id,
+        created_at=now,
+        expires_at=now + timedelta(hours=current_app.config["INVITATION_HOURS"]),
+    )
+    db.session.add(invitation)
+    db.session.flush()
+    audit.record(
+        "auth.invited",
+        invitation,
+        actor=actor,
+        role=role.value,
+        donor=donor.uid if donor else None,
+        expires_at=invitation.expires_at.isoformat(timespec="seconds"),
+    )
+    return invitation, token
+
+
+def _check_login_free(login, but=None):
+    """Refuse a login an account has, or an open invitation other than ``but`` holds."""
+    if db.session.execute(sa.select(User.id).where(User.login == login)).first():
+        raise UserExistsError(login)
+    held = sa.select(Invitation.id).where(
+        Invitation.login == login,
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
+        Invitation.expires_at > utcnow(),
+    )
+    if but is not None:
+        held = held.where(Invitation.id != but.id)
+    if db.session.execute(held).first():
+        raise UserExistsError(login)
+
+
+def open_invitation(token, now=None):
+    """The invitation ``token`` opens, or None when it opens none (unknown, expired, used
+    or withdrawn: the same answer for each). Only reads."""
+    if not token or len(token) > 100:
+        return None
+    invitation = db.session.execute(
+        sa.select(Invitation).where(Invitation.token_hash == token_hash(token))
+    ).scalar_one_or_none()
+    if invitation is None or not invitation.usable(now or utcnow()):
+        return None
+    return invitation
+
+
+def settle_acceptance(charge, invitation_id, password_hash):
+    """Settle a charged acceptance, in a short write transaction after the hash: the
+    account the invitation (read again, its row locked) names, with the password hashed
+    before, its second factor still to enrol. The attempt is refunded: the sign-in is
+    complete once the first code from the authenticator is accepted. Raises
+    :class:`InvitationClosedError` when the invitation closed meanwhile."""
+    throttle.hold(charge)
+    invitation = lock_row(Invitation, invitation_id)
+    now = utcnow()
+    if not invitation.usable(now) or (invitation.fund and invitation.fund.suspended):
+        raise InvitationClosedError()
+    try:
+        _check_login_free(invitation.login, but=invitation)
+    except UserExistsError as exc:
+        raise InvitationClosedError() from exc
+    user = create_user(
+        invitation.role,
+        invitation.login,
+        password_hash=password_hash,
+        fund_id=invitation.fund_id,
+        donor_id=invitation.donor_id,
+    )
+    invitation.accepted_at = now
+    invitation.user_id = user.id
+    throttle.refund(charge)
+    audit.record("auth.invitation_accepted", invitation, actor=user, account=user.uid)
+    return user, None
+
+
+def revoke_invitation(actor, invitation):
+    """Withdraw an open invitation of ``actor``'s fund: its link stops working."""
+    _check_admin(actor)
+    invitation = lock_row(Invitation, invitation.id)
+    if invitation.fund_id != actor.fund_id:
+        raise InvitationError(_l("Only an administrator of the fund manages its accounts."))
+    if not invitation.usable(utcnow()):
+        raise InvitationError(_l("This invitation was already used, withdrawn or expired."))
+    invitation.revoked_at = utcnow()
+    audit.record("auth.invitation_revoked", invitation, actor=actor)
+    return invitation
+
+
+def open_invitations(fund_id, now=None):
+    """The fund's invitations whose link still opens, oldest first."""
+    now = now or utcnow()
+    return (
+        db.session.execute(
+            sa.select(Invitation)
+            .where(
+                Invitation.fund_id == fund_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > now,
+            )
+            .order_by(Invitation.created_at, Invitation.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def deactivate_account(actor, user):
+    """An account of ``actor``'s fund can no longer sign in and each of its sessions ends
+    at once; its records stay. Not the administrator's own, nor the fund's last active
+    administrator."""
+    _check_admin(actor)
+    user = lock_row(User, user.id)
+    if user.fund_id != actor.fund_id or user.is_applicant_side:
+        raise InvitationError(_l("Only an administrator of the fund manages its accounts."))
+    if user.id == actor.id:
+        raise InvitationError(_l("You cannot deactivate your own account."))
+    if not user.active:
+        raise InvitationError(_l("This account is deactivated already."))
+    if user.role == Role.ADMIN:
+        others = db.session.execute(
+            sa.select(sa.func.count())
+            .select_from(User)
+            .where(
+                User.fund_id == user.fund_id,
+                User.role == Role.ADMIN,
+                User.active.is_(True),
+                User.id != user.id,
+            )
+        ).scalar()
+        if not others:
+            raise InvitationError(_l("The fund's last administrator stays active."))
+    user.active = False
+    end_sessions(user, actor=actor, action="auth.deactivated")
+    return user
+
+
+def reactivate_account(actor, user):
+    """A deactivated account of ``actor``'s fund may sign in again (with its password and
+    second factor as they were); its old sessions stay ended."""
+    _check_admin(actor)
+    user = lock_row(User, user.id)
+    if user.fund_id != actor.fund_id or user.is_applicant_side:
+        raise InvitationError(_l("Only an administrator of the fund manages its accounts."))
+    if user.active:
+        raise InvitationError(_l("This account is active already."))
+    user.active = True
+    audit.record("auth.reactivated", user, actor=actor)
+    db.session.flush()
+    return user
+
+
+#: Refusals an invitation form turns into words for the page.
+REFUSALS = (InvitationError, LoginPolicyError, UserExistsError, AccountLinkError)
