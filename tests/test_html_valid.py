@@ -652,6 +652,9 @@ def _admin(site):
     manager = _user("demo-manager2")
     a.submit("/admin/users", f"/admin/users/{manager.uid}/sessions")
     a.submit("/admin/users", f"/admin/users/{manager.uid}/second-factor")
+    a.submit("/admin/users", f"/admin/users/{manager.uid}/deactivate")
+    a.submit("/admin/users", f"/admin/users/{manager.uid}/reactivate")
+    _invitations(site, a)
     a.get("/pools")
     a.get("/pools/new")
     pool = db.session.execute(sa.select(Pool).order_by(Pool.id).limit(1)).scalar_one()
@@ -660,6 +663,48 @@ def _admin(site):
     a.get("/cases", status=403)
     a.errors()
     a.submit("/account", "/logout")
+
+
+def _invitations(site, a):
+    """An admin invites a donor (refused first, without a role) and a reviewer, and
+    withdraws the donor's invitation; the reviewer opens the link, is refused a short
+    password, sets one and reaches the second factor's enrolment; the used link and the
+    withdrawn one get their page."""
+    a.submit("/admin/users/invite", "/admin/users/invite", {"invite-login": "x"}, refused=True)
+    donor = db.session.execute(sa.select(Donor).order_by(Donor.id).limit(1)).scalar_one()
+    withdrawn = _link(
+        a.submit(
+            "/admin/users/invite",
+            "/admin/users/invite",
+            {"invite-role": "donor", "invite-login": "html.donor", "invite-donor": donor.uid},
+        )
+    )
+    link = _link(
+        a.submit(
+            "/admin/users/invite",
+            "/admin/users/invite",
+            {"invite-role": "reviewer", "invite-login": "html.reviewer"},
+        )
+    )
+    forms = page_forms(a.html("/admin/users"))
+    revoke = next(f.action for f in forms if f.action.endswith("/revoke"))
+    a.submit("/admin/users", revoke)
+    invited = site.browser("invited")
+    invited.get(link)
+    invited.submit("/invitation", "/invitation", {"password": "short"}, refused=True)
+    password = "an invited passphrase 42"
+    invited.submit("/invitation", "/invitation", {"password": password, "again": password})
+    site.browser("too late").get(link, status=404)
+    site.browser("withdrawn").get(withdrawn, status=404)
+
+
+def _link(response):
+    """The path of the invitation link the page shows."""
+    found = re.search(
+        r"https?://[^/<\s]+(/invitation/[A-Za-z0-9_-]+)", response.get_data(as_text=True)
+    )
+    assert found, "the invitation's page shows no link"
+    return found.group(1)
 
 
 def _network_admin(site):

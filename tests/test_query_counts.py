@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.auth import invitations
 from hrdfund.auth.models import Role, User
 from hrdfund.cases import messages, services, targets
 from hrdfund.cases.models import (
@@ -317,7 +318,15 @@ def accounts(site, n):
     for i in site.upto("accounts", n):
         user = site.staff(roles[i % 3], f"colleague-{i:02d}")
         user.contact = f"colleague-{i}@example.org"
-        site.show("accounts", user.login)
+        # Each row: an account, and an invitation waiting, every third one a donor's.
+        donor = i % 3 == 0
+        site.show("accounts", user.login, f"invited-{i:02d}", *([site.donor.name] if donor else []))
+        invitations.invite_account(
+            site.admin,
+            Role.DONOR if donor else Role.MANAGER,
+            f"invited-{i:02d}",
+            site.donor.id if donor else None,
+        )
     db.session.commit()
     return "/admin/users", site.shown["accounts"]
 

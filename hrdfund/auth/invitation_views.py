@@ -13,8 +13,8 @@ from ..core.work import perform
 from . import attempts, bp, invitations, refused, services
 from .account_views import _fund_account_or_404
 from .client import client_token, refusal
-from .forms import AcceptInvitationForm, InviteForm
 from .guard import role_required
+from .invitation_forms import AcceptInvitationForm, InviteForm
 from .models import INVITABLE_ROLES, Invitation, Role
 from .views import ROLE_LABELS, _fresh_session
 

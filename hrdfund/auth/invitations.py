@@ -194,6 +194,7 @@ def open_invitations(fund_id, now=None):
     return (
         db.session.execute(
             sa.select(Invitation)
+            .options(sa.orm.joinedload(Invitation.donor))
             .where(
                 Invitation.fund_id == fund_id,
                 Invitation.accepted_at.is_(None),
