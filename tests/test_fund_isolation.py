@@ -63,6 +63,7 @@ from PIL import Image
 
 from hrdfund import create_app
 from hrdfund.alerts.models import Alert, AlertKind
+from hrdfund.auth import invitations
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, PartnerOrganisation, User
 from hrdfund.cases import cleaning, documents, messages
@@ -190,6 +191,11 @@ class FundWorld:
         auth_services.set_alert_settings(
             u["reviewer"], self.mark("fund", "alerts") + "@example.org", True, u["admin"]
         )
+        # An invitation waiting, to a donor account: its login is the fund's.
+        self.invitation, _token = invitations.invite_account(
+            u["admin"], "donor", self.mark("fund", "invited"), self.donor.id
+        )
+        self.code(self.invitation.uid)
         self._money(amount)
         self._cases()
         self._payments()
@@ -860,6 +866,10 @@ ROUTES = {
     ),
     "auth.reset_second_factor": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
     "auth.end_user_sessions": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
+    # Deactivated, then let in again: each step leaves the next one possible.
+    "auth.deactivate": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
+    "auth.reactivate": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
+    "auth.revoke_invitation": Fill(_uid(lambda w: w.invitation), "admin"),
     # The directory's entry kept for its fund only; removing it comes last.
     "directory.entry": Fill(_uid(lambda w: w.entries["own"]), "reviewer"),
     "directory.edit": Fill(_uid(lambda w: w.entries["own"]), "manager"),
@@ -1062,6 +1072,13 @@ NAMES_NOTHING = {
     ("auth.logout", "POST"): "the account's own session (tests/test_auth_views.py)",
     ("auth.change_password", "POST"): "the account's own password (tests/test_account.py)",
     ("auth.renew_recovery_codes", "POST"): "the account's own codes (tests/test_account.py)",
+    ("auth.invite", "GET"): "an invitation to the actor's own fund, named by nothing sent",
+    ("auth.send_invitation", "POST"): "an invitation to the actor's own fund; another "
+    "fund's donor is refused (tests/test_invitations.py)",
+    ("auth.invitation_link", "GET"): "an invitation's link, before sign-in: a token that "
+    "names no fund (tests/test_invitations.py)",
+    ("auth.invitation", "GET"): "the invitation whose token the session holds",
+    ("auth.invitation", "POST"): "the invitation whose token the session holds",
     ("pools.create_donor", "POST"): "a donor of the actor's own fund, named by nothing sent",
     ("pools.add_rate", "POST"): "a rate of the actor's own fund, named by nothing sent",
     ("moved:/rates", "POST"): "pools.add_rate's old address",

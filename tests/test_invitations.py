@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import invitations
 from hrdfund.auth.models import Invitation, Role, User
+from hrdfund.cases.access import REVIEW_ROLES, staff_on_case
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from tests.conftest import (
@@ -23,6 +24,7 @@ from tests.conftest import (
     count_rows,
     form_errors,
     login,
+    make_case,
     signed_in,
 )
 
@@ -411,3 +413,21 @@ def test_a_signed_in_person_opening_a_link_is_sent_home(app, admin):
     _response, path = _invite(boss)
     assert boss.get(path).location == "/"
     assert _invitation().accepted_at is None
+
+
+def test_a_deactivated_reviewer_is_offered_no_case(app, admin, make_user, fund):
+    """Nobody is asked to assign, alert or confirm through an account that cannot sign in;
+    once it may again, it is offered cases again."""
+    reviewer = make_user("reviewer")
+    case = make_case(fund)
+
+    def offered():
+        return set(db.session.execute(staff_on_case(case, REVIEW_ROLES)).scalars())
+
+    assert reviewer in offered()
+    invitations.deactivate_account(admin, reviewer)
+    db.session.commit()
+    assert reviewer not in offered()
+    invitations.reactivate_account(admin, reviewer)
+    db.session.commit()
+    assert reviewer in offered()
