@@ -277,7 +277,7 @@ def test_a_login_taken_or_invited_already_is_refused(app, admin, make_user):
 
 
 @pytest.mark.parametrize(
-    "role", ["applicant", "partner", "reviewer", "manager", "finance", "donor"]
+    "role", ["applicant", "partner", "reviewer", "manager", "finance", "donor", "network_admin"]
 )
 def test_no_one_but_an_admin_reaches_any_of_it(app, admin, make_user, role):
     boss = signed_in(app, admin)
