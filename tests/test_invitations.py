@@ -10,6 +10,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
+from hrdfund import audit
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import invitations
 from hrdfund.auth.models import Invitation, Role, User
@@ -431,3 +432,27 @@ def test_a_deactivated_reviewer_is_offered_no_case(app, admin, make_user, fund):
     invitations.reactivate_account(admin, reviewer)
     db.session.commit()
     assert reviewer in offered()
+
+
+def test_retention_deletes_invitations_that_no_longer_open(app, admin, runner):
+    """A used, withdrawn or expired invitation serves nothing: `flask hrdfund purge`
+    deletes it (its login with it); an open one stays, and the audit chain verifies."""
+    boss = signed_in(app, admin)
+    _response, used = _invite(boss, login="used.one")
+    _accept(app.test_client(), used)
+    _invite(boss, login="withdrawn.one")
+    boss.post(f"/admin/invitations/{_invitation_at('withdrawn.one').uid}/revoke")
+    _invite(boss, login="expired.one")
+    _invitation_at("expired.one").expires_at = utcnow() - timedelta(minutes=1)
+    _response, still_open = _invite(boss, login="open.one")
+    db.session.commit()
+    dry = runner.invoke(args=["hrdfund", "purge", "--dry-run"])
+    assert "3 invitations used, withdrawn or expired to delete" in dry.output
+    assert count_rows(Invitation) == 4
+    done = runner.invoke(args=["hrdfund", "purge", "--yes"])
+    assert done.exit_code == 0, done.output
+    logins = db.session.execute(sa.select(Invitation.login)).scalars().all()
+    assert logins == ["open.one"]
+    assert _user("used.one").active
+    assert audit.verify(fund=admin.fund_id) == []
+    assert app.test_client().get(still_open).status_code == 303

@@ -188,6 +188,29 @@ def revoke_invitation(actor, invitation):
     return invitation
 
 
+def _closed(now):
+    """SQL: the invitations whose link no longer opens (used, withdrawn or expired)."""
+    return sa.or_(
+        Invitation.accepted_at.is_not(None),
+        Invitation.revoked_at.is_not(None),
+        Invitation.expires_at <= now,
+    )
+
+
+def count_closed(now=None):
+    """How many invitations no longer open: retention deletes them."""
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Invitation).where(_closed(now or utcnow()))
+    )
+
+
+def forget_closed(now=None):
+    """Delete every invitation that no longer opens: once used, withdrawn or expired it
+    serves nothing, and its login is one more copy of a person's sign-in name. The audit
+    entries name it by its opaque id, so the chain still verifies. Returns how many."""
+    return db.session.execute(sa.delete(Invitation).where(_closed(now or utcnow()))).rowcount
+
+
 def open_invitations(fund_id, now=None):
     """The fund's invitations whose link still opens, oldest first."""
     now = now or utcnow()

@@ -18,7 +18,8 @@ def purge_command(dry_run, yes):
         f"{len(plan.cases)} cases to reduce to their figures, "
         f"{len(plan.drafts)} drafts never sent to delete, "
         f"{len(plan.accounts)} applicant accounts to empty, "
-        f"{plan.refused_forms} refused forms past their time to delete."
+        f"{plan.refused_forms} refused forms past their time to delete, "
+        f"{plan.invitations} invitations used, withdrawn or expired to delete."
     )
     if dry_run:
         click.echo("Dry run: nothing changed.")

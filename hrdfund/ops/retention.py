@@ -13,7 +13,8 @@ outright. An applicant account with nothing left but purged cases, unused for th
 period, is emptied: no login name, contact or second factor, and it can no longer sign in.
 
 Forms refused a while ago and never read back (``auth.refused``) are deleted too: each
-waits a few minutes for its page, and is otherwise deleted when a form is next refused.
+waits a few minutes for its page, and is otherwise deleted when a form is next refused. So
+are invitations to accounts whose link no longer opens (used, withdrawn or expired).
 
 Audit entries name cases and accounts by opaque ids, so the chain verifies afterwards.
 """
@@ -27,7 +28,7 @@ from flask import current_app
 
 from .. import audit
 from ..alerts.models import Alert
-from ..auth import refused
+from ..auth import invitations, refused
 from ..auth.models import Fund, RecoveryCode, Role, User
 from ..cases.documents import delete_document_file
 from ..cases.models import (
@@ -99,10 +100,14 @@ class PurgePlan:
     accounts: list = field(default_factory=list)
     #: Refused forms past their time, never read back.
     refused_forms: int = 0
+    #: Invitations to accounts whose link no longer opens.
+    invitations: int = 0
 
     @property
     def empty(self):
-        return not (self.cases or self.drafts or self.accounts or self.refused_forms)
+        return not (
+            self.cases or self.drafts or self.accounts or self.refused_forms or self.invitations
+        )
 
 
 def retention_days():
@@ -147,6 +152,7 @@ def plan_purge(now=None):
         (plan.cases if submitted_at is not None else plan.drafts).append(case_id)
     plan.accounts = _accounts_due(cutoff, set(plan.cases) | set(plan.drafts))
     plan.refused_forms = refused.count_expired(now)
+    plan.invitations = invitations.count_closed(now)
     return plan
 
 
@@ -340,6 +346,7 @@ def purge(plan, now=None):
         _empty_accounts(chunk, now)
         db.session.commit()
     refused.forget_expired(now)
+    invitations.forget_closed(now)
     db.session.commit()
     audit.record(
         "retention.purged",
