@@ -43,7 +43,8 @@ from .common import PDF, fill_rule, get_closed, upload_document
 
 def test_promise_16_every_route_is_closed_unless_listed_public(app, client):
     """Every route, and one added without any protection, sends a visitor to sign in;
-    the only exceptions are the public endpoints (the language form among them)."""
+    the only exceptions are the public endpoints (the language form, the page before applying
+    and an invitation's link among them)."""
     app.add_url_rule("/promise-unguarded", "promise_unguarded", lambda: "nobody protected this")
     assert set(PUBLIC_ENDPOINTS) == {
         "static",
@@ -53,6 +54,8 @@ def test_promise_16_every_route_is_closed_unless_listed_public(app, client):
         "auth.recovery",
         "auth.register",
         "auth.choose_language",
+        "auth.invitation_link",
+        "auth.invitation",
         "network.directory",
         "cases.before",
     }
