@@ -172,6 +172,8 @@ NOT_FILLED_FOR = {
 #: Pages shown only in the middle of a step, reached on the way rather than by address.
 ON_THE_WAY = {
     "auth.code": "the second step of signing in: measured while each account signs in",
+    "auth.invitation_link": "an invitation's one-time link only moves its token into the "
+    "session and sends on to the invitation's page, measured in the invitation's journey",
 }
 
 #: Lists a phone shows as one block per row, each cell beside its column's name: no cell
