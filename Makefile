@@ -100,6 +100,9 @@ i18n: $(STAMP)
 	$(BIN)/pybabel compile -d $(I18N) --use-fuzzy
 
 ## screenshots: the application form on a 390-pixel screen in ar, fa, zh and fr, as
-## docs/screenshots/form-<language>.png (Debian's chromium; a CJK font for zh)
+## docs/screenshots/form-<language>.png, and a manager's dashboard, pool, case and queue
+## on a 390x844 phone and a 1280x800 desktop, as docs/screenshots/<page>-<screen>.png
+## (Debian's chromium; a CJK font for zh)
 screenshots: $(STAMP) catalogs
 	$(BIN)/python docs/screenshots/take.py
+	$(BIN)/python docs/screenshots/staff.py
