@@ -1,6 +1,7 @@
 """Imports every feature's models so the metadata knows every table (migrations, tests),
-then installs the ledger's seals and no-edit rules on them: the one place they are
-registered, before anything writes a row or creates the tables."""
+then installs the ledger's seals and no-edit rules on them, and the pools' money by day
+kept as ledger rows are written: the one place they are registered, before anything
+writes a row or creates the tables."""
 
 from .alerts.models import Alert  # noqa: F401
 from .audit.models import AuditEvent  # noqa: F401
@@ -16,7 +17,7 @@ from .auth.models import (  # noqa: F401
 from .directory.models import DirectoryEntry  # noqa: F401
 from .disbursements.models import HeldPayment, StatementImport  # noqa: F401
 from .grants.models import Grant, Instalment, PaymentPlan  # noqa: F401
-from .ledger import seals
+from .ledger import daily, seals
 from .ledger.models import (  # noqa: F401
     Allocation,
     Contribution,
@@ -30,3 +31,4 @@ from .pools.models import Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F4
 from .reports.models import IssuedFigures  # noqa: F401
 
 seals.install()
+daily.install()

@@ -6,7 +6,7 @@ import click
 from .accounts import create_fund, create_user, funds, pools
 from .alerts import alerts
 from .backup import backup_command, restore_command
-from .check import check
+from .check import check, rebuild_figures
 from .demo import demo_data
 from .exchange import import_referral, network_keys
 from .keys import rotate_keys_command
@@ -31,6 +31,7 @@ for _command in (
     network_keys,
     pools,
     purge_command,
+    rebuild_figures,
     report,
     restore_command,
     rotate_keys_command,

@@ -11,6 +11,7 @@ from .. import audit
 from ..auth.models import Fund
 from ..core.extensions import db
 from ..disbursements.checks import check_ledger
+from ..ledger import daily
 from ..ledger.invariants import FIGURES, sums_of_rows
 from ..pools.models import Pool
 
@@ -136,3 +137,13 @@ def check(fund_ref, head_values):
     ]
     if recorded:
         click.echo(f"Audit heads (record them elsewhere): {' '.join(recorded)}")
+
+
+@click.command("rebuild-figures")
+@with_appcontext
+def rebuild_figures():
+    """Add up again the figures kept as rows are written (each pool's money by day) from
+    the ledger's rows; `check` reports any that differ."""
+    days = daily.rebuild()
+    db.session.commit()
+    click.echo(f"Each pool's money by day added up again: {days} days with money moving.")

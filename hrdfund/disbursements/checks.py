@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from ..auth.models import User
 from ..core.extensions import db
 from ..grants.checks import check_approvals, check_grant_draws, check_grant_payments
+from ..ledger import daily
 from ..ledger.invariants import check_deliveries, check_rows
 from ..ledger.models import Disbursement
 from ..pools.models import Pool
@@ -23,6 +24,7 @@ def check_ledger(sums=None):
     table = RateTable()
     problems += check_second_persons(table)
     problems += check_approvals(table)
+    problems += daily.differences()
     return problems
 
 

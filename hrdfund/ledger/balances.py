@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import before, day_bucket, signed_amount, summed
+from .daily import PoolDay
 from .models import Allocation, Contribution, Disbursement, Release
 
 ZERO = Decimal("0.00")
@@ -189,26 +190,30 @@ def instalments_paid():
 def pool_history(pool_ids, days):
     """Map pool id -> one figures dict (received, committed, disbursed, available) for each
     day of ``days`` (in order), as they stood at the start of that day: the same sums as
-    :func:`pool_figures`, added up span by span between the days. Four grouped queries,
-    whatever the number of pools, days or rows."""
+    :func:`pool_figures`, added up span by span between the days from each pool's money by
+    day, kept as the rows are written (``daily.PoolDay``). One grouped query, whatever the
+    number of pools, days or rows."""
     if not pool_ids or not days:
         return {pid: [] for pid in pool_ids}
 
-    def spans(query, key, day_column, *values):
-        """{pool id: [[sum of each value] for each span]}: span i holds the rows dated
-        before ``days[i]`` and not before ``days[i - 1]``."""
-        span = day_bucket(day_column, days)
-        rows = db.session.execute(
-            query.add_columns(span, *(summed(v) for v in values))
-            .where(key.in_(pool_ids), before(day_column, days[-1]))
-            .group_by(key, span)
-        ).all()
-        found = {}
-        for pid, at, *sums in rows:
+    span = day_bucket(PoolDay.day, days)
+    kept = [PoolDay.received, PoolDay.allocated, PoolDay.released, PoolDay.paid, PoolDay.costs]
+    rows = db.session.execute(
+        sa.select(PoolDay.pool_id, span, *(summed(v) for v in kept))
+        .where(PoolDay.pool_id.in_(pool_ids), before(PoolDay.day, days[-1]))
+        .group_by(PoolDay.pool_id, span)
+    ).all()
+    received, allocated, released, paid = {}, {}, {}, {}
+    for pid, at, got, alloc, rel, out, cost in rows:
+        for found, values in (
+            (received, [got]),
+            (allocated, [alloc]),
+            (released, [rel]),
+            (paid, [out, cost]),
+        ):
             found.setdefault(pid, [[ZERO] * len(values) for _day in days])[at] = [
-                quantize(v) for v in sums
+                quantize(v) for v in values
             ]
-        return found
 
     def standing(spans_of_pool, k):
         """The running sum of value ``k`` at the start of each day."""
@@ -218,30 +223,6 @@ def pool_history(pool_ids, days):
             points.append(total)
         return points
 
-    received = spans(
-        sa.select(Contribution.pool_id),
-        Contribution.pool_id,
-        Contribution.received_on,
-        signed_amount(Contribution),
-    )
-    allocated = spans(
-        sa.select(Allocation.pool_id), Allocation.pool_id, Allocation.created_at, Allocation.amount
-    )
-    released = spans(
-        sa.select(Allocation.pool_id).join(Release, Release.allocation_id == Allocation.id),
-        Allocation.pool_id,
-        Release.created_at,
-        Release.amount,
-    )
-    # Payments and their costs in one query: amount, then fees and exchange differences.
-    sign = sa.case((Disbursement.reversal_of_id.is_(None), 1), else_=-1)
-    paid = spans(
-        sa.select(Disbursement.pool_id),
-        Disbursement.pool_id,
-        Disbursement.paid_on,
-        sign * Disbursement.amount,
-        sign * (Disbursement.fee_amount + Disbursement.exchange_difference),
-    )
     nothing = [[ZERO, ZERO] for _day in days]
     history = {}
     for pid in pool_ids:
