@@ -99,19 +99,30 @@ NOTES = """
   the page renders, with its parameters, on the same database, from a bare Flask route:
   the physical limit of the page is that query. A pool's figures are sums over all its
   payments; an index holds every column they add up, so they never read the table.
-- Dashboards: measured with `make bench PARTS=dashboard` at HRDFUND_BENCH_SCALE=10000
-  (a world of 10,006 applications and 36,362 payments built for the run in 34 s; the
-  100,000 world takes over 8 minutes to build on this shared machine, and 200 requests of
-  a dashboard there over 9 minutes), by the same method as the queue: the baseline is the
-  page's own slowest statement from a bare route, the target the queue's. Both dashboards
-  miss it. A dashboard adds up the whole fund: one request on the 100,000 world (one
-  run, not a p95) took 2.8 s, 2.1 s of it in SQL: 1.3 s in the counts of what is late
-  (instalments due, receipts and reports not come, mismatches: the Follow-up page's own
-  queries, over every payment ever made), 0.4 s in the pools' sums month by month (every
-  payment of every open pool, read from the covering index), 0.2 s in the days to first
-  payment, 0.2 s in the cases decided. Meeting the queue's target needs those figures
-  kept as the rows are written (a summary per pool and month, counts of what is late)
-  rather than added up on each request: not done yet.
+- Dashboards: `make bench PARTS=dashboard` (HRDFUND_BENCH_SCALE sets the world's size),
+  by the same method as the queue: the baseline is the page's own slowest statement from a
+  bare route, the target the queue's. Both dashboards miss it. Profile of one manager's
+  dashboard on the 100,000 world before the change (SQLite, statements timed one by one):
+  1.77 s, 1.51 s of it in 21 statements: instalments due 410 ms, receipts not confirmed
+  325 ms, use-of-funds reports overdue 288 ms (the Follow-up page's own counts, over every
+  payment ever made), days to first payment 135 ms (the first payment of every grant),
+  the pools' sums month by month 190 ms (four queries over every contribution,
+  commitment, release and payment of the open pools), payments reported short or failed
+  76 ms, cases decided by week and month 74 ms (every case of the fund, through the
+  fund's index). EXPLAIN QUERY PLAN: the counts walk the payments by the unique index on
+  `reversal_of_id` (the rows that are not reversals: nearly all of them), or the fund's
+  cases then each case's grants and payments; no index can make a count of 60,000 open
+  items cheap. Changed: the pools' sums now come from each pool's money by day, kept as
+  ledger rows are written (`hrdfund/ledger/daily.py`; one query of a few thousand rows,
+  2 ms instead of 190), and the decisions from an index of cases by fund and decision
+  time (a range of the last months instead of every case). Sound because a ledger row is
+  final once written: a day's sums only grow by the rows added, in the same flush and
+  transaction as the row, whichever service writes it; `flask hrdfund check` compares them
+  with a recount after every step of the ledger's random sequences. Left: the counts of
+  what is late, about 1.1 s of the rest, need the same treatment (open items kept per
+  fund and day as payments, receipts, reports, deliveries and plans are written, with the
+  cases a reader declared a conflict on taken off when read); the page's own drawing
+  (eight pools' charts, their amounts written in words) takes about 50 ms without SQL.
 - Submission: an application is two requests (start, then the complete form). Sending it
   validates about 25 fields, encrypts 15 and writes the case with its budget, dependants,
   references, status change and staff alerts; the two requests append three audit
