@@ -364,6 +364,17 @@ def test_amounts_worth_less_than_a_cent_are_refused_in_words(money_world):
     assert check_ledger() == []
 
 
+def test_a_few_cents_split_in_more_parts_than_rounding_allows_gives_each_a_cent(money_world):
+    """0.06 in four: rounded to the nearest cent, three parts of 0.02 would leave the
+    fourth nothing, and the plan would fail on the database's rule; each gets a share."""
+    grant = money_world.grant("0.06", pool=money_world.eur)
+    plan = plans.create_plan(grant, money_world.m1, "stipend", date(2026, 2, 1), count=4)
+    db.session.commit()
+    amounts = [i.amount for i in sorted(plan.instalments, key=lambda i: i.seq)]
+    assert amounts == [Decimal("0.01")] * 3 + [Decimal("0.03")]
+    assert check_ledger() == []
+
+
 def test_contributions_in_another_currency_convert_and_reverse_once(money_world):
     money = pools.record_contribution(
         money_world.usd,

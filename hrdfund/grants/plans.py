@@ -6,7 +6,7 @@ apart, or a monthly stipend with a renewal-review date before it ends.
 
 import calendar
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -17,7 +17,7 @@ from ..cases.models import ApplicationStatus as S
 from ..cases.services import change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import quantize
+from ..core.money import CENT, quantize
 from ..core.sql import lock_row
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Release
@@ -42,8 +42,13 @@ def months_after(day, months):
 
 
 def split_amount(total, count):
-    """``count`` equal parts of ``total`` to the cent, the last one taking the remainder."""
+    """``count`` equal parts of ``total`` to the cent, the last one taking the remainder.
+    Parts are rounded to the nearest cent unless that would leave the last one nothing
+    (0.06 in four: 0.02 three times is all of it); then they are rounded down, and the
+    last, at least as large as the others, takes what is left."""
     part = quantize(total / count)
+    if total - part * (count - 1) < CENT:
+        part = (total / count).quantize(CENT, rounding=ROUND_DOWN)
     return [part] * (count - 1) + [total - part * (count - 1)]
 
 
