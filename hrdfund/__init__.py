@@ -19,7 +19,7 @@ from config import CONFIGS
 from .auth.language import NAMES as LANGUAGE_NAMES
 from .auth.language import RIGHT_TO_LEFT, offered, select_locale
 from .cases.targets import check_config as check_target_config
-from .core import crypto, geo, limits, quick_exit
+from .core import crypto, geo, limits, quick_exit, times
 from .core.extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
 from .core.request_limits import install_request_limits
 
@@ -131,6 +131,8 @@ def _assemble(app):
     app.jinja_env.filters["day"] = lambda value: format_date(value, "dd MMMM y")
     app.jinja_env.filters["month"] = lambda value: format_date(value, "MMMM y")
     app.jinja_env.filters["short_month"] = lambda value: format_date(value, "MMM y")
+    # A time of day with its time zone.
+    app.jinja_env.filters["moment"] = times.moment
     app.jinja_env.globals["text_direction"] = _text_direction
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS

@@ -78,6 +78,18 @@ def test_an_urgent_case_past_its_first_response_target_is_marked_overdue(client,
     assert late.uid in html and fresh.uid in html
 
 
+def test_past_two_days_overdue_the_queue_counts_days_and_a_time_says_its_zone(
+    client, fund, make_user
+):
+    login(client, make_user("manager"))
+    sent = utcnow() - timedelta(hours=24 + 73, minutes=30)
+    (late,) = _cases(fund, 1, urgency=Urgency.URGENT, submitted_at=sent)
+    html = client.get("/cases").get_data(as_text=True)
+    assert "first response overdue by 3 days" in html
+    assert "overdue by 73 h" not in html
+    assert f"{sent.strftime('%Y-%m-%d %H:%M')} UTC" in html
+
+
 @pytest.mark.parametrize(
     "query, shown",
     [

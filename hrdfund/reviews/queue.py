@@ -24,6 +24,7 @@ from ..core.extensions import db
 from ..core.money import MoneyError, convert, usable_rate
 from ..core.paging import page_arg
 from ..core.support import CATEGORY_LABELS, Category
+from ..core.times import OVERDUE_IN_DAYS_AFTER
 from ..pools.eligibility import fitting_cases
 from ..pools.models import ExchangeRate, Pool
 from ..pools.services import entry_rate
@@ -159,6 +160,7 @@ def queue():
         reporting=reporting,
         pools=pools,
         statuses=WAITING,
+        overdue_in_days_after=OVERDUE_IN_DAYS_AFTER,
         **_queue_words(),
     )
 

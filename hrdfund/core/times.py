@@ -1,0 +1,42 @@
+"""Times as staff read them: a moment with its time zone, and the time left to a target in
+days and hours, or how long it is overdue (in days once past two days)."""
+
+import math
+
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+#: Past this many hours overdue, a target is said to be overdue by days, not hours.
+OVERDUE_IN_DAYS_AFTER = 48
+
+
+def moment(value):
+    """``value`` (a naive UTC datetime, as every column stores it) with its time zone."""
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M") + " UTC"
+
+
+def _days_and_hours(hours):
+    whole = max(int(math.floor(hours)), 0)
+    days, rest = divmod(whole, 24)
+    if not days:
+        return ngettext("%(num)d hour", "%(num)d hours", rest)
+    if not rest:
+        return ngettext("%(num)d day", "%(num)d days", days)
+    return (
+        ngettext("%(num)d day", "%(num)d days", days)
+        + " "
+        + ngettext("%(num)d hour", "%(num)d hours", rest)
+    )
+
+
+def time_left(hours):
+    """``hours`` left to a target, in words: "2 days 5 hours left", "overdue by 30 hours",
+    "overdue by 3 days" (in days once more than two days overdue)."""
+    if hours >= 0:
+        return _("%(left)s left", left=_days_and_hours(hours))
+    late = -hours
+    if late > OVERDUE_IN_DAYS_AFTER:
+        return ngettext("overdue by %(num)d day", "overdue by %(num)d days", int(late // 24))
+    return ngettext("overdue by %(num)d hour", "overdue by %(num)d hours", int(late))
