@@ -457,7 +457,9 @@ def _busy_case(site, n):
             reference,
         )
         rows["finance"].append(money)
-        review = (f"Note {i:02d} on the case", f"Name case{n}-colleague-{i:02d}")
+        # Each colleague twice: on their note, and in the history as who added it.
+        colleague = f"Name case{n}-colleague-{i:02d}"
+        review = (f"Note {i:02d} on the case", colleague, colleague)
         staff = common + money[1:] + (f"Relative {i:02d}", f"Referee {i:02d}")
         rows["manager"].append(staff + review + (f"Other funder {i:02d}",))
         # The applicant sees the payments that stand, by their date.

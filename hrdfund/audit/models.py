@@ -23,8 +23,9 @@ class AuditEvent(db.Model):
     actor = col(sa.String(20), INTERNAL, text=Text.GENERATED, nullable=False)
     action = col(sa.String(60), INTERNAL, text=Text.CODE, nullable=False, index=True)
     object_type = col(sa.String(40), INTERNAL, text=Text.CODE, nullable=True)
-    #: An opaque id (a row's uid or number), never a name.
-    object_id = col(sa.String(40), INTERNAL, text=Text.UID, nullable=True)
+    #: An opaque id (a row's uid or number), never a name. Indexed: a case page lists the
+    #: entries about the case and its rows.
+    object_id = col(sa.String(40), INTERNAL, text=Text.UID, nullable=True, index=True)
     #: Canonical JSON with no personal data; amounts as strings.
     payload = col(sa.Text, INTERNAL, text=Text.GENERATED, nullable=False)
     key_id = col(sa.String(8), INTERNAL, text=Text.HASH, nullable=False)

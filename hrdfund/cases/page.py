@@ -46,7 +46,7 @@ def render_case(application, user, forms):
         if application.status == ApplicationStatus.DRAFT
         else [],
         decision=services.latest_decision(application),
-        panels=[] if application.purged_at else collect_panels(application, user, shown),
+        panels=_panels(application, user, shown),
         report=report,
         report_form=restore(forms["report"](formdata=None)) if report_due else None,
         consents=_consents(application, user) if consents_shown else [],
@@ -56,6 +56,15 @@ def render_case(application, user, forms):
         reference_labels=REFERENCE_STATUSES,
         applicant_language=_applicant_language(application) if user.is_staff else None,
     )
+
+
+def _panels(application, user, shown):
+    """The panels of higher features by slot: a purged case keeps the summary and the
+    history of its figures, but no action."""
+    slots = collect_panels(application, user, shown)
+    if application.purged_at:
+        slots["work"] = []
+    return slots
 
 
 def _applicant_language(application):

@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("reports", __name__)
 
-from . import dashboard, export_views, network_views, search_views, views  # noqa: E402,F401
+from . import case_page, dashboard, export_views, network_views, search_views, views  # noqa: E402,F401
