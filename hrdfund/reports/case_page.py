@@ -230,6 +230,22 @@ ACTIONS = {
     "review.recorded": (Section.REVIEW, _l("recorded the assessment and recommendation")),
     "case_note.added": (Section.REVIEW, _l("added a note")),
     "cofunding.recorded": (Section.REVIEW, _l("recorded another funder")),
+    "network.asked": (Section.REVIEW, _l("asked the other member funds about this defender")),
+    "referral.sent": (Section.REVIEW, _l("referred the case to another member fund")),
+    "referral.received": (Section.REVIEW, _l("received the case's referral")),
+    "referral.accepted": (Section.REVIEW, _l("accepted the referral")),
+    "referral.declined": (Section.REVIEW, _l("declined the referral")),
+    "referral.withdrawn": (Section.REVIEW, _l("withdrew the referral")),
+    "referral.supported": (Section.REVIEW, _l("recorded the support given under the referral")),
+    "referral.packet_made": (Section.REVIEW, _l("made the referral's packet for another server")),
+    "referral.answer_packet_made": (
+        Section.REVIEW,
+        _l("made the packet answering the referral for another server"),
+    ),
+    "network.matched": (
+        Section.REVIEW,
+        _l("asked whether this fund has a case for the same defender"),
+    ),
     "message.posted": (Section.THREAD, _l("wrote a message")),
     "document.uploaded": (Section.DOCUMENTS, _l("added a document")),
     "document.downloaded": (Section.DOCUMENTS, _l("opened a document")),
@@ -299,13 +315,15 @@ def case_history(application, limit=HISTORY_LIMIT):
     ).all()
 
 
-def _who(account):
-    """The actor as staff may read it: a colleague by name and role, the applicant side
-    without a name."""
+def _who(account, application):
+    """The actor as staff may read it: a colleague of the case's fund by name and role,
+    the applicant side and the staff of another member fund without a name."""
     if account is None:
         return _("hrdfund or an account no longer on record")
     if account.role in (Role.APPLICANT, Role.PARTNER):
         return _("the applicant side")
+    if account.fund_id != application.fund_id:
+        return _("staff of another member fund")
     return _("%(name)s (%(role)s)", name=_name(account), role=ROLE_LABELS.get(account.role, ""))
 
 
@@ -350,7 +368,7 @@ def history_panel(application, user, sections):
     for at, action, payload, account in rows:
         what = _what(action, payload, at, application, sections)
         if what is not None:
-            entries.append({"at": moment(at), "who": _who(account), "what": what})
+            entries.append({"at": moment(at), "who": _who(account, application), "what": what})
     return {
         "template": "reports/_case_history.html",
         "slot": "bottom",
