@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from hrdfund import audit
 from hrdfund.cases import messages
 from hrdfund.cases.models import (
     ApplicationStatus,
@@ -206,17 +207,29 @@ def test_the_history_says_who_did_what_and_when_without_content(app, money_world
     assert 'id="history"' not in _page(app, world.applicant, case)
 
 
-def test_the_history_is_for_the_staff_of_the_case_only(app, money_world, make_user, make_fund):
+def test_the_history_names_no_one_of_another_fund(app, money_world, make_user, make_fund):
+    """Another member fund's reviewer who ran the duplicate check on their own case left
+    an entry on this one, in this fund's chain: read without their name."""
     world = money_world
     case = world.grant("3000").application
-    conflicted = make_user("manager")
-    review_services.declare_conflict(case, conflicted)
-    elsewhere = make_user("manager", fund_id=make_fund("Other fund").id)
+    other = make_fund("Other fund")
+    outsider = make_user("reviewer", fund_id=other.id, display_name="Otto Outsider")
+    # As the duplicate check records it in each fund it matched.
+    audit.record(
+        "network.matched",
+        actor=outsider,
+        fund=case.fund_id,
+        object_type="applications",
+        object_id=case.uid,
+        asking_fund=other.id,
+    )
     db.session.commit()
-    for outsider in (conflicted, elsewhere):
-        client = app.test_client()
-        login(client, outsider)
-        assert client.get(f"/applications/{case.uid}").status_code == 404
+    history = _text(_section(_page(app, world.m1, case), "history"))
+    assert (
+        "staff of another member fund asked whether this fund has a case for the same defender"
+        in history
+    )
+    assert "Otto Outsider" not in history and "Other fund" not in history
 
 
 def test_the_history_is_one_query_however_long(app, money_world):
