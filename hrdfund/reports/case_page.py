@@ -273,8 +273,8 @@ def _case_rows(application):
     grants = sa.select(Grant.id).where(Grant.application_id == application.id)
     parts = [
         sa.select(
-            sa.literal("applications").label("object_type"),
-            sa.literal(application.uid).label("object_id"),
+            sa.literal("applications", sa.String).label("object_type"),
+            sa.literal(application.uid, sa.String).label("object_id"),
         )
     ]
     for table in db.metadata.sorted_tables:
@@ -288,9 +288,9 @@ def _case_rows(application):
             continue
         opaque = table.c.uid if "uid" in table.c else sa.cast(table.c.id, sa.String)
         parts.append(
-            sa.select(sa.literal(table.name).label("object_type"), opaque.label("object_id")).where(
-                mine
-            )
+            sa.select(
+                sa.literal(table.name, sa.String).label("object_type"), opaque.label("object_id")
+            ).where(mine)
         )
     return sa.union_all(*parts).subquery()
 
@@ -300,17 +300,29 @@ def case_history(application, limit=HISTORY_LIMIT):
     first, each with the account that acted (None for the system or an account gone): one
     query, however long the history."""
     rows = _case_rows(application)
-    actor = sa.literal("u") + sa.cast(User.id, sa.String)
+    # An entry names its actor "u<id>" (``User.pseudonym``) or "system": the account is
+    # found by its key, never by reading every account.
+    actor = sa.case(
+        (AuditEvent.actor.like("u%"), sa.cast(sa.func.substr(AuditEvent.actor, 2), sa.Integer))
+    )
     return db.session.execute(
         sa.select(AuditEvent.at, AuditEvent.action, AuditEvent.payload, User)
-        .outerjoin(User, actor == AuditEvent.actor)
+        .outerjoin(User, User.id == actor)
         .where(
-            AuditEvent.chain == application.fund_id,
+            # The fund's own chain (a referral is recorded in the other fund's too),
+            # checked on the entries found, not used to find them: ``+ 0`` keeps a
+            # planner from reading the fund's whole chain through its index.
+            AuditEvent.chain + 0 == application.fund_id,
+            # The ids, which the index on object_id finds; then each with its table, as
+            # two rows of different tables may have the same number.
+            AuditEvent.object_id.in_(sa.select(rows.c.object_id)),
             sa.tuple_(AuditEvent.object_type, AuditEvent.object_id).in_(
                 sa.select(rows.c.object_type, rows.c.object_id)
             ),
         )
-        .order_by(AuditEvent.id.desc())
+        # By time, not by the primary key: walking the whole log backwards by its key
+        # until enough entries of one case turn up is the plan to avoid.
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
         .limit(limit)
     ).all()
 
