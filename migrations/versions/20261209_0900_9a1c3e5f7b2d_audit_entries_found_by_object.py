@@ -3,7 +3,7 @@ case page lists the entries about the case and its rows without reading its fund
 chain
 
 Revision ID: 9a1c3e5f7b2d
-Revises: c0bf8a39d4e8
+Revises: 9e4c2b7d1a60
 Create Date: 2026-12-09 09:00:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '9a1c3e5f7b2d'
-down_revision = 'c0bf8a39d4e8'
+down_revision = '9e4c2b7d1a60'
 branch_labels = None
 depends_on = None
 
