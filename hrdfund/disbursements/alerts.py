@@ -11,8 +11,8 @@ from ..cases.models import Application
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from ..ledger.balances import PAID, instalments_paid
-from .rules import COVER_TOLERANCE
+from ..ledger.balances import instalments_paid
+from .rules import instalment_unsettled
 
 
 def instalment_once(instalment):
@@ -36,7 +36,7 @@ def queue_instalment_alerts(today=None):
         .where(
             Grant.status == GrantStatus.ACTIVE,
             Instalment.due_on <= today,
-            sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
+            instalment_unsettled(paid),
         )
         .order_by(Instalment.due_on, Instalment.id)
     ).all()

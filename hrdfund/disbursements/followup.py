@@ -14,10 +14,10 @@ from ..cases.access import visible_cases
 from ..cases.models import Application, UseOfFundsReport
 from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from ..ledger.balances import PAID, instalments_paid
+from ..ledger.balances import instalments_paid
 from ..ledger.models import Delivery, DeliveryStatus, Disbursement, Receipt
 from .models import HeldPayment, HoldStatus
-from .rules import COVER_TOLERANCE, standing
+from .rules import instalment_unsettled, standing
 
 LIMIT = 200
 
@@ -97,7 +97,7 @@ def instalments_due_query(user, today, days):
             visible_cases(user),
             Grant.status == GrantStatus.ACTIVE,
             Instalment.due_on <= today + timedelta(days=days),
-            sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
+            instalment_unsettled(paid),
         )
         .order_by(Instalment.due_on, Instalment.id)
     )

@@ -24,6 +24,12 @@ from .bounds import PaymentError
 COVER_TOLERANCE = Decimal("1.00")
 
 
+def instalment_unsettled(paid):
+    """SQL condition: an instalment that ``paid`` (what its payments paid, net of their
+    reversals) leaves unpaid, or short by more than the tolerance."""
+    return sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE)
+
+
 def standing():
     """SQL condition: the payment row is not a reversal and was not reversed."""
     reversed_ids = sa.select(Disbursement.reversal_of_id).where(

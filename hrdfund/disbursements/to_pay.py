@@ -20,9 +20,9 @@ from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import summed
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from ..ledger.balances import PAID, instalments_paid
+from ..ledger.balances import instalments_paid
 from ..ledger.models import Allocation, Disbursement
-from .rules import COVER_TOLERANCE
+from .rules import COVER_TOLERANCE, instalment_unsettled
 
 INSTALMENT = "instalment"
 UNPLANNED = "unplanned"
@@ -80,7 +80,7 @@ def to_pay_query(user, today, days):
             Grant.fund_id == user.fund_id,
             Grant.status == GrantStatus.ACTIVE,
             Instalment.due_on <= today + timedelta(days=days),
-            sa.or_(paid < PAID, paid < Instalment.amount - COVER_TOLERANCE),
+            instalment_unsettled(paid),
         )
     )
     by_grant = grants_paid()

@@ -18,7 +18,7 @@ from ..auth.views import ROLE_LABELS
 from ..cases import panels, targets
 from ..cases.access import Section
 from ..cases.models import ApplicationStatus as S
-from ..cases.models import Decision, DecisionOutcome, Urgency
+from ..cases.models import Urgency
 from ..cases.states import OPEN_STATES, STAFF_LABELS
 from ..core.columns import utcnow
 from ..core.extensions import db
@@ -26,6 +26,7 @@ from ..core.money import quantize
 from ..core.sql import summed
 from ..core.times import moment, time_left
 from ..disbursements.models import HeldPayment, HoldStatus
+from ..grants.decisions import first_approval
 from ..grants.models import Grant, Instalment, PaymentPlan
 from ..ledger.balances import instalments_paid
 from ..ledger.models import Allocation, Disbursement
@@ -141,15 +142,7 @@ def next_step(application, grant):
         )
         return _("Decide: approve, ask a question or reject"), who
     if status == S.AWAITING_SECOND_APPROVAL:
-        first = db.session.execute(
-            sa.select(Decision)
-            .where(
-                Decision.application_id == application.id,
-                Decision.outcome == DecisionOutcome.APPROVE,
-            )
-            .order_by(Decision.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        first = first_approval(application)
         who = (
             _("a second manager, not %(name)s, who approved first", name=_name(first.manager))
             if first is not None
