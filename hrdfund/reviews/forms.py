@@ -78,23 +78,31 @@ class NoteForm(PrefixedForm):
     )
 
 
-class RecommendForm(PrefixedForm):
-    PREFIX = "recommend"
-
-    risk_level = SelectField(
+def _risk_field():
+    return SelectField(
         _l("Risk to the defender"),
         choices=options((r.value, label) for r, label in RISK_LABELS.items()),
     )
+
+
+def _assessment_field():
+    return TextAreaField(
+        _l("Assessment (staff only)"),
+        [DataRequired(_l("Say briefly why.")), Length(max=LONG_MAX)],
+    )
+
+
+class RecommendForm(PrefixedForm):
+    PREFIX = "recommend"
+
+    risk_level = _risk_field()
     recommendation = SelectField(
         _l("Recommendation"),
         choices=options((r.value, label) for r, label in RECOMMENDATION_LABELS.items()),
     )
     #: One recommended amount per budget line, in the case's order.
     lines = FieldList(MoneyField(_l("Recommended"), allow_zero=True))
-    assessment = TextAreaField(
-        _l("Assessment (staff only)"),
-        [DataRequired(_l("Say briefly why.")), Length(max=LONG_MAX)],
-    )
+    assessment = _assessment_field()
 
 
 class QuickRecommendForm(PrefixedForm):
@@ -103,10 +111,7 @@ class QuickRecommendForm(PrefixedForm):
 
     PREFIX = "quick"
 
-    risk_level = SelectField(
-        _l("Risk to the defender"),
-        choices=options((r.value, label) for r, label in RISK_LABELS.items()),
-    )
+    risk_level = _risk_field()
     recommendation = SelectField(
         _l("Recommendation"),
         choices=options(
@@ -115,10 +120,7 @@ class QuickRecommendForm(PrefixedForm):
             if r != Recommendation.APPROVE_PARTLY
         ),
     )
-    assessment = TextAreaField(
-        _l("Assessment (staff only)"),
-        [DataRequired(_l("Say briefly why.")), Length(max=LONG_MAX)],
-    )
+    assessment = _assessment_field()
 
 
 class NetworkForm(PrefixedForm):
