@@ -26,6 +26,7 @@ from hrdfund.reports.data import build_report
 from hrdfund.reports.grid import Grid
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
+from hrdfund.reports.rollup import AREAS, CATEGORY_GROUPS
 from tests.conftest import MoneyWorld, agree_to_listing, pay
 
 YEAR = 2026
@@ -53,6 +54,12 @@ GRANTS = [
 ]
 
 
+#: The levels a table of who was paid may be read at, the coarser summing the finer.
+LEVELS = ("category", "category_group", "region", "area", "gender")
+COARSER = {"category_group": ("category", CATEGORY_GROUPS), "area": ("region", AREAS)}
+HALVES = (f"{YEAR}-H1", f"{YEAR}-H2")
+
+
 def _periods():
     codes = [str(YEAR)] + [f"{YEAR}-Q{q}" for q in range(1, 5)]
     return codes + [f"{YEAR}-{m:02d}" for m in range(1, 13)]
@@ -60,13 +67,28 @@ def _periods():
 
 def _children():
     tree = {str(YEAR): [f"{YEAR}-Q{q}" for q in range(1, 5)]}
+    tree[HALVES[0]] = [f"{YEAR}-Q1", f"{YEAR}-Q2"]
+    tree[HALVES[1]] = [f"{YEAR}-Q3", f"{YEAR}-Q4"]
     for q in range(1, 5):
         tree[f"{YEAR}-Q{q}"] = [f"{YEAR}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
     return tree
 
 
 def _within(month):
-    return [f"{YEAR}-{month:02d}", f"{YEAR}-Q{(month - 1) // 3 + 1}", str(YEAR)]
+    half = HALVES[0] if month <= 6 else HALVES[1]
+    return [f"{YEAR}-{month:02d}", f"{YEAR}-Q{(month - 1) // 3 + 1}", half, str(YEAR)]
+
+
+def _labels_of(category, region, gender):
+    """Every row a grant counts in, at every level a table may be read at."""
+    return [
+        TOTAL,
+        ("category", category),
+        ("category_group", CATEGORY_GROUPS[category]),
+        ("region", region),
+        ("area", AREAS[region]),
+        ("gender", gender),
+    ]
 
 
 @pytest.fixture
@@ -92,11 +114,7 @@ def year_world(fund, make_user, make_donor, clock):
                 agree_to_listing(case)
             db.session.commit()
             pay(world, grant, str(amount), instalment=None, paid_on=date(YEAR, month, 10 + i))
-            labels = [TOTAL] + [
-                ("category", category.value),
-                ("region", case.region),
-                ("gender", case.gender.value),
-            ]
+            labels = _labels_of(category.value, case.region, case.gender.value)
             for period in _within(month):
                 for label in labels:
                     truth[("grants", period, label)] += 1
@@ -128,27 +146,37 @@ class Attacker:
             self.known[key] = (Fraction(value), Fraction(error))
 
     def read(self, period, report, csv_text):
-        values = defaultdict(set)
-        for name in DIMENSIONS:
-            for row in report["breakdowns"][name].rows:
-                values[name].add(row.label)
+        """A report's tables, each at the level it is shown at (rolled up or not)."""
         self.values = getattr(self, "values", defaultdict(set))
-        for name, found in values.items():
-            self.values[name] |= found
+        self._broken_down = getattr(self, "_broken_down", {})
+        self._broken_down[period] = {}
+        self.levels_read = getattr(self, "levels_read", defaultdict(set))
         for name in DIMENSIONS:
             table = report["breakdowns"][name]
+            level = table.dimension
+            self.levels_read[name].add(level)
+            self._broken_down[period][level] = getattr(table, "broken_down", True)
+            for row in table.rows:
+                self.values[level].add(row.label)
             for row in [*table.rows, table.total]:
-                label = TOTAL if row.label == TOTAL else (name, row.label)
+                label = TOTAL if row.label == TOTAL else (level, row.label)
                 self._cells(period, label, row.cells)
         months = report["breakdowns"]["month"]
+        self.levels_read["month"].add(months.dimension)
         for row in months.rows:
             self._cells(row.label, TOTAL, row.cells)
         listed = {row.label for row in months.rows}
-        for month in parse_period(period).months():
-            code = month.strftime("%Y-%m")
-            if code not in listed:  # no row: nothing was paid that month
-                for measure in MEASURES:
-                    self.learn((measure, code, TOTAL), 0)
+        own = parse_period(period).kind
+        if months.dimension in ("month", "quarter", "half") and months.dimension != own:
+            parts = {
+                "month": [m.strftime("%Y-%m") for m in parse_period(period).months()],
+                "quarter": _children().get(period, []),
+                "half": list(HALVES),
+            }[months.dimension]
+            for code in parts:
+                if code not in listed:  # no row: nothing was paid then
+                    for measure in MEASURES:
+                        self.learn((measure, code, TOTAL), 0)
         # To the cent: the period's payments less its reversals, as the figures about
         # people count them (the account's, but for what was recorded late).
         self.learn(("amount", period, TOTAL), report["counted"]["counted"])
@@ -157,10 +185,6 @@ class Attacker:
         self.lines[period] = [r for r in rows if r["Grant code"] not in closing]
         count = next(r for r in rows if r["Grant code"] == "Not listed")["Grants"]
         self.not_listed[period] = int(count) if count.isdigit() else None
-        self._broken_down = getattr(self, "_broken_down", {})
-        self._broken_down[period] = {
-            name: getattr(report["breakdowns"][name], "broken_down", True) for name in DIMENSIONS
-        }
 
     def _cells(self, period, label, cells):
         for measure in MEASURES:
@@ -177,22 +201,38 @@ class Attacker:
         then the sums: rows to totals in each breakdown, quarters to the year, months to
         the quarter and to the year."""
         for period in _periods():
-            for name in DIMENSIONS:
+            for name in LEVELS:
                 if not self._broken_down.get(period, {}).get(name):
-                    continue  # not broken down, or not read
+                    continue  # not broken down, or not read at that level
                 for value in self.values[name]:
                     for measure in MEASURES:
                         key = (measure, period, (name, value))
                         if key not in self.known and key not in self.hidden:
                             self.learn(key, 0)
-        labels = [TOTAL] + [(n, v) for n in DIMENSIONS for v in sorted(self.values[n])]
+        # Every value a level can take, whether a report listed it or not: a coarser row
+        # is the sum of its finer ones.
+        for coarse, (fine, parents) in COARSER.items():
+            self.values[fine] |= {v for v, p in parents.items() if p in self.values[coarse]}
+            self.values[coarse] |= {parents[v] for v in self.values[fine] if v in parents}
+        labels = [TOTAL] + [(n, v) for n in LEVELS for v in sorted(self.values[n])]
+        periods = _periods() + list(HALVES)
         for measure in MEASURES:
-            for period in _periods():
-                for name in DIMENSIONS:
+            for period in periods:
+                for name in LEVELS:
                     self.relations.append(
                         [((measure, period, TOTAL), -1)]
                         + [((measure, period, (name, v)), 1) for v in self.values[name]]
                     )
+                for coarse, (fine, parents) in COARSER.items():
+                    for value in self.values[coarse]:
+                        self.relations.append(
+                            [((measure, period, (coarse, value)), -1)]
+                            + [
+                                ((measure, period, (fine, v)), 1)
+                                for v in self.values[fine]
+                                if parents.get(v) == value
+                            ]
+                        )
             for parent, children in _children().items():
                 for label in labels:
                     self.relations.append(
@@ -206,7 +246,7 @@ class Attacker:
                 )
         # Where each defender had one grant, as here, a count of defenders is a count of
         # grants: a reader takes either for the other.
-        for period in _periods():
+        for period in periods:
             for label in labels:
                 self.relations.append(
                     [(("grants", period, label), 1), (("defenders", period, label), -1)]
@@ -256,8 +296,10 @@ def test_no_report_gives_away_what_another_hides(year_world):
     hidden = {key for key in attacker.hidden if truth.get(key, 0)}
     assert len(hidden) >= 10, "the reports hide figures"
     # Whatever the attacker works out, no report showed (or it would be known already):
-    # a figure that is not nothing is a figure recovered.
-    recovered = sorted((key for key in derived if truth.get(key, 0)), key=str)
+    # a figure that is not nothing is a figure recovered, of the levels reports are
+    # broken down by; of a coarser level (a group, an area, a half-year), one a report
+    # showed as hidden. (Any other coarser figure is a sum of figures no report hides.)
+    recovered = sorted((key for key in derived if _secret(key, truth, attacker)), key=str)
     assert not recovered, f"hidden figures recovered by subtraction: {recovered}"
     # The CSV's "not listed" count, where it is not shown, is not the total less the lines.
     for period in _periods():
@@ -287,6 +329,15 @@ def test_no_report_gives_away_what_another_hides(year_world):
                 lines = sum(1 for line in attacker.lines[period] if of_line(line) == value)
                 others = attacker.known[key][0] - lines
                 assert others == 0 or others >= 5, f"{key}: {others} grants not listed"
+
+
+def _secret(key, truth, attacker):
+    """Whether ``key``, worked out by the attacker, is a figure a report hides."""
+    _measure, period, label = key
+    if not truth.get(key, 0):
+        return False
+    coarser = period in HALVES or (label != TOTAL and label[0] in COARSER)
+    return not coarser or key in attacker.hidden
 
 
 def _category_of(label):
@@ -562,3 +613,118 @@ def test_defenders_supported_elsewhere_cannot_be_worked_out_from_the_other_perio
             progress = True
     recovered = {p: v for p, v in known.items() if p not in shown and v and v == truth[p]}
     assert not recovered, f"hidden counts recovered by subtraction: {recovered}"
+
+
+# -- a small pool: tables rolled up a level ----------------------------------------------
+
+#: 16 grants over a year, one or two a month (every quarter 4), 4 of each gender (one
+#: not said): by category, region, gender, month and quarter every count is under 5, but
+#: by group of categories (6, 5, 5), by area (6, 5, 5) and by half-year (8, 8) none is.
+SMALL_POOL = [
+    (1, Category.RELOCATION, "KE", Gender.WOMAN),
+    (1, Category.LEGAL, "PE", Gender.MAN),
+    (2, Category.MEDICAL, "IN", Gender.NON_BINARY),
+    (3, Category.PHYSICAL_SECURITY, "NG", None),
+    (4, Category.PRISON_VISITS, "MX", Gender.WOMAN),
+    (4, Category.DEPENDANTS, "PH", Gender.MAN),
+    (5, Category.RELOCATION, "KE", Gender.NON_BINARY),
+    (6, Category.LEGAL, "PE", None),
+    (7, Category.MEDICAL, "IN", Gender.WOMAN),
+    (7, Category.PHYSICAL_SECURITY, "KE", Gender.MAN),
+    (8, Category.PRISON_VISITS, "MX", Gender.NON_BINARY),
+    (9, Category.DEPENDANTS, "IN", None),
+    (10, Category.RELOCATION, "KE", Gender.WOMAN),
+    (10, Category.LEGAL, "PE", Gender.MAN),
+    (11, Category.MEDICAL, "PH", Gender.NON_BINARY),
+    (12, Category.PHYSICAL_SECURITY, "NG", None),
+]
+
+
+@pytest.fixture
+def small_world(fund, make_user, make_donor, clock):
+    """The EUR pool paying SMALL_POOL's 16 grants in 2026, each to its own defender, none
+    of them listed in the CSV; the truth of every figure beside it."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    truth = defaultdict(int)
+    for n, (month, category, country, gender) in enumerate(SMALL_POOL, start=1):
+        amount = Decimal(500 + 23 * n)
+        day = 5 + 10 * (n % 2)
+        clock.at(datetime(YEAR, month, day, 9))
+        grant = year_world_grant(world, amount, category, f"Small Pool Defender {n}")
+        case = grant.application
+        case.country, case.region = country, geo.region_of(country)
+        case.gender, case.dependants_count = gender, 0
+        db.session.commit()
+        pay(world, grant, str(amount), instalment=None, paid_on=date(YEAR, month, day))
+        said = gender.value if gender else "undisclosed"
+        for period in _within(month):
+            for label in _labels_of(category.value, case.region, said):
+                truth[("grants", period, label)] += 1
+                truth[("defenders", period, label)] += 1
+                truth[("amount", period, label)] += amount
+    clock.stop()
+    world.truth = truth
+    return world
+
+
+def year_world_grant(world, amount, category, name):
+    """An approved grant of ``amount`` from the EUR pool."""
+    return world.grant(str(amount), category=category, name=name)
+
+
+def _shows_a_count(table):
+    return any(row.cells["grants"].shown for row in table.rows)
+
+
+def test_a_pool_of_16_grants_in_a_year_shows_its_tables_rolled_up(small_world):
+    """Every table of the year by category, region, gender and month would say "fewer
+    than 5" or "hidden" on every row; rolled up, the groups of categories, the areas and
+    the half-years show their counts, and the report says under each table what it stands
+    for."""
+    report = build_report(small_world.eur, parse_period(str(YEAR)), today=AFTER)
+    tables = report["breakdowns"]
+    assert tables["category"].dimension == "category_group"
+    assert tables["category"].rolled_from == "category"
+    assert tables["region"].dimension == "area"
+    assert tables["month"].dimension == "half"
+    truth = small_world.truth
+    for name in ("category", "region", "month"):
+        table = tables[name]
+        assert _shows_a_count(table), name
+        for row in table.rows:
+            cell = row.cells["grants"]
+            period = row.label if name == "month" else str(YEAR)
+            label = TOTAL if name == "month" else (table.dimension, row.label)
+            assert not cell.shown or cell.value == truth[("grants", period, label)]
+    assert [r.cells["grants"].value for r in tables["month"].rows] == [8, 8]
+    # Gender has no coarser level: it stays as it is, every count under 5.
+    assert tables["gender"].dimension == "gender" and not _shows_a_count(tables["gender"])
+    text = " ".join(
+        " ".join(
+            page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(report))).pages
+        ).split()
+    )
+    assert "Shown by half-year: by month, most counts would be fewer than 5 or hidden." in text
+    assert "Shown by group of categories: by category" in text
+    assert "Shown by area: by region" in text
+    assert "First half of 2026" in text and "Legal support and justice" in text
+
+
+def test_differencing_the_rolled_reports_recovers_no_hidden_count(small_world):
+    """The year's tables rolled up, each quarter's and month's as they are: an attacker
+    who holds every report of the year and subtracts along every sum (a group less its
+    categories, an area less its regions, a half-year less its quarters, the year less a
+    half-year) works out no figure any report hides."""
+    truth = small_world.truth
+    attacker, reports = _download_everything(small_world)
+    assert reports[str(YEAR)]["breakdowns"]["month"].dimension == "half"
+    derived = attacker.subtract()
+    for key in derived:
+        value, error = attacker.known[key]
+        assert abs(value - Fraction(truth.get(key, 0))) <= error, f"wrong about {key}"
+    recovered = sorted((key for key in derived if _secret(key, truth, attacker)), key=str)
+    assert not recovered, f"hidden figures recovered by subtraction: {recovered}"
+    # The coarser figures shown are safe beside the finer ones hidden in the same and the
+    # other reports: each quarter hides its count, the half-years show theirs.
+    for q in range(1, 5):
+        assert ("grants", f"{YEAR}-Q{q}", TOTAL) not in attacker.known

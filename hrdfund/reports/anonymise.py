@@ -38,6 +38,9 @@ THRESHOLD = 5
 #: worked out; an amount mostly one grant's; a figure with fewer than 5 grants that the
 #: CSV does not list, which the CSV's listed lines could be subtracted from.
 SMALL, SECONDARY, DOMINANT, UNLISTED = "small", "secondary", "dominant", "unlisted"
+#: Why a figure of a coarser level (a category group, a half-year) is not shown: not
+#: shown unless it is safe beside every other figure (see ``grid.Grid``).
+ROLLUP = "rollup"
 NOT_SHOWN = "not shown"
 #: The label of a table's total row, shared by every breakdown of a period.
 TOTAL = "total"
@@ -76,16 +79,28 @@ class Table:
     rows: list
     total: Row
     broken_down: bool = True
+    #: Rolled up: the finer breakdown that would mostly be hidden (``dimension`` is the
+    #: level shown instead).
+    rolled_from: str | None = None
 
     def plain(self):
         return {
             "dimension": self.dimension,
+            **({"rolled_from": self.rolled_from} if self.rolled_from else {}),
             "broken_down": self.broken_down,
             "rows": [
                 {"label": r.label, **{m: r.cells[m].plain() for m in self.measures}}
                 for r in self.rows + [self.total]
             ],
         }
+
+
+def mostly_hidden(cells):
+    """Whether a table whose rows' counts are ``cells`` shows too little to be read: it
+    has rows, and no more than half of them show their count. A donor table in that state
+    is rolled up a level (see ``data.breakdowns``)."""
+    cells = list(cells)
+    return bool(cells) and 2 * sum(1 for c in cells if c.shown) <= len(cells)
 
 
 def round_amount(amount):

@@ -23,10 +23,11 @@ from ..core.sql import before, signed_amount, summed
 from ..grants.models import Grant
 from ..ledger.balances import pool_figures
 from ..ledger.models import Allocation, Contribution, Disbursement, Release
-from . import anonymise
+from . import anonymise, rollup
 from .decision import DIMENSIONS
 from .issue import issue_year
-from .recorded import shared_with
+from .periods import parse_period
+from .recorded import half_years, shared_with
 
 __all__ = ["build_report", "digest", "plain", "shared_with", "summaries", "summary"]
 
@@ -208,18 +209,67 @@ PEOPLE_MEASURES = ("grants", "defenders", "dependants", "amount")
 
 
 def breakdowns(code, issued):
-    """The four breakdowns of the period: by category, region, gender, and month of
-    payment (each month's row is that month's total, as its own report shows it)."""
+    """The four breakdowns of the period: by category, region, gender, and by period of
+    payment (each month's row is that month's total, as its own report shows it), each at
+    the level a donor reads it: rolled up (a category to its group, a region to its area,
+    months to quarters, half-years or the year alone) where most of its rows would be
+    hidden (``rollup``)."""
     people = issued[code]["people"]
-    found = {dim: _table(people, dim, PEOPLE_MEASURES, ("amount",)) for dim in DIMENSIONS}
-    months = []
-    for month in issued[code]["months"]:
-        cells = _cells(issued[month]["people"], ("amount",))
-        months.append(
-            anonymise.Row(month, {m: cells[(m, anonymise.TOTAL)] for m in PEOPLE_MEASURES})
-        )
-    found["month"] = anonymise.Table("month", PEOPLE_MEASURES, months, found["category"].total)
+    found = {}
+    for dim in DIMENSIONS:
+        tables = {
+            level: _table(people, level, PEOPLE_MEASURES, ("amount",))
+            for level in rollup.levels(dim)
+            if level == dim or level in people["listed"]
+        }
+        found[dim] = _rolled(tables)
+    found["month"] = _rolled(_by_period(code, issued, found["category"].total))
     return found
+
+
+def _rolled(tables):
+    """The table of the level :func:`rollup.pick` picks, saying which it stands for."""
+    level = rollup.pick(tables)
+    table = tables[level]
+    finest = next(iter(tables))
+    if level != finest:
+        table.rolled_from = finest
+    return table
+
+
+def _by_period(code, issued, total):
+    """The table by period of payment at each level it may be read at: months, then for a
+    year its quarters and half-years, then the period alone (its total)."""
+
+    def totals(codes, level):
+        rows = []
+        for part in codes:
+            if part in issued and any(m in issued[code]["months"] for m in _months_of(part)):
+                cells = _cells(issued[part]["people"], ("amount",))
+                rows.append(
+                    anonymise.Row(part, {m: cells[(m, anonymise.TOTAL)] for m in PEOPLE_MEASURES})
+                )
+        return anonymise.Table(level, PEOPLE_MEASURES, rows, total)
+
+    tables = {"month": totals(issued[code]["months"], "month")}
+    period = parse_period(code)
+    if period.kind == "month":
+        return tables
+    if period.kind == "year":
+        year = period.start.year
+        tables["quarter"] = totals([f"{year}-Q{q}" for q in range(1, 5)], "quarter")
+        tables["half"] = totals(half_years(year), "half")
+    tables[period.kind] = anonymise.Table(period.kind, PEOPLE_MEASURES, [], total)
+    return tables
+
+
+def _months_of(code):
+    """The codes of the months of a month, quarter or half-year."""
+    if "-H" in code:
+        year, half = code.split("-H")
+        first = 1 if half == "1" else 7
+        return [f"{year}-{m:02d}" for m in range(first, first + 6)]
+    return [m.strftime("%Y-%m") for m in parse_period(code).months()]
 
 
 def budget_lines(figures):

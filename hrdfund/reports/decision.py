@@ -10,9 +10,9 @@ from collections import defaultdict
 from flask import current_app
 
 from ..core.money import quantize
-from . import anonymise
+from . import anonymise, rollup
 from .grid import Grid
-from .recorded import ZERO, within
+from .recorded import ZERO, half_years, within
 
 SMALL = anonymise.SMALL
 
@@ -22,6 +22,8 @@ DIMENSIONS = ("category", "region", "gender")
 #: The breakdowns whose values the CSV's lines show: a figure of them less the lines of
 #: its value is what the grants not listed add up to.
 LISTED_DIMENSIONS = ("category", "region")
+#: The coarser breakdowns a table of who was paid may be rolled up to (``rollup``).
+COARSE_DIMENSIONS = tuple(rollup.ROLLUPS)
 PEOPLE = ("grants", "defenders", "dependants")
 
 
@@ -33,6 +35,8 @@ class Decision:
         self.recorded, self.new, self.issued = recorded, list(new), issued
         included = set(self.new) | set(issued)
         self.children = {code: recorded.children[code] for code in included}
+        #: Half-years: only their totals, in the year's table by period.
+        self.summaries = [c for c in half_years(recorded.year) if c in included]
         self.people = self._people()
         self.budget = self._budget()
         self.timeliness = self._totals(
@@ -56,7 +60,12 @@ class Decision:
                 if label != anonymise.TOTAL and label[0] in dims:
                     dims[label[0]].add(label[1])
         return Grid(
-            self.children, {d: sorted(v) for d, v in dims.items()}, counts, amounts, **options
+            self.children,
+            {d: sorted(v) for d, v in dims.items()},
+            counts,
+            amounts,
+            summaries=self.summaries,
+            **options,
         )
 
     def _fix(self, grid, part):
@@ -70,15 +79,18 @@ class Decision:
         groups = defaultdict(
             lambda: {"ids": set(), "defenders": {}, "amount": ZERO, "big": ZERO, "unlisted": 0}
         )
-        values = {dim: set() for dim in DIMENSIONS}
+        values = {dim: set() for dim in DIMENSIONS + COARSE_DIMENSIONS}
         listed = defaultdict(set)
         for code in self.new:
             for gid, amount in recorded.nets[code].items():
-                case = recorded.cases[gid]
-                for dim in DIMENSIONS:
+                case = dict(recorded.cases[gid])
+                for dim in COARSE_DIMENSIONS:
+                    case[dim] = rollup.coarser(dim, case[rollup.ROLLUPS[dim]])
+                for dim in DIMENSIONS + COARSE_DIMENSIONS:
                     values[dim].add(case[dim])
                     listed[(code, dim)].add(case[dim])
-                for label in [anonymise.TOTAL] + [(dim, case[dim]) for dim in DIMENSIONS]:
+                labels = [(dim, case[dim]) for dim in DIMENSIONS + COARSE_DIMENSIONS]
+                for label in [anonymise.TOTAL, *labels]:
                     group = groups[(code, label)]
                     group["amount"] += amount
                     group["big"] = max(group["big"], abs(amount))
@@ -93,6 +105,7 @@ class Decision:
             ("amount",),
             known_totals=("amount",),  # each period's payments: the account gives them
             twins=("defenders",),
+            rollups={coarse: rollup.parents(coarse) for coarse in COARSE_DIMENSIONS},
         )
         for (code, label), group in groups.items():
             grid.put(
@@ -106,13 +119,13 @@ class Decision:
                 },
                 {"amount": group["big"]},
             )
-            if label != anonymise.TOTAL and label[0] in LISTED_DIMENSIONS:
+            if label != anonymise.TOTAL and label[0] in LISTED_DIMENSIONS + COARSE_DIMENSIONS:
                 if anonymise.is_small(group["unlisted"]):
                     grid.extra[(code, label)] = anonymise.UNLISTED
         for code in self.new:
             paid = recorded.nets[code]
             grid.population[code] = len(paid)
-            for dim in DIMENSIONS:
+            for dim in DIMENSIONS + COARSE_DIMENSIONS:
                 grid.listed[(code, dim)] = sorted(listed[(code, dim)])
             # The CSV's "not listed" line is this total less the lines: hidden together.
             others = sum(1 for gid in paid if recorded.unlisted(gid))
@@ -171,7 +184,7 @@ class Decision:
     def _totals(self, part, measures, counts):
         """A grid of counts without breakdowns, shown only from 5 (none is zero-or-more by
         itself): the grants first paid, or the answers to each outcome question."""
-        grid = Grid(self.children, {}, measures)
+        grid = Grid(self.children, {}, measures, summaries=self.summaries)
         for code, values in counts.items():
             grid.put(code, anonymise.TOTAL, values)
         for code, figures in self.issued.items():
@@ -192,7 +205,8 @@ class Decision:
             for gid, category, place, _committed, _paid in figures["lines"]:
                 issued[gid] = {"category": category, "place": place}
         attributes = {}
-        for code in self.new:
+        new = [code for code in self.new if code not in self.summaries]
+        for code in new:
             for gid in recorded.nets[code]:
                 if gid in attributes or recorded.unlisted(gid):
                     continue
@@ -206,7 +220,7 @@ class Decision:
             list(attributes.values()),
             periods=[
                 [attributes[gid] for gid in recorded.nets[code] if gid in attributes]
-                for code in self.new
+                for code in new
             ],
             fixed=[attributes[gid] for gid in attributes if gid in issued],
         )
@@ -247,7 +261,7 @@ class Decision:
         further counts are hidden until none hidden can be worked out from a year's or a
         quarter's less its other periods. No fund is named."""
         recorded = self.recorded
-        grid = Grid(self.children, {}, ("elsewhere",))
+        grid = Grid(self.children, {}, ("elsewhere",), summaries=self.summaries)
         for code in self.new:
             end = recorded.periods[code].end
             defenders, elsewhere = set(), set()

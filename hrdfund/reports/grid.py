@@ -8,6 +8,7 @@ from fractions import Fraction
 
 from .anonymise import (
     DOMINANT,
+    ROLLUP,
     SECONDARY,
     SMALL,
     TOTAL,
@@ -15,6 +16,7 @@ from .anonymise import (
     Row,
     Table,
     is_small,
+    mostly_hidden,
     round_amount,
 )
 
@@ -35,11 +37,34 @@ class Grid:
     shown would stand in for the other. Fill it with :meth:`put`, say which rows each
     period lists (:attr:`listed`) and how many grants it concerns (:attr:`population`),
     then :meth:`protect`.
+
+    Figures of a coarser level, for tables rolled up when most of their rows would be
+    hidden: ``rollups`` maps a coarser breakdown to the finer one it sums and each finer
+    value's coarser value (a category to its group, a region to its area), and
+    ``summaries`` names periods shown only by their total as a row of their parent's table
+    (half-years). Such a figure is hidden unless shown by :meth:`_reveal`, after
+    everything else is decided: shown only where it is 5 or more and, beside every figure
+    shown, it gives no hidden one away. So a rolled-up figure never hides another, and
+    never tells what another hides.
     """
 
-    def __init__(self, periods, dims, counts, amounts=(), known_totals=(), twins=()):
+    def __init__(
+        self,
+        periods,
+        dims,
+        counts,
+        amounts=(),
+        known_totals=(),
+        twins=(),
+        rollups=None,
+        summaries=(),
+    ):
         self.periods = {code: tuple(children) for code, children in periods.items()}
         self.dims = {dim: tuple(values) for dim, values in dims.items()}
+        self.rollups = {
+            coarse: (fine, dict(parents)) for coarse, (fine, parents) in (rollups or {}).items()
+        }
+        self.summaries = {p for p in summaries if p in self.periods}
         self.counts, self.amounts = tuple(counts), tuple(amounts)
         self.twins = tuple(twins)
         self.measures = self.counts + self.amounts
@@ -63,6 +88,13 @@ class Grid:
         self.issued = {}
         #: (measure, period, label) of every figure an earlier report issued: kept as it was.
         self.fixed = set()
+        #: (period, label) of every figure of a coarser level: hidden unless revealed.
+        self.rolled = {
+            (p, label)
+            for p in self.periods
+            for label in self.labels
+            if p in self.summaries or (label != TOTAL and label[0] in self.rollups)
+        }
         self.relations = self._relations()
         #: (period, label) -> the indexes of the sums it is in.
         self.sums_of = {}
@@ -82,10 +114,17 @@ class Grid:
         :meth:`issued_figures` gave then): each keeps its value and whether it is shown,
         nothing is decided for them again, and the figures decided now are hidden so that,
         beside them, none of theirs can be worked out."""
+        given = set()
         for measure, label, value, hidden in issued["cells"]:
             key = (measure, period, TOTAL if label == TOTAL else tuple(label))
             if key in self.cells:
                 self.cells[key] = Cell(Decimal(value) if measure in self.amounts else value, hidden)
+                given.add(key)
+        for p, label in self.rolled:
+            # A coarser figure an earlier report did not decide was never shown.
+            for measure in self.measures:
+                if p == period and (measure, p, label) not in given:
+                    self.cells[(measure, p, label)].hidden = ROLLUP
         for dim, values in issued["listed"].items():
             self.listed[(period, dim)] = list(values)
         self.issued[period] = issued["broken_down"]
@@ -145,6 +184,13 @@ class Grid:
             if children:
                 for label in self.labels:
                     found.append([((p, label), 1)] + [((c, label), -1) for c in children])
+        for p in self.periods:
+            for coarse, (fine, parents) in self.rollups.items():
+                for value in self.dims[coarse]:
+                    parts = [v for v in self.dims[fine] if parents.get(v) == value]
+                    found.append(
+                        [((p, (coarse, value)), 1)] + [((p, (fine, v)), -1) for v in parts]
+                    )
         return found
 
     def protect(self):
@@ -154,6 +200,16 @@ class Grid:
         self.dropped |= {p for p, broken_down in self.issued.items() if not broken_down}
         # What was issued stays as issued: a shown figure is known, a hidden one hidden.
         self.known |= {key for key in self.fixed if self.cells[key].shown}
+        for p in self.periods:
+            for coarse, (fine, parents) in self.rollups.items():
+                if (p, fine) in self.listed and (p, coarse) not in self.listed:
+                    self.listed[(p, coarse)] = sorted(
+                        {parents[v] for v in self.listed[(p, fine)] if v in parents}
+                    )
+        for p, label in self.rolled:
+            for measure in self.measures:
+                if (measure, p, label) not in self.fixed:
+                    self.cells[(measure, p, label)].hidden = ROLLUP
         for p in self.periods:
             if p in self.dropped:
                 continue
@@ -197,9 +253,101 @@ class Grid:
                 elif cell.value and abs(largest) * 2 > abs(cell.value):
                     cell.hidden = cell.hidden or DOMINANT
             self._complete(measure)
+        self._reveal()
+        for measure in self.amounts:
             for _key, cell in self.cells_of(measure, new=True):
                 cell.value = round_amount(cell.value)
         return self
+
+    def _reveal(self):
+        """Show the coarser figures decided now that can be shown: of a period broken
+        down (a half-year's total whatever), each count where it is 5 or more and, shown
+        beside every figure shown already, no hidden figure but nothing can be worked out;
+        its amount where its count shows, no grant makes more than half of it, and it gives
+        nothing away either. One at a time, in order, so the outcome is always the same."""
+        first = self.counts[0]
+        order = {p: i for i, p in enumerate(self.periods)}
+        keys = sorted(
+            (
+                key
+                for key in self.rolled
+                if (first, *key) not in self.fixed
+                and (key[1] == TOTAL or key[0] not in self.summaries)
+                and (key[1] == TOTAL or key[0] not in self.dropped)
+                and (key[1] == TOTAL or key[1][1] in self.listed.get((key[0], key[1][0]), ()))
+                and (key[1] == TOTAL or self.mostly_hidden(key[0], self.rollups[key[1][0]][0]))
+            ),
+            key=lambda k: (order[k[0]], self.labels.index(k[1])),
+        )
+        if not keys:
+            return
+        before = {m: self._secrets(m) for m in self.measures}
+        for p, label in keys:
+            counts = [first, *self.twins]
+            if self.extra.get((p, label)) or any(
+                is_small(self.cells[(m, p, label)].value) for m in counts
+            ):
+                continue
+            if not self._try_showing(counts, p, label, before):
+                continue
+            for measure in self.counts:
+                if measure not in counts and not is_small(self.cells[(measure, p, label)].value):
+                    self._try_showing([measure], p, label, before)
+            for measure in self.amounts:
+                cell = self.cells[(measure, p, label)]
+                largest = self.largest.get((measure, p, label), 0)
+                if not (cell.value and abs(largest) * 2 > abs(cell.value)):
+                    self._try_showing([measure], p, label, before)
+
+    def mostly_hidden(self, period, dim):
+        """Whether most rows of the breakdown of ``period`` by ``dim`` hide their count:
+        then its coarser level is worth showing (and only then: what is shown constrains
+        what later periods may show)."""
+        first = self.counts[0]
+        rows = self.listed.get((period, dim), ())
+        return mostly_hidden([self.cells[(first, period, (dim, v))] for v in rows])
+
+    def _try_showing(self, measures, p, label, before):
+        """Show the figures of ``measures`` at (p, label) unless that lets a hidden figure
+        be worked out that could not be before; True when shown."""
+        cells = [self.cells[(m, p, label)] for m in measures]
+        was = [cell.hidden for cell in cells]
+        for cell in cells:
+            cell.hidden = None
+        if all(self._secrets(m) <= before[m] for m in set(measures)):
+            return True
+        for cell, hidden in zip(cells, was, strict=True):
+            cell.hidden = hidden
+        return False
+
+    def _secrets(self, measure):
+        """The hidden figures of ``measure`` (but nothing) that the shown figures
+        determine and that must not be known: every figure of the finer levels, and a
+        coarser one that the rules would hide for itself (see :meth:`_rolled_secret`)."""
+        return {
+            key
+            for key in self._determined(measure)
+            if self.cells[(measure, *key)].value
+            and (key not in self.rolled or self._rolled_secret(measure, key))
+        }
+
+    def _rolled_secret(self, measure, key):
+        """Whether a coarser figure is one the rules hide for itself, whatever sums give:
+        a count under 5 (or one whose twin or first count is), a count with 1 to 4 of its
+        grants not listed in the CSV, an amount whose count is such, or mostly one
+        grant's. A coarser figure of 5 or more, by contrast, is only a sum."""
+        first = self.counts[0]
+        counts = (first, *self.twins)
+        if measure in self.counts and is_small(self.cells[(measure, *key)].value):
+            return True
+        if measure in counts or measure in self.amounts:
+            if self.extra.get(key) or any(is_small(self.cells[(m, *key)].value) for m in counts):
+                return True
+        if measure in self.amounts:
+            value = self.cells[(measure, *key)].value
+            largest = self.largest.get((measure, *key), 0)
+            return bool(value) and abs(largest) * 2 > abs(value)
+        return False
 
     def cells_of(self, measure, new=False):
         """((period, label), cell) of every figure of ``measure``; with ``new``, only of
@@ -217,7 +365,9 @@ class Grid:
             bare = [
                 key
                 for key in self._determined(measure)
-                if self.cells[(measure, *key)].value and key not in exposed
+                if self.cells[(measure, *key)].value
+                and key not in exposed
+                and key not in self.rolled
             ]
             if not bare:
                 return
@@ -289,7 +439,7 @@ class Grid:
             candidates, frontier = [], []
             for r in sorted(relations):
                 for k, _c in self.relations[r]:
-                    if k in seen:
+                    if k in seen or k in self.rolled:
                         continue
                     seen.add(k)
                     cell = self.cells[(measure, *k)]

@@ -23,6 +23,7 @@ from .pdf_kit import (
     footer_canvas,
     less,
     paragraph_styles,
+    rolled_note,
     row_label,
     shown_figure,
     whole_units,
@@ -203,9 +204,14 @@ def _breakdowns(report, styles):
     c = report["currency"]
     titles = {
         "category": _("By category"),
+        "category_group": _("By group of categories"),
         "region": _("By region"),
+        "area": _("By area"),
         "gender": _("By gender"),
         "month": _("By month of payment"),
+        "quarter": _("By quarter of payment"),
+        "half": _("By half-year of payment"),
+        "year": _("By period of payment"),
     }
     parts = [
         PageBreak(),
@@ -228,11 +234,12 @@ def _breakdowns(report, styles):
         *_other_funds(report, styles),
     ]
     for name, table in report["breakdowns"].items():
-        data = [[titles[name], _("Grants"), _("Defenders"), _("Dependants"), _("Amount")]]
+        title = titles.get(table.dimension, titles[name])
+        data = [[title, _("Grants"), _("Defenders"), _("Dependants"), _("Amount")]]
         for row in table.rows + [table.total]:
             data.append(
                 [
-                    row_label(name, row.label),
+                    row_label(table.dimension, row.label),
                     shown_figure(row.cells["grants"]),
                     shown_figure(row.cells["defenders"]),
                     shown_figure(row.cells["dependants"]),
@@ -240,9 +247,12 @@ def _breakdowns(report, styles):
                 ]
             )
         block = [
-            Paragraph(titles[name], styles["h3"]),
+            Paragraph(title, styles["h3"]),
             figures_table(data, [66 * mm, 22 * mm, 24 * mm, 24 * mm, 34 * mm]),
         ]
+        note = rolled_note(table)
+        if note:
+            block.append(Paragraph(note, styles["small"]))
         if not table.broken_down:
             block.append(
                 Paragraph(

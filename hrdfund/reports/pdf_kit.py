@@ -22,7 +22,7 @@ from reportlab.pdfgen import canvas
 from reportlab.platypus import Table, TableStyle
 
 from ..core.support import CATEGORY_LABELS, Category
-from . import anonymise
+from . import anonymise, rollup
 
 _FONT_DIR = "/usr/share/fonts/truetype/dejavu"
 _FONTS = {}
@@ -84,6 +84,15 @@ def row_label(dimension, value):
         return _("Not shown")
     if dimension == "category":
         return str(CATEGORY_LABELS[Category(value)])
+    if dimension == "category_group":
+        return str(rollup.GROUP_LABELS.get(value, value))
+    if dimension == "area":
+        return str(rollup.AREA_LABELS.get(value, value))
+    if dimension == "half" and "-H" in value:
+        year, half = value.split("-H")
+        if half == "1":
+            return _("First half of %(year)s", year=year)
+        return _("Second half of %(year)s", year=year)
     if dimension == "gender":
         return {
             "woman": _("Women"),
@@ -92,6 +101,39 @@ def row_label(dimension, value):
             "undisclosed": _("Not said"),
         }[value]
     return value
+
+
+def level_name(level):
+    """A level a table is shown at, as a donor reads it after "by"."""
+    return {
+        "category": _("category"),
+        "category_group": _("group of categories"),
+        "region": _("region"),
+        "area": _("area"),
+        "gender": _("gender"),
+        "month": _("month"),
+        "quarter": _("quarter"),
+        "half": _("half-year"),
+        "year": _("year"),
+    }[level]
+
+
+def rolled_note(table):
+    """What a rolled-up table says under it, or None for a table shown as it is."""
+    if not table.rolled_from:
+        return None
+    if not table.rows and table.dimension in ("year", "quarter"):
+        return _(
+            "Shown for the %(level)s as a whole: by %(finer)s, most counts would be fewer"
+            " than 5 or hidden.",
+            level=level_name(table.dimension),
+            finer=level_name(table.rolled_from),
+        )
+    return _(
+        "Shown by %(level)s: by %(finer)s, most counts would be fewer than 5 or hidden.",
+        level=level_name(table.dimension),
+        finer=level_name(table.rolled_from),
+    )
 
 
 def why_hidden(hidden):

@@ -21,19 +21,34 @@ from ..grants.models import Grant
 from ..ledger.models import Allocation, Disbursement, Release
 from ..network.models import Referral, ReferralStatus
 from . import anonymise
-from .periods import parse_period
+from .periods import Period, parse_period
 
 ZERO = Decimal("0.00")
 
 
+def half_years(year):
+    """The codes of the two half-years of ``year``. No report covers a half-year: its
+    total is a row of the year's table by period, where the quarters' would mostly be
+    hidden."""
+    return (f"{year}-H1", f"{year}-H2")
+
+
 def year_periods(year):
     """The periods of calendar ``year`` a report can cover, by code (the year, its
-    quarters, its months), and for each the codes of the periods it is the sum of."""
+    quarters, its months), and the half-years its table by period may be rolled up to;
+    and for each the codes of the periods it is the sum of."""
     whole = parse_period(str(year))
     quarters = [parse_period(f"{year}-Q{q}") for q in range(1, 5)]
     months = [parse_period(f"{year}-{m:02d}") for m in range(1, 13)]
-    periods = {p.code: p for p in [whole, *quarters, *months]}
+    first, second = half_years(year)
+    halves = [
+        Period(first, "half", whole.start, quarters[2].start),
+        Period(second, "half", quarters[2].start, whole.end),
+    ]
+    periods = {p.code: p for p in [whole, *quarters, *halves, *months]}
     children = {whole.code: tuple(q.code for q in quarters)}
+    children[first] = (quarters[0].code, quarters[1].code)
+    children[second] = (quarters[2].code, quarters[3].code)
     for quarter in quarters:
         children[quarter.code] = tuple(m.strftime("%Y-%m") for m in quarter.months())
     children.update((m.code, ()) for m in months)
@@ -41,8 +56,14 @@ def year_periods(year):
 
 
 def within(day):
-    """The codes of the periods of its year that contain ``day``: month, quarter, year."""
-    return (day.strftime("%Y-%m"), f"{day.year}-Q{(day.month - 1) // 3 + 1}", str(day.year))
+    """The codes of the periods of its year that contain ``day``: month, quarter,
+    half-year, year."""
+    return (
+        day.strftime("%Y-%m"),
+        f"{day.year}-Q{(day.month - 1) // 3 + 1}",
+        f"{day.year}-H{1 if day.month <= 6 else 2}",
+        str(day.year),
+    )
 
 
 def placed_on(paid_on, recorded_at):
@@ -62,9 +83,13 @@ def ended_batches(year, today):
     day, in the order they end: [["2026-01"], ["2026-02"], ["2026-03", "2026-Q1"], ...]."""
     periods, _children = year_periods(year)
     by_end = defaultdict(list)
+    halves = half_years(year)
     for code, period in periods.items():
-        if period.end <= today:
-            by_end[period.end].append(code)
+        # A half-year is decided with the year, after it: what the first half-year
+        # shows would otherwise bind what the rest of the year may show.
+        end = periods[str(year)].end if code in halves else period.end
+        if end <= today:
+            by_end[end].append(code)
     return [sorted(by_end[end]) for end in sorted(by_end)]
 
 
