@@ -606,3 +606,34 @@ def test_the_line_is_issued_once_with_the_periods_figures(world, make_fund):
     again = build_report(world.eur, parse_period(QUARTER))
     assert again["other_funds"] == first["other_funds"]
     assert again["digest"] == first["digest"]
+
+
+def test_timeliness_reads_in_days_and_hides_under_five_cases(fund, make_user, make_donor, clock):
+    """Six grants approved in March and first paid three days later: the report of March
+    gives the median and 90th percentile in days; the payment of February's one grant is
+    not timed ("fewer than 5")."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    for n in range(7):
+        month = 2 if n == 0 else 3
+        clock.at(datetime(2026, month, 2 + n, 9))
+        grant = world.grant("800", name=f"Timely Defender {n}")
+        clock.at(datetime(2026, month, 5 + n, 9 + (n % 2) * 12))
+        pay(world, grant, "800", instalment=None, paid_on=date(2026, month, 5 + n))
+    clock.stop()
+    march = build_report(world.eur, parse_period("2026-03"), today=date(2026, 4, 2))
+    payment = march["timeliness"]["payment"]
+    assert payment["shown"] and payment["cases"] == 6
+    text = " ".join(
+        " ".join(
+            page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(march))).pages
+        ).split()
+    )
+    assert "Days Cases Median 90th percentile Target Within" in text
+    assert "From decision to first payment 6 3.0 3.5" in text
+    february = build_report(world.eur, parse_period("2026-02"), today=date(2026, 4, 2))
+    text = " ".join(
+        " ".join(
+            page.extract_text() for page in PdfReader(io.BytesIO(render_pdf(february))).pages
+        ).split()
+    )
+    assert "From decision to first payment fewer than 5" in text

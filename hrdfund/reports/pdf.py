@@ -18,6 +18,7 @@ from ..core.money import format_money
 from .data import VARIANCE_FLAG
 from .pdf_kit import (
     bar_chart,
+    days,
     escape_text,
     figures_table,
     footer_canvas,
@@ -287,13 +288,22 @@ def _other_funds(report, styles):
 
 def _timeliness(report, styles):
     t = report["timeliness"]
-    data = [[_("Hours"), _("Cases"), _("Median"), _("90th percentile"), _("Target"), _("Within")]]
+    data = [[_("Days"), _("Cases"), _("Median"), _("90th percentile"), _("Target"), _("Within")]]
     for label, m in (
         (_("From submission to decision"), t["decision"]),
         (_("From decision to first payment"), t["payment"]),
     ):
         if m["shown"]:
-            data.append([label, m["cases"], m["median"], m["p90"], m["target"], f"{m['within']}%"])
+            data.append(
+                [
+                    label,
+                    m["cases"],
+                    days(m["median"]),
+                    days(m["p90"]),
+                    days(m["target"]),
+                    f"{m['within']}%",
+                ]
+            )
         else:
             data.append([label, why_hidden(m["hidden"]), "", "", "", ""])
     o = report["outcomes"]
@@ -312,7 +322,11 @@ def _timeliness(report, styles):
     return [
         Paragraph(_("Timeliness"), styles["h2"]),
         Paragraph(
-            _("For the grants this pool committed to in the period, against the fund's targets."),
+            _(
+                "For the grants this pool committed to in the period, against the fund's"
+                " targets, in days (a day is 24 hours). Shown where 5 cases or more count in"
+                " a figure."
+            ),
             styles["body"],
         ),
         Spacer(1, 4),

@@ -103,6 +103,11 @@ def row_label(dimension, value):
     return value
 
 
+def days(hours):
+    """Hours as days, to a tenth of a day."""
+    return format_decimal(round(hours / 24, 1), format="#,##0.0")
+
+
 def level_name(level):
     """A level a table is shown at, as a donor reads it after "by"."""
     return {
