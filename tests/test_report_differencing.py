@@ -728,3 +728,146 @@ def test_differencing_the_rolled_reports_recovers_no_hidden_count(small_world):
     # other reports: each quarter hides its count, the half-years show theirs.
     for q in range(1, 5):
         assert ("grants", f"{YEAR}-Q{q}", TOTAL) not in attacker.known
+
+
+# -- the grid's coarser figures, on random figures --------------------------------------
+
+GROUP = {"a": "g", "b": "g", "c": "h", "d": "h"}
+
+
+def _rolled_truth(figures):
+    """:func:`_truth` with a half-year ("H", the first two quarters) and the groups of
+    ``x`` as a coarser breakdown ``xg``."""
+    tree, grants = figures
+    periods, parent, truth, unlisted = _truth((tree, grants))
+    tree = dict(tree)
+    tree["H"] = tree["Y"][:2]
+    for (measure, period, label), value in list(truth.items()):
+        if label != TOTAL and label[0] == "x":
+            truth[(measure, period, ("xg", GROUP[label[1]]))] += value
+    for key, n in list(unlisted.items()):
+        if key[1] != TOTAL and key[1][0] == "x":
+            unlisted[(key[0], ("xg", GROUP[key[1][1]]))] += n
+    for (measure, period, label), value in list(truth.items()):
+        if period in tree["H"]:
+            truth[(measure, "H", label)] += value
+    for (period, label), n in list(unlisted.items()):
+        if period in tree["H"]:
+            unlisted[("H", label)] += n
+    return tree, periods, truth, unlisted
+
+
+def _determined(relations, unknown):
+    """Of ``unknown``, the figures the relations (over every figure, known or not) give
+    exactly: those whose unit vector lies in the span of the relations restricted to the
+    unknown figures."""
+    index = {k: i for i, k in enumerate(sorted(unknown, key=str))}
+    pivots = {}
+    for relation in relations:
+        row = {index[k]: Fraction(c) for k, c in relation if k in index}
+        for col in sorted(c for c in list(row) if c in pivots):
+            if row.get(col):
+                factor = row[col]
+                for c, v in pivots[col].items():
+                    row[c] = row.get(c, 0) - factor * v
+        row = {c: v for c, v in row.items() if v}
+        if row:
+            col = min(row)
+            pivots[col] = {c: v / row[col] for c, v in row.items()}
+    found = set()
+    for key, col in index.items():
+        vector = {col: Fraction(1)}
+        for pcol in sorted(pivots):
+            if vector.get(pcol):
+                factor = vector[pcol]
+                for c, v in pivots[pcol].items():
+                    vector[c] = vector.get(c, 0) - factor * v
+                vector = {c: v for c, v in vector.items() if v}
+        if not vector:
+            found.add(key)
+    return found
+
+
+@settings(max_examples=60, deadline=None)
+@given(figures=nested_figures())
+def test_coarser_figures_shown_give_no_hidden_figure_away(figures):
+    """A grid with a half-year and a coarser breakdown (two values of x to a group): what
+    it shows at every level, beside the sums that tie them (a group is its values, a
+    half-year its quarters, the year its quarters), determines no hidden figure but a
+    nothing, and no coarser figure under 5 that it hides."""
+    tree, periods, truth, unlisted = _rolled_truth(figures)
+    periods = dict(periods)
+    periods["H"] = tuple(tree["H"])
+    dims = {
+        name: sorted({k[2][1] for k in truth if k[2] != TOTAL and k[2][0] == name})
+        for name in ("x", "y", "xg")
+    }
+    grid = Grid(
+        periods,
+        dims,
+        ("grants",),
+        ("amount",),
+        known_totals=("amount",),
+        rollups={"xg": ("x", GROUP)},
+        summaries=("H",),
+    )
+    for (measure, period, label), value in truth.items():
+        if measure == "grants":
+            grid.put(period, label, {"grants": value, "amount": truth[("amount", period, label)]})
+    for period in periods:
+        grid.population[period] = truth[("grants", period, TOTAL)]
+        for name, values in dims.items():
+            grid.listed[(period, name)] = [
+                v for v in values if truth[("grants", period, (name, v))]
+            ]
+    for key, n in unlisted.items():
+        if anonymise.is_small(n) and key[1] != TOTAL and key[1][0] in ("x", "xg"):
+            grid.extra[key] = anonymise.UNLISTED
+    grid.protect()
+    parent = {c: p for p, children in tree.items() if p != "H" for c in children}
+    # As a reader sees it: the values some listed row shows; a breakdown of one value
+    # only says of every row its period's total, which tells nothing about anyone.
+    seen = {
+        name: sorted({v for p in periods if p not in grid.dropped for v in grid.listed[(p, name)]})
+        for name in dims
+    }
+    dims = {name: values for name, values in seen.items() if len(values) > 1}
+    labels = [TOTAL] + [(n, v) for n, values in dims.items() for v in values]
+    for measure in ("grants", "amount"):
+        relations, known, everything = [], set(), set()
+        for period in periods:
+            for name, values in dims.items():
+                relations.append(
+                    [((period, TOTAL), -1)] + [((period, (name, v)), 1) for v in values]
+                )
+            for group in dims.get("xg", ()) if "x" in dims else ():
+                relations.append(
+                    [((period, ("xg", group)), -1)]
+                    + [((period, ("x", v)), 1) for v in dims["x"] if GROUP[v] == group]
+                )
+            for label in labels:
+                key = (period, label)
+                everything.add(key)
+                cell = grid.cell(measure, period, label)
+                if label != TOTAL and period in grid.dropped:
+                    continue
+                if label != TOTAL and label[1] not in grid.listed[(period, label[0])]:
+                    known.add(key)  # no row: nothing
+                elif cell.shown:
+                    known.add(key)
+            if measure == "amount":
+                known.add((period, TOTAL))
+        for up, children in periods.items():
+            for label in labels:
+                if children:
+                    relations.append([((up, label), -1)] + [((c, label), 1) for c in children])
+        for key in _determined(relations, everything - known):
+            period, label = key
+            value = truth[(measure, period, label)]
+            coarser = period == "H" or (label != TOTAL and label[0] == "xg")
+            if not value or (not coarser and _said_of_all(grid, parent, period, label)):
+                continue
+            assert coarser, f"{measure} {key} recovered"
+            count = truth[("grants", period, label)]
+            assert not anonymise.is_small(count), f"{measure} {key}: a small count"
+            assert not grid.extra.get(key), f"{measure} {key}: 1 to 4 not listed"
