@@ -637,3 +637,26 @@ def test_timeliness_reads_in_days_and_hides_under_five_cases(fund, make_user, ma
         ).split()
     )
     assert "From decision to first payment fewer than 5" in text
+
+
+def test_the_portal_draws_each_pool_and_sets_this_quarter_against_the_last(
+    app, fund, make_user, make_donor, clock
+):
+    """The donor's portal draws each pool over time (inline SVG, with its table) and
+    sets this quarter's money so far beside the last quarter's, to the cent."""
+    from hrdfund.pools import services as pools
+
+    world = MoneyWorld(fund, make_user, make_donor)  # 20,000 EUR received on 2 January
+    with clock.on(datetime(2026, 4, 8, 10)):
+        pools.record_contribution(world.eur, world.m1, Decimal("1250.50"), "EUR", date(2026, 4, 8))
+        db.session.commit()
+        page = signed_in(app, make_user("donor", donor_id=world.donor.id)).get("/donor")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert html.count("<svg") == 2 and "Emergency EUR over time" in html
+    table = html[html.index("This quarter so far against the last one") :]
+    table = table[: table.index("</table>")]
+    assert "2026-Q1" in table and "2026-Q2" in table
+    received = table[table.index("Contributions received") :]
+    received = received[: received.index("</tr>")]
+    assert "20,000.00" in received and "1,250.50" in received

@@ -16,8 +16,9 @@ from ..core.extensions import db, reading
 from ..core.support import CATEGORY_LABELS
 from ..core.work import perform
 from ..disbursements import followup
-from ..ledger.balances import pool_figures
+from ..ledger.balances import pool_figures, pool_history
 from ..ledger.models import Contribution
+from ..pools.chart import chart_days, pool_chart
 from ..pools.models import Pool
 from ..pools.views import fund_pool_or_404
 from . import bp
@@ -41,11 +42,44 @@ def portal():
         .scalars()
         .all()
     )
-    figures = pool_figures([p.id for p in pools])
+    ids = [p.id for p in pools]
+    figures = pool_figures(ids)
     today = utcnow().date()
     first_days = _first_days(pools, today)
     periods = {p.id: recent_periods(first_days[p.id], today) for p in pools}
-    return render_template("reports/portal.html", pools=pools, figures=figures, periods=periods)
+    days = chart_days(today)
+    history = pool_history(ids, days) if pools else {}
+    charts = {
+        p.id: pool_chart(p, days, history[p.id], today, f"chart-pool-{i}")
+        for i, p in enumerate(pools)
+    }
+    this, last = quarters_around(today)
+    compared = {
+        "this": this,
+        "last": last,
+        "now": {pid: money for pid, (money, _end) in summaries(ids, this).items()},
+        "before": {pid: money for pid, (money, _end) in summaries(ids, last).items()},
+    }
+    return render_template(
+        "reports/portal.html",
+        pools=pools,
+        figures=figures,
+        periods=periods,
+        charts=charts,
+        compared=compared,
+    )
+
+
+def quarters_around(today):
+    """This quarter (so far) and the one before it."""
+    quarter = (today.month - 1) // 3 + 1
+    this = parse_period(f"{today.year}-Q{quarter}")
+    last = (
+        parse_period(f"{today.year}-Q{quarter - 1}")
+        if quarter > 1
+        else parse_period(f"{today.year - 1}-Q4")
+    )
+    return this, last
 
 
 def _first_day(pool, today):
