@@ -28,7 +28,7 @@ from .ledger.models import (  # noqa: F401
 )
 from .network.models import FundKey, ImportedPacket, Referral  # noqa: F401
 from .pools.models import Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401
-from .reports.models import IssuedFigures  # noqa: F401
+from .reports.models import IssuedFigures, VarianceNote  # noqa: F401
 
 seals.install()
 daily.install()

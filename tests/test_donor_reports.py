@@ -660,3 +660,52 @@ def test_the_portal_draws_each_pool_and_sets_this_quarter_against_the_last(
     received = table[table.index("Contributions received") :]
     received = received[: received.index("</tr>")]
     assert "20,000.00" in received and "1,250.50" in received
+
+
+def test_a_manager_explains_a_variance_and_the_donors_report_prints_it(app, world, make_user):
+    """The quarter's 64.7% variance (in total, and of its one category) shows on the
+    pool's page as not yet explained, and so in the donor's PDF; a manager explains the
+    total's (the words kept encrypted, the audit entry
+    without them), and the PDF prints the explanation. A line without such a variance,
+    an empty explanation and finance are refused; nothing is kept for them."""
+    from hrdfund.reports.models import VarianceNote
+
+    staff = signed_in(app, world.m1)
+    assert (
+        staff.get(f"/reports/pools/{world.eur.uid}?period={QUARTER}&format=pdf").status_code == 200
+    )
+    page = staff.get(f"/pools/{world.eur.uid}").get_data(as_text=True)
+    section = page[page.index('id="variances"') :]
+    assert QUARTER in section and "-64.7%" in section and "not yet explained" in section
+    assert "name no one" in section
+    text, _meta = pdf_text(render_pdf(build_report(world.eur, parse_period(QUARTER))))
+    assert "not yet explained" in " ".join(text.split())
+    url = f"/reports/pools/{world.eur.uid}/variances"
+    words = "Most grants of the quarter are paid in two parts; the second falls due next quarter."
+    for refused_form in (
+        {"variance-period": QUARTER, "variance-line": "medical", "variance-text": words},
+        {"variance-period": "2026-03", "variance-line": "total", "variance-text": words},
+        {"variance-period": QUARTER, "variance-line": "total", "variance-text": "   "},
+    ):
+        assert staff.post(url, data=refused_form).status_code == 303
+    finance = signed_in(app, world.finance)
+    assert finance.post(
+        url, data={"variance-period": QUARTER, "variance-line": "total", "variance-text": words}
+    ).status_code in (403, 404)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(VarianceNote)) == 0
+    done = staff.post(
+        url, data={"variance-period": QUARTER, "variance-line": "total", "variance-text": words}
+    )
+    assert done.status_code == 302
+    stored = db.session.execute(sa.select(VarianceNote)).scalar_one()
+    assert words.encode() not in stored._text and stored.text == words
+    entry = db.session.execute(
+        sa.select(AuditEvent).where(AuditEvent.action == "variance.explained")
+    ).scalar_one()
+    assert "paid in two parts" not in str(entry.payload)
+    page = staff.get(f"/pools/{world.eur.uid}").get_data(as_text=True)
+    assert words in page[page.index('id="variances"') :]
+    text, _meta = pdf_text(render_pdf(build_report(world.eur, parse_period(QUARTER))))
+    text = " ".join(text.split())
+    assert f"Total, -64.7%: {words}" in text
+    assert "Relocation, -64.7%: not yet explained" in text  # its own line, not explained

@@ -94,6 +94,7 @@ from hrdfund.network.models import ImportedPacket
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor, RestrictionKind
 from hrdfund.reports.issue import issue_ended
+from hrdfund.reports.models import VarianceNote
 from hrdfund.reports.periods import parse_period
 from hrdfund.reviews import services as reviews
 from tests.conftest import (
@@ -202,6 +203,11 @@ class FundWorld:
         self._directory()
         db.session.commit()
         issue_ended(self.pool, parse_period("2026-01"), utcnow().date())
+        note = VarianceNote(
+            pool_id=self.pool.id, period="2026-01", line="total", written_by_id=u["manager"].id
+        )
+        note.text = self.mark("money", "variance explained")
+        db.session.add(note)
         db.session.commit()
 
     def mark(self, part, what):
@@ -835,6 +841,16 @@ ROUTES = {
         _uid(lambda w: w.contribution), "manager", lambda v: {"uncontribute-reason": "Sweep"}
     ),
     "reports.staff_report": Fill(_uid(lambda w: w.pool), "manager", query=REPORT),
+    "reports.explain_variance": Fill(
+        _uid(lambda w: w.pool),
+        "manager",
+        lambda v: {
+            "variance-period": "2026-01",
+            "variance-line": "total",
+            "variance-text": "Sweep",
+        },
+        part="money",
+    ),
     "moved:/pools/<uid>/report": Fill(_uid(lambda w: w.pool), "manager", query=REPORT),
     "reports.donor_report": Fill(_uid(lambda w: w.pool), "donor", query=REPORT),
     "pools.create_pool": Fill(

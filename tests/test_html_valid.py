@@ -46,6 +46,9 @@ from hrdfund.ledger.models import Contribution, Disbursement
 from hrdfund.ops import retention
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import Donor, ExchangeRate, Pool
+from hrdfund.reports import explanations
+from hrdfund.reports.grid import Grid
+from hrdfund.reports.models import IssuedFigures
 from tests.catalogs import applicant_side, catalog, untranslated
 from tests.conftest import (
     PASSWORD,
@@ -539,6 +542,7 @@ def _manager(site, purged):
         .limit(1)
     ).scalar_one()
     m.submit(page, f"/pools/contributions/{contribution.uid}/reverse", blank=True, refused=True)
+    _variances(m)
     m.get("/pools/rates")
     m.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
     m.get("/payments/follow-up")
@@ -553,6 +557,35 @@ def _manager(site, purged):
     assert confirm, "the dashboard offers the second manager an approval to confirm"
     second.submit("/dashboard", confirm[0])
     second.errors()
+
+
+def _variances(m):
+    """A pool with a variance of 10% or more to explain in an issued period (six legal
+    grants of 2001, 6,000 committed and 3,000 paid: the figures as a report would have
+    issued them): its page, the explanation refused empty, then kept."""
+    pool = db.session.execute(
+        sa.select(Pool)
+        .where(Pool.fund_id == _user("demo-manager1").fund_id)
+        .order_by(Pool.id)
+        .limit(1)
+    ).scalar_one()
+    grid = Grid({"2001": ()}, {"category": ["legal"]}, ("grants",), ("budget", "actual"))
+    for label in ("total", ("category", "legal")):
+        grid.put("2001", label, {"grants": 6, "budget": Decimal(6000), "actual": Decimal(3000)})
+    grid.listed[("2001", "category")] = ["legal"]
+    grid.population["2001"] = 6
+    budget = grid.protect().issued_figures("2001")
+    db.session.add(
+        IssuedFigures(
+            pool_id=pool.id, year=2001, period="2001", figures=json.dumps({"budget": budget})
+        )
+    )
+    db.session.commit()
+    assert explanations.flagged(pool.id)
+    page = f"/pools/{pool.uid}"
+    action = f"/reports/pools/{pool.uid}/variances"
+    m.submit(page, action, blank=True, refused=True)
+    m.submit(page, action, {"variance-text": "Instalments of the year fall due next year."})
 
 
 def _rate_uid(on, base, quote="EUR"):

@@ -26,6 +26,7 @@ from ..ledger.models import Allocation, Contribution, Disbursement, Release
 from . import anonymise, rollup
 from .decision import DIMENSIONS
 from .issue import issue_year
+from .models import VarianceNote
 from .periods import parse_period
 from .recorded import half_years, shared_with
 
@@ -302,6 +303,26 @@ def budget_lines(figures):
     return lines
 
 
+def variance_notes(pool_id, period=None):
+    """(period, line) -> the newest explanation a manager wrote of each variance of the
+    pool's budget against actual (of ``period`` only, if given)."""
+    query = sa.select(VarianceNote).where(VarianceNote.pool_id == pool_id)
+    if period is not None:
+        query = query.where(VarianceNote.period == period)
+    found = {}
+    for note in db.session.execute(query.order_by(VarianceNote.id)).scalars():
+        found[(note.period, note.line)] = note.text
+    return found
+
+
+def explained(lines, notes, period):
+    """``lines`` of budget against actual, each flagged one with its explanation (None
+    where none is written yet)."""
+    for line in lines:
+        line["explanation"] = notes.get((period, line["label"])) if line["flagged"] else None
+    return lines
+
+
 def line_items(pool, period, figures):
     """The CSV's lines as issued: one per grant paid in the period whose defender agreed
     that donors may see the case, anonymised (the donor's code for it in this year,
@@ -416,7 +437,7 @@ def build_report(pool, period, generated_at=None, today=None):
         figures = issued[code]
         late = recorded_late(pool, period)
         report.update(
-            budget=budget_lines(figures["budget"]),
+            budget=explained(budget_lines(figures["budget"]), variance_notes(pool.id, code), code),
             breakdowns=breakdowns(code, issued),
             timeliness={k: figures["timeliness"][k] for k in ("decision", "payment")},
             outcomes={k: figures["outcomes"][k] for k in ("felt_safer", "continued_work")},

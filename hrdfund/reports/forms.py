@@ -1,14 +1,15 @@
-"""Forms of the staff pages that read: the search."""
+"""Forms of the reports' staff pages: the search, and explaining a variance to a donor."""
 
 import functools
 
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from wtforms import SelectField, StringField
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from ..core import geo
-from ..core.forms import PageForm, options
+from ..core.forms import PageForm, PrefixedForm, options
+from .explanations import NOTE_MAX
 from .search import TERM_MAX
 
 
@@ -32,4 +33,16 @@ class SearchForm(PageForm):
     )
     country = SelectField(
         _l("Country of the defender (for a name)"), [Optional()], choices=country_choices
+    )
+
+
+class VarianceNoteForm(PrefixedForm):
+    """A manager's explanation of one variance, for the donor's report of its period."""
+
+    PREFIX = "variance"
+    period = HiddenField(validators=[DataRequired(), Length(max=7)])
+    line = HiddenField(validators=[DataRequired(), Length(max=32)])
+    text = TextAreaField(
+        _l("Why paid differs from committed"),
+        [DataRequired(_l("Write the explanation.")), Length(max=NOTE_MAX)],
     )

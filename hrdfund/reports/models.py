@@ -3,7 +3,17 @@
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped
 
-from ..core.columns import INTERNAL, Text, col, created_at, fk, pk
+from ..core.columns import (
+    INTERNAL,
+    Encrypted,
+    Text,
+    col,
+    created_at,
+    encrypted_column,
+    fk,
+    pk,
+    uid_column,
+)
 from ..core.extensions import db
 
 
@@ -24,4 +34,26 @@ class IssuedFigures(db.Model):
     period = col(sa.String(7), INTERNAL, text=Text.CODE, nullable=False)
     #: Canonical JSON of the figures (see ``reports.data.Issue``).
     figures = col(sa.Text, INTERNAL, text=Text.GENERATED, nullable=False)
+    created_at = created_at()
+
+
+class VarianceNote(db.Model):
+    """A manager's explanation of a variance of 10% or more between what a pool committed
+    and what it paid, for one line (a category, or the total) of budget against actual in
+    one ended period; the donor's report of that period prints it. Written again, the
+    newest note of the line is the one shown; rows are only ever added. The words are a
+    manager's, written for the donor, and may still name someone by mistake: encrypted."""
+
+    __tablename__ = "variance_notes"
+
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    pool_id = fk("pools.id")
+    #: The period's code: 2026, 2026-Q1 or 2026-03.
+    period = col(sa.String(7), INTERNAL, text=Text.CODE, nullable=False)
+    #: The line: a kind of support's code, or "total".
+    line = col(sa.String(32), INTERNAL, text=Text.CODE, nullable=False)
+    _text = encrypted_column("text", nullable=False)
+    text = Encrypted()
+    written_by_id = fk("users.id")
     created_at = created_at()

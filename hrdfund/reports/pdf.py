@@ -160,7 +160,33 @@ def _budget(report, styles):
         ),
         Spacer(1, 4),
         figures_table(data, [62 * mm, 16 * mm, 28 * mm, 28 * mm, 26 * mm, 16 * mm]),
+        *_explanations(report, styles),
     ]
+
+
+def _explanations(report, styles):
+    """Under budget against actual: each variance of 10% or more with the fund's
+    explanation, or "not yet explained"."""
+    parts = []
+    for line in report["budget"]:
+        if not line["flagged"]:
+            continue
+        words = line.get("explanation")
+        parts += [
+            Spacer(1, 3),
+            Paragraph(
+                _(
+                    "%(line)s, %(percent)s%%: %(words)s",
+                    line=escape_text(row_label("category", line["label"])),
+                    percent=line["percent"],
+                    words=escape_text(words) if words else _("not yet explained"),
+                ),
+                styles["small"],
+            ),
+        ]
+    if parts:
+        parts.insert(0, Paragraph(_("Why they differ, as the fund explains it"), styles["h3"]))
+    return parts
 
 
 def _counted(report):

@@ -3,11 +3,13 @@
 import io
 
 import sqlalchemy as sa
-from flask import abort, current_app, render_template, request, send_file
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import audit
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..cases.access import visible_cases
@@ -21,9 +23,10 @@ from ..ledger.models import Contribution
 from ..pools.chart import chart_days, pool_chart
 from ..pools.models import Pool
 from ..pools.views import fund_pool_or_404
-from . import bp
+from . import bp, explanations
 from .csv_export import render_csv
 from .data import build_report, internal_grants, summaries
+from .forms import VarianceNoteForm
 from .issue import issue_ended
 from .pdf import render_pdf
 from .periods import PeriodError, parse_period, recent_periods
@@ -163,6 +166,46 @@ def donor_report(uid):
 def staff_report(uid):
     """The report a donor gets for a pool of the fund, as the donor gets it."""
     return _send_report(fund_pool_or_404(uid))
+
+
+@bp.app_template_global()
+def pool_variances(pool):
+    """For the pool's page: each variance of 10% or more of its ended periods with its
+    explanation, and the form to write one (managers only; refused a moment ago, as it
+    was sent)."""
+    form = None
+    if current_user.role == Role.MANAGER:
+        form = refused.restore(VarianceNoteForm(formdata=None))
+    return {"lines": explanations.flagged(pool.id), "form": form}
+
+
+@bp.post("/reports/pools/<uid>/variances")
+@role_required(Role.MANAGER)
+def explain_variance(uid):
+    """A manager explains a variance for the donor's report."""
+    pool = fund_pool_or_404(uid)
+    form = VarianceNoteForm()
+    if form.validate_on_submit():
+        done = perform(
+            explanations.explain_variance,
+            pool,
+            current_user._get_current_object(),
+            form.period.data,
+            form.line.data,
+            form.text.data,
+            refused=explanations.ExplanationError,
+        )
+        if done.ok:
+            flash(
+                _(
+                    "Explanation kept: the donor's report of %(period)s prints it.",
+                    period=form.period.data,
+                ),
+                "info",
+            )
+            return redirect(url_for("pools.pool", uid=pool.uid, _anchor="variances"))
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=url_for("pools.pool", uid=pool.uid, _anchor="variances"))
 
 
 @bp.app_template_global()
