@@ -561,23 +561,24 @@ def _manager(site, purged):
 
 def _variances(m):
     """A pool with a variance of 10% or more to explain in an issued period (six legal
-    grants of 2001, 6,000 committed and 3,000 paid: the figures as a report would have
-    issued them): its page, the explanation refused empty, then kept."""
+    grants of January 2001, 6,000 committed and 3,000 paid: budget against actual as a
+    report would have issued it): its page, the explanation refused empty, then kept."""
     pool = db.session.execute(
         sa.select(Pool)
         .where(Pool.fund_id == _user("demo-manager1").fund_id)
         .order_by(Pool.id)
         .limit(1)
     ).scalar_one()
-    grid = Grid({"2001": ()}, {"category": ["legal"]}, ("grants",), ("budget", "actual"))
+    month = "2001-01"
+    grid = Grid({month: ()}, {"category": ["legal"]}, ("grants",), ("budget", "actual"))
     for label in ("total", ("category", "legal")):
-        grid.put("2001", label, {"grants": 6, "budget": Decimal(6000), "actual": Decimal(3000)})
-    grid.listed[("2001", "category")] = ["legal"]
-    grid.population["2001"] = 6
-    budget = grid.protect().issued_figures("2001")
+        grid.put(month, label, {"grants": 6, "budget": Decimal(6000), "actual": Decimal(3000)})
+    grid.listed[(month, "category")] = ["legal"]
+    grid.population[month] = 6
+    budget = grid.protect().issued_figures(month)
     db.session.add(
         IssuedFigures(
-            pool_id=pool.id, year=2001, period="2001", figures=json.dumps({"budget": budget})
+            pool_id=pool.id, year=2001, period=month, figures=json.dumps({"budget": budget})
         )
     )
     db.session.commit()

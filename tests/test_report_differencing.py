@@ -27,7 +27,7 @@ from hrdfund.reports.grid import Grid
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
 from hrdfund.reports.rollup import AREAS, CATEGORY_GROUPS
-from tests.conftest import MoneyWorld, agree_to_listing, pay
+from tests.conftest import MoneyWorld, agree_to_listing, pay, signed_in
 
 YEAR = 2026
 #: The reports are downloaded once the year has ended: before, they say nothing about people.
@@ -871,3 +871,25 @@ def test_coarser_figures_shown_give_no_hidden_figure_away(figures):
             count = truth[("grants", period, label)]
             assert not anonymise.is_small(count), f"{measure} {key}: a small count"
             assert not grid.extra.get(key), f"{measure} {key}: 1 to 4 not listed"
+
+
+def test_the_portal_shows_the_tables_rolled_up_as_the_report_does(app, small_world, make_user):
+    """Once the year's report is issued, the donor's portal shows the year's tables of
+    who was supported at the levels the PDF shows them, with the same words under them,
+    and nothing of the finer levels it rolled up."""
+    build_report(small_world.eur, parse_period(str(YEAR)), today=AFTER)
+    db.session.commit()
+    donor = signed_in(app, make_user("donor", donor_id=small_world.donor.id))
+    html = " ".join(donor.get("/donor").get_data(as_text=True).split())
+    assert f"Who the pool supported in {YEAR}" in html
+    for words in (
+        "By group of categories",
+        "Shown by group of categories: by category, most counts would be fewer than 5",
+        "By area",
+        "By half-year of payment",
+        "Shown by half-year: by month, most counts would be fewer than 5 or hidden.",
+        f"First half of {YEAR}",
+    ):
+        assert words in html, words
+    assert "By category<" not in html and "By region<" not in html
+    assert "By month of payment" not in html

@@ -1,6 +1,8 @@
 """The donor's portal, the managers' internal report, and the donor reports to download."""
 
 import io
+import json
+from collections import defaultdict
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
@@ -25,10 +27,12 @@ from ..pools.models import Pool
 from ..pools.views import fund_pool_or_404
 from . import bp, explanations
 from .csv_export import render_csv
-from .data import build_report, internal_grants, summaries
+from .data import breakdowns, build_report, internal_grants, summaries
 from .forms import VarianceNoteForm
 from .issue import issue_ended
+from .models import IssuedFigures
 from .pdf import render_pdf
+from .pdf_kit import rolled_note, row_label, shown_figure
 from .periods import PeriodError, parse_period, recent_periods
 
 
@@ -70,7 +74,45 @@ def portal():
         periods=periods,
         charts=charts,
         compared=compared,
+        supported=latest_breakdowns(ids),
+        row_label=row_label,
+        rolled_note=rolled_note,
+        shown_figure=shown_figure,
     )
+
+
+def latest_breakdowns(pool_ids):
+    """Pool id -> (period, its tables of who was supported, each at the level a report
+    reads it, rolled up where most of it would be hidden) of the latest quarter or year
+    whose figures a report has issued (a year before its fourth quarter, which ends with
+    it); pools with none are left out. Read only, in two queries: the portal never issues
+    figures (a download does)."""
+    periods = db.session.execute(
+        sa.select(IssuedFigures.pool_id, IssuedFigures.year, IssuedFigures.period).where(
+            IssuedFigures.pool_id.in_(pool_ids),
+            sa.or_(IssuedFigures.period.like("%-Q%"), sa.func.length(IssuedFigures.period) == 4),
+        )
+    ).all()
+    latest = {}
+    for pid, year, code in periods:
+        rank = (parse_period(code).end, len(code) == 4)
+        if pid not in latest or rank > latest[pid][2]:
+            latest[pid] = (year, code, rank)
+    if not latest:
+        return {}
+    issued = defaultdict(dict)
+    for pid, code, text in db.session.execute(
+        sa.select(IssuedFigures.pool_id, IssuedFigures.period, IssuedFigures.figures).where(
+            sa.or_(
+                *(
+                    sa.and_(IssuedFigures.pool_id == pid, IssuedFigures.year == year)
+                    for pid, (year, _code, _rank) in latest.items()
+                )
+            )
+        )
+    ):
+        issued[pid][code] = json.loads(text)
+    return {pid: (code, breakdowns(code, issued[pid])) for pid, (_y, code, _r) in latest.items()}
 
 
 def quarters_around(today):
