@@ -281,23 +281,23 @@ class Grid:
         )
         if not keys:
             return
-        before = {m: self._secrets(m) for m in self.measures}
+        spans = {m: _Span(self, m) for m in self.measures}
         for p, label in keys:
             counts = [first, *self.twins]
             if self.extra.get((p, label)) or any(
                 is_small(self.cells[(m, p, label)].value) for m in counts
             ):
                 continue
-            if not self._try_showing(counts, p, label, before):
+            if not self._try_showing(counts, p, label, spans):
                 continue
             for measure in self.counts:
                 if measure not in counts and not is_small(self.cells[(measure, p, label)].value):
-                    self._try_showing([measure], p, label, before)
+                    self._try_showing([measure], p, label, spans)
             for measure in self.amounts:
                 cell = self.cells[(measure, p, label)]
                 largest = self.largest.get((measure, p, label), 0)
                 if not (cell.value and abs(largest) * 2 > abs(cell.value)):
-                    self._try_showing([measure], p, label, before)
+                    self._try_showing([measure], p, label, spans)
 
     def mostly_hidden(self, period, dim):
         """Whether most rows of the breakdown of ``period`` by ``dim`` hide their count:
@@ -307,29 +307,31 @@ class Grid:
         rows = self.listed.get((period, dim), ())
         return mostly_hidden([self.cells[(first, period, (dim, v))] for v in rows])
 
-    def _try_showing(self, measures, p, label, before):
+    def _try_showing(self, measures, p, label, spans):
         """Show the figures of ``measures`` at (p, label) unless that lets a hidden figure
-        be worked out that could not be before; True when shown."""
-        cells = [self.cells[(m, p, label)] for m in measures]
-        was = [cell.hidden for cell in cells]
-        for cell in cells:
-            cell.hidden = None
-        if all(self._secrets(m) <= before[m] for m in set(measures)):
-            return True
-        for cell, hidden in zip(cells, was, strict=True):
-            cell.hidden = hidden
-        return False
+        be worked out that the rules hide (see :meth:`_secret`); True when shown."""
+        key = (p, label)
+        undo = []
+        for measure in measures:
+            if self.cells[(measure, *key)].shown:
+                continue
+            found, back = spans[measure].reveal(key)
+            undo.append((measure, back))
+            if any(self._secret(measure, k) for k in found if k != key):
+                for m, b in reversed(undo):
+                    spans[m].restore(b)
+                return False
+        for measure in measures:
+            self.cells[(measure, *key)].hidden = None
+        return True
 
-    def _secrets(self, measure):
-        """The hidden figures of ``measure`` (but nothing) that the shown figures
-        determine and that must not be known: every figure of the finer levels, and a
-        coarser one that the rules would hide for itself (see :meth:`_rolled_secret`)."""
-        return {
-            key
-            for key in self._determined(measure)
-            if self.cells[(measure, *key)].value
-            and (key not in self.rolled or self._rolled_secret(measure, key))
-        }
+    def _secret(self, measure, key):
+        """Whether the hidden figure ``key`` of ``measure`` must not be worked out: every
+        figure of the finer levels but nothing, and a coarser one the rules would hide for
+        itself."""
+        if not self.cells[(measure, *key)].value:
+            return False
+        return key not in self.rolled or self._rolled_secret(measure, key)
 
     def _rolled_secret(self, measure, key):
         """Whether a coarser figure is one the rules hide for itself, whatever sums give:
@@ -475,6 +477,67 @@ class Grid:
             for r in self.sums_of.get(key, ())
             if all(k == key or self.cells[(measure, *k)].shown for k, _c in self.relations[r])
         )
+
+
+class _Span:
+    """The sums over the hidden figures of one measure in reduced row echelon form, kept
+    as figures are shown one by one: showing one adds a row, and the figures that the
+    shown ones then determine are those whose rows are left with them alone. Much cheaper
+    than working everything out again for each figure tried."""
+
+    def __init__(self, grid, measure):
+        hidden = [key for key, cell in grid.cells_of(measure) if not cell.shown]
+        self.keys = hidden
+        self.index = {key: i for i, key in enumerate(hidden)}
+        self.pivots = {}
+        for relation in grid.relations:
+            row = {self.index[k]: Fraction(c) for k, c in relation if k in self.index}
+            self._add(row)
+
+    def _reduce(self, row):
+        for col in [c for c in row if c in self.pivots]:
+            factor = row.get(col)
+            if factor:
+                for c, v in self.pivots[col].items():
+                    row[c] = row.get(c, 0) - factor * v
+        return {c: v for c, v in row.items() if v}
+
+    def _add(self, row, changed=None):
+        """Add ``row`` (reduced first); returns the pivot it takes, or None. ``changed``
+        collects each pivot row as it was before it changed."""
+        row = self._reduce(row)
+        if not row:
+            return None
+        col = min(row)
+        lead = row[col]
+        row = {c: v / lead for c, v in row.items()}
+        for pcol, prow in self.pivots.items():
+            factor = prow.get(col)
+            if factor:
+                if changed is not None and pcol not in changed:
+                    changed[pcol] = dict(prow)
+                for c, v in row.items():
+                    prow[c] = prow.get(c, 0) - factor * v
+                for c in [c for c, v in prow.items() if not v]:
+                    del prow[c]
+        self.pivots[col] = row
+        return col
+
+    def reveal(self, key):
+        """Show ``key``: the hidden figures it lets be worked out that could not be
+        before, and what :meth:`restore` needs to take it back."""
+        changed = {}
+        col = self._add({self.index[key]: Fraction(1)}, changed)
+        if col is None:
+            return [], (None, changed)
+        found = [self.keys[c] for c in [col, *changed] if len(self.pivots[c]) == 1]
+        return found, (col, changed)
+
+    def restore(self, back):
+        col, changed = back
+        if col is not None:
+            del self.pivots[col]
+        self.pivots.update(changed)
 
 
 def breakdown(dimension, groups, counts=("grants", "defenders", "dependants"), amounts=("amount",)):
