@@ -97,3 +97,19 @@ def test_a_refused_payment_adds_nothing(app, money_world):
         raise AssertionError("a payment beyond the grant is refused")
     assert _days(world.eur) == before
     assert daily.differences() == []
+
+
+def test_a_day_keeps_more_than_one_amounts_column_holds(app, money_world):
+    """Two of the largest contributions a form takes, on one day: the day's sum is more
+    than one amount's column holds, and is kept (PostgreSQL refused it, and the page
+    failed, when the days were kept in amounts' columns)."""
+    world = money_world
+    largest = Decimal("999999999999.99")
+    for _ in range(2):
+        pools.record_contribution(world.usd, world.m1, largest, "USD", date(2026, 4, 1))
+    db.session.commit()
+    assert _days(world.usd)[date(2026, 4, 1)][0] == largest * 2
+    assert daily.differences() == []
+    daily.rebuild()
+    db.session.commit()
+    assert _days(world.usd)[date(2026, 4, 1)][0] == largest * 2

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from .money import stored_amount, stored_percent, stored_rate
+from .money import stored_amount, stored_percent, stored_rate, stored_sum
 
 PUBLIC = "public"
 INTERNAL = "internal"
@@ -132,6 +132,18 @@ class Money(_Checked):
     check = staticmethod(stored_amount)
 
 
+class Sum(_Checked):
+    """Numeric(20, 2) of whole cents: a total kept as amounts are added to it, which may
+    grow past what one amount's column holds."""
+
+    cache_ok = True
+
+    def __init__(self):
+        super().__init__(20, 2)
+
+    check = staticmethod(stored_sum)
+
+
 class Rate(_Checked):
     """Numeric(18, 8) holding a rate in the rate range with at most eight places."""
 
@@ -157,6 +169,11 @@ class Percent(_Checked):
 def money(nullable=False, data_class=INTERNAL, **kwargs):
     """An amount: Numeric(14, 2) of whole cents, always beside a currency column."""
     return col(Money(), data_class, nullable=nullable, **kwargs)
+
+
+def kept_sum(nullable=False, data_class=INTERNAL, **kwargs):
+    """A total kept as rows are written: Numeric(20, 2) of whole cents."""
+    return col(Sum(), data_class, nullable=nullable, **kwargs)
 
 
 def rate(nullable=False, data_class=INTERNAL, **kwargs):

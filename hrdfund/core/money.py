@@ -16,6 +16,8 @@ from flask_babel import lazy_gettext as _l
 CENT = Decimal("0.01")
 #: Largest amount a Numeric(14, 2) column holds.
 MAX_AMOUNT = Decimal("999999999999.99")
+#: The largest sum a column of kept totals (Numeric(20, 2)) holds: many amounts added up.
+MAX_SUM = Decimal("999999999999999999.99")
 #: A rate has at most the eight places of its Numeric(18, 8) column.
 RATE_PLACES = Decimal("0.00000001")
 #: The range a rate may take, in units of one currency per unit of the other. It is the
@@ -226,10 +228,20 @@ def stored_amount(value):
     Decimal (or int) of whole cents within Numeric(14, 2), negative allowed (the column's
     CHECK says where); never a float, a string, NaN or "-0", which would print and seal
     apart from the amount the database gives back."""
+    return _whole_cents(value, MAX_AMOUNT)
+
+
+def stored_sum(value):
+    """``value`` as a column of kept totals stores it: as :func:`stored_amount`, up to
+    Numeric(20, 2)."""
+    return _whole_cents(value, MAX_SUM)
+
+
+def _whole_cents(value, limit):
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
         raise MoneyError(f"an amount to store must be a Decimal, not {type(value).__name__}")
     value = Decimal(value)
-    if not value.is_finite() or value.copy_abs() > MAX_AMOUNT:
+    if not value.is_finite() or value.copy_abs() > limit:
         raise MoneyError(f"amount {value} is out of range")
     if value != quantize(value) or (value.is_zero() and value.is_signed()):
         raise MoneyError(f"amount {value} is not whole cents")

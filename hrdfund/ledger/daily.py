@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped
 
-from ..core.columns import INTERNAL, col, fk, money
+from ..core.columns import INTERNAL, col, fk, kept_sum
 from ..core.extensions import db
 from ..core.sql import summed
 from .models import Allocation, Contribution, Disbursement, Release
@@ -39,11 +39,11 @@ class PoolDay(db.Model):
     __tablename__ = "pool_days"
     pool_id: Mapped[int] = fk("pools.id", index=False, primary_key=True)
     day = col(sa.Date, INTERNAL, primary_key=True)
-    received = money(default=ZERO)
-    allocated = money(default=ZERO)
-    released = money(default=ZERO)
-    paid = money(default=ZERO)
-    costs = money(default=ZERO)
+    received = kept_sum(default=ZERO)
+    allocated = kept_sum(default=ZERO)
+    released = kept_sum(default=ZERO)
+    paid = kept_sum(default=ZERO)
+    costs = kept_sum(default=ZERO)
 
 
 def _signed(row, amount):

@@ -27,7 +27,7 @@ def upgrade():
         'pool_days',
         sa.Column('pool_id', sa.Integer(), nullable=False),
         sa.Column('day', sa.Date(), nullable=False),
-        *(sa.Column(name, sa.Numeric(precision=14, scale=2), nullable=False) for name in SUMS),
+        *(sa.Column(name, sa.Numeric(precision=20, scale=2), nullable=False) for name in SUMS),
         sa.ForeignKeyConstraint(['pool_id'], ['pools.id'], name=op.f('fk_pool_days_pool_id_pools')),
         sa.PrimaryKeyConstraint('pool_id', 'day', name=op.f('pk_pool_days')),
     )
