@@ -42,7 +42,9 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
         section = sections.nth(i)
         name = section.locator("h2").inner_text().rsplit(" (", 1)[0]
         figures = {}
-        rows = section.locator("tr")
+        # The pool's account (its two tables of figures), not the chart's data, the
+        # quarter against the last, or who the pool supported.
+        rows = section.locator("table.figures:not(.compared):not(.breakdown) tr")
         for j in range(rows.count()):
             label = rows.nth(j).locator("th").inner_text()
             figures.setdefault(label, _amounts(rows.nth(j).locator("td").inner_text())[0])
