@@ -468,15 +468,20 @@ def _counts(env):
     return json.loads(_run(env, "-c", script).splitlines()[-1])
 
 
+def _build_world(env):
+    """Migrate and load the demo world of SCALE applications; return the seconds it took
+    and its counts."""
+    started = time.monotonic()
+    _run(env, "-m", "flask", "db", "upgrade")
+    _run(env, "-m", "flask", "hrdfund", "demo-data", "--scale", str(SCALE))
+    return round(time.monotonic() - started, 1), _counts(env)
+
+
 def run():
     database_url = os.environ.get("HRDFUND_BENCH_DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="hrdfund-scale-") as instance:
         env = _environment(instance, database_url)
-        started = time.monotonic()
-        _run(env, "-m", "flask", "db", "upgrade")
-        _run(env, "-m", "flask", "hrdfund", "demo-data", "--scale", str(SCALE))
-        build_seconds = round(time.monotonic() - started, 1)
-        scale = _counts(env)
+        build_seconds, scale = _build_world(env)
         pages = json.loads(_run(env, "-m", "bench.scale", "pages").splitlines()[-1])
         submission = measure_submission(instance, database_url)
     results = {
@@ -524,11 +529,7 @@ def run_dashboard():
     database_url = os.environ.get("HRDFUND_BENCH_DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="hrdfund-dashboard-") as instance:
         env = _environment(instance, database_url)
-        started = time.monotonic()
-        _run(env, "-m", "flask", "db", "upgrade")
-        _run(env, "-m", "flask", "hrdfund", "demo-data", "--scale", str(SCALE))
-        build_seconds = round(time.monotonic() - started, 1)
-        scale = _counts(env)
+        build_seconds, scale = _build_world(env)
         names = ["queue", "dashboard", "dashboard_finance"]
         pages = json.loads(_run(env, "-m", "bench.scale", "pages", *names).splitlines()[-1])
     return {
