@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pyotp
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
 
 from hrdfund.auth.models import User
@@ -45,8 +46,12 @@ NUMBERISH = re.compile(
 )
 #: What query arguments get: numbers out of range or not numbers, odd text.
 QUERY_HOSTILE = ["sNaN", "1e30", "-1", str(10**19), "9999", "９９", "x" * 300, "' OR 1=1 --", ""]
-#: Query arguments pages take; each is tried on every page with hostile values.
+#: Query arguments pages commonly take: each is tried with hostile values on every page
+#: that reads its query string whole.
 QUERY_ARGS = ("page", "period", "format", "sort", "status", "category", "country", "pool", "q")
+#: The query arguments the page being answered read (its view and template, not the checks
+#: every request passes); ``EVERY`` when it read them whole.
+READ, EVERY, VIEW = set(), object(), [False]
 #: The forms that take amounts, by the endpoint they post to.
 MONEY_FORMS = {
     "cases.edit",
@@ -135,6 +140,66 @@ class _Options(HTMLParser):
             self._name = None
 
 
+class _ReadArgs(ImmutableMultiDict):
+    """A query string that notes which of its arguments the page reads, so each page's
+    query is fuzzed in the arguments it takes, not in every name any page takes."""
+
+    def get(self, key, *args, **kwargs):
+        _note(key)
+        return super().get(key, *args, **kwargs)
+
+    def getlist(self, key, *args, **kwargs):
+        _note(key)
+        return super().getlist(key, *args, **kwargs)
+
+    def __getitem__(self, key):
+        _note(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        _note(key)
+        return super().__contains__(key)
+
+
+def _note(key):
+    if VIEW[0]:
+        READ.add(key)
+
+
+def _read_whole(name):
+    def read_whole(self, *args, **kwargs):
+        _note(EVERY)
+        return getattr(ImmutableMultiDict, name)(self, *args, **kwargs)
+
+    return read_whole
+
+
+for _name in ("keys", "values", "items", "lists", "to_dict", "__iter__", "__len__"):
+    setattr(_ReadArgs, _name, _read_whole(_name))
+
+
+@pytest.fixture
+def app(app, monkeypatch):
+    """The application, its requests noting the query arguments each page reads."""
+    plain = app.request_class
+
+    class Request(plain):
+        @property
+        def args(self):
+            return _ReadArgs(plain.args.__get__(self))
+
+    def dispatch_request(*args, **kwargs):
+        VIEW[0] = True
+        try:
+            return type(app).dispatch_request(app, *args, **kwargs)
+        finally:
+            VIEW[0] = False
+
+    monkeypatch.setattr(app, "request_class", Request)
+    monkeypatch.setattr(app, "dispatch_request", dispatch_request)
+    return app
+
+
 def _hostile(name, kind):
     """The hostile values for a field of this name and input type."""
     if kind == "date" or name.endswith("_on"):
@@ -213,6 +278,7 @@ class _Walk:
         self.largest = set()
 
     def request(self, method, url, **kwargs):
+        READ.clear()
         response = self.client.open(url, method=method, **kwargs)
         if response.status_code >= 500:
             data = kwargs.get("data") or {}
@@ -233,15 +299,16 @@ class _Walk:
             self.seen.add(url)
             self.per_endpoint[endpoint] = self.per_endpoint.get(endpoint, 0) + 1
             response = self.request("GET", url)
+            read = set(READ)
             if response.status_code in (301, 302, 303) and response.location:
                 queue.append(response.location)
             if response.status_code != 200:
                 continue
             if "html" not in response.content_type:
-                self.fuzz_query(url, _parse(""))  # a download: its period, its format
+                self.fuzz_query(url, _parse(""), read)  # a download: its period, its format
                 continue
             page = _parse(response.get_data(as_text=True))
-            self.fuzz_query(url, page)
+            self.fuzz_query(url, page, read)
             for form in page.forms:
                 self.fuzz_form(url, form)
             for link in page.links:
@@ -249,11 +316,14 @@ class _Walk:
                 if not parts.netloc and parts.path.startswith("/"):
                     queue.append(link)
 
-    def fuzz_query(self, url, page):
-        """Hostile values in each query argument of the page, and of each form the page
-        sends by GET (a filter, a report download), at the form's own address."""
+    def fuzz_query(self, url, page, read):
+        """Hostile values in each query argument the page reads (all the common ones when
+        it reads its query whole), in those its address carries, and in each field of each
+        form the page sends by GET (a filter, a report download), also at the form's own
+        address. An argument read only once another has a value is met on the way: every
+        argument any of these requests reads is fuzzed too."""
         parts = urlsplit(url)
-        targets = [(parts.path, dict(parse_qsl(parts.query)), set(QUERY_ARGS))]
+        targets = [(parts.path, dict(parse_qsl(parts.query)), read)]
         for form in page.forms:
             if form["method"] == "get":
                 action = urlsplit(form["action"] or parts.path).path
@@ -264,9 +334,16 @@ class _Walk:
             if ("query", endpoint) in self.fuzzed:
                 continue
             self.fuzzed.add(("query", endpoint))
-            for name in sorted(set(base) | names):
+            todo, done = set(base) | names, set()
+            while todo - done:
+                name = min(todo - done, key=str)
+                done.add(name)
+                if name is EVERY:
+                    todo.update(QUERY_ARGS)
+                    continue
                 for value in QUERY_HOSTILE:
                     self.request("GET", f"{path}?{urlencode({**base, name: value})}")
+                    todo |= READ
 
     def fuzz_form(self, url, form):
         if form["method"] != "post":
