@@ -19,11 +19,11 @@ from xdist.scheduler import LoadFileScheduling
 
 #: Seconds each of the slowest units took in a run of the whole suite.
 LONGEST = {
-    "tests/test_ledger_property.py[postgresql]": 90,
-    "tests/e2e": 85,
-    "tests/test_fuzz_routes.py[sqlite]": 70,
+    "tests/e2e": 220,
+    "tests/test_ledger_property.py[postgresql]": 50,
     "tests/test_html_valid.py": 70,
-    "tests/test_fuzz_routes.py[postgresql]": 60,
+    "tests/test_fuzz_routes.py[postgresql]": 50,
+    "tests/test_fuzz_routes.py[sqlite]": 40,
     "tests/test_report_periods.py[postgresql]": 38,
     "tests/test_fund_isolation.py[postgresql]": 35,
     "tests/test_fund_isolation.py[sqlite]": 30,
