@@ -24,6 +24,8 @@ from .ledger.models import (  # noqa: F401
     Delivery,
     Disbursement,
     Receipt,
+    ReceiptAnswer,
+    ReceiptResolution,
     Release,
 )
 from .network.models import FundKey, ImportedPacket, Referral  # noqa: F401

@@ -85,7 +85,7 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db, reading
 from hrdfund.core.support import Category
 from hrdfund.directory import services as directory
-from hrdfund.disbursements import reconcile
+from hrdfund.disbursements import receipts, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
@@ -472,7 +472,9 @@ class FundWorld:
         u, case, grant = self.users, self.cases["paid"], self.grants["paid"]
         helper.plan(grant, kind="one_off", starts_on=today)
         paid = pay(helper, grant, "800", paid_on=today)
-        payments.confirm_receipt(paid, u["applicant"])
+        receipts.answer_receipt(
+            paid, u["applicant"], "received", note=self.mark("money", "receipt note")
+        )
         case_services.submit_report(
             case, u["applicant"], "yes", "yes", self.mark("answers", "use of funds")
         )

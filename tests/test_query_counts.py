@@ -33,7 +33,7 @@ from hrdfund.cases.models import (
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
-from hrdfund.disbursements import reconcile
+from hrdfund.disbursements import receipts, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
@@ -442,7 +442,7 @@ def _busy_case(site, n):
             paid_on=instalment.due_on,
         )
         if i % 3 == 0:
-            payments.confirm_receipt(payment, site.applicant)
+            receipts.answer_receipt(payment, site.applicant, "received")
         elif i % 3 == 1:
             statement.append(f"{reference},50.00,EUR,{site.today.isoformat()},delivered\n")
         else:

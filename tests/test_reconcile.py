@@ -15,7 +15,7 @@ from hrdfund.cases.services import submit_report
 from hrdfund.core import csv_file
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements import followup, reconcile, statement_file
+from hrdfund.disbursements import followup, receipts, reconcile, statement_file
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import StatementImport
@@ -78,7 +78,7 @@ def test_a_statement_marks_payments_delivered_short_or_failed(world, three):
     assert after["disbursed"] == before["disbursed"] - Decimal("1000.00")
     # Only the short payment waits for follow-up; a failed one was corrected already.
     listed = followup.mismatches(world.finance)
-    assert [(p.reference, d.reported_amount) for d, p, *_case in listed] == [
+    assert [(m.payment.reference, m.delivery.reported_amount) for m in listed] == [
         ("TRF-2", Decimal("985.00"))
     ]
     # Its correction, a partial reversal, takes it off the list.
@@ -175,7 +175,9 @@ def test_a_failed_line_on_a_payment_reversed_in_part_waits_for_follow_up(world, 
     )
     db.session.commit()
     listed = followup.mismatches(world.finance)
-    assert [(p.reference, d.status) for d, p, *_c in listed] == [("TRF-1", DeliveryStatus.FAILED)]
+    assert [(m.payment.reference, m.delivery.status) for m in listed] == [
+        ("TRF-1", DeliveryStatus.FAILED)
+    ]
 
 
 def test_a_payment_sent_again_under_its_reference_is_the_one_matched(world, three):
@@ -278,7 +280,7 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     assert listed(conflicted) == ([], [], [])
     page = signed_in(app, world.m1).get("/payments/follow-up").get_data(as_text=True)
     assert "TRF-L" in page and case.uid in page
-    payments.confirm_receipt(payment, world.applicant)
+    receipts.answer_receipt(payment, world.applicant, "received")
     submit_report(case, world.applicant, "yes", "yes")
     pay(world, grant, "1000", instalment=2, paid_on=today, reference="TRF-M")
     db.session.commit()

@@ -30,7 +30,15 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements.models import HeldPayment
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.ledger.invariants import sums_of_rows
-from hrdfund.ledger.models import Allocation, Disbursement, Release
+from hrdfund.ledger.models import (
+    Allocation,
+    Disbursement,
+    ReceiptAnswer,
+    ReceiptAnswerKind,
+    ReceiptResolution,
+    Release,
+    ResolutionOutcome,
+)
 from hrdfund.ledger.seals import FINAL_TABLES, writable_columns
 from hrdfund.ops.retention import (
     APPLICATION_CLEARED,
@@ -134,9 +142,12 @@ def _documents_of(case, finance):
 
 
 def _ledger_rows(case_id):
-    """The encrypted fields and blind indexes of the case's payments and releases, as stored:
+    """The encrypted fields and blind indexes of the case's payments and releases, and of
+    the payee side's answers on its payments and their resolutions, as stored:
     {model: [row of values]}."""
     grants = sa.select(Grant.id).where(Grant.application_id == case_id)
+    payments = sa.select(Disbursement.id).where(Disbursement.grant_id.in_(grants))
+    answers = sa.select(ReceiptAnswer.id).where(ReceiptAnswer.disbursement_id.in_(payments))
     found = {}
     for model, condition in (
         (Disbursement, Disbursement.grant_id.in_(grants)),
@@ -146,6 +157,8 @@ def _ledger_rows(case_id):
                 sa.select(Allocation.id).where(Allocation.grant_id.in_(grants))
             ),
         ),
+        (ReceiptAnswer, ReceiptAnswer.id.in_(answers)),
+        (ReceiptResolution, ReceiptResolution.answer_id.in_(answers)),
     ):
         table = model.__table__
         columns = [table.c[name] for name in writable_columns(table.name)]
@@ -200,6 +213,24 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     evidence_path, proof_path = _path(app, evidence), _path(app, proof)
     assert os.path.exists(evidence_path) and os.path.exists(proof_path)
     held = _held_payment(payment, finance)
+    answer = ReceiptAnswer(
+        disbursement_id=payment.id,
+        answer=ReceiptAnswerKind.NOT_RECEIVED,
+        note="The agent kept it",
+        answered_by_id=closed.applicant_id,
+        answered_at=utcnow(),
+    )
+    db.session.add(answer)
+    db.session.flush()
+    db.session.add(
+        ReceiptResolution(
+            answer_id=answer.id,
+            outcome=ResolutionOutcome.CONTACTED,
+            note="Called the agent",
+            resolved_by_id=finance.id,
+            resolved_at=utcnow(),
+        )
+    )
     held_proof_path = _path(app, db.session.get(Document, held.proof_document_id))
     still_open = _case(ApplicationStatus.IN_REVIEW)
     open_name, open_uid = still_open.defender_name, still_open.uid
@@ -241,6 +272,7 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
             assert all(value is None for row in rows for value in row), model
             emptied[model] += len(rows)
     assert emptied[Disbursement] > 0 and emptied[Release] > 0
+    assert emptied[ReceiptAnswer] > 0 and emptied[ReceiptResolution] > 0
     assert Cofunding in cleared
     budget = db.session.scalars(
         sa.select(BudgetLine.amount).where(BudgetLine.application_id == closed.id)

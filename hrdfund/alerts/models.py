@@ -24,6 +24,8 @@ class AlertKind(enum.StrEnum):
     INSTALMENT_DUE = "instalment_due"
     #: A stipend's renewal review date has come.
     RENEWAL_REVIEW = "renewal_review"
+    #: The payee side reported a payment received short or not received.
+    RECEIPT_PROBLEM = "receipt_problem"
 
 
 class Alert(db.Model):

@@ -39,6 +39,7 @@ ANCHORS = {
     AlertKind.GRANT_APPROVED: "pay",
     AlertKind.INSTALMENT_DUE: "pay",
     AlertKind.RENEWAL_REVIEW: "plan",
+    AlertKind.RECEIPT_PROBLEM: "payments",
 }
 
 
@@ -121,6 +122,7 @@ def _message(alert, user, address):
             AlertKind.GRANT_APPROVED: _("A grant in hrdfund is approved and can be paid"),
             AlertKind.INSTALMENT_DUE: _("A planned payment in hrdfund is due"),
             AlertKind.RENEWAL_REVIEW: _("A payment plan in hrdfund is due for its review"),
+            AlertKind.RECEIPT_PROBLEM: _("A payment in hrdfund was reported short or not received"),
         }
         body = _(
             "Something waits for you in hrdfund. Sign in to see it:\n\n%(link)s\n\n"

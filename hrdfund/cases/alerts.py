@@ -32,6 +32,7 @@ ROLES = {
     AlertKind.GRANT_APPROVED: frozenset({Role.FINANCE}),
     AlertKind.INSTALMENT_DUE: frozenset({Role.FINANCE}),
     AlertKind.RENEWAL_REVIEW: frozenset({Role.MANAGER}),
+    AlertKind.RECEIPT_PROBLEM: frozenset({Role.FINANCE}),
 }
 
 

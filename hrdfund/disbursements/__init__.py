@@ -7,4 +7,12 @@ from flask import Blueprint
 bp = Blueprint("disbursements", __name__, url_prefix="/payments")
 case_bp = Blueprint("case_payments", __name__)
 
-from . import case_views, due_views, panels, pool_rows, views  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    case_views,
+    due_views,
+    panels,
+    pool_rows,
+    problem_views,
+    receipt_views,
+    views,
+)

@@ -1,11 +1,12 @@
 """What the fund's staff must chase: payments waiting for a second person, payments nobody
-confirmed, reports that did not come, instalments falling due, and payments a bank reported
-short or failed.
+confirmed, reports that did not come, instalments falling due, and payments a bank or the
+payee side reported short or failed.
 
 Each list is one query over the cases the user may see, capped for the page; with
 ``count=True``, the number of rows in all.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -15,7 +16,15 @@ from ..cases.models import Application, UseOfFundsReport
 from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import instalments_paid
-from ..ledger.models import Delivery, DeliveryStatus, Disbursement, Receipt
+from ..ledger.models import (
+    Delivery,
+    DeliveryStatus,
+    Disbursement,
+    Receipt,
+    ReceiptAnswer,
+    ReceiptAnswerKind,
+    ReceiptResolution,
+)
 from .models import HeldPayment, HoldStatus
 from .rules import instalment_unsettled, standing
 
@@ -41,9 +50,12 @@ def held_payments(user, count=False):
 
 
 def receipts_overdue(user, today, days, count=False):
-    """Payments made ``days`` or more ago that stand and nobody confirmed receiving:
-    rows of (payment, case uid, case code), oldest first."""
-    confirmed = sa.select(Receipt.disbursement_id)
+    """Payments made ``days`` or more ago that stand and the payee side has not answered
+    on (a confirmation kept before answers counts as one): rows of (payment, case uid,
+    case code), oldest first."""
+    confirmed = sa.union(
+        sa.select(Receipt.disbursement_id), sa.select(ReceiptAnswer.disbursement_id)
+    )
     return db_rows(
         sa.select(Disbursement, Application.uid, Application.code)
         .join(Grant, Grant.id == Disbursement.grant_id)
@@ -103,13 +115,77 @@ def instalments_due_query(user, today, days):
     )
 
 
+@dataclass(frozen=True)
+class Mismatch:
+    """A payment reported short or failed, by a bank's or provider's statement
+    (``delivery``) or by its payee side (``answer``)."""
+
+    payment: object
+    case: str
+    code: str | None
+    #: "short" or "failed".
+    status: str
+    #: What was reported to have arrived (nothing for a payee's "not received").
+    amount: object
+    currency: str
+    #: When it was reported: the statement's date, or when the payee side answered.
+    reported_on: object
+    delivery: object = None
+    answer: object = None
+
+    @property
+    def by_payee(self):
+        return self.answer is not None
+
+    @property
+    def key(self):
+        """The row's name on the page: the answer's or the delivery's."""
+        return f"answer-{self.answer.uid}" if self.answer is not None else f"d{self.delivery.id}"
+
+
 def mismatches(user, count=False):
-    """Payments a statement reported short and not yet corrected, or failed and not yet
-    reversed in full: rows of (delivery, payment, case uid, case code), newest first. A reversal is
-    the correction."""
+    """Payments reported short or failed and not yet put right, newest first: reported by a
+    statement (short and not yet corrected, or failed and not yet reversed in full; a
+    reversal is the correction), or by the payee side (its answer that stands says less
+    arrived, or nothing, and finance has not recorded how it was resolved). A list of
+    :class:`Mismatch`, or with ``count`` how many there are."""
+    statements, payees = _statement_mismatches(user), _payee_problems(user)
+    if count:
+        return db_rows(statements, True) + db_rows(payees, True)
+    rows = [
+        Mismatch(
+            payment,
+            case,
+            code,
+            delivery.status.value,
+            delivery.reported_amount,
+            delivery.reported_currency,
+            delivery.reported_on,
+            delivery=delivery,
+        )
+        for delivery, payment, case, code in db_rows(statements)
+    ]
+    rows += [
+        Mismatch(
+            payment,
+            case,
+            code,
+            "short" if answer.answer == ReceiptAnswerKind.LESS else "failed",
+            answer.amount_received,
+            payment.currency_paid,
+            answer.answered_at.date(),
+            answer=answer,
+        )
+        for answer, payment, case, code in db_rows(payees)
+    ]
+    rows.sort(key=lambda m: (m.reported_on, m.by_payee, m.payment.id), reverse=True)
+    return rows[:LIMIT]
+
+
+def _statement_mismatches(user):
     reversal = sa.orm.aliased(Disbursement)
     taken_back = sa.func.coalesce(reversal.amount, 0)
-    return db_rows(
+    return (
         sa.select(Delivery, Disbursement, Application.uid, Application.code)
         .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
         .join(Grant, Grant.id == Disbursement.grant_id)
@@ -122,8 +198,31 @@ def mismatches(user, count=False):
                 sa.and_(Delivery.status == DeliveryStatus.FAILED, taken_back < Disbursement.amount),
             ),
         )
-        .order_by(Delivery.reported_on.desc(), Delivery.id.desc()),
-        count,
+        .order_by(Delivery.reported_on.desc(), Delivery.id.desc())
+    )
+
+
+def _payee_problems(user):
+    later = sa.orm.aliased(ReceiptAnswer)
+    return (
+        sa.select(ReceiptAnswer, Disbursement, Application.uid, Application.code)
+        .join(Disbursement, Disbursement.id == ReceiptAnswer.disbursement_id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .join(Application, Application.id == Grant.application_id)
+        .outerjoin(ReceiptResolution, ReceiptResolution.answer_id == ReceiptAnswer.id)
+        .where(
+            visible_cases(user),
+            ReceiptAnswer.answer != ReceiptAnswerKind.RECEIVED,
+            ReceiptResolution.id.is_(None),
+            ~sa.exists().where(
+                later.disbursement_id == ReceiptAnswer.disbursement_id, later.id > ReceiptAnswer.id
+            ),
+        )
+        .options(
+            sa.orm.joinedload(ReceiptAnswer.answered_by),
+            sa.orm.contains_eager(ReceiptAnswer.disbursement),
+        )
+        .order_by(ReceiptAnswer.id.desc())
     )
 
 

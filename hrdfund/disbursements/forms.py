@@ -77,10 +77,6 @@ def instalment_words(instalment, due):
     )
 
 
-class ReceiptForm(PageForm):
-    """Confirms that a payment arrived; the button is the whole form."""
-
-
 class HeldConfirmForm(PrefixedForm):
     """A second person confirms a held payment; the button is the whole form."""
 

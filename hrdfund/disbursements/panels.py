@@ -1,6 +1,6 @@
 """The case page's section on the decision's money: plan, payments and receipts.
 
-Applicants see what was granted, the plan and each payment to confirm. Staff see the
+Applicants see what was granted, the plan and each payment, to say whether it arrived. Staff see the
 pools, what each still commits, every payment with its fee, exchange difference, delivery
 and receipt; finance also sees the payee and records and reverses payments; managers plan
 and close the grant.
@@ -18,7 +18,7 @@ from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..ledger.balances import allocation_balances
-from ..ledger.models import Delivery, Disbursement, Receipt
+from ..ledger.models import Delivery, Disbursement
 from ..ledger.reversals import reversal_partners
 from ..reviews.forms import ConflictForm
 from . import holds
@@ -27,44 +27,52 @@ from .forms import (
     BOUND_WORDS,
     HeldConfirmForm,
     PaymentForm,
-    ReceiptForm,
     RefuseForm,
     ReverseForm,
     instalment_words,
 )
+from .receipt_forms import ReceiptAnswerForm
+from .receipts import answers_of
 from .services import grant_instalments
 from .to_pay import due_in_pools, still_due
 
 
 def grant_payments(grant):
-    """The grant's payments that stand (not reversed), with their receipts, newest first."""
+    """The grant's payments that stand (not reversed), newest first, each with the payee
+    side's answers on it, oldest first: rows of (payment, answers)."""
     reversed_ids = sa.select(Disbursement.reversal_of_id).where(
         Disbursement.reversal_of_id.is_not(None), Disbursement.grant_id == grant.id
     )
-    rows = db.session.execute(
-        sa.select(Disbursement, Receipt)
-        .outerjoin(Receipt, Receipt.disbursement_id == Disbursement.id)
-        .where(
-            Disbursement.grant_id == grant.id,
-            Disbursement.reversal_of_id.is_(None),
-            Disbursement.id.not_in(reversed_ids),
+    payments = (
+        db.session.execute(
+            sa.select(Disbursement)
+            .where(
+                Disbursement.grant_id == grant.id,
+                Disbursement.reversal_of_id.is_(None),
+                Disbursement.id.not_in(reversed_ids),
+            )
+            .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         )
-        .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
-    ).all()
-    return rows
+        .scalars()
+        .all()
+    )
+    answers = answers_of([p.id for p in payments])
+    return [(p, answers[p.id]) for p in payments]
 
 
 def grant_ledger(grant):
-    """Every payment and reversal row of the grant, with receipt and delivery, newest
-    first: by date, then the later written first."""
-    return db.session.execute(
-        sa.select(Disbursement, Receipt, Delivery)
-        .outerjoin(Receipt, Receipt.disbursement_id == Disbursement.id)
+    """Every payment and reversal row of the grant, with the payee side's answer that
+    stands (or None) and its delivery, newest first: by date, then the later written
+    first."""
+    rows = db.session.execute(
+        sa.select(Disbursement, Delivery)
         .outerjoin(Delivery, Delivery.disbursement_id == Disbursement.id)
         .where(Disbursement.grant_id == grant.id)
         .options(sa.orm.joinedload(Disbursement.pool), sa.orm.joinedload(Disbursement.confirmed_by))
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
     ).all()
+    answers = answers_of([p.id for p, _d in rows])
+    return [(p, answers[p.id][-1] if answers[p.id] else None, d) for p, d in rows]
 
 
 def payment_form(grant, balances, instalments, formdata=True, payer=None, due=None):
@@ -104,14 +112,19 @@ def payments_panel(application, user, sections):
     ).scalar_one_or_none()
     instalments = grant_instalments(grant) if plan is not None else []
     if Section.LEDGER not in sections:
+        payments = grant_payments(grant)
+        answering = user.is_applicant_side
         return {
             "template": "disbursements/_case_payments.html",
             "grant": grant,
             "plan": plan,
             "instalments": instalments,
-            "payments": grant_payments(grant),
-            "form": ReceiptForm(),
-            "can_confirm": user.is_applicant_side,
+            "payments": payments,
+            # One form for every payment, and the one refused a moment ago for its payment.
+            "form": ReceiptAnswerForm(formdata=None) if answering else None,
+            "refused": _refused(ReceiptAnswerForm(formdata=None), {p.uid for p, _a in payments})
+            if answering
+            else None,
         }
     return _staff_money(grant, plan, instalments, user, sections)
 

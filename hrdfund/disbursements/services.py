@@ -21,7 +21,7 @@ from ..core.sql import lock_row
 from ..directory import services as directory
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import allocations_of
-from ..ledger.models import Disbursement, Receipt, Release
+from ..ledger.models import Disbursement, Release
 from ..pools.models import Pool
 from .bounds import (  # noqa: F401  (PaymentError is this module's too: views catch it here)
     Bounds,
@@ -32,14 +32,6 @@ from .bounds import (  # noqa: F401  (PaymentError is this module's too: views c
 )
 from .models import HeldPayment, HoldStatus
 from .rules import check_open_for_payment, check_priced, lock_defender
-
-
-class AlreadyConfirmedError(Exception):
-    """This payment's receipt was confirmed before."""
-
-
-class NotConfirmableError(Exception):
-    """A reversal row, or a payment that was reversed, did not reach anyone."""
 
 
 def stands(disbursement):
@@ -365,26 +357,6 @@ def _reversal_row(payment, actor, reason, amount, share, fee_back, difference_ba
         reason=reason,
         recorded_by_id=actor.id,
     )
-
-
-def confirm_receipt(disbursement, actor):
-    """Record that the payee side received ``disbursement``; once per payment."""
-    if not stands(disbursement):
-        raise NotConfirmableError()
-    existing = db.session.execute(
-        sa.select(Receipt.id).where(Receipt.disbursement_id == disbursement.id)
-    ).first()
-    if existing is not None:
-        raise AlreadyConfirmedError()
-    receipt = Receipt(
-        disbursement_id=disbursement.id, confirmed_by_id=actor.id, confirmed_at=utcnow()
-    )
-    db.session.add(receipt)
-    db.session.flush()
-    audit.record(
-        "payment.receipt_confirmed", disbursement, actor=actor, fund=disbursement.grant.fund_id
-    )
-    return receipt
 
 
 def grant_instalments(grant):

@@ -1,5 +1,5 @@
-"""Finance's pages: the latest payments, recording and reversing one, proofs, and the
-applicant's confirmation of receipt."""
+"""Finance's pages: the latest payments, recording and reversing one, proofs, and
+follow-up."""
 
 from collections import Counter
 from types import SimpleNamespace
@@ -30,12 +30,11 @@ from ..core.work import perform
 from ..ledger.models import DeliveryStatus, Disbursement
 from ..ledger.reversals import reversal_partners
 from ..pools.page import period_args
-from . import bp, followup, holds, reconcile, services
+from . import bp, followup, holds, problems, reconcile, services
 from .forms import (
     BOUND_WORDS,
     CHANNEL_LABELS,
     HeldConfirmForm,
-    ReceiptForm,
     RefuseForm,
     ReverseForm,
     StatementForm,
@@ -153,21 +152,35 @@ def import_statement():
 @bp.get("/follow-up")
 @role_required(Role.FINANCE, Role.MANAGER)
 def follow_up():
-    """What the fund must chase: statement mismatches, instalments due, receipts and
-    use-of-funds reports that have not come."""
+    """What the fund must chase: payments reported short or failed (finance records how a
+    payee's report was resolved here), instalments due, receipts and use-of-funds reports
+    that have not come."""
     today = utcnow().date()
     config = current_app.config
     user = current_user._get_current_object()
+    mismatches = followup.mismatches(user)
+    finance = user.role == Role.FINANCE
     return render_template(
         "disbursements/follow_up.html",
         today=today,
         held=followup.held_payments(user),
         bounds=BOUND_WORDS,
-        mismatches=followup.mismatches(user),
+        mismatches=mismatches,
+        resolve_form=problems.ResolveForm(formdata=None) if finance else None,
+        resolve_refused=_refused_resolve(mismatches) if finance else None,
         due=followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"]),
         receipts=followup.receipts_overdue(user, today, config["RECEIPT_OVERDUE_DAYS"]),
         reports=followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"]),
     )
+
+
+def _refused_resolve(mismatches):
+    """The form recording how a payee's report was resolved, as it was refused a moment
+    ago for one of the reports listed, or None."""
+    form = refused.restore(
+        problems.ResolveForm(formdata=None), {m.answer.uid for m in mismatches if m.by_payee}
+    )
+    return form if form.refused else None
 
 
 def _fund_payment_or_404(uid):
@@ -287,32 +300,3 @@ def proof(uid):
         fund=payment.grant.fund_id,
     )
     return documents.send_document(document)
-
-
-@bp.post("/<uid>/received")
-def confirm(uid):
-    """The applicant side confirms a payment arrived."""
-    disbursement = db.session.execute(
-        sa.select(Disbursement).where(Disbursement.uid == uid)
-    ).scalar_one_or_none()
-    application = disbursement.grant.application if disbursement is not None else None
-    if (
-        application is None
-        or not current_user.is_applicant_side
-        or not can_see(application, current_user)
-        or not services.stands(disbursement)
-    ):
-        abort(404)
-    if ReceiptForm().validate_on_submit():
-        done = perform(
-            services.confirm_receipt,
-            disbursement,
-            current_user._get_current_object(),
-            # IntegrityError: a second click won the race to the unique receipt row.
-            refused=(services.AlreadyConfirmedError, sa.exc.IntegrityError),
-        )
-        if done.ok:
-            flash(_("Thank you: the fund knows this payment arrived."), "info")
-        else:
-            flash(_("This payment was already confirmed."), "info")
-    return redirect(url_for("cases.case", uid=application.uid))

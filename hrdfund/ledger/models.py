@@ -3,10 +3,12 @@
 Contributions bring money into a pool; an allocation commits pool money to a grant and a
 release gives uncommitted money back (when a grant closes under budget); a disbursement is
 one payment out of an allocation; a delivery is what a bank or provider reported for a
-payment, and a receipt the applicant's confirmation that it arrived. A correction is a
-reversal row pointing at what it reverses, reversed at most once; the rows are sealed as
-they are written and refused any edit (see :mod:`.seals`). Table names are those of the
-features that first kept them.
+payment; a receipt answer is what the payee side says of a payment (received, received
+less, not received: changed by a new answer), a receipt its confirmation as first kept
+(read as the answer "received"), and a receipt resolution how finance resolved an answer
+reporting a problem. A correction is a reversal row pointing at what it reverses,
+reversed at most once; the rows are sealed as they are written and refused any edit (see
+:mod:`.seals`). Table names are those of the features that first kept them.
 """
 
 import enum
@@ -250,13 +252,98 @@ class Disbursement(db.Model):
 
 
 class Receipt(db.Model):
-    """The applicant's confirmation that a payment arrived."""
+    """The applicant's confirmation that a payment arrived, as kept before answers
+    (:class:`ReceiptAnswer`): read as the answer "received" given at ``confirmed_at``."""
 
     __tablename__ = "receipts"
     id: Mapped[int] = pk()
     disbursement_id = fk("disbursements.id", unique=True, index=False)
     confirmed_by_id = fk("users.id", nullable=True)
     confirmed_at = col(sa.DateTime, INTERNAL, nullable=False)
+
+
+class ReceiptAnswerKind(enum.StrEnum):
+    """What the payee side says of a payment."""
+
+    RECEIVED = "received"
+    LESS = "less"
+    NOT_RECEIVED = "not_received"
+
+
+class ReceiptAnswer(db.Model):
+    """One answer of the payee side (the case's applicant, or the partner following it) to
+    "did this payment reach you?": received, received less (with the amount received, in
+    the payment's currency) or not received, with an optional short note. An answer is
+    changed by a new row, dated: the latest stands and none is ever lost."""
+
+    __tablename__ = "receipt_answers"
+    __table_args__ = (
+        sa.CheckConstraint("amount_received > 0", name="amount_received_positive"),
+        sa.CheckConstraint(
+            "(answer = 'less') = (amount_received IS NOT NULL)", name="amount_when_less"
+        ),
+        sa.CheckConstraint(
+            "(amount_received IS NULL) = (currency_received IS NULL)", name="amount_has_currency"
+        ),
+        currency_check("currency_received"),
+    )
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    disbursement_id = fk("disbursements.id")
+    answer = enum_col(ReceiptAnswerKind, "receipt_answer", nullable=False)
+    #: What arrived of a payment received short, in the payment's currency.
+    amount_received = money(nullable=True)
+    currency_received = currency(nullable=True)
+    #: The payee side's short note to the fund: never in a donor output.
+    _note = encrypted_column("note", SENSITIVE)
+    note = Encrypted()
+    answered_by_id = fk("users.id", nullable=True)
+    answered_at = col(sa.DateTime, INTERNAL, nullable=False)
+
+    disbursement = relationship("Disbursement")
+    answered_by = relationship("User", foreign_keys=[answered_by_id])
+
+    @property
+    def problem(self):
+        """Whether the answer says the money did not all arrive."""
+        return self.answer != ReceiptAnswerKind.RECEIVED
+
+    @property
+    def missing(self):
+        """What did not arrive, in the payment's currency: nothing for a payment received."""
+        if self.answer == ReceiptAnswerKind.LESS:
+            return self.disbursement.amount_paid - self.amount_received
+        if self.answer == ReceiptAnswerKind.NOT_RECEIVED:
+            return self.disbursement.amount_paid
+        return 0
+
+
+class ResolutionOutcome(enum.StrEnum):
+    """How finance settled a payment the payee side reported short or not received."""
+
+    CONTACTED = "contacted"
+    TRACED = "traced"
+    CORRECTED = "corrected"
+    REVERSED = "reversed"
+
+
+class ReceiptResolution(db.Model):
+    """Finance's settling of one answer reporting a payment short or not received. It moves
+    no money: a correcting payment or a reversal is a ledger row of its own."""
+
+    __tablename__ = "receipt_resolutions"
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    answer_id = fk("receipt_answers.id", unique=True, index=False)
+    outcome = enum_col(ResolutionOutcome, "resolution_outcome", nullable=False)
+    #: What finance did or found, in its words.
+    _note = encrypted_column("note", SENSITIVE)
+    note = Encrypted()
+    resolved_by_id = fk("users.id")
+    resolved_at = col(sa.DateTime, INTERNAL, nullable=False)
+
+    answer = relationship("ReceiptAnswer")
+    resolved_by = relationship("User", foreign_keys=[resolved_by_id])
 
 
 class DeliveryStatus(enum.StrEnum):

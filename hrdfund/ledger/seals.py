@@ -11,7 +11,16 @@ import sqlalchemy as sa
 from .. import audit
 from ..core.columns import ENCRYPTED_CLASSES, Text, new_uid
 from ..core.extensions import db
-from .models import Allocation, Contribution, Delivery, Disbursement, Receipt, Release
+from .models import (
+    Allocation,
+    Contribution,
+    Delivery,
+    Disbursement,
+    Receipt,
+    ReceiptAnswer,
+    ReceiptResolution,
+    Release,
+)
 
 #: Tables whose rows are final once written: corrections are new rows.
 FINAL_TABLES = (
@@ -21,6 +30,8 @@ FINAL_TABLES = (
     "disbursements",
     "deliveries",
     "receipts",
+    "receipt_answers",
+    "receipt_resolutions",
 )
 
 #: On PostgreSQL the database itself refuses to edit or delete a final row, whoever asks.
@@ -69,7 +80,7 @@ class LedgerImmutableError(Exception):
 #: The rows sealed as they are written: their money fields, under the audit key.
 SEALED_MODELS = (Contribution, Allocation, Release, Disbursement)
 #: The rows never updated through the application once written.
-FINAL_MODELS = (*SEALED_MODELS, Delivery, Receipt)
+FINAL_MODELS = (*SEALED_MODELS, Delivery, Receipt, ReceiptAnswer, ReceiptResolution)
 
 
 def _seal_on_insert(mapper, _connection, target):

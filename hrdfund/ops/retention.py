@@ -47,7 +47,13 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..disbursements.models import HeldPayment
 from ..grants.models import Grant, GrantStatus
-from ..ledger.models import Allocation, Disbursement, Release
+from ..ledger.models import (
+    Allocation,
+    Disbursement,
+    ReceiptAnswer,
+    ReceiptResolution,
+    Release,
+)
 from ..ledger.seals import writable_columns
 from ..network.models import Referral
 from ..reviews.models import CaseNote, Cofunding, Review
@@ -75,8 +81,8 @@ CLEARED = {
 KEPT = ("status_changes", "conflict_declarations", "grants", "consents")
 #: Final ledger rows of a case, reached through its grant: their amounts stay, and every
 #: column the database lets change on them (encrypted fields and their blind indexes) is
-#: emptied.
-LEDGER_CLEARED = (Disbursement, Release)
+#: emptied: the payee side's notes on its payments and finance's on resolving them too.
+LEDGER_CLEARED = (Disbursement, Release, ReceiptAnswer, ReceiptResolution)
 #: The columns of a case's payments held for a second person that purging empties: every
 #: encrypted one (what finance typed); their figures stay.
 HELD_CLEARED = tuple(writable_columns("held_payments"))
@@ -274,6 +280,12 @@ def _ledger_rows_of(model, case_ids):
     if model is Release:
         allocations = sa.select(Allocation.id).where(Allocation.grant_id.in_(grants))
         return Release.allocation_id.in_(allocations)
+    payments = sa.select(Disbursement.id).where(Disbursement.grant_id.in_(grants))
+    if model is ReceiptAnswer:
+        return ReceiptAnswer.disbursement_id.in_(payments)
+    if model is ReceiptResolution:
+        answers = sa.select(ReceiptAnswer.id).where(ReceiptAnswer.disbursement_id.in_(payments))
+        return ReceiptResolution.answer_id.in_(answers)
     return Disbursement.grant_id.in_(grants)
 
 

@@ -254,6 +254,11 @@ ACTIONS = {
     "payment.recorded": (Section.LEDGER, _l("recorded a payment")),
     "payment.reversed": (Section.LEDGER, _l("reversed a payment")),
     "payment.receipt_confirmed": (Section.LEDGER, _l("confirmed receiving a payment")),
+    "payment.receipt_answered": (Section.LEDGER, _l("said whether a payment arrived")),
+    "payment.receipt_problem_resolved": (
+        Section.LEDGER,
+        _l("recorded how a payment reported short or not received was resolved"),
+    ),
 }
 #: An entry of the case this table does not name yet: said without its content.
 OTHER = (Section.REVIEW, _l("recorded another step"))

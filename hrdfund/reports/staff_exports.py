@@ -217,17 +217,23 @@ def follow_up_csv(lists, bounds):
                 why,
             ]
         )
-    for delivery, payment, case, code in lists["mismatches"]:
-        status = {"short": _("short"), "failed": _("failed")}[delivery.status.value]
+    for m in lists["mismatches"]:
+        if m.by_payee:
+            status = {
+                "short": _("received short, by the payee"),
+                "failed": _("not received, by the payee"),
+            }[m.status]
+        else:
+            status = {"short": _("short"), "failed": _("failed")}[m.status]
         lines.append(
             [
                 _("Payments reported short or failed"),
-                code or "",
-                case,
-                payment.reference or payment.uid,
-                delivery.reported_on.isoformat(),
-                _amount(delivery.reported_amount),
-                delivery.reported_currency,
+                m.code or "",
+                m.case,
+                m.payment.reference or m.payment.uid,
+                m.reported_on.isoformat(),
+                _amount(m.amount) if m.amount is not None else "",
+                m.currency,
                 status,
             ]
         )
