@@ -24,7 +24,7 @@ from hrdfund.ledger.models import (
     Contribution,
     Disbursement,
     PayeeType,
-    Receipt,
+    ReceiptAnswer,
 )
 from hrdfund.pools.models import ExchangeRate, Pool
 from tests.conftest import login, refused_page
@@ -167,13 +167,16 @@ def test_the_applicant_sees_amount_plan_and_the_payment_that_stands(client, gran
 
 def test_confirming_receipt_once(client, granted):
     login(client, granted["applicant"])
-    path = f"/payments/{granted['paid'].uid}/received"
-    assert client.post(path).location == f"/applications/{granted['case'].uid}"
-    assert client.post(path).status_code == 302
-    receipts = db.session.execute(sa.select(Receipt)).scalars().all()
-    assert [r.disbursement_id for r in receipts] == [granted["paid"].id]
+    path = f"/payments/{granted['paid'].uid}/receipt"
+    page = f"/applications/{granted['case'].uid}#payment-{granted['paid'].uid}"
+    assert client.post(path, data={"answer": "received"}).location == page
+    # The same answer again is said once, and kept once.
+    assert client.post(path, data={"answer": "received"}).status_code == 303
+    answers = db.session.execute(sa.select(ReceiptAnswer)).scalars().all()
+    assert [a.disbursement_id for a in answers] == [granted["paid"].id]
     page = client.get(f"/applications/{granted['case'].uid}").get_data(as_text=True)
-    assert "you confirmed it arrived" in page
+    assert "This is already your answer for this payment." in page
+    assert "Your answer of" in page and "received." in page
 
 
 def test_nobody_else_confirms_and_reversed_payments_cannot_be_confirmed(
@@ -181,10 +184,13 @@ def test_nobody_else_confirms_and_reversed_payments_cannot_be_confirmed(
 ):
     stranger = app.test_client()
     login(stranger, make_user("applicant"))
-    assert stranger.post(f"/payments/{granted['paid'].uid}/received").status_code == 404
+    data = {"answer": "received"}
+    assert stranger.post(f"/payments/{granted['paid'].uid}/receipt", data=data).status_code == 404
     login(client, granted["applicant"])
-    assert client.post(f"/payments/{granted['bounced'].uid}/received").status_code == 404
-    assert db.session.execute(sa.select(sa.func.count(Receipt.id))).scalar() == 0
+    response = client.post(f"/payments/{granted['bounced'].uid}/receipt", data=data)
+    assert response.status_code == 303
+    assert "This payment was cancelled" in client.get(response.location).get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(ReceiptAnswer.id))).scalar() == 0
 
 
 def test_the_report_asks_the_outcome_questions_once(client, granted):

@@ -85,10 +85,11 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db, reading
 from hrdfund.core.support import Category
 from hrdfund.directory import services as directory
-from hrdfund.disbursements import receipts, reconcile
+from hrdfund.disbursements import problems, receipts, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
+from hrdfund.ledger.models import Receipt
 from hrdfund.network import keys, referrals
 from hrdfund.network.models import ImportedPacket
 from hrdfund.pools import services as pools
@@ -461,8 +462,30 @@ class FundWorld:
             f"{self.payments['paid'].reference},300.00,EUR,{today.isoformat()},delivered\n"
         )
         reconcile.import_statement(self.fund.id, u["finance"], statement.encode())
+        # The payee side reports that less of the spare payment arrived: finance resolves it.
+        self.answer = receipts.answer_receipt(
+            self.payments["spare"],
+            u["applicant"],
+            "less",
+            amount=Decimal("60.00"),
+            currency="EUR",
+            note=self.mark("money", "short note"),
+        )
+        # The paid payment: confirmed as it was before answers were kept, then reported
+        # not received, which finance resolved.
+        db.session.add(
+            Receipt(
+                disbursement_id=self.payments["paid"].id,
+                confirmed_by_id=u["applicant"].id,
+                confirmed_at=utcnow(),
+            )
+        )
+        missing = receipts.answer_receipt(self.payments["paid"], u["applicant"], "not_received")
+        problems.resolve_receipt_problem(
+            missing, u["finance"], "traced", note=self.mark("money", "resolution note")
+        )
         db.session.commit()
-        for row in (*self.payments.values(), self.held, proof):
+        for row in (*self.payments.values(), self.held, proof, self.answer, missing):
             self.code(row.uid)
         self._paid(helper, today)
 
@@ -815,7 +838,18 @@ ROUTES = {
         rows=("allocation", "entry"),
     ),
     "disbursements.proof": Fill(_uid(lambda w: w.payments["paid"]), "finance", part="money"),
-    "disbursements.confirm": Fill(_uid(lambda w: w.payments["paid"]), "applicant", part="money"),
+    "disbursements.answer": Fill(
+        _uid(lambda w: w.payments["paid"]),
+        "applicant",
+        lambda v: {"answer": "not_received", "note": "Sweep"},
+        part="money",
+    ),
+    "disbursements.resolve": Fill(
+        lambda w: {"uid": w.answer.uid},
+        "finance",
+        lambda v: {"resolve-outcome": "contacted"},
+        part="money",
+    ),
     "disbursements.import_statement": Fill(
         lambda w: {"reference": w.payments["spare"].reference}, "finance", _statement, part="money"
     ),

@@ -407,8 +407,9 @@ def _applicant(site):
     a.submit(case_page, consents)
     paying = site.paying
     a.submit(paying, f"{paying}/report", refused=True)
-    receipt = next(f.action for f in page_forms(a.html(paying)) if f.action.endswith("/received"))
-    a.submit(paying, receipt)
+    receipt = next(f.action for f in page_forms(a.html(paying)) if f.action.endswith("/receipt"))
+    a.submit(paying, receipt, {"answer": "less", "amount": "100000000"}, refused=True)
+    a.submit(paying, receipt, {"answer": "received"})
     a.submit(paying, f"{paying}/report", {"felt_safer": "yes", "continued_work": "unsure"})
     a.get("/account")
     a.submit("/account", "/account/password", blank=True, refused=True)

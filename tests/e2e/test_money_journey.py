@@ -128,23 +128,34 @@ def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, bro
     assert "Payment recorded." in page.content()
     _sign_out(page)
 
-    # The defender sees two payments made and confirms the one that arrived.
+    # The defender sees the payment that stands, and says that less of it arrived.
     defender_page = browser.new_context(java_script_enabled=False).new_page()
     _sign_in(defender_page, url, "money-e2e-defender", PASSWORD)
     defender_page.goto(case_url)
     html = defender_page.content()
     assert "Casa Refugio" not in html and "E2E-TRF" not in html  # payee data: finance only
-    confirm = defender_page.get_by_role("button", name="I received this payment")
-    assert confirm.count() == 1, "a reversed payment cannot be confirmed"
-    confirm.click()
-    assert "you confirmed it arrived" in defender_page.content()
+    confirm = defender_page.get_by_role("button", name="I received it")
+    assert confirm.count() == 1, "a reversed payment cannot be answered"
+    defender_page.get_by_label("Amount you received").fill("1450.00")
+    defender_page.get_by_label("A short note for the fund").fill("The agent kept a fee")
+    defender_page.get_by_role("button", name="I received less").click()
+    assert "now knows that less arrived" in defender_page.content()
     assert "<script" not in defender_page.content()
 
-    # Finance sees the confirmation on the grant, and the pool page's figures.
+    # Finance sees it at once on follow-up, with what is missing, and resolves it; the
+    # grant's ledger says what the defender reported.
     _staff_sign_in(page, live_server, app, "demo-finance1", home="Dashboard")
+    page.goto(f"{url}/payments/follow-up")
+    reported = page.locator("#mismatches + p + table tr", has_text="E2E-TRF-2").first
+    text = reported.inner_text()
+    assert "received short" in text and "50.00" in text and "The agent kept a fee" in text
+    reported.locator("summary", has_text="Resolve").click()
+    reported.get_by_label("How it was resolved").select_option("contacted")
+    reported.get_by_role("button", name="Record how it was resolved").click()
+    assert "Resolved: the report leaves the follow-up list." in page.content()
     page.goto(case_url)
     second = page.locator("table.ledger tr", has_text="E2E-TRF-2").first
-    assert "confirmed by the applicant on" in second.inner_text()
+    assert "reported received short by the payee side on" in second.inner_text()
     page.goto(f"{url}/pools/{pool_uid}")
     shown = {name: _amount(page.locator(f"#{fid}").inner_text()) for name, fid in FIGURES.items()}
     # Printed with the sign each has in the sum that makes available: they add up.
