@@ -396,7 +396,7 @@ class Form:
         self.options = {}  # select name -> [(value, label)]
         self.files = []
         self.typed = []  # names of the fields a person types into
-        self.names = set()  # every field's name, boxes not ticked included
+        self.names = set()  # every field's name, boxes not ticked and named buttons included
 
     def value(self, name):
         return next(value for field, value in self.fields if field == name)
@@ -438,6 +438,9 @@ class _FormParser(html.parser.HTMLParser):
                 self._form.fields.append([attrs["name"], attrs.get("value", "")])
                 if kind != "hidden":
                     self._form.typed.append(attrs["name"])
+        elif tag == "button" and attrs.get("name"):
+            # Sent only when it is the button pressed: a name the form takes, not a field.
+            self._form.names.add(attrs["name"])
         elif tag == "select" and attrs.get("name"):
             self._select = [attrs["name"], None, []]
         elif tag == "option" and self._select is not None:

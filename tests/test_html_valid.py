@@ -410,6 +410,7 @@ def _applicant(site):
     receipt = next(f.action for f in page_forms(a.html(paying)) if f.action.endswith("/receipt"))
     a.submit(paying, receipt, {"answer": "less", "amount": "100000000"}, refused=True)
     a.submit(paying, receipt, {"answer": "received"})
+    a.submit(paying, receipt, {"answer": "less", "amount": "0.50", "note": "Kept by the agent"})
     a.submit(paying, f"{paying}/report", {"felt_safer": "yes", "continued_work": "unsure"})
     a.get("/account")
     a.submit("/account", "/account/password", blank=True, refused=True)
@@ -641,6 +642,14 @@ def _finance(site):
     f.submit("/pools/rates", "/pools/rates", blank=True, refused=True)
     f.get("/payments/follow-up")
     f.submit("/payments/follow-up", "/search", {"q": "HTML-CHECK-2"})
+    # The payee's report of a payment received short, resolved (refused once).
+    resolve = next(
+        form.action
+        for form in page_forms(f.html("/payments/follow-up"))
+        if form.action.endswith("/resolve")
+    )
+    f.submit("/payments/follow-up", resolve, {"resolve-outcome": "vanished"}, refused=True)
+    f.submit("/payments/follow-up", resolve, {"resolve-outcome": "contacted"})
     # The grants to pay, and a grant's payment page reached from them, refused once.
     f.get("/payments/to-pay")
     f.get(f"{paying}/pay")

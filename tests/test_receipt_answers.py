@@ -10,9 +10,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 
 from hrdfund.alerts.models import Alert, AlertKind
+from hrdfund.cases import alerts
 from hrdfund.cases.models import ConflictDeclaration
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import followup, problems, receipts
@@ -23,6 +25,7 @@ from hrdfund.reports.data import build_report
 from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.periods import parse_period
 from tests.conftest import MoneyWorld, audit_actions, count_rows, pay, refused_page, signed_in
+from tests.test_staff_alerts import Mailbox, _free_port, lands
 
 NOTE = "NOTE-CANARY-5K2 the agent kept part of it"
 
@@ -363,3 +366,36 @@ def test_the_note_is_encrypted_and_never_in_a_donor_output_or_an_export(app, wor
     csv_text = export.get_data(as_text=True)
     assert "TRF-R1" in csv_text and "NOTE-CANARY" not in csv_text
     assert "received short, by the payee" in csv_text
+
+
+def test_finances_alert_goes_out_with_nothing_of_the_case(app, world, paid):
+    """Through a real SMTP server: the alert reaches finance with a link to the case's
+    payments, and carries neither the amount, the note nor the case's code."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        app.config.update(
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=controller.port,
+            SMTP_SECURITY="none",
+            BASE_URL="https://fund.example",
+        )
+        world.finance.contact = f"{world.finance.login}@fund.example"
+        db.session.commit()
+        _post(signed_in(app, world.applicant), paid, "less", amount="920", note=NOTE)
+        # Handed over once the response has gone out, else by the periodic run.
+        alerts.send_pending()
+        box.wait_for(1)
+        subject = "reported short or not received"
+        bodies = [b for b in box.to(world.finance.contact) if subject in b]
+    finally:
+        controller.stop()
+    assert len(bodies) == 1
+    case = paid.grant.application
+    for body in bodies:
+        rest = body.replace(case.uid, "")
+        for secret in ("NOTE-CANARY", "920", "1000", "1,000", "EUR", "TRF-R1", case.code or "?"):
+            assert secret not in rest, secret
+    body = bodies[0]
+    lands(app, world.finance, body, "payments")

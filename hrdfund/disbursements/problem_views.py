@@ -38,7 +38,7 @@ def resolve(uid):
             current_user._get_current_object(),
             form.outcome.data,
             note=form.note.data,
-            # IntegrityError: another finance officer settled it at the same moment.
+            # IntegrityError: another finance officer resolved it at the same moment.
             refused=(problems.ResolutionError, sa.exc.IntegrityError),
         )
         if done.ok:

@@ -1,9 +1,9 @@
-"""Finance settles a payment the payee side reported received short or not received.
+"""Finance resolves a payment the payee side reported received short or not received.
 
-A report stays on follow-up until finance records how it was settled, or the payee side
-answers again that the payment arrived. Settling moves no money: a correcting payment or
+A report stays on follow-up until finance records how it was resolved, or the payee side
+answers again that the payment arrived. Resolving moves no money: a correcting payment or
 a reversal is recorded on the case page first, as a ledger row of its own, and the
-settling only says so (and is refused when that row is not there).
+resolution only says so (and is refused when that row is not there).
 """
 
 import sqlalchemy as sa
@@ -29,24 +29,25 @@ OUTCOME_LABELS = {
 
 
 class ResolutionError(Exception):
-    """A settling the rules refuse; the message says why."""
+    """A resolution the rules refuse; the message says why."""
 
 
 class ResolveForm(PrefixedForm):
-    """How finance settled a payee's report, with a note."""
+    """How finance resolved a payee's report, with a note."""
 
     PREFIX = "resolve"
     outcome = SelectField(
         _l("How it was resolved"),
-        [DataRequired()],
-        choices=options((o.value, label) for o, label in OUTCOME_LABELS.items()),
+        [DataRequired(_l("Choose how it was resolved."))],
+        # No outcome chosen in advance: finance says which.
+        choices=options([("", "—"), *((o.value, label) for o, label in OUTCOME_LABELS.items())]),
     )
     note = TextAreaField(_l("Note"), [Optional(), Length(max=NOTE_MAX)])
 
 
 def resolve_receipt_problem(answer, actor, outcome, note=None):
-    """Record how ``actor`` settled ``answer`` (the latest answer on its payment, reporting
-    a problem, not settled before): a reversal or a correcting payment must have been
+    """Record how ``actor`` resolved ``answer`` (the latest answer on its payment, reporting
+    a problem, not resolved before): a reversal or a correcting payment must have been
     recorded already for those outcomes. Returns the resolution."""
     payment = answer.disbursement
     outcome = ResolutionOutcome(outcome)

@@ -319,7 +319,7 @@ class ReceiptAnswer(db.Model):
 
 
 class ResolutionOutcome(enum.StrEnum):
-    """How finance settled a payment the payee side reported short or not received."""
+    """How finance resolved a payment the payee side reported short or not received."""
 
     CONTACTED = "contacted"
     TRACED = "traced"
@@ -328,7 +328,7 @@ class ResolutionOutcome(enum.StrEnum):
 
 
 class ReceiptResolution(db.Model):
-    """Finance's settling of one answer reporting a payment short or not received. It moves
+    """Finance's resolution of one answer reporting a payment short or not received. It moves
     no money: a correcting payment or a reversal is a ledger row of its own."""
 
     __tablename__ = "receipt_resolutions"
