@@ -9,7 +9,14 @@ from .. import audit
 from ..core import geo
 from ..core.money import CENT, convert, quantize
 from ..core.support import Category
-from ..ledger.models import Channel, Disbursement, PayeeType, Receipt, reference_key
+from ..ledger.models import (
+    Channel,
+    Disbursement,
+    PayeeType,
+    Receipt,
+    ReceiptAnswer,
+    reference_key,
+)
 
 PAYEE_DETAILS = {
     Channel.BANK: "Demo bank account",
@@ -190,9 +197,15 @@ def _write(world, grant, values, reverses):
 
 
 def add_receipt(world, grant, payment):
-    """The applicant side confirms about half the payments that reached them."""
+    """The applicant side confirms about half the payments that reached them; of the
+    others, one in eleven it reports received short or not received, with a note, for
+    finance to follow up (chosen by the payment's id: the seeded stream stays as it was)."""
     rng = world.rng
-    if grant.owner is None or rng.random() < 0.5:
+    if grant.owner is None:
+        return
+    if rng.random() < 0.5:
+        if payment["id"] % 11 == 0:
+            _report_problem(world, grant, payment)
         return
     at = datetime.combine(payment["paid_on"], datetime.min.time()) + world.hours(30, 24 * 10)
     if at < world.now:
@@ -203,3 +216,35 @@ def add_receipt(world, grant, payment):
                 "confirmed_at": at,
             }
         )
+
+
+#: What a defender writes when a payment did not all arrive.
+PROBLEM_NOTES = (
+    "The agent kept part of it as a fee.",
+    "Nothing has reached my account yet.",
+    "The transfer office asked for a document I do not have.",
+)
+
+
+def _report_problem(world, grant, payment):
+    """The applicant side reports ``payment`` received short (nine tenths of it) or not
+    received, three days after it was made."""
+    at = datetime.combine(payment["paid_on"], datetime.min.time()) + timedelta(days=3, hours=10)
+    if at >= world.now:
+        return
+    uid = world.uid()
+    short = payment["id"] % 2 == 0 and payment["amount_paid"] >= 1
+    world.tables[ReceiptAnswer].add(
+        {
+            "uid": uid,
+            "disbursement_id": payment["id"],
+            "answer": "less" if short else "not_received",
+            "amount_received": quantize(payment["amount_paid"] * Decimal("0.9")) if short else None,
+            "currency_received": payment["currency"] if short else None,
+            "note": world.enc(
+                "receipt_answers", "note", uid, PROBLEM_NOTES[payment["id"] % len(PROBLEM_NOTES)]
+            ),
+            "answered_by_id": grant.owner,
+            "answered_at": at,
+        }
+    )

@@ -25,7 +25,14 @@ from ..core.extensions import db
 from ..core.money import quantize
 from ..disbursements.bounds import Bounds
 from ..grants.models import ApprovalDraw, Grant, Instalment, PaymentPlan
-from ..ledger.models import Allocation, Contribution, Disbursement, Receipt, Release
+from ..ledger.models import (
+    Allocation,
+    Contribution,
+    Disbursement,
+    Receipt,
+    ReceiptAnswer,
+    Release,
+)
 from ..pools.models import ExchangeRate
 from ..reviews.models import Review
 from . import bulk, cases, directory, network, people, pools, rates
@@ -51,6 +58,7 @@ BULK_MODELS = (
     Instalment,
     Disbursement,
     Receipt,
+    ReceiptAnswer,
     UseOfFundsReport,
     Contribution,
 )
