@@ -399,3 +399,12 @@ def test_finances_alert_goes_out_with_nothing_of_the_case(app, world, paid):
             assert secret not in rest, secret
     body = bodies[0]
     lands(app, world.finance, body, "payments")
+
+
+def test_a_note_longer_than_allowed_is_refused_and_kept_for_correction(app, world, paid):
+    client = signed_in(app, world.applicant)
+    note = "n" * (receipts.NOTE_MAX + 1)
+    shown = refused_page(client, _post(client, paid, "not_received", note=note), _answer_page(paid))
+    html = shown.get_data(as_text=True)
+    assert "500" in html and note in html
+    assert _answers(paid) == [] and _alerted() == []

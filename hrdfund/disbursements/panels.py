@@ -1,9 +1,9 @@
 """The case page's section on the decision's money: plan, payments and receipts.
 
-Applicants see what was granted, the plan and each payment, to say whether it arrived. Staff see the
-pools, what each still commits, every payment with its fee, exchange difference, delivery
-and receipt; finance also sees the payee and records and reverses payments; managers plan
-and close the grant.
+Applicants see what was granted, the plan and each payment, and say whether it arrived.
+Staff see the pools, what each still commits, every payment with its fee, exchange
+difference, delivery and the payee side's answer; finance also sees the payee and records
+and reverses payments; managers plan and close the grant.
 """
 
 import sqlalchemy as sa
