@@ -576,12 +576,39 @@ def audit_actions():
     return db.session.execute(sa.select(AuditEvent.action).order_by(AuditEvent.id)).scalars().all()
 
 
-def start_application(client, category="relocation", **extra):
-    """Start an application through the form as the signed-in applicant or partner; return
-    its case code."""
-    response = client.post("/apply", data={"category": category, **extra})
+def start_application(client, category="relocation", first=None, **extra):
+    """Start an application through the forms as the signed-in applicant or partner:
+    choose the kind of support (which stores nothing), then save the first step with
+    ``first`` (its answers, none by default), which opens the draft; return its case
+    code."""
+    response = save_first_step(client, choose_support(client, category, **extra), first)
     assert response.status_code == 302, response.get_data(as_text=True)[:400]
     return response.location.split("/")[2]
+
+
+def choose_support(client, category="relocation", **extra):
+    """Choose the fund and the kind of support as the signed-in applicant or partner; the
+    answer is the first step's page, carrying the choice."""
+    response = client.post("/apply", data={"category": category, **extra})
+    assert response.status_code == 200, response.get_data(as_text=True)[:400]
+    return response
+
+
+def carried_choice(html):
+    """What the first step's page carries of the choice before it (fund, kind of support,
+    a partner's consent), as the form sends it back."""
+    return {
+        name: input_value(html, name)
+        for name in ("fund", "category", "consent", "consent_method")
+        if re.search(rf'<input[^>]*\bname="{name}"', html)
+    }
+
+
+def save_first_step(client, chosen, first=None):
+    """Save the first step of the page ``chosen`` (the answer to choosing the kind of
+    support) with the answers ``first``: the save that opens the draft."""
+    carried = carried_choice(chosen.get_data(as_text=True))
+    return client.post("/apply/new", data={**carried, **(first or {}), "save": "1"})
 
 
 def make_case(fund, *, commit=True, **fields):

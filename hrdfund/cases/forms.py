@@ -9,6 +9,7 @@ from wtforms import (
     BooleanField,
     FieldList,
     FormField,
+    HiddenField,
     IntegerField,
     RadioField,
     SelectField,
@@ -17,6 +18,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import (
+    AnyOf,
     DataRequired,
     InputRequired,
     Length,
@@ -30,6 +32,7 @@ from ..core.fields import MoneyField
 from ..core.forms import PageForm, PartForm, options
 from ..core.money import CURRENCIES
 from ..core.support import CATEGORY_LABELS, Category
+from . import steps
 from .categories import CATEGORY_FIELDS
 from .models import (
     BudgetLine,
@@ -154,6 +157,14 @@ class StartForm(PageForm):
     )
 
 
+#: How a partner may have been given the defender's consent.
+CONSENT_METHODS = {
+    "in_person": _l("In person"),
+    "phone": _l("By phone"),
+    "secure_message": _l("By secure message"),
+}
+
+
 class ReferralStartForm(StartForm):
     consent = BooleanField(
         _l(
@@ -163,80 +174,176 @@ class ReferralStartForm(StartForm):
         validators=[DataRequired(_l("A referral needs the defender's consent."))],
     )
     consent_method = SelectField(
-        _l("How the defender gave consent"),
-        choices=options(
-            [
-                ("in_person", _l("In person")),
-                ("phone", _l("By phone")),
-                ("secure_message", _l("By secure message")),
-            ]
-        ),
+        _l("How the defender gave consent"), choices=options(CONSENT_METHODS.items())
     )
 
 
+GENDER_LABELS = {
+    Gender.WOMAN.value: _l("Woman"),
+    Gender.MAN.value: _l("Man"),
+    Gender.NON_BINARY.value: _l("Non-binary"),
+}
+URGENCY_LABELS = {
+    Urgency.URGENT.value: _l("Urgent: danger now or within days"),
+    Urgency.NORMAL.value: _l("Not urgent"),
+}
+
+
+def _step_fields(category):
+    """The whole form's questions for one category, by the step that asks them
+    (``steps.FIELDS``)."""
+    return {
+        steps.DEFENDER: {
+            "defender_name": StringField(
+                _l("Name or pseudonym the fund may use"), [Optional(), Length(max=120)]
+            ),
+            "country": SelectField(
+                _l("Country where the defender is now"), [Optional()], choices=country_choices
+            ),
+            "gender": SelectField(
+                _l("Gender"),
+                [Optional()],
+                choices=options([("", _l("Prefer not to say")), *GENDER_LABELS.items()]),
+            ),
+            "defender_work": TextAreaField(
+                _l("The defender's human rights work"), [Optional(), Length(max=STORY_MAX)]
+            ),
+            "threat": TextAreaField(
+                _l("The threat or attack linked to that work"),
+                [Optional(), Length(max=STORY_MAX)],
+            ),
+        },
+        steps.URGENCY: {
+            # Nothing is chosen for the defender: sending asks for an answer.
+            "urgency": RadioField(
+                _l("How urgent is it?"),
+                [Optional()],
+                choices=options(URGENCY_LABELS.items()),
+            ),
+            "urgency_reason": TextAreaField(
+                _l("Why is it urgent, and why could it not be foreseen?"),
+                [Optional(), Length(max=LONG_MAX)],
+            ),
+        },
+        steps.SUPPORT: {
+            "details": FormField(details_form_class(category), label=_l("About this support")),
+        },
+        steps.BUDGET: {
+            # The stored currency is shown; until the budget is saved it follows the country.
+            "currency": SelectField(
+                _l("Currency of the budget"),
+                [Optional()],
+                choices=options([(c, c) for c in CURRENCIES]),
+            ),
+            "budget": FieldList(FormField(BudgetLineForm), min_entries=5, max_entries=10),
+        },
+        steps.DEPENDANTS: {
+            "dependants": FieldList(FormField(DependantForm), min_entries=4, max_entries=10),
+        },
+        steps.REFERENCES: {
+            "references": FieldList(FormField(ReferenceForm), min_entries=2, max_entries=2),
+        },
+        steps.OTHER: {
+            "other_funders": TextAreaField(
+                _l("Other funders asked, or already paying, for the same need"),
+                [Optional(), Length(max=LONG_MAX)],
+            ),
+            "consent_referral": BooleanField(CONSENT_LABELS[ConsentKind.REFERRAL]),
+            "consent_story": BooleanField(CONSENT_LABELS[ConsentKind.STORY]),
+        },
+    }
+
+
 def application_form_class(category):
-    """The whole application form for one category."""
+    """The whole application form for one category, every step's questions on one page."""
+    fields = {}
+    for step_fields in _step_fields(category).values():
+        fields.update(step_fields)
+    fields["save"] = SubmitField(_l("Save draft"))
+    fields["submit"] = SubmitField(_l("Send application"))
+    return type("ApplicationForm", (PageForm,), fields)
 
-    class ApplicationForm(PageForm):
-        defender_name = StringField(
-            _l("Name or pseudonym the fund may use"), [Optional(), Length(max=120)]
-        )
-        country = SelectField(
-            _l("Country where the defender is now"), [Optional()], choices=country_choices
-        )
-        gender = SelectField(
-            _l("Gender"),
-            [Optional()],
-            choices=options(
-                [
-                    ("", _l("Prefer not to say")),
-                    (Gender.WOMAN.value, _l("Woman")),
-                    (Gender.MAN.value, _l("Man")),
-                    (Gender.NON_BINARY.value, _l("Non-binary")),
-                ]
-            ),
-        )
-        urgency = RadioField(
-            _l("How urgent is it?"),
-            [Optional()],
-            default=Urgency.NORMAL.value,
-            choices=options(
-                [
-                    (Urgency.URGENT.value, _l("Urgent: danger now or within days")),
-                    (Urgency.NORMAL.value, _l("Not urgent")),
-                ]
-            ),
-        )
-        urgency_reason = TextAreaField(
-            _l("Why is it urgent, and why could it not be foreseen?"),
-            [Optional(), Length(max=LONG_MAX)],
-        )
-        defender_work = TextAreaField(
-            _l("The defender's human rights work"), [Optional(), Length(max=STORY_MAX)]
-        )
-        threat = TextAreaField(
-            _l("The threat or attack linked to that work"), [Optional(), Length(max=STORY_MAX)]
-        )
-        details = FormField(details_form_class(category), label=_l("About this support"))
-        currency = SelectField(
-            _l("Currency of the budget"),
-            [Optional()],
-            default="USD",
-            choices=options([(c, c) for c in CURRENCIES]),
-        )
-        budget = FieldList(FormField(BudgetLineForm), min_entries=5, max_entries=10)
-        dependants = FieldList(FormField(DependantForm), min_entries=4, max_entries=10)
-        references = FieldList(FormField(ReferenceForm), min_entries=2, max_entries=2)
-        other_funders = TextAreaField(
-            _l("Other funders asked, or already paying, for the same need"),
-            [Optional(), Length(max=LONG_MAX)],
-        )
-        consent_referral = BooleanField(CONSENT_LABELS[ConsentKind.REFERRAL])
-        consent_story = BooleanField(CONSENT_LABELS[ConsentKind.STORY])
-        save = SubmitField(_l("Save draft"))
-        submit = SubmitField(_l("Send application"))
 
-    return ApplicationForm
+def step_form_class(category, step):
+    """The form of one step: that step's questions of the whole form, under the same
+    names."""
+    fields = dict(_step_fields(category)[step])
+    fields["save"] = SubmitField(_l("Save and continue"))
+    return type(f"Step{step.title()}Form", (PageForm,), fields)
+
+
+def new_application_form_class(referral):
+    """The first step before anything is stored: its questions, and the fund and kind of
+    support chosen on the page before, carried in the form (for a partner, the defender's
+    consent and how it was given too), so nothing is written until the first save."""
+    fields = dict(_step_fields(Category.OTHER)[steps.DEFENDER])
+    fields["fund"] = HiddenField()
+    fields["category"] = HiddenField(
+        validators=[AnyOf([c.value for c in Category], _l("Choose the kind of support."))]
+    )
+    if referral:
+        fields["consent"] = HiddenField(
+            validators=[AnyOf(["y"], _l("A referral needs the defender's consent."))]
+        )
+        fields["consent_method"] = HiddenField(validators=[AnyOf(list(CONSENT_METHODS))])
+    fields["save"] = SubmitField(_l("Save and continue"))
+    return type("NewReferralForm" if referral else "NewApplicationForm", (PageForm,), fields)
+
+
+class SendForm(PageForm):
+    """The last step's button: send the application as saved."""
+
+
+#: How the error summary names a line of a repeated part.
+LINE_NAMES = {
+    "budget": _l("Budget line %(n)d"),
+    "dependants": _l("Dependant %(n)d"),
+    "references": _l("Reference %(n)d"),
+}
+
+
+def error_links(form):
+    """Every error of ``form``, as (the id of its field, the words), in the order the page
+    shows the fields, each naming its question; messages with no field of their own come
+    first, with None."""
+    found = [(None, str(message)) for message in form.form_errors]
+    for field, line in _visible_fields(form):
+        named = f"{line}, {field.label.text}" if line else field.label.text
+        found.extend((field.id, f"{named}: {message}") for message in field.errors)
+    return found
+
+
+def _visible_fields(form, line=None):
+    """The fields a person fills in, with the name of the line each belongs to."""
+    for field in form:
+        if isinstance(field, FormField):
+            yield from _visible_fields(field.form, line)
+        elif isinstance(field, FieldList):
+            for index, entry in enumerate(field.entries):
+                named = LINE_NAMES.get(field.short_name, _l("Line %(n)d"))
+                named = str(named) % {"n": index + 1}
+                if isinstance(entry, FormField):
+                    yield from _visible_fields(entry.form, named)
+                else:
+                    yield entry, named
+        elif field.type not in ("CSRFTokenField", "HiddenField", "SubmitField"):
+            yield field, line
+
+
+def required_fields(application_category, partner):
+    """The ids of the questions sending needs answered, for the mark beside them: the
+    defender's name only when a partner applies for them."""
+    required = {"country", "defender_work", "threat", "urgency"}
+    if partner:
+        required.add("defender_name")
+    required.update(
+        f"details-{name}"
+        for name, _kind, _label, needed in CATEGORY_FIELDS[Category(application_category)]
+        if needed
+    )
+    for index in range(2):
+        required.update({f"references-{index}-name", f"references-{index}-contact"})
+    return required
 
 
 class MessageForm(PageForm):

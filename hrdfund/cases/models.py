@@ -88,7 +88,10 @@ class Application(db.Model):
     status = enum_col(
         ApplicationStatus, "application_status", nullable=False, default=ApplicationStatus.DRAFT
     )
-    urgency = enum_col(Urgency, "urgency", nullable=False, default=Urgency.NORMAL)
+    #: The defender's answer to how urgent it is. A draft the form opens has none until
+    #: the defender chooses (the form chooses nothing for them: ``start_application``);
+    #: a sent case always has one. Rows written otherwise start as not urgent.
+    urgency = enum_col(Urgency, "urgency", nullable=True, default=Urgency.NORMAL)
     #: ISO 3166 alpha-2 country where the defender is (coarse location only).
     country = col(sa.String(2), PERSONAL, text=Text.CODE, nullable=True, index=True)
     #: Region derived from the country, used by reports.
@@ -105,6 +108,9 @@ class Application(db.Model):
     #: case is sent: the duplicate check across member funds matches on it, so no name or
     #: country crosses funds (``cases.services.network_key``).
     network_key = col(sa.String(64), INTERNAL, text=Text.BLIND_INDEX, nullable=True)
+    #: The steps of the form the applicant side saved, comma-separated in the form's order
+    #: (``cases.steps``), so the list of steps shows which are done.
+    steps_saved = col(sa.String(80), INTERNAL, text=Text.CODE, nullable=True)
 
     _defender_name = encrypted_column("defender_name")
     defender_name = Encrypted()

@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from ..auth import refused
 from ..auth.language import NAMES as LANGUAGE_NAMES
 from ..core.forms import ConfirmForm
-from . import access, consents, messages, services
+from . import access, consents, messages, services, steps
 from .access import Section
 from .categories import CATEGORY_FIELDS, detail_text
 from .forms import CONSENT_LABELS, REFERENCE_STATUSES
@@ -45,6 +45,7 @@ def render_case(application, user, forms):
         missing=services.missing_items(application)
         if application.status == ApplicationStatus.DRAFT
         else [],
+        resume_step=steps.resume_step(application),
         decision=services.latest_decision(application),
         panels=_panels(application, user, shown),
         report=report,

@@ -4,6 +4,7 @@ import unicodedata
 from decimal import Decimal
 
 import sqlalchemy as sa
+from babel.numbers import get_territory_currencies
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
@@ -13,9 +14,9 @@ from ..auth.models import Role
 from ..core import geo
 from ..core.columns import cipher, utcnow
 from ..core.extensions import db
-from ..core.money import check_currency, total
+from ..core.money import CURRENCIES, check_currency, total
 from ..core.support import Category
-from . import alerts, codes, targets
+from . import alerts, codes, steps, targets
 from .categories import CATEGORY_FIELDS
 from .consents import set_consent
 from .models import (
@@ -131,6 +132,7 @@ def start_application(actor, category, fund, consent_method=None):
         fund_id=fund.id,
         category=Category(category),
         status=S.DRAFT,
+        urgency=None,  # the defender chooses; nothing is chosen for them
         currency="USD",
         submitted_by_id=actor.id,
     )
@@ -166,55 +168,107 @@ def start_application(actor, category, fund, consent_method=None):
     return application
 
 
-def save_draft(application, data, actor):
-    """Store what the applicant typed so far; anything may still be missing. Budget lines
-    adding up to more than one amount can hold are refused (:class:`MoneyError`) before
-    anything changes."""
+def begin_application(actor, category, fund, data, consent_method=None):
+    """Open a draft with the first step's answers (``data``, as the first step's form
+    gives them): the draft exists from the first save, never from choosing a kind of
+    support alone."""
+    application = start_application(actor, category, fund, consent_method=consent_method)
+    return save_draft(application, data, actor, step=steps.DEFENDER)
+
+
+def save_draft(application, data, actor, step=None):
+    """Store what the applicant typed so far; anything may still be missing. With
+    ``step`` (one of ``steps.STEPS``) only that step's answers are written and the others
+    stay as they were; without, the whole form's. Budget lines adding up to more than one
+    amount can hold are refused (:class:`MoneyError`) before anything changes."""
     if application.status != S.DRAFT:
         raise NotEditableError()
-    lines = [line for line in data.get("budget", []) if line.get("amount")]
-    requested = total(line["amount"] for line in lines)
+    parts = steps.STEPS if step is None else (steps.STEPS[steps.STEPS.index(step)],)
+    saved_before = steps.saved_steps(application)
+    if steps.BUDGET in parts:
+        lines = [line for line in data.get("budget", []) if line.get("amount")]
+        requested = total(line["amount"] for line in lines)
     with db.session.no_autoflush:  # one UPDATE of the case, not one per collection
-        for name in ("defender_name", "defender_work", "threat", "urgency_reason", "other_funders"):
-            setattr(application, name, (data.get(name) or "").strip() or None)
-        application.country = data.get("country") or None
-        application.region = geo.region_of(application.country) if application.country else None
-        application.defender_key = defender_key(application.defender_name, application.country)
-        application.gender = Gender(data["gender"]) if data.get("gender") else None
-        application.urgency = Urgency(data.get("urgency") or Urgency.NORMAL)
-        application.currency = check_currency(data.get("currency") or "USD")
-        application.details = _clean_details(data.get("details") or {})
-        application.budget_lines = [
-            BudgetLine(
-                description=(line.get("description") or "").strip() or None,
-                amount=line["amount"],
-                currency=application.currency,
+        if steps.DEFENDER in parts:
+            for name in ("defender_name", "defender_work", "threat"):
+                setattr(application, name, _text(data.get(name)))
+            application.country = data.get("country") or None
+            application.region = geo.region_of(application.country) if application.country else None
+            application.defender_key = defender_key(application.defender_name, application.country)
+            application.gender = Gender(data["gender"]) if data.get("gender") else None
+            if steps.BUDGET not in saved_before:
+                # Until the budget is written, its currency follows the country.
+                application.currency = currency_for_country(application.country)
+        if steps.URGENCY in parts:
+            application.urgency = Urgency(data["urgency"]) if data.get("urgency") else None
+            application.urgency_reason = _text(data.get("urgency_reason"))
+        if steps.SUPPORT in parts:
+            application.details = _clean_details(data.get("details") or {})
+        if steps.BUDGET in parts:
+            application.currency = check_currency(
+                data.get("currency") or currency_for_country(application.country)
             )
-            for line in lines
-        ]
-        application.amount_requested = requested or None
-        people = [
-            p for p in data.get("dependants", []) if p.get("relation") or p.get("age") is not None
-        ]
-        application.dependants = [
-            Dependant(age=p.get("age"), relation=p.get("relation") or None) for p in people
-        ]
-        application.dependants_count = len(people)
-        application.references = [
-            Reference(
-                name=r.get("name") or None,
-                organisation=r.get("organisation") or None,
-                contact=r.get("contact") or None,
-            )
-            for r in data.get("references", [])
-            if any(r.values())
-        ]
-        set_consent(application, ConsentKind.REFERRAL, data.get("consent_referral"), actor)
-        set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
+            application.budget_lines = [
+                BudgetLine(
+                    description=_text(line.get("description")),
+                    amount=line["amount"],
+                    currency=application.currency,
+                )
+                for line in lines
+            ]
+            application.amount_requested = requested or None
+        if steps.DEPENDANTS in parts:
+            people = [
+                p
+                for p in data.get("dependants", [])
+                if p.get("relation") or p.get("age") is not None
+            ]
+            application.dependants = [
+                Dependant(age=p.get("age"), relation=p.get("relation") or None) for p in people
+            ]
+            application.dependants_count = len(people)
+        if steps.REFERENCES in parts:
+            application.references = [
+                Reference(
+                    name=r.get("name") or None,
+                    organisation=r.get("organisation") or None,
+                    contact=r.get("contact") or None,
+                )
+                for r in data.get("references", [])
+                if any(r.values())
+            ]
+        if steps.OTHER in parts:
+            application.other_funders = _text(data.get("other_funders"))
+            set_consent(application, ConsentKind.REFERRAL, data.get("consent_referral"), actor)
+            set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
+        steps.mark_saved(application, parts)
         application.updated_at = utcnow()
     db.session.flush()
-    audit.record("application.saved", application, actor=actor)
+    if step is None:
+        audit.record("application.saved", application, actor=actor)
+    else:
+        audit.record("application.saved", application, actor=actor, step=step)
     return application
+
+
+def _text(value):
+    """Typed text without its outer spaces; nothing typed is None."""
+    return (value or "").strip() or None
+
+
+def currency_for_country(country):
+    """The currency a budget from ``country`` is most likely in: the one payments there
+    are usually made in (``geo.local_currency``), else the first legal tender the locale
+    data names for it, when the fund pays in it; US dollars otherwise."""
+    if not country:
+        return "USD"
+    found = geo.local_currency(country)
+    candidates = [found] if found else []
+    try:
+        candidates += get_territory_currencies(country, tender=True)
+    except (ValueError, LookupError):
+        pass
+    return next((c for c in candidates if c in CURRENCIES), "USD")
 
 
 def defender_key(name, country):
@@ -262,29 +316,47 @@ def _clean_details(details):
 
 
 def missing_items(application):
-    """What still has to be filled in before the application can be sent, in plain words."""
+    """What still has to be filled in before the application can be sent, in plain words,
+    each with the step and the field that answer it (:class:`steps.Missing`)."""
     missing = []
+
+    def need(step, field, words):
+        missing.append(steps.Missing(step, field, words))
+
     if application.partner_organisation_id and not application.defender_name:
-        missing.append(_l("The defender's name or pseudonym"))
+        need(steps.DEFENDER, "defender_name", _l("The defender's name or pseudonym"))
     if not application.country:
-        missing.append(_l("The country where the defender is now"))
+        need(steps.DEFENDER, "country", _l("The country where the defender is now"))
     if not application.defender_work:
-        missing.append(_l("The defender's human rights work"))
+        need(steps.DEFENDER, "defender_work", _l("The defender's human rights work"))
     if not application.threat:
-        missing.append(_l("The threat or attack linked to that work"))
-    if application.urgency == Urgency.URGENT and not application.urgency_reason:
-        missing.append(_l("Why it is urgent"))
+        need(steps.DEFENDER, "threat", _l("The threat or attack linked to that work"))
+    if application.urgency is None:
+        need(steps.URGENCY, "urgency", _l("How urgent it is: choose one answer"))
+    elif application.urgency == Urgency.URGENT and not application.urgency_reason:
+        need(steps.URGENCY, "urgency_reason", _l("Why it is urgent"))
     details = application.details or {}
     for name, _kind, label, required in CATEGORY_FIELDS[application.category]:
         if required and details.get(name) in (None, ""):
-            missing.append(label)
-    if not application.budget_lines:
-        missing.append(_l("At least one budget line with an amount"))
-    elif any(not line.description for line in application.budget_lines):
-        missing.append(_l("What each budget line pays for"))
-    named = [r for r in application.references if r.name and r.contact]
-    if len(named) < 2:
-        missing.append(_l("Two references, each with a name and a safe way to reach them"))
+            need(steps.SUPPORT, f"details-{name}", label)
+    lines = application.budget_lines
+    if not lines:
+        need(steps.BUDGET, "budget-0-amount", _l("At least one budget line with an amount"))
+    else:
+        blank = next((i for i, line in enumerate(lines) if not line.description), None)
+        if blank is not None:
+            need(steps.BUDGET, f"budget-{blank}-description", _l("What each budget line pays for"))
+    references = application.references
+    for index in range(2):
+        reference = references[index] if index < len(references) else None
+        if reference is None or not (reference.name and reference.contact):
+            which = "contact" if reference is not None and reference.name else "name"
+            need(
+                steps.REFERENCES,
+                f"references-{index}-{which}",
+                _l("Two references, each with a name and a safe way to reach them"),
+            )
+            break
     return missing
 
 

@@ -11,10 +11,9 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from wtforms import SelectChoice
 
 from .. import audit
-from ..auth import funds, refused
+from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.extensions import db, reading
@@ -23,14 +22,15 @@ from ..core.money import MoneyError
 from ..core.work import perform
 from . import access, bp, cleaning, consents, documents, messages, page, services
 from .access import Section, get_application_or_404
+from .applying import form_data
 from .categories import CATEGORY_FIELDS
 from .forms import (
     DocumentForm,
     MessageForm,
-    ReferralStartForm,
     ReportForm,
-    StartForm,
     application_form_class,
+    error_links,
+    required_fields,
 )
 from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind
 from .states import APPLICANT_LABELS, TERMINAL_STATES
@@ -68,107 +68,28 @@ def _own_cases(referrals):
     )
 
 
-#: The fund choice that leaves it to the network: the intake fund.
-NOT_SURE = "intake"
-
-
-def _offer_funds(form):
-    """The funds the form offers, and where each choice goes: every fund that takes
-    applications, and, where the network names an intake fund, "I do not know". With one
-    fund only, nothing to choose: it goes there."""
-    opened = funds.open_funds()
-    intake = funds.intake_fund()
-    goes_to = {f.uid: f for f in opened}
-    form.fund.choices = [SelectChoice(f.uid, f.name) for f in opened]
-    if intake is not None:
-        goes_to[NOT_SURE] = intake
-        form.fund.choices.append(
-            SelectChoice(NOT_SURE, _("I do not know: the network chooses for me"))
-        )
-    if len(opened) <= 1:
-        form.fund.choices = []
-    return goes_to
-
-
-@bp.route("/apply", methods=["GET", "POST"])
-@role_required(Role.APPLICANT, Role.PARTNER)
-def start():
-    """Choose the fund and the kind of support; a partner also records the defender's
-    consent."""
-    referral = current_user.role == Role.PARTNER
-    form = ReferralStartForm() if referral else StartForm()
-    goes_to = _offer_funds(form)
-    if not goes_to:
-        return render_template("cases/start.html", form=None, referral=referral)
-    choosing = bool(form.fund.choices)
-    if not choosing:
-        del form.fund
-    elif NOT_SURE in goes_to and not form.fund.raw_data:
-        # Not knowing is the answer given until another fund is chosen.
-        form.fund.validators = []
-        form.fund.data = NOT_SURE
-    if form.validate_on_submit():
-        fund = goes_to[form.fund.data] if choosing else next(iter(goes_to.values()))
-        done = perform(
-            services.start_application,
-            current_user,
-            form.category.data,
-            fund,
-            consent_method=form.consent_method.data if referral else None,
-            refused=services.FundClosedError,
-        )
-        if done.ok:
-            return redirect(url_for("cases.edit", uid=done.value.uid))
-        form.form_errors.append(done.words)
-    if form.is_submitted():
-        return refused.refuse(form, to=url_for("cases.start"))
-    return render_template("cases/start.html", form=refused.restore(form), referral=referral)
-
-
-def _form_data(application):
-    """The stored draft, as the form's initial data."""
-    budget = [{"description": b.description, "amount": b.amount} for b in application.budget_lines]
-    dependants = [{"relation": d.relation, "age": d.age} for d in application.dependants]
-    references = [
-        {"name": r.name, "organisation": r.organisation, "contact": r.contact}
-        for r in application.references
-    ]
-    return {
-        "defender_name": application.defender_name,
-        "country": application.country or "",
-        "gender": application.gender.value if application.gender else "",
-        "urgency": application.urgency.value,
-        "urgency_reason": application.urgency_reason,
-        "defender_work": application.defender_work,
-        "threat": application.threat,
-        "details": application.details or {},
-        "currency": application.currency,
-        "budget": budget,
-        "dependants": dependants,
-        "references": references,
-        "other_funders": application.other_funders,
-        "consent_referral": consents.active_consent(application, ConsentKind.REFERRAL) is not None,
-        "consent_story": consents.active_consent(application, ConsentKind.STORY) is not None,
-    }
-
-
 @bp.route("/applications/<uid>/edit", methods=["GET", "POST"])
 @role_required(Role.APPLICANT, Role.PARTNER)
 def edit(uid):
-    """The application form: save a draft any time, send it when complete."""
+    """The whole application form on one page: save a draft any time, send it when
+    complete. The steps (:func:`step`) ask the same questions a few at a time."""
     application = get_application_or_404(uid, current_user)
     if application.status != ApplicationStatus.DRAFT:
         return redirect(url_for("cases.case", uid=application.uid))
     form_class = application_form_class(application.category)
     page = url_for("cases.edit", uid=application.uid)
     if request.method == "GET":
-        form = refused.restore(form_class(data=_form_data(application)))
+        form = refused.restore(form_class(data=form_data(application)))
         return render_template(
             "cases/edit.html",
             form=form,
             application=application,
             missing=form.problems,
             fields=CATEGORY_FIELDS[application.category],
+            required=required_fields(
+                application.category, application.partner_organisation_id is not None
+            ),
+            error_links=error_links(form),
         )
     form = form_class()
     if not form.validate_on_submit():
