@@ -373,12 +373,18 @@ def _applicant(browser, index):
 
 
 def _submit(browser, state):
-    status, location, _html = browser.request(
+    # Choosing the kind of support stores nothing; saving the first step opens the draft.
+    status, _location, _html = browser.request(
         "POST", "/apply", {"category": "relocation", "csrf_token": state["token"]}
     )
-    if status != 302 or not location.endswith("/edit"):
-        raise RuntimeError(f"starting an application answered {status}")
-    edit = urllib.parse.urlparse(location).path
+    if status != 200:
+        raise RuntimeError(f"choosing the kind of support answered {status}")
+    status, location, _html = browser.request(
+        "POST", "/apply/new", {"category": "relocation", "csrf_token": state["token"]}
+    )
+    if status != 302 or "/steps/" not in location:
+        raise RuntimeError(f"saving the first step answered {status}")
+    edit = urllib.parse.urlparse(location).path.rsplit("/steps/", 1)[0] + "/edit"
     status, location, html = browser.request(
         "POST", edit, {**APPLICATION, "csrf_token": state["token"]}
     )

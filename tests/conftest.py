@@ -27,7 +27,7 @@ from hrdfund import create_app
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import second_factor
 from hrdfund.auth import services as auth_services
-from hrdfund.cases import targets
+from hrdfund.cases import steps, targets
 from hrdfund.cases.models import (
     Application,
     ApplicationStatus,
@@ -609,6 +609,36 @@ def save_first_step(client, chosen, first=None):
     support) with the answers ``first``: the save that opens the draft."""
     carried = carried_choice(chosen.get_data(as_text=True))
     return client.post("/apply/new", data={**carried, **(first or {}), "save": "1"})
+
+
+def step_data(step, data):
+    """The answers of the whole form's ``data`` that one step of it sends."""
+    return {k: v for k, v in data.items() if k.split("-")[0] in steps.FIELDS[step]}
+
+
+def apply_step_by_step(client, category, data, send=True, seen=lambda response: response, **extra):
+    """Apply as a defender on a phone does: choose the kind of support, open and save each
+    step in turn with its part of the whole form's ``data``, read the last step and, with
+    ``send``, send from it. ``seen`` is handed every response. Returns the case code."""
+    chosen = seen(choose_support(client, category, **extra))
+    first = seen(save_first_step(client, chosen, step_data(steps.DEFENDER, data)))
+    assert first.status_code == 302, first.get_data(as_text=True)[:400]
+    uid = first.location.split("/")[2]
+    for step in steps.STEPS[1:]:
+        seen(client.get(f"/applications/{uid}/steps/{step}"))
+        saved = seen(
+            client.post(
+                f"/applications/{uid}/steps/{step}", data={**step_data(step, data), "save": "1"}
+            )
+        )
+        assert saved.status_code == 302, (step, saved.status_code)
+        assert saved.location == f"/applications/{uid}/steps/{steps.next_step(step)}"
+    review = f"/applications/{uid}/steps/{steps.REVIEW}"
+    seen(client.get(review))
+    if send:
+        sent = seen(client.post(review))
+        assert sent.location == f"/applications/{uid}", sent.location
+    return uid
 
 
 def make_case(fund, *, commit=True, **fields):

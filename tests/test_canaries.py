@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import login
+from tests.conftest import login, start_application
 from tests.pdfs import make_pdf
 
 CANARIES = {
@@ -37,7 +37,7 @@ def test_canaries_stay_inside_their_encrypted_fields(
     owner = make_user("applicant")
     login(client, owner)
     client.post("/register")  # a signed-in visitor is sent home; nothing to log
-    uid = client.post("/apply", data={"category": "relocation"}).location.split("/")[2]
+    uid = start_application(client, "relocation")
     data = {
         **CANARIES,
         "budget-0-amount": "100",

@@ -9,7 +9,7 @@ from babel import Locale
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
 from hrdfund.pools.models import Donor
-from tests.conftest import login
+from tests.conftest import login, start_application
 
 #: Babel names them, but nobody lives there or they are no country at all.
 NEVER = {
@@ -76,15 +76,13 @@ def test_every_country_list_offers_the_same_countries(app, client, fund, make_us
     codes = [code for code, _name in geo.countries("en")]
     applicant = app.test_client()
     login(applicant, make_user("applicant"))
-    started = applicant.post("/apply", data={"category": "relocation"})
-    form = applicant.get(started.location).get_data(as_text=True)
+    edit = f"/applications/{start_application(applicant, 'relocation')}/edit"
+    form = applicant.get(edit).get_data(as_text=True)
     assert _options(form, "country") == codes
     assert _options(form, "details-destination_country") == codes
     for name in NEVER.values():
         assert name not in form
-    refused = applicant.post(
-        started.location, data={"country": "XA", "save": "y"}, follow_redirects=True
-    )
+    refused = applicant.post(edit, data={"country": "XA", "save": "y"}, follow_redirects=True)
     assert "Not a valid choice" in refused.get_data(as_text=True)
 
     db.session.add(Donor(fund_id=fund.id, name="Donor"))

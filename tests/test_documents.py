@@ -25,7 +25,7 @@ from hrdfund.cases.documents import read_document
 from hrdfund.cases.models import Document
 from hrdfund.core.crypto import DecryptionError
 from hrdfund.core.extensions import db
-from tests.conftest import jpeg_with_gps, login, payment_data, refused_page
+from tests.conftest import jpeg_with_gps, login, payment_data, refused_page, start_application
 from tests.pdfs import make_pdf, xmp_packet
 
 PDF = make_pdf("canary-quote-text-7781")
@@ -35,7 +35,7 @@ PHOTO_NOTE = "canary-camera-note-6612"
 @pytest.fixture
 def case_uid(client, make_user, fund):
     login(client, make_user("applicant"))
-    return client.post("/apply", data={"category": "medical"}).location.split("/")[2]
+    return start_application(client, "medical")
 
 
 def _upload(client, uid, data, name="quote.pdf", kind="quote"):
@@ -666,7 +666,7 @@ def test_uploads_are_cleaned_one_at_a_time(app, make_user, fund, monkeypatch):
     for _ in range(4):
         client = app.test_client()
         login(client, make_user("applicant"))
-        uid = client.post("/apply", data={"category": "medical"}).location.split("/")[2]
+        uid = start_application(client, "medical")
         clients.append((client, uid))
     photo = jpeg_with_gps(PHOTO_NOTE)
     answers = []

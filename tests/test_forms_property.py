@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import input_value, login
+from tests.conftest import input_value, login, start_application
 
 FIELDS = [
     "defender_name",
@@ -69,7 +69,7 @@ def _expected(values, statuses):
 @pytest.fixture
 def draft(client, make_user, fund):
     login(client, make_user("applicant"))
-    return client.post("/apply", data={"category": "relocation"}).location.split("/")[2]
+    return start_application(client, "relocation")
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -19,7 +19,13 @@ from hrdfund.core.extensions import db
 from hrdfund.disbursements.services import grant_instalments
 from hrdfund.grants.models import Grant
 from hrdfund.ledger.models import Contribution, Delivery, Disbursement
-from tests.conftest import PG_URL, missing_infrastructure, payment_data, signed_in
+from tests.conftest import (
+    PG_URL,
+    missing_infrastructure,
+    payment_data,
+    signed_in,
+    start_application,
+)
 from tests.test_canaries import CANARIES as APPLICATION_CANARIES
 
 #: One canary per free-text field, each a string found nowhere else.
@@ -55,10 +61,11 @@ def _sent(response):
 
 def _apply(applicant):
     """The applicant fills every field of a relocation request and sends it."""
-    uid = _sent(applicant.post("/apply", data={"category": "relocation"})).location.split("/")[2]
+    uid = start_application(applicant, "relocation")
     data = {
         **APPLICATION_CANARIES,
         "budget-0-amount": "1500",
+        "currency": "USD",
         "country": "KE",
         "urgency": "urgent",
         "details-scope": "region",

@@ -66,7 +66,7 @@ from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.auth import invitations
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, PartnerOrganisation, User
-from hrdfund.cases import cleaning, documents, messages
+from hrdfund.cases import cleaning, documents, messages, steps
 from hrdfund.cases import services as case_services
 from hrdfund.cases.alerts import queue_target_alerts
 from hrdfund.cases.models import (
@@ -683,6 +683,15 @@ ROUTES = {
         more=lambda w: [{"uid": case.uid} for case in w.cases.values()],
     ),
     "cases.edit": Fill(_case("draft"), "applicant", lambda v: {"country": "KE"}, part="answers"),
+    "cases.step": Fill(
+        _case("draft", step=lambda w: steps.DEFENDER),
+        "applicant",
+        lambda v: {"country": "KE"},
+        part="answers",
+        more=lambda w: [
+            {"uid": w.cases["draft"].uid, "step": step} for step in (*steps.STEPS, steps.REVIEW)
+        ],
+    ),
     "cases.withdraw_consent": Fill(
         _case("submitted", kind=lambda w: "referral"), "applicant", part="answers"
     ),
@@ -1135,6 +1144,10 @@ NAMES_NOTHING = {
     ("pools.add_rate", "POST"): "a rate of the actor's own fund, named by nothing sent",
     ("moved:/rates", "POST"): "pools.add_rate's old address",
     ("cases.start", "POST"): "an applicant's or partner's new case (tests/test_scope_sweep.py)",
+    ("cases.begin", "GET"): "the first step sent back with a mistake, kept for the browser "
+    "that sent it (tests/test_application_steps.py)",
+    ("cases.begin", "POST"): "an applicant's or partner's new case, at a fund open to all "
+    "(tests/test_application_steps.py)",
     ("network.directory", "GET"): "the public list of member funds (tests/test_member_funds.py)",
     ("cases.before", "GET"): "the public page before applying (tests/test_before_you_apply.py)",
     ("network.funds", "GET"): "the network administrator's, of no fund: every fund account "

@@ -35,6 +35,7 @@ from hrdfund import create_app, demo
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, User
+from hrdfund.cases import steps
 from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
@@ -146,11 +147,13 @@ class Browser:
     def html(self, path):
         return self.get(path).get_data(as_text=True)
 
-    def form(self, page, action, names=()):
-        """The form of the page at ``page`` that posts to ``action`` (the first one with
-        fields of all ``names``, when several do)."""
+    def form(self, page, action, names=(), html=None):
+        """The form of the page at ``page`` (or of ``html``, a page a form answered) that
+        posts to ``action`` (the first one with fields of all ``names``, when several do)."""
         found = [
-            f for f in page_forms(self.html(page)) if urllib.parse.urlsplit(f.action).path == action
+            f
+            for f in page_forms(html if html is not None else self.html(page))
+            if urllib.parse.urlsplit(f.action).path == action
         ]
         assert found, f"{self.who}: no form on {page} posts to {action}"
         for form in found:
@@ -158,12 +161,13 @@ class Browser:
                 return form
         raise AssertionError(f"{self.who}: no form {action} on {page} has {sorted(names)}")
 
-    def submit(self, page, action, values=None, refused=False, blank=False, files=None):
-        """Send the form of ``page`` that posts to ``action``, with ``values`` changed;
-        ``blank`` empties every field a person types into first. A ``refused`` form must
-        answer 303 See Other to its page, which shows its errors."""
+    def submit(self, page, action, values=None, refused=False, blank=False, files=None, html=None):
+        """Send the form of ``page`` (or of ``html``, a page a form answered) that posts to
+        ``action``, with ``values`` changed; ``blank`` empties every field a person types
+        into first. A ``refused`` form must answer 303 See Other to its page, which shows
+        its errors."""
         values = dict(values or {})
-        form = self.form(page, action, set(values) - {"save", "submit"})
+        form = self.form(page, action, set(values) - {"save", "submit"}, html=html)
         tokens = [value for name, value in form.fields if name == "csrf_token"]
         assert len(tokens) == 1, f"{self.who}: the form {action} on {page} has {tokens}"
         if blank:
@@ -392,13 +396,23 @@ def _applicant(site):
     for case in mine:
         a.get(_case_page(case))
     a.submit("/apply", "/apply", refused=True)
-    page = a.submit("/apply", "/apply", {"category": "relocation"})
-    edit = page.request.path
-    assert edit.endswith("/edit")
+    # Choosing the kind of support answers the first step; saving it opens the draft.
+    first = a.submit("/apply", "/apply", {"category": "relocation"}).get_data(as_text=True)
+    a.submit("/apply", "/apply/new", {"defender_name": "x" * 121}, refused=True, html=first)
+    shown = a.submit("/apply", "/apply/new", {"country": "KE"}, html=first).request.path
+    draft = shown.rsplit("/steps/", 1)[0]
+    review = f"{draft}/steps/review"
+    a.submit(review, review, refused=True)  # what sending still needs, each with its link
+    budget = f"{draft}/steps/budget"
+    a.submit(budget, budget, {"budget-0-amount": "-5", "budget-1-amount": "1.234"}, refused=True)
+    edit = f"{draft}/edit"
     a.submit(edit, edit, {"budget-0-amount": "-5", "save": "y"}, refused=True)
     a.submit(edit, edit, {"defender_work": "Land rights", "submit": "y"}, refused=True)
+    for step in steps.STEPS:
+        page = f"{draft}/steps/{step}"
+        a.submit(page, page, {k: v for k, v in RELOCATION.items() if k in a.form(page, page).names})
     a.submit(edit, edit, {**RELOCATION, "save": "y"})
-    case_page = a.submit(edit, edit, {"submit": "y"}).request.path
+    case_page = a.submit(review, review).request.path
     a.submit(case_page, f"{case_page}/documents", refused=True)
     a.submit(case_page, f"{case_page}/documents", files={"file": PDF})
     a.submit(case_page, case_page, {"body": ""}, refused=True)
@@ -428,7 +442,10 @@ def _partner(site):
         if case.status == S.DRAFT:
             p.get(f"{_case_page(case)}/edit")
     p.submit("/apply", "/apply", {"category": "medical"}, refused=True)
-    p.submit("/apply", "/apply", {"category": "medical", "consent": "y"})
+    first = p.submit("/apply", "/apply", {"category": "medical", "consent": "y"})
+    p.submit(
+        "/apply", "/apply/new", {"defender_name": "Defender P."}, html=first.get_data(as_text=True)
+    )
     p.get("/payments", status=403)
     p.errors()
 

@@ -14,7 +14,7 @@ from hrdfund.cases.models import Application
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import INVISIBLE, strip_invisible
 from hrdfund.core.support import Category
-from tests.conftest import login, payment_data
+from tests.conftest import login, payment_data, start_application
 
 #: A right-to-left override that makes "exe.gnp" read "png.exe", a zero-width space, a
 #: word joiner, a byte-order mark, an isolate, "hi" written in tag characters, a soft
@@ -118,7 +118,7 @@ def test_staff_read_names_and_references_as_they_are_written(app, client, make_u
     to staff without it; a Persian name keeps its joiner."""
     applicant = make_user("applicant")
     login(client, applicant)
-    uid = client.post("/apply", data={"category": "medical"}).location.split("/")[2]
+    uid = start_application(client, "medical")
     client.post(
         f"/applications/{uid}/edit",
         data={

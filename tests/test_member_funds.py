@@ -18,6 +18,7 @@ from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.grants import decisions
 from tests.conftest import PASSWORD, login, refused_page, signed_in
+from tests.conftest import start_application as apply_through_form
 
 
 @pytest.fixture
@@ -154,8 +155,7 @@ def test_an_application_goes_to_the_fund_chosen_or_to_the_intake_fund(app, netwo
     form = applicant.get("/apply").get_data(as_text=True)
     assert "Regional Fund" in form and "Test Fund" in form
     assert "I do not know" not in form  # no intake fund named yet
-    sent = applicant.post("/apply", data={"fund": network["regional"].uid, "category": "legal"})
-    assert sent.status_code == 302
+    apply_through_form(applicant, "legal", fund=network["regional"].uid)
     case = db.session.execute(
         sa.select(Application).where(Application.category == Category.LEGAL)
     ).scalar_one()
@@ -167,7 +167,7 @@ def test_an_application_goes_to_the_fund_chosen_or_to_the_intake_fund(app, netwo
     admin = signed_in(app, network["admin"])
     assert admin.post(f"/network/funds/{network['local'].uid}/intake").status_code == 302
     assert "I do not know" in applicant.get("/apply").get_data(as_text=True)
-    assert applicant.post("/apply", data={"fund": "intake", "category": "other"}).status_code == 302
+    apply_through_form(applicant, "other", fund="intake")
     case = db.session.execute(
         sa.select(Application).where(Application.category == Category.OTHER)
     ).scalar_one()
@@ -183,7 +183,7 @@ def test_an_application_goes_to_the_fund_chosen_or_to_the_intake_fund(app, netwo
 def test_with_one_fund_nothing_is_asked(app, client, make_user, fund):
     applicant = signed_in(app, make_user("applicant"))
     assert "Which fund" not in applicant.get("/apply").get_data(as_text=True)
-    assert applicant.post("/apply", data={"category": "medical"}).status_code == 302
+    apply_through_form(applicant, "medical")
     case = db.session.execute(sa.select(Application)).scalar_one()
     assert case.fund_id == fund.id
 

@@ -29,7 +29,15 @@ from hrdfund.core.support import Category
 from hrdfund.ledger.models import Contribution
 from hrdfund.pools import services as pools
 from hrdfund.reviews import services as reviews
-from tests.conftest import MoneyWorld, login, make_costed_case, pay, payment_data, refused_page
+from tests.conftest import (
+    MoneyWorld,
+    login,
+    make_costed_case,
+    pay,
+    payment_data,
+    refused_page,
+    start_application,
+)
 
 #: What people and attackers type into an amount or a rate: each must be refused, with
 #: a message.
@@ -92,7 +100,7 @@ def _case_in_review(world):
 
 
 def _applicant(world, client):
-    uid = client.post("/apply", data={"category": "longer_term"}).location.split("/")[2]
+    uid = start_application(client, "longer_term")
     data = {
         "budget-0-description": "Rent",
         "budget-0-amount": "100",

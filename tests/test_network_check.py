@@ -22,7 +22,13 @@ from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.reviews import network_check
 from hrdfund.reviews import services as review_services
-from tests.conftest import login, make_costed_case, session_contents, signed_in
+from tests.conftest import (
+    login,
+    make_costed_case,
+    session_contents,
+    signed_in,
+    start_application,
+)
 
 S = ApplicationStatus
 
@@ -409,9 +415,7 @@ def test_canaries_of_the_other_funds_case_never_reach_the_asking_fund(app, netwo
     asks."""
     caplog.set_level(logging.DEBUG)
     defender = signed_in(app, network.applicant)
-    uid = defender.post(
-        "/apply", data={"category": "relocation", "fund": network.b.uid}
-    ).location.split("/")[2]
+    uid = start_application(defender, "relocation", fund=network.b.uid)
     data = {
         **CANARIES,
         "defender_name": THEIR_SPELLING,

@@ -12,7 +12,7 @@ from werkzeug.test import encode_multipart
 
 from hrdfund.cases.models import Application, Document
 from hrdfund.core.extensions import db
-from tests.conftest import CSP_PARTS, login, refused_page, sign_up
+from tests.conftest import CSP_PARTS, login, refused_page, sign_up, start_application
 from tests.pdfs import make_pdf
 
 #: The attack: 8 MB of URL-encoded form with 800,000 fields.
@@ -88,8 +88,7 @@ def test_sign_up_and_sign_in_fit_at_the_longest_answers(app, client, make_user):
 def signed_in(client, make_user, fund):
     """An applicant with a draft of each kind: returns the case code."""
     login(client, make_user("applicant"))
-    response = client.post("/apply", data={"category": "relocation"})
-    return response.location.split("/")[2]
+    return start_application(client, "relocation")
 
 
 def test_a_signed_in_form_takes_a_few_dozen_fields_not_thousands(client, signed_in):

@@ -320,8 +320,8 @@ def _visible_fields(form, line=None):
             yield from _visible_fields(field.form, line)
         elif isinstance(field, FieldList):
             for index, entry in enumerate(field.entries):
-                named = LINE_NAMES.get(field.short_name, _l("Line %(n)d"))
-                named = str(named) % {"n": index + 1}
+                named = LINE_NAMES.get(field.short_name)
+                named = str(named) % {"n": index + 1} if named else None
                 if isinstance(entry, FormField):
                     yield from _visible_fields(entry.form, named)
                 else:

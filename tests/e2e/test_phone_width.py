@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from werkzeug.exceptions import HTTPException
 
 from hrdfund.auth.models import Role, User
+from hrdfund.cases import steps
 from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.directory.models import DirectoryEntry
@@ -145,6 +146,11 @@ FILLED = {
     "cases.edit": lambda world, account: [
         f"/applications/{u}/edit" for u in world.drafts_of(account)
     ],
+    "cases.step": lambda world, account: [
+        f"/applications/{u}/steps/{step}"
+        for u in world.drafts_of(account)
+        for step in (*steps.STEPS, steps.REVIEW)
+    ],
     "case_payments.pay": lambda world, account: [
         f"/applications/{u}/pay" for u in world.payable_of(account)
     ],
@@ -171,6 +177,9 @@ NOT_FILLED_FOR = {
 
 #: Pages shown only in the middle of a step, reached on the way rather than by address.
 ON_THE_WAY = {
+    "cases.begin": "the first step of an application, before anything is stored, is the "
+    "answer to choosing the kind of support (its own address only shows it sent back with "
+    "a mistake): measured at 390 px in tests/e2e/test_languages_journey.py",
     "auth.code": "the second step of signing in: measured while each account signs in",
     "auth.invitation_link": "an invitation's one-time link only moves its token into the "
     "session and sends on to the invitation's page, measured in the invitation's journey",

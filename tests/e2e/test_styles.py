@@ -5,6 +5,7 @@ import os
 import pytest
 
 from hrdfund import ROOT
+from tests.conftest import start_application
 
 pytestmark = pytest.mark.e2e
 
@@ -23,8 +24,8 @@ def test_a_secondary_button_looks_secondary(client, login_as, page):
     the accent colour for its text and border, whatever rules come later in the
     stylesheet."""
     login_as("applicant")
-    started = client.post("/apply", data={"category": "medical"})
-    html = client.get(started.location).get_data(as_text=True)
+    uid = start_application(client, "medical")
+    html = client.get(f"/applications/{uid}/edit").get_data(as_text=True)
     page.set_content(_styled(html))
 
     def look(name):
