@@ -87,6 +87,7 @@ def test_choosing_a_kind_of_support_stores_nothing_the_first_save_opens_the_draf
     case = db.session.execute(sa.select(Application)).scalar_one()
     assert saved.location == _step(case.uid, steps.URGENCY)
     assert case.status == ApplicationStatus.DRAFT and case.country == "KE"
+    assert case.urgency is None  # the defender has not answered yet
     actions = db.session.execute(
         sa.select(AuditEvent.action).where(AuditEvent.object_id == case.uid)
     ).scalars()
@@ -218,6 +219,11 @@ def test_urgency_is_not_chosen_for_the_defender_and_sending_without_it_says_so(
     client, make_user, fund
 ):
     login(client, make_user("applicant"))
+    fresh = start_application(client, "relocation")
+    radios = re.findall(
+        r'<input[^>]*name="urgency"[^>]*>', _page(client.get(_step(fresh, "urgency")))
+    )
+    assert len(radios) == 2 and not any("checked" in r for r in radios)
     unchosen = {k: v for k, v in RELOCATION.items() if k not in ("urgency", "urgency_reason")}
     uid = apply_step_by_step(client, "relocation", unchosen, send=False)
     for path in (_step(uid, steps.URGENCY), f"/applications/{uid}/edit"):

@@ -132,7 +132,9 @@ def start_application(actor, category, fund, consent_method=None):
         fund_id=fund.id,
         category=Category(category),
         status=S.DRAFT,
-        urgency=None,  # the defender chooses; nothing is chosen for them
+        # The defender chooses; nothing is chosen for them (NULL, not the column's
+        # default, which a None would leave to fire).
+        urgency=sa.null(),
         currency="USD",
         submitted_by_id=actor.id,
     )
