@@ -3,7 +3,7 @@ it saved, and its urgency stays empty until the defender chooses one (a sent cas
 has one)
 
 Revision ID: 5b8e1f2a7c34
-Revises: 3f6a2d9c8e41
+Revises: 7d2e9b4c1a85
 Create Date: 2026-12-10 09:00:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '5b8e1f2a7c34'
-down_revision = '3f6a2d9c8e41'
+down_revision = '7d2e9b4c1a85'
 branch_labels = None
 depends_on = None
 
