@@ -483,8 +483,11 @@ def _build_world(env):
     return round(time.monotonic() - started, 1), _counts(env)
 
 
-def run():
-    database_url = os.environ.get("HRDFUND_BENCH_DATABASE_URL")
+def run(database_url=None):
+    """Every figure above on ``database_url``: an empty PostgreSQL database to fill, or
+    SQLite when it is empty; HRDFUND_BENCH_DATABASE_URL's database when it is None."""
+    if database_url is None:
+        database_url = os.environ.get("HRDFUND_BENCH_DATABASE_URL")
     with tempfile.TemporaryDirectory(prefix="hrdfund-scale-") as instance:
         env = _environment(instance, database_url)
         build_seconds, scale = _build_world(env)
