@@ -18,18 +18,25 @@ from hrdfund.auth.models import Role
 from hrdfund.core.extensions import db
 
 with app.app_context():
-    db.session.execute(
-        sa.text(
-            "CREATE TABLE IF NOT EXISTS bench_floor (id "
-            + (
-                "INTEGER PRIMARY KEY"
-                if db.engine.dialect.name == "sqlite"
-                else "SERIAL PRIMARY KEY"
+    try:
+        db.session.execute(
+            sa.text(
+                "CREATE TABLE IF NOT EXISTS bench_floor (id "
+                + (
+                    "INTEGER PRIMARY KEY"
+                    if db.engine.dialect.name == "sqlite"
+                    else "SERIAL PRIMARY KEY"
+                )
+                + ", at TEXT, body TEXT)"
             )
-            + ", at TEXT, body TEXT)"
         )
-    )
-    db.session.commit()
+        db.session.commit()
+    except sa.exc.DBAPIError:
+        # Every worker creates the table as it starts: on PostgreSQL two at the same moment
+        # collide (a unique violation in its catalog) and the one that lost finds it made.
+        db.session.rollback()
+        if not sa.inspect(db.engine).has_table("bench_floor"):
+            raise
 
 
 @app.post("/bench/floor")
