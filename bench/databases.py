@@ -13,6 +13,7 @@ A database not measured in a run says why instead of keeping an older run's figu
 """
 
 import time
+import traceback
 from datetime import UTC, datetime
 
 from . import postgres, scale, wave
@@ -76,16 +77,18 @@ def run(parts, results):
             found["postgresql"] = entry = known if known.get("measured", True) else {}
             entry.update(server=what)
             entry.pop("measured", None)
-            if "scale" in parts:
+            for part, measure in (("scale", _scale_postgresql), ("wave", wave.run)):
+                if part not in parts:
+                    continue
                 started = time.monotonic()
-                with cluster.database("scale") as url:
-                    entry.update(_scale_postgresql(url), scale_measured_at=_now())
-                entry["scale_part_seconds"] = round(time.monotonic() - started, 1)
-            if "wave" in parts:
-                started = time.monotonic()
-                with cluster.database("wave") as url:
-                    entry.update(wave.run(url), wave_measured_at=_now())
-                entry["wave_part_seconds"] = round(time.monotonic() - started, 1)
+                entry.pop(f"{part}_failed", None)
+                try:
+                    with cluster.database(part) as url:
+                        entry.update(measure(url), **{f"{part}_measured_at": _now()})
+                except Exception as exc:  # noqa: BLE001 (SQLite's figures are kept; said below)
+                    traceback.print_exc()
+                    entry[f"{part}_failed"] = str(exc).splitlines()[0][:300]
+                entry[f"{part}_part_seconds"] = round(time.monotonic() - started, 1)
     for entry in found.values():
         entry["targets_met"] = {
             key: check(entry)
@@ -95,12 +98,17 @@ def run(parts, results):
 
 
 def missed(results):
-    """The targets a database missed, as (database, key)."""
+    """The targets a database missed, and the parts that failed, as (database, key)."""
     return [
         (name, key)
         for name, entry in results.get("databases", {}).items()
         for key, met in entry.get("targets_met", {}).items()
         if not met
+    ] + [
+        (name, key)
+        for name, entry in results.get("databases", {}).items()
+        for key in entry
+        if key.endswith("_failed")
     ]
 
 
@@ -207,6 +215,11 @@ def _worlds(name, entry):
             f" {entry['wave_case_page_p95_ms']} ms; an application's two requests p95"
             f" {entry['wave_submit_p95_ms']} ms"
         )
+    lines += [
+        f"the {key.removesuffix('_failed')} part FAILED: {entry[key]}"
+        for key in entry
+        if key.endswith("_failed")
+    ]
     return f"- {NAMES[name]}: {entry['server']}" + ("; " + "; ".join(lines) + "." if lines else ".")
 
 
