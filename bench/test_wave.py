@@ -7,10 +7,17 @@ the normal suite (`tests/`): run it with `.venv/bin/pytest bench/test_wave.py`.
 """
 
 import os
+import subprocess
+import sys
+import tempfile
+import time
 
 import pytest
+import sqlalchemy as sa
 
-from bench import databases, postgres, wave
+from bench import databases, postgres, scale, wave
+
+FLOOR_COLUMNS = "id SERIAL PRIMARY KEY, at TEXT, body TEXT"
 
 #: What `results["databases"][...]` must hold for each database.
 REQUIRED = {
@@ -33,12 +40,9 @@ def tiny(monkeypatch):
     monkeypatch.setattr(wave, "IDLE_SECONDS", 2)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request):
-    """ "" for SQLite; on PostgreSQL, a database of the cluster `make bench` would use."""
-    if request.param == "sqlite":
-        yield ""
-        return
+@pytest.fixture
+def postgresql_url():
+    """A database of the PostgreSQL `make bench` uses, dropped afterwards."""
     with postgres.cluster() as (cluster, why):
         if cluster is None:
             if os.environ.get("CI") == "true":
@@ -46,6 +50,12 @@ def database_url(request):
             pytest.skip(why)
         with cluster.database("wave_test") as url:
             yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """ "" for SQLite, or a PostgreSQL database's URL."""
+    return "" if request.param == "sqlite" else request.getfixturevalue("postgresql_url")
 
 
 def test_the_wave_runs_end_to_end_and_gives_every_figure(tiny, database_url):
@@ -117,3 +127,35 @@ def test_a_database_not_measured_says_why_and_gives_no_figure():
     row = next(line for line in table.splitlines() if line.startswith("| requests failed"))
     assert row.endswith("| 0: met | not measured |")
     assert databases.missed(results) == []
+
+
+def test_the_floor_server_starts_when_its_workers_create_its_table_at_once(postgresql_url):
+    """Each gunicorn worker creates the floor's table as it starts; on PostgreSQL a worker
+    whose CREATE meets another's, not yet committed, must still start."""
+    engine = sa.create_engine(postgresql_url)
+    with tempfile.TemporaryDirectory() as instance, engine.connect() as first:
+        first.execute(sa.text(f"CREATE TABLE bench_floor ({FLOOR_COLUMNS})"))
+        env = scale._environment(instance, postgresql_url)
+        second = subprocess.Popen(  # noqa: S603 (this interpreter, a fixed import)
+            [sys.executable, "-c", "import bench.floor_app"],
+            cwd=scale.ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE 'CREATE TABLE IF NOT EXISTS bench_floor%'"
+        )
+        deadline = time.monotonic() + 120
+        with engine.connect() as watcher:
+            while not watcher.execute(waiting).scalar() and second.poll() is None:
+                assert time.monotonic() < deadline, "the second create never waited"
+                time.sleep(0.2)
+                watcher.rollback()
+        first.commit()  # the second worker's create now meets a table made meanwhile
+        _out, err = second.communicate(timeout=120)
+    engine.dispose()
+
+    assert second.returncode == 0, err[-2000:]
