@@ -107,6 +107,19 @@ def _form_token(html):
     return match.group(1)
 
 
+def first_step_form(html):
+    """What the first step's form sends as it comes: its hidden fields (the kind of
+    support, the fund, the token) and the answers it holds."""
+    fields = {}
+    for tag in re.findall(r"<input\b[^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        kind = re.search(r'type="([^"]+)"', tag)
+        if name and (kind is None or kind.group(1) not in ("submit", "checkbox", "radio")):
+            fields[name.group(1)] = value.group(1) if value else ""
+    return fields
+
+
 #: The last time step whose code each login used: a code works once.
 _STEPS = {}
 
@@ -374,14 +387,12 @@ def _applicant(browser, index):
 
 def _submit(browser, state):
     # Choosing the kind of support stores nothing; saving the first step opens the draft.
-    status, _location, _html = browser.request(
+    status, _location, html = browser.request(
         "POST", "/apply", {"category": "relocation", "csrf_token": state["token"]}
     )
     if status != 200:
         raise RuntimeError(f"choosing the kind of support answered {status}")
-    status, location, _html = browser.request(
-        "POST", "/apply/new", {"category": "relocation", "csrf_token": state["token"]}
-    )
+    status, location, _html = browser.request("POST", "/apply/new", first_step_form(html))
     if status != 302 or "/steps/" not in location:
         raise RuntimeError(f"saving the first step answered {status}")
     edit = urllib.parse.urlparse(location).path.rsplit("/steps/", 1)[0] + "/edit"

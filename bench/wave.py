@@ -177,17 +177,19 @@ def _staff_round(browser, state, tally):
 
 
 def _submit_round(browser, state, tally):
-    """Start an application, then send it complete."""
+    """Choose the kind of support (which stores nothing), save the first step (which opens
+    the draft), then send the application complete."""
     start = time.perf_counter()
     form = {"category": "relocation", "csrf_token": state["token"]}
+    html = _expect(_request(browser, "POST", "/apply", form), "POST", "/apply", 200)[2]
     location = _expect(
-        _request(browser, "POST", "/apply", form),
+        _request(browser, "POST", "/apply/new", scale.first_step_form(html)),
         "POST",
-        "/apply",
+        "/apply/new",
         302,
-        lambda where: where.endswith("/edit"),
+        lambda where: "/steps/" in where,
     )[1]
-    edit = urllib.parse.urlparse(location).path
+    edit = urllib.parse.urlparse(location).path.rsplit("/steps/", 1)[0] + "/edit"
     form = {**scale.APPLICATION, "csrf_token": state["token"]}
     _expect(
         _request(browser, "POST", edit, form),
