@@ -78,6 +78,13 @@ class Config:
     MAIL_FROM = _env("HRDFUND_MAIL_FROM", "hrdfund@localhost")
     #: The address staff reach the app at, for the link in alerts.
     BASE_URL = _env("HRDFUND_BASE_URL", "http://127.0.0.1:5000")
+    #: The sender of the applicant side's notices (an address, with or without a name).
+    #: A discreet notice shows the address alone: choose one whose domain does not name
+    #: the fund, or a discreet notice is held back rather than sent. Empty: MAIL_FROM.
+    NOTICE_MAIL_FROM = _env("HRDFUND_NOTICE_MAIL_FROM")
+    #: Where a notice tells the applicant side to sign in (the one address it carries).
+    #: Empty: BASE_URL's sign-in page.
+    SIGN_IN_URL = _env("HRDFUND_SIGN_IN_URL")
 
     #: Where "Leave this page", on every page of the applicant side, goes at once: an
     #: ordinary site a defender could be visiting, reachable where the fund's defenders

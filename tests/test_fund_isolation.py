@@ -1133,6 +1133,8 @@ NAMES_NOTHING = {
     ("auth.logout", "POST"): "the account's own session (tests/test_auth_views.py)",
     ("auth.change_password", "POST"): "the account's own password (tests/test_account.py)",
     ("auth.renew_recovery_codes", "POST"): "the account's own codes (tests/test_account.py)",
+    ("auth.notice_settings", "POST"): "the account's own contact and notices "
+    "(tests/test_applicant_notices.py)",
     ("auth.invite", "GET"): "an invitation to the actor's own fund, named by nothing sent",
     ("auth.send_invitation", "POST"): "an invitation to the actor's own fund; another "
     "fund's donor is refused (tests/test_invitations.py)",

@@ -428,6 +428,8 @@ def _applicant(site):
     a.submit(paying, f"{paying}/report", {"felt_safer": "yes", "continued_work": "unsure"})
     a.get("/account")
     a.submit("/account", "/account/password", blank=True, refused=True)
+    a.submit("/account", "/account/notices", {"contact": "x" * 201}, refused=True)
+    a.submit("/account", "/account/notices", {"contact": "safe@mail.example"})
     a.get("/cases", status=403)
     a.errors()
     return case_page

@@ -26,6 +26,9 @@ class AlertKind(enum.StrEnum):
     RENEWAL_REVIEW = "renewal_review"
     #: The payee side reported a payment received short or not received.
     RECEIPT_PROBLEM = "receipt_problem"
+    #: Applicant side: the fund wrote, decided or paid on a case; the notice says only
+    #: that there is news and where to sign in (``alerts.notices``).
+    APPLICANT_NEWS = "applicant_news"
 
 
 class Alert(db.Model):

@@ -1,5 +1,6 @@
 """The alert outbox and its sending. An alert says only that something waits, with a link
-to the case page (behind sign-in); the case's contents never travel by email.
+to the case page (behind sign-in); the case's contents never travel by email. The
+applicant side's notices (``notices``) travel the same way, with only a sign-in address.
 
 Alerts are written to the outbox inside the transaction that caused them, then sent after
 the response has gone out, in a short transaction of their own, so a slow or absent mail
@@ -24,6 +25,7 @@ from flask_babel import gettext as _
 from ..auth.models import User
 from ..core.columns import utcnow
 from ..core.extensions import db
+from . import notices
 from .models import Alert, AlertKind
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,31 @@ def notify_users(users, application, kind, once=None):
     return queued
 
 
+def queue_notice(user, application):
+    """Queue a notice of news on ``application`` for ``user``, an applicant-side account,
+    when it receives notices (``notices.wants_notices``). Several events close together
+    make one notice: none is queued while one for the account waits in the outbox, nor
+    once one was sent after the account last signed in (it has not read the news that one
+    announced yet). Returns how many were queued (0 or 1)."""
+    if not notices.wants_notices(user):
+        return 0
+    news = sa.select(Alert.id).where(
+        Alert.user_id == user.id, Alert.kind == AlertKind.APPLICANT_NEWS
+    )
+    waiting = news.where(Alert.sent_at.is_(None), Alert.attempts < MAX_ATTEMPTS)
+    unread = news.where(Alert.sent_at.is_not(None))
+    if user.last_login_at is not None:
+        unread = unread.where(Alert.sent_at > user.last_login_at)
+    if db.session.execute(sa.union_all(waiting, unread).limit(1)).first():
+        return 0
+    db.session.add(
+        Alert(user_id=user.id, application_id=application.id, kind=AlertKind.APPLICANT_NEWS)
+    )
+    db.session.flush()
+    g.hrdfund_alerts_queued = True
+    return 1
+
+
 def queued_once(kind, application_ids):
     """The ``once`` of every alert of ``kind`` on the cases ``application_ids`` in the
     outbox, whoever it was for: what a periodic run queued before."""
@@ -98,8 +125,7 @@ def send_after_response(response, may_receive):
 
 
 def _address(user):
-    contact = (user.contact or "").strip()
-    return contact if "@" in contact and " " not in contact else None
+    return notices.email_address(user.contact)
 
 
 def link(alert):
@@ -111,6 +137,8 @@ def link(alert):
 
 
 def _message(alert, user, address):
+    if alert.kind == AlertKind.APPLICANT_NEWS:
+        return notices.notice_message(alert, user, address)
     config = current_app.config
     with force_locale(user.language or "en"):
         subjects = {
@@ -174,7 +202,7 @@ def send_pending(may_receive, limit=500):
         .scalars()
         .all()
     )
-    outgoing, stale = [], []
+    outgoing, stale, refused = [], [], []
     for alert in alerts:
         user = db.session.get(User, alert.user_id)
         if alert.application is not None and not may_receive(alert, user):
@@ -185,9 +213,15 @@ def send_pending(may_receive, limit=500):
             continue
         address = _address(user) if user.active else None
         if address and alert.application is not None:
-            outgoing.append((alert.id, _message(alert, user, address)))
+            message = _message(alert, user, address)
+            if message is None:
+                # Held back before the server: it would say what it may not.
+                refused.append(alert.id)
+            else:
+                outgoing.append((alert.id, message))
     if stale:
         db.session.execute(sa.delete(Alert).where(Alert.id.in_(stale)))
+    _count_attempts(refused)
     # No transaction stays open while the mail server is talked to.
     db.session.commit()
     if not outgoing:
@@ -210,9 +244,13 @@ def send_pending(may_receive, limit=500):
             pass
     if sent:
         db.session.execute(sa.update(Alert).where(Alert.id.in_(sent)).values(sent_at=utcnow()))
+    _count_attempts(refused)
+    db.session.commit()
+    return len(sent)
+
+
+def _count_attempts(refused):
     if refused:
         db.session.execute(
             sa.update(Alert).where(Alert.id.in_(refused)).values(attempts=Alert.attempts + 1)
         )
-    db.session.commit()
-    return len(sent)

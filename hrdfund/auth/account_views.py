@@ -11,7 +11,8 @@ from ..core.forms import ConfirmForm
 from ..core.work import perform
 from . import attempts, bp, invitations, refused, second_factor, services
 from .client import client_token, refusal, remember_client
-from .forms import AlertSettingsForm, PasswordChangeForm, RenewCodesForm
+from .contacts import email_address
+from .forms import AlertSettingsForm, NoticeSettingsForm, PasswordChangeForm, RenewCodesForm
 from .guard import role_required
 from .models import Role, User
 from .views import ROLE_LABELS, new_session
@@ -22,15 +23,49 @@ ALERTED_ROLES = (Role.REVIEWER, Role.MANAGER, Role.FINANCE)
 
 @bp.get("/account")
 def account():
-    """The signed-in user's own account: a new password, new recovery codes."""
+    """The signed-in user's own account: a new password, new recovery codes, and on the
+    applicant side the safe contact and the notices sent to it."""
     user = current_user._get_current_object()
     enrolled = user.totp_confirmed_at is not None
+    notices_form = None
+    if user.is_applicant_side:
+        notices_form = refused.restore(
+            NoticeSettingsForm(
+                formdata=None,
+                contact=user.contact,
+                notices=user.notices,
+                discreet=user.notices_discreet,
+            )
+        )
     return render_template(
         "auth/account.html",
         password_form=refused.restore(PasswordChangeForm(formdata=None)),
         codes_form=refused.restore(RenewCodesForm(formdata=None)) if enrolled else None,
         codes_left=second_factor.recovery_codes_left(user) if enrolled else None,
+        notices_form=notices_form,
+        contact_is_email=email_address(user.contact) is not None,
     )
+
+
+@bp.post("/account/notices")
+def notice_settings():
+    """The applicant side's safe contact, and whether notices of news go to it and name
+    the fund."""
+    user = current_user._get_current_object()
+    if not user.is_applicant_side:
+        abort(404)
+    form = NoticeSettingsForm()
+    if not form.validate_on_submit():
+        return refused.refuse(form, to=url_for("auth.account", _anchor="safe-contact"))
+    perform(
+        services.set_notice_settings,
+        user,
+        form.contact.data,
+        form.notices.data,
+        form.discreet.data,
+    )
+    flash(_("Your contact and notices are saved."), "info")
+    return redirect(url_for("auth.account", _anchor="safe-contact"))
 
 
 @bp.post("/account/password")

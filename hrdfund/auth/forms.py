@@ -131,3 +131,17 @@ class AlertSettingsForm(PageForm):
         ],
     )
     on_duty = BooleanField(_l("On duty"))
+
+
+class NoticeSettingsForm(PageForm):
+    """The applicant side's safe contact, and the notices of news sent to it."""
+
+    contact = StringField(
+        _l("Your safe contact"),
+        [Optional(), Length(max=CONTACT_MAX)],
+        description=_l(
+            "For example a Signal number, an email address, or 'through my partner organisation'."
+        ),
+    )
+    notices = BooleanField(_l("Send a notice to my email address when there is news"))
+    discreet = BooleanField(_l("Discreet: the notice does not name the fund"))

@@ -177,6 +177,14 @@ class User(UserMixin, db.Model):
     #: A safe way for the fund to reach an applicant (Signal, email, through a partner).
     _contact = encrypted_column("contact", SENSITIVE)
     contact = Encrypted()
+    #: Applicant side: a notice goes to ``contact``, when it is an email address, each time
+    #: the fund writes, decides or pays on one of the account's cases (``alerts.notices``).
+    notices = col(sa.Boolean, INTERNAL, nullable=False, default=True, server_default=sa.true())
+    #: Applicant side: the notice names no fund (sender, subject, body), only that there is
+    #: news and where to sign in. On unless the account turns it off.
+    notices_discreet = col(
+        sa.Boolean, INTERNAL, nullable=False, default=True, server_default=sa.true()
+    )
 
     #: Bumped at logout, password change and "end sessions": older cookies stop working.
     session_version = col(sa.Integer, INTERNAL, nullable=False, default=1)

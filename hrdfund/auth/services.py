@@ -254,6 +254,33 @@ def set_alert_settings(user, contact, on_duty, actor):
     return user
 
 
+def set_notice_settings(user, contact, notices, discreet):
+    """The applicant side's own safe contact (none when empty), whether notices of news go
+    to it, and whether they name the fund. A change is an audit entry saying what is on,
+    and whether the contact changed (never what it is); a form that changes nothing
+    records nothing. Returns whether something changed."""
+    contact = (contact or "").strip() or None
+    contact_changed = contact != user.contact
+    if not contact_changed and (bool(notices), bool(discreet)) == (
+        user.notices,
+        user.notices_discreet,
+    ):
+        return False
+    user.contact = contact
+    user.notices = bool(notices)
+    user.notices_discreet = bool(discreet)
+    db.session.flush()
+    audit.record(
+        "auth.notice_settings",
+        user,
+        actor=user,
+        notices=user.notices,
+        discreet=user.notices_discreet,
+        contact_changed=contact_changed,
+    )
+    return True
+
+
 def check_login_rules(login):
     """Raise :class:`LoginPolicyError` unless ``login`` (normalised) has the allowed form."""
     if not LOGIN_PATTERN.match(login):

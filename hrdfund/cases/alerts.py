@@ -9,9 +9,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from ..alerts import outbox
+from ..alerts import notices, outbox
 from ..alerts.models import AlertKind
-from ..auth.models import Role, User
+from ..auth.models import APPLICANT_ROLES, Role, User
 from ..core.columns import utcnow
 from ..core.extensions import db
 from .access import REVIEW_ROLES, can_see, staff_on_case
@@ -33,6 +33,7 @@ ROLES = {
     AlertKind.INSTALMENT_DUE: frozenset({Role.FINANCE}),
     AlertKind.RENEWAL_REVIEW: frozenset({Role.MANAGER}),
     AlertKind.RECEIPT_PROBLEM: frozenset({Role.FINANCE}),
+    AlertKind.APPLICANT_NEWS: APPLICANT_ROLES,
 }
 
 
@@ -84,10 +85,14 @@ def first_approver_id(application):
 def may_receive(alert, user):
     """Whether ``user`` may still receive ``alert`` as it goes out: they may open its case
     (``can_see``: still of its fund, no conflict declared), still hold the role it is for,
-    and a second approval still waits for them (not the first approver's own)."""
+    and a second approval still waits for them (not the first approver's own). A notice
+    to the applicant side goes only while the account still wants notices at an email
+    address."""
     application = alert.application
     if not can_see(application, user) or user.role not in ROLES.get(alert.kind, ()):
         return False
+    if alert.kind == AlertKind.APPLICANT_NEWS:
+        return notices.wants_notices(user)
     if alert.kind == AlertKind.SECOND_APPROVAL:
         return (
             application.status == S.AWAITING_SECOND_APPROVAL

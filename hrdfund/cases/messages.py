@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from .. import audit
 from ..alerts.models import AlertKind
 from ..core.extensions import db
-from . import access, alerts
+from . import access, alerts, notices
 from .models import ApplicationStatus as S
 from .models import Message
 from .services import case_rows, change_status
@@ -31,7 +31,8 @@ def post_message(application, author, body):
     they have no conflict on; finance from the approval on. An answer from the applicant
     side to a question puts the case back in review; a message from a reviewer or manager
     on a case in review is a question and the case waits for the applicant. Nothing else
-    a message does changes the case's status or its target clock.
+    a message does changes the case's status or its target clock. A message from staff
+    sends the applicant side a notice (``notices``).
     """
     if application.status == S.DRAFT or not TRANSITIONS[application.status]:
         raise ThreadClosedError()
@@ -51,7 +52,9 @@ def post_message(application, author, body):
     audit.record(
         "message.posted", message, actor=author, fund=application.fund_id, case=application.uid
     )
-    if not from_staff:
+    if from_staff:
+        notices.tell_applicant_side(application)
+    else:
         alerts.notify(application, AlertKind.APPLICANT_ANSWER)
     if not from_staff and application.status == S.INFO_REQUESTED:
         change_status(application, S.IN_REVIEW, actor=author)

@@ -20,7 +20,7 @@ from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
 from ..core.work import perform
-from . import access, bp, cleaning, consents, documents, messages, page, services
+from . import access, bp, cleaning, consents, documents, messages, page, services, waiting
 from .access import Section, get_application_or_404
 from .applying import form_data
 from .categories import CATEGORY_FIELDS
@@ -64,7 +64,12 @@ def _own_cases(referrals):
         .all()
     )
     return render_template(
-        "cases/list.html", applications=rows, labels=APPLICANT_LABELS, referrals=referrals
+        "cases/list.html",
+        applications=rows,
+        labels=APPLICANT_LABELS,
+        referrals=referrals,
+        waiting=waiting.waiting_on(rows),
+        waiting_labels=waiting.WAITING_LABELS,
     )
 
 

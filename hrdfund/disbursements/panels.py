@@ -11,14 +11,14 @@ from wtforms import SelectChoice
 
 from ..auth.models import Role
 from ..auth.refused import restore
-from ..cases import panels
+from ..cases import panels, waiting
 from ..cases.access import Section
 from ..core.extensions import db
 from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..ledger.balances import allocation_balances
-from ..ledger.models import Delivery, Disbursement
+from ..ledger.models import Delivery, Disbursement, Receipt, ReceiptAnswer
 from ..ledger.reversals import reversal_partners
 from ..reviews.forms import ConflictForm
 from . import holds
@@ -58,6 +58,27 @@ def grant_payments(grant):
     )
     answers = answers_of([p.id for p in payments])
     return [(p, answers[p.id]) for p in payments]
+
+
+@waiting.register
+def payments_to_confirm(applications):
+    """(application id, ``Waiting.PAYMENT``) for each of ``applications`` with a payment that
+    stands (not a reversal, not reversed) and that the payee side has not answered yet
+    (received, received less, not received; or confirmed before answers were kept)."""
+    reversal = sa.orm.aliased(Disbursement)
+    rows = db.session.execute(
+        sa.select(Grant.application_id)
+        .join(Disbursement, Disbursement.grant_id == Grant.id)
+        .where(
+            Grant.application_id.in_([a.id for a in applications]),
+            Disbursement.reversal_of_id.is_(None),
+            ~sa.exists().where(reversal.reversal_of_id == Disbursement.id),
+            ~sa.exists().where(Receipt.disbursement_id == Disbursement.id),
+            ~sa.exists().where(ReceiptAnswer.disbursement_id == Disbursement.id),
+        )
+        .distinct()
+    ).scalars()
+    return [(application_id, waiting.Waiting.PAYMENT) for application_id in rows]
 
 
 def grant_ledger(grant):

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
+from ..cases import notices
 from ..cases.models import ApplicationStatus as S
 from ..cases.services import change_status
 from ..core.columns import utcnow
@@ -231,7 +232,8 @@ def _hold(grant, application, pool, fields, texts, actor, reasons):
 
 def book_payment(grant, application, pool, fields, texts, actor, confirmed_by=None):
     """Write the payment row; ``actor`` is who books it (who entered it, or the second
-    person confirming it, then also ``confirmed_by``)."""
+    person confirming it, then also ``confirmed_by``). The applicant side is sent a
+    notice; a payment held for a second person sends none until it is booked."""
     payment = Disbursement(pool_id=pool.id, confirmed_by_id=confirmed_by, **fields)
     for name, value in texts.items():
         setattr(payment, name, value)
@@ -250,6 +252,7 @@ def book_payment(grant, application, pool, fields, texts, actor, confirmed_by=No
         currency=pool.currency,
         second_person=confirmed_by is not None,
     )
+    notices.tell_applicant_side(application)
     return payment
 
 

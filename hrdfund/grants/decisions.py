@@ -1,6 +1,8 @@
 """Every decision on a case: a manager's approval (four eyes above the threshold, money
 committed from the pools it draws on), a rejection with its reason, and the question that
-sends a case back to the applicant side. Each is a row of ``decisions`` in its round."""
+sends a case back to the applicant side. Each is a row of ``decisions`` in its round; the
+question, the rejection and the approval that commits money each send the applicant side a
+notice (``cases.notices``)."""
 
 from dataclasses import dataclass
 from decimal import Decimal
@@ -10,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
+from ..cases import notices
 from ..cases.access import can_see, check_staff, has_conflict
 from ..cases.models import ApplicationStatus as S
 from ..cases.models import Decision, DecisionOutcome, Message, StatusChange
@@ -72,6 +75,7 @@ def reject_application(application, manager, reason):
     db.session.add(decision)
     db.session.flush()
     change_status(application, S.REJECTED, actor=manager)
+    notices.tell_applicant_side(application)
     return decision
 
 
@@ -112,6 +116,7 @@ def request_information(application, user, question):
         "message.posted", message, actor=user, fund=application.fund_id, case=application.uid
     )
     change_status(application, S.INFO_REQUESTED, actor=user)
+    notices.tell_applicant_side(application)
     return message
 
 
@@ -310,6 +315,7 @@ def _commit_grant(application, manager, amount, allocations):
         allocate(grant, application, pool_id, grant_amount, manager, rate)
     change_status(application, S.APPROVED, actor=manager)
     alerts.grant_approved(grant)
+    notices.tell_applicant_side(application)
     audit.record(
         "grant.approved",
         grant,
