@@ -358,6 +358,7 @@ def test_notices_turned_off_after_queueing_never_go(money_world, mailbox):
     applicant.contact = CONTACT
     _question(money_world)
     db.session.commit()
+    assert len(notices_queued()) == 1
     applicant.notices = False
     db.session.commit()
     assert alerts.send_pending() == 0
