@@ -7,7 +7,15 @@ import sqlite3
 import traceback
 
 import sqlalchemy as sa
-from flask import Flask, current_app, render_template, request
+from flask import (
+    Flask,
+    before_render_template,
+    current_app,
+    g,
+    has_request_context,
+    render_template,
+    request,
+)
 from flask_babel import format_date, get_locale
 from flask_babel.speaklater import LazyString
 from flask_login import current_user
@@ -20,7 +28,20 @@ from .auth.language import NAMES as LANGUAGE_NAMES
 from .auth.language import RIGHT_TO_LEFT, offered, select_locale
 from .cases.targets import check_config as check_target_config
 from .core import crypto, geo, limits, quick_exit, times
-from .core.extensions import babel, csrf, db, login_manager, migrate, sqlite_begin_statement
+from .core.extensions import (
+    READ_METHODS,
+    babel,
+    csrf,
+    db,
+    has_written,
+    in_reading_mode,
+    login_manager,
+    migrate,
+    note_write,
+    read_by_default,
+    restore_mode,
+    sqlite_begin_statement,
+)
 from .core.request_limits import install_request_limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +60,7 @@ def create_app(overrides=None):
         instance_path=os.path.abspath(instance_path),
     )
     _configure(app, overrides or {})
+    _install_transaction_modes(app)
     install_request_limits(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
@@ -218,15 +240,78 @@ def _sqlite_connect(dbapi_connection, _record):
 
 @sa.event.listens_for(sa.engine.Engine, "begin")
 def _sqlite_begin(conn):
-    """On SQLite every transaction takes the write lock first, so a balance read inside it
-    cannot go stale before the write that depends on it; inside :func:`reading` it begins
-    deferred instead and takes none. A connection asked to autocommit (a migration turning
+    """On SQLite a transaction that may write takes the write lock first, so a balance read
+    inside it cannot go stale before the write that depends on it; inside :func:`reading`,
+    and in a request that only reads (outside ``writing()``), it begins deferred instead
+    and takes none. A connection asked to autocommit (a migration turning
     foreign keys off around a table rebuild, which only works outside a transaction) begins
     none."""
     if conn.dialect.name != "sqlite":
         return
     if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         conn.exec_driver_sql(sqlite_begin_statement())
+
+
+#: The first word of a statement that writes.
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE"})
+#: Where a request keeps the tokens of the reading modes it entered, undone at its end.
+_MODES = "hrdfund_transaction_modes"
+
+
+@sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+def _note_writes(_conn, _cursor, statement, _parameters, _context, _executemany):
+    """Keep whether the open transaction has written (see :func:`_render_without_lock`)."""
+    if not has_written() and statement.lstrip()[:6].upper() in _WRITES:
+        note_write()
+
+
+@sa.event.listens_for(sa.engine.Engine, "begin")
+@sa.event.listens_for(sa.engine.Engine, "commit")
+@sa.event.listens_for(sa.engine.Engine, "rollback")
+def _forget_writes(_conn):
+    note_write(False)
+
+
+def _install_transaction_modes(app):
+    """A request that only reads (GET, HEAD) runs with no write lock: on SQLite its
+    transactions begin deferred, readers beside the one writer, and what it must write
+    (the audit entry of a download) goes through ``perform``, in a short transaction that
+    takes the lock at its start. A form sent (POST) begins with the lock, as its service
+    checks and then writes; once its page is being rendered, a transaction that wrote
+    nothing is ended and the rest of the request reads with no lock."""
+
+    @app.before_request
+    def read_only_requests():
+        if request.method in READ_METHODS:
+            g.setdefault(_MODES, []).append(read_by_default())
+
+    @app.teardown_request
+    def end_modes(_exc):
+        tokens = g.pop(_MODES, [])
+        if tokens and not has_written() and not _unsaved():
+            db.session.rollback()  # the read ends with the request, not when next used
+        for token in reversed(tokens):
+            restore_mode(token)
+
+    before_render_template.connect(_render_without_lock, app)
+
+
+def _unsaved():
+    session = db.session
+    return bool(session.new or session.dirty or session.deleted)
+
+
+def _render_without_lock(_app, **_extra):
+    """Signal: a page is about to be rendered. Nothing is written while a page is rendered,
+    so a transaction that wrote nothing is ended first (on SQLite it held the write lock
+    from its first statement) and the page reads what it still needs with no lock. One
+    that wrote, or holds unsaved changes, is left as it is for its view to commit."""
+    if not has_request_context() or in_reading_mode():
+        return
+    if has_written() or _unsaved():
+        return
+    db.session.rollback()
+    g.setdefault(_MODES, []).append(read_by_default())
 
 
 def _escape_lazy_strings():

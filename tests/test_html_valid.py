@@ -27,7 +27,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from flask import abort, request
+from flask import abort, has_request_context, request
 from werkzeug.datastructures import MultiDict
 
 from config import Config
@@ -39,7 +39,7 @@ from hrdfund.cases import steps
 from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
-from hrdfund.core.extensions import db
+from hrdfund.core.extensions import db, sqlite_begin_statement
 from hrdfund.core.moved import MOVED
 from hrdfund.directory.csv_file import COLUMNS as csv_columns
 from hrdfund.grants.models import Grant, GrantStatus
@@ -124,6 +124,22 @@ class Pages:
     def __init__(self):
         self.pages = []
         self.endpoints = set()
+        #: The statements that wrote to the database while a GET was answered, by endpoint.
+        self.get_writes = {}
+
+    def watch(self, _conn, _cursor, statement, _parameters, _context, _many):
+        """Engine hook: keep each write a GET request makes, with its endpoint."""
+        if not has_request_context() or request.method not in ("GET", "HEAD"):
+            return
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            table = re.search(r"(?:INTO|UPDATE|FROM)\s+\"?(\w+)", statement, re.I)
+            what = f"{verb} {table.group(1) if table else '?'}"
+            # How the transaction writing it began: with the write lock, or deferred (an
+            # upgrade that can fail when another writer got there first).
+            self.get_writes.setdefault(request.endpoint, set()).add(
+                (what, sqlite_begin_statement())
+            )
 
     def add(self, label, response):
         if response.mimetype == "text/html":
@@ -280,6 +296,7 @@ def site(tmp_path_factory):
 
     with app.app_context():
         db.create_all()
+        sa.event.listen(db.engine, "before_cursor_execute", pages.watch)
         demo.load_demo_data(scale=SCALE)
         db.session.commit()
         with open(os.path.join(app.instance_path, "demo-accounts.json")) as fh:
@@ -1064,6 +1081,31 @@ def pages(site, tmp_path_factory):
     _directory(site)
     _packets(site, tmp_path_factory.mktemp("abroad"))
     return site.pages
+
+
+#: The only writes a GET may make, each with its reason: a download of a referral's packet
+#: or of the directory is an entry in the audit chain (SECURITY.md 28), written once the
+#: file is built, in a short transaction of its own that takes the write lock at its start.
+GET_WRITES = {
+    "directory.export": {("INSERT audit_events", "BEGIN IMMEDIATE")},
+    "network.referral_packet": {("INSERT audit_events", "BEGIN IMMEDIATE")},
+    "network.answer_packet": {("INSERT audit_events", "BEGIN IMMEDIATE")},
+}
+
+
+def test_pages_that_are_read_write_nothing(pages):
+    """Every page each role opened (GET) wrote nothing: no idle clock, counter, alert
+    marked read nor row made on first sight is kept in the database, so a page never
+    needs the write lock. Only the downloads listed write, and only their audit entry,
+    in a transaction that began with the write lock."""
+    unlisted = {
+        endpoint: writes - GET_WRITES.get(endpoint, set())
+        for endpoint, writes in pages.get_writes.items()
+        if writes - GET_WRITES.get(endpoint, set())
+    }
+    assert unlisted == {}
+    # The watch sees writes: each listed download was made and wrote its entry.
+    assert set(pages.get_writes) == set(GET_WRITES)
 
 
 def test_every_route_is_reached(site, pages):

@@ -26,15 +26,62 @@ csrf = CSRFProtect()
 babel = Babel()
 
 
-#: How the next SQLite transaction begins: with the write lock (the default, so a balance
-#: read and the write that depends on it never interleave with another writer), or
-#: deferred, as a reader beside any writer, inside :func:`reading`.
+#: How the next SQLite transaction begins: with the write lock (``BEGIN IMMEDIATE``, the
+#: default, so a balance read and the write that depends on it never interleave with
+#: another writer), or deferred (``BEGIN``), as a reader beside any writer: inside
+#: :func:`reading`, and for the whole of a request that only reads (GET, HEAD), where
+#: :func:`writing` takes the lock for the short unit of work that writes.
 _SQLITE_BEGIN = contextvars.ContextVar("hrdfund_sqlite_begin", default="BEGIN IMMEDIATE")
+WRITE_LOCK = "BEGIN IMMEDIATE"
+NO_WRITE_LOCK = "BEGIN"
+#: Requests that only read: they run with no write lock, and write (an audit entry of a
+#: download) only inside :func:`writing`.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Whether the transaction open in this context has written anything (kept by the engine
+#: hooks in ``hrdfund/__init__.py``).
+_WROTE = contextvars.ContextVar("hrdfund_wrote", default=False)
 
 
 def sqlite_begin_statement():
     """The statement that begins the next SQLite transaction."""
     return _SQLITE_BEGIN.get()
+
+
+def note_write(wrote=True):
+    """Record that the transaction open in this context wrote (or, at its end, that the
+    next one has written nothing yet)."""
+    _WROTE.set(wrote)
+
+
+def has_written():
+    """Whether the transaction open in this context has written anything."""
+    return _WROTE.get()
+
+
+def in_reading_mode():
+    """Whether transactions begin now with no write lock (a read, or a request that only
+    reads, outside :func:`writing`)."""
+    return _SQLITE_BEGIN.get() == NO_WRITE_LOCK
+
+
+def read_by_default():
+    """Begin every transaction from here on with no write lock, until the token returned is
+    given to :func:`restore_mode`: a request that only reads, or the rest of a request
+    once nothing it holds is left to write (its page being rendered)."""
+    return _SQLITE_BEGIN.set(NO_WRITE_LOCK)
+
+
+def restore_mode(token):
+    """End what :func:`read_by_default` began."""
+    try:
+        _SQLITE_BEGIN.reset(token)
+    except ValueError:  # set in another context (a test's request kept open): the default
+        _SQLITE_BEGIN.set(WRITE_LOCK)
+
+
+def _refuse_unsaved(session, what):
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError(f"{what} would drop unsaved changes")
 
 
 @contextlib.contextmanager
@@ -47,12 +94,40 @@ def reading():
 
     A transaction already open is ended first; one holding unsaved changes is a bug."""
     session = db.session
-    if session.new or session.dirty or session.deleted:
-        raise RuntimeError("reading() would drop unsaved changes")
+    _refuse_unsaved(session, "reading()")
     session.rollback()
-    token = _SQLITE_BEGIN.set("BEGIN")
+    token = _SQLITE_BEGIN.set(NO_WRITE_LOCK)
     try:
         yield
     finally:
         session.rollback()
         _SQLITE_BEGIN.reset(token)
+
+
+@contextlib.contextmanager
+def writing():
+    """A unit of work that writes: committed on leaving, rolled back when it raises.
+
+    Where transactions begin with the write lock (a form sent, a command), it runs in the
+    transaction already open, as it always did. In a request that only reads, the read
+    transaction is ended first (objects loaded are read again when next used, now under
+    the lock) and this one begins with the write lock (BEGIN IMMEDIATE on SQLite), so a
+    check inside it and the write that depends on it see no other writer between them; it
+    ends on leaving, and the request reads on with no lock. A read ended over unsaved
+    changes is a bug."""
+    session = db.session
+    token = None
+    if in_reading_mode():
+        _refuse_unsaved(session, "writing()")
+        session.rollback()
+        token = _SQLITE_BEGIN.set(WRITE_LOCK)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        if token is not None:  # the lock is not kept while the error is answered
+            session.rollback()
+        raise
+    finally:
+        if token is not None:
+            _SQLITE_BEGIN.reset(token)

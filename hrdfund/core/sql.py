@@ -29,7 +29,8 @@ def lock_row(model, row_id):
     """The row of ``model`` with this id, read afresh; on PostgreSQL it stays locked until
     the transaction ends, so requests that change it (two payments from one pool, a close
     sent twice, guesses at one account) take turns and each sees what the one before did.
-    SQLite transactions already begin with the write lock (BEGIN IMMEDIATE)."""
+    On SQLite a transaction that may write already begins with the write lock (BEGIN
+    IMMEDIATE; see ``extensions.writing``)."""
     query = sa.select(model).where(model.id == row_id)
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()

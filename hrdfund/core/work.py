@@ -11,7 +11,7 @@ commit themselves, as each says.
 
 from dataclasses import dataclass
 
-from .extensions import db
+from .extensions import db, writing
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,13 @@ class Outcome:
 def perform(service, *args, refused=(), **kwargs):
     """Call ``service(*args, **kwargs)`` and commit what it did; when it (or the commit)
     raises one of the ``refused`` errors (a class or a tuple of them), roll back instead.
-    Returns the :class:`Outcome`."""
+    Returns the :class:`Outcome`.
+
+    In a request that only reads, the service runs in a short transaction of its own that
+    begins with the write lock (:func:`~hrdfund.core.extensions.writing`)."""
     try:
-        value = service(*args, **kwargs)
-        db.session.commit()
+        with writing():
+            value = service(*args, **kwargs)
     except refused as exc:
         db.session.rollback()
         return Outcome(refusal=exc)

@@ -2,8 +2,9 @@
 and allocations that can never take a pool below zero, whatever runs at the same time.
 
 On PostgreSQL an allocation locks the pool's row (SELECT ... FOR UPDATE) and re-reads the
-balance after the lock; on SQLite every transaction already holds the write lock from its
-first statement (BEGIN IMMEDIATE), so the same re-read is just as safe.
+balance after the lock; on SQLite every transaction that may write holds the write lock
+from its first statement (BEGIN IMMEDIATE: a form's, and ``perform``'s in a request that
+otherwise only reads), so the same re-read is just as safe.
 """
 
 from decimal import Decimal
