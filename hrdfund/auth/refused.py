@@ -33,7 +33,7 @@ from wtforms.widgets import HiddenInput
 
 from ..core.columns import cipher, utcnow
 from ..core.crypto import DecryptionError
-from ..core.extensions import db
+from ..core.extensions import db, reading, writing
 from ..core.forms import REFUSED_SHOWN
 from .client import client_token, cookie_token
 from .models import RefusedForm
@@ -56,23 +56,28 @@ def refuse(form, to, problems=(), about=None):
     one such form per row (a payment, a contribution)."""
     db.session.rollback()
     now = utcnow()
-    _forget(now, session.pop(SESSION_KEY, None))
     token = secrets.token_urlsafe(32)
-    row = RefusedForm(
-        key=_row_key(token),
-        expires_at=now + timedelta(minutes=current_app.config["REFUSED_FORM_MINUTES"]),
-    )
-    row.content = {
-        "page": urlsplit(to).path,
-        "form": form_key(form),
-        "values": _typed(form),
-        "errors": _errors(form),
-        "form_errors": [str(e) for e in form.form_errors],
-        "problems": [str(p) for p in problems],
-        "about": about,
-    }
-    db.session.add(row)
-    db.session.commit()
+    previous = session.pop(SESSION_KEY, None)
+    # What was typed is encrypted, and the keys are worked out, before the transaction that
+    # stores them begins: it holds the write lock for a delete and an insert only.
+    with reading():
+        row = RefusedForm(
+            key=_row_key(token),
+            expires_at=now + timedelta(minutes=current_app.config["REFUSED_FORM_MINUTES"]),
+        )
+        row.content = {
+            "page": urlsplit(to).path,
+            "form": form_key(form),
+            "values": _typed(form),
+            "errors": _errors(form),
+            "form_errors": [str(e) for e in form.form_errors],
+            "problems": [str(p) for p in problems],
+            "about": about,
+        }
+        previous_key = _row_key(previous) if isinstance(previous, str) else None
+    with writing():
+        _forget(now, previous_key)
+        db.session.add(row)
     session[SESSION_KEY] = token
     return redirect(to, 303)
 
@@ -150,8 +155,8 @@ def _row_key(token):
     return cipher().blind_index(f"refused-form|{_owner()}|{token}")
 
 
-def _forget(now, previous):
-    """Delete a few expired rows, and the session's previous refused form."""
+def _forget(now, previous_key):
+    """Delete a few expired rows, and the session's previous refused form (its row's key)."""
     expired = (
         sa.select(RefusedForm.id)
         .where(RefusedForm.expires_at <= now)
@@ -161,8 +166,8 @@ def _forget(now, previous):
     if db.session.get_bind().dialect.name == "postgresql":
         expired = expired.with_for_update(skip_locked=True)
     condition = RefusedForm.id.in_(expired)
-    if isinstance(previous, str):
-        condition = sa.or_(condition, RefusedForm.key == _row_key(previous))
+    if previous_key is not None:
+        condition = sa.or_(condition, RefusedForm.key == previous_key)
     db.session.execute(sa.delete(RefusedForm).where(condition))
 
 
