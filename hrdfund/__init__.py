@@ -259,10 +259,17 @@ _MODES = "hrdfund_transaction_modes"
 
 
 @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
-def _note_writes(_conn, _cursor, statement, _parameters, _context, _executemany):
-    """Keep whether the open transaction has written (see :func:`_render_without_lock`)."""
-    if not has_written() and statement.lstrip()[:6].upper() in _WRITES:
+def _note_writes(conn, _cursor, statement, _parameters, _context, _executemany):
+    """Keep whether the open transaction has written (see :func:`_render_without_lock`).
+    A write in a transaction begun with no write lock, in a request, is named in the log:
+    SQLite may refuse to upgrade it when another writer got there first, so every write of
+    a request that reads belongs inside ``perform`` (or ``writing()``)."""
+    if statement.lstrip()[:6].upper() not in _WRITES:
+        return
+    if not has_written():
         note_write()
+        if conn.dialect.name == "sqlite" and in_reading_mode() and has_request_context():
+            log.warning("a write with no write lock taken first, on endpoint %s", request.endpoint)
 
 
 @sa.event.listens_for(sa.engine.Engine, "begin")

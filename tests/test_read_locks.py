@@ -264,3 +264,49 @@ def test_a_document_download_decrypts_with_no_lock(app, client, world, make_user
     # Who may see the case was decided before: the lock covers the entry only.
     assert not any("FROM applications" in s for s in wrote[0]), wrote
     assert len(wrote[0]) <= 6, wrote
+
+
+def _create_fund(app, make_user):
+    chief = make_user("network_admin")
+    client = signed_in(app, chief)
+    data = {
+        "fund-name": "Fund Made Here",
+        "fund-admin_login": "made.admin",
+        "fund-admin_password": "a long first passphrase 42",
+    }
+    return lambda: client.post("/network/funds", data=data)
+
+
+def _accept_invitation(app, make_user):
+    from tests.test_invitations import NEW_PASSWORD, _invite  # noqa: PLC0415
+
+    client = signed_in(app, make_user("admin"))
+    _response, path = _invite(client)
+    invited = app.test_client()
+
+    def act():
+        assert invited.get(path).status_code == 303
+        return invited.post("/invitation", data={"password": NEW_PASSWORD, "again": NEW_PASSWORD})
+
+    return act
+
+
+@pytest.mark.parametrize("path", [_create_fund, _accept_invitation], ids=lambda f: f.__name__)
+def test_a_new_account_s_password_is_hashed_with_no_lock_held(app, make_user, path):
+    """The first password of an account made in the browser (a fund's administrator, an
+    invited member of staff) is hashed before the transaction that makes the account
+    begins: no transaction of the request is open, and on SQLite another connection takes
+    the write lock at once."""
+    from hrdfund.auth import services  # noqa: PLC0415
+    from tests.test_sign_in_limits import _WatchedHasher  # noqa: PLC0415
+
+    act = path(app, make_user)
+    db.session.commit()
+    seen = []
+    real = services._hasher
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services, "_hasher", lambda: _WatchedHasher(real(), seen))
+        response = act()
+    assert response.status_code in (302, 303), response.status
+    assert seen, "no password was hashed"
+    assert all(seen), f"{seen.count(False)} of {len(seen)} hashes ran under a write lock"
