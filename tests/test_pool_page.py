@@ -10,6 +10,7 @@ import pytest
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
 from hrdfund.pools import services as pools
+from hrdfund.reviews.services import declare_conflict
 from tests.conftest import MoneyWorld, pay, signed_in
 
 #: Rows a list shows at a time in these tests.
@@ -174,3 +175,39 @@ def test_finances_payments_are_paged_newest_first_over_the_dates_chosen(app, wor
     html = _html(client, "/payments?to=tomorrow")
     assert "“tomorrow” is not a date: write it as 2026-03-31." in html
     assert _payment_references(html) == []
+
+
+def test_each_reader_counts_the_rows_of_the_cases_they_may_open_and_no_others(app, world):
+    """A second grant from the pool, paid twice, on a case a manager and a finance officer
+    declared a conflict on: they read the lists without its rows, counted without them,
+    and how many rows were left out (its commitment and two payments); a colleague reads
+    and counts every row; an administrator, who opens no case, reads none and is told
+    that every row on a case was left out."""
+    other = world.grant("400", name="Defender Two")
+    for n in range(2):
+        pay(
+            world,
+            other,
+            "50",
+            instalment=None,
+            paid_on=date(2026, 2, 10 + n),
+            reference=f"OTHER-{n}",
+        )
+    declarers = [world.make_user("manager"), world.make_user("finance")]
+    for user in declarers:
+        declare_conflict(other.application, user)
+    db.session.commit()
+    path = f"/pools/{world.eur.uid}?payments_page=3"
+    colleague = _html(signed_in(app, world.m1), path)
+    assert _references(colleague, "payments", "OTHER-") == ["OTHER-0"]
+    assert "Rows 7 to 7 of 7" in colleague and "not listed below" not in colleague
+    for user in declarers:
+        html = _html(signed_in(app, user), f"/pools/{world.eur.uid}?payments_page=2")
+        assert _references(html, "payments", "PAY-") == ["PAY-1", "PAY-0"]
+        assert "Rows 4 to 5 of 5" in html
+        assert "3 rows on cases you may not open are not listed below" in html
+        assert other.application.uid not in html
+    html = _html(signed_in(app, world.admin), f"/pools/{world.eur.uid}")
+    assert _listed(html, "payments") == ["No payment yet."]
+    assert _listed(html, "commitments") == ["Nothing committed yet."]
+    assert "9 rows on cases you may not open are not listed below" in html

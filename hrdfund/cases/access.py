@@ -219,6 +219,31 @@ def visible_cases(user):
     return condition
 
 
+def hidden_funded_cases(user, fund_id):
+    """SQL: among the approved cases of fund ``fund_id`` (those money of the fund's pools
+    went to: a case is approved before any allocation, and stays in the states of
+    ``MONEY_STATES``), the ids of the cases ``user`` may not open, by the rule of
+    :func:`visible_cases`; None when ``user`` may open none of them.
+
+    A list that counts a pool's rows by whether their reader may open the case subtracts
+    the rows of these few cases, rather than joining every row to its case."""
+    if user.role in REVIEW_ROLES or user.role == Role.FINANCE:
+        if user.fund_id != fund_id:
+            return None
+        # Every approved case of the reader's fund is open to them but those they declared
+        # a conflict on (finance sees exactly the MONEY_STATES).
+        return conflicted_cases(user)
+    visible = visible_cases(user)
+    if isinstance(visible, sa.sql.elements.False_):
+        return None
+    return sa.select(Application.id).where(
+        Application.fund_id == fund_id,
+        Application.status.in_(sorted(MONEY_STATES)),
+        # Not "NOT visible": a comparison with an empty column is neither true nor false.
+        sa.case((visible, False), else_=True),
+    )
+
+
 def sections(application, user):
     """The parts of ``application`` that ``user`` needs to know (a frozenset of
     ``Section``); empty when they may not open it."""

@@ -6,7 +6,12 @@ import sqlalchemy as sa
 from ..cases.models import Application
 from ..grants.models import Grant
 from ..ledger.models import Disbursement
-from ..pools.page import register_case_rows
+from ..pools.page import CaseRows, register_case_rows
+
+
+def _on_cases(case_ids):
+    """SQL: the payment is of a grant to one of ``case_ids``."""
+    return Disbursement.grant_id.in_(sa.select(Grant.id).where(Grant.application_id.in_(case_ids)))
 
 
 @register_case_rows
@@ -17,4 +22,12 @@ def payments(pool):
         .join(Application, Application.id == Grant.application_id)
         .where(Disbursement.pool_id == pool.id)
     )
-    return {"payments": (payments, Disbursement.paid_on, Disbursement)}
+    return {
+        "payments": CaseRows(
+            payments,
+            Disbursement.paid_on,
+            Disbursement,
+            sa.select(Disbursement.id).where(Disbursement.pool_id == pool.id),
+            _on_cases,
+        )
+    }

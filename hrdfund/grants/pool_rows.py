@@ -5,8 +5,24 @@ import sqlalchemy as sa
 
 from ..cases.models import Application
 from ..ledger.models import Allocation, Release
-from ..pools.page import register_case_rows
+from ..pools.page import CaseRows, register_case_rows
 from .models import Grant
+
+
+def _grants_of(case_ids):
+    return sa.select(Grant.id).where(Grant.application_id.in_(case_ids))
+
+
+def _allocation_on_cases(case_ids):
+    """SQL: the allocation is of a grant to one of ``case_ids``."""
+    return Allocation.grant_id.in_(_grants_of(case_ids))
+
+
+def _release_on_cases(case_ids):
+    """SQL: the release gives back an allocation of a grant to one of ``case_ids``."""
+    return Release.allocation_id.in_(
+        sa.select(Allocation.id).where(Allocation.grant_id.in_(_grants_of(case_ids)))
+    )
 
 
 @register_case_rows
@@ -26,6 +42,24 @@ def commitments(pool):
         .where(Allocation.pool_id == pool.id)
     )
     return {
-        "allocations": (allocations, Allocation.created_at, Allocation),
-        "releases": (releases, Release.created_at, Release),
+        "allocations": CaseRows(
+            allocations,
+            Allocation.created_at,
+            Allocation,
+            sa.select(Allocation.id).where(Allocation.pool_id == pool.id),
+            _allocation_on_cases,
+        ),
+        "releases": CaseRows(
+            releases,
+            Release.created_at,
+            Release,
+            # From the releases, few, each to its commitment; not from every commitment
+            # of the pool to its releases.
+            sa.select(Release.id).where(
+                sa.exists()
+                .where(Allocation.id == Release.allocation_id, Allocation.pool_id == pool.id)
+                .correlate_except(Allocation)
+            ),
+            _release_on_cases,
+        ),
     }

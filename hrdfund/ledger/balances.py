@@ -36,48 +36,61 @@ def pool_commitments(pool_ids, until=None):
     reversals; allocations net of releases; payment fees and exchange differences net of
     their reversals. With ``until`` (a date), only rows dated before it. Four grouped
     queries, whatever the number of rows."""
-
-    def grouped(query, key, *dated):
-        query = query.where(key.in_(pool_ids))
-        if until is not None:
-            query = query.where(*(before(column, until) for column in dated))
-        query = query.group_by(key)
-        return {pid: quantize(total) for pid, total in db.session.execute(query)}
-
-    received = grouped(
-        sa.select(Contribution.pool_id, summed(signed_amount(Contribution))),
-        Contribution.pool_id,
-        Contribution.received_on,
-    )
-    allocated = grouped(
-        sa.select(Allocation.pool_id, summed(Allocation.amount)),
-        Allocation.pool_id,
-        Allocation.created_at,
-    )
-    released = grouped(
-        sa.select(Allocation.pool_id, summed(Release.amount)).join(
-            Release, Release.allocation_id == Allocation.id
-        ),
-        Allocation.pool_id,
-        Release.created_at,
-    )
+    received, committed = _received_committed(pool_ids, until)
     cost = Disbursement.fee_amount + Disbursement.exchange_difference
-    costs = grouped(
+    costs = _grouped(
         sa.select(
             Disbursement.pool_id,
             summed(sa.case((Disbursement.reversal_of_id.is_(None), cost), else_=-cost)),
         ),
+        pool_ids,
+        until,
         Disbursement.pool_id,
         Disbursement.paid_on,
     )
-    return {
-        pid: (
-            received.get(pid, ZERO),
-            allocated.get(pid, ZERO) - released.get(pid, ZERO),
-            costs.get(pid, ZERO),
-        )
-        for pid in pool_ids
-    }
+    return {pid: (received[pid], committed[pid], costs.get(pid, ZERO)) for pid in pool_ids}
+
+
+def _grouped(query, pool_ids, until, key, *dated):
+    """{pool id: total} of ``query`` (pool id, one sum), kept to ``pool_ids`` and, with
+    ``until``, to the rows whose ``dated`` columns fall before it."""
+    query = query.where(key.in_(pool_ids))
+    if until is not None:
+        query = query.where(*(before(column, until) for column in dated))
+    query = query.group_by(key)
+    return {pid: quantize(total) for pid, total in db.session.execute(query)}
+
+
+def _received_committed(pool_ids, until):
+    """({pool id: received}, {pool id: committed}): contributions net of their reversals,
+    allocations net of releases."""
+    received = _grouped(
+        sa.select(Contribution.pool_id, summed(signed_amount(Contribution))),
+        pool_ids,
+        until,
+        Contribution.pool_id,
+        Contribution.received_on,
+    )
+    allocated = _grouped(
+        sa.select(Allocation.pool_id, summed(Allocation.amount)),
+        pool_ids,
+        until,
+        Allocation.pool_id,
+        Allocation.created_at,
+    )
+    released = _grouped(
+        sa.select(Allocation.pool_id, summed(Release.amount)).join(
+            Release, Release.allocation_id == Allocation.id
+        ),
+        pool_ids,
+        until,
+        Allocation.pool_id,
+        Release.created_at,
+    )
+    return (
+        {pid: received.get(pid, ZERO) for pid in pool_ids},
+        {pid: allocated.get(pid, ZERO) - released.get(pid, ZERO) for pid in pool_ids},
+    )
 
 
 def pool_available(pool_id):
@@ -97,7 +110,8 @@ def pool_figures(pool_ids=None, until=None):
     (what can still be committed) and outstanding (committed, not yet paid). With
     ``until`` (a date), as they stood at the start of that day."""
     ids = pool_ids if pool_ids is not None else every_pool_id()
-    commitments = pool_commitments(ids, until)
+    # The payments' sums are read once, for what was paid and for what paying cost.
+    received_of, committed_of = _received_committed(ids, until)
     dated = [] if until is None else [before(Disbursement.paid_on, until)]
     paid = {
         row[0]: [quantize(v) for v in row[1:]]
@@ -114,8 +128,9 @@ def pool_figures(pool_ids=None, until=None):
     }
     figures = {}
     for pid in ids:
-        received, committed, costs = commitments[pid]
+        received, committed = received_of[pid], committed_of[pid]
         disbursed, fees, differences = paid.get(pid, (ZERO, ZERO, ZERO))
+        costs = fees + differences
         figures[pid] = {
             "received": received,
             "committed": committed,

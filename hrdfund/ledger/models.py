@@ -90,11 +90,14 @@ class Allocation(db.Model):
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         sa.CheckConstraint("grant_amount > 0", name="grant_amount_positive"),
         sa.CheckConstraint("fx_rate > 0", name="rate_positive"),
+        # A pool's commitments newest first, as its page lists them, with the amount its
+        # figures add up (read from the index alone).
+        sa.Index("ix_allocations_pool_newest", "pool_id", "created_at", "id", "amount"),
     )
     id: Mapped[int] = pk()
     uid = uid_column()
     grant_id = fk("grants.id")
-    pool_id = fk("pools.id")
+    pool_id = fk("pools.id", index=False)
     #: Amount committed, in the pool's currency.
     amount = money()
     #: The same amount in the grant's currency.
@@ -113,7 +116,11 @@ class Release(db.Model):
     """Committed money given back to the pool, in the pool's currency."""
 
     __tablename__ = "releases"
-    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # The releases newest first, as a pool's page lists its own.
+        sa.Index("ix_releases_newest", "created_at", "id"),
+    )
     id: Mapped[int] = pk()
     uid = uid_column()
     allocation_id = fk("allocations.id")
@@ -166,11 +173,13 @@ class Disbursement(db.Model):
         ),
         currency_check("currency_paid"),
         # A pool's figures are sums over its payments: this index holds every column they
-        # add up, so the sums never read the table, and gives a pool's payments by date.
+        # add up, so the sums and counts never read the table, and gives a pool's payments
+        # newest first, as its page lists them (by date, then as written).
         sa.Index(
             "ix_disbursements_pool_sums",
             "pool_id",
             "paid_on",
+            "id",
             "reversal_of_id",
             "amount",
             "fee_amount",

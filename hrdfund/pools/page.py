@@ -11,7 +11,9 @@ offers to download, and the periods it offers, are the reports feature's
 """
 
 import math
+from collections.abc import Callable
 from datetime import date
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app, render_template, request, url_for
@@ -21,7 +23,7 @@ from flask_login import current_user
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..cases.access import visible_cases
+from ..cases.access import hidden_funded_cases, visible_cases
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.paging import MAX_PAGE, within
@@ -77,9 +79,23 @@ def _newest(query, day, model, page, size):
 _CASE_SECTIONS = []
 
 
+class CaseRows(NamedTuple):
+    """A section of rows on a case, as a feature adds it to the pool page."""
+
+    #: The section's rows of the pool with their case's code: (row, case).
+    listed: sa.Select
+    #: The row's day, by which the page lists and keeps them to the dates chosen.
+    day: sa.ColumnElement
+    model: type
+    #: The ids of the section's rows of the pool, without their cases: counted alone.
+    pooled: sa.Select
+    #: ``on_cases(case_ids)``: SQL condition that a row is on one of ``case_ids``.
+    on_cases: Callable
+
+
 def register_case_rows(section):
-    """Add ``section(pool) -> {name: (query of (row, case code), its day, its model)}`` to
-    the pool page; the page keeps to each query the rows of cases its reader may open."""
+    """Add ``section(pool) -> {name: CaseRows}`` to the pool page; the page keeps to each
+    list the rows of cases its reader may open."""
     _CASE_SECTIONS.append(section)
     return section
 
@@ -92,35 +108,43 @@ def _case_queries(pool):
     return queries
 
 
-def pool_rows(pool, visible, period=(None, None), pages=None, size=50):
+def _count(query):
+    return db.session.execute(
+        sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+
+
+def pool_rows(pool, reader, period=(None, None), pages=None, size=50):
     """A page of rows of each section of the page, within ``period``: every contribution,
-    and the rows of the cases ``visible`` (an SQL condition on cases) lets the reader
-    open. ``pages`` maps a section to the page of it asked for (1 by default). Returns
-    (rows, counts, hidden): the rows by section, how many each section has within the
-    period, and how many rows of the period were left out (the figures still count
-    them). Two queries a section, whatever the number of rows."""
+    and the rows of the cases ``reader`` may open. ``pages`` maps a section to the page
+    of it asked for (1 by default). Returns (rows, counts, hidden): the rows by section,
+    how many each section has within the period, and how many rows of the period were
+    left out (the figures still count them).
+
+    Each section's rows are counted on their own, then less those of the few cases the
+    reader may not open (``hidden_funded_cases``: a pool's rows are all on approved cases
+    of its fund), so no count joins every row to its case. A few queries a section,
+    whatever the number of rows."""
     pages = pages or {}
-    queries = {
-        "contributions": (
-            sa.select(Contribution).where(Contribution.pool_id == pool.id),
-            Contribution.received_on,
-            Contribution,
-        ),
-        **_case_queries(pool),
-    }
+    visible = visible_cases(reader)
+    hidden_cases = hidden_funded_cases(reader, pool.fund_id)
     rows, counts, hidden = {}, {}, 0
-    for name, (query, day, model) in queries.items():
-        query = query.where(within(day, period))
-        listed = query if name == "contributions" else query.where(visible)
-        rows[name] = _newest(listed, day, model, pages.get(name, 1), size)
-        shown_only = sa.true() if name == "contributions" else visible
-        total, shown = db.session.execute(
-            query.with_only_columns(
-                sa.func.count(),
-                sa.func.count(sa.case((shown_only, 1))),
-                maintain_column_froms=True,
-            )
-        ).one()
+    contributions = sa.select(Contribution).where(Contribution.pool_id == pool.id)
+    contributions = contributions.where(within(Contribution.received_on, period))
+    rows["contributions"] = _newest(
+        contributions, Contribution.received_on, Contribution, pages.get("contributions", 1), size
+    )
+    counts["contributions"] = _count(contributions)
+    for name, section in _case_queries(pool).items():
+        dated = within(section.day, period)
+        if hidden_cases is None:
+            rows[name] = []
+            shown, total = 0, _count(section.pooled.where(dated))
+        else:
+            listed = section.listed.where(dated, visible)
+            rows[name] = _newest(listed, section.day, section.model, pages.get(name, 1), size)
+            total = _count(section.pooled.where(dated))
+            shown = total - _count(section.pooled.where(dated, section.on_cases(hidden_cases)))
         counts[name] = shown
         hidden += total - shown
     return rows, counts, hidden
@@ -241,8 +265,9 @@ def render_pool(pool):
         # Dates that cannot be read list nothing, rather than every row unfiltered.
         rows, counts, hidden = {n: [] for n in SECTIONS}, dict.fromkeys(SECTIONS, 0), 0
     else:
-        visible = visible_cases(current_user._get_current_object())
-        rows, counts, hidden = pool_rows(pool, visible, period, pages, size)
+        rows, counts, hidden = pool_rows(
+            pool, current_user._get_current_object(), period, pages, size
+        )
     keeper = current_user.role in (Role.ADMIN, Role.MANAGER)
     partners = {
         "contributions": reversal_partners(

@@ -13,6 +13,7 @@ from ..auth.guard import role_required
 from ..auth.models import Role
 from ..cases import access, targets
 from ..cases.models import (
+    QUEUE_STATES,
     Application,
     ApplicationStatus,
     Urgency,
@@ -31,17 +32,10 @@ from ..pools.services import entry_rate
 from . import bp
 from .forms import QuickRecommendForm
 
-
 #: Sort orders of the queue: name -> ORDER BY, each ending on the id so pages are stable.
-def _next_due():
-    return sa.case(
-        (Application.first_response_at.is_(None), Application.response_due_at),
-        else_=Application.decision_due_at,
-    )
-
-
 QUEUE_SORTS = {
-    "due": lambda worth: (_next_due().nulls_last(), Application.id),
+    # The index of waiting cases by fund and next target holds them in this order.
+    "due": lambda worth: (Application.next_due_at.nulls_last(), Application.id),
     "oldest": lambda worth: (Application.submitted_at, Application.id),
     "newest": lambda worth: (Application.submitted_at.desc(), Application.id.desc()),
     # Across currencies, by what each amount is worth in the reporting currency; a case
@@ -233,8 +227,15 @@ def _case_rows(rates):
 
 def _filtered(query, filters, pools):
     """``query`` kept to the cases the chosen filters select."""
-    statuses = [filters["status"]] if "status" in filters else [s.value for s in WAITING]
-    query = query.where(Application.status.in_(statuses))
+    if "status" in filters:
+        query = query.where(Application.status == filters["status"])
+    else:
+        # Written out in the statement, in the index's order, so that SQLite sees the
+        # terms of the queue's partial index (it compares them as written).
+        waiting = sa.bindparam(
+            "waiting", [s.value for s in QUEUE_STATES], expanding=True, literal_execute=True
+        )
+        query = query.where(Application.status.in_(waiting))
     for name in ("category", "urgency", "country"):
         if name in filters:
             query = query.where(getattr(Application, name) == filters[name])
