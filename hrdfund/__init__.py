@@ -142,8 +142,9 @@ def _assemble(app):
     app.cli.add_command(hrdfund_cli)
     install_guard(app)
 
+    # The reader's Locale as it is: a language code would be parsed again for each amount.
     app.jinja_env.filters["money"] = lambda amount, code: format_money(
-        amount, code, locale=str(get_locale() or "en")
+        amount, code, locale=get_locale() or "en"
     )
     app.jinja_env.filters["country"] = lambda code: geo.country_name(
         code, str(get_locale() or "en")
