@@ -247,3 +247,49 @@ def test_pools_of_another_fund_stay_hidden(
     page = client.get("/pools").get_data(as_text=True)
     assert "Pool of ours" in page
     assert "Pool of theirs" not in page
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_cases_hidden_among_a_funds_approved_ones_are_exactly_those_not_visible(
+    app, make_user, make_fund, fund, role
+):
+    """A pool's page counts its rows less those of the cases ``hidden_funded_cases`` names:
+    for every role, of this fund or another, with a conflict declared or not, these are
+    exactly the approved cases of the fund that ``visible_cases`` keeps from the reader
+    (none named means every one is kept from them)."""
+    import sqlalchemy as sa
+
+    from hrdfund.cases.access import MONEY_STATES, hidden_funded_cases, visible_cases
+    from hrdfund.reviews.services import declare_conflict
+
+    other = make_fund("Other Fund")
+    reader = make_user(role)
+    stranger = make_user(role, fund_id=other.id) if role in ("manager", "finance") else None
+    cases = []
+    for n, status in enumerate(sorted(MONEY_STATES) * 2):
+        applicant = reader if role == "applicant" and n == 0 else None
+        cases.append(
+            make_case(
+                fund,
+                status=status,
+                applicant_id=applicant.id if applicant else None,
+                partner_organisation_id=reader.partner_organisation_id if n == 1 else None,
+            )
+        )
+    if role in ("reviewer", "manager", "finance"):
+        declare_conflict(cases[2], reader)
+    db.session.commit()
+    ids = [c.id for c in cases]
+    for user in [u for u in (reader, stranger) if u is not None]:
+        visible = set(
+            db.session.execute(
+                sa.select(Application.id).where(Application.id.in_(ids), visible_cases(user))
+            ).scalars()
+        )
+        hidden = hidden_funded_cases(user, fund.id)
+        named = set(ids) if hidden is None else set(db.session.execute(hidden).scalars())
+        assert {i for i in ids if i in named} == set(ids) - visible, user.role
+    if role in ("reviewer", "manager", "finance"):
+        assert cases[2].id in set(
+            db.session.execute(hidden_funded_cases(reader, fund.id)).scalars()
+        )
