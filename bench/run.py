@@ -252,6 +252,25 @@ them (OFFSET), as the page numbers in its links say; and the six figures are sti
 up from the rows, not from each pool's money by day (the days keep no fees nor exchange
 differences apart).
 
+Figures for the table (to be wired into `databases` with the wave's): a full `make bench
+PARTS=scale` on each database did not finish in the time there was (the world took 26
+minutes to build on SQLite at a load of 15, the dashboards then ran for 30 minutes). The
+three pages were measured by the benchmark's own `python -m bench.scale pages queue
+queue_filtered pool` on the worlds it had built, with the code after, at 01:10 to 01:19
+UTC, load 9 to 15 (two test runs beside them): p95 against the page's slowest statement
+from a bare route, in ms. PostgreSQL: queue 81.0 (baseline 10.31, p50 45.1 against 4.3),
+queue with two filters 142.8 (12.03), pool page 637.8 (120.0). SQLite: queue 426.7
+(88.2), queue with two filters 458.2 (89.1), pool page 1136.1 (154.3). Before, on
+PostgreSQL, the same pages measured 111 ms (slowest statement 77) and 884 ms (179); the
+statements themselves, above, went from 81 ms to 2 ms (queue) and from 423 to 508 ms to
+30 to 60 ms (the pool page's slowest). These figures are not the table's: at that load
+the bare route itself took 88 ms for a 2 ms statement on SQLite; run `make bench
+PARTS=scale` on a quiet machine. Expect the queue's ratio to stay above 3 on a quiet
+machine too: its slowest statement is now about 2 ms, and drawing its 50 rows takes
+about 19 ms of CPU (profiled: half of it Jinja and gettext), so the page cannot be within
+3 times a statement that cheap; the pool page spends about 40 ms of CPU outside SQL
+(300 amounts formatted, the chart, the report periods and variances).
+
 Statistics: `flask hrdfund demo-data` ends with `VACUUM (ANALYZE)` of the application's
 tables on PostgreSQL (a bulk load leaves the rows not yet marked visible, and index-only
 scans then read the table anyway) and `ANALYZE` on SQLite; the migration that adds these
