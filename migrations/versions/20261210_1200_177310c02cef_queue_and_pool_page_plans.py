@@ -4,8 +4,8 @@ pool's payments and commitments indexed newest first with the amounts its figure
 and the releases newest first; fresh statistics for the planner afterwards
 
 Revision ID: 177310c02cef
-Revises: 5b8e1f2a7c34
-Create Date: 2026-12-10 11:00:00.000000
+Revises: 6d2f8b1c4a73
+Create Date: 2026-12-10 12:00:00.000000
 
 """
 import contextlib
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '177310c02cef'
-down_revision = '5b8e1f2a7c34'
+down_revision = '6d2f8b1c4a73'
 branch_labels = None
 depends_on = None
 
