@@ -353,6 +353,24 @@ def test_events_close_together_make_one_notice_until_the_defender_signs_in(
     assert other.status == ApplicationStatus.REJECTED
 
 
+def test_news_after_a_sign_in_is_told_even_when_the_last_notice_went_out_later(
+    app, money_world, mailbox
+):
+    """The defender signs in between a notice being queued and its leaving (the periodic
+    run sends later): the sign-in read that news, so the next news is told."""
+    applicant = money_world.applicant
+    applicant.contact = CONTACT
+    db.session.commit()
+    case = _question(money_world)
+    db.session.commit()
+    assert len(notices_queued()) == 1
+    signed_in(app, applicant)
+    assert alerts.send_pending() == 1
+    messages.post_message(case, money_world.m1, "One more thing.")
+    db.session.commit()
+    assert len(notices_queued()) == 2
+
+
 def test_notices_turned_off_after_queueing_never_go(money_world, mailbox):
     applicant = money_world.applicant
     applicant.contact = CONTACT

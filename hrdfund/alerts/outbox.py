@@ -71,8 +71,8 @@ def queue_notice(user, application):
     """Queue a notice of news on ``application`` for ``user``, an applicant-side account,
     when it receives notices (``notices.wants_notices``). Several events close together
     make one notice: none is queued while one for the account waits in the outbox, nor
-    once one was sent after the account last signed in (it has not read the news that one
-    announced yet). Returns how many were queued (0 or 1)."""
+    while one sent tells of news that came after the account last signed in (it has not
+    read that news yet). Returns how many were queued (0 or 1)."""
     if not notices.wants_notices(user):
         return 0
     news = sa.select(Alert.id).where(
@@ -81,7 +81,7 @@ def queue_notice(user, application):
     waiting = news.where(Alert.sent_at.is_(None), Alert.attempts < MAX_ATTEMPTS)
     unread = news.where(Alert.sent_at.is_not(None))
     if user.last_login_at is not None:
-        unread = unread.where(Alert.sent_at > user.last_login_at)
+        unread = unread.where(Alert.created_at > user.last_login_at)
     if db.session.execute(sa.union_all(waiting, unread).limit(1)).first():
         return 0
     db.session.add(
