@@ -1,5 +1,6 @@
-"""A real server started as `make run` starts it, and Debian's chromium driven by
-Playwright with JavaScript disabled."""
+"""A real server started as `make run` starts it, sending its mail to an SMTP server on
+127.0.0.1 the tests read, and Debian's chromium driven by Playwright with JavaScript
+disabled."""
 
 import functools
 import json
@@ -7,8 +8,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from email import message_from_bytes
+from email.policy import default as email_policy
 
 import pytest
 
@@ -44,15 +48,83 @@ def _flask(env, *args):
     )
 
 
+class Mailbox:
+    """Every message the test's SMTP server accepted, parsed, with its envelope's
+    recipients and the bytes as they came."""
+
+    def __init__(self):
+        self.received = []
+        self._arrived = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        message = message_from_bytes(envelope.content, policy=email_policy)
+        with self._arrived:
+            self.received.append((list(envelope.rcpt_tos), envelope.content, message))
+            self._arrived.notify_all()
+        return "250 OK"
+
+    def to(self, address):
+        """The messages sent to ``address``, parsed, in the order they came."""
+        with self._arrived:
+            return [message for rcpts, _raw, message in self.received if address in rcpts]
+
+    def raw_to(self, address):
+        """The same messages as the bytes the server received."""
+        with self._arrived:
+            return [raw for rcpts, raw, _message in self.received if address in rcpts]
+
+    def wait_for(self, address, count=1, seconds=30):
+        """The messages to ``address`` once there are ``count`` of them (or when
+        ``seconds`` have passed: the caller checks how many came)."""
+        with self._arrived:
+            self._arrived.wait_for(
+                lambda: sum(address in rcpts for rcpts, _r, _m in self.received) >= count,
+                timeout=seconds,
+            )
+        return self.to(address)
+
+
+#: The sender the live server's notices come from: an address that does not name the fund,
+#: as a fund that keeps discreet notices discreet configures it.
+NOTICE_MAIL_FROM = "Notices <news@mail.example>"
+
+
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """Migrate, load demo data and serve on 127.0.0.1, exactly the steps of `make run`."""
+def mail_server():
+    """An SMTP server on 127.0.0.1 (aiosmtpd) the live server sends its staff alerts and
+    the applicant side's notices to: ``mail_server["mailbox"]`` holds what arrived."""
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        missing_infrastructure("aiosmtpd is not installed (requirements-dev.txt)")
+    mailbox = Mailbox()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield {"host": "127.0.0.1", "port": port, "mailbox": mailbox}
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, mail_server):
+    """Migrate, load demo data and serve on 127.0.0.1, exactly the steps of `make run`,
+    with the mail settings of a fund: the test's SMTP server, the server's own address in
+    links, and a sender that does not name the fund."""
     instance = tmp_path_factory.mktemp("instance")
+    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(HRDFUND_ENV="development", HRDFUND_INSTANCE_PATH=str(instance), FLASK_APP="app")
+    env.update(
+        HRDFUND_SMTP_HOST=mail_server["host"],
+        HRDFUND_SMTP_PORT=str(mail_server["port"]),
+        HRDFUND_SMTP_SECURITY="none",
+        HRDFUND_BASE_URL=f"http://127.0.0.1:{port}",
+        HRDFUND_NOTICE_MAIL_FROM=NOTICE_MAIL_FROM,
+    )
+    for name in ("HRDFUND_SMTP_USERNAME", "HRDFUND_SMTP_PASSWORD", "HRDFUND_SIGN_IN_URL"):
+        env.pop(name, None)
     _flask(env, "db", "upgrade")
     _flask(env, "hrdfund", "demo-data", "--if-empty")
-    port = _free_port()
     log = open(instance / "server.log", "w")  # noqa: SIM115 (closed at teardown)
     server = subprocess.Popen(
         [sys.executable, "-m", "flask", "run", "--host", "127.0.0.1", "--port", str(port)],
@@ -77,7 +149,12 @@ def live_server(tmp_path_factory):
             time.sleep(0.2)
     with open(instance / "demo-accounts.json") as fh:
         accounts = json.load(fh)
-    yield {"url": base, "accounts": accounts, "instance": instance}
+    yield {
+        "url": base,
+        "accounts": accounts,
+        "instance": instance,
+        "mailbox": mail_server["mailbox"],
+    }
     server.terminate()
     server.wait(timeout=10)
     log.close()
