@@ -154,6 +154,10 @@ def live_server(tmp_path_factory, mail_server):
         "accounts": accounts,
         "instance": instance,
         "mailbox": mail_server["mailbox"],
+        # What the periodic `flask hrdfund alerts` does: send what waits in the outbox.
+        # The server also sends after each response, but the development server calls a
+        # response's close only once the browser lets go of the connection.
+        "send_outbox": lambda: _flask(env, "hrdfund", "alerts"),
     }
     server.terminate()
     server.wait(timeout=10)
