@@ -1,7 +1,7 @@
 """Imports every feature's models so the metadata knows every table (migrations, tests),
-then installs the ledger's seals and no-edit rules on them, and the pools' money by day
-kept as ledger rows are written: the one place they are registered, before anything
-writes a row or creates the tables."""
+then installs the ledger's seals and no-edit rules on them, the pools' money by day kept
+as ledger rows are written, and the open items staff chase kept as they open and close:
+the one place they are registered, before anything writes a row or creates the tables."""
 
 from .alerts.models import Alert  # noqa: F401
 from .audit.models import AuditEvent  # noqa: F401
@@ -15,6 +15,7 @@ from .auth.models import (  # noqa: F401
     User,
 )
 from .directory.models import DirectoryEntry  # noqa: F401
+from .disbursements import open_items
 from .disbursements.models import HeldPayment, StatementImport  # noqa: F401
 from .grants.models import Grant, Instalment, PaymentPlan  # noqa: F401
 from .ledger import daily, seals
@@ -34,3 +35,4 @@ from .reports.models import IssuedFigures, VarianceNote  # noqa: F401
 
 seals.install()
 daily.install()
+open_items.install()

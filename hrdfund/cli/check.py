@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 from .. import audit
 from ..auth.models import Fund
 from ..core.extensions import db
+from ..disbursements import open_items
 from ..disbursements.checks import check_ledger
 from ..ledger import daily
 from ..ledger.invariants import FIGURES, sums_of_rows
@@ -142,8 +143,10 @@ def check(fund_ref, head_values):
 @click.command("rebuild-figures")
 @with_appcontext
 def rebuild_figures():
-    """Add up again the figures kept as rows are written (each pool's money by day) from
-    the ledger's rows; `check` reports any that differ."""
+    """Add up again the figures kept as rows are written (each pool's money by day, the
+    open items staff chase) from the rows; `check` reports any that differ."""
     days = daily.rebuild()
+    items = open_items.rebuild()
     db.session.commit()
     click.echo(f"Each pool's money by day added up again: {days} days with money moving.")
+    click.echo(f"Open items staff chase worked out again: {items} open.")

@@ -19,6 +19,7 @@ import time
 
 from .. import audit
 from ..core.extensions import db
+from ..disbursements import open_items
 from ..ledger import daily
 from .rates import PER_USD
 from .world import World
@@ -42,8 +43,10 @@ def load_demo_data(scale=DEFAULT_SCALE):
         **{name: count for name, count in world.counts.items() if count},
     )
     db.session.flush()
-    # The bulk loader writes ledger rows around the ORM: the pools' days are added up once.
+    # The bulk loader writes ledger rows around the ORM: the pools' days are added up once,
+    # and the open items worked out once.
     daily.rebuild()
+    open_items.rebuild()
     return {
         "applications": world.counts["applications"],
         "disbursements": world.counts["disbursements"],

@@ -10,9 +10,8 @@ from ..cases import alerts
 from ..cases.models import Application
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from ..ledger.balances import instalments_paid
-from .rules import instalment_unsettled
+from ..grants.models import Instalment
+from .open_items import ItemKind, OpenItem
 
 
 def instalment_once(instalment):
@@ -23,22 +22,18 @@ def instalment_once(instalment):
 def queue_instalment_alerts(today=None):
     """Queue an alert for the fund's finance officers, once per instalment, for every
     instalment of an open grant due on ``today`` or before that payments, net of their
-    reversals, have not settled; returns how many were queued."""
+    reversals, have not settled (the open instalments Follow-up lists); returns how many
+    were queued."""
     today = today or utcnow().date()
-    net = instalments_paid()
-    paid = sa.func.coalesce(net.c.paid, 0)
     due = db.session.execute(
         sa.select(Instalment, Application)
-        .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
-        .join(Grant, Grant.id == PaymentPlan.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .outerjoin(net, net.c.instalment_id == Instalment.id)
-        .where(
-            Grant.status == GrantStatus.ACTIVE,
-            Instalment.due_on <= today,
-            instalment_unsettled(paid),
+        .join(
+            OpenItem,
+            sa.and_(OpenItem.kind == ItemKind.INSTALMENT, OpenItem.item_id == Instalment.id),
         )
-        .order_by(Instalment.due_on, Instalment.id)
+        .join(Application, Application.id == OpenItem.application_id)
+        .where(OpenItem.kind == ItemKind.INSTALMENT, OpenItem.day <= today)
+        .order_by(OpenItem.day, OpenItem.item_id)
     ).all()
     done = outbox.queued_once(AlertKind.INSTALMENT_DUE, [a.id for _i, a in due])
     queued = 0

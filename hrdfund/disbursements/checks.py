@@ -11,6 +11,7 @@ from ..ledger.invariants import check_deliveries, check_rows
 from ..ledger.models import Disbursement
 from ..pools.models import Pool
 from ..pools.rate_table import RateTable
+from . import open_items
 from .bounds import SECOND_PERSONS, Bounds, bounds_passed, rate_beyond_tolerance
 
 
@@ -25,6 +26,7 @@ def check_ledger(sums=None):
     problems += check_second_persons(table)
     problems += check_approvals(table)
     problems += daily.differences()
+    problems += open_items.differences()
     return problems
 
 

@@ -3,7 +3,9 @@ confirmed, reports that did not come, instalments falling due, and payments a ba
 payee side reported short or failed.
 
 Each list is one query over the cases the user may see, capped for the page; with
-``count=True``, the number of rows in all.
+``count=True``, the number of rows in all. All but the payments held read the open items
+kept as they open and close (:mod:`.open_items`, where each kind's rule is), so the
+dashboard's counts, these lists and the alerts agree.
 """
 
 from dataclasses import dataclass
@@ -12,21 +14,13 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from ..cases.access import visible_cases
-from ..cases.models import Application, UseOfFundsReport
+from ..cases.models import Application
 from ..core.extensions import db
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import instalments_paid
-from ..ledger.models import (
-    Delivery,
-    DeliveryStatus,
-    Disbursement,
-    Receipt,
-    ReceiptAnswer,
-    ReceiptAnswerKind,
-    ReceiptResolution,
-)
+from ..ledger.models import Delivery, Disbursement, ReceiptAnswer, ReceiptAnswerKind
 from .models import HeldPayment, HoldStatus
-from .rules import instalment_unsettled, standing
+from .open_items import ItemKind, OpenItem, among_visible, count_open
 
 LIMIT = 200
 
@@ -49,42 +43,49 @@ def held_payments(user, count=False):
     )
 
 
+def _listed(kind, user, last=None):
+    """SQL condition on OpenItem: the open items of ``kind`` the user may see, up to the
+    day ``last`` when given."""
+    condition = sa.and_(OpenItem.kind == kind, among_visible(user))
+    return condition if last is None else sa.and_(condition, OpenItem.day <= last)
+
+
+def _counted(kind, user, last=None):
+    return count_open(user, {"n": (kind, last)})["n"]
+
+
+def _item(kind, column):
+    """SQL: the open item of ``kind`` that ``column`` (an id) is."""
+    return sa.and_(OpenItem.kind == kind, OpenItem.item_id == column)
+
+
 def receipts_overdue(user, today, days, count=False):
     """Payments made ``days`` or more ago that stand and the payee side has not answered
     on (a confirmation kept before answers counts as one): rows of (payment, case uid,
     case code), oldest first."""
-    confirmed = sa.union(
-        sa.select(Receipt.disbursement_id), sa.select(ReceiptAnswer.disbursement_id)
-    )
+    last = today - timedelta(days=days)
+    if count:
+        return _counted(ItemKind.RECEIPT, user, last)
     return db_rows(
         sa.select(Disbursement, Application.uid, Application.code)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .where(
-            visible_cases(user),
-            standing(),
-            Disbursement.paid_on <= today - timedelta(days=days),
-            Disbursement.id.not_in(confirmed),
-        )
-        .order_by(Disbursement.paid_on, Disbursement.id),
-        count,
+        .join(OpenItem, _item(ItemKind.RECEIPT, Disbursement.id))
+        .join(Application, Application.id == OpenItem.application_id)
+        .where(_listed(ItemKind.RECEIPT, user, last), visible_cases(user))
+        .order_by(OpenItem.day, OpenItem.item_id)
     )
 
 
 def reports_overdue(user, today, days, count=False):
     """Cases first paid ``days`` or more ago whose use-of-funds report has not come: rows
     of (case uid, first payment date, case code), oldest first."""
-    first_paid = sa.func.min(Disbursement.paid_on)
-    reported = sa.select(UseOfFundsReport.application_id)
+    last = today - timedelta(days=days)
+    if count:
+        return _counted(ItemKind.REPORT, user, last)
     return db_rows(
-        sa.select(Application.uid, first_paid.label("first_paid"), Application.code)
-        .join(Grant, Grant.application_id == Application.id)
-        .join(Disbursement, Disbursement.grant_id == Grant.id)
-        .where(visible_cases(user), standing(), Application.id.not_in(reported))
-        .group_by(Application.id, Application.uid, Application.code)
-        .having(first_paid <= today - timedelta(days=days))
-        .order_by(first_paid, Application.id),
-        count,
+        sa.select(Application.uid, OpenItem.day.label("first_paid"), Application.code)
+        .join(OpenItem, _item(ItemKind.REPORT, Application.id))
+        .where(_listed(ItemKind.REPORT, user, last), visible_cases(user))
+        .order_by(OpenItem.day, OpenItem.item_id)
     )
 
 
@@ -92,26 +93,26 @@ def instalments_due(user, today, days, count=False):
     """Instalments of open grants due within ``days`` (or already due) that payments, net
     of their reversals, have not settled: rows of (instalment, plan, case uid, paid so
     far, case code), earliest first."""
-    return db_rows(instalments_due_query(user, today, days), count)
-
-
-def instalments_due_query(user, today, days):
-    """The query of :func:`instalments_due`, for a caller that counts its rows its own way."""
-    net = instalments_paid()
+    last = today + timedelta(days=days)
+    if count:
+        return _counted(ItemKind.INSTALMENT, user, last)
+    listed = _listed(ItemKind.INSTALMENT, user, last)
+    grants = (
+        sa.select(PaymentPlan.grant_id)
+        .join(Instalment, Instalment.plan_id == PaymentPlan.id)
+        .join(OpenItem, _item(ItemKind.INSTALMENT, Instalment.id))
+        .where(listed)
+    )
+    net = instalments_paid(grants)
     paid = sa.func.coalesce(net.c.paid, 0)
-    return (
+    return db_rows(
         sa.select(Instalment, PaymentPlan, Application.uid, paid, Application.code)
+        .join(OpenItem, _item(ItemKind.INSTALMENT, Instalment.id))
         .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
-        .join(Grant, Grant.id == PaymentPlan.grant_id)
-        .join(Application, Application.id == Grant.application_id)
+        .join(Application, Application.id == OpenItem.application_id)
         .outerjoin(net, net.c.instalment_id == Instalment.id)
-        .where(
-            visible_cases(user),
-            Grant.status == GrantStatus.ACTIVE,
-            Instalment.due_on <= today + timedelta(days=days),
-            instalment_unsettled(paid),
-        )
-        .order_by(Instalment.due_on, Instalment.id)
+        .where(listed, visible_cases(user))
+        .order_by(OpenItem.day, OpenItem.item_id)
     )
 
 
@@ -148,10 +149,13 @@ def mismatches(user, count=False):
     statement (short and not yet corrected, or failed and not yet reversed in full; a
     reversal is the correction), or by the payee side (its answer that stands says less
     arrived, or nothing, and finance has not recorded how it was resolved). A list of
-    :class:`Mismatch`, or with ``count`` how many there are."""
-    statements, payees = _statement_mismatches(user), _payee_problems(user)
+    :class:`Mismatch`, or with ``count`` how many there are: the open items of both kinds
+    (:data:`.open_items.ItemKind.MISMATCH`, :data:`.open_items.ItemKind.ANSWER`)."""
     if count:
-        return db_rows(statements, True) + db_rows(payees, True)
+        found = count_open(
+            user, {"statements": (ItemKind.MISMATCH, None), "payees": (ItemKind.ANSWER, None)}
+        )
+        return found["statements"] + found["payees"]
     rows = [
         Mismatch(
             payment,
@@ -163,7 +167,7 @@ def mismatches(user, count=False):
             delivery.reported_on,
             delivery=delivery,
         )
-        for delivery, payment, case, code in db_rows(statements)
+        for delivery, payment, case, code in db_rows(_statement_mismatches(user))
     ]
     rows += [
         Mismatch(
@@ -176,53 +180,39 @@ def mismatches(user, count=False):
             answer.answered_at.date(),
             answer=answer,
         )
-        for answer, payment, case, code in db_rows(payees)
+        for answer, payment, case, code in db_rows(_payee_problems(user))
     ]
     rows.sort(key=lambda m: (m.reported_on, m.by_payee, m.payment.id), reverse=True)
     return rows[:LIMIT]
 
 
 def _statement_mismatches(user):
-    reversal = sa.orm.aliased(Disbursement)
-    taken_back = sa.func.coalesce(reversal.amount, 0)
+    """The open items a statement reported (rows of delivery, payment, case uid, case
+    code), newest first."""
     return (
         sa.select(Delivery, Disbursement, Application.uid, Application.code)
+        .join(OpenItem, _item(ItemKind.MISMATCH, Delivery.id))
         .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .outerjoin(reversal, reversal.reversal_of_id == Disbursement.id)
-        .where(
-            visible_cases(user),
-            sa.or_(
-                sa.and_(Delivery.status == DeliveryStatus.SHORT, reversal.id.is_(None)),
-                sa.and_(Delivery.status == DeliveryStatus.FAILED, taken_back < Disbursement.amount),
-            ),
-        )
-        .order_by(Delivery.reported_on.desc(), Delivery.id.desc())
+        .join(Application, Application.id == OpenItem.application_id)
+        .where(_listed(ItemKind.MISMATCH, user), visible_cases(user))
+        .order_by(OpenItem.day.desc(), OpenItem.item_id.desc())
     )
 
 
 def _payee_problems(user):
-    later = sa.orm.aliased(ReceiptAnswer)
+    """The open items the payee side reported (rows of answer, payment, case uid, case
+    code), newest first."""
     return (
         sa.select(ReceiptAnswer, Disbursement, Application.uid, Application.code)
+        .join(OpenItem, _item(ItemKind.ANSWER, ReceiptAnswer.id))
         .join(Disbursement, Disbursement.id == ReceiptAnswer.disbursement_id)
-        .join(Grant, Grant.id == Disbursement.grant_id)
-        .join(Application, Application.id == Grant.application_id)
-        .outerjoin(ReceiptResolution, ReceiptResolution.answer_id == ReceiptAnswer.id)
-        .where(
-            visible_cases(user),
-            ReceiptAnswer.answer != ReceiptAnswerKind.RECEIVED,
-            ReceiptResolution.id.is_(None),
-            ~sa.exists().where(
-                later.disbursement_id == ReceiptAnswer.disbursement_id, later.id > ReceiptAnswer.id
-            ),
-        )
+        .join(Application, Application.id == OpenItem.application_id)
+        .where(_listed(ItemKind.ANSWER, user), visible_cases(user))
         .options(
             sa.orm.joinedload(ReceiptAnswer.answered_by),
             sa.orm.contains_eager(ReceiptAnswer.disbursement),
         )
-        .order_by(ReceiptAnswer.id.desc())
+        .order_by(OpenItem.item_id.desc())
     )
 
 

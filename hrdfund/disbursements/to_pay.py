@@ -18,31 +18,13 @@ from ..cases.access import visible_cases
 from ..cases.models import Application, Urgency
 from ..core.extensions import db
 from ..core.money import quantize
-from ..core.sql import summed
-from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
-from ..ledger.balances import instalments_paid
-from ..ledger.models import Allocation, Disbursement
-from .rules import COVER_TOLERANCE, instalment_unsettled
+from ..grants.models import Grant, Instalment, PaymentPlan
+from ..ledger.balances import grants_paid, instalments_paid
+from .open_items import ItemKind, OpenItem, among_visible, count_open
+from .rules import COVER_TOLERANCE
 
 INSTALMENT = "instalment"
 UNPLANNED = "unplanned"
-
-
-def grants_paid():
-    """SQL subquery: per grant id, what its payments settle net of their reversals, in the
-    grant's currency (``paid``)."""
-    share = Disbursement.amount / Allocation.fx_rate
-    return (
-        sa.select(
-            Disbursement.grant_id.label("grant_id"),
-            summed(sa.case((Disbursement.reversal_of_id.is_(None), share), else_=-share)).label(
-                "paid"
-            ),
-        )
-        .join(Allocation, Allocation.id == Disbursement.allocation_id)
-        .group_by(Disbursement.grant_id)
-        .subquery()
-    )
 
 
 def _case_columns():
@@ -58,8 +40,19 @@ def _case_columns():
 
 def to_pay_query(user, today, days):
     """The rows of the list, as a subquery: due instalments and unplanned grants of the
-    cases ``user`` may open, due by ``today`` + ``days``."""
-    net = instalments_paid()
+    cases ``user`` may open, due by ``today`` + ``days``, read from the open items (whose
+    rule is :func:`.open_items.open_rows`)."""
+    last = today + timedelta(days=days)
+    listed = sa.and_(
+        OpenItem.kind == ItemKind.INSTALMENT, among_visible(user), OpenItem.day <= last
+    )
+    instalment = sa.and_(OpenItem.kind == ItemKind.INSTALMENT, OpenItem.item_id == Instalment.id)
+    net = instalments_paid(
+        sa.select(PaymentPlan.grant_id)
+        .join(Instalment, Instalment.plan_id == PaymentPlan.id)
+        .join(OpenItem, instalment)
+        .where(listed)
+    )
     paid = sa.func.coalesce(net.c.paid, 0)
     due = (
         sa.select(
@@ -67,44 +60,35 @@ def to_pay_query(user, today, days):
             *_case_columns(),
             Instalment.amount.label("amount"),
             paid.label("paid"),
-            Instalment.due_on.label("due_on"),
+            OpenItem.day.label("due_on"),
             Instalment.seq.label("seq"),
             Instalment.id.label("row_id"),
         )
+        .join(OpenItem, instalment)
         .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
         .join(Grant, Grant.id == PaymentPlan.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .outerjoin(net, net.c.instalment_id == Instalment.id)
-        .where(
-            visible_cases(user),
-            Grant.fund_id == user.fund_id,
-            Grant.status == GrantStatus.ACTIVE,
-            Instalment.due_on <= today + timedelta(days=days),
-            instalment_unsettled(paid),
-        )
+        .where(listed, visible_cases(user), Grant.fund_id == user.fund_id)
     )
-    by_grant = grants_paid()
+    unplanned_item = sa.and_(OpenItem.kind == ItemKind.UNPLANNED, OpenItem.item_id == Grant.id)
+    unplanned_listed = sa.and_(OpenItem.kind == ItemKind.UNPLANNED, among_visible(user))
+    by_grant = grants_paid(sa.select(OpenItem.item_id).where(unplanned_listed))
     granted = sa.func.coalesce(by_grant.c.paid, 0)
-    planned = sa.select(PaymentPlan.grant_id)
     unplanned = (
         sa.select(
             sa.literal(UNPLANNED).label("kind"),
             *_case_columns(),
             Grant.amount.label("amount"),
             granted.label("paid"),
-            sa.func.date(Grant.approved_at, type_=sa.Date).label("due_on"),
+            OpenItem.day.label("due_on"),
             sa.literal(0).label("seq"),
             Grant.id.label("row_id"),
         )
+        .join(OpenItem, unplanned_item)
         .join(Application, Application.id == Grant.application_id)
         .outerjoin(by_grant, by_grant.c.grant_id == Grant.id)
-        .where(
-            visible_cases(user),
-            Grant.fund_id == user.fund_id,
-            Grant.status == GrantStatus.ACTIVE,
-            Grant.id.not_in(planned),
-            granted < Grant.amount - COVER_TOLERANCE,
-        )
+        .where(unplanned_listed, visible_cases(user), Grant.fund_id == user.fund_id)
     )
     return sa.union_all(due, unplanned).subquery("to_pay")
 
@@ -188,9 +172,15 @@ def grants_to_pay(user, today, days, page, size):
 
 
 def count_to_pay(user, today, days):
-    """How many rows the list has in all."""
-    rows = to_pay_query(user, today, days)
-    return db.session.execute(sa.select(sa.func.count()).select_from(rows)).scalar()
+    """How many rows the list has in all: two ranges of the open items' index."""
+    found = count_open(
+        user,
+        {
+            INSTALMENT: (ItemKind.INSTALMENT, today + timedelta(days=days)),
+            UNPLANNED: (ItemKind.UNPLANNED, None),
+        },
+    )
+    return found[INSTALMENT] + found[UNPLANNED]
 
 
 def still_due(instalments):

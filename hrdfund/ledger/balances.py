@@ -181,11 +181,12 @@ def allocations_of(grant_id):
     )
 
 
-def instalments_paid():
+def instalments_paid(grants=None):
     """SQL subquery: per instalment id, what its payments settle net of their reversals,
-    in the grant's currency (``paid``), and how many payments it had (``payments``)."""
+    in the grant's currency (``paid``), and how many payments it had (``payments``); with
+    ``grants`` (a query of grant ids), only their instalments'."""
     share = Disbursement.amount / Allocation.fx_rate
-    return (
+    query = (
         sa.select(
             Disbursement.instalment_id.label("instalment_id"),
             summed(sa.case((Disbursement.reversal_of_id.is_(None), share), else_=-share)).label(
@@ -198,8 +199,29 @@ def instalments_paid():
         .join(Allocation, Allocation.id == Disbursement.allocation_id)
         .where(Disbursement.instalment_id.is_not(None))
         .group_by(Disbursement.instalment_id)
-        .subquery()
     )
+    if grants is not None:
+        query = query.where(Disbursement.grant_id.in_(grants))
+    return query.subquery()
+
+
+def grants_paid(grants=None):
+    """SQL subquery: per grant id, what its payments settle net of their reversals, in the
+    grant's currency (``paid``); with ``grants`` (a query of grant ids), only theirs."""
+    share = Disbursement.amount / Allocation.fx_rate
+    query = (
+        sa.select(
+            Disbursement.grant_id.label("grant_id"),
+            summed(sa.case((Disbursement.reversal_of_id.is_(None), share), else_=-share)).label(
+                "paid"
+            ),
+        )
+        .join(Allocation, Allocation.id == Disbursement.allocation_id)
+        .group_by(Disbursement.grant_id)
+    )
+    if grants is not None:
+        query = query.where(Disbursement.grant_id.in_(grants))
+    return query.subquery()
 
 
 def pool_history(pool_ids, days):

@@ -45,6 +45,7 @@ from ..cases.models import (
 )
 from ..core.columns import utcnow
 from ..core.extensions import db
+from ..disbursements import open_items
 from ..disbursements.models import HeldPayment
 from ..grants.models import Grant, GrantStatus
 from ..ledger.models import (
@@ -78,7 +79,16 @@ CLEARED = {
 #: Consents stay: the record of what the defender agreed to, with no personal data, and
 #: what decides which grants donor reports list, so a report downloaded again after a
 #: purge is the report it was (no difference between the two downloads to subtract).
-KEPT = ("status_changes", "conflict_declarations", "grants", "consents")
+#: The open items staff chase and the first payments hold ids and dates only, and a
+#: purged case has none: they are worked out again as the case is purged.
+KEPT = (
+    "status_changes",
+    "conflict_declarations",
+    "grants",
+    "consents",
+    "open_items",
+    "first_payments",
+)
 #: Final ledger rows of a case, reached through its grant: their amounts stay, and every
 #: column the database lets change on them (encrypted fields and their blind indexes) is
 #: emptied: the payee side's notes on its payments and finance's on resolving them too.
@@ -272,6 +282,8 @@ def _reduce_cases(case_ids, tokens, now):
             .execution_options(synchronize_session=False)
         )
         audit.record("case.purged", object_type="applications", object_id=uid, fund=fund_id)
+    # Written around the ORM: a purged case leaves the open items staff chase.
+    open_items.refresh(case_ids)
 
 
 def _ledger_rows_of(model, case_ids):

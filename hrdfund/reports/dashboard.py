@@ -31,12 +31,10 @@ from ..core.extensions import db, reading
 from ..core.sql import before, day_bucket, summed
 from ..core.support import CATEGORY_LABELS
 from ..disbursements import followup
-from ..disbursements.to_pay import count_to_pay
+from ..disbursements.open_items import FirstPayment, among_visible, count_open, late_spans
 from ..grants.forms import SecondApprovalForm
-from ..grants.models import Grant
 from ..grants.waiting import decisions_waiting
 from ..ledger.balances import pool_history
-from ..ledger.models import Disbursement
 from ..pools.chart import chart_days, pool_chart
 from ..pools.models import Pool
 from . import bp
@@ -135,28 +133,29 @@ def flow(visible, weeks, months):
     return counts
 
 
-def days_to_first_payment(visible, months):
+def _days_between(later, earlier):
+    """SQL: whole days from the Date ``earlier`` to the Date ``later``."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return later - earlier
+    return sa.cast(sa.func.julianday(later) - sa.func.julianday(earlier), sa.Integer)
+
+
+def days_to_first_payment(user, months):
     """For each month of ``months``, the days from decision to first payment of the cases
-    first paid that month, as a list. One query."""
-    first = sa.func.min(Disbursement.paid_on)
-    paid = (
-        sa.select(Disbursement.grant_id, first.label("first"))
-        .where(Disbursement.reversal_of_id.is_(None))
-        .group_by(Disbursement.grant_id)
-        .having(first >= months[0])
-        .subquery()
-    )
+    first paid that month, as a list: one query over the first payments kept as payments
+    are written (``FirstPayment``), counted by month and number of days, a range of their
+    index."""
+    month = day_bucket(FirstPayment.paid_on, months)
+    days = _days_between(FirstPayment.paid_on, FirstPayment.decided_on)
     rows = db.session.execute(
-        sa.select(Application.decided_at, paid.c.first)
-        .join(Grant, Grant.application_id == Application.id)
-        .join(paid, paid.c.grant_id == Grant.id)
-        .where(visible, Application.decided_at.is_not(None))
+        sa.select(month, days, sa.func.count())
+        .where(among_visible(user, FirstPayment), FirstPayment.paid_on >= months[0])
+        .group_by(month, days)
     ).all()
     spans = [[] for _month_start in months[1:]]
-    for decided_at, first_paid in rows:
-        for i, (a, b) in enumerate(zip(months, months[1:], strict=False)):
-            if a <= first_paid < b:
-                spans[i].append(max((first_paid - decided_at.date()).days, 0))
+    for at, waited, count in rows:
+        if 0 < at <= len(spans):
+            spans[at - 1].extend([max(waited, 0)] * count)
     return spans
 
 
@@ -289,25 +288,16 @@ def pool_money(pools, days, history, today):
 
 
 def money_things(user, today):
-    """What finance and managers chase, counted: payments held for a second person,
-    instalments past due or due soon (one query for both), receipts and reports that did
-    not come, payments a bank reported short or failed. One query each."""
-    config = current_app.config
-    due = followup.instalments_due_query(user, today, config["INSTALMENT_NOTICE_DAYS"])
-    due = due.order_by(None).subquery()
-    late, soon = db.session.execute(
-        sa.select(summed(sa.case((due.c.due_on < today, 1), else_=0)), sa.func.count())
-    ).one()
-    return {
-        "held": followup.held_payments(user, count=True),
-        "instalments_late": int(late),
-        "instalments_due": soon,
-        "receipts": followup.receipts_overdue(
-            user, today, config["RECEIPT_OVERDUE_DAYS"], count=True
-        ),
-        "reports": followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"], count=True),
-        "mismatches": followup.mismatches(user, count=True),
-    }
+    """What finance and managers chase, counted: payments held for a second person, then
+    instalments past due or due soon, receipts and reports that did not come, payments a
+    bank or the payee side reported short or failed, and for finance its grants to pay:
+    the open items Follow-up lists, counted in one statement through their index."""
+    found = count_open(user, late_spans(today, current_app.config))
+    found["held"] = followup.held_payments(user, count=True)
+    # Reported short or failed by a statement or by the payee side, as Follow-up lists them.
+    found["mismatches"] += found.pop("answers")
+    found["to_pay"] = found["instalments_due"] + found.pop("unplanned")
+    return found
 
 
 @bp.get("/dashboard")
@@ -347,7 +337,7 @@ def dashboard_figures():
         charts += case_charts(counts, weeks, months)
     if role in (Role.MANAGER, Role.FINANCE):
         figures["chase"] = money_things(user, today)
-        charts.append(payment_chart(days_to_first_payment(visible, months), months))
+        charts.append(payment_chart(days_to_first_payment(user, months), months))
         pools = open_pools(user.fund_id)
         days = chart_days(today)
         history = pool_history([p.id for p in pools], days)
@@ -361,6 +351,6 @@ def dashboard_figures():
         figures["second_form"] = SecondApprovalForm(formdata=None)
         figures["kinds"], figures["now"] = CATEGORY_LABELS, now
     if role == Role.FINANCE:
-        figures["to_pay"] = count_to_pay(user, today, current_app.config["INSTALMENT_NOTICE_DAYS"])
+        figures["to_pay"] = figures["chase"]["to_pay"]
     figures["charts"] = charts
     return figures
