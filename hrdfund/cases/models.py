@@ -77,8 +77,12 @@ class Application(db.Model):
         currency_check("currency"),
         sa.CheckConstraint("dependants_count >= 0", name="dependants_positive"),
         sa.Index("ix_applications_queue", "fund_id", "status", "submitted_at"),
-        # The dashboard counts the cases decided each week and month, and within target.
-        sa.Index("ix_applications_decided", "fund_id", "decided_at", "decision_due_at"),
+        # The dashboard counts the cases received and decided each week and month, and
+        # within target, from these alone (a purged case is not counted), never the rows.
+        sa.Index(
+            "ix_applications_decided", "fund_id", "decided_at", "decision_due_at", "purged_at"
+        ),
+        sa.Index("ix_applications_received", "fund_id", "submitted_at", "purged_at"),
         sa.Index("ix_applications_defender", "fund_id", "defender_key", "category"),
         sa.Index("ix_applications_network", "network_key", "category"),
         sa.Index("ix_applications_code", "code", unique=True),

@@ -3,7 +3,8 @@ instalments not settled, payments a statement reported short or failed, payments
 side reported short or not received and finance has not resolved, grants without a plan;
 one row per open item with the day its clock starts, kept as rows are written, for the dashboard's counts
 and the Follow-up lists; and each grant's first payment beside its case's decision day,
-for the dashboard's days to first payment
+for the dashboard's days to first payment; the cases' indexes by decision and sending
+time hold whether a case is purged, so the dashboard counts them from the indexes alone
 
 The items are worked out here from the rows, by the rule of
 `hrdfund.disbursements.open_items.open_rows` as it stands at this revision, as
@@ -177,9 +178,29 @@ def upgrade():
         )
     )
     bind.execute(sa.text('ANALYZE first_payments'))
+    # The cases received and decided by week and month are counted from indexes alone.
+    op.drop_index('ix_applications_decided', table_name='applications')
+    op.create_index(
+        'ix_applications_decided',
+        'applications',
+        ['fund_id', 'decided_at', 'decision_due_at', 'purged_at'],
+        unique=False,
+    )
+    op.create_index(
+        'ix_applications_received',
+        'applications',
+        ['fund_id', 'submitted_at', 'purged_at'],
+        unique=False,
+    )
+    bind.execute(sa.text('ANALYZE applications'))
 
 
 def downgrade():
+    op.drop_index('ix_applications_received', table_name='applications')
+    op.drop_index('ix_applications_decided', table_name='applications')
+    op.create_index(
+        'ix_applications_decided', 'applications', ['fund_id', 'decided_at', 'decision_due_at']
+    )
     op.drop_index('ix_first_payments_chart', table_name='first_payments')
     op.drop_index(op.f('ix_first_payments_application_id'), table_name='first_payments')
     op.drop_table('first_payments')
