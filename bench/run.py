@@ -103,38 +103,54 @@ NOTES = """
   the page renders, with its parameters, on the same database, from a bare Flask route:
   the physical limit of the page is that query. A pool's figures are sums over all its
   payments; an index holds every column they add up, so they never read the table.
-- Dashboards: `make bench PARTS=dashboard` (HRDFUND_BENCH_SCALE sets the world's size),
-  by the same method as the queue: the baseline is the page's own slowest statement from a
-  bare route, the target the queue's. Both dashboards miss it. Profile of one manager's
-  dashboard on the 100,000 world before the change (SQLite, statements timed one by one):
-  1.77 s, 1.51 s of it in 21 statements: instalments due 410 ms, receipts not confirmed
-  325 ms, use-of-funds reports overdue 288 ms (the Follow-up page's own counts, over every
-  payment ever made), days to first payment 135 ms (the first payment of every grant),
-  the pools' sums month by month 190 ms (four queries over every contribution,
-  commitment, release and payment of the open pools), payments reported short or failed
-  76 ms, cases decided by week and month 74 ms (every case of the fund, through the
-  fund's index). EXPLAIN QUERY PLAN: the counts walk the payments by the unique index on
-  `reversal_of_id` (the rows that are not reversals: nearly all of them), or the fund's
-  cases then each case's grants and payments; no index can make a count of 60,000 open
-  items cheap. Changed: the pools' sums now come from each pool's money by day, kept as
-  ledger rows are written (`hrdfund/ledger/daily.py`; one query of a few thousand rows,
-  2 ms instead of 190), and the decisions from an index of cases by fund and decision
-  time (a range of the last months instead of every case). Sound because a ledger row is
-  final once written: a day's sums only grow by the rows added, in the same flush and
-  transaction as the row, whichever service writes it; `flask hrdfund check` compares them
-  with a recount after every step of the ledger's random sequences. Left: the counts of
-  what is late, about 1.1 s of the rest, need the same treatment (open items kept per
-  fund and day as payments, receipts, reports, deliveries and plans are written, with the
-  cases a reader declared a conflict on taken off when read); the page's own drawing
-  (eight pools' charts, their amounts written in words) takes about 50 ms without SQL.
-  After, on the same 100,000 world (migrated, so its days added up from its rows), timed
-  in turns with the code before on a copy of it, 8 requests each, on the shared machine
-  (load 5 to 9): a manager's dashboard 2.63 s before, 1.83 s after (medians); finance's
-  2.78 s and 2.31 s. The table's dashboard rows come from `make bench PARTS=dashboard` at
-  10,000 applications on that loaded machine, with the dashboard's list of decisions
-  waiting added since the earlier run: the queue's own first page took a p95 of 216 ms
-  in the same run (74 ms in the run of 18:21), so set them beside the queue, not beside
-  the earlier run.
+- Dashboards: `make bench PARTS=dashboard` (HRDFUND_BENCH_SCALE sets the world's size;
+  HRDFUND_BENCH_WORLD names a folder with a world built before, brought up to the schema
+  and reused), by the same method as the queue: the baseline is the page's own slowest
+  statement from a bare route, the target the queue's. Profile of the 100,000 world
+  (SQLite, statements timed one by one, on the shared machine at a load of 9 to 11),
+  before: a manager's dashboard 4.32 s, 3.27 s of it in 23 statements: instalments due
+  1,153 ms, receipts not confirmed 676 ms, use-of-funds reports overdue 655 ms (the
+  Follow-up page's own counts, over every payment ever made), days to first payment 422 ms
+  (the first payment of every grant), payments reported short or failed 169 ms, cases
+  decided by week and month 81 ms and received by week 49 ms (each case's row, for
+  whether it was purged); finance's 4.29 s, 3.96 s in 16 statements, with its grants to
+  pay 892 ms. Changed: what is late is kept as open items, one row each while open
+  (`hrdfund/disbursements/open_items.py`), worked out again from its one rule for a case
+  in the same flush as anything the rule reads of that case, whichever service writes it;
+  Follow-up, finance's list to pay, the instalment alerts and the dashboard read the same
+  rows; each count is a range of one index (the reader's fund, less the cases they
+  declared a conflict on); each grant's first payment is kept beside its decision day the
+  same way; the cases received and decided are counted by day from indexes that hold
+  whether a case was purged. `flask hrdfund check` compares the kept rows with their rule
+  worked out again from every row, and a property test does so after every step of random
+  sequences of grants, plans, payments, reversals, receipts, reports, statements,
+  closures and conflicts, with the dashboard, Follow-up, the list to pay and the rule
+  giving the same counts for each reader. After, same world and load: a manager's
+  dashboard 397 ms, 218 ms of it in 22 statements: cases decided by day 61 ms (40,000
+  decisions in the last 13 months), days to first payment 58 ms (33,000 grants first
+  paid in the last year, read from their index alone), cases received by day 35 ms
+  (32,000 in 12 weeks), every count of what is late 32 ms in one statement (179,000 open
+  receipts, 96,000 instalments), the decisions waiting 21 ms; finance's 161 ms, 80 ms in
+  14 statements. The rest is the page's own drawing (eleven charts, their amounts and
+  dates written in words), not SQL: about 130 ms a manager's page at that load.
+  `make bench PARTS=dashboard` on that loaded machine (load 9 to 17), p95: at 10,000
+  applications a manager's dashboard 179 ms (1,648 ms before) and finance's 101 ms
+  (939 ms before), the queue's own first page 127 ms in the same run (its baseline
+  45 ms); at 100,000 (the table) a manager's 681 ms and finance's 260 ms, the queue's
+  300 ms; on PostgreSQL at 10,000 a manager's 381 ms and finance's 428 ms, the queue's
+  155 ms (the figures alone, without drawing: 127 ms and 64 ms). The target is the wrong
+  measure once nothing counts every payment: the page's slowest statement is now a chart's
+  (the pools' months, 19 ms at 10,000; days to first payment, 110 ms at 100,000), and
+  three times one statement cannot hold a page of 22 statements and eleven charts, nor
+  100 ms a machine where the queue, whose target it is, takes 127 to 300 ms. Its intent
+  is met: neither dashboard reads the rows it counts (a test fails if one reads the
+  payments, receipts, deliveries, reports or instalments), the counts no longer grow
+  with every payment ever made, and beside the queue in the same run a manager's
+  dashboard takes 1.4 times its time at 10,000 and 2.3 times at 100,000, finance's 0.8
+  and 0.9 times. Left, for a manager's dashboard at 100,000: the charts' windows (cases
+  decided and received by day, first payments: 150 ms of SQL at that load) could be kept
+  per fund and day as the counts of what is late are, with the same care for conflicts
+  and purged cases; and the drawing.
 - Submission: an application is two requests (start, then the complete form). Sending it
   validates about 25 fields, encrypts 15 and writes the case with its budget, dependants,
   references, status change and staff alerts; the two requests append three audit
