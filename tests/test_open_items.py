@@ -1,7 +1,8 @@
-"""The open items staff chase (receipts, reports, instalments, short or failed payments,
-grants without a plan) and the first payments, kept as rows are written: the dashboard,
-Follow-up, finance's list to pay and the instalment alerts give the same figures, over
-exactly the cases each reader may open, after any sequence of the fund's work; `check`
+"""The open items staff chase (receipts, reports, instalments, payments a statement or the
+payee side reported short or failed, grants without a plan) and the first payments, kept
+as rows are written: the dashboard, Follow-up, finance's list to pay and the instalment
+alerts give the same figures, over exactly the cases each reader may open, after any
+sequence of the fund's work; `check`
 finds the kept rows equal to their rule worked out again; the dashboard reads none of the
 rows it counts."""
 
@@ -22,13 +23,14 @@ from hrdfund.cases.models import Application
 from hrdfund.cases.services import submit_report
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements import followup, open_items, receipts, reconcile
+from hrdfund.disbursements import followup, open_items, problems, receipts, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.alerts import queue_instalment_alerts
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.to_pay import count_to_pay, grants_to_pay
 from hrdfund.grants import plans
 from hrdfund.grants.models import GrantStatus
+from hrdfund.ledger.models import Receipt
 from hrdfund.ops import retention
 from hrdfund.reports import dashboard
 from hrdfund.reviews.services import declare_conflict
@@ -161,10 +163,58 @@ def test_every_page_gives_the_same_late_items_over_the_cases_each_reader_may_ope
     db.session.commit()
     _agree([world.m1, world.m2, world.finance], today)
     m1, m2 = _dashboard(world.m1, today), _dashboard(world.m2, today)
+    before = dict(m1)
     # The declarer counts none of the case's items: its payment nobody confirmed, its
     # missing report, its tranche overdue and its payment reported short.
     assert {name: m2[name] - m1[name] for name in m1} == dict.fromkeys(m1, 1)
     assert m2["mismatches"] == 2 and m2["reports"] == 2 and m2["instalments_late"] == 2
+
+    # The payee side's answers, of every kind: any answer confirms the payment; an answer
+    # that stands saying less arrived, or nothing, is reported short or failed until
+    # finance resolves it or the payee side answers it arrived.
+    answered = world.grant("3000", name="Answered")
+    world.plan(answered, kind="one_off", starts_on=today - timedelta(days=100))
+    sent = [
+        pay(world, answered, "400", instalment=None, paid_on=today - timedelta(days=90 - i))
+        for i in range(7)
+    ]
+    got, less, lost, fixed, found, worse, legacy = sent
+    receipts.answer_receipt(got, world.applicant, "received")
+    receipts.answer_receipt(less, world.applicant, "less", Decimal("300.00"), "EUR")
+    receipts.answer_receipt(lost, world.applicant, "not_received", note="Nothing came")
+    short = receipts.answer_receipt(fixed, world.applicant, "less", Decimal("100.00"), "EUR")
+    receipts.answer_receipt(found, world.applicant, "not_received")
+    receipts.answer_receipt(worse, world.applicant, "received")
+    db.session.commit()
+    _agree([world.m1, world.m2, world.finance], today)
+    # One at a time, each written by its own service: the counts follow at once.
+    problems.resolve_receipt_problem(short, world.finance, "contacted")
+    db.session.commit()
+    _agree([world.m1, world.m2, world.finance], today)
+    receipts.answer_receipt(found, world.applicant, "received")
+    db.session.commit()
+    _agree([world.m1, world.m2, world.finance], today)
+    receipts.answer_receipt(worse, world.applicant, "less", Decimal("350.00"), "EUR")
+    db.session.commit()
+    _agree([world.m1, world.m2, world.finance], today)
+    # A confirmation kept before answers were kept counts as the answer "received".
+    db.session.add(
+        Receipt(
+            disbursement_id=legacy.id, confirmed_by_id=world.applicant.id, confirmed_at=utcnow()
+        )
+    )
+    db.session.commit()
+    _agree([world.m1, world.m2, world.finance], today)
+    m1 = _dashboard(world.m1, today)
+    # Every payment answered: none overdue; less, not received and the later less stand.
+    assert m1["receipts"] == before["receipts"]
+    assert m1["mismatches"] == before["mismatches"] + 3
+    reported = {m.answer.disbursement_id for m in followup.mismatches(world.finance) if m.by_payee}
+    assert reported == {less.id, lost.id, worse.id}
+    page = signed_in(app, world.finance).get("/dashboard").get_data(as_text=True)
+    shown = _dashboard(world.finance, today)["mismatches"]
+    assert f"{shown} payments reported short or failed" in page
+    m2 = _dashboard(world.m2, today)
 
     # Reversed in part after the bank said it failed: still to chase until taken back.
     payments.reverse_disbursement(gone, world.finance, "returned", amount=Decimal("400"))
@@ -222,7 +272,14 @@ def test_the_dashboard_reads_none_of_the_rows_it_counts(app, world, reader):
         stop()
     assert "receipt not confirmed" in page
     read = " ".join(seen)
-    for table in ("disbursements", "receipts", "deliveries", "use_of_funds_reports"):
+    for table in (
+        "disbursements",
+        "receipts",
+        "receipt_answers",
+        "receipt_resolutions",
+        "deliveries",
+        "use_of_funds_reports",
+    ):
         assert not re.search(rf"\b(FROM|JOIN) {table}\b", read), table
     assert not re.search(r"\b(FROM|JOIN) instalments\b", read)
 
@@ -238,6 +295,9 @@ STEPS = st.lists(
                 "pay",
                 "reverse",
                 "confirm",
+                "less",
+                "not_received",
+                "resolve",
                 "report",
                 "short",
                 "failed",
@@ -263,6 +323,27 @@ class Work:
     def _pick(self, items, index):
         return items[index % len(items)] if items else None
 
+    def answer(self, kind, index):
+        """A reversal, a payee's answer (received, less, not received) or finance's
+        resolution of the answer that stands, on one of the payments."""
+        world = self.world
+        payment, _ref = self._pick(self.paid, index)
+        if kind == "reverse":
+            payments.reverse_disbursement(
+                payment, world.finance, "returned", amount=Decimal("100") * (index % 3 + 1)
+            )
+        elif kind == "confirm":
+            receipts.answer_receipt(payment, world.applicant, "received")
+        elif kind == "less":
+            amount = Decimal("100.00") * (index % 3 + 1)
+            receipts.answer_receipt(payment, world.applicant, "less", amount, "EUR")
+        elif kind == "not_received":
+            receipts.answer_receipt(payment, world.applicant, "not_received")
+        else:
+            latest = receipts.latest_answer(payment)
+            if latest is not None:
+                problems.resolve_receipt_problem(latest, world.finance, "contacted")
+
     def run(self, kind, index, days):
         world, day = self.world, self.today + timedelta(days=days)
         grant = self._pick(self.grants, index)
@@ -287,18 +368,13 @@ class Work:
                         ref,
                     )
                 )
-            elif kind in ("reverse", "confirm", "short", "failed") and self.paid:
-                payment, ref = self._pick(self.paid, index)
-                if kind == "reverse":
-                    payments.reverse_disbursement(
-                        payment, world.finance, "returned", amount=Decimal("100") * (index % 3 + 1)
-                    )
-                elif kind == "confirm":
-                    receipts.answer_receipt(payment, world.applicant, "received")
-                else:
-                    amount = "400.00" if kind == "short" else "0"
-                    status = "delivered" if kind == "short" else "failed"
-                    _statement(world, f"{ref},{amount},EUR,{self.today},{status}")
+            elif kind in ("reverse", "confirm", "less", "not_received", "resolve") and self.paid:
+                self.answer(kind, index)
+            elif kind in ("short", "failed") and self.paid:
+                _payment, ref = self._pick(self.paid, index)
+                amount = "400.00" if kind == "short" else "0"
+                status = "delivered" if kind == "short" else "failed"
+                _statement(world, f"{ref},{amount},EUR,{self.today},{status}")
             elif kind == "report":
                 submit_report(grant.application, world.applicant, "yes", "no")
             elif kind == "close":
@@ -319,9 +395,10 @@ class Work:
 )
 @given(steps=STEPS)
 def test_after_any_work_the_kept_items_are_the_rule_and_every_page_agrees(app, backend, steps):
-    """Grants, plans, payments, reversals, receipts, reports, bank statements, closures and
-    conflicts in any order: after each step the kept rows are what the rule finds from
-    scratch, and the dashboard and Follow-up say the same for every reader."""
+    """Grants, plans, payments, reversals, the payee side's answers of every kind and
+    finance's resolutions, reports, bank statements, closures and conflicts in any order:
+    after each step the kept rows are what the rule finds from scratch, and the dashboard
+    and Follow-up say the same for every reader."""
     empty_database(backend)
     world = build_world()
     work = Work(world)

@@ -17,10 +17,9 @@ resolution of it, a bank's report, a use-of-funds report, a plan or its instalme
 grant, the case's status), in the same flush and transaction: an item is kept exactly
 while the rule finds it open, whichever service writes. On PostgreSQL the case's row is
 locked first, so two transactions touching one case take turns and the second sees the
-first's rows. Work written around the ORM (the
-demo's bulk loading, retention's purge) calls :func:`refresh` or :func:`rebuild` itself;
-`flask hrdfund check` compares the kept rows with the rule worked out again
-(:func:`differences`).
+first's rows. Work written around the ORM (the demo's bulk loading, retention's purge)
+calls :func:`refresh` or :func:`rebuild` itself; `flask hrdfund check` compares the kept
+rows with the rule worked out again (:func:`differences`).
 """
 
 import enum
