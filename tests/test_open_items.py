@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 from flask import current_app
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hrdfund.alerts.models import Alert, AlertKind
@@ -394,6 +394,19 @@ class Work:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=STEPS)
+# A payee's answers one after another, and finance resolving the one that stands.
+@example(
+    steps=[
+        ("grant", 0, 0),
+        ("pay", 0, -30),
+        ("less", 0, 0),
+        ("resolve", 0, 0),
+        ("not_received", 0, 0),
+        ("confirm", 0, 0),
+        ("not_received", 0, 0),
+        ("resolve", 0, 0),
+    ]
+)
 def test_after_any_work_the_kept_items_are_the_rule_and_every_page_agrees(app, backend, steps):
     """Grants, plans, payments, reversals, the payee side's answers of every kind and
     finance's resolutions, reports, bank statements, closures and conflicts in any order:
