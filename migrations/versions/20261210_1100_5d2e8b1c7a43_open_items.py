@@ -96,6 +96,17 @@ RULE = (
 )
 
 
+def rule(dialect):
+    """The rule's SQL as ``dialect`` ('postgresql' or 'sqlite') runs it."""
+    if dialect == 'postgresql':
+        rate = 'CAST(allocations.fx_rate AS NUMERIC(18, 8))'
+        answered = 'CAST(receipt_answers.answered_at AS DATE)'
+    else:
+        rate = '(allocations.fx_rate + 0.0)'
+        answered = 'date(receipt_answers.answered_at)'
+    return RULE.format(rate=rate, day=answered)
+
+
 def upgrade():
     op.create_table(
         'open_items',
@@ -120,16 +131,10 @@ def upgrade():
         'ix_open_items_count', 'open_items', ['fund_id', 'kind', 'day', 'item_id'], unique=False
     )
     bind = op.get_bind()
-    if bind.dialect.name == 'postgresql':
-        rate = 'CAST(allocations.fx_rate AS NUMERIC(18, 8))'
-        answered = 'CAST(receipt_answers.answered_at AS DATE)'
-    else:
-        rate = '(allocations.fx_rate + 0.0)'
-        answered = 'date(receipt_answers.answered_at)'
     bind.execute(
         sa.text(
             'INSERT INTO open_items (kind, item_id, application_id, fund_id, day) '
-            + RULE.format(rate=rate, day=answered)
+            + rule(bind.dialect.name)
         )
     )
     bind.execute(sa.text('ANALYZE open_items'))
