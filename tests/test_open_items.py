@@ -31,8 +31,13 @@ from hrdfund.disbursements.alerts import queue_instalment_alerts
 from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.to_pay import count_to_pay, grants_to_pay
 from hrdfund.grants import plans
-from hrdfund.grants.models import GrantStatus
-from hrdfund.ledger.models import Receipt
+from hrdfund.grants.models import Grant, GrantStatus
+from hrdfund.ledger.models import (
+    Disbursement,
+    Receipt,
+    ReceiptAnswer,
+    ReceiptResolution,
+)
 from hrdfund.ops import retention
 from hrdfund.reports import dashboard
 from hrdfund.reviews.services import declare_conflict
@@ -115,12 +120,39 @@ def _dashboard(user, today):
     return {name: found[name] for name in _by_rule(user, today)}
 
 
+def _payee_reports(user):
+    """The payee side's reports of a payment short or not received that Follow-up must
+    list, worked out here from the answers themselves over the cases ``user`` may open: the
+    answer that stands (the latest to its payment) says less arrived, or nothing, and
+    finance has recorded no resolution of it."""
+    later = sa.orm.aliased(ReceiptAnswer)
+    return set(
+        db.session.execute(
+            sa.select(ReceiptAnswer.id)
+            .join(Disbursement, Disbursement.id == ReceiptAnswer.disbursement_id)
+            .join(Grant, Grant.id == Disbursement.grant_id)
+            .join(Application, Application.id == Grant.application_id)
+            .where(
+                visible_cases(user),
+                ReceiptAnswer.answer != "received",
+                ReceiptAnswer.id.not_in(sa.select(ReceiptResolution.answer_id)),
+                ~sa.exists().where(
+                    later.disbursement_id == ReceiptAnswer.disbursement_id,
+                    later.id > ReceiptAnswer.id,
+                ),
+            )
+        ).scalars()
+    )
+
+
 def _agree(users, today):
     for user in users:
         expected = _by_rule(user, today)
-        follow_up, _lists = _follow_up(user, today)
+        follow_up, lists = _follow_up(user, today)
         assert _dashboard(user, today) == expected, user.role
         assert follow_up == expected, user.role
+        listed = {m.answer.id for m in lists["mismatches"] if m.by_payee}
+        assert listed == _payee_reports(user), user.role
     assert open_items.differences() == []
 
 
