@@ -11,8 +11,8 @@ The items are worked out here from the rows, by the rule of
 `flask hrdfund rebuild-figures` does.
 
 Revision ID: 5d2e8b1c7a43
-Revises: 6d2f8b1c4a73
-Create Date: 2026-12-10 12:00:00.000000
+Revises: 177310c02cef
+Create Date: 2026-12-10 13:00:00.000000
 
 """
 from alembic import op
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5d2e8b1c7a43'
-down_revision = '6d2f8b1c4a73'
+down_revision = '177310c02cef'
 branch_labels = None
 depends_on = None
 
