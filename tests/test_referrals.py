@@ -221,6 +221,38 @@ def test_without_consent_nothing_can_be_referred(app, two_funds):
     assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0
 
 
+def test_a_referral_is_refused_while_consent_is_withdrawn_and_allowed_once_given_again(
+    app, two_funds
+):
+    w = two_funds
+    owner = signed_in(app, w["applicant"])
+    consents_url = f"/applications/{w['case'].uid}/consents/referral"
+    assert owner.post(f"{consents_url}/withdraw").status_code == 302
+    client, sent = _refer(app, w)
+    assert "has not agreed" in refused_page(client, sent).get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0
+    assert owner.post(f"{consents_url}/give").status_code == 302
+    db.session.expire_all()
+    assert services.consent_stands(w["case"])
+    client, sent = _refer(app, w)
+    assert sent.status_code == 302, sent.status_code
+    referral = _the_referral()
+    assert referral.status == ReferralStatus.PENDING
+    b = signed_in(app, w["b_manager"])
+    assert b.get(f"/network/referrals/{referral.uid}").status_code == 200
+    # Withdrawn again: the referral waiting stops from then on.
+    owner.post(f"{consents_url}/withdraw")
+    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
+    grants = (
+        db.session.execute(
+            sa.select(Consent).where(Consent.kind == ConsentKind.REFERRAL).order_by(Consent.id)
+        )
+        .scalars()
+        .all()
+    )
+    assert [g.withdrawn_at is not None for g in grants] == [True, True]
+
+
 @pytest.mark.parametrize(
     "changes, words",
     [

@@ -29,11 +29,12 @@ from wtforms.validators import (
 
 from ..core import geo
 from ..core.fields import MoneyField
-from ..core.forms import PageForm, PartForm, options
+from ..core.forms import PageForm, PartForm, PrefixedForm, options
 from ..core.money import CURRENCIES
 from ..core.support import CATEGORY_LABELS, Category
 from . import steps
 from .categories import CATEGORY_FIELDS
+from .labels import LABEL_MAX
 from .models import (
     BudgetLine,
     ConsentKind,
@@ -55,6 +56,18 @@ CONSENT_LABELS = {
     ),
     ConsentKind.STORY: _l("An anonymised story of this case may be shown to the fund's donors"),
 }
+#: The consent a partner organisation records when it refers a defender.
+SUBMISSION_LABEL = _l("The partner organisation may apply on the defender's behalf")
+
+
+#: How the defender told a partner organisation that they give or withdraw a consent (the
+#: codes of ``consents.PARTNER_HOW``).
+HOW_CHOICES = [
+    ("in_person", _l("In person")),
+    ("phone", _l("By phone")),
+    ("in_writing", _l("In writing")),
+    ("secure_message", _l("By secure message")),
+]
 
 
 def country_choices():
@@ -158,13 +171,6 @@ class StartForm(PageForm):
 
 
 #: How a partner may have been given the defender's consent.
-CONSENT_METHODS = {
-    "in_person": _l("In person"),
-    "phone": _l("By phone"),
-    "secure_message": _l("By secure message"),
-}
-
-
 class ReferralStartForm(StartForm):
     consent = BooleanField(
         _l(
@@ -173,9 +179,7 @@ class ReferralStartForm(StartForm):
         ),
         validators=[DataRequired(_l("A referral needs the defender's consent."))],
     )
-    consent_method = SelectField(
-        _l("How the defender gave consent"), choices=options(CONSENT_METHODS.items())
-    )
+    consent_method = SelectField(_l("How the defender gave consent"), choices=options(HOW_CHOICES))
 
 
 GENDER_LABELS = {
@@ -285,7 +289,9 @@ def new_application_form_class(referral):
         fields["consent"] = HiddenField(
             validators=[AnyOf(["y"], _l("A referral needs the defender's consent."))]
         )
-        fields["consent_method"] = HiddenField(validators=[AnyOf(list(CONSENT_METHODS))])
+        fields["consent_method"] = HiddenField(
+            validators=[AnyOf([value for value, _label in HOW_CHOICES])]
+        )
     fields["save"] = SubmitField(_l("Save and continue"))
     return type("NewReferralForm" if referral else "NewApplicationForm", (PageForm,), fields)
 
@@ -393,3 +399,30 @@ REFERENCE_STATUSES = {
     VerificationStatus.NOT_CONFIRMED: _l("Did not confirm"),
     VerificationStatus.UNREACHABLE: _l("Could not be reached"),
 }
+
+
+class ConsentChangeForm(PrefixedForm):
+    """Give or withdraw one consent on the case page; a partner says how the defender told
+    them (the page's form for each consent carries the consent's name as its prefix)."""
+
+    how = SelectField(
+        _l("How the defender told you"),
+        choices=options([("", _l("Choose")), *HOW_CHOICES]),
+        validate_choice=False,
+        validators=[
+            AnyOf(
+                [value for value, _label in HOW_CHOICES],
+                message=_l("Choose how the defender told you, from the list."),
+            )
+        ],
+    )
+
+
+class PartnerLabelForm(PrefixedForm):
+    """A partner organisation's own label for a case it referred."""
+
+    PREFIX = "label"
+    label = StringField(
+        _l("Your label for this case"),
+        [Optional(), Length(max=LABEL_MAX, message=_l("A label is at most %(max)d characters."))],
+    )

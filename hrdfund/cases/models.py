@@ -371,11 +371,35 @@ class Consent(db.Model):
     kind = enum_col(ConsentKind, "consent_kind", nullable=False)
     #: For a story: the donor the story may be shown to.
     donor_id = fk("donors.id", nullable=True)
-    #: How consent was obtained (in the form, by a partner in person, by phone).
+    #: How consent was given (in the form, on the case page, to a partner in person, by
+    #: phone, in writing): a code of ``consents.HOW_LABELS``.
     method = col(sa.String(40), INTERNAL, text=Text.CODE, nullable=False)
     recorded_by_id = fk("users.id", nullable=True)
     given_at = col(sa.DateTime, INTERNAL, nullable=False)
+    #: Set once, when this grant is withdrawn; giving consent again is a new row.
     withdrawn_at = col(sa.DateTime, INTERNAL, nullable=True)
+    withdrawn_by_id = fk("users.id", nullable=True)
+    #: How the withdrawal was said: a code of ``consents.HOW_LABELS``.
+    withdrawn_how = col(sa.String(40), INTERNAL, text=Text.CODE, nullable=True)
+
+    recorded_by = relationship("User", foreign_keys=[recorded_by_id])
+    withdrawn_by = relationship("User", foreign_keys=[withdrawn_by_id])
+
+
+class PartnerLabel(db.Model):
+    """A partner organisation's own name for a case it referred, so its staff tell their
+    defenders apart: encrypted, read only by accounts of that organisation."""
+
+    __tablename__ = "partner_labels"
+    __table_args__ = (sa.UniqueConstraint("application_id", "partner_organisation_id"),)
+    id: Mapped[int] = pk()
+    uid = uid_column()
+    application_id = fk("applications.id", ondelete="CASCADE")
+    partner_organisation_id = fk("partner_organisations.id")
+    _label = encrypted_column("label")
+    label = Encrypted()
+    updated_by_id = fk("users.id", nullable=True)
+    updated_at = col(sa.DateTime, INTERNAL, nullable=False)
 
 
 class StatusChange(db.Model):

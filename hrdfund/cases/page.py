@@ -3,18 +3,26 @@
 forms, from the classes the view hands over, each as the user sent it when it was refused a
 moment ago (``refused.restore``)."""
 
+from dataclasses import dataclass
+
 from babel import Locale
 from flask import render_template
 from flask_babel import get_locale
 
 from ..auth import refused
 from ..auth.language import NAMES as LANGUAGE_NAMES
-from ..core.forms import ConfirmForm
-from . import access, consents, messages, services, steps
+from ..auth.models import Role
+from . import access, consents, labels, messages, services, steps
 from .access import Section
 from .categories import CATEGORY_FIELDS, detail_text
-from .forms import CONSENT_LABELS, REFERENCE_STATUSES
-from .models import ApplicationStatus, Document
+from .forms import (
+    CONSENT_LABELS,
+    REFERENCE_STATUSES,
+    SUBMISSION_LABEL,
+    ConsentChangeForm,
+    PartnerLabelForm,
+)
+from .models import ApplicationStatus, ConsentKind, Document
 from .panels import collect_panels
 from .states import APPLICANT_LABELS, NEXT_STEPS, STAFF_LABELS
 
@@ -51,7 +59,10 @@ def render_case(application, user, forms):
         report=report,
         report_form=restore(forms["report"](formdata=None)) if report_due else None,
         consents=_consents(application, user) if consents_shown else [],
-        consent_form=ConfirmForm(),
+        submission=_submission(application, user) if consents_shown else None,
+        how_labels=consents.HOW_LABELS,
+        partner_label=_label(application, user) if consents_shown else None,
+        consent_record=_consent_record(application, shown) if user.is_staff else None,
         category_fields=CATEGORY_FIELDS[application.category],
         detail_text=detail_text,
         reference_labels=REFERENCE_STATUSES,
@@ -101,11 +112,65 @@ def _documents(application, shown):
 
 
 def _consents(application, user):
-    """For the applicant side of a sent case: each consent they may take back, standing
-    or not."""
-    if not user.is_applicant_side or application.status == ApplicationStatus.DRAFT:
+    """For the applicant side of a sent case: each consent the defender may give or take
+    back, whether it stands, every time it was given and withdrawn, and the form that
+    changes it (a partner says how the defender told them)."""
+    if (
+        not user.is_applicant_side
+        or application.status == ApplicationStatus.DRAFT
+        or not consents.holds_consent(application, user)
+    ):
         return []
-    return [
-        (kind, CONSENT_LABELS[kind], consents.active_consent(application, kind))
-        for kind in consents.WITHDRAWABLE
-    ]
+    grants = consents.history(application)
+    rows = []
+    for kind in consents.WITHDRAWABLE:
+        form = ConsentChangeForm(formdata=None, prefix=kind.value)
+        if user.role != Role.PARTNER:
+            del form.how
+        rows.append(
+            ConsentRow(
+                kind=kind,
+                label=CONSENT_LABELS[kind],
+                current=consents.active_consent(application, kind),
+                grants=[g for g in grants if g.kind == kind],
+                form=refused.restore(form),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    kind: object
+    label: object
+    current: object
+    grants: list
+    form: object
+
+
+def _submission(application, user):
+    """For the partner that referred the case: the defender's consent to it, as recorded."""
+    if user.role != Role.PARTNER or application.partner_organisation_id is None:
+        return None
+    return consents.active_consent(application, ConsentKind.PARTNER_SUBMISSION)
+
+
+def _label(application, user):
+    """For an account of the partner that referred the case: its label and the form that
+    changes it; None for everyone else."""
+    if not labels.labels_case(application, user):
+        return None
+    form = PartnerLabelForm(formdata=None, data={"label": labels.label_of(application, user)})
+    return refused.restore(form)
+
+
+def _consent_record(application, shown):
+    """For the fund's reviewers and managers: the organisation that referred the case and
+    every consent recorded on it, by whom, how and when."""
+    if Section.REVIEW not in shown or application.purged_at is not None:
+        return None
+    return {
+        "organisation": application.partner_organisation,
+        "grants": consents.history(application),
+        "labels": {ConsentKind.PARTNER_SUBMISSION: SUBMISSION_LABEL, **CONSENT_LABELS},
+    }

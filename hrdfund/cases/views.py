@@ -17,16 +17,28 @@ from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.extensions import db, reading
-from ..core.forms import ConfirmForm
 from ..core.money import MoneyError
 from ..core.work import perform
-from . import access, bp, cleaning, consents, documents, messages, page, services, waiting
+from . import (
+    access,
+    bp,
+    cleaning,
+    consents,
+    documents,
+    labels,
+    messages,
+    page,
+    services,
+    waiting,
+)
 from .access import Section, get_application_or_404
 from .applying import form_data
 from .categories import CATEGORY_FIELDS
 from .forms import (
+    ConsentChangeForm,
     DocumentForm,
     MessageForm,
+    PartnerLabelForm,
     ReportForm,
     application_form_class,
     error_links,
@@ -63,6 +75,11 @@ def _own_cases(referrals):
         .scalars()
         .all()
     )
+    own_labels = (
+        labels.labels_for([a.id for a in rows], current_user._get_current_object())
+        if referrals
+        else {}
+    )
     return render_template(
         "cases/list.html",
         applications=rows,
@@ -70,6 +87,7 @@ def _own_cases(referrals):
         referrals=referrals,
         waiting=waiting.waiting_on(rows),
         waiting_labels=waiting.WAITING_LABELS,
+        own_labels=own_labels,
     )
 
 
@@ -156,22 +174,85 @@ def case(uid):
     return page.render_case(application, current_user._get_current_object(), forms)
 
 
+@bp.post("/applications/<uid>/consents/<kind>/give")
+@role_required(Role.APPLICANT, Role.PARTNER)
+def give_consent(uid, kind):
+    """The defender gives a consent on their case page, or the partner that referred the
+    case records that the defender gave it, and how."""
+    return _change_consent(uid, kind, consents.give_consent)
+
+
 @bp.post("/applications/<uid>/consents/<kind>/withdraw")
 @role_required(Role.APPLICANT, Role.PARTNER)
 def withdraw_consent(uid, kind):
-    """The applicant side takes back a consent given in the form."""
+    """The defender takes back a consent, or the partner that referred the case records
+    that the defender took it back, and how."""
+    return _change_consent(uid, kind, consents.withdraw_consent)
+
+
+def _change_consent(uid, kind, service):
     application = get_application_or_404(uid, current_user, Section.CONSENTS)
+    user = current_user._get_current_object()
     try:
         kind = ConsentKind(kind)
     except ValueError:
         abort(404)
-    if not ConfirmForm().validate_on_submit():
-        return redirect(url_for("cases.case", uid=uid, _anchor="consents"))
-    done = perform(consents.withdraw_consent, application, kind, current_user._get_current_object())
+    if kind not in consents.WITHDRAWABLE or not consents.holds_consent(application, user):
+        abort(404)
+    back = url_for("cases.case", uid=uid, _anchor=f"consent-{kind.value}")
+    form = ConsentChangeForm(prefix=kind.value)
+    if user.role != Role.PARTNER:
+        del form.how  # the defender says it themselves
+    if not form.validate_on_submit():
+        return refused.refuse(form, to=back)
+    how = form.how.data if user.role == Role.PARTNER else None
+    done = perform(service, application, kind, user, how=how, refused=consents.ConsentError)
+    if not done.ok:
+        form.form_errors.append(done.words)
+        return refused.refuse(form, to=back)
     if done.value is None:  # none of that kind stands: nothing was written
         abort(404)
-    flash(_("Your consent is withdrawn. It applies from now on."), "info")
-    return redirect(url_for("cases.case", uid=uid, _anchor="consents"))
+    given = service is consents.give_consent
+    if user.role == Role.PARTNER:
+        words = (
+            _("The defender's consent is recorded. It applies from now on.")
+            if given
+            else _("The defender's withdrawal is recorded. It applies from now on.")
+        )
+    else:
+        words = (
+            _("Your consent is given. It applies from now on.")
+            if given
+            else _("Your consent is withdrawn. It applies from now on.")
+        )
+    flash(words, "info")
+    return redirect(back)
+
+
+@bp.post("/applications/<uid>/label")
+@role_required(Role.PARTNER)
+def partner_label(uid):
+    """The referring organisation writes, changes or removes its own label for the case."""
+    application = get_application_or_404(uid, current_user, Section.CONSENTS)
+    back = url_for("cases.case", uid=uid, _anchor="label")
+    form = PartnerLabelForm()
+    if not form.validate_on_submit():
+        return refused.refuse(form, to=back)
+    done = perform(
+        labels.set_partner_label,
+        application,
+        current_user._get_current_object(),
+        form.label.data,
+        refused=labels.LabelError,
+    )
+    if not done.ok:
+        form.form_errors.append(done.words)
+        return refused.refuse(form, to=back)
+    flash(
+        _("Your label is saved.") if form.label.data.strip() else _("Your label is removed."),
+        "info",
+    )
+    return redirect(back)
 
 
 @bp.post("/applications/<uid>/report")

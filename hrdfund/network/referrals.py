@@ -208,15 +208,7 @@ UNANSWERED_OR_DECLINED = (ReferralStatus.PENDING, ReferralStatus.DECLINED)
 
 def _consent_standing():
     """SQL condition on Referral: the referred case's consent to referral still stands."""
-    return (
-        sa.select(Consent.id)
-        .where(
-            Consent.application_id == Referral.application_id,
-            Consent.kind == ConsentKind.REFERRAL,
-            Consent.withdrawn_at.is_(None),
-        )
-        .exists()
-    )
+    return consents.stands_on(Referral.application_id, ConsentKind.REFERRAL)
 
 
 def stopped_ids(referrals):
@@ -229,8 +221,7 @@ def stopped_ids(referrals):
         db.session.execute(
             sa.select(Consent.application_id).where(
                 Consent.application_id.in_({r.application_id for r in open_ones}),
-                Consent.kind == ConsentKind.REFERRAL,
-                Consent.withdrawn_at.is_(None),
+                consents.in_force(ConsentKind.REFERRAL),
             )
         ).scalars()
     )

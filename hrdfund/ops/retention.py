@@ -5,9 +5,10 @@
 A case closed (completed, not approved or withdrawn) more than ``RETENTION_DAYS`` ago, with
 no grant still open, is reduced to the figures reports need: its category, country, region,
 gender, number of dependants, urgency, dates, amounts and outcome answers stay; every
-encrypted field, its people, messages, notes, references, documents, consents and stories
-go, and the encrypted fields of its payments and releases (payee details, references,
-reasons, rate sources) are emptied with their blind indexes. Their amounts stay whole, so
+encrypted field, its people, messages, notes, references, documents, stories and the
+referring partner's label go (its consents stay, dated), and the encrypted fields of its
+payments and releases (payee details, references, reasons, rate sources) are emptied with
+their blind indexes. Their amounts stay whole, so
 every pool still balances and past donor reports add up as before. A draft never sent is deleted
 outright. An applicant account with nothing left but purged cases, unused for the same
 period, is emptied: no login name, contact or second factor, and it can no longer sign in.
@@ -39,6 +40,7 @@ from ..cases.models import (
     Dependant,
     Document,
     Message,
+    PartnerLabel,
     Reference,
     Story,
     UseOfFundsReport,
@@ -65,7 +67,7 @@ BATCH = 200
 #: What purging does to each table that hangs off a case. Rows of DELETED tables go; the
 #: encrypted columns of CLEARED tables are emptied and their figures stay; KEPT tables hold
 #: no personal data. A test fails when a table refers to cases and is in none of the three.
-DELETED = (Story, Dependant, Reference, Message, CaseNote, Alert, Document)
+DELETED = (Story, Dependant, Reference, Message, CaseNote, Alert, Document, PartnerLabel)
 CLEARED = {
     BudgetLine: ("_description",),
     Review: ("_assessment",),

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from ..cases import consents
 from ..cases.models import Application, Consent, ConsentKind, UseOfFundsReport
 from ..core.extensions import db
 from ..core.money import quantize
@@ -137,9 +138,8 @@ def shared_with(donor_id, application_ids):
             db.session.execute(
                 sa.select(Consent.application_id).where(
                     Consent.application_id.in_(ids[start : start + 500]),
-                    Consent.kind == ConsentKind.STORY,
+                    consents.in_force(ConsentKind.STORY),
                     sa.or_(Consent.donor_id.is_(None), Consent.donor_id == donor_id),
-                    Consent.withdrawn_at.is_(None),
                 )
             ).scalars()
         )

@@ -30,6 +30,7 @@ from flask_babel import lazy_gettext as _l
 from .. import audit
 from ..audit.models import AuditEvent
 from ..auth.models import Fund
+from ..cases import consents
 from ..cases.access import check_staff
 from ..cases.models import Application, Consent, ConsentKind
 from ..cases.models import ApplicationStatus as S
@@ -125,8 +126,7 @@ def consent_stands(case):
         sa.select(given.id)
         .where(
             given.application_id == case.id,
-            given.kind == ConsentKind.REFERRAL,
-            given.withdrawn_at.is_(None),
+            consents.in_force(ConsentKind.REFERRAL, given),
             ~later_withdrawal,
         )
         .correlate_except(given)
