@@ -16,7 +16,7 @@ from flask import current_app
 
 from .. import audit
 from ..cases import consents
-from ..cases.models import Application, ConsentKind, Story
+from ..cases.models import Application, Consent, ConsentKind, Story
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize
@@ -144,12 +144,17 @@ def stories(pool, period):
     )
     rows = db.session.execute(
         sa.select(Story)
+        .join(Consent, Consent.id == Story.consent_id)
         .where(
             Story.donor_id == pool.donor_id,
             Story.approved_at.is_not(None),
             Story.approved_at < datetime.combine(period.end, time.min),
             Story.application_id.in_(funded),
-            consents.stands_on(Story.application_id, ConsentKind.STORY, pool.donor_id),
+            # The grant of consent the story was written under: a story written before a
+            # withdrawal does not come back by itself when consent is given again.
+            Consent.application_id == Story.application_id,
+            consents.in_force(ConsentKind.STORY),
+            sa.or_(Consent.donor_id.is_(None), Consent.donor_id == pool.donor_id),
         )
         .order_by(Story.approved_at)
     ).scalars()
