@@ -66,7 +66,7 @@ from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.auth import invitations
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, PartnerOrganisation, User
-from hrdfund.cases import cleaning, documents, messages, steps
+from hrdfund.cases import cleaning, documents, labels, messages, steps
 from hrdfund.cases import services as case_services
 from hrdfund.cases.alerts import queue_target_alerts
 from hrdfund.cases.models import (
@@ -337,6 +337,13 @@ class FundWorld:
                 )
             self.cases[name] = case
         reviews.declare_conflict(self.cases["submitted"], u["reviewer2"])
+        # A case the partner organisation referred, with the organisation's own label.
+        referred = case_services.start_application(
+            u["partner"], "medical", self.fund, consent_method="in_person"
+        )
+        self.code(referred.uid)
+        labels.set_partner_label(referred, u["partner"], self.mark("answers", "partner label"))
+        self.referred = referred
         case = self.cases["in review"]
         self.document = documents.store_document(
             cleaning.clean_upload(io.BytesIO(_png()), self.mark("documents", "quote") + ".png"),
@@ -694,6 +701,12 @@ ROUTES = {
     ),
     "cases.withdraw_consent": Fill(
         _case("submitted", kind=lambda w: "referral"), "applicant", part="answers"
+    ),
+    "cases.give_consent": Fill(
+        _case("submitted", kind=lambda w: "referral"), "applicant", part="answers"
+    ),
+    "cases.partner_label": Fill(
+        _uid(lambda w: w.referred), "partner", lambda v: {"label-label": "Sweep"}, part="answers"
     ),
     "cases.upload": Fill(
         _case("in review"),

@@ -434,8 +434,9 @@ def _applicant(site):
     a.submit(case_page, f"{case_page}/documents", files={"file": PDF})
     a.submit(case_page, case_page, {"body": ""}, refused=True)
     a.submit(case_page, case_page, {"body": "A word for the fund"})
-    consents = f"{case_page}/consents/story/withdraw"
-    a.submit(case_page, consents)
+    consents = f"{case_page}/consents/story"
+    a.submit(case_page, f"{consents}/withdraw")
+    a.submit(case_page, f"{consents}/give")
     paying = site.paying
     a.submit(paying, f"{paying}/report", refused=True)
     receipt = next(f.action for f in page_forms(a.html(paying)) if f.action.endswith("/receipt"))
@@ -460,6 +461,14 @@ def _partner(site):
         p.get(_case_page(case))
         if case.status == S.DRAFT:
             p.get(f"{_case_page(case)}/edit")
+    sent = _case_page(next(c for c in _cases(partner_organisation_id=org) if c.status != S.DRAFT))
+    p.submit(sent, f"{sent}/label", {"label-label": "x" * 81}, refused=True)
+    p.submit(sent, f"{sent}/label", {"label-label": "Amina, Kisumu office"})
+    p.get("/referrals")
+    change = next(f.action for f in page_forms(p.html(sent)) if "/consents/referral/" in f.action)
+    change = urllib.parse.urlsplit(change).path
+    p.submit(sent, change, {"referral-how": ""}, refused=True)
+    p.submit(sent, change, {"referral-how": "in_writing"})
     p.submit("/apply", "/apply", {"category": "medical"}, refused=True)
     first = p.submit("/apply", "/apply", {"category": "medical", "consent": "y"})
     p.submit(

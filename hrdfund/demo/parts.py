@@ -131,7 +131,7 @@ def _add_consents(world, app_id, times, org, owner):
         consents.append(
             (
                 ConsentKind.PARTNER_SUBMISSION,
-                rng.choice(("in person", "by phone", "secure message")),
+                rng.choice(("in_person", "phone", "secure_message")),
                 times["created"],
             )
         )
