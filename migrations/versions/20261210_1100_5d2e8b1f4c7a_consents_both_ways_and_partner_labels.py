@@ -2,8 +2,8 @@
 labels: a partner organisation's own encrypted name for a case it referred
 
 Revision ID: 5d2e8b1f4c7a
-Revises: 3f6a2d9c8e41
-Create Date: 2026-12-10 09:00:00.000000
+Revises: 5b8e1f2a7c34
+Create Date: 2026-12-10 11:00:00.000000
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '5d2e8b1f4c7a'
-down_revision = '3f6a2d9c8e41'
+down_revision = '5b8e1f2a7c34'
 branch_labels = None
 depends_on = None
 
