@@ -2,7 +2,7 @@
 labels: a partner organisation's own encrypted name for a case it referred
 
 Revision ID: 5d2e8b1f4c7a
-Revises: 177310c02cef
+Revises: 5d2e8b1c7a43
 Create Date: 2026-12-10 11:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '5d2e8b1f4c7a'
-down_revision = '177310c02cef'
+down_revision = '5d2e8b1c7a43'
 branch_labels = None
 depends_on = None
 
