@@ -167,6 +167,14 @@ def _reversal(world, client):
     return Page(f"/payments/{payment.uid}/reverse", data)
 
 
+def _receipt(world, client):
+    payment = pay(
+        world, world.grant("200", name=f"Defender {next(_fresh)}"), "150", instalment=None
+    )
+    data = {"answer": "less", "amount": "100", "currency": payment.currency_paid}
+    return Page(f"/payments/{payment.uid}/receipt", data)
+
+
 def _contribution(world, client):
     data = {
         "contribution-amount": "100",
@@ -231,6 +239,7 @@ FIELDS_OF = {
     "approve": ("approve-amount", "approve-draws-0-amount"),
     "payment": ("pay-amount_paid", "pay-fee", "pay-rate"),
     "reversal": ("reverse-amount",),
+    "receipt": ("amount",),
     "contribution": ("contribution-amount",),
     "pool": ("pool-cap_per_grant",),
     "rate": ("rate-rate",),
@@ -245,6 +254,7 @@ PAGES = {
     "approve": ("m1", _approve),
     "payment": ("finance", _payment),
     "reversal": ("finance", _reversal),
+    "receipt": ("applicant", _receipt),
     "contribution": ("m1", _contribution),
     "pool": ("m1", _pool),
     "rate": ("finance", _rate),

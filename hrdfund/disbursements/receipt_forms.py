@@ -16,7 +16,7 @@ class ReceiptAnswerForm(PageForm):
     counts only with "I received less", in the payment's currency (sent with the form, and
     checked against the payment)."""
 
-    answer = StringField()
+    answer = StringField(validators=[Length(max=20)])
     amount = MoneyField(_l("Amount you received"))
     currency = HiddenField()
     note = TextAreaField(
