@@ -321,8 +321,13 @@ def run(database_url=""):
         accounts = json.loads(
             scale._run(env, "-m", "bench.wave", "accounts", PASSWORD).splitlines()[-1]
         )
+        serving = scale._environment(instance, database_url, production=True)
+        # The twelve clients sign in one after another before anything is timed: on a quiet
+        # machine that is faster than the server's budget of password checks lets new
+        # browsers sign in (SECURITY.md), which the wave does not measure.
+        serving["HRDFUND_PASSWORD_CHECKS_PER_MINUTE"] = "6000"  # noqa: S105 (a rate)
         started = time.monotonic()
-        results = measure(scale._environment(instance, database_url, production=True), accounts)
+        results = measure(serving, accounts)
         results.update(
             wave_scale=world,
             wave_build_seconds=build_seconds,
