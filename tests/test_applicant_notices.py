@@ -140,6 +140,7 @@ def test_a_payment_held_for_a_second_person_tells_nobody_until_it_is_booked(mone
 def test_a_receipt_problem_sends_the_defender_no_notice(money_world):
     """The defender's own answer is news to finance, not to the defender."""
     money_world.applicant.contact = CONTACT
+    money_world.finance.contact = "finance@fund.example"
     grant = money_world.grant("3000")
     payment = pay(money_world, grant, "1000", instalment=None)
     db.session.execute(sa.delete(Alert))

@@ -35,13 +35,15 @@ def world(fund, make_user, make_donor, make_partner_org, make_fund):
     """The money world with a partner organisation's case and its partner, a second
     finance officer, another applicant, another partner, and finance of another fund."""
     world = MoneyWorld(fund, make_user, make_donor)
-    world.finance2 = make_user("finance")
+    # Finance's alert addresses: an alert is queued only for staff it can reach.
+    world.finance.contact = "finance1@fund.example"
+    world.finance2 = make_user("finance", contact="finance2@fund.example")
     world.other_applicant = make_user("applicant")
     org = make_partner_org("Kisumu Defenders Network")
     world.partner = make_user("partner", partner_organisation_id=org.id)
     world.other_partner = make_user("partner")
     other = make_fund("Other Fund")
-    world.outsider = make_user("finance", fund_id=other.id)
+    world.outsider = make_user("finance", fund_id=other.id, contact="outsider@fund.example")
     return world
 
 

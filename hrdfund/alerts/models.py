@@ -32,7 +32,7 @@ class AlertKind(enum.StrEnum):
 
 
 class Alert(db.Model):
-    """An alert waiting for, or already handed to, the mail server."""
+    """An alert waiting for, or already handed to, the mail server, or settled unsent."""
 
     __tablename__ = "alerts"
     id: Mapped[int] = pk()
@@ -44,5 +44,11 @@ class Alert(db.Model):
     created_at = created_at()
     sent_at = col(sa.DateTime, INTERNAL, nullable=True, index=True)
     attempts = col(sa.Integer, INTERNAL, nullable=False, default=0)
+    #: Until when a sending process holds the alert (``outbox.CLAIM``): no other sends it
+    #: meanwhile; a process that dies mid-send leaves it to be taken again after.
+    claimed_until = col(sa.DateTime, INTERNAL, nullable=True)
+    #: When the alert was settled unsent: its recipient had no email address left, or
+    #: their account was closed. It is no longer read by any run.
+    dropped_at = col(sa.DateTime, INTERNAL, nullable=True)
 
     application = relationship("Application")

@@ -12,12 +12,14 @@ import logging
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 
+import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from ..auth.contacts import email_address
-from ..auth.models import APPLICANT_ROLES
+from ..auth.models import APPLICANT_ROLES, Fund
+from ..core.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,23 @@ def sign_in_url():
 def _sender():
     config = current_app.config
     return parseaddr(config["NOTICE_MAIL_FROM"] or config["MAIL_FROM"])
+
+
+def held_back_by_settings():
+    """The settings that hold back every discreet notice: each one, as ``(setting,
+    value)``, whose value names the instance or one of its funds (with the default
+    ``HRDFUND_MAIL_FROM``, ``hrdfund@localhost``, the sender names the product). Empty
+    when discreet notices can go out."""
+    config = current_app.config
+    names = {config["FUND_NAME"], *db.session.scalars(sa.select(Fund.name))}
+    names = {name.strip().casefold() for name in names if name and name.strip()}
+    sender = _sender()[1]
+    setting = "HRDFUND_NOTICE_MAIL_FROM" if config["NOTICE_MAIL_FROM"] else "HRDFUND_MAIL_FROM"
+    found = []
+    for name, value in ((setting, sender), ("HRDFUND_SIGN_IN_URL", sign_in_url())):
+        if any(fund in value.casefold() for fund in names):
+            found.append((name, value))
+    return found
 
 
 def fund_names(application):

@@ -15,6 +15,7 @@ approval, the payment form for finance, the plan for a renewal review.
 import logging
 import smtplib
 import ssl
+from datetime import timedelta
 from email.message import EmailMessage
 
 import sqlalchemy as sa
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 #: An alert the mail server refused this many times stays in the outbox for an admin.
 MAX_ATTEMPTS = 5
 
+#: How long a sending process holds the alerts it claimed. One that dies mid-send (a
+#: server killed, a machine lost) leaves them claimed: after this time another run takes
+#: them again, so an alert whose message had already left may go out a second time. A
+#: live process stops using its claim before it ends (``_send``).
+CLAIM = timedelta(minutes=15)
+
 #: The part of the case page each kind of alert opens at (the case page's own anchors).
 ANCHORS = {
     AlertKind.APPLICANT_ANSWER: "thread",
@@ -47,10 +54,13 @@ ANCHORS = {
 
 def notify_users(users, application, kind, once=None):
     """Queue an alert of ``kind`` on ``application`` for each of ``users``; with ``once``,
-    a user gets it a single time whatever the number of calls. Returns how many were
-    queued."""
+    a user gets it a single time whatever the number of calls. A user with no email
+    address, or whose account is closed, is passed over. Returns how many were queued."""
     queued = 0
     for user in users:
+        if not (user.active and _address(user)):
+            # An alert nobody can receive is never queued (it would wait forever).
+            continue
         once_key = f"{once}:{user.id}" if once else None
         if (
             once_key
@@ -78,7 +88,7 @@ def queue_notice(user, application):
     news = sa.select(Alert.id).where(
         Alert.user_id == user.id, Alert.kind == AlertKind.APPLICANT_NEWS
     )
-    waiting = news.where(Alert.sent_at.is_(None), Alert.attempts < MAX_ATTEMPTS)
+    waiting = news.where(pending())
     unread = news.where(Alert.sent_at.is_not(None))
     if user.last_login_at is not None:
         unread = unread.where(Alert.created_at > user.last_login_at)
@@ -183,26 +193,62 @@ def mail_configured():
     return bool(current_app.config["SMTP_HOST"])
 
 
+def pending():
+    """The condition of an alert still to send: not sent, not settled unsent, not refused
+    too often."""
+    return sa.and_(
+        Alert.sent_at.is_(None), Alert.dropped_at.is_(None), Alert.attempts < MAX_ATTEMPTS
+    )
+
+
 def send_pending(may_receive, limit=500):
     """Send what waits in the outbox to each recipient ``may_receive(alert, user)`` still
-    lets hear of it (the others are dropped); returns the number sent. Without
-    a mail server configured, nothing is sent and everything waits. A server that cannot be
+    lets hear of it (the others are dropped); returns the number sent. Without a mail
+    server configured, nothing is sent and everything waits. A server that cannot be
     reached raises (OSError or SMTPException) and costs the alerts nothing: they wait for
-    the next run. Only a message the server refuses counts an attempt."""
+    the next run. Only a message the server refused counts an attempt.
+
+    Any number of processes may run it at once: each claims the alerts it sends, ``limit``
+    at a time, in a short transaction committed before the mail server is talked to, so
+    each alert is sent by one of them (see ``CLAIM``). One run goes once through the
+    outbox, oldest first, so no row that cannot be sent keeps newer ones back."""
     config = current_app.config
     if not config["SMTP_HOST"]:
         return 0
+    sent, after = 0, 0
+    while True:
+        outgoing, seen = _claim(may_receive, limit, after)
+        if outgoing:
+            sent += _send(config, outgoing)
+        if len(seen) < limit:
+            return sent
+        after = max(seen)
+
+
+def _claim(may_receive, limit, after):
+    """Claim the oldest alerts after id ``after`` that wait and that no other process holds,
+    settle those that can no longer be sent, and return the messages to send (with each
+    one's id and the end of its claim) and the ids read. Committed before it returns."""
+    now = utcnow()
     alerts = (
         db.session.execute(
             sa.select(Alert)
-            .where(Alert.sent_at.is_(None), Alert.attempts < MAX_ATTEMPTS)
+            .where(
+                Alert.id > after,
+                pending(),
+                sa.or_(Alert.claimed_until.is_(None), Alert.claimed_until <= now),
+            )
             .order_by(Alert.id)
             .limit(limit)
+            # PostgreSQL: rows another process is claiming are passed over, not waited
+            # for; SQLite's write transaction lets one process claim at a time.
+            .with_for_update(skip_locked=True, of=Alert)
         )
         .scalars()
         .all()
     )
-    outgoing, stale, refused = [], [], []
+    until = now + CLAIM
+    outgoing, stale, dropped, refused = [], [], [], []
     for alert in alerts:
         user = db.session.get(User, alert.user_id)
         if alert.application is not None and not may_receive(alert, user):
@@ -212,45 +258,80 @@ def send_pending(may_receive, limit=500):
             stale.append(alert.id)
             continue
         address = _address(user) if user.active else None
-        if address and alert.application is not None:
-            message = _message(alert, user, address)
-            if message is None:
-                # Held back before the server: it would say what it may not.
-                refused.append(alert.id)
-            else:
-                outgoing.append((alert.id, message))
+        if not address or alert.application is None:
+            # Nowhere to send it any more: settled, never read again.
+            dropped.append(alert.id)
+            continue
+        message = _message(alert, user, address)
+        if message is None:
+            # Held back before the server: it would say what it may not.
+            refused.append(alert.id)
+        else:
+            outgoing.append((alert.id, message))
     if stale:
         db.session.execute(sa.delete(Alert).where(Alert.id.in_(stale)))
+    if dropped:
+        db.session.execute(sa.update(Alert).where(Alert.id.in_(dropped)).values(dropped_at=now))
+    if outgoing:
+        claimed = [alert_id for alert_id, _message in outgoing]
+        db.session.execute(
+            sa.update(Alert).where(Alert.id.in_(claimed)).values(claimed_until=until)
+        )
     _count_attempts(refused)
+    seen = [alert.id for alert in alerts]
     # No transaction stays open while the mail server is talked to.
     db.session.commit()
-    if not outgoing:
-        return 0
-    sent, refused = [], []
-    server = _connect(config)
+    return [(alert_id, message, until) for alert_id, message in outgoing], seen
+
+
+def _send(config, outgoing):
+    """Hand ``outgoing`` to the mail server, recording each alert sent (or refused) in a
+    short transaction of its own as soon as the server answers; returns how many were
+    sent. A claim about to end is not used: what is left is released for the next run,
+    as is everything left when the server cannot be reached."""
+    margin = timedelta(seconds=3 * config["SMTP_TIMEOUT"])
+    sent, left = 0, [alert_id for alert_id, _message, _until in outgoing]
     try:
-        for alert_id, message in outgoing:
-            try:
-                server.send_message(message)
-            except smtplib.SMTPException:
-                log.warning("the mail server refused alert %s", alert_id)
-                refused.append(alert_id)
-            else:
-                sent.append(alert_id)
-    finally:
+        server = _connect(config)
         try:
-            server.quit()
-        except (OSError, smtplib.SMTPException):
-            pass
-    if sent:
-        db.session.execute(sa.update(Alert).where(Alert.id.in_(sent)).values(sent_at=utcnow()))
-    _count_attempts(refused)
-    db.session.commit()
-    return len(sent)
+            for alert_id, message, until in outgoing:
+                if utcnow() >= until - margin:
+                    break
+                try:
+                    server.send_message(message)
+                except smtplib.SMTPException:
+                    log.warning("the mail server refused alert %s", alert_id)
+                    _count_attempts([alert_id])
+                else:
+                    db.session.execute(
+                        sa.update(Alert)
+                        .where(Alert.id == alert_id)
+                        .values(sent_at=utcnow(), claimed_until=None)
+                    )
+                    sent += 1
+                db.session.commit()
+                left.remove(alert_id)
+        finally:
+            try:
+                server.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+    finally:
+        if left:
+            db.session.rollback()
+            db.session.execute(
+                sa.update(Alert)
+                .where(Alert.id.in_(left), Alert.sent_at.is_(None))
+                .values(claimed_until=None)
+            )
+            db.session.commit()
+    return sent
 
 
 def _count_attempts(refused):
     if refused:
         db.session.execute(
-            sa.update(Alert).where(Alert.id.in_(refused)).values(attempts=Alert.attempts + 1)
+            sa.update(Alert)
+            .where(Alert.id.in_(refused))
+            .values(attempts=Alert.attempts + 1, claimed_until=None)
         )

@@ -5,11 +5,25 @@ import smtplib
 
 import click
 
-from ..alerts import outbox
+from ..alerts import notices, outbox
 from ..cases import alerts as services
 from ..core.extensions import db
 from ..disbursements import alerts as payment_alerts
 from ..grants import alerts as grant_alerts
+
+
+def held_back_lines():
+    """What an admin reads when a setting holds back every discreet notice to the applicant
+    side: which setting, and what to set."""
+    lines = []
+    for setting, value in notices.held_back_by_settings():
+        change = "HRDFUND_NOTICE_MAIL_FROM" if setting == "HRDFUND_MAIL_FROM" else setting
+        lines.append(
+            f"WARNING: notices to the applicant side are held back, none is sent: {setting} "
+            f"({value}) names the fund or the product, which a discreet notice must not; "
+            f"set {change} to an address that does not name it"
+        )
+    return lines
 
 
 @click.command("alerts")
@@ -28,5 +42,7 @@ def alerts():
             "alerts wait in the outbox for the next run"
         ) from exc
     click.echo(f"queued {queued}, sent {sent}")
+    for line in held_back_lines():
+        click.echo(line, err=True)
     if not outbox.mail_configured():
         click.echo("no mail server is configured (HRDFUND_SMTP_HOST): alerts wait in the outbox")

@@ -15,6 +15,7 @@ from ..disbursements.checks import check_ledger
 from ..ledger import daily
 from ..ledger.invariants import FIGURES, sums_of_rows
 from ..pools.models import Pool
+from .alerts import held_back_lines
 
 #: How many broken things are listed before the rest is only counted.
 SHOWN = 50
@@ -122,6 +123,8 @@ def check(fund_ref, head_values):
         problems += [f"{name}: {line}" for line in broken]
         if not broken:
             verified[chain] = audit.head(chain)
+    for line in held_back_lines():
+        click.echo(line, err=True)
     if problems:
         _echo_chains(verified, names)
         for line in problems[:SHOWN]:
