@@ -123,14 +123,13 @@ def check(fund_ref, head_values):
         problems += [f"{name}: {line}" for line in broken]
         if not broken:
             verified[chain] = audit.head(chain)
-    for line in held_back_lines():
-        click.echo(line, err=True)
     if problems:
         _echo_chains(verified, names)
         for line in problems[:SHOWN]:
             click.echo(f"BROKEN: {line}", err=True)
         if len(problems) > SHOWN:
             click.echo(f"... and {len(problems) - SHOWN} more", err=True)
+        _echo_held_back()
         sys.exit(1)
     plural = "s" if len(verified) != 1 else ""
     click.echo(f"OK: ledger balanced, {len(verified)} audit chain{plural} verified.")
@@ -141,6 +140,13 @@ def check(fund_ref, head_values):
     ]
     if recorded:
         click.echo(f"Audit heads (record them elsewhere): {' '.join(recorded)}")
+    _echo_held_back()
+
+
+def _echo_held_back():
+    """Last, a warning (not a failure) when a setting holds back every discreet notice."""
+    for line in held_back_lines():
+        click.echo(line, err=True)
 
 
 @click.command("rebuild-figures")
