@@ -193,6 +193,9 @@ class FundWorld:
         auth_services.set_alert_settings(
             u["reviewer"], self.mark("fund", "alerts") + "@example.org", True, u["admin"]
         )
+        # The others' alert addresses: an alert is queued only for staff it can reach.
+        for key in ("manager", "manager2", "finance"):
+            u[key].contact = self.mark("fund", f"{key} alerts") + "@example.org"
         # An invitation waiting, to a donor account: its login is the fund's.
         self.invitation, _token = invitations.invite_account(
             u["admin"], "donor", self.mark("fund", "invited"), self.donor.id

@@ -36,6 +36,10 @@ from tests.conftest import (
 def world(fund, make_user, make_donor):
     world = MoneyWorld(fund, make_user, make_donor)
     world.finance2 = make_user("finance")
+    # Alert addresses: an alert is queued only for staff it can reach.
+    for user in (world.m1, world.m2, world.finance, world.finance2):
+        user.contact = f"{user.login}@fund.example"
+    db.session.commit()
     return world
 
 

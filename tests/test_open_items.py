@@ -49,7 +49,11 @@ _refs = itertools.count(1)
 
 @pytest.fixture
 def world(fund, make_user, make_donor):
-    return MoneyWorld(fund, make_user, make_donor)
+    world = MoneyWorld(fund, make_user, make_donor)
+    # Finance's alert address: an alert is queued only for staff it can reach.
+    world.finance.contact = "finance@fund.example"
+    db.session.commit()
+    return world
 
 
 def _settings():

@@ -133,6 +133,7 @@ def check(fund_ref, head_values):
         sys.exit(1)
     plural = "s" if len(verified) != 1 else ""
     click.echo(f"OK: ledger balanced, {len(verified)} audit chain{plural} verified.")
+    _echo_held_back()
     _echo_chains(verified, names)
     _echo_pool_sums(sums, fund)
     recorded = [
@@ -140,11 +141,11 @@ def check(fund_ref, head_values):
     ]
     if recorded:
         click.echo(f"Audit heads (record them elsewhere): {' '.join(recorded)}")
-    _echo_held_back()
 
 
 def _echo_held_back():
-    """Last, a warning (not a failure) when a setting holds back every discreet notice."""
+    """A warning (not a failure) when a setting holds back every discreet notice: after
+    the verdict, so that the verdict stays the first line and the heads the last."""
     for line in held_back_lines():
         click.echo(line, err=True)
 
