@@ -116,6 +116,10 @@ class Config:
     WTF_CSRF_TIME_LIMIT = 4 * 3600
     #: Largest document accepted; a request body over MAX_CONTENT_LENGTH is refused (413).
     HRDFUND_MAX_DOCUMENT_BYTES = int(_env("HRDFUND_MAX_DOCUMENT_MB", "8")) * 1024 * 1024
+    #: Where stored documents are kept: "database" (encrypted chunks in the database, which
+    #: every app server shares) or "folder" (encrypted files in the instance's documents
+    #: folder, one machine only). Unset: the database on PostgreSQL, the folder on SQLite.
+    HRDFUND_DOCUMENT_STORAGE = _env("HRDFUND_DOCUMENT_STORAGE") or None
     #: Largest picture accepted, in pixels: a phone photo or a page scanned at 300 dpi is
     #: well under it; a larger one is refused from its header, before it is decoded.
     HRDFUND_MAX_IMAGE_PIXELS = int(_env("HRDFUND_MAX_IMAGE_PIXELS", "25000000"))

@@ -338,9 +338,13 @@ class Client:
                 jar[name] = value
         return self.get(answer.headers.get("Location"), cookies=jar)
 
-    def post(self, path, fields, multipart=False, files=(), cookies=None, barrier=None):
+    def post(
+        self, path, fields, multipart=False, files=(), cookies=None, barrier=None, uploads=None
+    ):
         """Post `fields` (pairs) urlencoded, or as multipart/form-data with an empty file
-        part for each name in `files`, as a browser sends a form with no file chosen."""
+        part for each name in `files`, as a browser sends a form with no file chosen, or
+        the file `uploads` gives for that name: (file name, bytes)."""
+        uploads = uploads or {}
         if not multipart:
             body = urllib.parse.urlencode(list(fields)).encode()
             kind = "application/x-www-form-urlencoded"
@@ -350,14 +354,16 @@ class Client:
             for name, value in fields:
                 parts.append(
                     f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                    f"{value}\r\n"
+                    f"{value}\r\n".encode()
                 )
             for name in files:
-                parts.append(
+                filename, data = uploads.get(name, ("", b""))
+                head = (
                     f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                    'filename=""\r\nContent-Type: application/octet-stream\r\n\r\n\r\n'
+                    f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
                 )
-            body = ("".join(parts) + f"--{boundary}--\r\n").encode()
+                parts.append(head.encode() + data + b"\r\n")
+            body = b"".join(parts) + f"--{boundary}--\r\n".encode()
             kind = f"multipart/form-data; boundary={boundary}"
         return self.request(
             "POST",
@@ -374,7 +380,7 @@ class Client:
         assert page.status == 200, f"GET {path}: {page.status}\n{page.text[:500]}"
         return find_form(page.text, action or path)
 
-    def submit(self, form, values=None, *, jar=None, **more):
+    def submit(self, form, values=None, *, jar=None, uploads=None, **more):
         """Post `form` as the page has it, with `values` (by field name) changed; with a
         `jar`, sent with those cookies and keeping none, as a browser whose other tabs
         send at the same moment (so no answer sees another's session)."""
@@ -384,6 +390,7 @@ class Client:
             multipart=form.enctype == "multipart/form-data",
             files=form.files,
             cookies=jar,
+            uploads=uploads,
         )
 
 

@@ -22,7 +22,7 @@ from werkzeug.test import encode_multipart
 from hrdfund.audit.models import AuditEvent
 from hrdfund.cases import cleaning, documents, pdfs
 from hrdfund.cases.documents import read_document
-from hrdfund.cases.models import Document
+from hrdfund.cases.models import Document, DocumentChunk
 from hrdfund.core.crypto import DecryptionError
 from hrdfund.core.extensions import db
 from tests.conftest import jpeg_with_gps, login, payment_data, refused_page, start_application
@@ -51,6 +51,20 @@ def _only_document():
     return db.session.execute(sa.select(Document)).scalar_one()
 
 
+def _in_database(app):
+    """Where the suite's app keeps documents: the database on PostgreSQL, the folder on
+    SQLite."""
+    return db.engine.dialect.name == "postgresql"
+
+
+def _chunks(document):
+    return db.session.scalars(
+        sa.select(DocumentChunk.data)
+        .where(DocumentChunk.document_id == document.id)
+        .order_by(DocumentChunk.seq)
+    ).all()
+
+
 def _pages(data):
     """The text of each page of a PDF, read strictly by a library that did not write it."""
     return [page.extract_text() for page in PdfReader(io.BytesIO(data), strict=True).pages]
@@ -61,8 +75,13 @@ def test_a_pdf_is_stored_encrypted_and_comes_back_with_its_pages(app, client, ca
     assert response.status_code == 302
     document = _only_document()
     stored = os.path.join(app.instance_path, "documents", document.storage_name)
-    assert b"canary-quote" not in Path(stored).read_bytes()
-    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
+    if _in_database(app):
+        assert not os.path.exists(stored)
+        chunks = _chunks(document)
+        assert chunks and all(b"canary-quote" not in chunk for chunk in chunks)
+    else:
+        assert b"canary-quote" not in Path(stored).read_bytes()
+        assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
     download = client.get(f"/applications/{case_uid}/documents/{document.uid}")
     assert _pages(download.get_data()) == ["canary-quote-text-7781 (page 1)"]
     assert download.headers["Content-Disposition"].startswith("attachment")
@@ -232,8 +251,16 @@ def test_a_ciphertext_moved_to_another_document_does_not_decrypt(app, client, ca
     _upload(client, case_uid, PDF, "a.pdf")
     _upload(client, case_uid, PDF, "b.pdf")
     first, second = db.session.execute(sa.select(Document).order_by(Document.id)).scalars()
-    folder = Path(app.instance_path, "documents")
-    shutil.copyfile(folder / first.storage_name, folder / second.storage_name)
+    if _in_database(app):
+        db.session.execute(
+            sa.update(DocumentChunk)
+            .where(DocumentChunk.document_id == second.id, DocumentChunk.seq == 0)
+            .values(data=_chunks(first)[0])
+        )
+        db.session.commit()
+    else:
+        folder = Path(app.instance_path, "documents")
+        shutil.copyfile(folder / first.storage_name, folder / second.storage_name)
     assert _pages(read_document(first)) == ["canary-quote-text-7781 (page 1)"]
     with pytest.raises(DecryptionError):
         read_document(second)
@@ -246,7 +273,9 @@ def test_a_failed_write_leaves_no_file_behind(app, client, case_uid, monkeypatch
 
     monkeypatch.setattr(documents, "cipher", FailingCipher)
     assert _upload(client, case_uid, PDF).status_code == 500
-    assert list(Path(app.instance_path, "documents").iterdir()) == []
+    folder = Path(app.instance_path, "documents")
+    assert not folder.exists() or list(folder.iterdir()) == []
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(DocumentChunk)) == 0
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
 
 

@@ -87,7 +87,7 @@ def test_rotation_moves_everything_to_the_new_key(app, app_config, world):
         result = rotating.test_cli_runner().invoke(args=["hrdfund", "rotate-keys"])
         assert result.exit_code == 0, result.output
         assert "nothing is left under an old key" in result.output
-        assert "Documents: 1 files re-encrypted" in result.output
+        assert "Documents: 1 re-encrypted" in result.output
         # Final ledger rows too, and what finance and staff typed about payments and people.
         for where in (
             "disbursements.payee_details",

@@ -1,6 +1,22 @@
-"""Stored documents: a cleaned upload (``cleaning.clean_upload``) encrypted at rest under a
-random name, readable only through the case's access rule, re-encrypted when keys rotate
-and overwritten when retention deletes it.
+"""Stored documents: a cleaned upload (``cleaning.clean_upload``) encrypted at rest,
+readable only through the case's access rule, re-encrypted when keys rotate and deleted
+when retention removes it.
+
+Where they are kept (``HRDFUND_DOCUMENT_STORAGE``, unset: by the database's dialect):
+
+- ``database`` (PostgreSQL's default): in ``document_chunks``, the document cut in pieces
+  of ``CHUNK_BYTES``, each piece its own AES-GCM message whose associated data binds the
+  document's uid, the piece's number and whether it is the last. Every app server on the
+  database serves every document, and no step holds more than one piece in memory: the
+  pieces are written one statement each, and a download reads one piece per statement,
+  each on a connection taken from the pool and given back at once (no transaction or
+  lock is held while the browser takes its time).
+- ``folder`` (SQLite's default): one encrypted file per document under a random name in
+  the instance's ``documents`` folder, as one machine serves it.
+
+A document is read from the database when it has pieces there, from the folder otherwise:
+files written before the switch keep being served until ``flask hrdfund move-documents``
+moves them in.
 """
 
 import io
@@ -8,12 +24,18 @@ import os
 import secrets
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask import current_app, send_file
 
 from .. import audit
 from ..core.columns import cipher
-from ..core.extensions import db
-from .models import Document
+from ..core.crypto import DecryptionError
+from ..core.extensions import db, read_by_default, restore_mode
+from .models import Document, DocumentChunk
+
+#: Plain bytes in one stored piece of a document kept in the database.
+CHUNK_BYTES = 64 * 1024
+STORAGES = ("database", "folder")
 
 
 class DocumentError(ValueError):
@@ -31,6 +53,17 @@ class CleanUpload:
 
 def max_bytes():
     return current_app.config["HRDFUND_MAX_DOCUMENT_BYTES"]
+
+
+def in_database():
+    """Whether new documents are kept in the database (``HRDFUND_DOCUMENT_STORAGE``; unset,
+    on PostgreSQL only)."""
+    setting = current_app.config.get("HRDFUND_DOCUMENT_STORAGE")
+    if setting is None:
+        return db.engine.dialect.name == "postgresql"
+    if setting not in STORAGES:
+        raise ValueError(f"HRDFUND_DOCUMENT_STORAGE is {setting!r}: set database or folder")
+    return setting == "database"
 
 
 def _folder():
@@ -53,51 +86,172 @@ def store_document(upload, application, kind, actor, fund=None):
         storage_name=secrets.token_hex(16),
     )
     document.filename = upload.filename
+    if in_database():
+        db.session.add(document)
+        db.session.flush()
+        write_chunks(document, pieces(upload.data))
+        _audit_upload(document, upload, application, kind, actor, fund)
+        return document
     path = os.path.join(_folder(), document.storage_name)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         # A partial file (disk full) or a failed insert must not leave ciphertext behind.
         with os.fdopen(fd, "wb") as fh:
-            fh.write(cipher().encrypt_bytes(upload.data, _aad(document)))
+            fh.write(cipher().encrypt_bytes(upload.data, file_aad(document)))
         db.session.add(document)
         db.session.flush()
-        audit.record(
-            "document.uploaded",
-            document,
-            actor=actor,
-            # A proof of payment is the fund's of the finance person paying.
-            fund=fund
-            if fund is not None
-            else (application.fund_id if application is not None else actor.fund_id),
-            case=application.uid if application is not None else None,
-            kind=kind.value,
-            size=len(upload.data),
-        )
+        _audit_upload(document, upload, application, kind, actor, fund)
     except Exception:
         os.unlink(path)
         raise
     return document
 
 
-def _aad(document):
+def _audit_upload(document, upload, application, kind, actor, fund):
+    audit.record(
+        "document.uploaded",
+        document,
+        actor=actor,
+        # A proof of payment is the fund's of the finance person paying.
+        fund=fund
+        if fund is not None
+        else (application.fund_id if application is not None else actor.fund_id),
+        case=application.uid if application is not None else None,
+        kind=kind.value,
+        size=len(upload.data),
+    )
+
+
+def file_aad(document):
+    """What a document file's ciphertext is bound to: its document."""
     return f"documents\x1fcontent\x1f{document.uid}".encode()
 
 
-def read_document(document):
-    """The decrypted bytes of a stored document."""
+def chunk_aad(uid, seq, last):
+    """What a stored piece's ciphertext is bound to: its document, its place, and whether
+    the document ends with it."""
+    return f"documents\x1fchunk\x1f{uid}\x1f{seq}\x1f{'last' if last else 'more'}".encode()
+
+
+def pieces(data):
+    view = memoryview(data)
+    return (view[start : start + CHUNK_BYTES] for start in range(0, len(view), CHUNK_BYTES))
+
+
+def write_chunks(document, pieces):
+    """Encrypt ``pieces`` (bytes-like, in order) into the document's stored pieces, one
+    INSERT each, in the session's transaction. An empty document is one empty piece."""
+    table = DocumentChunk.__table__
+    seq, held = 0, None
+    for piece in pieces:
+        if held is not None:
+            _insert_chunk(table, document, seq, held, last=False)
+            seq += 1
+        held = piece
+    _insert_chunk(table, document, seq, b"" if held is None else held, last=True)
+
+
+def _insert_chunk(table, document, seq, piece, last):
+    blob = cipher().encrypt_bytes(bytes(piece), chunk_aad(document.uid, seq, last))
+    db.session.execute(sa.insert(table).values(document_id=document.id, seq=seq, data=blob))
+
+
+def has_chunks(document):
+    """Whether ``document`` is kept in the database."""
+    return bool(
+        db.session.scalar(
+            sa.select(sa.literal(1)).where(DocumentChunk.document_id == document.id).limit(1)
+        )
+    )
+
+
+class _ChunkReader(io.RawIOBase):
+    """A stored document's plain bytes, read piece by piece: each piece fetched by one
+    statement on a connection of its own, checked and decrypted. Built from the engine and
+    the cipher, not the request, so it reads on after the view has returned."""
+
+    def __init__(self, engine, field_cipher, document_id, uid):
+        super().__init__()
+        self._engine, self._cipher = engine, field_cipher
+        self._document_id, self._uid = document_id, uid
+        self._seq, self._ended = 0, False
+        self._piece, self._offset = b"", 0
+
+    def readable(self):
+        return True
+
+    def _next_piece(self):
+        table = DocumentChunk.__table__
+        following = (
+            sa.select(sa.literal(1))
+            .where(table.c.document_id == self._document_id, table.c.seq == self._seq + 1)
+            .exists()
+        )
+        token = read_by_default()  # a read: on SQLite no write lock either
+        try:
+            with self._engine.connect() as connection:
+                row = connection.execute(
+                    sa.select(table.c.data, following).where(
+                        table.c.document_id == self._document_id, table.c.seq == self._seq
+                    )
+                ).first()
+        finally:
+            restore_mode(token)
+        if row is None:
+            raise DecryptionError("a stored piece of the document is missing")
+        blob, more = row
+        self._piece = self._cipher.decrypt_bytes(blob, chunk_aad(self._uid, self._seq, not more))
+        self._offset = 0
+        self._seq += 1
+        self._ended = not more
+
+    def readinto(self, buffer):
+        while self._offset >= len(self._piece):
+            if self._ended:
+                return 0
+            self._next_piece()
+        count = min(len(buffer), len(self._piece) - self._offset)
+        buffer[:count] = self._piece[self._offset : self._offset + count]
+        self._offset += count
+        return count
+
+
+def open_document(document):
+    """A binary file object reading the decrypted bytes of a stored document: piece by
+    piece from the database, or the folder's file decrypted whole."""
+    if has_chunks(document):
+        reader = _ChunkReader(db.engine, cipher(), document.id, document.uid)
+        return io.BufferedReader(reader, buffer_size=CHUNK_BYTES)
     with open(os.path.join(_folder(), document.storage_name), "rb") as fh:
-        return cipher().decrypt_bytes(fh.read(), _aad(document))
+        return io.BytesIO(cipher().decrypt_bytes(fh.read(), file_aad(document)))
+
+
+def iter_document(document):
+    """The decrypted bytes of a stored document, a piece at a time."""
+    with open_document(document) as fh:
+        while piece := fh.read(CHUNK_BYTES):
+            yield piece
+
+
+def read_document(document):
+    """The decrypted bytes of a stored document, whole (a packet carries them so)."""
+    with open_document(document) as fh:
+        return fh.read()
 
 
 def send_document(document):
     """The response that hands a stored document over as an attachment, by its content
-    type and its stored name."""
-    return send_file(
-        io.BytesIO(read_document(document)),
+    type and its stored name; from the database it streams, a piece at a time."""
+    response = send_file(
+        open_document(document),
         mimetype=document.content_type,
         as_attachment=True,
         download_name=document.filename,
+        conditional=False,
+        etag=False,
     )
+    response.content_length = document.size_bytes
+    return response
 
 
 def reencrypt_document_file(document):
@@ -113,7 +267,7 @@ def reencrypt_document_file(document):
         blob = fh.read()
     if not cipher().needs_rotation(blob):
         return False
-    fresh = cipher().reencrypt_bytes(blob, _aad(document))
+    fresh = cipher().reencrypt_bytes(blob, file_aad(document))
     temporary = path + ".rotating"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -124,13 +278,44 @@ def reencrypt_document_file(document):
     return True
 
 
+def reencrypt_chunk(document_id, uid, seq):
+    """Encrypt one stored piece again under the current key, when an older key wrote it;
+    in the session's transaction. Returns True when it was rewritten."""
+    table = DocumentChunk.__table__
+    where = sa.and_(table.c.document_id == document_id, table.c.seq == seq)
+    following = (
+        sa.select(sa.literal(1))
+        .where(table.c.document_id == document_id, table.c.seq == seq + 1)
+        .exists()
+    )
+    row = db.session.execute(sa.select(table.c.data, following).where(where)).first()
+    if row is None or not cipher().needs_rotation(row[0]):
+        return False
+    fresh = cipher().reencrypt_bytes(row[0], chunk_aad(uid, seq, not row[1]))
+    db.session.execute(sa.update(table).where(where).values(data=fresh))
+    return True
+
+
 def delete_document_file(document):
-    """Overwrite a stored file with zeros, then remove it (retention)."""
-    path = os.path.join(_folder(), document.storage_name)
+    """Delete a stored document's pieces in the database (in the session's transaction),
+    and overwrite its file with zeros, then remove it (retention). A document whose row
+    was rolled back has its pieces rolled back with it; only its file is left to remove."""
+    if sa.inspect(document).persistent:
+        db.session.execute(
+            sa.delete(DocumentChunk.__table__).where(
+                DocumentChunk.__table__.c.document_id == document.id
+            )
+        )
+    wipe_file(os.path.join(_folder(), document.storage_name))
+
+
+def wipe_file(path):
+    """Overwrite the file at ``path`` with zeros, then remove it; nothing when it is gone."""
     if os.path.exists(path):
         size = os.path.getsize(path)
         with open(path, "r+b") as fh:
-            fh.write(b"\0" * size)
+            for start in range(0, size, CHUNK_BYTES):
+                fh.write(b"\0" * min(CHUNK_BYTES, size - start))
             fh.flush()
             os.fsync(fh.fileno())
         os.unlink(path)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, relationship
 from ..core.columns import (
     INTERNAL,
     PERSONAL,
+    SENSITIVE,
     Encrypted,
     Text,
     col,
@@ -327,6 +328,18 @@ class Document(db.Model):
     size_bytes = col(sa.Integer, INTERNAL, nullable=False)
     uploaded_by_id = fk("users.id", nullable=True)
     created_at = created_at()
+
+
+class DocumentChunk(db.Model):
+    """One piece of a document kept in the database: up to ``documents.CHUNK_BYTES`` of
+    its bytes, encrypted on their own with the document's uid, the piece's number and
+    whether it is the last bound as associated data (pieces cannot be reordered, moved to
+    another document, dropped or cut off without the read failing)."""
+
+    __tablename__ = "document_chunks"
+    document_id = fk("documents.id", index=False, ondelete="CASCADE", primary_key=True)
+    seq = col(sa.Integer, INTERNAL, primary_key=True, autoincrement=False)
+    data = col(sa.LargeBinary, SENSITIVE, nullable=False)
 
 
 class Message(db.Model):

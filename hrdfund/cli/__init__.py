@@ -8,6 +8,7 @@ from .alerts import alerts
 from .backup import backup_command, restore_command
 from .check import check, rebuild_figures
 from .demo import demo_data
+from .documents import move_documents_command
 from .exchange import import_referral, network_keys
 from .keys import rotate_keys_command
 from .reports import report
@@ -28,6 +29,7 @@ for _command in (
     demo_data,
     funds,
     import_referral,
+    move_documents_command,
     network_keys,
     pools,
     purge_command,

@@ -33,7 +33,8 @@ def backup_command(out):
     click.echo(
         f"Backup written to {result.path} ({result.size} bytes): "
         f"{sum(manifest['tables'].values())} rows in {len(manifest['tables'])} tables, "
-        f"{len(manifest['documents'])} documents, "
+        f"{len(manifest['documents'])} document files, "
+        f"{manifest['documents_in_database']} documents in the database, "
         f"{len(heads)} audit chain{'' if len(heads) == 1 else 's'}."
     )
     if heads:
@@ -68,7 +69,8 @@ def restore_command(archive):
         f"Restored the backup of {manifest['created_at']} (schema revision "
         f"{manifest['alembic_revision'] or 'unknown'}): "
         f"{sum(manifest['tables'].values())} rows in {len(manifest['tables'])} tables, "
-        f"{len(manifest['documents'])} documents."
+        f"{len(manifest['documents'])} document files, "
+        f"{manifest.get('documents_in_database', 0)} documents in the database."
     )
     for line in result.warnings:
         click.echo(f"WARNING: {line}", err=True)

@@ -20,7 +20,7 @@ def rotate_keys_command():
     result = rotate_keys()
     for where, count in sorted(result.values.items()):
         click.echo(f"{where}: {count} re-encrypted")
-    click.echo(f"Documents: {result.documents} files re-encrypted")
+    click.echo(f"Documents: {result.documents} re-encrypted")
     if result.unreadable:
         for where, count in sorted(result.unreadable.items()):
             click.echo(f"UNREADABLE: {where}: {count} under no key given", err=True)

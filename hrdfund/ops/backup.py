@@ -9,10 +9,12 @@ keys must be kept apart from it, as carefully.
 The archive is one snapshot while the app runs. On SQLite the session's write transaction
 (BEGIN IMMEDIATE) holds other writers off while the online backup API copies the file; on
 PostgreSQL the manifest is counted in a repeatable-read transaction whose snapshot
-`pg_dump --snapshot` then dumps. The document files the snapshot names are copied after
-that, with writers going on: a file is only ever added, replaced whole by one rename (key
-rotation), or wiped and deleted (retention: a file gone is left out and counted; a purge
-running at the same time could leave a wiped copy, so run the two at different times).
+`pg_dump --snapshot` then dumps. Documents kept in the database (PostgreSQL's default) are
+in that dump, their encrypted pieces as stored, streamed by pg_dump. The document files
+the snapshot names are copied after that, with writers going on: a file is only ever
+added, replaced whole by one rename (key rotation), or wiped and deleted (retention: a file
+gone is left out and counted; a purge running at the same time could leave a wiped copy,
+so run the two at different times).
 """
 
 import hashlib
@@ -29,7 +31,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from ..cases.models import Document
+from ..cases.models import Document, DocumentChunk
 from ..core.extensions import db
 from .archive import (
     DATABASE_MEMBERS,
@@ -82,6 +84,7 @@ def write_backup(out):
                 tables, revision, heads = figures()
                 _pg_dump(tool, snapshot, dump)
             names = _document_names()
+            in_database = _documents_in_database()
         finally:
             db.session.close()  # writers go on; the files named are never rewritten in place
         documents, without_file = _copy_documents(names, os.path.join(staging, DOCUMENTS))
@@ -97,6 +100,8 @@ def write_backup(out):
             "audit_heads": heads_entry(heads),
             "database": {"file": DATABASE_MEMBERS[dialect], "sha256": digest},
             "documents": documents,
+            # Documents whose encrypted pieces are in the database's dump.
+            "documents_in_database": in_database,
             # The keys' public names, as every ciphertext carries them; never the keys.
             "key_ids": key_ids(),
         }
@@ -147,9 +152,19 @@ def _pg_dump(tool, snapshot, dump):
     os.chmod(dump, 0o600)
 
 
+def _documents_in_database():
+    return db.session.scalar(sa.select(sa.func.count(sa.distinct(DocumentChunk.document_id))))
+
+
 def _document_names():
-    """The storage names of the documents in the snapshot."""
-    names = db.session.scalars(sa.select(Document.storage_name).order_by(Document.id)).all()
+    """The storage names of the documents in the snapshot kept in the folder: those with
+    no pieces in the database."""
+    in_database = sa.select(DocumentChunk.document_id).where(
+        DocumentChunk.document_id == Document.id
+    )
+    names = db.session.scalars(
+        sa.select(Document.storage_name).where(~in_database.exists()).order_by(Document.id)
+    ).all()
     for name in names:
         if not STORAGE_NAME.fullmatch(name):
             raise BackupError(f"a document has an unexpected storage name: {name[:40]!r}")

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from .. import audit
-from ..cases.documents import reencrypt_document_file
-from ..cases.models import Document
+from ..cases.documents import reencrypt_chunk, reencrypt_document_file
+from ..cases.models import Document, DocumentChunk
 from ..core.columns import Encrypted, cipher
 from ..core.crypto import DecryptionError, field_aad
 from ..core.extensions import db
 
 BATCH = 500
+#: Stored pieces of documents (64 KiB each) re-encrypted per transaction.
+CHUNK_BATCH = 64
 
 
 @dataclass
@@ -101,12 +103,46 @@ def _rotate_documents(result):
         db.session.expunge_all()
 
 
+def _old_chunks():
+    """The stored pieces an older key wrote: the key id is bytes 2 to 5 of a ciphertext."""
+    return sa.func.substr(DocumentChunk.data, 2, 4) != cipher().current_id
+
+
+def _rotate_chunks(result):
+    """Documents kept in the database, a piece at a time, a batch of pieces per
+    transaction; only the pieces' keys are listed up front, each piece read when its turn
+    comes."""
+    after = sa.tuple_(sa.literal(0), sa.literal(-1))
+    rotated = set()
+    while True:
+        batch = db.session.execute(
+            sa.select(DocumentChunk.document_id, DocumentChunk.seq, Document.uid)
+            .join(Document, Document.id == DocumentChunk.document_id)
+            .where(sa.tuple_(DocumentChunk.document_id, DocumentChunk.seq) > after, _old_chunks())
+            .order_by(DocumentChunk.document_id, DocumentChunk.seq)
+            .limit(CHUNK_BATCH)
+        ).all()
+        if not batch:
+            break
+        for document_id, seq, uid in batch:
+            try:
+                if reencrypt_chunk(document_id, uid, seq):
+                    rotated.add(document_id)
+            except DecryptionError:
+                where = "documents (in the database)"
+                result.unreadable[where] = result.unreadable.get(where, 0) + 1
+        db.session.commit()
+        after = sa.tuple_(sa.literal(batch[-1][0]), sa.literal(batch[-1][1]))
+    result.documents += len(rotated)
+
+
 def rotate_keys():
     """Encrypt again under the current key everything an older key wrote; return counts."""
     result = RotationResult()
     for model, attribute in encrypted_attributes():
         _rotate_column(model, attribute, result)
     _rotate_documents(result)
+    _rotate_chunks(result)
     audit.record(
         "keys.rotated",
         object_type="keys",
@@ -120,8 +156,11 @@ def rotate_keys():
 
 
 def left_under_old_keys():
-    """How many stored values and document files are not under the current key."""
-    left = 0
+    """How many stored values and pieces of documents in the database are not under the
+    current key."""
+    left = db.session.scalar(
+        sa.select(sa.func.count()).select_from(DocumentChunk).where(_old_chunks())
+    )
     for model, attribute in encrypted_attributes():
         storage = model.__table__.c[attribute.name]
         blobs = db.session.scalars(sa.select(storage).where(storage.is_not(None)))
