@@ -93,6 +93,23 @@ def _key():
 SESSION_KEYS = {"SECRET_KEY": _key(), "HRDFUND_ENCRYPTION_KEY": _key(), "HRDFUND_AUDIT_KEY": _key()}
 
 
+def stored_bytes(app, document_id):
+    """What is stored of a document, as the database or the folder keeps it: its file's
+    bytes, or its pieces' ciphertexts joined; None when nothing is left of it."""
+    from hrdfund.cases.models import Document, DocumentChunk
+
+    chunks = db.session.scalars(
+        sa.select(DocumentChunk.data)
+        .where(DocumentChunk.document_id == document_id)
+        .order_by(DocumentChunk.seq)
+    ).all()
+    if chunks:
+        return b"".join(chunks)
+    name = db.session.scalar(sa.select(Document.storage_name).where(Document.id == document_id))
+    path = Path(app.instance_path, "documents", name or "-")
+    return path.read_bytes() if path.is_file() else None
+
+
 def edit_behind_the_app(table, sql, params=None):
     """Run ``sql`` on a final ledger table as someone with the database owner's rights
     would: on PostgreSQL that means switching the table's refusal trigger off first."""

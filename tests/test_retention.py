@@ -54,7 +54,7 @@ from hrdfund.reports.data import build_report, plain
 from hrdfund.reports.issue import Pending
 from hrdfund.reports.periods import parse_period
 from hrdfund.reviews.models import CaseNote, Cofunding, Review
-from tests.conftest import PASSWORD, edit_behind_the_app, login
+from tests.conftest import PASSWORD, edit_behind_the_app, login, stored_bytes
 from tests.pdfs import make_pdf
 
 PDF = make_pdf("A scanned letter")
@@ -203,6 +203,11 @@ def _path(app, document):
     return os.path.join(app.instance_path, "documents", document.storage_name)
 
 
+def _kept(app, document_id):
+    """Whether anything of a document is stored: its file, or its pieces in the database."""
+    return stored_bytes(app, document_id) is not None
+
+
 def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     app = demo
     finance = db.session.scalars(sa.select(User).where(User.role == Role.FINANCE)).first()
@@ -211,7 +216,7 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     evidence, proof, payment = _documents_of(closed, finance)
     evidence_id, proof_id = evidence.id, proof.id
     evidence_path, proof_path = _path(app, evidence), _path(app, proof)
-    assert os.path.exists(evidence_path) and os.path.exists(proof_path)
+    assert _kept(app, evidence_id) and _kept(app, proof_id)
     held = _held_payment(payment, finance)
     answer = ReceiptAnswer(
         disbursement_id=payment.id,
@@ -231,7 +236,8 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
             resolved_at=utcnow(),
         )
     )
-    held_proof_path = _path(app, db.session.get(Document, held.proof_document_id))
+    held_proof_id = held.proof_document_id
+    held_proof_path = _path(app, db.session.get(Document, held_proof_id))
     still_open = _case(ApplicationStatus.IN_REVIEW)
     open_name, open_uid = still_open.defender_name, still_open.uid
     assert open_name and closed.network_key and still_open.network_key
@@ -289,10 +295,12 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     ).one()
     assert set(HELD_CLEARED) >= {"payee_details", "rate_source", "rate_reason", "reference"}
     assert all(value is None for value in stored)
-    assert not os.path.exists(held_proof_path)
+    assert not os.path.exists(held_proof_path) and not _kept(app, held_proof_id)
 
-    # Files are wiped; a payment's proof row stays (the payment points at it), empty.
+    # Files are wiped, pieces deleted; a payment's proof row stays (the payment points at
+    # it), empty.
     assert not os.path.exists(evidence_path) and not os.path.exists(proof_path)
+    assert not _kept(app, evidence_id) and not _kept(app, proof_id)
     assert db.session.get(Document, evidence_id) is None
     assert db.session.get(Document, proof_id).filename is None
 

@@ -152,19 +152,28 @@ def _pg_dump(tool, snapshot, dump):
     os.chmod(dump, 0o600)
 
 
+def _has_chunks_table():
+    """Whether the database has the table of documents' pieces (a database restored from
+    before it was added has not)."""
+    return sa.inspect(db.session.connection()).has_table(DocumentChunk.__tablename__)
+
+
 def _documents_in_database():
+    if not _has_chunks_table():
+        return 0
     return db.session.scalar(sa.select(sa.func.count(sa.distinct(DocumentChunk.document_id))))
 
 
 def _document_names():
     """The storage names of the documents in the snapshot kept in the folder: those with
     no pieces in the database."""
-    in_database = sa.select(DocumentChunk.document_id).where(
-        DocumentChunk.document_id == Document.id
-    )
-    names = db.session.scalars(
-        sa.select(Document.storage_name).where(~in_database.exists()).order_by(Document.id)
-    ).all()
+    query = sa.select(Document.storage_name).order_by(Document.id)
+    if _has_chunks_table():
+        in_database = sa.select(DocumentChunk.document_id).where(
+            DocumentChunk.document_id == Document.id
+        )
+        query = query.where(~in_database.exists())
+    names = db.session.scalars(query).all()
     for name in names:
         if not STORAGE_NAME.fullmatch(name):
             raise BackupError(f"a document has an unexpected storage name: {name[:40]!r}")
