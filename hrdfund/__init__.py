@@ -95,8 +95,10 @@ def _configure(app, overrides):
     from .auth.budget import check_config as check_password_budget
     from .auth.invitations import check_config as check_invitations
     from .auth.throttle import check_config as check_sign_in_limits
+    from .cases.documents import check_config as check_document_storage
 
     check_sign_in_limits(app.config)
+    check_document_storage(app.config)
     check_password_budget(app.config)
     check_invitations(app.config)
     _configure_logging(app)

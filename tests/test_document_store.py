@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from hrdfund import create_app
 from hrdfund.audit.models import AuditEvent
 from hrdfund.cases import documents
 from hrdfund.cases.documents import (
@@ -226,3 +227,8 @@ def test_a_download_reads_no_file_once_documents_moved(app, make_user):
     os.makedirs(Path(app.instance_path, "documents"), exist_ok=True)
     os.rmdir(Path(app.instance_path, "documents"))
     assert read_document(db.session.get(Document, document.id)) == _content(100)
+
+
+def test_a_storage_setting_that_names_none_stops_the_start(app_config):
+    with pytest.raises(ValueError, match="HRDFUND_DOCUMENT_STORAGE"):
+        create_app({**app_config, "HRDFUND_DOCUMENT_STORAGE": "s3"})

@@ -55,14 +55,19 @@ def max_bytes():
     return current_app.config["HRDFUND_MAX_DOCUMENT_BYTES"]
 
 
+def check_config(config):
+    """Stop the start on a HRDFUND_DOCUMENT_STORAGE that names no storage."""
+    setting = config.get("HRDFUND_DOCUMENT_STORAGE")
+    if setting is not None and setting not in STORAGES:
+        raise ValueError(f"HRDFUND_DOCUMENT_STORAGE is {setting!r}: set database or folder")
+
+
 def in_database():
     """Whether new documents are kept in the database (``HRDFUND_DOCUMENT_STORAGE``; unset,
     on PostgreSQL only)."""
     setting = current_app.config.get("HRDFUND_DOCUMENT_STORAGE")
     if setting is None:
         return db.engine.dialect.name == "postgresql"
-    if setting not in STORAGES:
-        raise ValueError(f"HRDFUND_DOCUMENT_STORAGE is {setting!r}: set database or folder")
     return setting == "database"
 
 
