@@ -2,7 +2,7 @@
 every app server on one PostgreSQL serves them
 
 Revision ID: 7c1d4e9a2b60
-Revises: 5d2e8b1f4c7a
+Revises: 7c41e0a9d2b6
 Create Date: 2026-12-11 10:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '7c1d4e9a2b60'
-down_revision = '5d2e8b1f4c7a'
+down_revision = '7c41e0a9d2b6'
 branch_labels = None
 depends_on = None
 
