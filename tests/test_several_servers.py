@@ -8,6 +8,11 @@ through server one, byte for byte as the server they were uploaded to gives them
 neither server's folder holds a document. Over plain HTTP with CSRF on, signed in with
 codes, as `test_serving` drives a server.
 
+Both servers send alerts to one mail server after their responses, and
+`flask hrdfund alerts` runs beside them as cron would: applicants answer on their cases
+through both servers at once (each answer alerts the case's staff), the mail server
+answers slowly so the senders overlap, and every alert reaches its recipient exactly once.
+
 PostgreSQL only (SQLite is one machine's file). The servers are a module fixture, so
 other tests of several servers reuse them. Under CI=true the test fails, not skips, when
 PostgreSQL or gunicorn is missing.
@@ -18,19 +23,32 @@ import io
 import re
 import secrets
 import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 from PIL import Image
 
 from tests.conftest import empty_schema, missing_infrastructure, pg_database_beside
 from tests.live import Client, LiveServer, sign_in
+from tests.test_outbox_claims import SlowMailbox
+from tests.test_staff_alerts import _free_port
 
-#: The demo world's size: the smallest that has a case sent and waiting for review.
-SCALE = 8
+#: The demo world's size: the smallest with a case sent and waiting for review, and cases
+#: of more than one applicant open to their messages.
+SCALE = 10
 WORKERS = 2
+#: Answers posted through each server.
+ANSWERS = 6
+#: Rounds of the cron command run while the answers are posted.
+CRON_ROUNDS = 3
+BASE_URL = "https://fund.example"
+#: Alerts not yet handed over: neither sent nor settled nor given up.
+WAITING = "sent_at IS NULL AND dropped_at IS NULL AND attempts < 5"
 
 
 @dataclass
@@ -66,16 +84,33 @@ class SeveralServers:
 
 
 @pytest.fixture(scope="module")
-def several_servers(tmp_path_factory):
+def mailbox():
+    """One slow mail server on 127.0.0.1 for every server of the module."""
+    box = SlowMailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def several_servers(mailbox, tmp_path_factory):
     """Two gunicorn servers (two workers each) on two ports, one PostgreSQL database of
-    their own beside the suite's (`_several`), emptied first; stopped at the end."""
+    their own beside the suite's (`_several`), emptied first, one mail server; stopped at
+    the end."""
     if importlib.util.find_spec("gunicorn") is None:
         missing_infrastructure("gunicorn is not installed")
     url, _created = pg_database_beside("_several")
     empty_schema(url)
     database_url = url.render_as_string(hide_password=False)
+    settings = {
+        "HRDFUND_SMTP_HOST": "127.0.0.1",
+        "HRDFUND_SMTP_PORT": str(mailbox[1]),
+        "HRDFUND_SMTP_SECURITY": "none",
+        "HRDFUND_BASE_URL": BASE_URL,
+    }
     servers = [
-        LiveServer(database_url, tmp_path_factory.mktemp(f"server-{n}"), workers=WORKERS)
+        LiveServer(database_url, tmp_path_factory.mktemp(f"server-{n}"), WORKERS, settings)
         for n in (1, 2)
     ]
     first = servers[0]
@@ -248,3 +283,99 @@ def test_a_case_goes_from_one_server_to_the_other_with_its_documents(several_ser
     for server in s.servers:
         folder = server.instance / "documents"
         assert not folder.exists() or not any(folder.iterdir())
+
+
+def _answerable_cases(several_servers):
+    """(login, case uid) for every case of a demo applicant still open to messages."""
+    return several_servers.rows(
+        """
+        SELECT u.login, a.uid FROM applications a JOIN users u ON u.id = a.applicant_id
+        WHERE u.login LIKE 'demo-applicant%'
+          AND a.status IN ('submitted', 'in_review', 'info_requested', 'recommended',
+                           'awaiting_second_approval', 'approved', 'paying')
+        ORDER BY a.id
+        """,
+    )
+
+
+def _applicant(server, login):
+    """An applicant signed in (password only: the applicant side has no second factor)."""
+    client = Client(server.port)
+    account = server.accounts[login]
+    form = client.form("/login")
+    answer = client.submit(form, login=account["login"], password=account["password"])
+    assert answer.status == 302 and answer.location != "/login", answer
+    return client
+
+
+def _answer(server, client, uid, n):
+    form = client.form(f"/applications/{uid}")
+    answer = client.submit(form, body=f"Answer {n} through port {server.port}")
+    assert answer.status == 302, f"{answer}\n{answer.text[:500]}"
+
+
+def test_alerts_queued_on_two_servers_are_each_sent_once(several_servers, mailbox):
+    servers = several_servers.servers
+    first = servers[0]
+    box, _port = mailbox
+    cases = _answerable_cases(several_servers)
+    assert len(cases) >= 2, "the demo world has no case an applicant can answer on"
+    queued_before = several_servers.rows("SELECT count(*) FROM alerts")[0][0]
+
+    clients = {}
+    for server in servers:
+        for login in {login for login, _uid in cases}:
+            clients[server.port, login] = _applicant(server, login)
+    work = [(server, cases[n % len(cases)], n) for n in range(ANSWERS) for server in servers]
+    stop = threading.Event()
+    cron = []
+
+    def run_cron():
+        for _round in range(CRON_ROUNDS):
+            cron.append(first.flask("hrdfund", "alerts", check=False).returncode)
+            if stop.is_set():
+                break
+
+    cron_thread = threading.Thread(target=run_cron)
+    cron_thread.start()
+
+    def post(item):
+        server, (login, uid), n = item
+        _answer(server, clients[server.port, login], uid, n)
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(post, work))
+    finally:
+        stop.set()
+        cron_thread.join()
+    assert cron and all(code == 0 for code in cron), cron
+
+    # What the servers are still sending after their responses, then one last cron run
+    # for anything left (an alert some server's run had not reached yet).
+    first.flask("hrdfund", "alerts")
+    waiting = several_servers.rows(f"SELECT count(*) FROM alerts WHERE {WAITING}")[0][0]
+    assert waiting == 0
+
+    sent = several_servers.rows(
+        """
+        SELECT u.login, a.uid FROM alerts al
+        JOIN users u ON u.id = al.user_id JOIN applications a ON a.id = al.application_id
+        WHERE al.sent_at IS NOT NULL
+        """,
+    )
+    answers = several_servers.rows("SELECT count(*) FROM alerts WHERE kind = 'applicant_answer'")[
+        0
+    ][0]
+    assert answers >= len(work), "each answer alerts the case's staff"
+    assert several_servers.rows("SELECT count(*) FROM alerts")[0][0] > queued_before
+    messages = box.wait_for(len(sent), seconds=30)
+    arrived = Counter()
+    for rcpts, body in messages:
+        link = next(word for word in body.split() if word.startswith(f"{BASE_URL}/applications/"))
+        uid = link.removeprefix(f"{BASE_URL}/applications/").split("#")[0]
+        arrived.update((rcpt, uid) for rcpt in rcpts)
+    # The demo's staff receive their alerts at LOGIN@example.org.
+    expected = Counter((f"{login}@example.org", uid) for login, uid in sent)
+    assert arrived == expected
+    assert len(messages) == len(sent)
