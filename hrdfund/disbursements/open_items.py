@@ -310,14 +310,27 @@ def _case_of_changed(state, names):
     return any(state.attrs[name].history.has_changes() for name in names)
 
 
+def _may_hold_items(application, state, session):
+    """Whether the case had items kept before this flush or may have some after it: the
+    rule keeps them only for cases in a money state, so a case that was in none and is in
+    none (a draft saved, a case sent or reviewed) had none and has none, and nothing needs
+    working out again. A status not loaded before it changed is not known: it may have."""
+    history = state.attrs.status.history
+    if application not in session.new and history.added and not history.deleted:
+        return True
+    statuses = [*history.added, *history.deleted, *history.unchanged]
+    return not statuses or any(status in MONEY_STATES for status in statuses)
+
+
 def _touched_cases(session, connection):
     """The ids of the cases whose open items the flush may have changed."""
     cases, grants, plans, payments, answers = set(), set(), set(), set(), set()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, Application):
             state = sa.inspect(obj)
-            if obj in session.deleted or _case_of_changed(
-                state, ("status", "purged_at", "fund_id", "decided_at")
+            if obj in session.deleted or (
+                _case_of_changed(state, ("status", "purged_at", "fund_id", "decided_at"))
+                and _may_hold_items(obj, state, session)
             ):
                 cases.add(obj.id)
         elif isinstance(obj, Grant):
