@@ -56,7 +56,7 @@ def notify_users(users, application, kind, once=None):
     """Queue an alert of ``kind`` on ``application`` for each of ``users``; with ``once``,
     a user gets it a single time whatever the number of calls. A user with no email
     address, or whose account is closed, is passed over. Returns how many were queued."""
-    queued = 0
+    rows = []
     for user in users:
         if not (user.active and _address(user)):
             # An alert nobody can receive is never queued (it would wait forever).
@@ -67,14 +67,18 @@ def notify_users(users, application, kind, once=None):
             and db.session.execute(sa.select(Alert.id).where(Alert.once_key == once_key)).first()
         ):
             continue
-        db.session.add(
-            Alert(user_id=user.id, application_id=application.id, kind=kind, once_key=once_key)
+        rows.append(
+            {
+                "user_id": user.id,
+                "application_id": application.id,
+                "kind": kind,
+                "once_key": once_key,
+            }
         )
-        queued += 1
-    db.session.flush()
-    if queued:
+    if rows:  # one INSERT of them all
+        db.session.execute(sa.insert(Alert), rows)
         g.hrdfund_alerts_queued = True
-    return queued
+    return len(rows)
 
 
 def queue_notice(user, application):

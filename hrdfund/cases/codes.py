@@ -7,17 +7,18 @@ while each fund counts its own cases: no fund learns another's numbers. A code s
 nothing of the defender: only which fund, which year, and in what order it was sent.
 
 A case gets its code when it is first sent, once. Each fund's count for a year is one
-counter row that only goes up, read and written under the fund's audit chain lock (the
-lock every submission takes anyway for its audit entry; on SQLite the write lock every
-transaction begins with), so two submissions at once never get the same number and a
-number is never given again, whatever becomes of its case.
+counter row that only goes up, added to in one statement that locks the row until the
+commit (on SQLite the write lock every transaction begins with), so two submissions at
+once never get the same number and a number is never given again, whatever becomes of
+its case. The audit chain's lock is taken only at the commit, after every other lock a
+transaction takes (``hrdfund.audit``), so waiting for the counter never closes a circle
+with waiting for the chain.
 """
 
 import re
 
 import sqlalchemy as sa
 
-from .. import audit
 from ..core.extensions import db
 from .models import Application, CaseCodeCounter
 
@@ -49,10 +50,7 @@ def parse_code(text):
 def _counter(fund_id, year):
     """The fund's counter row for ``year``, created at 0 if missing, locked (PostgreSQL)."""
     dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = _insert_for(dialect)
     db.session.execute(
         insert(CaseCodeCounter)
         .values(fund_id=fund_id, year=year, last_number=0)
@@ -66,17 +64,38 @@ def _counter(fund_id, year):
     return db.session.execute(query.execution_options(populate_existing=True)).scalar_one()
 
 
+def _insert_for(dialect):
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def next_number(fund_id, year):
+    """Count one more case ``fund_id`` sent in ``year`` and return its number: one
+    statement that creates the counter at 1 or adds one to it, the row locked until the
+    commit (PostgreSQL's ON CONFLICT DO UPDATE; on SQLite the write lock)."""
+    table = CaseCodeCounter.__table__
+    insert = _insert_for(db.session.get_bind().dialect.name)
+    return db.session.execute(
+        insert(table)
+        .values(fund_id=fund_id, year=year, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[table.c.fund_id, table.c.year],
+            set_={"last_number": table.c.last_number + 1},
+        )
+        .returning(table.c.last_number)
+    ).scalar_one()
+
+
 def assign_code(application, at):
-    """Give ``application`` its short code for a sending at ``at``, unless it has one."""
+    """Give ``application`` its short code for a sending at ``at``, unless it has one.
+    The case is written with its other changes at the next flush."""
     if application.code is not None:
         return application.code
-    # The fund's chain lock first, as the submission's audit entry takes it: a transaction
-    # holding it never waits for the counter in a circle with one holding the counter.
-    audit.lock_chains(application.fund_id)
-    counter = _counter(application.fund_id, at.year)
-    counter.last_number += 1
-    application.code = format_code(application.fund_id, at.year, counter.last_number)
-    db.session.flush()
+    number = next_number(application.fund_id, at.year)
+    application.code = format_code(application.fund_id, at.year, number)
     return application.code
 
 
@@ -90,7 +109,6 @@ def give_missing_codes():
     ).all()
     if not rows:
         return 0
-    audit.lock_chains(*{row.fund_id for row in rows})
     counters, given = {}, []
     for row in rows:
         key = (row.fund_id, row.submitted_at.year)

@@ -59,27 +59,29 @@ def change_status(application, target, actor=None, at=None):
     current = S(application.status)
     check_transition(current, target)
     at = at or utcnow()
-    application.status = target
-    application.updated_at = at
-    if current == S.INFO_REQUESTED:
-        targets.resume(application, at)
-    if target == S.SUBMITTED:
-        targets.set_targets(application, at)
-        # Only a sent case takes part in the duplicate check across funds.
-        application.network_key = network_key(application.defender_name, application.country)
-        codes.assign_code(application, at)
-    elif target == S.INFO_REQUESTED:
-        targets.pause(application, at)
-    stamp_times(application, current, target, at, actor is None or actor.is_staff)
-    db.session.add(
-        StatusChange(
-            application=application,
-            from_status=current,
-            to_status=target,
-            actor_id=actor.id if actor else None,
-            at=at,
+    # The case is written once, with every change of the move, at the flush below.
+    with db.session.no_autoflush:
+        application.status = target
+        application.updated_at = at
+        if current == S.INFO_REQUESTED:
+            targets.resume(application, at)
+        if target == S.SUBMITTED:
+            targets.set_targets(application, at)
+            # Only a sent case takes part in the duplicate check across funds.
+            application.network_key = network_key(application.defender_name, application.country)
+            codes.assign_code(application, at)
+        elif target == S.INFO_REQUESTED:
+            targets.pause(application, at)
+        stamp_times(application, current, target, at, actor is None or actor.is_staff)
+        db.session.add(
+            StatusChange(
+                application=application,
+                from_status=current,
+                to_status=target,
+                actor_id=actor.id if actor else None,
+                at=at,
+            )
         )
-    )
     db.session.flush()
     audit.record(
         "application.status",
@@ -245,7 +247,8 @@ def save_draft(application, data, actor, step=None):
             set_consent(application, ConsentKind.STORY, data.get("consent_story"), actor)
         steps.mark_saved(application, parts)
         application.updated_at = utcnow()
-    db.session.flush()
+    # Written at the next flush, with whatever else the request changes on the case (the
+    # sending's status move): one UPDATE of it, not two.
     if step is None:
         audit.record("application.saved", application, actor=actor)
     else:

@@ -94,8 +94,19 @@ def fk(target, data_class=INTERNAL, nullable=False, index=True, ondelete=None, *
 
 
 def uid_column():
-    """The row's opaque identifier; bound into the row's ciphertexts."""
-    return col(sa.String(20), INTERNAL, text=Text.UID, nullable=False, unique=True, default=new_uid)
+    """The row's opaque identifier; bound into the row's ciphertexts. Unique and made on
+    this side, it tells the database's answers to one INSERT of many rows apart, so the
+    ORM writes a case's budget lines or references in one statement on SQLite too (an
+    insert sentinel)."""
+    return col(
+        sa.String(20),
+        INTERNAL,
+        text=Text.UID,
+        nullable=False,
+        unique=True,
+        default=new_uid,
+        insert_sentinel=True,
+    )
 
 
 def created_at():
