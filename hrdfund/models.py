@@ -1,8 +1,10 @@
 """Imports every feature's models so the metadata knows every table (migrations, tests),
-then installs the ledger's seals and no-edit rules on them, the pools' money by day kept
+then installs the audit chains' appends at the commit, the ledger's seals and no-edit
+rules on them, the pools' money by day kept
 as ledger rows are written, and the open items staff chase kept as they open and close:
 the one place they are registered, before anything writes a row or creates the tables."""
 
+from . import audit
 from .alerts.models import Alert  # noqa: F401
 from .audit.models import AuditEvent  # noqa: F401
 from .auth.models import (  # noqa: F401
@@ -33,6 +35,7 @@ from .network.models import FundKey, ImportedPacket, Referral  # noqa: F401
 from .pools.models import Donor, ExchangeRate, Pool, PoolRestriction  # noqa: F401
 from .reports.models import IssuedFigures, VarianceNote  # noqa: F401
 
+audit.install()
 seals.install()
 daily.install()
 open_items.install()

@@ -422,10 +422,12 @@ def _without_waiting(work):
 
 
 def _refused_for_waiting(work):
-    """``work`` waits for a lock until the timeout and is refused; nothing is written."""
+    """``work`` and its commit (where its audit entries are appended) wait for a lock
+    until the timeout and are refused; nothing is written."""
     db.session.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
     with pytest.raises(sa.exc.OperationalError) as refused:
         work()
+        db.session.commit()
     db.session.rollback()
     return getattr(refused.value.orig, "sqlstate", None)
 
@@ -438,6 +440,8 @@ class Holder:
         self.app, self.work = app, work
         self.started, self.release = threading.Event(), threading.Event()
         self.errors = []
+        #: Commit the work once released (rolled back otherwise).
+        self.commit_on_release = False
         self.thread = threading.Thread(target=self._run)
 
     def _run(self):
@@ -446,6 +450,8 @@ class Holder:
                 self.work()
                 self.started.set()
                 self.release.wait(60)
+                if self.commit_on_release:
+                    db.session.commit()
             except Exception as exc:  # noqa: BLE001  (reported by the test)
                 self.errors.append(exc)
                 self.started.set()
@@ -463,12 +469,15 @@ class Holder:
         self.thread.join(60)
 
 
+def _held_entry(a_id):
+    """An entry appended to fund A's chain and not committed: a transaction at its commit."""
+    audit.record("test.held", object_type="t", object_id="h", fund=a_id)
+    audit.append()
+
+
 #: What the other transaction holds fund A's chain with: an entry appended and not yet
-#: committed, or the chain's lock alone, taken before writing to two chains.
-HOLDING = {
-    "an-entry": lambda a_id: audit.record("test.held", object_type="t", object_id="h", fund=a_id),
-    "the-lock": lambda a_id: audit.lock_chains(a_id),
-}
+#: committed, or the chain's lock alone.
+HOLDING = {"an-entry": _held_entry, "the-lock": lambda a_id: audit.lock_chains(a_id)}
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
@@ -522,6 +531,7 @@ def test_two_funds_submit_and_approve_at_once_without_waiting_on_each_other(
         case = db.session.get(Application, to_approve_a)
         manager = db.session.get(User, ids["m1"])
         approve_with_recorded_rates(case, manager, Decimal(2500), [(ids["pool"], Decimal(2500))])
+        audit.append()  # at its commit: fund A's chain is locked from here
 
     with Holder(app, approve_in_a):
         _without_waiting(lambda: submit_application(draft_b, world_b.applicant))
@@ -539,6 +549,43 @@ def test_two_funds_submit_and_approve_at_once_without_waiting_on_each_other(
     assert "grant.approved" not in {r.action for r in _chain(a)}, "fund A's approval rolled back"
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_submission_holds_its_funds_chain_only_at_its_commit(app, make_fund, make_user):
+    """While a defender's case is being sent (the case written, its audit entry recorded,
+    nothing committed yet), another transaction appends to the same fund's chain and
+    commits without waiting; the submission then commits after it, and the chain verifies
+    with both entries in the order they were committed."""
+    a = make_fund("Fund A")
+    applicant = make_user("applicant")
+    draft = make_costed_case(
+        a,
+        status=ApplicationStatus.DRAFT,
+        submitted_at=None,
+        applicant_id=applicant.id,
+        defender_work="Land rights",
+        threat="Threats",
+        details={"provider": "Clinic", "treatment": "Care", "link_to_threat": "Attack"},
+    )
+    db.session.commit()
+    ids = {"case": draft.id, "applicant": applicant.id, "fund": a.id}
+
+    def send():
+        case = db.session.get(Application, ids["case"])
+        submit_application(case, db.session.get(User, ids["applicant"]))
+        db.session.flush()
+
+    holder = Holder(app, send)
+    holder.commit_on_release = True
+    with holder:
+        _without_waiting(
+            lambda: audit.record("test.beside", object_type="t", object_id="x", fund=ids["fund"])
+        )
+    assert holder.errors == []
+    assert [r.action for r in _chain(ids["fund"])] == ["test.beside", "application.status"]
+    assert audit.verify(fund=ids["fund"]) == []
+    assert db.session.get(Application, ids["case"]).status == ApplicationStatus.SUBMITTED
+
+
 def _waiting_for_a_lock():
     """How many advisory locks other connections wait for."""
     return db.session.scalar(
@@ -546,39 +593,31 @@ def _waiting_for_a_lock():
     )
 
 
+def _free(chain):
+    """Whether another transaction may lock ``chain`` now, without waiting."""
+    with db.engine.connect() as other:
+        free = other.execute(
+            sa.text("SELECT pg_try_advisory_xact_lock(:k, :c)"), {"k": audit.PG_LOCK_ID, "c": chain}
+        ).scalar()
+        other.rollback()
+    return free
+
+
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_writing_to_two_chains_takes_their_locks_in_one_order(app, make_fund):
-    """A transaction about to write to funds B and A waits for A's lock holding nothing, so
-    the transaction that holds A can still take B: opposite referrals at once never wait on
-    each other in a circle (PostgreSQL would otherwise cancel one as a deadlock)."""
+    """A transaction that recorded to fund B, then to fund A, takes A's lock first at its
+    commit: while it waits for A (held by another at its commit) it holds nothing, so B
+    stays free, and a transaction holding A that goes on to B never waits on it in a
+    circle (PostgreSQL would otherwise cancel one as a deadlock)."""
     a_id, b_id = make_fund("Fund A").id, make_fund("Fund B").id
     db.session.commit()
-    holds_a, go_on, outcome = threading.Event(), threading.Event(), {}
+    assert a_id < b_id
+    outcome = {}
 
-    def first():  # holds A, then writes to B
+    def second():  # records to B and then A, as the other referral would
         with app.app_context():
             try:
-                audit.record("test.first", object_type="t", object_id="1", fund=a_id)
-                holds_a.set()
-                go_on.wait(30)
-                db.session.execute(sa.text(f"SET LOCAL lock_timeout = '{WAIT}'"))
-                outcome["first"] = audit.record(
-                    "test.first", object_type="t", object_id="2", fund=b_id
-                ).chain
-                db.session.commit()
-            except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
-                outcome["first"] = exc
-                holds_a.set()
-            finally:
-                db.session.rollback()
-                db.session.remove()
-
-    def second():  # writes to B and A, as the other referral would
-        with app.app_context():
-            try:
-                holds_a.wait(30)
-                db.session.execute(sa.text(f"SET LOCAL lock_timeout = '{WAIT}'"))
-                audit.lock_chains(b_id, a_id)
+                db.session.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
                 audit.record("test.second", object_type="t", object_id="1", fund=b_id)
                 audit.record("test.second", object_type="t", object_id="2", fund=a_id)
                 db.session.commit()
@@ -589,19 +628,19 @@ def test_writing_to_two_chains_takes_their_locks_in_one_order(app, make_fund):
                 db.session.rollback()
                 db.session.remove()
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    assert holds_a.wait(30)
-    for _ in range(100):  # until the second waits for a lock
-        if _waiting_for_a_lock():
-            break
+    with Holder(app, lambda: _held_entry(a_id)):
+        thread = threading.Thread(target=second)
+        thread.start()
+        for _ in range(200):  # until the second waits for A's lock
+            if _waiting_for_a_lock():
+                break
+            db.session.rollback()
+            threading.Event().wait(0.05)
         db.session.rollback()
-        threading.Event().wait(0.05)
-    db.session.rollback()
-    go_on.set()
-    for t in threads:
-        t.join(30)
-    assert outcome == {"first": b_id, "second": "written"}
-    assert [r.object_id for r in _chain(a_id)] == ["1", "2"]
-    assert [r.action for r in _chain(b_id)] == ["test.first", "test.second"]
+        assert _waiting_for_a_lock() == 1, "the second waits for fund A's chain"
+        assert _free(b_id), "waiting for A, it holds B's lock not yet"
+    thread.join(30)
+    assert outcome == {"second": "written"}
+    assert [r.object_id for r in _chain(a_id)] == ["2"], "the held entry was rolled back"
+    assert [r.object_id for r in _chain(b_id)] == ["1"]
+    assert audit.verify(fund=a_id) == [] and audit.verify(fund=b_id) == []

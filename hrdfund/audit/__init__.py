@@ -16,10 +16,20 @@ Each member fund has an audit chain of its own, and the instance has one (chain 
 Each entry's hash is an HMAC-SHA256 over its chain (a fund's), the previous hash, the
 sequence number, the time and the canonical content, so an entry moved to another chain
 no longer verifies there. Appends to one chain are serialised, so it never forks: on
-PostgreSQL by an advisory lock per chain, taken at the append and held to the commit, so
-one fund's appends never wait on another's; on SQLite by the database's write lock, which
-serialises every write anyway. A transaction that writes to two chains takes both locks
-first, lowest chain first (``lock_chains``), so two such transactions never deadlock.
+PostgreSQL by an advisory lock per chain, held to the commit, so one fund's appends never
+wait on another's; on SQLite by the database's write lock, which serialises every write
+anyway.
+
+``record`` does not append at once: it queues the entry, with its time, content and chain,
+in the transaction. Just before the commit (``append``, from the session's
+``before_commit``) everything else the transaction wrote is flushed, then the chains of
+the queued entries are locked (lowest chain first, so two transactions never wait on each
+other in a circle), the last entry of each is read once, and the queued entries are
+hashed in the order they were recorded and inserted together. So a chain's lock is held
+for the append and the commit only, not for the rest of the transaction, and it is the
+last lock a transaction takes. A rollback drops the queued entries with everything else
+(a savepoint's, the entries queued since it). A read of the audit entries through the
+session appends what is queued first, so a transaction sees its own entries.
 
 Entries written when the instance had one chain form the start of the instance's chain:
 it hashes as that single chain did, so they verify unchanged, and so does a head recorded
@@ -35,7 +45,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ..core.columns import utcnow
-from ..core.extensions import db
+from ..core.extensions import AUDIT_QUEUE, db
 from .models import AuditEvent
 
 GENESIS = "0" * 64
@@ -91,19 +101,16 @@ def _entry_hash(key, chain, prev_hash, seq, at, actor, action, object_type, obje
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def _lock_chain(chain):
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:k, :c)"), {"k": PG_LOCK_ID, "c": chain}
-        )
-
-
 def lock_chains(*funds):
     """Take the append locks of the chains of ``funds`` (see ``chain_of``), lowest first,
-    before writing to more than one chain in a transaction: two transactions writing to
-    the same two chains then never wait on each other in a circle."""
-    for chain in sorted({chain_of(fund) for fund in funds}):
-        _lock_chain(chain)
+    held to the commit (PostgreSQL; on SQLite the write lock serialises appends): what
+    ``append`` does before it reads the chains' last entries."""
+    chains = sorted({chain_of(fund) for fund in funds})
+    if chains and db.session.get_bind().dialect.name == "postgresql":
+        for chain in chains:
+            db.session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:k, :c)"), {"k": PG_LOCK_ID, "c": chain}
+            )
 
 
 def _chain_for(obj, actor, fund):
@@ -122,50 +129,152 @@ def _chain_for(obj, actor, fund):
     return INSTANCE
 
 
-def _last(chain):
-    return db.session.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.chain == chain)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).first()
+def _last(chain, session=None):
+    return (
+        (session or db.session)
+        .execute(
+            sa.select(AuditEvent.seq, AuditEvent.hash)
+            .where(AuditEvent.chain == chain)
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        )
+        .first()
+    )
+
+
+#: Where a session keeps its queued entries: (entry, the object it is about, savepoint).
+_QUEUE = AUDIT_QUEUE
 
 
 def record(
     action, obj=None, actor=None, object_type=None, object_id=None, fund=_FROM_EVENT, **payload
 ):
-    """Append an audit entry for ``action`` on ``obj`` by ``actor`` (a User or None) to the
+    """Queue an audit entry for ``action`` on ``obj`` by ``actor`` (a User or None) in the
     chain of ``fund`` when given (None: the instance's), else of the object or the actor
-    (see the module's rule)."""
-    chain = _chain_for(obj, actor, fund)
-    if obj is not None:
-        object_type = object_type or obj.__tablename__
-        object_id = object_id or getattr(obj, "uid", None) or str(obj.id)
-    actor_name = actor.pseudonym if actor is not None else "system"
-    key = _key()
+    (see the module's rule). It is appended to its chain just before the transaction
+    commits; the entry returned has its sequence number and hash from then on."""
+    session = db.session()
+    # What the entry names is read as the objects hold it: an object read again (after
+    # a commit) does not write the changes waiting in the session before their time.
+    with session.no_autoflush:
+        chain = _chain_for(obj, actor, fund)
+        if obj is not None:
+            object_type = object_type or obj.__tablename__
+            object_id = object_id or getattr(obj, "uid", None)
+            if object_id is None and obj.id is not None:
+                object_id = str(obj.id)
+        actor_name = actor.pseudonym if actor is not None else "system"
     body = canonical({k: (str(v) if isinstance(v, Decimal) else v) for k, v in payload.items()})
-    _lock_chain(chain)
-    last = _last(chain)
-    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS)
-    at = utcnow().replace(microsecond=0)
     event = AuditEvent(
         chain=chain,
-        seq=seq,
-        at=at,
+        at=utcnow().replace(microsecond=0),
         actor=actor_name,
         action=action,
         object_type=object_type,
         object_id=object_id,
         payload=body,
-        key_id=key_id(key),
-        prev_hash=prev_hash,
-        hash=_entry_hash(
-            key, chain, prev_hash, seq, at, actor_name, action, object_type, object_id, body
-        ),
     )
-    db.session.add(event)
-    db.session.flush()
+    # A new row has its id once flushed: the entry names it then.
+    about = obj if object_id is None and obj is not None else None
+    session.info.setdefault(_QUEUE, []).append((event, about, session.get_nested_transaction()))
     return event
+
+
+def queued(session=None):
+    """The entries recorded in the open transaction and not appended yet, in order."""
+    session = session or db.session()
+    return [event for event, _about, _savepoint in session.info.get(_QUEUE, ())]
+
+
+def append(session=None):
+    """Append the entries queued in the transaction to their chains now: one lock of each
+    chain (lowest first), one read of its last entry, one insert of them all. Runs by
+    itself just before every commit; call it only where a transaction must hold its
+    entries' places before then."""
+    session = session or db.session()
+    entries = session.info.pop(_QUEUE, None)
+    if not entries:
+        return []
+    # Every other row first: the chain's lock is the last a transaction takes, and a row
+    # written after it would hold it longer.
+    session.flush()
+    key = _key()
+    kid = key_id(key)
+    chains = sorted({event.chain for event, _about, _savepoint in entries})
+    lock_chains(*chains)
+    last = {chain: _last(chain, session) for chain in chains}
+    events = []
+    for event, about, _savepoint in entries:
+        if event.object_id is None and about is not None:
+            event.object_id = getattr(about, "uid", None) or str(about.id)
+        found = last[event.chain]
+        seq, prev_hash = (found[0] + 1, found[1]) if found else (1, GENESIS)
+        event.seq, event.prev_hash, event.key_id = seq, prev_hash, kid
+        event.hash = _entry_hash(
+            key,
+            event.chain,
+            prev_hash,
+            seq,
+            event.at,
+            event.actor,
+            event.action,
+            event.object_type,
+            event.object_id,
+            event.payload,
+        )
+        last[event.chain] = (seq, event.hash)
+        events.append(event)
+    columns = ("chain", "seq", "at", "actor", "action", "object_type", "object_id")
+    columns += ("payload", "key_id", "prev_hash", "hash")
+    session.execute(
+        sa.insert(AuditEvent), [{name: getattr(e, name) for name in columns} for e in events]
+    )
+    return events
+
+
+def _before_commit(session):
+    append(session)
+
+
+def _after_soft_rollback(session, previous_transaction):
+    entries = session.info.get(_QUEUE)
+    if not entries:
+        return
+    if not previous_transaction.nested:
+        session.info.pop(_QUEUE, None)
+        return
+
+    def inside(savepoint):
+        while savepoint is not None:
+            if savepoint is previous_transaction:
+                return True
+            savepoint = savepoint.parent
+        return False
+
+    entries[:] = [entry for entry in entries if not inside(entry[2])]
+
+
+def _after_transaction_end(session, transaction):
+    if transaction.parent is None:  # the transaction ended, however: nothing stays queued
+        session.info.pop(_QUEUE, None)
+
+
+def _before_reading(orm_execute_state):
+    session = orm_execute_state.session
+    if session.info.get(_QUEUE) and orm_execute_state.is_select:
+        if any(mapper.class_ is AuditEvent for mapper in orm_execute_state.all_mappers):
+            append(session)
+
+
+def install():
+    """Append queued entries before each commit, drop them with a rollback, and append
+    them before a read of the entries. Calling it again changes nothing."""
+    if sa.event.contains(sa.orm.Session, "before_commit", _before_commit):
+        return
+    sa.event.listen(sa.orm.Session, "before_commit", _before_commit)
+    sa.event.listen(sa.orm.Session, "after_soft_rollback", _after_soft_rollback)
+    sa.event.listen(sa.orm.Session, "after_transaction_end", _after_transaction_end)
+    sa.event.listen(sa.orm.Session, "do_orm_execute", _before_reading)
 
 
 def verify(*, fund=None, head=None):

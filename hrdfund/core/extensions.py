@@ -79,8 +79,18 @@ def restore_mode(token):
         _SQLITE_BEGIN.set(WRITE_LOCK)
 
 
+#: Where a session keeps the audit entries recorded in its transaction and not yet
+#: appended to their chains (``hrdfund.audit``): unsaved changes, as new rows are.
+AUDIT_QUEUE = "hrdfund_audit_queue"
+
+
+def has_unsaved(session):
+    """Whether ``session`` holds changes not written yet: rows, or audit entries queued."""
+    return bool(session.new or session.dirty or session.deleted or session.info.get(AUDIT_QUEUE))
+
+
 def _refuse_unsaved(session, what):
-    if session.new or session.dirty or session.deleted:
+    if has_unsaved(session):
         raise RuntimeError(f"{what} would drop unsaved changes")
 
 

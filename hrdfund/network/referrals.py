@@ -179,7 +179,6 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     db.session.flush()
     referral.reason = reason.strip()
     shared = sorted(shares)
-    audit.lock_chains(*_here(application.fund_id, to_fund.id))
     audit.record(
         "referral.sent",
         application,
@@ -296,7 +295,6 @@ def _answerable(actor, referral):
 def _both(action, referral, actor, own_object, **payload):
     """An audit entry in each fund's chain: the receiving fund's about its own object."""
     here = _here(referral.from_fund_id, referral.to_fund_id)
-    audit.lock_chains(*here)
     if referral.to_fund_id in here:
         audit.record(action, own_object, actor=actor, fund=referral.to_fund_id, **payload)
     if referral.from_fund_id in here:
@@ -314,8 +312,6 @@ def accept_referral(actor, referral):
     """The other fund takes the part on: its own case, in its queue under its targets, with
     a budget line for the amount asked and, where they were shared, the answers."""
     referral = _answerable(actor, referral)
-    # Both funds' chains, in their order, before the new case's first entry in its own.
-    audit.lock_chains(*_here(referral.from_fund_id, referral.to_fund_id))
     source = referral.application
     case = Application(
         fund_id=referral.to_fund_id,

@@ -230,9 +230,7 @@ def ask_network(application, actor):
         )
         for row in found
     ]
-    # Each fund's chain is locked at its first append until the commit: appending in the
-    # order of the funds' ids, two asks between the same funds never wait on each other
-    # in a circle.
+    # One entry in each fund's chain, in the order of the funds' ids.
     for fund_id, entry in sorted(entries, key=lambda e: e[0]):
         audit.record(actor=actor, fund=fund_id, **entry)
     return _told(found)
