@@ -33,6 +33,7 @@ from .core.extensions import (
     babel,
     csrf,
     db,
+    has_unsaved,
     has_written,
     in_reading_mode,
     login_manager,
@@ -43,6 +44,7 @@ from .core.extensions import (
     sqlite_begin_statement,
 )
 from .core.request_limits import install_request_limits
+from .core.work import READS_FIRST
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_NAMES = ("SECRET_KEY", "HRDFUND_ENCRYPTION_KEY", "HRDFUND_AUDIT_KEY")
@@ -288,11 +290,17 @@ def _install_transaction_modes(app):
     (the audit entry of a download) goes through ``perform``, in a short transaction that
     takes the lock at its start. A form sent (POST) begins with the lock, as its service
     checks and then writes; once its page is being rendered, a transaction that wrote
-    nothing is ended and the rest of the request reads with no lock."""
+    nothing is ended and the rest of the request reads with no lock. On SQLite a form
+    whose view reads and checks everything before its one ``perform`` (``reads_first``:
+    the application form's) runs those reads with no lock too, and takes it for the
+    service's short transaction."""
 
     @app.before_request
     def read_only_requests():
-        if request.method in READ_METHODS:
+        if request.method in READ_METHODS or (
+            getattr(app.view_functions.get(request.endpoint), READS_FIRST, False)
+            and db.engine.dialect.name == "sqlite"
+        ):
             g.setdefault(_MODES, []).append(read_by_default())
 
     @app.teardown_request
@@ -307,8 +315,7 @@ def _install_transaction_modes(app):
 
 
 def _unsaved():
-    session = db.session
-    return bool(session.new or session.dirty or session.deleted)
+    return has_unsaved(db.session())
 
 
 def _render_without_lock(_app, **_extra):

@@ -12,7 +12,7 @@ from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.money import MoneyError
 from ..core.support import Category
-from ..core.work import perform
+from ..core.work import perform, reads_first
 from . import bp, consents, services, steps
 from .access import get_application_or_404
 from .categories import CATEGORY_FIELDS, detail_text
@@ -39,7 +39,7 @@ def _offer_funds(form):
     applications, and, where the network names an intake fund, "I do not know". With one
     fund only, nothing to choose: it goes there."""
     opened = funds.open_funds()
-    intake = funds.intake_fund()
+    intake = funds.intake_fund(opened)
     goes_to = {f.uid: f for f in opened}
     form.fund.choices = [SelectChoice(f.uid, f.name) for f in opened]
     if intake is not None:
@@ -53,6 +53,7 @@ def _offer_funds(form):
 
 
 @bp.route("/apply", methods=["GET", "POST"])
+@reads_first
 @role_required(Role.APPLICANT, Role.PARTNER)
 def start():
     """Choose the fund and the kind of support; a partner also records the defender's
@@ -103,6 +104,7 @@ def _render_new(form, category, referral):
 
 
 @bp.route("/apply/new", methods=["GET", "POST"])
+@reads_first
 @role_required(Role.APPLICANT, Role.PARTNER)
 def begin():
     """The first save: it opens the draft with the first step's answers, at the fund and
@@ -129,7 +131,7 @@ def begin():
         form.form_errors.append(_("Choose a fund."))
         return refused.refuse(form, to=here)
     done = perform(
-        services.begin_application,
+        _begin_draft,
         current_user,
         form.category.data,
         fund,
@@ -141,7 +143,16 @@ def begin():
         form.form_errors.append(done.words)
         return refused.refuse(form, to=here)
     flash(_("Saved. Your draft is kept: you can come back to it at any time."), "info")
-    return redirect(_step_url(done.value, steps.next_step(steps.DEFENDER)))
+    return redirect(url_for("cases.step", uid=done.value, step=steps.next_step(steps.DEFENDER)))
+
+
+def _begin_draft(actor, category, fund, data, consent_method=None):
+    """Open the draft; returns its uid, known before the commit (the case, read again
+    after it, would take a transaction of its own just to name its page)."""
+    application = services.begin_application(
+        actor, category, fund, data, consent_method=consent_method
+    )
+    return application.uid
 
 
 def _step_url(application, step, anchor=None):
@@ -178,6 +189,7 @@ def _step_context(application, step, form, referral):
 
 
 @bp.route("/applications/<uid>/steps/<step>", methods=["GET", "POST"])
+@reads_first
 @role_required(Role.APPLICANT, Role.PARTNER)
 def step(uid, step):
     """One step of the application: its questions, saved on their own; the last step
@@ -228,6 +240,7 @@ def _review(application):
     """The last step: every answer by step, what sending still needs (each linked to its
     step and question), and the button that sends."""
     here = _step_url(application, steps.REVIEW)
+    uid = application.uid  # its page's address, without reading the case after the commit
     form = SendForm()
     if request.method == "GET":
         form = refused.restore(SendForm(formdata=None))
@@ -262,7 +275,7 @@ def _review(application):
         form.form_errors.append(_("The application cannot be sent yet: see what it still needs."))
         return refused.refuse(form, to=here)
     flash(_("Your application was sent. The fund will answer here."), "info")
-    return redirect(url_for("cases.case", uid=application.uid))
+    return redirect(url_for("cases.case", uid=uid))
 
 
 def form_data(application):

@@ -18,7 +18,7 @@ from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.extensions import db, reading
 from ..core.money import MoneyError
-from ..core.work import perform
+from ..core.work import perform, reads_first
 from . import (
     access,
     bp,
@@ -92,6 +92,7 @@ def _own_cases(referrals):
 
 
 @bp.route("/applications/<uid>/edit", methods=["GET", "POST"])
+@reads_first
 @role_required(Role.APPLICANT, Role.PARTNER)
 def edit(uid):
     """The whole application form on one page: save a draft any time, send it when
@@ -101,6 +102,9 @@ def edit(uid):
         return redirect(url_for("cases.case", uid=application.uid))
     form_class = application_form_class(application.category)
     page = url_for("cases.edit", uid=application.uid)
+    # Its page after sending, named now: the case, read again after the commit, would take
+    # a transaction of its own (on SQLite the write lock) just for its address.
+    sent_page = url_for("cases.case", uid=application.uid)
     if request.method == "GET":
         form = refused.restore(form_class(data=form_data(application)))
         return render_template(
@@ -135,7 +139,7 @@ def edit(uid):
     if done.value:  # the draft is saved; the page lists what sending it needs
         return refused.refuse(form, to=page, problems=done.value)
     flash(_("Your application was sent. The fund will answer here."), "info")
-    return redirect(url_for("cases.case", uid=application.uid))
+    return redirect(sent_page)
 
 
 def _save_or_send(application, data, actor, send):

@@ -47,3 +47,20 @@ def perform(service, *args, refused=(), **kwargs):
         db.session.rollback()
         return Outcome(refusal=exc)
     return Outcome(value=value)
+
+
+#: The mark :func:`reads_first` leaves on a view.
+READS_FIRST = "hrdfund_reads_first"
+
+
+def reads_first(view):
+    """Mark a form's view that reads and checks everything it needs (the account, the
+    case, every field of the form) before its one :func:`perform`, and writes nothing
+    outside it: on SQLite its request then begins with no write lock, as a page does, and
+    the lock is taken by ``perform`` for the service's transaction alone (the case and the
+    account read again there, so no check rests on a read another writer could have
+    changed). Its form's validation and its reads are then no longer done while every
+    other form waits for the lock."""
+    setattr(view, READS_FIRST, True)
+    return view
+
