@@ -5,6 +5,7 @@ groupings or the codes ISO only reserves for parts of other countries."""
 import re
 
 from babel import Locale
+from wtforms import SelectField
 
 from hrdfund.core import geo
 from hrdfund.core.extensions import db
@@ -89,3 +90,33 @@ def test_every_country_list_offers_the_same_countries(app, client, fund, make_us
     db.session.commit()
     login(client, make_user("manager"))
     assert _options(client.get("/pools/new").get_data(as_text=True), "pool-countries") == codes
+
+
+def test_the_country_list_drawn_once_is_drawn_as_the_plain_select_draws_it(app):
+    """The countries' options are kept once drawn: each page still shows the list of its
+    own language with its own answer chosen, exactly as WTForms' select would."""
+    from wtforms import Form
+    from wtforms.widgets import Select
+
+    from hrdfund.cases.forms import COUNTRY_SELECT, country_choices
+
+    def drawn(language, answer):
+        with app.test_request_context(headers={"Accept-Language": language}):
+            from flask_babel import refresh
+
+            refresh()
+
+            class Asked(Form):
+                country = SelectField("Country", choices=country_choices, widget=COUNTRY_SELECT)
+
+            field = Asked(data={"country": answer}).country
+            return str(field(**{"aria-describedby": "hint"})), str(
+                Select()(field, **{"aria-describedby": "hint"})
+            )
+
+    for language, answer in [("en", "KE"), ("en", "KE"), ("en", "UG"), ("fr", "KE"), ("en", None)]:
+        kept, plain = drawn(language, answer)
+        assert kept == plain
+        if answer:
+            assert f'<option selected value="{answer}">' in kept
+    assert drawn("fr", "KE")[0] != drawn("en", "KE")[0], "each language its own names"

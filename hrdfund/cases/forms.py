@@ -29,7 +29,7 @@ from wtforms.validators import (
 
 from ..core import geo
 from ..core.fields import MoneyField
-from ..core.forms import PageForm, PartForm, PrefixedForm, options
+from ..core.forms import KeptOptionsSelect, PageForm, PartForm, PrefixedForm, options
 from ..core.money import CURRENCIES
 from ..core.support import CATEGORY_LABELS, Category
 from . import steps
@@ -68,6 +68,10 @@ HOW_CHOICES = [
     ("in_writing", _l("In writing")),
     ("secure_message", _l("By secure message")),
 ]
+
+
+#: The countries' select: their options drawn once per language and answer.
+COUNTRY_SELECT = KeptOptionsSelect()
 
 
 def country_choices():
@@ -144,7 +148,7 @@ def _detail_field(kind, label):
             ),
         )
     if kind == "country":
-        return SelectField(label, [Optional()], choices=country_choices)
+        return SelectField(label, [Optional()], choices=country_choices, widget=COUNTRY_SELECT)
     raise ValueError(kind)
 
 
@@ -202,7 +206,10 @@ def _step_fields(category):
                 _l("Name or pseudonym the fund may use"), [Optional(), Length(max=120)]
             ),
             "country": SelectField(
-                _l("Country where the defender is now"), [Optional()], choices=country_choices
+                _l("Country where the defender is now"),
+                [Optional()],
+                choices=country_choices,
+                widget=COUNTRY_SELECT,
             ),
             "gender": SelectField(
                 _l("Gender"),
