@@ -104,7 +104,9 @@ def _submit(client, count):
 
 @pytest.fixture
 def applicant_client(app, client, fund, make_user):
-    make_user("manager")  # on the case's fund: the urgent case alerts them
+    # On the case's fund, with an alert address: the urgent case alerts them.
+    make_user("manager", contact="manager@fund.example")
+    make_user("manager", login="manager-too", contact="manager2@fund.example")
     login(client, make_user("applicant"))
     _submit(client, Statements())  # what a process loads once, loaded
     return client
@@ -121,7 +123,7 @@ def test_a_submission_runs_within_its_budget_of_statements(app, applicant_client
     for request, budget in BUDGET[db.engine.dialect.name].items():
         assert len(seen[request]) <= budget, "\n".join([request, *seen[request]])
     # One INSERT for all the rows of each kind, however many the form sends.
-    for table in ("budget_lines", "dependants", '"references"', "audit_events"):
+    for table in ("budget_lines", "dependants", '"references"', "alerts", "audit_events"):
         inserts = [s for s in seen["send"] if s.startswith(f"INSERT INTO {table} ")]
         assert len(inserts) == 1, (table, seen["send"])
 
