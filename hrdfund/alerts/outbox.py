@@ -76,7 +76,7 @@ def notify_users(users, application, kind, once=None):
             }
         )
     if rows:  # one INSERT of them all
-        db.session.execute(sa.insert(Alert), rows)
+        db.session.execute(sa.insert(Alert.__table__), rows)
         g.hrdfund_alerts_queued = True
     return len(rows)
 

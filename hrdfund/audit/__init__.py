@@ -227,7 +227,8 @@ def append(session=None):
     columns = ("chain", "seq", "at", "actor", "action", "object_type", "object_id")
     columns += ("payload", "key_id", "prev_hash", "hash")
     session.execute(
-        sa.insert(AuditEvent), [{name: getattr(e, name) for name in columns} for e in events]
+        sa.insert(AuditEvent.__table__),
+        [{name: getattr(e, name) for name in columns} for e in events],
     )
     return events
 

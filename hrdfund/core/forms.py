@@ -13,7 +13,6 @@ import re
 import wtforms
 from flask import g
 from flask_wtf import FlaskForm
-from markupsafe import Markup
 from wtforms import PasswordField, SelectChoice, StringField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.widgets import HiddenInput
@@ -124,12 +123,11 @@ def options(pairs):
 
 class KeptOptionsSelect(wtforms.widgets.Select):
     """A select whose options are one long list built once per language (the countries):
-    the HTML of its options, drawn once for a list and the answer chosen, is kept and
-    drawn again as it was, as a page with that list costs a few milliseconds of escaping
-    and joining otherwise. The ``<select>`` tag itself, with its attributes, is drawn each
-    time. Any other list of choices is drawn as the plain widget draws it."""
+    the HTML it draws for a list, the answer chosen and the attributes asked for is kept
+    and given again as it was, as a page with that list costs a few milliseconds of
+    escaping and joining otherwise. Any other list of choices is drawn each time."""
 
-    #: Most lists and answers kept (a list of 250 countries is about 10 KB of HTML).
+    #: Most drawings kept (a list of 250 countries is about 10 KB of HTML).
     KEPT = 256
 
     def __init__(self):
@@ -138,23 +136,20 @@ class KeptOptionsSelect(wtforms.widgets.Select):
 
     def __call__(self, field, **kwargs):
         choices = field.choices
-        if not isinstance(choices, tuple) or field.has_groups():
+        if not isinstance(choices, tuple):
             return super().__call__(field, **kwargs)
-        kwargs.setdefault("id", field.id)
         flags = getattr(field, "flags", {})
-        for k in dir(flags):
-            if k in self.validation_attrs and k not in kwargs:
-                kwargs[k] = getattr(flags, k)
-        select_params = wtforms.widgets.html_params(name=field.name, **kwargs)
-        key = (id(choices), field.data if isinstance(field.data, str | None) else repr(field.data))
+        key = (
+            id(choices),
+            field.data if isinstance(field.data, str | None) else repr(field.data),
+            field.name,
+            field.id,
+            tuple(getattr(flags, name, None) for name in self.validation_attrs),
+            tuple(sorted((name, str(value)) for name, value in kwargs.items())),
+        )
         found = self._kept.get(key)
         if found is None or found[0] is not choices:
-            render = type(self)._dispatch_render_option()
-            drawn = Markup("").join(render(choice) for choice in field._iter_choices_normalized())
             if len(self._kept) >= self.KEPT:
                 self._kept.clear()
-            found = self._kept[key] = (choices, drawn)
-        # html_params escapes every value, as the plain widget relies on; the options are
-        # Markup already.
-        opening = Markup(f"<select {select_params}>")  # noqa: S704
-        return opening + found[1] + Markup("</select>")
+            found = self._kept[key] = (choices, super().__call__(field, **kwargs))
+        return found[1]
