@@ -63,4 +63,3 @@ def reads_first(view):
     other form waits for the lock."""
     setattr(view, READS_FIRST, True)
     return view
-
