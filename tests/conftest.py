@@ -11,6 +11,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 import time
 from datetime import date
 from decimal import Decimal
@@ -245,6 +246,20 @@ def compiled_catalogs():
             os.replace(aside, mo)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_once():
+    """Templates, URL rules and SQL statements compiled once for every app of the process
+    (see tests/compiled_once.py)."""
+    from flask import Flask
+
+    from tests import compiled_once as once
+
+    undo = [once.share_templates(Flask), once.share_url_builders(), once.share_compiled_sql()]
+    yield
+    for step in undo:
+        step()
+
+
 @pytest.fixture(scope="session")
 def pg_schema():
     """Create the schema once per session on PostgreSQL."""
@@ -271,13 +286,29 @@ def backend(request):
     return request.param
 
 
+#: Where the tests' SQLite databases are kept: in memory when the machine has a tmpfs,
+#: as a commit there waits for no disk (each commit of a WAL database syncs its log).
+MEMORY_FOLDER = "/dev/shm"  # noqa: S108 (a folder of its own is made in it, mode 0700)
+
+
+@pytest.fixture
+def sqlite_folder(tmp_path):
+    """A folder for the test's SQLite database, in memory when it can be; removed after."""
+    if not os.path.isdir(MEMORY_FOLDER) or not os.access(MEMORY_FOLDER, os.W_OK):
+        yield tmp_path
+        return
+    folder = tempfile.mkdtemp(prefix="hrdfund-test-", dir=MEMORY_FOLDER)
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def app_config(backend, tmp_path, request):
     """The overrides an app is built with; tests may extend them."""
     if backend == "postgresql":
         uri = request.getfixturevalue("pg_schema")
     else:
-        uri = f"sqlite:///{tmp_path / 'hrdfund.sqlite3'}"
+        uri = f"sqlite:///{request.getfixturevalue('sqlite_folder') / 'hrdfund.sqlite3'}"
     return make_config(uri, tmp_path / "instance")
 
 
