@@ -20,19 +20,22 @@ from xdist.scheduler import LoadFileScheduling
 #: Seconds each of the slowest units took in a run of the whole suite.
 LONGEST = {
     "tests/e2e": 220,
-    "tests/test_ledger_property.py[postgresql]": 50,
+    "tests/test_ledger_property.py[postgresql]": 72,
     "tests/test_html_valid.py": 70,
-    "tests/test_fuzz_routes.py[postgresql]": 50,
-    "tests/test_fuzz_routes.py[sqlite]": 40,
+    "tests/test_fuzz_routes.py[postgresql]": 65,
+    "tests/test_ledger_property.py[sqlite]": 38,
     "tests/test_report_periods.py[postgresql]": 38,
     "tests/test_fund_isolation.py[postgresql]": 35,
+    "tests/test_fuzz_routes.py[sqlite]": 35,
     "tests/test_fund_isolation.py[sqlite]": 30,
     "tests/test_sign_in_limits.py[postgresql]": 30,
-    "tests/test_ledger_property.py[sqlite]": 28,
+    "tests/test_open_items.py[postgresql]": 26,
     "tests/test_serving.py[sqlite]": 25,
     "tests/test_serving.py[postgresql]": 24,
     "tests/test_report_periods.py[sqlite]": 23,
+    "tests/test_retention.py[postgresql]": 18,
     "tests/test_migrations.py[postgresql]": 18,
+    "tests/test_retention.py[sqlite]": 16,
 }
 #: Seconds a test of any other unit is counted for.
 PER_TEST = 0.3
