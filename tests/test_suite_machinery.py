@@ -2,6 +2,7 @@
 PostgreSQL test's rows are emptied for the next one."""
 
 import os
+import re
 from decimal import Decimal
 
 import pytest
@@ -68,3 +69,40 @@ def test_emptying_the_tables_leaves_them_as_truncate_would(pg_schema, tmp_path):
                     .values(amount=Decimal("1.00"))
                 )
         empty_tables(db.engine)
+
+
+def test_a_second_app_compiles_no_template_url_rule_or_statement_again(tmp_path):
+    """Each test builds an app of its own; what the first app compiled, the next reuses
+    (tests/compiled_once.py), and it answers as the first did."""
+    from tests import compiled_once as once
+
+    def build(number):
+        folder = tmp_path / str(number)
+        return other_app(make_config(f"sqlite:///{folder / 'hrdfund.sqlite3'}", folder / "i"))
+
+    with build(1) as first:
+        db.create_all()
+        first.jinja_env.get_template("base.html")
+        db.session.execute(sa.select(Contribution.id).where(Contribution.id == 1)).all()
+        login_rule = first.url_map._rules_by_endpoint["auth.login"][0]
+        statements = len(once.STATEMENTS)
+        page = first.test_client().get("/login").get_data(as_text=True)
+    with build(2) as second:
+        db.create_all()
+
+        def no_compiling(*_args, **_kwargs):
+            raise AssertionError("compiled again")
+
+        second.jinja_env.compile = no_compiling
+        assert second.jinja_env.get_template("base.html") is not None
+        db.session.execute(sa.select(Contribution.id).where(Contribution.id == 1)).all()
+        assert len(once.STATEMENTS) == statements
+        rule = second.url_map._rules_by_endpoint["auth.login"][0]
+        assert rule is not login_rule
+        assert rule._build.__func__ is login_rule._build.__func__
+        # Bound to each app's own rule, and the page comes out the same.
+        assert rule._build.__self__ is rule
+        second.jinja_env.compile = type(second.jinja_env).compile.__get__(second.jinja_env)
+        again = second.test_client().get("/login").get_data(as_text=True)
+    strip = re.compile(r'name="(?:csrf_token|login_seal)"[^>]*value="[^"]*"')
+    assert strip.sub("", again) == strip.sub("", page)
