@@ -583,7 +583,10 @@ def worlds(request, tmp_path_factory):
         uri = request.getfixturevalue("pg_schema")
     else:
         uri = f"sqlite:///{folder / 'hrdfund.sqlite3'}"
-    app = create_app(make_config(uri, folder / "instance"))
+    # Documents kept in the database on both (SQLite's default is its folder), so the
+    # sweeps meet their stored pieces too; who may read one is decided before either.
+    config = make_config(uri, folder / "instance", HRDFUND_DOCUMENT_STORAGE="database")
+    app = create_app(config)
     app.test_client_class = RequestIsolatedClient
     with app.app_context():
         if backend == "sqlite":
