@@ -137,3 +137,45 @@ def test_a_pools_page_lists_its_rows_from_indexes_and_counts_them_without_their_
     counts = [s for s, _p in statements if re.search(r"\bcount\(", s)]
     assert counts
     assert not [s for s in counts if "JOIN applications" in s]
+
+
+def _searches_only(statement, parameters, table):
+    """Whether every read of ``table`` in the plan of ``statement`` looks its rows up by
+    a key equal to a value (an index search), rather than reading the whole table, a
+    whole index or a range of it (every payment with an instalment, say). On PostgreSQL
+    sequential scans are priced out first, so a scan left is one no index could replace."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        (plan,) = connection.exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) " + statement, parameters
+        ).scalar_one()
+        db.session.rollback()
+        nodes, reads = [plan["Plan"]], []
+        while nodes:
+            node = nodes.pop()
+            nodes.extend(node.get("Plans", []))
+            if node.get("Relation Name") == table:
+                reads.append(node.get("Index Cond") or node.get("Recheck Cond") or "")
+        return all(" = " in condition for condition in reads)
+    rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+    reads = [d for _id, _parent, _unused, d in rows if re.match(rf"(SCAN|SEARCH) {table}\b", d)]
+    return all(d.startswith("SEARCH") and "=?" in d for d in reads)
+
+
+def test_a_paid_cases_page_reads_only_its_own_payments(app, fund, make_user, make_donor):
+    """The next step of a paid case (the next instalment not paid in full) adds up the
+    payments of that case's grant alone, not every payment of the fund: the case page
+    costs the same on a fund with a hundred thousand payments as on a new one."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    grants = [world.grant("300", name=f"Defender {n}") for n in range(3)]
+    for grant in grants:
+        world.plan(grant)
+        pay(world, grant, "150")
+    client = app.test_client()
+    login(client, world.m1)
+    statements = _statements(client, f"/applications/{grants[0].application.uid}")
+    reading = [(s, p) for s, p in statements if re.search(r"\bFROM disbursements\b", s)]
+    assert reading
+    broad = [s for s, p in reading if not _searches_only(s, p, "disbursements")]
+    assert not broad, broad

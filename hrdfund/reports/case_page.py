@@ -173,7 +173,8 @@ def _money_step(grant):
                 name=_name(held.recorded_by),
             ),
         )
-    paid = instalments_paid()
+    # What this grant's instalments are paid, not every instalment of the fund's.
+    paid = instalments_paid([grant.id])
     row = db.session.execute(
         sa.select(PaymentPlan.id, Instalment)
         .select_from(PaymentPlan)
