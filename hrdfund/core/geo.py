@@ -158,7 +158,14 @@ def country_name(country, locale="en"):
     one Babel does not know."""
     if not country:
         return ""
-    return Locale.parse(locale).territories.get(country, country)
+    return _territories(locale).get(country, country)
+
+
+@functools.cache
+def _territories(locale):
+    """Babel's names of the territories in ``locale``: parsing the locale anew for each
+    name took longer than the lookup, and a page of cases names fifty countries."""
+    return Locale.parse(locale).territories
 
 
 def region_label(region):
