@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from hrdfund.auth.models import Role, User
 from hrdfund.cases.models import QUEUE_STATES, ApplicationStatus
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
@@ -178,4 +179,32 @@ def test_a_paid_cases_page_reads_only_its_own_payments(app, fund, make_user, mak
     reading = [(s, p) for s, p in statements if re.search(r"\bFROM disbursements\b", s)]
     assert reading
     broad = [s for s, p in reading if not _searches_only(s, p, "disbursements")]
+    assert not broad, broad
+
+
+def test_a_waiting_cases_page_finds_the_staff_to_assign_among_its_funds_staff(
+    app, fund, make_user, make_donor
+):
+    """The list of reviewers and managers a manager may assign a case to is read from the
+    fund's staff, not by walking every account (each applicant has one) in login order."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    # Applicants' accounts, made through the model: no password, so no hashing cost.
+    db.session.add_all(User(login=f"applicant-{n:02d}", role=Role.APPLICANT) for n in range(300))
+    case = world.recommended("Defender Waiting")
+    case.status = ApplicationStatus.IN_REVIEW
+    db.session.commit()
+    if db.session.connection().dialect.name == "sqlite":
+        # SQLite told what the fund holds, as the demo's load tells it: a few staff and
+        # many applicants' accounts (PostgreSQL reads its own statistics of this test's
+        # tables, and ANALYZE there would reach other tests' schemas).
+        db.session.execute(sa.text("ANALYZE"))
+    db.session.commit()
+    client = app.test_client()
+    login(client, world.m1)
+    statements = _statements(client, f"/applications/{case.uid}")
+    html = client.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert f'<option value="{world.reviewer.id}"' in html
+    reading = [(s, p) for s, p in statements if re.search(r"\bFROM users\b", s)]
+    assert reading
+    broad = [s for s, p in reading if not _searches_only(s, p, "users")]
     assert not broad, broad
