@@ -1,6 +1,7 @@
 """The staff queue: targets and overdue cases stand out, filters narrow it, and it costs
 the same number of queries for five cases as for sixty."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -113,6 +114,18 @@ def test_filters_narrow_the_queue(client, fund, make_user, query, shown):
     html = client.get(f"/cases?{query}").get_data(as_text=True)
     assert cases[shown].uid in html
     assert all(c.uid not in html for name, c in cases.items() if name != shown)
+
+
+def test_the_status_filter_lists_the_statuses_in_the_order_of_the_work(client, fund, make_user):
+    """The same order on every page and every server process: a case's path from sent to
+    paying, not whatever order a set of statuses happens to take in a process."""
+    login(client, make_user("reviewer"))
+    html = client.get("/cases").get_data(as_text=True)
+    select = re.search(r'<select id="f-status" name="status">(.*?)</select>', html, re.S)[1]
+    listed = [v for v in re.findall(r'<option value="([^"]*)"', select) if v]
+    work = [s.value for s in ApplicationStatus]
+    assert len(listed) > 3
+    assert listed == sorted(listed, key=work.index)
 
 
 def test_nonsense_filters_are_ignored_not_errors(client, fund, make_user):

@@ -123,7 +123,7 @@ def queue_filters(pools):
 QUICK_STATES = (ApplicationStatus.SUBMITTED, ApplicationStatus.IN_REVIEW)
 
 #: The statuses the queue lists: every open one but a draft.
-WAITING = [s for s in OPEN_STATES if s != ApplicationStatus.DRAFT]
+WAITING = [s for s in ApplicationStatus if s in OPEN_STATES and s != ApplicationStatus.DRAFT]
 
 
 @bp.get("/cases")
