@@ -26,7 +26,6 @@ from .ledger.models import (  # noqa: F401
     Contribution,
     Delivery,
     Disbursement,
-    Receipt,
     ReceiptAnswer,
     ReceiptResolution,
     Release,

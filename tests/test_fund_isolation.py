@@ -89,7 +89,6 @@ from hrdfund.disbursements import problems, receipts, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
-from hrdfund.ledger.models import Receipt
 from hrdfund.network import keys, referrals
 from hrdfund.network.models import ImportedPacket
 from hrdfund.pools import services as pools
@@ -481,15 +480,9 @@ class FundWorld:
             currency="EUR",
             note=self.mark("money", "short note"),
         )
-        # The paid payment: confirmed as it was before answers were kept, then reported
-        # not received, which finance resolved.
-        db.session.add(
-            Receipt(
-                disbursement_id=self.payments["paid"].id,
-                confirmed_by_id=u["applicant"].id,
-                confirmed_at=utcnow(),
-            )
-        )
+        # The paid payment: answered received, then reported not received, which finance
+        # resolved.
+        receipts.answer_receipt(self.payments["paid"], u["applicant"], "received")
         missing = receipts.answer_receipt(self.payments["paid"], u["applicant"], "not_received")
         problems.resolve_receipt_problem(
             missing, u["finance"], "traced", note=self.mark("money", "resolution note")

@@ -20,7 +20,7 @@ from hrdfund.ledger.models import (
     Contribution,
     Disbursement,
     PayeeType,
-    Receipt,
+    ReceiptAnswer,
     Release,
 )
 from hrdfund.pools.models import Pool
@@ -352,13 +352,17 @@ def test_the_check_command_fails_a_broken_audit_chain(ledger, runner):
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 @pytest.mark.parametrize(
-    "table", ["contributions", "allocations", "releases", "disbursements", "receipts"]
+    "table", ["contributions", "allocations", "releases", "disbursements", "receipt_answers"]
 )
 @pytest.mark.parametrize("statement", ["UPDATE {table} SET id = id", "DELETE FROM {table}"])
 def test_postgresql_refuses_to_edit_or_delete_ledger_rows(ledger, table, statement):
     """On PostgreSQL even SQL written around the application cannot change a past row
     (SQLite relies on the application's own guard, tested above)."""
-    _add(Receipt(disbursement_id=ledger.paid.id, confirmed_at=datetime(2026, 2, 9)))
+    _add(
+        ReceiptAnswer(
+            disbursement_id=ledger.paid.id, answer="received", answered_at=datetime(2026, 2, 9)
+        )
+    )
     db.session.commit()
     before = db.session.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
     with pytest.raises(sa.exc.DBAPIError, match="rows are never edited or deleted"):

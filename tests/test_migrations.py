@@ -547,3 +547,152 @@ def test_the_upgrade_gives_every_sent_case_a_short_code_and_counts_on_after_them
     db.session.commit()
     assert draft.code == f"HRD{a}-26-0003"
     db.session.remove()
+
+
+#: The revision before the receipts table's confirmations became answers.
+BEFORE_ONE_KIND_OF_RECEIPT = "5d2e8b1f4c7a"
+
+
+def _receipt_figures(finance_id, today):
+    """What Follow-up, the dashboard and the applicant's list read of answers and
+    receipts: the payments overdue (listed and counted), those the payee side reported
+    short or not received, and the cases waiting for the applicant's answer."""
+    from hrdfund.auth.models import User
+    from hrdfund.cases.models import Application
+    from hrdfund.disbursements import followup, panels
+
+    days = 14
+    finance = db.session.get(User, finance_id)
+    cases = db.session.scalars(sa.select(Application)).all()
+    overdue = followup.receipts_overdue(finance, today, days)
+    return {
+        "overdue": [payment.id for payment, _uid, _code in overdue],
+        "counted": followup.receipts_overdue(finance, today, days, count=True),
+        "reported": sorted(
+            m.answer.disbursement_id for m in followup.mismatches(finance) if m.by_payee
+        ),
+        "waiting": sorted(case_id for case_id, _w in panels.payments_to_confirm(cases)),
+    }
+
+
+def _page_for(app, user_id, url):
+    """``url`` as the user ``user_id`` reads it once signed in."""
+    from hrdfund.auth.models import User
+    from tests.conftest import RequestIsolatedClient, signed_in
+
+    app.test_client_class = RequestIsolatedClient
+    return signed_in(app, db.session.get(User, user_id)).get(url)
+
+
+def test_confirmations_kept_before_answers_become_answers_and_go_back(empty_app):
+    """Each row of the old receipts table becomes the answer "received", given when and by
+    whom the payment was confirmed; an answer given since still stands over it. Follow-up,
+    the dashboard and the applicant's list give the same figures after as before, both case
+    pages show it, and `check` passes. The downgrade gives the confirmations back to the
+    receipts table as they were, and leaves the answers given since where they are."""
+    from datetime import datetime, timedelta
+
+    from hrdfund.core.columns import utcnow
+    from hrdfund.disbursements import receipts
+    from hrdfund.ledger.models import ReceiptAnswer
+    from tests.conftest import pay
+
+    flask_migrate.upgrade()
+    world = _money_world()
+    today = utcnow().date()
+    grant = world.grant("4000")
+    world.plan(grant, kind="one_off", starts_on=today - timedelta(days=90))
+    confirmed, confirmed_then_lost, unanswered, answered = (
+        pay(world, grant, "400", instalment=None, paid_on=today - timedelta(days=60 - i))
+        for i in range(4)
+    )
+    receipts.answer_receipt(answered, world.applicant, "received")
+    lost = receipts.answer_receipt(confirmed_then_lost, world.applicant, "not_received")
+    db.session.commit()
+    ids = {
+        "confirmed": confirmed.id,
+        "confirmed then lost": confirmed_then_lost.id,
+        "unanswered": unanswered.id,
+        "answered": answered.id,
+    }
+    case_uid, applicant_id, lost_id = grant.application.uid, world.applicant.id, lost.id
+    finance_id = world.finance.id
+    answers_before = db.session.execute(
+        sa.text("SELECT id, uid, disbursement_id, answer FROM receipt_answers ORDER BY id")
+    ).all()
+    db.session.remove()
+
+    flask_migrate.downgrade(revision=BEFORE_ONE_KIND_OF_RECEIPT)
+    kept = [
+        (7, ids["confirmed"], applicant_id, datetime(2026, 11, 2, 9, 30)),
+        (8, ids["confirmed then lost"], applicant_id, datetime(2026, 11, 3, 10, 0)),
+    ]
+    with db.engine.begin() as conn:
+        for receipt in kept:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO receipts (id, disbursement_id, confirmed_by_id, confirmed_at) "
+                    "VALUES (:id, :payment, :by, :at)"
+                ),
+                dict(zip(("id", "payment", "by", "at"), receipt, strict=True)),
+            )
+        # The older code worked the payment's open items out again as it kept a receipt.
+        conn.execute(
+            sa.text("DELETE FROM open_items WHERE kind = 'receipt' AND item_id = :id"),
+            {"id": ids["confirmed"]},
+        )
+    before = _receipt_figures(finance_id, today)
+    db.session.remove()
+    # The payment of the closed grant from before is overdue too.
+    assert before["overdue"][1:] == [ids["unanswered"]] and before["counted"] == 2
+    assert before["reported"] == [ids["confirmed then lost"]]
+
+    flask_migrate.upgrade()
+    flask_migrate.check()
+    assert "receipts" not in _tables()
+    assert _receipt_figures(finance_id, today) == before
+    moved = db.session.scalars(
+        sa.select(ReceiptAnswer).where(ReceiptAnswer.id < 0).order_by(ReceiptAnswer.id.desc())
+    )
+    assert [
+        (a.id, a.disbursement_id, a.answer, a.answered_by_id, a.answered_at, a.amount_received)
+        for a in moved
+    ] == [
+        (-7, ids["confirmed"], "received", applicant_id, kept[0][3], None),
+        (-8, ids["confirmed then lost"], "received", applicant_id, kept[1][3], None),
+    ]
+    lost_answers = receipts.answers_of([ids["confirmed then lost"]])[ids["confirmed then lost"]]
+    assert [a.id for a in lost_answers] == [-8, lost_id]
+    check = empty_app.test_cli_runner().invoke(args=["hrdfund", "check"])
+    assert check.exit_code == 0, check.output
+
+    db.session.remove()
+    page = f"/applications/{case_uid}"
+    staff = _page_for(empty_app, finance_id, page)
+    shown = staff.get_data(as_text=True)
+    assert staff.status_code == 200
+    assert shown.count("confirmed by the payee side on") == 2
+    assert "confirmed by the payee side on 2026-11-02" in shown
+    assert shown.count("reported not received by the payee side on") == 1
+    applicant = _page_for(empty_app, applicant_id, page)
+    said = applicant.get_data(as_text=True)
+    assert applicant.status_code == 200
+    assert said.count(": received.") == 2
+    assert said.count(": not received. The fund looks into it.") == 1
+    db.session.remove()
+
+    flask_migrate.downgrade(revision=BEFORE_ONE_KIND_OF_RECEIPT)
+    with db.engine.connect() as conn:
+        back = conn.execute(
+            sa.text(
+                "SELECT id, disbursement_id, confirmed_by_id, confirmed_at FROM receipts "
+                "ORDER BY id"
+            )
+        ).all()
+        answers_after = conn.execute(
+            sa.text("SELECT id, uid, disbursement_id, answer FROM receipt_answers ORDER BY id")
+        ).all()
+    assert [
+        (r.id, r.disbursement_id, r.confirmed_by_id, str(r.confirmed_at)[:19]) for r in back
+    ] == [(*receipt[:3], str(receipt[3])) for receipt in kept]
+    assert answers_after == answers_before

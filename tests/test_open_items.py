@@ -34,7 +34,6 @@ from hrdfund.grants import plans
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.ledger.models import (
     Disbursement,
-    Receipt,
     ReceiptAnswer,
     ReceiptResolution,
 )
@@ -175,7 +174,11 @@ def _backfill_agrees():
         return sorted(tuple(str(value)[:10] for value in row) for row in db.session.execute(query))
 
     sql = migration.rule(db.session.get_bind().dialect.name)
+    # That SQL also reads the receipts kept before answers, a table a later revision
+    # turned into answers: here it is empty, as it is for that revision's rows.
+    db.session.execute(sa.text("CREATE TEMPORARY TABLE receipts (disbursement_id INTEGER)"))
     backfilled = rows(sa.text(sql))
+    db.session.execute(sa.text("DROP TABLE receipts"))
     assert backfilled == rows(open_items.open_rows())
     assert {row[0] for row in backfilled} >= {"answer", "receipt", "mismatch"}
 
@@ -234,9 +237,9 @@ def test_every_page_gives_the_same_late_items_over_the_cases_each_reader_may_ope
     world.plan(answered, kind="one_off", starts_on=today - timedelta(days=100))
     sent = [
         pay(world, answered, "400", instalment=None, paid_on=today - timedelta(days=90 - i))
-        for i in range(7)
+        for i in range(6)
     ]
-    got, less, lost, fixed, found, worse, legacy = sent
+    got, less, lost, fixed, found, worse = sent
     receipts.answer_receipt(got, world.applicant, "received")
     receipts.answer_receipt(less, world.applicant, "less", Decimal("300.00"), "EUR")
     receipts.answer_receipt(lost, world.applicant, "not_received", note="Nothing came")
@@ -253,14 +256,6 @@ def test_every_page_gives_the_same_late_items_over_the_cases_each_reader_may_ope
     db.session.commit()
     _agree([world.m1, world.m2, world.finance], today)
     receipts.answer_receipt(worse, world.applicant, "less", Decimal("350.00"), "EUR")
-    db.session.commit()
-    _agree([world.m1, world.m2, world.finance], today)
-    # A confirmation kept before answers were kept counts as the answer "received".
-    db.session.add(
-        Receipt(
-            disbursement_id=legacy.id, confirmed_by_id=world.applicant.id, confirmed_at=utcnow()
-        )
-    )
     db.session.commit()
     _agree([world.m1, world.m2, world.finance], today)
     m1 = _dashboard(world.m1, today)

@@ -1,6 +1,6 @@
 """Payments: who is paid and how, each instalment paid from the grant's allocations in turn,
-a payment now and then coming back and sent again, and the receipts the applicant side
-confirms."""
+a payment now and then coming back and sent again, and the payee side's answers on
+whether each arrived."""
 
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -13,7 +13,6 @@ from ..ledger.models import (
     Channel,
     Disbursement,
     PayeeType,
-    Receipt,
     ReceiptAnswer,
     reference_key,
 )
@@ -197,7 +196,7 @@ def _write(world, grant, values, reverses):
 
 
 def add_receipt(world, grant, payment):
-    """The applicant side confirms about half the payments that reached them; of the
+    """The applicant side answers "received" for about half the payments; of the
     others, one in eleven it reports received short or not received, with a note, for
     finance to follow up (chosen by the payment's id: the seeded stream stays as it was)."""
     rng = world.rng
@@ -209,11 +208,16 @@ def add_receipt(world, grant, payment):
         return
     at = datetime.combine(payment["paid_on"], datetime.min.time()) + world.hours(30, 24 * 10)
     if at < world.now:
-        world.tables[Receipt].add(
+        world.tables[ReceiptAnswer].add(
             {
+                "uid": world.uid(),
                 "disbursement_id": payment["id"],
-                "confirmed_by_id": grant.owner,
-                "confirmed_at": at,
+                "answer": "received",
+                "amount_received": None,
+                "currency_received": None,
+                "note": None,
+                "answered_by_id": grant.owner,
+                "answered_at": at,
             }
         )
 

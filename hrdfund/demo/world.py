@@ -29,7 +29,6 @@ from ..ledger.models import (
     Allocation,
     Contribution,
     Disbursement,
-    Receipt,
     ReceiptAnswer,
     Release,
 )
@@ -57,7 +56,6 @@ BULK_MODELS = (
     PaymentPlan,
     Instalment,
     Disbursement,
-    Receipt,
     ReceiptAnswer,
     UseOfFundsReport,
     Contribution,

@@ -61,8 +61,7 @@ def _item(kind, column):
 
 def receipts_overdue(user, today, days, count=False):
     """Payments made ``days`` or more ago that stand and the payee side has not answered
-    on (a confirmation kept before answers counts as one): rows of (payment, case uid,
-    case code), oldest first."""
+    on: rows of (payment, case uid, case code), oldest first."""
     last = today - timedelta(days=days)
     if count:
         return _counted(ItemKind.RECEIPT, user, last)

@@ -12,7 +12,7 @@ and the dashboard all read these rows, so they agree; the dashboard counts them 
 their index, without reading the payments, the cases or anything else.
 
 The rows of a case are worked out again from that rule whenever anything the rule reads of
-that case is written (a payment or its reversal, a receipt, a payee's answer or finance's
+that case is written (a payment or its reversal, a payee's answer or finance's
 resolution of it, a bank's report, a use-of-funds report, a plan or its instalments, the
 grant, the case's status), in the same flush and transaction: an item is kept exactly
 while the rule finds it open, whichever service writes. On PostgreSQL the case's row is
@@ -39,7 +39,6 @@ from ..ledger.models import (
     Delivery,
     DeliveryStatus,
     Disbursement,
-    Receipt,
     ReceiptAnswer,
     ReceiptAnswerKind,
     ReceiptResolution,
@@ -48,8 +47,8 @@ from .rules import COVER_TOLERANCE, instalment_unsettled, standing
 
 
 class ItemKind(enum.StrEnum):
-    #: A payment that stands and the payee side has not answered on (a confirmation kept
-    #: before answers counts as the answer "received"); its day is the payment's.
+    #: A payment that stands and the payee side has not answered on; its day is the
+    #: payment's.
     RECEIPT = "receipt"
     #: A case paid whose use-of-funds report has not come; its day is the first payment's.
     REPORT = "report"
@@ -114,7 +113,6 @@ def open_rows(cases=None):
         .where(
             kept,
             standing(),
-            Disbursement.id.not_in(sa.select(Receipt.disbursement_id)),
             Disbursement.id.not_in(sa.select(ReceiptAnswer.disbursement_id)),
         )
     )
@@ -343,7 +341,7 @@ def _touched_cases(session, connection):
             plans.add(obj.plan_id)
         elif isinstance(obj, Disbursement):
             grants.add(obj.grant_id)
-        elif isinstance(obj, (Receipt, Delivery, ReceiptAnswer)):
+        elif isinstance(obj, (Delivery, ReceiptAnswer)):
             payments.add(obj.disbursement_id)
         elif isinstance(obj, ReceiptResolution):
             answers.add(obj.answer_id)

@@ -18,7 +18,7 @@ from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..ledger.balances import allocation_balances
-from ..ledger.models import Delivery, Disbursement, Receipt, ReceiptAnswer
+from ..ledger.models import Delivery, Disbursement, ReceiptAnswer
 from ..ledger.reversals import reversal_partners
 from ..reviews.forms import ConflictForm
 from . import holds
@@ -64,7 +64,7 @@ def grant_payments(grant):
 def payments_to_confirm(applications):
     """(application id, ``Waiting.PAYMENT``) for each of ``applications`` with a payment that
     stands (not a reversal, not reversed) and that the payee side has not answered yet
-    (received, received less, not received; or confirmed before answers were kept)."""
+    (received, received less, not received)."""
     reversal = sa.orm.aliased(Disbursement)
     rows = db.session.execute(
         sa.select(Grant.application_id)
@@ -73,7 +73,6 @@ def payments_to_confirm(applications):
             Grant.application_id.in_([a.id for a in applications]),
             Disbursement.reversal_of_id.is_(None),
             ~sa.exists().where(reversal.reversal_of_id == Disbursement.id),
-            ~sa.exists().where(Receipt.disbursement_id == Disbursement.id),
             ~sa.exists().where(ReceiptAnswer.disbursement_id == Disbursement.id),
         )
         .distinct()

@@ -16,7 +16,7 @@ from ..alerts.models import AlertKind
 from ..cases import alerts
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..ledger.models import Receipt, ReceiptAnswer, ReceiptAnswerKind
+from ..ledger.models import ReceiptAnswer, ReceiptAnswerKind
 from .services import stands
 
 #: The longest note the payee side may add to an answer.
@@ -33,24 +33,11 @@ def answer_once(answer):
 
 
 def answers_of(payment_ids):
-    """Every answer to each of ``payment_ids``, oldest first, by payment id; a payment
-    confirmed before answers were kept has its confirmation read as the answer "received"
-    given then (a :class:`ReceiptAnswer` not in the session)."""
+    """Every answer to each of ``payment_ids``, oldest first, by payment id."""
     found = {pid: [] for pid in payment_ids}
     if not payment_ids:
         return found
     ids = sorted(set(payment_ids))
-    for receipt in db.session.execute(
-        sa.select(Receipt).where(Receipt.disbursement_id.in_(ids)).order_by(Receipt.id)
-    ).scalars():
-        found[receipt.disbursement_id].append(
-            ReceiptAnswer(
-                disbursement_id=receipt.disbursement_id,
-                answer=ReceiptAnswerKind.RECEIVED,
-                answered_by_id=receipt.confirmed_by_id,
-                answered_at=receipt.confirmed_at,
-            )
-        )
     for answer in db.session.execute(
         sa.select(ReceiptAnswer)
         .where(ReceiptAnswer.disbursement_id.in_(ids))

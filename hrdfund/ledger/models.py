@@ -4,9 +4,8 @@ Contributions bring money into a pool; an allocation commits pool money to a gra
 release gives uncommitted money back (when a grant closes under budget); a disbursement is
 one payment out of an allocation; a delivery is what a bank or provider reported for a
 payment; a receipt answer is what the payee side says of a payment (received, received
-less, not received: changed by a new answer), a receipt its confirmation as first kept
-(read as the answer "received"), and a receipt resolution how finance resolved an answer
-reporting a problem. A correction is a reversal row pointing at what it reverses,
+less, not received: changed by a new answer), and a receipt resolution how finance
+resolved an answer reporting a problem. A correction is a reversal row pointing at what it reverses,
 reversed at most once; the rows are sealed as they are written and refused any edit (see
 :mod:`.seals`). Table names are those of the features that first kept them.
 """
@@ -260,17 +259,6 @@ class Disbursement(db.Model):
         return self.amount + self.fee_amount + self.exchange_difference
 
 
-class Receipt(db.Model):
-    """The applicant's confirmation that a payment arrived, as kept before answers
-    (:class:`ReceiptAnswer`): read as the answer "received" given at ``confirmed_at``."""
-
-    __tablename__ = "receipts"
-    id: Mapped[int] = pk()
-    disbursement_id = fk("disbursements.id", unique=True, index=False)
-    confirmed_by_id = fk("users.id", nullable=True)
-    confirmed_at = col(sa.DateTime, INTERNAL, nullable=False)
-
-
 class ReceiptAnswerKind(enum.StrEnum):
     """What the payee side says of a payment."""
 
@@ -281,9 +269,11 @@ class ReceiptAnswerKind(enum.StrEnum):
 
 class ReceiptAnswer(db.Model):
     """One answer of the payee side (the case's applicant, or the partner following it) to
-    "did this payment reach you?": received, received less (with the amount received, in
-    the payment's currency) or not received, with an optional short note. An answer is
-    changed by a new row, dated: the latest stands and none is ever lost."""
+        "did this payment reach you?": received, received less (with the amount received, in
+        the payment's currency) or not received, with an optional short note. An answer is
+        changed by a new row, dated: the latest (by id) stands and none is ever lost. A payment's
+    confirmation kept before answers existed is the answer "received" given then, its id
+    below zero so that it comes before every answer given since."""
 
     __tablename__ = "receipt_answers"
     __table_args__ = (

@@ -16,7 +16,6 @@ from .models import (
     Contribution,
     Delivery,
     Disbursement,
-    Receipt,
     ReceiptAnswer,
     ReceiptResolution,
     Release,
@@ -29,7 +28,6 @@ FINAL_TABLES = (
     "releases",
     "disbursements",
     "deliveries",
-    "receipts",
     "receipt_answers",
     "receipt_resolutions",
 )
@@ -80,7 +78,7 @@ class LedgerImmutableError(Exception):
 #: The rows sealed as they are written: their money fields, under the audit key.
 SEALED_MODELS = (Contribution, Allocation, Release, Disbursement)
 #: The rows never updated through the application once written.
-FINAL_MODELS = (*SEALED_MODELS, Delivery, Receipt, ReceiptAnswer, ReceiptResolution)
+FINAL_MODELS = (*SEALED_MODELS, Delivery, ReceiptAnswer, ReceiptResolution)
 
 
 def _seal_on_insert(mapper, _connection, target):
