@@ -474,3 +474,73 @@ def test_the_demo_directory_has_what_its_journeys_need(demo):
     assert "Safe Homes Kampala (demo)" not in [e.name for e in directory.search(manager)]
     regional = _user("demo-regional-manager")
     assert "Safe Homes Kampala (demo)" in [e.name for e in directory.search(regional)]
+
+
+def test_demo_drafts_hold_the_answers_of_the_steps_saved_and_no_others(demo):
+    """A draft was saved step by step from the first, as a person fills the form: its
+    dependants, references and other funders are there only once their step was saved."""
+    from hrdfund.cases import steps
+    from hrdfund.cases.models import Dependant, Reference
+
+    cases = _all(sa.select(Application))
+    drafts = [a for a in cases if a.status == S.DRAFT]
+    assert drafts
+    reached = set()
+    for draft in drafts:
+        saved = steps.saved_steps(draft)
+        count = len(saved)
+        assert count >= 4 and saved == set(steps.STEPS[:count]), draft.steps_saved
+        reached.add(count)
+        has = {
+            model: db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(model)
+                .where(model.application_id == draft.id)
+            )
+            for model in (Dependant, Reference)
+        }
+        assert has[Reference] > 0 if steps.REFERENCES in saved else has[Reference] == 0
+        if steps.DEPENDANTS not in saved:
+            assert has[Dependant] == 0 and draft.dependants_count == 0
+        if steps.OTHER not in saved:
+            assert draft.other_funders is None
+    assert len(reached) >= 2
+
+
+def test_a_demo_applicant_sees_the_steps_of_their_draft_they_saved(demo, app):
+    """Signed in, a demo applicant whose draft stopped part way sees on its steps page
+    the steps saved as done (or saved with answers missing) and the rest not started."""
+    import re
+
+    from hrdfund.cases import steps
+
+    seen = 0
+    for account in (a for a in demo["accounts"] if a["role"] == "applicant"):
+        user = _user(account["login"])
+        drafts = _all(
+            sa.select(Application).where(
+                Application.applicant_id == user.id, Application.status == S.DRAFT
+            )
+        )
+        if not drafts:
+            continue
+        client = app.test_client()
+        login(client, user, password=account["password"])
+        for draft in drafts:
+            saved = steps.saved_steps(draft)
+            page = client.get(f"/applications/{draft.uid}/steps/{steps.REVIEW}")
+            assert page.status_code == 200
+            listed = re.findall(
+                r'<li class="step-(\w+)">.*?<span class="step-state">\((.*?)\)</span>',
+                page.get_data(as_text=True),
+                re.S,
+            )
+            states = dict(zip(steps.STEPS, listed, strict=False))
+            for step, (state, words) in states.items():
+                if step in saved:
+                    assert state in ("done", "incomplete"), (step, state)
+                    assert words in ("done", "saved, answers missing")
+                else:
+                    assert (state, words) == ("todo", "not started"), step
+            seen += bool(saved) and saved != set(steps.STEPS)
+    assert seen, "a demo applicant has a draft saved part way"

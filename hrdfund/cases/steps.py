@@ -64,10 +64,14 @@ def saved_steps(application):
     return set(filter(None, (application.steps_saved or "").split(",")))
 
 
+def saved_value(steps):
+    """What an application keeps of ``steps`` saved: their names in the form's order."""
+    return ",".join(s for s in STEPS if s in set(steps))
+
+
 def mark_saved(application, steps):
     """Note that ``steps`` were saved, keeping the form's order."""
-    done = saved_steps(application) | set(steps)
-    application.steps_saved = ",".join(s for s in STEPS if s in done)
+    application.steps_saved = saved_value(saved_steps(application) | set(steps))
 
 
 def next_step(step):

@@ -8,6 +8,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from ..auth.models import PartnerOrganisation, Role
 from ..cases import services as app_services
+from ..cases import steps as form_steps
 from ..cases.models import Application, Gender, StatusChange, Urgency
 from ..cases.models import ApplicationStatus as S
 from ..core import geo
@@ -110,11 +111,21 @@ class Case:
     applicant: int | None
     org: PartnerOrganisation | None
     owner: int
+    #: The steps of the application form the applicant side saved: every one for a case
+    #: sent, the first few for a draft (see :func:`draft_steps`).
+    saved: tuple
 
     @property
     def region(self):
         """The region of the case's country, as the application records it."""
         return geo.region_of(self.country)
+
+
+def draft_steps(number):
+    """The steps of the application form a draft (the case ``number``) was saved at, as a
+    person fills them: from the first, in order, stopping after four to all seven (taken
+    from the case number, so the seeded draws that build the rest stay as they were)."""
+    return form_steps.STEPS[: len(form_steps.STEPS) - number % 4]
 
 
 def add_case(world, i, status, category, country, applicant, org):
@@ -144,13 +155,16 @@ def add_case(world, i, status, category, country, applicant, org):
         applicant,
         org,
         owner,
+        draft_steps(i) if status == S.DRAFT else form_steps.STEPS,
     )
     dependants = answers.dependants(world, category)
     row = _application_row(world, case, dependants)
     app_id = world.tables[Application].add(row)
     steps = paths.history(world, app_id, times, owner)
     draft = status == S.DRAFT
-    parts.add_parts(world, app_id, currency, budget, granted, dependants, times, org, owner, draft)
+    parts.add_parts(
+        world, app_id, currency, budget, granted, dependants, times, org, owner, draft, case.saved
+    )
     approvals = decisions.add_staff_side(world, app_id, times, budget, granted, currency, owner)
     if status == S.AWAITING_SECOND_APPROVAL:
         _propose_split(world, case, approvals, granted)
@@ -188,8 +202,9 @@ def _amounts(world, status, category, currency):
 
 
 def _application_row(world, case, dependants):
-    """The application's own row, its free text encrypted as the model would; its steps'
-    times are stamped once they are all known."""
+    """The application's own row, its free text encrypted as the model would, with the
+    answers of the form's steps the applicant side saved and the others empty, as the
+    steps page reads them; its steps' times are stamped once they are all known."""
     rng, times, uid = world.rng, case.times, world.uid()
     details = answers.details(world, case.category, case.country, case.budget, len(dependants))
     work = rng.choice(WORK)
@@ -201,7 +216,8 @@ def _application_row(world, case, dependants):
 
     name = f"Demo defender {case.number + 1}"
     urgency = Urgency.URGENT if case.urgent else Urgency.NORMAL
-    return {
+    saved = set(case.saved)
+    row = {
         "uid": uid,
         "fund_id": world.fund.id,
         "applicant_id": case.applicant,
@@ -215,7 +231,7 @@ def _application_row(world, case, dependants):
         "gender": rng.choices(list(Gender), (45, 40, 5, 10))[0],
         "amount_requested": case.budget["requested"],
         "currency": case.currency,
-        "dependants_count": len(dependants),
+        "dependants_count": len(dependants) if form_steps.DEPENDANTS in saved else 0,
         "assigned_reviewer_id": world.reviewer if S.IN_REVIEW in times else None,
         "defender_name": enc("defender_name", name),
         "defender_work": enc("defender_work", f"Works on {work} (demo text)"),
@@ -237,7 +253,12 @@ def _application_row(world, case, dependants):
         else app_services.network_key(name, case.country),
         "decided_at": None,
         "closed_at": None,
+        "steps_saved": form_steps.saved_value(saved),
     }
+    # A draft holds no answer of a step not saved yet (the first four always are).
+    if form_steps.OTHER not in saved:
+        row["other_funders"] = None
+    return row
 
 
 def _propose_split(world, case, approvals, granted):

@@ -4,6 +4,7 @@ and answers, and the use-of-funds report."""
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN
 
+from ..cases import steps as form_steps
 from ..cases.models import ApplicationStatus as S
 from ..cases.models import (
     BudgetLine,
@@ -18,30 +19,35 @@ from ..cases.models import (
 from ..core.money import CENT
 
 
-def add_parts(world, app_id, currency, budget, granted, dependants, times, org, owner, draft):
-    """Dependants, budget lines, references and consents."""
-    _add_dependants(world, app_id, dependants)
+def add_parts(
+    world, app_id, currency, budget, granted, dependants, times, org, owner, draft, saved
+):
+    """Dependants, budget lines, references and consents; a draft has the dependants and
+    references only once their steps were saved (among ``saved``: its first four steps,
+    the budget's included, always are). Their draws are made either way, so the seeded
+    stream that builds the rest stays as it was."""
+    _add_dependants(world, app_id, dependants, form_steps.DEPENDANTS in saved)
     _add_budget_lines(world, app_id, currency, budget, granted, times)
-    _add_references(world, app_id, times, draft)
+    _add_references(world, app_id, times, draft, form_steps.REFERENCES in saved)
     _add_consents(world, app_id, times, org, owner)
 
 
-def _add_dependants(world, app_id, dependants):
-    """Each family member the case affects."""
+def _add_dependants(world, app_id, dependants, kept):
+    """Each family member the case affects (drawn, and ``kept`` or not)."""
     rng, enc, uid = world.rng, world.enc, world.uid
     for relation, age in dependants:
         row_uid = uid()
-        world.tables[Dependant].add(
-            {
-                "uid": row_uid,
-                "application_id": app_id,
-                "age": age,
-                "relationship": enc("dependants", "relationship", row_uid, relation),
-                "needs": enc("dependants", "needs", row_uid, "School and care (demo)")
-                if relation == "child" and rng.random() < 0.5
-                else None,
-            }
-        )
+        row = {
+            "uid": row_uid,
+            "application_id": app_id,
+            "age": age,
+            "relationship": enc("dependants", "relationship", row_uid, relation),
+            "needs": enc("dependants", "needs", row_uid, "School and care (demo)")
+            if relation == "child" and rng.random() < 0.5
+            else None,
+        }
+        if kept:
+            world.tables[Dependant].add(row)
 
 
 def _add_budget_lines(world, app_id, currency, budget, granted, times):
@@ -78,8 +84,9 @@ def _add_budget_lines(world, app_id, currency, budget, granted, times):
         )
 
 
-def _add_references(world, app_id, times, draft):
-    """Two references (a draft may have one), contacted during the review."""
+def _add_references(world, app_id, times, draft, kept):
+    """Two references (a draft may have one), contacted during the review (drawn, and
+    ``kept`` or not)."""
     rng, enc, uid = world.rng, world.enc, world.uid
     references = 1 if draft and rng.random() < 0.3 else 2
     reviewed = times.get(S.IN_REVIEW)
@@ -104,6 +111,8 @@ def _add_references(world, app_id, times, draft):
                 row_uid,
                 f"Reference {status.value.replace('_', ' ')} by phone (demo)",
             )
+        if not kept:
+            continue
         world.tables[Reference].add(
             {
                 "uid": row_uid,
