@@ -13,6 +13,7 @@ from email.policy import default as email_policy
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
+from flask_babel import force_locale
 
 from hrdfund.alerts import notices
 from hrdfund.alerts.models import Alert, AlertKind
@@ -20,6 +21,7 @@ from hrdfund.audit.models import AuditEvent
 from hrdfund.cases import alerts, messages
 from hrdfund.cases import notices as case_notices
 from hrdfund.cases.models import ApplicationStatus
+from hrdfund.cases.states import NEXT_STEPS
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import receipts
 from hrdfund.disbursements.models import HeldPayment
@@ -522,3 +524,28 @@ def test_the_outbox_reads_only_an_email_address_as_one(app):
         None,
     ):
         assert notices.email_address(contact) is None
+
+
+DRAFT_WAITS = "Fill in the missing answers, then send the application."
+
+
+def test_a_draft_waits_for_the_applicant_side_to_finish_and_send_it(app, fund, make_user):
+    """A draft is marked in words as waiting for its applicant, in their language, and no
+    longer once it is sent."""
+    applicant = make_user("applicant")
+    draft = make_case(fund, applicant_id=applicant.id, status=ApplicationStatus.DRAFT)
+    client = signed_in(app, applicant)
+    html = client.get("/my").get_data(as_text=True)
+    assert "1 case waits for you" in html
+    assert DRAFT_WAITS in _row(html, draft.uid) and "Nothing" not in _row(html, draft.uid)
+    applicant.language = "fr"
+    db.session.commit()
+    html = client.get("/my").get_data(as_text=True)
+    with force_locale("fr"):
+        assert str(NEXT_STEPS[ApplicationStatus.DRAFT]) in _row(html, draft.uid)
+    assert DRAFT_WAITS not in html
+    draft.status = ApplicationStatus.SUBMITTED
+    applicant.language = "en"
+    db.session.commit()
+    html = client.get("/my").get_data(as_text=True)
+    assert "Nothing waits for you at the moment." in html

@@ -1,8 +1,8 @@
 """What waits for the applicant side on its cases, for its list of cases to mark in plain
-words: a question of the fund to answer (this feature's), and what higher features
-register here (a payment to say whether it arrived). Applications sit below grants and
-payments and never import them; those features register a check instead, as they
-register a panel of the case page."""
+words: a draft to finish and send and a question of the fund to answer (this feature's),
+and what higher features register here (a payment to say whether it arrived).
+Applications sit below grants and payments and never import them; those features
+register a check instead, as they register a panel of the case page."""
 
 import enum
 from collections import defaultdict
@@ -10,9 +10,12 @@ from collections import defaultdict
 from flask_babel import lazy_gettext as _l
 
 from .models import ApplicationStatus as S
+from .states import NEXT_STEPS
 
 
 class Waiting(enum.StrEnum):
+    #: A draft: the applicant side has yet to finish and send it.
+    DRAFT = "draft"
     #: The fund asked a question the applicant side has not answered.
     QUESTION = "question"
     #: A payment stands that no one on the applicant side confirmed receiving.
@@ -21,6 +24,7 @@ class Waiting(enum.StrEnum):
 
 #: How the list of cases says what waits, in this order.
 WAITING_LABELS = {
+    Waiting.DRAFT: NEXT_STEPS[S.DRAFT],
     Waiting.QUESTION: _l("The fund asked you a question: please answer it."),
     Waiting.PAYMENT: _l("A payment was sent: please say whether it arrived."),
 }
@@ -41,7 +45,9 @@ def waiting_on(applications):
     cases where nothing waits are left out."""
     found = defaultdict(set)
     for application in applications:
-        if application.status == S.INFO_REQUESTED:
+        if application.status == S.DRAFT:
+            found[application.id].add(Waiting.DRAFT)
+        elif application.status == S.INFO_REQUESTED:
             found[application.id].add(Waiting.QUESTION)
     if applications:
         for check in _CHECKS:
