@@ -550,7 +550,7 @@ def test_the_upgrade_gives_every_sent_case_a_short_code_and_counts_on_after_them
 
 
 #: The revision before the receipts table's confirmations became answers.
-BEFORE_ONE_KIND_OF_RECEIPT = "5d2e8b1f4c7a"
+BEFORE_ONE_KIND_OF_RECEIPT = "7c1d4e9a2b60"
 
 
 def _receipt_figures(finance_id, today):

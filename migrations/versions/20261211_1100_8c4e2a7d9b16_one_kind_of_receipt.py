@@ -8,8 +8,8 @@ which answers to give back to the receipts table. Receipts carried no seal and n
 payments' seals and the audit entries that recorded each confirmation are untouched.
 
 Revision ID: 8c4e2a7d9b16
-Revises: 5d2e8b1f4c7a
-Create Date: 2026-12-10 15:00:00.000000
+Revises: 7c1d4e9a2b60
+Create Date: 2026-12-11 11:00:00.000000
 
 """
 import secrets
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '8c4e2a7d9b16'
-down_revision = '5d2e8b1f4c7a'
+down_revision = '7c1d4e9a2b60'
 branch_labels = None
 depends_on = None
 
