@@ -81,21 +81,22 @@ def chain_of(fund):
     return chain
 
 
-def _entry_hash(key, chain, prev_hash, seq, at, actor, action, object_type, object_id, payload):
+def _entry_hash(key, event):
+    """The keyed hash of ``event`` (an entry with its chain, place and previous hash set)."""
     # The instance's chain hashes as the single chain before it did; a fund's names itself
     # first, so its entries verify in no other chain.
-    named = [f"chain {chain}"] if chain != INSTANCE else []
+    named = [f"chain {event.chain}"] if event.chain != INSTANCE else []
     message = "\x1f".join(
         [
             *named,
-            prev_hash,
-            str(seq),
-            at.isoformat(),
-            actor,
-            action,
-            object_type or "",
-            object_id or "",
-            payload,
+            event.prev_hash,
+            str(event.seq),
+            event.at.isoformat(),
+            event.actor,
+            event.action,
+            event.object_type or "",
+            event.object_id or "",
+            event.payload,
         ]
     )
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
@@ -210,18 +211,7 @@ def append(session=None):
         found = last[event.chain]
         seq, prev_hash = (found[0] + 1, found[1]) if found else (1, GENESIS)
         event.seq, event.prev_hash, event.key_id = seq, prev_hash, kid
-        event.hash = _entry_hash(
-            key,
-            event.chain,
-            prev_hash,
-            seq,
-            event.at,
-            event.actor,
-            event.action,
-            event.object_type,
-            event.object_id,
-            event.payload,
-        )
+        event.hash = _entry_hash(key, event)
         last[event.chain] = (seq, event.hash)
         events.append(event)
     columns = ("chain", "seq", "at", "actor", "action", "object_type", "object_id")
@@ -299,18 +289,7 @@ def verify(*, fund=None, head=None):
                 f"audit entry {event.seq} does not follow entry {event.seq - 1} "
                 "(deleted, reordered or moved from another chain)"
             ]
-        digest = _entry_hash(
-            key,
-            chain,
-            event.prev_hash,
-            event.seq,
-            event.at,
-            event.actor,
-            event.action,
-            event.object_type,
-            event.object_id,
-            event.payload,
-        )
+        digest = _entry_hash(key, event)
         if not hmac.compare_digest(digest, event.hash):
             return [f"audit entry {event.seq} was altered (its hash does not verify)"]
         expected_seq, prev_hash = event.seq + 1, event.hash
