@@ -64,6 +64,7 @@ def _untranslated(call):
             return f"{name}({first.value!r})"
     if (
         name == "append"
+        and isinstance(func, ast.Attribute)  # not a function of that name
         and isinstance(func.value, ast.Attribute)
         and func.value.attr in ("form_errors", "errors")
         and first is not None
