@@ -212,7 +212,7 @@ def _worlds(name, entry):
             f" and {entry['wave_staff_requests']:,} during it; the queue's first page p95"
             f" {entry['idle_queue_page_p95_ms']} ms idle and {entry['wave_queue_page_p95_ms']}"
             f" ms during it, a case page {entry['idle_case_page_p95_ms']} ms and"
-            f" {entry['wave_case_page_p95_ms']} ms; an application's two requests p95"
+            f" {entry['wave_case_page_p95_ms']} ms; an application's three requests p95"
             f" {entry['wave_submit_p95_ms']} ms"
         )
     lines += [
@@ -270,28 +270,10 @@ password and code) load the queue's first page and then a case it lists, in a lo
 15 s (HRDFUND_BENCH_WAVE_IDLE_SECONDS): the idle figure. Then 8 signed-in applicants,
 each its own account, POST the floor route for as long: the floor. Then the wave, for
 30 s (HRDFUND_BENCH_WAVE_SECONDS): the 8 applicants start and send complete applications
-(two requests each) while the 4 staff loop as before. A request fails when it gets no
-answer or another answer than a working page gives (a staff page other than 200, a step
-of an application other than its redirect); failures are counted, never retried.
+(three requests each: choosing the kind of support, the first step, the whole form) while
+the 4 staff loop as before. A request fails when it gets no answer or another answer than
+a working page gives (a staff page other than 200, a step of an application other than its
+redirect); failures are counted, never retried.
 
-What the run of 2026-12-06 00:30 UTC saw (`HRDFUND_BENCH_SCALE=10000`, the wave's world
-of the same size; 31 minutes in all, 4 of them each database's wave). The machine was
-shared and loaded (load average 13 on 2 CPUs throughout): the bare INSERT route reached
-120 a second against 1,545 on the quiet machine of the morning, and the queue took a p95
-of 157 ms on 10,000 applications against 38 ms on 100,000 then, so set each figure beside
-its own baseline only. No request failed on either database. Submissions missed their
-target on both: 3.3 applications a second during the wave against a floor of 61.1 on
-SQLite (0.05), 1.9 against 48.3 on PostgreSQL (0.04); without staff, the submission
-benchmark of the same run sent 6.8 a second against a floor of 63.0 (0.11). The staff
-pages met theirs, but on SQLite only because the idle phase ran through a worse spell of
-the machine's load than the wave (idle p95 2,587 ms, during the wave 1,739 ms): the
-medians say more, 677 ms idle and 1,151 ms during the wave on SQLite (1.7 x), 1,005 ms
-and 2,152 ms on PostgreSQL (2.1 x). The cause the figures show first is the server's
-shape rather than a lock: 2 sync workers answer one request each at a time, so during the
-wave a staff page waits in gunicorn's queue behind the applicants' requests (12 clients
-for 2 workers, against 4 when idle) on either database, and each staff page itself costs
-a worker hundreds of milliseconds of CPU on this machine (a case page 1.7 to 2.7 s at
-p95), time the submissions then do not get: they halve against the run without staff.
-The sign-ins are not inside the timed phases (each client signs in once before them), so
-their hashing cannot be what the staff waited for.
+What the figures of each run showed is in the notes below.
 """

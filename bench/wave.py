@@ -9,7 +9,7 @@ production serves it (gunicorn, 2 sync workers, on 127.0.0.1), in one server sta
 2. the floor: 8 signed-in applicant clients, each its own account, POST the floor route of
    `bench/floor_app.py` (the application's own signed-in request doing one INSERT) for
    the same time, with no staff;
-3. the wave: the 8 applicants start and send complete applications (two requests each, as
+3. the wave: the 8 applicants start and send complete applications (three requests each, as
    the submission benchmark sends them) while the 4 staff loop as in 1, for
    HRDFUND_BENCH_WAVE_SECONDS (30 by default).
 
