@@ -1,11 +1,13 @@
 """A pool's page: its figures and chart first, then each kind of row in its own list, a page
 at a time, newest first, kept to the dates chosen; the figures always count every row."""
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
 import lxml.html
 import pytest
+import sqlalchemy as sa
 
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import services as payments
@@ -211,3 +213,30 @@ def test_each_reader_counts_the_rows_of_the_cases_they_may_open_and_no_others(ap
     assert _listed(html, "payments") == ["No payment yet."]
     assert _listed(html, "commitments") == ["Nothing committed yet."]
     assert "9 rows on cases you may not open are not listed below" in html
+
+
+def test_the_pool_page_adds_up_and_counts_its_payments_in_one_reading(app, world):
+    """Every payment of the pool is read once for the page: the statement that adds up
+    what was paid and what paying cost also counts the rows the payments' list pages
+    through (on a pool of 150,000 payments each such reading is tens of milliseconds);
+    the list still says how many there are."""
+    client = signed_in(app, world.m1)
+    statements = []
+
+    def seen(_conn, _cursor, statement, _parameters, _context, _many):
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        html = _html(client, f"/pools/{world.eur.uid}")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+    whole = [
+        s
+        for s in statements
+        if re.search(r"FROM disbursements\b", s)
+        and re.search(r"\b(count|sum)\(", s)
+        and "grant_id IN" not in s  # the few rows of cases the reader may not open
+    ]
+    assert len(whole) == 1, whole
+    assert "Rows 1 to 3 of 5" in " ".join(lxml.html.fromstring(html).text_content().split())

@@ -109,23 +109,37 @@ def pool_figures(pool_ids=None, until=None):
     """Map pool id -> received, committed, disbursed, fees, exchange differences, available
     (what can still be committed) and outstanding (committed, not yet paid). With
     ``until`` (a date), as they stood at the start of that day."""
-    ids = pool_ids if pool_ids is not None else every_pool_id()
-    # The payments' sums are read once, for what was paid and for what paying cost.
+    return _figures(pool_ids if pool_ids is not None else every_pool_id(), until)[0]
+
+
+def pool_figures_and_payments(pool_id):
+    """(The pool's figures as :func:`pool_figures` gives them, how many payment rows it
+    has, reversals included): the one statement that adds up every payment of the pool
+    counts them too, so a page that shows both reads the rows once."""
+    figures, payment_rows = _figures([pool_id], None)
+    return figures[pool_id], payment_rows.get(pool_id, 0)
+
+
+def _figures(ids, until):
+    """({pool id: figures}, {pool id: payment rows}) of the pools ``ids``."""
+    # The payments' sums are read once, for what was paid, for what paying cost, and for
+    # how many rows there are.
     received_of, committed_of = _received_committed(ids, until)
     dated = [] if until is None else [before(Disbursement.paid_on, until)]
-    paid = {
-        row[0]: [quantize(v) for v in row[1:]]
-        for row in db.session.execute(
-            sa.select(
-                Disbursement.pool_id,
-                _net(Disbursement.amount),
-                _net(Disbursement.fee_amount),
-                _net(Disbursement.exchange_difference),
-            )
-            .where(Disbursement.pool_id.in_(ids), *dated)
-            .group_by(Disbursement.pool_id)
+    paid, payment_rows = {}, {}
+    for pid, rows, *sums in db.session.execute(
+        sa.select(
+            Disbursement.pool_id,
+            sa.func.count(),
+            _net(Disbursement.amount),
+            _net(Disbursement.fee_amount),
+            _net(Disbursement.exchange_difference),
         )
-    }
+        .where(Disbursement.pool_id.in_(ids), *dated)
+        .group_by(Disbursement.pool_id)
+    ):
+        paid[pid] = [quantize(v) for v in sums]
+        payment_rows[pid] = rows
     figures = {}
     for pid in ids:
         received, committed = received_of[pid], committed_of[pid]
@@ -140,7 +154,7 @@ def pool_figures(pool_ids=None, until=None):
             "available": received - committed - costs,
             "outstanding": committed - disbursed,
         }
-    return figures
+    return figures, payment_rows
 
 
 def allocation_balances(grant_id):

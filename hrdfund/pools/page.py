@@ -27,7 +27,7 @@ from ..cases.access import hidden_funded_cases, visible_cases
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.paging import MAX_PAGE, within
-from ..ledger.balances import pool_figures, pool_history
+from ..ledger.balances import pool_figures, pool_figures_and_payments, pool_history
 from ..ledger.models import Contribution, Disbursement
 from ..ledger.reversals import reversal_partners
 from . import bp
@@ -114,18 +114,20 @@ def _count(query):
     ).scalar_one()
 
 
-def pool_rows(pool, reader, period=(None, None), pages=None, size=50):
+def pool_rows(pool, reader, period=(None, None), pages=None, size=50, known=None):
     """A page of rows of each section of the page, within ``period``: every contribution,
     and the rows of the cases ``reader`` may open. ``pages`` maps a section to the page
-    of it asked for (1 by default). Returns (rows, counts, hidden): the rows by section,
-    how many each section has within the period, and how many rows of the period were
-    left out (the figures still count them).
+    of it asked for (1 by default); ``known`` maps a section to how many rows the pool
+    has in it, counted already (used when no dates are chosen). Returns (rows, counts,
+    hidden): the rows by section, how many each section has within the period, and how
+    many rows of the period were left out (the figures still count them).
 
     Each section's rows are counted on their own, then less those of the few cases the
     reader may not open (``hidden_funded_cases``: a pool's rows are all on approved cases
     of its fund), so no count joins every row to its case. A few queries a section,
     whatever the number of rows."""
     pages = pages or {}
+    known = (known or {}) if period == (None, None) else {}
     visible = visible_cases(reader)
     hidden_cases = hidden_funded_cases(reader, pool.fund_id)
     rows, counts, hidden = {}, {}, 0
@@ -137,13 +139,13 @@ def pool_rows(pool, reader, period=(None, None), pages=None, size=50):
     counts["contributions"] = _count(contributions)
     for name, section in _case_queries(pool).items():
         dated = within(section.day, period)
+        total = known[name] if name in known else _count(section.pooled.where(dated))
         if hidden_cases is None:
             rows[name] = []
-            shown, total = 0, _count(section.pooled.where(dated))
+            shown = 0
         else:
             listed = section.listed.where(dated, visible)
             rows[name] = _newest(listed, section.day, section.model, pages.get(name, 1), size)
-            total = _count(section.pooled.where(dated))
             shown = total - _count(section.pooled.where(dated, section.on_cases(hidden_cases)))
         counts[name] = shown
         hidden += total - shown
@@ -261,12 +263,18 @@ def render_pool(pool):
     size = current_app.config["PAGE_SIZE"]
     period, typed, problems = period_args()
     pages = _pages_asked()
+    figures, payment_rows = pool_figures_and_payments(pool.id)
     if problems:
         # Dates that cannot be read list nothing, rather than every row unfiltered.
         rows, counts, hidden = {n: [] for n in SECTIONS}, dict.fromkeys(SECTIONS, 0), 0
     else:
         rows, counts, hidden = pool_rows(
-            pool, current_user._get_current_object(), period, pages, size
+            pool,
+            current_user._get_current_object(),
+            period,
+            pages,
+            size,
+            known={"payments": payment_rows},
         )
     keeper = current_user.role in (Role.ADMIN, Role.MANAGER)
     partners = {
@@ -286,7 +294,7 @@ def render_pool(pool):
         "pools/pool.html",
         partners=partners,
         pool=pool,
-        figures=pool_figures([pool.id])[pool.id],
+        figures=figures,
         chart=pool_chart(pool, days, history, today, "chart-pool"),
         rows=rows,
         partner=_partner_link(pool, rows),
