@@ -12,7 +12,6 @@ from email.policy import default as email_policy
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from flask_babel import force_locale
 
 from hrdfund.alerts import notices
@@ -27,7 +26,7 @@ from hrdfund.disbursements import receipts
 from hrdfund.disbursements.models import HeldPayment
 from hrdfund.grants import decisions
 from tests.conftest import confirm, csrf_token, login, make_case, pay, signed_in
-from tests.test_staff_alerts import Mailbox, _free_port
+from tests.test_staff_alerts import Mailbox, serving_mail
 
 CONTACT = "defender@mail.example"
 SIGN_IN = "https://door.example/login"
@@ -38,20 +37,12 @@ FUND = "Quillfeather Defenders Trust"
 def mailbox(app):
     """A real SMTP server on 127.0.0.1 the app sends to, with a sender and a sign-in
     address that do not name the fund."""
-    box = Mailbox()
-    port = _free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    app.config.update(
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=port,
-        SMTP_SECURITY="none",
-        BASE_URL="https://fund.example",
+    yield from serving_mail(
+        app,
+        Mailbox(),
         NOTICE_MAIL_FROM="Notices <notices@mail.example>",
         SIGN_IN_URL=SIGN_IN,
     )
-    yield box
-    controller.stop()
 
 
 def notices_queued():

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from hrdfund.alerts import outbox
 from hrdfund.alerts.models import Alert, AlertKind
@@ -18,7 +17,7 @@ from hrdfund.cases import alerts
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from tests.conftest import make_case
-from tests.test_staff_alerts import Mailbox, _free_port
+from tests.test_staff_alerts import Mailbox, serving_mail
 
 #: How long the test's mail server takes over each message.
 SLOW = 0.15
@@ -34,17 +33,7 @@ class SlowMailbox(Mailbox):
 
 @pytest.fixture
 def mailbox(app):
-    box = SlowMailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    app.config.update(
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=controller.port,
-        SMTP_SECURITY="none",
-        BASE_URL="https://fund.example",
-    )
-    yield box
-    controller.stop()
+    yield from serving_mail(app, SlowMailbox())
 
 
 def _queue(fund, users, count):

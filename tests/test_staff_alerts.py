@@ -51,20 +51,27 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def mailbox(app):
-    box = Mailbox()
-    port = _free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
+def serving_mail(app, box, **settings):
+    """Serve ``box`` on 127.0.0.1 as ``app``'s mail server (with ``settings`` beside it)
+    until the generator is closed: ``yield from`` it in a fixture."""
+    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
     controller.start()
     app.config.update(
         SMTP_HOST="127.0.0.1",
-        SMTP_PORT=port,
+        SMTP_PORT=controller.port,
         SMTP_SECURITY="none",
         BASE_URL="https://fund.example",
+        **settings,
     )
-    yield box
-    controller.stop()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mailbox(app):
+    yield from serving_mail(app, Mailbox())
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.cases import alerts
@@ -23,7 +22,7 @@ from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import PaymentPlan
 from hrdfund.reviews import services as reviews
 from tests.conftest import MoneyWorld, pay
-from tests.test_staff_alerts import Mailbox, _free_port, lands
+from tests.test_staff_alerts import Mailbox, lands, serving_mail
 
 SECOND = "waits for a second manager"
 APPROVED = "is approved and can be paid"
@@ -33,17 +32,7 @@ RENEWAL = "is due for its review"
 
 @pytest.fixture
 def mailbox(app):
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    app.config.update(
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=controller.port,
-        SMTP_SECURITY="none",
-        BASE_URL="https://fund.example",
-    )
-    yield box
-    controller.stop()
+    yield from serving_mail(app, Mailbox())
 
 
 @pytest.fixture
