@@ -9,7 +9,7 @@ the same few grouped queries whatever the number of cases and pools, in a transa
 that takes no write lock.
 """
 
-import bisect
+import itertools
 import statistics
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -29,7 +29,7 @@ from ..cases.states import STAFF_LABELS
 from ..core.charts import Chart, Series
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
-from ..core.sql import before, day_bucket, summed
+from ..core.sql import before, summed
 from ..core.support import CATEGORY_LABELS
 from ..disbursements import followup
 from ..disbursements.open_items import FirstPayment, among_visible, count_open, late_spans
@@ -78,7 +78,8 @@ def _counted(condition):
 
 def waiting_cases(visible, now):
     """Per waiting status: the count in each age band, the total, and how many are past
-    their next target (response, then decision) with the clock running. One query."""
+    their next target (response, then decision) with the clock running. One query, read
+    from the queue's index alone, which holds every column it looks at."""
     sent = Application.submitted_at
     bands = []
     for i, (days, _words) in enumerate(AGES):
@@ -88,11 +89,7 @@ def waiting_cases(visible, now):
         if i + 1 < len(AGES):
             band.append(sent > now - timedelta(days=AGES[i + 1][0]))
         bands.append(_counted(sa.and_(*band)))
-    due = sa.case(
-        (Application.first_response_at.is_(None), Application.response_due_at),
-        else_=Application.decision_due_at,
-    )
-    late = _counted(sa.and_(Application.clock_paused_at.is_(None), due < now))
+    late = _counted(sa.and_(Application.clock_paused_at.is_(None), Application.next_due_at < now))
     rows = db.session.execute(
         sa.select(Application.status, *bands, sa.func.count(), late)
         .where(visible, Application.status.in_([s.value for s in WAITING]))
@@ -103,52 +100,42 @@ def waiting_cases(visible, now):
     return [(status, found.get(status, empty)) for status in WAITING]
 
 
-def _on(column):
-    """SQL: the UTC day of a time column, as text (YYYY-MM-DD) on both databases."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.func.to_char(column, "YYYY-MM-DD")
-    return sa.func.date(column)
-
-
-def _span_of(day, firsts):
-    """The span of ``firsts`` (days in order) that ``day`` falls in, counted from 1: 0
-    before the first, len(firsts) on or after the last, as ``day_bucket`` counts."""
-    return bisect.bisect_right(firsts, day)
+def _span_counts(column, spans, visible, *sums):
+    """SQL: for each span between two days of ``spans`` (in order), its number (counted
+    from 0), the rows whose ``column`` falls in it, and each of ``sums`` over them. One
+    statement of a range of ``column``'s index per span: counting a range steps through
+    its entries, where grouping the rows by their day would sort them all."""
+    parts = [
+        sa.select(sa.literal(i), sa.func.count(), *sums).where(
+            visible, sa.not_(before(column, start)), before(column, end)
+        )
+        for i, (start, end) in enumerate(itertools.pairwise(spans))
+    ]
+    return sa.union_all(*parts)
 
 
 def flow(visible, weeks, months):
     """Cases received and decided in each week of ``weeks`` (their first days, and the day
     after the last), and decided, and decided within target, in each month of
-    ``months``. Two queries counting by day, read from the cases' indexes alone, whose
-    days are put in their weeks and months here."""
-    sent, decided = Application.submitted_at, Application.decided_at
-    w, m = len(weeks) - 1, len(months) - 1
-    counts = {"received": [0] * w, "decided": [0] * w}
-    counts.update(decided_month=[0] * m, in_time_month=[0] * m)
-    day = _on(sent)
-    for on, n in db.session.execute(
-        sa.select(day, sa.func.count())
-        .where(visible, sa.not_(before(sent, weeks[0])), before(sent, weeks[-1]))
-        .group_by(day)
-    ):
-        at = _span_of(date.fromisoformat(on), weeks)
-        if 0 < at <= w:
-            counts["received"][at - 1] += n
-    first = min(weeks[0], months[0])
-    day = _on(decided)
-    in_time = sa.case((decided <= Application.decision_due_at, 1), else_=0)
-    for on, on_time, n in db.session.execute(
-        sa.select(day, in_time, sa.func.count())
-        .where(visible, sa.not_(before(decided, first)))
-        .group_by(day, in_time)
-    ):
-        on = date.fromisoformat(on)
-        at_week, at_month = _span_of(on, weeks), _span_of(on, months)
-        if 0 < at_week <= w:
-            counts["decided"][at_week - 1] += n
-        if 0 < at_month <= m:
-            counts["decided_month"][at_month - 1] += n
-            counts["in_time_month"][at_month - 1] += n if on_time else 0
+    ``months``. Two statements, each a range of a cases' index per week and month, so
+    neither reads the cases' rows nor sorts them."""
+    decided = Application.decided_at
+    in_time = summed(sa.case((decided <= Application.decision_due_at, 1), else_=0))
+    counts = {"received": [0] * (len(weeks) - 1), "decided": [0] * (len(weeks) - 1)}
+    counts.update(decided_month=[0] * (len(months) - 1), in_time_month=[0] * (len(months) - 1))
+    for i, n in db.session.execute(_span_counts(Application.submitted_at, weeks, visible)):
+        counts["received"][i] = n
+    split = len(weeks) - 1
+    statement = _span_counts(decided, weeks + months, visible, in_time)
+    # The weeks and the months are one list of spans: the span from the day after the last
+    # week to the first month's first day counts nothing anyone reads, and is left out.
+    statement = sa.union_all(*statement.selects[:split], *statement.selects[split + 1 :])
+    for i, n, on_time in db.session.execute(statement):
+        if i < split:
+            counts["decided"][i] = n
+        else:
+            counts["decided_month"][i - split - 1] = n
+            counts["in_time_month"][i - split - 1] = on_time
     return counts
 
 
@@ -162,19 +149,22 @@ def _days_between(later, earlier):
 def days_to_first_payment(user, months):
     """For each month of ``months``, the days from decision to first payment of the cases
     first paid that month, as a list: one query over the first payments kept as payments
-    are written (``FirstPayment``), counted by month and number of days, a range of their
-    index."""
-    month = day_bucket(FirstPayment.paid_on, months)
-    days = _days_between(FirstPayment.paid_on, FirstPayment.decided_on)
+    are written (``FirstPayment``), counted by the day paid and the day decided, in the
+    order of their index (nothing to sort), put in their months here."""
+    paid = FirstPayment.paid_on
     rows = db.session.execute(
-        sa.select(month, days, sa.func.count())
-        .where(among_visible(user, FirstPayment), FirstPayment.paid_on >= months[0])
-        .group_by(month, days)
+        sa.select(paid, _days_between(paid, FirstPayment.decided_on), sa.func.count())
+        .where(among_visible(user, FirstPayment), paid >= months[0], paid < months[-1])
+        .group_by(paid, FirstPayment.decided_on)
+        .order_by(paid, FirstPayment.decided_on)
     ).all()
     spans = [[] for _month_start in months[1:]]
-    for at, waited, count in rows:
-        if 0 < at <= len(spans):
-            spans[at - 1].extend([max(waited, 0)] * count)
+    at, next_start = 0, months[1]
+    for on, waited, count in rows:
+        while on >= next_start:
+            at += 1
+            next_start = months[at + 1]
+        spans[at].extend([max(waited, 0)] * count)
     return spans
 
 
