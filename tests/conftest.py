@@ -254,7 +254,12 @@ def compiled_once():
 
     from tests import compiled_once as once
 
-    undo = [once.share_templates(Flask), once.share_url_builders(), once.share_compiled_sql()]
+    undo = [
+        once.share_templates(Flask),
+        once.share_url_builders(),
+        once.share_compiled_sql(),
+        once.share_postgresql_engines(),
+    ]
     yield
     for step in undo:
         step()
@@ -362,7 +367,10 @@ def app(app_config, backend, request):
         db.session.remove()
         if backend == "postgresql":
             empty_tables(db.engine)
-        db.engine.dispose()
+        else:
+            # PostgreSQL's engine, its connections warm, serves the next test's app
+            # (tests/compiled_once.py); an SQLite file goes with its test.
+            db.engine.dispose()
 
 
 @pytest.fixture
@@ -371,6 +379,8 @@ def empty_app(app_config, backend, pg_reset):
     application = create_app(app_config)
     with application.app_context():
         if backend == "postgresql":
+            # No connection that ran statements on the tables about to go is kept.
+            db.engine.dispose()
             pg_reset(drop_only=True)
         yield application
         db.session.remove()
