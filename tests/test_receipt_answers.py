@@ -16,6 +16,7 @@ from pypdf import PdfReader
 from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.cases import alerts
 from hrdfund.cases.models import ConflictDeclaration
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import followup, problems, receipts
 from hrdfund.disbursements import services as payments
@@ -311,6 +312,23 @@ def test_another_applicant_or_partner_cannot_answer(app, world, paid):
     for user in (world.other_applicant, world.partner, world.other_partner):
         assert _post(signed_in(app, user), paid, "not_received").status_code == 404
     assert _answers(paid) == [] and _alerted() == []
+
+
+def test_the_service_itself_takes_answers_only_from_the_payee_side_of_a_kept_case(app, world, paid):
+    """Whatever view calls it: staff and another applicant are refused, and once the case
+    is purged its own applicant is too, with nothing kept and no alert."""
+    for outsider in (world.finance, world.other_applicant, world.other_partner):
+        with pytest.raises(receipts.ReceiptError, match="Only the applicant"):
+            receipts.answer_receipt(paid, outsider, "not_received")
+    receipts.answer_receipt(paid, world.applicant, "received")
+    db.session.commit()
+    paid.grant.application.purged_at = utcnow()
+    db.session.commit()
+    with pytest.raises(receipts.ReceiptError, match="Only the applicant"):
+        receipts.answer_receipt(paid, world.applicant, "not_received")
+    db.session.rollback()
+    assert [a.answer for a in _answers(paid)] == [ReceiptAnswerKind.RECEIVED]
+    assert _alerted() == []
 
 
 def test_only_payments_that_exist_and_stand_are_answered(app, world, paid):

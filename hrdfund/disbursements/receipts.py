@@ -1,8 +1,9 @@
 """What the payee side says of each payment: "I received it", "I received less" (with the
 amount received) or "I did not receive it", with an optional short note.
 
-Only the case's applicant, or the partner following it, answers, and only for a payment of
-that case that stands (not a reversal, not reversed). Each answer is a new row, dated and
+Only the case's applicant, or the partner following it, answers, only while the case's
+details are kept (not purged), and only for a payment of that case that stands (not a
+reversal, not reversed). Each answer is a new row, dated and
 audited: a later answer replaces an earlier one as the one that stands, and the earlier
 stays. An answer saying the money did not all arrive goes on finance's follow-up list at
 once (:func:`hrdfund.disbursements.followup.mismatches`) and alerts finance.
@@ -13,7 +14,9 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..alerts.models import AlertKind
+from ..auth.models import Role
 from ..cases import alerts
+from ..cases.access import can_see
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..ledger.models import ReceiptAnswer, ReceiptAnswerKind
@@ -59,6 +62,11 @@ def answer_receipt(payment, actor, answer, amount=None, currency=None, note=None
     payment's currency. An answer reporting a problem alerts the fund's finance officers.
     Raises :class:`ReceiptError` for a payment that does not stand or an amount the rules
     refuse; returns the answer."""
+    application = payment.grant.application
+    # The payee side of the case, and only while its details are kept: a purged case's
+    # payments take no answer, whoever sends one (its pages are gone already).
+    if actor.role not in (Role.APPLICANT, Role.PARTNER) or not can_see(application, actor):
+        raise ReceiptError(_l("Only the applicant of this case, or its partner, can answer."))
     if not stands(payment):
         raise ReceiptError(_l("This payment was cancelled: there is nothing to answer."))
     answer = ReceiptAnswerKind(answer)
