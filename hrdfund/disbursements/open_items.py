@@ -253,10 +253,28 @@ def refresh(case_ids, connection=None):
                 sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                 {"key": f"open-items:{case_id}"},
             )
-    for model, rule in KEPT:
-        table = model.__table__
-        connection.execute(sa.delete(table).where(table.c.application_id.in_(ids)))
-        connection.execute(_insert(model, rule(Application.id.in_(ids))))
+    for statement in _refresh_statements(connection.dialect.name):
+        connection.execute(statement, {"ids": ids})
+
+
+#: By database: the statements that work some cases' kept rows out again, the cases' ids
+#: bound when they run. Built once: building the rules' statement took longer than
+#: running it for a case.
+_REFRESH = {}
+
+
+def _refresh_statements(dialect):
+    """The DELETE and INSERT of each kept table for the cases of the parameter ``ids``."""
+    statements = _REFRESH.get(dialect)
+    if statements is None:
+        ids = sa.bindparam("ids", expanding=True)
+        built = []
+        for model, rule in KEPT:
+            table = model.__table__
+            built.append(sa.delete(table).where(table.c.application_id.in_(ids)))
+            built.append(_insert(model, rule(Application.id.in_(ids))))
+        statements = _REFRESH[dialect] = tuple(built)
+    return statements
 
 
 def _insert(model, query):
