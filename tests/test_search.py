@@ -45,7 +45,11 @@ def _nothing(response):
 
 def _name_searches():
     return (
-        db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == "search.name"))
+        db.session.execute(
+            sa.select(AuditEvent)
+            .where(AuditEvent.action == "search.name")
+            .order_by(AuditEvent.chain, AuditEvent.seq)
+        )
         .scalars()
         .all()
     )
