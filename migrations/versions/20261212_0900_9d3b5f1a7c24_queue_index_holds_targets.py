@@ -20,11 +20,21 @@ BEFORE = ["fund_id", "status", "submitted_at"]
 AFTER = BEFORE + ["next_due_at", "clock_paused_at"]
 
 
+def _analyze():
+    """Fresh statistics on the index just made: without them SQLite takes a new index for
+    the most selective of all, and the queue's first page sorted every waiting case
+    through it (270 ms at 100,000 applications) instead of reading the index of the
+    next targets in order (5 ms)."""
+    op.execute("ANALYZE applications")
+
+
 def upgrade():
     op.drop_index("ix_applications_queue", table_name="applications")
     op.create_index("ix_applications_queue", "applications", AFTER)
+    _analyze()
 
 
 def downgrade():
     op.drop_index("ix_applications_queue", table_name="applications")
     op.create_index("ix_applications_queue", "applications", BEFORE)
+    _analyze()
