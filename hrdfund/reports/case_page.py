@@ -267,22 +267,23 @@ ACTIONS = {
 OTHER = (Section.REVIEW, _l("recorded another step"))
 
 
-def _case_rows(application):
+def _case_rows(case_id, case_uid):
     """SQL: (table, opaque id) of the case and of every row of it, or of its grant, that an
     audit entry may name: as :func:`hrdfund.audit.record` names them (a row's uid, else
-    its number). Read from the tables themselves, so a new kind of row is not forgotten."""
-    grants = sa.select(Grant.id).where(Grant.application_id == application.id)
+    its number). Read from the tables themselves, so a new kind of row is not forgotten.
+    ``case_id`` and ``case_uid`` are the case's, as SQL (bound parameters)."""
+    grants = sa.select(Grant.id).where(Grant.application_id == case_id)
     parts = [
         sa.select(
             sa.literal("applications", sa.String).label("object_type"),
-            sa.literal(application.uid, sa.String).label("object_id"),
+            case_uid.label("object_id"),
         )
     ]
     for table in db.metadata.sorted_tables:
         if table.name == "audit_events":
             continue
         if "application_id" in table.c:
-            mine = table.c.application_id == application.id
+            mine = table.c.application_id == case_id
         elif "grant_id" in table.c:
             mine = table.c.grant_id.in_(grants)
         else:
@@ -298,35 +299,56 @@ def _case_rows(application):
     return sa.union_all(*parts).subquery()
 
 
+#: The statement of a case's history, built once: a select over every table that holds a
+#: case's rows took longer to build than to run. The case, its fund and the number of
+#: entries are bound when it runs.
+_HISTORY = []
+
+
+def _history_statement():
+    if not _HISTORY:
+        case_id = sa.bindparam("case_id", type_=sa.Integer)
+        rows = _case_rows(case_id, sa.bindparam("case_uid", type_=sa.String))
+        # An entry names its actor "u<id>" (``User.pseudonym``) or "system": the account
+        # is found by its key, never by reading every account.
+        actor = sa.case(
+            (AuditEvent.actor.like("u%"), sa.cast(sa.func.substr(AuditEvent.actor, 2), sa.Integer))
+        )
+        _HISTORY.append(
+            sa.select(AuditEvent.at, AuditEvent.action, AuditEvent.payload, User)
+            .outerjoin(User, User.id == actor)
+            .where(
+                # The fund's own chain (a referral is recorded in the other fund's too),
+                # checked on the entries found, not used to find them: ``+ 0`` keeps a
+                # planner from reading the fund's whole chain through its index.
+                AuditEvent.chain + 0 == sa.bindparam("fund_id", type_=sa.Integer),
+                # The ids, which the index on object_id finds; then each with its table,
+                # as two rows of different tables may have the same number.
+                AuditEvent.object_id.in_(sa.select(rows.c.object_id)),
+                sa.tuple_(AuditEvent.object_type, AuditEvent.object_id).in_(
+                    sa.select(rows.c.object_type, rows.c.object_id)
+                ),
+            )
+            # By time, not by the primary key: walking the whole log backwards by its key
+            # until enough entries of one case turn up is the plan to avoid.
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+        )
+    return _HISTORY[0]
+
+
 def case_history(application, limit=HISTORY_LIMIT):
     """The audit entries of the fund's chain about ``application`` and its rows, newest
     first, each with the account that acted (None for the system or an account gone): one
     query, however long the history."""
-    rows = _case_rows(application)
-    # An entry names its actor "u<id>" (``User.pseudonym``) or "system": the account is
-    # found by its key, never by reading every account.
-    actor = sa.case(
-        (AuditEvent.actor.like("u%"), sa.cast(sa.func.substr(AuditEvent.actor, 2), sa.Integer))
-    )
     return db.session.execute(
-        sa.select(AuditEvent.at, AuditEvent.action, AuditEvent.payload, User)
-        .outerjoin(User, User.id == actor)
-        .where(
-            # The fund's own chain (a referral is recorded in the other fund's too),
-            # checked on the entries found, not used to find them: ``+ 0`` keeps a
-            # planner from reading the fund's whole chain through its index.
-            AuditEvent.chain + 0 == application.fund_id,
-            # The ids, which the index on object_id finds; then each with its table, as
-            # two rows of different tables may have the same number.
-            AuditEvent.object_id.in_(sa.select(rows.c.object_id)),
-            sa.tuple_(AuditEvent.object_type, AuditEvent.object_id).in_(
-                sa.select(rows.c.object_type, rows.c.object_id)
-            ),
-        )
-        # By time, not by the primary key: walking the whole log backwards by its key
-        # until enough entries of one case turn up is the plan to avoid.
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-        .limit(limit)
+        _history_statement(),
+        {
+            "case_id": application.id,
+            "case_uid": application.uid,
+            "fund_id": application.fund_id,
+            "limit": limit,
+        },
     ).all()
 
 
