@@ -151,7 +151,14 @@ def test_a_match_at_another_fund_shows_only_its_name_its_status_in_a_word_and_th
     # The fund's own case of the same defender stays in its own list of duplicates.
     assert "Possible duplicate" in page and local.uid in page
     for secret in (theirs.uid, "Okáfor", "7,341", "7341", paid_since.strftime("%Y-%m-%d")):
-        assert secret not in page, secret
+        assert not _holds(page, secret), secret
+
+
+def _holds(text, secret):
+    """Whether ``secret`` is in ``text`` as itself, not as a run of characters inside a
+    longer word or number: the amount's digits turn up by chance inside a random token's
+    hex (a session's, a form's), which says nothing of the amount."""
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", text) is not None
 
 
 #: Each status, as another fund learns it; None: never found.
@@ -473,7 +480,7 @@ def test_canaries_of_the_other_funds_case_never_reach_the_asking_fund(app, netwo
             ("audit of fund A", audit_a),
             ("logs", logs),
         ):
-            assert secret not in text, (secret, where)
+            assert not _holds(text, secret), (secret, where)
     for text in (headers, audit_a, logs, cookies):
         assert "zuleyka" not in text.casefold() and COUNTRY_NAME not in text
     # The answer names the fund, the word and the month: not the country, not a day.
