@@ -284,6 +284,19 @@ def _insert(model, query):
     return sa.insert(model.__table__).from_select(names, sa.select(*(rows.c[n] for n in names)))
 
 
+#: By database and kept table: its rule over every case, built once as the refresh's are.
+_WHOLE = {}
+
+
+def _whole_rule(model, rule):
+    """``rule`` over every case (the statement of all rows ``model`` should keep)."""
+    key = (db.session.get_bind().dialect.name, model)
+    statement = _WHOLE.get(key)
+    if statement is None:
+        statement = _WHOLE[key] = rule()
+    return statement
+
+
 def rebuild():
     """Work every open item and first payment out again from the rows; returns how many
     items are open."""
@@ -291,7 +304,7 @@ def rebuild():
     for model, rule in KEPT:
         table = model.__table__
         connection.execute(sa.delete(table))
-        connection.execute(_insert(model, rule()))
+        connection.execute(_insert(model, _whole_rule(model, rule)))
     return db.session.execute(sa.select(sa.func.count()).select_from(OpenItem)).scalar()
 
 
@@ -311,7 +324,7 @@ def differences():
             return found
 
         kept = rows(sa.select(table))
-        worked_out = rows(rule())
+        worked_out = rows(_whole_rule(model, rule))
         for item in sorted(set(kept) | set(worked_out)):
             if kept.get(item) != worked_out.get(item):
                 problems.append(
