@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -110,40 +109,9 @@ def _build(app, applicants):
             services.create_user("applicant", f"profile-applicant{index}", PASSWORD)
         db.session.commit()
         after_bulk_load()
-        if db.engine.dialect.name == "sqlite":
-            db.session.execute(
-                sa.text(
-                    "CREATE TABLE IF NOT EXISTS bench_floor (id INTEGER PRIMARY KEY, at TEXT,"
-                    " body TEXT)"
-                )
-            )
-        else:
-            db.session.execute(
-                sa.text(
-                    "CREATE TABLE IF NOT EXISTS bench_floor (id SERIAL PRIMARY KEY, at TEXT,"
-                    " body TEXT)"
-                )
-            )
-        db.session.commit()
+        from bench import floor
 
-
-def _add_floor(app):
-    from flask import request
-
-    from hrdfund.auth.guard import role_required
-    from hrdfund.auth.models import Role
-    from hrdfund.core.extensions import db
-
-    @role_required(Role.APPLICANT, Role.PARTNER)
-    def floor():
-        db.session.execute(
-            sa.text("INSERT INTO bench_floor (at, body) VALUES (:at, :body)"),
-            {"at": datetime.now(UTC).isoformat(), "body": request.form.get("body", "")},
-        )
-        db.session.commit()
-        return "ok"
-
-    app.add_url_rule("/bench/floor", "bench_floor", floor, methods=["POST"])
+        floor.create_table()
 
 
 def _sign_in(client, login):
@@ -206,7 +174,9 @@ def run(rounds=60):
     with tempfile.TemporaryDirectory(prefix="hrdfund-submission-") as instance:
         app = _make_app(instance, database_url)
         _build(app, 2)
-        _add_floor(app)
+        from bench import floor
+
+        floor.add_route(app)
         tally = Tally()
         with app.app_context():
             from hrdfund.core.extensions import db
