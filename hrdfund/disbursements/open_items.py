@@ -23,6 +23,7 @@ rows with the rule worked out again (:func:`differences`).
 """
 
 import enum
+import functools
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -257,24 +258,18 @@ def refresh(case_ids, connection=None):
         connection.execute(statement, {"ids": ids})
 
 
-#: By database: the statements that work some cases' kept rows out again, the cases' ids
-#: bound when they run. Built once: building the rules' statement took longer than
-#: running it for a case.
-_REFRESH = {}
-
-
+@functools.cache
 def _refresh_statements(dialect):
-    """The DELETE and INSERT of each kept table for the cases of the parameter ``ids``."""
-    statements = _REFRESH.get(dialect)
-    if statements is None:
-        ids = sa.bindparam("ids", expanding=True)
-        built = []
-        for model, rule in KEPT:
-            table = model.__table__
-            built.append(sa.delete(table).where(table.c.application_id.in_(ids)))
-            built.append(_insert(model, rule(Application.id.in_(ids))))
-        statements = _REFRESH[dialect] = tuple(built)
-    return statements
+    """By database: the DELETE and INSERT of each kept table for the cases of the bound
+    parameter ``ids``. Built once: building the rules' statement took longer than running
+    it for a case."""
+    ids = sa.bindparam("ids", expanding=True)
+    built = []
+    for model, rule in KEPT:
+        table = model.__table__
+        built.append(sa.delete(table).where(table.c.application_id.in_(ids)))
+        built.append(_insert(model, rule(Application.id.in_(ids))))
+    return tuple(built)
 
 
 def _insert(model, query):
@@ -284,17 +279,15 @@ def _insert(model, query):
     return sa.insert(model.__table__).from_select(names, sa.select(*(rows.c[n] for n in names)))
 
 
-#: By database and kept table: its rule over every case, built once as the refresh's are.
-_WHOLE = {}
-
-
 def _whole_rule(model, rule):
-    """``rule`` over every case (the statement of all rows ``model`` should keep)."""
-    key = (db.session.get_bind().dialect.name, model)
-    statement = _WHOLE.get(key)
-    if statement is None:
-        statement = _WHOLE[key] = rule()
-    return statement
+    """``rule`` over every case: the statement of all rows ``model`` should keep, built
+    once per database as the refresh's are."""
+    return _rule_over_every_case(db.session.get_bind().dialect.name, model, rule)
+
+
+@functools.cache
+def _rule_over_every_case(_dialect, _model, rule):
+    return rule()
 
 
 def rebuild():

@@ -6,6 +6,7 @@ history from the audit log: who did what and when, without content.
 Both are read-only panels (``cases.panels``) for the staff who may open the case, each
 showing only what the reader's sections (``cases.access.sections``) let them see."""
 
+import functools
 import json
 
 import sqlalchemy as sa
@@ -299,42 +300,38 @@ def _case_rows(case_id, case_uid):
     return sa.union_all(*parts).subquery()
 
 
-#: The statement of a case's history, built once: a select over every table that holds a
-#: case's rows took longer to build than to run. The case, its fund and the number of
-#: entries are bound when it runs.
-_HISTORY = []
-
-
+@functools.cache
 def _history_statement():
-    if not _HISTORY:
-        case_id = sa.bindparam("case_id", type_=sa.Integer)
-        rows = _case_rows(case_id, sa.bindparam("case_uid", type_=sa.String))
-        # An entry names its actor "u<id>" (``User.pseudonym``) or "system": the account
-        # is found by its key, never by reading every account.
-        actor = sa.case(
-            (AuditEvent.actor.like("u%"), sa.cast(sa.func.substr(AuditEvent.actor, 2), sa.Integer))
+    """The statement of a case's history, built once: a select over every table that
+    holds a case's rows took longer to build than to run. The case, its fund and the
+    number of entries are bound when it runs."""
+    case_id = sa.bindparam("case_id", type_=sa.Integer)
+    rows = _case_rows(case_id, sa.bindparam("case_uid", type_=sa.String))
+    # An entry names its actor "u<id>" (``User.pseudonym``) or "system": the account
+    # is found by its key, never by reading every account.
+    actor = sa.case(
+        (AuditEvent.actor.like("u%"), sa.cast(sa.func.substr(AuditEvent.actor, 2), sa.Integer))
+    )
+    return (
+        sa.select(AuditEvent.at, AuditEvent.action, AuditEvent.payload, User)
+        .outerjoin(User, User.id == actor)
+        .where(
+            # The fund's own chain (a referral is recorded in the other fund's too),
+            # checked on the entries found, not used to find them: ``+ 0`` keeps a
+            # planner from reading the fund's whole chain through its index.
+            AuditEvent.chain + 0 == sa.bindparam("fund_id", type_=sa.Integer),
+            # The ids, which the index on object_id finds; then each with its table,
+            # as two rows of different tables may have the same number.
+            AuditEvent.object_id.in_(sa.select(rows.c.object_id)),
+            sa.tuple_(AuditEvent.object_type, AuditEvent.object_id).in_(
+                sa.select(rows.c.object_type, rows.c.object_id)
+            ),
         )
-        _HISTORY.append(
-            sa.select(AuditEvent.at, AuditEvent.action, AuditEvent.payload, User)
-            .outerjoin(User, User.id == actor)
-            .where(
-                # The fund's own chain (a referral is recorded in the other fund's too),
-                # checked on the entries found, not used to find them: ``+ 0`` keeps a
-                # planner from reading the fund's whole chain through its index.
-                AuditEvent.chain + 0 == sa.bindparam("fund_id", type_=sa.Integer),
-                # The ids, which the index on object_id finds; then each with its table,
-                # as two rows of different tables may have the same number.
-                AuditEvent.object_id.in_(sa.select(rows.c.object_id)),
-                sa.tuple_(AuditEvent.object_type, AuditEvent.object_id).in_(
-                    sa.select(rows.c.object_type, rows.c.object_id)
-                ),
-            )
-            # By time, not by the primary key: walking the whole log backwards by its key
-            # until enough entries of one case turn up is the plan to avoid.
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(sa.bindparam("limit", type_=sa.Integer))
-        )
-    return _HISTORY[0]
+        # By time, not by the primary key: walking the whole log backwards by its key
+        # until enough entries of one case turn up is the plan to avoid.
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
 
 
 def case_history(application, limit=HISTORY_LIMIT):
