@@ -212,6 +212,9 @@ def test_the_search_finds_by_service_country_region_and_language(two_funds):
     assert names(country="KE") == ["Listening Space", "Nairobi Clinic"]
     # A region is served by an entry naming it or one of its countries.
     assert names(region="Andean region") == ["Bogota Counsellors"]
+    # A country and a region together: an entry serving both.
+    assert names(country="KE", region="East Africa") == ["Listening Space", "Nairobi Clinic"]
+    assert names(country="KE", region="Andean region") == []
     assert names(service="psychosocial", country="KE", language="sw") == ["Listening Space"]
     assert names(service="psychosocial", country="KE", language="es") == []
 

@@ -105,12 +105,14 @@ def entry_for(user, uid):
 
 
 def serves(entry, country=None, region=None):
-    """Whether the entry serves ``country`` (itself or its whole region) or ``region``
-    (the whole region or one of its countries)."""
-    if country:
-        return country in entry.countries or geo.region_of(country) in entry.regions
-    if region:
-        return region in entry.regions or any(geo.region_of(c) == region for c in entry.countries)
+    """Whether the entry serves ``country`` (itself or its whole region) and ``region``
+    (the whole region or one of its countries), each left out: any."""
+    if country and not (country in entry.countries or geo.region_of(country) in entry.regions):
+        return False
+    if region and not (
+        region in entry.regions or any(geo.region_of(c) == region for c in entry.countries)
+    ):
+        return False
     return True
 
 
