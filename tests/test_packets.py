@@ -14,11 +14,13 @@ from cryptography.exceptions import InvalidTag
 
 from hrdfund.audit.models import AuditEvent
 from hrdfund.cases.models import Application, ApplicationStatus, Document
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.network import exchange, keys, packets, partner_checks
 from hrdfund.network import referrals as services
 from hrdfund.network.models import FundKey, ImportedPacket, Referral, ReferralStatus
+from hrdfund.reports import network as network_report
 from hrdfund.reviews.models import Review
 from tests.conftest import signed_in
 from tests.exchange_world import (
@@ -36,8 +38,9 @@ from tests.exchange_world import (
 STORED = (Referral, Application, Document, Review, ImportedPacket, AuditEvent)
 
 
-def _refer(a, case_uid, shares=("answers", "documents", "assessment")):
-    """A refers the case to its partner B and downloads the referral packet."""
+def _refer(a, case_uid, shares=("answers", "documents", "assessment"), months=(1, 6)):
+    """A refers the case to its partner B (the medical part, for ``months``) and downloads
+    the referral packet."""
     with on(a.server):
         case = db.session.execute(
             sa.select(Application).where(Application.uid == case_uid)
@@ -46,7 +49,7 @@ def _refer(a, case_uid, shares=("answers", "documents", "assessment")):
             a.user("reviewer"),
             case,
             a.partner(),
-            services.Part(Category.MEDICAL, 1, 6, Decimal("3000.00"), "EUR"),
+            services.Part(Category.MEDICAL, *months, Decimal("3000.00"), "EUR"),
             shares,
             "Our pool is spent; the surgery needs another fund.",
             date.today() + timedelta(days=7),
@@ -396,6 +399,148 @@ def test_once_the_partner_approves_its_answer_says_which_months_it_supports(serv
         client = signed_in(a.server, a.user("reviewer"))
         page = client.get(f"/network/referrals/{referral_uid}").get_data(as_text=True)
         assert "International Fund says it supports months 1 to 6." in page
+
+
+def _referral_at(side, uid):
+    return db.session.execute(sa.select(Referral).where(Referral.uid == uid)).scalar_one()
+
+
+def _answer(b, imported_uid, *, approve=False, months_said=None):
+    """B accepts the referral it imported (and approves its own case for the part), and
+    downloads its answer packet; ``months_said`` replaces the months the packet says."""
+    with on(b.server):
+        imported = _referral_at(b, imported_uid)
+        if imported.status == ReferralStatus.PENDING:
+            services.accept_referral(b.user("manager"), imported)
+        if approve:
+            imported.linked_application.status = ApplicationStatus.APPROVED
+        db.session.commit()
+        seal = packets.seal_for
+
+        def said(kind, body, *args):
+            if months_said is not None:
+                body["months"] = months_said
+            return seal(kind, body, *args)
+
+        packets.seal_for = said
+        try:
+            data, _ = exchange.answer_packet(b.user("manager"), imported)
+        finally:
+            packets.seal_for = seal
+        db.session.commit()
+        return data, imported.answered_at
+
+
+def test_a_part_without_months_is_answered_supported_and_shown_so(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"], months=(None, None))
+    _kind, imported_uid = _import(b, data)
+    supported, _ = _answer(b, imported_uid, approve=True)
+    assert _import(a, supported) == (packets.ANSWER, referral_uid)
+    with on(a.server):
+        referral = _referral_at(a, referral_uid)
+        assert referral.status == ReferralStatus.ACCEPTED and referral.supported_at is not None
+        assert referral.covered_from is None
+        client = signed_in(a.server, a.user("reviewer"))
+        page = client.get(f"/network/referrals/{referral_uid}").get_data(as_text=True)
+        assert "International Fund says it supports this part." in page
+
+
+def test_an_answer_counts_from_when_the_partner_answered_not_when_it_arrived(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"])
+    with on(a.server):
+        # Referred ten days ago; B answered four days ago; the packet arrives today.
+        _referral_at(a, referral_uid).created_at = utcnow() - timedelta(days=10)
+        db.session.commit()
+    _kind, imported_uid = _import(b, data)
+    with on(b.server):
+        services.accept_referral(b.user("manager"), _referral_at(b, imported_uid))
+        _referral_at(b, imported_uid).answered_at = utcnow() - timedelta(days=4)
+        db.session.commit()
+    answer, answered = _answer(b, imported_uid)
+    _import(a, answer)
+    with on(a.server):
+        referral = _referral_at(a, referral_uid)
+        assert referral.answered_at == answered.replace(microsecond=0)
+        report = network_report.fund_report(
+            a.fund().id, date.today() - timedelta(days=30), date.today(), sa.true()
+        )
+        assert report["made"].total.median_hours == 6 * 24
+
+
+def test_the_months_a_partner_elsewhere_supports_count_in_the_network_report(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"], months=(1, 6))
+    _kind, imported_uid = _import(b, data)
+    supported, _ = _answer(b, imported_uid, approve=True)
+    _import(a, supported)
+    with on(a.server):
+        report = network_report.fund_report(
+            a.fund().id, date.today() - timedelta(days=3), date.today(), sa.true()
+        )
+        made = report["made"].by_fund["International Fund"]
+        assert (made.months_accepted, made.months_planned) == (6, 6)
+        assert [(g["fund"], g["months_planned"]) for g in report["gaps"]] == [
+            ("International Fund", 6)
+        ]
+
+
+def _turned_away(side, data, words):
+    """``data`` is refused at ``side`` in ``words``, and nothing is stored there."""
+    with on(side.server):
+        before = count(*STORED)
+        referral_states = db.session.execute(sa.select(Referral.uid, Referral.status)).all()
+        with pytest.raises(exchange.ExchangeError) as refused:
+            exchange.check_and_import(side.user("reviewer"), data)
+        db.session.rollback()
+        assert str(refused.value) == words
+        assert count(*STORED) == before
+        assert db.session.execute(sa.select(Referral.uid, Referral.status)).all() == (
+            referral_states
+        )
+
+
+def test_a_referral_imported_once_is_refused_in_a_new_packet(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"])
+    with on(a.server):
+        again, _ = exchange.referral_packet(a.user("reviewer"), _referral_at(a, referral_uid))
+        db.session.commit()
+    _import(b, data)
+    _turned_away(b, again, "This referral was imported already.")
+
+
+def test_an_answer_to_no_referral_or_answered_twice_is_refused(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"])
+    _kind, imported_uid = _import(b, data)
+    with on(b.server):
+        services.decline_referral(b.user("reviewer"), _referral_at(b, imported_uid), "Closed.")
+        db.session.commit()
+        declined, _ = exchange.answer_packet(b.user("reviewer"), _referral_at(b, imported_uid))
+        # The same answer naming a referral A never made.
+        _referral_at(b, imported_uid).remote_uid = "0" * 20
+        db.session.commit()
+        stray, _ = exchange.answer_packet(b.user("reviewer"), _referral_at(b, imported_uid))
+        db.session.commit()
+    _turned_away(a, stray, "This answer names no referral of your fund to this partner.")
+    _import(a, declined)
+    with on(b.server):
+        # B changes its mind behind the app and answers again: A keeps the first answer.
+        _referral_at(b, imported_uid).remote_uid = referral_uid
+        _referral_at(b, imported_uid).status = ReferralStatus.ACCEPTED
+        db.session.commit()
+    accepted, _ = _answer(b, imported_uid)
+    _turned_away(a, accepted, "This referral was answered already, or withdrawn.")
+
+
+def test_support_for_months_not_asked_is_refused(servers):
+    a, b = servers["a"], servers["b"]
+    referral_uid, data, _ = _refer(a, servers["case"], months=(1, 6))
+    _kind, imported_uid = _import(b, data)
+    wider, _ = _answer(b, imported_uid, approve=True, months_said=[1, 12])
+    _turned_away(a, wider, "This answer supports months the referral did not ask for.")
 
 
 @pytest.mark.parametrize(

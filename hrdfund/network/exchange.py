@@ -176,6 +176,9 @@ def answer_packet(actor, referral):
         raise ExchangeError(_l("Answer the referral first."))
     body = {"referral": referral.remote_uid, "status": referral.status.value, "reason": None}
     body["months"] = None
+    # When the fund answered, for the referring fund's count of the time to an answer: the
+    # packet may travel for days.
+    body["answered"] = referral.answered_at.replace(microsecond=0).isoformat() + "Z"
     if referral.status == ReferralStatus.DECLINED:
         body["reason"] = referral.decline_reason
     elif referral.linked_application is not None and referral.linked_application.status in (
@@ -237,6 +240,13 @@ def answered_referral(opened):
     if status == "supported":
         if referral.status not in (ReferralStatus.PENDING, ReferralStatus.ACCEPTED):
             raise ExchangeError(_l("This referral was not accepted: no support to record."))
+        months = opened.body["months"]
+        if months is not None and (
+            referral.months_from is None
+            or months[0] < referral.months_from
+            or months[1] > referral.months_to
+        ):
+            raise ExchangeError(_l("This answer supports months the referral did not ask for."))
     elif referral.status != ReferralStatus.PENDING:
         raise ExchangeError(_l("This referral was answered already, or withdrawn."))
     return referral
@@ -409,10 +419,18 @@ def _import_answer(actor, opened):
         referral.decline_reason = body["reason"]
     else:
         referral.status = ReferralStatus.ACCEPTED
+    now = utcnow()
     if referral.answered_at is None:
-        referral.answered_at = utcnow()
-    if body["status"] == "supported" and body["months"] is not None:
-        referral.covered_from, referral.covered_to = body["months"]
+        # When the partner answered, as its packet says (else when it made the packet),
+        # neither before the referral was made nor after now: clocks of two servers differ.
+        said = body["answered"] or opened.created
+        referral.answered_at = min(max(said, referral.created_at), now)
+    if body["status"] == "supported":
+        referral.supported_at = referral.supported_at or min(
+            max(opened.created, referral.answered_at), now
+        )
+        if body["months"] is not None:
+            referral.covered_from, referral.covered_to = body["months"]
     db.session.flush()
     audit.record(
         action,

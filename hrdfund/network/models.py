@@ -75,6 +75,9 @@ class Referral(db.Model):
     #: (its answer packet tells them; a member fund's own plan shows them otherwise).
     covered_from = col(sa.Integer, INTERNAL, nullable=True)
     covered_to = col(sa.Integer, INTERNAL, nullable=True)
+    #: When the fund asked, on another server, said its own case for the part is approved
+    #: (with the months above, when the part has months); a member fund's case shows it.
+    supported_at = col(sa.DateTime, INTERNAL, nullable=True)
     share_answers = col(sa.Boolean, INTERNAL, nullable=False, default=False)
     share_documents = col(sa.Boolean, INTERNAL, nullable=False, default=False)
     share_assessment = col(sa.Boolean, INTERNAL, nullable=False, default=False)

@@ -120,6 +120,8 @@ def _rows(condition, start, end):
             Referral.status,
             Referral.months_from,
             Referral.months_to,
+            Referral.covered_from,
+            Referral.covered_to,
             Referral.created_at,
             Referral.answered_at,
         )
@@ -129,9 +131,16 @@ def _rows(condition, start, end):
 
 
 def _planned_months(rows):
-    """Linked case id -> the number of months the accepting fund's plan pays on it."""
+    """Referral id -> the months of support the accepting fund gives: those its plan pays
+    on its own case, or, for a fund on another server, those its answer says it supports."""
     linked = {row.linked_application_id for row in rows if row.linked_application_id}
-    return {case: len(figures["months"]) for case, figures in money_by_month(linked).items()}
+    paid = {case: len(figures["months"]) for case, figures in money_by_month(linked).items()}
+    return {
+        row.id: paid.get(row.linked_application_id, 0)
+        if row.linked_application_id
+        else (row.covered_to - row.covered_from + 1 if row.covered_from else 0)
+        for row in rows
+    }
 
 
 def fund_report(fund_id, start, end, visible):
@@ -149,7 +158,7 @@ def fund_report(fund_id, start, end, visible):
     made, received = Side(), Side()
     helped = defaultdict(list)
     for row in rows:
-        months = planned.get(row.linked_application_id, 0)
+        months = planned[row.id]
         if row.from_fund_id == fund_id:
             made.add(row, names[row.to_fund_id], months)
             if row.status == ReferralStatus.ACCEPTED:
