@@ -1258,16 +1258,49 @@ def _leaks(answer, forbidden, typed=()):
     return [c for c in forbidden if c in text and c not in typed]
 
 
-def _snapshot():
-    """A digest of every row of every table but ``OWN_TABLES``, by table."""
-    digests = {}
-    with reading():
-        for table in db.metadata.sorted_tables:
-            if table.name in OWN_TABLES:
-                continue
-            rows = db.session.execute(sa.select(table).order_by(*table.primary_key)).all()
-            digests[table.name] = hashlib.sha256(repr(rows).encode()).hexdigest()
-    return digests
+#: The first words of a statement that may change rows, and the table it names first.
+_CHANGES = re.compile(r'\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.IGNORECASE)
+#: Statements that change no table's rows (reads, and a transaction's own steps).
+_KEEPS = re.compile(r"\s*(?:SELECT|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|SHOW)\b", re.I)
+
+
+class _Snapshots:
+    """Digests of every row of every table but ``OWN_TABLES``, by table. Each table is
+    read again only once a statement may have changed it since it was last read: every
+    statement any engine of the process runs is watched, and one that is neither a read
+    nor an INSERT, UPDATE or DELETE naming its table (a WITH, a DDL) has every table read
+    again."""
+
+    def __init__(self):
+        self.digests, self.stale = {}, None  # None: every table
+
+    def watch(self, _conn, _cursor, statement, *_args):
+        if self.stale is None or _KEEPS.match(statement):
+            return
+        changes = _CHANGES.match(statement)
+        if changes is None:
+            self.stale = None
+        elif changes.group(1) not in OWN_TABLES:
+            self.stale.add(changes.group(1))
+
+    def __call__(self):
+        stale, self.stale = self.stale, set()
+        with reading():
+            for table in db.metadata.sorted_tables:
+                if table.name in OWN_TABLES or (stale is not None and table.name not in stale):
+                    continue
+                rows = db.session.execute(sa.select(table).order_by(*table.primary_key)).all()
+                self.digests[table.name] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        return dict(self.digests)
+
+
+@pytest.fixture
+def snapshot():
+    """``snapshot()``: the digests of every table as they stand (see ``_Snapshots``)."""
+    snapshots = _Snapshots()
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", snapshots.watch)
+    yield snapshots
+    sa.event.remove(sa.engine.Engine, "before_cursor_execute", snapshots.watch)
 
 
 def _changed(before, after):
@@ -1350,7 +1383,7 @@ def test_every_route_is_swept(worlds):
 
 @pytest.mark.parametrize("role", SWEEPERS)
 @pytest.mark.parametrize("direction", DIRECTIONS, ids="->".join)
-def test_another_funds_values_open_nothing(worlds, direction, role):
+def test_another_funds_values_open_nothing(worlds, direction, role, snapshot):
     """Every route naming something, filled with the other fund's codes and ids, answers
     this fund's account exactly as codes and ids that name nothing do, shows none of the
     other fund's canaries and changes nothing."""
@@ -1358,7 +1391,7 @@ def test_another_funds_values_open_nothing(worlds, direction, role):
     client = own.client(role)
     forbidden = target.forbidden(shared_parts(target, own.fund))
     rules = _rules(own.app)
-    before = _snapshot()
+    before = snapshot()
     sent = 0
     for endpoint, fill in ROUTES.items():
         for rule, methods in rules[endpoint]:
@@ -1368,7 +1401,7 @@ def test_another_funds_values_open_nothing(worlds, direction, role):
                     typed = [v for v in values.values() if isinstance(v, str)]
                     where = f"{role} of fund {direction[0]}: {method} {rule.rule} {values}"
                     seen = _send(client, rule, method, fill, values)
-                    after = _snapshot()
+                    after = snapshot()
                     assert after == before, f"{where} changed {_changed(before, after)}"
                     unknown = _send(client, rule, method, fill, fakes)
                     if rule.arguments:
@@ -1405,7 +1438,7 @@ def test_lists_show_nothing_of_another_fund(worlds, direction, role):
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS, ids="->".join)
-def test_own_forms_naming_another_funds_rows_change_nothing(worlds, direction):
+def test_own_forms_naming_another_funds_rows_change_nothing(worlds, direction, snapshot):
     """A form on the fund's own case that picks a row of the other fund (a pool to draw
     on, a reviewer to assign, a grant's allocation to pay from, a reference to check, a
     document to download) is answered as one picking a row that does not exist, and
@@ -1415,7 +1448,7 @@ def test_own_forms_naming_another_funds_rows_change_nothing(worlds, direction):
     rules = _rules(own.app)
     picking = {endpoint: fill for endpoint, fill in ROUTES.items() if fill.rows}
     clients = {fill.owner: own.client(fill.owner) for fill in picking.values()}
-    before = _snapshot()
+    before = snapshot()
     sent = 0
     for endpoint, fill in picking.items():
         client = clients[fill.owner]
@@ -1428,7 +1461,7 @@ def test_own_forms_naming_another_funds_rows_change_nothing(worlds, direction):
             for method in methods:
                 where = f"{fill.owner} of fund {direction[0]}: {method} {rule.rule} {picked}"
                 seen = _send(client, rule, method, fill, values)
-                after = _snapshot()
+                after = snapshot()
                 assert after == before, f"{where} changed {_changed(before, after)}"
                 unknown = _send(client, rule, method, fill, fakes)
                 assert seen.status == unknown.status, (where, seen.status, unknown.status)
