@@ -5,6 +5,7 @@ from functools import wraps
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from ..core.columns import utcnow
 from ..core.extensions import db, login_manager
@@ -40,7 +41,8 @@ def _load_user(value):
         user_id, version = (int(part) for part in value.split(":"))
     except (ValueError, AttributeError):
         return None
-    user = db.session.get(User, user_id)
+    # The fund comes with the account: whether it is suspended is asked at once.
+    user = db.session.get(User, user_id, options=[joinedload(User.fund)])
     if user is None or not user.is_active or user.session_version != version:
         return None
     return user

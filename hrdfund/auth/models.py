@@ -206,6 +206,15 @@ class User(UserMixin, db.Model):
         return self.active and not (self.fund is not None and self.fund.suspended)
 
     @property
+    def is_authenticated(self):
+        """An account signed in: whether it may still be is ``is_active``, checked as each
+        request loads the session's user (``guard._load_user``), so that a suspension ends
+        a session at its next request. Flask-Login's own answer read ``is_active`` at each
+        of the dozens of checks of a page, reloading the account and its fund each time
+        a commit or rollback had expired them."""
+        return True
+
+    @property
     def needs_totp(self):
         return self.role in TOTP_ROLES
 
