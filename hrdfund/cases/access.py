@@ -13,7 +13,7 @@ for every rule that keeps a declarer away from a case.
 import enum
 
 import sqlalchemy as sa
-from flask import abort, request
+from flask import abort, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
 
 from ..auth.models import Role, User
@@ -145,17 +145,33 @@ def conflicted_staff(application):
     )
 
 
+#: Where a request keeps what it learned of conflicts: a case page asks for the same case
+#: and user from its access check, its sections and its referral panel.
+_CONFLICTS = "hrdfund_conflicts"
+
+
 def has_conflict(application, user):
-    """Whether ``user`` declared a conflict of interest on ``application``."""
-    return (
-        db.session.execute(
-            sa.select(ConflictDeclaration.id).where(
-                ConflictDeclaration.application_id == application.id,
-                ConflictDeclaration.user_id == user.id,
-            )
-        ).first()
-        is not None
-    )
+    """Whether ``user`` declared a conflict of interest on ``application`` (asked once per
+    request for each case and user; ``note_conflict`` keeps a declaration made since)."""
+    key = (application.id, user.id)
+    known = g.setdefault(_CONFLICTS, {}) if has_request_context() else {}
+    if key not in known:
+        known[key] = (
+            db.session.execute(
+                sa.select(ConflictDeclaration.id).where(
+                    ConflictDeclaration.application_id == application.id,
+                    ConflictDeclaration.user_id == user.id,
+                )
+            ).first()
+            is not None
+        )
+    return known[key]
+
+
+def note_conflict(application, user):
+    """A conflict ``user`` just declared on ``application``, for the rest of the request."""
+    if has_request_context():
+        g.setdefault(_CONFLICTS, {})[(application.id, user.id)] = True
 
 
 def staff_on_case(application, roles):

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
-from ..cases.access import can_see, check_staff, visible_cases
+from ..cases.access import can_see, check_staff, note_conflict, visible_cases
 from ..cases.models import (
     Application,
     ConflictDeclaration,
@@ -51,6 +51,7 @@ def declare_conflict(application, user):
     if not can_see(application, user) or not user.is_staff:
         raise ReviewError(_l("Only staff of the case's fund declare conflicts on it."))
     db.session.add(ConflictDeclaration(application_id=application.id, user_id=user.id))
+    note_conflict(application, user)
     if application.assigned_reviewer_id == user.id:
         application.assigned_reviewer_id = None
     db.session.flush()
