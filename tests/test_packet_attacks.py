@@ -4,7 +4,10 @@ probing many names at once, an answer to a duplicate check from a fund that was 
 asked, and a list where a body holds a choice. Each is refused with a reason, or made
 harmless, and never a crash."""
 
+import base64
 import hashlib
+import json
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -236,3 +239,20 @@ def test_a_document_from_a_packet_is_cleaned_as_an_upload_is(servers):
         ]
     assert len(kept) == 1
     assert b"Exif" not in kept[0] and b"Camera canary" not in kept[0]
+
+
+def test_a_headers_time_with_an_offset_is_read_in_utc():
+    """A partner's server may write its packets' time with its own offset: the time an
+    answer was made is kept in UTC, as every time is."""
+    header = {
+        "version": packets.VERSION,
+        "packet": "0" * 32,
+        "kind": packets.ANSWER,
+        "created": "2026-12-06T09:30:00+14:00",
+        "from": {"fund": "a" * 20, "key": "b" * 64},
+        "to": {"fund": "c" * 20, "key": "d" * 64},
+        "ephemeral": base64.b64encode(bytes(32)).decode(),
+        "nonce": base64.b64encode(bytes(12)).decode(),
+    }
+    _header, created, _ephemeral, _nonce = packets._header(json.dumps(header).encode())
+    assert created == datetime(2026, 12, 5, 19, 30)

@@ -407,7 +407,8 @@ def _referral_at(side, uid):
 
 def _answer(b, imported_uid, *, approve=False, months_said=None):
     """B accepts the referral it imported (and approves its own case for the part), and
-    downloads its answer packet; ``months_said`` replaces the months the packet says."""
+    downloads its answer packet; ``months_said`` replaces the months the packet says
+    (False: none)."""
     with on(b.server):
         imported = _referral_at(b, imported_uid)
         if imported.status == ReferralStatus.PENDING:
@@ -419,7 +420,7 @@ def _answer(b, imported_uid, *, approve=False, months_said=None):
 
         def said(kind, body, *args):
             if months_said is not None:
-                body["months"] = months_said
+                body["months"] = months_said or None
             return seal(kind, body, *args)
 
         packets.seal_for = said
@@ -446,23 +447,19 @@ def test_a_part_without_months_is_answered_supported_and_shown_so(servers):
         assert "International Fund says it supports this part." in page
 
 
-def test_an_answer_counts_from_when_the_partner_answered_not_when_it_arrived(servers):
+def test_an_answer_counts_from_when_the_partner_made_it_not_when_it_arrived(servers, clock):
     a, b = servers["a"], servers["b"]
-    referral_uid, data, _ = _refer(a, servers["case"])
-    with on(a.server):
-        # Referred ten days ago; B answered four days ago; the packet arrives today.
-        _referral_at(a, referral_uid).created_at = utcnow() - timedelta(days=10)
-        db.session.commit()
-    _kind, imported_uid = _import(b, data)
-    with on(b.server):
-        services.accept_referral(b.user("manager"), _referral_at(b, imported_uid))
-        _referral_at(b, imported_uid).answered_at = utcnow() - timedelta(days=4)
-        db.session.commit()
-    answer, answered = _answer(b, imported_uid)
-    _import(a, answer)
+    today = utcnow().replace(microsecond=0)
+    with clock.on(today - timedelta(days=10)):
+        referral_uid, data, _ = _refer(a, servers["case"])
+    with clock.on(today - timedelta(days=4)):
+        _kind, imported_uid = _import(b, data)
+        answer, _ = _answer(b, imported_uid)
+    _import(a, answer)  # today: the packet travelled four days
     with on(a.server):
         referral = _referral_at(a, referral_uid)
-        assert referral.answered_at == answered.replace(microsecond=0)
+        assert referral.answer_made_at == today - timedelta(days=4)
+        assert referral.answered_at >= today  # what counts in the periods of reports
         report = network_report.fund_report(
             a.fund().id, date.today() - timedelta(days=30), date.today(), sa.true()
         )
@@ -486,19 +483,29 @@ def test_the_months_a_partner_elsewhere_supports_count_in_the_network_report(ser
         ]
 
 
+#: What an answer sets on a referral: a refused one sets none of it.
+ANSWERED = (
+    Referral.uid,
+    Referral.status,
+    Referral.answered_at,
+    Referral.answer_made_at,
+    Referral.supported_at,
+    Referral.covered_from,
+    Referral.covered_to,
+)
+
+
 def _turned_away(side, data, words):
     """``data`` is refused at ``side`` in ``words``, and nothing is stored there."""
     with on(side.server):
         before = count(*STORED)
-        referral_states = db.session.execute(sa.select(Referral.uid, Referral.status)).all()
+        referrals = db.session.execute(sa.select(*ANSWERED).order_by(Referral.id)).all()
         with pytest.raises(exchange.ExchangeError) as refused:
             exchange.check_and_import(side.user("reviewer"), data)
         db.session.rollback()
         assert str(refused.value) == words
         assert count(*STORED) == before
-        assert db.session.execute(sa.select(Referral.uid, Referral.status)).all() == (
-            referral_states
-        )
+        assert db.session.execute(sa.select(*ANSWERED).order_by(Referral.id)).all() == referrals
 
 
 def test_a_referral_imported_once_is_refused_in_a_new_packet(servers):
@@ -535,12 +542,25 @@ def test_an_answer_to_no_referral_or_answered_twice_is_refused(servers):
     _turned_away(a, accepted, "This referral was answered already, or withdrawn.")
 
 
-def test_support_for_months_not_asked_is_refused(servers):
+def test_support_for_months_not_asked_or_changed_is_refused(servers):
     a, b = servers["a"], servers["b"]
     referral_uid, data, _ = _refer(a, servers["case"], months=(1, 6))
     _kind, imported_uid = _import(b, data)
+    not_asked = "This answer supports months the referral did not ask for."
     wider, _ = _answer(b, imported_uid, approve=True, months_said=[1, 12])
-    _turned_away(a, wider, "This answer supports months the referral did not ask for.")
+    _turned_away(a, wider, not_asked)
+    none, _ = _answer(b, imported_uid, months_said=False)
+    _turned_away(a, none, not_asked)
+    fewer, _ = _answer(b, imported_uid, months_said=[2, 3])
+    _import(a, fewer)
+    # A later packet does not change what was recorded; the same months again are no change.
+    again, _ = _answer(b, imported_uid, months_said=[1, 6])
+    _turned_away(a, again, "This referral's support was recorded already, for other months.")
+    same, _ = _answer(b, imported_uid, months_said=[2, 3])
+    _import(a, same)
+    with on(a.server):
+        referral = _referral_at(a, referral_uid)
+        assert (referral.covered_from, referral.covered_to) == (2, 3)
 
 
 @pytest.mark.parametrize(

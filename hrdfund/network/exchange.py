@@ -37,6 +37,7 @@ from ..cases.models import (
 from ..cases.services import case_rows
 from ..core.columns import utcnow
 from ..core.extensions import db
+from ..core.sql import lock_row
 from ..core.support import Category
 from ..reviews.models import Recommendation, Review, RiskLevel
 from . import keys, packets, partner_checks
@@ -176,9 +177,6 @@ def answer_packet(actor, referral):
         raise ExchangeError(_l("Answer the referral first."))
     body = {"referral": referral.remote_uid, "status": referral.status.value, "reason": None}
     body["months"] = None
-    # When the fund answered, for the referring fund's count of the time to an answer: the
-    # packet may travel for days.
-    body["answered"] = referral.answered_at.replace(microsecond=0).isoformat() + "Z"
     if referral.status == ReferralStatus.DECLINED:
         body["reason"] = referral.decline_reason
     elif referral.linked_application is not None and referral.linked_application.status in (
@@ -241,12 +239,15 @@ def answered_referral(opened):
         if referral.status not in (ReferralStatus.PENDING, ReferralStatus.ACCEPTED):
             raise ExchangeError(_l("This referral was not accepted: no support to record."))
         months = opened.body["months"]
-        if months is not None and (
-            referral.months_from is None
-            or months[0] < referral.months_from
-            or months[1] > referral.months_to
+        asked = None if referral.months_from is None else (referral.months_from, referral.months_to)
+        if (months is None) != (asked is None) or (
+            months is not None and (months[0] < asked[0] or months[1] > asked[1])
         ):
             raise ExchangeError(_l("This answer supports months the referral did not ask for."))
+        if referral.supported_at is not None and months != _covered(referral):
+            raise ExchangeError(
+                _l("This referral's support was recorded already, for other months.")
+            )
     elif referral.status != ReferralStatus.PENDING:
         raise ExchangeError(_l("This referral was answered already, or withdrawn."))
     return referral
@@ -405,10 +406,15 @@ def _import_referral(actor, opened, cleaned):
     return referral
 
 
+def _covered(referral):
+    return None if referral.covered_from is None else (referral.covered_from, referral.covered_to)
+
+
 def _import_answer(actor, opened):
-    referral = answered_referral(opened)
+    # Read afresh under its lock, then checked again: two answers imported at once take turns.
+    referral = lock_row(Referral, answered_referral(opened).id)
+    answered_referral(opened)
     body = opened.body
-    referral = db.session.get(Referral, referral.id)
     action = {
         "accepted": "referral.accepted",
         "declined": "referral.declined",
@@ -421,14 +427,13 @@ def _import_answer(actor, opened):
         referral.status = ReferralStatus.ACCEPTED
     now = utcnow()
     if referral.answered_at is None:
-        # When the partner answered, as its packet says (else when it made the packet),
-        # neither before the referral was made nor after now: clocks of two servers differ.
-        said = body["answered"] or opened.created
-        referral.answered_at = min(max(said, referral.created_at), now)
-    if body["status"] == "supported":
-        referral.supported_at = referral.supported_at or min(
-            max(opened.created, referral.answered_at), now
-        )
+        referral.answered_at = now
+        # When the partner made its answer, for the time to an answer (the packet may have
+        # travelled for days): as its signed header says, neither before the referral was
+        # made nor after now, for the clocks of two servers differ.
+        referral.answer_made_at = min(max(opened.created, referral.created_at), now)
+    if body["status"] == "supported" and referral.supported_at is None:
+        referral.supported_at = now
         if body["months"] is not None:
             referral.covered_from, referral.covered_to = body["months"]
     db.session.flush()

@@ -75,8 +75,9 @@ class Referral(db.Model):
     #: (its answer packet tells them; a member fund's own plan shows them otherwise).
     covered_from = col(sa.Integer, INTERNAL, nullable=True)
     covered_to = col(sa.Integer, INTERNAL, nullable=True)
-    #: When the fund asked, on another server, said its own case for the part is approved
-    #: (with the months above, when the part has months); a member fund's case shows it.
+    #: When its answer packet told this fund that the fund asked, on another server,
+    #: approved its own case for the part (with the months above, when the part has
+    #: months); a member fund's own case shows it otherwise.
     supported_at = col(sa.DateTime, INTERNAL, nullable=True)
     share_answers = col(sa.Boolean, INTERNAL, nullable=False, default=False)
     share_documents = col(sa.Boolean, INTERNAL, nullable=False, default=False)
@@ -92,6 +93,10 @@ class Referral(db.Model):
     created_at = created_at()
     answered_by_id = fk("users.id", nullable=True)
     answered_at = col(sa.DateTime, INTERNAL, nullable=True)
+    #: For a fund asked on another server: when it made its answer packet (its signed
+    #: header's time, within the referral's life), for the time to an answer; the answer
+    #: counts here from ``answered_at``, when it was imported.
+    answer_made_at = col(sa.DateTime, INTERNAL, nullable=True)
     _decline_reason = encrypted_column("decline_reason")
     decline_reason = Encrypted()
     withdrawn_at = col(sa.DateTime, INTERNAL, nullable=True)

@@ -5,7 +5,7 @@ import base64
 import binascii
 import functools
 import re
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
@@ -41,8 +41,6 @@ _AMOUNT = re.compile(r"^\d{1,12}\.\d{2}$")
 _DETAIL_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 #: A month, YYYY-MM, of a year a date can hold (from 0001).
 _MONTH = re.compile(r"^(?!0000)\d{4}-(0[1-9]|1[0-2])$")
-#: A moment in UTC to the second, as packets write it: 2026-12-05T14:03:00Z.
-_MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 @functools.cache
@@ -140,18 +138,6 @@ def _day(value, what):
     try:
         return date.fromisoformat(value)
     except (TypeError, ValueError):
-        raise _invalid(_l("a date is not valid.")) from None
-
-
-def _moment(value, what):
-    """A moment in UTC (naive, as the database keeps them), or None when not given."""
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, str) or not _MOMENT.match(value):
-            raise ValueError
-        return datetime.fromisoformat(value.removesuffix("Z"))
-    except ValueError:
         raise _invalid(_l("a date is not valid.")) from None
 
 
@@ -327,7 +313,7 @@ ANSWER_STATES = ("accepted", "declined", "supported")
 
 def validate_answer(body):
     """The answer to a referral: accepted, declined with a reason, or the months supported."""
-    body = _keys(body, ("referral", "status", "reason", "months"), optional=("answered",))
+    body = _keys(body, ("referral", "status", "reason", "months"))
     status = _choice(body["status"], ANSWER_STATES, "status")
     reason = _text(body["reason"], LONG_MAX, "reason", required=status == "declined")
     months = _months(body["months"])
@@ -339,7 +325,6 @@ def validate_answer(body):
         "status": status,
         "reason": reason.strip() if reason else None,
         "months": months,
-        "answered": _moment(body.get("answered"), "answered"),
     }
 
 

@@ -25,7 +25,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -245,6 +245,8 @@ def _header(header_bytes):
         raise _refuse(FORMAT) from None
     if len(ephemeral) != 32 or len(nonce) != 12:
         raise _refuse(FORMAT)
+    if created.tzinfo is not None:
+        created = created.astimezone(UTC)
     return header, created.replace(tzinfo=None), ephemeral, nonce
 
 

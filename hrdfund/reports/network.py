@@ -55,7 +55,8 @@ class Counts:
             ReferralStatus.ACCEPTED,
             ReferralStatus.DECLINED,
         ):
-            self.hours.append((row.answered_at - row.created_at).total_seconds() / 3600)
+            answered = row.answer_made_at or row.answered_at
+            self.hours.append((answered - row.created_at).total_seconds() / 3600)
         if row.status == ReferralStatus.ACCEPTED:
             if row.months_from is not None:
                 self.months_accepted += row.months_to - row.months_from + 1
@@ -124,6 +125,7 @@ def _rows(condition, start, end):
             Referral.covered_to,
             Referral.created_at,
             Referral.answered_at,
+            Referral.answer_made_at,
         )
         .where(condition, Referral.created_at >= first, Referral.created_at < after)
         .order_by(Referral.created_at, Referral.id)
