@@ -207,23 +207,25 @@ def empty_tables(engine):
             f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables
         )
         filled = set(conn.execute(sa.text(probe)).scalars())
+        steps = []
         for table in reversed(tables):
             if table.name not in filled:
                 continue
             final = table.name in FINAL_TABLES
-            trigger = f"{table.name} {{}} TRIGGER {table.name}_rows_are_final"
+            trigger = f"ALTER TABLE {table.name} {{}} TRIGGER {table.name}_rows_are_final"
             if final:
-                conn.execute(sa.text("ALTER TABLE " + trigger.format("DISABLE")))
-            conn.execute(sa.text(f'DELETE FROM "{table.name}"'))
+                steps.append(trigger.format("DISABLE"))
+            steps.append(f'DELETE FROM "{table.name}"')
             if final:
-                conn.execute(sa.text("ALTER TABLE " + trigger.format("ENABLE")))
-        conn.execute(
-            sa.text(
-                "SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false) "
-                "FROM pg_sequences WHERE schemaname = current_schema() "
-                "AND last_value IS NOT NULL"
-            )
+                steps.append(trigger.format("ENABLE"))
+        steps.append(
+            "SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false) "
+            "FROM pg_sequences WHERE schemaname = current_schema() "
+            "AND last_value IS NOT NULL"
         )
+        # One round trip: a query sent without parameters may hold several statements.
+        with contextlib.closing(conn.connection.cursor()) as cursor:
+            cursor.execute(";\n".join(steps))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -344,6 +346,10 @@ def sqlite_schema(tmp_path_factory):
     return path
 
 
+#: Whether this process emptied what an earlier run left in its PostgreSQL database.
+_LEFTOVERS_CLEARED = []
+
+
 @pytest.fixture
 def app(app_config, backend, request):
     """A fresh application with an empty database."""
@@ -359,10 +365,11 @@ def app(app_config, backend, request):
     with application.app_context():
         if backend == "sqlite" and not fresh:
             db.create_all()
-        if backend == "postgresql":
-            # Rows a run stopped halfway left behind (its teardown never ran): a probe of
-            # milliseconds when there are none.
+        if backend == "postgresql" and not _LEFTOVERS_CLEARED:
+            # Rows a run stopped halfway left behind (its teardown never ran), once per
+            # process: within it, each test's teardown empties what the test filled.
             empty_tables(db.engine)
+            _LEFTOVERS_CLEARED.append(True)
         yield application
         db.session.remove()
         if backend == "postgresql":
