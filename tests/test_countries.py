@@ -2,6 +2,7 @@
 assigns, and Kosovo, less the territories where nobody lives; never Babel's pseudo-locales,
 groupings or the codes ISO only reserves for parts of other countries."""
 
+import html
 import re
 
 from babel import Locale
@@ -120,3 +121,17 @@ def test_the_country_list_drawn_once_is_drawn_as_the_plain_select_draws_it(app):
         if answer:
             assert f'<option selected value="{answer}">' in kept
     assert drawn("fr", "KE")[0] != drawn("en", "KE")[0], "each language its own names"
+
+
+def test_the_forms_own_refusals_speak_the_applicants_language(app, make_user):
+    """WTForms' own words for a choice not offered come in the applicant's language, in
+    each language's words whatever the language of the request before."""
+    for language, words in (("fr", "N'est pas un choix valide"), ("es", "Opción inválida")):
+        applicant = make_user("applicant")
+        applicant.language = language
+        db.session.commit()
+        client = app.test_client()
+        login(client, applicant)
+        edit = f"/applications/{start_application(client, 'relocation')}/edit"
+        refused = client.post(edit, data={"country": "XA", "save": "y"}, follow_redirects=True)
+        assert words in html.unescape(refused.get_data(as_text=True)), language

@@ -8,13 +8,17 @@ page holds several forms (a case page a dozen), each with its token: an id on th
 would repeat on the page, so it has none (nothing labels or points at it).
 """
 
+import functools
 import re
 
 import wtforms
+from babel import support
 from flask import g
+from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectChoice, StringField
 from wtforms.csrf.core import CSRFTokenField
+from wtforms.i18n import messages_path
 from wtforms.widgets import HiddenInput
 
 #: Characters that reorder or hide the text around them: the bidirectional embeddings,
@@ -62,6 +66,34 @@ class PartForm(wtforms.Form):
             return _bind_text(form, unbound_field, options)
 
 
+@functools.cache
+def _wtforms_catalog(locale):
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class _WTFormsWords:
+    """WTForms' own messages in the page's language, each language's catalog read once
+    per process (Flask-WTF read it from the disk again for every request)."""
+
+    @staticmethod
+    def _catalog():
+        locale = get_locale()
+        return None if locale is None else _wtforms_catalog(str(locale))
+
+    def gettext(self, string):
+        catalog = self._catalog()
+        return string if catalog is None else catalog.ugettext(string)
+
+    def ngettext(self, singular, plural, n):
+        catalog = self._catalog()
+        if catalog is None:
+            return singular if n == 1 else plural
+        return catalog.ungettext(singular, plural, n)
+
+
+WTFORMS_WORDS = _WTFormsWords()
+
+
 class TokenInput(HiddenInput):
     """A hidden input without an id."""
 
@@ -92,6 +124,9 @@ class PageForm(FlaskForm):
         return super().hidden_tag(*fields)
 
     class Meta:
+        def get_translations(self, form):
+            return WTFORMS_WORDS
+
         def bind_field(self, form, unbound_field, options):
             """Bind the CSRF token without the form's prefix, to render without an id;
             every other field as usual."""
