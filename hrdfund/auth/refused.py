@@ -54,6 +54,8 @@ def refuse(form, to, problems=(), about=None):
     not commit is undone first. ``problems`` are messages the page lists apart from the
     form's errors; ``about`` names the row a page's form was sent for, where a page shows
     one such form per row (a payment, a contribution)."""
+    # Who may read it back, asked before the rollback expires the signed-in account.
+    owner = _owner()
     db.session.rollback()
     now = utcnow()
     token = secrets.token_urlsafe(32)
@@ -62,7 +64,7 @@ def refuse(form, to, problems=(), about=None):
     # stores them begins: it holds the write lock for a delete and an insert only.
     with reading():
         row = RefusedForm(
-            key=_row_key(token),
+            key=_row_key(token, owner),
             expires_at=now + timedelta(minutes=current_app.config["REFUSED_FORM_MINUTES"]),
         )
         row.content = {
@@ -74,7 +76,7 @@ def refuse(form, to, problems=(), about=None):
             "problems": [str(p) for p in problems],
             "about": about,
         }
-        previous_key = _row_key(previous) if isinstance(previous, str) else None
+        previous_key = _row_key(previous, owner) if isinstance(previous, str) else None
     with writing():
         _forget(now, previous_key)
         db.session.add(row)
@@ -151,8 +153,8 @@ def _owner():
     return f"visitor|{client_token()}"
 
 
-def _row_key(token):
-    return cipher().blind_index(f"refused-form|{_owner()}|{token}")
+def _row_key(token, owner=None):
+    return cipher().blind_index(f"refused-form|{owner or _owner()}|{token}")
 
 
 def _forget(now, previous_key):
