@@ -1324,6 +1324,34 @@ SESSION_TABLES = frozenset(
 )
 
 
+def test_the_snapshot_sees_every_way_a_row_changes(app, snapshot):
+    """The sweeps' ``snapshot`` reads again what a statement may have changed: a plain
+    UPDATE, one written in lower case, one behind a WITH, an INSERT and a DELETE; a change
+    to a table the sweeps leave out (``OWN_TABLES``) is not one."""
+    db.session.add(Fund(name="Before"))
+    db.session.commit()
+    before = snapshot()
+    assert snapshot() == before
+    for change in (
+        "UPDATE funds SET name = 'Plain'",
+        "update   \"funds\" set name = 'Lower'",
+        "WITH x AS (SELECT 1) UPDATE funds SET name = 'With'",
+        lambda: db.session.add(Fund(name="Inserted")),
+        "DELETE FROM funds WHERE name = 'Inserted'",
+    ):
+        if callable(change):
+            change()
+        else:
+            db.session.execute(sa.text(change))
+        db.session.commit()
+        after = snapshot()
+        assert _changed(before, after) == ["funds"], change
+        before = after
+    db.session.execute(sa.text("DELETE FROM refused_forms"))
+    db.session.commit()
+    assert snapshot() == before
+
+
 def test_every_kind_of_row_is_in_the_worlds(worlds):
     """Each table of the schema but the session state holds rows, at least one per fund:
     a new kind of object gets a place in ``FundWorld`` before it passes, so the sweeps
