@@ -168,10 +168,26 @@ def has_conflict(application, user):
     return known[key]
 
 
+#: Where a request keeps the ids of the cases each user declared a conflict on.
+_CONFLICTED = "hrdfund_conflicted_cases"
+
+
+def conflicted_ids(user):
+    """The ids of the cases ``user`` declared a conflict on (read once per request: a
+    dashboard counts its kept items several times)."""
+    known = g.setdefault(_CONFLICTED, {}) if has_request_context() else {}
+    if user.id not in known:
+        known[user.id] = set(db.session.execute(conflicted_cases(user)).scalars())
+    return sorted(known[user.id])
+
+
 def note_conflict(application, user):
     """A conflict ``user`` just declared on ``application``, for the rest of the request."""
     if has_request_context():
         g.setdefault(_CONFLICTS, {})[(application.id, user.id)] = True
+        known = g.get(_CONFLICTED, {})
+        if user.id in known:
+            known[user.id].add(application.id)
 
 
 def staff_on_case(application, roles):

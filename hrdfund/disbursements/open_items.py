@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped
 
 from ..auth.models import Role
-from ..cases.access import MONEY_STATES, REVIEW_ROLES, conflicted_cases
+from ..cases.access import MONEY_STATES, REVIEW_ROLES, conflicted_ids
 from ..cases.models import Application, UseOfFundsReport
 from ..core.columns import INTERNAL, Text, col, fk
 from ..core.extensions import db
@@ -430,7 +430,7 @@ def among_visible(user, model=None):
     if user.role not in REVIEW_ROLES and user.role != Role.FINANCE:
         return sa.false()
     model = model or OpenItem
-    conflicted = db.session.execute(conflicted_cases(user)).scalars().all()
+    conflicted = conflicted_ids(user)
     condition = model.fund_id == user.fund_id
     if conflicted:
         condition = sa.and_(condition, model.application_id.not_in(conflicted))
