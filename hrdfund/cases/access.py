@@ -145,46 +145,33 @@ def conflicted_staff(application):
     )
 
 
-#: Where a request keeps what it learned of conflicts: a case page asks for the same case
-#: and user from its access check, its sections and its referral panel.
-_CONFLICTS = "hrdfund_conflicts"
-
-
-def has_conflict(application, user):
-    """Whether ``user`` declared a conflict of interest on ``application`` (asked once per
-    request for each case and user; ``note_conflict`` keeps a declaration made since)."""
-    key = (application.id, user.id)
-    known = g.setdefault(_CONFLICTS, {}) if has_request_context() else {}
-    if key not in known:
-        known[key] = (
-            db.session.execute(
-                sa.select(ConflictDeclaration.id).where(
-                    ConflictDeclaration.application_id == application.id,
-                    ConflictDeclaration.user_id == user.id,
-                )
-            ).first()
-            is not None
-        )
-    return known[key]
-
-
-#: Where a request keeps the ids of the cases each user declared a conflict on.
+#: Where a request keeps the ids of the cases each user declared a conflict on: a case
+#: page asks from its access check, its sections and its referral panel, a dashboard for
+#: each of its counts.
 _CONFLICTED = "hrdfund_conflicted_cases"
 
 
-def conflicted_ids(user):
-    """The ids of the cases ``user`` declared a conflict on (read once per request: a
-    dashboard counts its kept items several times)."""
+def _conflicted(user):
     known = g.setdefault(_CONFLICTED, {}) if has_request_context() else {}
     if user.id not in known:
         known[user.id] = set(db.session.execute(conflicted_cases(user)).scalars())
-    return sorted(known[user.id])
+    return known[user.id]
+
+
+def conflicted_ids(user):
+    """The ids of the cases ``user`` declared a conflict on, read once per request
+    (``note_conflict`` adds a declaration made since)."""
+    return sorted(_conflicted(user))
+
+
+def has_conflict(application, user):
+    """Whether ``user`` declared a conflict of interest on ``application``."""
+    return application.id in _conflicted(user)
 
 
 def note_conflict(application, user):
     """A conflict ``user`` just declared on ``application``, for the rest of the request."""
     if has_request_context():
-        g.setdefault(_CONFLICTS, {})[(application.id, user.id)] = True
         known = g.get(_CONFLICTED, {})
         if user.id in known:
             known[user.id].add(application.id)
