@@ -11,12 +11,16 @@ next app. What is handed over depends only on what it is made from:
   is bound to the environment that loads it, so each app's filters and globals are its own;
 - a rule's URL builder, on the rule's text, its parts and its defaults; the builder is a
   plain function bound to each rule, reading the rule's own converters when it runs;
+- a rule's parts (the patterns it matches by), on the rule's text and the converters its
+  map offers; each rule gets converters of its own, bound to its own map;
 - a SQL statement's compiled form, on the statement and the dialect: SQLAlchemy keeps it
   per engine (and per mapper, keyed by the engine's dialect), and each app has an engine
   and a dialect of its own. Here the engines share one cache, and two dialects are the
   same key when they are of one class, speak to one server version and take the same
   settings (parameter style, isolation level, JSON handling, identifier lengths).
 """
+
+import copy
 
 import sqlalchemy as sa
 from jinja2.bccache import Bucket, BytecodeCache
@@ -107,6 +111,41 @@ def share_url_builders():
 
     Rule._compile_builder = compile_builder
     return lambda: setattr(Rule, "_compile_builder", plain)
+
+
+def share_url_rules():
+    """Every URL rule compiled from now on takes its parts from an equal rule compiled
+    before, its converters copied and bound to its own map; returns a function that
+    undoes this. (Parsing the rules was most of the time an app took to be made.)"""
+    plain = Rule.compile
+    compiled = {}
+
+    def compile(self):
+        key = (
+            self.rule,
+            self.host if self.map.host_matching else self.subdomain,
+            self.map.host_matching,
+            self.merge_slashes,
+            tuple(sorted(self.map.converters.items())),
+        )
+        kept = compiled.get(key)
+        if kept is None:
+            plain(self)
+            compiled[key] = (tuple(self._parts), tuple(self._trace), dict(self._converters))
+            return
+        parts, trace, converters = kept
+        self._parts, self._trace = list(parts), list(trace)
+        self._converters = {}
+        for name, converter in converters.items():
+            own = copy.copy(converter)
+            own.map = self.map
+            self._converters[name] = own
+        self.arguments.update(converters)
+        self._build = self._compile_builder(False).__get__(self, None)
+        self._build_unknown = self._compile_builder(True).__get__(self, None)
+
+    Rule.compile = compile
+    return lambda: setattr(Rule, "compile", plain)
 
 
 #: The statements compiled for every engine of the process, both backends.

@@ -259,6 +259,7 @@ def compiled_once():
     undo = [
         once.share_templates(Flask),
         once.share_url_builders(),
+        once.share_url_rules(),
         once.share_compiled_sql(),
         once.share_postgresql_engines(),
     ]

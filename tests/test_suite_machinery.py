@@ -1,6 +1,7 @@
 """The suite's own machinery: how it shares the tests among processes, and how a
 PostgreSQL test's rows are emptied for the next one."""
 
+import operator
 import os
 import re
 from decimal import Decimal
@@ -85,6 +86,7 @@ def test_a_second_app_compiles_no_template_url_rule_or_statement_again(tmp_path)
         first.jinja_env.get_template("base.html")
         db.session.execute(sa.select(Contribution.id).where(Contribution.id == 1)).all()
         login_rule = first.url_map._rules_by_endpoint["auth.login"][0]
+        step_rule = first.url_map._rules_by_endpoint["cases.step"][0]
         statements = len(once.STATEMENTS)
         page = first.test_client().get("/login").get_data(as_text=True)
     with build(2) as second:
@@ -102,6 +104,25 @@ def test_a_second_app_compiles_no_template_url_rule_or_statement_again(tmp_path)
         assert rule._build.__func__ is login_rule._build.__func__
         # Bound to each app's own rule, and the page comes out the same.
         assert rule._build.__self__ is rule
+        # A rule with variables takes the first app's parts, with converters of its own
+        # bound to its own map, and matches and builds its URLs as the first did.
+        step = second.url_map._rules_by_endpoint["cases.step"][0]
+        assert step is not step_rule
+        assert all(map(operator.is_, step._parts, step_rule._parts))
+        assert step._converters.keys() == step_rule._converters.keys() == {"uid", "step"}
+        for name, converter in step._converters.items():
+            assert converter is not step_rule._converters[name]
+            assert converter.map is second.url_map
+        assert step.arguments == {"uid", "step"}
+        for app in (first, second):
+            adapter = app.url_map.bind("localhost")
+            assert adapter.match("/applications/ab12/steps/budget") == (
+                "cases.step",
+                {"uid": "ab12", "step": "budget"},
+            )
+            assert adapter.build("cases.step", {"uid": "ab 12", "step": "x"}) == (
+                "/applications/ab%2012/steps/x"
+            )
         second.jinja_env.compile = type(second.jinja_env).compile.__get__(second.jinja_env)
         again = second.test_client().get("/login").get_data(as_text=True)
     strip = re.compile(r'name="(?:csrf_token|login_seal)"[^>]*value="[^"]*"')
