@@ -9,6 +9,7 @@ test works on one server at a time, inside ``on(server)``; rows never cross, onl
 import base64
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass, field
 
 import pytest
@@ -39,10 +40,14 @@ def _key():
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def other_server(tmp_path, name, **settings):
-    """Another start of the app: its own SQLite file, folder and keys, tables made."""
+def other_server(tmp_path, name, schema=None, **settings):
+    """Another start of the app: its own SQLite file, folder and keys, tables made (as a
+    copy of ``schema``, the suite's empty SQLite database, when given)."""
+    path = tmp_path / (name + ".sqlite3")
+    if schema is not None:
+        shutil.copyfile(schema, path)
     config = make_config(
-        f"sqlite:///{tmp_path / (name + '.sqlite3')}",
+        f"sqlite:///{path}",
         tmp_path / f"{name}-instance",
         SECRET_KEY=_key(),
         HRDFUND_ENCRYPTION_KEY=_key(),
@@ -51,8 +56,9 @@ def other_server(tmp_path, name, **settings):
     )
     server = create_app(config)
     server.test_client_class = RequestIsolatedClient
-    with on(server):
-        db.create_all()
+    if schema is None:
+        with on(server):
+            db.create_all()
     return server
 
 
@@ -185,11 +191,11 @@ def canary_case(side, name=CANARY_NAME, country="KE", category=Category.MEDICAL)
 
 
 @pytest.fixture(name="servers")
-def servers_fixture(app, fund, tmp_path):
+def servers_fixture(app, fund, tmp_path, sqlite_schema):
     """Fund A on the suite's server, fund B on another, each the other's partner, and a
     case at A with canaries everywhere."""
     a = make_side(app, None, "a", fund=fund)
-    b_server = other_server(tmp_path, "b")
+    b_server = other_server(tmp_path, "b", sqlite_schema)
     b = make_side(b_server, "International Fund", "b")
     register(a, b)
     register(b, a, name="Local Fund")
