@@ -1,11 +1,22 @@
 """SQL pieces every feature uses: a ledger row's signed amount, a sum that is 0 over no
 rows, a date bound, and reading a row under its lock."""
 
+import functools
 from datetime import datetime, time
 
 import sqlalchemy as sa
 
 from .extensions import db
+
+
+@functools.cache
+def alias(model, role):
+    """An alias of ``model`` for ``role`` (the caller's name for it: "reversal", "later"),
+    made once per process. Each column read from a new alias is adapted to it afresh, which
+    cost more than running the small statements that use one (a ledger check took 13.5 ms,
+    11 ms with its aliases kept). Only for a statement built whole in one place: a caller
+    whose statement may be nested in another's makes its own."""
+    return sa.orm.aliased(model)
 
 
 def signed_amount(model):

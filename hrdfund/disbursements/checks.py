@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from ..auth.models import User
 from ..core.extensions import db
+from ..core.sql import alias
 from ..grants.checks import check_approvals, check_grant_draws, check_grant_payments
 from ..ledger import daily
 from ..ledger.invariants import check_deliveries, check_rows
@@ -84,7 +85,7 @@ def check_second_persons(table=None):
 def _payments_to_weigh():
     """Every payment (not reversals), oldest first, with what `check` weighs it by: what it
     kept of its day, its pool's fund and currency, and its confirmer's role and fund."""
-    confirmer = sa.orm.aliased(User)
+    confirmer = alias(User, "confirmer")
     return db.session.execute(
         sa.select(
             Disbursement.id,

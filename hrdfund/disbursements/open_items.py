@@ -34,6 +34,7 @@ from ..cases.access import MONEY_STATES, REVIEW_ROLES, conflicted_ids
 from ..cases.models import Application, UseOfFundsReport
 from ..core.columns import INTERNAL, Text, col, fk
 from ..core.extensions import db
+from ..core.sql import alias
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import grants_paid, instalments_paid
 from ..ledger.models import (
@@ -134,7 +135,7 @@ def open_rows(cases=None):
         .outerjoin(net, net.c.instalment_id == Instalment.id)
         .where(kept, Grant.status == GrantStatus.ACTIVE, instalment_unsettled(paid))
     )
-    reversal = sa.orm.aliased(Disbursement)
+    reversal = alias(Disbursement, "reversal")
     taken_back = sa.func.coalesce(reversal.amount, 0)
     mismatches = (
         sa.select(*_columns(ItemKind.MISMATCH, Delivery.id, Delivery.reported_on))
@@ -150,7 +151,7 @@ def open_rows(cases=None):
             ),
         )
     )
-    later = sa.orm.aliased(ReceiptAnswer)
+    later = alias(ReceiptAnswer, "later")
     answers = (
         sa.select(*_columns(ItemKind.ANSWER, ReceiptAnswer.id, _day(ReceiptAnswer.answered_at)))
         .join(Disbursement, Disbursement.id == ReceiptAnswer.disbursement_id)

@@ -14,6 +14,7 @@ from ..auth.refused import restore
 from ..cases import panels, waiting
 from ..cases.access import Section
 from ..core.extensions import db
+from ..core.sql import alias
 from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
@@ -65,7 +66,7 @@ def payments_to_confirm(applications):
     """(application id, ``Waiting.PAYMENT``) for each of ``applications`` with a payment that
     stands (not a reversal, not reversed) and that the payee side has not answered yet
     (received, received less, not received)."""
-    reversal = sa.orm.aliased(Disbursement)
+    reversal = alias(Disbursement, "reversal")
     rows = db.session.execute(
         sa.select(Grant.application_id)
         .join(Disbursement, Disbursement.grant_id == Grant.id)

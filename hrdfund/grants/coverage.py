@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from ..cases.access import visible_cases
 from ..cases.models import Application
 from ..core.extensions import db
+from ..core.sql import alias
 from ..core.support import Category
 from ..ledger.models import Allocation
 from ..pools.models import Pool
@@ -39,8 +40,8 @@ def ending_soon(user, today, days):
     ``days`` of ``today`` or whose renewal review date has passed while the plan still
     runs, and for whose defender no later grant was approved: (application, grant, plan)
     rows, soonest end first."""
-    later = sa.orm.aliased(Grant)
-    later_case = sa.orm.aliased(Application)
+    later = alias(Grant, "later")
+    later_case = alias(Application, "later")
     follow_on = (
         sa.select(later.id)
         .join(later_case, later_case.id == later.application_id)

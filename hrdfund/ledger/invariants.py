@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from .. import audit
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
-from ..core.sql import signed_amount, summed
+from ..core.sql import alias, signed_amount, summed
 from .balances import every_pool_id, pool_figures
 from .models import Allocation, Contribution, Delivery, Disbursement, Release
 from .seals import SEALED_MODELS
@@ -154,7 +154,7 @@ def _check_allocations():
 
 def _check_reversals(model, name):
     """A reversal reverses an original row (not a reversal), by no more than it was."""
-    original = sa.orm.aliased(model)
+    original = alias(model, "original")
     query = sa.select(model.id, model.amount, original.amount, original.reversal_of_id).join(
         original, original.id == model.reversal_of_id
     )
