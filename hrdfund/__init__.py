@@ -33,6 +33,7 @@ from .core.extensions import (
     babel,
     csrf,
     db,
+    end_read,
     has_unsaved,
     has_written,
     in_reading_mode,
@@ -271,17 +272,16 @@ def _note_writes(conn, _cursor, statement, _parameters, _context, _executemany):
     a request that reads belongs inside ``perform`` (or ``writing()``)."""
     if statement.lstrip()[:6].upper() not in _WRITES:
         return
-    if not has_written():
-        note_write()
-        if conn.dialect.name == "sqlite" and in_reading_mode() and has_request_context():
-            log.warning("a write with no write lock taken first, on endpoint %s", request.endpoint)
+    first = note_write(conn)
+    if first and conn.dialect.name == "sqlite" and in_reading_mode() and has_request_context():
+        log.warning("a write with no write lock taken first, on endpoint %s", request.endpoint)
 
 
 @sa.event.listens_for(sa.engine.Engine, "begin")
 @sa.event.listens_for(sa.engine.Engine, "commit")
 @sa.event.listens_for(sa.engine.Engine, "rollback")
-def _forget_writes(_conn):
-    note_write(False)
+def _forget_writes(conn):
+    note_write(conn, False)
 
 
 def _install_transaction_modes(app):
@@ -307,7 +307,7 @@ def _install_transaction_modes(app):
     def end_modes(_exc):
         tokens = g.pop(_MODES, [])
         if tokens and not has_written() and not _unsaved():
-            db.session.rollback()  # the read ends with the request, not when next used
+            end_read(db.session)  # the read ends with the request, not when next used
         for token in reversed(tokens):
             restore_mode(token)
 
@@ -327,7 +327,7 @@ def _render_without_lock(_app, **_extra):
         return
     if has_written() or _unsaved():
         return
-    db.session.rollback()
+    end_read(db.session)
     g.setdefault(_MODES, []).append(read_by_default())
 
 

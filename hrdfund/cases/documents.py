@@ -200,6 +200,7 @@ class _ChunkReader(io.RawIOBase):
                         table.c.document_id == self._document_id, table.c.seq == self._seq
                     )
                 ).first()
+                connection.commit()  # a read, ended as extensions.end_read ends one
         finally:
             restore_mode(token)
         if row is None:

@@ -9,6 +9,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import scoped_session
 
 #: Stable constraint names, so migrations diff cleanly on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -37,9 +39,11 @@ NO_WRITE_LOCK = "BEGIN"
 #: Requests that only read: they run with no write lock, and write (an audit entry of a
 #: download) only inside :func:`writing`.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Whether the transaction open in this context has written anything (kept by the engine
-#: hooks in ``hrdfund/__init__.py``).
-_WROTE = contextvars.ContextVar("hrdfund_wrote", default=False)
+#: The connections whose open transaction has written, in this context, by identity (kept
+#: by the engine hooks in ``hrdfund/__init__.py``). By connection: a read on a connection
+#: of its own (a document's pieces streamed) begins and ends without hiding what the
+#: session's transaction wrote.
+_WROTE = contextvars.ContextVar("hrdfund_wrote", default=frozenset())
 
 
 def sqlite_begin_statement():
@@ -47,15 +51,19 @@ def sqlite_begin_statement():
     return _SQLITE_BEGIN.get()
 
 
-def note_write(wrote=True):
-    """Record that the transaction open in this context wrote (or, at its end, that the
-    next one has written nothing yet)."""
-    _WROTE.set(wrote)
+def note_write(connection, wrote=True):
+    """Record that ``connection``'s open transaction wrote (or, as a transaction begins or
+    ends on it, that it has written nothing). Returns whether this is news."""
+    written, key = _WROTE.get(), id(connection)
+    if wrote == (key in written):
+        return False
+    _WROTE.set(written | {key} if wrote else written - {key})
+    return True
 
 
 def has_written():
-    """Whether the transaction open in this context has written anything."""
-    return _WROTE.get()
+    """Whether a transaction open in this context has written anything."""
+    return bool(_WROTE.get())
 
 
 def in_reading_mode():
@@ -89,6 +97,31 @@ def has_unsaved(session):
     return bool(session.new or session.dirty or session.deleted or session.info.get(AUDIT_QUEUE))
 
 
+def end_read(session):
+    """End ``session``'s open transaction, in which nothing was written and nothing is
+    left unsaved (the caller has checked). On PostgreSQL it ends with COMMIT, which for
+    such a transaction is the same as a ROLLBACK but for one thing: psycopg forgets every
+    statement it prepared at a rollback, and with every request that only reads ending in
+    one, the server planned almost every statement it ran afresh. A transaction left in
+    error is rolled back."""
+    actual = session() if isinstance(session, scoped_session) else session
+    if actual.in_transaction() and actual.get_bind().dialect.name == "postgresql":
+        try:
+            session.commit()
+            return
+        except SQLAlchemyError:
+            pass
+    session.rollback()
+
+
+def end_transaction(session):
+    """End the open transaction: as a read when it wrote nothing, else rolled back."""
+    if has_written() or has_unsaved(session):
+        session.rollback()
+    else:
+        end_read(session)
+
+
 def _refuse_unsaved(session, what):
     if has_unsaved(session):
         raise RuntimeError(f"{what} would drop unsaved changes")
@@ -105,12 +138,12 @@ def reading():
     A transaction already open is ended first; one holding unsaved changes is a bug."""
     session = db.session
     _refuse_unsaved(session, "reading()")
-    session.rollback()
+    end_transaction(session)
     token = _SQLITE_BEGIN.set(NO_WRITE_LOCK)
     try:
         yield
     finally:
-        session.rollback()
+        end_transaction(session)
         _SQLITE_BEGIN.reset(token)
 
 
@@ -129,7 +162,7 @@ def writing():
     token = None
     if in_reading_mode():
         _refuse_unsaved(session, "writing()")
-        session.rollback()
+        end_transaction(session)
         token = _SQLITE_BEGIN.set(WRITE_LOCK)
     try:
         yield
