@@ -40,7 +40,7 @@ from hrdfund.cases.models import (
 )
 from hrdfund.cases.services import defender_key
 from hrdfund.core.columns import utcnow
-from hrdfund.core.extensions import db
+from hrdfund.core.extensions import db, end_transaction
 from hrdfund.core.support import Category
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
@@ -195,6 +195,21 @@ def empty_schema(url):
         engine.dispose()
 
 
+#: An engine of one connection per database, that only empties its tables.
+_EMPTYING = {}
+
+
+def _emptying(engine):
+    """The connection that empties ``engine``'s database: one of its own, so that
+    switching a table's trigger off and on (an ALTER TABLE, after which psycopg forgets
+    the statements it prepared on that connection) leaves the app's connections' prepared
+    statements alone."""
+    url = engine.url.render_as_string(hide_password=False)
+    if url not in _EMPTYING:
+        _EMPTYING[url] = sa.create_engine(url, pool_size=1, max_overflow=0)
+    return _EMPTYING[url]
+
+
 def empty_tables(engine):
     """Empty every table of the schema on PostgreSQL and restart its sequences, as
     ``TRUNCATE ... RESTART IDENTITY`` does. A TRUNCATE gives every table and index a new
@@ -202,7 +217,7 @@ def empty_tables(engine):
     left in the tables it filled takes milliseconds. The ledger's tables refuse a DELETE
     (their rows are final): their trigger is off for the DELETE, inside the transaction."""
     tables = db.metadata.sorted_tables
-    with engine.begin() as conn:
+    with _emptying(engine).begin() as conn:
         probe = " UNION ALL ".join(
             f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables
         )
@@ -372,6 +387,10 @@ def app(app_config, backend, request):
             empty_tables(db.engine)
             _LEFTOVERS_CLEARED.append(True)
         yield application
+        if backend == "postgresql":
+            # Ended as the app ends a read when it wrote nothing: the connection keeps
+            # the statements it prepared for the next test.
+            end_transaction(db.session)
         db.session.remove()
         if backend == "postgresql":
             empty_tables(db.engine)
