@@ -34,6 +34,7 @@ from .core.extensions import (
     csrf,
     db,
     end_read,
+    forget_stale_writes,
     has_unsaved,
     has_written,
     in_reading_mode,
@@ -258,8 +259,10 @@ def _sqlite_begin(conn):
         conn.exec_driver_sql(sqlite_begin_statement())
 
 
-#: The first word of a statement that writes.
-_WRITES = frozenset({"INSERT", "UPDATE", "DELETE"})
+#: How statements that write nothing begin: every other statement (an INSERT, UPDATE or
+#: DELETE, and anything unusual: a WITH, a COPY, DDL) counts as a write, so that a
+#: transaction that ran one is rolled back rather than ended as a read.
+_READS = ("SELECT", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "SHOW", "EXPLAIN")
 #: Where a request keeps the tokens of the reading modes it entered, undone at its end.
 _MODES = "hrdfund_transaction_modes"
 
@@ -270,7 +273,7 @@ def _note_writes(conn, _cursor, statement, _parameters, _context, _executemany):
     A write in a transaction begun with no write lock, in a request, is named in the log:
     SQLite may refuse to upgrade it when another writer got there first, so every write of
     a request that reads belongs inside ``perform`` (or ``writing()``)."""
-    if statement.lstrip()[:6].upper() not in _WRITES:
+    if statement.lstrip()[:9].upper().startswith(_READS):
         return
     first = note_write(conn)
     if first and conn.dialect.name == "sqlite" and in_reading_mode() and has_request_context():
@@ -312,6 +315,7 @@ def _install_transaction_modes(app):
             restore_mode(token)
 
     before_render_template.connect(_render_without_lock, app)
+    app.teardown_appcontext(forget_stale_writes)
 
 
 def _unsaved():

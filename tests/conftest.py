@@ -40,7 +40,7 @@ from hrdfund.cases.models import (
 )
 from hrdfund.cases.services import defender_key
 from hrdfund.core.columns import utcnow
-from hrdfund.core.extensions import db, end_transaction
+from hrdfund.core.extensions import db, end_read
 from hrdfund.core.support import Category
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
@@ -391,7 +391,7 @@ def app(app_config, backend, request):
         if backend == "postgresql":
             # Ended as the app ends a read when it wrote nothing: the connection keeps
             # the statements it prepared for the next test.
-            end_transaction(db.session)
+            end_read(db.session)
         db.session.remove()
         if backend == "postgresql":
             empty_tables(db.engine)

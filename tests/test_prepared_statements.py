@@ -5,12 +5,12 @@ unsaved changes or failed is still rolled back."""
 
 import pytest
 import sqlalchemy as sa
+from flask import abort, render_template
 
 from hrdfund.auth.models import User
 from hrdfund.core.extensions import (
     db,
     end_read,
-    end_transaction,
     read_by_default,
     restore_mode,
 )
@@ -40,23 +40,27 @@ def test_pages_that_only_read_keep_their_statements_prepared(app, client, fund, 
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_a_transaction_that_failed_is_rolled_back(app):
-    with pytest.raises(sa.exc.ProgrammingError):
-        db.session.execute(sa.text("SELECT no_such_column FROM users"))
+def test_a_read_whose_commit_fails_is_rolled_back(app):
+    """A flush that failed leaves the session's transaction unusable: its COMMIT is
+    refused, and the read is rolled back instead, the session working again."""
+    db.session.add(User(login="twice-over", role="applicant", uid="same"))
+    db.session.add(User(login="twice-over-2", role="applicant", uid="same"))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.flush()
+    db.session.expunge_all()
     end_read(db.session)
-    # The session works again: the failed transaction was rolled back, not left pending.
     assert db.session.execute(sa.select(sa.func.count(User.id))).scalar() == 0
 
 
 def test_a_transaction_that_wrote_is_rolled_back(app, fund, backend):
     db.session.execute(sa.insert(User).values(login="never-kept", role="applicant", uid="x1"))
-    end_transaction(db.session)
+    end_read(db.session)
     assert db.session.execute(sa.select(sa.func.count(User.id))).scalar() == 0
 
 
 def test_unsaved_changes_are_rolled_back(app, fund, backend):
     db.session.add(User(login="never-added", role="applicant"))
-    end_transaction(db.session)
+    end_read(db.session)
     assert db.session.execute(sa.select(sa.func.count(User.id))).scalar() == 0
 
 
@@ -64,7 +68,7 @@ def test_a_read_ends_and_reads_again_afresh(app, fund, backend):
     """Ended as a read, the transaction is over: a change committed elsewhere since is
     seen by the next statement."""
     before = db.session.execute(sa.select(sa.func.count(User.id))).scalar()
-    end_transaction(db.session)
+    end_read(db.session)
     assert not db.session().in_transaction()
     with db.engine.begin() as other:
         other.execute(sa.insert(User).values(login="added-elsewhere", role="applicant", uid="x2"))
@@ -82,5 +86,39 @@ def test_a_read_on_another_connection_does_not_hide_a_write(app, fund, backend):
             other.commit()
     finally:
         restore_mode(token)
-    end_transaction(db.session)
+    end_read(db.session)
     assert db.session.execute(sa.select(sa.func.count(User.id))).scalar() == 0
+
+
+def _write_then(app, answer):
+    """A form of the test's own that writes a row, then answers with ``answer``."""
+
+    def view():
+        db.session.execute(
+            sa.insert(User).values(login="written-then-refused", role="applicant", uid="x4")
+        )
+        return answer()
+
+    app.add_url_rule("/test/write-then", "write_then", view, methods=["POST"])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda: abort(404),
+        lambda: render_template("errors/404.html", code=404, language_back="/"),
+    ],
+    ids=["refused", "page"],
+)
+def test_a_request_that_wrote_never_ends_as_a_read(app, client, fund, make_user, answer):
+    """A form that wrote and then answered with a refusal or a page, committing nothing,
+    leaves its write uncommitted: the page rendered and the request's end do not end its
+    transaction as a read (a COMMIT on PostgreSQL)."""
+    _write_then(app, answer)
+    login(client, make_user("manager"))
+    client.post("/test/write-then")
+    db.session.rollback()  # what the end of the app context does in a server
+    found = db.session.execute(
+        sa.select(sa.func.count(User.id)).where(User.login == "written-then-refused")
+    ).scalar()
+    assert found == 0

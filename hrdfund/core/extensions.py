@@ -2,6 +2,7 @@
 
 import contextlib
 import contextvars
+import logging
 
 from flask_babel import Babel
 from flask_login import LoginManager
@@ -11,6 +12,8 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import scoped_session
+
+log = logging.getLogger("hrdfund")
 
 #: Stable constraint names, so migrations diff cleanly on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -98,28 +101,33 @@ def has_unsaved(session):
 
 
 def end_read(session):
-    """End ``session``'s open transaction, in which nothing was written and nothing is
-    left unsaved (the caller has checked). On PostgreSQL it ends with COMMIT, which for
-    such a transaction is the same as a ROLLBACK but for one thing: psycopg forgets every
-    statement it prepared at a rollback, and with every request that only reads ending in
-    one, the server planned almost every statement it ran afresh. A transaction left in
-    error is rolled back."""
+    """End ``session``'s open transaction: rolled back when it wrote anything or holds
+    changes not written yet; otherwise, on PostgreSQL, with COMMIT. For a transaction that
+    wrote nothing a COMMIT is the same as a ROLLBACK but for one thing: psycopg forgets
+    every statement it prepared at a rollback, and with every request that only reads
+    ending in one, the server planned almost every statement it ran afresh. A transaction
+    whose COMMIT fails (one left in error) is rolled back."""
     actual = session() if isinstance(session, scoped_session) else session
-    if actual.in_transaction() and actual.get_bind().dialect.name == "postgresql":
+    if (
+        actual.in_transaction()
+        and not has_written()
+        and not has_unsaved(actual)
+        and actual.get_bind().dialect.name == "postgresql"
+    ):
         try:
-            session.commit()
+            actual.commit()
             return
-        except SQLAlchemyError:
-            pass
-    session.rollback()
+        except SQLAlchemyError as exc:
+            log.warning("a read ended in error (%s): rolled back", type(exc).__name__)
+    actual.rollback()
 
 
-def end_transaction(session):
-    """End the open transaction: as a read when it wrote nothing, else rolled back."""
-    if has_written() or has_unsaved(session):
-        session.rollback()
-    else:
-        end_read(session)
+def forget_stale_writes(_exc=None):
+    """At the end of an app context, with no transaction of its session open, forget any
+    connection still counted as having written: one dropped without its transaction
+    ending would otherwise make every later request of the thread look as if it wrote."""
+    if not db.session.registry.has() or not db.session().in_transaction():
+        _WROTE.set(frozenset())
 
 
 def _refuse_unsaved(session, what):
@@ -138,12 +146,12 @@ def reading():
     A transaction already open is ended first; one holding unsaved changes is a bug."""
     session = db.session
     _refuse_unsaved(session, "reading()")
-    end_transaction(session)
+    end_read(session)
     token = _SQLITE_BEGIN.set(NO_WRITE_LOCK)
     try:
         yield
     finally:
-        end_transaction(session)
+        end_read(session)
         _SQLITE_BEGIN.reset(token)
 
 
@@ -162,7 +170,7 @@ def writing():
     token = None
     if in_reading_mode():
         _refuse_unsaved(session, "writing()")
-        end_transaction(session)
+        end_read(session)
         token = _SQLITE_BEGIN.set(WRITE_LOCK)
     try:
         yield

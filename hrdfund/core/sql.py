@@ -11,11 +11,11 @@ from .extensions import db
 
 @functools.cache
 def alias(model, role):
-    """An alias of ``model`` for ``role`` (the caller's name for it: "reversal", "later"),
-    made once per process. Each column read from a new alias is adapted to it afresh, which
-    cost more than running the small statements that use one (a ledger check took 13.5 ms,
-    10 ms with its aliases kept). Only for a statement built whole in one place: a caller
-    whose statement may be nested in another's makes its own."""
+    """An alias of ``model`` for ``role`` (a name no other caller uses: "open item:
+    reversal"), made once per process. Each column read from a new alias is adapted to it
+    afresh, which cost more than running the small statements that use one (a ledger check
+    took 13.5 ms, 10 ms with its aliases kept). Only for a statement built whole in one
+    place: a caller whose statement may be nested in another's makes its own."""
     return sa.orm.aliased(model)
 
 

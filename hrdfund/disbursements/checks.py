@@ -85,7 +85,7 @@ def check_second_persons(table=None):
 def _payments_to_weigh():
     """Every payment (not reversals), oldest first, with what `check` weighs it by: what it
     kept of its day, its pool's fund and currency, and its confirmer's role and fund."""
-    confirmer = alias(User, "confirmer")
+    confirmer = alias(User, "check: confirmer")
     return db.session.execute(
         sa.select(
             Disbursement.id,

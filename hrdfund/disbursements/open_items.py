@@ -135,7 +135,7 @@ def open_rows(cases=None):
         .outerjoin(net, net.c.instalment_id == Instalment.id)
         .where(kept, Grant.status == GrantStatus.ACTIVE, instalment_unsettled(paid))
     )
-    reversal = alias(Disbursement, "reversal")
+    reversal = alias(Disbursement, "open item: reversal")
     taken_back = sa.func.coalesce(reversal.amount, 0)
     mismatches = (
         sa.select(*_columns(ItemKind.MISMATCH, Delivery.id, Delivery.reported_on))
@@ -151,7 +151,7 @@ def open_rows(cases=None):
             ),
         )
     )
-    later = alias(ReceiptAnswer, "later")
+    later = alias(ReceiptAnswer, "open item: later answer")
     answers = (
         sa.select(*_columns(ItemKind.ANSWER, ReceiptAnswer.id, _day(ReceiptAnswer.answered_at)))
         .join(Disbursement, Disbursement.id == ReceiptAnswer.disbursement_id)

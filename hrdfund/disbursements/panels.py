@@ -66,7 +66,7 @@ def payments_to_confirm(applications):
     """(application id, ``Waiting.PAYMENT``) for each of ``applications`` with a payment that
     stands (not a reversal, not reversed) and that the payee side has not answered yet
     (received, received less, not received)."""
-    reversal = alias(Disbursement, "reversal")
+    reversal = alias(Disbursement, "to confirm: reversal")
     rows = db.session.execute(
         sa.select(Grant.application_id)
         .join(Disbursement, Disbursement.grant_id == Grant.id)

@@ -40,8 +40,8 @@ def ending_soon(user, today, days):
     ``days`` of ``today`` or whose renewal review date has passed while the plan still
     runs, and for whose defender no later grant was approved: (application, grant, plan)
     rows, soonest end first."""
-    later = alias(Grant, "later")
-    later_case = alias(Application, "later")
+    later = alias(Grant, "ending soon: later grant")
+    later_case = alias(Application, "ending soon: later case")
     follow_on = (
         sa.select(later.id)
         .join(later_case, later_case.id == later.application_id)

@@ -154,7 +154,7 @@ def _check_allocations():
 
 def _check_reversals(model, name):
     """A reversal reverses an original row (not a reversal), by no more than it was."""
-    original = alias(model, "original")
+    original = alias(model, "check: reversed original")
     query = sa.select(model.id, model.amount, original.amount, original.reversal_of_id).join(
         original, original.id == model.reversal_of_id
     )

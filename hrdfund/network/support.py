@@ -23,14 +23,14 @@ def counterparts(case_ids):
     if not case_ids:
         return found
     accepted = Referral.status == ReferralStatus.ACCEPTED
-    linked = alias(Application, "linked")
+    linked = alias(Application, "counterparts: linked")
     for source, other, fund_id in db.session.execute(
         sa.select(Referral.application_id, Referral.linked_application_id, linked.fund_id)
         .join(linked, linked.id == Referral.linked_application_id)
         .where(accepted, Referral.application_id.in_(case_ids))
     ):
         found[source].append((other, fund_id))
-    source_case = alias(Application, "source")
+    source_case = alias(Application, "counterparts: source")
     for linked_id, source, fund_id in db.session.execute(
         sa.select(Referral.linked_application_id, Referral.application_id, source_case.fund_id)
         .join(source_case, source_case.id == Referral.application_id)
