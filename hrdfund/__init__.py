@@ -34,7 +34,6 @@ from .core.extensions import (
     csrf,
     db,
     end_read,
-    forget_stale_writes,
     has_unsaved,
     has_written,
     in_reading_mode,
@@ -315,7 +314,6 @@ def _install_transaction_modes(app):
             restore_mode(token)
 
     before_render_template.connect(_render_without_lock, app)
-    app.teardown_appcontext(forget_stale_writes)
 
 
 def _unsaved():

@@ -45,7 +45,10 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The connections whose open transaction has written, in this context, by identity (kept
 #: by the engine hooks in ``hrdfund/__init__.py``). By connection: a read on a connection
 #: of its own (a document's pieces streamed) begins and ends without hiding what the
-#: session's transaction wrote.
+#: session's transaction wrote. A mark is dropped only as its connection's transaction
+#: begins or ends: one left by a connection dropped without either errs on the safe side
+#: (a read rolled back rather than committed), where forgetting marks wholesale could
+#: hide a write still open.
 _WROTE = contextvars.ContextVar("hrdfund_wrote", default=frozenset())
 
 
@@ -120,14 +123,6 @@ def end_read(session):
         except SQLAlchemyError as exc:
             log.warning("a read ended in error (%s): rolled back", type(exc).__name__)
     actual.rollback()
-
-
-def forget_stale_writes(_exc=None):
-    """At the end of an app context, with no transaction of its session open, forget any
-    connection still counted as having written: one dropped without its transaction
-    ending would otherwise make every later request of the thread look as if it wrote."""
-    if not db.session.registry.has() or not db.session().in_transaction():
-        _WROTE.set(frozenset())
 
 
 def _refuse_unsaved(session, what):
