@@ -3,10 +3,10 @@ a page (a refusal in words, a redirect, a 4xx), never a crash; and the money sti
 
 The demo world gives every role cases in every status, grants, payments and pools. Each
 role's client walks its pages from its home, following links; every query string it meets
-gets hostile values, and every form on every page is posted again with one field at a time
-replaced by a hostile value, then with every amount at its largest at once (amounts each
-within bounds may add up past what an amount holds), rates as the page gives them and
-then at their largest too.
+gets hostile values, and every kind of form (the same form for another row is the same
+kind) is posted again with one field at a time replaced by a hostile value, then with
+every amount at its largest at once (amounts each within bounds may add up past what an
+amount holds), rates as the page gives them and then at their largest too.
 """
 
 import io
@@ -258,6 +258,18 @@ def _endpoint(app, path):
         return None
 
 
+#: What tells one form of a kind from another: the row its fields are prefixed with (a
+#: reference's check, by the reference's id) and the positions in its lists (a budget's
+#: lines).
+ROW_PARTS = re.compile(r"[0-9a-f]{16,}|\d+")
+
+
+def _shape(name):
+    """A field's name without the row or list position it names: forms of one kind (the
+    same form for another reference, a budget of three lines or two) share their shape."""
+    return ROW_PARTS.sub("#", name)
+
+
 def _post_endpoint(app, path):
     try:
         return app.url_map.bind("localhost").match(urlsplit(path).path, method="POST")[0]
@@ -271,8 +283,8 @@ class _Walk:
     def __init__(self, app, client, role):
         self.app, self.client, self.role = app, client, role
         self.crashes, self.seen, self.per_endpoint = [], set(), {}
-        #: Each kind of form (its action's endpoint and fields) and each page's query
-        #: string is fuzzed once, however many pages show it.
+        #: Each kind of form (its action's endpoint and the shape of its fields' names)
+        #: and each page's query string is fuzzed once, however many pages show it.
         self.fuzzed = set()
         #: The endpoints of the forms sent with every amount at its largest.
         self.largest = set()
@@ -349,7 +361,7 @@ class _Walk:
         if form["method"] != "post":
             return
         action = form["action"] or urlsplit(url).path
-        kind = (_post_endpoint(self.app, action), frozenset(form["fields"]))
+        kind = (_post_endpoint(self.app, action), frozenset(map(_shape, form["fields"])))
         if SKIP_ACTIONS.search(action) or kind in self.fuzzed:
             return
         self.fuzzed.add(kind)

@@ -189,7 +189,7 @@ def _pages_asked():
 def _pagers(pool, counts, pages, size):
     """For each section: its page, how many pages it has, which rows it shows, and the
     addresses of the newer and older pages (every other choice kept)."""
-    kept = {k: v for k, v in request.args.items() if k in ("from", "to", *_page_names())}
+    kept = {k: request.args[k] for k in ("from", "to", *_page_names()) if k in request.args}
 
     def link(name, page):
         args = {**kept, f"{name}_page": page}

@@ -201,7 +201,7 @@ QUEUE_ARGS = ("status", "category", "urgency", "country", "pool", "sort", "mine"
 
 def queue_back(uid=None):
     """The queue as the request's arguments filtered it (at the row of ``uid``)."""
-    kept = {k: v for k, v in request.args.items() if k in QUEUE_ARGS}
+    kept = {k: request.args[k] for k in QUEUE_ARGS if k in request.args}
     return url_for("reviews.queue", **kept, _anchor=f"quick-{uid}" if uid else None)
 
 
