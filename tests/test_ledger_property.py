@@ -17,7 +17,7 @@ from hypothesis.errors import InvalidArgument
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund
 from hrdfund.cases.models import Application, ApplicationStatus
-from hrdfund.core.extensions import db
+from hrdfund.core.extensions import db, end_read
 from hrdfund.disbursements import holds
 from hrdfund.disbursements import services as payments
 from hrdfund.disbursements.checks import check_ledger
@@ -318,14 +318,15 @@ class Sequence:
 
     def attempt(self, action, errors):
         """Run ``action`` and commit, returning what it returns; a refusal must be the
-        service's own error (one of ``errors``) and, once rolled back, leave everything as
-        it was: then REFUSED is returned."""
+        service's own error (one of ``errors``) and, once ended as the app ends one (rolled
+        back when it wrote, see `perform`), leave everything as it was: then REFUSED is
+        returned."""
         before = snapshot()
         try:
             result = action()
             db.session.commit()
         except errors as exc:
-            db.session.rollback()
+            end_read(db.session)  # as `perform` ends a refusal: undone, keeping nothing
             tell(
                 f"  refused: {type(exc).__name__}: {exc}",
                 f"{self.op}: refused ({type(exc).__name__})",

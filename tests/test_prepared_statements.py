@@ -1,7 +1,8 @@
 """On PostgreSQL a transaction that wrote nothing ends with COMMIT, not ROLLBACK: psycopg
 forgets every statement it prepared at a rollback, so with each page that only reads ending
 in one, the server planned nearly every statement afresh. A transaction that wrote, holds
-unsaved changes or failed is still rolled back."""
+unsaved changes or failed is still rolled back. A refusal, by a service or by a form's own
+checks, ends the same way."""
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from hrdfund.core.extensions import (
     read_by_default,
     restore_mode,
 )
+from hrdfund.core.work import perform
 from tests.conftest import login, make_case
 
 
@@ -122,3 +124,66 @@ def test_a_request_that_wrote_never_ends_as_a_read(app, client, fund, make_user,
         sa.select(sa.func.count(User.id)).where(User.login == "written-then-refused")
     ).scalar()
     assert found == 0
+
+
+class Refused(Exception):
+    """A service's own refusal, for `perform` to answer with."""
+
+
+def _users():
+    return db.session.execute(sa.select(sa.func.count(User.id))).scalar()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_refusal_that_wrote_nothing_keeps_the_statements_prepared(app, fund):
+    """Most refusals come before anything is written (a pool short of money, a case that
+    moved on): `perform` ends them as a read, and psycopg keeps what it prepared."""
+
+    fund_id = fund.id
+
+    def refused_after_reading():
+        db.session.execute(sa.select(User.id).where(User.fund_id == fund_id)).all()
+        raise Refused("the rules refuse it")
+
+    db.session.remove()
+    db.engine.dispose()
+    for _ in range(8):
+        assert perform(refused_after_reading, refused=Refused).words == "the rules refuse it"
+    assert _prepared_on_the_app_connection() >= 1
+
+
+def test_a_refusal_after_a_write_keeps_nothing(app, fund, backend):
+    def refused_after_writing():
+        db.session.execute(sa.insert(User).values(login="half-done", role="applicant", uid="x5"))
+        raise Refused("the rules refuse it")
+
+    before = _users()
+    assert not perform(refused_after_writing, refused=Refused).ok
+    assert _users() == before
+
+
+def test_a_refusal_holding_unsaved_changes_keeps_nothing(app, fund, backend):
+    def refused_after_adding():
+        db.session.add(User(login="never-flushed", role="applicant"))
+        raise Refused("the rules refuse it")
+
+    before = _users()
+    assert not perform(refused_after_adding, refused=Refused).ok
+    assert _users() == before
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_refused_form_keeps_the_statements_prepared(app, client, fund, make_user):
+    """A form refused by its own checks (a note with no words) comes back on its page:
+    the request wrote nothing but the form kept for that page, and psycopg keeps what it
+    prepared."""
+    manager = make_user("manager")
+    notes = f"/applications/{make_case(fund).uid}/notes"
+    login(client, manager)
+    db.session.remove()
+    db.engine.dispose()
+    for _ in range(8):
+        answer = client.post(notes, data={"body": ""})
+        assert answer.status_code == 303
+    assert db.engine.pool.checkedout() == 0
+    assert _prepared_on_the_app_connection() >= 5

@@ -33,7 +33,7 @@ from wtforms.widgets import HiddenInput
 
 from ..core.columns import cipher, utcnow
 from ..core.crypto import DecryptionError
-from ..core.extensions import db, reading, writing
+from ..core.extensions import db, end_read, reading, writing
 from ..core.forms import REFUSED_SHOWN
 from .client import client_token, cookie_token
 from .models import RefusedForm
@@ -54,9 +54,11 @@ def refuse(form, to, problems=(), about=None):
     not commit is undone first. ``problems`` are messages the page lists apart from the
     form's errors; ``about`` names the row a page's form was sent for, where a page shows
     one such form per row (a payment, a contribution)."""
-    # Who may read it back, asked before the rollback expires the signed-in account.
+    # Who may read it back, asked before the transaction's end expires the signed-in
+    # account. A request that wrote nothing ends as a read does (keeping PostgreSQL's
+    # prepared statements); one that wrote, or holds changes, is rolled back.
     owner = _owner()
-    db.session.rollback()
+    end_read(db.session)
     now = utcnow()
     token = secrets.token_urlsafe(32)
     previous = session.pop(SESSION_KEY, None)

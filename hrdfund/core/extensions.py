@@ -152,7 +152,8 @@ def reading():
 
 @contextlib.contextmanager
 def writing():
-    """A unit of work that writes: committed on leaving, rolled back when it raises.
+    """A unit of work that writes: committed on leaving, undone when it raises (rolled
+    back, or when it wrote nothing ended as a read is).
 
     Where transactions begin with the write lock (a form sent, a command), it runs in the
     transaction already open, as it always did. In a request that only reads, the read
@@ -172,7 +173,7 @@ def writing():
         session.commit()
     except BaseException:
         if token is not None:  # the lock is not kept while the error is answered
-            session.rollback()
+            end_read(session)
         raise
     finally:
         if token is not None:

@@ -2,7 +2,7 @@
 
 A view authorizes, validates its form, then calls its service through :func:`perform`,
 naming the domain errors the service may refuse with. The changes are committed as soon as
-the service returns; a refusal rolls back everything the request wrote and comes back as
+the service returns; a refusal undoes everything the request wrote and comes back as
 an :class:`Outcome` the view turns into a form error or a flash, in the refusal's words.
 Any other error is not caught: the 500 handler rolls back. Services only flush; the
 sign-in limits, a refused form kept for its page, CLI commands and the alerts' sending
@@ -11,7 +11,7 @@ commit themselves, as each says.
 
 from dataclasses import dataclass
 
-from .extensions import db, writing
+from .extensions import db, end_read, writing
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ def perform(service, *args, refused=(), **kwargs):
         with writing():
             value = service(*args, **kwargs)
     except refused as exc:
-        db.session.rollback()
+        # A refusal that wrote nothing ends as a read does (with COMMIT on PostgreSQL,
+        # which keeps the statements psycopg prepared); one that wrote is rolled back.
+        end_read(db.session)
         return Outcome(refusal=exc)
     return Outcome(value=value)
 
