@@ -45,6 +45,7 @@ from .core.extensions import (
     sqlite_begin_statement,
 )
 from .core.request_limits import install_request_limits
+from .core.static import install_static_versions
 from .core.work import READS_FIRST
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +73,7 @@ def create_app(overrides=None):
     _escape_lazy_strings()
     login_manager.init_app(app)
     app.after_request(_security_headers)
+    install_static_versions(app)
     _assemble(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)

@@ -1,8 +1,11 @@
 """Security headers on every response, pages without script or other hosts, error pages that
 say nothing, and the page direction for right-to-left languages."""
 
+import hashlib
+import os
 import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +176,46 @@ def test_the_sign_in_page_is_small(client):
     with client.get("/static/style.css") as response:
         css = response.get_data()
     assert len(page) + len(css) < 100_000
+
+
+def _stylesheet(client, path="/login"):
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'<link rel="stylesheet" href="([^"]+)">', html).group(1)
+
+
+def test_a_browser_keeps_the_stylesheet_until_it_changes(app, client):
+    """Every page names its stylesheet with its version (the start of the SHA-256 of its
+    content): a browser keeps that address a year without asking again (on Tor, a round
+    trip fewer per page). The address without the version, or with another, is asked
+    again each time, as before."""
+    href = _stylesheet(client)
+    path, _, version = href.partition("?v=")
+    content = (Path(app.static_folder) / "style.css").read_bytes()
+    assert path == "/static/style.css"
+    assert version == hashlib.sha256(content).hexdigest()[:16]
+    with client.get(href) as kept:
+        assert kept.status_code == 200 and kept.get_data() == content
+        assert kept.headers["Cache-Control"] == "max-age=31536000, immutable"
+    for asked_again in ("/static/style.css", "/static/style.css?v=0123456789abcdef"):
+        with client.get(asked_again) as response:
+            assert response.status_code == 200
+            assert response.headers["Cache-Control"] == "no-cache", asked_again
+
+
+def test_a_changed_stylesheet_has_a_new_address(app, client, tmp_path):
+    """A release that changes the stylesheet gives its pages a new address for it, so no
+    browser keeps the old one; the old address is then asked again each time."""
+    app.static_folder = str(tmp_path)
+    sheet = tmp_path / "style.css"
+    sheet.write_text("body { color: black; }")
+    before = _stylesheet(client)
+    sheet.write_text("body { color: navy; }")
+    os.utime(sheet, ns=(sheet.stat().st_atime_ns, sheet.stat().st_mtime_ns + 1_000_000_000))
+    after = _stylesheet(client)
+    assert before != after
+    assert after.endswith(hashlib.sha256(b"body { color: navy; }").hexdigest()[:16])
+    with client.get(after) as response:
+        assert response.get_data() == b"body { color: navy; }"
+        assert response.headers["Cache-Control"] == "max-age=31536000, immutable"
+    with client.get(before) as response:
+        assert response.headers["Cache-Control"] == "no-cache"

@@ -1,6 +1,7 @@
 """The stylesheet as a browser applies it to the app's own pages."""
 
 import os
+import re
 
 import pytest
 
@@ -14,9 +15,9 @@ def _styled(html):
     """The page with its stylesheet inlined, so it renders without a server."""
     with open(os.path.join(ROOT, "hrdfund", "static", "style.css")) as fh:
         css = fh.read()
-    link = '<link rel="stylesheet" href="/static/style.css">'
-    assert link in html
-    return html.replace(link, f"<style>{css}</style>")
+    link = re.search(r'<link rel="stylesheet" href="/static/style\.css\?v=[0-9a-f]+">', html)
+    assert link, html[:600]
+    return html.replace(link.group(0), f"<style>{css}</style>")
 
 
 def test_a_secondary_button_looks_secondary(client, login_as, page):
