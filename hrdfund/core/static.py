@@ -12,6 +12,7 @@ is answered as before, to be asked again each time.
 import functools
 import hashlib
 import os
+import stat
 
 from flask import request
 from werkzeug.security import safe_join
@@ -30,13 +31,15 @@ def version_of(app, filename):
     """The version of the static file ``filename`` as it is now; None when there is none.
     Worked out again only when the file's time or size changed."""
     path = safe_join(app.static_folder, filename) if app.static_folder else None
+    if path is None:
+        return None
     try:
-        stat = os.stat(path) if path else None
+        found = os.stat(path)
     except OSError:
         return None
-    if stat is None or not os.path.isfile(path):
+    if not stat.S_ISREG(found.st_mode):
         return None
-    return _digest(path, stat.st_mtime_ns, stat.st_size)
+    return _digest(path, found.st_mtime_ns, found.st_size)
 
 
 def install_static_versions(app):
