@@ -5,6 +5,7 @@ for the account; staff and donor pages speak English, French and Spanish."""
 import re
 
 import pytest
+from flask_babel import force_locale, gettext
 
 from hrdfund.auth.models import User
 from hrdfund.core.extensions import db
@@ -129,3 +130,27 @@ def test_a_choice_made_before_signing_in_survives_the_second_step_and_wins(clien
     login(client, manager)  # password, then the code from the authenticator
     assert _html_tag(client, "/cases") == '<html lang="es" dir="ltr">'
     assert db.session.get(User, manager.id).language == "es"
+
+
+def test_words_follow_the_language_within_a_request_and_from_one_to_the_next(app, client):
+    """The translations a request's words are looked up in are its language's: a notice
+    written inside it in its reader's language has that language's words, the request's
+    own words come back after it, and the next request in another language has its own."""
+    # Each request in an app context of its own, as in a server (the test's is kept open).
+    with app.app_context(), app.test_request_context(headers={"Accept-Language": "fr"}):
+        french = gettext("Sign out")
+        with force_locale("es"):
+            spanish = gettext("Sign out")
+        french_again = gettext("Sign out")
+    with app.app_context(), app.test_request_context(headers={"Accept-Language": "en"}):
+        english = gettext("Sign out")
+    assert (french, spanish, french_again, english) == (
+        "Se déconnecter",
+        "Cerrar sesión",
+        "Se déconnecter",
+        "Sign out",
+    )
+    label = '<label for="page-language">{}</label>'
+    for language, word in (("es", "Idioma"), ("fr", "Langue"), ("en", "Language")):
+        page = client.get("/login", headers={"Accept-Language": language}).text
+        assert label.format(word) in page, language
