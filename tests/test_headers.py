@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from config import Config
+from hrdfund.core import static
 from tests.conftest import CSP_PARTS, login, make_case
 
 #: A reference to another host in an attribute or a stylesheet.
@@ -219,3 +220,16 @@ def test_a_changed_stylesheet_has_a_new_address(app, client, tmp_path):
         assert response.headers["Cache-Control"] == "max-age=31536000, immutable"
     with client.get(before) as response:
         assert response.headers["Cache-Control"] == "no-cache"
+
+
+def test_a_stylesheet_that_cannot_be_read_costs_its_version_not_the_page(client, monkeypatch):
+    """A stylesheet that cannot be read for a moment (a release being put in place) leaves
+    every page shown, linking it without a version, to be asked again."""
+
+    def unreadable(*_args):
+        raise PermissionError("the file is being replaced")
+
+    monkeypatch.setattr(static, "_digest", unreadable)
+    response = client.get("/login")
+    assert response.status_code == 200
+    assert '<link rel="stylesheet" href="/static/style.css">' in response.text

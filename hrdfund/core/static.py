@@ -35,11 +35,14 @@ def version_of(app, filename):
         return None
     try:
         found = os.stat(path)
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        return _digest(path, found.st_mtime_ns, found.st_size)
     except OSError:
+        # Unreadable, or gone between the look and the read (a release being put in
+        # place): the address without a version, asked again each time, and the page
+        # still shown.
         return None
-    if not stat.S_ISREG(found.st_mode):
-        return None
-    return _digest(path, found.st_mtime_ns, found.st_size)
 
 
 def install_static_versions(app):
