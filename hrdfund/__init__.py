@@ -261,9 +261,10 @@ def _sqlite_begin(conn):
 
 
 #: How statements that write nothing begin: every other statement (an INSERT, UPDATE or
-#: DELETE, and anything unusual: a WITH, a COPY, DDL) counts as a write, so that a
-#: transaction that ran one is rolled back rather than ended as a read.
-_READS = ("SELECT", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "SHOW", "EXPLAIN")
+#: DELETE, and anything unusual: a WITH, a COPY, DDL, an EXPLAIN, which with ANALYZE runs
+#: what it explains) counts as a write, so that a transaction that ran one is rolled back
+#: rather than ended as a read.
+_READS = ("SELECT", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "SHOW")
 #: Where a request keeps the tokens of the reading modes it entered, undone at its end.
 _MODES = "hrdfund_transaction_modes"
 
