@@ -35,8 +35,9 @@ class Outcome:
 
 def perform(service, *args, refused=(), **kwargs):
     """Call ``service(*args, **kwargs)`` and commit what it did; when it (or the commit)
-    raises one of the ``refused`` errors (a class or a tuple of them), roll back instead.
-    Returns the :class:`Outcome`.
+    raises one of the ``refused`` errors (a class or a tuple of them), undo it instead
+    (rolled back, or when it wrote nothing ended as a read is). Returns the
+    :class:`Outcome`.
 
     In a request that only reads, the service runs in a short transaction of its own that
     begins with the write lock (:func:`~hrdfund.core.extensions.writing`)."""
