@@ -2,6 +2,7 @@
 as docs/screenshots/form-<language>.png: `make screenshots`. A throwaway database in a
 temporary folder; Debian's chromium, JavaScript off; nothing leaves 127.0.0.1."""
 
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -40,9 +41,14 @@ def _forms():
     for code in LANGUAGES:
         client.post("/language", data={"language": code, "next": "/my"})
         started = client.post("/apply", data={"category": "medical"})
-        html = client.get(started.location).get_data(as_text=True)
-        link = '<link rel="stylesheet" href="/static/style.css">'
-        pages[code] = html.replace(link, f"<style>{css}</style>")
+        # Choosing the kind of support answers with the form's first step, stored nothing.
+        assert started.status_code == 200, started.status_code
+        html = started.get_data(as_text=True)
+        # The stylesheet's address names its version (hrdfund/core/static.py).
+        link = re.search(r'<link rel="stylesheet" href="/static/style\.css\?v=[0-9a-f]+">', html)
+        if link is None:
+            raise SystemExit(f"no stylesheet link on the {code} form: its screenshot would be bare")
+        pages[code] = html.replace(link.group(0), f"<style>{css}</style>")
     return pages
 
 
