@@ -1,12 +1,12 @@
 """The stylesheet's address names its version, so a browser keeps it until it changes.
 
 Without a lifetime, a browser asks again for the stylesheet at every page it loads (and
-is answered "not modified"): a second round trip per page, on Tor a second or so, and a
-second request for the server in a crisis wave. Every address the app gives a static file
-carries ``v``, the start of the SHA-256 of the file's content; an answer to an address
-naming the file's current version may be kept a year unasked (``immutable``), and a new
-release's pages name the new version. An address without the version, or with another,
-is answered as before, to be asked again each time.
+is answered "not modified"): a second round trip per page, on Tor one more trip through
+three relays, and a second request for the server in a crisis wave. Every address the app
+gives a static file carries ``v``, the start of the SHA-256 of the file's content; an
+answer to an address naming the file's current version may be kept a year unasked
+(``immutable``), and a new release's pages name the new version. An address without the
+version, or with another, is answered as before, to be asked again each time.
 """
 
 import functools
