@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from hrdfund import create_app
-from hrdfund.auth import attempts, services
+from hrdfund.auth import attempts, services, throttle
 from hrdfund.auth.models import SignInLimit, User
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
@@ -207,6 +207,31 @@ def test_expired_counters_are_deleted(app, client, make_user):
     db.session.commit()
     client.post("/login", data={"login": "someone-else", "password": "wrong password!"})
     assert count_rows(SignInLimit) == 2
+
+
+def test_a_sign_in_reads_its_counters_once_in_each_transaction(app, make_user):
+    """A staff sign-in writes in three short transactions: the password's charge, its
+    settling after the hash, and the code's check. Each reads (on PostgreSQL, locks) the
+    counters once; refunding and completing in the same transaction work on those rows,
+    so the sign-in holds its locks no longer than it must. The counters still end right:
+    the browser is known to the login and nothing stays counted."""
+    user, browser = _enrolled(app, make_user)
+    reads = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if statement.lstrip().startswith("SELECT sign_in_limits.id,"):  # the whole rows
+            reads.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        login(browser, user)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+    assert browser.get("/account").status_code == 200
+    assert len(reads) == 3, reads
+    db.session.expire_all()
+    assert all(row.failures == 0 for row in db.session.scalars(sa.select(SignInLimit)))
+    assert throttle.knows(user.login, browser.get_cookie(CLIENT_COOKIE).value)
 
 
 def test_the_limit_on_new_browsers_is_not_below_the_limit_per_browser(app_config):

@@ -75,6 +75,9 @@ class Charge:
     reached: bool = False
     #: Set when the attempt was refused without being charged: minutes to wait.
     wait_minutes: int | None = None
+    #: The transaction that locked the attempt's counters, and the rows: a later step of
+    #: the same transaction works on them without asking for them again.
+    held: tuple | None = field(default=None, repr=False)
 
     @property
     def refused(self):
@@ -130,20 +133,32 @@ def _forget_expired(now):
     db.session.execute(sa.delete(SignInLimit).where(SignInLimit.id.in_(expired)))
 
 
+#: A counter created when missing, in each database's words; built once, as the same
+#: statement whatever the keys (their values are its parameters).
+_CREATE = {
+    name: dialect.insert(SignInLimit.__table__).on_conflict_do_nothing(index_elements=["key"])
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+#: The counters named by the ``keys`` parameter, in one order (on PostgreSQL, locked).
+_READ = (
+    sa.select(SignInLimit)
+    .where(SignInLimit.key.in_(sa.bindparam("keys", expanding=True)))
+    .order_by(SignInLimit.key)
+    .execution_options(populate_existing=True)
+)
+_LOCK = _READ.with_for_update()
+
+
 def _counters(keys, now):
     """The counters named by ``keys``, created when missing; on PostgreSQL their rows stay
     locked until the transaction ends, taken in one order so that nobody deadlocks."""
     keys = sorted(keys)
-    insert = (postgresql if _postgresql() else sqlite).insert
+    locking = _postgresql()
     db.session.execute(
-        insert(SignInLimit.__table__)
-        .values([{"key": key, "failures": 0, "expires_at": now} for key in keys])
-        .on_conflict_do_nothing(index_elements=["key"])
+        _CREATE["postgresql" if locking else "sqlite"],
+        [{"key": key, "failures": 0, "expires_at": now} for key in keys],
     )
-    query = sa.select(SignInLimit).where(SignInLimit.key.in_(keys)).order_by(SignInLimit.key)
-    if _postgresql():
-        query = query.with_for_update()
-    rows = db.session.execute(query.execution_options(populate_existing=True)).scalars()
+    rows = db.session.execute(_LOCK if locking else _READ, {"keys": keys}).scalars()
     return {row.key: row for row in rows}
 
 
@@ -165,7 +180,7 @@ def charge_attempt(login, token, now=None):
     client_key, new_clients_key = counter_keys(login, token)
     charge = Charge(login, token, client_key, new_clients_key)
     _forget_expired(now)
-    rows = _counters(charge.keys, now)
+    rows = _held(charge, _counters(charge.keys, now))
     client = rows[client_key]
     charge.known = client.known_until is not None and client.known_until > now
     applying = [client] if charge.known else [client, rows[new_clients_key]]
@@ -186,10 +201,18 @@ def charge_attempt(login, token, now=None):
     return charge
 
 
+def _held(charge, rows):
+    charge.held = (db.session().get_transaction(), rows)
+    return rows
+
+
 def hold(charge, now=None):
     """Lock the attempt's counters again, so that the attempts of one login settle in turn
-    (two sign-ups of one free login: the second sees the first)."""
-    return _counters(charge.keys, now or utcnow())
+    (two sign-ups of one free login: the second sees the first). Within the transaction
+    that locked them last, they are locked already: the rows read then are returned."""
+    if charge.held is not None and charge.held[0] is db.session().get_transaction():
+        return charge.held[1]
+    return _held(charge, _counters(charge.keys, now or utcnow()))
 
 
 def refund(charge, now=None):
@@ -217,7 +240,10 @@ def complete(charge, now=None, login=None):
     refund(charge, now)
     token = charge.token or new_client_token()
     client_key, _new = counter_keys(login or charge.login, token)
-    rows = _counters({charge.client_key, client_key}, now)
+    held = hold(charge, now)
+    if client_key not in held:  # a new token, or another login than the one charged
+        held = {**held, **_counters({client_key}, now)}
+    rows = {key: held[key] for key in (charge.client_key, client_key)}
     for row in rows.values():
         row.failures, row.counting_since, row.locked_until = 0, None, None
     rows[client_key].known_until = now + timedelta(days=current_app.config["KNOWN_CLIENT_DAYS"])
