@@ -1,7 +1,8 @@
 """Deny by default: every endpoint needs a signed-in user unless listed as public."""
 
-from functools import wraps
+from functools import cache, wraps
 
+import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
@@ -34,6 +35,13 @@ PUBLIC_ENDPOINTS = frozenset(
 SEEN_STEP_SECONDS = 60
 
 
+@cache
+def _account_query():
+    """The account of a session, with its fund (whether it is suspended is asked at once):
+    built once, as every request asks it (at first use, once every model is mapped)."""
+    return sa.select(User).options(joinedload(User.fund)).where(User.id == sa.bindparam("id"))
+
+
 @login_manager.user_loader
 def _load_user(value):
     """Load the user of a session cookie, if its session version is still current."""
@@ -41,8 +49,7 @@ def _load_user(value):
         user_id, version = (int(part) for part in value.split(":"))
     except (ValueError, AttributeError):
         return None
-    # The fund comes with the account: whether it is suspended is asked at once.
-    user = db.session.get(User, user_id, options=[joinedload(User.fund)])
+    user = db.session.execute(_account_query(), {"id": user_id}).scalar_one_or_none()
     if user is None or not user.is_active or user.session_version != version:
         return None
     return user
