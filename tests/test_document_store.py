@@ -142,6 +142,28 @@ def test_pieces_reordered_swapped_dropped_or_cut_off_do_not_read(app, make_user)
     )
 
 
+def test_a_download_checks_every_piece_before_it_sends_or_records_anything(app, make_user):
+    """A piece past the first damaged: the download stops before its first byte, and
+    before its audit entry, rather than sending the pieces before and then breaking off."""
+    data = _content(3 * CHUNK_BYTES + 10)
+    document = _store(make_user("finance"), data)
+    blob = bytes(_chunks(document.id)[2].data)
+    _set_chunk(document.id, 2, blob[:-1] + bytes([blob[-1] ^ 1]))
+    recorded = []
+    with app.test_request_context():
+        with pytest.raises(documents.DocumentDamaged):
+            send_document(db.session.get(Document, document.id), record=lambda: recorded.append(1))
+    assert recorded == []
+    _set_chunk(document.id, 2, blob)
+    with app.test_request_context():
+        response = send_document(
+            db.session.get(Document, document.id), record=lambda: recorded.append(1)
+        )
+        assert b"".join(response.response) == data
+        response.close()
+    assert recorded == [1]
+
+
 def test_rotation_re_encrypts_every_piece_under_the_new_key(app, app_config, make_user):
     data = _content(2 * CHUNK_BYTES + 1)
     document_id = _store(make_user("finance"), data).id

@@ -4,6 +4,7 @@ those who may see the case."""
 import base64
 import binascii
 import io
+import logging
 import os
 import shutil
 import stat
@@ -25,7 +26,14 @@ from hrdfund.cases.documents import read_document
 from hrdfund.cases.models import Document, DocumentChunk
 from hrdfund.core.crypto import DecryptionError
 from hrdfund.core.extensions import db
-from tests.conftest import jpeg_with_gps, login, payment_data, refused_page, start_application
+from tests.conftest import (
+    audit_actions,
+    jpeg_with_gps,
+    login,
+    payment_data,
+    refused_page,
+    start_application,
+)
 from tests.pdfs import make_pdf, xmp_packet
 
 PDF = make_pdf("canary-quote-text-7781")
@@ -87,6 +95,40 @@ def test_a_pdf_is_stored_encrypted_and_comes_back_with_its_pages(app, client, ca
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert "quote.pdf" in client.get(f"/applications/{case_uid}").get_data(as_text=True)
+
+
+def test_a_damaged_document_sends_nothing_and_says_so(app, client, case_uid, caplog):
+    """What is stored of a document damaged (a piece in the database, the file in the
+    folder): the download answers with a page saying so, not a file cut off or a blank
+    error; no download is recorded, the log names the document for an administrator, and
+    the case's page still opens."""
+    caplog.set_level(logging.WARNING)
+    assert _upload(client, case_uid, PDF).status_code == 302
+    document = _only_document()
+    if _in_database(app):
+        (blob,) = _chunks(document)
+        db.session.execute(
+            sa.update(DocumentChunk)
+            .where(DocumentChunk.document_id == document.id)
+            .values(data=blob[:-1] + bytes([blob[-1] ^ 1]))
+        )
+        db.session.commit()
+    else:
+        stored = Path(app.instance_path, "documents", document.storage_name)
+        blob = stored.read_bytes()
+        stored.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    before = audit_actions().count("document.downloaded")
+
+    response = client.get(f"/applications/{case_uid}/documents/{document.uid}")
+    assert response.status_code == 500
+    assert "Content-Disposition" not in response.headers
+    page = response.get_data(as_text=True)
+    assert "This document cannot be opened" in page
+    assert "damaged or incomplete, so nothing of it was sent" in page
+    assert audit_actions().count("document.downloaded") == before
+    assert f"stored document {document.uid} does not read back whole" in caplog.text
+    assert "unhandled" not in caplog.text
+    assert client.get(f"/applications/{case_uid}").status_code == 200
 
 
 def test_photos_lose_their_location_and_camera_data(client, case_uid):

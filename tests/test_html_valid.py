@@ -35,7 +35,7 @@ from hrdfund import create_app, demo
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, User
-from hrdfund.cases import steps
+from hrdfund.cases import documents, steps
 from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
@@ -239,6 +239,7 @@ class Browser:
         self.get("/logout", status=405)
         self.get("/html-check/429", status=429)
         self.get("/html-check/500", status=500)
+        self.get("/html-check/damaged-document", status=500)
 
 
 def _user(login):
@@ -284,9 +285,17 @@ def site(tmp_path_factory):
             raise RuntimeError("a page that fails")
         abort(code)
 
+    def damaged():
+        raise documents.DocumentDamaged("html-check")
+
     app.add_url_rule("/html-check/<int:code>", "html_check_status", status)
+    app.add_url_rule("/html-check/damaged-document", "html_check_damaged", damaged)
     public = pytest.MonkeyPatch()
-    public.setattr(guard, "PUBLIC_ENDPOINTS", guard.PUBLIC_ENDPOINTS | {"html_check_status"})
+    public.setattr(
+        guard,
+        "PUBLIC_ENDPOINTS",
+        guard.PUBLIC_ENDPOINTS | {"html_check_status", "html_check_damaged"},
+    )
 
     @app.after_request
     def reached(response):

@@ -42,6 +42,15 @@ class DocumentError(ValueError):
     """A file the fund cannot accept; the message tells the user why in plain words."""
 
 
+class DocumentDamaged(Exception):  # noqa: N818 (what the person is told: it is damaged)
+    """What is stored of a document does not read back whole: a piece or the file damaged,
+    swapped, cut off or missing. Found before anything of it is sent."""
+
+    def __init__(self, uid):
+        super().__init__(uid)
+        self.uid = uid
+
+
 @dataclass(frozen=True)
 class CleanUpload:
     """An upload checked and cleaned, ready to store: its bytes, type and display name."""
@@ -211,6 +220,13 @@ class _ChunkReader(io.RawIOBase):
         self._seq += 1
         self._ended = not more
 
+    def check(self):
+        """Read and check every piece to the end, keeping none (DecryptionError at the
+        first that does not read)."""
+        while not self._ended:
+            self._next_piece()
+        self._piece = b""
+
     def readinto(self, buffer):
         while self._offset >= len(self._piece):
             if self._ended:
@@ -222,10 +238,11 @@ class _ChunkReader(io.RawIOBase):
         return count
 
 
-def open_document(document):
+def open_document(document, chunked=None):
     """A binary file object reading the decrypted bytes of a stored document: piece by
-    piece from the database, or the folder's file decrypted whole."""
-    if has_chunks(document):
+    piece from the database, or the folder's file decrypted whole. ``chunked``: whether
+    the document is kept in the database, when the caller knows."""
+    if has_chunks(document) if chunked is None else chunked:
         reader = _ChunkReader(db.engine, cipher(), document.id, document.uid)
         return io.BufferedReader(reader, buffer_size=CHUNK_BYTES)
     with open(os.path.join(_folder(), document.storage_name), "rb") as fh:
@@ -245,11 +262,26 @@ def read_document(document):
         return fh.read()
 
 
-def send_document(document):
+def send_document(document, record=None):
     """The response that hands a stored document over as an attachment, by its content
-    type and its stored name; from the database it streams, a piece at a time."""
+    type and its stored name; from the database it streams, a piece at a time.
+
+    What is stored is checked whole first: every piece read and checked once (none kept),
+    or the folder's file decrypted. One that does not read, or is missing, raises
+    :class:`DocumentDamaged` before ``record`` (the download's audit entry) is called and
+    before a byte is sent: the person is told, rather than given a file cut off partway.
+    The pieces are then read again, one at a time, as the browser takes them."""
+    chunked = has_chunks(document)
+    try:
+        if chunked:
+            _ChunkReader(db.engine, cipher(), document.id, document.uid).check()
+        handle = open_document(document, chunked)
+    except (DecryptionError, FileNotFoundError) as exc:
+        raise DocumentDamaged(document.uid) from exc
+    if record is not None:
+        record()
     response = send_file(
-        open_document(document),
+        handle,
         mimetype=document.content_type,
         as_attachment=True,
         download_name=document.filename,

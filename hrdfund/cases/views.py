@@ -1,5 +1,7 @@
 """The applicant side (start, fill in, send, follow a case) and the staff queue."""
 
+import logging
+
 import sqlalchemy as sa
 from flask import (
     abort,
@@ -46,6 +48,17 @@ from .forms import (
 )
 from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind
 from .states import APPLICANT_LABELS, TERMINAL_STATES
+
+log = logging.getLogger(__name__)
+
+
+@bp.app_errorhandler(documents.DocumentDamaged)
+def damaged_document(exc):
+    """A stored document that does not read back whole, whatever page asked for it: the
+    log names it by its uid (an opaque id), so an administrator can bring it back from a
+    backup; the person is told in plain words, and nothing of it was sent."""
+    log.warning("stored document %s does not read back whole", exc.uid)
+    return render_template("errors/damaged_document.html", language_back="/"), 500
 
 
 @bp.get("/my")
@@ -324,11 +337,13 @@ def download(uid, doc):
     ).scalar_one_or_none()
     if document is None:
         abort(404)
-    perform(
-        audit.record,
-        "document.downloaded",
+    return documents.send_document(
         document,
-        actor=current_user._get_current_object(),
-        fund=application.fund_id,
+        record=lambda: perform(
+            audit.record,
+            "document.downloaded",
+            document,
+            actor=current_user._get_current_object(),
+            fund=application.fund_id,
+        ),
     )
-    return documents.send_document(document)

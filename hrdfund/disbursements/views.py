@@ -292,11 +292,13 @@ def proof(uid):
         abort(404)
     if document.filename is None:  # purged with its case
         abort(404)
-    perform(
-        audit.record,
-        "document.downloaded",
+    return documents.send_document(
         document,
-        actor=current_user._get_current_object(),
-        fund=payment.grant.fund_id,
+        record=lambda: perform(
+            audit.record,
+            "document.downloaded",
+            document,
+            actor=current_user._get_current_object(),
+            fund=payment.grant.fund_id,
+        ),
     )
-    return documents.send_document(document)

@@ -203,15 +203,17 @@ def shared_document(uid, doc):
     ).scalar_one_or_none()
     if document is None:
         abort(404)
-    perform(
-        audit.record,
-        "document.downloaded",
+    return documents.send_document(
         document,
-        actor=_actor(),
-        fund=current_user.fund_id,
-        referral=referral.uid,
+        record=lambda: perform(
+            audit.record,
+            "document.downloaded",
+            document,
+            actor=_actor(),
+            fund=current_user.fund_id,
+            referral=referral.uid,
+        ),
     )
-    return documents.send_document(document)
 
 
 def _answer(uid, service, words, *args):
