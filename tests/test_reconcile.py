@@ -3,6 +3,7 @@ refused with every problem; failed payments are reversed, short ones wait for a 
 receipts, reports and instalments that are late are listed until they come."""
 
 import io
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -288,6 +289,27 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     assert "Every payment made so long ago is confirmed" in signed_in(app, world.finance).get(
         "/payments/follow-up"
     ).get_data(as_text=True)
+
+
+def test_follow_up_opens_with_its_lists_and_how_many_rows_each_holds(app, world):
+    """A long page on a phone: at its top, each list's name leads to it, with its number
+    of rows, so the lists with nothing in them need not be scrolled through."""
+    today = utcnow().date()
+    grant = world.grant("2000", pool=world.eur)
+    world.plan(grant, count=2, starts_on=today - timedelta(days=70), interval_days=75)
+    pay(world, grant, "1000", paid_on=today - timedelta(days=65), reference="TRF-L")
+    page = signed_in(app, world.m1).get("/payments/follow-up").get_data(as_text=True)
+    contents = page.split('<ul class="toc">', 1)[1].split("</ul>", 1)[0]
+    items = [" ".join(re.sub(r"<[^>]+>", " ", li).split()) for li in contents.split("<li>")[1:]]
+    assert items == [
+        "Payments waiting for a second person (0)",
+        "Payments reported short or failed (0)",
+        "Instalments due within 7 days and not paid (1)",
+        "Receipts not confirmed after 14 days (1)",
+        "Use-of-funds reports not in 60 days after the first payment (1)",
+    ]
+    for anchor in ("held", "mismatches", "due", "receipts", "reports"):
+        assert f'<a href="#{anchor}">' in contents and f'id="{anchor}"' in page
 
 
 def test_an_instalment_past_its_date_says_so_in_words(app, world):
