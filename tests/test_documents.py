@@ -126,7 +126,10 @@ def test_a_damaged_document_sends_nothing_and_says_so(app, client, case_uid, cap
     assert "This document cannot be opened" in page
     assert "damaged or incomplete, so nothing of it was sent" in page
     assert audit_actions().count("document.downloaded") == before
-    assert f"stored document {document.uid} does not read back whole" in caplog.text
+    assert (
+        f"stored document {document.uid} does not read back whole: ciphertext does not verify"
+        in caplog.text
+    )
     assert "unhandled" not in caplog.text
     assert client.get(f"/applications/{case_uid}").status_code == 200
 

@@ -286,7 +286,7 @@ def site(tmp_path_factory):
         abort(code)
 
     def damaged():
-        raise documents.DocumentDamaged("html-check")
+        raise documents.DocumentDamaged("html-check", "a page that fails")
 
     app.add_url_rule("/html-check/<int:code>", "html_check_status", status)
     app.add_url_rule("/html-check/damaged-document", "html_check_damaged", damaged)

@@ -46,9 +46,11 @@ class DocumentDamaged(Exception):  # noqa: N818 (what the person is told: it is 
     """What is stored of a document does not read back whole: a piece or the file damaged,
     swapped, cut off or missing. Found before anything of it is sent."""
 
-    def __init__(self, uid):
+    def __init__(self, uid, reason):
         super().__init__(uid)
-        self.uid = uid
+        #: The document's uid, and why it does not read, in words with nothing of its own
+        #: (a missing key, not a damaged piece, asks for the key to be configured again).
+        self.uid, self.reason = uid, reason
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,10 @@ def send_document(document, record=None):
         if chunked:
             _ChunkReader(db.engine, cipher(), document.id, document.uid).check()
         handle = open_document(document, chunked)
-    except (DecryptionError, FileNotFoundError) as exc:
-        raise DocumentDamaged(document.uid) from exc
+    except DecryptionError as exc:
+        raise DocumentDamaged(document.uid, str(exc)) from exc
+    except FileNotFoundError as exc:
+        raise DocumentDamaged(document.uid, "its file is missing") from exc
     if record is not None:
         record()
     response = send_file(

@@ -57,7 +57,7 @@ def damaged_document(exc):
     """A stored document that does not read back whole, whatever page asked for it: the
     log names it by its uid (an opaque id), so an administrator can bring it back from a
     backup; the person is told in plain words, and nothing of it was sent."""
-    log.warning("stored document %s does not read back whole", exc.uid)
+    log.warning("stored document %s does not read back whole: %s", exc.uid, exc.reason)
     return render_template("errors/damaged_document.html", language_back="/"), 500
 
 
