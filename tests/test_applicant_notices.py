@@ -5,6 +5,7 @@ discretion is asked; the account turns notices off and on; several events make o
 notice; the list of cases marks what waits for the defender."""
 
 import json
+import logging
 import re
 from decimal import Decimal
 from email import message_from_string
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from flask_babel import force_locale
 
-from hrdfund.alerts import notices
+from hrdfund.alerts import notices, outbox
 from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.audit.models import AuditEvent
 from hrdfund.cases import alerts, messages
@@ -277,18 +278,58 @@ def test_a_discreet_notice_names_no_fund_in_any_language(app, fund, money_world,
     assert case.uid not in text
 
 
-def test_a_discreet_notice_whose_sender_names_the_fund_is_held_back(
-    app, fund, money_world, mailbox
+def test_a_discreet_notice_whose_sender_names_the_fund_waits_until_the_setting_changes(
+    app, fund, money_world, mailbox, monkeypatch, caplog
 ):
+    """Held back at every run while the sender names the fund, however many runs (more
+    than the refusals that make an outbox give a message up), then sent at the first run
+    after the setting is changed: the defender still hears of the news. While held back,
+    a run does not even read it (no message is written for it, nothing holds the lock for
+    it), and the log says so once a run, not once a notice."""
     fund.name = "Quillfeather"
     app.config["NOTICE_MAIL_FROM"] = "Quillfeather <help@quillfeather.example>"
     money_world.applicant.contact = CONTACT
     _question(money_world)
     db.session.commit()
-    assert alerts.send_pending() == 0
+    written = []
+    real = notices.notice_message
+    monkeypatch.setattr(notices, "notice_message", lambda *a: written.append(1) or real(*a))
+    caplog.set_level(logging.WARNING)
+    for _run in range(outbox.MAX_ATTEMPTS + 1):
+        assert alerts.send_pending() == 0
+    assert written == []
+    held = [r for r in caplog.records if "held back" in r.getMessage()]
+    assert len(held) == outbox.MAX_ATTEMPTS + 1
     (alert,) = notices_queued()
-    assert alert.sent_at is None and alert.attempts == 1
+    assert alert.sent_at is None and alert.dropped_at is None and alert.attempts == 0
     assert mailbox.messages == []
+    app.config["NOTICE_MAIL_FROM"] = "Help desk <help@desk.example>"
+    assert alerts.send_pending() == 1
+    (raw,) = mailbox.wait_for(1) and mailbox.to(CONTACT)
+    assert "Quillfeather" not in raw
+    db.session.expire_all()
+    (alert,) = notices_queued()
+    assert alert.sent_at is not None
+
+
+def test_a_notice_whose_own_words_would_name_the_fund_is_given_up_not_read_forever(
+    app, fund, money_world, mailbox
+):
+    """No setting names the fund, but the notice's words would (a fund named like a word
+    of it): held back, it counts as refused at each run, and is given up after as many
+    as the mail server's refusals, where the outbox page shows it."""
+    fund.name = "News"
+    money_world.applicant.contact = CONTACT
+    _question(money_world)
+    db.session.commit()
+    assert alerts.held_back_notices() is None
+    for run in range(1, outbox.MAX_ATTEMPTS + 2):
+        assert alerts.send_pending() == 0
+        db.session.expire_all()
+        (alert,) = notices_queued()
+        assert alert.attempts == min(run, outbox.MAX_ATTEMPTS)
+    assert mailbox.messages == []
+    assert alerts.fund_outbox(fund.id).given_up_notices == 1
 
 
 def test_the_notice_is_sent_after_the_response_and_reads_as_news(

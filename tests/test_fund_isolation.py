@@ -1080,6 +1080,8 @@ LISTS = {
     "cases.start": [Page(lambda o, w: "/apply")],
     "network.settings": [Page(lambda o, w: "/fund/settings", {"admin"}, lambda o: o.fund.name)],
     "network.partners": [Page(lambda o, w: "/fund/partners", {"admin"}, lambda o: o.partner.name)],
+    # Counts only, of the alerts on the fund's own cases (tests/test_outbox_page.py).
+    "network.outbox_page": [Page(lambda o, w: "/fund/outbox", {"admin"})],
     "network.packets_page": [Page(lambda o, w: "/network/packets", REVIEWING)],
     "network.referrals": [
         Page(lambda o, w: "/network/referrals", REVIEWING, lambda o: o.cases["in review"].uid)
@@ -1173,6 +1175,8 @@ NAMES_NOTHING = {
     ("network.save_profile", "POST"): "the actor's own fund, named by nothing sent "
     "(tests/test_member_funds.py)",
     ("network.save_limits", "POST"): "the actor's own fund, named by nothing sent",
+    ("network.try_again", "POST"): "the alerts of the actor's own fund's cases, named by "
+    "nothing sent (tests/test_outbox_page.py)",
     ("reports.network_totals", "GET"): "the network administrator's counts over the network, "
     "no fund or case named (tests/test_network_report.py)",
     ("directory.create", "POST"): "an entry of the actor's own fund, named by nothing sent "

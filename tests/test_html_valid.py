@@ -32,6 +32,8 @@ from werkzeug.datastructures import MultiDict
 
 from config import Config
 from hrdfund import create_app, demo
+from hrdfund.alerts import outbox
+from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, User
@@ -848,7 +850,29 @@ def _fund_admin(site):
         refused=True,
     )
     a.submit("/fund/settings", "/fund/settings/limits", {"limits-four_eyes_threshold": "2500"})
+    _given_up_alert(_user("demo-regional-admin").fund_id)
+    a.submit("/fund/outbox", "/fund/outbox/try-again")
     a.submit("/account", "/logout")
+
+
+def _given_up_alert(fund_id):
+    """An alert on a case of the fund that the mail server refused too often: the outbox
+    page lists it, with the button to try it again."""
+    case = db.session.scalars(
+        sa.select(Application).where(Application.fund_id == fund_id).order_by(Application.id)
+    ).first()
+    staff = db.session.scalars(
+        sa.select(User).where(User.fund_id == fund_id).order_by(User.id)
+    ).first()
+    db.session.add(
+        Alert(
+            user_id=staff.id,
+            application_id=case.id,
+            kind=AlertKind.URGENT_CASE,
+            attempts=outbox.MAX_ATTEMPTS,
+        )
+    )
+    db.session.commit()
 
 
 def _referrals(site):

@@ -48,21 +48,47 @@ def _sender():
     return parseaddr(config["NOTICE_MAIL_FROM"] or config["MAIL_FROM"])
 
 
-def held_back_by_settings():
-    """The settings that hold back every discreet notice: each one, as ``(setting,
-    value)``, whose value names the instance or one of its funds (with the default
-    ``HRDFUND_MAIL_FROM``, ``hrdfund@localhost``, the sender names the product). Empty
-    when discreet notices can go out."""
-    config = current_app.config
-    names = {config["FUND_NAME"], *db.session.scalars(sa.select(Fund.name))}
-    names = {name.strip().casefold() for name in names if name and name.strip()}
-    sender = _sender()[1]
-    setting = "HRDFUND_NOTICE_MAIL_FROM" if config["NOTICE_MAIL_FROM"] else "HRDFUND_MAIL_FROM"
-    found = []
-    for name, value in ((setting, sender), ("HRDFUND_SIGN_IN_URL", sign_in_url())):
-        if any(fund in value.casefold() for fund in names):
-            found.append((name, value))
-    return found
+def _settings():
+    """The settings every notice carries, as ``(setting, value)``: its sender's address and
+    the sign-in address."""
+    own = current_app.config["NOTICE_MAIL_FROM"]
+    setting = "HRDFUND_NOTICE_MAIL_FROM" if own else "HRDFUND_MAIL_FROM"
+    return ((setting, _sender()[1]), ("HRDFUND_SIGN_IN_URL", sign_in_url()))
+
+
+def _named(name, values):
+    name = (name or "").strip().casefold()
+    return bool(name) and any(name in value.casefold() for value in values)
+
+
+def held_back_by_settings(fund_id=None):
+    """The settings that hold back discreet notices: each one, as ``(setting, value)``,
+    whose value names the instance or a fund (with the default ``HRDFUND_MAIL_FROM``,
+    ``hrdfund@localhost``, the sender names the product); with ``fund_id``, the instance
+    or that fund. Empty when discreet notices can go out."""
+    query = sa.select(Fund.name)
+    if fund_id is not None:
+        query = query.where(Fund.id == fund_id)
+    names = [current_app.config["FUND_NAME"], *db.session.scalars(query)]
+    return [
+        (setting, value)
+        for setting, value in _settings()
+        if any(_named(name, [value]) for name in names)
+    ]
+
+
+def held_back_funds():
+    """For whom the settings hold discreet notices back, as :func:`notice_message` would:
+    ``True`` for every fund (a setting names the instance or the product), else the ids of
+    the funds a setting names (empty: nobody's)."""
+    values = [value for _setting, value in _settings()]
+    if _named(current_app.config["FUND_NAME"], values):
+        return True
+    return [
+        fund_id
+        for fund_id, name in db.session.execute(sa.select(Fund.id, Fund.name))
+        if _named(name, values)
+    ]
 
 
 def fund_names(application):
@@ -83,7 +109,8 @@ def names_any(message, names):
 def notice_message(alert, user, address):
     """The notice for ``user`` at ``address``, in their language; None when discretion is
     asked and the configured sender or sign-in address would still name the fund: such a
-    notice is held back (and counted as refused) rather than sent."""
+    notice is held back rather than sent (the outbox does not even read the notices the
+    settings hold back: :func:`held_back_funds`)."""
     fund = alert.application.fund.name
     link = sign_in_url()
     discreet = user.notices_discreet

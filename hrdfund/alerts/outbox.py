@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from flask import current_app, g
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..auth.models import User
 from ..core.columns import utcnow
@@ -121,16 +122,16 @@ def queued_once(kind, application_ids):
     return {key.rsplit(":", 1)[0] for key in keys}
 
 
-def send_after_response(response, may_receive):
+def send_after_response(response, may_receive, held_back=None):
     """after_request hook: once the response has been sent, hand queued alerts over
-    (``may_receive`` as for :func:`send_pending`)."""
+    (``may_receive`` and ``held_back`` as for :func:`send_pending`)."""
     if g.pop("hrdfund_alerts_queued", False) and current_app.config["SMTP_HOST"]:
         app = current_app._get_current_object()
 
         def send():
             with app.app_context():
                 try:
-                    send_pending(may_receive)
+                    send_pending(may_receive, held_back=held_back)
                 except Exception:  # noqa: BLE001  (the outbox keeps it for the next run)
                     log.exception("sending alerts failed; they stay in the outbox")
 
@@ -150,29 +151,32 @@ def link(alert):
     return f"{url}#{anchor}" if anchor else url
 
 
+#: What each kind of alert to staff says in its subject.
+SUBJECTS = {
+    AlertKind.URGENT_CASE: _l("An urgent case waits in hrdfund"),
+    AlertKind.TARGET_NEAR: _l("A case in hrdfund is close to its target"),
+    AlertKind.APPLICANT_ANSWER: _l("An applicant answered in hrdfund"),
+    AlertKind.PAYMENT_HELD: _l("A payment in hrdfund waits for a second person"),
+    AlertKind.SECOND_APPROVAL: _l("An approval in hrdfund waits for a second manager"),
+    AlertKind.GRANT_APPROVED: _l("A grant in hrdfund is approved and can be paid"),
+    AlertKind.INSTALMENT_DUE: _l("A planned payment in hrdfund is due"),
+    AlertKind.RENEWAL_REVIEW: _l("A payment plan in hrdfund is due for its review"),
+    AlertKind.RECEIPT_PROBLEM: _l("A payment in hrdfund was reported short or not received"),
+}
+
+
 def _message(alert, user, address):
     if alert.kind == AlertKind.APPLICANT_NEWS:
         return notices.notice_message(alert, user, address)
     config = current_app.config
     with force_locale(user.language or "en"):
-        subjects = {
-            AlertKind.URGENT_CASE: _("An urgent case waits in hrdfund"),
-            AlertKind.TARGET_NEAR: _("A case in hrdfund is close to its target"),
-            AlertKind.APPLICANT_ANSWER: _("An applicant answered in hrdfund"),
-            AlertKind.PAYMENT_HELD: _("A payment in hrdfund waits for a second person"),
-            AlertKind.SECOND_APPROVAL: _("An approval in hrdfund waits for a second manager"),
-            AlertKind.GRANT_APPROVED: _("A grant in hrdfund is approved and can be paid"),
-            AlertKind.INSTALMENT_DUE: _("A planned payment in hrdfund is due"),
-            AlertKind.RENEWAL_REVIEW: _("A payment plan in hrdfund is due for its review"),
-            AlertKind.RECEIPT_PROBLEM: _("A payment in hrdfund was reported short or not received"),
-        }
         body = _(
             "Something waits for you in hrdfund. Sign in to see it:\n\n%(link)s\n\n"
             "This message carries no case details, by design.",
             link=link(alert),
         )
         message = EmailMessage()
-        message["Subject"] = str(subjects[alert.kind])
+        message["Subject"] = str(SUBJECTS[alert.kind])
     message["From"] = config["MAIL_FROM"]
     message["To"] = address
     message.set_content(body)
@@ -205,7 +209,7 @@ def pending():
     )
 
 
-def send_pending(may_receive, limit=500):
+def send_pending(may_receive, limit=500, held_back=None):
     """Send what waits in the outbox to each recipient ``may_receive(alert, user)`` still
     lets hear of it (the others are dropped); returns the number sent. Without a mail
     server configured, nothing is sent and everything waits. A server that cannot be
@@ -215,13 +219,18 @@ def send_pending(may_receive, limit=500):
     Any number of processes may run it at once: each claims the alerts it sends, ``limit``
     at a time, in a short transaction committed before the mail server is talked to, so
     each alert is sent by one of them (see ``CLAIM``). One run goes once through the
-    outbox, oldest first, so no row that cannot be sent keeps newer ones back."""
+    outbox, oldest first, so no row that cannot be sent keeps newer ones back.
+    ``held_back()`` gives the SQL condition of the notices the settings hold back, or
+    None: a run passes over them unread."""
     config = current_app.config
     if not config["SMTP_HOST"]:
         return 0
     sent, after = 0, 0
+    held = held_back() if held_back is not None else None
+    if held is not None:
+        log.warning("notices held back: a setting names the fund or the product")
     while True:
-        outgoing, seen = _claim(may_receive, limit, after)
+        outgoing, seen = _claim(may_receive, limit, after, held)
         if outgoing:
             sent += _send(config, outgoing)
         if len(seen) < limit:
@@ -229,19 +238,24 @@ def send_pending(may_receive, limit=500):
         after = max(seen)
 
 
-def _claim(may_receive, limit, after):
+def _claim(may_receive, limit, after, held=None):
     """Claim the oldest alerts after id ``after`` that wait and that no other process holds,
     settle those that can no longer be sent, and return the messages to send (with each
-    one's id and the end of its claim) and the ids read. Committed before it returns."""
+    one's id and the end of its claim) and the ids read. Committed before it returns.
+    The notices the settings hold back (``held``, an SQL condition) are passed over
+    unread: they wait, counted as no refusal, for the setting to change."""
     now = utcnow()
+    waiting = [
+        Alert.id > after,
+        pending(),
+        sa.or_(Alert.claimed_until.is_(None), Alert.claimed_until <= now),
+    ]
+    if held is not None:
+        waiting.append(sa.not_(held))
     alerts = (
         db.session.execute(
             sa.select(Alert)
-            .where(
-                Alert.id > after,
-                pending(),
-                sa.or_(Alert.claimed_until.is_(None), Alert.claimed_until <= now),
-            )
+            .where(*waiting)
             .order_by(Alert.id)
             .limit(limit)
             # PostgreSQL: rows another process is claiming are passed over, not waited
@@ -268,7 +282,9 @@ def _claim(may_receive, limit, after):
             continue
         message = _message(alert, user, address)
         if message is None:
-            # Held back before the server: it would say what it may not.
+            # Held back before the server, though no setting names the fund: its own
+            # words would (a fund named like a word of the notice). Counted as refused,
+            # so it is given up and shown on the outbox page rather than read forever.
             refused.append(alert.id)
         else:
             outgoing.append((alert.id, message))
@@ -339,3 +355,11 @@ def _count_attempts(refused):
             .where(Alert.id.in_(refused))
             .values(attempts=Alert.attempts + 1, claimed_until=None)
         )
+
+
+def given_up():
+    """The condition of an alert the mail server refused too often: never sent, never
+    settled, no longer tried."""
+    return sa.and_(
+        Alert.sent_at.is_(None), Alert.dropped_at.is_(None), Alert.attempts >= MAX_ATTEMPTS
+    )

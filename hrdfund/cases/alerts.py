@@ -4,13 +4,15 @@ to miss a target; and who may still receive an alert when it goes out. The outbo
 mail are ``hrdfund.alerts.outbox``'s; the alerts of decisions and plans are queued by
 ``hrdfund.grants.alerts`` and ``hrdfund.disbursements.alerts``."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 
+from .. import audit
 from ..alerts import notices, outbox
-from ..alerts.models import AlertKind
+from ..alerts.models import Alert, AlertKind
 from ..auth.models import APPLICANT_ROLES, Role, User
 from ..core.columns import utcnow
 from ..core.extensions import db
@@ -101,15 +103,33 @@ def may_receive(alert, user):
     return True
 
 
+def held_back_notices():
+    """SQL condition on alerts: the discreet notices the settings hold back (every one, or
+    those on the cases of the funds a setting names: ``notices.held_back_funds``); None
+    when they hold none back."""
+    funds = notices.held_back_funds()
+    if not funds:
+        return None
+    condition = sa.and_(
+        Alert.kind == AlertKind.APPLICANT_NEWS,
+        Alert.user_id.in_(sa.select(User.id).where(User.notices_discreet.is_(True))),
+    )
+    if funds is True:
+        return condition
+    cases = sa.select(Application.id).where(Application.fund_id.in_(funds))
+    return sa.and_(condition, Alert.application_id.in_(cases))
+
+
 def send_pending(limit=500):
     """Send the outbox to those who may still receive each alert (``may_receive``): one
-    who left the fund or declared a conflict since it was queued never gets it."""
-    return outbox.send_pending(may_receive, limit)
+    who left the fund or declared a conflict since it was queued never gets it. The
+    notices the settings hold back wait, unread."""
+    return outbox.send_pending(may_receive, limit, held_back_notices)
 
 
 def send_after_response(response):
     """after_request hook: send what this request queued once the response is out."""
-    return outbox.send_after_response(response, may_receive)
+    return outbox.send_after_response(response, may_receive, held_back_notices)
 
 
 def queue_target_alerts(now=None):
@@ -142,3 +162,73 @@ def queue_target_alerts(now=None):
         once = f"target:{case.uid}:{what}:{due:%Y%m%d%H%M}"
         queued += notify(case, AlertKind.TARGET_NEAR, once=once)
     return queued
+
+
+@dataclass(frozen=True)
+class FundOutbox:
+    """What a fund's admin reads of the outbox: the alerts on the fund's cases, counted,
+    and nothing of what they say or whom they are for."""
+
+    waiting: int
+    #: Notices a setting holds back (not among ``waiting``): they go out once it changes.
+    held_back: int
+    #: Of those waiting, how many the mail server refused at least once.
+    refused_before: int
+    #: When the oldest alert still waiting was written (None: none waits).
+    oldest_waiting: object
+    sent_this_week: int
+    #: Given up: alerts to staff, and notices to the applicant side (not what they told).
+    given_up_alerts: int
+    given_up_notices: int
+
+    @property
+    def given_up_total(self):
+        return self.given_up_alerts + self.given_up_notices
+
+
+def _of_fund(query, fund_id):
+    """``query`` (over alerts) kept to the alerts on the cases of fund ``fund_id``."""
+    return query.join(Application, Application.id == Alert.application_id).where(
+        Application.fund_id == fund_id
+    )
+
+
+def fund_outbox(fund_id, now=None):
+    """The outbox of the cases of fund ``fund_id``, counted."""
+    week_ago = (now or utcnow()) - timedelta(days=7)
+    held = held_back_notices()
+    pending = outbox.pending()
+    waits = pending if held is None else sa.and_(pending, sa.not_(held))
+    held_back = sa.false() if held is None else sa.and_(pending, held)
+    notice = Alert.kind == AlertKind.APPLICANT_NEWS
+    row = db.session.execute(
+        _of_fund(
+            sa.select(
+                sa.func.count().filter(waits),
+                sa.func.count().filter(held_back),
+                sa.func.count().filter(waits, Alert.attempts > 0),
+                sa.func.min(Alert.created_at).filter(waits),
+                sa.func.count().filter(Alert.sent_at >= week_ago),
+                sa.func.count().filter(outbox.given_up(), sa.not_(notice)),
+                sa.func.count().filter(outbox.given_up(), notice),
+            ).select_from(Alert),
+            fund_id,
+        )
+    ).one()
+    return FundOutbox(*row)
+
+
+def try_again(actor, fund_id):
+    """Give the alerts of fund ``fund_id``'s cases that the mail server refused too often
+    another round of attempts: the next run of ``flask hrdfund alerts`` sends them.
+    Audited with their number; returns it."""
+    ids = _of_fund(sa.select(Alert.id), fund_id).where(outbox.given_up())
+    count = db.session.execute(
+        sa.update(Alert)
+        .where(Alert.id.in_(ids))
+        .values(attempts=0, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if count:
+        audit.record("alerts.tried_again", actor=actor, fund=fund_id, alerts=count)
+    return count

@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("network", __name__)
 
-from . import exchange_views, referral_views, support, views  # noqa: E402,F401
+from . import exchange_views, outbox_views, referral_views, support, views  # noqa: E402,F401
