@@ -234,6 +234,57 @@ def test_a_sign_in_reads_its_counters_once_in_each_transaction(app, make_user):
     assert throttle.knows(user.login, browser.get_cookie(CLIENT_COOKIE).value)
 
 
+def test_an_attempt_cleans_expired_counters_only_once_its_own_are_locked(app, client, make_user):
+    """Cleaning (which skips rows others hold) comes after the attempt has taken its own
+    counters, so it never waits for another attempt while holding them: two attempts at
+    once cannot wait for each other in a circle."""
+    user = make_user("manager")
+    seen = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if "sign_in_limits" in statement:
+            seen.append(statement.lstrip().split()[0])
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        _password(client, user, "wrong password!")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+    assert "DELETE" in seen
+    assert seen.index("INSERT") < seen.index("SELECT", seen.index("INSERT"))
+    assert seen.index("SELECT", seen.index("INSERT")) < seen.index("DELETE")
+
+
+def test_a_counter_deleted_by_another_attempts_cleaning_is_made_again(
+    client, make_user, monkeypatch
+):
+    """Another attempt's cleaning may delete a counter that had expired between this
+    attempt's insert (which found it there) and its lock: it is made again, and the
+    attempt is counted rather than failing."""
+    user = make_user("manager")
+    _password(client, user, "wrong password!")
+    real = dict(throttle._CREATE)
+
+    class VanishingOnce(dict):
+        """The first insert finds the counters there, then another attempt deletes them."""
+
+        vanished = False
+
+        def __getitem__(self, name):
+            if self.vanished:
+                return real[name]
+            self.vanished = True
+            table = SignInLimit.__table__
+            return sa.delete(table).where(table.c.key == sa.bindparam("key"))
+
+    monkeypatch.setattr(throttle, "_CREATE", VanishingOnce())
+    page = _password(client, user, "wrong password!")
+    assert GENERIC in form_errors(page)
+    db.session.expire_all()
+    counters = db.session.scalars(sa.select(SignInLimit)).all()
+    assert len(counters) == 2 and {row.failures for row in counters} == {1}
+
+
 def test_the_limit_on_new_browsers_is_not_below_the_limit_per_browser(app_config):
     with pytest.raises(RuntimeError, match="HRDFUND_LOGIN_NEW_CLIENT_FAILURES"):
         create_app({**app_config, "LOGIN_MAX_NEW_CLIENT_FAILURES": 4})

@@ -120,11 +120,15 @@ def _postgresql():
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def _forget_expired(now):
-    """Delete a few counters that say nothing any more (others' locked rows are skipped)."""
+def _forget_expired(now, but):
+    """Delete a few counters that say nothing any more, not those named by ``but`` (this
+    attempt's own, locked already). On PostgreSQL rows another attempt has locked are
+    skipped, and as it runs once this attempt's own counters are locked, it waits for no
+    one while holding them: another attempt that wanted a row deleted here waits for this
+    one instead, never in a circle."""
     expired = (
         sa.select(SignInLimit.id)
-        .where(SignInLimit.expires_at < now)
+        .where(SignInLimit.expires_at < now, SignInLimit.key.not_in(list(but)))
         .order_by(SignInLimit.expires_at)
         .limit(FORGET_BATCH)
     )
@@ -158,8 +162,16 @@ def _counters(keys, now):
         _CREATE["postgresql" if locking else "sqlite"],
         [{"key": key, "failures": 0, "expires_at": now} for key in keys],
     )
-    rows = db.session.execute(_LOCK if locking else _READ, {"keys": keys}).scalars()
-    return {row.key: row for row in rows}
+    rows = {
+        row.key: row
+        for row in db.session.execute(_LOCK if locking else _READ, {"keys": keys}).scalars()
+    }
+    missing = [key for key in keys if key not in rows]
+    if missing:
+        # Another attempt's cleaning deleted one between the insert and the lock (it had
+        # expired): made again.
+        rows.update(_counters(missing, now))
+    return rows
 
 
 def _set_expiry(row, now):
@@ -179,8 +191,8 @@ def charge_attempt(login, token, now=None):
     now = now or utcnow()
     client_key, new_clients_key = counter_keys(login, token)
     charge = Charge(login, token, client_key, new_clients_key)
-    _forget_expired(now)
     rows = _held(charge, _counters(charge.keys, now))
+    _forget_expired(now, but=charge.keys)
     client = rows[client_key]
     charge.known = client.known_until is not None and client.known_until > now
     applying = [client] if charge.known else [client, rows[new_clients_key]]
