@@ -200,6 +200,13 @@ class FundWorld:
             u["admin"], "donor", self.mark("fund", "invited"), self.donor.id
         )
         self.code(self.invitation.uid)
+        # Two to a reviewer's account, waiting for a manager: one to list, one to confirm.
+        self.staff_invitations = [
+            invitations.invite_account(u["admin"], "reviewer", self.mark("fund", f"staff {n}"))[0]
+            for n in (1, 2)
+        ]
+        for invitation in self.staff_invitations:
+            self.code(invitation.uid)
         self._money(amount)
         self._cases()
         self._payments()
@@ -943,6 +950,7 @@ ROUTES = {
     "auth.deactivate": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
     "auth.reactivate": Fill(_uid(lambda w: w.users["reviewer2"]), "admin"),
     "auth.revoke_invitation": Fill(_uid(lambda w: w.invitation), "admin"),
+    "auth.confirm_invitation": Fill(_uid(lambda w: w.staff_invitations[1]), "manager"),
     # The directory's entry kept for its fund only; removing it comes last.
     "directory.entry": Fill(_uid(lambda w: w.entries["own"]), "reviewer"),
     "directory.edit": Fill(_uid(lambda w: w.entries["own"]), "manager"),
@@ -996,6 +1004,9 @@ LISTS = {
     "auth.account": [Page(lambda o, w: "/account", frozenset(SWEEPERS))],
     "auth.users": [
         Page(lambda o, w: "/admin/users", {"admin"}, lambda o: o.users["reviewer2"].login)
+    ],
+    "auth.invitations_to_confirm": [
+        Page(lambda o, w: "/fund/invitations", {"manager"}, lambda o: o.staff_invitations[0].login)
     ],
     "reviews.queue": [
         Page(lambda o, w: "/cases", REVIEWING, lambda o: o.cases["submitted"].uid),

@@ -767,9 +767,10 @@ def _admin(site):
 
 def _invitations(site, a):
     """An admin invites a donor (refused first, without a role) and a reviewer, and
-    withdraws the donor's invitation; the reviewer opens the link, is refused a short
-    password, sets one and reaches the second factor's enrolment; the used link and the
-    withdrawn one get their page."""
+    withdraws the donor's invitation; the reviewer opens the link and is told it waits for
+    a manager, who confirms it from the dashboard and is shown its code; the reviewer is
+    refused a short password and a wrong code, sets a password with the code and reaches
+    the second factor's enrolment; the used link and the withdrawn one get their page."""
     a.submit("/admin/users/invite", "/admin/users/invite", {"invite-login": "x"}, refused=True)
     donor = db.session.execute(sa.select(Donor).order_by(Donor.id).limit(1)).scalar_one()
     withdrawn = _link(
@@ -790,10 +791,26 @@ def _invitations(site, a):
     revoke = next(f.action for f in forms if f.action.endswith("/revoke"))
     a.submit("/admin/users", revoke)
     invited = site.browser("invited")
-    invited.get(link)
+    invited.get(link)  # the page says it waits for a manager
+    m = site.sign_in("demo-manager1")
+    m.get("/dashboard")
+    confirm = next(
+        f.action for f in page_forms(m.html("/fund/invitations")) if f.action.endswith("/confirm")
+    )
+    shown = m.submit("/fund/invitations", confirm).get_data(as_text=True)
+    code = re.search(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>", shown).group(1)
+    invited.get("/invitation")
     invited.submit("/invitation", "/invitation", {"password": "short"}, refused=True)
     password = "an invited passphrase 42"
-    invited.submit("/invitation", "/invitation", {"password": password, "again": password})
+    invited.submit(
+        "/invitation",
+        "/invitation",
+        {"password": password, "again": password, "code": "WRONG-CODES"},
+        refused=True,
+    )
+    invited.submit(
+        "/invitation", "/invitation", {"password": password, "again": password, "code": code}
+    )
     site.browser("too late").get(link, status=404)
     site.browser("withdrawn").get(withdrawn, status=404)
 

@@ -321,3 +321,37 @@ def test_a_threshold_set_in_another_reporting_currency_is_not_read_as_this_one(
     assert decisions.four_eyes_threshold(fund) == Decimal("100.00")
     app.config["REPORTING_CURRENCY"] = "USD"
     assert decisions.four_eyes_threshold(fund) == Decimal(app.config["FOUR_EYES_THRESHOLD"])
+
+
+def test_a_fund_admin_alone_cannot_raise_the_threshold_above_the_instances(app, network, make_user):
+    """One person may make four eyes stricter, never looser: a fund's threshold above the
+    instance's is refused (an administrator alone would otherwise switch the second
+    manager off), and one stored above it, from before the instance's was lowered, counts
+    as the instance's."""
+    regional = network["regional"]
+    admin = signed_in(app, make_user("admin", fund_id=regional.id))
+    instance = Decimal(app.config["FOUR_EYES_THRESHOLD"])
+    for too_high in (str(instance + Decimal("0.01")), "999999999999.99"):
+        page = refused_page(
+            admin,
+            admin.post("/fund/settings/limits", data={"limits-four_eyes_threshold": too_high}),
+        )
+        assert "can be at most the instance" in page.get_data(as_text=True), too_high
+        db.session.expire_all()
+        assert db.session.get(Fund, regional.id).four_eyes_threshold is None
+    assert (
+        admin.post(
+            "/fund/settings/limits", data={"limits-four_eyes_threshold": str(instance)}
+        ).status_code
+        == 302
+    )
+    db.session.expire_all()
+    assert db.session.get(Fund, regional.id).four_eyes_threshold == instance
+    # The instance's threshold lowered since: the fund's own no longer counts above it.
+    app.config["FOUR_EYES_THRESHOLD"] = "1000"
+    case = Application(fund_id=regional.id, category=Category.MEDICAL, currency="EUR")
+    db.session.add(case)
+    db.session.flush()
+    manager = make_user("manager", fund_id=regional.id)
+    assert decisions.four_eyes_threshold(db.session.get(Fund, regional.id)) == Decimal("1000")
+    assert decisions.weigh_approval(case, Decimal(1500), manager).needs_second

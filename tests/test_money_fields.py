@@ -274,7 +274,8 @@ def _unique(data):
     if "pool-name" in data:
         changes["pool-name"] = f"Pool {n}"
     if "rate-on_date" in data:
-        changes["rate-on_date"] = (date(2026, 3, 1) + timedelta(days=n)).isoformat()
+        # Days before, never after: a rate is not recorded for a day still to come.
+        changes["rate-on_date"] = (date(2026, 3, 1) - timedelta(days=n)).isoformat()
     return {**data, **changes}
 
 

@@ -4,7 +4,7 @@ finance only."""
 
 import html
 import io
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -335,3 +335,55 @@ def test_a_rate_typed_for_a_payment_in_the_pool_currency_is_refused_not_dropped(
     response = refused_page(finance, response)
     assert "in the pool&#39;s own currency (EUR)" in response.get_data(as_text=True)
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+
+
+def test_no_money_is_dated_on_a_day_still_to_come(app, money_world, clock):
+    """A payment, a contribution or a rate dated after the latest date it is anywhere
+    (UTC+14) is refused in words and records nothing: money booked in 2099 would sit
+    outside every report's period. Today's date in the furthest time zone is taken."""
+    clock.at(datetime(2026, 3, 1, 11, 0))  # 1 March everywhere: already in Kiritimati
+    grant = money_world.grant("2000")
+    finance = signed_in(app, money_world.finance)
+    case_url = f"/applications/{grant.application.uid}"
+    for day in ("2026-03-03", "2099-01-01"):
+        response = finance.post(
+            f"{case_url}/payments",
+            data=payment_data(grant, **{"pay-paid_on": day, "pay-idempotency_key": day}),
+        )
+        page = refused_page(finance, response, f"{case_url}#pay").get_data(as_text=True)
+        assert "The date of payment cannot be in the future." in page, day
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+    # Eleven in the morning in London is already 2 March in Kiritimati.
+    response = finance.post(
+        f"{case_url}/payments", data=payment_data(grant, **{"pay-paid_on": "2026-03-02"})
+    )
+    assert response.status_code == 302
+    assert db.session.execute(sa.select(Disbursement.paid_on)).scalar_one() == date(2026, 3, 2)
+    with pytest.raises(pools.PoolError, match="date received cannot be in the future"):
+        pools.record_contribution(
+            money_world.eur, money_world.m1, Decimal("10.00"), "EUR", date(2026, 3, 3)
+        )
+    db.session.rollback()
+    manager = signed_in(app, money_world.m1)
+    response = manager.post(
+        f"/pools/{money_world.eur.uid}/contributions",
+        data={
+            "contribution-amount": "10.00",
+            "contribution-currency": "EUR",
+            "contribution-received_on": "2099-01-01",
+        },
+    )
+    assert "cannot be in the future" in refused_page(manager, response).get_data(as_text=True)
+    rates = db.session.execute(sa.select(sa.func.count(ExchangeRate.id))).scalar()
+    with pytest.raises(pools.PoolError, match="day still to come"):
+        pools.record_rate(
+            money_world.fund.id,
+            money_world.finance,
+            date(2099, 12, 5),
+            "EUR",
+            "USD",
+            Decimal("1.1"),
+            "ECB",
+        )
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count(ExchangeRate.id))).scalar() == rates

@@ -280,7 +280,7 @@ def _create_fund(app, make_user):
 
 
 def _accept_invitation(app, make_user):
-    from tests.test_invitations import NEW_PASSWORD, _invite  # noqa: PLC0415
+    from tests.test_invitations import _form, _invite  # noqa: PLC0415
 
     client = signed_in(app, make_user("admin"))
     _response, path = _invite(client)
@@ -288,7 +288,7 @@ def _accept_invitation(app, make_user):
 
     def act():
         assert invited.get(path).status_code == 303
-        return invited.post("/invitation", data={"password": NEW_PASSWORD, "again": NEW_PASSWORD})
+        return invited.post("/invitation", data=_form(path))
 
     return act
 

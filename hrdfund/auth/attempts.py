@@ -197,18 +197,24 @@ def check_recovery_code(user, code, token):
     return SignedIn(user, kept, left)
 
 
-def accept_invitation(link_token, password, token):
+def accept_invitation(link_token, password, token, code=None):
     """The first step of an invited account: the password chosen for it, checked against
     the rules first (nothing counted, nothing hashed), then charged at the invitation's
     login and hashed with no transaction open, as a sign-in is. The account is made in a
     short transaction; its second factor is enrolled next. Raises
     :class:`invitations.InvitationClosedError` when the link opens no invitation (or
-    closed meanwhile), and :class:`services.PasswordPolicyError` for a password the rules
-    refuse."""
+    closed meanwhile), :class:`invitations.InvitationWaitingError` while no manager has
+    confirmed it (nothing counted), :class:`invitations.InvitationCodeError` for a code
+    that is not the manager's (counted at the login, as a wrong password is), and
+    :class:`services.PasswordPolicyError` for a password the rules refuse."""
     with reading():
         invitation = invitations.open_invitation(link_token)
         if invitation is None:
             raise invitations.InvitationClosedError()
+        if invitation.waiting_for_manager:
+            raise invitations.InvitationWaitingError()
+        if invitation.needs_code and not invitations.normalise_code(code):
+            raise invitations.InvitationCodeError(missing=True)  # nothing counted
         login, invitation_id = invitation.login, invitation.id
         services.check_password_rules(password, login)
         _first_look(login, token)
@@ -216,8 +222,12 @@ def accept_invitation(link_token, password, token):
         charge = _charge(login, token)
         password_hash = services.hash_password(password)
     try:
-        user, _kept = invitations.settle_acceptance(charge, invitation_id, password_hash)
-    except invitations.InvitationClosedError:
+        user, _kept = invitations.settle_acceptance(charge, invitation_id, password_hash, code)
+    except (
+        invitations.InvitationClosedError,
+        invitations.InvitationWaitingError,
+        invitations.InvitationCodeError,
+    ):
         db.session.rollback()
         raise
     db.session.commit()

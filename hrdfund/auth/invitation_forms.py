@@ -37,7 +37,16 @@ class InviteForm(PageForm):
 
 
 class AcceptInvitationForm(PageForm):
-    """The password of an invited account, chosen by the person who opened the link."""
+    """The password of an invited account, chosen by the person who opened the link; for
+    an account that reads cases or moves money, the code a manager of the fund gave them
+    (the view requires it then)."""
+
+    SECRET_FIELDS = ("code",)
+    code = StringField(
+        _l("Code from a manager of the fund"),
+        [Optional(), Length(max=40)],
+        render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"},
+    )
 
     password = PasswordField(
         _l("Password or passphrase"),

@@ -165,9 +165,22 @@ def invitation():
     if form.is_submitted():
         if form.validate_on_submit():
             try:
-                done = attempts.accept_invitation(token, form.password.data, client_token())
+                done = attempts.accept_invitation(
+                    token, form.password.data, client_token(), form.code.data
+                )
             except invitations.InvitationClosedError:
                 return _gone()
+            except invitations.InvitationWaitingError:
+                return redirect(url_for("auth.invitation"))
+            except invitations.InvitationCodeError as exc:
+                form.code.errors = [
+                    _("Enter the code a manager of the fund gave you.")
+                    if exc.missing
+                    else _(
+                        "That is not the code a manager of the fund gave for this invitation:"
+                        " check it with them."
+                    )
+                ]
             except services.PasswordPolicyError as exc:
                 form.password.errors = [_("This password cannot be used: %(why)s.", why=exc)]
             except services.AuthError as exc:
@@ -197,5 +210,59 @@ def invitation():
             "role": ROLE_LABELS[found.role],
             "fund": found.fund.name,
             "expires_at": found.expires_at,
+            "needs_code": found.needs_code,
+            "waiting": found.waiting_for_manager,
         }
     return render_template("auth/invitation.html", form=refused.restore(form), **details)
+
+
+@bp.app_context_processor
+def _invitations_to_confirm():
+    """For a manager's dashboard: how many of the fund's invitations wait for a manager
+    (counted only where a page asks)."""
+
+    def count():
+        if not current_user.is_authenticated or current_user.role != Role.MANAGER:
+            return 0
+        return len(invitations.waiting_for_manager(current_user.fund_id))
+
+    return {"invitations_to_confirm": count}
+
+
+@bp.get("/fund/invitations")
+@role_required(Role.MANAGER)
+def invitations_to_confirm():
+    """A manager's list of the fund's invitations to accounts that read cases or move
+    money, still to confirm."""
+    return render_template(
+        "auth/invitations_to_confirm.html",
+        invitations=invitations.waiting_for_manager(current_user.fund_id),
+        confirm=ConfirmForm(),
+        roles=ROLE_LABELS,
+    )
+
+
+@bp.post("/fund/invitations/<uid>/confirm")
+@role_required(Role.MANAGER)
+def confirm_invitation(uid):
+    """Confirm an invitation and show its code, this once: only its hash is kept."""
+    invitation = _fund_invitation_or_404(uid)
+    back = url_for("auth.invitations_to_confirm")
+    if not ConfirmForm().validate_on_submit():
+        return redirect(back)
+    done = perform(
+        invitations.confirm_invitation,
+        current_user._get_current_object(),
+        invitation,
+        refused=invitations.InvitationError,
+    )
+    if not done.ok:
+        flash(done.words, "error")
+        return redirect(back)
+    invitation, code = done.value
+    return render_template(
+        "auth/invitation_confirmed.html",
+        invitation=invitation,
+        code=invitations.shown_code(code),
+        roles=ROLE_LABELS,
+    )

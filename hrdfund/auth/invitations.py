@@ -6,8 +6,16 @@ reactivates accounts of the fund.
 The link carries a random token (32 bytes); only a keyed hash of it is stored, so the
 database alone never opens an invitation. A link opens until it is accepted, withdrawn or
 expired (``INVITATION_HOURS``), whichever comes first, and makes one account at most.
+
+An account that reads cases or moves money (``CONFIRMED_ROLES``) takes two people: the
+administrator's link, and a code a manager of the fund is shown once when confirming the
+invitation, given to the person apart from the link. The administrator never sees the
+code, nor the manager the link, so neither alone makes such an account (one for
+themselves, to read cases or to be an approval's second manager). A fund with no manager
+yet has the server's operator confirm it (``flask hrdfund confirm-invitation``).
 """
 
+import hmac
 import secrets
 from datetime import timedelta
 
@@ -21,7 +29,7 @@ from ..core.extensions import db
 from ..core.sql import lock_row
 from . import throttle
 from .logins import normalise_login
-from .models import INVITABLE_ROLES, Invitation, Role, User
+from .models import CONFIRMED_ROLES, INVITABLE_ROLES, Invitation, Role, User
 from .services import (
     AccountLinkError,
     LoginPolicyError,
@@ -41,6 +49,24 @@ class InvitationClosedError(Exception):
     """The link is unknown, expired, used or withdrawn: it makes no account."""
 
 
+class InvitationWaitingError(Exception):
+    """No manager of the fund has confirmed the invitation yet: it makes no account."""
+
+
+class InvitationCodeError(Exception):
+    """The code sent is not the one the confirming manager was given (``missing``: none
+    was sent)."""
+
+    def __init__(self, missing=False):
+        super().__init__()
+        self.missing = missing
+
+
+#: The letters of a confirmation code: none two people could read as each other.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 10
+
+
 def check_config(config):
     """Refuse to start with invitations that never open."""
     if config["INVITATION_HOURS"] < 1:
@@ -50,6 +76,74 @@ def check_config(config):
 def token_hash(token):
     """The keyed hash an invitation's token is stored as."""
     return cipher().blind_index(f"invitation|{token or ''}")
+
+
+def code_hash(invitation, code):
+    """The keyed hash a confirmation code is stored as, bound to its invitation."""
+    return cipher().blind_index(f"invitation-code|{invitation.uid}|{code}")
+
+
+def normalise_code(code):
+    """A code as typed, read as written: any case, spaces and dashes ignored."""
+    return "".join(ch for ch in (code or "").upper() if ch not in " -")[: 2 * CODE_LENGTH]
+
+
+def shown_code(code):
+    """A code in two groups of five, as a manager reads it out."""
+    return f"{code[:5]}-{code[5:]}"
+
+
+def confirm_invitation(actor, invitation):
+    """A manager of the invitation's fund (or, with ``actor`` None, the server's operator
+    from the command line) confirms an open invitation to a role in ``CONFIRMED_ROLES``.
+    Returns the invitation and its code, shown this once: only its keyed hash is kept."""
+    if actor is not None and (actor.role != Role.MANAGER or actor.fund_id != invitation.fund_id):
+        raise InvitationError(_l("Only a manager of the fund confirms its invitations."))
+    invitation = lock_row(Invitation, invitation.id)
+    if not invitation.needs_code:
+        raise InvitationError(_l("An invitation to a donor account needs no confirmation."))
+    if not invitation.usable(utcnow()):
+        raise InvitationError(_l("This invitation was already used, withdrawn or expired."))
+    if invitation.confirmed_at is not None:
+        raise InvitationError(_l("A manager has confirmed this invitation already."))
+    code = "".join(secrets.choice(CODE_ALPHABET) for _n in range(CODE_LENGTH))
+    invitation.code_hash = code_hash(invitation, code)
+    invitation.confirmed_at = utcnow()
+    invitation.confirmed_by_id = actor.id if actor is not None else None
+    audit.record("auth.invitation_confirmed", invitation, actor=actor, role=invitation.role.value)
+    return invitation, code
+
+
+def waiting_for_manager(fund_id, now=None):
+    """The fund's open invitations a manager has still to confirm, oldest first."""
+    return (
+        db.session.execute(
+            sa.select(Invitation)
+            .where(
+                Invitation.fund_id == fund_id,
+                Invitation.role.in_(CONFIRMED_ROLES),
+                Invitation.confirmed_at.is_(None),
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > (now or utcnow()),
+            )
+            .order_by(Invitation.created_at, Invitation.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def check_code(invitation, code):
+    """Raise :class:`InvitationWaitingError` while no manager has confirmed the invitation
+    and :class:`InvitationCodeError` when ``code`` is not theirs; an invitation to a donor
+    account needs none."""
+    if not invitation.needs_code:
+        return
+    if invitation.confirmed_at is None:
+        raise InvitationWaitingError()
+    if not hmac.compare_digest(code_hash(invitation, normalise_code(code)), invitation.code_hash):
+        raise InvitationCodeError()
 
 
 def _check_admin(actor):
@@ -146,17 +240,20 @@ def open_invitation(token, now=None):
     return invitation
 
 
-def settle_acceptance(charge, invitation_id, password_hash):
+def settle_acceptance(charge, invitation_id, password_hash, code=None):
     """Settle a charged acceptance, in a short write transaction after the hash: the
     account the invitation (read again, its row locked) names, with the password hashed
     before, its second factor still to enrol. The attempt is refunded: the sign-in is
     complete once the first code from the authenticator is accepted. Raises
-    :class:`InvitationClosedError` when the invitation closed meanwhile."""
+    :class:`InvitationClosedError` when the invitation closed meanwhile, and those of
+    :func:`check_code` when its manager's code is missing or wrong (the attempt stays
+    counted)."""
     throttle.hold(charge)
     invitation = lock_row(Invitation, invitation_id)
     now = utcnow()
     if not invitation.usable(now) or (invitation.fund and invitation.fund.suspended):
         raise InvitationClosedError()
+    check_code(invitation, code)
     try:
         _check_login_free(invitation.login, but=invitation)
     except UserExistsError as exc:

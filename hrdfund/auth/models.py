@@ -302,6 +302,10 @@ class PasswordCheckBudget(db.Model):
 #: Roles an administrator may invite into their fund: never another administrator (the
 #: network's administrator creates a fund with its first one) nor the network's.
 INVITABLE_ROLES = (Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.DONOR)
+#: Roles that read case content or move money: an invitation to one opens only with a code
+#: a manager of the fund gives when confirming it, so that no administrator alone makes an
+#: account that reads cases or is the second manager of an approval.
+CONFIRMED_ROLES = (Role.REVIEWER, Role.MANAGER, Role.FINANCE)
 
 
 class Invitation(db.Model):
@@ -317,11 +321,21 @@ class Invitation(db.Model):
         sa.CheckConstraint(
             "accepted_at IS NULL OR user_id IS NOT NULL", name="accepted_has_account"
         ),
+        sa.CheckConstraint(
+            "(confirmed_at IS NULL) = (code_hash IS NULL)",
+            name="confirmed_whole",
+        ),
     )
     id: Mapped[int] = pk()
     uid = uid_column()
     #: Keyed hash of the link's token; the token itself is shown once, to the administrator.
     token_hash = col(sa.String(32), INTERNAL, text=Text.HASH, nullable=False, unique=True)
+    #: For a role in ``CONFIRMED_ROLES``: keyed hash of the code the confirming manager was
+    #: shown once, to give the person apart from the link.
+    code_hash = col(sa.String(32), INTERNAL, text=Text.HASH, nullable=True)
+    #: The manager who confirmed it; none when the server's operator did.
+    confirmed_by_id = fk("users.id", nullable=True)
+    confirmed_at = col(sa.DateTime, INTERNAL, nullable=True)
     fund_id = fk("funds.id")
     role = enum_col(Role, "invitation_role", nullable=False)
     #: The login name the account will have, set by the administrator.
@@ -339,7 +353,19 @@ class Invitation(db.Model):
     fund = relationship("Fund")
     donor = relationship("Donor")
     user = relationship("User", foreign_keys=[user_id])
+    invited_by = relationship("User", foreign_keys=[invited_by_id])
+    confirmed_by = relationship("User", foreign_keys=[confirmed_by_id])
 
     def usable(self, now):
         """Whether the link still opens: not accepted, withdrawn or expired."""
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+    @property
+    def needs_code(self):
+        """Whether the account opens only with a confirming manager's code."""
+        return self.role in CONFIRMED_ROLES
+
+    @property
+    def waiting_for_manager(self):
+        """Whether a manager of the fund has still to confirm it."""
+        return self.needs_code and self.confirmed_at is None

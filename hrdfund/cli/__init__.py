@@ -3,7 +3,7 @@ commit themselves."""
 
 import click
 
-from .accounts import create_fund, create_user, funds, pools
+from .accounts import confirm_invitation, create_fund, create_user, funds, pools
 from .alerts import alerts
 from .backup import backup_command, restore_command
 from .check import check, rebuild_figures
@@ -24,6 +24,7 @@ for _command in (
     alerts,
     backup_command,
     check,
+    confirm_invitation,
     create_fund,
     create_user,
     demo_data,

@@ -7,9 +7,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .. import audit
-from ..auth import services
-from ..auth.models import Fund, PartnerOrganisation
+from ..auth import invitations, services
+from ..auth.logins import normalise_login
+from ..auth.models import Fund, Invitation, PartnerOrganisation
 from ..auth.second_factor import totp_uri
+from ..core.columns import utcnow
 from ..core.extensions import db
 from ..pools.models import Donor, Pool
 
@@ -190,3 +192,30 @@ def pools(fund_name):
         query = query.where(Pool.fund_id == fund_named(fund_name).id)
     for pool, fund in db.session.execute(query):
         click.echo(f"{pool.id}\t{pool.name}\t{pool.currency}\t{fund}")
+
+
+@click.command("confirm-invitation")
+@click.argument("login")
+@with_appcontext
+def confirm_invitation(login):
+    """Confirm the open invitation at LOGIN to a reviewer, manager or finance account, in
+    place of a manager of its fund (for a fund that has none yet), and print its code: the
+    invited person types it with their password. The code is shown this once."""
+    found = db.session.execute(
+        sa.select(Invitation).where(
+            Invitation.login == normalise_login(login),
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise click.ClickException(f"No open invitation at the login {login}.")
+    try:
+        invitation, code = invitations.confirm_invitation(None, found)
+        db.session.commit()
+    except invitations.InvitationError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Confirmed the invitation of {invitation.login} ({invitation.role.value}).")
+    click.echo(f"Code to give the person, apart from the link: {invitations.shown_code(code)}")

@@ -61,14 +61,17 @@ def four_eyes_threshold(fund=None):
     """Approvals worth this much or more, in the reporting currency, need two managers:
     ``fund``'s own threshold where it sets one in the reporting currency, else the
     environment's (a threshold set in a reporting currency the instance no longer uses is
-    never read as an amount of another)."""
+    never read as an amount of another). A fund's own is never read above the
+    environment's: a fund makes the control stricter, never looser (one set before the
+    environment's was lowered counts as the environment's)."""
+    instance = _number(current_app.config, "FOUR_EYES_THRESHOLD")
     if (
         fund is not None
         and fund.four_eyes_threshold is not None
         and fund.four_eyes_currency == reporting_currency()
     ):
-        return fund.four_eyes_threshold
-    return _number(current_app.config, "FOUR_EYES_THRESHOLD")
+        return min(fund.four_eyes_threshold, instance)
+    return instance
 
 
 def rate_tolerance_percent():

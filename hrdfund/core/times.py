@@ -2,12 +2,25 @@
 days and hours, or how long it is overdue (in days once past two days)."""
 
 import math
+from datetime import timedelta
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from .columns import utcnow
+
+#: The furthest ahead of UTC any place's clock runs (UTC+14): its date is the latest date
+#: anywhere on Earth.
+AHEAD_OF_UTC = timedelta(hours=14)
+
 #: Past this many hours overdue, a target is said to be overdue by days, not hours.
 OVERDUE_IN_DAYS_AFTER = 48
+
+
+def latest_day(now=None):
+    """The latest date it is anywhere now: a payment, a receipt or a rate dated after it
+    is dated in the future wherever the person recording it is."""
+    return ((now or utcnow()) + AHEAD_OF_UTC).date()
 
 
 def moment(value):

@@ -19,6 +19,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import quantize
 from ..core.sql import lock_row
+from ..core.times import latest_day
 from ..directory import services as directory
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import allocations_of
@@ -108,7 +109,7 @@ def record_disbursement(
     if existing is not None:
         return existing, False
     application = grant.application
-    _check_payable(grant, application, allocation, amount_paid, fee)
+    _check_payable(grant, application, allocation, amount_paid, fee, paid_on)
     pool, bounds, priced, amount, difference = _priced_under_locks(
         grant,
         application,
@@ -150,10 +151,12 @@ def record_disbursement(
     return book_payment(grant, application, pool, fields, texts, actor), True
 
 
-def _check_payable(grant, application, allocation, amount_paid, fee):
-    """Refuse a payment on a closed grant, from a pool that does not fund it, or of an
-    amount or fee that cannot be paid."""
+def _check_payable(grant, application, allocation, amount_paid, fee, paid_on):
+    """Refuse a payment on a closed grant, from a pool that does not fund it, of an
+    amount or fee that cannot be paid, or dated on a day still to come."""
     check_open_for_payment(grant, application)
+    if paid_on > latest_day():
+        raise PaymentError(_l("The date of payment cannot be in the future."))
     if allocation.grant_id != grant.id:
         raise PaymentError(_l("This pool does not fund this grant."))
     if amount_paid <= 0 or fee < 0:

@@ -118,7 +118,8 @@ def update_profile(actor, fund, takes_applications, categories, countries, langu
 
 
 def update_limits(actor, fund, threshold, targets):
-    """The fund's own four-eyes threshold (None: the environment's) and targets in hours
+    """The fund's own four-eyes threshold (None: the environment's; never above it) and
+    targets in hours
     (each of response and decision, urgent and normal; None: the environment's). A target
     pair is set whole: a response target without its decision target is refused, as is a
     decision target shorter than its response target."""
@@ -127,6 +128,18 @@ def update_limits(actor, fund, threshold, targets):
         not isinstance(threshold, Decimal) or threshold < 0 or threshold != round(threshold, 2)
     ):
         raise FundError(_l("The threshold is an amount of 0 or more, in cents at most."))
+    ceiling = limits.four_eyes_threshold()
+    if threshold is not None and threshold > ceiling:
+        # One person may make the control stricter, never looser: above the instance's
+        # threshold fewer approvals would need a second manager.
+        raise FundError(
+            _l(
+                "The fund's threshold can be at most the instance's, %(ceiling)s %(currency)s:"
+                " a higher one would let one manager alone approve more.",
+                ceiling=ceiling,
+                currency=limits.reporting_currency(),
+            )
+        )
     for kind in ("urgent", "normal"):
         response = targets.get(f"target_response_hours_{kind}")
         decision = targets.get(f"target_decision_hours_{kind}")

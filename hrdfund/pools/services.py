@@ -17,6 +17,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
 from ..core.sql import lock_row
+from ..core.times import latest_day
 from ..ledger.models import Contribution
 from .models import Donor, ExchangeRate, Pool, PoolRestriction, RestrictionKind
 
@@ -214,6 +215,8 @@ def record_rate(fund_id, actor, on_date, base, quote, rate, source):
     check_actor(actor, fund_id, RATE_KEEPERS)
     if base == quote:
         raise PoolError(_l("A rate needs two different currencies."))
+    if on_date > latest_day():
+        raise PoolError(_l("A rate cannot be recorded for a day still to come."))
     rate = checked_rate(rate)
     exists = db.session.execute(
         sa.select(ExchangeRate.id).where(
@@ -316,6 +319,8 @@ def record_contribution(
     check_actor(actor, pool.fund_id, POOL_KEEPERS)
     if received_amount <= 0:
         raise PoolError(_l("The amount received must be above zero."))
+    if received_on > latest_day():
+        raise PoolError(_l("The date received cannot be in the future."))
     if received_currency == pool.currency:
         rate = Decimal(1)
     elif rate is None:

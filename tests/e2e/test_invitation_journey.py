@@ -1,5 +1,6 @@
-"""An administrator invites a reviewer, who opens the link, sets a password, enrols the
-second factor and signs in, all on a 390 x 844 phone screen with JavaScript off."""
+"""An administrator invites a reviewer and a manager confirms the invitation; the reviewer
+opens the link, types the manager's code, sets a password, enrols the second factor and
+signs in, all on a 390 x 844 phone screen with JavaScript off."""
 
 import re
 from urllib.parse import urlsplit
@@ -45,13 +46,35 @@ def test_invite_accept_and_sign_in_on_a_phone(live_server, browser):
     path = urlsplit(shown).path
     assert re.fullmatch(r"/invitation/[A-Za-z0-9_-]{43}", path), shown
 
+    assert "a manager of the fund confirms the invitation" in boss.content()
+
     invitee = browser.new_context(java_script_enabled=False, viewport=PHONE).new_page()
     invitee.goto(live_server["url"] + path)
     assert invitee.url == live_server["url"] + "/invitation"  # the token left the address
     assert invitee.get_by_role("heading", level=1).inner_text() == "Your new account"
+    assert "has still to confirm this invitation" in invitee.content()
+    assert invitee.get_by_label("Password or passphrase").count() == 0
+    _fits(invitee)
+
+    # A manager confirms it from the dashboard and gives the code, apart from the link.
+    manager = next(a for a in live_server["accounts"] if a["role"] == "manager")
+    confirming = browser.new_context(java_script_enabled=False, viewport=PHONE).new_page()
+    _sign_in(confirming, live_server, manager)
+    confirming.get_by_role("link", name=re.compile("Invitations to confirm")).click()
+    assert confirming.get_by_role("heading", level=1).inner_text() == "Invitations to confirm"
+    assert "phone.reviewer" in confirming.locator("table").inner_text()
+    _fits(confirming)
+    confirming.get_by_role("button", name="Confirm and show the code").click()
+    assert confirming.get_by_role("heading", level=1).inner_text() == "Code of the invitation"
+    _fits(confirming)
+    code_from_manager = confirming.locator("p.secret code").inner_text().strip()
+    assert re.fullmatch(r"[A-Z0-9]{5}-[A-Z0-9]{5}", code_from_manager), code_from_manager
+
+    invitee.goto(live_server["url"] + path)
     assert invitee.get_by_label("Your login name").input_value() == "phone.reviewer"
     assert "<script" not in invitee.content()
     _fits(invitee)
+    invitee.get_by_label("Code from a manager of the fund").fill(code_from_manager)
     invitee.get_by_label("Password or passphrase").fill(PASSWORD)
     invitee.get_by_label("The password again").fill(PASSWORD)
     invitee.get_by_role("button", name="Set the password").click()

@@ -1,0 +1,168 @@
+"""An account that reads cases or moves money takes two people to make: the
+administrator's link and a code a manager of the fund gives apart from it. An
+administrator alone could otherwise invite a manager account for themselves, read every
+case through it and be the second manager of any approval."""
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from hrdfund.audit.models import AuditEvent
+from hrdfund.auth import invitations
+from hrdfund.auth.models import Invitation, Role, User
+from hrdfund.core.extensions import db
+from tests.conftest import LOCKED, audit_actions, count_rows, signed_in
+from tests.test_invitations import NEW_PASSWORD, _form, _invite
+
+WAITING = "has still to confirm this invitation"
+CODE = re.compile(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>")
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("admin")
+
+
+def _opened(app, path):
+    invitee = app.test_client()
+    assert invitee.get(path).status_code == 303
+    return invitee
+
+
+def _confirmed_by(client, login="mark.manager"):
+    """A manager confirms the invitation at ``login`` through the pages; returns the code
+    the page shows."""
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert "waits for a manager to confirm it" in dashboard
+    assert 'href="/fund/invitations"' in dashboard
+    page = client.get("/fund/invitations").get_data(as_text=True)
+    assert login in page
+    uid = db.session.execute(sa.select(Invitation.uid).where(Invitation.login == login)).scalar()
+    shown = client.post(f"/fund/invitations/{uid}/confirm")
+    assert shown.status_code == 200
+    return CODE.search(shown.get_data(as_text=True)).group(1)
+
+
+def test_an_administrator_alone_cannot_open_a_manager_account(app, admin, make_user):
+    """The attack: an administrator invites a manager account and opens the link
+    themselves. Without a manager's code the account is never made, and no attempt is
+    counted while the invitation waits."""
+    boss = signed_in(app, admin)
+    response, path = _invite(boss, role="manager", login="mark.manager", confirm=False)
+    assert "a manager of the fund confirms the invitation" in response.get_data(as_text=True)
+    assert "Waits for a manager to confirm it" in boss.get("/admin/users").get_data(as_text=True)
+    invitee = _opened(app, path)
+    page = invitee.get("/invitation").get_data(as_text=True)
+    assert WAITING in page and 'name="password"' not in page
+    posted = invitee.post("/invitation", data=_form(path))
+    assert posted.location == "/invitation"
+    assert count_rows(User) == 1
+    # The administrator may neither list nor confirm invitations.
+    uid = db.session.execute(sa.select(Invitation.uid)).scalar_one()
+    assert boss.get("/fund/invitations").status_code == 403
+    assert boss.post(f"/fund/invitations/{uid}/confirm").status_code == 403
+    with pytest.raises(invitations.InvitationError, match="Only a manager"):
+        invitations.confirm_invitation(admin, db.session.get(Invitation, 1))
+    assert db.session.execute(sa.select(Invitation.confirmed_at)).scalar_one() is None
+
+
+def test_a_manager_confirms_and_the_code_with_the_link_opens_the_account(app, admin, make_user):
+    manager = make_user("manager")
+    boss = signed_in(app, admin)
+    _response, path = _invite(boss, role="manager", login="mark.manager", confirm=False)
+    code = _confirmed_by(signed_in(app, manager))
+    row = db.session.execute(sa.select(Invitation)).scalar_one()
+    assert row.confirmed_by_id == manager.id and row.confirmed_at is not None
+    assert code.replace("-", "") not in (row.code_hash or "")
+    assert "Confirmed by a manager" in boss.get("/admin/users").get_data(as_text=True)
+    # Confirmed once: the page no longer offers it, and a second confirmation is refused.
+    assert "mark.manager" not in signed_in(app, manager).get("/fund/invitations").get_data(
+        as_text=True
+    )
+    with pytest.raises(invitations.InvitationError, match="already"):
+        invitations.confirm_invitation(manager, row)
+    db.session.rollback()
+
+    invitee = _opened(app, path)
+    page = invitee.get("/invitation").get_data(as_text=True)
+    assert 'name="code"' in page
+    # No code: said plainly, nothing made.
+    invitee.post("/invitation", data={**_form(path), "code": ""})
+    assert "Enter the code a manager of the fund gave you." in invitee.get("/invitation").get_data(
+        as_text=True
+    )
+    # A wrong code: said, nothing made.
+    invitee.post("/invitation", data={**_form(path), "code": "AAAAA-AAAAA"})
+    assert "not the code a manager of the fund gave" in invitee.get("/invitation").get_data(
+        as_text=True
+    )
+    assert count_rows(User) == 2
+    # The code as a person types it: lower case, without its dash.
+    answer = invitee.post(
+        "/invitation", data={**_form(path), "code": code.lower().replace("-", "")}
+    )
+    assert answer.location == "/login/code"
+    made = db.session.execute(sa.select(User).where(User.login == "mark.manager")).scalar_one()
+    assert (made.role, made.fund_id) == (Role.MANAGER, admin.fund_id)
+    assert "auth.invitation_confirmed" in audit_actions()
+    event = db.session.execute(
+        sa.select(AuditEvent).where(AuditEvent.action == "auth.invitation_confirmed")
+    ).scalar_one()
+    assert event.actor == f"u{manager.id}"
+    assert code not in event.payload and code.replace("-", "") not in event.payload
+
+
+def test_wrong_codes_count_against_the_login_as_wrong_passwords_do(app, admin, make_user):
+    """Guessing the code is held to the sign-in limits: five wrong codes lock the login
+    for this browser, the right code included."""
+    _response, path = _invite(signed_in(app, admin), role="finance", login="fay.finance")
+    invitee = _opened(app, path)
+    for _n in range(5):
+        invitee.post("/invitation", data={**_form(path), "code": "BBBBB-BBBBB"})
+    answer = invitee.post("/invitation", data=_form(path))
+    assert answer.location == "/invitation"
+    assert LOCKED in invitee.get("/invitation").get_data(as_text=True)
+    assert count_rows(User) == 1
+
+
+def test_only_a_manager_of_the_invitations_own_fund_confirms_it(app, admin, make_user, make_fund):
+    _invite(signed_in(app, admin), role="reviewer", login="rita.reviewer", confirm=False)
+    uid = db.session.execute(sa.select(Invitation.uid)).scalar_one()
+    other_fund = make_fund("Another Fund")
+    elsewhere = signed_in(app, make_user("manager", fund_id=other_fund.id))
+    assert "rita.reviewer" not in elsewhere.get("/fund/invitations").get_data(as_text=True)
+    assert elsewhere.post(f"/fund/invitations/{uid}/confirm").status_code == 404
+    for role in ("reviewer", "finance", "donor", "applicant"):
+        assert signed_in(app, make_user(role)).post(
+            f"/fund/invitations/{uid}/confirm"
+        ).status_code in (403, 404), role
+    assert db.session.execute(sa.select(Invitation.confirmed_at)).scalar_one() is None
+
+
+def test_a_donor_invitation_needs_no_code(app, admin, make_donor):
+    donor = make_donor("Donor B")
+    _response, path = _invite(
+        signed_in(app, admin), role="donor", login="dora.donor", donor=donor.uid
+    )
+    invitee = _opened(app, path)
+    assert 'name="code"' not in invitee.get("/invitation").get_data(as_text=True)
+    assert invitee.post("/invitation", data=_form(path)).location == "/login/code"
+    with pytest.raises(invitations.InvitationError, match="needs no confirmation"):
+        invitations.confirm_invitation(None, db.session.execute(sa.select(Invitation)).scalar_one())
+
+
+def test_the_operator_confirms_for_a_fund_with_no_manager(app, admin, runner):
+    _response, path = _invite(
+        signed_in(app, admin), role="manager", login="first.manager", confirm=False
+    )
+    result = runner.invoke(args=["hrdfund", "confirm-invitation", "first.manager"])
+    assert result.exit_code == 0, result.output
+    code = re.search(r"apart from the link: ([A-Z0-9]{5}-[A-Z0-9]{5})", result.output).group(1)
+    invitee = _opened(app, path)
+    answer = invitee.post("/invitation", data={**_form(path), "code": code})
+    assert answer.location == "/login/code"
+    assert db.session.execute(sa.select(Invitation.confirmed_by_id)).scalar_one() is None
+    again = runner.invoke(args=["hrdfund", "confirm-invitation", "first.manager"])
+    assert again.exit_code != 0 and "No open invitation" in again.output
+    assert NEW_PASSWORD not in result.output
