@@ -165,10 +165,18 @@ def test_the_second_manager_is_told_the_step_is_theirs_and_not_the_first_ones(ap
         )
     )
     db.session.commit()
-    summary = _text(_section(_page(app, world.m2, case), "summary"))
-    assert "Confirm or change the first approval · for a second manager, not Manon First" in (
+    second = _page(app, world.m2, case)
+    summary = _text(_section(second, "summary"))
+    assert "Confirm the first approval as it stands · for a second manager, not Manon First" in (
         summary
     )
+    # The second manager is offered the confirmation alone, nothing to change; the first,
+    # nothing at all, rather than a form the rules would refuse.
+    assert f"/applications/{case.uid}/confirm-approval?to=case" in second
+    assert f"/applications/{case.uid}/approve" not in second
+    first = _page(app, world.m1, case)
+    assert "You approved it first: another manager confirms it." in first
+    assert "/confirm-approval" not in first and f"/applications/{case.uid}/approve" not in first
 
 
 def test_the_history_says_who_did_what_and_when_without_content(app, money_world, make_user):

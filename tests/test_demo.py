@@ -39,6 +39,7 @@ from hrdfund.ledger.models import Allocation, Contribution, Disbursement
 from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.pools.eligibility import pool_mismatches
 from hrdfund.pools.models import ExchangeRate, Pool
+from hrdfund.reports import rollup
 from hrdfund.reviews import network_check
 from hrdfund.reviews.models import Review
 from tests.conftest import edit_behind_the_app, login
@@ -471,11 +472,16 @@ def test_demo_data_refuses_production(app_config):
 
 
 def test_countries_have_a_name_a_region_and_a_currency():
-    """Every country the demo uses has a Babel name, one of about ten regions and a
-    currency the app pays in."""
+    """Every country the demo uses has a Babel name, one of the regions and a currency the
+    app pays in; every country a defender may name has a region too."""
     names = Locale("en").territories
     assert len(geo.COUNTRIES) >= 45
-    assert 8 <= len(geo.REGIONS) <= 12
+    assert 8 <= len(geo.REGIONS) <= 16
+    assert set(geo.REGIONS) == set(geo.REGION_LABELS)
+    assert set(geo.REGIONS) <= set(rollup.AREAS)  # reports roll each region up to an area
+    assert [code for code, _name in geo.countries("en") if geo.region_of(code) is None] == []
+    assert geo.region_of("SY") == "Middle East and North Africa"
+    assert geo.region_of("EC") == "Andean region"
     for code in geo.COUNTRIES:
         assert names.get(code), code
         assert geo.region_of(code) in geo.REGIONS

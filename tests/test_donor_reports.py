@@ -29,7 +29,7 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.grid import breakdown
 from hrdfund.reports.pdf import render_pdf
-from hrdfund.reports.pdf_kit import escape_text, fallback_fonts, report_fonts, visual
+from hrdfund.reports.pdf_kit import escape_text, fallback_fonts, place_label, report_fonts, visual
 from hrdfund.reports.periods import PeriodError, parse_period
 from tests.conftest import MoneyWorld, agree_to_listing, missing_infrastructure, pay, signed_in
 
@@ -406,26 +406,44 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
 
 
 @pytest.mark.parametrize(
-    "language, heading, kind, total",
+    "language, heading, kind, total, kenya",
     [
-        ("fr", "Code de la subvention", "Relocalisation", "Total"),
-        ("es", "Código de la subvención", "Reubicación", "Total"),
+        ("fr", "Code de la subvention", "Relocalisation", "Total", "Kenya"),
+        ("es", "Código de la subvención", "Reubicación", "Total", "Kenia"),
     ],
 )
 def test_a_donor_reads_the_csv_in_the_language_chosen_at_download(
-    app, world, make_user, language, heading, kind, total
+    app, world, make_user, language, heading, kind, total, kenya
 ):
-    """The CSV's headings, kinds of support and closing words are the donor's, as the PDF's
-    are; the figures stay plain digits a spreadsheet reads."""
+    """The CSV's headings, kinds of support, places and closing words are the donor's, as
+    the PDF's are; the figures stay plain digits a spreadsheet reads."""
     client = signed_in(app, make_user("donor", donor_id=world.donor.id))
     url = f"/donor/pools/{world.eur.uid}/report?period={QUARTER}&format=csv&language={language}"
     got = client.get(url)
     rows = list(csv.reader(io.StringIO(got.get_data(as_text=True))))
     assert rows[0][0] == heading and "grant_code" not in rows[0]
     assert kind in {row[2] for row in rows[1:-3]}
+    assert {row[3] for row in rows[1:-3]} == {kenya}
     assert rows[-2][0] == total and Decimal(rows[-2][5]) > 0
     english = client.get(url.replace(f"language={language}", "language=en"))
     assert english.get_data(as_text=True).startswith("Grant code,Grants,Kind of support,")
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("es", ("No se muestra", "Kenia", "Oriente Medio y Norte de África")),
+        ("fr", ("Non affiché", "Kenya", "Moyen-Orient et Afrique du Nord")),
+    ],
+)
+def test_a_listed_grants_place_is_in_the_reports_language(app, language, words):
+    """A place is kept in English in the report (its digest is the same in every
+    language) and written in the donor's: "not shown", a country, a region."""
+    with force_locale(language):
+        shown = [
+            place_label(v) for v in (anonymise.NOT_SHOWN, "Kenya", "Middle East and North Africa")
+        ]
+    assert tuple(shown) == words
 
 
 def test_the_pool_page_offers_the_donors_report(app, world):

@@ -91,6 +91,23 @@ def test_the_applicant_sides_choice_is_kept_for_the_account(app, client, make_us
     assert _html_tag(elsewhere, "/my") == '<html lang="fa" dir="rtl">'
 
 
+def test_signing_out_keeps_the_language_the_account_read_in(app, client, make_user):
+    """A defender reading in Farsi signs out: the sign-in page that follows, and its
+    message, are in Farsi, not English; the session holds nothing else of the account."""
+    applicant = make_user("applicant")
+    login(client, applicant)
+    _choose(client, "fa", page="/my")
+    signed_out = client.post("/logout", follow_redirects=True)
+    html = signed_out.get_data(as_text=True)
+    assert re.search(r"<html [^>]*>", html).group(0) == '<html lang="fa" dir="rtl">'
+    with force_locale("fa"):
+        assert gettext("You are signed out.") in html
+    assert "You are signed out." not in html
+    assert client.get("/my").location == "/login"
+    with client.session_transaction() as kept:
+        assert set(kept) <= {"language", "_flashes", "csrf_token"}
+
+
 def test_staff_pages_speak_english_french_and_spanish(client, make_user):
     reviewer = make_user("reviewer")
     login(client, reviewer)

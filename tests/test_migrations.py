@@ -696,3 +696,46 @@ def test_confirmations_kept_before_answers_become_answers_and_go_back(empty_app)
         (r.id, r.disbursement_id, r.confirmed_by_id, str(r.confirmed_at)[:19]) for r in back
     ] == [(*receipt[:3], str(receipt[3])) for receipt in kept]
     assert answers_after == answers_before
+
+
+#: The revision before every country had a region.
+BEFORE_EVERY_REGION = "5b7d2e9c4a13"
+
+
+def test_the_upgrade_gives_a_region_to_cases_from_countries_that_had_none(empty_app):
+    """Cases from a country the table of regions left out (Syria, Ecuador) had no region:
+    the upgrade fills it in from the country; a case with a region, or with no country,
+    keeps what it had."""
+    from hrdfund.auth.models import Fund
+    from hrdfund.cases.models import Application
+    from hrdfund.core.support import Category
+
+    flask_migrate.upgrade()
+    fund = Fund(name="A fund before every region")
+    db.session.add(fund)
+    db.session.flush()
+    rows = {}
+    for label, country, region in (
+        ("syria", "SY", None),
+        ("ecuador", "EC", None),
+        ("kenya", "KE", "East Africa"),
+        ("nowhere", None, None),
+    ):
+        case = Application(fund_id=fund.id, category=Category.MEDICAL, currency="EUR")
+        db.session.add(case)
+        db.session.flush()
+        rows[label] = case.id
+        db.session.execute(
+            sa.text("UPDATE applications SET country = :c, region = :r WHERE id = :id"),
+            {"c": country, "r": region, "id": case.id},
+        )
+    db.session.commit()
+    db.session.remove()
+    flask_migrate.downgrade(revision=BEFORE_EVERY_REGION)
+    flask_migrate.upgrade()
+    regions = dict(db.session.execute(sa.text("SELECT id, region FROM applications")).all())
+    assert regions[rows["syria"]] == "Middle East and North Africa"
+    assert regions[rows["ecuador"]] == "Andean region"
+    assert regions[rows["kenya"]] == "East Africa"
+    assert regions[rows["nowhere"]] is None
+    db.session.remove()

@@ -94,6 +94,35 @@ def test_a_rate_far_from_the_table_needs_a_reason_and_a_second_person(money_worl
     assert check_ledger() == []
 
 
+def test_a_rate_with_no_table_rate_to_weigh_it_says_so(money_world):
+    """A currency the fund's table has no rate for: the refusal says the table has none,
+    not that the rate is some percent away from it."""
+    grant = money_world.grant("2000", pool=money_world.usd)
+    with pytest.raises(payments.PaymentError, match="table has no rate for this currency") as exc:
+        pay(
+            money_world,
+            grant,
+            "500",
+            currency="TRY",
+            instalment=None,
+            rate=Decimal("0.029"),
+            rate_source="bank",
+        )
+    assert "away" not in str(exc.value)
+    db.session.rollback()
+    held = pay(
+        money_world,
+        grant,
+        "500",
+        currency="TRY",
+        instalment=None,
+        rate=Decimal("0.029"),
+        rate_source="bank",
+        rate_reason="no table rate for lira",
+    )
+    assert isinstance(held, HeldPayment) and HoldReason.RATE in held.why
+
+
 def test_the_same_form_sent_twice_records_one_payment(money_world):
     grant = money_world.grant("1000")
     first = pay(money_world, grant, "400", instalment=None, key="form-1")
@@ -166,10 +195,37 @@ def test_a_payment_taken_back_in_part_still_pays_the_rest_of_its_instalment(mone
     db.session.commit()
     due = followup.instalments_due(money_world.finance, date(2026, 2, 10), 0)
     assert [(i.seq, quantize(paid)) for i, _plan, _case, paid, *_code in due] == [(1, Decimal(985))]
-    with pytest.raises(payments.PaymentError, match="Instalment 1 is already paid"):
+    with pytest.raises(payments.PaymentError, match="where 15.00 EUR is still due"):
         pay(money_world, grant, "1000")
     db.session.rollback()
     pay(money_world, grant, "15")
+    with pytest.raises(payments.PaymentError, match="Instalment 1 is already paid"):
+        pay(money_world, grant, "15")
+    db.session.rollback()
+    assert followup.instalments_due(money_world.finance, date(2026, 2, 10), 0) == []
+    assert check_ledger() == []
+
+
+def test_an_instalment_is_never_paid_past_what_is_due_on_it(money_world):
+    """The first payment of an instalment is held to its amount too: 1,200 against an
+    instalment of 1,000 is refused in words, whatever currency it is paid in, and the
+    instalment's own amount, paid in another currency at a rate that does not land on
+    the cent, is taken."""
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, count=2, starts_on=date(2026, 2, 1))
+    with pytest.raises(payments.PaymentError, match="where 1000.00 EUR is still due"):
+        pay(money_world, grant, "1200")
+    db.session.rollback()
+    # In dollars at the approval's rate, a hundred dollars over.
+    over = quantize(Decimal(1000) * EUR_USD + 100)
+    with pytest.raises(payments.PaymentError, match="of instalment 1, where 1000.00 EUR"):
+        pay(money_world, grant, str(over), currency="USD")
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+    # The instalment's amount in dollars, rounded up to the cent: taken.
+    exact = (Decimal(1000) * EUR_USD).quantize(Decimal("0.01"), rounding="ROUND_UP")
+    payment = pay(money_world, grant, str(exact), currency="USD")
+    assert isinstance(payment, Disbursement)
     assert followup.instalments_due(money_world.finance, date(2026, 2, 10), 0) == []
     assert check_ledger() == []
 

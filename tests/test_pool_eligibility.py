@@ -22,6 +22,12 @@ POOLS = [
     ("Kenya", "USD", (None, 30), [("country", "KE")]),
     ("Region of Kenya", "KES", (10, 10), [("region", geo.region_of("KE"))]),
     (
+        "Middle East and North Africa",
+        "USD",
+        (None, None),
+        [("region", "Middle East and North Africa")],
+    ),
+    (
         "Legal or relocation in Uganda or Colombia",
         "USD",
         (None, None),
@@ -44,7 +50,8 @@ POOLS = [
 ]
 
 CATEGORIES = [Category.MEDICAL, Category.LEGAL, Category.RELOCATION]
-COUNTRIES = ["KE", "UG", "CO"]
+#: Syria and Ecuador were left out of the table of regions once: no regional pool fit them.
+COUNTRIES = ["KE", "UG", "CO", "SY", "EC"]
 CURRENCIES = ["EUR", "USD"]
 
 

@@ -309,8 +309,14 @@ def logout():
     form = ConfirmForm()
     if not form.validate_on_submit():
         return redirect(url_for("auth.index"))
-    perform(services.end_sessions, current_user._get_current_object(), action="auth.logout")
+    user = current_user._get_current_object()
+    # The sign-in page after goes on in the language the account read in, as it did
+    # before signing in: a defender on a shared phone is not sent back to English.
+    reading_in = user.language if user.language in language.offered(None) else None
+    perform(services.end_sessions, user, action="auth.logout")
     logout_user()
     session.clear()
+    if reading_in:
+        session[language.SESSION_KEY] = reading_in
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))

@@ -27,7 +27,8 @@ NOT_COUNTRIES = frozenset(
 #: and the British Indian Ocean Territory (a military base).
 UNINHABITED = frozenset({"AQ", "BV", "GS", "HM", "TF", "UM", "IO"})
 
-#: ISO 3166 alpha-2 -> (region, local currency).
+#: ISO 3166 alpha-2 -> (region, local currency): the countries the demo draws its cases
+#: from, and the currency payments there are usually made in.
 COUNTRIES = {
     "KE": ("East Africa", "KES"),
     "UG": ("East Africa", "UGX"),
@@ -84,15 +85,47 @@ COUNTRIES = {
     "BY": ("Eastern Europe and Central Asia", "BYN"),
     "RU": ("Eastern Europe and Central Asia", "RUB"),
 }
-REGIONS = tuple(sorted({region for region, _ in COUNTRIES.values()}))
+#: Every other country a defender may apply from or be relocated to, by region (codes
+#: apart by spaces). Payments there are in the first legal tender the fund pays in
+#: (``cases.services.currency_for_country``), else US dollars.
+_OTHER_COUNTRIES = {
+    "East Africa": "DJ ER KM RW SC SO SS",
+    "Central Africa": "CF CG GA GQ ST TD",
+    "West Africa": "BF BJ CI CV GM GN GW LR MR NE SL TG",
+    "Southern Africa": "AO BW LS MG MU MW NA RE SH SZ YT ZM",
+    "Middle East and North Africa": "AE BH DZ EH IL IR KW LY OM PS QA SA SY",
+    "Andean region": "EC",
+    "Central America and Mexico": "BZ CR PA SV",
+    "South America": "AR CL FK GF GY PY SR UY",
+    "Caribbean": (
+        "AG AI AW BB BL BQ BS CU CW DM DO GD GP HT JM KN KY LC MF MQ MS PR SX TC TT VC VG VI"
+    ),
+    "North America": "BM CA GL PM US",
+    "East Asia": "CN HK JP KP KR MN MO TW",
+    "South-East Asia": "BN CC CX LA SG TL VN",
+    "South Asia": "BT MV",
+    "Eastern Europe and Central Asia": "MD TM",
+    "Europe": (
+        "AD AL AT AX BA BE BG CH CY CZ DE DK EE ES FI FO FR GB GG GI GR HR HU IE IM IS "
+        "IT JE LI LT LU LV MC ME MK MT NL NO PL PT RO RS SE SI SJ SK SM VA XK"
+    ),
+    "Pacific": "AS AU CK FJ FM GU KI MH MP NC NF NR NU NZ PF PG PN PW SB TK TO TV VU WF WS",
+}
+REGION_OF = {code: region for region, codes in _OTHER_COUNTRIES.items() for code in codes.split()}
+REGIONS = tuple(sorted({region for region, _ in COUNTRIES.values()} | set(REGION_OF.values())))
 #: The regions in the reader's language (the stored value stays in English).
 REGION_LABELS = {
     "Andean region": _l("Andean region"),
+    "Caribbean": _l("Caribbean"),
     "Central Africa": _l("Central Africa"),
     "Central America and Mexico": _l("Central America and Mexico"),
     "East Africa": _l("East Africa"),
+    "East Asia": _l("East Asia"),
     "Eastern Europe and Central Asia": _l("Eastern Europe and Central Asia"),
+    "Europe": _l("Europe"),
     "Middle East and North Africa": _l("Middle East and North Africa"),
+    "North America": _l("North America"),
+    "Pacific": _l("Pacific"),
     "South America": _l("South America"),
     "South Asia": _l("South Asia"),
     "South-East Asia": _l("South-East Asia"),
@@ -104,7 +137,7 @@ REGION_LABELS = {
 def region_of(country):
     """The region a country belongs to, or None for an unknown code."""
     entry = COUNTRIES.get(country)
-    return entry[0] if entry else None
+    return entry[0] if entry else REGION_OF.get(country)
 
 
 def local_currency(country):

@@ -142,13 +142,20 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor, 
         raise PaymentError(_l("Say where the rate comes from."))
     reason = (reason or "").strip() or None
     beyond = rate_beyond_tolerance(rate, reference, bounds.tolerance)
+    if beyond and reason is None and reference is None:
+        raise PaymentError(
+            _l(
+                "The fund's table has no rate for this currency on that day to weigh this "
+                "one against: give a reason for it; a second person confirms it."
+            )
+        )
     if beyond and reason is None:
         raise PaymentError(
             _l(
                 "This rate is more than %(pct)s%% away from the fund's table "
                 "(%(table)s): give a reason for it; a second person confirms it.",
                 pct=format(bounds.tolerance.normalize(), "f"),
-                table=reference if reference is not None else _l("none recorded"),
+                table=reference,
             )
         )
     return PaymentRate(rate, source.strip(), actor.id, reason, reference, entry_id, beyond, own)

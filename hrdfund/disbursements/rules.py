@@ -85,8 +85,23 @@ def check_priced(grant, application, allocation, pool, instalment, paid, currenc
         amount,
         covered,
         fee + max(difference, Decimal(0)),
+        slack=cover_slack(grant, allocation, currency, rate),
     )
     return amount, difference
+
+
+def cover_slack(grant, allocation, currency_paid, rate):
+    """By how much a payment may cover an instalment past its amount, in the grant's
+    currency: ``COVER_TOLERANCE``, or a cent of the currency paid where that is worth more
+    (a cent of euros is some fifty Colombian pesos: no sum in euros meets a sum in pesos to
+    the peso)."""
+    if currency_paid == grant.currency:
+        return COVER_TOLERANCE
+    try:
+        cent = Decimal("0.01") * rate / allocation.fx_rate
+    except ArithmeticError:
+        return COVER_TOLERANCE
+    return max(COVER_TOLERANCE, quantize(cent))
 
 
 def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
@@ -107,10 +122,13 @@ def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
     return amount, covered, cost - amount
 
 
-def check_payment(grant, application, allocation, pool, instalment, amount, covered, extra):
+def check_payment(
+    grant, application, allocation, pool, instalment, amount, covered, extra, slack=COVER_TOLERANCE
+):
     """Every rule a payment is held to when it is entered, and again under the locks when
     it is booked: within what the grant still commits, a fee and exchange loss the pool
-    can cover, and an instalment that may be paid."""
+    can cover, and an instalment that may be paid, for no more than is still due on it
+    (``slack``: see :func:`cover_slack`)."""
     remaining = remaining_commitment(allocation)
     if amount > remaining:
         raise PaymentError(
@@ -134,25 +152,28 @@ def check_payment(grant, application, allocation, pool, instalment, amount, cove
             )
         )
     if instalment is not None:
-        check_instalment(grant, application, instalment, covered)
+        check_instalment(grant, application, instalment, covered, slack)
 
 
-def check_instalment(grant, application, instalment, covered):
-    """Refuse paying an instalment twice, a tranche held for a report, or a stipend month
-    the same defender was already paid for on any grant."""
+def check_instalment(grant, application, instalment, covered, slack=COVER_TOLERANCE):
+    """Refuse paying an instalment twice or past what is still due on it, a tranche held
+    for a report, or a stipend month the same defender was already paid for on any
+    grant."""
     plan = instalment.plan
     if plan.grant_id != grant.id:
         raise PaymentError(_l("This instalment belongs to another grant."))
-    _check_not_paid(instalment, covered)
+    _check_not_paid(instalment, covered, grant.currency, slack)
     if plan.hold_for_report and instalment.seq > 1:
         _check_report_since_first_payment(grant, application, instalment)
     if plan.kind == PlanKind.STIPEND and application.defender_key:
         _check_month_not_paid_elsewhere(application, instalment)
 
 
-def _check_not_paid(instalment, covered):
-    """Refuse covering ``instalment`` past its amount once payments (net of reversals) have
-    paid it."""
+def _check_not_paid(instalment, covered, currency, slack):
+    """Refuse covering ``instalment`` (in ``currency``, the grant's) past its amount, net of
+    the payments (less their reversals) that paid it already: "already paid" once they
+    paid it whole, else how much is still due. The first payment was let through whatever
+    it covered until this refused it too."""
     rows = (
         db.session.execute(
             sa.select(Disbursement)
@@ -167,7 +188,11 @@ def _check_not_paid(instalment, covered):
         ((-1 if p.reversal_of_id else 1) * quantize(p.amount / p.allocation.fx_rate) for p in rows),
         start=Decimal("0.00"),
     )
-    if done > 0 and done + covered > instalment.amount + COVER_TOLERANCE:
+    # A first payment may pass the amount by ``slack``; one after it by the tolerance
+    # alone, as `check` weighs an instalment paid in several payments.
+    if done + covered <= instalment.amount + (slack if done == 0 else COVER_TOLERANCE):
+        return
+    if done > 0 and done + slack >= instalment.amount:
         latest = [p for p in rows if p.reversal_of_id is None][-1]
         raise PaymentError(
             _l(
@@ -176,6 +201,17 @@ def _check_not_paid(instalment, covered):
                 payment=describe(latest),
             )
         )
+    raise PaymentError(
+        _l(
+            "This payment covers %(covered)s %(currency)s of instalment %(seq)d, where "
+            "%(due)s %(currency)s is still due: pay at most that, or pay the rest against "
+            "the next instalment.",
+            covered=quantize(covered),
+            currency=currency,
+            seq=instalment.seq,
+            due=max(instalment.amount - done, Decimal("0.00")),
+        )
+    )
 
 
 def _check_report_since_first_payment(grant, application, instalment):

@@ -1,7 +1,7 @@
 """The decision on the case page: pools that fit, and the approval that commits money."""
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -131,13 +131,18 @@ def decision_panel(application, user, sections):
         return None
     amount = _proposed_amount(application)
     options = services.pool_options(application, amount)
-    deciding = user.role == Role.MANAGER and application.status in DECIDING
-    form = _approve_form(application, options, fresh=True) if deciding else None
     first = (
         decisions.first_approval(application)
         if application.status == S.AWAITING_SECOND_APPROVAL
         else None
     )
+    manager = user.role == Role.MANAGER
+    # Waiting for a second manager, the case offers what its reader may do: the one who
+    # approved first, nothing; another manager, the first approval to confirm as it
+    # stands (the second approval never changes its amount or split).
+    deciding = manager and application.status in DECIDING and first is None
+    form = _approve_form(application, options, fresh=True) if deciding else None
+    mine = first is not None and first.manager_id == user.id
     names = {o["pool"].id: o["pool"].name for o in options}
     return {
         "template": "grants/_decision.html",
@@ -151,6 +156,10 @@ def decision_panel(application, user, sections):
         if first is not None
         else [],
         "approve_form": form,
+        "approved_first_by_reader": mine,
+        "second_form": refused.restore(SecondApprovalForm(formdata=None))
+        if manager and first is not None and not mine
+        else None,
         "question_form": refused.restore(QuestionForm(formdata=None)),
         "reject_form": refused.restore(RejectForm(formdata=None)),
     }
@@ -221,7 +230,13 @@ def confirm_approval(uid):
     """A second manager confirms a first approval as it stands, from the dashboard's list of
     decisions waiting: every rule of the case page's approval holds."""
     application = get_application_or_404(uid, current_user, Section.DECISION)
-    back = url_for("reports.dashboard", _anchor="decisions")
+    # Sent from the case page (``to=case``) or from the dashboard's list: back there.
+    from_case = request.args.get("to") == "case"
+    back = (
+        _case(application, "decision")
+        if from_case
+        else url_for("reports.dashboard", _anchor="decisions")
+    )
     form = SecondApprovalForm()
     if form.validate_on_submit():
         done = perform(

@@ -149,7 +149,7 @@ def next_step(application, grant):
             if first is not None
             else _("a second manager")
         )
-        return _("Confirm or change the first approval"), who
+        return _("Confirm the first approval as it stands"), who
     if status in (S.APPROVED, S.PAYING) and grant is not None:
         return _money_step(grant)
     if status == S.COMPLETED:

@@ -9,7 +9,7 @@ import io
 from flask_babel import gettext as _
 
 from . import anonymise
-from .pdf_kit import row_label, why_hidden
+from .pdf_kit import place_label, row_label, why_hidden
 
 
 def columns():
@@ -53,7 +53,7 @@ def render_csv(report):
                 item["code"],
                 1,
                 row_label("category", item["category"]),
-                item["place"],
+                place_label(item["place"]),
                 item["committed"],
                 item["paid"],
                 report["currency"],

@@ -7,7 +7,7 @@ import re
 from arabic_reshaper import reshape
 from babel.numbers import format_currency
 from bidi import get_display
-from flask_babel import format_decimal
+from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 from reportlab import rl_config
 from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
@@ -21,6 +21,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Table, TableStyle
 
+from ..core import geo
 from ..core.support import CATEGORY_LABELS, Category
 from . import anonymise, rollup
 
@@ -74,6 +75,18 @@ def paragraph_styles():
             "h3", parent=base, fontName=fonts["bold"], fontSize=10.5, leading=14, spaceBefore=6
         ),
     }
+
+
+def place_label(value):
+    """Where a listed grant's case is, as the donor reads it in the report's language: the
+    country's name, its region's, or "not shown" (the report keeps them in English, so that
+    its figures and digest are the same in every language)."""
+    if value == anonymise.NOT_SHOWN:
+        return _("Not shown")
+    if value in geo.REGIONS:
+        return str(geo.region_label(value))
+    code = geo.country_code(value)
+    return geo.country_name(code, str(get_locale())) if code else value
 
 
 def row_label(dimension, value):

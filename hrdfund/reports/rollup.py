@@ -41,16 +41,25 @@ AREAS = {
     "Andean region": "americas",
     "Central America and Mexico": "americas",
     "South America": "americas",
+    "Caribbean": "americas",
     "South Asia": "asia",
     "South-East Asia": "asia",
     "Eastern Europe and Central Asia": "europe",
+    "East Asia": "east_asia",
+    "Europe": "western_europe",
+    "North America": "north_america",
+    "Pacific": "pacific",
 }
 AREA_LABELS = {
     "africa": _l("Sub-Saharan Africa"),
     "mena": _l("Middle East and North Africa"),
-    "americas": _l("Latin America"),
+    "americas": _l("Latin America and the Caribbean"),
     "asia": _l("South and South-East Asia"),
     "europe": _l("Eastern Europe and Central Asia"),
+    "east_asia": _l("East Asia"),
+    "western_europe": _l("Europe"),
+    "north_america": _l("North America"),
+    "pacific": _l("Pacific"),
 }
 
 #: Each breakdown that rolls up, by the coarser breakdown it rolls up to.
