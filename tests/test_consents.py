@@ -299,3 +299,20 @@ def test_a_partner_labels_its_referred_cases_for_its_own_eyes_only(
     done = client.post(url, data={"label-label": ""}, follow_redirects=True)
     assert "Your label is removed" in done.get_data(as_text=True)
     assert LABEL not in client.get("/referrals").get_data(as_text=True)
+
+
+def test_a_consent_the_partner_ticks_in_the_form_is_the_partners_word_not_the_defenders(
+    app, fund, make_user
+):
+    """Ticked in the application form by the referring partner, the consent to refer the
+    case on is recorded as the partner's word for the defender's, and the page says so;
+    ticked by the defender, it is the defender's."""
+    partner = make_user("partner")
+    case = _referred_case(fund, partner)
+    consents.set_consent(case, ConsentKind.REFERRAL, True, partner)
+    db.session.commit()
+    [given] = _grants(case, ConsentKind.REFERRAL)
+    assert (given.method, given.recorded_by_id) == ("partner_form", partner.id)
+    page = signed_in(app, partner).get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "recorded by the referring partner, in the application form" in page
+    assert "by the defender, in the application form" not in page

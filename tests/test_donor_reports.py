@@ -29,7 +29,14 @@ from hrdfund.reports.csv_export import render_csv
 from hrdfund.reports.data import build_report
 from hrdfund.reports.grid import breakdown
 from hrdfund.reports.pdf import render_pdf
-from hrdfund.reports.pdf_kit import escape_text, fallback_fonts, place_label, report_fonts, visual
+from hrdfund.reports.pdf_kit import (
+    escape_text,
+    fallback_fonts,
+    place_label,
+    report_fonts,
+    row_label,
+    visual,
+)
 from hrdfund.reports.periods import PeriodError, parse_period
 from tests.conftest import MoneyWorld, agree_to_listing, missing_infrastructure, pay, signed_in
 
@@ -443,7 +450,9 @@ def test_a_listed_grants_place_is_in_the_reports_language(app, language, words):
         shown = [
             place_label(v) for v in (anonymise.NOT_SHOWN, "Kenya", "Middle East and North Africa")
         ]
+        by_region = row_label("region", "Middle East and North Africa")
     assert tuple(shown) == words
+    assert by_region == words[2]  # a table's row by region, as the PDF and portal show it
 
 
 def test_the_pool_page_offers_the_donors_report(app, world):

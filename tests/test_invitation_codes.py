@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import invitations
+from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Invitation, Role, User
 from hrdfund.core.extensions import db
 from tests.conftest import LOCKED, audit_actions, count_rows, signed_in
@@ -76,13 +77,17 @@ def test_a_manager_confirms_and_the_code_with_the_link_opens_the_account(app, ad
     assert row.confirmed_by_id == manager.id and row.confirmed_at is not None
     assert code.replace("-", "") not in (row.code_hash or "")
     assert "Confirmed by a manager" in boss.get("/admin/users").get_data(as_text=True)
-    # Confirmed once: the page no longer offers it, and a second confirmation is refused.
-    assert "mark.manager" not in signed_in(app, manager).get("/fund/invitations").get_data(
-        as_text=True
-    )
-    with pytest.raises(invitations.InvitationError, match="already"):
-        invitations.confirm_invitation(manager, row)
-    db.session.rollback()
+    # Confirmed, it is no longer counted as waiting; its code lost (the form sent twice),
+    # a manager shows a new one and the earlier stops working.
+    again = signed_in(app, manager)
+    assert "Invitations to confirm" not in again.get("/dashboard").get_data(as_text=True)
+    listed = again.get("/fund/invitations").get_data(as_text=True)
+    assert "mark.manager" in listed and "Show a new code" in listed
+    lost = code
+    code = CODE.search(
+        again.post(f"/fund/invitations/{row.uid}/confirm").get_data(as_text=True)
+    ).group(1)
+    assert code != lost and "auth.invitation_code_renewed" in audit_actions()
 
     invitee = _opened(app, path)
     page = invitee.get("/invitation").get_data(as_text=True)
@@ -92,7 +97,11 @@ def test_a_manager_confirms_and_the_code_with_the_link_opens_the_account(app, ad
     assert "Enter the code a manager of the fund gave you." in invitee.get("/invitation").get_data(
         as_text=True
     )
-    # A wrong code: said, nothing made.
+    # A wrong code, the earlier one among them: said, nothing made.
+    invitee.post("/invitation", data={**_form(path), "code": lost})
+    assert "not the code a manager of the fund gave" in invitee.get("/invitation").get_data(
+        as_text=True
+    )
     invitee.post("/invitation", data={**_form(path), "code": "AAAAA-AAAAA"})
     assert "not the code a manager of the fund gave" in invitee.get("/invitation").get_data(
         as_text=True
@@ -115,15 +124,30 @@ def test_a_manager_confirms_and_the_code_with_the_link_opens_the_account(app, ad
 
 def test_wrong_codes_count_against_the_login_as_wrong_passwords_do(app, admin, make_user):
     """Guessing the code is held to the sign-in limits: five wrong codes lock the login
-    for this browser, the right code included."""
+    for this browser, the right code included; each wrong code is an audit entry in the
+    fund's chain, with no password hashed for it."""
     _response, path = _invite(signed_in(app, admin), role="finance", login="fay.finance")
     invitee = _opened(app, path)
-    for _n in range(5):
-        invitee.post("/invitation", data={**_form(path), "code": "BBBBB-BBBBB"})
+    hashed = []
+    real = auth_services.hash_password
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth_services, "hash_password", lambda p: hashed.append(1) or real(p))
+        for _n in range(5):
+            invitee.post("/invitation", data={**_form(path), "code": "BBBBB-BBBBB"})
+    assert hashed == []
     answer = invitee.post("/invitation", data=_form(path))
     assert answer.location == "/invitation"
     assert LOCKED in invitee.get("/invitation").get_data(as_text=True)
     assert count_rows(User) == 1
+    refused = (
+        db.session.execute(
+            sa.select(AuditEvent).where(AuditEvent.action == "auth.invitation_code_refused")
+        )
+        .scalars()
+        .all()
+    )
+    assert len(refused) == 5 and {e.chain for e in refused} == {admin.fund_id}
+    assert "auth.sign_in_locked" in audit_actions()
 
 
 def test_only_a_manager_of_the_invitations_own_fund_confirms_it(app, admin, make_user, make_fund):
@@ -163,6 +187,15 @@ def test_the_operator_confirms_for_a_fund_with_no_manager(app, admin, runner):
     answer = invitee.post("/invitation", data={**_form(path), "code": code})
     assert answer.location == "/login/code"
     assert db.session.execute(sa.select(Invitation.confirmed_by_id)).scalar_one() is None
+    assert "Test Fund" in result.output
     again = runner.invoke(args=["hrdfund", "confirm-invitation", "first.manager"])
-    assert again.exit_code != 0 and "No open invitation" in again.output
+    assert again.exit_code != 0 and "No invitation at that login is open." in again.output
     assert NEW_PASSWORD not in result.output
+
+
+def test_the_operator_leaves_a_fund_with_a_manager_to_its_manager(app, admin, make_user, runner):
+    make_user("manager")
+    _invite(signed_in(app, admin), role="finance", login="fay.finance", confirm=False)
+    result = runner.invoke(args=["hrdfund", "confirm-invitation", "fay.finance"])
+    assert result.exit_code != 0 and "The fund has a manager" in result.output
+    assert db.session.execute(sa.select(Invitation.confirmed_at)).scalar_one() is None

@@ -355,3 +355,15 @@ def test_a_fund_admin_alone_cannot_raise_the_threshold_above_the_instances(app, 
     manager = make_user("manager", fund_id=regional.id)
     assert decisions.four_eyes_threshold(db.session.get(Fund, regional.id)) == Decimal("1000")
     assert decisions.weigh_approval(case, Decimal(1500), manager).needs_second
+    # The settings page shows what counts, so the targets can be saved as it fills them.
+    page = admin.get("/fund/settings").get_data(as_text=True)
+    assert 'value="1000.00"' in page and f'value="{instance}"' not in page
+    sent = admin.post(
+        "/fund/settings/limits",
+        data={
+            "limits-four_eyes_threshold": "1000.00",
+            "limits-target_response_hours_urgent": "5",
+            "limits-target_decision_hours_urgent": "20",
+        },
+    )
+    assert sent.status_code == 302

@@ -739,3 +739,57 @@ def test_the_upgrade_gives_a_region_to_cases_from_countries_that_had_none(empty_
     assert regions[rows["kenya"]] == "East Africa"
     assert regions[rows["nowhere"]] is None
     db.session.remove()
+
+
+#: The revision before a consent a partner ticked in the form said so.
+BEFORE_PARTNER_FORM = "8e1c4f7a2b95"
+
+
+def test_the_upgrade_says_which_consents_a_partner_ticked_and_the_downgrade_undoes_it(
+    empty_app,
+):
+    from hrdfund.auth import services
+    from hrdfund.auth.models import Fund, PartnerOrganisation
+    from hrdfund.cases.models import Application, Consent, ConsentKind
+    from hrdfund.core.columns import utcnow
+    from hrdfund.core.support import Category
+    from tests.conftest import PASSWORD
+
+    flask_migrate.upgrade()
+    fund = Fund(name="A fund before partner words")
+    org = PartnerOrganisation(name="A partner before", country="KE")
+    db.session.add_all([fund, org])
+    db.session.flush()
+    case = Application(fund_id=fund.id, category=Category.MEDICAL, currency="EUR")
+    db.session.add(case)
+    partner = services.create_user(
+        "partner", "partner.before", PASSWORD, partner_organisation_id=org.id
+    )
+    applicant = services.create_user("applicant", "applicant.before", PASSWORD)
+    db.session.flush()
+    rows = {}
+    for who, kind in ((partner, ConsentKind.REFERRAL), (applicant, ConsentKind.STORY)):
+        consent = Consent(
+            application_id=case.id,
+            kind=kind,
+            method="form",
+            recorded_by_id=who.id,
+            given_at=utcnow(),
+        )
+        db.session.add(consent)
+        db.session.flush()
+        rows[consent.id] = who.role.value
+    db.session.commit()
+    db.session.remove()
+
+    def methods():
+        found = db.session.execute(sa.text("SELECT id, method FROM consents")).all()
+        db.session.remove()
+        return {rows[i]: method for i, method in found}
+
+    flask_migrate.downgrade(revision=BEFORE_PARTNER_FORM)
+    flask_migrate.upgrade()
+    assert methods() == {"partner": "partner_form", "applicant": "form"}
+    flask_migrate.downgrade(revision=BEFORE_PARTNER_FORM)
+    assert methods() == {"partner": "form", "applicant": "form"}
+    flask_migrate.upgrade()

@@ -218,7 +218,7 @@ def test_an_instalment_is_never_paid_past_what_is_due_on_it(money_world):
     db.session.rollback()
     # In dollars at the approval's rate, a hundred dollars over.
     over = quantize(Decimal(1000) * EUR_USD + 100)
-    with pytest.raises(payments.PaymentError, match="of instalment 1, where 1000.00 EUR"):
+    with pytest.raises(payments.PaymentError, match="approved at, where 1000.00 EUR is still"):
         pay(money_world, grant, str(over), currency="USD")
     db.session.rollback()
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
@@ -228,6 +228,64 @@ def test_an_instalment_is_never_paid_past_what_is_due_on_it(money_world):
     assert isinstance(payment, Disbursement)
     assert followup.instalments_due(money_world.finance, date(2026, 2, 10), 0) == []
     assert check_ledger() == []
+
+
+def _pesos(world):
+    """The table's rates to Colombian pesos, confirmed: a cent of a dollar is 41 pesos."""
+    for base, rate in (("USD", "4123.45"), ("EUR", "4535.80")):
+        entry = pools.record_rate(
+            world.fund.id, world.finance, date(2026, 1, 1), base, "COP", Decimal(rate), "BR"
+        )
+        pools.confirm_rate(entry, world.m2)
+    db.session.commit()
+
+
+def test_an_instalment_in_pesos_paid_in_dollars_keeps_the_books_whole(money_world):
+    """An instalment of 1,000,020 pesos is 242.525 dollars: 242.53 pays it (the first
+    payment may pass it by a cent of the currency paid). Reversed and paid again, a later
+    payment is held to 1.00 peso, as `check` weighs an instalment paid more than once, so
+    the books stay whole; short by 20 pesos, a cent more is refused as more than is
+    still due, not as paid."""
+    _pesos(money_world)
+    grant = money_world.grant("2000040", pool=money_world.usd, currency="COP")
+    money_world.plan(grant, count=2, starts_on=date(2026, 2, 1))
+    first = pay(money_world, grant, "242.53", currency="USD")
+    assert isinstance(first, Disbursement) and check_ledger() == []
+    payments.reverse_disbursement(first, money_world.finance, "wrong account")
+    db.session.commit()
+    with pytest.raises(payments.PaymentError, match="approved at, where 1000020.00 COP is still"):
+        pay(money_world, grant, "242.53", currency="USD")
+    db.session.rollback()
+    pay(money_world, grant, "242.52", currency="USD")
+    assert check_ledger() == []
+    due = followup.instalments_due(money_world.finance, date(2026, 2, 10), 0)
+    assert [i.seq for i, *_rest in due] == [1]  # 20 pesos short
+    with pytest.raises(payments.PaymentError) as refused:
+        pay(money_world, grant, "0.01", currency="USD")
+    assert "already paid" not in str(refused.value) and "still due" in str(refused.value)
+    db.session.rollback()
+    assert check_ledger() == []
+
+
+def test_instalments_priced_a_cent_above_the_whole_are_each_paid_in_full(money_world):
+    """1,000.10 euros from the dollar pool at 1.10 commit 1,100.11 dollars; each of its two
+    instalments of 500.05 euros is 550.06 dollars (550.055 rounded up), a cent more in all.
+    Both are paid as the page prices them: the last cent is an exchange difference, the
+    grant is paid in full, and `check` finds the books whole."""
+    grant = money_world.grant("1000.10", pool=money_world.usd)
+    money_world.plan(grant, count=2, starts_on=date(2026, 2, 1))
+    assert [i.amount for i in payments.grant_instalments(grant)] == [Decimal("500.05")] * 2
+    [allocation] = payments.grant_allocations(grant)
+    assert allocation.amount == Decimal("1100.11")
+    first = pay(money_world, grant, "550.06", currency="USD", instalment=1)
+    last = pay(money_world, grant, "550.06", currency="USD", instalment=2)
+    assert (first.amount, first.exchange_difference) == (Decimal("550.06"), Decimal("0.00"))
+    assert (last.amount, last.exchange_difference) == (Decimal("550.05"), Decimal("0.01"))
+    assert followup.instalments_due(money_world.finance, date(2026, 6, 1), 0) == []
+    assert check_ledger() == []
+    # A payment a cent further than what is committed stays refused.
+    with pytest.raises(payments.PaymentError, match="more than the grant still has"):
+        pay(money_world, grant, "0.02", currency="USD", instalment=None)
 
 
 def test_a_month_paid_in_parts_and_taken_back_in_full_is_free_again(money_world):

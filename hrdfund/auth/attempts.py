@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from .. import audit
 from ..core.extensions import db, reading
 from . import budget, invitations, logins, second_factor, services, throttle
 from .services import AuthError
@@ -216,10 +217,25 @@ def accept_invitation(link_token, password, token, code=None):
         if invitation.needs_code and not invitations.normalise_code(code):
             raise invitations.InvitationCodeError(missing=True)  # nothing counted
         login, invitation_id = invitation.login, invitation.id
+        fund_id, uid = invitation.fund_id, invitation.uid
+        # A keyed hash, cheap: a wrong code is known before the password is hashed.
+        code_right = invitations.code_matches(invitation, code)
         services.check_password_rules(password, login)
         _first_look(login, token)
     with _turn_to_hash():
         charge = _charge(login, token)
+        if not code_right:
+            # Counted already, as a wrong password is; audited in the fund's chain.
+            audit.record(
+                "auth.invitation_code_refused",
+                fund=fund_id,
+                object_type="invitations",
+                object_id=uid,
+            )
+            if charge.reached:
+                audit.record("auth.sign_in_locked", fund=fund_id)
+            db.session.commit()
+            raise invitations.InvitationCodeError()
         password_hash = services.hash_password(password)
     try:
         user, _kept = invitations.settle_acceptance(charge, invitation_id, password_hash, code)

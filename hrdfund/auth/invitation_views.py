@@ -224,7 +224,7 @@ def _invitations_to_confirm():
     def count():
         if not current_user.is_authenticated or current_user.role != Role.MANAGER:
             return 0
-        return len(invitations.waiting_for_manager(current_user.fund_id))
+        return invitations.waiting_for_manager(current_user.fund_id)
 
     return {"invitations_to_confirm": count}
 
@@ -232,11 +232,11 @@ def _invitations_to_confirm():
 @bp.get("/fund/invitations")
 @role_required(Role.MANAGER)
 def invitations_to_confirm():
-    """A manager's list of the fund's invitations to accounts that read cases or move
-    money, still to confirm."""
+    """A manager's list of the fund's open invitations to accounts that read cases or
+    move money: those to confirm, and those confirmed whose code may be shown anew."""
     return render_template(
         "auth/invitations_to_confirm.html",
-        invitations=invitations.waiting_for_manager(current_user.fund_id),
+        invitations=invitations.staff_invitations(current_user.fund_id),
         confirm=ConfirmForm(),
         roles=ROLE_LABELS,
     )

@@ -78,6 +78,15 @@ def token_hash(token):
     return cipher().blind_index(f"invitation|{token or ''}")
 
 
+def _open(now):
+    """SQL: the invitations whose link still opens (not accepted, withdrawn or expired)."""
+    return sa.and_(
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
+        Invitation.expires_at > now,
+    )
+
+
 def code_hash(invitation, code):
     """The keyed hash a confirmation code is stored as, bound to its invitation."""
     return cipher().blind_index(f"invitation-code|{invitation.uid}|{code}")
@@ -96,7 +105,9 @@ def shown_code(code):
 def confirm_invitation(actor, invitation):
     """A manager of the invitation's fund (or, with ``actor`` None, the server's operator
     from the command line) confirms an open invitation to a role in ``CONFIRMED_ROLES``.
-    Returns the invitation and its code, shown this once: only its keyed hash is kept."""
+    Returns the invitation and its code, shown this once: only its keyed hash is kept.
+    Confirmed already (its code lost, a form sent twice), it gets a new code and the
+    earlier one stops working."""
     if actor is not None and (actor.role != Role.MANAGER or actor.fund_id != invitation.fund_id):
         raise InvitationError(_l("Only a manager of the fund confirms its invitations."))
     invitation = lock_row(Invitation, invitation.id)
@@ -104,34 +115,76 @@ def confirm_invitation(actor, invitation):
         raise InvitationError(_l("An invitation to a donor account needs no confirmation."))
     if not invitation.usable(utcnow()):
         raise InvitationError(_l("This invitation was already used, withdrawn or expired."))
-    if invitation.confirmed_at is not None:
-        raise InvitationError(_l("A manager has confirmed this invitation already."))
+    renewed = invitation.confirmed_at is not None
     code = "".join(secrets.choice(CODE_ALPHABET) for _n in range(CODE_LENGTH))
     invitation.code_hash = code_hash(invitation, code)
     invitation.confirmed_at = utcnow()
     invitation.confirmed_by_id = actor.id if actor is not None else None
-    audit.record("auth.invitation_confirmed", invitation, actor=actor, role=invitation.role.value)
+    action = "auth.invitation_code_renewed" if renewed else "auth.invitation_confirmed"
+    audit.record(action, invitation, actor=actor, role=invitation.role.value)
     return invitation, code
 
 
-def waiting_for_manager(fund_id, now=None):
-    """The fund's open invitations a manager has still to confirm, oldest first."""
+def staff_invitations(fund_id, now=None):
+    """The fund's open invitations to accounts that need a manager's code, confirmed or
+    not, oldest first."""
     return (
         db.session.execute(
             sa.select(Invitation)
+            .options(sa.orm.joinedload(Invitation.invited_by))
             .where(
                 Invitation.fund_id == fund_id,
                 Invitation.role.in_(CONFIRMED_ROLES),
-                Invitation.confirmed_at.is_(None),
-                Invitation.accepted_at.is_(None),
-                Invitation.revoked_at.is_(None),
-                Invitation.expires_at > (now or utcnow()),
+                _open(now or utcnow()),
             )
             .order_by(Invitation.created_at, Invitation.id)
         )
         .scalars()
         .all()
     )
+
+
+def waiting_for_manager(fund_id, now=None):
+    """How many of the fund's open invitations a manager has still to confirm."""
+    return db.session.execute(
+        sa.select(sa.func.count(Invitation.id)).where(
+            Invitation.fund_id == fund_id,
+            Invitation.role.in_(CONFIRMED_ROLES),
+            Invitation.confirmed_at.is_(None),
+            _open(now or utcnow()),
+        )
+    ).scalar_one()
+
+
+def confirm_as_operator(login):
+    """The server's operator confirms the open invitation at ``login``, for a fund that has
+    no active manager to do it (and is not suspended). Returns the invitation and its
+    code, as :func:`confirm_invitation` does."""
+    invitation = db.session.execute(
+        sa.select(Invitation).where(Invitation.login == normalise_login(login), _open(utcnow()))
+    ).scalar_one_or_none()
+    if invitation is None:
+        raise InvitationError(_l("No invitation at that login is open."))
+    if invitation.fund.suspended:
+        raise InvitationError(_l("The invitation's fund is suspended."))
+    managers = sa.select(User.id).where(
+        User.fund_id == invitation.fund_id, User.role == Role.MANAGER, User.active.is_(True)
+    )
+    if db.session.execute(managers.limit(1)).first():
+        raise InvitationError(
+            _l("The fund has a manager: they confirm the invitation on Invitations to confirm.")
+        )
+    return confirm_invitation(None, invitation)
+
+
+def code_matches(invitation, code):
+    """Whether ``code`` is the confirming manager's for ``invitation`` (True for one that
+    needs none)."""
+    if not invitation.needs_code:
+        return True
+    if invitation.code_hash is None:
+        return False
+    return hmac.compare_digest(code_hash(invitation, normalise_code(code)), invitation.code_hash)
 
 
 def check_code(invitation, code):
@@ -142,7 +195,7 @@ def check_code(invitation, code):
         return
     if invitation.confirmed_at is None:
         raise InvitationWaitingError()
-    if not hmac.compare_digest(code_hash(invitation, normalise_code(code)), invitation.code_hash):
+    if not code_matches(invitation, code):
         raise InvitationCodeError()
 
 
@@ -215,12 +268,7 @@ def _check_login_free(login, but=None):
     """Refuse a login an account has, or an open invitation other than ``but`` holds."""
     if db.session.execute(sa.select(User.id).where(User.login == login)).first():
         raise UserExistsError(login)
-    held = sa.select(Invitation.id).where(
-        Invitation.login == login,
-        Invitation.accepted_at.is_(None),
-        Invitation.revoked_at.is_(None),
-        Invitation.expires_at > utcnow(),
-    )
+    held = sa.select(Invitation.id).where(Invitation.login == login, _open(utcnow()))
     if but is not None:
         held = held.where(Invitation.id != but.id)
     if db.session.execute(held).first():
@@ -287,11 +335,7 @@ def revoke_invitation(actor, invitation):
 
 def _closed(now):
     """SQL: the invitations whose link no longer opens (used, withdrawn or expired)."""
-    return sa.or_(
-        Invitation.accepted_at.is_not(None),
-        Invitation.revoked_at.is_not(None),
-        Invitation.expires_at <= now,
-    )
+    return sa.not_(_open(now))
 
 
 def count_closed(now=None):
@@ -315,12 +359,7 @@ def open_invitations(fund_id, now=None):
         db.session.execute(
             sa.select(Invitation)
             .options(sa.orm.joinedload(Invitation.donor))
-            .where(
-                Invitation.fund_id == fund_id,
-                Invitation.accepted_at.is_(None),
-                Invitation.revoked_at.is_(None),
-                Invitation.expires_at > now,
-            )
+            .where(Invitation.fund_id == fund_id, _open(now))
             .order_by(Invitation.created_at, Invitation.id)
         )
         .scalars()

@@ -31,6 +31,7 @@ WITHDRAWABLE = (ConsentKind.REFERRAL, ConsentKind.STORY)
 #: How a consent was given or withdrawn, in words (the ``method`` and ``withdrawn_how`` codes).
 HOW_LABELS = {
     "form": _l("by the defender, in the application form"),
+    "partner_form": _l("recorded by the referring partner, in the application form"),
     "case_page": _l("by the defender, on their case page"),
     "in_person": _l("in person"),
     "phone": _l("by phone"),
@@ -182,7 +183,10 @@ def set_consent(application, kind, wanted, actor):
     """The application form's answer for ``kind`` on a draft: given or withdrawn as it says,
     each change a new date and an audit entry; an unchanged answer writes nothing."""
     current = active_consent(application, kind)
+    # Ticked by the partner that refers the case, it is the partner's word for the
+    # defender's, and says so.
+    method = "partner_form" if actor.role == Role.PARTNER else "form"
     if wanted and current is None:
-        _give(application, kind, actor, "form")
+        _give(application, kind, actor, method)
     elif not wanted and current is not None:
-        _withdraw(application, kind, actor, "form")
+        _withdraw(application, kind, actor, method)

@@ -8,10 +8,8 @@ from flask.cli import with_appcontext
 
 from .. import audit
 from ..auth import invitations, services
-from ..auth.logins import normalise_login
-from ..auth.models import Fund, Invitation, PartnerOrganisation
+from ..auth.models import Fund, PartnerOrganisation
 from ..auth.second_factor import totp_uri
-from ..core.columns import utcnow
 from ..core.extensions import db
 from ..pools.models import Donor, Pool
 
@@ -199,23 +197,16 @@ def pools(fund_name):
 @with_appcontext
 def confirm_invitation(login):
     """Confirm the open invitation at LOGIN to a reviewer, manager or finance account, in
-    place of a manager of its fund (for a fund that has none yet), and print its code: the
+    place of a manager of its fund, for a fund that has none yet, and print its code: the
     invited person types it with their password. The code is shown this once."""
-    found = db.session.execute(
-        sa.select(Invitation).where(
-            Invitation.login == normalise_login(login),
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-            Invitation.expires_at > utcnow(),
-        )
-    ).scalar_one_or_none()
-    if found is None:
-        raise click.ClickException(f"No open invitation at the login {login}.")
     try:
-        invitation, code = invitations.confirm_invitation(None, found)
+        invitation, code = invitations.confirm_as_operator(login)
         db.session.commit()
     except invitations.InvitationError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"Confirmed the invitation of {invitation.login} ({invitation.role.value}).")
+    click.echo(
+        f"Confirmed the invitation of {invitation.login} ({invitation.role.value}) "
+        f"to {invitation.fund.name}."
+    )
     click.echo(f"Code to give the person, apart from the link: {invitations.shown_code(code)}")

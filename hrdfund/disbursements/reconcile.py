@@ -27,9 +27,9 @@ from .. import audit
 from ..auth.models import Role
 from ..cases.access import visible_cases
 from ..cases.models import Application
-from ..core.columns import utcnow
 from ..core.csv_file import Problems, shown
 from ..core.extensions import db
+from ..core.times import latest_day
 from ..grants.models import Grant
 from ..ledger.models import Delivery, DeliveryStatus, Disbursement, reference_key
 from .models import StatementImport
@@ -190,7 +190,8 @@ def check_statement(actor, data, today=None):
     """Every row of the statement matched and checked: a list of Lines, or StatementError
     with the problems found, each naming its line. It only reads: run it inside
     ``reading()``, then apply the lines with :func:`import_statement`."""
-    today = today or utcnow().date()
+    # The latest date anywhere, as a payment's own date may be.
+    today = today or latest_day()
     _earlier_import(actor.fund_id, digest(data))
     rows, problems = read_statement(data)
     lines = []

@@ -22,6 +22,7 @@ from .bounds import PaymentError
 
 #: A payment may cover an instalment by this much more than planned (rounding of rates).
 COVER_TOLERANCE = Decimal("1.00")
+CENT = Decimal("0.01")
 
 
 def instalment_unsettled(paid):
@@ -76,6 +77,8 @@ def check_priced(grant, application, allocation, pool, instalment, paid, currenc
     (:func:`check_payment`); returns what it costs the pool (the amount, then the exchange
     difference)."""
     amount, covered, difference = _priced(grant, allocation, pool, currency, paid, rate)
+    if instalment is not None:
+        amount, difference = _last_cent(allocation, amount, difference)
     check_payment(
         grant,
         application,
@@ -86,7 +89,20 @@ def check_priced(grant, application, allocation, pool, instalment, paid, currenc
         covered,
         fee + max(difference, Decimal(0)),
         slack=cover_slack(grant, allocation, currency, rate),
+        converted=currency != grant.currency,
     )
+    return amount, difference
+
+
+def _last_cent(allocation, amount, difference):
+    """An instalment's payment that passes what the allocation still commits by one cent
+    settles the commitment, the cent being an exchange difference: each instalment's price
+    in the pool's currency is rounded on its own, so two instalments can add up to a cent
+    more than the whole grant's price, and the last would otherwise never be paid in full.
+    (A payment on no instalment a cent over is refused, as any over the commitment is.)"""
+    remaining = remaining_commitment(allocation)
+    if remaining > 0 and remaining < amount <= remaining + CENT:
+        return remaining, difference + (amount - remaining)
     return amount, difference
 
 
@@ -98,7 +114,7 @@ def cover_slack(grant, allocation, currency_paid, rate):
     if currency_paid == grant.currency:
         return COVER_TOLERANCE
     try:
-        cent = Decimal("0.01") * rate / allocation.fx_rate
+        cent = CENT * rate / allocation.fx_rate
     except ArithmeticError:
         return COVER_TOLERANCE
     return max(COVER_TOLERANCE, quantize(cent))
@@ -123,12 +139,22 @@ def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
 
 
 def check_payment(
-    grant, application, allocation, pool, instalment, amount, covered, extra, slack=COVER_TOLERANCE
+    grant,
+    application,
+    allocation,
+    pool,
+    instalment,
+    amount,
+    covered,
+    extra,
+    slack=COVER_TOLERANCE,
+    converted=False,
 ):
     """Every rule a payment is held to when it is entered, and again under the locks when
     it is booked: within what the grant still commits, a fee and exchange loss the pool
     can cover, and an instalment that may be paid, for no more than is still due on it
-    (``slack``: see :func:`cover_slack`)."""
+    (``slack``: see :func:`cover_slack`; ``converted``: paid in another currency than the
+    grant's, so ``covered`` is at the approval's rate)."""
     remaining = remaining_commitment(allocation)
     if amount > remaining:
         raise PaymentError(
@@ -152,24 +178,26 @@ def check_payment(
             )
         )
     if instalment is not None:
-        check_instalment(grant, application, instalment, covered, slack)
+        check_instalment(grant, application, instalment, covered, slack, converted)
 
 
-def check_instalment(grant, application, instalment, covered, slack=COVER_TOLERANCE):
+def check_instalment(
+    grant, application, instalment, covered, slack=COVER_TOLERANCE, converted=False
+):
     """Refuse paying an instalment twice or past what is still due on it, a tranche held
     for a report, or a stipend month the same defender was already paid for on any
     grant."""
     plan = instalment.plan
     if plan.grant_id != grant.id:
         raise PaymentError(_l("This instalment belongs to another grant."))
-    _check_not_paid(instalment, covered, grant.currency, slack)
+    _check_not_paid(instalment, covered, grant.currency, slack, converted)
     if plan.hold_for_report and instalment.seq > 1:
         _check_report_since_first_payment(grant, application, instalment)
     if plan.kind == PlanKind.STIPEND and application.defender_key:
         _check_month_not_paid_elsewhere(application, instalment)
 
 
-def _check_not_paid(instalment, covered, currency, slack):
+def _check_not_paid(instalment, covered, currency, slack, converted):
     """Refuse covering ``instalment`` (in ``currency``, the grant's) past its amount, net of
     the payments (less their reversals) that paid it already: "already paid" once they
     paid it whole, else how much is still due. The first payment was let through whatever
@@ -188,11 +216,13 @@ def _check_not_paid(instalment, covered, currency, slack):
         ((-1 if p.reversal_of_id else 1) * quantize(p.amount / p.allocation.fx_rate) for p in rows),
         start=Decimal("0.00"),
     )
-    # A first payment may pass the amount by ``slack``; one after it by the tolerance
-    # alone, as `check` weighs an instalment paid in several payments.
-    if done + covered <= instalment.amount + (slack if done == 0 else COVER_TOLERANCE):
+    # The instalment's first payment may pass its amount by ``slack``; any payment after
+    # one (even one reversed since) by the tolerance alone, as `check` weighs an
+    # instalment paid in several payments.
+    first = not rows
+    if done + covered <= instalment.amount + (slack if first else COVER_TOLERANCE):
         return
-    if done > 0 and done + slack >= instalment.amount:
+    if not first and done >= instalment.amount - COVER_TOLERANCE:
         latest = [p for p in rows if p.reversal_of_id is None][-1]
         raise PaymentError(
             _l(
@@ -201,15 +231,29 @@ def _check_not_paid(instalment, covered, currency, slack):
                 payment=describe(latest),
             )
         )
+    words = dict(
+        covered=quantize(covered),
+        currency=currency,
+        seq=instalment.seq,
+        due=max(instalment.amount - done, Decimal("0.00")),
+    )
+    if converted:
+        raise PaymentError(
+            _l(
+                "This payment covers %(covered)s %(currency)s of instalment %(seq)d at the "
+                "rate the grant was approved at, where %(due)s %(currency)s is still due: pay "
+                "at most that, or pay the rest against the next instalment. To pay what is "
+                "due at today's rate, pay it in %(currency)s: the rate's move is then an "
+                "exchange difference.",
+                **words,
+            )
+        )
     raise PaymentError(
         _l(
             "This payment covers %(covered)s %(currency)s of instalment %(seq)d, where "
             "%(due)s %(currency)s is still due: pay at most that, or pay the rest against "
             "the next instalment.",
-            covered=quantize(covered),
-            currency=currency,
-            seq=instalment.seq,
-            due=max(instalment.amount - done, Decimal("0.00")),
+            **words,
         )
     )
 

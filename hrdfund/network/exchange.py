@@ -35,6 +35,7 @@ from ..cases.models import (
     Urgency,
 )
 from ..cases.services import case_rows
+from ..core import geo
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
@@ -332,7 +333,10 @@ def _import_referral(actor, opened, cleaned):
         for name in ANSWER_FIELDS:
             setattr(source, name, answers[name])
         source.details = answers["details"]
-        source.country, source.region = answers["country"], answers["region"]
+        # The region follows from the country by this server's table: a partner's older
+        # table may have none for it (Syria, Ecuador) or name one this server does not.
+        source.country = answers["country"]
+        source.region = geo.region_of(answers["country"]) or answers["region"]
         source.gender = answers["gender"]
         source.dependants_count = answers["dependants_count"]
         for item in answers["dependants"]:

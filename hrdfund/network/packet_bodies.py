@@ -188,9 +188,11 @@ def _answers(value, category):
     for name in ("defender_work", "threat", "urgency_reason", "other_funders"):
         out[name] = _text(value.get(name), STORY_MAX, name, required=False)
     region = value.get("region")
-    if region is not None and (not isinstance(region, str) or region not in geo.REGIONS):
+    if region is not None and not isinstance(region, str):
         raise _invalid(_l("the region is not a region code."))
-    out["region"] = region
+    # A region this server does not know (a partner's newer table) is left out: the case's
+    # region follows from its country here.
+    out["region"] = region if region in geo.REGIONS else None
     gender = value.get("gender")
     out["gender"] = None if gender is None else _choice(gender, {g.value for g in Gender}, "gender")
     out["dependants_count"] = _int(value.get("dependants_count", 0), 0, 1000, "dependants")

@@ -177,9 +177,12 @@ def settings():
         countries=fund.countries,
         languages=fund.languages,
     )
+    stored = fund.four_eyes_threshold
     limits_form = FundLimitsForm(
         formdata=None,
-        four_eyes_threshold=fund.four_eyes_threshold,
+        # One stored above the instance's (lowered since) counts as the instance's: the
+        # form says what counts, so that saving the targets alone is not refused for it.
+        four_eyes_threshold=None if stored is None else min(stored, limits.four_eyes_threshold()),
         **{name: getattr(fund, name) for name in services.TARGETS},
     )
     return render_template(

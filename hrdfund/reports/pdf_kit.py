@@ -101,6 +101,8 @@ def row_label(dimension, value):
         return str(rollup.GROUP_LABELS.get(value, value))
     if dimension == "area":
         return str(rollup.AREA_LABELS.get(value, value))
+    if dimension == "region":
+        return str(geo.region_label(value))
     if dimension == "half" and "-H" in value:
         year, half = value.split("-H")
         if half == "1":
