@@ -5,6 +5,7 @@ list at once, with the difference, and alert finance; finance records how each w
 resolved. Only the case's applicant or its partner answers, only for payments of the case
 that stand; the note never reaches another role's list nor a donor's output."""
 
+import html
 import io
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from hrdfund.cases import alerts
 from hrdfund.cases.models import ConflictDeclaration
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements import followup, problems, receipts
+from hrdfund.disbursements import followup, panels, problems, receipts
 from hrdfund.disbursements import services as payments
 from hrdfund.ledger.models import ReceiptAnswer, ReceiptAnswerKind, ReceiptResolution
 from hrdfund.reports.csv_export import render_csv
@@ -428,3 +429,34 @@ def test_a_note_longer_than_allowed_is_refused_and_kept_for_correction(app, worl
     html = shown.get_data(as_text=True)
     assert "500" in html and note in html
     assert _answers(paid) == [] and _alerted() == []
+
+
+def test_a_payment_reversed_in_part_is_answered_for_what_is_left_of_it(app, world, paid):
+    """The bank delivered 985 of the 1,000 sent and finance took the 15 back: the
+    applicant still sees the payment, as the 985 that reached them, and answers for it;
+    "received less" is less than 985. Reversed in full, it is gone from their page."""
+    payments.reverse_disbursement(paid, world.finance, "delivered short", amount=Decimal(15))
+    db.session.commit()
+    client = signed_in(app, world.applicant)
+    page = html.unescape(
+        client.get(f"/applications/{paid.grant.application.uid}").get_data(as_text=True)
+    )
+    assert "€985.00" in page and "€1,000.00 was sent; €15.00 of it came back to the fund." in page
+    assert "Did this payment reach you?" in page
+    # It waits for the applicant's answer, as their list of cases says.
+    waiting = panels.payments_to_confirm([paid.grant.application])
+    assert [application_id for application_id, _what in waiting] == [paid.grant.application_id]
+    refused = _post(client, paid, "less", amount="990.00")
+    assert refused.status_code == 303 and _answers(paid) == []
+    assert _post(client, paid, "less", amount="980.00").status_code == 302
+    (answer,) = _answers(paid)
+    assert answer.missing == Decimal("5.00")
+    assert _post(client, paid, "received").status_code == 302
+
+    whole = pay(world, paid.grant, "300", instalment=None, reference="TRF-R2")
+    payments.reverse_disbursement(whole, world.finance, "bounced")
+    db.session.commit()
+    page = client.get(f"/applications/{paid.grant.application.uid}").get_data(as_text=True)
+    assert f'id="payment-{whole.uid}"' not in page
+    assert _post(client, whole, "received").status_code == 303
+    assert _answers(whole) == []

@@ -38,20 +38,27 @@ from .services import grant_instalments
 from .to_pay import due_in_pools, still_due
 
 
-def grant_payments(grant):
-    """The grant's payments that stand (not reversed), newest first, each with the payee
-    side's answers on it, oldest first: rows of (payment, answers)."""
-    reversed_ids = sa.select(Disbursement.reversal_of_id).where(
-        Disbursement.reversal_of_id.is_not(None), Disbursement.grant_id == grant.id
+def _reached_payee():
+    """SQL condition: a payment (not a reversal) of which something reached the payee side:
+    not reversed, or reversed in part only (``Disbursement.stands_in_part``)."""
+    reversal = alias(Disbursement, "reached: reversal")
+    return sa.and_(
+        Disbursement.reversal_of_id.is_(None),
+        ~sa.exists().where(
+            reversal.reversal_of_id == Disbursement.id, reversal.amount >= Disbursement.amount
+        ),
     )
+
+
+def grant_payments(grant):
+    """The grant's payments of which something reached the payee side (a payment reversed
+    in part is shown with what is left of it), newest first, each with the payee side's
+    answers on it, oldest first: rows of (payment, answers)."""
     payments = (
         db.session.execute(
             sa.select(Disbursement)
-            .where(
-                Disbursement.grant_id == grant.id,
-                Disbursement.reversal_of_id.is_(None),
-                Disbursement.id.not_in(reversed_ids),
-            )
+            .where(Disbursement.grant_id == grant.id, _reached_payee())
+            .options(sa.orm.selectinload(Disbursement.reversed_by))
             .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         )
         .scalars()
@@ -63,17 +70,15 @@ def grant_payments(grant):
 
 @waiting.register
 def payments_to_confirm(applications):
-    """(application id, ``Waiting.PAYMENT``) for each of ``applications`` with a payment that
-    stands (not a reversal, not reversed) and that the payee side has not answered yet
-    (received, received less, not received)."""
-    reversal = alias(Disbursement, "to confirm: reversal")
+    """(application id, ``Waiting.PAYMENT``) for each of ``applications`` with a payment of
+    which something reached the payee side (reversed in part at most) that it has not
+    answered yet (received, received less, not received)."""
     rows = db.session.execute(
         sa.select(Grant.application_id)
         .join(Disbursement, Disbursement.grant_id == Grant.id)
         .where(
             Grant.application_id.in_([a.id for a in applications]),
-            Disbursement.reversal_of_id.is_(None),
-            ~sa.exists().where(reversal.reversal_of_id == Disbursement.id),
+            _reached_payee(),
             ~sa.exists().where(ReceiptAnswer.disbursement_id == Disbursement.id),
         )
         .distinct()

@@ -2,8 +2,9 @@
 amount received) or "I did not receive it", with an optional short note.
 
 Only the case's applicant, or the partner following it, answers, only while the case's
-details are kept (not purged), and only for a payment of that case that stands (not a
-reversal, not reversed). Each answer is a new row, dated and
+details are kept (not purged), and only for a payment of that case of which something
+reached them (not a reversal, not reversed in full: of a payment reversed in part, what
+is left of it). Each answer is a new row, dated and
 audited: a later answer replaces an earlier one as the one that stands, and the earlier
 stays. An answer saying the money did not all arrive goes on finance's follow-up list at
 once (:func:`hrdfund.disbursements.followup.mismatches`) and alerts finance.
@@ -20,7 +21,6 @@ from ..cases.access import can_see
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..ledger.models import ReceiptAnswer, ReceiptAnswerKind
-from .services import stands
 
 #: The longest note the payee side may add to an answer.
 NOTE_MAX = 500
@@ -67,7 +67,7 @@ def answer_receipt(payment, actor, answer, amount=None, currency=None, note=None
     # payments take no answer, whoever sends one (its pages are gone already).
     if actor.role not in (Role.APPLICANT, Role.PARTNER) or not can_see(application, actor):
         raise ReceiptError(_l("Only the applicant of this case, or its partner, can answer."))
-    if not stands(payment):
+    if not payment.stands_in_part:
         raise ReceiptError(_l("This payment was cancelled: there is nothing to answer."))
     answer = ReceiptAnswerKind(answer)
     if answer == ReceiptAnswerKind.LESS:
@@ -123,7 +123,8 @@ def _check_amount(payment, amount, currency):
         )
     # Its form (a MoneyField) read it as a Decimal in whole cents above zero; the column
     # refuses anything else.
-    if amount >= payment.amount_paid:
+    # Of a payment reversed in part, what is left of it is what was sent.
+    if amount >= payment.arrived:
         raise ReceiptError(
             _l(
                 "The amount you received must be less than the amount sent. If it all "

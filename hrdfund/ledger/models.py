@@ -251,12 +251,34 @@ class Disbursement(db.Model):
     pool = relationship("Pool")
     instalment = relationship("Instalment")
     reversal_of = relationship("Disbursement", remote_side=[id])
+    #: The reversal of this payment, if any (a payment is reversed once, in whole or in
+    #: part). Read only: rows are written through ``reversal_of_id``.
+    reversed_by = relationship(
+        "Disbursement",
+        primaryjoin="Disbursement.id == remote(Disbursement.reversal_of_id)",
+        uselist=False,
+        viewonly=True,
+    )
     confirmed_by = relationship("User", foreign_keys=[confirmed_by_id])
 
     #: The money this row takes off its allocation: amount, fee and exchange difference.
     @property
     def consumed(self):
         return self.amount + self.fee_amount + self.exchange_difference
+
+    @property
+    def arrived(self):
+        """What of this payment reached the payee side, in the currency it was paid in:
+        all of it, less what a reversal took back (nothing left once reversed in full)."""
+        back = self.reversed_by
+        return self.amount_paid - (back.amount_paid if back is not None else 0)
+
+    @property
+    def stands_in_part(self):
+        """A payment (not a reversal) of which something reached the payee side: never
+        reversed, or reversed in part only."""
+        back = self.reversed_by
+        return self.reversal_of_id is None and (back is None or back.amount < self.amount)
 
 
 class ReceiptAnswerKind(enum.StrEnum):
@@ -311,9 +333,9 @@ class ReceiptAnswer(db.Model):
     def missing(self):
         """What did not arrive, in the payment's currency: nothing for a payment received."""
         if self.answer == ReceiptAnswerKind.LESS:
-            return self.disbursement.amount_paid - self.amount_received
+            return self.disbursement.arrived - self.amount_received
         if self.answer == ReceiptAnswerKind.NOT_RECEIVED:
-            return self.disbursement.amount_paid
+            return self.disbursement.arrived
         return 0
 
 
