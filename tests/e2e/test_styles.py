@@ -40,3 +40,32 @@ def test_a_secondary_button_looks_secondary(client, login_as, page):
     assert save_background == "rgb(255, 255, 255)"
     assert save_text == send_background != save_background
     assert send_text == "rgb(255, 255, 255)"
+
+
+def test_a_refused_budget_line_keeps_what_it_pays_for_readable_on_a_phone(client, login_as, page):
+    """A budget refused for its amounts, on a 390 px screen: the errors under each amount
+    used to squeeze "what it pays for" to a few letters; the column keeps its share."""
+    login_as("applicant")
+    uid = start_application(client, "relocation")
+    data = {
+        "budget-0-description": "Bus tickets for three people",
+        "budget-0-amount": "1.500.000",
+        "budget-1-description": "Rent for two months",
+        "budget-1-amount": "6.000.000,50",
+    }
+    refused = client.post(f"/applications/{uid}/steps/budget", data=data, follow_redirects=True)
+    html = refused.get_data(as_text=True)
+    assert "Bus tickets for three people" in html and 'class="errors"' in html
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_content(_styled(html))
+    widths = page.evaluate(
+        """() => {
+            const first = document.querySelector('table.rows input[name="budget-0-description"]');
+            const table = first.closest('table');
+            return [first.getBoundingClientRect().width, table.getBoundingClientRect().width,
+                    document.documentElement.scrollWidth];
+        }"""
+    )
+    description, table, page_width = widths
+    assert description >= 0.5 * table, widths
+    assert page_width <= 390, widths
