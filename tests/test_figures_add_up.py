@@ -239,3 +239,6 @@ def test_the_donor_pdf_adds_up_as_printed(app, ledger):
     position = table("Since the pool opened", 5)
     assert position[-1] == ledger.figures["available"]
     table("What was committed to grants", 3)
+    # The period's commitments end on their net: what the donor's portal shows as committed.
+    committed, released, net = table("Commitments to grants in the period", 3)
+    assert released <= 0 and net == committed + released

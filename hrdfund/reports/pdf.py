@@ -94,14 +94,16 @@ def _period_tables(s, c):
         ],
         c,
     )
-    commitments = figures_table(
-        [[_("Commitments to grants in the period"), c]]
-        + [
-            [_("Committed in the period"), format_money(s["commitments"], c)],
-            [_("Released back to the pool"), format_money(s["releases"], c)],
+    # Its last line is the net the portal shows as committed in the period, as every
+    # table's last line is the sum of those above it.
+    commitments = _sum_table(
+        _("Commitments to grants in the period"),
+        [
+            (_("Committed in the period"), s["commitments"]),
+            (_("Released back to the pool"), less(s["releases"])),
+            (_("Committed in the period, net of releases"), s["commitments"] - s["releases"]),
         ],
-        [110 * mm, 50 * mm],
-        total=False,
+        c,
     )
     return money, available, commitments
 
