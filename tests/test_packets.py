@@ -650,28 +650,15 @@ def test_a_region_the_receiving_server_does_not_know_is_read_from_the_country(se
     the one its country has here."""
     a, b = servers["a"], servers["b"]
     uid = canary_case(a, name="Defender In Syria", country="SY", category=Category.MEDICAL)
-    with on(a.server):
-        case = db.session.execute(sa.select(Application).where(Application.uid == uid)).scalar_one()
-        referral = services.refer_case(
-            a.user("reviewer"),
-            case,
-            a.partner(),
-            services.Part(Category.MEDICAL, 1, 6, Decimal("900.00"), "EUR"),
-            ("answers",),
-            "Our pool is spent.",
-            date.today() + timedelta(days=7),
-        )
-        db.session.commit()
-        real = packets.seal_packet
+    real = packets.seal_packet
 
-        def from_another_table(kind, body, from_fund, to_fund):
-            body["answers"]["region"] = "Levant and beyond"
-            return real(kind, body, from_fund, to_fund)
+    def from_another_table(kind, body, from_fund, to_fund):
+        body["answers"]["region"] = "Levant and beyond"
+        return real(kind, body, from_fund, to_fund)
 
-        monkeypatch.setattr(packets, "seal_packet", from_another_table)
-        data, _ = exchange.referral_packet(a.user("reviewer"), referral)
-        monkeypatch.undo()
-        db.session.commit()
+    monkeypatch.setattr(packets, "seal_packet", from_another_table)
+    _referral_uid, data, _name = _refer(a, uid, shares=("answers",))
+    monkeypatch.undo()
     _kind, imported_uid = _import(b, data)
     with on(b.server):
         imported = db.session.execute(

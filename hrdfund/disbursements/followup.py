@@ -210,6 +210,8 @@ def _payee_problems(user):
         .options(
             sa.orm.joinedload(ReceiptAnswer.answered_by),
             sa.orm.contains_eager(ReceiptAnswer.disbursement),
+            # What is missing is counted from what arrived: the payment less its reversal.
+            sa.orm.selectinload(Disbursement.reversed_by),
         )
         .order_by(OpenItem.item_id.desc())
     )

@@ -77,12 +77,13 @@ def check_priced(grant, application, allocation, pool, instalment, paid, currenc
     (:func:`check_payment`); returns what it costs the pool (the amount, then the exchange
     difference)."""
     amount, covered, difference = _priced(grant, allocation, pool, currency, paid, rate)
+    remaining = remaining_commitment(allocation)
     if instalment is not None:
-        amount, difference = _last_cent(allocation, amount, difference)
+        amount, difference = _last_cent(remaining, amount, difference)
     check_payment(
+        remaining,
         grant,
         application,
-        allocation,
         pool,
         instalment,
         amount,
@@ -94,13 +95,13 @@ def check_priced(grant, application, allocation, pool, instalment, paid, currenc
     return amount, difference
 
 
-def _last_cent(allocation, amount, difference):
+def _last_cent(remaining, amount, difference):
     """An instalment's payment that passes what the allocation still commits by one cent
     settles the commitment, the cent being an exchange difference: each instalment's price
     in the pool's currency is rounded on its own, so two instalments can add up to a cent
     more than the whole grant's price, and the last would otherwise never be paid in full.
-    (A payment on no instalment a cent over is refused, as any over the commitment is.)"""
-    remaining = remaining_commitment(allocation)
+    (A payment on no instalment a cent over is refused, as any over the commitment is.)
+    ``remaining``: what the allocation still commits."""
     if remaining > 0 and remaining < amount <= remaining + CENT:
         return remaining, difference + (amount - remaining)
     return amount, difference
@@ -139,9 +140,9 @@ def _priced(grant, allocation, pool, currency_paid, amount_paid, rate):
 
 
 def check_payment(
+    remaining,
     grant,
     application,
-    allocation,
     pool,
     instalment,
     amount,
@@ -151,11 +152,11 @@ def check_payment(
     converted=False,
 ):
     """Every rule a payment is held to when it is entered, and again under the locks when
-    it is booked: within what the grant still commits, a fee and exchange loss the pool
-    can cover, and an instalment that may be paid, for no more than is still due on it
+    it is booked: within what the grant still commits (``remaining``, of the allocation),
+    a fee and exchange loss the pool can cover, and an instalment that may be paid, for no
+    more than is still due on it
     (``slack``: see :func:`cover_slack`; ``converted``: paid in another currency than the
     grant's, so ``covered`` is at the approval's rate)."""
-    remaining = remaining_commitment(allocation)
     if amount > remaining:
         raise PaymentError(
             _l(
