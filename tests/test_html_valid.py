@@ -850,7 +850,7 @@ def _network_admin(site):
     n.submit("/network/funds", f"/network/funds/{other.uid}/intake")
     n.submit("/network/funds", f"/network/funds/{intake.uid}/intake")
     n.get("/network/report")
-    n.get("/network/report?start=2026-02-30", status=400)
+    n.get("/network/report?year=abc", status=400)
     n.get("/cases", status=403)
     n.submit("/account", "/logout")
 

@@ -6,6 +6,7 @@ their own fund; the network's administrator reads counts over the network, no fu
 named."""
 
 import csv
+import html
 import io
 import re
 from datetime import date, datetime, timedelta
@@ -299,20 +300,110 @@ def test_the_csv_neutralises_a_formula_and_speaks_the_readers_language(app, netw
     assert "Transmissions acceptées" in french.splitlines()[0]
 
 
-def test_the_network_administrator_reads_counts_only(app, network, make_user):
-    """Over the network: seven referrals in January, by state and kind, answered after 10,
-    30, 20 and 4 hours (median 15), three funds; no fund's name and no case code."""
-    client = signed_in(app, make_user("network_admin"))
-    page = client.get(f"/network/report?{PERIOD}").get_data(as_text=True)
-    total = page.split("<tfoot>")[1].split("</tfoot>")[0]
-    assert re.sub(r"<[^>]+>", " ", total).split() == ["Total", "7", "2", "2", "1", "2", "15"]
+def _tables(page):
+    """Each table of the page by its caption: its rows' cells as text."""
+    found = {}
+    for body in re.findall(r"<table.*?</table>", page, re.S):
+        caption = re.search(r"<caption>(.*?)</caption>", body)
+        rows = [
+            [
+                html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                for cell in re.findall(r"<t[hd][^>]*>.*?</t[hd]>", row)
+            ]
+            for row in re.findall(r"<tr>.*?</tr>|<tr class=\"sum\">.*?</tr>", body, re.S)
+        ]
+        found[caption[1] if caption else ""] = rows
+    return found
+
+
+def _totals(app, make_user, clock, query="", status=200):
+    clock.at(date(2026, 12, 6))
+    response = signed_in(app, make_user("network_admin")).get(f"/network/report?{query}")
+    assert response.status_code == status
+    return response.get_data(as_text=True)
+
+
+def test_the_network_administrator_reads_counts_only(app, network, make_user, clock):
+    """Over the network: seven referrals in January 2026, read in December, counted in the
+    quarters that ended (three) and in those together; every kind of support and every
+    state counts fewer than 5 there, and only four were answered, so only the totals show;
+    three funds; no fund's name and no case code. A manager may not read it."""
+    page = _totals(app, make_user, clock)
+    tables = _tables(page)
+    assert tables["By kind of support"][0] == [
+        "",
+        "2026, quarters ended",
+        "2026-Q1",
+        "2026-Q2",
+        "2026-Q3",
+    ]
+    rows = {row[0]: row[1:] for row in tables["By kind of support"][1:]}
+    assert rows["Total"] == ["7", "7", "0", "0"]
+    assert rows["Medical costs"] == ["fewer than 5", "fewer than 5", "0", "0"]
+    assert set(rows) == {"Relocation", "Medical costs", "Dependants' costs", "Legal fees", "Total"}
+    states = {row[0]: row[1:3] for row in tables["By state"][1:]}
+    assert states["Referrals accepted"] == ["fewer than 5", "fewer than 5"]
+    assert states["Total"] == ["7", "7"]
+    assert tables["Median hours to an answer"][1][1:] == ["–"] * 4
     assert "3 funds made or received referrals." in page
     for name in ("International Fund", "Regional Fund"):
         assert name not in page
     for case in network["cases"].values():
         assert case.uid not in page
     manager = signed_in(app, network["manager"])
-    assert manager.get(f"/network/report?{PERIOD}").status_code == 403
+    assert manager.get("/network/report").status_code == 403
+
+
+def _more(network, category, count, day, hours=5):
+    """``count`` more referrals of ``category`` made on ``day`` of 2026, A to B, each
+    accepted ``hours`` after it was made."""
+    case, b = network["cases"]["a2"], network["b"]
+    made = datetime.combine(day, datetime.min.time()).replace(hour=9)
+    for _ in range(count):
+        _referral(case, b, category, S.ACCEPTED, made, hours)
+    db.session.commit()
+
+
+def test_a_count_that_would_give_a_small_one_away_is_hidden_too(app, network, make_user, clock):
+    """Seven referrals in January (4 medical) and 3 more medical: the 7 medical show, and
+    the three other kinds of 1 each (fewer than 5) stay hidden, their sum too. In the
+    second quarter two legal referrals: their quarter's total is fewer than 5, so the
+    first quarter's total, which the year less it would give, is hidden too; the year's
+    answers (4 + 3 + 2) give a median."""
+    _more(network, Category.MEDICAL, 3, date(2026, 2, 1))
+    tables = _tables(_totals(app, make_user, clock))
+    rows = {row[0]: row[1:3] for row in tables["By kind of support"][1:]}
+    assert rows["Medical costs"] == ["7", "7"]
+    assert rows["Relocation"] == ["fewer than 5", "fewer than 5"]
+    assert rows["Total"] == ["10", "10"]
+    _more(network, Category.LEGAL, 2, date(2026, 5, 4))
+    tables = _tables(_totals(app, make_user, clock))
+    total = {row[0]: row[1:] for row in tables["By kind of support"][1:]}["Total"]
+    assert total == ["12", "hidden", "fewer than 5", "0"]
+    assert tables["Median hours to an answer"][1][1:3] == ["5", "5"]
+    assert tables["Median hours to an answer"][1][3] == "–"
+
+
+def test_a_year_is_read_only_for_the_quarters_that_ended(app, network, make_user, clock):
+    """Read in the first quarter of 2027, the report opens on 2026; 2027 has no quarter
+    ended yet and says so; a year not in the list is refused in words, nothing else."""
+    clock.at(date(2027, 2, 1))
+    client = signed_in(app, make_user("network_admin"))
+    page = client.get("/network/report").get_data(as_text=True)
+    assert '<option value="2026" selected>' in page and 'value="2027"' not in page
+    assert "2026-Q4" in page
+    for query in ("year=2027", "year=1999", "year=abc", "year=20260"):
+        response = client.get(f"/network/report?{query}")
+        assert response.status_code == 400
+        assert "Choose one of the years in the list." in response.get_data(as_text=True)
+        assert "<caption>" not in response.get_data(as_text=True)
+    clock.at(date(2027, 4, 1))
+    client = signed_in(app, make_user("network_admin"))
+    tables = _tables(client.get("/network/report?year=2027").get_data(as_text=True))
+    assert tables["By kind of support"] == [
+        ["", "2027, quarters ended", "2027-Q1"],
+        ["Total", "0", "0"],
+    ]
 
 
 def test_the_last_day_a_date_can_name_is_a_period_like_any_other(app, network, make_user):
@@ -325,5 +416,3 @@ def test_the_last_day_a_date_can_name_is_a_period_like_any_other(app, network, m
     assert page.status_code == 200 and 'class="error-summary"' not in page.text
     lines = _csv(client.get(f"/reports/network?{query}&format=csv"))
     assert _figures(_line(lines, "Total", "Made by your fund"))[0] == "0"
-    totals = signed_in(app, make_user("network_admin")).get(f"/network/report?{query}")
-    assert totals.status_code == 200

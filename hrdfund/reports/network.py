@@ -5,7 +5,8 @@ other fund and by kind of support, so a fund on another server counts like a mem
 A fund's managers read only referrals their own fund made or received: the other fund's
 name, counts, months and hours, and the codes of their own fund's cases they may open;
 never a name, a reason or anything else of a case. The network's administrator reads
-counts over the whole network, with no fund and no case named.
+counts over the whole network by fixed quarters, small counts hidden as in donor reports,
+with no fund and no case named.
 """
 
 import statistics
@@ -21,6 +22,9 @@ from ..core.extensions import db
 from ..core.support import Category
 from ..network.models import Referral, ReferralStatus
 from ..network.support import money_by_month
+from .anonymise import THRESHOLD, TOTAL
+from .grid import Grid
+from .periods import parse_period
 
 #: The states a referral is counted in, in the order the report shows them.
 STATES = (
@@ -196,17 +200,86 @@ def fund_report(fund_id, start, end, visible):
     }
 
 
-def network_totals(start, end):
-    """Over the whole network, for its administrator: the referrals made between member
-    funds in the period, in total and by kind of support, by state; no fund, no case."""
-    check_range(start, end)
-    side = Side()
+def ended_quarters(year, today):
+    """The quarters of ``year`` that have ended by ``today``, in order."""
+    quarters = (parse_period(f"{year}-Q{q}") for q in range(1, 5))
+    return [quarter for quarter in quarters if quarter.end <= today]
+
+
+def last_reported_year(today):
+    """The year of the latest quarter that has ended by ``today``."""
+    return today.year if ended_quarters(today.year, today) else today.year - 1
+
+
+def report_years(today):
+    """The years the network's totals can be read for, newest first: from the year of the
+    first referral (or the latest) to the year of the latest quarter that has ended."""
+    latest = last_reported_year(today)
+    first = db.session.scalar(sa.select(sa.func.min(Referral.created_at)))
+    earliest = min(first.year, latest) if first else latest
+    return list(range(latest, earliest - 1, -1))
+
+
+def network_totals(year, today):
+    """Over the whole network, for its administrator: the referrals made between funds in
+    each quarter of ``year`` that has ended by ``today``, and in those quarters together,
+    by kind of support and by state, as donors read their figures: fixed periods only,
+    each breakdown apart, counts under 5 shown as "fewer than 5" with whatever would give
+    them away (the year less its other quarters, a total less its other rows) hidden too,
+    and a quarter of fewer than 5 referrals not broken down. The median hours to an answer
+    of a period is shown where 5 or more were answered. No fund and no case is named."""
+    quarters = ended_quarters(year, today)
+    report = {"year": year, "quarters": quarters, "funds": 0}
+    if not quarters:
+        return report
+    code = str(year)
+    periods = {code: tuple(q.code for q in quarters), **{q.code: () for q in quarters}}
+    sides = {period: Side() for period in periods}
     funds = set()
-    for row in _rows(sa.true(), start, end):
-        side.total.add(row, 0)
-        side.by_category[row.category].add(row, 0)
+    for row in _rows(sa.true(), quarters[0].start, quarters[-1].end - timedelta(days=1)):
+        quarter = next(q for q in quarters if q.start <= row.created_at.date() < q.end)
+        for period in (code, quarter.code):
+            sides[period].total.add(row, 0)
+            sides[period].by_category[row.category].add(row, 0)
         funds |= {row.from_fund_id, row.to_fund_id}
-    return {"start": start, "end": end, "all": side, "funds": len(funds)}
+    grid = Grid(
+        periods,
+        {"category": [c.value for c in Category], "state": [s.value for s in STATES]},
+        ("referrals",),
+    )
+    for period, side in sides.items():
+        total = side.total
+        grid.put(period, TOTAL, {"referrals": total.referrals})
+        grid.population[period] = total.referrals
+        for category, counts in side.by_category.items():
+            grid.put(period, ("category", category.value), {"referrals": counts.referrals})
+        grid.listed[(period, "category")] = [c.value for c, _n in side.categories()]
+        for state in STATES:
+            grid.put(period, ("state", state.value), {"referrals": total.states[state]})
+        grid.listed[(period, "state")] = [s.value for s in STATES if total.states[s]]
+    grid.protect()
+    order = [code, *periods[code]]
+
+    def lines(dim, values):
+        return [
+            (value, [grid.cell("referrals", p, (dim, value.value)) for p in order])
+            for value in values
+            if any(value.value in grid.listed[(p, dim)] for p in order)
+        ]
+
+    report.update(
+        funds=len(funds),
+        periods=order,
+        broken_down={p: p not in grid.dropped for p in order},
+        categories=lines("category", list(Category)),
+        states=lines("state", STATES),
+        totals=[grid.cell("referrals", p) for p in order],
+        medians=[
+            sides[p].total.median_hours if sides[p].total.answered >= THRESHOLD else None
+            for p in order
+        ],
+    )
+    return report
 
 
 def default_range(today):

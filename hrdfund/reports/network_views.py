@@ -20,6 +20,7 @@ from ..core.work import perform
 from . import bp
 from . import network as data
 from .network_csv import render_network_csv
+from .pdf_kit import shown_figure
 
 
 def _range():
@@ -97,10 +98,23 @@ def network():
 @bp.get("/network/report")
 @role_required(Role.NETWORK_ADMIN)
 def network_totals():
-    """The network's referrals over the days chosen, counted: no fund, no case."""
-    start, end, errors = _range()
-    report = None
-    if not errors:
-        with reading():
-            report = data.network_totals(start, end)
-    return _page("reports/network_totals.html", errors, start, end, report)
+    """The network's referrals in the ended quarters of the year chosen, counted, small
+    counts hidden: no fund, no case."""
+    today = utcnow().date()
+    text = request.args.get("year", "").strip()
+    with reading():
+        years = data.report_years(today)
+        year = int(text) if text.isdigit() and len(text) == 4 else None
+        if not text:
+            year = years[0]
+        report = data.network_totals(year, today) if year in years else None
+    page = render_template(
+        "reports/network_totals.html",
+        errors=[] if report else [_("Choose one of the years in the list.")],
+        years=years,
+        year=year if report else years[0],
+        report=report,
+        category_labels=CATEGORY_LABELS,
+        shown_figure=shown_figure,
+    )
+    return page, (200 if report else 400)
