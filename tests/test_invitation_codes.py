@@ -199,3 +199,33 @@ def test_the_operator_leaves_a_fund_with_a_manager_to_its_manager(app, admin, ma
     result = runner.invoke(args=["hrdfund", "confirm-invitation", "fay.finance"])
     assert result.exit_code != 0 and "The fund has a manager" in result.output
     assert db.session.execute(sa.select(Invitation.confirmed_at)).scalar_one() is None
+
+
+def test_a_code_lapses_when_the_manager_who_gave_it_is_deactivated(app, admin, make_user):
+    """A manager confirms an invitation, then leaves: their account deactivated, the code
+    they gave stops working, and the invitation waits for a manager again (another
+    confirms it; the new code opens the account). Only codes of open invitations lapse, and
+    only a manager's: each lapse is an audit entry."""
+    leaving, staying = make_user("manager"), make_user("manager")
+    boss = signed_in(app, admin)
+    _response, path = _invite(boss, role="finance", login="fay.finance", confirm=False)
+    code = _confirmed_by(signed_in(app, leaving), login="fay.finance")
+    uid = db.session.execute(sa.select(User.uid).where(User.id == leaving.id)).scalar_one()
+    assert boss.post(f"/admin/users/{uid}/deactivate").status_code == 302
+    row = db.session.execute(sa.select(Invitation)).scalar_one()
+    assert (row.confirmed_at, row.confirmed_by_id, row.code_hash) == (None, None, None)
+    assert "Waits for a manager to confirm it" in boss.get("/admin/users").get_data(as_text=True)
+    assert audit_actions().count("auth.invitation_confirmation_lapsed") == 1
+    invitee = _opened(app, path)
+    page = invitee.get("/invitation").get_data(as_text=True)
+    assert WAITING in page and 'name="password"' not in page
+    invitee.post("/invitation", data={**_form(path), "code": code})
+    assert count_rows(User) == 3
+    fresh = _confirmed_by(signed_in(app, staying), login="fay.finance")
+    answer = invitee.post("/invitation", data={**_form(path), "code": fresh})
+    assert answer.location == "/login/code"
+    # Deactivating the manager who confirmed an invitation already used changes nothing.
+    uid = db.session.execute(sa.select(User.uid).where(User.id == staying.id)).scalar_one()
+    boss.post(f"/admin/users/{uid}/deactivate")
+    assert db.session.execute(sa.select(Invitation.confirmed_by_id)).scalar_one() == staying.id
+    assert audit_actions().count("auth.invitation_confirmation_lapsed") == 1

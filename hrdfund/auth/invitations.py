@@ -394,7 +394,31 @@ def deactivate_account(actor, user):
             raise InvitationError(_l("The fund's last administrator stays active."))
     user.active = False
     end_sessions(user, actor=actor, action="auth.deactivated")
+    if user.role == Role.MANAGER:
+        _lapse_confirmations(actor, user)
     return user
+
+
+def _lapse_confirmations(actor, manager):
+    """The codes ``manager`` gave for invitations still open stop working: a manager who
+    is still active (or the operator, when none is) confirms each of them again. An
+    account no longer trusted to sign in is not trusted to vouch for a new one."""
+    confirmed = db.session.execute(
+        sa.select(Invitation)
+        .where(Invitation.confirmed_by_id == manager.id, _open(utcnow()))
+        .order_by(Invitation.id)
+        .with_for_update()
+    ).scalars()
+    for invitation in confirmed:
+        invitation.code_hash = None
+        invitation.confirmed_at = None
+        invitation.confirmed_by_id = None
+        audit.record(
+            "auth.invitation_confirmation_lapsed",
+            invitation,
+            actor=actor,
+            role=invitation.role.value,
+        )
 
 
 def reactivate_account(actor, user):
