@@ -16,7 +16,7 @@ from flask import (
     render_template,
     request,
 )
-from flask_babel import format_date, get_locale
+from flask_babel import get_locale
 from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from markupsafe import escape
@@ -158,9 +158,9 @@ def _assemble(app):
     )
     app.jinja_env.filters["region"] = geo.region_label
     # Dates in the reader's language: a day, a month, a short month.
-    app.jinja_env.filters["day"] = lambda value: format_date(value, "dd MMMM y")
-    app.jinja_env.filters["month"] = lambda value: format_date(value, "MMMM y")
-    app.jinja_env.filters["short_month"] = lambda value: format_date(value, "MMM y")
+    app.jinja_env.filters["day"] = times.day
+    app.jinja_env.filters["month"] = times.month
+    app.jinja_env.filters["short_month"] = times.short_month
     # A time of day with its time zone.
     app.jinja_env.filters["moment"] = times.moment
     app.jinja_env.globals["text_direction"] = _text_direction

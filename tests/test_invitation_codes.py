@@ -4,6 +4,7 @@ administrator alone could otherwise invite a manager account for themselves, rea
 case through it and be the second manager of any approval."""
 
 import re
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from hrdfund.audit.models import AuditEvent
 from hrdfund.auth import invitations
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Invitation, Role, User
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from tests.conftest import LOCKED, audit_actions, count_rows, signed_in
 from tests.test_invitations import NEW_PASSWORD, _form, _invite
@@ -229,3 +231,35 @@ def test_a_code_lapses_when_the_manager_who_gave_it_is_deactivated(app, admin, m
     boss.post(f"/admin/users/{uid}/deactivate")
     assert db.session.execute(sa.select(Invitation.confirmed_by_id)).scalar_one() == staying.id
     assert audit_actions().count("auth.invitation_confirmation_lapsed") == 1
+
+
+def test_accounts_opened_with_the_link_alone_are_flagged_for_the_administrator(
+    app, admin, make_user
+):
+    """An account invited before a manager's code was asked (its invitation accepted, never
+    confirmed) carries a note on Accounts asking for a manager's check; one whose
+    invitation the operator confirmed does not."""
+    boss = signed_in(app, admin)
+    old = make_user("reviewer", login="old.reviewer")
+    checked = make_user("finance", login="fay.finance")
+    for user, confirmed in ((old, None), (checked, utcnow())):
+        db.session.add(
+            Invitation(
+                fund_id=admin.fund_id,
+                role=user.role,
+                login=user.login,
+                token_hash=f"{user.id:032d}",
+                invited_by_id=admin.id,
+                expires_at=utcnow() + timedelta(days=1),
+                accepted_at=utcnow(),
+                confirmed_at=confirmed,
+                code_hash="0" * 32 if confirmed else None,
+                user_id=user.id,
+            )
+        )
+    db.session.commit()
+    page = boss.get("/admin/users").get_data(as_text=True)
+    note = "Opened with the invitation link alone"
+    assert page.count(note) == 1
+    row = page.split(f'id="account-{old.uid}"')[1].split("</tr>")[0]
+    assert note in row

@@ -3,11 +3,14 @@ offered, changed from a small form on every page (no JavaScript), kept for the b
 for the account; staff and donor pages speak English, French and Spanish."""
 
 import re
+from datetime import date, datetime
 
 import pytest
 from flask_babel import force_locale, gettext
 
 from hrdfund.auth.models import User
+from hrdfund.cases.models import Consent, ConsentKind
+from hrdfund.core import times
 from hrdfund.core.extensions import db
 from tests.conftest import csrf_token, login, make_case
 
@@ -171,3 +174,38 @@ def test_words_follow_the_language_within_a_request_and_from_one_to_the_next(app
     for language, word in (("es", "Idioma"), ("fr", "Langue"), ("en", "Language")):
         page = client.get("/login", headers={"Accept-Language": language}).text
         assert label.format(word) in page, language
+
+
+@pytest.mark.parametrize(
+    ("code", "day", "month"),
+    [
+        ("en", "6 December 2026", "December 2026"),
+        ("es", "6 de diciembre de 2026", "diciembre de 2026"),
+        ("pt", "6 de dezembro de 2026", "dezembro de 2026"),
+        ("fr", "6 décembre 2026", "décembre 2026"),
+        ("ru", "6 декабря 2026\u202fг.", "декабрь 2026\u202fг."),
+        ("zh", "2026年12月6日", "2026年12月"),
+    ],
+)
+def test_days_and_months_are_written_as_each_language_writes_them(app, code, day, month):
+    """Not one pattern with the words swapped in ("06 diciembre 2026", "06 十二月 2026"):
+    each language's own order and words, and English day first."""
+    with app.test_request_context(), force_locale(code):
+        assert times.day(date(2026, 12, 6)) == day
+        assert times.month(date(2026, 12, 1)) == month
+
+
+def test_the_applicants_page_dates_its_consent_in_their_language(app, client, fund, make_user):
+    """A defender reading Spanish reads when they gave their consent as Spanish writes a
+    day."""
+    applicant = make_user("applicant")
+    case = make_case(fund, applicant_id=applicant.id)
+    given = datetime(2026, 3, 4, 10)
+    db.session.add(
+        Consent(application_id=case.id, kind=ConsentKind.STORY, method="form", given_at=given)
+    )
+    db.session.commit()
+    login(client, applicant)
+    _choose(client, "es", page="/applications")
+    html = client.get(f"/applications/{case.uid}").get_data(as_text=True)
+    assert "4 de marzo de 2026" in html

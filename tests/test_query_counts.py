@@ -230,7 +230,7 @@ def pay_page(site, n):
     for i in site.upto("pay page", n):
         if i % 3 == 0:
             pay(site, grant, "10", instalment=i + 1, reference=f"PP-{i:02d}")
-        site.show("pay page", f'<th scope="row">{plan.instalments[i].seq}</th>')
+        site.show("pay page", f'<td data-label="Instalment">{plan.instalments[i].seq}</td>')
     return f"/applications/{grant.application.uid}/pay", site.shown["pay page"]
 
 
@@ -463,7 +463,7 @@ def _busy_case(site, n):
         staff = common + money[1:] + (f"Relative {i:02d}", f"Referee {i:02d}")
         rows["manager"].append(staff + review + (f"Other funder {i:02d}",))
         # The applicant sees the payments that stand, by their date.
-        paid = (payment.paid_on.strftime("%d %B %Y"),) if i % 3 != 2 else ()
+        paid = (f"{payment.paid_on.day} {payment.paid_on:%B %Y}",) if i % 3 != 2 else ()
         rows["applicant"].append(common + paid)
     data = ("reference,amount,currency,date,status\n" + "".join(statement)).encode()
     reconcile.import_statement(site.fund.id, site.finance, data)

@@ -143,6 +143,7 @@ def users():
         confirm=ConfirmForm(),
         roles=ROLE_LABELS,
         invitations=invitations.open_invitations(current_user.fund_id),
+        unconfirmed=invitations.opened_with_link_alone(current_user.fund_id),
     )
 
 

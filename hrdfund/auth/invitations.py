@@ -352,6 +352,23 @@ def forget_closed(now=None):
     return db.session.execute(sa.delete(Invitation).where(_closed(now or utcnow()))).rowcount
 
 
+def opened_with_link_alone(fund_id):
+    """The ids of the fund's accounts that read cases or move money and were opened from
+    an invitation no manager (nor the operator) confirmed: invited before a manager's code
+    was asked, so the administrator alone may have made them."""
+    return set(
+        db.session.execute(
+            sa.select(Invitation.user_id).where(
+                Invitation.fund_id == fund_id,
+                Invitation.role.in_(CONFIRMED_ROLES),
+                Invitation.accepted_at.is_not(None),
+                Invitation.confirmed_at.is_(None),
+                Invitation.user_id.is_not(None),
+            )
+        ).scalars()
+    )
+
+
 def open_invitations(fund_id, now=None):
     """The fund's invitations whose link still opens, oldest first."""
     now = now or utcnow()

@@ -1,11 +1,13 @@
-"""Times as staff read them: a moment with its time zone, and the time left to a target in
-days and hours, or how long it is overdue (in days once past two days)."""
+"""Times as people read them: a day or a month in the reader's language, as that language
+writes it; a moment with its time zone, and the time left to a target in days and hours,
+or how long it is overdue (in days once past two days)."""
 
 import math
 from datetime import timedelta
 
+from babel.dates import format_date, format_skeleton
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 from .columns import utcnow
 
@@ -21,6 +23,41 @@ def latest_day(now=None):
     """The latest date it is anywhere now: a payment, a receipt or a rate dated after it
     is dated in the future wherever the person recording it is."""
     return ((now or utcnow()) + AHEAD_OF_UTC).date()
+
+
+def _date_locale():
+    """The reader's locale for dates: English ones are written day first, as most of the
+    world writes them (6 December 2026), not the American way."""
+    locale = get_locale()
+    if locale is None or locale.language == "en":
+        return "en_GB"
+    return locale
+
+
+def day(value):
+    """A day in full, as the reader's language writes it: 6 December 2026, 6 de diciembre
+    de 2026, 2026年12月6日."""
+    return format_date(value, "long", locale=_date_locale())
+
+
+def month(value):
+    """A month of a year: December 2026, diciembre de 2026, 2026年12月."""
+    return format_skeleton("yMMMM", value, locale=_date_locale())
+
+
+def short_month(value):
+    """A month of a year, short: Dec 2026, dic 2026."""
+    return format_skeleton("yMMM", value, locale=_date_locale())
+
+
+def day_of_month(value):
+    """A day and its month, short, for a chart's axis: 6 Dec, 12月6日."""
+    return format_skeleton("MMMd", value, locale=_date_locale())
+
+
+def chart_month(value):
+    """A month and its year in two digits, for a chart's axis: Dec 26."""
+    return format_date(value, "MMM yy", locale=_date_locale())
 
 
 def moment(value):

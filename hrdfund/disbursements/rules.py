@@ -7,12 +7,12 @@ report, not a stipend month the same defender was already paid for on another gr
 from decimal import Decimal
 
 import sqlalchemy as sa
-from flask_babel import format_date
 from flask_babel import lazy_gettext as _l
 
 from ..cases.models import Application
 from ..cases.models import ApplicationStatus as S
 from ..cases.services import latest_report
+from ..core import times
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, quantize
 from ..grants.models import Grant, GrantStatus, Instalment, PlanKind
@@ -301,7 +301,7 @@ def _check_month_not_paid_elsewhere(application, instalment):
         raise PaymentError(
             _l(
                 "This defender was already paid for %(month)s: %(payment)s.",
-                month=format_date(instalment.period_month, "MMMM y"),
+                month=times.month(instalment.period_month),
                 payment=describe(other),
             )
         )

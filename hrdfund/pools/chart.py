@@ -5,10 +5,11 @@ dashboard."""
 from datetime import date, timedelta
 
 from babel.numbers import format_compact_decimal
-from flask_babel import format_date, get_locale, ngettext
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from ..core import times
 from ..core.charts import Chart, Series
 from ..core.money import format_money
 
@@ -32,14 +33,6 @@ def chart_days(today):
 
 def _locale():
     return str(get_locale() or "en")
-
-
-def _short(day):
-    return format_date(day, "d MMM")
-
-
-def _month(day):
-    return format_date(day, "MMM yy")
 
 
 def _compact(value):
@@ -66,20 +59,20 @@ def pool_chart(pool, days, history, today, key):
     span = max((reach - first).days, 1)
     marker = None
     if end is not None and first <= end <= reach:
-        marker = ((end - first).days / span, _("Ends %(day)s", day=_short(end)))
+        marker = ((end - first).days / span, _("Ends %(day)s", day=times.day_of_month(end)))
     if end is None:
         ending = _("It has no end date.")
     elif end < today:
-        ending = _("It ended on %(day)s.", day=format_date(end, "d MMMM y"))
+        ending = _("It ended on %(day)s.", day=times.day(end))
     else:
         left = (end - today).days
         ending = ngettext(
             "It ends on %(day)s, in %(num)d day.",
             "It ends on %(day)s, in %(num)d days.",
             left,
-            day=format_date(end, "d MMMM y"),
+            day=times.day(end),
         )
-    labels = [_month(day) for day in days[:-1]] + [_("Today")]
+    labels = [times.chart_month(day) for day in days[:-1]] + [_("Today")]
     # A figure that stays the same from month to month is written once.
     locale, words = _locale(), {}
 

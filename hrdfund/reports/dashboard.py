@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import current_app, render_template
-from flask_babel import format_date, format_decimal, format_percent, ngettext
+from flask_babel import format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -26,6 +26,7 @@ from ..auth.models import Role
 from ..cases.access import visible_cases
 from ..cases.models import Application, ApplicationStatus
 from ..cases.states import STAFF_LABELS
+from ..core import times
 from ..core.charts import Chart, Series
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
@@ -189,14 +190,6 @@ def open_pools(fund_id):
     return [PoolLine(*row) for row in rows]
 
 
-def _short(day):
-    return format_date(day, "d MMM")
-
-
-def _month(day):
-    return format_date(day, "MMM yy")
-
-
 def _share(part, whole):
     """``part`` of ``whole`` as a percentage in words; a dash when there is no whole."""
     return format_percent(part / whole, "#,##0 %") if whole else "–"
@@ -209,8 +202,8 @@ def _whole(value):
 def case_charts(counts, weeks, months):
     """The charts of cases received and decided by week, and decided within target by
     month."""
-    week_labels = [_short(day) for day in weeks[:-1]]
-    month_labels = [_month(day) for day in months[:-1]]
+    week_labels = [times.day_of_month(day) for day in weeks[:-1]]
+    month_labels = [times.chart_month(day) for day in months[:-1]]
     share = [
         (in_time * 100 / decided) if decided else None
         for in_time, decided in zip(counts["in_time_month"], counts["decided_month"], strict=True)
@@ -261,7 +254,7 @@ def payment_chart(spans, months):
         summary=_(
             "For the cases first paid each month, the median number of days since their decision."
         ),
-        labels=[_month(day) for day in months[:-1]],
+        labels=[times.chart_month(day) for day in months[:-1]],
         series=[
             Series(
                 _("Median days"),

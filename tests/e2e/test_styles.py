@@ -6,7 +6,7 @@ import re
 import pytest
 
 from hrdfund import ROOT
-from tests.conftest import start_application
+from tests.conftest import signed_in, start_application
 
 pytestmark = pytest.mark.e2e
 
@@ -69,3 +69,27 @@ def test_a_refused_budget_line_keeps_what_it_pays_for_readable_on_a_phone(client
     description, table, page_width = widths
     assert description >= 0.5 * table, widths
     assert page_width <= 390, widths
+
+
+def test_what_is_due_is_read_whole_on_a_phone(app, money_world, page):
+    """The pay page's instalments, on a 390 px screen: each instalment a block with every
+    figure beside its name (the pools' currencies among them), none out of sight sideways;
+    the table used to run past the screen's edge."""
+    grant = money_world.grant("3000.00", pool=money_world.usd)
+    money_world.plan(grant, count=3)
+    html = signed_in(app, money_world.finance).get(f"/applications/{grant.application.uid}/pay")
+    html = html.get_data(as_text=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_content(_styled(html))
+    cells = page.evaluate(
+        """() => [...document.querySelectorAll('table.due td')].map(td => {
+            const box = td.getBoundingClientRect();
+            return [td.dataset.label, td.textContent.trim(), box.left, box.right];
+        })"""
+    )
+    assert len(cells) == 3 * 5, cells
+    assert {label for label, *_rest in cells} >= {"Instalment", "Due on", "Still to pay"}
+    assert any(label.startswith("In the currency of") for label, *_rest in cells)
+    for label, text, left, right in cells:
+        assert text and 0 <= left and right <= 390, (label, text, left, right)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
