@@ -245,6 +245,10 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert sum(Decimal(line["Paid in the period"]) for line in lines[:-1]) == Decimal(
         total["Paid in the period"]
     )
+    # What each grant draws on: the pool's commitment to it by the quarter's end, named so.
+    committed = "Committed to the grant by the period's end"
+    assert Decimal(total[committed]) == sum(Decimal(line[committed]) for line in lines[:-1])
+    assert Decimal(total[committed]) == figures["committed"]
 
 
 def test_no_case_words_reach_a_donor_output(world):

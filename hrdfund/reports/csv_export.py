@@ -19,7 +19,7 @@ def columns():
         _("Grants"),
         _("Kind of support"),
         _("Place"),
-        _("Committed"),
+        _("Committed to the grant by the period's end"),
         _("Paid in the period"),
         _("Currency"),
     )
