@@ -97,6 +97,18 @@ def test_a_pdf_is_stored_encrypted_and_comes_back_with_its_pages(app, client, ca
     assert "quote.pdf" in client.get(f"/applications/{case_uid}").get_data(as_text=True)
 
 
+def test_the_case_lists_each_document_with_what_it_is_and_when_it_came(client, case_uid):
+    """Beside each file's name: what the sender said it is, the day it was added, its size
+    (a small file is 1 KB, not 0)."""
+    _upload(client, case_uid, PDF, name="scan-0042.pdf", kind="medical_report")
+    document = _only_document()
+    page = client.get(f"/applications/{case_uid}").get_data(as_text=True)
+    item = page.split("scan-0042.pdf</a>")[1].split("</li>")[0]
+    size = -(-document.size_bytes // 1024)
+    added = f"{document.created_at.day} {document.created_at:%B %Y}"
+    assert f"A medical report, added on {added}, {size} KB" in item, item
+
+
 def test_a_damaged_document_sends_nothing_and_says_so(app, client, case_uid, caplog):
     """What is stored of a document damaged (a piece in the database, the file in the
     folder): the download answers with a page saying so, not a file cut off or a blank

@@ -9,7 +9,6 @@ them to choose from, and says the rest, which is the same for every fund."""
 
 from flask import current_app, render_template, request
 from flask_babel import get_locale, ngettext
-from flask_babel import lazy_gettext as _l
 
 from ..auth import funds
 from ..auth.language import NAMES as LANGUAGE_NAMES
@@ -19,6 +18,7 @@ from ..core.quick_exit import exit_host
 from ..core.support import CATEGORY_LABELS, Category
 from . import bp
 from .categories import CATEGORY_FIELDS
+from .forms import DOCUMENT_LABELS
 from .models import DocumentKind, Urgency
 from .targets import target_hours
 
@@ -36,13 +36,6 @@ HELPFUL_DOCUMENTS = {
     Category.DIGITAL_SECURITY: (DocumentKind.QUOTE, DocumentKind.EVIDENCE),
     Category.HUMANITARIAN: (DocumentKind.EVIDENCE,),
     Category.OTHER: (DocumentKind.QUOTE, DocumentKind.EVIDENCE),
-}
-
-#: Each document as the upload form names it.
-DOCUMENT_LABELS = {
-    DocumentKind.QUOTE: _l("A quote or invoice"),
-    DocumentKind.MEDICAL_REPORT: _l("A medical report"),
-    DocumentKind.EVIDENCE: _l("Evidence of the threat"),
 }
 
 

@@ -366,16 +366,24 @@ class MessageForm(PageForm):
     )
 
 
+#: What each kind of document is, as the upload form and the case's list of documents
+#: name it.
+DOCUMENT_LABELS = {
+    DocumentKind.QUOTE: _l("A quote or invoice"),
+    DocumentKind.MEDICAL_REPORT: _l("A medical report"),
+    DocumentKind.EVIDENCE: _l("Evidence of the threat"),
+    DocumentKind.PROOF_OF_PAYMENT: _l("A proof of payment"),
+    DocumentKind.OTHER: _l("Something else"),
+}
+
+
 class DocumentForm(PageForm):
     kind = SelectField(
         _l("What the document is"),
         choices=options(
-            [
-                (DocumentKind.QUOTE.value, _l("A quote or invoice")),
-                (DocumentKind.MEDICAL_REPORT.value, _l("A medical report")),
-                (DocumentKind.EVIDENCE.value, _l("Evidence of the threat")),
-                (DocumentKind.OTHER.value, _l("Something else")),
-            ]
+            (kind.value, label)
+            for kind, label in DOCUMENT_LABELS.items()
+            if kind != DocumentKind.PROOF_OF_PAYMENT
         ),
     )
     file = FileField(

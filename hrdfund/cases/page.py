@@ -17,6 +17,7 @@ from .access import Section
 from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
     CONSENT_LABELS,
+    DOCUMENT_LABELS,
     REFERENCE_STATUSES,
     SUBMISSION_LABEL,
     ConsentChangeForm,
@@ -45,6 +46,7 @@ def render_case(application, user, forms):
         form=restore(forms["message"](formdata=None)),
         document_form=restore(forms["document"](formdata=None)),
         documents=_documents(application, shown),
+        document_labels=DOCUMENT_LABELS,
         messages=_thread(application, shown),
         # Staff read the status by its name; the applicant side in its own words, with
         # what happens next.
