@@ -1183,6 +1183,13 @@ NAMES_NOTHING = {
     ("network.suspend_fund", "POST"): "the network administrator's (tests/test_member_funds.py)",
     ("network.resume_fund", "POST"): "the network administrator's",
     ("network.name_intake", "POST"): "the network administrator's",
+    ("network.partner_organisations", "GET"): "the network administrator's, of no fund: "
+    "every fund account is refused (tests/test_partner_organisations.py)",
+    ("network.create_partner", "POST"): "the network administrator's",
+    ("network.create_partner_account", "POST"): "the network administrator's",
+    ("network.deactivate_partner_account", "POST"): "the network administrator's; only a "
+    "partner account is found (tests/test_partner_organisations.py)",
+    ("network.reactivate_partner_account", "POST"): "the network administrator's",
     ("network.save_profile", "POST"): "the actor's own fund, named by nothing sent "
     "(tests/test_member_funds.py)",
     ("network.save_limits", "POST"): "the actor's own fund, named by nothing sent",

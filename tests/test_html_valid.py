@@ -36,7 +36,7 @@ from hrdfund.alerts import outbox
 from hrdfund.alerts.models import Alert, AlertKind
 from hrdfund.auth import attempts, guard
 from hrdfund.auth import services as auth_services
-from hrdfund.auth.models import Fund, User
+from hrdfund.auth.models import Fund, PartnerOrganisation, User
 from hrdfund.cases import documents, steps
 from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.core import geo
@@ -849,6 +849,26 @@ def _network_admin(site):
     n.submit("/network/funds", f"/network/funds/{other.uid}/resume")
     n.submit("/network/funds", f"/network/funds/{other.uid}/intake")
     n.submit("/network/funds", f"/network/funds/{intake.uid}/intake")
+    n.submit("/network/partners", "/network/partners", {"partner-name": ""}, refused=True)
+    n.submit(
+        "/network/partners",
+        "/network/partners",
+        {"partner-name": "Checked Partners", "partner-country": "KE"},
+    )
+    org = db.session.execute(
+        sa.select(PartnerOrganisation).where(PartnerOrganisation.name == "Checked Partners")
+    ).scalar_one()
+    accounts = f"/network/partners/{org.uid}/accounts"
+    prefix = f"account-{org.uid}"
+    n.submit("/network/partners", accounts, {f"{prefix}-login": "x"}, refused=True)
+    n.submit(
+        "/network/partners",
+        accounts,
+        {f"{prefix}-login": "checked.partner", f"{prefix}-password": "a long first passphrase 42"},
+    )
+    partner = _user("checked.partner")
+    n.submit("/network/partners", f"/network/partners/accounts/{partner.uid}/deactivate")
+    n.submit("/network/partners", f"/network/partners/accounts/{partner.uid}/reactivate")
     n.get("/network/report")
     n.get("/network/report?year=abc", status=400)
     n.get("/cases", status=403)

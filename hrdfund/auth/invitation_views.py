@@ -130,7 +130,7 @@ def _change_account(uid, service, words):
             service,
             current_user._get_current_object(),
             user,
-            refused=invitations.InvitationError,
+            refused=invitations.REFUSALS,
         )
         # Flashes travel in the session cookie: the message names no account.
         flash(words if done.ok else done.words, "info" if done.ok else "error")

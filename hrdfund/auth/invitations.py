@@ -32,12 +32,13 @@ from .logins import normalise_login
 from .models import CONFIRMED_ROLES, INVITABLE_ROLES, Invitation, Role, User
 from .services import (
     AccountLinkError,
+    AccountStateError,
     LoginPolicyError,
     UserExistsError,
     check_login_rules,
     check_not_made_login,
     create_user,
-    end_sessions,
+    set_active,
 )
 
 
@@ -394,9 +395,7 @@ def deactivate_account(actor, user):
         raise InvitationError(_l("Only an administrator of the fund manages its accounts."))
     if user.id == actor.id:
         raise InvitationError(_l("You cannot deactivate your own account."))
-    if not user.active:
-        raise InvitationError(_l("This account is deactivated already."))
-    if user.role == Role.ADMIN:
+    if user.role == Role.ADMIN and user.active:
         others = db.session.execute(
             sa.select(sa.func.count())
             .select_from(User)
@@ -409,8 +408,7 @@ def deactivate_account(actor, user):
         ).scalar()
         if not others:
             raise InvitationError(_l("The fund's last administrator stays active."))
-    user.active = False
-    end_sessions(user, actor=actor, action="auth.deactivated")
+    set_active(user, False, actor)
     if user.role == Role.MANAGER:
         _lapse_confirmations(actor, user)
     return user
@@ -445,13 +443,15 @@ def reactivate_account(actor, user):
     user = lock_row(User, user.id)
     if user.fund_id != actor.fund_id or user.is_applicant_side:
         raise InvitationError(_l("Only an administrator of the fund manages its accounts."))
-    if user.active:
-        raise InvitationError(_l("This account is active already."))
-    user.active = True
-    audit.record("auth.reactivated", user, actor=actor)
-    db.session.flush()
+    set_active(user, True, actor)
     return user
 
 
 #: Refusals an invitation form turns into words for the page.
-REFUSALS = (InvitationError, LoginPolicyError, UserExistsError, AccountLinkError)
+REFUSALS = (
+    InvitationError,
+    LoginPolicyError,
+    UserExistsError,
+    AccountLinkError,
+    AccountStateError,
+)

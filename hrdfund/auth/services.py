@@ -235,6 +235,28 @@ def end_sessions(user, actor=None, action="auth.sessions_ended"):
     db.session.flush()
 
 
+class AccountStateError(ValueError):
+    """An account deactivated or let back in that is so already, in words for the page."""
+
+
+def set_active(user, active, actor):
+    """Deactivate ``user`` (``active`` false: it can no longer sign in and each of its
+    sessions ends at once; its records stay) or let it sign in again (its old sessions
+    stay ended). The caller has checked ``actor`` may, and locked the user's row."""
+    if user.active == active:
+        raise AccountStateError(
+            _l("This account is active already.")
+            if active
+            else _l("This account is deactivated already.")
+        )
+    user.active = active
+    if active:
+        audit.record("auth.reactivated", user, actor=actor)
+        db.session.flush()
+    else:
+        end_sessions(user, actor=actor, action="auth.deactivated")
+
+
 def reset_second_factor(user, actor):
     """For a lost authenticator: a new key to enrol with at the next sign-in, the recovery
     codes gone, and every session of the user ended."""

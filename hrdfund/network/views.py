@@ -1,6 +1,7 @@
 """Pages of the network: the public list of member funds; the network administrator's
-page of funds (create, suspend, resume, name the intake fund); a fund administrator's
-settings (what the fund covers, its four-eyes threshold and targets)."""
+page of funds (create, suspend, resume, name the intake fund) and of partner
+organisations (create them and their accounts, cut an account off or let it back); a fund
+administrator's settings (what the fund covers, its four-eyes threshold and targets)."""
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, url_for
@@ -12,7 +13,7 @@ from ..auth import refused
 from ..auth import services as accounts
 from ..auth.guard import role_required
 from ..auth.language import NAMES
-from ..auth.models import Fund, Role
+from ..auth.models import Fund, PartnerOrganisation, Role, User
 from ..cases.models import Urgency
 from ..cases.targets import target_hours
 from ..core import geo, limits
@@ -20,9 +21,9 @@ from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
 from ..core.support import CATEGORY_LABELS, Category
 from ..core.work import perform
-from . import bp
+from . import bp, partners
 from . import funds as services
-from .forms import FundLimitsForm, FundProfileForm, NewFundForm
+from .forms import FundLimitsForm, FundProfileForm, NewFundForm, NewPartnerForm, PartnerAccountForm
 
 ACCOUNT_REFUSALS = (
     services.FundError,
@@ -158,6 +159,121 @@ def name_intake(uid):
         uid,
         services.name_intake,
         _("%(name)s receives the applications of those who do not know where to apply."),
+    )
+
+
+def _partners_page():
+    rows = partners.organisations()
+    return render_template(
+        "network/partner_organisations.html",
+        organisations=rows,
+        form=refused.restore(NewPartnerForm(formdata=None)),
+        account_forms={
+            org.id: refused.restore(PartnerAccountForm(formdata=None, prefix=f"account-{org.uid}"))
+            for org, _accounts in rows
+        },
+        confirm=ConfirmForm(),
+    )
+
+
+@bp.get("/network/partners")
+@role_required(Role.NETWORK_ADMIN)
+def partner_organisations():
+    """Every partner organisation with its accounts: no case."""
+    return _partners_page()
+
+
+@bp.post("/network/partners")
+@role_required(Role.NETWORK_ADMIN)
+def create_partner():
+    """A new partner organisation."""
+    form = NewPartnerForm()
+    if form.validate_on_submit():
+        done = perform(
+            partners.create_organisation,
+            _actor(),
+            form.name.data,
+            form.country.data,
+            refused=partners.PartnerError,
+        )
+        if done.ok:
+            flash(_("%(name)s is a partner organisation.", name=done.value.name), "info")
+            return redirect(
+                url_for("network.partner_organisations", _anchor=f"org-{done.value.uid}")
+            )
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=url_for("network.partner_organisations", _anchor="new-partner"))
+
+
+def _organisation_or_404(uid):
+    found = db.session.execute(
+        sa.select(PartnerOrganisation).where(PartnerOrganisation.uid == uid)
+    ).scalar_one_or_none()
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.post("/network/partners/<uid>/accounts")
+@role_required(Role.NETWORK_ADMIN)
+def create_partner_account(uid):
+    """A new account of the organisation, with a first password given by a safe channel."""
+    organisation = _organisation_or_404(uid)
+    form = PartnerAccountForm(prefix=f"account-{uid}")
+    back = url_for("network.partner_organisations", _anchor=f"org-{uid}")
+    if form.validate_on_submit():
+        try:
+            accounts.check_password_rules(form.password.data, form.login.data)
+        except accounts.PasswordPolicyError as exc:
+            form.password.errors.append(_("This password cannot be used: %(why)s.", why=exc))
+        else:
+            password_hash = accounts.hash_password(form.password.data)
+            done = perform(
+                partners.create_account,
+                _actor(),
+                organisation,
+                form.login.data,
+                password_hash,
+                refused=(partners.PartnerError, *ACCOUNT_REFUSALS),
+            )
+            if done.ok:
+                flash(_("Account %(login)s made.", login=done.value.login), "info")
+                return redirect(back)
+            if isinstance(done.refusal, accounts.UserExistsError):
+                form.login.errors.append(_("That login is taken."))
+            else:
+                form.login.errors.append(done.words)
+    return refused.refuse(form, to=back)
+
+
+def _partner_account_step(uid, service, words):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    user = db.session.execute(
+        sa.select(User).where(User.uid == uid, User.role == Role.PARTNER)
+    ).scalar_one_or_none()
+    if user is None:
+        abort(404)
+    done = perform(service, _actor(), user, refused=partners.REFUSALS)
+    flash(words if done.ok else done.words, "info" if done.ok else "error")
+    organisation = db.session.get(PartnerOrganisation, user.partner_organisation_id)
+    return redirect(url_for("network.partner_organisations", _anchor=f"org-{organisation.uid}"))
+
+
+@bp.post("/network/partners/accounts/<uid>/deactivate")
+@role_required(Role.NETWORK_ADMIN)
+def deactivate_partner_account(uid):
+    """The account can no longer sign in, and each of its sessions ends at once."""
+    words = _("That account is deactivated: it can no longer sign in; its sessions have ended.")
+    return _partner_account_step(uid, partners.deactivate_account, words)
+
+
+@bp.post("/network/partners/accounts/<uid>/reactivate")
+@role_required(Role.NETWORK_ADMIN)
+def reactivate_partner_account(uid):
+    """The account may sign in again."""
+    return _partner_account_step(
+        uid, partners.reactivate_account, _("That account may sign in again.")
     )
 
 
