@@ -161,6 +161,7 @@ def _assemble(app):
     app.jinja_env.filters["day"] = times.day
     app.jinja_env.filters["month"] = times.month
     app.jinja_env.filters["short_month"] = times.short_month
+    app.jinja_env.filters["day_and_time"] = times.day_and_time
     # A time of day with its time zone.
     app.jinja_env.filters["moment"] = times.moment
     app.jinja_env.globals["text_direction"] = _text_direction

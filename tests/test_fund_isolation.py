@@ -1186,7 +1186,6 @@ NAMES_NOTHING = {
     ("network.partner_organisations", "GET"): "the network administrator's, of no fund: "
     "every fund account is refused (tests/test_partner_organisations.py)",
     ("network.create_partner", "POST"): "the network administrator's",
-    ("network.create_partner_account", "POST"): "the network administrator's",
     ("network.deactivate_partner_account", "POST"): "the network administrator's; only a "
     "partner account is found (tests/test_partner_organisations.py)",
     ("network.reactivate_partner_account", "POST"): "the network administrator's",

@@ -263,3 +263,26 @@ def test_accounts_opened_with_the_link_alone_are_flagged_for_the_administrator(
     assert page.count(note) == 1
     row = page.split(f'id="account-{old.uid}"')[1].split("</tr>")[0]
     assert note in row
+    # The purge deletes the confirmed one's used invitation, and keeps what marks the other.
+    assert invitations.forget_closed() == 1
+    assert boss.get("/admin/users").get_data(as_text=True).count(note) == 1
+
+
+def test_a_code_stops_working_whenever_its_manager_no_longer_is_one(app, admin, make_user):
+    """However the confirming manager stopped being an active manager of the fund (their
+    account turned off before codes lapsed with it, by a purge or by hand), the invitation
+    waits for a manager again: the code opens nothing, and the dashboard counts it."""
+    leaving, staying = make_user("manager"), make_user("manager")
+    _response, path = _invite(signed_in(app, admin), role="reviewer", confirm=False)
+    code = _confirmed_by(signed_in(app, leaving), login="rita.reviewer")
+    db.session.get(User, leaving.id).active = False
+    db.session.commit()
+    assert invitations.waiting_for_manager(admin.fund_id) == 1
+    invitee = _opened(app, path)
+    assert WAITING in invitee.get("/invitation").get_data(as_text=True)
+    invitee.post("/invitation", data={**_form(path), "code": code})
+    assert db.session.execute(sa.select(User).where(User.login == "rita.reviewer")).first() is None
+    fresh = _confirmed_by(signed_in(app, staying), login="rita.reviewer")
+    assert invitations.waiting_for_manager(admin.fund_id) == 0
+    answer = invitee.post("/invitation", data={**_form(path), "code": fresh})
+    assert answer.location == "/login/code"

@@ -185,6 +185,9 @@ def test_words_follow_the_language_within_a_request_and_from_one_to_the_next(app
         ("fr", "6 décembre 2026", "décembre 2026"),
         ("ru", "6 декабря 2026\u202fг.", "декабрь 2026\u202fг."),
         ("zh", "2026年12月6日", "2026年12月"),
+        ("ar", "6 ديسمبر 2026", "ديسمبر 2026"),
+        ("fa", "6 دسامبر 2026", "دسامبر 2026"),
+        ("tr", "6 Aralık 2026", "Aralık 2026"),
     ],
 )
 def test_days_and_months_are_written_as_each_language_writes_them(app, code, day, month):
@@ -209,3 +212,6 @@ def test_the_applicants_page_dates_its_consent_in_their_language(app, client, fu
     _choose(client, "es", page="/applications")
     html = client.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "4 de marzo de 2026" in html
+    # The list says when each case was started the same way.
+    started = client.get("/my").get_data(as_text=True).split('data-label="Fecha de inicio"')
+    assert re.match(r">\d{1,2} de \w+ de \d{4}</td>", started[1]), started[1][:60]

@@ -17,7 +17,7 @@ from hrdfund.cases.services import FundClosedError, start_application
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
 from hrdfund.grants import decisions
-from tests.conftest import PASSWORD, login, refused_page, signed_in
+from tests.conftest import PASSWORD, login, refused_page, session_contents, signed_in
 from tests.conftest import start_application as apply_through_form
 
 
@@ -56,6 +56,8 @@ def test_the_network_admin_creates_a_fund_whose_admin_signs_in(app, network):
         },
     )
     assert sent.status_code == 302
+    # The message waiting for the next page travels in the cookie: it names no account.
+    assert "intl.admin" not in str(session_contents(app, client))
     fund = db.session.execute(sa.select(Fund).where(Fund.name == "International Fund")).scalar_one()
     admin = db.session.execute(sa.select(User).where(User.login == "intl.admin")).scalar_one()
     assert admin.fund_id == fund.id and admin.role == "admin" and admin.totp_secret

@@ -230,7 +230,9 @@ def pay_page(site, n):
     for i in site.upto("pay page", n):
         if i % 3 == 0:
             pay(site, grant, "10", instalment=i + 1, reference=f"PP-{i:02d}")
-        site.show("pay page", f'<td data-label="Instalment">{plan.instalments[i].seq}</td>')
+        site.show(
+            "pay page", f'<th scope="row" data-label="Instalment">{plan.instalments[i].seq}</th>'
+        )
     return f"/applications/{grant.application.uid}/pay", site.shown["pay page"]
 
 

@@ -146,12 +146,19 @@ def staff_invitations(fund_id, now=None):
 
 
 def waiting_for_manager(fund_id, now=None):
-    """How many of the fund's open invitations a manager has still to confirm."""
+    """How many of the fund's open invitations a manager has still to confirm (as
+    ``Invitation.waiting_for_manager`` says of one)."""
+    vouching = sa.select(User.id).where(
+        User.fund_id == fund_id, User.role == Role.MANAGER, User.active.is_(True)
+    )
     return db.session.execute(
         sa.select(sa.func.count(Invitation.id)).where(
             Invitation.fund_id == fund_id,
             Invitation.role.in_(CONFIRMED_ROLES),
-            Invitation.confirmed_at.is_(None),
+            sa.or_(
+                Invitation.confirmed_at.is_(None),
+                Invitation.confirmed_by_id.not_in(vouching),
+            ),
             _open(now or utcnow()),
         )
     ).scalar_one()
@@ -194,7 +201,7 @@ def check_code(invitation, code):
     account needs none."""
     if not invitation.needs_code:
         return
-    if invitation.confirmed_at is None:
+    if invitation.waiting_for_manager:
         raise InvitationWaitingError()
     if not code_matches(invitation, code):
         raise InvitationCodeError()
@@ -335,8 +342,21 @@ def revoke_invitation(actor, invitation):
 
 
 def _closed(now):
-    """SQL: the invitations whose link no longer opens (used, withdrawn or expired)."""
-    return sa.not_(_open(now))
+    """SQL: the invitations whose link no longer opens (used, withdrawn or expired), but
+    those that opened an account with the link alone (:func:`opened_with_link_alone`):
+    they are kept while the account is, as what marks it on *Accounts*."""
+    return sa.and_(sa.not_(_open(now)), sa.not_(_link_alone()))
+
+
+def _link_alone():
+    """SQL: accepted invitations to an account that reads cases or moves money that no
+    manager (nor the operator) confirmed: invited before a manager's code was asked."""
+    return sa.and_(
+        Invitation.role.in_(CONFIRMED_ROLES),
+        Invitation.accepted_at.is_not(None),
+        Invitation.confirmed_at.is_(None),
+        Invitation.user_id.is_not(None),
+    )
 
 
 def count_closed(now=None):
@@ -347,9 +367,10 @@ def count_closed(now=None):
 
 
 def forget_closed(now=None):
-    """Delete every invitation that no longer opens: once used, withdrawn or expired it
-    serves nothing, and its login is one more copy of a person's sign-in name. The audit
-    entries name it by its opaque id, so the chain still verifies. Returns how many."""
+    """Delete every invitation that no longer opens (but those :func:`_closed` keeps): once
+    used, withdrawn or expired it serves nothing, and its login is one more copy of a
+    person's sign-in name. The audit entries name it by its opaque id, so the chain still
+    verifies. Returns how many."""
     return db.session.execute(sa.delete(Invitation).where(_closed(now or utcnow()))).rowcount
 
 
@@ -359,13 +380,7 @@ def opened_with_link_alone(fund_id):
     was asked, so the administrator alone may have made them."""
     return set(
         db.session.execute(
-            sa.select(Invitation.user_id).where(
-                Invitation.fund_id == fund_id,
-                Invitation.role.in_(CONFIRMED_ROLES),
-                Invitation.accepted_at.is_not(None),
-                Invitation.confirmed_at.is_(None),
-                Invitation.user_id.is_not(None),
-            )
+            sa.select(Invitation.user_id).where(Invitation.fund_id == fund_id, _link_alone())
         ).scalars()
     )
 

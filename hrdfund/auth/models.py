@@ -367,5 +367,14 @@ class Invitation(db.Model):
 
     @property
     def waiting_for_manager(self):
-        """Whether a manager of the fund has still to confirm it."""
-        return self.needs_code and self.confirmed_at is None
+        """Whether a manager of the fund has still to confirm it: no one has, or the
+        manager who did is no longer an active manager of the fund (their code stopped
+        working with their account)."""
+        if not self.needs_code:
+            return False
+        if self.confirmed_at is None:
+            return True
+        manager = self.confirmed_by
+        return manager is not None and not (
+            manager.active and manager.role == Role.MANAGER and manager.fund_id == self.fund_id
+        )

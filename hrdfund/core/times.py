@@ -60,6 +60,14 @@ def chart_month(value):
     return format_date(value, "MMM yy", locale=_date_locale())
 
 
+def day_and_time(value):
+    """A moment as the reader's language writes its day, with its time of day in UTC:
+    6 December 2026, 14:05 UTC."""
+    if value is None:
+        return ""
+    return f"{day(value)}, {value:%H:%M} UTC"
+
+
 def moment(value):
     """``value`` (a naive UTC datetime, as every column stores it) with its time zone."""
     if value is None:

@@ -65,25 +65,6 @@ class NewPartnerForm(PrefixedForm):
     )
 
 
-class PartnerAccountForm(PrefixedForm):
-    """A new account of one partner organisation, its first password given by a safe
-    channel."""
-
-    PREFIX = "account"
-    SECRET_FIELDS = ("password",)
-    login = StringField(
-        _l("Login"),
-        [DataRequired(_l("Enter a login.")), Length(max=User.LOGIN_MAX)],
-        render_kw={"autocomplete": "off"},
-    )
-    password = PasswordField(
-        _l("Their first password"),
-        [DataRequired(_l("Choose a password.")), Length(max=128)],
-        description=_l("Give it to them by a safe channel; they may change it once signed in."),
-        render_kw={"autocomplete": "new-password"},
-    )
-
-
 def _checkboxes(label, choices):
     return SelectMultipleField(
         label, choices=choices, widget=ListWidget(prefix_label=False), option_widget=CheckboxInput()

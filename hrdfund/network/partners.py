@@ -1,11 +1,12 @@
 """Partner organisations: the local organisations that refer defenders to the funds. The
-network's administrator records them and their accounts, and cuts an account off at once
-when it is lost, seized or its holder leaves, or lets it sign in again.
+network's administrator records them, and cuts a partner account off at once when it is
+lost, seized or its holder leaves, or lets it sign in again; they see of an account what
+managing it needs (its login, whether it is active, when it last signed in), never a case.
 
-A partner account reads the cases its organisation referred. It is made with a first
-password the administrator gives its holder by a safe channel (the holder may change it
-once signed in), and the administrator sees of it what managing it needs (its login,
-whether it is active, when it last signed in), never a case.
+A partner account reads the cases its organisation referred, so the administrator does
+not make one: whoever chose its first password could sign in with it and read those cases.
+The server's operator makes it (``flask hrdfund create-user --role partner``), as the
+administrator's own account was made; taking access away is all the page may do to one.
 """
 
 import sqlalchemy as sa
@@ -72,19 +73,6 @@ def create_organisation(actor, name, country):
     db.session.flush()
     audit.record("partner.organisation_created", organisation, actor=actor, fund=None)
     return organisation
-
-
-def create_account(actor, organisation, login, password_hash):
-    """A partner account of ``organisation``, its password hashed before (with no
-    transaction open)."""
-    _check_network_admin(actor)
-    return accounts.create_user(
-        Role.PARTNER,
-        login,
-        password_hash=password_hash,
-        actor=actor,
-        partner_organisation_id=organisation.id,
-    )
 
 
 def _partner_account(user):

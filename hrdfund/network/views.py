@@ -1,6 +1,6 @@
 """Pages of the network: the public list of member funds; the network administrator's
 page of funds (create, suspend, resume, name the intake fund) and of partner
-organisations (create them and their accounts, cut an account off or let it back); a fund
+organisations (create them, cut an account off or let it back); a fund
 administrator's settings (what the fund covers, its four-eyes threshold and targets)."""
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from ..core.support import CATEGORY_LABELS, Category
 from ..core.work import perform
 from . import bp, partners
 from . import funds as services
-from .forms import FundLimitsForm, FundProfileForm, NewFundForm, NewPartnerForm, PartnerAccountForm
+from .forms import FundLimitsForm, FundProfileForm, NewFundForm, NewPartnerForm
 
 ACCOUNT_REFUSALS = (
     services.FundError,
@@ -101,13 +101,10 @@ def create_fund():
                 refused=ACCOUNT_REFUSALS,
             )
             if done.ok:
-                fund, admin = done.value
+                fund, _admin = done.value
+                # Flashes travel in the session cookie: the message names no account.
                 flash(
-                    _(
-                        "Fund %(name)s created, with its administrator %(login)s.",
-                        name=fund.name,
-                        login=admin.login,
-                    ),
+                    _("Fund %(name)s created, with its first administrator.", name=fund.name),
                     "info",
                 )
                 return redirect(url_for("network.funds", _anchor=f"fund-{fund.uid}"))
@@ -168,10 +165,6 @@ def _partners_page():
         "network/partner_organisations.html",
         organisations=rows,
         form=refused.restore(NewPartnerForm(formdata=None)),
-        account_forms={
-            org.id: refused.restore(PartnerAccountForm(formdata=None, prefix=f"account-{org.uid}"))
-            for org, _accounts in rows
-        },
         confirm=ConfirmForm(),
     )
 
@@ -197,53 +190,13 @@ def create_partner():
             refused=partners.PartnerError,
         )
         if done.ok:
-            flash(_("%(name)s is a partner organisation.", name=done.value.name), "info")
+            # Flashes travel in the session cookie: the message names nothing.
+            flash(_("The organisation is added."), "info")
             return redirect(
                 url_for("network.partner_organisations", _anchor=f"org-{done.value.uid}")
             )
         form.form_errors.append(done.words)
     return refused.refuse(form, to=url_for("network.partner_organisations", _anchor="new-partner"))
-
-
-def _organisation_or_404(uid):
-    found = db.session.execute(
-        sa.select(PartnerOrganisation).where(PartnerOrganisation.uid == uid)
-    ).scalar_one_or_none()
-    if found is None:
-        abort(404)
-    return found
-
-
-@bp.post("/network/partners/<uid>/accounts")
-@role_required(Role.NETWORK_ADMIN)
-def create_partner_account(uid):
-    """A new account of the organisation, with a first password given by a safe channel."""
-    organisation = _organisation_or_404(uid)
-    form = PartnerAccountForm(prefix=f"account-{uid}")
-    back = url_for("network.partner_organisations", _anchor=f"org-{uid}")
-    if form.validate_on_submit():
-        try:
-            accounts.check_password_rules(form.password.data, form.login.data)
-        except accounts.PasswordPolicyError as exc:
-            form.password.errors.append(_("This password cannot be used: %(why)s.", why=exc))
-        else:
-            password_hash = accounts.hash_password(form.password.data)
-            done = perform(
-                partners.create_account,
-                _actor(),
-                organisation,
-                form.login.data,
-                password_hash,
-                refused=(partners.PartnerError, *ACCOUNT_REFUSALS),
-            )
-            if done.ok:
-                flash(_("Account %(login)s made.", login=done.value.login), "info")
-                return redirect(back)
-            if isinstance(done.refusal, accounts.UserExistsError):
-                form.login.errors.append(_("That login is taken."))
-            else:
-                form.login.errors.append(done.words)
-    return refused.refuse(form, to=back)
 
 
 def _partner_account_step(uid, service, words):

@@ -5,14 +5,15 @@ other fund and by kind of support, so a fund on another server counts like a mem
 A fund's managers read only referrals their own fund made or received: the other fund's
 name, counts, months and hours, and the codes of their own fund's cases they may open;
 never a name, a reason or anything else of a case. The network's administrator reads
-counts over the whole network by fixed quarters, small counts hidden as in donor reports,
-with no fund and no case named.
+counts over the whole network by fixed quarters, each as it stood at its end, small counts
+hidden as in donor reports, with no fund and no case named.
 """
 
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 
@@ -22,7 +23,7 @@ from ..core.extensions import db
 from ..core.support import Category
 from ..network.models import Referral, ReferralStatus
 from ..network.support import money_by_month
-from .anonymise import THRESHOLD, TOTAL
+from .anonymise import THRESHOLD, TOTAL, Cell
 from .grid import Grid
 from .periods import parse_period
 
@@ -130,6 +131,7 @@ def _rows(condition, start, end):
             Referral.created_at,
             Referral.answered_at,
             Referral.answer_made_at,
+            Referral.withdrawn_at,
         )
         .where(condition, Referral.created_at >= first, Referral.created_at < after)
         .order_by(Referral.created_at, Referral.id)
@@ -220,66 +222,101 @@ def report_years(today):
     return list(range(latest, earliest - 1, -1))
 
 
-def network_totals(year, today):
-    """Over the whole network, for its administrator: the referrals made between funds in
-    each quarter of ``year`` that has ended by ``today``, and in those quarters together,
-    by kind of support and by state, as donors read their figures: fixed periods only,
-    each breakdown apart, counts under 5 shown as "fewer than 5" with whatever would give
-    them away (the year less its other quarters, a total less its other rows) hidden too,
-    and a quarter of fewer than 5 referrals not broken down. The median hours to an answer
-    of a period is shown where 5 or more were answered. No fund and no case is named."""
-    quarters = ended_quarters(year, today)
-    report = {"year": year, "quarters": quarters, "funds": 0}
-    if not quarters:
-        return report
-    code = str(year)
-    periods = {code: tuple(q.code for q in quarters), **{q.code: () for q in quarters}}
-    sides = {period: Side() for period in periods}
-    funds = set()
-    for row in _rows(sa.true(), quarters[0].start, quarters[-1].end - timedelta(days=1)):
-        quarter = next(q for q in quarters if q.start <= row.created_at.date() < q.end)
-        for period in (code, quarter.code):
-            sides[period].total.add(row, 0)
-            sides[period].by_category[row.category].add(row, 0)
+def _as_at(row, moment):
+    """``row`` as the referral stood just before ``moment``: an answer or a withdrawal
+    recorded since is not counted yet (it was still waiting)."""
+    status = row.status
+    if status == ReferralStatus.WITHDRAWN:
+        done = row.withdrawn_at or row.created_at
+    elif status in (ReferralStatus.ACCEPTED, ReferralStatus.DECLINED):
+        done = row.answered_at
+    else:
+        done = None
+    if done is None or done >= moment:
+        status = ReferralStatus.PENDING
+    return SimpleNamespace(**{**row._asdict(), "status": status})
+
+
+def _quarter(rows, quarter):
+    """The figures of one ended quarter, decided on their own and as they stood at its end,
+    so that they read the same whenever they are read: counts by kind of support and by
+    state, small ones hidden with whatever would give them away; the median hours to an
+    answer from 5 answers; the funds involved."""
+    end = datetime.combine(quarter.end, time.min)
+    side, funds = Side(), set()
+    for row in rows:
+        row = _as_at(row, end)
+        side.total.add(row, 0)
+        side.by_category[row.category].add(row, 0)
         funds |= {row.from_fund_id, row.to_fund_id}
+    code, total = quarter.code, side.total
     grid = Grid(
-        periods,
+        {code: ()},
         {"category": [c.value for c in Category], "state": [s.value for s in STATES]},
         ("referrals",),
     )
-    for period, side in sides.items():
-        total = side.total
-        grid.put(period, TOTAL, {"referrals": total.referrals})
-        grid.population[period] = total.referrals
-        for category, counts in side.by_category.items():
-            grid.put(period, ("category", category.value), {"referrals": counts.referrals})
-        grid.listed[(period, "category")] = [c.value for c, _n in side.categories()]
-        for state in STATES:
-            grid.put(period, ("state", state.value), {"referrals": total.states[state]})
-        grid.listed[(period, "state")] = [s.value for s in STATES if total.states[s]]
+    grid.put(code, TOTAL, {"referrals": total.referrals})
+    grid.population[code] = total.referrals
+    for category, counts in side.by_category.items():
+        grid.put(code, ("category", category.value), {"referrals": counts.referrals})
+    grid.listed[(code, "category")] = [c.value for c, _n in side.categories()]
+    for state in STATES:
+        grid.put(code, ("state", state.value), {"referrals": total.states[state]})
+    grid.listed[(code, "state")] = [s.value for s in STATES if total.states[s]]
     grid.protect()
-    order = [code, *periods[code]]
+    broken_down = code not in grid.dropped
+    return {
+        "quarter": quarter,
+        "broken_down": broken_down,
+        "total": grid.cell("referrals", code),
+        "cells": {
+            dim: {v: grid.cell("referrals", code, (dim, v)) for v in grid.listed[(code, dim)]}
+            for dim in ("category", "state")
+        }
+        if broken_down
+        else {"category": {}, "state": {}},
+        "median": total.median_hours if total.answered >= THRESHOLD else None,
+        "funds": len(funds) if broken_down else None,
+    }
+
+
+def network_totals(year, today):
+    """Over the whole network, for its administrator: the referrals made between funds in
+    each quarter of ``year`` that has ended by ``today``, by kind of support and by state,
+    as donors read their figures. Fixed periods only, each quarter decided on its own and
+    as it stood at its end, so that no two readings differ (a figure shown or hidden then
+    is shown or hidden whenever the quarter is read, and none is the difference of
+    others); each breakdown apart; counts under 5 shown as "fewer than 5", with whatever
+    would give them away (a total less its other rows) hidden too; a quarter of fewer than
+    5 referrals not broken down at all (its kinds, states and funds not even named); the
+    median hours to an answer from 5 answers. No fund and no case is named."""
+    quarters = [
+        _quarter(
+            _rows(sa.true(), quarter.start, quarter.end - timedelta(days=1)),
+            quarter,
+        )
+        for quarter in ended_quarters(year, today)
+    ]
 
     def lines(dim, values):
+        shown = [v for v in values if any(v.value in q["cells"][dim] for q in quarters)]
         return [
-            (value, [grid.cell("referrals", p, (dim, value.value)) for p in order])
-            for value in values
-            if any(value.value in grid.listed[(p, dim)] for p in order)
+            (
+                value,
+                [
+                    q["cells"][dim].get(value.value, Cell(0)) if q["broken_down"] else None
+                    for q in quarters
+                ],
+            )
+            for value in shown
         ]
 
-    report.update(
-        funds=len(funds),
-        periods=order,
-        broken_down={p: p not in grid.dropped for p in order},
-        categories=lines("category", list(Category)),
-        states=lines("state", STATES),
-        totals=[grid.cell("referrals", p) for p in order],
-        medians=[
-            sides[p].total.median_hours if sides[p].total.answered >= THRESHOLD else None
-            for p in order
-        ],
-    )
-    return report
+    return {
+        "year": year,
+        "quarters": quarters,
+        "categories": lines("category", list(Category)),
+        "states": lines("state", STATES),
+    }
 
 
 def default_range(today):

@@ -3,6 +3,7 @@ over the days they choose, on the page or as CSV; the network's administrator re
 network's totals."""
 
 import io
+import re
 from datetime import date
 
 from flask import render_template, request, send_file
@@ -98,13 +99,13 @@ def network():
 @bp.get("/network/report")
 @role_required(Role.NETWORK_ADMIN)
 def network_totals():
-    """The network's referrals in the ended quarters of the year chosen, counted, small
-    counts hidden: no fund, no case."""
+    """The network's referrals in each ended quarter of the year chosen, as it stood at its
+    end, counted, small counts hidden: no fund, no case."""
     today = utcnow().date()
     text = request.args.get("year", "").strip()
     with reading():
         years = data.report_years(today)
-        year = int(text) if text.isdigit() and len(text) == 4 else None
+        year = int(text) if re.fullmatch(r"[0-9]{4}", text) else None
         if not text:
             year = years[0]
         report = data.network_totals(year, today) if year in years else None

@@ -74,7 +74,7 @@ def test_a_refused_budget_line_keeps_what_it_pays_for_readable_on_a_phone(client
 def test_what_is_due_is_read_whole_on_a_phone(app, money_world, page):
     """The pay page's instalments, on a 390 px screen: each instalment a block with every
     figure beside its name (the pools' currencies among them), none out of sight sideways;
-    the table used to run past the screen's edge."""
+    the table used to run past the screen's edge. Each row keeps its header cell."""
     grant = money_world.grant("3000.00", pool=money_world.usd)
     money_world.plan(grant, count=3)
     html = signed_in(app, money_world.finance).get(f"/applications/{grant.application.uid}/pay")
@@ -82,7 +82,7 @@ def test_what_is_due_is_read_whole_on_a_phone(app, money_world, page):
     page.set_viewport_size({"width": 390, "height": 844})
     page.set_content(_styled(html))
     cells = page.evaluate(
-        """() => [...document.querySelectorAll('table.due td')].map(td => {
+        """() => [...document.querySelectorAll('table.due td, table.due tbody th')].map(td => {
             const box = td.getBoundingClientRect();
             return [td.dataset.label, td.textContent.trim(), box.left, box.right];
         })"""
@@ -93,3 +93,4 @@ def test_what_is_due_is_read_whole_on_a_phone(app, money_world, page):
     for label, text, left, right in cells:
         assert text and 0 <= left and right <= 390, (label, text, left, right)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.evaluate("document.querySelectorAll('table.due tbody th[scope=row]').length") == 3
