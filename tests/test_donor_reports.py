@@ -459,6 +459,16 @@ def test_a_listed_grants_place_is_in_the_reports_language(app, language, words):
     assert by_region == words[2]  # a table's row by region, as the PDF and portal show it
 
 
+def test_the_pdf_writes_its_period_as_the_reports_language_writes_days(app, world):
+    """A period's first and last days in words of the language chosen, not as ISO dates."""
+    report = build_report(world.eur, parse_period(QUARTER))
+    with app.test_request_context(), force_locale("es"):
+        text, _metadata = pdf_text(render_pdf(report))
+    text = " ".join(text.split())
+    assert "1 de enero de 2026" in text and "31 de marzo de 2026" in text
+    assert "2026-01-01" not in text
+
+
 def test_the_pool_page_offers_the_donors_report(app, world):
     page = signed_in(app, world.finance).get(f"/pools/{world.eur.uid}").get_data(as_text=True)
     assert f'action="/reports/pools/{world.eur.uid}"' in page

@@ -14,6 +14,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
+from ..core import times
 from ..core.money import format_money
 from .data import VARIANCE_FLAG
 from .pdf_kit import (
@@ -222,7 +223,7 @@ def _not_yet(report, styles):
                 " Who the pool supported, budget against actual, timeliness and outcomes,"
                 " and the CSV's lines come in the reports of this period once it has ended,"
                 " on %(day)s; from then on every copy shows the same figures.",
-                day=report["period_end"].isoformat(),
+                day=times.day(report["period_end"]),
             ),
             styles["body"],
         ),
@@ -393,8 +394,8 @@ def _cover(report, styles):
             _(
                 "Period: %(period)s (%(start)s to %(end)s)",
                 period=report["period"],
-                start=report["period_start"].isoformat(),
-                end=(report["period_end"] - timedelta(days=1)).isoformat(),
+                start=times.day(report["period_start"]),
+                end=times.day(report["period_end"] - timedelta(days=1)),
             ),
             styles["body"],
         ),
