@@ -273,7 +273,7 @@ def test_the_error_summary_lists_each_error_with_a_link_to_its_field(client, mak
     uid = start_application(client, "relocation")
     bad = {
         "budget-0-description": "x" * 201,
-        "budget-0-amount": "12.345",
+        "budget-0-amount": "12.3456",
         "budget-1-amount": "1e3",
         "budget-2-description": "Taxi",
         "save": "1",
@@ -294,7 +294,7 @@ def test_the_error_summary_lists_each_error_with_a_link_to_its_field(client, mak
     assert "Budget line 3, What it pays for: Enter the amount for this line." in page
     # Nothing of the refused step was written; what was typed is shown back.
     assert application_by_uid(uid).budget_lines == []
-    assert 'value="12.345"' in page
+    assert 'value="12.3456"' in page
 
 
 def _stored(case):

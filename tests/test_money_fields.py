@@ -64,7 +64,7 @@ NASTY_NUMBERS = (
     "12€",
 )
 #: More than two places, or beyond Numeric(14, 2): no amount, though a rate may be.
-NASTY = NASTY_NUMBERS + ("100.005", "0.001", "١٢٣.٤٥٦", "1000000000000")
+NASTY = NASTY_NUMBERS + ("100.005", "0.001", "١٢٣.٤٥٦", "1000000000000", "1.500")
 #: Beyond the rate range or its eight places.
 NASTY_RATES = NASTY_NUMBERS + ("1e40", "1e30", "0", "0.0000001", "1000000.5", "1.123456789")
 #: The words a refusal of an amount or a rate uses (hrdfund.core.money).
@@ -72,6 +72,7 @@ REFUSALS = (
     "Enter the amount in figures",
     "Enter the rate in figures",
     "Enter at most two decimal places",
+    "may mean thousands",
     "Enter a rate with at most eight decimal places",
     "Enter a rate between 0.000001 and 1,000,000",
     "This amount is too large",
@@ -428,7 +429,7 @@ def test_an_amount_of_half_a_cent_is_refused_and_the_ledger_stays_sealed(app, wo
     page = _fresh_page(world, client, "contribution")
     response = _send(client, page, "contribution-amount", "100.005")
     assert response.refused
-    assert "Enter at most two decimal places" in response.get_data(as_text=True)
+    assert "may mean thousands" in response.get_data(as_text=True)
     with pytest.raises(sa.exc.StatementError, match="not whole cents"):
         pools.record_contribution(world.eur, world.m1, Decimal("100.005"), "EUR", date(2026, 1, 5))
     db.session.rollback()

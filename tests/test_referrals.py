@@ -258,7 +258,8 @@ def test_a_referral_is_refused_while_consent_is_withdrawn_and_allowed_once_given
     [
         ({"refer-months_to": ""}, "the first and the last month, or neither"),
         ({"refer-months_from": "9", "refer-months_to": "3"}, "no later than the last"),
-        ({"refer-amount": "100.005"}, "two decimal places"),
+        ({"refer-amount": "100.005"}, "may mean thousands"),
+        ({"refer-amount": "0.005"}, "two decimal places"),
         ({"refer-amount": "0"}, "above zero"),
         ({"refer-answer_by": "2020-01-01"}, "cannot be in the past"),
         ({"refer-to_fund": "nosuchfund0000000000"}, "Not a valid choice"),

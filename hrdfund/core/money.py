@@ -118,6 +118,10 @@ NOT_FIGURES = _l(
 )
 COMMAS = _l("Use a point for decimals; commas only between thousands, like 1,250.50.")
 TWO_PLACES = _l("Enter at most two decimal places.")
+THOUSANDS_POINT = _l(
+    "A point before three figures, like 1.500, may mean thousands: write 1500 for one "
+    "thousand five hundred, or two figures after the point for cents, like 1.50."
+)
 TOO_LARGE = _l("This amount is too large: at most 999,999,999,999.99.")
 ABOVE_ZERO = _l("Enter an amount above zero.")
 ZERO_OR_MORE = _l("Enter zero or more.")
@@ -182,13 +186,21 @@ def _figures(text, not_figures, commas):
 
 def parse_amount(text, allow_zero=False):
     """Read an amount a person typed (or a Decimal) as a positive Decimal in cents, or
-    raise :class:`MoneyError` with a message to show: at most two places, nothing beyond
-    Numeric(14, 2), zero only when ``allow_zero``."""
+    raise :class:`MoneyError` with a message to show: at most two places (three typed, as
+    in 1.500, are refused as meaning thousands perhaps, even when the last is a zero),
+    nothing beyond Numeric(14, 2), zero only when ``allow_zero``."""
     if isinstance(text, float):
         raise MoneyError("amounts are never floats")
     value = _figures(text, NOT_FIGURES, COMMAS)
     if value < 0 or (value.is_zero() and value.is_signed()):
         raise MoneyError(ZERO_OR_MORE if allow_zero else ABOVE_ZERO)
+    # "1.500" or "250.000", as many languages write thousands, would otherwise be read
+    # as 1.50 and 250.00: three figures typed after a point are refused as two readings.
+    places = -value.as_tuple().exponent if isinstance(text, str) else 0
+    if places == 3 and value >= 1:
+        raise MoneyError(THOUSANDS_POINT)
+    if places > 2:  # "1.5000" too, though it equals 1.50: what was typed is unclear
+        raise MoneyError(TWO_PLACES)
     # Before quantizing, which fails on numbers of more digits than the context holds.
     if value > MAX_AMOUNT:
         raise MoneyError(TOO_LARGE)
