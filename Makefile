@@ -39,7 +39,8 @@ run: $(STAMP) catalogs
 	HRDFUND_ENV=development $(BIN)/flask db upgrade
 	HRDFUND_ENV=development $(BIN)/flask hrdfund demo-data --if-empty
 	@echo "Demo accounts (login, password, TOTP secret): instance/demo-accounts.json"
-	HRDFUND_ENV=development $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	HRDFUND_ENV=development HRDFUND_BASE_URL=$${HRDFUND_BASE_URL:-http://127.0.0.1:$(PORT)} \
+		$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 ## serve-prod: production serving: migrate, then gunicorn with $(WORKERS) workers on
 ## 127.0.0.1:$(PORT), behind a TLS proxy; needs DATABASE_URL and the three secrets set

@@ -148,6 +148,18 @@ def test_finance_reads_the_money_and_its_own_next_step_without_the_defender(app,
     assert "Hidden Name" not in html
 
 
+def test_the_next_step_passes_an_instalment_paid_within_the_tolerance(app, money_world):
+    """An instalment paid a few cents short (a rate's rounding, within the tolerance the
+    grants-to-pay list and `check` allow) is paid: the next step is the next instalment,
+    as the lists say, not the one just paid."""
+    world = money_world
+    grant = world.grant("3000")
+    world.plan(grant, count=2)
+    pay(world, grant, "1499.40")
+    summary = _text(_section(_page(app, world.finance, grant.application), "summary"))
+    assert "Next step Pay instalment 2, due on 2026-03-03 · for finance" in summary
+
+
 def test_the_second_manager_is_told_the_step_is_theirs_and_not_the_first_ones(app, money_world):
     world = money_world
     world.m1.display_name = "Manon First"

@@ -407,6 +407,12 @@ def test_demo_accounts_have_cases_to_follow(demo):
     for application in referred:
         kinds = set(_all(sa.select(Consent.kind).where(Consent.application_id == application.id)))
         assert ConsentKind.PARTNER_SUBMISSION in kinds
+        # What the partner ticked in the form is recorded as the partner's, as a referral
+        # made through the pages records it; never as the defender's own answer.
+        methods = set(
+            _all(sa.select(Consent.method).where(Consent.application_id == application.id))
+        )
+        assert "form" not in methods, application.uid
     for account in (a for a in accounts if a["role"] == "donor"):
         assert len(_user(account["login"]).donor.pools) >= 2
 

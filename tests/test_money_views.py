@@ -92,6 +92,26 @@ def test_finance_reverses_a_bounced_payment_from_the_case_page(app, money_world)
     assert "Reversal: bounced" in page
 
 
+def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
+    """Finance reads a payment reversed in part as such, with how much of it came back,
+    not as if all of it had."""
+    grant = money_world.grant("1000")
+    finance = signed_in(app, money_world.finance)
+    url = f"/applications/{grant.application.uid}"
+    finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
+    payment = db.session.execute(sa.select(Disbursement)).scalar_one()
+    # More than was paid: refused, the amount paid written as money.
+    data = {"reverse-reason": "too much", "reverse-amount": "1500.00"}
+    refused = finance.post(f"/payments/{payment.uid}/reverse", data=data)
+    assert "at most the €400.00 paid" in refused_page(finance, refused).get_data(as_text=True)
+    data = {"reverse-reason": "part returned", "reverse-amount": "150.00"}
+    assert finance.post(f"/payments/{payment.uid}/reverse", data=data).status_code == 302
+    page = finance.get(url).get_data(as_text=True)
+    row = page.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+    assert "Reversed in part on" in row and "€150.00 of €400.00 came back" in row
+    assert "Reversed on" not in row
+
+
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):
     grant = money_world.grant("900")
     manager = signed_in(app, money_world.m2)

@@ -213,12 +213,12 @@ def test_an_instalment_is_never_paid_past_what_is_due_on_it(money_world):
     the cent, is taken."""
     grant = money_world.grant("2000", pool=money_world.usd)
     money_world.plan(grant, count=2, starts_on=date(2026, 2, 1))
-    with pytest.raises(payments.PaymentError, match="where 1000.00 EUR is still due"):
+    with pytest.raises(payments.PaymentError, match="where 1,000.00 EUR is still due"):
         pay(money_world, grant, "1200")
     db.session.rollback()
     # In dollars at the approval's rate, a hundred dollars over.
     over = quantize(Decimal(1000) * EUR_USD + 100)
-    with pytest.raises(payments.PaymentError, match="approved at, where 1000.00 EUR is still"):
+    with pytest.raises(payments.PaymentError, match="approved at, where 1,000.00 EUR is still"):
         pay(money_world, grant, str(over), currency="USD")
     db.session.rollback()
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
@@ -253,7 +253,7 @@ def test_an_instalment_in_pesos_paid_in_dollars_keeps_the_books_whole(money_worl
     assert isinstance(first, Disbursement) and check_ledger() == []
     payments.reverse_disbursement(first, money_world.finance, "wrong account")
     db.session.commit()
-    with pytest.raises(payments.PaymentError, match="approved at, where 1000020.00 COP is still"):
+    with pytest.raises(payments.PaymentError, match="approved at, where 1,000,020.00 COP is still"):
         pay(money_world, grant, "242.53", currency="USD")
     db.session.rollback()
     pay(money_world, grant, "242.52", currency="USD")

@@ -105,7 +105,7 @@ class BudgetLineForm(PartForm):
 
 
 class DependantForm(PartForm):
-    relation = StringField(_l("Relationship to you"), [Optional(), Length(max=60)])
+    relation = StringField(_l("Relationship to the defender"), [Optional(), Length(max=60)])
     age = IntegerField(_l("Age"), [Optional(), NumberRange(min=0, max=120)])
 
 

@@ -11,7 +11,8 @@ import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel.numbers import format_currency, get_currency_name
+from babel.numbers import format_currency, format_decimal, get_currency_name
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 CENT = Decimal("0.01")
@@ -324,6 +325,18 @@ def format_money(amount, currency_code, locale="en"):
     if amount is None:
         return ""
     return _formatted(str(Decimal(amount)), currency_code, str(locale))
+
+
+def money_words(amount, currency_code):
+    """An amount with its currency as the reader's language writes it (€1,250.50,
+    1.250,50 €), for a message."""
+    return format_money(amount, currency_code, get_locale() or "en")
+
+
+def figure(amount):
+    """An amount's figure as the reader's language writes it, with its cents and its
+    thousands grouped (1,250.50; 1.250,50), for a message that names the currency apart."""
+    return format_decimal(Decimal(amount), format="#,##0.00", locale=get_locale() or "en")
 
 
 @functools.lru_cache(maxsize=4096)

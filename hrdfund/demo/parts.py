@@ -144,12 +144,14 @@ def _add_consents(world, app_id, times, org, owner):
                 times["created"],
             )
         )
+    # Ticked in the application form: by the defender, or by the partner referring them.
+    in_form = "form" if org is None else "partner_form"
     if S.SUBMITTED in times and rng.random() < 0.1:
-        consents.append((ConsentKind.REFERRAL, "form", times[S.SUBMITTED]))
+        consents.append((ConsentKind.REFERRAL, in_form, times[S.SUBMITTED]))
     # Four defenders in five agree that donors may see their case, anonymised; taken
     # from the case number, so the seeded draws that build the rest stay as they were.
     if S.SUBMITTED in times and app_id % 5:
-        consents.append((ConsentKind.STORY, "form", times[S.SUBMITTED]))
+        consents.append((ConsentKind.STORY, in_form, times[S.SUBMITTED]))
     for kind, method, given in consents:
         world.tables[Consent].add(
             {

@@ -14,7 +14,7 @@ from ..cases.models import ApplicationStatus as S
 from ..cases.services import latest_report
 from ..core import times
 from ..core.extensions import db
-from ..core.money import ConversionError, convert, quantize
+from ..core.money import ConversionError, convert, figure, quantize
 from ..grants.models import Grant, GrantStatus, Instalment, PlanKind
 from ..ledger.balances import PAID, allocation_balances, instalments_paid
 from ..ledger.models import Disbursement
@@ -233,10 +233,10 @@ def _check_not_paid(instalment, covered, currency, slack, converted):
             )
         )
     words = dict(
-        covered=quantize(covered),
+        covered=figure(quantize(covered)),
         currency=currency,
         seq=instalment.seq,
-        due=max(instalment.amount - done, Decimal("0.00")),
+        due=figure(max(instalment.amount - done, Decimal("0.00"))),
     )
     if converted:
         raise PaymentError(

@@ -17,7 +17,7 @@ from ..cases.models import ApplicationStatus as S
 from ..cases.services import change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import quantize
+from ..core.money import money_words, quantize
 from ..core.sql import lock_row
 from ..core.times import latest_day
 from ..directory import services as directory
@@ -276,7 +276,7 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
         raise PaymentError(
             _l(
                 "A reversal takes back more than zero and at most the %(amount)s paid.",
-                amount=payment.amount,
+                amount=money_words(payment.amount, payment.pool.currency),
             )
         )
     share = amount / payment.amount

@@ -27,6 +27,7 @@ from ..core.money import quantize
 from ..core.sql import summed
 from ..core.times import moment, time_left
 from ..disbursements.models import HeldPayment, HoldStatus
+from ..disbursements.rules import instalment_unsettled
 from ..grants.decisions import first_approval
 from ..grants.models import Grant, Instalment, PaymentPlan
 from ..ledger.balances import instalments_paid
@@ -183,7 +184,10 @@ def _money_step(grant):
         .outerjoin(paid, paid.c.instalment_id == Instalment.id)
         .where(
             PaymentPlan.grant_id == grant.id,
-            sa.or_(Instalment.id.is_(None), sa.func.coalesce(paid.c.paid, 0) < Instalment.amount),
+            sa.or_(
+                Instalment.id.is_(None),
+                instalment_unsettled(sa.func.coalesce(paid.c.paid, 0)),
+            ),
         )
         .order_by(Instalment.seq)
         .limit(1)

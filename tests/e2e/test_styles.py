@@ -6,7 +6,8 @@ import re
 import pytest
 
 from hrdfund import ROOT
-from tests.conftest import signed_in, start_application
+from hrdfund.core.columns import utcnow
+from tests.conftest import pay, signed_in, start_application
 
 pytestmark = pytest.mark.e2e
 
@@ -94,3 +95,31 @@ def test_what_is_due_is_read_whole_on_a_phone(app, money_world, page):
         assert text and 0 <= left and right <= 390, (label, text, left, right)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.evaluate("document.querySelectorAll('table.due tbody th[scope=row]').length") == 3
+
+
+def test_what_a_tables_rows_offer_to_do_stays_on_a_phone_screen(app, money_world, make_user, page):
+    """On a 390 px screen, every link and button in a row of the lists staff act from (the
+    grants to pay, a grant's payments, the fund's accounts) is within the screen, each
+    figure beside its name: they used to sit off to the right of a table that scrolled."""
+    world = money_world
+    today = utcnow().date()
+    grant = world.grant("3000")
+    world.plan(grant, count=2, starts_on=today)
+    pay(world, grant, "100", paid_on=today)
+    make_user("reviewer")
+    pages = [
+        (world.finance, "/payments/to-pay"),
+        (world.finance, f"/applications/{grant.application.uid}"),
+        (make_user("admin"), "/admin/users"),
+    ]
+    page.set_viewport_size({"width": 390, "height": 844})
+    for user, path in pages:
+        html = signed_in(app, user).get(path).get_data(as_text=True)
+        page.set_content(_styled(html))
+        controls = page.evaluate(
+            """() => [...document.querySelectorAll('tbody a, tbody button, tbody summary')]
+                .map(c => [c.textContent.trim(), c.getBoundingClientRect().right])"""
+        )
+        assert controls, path
+        outside = [(text, right) for text, right in controls if right > 390]
+        assert not outside, (path, outside)
