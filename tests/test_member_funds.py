@@ -247,7 +247,7 @@ def test_each_fund_weighs_approvals_against_its_own_threshold(app, network, make
     assert not decisions.weigh_approval(ours, Decimal(200), our_manager).needs_second
     # A threshold in fractions of a cent, or a half-set target, is refused whole.
     for data, words in (
-        ({"limits-four_eyes_threshold": "100.005"}, "two decimal places"),
+        ({"limits-four_eyes_threshold": "100.0051"}, "two decimal places"),
         ({"limits-target_response_hours_urgent": "5"}, "or neither"),
         (
             {
