@@ -59,7 +59,7 @@ class NewPartnerForm(PrefixedForm):
         _l("Organisation's name"), [DataRequired(_l("Enter a name.")), Length(max=160)]
     )
     country = SelectField(
-        _l("Country it works in"),
+        _l("Country it works in (optional)"),
         [Optional()],
         choices=lambda: options([("", _l("Choose a country"))]) + _countries(),
     )
