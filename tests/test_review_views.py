@@ -142,8 +142,12 @@ def test_a_reviewer_cannot_assign_someone_else_nor_approve(app, fund, staff):
     )
 
 
-def _recommended(fund, staff, amount="5500.00"):
+def _recommended(fund, staff, amount="5500.00", **asked):
+    """A case recommended in part for ``amount``; ``asked`` sets what it asks (its
+    ``amount_requested`` and ``currency``)."""
     case = _case(fund, staff, status=S.SUBMITTED)
+    for name, value in asked.items():
+        setattr(case, name, value)
     from hrdfund.reviews import services as reviews
 
     reviews.assign_reviewer(case, staff["reviewer"], staff["reviewer"])
@@ -293,9 +297,9 @@ def test_a_pool_without_a_rate_says_so_in_one_plain_sentence(
 def test_the_decision_form_names_the_threshold_in_its_own_currency(app, fund, staff):
     """A case in shillings: the form gives the threshold in euros and what the case is
     worth in euros; without a rate it says a rate must be recorded first."""
-    case = _recommended(fund, staff, amount="150000.00")
-    case.currency = "KES"
-    db.session.commit()
+    case = _recommended(
+        fund, staff, amount="150000.00", currency="KES", amount_requested=Decimal("200000.00")
+    )
     m1 = signed_in(app, staff["m1"])
     page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
     assert "Approvals worth €5,000.00 or more need two managers" in page
@@ -496,3 +500,37 @@ def test_a_duplicate_the_reader_stepped_away_from_is_not_listed(app, fund, staff
         signed_in(app, staff["m1"]).get(f"/applications/{second.uid}").get_data(as_text=True)
     )
     assert first.uid in colleague
+
+
+def test_nothing_is_recommended_or_approved_beyond_what_was_asked(app, fund, staff):
+    """The case asks €6,000 in two lines (5,000 and 1,000). A line recommended above what
+    it asks, a whole above the ask, or "in part" for all of it is refused in words; a
+    manager's approval above the ask is refused too, before any pool is touched. A typo
+    of 99999 used to pass as "Approve in part: £99,999.00" and then be approved."""
+    from hrdfund.reviews import services as reviews
+
+    case = _case(fund, staff)
+    reviews.assign_reviewer(case, staff["reviewer"], staff["reviewer"])
+    db.session.commit()
+    surgery, transport = sorted(case.budget_lines, key=lambda line: -line.amount)
+    for args, words in (
+        (("approve_partly", None, {surgery.id: Decimal("99999.00")}), "at most what it asks"),
+        (("approve", Decimal("6000.01"), None), "at most what the application asks"),
+        (
+            ("approve_partly", None, {surgery.id: Decimal(5000), transport.id: Decimal(1000)}),
+            "choose Approve",
+        ),
+    ):
+        recommendation, amount, lines = args
+        with pytest.raises(reviews.ReviewError, match=words):
+            reviews.recommend(case, staff["reviewer"], "high", recommendation, amount, "ok", lines)
+        db.session.rollback()
+    reviews.recommend(
+        case, staff["reviewer"], "high", "approve_partly", None, "ok", {surgery.id: Decimal(4000)}
+    )
+    db.session.commit()
+    assert case.status == S.RECOMMENDED
+    m1 = signed_in(app, staff["m1"])
+    refused = _approve(m1, case, "6500.00", (staff["general"], "6500.00"))
+    assert refused.refused and "at most what the application asks: €6,000.00" in refused.text
+    assert db.session.execute(sa.select(Grant)).first() is None

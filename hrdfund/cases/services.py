@@ -444,3 +444,12 @@ def latest_decision(application):
         .scalars()
         .first()
     )
+
+
+def amount_asked(application):
+    """What the application asks in all, in its currency: the amount it states, else its
+    budget lines added up; None when it names neither (nothing to hold a decision to)."""
+    if application.amount_requested is not None:
+        return application.amount_requested
+    lines = [line.amount for line in application.budget_lines if line.amount is not None]
+    return total(lines) if lines else None

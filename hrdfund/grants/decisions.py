@@ -16,11 +16,11 @@ from ..cases import notices
 from ..cases.access import can_see, check_staff, has_conflict
 from ..cases.models import ApplicationStatus as S
 from ..cases.models import Decision, DecisionOutcome, Message, StatusChange
-from ..cases.services import change_status
+from ..cases.services import amount_asked, change_status
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import ConversionError, convert, quantize
+from ..core.money import ConversionError, convert, money_words, quantize
 from ..core.sql import lock_row
 from ..pools import services as pools_services
 from ..pools.models import Pool
@@ -256,6 +256,15 @@ def approve_application(application, manager, amount, allocations):
     _check_manager(application, manager)
     if application.status not in (S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL):
         raise DecisionError(_l("This case is not waiting for a decision."))
+    asked = amount_asked(application)
+    if asked is not None and amount > asked:
+        raise DecisionError(
+            _l(
+                "An approval is at most what the application asks: %(asked)s. A larger need "
+                "is asked for again by the applicant.",
+                asked=money_words(asked, application.currency),
+            )
+        )
     pools = check_draws(application, amount, allocations)
     if application.status == S.RECOMMENDED:
         weighing = weigh_approval(application, amount, manager)

@@ -16,10 +16,10 @@ from ..cases.models import (
     VerificationStatus,
 )
 from ..cases.models import ApplicationStatus as S
-from ..cases.services import case_rows, change_status
+from ..cases.services import amount_asked, case_rows, change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import check_currency, total
+from ..core.money import check_currency, money_words, total
 from .models import CaseNote, Cofunding, NoteKind, Recommendation, Review, RiskLevel
 
 
@@ -98,9 +98,35 @@ def recommend(
     lines = {line.id: line for line in application.budget_lines}
     for line_id, line_amount in (line_amounts or {}).items():
         if line_id in lines and line_amount is not None:
-            lines[line_id].recommended_amount = line_amount
+            line = lines[line_id]
+            if line.amount is not None and line_amount > line.amount:
+                raise ReviewError(
+                    _l(
+                        "A line is recommended for at most what it asks: %(asked)s for “%(line)s”.",
+                        asked=money_words(line.amount, application.currency),
+                        line=line.description or "",
+                    )
+                )
+            line.recommended_amount = line_amount
     if recommendation != Recommendation.REJECT and not amount:
         raise ReviewError(_l("A recommendation to approve names an amount."))
+    asked = amount_asked(application)
+    if recommendation != Recommendation.REJECT and asked is not None:
+        if amount > asked:
+            raise ReviewError(
+                _l(
+                    "A recommendation is at most what the application asks: %(asked)s.",
+                    asked=money_words(asked, application.currency),
+                )
+            )
+        if recommendation == Recommendation.APPROVE_PARTLY and amount >= asked:
+            raise ReviewError(
+                _l(
+                    "Approving in part recommends less than the %(asked)s asked: to "
+                    "recommend all of it, choose Approve.",
+                    asked=money_words(asked, application.currency),
+                )
+            )
     review = Review(
         application_id=application.id,
         reviewer_id=reviewer.id,
