@@ -35,6 +35,7 @@ from hrdfund.reports.pdf_kit import (
     place_label,
     report_fonts,
     row_label,
+    shown_figure,
     visual,
 )
 from hrdfund.reports.periods import PeriodError, parse_period
@@ -459,14 +460,26 @@ def test_a_listed_grants_place_is_in_the_reports_language(app, language, words):
     assert by_region == words[2]  # a table's row by region, as the PDF and portal show it
 
 
-def test_the_pdf_writes_its_period_as_the_reports_language_writes_days(app, world):
-    """A period's first and last days in words of the language chosen, not as ISO dates."""
+def test_the_pdf_writes_its_period_and_amounts_as_the_reports_language_does(app, world):
+    """A period's first and last days in words of the language chosen, not as ISO dates;
+    amounts as that language writes them (1.500,00 €), not the English way."""
     report = build_report(world.eur, parse_period(QUARTER))
     with app.test_request_context(), force_locale("es"):
         text, _metadata = pdf_text(render_pdf(report))
+        closing = format_money(report["summary"]["closing_balance"], "EUR", "es")
     text = " ".join(text.split())
     assert "1 de enero de 2026" in text and "31 de marzo de 2026" in text
     assert "2026-01-01" not in text
+    assert " ".join(closing.split()) in text
+    assert format_money(report["summary"]["closing_balance"], "EUR") not in text
+
+
+def test_a_hidden_amount_says_hidden_not_fewer_than_5(app):
+    """ "fewer than 5" beside a currency reads as a sum under 5 of it."""
+    cell = anonymise.Cell(Decimal("1234"), anonymise.SMALL)
+    with app.test_request_context():
+        assert shown_figure(cell, "EUR") == "hidden"
+        assert shown_figure(anonymise.Cell(3, anonymise.SMALL)) == "fewer than 5"
 
 
 def test_the_pool_page_offers_the_donors_report(app, world):

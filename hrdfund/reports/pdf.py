@@ -15,7 +15,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from ..core import times
-from ..core.money import format_money
+from ..core.money import money_words
 from .data import VARIANCE_FLAG
 from .pdf_kit import (
     bar_chart,
@@ -65,7 +65,7 @@ def _spaced(tables):
 def _sum_table(title, rows, currency):
     """A sum as a table: a line per term, the last line the sum of those above it."""
     return figures_table(
-        [[title, currency]] + [[label, format_money(v, currency)] for label, v in rows],
+        [[title, currency]] + [[label, money_words(v, currency)] for label, v in rows],
         [110 * mm, 50 * mm],
     )
 
@@ -198,16 +198,16 @@ def _counted(report):
     return figures_table(
         [
             [_("Payments counted below"), c],
-            [_("Disbursements less reversals, in the account"), format_money(n["account"], c)],
+            [_("Disbursements less reversals, in the account"), money_words(n["account"], c)],
             [
                 _("Recorded after the period ended: counted in the month recorded"),
-                format_money(less(n["recorded_after"]), c),
+                money_words(less(n["recorded_after"]), c),
             ],
             [
                 _("Recorded in the period, dated before it"),
-                format_money(n["recorded_before"], c),
+                money_words(n["recorded_before"], c),
             ],
-            [_("Counted below"), format_money(n["counted"], c)],
+            [_("Counted below"), money_words(n["counted"], c)],
         ],
         [110 * mm, 50 * mm],
     )

@@ -162,9 +162,10 @@ def why_hidden(hidden):
 
 
 def shown_figure(cell, currency=None):
-    """A figure, or why it is not shown."""
+    """A figure, or why it is not shown. An amount hidden says so, never "fewer than 5",
+    which would read as a sum under 5 of the currency."""
     if not cell.shown:
-        return why_hidden(cell.hidden)
+        return _("hidden") if currency else why_hidden(cell.hidden)
     if currency:
         return whole_units(cell.value, currency)
     return format_decimal(cell.value)
@@ -172,7 +173,9 @@ def shown_figure(cell, currency=None):
 
 def whole_units(value, currency):
     """A rounded amount: currency sign, whole units."""
-    return format_currency(value, currency, format="¤#,##0", currency_digits=False, locale="en")
+    return format_currency(
+        value, currency, format="¤#,##0", currency_digits=False, locale=get_locale() or "en"
+    )
 
 
 def figures_table(data, widths, numeric_from=1, total=True):
