@@ -2,6 +2,7 @@
 case, checking references, notes, the assessment, questions, rejection, approval with money
 from one or more pools, other funders and duplicate warnings."""
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -82,16 +83,23 @@ def test_a_reviewer_takes_checks_and_recommends_through_the_forms(app, fund, sta
         f"/applications/{case.uid}/notes",
         {"note-kind": "partner_check", "note-body": "Partner confirmed the hospital canary-NOTE"},
     )
+    form = {
+        "recommend-recommendation": "approve_partly",
+        "recommend-lines-0": "5000.00",
+        "recommend-lines-1": "500.00",
+        "recommend-assessment": "Verified by two references",
+    }
+    # The risk starts unchosen, and left so it is asked for: never taken as low.
+    page = reviewer.get(f"/applications/{case.uid}").get_data(as_text=True)
+    risk = page.split('name="recommend-risk_level"')[1].split("</select>")[0]
+    assert re.match(r'[^<]*><option value="">Choose the risk</option>', risk), risk[:200]
+    assert "selected" not in risk
+    unchosen = _post(reviewer, f"/applications/{case.uid}/recommend", form)
+    assert unchosen.refused and "Say how much risk the defender faces." in unchosen.text
+    db.session.refresh(case)
+    assert case.status == S.IN_REVIEW
     response = _post(
-        reviewer,
-        f"/applications/{case.uid}/recommend",
-        {
-            "recommend-risk_level": "high",
-            "recommend-recommendation": "approve_partly",
-            "recommend-lines-0": "5000.00",
-            "recommend-lines-1": "500.00",
-            "recommend-assessment": "Verified by two references",
-        },
+        reviewer, f"/applications/{case.uid}/recommend", {**form, "recommend-risk_level": "high"}
     )
     assert response.status_code == 302
     db.session.refresh(case)

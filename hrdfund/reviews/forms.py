@@ -79,9 +79,13 @@ class NoteForm(PrefixedForm):
 
 
 def _risk_field():
+    """The risk, chosen on purpose: no level is taken for the reviewer who left it."""
     return SelectField(
         _l("Risk to the defender"),
-        choices=options((r.value, label) for r, label in RISK_LABELS.items()),
+        [DataRequired(_l("Say how much risk the defender faces."))],
+        choices=options(
+            [("", _l("Choose the risk")), *((r.value, label) for r, label in RISK_LABELS.items())]
+        ),
     )
 
 
