@@ -32,8 +32,7 @@ REFUSALS = (PartnerError, accounts.AccountStateError)
 
 
 def _check_network_admin(actor):
-    """The network's administrator, or (``actor`` None) the server's operator."""
-    if actor is not None and actor.role != Role.NETWORK_ADMIN:
+    if actor.role != Role.NETWORK_ADMIN:
         raise PartnerError(_l("Only the network's administrator manages partner organisations."))
 
 
