@@ -79,8 +79,13 @@ def _check_notice(message, raw, url, forbidden, fund_names):
     body = message.get_content()
     seen = " ".join([str(v) for k, v in message.items() if k.lower() != "to"] + [body])
     text = raw.decode("utf-8", "replace")
+    # The one address it carries, where to sign in, is checked below; the test server's
+    # port in it (127.0.0.1:51289) is no amount of the case.
+    address = url + "/login"
     for word in forbidden:
-        assert word not in seen and word not in text, f"the notice carries {word!r}"
+        assert word not in seen.replace(address, "") and word not in text.replace(address, ""), (
+            f"the notice carries {word!r}"
+        )
     for name in fund_names:
         assert name.casefold() not in seen.casefold(), f"the notice names {name!r}"
         assert name.casefold() not in text.replace(CONTACT, "").casefold()
