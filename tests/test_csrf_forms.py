@@ -14,8 +14,8 @@ from werkzeug.datastructures import MultiDict
 from hrdfund.cases.models import Reference
 from hrdfund.core.extensions import db
 from hrdfund.core.forms import PageForm
-from tests.conftest import MoneyWorld, login, pay
-from tests.live import page_forms
+from tests.conftest import COOKIE, PASSWORD, MoneyWorld, login, pay
+from tests.live import find_form, page_forms
 
 #: The heading of the page a request refused for its CSRF token gets.
 REFUSED = "Something in the request was not right"
@@ -110,3 +110,27 @@ def test_each_form_as_its_page_has_it_passes_the_token_check(app, world):
     # Prefixed forms (approve, notes, payments, pools...) and plain ones alike.
     for kind in ("approve", "notes", "payments", "reverse", "contributions", "alerts", "password"):
         assert kind in sent, kind
+
+
+def test_two_pages_opened_at_once_after_signing_in_each_send_their_form(app, world):
+    """Signing in starts the session with its CSRF token: two tabs opened at the same
+    moment after it are given the same one, so the form of the tab whose cookie was
+    overwritten by the other's answer is still taken, not refused as a forged request."""
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        client = app.test_client()
+        sign_in = find_form(client.get("/login").get_data(as_text=True), "/login")
+        fields = dict(sign_in.fields) | {"login": world.applicant.login, "password": PASSWORD}
+        assert client.post("/login", data=fields).status_code == 302
+        signed_in = client.get_cookie(COOKIE).value
+
+        case = f"/applications/{world.paying}"
+        first = client.get(case).get_data(as_text=True)
+        client.set_cookie(COOKIE, signed_in)  # the second tab asks with the same cookie
+        client.get("/account")  # and its answer's cookie is the one the browser keeps
+        message = next(f for f in page_forms(first) if "body" in dict(f.fields))
+        answer = client.post(message.action, data=dict(message.fields) | {"body": "Both tabs"})
+        assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
+        assert "Both tabs" in client.get(case).get_data(as_text=True)
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False

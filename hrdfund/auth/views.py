@@ -10,6 +10,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -20,6 +21,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 
 from ..core.columns import utcnow
 from ..core.extensions import db
@@ -186,11 +188,15 @@ def _pending_user():
 
 def _fresh_session():
     """Start the session afresh, as every step of signing in does, keeping only the page
-    language chosen before it; returns that choice."""
+    language chosen before it; returns that choice. The new session holds its CSRF token
+    from the start: pages opened at once after signing in (two tabs) are given the same
+    one, where each would otherwise make its own and the one overwritten be refused."""
     chosen = session.get(language.SESSION_KEY)
     session.clear()
     if chosen:
         session[language.SESSION_KEY] = chosen
+    g.pop("csrf_token", None)  # a token made earlier in this request is the old session's
+    generate_csrf()
     return chosen
 
 

@@ -172,12 +172,13 @@ def _settled_content(page, *args, _content=None):
     return _content(page, *args)
 
 
-def _settled_count(locator, _count=None):
-    """How many elements match ``locator`` once its page has loaded: unlike a click or a
-    text check, counting does not wait, and right after a click that opens a page it would
-    count in a document half read, or in the page being left."""
+def _settled_state(locator, _state=None):
+    """How many elements match ``locator``, or whether it is visible, once its page has
+    loaded: unlike a click or a text check, these do not wait, and right after a click
+    that opens a page they would look in a document half read, or in the page being
+    left."""
     locator.page.wait_for_load_state("load")
-    return _count(locator)
+    return _state(locator)
 
 
 @pytest.fixture(scope="session")
@@ -188,7 +189,12 @@ def browser():
     from playwright.sync_api import Locator, Page, sync_playwright
 
     Page.content = functools.partialmethod(_settled_content, _content=Page.content)
-    Locator.count = functools.partialmethod(_settled_count, _count=Locator.count)
+    for state in ("count", "is_visible", "is_hidden", "is_checked"):
+        setattr(
+            Locator,
+            state,
+            functools.partialmethod(_settled_state, _state=getattr(Locator, state)),
+        )
     Page.evaluate = functools.partialmethod(_settled_content, _content=Page.evaluate)
 
     with sync_playwright() as pw:
