@@ -32,6 +32,7 @@ from hrdfund.reports.pdf import render_pdf
 from hrdfund.reports.pdf_kit import (
     escape_text,
     fallback_fonts,
+    figures_table,
     place_label,
     report_fonts,
     row_label,
@@ -472,6 +473,38 @@ def test_the_pdf_writes_its_period_and_amounts_as_the_reports_language_does(app,
     assert "2026-01-01" not in text
     assert " ".join(closing.split()) in text
     assert format_money(report["summary"]["closing_balance"], "EUR") not in text
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es"])
+def test_every_heading_and_figure_of_the_pdf_fits_its_column(app, world, monkeypatch, language):
+    """French and Spanish headings are longer than English ones ("Personnes défenseures",
+    "Subvenciones"): each goes on as many lines as it needs inside its column, never over
+    the next one; no word and no amount is wider than its column."""
+    if report_fonts()["regular"] == "Helvetica":
+        missing_infrastructure("DejaVu Sans is not installed (Debian: fonts-dejavu-core)")
+    tables = []
+
+    def kept(*args, **kwargs):
+        tables.append(figures_table(*args, **kwargs))
+        return tables[-1]
+
+    monkeypatch.setattr("hrdfund.reports.pdf.figures_table", kept)
+    with app.test_request_context(), force_locale(language):
+        render_pdf(build_report(world.eur, parse_period(QUARTER)))
+    assert len(tables) >= 6, "the account, budget, breakdowns and timeliness are tables"
+    too_wide = []
+    for table in tables:
+        for row, styles in zip(table._cellvalues, table._cellStyles, strict=True):
+            for cell, width, style in zip(row, table._colWidths, styles, strict=True):
+                room = width - style.leftPadding - style.rightPadding
+                if isinstance(cell, str):
+                    needed = pdfmetrics.stringWidth(cell, report_fonts()["bold"], 8.5)
+                else:  # the paragraphs the table holds in the cell
+                    needed = max(p.minWidth() for p in cell)
+                    cell = " ".join(p.text for p in cell)
+                if needed > room:
+                    too_wide.append((cell, round(needed), round(room)))
+    assert too_wide == [], "\n".join(map(repr, too_wide))
 
 
 def test_a_hidden_amount_says_hidden_not_fewer_than_5(app):

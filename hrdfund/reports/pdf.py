@@ -9,6 +9,7 @@ anonymisation rules. The PDF's metadata names no one.
 import io
 from datetime import timedelta
 
+from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -25,6 +26,7 @@ from .pdf_kit import (
     footer_canvas,
     less,
     paragraph_styles,
+    percent_words,
     rolled_note,
     row_label,
     shown_figure,
@@ -138,9 +140,9 @@ def _budget(report, styles):
     c = report["currency"]
     data = [[_("Category"), _("Grants"), _("Committed"), _("Paid"), _("Variance"), "%"]]
     for line in report["budget"]:
-        percent = "" if line["percent"] is None else f"{line['percent']}%"
+        percent = "" if line["percent"] is None else percent_words(line["percent"])
         if line["flagged"]:
-            percent += " !"
+            percent += "\u00a0!"  # kept beside its figure
         data.append(
             [
                 row_label("category", line["label"]),
@@ -162,7 +164,7 @@ def _budget(report, styles):
             styles["body"],
         ),
         Spacer(1, 4),
-        figures_table(data, [62 * mm, 16 * mm, 28 * mm, 28 * mm, 26 * mm, 16 * mm]),
+        figures_table(data, [43 * mm, 26 * mm, 28 * mm, 28 * mm, 26 * mm, 18 * mm]),
         *_explanations(report, styles),
     ]
 
@@ -181,7 +183,7 @@ def _explanations(report, styles):
                 _(
                     "%(line)s, %(percent)s%%: %(words)s",
                     line=escape_text(row_label("category", line["label"])),
-                    percent=line["percent"],
+                    percent=format_decimal(line["percent"]),
                     words=escape_text(words) if words else _("not yet explained"),
                 ),
                 styles["small"],
@@ -278,7 +280,7 @@ def _breakdowns(report, styles):
             )
         block = [
             Paragraph(title, styles["h3"]),
-            figures_table(data, [66 * mm, 22 * mm, 24 * mm, 24 * mm, 34 * mm]),
+            figures_table(data, [55 * mm, 26 * mm, 26 * mm, 28 * mm, 34 * mm]),
         ]
         note = rolled_note(table)
         if note:
@@ -330,7 +332,7 @@ def _timeliness(report, styles):
                     days(m["median"]),
                     days(m["p90"]),
                     days(m["target"]),
-                    f"{m['within']}%",
+                    percent_words(m["within"]),
                 ]
             )
         else:
@@ -345,7 +347,7 @@ def _timeliness(report, styles):
             [
                 label,
                 m["answers"] if m["shown"] else why_hidden(m["hidden"]),
-                f"{m['percent']}%" if m["shown"] else "",
+                percent_words(m["percent"]) if m["shown"] else "",
             ]
         )
     return [
@@ -429,7 +431,7 @@ def render_pdf(report):
         creator="",
         producer="",
         keywords=[],
-        lang="en",
+        lang=str(get_locale() or "en").replace("_", "-"),
     )
     if report["ended"]:
         people = _budget(report, styles) + _breakdowns(report, styles) + _timeliness(report, styles)

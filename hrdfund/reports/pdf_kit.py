@@ -3,9 +3,11 @@ the words for a breakdown's rows and for a hidden figure, and the footer on ever
 
 import os
 import re
+from decimal import Decimal
 
 from arabic_reshaper import reshape
-from babel.numbers import format_currency
+from babel import Locale
+from babel.numbers import format_currency, format_percent
 from bidi import get_display
 from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
@@ -13,13 +15,14 @@ from reportlab import rl_config
 from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
-from reportlab.platypus import Table, TableStyle
+from reportlab.platypus import Paragraph, Table, TableStyle
 
 from ..core import geo
 from ..core.support import CATEGORY_LABELS, Category
@@ -172,31 +175,79 @@ def shown_figure(cell, currency=None):
 
 
 def whole_units(value, currency):
-    """A rounded amount: currency sign, whole units."""
+    """A rounded amount, whole units, written as the report's language writes amounts:
+    €3,210 in English, 3 210 € in French."""
+    locale = Locale.parse(str(get_locale() or "en"))
+    pattern = locale.currency_formats["standard"].pattern.split(";")[0]
     return format_currency(
-        value, currency, format="¤#,##0", currency_digits=False, locale=get_locale() or "en"
+        value,
+        currency,
+        format=re.sub(r"\.0+", "", pattern),
+        currency_digits=False,
+        locale=locale,
     )
 
 
+def percent_words(value):
+    """A percentage (64.7 for 64.7%) to one decimal at most, as the report's language writes
+    one: 64.7% in English, 64,7 % in French."""
+    locale = Locale.parse(str(get_locale() or "en"))
+    pattern = locale.percent_formats[None].pattern.split(";")[0]
+    one_decimal = pattern.replace("#0", "#0.#", 1)  # "#,##0 %": its only digit that shows
+    return format_percent(Decimal(value) / 100, format=one_decimal, locale=locale)
+
+
 def figures_table(data, widths, numeric_from=1, total=True):
+    """A table of figures whose every cell wraps inside its column: a heading longer than
+    its column (French and Spanish ones often are) goes on two lines instead of running
+    over the next heading. Headings and the total in bold, figures aligned right."""
     fonts = report_fonts()
+    last = len(data) - 1
+    cells = [
+        [
+            _cell(
+                value,
+                bold=r == 0 or (total and r == last),
+                right=c >= numeric_from,
+                fonts=fonts,
+            )
+            for c, value in enumerate(row)
+        ]
+        for r, row in enumerate(data)
+    ]
     style = [
+        # The table sets a font around each cell even where a paragraph draws the words.
         ("FONT", (0, 0), (-1, -1), fonts["regular"], 8.5),
-        ("FONT", (0, 0), (-1, 0), fonts["bold"], 8.5),
+        ("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
         ("LINEBELOW", (0, 0), (-1, 0), 0.6, colors.black),
-        ("ALIGN", (numeric_from, 0), (-1, -1), "RIGHT"),
         ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f2f2f2")]),
         ("TOPPADDING", (0, 0), (-1, -1), 2),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
     ]
     if total:
-        style += [
-            ("FONT", (0, -1), (-1, -1), fonts["bold"], 8.5),
-            ("LINEABOVE", (0, -1), (-1, -1), 0.6, colors.black),
-        ]
-    table = Table(data, colWidths=widths, repeatRows=1)
+        style.append(("LINEABOVE", (0, -1), (-1, -1), 0.6, colors.black))
+    table = Table(cells, colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle(style))
     return table
+
+
+_CELL_STYLES = {}
+
+
+def _cell(value, bold, right, fonts):
+    """One cell's words as a paragraph that wraps at its column's width."""
+    key = (bold, right, fonts["regular"])
+    if key not in _CELL_STYLES:
+        _CELL_STYLES[key] = ParagraphStyle(
+            f"cell-{int(bold)}{int(right)}",
+            fontName=fonts["bold" if bold else "regular"],
+            fontSize=8.5,
+            leading=10.5,
+            alignment=TA_RIGHT if right else TA_LEFT,
+        )
+    return Paragraph(escape_text(str(value)), _CELL_STYLES[key])
 
 
 def less(value):
