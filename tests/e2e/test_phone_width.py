@@ -198,6 +198,7 @@ ROWS_ON_A_PHONE = {
     "pools.rates": "the rate table",
     "network.referrals": "referrals between funds",
     "network.funds": "the network's member funds",
+    "reports.portal": "a donor's pools, this quarter against the last and who they supported",
 }
 
 
