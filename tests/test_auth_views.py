@@ -95,6 +95,25 @@ def test_a_code_works_only_once(client, make_user, app):
     assert second.get("/cases").location == "/login"
 
 
+ARABIC_INDIC = str.maketrans(
+    "0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"
+)
+
+
+def test_a_code_typed_on_an_arabic_keyboard_is_read_as_its_digits(client, make_user):
+    """A phone set to Arabic or Persian types ٤٢٧١٩٠: the code is the same six digits, and
+    figures that only look like digits (², ①) are refused in words, never a server error."""
+    user = make_user("reviewer")
+    client.post("/login", data={"login": user.login, "password": PASSWORD})
+    for lookalike in ("\u00b2" * 6, "\u2460" * 6):
+        page = refused_page(client, client.post("/login/code", data={"code": lookalike}))
+        assert page.status_code == 200
+        assert client.get("/cases").location == "/login"
+    code = totp_code(user).translate(ARABIC_INDIC)
+    assert client.post("/login/code", data={"code": code}).status_code == 200
+    assert client.get("/cases").status_code == 200
+
+
 def test_wrong_codes_count_towards_the_lock(client, make_user):
     """Guessing codes after a stolen password locks the account like guessing passwords."""
     user = make_user("finance")

@@ -260,6 +260,9 @@ def test_the_same_pool_on_three_lines_is_refused_by_name(app, fund, staff):
             "Line 2 names no pool",
         ),
         ({"approve-draws-1-pool": "elsewhere", "approve-draws-1-amount": "100"}, "not open"),
+        # Figures a digit test takes and a number reading does not: ² is no pool id.
+        ({"approve-draws-1-pool": "\u00b2", "approve-draws-1-amount": "100"}, "names no pool"),
+        ({"approve-draws-1-pool": "\u2460", "approve-draws-1-amount": "100"}, "names no pool"),
     ],
 )
 def test_a_half_filled_or_forged_line_is_refused_not_dropped(

@@ -25,6 +25,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..core.columns import cipher, utcnow
+from ..core.digits import ascii_digits
 from ..core.extensions import db
 from ..core.sql import lock_row
 from . import throttle
@@ -95,7 +96,7 @@ def code_hash(invitation, code):
 
 def normalise_code(code):
     """A code as typed, read as written: any case, spaces and dashes ignored."""
-    return "".join(ch for ch in (code or "").upper() if ch not in " -")[: 2 * CODE_LENGTH]
+    return "".join(ch for ch in ascii_digits(code).upper() if ch not in " -")[: 2 * CODE_LENGTH]
 
 
 def shown_code(code):

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from .. import audit
 from ..core.columns import cipher, utcnow
+from ..core.digits import ascii_digits, plain_number
 from ..core.extensions import db
 from ..core.sql import lock_row
 from .logins import SUGGESTION_ALPHABET
@@ -30,7 +31,7 @@ RECOVERY_LENGTH = 10
 
 def _recovery_hash(user, code):
     """The keyed hash a recovery code is stored as, whatever its case and dashes."""
-    normal = "".join(c for c in (code or "").lower() if c.isalnum())
+    normal = "".join(c for c in ascii_digits(code).lower() if c.isalnum())
     return cipher().blind_index(f"recovery|{user.id}|{normal}")
 
 
@@ -87,8 +88,8 @@ def totp_uri(user, issuer):
 
 def verify_totp(user, code, at=None):
     """Accept a current TOTP code once; refuse reuse and codes of older time steps."""
-    code = (code or "").strip().replace(" ", "")
-    if not (code.isdigit() and len(code) == 6) or not user.totp_secret:
+    code = ascii_digits(code).strip().replace(" ", "")
+    if not (plain_number(code) and len(code) == 6) or not user.totp_secret:
         return False
     lock_row(User, user.id)
     totp = pyotp.TOTP(user.totp_secret)

@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 
 from .. import audit
 from ..auth.models import Fund
+from ..core.digits import plain_number
 from ..core.extensions import db
 from ..disbursements import open_items
 from ..disbursements.checks import check_ledger
@@ -35,7 +36,7 @@ def _echo_pool_sums(sums, fund):
 def _fund_of(ref):
     """The fund ``ref`` names (its name, or its id), or a clear refusal."""
     named = db.session.execute(sa.select(Fund).where(Fund.name == ref)).scalar_one_or_none()
-    numbered = db.session.get(Fund, int(ref)) if ref.isdigit() and len(ref) < 10 else None
+    numbered = db.session.get(Fund, int(ref)) if plain_number(ref) and len(ref) < 10 else None
     if named is not None and numbered is not None and named.id != numbered.id:
         raise click.ClickException(
             f"{ref!r} is the name of fund {named.id} and the id of another; "

@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 from .. import audit
 from ..core.columns import utcnow
+from ..core.digits import plain_number
 from ..core.extensions import db
 from ..pools.models import Pool
 from ..reports.csv_export import render_csv
@@ -46,9 +47,8 @@ def report(pool_ref, fund_name, period, out, kind):
 def _the_pool(pool_ref, fund):
     """The one pool ``pool_ref`` (an id or a name) names, in ``fund`` when one is given, or a
     clear refusal."""
-    query = sa.select(Pool).where(
-        Pool.id == int(pool_ref) if pool_ref.isdigit() else Pool.name == pool_ref
-    )
+    numbered = plain_number(pool_ref) and len(pool_ref) < 10
+    query = sa.select(Pool).where(Pool.id == int(pool_ref) if numbered else Pool.name == pool_ref)
     found = db.session.execute(query).scalars().all()
     if fund is not None and found and all(p.fund_id != fund.id for p in found):
         raise click.ClickException(

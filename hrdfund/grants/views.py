@@ -15,6 +15,7 @@ from ..cases.access import Section, get_application_or_404
 from ..cases.models import ApplicationStatus as S
 from ..core import limits
 from ..core.columns import utcnow
+from ..core.digits import plain_number
 from ..core.extensions import db
 from ..core.money import format_money
 from ..core.paging import page_arg
@@ -94,7 +95,7 @@ def _draws(form):
             continue
         if not pool:
             problems.append(_("Line %(n)d has an amount but no pool: choose its pool.", n=n))
-        elif not pool.isdigit() or not 0 < int(pool) <= MAX_ID:
+        elif not plain_number(pool) or not 0 < int(pool) <= MAX_ID:
             problems.append(_("Line %(n)d names no pool of this fund.", n=n))
         elif amount is None:
             problems.append(
