@@ -260,8 +260,8 @@ def test_the_history_is_one_query_however_long(app, money_world):
         review_services.add_note(case, world.reviewer, NoteKind.NOTE, f"note {i}")
         db.session.add(Reference(application_id=case.id, name=f"Ref {i}"))
     world.plan(grant, count=3, starts_on=date(2026, 2, 1))
-    for _i in range(3):
-        pay(world, grant, "100", instalment=None)
+    for seq in (1, 2, 3):
+        pay(world, grant, "100", instalment=seq)
     db.session.commit()
     client = app.test_client()
     login(client, world.m1)

@@ -461,12 +461,12 @@ class FundWorld:
                 helper,
                 grant,
                 "100",
-                instalment=None,
+                instalment=2,
                 paid_on=today,
                 payee_details=self.mark("money", "spare payee"),
                 reference=self.mark("money", "spare reference"),
             ),
-            "bounced": pay(helper, grant, "50", instalment=None, paid_on=today),
+            "bounced": pay(helper, grant, "50", instalment=2, paid_on=today),
         }
         payments.reverse_disbursement(
             self.payments["bounced"], u["finance"], self.mark("money", "reversal")

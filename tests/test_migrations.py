@@ -603,7 +603,7 @@ def test_confirmations_kept_before_answers_become_answers_and_go_back(empty_app)
     grant = world.grant("4000")
     world.plan(grant, kind="one_off", starts_on=today - timedelta(days=90))
     confirmed, confirmed_then_lost, unanswered, answered = (
-        pay(world, grant, "400", instalment=None, paid_on=today - timedelta(days=60 - i))
+        pay(world, grant, "400", instalment=1, paid_on=today - timedelta(days=60 - i))
         for i in range(4)
     )
     receipts.answer_receipt(answered, world.applicant, "received")

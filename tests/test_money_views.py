@@ -13,6 +13,7 @@ from pypdf import PdfReader
 
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
+from hrdfund.disbursements.services import grant_instalments
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
@@ -59,6 +60,26 @@ def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, money_world):
     assert "more than the grant still has committed" in page
     assert CANARY in page and 'value="1500.00"' in page
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+
+
+def test_the_payment_form_starts_on_the_instalment_due_and_refuses_none_while_one_is(
+    app, money_world
+):
+    """Finance meets the first instalment still due already chosen; choosing "—" instead
+    is refused in words, with what was typed kept, and nothing is recorded."""
+    grant = money_world.grant("2000")
+    money_world.plan(grant, count=2)
+    pay(money_world, grant, "1000", instalment=1)
+    finance = signed_in(app, money_world.finance)
+    case = f"/applications/{grant.application.uid}"
+    second = grant_instalments(grant)[1]
+    page = finance.get(case).get_data(as_text=True)
+    assert f'<option selected value="{second.id}">' in page
+    response = finance.post(f"{case}/payments", data=payment_data(grant, **{"pay-instalment": 0}))
+    page = refused_page(finance, response, f"{case}#pay").get_data(as_text=True)
+    assert "instalment 2 is still due: choose the instalment this payment pays" in page
+    assert CANARY in page
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 1
 
 
 def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, money_world):

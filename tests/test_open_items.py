@@ -236,7 +236,7 @@ def test_every_page_gives_the_same_late_items_over_the_cases_each_reader_may_ope
     answered = world.grant("3000", name="Answered")
     world.plan(answered, kind="one_off", starts_on=today - timedelta(days=100))
     sent = [
-        pay(world, answered, "400", instalment=None, paid_on=today - timedelta(days=90 - i))
+        pay(world, answered, "400", instalment=1, paid_on=today - timedelta(days=90 - i))
         for i in range(6)
     ]
     got, less, lost, fixed, found, worse = sent

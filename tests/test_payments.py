@@ -185,6 +185,24 @@ def test_an_instalment_is_never_paid_twice(money_world):
     assert check_ledger() == []
 
 
+def test_a_grant_paid_by_a_plan_is_paid_instalment_by_instalment(money_world):
+    """A payment naming no instalment while one is due would leave it due and be paid
+    again against it: it is refused in words. A grant with no plan yet names none."""
+    grant = money_world.grant("2000")
+    unplanned = money_world.grant("500", name="Defender Two")
+    pay(money_world, unplanned, "200", instalment=None)
+    money_world.plan(grant, count=2)
+    with pytest.raises(payments.PaymentError, match="instalment 1 is still due: choose"):
+        pay(money_world, grant, "300", instalment=None)
+    db.session.rollback()
+    pay(money_world, grant, "1000", instalment=1)
+    with pytest.raises(payments.PaymentError, match="instalment 2 is still due: choose"):
+        pay(money_world, grant, "300", instalment=None)
+    db.session.rollback()
+    pay(money_world, grant, "1000", instalment=2)
+    assert check_ledger() == []
+
+
 def test_a_payment_taken_back_in_part_still_pays_the_rest_of_its_instalment(money_world):
     """A bank delivered 985 of 1000: the 15 taken back leave instalment 1 mostly paid; it
     cannot be paid in full again, only topped up, and stays due until it is."""

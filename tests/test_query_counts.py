@@ -196,8 +196,9 @@ def follow_up(site, n):
     for i in site.upto("follow-up", n):
         grant = site.grant("400", name=f"Chased {i}")
         case = grant.application.uid
-        site.plan(grant, count=2, starts_on=site.today)
+        # Paid before the plan was made: the plan's instalments are all still due.
         pay(site, grant, "100", instalment=None, reference=f"FU-{i:02d}", paid_on=paid_on)
+        site.plan(grant, count=2, starts_on=site.today)
         lines.append(f"FU-{i:02d},90.00,EUR,{site.today.isoformat()},delivered\n")
         # The payment's reference on two lists, the case's code on all four.
         site.show("follow-up", *[f"<code>FU-{i:02d}</code>"] * 2, *[f">{case}</code></a>"] * 4)

@@ -61,7 +61,7 @@ def pay(uid):
             grant, balances, instalments, formdata=False, payer=current_user, due=due
         )
         chosen = request.args.get("instalment", type=int)
-        if chosen in due and not form.instalment.data:
+        if chosen in due:
             form.instalment.data = chosen
         form = refused.restore(form)
         seen = sections(application, current_user)

@@ -119,6 +119,9 @@ def payment_form(grant, balances, instalments, formdata=True, payer=None, due=No
     ]
     if not formdata:
         form.currency_paid.data = grant.currency
+        # The plan is paid in order: the form starts on the first instalment still due.
+        first_due = next((i.id for i in instalments if due.get(i.id, i.amount) > 0), None)
+        form.instalment.data = first_due or 0
     return form
 
 

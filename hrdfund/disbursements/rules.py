@@ -15,7 +15,7 @@ from ..cases.services import latest_report
 from ..core import times
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, figure, quantize
-from ..grants.models import Grant, GrantStatus, Instalment, PlanKind
+from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..ledger.balances import PAID, allocation_balances, instalments_paid
 from ..ledger.models import Disbursement
 from .bounds import PaymentError
@@ -180,6 +180,34 @@ def check_payment(
         )
     if instalment is not None:
         check_instalment(grant, application, instalment, covered, slack, converted)
+    else:
+        _check_plan_followed(grant)
+
+
+def _check_plan_followed(grant):
+    """A grant paid by a plan is paid instalment by instalment: a payment that names none
+    while one is still due would leave that instalment to pay, and be paid again. Once
+    every instalment is settled, a payment beyond the plan names none."""
+    net = instalments_paid()
+    due = db.session.execute(
+        sa.select(Instalment.seq)
+        .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+        .outerjoin(net, net.c.instalment_id == Instalment.id)
+        .where(
+            PaymentPlan.grant_id == grant.id,
+            instalment_unsettled(sa.func.coalesce(net.c.paid, 0)),
+        )
+        .order_by(Instalment.seq)
+        .limit(1)
+    ).scalar()
+    if due is not None:
+        raise PaymentError(
+            _l(
+                "This grant is paid by its plan and instalment %(seq)d is still due: choose"
+                " the instalment this payment pays.",
+                seq=due,
+            )
+        )
 
 
 def check_instalment(
