@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from hrdfund.audit.models import AuditEvent
-from hrdfund.auth.models import Fund, User
+from hrdfund.auth import invitations
+from hrdfund.auth.models import Fund, Invitation, Role, User
+from hrdfund.auth.services import UserExistsError, create_user
 from hrdfund.cases import targets
 from hrdfund.cases.models import Application, Urgency
 from hrdfund.cases.services import FundClosedError, start_application
@@ -99,6 +101,31 @@ def test_a_fund_refused_creates_nothing_and_says_why(app, network, fields, words
     assert db.session.execute(sa.select(User).where(User.login == "new.admin")).first() is None
 
 
+def test_a_fund_is_not_made_on_the_login_an_open_invitation_holds(app, network, make_user):
+    """The login an administrator invited someone to stays theirs: a fund's administrator
+    account is not made on it (the invitation would stop working), nor any other account;
+    withdrawn, the invitation frees it."""
+    admin = make_user("admin")
+    invitation, _token = invitations.invite_account(admin, Role.FINANCE, "held.login")
+    db.session.commit()
+    client = signed_in(app, network["admin"])
+    data = {
+        "fund-name": "New Fund",
+        "fund-admin_login": "held.login",
+        "fund-admin_password": "a long first passphrase 42",
+    }
+    sent = client.post("/network/funds", data=data)
+    page = refused_page(client, sent, "/network/funds#new-fund").get_data(as_text=True)
+    assert "That login is taken." in page
+    assert db.session.execute(sa.select(Fund).where(Fund.name == "New Fund")).first() is None
+    with pytest.raises(UserExistsError):
+        create_user(Role.REVIEWER, "held.login", password="a long first passphrase 42")
+    db.session.rollback()
+    invitations.revoke_invitation(admin, db.session.get(Invitation, invitation.id))
+    db.session.commit()
+    assert client.post("/network/funds", data=data).status_code == 302
+
+
 def test_the_network_admin_sees_no_case_and_no_fund_page(app, network, make_user):
     client = signed_in(app, network["admin"])
     for path in (
@@ -147,8 +174,10 @@ def test_a_suspended_fund_signs_no_one_in_and_takes_no_application(
     assert db.session.execute(sa.select(sa.func.count(Application.id))).scalar() == 1
     with pytest.raises(FundClosedError):
         start_application(make_user("applicant"), "medical", network["regional"])
-    # Resumed, it works again.
+    # Resumed, it works again for whoever signs in anew; the session that was in use
+    # when it was suspended (a device taken meanwhile) stays ended.
     assert admin.post(f"/network/funds/{uid}/resume").status_code == 302
+    assert working.get("/cases").location == "/login"
     login(app.test_client(), staff)
 
 

@@ -75,6 +75,10 @@ def _form_fields(page):
     "fields, words",
     [
         ({"partner-name": "Org 1"}, "already named"),
+        # The same name to a reader: another case, or with a character nobody sees.
+        ({"partner-name": "ORG 1"}, "already named"),
+        ({"partner-name": "Org\u200b 1"}, "already named"),
+        ({"partner-name": "\u202eOrg 1"}, "already named"),
         ({"partner-name": ""}, "Enter a name."),
         ({"partner-country": "XX"}, "Not a valid choice"),
     ],
@@ -90,6 +94,16 @@ def test_an_organisation_refused_is_not_made_and_says_why(
     page = refused_page(client, sent, "/network/partners#new-partner").text
     assert words in page
     assert db.session.execute(sa.select(sa.func.count(PartnerOrganisation.id))).scalar() == 1
+
+
+def test_a_name_is_kept_as_it_shows_and_spelt_as_typed(app, chief):
+    """What nobody sees (a right-to-left override that would turn the name round, a
+    zero-width space) is taken out; the joiner a Persian name is spelt with stays."""
+    client = signed_in(app, chief)
+    for typed in ("Test\u202eOrg\u200b", "کانون\u200cمدافعان"):
+        client.post("/network/partners", data={"partner-name": typed, "partner-country": ""})
+    names = db.session.execute(sa.select(PartnerOrganisation.name)).scalars().all()
+    assert sorted(names) == sorted(["TestOrg", "کانون\u200cمدافعان"])
 
 
 def test_a_seized_account_is_cut_off_at_once_and_let_back_later(app, chief, make_user, fund):

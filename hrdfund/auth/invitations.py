@@ -39,6 +39,7 @@ from .services import (
     check_login_rules,
     check_not_made_login,
     create_user,
+    held_by_invitation,
     set_active,
 )
 
@@ -80,13 +81,7 @@ def token_hash(token):
     return cipher().blind_index(f"invitation|{token or ''}")
 
 
-def _open(now):
-    """SQL: the invitations whose link still opens (not accepted, withdrawn or expired)."""
-    return sa.and_(
-        Invitation.accepted_at.is_(None),
-        Invitation.revoked_at.is_(None),
-        Invitation.expires_at > now,
-    )
+_open = Invitation.opening
 
 
 def code_hash(invitation, code):
@@ -277,10 +272,7 @@ def _check_login_free(login, but=None):
     """Refuse a login an account has, or an open invitation other than ``but`` holds."""
     if db.session.execute(sa.select(User.id).where(User.login == login)).first():
         raise UserExistsError(login)
-    held = sa.select(Invitation.id).where(Invitation.login == login, _open(utcnow()))
-    if but is not None:
-        held = held.where(Invitation.id != but.id)
-    if db.session.execute(held).first():
+    if held_by_invitation(login, but):
         raise UserExistsError(login)
 
 
@@ -318,6 +310,7 @@ def settle_acceptance(charge, invitation_id, password_hash, code=None):
     user = create_user(
         invitation.role,
         invitation.login,
+        invitation=invitation,
         password_hash=password_hash,
         fund_id=invitation.fund_id,
         donor_id=invitation.donor_id,

@@ -360,6 +360,11 @@ class Invitation(db.Model):
         """Whether the link still opens: not accepted, withdrawn or expired."""
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
 
+    @classmethod
+    def opening(cls, now):
+        """SQL: the invitations whose link still opens, as :meth:`usable` says."""
+        return sa.and_(cls.accepted_at.is_(None), cls.revoked_at.is_(None), cls.expires_at > now)
+
     @property
     def needs_code(self):
         """Whether the account opens only with a confirming manager's code."""

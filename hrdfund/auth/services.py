@@ -17,7 +17,7 @@ from ..core.extensions import db
 from ..core.sql import lock_row
 from . import throttle
 from .logins import LOGIN_PATTERN, is_made_login, make_login, normalise_login
-from .models import RecoveryCode, Role, User
+from .models import Invitation, RecoveryCode, Role, User
 from .second_factor import new_totp_secret
 
 PASSWORD_MIN = 12
@@ -323,15 +323,18 @@ def check_not_made_login(login):
         )
 
 
-def create_user(role, login, password=None, actor=None, password_hash=None, **fields):
+def create_user(
+    role, login, password=None, actor=None, password_hash=None, invitation=None, **fields
+):
     """Create an account; staff roles get a TOTP secret to enrol with. ``password_hash``
-    is a password hashed before the write transaction began (sign-up)."""
+    is a password hashed before the write transaction began (sign-up). A login an open
+    invitation holds is taken, unless it is ``invitation``'s, being accepted."""
     role = Role(role)
     login = normalise_login(login)
     check_login_rules(login)
     if role != Role.APPLICANT:
         check_not_made_login(login)
-    if find_user(login) is not None:
+    if find_user(login) is not None or held_by_invitation(login, but=invitation):
         raise UserExistsError(login)
     user = User(role=role, login=login, **fields)
     if password is not None:
@@ -346,6 +349,15 @@ def create_user(role, login, password=None, actor=None, password_hash=None, **fi
     check_account_links(user)
     audit.record("auth.user_created", user, actor=actor, role=role.value)
     return user
+
+
+def held_by_invitation(login, but=None):
+    """Whether an invitation whose link still opens, other than ``but``, holds ``login``
+    for the account it will make."""
+    held = sa.select(Invitation.id).where(Invitation.login == login, Invitation.opening(utcnow()))
+    if but is not None:
+        held = held.where(Invitation.id != but.id)
+    return db.session.execute(held.limit(1)).first() is not None
 
 
 class AccountLinkError(ValueError):

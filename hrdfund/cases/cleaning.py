@@ -13,13 +13,13 @@ import io
 import os
 import re
 import threading
-import unicodedata
 import warnings
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..core.text import visible
 from .documents import CleanUpload, DocumentError, max_bytes
 from .pdfs import clean_pdf
 
@@ -121,14 +121,9 @@ def clean_upload(stream, filename):
 
 def display_name(filename, content_type):
     """A harmless name to show: no folders, no control characters, a fitting extension."""
-    base = re.split(r"[\\/]", filename or "")[-1]
-    # Category C covers C0/C1 controls and invisible format characters such as U+202E,
-    # which can make a name read backwards; Z[lp] are line and paragraph separators.
-    base = "".join(
-        ch
-        for ch in base
-        if unicodedata.category(ch)[0] != "C" and unicodedata.category(ch) not in ("Zl", "Zp")
-    )
+    # No controls, nor invisible characters such as U+202E, which can make a name read
+    # backwards; the joiners a Persian name is spelt with stay.
+    base = visible(re.split(r"[\\/]", filename or "")[-1])
     base = re.sub(r"[<>\"'`]", "", base).strip(" .")
     stem = os.path.splitext(base)[0][: NAME_MAX - 5] or "document"
     return stem + EXTENSIONS[content_type]

@@ -18,6 +18,7 @@ from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
+from ..core.text import same_name, tidy_name
 
 #: A fund's own targets, in hours: each pair (response, decision) set whole or not at all.
 TARGETS = (
@@ -42,8 +43,8 @@ def create_fund(actor, name, admin_login, admin_password_hash):
     transaction open), who enrols a second factor at first sign-in. The fund takes no
     applications until its administrator says what it covers."""
     _check_network_admin(actor)
-    name = " ".join(name.split())
-    if db.session.execute(sa.select(Fund.id).where(Fund.name == name)).first():
+    name = tidy_name(name)
+    if any(same_name(name, other) for other in db.session.execute(sa.select(Fund.name)).scalars()):
         raise FundError(_l("A fund is already named %(name)s.", name=name))
     fund = Fund(name=name, takes_applications=False, categories=[], countries=[], languages=[])
     db.session.add(fund)
@@ -63,6 +64,14 @@ def suspend_fund(actor, fund):
         raise FundError(_l("This fund is suspended already."))
     fund.suspended_at = utcnow()
     fund.intake = False
+    # Every session of its accounts ends now, not only while it is suspended: a phone
+    # or laptop taken meanwhile does not come back signed in when the fund resumes.
+    db.session.execute(
+        sa.update(User)
+        .where(User.fund_id == fund.id)
+        .values(session_version=User.session_version + 1)
+        .execution_options(synchronize_session="fetch")
+    )
     audit.record("fund.suspended", fund, actor=actor, fund=None)
     return fund
 

@@ -18,6 +18,7 @@ from ..auth.models import PartnerOrganisation, Role, User
 from ..core import geo
 from ..core.extensions import db
 from ..core.sql import lock_row
+from ..core.text import same_name, tidy_name
 
 #: The longest organisation name.
 NAME_MAX = 160
@@ -53,19 +54,18 @@ def organisations():
 
 
 def create_organisation(actor, name, country):
-    """A new partner organisation named ``name`` (its spaces tidied), working in
-    ``country`` (an ISO code, or none)."""
+    """A new partner organisation named ``name`` (tidied: :func:`core.text.tidy_name`),
+    working in ``country`` (an ISO code, or none); a name another has, case aside, is
+    refused."""
     _check_network_admin(actor)
-    name = " ".join((name or "").split())
+    name = tidy_name(name)
     if not name or len(name) > NAME_MAX:
         raise PartnerError(_l("Enter the organisation's name, at most 160 characters."))
     country = (country or "").strip().upper() or None
     if country is not None and country not in dict(geo.countries()):
         raise PartnerError(_l("Choose a country from the list."))
-    taken = db.session.execute(
-        sa.select(PartnerOrganisation.id).where(PartnerOrganisation.name == name)
-    ).first()
-    if taken:
+    names = db.session.execute(sa.select(PartnerOrganisation.name)).scalars()
+    if any(same_name(name, other) for other in names):
         raise PartnerError(_l("An organisation is already named %(name)s.", name=name))
     organisation = PartnerOrganisation(name=name, country=country)
     db.session.add(organisation)
