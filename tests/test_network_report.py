@@ -23,6 +23,7 @@ from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.reviews.models import Recommendation, Review, RiskLevel
+from hrdfund.reviews.services import declare_conflict
 from tests.conftest import MoneyWorld, make_costed_case, signed_in
 
 S = ReferralStatus
@@ -249,6 +250,28 @@ def test_each_fund_reads_only_its_own_referrals(app, network):
     a_lines = _csv(signed_in(app, network["manager"]).get(f"/reports/network?{PERIOD}&format=csv"))
     assert _figures(_line(a_lines, "By fund", "Made by your fund", "Regional Fund"))[0] == "2"
     assert _figures(_line(a_lines, "By fund", "Received by your fund", "Regional Fund"))[0] == "1"
+
+
+def test_a_case_the_manager_stepped_away_from_is_not_counted_for_them(app, network, make_user):
+    """A manager who declared a conflict on a case reads no referral of it, nor the one
+    that made a case of their fund they declared one on: any single day can be asked, so
+    a count would tell them its day, the other fund and the answer. The other manager of
+    the fund still reads them."""
+    before = _csv(signed_in(app, network["manager"]).get(f"/reports/network?{PERIOD}&format=csv"))
+    stepped_away = make_user("manager")
+    declare_conflict(network["cases"]["a1"], stepped_away)
+    declare_conflict(network["linked_a"], stepped_away)
+    db.session.commit()
+    client = signed_in(app, stepped_away)
+    lines = _csv(client.get(f"/reports/network?{PERIOD}&format=csv"))
+    # a1's two referrals (to B, accepted; to C, waiting) and B's to A's linked case go.
+    assert _figures(_line(lines, "Total", "Made by your fund"))[:5] == ("2", "0", "1", "1", "0")
+    assert _figures(_line(lines, "Total", "Received by your fund"))[:3] == ("1", "0", "1")
+    assert not any(line["Case"] for line in lines if "Case" in line)
+    page = client.get(f"/reports/network?{PERIOD}").get_data(as_text=True)
+    assert network["cases"]["a1"].uid not in page
+    still = _csv(signed_in(app, network["manager"]).get(f"/reports/network?{PERIOD}&format=csv"))
+    assert still == before
 
 
 @pytest.mark.parametrize(

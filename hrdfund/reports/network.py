@@ -154,11 +154,26 @@ def _planned_months(rows):
 def fund_report(fund_id, start, end, visible):
     """The network report of fund ``fund_id`` over the days ``start`` to ``end`` (both
     in), by when each referral was made: what it made and received, by other fund and by
-    kind of support; and its own cases another fund took a part of (their codes only where
-    ``visible``, an SQL condition on Application, lets the reader open them)."""
+    kind of support; and its own cases another fund took a part of. ``visible``, an SQL
+    condition on Application, is what the reader may open: a referral of a case they may
+    not (a conflict they declared), or that made a case of the fund they may not, is left
+    out, as their lists of referrals leave it out; any day can be asked, so counting it
+    would tell them its day, fund and answer."""
     check_range(start, end)
+    opened = sa.select(Application.id).where(visible)
     rows = _rows(
-        sa.or_(Referral.from_fund_id == fund_id, Referral.to_fund_id == fund_id), start, end
+        sa.or_(
+            sa.and_(Referral.from_fund_id == fund_id, Referral.application_id.in_(opened)),
+            sa.and_(
+                Referral.to_fund_id == fund_id,
+                sa.or_(
+                    Referral.linked_application_id.is_(None),
+                    Referral.linked_application_id.in_(opened),
+                ),
+            ),
+        ),
+        start,
+        end,
     )
     others = {r.to_fund_id if r.from_fund_id == fund_id else r.from_fund_id for r in rows}
     names = dict(db.session.execute(sa.select(Fund.id, Fund.name).where(Fund.id.in_(others))).all())
