@@ -112,6 +112,7 @@ def test_the_public_list_is_exactly_what_answers_visitors(app, client, make_user
         "auth.login",
         "auth.code",
         "auth.qr",
+        "auth.reset_code",
         "auth.recovery",
         "auth.register",
         "auth.choose_language",

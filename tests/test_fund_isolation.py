@@ -1150,6 +1150,8 @@ NAMES_NOTHING = {
     ("auth.code", "GET"): "signing in",
     ("auth.code", "POST"): "signing in",
     ("auth.qr", "GET"): "signing in",
+    ("auth.reset_code", "GET"): "signing in",
+    ("auth.reset_code", "POST"): "signing in",
     ("auth.recovery", "GET"): "signing in",
     ("auth.recovery", "POST"): "signing in",
     ("auth.register", "GET"): "an applicant's sign-up",

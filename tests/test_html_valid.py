@@ -325,6 +325,8 @@ class Site:
         self.app = app
         self.pages = pages
         self.passwords = passwords
+        #: The code an administrator was handed when resetting a login's second factor.
+        self.handed = {}
 
     def browser(self, who):
         return Browser(self.app, self.pages, who)
@@ -336,6 +338,10 @@ class Site:
         password = password or self.passwords[login]
         browser.submit("/login", "/login", {"login": login, "password": password})
         if user.needs_totp:
+            if login in self.handed:  # reset since: the administrator's code first
+                code = self.handed.pop(login)
+                browser.submit("/login/code/reset", "/login/code/reset", {"code": code})
+                db.session.refresh(user)
             browser.submit("/login/code", "/login/code", {"code": totp_code(user)})
         return browser
 
@@ -415,6 +421,14 @@ def _second_step(site):
     again.submit("/login", "/login", {"login": staff.login, "password": PASSWORD})
     again.get("/login/recovery")
     again.submit("/login/recovery", "/login/recovery", {"code": "not-a-code"}, refused=True)
+    # Reset by an administrator: their code before the new key.
+    handed = auth_services.reset_second_factor(staff, staff)
+    db.session.commit()
+    reset = site.browser("reset reviewer")
+    reset.submit("/login", "/login", {"login": staff.login, "password": PASSWORD})
+    reset.get("/login/code/reset")
+    reset.submit("/login/code/reset", "/login/code/reset", {"code": "AAAAA"}, refused=True)
+    reset.submit("/login/code/reset", "/login/code/reset", {"code": handed})
 
 
 def _applicant(site):
@@ -751,7 +765,9 @@ def _admin(site):
     a.submit("/admin/users", "/admin/users/alerts", {email: "rita@example.org"})
     manager = _user("demo-manager2")
     a.submit("/admin/users", f"/admin/users/{manager.uid}/sessions")
-    a.submit("/admin/users", f"/admin/users/{manager.uid}/second-factor")
+    reset = a.submit("/admin/users", f"/admin/users/{manager.uid}/second-factor")
+    shown = re.search(r'<p class="secret"><code>([A-Z0-9-]+)</code>', reset.get_data(as_text=True))
+    site.handed[manager.login] = shown[1]
     a.submit("/admin/users", f"/admin/users/{manager.uid}/deactivate")
     a.submit("/admin/users", f"/admin/users/{manager.uid}/reactivate")
     _invitations(site, a)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth.models import RecoveryCode
 from hrdfund.core.extensions import db
-from tests.conftest import PASSWORD, login, refused_page
+from tests.conftest import PASSWORD, login, refused_page, totp_code
 
 
 def _codes(page):
@@ -79,22 +79,41 @@ def test_an_admin_resets_a_lost_second_factor(app, client, make_user, make_fund)
     login(admin_client, admin)
     assert "Reset second factor" in admin_client.get("/admin/users").get_data(as_text=True)
     secret = manager.totp_secret
-    admin_client.post(f"/admin/users/{manager.uid}/second-factor")
+    done = admin_client.post(f"/admin/users/{manager.uid}/second-factor")
+    # The code to hand over is on the page, this once, and never in the cookie.
+    shown = done.get_data(as_text=True)
+    assert done.status_code == 200 and "sets up a new authenticator" in shown
+    handed = re.search(r'<p class="secret"><code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>', shown)[1]
     cookie = admin_client.get_cookie("hrdfund_session").value
     carried = app.session_interface.get_signing_serializer(app).loads(cookie)
-    assert "_flashes" in carried and manager.login not in str(carried)
-    done = admin_client.get("/admin/users")
-    assert "sets up a new authenticator" in done.get_data(as_text=True)
+    assert handed.replace("-", "") not in str(carried) and manager.login not in str(carried)
+    assert handed not in admin_client.get("/admin/users").get_data(as_text=True)
     assert client.get("/cases").location == "/login"  # the manager's session ended
     db.session.refresh(manager)
     assert manager.totp_secret != secret and manager.totp_confirmed_at is None
     assert db.session.execute(sa.select(sa.func.count()).select_from(RecoveryCode)).scalar() == (
         10  # the admin's own codes only
     )
+    # The password alone does not show the new key: the administrator's code comes first.
     again = app.test_client()
     again.post("/login", data={"login": manager.login, "password": PASSWORD})
-    assert '<img src="/login/code/qr.svg"' in again.get("/login/code").get_data(as_text=True)
+    assert again.get("/login/code").location == "/login/code/reset"
+    assert again.get("/login/code/qr.svg").status_code == 404
+    assert manager.totp_secret not in again.get("/login/code/reset").get_data(as_text=True)
+    wrong = refused_page(again, again.post("/login/code/reset", data={"code": "AAAAA-AAAAA"}))
+    assert "not the code your administrator was given" in wrong.get_data(as_text=True)
+    assert again.get("/login/code").location == "/login/code/reset"
     assert again.post("/login/recovery", data={"code": codes[0]}).location == "/login"
+    again.post("/login", data={"login": manager.login, "password": PASSWORD})
+    typed = handed.lower().replace("-", " ")  # as read out: any case, any spacing
+    assert again.post("/login/code/reset", data={"code": typed}).location == "/login/code"
+    page = again.get("/login/code").get_data(as_text=True)
+    assert '<img src="/login/code/qr.svg"' in page and manager.totp_secret in page
+    assert "Your recovery codes" in again.post(
+        "/login/code", data={"code": totp_code(manager)}
+    ).get_data(as_text=True)
+    db.session.refresh(manager)
+    assert manager.reset_code_hash is None, "spent once the authenticator is set up"
     resets = db.session.execute(
         sa.select(sa.func.count()).where(AuditEvent.action == "auth.second_factor_reset")
     ).scalar()

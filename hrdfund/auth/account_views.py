@@ -9,7 +9,7 @@ from flask_login import current_user
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.work import perform
-from . import attempts, bp, invitations, refused, second_factor, services
+from . import attempts, bp, handed, invitations, refused, second_factor, services
 from .client import client_token, refusal, remember_client
 from .contacts import email_address
 from .forms import AlertSettingsForm, NoticeSettingsForm, PasswordChangeForm, RenewCodesForm
@@ -176,16 +176,13 @@ def reset_second_factor(uid):
     user = _fund_account_or_404(uid)
     if not user.needs_totp:
         abort(404)
-    if ConfirmForm().validate_on_submit():
-        perform(services.reset_second_factor, user, current_user._get_current_object())
-        flash(
-            _(
-                "That account sets up a new authenticator at its next sign-in; its recovery"
-                " codes no longer work and its sessions have ended."
-            ),
-            "info",
-        )
-    return redirect(url_for("auth.users"))
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("auth.users"))
+    done = perform(services.reset_second_factor, user, current_user._get_current_object())
+    # The code is shown on this page, this once, never in a flash (that is a cookie).
+    return render_template(
+        "auth/second_factor_reset.html", account=user, code=handed.shown(done.value)
+    )
 
 
 @bp.post("/admin/users/alerts")

@@ -184,9 +184,19 @@ def check_code(user, code, token):
     enrolling = user.totp_confirmed_at is None
     charge, _ok = _second_step(user, token, lambda: second_factor.verify_totp(user, code))
     codes = second_factor.issue_recovery_codes(user) if enrolling else None
+    if enrolling:
+        user.reset_code_hash = None  # set up again: the administrator's code is spent
     kept = services.complete_login(user, charge)
     db.session.commit()
     return SignedIn(user, kept, codes)
+
+
+def check_reset_code(user, code, token):
+    """Before a reset second factor is set up again: the code the administrator handed
+    over, counted as a wrong code is when it is not theirs."""
+    _second_step(user, token, lambda: services.reset_code_matches(user, code))
+    audit.record("auth.reset_code_accepted", user, actor=user)
+    db.session.commit()
 
 
 def check_recovery_code(user, code, token):

@@ -38,6 +38,16 @@ class CodeForm(PageForm):
     )
 
 
+class ResetCodeForm(PageForm):
+    SECRET_FIELDS = ("code",)
+
+    code = StringField(
+        _l("Code from your fund's administrator"),
+        validators=[DataRequired(_l("Enter the code.")), Length(max=40)],
+        render_kw={"autocomplete": "off"},
+    )
+
+
 class RecoveryForm(PageForm):
     SECRET_FIELDS = ("code",)
 

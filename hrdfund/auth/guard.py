@@ -20,6 +20,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "auth.login",
         "auth.code",
         "auth.qr",
+        "auth.reset_code",
         "auth.recovery",
         "auth.register",
         "auth.choose_language",

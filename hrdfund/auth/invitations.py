@@ -25,10 +25,9 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..core.columns import cipher, utcnow
-from ..core.digits import ascii_digits
 from ..core.extensions import db
 from ..core.sql import lock_row
-from . import throttle
+from . import handed, throttle
 from .logins import normalise_login
 from .models import CONFIRMED_ROLES, INVITABLE_ROLES, Invitation, Role, User
 from .services import (
@@ -65,9 +64,7 @@ class InvitationCodeError(Exception):
         self.missing = missing
 
 
-#: The letters of a confirmation code: none two people could read as each other.
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-CODE_LENGTH = 10
+normalise_code, shown_code = handed.normalise, handed.shown
 
 
 def check_config(config):
@@ -89,16 +86,6 @@ def code_hash(invitation, code):
     return cipher().blind_index(f"invitation-code|{invitation.uid}|{code}")
 
 
-def normalise_code(code):
-    """A code as typed, read as written: any case, spaces and dashes ignored."""
-    return "".join(ch for ch in ascii_digits(code).upper() if ch not in " -")[: 2 * CODE_LENGTH]
-
-
-def shown_code(code):
-    """A code in two groups of five, as a manager reads it out."""
-    return f"{code[:5]}-{code[5:]}"
-
-
 def confirm_invitation(actor, invitation):
     """A manager of the invitation's fund (or, with ``actor`` None, the server's operator
     from the command line) confirms an open invitation to a role in ``CONFIRMED_ROLES``.
@@ -113,7 +100,7 @@ def confirm_invitation(actor, invitation):
     if not invitation.usable(utcnow()):
         raise InvitationError(_l("This invitation was already used, withdrawn or expired."))
     renewed = invitation.confirmed_at is not None
-    code = "".join(secrets.choice(CODE_ALPHABET) for _n in range(CODE_LENGTH))
+    code = handed.new_code()
     invitation.code_hash = code_hash(invitation, code)
     invitation.confirmed_at = utcnow()
     invitation.confirmed_by_id = actor.id if actor is not None else None

@@ -173,6 +173,11 @@ class User(UserMixin, db.Model):
     totp_confirmed_at = col(sa.DateTime, INTERNAL, nullable=True)
     #: Last TOTP time step accepted, so no code is used twice.
     totp_last_step = col(sa.BigInteger, INTERNAL, nullable=True)
+    #: After an administrator reset a lost authenticator: keyed hash of the code they were
+    #: shown once, to hand to the person; the new authenticator is shown only to someone
+    #: who types it, not to whoever has the password alone. Gone once it is set up. Read
+    #: only while signing in: loaded when asked, not with the account on every request.
+    reset_code_hash = col(sa.String(32), INTERNAL, text=Text.HASH, nullable=True, deferred=True)
 
     #: A safe way for the fund to reach an applicant (Signal, email, through a partner).
     _contact = encrypted_column("contact", SENSITIVE)

@@ -1,6 +1,7 @@
 """Accounts: password hashing and rules, sign-in with throttling, creating accounts, sessions.
 Login names are in ``logins``, the second factor (TOTP, recovery codes) in ``second_factor``."""
 
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -12,10 +13,10 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..core.columns import utcnow
+from ..core.columns import cipher, utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
-from . import throttle
+from . import handed, throttle
 from .logins import LOGIN_PATTERN, is_made_login, make_login, normalise_login
 from .models import Invitation, RecoveryCode, Role, User
 from .second_factor import new_totp_secret
@@ -259,12 +260,29 @@ def set_active(user, active, actor):
 
 def reset_second_factor(user, actor):
     """For a lost authenticator: a new key to enrol with at the next sign-in, the recovery
-    codes gone, and every session of the user ended."""
+    codes gone, and every session of the user ended. Returns the code ``actor`` hands to
+    the person (shown this once): the new key is shown only after it is typed, so a
+    password alone does not set up an authenticator of its own."""
+    code = handed.new_code()
     user.totp_secret = new_totp_secret()
     user.totp_confirmed_at = None
     user.totp_last_step = None
+    user.reset_code_hash = reset_code_hash(user, code)
     db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     end_sessions(user, actor=actor, action="auth.second_factor_reset")
+    return code
+
+
+def reset_code_hash(user, code):
+    """The keyed hash a reset code is stored as, bound to its account."""
+    return cipher().blind_index(f"reset-code|{user.uid}|{handed.normalise(code)}")
+
+
+def reset_code_matches(user, code):
+    """Whether ``code`` is the one ``user``'s administrator was given at the reset."""
+    return user.reset_code_hash is not None and hmac.compare_digest(
+        reset_code_hash(user, code), user.reset_code_hash
+    )
 
 
 def set_alert_settings(user, contact, on_duty, actor):

@@ -29,7 +29,7 @@ from ..core.forms import ConfirmForm
 from ..core.work import perform
 from . import attempts, bp, language, logins, refused, second_factor, services
 from .client import client_token, refusal, remember_client
-from .forms import CodeForm, LoginForm, RecoveryForm, RegisterForm
+from .forms import CodeForm, LoginForm, RecoveryForm, RegisterForm, ResetCodeForm
 from .models import Role, User
 
 #: Where each role lands after signing in.
@@ -94,6 +94,8 @@ def code():
     if user is None:
         session.pop("pending", None)
         return redirect(url_for("auth.login"))
+    if _needs_reset_code(user):
+        return redirect(url_for("auth.reset_code"))
     form = CodeForm()
     enrolling = user.totp_confirmed_at is None
     if form.validate_on_submit():
@@ -131,12 +133,47 @@ def code():
 def qr():
     """The enrolment key as a QR code, drawn on the server: no script, no other host."""
     user = _pending_user()
-    if user is None or user.totp_confirmed_at is not None:
+    if user is None or user.totp_confirmed_at is not None or _needs_reset_code(user):
         abort(404)
     image = io.BytesIO()
     uri = second_factor.totp_uri(user, current_app.config["FUND_NAME"])
     segno.make(uri, error="m").save(image, kind="svg", scale=5, border=2, xmldecl=False)
     return Response(image.getvalue(), mimetype="image/svg+xml")
+
+
+def _needs_reset_code(user):
+    """Whether ``user``'s second factor was reset and the administrator's code is still to
+    be typed in this sign-in before the new key is shown."""
+    vouched = session.get("pending", {}).get("vouched")
+    return user.totp_confirmed_at is None and user.reset_code_hash is not None and not vouched
+
+
+@bp.route("/login/code/reset", methods=["GET", "POST"])
+def reset_code():
+    """After a reset: the code the administrator handed over, before the new key shows;
+    a password alone does not set up an authenticator."""
+    user = _pending_user()
+    if user is None:
+        session.pop("pending", None)
+        return redirect(url_for("auth.login"))
+    if not _needs_reset_code(user):
+        return redirect(url_for("auth.code"))
+    form = ResetCodeForm()
+    if form.validate_on_submit():
+        try:
+            attempts.check_reset_code(user, form.code.data, client_token())
+        except services.AuthError as exc:
+            form.code.errors = [
+                refusal(
+                    exc, _("That is not the code your administrator was given. Check it with them.")
+                )
+            ]
+        else:
+            session["pending"] = {**session["pending"], "vouched": True}
+            return redirect(url_for("auth.code"))
+    if form.is_submitted():
+        return refused.refuse(form, to=url_for("auth.reset_code"))  # the code is not kept
+    return render_template("auth/reset_code.html", form=refused.restore(form))
 
 
 @bp.route("/login/recovery", methods=["GET", "POST"])
