@@ -267,7 +267,8 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
         ("budget-0-amount", "-5", "Enter an amount above zero"),
         ("dependants-0-age", "500", "Number must be between 0 and 120"),
         ("threat", "x" * 4001, "Field cannot be longer than 4000 characters"),
-        ("details-months", "many", "Not a valid integer value"),
+        ("details-months", "many", "Enter a whole number in figures, such as 12."),
+        ("dependants-0-age", "\u00b2", "Enter a whole number in figures, such as 12."),
         ("country", "XX", "Not a valid choice"),
         ("budget-1-amount", "", "Enter the amount for this line"),
     ],
@@ -283,6 +284,22 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(
     assert message in html
     assert "Documents evictions for land defenders" in html
     assert application_by_uid(uid).defender_work is None, "nothing half-saved"
+
+
+def test_numbers_typed_in_persian_or_arabic_digits_are_kept(client, make_user, fund):
+    """A phone set to Persian types ۱۲ for an age: the answer is kept as 12, where the
+    number box of the browser sent nothing and the age was lost without a word."""
+    login(client, make_user("applicant"))
+    uid = start_application(client)
+    page = client.get(f"/applications/{uid}/edit").get_data(as_text=True)
+    age = re.search(r'<input[^>]*name="dependants-0-age"[^>]*>', page)[0]
+    assert 'type="text"' in age and 'inputmode="numeric"' in age
+    data = {**RELOCATION, "dependants-0-relation": "daughter", "dependants-0-age": "۱۲"}
+    data |= {"details-months": "\u0666", "save": "1"}
+    assert client.post(f"/applications/{uid}/edit", data=data).status_code in (302, 303)
+    case = application_by_uid(uid)
+    assert case.dependants[0].age == 12
+    assert case.details["months"] == 6
 
 
 def test_a_partner_refers_a_defender_with_recorded_consent(client, make_user, fund):

@@ -242,7 +242,7 @@ def _kinds(place):
             "plan",
             f"{unplanned}/plan",
             {"plan-kind": "tranches", "plan-starts_on": "2026-03-01", "plan-count": "typed-6608"},
-            "Not a valid integer value",
+            "Enter a whole number in figures, such as 12.",
             "typed-6608",
             None,
         ),

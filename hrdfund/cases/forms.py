@@ -10,7 +10,6 @@ from wtforms import (
     FieldList,
     FormField,
     HiddenField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -28,7 +27,7 @@ from wtforms.validators import (
 )
 
 from ..core import geo
-from ..core.fields import MoneyField
+from ..core.fields import MoneyField, WholeNumberField
 from ..core.forms import KeptOptionsSelect, PageForm, PartForm, PrefixedForm, options
 from ..core.money import CURRENCIES
 from ..core.support import CATEGORY_LABELS, Category
@@ -106,7 +105,7 @@ class BudgetLineForm(PartForm):
 
 class DependantForm(PartForm):
     relation = StringField(_l("Relationship to the defender"), [Optional(), Length(max=60)])
-    age = IntegerField(_l("Age"), [Optional(), NumberRange(min=0, max=120)])
+    age = WholeNumberField(_l("Age"), [Optional(), NumberRange(min=0, max=120)])
 
 
 class ReferenceForm(PartForm):
@@ -123,7 +122,7 @@ def _detail_field(kind, label):
     if kind == "long":
         return TextAreaField(label, [Optional(), Length(max=LONG_MAX)])
     if kind == "int":
-        return IntegerField(label, [Optional(), NumberRange(min=0, max=1000)])
+        return WholeNumberField(label, [Optional(), NumberRange(min=0, max=1000)])
     if kind == "money":
         return MoneyField(label)
     if kind == "scope":

@@ -1,4 +1,4 @@
-"""The form fields for money and rates, used by every form that takes an amount or a rate.
+"""The form fields for money, rates and whole numbers, used by every form that takes one.
 
 What a person types is read by :func:`hrdfund.core.money.parse_amount` or
 :func:`hrdfund.core.money.parse_rate` and nothing else, so every form refuses the same things
@@ -9,10 +9,12 @@ when it was refused, and a stored Decimal, or the text a draft kept, otherwise.
 
 from decimal import Decimal
 
-from wtforms import Field
+from flask_babel import lazy_gettext as _l
+from wtforms import Field, IntegerField
 from wtforms.validators import StopValidation
 from wtforms.widgets import TextInput
 
+from .digits import ascii_digits
 from .money import MAX_LENGTH, MoneyError, parse_amount, parse_rate
 
 
@@ -100,3 +102,26 @@ class RateField(_NumberField):
 
     def parse(self, text):
         return parse_rate(text)
+
+
+class WholeNumberField(IntegerField):
+    """A whole number (an age, a count of months or people), typed in the digits of any
+    script. A text box with a keyboard of figures, not a number box: a browser empties a
+    number box holding ۱۲ and sends nothing, so the answer was lost without a word."""
+
+    widget = TextInput()
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {"inputmode": "numeric", **(kwargs.pop("render_kw", None) or {})}
+        super().__init__(label, validators, render_kw=render_kw, **kwargs)
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        typed = ascii_digits(valuelist[0]).strip()
+        if typed.isascii() and typed.isdigit() and len(typed) <= 9:
+            self.data = int(typed)
+            return
+        self.data = None
+        if typed:
+            raise ValueError(_l("Enter a whole number in figures, such as 12."))

@@ -7,7 +7,6 @@ from wtforms import (
     DateField,
     FieldList,
     FormField,
-    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
@@ -16,7 +15,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ..cases.forms import LONG_MAX
 from ..cases.models import Message
-from ..core.fields import Entered, MoneyField
+from ..core.fields import Entered, MoneyField, WholeNumberField
 from ..core.forms import PartForm, PrefixedForm, options
 from .models import PlanKind
 from .plans import MAX_MONTHS
@@ -60,12 +59,12 @@ class PlanForm(PrefixedForm):
     starts_on = DateField(
         _l("First payment on"), [DataRequired(_l("Enter the date of the first payment."))]
     )
-    count = IntegerField(
+    count = WholeNumberField(
         _l("Number of tranches or months"),
         [Optional(), NumberRange(min=1, max=MAX_MONTHS, message=_l("Between 1 and 36."))],
         default=1,
     )
-    interval_days = IntegerField(
+    interval_days = WholeNumberField(
         _l("Days between tranches"),
         [Optional(), NumberRange(min=1, max=366, message=_l("Between 1 and 366 days."))],
         default=30,

@@ -9,7 +9,6 @@ from wtforms import (
     BooleanField,
     DateField,
     HiddenField,
-    IntegerField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -22,7 +21,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..auth.language import NAMES
 from ..auth.models import User
 from ..core import geo
-from ..core.fields import Entered, MoneyField
+from ..core.fields import Entered, MoneyField, WholeNumberField
 from ..core.forms import PrefixedForm, options
 from ..core.money import CURRENCIES
 from ..core.support import CATEGORY_LABELS
@@ -95,7 +94,7 @@ class FundProfileForm(PrefixedForm):
 
 
 def _hours(label):
-    return IntegerField(
+    return WholeNumberField(
         label,
         [
             Optional(),
@@ -103,7 +102,6 @@ def _hours(label):
                 1, TARGET_MAX_HOURS, _l("Between 1 and %(max)d hours.", max=TARGET_MAX_HOURS)
             ),
         ],
-        render_kw={"inputmode": "numeric"},
     )
 
 
@@ -127,15 +125,13 @@ class ReferForm(PrefixedForm):
         _l("Kind of support asked"),
         choices=options((c.value, label) for c, label in CATEGORY_LABELS.items()),
     )
-    months_from = IntegerField(
+    months_from = WholeNumberField(
         _l("From month (of the stay or monthly support; empty: not in months)"),
         [Optional(), NumberRange(1, 36, _l("Between 1 and 36."))],
-        render_kw={"inputmode": "numeric"},
     )
-    months_to = IntegerField(
+    months_to = WholeNumberField(
         _l("To month"),
         [Optional(), NumberRange(1, 36, _l("Between 1 and 36."))],
-        render_kw={"inputmode": "numeric"},
     )
     amount = MoneyField(_l("Amount asked"), [Entered(_l("Enter the amount asked."))])
     currency = SelectField(_l("Currency"), choices=options((c, c) for c in CURRENCIES))
