@@ -223,6 +223,20 @@ def test_idle_sessions_end(client, make_user, role, idle_minutes, still_in):
         assert client.get(home).location == "/login"
 
 
+def test_a_session_that_ended_idle_says_so_in_the_accounts_language(client, make_user):
+    """A defender reading in Russian whose session ended while idle is sent to a sign-in
+    page in Russian that says why, not to an English one."""
+    user = make_user("applicant", language="ru")
+    login(client, user)
+    with client.session_transaction() as session:
+        session["seen_at"] -= 61 * 60
+    assert client.get("/my").location == "/login"
+    page = client.get("/login").get_data(as_text=True)
+    assert '<html lang="ru"' in page
+    assert "Сеанс завершён. Пожалуйста, войдите снова." in page
+    assert "Your session ended" not in page
+
+
 def test_pages_within_a_minute_send_no_new_session_cookie(client, make_user):
     """Reading page after page on a slow link does not carry a new cookie each time; the
     idle clock still moves once the minute has passed, and the session stays open."""

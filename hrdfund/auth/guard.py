@@ -4,12 +4,14 @@ from functools import cache, wraps
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from sqlalchemy.orm import joinedload
 
 from ..core.columns import utcnow
 from ..core.extensions import db, login_manager
+from . import language
 from .models import User
 
 #: Endpoints a visitor may reach without signing in.
@@ -70,9 +72,17 @@ def install_guard(app):
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login"))
         if _session_expired():
+            # The sign-in page goes on in the language the account read in, as after
+            # signing out: a defender is not sent back to English.
+            user = current_user._get_current_object()
+            reading_in = user.language if user.language in language.offered(None) else None
+            reading_in = reading_in or session.get(language.SESSION_KEY)
             logout_user()
             session.clear()
-            flash(_("Your session ended. Please sign in again."), "info")
+            if reading_in:
+                session[language.SESSION_KEY] = reading_in
+            with force_locale(reading_in or "en"):
+                flash(_("Your session ended. Please sign in again."), "info")
             return redirect(url_for("auth.login"))
         now = int(utcnow().timestamp())
         if now - session.get("seen_at", 0) >= SEEN_STEP_SECONDS:
