@@ -302,6 +302,32 @@ def test_numbers_typed_in_persian_or_arabic_digits_are_kept(client, make_user, f
     assert case.details["months"] == 6
 
 
+@pytest.mark.parametrize(
+    "language, typed, refused",
+    [
+        ("ru", "15\u00a0000,50", "Запятая перед тремя цифрами"),
+        ("tr", "20.000,50", "Üç rakamdan önce virgül"),
+        ("pt", "1.500,50", "Uma vírgula antes de três algarismos"),
+    ],
+)
+def test_a_defender_writes_cents_after_a_comma_as_their_language_does(
+    client, make_user, fund, language, typed, refused
+):
+    """A budget typed as the defender's pages write amounts (15 000,50 ₽; 20.000,50 ₺) is
+    kept to the cent; 1,500, which reads 1500 in English and 1.5 in theirs, is refused in
+    their language and kept in its box to correct."""
+    login(client, make_user("applicant", language=language))
+    uid = start_application(client)
+    data = {**RELOCATION, "budget-1-amount": typed, "save": "1"}
+    assert client.post(f"/applications/{uid}/edit", data=data).status_code in (302, 303)
+    expected = Decimal(typed.replace("\u00a0", "").replace(".", "").replace(",", "."))
+    assert application_by_uid(uid).budget_lines[1].amount == expected
+    data = {**RELOCATION, "budget-1-amount": "1,500", "save": "1"}
+    response = client.post(f"/applications/{uid}/edit", data=data)
+    page = refused_page(client, response, f"/applications/{uid}/edit").get_data(as_text=True)
+    assert refused in page and 'value="1,500"' in page
+
+
 def test_a_partner_refers_a_defender_with_recorded_consent(client, make_user, fund):
     partner = make_user("partner")
     login(client, partner)

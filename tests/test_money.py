@@ -117,6 +117,49 @@ def test_digits_of_other_scripts_are_read_as_the_digits_they_are(text, expected)
     assert parse_amount(text) == Decimal(expected)
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1250,50", "1250.50"),
+        ("15000,5", "15000.50"),
+        ("1.250,50", "1250.50"),  # Spanish, Portuguese, Turkish
+        ("20.000,50", "20000.50"),
+        ("1 250,50", "1250.50"),
+        ("1\u202f250,50", "1250.50"),  # French: a narrow no-break space
+        ("15\u00a0000,50", "15000.50"),  # Russian: a no-break space
+        ("1.500.000", "1500000.00"),  # two points: thousands, whatever the language
+        ("1 500 000", "1500000.00"),
+        ("1250.50", "1250.50"),  # a point before cents still reads as written
+        ("1,250.50", "1250.50"),  # and so does the English way, whole
+        ("1,250,000", "1250000.00"),
+        ("۱۲۵۰٫۵", "1250.50"),
+    ],
+)
+def test_where_cents_follow_a_comma_a_comma_is_read_as_the_decimal_comma(text, expected):
+    """A defender reading in French, Spanish, Portuguese, Russian or Turkish writes
+    amounts as their pages write them: read exactly, not refused."""
+    assert parse_amount(text, decimal_comma=True) == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("1,500", "comma before three figures"),  # 1500 in English, 1.5 in French
+        ("1.500", "two figures after the comma"),  # 1500 in Spanish, 1.5 in English
+        ("1,5000", "two decimal places"),
+        ("1.25,50", "a comma before the cents"),
+        ("1 50,5", "a comma before the cents"),
+        ("1,2,3", "a comma before the cents"),
+        (",50", "a comma before the cents"),
+        ("12,5e3", "a comma before the cents"),
+        ("-1,50", "above zero"),
+    ],
+)
+def test_where_cents_follow_a_comma_what_may_mean_two_amounts_is_refused(text, reason):
+    with pytest.raises(MoneyError, match=reason):
+        parse_amount(text, decimal_comma=True)
+
+
 def test_zero_only_where_allowed():
     assert parse_amount("0", allow_zero=True) == Decimal("0.00")
     for text in ("-1", "-0", "-0.00"):

@@ -15,7 +15,7 @@ from wtforms.validators import StopValidation
 from wtforms.widgets import TextInput
 
 from .digits import ascii_digits
-from .money import MAX_LENGTH, MoneyError, parse_amount, parse_rate
+from .money import MAX_LENGTH, MoneyError, parse_amount, parse_rate, writes_decimal_comma
 
 
 class Entered:
@@ -93,7 +93,7 @@ class MoneyField(_NumberField):
         if isinstance(text, Decimal | int) and not isinstance(text, bool):
             # A stored amount: shown as it is, even one a later rule would refuse.
             return parse_amount(text, allow_zero=True)
-        return parse_amount(text, allow_zero=self.allow_zero)
+        return parse_amount(text, allow_zero=self.allow_zero, decimal_comma=writes_decimal_comma())
 
 
 class RateField(_NumberField):

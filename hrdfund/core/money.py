@@ -34,6 +34,12 @@ PERCENT_PLACES = Decimal("0.000001")
 PLAIN = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 #: Commas only as thousands separators: "12,50" is refused, never read as 1250.
 GROUPED = re.compile(r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
+#: Where the reader's language writes cents after a comma (1 250,50 in French, 1.250,50 in
+#: Spanish): the whole units grouped by points or by spaces, in threes.
+WHOLE_BY_POINTS = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{3})+$")
+WHOLE_BY_SPACES = re.compile(r"^[0-9]{1,3}(?: [0-9]{3})+$")
+#: The spaces a language groups thousands with, read as one plain space.
+GROUP_SPACES = {"\u00a0": " ", "\u202f": " ", "\u2009": " "}
 #: Longer text is refused before it is read: no amount or rate needs more characters.
 MAX_LENGTH = 40
 #: Separators of other scripts, read as the point and the comma they are: the Arabic
@@ -123,6 +129,18 @@ THOUSANDS_POINT = _l(
     "A point before three figures, like 1.500, may mean thousands: write 1500 for one "
     "thousand five hundred, or two figures after the point for cents, like 1.50."
 )
+#: The same words where the reader's language writes cents after a comma.
+NOT_FIGURES_COMMA = _l(
+    "Enter the amount in figures, like 1250,50: a comma before the cents, no letters or exponents."
+)
+THOUSANDS_COMMA = _l(
+    "A comma before three figures, like 1,500, may mean thousands: write 1500 for one "
+    "thousand five hundred, or two figures after the comma for cents, like 1,50."
+)
+THOUSANDS_POINT_COMMA = _l(
+    "A point before three figures, like 1.500, may mean thousands: write 1500 for one "
+    "thousand five hundred, or two figures after the comma for cents, like 1,50."
+)
 TOO_LARGE = _l("This amount is too large: at most 999,999,999,999.99.")
 ABOVE_ZERO = _l("Enter an amount above zero.")
 ZERO_OR_MORE = _l("Enter zero or more.")
@@ -146,11 +164,14 @@ def quantize(amount):
     return rounded if rounded else CENT * 0
 
 
-def _figures(text, not_figures, commas):
+def _figures(text, not_figures, commas, decimal_comma=False):
     """The number written in ``text`` (a leading minus sign included, for the caller to
     refuse), or raise :class:`MoneyError`. Digits of any one script (Arabic-Indic,
     full-width...) are read as the digits 0 to 9 they are; no plus sign, exponent,
-    underscore, space inside, NaN or infinity is taken."""
+    underscore, space inside, NaN or infinity is taken. With ``decimal_comma`` (the
+    reader's language writes 1 250,50), a comma before one or two figures at the end is
+    the decimal comma, and the whole units may be grouped by points or spaces
+    (:func:`_comma_figures`)."""
     if text is None or isinstance(text, (bool, float)):
         raise MoneyError(not_figures)
     if isinstance(text, (Decimal, int)):
@@ -176,8 +197,10 @@ def _figures(text, not_figures, commas):
     digits = text[1:] if negative else text
     if PLAIN.match(digits):
         value = Decimal(digits)
-    elif GROUPED.match(digits):
+    elif GROUPED.match(digits) and not (decimal_comma and _one_comma_group(digits)):
         value = Decimal(digits.replace(",", ""))
+    elif decimal_comma:
+        value = _comma_figures(digits)
     elif "," in digits and PLAIN.match(digits.replace(",", "")):
         raise MoneyError(commas)
     else:
@@ -185,21 +208,58 @@ def _figures(text, not_figures, commas):
     return value.copy_negate() if negative else value
 
 
-def parse_amount(text, allow_zero=False):
+def _one_comma_group(digits):
+    """1,500: thousands in English, one and a half where cents follow a comma."""
+    return digits.count(",") == 1 and "." not in digits
+
+
+def _comma_figures(digits):
+    """An amount as languages that write cents after a comma write it: 1250,50,
+    1.250,50, 1 250,50, 1.250.000 or 1 250 000. A comma before three figures (1,500) may
+    be the thousands of an English 1,500 and is refused, as a point before three is."""
+    digits = "".join(GROUP_SPACES.get(char, char) for char in digits)
+    whole, comma, cents = digits.rpartition(",")
+    if not comma:
+        whole, cents = digits, ""
+    if "," in whole or not (cents.isdigit() or not comma):
+        raise MoneyError(NOT_FIGURES_COMMA)
+    if len(cents) == 3:
+        raise MoneyError(THOUSANDS_COMMA)
+    if len(cents) > 2:
+        raise MoneyError(TWO_PLACES)
+    if not whole.isdigit() and not WHOLE_BY_SPACES.match(whole):
+        # Grouped by points: 1.250,50, or 1.250.000 (two points: no decimal point).
+        if not WHOLE_BY_POINTS.match(whole) or not (comma or whole.count(".") > 1):
+            raise MoneyError(NOT_FIGURES_COMMA)
+    return Decimal(whole.replace(".", "").replace(" ", "") + (f".{cents}" if comma else ""))
+
+
+def writes_decimal_comma():
+    """Whether the reader's language writes cents after a comma (French, Spanish,
+    Portuguese, Russian, Turkish...): what they type is read so (:func:`parse_amount`)."""
+    locale = get_locale()
+    if locale is None:
+        return False
+    symbols = locale.number_symbols
+    return symbols.get("latn", symbols).get("decimal") == ","
+
+
+def parse_amount(text, allow_zero=False, decimal_comma=False):
     """Read an amount a person typed (or a Decimal) as a positive Decimal in cents, or
     raise :class:`MoneyError` with a message to show: at most two places (three typed, as
     in 1.500, are refused as meaning thousands perhaps, even when the last is a zero),
-    nothing beyond Numeric(14, 2), zero only when ``allow_zero``."""
+    nothing beyond Numeric(14, 2), zero only when ``allow_zero``. With ``decimal_comma``
+    (a form read in a language that writes 1 250,50), a comma may be the decimal comma."""
     if isinstance(text, float):
         raise MoneyError("amounts are never floats")
-    value = _figures(text, NOT_FIGURES, COMMAS)
+    value = _figures(text, NOT_FIGURES, COMMAS, decimal_comma)
     if value < 0 or (value.is_zero() and value.is_signed()):
         raise MoneyError(ZERO_OR_MORE if allow_zero else ABOVE_ZERO)
     # "1.500" or "250.000", as many languages write thousands, would otherwise be read
     # as 1.50 and 250.00: three figures typed after a point are refused as two readings.
     places = -value.as_tuple().exponent if isinstance(text, str) else 0
     if places == 3 and value >= 1:
-        raise MoneyError(THOUSANDS_POINT)
+        raise MoneyError(THOUSANDS_POINT_COMMA if decimal_comma else THOUSANDS_POINT)
     if places > 2:  # "1.5000" too, though it equals 1.50: what was typed is unclear
         raise MoneyError(TWO_PLACES)
     # Before quantizing, which fails on numbers of more digits than the context holds.
