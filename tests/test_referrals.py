@@ -30,6 +30,7 @@ from hrdfund.grants.plans import months_after
 from hrdfund.network import referrals as services
 from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.ops import retention
+from hrdfund.pools import services as pools
 from hrdfund.reviews.models import Recommendation, Review, RiskLevel
 from tests.conftest import MoneyWorld, make_costed_case, pay, refused_page, signed_in
 from tests.pdfs import PDF
@@ -261,6 +262,9 @@ def test_a_referral_is_refused_while_consent_is_withdrawn_and_allowed_once_given
         ({"refer-amount": "100.005"}, "may mean thousands"),
         ({"refer-amount": "0.005"}, "two decimal places"),
         ({"refer-amount": "0"}, "above zero"),
+        # The case asks 6,000 EUR: a referral never asks another fund for more.
+        ({"refer-amount": "6000.01"}, "at most what the application asks"),
+        ({"refer-amount": "999999999999.99", "refer-currency": "XOF"}, "No exchange rate"),
         ({"refer-answer_by": "2020-01-01"}, "cannot be in the past"),
         ({"refer-to_fund": "nosuchfund0000000000"}, "Not a valid choice"),
         ({"refer-reason": ""}, "Say why."),
@@ -271,6 +275,40 @@ def test_a_referral_the_rules_refuse_says_why_and_records_nothing(app, two_funds
     page = refused_page(client, sent).get_data(as_text=True)
     assert words in page
     assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0
+
+
+def test_referrals_together_ask_at_most_what_the_defender_asked(
+    app, two_funds, make_fund, make_user
+):
+    """Two funds asked 4,000 and 2,000 of a case asking 6,000: a third asking one cent more
+    is refused, in words that say what is asked already; once one of them declines, its
+    part may be asked of another fund. Another currency is weighed at the table rate."""
+    w, later = two_funds, date.today() + timedelta(days=3)
+    third = make_fund("Third Fund")
+
+    def refer(to_fund, amount, currency="EUR"):
+        part = services.Part(Category.RELOCATION, None, None, Decimal(amount), currency)
+        return services.refer_case(
+            w["a_reviewer"], w["case"], to_fund, part, (), "Part of the need", later
+        )
+
+    refer(w["b"], "4000")
+    second = refer(third, "2000")
+    db.session.commit()
+    fourth = make_fund("Fourth Fund")
+    with pytest.raises(services.ReferralError, match="already ask €6,000.00"):
+        refer(fourth, "0.01")
+    db.session.rollback()
+    second.status = ReferralStatus.DECLINED  # as answering "decline" leaves it
+    db.session.commit()
+    with pytest.raises(services.ReferralError, match="No exchange rate from USD to EUR"):
+        refer(fourth, "100", "USD")
+    db.session.rollback()
+    finance = make_user("finance")
+    entry = pools.record_rate(w["a"].id, finance, date.today(), "USD", "EUR", Decimal("0.5"), "ECB")
+    pools.confirm_rate(entry, w["a_manager"])
+    assert refer(fourth, "4000", "USD").amount == Decimal("4000.00")  # worth 2,000 EUR
+    db.session.commit()
 
 
 def test_a_referral_to_the_funds_own_self_or_a_suspended_fund_is_refused(app, two_funds):

@@ -28,12 +28,12 @@ from ..cases.models import (
     StatusChange,
 )
 from ..cases.models import ApplicationStatus as S
-from ..cases.services import change_status, defender_key
+from ..cases.services import amount_asked, change_status, defender_key
 from ..cases.states import TERMINAL_STATES
 from ..cases.targets import target_hours
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import CURRENCIES, quantize
+from ..core.money import CURRENCIES, ConversionError, convert, money_words, quantize
 from ..core.sql import lock_row
 from ..core.support import Category
 from .models import Referral, ReferralStatus
@@ -128,6 +128,63 @@ class Part:
             raise ReferralError(_l("The amount is above zero, in cents at most."))
 
 
+#: Referrals that still ask their part of the case: waiting for an answer, or taken on.
+ASKING = (ReferralStatus.PENDING, ReferralStatus.ACCEPTED)
+
+
+def _check_within_ask(application, part):
+    """A referral asks another fund for part of what the defender asked, never more: with
+    the referrals of the case still waiting or taken on, at most what the application
+    asks. The amount becomes what the other fund's case asks, and so the most it may
+    approve. Another currency is weighed at the referring fund's table rate of today."""
+    asked = amount_asked(application)
+    if asked is None:
+        raise ReferralError(
+            _l("The application asks no amount yet: a referral asks for a part of it.")
+        )
+    others = db.session.execute(
+        sa.select(Referral.amount, Referral.currency).where(
+            Referral.application_id == application.id, Referral.status.in_(ASKING)
+        )
+    ).all()
+    referred = sum(
+        (_in_case_currency(application, amount, currency) for amount, currency in others),
+        Decimal("0.00"),
+    )
+    if referred + _in_case_currency(application, part.amount, part.currency) > asked:
+        raise ReferralError(
+            _l(
+                "A referral asks at most what the application asks of the other funds: it"
+                " asks %(asked)s, and the referrals still waiting or taken on already ask"
+                " %(referred)s.",
+                asked=money_words(asked, application.currency),
+                referred=money_words(referred, application.currency),
+            )
+        )
+
+
+def _in_case_currency(application, amount, currency):
+    """``amount`` in ``currency`` as the case's currency counts it, at the referring fund's
+    table rate of today."""
+    # Here, not at the top: the pools' models are mapped after the network's.
+    from ..pools.services import MissingRateError, table_rate
+
+    if currency == application.currency:
+        return amount
+    try:
+        rate = table_rate(application.fund_id, currency, application.currency, utcnow().date())
+        return convert(amount, rate.rate)
+    except (MissingRateError, ConversionError) as exc:
+        raise ReferralError(
+            _l(
+                "%(why)s Ask in %(currency)s, the application's currency, or record the rate"
+                " on Rates.",
+                why=exc,
+                currency=application.currency,
+            )
+        ) from exc
+
+
 def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     """Refer ``part`` of ``application`` to ``to_fund``, sharing the parts named in
     ``shares`` (``answers``, ``documents``, ``assessment``), with ``reason`` and the date
@@ -144,6 +201,7 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
     ):
         raise ReferralError(_l("Choose another member fund of the network."))
     part.check()
+    _check_within_ask(application, part)
     if not (reason or "").strip():
         raise ReferralError(_l("Say why."))
     if answer_by < utcnow().date():
