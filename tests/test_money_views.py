@@ -131,6 +131,12 @@ def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
     row = page.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
     assert "Reversed in part on" in row and "€150.00 of €400.00 came back" in row
     assert "Reversed on" not in row
+    # The pool's page says the same of it.
+    manager = signed_in(app, money_world.m1)
+    pool = manager.get(f"/pools/{money_world.eur.uid}").get_data(as_text=True)
+    row = pool.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+    assert "Reversed in part on" in row and "€150.00 of €400.00 came back" in row
+    assert "Reversed on" not in row
 
 
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):
