@@ -153,10 +153,21 @@ def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app,
     assert ok.status_code == 302
     page = manager.get(url).get_data(as_text=True)
     assert "Monthly stipend from 2026-12-01 to 2027-02-01" in page
+    pay(money_world, grant, "300", instalment=1)
     before = pool_figures([money_world.eur.id])[money_world.eur.id]["available"]
     closed = manager.post(f"{url}/close", data={"close-reason": "safe at home"})
     assert closed.status_code == 302
-    assert pool_figures([money_world.eur.id])[money_world.eur.id]["available"] == before + 900
+    assert pool_figures([money_world.eur.id])[money_world.eur.id]["available"] == before + 600
+    # Closed under budget: the plan says which months were paid and which never will be,
+    # to the staff and to the defender, who no longer counts on them.
+    page = manager.get(url).get_data(as_text=True)
+    plan = page.split('id="plan"')[1].split("</table>")[0]
+    assert plan.count("not paid: the grant closed") == 2 and ">paid<" in plan
+    applicant = signed_in(app, money_world.applicant)
+    seen = html.unescape(applicant.get(url).get_data(as_text=True))
+    assert "This support ended on" in seen and "will not come" in seen
+    parts = seen.split("Planned for")[1].split("</table>")[0]
+    assert parts.count("Will not be paid: the support ended") == 2 and ">Paid<" in parts
 
 
 def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, money_world):

@@ -148,6 +148,8 @@ def payments_panel(application, user, sections):
             "grant": grant,
             "plan": plan,
             "instalments": instalments,
+            "due": still_due(instalments),
+            "closed": grant.status != GrantStatus.ACTIVE,
             "payments": payments,
             # One form for every payment, and the one refused a moment ago for its payment.
             "form": ReceiptAnswerForm(formdata=None) if answering else None,
