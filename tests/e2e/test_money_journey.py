@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from hrdfund.auth import services as auth_services
 from hrdfund.auth.models import Fund, Role
 from hrdfund.core.extensions import db
+from hrdfund.disbursements.models import HeldPayment
 from hrdfund.pools.models import Pool
-from tests.conftest import MoneyWorld
+from tests.conftest import MoneyWorld, pay
 from tests.e2e.conftest import ROOT
 from tests.e2e.test_applicant_journey import _sign_in, _staff, _staff_app
 from tests.e2e.test_review_journey import _sign_out, _staff_sign_in
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "lantern-river-copper-harbour"
 POOL = "General Protection Fund"  # USD, no restriction: pays a euro grant
+#: A phone's screen.
+PHONE = {"width": 390, "height": 844}
 FIGURES = {
     "received": "fig-received",
     "committed": "fig-committed",
@@ -173,3 +176,33 @@ def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, bro
         for name, value in re.findall(r"([a-z][a-z ]*?) (-?\d+\.\d\d)", line.split(": ", 1)[1])
     }
     assert checked == shown
+
+
+def test_a_payment_waiting_for_a_second_person_is_confirmed_on_a_phone(live_server, browser):
+    """A payment held for a second person (its fee a large share of it) is confirmed by a
+    manager on a 390 px phone with JavaScript off: the button is on the screen, not in a
+    column of a table scrolled out of sight."""
+    url = live_server["url"]
+    app = _staff_app(live_server)
+    with app.app_context():
+        fund = db.session.execute(sa.select(Fund).limit(1)).scalar_one()
+        defender = auth_services.create_user(Role.APPLICANT, "held-e2e-defender", PASSWORD)
+        pool = db.session.execute(sa.select(Pool).where(Pool.name == POOL)).scalar_one()
+        world = MoneyWorld.around(fund, defender, _staff(Role.REVIEWER), _staff(Role.MANAGER))
+        world.finance = _staff(Role.FINANCE)
+        grant = world.grant("1000", pool=pool, currency="EUR", name="Held Journey Defender")
+        held = pay(world, grant, "400", instalment=None, fee=Decimal("150.00"))
+        assert isinstance(held, HeldPayment), "a fee of more than a tenth waits"
+        uid = grant.application.uid
+        db.session.remove()
+        db.engine.dispose()
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    page = context.new_page()
+    _staff_sign_in(page, live_server, app, "demo-manager1")
+    page.goto(f"{url}/applications/{uid}")
+    button = page.get_by_role("button", name="Confirm and book")
+    box = button.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    button.click()
+    assert "Payment confirmed and booked." in page.content()
+    context.close()

@@ -209,14 +209,28 @@ RIGHT_TO_LEFT = (None, Role.APPLICANT, Role.PARTNER)
 #: The page measured in the browser: the width of the document; when it is too wide, the
 #: element reaching furthest past the screen's edge (right, or left on a page written
 #: right to left) outside any box that scrolls on its own (the deepest such element when
-#: several reach as far); and the tables that scroll sideways.
+#: several reach as far); the tables that scroll sideways; and the buttons such a table
+#: holds out of sight, which a person on a phone would never find.
 MEASURE = """(limit) => {
   const width = document.documentElement.scrollWidth;
-  const scrolling = [...document.querySelectorAll('table')]
-    .filter(t => t.scrollWidth > t.clientWidth + 1)
+  const tables = [...document.querySelectorAll('table')]
+    .filter(t => t.scrollWidth > t.clientWidth + 1);
+  const scrolling = tables
     .map(t => (t.querySelector('th') || t).textContent.trim().slice(0, 40));
+  const hidden = [];
+  for (const t of tables) {
+    const seen = t.getBoundingClientRect();
+    for (const b of t.querySelectorAll('button, input[type=submit], summary')) {
+      const shut = b.parentElement.closest('details:not([open])');
+      if (shut && !(b.tagName === 'SUMMARY' && b.parentElement === shut)) continue;
+      const box = b.getBoundingClientRect();
+      if (box.width > 0 && (box.right > seen.right + 1 || box.left < seen.left - 1)) {
+        hidden.push(b.textContent.trim() || b.value);
+      }
+    }
+  }
   const lang = document.documentElement.lang;
-  if (width <= limit) return {width, widest: null, scrolling, lang};
+  if (width <= limit) return {width, widest: null, scrolling, hidden, lang};
   let widest = null, past = -Infinity;
   const walk = (el) => {
     for (const child of el.children) {
@@ -235,7 +249,7 @@ MEASURE = """(limit) => {
   if (widest && widest.classList.length) name += '.' + [...widest.classList].join('.');
   const text = widest ? (widest.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 60) : '';
   return {width, widest: `<${name}> ${Math.round(past)} px past the screen's edge: "${text}"`,
-          scrolling, lang};
+          scrolling, hidden, lang};
 }"""
 
 
@@ -342,7 +356,8 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
         except HTTPException:
             return None
 
-    too_wide, sideways, missing, reached, shown, visits = [], [], [], set(), set(), 0
+    too_wide, sideways, out_of_sight, missing, reached, shown = [], [], [], [], set(), set()
+    visits = 0
     started = time.monotonic()
     for account, language in [
         *((account, "en") for account in (None, *accounts.values())),
@@ -364,6 +379,8 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
                 shown.add(endpoint)
             if endpoint in ROWS_ON_A_PHONE and result["scrolling"]:
                 sideways.append(f"{label}: tables starting {result['scrolling']}")
+            if result["hidden"]:
+                out_of_sight.append(f"{label}: {sorted(set(result['hidden']))}")
 
         if account:
             _sign_in_as(page, live_server, app, account, measured)
@@ -392,5 +409,6 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
     assert not filled_unreached, f"no role reached a page of {filled_unreached}"
     assert not too_wide, "pages wider than a phone at 390 px:\n" + "\n".join(too_wide)
     assert not sideways, "lists to scroll sideways on a phone:\n" + "\n".join(sideways)
+    assert not out_of_sight, "buttons out of sight sideways on a phone:\n" + "\n".join(out_of_sight)
     assert set(ROWS_ON_A_PHONE) <= shown, "a list shown as rows on a phone was not visited"
     print(f"{visits} pages in {elapsed:.1f} s")
