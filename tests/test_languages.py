@@ -215,3 +215,23 @@ def test_the_applicants_page_dates_its_consent_in_their_language(app, client, fu
     # The list says when each case was started the same way.
     started = client.get("/my").get_data(as_text=True).split('data-label="Fecha de inicio"')
     assert re.match(r">\d{1,2} de \w+ de \d{4}</td>", started[1]), started[1][:60]
+
+
+#: Placeholders a day or a month of a year fills (times.day, times.month).
+DATE_PLACEHOLDERS = re.compile(r"%\((day|start|end|month)\)s\.")
+
+
+@pytest.mark.parametrize("code", ["ar", "es", "fa", "fr", "pt", "ru", "tr", "zh"])
+def test_a_date_that_ends_in_a_point_is_not_given_a_second(app, code):
+    """Russian writes 23 июля 2025 г.: a sentence ending on such a date ends there, not
+    on "г.." as it did."""
+    with app.test_request_context(), force_locale(code):
+        written = (times.day(date(2025, 7, 23)), times.month(date(2025, 6, 1)))
+    if not any(text.endswith(".") for text in written):
+        return
+    catalog = f"hrdfund/translations/{code}/LC_MESSAGES/messages.po"
+    with open(catalog, encoding="utf-8") as fh:
+        doubled = [
+            line for line in fh if line.startswith("msgstr") and DATE_PLACEHOLDERS.search(line)
+        ]
+    assert doubled == []
