@@ -197,6 +197,10 @@ def test_a_twenty_megabyte_upload_gets_the_too_large_page(client, case_uid):
     )
     assert response.status_code == 413
     assert "File too large" in response.get_data(as_text=True)
+    assert "larger than the 8 MB the fund accepts" in response.get_data(as_text=True)
+    # The limit is said before the file is chosen, where a file is sent.
+    page = client.get(f"/applications/{case_uid}").get_data(as_text=True)
+    assert "At most 8 MB." in page
 
 
 def test_hostile_file_names_become_harmless(client, case_uid):
