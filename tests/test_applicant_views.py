@@ -269,6 +269,7 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
         ("threat", "x" * 4001, "Field cannot be longer than 4000 characters"),
         ("details-months", "many", "Enter a whole number in figures, such as 12."),
         ("dependants-0-age", "\u00b2", "Enter a whole number in figures, such as 12."),
+        ("dependants-0-relation", "", "Say who this is to the defender"),
         ("country", "XX", "Not a valid choice"),
         ("budget-1-amount", "", "Enter the amount for this line"),
     ],

@@ -107,6 +107,13 @@ class DependantForm(PartForm):
     relation = StringField(_l("Relationship to the defender"), [Optional(), Length(max=60)])
     age = WholeNumberField(_l("Age"), [Optional(), NumberRange(min=0, max=120)])
 
+    def validate_age(self, field):
+        """An age with no one it belongs to would read "no answer, age 12": ask who."""
+        if field.data is not None and not (self.relation.data or "").strip():
+            raise ValidationError(
+                _l("Say who this is to the defender, such as daughter or father.")
+            )
+
 
 class ReferenceForm(PartForm):
     name = StringField(_l("Name"), [Optional(), Length(max=TEXT_MAX)])
