@@ -1,5 +1,6 @@
 """The applicant side: sign up without a name, fill in, save, come back, send, follow."""
 
+import html
 import html.parser
 import re
 from decimal import Decimal
@@ -110,6 +111,12 @@ def test_draft_is_saved_resumed_and_sent(client, make_user, fund):
     assert application_by_uid(uid).status == ApplicationStatus.SUBMITTED
     assert "Received" in client.get(f"/applications/{uid}").get_data(as_text=True)
     assert client.get(f"/applications/{uid}/edit").location == f"/applications/{uid}"
+    # Once sent it is not changed, but read back as sent: every answer, no link to change.
+    page = html.unescape(client.get(f"/applications/{uid}").get_data(as_text=True))
+    sent_part = page.split('<details class="application" id="sent">')[1].split("</details>")[0]
+    for typed in ("Death threats after a radio interview", "Rent for six months", "daughter"):
+        assert typed in sent_part
+    assert "Change:" not in sent_part
 
 
 #: What a defender types into a question of each kind, as it shows back in the form.
@@ -362,6 +369,9 @@ def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fu
     assert application_by_uid(uid).status == ApplicationStatus.INFO_REQUESTED
     page = client.get(f"/applications/{uid}").get_data(as_text=True)
     assert "Could you send the visa letter?" in page and "question" in page
+    # The question comes first, right under the status that points to it, before the
+    # consents and documents a phone would otherwise scroll past.
+    assert page.index('id="thread"') < page.index('id="consents"') < page.index('id="documents"')
     client.post(f"/applications/{uid}", data={"body": "The letter comes next week."})
     assert application_by_uid(uid).status == ApplicationStatus.IN_REVIEW
     staff_view = staff.get(f"/applications/{uid}").get_data(as_text=True)

@@ -18,8 +18,10 @@ from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
     CONSENT_LABELS,
     DOCUMENT_LABELS,
+    GENDER_LABELS,
     REFERENCE_STATUSES,
     SUBMISSION_LABEL,
+    URGENCY_LABELS,
     ConsentChangeForm,
     PartnerLabelForm,
 )
@@ -69,7 +71,38 @@ def render_case(application, user, forms):
         detail_text=detail_text,
         reference_labels=REFERENCE_STATUSES,
         applicant_language=_applicant_language(application) if user.is_staff else None,
+        sent=_sent(application, user),
     )
+
+
+def answers_context(application):
+    """What ``cases/_answers.html`` reads to show every answer of ``application``: the
+    category's fields, the steps' titles, the words for its choices, and whether each
+    consent stands now."""
+    return {
+        "fields": CATEGORY_FIELDS[application.category],
+        "titles": steps.TITLES,
+        "gender_labels": GENDER_LABELS,
+        "urgency_labels": URGENCY_LABELS,
+        "detail_text": detail_text,
+        "consents": [
+            (CONSENT_LABELS[kind], consents.active_consent(application, kind) is not None)
+            for kind in (ConsentKind.REFERRAL, ConsentKind.STORY)
+        ],
+    }
+
+
+def _sent(application, user):
+    """For the applicant side of a sent case: its answers as sent, to read back when the
+    fund asks about them (the applicant side wrote all of it; the case page shows staff
+    only the sections their role reads)."""
+    if (
+        not user.is_applicant_side
+        or application.status == ApplicationStatus.DRAFT
+        or application.purged_at
+    ):
+        return None
+    return {**answers_context(application), "application": application}
 
 
 def _panels(application, user, shown):
