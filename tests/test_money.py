@@ -12,6 +12,7 @@ from hrdfund.core.money import (
     MoneyError,
     check_currency,
     convert,
+    format_money,
     parse_amount,
     parse_rate,
     quantize,
@@ -321,3 +322,18 @@ def test_a_money_column_stores_cents_exactly(value, expected):
 def test_a_rate_column_stores_only_rates_in_range(value):
     with pytest.raises(MoneyError):
         stored_rate(value)
+
+
+@pytest.mark.parametrize(
+    "amount, currency, shown",
+    [
+        ("999999999999.99", "XOF", "F\u202fCFA999,999,999,999.99"),
+        ("1000.00", "XOF", "F\u202fCFA1,000"),
+        ("12.50", "JPY", "¥12.50"),
+        ("1250.50", "EUR", "€1,250.50"),
+    ],
+)
+def test_an_amount_with_cents_in_a_currency_without_them_shows_its_cents(amount, currency, shown):
+    """CFA francs and yen are written without cents; an amount that has some (a referral
+    typed 999,999,999,999.99) shows them, never rounded to a million it is not."""
+    assert format_money(Decimal(amount), currency).replace("\xa0", "\u202f") == shown

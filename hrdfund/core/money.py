@@ -11,7 +11,12 @@ import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel.numbers import format_currency, format_decimal, get_currency_name
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    get_currency_name,
+    get_currency_precision,
+)
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
@@ -404,7 +409,12 @@ def _formatted(amount, currency_code, locale):
     """An amount (as its exact text, so 0.00 and -0.00 stay apart) in words, remembered:
     Babel takes a tenth of a millisecond for each, and a page of charts writes hundreds,
     the same ones from one request to the next."""
-    return format_currency(Decimal(amount), currency_code, locale=locale)
+    value = Decimal(amount)
+    # A currency written without cents (CFA francs, yen) still shows cents an amount has:
+    # rounded away, 999,999.99 XOF would read as a million.
+    whole = Decimal(1).scaleb(-get_currency_precision(currency_code))
+    exact = value.is_finite() and value != value.quantize(whole, rounding=ROUND_HALF_UP)
+    return format_currency(value, currency_code, locale=locale, currency_digits=not exact)
 
 
 def currency_name(code, locale="en"):
