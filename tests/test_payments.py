@@ -239,6 +239,12 @@ def test_an_instalment_is_never_paid_past_what_is_due_on_it(money_world):
     with pytest.raises(payments.PaymentError, match="approved at, where 1,000.00 EUR is still"):
         pay(money_world, grant, str(over), currency="USD")
     db.session.rollback()
+    # In shillings at a rate finance typed: weighed at that rate, and the words say so.
+    with pytest.raises(payments.PaymentError, match="At this payment's rate it covers"):
+        pay(
+            money_world, grant, "200000", currency="KES", rate=Decimal("0.0077"), rate_source="Bank"
+        )
+    db.session.rollback()
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
     # The instalment's amount in dollars, rounded up to the cent: taken.
     exact = (Decimal(1000) * EUR_USD).quantize(Decimal("0.01"), rounding="ROUND_UP")

@@ -90,9 +90,22 @@ def check_priced(grant, application, allocation, pool, instalment, paid, currenc
         covered,
         fee + max(difference, Decimal(0)),
         slack=cover_slack(grant, allocation, currency, rate),
-        converted=currency != grant.currency,
+        converted=_converted(grant, pool, currency),
     )
     return amount, difference
+
+
+#: How a payment's worth in the grant's currency was reached (:func:`_converted`).
+APPROVAL, PAYMENT = "approval", "payment"
+
+
+def _converted(grant, pool, currency):
+    """How a payment in ``currency`` reaches the grant's currency: not at all (``None``:
+    paid in it), at the rate the grant was approved at (``APPROVAL``: paid in the pool's
+    currency), or at the payment's own rate first (``PAYMENT``)."""
+    if currency == grant.currency:
+        return None
+    return APPROVAL if currency == pool.currency else PAYMENT
 
 
 def _last_cent(remaining, amount, difference):
@@ -149,14 +162,14 @@ def check_payment(
     covered,
     extra,
     slack=COVER_TOLERANCE,
-    converted=False,
+    converted=None,
 ):
     """Every rule a payment is held to when it is entered, and again under the locks when
     it is booked: within what the grant still commits (``remaining``, of the allocation),
     a fee and exchange loss the pool can cover, and an instalment that may be paid, for no
     more than is still due on it
-    (``slack``: see :func:`cover_slack`; ``converted``: paid in another currency than the
-    grant's, so ``covered`` is at the approval's rate)."""
+    (``slack``: see :func:`cover_slack`; ``converted``: how a payment in another currency
+    than the grant's was weighed, :func:`_converted`)."""
     if amount > remaining:
         raise PaymentError(
             _l(
@@ -211,7 +224,7 @@ def _check_plan_followed(grant):
 
 
 def check_instalment(
-    grant, application, instalment, covered, slack=COVER_TOLERANCE, converted=False
+    grant, application, instalment, covered, slack=COVER_TOLERANCE, converted=None
 ):
     """Refuse paying an instalment twice or past what is still due on it, a tranche held
     for a report, or a stipend month the same defender was already paid for on any
@@ -266,7 +279,16 @@ def _check_not_paid(instalment, covered, currency, slack, converted):
         seq=instalment.seq,
         due=figure(max(instalment.amount - done, Decimal("0.00"))),
     )
-    if converted:
+    if converted == PAYMENT:
+        raise PaymentError(
+            _l(
+                "At this payment's rate it covers %(covered)s %(currency)s of instalment"
+                " %(seq)d, where %(due)s %(currency)s is still due: pay at most that, or pay"
+                " the rest against the next instalment.",
+                **words,
+            )
+        )
+    if converted == APPROVAL:
         raise PaymentError(
             _l(
                 "This payment covers %(covered)s %(currency)s of instalment %(seq)d at the "
