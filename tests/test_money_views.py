@@ -4,7 +4,8 @@ finance only."""
 
 import html
 import io
-from datetime import date, datetime
+import re
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -229,6 +230,39 @@ def test_finance_keeps_the_rate_table(app, money_world):
     assert "Central bank" in finance.get("/pools/rates").get_data(as_text=True)
     reviewer = signed_in(app, money_world.reviewer)
     assert reviewer.get("/pools/rates").status_code == 403
+
+
+def test_every_rate_of_the_table_can_be_read_a_page_at_a_time(app, money_world):
+    """A table of 230 rates is read page by page, newest first, every one reachable (the
+    page showed the newest 100 and nothing said there were more), and of one currency when
+    asked."""
+    manager = money_world.m2
+    first = date(2025, 1, 1)
+    for n in range(228):
+        entry = pools.record_rate(
+            money_world.fund.id,
+            money_world.finance,
+            first + timedelta(days=n),
+            "EUR",
+            "GBP",
+            Decimal("0.85"),
+            f"rate-{n:03d}",
+        )
+        pools.confirm_rate(entry, manager)
+    db.session.commit()
+    finance = signed_in(app, money_world.finance)
+    seen, page, url = [], 1, "/pools/rates"
+    while url:
+        html_page = finance.get(url).get_data(as_text=True)
+        seen += re.findall(r"rate-(\d{3})", html_page)
+        nxt = re.search(r'<a href="(/pools/rates\?page=\d+[^"]*)">Next</a>', html_page)
+        url = html.unescape(nxt[1]) if nxt else None
+        page += 1
+    assert seen == [f"{n:03d}" for n in reversed(range(228))]
+    assert page == 4  # three pages of at most 100
+    only_kes = finance.get("/pools/rates?currency=KES").get_data(as_text=True)
+    assert not re.search(r"rate-\d{3}", only_kes) and "KES" in only_kes
+    assert finance.get("/pools/rates?currency=nonsense&page=-4").status_code == 200
 
 
 def test_the_rate_table_refuses_a_rate_out_of_range(app, money_world):

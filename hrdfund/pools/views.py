@@ -1,7 +1,7 @@
 """Setting up donors and pools, recording money received, and the rate table."""
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
@@ -12,6 +12,8 @@ from ..auth.models import Role
 from ..core import limits
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
+from ..core.money import CURRENCIES
+from ..core.paging import page_arg
 from ..core.work import perform
 from ..ledger.models import Contribution
 from . import bp, services
@@ -160,11 +162,16 @@ def reverse_contribution(uid):
 @bp.get("/rates")
 @role_required(Role.FINANCE, Role.MANAGER)
 def rates():
-    """The fund's exchange-rate table, newest first, below the entries waiting for a
-    second person."""
+    """The fund's exchange-rate table, newest first, a page at a time and, when asked, of
+    one currency only (``currency``), below the entries waiting for a second person."""
+    currency = request.args.get("currency", "")
+    currency = currency if currency in CURRENCIES else ""
+    page = page_arg()
 
-    def entries(*where):
-        return (
+    def entries(*where, page=1):
+        if currency:
+            where = (*where, sa.or_(ExchangeRate.base == currency, ExchangeRate.quote == currency))
+        found = (
             db.session.execute(
                 sa.select(ExchangeRate)
                 .where(ExchangeRate.fund_id == current_user.fund_id, *where)
@@ -173,21 +180,34 @@ def rates():
                     sa.orm.joinedload(ExchangeRate.confirmed_by),
                 )
                 .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
-                .limit(100)
+                .limit(RATES_PAGE + 1)
+                .offset((page - 1) * RATES_PAGE)
             )
             .scalars()
             .all()
         )
+        return found[:RATES_PAGE], len(found) > RATES_PAGE
 
     can_edit = current_user.role in services.RATE_KEEPERS
+    held, more_held = entries(sa.not_(ExchangeRate.counts()))
+    rows, has_next = entries(ExchangeRate.counts(), page=page)
     return render_template(
         "pools/rates.html",
-        held=entries(sa.not_(ExchangeRate.counts())),
-        rows=entries(ExchangeRate.counts()),
+        held=held,
+        more_held=more_held,
+        rows=rows,
+        page=page,
+        has_next=has_next,
+        currency=currency,
+        currencies=CURRENCIES,
         form=refused.restore(RateForm(formdata=None)) if can_edit else None,
         confirm_form=ConfirmForm() if can_edit else None,
         tolerance=format(limits.rate_tolerance_percent().normalize(), "f"),
     )
+
+
+#: Rates on a page of the table.
+RATES_PAGE = 100
 
 
 @bp.post("/rates")
