@@ -325,7 +325,7 @@ def check_login_rules(login):
     """Raise :class:`LoginPolicyError` unless ``login`` (normalised) has the allowed form."""
     if not LOGIN_PATTERN.match(login):
         raise LoginPolicyError(
-            _l("a login is 3 to 64 letters, digits, dots, dashes or underscores")
+            _l("A login is 3 to 64 letters, digits, dots, dashes or underscores.")
         )
 
 
@@ -335,8 +335,8 @@ def check_not_made_login(login):
     if is_made_login(login):
         raise LoginPolicyError(
             _l(
-                "logins of three groups of four letters and digits (abcd-efgh-jkmn) are made "
-                "by sign-up, for applicant accounts only: choose another login"
+                "Logins of three groups of four letters and digits (abcd-efgh-jkmn) are made "
+                "by sign-up, for applicant accounts only: choose another login."
             )
         )
 
