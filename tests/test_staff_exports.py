@@ -15,6 +15,7 @@ from hrdfund.cases.models import ApplicationStatus, ConflictDeclaration
 from hrdfund.cases.services import change_status, defender_key
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
+from hrdfund.disbursements import services as payments
 from hrdfund.core.support import Category
 from hrdfund.grants import plans
 from tests.conftest import PAYEE_CANARY, make_case, pay, signed_in
@@ -118,6 +119,15 @@ def test_payments_of_a_period_download_for_finance_without_payees(app, money_wor
         response = client.get(f"/payments/export.csv?{query}")
         assert response.status_code == 400 and "error-summary" in response.get_data(as_text=True)
     assert len(_downloads()) == 2
+    # A reversal counts against its payment, every figure with its own sign: no "-0.00",
+    # no "--".
+    back = payments.reverse_disbursement(inside, money_world.finance, "bounced")
+    db.session.commit()
+    rows = _csv(client.get("/payments/export.csv?start=2026-01-01&end=2026-12-31"))
+    line = dict(zip(rows[0], next(r for r in rows[1:] if r[0] == back.uid), strict=True))
+    assert (line["Paid"], line["In pool currency"]) == ("-200.00", "-200.00")
+    assert (line["Fee"], line["Exchange difference"]) == ("0.00", "0.00")
+    assert _downloads()[-1][2]["rows"] == 3
     # Another fund's finance gets none of these payments.
     stranger = money_world.make_user("finance", fund_id=make_fund("Other fund").id)
     other = _csv(

@@ -59,6 +59,15 @@ def _amount(value):
     return "" if value is None else f"{value:.2f}"
 
 
+def _signed(value, reversal):
+    """An amount with the sign it has in the pool's sums: a reversal's against the row it
+    reverses (a negative exchange difference reversed is positive); zero never "-0.00"."""
+    if value is None:
+        return ""
+    value = -value if reversal else value
+    return _amount(value if value else abs(value))
+
+
 def queue_csv(rows, reporting, worth, names=None):
     """The queue's ``rows`` (as ``reviews.queue.listed`` selects them) as CSV; ``names``
     (case uid to the defender's name) adds that column."""
@@ -166,7 +175,7 @@ def payments_csv(user, start, end, channels):
     lines = []
     for row in rows[:ROW_LIMIT]:
         p = row.Disbursement
-        sign = "-" if p.reversal_of_id else ""
+        back = p.reversal_of_id is not None
         lines.append(
             [
                 p.uid,
@@ -176,12 +185,12 @@ def payments_csv(user, start, end, channels):
                 row.case_uid,
                 row.pool,
                 str(channels[p.channel]),
-                sign + _amount(p.amount_paid),
+                _signed(p.amount_paid, back),
                 p.currency_paid,
-                sign + _amount(p.amount),
+                _signed(p.amount, back),
                 row.pool_currency,
-                sign + _amount(p.fee_amount),
-                sign + _amount(p.exchange_difference),
+                _signed(p.fee_amount, back),
+                _signed(p.exchange_difference, back),
                 p.reference or "",
             ]
         )
