@@ -125,7 +125,9 @@ def add_contributions(world):
             received_amount = quantize((want / unit).to_integral_value(ROUND_CEILING) * unit)
             amount = convert(received_amount, rate)
             received += amount
-            letter = f"{pool.name[:24]} grant letter {on:%Y}-Q{(on.month - 1) // 3 + 1}"
+            # The pool by its initials (a reference is short): "RSH grant letter 2026-Q3".
+            initials = "".join(word[0] for word in pool.name.split() if word[0].isupper())
+            letter = f"{initials} grant letter {on:%Y}-Q{(on.month - 1) // 3 + 1}"
             add_contribution(world, pool, amount, received_amount, paid_in, rate, on, letter)
             if pool is world.pools[0] and quarter == 0:
                 # Booked twice by mistake, and the copy reversed a few days later.
