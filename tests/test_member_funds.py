@@ -3,6 +3,7 @@ funds and names the intake fund, and sees no case; each fund's administrator say
 covers and sets its own threshold and targets; a defender chooses the fund, or leaves it to
 the intake fund; a suspended fund's staff cannot sign in and no application reaches it."""
 
+import html
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -367,7 +368,8 @@ def test_a_fund_admin_alone_cannot_raise_the_threshold_above_the_instances(app, 
             admin,
             admin.post("/fund/settings/limits", data={"limits-four_eyes_threshold": too_high}),
         )
-        assert "can be at most the instance" in page.get_data(as_text=True), too_high
+        said = html.unescape(page.get_data(as_text=True))
+        assert "can be at most the instance's, €5,000.00:" in said, too_high
         db.session.expire_all()
         assert db.session.get(Fund, regional.id).four_eyes_threshold is None
     assert (

@@ -15,8 +15,8 @@ from hrdfund.cases.models import ApplicationStatus, ConflictDeclaration
 from hrdfund.cases.services import change_status, defender_key
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements import services as payments
 from hrdfund.core.support import Category
+from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from tests.conftest import PAYEE_CANARY, make_case, pay, signed_in
 

@@ -17,6 +17,7 @@ from ..auth.models import Fund, Role, User
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
+from ..core.money import money_words
 from ..core.sql import lock_row
 from ..core.text import same_name, tidy_name
 
@@ -143,10 +144,9 @@ def update_limits(actor, fund, threshold, targets):
         # threshold fewer approvals would need a second manager.
         raise FundError(
             _l(
-                "The fund's threshold can be at most the instance's, %(ceiling)s %(currency)s:"
-                " a higher one would let one manager alone approve more.",
-                ceiling=ceiling,
-                currency=limits.reporting_currency(),
+                "The fund's threshold can be at most the instance's, %(ceiling)s: a higher"
+                " one would let one manager alone approve more.",
+                ceiling=money_words(ceiling, limits.reporting_currency()),
             )
         )
     for kind in ("urgent", "normal"):
