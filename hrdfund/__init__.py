@@ -7,6 +7,7 @@ import sqlite3
 import traceback
 
 import sqlalchemy as sa
+from babel.lists import format_list
 from flask import (
     Flask,
     before_render_template,
@@ -157,6 +158,11 @@ def _assemble(app):
         code, str(get_locale() or "en")
     )
     app.jinja_env.filters["region"] = geo.region_label
+    # A list of words as the reader's language joins one: Kenya, Tanzania and Uganda;
+    # 肯尼亚、坦桑尼亚和乌干达; کنیا، تانزانیا و اوگاندا.
+    app.jinja_env.filters["words"] = lambda items: format_list(
+        [str(item) for item in items], locale=get_locale() or "en"
+    )
     # Dates in the reader's language: a day, a month, a short month.
     app.jinja_env.filters["day"] = times.day
     app.jinja_env.filters["month"] = times.month

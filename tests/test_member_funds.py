@@ -4,6 +4,7 @@ covers and sets its own threshold and targets; a defender chooses the fund, or l
 the intake fund; a suspended fund's staff cannot sign in and no application reaches it."""
 
 import html
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -256,6 +257,15 @@ def test_the_public_page_says_what_each_fund_covers_and_how_fast_it_answers(
     french = app.test_client().get("/funds", headers={"Accept-Language": "fr"})
     assert "Kenya" in french.get_data(as_text=True)
     assert "Funds you can apply to" not in french.get_data(as_text=True)
+    # Each language joins a list as it writes one: never a Latin comma in Chinese or Farsi.
+    for language, joined in (("en", "Kenya and Uganda"), ("fr", "Kenya et Ouganda")):
+        read = app.test_client().get("/funds", headers={"Accept-Language": language})
+        assert joined in read.get_data(as_text=True), language
+    for language, joiner in (("zh", "和"), ("fa", " و ")):
+        read = app.test_client().get("/funds", headers={"Accept-Language": language}).text
+        card = read[read.index("Regional Fund") :]
+        places = re.findall(r"<dd>(.*?)</dd>", card)[1]  # kinds of support, then where
+        assert joiner in places and ", " not in places, (language, places)
 
 
 def test_each_fund_weighs_approvals_against_its_own_threshold(app, network, make_user):
