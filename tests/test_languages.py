@@ -198,6 +198,22 @@ def test_days_and_months_are_written_as_each_language_writes_them(app, code, day
         assert times.month(date(2026, 12, 1)) == month
 
 
+@pytest.mark.parametrize(
+    ("code", "moment"),
+    [
+        ("en", "6 December 2026, 23:01 UTC"),
+        ("zh", "2026年12月6日 23:01 UTC"),
+        ("ar", "6 ديسمبر 2026، 23:01 UTC"),
+        ("fa", "6 دسامبر 2026،\u200f 23:01 UTC"),
+    ],
+)
+def test_a_day_and_its_time_are_joined_as_each_language_joins_them(app, code, moment):
+    """A message's time in Chinese or Farsi with a Latin comma read ",2026" right to left:
+    each language's own joining instead."""
+    with app.test_request_context(), force_locale(code):
+        assert times.day_and_time(datetime(2026, 12, 6, 23, 1)) == moment
+
+
 def test_the_applicants_page_dates_its_consent_in_their_language(app, client, fund, make_user):
     """A defender reading Spanish reads when they gave their consent as Spanish writes a
     day."""

@@ -5,6 +5,7 @@ or how long it is overdue (in days once past two days)."""
 import math
 from datetime import timedelta
 
+from babel import Locale
 from babel.dates import format_date, format_skeleton
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
@@ -61,11 +62,13 @@ def chart_month(value):
 
 
 def day_and_time(value):
-    """A moment as the reader's language writes its day, with its time of day in UTC:
-    6 December 2026, 14:05 UTC."""
+    """A moment as the reader's language writes its day, with its time of day in UTC,
+    joined as that language joins them: 6 December 2026, 14:05 UTC; 2026年12月6日 14:05 UTC;
+    ۶ دسامبر ۲۰۲۶،‏ 14:05 UTC."""
     if value is None:
         return ""
-    return f"{day(value)}, {value:%H:%M} UTC"
+    joined = Locale.parse(_date_locale()).datetime_formats["medium"]
+    return joined.replace("{1}", day(value)).replace("{0}", f"{value:%H:%M} UTC")
 
 
 def moment(value):
