@@ -7,7 +7,8 @@ import pytest
 
 from hrdfund import ROOT
 from hrdfund.core.columns import utcnow
-from tests.conftest import pay, signed_in, start_application
+from tests.conftest import login, pay, signed_in, start_application
+from tests.test_applicant_views import RELOCATION
 
 pytestmark = pytest.mark.e2e
 
@@ -123,3 +124,29 @@ def test_what_a_tables_rows_offer_to_do_stays_on_a_phone_screen(app, money_world
         assert controls, path
         outside = [(text, right) for text, right in controls if right > 390]
         assert not outside, (path, outside)
+
+
+def test_a_number_answered_on_a_page_written_right_to_left_sits_under_its_question(
+    client, make_user, page
+):
+    """On the check page in Farsi, "3" (people) took the left-to-right direction its
+    figures have and sat at the far left, away from its question on the right."""
+    client.post("/language", data={"language": "fa"})
+    login(client, make_user("applicant", language="fa"))
+    uid = start_application(client, "relocation")
+    client.post(f"/applications/{uid}/edit", data={**RELOCATION, "save": "1"})
+    html = client.get(f"/applications/{uid}/steps/review").get_data(as_text=True)
+    assert 'dir="rtl"' in html
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_content(_styled(html))
+    sides = page.evaluate(
+        """() => {
+            const dd = [...document.querySelectorAll('dd')].find(d => d.textContent.trim() === '3');
+            const range = document.createRange();
+            range.selectNodeContents(dd);
+            const text = range.getBoundingClientRect(), box = dd.getBoundingClientRect();
+            return [text.right, box.right, text.left, box.left];
+        }"""
+    )
+    text_right, box_right, text_left, box_left = sides
+    assert box_right - text_right < 2 and text_left - box_left > 100, sides
