@@ -66,7 +66,7 @@ def test_payments_and_contributions_are_listed_newest_first(
     assert _order(_section(html, 'id="payments"'), EVERY_PAYMENT) == EVERY_PAYMENT
     # Received on 5 March, then 20 January, then the world's first money of 2 January.
     received = _section(html, 'id="contributions"')
-    dates = re.findall(r"<td>(\d{4}-\d\d-\d\d)</td>", received)
+    dates = re.findall(r"<td[^>]*>(\d{4}-\d\d-\d\d)</td>", received)
     assert dates == sorted(dates, reverse=True) == ["2026-03-05", "2026-01-20", "2026-01-02"]
 
     # The grants paid in a period: the most recently paid first, with that date.

@@ -28,8 +28,14 @@ from wtforms.validators import (
 
 from ..core import geo
 from ..core.fields import MoneyField, WholeNumberField
-from ..core.forms import KeptOptionsSelect, PageForm, PartForm, PrefixedForm, options
-from ..core.money import CURRENCIES
+from ..core.forms import (
+    KeptOptionsSelect,
+    PageForm,
+    PartForm,
+    PrefixedForm,
+    currency_options,
+    options,
+)
 from ..core.support import CATEGORY_LABELS, Category
 from . import steps
 from .categories import CATEGORY_FIELDS
@@ -250,7 +256,7 @@ def _step_fields(category):
             "currency": SelectField(
                 _l("Currency of the budget"),
                 [Optional()],
-                choices=options([(c, c) for c in CURRENCIES]),
+                choices=currency_options(),
             ),
             "budget": FieldList(FormField(BudgetLineForm), min_entries=5, max_entries=10),
         },

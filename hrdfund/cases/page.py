@@ -71,7 +71,6 @@ def render_case(application, user, forms):
         detail_text=detail_text,
         reference_labels=REFERENCE_STATUSES,
         applicant_language=_applicant_language(application) if user.is_staff else None,
-        sent=_sent(application, user),
     )
 
 
@@ -90,19 +89,6 @@ def answers_context(application):
             for kind in (ConsentKind.REFERRAL, ConsentKind.STORY)
         ],
     }
-
-
-def _sent(application, user):
-    """For the applicant side of a sent case: its answers as sent, to read back when the
-    fund asks about them (the applicant side wrote all of it; the case page shows staff
-    only the sections their role reads)."""
-    if (
-        not user.is_applicant_side
-        or application.status == ApplicationStatus.DRAFT
-        or application.purged_at
-    ):
-        return None
-    return {**answers_context(application), "application": application}
 
 
 def _panels(application, user, shown):

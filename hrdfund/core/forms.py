@@ -9,43 +9,23 @@ would repeat on the page, so it has none (nothing labels or points at it).
 """
 
 import functools
-import re
 
 import wtforms
 from babel import support
 from flask import g
 from flask_babel import get_locale
+from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectChoice, StringField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.i18n import messages_path
 from wtforms.widgets import HiddenInput
 
-#: Characters that reorder or hide the text around them: the bidirectional embeddings,
-#: overrides and isolates (a name typed with a right-to-left override reads backwards to
-#: staff, "gnp.exe"), and every other character Unicode says a reader is not shown
-#: (Default_Ignorable_Code_Point): zero-width spaces, word joiners, byte-order marks, soft
-#: hyphens, invisible operators, the Hangul fillers (which make a name that looks empty),
-#: the combining grapheme joiner, variation selectors, Mongolian free variation
-#: selectors, Khmer inherent vowels, musical and shorthand format controls, and the tag
-#: characters that can carry hidden words; and the interlinear annotation marks. The
-#: zero-width non-joiner and joiner and the left-to-right, right-to-left and Arabic letter
-#: marks stay: Persian, Arabic and Indic writing needs them, and they cannot reorder
-#: letters.
-INVISIBLE = re.compile(
-    "[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
-)
-
+from .money import CURRENCIES, currency_name
+from .text import INVISIBLE, strip_invisible  # noqa: F401  (what forms and files strip)
 
 #: Set on ``g`` when a page renders the form refused for it.
 REFUSED_SHOWN = "hrdfund_refused_shown"
-
-
-def strip_invisible(value):
-    """``value`` without the characters of :data:`INVISIBLE`; anything not text as it is."""
-    return INVISIBLE.sub("", value) if isinstance(value, str) else value
 
 
 def _bind_text(form, unbound_field, options):
@@ -154,6 +134,16 @@ class ConfirmForm(PageForm):
 def options(pairs):
     """Select options from (value, label) pairs."""
     return [SelectChoice(value, label) for value, label in pairs]
+
+
+def currency_options():
+    """Every currency funds pay in, each by its code and its name in the reader's language
+    (KES · Kenyan Shilling; KES · shilling kényan), where the list showed codes alone."""
+    return options((code, LazyString(_currency_label, code)) for code in CURRENCIES)
+
+
+def _currency_label(code):
+    return f"{code} · {currency_name(code, get_locale() or 'en')}"
 
 
 class KeptOptionsSelect(wtforms.widgets.Select):

@@ -113,6 +113,9 @@ CURRENCIES = (
     "UAH",
     "RUB",
     "BYN",
+    "CNY",
+    "IRR",
+    "SYP",
 )
 
 

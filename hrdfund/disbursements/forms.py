@@ -18,8 +18,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from ..core.fields import Entered, MoneyField, RateField
-from ..core.forms import PageForm, PrefixedForm, options
-from ..core.money import CURRENCIES, format_money
+from ..core.forms import PageForm, PrefixedForm, currency_options, options
+from ..core.money import format_money
 from ..ledger.models import Channel, PayeeType
 from .bounds import RATE_OR_NOTHING
 from .models import HoldReason
@@ -101,7 +101,7 @@ class PaymentForm(PrefixedForm):
     )
     channel = SelectField(_l("Channel"), choices=options(CHANNEL_LABELS.items()))
     amount_paid = MoneyField(_l("Amount paid"), [Entered(_l("Enter the amount paid."))])
-    currency_paid = SelectField(_l("Currency paid"), choices=options((c, c) for c in CURRENCIES))
+    currency_paid = SelectField(_l("Currency paid"), choices=currency_options())
     rate = RateField(_l("Rate: pool currency per unit paid (empty: the fund's table)"))
     rate_source = StringField(_l("Source of the rate"), [Optional(), Length(max=80)])
     rate_reason = StringField(

@@ -22,8 +22,7 @@ from ..auth.language import NAMES
 from ..auth.models import User
 from ..core import geo
 from ..core.fields import Entered, MoneyField, WholeNumberField
-from ..core.forms import PrefixedForm, options
-from ..core.money import CURRENCIES
+from ..core.forms import PrefixedForm, currency_options, options
 from ..core.support import CATEGORY_LABELS
 
 #: A target is at most a year, in hours.
@@ -134,7 +133,7 @@ class ReferForm(PrefixedForm):
         [Optional(), NumberRange(1, 36, _l("Between 1 and 36."))],
     )
     amount = MoneyField(_l("Amount asked"), [Entered(_l("Enter the amount asked."))])
-    currency = SelectField(_l("Currency"), choices=options((c, c) for c in CURRENCIES))
+    currency = SelectField(_l("Currency"), choices=currency_options())
     shares = _checkboxes(
         _l("What the other fund may open (nothing ticked: only what is asked, and why)"),
         options(

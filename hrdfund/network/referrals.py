@@ -36,6 +36,7 @@ from ..core.extensions import db
 from ..core.money import CURRENCIES, ConversionError, convert, money_words, quantize
 from ..core.sql import lock_row
 from ..core.support import Category
+from ..pools.services import MissingRateError, table_rate
 from .models import Referral, ReferralStatus
 
 #: Who refers a case and who answers a referral: the fund's reviewers and managers.
@@ -166,9 +167,6 @@ def _check_within_ask(application, part):
 def _in_case_currency(application, amount, currency):
     """``amount`` in ``currency`` as the case's currency counts it, at the referring fund's
     table rate of today."""
-    # Here, not at the top: the pools' models are mapped after the network's.
-    from ..pools.services import MissingRateError, table_rate
-
     if currency == application.currency:
         return amount
     try:

@@ -8,12 +8,11 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core import geo
 from ..core.fields import Entered, MoneyField, RateField
-from ..core.forms import PrefixedForm, options
-from ..core.money import CURRENCIES
+from ..core.forms import PrefixedForm, currency_options, options
 from ..core.support import CATEGORY_LABELS
 from .models import Pool
 
-CURRENCY_CHOICES = options((c, c) for c in CURRENCIES)
+CURRENCY_CHOICES = currency_options()
 
 
 def _country_options():

@@ -14,8 +14,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from ..cases.forms import LONG_MAX, REFERENCE_STATUSES, TEXT_MAX
 from ..core.fields import MoneyField
-from ..core.forms import PageForm, PrefixedForm, options
-from ..core.money import CURRENCIES
+from ..core.forms import PageForm, PrefixedForm, currency_options, options
 from .models import NoteKind, Recommendation, RiskLevel
 
 RISK_LABELS = {
@@ -140,8 +139,6 @@ class CofundingForm(PrefixedForm):
         _l("Other funder"), [DataRequired(_l("Name the other funder.")), Length(max=TEXT_MAX)]
     )
     amount = MoneyField(_l("Amount they pay"))
-    currency = SelectField(
-        _l("Currency"), choices=options((c, c) for c in sorted(CURRENCIES)), default="EUR"
-    )
+    currency = SelectField(_l("Currency"), choices=currency_options(), default="EUR")
     starts_on = DateField(_l("From"), [Optional()])
     ends_on = DateField(_l("Until"), [Optional()])

@@ -51,6 +51,7 @@ def test_promise_16_every_route_is_closed_unless_listed_public(app, client):
         "auth.login",
         "auth.code",
         "auth.qr",
+        "auth.reset_code",
         "auth.recovery",
         "auth.register",
         "auth.choose_language",
