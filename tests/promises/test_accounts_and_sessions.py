@@ -338,6 +338,14 @@ def test_promise_10_logout_and_end_sessions_stop_every_cookie(app, client, make_
     )
     assert changed.status_code == 302 and mine.get("/my").status_code == 200
     assert other.get("/my").location == "/login" and kept.get("/my").location == "/login"
+    # A reset second factor: whoever has the password alone is shown no new key.
+    admin.post(f"/admin/users/{finance.uid}/second-factor")
+    thief = app.test_client()
+    thief.post("/login", data={"login": finance.login, "password": PASSWORD})
+    assert thief.get("/login/code").location == "/login/code/reset"
+    assert thief.get("/login/code/qr.svg").status_code == 404
+    db.session.refresh(finance)
+    assert finance.totp_secret not in thief.get("/login/code/reset").get_data(as_text=True)
 
 
 def test_promise_11_sessions_time_out_and_cookies_hold_nothing_of_the_case(
