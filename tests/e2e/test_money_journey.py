@@ -79,15 +79,22 @@ def _check_output(server):
     return done.stdout
 
 
+def _euro_grant(login, amount, name):
+    """In the server's database: a new defender ``login`` with a euro grant of ``amount``
+    for ``name`` from the dollar pool, through the demo's staff; the grant and its pool."""
+    fund = db.session.execute(sa.select(Fund).limit(1)).scalar_one()
+    defender = auth_services.create_user(Role.APPLICANT, login, PASSWORD)
+    pool = db.session.execute(sa.select(Pool).where(Pool.name == POOL)).scalar_one()
+    world = MoneyWorld.around(fund, defender, _staff(Role.REVIEWER), _staff(Role.MANAGER))
+    world.finance = _staff(Role.FINANCE)
+    return world, world.grant(amount, pool=pool, currency="EUR", name=name), pool
+
+
 def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, browser, tmp_path):
     url = live_server["url"]
     app = _staff_app(live_server)
     with app.app_context():
-        fund = db.session.execute(sa.select(Fund).limit(1)).scalar_one()
-        defender = auth_services.create_user(Role.APPLICANT, "money-e2e-defender", PASSWORD)
-        pool = db.session.execute(sa.select(Pool).where(Pool.name == POOL)).scalar_one()
-        world = MoneyWorld.around(fund, defender, _staff(Role.REVIEWER), _staff(Role.MANAGER))
-        grant = world.grant("3000", pool=pool, currency="EUR", name="Money Journey Defender")
+        _world, grant, pool = _euro_grant("money-e2e-defender", "3000", "Money Journey Defender")
         uid, pool_uid = grant.application.uid, pool.uid
         db.session.remove()
         db.engine.dispose()
@@ -185,12 +192,7 @@ def test_a_payment_waiting_for_a_second_person_is_confirmed_on_a_phone(live_serv
     url = live_server["url"]
     app = _staff_app(live_server)
     with app.app_context():
-        fund = db.session.execute(sa.select(Fund).limit(1)).scalar_one()
-        defender = auth_services.create_user(Role.APPLICANT, "held-e2e-defender", PASSWORD)
-        pool = db.session.execute(sa.select(Pool).where(Pool.name == POOL)).scalar_one()
-        world = MoneyWorld.around(fund, defender, _staff(Role.REVIEWER), _staff(Role.MANAGER))
-        world.finance = _staff(Role.FINANCE)
-        grant = world.grant("1000", pool=pool, currency="EUR", name="Held Journey Defender")
+        world, grant, _pool = _euro_grant("held-e2e-defender", "1000", "Held Journey Defender")
         held = pay(world, grant, "400", instalment=None, fee=Decimal("150.00"))
         assert isinstance(held, HeldPayment), "a fee of more than a tenth waits"
         uid = grant.application.uid
