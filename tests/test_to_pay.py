@@ -161,6 +161,25 @@ def test_a_round_sum_in_another_currency_is_recorded_and_the_shortfall_said(app,
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 1
 
 
+def test_a_payment_held_for_a_second_person_says_what_it_will_leave_short(app, money_world):
+    """Held (its fee a large share of it), nothing is booked: the words say the shortfall
+    comes once it is confirmed, where they read as if the instalment were short now,
+    beside a list that still showed it whole."""
+    today = utcnow().date()
+    grant = money_world.grant("2000")
+    money_world.plan(grant, count=2, starts_on=today)
+    finance = signed_in(app, money_world.finance)
+    data = payment_data(
+        grant,
+        **{"pay-amount_paid": "600.00", "pay-fee": "100", "pay-paid_on": today.isoformat()},
+    )
+    response = finance.post(f"/applications/{grant.application.uid}/payments", data=data)
+    page = _text(finance.get(response.location))
+    assert "Nothing is booked yet" in page
+    assert "Once this payment is confirmed, instalment 1 will still be short by €400.00" in page
+    assert "Instalment 1 is still short" not in page
+
+
 def test_a_sum_short_by_rounding_only_counts_as_paid(app, money_world):
     today = utcnow().date()
     grant = money_world.grant("1000")

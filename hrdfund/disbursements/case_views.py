@@ -149,8 +149,9 @@ def _say_short(row):
     """Say when the payment (booked, or held and counted as if booked) leaves its
     instalment short, by how much in the grant's currency and in the currency paid: a
     short payment is kept (partial payments are normal), and the instalment stays due."""
+    pending = isinstance(row, HeldPayment)
     with reading():
-        short = shortfall(row, pending=isinstance(row, HeldPayment))
+        short = shortfall(row, pending=pending)
     if short is None:
         return
     locale = str(get_locale() or "en")
@@ -160,7 +161,17 @@ def _say_short(row):
         "short_paid": format_money(short.short_paid, short.currency_paid, locale),
     }
     same = short.currency == short.currency_paid
-    if short.stays_due:
+    if pending and short.stays_due:
+        # Nothing is booked yet: the page still shows the instalment as it was.
+        flash(
+            _(
+                "Once this payment is confirmed, instalment %(seq)d will still be short by"
+                " %(short)s: it stays on the list of grants to pay until it is paid in full.",
+                **words,
+            ),
+            "warning",
+        )
+    elif short.stays_due:
         flash(
             _(
                 "Instalment %(seq)d is still short by %(short)s: it stays on the list of "
