@@ -85,6 +85,8 @@ def test_the_network_admin_creates_a_fund_whose_admin_signs_in(app, network):
         ({"fund-admin_login": "abcd-efgh-jkmn"}, "made by sign-up"),
         ({"fund-admin_password": "password123456"}, "too common"),
         ({"fund-admin_login": "x"}, "3 to 64"),
+        ({"fund-name": "\x01\x02"}, "Give the fund&#39;s name."),  # nothing of it shows
+        ({"fund-name": "REGIONAL fund"}, "already named"),
     ],
 )
 def test_a_fund_refused_creates_nothing_and_says_why(app, network, fields, words):

@@ -92,6 +92,7 @@ def test_amounts_people_type_are_read_exactly(text, expected):
         ("12,50", "commas only between thousands"),
         ("1,0000", "commas only between thousands"),
         ("1,000,00", "commas only between thousands"),
+        ("0,500", "commas only between thousands"),  # half a Tunisian dinar, not 500
     ],
 )
 def test_unusable_amounts_are_refused_with_a_reason(text, reason):
@@ -154,6 +155,13 @@ def test_where_cents_follow_a_comma_a_comma_is_read_as_the_decimal_comma(text, e
         (",50", "a comma before the cents"),
         ("12,5e3", "a comma before the cents"),
         ("-1,50", "above zero"),
+        # Figures that only look like digits are refused in words, never a server error.
+        ("1,\u00b2", "a comma before the cents"),
+        ("\u00b2,5", "a comma before the cents"),
+        ("\u2460,5", "a comma before the cents"),
+        # A first group of thousands never starts with 0: half a dinar is not 500.
+        ("0.500,00", "a comma before the cents"),
+        ("0 500", "a comma before the cents"),
     ],
 )
 def test_where_cents_follow_a_comma_what_may_mean_two_amounts_is_refused(text, reason):
@@ -337,3 +345,18 @@ def test_an_amount_with_cents_in_a_currency_without_them_shows_its_cents(amount,
     """CFA francs and yen are written without cents; an amount that has some (a referral
     typed 999,999,999,999.99) shows them, never rounded to a million it is not."""
     assert format_money(Decimal(amount), currency).replace("\xa0", "\u202f") == shown
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("1,085", "1.085"), ("0,00769231", "0.00769231"), ("140,5", "140.5"), ("1.0825", "1.0825")],
+)
+def test_where_decimals_follow_a_comma_a_rate_reads_them_so(text, expected):
+    """1,085 typed on a French page is a euro's 1.085 dollars, never 1085."""
+    assert parse_rate(text, decimal_comma=True) == Decimal(expected)
+
+
+@pytest.mark.parametrize("text", ["1.085,5", "1,085,5", "1,0,8"])
+def test_where_decimals_follow_a_comma_a_rate_with_a_point_too_is_refused(text):
+    with pytest.raises(MoneyError, match="a comma before the decimals"):
+        parse_rate(text, decimal_comma=True)

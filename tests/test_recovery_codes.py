@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from hrdfund.audit.models import AuditEvent
 from hrdfund.auth.models import RecoveryCode
+from hrdfund.auth.services import reset_second_factor
 from hrdfund.core.extensions import db
 from tests.conftest import PASSWORD, login, refused_page, totp_code
 
@@ -141,3 +142,19 @@ def test_an_admin_ends_every_session_of_an_account(app, client, make_user):
         sa.select(sa.func.count()).where(AuditEvent.action == "auth.sessions_ended")
     ).scalar()
     assert ended == 1
+
+
+def test_the_right_reset_code_is_no_failure(app, make_user):
+    """Four wrong reset codes, then the right one: the right one is not counted against
+    the account, which sets up its new authenticator at once, not locked out by it."""
+    manager = make_user("manager")
+    login(app.test_client(), manager)
+    handed = reset_second_factor(manager, make_user("admin"))
+    db.session.commit()
+    client = app.test_client()
+    client.post("/login", data={"login": manager.login, "password": PASSWORD})
+    for _n in range(4):
+        client.post("/login/code/reset", data={"code": "AAAAA-AAAAA"})
+    assert client.post("/login/code/reset", data={"code": handed}).location == "/login/code"
+    done = client.post("/login/code", data={"code": totp_code(manager)})
+    assert "Your recovery codes" in done.get_data(as_text=True)

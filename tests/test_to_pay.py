@@ -192,6 +192,13 @@ def test_a_sum_short_by_rounding_only_counts_as_paid(app, money_world):
     page = _text(finance.get(response.location))
     assert "short by €0.50" in page and "it counts as paid" in page
     assert grant.application.uid not in _text(finance.get("/payments/to-pay"))
+    # The plan says so too: paid, not 0.50 still to pay, to staff and to the defender.
+    plan = finance.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    plan = plan.split('id="plan"')[1].split("</table>")[0]
+    assert ">paid<" in plan and "€0.50" not in plan
+    defender = signed_in(app, money_world.applicant)
+    seen = defender.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    assert "<td>Paid</td>" in seen.split("Planned for")[1].split("</table>")[0]
 
 
 def test_a_payment_refused_from_the_pay_page_comes_back_there(app, money_world):

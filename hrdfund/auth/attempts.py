@@ -194,7 +194,8 @@ def check_code(user, code, token):
 def check_reset_code(user, code, token):
     """Before a reset second factor is set up again: the code the administrator handed
     over, counted as a wrong code is when it is not theirs."""
-    _second_step(user, token, lambda: services.reset_code_matches(user, code))
+    charge, _ok = _second_step(user, token, lambda: services.reset_code_matches(user, code))
+    throttle.refund(charge)  # the right code is no failure: the code step comes next
     audit.record("auth.reset_code_accepted", user, actor=user)
     db.session.commit()
 

@@ -4,6 +4,7 @@ suspended, and the intake fund the network names for applicants who do not know.
 import sqlalchemy as sa
 
 from ..core.extensions import db
+from ..core.text import same_name
 from .models import Fund
 
 
@@ -37,3 +38,10 @@ def takes_applications(fund):
     return (
         fund is not None and fund.takes_applications and not fund.suspended and not fund.elsewhere
     )
+
+
+def fund_name_taken(name):
+    """Whether a fund (a member, a partner on another server) already has ``name``, case
+    aside: two funds a reader cannot tell apart by name would be one to them."""
+    names = db.session.execute(sa.select(Fund.name)).scalars()
+    return any(same_name(name, other) for other in names)

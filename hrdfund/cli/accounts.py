@@ -8,9 +8,11 @@ from flask.cli import with_appcontext
 
 from .. import audit
 from ..auth import invitations, services
+from ..auth.funds import fund_name_taken
 from ..auth.models import Fund, PartnerOrganisation
 from ..auth.second_factor import totp_uri
 from ..core.extensions import db
+from ..core.text import tidy_name
 from ..pools.models import Donor, Pool
 
 
@@ -156,10 +158,10 @@ def _create_user_error(exc):
 @with_appcontext
 def create_fund(name):
     """Create a fund (the organisation owning staff, pools and cases)."""
-    name = name.strip()
+    name = tidy_name(name)
     if not name or len(name) > 120:
         raise click.ClickException("a fund's name is 1 to 120 characters")
-    if db.session.execute(sa.select(Fund.id).where(Fund.name == name)).first():
+    if fund_name_taken(name):
         raise click.ClickException(f"a fund is already named {name!r}")
     fund = Fund(name=name)
     db.session.add(fund)

@@ -101,7 +101,7 @@ class RateField(_NumberField):
     its data is a Decimal or None."""
 
     def parse(self, text):
-        return parse_rate(text)
+        return parse_rate(text, decimal_comma=writes_decimal_comma())
 
 
 class WholeNumberField(IntegerField):

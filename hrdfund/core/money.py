@@ -38,11 +38,14 @@ PERCENT_PLACES = Decimal("0.000001")
 #: What a person types: figures and at most one point, or thousands grouped by commas.
 PLAIN = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 #: Commas only as thousands separators: "12,50" is refused, never read as 1250.
-GROUPED = re.compile(r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
+#: A first group never starts with 0: "0,500" is half a dinar in Tunisia, never 500.
+GROUPED = re.compile(r"^[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
 #: Where the reader's language writes cents after a comma (1 250,50 in French, 1.250,50 in
 #: Spanish): the whole units grouped by points or by spaces, in threes.
-WHOLE_BY_POINTS = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{3})+$")
-WHOLE_BY_SPACES = re.compile(r"^[0-9]{1,3}(?: [0-9]{3})+$")
+WHOLE_BY_POINTS = re.compile(r"^[1-9][0-9]{0,2}(?:\.[0-9]{3})+$")
+WHOLE_BY_SPACES = re.compile(r"^[1-9][0-9]{0,2}(?: [0-9]{3})+$")
+#: Figures 0 to 9 and nothing else (``str.isdigit`` also takes ² and ①).
+FIGURES = re.compile(r"^[0-9]+$")
 #: The spaces a language groups thousands with, read as one plain space.
 GROUP_SPACES = {"\u00a0": " ", "\u202f": " ", "\u2009": " "}
 #: Longer text is refused before it is read: no amount or rate needs more characters.
@@ -114,7 +117,6 @@ CURRENCIES = (
     "RUB",
     "BYN",
     "CNY",
-    "IRR",
     "SYP",
 )
 
@@ -154,6 +156,10 @@ ABOVE_ZERO = _l("Enter an amount above zero.")
 ZERO_OR_MORE = _l("Enter zero or more.")
 RATE_FIGURES = _l(
     "Enter the rate in figures, like 1.0825: a point before the decimals, no spaces, "
+    "letters or exponents."
+)
+RATE_FIGURES_COMMA = _l(
+    "Enter the rate in figures, like 1,0825: a comma before the decimals, no spaces, points, "
     "letters or exponents."
 )
 EIGHT_PLACES = _l("Enter a rate with at most eight decimal places.")
@@ -229,13 +235,13 @@ def _comma_figures(digits):
     whole, comma, cents = digits.rpartition(",")
     if not comma:
         whole, cents = digits, ""
-    if "," in whole or not (cents.isdigit() or not comma):
+    if "," in whole or not (FIGURES.match(cents) or not comma):
         raise MoneyError(NOT_FIGURES_COMMA)
     if len(cents) == 3:
         raise MoneyError(THOUSANDS_COMMA)
     if len(cents) > 2:
         raise MoneyError(TWO_PLACES)
-    if not whole.isdigit() and not WHOLE_BY_SPACES.match(whole):
+    if not FIGURES.match(whole) and not WHOLE_BY_SPACES.match(whole):
         # Grouped by points: 1.250,50, or 1.250.000 (two points: no decimal point).
         if not WHOLE_BY_POINTS.match(whole) or not (comma or whole.count(".") > 1):
             raise MoneyError(NOT_FIGURES_COMMA)
@@ -280,12 +286,18 @@ def parse_amount(text, allow_zero=False, decimal_comma=False):
     return quantize(value)
 
 
-def parse_rate(text):
+def parse_rate(text, decimal_comma=False):
     """Read an exchange rate a person typed (or a Decimal): units of one currency per unit
     of the other, from :data:`MIN_RATE` to :data:`MAX_RATE`, at most eight places; or
-    raise :class:`MoneyError` with a message to show."""
+    raise :class:`MoneyError` with a message to show. With ``decimal_comma`` (a form read
+    in a language that writes 1,085), a comma is the decimal comma, and a rate that holds
+    a comma and a point is refused as unclear."""
     if isinstance(text, float):
         raise MoneyError("rates are never floats")
+    if decimal_comma and isinstance(text, str) and "," in text:
+        if "." in text or text.count(",") > 1:
+            raise MoneyError(RATE_FIGURES_COMMA)
+        text = text.replace(",", ".")
     value = _figures(text, RATE_FIGURES, RATE_FIGURES)
     if not MIN_RATE <= value <= MAX_RATE:
         raise MoneyError(RATE_RANGE)

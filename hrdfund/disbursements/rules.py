@@ -201,7 +201,7 @@ def _check_plan_followed(grant):
     """A grant paid by a plan is paid instalment by instalment: a payment that names none
     while one is still due would leave that instalment to pay, and be paid again. Once
     every instalment is settled, a payment beyond the plan names none."""
-    net = instalments_paid()
+    net = instalments_paid(grants=sa.select(sa.literal(grant.id)))
     due = db.session.execute(
         sa.select(Instalment.seq)
         .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)

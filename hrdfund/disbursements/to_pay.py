@@ -184,10 +184,24 @@ def count_to_pay(user, today, days):
 
 
 def still_due(instalments):
+    """Map each of ``instalments`` (of one grant) to what is still to pay of it, in the
+    grant's currency: nothing when what is left is within ``COVER_TOLERANCE``, as the
+    rules count such an instalment paid (rounding of rates). One query."""
+    return {
+        key: due if due > COVER_TOLERANCE else Decimal("0.00")
+        for key, due in _left(instalments).items()
+    }
+
+
+def _left(instalments):
     """Map each of ``instalments`` (of one grant) to what payments, net of their
-    reversals, leave of it to pay, in the grant's currency. One query."""
-    net = instalments_paid()
+    reversals, leave of it, to the cent. One query."""
     ids = [i.id for i in instalments]
+    net = instalments_paid(
+        grants=sa.select(PaymentPlan.grant_id).where(
+            PaymentPlan.id.in_({i.plan_id for i in instalments})
+        )
+    )
     paid = (
         dict(
             db.session.execute(
@@ -223,7 +237,7 @@ def shortfall(payment, pending=False):
     instalment = payment.instalment
     if instalment is None:
         return None
-    short = still_due([instalment])[instalment.id]
+    short = _left([instalment])[instalment.id]
     allocation = payment.allocation
     if pending:
         short = max(short - quantize(payment.amount / allocation.fx_rate), Decimal("0.00"))

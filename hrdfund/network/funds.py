@@ -12,14 +12,18 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth import services as accounts
-from ..auth.funds import intake_fund, open_funds  # noqa: F401  (the pages use them here)
+from ..auth.funds import (  # noqa: F401  (the pages use intake_fund and open_funds here)
+    fund_name_taken,
+    intake_fund,
+    open_funds,
+)
 from ..auth.models import Fund, Role, User
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import money_words
 from ..core.sql import lock_row
-from ..core.text import same_name, tidy_name
+from ..core.text import tidy_name
 
 #: A fund's own targets, in hours: each pair (response, decision) set whole or not at all.
 TARGETS = (
@@ -45,7 +49,9 @@ def create_fund(actor, name, admin_login, admin_password_hash):
     applications until its administrator says what it covers."""
     _check_network_admin(actor)
     name = tidy_name(name)
-    if any(same_name(name, other) for other in db.session.execute(sa.select(Fund.name)).scalars()):
+    if not name:
+        raise FundError(_l("Give the fund's name."))
+    if fund_name_taken(name):
         raise FundError(_l("A fund is already named %(name)s.", name=name))
     fund = Fund(name=name, takes_applications=False, categories=[], countries=[], languages=[])
     db.session.add(fund)

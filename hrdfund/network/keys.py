@@ -28,10 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
+from ..auth.funds import fund_name_taken
 from ..auth.models import Fund, Role
 from ..core.columns import new_uid, utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
+from ..core.text import tidy_name
 from .models import FundKey
 
 #: The first word of a key line, and its version.
@@ -189,11 +191,11 @@ def register_partner(actor, fund, name, line, heard, revoke=False):
         raise PartnerError(_l("This key is registered already."))
     fund = lock_row(Fund, fund.id)
     partner = partner_by_remote_uid(fund, remote_uid)
-    name = " ".join((name or "").split())
+    name = tidy_name(name)
     if partner is None:
         if not name:
             raise PartnerError(_l("Give the partner fund's name."))
-        if db.session.execute(sa.select(Fund.id).where(Fund.name == name)).first():
+        if fund_name_taken(name):
             raise PartnerError(_l("A fund is already named %(name)s.", name=name))
         partner = Fund(
             name=name,

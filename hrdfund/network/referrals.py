@@ -175,8 +175,8 @@ def _in_case_currency(application, amount, currency):
     except (MissingRateError, ConversionError) as exc:
         raise ReferralError(
             _l(
-                "%(why)s Ask in %(currency)s, the application's currency, or record the rate"
-                " on Rates.",
+                "%(why)s A referral is weighed, with the case's other referrals, against what"
+                " the application asks in %(currency)s: record that rate on Rates.",
                 why=exc,
                 currency=application.currency,
             )
