@@ -37,7 +37,7 @@ def test_a_defender_reads_before_applying_and_finds_the_way_out(live_server, pag
         "Prison visits",
     ]
     body = page.locator("main").inner_text()
-    assert "Defenders in: Kenya, Tanzania." in body
+    assert "Defenders in: Kenya and Tanzania." in body
     assert re.search(
         r"Urgent \(danger now or within days\):\s+a first answer within \d+ hours", body
     )
