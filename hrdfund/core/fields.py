@@ -14,7 +14,7 @@ from wtforms import Field, IntegerField
 from wtforms.validators import StopValidation
 from wtforms.widgets import TextInput
 
-from .digits import ascii_digits
+from .digits import ascii_digits, plain_number
 from .money import MAX_LENGTH, MoneyError, parse_amount, parse_rate, writes_decimal_comma
 
 
@@ -119,7 +119,7 @@ class WholeNumberField(IntegerField):
         if not valuelist:
             return
         typed = ascii_digits(valuelist[0]).strip()
-        if typed.isascii() and typed.isdigit() and len(typed) <= 9:
+        if plain_number(typed) and len(typed) <= 9:
             self.data = int(typed)
             return
         self.data = None
