@@ -296,7 +296,7 @@ def test_referrals_together_ask_at_most_what_the_defender_asked(
     second = refer(third, "2000")
     db.session.commit()
     fourth = make_fund("Fourth Fund")
-    with pytest.raises(services.ReferralError, match="already ask €6,000.00"):
+    with pytest.raises(services.ReferralError, match="already cover €6,000.00"):
         refer(fourth, "0.01")
     db.session.rollback()
     second.status = ReferralStatus.DECLINED  # as answering "decline" leaves it
@@ -309,6 +309,27 @@ def test_referrals_together_ask_at_most_what_the_defender_asked(
     pools.confirm_rate(entry, w["a_manager"])
     assert refer(fourth, "4000", "USD").amount == Decimal("4000.00")  # worth 2,000 EUR
     db.session.commit()
+
+
+def test_what_the_fund_granted_itself_counts_in_what_may_be_referred(
+    app, two_funds, make_user, make_donor
+):
+    """A case asking 6,000 the fund granted 4,000 itself: another fund may be asked 2,000
+    more, not a cent beyond, where the two together could ask twice the need."""
+    w, later = two_funds, date.today() + timedelta(days=3)
+    world = MoneyWorld(w["a"], make_user, make_donor)
+    _recommend(w["case"], world.reviewer)
+    approve_with_recorded_rates(w["case"], world.m1, Decimal(4000), [(world.eur.id, Decimal(4000))])
+    db.session.commit()
+
+    def refer(amount):
+        part = services.Part(Category.RELOCATION, None, None, Decimal(amount), "EUR")
+        return services.refer_case(w["a_reviewer"], w["case"], w["b"], part, (), "Rest", later)
+
+    with pytest.raises(services.ReferralError, match="grant and the referrals"):
+        refer("2000.01")
+    db.session.rollback()
+    assert refer("2000").amount == Decimal("2000.00")
 
 
 def test_a_referral_to_the_funds_own_self_or_a_suspended_fund_is_refused(app, two_funds):

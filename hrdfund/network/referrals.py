@@ -36,6 +36,7 @@ from ..core.extensions import db
 from ..core.money import CURRENCIES, ConversionError, convert, money_words, quantize
 from ..core.sql import lock_row
 from ..core.support import Category
+from ..grants.models import Grant, GrantStatus
 from ..pools.services import MissingRateError, table_rate
 from .models import Referral, ReferralStatus
 
@@ -135,9 +136,10 @@ ASKING = (ReferralStatus.PENDING, ReferralStatus.ACCEPTED)
 
 def _check_within_ask(application, part):
     """A referral asks another fund for part of what the defender asked, never more: with
-    the referrals of the case still waiting or taken on, at most what the application
-    asks. The amount becomes what the other fund's case asks, and so the most it may
-    approve. Another currency is weighed at the referring fund's table rate of today."""
+    the fund's own grant of the case (while it runs) and the case's referrals still
+    waiting or taken on, at most what the application asks. The amount becomes what the
+    other fund's case asks, and so the most it may approve. Another currency is weighed
+    at the referring fund's table rate of today."""
     asked = amount_asked(application)
     if asked is None:
         raise ReferralError(
@@ -148,16 +150,24 @@ def _check_within_ask(application, part):
             Referral.application_id == application.id, Referral.status.in_(ASKING)
         )
     ).all()
+    granted = db.session.execute(
+        sa.select(Grant.amount, Grant.currency).where(
+            Grant.application_id == application.id, Grant.status == GrantStatus.ACTIVE
+        )
+    ).all()
     referred = sum(
-        (_in_case_currency(application, amount, currency) for amount, currency in others),
+        (
+            _in_case_currency(application, amount, currency)
+            for amount, currency in [*granted, *others]
+        ),
         Decimal("0.00"),
     )
     if referred + _in_case_currency(application, part.amount, part.currency) > asked:
         raise ReferralError(
             _l(
                 "A referral asks at most what the application asks of the other funds: it"
-                " asks %(asked)s, and the referrals still waiting or taken on already ask"
-                " %(referred)s.",
+                " asks %(asked)s, and your fund's grant and the referrals still waiting or"
+                " taken on already cover %(referred)s.",
                 asked=money_words(asked, application.currency),
                 referred=money_words(referred, application.currency),
             )
