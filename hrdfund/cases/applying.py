@@ -15,8 +15,11 @@ from ..core.support import Category
 from ..core.work import perform, reads_first
 from . import bp, consents, services, steps
 from .access import get_application_or_404
-from .categories import CATEGORY_FIELDS
+from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
+    CONSENT_LABELS,
+    GENDER_LABELS,
+    URGENCY_LABELS,
     ReferralStartForm,
     SendForm,
     StartForm,
@@ -26,7 +29,6 @@ from .forms import (
     step_form_class,
 )
 from .models import ApplicationStatus, ConsentKind
-from .page import answers_context
 
 #: The fund choice that leaves it to the network: the intake fund.
 NOT_SURE = "intake"
@@ -248,8 +250,15 @@ def _review(application):
             form=form,
             application=application,
             missing=[(m, _step_url(application, m.step, m.field)) for m in missing],
-            a=answers_context(application),
+            fields=CATEGORY_FIELDS[application.category],
+            detail_text=detail_text,
             titles=steps.TITLES,
+            gender_labels=GENDER_LABELS,
+            urgency_labels=URGENCY_LABELS,
+            consents=[
+                (CONSENT_LABELS[kind], consents.active_consent(application, kind) is not None)
+                for kind in (ConsentKind.REFERRAL, ConsentKind.STORY)
+            ],
             step=steps.REVIEW,
             back=_step_url(application, steps.previous_step(steps.REVIEW)),
             **_step_context(application, steps.REVIEW, None, False),

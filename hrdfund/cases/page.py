@@ -18,10 +18,8 @@ from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
     CONSENT_LABELS,
     DOCUMENT_LABELS,
-    GENDER_LABELS,
     REFERENCE_STATUSES,
     SUBMISSION_LABEL,
-    URGENCY_LABELS,
     ConsentChangeForm,
     PartnerLabelForm,
 )
@@ -72,23 +70,6 @@ def render_case(application, user, forms):
         reference_labels=REFERENCE_STATUSES,
         applicant_language=_applicant_language(application) if user.is_staff else None,
     )
-
-
-def answers_context(application):
-    """What ``cases/_answers.html`` reads to show every answer of ``application``: the
-    category's fields, the steps' titles, the words for its choices, and whether each
-    consent stands now."""
-    return {
-        "fields": CATEGORY_FIELDS[application.category],
-        "titles": steps.TITLES,
-        "gender_labels": GENDER_LABELS,
-        "urgency_labels": URGENCY_LABELS,
-        "detail_text": detail_text,
-        "consents": [
-            (CONSENT_LABELS[kind], consents.active_consent(application, kind) is not None)
-            for kind in (ConsentKind.REFERRAL, ConsentKind.STORY)
-        ],
-    }
 
 
 def _panels(application, user, shown):
