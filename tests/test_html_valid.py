@@ -927,9 +927,12 @@ def _given_up_alert(fund_id):
 
 
 def _referrals(site):
-    """Referrals between the demo's funds: the lists, a case referred (refused first, then
-    sent, then withdrawn), the waiting one declined (refused) and accepted by the local
-    fund, and the co-funded stay as its defender and both funds read it."""
+    """Referrals between the demo's funds: the lists, the co-funded stay refused a further
+    part (its need is covered), a case referred (refused first, then sent, then
+    withdrawn), the waiting one declined (refused) and accepted by the local fund, and the
+    co-funded stay as its defender and both funds read it."""
+    from hrdfund.cases.services import amount_asked
+    from hrdfund.network import referrals as referral_services
     from hrdfund.network.models import Referral, ReferralStatus
 
     r = site.sign_in("demo-reviewer1")
@@ -947,17 +950,28 @@ def _referrals(site):
     local = db.session.execute(
         sa.select(Fund).where(Fund.name == "Coastal Local Fund")
     ).scalar_one()
-    r.submit(
-        page,
-        f"{page}/refer",
-        {
-            "refer-to_fund": local.uid,
-            "refer-category": "medical",
-            "refer-amount": "400",
-            "refer-reason": "A check-up after the move.",
-            "refer-answer_by": "2099-01-01",
-        },
+    part = {
+        "refer-to_fund": local.uid,
+        "refer-category": "medical",
+        "refer-amount": "400",
+        "refer-reason": "A check-up after the move.",
+        "refer-answer_by": "2099-01-01",
+    }
+    # The stay's need is covered by the fund's own grant and the part taken on.
+    r.submit(page, f"{page}/refer", part, refused=True)
+    reviewer, referred = (
+        _user("demo-reviewer1"),
+        set(db.session.execute(sa.select(Referral.application_id)).scalars()),
     )
+    asking = next(
+        c
+        for c in _cases(fund_id=stay.application.fund_id, status=ApplicationStatus.IN_REVIEW)
+        if c.id not in referred
+        and referral_services.why_not_referable(c, reviewer) is None
+        and (amount_asked(c) or 0) >= 400
+    )
+    page = _case_page(asking)
+    r.submit(page, f"{page}/refer", part)
     fresh = db.session.execute(
         sa.select(Referral).where(
             Referral.status == ReferralStatus.PENDING, Referral.id != waiting.id
@@ -979,7 +993,7 @@ def _referrals(site):
     regional.get("/reports/network?start=2026-02-01&end=2026-01-01", status=400)
     regional.submit("/account", "/logout")
     applicant = site.sign_in("demo-applicant1")
-    applicant.get(page)
+    applicant.get(_case_page(stay.application))
     applicant.get(_case_page(stay.linked_application))
     applicant.get("/my")
     applicant.submit("/account", "/logout")

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 
 from hrdfund.auth.models import Fund, User
 from hrdfund.cases.models import Application
+from hrdfund.cases.services import amount_asked
 from hrdfund.core.extensions import db
+from hrdfund.grants.models import Grant
 from hrdfund.network import exchange, keys
 from hrdfund.network import referrals as services
 from hrdfund.network.models import Referral, ReferralStatus
@@ -48,12 +50,20 @@ def test_a_referral_to_a_fund_abroad_goes_by_packet_and_its_answer_comes_back(
             fingerprint=own.fingerprint,
         )
         db.session.commit()
+        # A case in euros with nothing granted or referred yet: 800 of its need may be
+        # asked of another fund.
+        taken = set(db.session.execute(sa.select(Referral.application_id)).scalars())
+        taken |= set(db.session.execute(sa.select(Grant.application_id)).scalars())
         case = next(
             c
             for c in db.session.execute(
-                sa.select(Application).where(Application.fund_id == fund.id)
+                sa.select(Application).where(
+                    Application.fund_id == fund.id, Application.currency == "EUR"
+                )
             ).scalars()
             if services.why_not_referable(c, reviewer) is None
+            and c.id not in taken
+            and (amount_asked(c) or 0) >= 800
         )
         uid = case.uid
         db.session.remove()
