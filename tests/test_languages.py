@@ -237,17 +237,22 @@ def test_the_applicants_page_dates_its_consent_in_their_language(app, client, fu
 DATE_PLACEHOLDERS = re.compile(r"%\((day|start|end|month)\)s\.")
 
 
-@pytest.mark.parametrize("code", ["ar", "es", "fa", "fr", "pt", "ru", "tr", "zh"])
-def test_a_date_that_ends_in_a_point_is_not_given_a_second(app, code):
+def test_a_date_that_ends_in_a_point_is_not_given_a_second(app):
     """Russian writes 23 июля 2025 г.: a sentence ending on such a date ends there, not
-    on "г.." as it did."""
-    with app.test_request_context(), force_locale(code):
-        written = (times.day(date(2025, 7, 23)), times.month(date(2025, 6, 1)))
-    if not any(text.endswith(".") for text in written):
-        return
-    catalog = f"hrdfund/translations/{code}/LC_MESSAGES/messages.po"
-    with open(catalog, encoding="utf-8") as fh:
-        doubled = [
-            line for line in fh if line.startswith("msgstr") and DATE_PLACEHOLDERS.search(line)
-        ]
+    on "г.." as it did. Each language whose days or months end in a point is checked."""
+    ending = []
+    for code in ("ar", "es", "fa", "fr", "pt", "ru", "tr", "zh"):
+        with app.test_request_context(), force_locale(code):
+            written = (times.day(date(2025, 7, 23)), times.month(date(2025, 6, 1)))
+        if any(text.endswith(".") for text in written):
+            ending.append(code)
+    assert "ru" in ending
+    doubled = []
+    for code in ending:
+        with open(f"hrdfund/translations/{code}/LC_MESSAGES/messages.po", encoding="utf-8") as fh:
+            doubled += [
+                (code, line)
+                for line in fh
+                if line.startswith("msgstr") and DATE_PLACEHOLDERS.search(line)
+            ]
     assert doubled == []
