@@ -143,7 +143,14 @@ def currency_options():
 
 
 def _currency_label(code):
-    return f"{code} · {currency_name(code, get_locale() or 'en')}"
+    return _named_currency(code, str(get_locale() or "en"))
+
+
+@functools.cache
+def _named_currency(code, locale):
+    """ "KES · Kenyan Shilling", built once per currency and language: every payment and
+    budget form lists some sixty of them."""
+    return f"{code} · {currency_name(code, locale)}"
 
 
 class KeptOptionsSelect(wtforms.widgets.Select):

@@ -20,6 +20,8 @@ from babel.numbers import (
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
+from .digits import plain_number
+
 CENT = Decimal("0.01")
 #: Largest amount a Numeric(14, 2) column holds.
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -44,8 +46,6 @@ GROUPED = re.compile(r"^[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]*)?$")
 #: Spanish): the whole units grouped by points or by spaces, in threes.
 WHOLE_BY_POINTS = re.compile(r"^[1-9][0-9]{0,2}(?:\.[0-9]{3})+$")
 WHOLE_BY_SPACES = re.compile(r"^[1-9][0-9]{0,2}(?: [0-9]{3})+$")
-#: Figures 0 to 9 and nothing else (``str.isdigit`` also takes ² and ①).
-FIGURES = re.compile(r"^[0-9]+$")
 #: The spaces a language groups thousands with, read as one plain space.
 GROUP_SPACES = {"\u00a0": " ", "\u202f": " ", "\u2009": " "}
 #: Longer text is refused before it is read: no amount or rate needs more characters.
@@ -235,13 +235,13 @@ def _comma_figures(digits):
     whole, comma, cents = digits.rpartition(",")
     if not comma:
         whole, cents = digits, ""
-    if "," in whole or not (FIGURES.match(cents) or not comma):
+    if "," in whole or not (plain_number(cents) or not comma):
         raise MoneyError(NOT_FIGURES_COMMA)
     if len(cents) == 3:
         raise MoneyError(THOUSANDS_COMMA)
     if len(cents) > 2:
         raise MoneyError(TWO_PLACES)
-    if not FIGURES.match(whole) and not WHOLE_BY_SPACES.match(whole):
+    if not plain_number(whole) and not WHOLE_BY_SPACES.match(whole):
         # Grouped by points: 1.250,50, or 1.250.000 (two points: no decimal point).
         if not WHOLE_BY_POINTS.match(whole) or not (comma or whole.count(".") > 1):
             raise MoneyError(NOT_FIGURES_COMMA)
