@@ -92,7 +92,11 @@ SWAP_CONTENT = (
         (
             [
                 "DELETE FROM audit_events WHERE seq = 3",
-                "UPDATE audit_events SET seq = seq - 1 WHERE seq > 3",
+                # In two moves: PostgreSQL checks the unique (chain, seq) row by row, in
+                # whatever order it reaches them, so one move down could meet a row not
+                # moved yet.
+                "UPDATE audit_events SET seq = seq + 999 WHERE seq > 3",
+                "UPDATE audit_events SET seq = seq - 1000 WHERE seq > 1000",
             ],
             "audit entry 3 does not follow entry 2 (deleted, reordered or moved from another "
             "chain)",
