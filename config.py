@@ -176,6 +176,9 @@ class Config:
     #: A refused form waits this long, encrypted on the server, for its page to show it
     #: back with what was typed; unread, it is then forgotten.
     REFUSED_FORM_MINUTES = int(_env("HRDFUND_REFUSED_FORM_MINUTES", "10"))
+    #: A form sent after its session ended waits this long, encrypted on the server, for
+    #: the person to sign in again and find it filled in as they sent it.
+    UNSENT_FORM_MINUTES = int(_env("HRDFUND_UNSENT_FORM_MINUTES", "30"))
 
     #: An administrator's invitation to a new account opens for this many hours.
     INVITATION_HOURS = int(_env("HRDFUND_INVITATION_HOURS", "72"))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload
 
 from ..core.columns import utcnow
 from ..core.extensions import db, login_manager
-from . import language
+from . import language, refused
 from .models import User
 
 #: Endpoints a visitor may reach without signing in.
@@ -77,12 +77,27 @@ def install_guard(app):
             user = current_user._get_current_object()
             reading_in = user.language if user.language in language.offered(None) else None
             reading_in = reading_in or session.get(language.SESSION_KEY)
+            # A form sent now is not lost: it waits for the same person to sign in again.
+            kept = refused.keep_unsent() if request.method == "POST" else None
             logout_user()
             session.clear()
             if reading_in:
                 session[language.SESSION_KEY] = reading_in
+            if kept:
+                session[refused.UNSENT_KEY] = kept
             with force_locale(reading_in or "en"):
                 flash(_("Your session ended. Please sign in again."), "info")
+                if kept:
+                    minutes = current_app.config["UNSENT_FORM_MINUTES"]
+                    flash(
+                        _(
+                            "What you were sending was not saved, but it is kept for "
+                            "%(minutes)d minutes: sign in again in this browser to find it "
+                            "filled in.",
+                            minutes=minutes,
+                        ),
+                        "info",
+                    )
             return redirect(url_for("auth.login"))
         now = int(utcnow().timestamp())
         if now - session.get("seen_at", 0) >= SEEN_STEP_SECONDS:

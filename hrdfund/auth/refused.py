@@ -27,6 +27,8 @@ from flask import current_app, g, redirect, request, session
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 from wtforms import FieldList, FileField, FormField, PasswordField, SubmitField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.widgets import HiddenInput
@@ -34,7 +36,7 @@ from wtforms.widgets import HiddenInput
 from ..core.columns import cipher, utcnow
 from ..core.crypto import DecryptionError
 from ..core.extensions import db, end_read, reading, writing
-from ..core.forms import REFUSED_SHOWN
+from ..core.forms import FORM_MARK, REFUSED_SHOWN, form_key
 from .client import client_token, cookie_token
 from .models import RefusedForm
 
@@ -46,6 +48,17 @@ FORGET_BATCH = 50
 #: forms take nothing longer, and anyone may send them, as often as they like.
 VISITOR_VALUE_MAX = 500
 FILE_AGAIN = _l("Choose the file again: a form sent back for correction does not keep it.")
+#: The session's key for the token of a form sent after its session ended: the only thing
+#: kept through signing in again, where the rest of the session starts afresh.
+UNSENT_KEY = "unsent"
+UNSENT = _l(
+    "Your session had ended, so this form was not sent and nothing in it was saved. It is "
+    "filled in again as you typed it: check it, then send it."
+)
+UNSENT_UNSHOWN = _l(
+    "Your session had ended, so a form of this page was not sent and nothing in it was "
+    "saved: fill it in and send it again."
+)
 
 
 def refuse(form, to, problems=(), about=None):
@@ -59,31 +72,107 @@ def refuse(form, to, problems=(), about=None):
     # prepared statements); one that wrote, or holds changes, is rolled back.
     owner = _owner()
     end_read(db.session)
+    content = {
+        "page": urlsplit(to).path,
+        "form": form_key(form),
+        "values": _typed(form),
+        "errors": _errors(form),
+        "form_errors": [str(e) for e in form.form_errors],
+        "problems": [str(p) for p in problems],
+        "about": about,
+    }
+    session[SESSION_KEY] = _keep(content, owner, current_app.config["REFUSED_FORM_MINUTES"])
+    return redirect(to, 303)
+
+
+def keep_unsent():
+    """Keep the form this POST sent after its session ended (idle too long, or past its
+    hours), for its page to show it back filled in once the same person signs in again in
+    this browser. Only a form that names itself (``FORM_MARK``: forms holding no password
+    or code) and has something typed is kept, and only for a page a GET reaches: the one
+    it was sent to, else the one the browser says it came from. Returns the token naming
+    it, or None when nothing is kept. Called before the session is ended: the signed-in
+    account is its owner."""
+    mark = request.form.get(FORM_MARK)
+    page = _page_of_form()
+    if not isinstance(mark, str) or len(mark) > 200 or page is None:
+        return None
+    values = [
+        [name, value]
+        for name, value in request.form.items(multi=True)
+        if name not in (FORM_MARK, "csrf_token")
+    ]
+    if not any(value.strip() for _name, value in values):
+        return None
+    content = {
+        "page": page,
+        "form": mark,
+        "values": values,
+        "errors": {
+            name: [str(FILE_AGAIN)]
+            for name, sent in request.files.items(multi=True)
+            if sent.filename
+        },
+        "form_errors": [str(UNSENT)],
+        "problems": [],
+        "about": None,
+        "unsent": True,
+    }
+    owner = _owner()
+    end_read(db.session)
+    return _keep(content, owner, current_app.config["UNSENT_FORM_MINUTES"])
+
+
+def resume_unsent(token):
+    """Once signed in again: the page of the form ``keep_unsent`` kept under ``token``,
+    when it is this account's, sent from this browser and still kept; the session then
+    holds it as the form waiting for that page. None otherwise."""
+    if not isinstance(token, str):
+        return None
+    content = _content(token)
+    if content is None or not content.get("unsent"):
+        return None
+    session[SESSION_KEY] = token
+    return content["page"]
+
+
+def _keep(content, owner, minutes):
+    """Store ``content`` for ``owner`` for ``minutes``, in place of the session's previous
+    refused form; returns the new token naming it."""
     now = utcnow()
     token = secrets.token_urlsafe(32)
     previous = session.pop(SESSION_KEY, None)
     # What was typed is encrypted, and the keys are worked out, before the transaction that
     # stores them begins: it holds the write lock for a delete and an insert only.
     with reading():
-        row = RefusedForm(
-            key=_row_key(token, owner),
-            expires_at=now + timedelta(minutes=current_app.config["REFUSED_FORM_MINUTES"]),
-        )
-        row.content = {
-            "page": urlsplit(to).path,
-            "form": form_key(form),
-            "values": _typed(form),
-            "errors": _errors(form),
-            "form_errors": [str(e) for e in form.form_errors],
-            "problems": [str(p) for p in problems],
-            "about": about,
-        }
+        row = RefusedForm(key=_row_key(token, owner), expires_at=now + timedelta(minutes=minutes))
+        row.content = content
         previous_key = _row_key(previous, owner) if isinstance(previous, str) else None
     with writing():
         _forget(now, previous_key)
         db.session.add(row)
-    session[SESSION_KEY] = token
-    return redirect(to, 303)
+    return token
+
+
+def _page_of_form():
+    """The page a form sent by POST was on, as a path of this site that a GET shows: the
+    address it was sent to, else the page the browser says sent it (same site only)."""
+    candidates = [request.script_root + request.path]
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.scheme == request.scheme:
+        candidates.append(referrer.path)
+    adapter = current_app.url_map.bind(request.host, script_name=request.script_root or None)
+    root = request.script_root
+    for path in candidates:
+        if root and not path.startswith(root + "/"):
+            continue
+        try:
+            endpoint, _args = adapter.match(path[len(root) :], method="GET")
+        except (HTTPException, RequestRedirect):
+            continue
+        if endpoint != "static":
+            return path
+    return None
 
 
 def restore(form, rows=None):
@@ -121,13 +210,10 @@ def left_unshown():
     waiting = _waiting()
     if waiting is None or g.get(REFUSED_SHOWN):
         return []
+    if waiting.get("unsent"):
+        return [str(UNSENT_UNSHOWN)]
     fields = (m for messages in waiting["errors"].values() for m in messages)
     return [*waiting["form_errors"], *waiting["problems"], *fields]
-
-
-def form_key(form):
-    """What tells a form from the others of its page: its class and its prefix."""
-    return f"{type(form).__name__}:{form._prefix}"
 
 
 def forget_expired(now=None):
@@ -183,15 +269,7 @@ def _waiting():
     found = None
     token = session.get(SESSION_KEY)
     if request.method == "GET" and isinstance(token, str):
-        row = db.session.execute(
-            sa.select(RefusedForm).where(
-                RefusedForm.key == _row_key(token), RefusedForm.expires_at > utcnow()
-            )
-        ).scalar_one_or_none()
-        try:
-            content = row.content if row is not None else None
-        except DecryptionError:
-            content = None
+        content = _content(token)
         if content is None:
             session.pop(SESSION_KEY, None)
         elif content["page"] == request.script_root + request.path:
@@ -199,6 +277,20 @@ def _waiting():
             found = content
     g.hrdfund_refused = found
     return found
+
+
+def _content(token):
+    """What the form kept under ``token`` for this user and browser holds, or None when
+    nothing is (another's, expired, or no longer readable)."""
+    row = db.session.execute(
+        sa.select(RefusedForm).where(
+            RefusedForm.key == _row_key(token), RefusedForm.expires_at > utcnow()
+        )
+    ).scalar_one_or_none()
+    try:
+        return row.content if row is not None else None
+    except DecryptionError:
+        return None
 
 
 def _fields(form):

@@ -225,13 +225,17 @@ def _pending_user():
 
 def _fresh_session():
     """Start the session afresh, as every step of signing in does, keeping only the page
-    language chosen before it; returns that choice. The new session holds its CSRF token
+    language chosen before it and a form sent after the last session ended
+    (``refused.keep_unsent``); returns the language chosen. The new session holds its CSRF token
     from the start: pages opened at once after signing in (two tabs) are given the same
     one, where each would otherwise make its own and the one overwritten be refused."""
     chosen = session.get(language.SESSION_KEY)
+    unsent = session.get(refused.UNSENT_KEY)
     session.clear()
     if chosen:
         session[language.SESSION_KEY] = chosen
+    if unsent:
+        session[refused.UNSENT_KEY] = unsent
     g.pop("csrf_token", None)  # a token made earlier in this request is the old session's
     generate_csrf()
     return chosen
@@ -251,7 +255,9 @@ def new_session(user, done=None):
     now = int(utcnow().timestamp())
     session["auth_at"] = now
     session["seen_at"] = now
-    return redirect(url_for("auth.index"))
+    # A form sent after the last session ended goes back to its page, filled in.
+    page = refused.resume_unsent(session.pop(refused.UNSENT_KEY, None))
+    return redirect(page or url_for("auth.index"))
 
 
 @bp.route("/register", methods=["GET", "POST"])

@@ -16,7 +16,7 @@ from flask import g
 from flask_babel import get_locale
 from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectChoice, StringField
+from wtforms import HiddenField, PasswordField, SelectChoice, StringField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.i18n import messages_path
 from wtforms.widgets import HiddenInput
@@ -26,6 +26,15 @@ from .text import INVISIBLE, strip_invisible  # noqa: F401  (what forms and file
 
 #: Set on ``g`` when a page renders the form refused for it.
 REFUSED_SHOWN = "hrdfund_refused_shown"
+#: The hidden field naming a form that holds no secret (its ``form_key``): a form sent
+#: after its session ended is kept under that name, for its page to show it back filled
+#: in once the person has signed in again (``auth.refused.keep_unsent``).
+FORM_MARK = "_form"
+
+
+def form_key(form):
+    """What tells a form from the others of its page: its class and its prefix."""
+    return f"{type(form).__name__}:{form._prefix}"
 
 
 def _bind_text(form, unbound_field, options):
@@ -98,10 +107,23 @@ class PageForm(FlaskForm):
     about = None
 
     def hidden_tag(self, *fields):
-        """The form's hidden fields, rendered with the form."""
+        """The form's hidden fields, rendered with the form, and its name where it holds
+        no secret."""
         if self.refused:
             setattr(g, REFUSED_SHOWN, True)
-        return super().hidden_tag(*fields)
+        tag = super().hidden_tag(*fields)
+        if not self.holds_secrets():
+            mark = HiddenField(widget=TokenInput()).bind(form=self, name=FORM_MARK)
+            mark.process(None, form_key(self))
+            tag += mark()
+        return tag
+
+    def holds_secrets(self):
+        """Whether the form takes a password or another of its ``SECRET_FIELDS``."""
+        return any(
+            isinstance(field, PasswordField) or field.short_name in self.SECRET_FIELDS
+            for field in self
+        )
 
     class Meta:
         def get_translations(self, form):

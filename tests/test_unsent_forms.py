@@ -1,0 +1,163 @@
+"""A form sent after its session ended (idle too long) loses nothing typed: it is not sent,
+it waits encrypted on the server, and the same person signing in again in the same browser
+lands on its page with it filled in as they sent it. No one else finds it, it is
+forgotten after its minutes, and a form holding a password is never kept."""
+
+import re
+
+import sqlalchemy as sa
+
+from hrdfund.cases import steps
+from hrdfund.core.extensions import db
+from hrdfund.reviews.models import CaseNote
+from tests.conftest import (
+    COOKIE,
+    application_by_uid,
+    input_value,
+    login,
+    make_case,
+    start_application,
+)
+
+STORY = "They followed me home from the court on Tuesday night (canary-7741)."
+SIGNED_OUT = "Your session ended. Please sign in again."
+KEPT = "What you were sending was not saved, but it is kept for 30 minutes"
+FILLED_IN = "It is filled in again as you typed it: check it, then send it."
+
+
+def _step(uid, step=steps.DEFENDER):
+    return f"/applications/{uid}/steps/{step}"
+
+
+def _idle(client, minutes):
+    with client.session_transaction() as session:
+        session["seen_at"] -= minutes * 60
+
+
+def _text(response):
+    return response.get_data(as_text=True)
+
+
+def _sent_after_the_session_ended(client, make_user):
+    """A defender opens the first step, leaves it open past the hour, then saves their
+    account of the threat; returns the defender, the case and the answer to the save."""
+    defender = make_user("applicant")
+    login(client, defender)
+    uid = start_application(client)
+    mark = input_value(_text(client.get(_step(uid))), "_form")
+    _idle(client, 61)
+    answer = client.post(
+        _step(uid),
+        data={"_form": mark, "defender_name": "Ana Teller", "threat": STORY, "save": "1"},
+    )
+    return defender, uid, answer
+
+
+def test_a_step_sent_after_the_session_ended_comes_back_filled_in_after_signing_in(
+    client, make_user
+):
+    defender, uid, answer = _sent_after_the_session_ended(client, make_user)
+    assert answer.status_code == 302 and answer.location == "/login"
+    # Not sent: nothing of it was saved.
+    assert application_by_uid(uid).threat is None
+    page = _text(client.get("/login"))
+    assert SIGNED_OUT in page and KEPT in page
+    assert STORY not in page
+    # The same person signing in again goes back to the step, filled in as sent.
+    assert login(client, defender).location == _step(uid)
+    back = _text(client.get(_step(uid)))
+    assert STORY in back and 'value="Ana Teller"' in back
+    assert FILLED_IN in back
+    # Shown once: a reload shows the step as saved.
+    again = _text(client.get(_step(uid)))
+    assert STORY not in again and FILLED_IN not in again
+    # Sent again, it is saved.
+    mark = input_value(again, "_form")
+    client.post(_step(uid), data={"_form": mark, "threat": STORY, "save": "1"})
+    assert application_by_uid(uid).threat == STORY
+
+
+def test_no_one_else_finds_the_form_kept(app, client, make_user):
+    """Another account signing in on that browser, and the same account on another
+    browser, each land on their home page, and the text is on no page they open."""
+    defender, uid, _answer = _sent_after_the_session_ended(client, make_user)
+    other = make_user("applicant")
+    assert login(client, other).location == "/"
+    assert STORY not in _text(client.get("/my"))
+    client.get("/logout")
+
+    elsewhere = app.test_client()
+    assert login(elsewhere, defender).location == "/"
+    assert STORY not in _text(elsewhere.get(_step(uid)))
+
+
+def test_the_form_kept_is_forgotten_after_its_minutes(app, client, make_user):
+    app.config["UNSENT_FORM_MINUTES"] = 0
+    defender, uid, _answer = _sent_after_the_session_ended(client, make_user)
+    assert "it is kept for 0 minutes" in _text(client.get("/login"))
+    assert login(client, defender).location == "/"
+    assert STORY not in _text(client.get(_step(uid)))
+
+
+def test_the_cookie_carries_a_random_token_only(app, client, make_user):
+    _defender, _uid, answer = _sent_after_the_session_ended(client, make_user)
+    cookie = client.get_cookie(COOKIE).value
+    assert "canary" not in cookie and "Teller" not in cookie
+    assert "canary-7741" not in repr(answer.headers)
+
+
+def test_a_form_holding_a_password_is_never_named_so_never_kept(client, make_user):
+    """The account page's password form carries no name; the notice settings beside it
+    (nothing secret) do."""
+    login(client, make_user("applicant"))
+    page = _text(client.get("/account"))
+    forms = re.findall(r"<form\b.*?</form>", page, re.S)
+    password = [f for f in forms if 'name="password-current"' in f]
+    assert len(password) == 1 and 'name="_form"' not in password[0]
+    assert any('name="_form"' in f for f in forms if f not in password)
+
+
+def test_a_note_sent_to_its_own_address_comes_back_on_the_page_it_was_written_on(
+    client, make_user, fund
+):
+    """A staff note posts to an address of its own, which no page is at: the note is kept
+    for the case page the browser says it was written on."""
+    manager = make_user("manager")
+    case = make_case(fund)
+    login(client, manager)
+    page = f"/applications/{case.uid}"
+    mark = input_value(
+        re.search(r'<form[^>]*action="[^"]*/notes".*?</form>', _text(client.get(page)), re.S).group(
+            0
+        ),
+        "_form",
+    )
+    assert mark == "NoteForm:note-"
+    _idle(client, 31)
+    note = "Spoke to the lawyer; the hearing moved to Friday (canary-5150)."
+    answer = client.post(
+        f"{page}/notes",
+        data={"_form": mark, "note-kind": "note", "note-body": note},
+        headers={"Referer": f"http://localhost{page}"},
+    )
+    assert answer.location == "/login"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(CaseNote)) == 0
+    assert login(client, manager).location == page
+    assert note in _text(client.get(page))
+
+
+def test_a_form_sent_from_another_site_is_not_kept(client, make_user, fund):
+    """The page the browser names must be one of this site's: another's is not followed,
+    and an address no page is at keeps nothing."""
+    manager = make_user("manager")
+    case = make_case(fund)
+    login(client, manager)
+    _idle(client, 31)
+    answer = client.post(
+        f"/applications/{case.uid}/notes",
+        data={"_form": "NoteForm:note-", "note-kind": "note", "note-body": "x" * 20},
+        headers={"Referer": f"https://elsewhere.example/applications/{case.uid}"},
+    )
+    assert answer.location == "/login"
+    assert KEPT.split(",")[0] not in _text(client.get("/login"))
+    assert login(client, manager).location == "/"
