@@ -4,15 +4,21 @@ lands on its page with it filled in as they sent it. No one else finds it, it is
 forgotten after its minutes, and a form holding a password is never kept."""
 
 import re
+import time
 
+import pytest
 import sqlalchemy as sa
+from itsdangerous import TimestampSigner
 
 from hrdfund.cases import steps
+from hrdfund.cases.models import ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.reviews.models import CaseNote
 from tests.conftest import (
     COOKIE,
+    PASSWORD,
     application_by_uid,
+    csrf_token,
     input_value,
     login,
     make_case,
@@ -161,3 +167,77 @@ def test_a_form_sent_from_another_site_is_not_kept(client, make_user, fund):
     assert answer.location == "/login"
     assert KEPT.split(",")[0] not in _text(client.get("/login"))
     assert login(client, manager).location == "/"
+
+
+class TestPastTheTokensHours:
+    """With CSRF tokens checked, as deployed: a form whose page was open past the token's
+    hours is kept the same way, where it used to meet an error page that lost it."""
+
+    @pytest.fixture
+    def app_config(self, app_config):
+        return {**app_config, "WTF_CSRF_ENABLED": True}
+
+    @pytest.fixture
+    def draft(self, client, make_user, fund):
+        """A defender signed in (their tokens checked), a draft of theirs, and the first
+        step's form as its page gives it."""
+        defender = make_user("applicant")
+        data = {"login": defender.login, "password": PASSWORD}
+        client.post("/login", data={**data, "csrf_token": csrf_token(client, "/login")})
+        case = make_case(
+            fund, applicant_id=defender.id, status=ApplicationStatus.DRAFT, submitted_at=None
+        )
+        page = _text(client.get(_step(case.uid)))
+        form = {
+            "csrf_token": input_value(page, "csrf_token"),
+            "_form": input_value(page, "_form"),
+            "defender_name": "Ana Teller",
+            "threat": STORY,
+            "save": "1",
+        }
+        return defender, case, form
+
+    @staticmethod
+    def _hours_later(monkeypatch, hours):
+        later = int(time.time()) + hours * 3600
+        monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
+
+    def test_a_form_open_for_hours_comes_back_on_its_page_filled_in(
+        self, client, draft, monkeypatch
+    ):
+        _defender, case, form = draft
+        self._hours_later(monkeypatch, 5)
+        answer = client.post(_step(case.uid), data=form)
+        assert answer.status_code == 303 and answer.location == _step(case.uid)
+        assert application_by_uid(case.uid).threat is None
+        back = _text(client.get(answer.location))
+        assert STORY in back and "This form had been open for hours" in back
+        # The page gives a fresh token: sent again from it, the step is saved.
+        again = {**form, "csrf_token": input_value(back, "csrf_token")}
+        assert client.post(_step(case.uid), data=again).status_code == 302
+        assert application_by_uid(case.uid).threat == STORY
+
+    def test_left_open_all_afternoon_it_waits_for_the_person_to_sign_in_again(
+        self, client, draft, monkeypatch
+    ):
+        """Past the token's hours and the idle hour both: kept until the person signs in."""
+        defender, case, form = draft
+        _idle(client, 5 * 60)
+        self._hours_later(monkeypatch, 5)
+        answer = client.post(_step(case.uid), data=form)
+        assert answer.location == "/login"
+        page = _text(client.get("/login"))
+        assert KEPT in page
+        data = {"login": defender.login, "password": PASSWORD}
+        signed = client.post("/login", data={**data, "csrf_token": input_value(page, "csrf_token")})
+        assert signed.location == _step(case.uid)
+        back = _text(client.get(signed.location))
+        assert STORY in back and FILLED_IN in back
+
+    def test_a_form_without_a_token_gets_the_page_that_says_so(self, client, draft):
+        _defender, case, form = draft
+        answer = client.post(_step(case.uid), data={**form, "csrf_token": "forged"})
+        assert answer.status_code == 400
+        assert "open the page again" in _text(answer).lower()
+        assert application_by_uid(case.uid).threat is None
+        assert STORY not in _text(client.get(_step(case.uid)))

@@ -3,10 +3,20 @@
 from functools import cache, wraps
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import joinedload
 
 from ..core.columns import utcnow
@@ -32,6 +42,9 @@ PUBLIC_ENDPOINTS = frozenset(
         "cases.before",
     }
 )
+
+#: Why Flask-WTF refuses a token that is well signed but older than WTF_CSRF_TIME_LIMIT.
+CSRF_EXPIRED = "The CSRF token has expired."
 
 #: How often activity moves the idle clock forward. Within this step a page sends no new
 #: session cookie; a session may end up to this much before its idle timeout, never after.
@@ -62,6 +75,7 @@ def install_guard(app):
     """Register the login requirement and the idle and absolute session timeouts."""
     login_manager.login_view = "auth.login"
     login_manager.session_protection = None  # the session version does this job
+    app.register_error_handler(CSRFError, _form_too_old)
 
     @app.before_request
     def require_login():
@@ -72,37 +86,54 @@ def install_guard(app):
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login"))
         if _session_expired():
-            # The sign-in page goes on in the language the account read in, as after
-            # signing out: a defender is not sent back to English.
-            user = current_user._get_current_object()
-            reading_in = user.language if user.language in language.offered(None) else None
-            reading_in = reading_in or session.get(language.SESSION_KEY)
-            # A form sent now is not lost: it waits for the same person to sign in again.
-            kept = refused.keep_unsent() if request.method == "POST" else None
-            logout_user()
-            session.clear()
-            if reading_in:
-                session[language.SESSION_KEY] = reading_in
-            if kept:
-                session[refused.UNSENT_KEY] = kept
-            with force_locale(reading_in or "en"):
-                flash(_("Your session ended. Please sign in again."), "info")
-                if kept:
-                    minutes = current_app.config["UNSENT_FORM_MINUTES"]
-                    flash(
-                        _(
-                            "What you were sending was not saved, but it is kept for "
-                            "%(minutes)d minutes: sign in again in this browser to find it "
-                            "filled in.",
-                            minutes=minutes,
-                        ),
-                        "info",
-                    )
-            return redirect(url_for("auth.login"))
+            return end_session(keep_form=request.method == "POST")
         now = int(utcnow().timestamp())
         if now - session.get("seen_at", 0) >= SEEN_STEP_SECONDS:
             session["seen_at"] = now
         return None
+
+
+def end_session(keep_form=False):
+    """End the session that timed out and send its person to sign in again, in the language
+    the account read in, as after signing out (a defender is not sent back to English).
+    With ``keep_form``, the form this request sent is kept for them (``keep_unsent``)."""
+    user = current_user._get_current_object()
+    reading_in = user.language if user.language in language.offered(None) else None
+    reading_in = reading_in or session.get(language.SESSION_KEY)
+    kept = refused.keep_unsent(refused.UNSENT) if keep_form else None
+    logout_user()
+    session.clear()
+    if reading_in:
+        session[language.SESSION_KEY] = reading_in
+    if kept:
+        session[refused.UNSENT_KEY] = kept
+    with force_locale(reading_in or "en"):
+        flash(_("Your session ended. Please sign in again."), "info")
+        if kept:
+            flash(
+                _(
+                    "What you were sending was not saved, but it is kept for %(minutes)d "
+                    "minutes: sign in again in this browser to find it filled in.",
+                    minutes=current_app.config["UNSENT_FORM_MINUTES"],
+                ),
+                "info",
+            )
+    return redirect(url_for("auth.login"))
+
+
+def _form_too_old(exc):
+    """A form refused for its CSRF token. One whose token is only past its hours came from
+    one of this site's pages in this session (the token is signed for it): a signed-in
+    person's is kept and goes back to its page filled in, or, when the session has ended
+    too, waits for them to sign in again. Any other gets the error page, which says to
+    open the page again."""
+    if exc.description == CSRF_EXPIRED and current_user.is_authenticated:
+        if _session_expired():
+            return end_session(keep_form=True)
+        page = refused.resume_unsent(refused.keep_unsent(refused.TOO_OLD))
+        if page:
+            return redirect(page, 303)
+    return render_template("errors/400.html", code=400, language_back="/", form_refused=True), 400
 
 
 def _holds_nul():

@@ -55,9 +55,12 @@ UNSENT = _l(
     "Your session had ended, so this form was not sent and nothing in it was saved. It is "
     "filled in again as you typed it: check it, then send it."
 )
+TOO_OLD = _l(
+    "This form had been open for hours, so it was not sent and nothing in it was saved. It "
+    "is filled in again as you typed it: check it, then send it."
+)
 UNSENT_UNSHOWN = _l(
-    "Your session had ended, so a form of this page was not sent and nothing in it was "
-    "saved: fill it in and send it again."
+    "A form of this page was not sent and nothing in it was saved: fill it in and send it again."
 )
 
 
@@ -85,10 +88,11 @@ def refuse(form, to, problems=(), about=None):
     return redirect(to, 303)
 
 
-def keep_unsent():
-    """Keep the form this POST sent after its session ended (idle too long, or past its
-    hours), for its page to show it back filled in once the same person signs in again in
-    this browser. Only a form that names itself (``FORM_MARK``: forms holding no password
+def keep_unsent(message):
+    """Keep the form this POST sent, though it was not taken (its session had ended, or its
+    page had been open past the CSRF token's hours), for its page to show it back filled in,
+    with ``message``, to the same person in this browser, once signed in again where the
+    session ended. Only a form that names itself (``FORM_MARK``: forms holding no password
     or code) and has something typed is kept, and only for a page a GET reaches: the one
     it was sent to, else the one the browser says it came from. Returns the token naming
     it, or None when nothing is kept. Called before the session is ended: the signed-in
@@ -113,7 +117,7 @@ def keep_unsent():
             for name, sent in request.files.items(multi=True)
             if sent.filename
         },
-        "form_errors": [str(UNSENT)],
+        "form_errors": [str(message)],
         "problems": [],
         "about": None,
         "unsent": True,
@@ -124,7 +128,7 @@ def keep_unsent():
 
 
 def resume_unsent(token):
-    """Once signed in again: the page of the form ``keep_unsent`` kept under ``token``,
+    """The page of the form ``keep_unsent`` kept under ``token`` (None: nothing kept),
     when it is this account's, sent from this browser and still kept; the session then
     holds it as the form waiting for that page. None otherwise."""
     if not isinstance(token, str):
