@@ -199,7 +199,7 @@ def test_create_user_applies_the_password_rules(app):
     "role, needs_code",
     [
         ("applicant", False),
-        ("partner", False),
+        ("partner", True),
         ("reviewer", True),
         ("manager", True),
         ("finance", True),

@@ -364,7 +364,7 @@ def test_accounts_file_lists_every_role_privately(demo):
         assert staff == ["admin", "finance", "manager", "reviewer"]
     assert stat.S_IMODE(os.stat(demo["path"]).st_mode) == 0o600
     for account in demo["accounts"]:
-        assert bool(account["totp_secret"]) == (account["role"] not in ("applicant", "partner"))
+        assert bool(account["totp_secret"]) == (account["role"] != "applicant")
 
 
 def test_every_demo_account_signs_in(demo, app):

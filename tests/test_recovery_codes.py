@@ -72,6 +72,35 @@ def test_recovery_needs_the_password_first(client, make_user):
     assert client.get("/admin/users").location == "/login"
 
 
+def test_the_operator_resets_a_partners_lost_second_factor(app, client, runner, make_user):
+    """A partner organisation belongs to no fund, so no fund's admin resets its second
+    factor: the server's operator does, and hands the person a code, as an admin would."""
+    partner = make_user("partner")
+    login(client, partner)
+    secret = partner.totp_secret
+    done = runner.invoke(args=["hrdfund", "reset-second-factor", partner.login.upper()])
+    assert done.exit_code == 0, done.output
+    handed = re.search(r"apart from their password: ([A-Z0-9]{5}-[A-Z0-9]{5})$", done.output, re.M)
+    assert handed, done.output
+    assert client.get("/referrals").location == "/login"  # every session ended
+    db.session.refresh(partner)
+    assert partner.totp_secret != secret and partner.totp_confirmed_at is None
+    again = app.test_client()
+    again.post("/login", data={"login": partner.login, "password": PASSWORD})
+    assert again.get("/login/code").location == "/login/code/reset"
+    assert again.post("/login/code/reset", data={"code": handed[1]}).location == "/login/code"
+    enrolled = again.post("/login/code", data={"code": totp_code(partner)})
+    assert "Your recovery codes" in enrolled.get_data(as_text=True)
+    actors = db.session.execute(
+        sa.select(AuditEvent.actor).where(AuditEvent.action == "auth.second_factor_reset")
+    ).scalars()
+    assert list(actors) == ["system"]
+    # A defender's account has no second factor to reset; a login no account has, neither.
+    for other in (make_user("applicant").login, "nobody-at-all"):
+        refused = runner.invoke(args=["hrdfund", "reset-second-factor", other])
+        assert refused.exit_code == 1 and "No account at that login" in refused.output
+
+
 def test_an_admin_resets_a_lost_second_factor(app, client, make_user, make_fund):
     manager = make_user("manager")
     codes = _codes(login(client, manager))

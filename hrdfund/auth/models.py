@@ -42,7 +42,15 @@ class Role(enum.StrEnum):
 
 #: Roles that must use a TOTP second factor (SECURITY.md, promise 7).
 TOTP_ROLES = frozenset(
-    {Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.DONOR, Role.ADMIN, Role.NETWORK_ADMIN}
+    {
+        Role.PARTNER,
+        Role.REVIEWER,
+        Role.MANAGER,
+        Role.FINANCE,
+        Role.DONOR,
+        Role.ADMIN,
+        Role.NETWORK_ADMIN,
+    }
 )
 #: Roles working inside a fund on cases.
 STAFF_ROLES = frozenset({Role.REVIEWER, Role.MANAGER, Role.FINANCE, Role.ADMIN})

@@ -229,10 +229,11 @@ def set_password(user, password_hash):
     end_sessions(user, action="auth.password_changed")
 
 
-def end_sessions(user, actor=None, action="auth.sessions_ended"):
-    """Invalidate every session of ``user`` at once (logout, password change, admin)."""
+def end_sessions(user, actor=None, action="auth.sessions_ended", by_operator=False):
+    """Invalidate every session of ``user`` at once (logout, password change, admin, the
+    server's operator: ``by_operator``, recorded as the system)."""
     user.session_version += 1
-    audit.record(action, user, actor=actor or user)
+    audit.record(action, user, actor=None if by_operator else actor or user)
     db.session.flush()
 
 
@@ -260,16 +261,16 @@ def set_active(user, active, actor):
 
 def reset_second_factor(user, actor):
     """For a lost authenticator: a new key to enrol with at the next sign-in, the recovery
-    codes gone, and every session of the user ended. Returns the code ``actor`` hands to
-    the person (shown this once): the new key is shown only after it is typed, so a
-    password alone does not set up an authenticator of its own."""
+    codes gone, and every session of the user ended. Returns the code ``actor`` (None: the
+    server's operator) hands to the person (shown this once): the new key is shown only
+    after it is typed, so a password alone does not set up an authenticator of its own."""
     code = handed.new_code()
     user.totp_secret = new_totp_secret()
     user.totp_confirmed_at = None
     user.totp_last_step = None
     user.reset_code_hash = reset_code_hash(user, code)
     db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    end_sessions(user, actor=actor, action="auth.second_factor_reset")
+    end_sessions(user, actor=actor, action="auth.second_factor_reset", by_operator=actor is None)
     return code
 
 

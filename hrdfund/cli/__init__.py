@@ -3,7 +3,14 @@ commit themselves."""
 
 import click
 
-from .accounts import confirm_invitation, create_fund, create_user, funds, pools
+from .accounts import (
+    confirm_invitation,
+    create_fund,
+    create_user,
+    funds,
+    pools,
+    reset_second_factor,
+)
 from .alerts import alerts
 from .backup import backup_command, restore_command
 from .check import check, rebuild_figures
@@ -36,6 +43,7 @@ for _command in (
     purge_command,
     rebuild_figures,
     report,
+    reset_second_factor,
     restore_command,
     rotate_keys_command,
 ):

@@ -1,5 +1,5 @@
-"""`flask hrdfund create-user`, `create-fund`, `funds` and `pools`: accounts and the funds
-they belong to."""
+"""`flask hrdfund create-user`, `create-fund`, `funds`, `pools` and `reset-second-factor`:
+accounts and the funds they belong to."""
 
 import click
 import sqlalchemy as sa
@@ -7,9 +7,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .. import audit
-from ..auth import invitations, services
+from ..auth import handed, invitations, services
 from ..auth.funds import fund_name_taken
-from ..auth.models import Fund, PartnerOrganisation
+from ..auth.logins import normalise_login
+from ..auth.models import Fund, PartnerOrganisation, User
 from ..auth.second_factor import totp_uri
 from ..core.extensions import db
 from ..core.text import tidy_name
@@ -212,3 +213,26 @@ def confirm_invitation(login):
         f"to {invitation.fund.name}."
     )
     click.echo(f"Code to give the person, apart from the link: {invitations.shown_code(code)}")
+
+
+@click.command("reset-second-factor")
+@click.argument("login")
+@with_appcontext
+def reset_second_factor(login):
+    """For an account at LOGIN whose authenticator and recovery codes are lost, and that no
+    fund administrator resets (a partner organisation's, the network administrator's, or a
+    fund's only admin): a new key to set up at its next sign-in, every session of it ended;
+    print the code the person types before the new key is shown. The code is shown this
+    once."""
+    user = db.session.execute(
+        sa.select(User).where(User.login == normalise_login(login))
+    ).scalar_one_or_none()
+    if user is None or not user.needs_totp:
+        raise click.ClickException("No account at that login signs in with a second factor.")
+    code = services.reset_second_factor(user, None)
+    db.session.commit()
+    click.echo(
+        f"The second factor of {user.login} ({user.role.value}) is reset; every session of "
+        "the account has ended."
+    )
+    click.echo(f"Code to give the person, apart from their password: {handed.shown(code)}")

@@ -19,6 +19,7 @@ from hrdfund.pools.eligibility import pool_mismatches
 from hrdfund.pools.models import Pool
 from hrdfund.pools.services import PoolError, record_rate
 from hrdfund.reviews import services as reviews
+from tests.e2e.conftest import fresh_code
 from tests.pdfs import PDF
 
 pytestmark = pytest.mark.e2e
@@ -212,6 +213,10 @@ def test_a_partner_refers_a_medical_case(live_server, page):
     url = live_server["url"]
     account = next(a for a in live_server["accounts"] if a["role"] == "partner")
     _sign_in(page, url, account["login"], account["password"])
+    # A partner holds the cases of every defender it referred: a second factor, as staff.
+    code = fresh_code(_staff_app(live_server), account["login"], account["totp_secret"])
+    page.get_by_label("Six-digit code from your authenticator app").fill(code)
+    page.get_by_role("button", name="Continue").click()
     page.get_by_role("link", name="Refer a defender").click()
     consent = page.get_by_label("The defender agreed that we apply on their behalf")
     assert consent.get_attribute("required") is not None, "the browser asks for consent too"

@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 import pyotp
 import pytest
 
+from tests.e2e.conftest import fresh_code
 from tests.e2e.test_applicant_journey import _staff_app
 from tests.e2e.test_login_browser import _sign_in
-from tests.e2e.test_review_journey import _code
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +99,7 @@ def test_invite_accept_and_sign_in_on_a_phone(live_server, browser):
     invitee.get_by_label("Password").fill(PASSWORD)
     invitee.get_by_role("button", name="Sign in").click()
     # A code of a step not used yet: the first one was used at enrolment.
-    code = _code(_staff_app(live_server), "phone.reviewer", secret)
+    code = fresh_code(_staff_app(live_server), "phone.reviewer", secret)
     invitee.get_by_label("Six-digit code from your authenticator app").fill(code)
     invitee.get_by_role("button", name="Continue").click()
     assert invitee.get_by_role("heading", level=1).inner_text() == "Dashboard"

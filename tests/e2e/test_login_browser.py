@@ -2,8 +2,8 @@
 
 import pytest
 
+from tests.e2e.conftest import fresh_code
 from tests.e2e.test_applicant_journey import _staff_app
-from tests.e2e.test_review_journey import _code
 
 ROLES = ["applicant", "partner", "reviewer", "manager", "finance", "donor", "admin"]
 HOME_HEADINGS = {
@@ -27,7 +27,7 @@ def _sign_in(page, server, account):
     if account["totp_secret"]:
         assert "/login/code" in page.url
         # A code of a step this account has not used yet: other tests sign in as it too.
-        code = _code(_staff_app(server), account["login"], account["totp_secret"])
+        code = fresh_code(_staff_app(server), account["login"], account["totp_secret"])
         page.get_by_label("Six-digit code from your authenticator app").fill(code)
         page.get_by_role("button", name="Continue").click()
 

@@ -5,19 +5,17 @@ pools; a second manager finds the split filled in and confirms it, which commits
 the defender sees the decision."""
 
 import re
-import time
 from decimal import Decimal
 
-import pyotp
 import pytest
 import sqlalchemy as sa
 
-from hrdfund.auth.models import User
 from hrdfund.cases.models import ApplicationStatus
 from hrdfund.core.extensions import db
 from hrdfund.grants import services as grants
 from hrdfund.grants.models import Grant
 from hrdfund.ledger.models import Allocation
+from tests.e2e.conftest import fresh_code
 from tests.e2e.test_applicant_journey import _case, _sign_in, _staff_app
 
 pytestmark = pytest.mark.e2e
@@ -27,25 +25,11 @@ def _account(server, login):
     return next(a for a in server["accounts"] if a["login"] == login)
 
 
-def _code(app, login, secret):
-    """A code the server has not seen yet for this account (each code works once, as
-    test_a_code_is_accepted_once shows). A journey signing the same account in again within
-    the same 30 seconds forgets the step last used rather than wait for the clock."""
-    step = int(time.time() // 30)
-    with app.app_context():
-        user = db.session.execute(sa.select(User).where(User.login == login)).scalar_one()
-        if user.totp_last_step is not None and user.totp_last_step >= step:
-            user.totp_last_step = step - 1
-            db.session.commit()
-        db.session.remove()
-    return pyotp.TOTP(secret).at(step * 30)
-
-
 def _staff_sign_in(page, server, app, login, home="Dashboard"):
     account = _account(server, login)
     _sign_in(page, server["url"], login, account["password"])
     page.get_by_label("Six-digit code from your authenticator app").fill(
-        _code(app, login, account["totp_secret"])
+        fresh_code(app, login, account["totp_secret"])
     )
     page.get_by_role("button", name="Continue").click()
     assert page.get_by_role("heading", level=1).inner_text() == home
