@@ -793,3 +793,27 @@ def test_the_upgrade_says_which_consents_a_partner_ticked_and_the_downgrade_undo
     flask_migrate.downgrade(revision=BEFORE_PARTNER_FORM)
     assert methods() == {"partner": "form", "applicant": "form"}
     flask_migrate.upgrade()
+
+
+BEFORE_PARTNER_FACTOR = "7c3e1a9d5f20"
+
+
+def test_the_upgrade_ends_every_session_a_partner_opened_without_a_second_factor(empty_app):
+    """Partners now sign in with a second factor: a cookie a partner got with the password
+    alone stops working at the upgrade; a defender's goes on."""
+    from hrdfund.auth import services
+    from hrdfund.auth.models import PartnerOrganisation
+    from tests.conftest import PASSWORD
+
+    flask_migrate.upgrade(revision=BEFORE_PARTNER_FACTOR)
+    org = PartnerOrganisation(name="A partner before its factor", country="KE")
+    db.session.add(org)
+    db.session.flush()
+    services.create_user("partner", "partner.before", PASSWORD, partner_organisation_id=org.id)
+    services.create_user("applicant", "applicant.before", PASSWORD)
+    db.session.commit()
+    db.session.remove()
+    flask_migrate.upgrade()
+    versions = dict(db.session.execute(sa.text("SELECT role, session_version FROM users")).all())
+    db.session.remove()
+    assert versions == {"partner": 2, "applicant": 1}

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
+from hrdfund.auth.models import RefusedForm
 from hrdfund.cases import steps
 from hrdfund.cases.models import ApplicationStatus
 from hrdfund.core.extensions import db
@@ -18,6 +19,7 @@ from tests.conftest import (
     COOKIE,
     PASSWORD,
     application_by_uid,
+    count_rows,
     csrf_token,
     input_value,
     login,
@@ -95,6 +97,24 @@ def test_no_one_else_finds_the_form_kept(app, client, make_user):
     elsewhere = app.test_client()
     assert login(elsewhere, defender).location == "/"
     assert STORY not in _text(elsewhere.get(_step(uid)))
+
+
+def test_an_account_has_one_form_kept_however_often_it_is_sent(client, make_user):
+    """The session cookie sent again and again after it ended keeps one form, the last:
+    an expired cookie cannot fill the database."""
+    defender = make_user("applicant")
+    login(client, defender)
+    uid = start_application(client)
+    mark = input_value(_text(client.get(_step(uid))), "_form")
+    _idle(client, 61)
+    expired = client.get_cookie(COOKIE).value
+    for n in range(5):
+        client.set_cookie(COOKIE, expired)
+        data = {"_form": mark, "threat": f"{STORY} take {n}", "save": "1"}
+        assert client.post(_step(uid), data=data).location == "/login"
+    assert count_rows(RefusedForm) == 1
+    assert login(client, defender).location == _step(uid)
+    assert f"{STORY} take 4" in _text(client.get(_step(uid)))
 
 
 def test_the_form_kept_is_forgotten_after_its_minutes(app, client, make_user):
@@ -233,6 +253,19 @@ class TestPastTheTokensHours:
         assert signed.location == _step(case.uid)
         back = _text(client.get(signed.location))
         assert STORY in back and FILLED_IN in back
+
+    def test_another_sessions_old_token_plants_nothing(self, app, client, draft, monkeypatch):
+        """A token this site signed for someone else's session, once past its hours, is
+        no way to put words into this person's form."""
+        _defender, case, form = draft
+        stranger = app.test_client()
+        theirs = csrf_token(stranger, "/login")
+        self._hours_later(monkeypatch, 5)
+        planted = {**form, "csrf_token": theirs, "threat": "Send the money to account 666"}
+        answer = client.post(_step(case.uid), data=planted)
+        assert answer.status_code == 400
+        assert count_rows(RefusedForm) == 0
+        assert "account 666" not in _text(client.get(_step(case.uid)))
 
     def test_a_form_without_a_token_gets_the_page_that_says_so(self, client, draft):
         _defender, case, form = draft

@@ -1,6 +1,8 @@
 """Deny by default: every endpoint needs a signed-in user unless listed as public."""
 
+import hmac
 from functools import cache, wraps
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
@@ -17,6 +19,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy.orm import joinedload
 
 from ..core.columns import utcnow
@@ -43,8 +46,10 @@ PUBLIC_ENDPOINTS = frozenset(
     }
 )
 
-#: Why Flask-WTF refuses a token that is well signed but older than WTF_CSRF_TIME_LIMIT.
+#: Why Flask-WTF refuses a token that is well signed but older than WTF_CSRF_TIME_LIMIT,
+#: and the name of the token, in the form and in the session.
 CSRF_EXPIRED = "The CSRF token has expired."
+CSRF_FIELD = "csrf_token"
 
 #: How often activity moves the idle clock forward. Within this step a page sends no new
 #: session cookie; a session may end up to this much before its idle timeout, never after.
@@ -100,20 +105,20 @@ def end_session(keep_form=False):
     user = current_user._get_current_object()
     reading_in = user.language if user.language in language.offered(None) else None
     reading_in = reading_in or session.get(language.SESSION_KEY)
-    kept = refused.keep_unsent(refused.UNSENT) if keep_form else None
+    kept = keep_form and refused.keep_unsent(refused.UNSENT)
     logout_user()
     session.clear()
     if reading_in:
         session[language.SESSION_KEY] = reading_in
     if kept:
-        session[refused.UNSENT_KEY] = kept
+        session[refused.UNSENT_KEY] = 1
     with force_locale(reading_in or "en"):
         flash(_("Your session ended. Please sign in again."), "info")
         if kept:
             flash(
                 _(
                     "What you were sending was not saved, but it is kept for %(minutes)d "
-                    "minutes: sign in again in this browser to find it filled in.",
+                    "minutes: sign in again in this browser to go back to it.",
                     minutes=current_app.config["UNSENT_FORM_MINUTES"],
                 ),
                 "info",
@@ -122,18 +127,44 @@ def end_session(keep_form=False):
 
 
 def _form_too_old(exc):
-    """A form refused for its CSRF token. One whose token is only past its hours came from
-    one of this site's pages in this session (the token is signed for it): a signed-in
+    """A form refused for its CSRF token. One whose token was signed for this very session
+    and is only past its hours came from one of this site's pages in it: a signed-in
     person's is kept and goes back to its page filled in, or, when the session has ended
     too, waits for them to sign in again. Any other gets the error page, which says to
     open the page again."""
-    if exc.description == CSRF_EXPIRED and current_user.is_authenticated:
+    if (
+        exc.description == CSRF_EXPIRED
+        and current_user.is_authenticated
+        and _token_of_this_session()
+    ):
         if _session_expired():
             return end_session(keep_form=True)
-        page = refused.resume_unsent(refused.keep_unsent(refused.TOO_OLD))
-        if page:
-            return redirect(page, 303)
+        if refused.keep_unsent(refused.TOO_OLD):
+            page = refused.resume_unsent()
+            if page:
+                return redirect(page, 303)
     return render_template("errors/400.html", code=400, language_back="/", form_refused=True), 400
+
+
+def _token_of_this_session():
+    """Whether the CSRF token sent was signed for this session, checked as Flask-WTF
+    checks a token within its hours (it stops at the age and checks nothing else): the
+    same raw token as the session's, and over HTTPS a page of this site sending it."""
+    sent = request.form.get(CSRF_FIELD)
+    held = session.get(CSRF_FIELD)
+    if not isinstance(sent, str) or not isinstance(held, str):
+        return False
+    secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    try:
+        raw = URLSafeTimedSerializer(secret, salt="wtf-csrf-token").loads(sent)
+    except BadData:
+        return False
+    if not isinstance(raw, str) or not hmac.compare_digest(raw, held):
+        return False
+    if request.is_secure and current_app.config.get("WTF_CSRF_SSL_STRICT", True):
+        referrer = urlsplit(request.referrer or "")
+        return referrer.scheme == "https" and referrer.netloc == request.host
+    return True
 
 
 def _holds_nul():

@@ -48,8 +48,9 @@ FORGET_BATCH = 50
 #: forms take nothing longer, and anyone may send them, as often as they like.
 VISITOR_VALUE_MAX = 500
 FILE_AGAIN = _l("Choose the file again: a form sent back for correction does not keep it.")
-#: The session's key for the token of a form sent after its session ended: the only thing
-#: kept through signing in again, where the rest of the session starts afresh.
+#: The session's mark that a form sent after the session ended is kept for the account:
+#: the only thing kept through signing in again, where the rest of the session starts
+#: afresh.
 UNSENT_KEY = "unsent"
 UNSENT = _l(
     "Your session had ended, so this form was not sent and nothing in it was saved. It is "
@@ -84,30 +85,38 @@ def refuse(form, to, problems=(), about=None):
         "problems": [str(p) for p in problems],
         "about": about,
     }
-    session[SESSION_KEY] = _keep(content, owner, current_app.config["REFUSED_FORM_MINUTES"])
+    token = secrets.token_urlsafe(32)
+    previous = session.pop(SESSION_KEY, None)
+    _keep(
+        content,
+        _row_key(token, owner),
+        current_app.config["REFUSED_FORM_MINUTES"],
+        previous_key=_row_key(previous, owner) if isinstance(previous, str) else None,
+    )
+    session[SESSION_KEY] = token
     return redirect(to, 303)
 
 
 def keep_unsent(message):
     """Keep the form this POST sent, though it was not taken (its session had ended, or its
     page had been open past the CSRF token's hours), for its page to show it back filled in,
-    with ``message``, to the same person in this browser, once signed in again where the
-    session ended. Only a form that names itself (``FORM_MARK``: forms holding no password
-    or code) and has something typed is kept, and only for a page a GET reaches: the one
-    it was sent to, else the one the browser says it came from. Returns the token naming
-    it, or None when nothing is kept. Called before the session is ended: the signed-in
-    account is its owner."""
+    with ``message``, to the same person in this browser once signed in again
+    (``resume_unsent``). Only a form that names itself (``FORM_MARK``: forms holding no
+    password or code) and has something typed is kept, and only for a page a GET reaches:
+    the one it was sent to, else the one the browser says it came from. An account has one
+    such form kept at most: a later one replaces it. Returns whether it was kept. Called
+    while the account is still signed in: it is the owner."""
     mark = request.form.get(FORM_MARK)
     page = _page_of_form()
     if not isinstance(mark, str) or len(mark) > 200 or page is None:
-        return None
+        return False
     values = [
         [name, value]
         for name, value in request.form.items(multi=True)
         if name not in (FORM_MARK, "csrf_token")
     ]
     if not any(value.strip() for _name, value in values):
-        return None
+        return False
     content = {
         "page": page,
         "form": mark,
@@ -121,41 +130,58 @@ def keep_unsent(message):
         "problems": [],
         "about": None,
         "unsent": True,
+        "browser": _browser(),
     }
+    key = _unsent_key()
+    end_read(db.session)
+    _keep(content, key, current_app.config["UNSENT_FORM_MINUTES"], previous_key=key)
+    return True
+
+
+def resume_unsent():
+    """The page of the form ``keep_unsent`` kept for the signed-in account, when it was sent
+    from this browser and is still kept, else None. It becomes the form refused a moment ago
+    for that page, this session's, as ``refuse`` leaves one."""
+    key = _unsent_key()
+    content = _content(key)
+    if content is None or content.pop("browser", None) != _browser():
+        return None
+    token = secrets.token_urlsafe(32)
     owner = _owner()
     end_read(db.session)
-    return _keep(content, owner, current_app.config["UNSENT_FORM_MINUTES"])
-
-
-def resume_unsent(token):
-    """The page of the form ``keep_unsent`` kept under ``token`` (None: nothing kept),
-    when it is this account's, sent from this browser and still kept; the session then
-    holds it as the form waiting for that page. None otherwise."""
-    if not isinstance(token, str):
-        return None
-    content = _content(token)
-    if content is None or not content.get("unsent"):
-        return None
+    _keep(
+        content,
+        _row_key(token, owner),
+        current_app.config["REFUSED_FORM_MINUTES"],
+        previous_key=key,
+    )
     session[SESSION_KEY] = token
     return content["page"]
 
 
-def _keep(content, owner, minutes):
-    """Store ``content`` for ``owner`` for ``minutes``, in place of the session's previous
-    refused form; returns the new token naming it."""
+def _unsent_key():
+    """The key of the one form kept for the signed-in account (``keep_unsent``)."""
+    return cipher().blind_index(f"unsent-form|user:{current_user.get_id()}")
+
+
+def _browser():
+    """This browser, as a form kept by ``keep_unsent`` names it: a keyed hash of its client
+    token."""
+    return cipher().blind_index(f"unsent-browser|{cookie_token() or ''}")
+
+
+def _keep(content, key, minutes, previous_key=None):
+    """Store ``content`` under ``key`` for ``minutes``, in place of the row at
+    ``previous_key`` (a form refused before in the session, or kept before)."""
     now = utcnow()
-    token = secrets.token_urlsafe(32)
-    previous = session.pop(SESSION_KEY, None)
-    # What was typed is encrypted, and the keys are worked out, before the transaction that
-    # stores them begins: it holds the write lock for a delete and an insert only.
+    # What was typed is encrypted before the transaction that stores it begins: it holds
+    # the write lock for a delete and an insert only.
     with reading():
-        row = RefusedForm(key=_row_key(token, owner), expires_at=now + timedelta(minutes=minutes))
+        row = RefusedForm(key=key, expires_at=now + timedelta(minutes=minutes))
         row.content = content
-        previous_key = _row_key(previous, owner) if isinstance(previous, str) else None
     with writing():
         _forget(now, previous_key)
         db.session.add(row)
-    return token
 
 
 def _page_of_form():
@@ -273,7 +299,7 @@ def _waiting():
     found = None
     token = session.get(SESSION_KEY)
     if request.method == "GET" and isinstance(token, str):
-        content = _content(token)
+        content = _content(_row_key(token))
         if content is None:
             session.pop(SESSION_KEY, None)
         elif content["page"] == request.script_root + request.path:
@@ -283,13 +309,11 @@ def _waiting():
     return found
 
 
-def _content(token):
-    """What the form kept under ``token`` for this user and browser holds, or None when
-    nothing is (another's, expired, or no longer readable)."""
+def _content(key):
+    """What the form kept at ``key`` holds, or None when nothing is (no such row, expired,
+    or no longer readable)."""
     row = db.session.execute(
-        sa.select(RefusedForm).where(
-            RefusedForm.key == _row_key(token), RefusedForm.expires_at > utcnow()
-        )
+        sa.select(RefusedForm).where(RefusedForm.key == key, RefusedForm.expires_at > utcnow())
     ).scalar_one_or_none()
     try:
         return row.content if row is not None else None

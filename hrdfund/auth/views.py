@@ -256,7 +256,7 @@ def new_session(user, done=None):
     session["auth_at"] = now
     session["seen_at"] = now
     # A form sent after the last session ended goes back to its page, filled in.
-    page = refused.resume_unsent(session.pop(refused.UNSENT_KEY, None))
+    page = refused.resume_unsent() if session.pop(refused.UNSENT_KEY, None) else None
     return redirect(page or url_for("auth.index"))
 
 
