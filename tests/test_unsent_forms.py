@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
+from hrdfund.auth import refused
 from hrdfund.auth.models import RefusedForm
 from hrdfund.cases import steps
 from hrdfund.cases.models import ApplicationStatus
@@ -115,6 +116,26 @@ def test_an_account_has_one_form_kept_however_often_it_is_sent(client, make_user
     assert count_rows(RefusedForm) == 1
     assert login(client, defender).location == _step(uid)
     assert f"{STORY} take 4" in _text(client.get(_step(uid)))
+
+
+def test_the_same_form_kept_twice_at_once_keeps_one(client, make_user, monkeypatch):
+    """Sent twice at once (a double click after the session ended), the second request
+    finds the row it was to replace already taken by the first: no error, one form kept."""
+    defender = make_user("applicant")
+    login(client, defender)
+    uid = start_application(client)
+    mark = input_value(_text(client.get(_step(uid))), "_form")
+    _idle(client, 61)
+    expired = client.get_cookie(COOKIE).value
+    data = {"_form": mark, "threat": STORY, "save": "1"}
+    assert client.post(_step(uid), data=data).location == "/login"
+    # The second one begins before the first has committed: it deletes nothing.
+    monkeypatch.setattr(refused, "_forget", lambda now, previous_key: None)
+    client.set_cookie(COOKIE, expired)
+    assert client.post(_step(uid), data=data).location == "/login"
+    assert count_rows(RefusedForm) == 1
+    assert login(client, defender).location == _step(uid)
+    assert STORY in _text(client.get(_step(uid)))
 
 
 def test_the_form_kept_is_forgotten_after_its_minutes(app, client, make_user):

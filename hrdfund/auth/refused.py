@@ -179,9 +179,16 @@ def _keep(content, key, minutes, previous_key=None):
     with reading():
         row = RefusedForm(key=key, expires_at=now + timedelta(minutes=minutes))
         row.content = content
-    with writing():
-        _forget(now, previous_key)
-        db.session.add(row)
+    try:
+        with writing():
+            _forget(now, previous_key)
+            db.session.add(row)
+    except sa.exc.IntegrityError:
+        # A form kept in its place by another request at the same moment (the same form
+        # sent twice, with a double click, after the session ended): that one stands.
+        db.session.rollback()
+        if key != previous_key:
+            raise
 
 
 def _page_of_form():
