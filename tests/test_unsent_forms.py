@@ -3,6 +3,7 @@ it waits encrypted on the server, and the same person signing in again in the sa
 lands on its page with it filled in as they sent it. No one else finds it, it is
 forgotten after its minutes, and a form holding a password is never kept."""
 
+import io
 import re
 import time
 
@@ -13,7 +14,7 @@ from itsdangerous import TimestampSigner
 from hrdfund.auth import refused
 from hrdfund.auth.models import RefusedForm
 from hrdfund.cases import steps
-from hrdfund.cases.models import ApplicationStatus
+from hrdfund.cases.models import ApplicationStatus, Document
 from hrdfund.core.extensions import db
 from hrdfund.reviews.models import CaseNote
 from tests.conftest import (
@@ -27,6 +28,7 @@ from tests.conftest import (
     make_case,
     start_application,
 )
+from tests.pdfs import PDF
 
 STORY = "They followed me home from the court on Tuesday night (canary-7741)."
 SIGNED_OUT = "Your session ended. Please sign in again."
@@ -98,6 +100,68 @@ def test_no_one_else_finds_the_form_kept(app, client, make_user):
     elsewhere = app.test_client()
     assert login(elsewhere, defender).location == "/"
     assert STORY not in _text(elsewhere.get(_step(uid)))
+
+
+def test_it_waits_through_a_closed_browser_and_another_persons_sign_in(app, client, make_user):
+    """On a shared phone: the browser is closed (its session cookie goes, the browser's
+    own token stays), someone else signs in and out, then the defender signs in: the
+    form is still theirs to find."""
+    defender, uid, _answer = _sent_after_the_session_ended(client, make_user)
+    client.delete_cookie(COOKIE)
+    other = make_user("applicant")
+    assert login(client, other).location == "/"
+    client.post("/logout")
+    assert login(client, defender).location == _step(uid)
+    page = _text(client.get(_step(uid)))
+    assert STORY in page
+    assert "What you were sending is filled in again below" in page
+
+
+def test_a_password_is_not_kept_whatever_form_it_claims_to_be(client, make_user):
+    """The password form carries no name; one sent with a name forged for it keeps
+    nothing of its passwords (nor anything, as nothing else was typed)."""
+    login(client, make_user("applicant"))
+    _idle(client, 61)
+    forged = {
+        "_form": "PasswordChangeForm:password-",
+        "password-current": PASSWORD,
+        "password-new": "a new secret passphrase 99",
+        "password-again": "a new secret passphrase 99",
+    }
+    sent = client.post(
+        "/account/password", data=forged, headers={"Referer": "http://localhost/account"}
+    )
+    assert sent.location == "/login"
+    assert KEPT not in _text(client.get("/login"))
+    assert count_rows(RefusedForm) == 0
+
+
+def test_a_document_sent_after_the_session_ended_asks_for_its_file_again(client, make_user, fund):
+    """A file is never kept: the case page says the form was not sent and asks for the
+    file again, beside the kind of document chosen."""
+    defender = make_user("applicant")
+    case = make_case(fund, applicant_id=defender.id)
+    login(client, defender)
+    page = f"/applications/{case.uid}"
+    html = _text(client.get(page))
+    upload = re.search(r'<form[^>]*action="[^"]*/documents".*?</form>', html, re.S).group(0)
+    _idle(client, 61)
+    answer = client.post(
+        f"{page}/documents",
+        content_type="multipart/form-data",
+        data={
+            "_form": input_value(upload, "_form"),
+            "kind": "quote",
+            "file": (io.BytesIO(PDF), "quote.pdf"),
+        },
+        headers={"Referer": f"http://localhost{page}"},
+    )
+    assert answer.location == "/login"
+    assert login(client, defender).location == page
+    shown = _text(client.get(page))
+    assert "Your session had ended, so this form was not sent" in shown
+    assert "Choose the file again" in shown
+    assert count_rows(Document) == 0
 
 
 def test_an_account_has_one_form_kept_however_often_it_is_sent(client, make_user):

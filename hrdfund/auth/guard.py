@@ -110,8 +110,6 @@ def end_session(keep_form=False):
     session.clear()
     if reading_in:
         session[language.SESSION_KEY] = reading_in
-    if kept:
-        session[refused.UNSENT_KEY] = 1
     with force_locale(reading_in or "en"):
         flash(_("Your session ended. Please sign in again."), "info")
         if kept:

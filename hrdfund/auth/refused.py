@@ -36,7 +36,7 @@ from wtforms.widgets import HiddenInput
 from ..core.columns import cipher, utcnow
 from ..core.crypto import DecryptionError
 from ..core.extensions import db, end_read, reading, writing
-from ..core.forms import FORM_MARK, REFUSED_SHOWN, form_key
+from ..core.forms import FORM_MARK, REFUSED_SHOWN, form_key, secret_field_names
 from .client import client_token, cookie_token
 from .models import RefusedForm
 
@@ -48,10 +48,6 @@ FORGET_BATCH = 50
 #: forms take nothing longer, and anyone may send them, as often as they like.
 VISITOR_VALUE_MAX = 500
 FILE_AGAIN = _l("Choose the file again: a form sent back for correction does not keep it.")
-#: The session's mark that a form sent after the session ended is kept for the account:
-#: the only thing kept through signing in again, where the rest of the session starts
-#: afresh.
-UNSENT_KEY = "unsent"
 UNSENT = _l(
     "Your session had ended, so this form was not sent and nothing in it was saved. It is "
     "filled in again as you typed it: check it, then send it."
@@ -110,10 +106,12 @@ def keep_unsent(message):
     page = _page_of_form()
     if not isinstance(mark, str) or len(mark) > 200 or page is None:
         return False
+    # A form names itself: a password or a code is left out whatever form it claims.
+    secret = secret_field_names()
     values = [
         [name, value]
         for name, value in request.form.items(multi=True)
-        if name not in (FORM_MARK, "csrf_token")
+        if name not in (FORM_MARK, "csrf_token") and name.rsplit("-", 1)[-1] not in secret
     ]
     if not any(value.strip() for _name, value in values):
         return False

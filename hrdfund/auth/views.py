@@ -17,9 +17,9 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
@@ -225,17 +225,13 @@ def _pending_user():
 
 def _fresh_session():
     """Start the session afresh, as every step of signing in does, keeping only the page
-    language chosen before it and a form sent after the last session ended
-    (``refused.keep_unsent``); returns the language chosen. The new session holds its CSRF token
+    language chosen before it; returns that choice. The new session holds its CSRF token
     from the start: pages opened at once after signing in (two tabs) are given the same
     one, where each would otherwise make its own and the one overwritten be refused."""
     chosen = session.get(language.SESSION_KEY)
-    unsent = session.get(refused.UNSENT_KEY)
     session.clear()
     if chosen:
         session[language.SESSION_KEY] = chosen
-    if unsent:
-        session[refused.UNSENT_KEY] = unsent
     g.pop("csrf_token", None)  # a token made earlier in this request is the old session's
     generate_csrf()
     return chosen
@@ -255,9 +251,14 @@ def new_session(user, done=None):
     now = int(utcnow().timestamp())
     session["auth_at"] = now
     session["seen_at"] = now
-    # A form sent after the last session ended goes back to its page, filled in.
-    page = refused.resume_unsent() if session.pop(refused.UNSENT_KEY, None) else None
-    return redirect(page or url_for("auth.index"))
+    # A form sent after an earlier session of the account ended, from this browser, goes
+    # back to its page, filled in (wherever on the page it is: said at the top).
+    page = refused.resume_unsent()
+    if page:
+        with force_locale(language.select_locale()):  # the account's, now it is signed in
+            flash(_("What you were sending is filled in again below: check it, then send it."))
+        return redirect(page)
+    return redirect(url_for("auth.index"))
 
 
 @bp.route("/register", methods=["GET", "POST"])

@@ -18,6 +18,7 @@ from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectChoice, StringField
 from wtforms.csrf.core import CSRFTokenField
+from wtforms.fields.core import UnboundField
 from wtforms.i18n import messages_path
 from wtforms.widgets import HiddenInput
 
@@ -35,6 +36,23 @@ FORM_MARK = "_form"
 def form_key(form):
     """What tells a form from the others of its page: its class and its prefix."""
     return f"{type(form).__name__}:{form._prefix}"
+
+
+@functools.cache
+def secret_field_names():
+    """The names of the fields that hold a secret (a password, a code) in any form of
+    ours: what a form sent after its session ended never keeps, whatever form it says it
+    is. Read once every form class is defined (at the first request that needs it)."""
+    names, classes = set(), [PageForm]
+    while classes:
+        form_class = classes.pop()
+        classes.extend(form_class.__subclasses__())
+        names.update(form_class.SECRET_FIELDS)
+        for name in dir(form_class):
+            value = getattr(form_class, name, None)
+            if isinstance(value, UnboundField) and issubclass(value.field_class, PasswordField):
+                names.add(name)
+    return frozenset(names)
 
 
 def _bind_text(form, unbound_field, options):
