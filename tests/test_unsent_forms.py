@@ -1,7 +1,8 @@
-"""A form sent after its session ended (idle too long) loses nothing typed: it is not sent,
-it waits encrypted on the server, and the same person signing in again in the same browser
-lands on its page with it filled in as they sent it. No one else finds it, it is
-forgotten after its minutes, and a form holding a password is never kept."""
+"""A form sent after its session ended (idle too long), or from a page open past its CSRF
+token's hours, loses nothing typed: it is not sent, it waits encrypted on the server (one
+per account), and the same person signing in again in the same browser lands on its page
+with it filled in as they sent it. No one else finds it, it is forgotten after its
+minutes, and no password or code is ever kept."""
 
 import io
 import re
@@ -95,7 +96,7 @@ def test_no_one_else_finds_the_form_kept(app, client, make_user):
     other = make_user("applicant")
     assert login(client, other).location == "/"
     assert STORY not in _text(client.get("/my"))
-    client.get("/logout")
+    client.post("/logout")
 
     elsewhere = app.test_client()
     assert login(elsewhere, defender).location == "/"
