@@ -50,14 +50,21 @@ def _text(response):
     return response.get_data(as_text=True)
 
 
-def _sent_after_the_session_ended(client, make_user):
-    """A defender opens the first step, leaves it open past the hour, then saves their
-    account of the threat; returns the defender, the case and the answer to the save."""
+def _step_left_open(client, make_user):
+    """A defender opens the first step of a new draft and leaves it open past the hour;
+    returns the defender, the case, the form's name and the session cookie, now ended."""
     defender = make_user("applicant")
     login(client, defender)
     uid = start_application(client)
     mark = input_value(_text(client.get(_step(uid))), "_form")
     _idle(client, 61)
+    return defender, uid, mark, client.get_cookie(COOKIE).value
+
+
+def _sent_after_the_session_ended(client, make_user):
+    """A defender leaves the first step open past the hour, then saves their account of
+    the threat; returns the defender, the case and the answer to the save."""
+    defender, uid, mark, _expired = _step_left_open(client, make_user)
     answer = client.post(
         _step(uid),
         data={"_form": mark, "defender_name": "Ana Teller", "threat": STORY, "save": "1"},
@@ -168,12 +175,7 @@ def test_a_document_sent_after_the_session_ended_asks_for_its_file_again(client,
 def test_an_account_has_one_form_kept_however_often_it_is_sent(client, make_user):
     """The session cookie sent again and again after it ended keeps one form, the last:
     an expired cookie cannot fill the database."""
-    defender = make_user("applicant")
-    login(client, defender)
-    uid = start_application(client)
-    mark = input_value(_text(client.get(_step(uid))), "_form")
-    _idle(client, 61)
-    expired = client.get_cookie(COOKIE).value
+    defender, uid, mark, expired = _step_left_open(client, make_user)
     for n in range(5):
         client.set_cookie(COOKIE, expired)
         data = {"_form": mark, "threat": f"{STORY} take {n}", "save": "1"}
@@ -186,12 +188,7 @@ def test_an_account_has_one_form_kept_however_often_it_is_sent(client, make_user
 def test_the_same_form_kept_twice_at_once_keeps_one(client, make_user, monkeypatch):
     """Sent twice at once (a double click after the session ended), the second request
     finds the row it was to replace already taken by the first: no error, one form kept."""
-    defender = make_user("applicant")
-    login(client, defender)
-    uid = start_application(client)
-    mark = input_value(_text(client.get(_step(uid))), "_form")
-    _idle(client, 61)
-    expired = client.get_cookie(COOKIE).value
+    defender, uid, mark, expired = _step_left_open(client, make_user)
     data = {"_form": mark, "threat": STORY, "save": "1"}
     assert client.post(_step(uid), data=data).location == "/login"
     # The second one begins before the first has committed: it deletes nothing.
