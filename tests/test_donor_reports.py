@@ -101,9 +101,12 @@ def test_small_populations_never_show_a_small_count_nor_a_recoverable_one(groups
         hidden = [cell for cell in cells if not cell.shown]
         # One hidden cell beside a shown total is the total less the others.
         assert not (total.shown and len(hidden) == 1)
-    for row in table.rows:
+    for row in table.rows + [table.total]:
         if not row.cells["grants"].shown:
+            # What a group too small to show has or has not: its money, its dependants.
             assert not row.cells["amount"].shown
+            assert not row.cells["dependants"].shown
+    for row in table.rows:
         amount = row.cells["amount"]
         if amount.shown and amount.value:
             assert groups[row.label]["largest"]["amount"] * 2 <= groups[row.label]["amount"]
@@ -122,6 +125,33 @@ def test_a_single_small_cell_hides_the_next_smallest_too():
     assert grants["legal"].hidden == anonymise.SMALL
     assert grants["medical"].hidden == anonymise.SECONDARY
     assert grants["relocation"].shown and table.total.cells["grants"].value == 18
+
+
+def test_the_dependants_of_a_group_too_small_to_show_are_not_shown_either():
+    """Beside "fewer than 5" defenders, 5 dependants (or none) would say what those few
+    have: hidden with the count, in words that do not claim the figure is under 5."""
+    table = breakdown(
+        "region",
+        {
+            "East Africa": {"grants": 2, "defenders": 2, "dependants": 5, "amount": Decimal(900)},
+            "Andean region": {"grants": 3, "defenders": 3, "dependants": 0, "amount": Decimal(800)},
+            "Southern Africa": {
+                "grants": 7,
+                "defenders": 7,
+                "dependants": 6,
+                "amount": Decimal(2100),
+            },
+            "West Africa": {"grants": 8, "defenders": 8, "dependants": 9, "amount": Decimal(2400)},
+        },
+    )
+    rows = {row.label: row.cells for row in table.rows}
+    for small in ("East Africa", "Andean region"):
+        assert rows[small]["defenders"].hidden == anonymise.SMALL
+        assert rows[small]["dependants"].hidden == anonymise.GROUP
+    # The total less the rows shown would give the two hidden ones' sum only.
+    assert table.total.cells["dependants"].shown and table.total.cells["dependants"].value == 20
+    shown = [cells["dependants"] for cells in rows.values() if cells["dependants"].shown]
+    assert len(shown) <= 2
 
 
 def test_high_risk_countries_show_only_their_region(app):

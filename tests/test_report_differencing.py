@@ -295,6 +295,11 @@ def test_no_report_gives_away_what_another_hides(year_world):
         assert abs(value - Fraction(truth.get(key, 0))) <= error, f"wrong about {key}"
     hidden = {key for key in attacker.hidden if truth.get(key, 0)}
     assert len(hidden) >= 10, "the reports hide figures"
+    # What a group of fewer than 5 defenders has is not told beside it: their dependants
+    # are hidden with them.
+    for measure, period, label in attacker.hidden:
+        if measure == "defenders":
+            assert ("dependants", period, label) in attacker.hidden, (period, label)
     # Whatever the attacker works out, no report showed (or it would be known already):
     # a figure that is not nothing is a figure recovered, of the levels reports are
     # broken down by; of a coarser level (a group, an area, a half-year), one a report
@@ -333,8 +338,11 @@ def test_no_report_gives_away_what_another_hides(year_world):
 
 def _secret(key, truth, attacker):
     """Whether ``key``, worked out by the attacker, is a figure a report hides."""
-    _measure, period, label = key
-    if not truth.get(key, 0):
+    measure, period, label = key
+    # Nothing is no secret, but for the dependants of defenders a report hides: "none".
+    if not truth.get(key, 0) and not (
+        measure == "dependants" and ("defenders", period, label) in attacker.hidden
+    ):
         return False
     coarser = period in HALVES or (label != TOTAL and label[0] in COARSER)
     return not coarser or key in attacker.hidden

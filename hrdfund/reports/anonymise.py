@@ -11,11 +11,12 @@ rendered from the tables built here, so none can bypass them.
   ends its figures are decided beside those issued before, which the grid keeps fixed
   (:meth:`Grid.fix`), so that nothing decided later gives away what was hidden earlier:
   a count under 5 is hidden ("fewer than 5"); an amount with its count, or when one grant
-  makes more than half of it; a period with payments to fewer than 5 grants is not broken
-  down at all. Then an exact check finds each hidden figure that the shown ones determine
-  through those sums, in any combination (the year less the quarters shown, a total less
-  the rows shown, across breakdowns and periods), and hides one more figure beside it,
-  until no hidden figure can be worked out. What the pool's account publishes to the cent
+  makes more than half of it; the defenders' dependants with their count, zero included;
+  a period with payments to fewer than 5 grants is not broken down at all. Then an exact
+  check finds each hidden figure that the shown ones determine through those sums, in any
+  combination (the year less the quarters shown, a total less the rows shown, across
+  breakdowns and periods), and hides one more figure beside it, until no hidden figure
+  can be worked out. What the pool's account publishes to the cent
   (each period's payments) is never hidden. Amounts are rounded.
 - Line items carry a code keyed per donor and year instead of a case id, and places and
   categories shared by fewer than 5 of them in any period of the year are generalised in
@@ -38,6 +39,9 @@ THRESHOLD = 5
 #: worked out; an amount mostly one grant's; a figure with fewer than 5 grants that the
 #: CSV does not list, which the CSV's listed lines could be subtracted from.
 SMALL, SECONDARY, DOMINANT, UNLISTED = "small", "secondary", "dominant", "unlisted"
+#: Why a figure about the people of a row is not shown: the row's count of them is not
+#: (their dependants, beside fewer than 5 defenders).
+GROUP = "group"
 #: Why a figure of a coarser level (a category group, a half-year) is not shown: not
 #: shown unless it is safe beside every other figure (see ``grid.Grid``).
 ROLLUP = "rollup"

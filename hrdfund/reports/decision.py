@@ -105,6 +105,7 @@ class Decision:
             ("amount",),
             known_totals=("amount",),  # each period's payments: the account gives them
             twins=("defenders",),
+            attributes=("dependants",),
             rollups={coarse: rollup.parents(coarse) for coarse in COARSE_DIMENSIONS},
         )
         for (code, label), group in groups.items():

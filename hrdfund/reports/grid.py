@@ -8,6 +8,7 @@ from fractions import Fraction
 
 from .anonymise import (
     DOMINANT,
+    GROUP,
     ROLLUP,
     SECONDARY,
     SMALL,
@@ -34,9 +35,12 @@ class Grid:
     ``known_totals`` are published to the cent elsewhere, so their totals are never
     hidden. ``twins`` are counts that mostly equal the first (defenders, who mostly have
     one grant each): hidden wherever it is, and it wherever they are small, since one
-    shown would stand in for the other. Fill it with :meth:`put`, say which rows each
-    period lists (:attr:`listed`) and how many grants it concerns (:attr:`population`),
-    then :meth:`protect`.
+    shown would stand in for the other. ``attributes`` are counts that describe the people
+    of the first count (their dependants): hidden wherever it is, a zero included, since
+    shown beside a group too small to show they would tell something of its few people
+    ("none of them has dependants", "they have 5 between them"). Fill it with :meth:`put`,
+    say which rows each period lists (:attr:`listed`) and how many grants it concerns
+    (:attr:`population`), then :meth:`protect`.
 
     Figures of a coarser level, for tables rolled up when most of their rows would be
     hidden: ``rollups`` maps a coarser breakdown to the finer one it sums and each finer
@@ -56,6 +60,7 @@ class Grid:
         amounts=(),
         known_totals=(),
         twins=(),
+        attributes=(),
         rollups=None,
         summaries=(),
     ):
@@ -67,6 +72,7 @@ class Grid:
         self.summaries = {p for p in summaries if p in self.periods}
         self.counts, self.amounts = tuple(counts), tuple(amounts)
         self.twins = tuple(twins)
+        self.attributes = tuple(attributes)
         self.measures = self.counts + self.amounts
         self.labels = [TOTAL] + [(d, v) for d, values in self.dims.items() for v in values]
         self.cells = {
@@ -239,8 +245,12 @@ class Grid:
             if measure in self.twins:
                 for (p, label), cell in self.cells_of(measure, new=True):
                     cell.hidden = cell.hidden or self.cells[(first, p, label)].hidden
-            else:
-                self._complete(measure)
+                continue
+            if measure in self.attributes:
+                for (p, label), cell in self.cells_of(measure, new=True):
+                    if not self.cells[(first, p, label)].shown:
+                        cell.hidden = cell.hidden or GROUP
+            self._complete(measure)
         for measure in self.amounts:
             for (p, label), cell in self.cells_of(measure, new=True):
                 if (measure, p, label) in self.known:
@@ -327,22 +337,23 @@ class Grid:
 
     def _secret(self, measure, key):
         """Whether the hidden figure ``key`` of ``measure`` must not be worked out: every
-        figure of the finer levels but nothing, and a coarser one the rules would hide for
-        itself."""
-        if not self.cells[(measure, *key)].value:
+        figure of the finer levels but nothing (of the people's attributes, nothing too), and
+        a coarser one the rules would hide for itself."""
+        if not self.cells[(measure, *key)].value and measure not in self.attributes:
             return False
         return key not in self.rolled or self._rolled_secret(measure, key)
 
     def _rolled_secret(self, measure, key):
         """Whether a coarser figure is one the rules hide for itself, whatever sums give:
         a count under 5 (or one whose twin or first count is), a count with 1 to 4 of its
-        grants not listed in the CSV, an amount whose count is such, or mostly one
-        grant's. A coarser figure of 5 or more, by contrast, is only a sum."""
+        grants not listed in the CSV, an amount or an attribute of the people whose count is
+        such, or an amount mostly one grant's. A coarser figure of 5 or more, by contrast,
+        is only a sum."""
         first = self.counts[0]
         counts = (first, *self.twins)
         if measure in self.counts and is_small(self.cells[(measure, *key)].value):
             return True
-        if measure in counts or measure in self.amounts:
+        if measure in counts or measure in self.amounts or measure in self.attributes:
             if self.extra.get(key) or any(is_small(self.cells[(m, *key)].value) for m in counts):
                 return True
         if measure in self.amounts:
@@ -367,7 +378,7 @@ class Grid:
             bare = [
                 key
                 for key in self._determined(measure)
-                if self.cells[(measure, *key)].value
+                if (self.cells[(measure, *key)].value or measure in self.attributes)
                 and key not in exposed
                 and key not in self.rolled
             ]
@@ -540,7 +551,8 @@ def breakdown(dimension, groups, counts=("grants", "defenders", "dependants"), a
     measures = tuple(counts) + tuple(amounts)
     labels = [str(label) for label in groups]
     twins = [m for m in counts[1:] if m == "defenders"]
-    grid = Grid({"p": ()}, {dimension: labels}, counts, amounts, twins=twins)
+    attributes = [m for m in counts[1:] if m == "dependants"]
+    grid = Grid({"p": ()}, {dimension: labels}, counts, amounts, twins=twins, attributes=attributes)
     for label, values in groups.items():
         grid.put("p", (dimension, str(label)), values, values.get("largest"))
     grid.put(

@@ -251,8 +251,9 @@ def _breakdowns(report, styles):
         Paragraph(
             _(
                 "Grants paid in the period, net of reversals. Defenders and their dependants"
-                " are counted apart. Counts under 5 show as \u201cfewer than 5\u201d, and"
-                " other figures are hidden where they would reveal one, in this report or"
+                " are counted apart. Counts under 5 show as \u201cfewer than 5\u201d, the"
+                " dependants of fewer than 5 defenders are hidden, and other figures are"
+                " hidden where they would reveal one, in this report or"
                 " beside the reports of the other years, quarters and months. Amounts are"
                 " rounded to whole units. These figures were issued once the period ended"
                 " and every copy of this report shows the same: they count what was"
