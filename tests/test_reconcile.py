@@ -312,6 +312,47 @@ def test_follow_up_opens_with_its_lists_and_how_many_rows_each_holds(app, world)
         assert f'<a href="#{anchor}">' in contents and f'id="{anchor}"' in page
 
 
+def test_a_list_longer_than_the_page_says_how_long_it_is_and_downloads_whole(
+    app, world, monkeypatch
+):
+    """Past the rows a list shows, its count is still every row (456 receipts overdue read
+    as 200 did), the list says how many it leaves out, and the download has them all."""
+    today = utcnow().date()
+    for n in (1, 2, 3):
+        grant = world.grant("900", pool=world.eur, name=f"Late {n}")
+        pay(
+            world,
+            grant,
+            "900",
+            instalment=None,
+            paid_on=today - timedelta(days=20 + n),
+            reference=f"TRF-LATE-{n}",
+        )
+    monkeypatch.setattr(followup, "LIMIT", 2)
+    client = signed_in(app, world.finance)
+    page = client.get("/payments/follow-up").get_data(as_text=True)
+    contents = page.split('<ul class="toc">', 1)[1].split("</ul>", 1)[0]
+    assert "Receipts not confirmed after 14 days (3)" in " ".join(
+        re.sub(r"<[^>]+>", " ", contents).split()
+    )
+    assert "2 of 3 are listed here; the download has them all." in page
+    assert sum(f"TRF-LATE-{n}" in page for n in (1, 2, 3)) == 2
+    body = client.get("/payments/follow-up.csv").get_data(as_text=True)
+    assert all(f"TRF-LATE-{n}" in body for n in (1, 2, 3))
+    assert "Only the first" not in body
+
+
+def test_a_payment_a_statement_reported_short_says_what_is_missing(app, world, three):
+    reconcile.import_statement(
+        world.fund.id, world.finance, statement("TRF-1,812.50,EUR,2026-02-05,short")
+    )
+    db.session.commit()
+    page = signed_in(app, world.finance).get("/payments/follow-up").get_data(as_text=True)
+    (row,) = [row for row in page.split("<tr") if "TRF-1" in row and "Missing" in row]
+    missing = re.search(r'data-label="Missing">([^<]*)</td>', row).group(1)
+    assert missing == "€187.50"
+
+
 def test_an_instalment_past_its_date_says_so_in_words(app, world):
     """Not only a colour: the follow-up list says how late an instalment is."""
     today = utcnow().date()

@@ -10,6 +10,7 @@ dashboard's counts, these lists and the alerts agree.
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -25,7 +26,7 @@ from .open_items import ItemKind, OpenItem, among_visible, count_open
 LIMIT = 200
 
 
-def held_payments(user, count=False):
+def held_payments(user, count=False, limit=LIMIT):
     """Payments of open grants held for a second person: rows of (held payment, case uid,
     case code), oldest first. Those ``user`` entered are listed too, for them to see they wait."""
     return db_rows(
@@ -40,6 +41,7 @@ def held_payments(user, count=False):
         .options(sa.orm.joinedload(HeldPayment.recorded_by))
         .order_by(HeldPayment.id),
         count,
+        limit,
     )
 
 
@@ -59,7 +61,7 @@ def _item(kind, column):
     return sa.and_(OpenItem.kind == kind, OpenItem.item_id == column)
 
 
-def receipts_overdue(user, today, days, count=False):
+def receipts_overdue(user, today, days, count=False, limit=LIMIT):
     """Payments made ``days`` or more ago that stand and the payee side has not answered
     on: rows of (payment, case uid, case code), oldest first."""
     last = today - timedelta(days=days)
@@ -70,11 +72,12 @@ def receipts_overdue(user, today, days, count=False):
         .join(OpenItem, _item(ItemKind.RECEIPT, Disbursement.id))
         .join(Application, Application.id == OpenItem.application_id)
         .where(_listed(ItemKind.RECEIPT, user, last), visible_cases(user))
-        .order_by(OpenItem.day, OpenItem.item_id)
+        .order_by(OpenItem.day, OpenItem.item_id),
+        limit=limit,
     )
 
 
-def reports_overdue(user, today, days, count=False):
+def reports_overdue(user, today, days, count=False, limit=LIMIT):
     """Cases first paid ``days`` or more ago whose use-of-funds report has not come: rows
     of (case uid, first payment date, case code), oldest first."""
     last = today - timedelta(days=days)
@@ -84,11 +87,12 @@ def reports_overdue(user, today, days, count=False):
         sa.select(Application.uid, OpenItem.day.label("first_paid"), Application.code)
         .join(OpenItem, _item(ItemKind.REPORT, Application.id))
         .where(_listed(ItemKind.REPORT, user, last), visible_cases(user))
-        .order_by(OpenItem.day, OpenItem.item_id)
+        .order_by(OpenItem.day, OpenItem.item_id),
+        limit=limit,
     )
 
 
-def instalments_due(user, today, days, count=False):
+def instalments_due(user, today, days, count=False, limit=LIMIT):
     """Instalments of open grants due within ``days`` (or already due) that payments, net
     of their reversals, have not settled: rows of (instalment, plan, case uid, paid so
     far, case code), earliest first."""
@@ -111,7 +115,8 @@ def instalments_due(user, today, days, count=False):
         .join(Application, Application.id == OpenItem.application_id)
         .outerjoin(net, net.c.instalment_id == Instalment.id)
         .where(listed, visible_cases(user))
-        .order_by(OpenItem.day, OpenItem.item_id)
+        .order_by(OpenItem.day, OpenItem.item_id),
+        limit=limit,
     )
 
 
@@ -138,12 +143,17 @@ class Mismatch:
         return self.answer is not None
 
     @property
+    def missing(self):
+        """What did not arrive, in the payment's currency, as its report says."""
+        return (self.answer or self.delivery).missing
+
+    @property
     def key(self):
         """The row's name on the page: the answer's or the delivery's."""
         return f"answer-{self.answer.uid}" if self.answer is not None else f"d{self.delivery.id}"
 
 
-def mismatches(user, count=False):
+def mismatches(user, count=False, limit=LIMIT):
     """Payments reported short or failed and not yet put right, newest first: reported by a
     statement (short and not yet corrected, or failed and not yet reversed in full; a
     reversal is the correction), or by the payee side (its answer that stands says less
@@ -166,7 +176,7 @@ def mismatches(user, count=False):
             delivery.reported_on,
             delivery=delivery,
         )
-        for delivery, payment, case, code in db_rows(_statement_mismatches(user))
+        for delivery, payment, case, code in db_rows(_statement_mismatches(user), limit=limit)
     ]
     rows += [
         Mismatch(
@@ -179,10 +189,10 @@ def mismatches(user, count=False):
             answer.answered_at.date(),
             answer=answer,
         )
-        for answer, payment, case, code in db_rows(_payee_problems(user))
+        for answer, payment, case, code in db_rows(_payee_problems(user), limit=limit)
     ]
     rows.sort(key=lambda m: (m.reported_on, m.by_payee, m.payment.id), reverse=True)
-    return rows[:LIMIT]
+    return rows[:limit]
 
 
 def _statement_mismatches(user):
@@ -194,6 +204,8 @@ def _statement_mismatches(user):
         .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
         .join(Application, Application.id == OpenItem.application_id)
         .where(_listed(ItemKind.MISMATCH, user), visible_cases(user))
+        # What is missing is counted from what arrived: the payment less its reversal.
+        .options(sa.orm.selectinload(Disbursement.reversed_by))
         .order_by(OpenItem.day.desc(), OpenItem.item_id.desc())
     )
 
@@ -217,9 +229,29 @@ def _payee_problems(user):
     )
 
 
-def db_rows(query, count=False):
-    """The first LIMIT rows of ``query``, or with ``count`` how many rows it has in all."""
+def db_rows(query, count=False, limit=LIMIT):
+    """The first ``limit`` rows of ``query``, or with ``count`` how many rows it has in all."""
     if count:
         total = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
         return db.session.execute(total).scalar()
-    return db.session.execute(query.limit(LIMIT)).all()
+    return db.session.execute(query.limit(limit)).all()
+
+
+def lists(user, today, config, limit=None):
+    """The page's five lists for ``user`` on ``today``, each of at most ``limit`` rows
+    (LIMIT by default), the days they look ahead and back taken from ``config``; and how
+    many rows each has in all (counted only for a list that is full)."""
+    limit = limit or LIMIT
+    found = {
+        "held": partial(held_payments, user),
+        "mismatches": partial(mismatches, user),
+        "due": partial(instalments_due, user, today, config["INSTALMENT_NOTICE_DAYS"]),
+        "receipts": partial(receipts_overdue, user, today, config["RECEIPT_OVERDUE_DAYS"]),
+        "reports": partial(reports_overdue, user, today, config["REPORT_OVERDUE_DAYS"]),
+    }
+    rows = {name: listed(limit=limit) for name, listed in found.items()}
+    totals = {
+        name: found[name](count=True) if len(rows[name]) >= limit else len(rows[name])
+        for name in found
+    }
+    return rows, totals

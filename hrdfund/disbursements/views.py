@@ -156,21 +156,17 @@ def follow_up():
     payee's report was resolved here), instalments due, receipts and use-of-funds reports
     that have not come."""
     today = utcnow().date()
-    config = current_app.config
     user = current_user._get_current_object()
-    mismatches = followup.mismatches(user)
+    lists, totals = followup.lists(user, today, current_app.config)
     finance = user.role == Role.FINANCE
     return render_template(
         "disbursements/follow_up.html",
         today=today,
-        held=followup.held_payments(user),
         bounds=BOUND_WORDS,
-        mismatches=mismatches,
+        totals=totals,
         resolve_form=problems.ResolveForm(formdata=None) if finance else None,
-        resolve_refused=_refused_resolve(mismatches) if finance else None,
-        due=followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"]),
-        receipts=followup.receipts_overdue(user, today, config["RECEIPT_OVERDUE_DAYS"]),
-        reports=followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"]),
+        resolve_refused=_refused_resolve(lists["mismatches"]) if finance else None,
+        **lists,
     )
 
 

@@ -391,3 +391,9 @@ class Delivery(db.Model):
     created_at = created_at()
 
     disbursement = relationship("Disbursement")
+
+    @property
+    def missing(self):
+        """What did not arrive, in the payment's currency (a statement's line is in it):
+        what stands of the payment less what the line reports arrived."""
+        return self.disbursement.arrived - self.reported_amount

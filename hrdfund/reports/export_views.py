@@ -95,19 +95,12 @@ def export_payments():
 @bp.get("/payments/follow-up.csv")
 @role_required(Role.FINANCE, Role.MANAGER)
 def export_follow_up():
-    """The follow-up page's lists, as the page shows them."""
+    """The follow-up page's lists, each whole up to the downloads' limit of rows."""
     user = current_user._get_current_object()
     today = utcnow().date()
-    config = current_app.config
     with reading():
-        lists = {
-            "held": followup.held_payments(user),
-            "mismatches": followup.mismatches(user),
-            "due": followup.instalments_due(user, today, config["INSTALMENT_NOTICE_DAYS"]),
-            "receipts": followup.receipts_overdue(user, today, config["RECEIPT_OVERDUE_DAYS"]),
-            "reports": followup.reports_overdue(user, today, config["REPORT_OVERDUE_DAYS"]),
-        }
-        body, count = exports.follow_up_csv(lists, BOUND_WORDS)
+        lists, totals = followup.lists(user, today, current_app.config, exports.ROW_LIMIT)
+        body, count = exports.follow_up_csv(lists, BOUND_WORDS, totals)
     perform(exports.record_export, user, "follow-up", count)
     return _download(body, f"follow-up-{_stamp()}.csv")
 

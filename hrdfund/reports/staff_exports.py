@@ -197,10 +197,12 @@ def payments_csv(user, start, end, channels):
     return render(header, lines, cut=len(rows) > ROW_LIMIT), len(lines)
 
 
-def follow_up_csv(lists, bounds):
+def follow_up_csv(lists, bounds, totals):
     """The follow-up page's five lists in one CSV, a line per row: which list, the case,
-    the day, the amount and what is to chase, in words. ``lists`` holds the page's rows
-    (``disbursements.followup``), ``bounds`` names the reasons a payment is held."""
+    the day, the amount and what is to chase, in words. ``lists`` holds the lists' rows
+    and ``totals`` how many each has in all (``disbursements.followup.lists``): past
+    ROW_LIMIT of one, the file says it stopped; ``bounds`` names the reasons a payment is
+    held."""
     header = [
         _("List"),
         _("Short code"),
@@ -285,7 +287,8 @@ def follow_up_csv(lists, bounds):
                 _("first paid"),
             ]
         )
-    return render(header, lines), len(lines)
+    cut = any(totals[name] > len(rows) for name, rows in lists.items())
+    return render(header, lines, cut=cut), len(lines)
 
 
 def coverage_csv(ending, rows, months):
