@@ -6,18 +6,22 @@ harmless, and never a crash."""
 
 import base64
 import hashlib
+import io
 import json
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from hrdfund.audit.models import AuditEvent
-from hrdfund.cases.models import Application, Document
+from hrdfund.cases.models import Application, ApplicationStatus, Document
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.network import exchange, keys, packets
+from hrdfund.network import exchange, keys, packets, partner_checks
 from tests.conftest import signed_in
 from tests.exchange_world import (
+    CANARY_NAME,
+    canary_case,
     make_side,
     on,
     register,
@@ -61,6 +65,55 @@ def test_a_duplicate_check_ask_carries_one_keyed_hash_only(servers):
     with on(a.server):
         data = packets.seal_packet(packets.DUPLICATE_ASK, body, a.fund(), a.partner())
     _refused(b, data, packets.INVALID)
+
+
+@pytest.mark.parametrize(("ended_days_ago", "told"), [(700, False), (30, True)])
+def test_a_duplicate_check_looks_back_no_further_than_the_answering_funds_window(
+    servers, ended_days_ago, told
+):
+    """The asker names the month its question looks back to; one naming January 2000 would
+    learn whether a defender was supported at any time. The answering fund looks back no
+    further than its own window from today, and its preview says from when."""
+    a, b = servers["a"], servers["b"]
+    theirs = canary_case(b)
+    with on(b.server):
+        case = db.session.execute(sa.select(Application).where(Application.uid == theirs)).one()[0]
+        ended = utcnow() - timedelta(days=ended_days_ago)
+        case.submitted_at = ended - timedelta(days=60)
+        case.status, case.closed_at = ApplicationStatus.COMPLETED, ended
+        db.session.commit()
+    with on(a.server):
+        key = partner_checks.pair_key(keys.current_key(a.fund()), keys.current_key(a.partner()))
+        body = {
+            "ask": "ab" * 10,
+            "hashes": [partner_checks.pair_hash(key, CANARY_NAME, "KE")],
+            "category": "medical",
+            "since": "2000-01",
+        }
+        data = packets.seal_packet(packets.DUPLICATE_ASK, body, a.fund(), a.partner())
+    with on(b.server):
+        client = signed_in(b.server, b.user("reviewer"))
+        window = date.today() - timedelta(days=b.server.config["DUPLICATE_WINDOW_DAYS"])
+        preview = client.post(
+            "/network/packets", data={"packet-file": (io.BytesIO(data), "check.hrdp")}
+        )
+        assert preview.status_code == 200
+        text = " ".join(preview.get_data(as_text=True).split())
+        assert f"open or ended since {window:%B %Y}" in text
+        assert "2000" not in text
+        _kind, (reply, _name) = exchange.check_and_import(b.user("reviewer"), data)
+        db.session.commit()
+        matched = (
+            db.session.execute(
+                sa.select(AuditEvent.object_id).where(AuditEvent.action == "network.matched")
+            )
+            .scalars()
+            .all()
+        )
+    assert matched == ([theirs] if told else [])
+    with on(a.server):
+        answer = packets.open_packet(reply, a.fund())
+    assert bool(answer.body["matches"]) is told
 
 
 def test_only_the_partner_asked_answers_a_duplicate_check_and_only_once(servers):

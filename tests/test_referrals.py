@@ -404,6 +404,39 @@ def test_a_third_fund_and_other_roles_see_nothing(app, two_funds, make_fund, mak
         assert SECRET_THREAT not in listing.get_data(as_text=True)
 
 
+def test_who_declared_a_conflict_on_the_case_a_referral_made_opens_nothing_of_it(
+    app, two_funds, make_user
+):
+    """Declaring a conflict of interest takes a person off a case for good: the referral
+    that made it no longer lists or opens for them, nor what it shared, while their
+    colleagues keep it."""
+    w = two_funds
+    signed_in(app, w["applicant"]).post(
+        f"/applications/{w['case'].uid}/documents",
+        content_type="multipart/form-data",
+        data={"kind": "quote", "file": (io.BytesIO(PDF), "q.pdf")},
+    )
+    doc = db.session.execute(sa.select(Document)).scalar_one()
+    _refer(app, w, shares=("answers", "documents", "assessment"))
+    referral = _the_referral()
+    colleague = make_user("reviewer", fund_id=w["b"].id)
+    b = signed_in(app, w["b_reviewer"])
+    assert b.post(f"/network/referrals/{referral.uid}/accept").status_code == 302
+    linked = _the_referral().linked_application
+    declared = b.post(f"/applications/{linked.uid}/conflict", data={"conflict-confirm": "y"})
+    assert declared.status_code == 302
+    assert b.get(f"/applications/{linked.uid}").status_code == 404
+    assert b.get(f"/network/referrals/{referral.uid}").status_code in (403, 404)
+    got = b.get(f"/network/referrals/{referral.uid}/documents/{doc.uid}")
+    assert got.status_code in (403, 404)
+    listing = b.get("/network/referrals").get_data(as_text=True)
+    assert referral.uid not in listing and SECRET_THREAT not in listing
+    other = signed_in(app, colleague)
+    assert referral.uid in other.get("/network/referrals").get_data(as_text=True)
+    shown = other.get(f"/network/referrals/{referral.uid}").get_data(as_text=True)
+    assert SECRET_THREAT in shown
+
+
 def _recommend(case, reviewer):
     """Move a sent case to recommended, as a review does."""
     case.status = ApplicationStatus.RECOMMENDED

@@ -211,7 +211,7 @@ def _preview(opened):
     elif opened.kind == packets.ANSWER:
         view["referral"] = exchange.answered_referral(opened)
     elif opened.kind == packets.DUPLICATE_ASK:
-        view["since"] = _month(body["since"])
+        view["since"] = partner_checks.answered_since(body)
     elif opened.kind == packets.DUPLICATE_ANSWER:
         view["case"] = partner_checks.asked_case(opened)
     return view

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes
@@ -59,11 +59,18 @@ def pair_hash(key, name, country):
     return hmac.new(key, identity.encode(), hashlib.sha256).hexdigest()
 
 
-def _window_start(application):
-    since = (application.submitted_at or utcnow()) - timedelta(
-        days=current_app.config["DUPLICATE_WINDOW_DAYS"]
-    )
+def _window_start(moment):
+    """The first day of the month the duplicate window reaches back to from ``moment``."""
+    since = moment - timedelta(days=current_app.config["DUPLICATE_WINDOW_DAYS"])
     return since.date().replace(day=1)
+
+
+def answered_since(body):
+    """The month a partner's question is answered from: the one it names, but never before
+    this fund's own window counted back from today. The asker chooses its month; a
+    question looking back years would otherwise learn a defender's whole history here."""
+    asked = date.fromisoformat(body["since"] + "-01")
+    return max(asked, _window_start(utcnow()))
 
 
 def ask_partner(actor, application, partner):
@@ -85,7 +92,7 @@ def ask_partner(actor, application, partner):
         "ask": ask,
         "hashes": [pair_hash(key, application.defender_name, application.country)],
         "category": application.category.value,
-        "since": _window_start(application).strftime("%Y-%m"),
+        "since": _window_start(application.submitted_at or utcnow()).strftime("%Y-%m"),
     }
     data = packets.seal_for(packets.DUPLICATE_ASK, body, application.fund, partner)
     audit.record("network.asked_partner", application, actor=actor, partner=partner.id, ask=ask)
@@ -98,7 +105,7 @@ def answer_ask(actor, opened):
     body = opened.body
     fund = opened.fund
     key = pair_key(opened.own_key, opened.sender_key)
-    start = datetime.strptime(body["since"] + "-01", "%Y-%m-%d")
+    start = datetime.combine(answered_since(body), time.min)
     ended = sa.case(
         (Application.status == ApplicationStatus.REJECTED, Application.decided_at),
         else_=Application.closed_at,

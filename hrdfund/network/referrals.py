@@ -313,10 +313,14 @@ def waiting_count(user):
 def shared_parts(referral, user):
     """The parts of the referred case ``user`` may open through ``referral``: what the
     referring fund chose, for the other fund's reviewers and managers, while the referral
-    is answered or waiting and, unless accepted, while the defender's consent stands."""
+    is answered or waiting and, unless accepted, while the defender's consent stands; once
+    accepted, only to those who may open the case it made (none who declared a conflict
+    of interest on it)."""
     if user.fund_id != referral.to_fund_id or user.role not in REFERRAL_ROLES:
         return frozenset()
     if referral.status == ReferralStatus.WITHDRAWN or is_stopped(referral):
+        return frozenset()
+    if referral.linked_application is not None and not can_see(referral.linked_application, user):
         return frozenset()
     parts = {"referral"}
     if referral.share_answers:
@@ -495,13 +499,21 @@ _LISTED = (
 
 
 def incoming(user):
-    """Referrals to the user's fund, waiting ones first (soonest answer needed first)."""
+    """Referrals to the user's fund, waiting ones first (soonest answer needed first); of
+    those accepted, only those whose case the user may open."""
     if user.role not in REFERRAL_ROLES:
         return []
+    opened = sa.select(Application.id).where(visible_cases(user))
     return (
         db.session.execute(
             sa.select(Referral)
-            .where(Referral.to_fund_id == user.fund_id)
+            .where(
+                Referral.to_fund_id == user.fund_id,
+                sa.or_(
+                    Referral.linked_application_id.is_(None),
+                    Referral.linked_application_id.in_(opened),
+                ),
+            )
             .options(*_LISTED)
             .order_by((Referral.status != ReferralStatus.PENDING), Referral.answer_by, Referral.id)
         )
