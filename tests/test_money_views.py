@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
+from hrdfund.cases.codes import assign_code
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
 from hrdfund.disbursements.services import grant_instalments
@@ -98,6 +100,8 @@ def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, money_wo
 
 def test_finance_reverses_a_bounced_payment_from_the_case_page(app, money_world):
     grant = money_world.grant("1000")
+    assign_code(grant.application, grant.application.submitted_at or utcnow())
+    db.session.commit()
     finance = signed_in(app, money_world.finance)
     url = f"/applications/{grant.application.uid}"
     finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
@@ -118,6 +122,8 @@ def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
     """Finance reads a payment reversed in part as such, with how much of it came back,
     not as if all of it had."""
     grant = money_world.grant("1000")
+    assign_code(grant.application, grant.application.submitted_at or utcnow())
+    db.session.commit()
     finance = signed_in(app, money_world.finance)
     url = f"/applications/{grant.application.uid}"
     finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
@@ -138,6 +144,14 @@ def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
     row = pool.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
     assert "Reversed in part on" in row and "€150.00 of €400.00 came back" in row
     assert "Reversed on" not in row
+    # And so do finance's payments, with the short code of the case in each list.
+    listed = finance.get("/payments").get_data(as_text=True)
+    row = listed.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+    assert "Reversed in part on" in row and "€150.00 of €400.00 came back" in row
+    assert "reversed on" not in row.lower().replace("reversed in part on", "")
+    assert grant.application.code in row
+    pool_row = pool.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+    assert grant.application.code in pool_row
 
 
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):

@@ -257,7 +257,7 @@ def pool_page(site, n):
         plans.close_grant(grant, site.m1, f"Closed early {i:02d}")
         db.session.commit()
         # The case's code on the commitment, the release and the payment.
-        case = f">{grant.application.uid}</a>"
+        case = f">{grant.application.uid}</code></a>"
         site.show("pool", reference, case, case, case, f"Closed early {i:02d}", f"POOLPAY-{i:02d}")
     return f"/pools/{site.eur.uid}", site.shown["pool"]
 

@@ -17,7 +17,7 @@ def _on_cases(case_ids):
 @register_case_rows
 def payments(pool):
     payments = (
-        sa.select(Disbursement, Application.uid.label("case"))
+        sa.select(Disbursement, Application.uid.label("case"), Application.code.label("code"))
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(Disbursement.pool_id == pool.id)

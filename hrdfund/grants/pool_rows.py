@@ -27,15 +27,15 @@ def _release_on_cases(case_ids):
 
 @register_case_rows
 def commitments(pool):
-    case = Application.uid.label("case")
+    case = (Application.uid.label("case"), Application.code.label("code"))
     allocations = (
-        sa.select(Allocation, case)
+        sa.select(Allocation, *case)
         .join(Grant, Grant.id == Allocation.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(Allocation.pool_id == pool.id)
     )
     releases = (
-        sa.select(Release, case)
+        sa.select(Release, *case)
         .join(Allocation, Allocation.id == Release.allocation_id)
         .join(Grant, Grant.id == Allocation.grant_id)
         .join(Application, Application.id == Grant.application_id)

@@ -82,7 +82,8 @@ _CASE_SECTIONS = []
 class CaseRows(NamedTuple):
     """A section of rows on a case, as a feature adds it to the pool page."""
 
-    #: The section's rows of the pool with their case's code: (row, case).
+    #: The section's rows of the pool with their case's code and short code:
+    #: (row, case, code).
     listed: sa.Select
     #: The row's day, by which the page lists and keeps them to the dates chosen.
     day: sa.ColumnElement
@@ -243,7 +244,7 @@ def _partner_link(pool, rows):
     the page of the partner's day."""
     here = {
         "contributions": {r.uid for (r,) in rows["contributions"]},
-        "payments": {r.uid for r, _case in rows["payments"]},
+        "payments": {r.uid for r, *_case in rows["payments"]},
     }
 
     def link(kind, partner):
@@ -282,7 +283,7 @@ def render_pool(pool):
             Contribution, [r for (r,) in rows["contributions"]], Contribution.received_on
         ),
         "payments": reversal_partners(
-            Disbursement, [r for r, _case in rows["payments"]], Disbursement.paid_on
+            Disbursement, [r for r, *_case in rows["payments"]], Disbursement.paid_on
         ),
     }
     # A reversal refused a moment ago comes back on its row.

@@ -199,6 +199,7 @@ ROWS_ON_A_PHONE = {
     "network.referrals": "referrals between funds",
     "network.funds": "the network's member funds",
     "reports.portal": "a donor's pools, this quarter against the last and who they supported",
+    "pools.pool": "a pool's money received, committed, released and paid",
 }
 
 
@@ -210,7 +211,9 @@ RIGHT_TO_LEFT = (None, Role.APPLICANT, Role.PARTNER)
 #: element reaching furthest past the screen's edge (right, or left on a page written
 #: right to left) outside any box that scrolls on its own (the deepest such element when
 #: several reach as far); the tables that scroll sideways; and the buttons such a table
-#: holds out of sight, which a person on a phone would never find.
+#: holds out of sight, which a person on a phone would never find; and, in the lists
+#: laid out as one block per row, a column's name that cannot wrap (it would run into its
+#: figure) or a list's title squeezed narrower than the list.
 MEASURE = """(limit) => {
   const width = document.documentElement.scrollWidth;
   const tables = [...document.querySelectorAll('table')]
@@ -229,8 +232,22 @@ MEASURE = """(limit) => {
       }
     }
   }
+  const crowded = [];
+  for (const t of document.querySelectorAll('table.stack')) {
+    if (getComputedStyle(t).display !== 'block') continue;
+    for (const cell of t.querySelectorAll('td[data-label], tbody th[data-label]')) {
+      if (getComputedStyle(cell, '::before').whiteSpace !== 'normal') {
+        crowded.push(`the name "${cell.dataset.label}" cannot wrap`);
+        break;
+      }
+    }
+    const caption = t.querySelector('caption:not(.visually-hidden)');
+    if (caption && caption.getBoundingClientRect().width < t.getBoundingClientRect().width - 2) {
+      crowded.push(`the title "${caption.textContent.trim().slice(0, 40)}" is squeezed`);
+    }
+  }
   const lang = document.documentElement.lang;
-  if (width <= limit) return {width, widest: null, scrolling, hidden, lang};
+  if (width <= limit) return {width, widest: null, scrolling, hidden, crowded, lang};
   let widest = null, past = -Infinity;
   const walk = (el) => {
     for (const child of el.children) {
@@ -249,7 +266,7 @@ MEASURE = """(limit) => {
   if (widest && widest.classList.length) name += '.' + [...widest.classList].join('.');
   const text = widest ? (widest.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 60) : '';
   return {width, widest: `<${name}> ${Math.round(past)} px past the screen's edge: "${text}"`,
-          scrolling, hidden, lang};
+          scrolling, hidden, crowded, lang};
 }"""
 
 
@@ -361,7 +378,8 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
         except HTTPException:
             return None
 
-    too_wide, sideways, out_of_sight, missing, reached, shown = [], [], [], [], set(), set()
+    too_wide, sideways, out_of_sight, crowded, missing = [], [], [], [], []
+    reached, shown = set(), set()
     visits = 0
     started = time.monotonic()
     for account, language in [
@@ -386,6 +404,8 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
                 sideways.append(f"{label}: tables starting {result['scrolling']}")
             if result["hidden"]:
                 out_of_sight.append(f"{label}: {sorted(set(result['hidden']))}")
+            if result["crowded"]:
+                crowded.append(f"{label}: {sorted(set(result['crowded']))}")
 
         if account and language != "en":
             # Chosen on the sign-in page, as a person reading in it would: the second
@@ -418,6 +438,7 @@ def test_every_page_of_every_role_fits_a_phone(live_server, browser):
     assert not filled_unreached, f"no role reached a page of {filled_unreached}"
     assert not too_wide, "pages wider than a phone at 390 px:\n" + "\n".join(too_wide)
     assert not sideways, "lists to scroll sideways on a phone:\n" + "\n".join(sideways)
+    assert not crowded, "lists crowded on a phone:\n" + "\n".join(crowded)
     assert not out_of_sight, "buttons out of sight sideways on a phone:\n" + "\n".join(out_of_sight)
     assert set(ROWS_ON_A_PHONE) <= shown, "a list shown as rows on a phone was not visited"
     print(f"{visits} pages in {elapsed:.1f} s")
