@@ -152,6 +152,9 @@ def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
     assert grant.application.code in row
     pool_row = pool.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
     assert grant.application.code in pool_row
+    internal = manager.get(f"/reports/internal?period={date.today().year}").get_data(as_text=True)
+    paid = internal.split("Grants paid in the period")[1]
+    assert grant.application.code in paid and grant.application.uid in paid
 
 
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):

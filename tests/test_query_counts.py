@@ -373,7 +373,7 @@ def internal_report(site, n):
         pool = site.pool(f"Reported pool {i:02d}")
         grant = site.grant("300", pool=pool, name=f"Reported {i}")
         pay(site, grant, "100", instalment=None, paid_on=site.today)
-        site.show("internal", f">{pool.name}</a>", f">{grant.application.uid}</a>")
+        site.show("internal", f">{pool.name}</a>", f">{grant.application.uid}</code></a>")
     return "/reports/internal", site.shown["internal"]
 
 

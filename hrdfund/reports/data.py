@@ -170,6 +170,7 @@ def internal_grants(pool_ids, period, limit, visible):
     query = (
         sa.select(
             Application.uid,
+            Application.code,
             Application.category,
             Disbursement.pool_id,
             summed(signed).label("paid"),
@@ -179,7 +180,7 @@ def internal_grants(pool_ids, period, limit, visible):
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
         .where(Disbursement.pool_id.in_(pool_ids), _between(Disbursement.paid_on, period), visible)
-        .group_by(Application.uid, Application.category, Disbursement.pool_id)
+        .group_by(Application.uid, Application.code, Application.category, Disbursement.pool_id)
         .order_by(last_paid.desc(), Application.uid, Disbursement.pool_id)
     )
     return db.session.execute(query.limit(limit)).all()
