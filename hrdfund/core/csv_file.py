@@ -75,6 +75,18 @@ def column_names(header, columns, error=FileRefused):
     """The header's names, lower-cased; refused when one of ``columns`` is missing."""
     names = [strip_invisible(name or "").strip().lower() for name in header or []]
     missing = [c for c in columns if c not in names]
+    if missing and len(names) == 1 and any(mark in names[0] for mark in (";", "\t")):
+        # A spreadsheet set to a language that writes cents after a comma saves "CSV"
+        # with semicolons (or tabs) between the columns.
+        raise error(
+            [
+                _l(
+                    "The columns are separated by semicolons or tabs, not commas: save the"
+                    " file again as CSV with commas between the columns (in a spreadsheet,"
+                    " “CSV (comma-separated)”)."
+                )
+            ]
+        )
     if missing:
         raise error(
             [

@@ -255,11 +255,17 @@ def _reported_day(row, payment, today):
         return None, _l(
             "the date %(value)s is not a date like 2026-03-31.", value=shown(row["date"])
         )
-    if not payment.paid_on <= on <= today:
+    if on < payment.paid_on:
         return None, _l(
-            "the date %(value)s is before the payment (%(paid)s) or in the future.",
+            "the date %(value)s is before the payment was made (%(paid)s).",
             value=on.isoformat(),
             paid=payment.paid_on.isoformat(),
+        )
+    if on > today:
+        return None, _l(
+            "the date %(value)s has not come yet (today is %(today)s).",
+            value=on.isoformat(),
+            today=today.isoformat(),
         )
     return on, None
 
