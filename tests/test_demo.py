@@ -35,7 +35,13 @@ from hrdfund.grants.decisions import approval_draws
 from hrdfund.grants.models import Grant
 from hrdfund.grants.services import in_reporting_currency
 from hrdfund.ledger.balances import pool_figures
-from hrdfund.ledger.models import Allocation, Contribution, Disbursement
+from hrdfund.ledger.models import (
+    Allocation,
+    Contribution,
+    Disbursement,
+    ReceiptAnswer,
+    ReceiptAnswerKind,
+)
 from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.pools.eligibility import pool_mismatches
 from hrdfund.pools.models import ExchangeRate, Pool
@@ -342,6 +348,25 @@ def test_payments_come_back_as_reversals_not_edits(demo):
             paid.pool_id,
         )
         assert reversal.amount <= paid.amount
+        # As the app writes one: the payment's reference, no payee details of its own.
+        assert reversal.reference == paid.reference and reversal.payee_details is None
+
+
+def test_what_the_payee_side_writes_fits_what_it_answers(demo):
+    """A note says what happened in words that fit the answer: a fee kept beside
+    "received less", nothing arrived beside "not received"."""
+    answers = (
+        db.session.execute(
+            sa.select(ReceiptAnswer).where(ReceiptAnswer.answer != ReceiptAnswerKind.RECEIVED)
+        )
+        .scalars()
+        .all()
+    )
+    kinds = {answer.answer for answer in answers}
+    assert kinds == {ReceiptAnswerKind.LESS, ReceiptAnswerKind.NOT_RECEIVED}
+    for answer in answers:
+        nothing = "Nothing has reached" in answer.note or "document I do not have" in answer.note
+        assert nothing == (answer.answer == ReceiptAnswerKind.NOT_RECEIVED), answer.note
 
 
 def test_accounts_file_lists_every_role_privately(demo):

@@ -128,10 +128,11 @@ def add_disbursement(world, grant, alloc, inst_id, in_pool, paid_on, reverses=No
         "reversal_of_id": reverses["id"] if reverses else None,
         **kept,
     }
-    row_id = _write(world, grant, values, reverses)
+    row_id, reference = _write(world, grant, values, reverses)
     alloc["left"] += -amount if reverses is None else amount
     return {
         "id": row_id,
+        "reference": reference,
         "amount": amount,
         "amount_paid": amount_paid,
         "rate": rate,
@@ -158,21 +159,26 @@ def _terms(world, grant, pool, in_pool, paid_on, reverses, partial):
 
 
 def _write(world, grant, values, reverses):
-    """Queue the sealed payment row with its encrypted details; return its id."""
+    """Queue the sealed payment row with its encrypted details; return its id and its
+    reference. A reversal carries the reference of the payment it reverses and, as the
+    app's reversals do, no payee details of its own."""
     rng, uid, rate = world.rng, values["uid"], values["fx_rate"]
     table = world.tables[Disbursement]
-    reference = f"PAY-{table.next_id:08d}"
-    return table.add(
+    reference = reverses["reference"] if reverses else f"PAY-{table.next_id:08d}"
+    payee = None
+    if reverses is None:
+        payee = world.enc(
+            "disbursements",
+            "payee_details",
+            uid,
+            f"{PAYEE_DETAILS[grant.channel]} {rng.randrange(10**7, 10**8)}",
+        )
+    row_id = table.add(
         {
             **values,
             "seal": audit.seal("disbursements", values, world.audit_key),
             "payee_type": grant.payee,
-            "payee_details": world.enc(
-                "disbursements",
-                "payee_details",
-                uid,
-                f"{PAYEE_DETAILS[grant.channel]} {rng.randrange(10**7, 10**8)}",
-            ),
+            "payee_details": payee,
             "channel": grant.channel,
             "rate_source": (
                 world.enc("disbursements", "rate_source", uid, "Demo reference rates, monthly")
@@ -193,6 +199,7 @@ def _write(world, grant, values, reverses):
             + world.hours(8, 18),
         }
     )
+    return row_id, reference
 
 
 def add_receipt(world, grant, payment):
@@ -222,9 +229,12 @@ def add_receipt(world, grant, payment):
         )
 
 
-#: What a defender writes when a payment did not all arrive.
-PROBLEM_NOTES = (
+#: What a defender writes when a payment arrived short, and when nothing arrived.
+SHORT_NOTES = (
     "The agent kept part of it as a fee.",
+    "The bank took a charge I did not expect.",
+)
+MISSING_NOTES = (
     "Nothing has reached my account yet.",
     "The transfer office asked for a document I do not have.",
 )
@@ -238,6 +248,7 @@ def _report_problem(world, grant, payment):
         return
     uid = world.uid()
     short = payment["id"] % 2 == 0 and payment["amount_paid"] >= 1
+    notes = SHORT_NOTES if short else MISSING_NOTES
     world.tables[ReceiptAnswer].add(
         {
             "uid": uid,
@@ -246,7 +257,7 @@ def _report_problem(world, grant, payment):
             "amount_received": quantize(payment["amount_paid"] * Decimal("0.9")) if short else None,
             "currency_received": payment["currency"] if short else None,
             "note": world.enc(
-                "receipt_answers", "note", uid, PROBLEM_NOTES[payment["id"] % len(PROBLEM_NOTES)]
+                "receipt_answers", "note", uid, notes[payment["id"] // 2 % len(notes)]
             ),
             "answered_by_id": grant.owner,
             "answered_at": at,
