@@ -121,7 +121,7 @@ def _assemble(app):
     from .cases import bp as cases_bp
     from .cases.alerts import send_after_response
     from .cli import hrdfund_cli
-    from .core.money import format_money
+    from .core.money import format_money, rate_figure
     from .core.moved import register_moved
     from .core.support import CATEGORY_LABELS
     from .directory import bp as directory_bp
@@ -154,6 +154,7 @@ def _assemble(app):
     app.jinja_env.filters["money"] = lambda amount, code: format_money(
         amount, code, locale=get_locale() or "en"
     )
+    app.jinja_env.filters["rate"] = rate_figure
     app.jinja_env.filters["country"] = lambda code: geo.country_name(
         code, str(get_locale() or "en")
     )

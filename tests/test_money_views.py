@@ -247,6 +247,13 @@ def test_finance_keeps_the_rate_table(app, money_world):
     assert "Central bank" in finance.get("/pools/rates").get_data(as_text=True)
     reviewer = signed_in(app, money_world.reviewer)
     assert reviewer.get("/pools/rates").status_code == 403
+    # Read in French, the rate is written as a French rate field takes it back.
+    finance.post("/language", data={"language": "fr", "next": "/pools/rates"})
+    page = finance.get("/pools/rates").get_data(as_text=True)
+    assert ">140,5<" in page and ">140.5<" not in page
+    # The pair's second currency and the last day of a list's dates, each in its words.
+    assert "En (unités de)" in page
+    assert '<label for="paid-to">Au</label>' in finance.get("/payments").get_data(as_text=True)
 
 
 def test_every_rate_of_the_table_can_be_read_a_page_at_a_time(app, money_world):

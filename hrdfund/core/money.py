@@ -419,6 +419,17 @@ def figure(amount):
     return format_decimal(Decimal(amount), format="#,##0.00", locale=get_locale() or "en")
 
 
+def rate_figure(rate, locale=None):
+    """A rate as the reader's language writes a number: its decimal sign and the places it
+    has (at most eight), never thousands grouped, as a rate field takes it typed back
+    (0.93486128 in English, 0,93486128 in French). A rate outside the range (one put in
+    the database behind the application) is written as it is stored."""
+    value = Decimal(rate)
+    if not (value.is_finite() and MIN_RATE <= value <= MAX_RATE):
+        return str(value)
+    return format_decimal(value, format="0.########", locale=locale or get_locale() or "en")
+
+
 @functools.lru_cache(maxsize=4096)
 def _formatted(amount, currency_code, locale):
     """An amount (as its exact text, so 0.00 and -0.00 stay apart) in words, remembered:

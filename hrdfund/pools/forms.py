@@ -67,7 +67,7 @@ class RateForm(PrefixedForm):
     PREFIX = "rate"
     on_date = DateField(_l("Date"), [DataRequired(_l("Enter the date."))])
     base = SelectField(_l("From (1 unit of)"), choices=CURRENCY_CHOICES)
-    quote = SelectField(_l("To"), choices=CURRENCY_CHOICES)
+    quote = SelectField(_l("To (units of)"), choices=CURRENCY_CHOICES)
     rate = RateField(_l("Rate"), [Entered(_l("Enter the rate."))])
     source = StringField(
         _l("Source"), [DataRequired(_l("Say where the rate comes from.")), Length(max=80)]
