@@ -46,6 +46,10 @@ def test_finance_pays_with_proof_and_a_double_submission_records_one(app, money_
     assert proof.status_code == 200 and PdfReader(io.BytesIO(proof.data)).pages
     page = finance.get(case_url).get_data(as_text=True)
     assert CANARY in page and "PAY-0001" in page
+    # Its status says where it stands, not an empty cell.
+    row = page.split(f'id="payment-{payments[0].uid}"')[1].split("</tr>")[0]
+    status = row.split('data-label="Status">')[1].split("</td>")[0]
+    assert "Sent; neither the payee side nor a statement has said it arrived." in status
     manager = signed_in(app, money_world.m1)
     assert manager.get(f"/payments/{payments[0].uid}/proof").status_code == 403
     assert CANARY not in manager.get(case_url).get_data(as_text=True)
