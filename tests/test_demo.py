@@ -198,6 +198,20 @@ def test_every_sent_demo_case_has_its_own_short_code(demo):
     assert all(row.code is None for row in rows if row.submitted_at is None)
 
 
+def test_every_sent_demo_case_has_a_budget_that_adds_up_to_what_it_asks(demo):
+    """As the forms require at least one line: a case without one could not be recommended
+    (a recommendation to approve names its amount line by line)."""
+    cases = _all(
+        sa.select(Application).where(
+            Application.submitted_at.is_not(None), Application.purged_at.is_(None)
+        )
+    )
+    assert cases
+    for case in cases:
+        lines = [line.amount for line in case.budget_lines]
+        assert lines and sum(lines) == case.amount_requested, case.uid
+
+
 def test_sent_cases_answer_their_category_questions(demo):
     """The case page shows the category's answers: every sent case has them all, under the
     names the application form uses, and decrypts."""

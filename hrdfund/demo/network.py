@@ -12,6 +12,7 @@ from ..cases import services as case_services
 from ..cases.models import (
     Application,
     ApplicationStatus,
+    BudgetLine,
     Consent,
     ConsentKind,
     StatusChange,
@@ -64,6 +65,10 @@ def _case(world, category, name, fund=None):
     case.defender_key = case_services.defender_key(name, "KE")
     case.defender_work = "Documents land evictions on the coast."
     case.threat = "Followed and threatened after a public hearing."
+    # As every application sent through the forms, an itemised budget: one line.
+    line = BudgetLine(amount=case.amount_requested, currency="EUR")
+    line.description = "Twelve months of support, as asked"
+    case.budget_lines.append(line)
     db.session.add(
         Consent(
             application_id=case.id,
@@ -77,7 +82,10 @@ def _case(world, category, name, fund=None):
 
 
 def _recommended(case, reviewer):
-    """Taken in review and recommended by ``reviewer``, each step recorded."""
+    """Taken in review and recommended by ``reviewer`` (every line as asked), each step
+    recorded."""
+    for line in case.budget_lines:
+        line.recommended_amount = line.amount
     case_services.change_status(case, ApplicationStatus.IN_REVIEW, actor=reviewer)
     case_services.change_status(case, ApplicationStatus.RECOMMENDED, actor=reviewer)
     db.session.add(
