@@ -160,6 +160,24 @@ def test_the_next_step_passes_an_instalment_paid_within_the_tolerance(app, money
     assert "Next step Pay instalment 2, due on 2026-03-03 · for finance" in summary
 
 
+def test_a_recommended_case_is_any_managers_or_another_managers_when_a_manager_recommended(
+    app, money_world
+):
+    """A reviewer's recommendation goes to a manager, not to "a manager other than" the
+    reviewer; a manager's, to a manager other than them."""
+    world = money_world
+    world.reviewer.display_name = "Rita Reviewer"
+    world.m1.display_name = "Manon First"
+    by_reviewer = world.recommended("By A Reviewer")
+    by_manager = world.recommended("By A Manager", reviewer=world.m1)
+    db.session.commit()
+    summary = _text(_section(_page(app, world.m2, by_reviewer), "summary"))
+    assert "Decide: approve, ask a question or reject · for a manager" in summary
+    assert "Rita Reviewer" not in summary
+    summary = _text(_section(_page(app, world.m2, by_manager), "summary"))
+    assert "for a manager other than Manon First, who recommended it" in summary
+
+
 def test_the_second_manager_is_told_the_step_is_theirs_and_not_the_first_ones(app, money_world):
     world = money_world
     world.m1.display_name = "Manon First"

@@ -185,6 +185,13 @@ def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app,
     page = manager.get(url).get_data(as_text=True)
     plan = page.split('id="plan"')[1].split("</table>")[0]
     assert plan.count("not paid: the grant closed") == 2 and ">paid<" in plan
+    # Why it closed, and that it closed early, not as if the support were complete.
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert "what it had not paid given back to the pools: safe at home" in text
+    assert "Nothing: the grant was closed early" in text
+    assert "the support is complete" not in text
+    finance_view = signed_in(app, money_world.finance).get(url).get_data(as_text=True)
+    assert "safe at home" in html.unescape(finance_view)
     applicant = signed_in(app, money_world.applicant)
     seen = html.unescape(applicant.get(url).get_data(as_text=True))
     assert "This support ended on" in seen and "will not come" in seen

@@ -18,6 +18,7 @@ from ..core.sql import alias
 from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
+from ..grants.plans import closing_reason
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Delivery, Disbursement, ReceiptAnswer
 from ..ledger.reversals import reversal_partners
@@ -181,6 +182,7 @@ def _staff_money(grant, plan, instalments, user, sections):
         **_held_forms(held, user),
         "template": "disbursements/_staff_money.html",
         "grant": grant,
+        "closing_reason": closing_reason(grant),
         "plan": plan,
         "instalments": instalments,
         "balances": balances,

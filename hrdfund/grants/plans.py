@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..auth.models import Role
+from ..auth.models import Role, User
 from ..cases.models import ApplicationStatus as S
 from ..cases.services import change_status
 from ..core.columns import utcnow
@@ -20,7 +20,7 @@ from ..core.extensions import db
 from ..core.money import CENT, quantize
 from ..core.sql import lock_row
 from ..ledger.balances import allocation_balances
-from ..ledger.models import Release
+from ..ledger.models import Allocation, Release
 from ..pools.models import Pool
 from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from .services import DecisionError
@@ -151,6 +151,23 @@ def create_plan(
     db.session.flush()
     audit.record("plan.created", grant, actor=actor, kind=kind.value, instalments=count)
     return plan
+
+
+def closing_reason(grant):
+    """Why a manager closed ``grant`` early, as the release of what it had not paid
+    keeps it; None when it is open, or closed with nothing left to give back."""
+    if grant.status != GrantStatus.CLOSED:
+        return None
+    release = db.session.execute(
+        sa.select(Release)
+        .join(Allocation, Allocation.id == Release.allocation_id)
+        .join(User, User.id == Release.created_by_id)
+        # A closing's releases are a manager's; finance's are a reversal's after it.
+        .where(Allocation.grant_id == grant.id, User.role == Role.MANAGER)
+        .order_by(Release.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    return release.reason if release is not None else None
 
 
 def close_grant(grant, actor, reason):

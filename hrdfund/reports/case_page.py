@@ -30,6 +30,7 @@ from ..disbursements.models import HeldPayment, HoldStatus
 from ..disbursements.rules import instalment_unsettled
 from ..grants.decisions import first_approval
 from ..grants.models import Grant, Instalment, PaymentPlan
+from ..grants.plans import closing_reason
 from ..ledger.balances import instalments_paid
 from ..ledger.models import Allocation, Disbursement
 from ..reviews.models import Review
@@ -137,9 +138,10 @@ def next_step(application, grant):
             .order_by(Review.id.desc())
             .limit(1)
         ).scalar_one_or_none()
+        # A reviewer's recommendation goes to any manager; a manager's, to another one.
         who = (
             _("a manager other than %(name)s, who recommended it", name=_name(review.reviewer))
-            if review is not None
+            if review is not None and review.reviewer.role == Role.MANAGER
             else _("a manager")
         )
         return _("Decide: approve, ask a question or reject"), who
@@ -153,6 +155,8 @@ def next_step(application, grant):
         return _("Confirm the first approval as it stands"), who
     if status in (S.APPROVED, S.PAYING) and grant is not None:
         return _money_step(grant)
+    if status == S.COMPLETED and grant is not None and closing_reason(grant):
+        return _("Nothing: the grant was closed early, what it had not paid given back"), None
     if status == S.COMPLETED:
         return _("Nothing: the support is complete"), None
     return _("Nothing: the case is closed"), None
