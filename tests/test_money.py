@@ -335,8 +335,8 @@ def test_a_rate_column_stores_only_rates_in_range(value):
 @pytest.mark.parametrize(
     "amount, currency, shown",
     [
-        ("999999999999.99", "XOF", "F\u202fCFA999,999,999,999.99"),
-        ("1000.00", "XOF", "F\u202fCFA1,000"),
+        ("999999999999.99", "XOF", "XOF\u202f999,999,999,999.99"),
+        ("1000.00", "XOF", "XOF\u202f1,000"),
         ("12.50", "JPY", "¥12.50"),
         ("1250.50", "EUR", "€1,250.50"),
     ],
@@ -345,6 +345,22 @@ def test_an_amount_with_cents_in_a_currency_without_them_shows_its_cents(amount,
     """CFA francs and yen are written without cents; an amount that has some (a referral
     typed 999,999,999,999.99) shows them, never rounded to a million it is not."""
     assert format_money(Decimal(amount), currency).replace("\xa0", "\u202f") == shown
+
+
+@pytest.mark.parametrize(
+    ("locale", "west", "central"),
+    [
+        ("en", "XOF\xa0622,193.71", "XAF\xa0176,709"),
+        ("fr", "622\u202f193,71\xa0XOF", "176\u202f709\xa0XAF"),
+        ("es", "622.193,71\xa0XOF", "176.709\xa0XAF"),
+    ],
+)
+def test_the_two_cfa_francs_are_told_apart_by_their_codes(locale, west, central):
+    """Their symbols differ by a space ("F CFA", "FCFA"): finance could not tell which
+    franc a figure is in; their codes say it."""
+    assert format_money(Decimal("622193.71"), "XOF", locale) == west
+    assert format_money(Decimal("176709"), "XAF", locale) == central
+    assert "€" in format_money(Decimal("12.50"), "EUR", locale)  # the others keep symbols
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
+from babel import Locale
 from babel.numbers import (
     format_currency,
     format_decimal,
@@ -440,7 +441,31 @@ def _formatted(amount, currency_code, locale):
     # rounded away, 999,999.99 XOF would read as a million.
     whole = Decimal(1).scaleb(-get_currency_precision(currency_code))
     exact = value.is_finite() and value != value.quantize(whole, rounding=ROUND_HALF_UP)
-    return format_currency(value, currency_code, locale=locale, currency_digits=not exact)
+    return format_currency(
+        value,
+        currency_code,
+        format=code_pattern(currency_code, locale),
+        locale=locale,
+        currency_digits=not exact,
+    )
+
+
+#: Currencies whose symbols tell them apart by a space at most (the West and Central
+#: African CFA francs: "F CFA" and "FCFA"): written with their codes, XOF and XAF.
+BY_CODE = frozenset({"XOF", "XAF"})
+
+
+def code_pattern(currency_code, locale, pattern=None):
+    """The pattern to write an amount of ``currency_code`` with: ``pattern`` (the locale's
+    standard one by default) as it is, or with the currency's code for its symbol when
+    the symbol does not tell it apart (:data:`BY_CODE`). None means the locale's own."""
+    if currency_code not in BY_CODE:
+        return pattern
+    pattern = pattern or Locale.parse(str(locale)).currency_formats["standard"].pattern
+    # A code is letters: a space keeps it off the figures, where a symbol sits close.
+    pattern = re.sub(r"¤(?=[#0])", "¤\u00a0", pattern)
+    pattern = re.sub(r"(?<=[#0])¤", "\u00a0¤", pattern)
+    return pattern.replace("¤", "¤¤")
 
 
 def currency_name(code, locale="en"):

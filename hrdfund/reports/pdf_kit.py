@@ -25,6 +25,7 @@ from reportlab.pdfgen import canvas
 from reportlab.platypus import Paragraph, Table, TableStyle
 
 from ..core import geo
+from ..core.money import code_pattern
 from ..core.support import CATEGORY_LABELS, Category
 from . import anonymise, rollup
 
@@ -182,7 +183,7 @@ def whole_units(value, currency):
     return format_currency(
         value,
         currency,
-        format=re.sub(r"\.0+", "", pattern),
+        format=code_pattern(currency, locale, re.sub(r"\.0+", "", pattern)),
         currency_digits=False,
         locale=locale,
     )
