@@ -183,6 +183,10 @@ def test_finance_sees_what_it_must_chase_not_the_stages(app, world):
     chase = _card(page, "Money to chase")
     assert "1 instalment past its due date" in chase
     assert "0 payments wait for a second person" in chase
+    # Said once, marked by its colour and weight, not "past its due date overdue".
+    assert "past its due date overdue" not in chase
+    (late,) = page.xpath('//li[contains(., "past its due date")]')
+    assert late.get("class") == "overdue"
 
 
 def test_days_from_decision_to_first_payment(app, world):
