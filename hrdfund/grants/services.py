@@ -16,7 +16,7 @@ from .. import audit
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import ConversionError, convert, quantize
+from ..core.money import ConversionError, convert, money_words, quantize
 from ..core.sql import lock_row
 from ..ledger.balances import pool_commitments
 from ..ledger.models import Allocation
@@ -166,13 +166,19 @@ def check_draws(application, amount, allocations, on=None):
             raise DecisionError(
                 _l(
                     "%(amount)s is too small to draw from %(pool)s.",
-                    amount=grant_amount,
+                    amount=money_words(grant_amount, application.currency),
                     pool=pools[pool_id].name,
                 )
             )
-    if sum((a[1] for a in allocations), start=Decimal(0)) != amount:
+    drawn = sum((a[1] for a in allocations), start=Decimal(0))
+    if drawn != amount:
         raise DecisionError(
-            _l("The amounts drawn from the pools must add up to the approved amount.")
+            _l(
+                "The amounts drawn from the pools must add up to the approved amount: they"
+                " add up to %(drawn)s, not %(amount)s.",
+                drawn=money_words(drawn, application.currency),
+                amount=money_words(amount, application.currency),
+            )
         )
     for pool_id, grant_amount, rate in allocations:
         pool = pools[pool_id]
