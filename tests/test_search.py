@@ -71,6 +71,29 @@ def test_a_case_opens_from_its_short_or_long_code(app, fund, make_user, typed):
     assert response.location == f"/applications/{case.uid}"
 
 
+def test_a_case_opens_from_its_code_said_aloud_without_the_fund(app, fund, make_user, make_fund):
+    """On a call people say "case 103" or "26-0103": the reader's own fund is meant; a
+    number two of its years share lists both; another fund's case of that number, never."""
+    other = make_fund("Another Fund")
+    _sent(other, name="Someone Else")
+    first = _sent(fund)
+    number = int(first.code.rsplit("-", 1)[1])
+    client = signed_in(app, make_user("reviewer"))
+    for term in (f"26-{number:04d}", f"26 {number}", f"{number:04d}", str(number)):
+        response = _search(client, term)
+        assert response.status_code == 303, term
+        assert response.location == f"/applications/{first.uid}"
+    assert _nothing(_search(client, f"25-{number:04d}"))
+    assert _nothing(_search(client, "0"))
+    # The same number a year later: the number alone lists both, the year picks one.
+    later = _sent(fund, name="Later Defender")
+    later.code = first.code.replace("-26-", "-27-")
+    db.session.commit()
+    both = _search(client, str(number)).get_data(as_text=True)
+    assert first.code in both and later.code in both
+    assert _search(client, f"27-{number}").location == f"/applications/{later.uid}"
+
+
 def test_a_payment_opens_from_its_reference_on_its_case(app, money_world):
     grant = money_world.grant("2000")
     payment = pay(money_world, grant, "1000", instalment=None, reference="TRF-2026-77")

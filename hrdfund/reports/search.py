@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from .. import audit
 from ..cases.access import REVIEW_ROLES, visible_cases
-from ..cases.codes import parse_code
+from ..cases.codes import PREFIX, parse_code
 from ..cases.models import Application
 from ..cases.models import ApplicationStatus as S
 from ..cases.services import defender_key
@@ -33,6 +33,9 @@ TERM_MAX = 200
 #: At most this many cases or payments are listed for one search.
 LIMIT = 50
 _UID = re.compile(r"^[0-9a-f]{20}$")
+#: A case's code without its fund: the year's two figures and the number ("26-0103",
+#: "26 103"), or the number alone ("103", "0103").
+_SHORT = re.compile(r"^(?:(?P<year>\d{2})[\s-]+)?(?P<number>\d{1,6})$")
 
 
 class Kind:
@@ -92,6 +95,15 @@ def _payments(user, *where):
     ).all()
 
 
+def _references(user, term):
+    """The payments (not reversals) whose reference is ``term``."""
+    return _payments(
+        user,
+        Disbursement.reference_key == reference_key(term),
+        Disbursement.reversal_of_id.is_(None),
+    )
+
+
 def name_keys(name, country=None):
     """The keys a case of the defender ``name`` would keep: in ``country``, or, with none
     given, in any country the form offers or none."""
@@ -114,6 +126,17 @@ def find(user, term, country=None):
     code = parse_code(term)
     if code is not None:
         return Found(Kind.CODE, cases=_cases(user, Application.code == code))
+    short = _SHORT.match(term)
+    if short is not None and user.fund_id is not None and int(short["number"]) > 0:
+        # The code said aloud, the fund's own: "26-0103" or "26 103", or "103" of any year;
+        # a figure alone may be a payment's reference too.
+        number = int(short["number"])
+        year = f"{int(short['year']):02d}" if short["year"] else "__"
+        pattern = f"{PREFIX}{user.fund_id}-{year}-{number:04d}"
+        payments = [] if short["year"] else _references(user, term)
+        return Found(
+            Kind.CODE, cases=_cases(user, Application.code.like(pattern)), payments=payments
+        )
     if _UID.match(term.lower()):
         uid = term.lower()
         return Found(
@@ -121,11 +144,7 @@ def find(user, term, country=None):
             cases=_cases(user, Application.uid == uid),
             payments=_payments(user, Disbursement.uid == uid),
         )
-    payments = _payments(
-        user,
-        Disbursement.reference_key == reference_key(term),
-        Disbursement.reversal_of_id.is_(None),
-    )
+    payments = _references(user, term)
     # A name has no digits: a term with one was a code or a reference, and no name search.
     if payments or not may_search_names(user) or any(c.isdigit() for c in term):
         return Found(Kind.REFERENCE, payments=payments)
