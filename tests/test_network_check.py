@@ -230,7 +230,7 @@ def test_a_case_without_consent_to_referral_neither_asks_nor_is_found(app, netwo
     reviewer = signed_in(app, network.reviewer_a)
     silent = sent(network.a, "Nadia Rahimi", consent=False)
     page = reviewer.get(f"/applications/{silent.uid}").get_data(as_text=True)
-    assert "Asking the other funds is not offered:" in page
+    assert "Asking the other funds is not offered.</strong> The defender" in page
     assert "has not agreed to the case being referred to another fund" in page
     assert "Ask the network" not in page
     forged = reviewer.post(f"/applications/{silent.uid}/network", follow_redirects=True)

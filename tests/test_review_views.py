@@ -423,6 +423,7 @@ def test_declaring_a_conflict_takes_the_manager_off_the_case(app, fund, staff):
 
 def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff):
     first = _case(fund, staff)
+    first.code = "HRD1-26-0042"
     second = _case(fund, staff, name="  defender CANARY-name ")
     other_person = _case(fund, staff, name="Someone else")
     other_person.applicant_id = None
@@ -430,6 +431,9 @@ def test_other_funders_are_recorded_and_a_duplicate_is_flagged(app, fund, staff)
     reviewer = signed_in(app, staff["reviewer"])
     page = reviewer.get(f"/applications/{second.uid}").get_data(as_text=True)
     assert "Possible duplicate" in page and first.uid in page
+    # Named by its short code too, as staff say it.
+    warning = page.split("Possible duplicate")[1].split("</ul>")[0]
+    assert "HRD1-26-0042" in warning
     assert "Possible duplicate" not in reviewer.get(f"/applications/{other_person.uid}").get_data(
         as_text=True
     )

@@ -265,7 +265,7 @@ def possible_duplicates(application, reader):
         days=current_app.config["DUPLICATE_WINDOW_DAYS"]
     )
     return db.session.execute(
-        sa.select(Application.uid, Application.status, Application.submitted_at)
+        sa.select(Application.uid, Application.code, Application.status, Application.submitted_at)
         .where(
             Application.fund_id == application.fund_id,
             Application.id != application.id,
