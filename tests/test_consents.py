@@ -299,6 +299,11 @@ def test_a_partner_labels_its_referred_cases_for_its_own_eyes_only(
     done = client.post(url, data={"label-label": ""}, follow_redirects=True)
     assert "Your label is removed" in done.get_data(as_text=True)
     assert LABEL not in client.get("/referrals").get_data(as_text=True)
+    # A form sent without its field at all reads as an empty one, never an error page.
+    client.post(url, data={"label-label": LABEL})
+    bare = client.post(url, data={})
+    assert bare.status_code == 302
+    assert "Your label is removed" in client.get(bare.location).get_data(as_text=True)
 
 
 def test_a_consent_the_partner_ticks_in_the_form_is_the_partners_word_not_the_defenders(

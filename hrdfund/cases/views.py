@@ -255,20 +255,19 @@ def partner_label(uid):
     form = PartnerLabelForm()
     if not form.validate_on_submit():
         return refused.refuse(form, to=back)
+    # A form sent without its field at all says nothing: as an empty one, no label.
+    text = form.label.data or ""
     done = perform(
         labels.set_partner_label,
         application,
         current_user._get_current_object(),
-        form.label.data,
+        text,
         refused=labels.LabelError,
     )
     if not done.ok:
         form.form_errors.append(done.words)
         return refused.refuse(form, to=back)
-    flash(
-        _("Your label is saved.") if form.label.data.strip() else _("Your label is removed."),
-        "info",
-    )
+    flash(_("Your label is saved.") if text.strip() else _("Your label is removed."), "info")
     return redirect(back)
 
 
