@@ -199,6 +199,26 @@ def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app,
     assert parts.count("Will not be paid: the support ended") == 2 and ">Paid<" in parts
 
 
+def test_a_plan_starting_on_a_day_gone_by_says_its_first_payments_are_overdue(app, money_world):
+    grant = money_world.grant("900")
+    manager = signed_in(app, money_world.m2)
+    url = f"/applications/{grant.application.uid}"
+    started = date.today() - timedelta(days=40)
+    data = {"plan-kind": "tranches", "plan-count": "3", "plan-interval_days": "30"}
+    done = manager.post(f"{url}/plan", data={**data, "plan-starts_on": started.isoformat()})
+    page = manager.get(done.location).get_data(as_text=True)
+    assert "Payment plan saved." in page
+    assert (
+        f"Its first 2 payments were due on days gone by, the first on {started.isoformat()}:"
+        " they are overdue already." in page
+    )
+    other = money_world.grant("900", name="Planned Ahead")
+    url = f"/applications/{other.application.uid}"
+    ahead = (date.today() + timedelta(days=3)).isoformat()
+    done = manager.post(f"{url}/plan", data={**data, "plan-starts_on": ahead})
+    assert "overdue already" not in manager.get(done.location).get_data(as_text=True)
+
+
 def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, money_world):
     grant = money_world.grant("1000")
     finance = signed_in(app, money_world.finance)

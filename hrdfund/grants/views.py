@@ -305,6 +305,20 @@ def plan(uid):
         )
         if done.ok:
             flash(_("Payment plan saved."), "info")
+            overdue = [i for i in done.value.instalments if i.due_on < utcnow().date()]
+            if overdue:
+                # Planned from a day gone by: said at once, not found later as overdue.
+                flash(
+                    ngettext(
+                        "Its first payment was due on %(day)s, a day gone by: it is overdue"
+                        " already.",
+                        "Its first %(num)d payments were due on days gone by, the first on"
+                        " %(day)s: they are overdue already.",
+                        len(overdue),
+                        day=overdue[0].due_on.isoformat(),
+                    ),
+                    "info",
+                )
             return redirect(url_for("cases.case", uid=application.uid, _anchor="money"))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=_case(application, "plan"))
