@@ -235,6 +235,9 @@ def test_each_chart_is_svg_with_words_and_a_table(app, world, fund):
         assert _text(svg.xpath(f".//desc[@id='{desc_id}']")[0])
         rows = figure.xpath(".//details//tbody/tr")
         assert len(rows) == 12
+    # The flow's two series say what they count, each in the plural of cases.
+    flow = _text(page.xpath("//figure[@id='chart-flow']")[0])
+    assert "Cases received" in flow and "Cases decided" in flow
     usd = page.xpath("//figure[@id='chart-pool-1']")[0]
     assert "Relocation USD over time" in _text(usd.xpath(".//title")[0])
     assert "in 60 days" in _text(usd.xpath(".//desc")[0])

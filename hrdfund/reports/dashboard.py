@@ -219,8 +219,10 @@ def case_charts(counts, weeks, months):
             ),
             labels=week_labels,
             series=[
-                Series(_("Received"), counts["received"], [str(v) for v in counts["received"]]),
-                Series(_("Decided"), counts["decided"], [str(v) for v in counts["decided"]]),
+                Series(
+                    _("Cases received"), counts["received"], [str(v) for v in counts["received"]]
+                ),
+                Series(_("Cases decided"), counts["decided"], [str(v) for v in counts["decided"]]),
             ],
             axis=_whole,
             whole=True,
