@@ -16,8 +16,8 @@ rendered from the tables built here, so none can bypass them.
   check finds each hidden figure that the shown ones determine through those sums, in any
   combination (the year less the quarters shown, a total less the rows shown, across
   breakdowns and periods), and hides one more figure beside it, until no hidden figure
-  can be worked out. What the pool's account publishes to the cent
-  (each period's payments) is never hidden. Amounts are rounded.
+  can be worked out. What the pool's account publishes to the cent (each period's
+  payments) is never hidden. Amounts are rounded.
 - Line items carry a code keyed per donor and year instead of a case id, and places and
   categories shared by fewer than 5 of them in any period of the year are generalised in
   every period of it; a line issued already keeps how it read.
