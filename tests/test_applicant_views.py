@@ -271,7 +271,7 @@ def test_an_incomplete_application_lists_what_is_missing_and_keeps_the_draft(
     [
         ("budget-0-amount", "twelve", "Enter the amount in figures"),
         ("budget-0-amount", "-5", "Enter an amount above zero"),
-        ("dependants-0-age", "500", "Number must be between 0 and 120"),
+        ("dependants-0-age", "500", "Enter an age from 0 to 120, in years."),
         ("threat", "x" * 4001, "Field cannot be longer than 4000 characters"),
         ("details-months", "many", "Enter a whole number in figures, such as 12."),
         ("dependants-0-age", "\u00b2", "Enter a whole number in figures, such as 12."),
@@ -291,6 +291,44 @@ def test_bad_input_gets_a_clear_error_and_loses_nothing(
     assert message in html
     assert "Documents evictions for land defenders" in html
     assert application_by_uid(uid).defender_work is None, "nothing half-saved"
+
+
+def test_a_dependant_answered_wrongly_gets_one_message_in_the_page_language_at_its_question(
+    client, make_user, fund
+):
+    """An age in words, or past 120, is one message in the defender's language; an age with
+    no one it belongs to is asked at "relationship", where the answer is missing."""
+    login(client, make_user("applicant", language="pt"))
+    uid = start_application(client)
+    data = {
+        **RELOCATION,
+        "dependants-0-relation": "mãe",
+        "dependants-0-age": "sessenta e dois",
+        "dependants-1-relation": "pai",
+        "dependants-1-age": "150",
+        "dependants-2-relation": "",
+        "dependants-2-age": "5",
+        "save": "1",
+    }
+    response = client.post(f"/applications/{uid}/edit", data=data)
+    page = html.unescape(
+        refused_page(client, response, f"/applications/{uid}/edit").get_data(as_text=True)
+    )
+    assert "Number must be" not in page and "Enter an age" not in page
+
+    def errors_after(name):
+        """The messages shown under the input ``name``: none when no list follows it."""
+        after = page.split(f'name="{name}"', 1)[1].split("</td>", 1)[0]
+        found = re.search(r'<ul class="errors">(.*?)</ul>', after, re.S)
+        return re.findall(r"<li>(.*?)</li>", found[1]) if found else []
+
+    (words,) = errors_after("dependants-0-age")
+    assert "Escreva um número inteiro" in words
+    (past,) = errors_after("dependants-1-age")
+    assert "120" in past
+    assert errors_after("dependants-2-age") == []
+    (who,) = errors_after("dependants-2-relation")
+    assert who.startswith("Indique quem é em relação à pessoa defensora")
 
 
 def test_numbers_typed_in_persian_or_arabic_digits_are_kept(client, make_user, fund):

@@ -21,13 +21,12 @@ from wtforms.validators import (
     DataRequired,
     InputRequired,
     Length,
-    NumberRange,
     Optional,
     ValidationError,
 )
 
 from ..core import geo
-from ..core.fields import MoneyField, WholeNumberField
+from ..core.fields import MoneyField, WholeNumberField, Within
 from ..core.forms import (
     KeptOptionsSelect,
     PageForm,
@@ -111,12 +110,15 @@ class BudgetLineForm(PartForm):
 
 class DependantForm(PartForm):
     relation = StringField(_l("Relationship to the defender"), [Optional(), Length(max=60)])
-    age = WholeNumberField(_l("Age"), [Optional(), NumberRange(min=0, max=120)])
+    age = WholeNumberField(
+        _l("Age"), [Optional(), Within(0, 120, _l("Enter an age from 0 to 120, in years."))]
+    )
 
     def validate_age(self, field):
-        """An age with no one it belongs to would read "no answer, age 12": ask who."""
+        """An age with no one it belongs to would read "no answer, age 12": ask who, at
+        the question of who it is."""
         if field.data is not None and not (self.relation.data or "").strip():
-            raise ValidationError(
+            self.relation.errors.append(
                 _l("Say who this is to the defender, such as daughter or father.")
             )
 
@@ -135,7 +137,9 @@ def _detail_field(kind, label):
     if kind == "long":
         return TextAreaField(label, [Optional(), Length(max=LONG_MAX)])
     if kind == "int":
-        return WholeNumberField(label, [Optional(), NumberRange(min=0, max=1000)])
+        return WholeNumberField(
+            label, [Optional(), Within(0, 1000, _l("Enter a number from 0 to 1000."))]
+        )
     if kind == "money":
         return MoneyField(label)
     if kind == "scope":

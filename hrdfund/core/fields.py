@@ -32,6 +32,18 @@ class Entered:
             raise StopValidation(self.message)
 
 
+class Within:
+    """A whole number from ``least`` to ``most``, else ``message``; an answer that is no
+    number at all already says so on its field, once."""
+
+    def __init__(self, least, most, message):
+        self.least, self.most, self.message = least, most, message
+
+    def __call__(self, form, field):
+        if field.data is not None and not self.least <= field.data <= self.most:
+            raise StopValidation(self.message)
+
+
 class _NumberField(Field):
     """A text input read by ``parse``; empty is None, which is allowed unless the field
     has the :class:`Entered` validator."""
