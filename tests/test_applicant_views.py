@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from hrdfund.auth.models import User
 from hrdfund.cases.categories import CATEGORY_FIELDS
-from hrdfund.cases.models import ApplicationStatus, Consent, ConsentKind, Message
+from hrdfund.cases.models import ApplicationStatus, Consent, ConsentKind, Message, Urgency
 from hrdfund.cases.services import change_status
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
@@ -19,6 +19,7 @@ from tests.conftest import (
     application_by_uid,
     input_value,
     login,
+    make_case,
     refused_page,
     start_application,
 )
@@ -329,6 +330,18 @@ def test_a_dependant_answered_wrongly_gets_one_message_in_the_page_language_at_i
     assert errors_after("dependants-2-age") == []
     (who,) = errors_after("dependants-2-relation")
     assert who.startswith("Indique quem é em relação à pessoa defensora")
+
+
+def test_only_an_urgent_case_is_told_of_a_first_answer_within_a_day(client, make_user, fund):
+    applicant = make_user("applicant")
+    normal = make_case(fund, applicant_id=applicant.id, urgency=Urgency.NORMAL)
+    urgent = make_case(fund, applicant_id=applicant.id, urgency=Urgency.URGENT)
+    login(client, applicant)
+    page = client.get(f"/applications/{normal.uid}").get_data(as_text=True)
+    assert "The fund has your application and will answer soon." in page
+    assert "within a day" not in page
+    page = client.get(f"/applications/{urgent.uid}").get_data(as_text=True)
+    assert "Urgent cases get a first answer within a day." in page
 
 
 def test_numbers_typed_in_persian_or_arabic_digits_are_kept(client, make_user, fund):

@@ -23,9 +23,9 @@ from .forms import (
     ConsentChangeForm,
     PartnerLabelForm,
 )
-from .models import ApplicationStatus, ConsentKind, Document
+from .models import ApplicationStatus, ConsentKind, Document, Urgency
 from .panels import collect_panels
-from .states import APPLICANT_LABELS, NEXT_STEPS, STAFF_LABELS
+from .states import APPLICANT_LABELS, NEXT_STEPS, NEXT_STEPS_NOT_URGENT, STAFF_LABELS
 
 #: Where a use-of-funds report may be due: once payments have started.
 REPORTING = (ApplicationStatus.PAYING, ApplicationStatus.COMPLETED)
@@ -51,7 +51,7 @@ def render_case(application, user, forms):
         # Staff read the status by its name; the applicant side in its own words, with
         # what happens next.
         labels=STAFF_LABELS if user.is_staff else APPLICANT_LABELS,
-        next_step=None if user.is_staff else NEXT_STEPS.get(application.status),
+        next_step=None if user.is_staff else _next_step(application),
         missing=services.missing_items(application)
         if application.status == ApplicationStatus.DRAFT
         else [],
@@ -105,6 +105,14 @@ def _thread(application, shown):
     if Section.PAYMENT_MESSAGES in shown and application.decided_at is not None:
         return messages.thread(application, since=application.decided_at)
     return None
+
+
+def _next_step(application):
+    """What happens next, as the applicant side reads it: a case that is not urgent is
+    promised no first answer within a day."""
+    if application.urgency != Urgency.URGENT and application.status in NEXT_STEPS_NOT_URGENT:
+        return NEXT_STEPS_NOT_URGENT[application.status]
+    return NEXT_STEPS.get(application.status)
 
 
 def _documents(application, shown):

@@ -98,3 +98,7 @@ NEXT_STEPS = {
     S.REJECTED: _l("The fund could not support this request. The reason is below."),
     S.WITHDRAWN: _l("This application was withdrawn."),
 }
+#: What happens next to a case that is not urgent, where it differs: no promise of a day.
+NEXT_STEPS_NOT_URGENT = {
+    S.SUBMITTED: _l("The fund has your application and will answer soon."),
+}
