@@ -364,6 +364,21 @@ def test_the_two_cfa_francs_are_told_apart_by_their_codes(locale, west, central)
 
 
 @pytest.mark.parametrize(
+    ("currency", "locale", "shown"),
+    [
+        ("TZS", "en", "TZS\xa02,591,438.41"),
+        ("SEK", "zh", "SEK\xa02,591,438.41"),
+        ("USD", "en", "$2,591,438.41"),
+        ("CAD", "en", "CA$2,591,438.41"),
+        ("KES", "fr", "2\u202f591\u202f438,41\xa0KES"),
+    ],
+)
+def test_a_symbol_of_letters_keeps_a_space_from_the_figures(currency, locale, shown):
+    """TZS2,591,438.41 reads as one word; a sign (€, $) sits close as it always did."""
+    assert format_money(Decimal("2591438.41"), currency, locale) == shown
+
+
+@pytest.mark.parametrize(
     "text, expected",
     [("1,085", "1.085"), ("0,00769231", "0.00769231"), ("140,5", "140.5"), ("1.0825", "1.0825")],
 )

@@ -17,6 +17,7 @@ from babel.numbers import (
     format_decimal,
     get_currency_name,
     get_currency_precision,
+    get_currency_symbol,
 )
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
@@ -457,15 +458,20 @@ BY_CODE = frozenset({"XOF", "XAF"})
 
 def code_pattern(currency_code, locale, pattern=None):
     """The pattern to write an amount of ``currency_code`` with: ``pattern`` (the locale's
-    standard one by default) as it is, or with the currency's code for its symbol when
-    the symbol does not tell it apart (:data:`BY_CODE`). None means the locale's own."""
-    if currency_code not in BY_CODE:
+    standard one by default), with the currency's code for its symbol when the symbol
+    does not tell it apart (:data:`BY_CODE`), and a space between figures and a symbol
+    that is letters (SEK 1,250.00, never SEK1,250.00). None means the locale's own."""
+    by_code = currency_code in BY_CODE
+    symbol = currency_code if by_code else get_currency_symbol(currency_code, locale=str(locale))
+    letters_before, letters_after = symbol[-1:].isalpha(), symbol[:1].isalpha()
+    if not (by_code or letters_before or letters_after):
         return pattern
     pattern = pattern or Locale.parse(str(locale)).currency_formats["standard"].pattern
-    # A code is letters: a space keeps it off the figures, where a symbol sits close.
-    pattern = re.sub(r"¤(?=[#0])", "¤\u00a0", pattern)
-    pattern = re.sub(r"(?<=[#0])¤", "\u00a0¤", pattern)
-    return pattern.replace("¤", "¤¤")
+    if letters_before:
+        pattern = re.sub(r"¤(?=[#0])", "¤\u00a0", pattern)
+    if letters_after:
+        pattern = re.sub(r"(?<=[#0])¤", "\u00a0¤", pattern)
+    return pattern.replace("¤", "¤¤") if by_code else pattern
 
 
 def currency_name(code, locale="en"):

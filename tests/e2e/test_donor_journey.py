@@ -22,10 +22,11 @@ NORDIC = ("Emergency Protection Pool", "Relocation and Safe Haven")
 
 
 def _amounts(text):
-    """Money in a text as Decimals, whatever the currency sign, with the minus before it."""
+    """Money in a text as Decimals, whatever the currency sign (a code of letters a space
+    away from the figures), with the minus before it."""
     return [
         Decimal(sign + a.replace(",", ""))
-        for sign, a in re.findall(r"(-?)[^\d\s-]{0,4}?(\d[\d,]*\.\d\d)", text)
+        for sign, a in re.findall(r"(-?)[^\d\s-]{0,4}?[\u00a0 ]?(\d[\d,]*\.\d\d)", text)
     ]
 
 
