@@ -436,7 +436,7 @@ def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fu
     # The reviewer is told before sending that the message asks, and pauses the case.
     before = staff.get(f"/applications/{uid}").get_data(as_text=True)
     thread = before.split('id="thread"')[1].split("</section>")[0]
-    assert "a message from the fund is a question" in thread and "Send the question" in thread
+    assert "a message from the fund is a question" in thread and "Send as a question" in thread
     staff.post(f"/applications/{uid}", data={"body": "Could you send the visa letter?"})
     assert application_by_uid(uid).status == ApplicationStatus.INFO_REQUESTED
     page = client.get(f"/applications/{uid}").get_data(as_text=True)
@@ -444,7 +444,7 @@ def test_the_thread_carries_a_question_and_its_answer(app, client, make_user, fu
     # The question comes first, right under the status that points to it, before the
     # consents and documents a phone would otherwise scroll past.
     assert page.index('id="thread"') < page.index('id="consents"') < page.index('id="documents"')
-    assert "Send message" in page and "Send the question" not in page
+    assert "Send message" in page and "Send as a question" not in page
     client.post(f"/applications/{uid}", data={"body": "The letter comes next week."})
     assert application_by_uid(uid).status == ApplicationStatus.IN_REVIEW
     staff_view = staff.get(f"/applications/{uid}").get_data(as_text=True)

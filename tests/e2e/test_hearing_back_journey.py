@@ -197,7 +197,8 @@ def test_a_defender_hears_of_a_question_answers_and_says_less_arrived(live_serve
     staff.get_by_role("button", name="Take this case").click()
     assert "The case is assigned." in staff.content()
     staff.get_by_label("Your message").fill(QUESTION)
-    staff.get_by_role("button", name="Send message").click()
+    # In review, what the reviewer sends is a question, and the button says so.
+    staff.get_by_role("button", name="Send as a question").click()
     assert QUESTION in staff.content()
 
     # The notice reaches the safe contact: news, and where to sign in; nothing else.
