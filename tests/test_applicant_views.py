@@ -380,6 +380,13 @@ def test_a_defender_writes_cents_after_a_comma_as_their_language_does(
     assert client.post(f"/applications/{uid}/edit", data=data).status_code in (302, 303)
     expected = Decimal(typed.replace("\u00a0", "").replace(".", "").replace(",", "."))
     assert application_by_uid(uid).budget_lines[1].amount == expected
+    # Opened again, the amount is written the language's way, and reads back the same.
+    page = client.get(f"/applications/{uid}/edit").get_data(as_text=True)
+    shown = input_value(page, "budget-1-amount")
+    assert shown == format(expected, "f").replace(".", ",")
+    data = {**RELOCATION, "budget-1-amount": shown, "save": "1"}
+    assert client.post(f"/applications/{uid}/edit", data=data).status_code in (302, 303)
+    assert application_by_uid(uid).budget_lines[1].amount == expected
     data = {**RELOCATION, "budget-1-amount": "1,500", "save": "1"}
     response = client.post(f"/applications/{uid}/edit", data=data)
     page = refused_page(client, response, f"/applications/{uid}/edit").get_data(as_text=True)

@@ -89,7 +89,10 @@ class _NumberField(Field):
             # What was typed, to correct; anything longer is refused whatever it says.
             return self.raw_data[0][: MAX_LENGTH * 2]
         if self.data is not None:
-            return format(self.data, "f")
+            # As the reader's language writes a number, and reads it back: 1500,50 where
+            # cents follow a comma; never grouped, so nothing can read as thousands.
+            shown = format(self.data, "f")
+            return shown.replace(".", ",") if writes_decimal_comma() else shown
         return self._kept or ""
 
 
