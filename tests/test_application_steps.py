@@ -234,12 +234,21 @@ def test_urgency_is_not_chosen_for_the_defender_and_sending_without_it_says_so(
     page = _page(refused_page(client, sent, _step(uid, steps.REVIEW)))
     assert application_by_uid(uid).status == ApplicationStatus.DRAFT
     assert "There is a problem" in page
-    link = f"{_step(uid, steps.URGENCY)}#urgency"
+    link = f"{_step(uid, steps.URGENCY)}?then=review#urgency"
     assert f'<a href="{link}">Urgency: How urgent it is: choose one answer</a>' in page
-    # Only urgency is missing, and the link leads to the question on its step's page.
+    # Only urgency is missing, and the link leads to the question on its step's page,
+    # whose saving goes back to the last step rather than on to the next one.
     assert _Page(page).summary_links == [link]
-    assert "urgency" in _Page(_page(client.get(_step(uid, steps.URGENCY)))).ids
-    client.post(_step(uid, steps.URGENCY), data={"urgency": "normal", "save": "1"})
+    step_page = _page(client.get(link.split("#")[0]))
+    assert "urgency" in _Page(step_page).ids
+    assert f'action="{_step(uid, steps.URGENCY)}?then=review"' in step_page
+    saved = client.post(
+        f"{_step(uid, steps.URGENCY)}?then=review", data={"urgency": "normal", "save": "1"}
+    )
+    assert saved.location == _step(uid, steps.REVIEW)
+    # Opened in the ordinary way, a step's saving goes on to the next step.
+    onward = client.post(_step(uid, steps.URGENCY), data={"urgency": "normal", "save": "1"})
+    assert onward.location == _step(uid, steps.next_step(steps.URGENCY))
     assert client.post(_step(uid, steps.REVIEW)).location == f"/applications/{uid}"
 
 

@@ -155,8 +155,10 @@ def _begin_draft(actor, category, fund, data, consent_method=None):
     return application.uid
 
 
-def _step_url(application, step, anchor=None):
-    return url_for("cases.step", uid=application.uid, step=step, _anchor=anchor)
+def _step_url(application, step, anchor=None, then=None):
+    """The address of a step of ``application`` (at ``anchor``); ``then`` names the step
+    its saving goes on to when it is not the next one."""
+    return url_for("cases.step", uid=application.uid, step=step, then=then, _anchor=anchor)
 
 
 def _step_context(application, step, form, referral):
@@ -203,7 +205,9 @@ def step(uid, step):
         return _review(application)
     referral = application.partner_organisation_id is not None
     form_class = step_form_class(application.category, step)
-    here = _step_url(application, step)
+    # Opened from the last step's list of what sending still needs: saved, back to it.
+    back_to_review = request.args.get("then") == steps.REVIEW
+    here = _step_url(application, step, then=steps.REVIEW if back_to_review else None)
     if request.method == "GET":
         form = refused.restore(form_class(data=form_data(application)))
         previous = steps.previous_step(step)
@@ -233,7 +237,8 @@ def step(uid, step):
         form.form_errors.append(done.words)
         return refused.refuse(form, to=here)
     flash(_("Saved."), "info")
-    return redirect(_step_url(application, steps.next_step(step)))
+    following = steps.REVIEW if back_to_review else steps.next_step(step)
+    return redirect(_step_url(application, following))
 
 
 def _review(application):
@@ -249,7 +254,9 @@ def _review(application):
             "cases/review.html",
             form=form,
             application=application,
-            missing=[(m, _step_url(application, m.step, m.field)) for m in missing],
+            missing=[
+                (m, _step_url(application, m.step, m.field, then=steps.REVIEW)) for m in missing
+            ],
             fields=CATEGORY_FIELDS[application.category],
             detail_text=detail_text,
             titles=steps.TITLES,
