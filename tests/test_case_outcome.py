@@ -216,6 +216,12 @@ def test_the_report_asks_the_outcome_questions_once(client, granted):
         ).status_code
         == 404
     )
+    # Once the support is complete, the page thanks for the report it has, not asks for it.
+    granted["case"].status = ApplicationStatus.COMPLETED
+    db.session.commit()
+    page = client.get(f"/applications/{uid}").get_data(as_text=True)
+    assert "This support is complete. Thank you for your report." in page
+    assert "A short report on how it helped is welcome" not in page
 
 
 def test_a_rejection_shows_its_reason_in_plain_words(client, fund, make_user):

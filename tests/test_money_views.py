@@ -219,6 +219,22 @@ def test_a_plan_starting_on_a_day_gone_by_says_its_first_payments_are_overdue(ap
     assert "overdue already" not in manager.get(done.location).get_data(as_text=True)
 
 
+def test_a_grant_paid_in_full_then_closed_does_not_warn_of_parts_that_will_not_come(
+    app, money_world
+):
+    grant = money_world.grant("900")
+    manager = signed_in(app, money_world.m2)
+    url = f"/applications/{grant.application.uid}"
+    manager.post(
+        f"{url}/plan",
+        data={"plan-kind": "one_off", "plan-starts_on": date.today().isoformat()},
+    )
+    pay(money_world, grant, "900", instalment=1)
+    assert manager.post(f"{url}/close", data={"close-reason": "paid"}).status_code == 302
+    seen = html.unescape(signed_in(app, money_world.applicant).get(url).get_data(as_text=True))
+    assert "This support ended on" in seen and "will not come" not in seen
+
+
 def test_the_pool_page_shows_each_figure_and_the_rows_behind_it(app, money_world):
     grant = money_world.grant("1000")
     finance = signed_in(app, money_world.finance)

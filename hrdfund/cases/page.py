@@ -25,7 +25,13 @@ from .forms import (
 )
 from .models import ApplicationStatus, ConsentKind, Document, Urgency
 from .panels import collect_panels
-from .states import APPLICANT_LABELS, NEXT_STEPS, NEXT_STEPS_NOT_URGENT, STAFF_LABELS
+from .states import (
+    APPLICANT_LABELS,
+    COMPLETE_AND_REPORTED,
+    NEXT_STEPS,
+    NEXT_STEPS_NOT_URGENT,
+    STAFF_LABELS,
+)
 
 #: Where a use-of-funds report may be due: once payments have started.
 REPORTING = (ApplicationStatus.PAYING, ApplicationStatus.COMPLETED)
@@ -51,7 +57,7 @@ def render_case(application, user, forms):
         # Staff read the status by its name; the applicant side in its own words, with
         # what happens next.
         labels=STAFF_LABELS if user.is_staff else APPLICANT_LABELS,
-        next_step=None if user.is_staff else _next_step(application),
+        next_step=None if user.is_staff else _next_step(application, report),
         missing=services.missing_items(application)
         if application.status == ApplicationStatus.DRAFT
         else [],
@@ -107,11 +113,14 @@ def _thread(application, shown):
     return None
 
 
-def _next_step(application):
+def _next_step(application, report):
     """What happens next, as the applicant side reads it: a case that is not urgent is
-    promised no first answer within a day."""
+    promised no first answer within a day; support complete whose ``report`` came asks
+    for it no more."""
     if application.urgency != Urgency.URGENT and application.status in NEXT_STEPS_NOT_URGENT:
         return NEXT_STEPS_NOT_URGENT[application.status]
+    if application.status == ApplicationStatus.COMPLETED and report is not None:
+        return COMPLETE_AND_REPORTED
     return NEXT_STEPS.get(application.status)
 
 

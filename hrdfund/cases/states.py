@@ -98,6 +98,8 @@ NEXT_STEPS = {
     S.REJECTED: _l("The fund could not support this request. The reason is below."),
     S.WITHDRAWN: _l("This application was withdrawn."),
 }
+#: Support complete, its report sent: nothing more is asked.
+COMPLETE_AND_REPORTED = _l("This support is complete. Thank you for your report.")
 #: What happens next to a case that is not urgent, where it differs: no promise of a day.
 NEXT_STEPS_NOT_URGENT = {
     S.SUBMITTED: _l("The fund has your application and will answer soon."),
