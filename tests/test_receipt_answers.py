@@ -181,7 +181,12 @@ def test_a_partner_answers_for_the_case_it_referred(app, world):
     grant.application.partner_organisation_id = world.partner.partner_organisation_id
     db.session.commit()
     payment = pay(world, grant, "1000", instalment=None, reference="TRF-P")
-    response = _post(signed_in(app, world.partner), payment, "not_received")
+    partner = signed_in(app, world.partner)
+    # The partner is asked of the defender, not of itself.
+    asked = partner.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    assert "Did this payment reach the defender?" in asked
+    assert "Did this payment reach you?" not in asked
+    response = _post(partner, payment, "not_received")
     assert response.status_code == 302
     (answer,) = _answers(payment)
     assert answer.answered_by_id == world.partner.id

@@ -21,7 +21,7 @@ CATEGORY_FIELDS = {
         ("scope", "scope", _l("Where to"), True),
         ("destination_country", "country", _l("Destination country"), True),
         ("host_organisation", "text", _l("Host organisation, if any"), False),
-        ("people", "int", _l("How many people travel, you included"), True),
+        ("people", "int", _l("How many people travel, the defender included"), True),
         ("months", "int", _l("For how many months"), True),
         ("stay_plan", "long", _l("Visa or stay plan"), True),
         ("security_plan", "long", _l("How the move will be kept safe"), True),
@@ -33,7 +33,7 @@ CATEGORY_FIELDS = {
         ("link_to_threat", "long", _l("How the treatment is linked to the threat or attack"), True),
     ],
     Category.DEPENDANTS: [
-        ("needs", "long", _l("What your family needs (school, housing, care)"), True),
+        ("needs", "long", _l("What the defender's family needs (school, housing, care)"), True),
     ],
     Category.LEGAL: [
         ("case_summary", "long", _l("The legal case and what the fees pay for"), True),
@@ -44,7 +44,7 @@ CATEGORY_FIELDS = {
         ("costs", "long", _l("What the visits cost (travel, food, fees)"), True),
     ],
     Category.TRIAL_MONITORING: [
-        ("trial", "long", _l("The trial and why monitoring protects you"), True),
+        ("trial", "long", _l("The trial and why monitoring protects the defender"), True),
     ],
     Category.PHYSICAL_SECURITY: [
         ("measures", "long", _l("Security measures needed"), True),
@@ -53,10 +53,10 @@ CATEGORY_FIELDS = {
         ("equipment", "long", _l("Equipment or help needed, and what was lost or seized"), True),
     ],
     Category.HUMANITARIAN: [
-        ("needs", "long", _l("What you need to get by (food, rent, transport)"), True),
+        ("needs", "long", _l("What the defender needs to get by (food, rent, transport)"), True),
     ],
     Category.OTHER: [
-        ("description", "long", _l("What support you need"), True),
+        ("description", "long", _l("What support is needed"), True),
     ],
 }
 
