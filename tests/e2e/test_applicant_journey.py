@@ -132,11 +132,12 @@ def test_a_defender_applies_for_relocation_and_follows_the_case(live_server, pag
     assert "Two references" in alert.inner_text()
     # The error leads to the step and the question to mend.
     alert.get_by_role("link").first.click()
-    assert page.url.endswith(f"/applications/{uid}/steps/references#references-1-name")
+    step = f"/applications/{uid}/steps/references?then=review#references-1-name"
+    assert page.url.endswith(step)
     page.fill("#references-1-name", "Reference Two")
     page.fill("#references-1-contact", "Signal")
-    _save_and_continue(page, "Other funders and consent")
-    page.get_by_role("link", name="Check and send").click()
+    # Mended from the list, the step goes back to it, not on to the next one.
+    _save_and_continue(page, "Check and send")
     page.get_by_role("button", name="Send application").click()
     assert "Status: Received" in page.content()
 
