@@ -21,12 +21,13 @@ from wtforms.validators import (
     DataRequired,
     InputRequired,
     Length,
+    NumberRange,
     Optional,
     ValidationError,
 )
 
 from ..core import geo
-from ..core.fields import MoneyField, WholeNumberField, Within
+from ..core.fields import MoneyField, WholeNumberField
 from ..core.forms import (
     KeptOptionsSelect,
     PageForm,
@@ -111,7 +112,7 @@ class BudgetLineForm(PartForm):
 class DependantForm(PartForm):
     relation = StringField(_l("Relationship to the defender"), [Optional(), Length(max=60)])
     age = WholeNumberField(
-        _l("Age"), [Optional(), Within(0, 120, _l("Enter an age from 0 to 120, in years."))]
+        _l("Age"), [Optional(), NumberRange(0, 120, _l("Enter an age from 0 to 120, in years."))]
     )
 
     def validate_age(self, field):
@@ -138,7 +139,7 @@ def _detail_field(kind, label):
         return TextAreaField(label, [Optional(), Length(max=LONG_MAX)])
     if kind == "int":
         return WholeNumberField(
-            label, [Optional(), Within(0, 1000, _l("Enter a number from 0 to 1000."))]
+            label, [Optional(), NumberRange(0, 1000, _l("Enter a number from 0 to 1000."))]
         )
     if kind == "money":
         return MoneyField(label)

@@ -32,18 +32,6 @@ class Entered:
             raise StopValidation(self.message)
 
 
-class Within:
-    """A whole number from ``least`` to ``most``, else ``message``; an answer that is no
-    number at all already says so on its field, once."""
-
-    def __init__(self, least, most, message):
-        self.least, self.most, self.message = least, most, message
-
-    def __call__(self, form, field):
-        if field.data is not None and not self.least <= field.data <= self.most:
-            raise StopValidation(self.message)
-
-
 class _NumberField(Field):
     """A text input read by ``parse``; empty is None, which is allowed unless the field
     has the :class:`Entered` validator."""
@@ -140,3 +128,9 @@ class WholeNumberField(IntegerField):
         self.data = None
         if typed:
             raise ValueError(_l("Enter a whole number in figures, such as 12."))
+
+    def pre_validate(self, form):
+        """An answer that is no number says so once: no range or other rule is weighed
+        against the nothing it was read as."""
+        if self.process_errors:
+            raise StopValidation()
