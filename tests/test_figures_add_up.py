@@ -209,7 +209,7 @@ def test_the_payments_list_signs_reversals_and_marks_what_was_reversed(app, ledg
     for column in ("Paid", "In pool currency", "Fee", "Exchange difference"):
         assert amount(back[column]) < 0, column
     bounced = dict(zip(header, tables.ids[f"payment-{ledger.bounced.uid}"], strict=True))
-    assert f"reversed on {utcnow().date().isoformat()}" in bounced["Payment"]
+    assert f"Reversed on {utcnow().date().isoformat()}" in bounced["Payment"]
     assert ledger.reversal.uid in bounced["Payment"]
 
 

@@ -187,14 +187,25 @@ def _overpay(ledger):
 
 
 def _over_reverse_payment(ledger):
-    reversal = ledger.pay("1200", reversal_of=ledger.paid)
-    return f"disbursement {reversal.id} reverses more (1200.00) than the original (1000.00)"
+    ledger.pay("1200", reversal_of=ledger.paid)
+    return (
+        f"disbursement {ledger.paid.id} is reversed by more than it was: amount 1200.00 of 1000.00"
+    )
+
+
+def _over_reverse_payment_in_parts(ledger):
+    """Two reversals, each within the payment, together past it."""
+    ledger.pay("600", reversal_of=ledger.paid)
+    ledger.pay("500", reversal_of=ledger.paid)
+    return (
+        f"disbursement {ledger.paid.id} is reversed by more than it was: amount 1100.00 of 1000.00"
+    )
 
 
 def _over_reverse_contribution(ledger):
     small = ledger.contribute("100")
-    reversal = ledger.contribute("300", reversal_of=small)
-    return f"contribution {reversal.id} reverses more (300.00) than the original (100.00)"
+    ledger.contribute("300", reversal_of=small)
+    return f"contribution {small.id} is reversed by more than it was: amount 300.00 of 100.00"
 
 
 def _reverse_a_reversal(ledger):
@@ -257,6 +268,7 @@ def _draw_a_capped_pool_twice(ledger):
         _overdraw,
         _overpay,
         _over_reverse_payment,
+        _over_reverse_payment_in_parts,
         _over_reverse_contribution,
         _reverse_a_reversal,
         _pay_from_another_pool,

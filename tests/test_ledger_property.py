@@ -533,6 +533,12 @@ class Sequence:
             return
         part = step["part"]
         amount = None if part is None else to_cents(payment.amount * part / 100)
+        # A payment may be reversed in several parts: what is left of it, and its fee.
+        earlier = db.session.scalars(
+            sa.select(Disbursement).where(Disbursement.reversal_of_id == payment.id)
+        ).all()
+        left = payment.amount - sum((r.amount for r in earlier), start=Decimal(0))
+        fee_back = sum((r.fee_amount for r in earlier), start=Decimal(0))
         before = self.figures_of(payment.pool_id)
         reversal = self.attempt(
             lambda: payments.reverse_disbursement(
@@ -546,16 +552,20 @@ class Sequence:
         )
         if reversal is REFUSED:
             return
+        # Never past what is left of the payment, nor its fee given back twice.
+        assert left > 0 and (amount is None or amount <= left)
+        assert not (step["fee_refunded"] and fee_back and payment.fee_amount)
         assert reversal.reversal_of_id == payment.id
-        assert reversal.amount == (payment.amount if amount is None else amount)
+        assert reversal.amount == (left if amount is None else amount)
         after = self.figures_of(payment.pool_id)
         assert after["disbursed"] == before["disbursed"] - reversal.amount
         assert after["fees"] == before["fees"] - reversal.fee_amount
         # On a closed grant the money that came back is released to the pool at once.
         closed = payment.grant.status == GrantStatus.CLOSED
         assert after["committed"] == before["committed"] - (reversal.amount if closed else 0)
-        # Reversed once: a second time is refused, and so is reversing the reversal.
-        for row in (payment, reversal):
+        # A reversal is never reversed; a payment all of which came back, never again.
+        whole = reversal.amount == left
+        for row in (payment, reversal) if whole else (reversal,):
             again = self.attempt(
                 lambda row=row: payments.reverse_disbursement(row, self.world.finance, "again"),
                 payments.PaymentError,

@@ -817,3 +817,71 @@ def test_the_upgrade_ends_every_session_a_partner_opened_without_a_second_factor
     versions = dict(db.session.execute(sa.text("SELECT role, session_version FROM users")).all())
     db.session.remove()
     assert versions == {"partner": 2, "applicant": 1}
+
+
+#: The revision before a payment could be reversed in several parts.
+BEFORE_PARTS = "5d2a8c1f7b34"
+
+
+def _payment_rows():
+    with db.engine.connect() as conn:
+        return {
+            table: conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar()
+            for table in ("disbursements", "receipt_answers", "releases", "held_payments")
+        }
+
+
+def _payment_checks():
+    """The payments table's CHECK constraints, as the database holds them."""
+    with db.engine.connect() as conn:
+        found = sa.inspect(conn).get_check_constraints("disbursements")
+    return sorted((c["name"], c["sqltext"]) for c in found)
+
+
+def test_payments_reversed_in_parts_keep_every_row_that_refers_to_them_up_and_down(
+    empty_app, capsys
+):
+    """Going down and up again (on SQLite both rebuild the payments table, which receipts
+    and reversals refer to) keeps every payment and every row that refers to one, and
+    `check` passes. Once a payment is reversed in two parts the downgrade stops, saying
+    why, and changes nothing."""
+    from hrdfund.auth.models import User
+    from hrdfund.disbursements import receipts
+    from hrdfund.disbursements.checks import check_ledger
+    from hrdfund.disbursements.services import reverse_disbursement
+    from hrdfund.ledger.models import Disbursement
+    from tests.conftest import pay
+
+    flask_migrate.upgrade()
+    world = _money_world()
+    grant = world.grant("3000")
+    answered = pay(world, grant, "400", instalment=None)
+    returned = pay(world, grant, "600", instalment=None)
+    receipts.answer_receipt(answered, world.applicant, "received")
+    reverse_disbursement(returned, world.finance, "Bank returned a part", Decimal(100))
+    db.session.commit()
+    returned_id, finance_id = returned.id, world.finance.id
+    db.session.remove()
+    before, checks = _payment_rows(), _payment_checks()
+    assert len(checks) >= 6
+
+    flask_migrate.downgrade(revision=BEFORE_PARTS)
+    assert _payment_rows() == before and _payment_checks() == checks
+    flask_migrate.upgrade()
+    assert _payment_rows() == before and _payment_checks() == checks
+    flask_migrate.check()  # the same indexes and constraints as a database built afresh
+    assert check_ledger() == []
+    db.session.remove()
+    returned = db.session.get(Disbursement, returned_id)
+    finance = db.session.get(User, finance_id)
+    reverse_disbursement(returned, finance, "Given back unused", Decimal(200))
+    db.session.commit()
+    assert [r.amount for r in returned.reversals] == [Decimal("100.00"), Decimal("200.00")]
+    db.session.remove()
+    after = _payment_rows()
+
+    with pytest.raises(SystemExit):
+        flask_migrate.downgrade(revision=BEFORE_PARTS)
+    assert "1 payments were reversed in several parts" in capsys.readouterr().err
+    assert _payment_rows() == after
+    assert check_ledger() == []

@@ -102,14 +102,20 @@ def test_a_forged_overlong_form_key_is_refused_and_records_nothing(app, money_wo
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
 
 
-def test_finance_reverses_a_bounced_payment_from_the_case_page(app, money_world):
+def _paid_400_from_the_case_page(app, money_world):
+    """A grant of 1,000 with a short code, and finance, signed in, paying 400 of it from
+    its case page: (grant, finance's client, the case page's address, the payment)."""
     grant = money_world.grant("1000")
     assign_code(grant.application, grant.application.submitted_at or utcnow())
     db.session.commit()
     finance = signed_in(app, money_world.finance)
     url = f"/applications/{grant.application.uid}"
     finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
-    payment = db.session.execute(sa.select(Disbursement)).scalar_one()
+    return grant, finance, url, db.session.execute(sa.select(Disbursement)).scalar_one()
+
+
+def test_finance_reverses_a_bounced_payment_from_the_case_page(app, money_world):
+    grant, finance, url, payment = _paid_400_from_the_case_page(app, money_world)
     empty = finance.post(f"/payments/{payment.uid}/reverse", data={"reverse-reason": ""})
     empty = refused_page(finance, empty, f"{url}#payment-{payment.uid}")
     assert "Say why" in empty.get_data(as_text=True)
@@ -125,13 +131,7 @@ def test_finance_reverses_a_bounced_payment_from_the_case_page(app, money_world)
 def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
     """Finance reads a payment reversed in part as such, with how much of it came back,
     not as if all of it had."""
-    grant = money_world.grant("1000")
-    assign_code(grant.application, grant.application.submitted_at or utcnow())
-    db.session.commit()
-    finance = signed_in(app, money_world.finance)
-    url = f"/applications/{grant.application.uid}"
-    finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-amount_paid": "400"}))
-    payment = db.session.execute(sa.select(Disbursement)).scalar_one()
+    grant, finance, url, payment = _paid_400_from_the_case_page(app, money_world)
     # More than was paid: refused, the amount paid written as money.
     data = {"reverse-reason": "too much", "reverse-amount": "1500.00"}
     refused = finance.post(f"/payments/{payment.uid}/reverse", data=data)
@@ -159,6 +159,45 @@ def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
     internal = manager.get(f"/reports/internal?period={date.today().year}").get_data(as_text=True)
     paid = internal.split("Grants paid in the period")[1]
     assert grant.application.code in paid and grant.application.uid in paid
+
+
+def test_a_payment_is_reversed_again_in_part_until_nothing_is_left(app, money_world):
+    """The bank returned 150 of 400; later the defender gives back 100 unused: finance
+    records a second reversal on the same row, each page says how much came back in
+    several parts, and once all of it came back the form is gone."""
+    grant, finance, url, payment = _paid_400_from_the_case_page(app, money_world)
+    action = f'action="/payments/{payment.uid}/reverse"'
+
+    def reverse(reason, amount=""):
+        data = {"reverse-reason": reason, "reverse-amount": amount}
+        return finance.post(f"/payments/{payment.uid}/reverse", data=data)
+
+    def row_of(page):
+        return page.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+
+    assert reverse("bank returned", "150.00").status_code == 302
+    assert action in finance.get(url).get_data(as_text=True)
+    assert reverse("given back unused", "100.00").status_code == 302
+    page = finance.get(url).get_data(as_text=True)
+    assert "Reversed in several parts, the last on" in row_of(page)
+    assert "€250.00 of €400.00 came back" in row_of(page) and "the last reversal" in row_of(page)
+    assert action in page
+    manager = signed_in(app, money_world.m1)
+    pool = manager.get(f"/pools/{money_world.eur.uid}").get_data(as_text=True)
+    assert "€250.00 of €400.00 came back" in row_of(pool)
+    assert "€250.00 of €400.00 came back" in row_of(finance.get("/payments").get_data(as_text=True))
+    # More than is left: refused, saying how much is left.
+    refused = refused_page(finance, reverse("more", "200.00")).get_data(as_text=True)
+    assert "at most the €150.00 of this payment that has not come back yet" in refused
+    # The rest, the amount left empty: all of it has come back now.
+    assert reverse("account closed").status_code == 302
+    page = finance.get(url).get_data(as_text=True)
+    assert "Reversed in several parts, the last on" in row_of(page)
+    assert "came back" not in row_of(page) and action not in page
+    backs = db.session.execute(
+        sa.select(Disbursement.amount).where(Disbursement.reversal_of_id == payment.id)
+    ).scalars()
+    assert sorted(backs) == [Decimal("100.00"), Decimal("150.00"), Decimal("150.00")]
 
 
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):

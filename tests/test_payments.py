@@ -1,12 +1,14 @@
 """Recording payments, reversals, plans, closures, contributions and rates: every rule a
 finance officer or manager relies on, and `check` agreeing after each."""
 
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from hrdfund.auth.models import User
 from hrdfund.cases.models import Application, ApplicationStatus
 from hrdfund.cases.services import submit_report
 from hrdfund.core.extensions import db
@@ -171,6 +173,112 @@ def test_a_bounced_payment_is_reversed_once_and_the_money_is_committed_again(mon
     db.session.rollback()
     again = pay(money_world, grant, "1000")  # the instalment can be paid again
     assert payments.stands(again) and not payments.stands(payment)
+    assert check_ledger() == []
+
+
+def test_a_payment_is_reversed_in_parts_until_all_of_it_came_back(money_world):
+    """A bank returns 15 of 1,000, later the defender gives back 300 unused: each is a
+    reversal of its own. The fee comes back once at most, no part takes back more than
+    is left, and the last part takes all that is left."""
+    grant = money_world.grant("1000")
+    money_world.plan(grant, kind="one_off")
+    payment = pay(money_world, grant, "1000", fee=Decimal("5"))
+    reverse = payments.reverse_disbursement
+    first = reverse(payment, money_world.finance, "bank returned", Decimal(15), fee_refunded=True)
+    db.session.commit()
+    assert (first.amount, first.fee_amount) == (Decimal("15.00"), Decimal("5.00"))
+    with pytest.raises(payments.PaymentError, match="fee of this payment was given back already"):
+        reverse(payment, money_world.finance, "unused", Decimal(300), fee_refunded=True)
+    db.session.rollback()
+    second = reverse(payment, money_world.finance, "unused, given back", Decimal(300))
+    db.session.commit()
+    db.session.refresh(payment)
+    assert payment.taken_back == Decimal("315.00") and payment.arrived == Decimal("685.00")
+    assert payment.stands_in_part and [r.id for r in payment.reversals] == [first.id, second.id]
+    fig = pool_figures([money_world.eur.id])[money_world.eur.id]
+    assert (fig["disbursed"], fig["fees"]) == (Decimal("685.00"), Decimal("0.00"))
+    with pytest.raises(payments.PaymentError, match="at most the €685.00 of this payment that"):
+        reverse(payment, money_world.finance, "more", Decimal(700))
+    db.session.rollback()
+    assert check_ledger() == []
+    last = reverse(payment, money_world.finance, "account closed")  # all that is left
+    db.session.commit()
+    assert last.amount == Decimal("685.00") and last.amount_paid == Decimal("685.00")
+    with pytest.raises(payments.PaymentError, match="already reversed on"):
+        reverse(payment, money_world.finance, "again", Decimal(1))
+    db.session.rollback()
+    fig = pool_figures([money_world.eur.id])[money_world.eur.id]
+    assert (fig["disbursed"], fig["outstanding"]) == (Decimal("0.00"), Decimal("1000.00"))
+    assert check_ledger() == []
+
+
+def test_the_parts_of_a_payment_in_another_currency_add_up_to_it(money_world):
+    """A payment in euros from a dollar pool, at a rate dearer than the approval's, taken
+    back in three parts and the rest: each part takes its share of the euros paid and of
+    the exchange difference, and the parts add up to the payment to the cent."""
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, kind="one_off")
+    pools.record_rate(
+        money_world.fund.id, money_world.m1, date(2026, 2, 1), "EUR", "USD", Decimal("1.12"), "ECB"
+    )
+    db.session.commit()
+    paid = pay(money_world, grant, "1001")
+    assert paid.exchange_difference != 0
+    third = quantize(paid.amount / 3)
+    for reason in ("returned", "returned again", "returned once more"):
+        payments.reverse_disbursement(paid, money_world.finance, reason, third)
+        db.session.commit()
+    rest = payments.reverse_disbursement(paid, money_world.finance, "the rest")
+    db.session.commit()
+    db.session.refresh(paid)
+    assert len(paid.reversals) == 4 and rest.amount == paid.amount - 3 * third
+    assert sum(r.amount_paid for r in paid.reversals) == paid.amount_paid
+    assert sum(r.exchange_difference for r in paid.reversals) == paid.exchange_difference
+    assert paid.arrived == 0 and not paid.stands_in_part
+    fig = pool_figures([money_world.usd.id])[money_world.usd.id]
+    assert (fig["disbursed"], fig["exchange_differences"]) == (0, 0)
+    assert check_ledger() == []
+
+
+def test_two_parts_sent_at_once_never_take_back_more_than_was_paid(app, money_world):
+    """Two finance officers each take back 600 of the same 1,000 at the same moment: one
+    is recorded, the other refused in words, and the ledger holds."""
+    grant = money_world.grant("1000")
+    money_world.plan(grant, kind="one_off")
+    payment_id = pay(money_world, grant, "1000").id
+    officers = [money_world.finance.id, money_world.make_user("finance").id]
+    db.session.commit()
+    db.session.rollback()
+    outcomes, start = [], threading.Barrier(len(officers))
+
+    def take_back(user_id):
+        with app.app_context():
+            try:
+                start.wait()
+                payments.reverse_disbursement(
+                    db.session.get(Disbursement, payment_id),
+                    db.session.get(User, user_id),
+                    "returned",
+                    Decimal(600),
+                )
+                db.session.commit()
+                outcomes.append("recorded")
+            except payments.PaymentError as exc:
+                db.session.rollback()
+                outcomes.append(str(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=take_back, args=(u,)) for u in officers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == [
+        "A reversal takes back more than zero and at most the €400.00 of this payment that"
+        " has not come back yet.",
+        "recorded",
+    ]
     assert check_ledger() == []
 
 

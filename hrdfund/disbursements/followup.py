@@ -204,8 +204,8 @@ def _statement_mismatches(user):
         .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
         .join(Application, Application.id == OpenItem.application_id)
         .where(_listed(ItemKind.MISMATCH, user), visible_cases(user))
-        # What is missing is counted from what arrived: the payment less its reversal.
-        .options(sa.orm.selectinload(Disbursement.reversed_by))
+        # What is missing is counted from what arrived: the payment less its reversals.
+        .options(sa.orm.selectinload(Disbursement.reversals))
         .order_by(OpenItem.day.desc(), OpenItem.item_id.desc())
     )
 
@@ -222,8 +222,8 @@ def _payee_problems(user):
         .options(
             sa.orm.joinedload(ReceiptAnswer.answered_by),
             sa.orm.contains_eager(ReceiptAnswer.disbursement),
-            # What is missing is counted from what arrived: the payment less its reversal.
-            sa.orm.selectinload(Disbursement.reversed_by),
+            # What is missing is counted from what arrived: the payment less its reversals.
+            sa.orm.selectinload(Disbursement.reversals),
         )
         .order_by(OpenItem.item_id.desc())
     )

@@ -139,7 +139,9 @@ class ReverseForm(PrefixedForm):
         _l("Why (bounced, returned, wrong amount...)"),
         [DataRequired(_l("Say why the payment is reversed.")), Length(max=200)],
     )
-    amount = MoneyField(_l("Amount taken back, in the pool's currency (empty: all of it)"))
+    amount = MoneyField(
+        _l("Amount taken back, in the pool's currency (empty: all that has not come back yet)")
+    )
     fee_refunded = BooleanField(_l("The fee was refunded too"))
 
 

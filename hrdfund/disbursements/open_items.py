@@ -45,6 +45,7 @@ from ..ledger.models import (
     ReceiptAnswerKind,
     ReceiptResolution,
 )
+from ..ledger.reversals import taken_back
 from .rules import COVER_TOLERANCE, instalment_unsettled, standing
 
 
@@ -135,19 +136,19 @@ def open_rows(cases=None):
         .outerjoin(net, net.c.instalment_id == Instalment.id)
         .where(kept, Grant.status == GrantStatus.ACTIVE, instalment_unsettled(paid))
     )
-    reversal = alias(Disbursement, "open item: reversal")
-    taken_back = sa.func.coalesce(reversal.amount, 0)
+    # Settled by a reversal: a payment delivered short by any, one failed by reversals
+    # that took all of it back (a payment may be reversed in several parts).
+    back = taken_back(Disbursement, "open item: reversals")
     mismatches = (
         sa.select(*_columns(ItemKind.MISMATCH, Delivery.id, Delivery.reported_on))
         .join(Disbursement, Disbursement.id == Delivery.disbursement_id)
         .join(Grant, Grant.id == Disbursement.grant_id)
         .join(Application, Application.id == Grant.application_id)
-        .outerjoin(reversal, reversal.reversal_of_id == Disbursement.id)
         .where(
             kept,
             sa.or_(
-                sa.and_(Delivery.status == DeliveryStatus.SHORT, reversal.id.is_(None)),
-                sa.and_(Delivery.status == DeliveryStatus.FAILED, taken_back < Disbursement.amount),
+                sa.and_(Delivery.status == DeliveryStatus.SHORT, back == 0),
+                sa.and_(Delivery.status == DeliveryStatus.FAILED, back < Disbursement.amount),
             ),
         )
     )

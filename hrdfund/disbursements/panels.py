@@ -14,14 +14,13 @@ from ..auth.refused import restore
 from ..cases import panels, waiting
 from ..cases.access import Section
 from ..core.extensions import db
-from ..core.sql import alias
 from ..directory import services as directory
 from ..grants.forms import CloseForm, PlanForm
 from ..grants.models import Grant, GrantStatus, PaymentPlan
 from ..grants.plans import closing_reason
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Delivery, Disbursement, ReceiptAnswer
-from ..ledger.reversals import reversal_partners
+from ..ledger.reversals import reversal_partners, taken_back
 from ..reviews.forms import ConflictForm
 from . import holds
 from .bounds import SECOND_PERSONS
@@ -42,12 +41,9 @@ from .to_pay import due_in_pools, still_due
 def _reached_payee():
     """SQL condition: a payment (not a reversal) of which something reached the payee side:
     not reversed, or reversed in part only (``Disbursement.stands_in_part``)."""
-    reversal = alias(Disbursement, "reached: reversal")
     return sa.and_(
         Disbursement.reversal_of_id.is_(None),
-        ~sa.exists().where(
-            reversal.reversal_of_id == Disbursement.id, reversal.amount >= Disbursement.amount
-        ),
+        taken_back(Disbursement, "reached: reversals") < Disbursement.amount,
     )
 
 
@@ -59,7 +55,7 @@ def grant_payments(grant):
         db.session.execute(
             sa.select(Disbursement)
             .where(Disbursement.grant_id == grant.id, _reached_payee())
-            .options(sa.orm.selectinload(Disbursement.reversed_by))
+            .options(sa.orm.selectinload(Disbursement.reversals))
             .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         )
         .scalars()
@@ -176,8 +172,14 @@ def _staff_money(grant, plan, instalments, user, sections):
     # Each form as the user sent it when it was refused a moment ago, else a fresh one;
     # a form shown on rows of a table comes back on the row it was sent for (about).
     fresh = {"formdata": None}
-    reversed_ids = {p.reversal_of_id for p, _r, _d in rows if p.reversal_of_id}
-    reversible = {p.uid for p, _r, _d in rows if not p.reversal_of_id and p.id not in reversed_ids}
+    # A payment may be reversed in several parts, until all of it came back.
+    taken_back = {}
+    for p, _r, _d in rows:
+        if p.reversal_of_id:
+            taken_back[p.reversal_of_id] = taken_back.get(p.reversal_of_id, 0) + p.amount
+    reversible = {
+        p.uid for p, _r, _d in rows if not p.reversal_of_id and taken_back.get(p.id, 0) < p.amount
+    }
     return {
         **_held_forms(held, user),
         "template": "disbursements/_staff_money.html",
@@ -187,7 +189,7 @@ def _staff_money(grant, plan, instalments, user, sections):
         "instalments": instalments,
         "balances": balances,
         "rows": rows,
-        "reversed": reversed_ids,
+        "reversible": reversible,
         "partners": reversal_partners(
             Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on
         ),

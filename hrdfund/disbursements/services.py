@@ -261,30 +261,49 @@ def book_payment(grant, application, pool, fields, texts, actor, confirmed_by=No
 
 def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False):
     """Record that ``payment`` failed, came back or was wrong, in whole or (``amount``, in
-    the pool's currency) in part: a reversal row linked to it; a payment is reversed once."""
+    the pool's currency) in part: a reversal row linked to it. A payment may be reversed
+    in several parts (a bank returns some of it, later the payee gives back more), never
+    past what it paid; its fee is given back once at most."""
     if actor.role != Role.FINANCE or actor.fund_id != payment.grant.fund_id:
         raise PaymentError(_l("Only finance reverses payments."))
     if payment.reversal_of_id is not None:
         raise PaymentError(_l("A reversal cannot itself be reversed."))
     lock_row(Pool, payment.pool_id)
-    _check_not_reversed(payment)
+    earlier = _earlier_reversals(payment)
+    left = payment.amount - sum((r.amount for r in earlier), start=Decimal("0.00"))
+    if left <= 0:
+        raise PaymentError(
+            _l("This payment was already reversed on %(day)s.", day=earlier[-1].paid_on.isoformat())
+        )
     reason = (reason or "").strip()
     if not reason:
         raise PaymentError(_l("Say why the payment is reversed."))
-    amount = payment.amount if amount is None else amount
-    if not 0 < amount <= payment.amount:
+    amount = left if amount is None else amount
+    if not 0 < amount <= left:
         raise PaymentError(
             _l(
                 "A reversal takes back more than zero and at most the %(amount)s paid.",
                 amount=money_words(payment.amount, payment.pool.currency),
             )
+            if not earlier
+            else _l(
+                "A reversal takes back more than zero and at most the %(amount)s of this"
+                " payment that has not come back yet.",
+                amount=money_words(left, payment.pool.currency),
+            )
         )
-    share = amount / payment.amount
+    if fee_refunded and any(r.fee_amount for r in earlier):
+        raise PaymentError(
+            _l(
+                "The fee of this payment was given back already, by its reversal of %(day)s.",
+                day=next(r for r in earlier if r.fee_amount).paid_on.isoformat(),
+            )
+        )
     fee_back = payment.fee_amount if fee_refunded else Decimal("0.00")
-    difference_back = quantize(payment.exchange_difference * share)
+    paid_back, difference_back = _taken_back_shares(payment, earlier, amount, left)
     closed = payment.grant.status != GrantStatus.ACTIVE
     _check_gain_covered(payment, amount, fee_back + difference_back, closed)
-    reversal = _reversal_row(payment, actor, reason, amount, share, fee_back, difference_back)
+    reversal = _reversal_row(payment, actor, reason, amount, paid_back, fee_back, difference_back)
     db.session.add(reversal)
     if closed:
         # No payment follows on a closed grant: the money that came back returns to the pool.
@@ -309,18 +328,45 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
     return reversal
 
 
-def _check_not_reversed(payment):
-    """Refuse reversing a payment a second time, naming the day of the first reversal."""
-    earlier = db.session.execute(
-        sa.select(Disbursement).where(Disbursement.reversal_of_id == payment.id)
-    ).scalar_one_or_none()
-    if earlier is not None:
+def _earlier_reversals(payment):
+    """The reversals of ``payment`` recorded so far, oldest first, read afresh (under the
+    pool's lock, so that two reversals together never take back more than it paid)."""
+    return (
+        db.session.execute(
+            sa.select(Disbursement)
+            .where(Disbursement.reversal_of_id == payment.id)
+            .order_by(Disbursement.id)
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _taken_back_shares(payment, earlier, amount, left):
+    """What a reversal of ``amount`` (of the ``left`` not yet taken back) takes back of what
+    was paid, in the currency paid, and of the exchange difference. Each is worked out on
+    the share of the payment taken back so far, this part included, less what the earlier
+    parts took: the parts add up to the whole, the last taking what is left. A part so
+    small that it would leave nothing of what was paid for the rest is refused."""
+    zero = Decimal("0.00")
+    paid_before = sum((r.amount_paid for r in earlier), start=zero)
+    difference_before = sum((r.exchange_difference for r in earlier), start=zero)
+    so_far = (payment.amount - left + amount) / payment.amount
+    paid_back = payment.amount_paid - paid_before
+    difference_back = quantize(payment.exchange_difference * so_far) - difference_before
+    if amount == left:
+        return paid_back, payment.exchange_difference - difference_before
+    part = max(quantize(payment.amount_paid * so_far) - paid_before, Decimal("0.01"))
+    if part >= paid_back:
         raise PaymentError(
             _l(
-                "This payment was already reversed on %(day)s.",
-                day=earlier.paid_on.isoformat(),
+                "So little of this payment is left that it can only be taken back whole:"
+                " %(amount)s.",
+                amount=money_words(left, payment.pool.currency),
             )
         )
+    return part, difference_back
 
 
 def _check_gain_covered(payment, amount, given_back, closed):
@@ -340,8 +386,9 @@ def _check_gain_covered(payment, amount, given_back, closed):
         )
 
 
-def _reversal_row(payment, actor, reason, amount, share, fee_back, difference_back):
-    """The reversal row of ``payment``: its ``share`` taken back, on today's date."""
+def _reversal_row(payment, actor, reason, amount, paid_back, fee_back, difference_back):
+    """A reversal row of ``payment``, taking back ``amount`` (``paid_back`` of what was
+    paid), on today's date."""
     return Disbursement(
         grant_id=payment.grant_id,
         allocation_id=payment.allocation_id,
@@ -349,7 +396,7 @@ def _reversal_row(payment, actor, reason, amount, share, fee_back, difference_ba
         instalment_id=payment.instalment_id,
         payee_type=payment.payee_type,
         channel=payment.channel,
-        amount_paid=max(quantize(payment.amount_paid * share), Decimal("0.01")),
+        amount_paid=paid_back,
         currency_paid=payment.currency_paid,
         amount=amount,
         fx_rate=payment.fx_rate,

@@ -263,15 +263,12 @@ def reverse(uid):
             form.reason.data,
             amount=form.amount.data,
             fee_refunded=form.fee_refunded.data,
-            refused=(services.PaymentError, sa.exc.IntegrityError),
+            refused=services.PaymentError,
         )
         if done.ok:
             flash(_("Reversal recorded."), "info")
             return redirect(url_for("cases.case", uid=application.uid, _anchor="money"))
-        if isinstance(done.refusal, sa.exc.IntegrityError):
-            form.form_errors.append(_("This payment was already reversed."))
-        else:
-            form.form_errors.append(done.words)
+        form.form_errors.append(done.words)
     else:
         form.form_errors.extend(e for errors in form.errors.values() for e in errors)
     page = url_for("cases.case", uid=application.uid, _anchor=f"payment-{payment.uid}")

@@ -153,24 +153,41 @@ def _check_allocations():
 
 
 def _check_reversals(model, name):
-    """A reversal reverses an original row (not a reversal), by no more than it was."""
+    """A reversal reverses an original row (not a reversal), on its allocation; all the
+    reversals of a row (a payment may be reversed in several parts) take back no more
+    than it was: its amount, and for a payment what was paid and its fee."""
     original = alias(model, "check: reversed original")
-    query = sa.select(model.id, model.amount, original.amount, original.reversal_of_id).join(
-        original, original.id == model.reversal_of_id
-    )
+    columns = [model.id, original.id, original.reversal_of_id, model.amount, original.amount]
     if model is Disbursement:
-        query = query.add_columns(model.allocation_id != original.allocation_id)
+        columns += [
+            model.amount_paid,
+            original.amount_paid,
+            model.fee_amount,
+            original.fee_amount,
+            model.allocation_id != original.allocation_id,
+        ]
+    query = sa.select(*columns).join(original, original.id == model.reversal_of_id)
     problems = []
-    for row in db.session.execute(query):
-        rev_id, rev_amount, orig_amount, orig_reversal = row[:4]
+    # Per original row: what its reversals took back in all, and what it was, by figure.
+    totals = {}
+    for row in db.session.execute(query.order_by(model.id)):
+        rev_id, orig_id, orig_reversal = row[:3]
         if orig_reversal is not None:
             problems.append(f"{name} {rev_id} reverses a reversal")
-        if rev_amount > orig_amount:
-            problems.append(
-                f"{name} {rev_id} reverses more ({rev_amount}) than the original ({orig_amount})"
-            )
-        if len(row) > 4 and row[4]:
-            problems.append(f"{name} {rev_id} is not on the allocation it reverses")
+        pairs = {"amount": row[3:5]}
+        if model is Disbursement:
+            pairs.update(paid=row[5:7], fee=row[7:9])
+            if row[9]:
+                problems.append(f"{name} {rev_id} is not on the allocation it reverses")
+        figures = totals.setdefault(orig_id, {})
+        for label, (back, was) in pairs.items():
+            figures[label] = (figures.get(label, (0, was))[0] + back, was)
+    for orig_id, figures in totals.items():
+        for label, (back, was) in figures.items():
+            if back > was:
+                problems.append(
+                    f"{name} {orig_id} is reversed by more than it was: {label} {back} of {was}"
+                )
     return problems
 
 

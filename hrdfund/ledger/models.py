@@ -11,6 +11,7 @@ reversed at most once; the rows are sealed as they are written and refused any e
 """
 
 import enum
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, relationship
@@ -234,7 +235,9 @@ class Disbursement(db.Model):
     proof_document_id = fk("documents.id", nullable=True, index=False)
     #: One key per submitted form: a double submission records one payment.
     idempotency_key = col(sa.String(64), INTERNAL, text=Text.UID, nullable=True, unique=True)
-    reversal_of_id = fk("disbursements.id", nullable=True, unique=True, index=False)
+    #: The payment this row reverses. A payment may be reversed in several parts (a bank
+    #: returns some of it, later the payee gives back more), never past its amount.
+    reversal_of_id = fk("disbursements.id", nullable=True)
     #: Why a reversal was recorded.
     _reason = encrypted_column("reason", SENSITIVE)
     reason = Encrypted()
@@ -251,12 +254,12 @@ class Disbursement(db.Model):
     pool = relationship("Pool")
     instalment = relationship("Instalment")
     reversal_of = relationship("Disbursement", remote_side=[id])
-    #: The reversal of this payment, if any (a payment is reversed once, in whole or in
-    #: part). Read only: rows are written through ``reversal_of_id``.
-    reversed_by = relationship(
+    #: The reversals of this payment, oldest first (each takes back a part, or the whole).
+    #: Read only: rows are written through ``reversal_of_id``.
+    reversals = relationship(
         "Disbursement",
         primaryjoin="Disbursement.id == remote(Disbursement.reversal_of_id)",
-        uselist=False,
+        order_by="Disbursement.id",
         viewonly=True,
     )
     confirmed_by = relationship("User", foreign_keys=[confirmed_by_id])
@@ -267,18 +270,26 @@ class Disbursement(db.Model):
         return self.amount + self.fee_amount + self.exchange_difference
 
     @property
+    def taken_back(self):
+        """What this payment's reversals took back, in the pool's currency."""
+        return sum((back.amount for back in self.reversals), start=Decimal("0.00"))
+
+    @property
+    def taken_back_paid(self):
+        """What this payment's reversals took back, in the currency it was paid in."""
+        return sum((back.amount_paid for back in self.reversals), start=Decimal("0.00"))
+
+    @property
     def arrived(self):
         """What of this payment reached the payee side, in the currency it was paid in:
-        all of it, less what a reversal took back (nothing left once reversed in full)."""
-        back = self.reversed_by
-        return self.amount_paid - (back.amount_paid if back is not None else 0)
+        all of it, less what its reversals took back (nothing left once reversed whole)."""
+        return self.amount_paid - self.taken_back_paid
 
     @property
     def stands_in_part(self):
         """A payment (not a reversal) of which something reached the payee side: never
         reversed, or reversed in part only."""
-        back = self.reversed_by
-        return self.reversal_of_id is None and (back is None or back.amount < self.amount)
+        return self.reversal_of_id is None and self.taken_back < self.amount
 
 
 class ReceiptAnswerKind(enum.StrEnum):
