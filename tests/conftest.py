@@ -821,6 +821,7 @@ def sign_up(client, password=PASSWORD, **fields):
         "login": login_name,
         "login_seal": input_value(page, "login_seal"),
         "password": password,
+        "password_again": password,
         **fields,
     }
     return client.post("/register", data=data), login_name

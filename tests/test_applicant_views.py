@@ -66,6 +66,7 @@ def test_a_defender_signs_up_with_no_name_email_or_phone(client):
             "login": made.upper(),
             "login_seal": input_value(page, "login_seal"),
             "password": suggestion,
+            "password_again": suggestion,
             "contact": "Signal +000 canary 5521",
         },
     )
@@ -80,11 +81,21 @@ def test_a_defender_signs_up_with_no_name_email_or_phone(client):
 def test_sign_up_errors_are_clear_and_keep_the_login(client):
     page = client.get("/register").get_data(as_text=True)
     made = {name: input_value(page, name) for name in ("login", "login_seal")}
-    weak = client.post("/register", data={**made, "password": "short"})
+    weak = client.post("/register", data={**made, "password": "short", "password_again": "short"})
     weak = refused_page(client, weak, "/register")
     assert "at least 12 characters" in weak.get_data(as_text=True)
     assert input_value(weak.get_data(as_text=True), "login") == made["login"]
-    forged = client.post("/register", data={"login": "taken-name", "password": PASSWORD})
+    # A slip in the second typing: nothing is made, and the page says which field.
+    slip = {"password": PASSWORD, "password_again": PASSWORD + "x"}
+    slipped = refused_page(client, client.post("/register", data={**made, **slip}), "/register")
+    slipped = slipped.get_data(as_text=True)
+    assert "The two passwords differ: type the same one in both." in slipped
+    assert 'id="password_again-error"' in slipped and PASSWORD not in slipped
+    assert db.session.execute(sa.select(User).where(User.login == made["login"])).first() is None
+    forged = client.post(
+        "/register",
+        data={"login": "taken-name", "password": PASSWORD, "password_again": PASSWORD},
+    )
     forged = refused_page(client, forged, "/register")
     assert "Your login name is made for you by this page" in forged.get_data(as_text=True)
     assert input_value(forged.get_data(as_text=True), "login") != "taken-name"

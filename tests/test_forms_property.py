@@ -94,6 +94,7 @@ def test_the_application_form_never_crashes(client, draft, backend, data, action
 def test_sign_up_never_crashes(client, backend, login_name, seal, password, contact):
     """Anything in place of the login and its seal, or the page's own (None)."""
     data = {"login": login_name, "login_seal": seal, "password": password, "contact": contact}
+    data["password_again"] = password
     if login_name is None:
         page = client.get("/register").get_data(as_text=True)
         data.update({name: input_value(page, name) for name in ("login", "login_seal")})

@@ -378,6 +378,9 @@ def _visitor(site):
     v.submit("/login", "/language", {"language": "en"})
     v.submit("/login", "/login", {"login": "nobody", "password": "wrong"}, refused=True)
     v.submit("/register", "/register", {"password": "short"}, refused=True)
+    v.submit(
+        "/register", "/register", {"password": "short", "password_again": "short"}, refused=True
+    )
     v.submit("/register", "/register", {"login": "ab", "password": PASSWORD}, refused=True)
     v.get("/login/code")  # no pending sign-in: back to the sign-in page
     v.get("/html-check/403", status=403)
@@ -400,7 +403,7 @@ def _visitor(site):
     form = newcomer.form("/register", "/register")
     auth_services.create_user("applicant", dict(form.fields)["login"], PASSWORD)
     db.session.commit()
-    data = dict(form.fields) | {"password": PASSWORD}
+    data = dict(form.fields) | {"password": PASSWORD, "password_again": PASSWORD}
     changed = newcomer.client.post("/register", data=data)
     assert "with another login name" in changed.get_data(as_text=True)
     site.pages.add("newcomer: POST /register, its login taken meanwhile", changed)

@@ -538,6 +538,7 @@ def _kinds(place):
                 "login": made,
                 "login_seal": logins.login_seal(made),
                 "password": "pw-6628x",
+                "password_again": "pw-6628x",
                 "contact": "typed-contact-6630",
             },
             "This password cannot be used",

@@ -316,7 +316,7 @@ def _without_suggestions(page):
 
 def _forged(client, login_name, seal=None):
     """A sign-up form naming ``login_name``: refused, it comes back on its page."""
-    data = {"login": login_name, "password": PASSWORD}
+    data = {"login": login_name, "password": PASSWORD, "password_again": PASSWORD}
     if seal is not None:
         data["login_seal"] = seal
     return refused_page(client, client.post("/register", data=data), "/register")
@@ -385,6 +385,7 @@ def test_sign_up_makes_the_login_and_signs_in_with_it(app, client):
             "login": login_name,
             "login_seal": input_value(html, "login_seal"),
             "password": passphrase,
+            "password_again": passphrase,
         },
     )
     assert done.location == "/"
@@ -406,9 +407,8 @@ def test_a_refused_password_keeps_the_login_made_and_counts_nothing(client, monk
         ("short pass!", "at least 12 characters"),
         ("password1234", "too common"),
     ):
-        refused = client.post(
-            "/register", data={"login": login_name, "login_seal": seal, "password": password}
-        )
+        data = {"login": login_name, "login_seal": seal, "password": password}
+        refused = client.post("/register", data=data | {"password_again": password})
         refused = refused_page(client, refused, "/register")
         assert why in refused.get_data(as_text=True)
         assert _made(refused)[0] == login_name
@@ -424,7 +424,12 @@ def test_a_login_taken_meanwhile_gets_another_and_the_page_says_so(app, client, 
     kept_hash = holder.password_hash
     answer = client.post(
         "/register",
-        data={"login": login_name, "login_seal": seal, "password": "a new passphrase 9"},
+        data={
+            "login": login_name,
+            "login_seal": seal,
+            "password": "a new passphrase 9",
+            "password_again": "a new passphrase 9",
+        },
     )
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200 and "with another login name" in html
@@ -513,7 +518,8 @@ def _sign_up_taken_meanwhile(client, make_user):
     page = client.get("/register").get_data(as_text=True)
     data = {"login": input_value(page, "login"), "login_seal": input_value(page, "login_seal")}
     make_user("applicant", login=data["login"])
-    return lambda: client.post("/register", data={**data, "password": PASSWORD})
+    data |= {"password": PASSWORD, "password_again": PASSWORD}
+    return lambda: client.post("/register", data=data)
 
 
 def _change_password(client, make_user):

@@ -116,6 +116,16 @@ class RegisterForm(PageForm):
         [DataRequired(_l("Choose a password.")), Length(max=128)],
         render_kw={"autocomplete": "new-password"},
     )
+    #: Typed twice: nobody can recover an account made with a slip in its password.
+    password_again = PasswordField(
+        _l("The same password again"),
+        [
+            DataRequired(_l("Type the password again.")),
+            Length(max=128),
+            EqualTo("password", _l("The two passwords differ: type the same one in both.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
     contact = StringField(
         _l("A safe way for the fund to reach you (optional)"),
         [Optional(), Length(max=CONTACT_MAX)],

@@ -138,6 +138,7 @@ def test_a_defender_hears_of_a_question_answers_and_says_less_arrived(live_serve
     login_name = phone.locator("#login-suggestion code").inner_text()
     passphrase = phone.locator("#passphrase-suggestion code").inner_text()
     phone.get_by_label("Password or passphrase").fill(passphrase)
+    phone.get_by_label("The same password again").fill(passphrase)
     phone.get_by_label("A safe way for the fund to reach you").fill(CONTACT)
     phone.get_by_role("button", name="Create account").click()
     _fits(phone, "Your applications")

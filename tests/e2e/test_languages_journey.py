@@ -99,6 +99,7 @@ def test_an_arabic_speaking_defender_applies_in_arabic(live_server, browser):
     page.get_by_role("link", name=ar("Create an account"), exact=True).click()
     passphrase = page.locator("#passphrase-suggestion code").inner_text()
     page.fill("#password", passphrase)
+    page.fill("#password_again", passphrase)
     page.get_by_role("button", name=ar("Create account")).click()
     assert page.get_by_role("heading", level=1).inner_text() == ar("Your applications")
     _fits(page)

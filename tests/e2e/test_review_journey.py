@@ -44,6 +44,7 @@ def _send_urgent_medical_case(page, url):
     page.get_by_role("link", name="Create an account").click()
     passphrase = page.locator("#passphrase-suggestion code").inner_text()
     page.get_by_label("Password or passphrase").fill(passphrase)
+    page.get_by_label("The same password again").fill(passphrase)
     page.get_by_role("button", name="Create account").click()
     page.get_by_role("link", name="Ask for support").click()
     page.get_by_label("Medical costs").check()

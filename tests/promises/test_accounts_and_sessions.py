@@ -84,13 +84,15 @@ def test_promise_06_passwords_are_argon2id_12_to_128_and_not_common(
     with monkeypatch.context() as patch:
         patch.setattr(auth_services, "_hasher", no_hashing)
         for password, reason in refused:
-            page = client.post("/register", data={**made, "password": password})
+            typed = {"password": password, "password_again": password}
+            page = client.post("/register", data={**made, **typed})
             page = refused_page(client, page, "/register")
             assert reason in page.get_data(as_text=True), password
         page = client.post("/login", data={"login": made["login"], "password": "x" * 10_000})
         refused_page(client, page, "/login")
     assert auth_services.find_user(made["login"]) is None
-    accepted = client.post("/register", data={**made, "password": "twelve chars"})
+    typed = {"password": "twelve chars", "password_again": "twelve chars"}
+    accepted = client.post("/register", data={**made, **typed})
     assert accepted.location == "/"
     user = auth_services.find_user(made["login"])
     assert "twelve" not in user.password_hash
@@ -222,7 +224,8 @@ def test_promise_08_one_generic_failure_with_the_same_hashing_work(
     forged = []
     for name in (user.login, "free-login-08"):
         visitor = app.test_client()
-        answer = visitor.post("/register", data={"login": name, "password": PASSWORD})
+        typed = {"password": PASSWORD, "password_again": PASSWORD}
+        answer = visitor.post("/register", data={"login": name, **typed})
         forged.append(form_errors(refused_page(visitor, answer, "/register")))
     assert forged[0] == forged[1] and len(forged[0]) == 1 and forged[0] != [LOCKED]
     assert not hashed and auth_services.find_user("free-login-08") is None
