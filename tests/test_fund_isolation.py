@@ -85,7 +85,7 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db, reading
 from hrdfund.core.support import Category
 from hrdfund.directory import services as directory
-from hrdfund.disbursements import problems, receipts, reconcile
+from hrdfund.disbursements import problems, proofs, receipts, reconcile
 from hrdfund.disbursements import services as payments
 from hrdfund.grants import plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
@@ -494,8 +494,16 @@ class FundWorld:
         problems.resolve_receipt_problem(
             missing, u["finance"], "traced", note=self.mark("money", "resolution note")
         )
+        # The spare payment's proof came after it.
+        later = documents.store_document(
+            cleaning.clean_upload(io.BytesIO(_png()), self.mark("money", "later proof") + ".png"),
+            None,
+            DocumentKind.PROOF_OF_PAYMENT,
+            u["finance"],
+        )
+        proofs.add_proof(self.payments["spare"], u["finance"], later)
         db.session.commit()
-        for row in (*self.payments.values(), self.held, proof, self.answer, missing):
+        for row in (*self.payments.values(), self.held, proof, later, self.answer, missing):
             self.code(row.uid)
         self._paid(helper, today)
 
@@ -880,6 +888,12 @@ ROUTES = {
     ),
     "disbursements.import_statement": Fill(
         lambda w: {"reference": w.payments["spare"].reference}, "finance", _statement, part="money"
+    ),
+    "disbursements.add_proof": Fill(
+        _uid(lambda w: w.payments["bounced"]),
+        "finance",
+        lambda v: {"proof-proof": (io.BytesIO(_png()), "sweep.png")},
+        part="money",
     ),
     "disbursements.reverse": Fill(
         _uid(lambda w: w.payments["spare"]),

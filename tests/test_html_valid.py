@@ -688,6 +688,7 @@ def _finance(site):
     # The payments of some dates, an older page of them, and dates that cannot be read.
     f.get(f"/payments?from=2025-01-01&to={today}&page=2")
     f.get("/payments?from=2025-02-30")
+    f.get("/payments?proof=missing")
     cases = _by_status(_cases())
     for case in cases.values():
         f.get(_case_page(case), status=None)
@@ -697,6 +698,11 @@ def _finance(site):
     reverse = next(form for form in page_forms(f.html(paying)) if form.action.endswith("/reverse"))
     f.submit(paying, reverse.action, blank=True, refused=True)
     f.submit(paying, reverse.action, {"reverse-reason": "Bounced"})
+    # A proof that came later: refused without its file (on the row it was sent for), then
+    # added.
+    proof = next(form for form in page_forms(f.html(paying)) if form.action.endswith("/proof"))
+    f.submit(paying, proof.action, blank=True, refused=True)
+    f.submit(paying, proof.action, files={"proof-proof": PDF})
     paid = {"pay-payee_details": "Host organisation account", "pay-amount_paid": "10"}
     paid["pay-paid_on"] = today
     f.submit(paying, f"{paying}/payments", paid, files={"pay-proof": PDF})

@@ -200,6 +200,47 @@ def test_a_payment_is_reversed_again_in_part_until_nothing_is_left(app, money_wo
     assert sorted(backs) == [Decimal("100.00"), Decimal("150.00"), Decimal("150.00")]
 
 
+def test_a_proof_that_came_after_its_payment_is_added_to_it(app, money_world):
+    """A payment recorded without a proof is listed as such; finance adds the bank's
+    confirmation when it comes, from the payment's row: a file that is not a proof is
+    refused, the proof opens for finance only, and a second one is refused."""
+    grant, finance, url, payment = _paid_400_from_the_case_page(app, money_world)
+    action = f'action="/payments/{payment.uid}/proof"'
+
+    def row_of(page):
+        return page.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+
+    def add(name, data):
+        files = {"proof-proof": (io.BytesIO(data), name)}
+        return finance.post(
+            f"/payments/{payment.uid}/proof", data=files, content_type="multipart/form-data"
+        )
+
+    missing = finance.get("/payments?proof=missing").get_data(as_text=True)
+    assert "no proof yet" in row_of(missing)
+    assert action in row_of(finance.get(url).get_data(as_text=True))
+    empty = finance.post(f"/payments/{payment.uid}/proof", data={})
+    empty = refused_page(finance, empty, f"{url}#payment-{payment.uid}").get_data(as_text=True)
+    assert "Choose the file of the proof." in row_of(empty)
+    wrong = refused_page(finance, add("notes.txt", b"just words")).get_data(as_text=True)
+    assert "PDF" in row_of(wrong) and action in row_of(wrong)
+    assert finance.get(f"/payments/{payment.uid}/proof").status_code == 404
+    assert add("transfer.pdf", PDF).status_code == 302
+    page = finance.get(url).get_data(as_text=True)
+    assert f'href="/payments/{payment.uid}/proof"' in row_of(page) and action not in page
+    proof = finance.get(f"/payments/{payment.uid}/proof")
+    assert proof.status_code == 200 and PdfReader(io.BytesIO(proof.data)).pages
+    listed = finance.get("/payments?proof=missing").get_data(as_text=True)
+    assert f'id="payment-{payment.uid}"' not in listed and "Every payment has its proof." in listed
+    assert "no proof yet" not in row_of(finance.get("/payments").get_data(as_text=True))
+    again = refused_page(finance, add("other.pdf", PDF)).get_data(as_text=True)
+    assert "This payment has its proof already." in again
+    assert "added the proof of a payment" in page  # the case's history says who did
+    manager = signed_in(app, money_world.m1)
+    assert manager.post(f"/payments/{payment.uid}/proof", data={}).status_code == 403
+    assert manager.get(f"/payments/{payment.uid}/proof").status_code == 403
+
+
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):
     grant = money_world.grant("900")
     manager = signed_in(app, money_world.m2)

@@ -27,7 +27,7 @@ from hrdfund.cases.models import (
 )
 from hrdfund.core.columns import ENCRYPTED_CLASSES, PERSONAL, Encrypted, utcnow
 from hrdfund.core.extensions import db
-from hrdfund.disbursements.models import HeldPayment
+from hrdfund.disbursements.models import HeldPayment, PaymentProof
 from hrdfund.grants.models import Grant, GrantStatus
 from hrdfund.ledger.invariants import sums_of_rows
 from hrdfund.ledger.models import (
@@ -238,6 +238,17 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     )
     held_proof_id = held.proof_document_id
     held_proof_path = _path(app, db.session.get(Document, held_proof_id))
+    # A proof added after its payment (written below the app, beside the one it has).
+    later = store_document(
+        CleanUpload(PDF, "application/pdf", "later.pdf"),
+        None,
+        DocumentKind.PROOF_OF_PAYMENT,
+        finance,
+    )
+    db.session.add(
+        PaymentProof(disbursement_id=payment.id, document_id=later.id, added_by_id=finance.id)
+    )
+    later_id, later_path = later.id, _path(app, later)
     still_open = _case(ApplicationStatus.IN_REVIEW)
     open_name, open_uid = still_open.defender_name, still_open.uid
     assert open_name and closed.network_key and still_open.network_key
@@ -296,6 +307,7 @@ def test_purge_reduces_old_closed_cases_to_their_figures(demo, runner, client):
     assert set(HELD_CLEARED) >= {"payee_details", "rate_source", "rate_reason", "reference"}
     assert all(value is None for value in stored)
     assert not os.path.exists(held_proof_path) and not _kept(app, held_proof_id)
+    assert not os.path.exists(later_path) and not _kept(app, later_id)
 
     # Files are wiped, pieces deleted; a payment's proof row stays (the payment points at
     # it), empty.

@@ -145,6 +145,17 @@ class ReverseForm(PrefixedForm):
     fee_refunded = BooleanField(_l("The fee was refunded too"))
 
 
+class ProofForm(PrefixedForm):
+    """The proof of a payment recorded without one, added when it came."""
+
+    PREFIX = "proof"
+
+    proof = FileField(
+        _l("Proof of payment (PDF, PNG or JPEG)"),
+        validators=[FileRequired(_l("Choose the file of the proof."))],
+    )
+
+
 class RefuseForm(PrefixedForm):
     """A second person refusing a held payment."""
 

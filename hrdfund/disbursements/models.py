@@ -1,4 +1,5 @@
-"""Payments held for a second person, and the bank and provider statements applied.
+"""Payments held for a second person, proofs of payment that came after the payment, and
+the bank and provider statements applied.
 
 The payments themselves, their reversals, deliveries and receipts are ledger rows
 (:mod:`hrdfund.ledger.models`).
@@ -151,4 +152,18 @@ class StatementImport(db.Model):
     digest = col(sa.String(64), INTERNAL, text=Text.HASH, nullable=False)
     rows = col(sa.Integer, INTERNAL, nullable=False)
     imported_by_id = fk("users.id", nullable=True)
+    created_at = created_at()
+
+
+class PaymentProof(db.Model):
+    """The proof of a payment recorded without one, added when it came (a bank's transfer
+    confirmation a day later, a receipt signed by the payee). The payment row is final, so
+    the proof is a row of its own: one per payment, never replaced, for a payment that had
+    none when it was recorded."""
+
+    __tablename__ = "payment_proofs"
+    id: Mapped[int] = pk()
+    disbursement_id = fk("disbursements.id", unique=True, index=False)
+    document_id = fk("documents.id", index=False)
+    added_by_id = fk("users.id", index=False)
     created_at = created_at()

@@ -28,10 +28,12 @@ from .forms import (
     BOUND_WORDS,
     HeldConfirmForm,
     PaymentForm,
+    ProofForm,
     RefuseForm,
     ReverseForm,
     instalment_words,
 )
+from .proofs import added_proofs
 from .receipt_forms import ReceiptAnswerForm
 from .receipts import answers_of
 from .services import grant_instalments
@@ -180,6 +182,9 @@ def _staff_money(grant, plan, instalments, user, sections):
     reversible = {
         p.uid for p, _r, _d in rows if not p.reversal_of_id and taken_back.get(p.id, 0) < p.amount
     }
+    later = added_proofs([p.id for p, _r, _d in rows if not p.proof_document_id])
+    proved = {p.uid for p, _r, _d in rows if p.proof_document_id or p.id in later}
+    unproved = {p.uid for p, _r, _d in rows if not p.reversal_of_id and p.uid not in proved}
     return {
         **_held_forms(held, user),
         "template": "disbursements/_staff_money.html",
@@ -201,6 +206,10 @@ def _staff_money(grant, plan, instalments, user, sections):
         "due_pools": due_in_pools(grant, balances, due),
         "reverse_form": ReverseForm(**fresh) if finance else None,
         "reverse_refused": _refused(ReverseForm(**fresh), reversible) if finance else None,
+        # A proof that came after its payment: added on the payment's row.
+        "proved": proved,
+        "proof_form": ProofForm(**fresh) if finance else None,
+        "proof_refused": _refused(ProofForm(**fresh), unproved) if finance else None,
         # Reviewers and managers declare a conflict in the review section.
         "conflict_form": restore(ConflictForm(**fresh)) if finance else None,
         "plan_form": restore(PlanForm(**fresh)) if manager and active and plan is None else None,

@@ -11,6 +11,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask_babel import gettext as _
@@ -20,7 +21,7 @@ from .. import audit
 from ..auth import refused
 from ..auth.guard import role_required
 from ..auth.models import Role
-from ..cases import documents
+from ..cases import cleaning, documents
 from ..cases.access import Section, can_see, sections
 from ..cases.models import Document, DocumentKind
 from ..core.columns import utcnow
@@ -30,11 +31,12 @@ from ..core.work import perform
 from ..ledger.models import DeliveryStatus, Disbursement
 from ..ledger.reversals import reversal_partners
 from ..pools.page import period_args
-from . import bp, followup, holds, problems, reconcile, services
+from . import bp, followup, holds, problems, proofs, reconcile, services
 from .forms import (
     BOUND_WORDS,
     CHANNEL_LABELS,
     HeldConfirmForm,
+    ProofForm,
     RefuseForm,
     ReverseForm,
     StatementForm,
@@ -43,10 +45,11 @@ from .listing import visible_payments
 from .models import HeldPayment
 
 
-def _payments(period, page, size):
+def _payments(period, page, size, unproved=False):
     """A page of the fund's payments and reversals within ``period`` on cases the reader
-    may open, newest first: ``size`` rows and whether there are more."""
-    rows = db.session.execute(
+    may open, newest first (with ``unproved``, only the payments without a proof): ``size``
+    rows and whether there are more."""
+    query = (
         visible_payments(
             current_user,
             Disbursement.id,
@@ -60,12 +63,16 @@ def _payments(period, page, size):
             Disbursement.channel,
             Disbursement.reversal_of_id,
             Disbursement._reference,
+            proofs.has_proof().label("proved"),
         )
         .where(within(Disbursement.paid_on, period))
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         .limit(size + 1)
         .offset((page - 1) * size)
-    ).all()
+    )
+    if unproved:
+        query = query.where(Disbursement.reversal_of_id.is_(None), ~proofs.has_proof())
+    rows = db.session.execute(query).all()
     return [
         SimpleNamespace(
             **row._mapping, reference=Disbursement.reference.read(row._reference, row.uid)
@@ -81,10 +88,11 @@ def index():
     dates chosen, and the statement import."""
     period, typed, problems = period_args()
     page = page_arg()
+    unproved = request.args.get("proof") == "missing"
     rows, has_next = [], False
     if not problems:
         # Dates that cannot be read list nothing, rather than every payment.
-        rows, has_next = _payments(period, page, current_app.config["PAGE_SIZE"])
+        rows, has_next = _payments(period, page, current_app.config["PAGE_SIZE"], unproved)
     form = refused.restore(StatementForm(formdata=None))
     return render_template(
         "disbursements/index.html",
@@ -93,6 +101,7 @@ def index():
         has_next=has_next,
         typed=typed,
         dates={k: v for k, v in typed.items() if v},
+        unproved=unproved,
         date_problems=problems,
         partners=reversal_partners(Disbursement, rows, Disbursement.paid_on),
         channels=CHANNEL_LABELS,
@@ -275,12 +284,54 @@ def reverse(uid):
     return refused.refuse(form, to=page, about=payment.uid)
 
 
+@bp.post("/<uid>/proof")
+@role_required(Role.FINANCE)
+def add_proof(uid):
+    """Add the proof of a payment recorded without one. The file is cleaned with no
+    transaction open; it is stored and tied to the payment in one transaction, its file
+    removed again when that is refused."""
+    with reading():
+        payment = _fund_payment_or_404(uid)
+        payment_uid, case_uid = payment.uid, payment.grant.application.uid
+        form = ProofForm()
+        valid = form.validate_on_submit()
+    cleaned = None
+    if valid:
+        try:
+            cleaned = cleaning.clean_upload(form.proof.data.stream, form.proof.data.filename)
+        except cleaning.DocumentError as exc:
+            form.form_errors.append(str(exc))
+    else:
+        form.form_errors.extend(e for errors in form.errors.values() for e in errors)
+    if cleaned is not None:
+        payment = _fund_payment_or_404(uid)
+        actor = current_user._get_current_object()
+        document = documents.store_document(cleaned, None, DocumentKind.PROOF_OF_PAYMENT, actor)
+        done = perform(
+            proofs.add_proof,
+            payment,
+            actor,
+            document,
+            refused=(services.PaymentError, sa.exc.IntegrityError),
+        )
+        if done.ok:
+            flash(_("Proof added."), "info")
+            return redirect(url_for("cases.case", uid=case_uid, _anchor=f"payment-{payment_uid}"))
+        documents.delete_document_file(document)  # its row was rolled back
+        if isinstance(done.refusal, sa.exc.IntegrityError):
+            form.form_errors.append(_("This payment has its proof already."))
+        else:
+            form.form_errors.append(done.words)
+    page = url_for("cases.case", uid=case_uid, _anchor=f"payment-{payment_uid}")
+    return refused.refuse(form, to=page, about=payment_uid)
+
+
 @bp.get("/<uid>/proof")
 @role_required(Role.FINANCE)
 def proof(uid):
     """The proof of a payment: finance only, as it may show the payee's account."""
     payment = _fund_payment_or_404(uid)
-    document = db.session.get(Document, payment.proof_document_id or 0)
+    document = db.session.get(Document, proofs.proof_document_id(payment) or 0)
     if document is None or document.kind != DocumentKind.PROOF_OF_PAYMENT:
         abort(404)
     if document.filename is None:  # purged with its case

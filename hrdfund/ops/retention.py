@@ -48,7 +48,7 @@ from ..cases.models import (
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..disbursements import open_items
-from ..disbursements.models import HeldPayment
+from ..disbursements.models import HeldPayment, PaymentProof
 from ..grants.models import Grant, GrantStatus
 from ..ledger.models import (
     Allocation,
@@ -220,14 +220,19 @@ def _delete_documents(case_ids):
 
 
 def _proof_ids(case_ids):
-    """The proofs of the cases' payments, booked or held for a second person."""
+    """The proofs of the cases' payments, booked or held for a second person, and those
+    added after their payment."""
     return sa.union(
         *(
             sa.select(model.proof_document_id)
             .join(Grant, Grant.id == model.grant_id)
             .where(Grant.application_id.in_(case_ids), model.proof_document_id.is_not(None))
             for model in (Disbursement, HeldPayment)
-        )
+        ),
+        sa.select(PaymentProof.document_id)
+        .join(Disbursement, Disbursement.id == PaymentProof.disbursement_id)
+        .join(Grant, Grant.id == Disbursement.grant_id)
+        .where(Grant.application_id.in_(case_ids)),
     )
 
 

@@ -265,6 +265,7 @@ ACTIONS = {
     "payment.refused": (Section.LEDGER, _l("refused a payment entered by someone else")),
     "payment.recorded": (Section.LEDGER, _l("recorded a payment")),
     "payment.reversed": (Section.LEDGER, _l("reversed a payment")),
+    "payment.proof_added": (Section.PAYEES, _l("added the proof of a payment")),
     "payment.receipt_confirmed": (Section.LEDGER, _l("confirmed receiving a payment")),
     "payment.receipt_answered": (Section.LEDGER, _l("said whether a payment arrived")),
     "payment.receipt_problem_resolved": (
