@@ -175,12 +175,12 @@ def _staff_money(grant, plan, instalments, user, sections):
     # a form shown on rows of a table comes back on the row it was sent for (about).
     fresh = {"formdata": None}
     # A payment may be reversed in several parts, until all of it came back.
-    taken_back = {}
+    came_back = {}
     for p, _r, _d in rows:
         if p.reversal_of_id:
-            taken_back[p.reversal_of_id] = taken_back.get(p.reversal_of_id, 0) + p.amount
+            came_back[p.reversal_of_id] = came_back.get(p.reversal_of_id, 0) + p.amount
     reversible = {
-        p.uid for p, _r, _d in rows if not p.reversal_of_id and taken_back.get(p.id, 0) < p.amount
+        p.uid for p, _r, _d in rows if not p.reversal_of_id and came_back.get(p.id, 0) < p.amount
     }
     later = added_proofs([p.id for p, _r, _d in rows if not p.proof_document_id])
     proved = {p.uid for p, _r, _d in rows if p.proof_document_id or p.id in later}

@@ -5,8 +5,9 @@ release gives uncommitted money back (when a grant closes under budget); a disbu
 one payment out of an allocation; a delivery is what a bank or provider reported for a
 payment; a receipt answer is what the payee side says of a payment (received, received
 less, not received: changed by a new answer), and a receipt resolution how finance
-resolved an answer reporting a problem. A correction is a reversal row pointing at what it reverses,
-reversed at most once; the rows are sealed as they are written and refused any edit (see
+resolved an answer reporting a problem. A correction is a reversal row pointing at what it
+reverses: a contribution is reversed once, a payment in one or several parts, never past
+what it was; the rows are sealed as they are written and refused any edit (see
 :mod:`.seals`). Table names are those of the features that first kept them.
 """
 
