@@ -16,7 +16,7 @@ from hrdfund.cases.codes import assign_code
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
-from hrdfund.disbursements.services import grant_instalments
+from hrdfund.disbursements.services import grant_instalments, reverse_disbursement
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
@@ -239,6 +239,30 @@ def test_a_proof_that_came_after_its_payment_is_added_to_it(app, money_world):
     manager = signed_in(app, money_world.m1)
     assert manager.post(f"/payments/{payment.uid}/proof", data={}).status_code == 403
     assert manager.get(f"/payments/{payment.uid}/proof").status_code == 403
+
+
+def test_a_payment_in_another_currency_says_what_it_counts_for(app, money_world):
+    """A grant in euros paid in dollars: the defender reads the dollars sent and how much
+    of the euros granted they count as, less what came back of them."""
+    grant = money_world.grant("2000", pool=money_world.usd)
+    money_world.plan(grant, count=2)
+    paid = pay(money_world, grant, "1100", currency="USD")
+    same = pay(money_world, money_world.grant("500", name="Defender Two"), "500", instalment=None)
+    applicant = signed_in(app, money_world.applicant)
+    page = html.unescape(
+        applicant.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    )
+    assert "$1,100.00" in page
+    assert "Sent in USD; it counts as €1,000.00 of the amount granted." in page
+    reverse_disbursement(paid, money_world.finance, "returned", Decimal("110.00"))
+    db.session.commit()
+    page = html.unescape(
+        applicant.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    )
+    assert "Sent in USD; it counts as €900.00 of the amount granted." in page
+    # Paid in the grant's own currency, nothing more is said.
+    other = applicant.get(f"/applications/{same.grant.application.uid}").get_data(as_text=True)
+    assert "€500.00" in html.unescape(other) and "counts as" not in other
 
 
 def test_a_manager_plans_and_closes_a_grant_and_the_pool_gets_the_rest_back(app, money_world):

@@ -57,7 +57,11 @@ def grant_payments(grant):
         db.session.execute(
             sa.select(Disbursement)
             .where(Disbursement.grant_id == grant.id, _reached_payee())
-            .options(sa.orm.selectinload(Disbursement.reversals))
+            .options(
+                sa.orm.selectinload(Disbursement.reversals),
+                # In another currency than the grant's, a payment says what it counts for.
+                sa.orm.joinedload(Disbursement.allocation),
+            )
             .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
         )
         .scalars()

@@ -42,6 +42,7 @@ from ..core.columns import (
     rate as rate_col,
 )
 from ..core.extensions import db
+from ..core.money import quantize
 
 
 class Contribution(db.Model):
@@ -285,6 +286,12 @@ class Disbursement(db.Model):
         """What of this payment reached the payee side, in the currency it was paid in:
         all of it, less what its reversals took back (nothing left once reversed whole)."""
         return self.amount_paid - self.taken_back_paid
+
+    @property
+    def counts_for(self):
+        """What is left of this payment (less its reversals) in its grant's currency: the
+        part of the grant it settles, at the rate its allocation was approved at."""
+        return quantize((self.amount - self.taken_back) / self.allocation.fx_rate)
 
     @property
     def stands_in_part(self):
