@@ -5,6 +5,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import request
 
+from .extensions import db
 from .sql import before
 
 #: No list has this many pages; a larger number is read as the last one asked for.
@@ -28,3 +29,11 @@ def within(day, period):
     if last is not None:
         bounds.append(before(day, last + timedelta(days=1)))
     return sa.and_(sa.true(), *bounds)
+
+
+def one_page(query, page, size):
+    """Page ``page`` of the statement ``query`` (ordered), ``size`` rows to a page: the
+    rows, and whether a next page has any. One more row is read than is shown, so the
+    list is never counted whole."""
+    rows = db.session.execute(query.limit(size + 1).offset((page - 1) * size)).all()
+    return rows[:size], len(rows) > size

@@ -18,6 +18,7 @@ from ..cases.access import visible_cases
 from ..cases.models import Application, Urgency
 from ..core.extensions import db
 from ..core.money import quantize
+from ..core.paging import one_page
 from ..grants.models import Grant, Instalment, PaymentPlan
 from ..ledger.balances import grants_paid, instalments_paid
 from .open_items import ItemKind, OpenItem, among_visible, count_open
@@ -148,9 +149,7 @@ def _settled(amount, paid):
 def grants_to_pay(user, today, days, page, size):
     """A page of the list (``size`` rows and whether more follow), most urgent first."""
     rows = to_pay_query(user, today, days)
-    found = db.session.execute(
-        sa.select(rows).order_by(*_ordered(rows, today)).limit(size + 1).offset((page - 1) * size)
-    ).all()
+    found, has_next = one_page(sa.select(rows).order_by(*_ordered(rows, today)), page, size)
     listed = [
         ToPay(
             kind=r.kind,
@@ -166,9 +165,9 @@ def grants_to_pay(user, today, days, page, size):
             seq=r.seq,
             row_id=r.row_id,
         )
-        for r in found[:size]
+        for r in found
     ]
-    return listed, len(found) > size
+    return listed, has_next
 
 
 def count_to_pay(user, today, days):

@@ -26,7 +26,7 @@ from ..cases.access import Section, can_see, sections
 from ..cases.models import Document, DocumentKind
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
-from ..core.paging import page_arg, within
+from ..core.paging import one_page, page_arg, within
 from ..core.work import perform
 from ..ledger.models import DeliveryStatus, Disbursement
 from ..ledger.reversals import reversal_partners
@@ -67,18 +67,16 @@ def _payments(period, page, size, unproved=False):
         )
         .where(within(Disbursement.paid_on, period))
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
-        .limit(size + 1)
-        .offset((page - 1) * size)
     )
     if unproved:
         query = query.where(Disbursement.reversal_of_id.is_(None), ~proofs.has_proof())
-    rows = db.session.execute(query).all()
+    rows, has_next = one_page(query, page, size)
     return [
         SimpleNamespace(
             **row._mapping, reference=Disbursement.reference.read(row._reference, row.uid)
         )
-        for row in rows[:size]
-    ], len(rows) > size
+        for row in rows
+    ], has_next
 
 
 @bp.get("")

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from ..cases.access import visible_cases
 from ..cases.models import Application
 from ..core.extensions import db
+from ..core.paging import one_page
 from ..core.sql import alias
 from ..core.support import Category
 from ..ledger.models import Allocation
@@ -91,7 +92,7 @@ def calendar(user, first_month, months, page, page_size):
     (rows, month list, has_next)."""
     month_list = [months_after(first_month, n) for n in range(months)]
     end = months_after(first_month, months)
-    grants = db.session.execute(
+    grants, has_next = one_page(
         sa.select(
             Grant.id,
             Grant.currency,
@@ -108,12 +109,10 @@ def calendar(user, first_month, months, page, page_size):
             PaymentPlan.ends_on >= first_month,
             PaymentPlan.starts_on < end,
         )
-        .order_by(Application.defender_key, Grant.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size + 1)
-    ).all()
-    has_next = len(grants) > page_size
-    grants = grants[:page_size]
+        .order_by(Application.defender_key, Grant.id),
+        page,
+        page_size,
+    )
     ids = [g.id for g in grants]
     cells = {}
     for grant_id, due, amount in db.session.execute(

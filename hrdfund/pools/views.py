@@ -13,7 +13,7 @@ from ..core import limits
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
 from ..core.money import CURRENCIES
-from ..core.paging import page_arg
+from ..core.paging import one_page, page_arg
 from ..core.work import perform
 from ..ledger.models import Contribution
 from . import bp, services
@@ -171,22 +171,18 @@ def rates():
     def entries(*where, page=1):
         if currency:
             where = (*where, sa.or_(ExchangeRate.base == currency, ExchangeRate.quote == currency))
-        found = (
-            db.session.execute(
-                sa.select(ExchangeRate)
-                .where(ExchangeRate.fund_id == current_user.fund_id, *where)
-                .options(
-                    sa.orm.joinedload(ExchangeRate.set_by),
-                    sa.orm.joinedload(ExchangeRate.confirmed_by),
-                )
-                .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc())
-                .limit(RATES_PAGE + 1)
-                .offset((page - 1) * RATES_PAGE)
+        found, more = one_page(
+            sa.select(ExchangeRate)
+            .where(ExchangeRate.fund_id == current_user.fund_id, *where)
+            .options(
+                sa.orm.joinedload(ExchangeRate.set_by),
+                sa.orm.joinedload(ExchangeRate.confirmed_by),
             )
-            .scalars()
-            .all()
+            .order_by(ExchangeRate.on_date.desc(), ExchangeRate.id.desc()),
+            page,
+            RATES_PAGE,
         )
-        return found[:RATES_PAGE], len(found) > RATES_PAGE
+        return [entry for (entry,) in found], more
 
     can_edit = current_user.role in services.RATE_KEEPERS
     held, more_held = entries(sa.not_(ExchangeRate.counts()))

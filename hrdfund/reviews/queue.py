@@ -23,7 +23,7 @@ from ..core import geo, limits
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import MoneyError, convert, usable_rate
-from ..core.paging import page_arg
+from ..core.paging import one_page, page_arg
 from ..core.support import CATEGORY_LABELS, Category
 from ..core.times import OVERDUE_IN_DAYS_AFTER
 from ..pools.eligibility import fitting_cases
@@ -136,19 +136,19 @@ def queue():
     pools = open_pools()
     filters, problems = queue_filters(pools)
     query, reporting = listed(filters, problems, pools)
-    rows = db.session.execute(query.limit(size + 1).offset((page - 1) * size)).all()
+    rows, has_next = one_page(query, page, size)
     now = utcnow()
-    deadlines = [targets.next_target(row, now) for row in rows[:size]]
-    worths = [worth(row, reporting) for row in rows[:size]]
+    deadlines = [targets.next_target(row, now) for row in rows]
+    worths = [worth(row, reporting) for row in rows]
     fresh = QuickRecommendForm(formdata=None)
     return render_template(
         "reviews/queue.html",
-        quick=refused.restore(QuickRecommendForm(formdata=None), {r.uid for r in rows[:size]}),
+        quick=refused.restore(QuickRecommendForm(formdata=None), {r.uid for r in rows}),
         fresh_quick=fresh,
         quick_states=QUICK_STATES,
-        rows=list(zip(rows[:size], deadlines, worths, strict=True)),
+        rows=list(zip(rows, deadlines, worths, strict=True)),
         page=page,
-        has_next=len(rows) > size,
+        has_next=has_next,
         filters=filters,
         problems=problems,
         reporting=reporting,
