@@ -91,6 +91,8 @@ def test_sign_up_errors_are_clear_and_keep_the_login(client):
     slipped = slipped.get_data(as_text=True)
     assert "The two passwords differ: type the same one in both." in slipped
     assert 'id="password_again-error"' in slipped and PASSWORD not in slipped
+    # The passphrase shown is new (none is kept); the page says the one noted still works.
+    assert "one you noted before still works if you type it in both fields" in slipped
     assert db.session.execute(sa.select(User).where(User.login == made["login"])).first() is None
     forged = client.post(
         "/register",

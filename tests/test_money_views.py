@@ -181,7 +181,7 @@ def test_a_payment_is_reversed_again_in_part_until_nothing_is_left(app, money_wo
     page = finance.get(url).get_data(as_text=True)
     assert "Reversed in several parts, the last on" in row_of(page)
     assert "€250.00 of €400.00 came back" in row_of(page) and "the last reversal" in row_of(page)
-    assert action in page
+    assert action in page and "Not come back yet: €150.00." in row_of(page)
     manager = signed_in(app, money_world.m1)
     pool = manager.get(f"/pools/{money_world.eur.uid}").get_data(as_text=True)
     assert "€250.00 of €400.00 came back" in row_of(pool)
@@ -192,7 +192,7 @@ def test_a_payment_is_reversed_again_in_part_until_nothing_is_left(app, money_wo
     # The rest, the amount left empty: all of it has come back now.
     assert reverse("account closed").status_code == 302
     page = finance.get(url).get_data(as_text=True)
-    assert "Reversed in several parts, the last on" in row_of(page)
+    assert "Reversed in full, in several parts, the last on" in row_of(page)
     assert "came back" not in row_of(page) and action not in page
     backs = db.session.execute(
         sa.select(Disbursement.amount).where(Disbursement.reversal_of_id == payment.id)
@@ -233,8 +233,12 @@ def test_a_proof_that_came_after_its_payment_is_added_to_it(app, money_world):
     listed = finance.get("/payments?proof=missing").get_data(as_text=True)
     assert f'id="payment-{payment.uid}"' not in listed and "Every payment has its proof." in listed
     assert "no proof yet" not in row_of(finance.get("/payments").get_data(as_text=True))
-    again = refused_page(finance, add("other.pdf", PDF)).get_data(as_text=True)
+    # Sent again from a page opened before: said plainly, with nothing to send again.
+    again = add("other.pdf", PDF)
+    assert again.location == f"{url}#payment-{payment.uid}"
+    again = finance.get(again.location).get_data(as_text=True)
     assert "This payment has its proof already." in again
+    assert "Choose the file again" not in again
     assert "added the proof of a payment" in page  # the case's history says who did
     manager = signed_in(app, money_world.m1)
     assert manager.post(f"/payments/{payment.uid}/proof", data={}).status_code == 403

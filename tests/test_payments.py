@@ -187,7 +187,8 @@ def test_a_payment_is_reversed_in_parts_until_all_of_it_came_back(money_world):
     first = reverse(payment, money_world.finance, "bank returned", Decimal(15), fee_refunded=True)
     db.session.commit()
     assert (first.amount, first.fee_amount) == (Decimal("15.00"), Decimal("5.00"))
-    with pytest.raises(payments.PaymentError, match="fee of this payment was given back already"):
+    fee_twice = "given back already, by its reversal of €15.00 on"
+    with pytest.raises(payments.PaymentError, match=fee_twice):
         reverse(payment, money_world.finance, "unused", Decimal(300), fee_refunded=True)
     db.session.rollback()
     second = reverse(payment, money_world.finance, "unused, given back", Decimal(300))

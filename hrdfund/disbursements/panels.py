@@ -186,6 +186,8 @@ def _staff_money(grant, plan, instalments, user, sections):
     reversible = {
         p.uid for p, _r, _d in rows if not p.reversal_of_id and came_back.get(p.id, 0) < p.amount
     }
+    # What has not come back yet of a payment reversed in part, said in its form.
+    left = {p.uid: p.amount - came_back[p.id] for p, _r, _d in rows if came_back.get(p.id)}
     later = added_proofs([p.id for p, _r, _d in rows if not p.proof_document_id])
     proved = {p.uid for p, _r, _d in rows if p.proof_document_id or p.id in later}
     unproved = {p.uid for p, _r, _d in rows if not p.reversal_of_id and p.uid not in proved}
@@ -199,6 +201,7 @@ def _staff_money(grant, plan, instalments, user, sections):
         "balances": balances,
         "rows": rows,
         "reversible": reversible,
+        "left": left,
         "partners": reversal_partners(
             Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on
         ),

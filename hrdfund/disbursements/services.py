@@ -292,11 +292,14 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
                 amount=money_words(left, payment.pool.currency),
             )
         )
-    if fee_refunded and any(r.fee_amount for r in earlier):
+    refunded = next((r for r in earlier if r.fee_amount), None)
+    if fee_refunded and refunded is not None:
         raise PaymentError(
             _l(
-                "The fee of this payment was given back already, by its reversal of %(day)s.",
-                day=next(r for r in earlier if r.fee_amount).paid_on.isoformat(),
+                "The fee of this payment was given back already, by its reversal of %(amount)s"
+                " on %(day)s.",
+                amount=money_words(refunded.amount, payment.pool.currency),
+                day=refunded.paid_on.isoformat(),
             )
         )
     fee_back = payment.fee_amount if fee_refunded else Decimal("0.00")

@@ -293,6 +293,7 @@ def add_proof(uid):
         payment_uid, case_uid = payment.uid, payment.grant.application.uid
         form = ProofForm()
         valid = form.validate_on_submit()
+    page = url_for("cases.case", uid=case_uid, _anchor=f"payment-{payment_uid}")
     cleaned = None
     if valid:
         try:
@@ -314,13 +315,15 @@ def add_proof(uid):
         )
         if done.ok:
             flash(_("Proof added."), "info")
-            return redirect(url_for("cases.case", uid=case_uid, _anchor=f"payment-{payment_uid}"))
+            return redirect(page)
         documents.delete_document_file(document)  # its row was rolled back
+        # Final: the payment has its proof (another tab, another officer) or is a
+        # reversal; no form comes back to send again.
         if isinstance(done.refusal, sa.exc.IntegrityError):
-            form.form_errors.append(_("This payment has its proof already."))
+            flash(_("This payment has its proof already."), "error")
         else:
-            form.form_errors.append(done.words)
-    page = url_for("cases.case", uid=case_uid, _anchor=f"payment-{payment_uid}")
+            flash(done.words, "error")
+        return redirect(page)
     return refused.refuse(form, to=page, about=payment_uid)
 
 
