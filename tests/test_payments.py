@@ -4,6 +4,7 @@ finance officer or manager relies on, and `check` agreeing after each."""
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -239,6 +240,36 @@ def test_the_parts_of_a_payment_in_another_currency_add_up_to_it(money_world):
     fig = pool_figures([money_world.usd.id])[money_world.usd.id]
     assert (fig["disbursed"], fig["exchange_differences"]) == (0, 0)
     assert check_ledger() == []
+
+
+def test_parts_worth_less_than_a_cent_of_what_was_paid_are_refused():
+    """SEK 1,720.08 paid as MYR 849.91: a part of SEK 0.01 is half a cent of ringgit, and
+    is refused in words rather than booked as a whole cent; the parts that are taken
+    follow the payment's proportion (two parts of SEK 0.02 take a ringgit cent each) and
+    the last takes what is left, so the parts add up to what was paid."""
+    payment = SimpleNamespace(
+        amount=Decimal("1720.08"),
+        amount_paid=Decimal("849.91"),
+        exchange_difference=Decimal("0.00"),
+        currency_paid="MYR",
+        pool=SimpleNamespace(currency="SEK"),
+    )
+    shares = payments._taken_back_shares
+    with pytest.raises(payments.PaymentError, match="less than a cent of the MYR"):
+        shares(payment, [], Decimal("0.01"), payment.amount)
+    earlier = []
+    for _ in range(2):
+        left = payment.amount - sum((r.amount for r in earlier), start=Decimal(0))
+        paid, difference = shares(payment, earlier, Decimal("0.02"), left)
+        earlier.append(
+            SimpleNamespace(
+                amount=Decimal("0.02"), amount_paid=paid, exchange_difference=difference
+            )
+        )
+    assert [r.amount_paid for r in earlier] == [Decimal("0.01"), Decimal("0.01")]
+    left = payment.amount - Decimal("0.04")
+    rest, _difference = shares(payment, earlier, left, left)
+    assert rest + Decimal("0.02") == payment.amount_paid
 
 
 def test_two_parts_sent_at_once_never_take_back_more_than_was_paid(app, money_world):

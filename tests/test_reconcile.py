@@ -176,17 +176,20 @@ def test_a_statement_applies_once_and_a_payment_reconciles_once(world, three):
     assert ledger_counts()[:2] == (1, 1)
 
 
-def test_a_failed_line_on_a_payment_reversed_in_part_waits_for_follow_up(world, three):
+def test_a_failed_line_on_a_payment_reversed_in_part_reverses_the_rest(world, three):
+    """15 of 1,000 came back earlier; the bank now reports the payment failed: the other
+    985 are reversed by a row of their own, and nothing waits for follow-up."""
     payments.reverse_disbursement(three[0], world.finance, "15 lost", amount=Decimal(15))
     db.session.commit()
     reconcile.import_statement(
         world.fund.id, world.finance, statement("TRF-1,0,EUR,2026-02-05,failed")
     )
     db.session.commit()
-    listed = followup.mismatches(world.finance)
-    assert [(m.payment.reference, m.delivery.status) for m in listed] == [
-        ("TRF-1", DeliveryStatus.FAILED)
-    ]
+    db.session.refresh(three[0])
+    assert [r.amount for r in three[0].reversals] == [Decimal("15.00"), Decimal("985.00")]
+    assert "failed" in three[0].reversals[-1].reason and three[0].arrived == 0
+    assert followup.mismatches(world.finance) == []
+    assert check_ledger() == []
 
 
 def test_a_payment_sent_again_under_its_reference_is_the_one_matched(world, three):
@@ -297,6 +300,29 @@ def test_follow_up_lists_late_receipts_reports_and_instalments_until_they_come(a
     assert "Every payment made so long ago is confirmed" in signed_in(app, world.finance).get(
         "/payments/follow-up"
     ).get_data(as_text=True)
+
+
+def test_a_payment_reversed_in_part_still_waits_for_its_receipt_and_report(world):
+    """A cent taken back of 1,000 leaves 999.99 sent: the payment still waits for the
+    payee side's answer and the case for its report; all of it taken back, neither."""
+    today = utcnow().date()
+    grant = world.grant("2000", pool=world.eur)
+    payment = pay(
+        world, grant, "1000", instalment=None, paid_on=today - timedelta(days=65), reference="T"
+    )
+
+    def listed():
+        return (
+            [p.reference for p, *_c in followup.receipts_overdue(world.finance, today, 14)],
+            [c for c, _first, *_code in followup.reports_overdue(world.finance, today, 60)],
+        )
+
+    payments.reverse_disbursement(payment, world.finance, "bank charge", Decimal("0.01"))
+    db.session.commit()
+    assert listed() == (["T"], [grant.application.uid])
+    payments.reverse_disbursement(payment, world.finance, "account closed")
+    db.session.commit()
+    assert listed() == ([], [])
 
 
 def test_follow_up_opens_with_its_lists_and_how_many_rows_each_holds(app, world):

@@ -12,7 +12,8 @@ from werkzeug.test import encode_multipart
 
 from hrdfund.cases.models import Application, Document
 from hrdfund.core.extensions import db
-from tests.conftest import CSP_PARTS, login, refused_page, sign_up, start_application
+from hrdfund.disbursements.models import PaymentProof
+from tests.conftest import CSP_PARTS, login, pay, refused_page, sign_up, start_application
 from tests.pdfs import make_pdf
 
 #: The attack: 8 MB of URL-encoded form with 800,000 fields.
@@ -200,6 +201,23 @@ def test_a_document_at_the_size_limit_is_taken(app, client, signed_in):
     )
     assert response.status_code == 302
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 1
+
+
+def test_a_proof_at_the_size_limit_is_added_after_its_payment(app, money_world):
+    """A proof that came after its payment takes a file as large as any document: a
+    scanned bank confirmation is often past the bound of an ordinary form."""
+    limit = app.config["HRDFUND_MAX_DOCUMENT_BYTES"]
+    big = make_pdf("x" * (limit - 4096))
+    payment = pay(money_world, money_world.grant("1000"), "400", instalment=None)
+    finance = app.test_client()
+    login(finance, money_world.finance)
+    response = _post_multipart(
+        finance,
+        f"/payments/{payment.uid}/proof",
+        {"proof-proof": FileStorage(io.BytesIO(big), "confirmation.pdf")},
+    )
+    assert response.status_code == 302
+    assert db.session.execute(sa.select(sa.func.count(PaymentProof.id))).scalar() == 1
 
 
 def test_a_statement_at_its_size_limit_reaches_the_import(app, make_user, fund):

@@ -23,6 +23,7 @@ UPLOADS = frozenset(
     {
         "cases.upload",
         "case_payments.record",
+        "disbursements.add_proof",
         "disbursements.import_statement",
         "directory.import_entries",
     }

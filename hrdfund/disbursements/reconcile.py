@@ -54,7 +54,8 @@ class Line:
 
 def _payments_by_reference(actor, references):
     """The payments (not reversals) carrying each reference, on the cases of the actor's
-    fund, with the ids of those reversed and of those on cases the actor has a conflict on.
+    fund, with the ids of those reversed in full (a payment may be reversed in parts) and
+    of those on cases the actor has a conflict on.
     References are stored encrypted: they are found by their blind index. Three queries,
     whatever the number of lines."""
     found = {}
@@ -72,11 +73,16 @@ def _payments_by_reference(actor, references):
     for payment in db.session.execute(query).scalars():
         found.setdefault(keys[payment.reference_key], []).append(payment)
     ids = [p.id for ps in found.values() for p in ps]
-    reversed_ids = set(
-        db.session.execute(
-            sa.select(Disbursement.reversal_of_id).where(Disbursement.reversal_of_id.in_(ids))
-        ).scalars()
-    )
+    amounts = {p.id: p.amount for ps in found.values() for p in ps}
+    reversed_ids = {
+        original
+        for original, back in db.session.execute(
+            sa.select(Disbursement.reversal_of_id, sa.func.sum(Disbursement.amount))
+            .where(Disbursement.reversal_of_id.in_(ids))
+            .group_by(Disbursement.reversal_of_id)
+        )
+        if back >= amounts[original]
+    }
     visible = set(
         db.session.execute(
             sa.select(Disbursement.id)
@@ -90,7 +96,8 @@ def _payments_by_reference(actor, references):
 
 def _match(payments, reversed_ids):
     """The payment a line means: the only one with its reference, or the only one still
-    standing (a payment that bounced was sent again under the same reference)."""
+    standing, not reversed in full (a payment that bounced was sent again under the same
+    reference)."""
     if len(payments) == 1:
         return payments[0]
     standing = [p for p in payments if p.id not in reversed_ids]

@@ -18,6 +18,7 @@ from ..core.money import ConversionError, convert, figure, quantize
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..ledger.balances import PAID, allocation_balances, instalments_paid
 from ..ledger.models import Disbursement
+from ..ledger.reversals import taken_back
 from .bounds import PaymentError
 
 #: A payment may cover an instalment by this much more than planned (rounding of rates).
@@ -32,11 +33,13 @@ def instalment_unsettled(paid):
 
 
 def standing():
-    """SQL condition: the payment row is not a reversal and was not reversed."""
-    reversed_ids = sa.select(Disbursement.reversal_of_id).where(
-        Disbursement.reversal_of_id.is_not(None)
+    """SQL condition: the payment row is not a reversal, and something of it stands: not
+    reversed in full (a payment reversed in part still waits for its receipt and report,
+    and still counts as paid for the rest)."""
+    return sa.and_(
+        Disbursement.reversal_of_id.is_(None),
+        taken_back(Disbursement, "standing: reversals") < Disbursement.amount,
     )
-    return sa.and_(Disbursement.reversal_of_id.is_(None), Disbursement.id.not_in(reversed_ids))
 
 
 def remaining_commitment(allocation):

@@ -18,7 +18,7 @@ from ..cases.services import change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import money_words, quantize
-from ..core.sql import lock_row
+from ..core.sql import lock_row, summed
 from ..core.times import latest_day
 from ..directory import services as directory
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
@@ -37,13 +37,14 @@ from .rules import check_open_for_payment, check_priced, lock_defender
 
 
 def stands(disbursement):
-    """True for a payment that is not a reversal and was not reversed."""
+    """True for a payment (not a reversal) of which something stands: not reversed in
+    full (a payment may be reversed in parts)."""
     if disbursement.reversal_of_id is not None:
         return False
-    reversal = db.session.execute(
-        sa.select(Disbursement.id).where(Disbursement.reversal_of_id == disbursement.id)
-    ).first()
-    return reversal is None
+    back = db.session.execute(
+        sa.select(summed(Disbursement.amount)).where(Disbursement.reversal_of_id == disbursement.id)
+    ).scalar()
+    return back < disbursement.amount
 
 
 def earlier_submission(idempotency_key):
@@ -350,8 +351,9 @@ def _taken_back_shares(payment, earlier, amount, left):
     """What a reversal of ``amount`` (of the ``left`` not yet taken back) takes back of what
     was paid, in the currency paid, and of the exchange difference. Each is worked out on
     the share of the payment taken back so far, this part included, less what the earlier
-    parts took: the parts add up to the whole, the last taking what is left. A part so
-    small that it would leave nothing of what was paid for the rest is refused."""
+    parts took: the parts add up to the whole, the last taking what is left. A part worth
+    less than a cent of what was paid, or one that would leave nothing of it for the rest,
+    is refused."""
     zero = Decimal("0.00")
     paid_before = sum((r.amount_paid for r in earlier), start=zero)
     difference_before = sum((r.exchange_difference for r in earlier), start=zero)
@@ -360,7 +362,15 @@ def _taken_back_shares(payment, earlier, amount, left):
     difference_back = quantize(payment.exchange_difference * so_far) - difference_before
     if amount == left:
         return paid_back, payment.exchange_difference - difference_before
-    part = max(quantize(payment.amount_paid * so_far) - paid_before, Decimal("0.01"))
+    part = quantize(payment.amount_paid * so_far) - paid_before
+    if part <= 0:
+        raise PaymentError(
+            _l(
+                "This part is worth less than a cent of the %(currency)s the payment was made"
+                " in: take back more of it at once.",
+                currency=payment.currency_paid,
+            )
+        )
     if part >= paid_back:
         raise PaymentError(
             _l(
