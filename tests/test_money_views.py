@@ -179,6 +179,7 @@ def test_a_payment_is_reversed_again_in_part_until_nothing_is_left(app, money_wo
     assert action in finance.get(url).get_data(as_text=True)
     assert reverse("given back unused", "100.00").status_code == 302
     page = finance.get(url).get_data(as_text=True)
+    assert "Reversal of €100.00 recorded; €150.00 of the payment has not come back." in page
     assert "Reversed in several parts, the last on" in row_of(page)
     assert "€250.00 of €400.00 came back" in row_of(page) and "the last reversal" in row_of(page)
     assert action in page and "Not come back yet: €150.00." in row_of(page)
@@ -192,6 +193,7 @@ def test_a_payment_is_reversed_again_in_part_until_nothing_is_left(app, money_wo
     # The rest, the amount left empty: all of it has come back now.
     assert reverse("account closed").status_code == 302
     page = finance.get(url).get_data(as_text=True)
+    assert "Reversal of €150.00 recorded; all of the payment has come back." in page
     assert "Reversed in full, in several parts, the last on" in row_of(page)
     assert "came back" not in row_of(page) and action not in page
     backs = db.session.execute(

@@ -26,6 +26,7 @@ from ..cases.access import Section, can_see, sections
 from ..cases.models import Document, DocumentKind
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
+from ..core.money import money_words
 from ..core.paging import one_page, page_arg, within
 from ..core.work import perform
 from ..ledger.models import DeliveryStatus, Disbursement
@@ -273,7 +274,21 @@ def reverse(uid):
             refused=services.PaymentError,
         )
         if done.ok:
-            flash(_("Reversal recorded."), "info")
+            # How much came back, and what of the payment has not (it may be reversed again).
+            back = money_words(done.value.amount, payment.pool.currency)
+            left = payment.amount - payment.taken_back
+            if left > 0:
+                said = _(
+                    "Reversal of %(amount)s recorded; %(left)s of the payment has not come back.",
+                    amount=back,
+                    left=money_words(left, payment.pool.currency),
+                )
+            else:
+                said = _(
+                    "Reversal of %(amount)s recorded; all of the payment has come back.",
+                    amount=back,
+                )
+            flash(said, "info")
             return redirect(url_for("cases.case", uid=application.uid, _anchor="money"))
         form.form_errors.append(done.words)
     else:

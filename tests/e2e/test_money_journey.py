@@ -130,7 +130,7 @@ def test_a_tranche_bounces_is_reversed_paid_again_and_confirmed(live_server, bro
         "Returned: the host's account was closed"
     )
     first.get_by_role("button", name="Record the reversal").click()
-    assert "Reversal recorded." in page.content()
+    assert "all of the payment has come back." in page.content()
     assert "Reversal: Returned: the host" in page.content()
 
     # Paid again to the new account; the instalment is payable again after the reversal.
