@@ -146,13 +146,17 @@ def payments_panel(application, user, sections):
     if Section.LEDGER not in sections:
         payments = grant_payments(grant)
         answering = user.is_applicant_side
+        due = still_due(instalments)
         return {
             "template": "disbursements/_case_payments.html",
             "grant": grant,
             "plan": plan,
             "instalments": instalments,
-            "due": still_due(instalments),
+            "due": due,
             "closed": grant.status != GrantStatus.ACTIVE,
+            # Closed with a part unpaid (or with no plan saying what was to come): the
+            # defender is told that part will not come.
+            "unpaid": plan is None or any(due.get(i.id, i.amount) for i in instalments),
             "payments": payments,
             # One form for every payment, and the one refused a moment ago for its payment.
             "form": ReceiptAnswerForm(formdata=None) if answering else None,
@@ -178,16 +182,15 @@ def _staff_money(grant, plan, instalments, user, sections):
     # Each form as the user sent it when it was refused a moment ago, else a fresh one;
     # a form shown on rows of a table comes back on the row it was sent for (about).
     fresh = {"formdata": None}
-    # A payment may be reversed in several parts, until all of it came back.
-    came_back = {}
-    for p, _r, _d in rows:
-        if p.reversal_of_id:
-            came_back[p.reversal_of_id] = came_back.get(p.reversal_of_id, 0) + p.amount
-    reversible = {
-        p.uid for p, _r, _d in rows if not p.reversal_of_id and came_back.get(p.id, 0) < p.amount
+    partners = reversal_partners(Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on)
+    # What has not come back yet of each payment: it may be reversed in several parts, until
+    # all of it came back (its partner holds what its reversals took back in all).
+    left = {
+        p.uid: p.amount - (partners[p.id]["amount"] if p.id in partners else 0)
+        for p, _r, _d in rows
+        if not p.reversal_of_id
     }
-    # What has not come back yet of a payment reversed in part, said in its form.
-    left = {p.uid: p.amount - came_back[p.id] for p, _r, _d in rows if came_back.get(p.id)}
+    reversible = {uid for uid, rest in left.items() if rest > 0}
     later = added_proofs([p.id for p, _r, _d in rows if not p.proof_document_id])
     proved = {p.uid for p, _r, _d in rows if p.proof_document_id or p.id in later}
     unproved = {p.uid for p, _r, _d in rows if not p.reversal_of_id and p.uid not in proved}
@@ -202,9 +205,7 @@ def _staff_money(grant, plan, instalments, user, sections):
         "rows": rows,
         "reversible": reversible,
         "left": left,
-        "partners": reversal_partners(
-            Disbursement, [p for p, _r, _d in rows], Disbursement.paid_on
-        ),
+        "partners": partners,
         "show_payee": Section.PAYEES in sections,
         "pay_form": restore(payment_form(grant, balances, instalments, False, user, due))
         if finance and active
