@@ -85,6 +85,19 @@ def test_a_new_password_must_follow_the_rules(client, make_user, new, again, mes
     assert attempts.sign_in(user.login, PASSWORD, None).user.id == user.id
 
 
+def test_a_refused_new_password_says_every_problem_at_once(client, make_user):
+    """Too short and typed differently the second time: both are said on the first try,
+    and a password holding the login name is refused for it, not only once both match."""
+    user = make_user("applicant")
+    login(client, user)
+    page = refused_page(client, _change(client, new="short one", again="short two"))
+    page = page.get_data(as_text=True)
+    assert "at least 12 characters" in page and "The two new passwords differ." in page
+    named = refused_page(client, _change(client, new=f"{user.login} twelve+", again="other"))
+    assert "it contains the login name" in named.get_data(as_text=True)
+    assert attempts.sign_in(user.login, PASSWORD, None).user.id == user.id
+
+
 def test_new_recovery_codes_replace_the_old_ones(client, make_user):
     manager = make_user("manager")
     first = login(client, manager)

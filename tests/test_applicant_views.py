@@ -93,6 +93,14 @@ def test_sign_up_errors_are_clear_and_keep_the_login(client):
     assert 'id="password_again-error"' in slipped and PASSWORD not in slipped
     # The passphrase shown is new (none is kept); the page says the one noted still works.
     assert "one you noted before still works if you type it in both fields" in slipped
+    # A password the rules refuse is said at once, even while the copies differ too.
+    both = {"password": "short", "password_again": "shorter"}
+    both = refused_page(client, client.post("/register", data={**made, **both}), "/register")
+    both = both.get_data(as_text=True)
+    assert "at least 12 characters" in both and "The two passwords differ" in both
+    named = {"password": f"my {made['login']} pass", "password_again": "something else"}
+    named = refused_page(client, client.post("/register", data={**made, **named}), "/register")
+    assert "it contains the login name" in named.get_data(as_text=True)
     assert db.session.execute(sa.select(User).where(User.login == made["login"])).first() is None
     forged = client.post(
         "/register",

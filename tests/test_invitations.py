@@ -242,6 +242,20 @@ def test_the_two_passwords_must_match(app, admin):
     assert count_rows(User) == 1
 
 
+def test_a_refused_password_says_every_problem_at_once(app, admin):
+    """A password too short, typed differently the second time, or holding the invited
+    login: each is said on the first try, before the two copies match."""
+    _response, path = _invite(signed_in(app, admin))
+    invitee = app.test_client()
+    assert _accept(invitee, path, password="short pass", again="short past").status_code == 303
+    page = invitee.get("/invitation").get_data(as_text=True)
+    assert "at least 12" in page and "The two passwords differ." in page
+    named = _accept(invitee, path, password="rita.reviewer 2026", again="not it")
+    assert named.location == "/invitation"
+    assert "it contains the login name" in invitee.get("/invitation").get_data(as_text=True)
+    assert count_rows(User) == 1
+
+
 def test_a_login_locked_by_failed_attempts_is_locked_for_its_invitation_too(app, admin):
     """The link's form is held to the sign-in limits of its login."""
     _response, path = _invite(signed_in(app, admin))

@@ -84,6 +84,9 @@ def test_the_network_admin_creates_a_fund_whose_admin_signs_in(app, network):
         ({"fund-name": "Regional Fund"}, "already named"),
         ({"fund-admin_login": "abcd-efgh-jkmn"}, "made by sign-up"),
         ({"fund-admin_password": "password123456"}, "too common"),
+        ({"fund-admin_password": "the new.admin pass"}, "contains the login name"),
+        # The password's rules are said with the other fields' problems, not after them.
+        ({"fund-name": "", "fund-admin_password": "short"}, "at least 12 characters"),
         ({"fund-admin_login": "x"}, "3 to 64"),
         ({"fund-name": "\x01\x02"}, "Give the fund&#39;s name."),  # nothing of it shows
         ({"fund-name": "REGIONAL fund"}, "already named"),

@@ -72,6 +72,7 @@ def notice_settings():
 def change_password():
     """A new password; every other session of the user ends, this one is renewed."""
     form = PasswordChangeForm()
+    form.rules_login = current_user.login
     again = url_for("auth.account", _anchor="password")
     if not form.validate_on_submit():
         return refused.refuse(form, to=again)

@@ -1,15 +1,39 @@
 """Sign-in forms."""
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
 from ..core.forms import PageForm
 from .models import User
+from .services import PASSWORD_MAX, PasswordPolicyError, check_password_rules
 
 #: Longest safe-contact note an applicant may leave.
 CONTACT_MAX = 200
-from .services import PASSWORD_MAX
+
+
+class PasswordRules:
+    """The rules a new password must follow, checked with the form's other fields, so
+    that a refused form names every problem at once: a password too short is said even
+    while the second copy differs. The login the rules weigh is the form's field
+    ``login_field`` when given, else its ``rules_login``, set by the view when it knows
+    it."""
+
+    def __init__(self, login_field=None):
+        self.login_field = login_field
+
+    def __call__(self, form, field):
+        if not field.data:
+            return  # DataRequired says so
+        if self.login_field is not None:
+            login = form[self.login_field].data
+        else:
+            login = getattr(form, "rules_login", None)
+        try:
+            check_password_rules(field.data, login)
+        except PasswordPolicyError as exc:
+            raise ValidationError(_("This password cannot be used: %(why)s.", why=exc)) from None
 
 
 class LoginForm(PageForm):
@@ -72,7 +96,7 @@ class PasswordChangeForm(PageForm):
     )
     new = PasswordField(
         _l("New password or passphrase"),
-        [DataRequired(_l("Choose a new password.")), Length(max=PASSWORD_MAX)],
+        [DataRequired(_l("Choose a new password.")), Length(max=PASSWORD_MAX), PasswordRules()],
         render_kw={"autocomplete": "new-password"},
     )
     again = PasswordField(
@@ -113,7 +137,7 @@ class RegisterForm(PageForm):
     login_seal = HiddenField(validators=[Length(max=64)])
     password = PasswordField(
         _l("Password or passphrase"),
-        [DataRequired(_l("Choose a password.")), Length(max=128)],
+        [DataRequired(_l("Choose a password.")), Length(max=128), PasswordRules()],
         render_kw={"autocomplete": "new-password"},
     )
     #: Typed twice: nobody can recover an account made with a slip in its password.

@@ -5,6 +5,7 @@ from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from ..core.forms import PageForm
+from .forms import PasswordRules
 from .models import User
 from .services import PASSWORD_MAX
 
@@ -50,7 +51,7 @@ class AcceptInvitationForm(PageForm):
 
     password = PasswordField(
         _l("Password or passphrase"),
-        [DataRequired(_l("Choose a password.")), Length(max=PASSWORD_MAX)],
+        [DataRequired(_l("Choose a password.")), Length(max=PASSWORD_MAX), PasswordRules()],
         render_kw={"autocomplete": "new-password"},
     )
     again = PasswordField(

@@ -163,6 +163,9 @@ def invitation():
     token = session.get(SESSION_KEY)
     form = AcceptInvitationForm()
     if form.is_submitted():
+        with reading():
+            opened = invitations.open_invitation(token)
+            form.rules_login = opened.login if opened is not None else None
         if form.validate_on_submit():
             try:
                 done = attempts.accept_invitation(

@@ -283,27 +283,25 @@ def register():
                     " below, then send the form again."
                 )
             )
+    form.rules_login = login_name
     if form.validate_on_submit() and login_name is not None:
         try:
-            services.check_password_rules(form.password.data, login_name)
+            done = attempts.sign_up(
+                login_name,
+                form.password.data,
+                client_token(),
+                contact=form.contact.data or None,
+            )
         except services.PasswordPolicyError as exc:
             form.password.errors.append(_("This password cannot be used: %(why)s.", why=exc))
+        except services.AuthError as exc:
+            form.form_errors.append(refusal(exc))
         else:
-            try:
-                done = attempts.sign_up(
-                    login_name,
-                    form.password.data,
-                    client_token(),
-                    contact=form.contact.data or None,
-                )
-            except services.AuthError as exc:
-                form.form_errors.append(refusal(exc))
-            else:
-                response = new_session(done.user, done)
-                if done.user.login != login_name:
-                    # Another account took the login meanwhile: this one has another.
-                    return render_template("auth/login_changed.html", login=done.user.login)
-                return response
+            response = new_session(done.user, done)
+            if done.user.login != login_name:
+                # Another account took the login meanwhile: this one has another.
+                return render_template("auth/login_changed.html", login=done.user.login)
+            return response
     if form.is_submitted():
         # The contact comes back, and the login made for the form with its seal; the
         # password never does.

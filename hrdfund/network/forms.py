@@ -18,6 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..auth.forms import PasswordRules
 from ..auth.language import NAMES
 from ..auth.models import User
 from ..core import geo
@@ -42,7 +43,7 @@ class NewFundForm(PrefixedForm):
     )
     admin_password = PasswordField(
         _l("Their first password"),
-        [DataRequired(_l("Choose a password.")), Length(max=128)],
+        [DataRequired(_l("Choose a password.")), Length(max=128), PasswordRules("admin_login")],
         description=_l(
             "Give it to them by a safe channel. They set up their second factor when they "
             "first sign in, and may change the password then."
