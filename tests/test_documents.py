@@ -169,9 +169,17 @@ def test_photos_lose_their_location_and_camera_data(client, case_uid):
     ],
 )
 def test_files_that_are_not_documents_are_refused_whatever_their_name(client, case_uid, data):
-    response = _upload(client, case_uid, data, "quote.pdf")
-    response = refused_page(client, response, f"/applications/{case_uid}#documents")
-    assert "Only PDF, PNG and JPEG files are accepted." in response.get_data(as_text=True)
+    """Named as a document or not, the file is refused; named as one, the page says that
+    renaming a file does not make it a PDF, so the person knows what to do instead."""
+    for name, words in [
+        ("quote.pdf", "The name of this file ends in .pdf, but the file itself is not a PDF"),
+        ("scan.JPEG", "The name of this file ends in .jpeg, but the file itself is not a PDF"),
+        ("quote.docx", "Only PDF, PNG and JPEG files are accepted."),
+        ("quote", "Only PDF, PNG and JPEG files are accepted."),
+    ]:
+        response = _upload(client, case_uid, data, name)
+        response = refused_page(client, response, f"/applications/{case_uid}#documents")
+        assert words in response.get_data(as_text=True), name
     assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
 
 

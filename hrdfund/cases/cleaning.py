@@ -32,6 +32,8 @@ SIGNATURES = (
 
 
 EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+#: The endings of the names of the files accepted, as people's files carry them.
+NAMED_AS_ACCEPTED = (".pdf", ".png", ".jpg", ".jpeg")
 
 
 NAME_MAX = 120
@@ -110,13 +112,27 @@ def clean_upload(stream, filename):
         raise DocumentError(_l("This file is empty."))
     content_type = sniff(data)
     if content_type is None:
-        raise DocumentError(_l("Only PDF, PNG and JPEG files are accepted."))
+        raise DocumentError(_not_accepted(filename))
     with _CLEANING:
         if content_type == "application/pdf":
             data = clean_pdf(data)
         else:
             data = _strip_image(data, content_type)
     return CleanUpload(data, content_type, display_name(filename, content_type))
+
+
+def _not_accepted(filename):
+    """Why a file that is no PDF, PNG or JPEG is refused: one named as one of them (a
+    document renamed to .pdf) is told that its name does not make it one."""
+    extension = os.path.splitext(visible(filename or ""))[1].lower()
+    if extension in NAMED_AS_ACCEPTED:
+        return _l(
+            "The name of this file ends in %(extension)s, but the file itself is not a PDF,"
+            " PNG or JPEG: changing its name does not change it. Save or export the document"
+            " as a PDF (or take a photo of it) and send that.",
+            extension=extension,
+        )
+    return _l("Only PDF, PNG and JPEG files are accepted.")
 
 
 def display_name(filename, content_type):

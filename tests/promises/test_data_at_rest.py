@@ -162,7 +162,7 @@ def test_promise_22_uploads_are_checked_cleaned_encrypted_and_served_as_attachme
     uid = start_application(client, "medical")
     refused = upload_document(client, uid, b"<html><script>alert(1)</script></html>", "quote.pdf")
     refused = refused_page(client, refused, f"/applications/{uid}#documents")
-    assert "Only PDF, PNG and JPEG files are accepted." in refused.get_data(as_text=True)
+    assert "but the file itself is not a PDF, PNG or JPEG" in refused.get_data(as_text=True)
     photo = jpeg_with_gps("canary-camera-note-2222")
     assert (
         upload_document(client, uid, photo, "IMG_0001 near home.pdf", "evidence").status_code == 302
