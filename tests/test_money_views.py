@@ -220,6 +220,20 @@ def test_a_proof_that_came_after_its_payment_is_added_to_it(app, money_world):
 
     missing = finance.get("/payments?proof=missing").get_data(as_text=True)
     assert "no proof yet" in row_of(missing)
+    assert "1 payment has no proof yet." in missing
+    # How many wait is said across the list's pages, and of the dates chosen.
+    other = money_world.grant("300")
+    pay(money_world, other, "100", instalment=None, paid_on=payment.paid_on - timedelta(days=3))
+    pay(money_world, other, "50", instalment=None, paid_on=payment.paid_on - timedelta(days=3))
+    app.config["PAGE_SIZE"] = 2
+    missing = finance.get("/payments?proof=missing").get_data(as_text=True)
+    assert (
+        "3 payments have no proof yet." in missing
+        and missing.count("<small>no proof yet</small>") == 2
+    )
+    day = payment.paid_on.isoformat()
+    that_day = finance.get(f"/payments?proof=missing&from={day}&to={day}")
+    assert "1 payment on these dates has no proof yet." in that_day.get_data(as_text=True)
     assert action in row_of(finance.get(url).get_data(as_text=True))
     empty = finance.post(f"/payments/{payment.uid}/proof", data={})
     empty = refused_page(finance, empty, f"{url}#payment-{payment.uid}").get_data(as_text=True)
@@ -233,7 +247,10 @@ def test_a_proof_that_came_after_its_payment_is_added_to_it(app, money_world):
     proof = finance.get(f"/payments/{payment.uid}/proof")
     assert proof.status_code == 200 and PdfReader(io.BytesIO(proof.data)).pages
     listed = finance.get("/payments?proof=missing").get_data(as_text=True)
-    assert f'id="payment-{payment.uid}"' not in listed and "Every payment has its proof." in listed
+    assert f'id="payment-{payment.uid}"' not in listed and "2 payments have no proof yet." in listed
+    that_day = finance.get(f"/payments?proof=missing&from={day}&to={day}").get_data(as_text=True)
+    assert "Every payment on these dates has its proof." in that_day
+    assert "<small>no proof yet</small>" not in that_day
     assert "no proof yet" not in row_of(finance.get("/payments").get_data(as_text=True))
     # Sent again from a page opened before: said plainly, with nothing to send again.
     again = add("other.pdf", PDF)

@@ -49,7 +49,8 @@ from .models import HeldPayment
 def _payments(period, page, size, unproved=False):
     """A page of the fund's payments and reversals within ``period`` on cases the reader
     may open, newest first (with ``unproved``, only the payments without a proof): ``size``
-    rows and whether there are more."""
+    rows, whether there are more, and with ``unproved`` how many there are in all (None
+    without)."""
     query = (
         visible_payments(
             current_user,
@@ -69,15 +70,23 @@ def _payments(period, page, size, unproved=False):
         .where(within(Disbursement.paid_on, period))
         .order_by(Disbursement.paid_on.desc(), Disbursement.id.desc())
     )
+    total = None
     if unproved:
         query = query.where(Disbursement.reversal_of_id.is_(None), ~proofs.has_proof())
+        # Finance works through them: the list says how many wait, across its pages.
+        counted = query.with_only_columns(Disbursement.id).order_by(None).subquery()
+        total = db.session.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
     rows, has_next = one_page(query, page, size)
-    return [
-        SimpleNamespace(
-            **row._mapping, reference=Disbursement.reference.read(row._reference, row.uid)
-        )
-        for row in rows
-    ], has_next
+    return (
+        [
+            SimpleNamespace(
+                **row._mapping, reference=Disbursement.reference.read(row._reference, row.uid)
+            )
+            for row in rows
+        ],
+        has_next,
+        total,
+    )
 
 
 @bp.get("")
@@ -88,10 +97,12 @@ def index():
     period, typed, problems = period_args()
     page = page_arg()
     unproved = request.args.get("proof") == "missing"
-    rows, has_next = [], False
+    rows, has_next, unproved_count = [], False, None
     if not problems:
         # Dates that cannot be read list nothing, rather than every payment.
-        rows, has_next = _payments(period, page, current_app.config["PAGE_SIZE"], unproved)
+        rows, has_next, unproved_count = _payments(
+            period, page, current_app.config["PAGE_SIZE"], unproved
+        )
     form = refused.restore(StatementForm(formdata=None))
     return render_template(
         "disbursements/index.html",
@@ -101,6 +112,7 @@ def index():
         typed=typed,
         dates={k: v for k, v in typed.items() if v},
         unproved=unproved,
+        unproved_count=unproved_count,
         date_problems=problems,
         partners=reversal_partners(Disbursement, rows, Disbursement.paid_on),
         channels=CHANNEL_LABELS,
