@@ -95,7 +95,7 @@ clean:
 ## from it, and compile them; make run and make test compile the catalogs themselves
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k ngettext:1,2 \
-		-k lazy_ngettext:1,2 --sort-by-file --no-wrap --omit-header -o $(I18N)/messages.pot .
+		-k lazy_ngettext:1,2 -k lazy_pgettext:1c,2 --sort-by-file --no-wrap --omit-header -o $(I18N)/messages.pot .
 	$(BIN)/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-wrap --ignore-obsolete \
 		--no-fuzzy-matching
 	$(BIN)/pybabel compile -d $(I18N) --use-fuzzy

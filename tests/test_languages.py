@@ -12,7 +12,7 @@ from hrdfund.auth.models import User
 from hrdfund.cases.models import Consent, ConsentKind
 from hrdfund.core import times
 from hrdfund.core.extensions import db
-from tests.conftest import csrf_token, login, make_case
+from tests.conftest import csrf_token, login, make_case, pay, signed_in
 
 
 def _offered(html):
@@ -256,3 +256,23 @@ def test_a_date_that_ends_in_a_point_is_not_given_a_second(app):
                 if line.startswith("msgstr") and DATE_PLACEHOLDERS.search(line)
             ]
     assert doubled == []
+
+
+def test_a_label_and_its_colon_read_as_each_language_writes_them(app, money_world):
+    """French puts a space before a colon and Chinese writes its own colon; a word that
+    names money received agrees as money does ("Reçu"), not as a case received does
+    ("Reçue"), and the amount paid of a case reads "payé"."""
+    grant = money_world.grant("1000")
+    pay(money_world, grant, "400", instalment=None)
+    manager = signed_in(app, money_world.m1)
+    _choose(manager, "fr", page="/cases")
+    pool = manager.get(f"/pools/{money_world.eur.uid}").get_data(as_text=True)
+    assert "Bailleur de fonds\u00a0: Protection Donor" in pool
+    assert '<th scope="row">Reçu</th>' in pool and '<th scope="row">Reçue</th>' not in pool
+    case = manager.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    assert "Statut\u00a0:" in case and "Montant accordé\u00a0:" in case
+    assert " · payé 400,00" in case
+    applicant = signed_in(app, money_world.applicant)
+    _choose(applicant, "zh", page="/my")
+    mine = applicant.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    assert "状态：" in mine and "资助金额：" in mine

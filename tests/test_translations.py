@@ -89,6 +89,8 @@ def test_the_catalogs_hold_every_message_in_use(tmp_path):
             "ngettext:1,2",
             "-k",
             "lazy_ngettext:1,2",
+            "-k",
+            "lazy_pgettext:1c,2",
             "-o",
             str(pot),
             ".",
@@ -98,9 +100,9 @@ def test_the_catalogs_hold_every_message_in_use(tmp_path):
         capture_output=True,
     )
     with open(pot, "rb") as fh:
-        used = {m.id for m in read_po(fh) if m.id}
+        used = {(m.context, m.id) for m in read_po(fh) if m.id}
     for code in TRANSLATED:
-        held = {m.id for m in catalog(code) if m.id}
+        held = {(m.context, m.id) for m in catalog(code) if m.id}
         assert used - held == set(), code
 
 

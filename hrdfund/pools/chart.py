@@ -5,7 +5,7 @@ dashboard."""
 from datetime import date, timedelta
 
 from babel.numbers import format_compact_decimal
-from flask_babel import get_locale, ngettext
+from flask_babel import get_locale, lazy_pgettext, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -41,7 +41,7 @@ def _compact(value):
 
 #: The lines of a pool's chart, in the order of its figures.
 POOL_LINES = [
-    ("received", _l("Received")),
+    ("received", lazy_pgettext("money", "Received")),
     ("committed", _l("Committed")),
     ("disbursed", _l("Disbursed")),
     ("available", _l("Available")),

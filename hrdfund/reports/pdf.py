@@ -9,7 +9,7 @@ anonymisation rules. The PDF's metadata names no one.
 import io
 from datetime import timedelta
 
-from flask_babel import format_decimal, get_locale
+from flask_babel import format_decimal, get_locale, pgettext
 from flask_babel import gettext as _
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -116,7 +116,7 @@ def _position_tables(p, c):
     position = _sum_table(
         _("Since the pool opened, at the end of the period"),
         [
-            (_("Received"), p["received"]),
+            (pgettext("money", "Received"), p["received"]),
             (_("Committed to grants"), less(p["committed"])),
             (_("Fees"), less(p["fees"])),
             (_("Exchange differences"), less(p["exchange_differences"])),
