@@ -17,6 +17,7 @@ from hrdfund.auth.models import RefusedForm
 from hrdfund.cases import steps
 from hrdfund.cases.models import ApplicationStatus, Document
 from hrdfund.core.extensions import db
+from hrdfund.ledger.models import Disbursement
 from hrdfund.reviews.models import CaseNote
 from tests.conftest import (
     COOKIE,
@@ -27,6 +28,7 @@ from tests.conftest import (
     input_value,
     login,
     make_case,
+    pay,
     start_application,
 )
 from tests.pdfs import PDF
@@ -357,3 +359,32 @@ class TestPastTheTokensHours:
         assert "open the page again" in _text(answer).lower()
         assert application_by_uid(case.uid).threat is None
         assert STORY not in _text(client.get(_step(case.uid)))
+
+
+def test_a_form_sent_for_one_row_comes_back_on_that_row(app, money_world):
+    """Finance leaves a case page open, then reverses part of one of its two payments
+    after the session ended: signed in again, the reverse form of that payment's row is
+    filled in as sent, the other row's is empty, and nothing was reversed."""
+    grant = money_world.grant("1000")
+    first = pay(money_world, grant, "400", instalment=None)
+    second = pay(money_world, grant, "300", instalment=None)
+    finance = app.test_client()
+    login(finance, money_world.finance)
+    url = f"/applications/{grant.application.uid}"
+    page = _text(finance.get(url))
+    action = f"/payments/{second.uid}/reverse"
+    mark = input_value(page.split(f'action="{action}"')[1], "_form")
+    _idle(finance, 31)
+    data = {"_form": mark, "reverse-reason": "returned by the bank", "reverse-amount": "120.00"}
+    sent = finance.post(action, data=data, headers={"Referer": f"http://localhost{url}"})
+    assert sent.location == "/login"
+    assert login(finance, money_world.finance).location == url
+    back = _text(finance.get(url))
+
+    def row_of(payment):
+        return back.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+
+    assert "returned by the bank" in row_of(second) and 'value="120.00"' in row_of(second)
+    assert "returned by the bank" not in row_of(first)
+    assert FILLED_IN in back
+    assert count_rows(Disbursement) == 2

@@ -126,7 +126,7 @@ def keep_unsent(message):
         },
         "form_errors": [str(message)],
         "problems": [],
-        "about": None,
+        "about": _row_of_form(),
         "unsent": True,
         "browser": _browser(),
     }
@@ -134,6 +134,14 @@ def keep_unsent(message):
     end_read(db.session)
     _keep(content, key, current_app.config["UNSENT_FORM_MINUTES"], previous_key=key)
     return True
+
+
+def _row_of_form():
+    """The row a form shown on each row of a page was sent for (a payment to reverse, a
+    held payment to confirm): the ``uid`` of the address it was sent to, as the view would
+    name it when refusing it; None for a form sent to an address that names no row."""
+    uid = (request.view_args or {}).get("uid")
+    return uid if isinstance(uid, str) and len(uid) <= 64 else None
 
 
 def resume_unsent():
