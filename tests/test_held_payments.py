@@ -432,3 +432,21 @@ def test_a_held_payments_payee_reaches_finance_only(app, world, role):
             client.post(f"/payments/held/{held.uid}/{action}", data={"refuse-reason": "x"})
         db.session.refresh(held)
         assert held.status == HoldStatus.HELD
+
+
+def test_a_payment_held_before_the_grant_had_a_plan_says_how_to_go_on(world):
+    """Held while the grant had no plan, a payment names no instalment; once a plan is
+    made, confirming it is refused in words the second person can act on (refuse it, and
+    finance enters it again), and the refusal then books nothing."""
+    grant = world.grant("1000")
+    held = pay(world, grant, "400", instalment=None, fee=Decimal(300))
+    assert isinstance(held, HeldPayment)
+    world.plan(grant, kind="one_off")
+    with pytest.raises(payments.PaymentError, match="held before the grant had a plan") as exc:
+        holds.confirm_held_payment(held, world.m2)
+    assert "instalment 1 is still due: refuse it" in str(exc.value)
+    db.session.rollback()
+    holds.refuse_held_payment(held, world.m2, "entered again for instalment 1")
+    db.session.commit()
+    assert held.status == HoldStatus.REFUSED and count_rows(Disbursement) == 0
+    assert check_ledger() == []

@@ -22,7 +22,7 @@ from ..ledger.models import Allocation
 from ..pools.models import Pool
 from .bounds import SECOND_PERSONS, PaymentError
 from .models import HeldPayment, HoldStatus
-from .rules import check_open_for_payment, check_priced, lock_defender
+from .rules import PlanNotFollowedError, check_open_for_payment, check_priced, lock_defender
 from .services import book_payment
 
 
@@ -71,17 +71,29 @@ def confirm_held_payment(held, actor):
     allocation = held.allocation
     pool = lock_row(Pool, allocation.pool_id)
     lock_defender(application)
-    amount, difference = check_priced(
-        grant,
-        application,
-        allocation,
-        pool,
-        held.instalment,
-        held.amount_paid,
-        held.currency_paid,
-        held.fx_rate,
-        held.fee_amount,
-    )
+    try:
+        amount, difference = check_priced(
+            grant,
+            application,
+            allocation,
+            pool,
+            held.instalment,
+            held.amount_paid,
+            held.currency_paid,
+            held.fx_rate,
+            held.fee_amount,
+        )
+    except PlanNotFollowedError as exc:
+        # Held before the grant had a plan: it names no instalment, and a second person
+        # cannot add one. Refused, it is entered again for the instalment it pays.
+        raise PaymentError(
+            _l(
+                "This payment was held before the grant had a plan, so it names no"
+                " instalment, and instalment %(seq)d is still due: refuse it, saying so,"
+                " and finance enters it again for the instalment it pays.",
+                seq=exc.seq,
+            )
+        ) from exc
     fields, texts = _payment_of(held, amount, difference)
     payment = book_payment(grant, application, pool, fields, texts, actor, confirmed_by=actor.id)
     held.status = HoldStatus.BOOKED

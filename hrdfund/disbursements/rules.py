@@ -200,6 +200,15 @@ def check_payment(
         _check_plan_followed(grant)
 
 
+class PlanNotFollowedError(PaymentError):
+    """A payment naming no instalment on a grant whose plan still has one due; ``seq``
+    is that instalment's number."""
+
+    def __init__(self, message, seq):
+        super().__init__(message)
+        self.seq = seq
+
+
 def _check_plan_followed(grant):
     """A grant paid by a plan is paid instalment by instalment: a payment that names none
     while one is still due would leave that instalment to pay, and be paid again. Once
@@ -217,12 +226,13 @@ def _check_plan_followed(grant):
         .limit(1)
     ).scalar()
     if due is not None:
-        raise PaymentError(
+        raise PlanNotFollowedError(
             _l(
                 "This grant is paid by its plan and instalment %(seq)d is still due: choose"
                 " the instalment this payment pays.",
                 seq=due,
-            )
+            ),
+            due,
         )
 
 
