@@ -69,6 +69,24 @@ def test_names_are_in_the_readers_language_and_sorted_as_read():
     assert english.index("Åland Islands") == english.index("Albania") - 1
 
 
+def test_turkish_and_persian_lists_follow_their_own_alphabets():
+    """A Turkish reader finds Çad (Chad) after every C, and Irak before İran; a Persian
+    reader finds پاکستان (Pakistan) among the پ, after the ب, not at the end where
+    Unicode's order puts the letters Arabic does not have; a name that is a word of
+    another comes before it."""
+    turkish = [name for _code, name in geo.countries("tr")]
+    c_names = [n for n in turkish if n[0] == "C"]
+    assert turkish.index(c_names[-1]) < turkish.index("Çad") < turkish.index("Çin")
+    assert turkish.index("Irak") < turkish.index("İran") < turkish.index("İzlanda")
+    assert turkish.index("Amerika Birleşik Devletleri") < turkish.index("Amerikan Samoası")
+    persian = [name for _code, name in geo.countries("fa")]
+    first_letters = [name[0] for name in persian]
+    assert first_letters.index("پ") == len(first_letters) - first_letters[::-1].index("ب")
+    assert first_letters.index("ت") > persian.index("پاکستان")
+    assert persian.index("آلمان") < persian.index("اتریش")  # آ first, as dictionaries
+    assert first_letters[-1] == "ی"
+
+
 def _options(html, name):
     select = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', html, re.S)
     return [v for v in re.findall(r'<option value="([^"]*)"', select.group(1)) if v]

@@ -159,7 +159,48 @@ def countries(locale="en"):
         and code not in NOT_COUNTRIES
         and code not in UNINHABITED
     ]
-    return tuple(sorted(((code, names[code]) for code in codes), key=lambda item: _key(item[1])))
+    order = _sort_key(locale)
+    return tuple(sorted(((code, names[code]) for code in codes), key=lambda item: order(item[1])))
+
+
+#: Alphabets whose letters a reader looks for apart from the letters they resemble: in
+#: Turkish, Ç comes after all of C and I (ı) before İ (i); in Persian, پ after ب and
+#: the letters Arabic does not have in their places (Unicode's order puts them last).
+ALPHABETS = {
+    "tr": "abcçdefgğhıijklmnoöprsştuüvyz",
+    "fa": "آابپتثجچحخدذرزژسشصضطظعغفقکگلمنوهی",
+}
+#: Persian spelt with the Arabic forms of its letters.
+_PERSIAN_FORMS = str.maketrans({"ك": "ک", "ي": "ی", "ى": "ی", "ة": "ه"})
+
+
+def _sort_key(locale):
+    """How country names sort in ``locale``: by their letters in its alphabet where it has
+    one of its own above, else with accents set aside (:func:`_key`)."""
+    alphabet = ALPHABETS.get(str(locale).split("_")[0])
+    if alphabet is None:
+        return _key
+    place = {letter: n for n, letter in enumerate(alphabet)}
+
+    def key(name):
+        if alphabet is ALPHABETS["tr"]:
+            name = name.replace("I", "ı").replace("İ", "i")
+        name = name.lower().translate(_PERSIAN_FORMS)
+        weights = []
+        for char in name:
+            if char.isspace():
+                weights.append(-1)  # a word ends before a longer one: Amerika B... first
+                continue
+            if unicodedata.category(char) in ("Cf", "Mn"):
+                continue  # a joiner, a vowel mark: not a letter of its own
+            if char not in place:
+                # An accent the alphabet does not count goes: Réunion sorts as Reunion.
+                base = unicodedata.normalize("NFKD", char)[:1]
+                char = base if base in place else char
+            weights.append(place.get(char, len(alphabet) + ord(char)))
+        return weights
+
+    return key
 
 
 def _key(name):
