@@ -237,3 +237,53 @@ def test_a_statement_at_its_size_limit_reaches_the_import(app, make_user, fund):
     )
     response = refused_page(finance, response, "/payments#import")
     assert "TRF-UNKNOWN" in response.get_data(as_text=True)
+
+
+def _as_files(fields, names):
+    """``fields`` with each of ``names`` sent as a small file rather than as text."""
+    return {
+        name: (io.BytesIO(str(value).encode()), "x.txt") if name in names else value
+        for name, value in fields.items()
+    }
+
+
+def test_a_file_sent_for_a_text_field_is_refused_in_words(app, client, make_user, money_world):
+    """A password, a login, a code or an amount sent as a file, before signing in and
+    after: each form refuses it as it refuses a missing value (the page again, saying
+    what to fill in), never with a crash, and nothing is recorded."""
+    visitor = app.test_client()
+    sent = visitor.post(
+        "/login",
+        data=_as_files({"login": "someone", "password": "a long enough password"}, {"password"}),
+        content_type="multipart/form-data",
+    )
+    assert "Enter your password." in refused_page(visitor, sent, "/login").get_data(as_text=True)
+    sent = visitor.post(
+        "/register",
+        data=_as_files({"password": "x" * 20, "password_again": "x" * 20}, {"password"}),
+        content_type="multipart/form-data",
+    )
+    assert sent.status_code in (302, 303)
+    finance = app.test_client()
+    login(finance, money_world.finance)
+    grant = money_world.grant("1000")
+    payment = pay(money_world, grant, "400", instalment=None)
+    reverse = {"reverse-reason": "bounced", "reverse-amount": "100.00"}
+    sent = finance.post(
+        f"/payments/{payment.uid}/reverse",
+        data=_as_files(reverse, {"reverse-amount", "reverse-reason"}),
+        content_type="multipart/form-data",
+    )
+    assert sent.status_code == 303
+    assert "Say why" in finance.get(sent.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert payment.reversals == []
+    changed = finance.post(
+        "/account/password",
+        data=_as_files(
+            {"password-current": "x", "password-new": "y" * 14, "password-again": "y" * 14},
+            {"password-new", "password-current"},
+        ),
+        content_type="multipart/form-data",
+    )
+    assert "Enter your current password." in refused_page(finance, changed).get_data(as_text=True)

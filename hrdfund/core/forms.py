@@ -12,11 +12,12 @@ import functools
 
 import wtforms
 from babel import support
-from flask import g
+from flask import g, request
 from flask_babel import get_locale
 from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectChoice, StringField
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
+from wtforms import FileField, HiddenField, PasswordField, SelectChoice, StringField
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.fields.core import UnboundField
 from wtforms.i18n import messages_path
@@ -146,6 +147,19 @@ class PageForm(FlaskForm):
     class Meta:
         def get_translations(self, form):
             return WTFORMS_WORDS
+
+        def wrap_formdata(self, form, formdata):
+            """What was sent, with the files sent for the form's file fields only: a file
+            sent under the name of a text field (a password, an amount) is not read as
+            its text, so it is refused as a missing value is, never a crash."""
+            formdata = super().wrap_formdata(form, formdata)
+            if not isinstance(formdata, CombinedMultiDict):
+                return formdata
+            wanted = {field.name for field in form if isinstance(field, FileField)}
+            files = MultiDict(
+                [(name, sent) for name, sent in request.files.items(multi=True) if name in wanted]
+            )
+            return CombinedMultiDict((files, request.form)) if files else request.form
 
         def bind_field(self, form, unbound_field, options):
             """Bind the CSRF token without the form's prefix, to render without an id;
