@@ -85,6 +85,11 @@ def test_the_network_admin_creates_a_fund_whose_admin_signs_in(app, network):
         ({"fund-admin_login": "abcd-efgh-jkmn"}, "made by sign-up"),
         ({"fund-admin_password": "password123456"}, "too common"),
         ({"fund-admin_password": "the new.admin pass"}, "contains the login name"),
+        # The login is weighed as it is stored: trimmed, in lower case.
+        (
+            {"fund-admin_login": " New.Admin\t", "fund-admin_password": "new.admin-very-long"},
+            "contains the login name",
+        ),
         # The password's rules are said with the other fields' problems, not after them.
         ({"fund-name": "", "fund-admin_password": "short"}, "at least 12 characters"),
         ({"fund-admin_login": "x"}, "3 to 64"),

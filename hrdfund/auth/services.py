@@ -4,6 +4,7 @@ Login names are in ``logins``, the second factor (TOTP, recovery codes) in ``sec
 import hmac
 import os
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from .. import audit
 from ..core.columns import cipher, utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
+from ..core.text import strip_invisible
 from . import handed, throttle
 from .logins import LOGIN_PATTERN, is_made_login, make_login, normalise_login
 from .models import Invitation, RecoveryCode, Role, User
@@ -68,16 +70,28 @@ def _common_passwords():
     return cache
 
 
+def _as_read(password):
+    """``password`` as a person reads it, for the rules only (it is hashed as typed):
+    compatibility forms as their plain letters (ｐａｓｓ as pass), without invisible
+    characters (a zero-width space or joiner inside a common password), trimmed."""
+    read = strip_invisible(unicodedata.normalize("NFKC", password))
+    return "".join(char for char in read if unicodedata.category(char) != "Cf").strip()
+
+
 def check_password_rules(password, login=None):
-    """Raise :class:`PasswordPolicyError` unless ``password`` may be used."""
-    if len(password) < PASSWORD_MIN:
-        raise PasswordPolicyError(_l("at least %(n)d characters", n=PASSWORD_MIN))
+    """Raise :class:`PasswordPolicyError` unless ``password`` may be used. The rules weigh
+    the password as it reads (:func:`_as_read`): its length in characters shown (an accent
+    added to a letter adds none), and the login as it is stored."""
     if len(password) > PASSWORD_MAX:
         raise PasswordPolicyError(_l("at most %(n)d characters", n=PASSWORD_MAX))
-    lowered = password.lower()
+    read = _as_read(password)
+    if sum(1 for char in read if not unicodedata.combining(char)) < PASSWORD_MIN:
+        raise PasswordPolicyError(_l("at least %(n)d characters", n=PASSWORD_MIN))
+    lowered = read.casefold()
     if lowered in _common_passwords() or len(set(lowered)) < 4:
         raise PasswordPolicyError(_l("it is too common"))
-    if login and login.lower() in lowered:
+    login = normalise_login(login)
+    if login and login.casefold() in lowered:
         raise PasswordPolicyError(_l("it contains the login name"))
 
 

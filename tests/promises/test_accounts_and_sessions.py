@@ -80,6 +80,13 @@ def test_promise_06_passwords_are_argon2id_12_to_128_and_not_common(
         ("x1" * 64 + "y", "cannot be longer than 128 characters"),
         ("password1234", "too common"),
         (f"my login {made['login']}", "contains the login"),
+        # Disguised: as a person reads them, these are the passwords refused above.
+        ("password1234 ", "too common"),
+        ("pass\u200bword1234", "too common"),
+        ("pass\u200cword1234", "too common"),
+        ("ｐａｓｓｗｏｒｄ１２３４", "too common"),
+        ("abcd" + "\u0301" * 8 + "e", "at least 12 characters"),
+        (f"my login {made['login'][:4]}\u200b{made['login'][4:]}", "contains the login"),
     ]
     with monkeypatch.context() as patch:
         patch.setattr(auth_services, "_hasher", no_hashing)
