@@ -240,16 +240,24 @@ def test_finance_resolves_a_report_with_an_audit_entry(app, world, paid):
 
 
 def test_a_reversal_resolves_a_payment_that_never_arrived(app, world, paid):
+    """Nothing arrived: only a payment reversed in full is resolved as reversed; a part
+    taken back (a cent, or most of it) leaves the report waiting, saying what is left."""
     _post(signed_in(app, world.applicant), paid, "not_received")
     (listed,) = followup.mismatches(world.finance)
+    client = signed_in(app, world.finance)
+    url = f"/payments/answers/{listed.answer.uid}/resolve"
+    payments.reverse_disbursement(paid, world.finance, "A cent came back", amount=Decimal("0.01"))
+    db.session.commit()
+    shown = refused_page(client, client.post(url, data={"resolve-outcome": "reversed"}))
+    assert "€999.99 of this payment is not reversed: reverse the rest" in shown.get_data(
+        as_text=True
+    )
+    assert count_rows(ReceiptResolution) == 0
     payments.reverse_disbursement(paid, world.finance, "Never arrived")
     db.session.commit()
     # Reversed, the report waits until finance says so.
     assert len(followup.mismatches(world.finance)) == 1
-    client = signed_in(app, world.finance)
-    response = client.post(
-        f"/payments/answers/{listed.answer.uid}/resolve", data={"resolve-outcome": "reversed"}
-    )
+    response = client.post(url, data={"resolve-outcome": "reversed"})
     assert response.status_code == 302
     assert followup.mismatches(world.finance) == []
 

@@ -15,7 +15,14 @@ from .. import audit
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.forms import PrefixedForm, options
-from ..ledger.models import Disbursement, ReceiptAnswer, ReceiptResolution, ResolutionOutcome
+from ..core.money import money_words
+from ..ledger.models import (
+    Disbursement,
+    ReceiptAnswer,
+    ReceiptAnswerKind,
+    ReceiptResolution,
+    ResolutionOutcome,
+)
 from .receipts import latest_answer
 
 NOTE_MAX = 500
@@ -63,6 +70,20 @@ def resolve_receipt_problem(answer, actor, outcome, note=None):
     if outcome == ResolutionOutcome.REVERSED and not _reversed(payment):
         raise ResolutionError(
             _l("This payment is not reversed: record the reversal on the case page first.")
+        )
+    if (
+        outcome == ResolutionOutcome.REVERSED
+        and answer.answer == ReceiptAnswerKind.NOT_RECEIVED
+        and payment.stands_in_part
+    ):
+        # Nothing arrived: a part taken back leaves the rest paid out and unaccounted for.
+        raise ResolutionError(
+            _l(
+                "The payee side says nothing arrived, and %(left)s of this payment is not"
+                " reversed: reverse the rest on the case page first, or choose another"
+                " outcome.",
+                left=money_words(payment.amount - payment.taken_back, payment.pool.currency),
+            )
         )
     if outcome == ResolutionOutcome.CORRECTED and not _corrected(payment, answer):
         raise ResolutionError(
