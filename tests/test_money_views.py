@@ -13,15 +13,24 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from hrdfund.cases.codes import assign_code
+from hrdfund.cases.models import Document
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import format_money
+from hrdfund.disbursements.models import PaymentProof
 from hrdfund.disbursements.services import grant_instalments, reverse_disbursement
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Allocation, Disbursement
 from hrdfund.pools import services as pools
 from hrdfund.pools.models import ExchangeRate
-from tests.conftest import PAYEE_CANARY, pay, payment_data, refused_page, signed_in
+from tests.conftest import (
+    PAYEE_CANARY,
+    count_rows,
+    pay,
+    payment_data,
+    refused_page,
+    signed_in,
+)
 from tests.pdfs import PDF
 
 CANARY = PAYEE_CANARY
@@ -262,6 +271,34 @@ def test_a_proof_that_came_after_its_payment_is_added_to_it(app, money_world):
     manager = signed_in(app, money_world.m1)
     assert manager.post(f"/payments/{payment.uid}/proof", data={}).status_code == 403
     assert manager.get(f"/payments/{payment.uid}/proof").status_code == 403
+
+
+def test_a_payment_that_came_back_in_full_is_not_chased_for_its_proof(app, money_world):
+    """Reversed in part, a payment still waits for its proof; reversed in full (the money
+    came back) it is off the list of payments with no proof yet, its row asks for none,
+    and a proof sent for it anyway is refused."""
+    grant, finance, url, payment = _paid_400_from_the_case_page(app, money_world)
+    action = f'action="/payments/{payment.uid}/proof"'
+    reverse_disbursement(payment, money_world.finance, "part returned", Decimal("100.00"))
+    db.session.commit()
+    assert "1 payment has no proof yet." in finance.get("/payments?proof=missing").get_data(
+        as_text=True
+    )
+    assert action in finance.get(url).get_data(as_text=True)
+    reverse_disbursement(payment, money_world.finance, "the rest returned")
+    db.session.commit()
+    missing = finance.get("/payments?proof=missing").get_data(as_text=True)
+    assert "Every payment has its proof." in missing and "no proof yet." not in missing
+    assert "<small>no proof yet</small>" not in finance.get("/payments").get_data(as_text=True)
+    assert action not in finance.get(url).get_data(as_text=True)
+    files = {"proof-proof": (io.BytesIO(PDF), "transfer.pdf")}
+    sent = finance.post(
+        f"/payments/{payment.uid}/proof", data=files, content_type="multipart/form-data"
+    )
+    assert "This payment came back in full: it needs no proof." in finance.get(
+        sent.location
+    ).get_data(as_text=True)
+    assert count_rows(PaymentProof) == 0 and count_rows(Document) == 0
 
 
 def test_a_payment_in_another_currency_says_what_it_counts_for(app, money_world):

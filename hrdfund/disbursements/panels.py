@@ -193,7 +193,8 @@ def _staff_money(grant, plan, instalments, user, sections):
     reversible = {uid for uid, rest in left.items() if rest > 0}
     later = added_proofs([p.id for p, _r, _d in rows if not p.proof_document_id])
     proved = {p.uid for p, _r, _d in rows if p.proof_document_id or p.id in later}
-    unproved = {p.uid for p, _r, _d in rows if not p.reversal_of_id and p.uid not in proved}
+    # A payment that came back in full needs no proof: none is asked for it.
+    unproved = {uid for uid, rest in left.items() if rest > 0 and uid not in proved}
     return {
         **_held_forms(held, user),
         "template": "disbursements/_staff_money.html",
@@ -216,6 +217,7 @@ def _staff_money(grant, plan, instalments, user, sections):
         "reverse_refused": _refused(ReverseForm(**fresh), reversible) if finance else None,
         # A proof that came after its payment: added on the payment's row.
         "proved": proved,
+        "unproved": unproved,
         "proof_form": ProofForm(**fresh) if finance else None,
         "proof_refused": _refused(ProofForm(**fresh), unproved) if finance else None,
         # Reviewers and managers declare a conflict in the review section.

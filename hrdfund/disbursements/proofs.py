@@ -51,6 +51,8 @@ def add_proof(payment, actor, document):
         raise PaymentError(_l("Only finance adds the proof of a payment."))
     if payment.reversal_of_id is not None:
         raise PaymentError(_l("A reversal has no proof of its own: add it to the payment."))
+    if not payment.stands_in_part:
+        raise PaymentError(_l("This payment came back in full: it needs no proof."))
     if proof_document_id(payment) is not None:
         raise PaymentError(_l("This payment has its proof already."))
     row = PaymentProof(disbursement_id=payment.id, document_id=document.id, added_by_id=actor.id)

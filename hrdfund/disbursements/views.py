@@ -44,11 +44,13 @@ from .forms import (
 )
 from .listing import visible_payments
 from .models import HeldPayment
+from .rules import standing
 
 
 def _payments(period, page, size, unproved=False):
     """A page of the fund's payments and reversals within ``period`` on cases the reader
-    may open, newest first (with ``unproved``, only the payments without a proof): ``size``
+    may open, newest first (with ``unproved``, only the payments without a proof that did
+    not come back in full): ``size``
     rows, whether there are more, and with ``unproved`` how many there are in all (None
     without)."""
     query = (
@@ -72,7 +74,8 @@ def _payments(period, page, size, unproved=False):
     )
     total = None
     if unproved:
-        query = query.where(Disbursement.reversal_of_id.is_(None), ~proofs.has_proof())
+        # A payment that came back in full needs no proof: it is not chased.
+        query = query.where(standing(), ~proofs.has_proof())
         # Finance works through them: the list says how many wait, across its pages.
         counted = query.with_only_columns(Disbursement.id).order_by(None).subquery()
         total = db.session.execute(sa.select(sa.func.count()).select_from(counted)).scalar_one()
