@@ -117,3 +117,12 @@ def test_no_translation_brings_markup_its_source_has_not(code):
         if s and any(s.count(mark) != source.count(mark) for mark in "<>&")
     ]
     assert added == []
+
+
+def test_french_writes_its_apostrophe_one_way():
+    """French pages wrote "d'abord" beside "l’enveloppe": every French message uses the
+    typographic apostrophe."""
+    straight = [
+        s for message in catalog("fr") if message.id for _source, s in pairs(message) if "'" in s
+    ]
+    assert straight == []
