@@ -17,6 +17,7 @@ from hrdfund.core.support import Category
 from tests.conftest import (
     PASSWORD,
     application_by_uid,
+    csrf_token,
     input_value,
     login,
     make_case,
@@ -75,7 +76,14 @@ def test_a_defender_signs_up_with_no_name_email_or_phone(client):
     assert user.role.value == "applicant" and user.display_name is None
     assert user.contact == "Signal +000 canary 5521"
     assert b"canary" not in user._contact
-    assert client.get("/my").status_code == 200
+    # The first session's home page says the login name to note down; the account page
+    # always does; a later session's home page no longer does.
+    home = client.get("/my").get_data(as_text=True)
+    assert f'Your login name is:</p><p class="secret"><code>{made}</code>' in home
+    assert f"<code>{made}</code>" in client.get("/account").get_data(as_text=True)
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/my")})
+    login(client, user, password=suggestion)
+    assert made not in client.get("/my").get_data(as_text=True)
 
 
 def test_sign_up_errors_are_clear_and_keep_the_login(client):

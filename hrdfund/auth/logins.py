@@ -6,6 +6,10 @@ import secrets
 
 from ..core.columns import cipher
 
+#: The session's mark of an account made in it by sign-up: the account's home page says
+#: its login name (the mark, not the login, is in the session).
+NEW_LOGIN_KEY = "new_login"
+
 
 def normalise_login(login):
     """A login as stored: trimmed, in lower case."""

@@ -298,6 +298,9 @@ def register():
             form.form_errors.append(refusal(exc))
         else:
             response = new_session(done.user, done)
+            # The first session's pages say the login name, to note it down: the page
+            # that showed it may have been left, or shown another (a language changed).
+            session[logins.NEW_LOGIN_KEY] = True
             if done.user.login != login_name:
                 # Another account took the login meanwhile: this one has another.
                 return render_template("auth/login_changed.html", login=done.user.login)

@@ -9,13 +9,14 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import audit
-from ..auth import refused
+from ..auth import logins, refused
 from ..auth.guard import role_required
 from ..auth.models import Role
 from ..core.extensions import db, reading
@@ -101,6 +102,7 @@ def _own_cases(referrals):
         waiting=waiting.waiting_on(rows),
         waiting_labels=waiting.WAITING_LABELS,
         own_labels=own_labels,
+        new_login=current_user.login if session.get(logins.NEW_LOGIN_KEY) else None,
     )
 
 
