@@ -30,7 +30,9 @@ from tests.conftest import (
     login,
     make_costed_case,
     pay,
+    payment_data,
     refused_page,
+    signed_in,
 )
 from tests.pdfs import PDF
 from tests.test_free_text_canaries import _pg_dump
@@ -795,3 +797,21 @@ def test_a_refusal_for_a_form_that_is_gone_leaves_the_page_as_it_is(app, world):
     assert "Field cannot be longer than 2000 characters." in page.get_data(as_text=True)
     again = manager.get(recommended).get_data(as_text=True)
     assert "Field cannot be longer than 2000 characters." not in again
+
+
+def test_a_refused_form_lists_its_fields_problems_above_it(app, money_world):
+    """Finance's payment form comes back under a table of what is due, its first field
+    far below: the problems are listed above the table, each with its field's name."""
+    grant = money_world.grant("1000")
+    money_world.plan(grant, count=3)
+    finance = signed_in(app, money_world.finance)
+    url = f"/applications/{grant.application.uid}"
+    sent = finance.post(f"{url}/payments", data=payment_data(grant, **{"pay-payee_details": ""}))
+    page = refused_page(finance, sent).get_data(as_text=True)
+    form = page.split('id="pay"')[1]
+    summary = form.split('class="error-summary"')[1].split("</div>")[0]
+    assert "Not sent yet: check what is said below." in summary
+    assert "Payee details (account, phone or name; seen by finance only): Enter who was paid" in (
+        summary
+    )
+    assert form.index('class="error-summary"') < form.index('class="due stack"')
