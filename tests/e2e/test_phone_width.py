@@ -200,6 +200,8 @@ ROWS_ON_A_PHONE = {
     "network.funds": "the network's member funds",
     "reports.portal": "a donor's pools, this quarter against the last and who they supported",
     "pools.pool": "a pool's money received, committed, released and paid",
+    "reports.dashboard": "the money of each pool this month (cases by stage and age, a "
+    "matrix read across, scrolls)",
 }
 
 
@@ -211,14 +213,15 @@ RIGHT_TO_LEFT = (None, Role.APPLICANT, Role.PARTNER)
 #: element reaching furthest past the screen's edge (right, or left on a page written
 #: right to left) outside any box that scrolls on its own (the deepest such element when
 #: several reach as far); the tables that scroll sideways; and the buttons such a table
-#: holds out of sight, which a person on a phone would never find; and, in the lists
+#: holds out of sight, which a person on a phone would never find (a table of class
+#: ``matrix``, read across its columns, may scroll: it is not a list); and, in the lists
 #: laid out as one block per row, a column's name that cannot wrap (it would run into its
 #: figure) or a list's title squeezed narrower than the list.
 MEASURE = """(limit) => {
   const width = document.documentElement.scrollWidth;
   const tables = [...document.querySelectorAll('table')]
     .filter(t => t.scrollWidth > t.clientWidth + 1);
-  const scrolling = tables
+  const scrolling = tables.filter(t => !t.classList.contains('matrix'))
     .map(t => (t.querySelector('th') || t).textContent.trim().slice(0, 40));
   const hidden = [];
   for (const t of tables) {
