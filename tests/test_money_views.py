@@ -243,6 +243,11 @@ def test_a_proof_that_came_after_its_payment_is_added_to_it(app, money_world):
     day = payment.paid_on.isoformat()
     that_day = finance.get(f"/payments?proof=missing&from={day}&to={day}")
     assert "1 payment on these dates has no proof yet." in that_day.get_data(as_text=True)
+    # A page past the end says so and leads back to the first, keeping the choice; the
+    # filter's answer opens at the list, below the statement's form.
+    past = finance.get("/payments?proof=missing&page=9").get_data(as_text=True)
+    assert 'href="/payments?proof=missing#payments">This page is past the end' in past
+    assert 'action="/payments#payments"' in past
     assert action in row_of(finance.get(url).get_data(as_text=True))
     empty = finance.post(f"/payments/{payment.uid}/proof", data={})
     empty = refused_page(finance, empty, f"{url}#payment-{payment.uid}").get_data(as_text=True)
