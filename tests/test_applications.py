@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from hrdfund import audit
 from hrdfund.audit.models import AuditEvent
 from hrdfund.cases.models import Application, ApplicationStatus, StatusChange
-from hrdfund.cases.services import change_status
+from hrdfund.cases.services import change_status, missing_items
 from hrdfund.cases.states import InvalidTransition
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
+from tests.conftest import make_case
 
 
 @pytest.fixture
@@ -84,3 +85,21 @@ def test_audit_entries_carry_no_case_content(case):
     db.session.commit()
     payloads = db.session.execute(sa.select(AuditEvent.payload)).scalars().all()
     assert payloads and not any("canary-threat" in p for p in payloads)
+
+
+@pytest.mark.parametrize(
+    ("scope", "asked"), [("in_country", False), ("region", True), ("abroad", True), ("", True)]
+)
+def test_a_move_within_the_country_needs_no_destination_country(fund, scope, asked):
+    """A defender moving within their own country is not asked for a country to go to
+    before sending; a move abroad, or one whose scope is not said yet, is."""
+    case = make_case(
+        fund,
+        category=Category.RELOCATION,
+        status=ApplicationStatus.DRAFT,
+        submitted_at=None,
+        details={"scope": scope, "people": 1, "months": 3},
+    )
+    missing = {item.field for item in missing_items(case)}
+    assert ("details-destination_country" in missing) is asked
+    assert "details-people" not in missing and "details-stay_plan" in missing

@@ -320,6 +320,19 @@ def _clean_details(details):
     return cleaned
 
 
+#: A detail an earlier answer makes needless: (its name, the detail that decides, the
+#: answer that does). A move within the defender's own country has no other country to go
+#: to: the country the defender is in is where they go.
+NOT_ASKED = {("destination_country", "scope", "in_country")}
+
+
+def _not_asked(name, details):
+    """Whether ``details`` already answer the question ``name`` asks, so it need not be."""
+    return any(
+        name == asked and details.get(decider) == answer for asked, decider, answer in NOT_ASKED
+    )
+
+
 def missing_items(application):
     """What still has to be filled in before the application can be sent, in plain words,
     each with the step and the field that answer it (:class:`steps.Missing`)."""
@@ -342,7 +355,7 @@ def missing_items(application):
         need(steps.URGENCY, "urgency_reason", _l("Why it is urgent"))
     details = application.details or {}
     for name, _kind, label, required in CATEGORY_FIELDS[application.category]:
-        if required and details.get(name) in (None, ""):
+        if required and details.get(name) in (None, "") and not _not_asked(name, details):
             need(steps.SUPPORT, f"details-{name}", label)
     lines = application.budget_lines
     if not lines:
