@@ -135,6 +135,14 @@ def test_finance_reverses_a_bounced_payment_from_the_case_page(app, money_world)
     assert "already reversed" in twice.get_data(as_text=True)
     page = finance.get(url).get_data(as_text=True)
     assert "Reversal: bounced" in page
+    # On a phone each cell reads beside its column's name: a reversal, which pays no one,
+    # shows no payee's name beside nothing; the payment shows its payee.
+    back = db.session.execute(
+        sa.select(Disbursement).where(Disbursement.reversal_of_id == payment.id)
+    ).scalar_one()
+    reversal_row = page.split(f'id="payment-{back.uid}"')[1].split("</tr>")[0]
+    payment_row = page.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
+    assert 'data-label="Payee"' not in reversal_row and 'data-label="Payee"' in payment_row
 
 
 def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
