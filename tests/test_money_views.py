@@ -171,6 +171,12 @@ def test_a_payment_reversed_in_part_says_how_much_came_back(app, money_world):
     assert "Reversed in part on" in row and "€150.00 of €400.00 came back" in row
     assert "reversed on" not in row.lower().replace("reversed in part on", "")
     assert grant.application.code in row
+    # The reversal's row says why, as the case page does.
+    (back,) = payment.reversals
+    assert (
+        "Why: <bdi>part returned</bdi>"
+        in (listed.split(f'id="payment-{back.uid}"')[1].split("</tr>")[0])
+    )
     pool_row = pool.split(f'id="payment-{payment.uid}"')[1].split("</tr>")[0]
     assert grant.application.code in pool_row
     internal = manager.get(f"/reports/internal?period={date.today().year}").get_data(as_text=True)

@@ -67,6 +67,7 @@ def _payments(period, page, size, unproved=False):
             Disbursement.channel,
             Disbursement.reversal_of_id,
             Disbursement._reference,
+            Disbursement._reason,
             proofs.has_proof().label("proved"),
         )
         .where(within(Disbursement.paid_on, period))
@@ -83,7 +84,12 @@ def _payments(period, page, size, unproved=False):
     return (
         [
             SimpleNamespace(
-                **row._mapping, reference=Disbursement.reference.read(row._reference, row.uid)
+                **row._mapping,
+                reference=Disbursement.reference.read(row._reference, row.uid),
+                # Why a reversal took money back, as the case page says it.
+                reason=Disbursement.reason.read(row._reason, row.uid)
+                if row.reversal_of_id
+                else None,
             )
             for row in rows
         ],
