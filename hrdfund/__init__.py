@@ -171,6 +171,8 @@ def _assemble(app):
     app.jinja_env.filters["day_and_time"] = times.day_and_time
     # A time of day with its time zone.
     app.jinja_env.filters["moment"] = times.moment
+    app.jinja_env.filters["clock"] = times.clock
+    app.jinja_env.globals["time_zone_name"] = times.zone_name
     app.jinja_env.globals["text_direction"] = _text_direction
     app.jinja_env.globals["lang_code"] = _lang_code
     app.jinja_env.globals["category_labels"] = CATEGORY_LABELS

@@ -420,3 +420,32 @@ def test_a_fund_admin_alone_cannot_raise_the_threshold_above_the_instances(app, 
         },
     )
     assert sent.status_code == 302
+
+
+def test_a_funds_staff_read_times_in_its_time_zone(app, network, make_user):
+    """A fund in Nairobi sets its time zone: its staff's pages give times in it, named
+    (the last sign-in of an account, 09:30 UTC, reads 12:30 EAT); another fund's staff and
+    the applicant side keep UTC; a name the time zone database does not hold is refused
+    in words and changes nothing."""
+    regional = network["regional"]
+    admin = signed_in(app, make_user("admin", fund_id=regional.id))
+    sent = admin.post("/fund/settings/limits", data={"limits-time_zone": "Mars/Olympus"})
+    said = html.unescape(refused_page(admin, sent).get_data(as_text=True))
+    assert "Mars/Olympus is not a time zone this server knows" in said
+    db.session.expire_all()
+    assert db.session.get(Fund, regional.id).time_zone is None
+    sent = admin.post("/fund/settings/limits", data={"limits-time_zone": " africa/NAIROBI "})
+    assert sent.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Fund, regional.id).time_zone == "Africa/Nairobi"
+    seen = make_user("reviewer", fund_id=regional.id)
+    seen.last_login_at = datetime(2026, 3, 4, 9, 30)
+    db.session.commit()
+    users = admin.get("/admin/users").get_data(as_text=True)
+    assert "2026-03-04 12:30 EAT" in users and "09:30 UTC" not in users
+    manager = signed_in(app, make_user("manager", fund_id=regional.id))
+    assert "times are in EAT" in manager.get("/dashboard").get_data(as_text=True)
+    other = signed_in(app, make_user("admin"))
+    make_user("reviewer").last_login_at = datetime(2026, 3, 4, 9, 30)
+    db.session.commit()
+    assert "2026-03-04 09:30 UTC" in other.get("/admin/users").get_data(as_text=True)

@@ -107,6 +107,9 @@ class Fund(db.Model):
     target_decision_hours_urgent = col(sa.Integer, INTERNAL, nullable=True)
     target_response_hours_normal = col(sa.Integer, INTERNAL, nullable=True)
     target_decision_hours_normal = col(sa.Integer, INTERNAL, nullable=True)
+    #: Where its staff work, as an IANA name (Africa/Nairobi): their pages give times in
+    #: it; None: in UTC.
+    time_zone = col(sa.String(64), INTERNAL, text=Text.CODE, nullable=True)
     #: Set for a fund on another server, registered as a partner by this member fund: the
     #: record referrals to and from it point at. It has no staff, pools or queue, takes no
     #: application and is listed nowhere but to the member fund that registered it.

@@ -3,12 +3,15 @@ writes it; a moment with its time zone, and the time left to a target in days an
 or how long it is overdue (in days once past two days)."""
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.dates import format_date, format_skeleton
+from flask import g, has_request_context
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from .columns import utcnow
 
@@ -61,21 +64,69 @@ def chart_month(value):
     return format_date(value, "MMM yy", locale=_date_locale())
 
 
+def reader_zone():
+    """The time zone the reader's pages give times in: for staff, their fund's when it set
+    one (``Fund.time_zone``); else None, and times are in UTC. Read once a request."""
+    if not has_request_context():
+        return None
+    if "reader_zone" not in g:
+        g.reader_zone = _zone_of(current_user)
+    return g.reader_zone
+
+
+def _zone_of(user):
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_staff", False):
+        return None
+    name = getattr(user.fund, "time_zone", None)
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # a zone this machine's tz data no longer holds: UTC, said so
+
+
+def _in_reader_zone(value):
+    """``value`` (naive UTC) in the reader's time zone, and the zone's short name."""
+    zone = reader_zone()
+    if zone is None:
+        return value, "UTC"
+    local = value.replace(tzinfo=UTC).astimezone(zone)
+    return local.replace(tzinfo=None), local.tzname()
+
+
 def day_and_time(value):
-    """A moment as the reader's language writes its day, with its time of day in UTC,
-    joined as that language joins them: 6 December 2026, 14:05 UTC; 2026年12月6日 14:05 UTC;
-    ۶ دسامبر ۲۰۲۶،‏ 14:05 UTC."""
+    """A moment as the reader's language writes its day, with its time of day in the
+    reader's time zone (UTC on the applicant side), joined as that language joins them:
+    6 December 2026, 14:05 UTC; 2026年12月6日 14:05 UTC; ۶ دسامبر ۲۰۲۶،‏ 14:05 UTC."""
     if value is None:
         return ""
+    value, zone = _in_reader_zone(value)
     joined = Locale.parse(_date_locale()).datetime_formats["medium"]
-    return joined.replace("{1}", day(value)).replace("{0}", f"{value:%H:%M} UTC")
+    return joined.replace("{1}", day(value)).replace("{0}", f"{value:%H:%M} {zone}")
 
 
 def moment(value):
-    """``value`` (a naive UTC datetime, as every column stores it) with its time zone."""
+    """``value`` (a naive UTC datetime, as every column stores it) in the reader's time
+    zone, naming it: 2026-12-06 17:05 EAT for the staff of a fund in Nairobi, 2026-12-06
+    14:05 UTC for everyone else."""
     if value is None:
         return ""
-    return value.strftime("%Y-%m-%d %H:%M") + " UTC"
+    value, zone = _in_reader_zone(value)
+    return value.strftime("%Y-%m-%d %H:%M") + f" {zone}"
+
+
+def clock(value):
+    """The time of day of ``value`` (naive UTC) in the reader's time zone, naming it:
+    17:05 EAT; 14:05 UTC."""
+    if value is None:
+        return ""
+    value, zone = _in_reader_zone(value)
+    return f"{value:%H:%M} {zone}"
+
+
+def zone_name():
+    """The reader's time zone as :func:`moment` names it (UTC, EAT, +03)."""
+    zone = reader_zone()
+    return "UTC" if zone is None else datetime.now(UTC).astimezone(zone).tzname()
 
 
 def _days_and_hours(hours):

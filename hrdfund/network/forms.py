@@ -114,6 +114,11 @@ class FundLimitsForm(PrefixedForm):
     target_decision_hours_urgent = _hours(_l("Decision on an urgent case, in hours"))
     target_response_hours_normal = _hours(_l("First response to other cases, in hours"))
     target_decision_hours_normal = _hours(_l("Decision on other cases, in hours"))
+    time_zone = StringField(
+        _l("Time zone of the fund's staff (empty: UTC)"),
+        [Optional(), Length(max=64)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
 
 
 class ReferForm(PrefixedForm):

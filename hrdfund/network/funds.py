@@ -5,7 +5,9 @@ applications, and its own four-eyes threshold and targets.
 The network's administrator manages funds and never cases: no service here reads a case.
 """
 
+import functools
 from decimal import Decimal
+from zoneinfo import available_timezones
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -133,8 +135,23 @@ def update_profile(actor, fund, takes_applications, categories, countries, langu
     return fund
 
 
-def update_limits(actor, fund, threshold, targets):
-    """The fund's own four-eyes threshold (None: the environment's; never above it) and
+def known_time_zone(name):
+    """``name`` as the time zone database spells it (africa/nairobi: Africa/Nairobi), or
+    None when it names none."""
+    if not name:
+        return None
+    return _time_zones().get(name.strip().casefold())
+
+
+@functools.cache
+def _time_zones():
+    """Every time zone of the machine's database, by its name folded (read once)."""
+    return {zone.casefold(): zone for zone in available_timezones()}
+
+
+def update_limits(actor, fund, threshold, targets, time_zone=None):
+    """The fund's own four-eyes threshold (None: the environment's; never above it), the
+    time zone its staff's pages give times in (an IANA name; None: UTC) and its
     targets in hours
     (each of response and decision, urgent and normal; None: the environment's). A target
     pair is set whole: a response target without its decision target is refused, as is a
@@ -164,12 +181,26 @@ def update_limits(actor, fund, threshold, targets):
             raise FundError(
                 _l("A response target is at least an hour and no longer than its decision target.")
             )
+    zone = known_time_zone(time_zone)
+    if time_zone and zone is None:
+        raise FundError(
+            _l(
+                "%(zone)s is not a time zone this server knows: write it as a place, like"
+                " Africa/Nairobi or America/Bogota.",
+                zone=time_zone[:64],
+            )
+        )
     fund = lock_row(Fund, fund.id)
-    before = {"threshold": fund.four_eyes_threshold, **{n: getattr(fund, n) for n in TARGETS}}
+    before = {
+        "threshold": fund.four_eyes_threshold,
+        "time_zone": fund.time_zone,
+        **{n: getattr(fund, n) for n in TARGETS},
+    }
     fund.four_eyes_threshold = threshold
     fund.four_eyes_currency = None if threshold is None else limits.reporting_currency()
     for name in TARGETS:
         setattr(fund, name, targets.get(name))
+    fund.time_zone = zone
     audit.record(
         "fund.limits_changed",
         fund,
@@ -177,6 +208,7 @@ def update_limits(actor, fund, threshold, targets):
         fund=fund,
         before={k: None if v is None else str(v) for k, v in before.items()},
         threshold=None if threshold is None else str(threshold),
+        time_zone=zone,
         **{n: targets.get(n) for n in TARGETS},
     )
     return fund

@@ -247,6 +247,7 @@ def settings():
         # One stored above the instance's (lowered since) counts as the instance's: the
         # form says what counts, so that saving the targets alone is not refused for it.
         four_eyes_threshold=None if stored is None else min(stored, limits.four_eyes_threshold()),
+        time_zone=fund.time_zone,
         **{name: getattr(fund, name) for name in services.TARGETS},
     )
     return render_template(
@@ -295,10 +296,11 @@ def save_limits():
             _own_fund(),
             form.four_eyes_threshold.data,
             {name: getattr(form, name).data for name in services.TARGETS},
+            form.time_zone.data or None,
             refused=services.FundError,
         )
         if done.ok:
-            flash(_("The fund's threshold and targets are saved."), "info")
+            flash(_("The fund's threshold, targets and time zone are saved."), "info")
             return redirect(url_for("network.settings"))
         form.form_errors.append(done.words)
     return refused.refuse(form, to=url_for("network.settings", _anchor="limits"))
