@@ -212,6 +212,50 @@ def test_withdrawn_consent_stops_what_was_not_accepted(app, two_funds):
     assert "has not agreed that the case be referred" in page
 
 
+def test_withdrawn_consent_stops_what_an_accepted_referral_reads_and_its_onward_referral(
+    app, two_funds, make_fund
+):
+    """Accepted, the other fund keeps its own case; once the defender withdraws consent it
+    reads nothing more of the referred case (a document added since included) and cannot
+    refer its own case onward to a third fund."""
+    w = two_funds
+    owner = signed_in(app, w["applicant"])
+    _refer(app, w, shares=("answers", "documents"))
+    referral = _the_referral()
+    b = signed_in(app, w["b_manager"])
+    assert b.post(f"/network/referrals/{referral.uid}/accept").status_code == 302
+    linked = _the_referral().linked_application
+    assert b.get(f"/network/referrals/{referral.uid}").status_code == 200
+    owner.post(f"/applications/{w['case'].uid}/consents/referral/withdraw")
+    owner.post(
+        f"/applications/{w['case'].uid}/documents",
+        content_type="multipart/form-data",
+        data={"kind": "quote", "file": (io.BytesIO(PDF), "after.pdf")},
+    )
+    db.session.expire_all()
+    later = db.session.execute(sa.select(Document)).scalar_one()
+    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
+    assert b.get(f"/network/referrals/{referral.uid}/documents/{later.uid}").status_code == 404
+    # Its own case stays its own; referring it onward is refused.
+    assert b.get(f"/applications/{linked.uid}").status_code == 200
+    assert not services.consent_stands(linked)
+    third = make_fund("Third Fund")
+    sent = b.post(
+        f"/applications/{linked.uid}/refer",
+        data={
+            "refer-to_fund": third.uid,
+            "refer-category": "relocation",
+            "refer-amount": "1000",
+            "refer-currency": "EUR",
+            "refer-shares": ["answers"],
+            "refer-reason": "Onward",
+            "refer-answer_by": (date.today() + timedelta(days=7)).isoformat(),
+        },
+    )
+    assert sent.status_code in (302, 303)
+    assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 1
+
+
 def test_without_consent_nothing_can_be_referred(app, two_funds):
     w = two_funds
     db.session.execute(sa.update(Consent).values(withdrawn_at=utcnow()))

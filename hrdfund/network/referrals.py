@@ -51,7 +51,24 @@ class ReferralError(ValueError):
 
 
 def consent_stands(application):
-    return consents.active_consent(application, ConsentKind.REFERRAL) is not None
+    """Whether the defender's consent to referral stands on ``application``. A case a fund
+    made by accepting a referral carries the consent the referring fund attested: it
+    stands only while the defender's own consent on the case referred stands too, so a
+    withdrawal there reaches every fund that took a part on, and none refers it onward."""
+    seen = set()
+    while application is not None and application.id not in seen:
+        if consents.active_consent(application, ConsentKind.REFERRAL) is None:
+            return False
+        seen.add(application.id)
+        application = db.session.execute(
+            sa.select(Application)
+            .join(Referral, Referral.application_id == Application.id)
+            .where(
+                Referral.linked_application_id == application.id,
+                Referral.status == ReferralStatus.ACCEPTED,
+            )
+        ).scalar_one_or_none()
+    return True
 
 
 def why_not_referable(application, user):
@@ -313,14 +330,19 @@ def waiting_count(user):
 def shared_parts(referral, user):
     """The parts of the referred case ``user`` may open through ``referral``: what the
     referring fund chose, for the other fund's reviewers and managers, while the referral
-    is answered or waiting and, unless accepted, while the defender's consent stands; once
-    accepted, only to those who may open the case it made (none who declared a conflict
-    of interest on it)."""
+    is answered or waiting and while the defender's consent stands; once accepted, only to
+    those who may open the case it made (none who declared a conflict of interest on
+    it)."""
     if user.fund_id != referral.to_fund_id or user.role not in REFERRAL_ROLES:
         return frozenset()
     if referral.status == ReferralStatus.WITHDRAWN or is_stopped(referral):
         return frozenset()
     if referral.linked_application is not None and not can_see(referral.linked_application, user):
+        return frozenset()
+    # Accepted, the other fund has its own case (the answers copied then); what it reads
+    # of the referred case itself, live (its documents, new ones too, and assessment),
+    # stops when the defender withdraws consent.
+    if referral.status == ReferralStatus.ACCEPTED and not consent_stands(referral.application):
         return frozenset()
     parts = {"referral"}
     if referral.share_answers:
