@@ -205,7 +205,7 @@ def test_a_pool_is_drawn_on_once_per_grant_so_its_cap_holds_for_the_grant(world)
     db.session.rollback()
     assert _grants() == 0 and pool_available(pool.id) == Decimal(5000)
     # On one line the cap is read for the whole grant, and named with its figures.
-    with pytest.raises(services.IneligiblePoolError, match="Capped: the grant would draw 600"):
+    with pytest.raises(services.IneligiblePoolError, match="Capped: the grant would draw €600.00"):
         decisions.approve_application(
             case, world["m1"], Decimal(600), [(pool.id, Decimal(600), Decimal(1))]
         )
@@ -244,7 +244,7 @@ def test_the_first_approval_is_checked_like_the_second(app, world):
     case = recommended_case(world)
     for draws, refusal in (
         ([(pool.id, Decimal(300), Decimal(1))] * 2, "chosen twice"),
-        ([(pool.id, Decimal(600), Decimal(1))], "above its cap of 500.00 EUR per grant"),
+        ([(pool.id, Decimal(600), Decimal(1))], "above its cap of €500.00 per grant"),
         ([(world["pool"].id, Decimal(500), Decimal(1))], "must add up"),
     ):
         with pytest.raises(services.DecisionError, match=refusal):

@@ -22,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..core import geo
 from ..core.columns import utcnow
+from ..core.money import money_words
 
 
 def restriction_rules(pool):
@@ -53,11 +54,9 @@ def pool_mismatches(pool, application, pool_amount, on=None):
         if pool_amount > pool.cap_per_grant:
             reasons.append(
                 _l(
-                    "the grant would draw %(amount)s %(currency)s from it, above its cap of "
-                    "%(cap)s %(currency)s per grant",
-                    amount=pool_amount,
-                    cap=pool.cap_per_grant,
-                    currency=pool.currency,
+                    "the grant would draw %(amount)s from it, above its cap of %(cap)s per grant",
+                    amount=money_words(pool_amount, pool.currency),
+                    cap=money_words(pool.cap_per_grant, pool.currency),
                 )
             )
     if (pool.starts_on and on < pool.starts_on) or (pool.ends_on and on > pool.ends_on):
