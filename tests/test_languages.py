@@ -198,6 +198,15 @@ def test_days_and_months_are_written_as_each_language_writes_them(app, code, day
         assert times.month(date(2026, 12, 1)) == month
 
 
+def test_french_writes_the_first_of_a_month_as_an_ordinal(app):
+    """ "1er juillet 2026", as French writes it, never "1 juillet"; other days as they are."""
+    with app.test_request_context(), force_locale("fr"):
+        assert times.day(date(2026, 7, 1)) == "1er juillet 2026"
+        assert times.day(date(2026, 7, 11)) == "11 juillet 2026"
+    with app.test_request_context(), force_locale("es"):
+        assert times.day(date(2026, 7, 1)) == "1 de julio de 2026"
+
+
 @pytest.mark.parametrize(
     ("code", "moment"),
     [

@@ -40,8 +40,12 @@ def _date_locale():
 
 def day(value):
     """A day in full, as the reader's language writes it: 6 December 2026, 6 de diciembre
-    de 2026, 2026年12月6日."""
-    return format_date(value, "long", locale=_date_locale())
+    de 2026, 2026年12月6日; French writes the first of a month 1er juillet 2026."""
+    locale = _date_locale()
+    written = format_date(value, "long", locale=locale)
+    if str(locale).startswith("fr") and value.day == 1 and written.startswith("1 "):
+        written = "1er" + written[1:]
+    return written
 
 
 def month(value):
