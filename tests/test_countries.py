@@ -153,3 +153,13 @@ def test_the_forms_own_refusals_speak_the_applicants_language(app, make_user):
         edit = f"/applications/{start_application(client, 'relocation')}/edit"
         refused = client.post(edit, data={"country": "XA", "save": "y"}, follow_redirects=True)
         assert words in html.unescape(refused.get_data(as_text=True)), language
+
+
+def test_a_name_with_another_in_brackets_is_found_by_either():
+    """Spanish shows "Myanmar (Birmania)": a reader typing Myanmar or Birmania finds it;
+    a bracketed word two names share ("RAE de Hong Kong (China)") still means China."""
+    assert geo.country_code("Myanmar", "es") == "MM"
+    assert geo.country_code("birmania", "es") == "MM"
+    assert geo.country_code("Burma", "en") == "MM"
+    assert geo.country_code("China", "es") == "CN"
+    assert geo.country_code("Hong Kong", "es") is None

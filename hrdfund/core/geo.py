@@ -10,6 +10,7 @@ countries, groupings, and placeholders for testing translations: those are no co
 """
 
 import functools
+import re
 import unicodedata
 
 from babel import Locale
@@ -211,12 +212,21 @@ def _key(name):
 
 @functools.cache
 def _codes(locale):
-    """A country's name (in ``locale`` and in English) or code, folded -> its code."""
-    found = {}
+    """A country's name (in ``locale`` and in English) or code, folded -> its code. A name
+    that says another in brackets, Myanmar (Birmania), is found by either: Myanmar,
+    Birmania; one of these two that names two countries names neither."""
+    found, parts = {}, {}
     for language in ("en", locale):
         for code, name in countries(language):
             found[_key(" ".join(name.split()))] = code
             found[code.casefold()] = code
+            bracketed = re.fullmatch(r"(.+?)\s*\((.+)\)", name)
+            if bracketed:
+                for part in bracketed.groups():
+                    parts.setdefault(_key(" ".join(part.split())), set()).add(code)
+    for part, codes in parts.items():
+        if len(codes) == 1:
+            found.setdefault(part, codes.pop())
     return found
 
 
