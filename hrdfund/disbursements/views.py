@@ -50,9 +50,8 @@ from .rules import standing
 def _payments(period, page, size, unproved=False):
     """A page of the fund's payments and reversals within ``period`` on cases the reader
     may open, newest first (with ``unproved``, only the payments without a proof that did
-    not come back in full): ``size``
-    rows, whether there are more, and with ``unproved`` how many there are in all (None
-    without)."""
+    not come back in full): ``size`` rows, whether there are more, and with ``unproved``
+    how many there are in all (None without)."""
     query = (
         visible_payments(
             current_user,

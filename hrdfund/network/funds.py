@@ -182,7 +182,7 @@ def update_limits(actor, fund, threshold, targets, time_zone=None):
                 _l("A response target is at least an hour and no longer than its decision target.")
             )
     zone = known_time_zone(time_zone)
-    if time_zone and zone is None:
+    if time_zone and time_zone.strip() and zone is None:
         raise FundError(
             _l(
                 "%(zone)s is not a time zone this server knows: write it as a place, like"

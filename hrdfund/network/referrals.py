@@ -60,14 +60,18 @@ def consent_stands(application):
         if consents.active_consent(application, ConsentKind.REFERRAL) is None:
             return False
         seen.add(application.id)
-        application = db.session.execute(
-            sa.select(Application)
-            .join(Referral, Referral.application_id == Application.id)
-            .where(
-                Referral.linked_application_id == application.id,
-                Referral.status == ReferralStatus.ACCEPTED,
+        application = (
+            db.session.execute(
+                sa.select(Application)
+                .join(Referral, Referral.application_id == Application.id)
+                .where(
+                    Referral.linked_application_id == application.id,
+                    Referral.status == ReferralStatus.ACCEPTED,
+                )
             )
-        ).scalar_one_or_none()
+            .scalars()
+            .first()
+        )
     return True
 
 
