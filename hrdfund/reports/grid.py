@@ -249,7 +249,9 @@ class Grid:
             if measure in self.attributes:
                 for (p, label), cell in self.cells_of(measure, new=True):
                     if not self.cells[(first, p, label)].shown:
-                        cell.hidden = cell.hidden or GROUP
+                        # Said the same whatever it is: "fewer than 5" for 1 to 4 beside
+                        # "hidden" for none would tell which small groups have dependants.
+                        cell.hidden = GROUP
             self._complete(measure)
         for measure in self.amounts:
             for (p, label), cell in self.cells_of(measure, new=True):
