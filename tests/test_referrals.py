@@ -165,6 +165,9 @@ def test_only_what_is_shared_opens_and_a_document_only_through_the_referral(app,
         content_type="multipart/form-data",
         data={"kind": "quote", "file": (io.BytesIO(PDF), "q.pdf")},
     )
+    # The defender is told who opens it, a fund it is referred to with consent included.
+    said = owner.get(f"/applications/{w['case'].uid}").get_data(as_text=True)
+    assert "Only you and the staff of the funds working on your case can open it." in said
     doc = db.session.execute(sa.select(Document)).scalar_one()
     _refer(app, w, shares=("documents",))
     referral = _the_referral()

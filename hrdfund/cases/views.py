@@ -322,8 +322,14 @@ def upload(uid):
                 DocumentKind(form.kind.data),
                 current_user._get_current_object(),
             )
+            # Said whole: a fund the case was referred to with the defender's consent opens
+            # its documents too, while that consent stands.
             flash(
-                _("Document added. Only you and the fund's staff on this case can open it."), "info"
+                _(
+                    "Document added. Only you and the staff of the funds working on your case"
+                    " can open it."
+                ),
+                "info",
             )
             return redirect(url_for("cases.case", uid=uid))
     return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="documents"))
