@@ -170,8 +170,10 @@ def test_a_suspended_fund_signs_no_one_in_and_takes_no_application(
     working = signed_in(app, staff)
     admin = signed_in(app, network["admin"])
     uid = network["regional"].uid
+    assert admin.post(f"/network/funds/{uid}/intake").status_code == 302
     assert admin.post(f"/network/funds/{uid}/suspend").status_code == 302
     assert "Suspended since" in _funds_page(admin)
+    assert "None while it is suspended; the intake fund again once resumed" in _funds_page(admin)
     # The session in use ends; a new sign-in fails as a wrong password does.
     assert working.get("/cases").status_code == 302
     again = app.test_client().post("/login", data={"login": staff.login, "password": PASSWORD})
@@ -180,7 +182,7 @@ def test_a_suspended_fund_signs_no_one_in_and_takes_no_application(
     assert "Regional Fund" not in app.test_client().get("/funds").get_data(as_text=True)
     applicant = signed_in(app, make_user("applicant"))
     form = applicant.get("/apply").get_data(as_text=True)
-    assert "Regional Fund" not in form
+    assert "Regional Fund" not in form and "I do not know" not in form
     sent = applicant.post("/apply", data={"fund": uid, "category": "medical"})
     assert sent.status_code == 303
     assert db.session.execute(sa.select(sa.func.count(Application.id))).scalar() == 1
@@ -190,6 +192,8 @@ def test_a_suspended_fund_signs_no_one_in_and_takes_no_application(
     # when it was suspended (a device taken meanwhile) stays ended.
     assert admin.post(f"/network/funds/{uid}/resume").status_code == 302
     assert working.get("/cases").location == "/login"
+    # Named the intake fund before, it is again: no one had to remember to name it anew.
+    assert "I do not know" in applicant.get("/apply").get_data(as_text=True)
     login(app.test_client(), staff)
 
 

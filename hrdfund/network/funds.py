@@ -72,7 +72,9 @@ def suspend_fund(actor, fund):
     if fund.suspended:
         raise FundError(_l("This fund is suspended already."))
     fund.suspended_at = utcnow()
-    fund.intake = False
+    # An intake fund suspended stays named: none takes its place meanwhile (applicants
+    # choose a fund), and it is the intake fund again once resumed, unless the network
+    # names another.
     # Every session of its accounts ends now, not only while it is suspended: a phone
     # or laptop taken meanwhile does not come back signed in when the fund resumes.
     db.session.execute(
