@@ -244,7 +244,9 @@ def test_the_same_pool_on_three_lines_is_refused_by_name(app, fund, staff):
     case = _recommended(fund, staff, amount="4500.00")
     m1 = signed_in(app, staff["m1"])
     page = m1.get(f"/applications/{case.uid}").get_data(as_text=True)
-    assert "at most €1,500.00 for one grant" in page
+    # It fits for a part only: the table says so beside what the case asks, in its currency.
+    assert "for a part only: at most €1,500.00 for one grant, and the amount asked is" in page
+    assert "about €6,000.00" in page  # what the case asks; 4,500 were recommended
     response = _approve(m1, case, "4500.00", *[(capped, "1500.00")] * 3)
     assert response.refused
     assert "The pool General pool is chosen twice" in response.get_data(as_text=True)
