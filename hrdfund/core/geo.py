@@ -178,13 +178,14 @@ _PERSIAN_FORMS = str.maketrans({"ك": "ک", "ي": "ی", "ى": "ی", "ة": "ه"})
 def _sort_key(locale):
     """How country names sort in ``locale``: by their letters in its alphabet where it has
     one of its own above, else with accents set aside (:func:`_key`)."""
-    alphabet = ALPHABETS.get(str(locale).split("_")[0])
+    language = str(locale).split("_")[0]
+    alphabet = ALPHABETS.get(language)
     if alphabet is None:
         return _key
     place = {letter: n for n, letter in enumerate(alphabet)}
 
     def key(name):
-        if alphabet is ALPHABETS["tr"]:
+        if language == "tr":  # Turkish capitals: I is ı's, İ is i's
             name = name.replace("I", "ı").replace("İ", "i")
         name = name.lower().translate(_PERSIAN_FORMS)
         weights = []

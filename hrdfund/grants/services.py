@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
+from ..cases.services import amount_asked
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
@@ -241,11 +242,30 @@ def recorded_rate(fund_id, base, quote, on=None):
         raise MissingRateError(str(exc)) from exc
 
 
+def _over_cap(pool, application, asked, rate):
+    """What ``asked`` (in the case's currency) is in ``pool``'s currency at ``rate``, when
+    that passes the pool's cap per grant; else None."""
+    if pool.cap_per_grant is None or asked is None:
+        return None
+    if pool.currency == application.currency:
+        in_pool = asked
+    elif rate is None:
+        return None
+    else:
+        try:
+            in_pool = convert(asked, rate)
+        except ConversionError:
+            return None
+    return in_pool if in_pool > pool.cap_per_grant else None
+
+
 def pool_options(application, grant_amount):
     """Every active pool of the case's fund with what it has available, its currency, the
     rate it would use, its cap per grant, and the reasons it cannot pay any part of the
     grant (empty if it can). A cap below ``grant_amount`` is no such reason: the pool can
-    still pay up to its cap."""
+    still pay up to its cap; ``over_cap`` then gives what the case asks in the pool's
+    currency, where that passes the cap (None otherwise), for the page to say the pool
+    fits for a part only."""
     pools = (
         db.session.execute(
             sa.select(Pool)
@@ -257,6 +277,7 @@ def pool_options(application, grant_amount):
         .all()
     )
     figures = pool_commitments([p.id for p in pools]) if pools else {}
+    asked = amount_asked(application)
     rates = {}  # pool currency -> (rate, why there is none): one lookup per currency
     options = []
     for pool in pools:
@@ -292,6 +313,7 @@ def pool_options(application, grant_amount):
                 "available": received - committed - costs,
                 "rate": rate,
                 "cap": pool.cap_per_grant,
+                "over_cap": _over_cap(pool, application, asked, rate),
                 "reasons": reasons,
             }
         )
