@@ -216,6 +216,15 @@ def world(fund, make_user, make_donor):
     return world
 
 
+@pytest.fixture
+def listed_world(world):
+    """The world, its seventh defender having agreed too before any report: every grant
+    is listed in the CSV."""
+    agree_to_listing(world.grants[6].application)
+    db.session.commit()
+    return world
+
+
 def _pay_seven(world):
     for n in range(7):
         grant = world.grant(str(1000 + 100 * n), pool=world.eur, name=f"Defender {n}")
@@ -265,15 +274,15 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert "Variances of 10% or more" in " ".join(text.split())
     assert metadata.title == "Donor report" and not metadata.author
     lines = list(csv.DictReader(io.StringIO(render_csv(report))))
-    # Six grants listed (the bounced one at zero), the one without consent apart, a total,
-    # then the defenders other funds supported too: none.
-    assert len(lines) == 9
+    # The seventh defender did not agree to be listed: with six lines listed, the total
+    # less them would be what they were paid. So no line is listed: the seven grants in
+    # one line, a total, then the defenders other funds supported too: none.
+    assert len(lines) == 3
     assert lines[-1]["Grant code"] == "Defenders also supported by other funds"
     assert lines[-1]["Grants"] == "0"
     lines = lines[:-1]
-    assert [line["Grants"] for line in lines[:-1]] == ["1"] * 6 + ["fewer than 5"]
-    assert lines[-2]["Grant code"] == "Not listed"
-    assert Decimal(lines[-2]["Paid in the period"]) == Decimal(560)  # the seventh grant
+    assert lines[0]["Grant code"] == "Not listed" and lines[0]["Grants"] == "7"
+    assert Decimal(lines[0]["Paid in the period"]) == s["disbursements"] - s["reversals"]
     total = lines[-1]
     assert total["Grant code"] == "Total"
     assert Decimal(total["Paid in the period"]) == s["disbursements"] - s["reversals"]
@@ -286,7 +295,8 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert Decimal(total[committed]) == figures["committed"]
 
 
-def test_no_case_words_reach_a_donor_output(world):
+def test_no_case_words_reach_a_donor_output(listed_world):
+    world = listed_world
     report = build_report(world.eur, parse_period(QUARTER))
     assert report["items"], "the lines of the quarter are in the CSV"
     text, metadata = pdf_text(render_pdf(report))
@@ -427,10 +437,11 @@ def test_budget_against_actual_flags_variances_of_ten_percent(world):
     assert relocation["label"] == "relocation" and relocation["grants"].value == 7
 
 
-def test_a_grant_is_listed_only_while_its_defender_agrees(world):
+def test_a_grant_is_listed_only_while_its_defender_agrees(listed_world):
     """A consent withdrawn after the quarter's report was issued takes the grant off the
-    CSV into the line of those not listed; what the report says about people stays as
-    issued."""
+    CSV; what the report says about people stays as issued. The one grant not listed
+    then, no other line is listed either: the total less them would be that grant's."""
+    world = listed_world
     period = parse_period(QUARTER)
     code = anonymise.donor_code(world.donor.id, world.grants[1].uid, period.start.year)
     first = build_report(world.eur, period)
@@ -444,11 +455,84 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
     assert again["breakdowns"] == first["breakdowns"] and again["budget"] == first["budget"]
     data = render_csv(again)
     assert code not in data
+    assert len(data.splitlines()) == 4  # the headings, the one line, the total, other funds
     unlisted = data.splitlines()[-3].split(",")
-    assert unlisted[:2] == ["Not listed", "fewer than 5"]
-    assert Decimal(unlisted[5]) == Decimal(510 + 560)  # grants 1 and 6
-    seventh = anonymise.donor_code(world.donor.id, world.grants[6].uid, period.start.year)
-    assert seventh not in data
+    assert unlisted[:2] == ["Not listed", "7"]
+    assert Decimal(unlisted[5]) == sum(Decimal(500 + 10 * n) for n in range(1, 7))
+    assert unlisted[4:] == data.splitlines()[-2].split(",")[4:]  # all of the total
+
+
+def _quarter_of_grants(world, month, listed, apart, amount=700):
+    """Grants paid on the 10th to 20th of ``month`` 2026: ``listed`` whose defenders agreed
+    to be listed, then ``apart`` whose defenders did not; their payments, in that order."""
+    paid = []
+    for n in range(listed + apart):
+        with Clock().on(datetime(2026, month, 10 + n, 10)):
+            grant = world.grant(str(amount + n), pool=world.eur, name=f"Defender {month}-{n}")
+            if n < listed:
+                agree_to_listing(grant.application)
+            db.session.commit()
+            paid_on = date(2026, month, 10 + n)
+            paid.append(pay(world, grant, str(amount + n), instalment=None, paid_on=paid_on))
+    return paid
+
+
+def _csv_of(world, code):
+    """The CSV of ``code`` downloaded once 2026 has ended: its listed lines, and the line
+    of the grants not listed."""
+    report = build_report(world.eur, parse_period(code), today=date(2027, 1, 5))
+    db.session.commit()
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    listed = [r for r in rows if r["Grant code"].startswith("G-")]
+    return listed, next(r for r in rows if r["Grant code"] == "Not listed")
+
+
+def test_lines_are_listed_beside_five_or_more_not_listed_and_a_withdrawal_joins_them(
+    fund, make_user, make_donor
+):
+    """Three defenders agreed to be listed, five did not: three lines, and the five in
+    one line, counted. One of the three withdraws: two lines, six in the line apart."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    paid = _quarter_of_grants(world, 4, listed=3, apart=5)
+    listed, apart = _csv_of(world, "2026-04")
+    assert len(listed) == 3 and apart["Grants"] == "5"
+    assert Decimal(apart["Paid in the period"]) == sum(Decimal(700 + n) for n in range(3, 8))
+    consent = db.session.execute(
+        sa.select(Consent).where(Consent.application_id == paid[0].grant.application_id)
+    ).scalar_one()
+    consent.withdrawn_at = utcnow()
+    db.session.commit()
+    listed, apart = _csv_of(world, "2026-04")
+    assert len(listed) == 2 and apart["Grants"] == "6"
+    assert Decimal(apart["Paid in the period"]) == sum(Decimal(700 + n) for n in (0, 3, 4, 5, 6, 7))
+
+
+def test_one_to_four_not_listed_in_a_month_leave_no_line_in_it_nor_in_its_quarter(
+    fund, make_user, make_donor
+):
+    """April: 3 listed, 5 apart. May: 5 listed, 1 apart. June: 3 listed, 5 apart of which
+    4 paid back in full. May lists no line (its total less its lines would be the one
+    defender's payment); nor does June (the one apart with money kept); nor the quarter
+    or the year, whose lines less April's would give each listed grant's part in May and
+    June, and May's and June's totals less those the few apart; April lists its own."""
+    world = MoneyWorld(fund, make_user, make_donor)
+    _quarter_of_grants(world, 4, listed=3, apart=5)
+    _quarter_of_grants(world, 5, listed=5, apart=1, amount=800)
+    june = _quarter_of_grants(world, 6, listed=3, apart=5, amount=900)
+    with Clock().on(datetime(2026, 6, 25, 10)):
+        for payment in june[4:]:
+            payments.reverse_disbursement(payment, world.finance, "bounced")
+        db.session.commit()
+    listed, apart = _csv_of(world, "2026-04")
+    assert len(listed) == 3 and apart["Grants"] == "5"
+    listed, apart = _csv_of(world, "2026-05")
+    assert listed == [] and apart["Grants"] in ("6", "hidden")
+    assert Decimal(apart["Paid in the period"]) == sum(Decimal(800 + n) for n in range(6))
+    listed, apart = _csv_of(world, "2026-06")
+    assert listed == [] and apart["Grants"] in ("8", "hidden")
+    for code in ("2026-Q2", "2026"):
+        listed, apart = _csv_of(world, code)
+        assert listed == [] and apart["Grants"] in ("22", "hidden"), code
 
 
 @pytest.mark.parametrize(
@@ -459,10 +543,11 @@ def test_a_grant_is_listed_only_while_its_defender_agrees(world):
     ],
 )
 def test_a_donor_reads_the_csv_in_the_language_chosen_at_download(
-    app, world, make_user, language, heading, kind, total, kenya
+    app, listed_world, make_user, language, heading, kind, total, kenya
 ):
     """The CSV's headings, kinds of support, places and closing words are the donor's, as
     the PDF's are; the figures stay plain digits a spreadsheet reads."""
+    world = listed_world
     client = signed_in(app, make_user("donor", donor_id=world.donor.id))
     url = f"/donor/pools/{world.eur.uid}/report?period={QUARTER}&format=csv&language={language}"
     got = client.get(url)
@@ -658,9 +743,15 @@ def _other_funds_line(report):
 
 
 def test_the_line_is_hidden_while_the_number_of_defenders_is(world, make_fund):
-    """The quarter's number of defenders is hidden (one of them is not listed, and the
-    lines could be taken from it): the line, six here, is hidden with it, so that it gives
-    no bound on the hidden number."""
+    """The quarter's number of defenders is hidden (January's two would be the quarter's
+    less February's): the line, six here, is hidden with it, so that it gives no bound on
+    the hidden number."""
+    with Clock().on(datetime(2026, 1, 20, 10)):
+        for n in range(2):
+            grant = world.grant("300", pool=world.eur, name=f"January {n}")
+            agree_to_listing(grant.application)
+            db.session.commit()
+            pay(world, grant, "300", instalment=None, paid_on=date(2026, 1, 20))
     cases = [grant.application for grant in world.grants]
     _linked(world, make_fund, cases, outgoing=[1, 2, 3], incoming=[4, 5, 6])
     report = build_report(world.eur, parse_period(QUARTER))

@@ -20,7 +20,8 @@ rendered from the tables built here, so none can bypass them.
   payments) is never hidden. Amounts are rounded.
 - Line items carry a code keyed per donor and year instead of a case id, and places and
   categories shared by fewer than 5 of them in any period of the year are generalised in
-  every period of it; a line issued already keeps how it read.
+  every period of it; a line issued already keeps how it read. A period where 1 to 4
+  grants are not listed, or a period within it, lists no line (``data.line_items``).
 """
 
 from collections import Counter

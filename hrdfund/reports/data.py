@@ -29,7 +29,7 @@ from .decision import DIMENSIONS
 from .issue import issue_year
 from .models import VarianceNote
 from .periods import parse_period
-from .recorded import half_years, shared_with
+from .recorded import half_years, shared_with, year_periods
 
 __all__ = ["build_report", "digest", "plain", "shared_with", "summaries", "summary"]
 
@@ -326,47 +326,89 @@ def explained(lines, notes, period):
     return lines
 
 
-def line_items(pool, period, figures):
-    """The CSV's lines as issued: one per grant paid in the period whose defender agreed
-    that donors may see the case, anonymised (the donor's code for it in this year,
-    category and place as issued, committed from the pool as at the end of the period,
-    paid in the period); and the grants without that consent added up in one line, their
-    number shown only where the period's number of grants is. A line whose defender has
-    withdrawn that consent since is no longer listed: it joins the others' line."""
-    lines = figures["lines"]
-    grants = {
-        gid: (uid, application_id)
-        for gid, uid, application_id in db.session.execute(
-            sa.select(Grant.id, Grant.uid, Grant.application_id).where(
-                Grant.id.in_([line[0] for line in lines])
+def line_items(pool, period, issued):
+    """The CSV's lines as issued (``issued``: code -> the figures of the year's periods):
+    one per grant paid in the period whose defender agreed that donors may see the case,
+    anonymised (the donor's code for it in this year, category and place as issued,
+    committed from the pool as at the end of the period, paid in the period); and the
+    grants without that consent added up in one line, their number shown only where the
+    period's number of grants is. A line whose defender has withdrawn that consent since
+    is no longer listed: it joins the others' line.
+
+    The period's payments are in its account to the cent, so its total less its lines is
+    what the grants not listed add up to; and a quarter's lines less its months' give
+    each listed grant's part in the month left. So while 1 to 4 grants are not listed in
+    the period or in any period within it (or 1 to 4 of them had money paid or taken
+    back), no line is listed: every grant is in the one line, so what a few defenders
+    who did not agree were paid is never a line a donor can work out."""
+    _periods, children = year_periods(period.start.year)
+    within = [code for code in _and_within(period.code, children) if code in issued]
+    gids = {line[0] for code in within for line in issued[code]["lines"]}
+    grants = {}
+    ordered = sorted(gids)
+    for begin in range(0, len(ordered), 500):
+        grants.update(
+            (gid, (uid, application_id))
+            for gid, uid, application_id in db.session.execute(
+                sa.select(Grant.id, Grant.uid, Grant.application_id).where(
+                    Grant.id.in_(ordered[begin : begin + 500])
+                )
             )
         )
-    }
     standing = shared_with(pool.donor_id, {a for _uid, a in grants.values()})
+    listing = {gid for gid, (_uid, a) in grants.items() if a in standing}
+    few = any(_few_apart(issued[code], listing) for code in within)
+    figures = issued[period.code]
     unlisted = figures["unlisted"]
     count, hidden = unlisted["count"]
     others = {"committed": Decimal(unlisted["committed"]), "paid": Decimal(unlisted["paid"])}
     items = []
-    for gid, category, place, committed, paid in lines:
-        uid, application_id = grants[gid]
-        if application_id not in standing:
+    for gid, category, place, committed, paid in figures["lines"]:
+        if few or gid not in listing:
             count += 1
             others["committed"] += Decimal(committed)
             others["paid"] += Decimal(paid)
             continue
         items.append(
             {
-                "code": anonymise.donor_code(pool.donor_id, uid, period.start.year),
+                "code": anonymise.donor_code(pool.donor_id, grants[gid][0], period.start.year),
                 "category": category,
                 "place": place,
                 "committed": Decimal(committed),
                 "paid": Decimal(paid),
             }
         )
-    if hidden is None and anonymise.is_small(count):
+    if anonymise.is_small(count):
         hidden = SMALL
+    elif hidden is not None:  # the period's number of grants is not shown
+        hidden = anonymise.SECONDARY
     others["count"] = anonymise.Cell(count, hidden)
     return sorted(items, key=lambda item: item["code"]), others
+
+
+def _and_within(code, children):
+    """``code`` and every period within it."""
+    found = [code]
+    for child in children.get(code, ()):
+        found += _and_within(child, children)
+    return found
+
+
+def _few_apart(figures, listing):
+    """Whether 1 to 4 of the period's grants were not listed when it was issued, or are
+    not now (``listing``: the grants whose defender's consent stands), or 1 to 4 of those
+    with money moved in it. A period issued with no line stays so: what it shows beside
+    the lines was decided for none."""
+    unlisted = figures["unlisted"]
+    count = unlisted["count"][0]
+    # A period issued before the count of those with money moved was kept: all of them.
+    moved = unlisted.get("moved", count)
+    few = anonymise.is_small(count) or anonymise.is_small(moved)
+    for gid, _category, _place, _committed, paid in figures["lines"]:
+        if gid not in listing:
+            count += 1
+            moved += Decimal(paid) != 0
+    return few or anonymise.is_small(count) or anonymise.is_small(moved)
 
 
 def other_funds(figures):
@@ -451,7 +493,7 @@ def build_report(pool, period, generated_at=None, today=None):
                 "counted": Decimal(figures["paid"]),
             },
         )
-        report["items"], report["unlisted"] = line_items(pool, period, figures)
+        report["items"], report["unlisted"] = line_items(pool, period, issued)
         report["other_funds"] = other_funds(figures)
     report["digest"] = digest(report)
     return report

@@ -108,6 +108,7 @@ class Decision:
             attributes=("dependants",),
             rollups={coarse: rollup.parents(coarse) for coarse in COARSE_DIMENSIONS},
         )
+        few = {code: self._few_apart(code) for code in self.new}
         for (code, label), group in groups.items():
             grid.put(
                 code,
@@ -120,19 +121,17 @@ class Decision:
                 },
                 {"amount": group["big"]},
             )
+            # A row less the CSV's lines of its value is what the grants not listed there
+            # add up to. The total less all the lines never is: a period with 1 to 4 not
+            # listed lists no line at all (``data.line_items``), nor a row of it.
             if label != anonymise.TOTAL and label[0] in LISTED_DIMENSIONS + COARSE_DIMENSIONS:
-                if anonymise.is_small(group["unlisted"]):
+                if anonymise.is_small(group["unlisted"]) and not few[code]:
                     grid.extra[(code, label)] = anonymise.UNLISTED
         for code in self.new:
             paid = recorded.nets[code]
             grid.population[code] = len(paid)
             for dim in DIMENSIONS + COARSE_DIMENSIONS:
                 grid.listed[(code, dim)] = sorted(listed[(code, dim)])
-            # The CSV's "not listed" line is this total less the lines: hidden together.
-            others = sum(1 for gid in paid if recorded.unlisted(gid))
-            total = groups[(code, anonymise.TOTAL)]["unlisted"] if paid else 0
-            if anonymise.is_small(others) or anonymise.is_small(total):
-                grid.extra[(code, anonymise.TOTAL)] = anonymise.UNLISTED
         self._fix(grid, "people")
         return grid.protect()
 
@@ -233,7 +232,7 @@ class Decision:
         recorded = self.recorded
         end = recorded.periods[code].end
         paid = recorded.nets[code]
-        lines, others = [], {"count": 0, "committed": ZERO, "paid": ZERO}
+        lines, others = [], {"count": 0, "moved": 0, "committed": ZERO, "paid": ZERO}
         for gid in sorted(paid):
             committed = recorded.committed_by(gid, end)
             if gid in self.lines:
@@ -249,9 +248,18 @@ class Decision:
                 )
             else:
                 others["count"] += 1
+                others["moved"] += quantize(paid[gid]) != 0
                 others["committed"] += committed
                 others["paid"] += quantize(paid[gid])
         return lines, others
+
+    def _few_apart(self, code):
+        """Whether the CSV of the new period ``code`` lists no line: 1 to 4 of its grants
+        are not listed, or 1 to 4 of them with money moved (see ``data.line_items``)."""
+        recorded = self.recorded
+        apart = [amount for gid, amount in recorded.nets[code].items() if recorded.unlisted(gid)]
+        moved = sum(1 for amount in apart if quantize(amount) != 0)
+        return anonymise.is_small(len(apart)) or anonymise.is_small(moved)
 
     def _elsewhere(self):
         """How many of the defenders paid in each new period were also supported by another
@@ -341,6 +349,7 @@ class Decision:
             "other_funds": self._other_funds(code),
             "unlisted": {
                 "count": [count, hidden],
+                "moved": others["moved"],
                 "committed": str(others["committed"]),
                 "paid": str(others["paid"]),
             },
