@@ -388,6 +388,9 @@ class FundWorld:
         elsewhere = Fund(name=f"{self.tag}-elsewhere")
         db.session.add(elsewhere)
         db.session.flush()
+        auth_services.create_user(
+            "manager", self.mark("fund", "elsewhere manager"), PASSWORD, fund_id=elsewhere.id
+        )
         self.elsewhere = elsewhere.name
         self.referral = referrals.refer_case(
             u["reviewer"],

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import hrdfund
 from hrdfund import audit
 from hrdfund.auth.models import Fund
+from hrdfund.auth.services import create_user
 from hrdfund.cases.forms import application_form_class
 from hrdfund.cases.models import Consent, ConsentKind
 from hrdfund.core.columns import Money, Rate, utcnow
@@ -30,6 +31,7 @@ from hrdfund.ledger.models import Contribution
 from hrdfund.pools import services as pools
 from hrdfund.reviews import services as reviews
 from tests.conftest import (
+    PASSWORD,
     MoneyWorld,
     login,
     make_costed_case,
@@ -216,6 +218,8 @@ def _referral(world, client):
     if other is None:
         other = Fund(name="Other Member Fund")
         db.session.add(other)
+        db.session.flush()
+        create_user("manager", "other.fund.manager", PASSWORD, fund_id=other.id)
     db.session.commit()
     data = {
         "refer-to_fund": other.uid,

@@ -27,6 +27,7 @@ from hrdfund.core.support import Category
 from hrdfund.grants import coverage, plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.plans import months_after
+from hrdfund.network import funds
 from hrdfund.network import referrals as services
 from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.ops import retention
@@ -332,6 +333,7 @@ def test_referrals_together_ask_at_most_what_the_defender_asked(
     part may be asked of another fund. Another currency is weighed at the table rate."""
     w, later = two_funds, date.today() + timedelta(days=3)
     third = make_fund("Third Fund")
+    make_user("reviewer", fund_id=third.id)
 
     def refer(to_fund, amount, currency="EUR"):
         part = services.Part(Category.RELOCATION, None, None, Decimal(amount), currency)
@@ -343,6 +345,7 @@ def test_referrals_together_ask_at_most_what_the_defender_asked(
     second = refer(third, "2000")
     db.session.commit()
     fourth = make_fund("Fourth Fund")
+    make_user("manager", fund_id=fourth.id)
     with pytest.raises(services.ReferralError, match="already cover €6,000.00"):
         refer(fourth, "0.01")
     db.session.rollback()
@@ -391,6 +394,34 @@ def test_a_referral_to_the_funds_own_self_or_a_suspended_fund_is_refused(app, tw
     db.session.commit()
     with pytest.raises(services.ReferralError):
         services.refer_case(w["a_reviewer"], w["case"], w["b"], part, (), "x", later)
+
+
+def test_a_fund_with_no_one_to_answer_is_not_offered_nor_taken(app, two_funds, make_user):
+    """A fund just made by the network's administrator has only its own administrator:
+    no reviewer or manager reads a referral there, so the form does not offer it and a
+    referral sent to it anyway is refused. Once it has a manager, it is offered; the
+    manager deactivated, it is not."""
+    w = two_funds
+    nobody = funds.create_fund(
+        make_user("network_admin"), "Newly Made Fund", "new.fund.admin", "x"
+    )[0]
+    db.session.commit()
+    client = signed_in(app, w["a_reviewer"])
+    page = client.get(f"/applications/{w['case'].uid}").get_data(as_text=True)
+    assert "International Fund" in page and "Newly Made Fund" not in page
+    _client, response = _refer(app, w, **{"refer-to_fund": nobody.uid})
+    assert "Not a valid choice" in _text(refused_page(_client, response))
+    assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0
+    part = services.Part(Category.RELOCATION, 7, 12, Decimal(3000), "EUR")
+    later = date.today() + timedelta(days=3)
+    with pytest.raises(services.ReferralError, match="Choose another member fund"):
+        services.refer_case(w["a_reviewer"], w["case"], nobody, part, (), "x", later)
+    db.session.rollback()
+    manager = make_user("manager", fund_id=nobody.id)
+    assert "Newly Made Fund" in client.get(f"/applications/{w['case'].uid}").get_data(as_text=True)
+    manager.active = False
+    db.session.commit()
+    assert nobody not in services.other_funds(w["case"])
 
 
 def test_declined_with_a_reason_the_referring_fund_reads_it(app, two_funds):

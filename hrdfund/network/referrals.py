@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from .. import audit
-from ..auth.models import Fund, Role
+from ..auth.models import Fund, Role, User
 from ..cases import consents
 from ..cases.access import can_see, visible_cases
 from ..cases.models import (
@@ -89,9 +89,22 @@ def why_not_referable(application, user):
     return None
 
 
+def _answered():
+    """SQL: the fund has someone to answer a referral: a partner fund on another server
+    (its staff answer there), or a member fund with an active reviewer or manager. A fund
+    just created has only its administrator, and a referral to it would wait unread."""
+    staffed = (
+        sa.select(User.id)
+        .where(User.fund_id == Fund.id, User.active.is_(True), User.role.in_(REFERRAL_ROLES))
+        .exists()
+    )
+    return sa.or_(Fund.partner_of_id.is_not(None), staffed)
+
+
 def other_funds(application):
-    """The funds a case may be referred to: every other member fund not suspended, and the
-    partner funds on other servers the case's fund registered."""
+    """The funds a case may be referred to: every other member fund not suspended with
+    someone to answer, and the partner funds on other servers the case's fund
+    registered."""
     return (
         db.session.execute(
             sa.select(Fund)
@@ -99,6 +112,7 @@ def other_funds(application):
                 Fund.id != application.fund_id,
                 Fund.suspended_at.is_(None),
                 sa.or_(Fund.partner_of_id.is_(None), Fund.partner_of_id == application.fund_id),
+                _answered(),
             )
             .order_by(Fund.name)
         )
@@ -227,6 +241,8 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
         or to_fund.id == application.fund_id
         or to_fund.suspended
         or to_fund.partner_of_id not in (None, application.fund_id)
+        or db.session.execute(sa.select(Fund.id).where(Fund.id == to_fund.id, _answered())).first()
+        is None
     ):
         raise ReferralError(_l("Choose another member fund of the network."))
     part.check()
