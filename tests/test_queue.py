@@ -116,6 +116,50 @@ def test_filters_narrow_the_queue(client, fund, make_user, query, shown):
     assert all(c.uid not in html for name, c in cases.items() if name != shown)
 
 
+def test_the_queue_says_who_each_case_is_assigned_to_and_filters_by_it(
+    client, fund, make_user, make_fund
+):
+    """Each row names whom the case is assigned to (the reader as "you", a colleague by
+    name, "no one yet"); the filter lists the reader, no one, and each reviewer and
+    manager of the fund, one who left marked so. A colleague of another fund sent in the
+    address filters nothing; the earlier link ``mine=1`` still means the reader. The CSV
+    of the list says it too."""
+    me = make_user("reviewer", display_name="Rita Reviewer")
+    colleague = make_user("manager", display_name="Marek Manager")
+    gone = make_user("reviewer", display_name="Gabriel Gone")
+    outsider = make_user("reviewer", fund_id=make_fund("Other Fund").id, display_name="Oscar")
+    cases = {
+        "me": _cases(fund, 1, assigned_reviewer_id=me.id)[0],
+        "colleague": _cases(fund, 1, assigned_reviewer_id=colleague.id)[0],
+        "gone": _cases(fund, 1, assigned_reviewer_id=gone.id)[0],
+        "no one": _cases(fund, 1)[0],
+    }
+    gone.active = False
+    db.session.commit()
+    login(client, me)
+    html = client.get("/cases").get_data(as_text=True)
+    rows = {name: re.search(rf"{case.uid}.*?</tr>", html, re.S)[0] for name, case in cases.items()}
+    assert ">you<" in rows["me"] and "Marek Manager" in rows["colleague"]
+    assert "Gabriel Gone" in rows["gone"] and "no one yet" in rows["no one"]
+    choices = re.search(r'<select id="f-assigned" name="assigned">(.*?)</select>', html, re.S)[1]
+    assert "Marek Manager" in choices and "Gabriel Gone (deactivated)" in choices
+    assert "Oscar" not in choices and "Rita Reviewer" not in choices  # the reader is "Me"
+
+    def listed(query):
+        page = client.get(f"/cases?{query}").get_data(as_text=True)
+        return {name for name, case in cases.items() if case.uid in page}
+
+    assert listed("assigned=me") == listed("mine=1") == {"me"}
+    assert listed("assigned=none") == {"no one"}
+    assert listed(f"assigned={colleague.uid}") == {"colleague"}
+    assert listed(f"assigned={gone.uid}") == {"gone"}
+    assert listed(f"assigned={outsider.uid}") == set(cases)
+    data = client.get(f"/cases/export.csv?assigned={colleague.uid}").get_data(as_text=True)
+    header, line = data.splitlines()[:2]
+    assert "Assigned to" in header.split(",") and "Marek Manager" in line
+    assert cases["colleague"].uid in line and len(data.splitlines()) == 2
+
+
 def test_the_status_filter_lists_the_statuses_in_the_order_of_the_work(client, fund, make_user):
     """The same order on every page and every server process: a case's path from sent to
     paying, not whatever order a set of statuses happens to take in a process."""

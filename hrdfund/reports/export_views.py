@@ -39,13 +39,14 @@ def export_queue():
     user = current_user._get_current_object()
     names = request.args.get("names") == "1"
     with reading():
-        pools = queue_list.open_pools()
-        filters, problems = queue_list.queue_filters(pools)
-        query, reporting = queue_list.listed(filters, problems, pools)
+        pools, staff = queue_list.open_pools(), queue_list.fund_staff()
+        filters, problems = queue_list.queue_filters(pools, staff)
+        query, reporting = queue_list.listed(filters, problems, pools, staff)
         rows = db.session.execute(query.limit(exports.ROW_LIMIT + 1)).all()
         kept = rows[: exports.ROW_LIMIT]
         named = exports.defender_names([r.uid for r in kept]) if names else None
-        body = exports.queue_csv(rows, reporting, queue_list.worth, named)
+        assignees = {person.id: person.name for person in staff}
+        body = exports.queue_csv(rows, reporting, queue_list.worth, assignees, named)
     perform(exports.record_export, user, "queue", min(len(rows), exports.ROW_LIMIT), names)
     return _download(body, f"cases-{_stamp()}.csv")
 

@@ -68,8 +68,9 @@ def _signed(value, reversal):
     return _amount(value if value else abs(value))
 
 
-def queue_csv(rows, reporting, worth, names=None):
-    """The queue's ``rows`` (as ``reviews.queue.listed`` selects them) as CSV; ``names``
+def queue_csv(rows, reporting, worth, assignees, names=None):
+    """The queue's ``rows`` (as ``reviews.queue.listed`` selects them) as CSV, with whom
+    each is assigned to (``assignees``: account id to the name colleagues read); ``names``
     (case uid to the defender's name) adds that column."""
     header = [
         _("Short code"),
@@ -82,6 +83,7 @@ def queue_csv(rows, reporting, worth, names=None):
         _("Currency"),
         _("Worth in %(currency)s", currency=reporting),
         _("Status"),
+        _("Assigned to"),
         _("Submitted"),
         _("First response due"),
         _("Decision due"),
@@ -102,6 +104,7 @@ def queue_csv(rows, reporting, worth, names=None):
             row.currency,
             _amount(worth(row, reporting)),
             str(STAFF_LABELS[row.status]),
+            assignees.get(row.assigned_reviewer_id, ""),
             row.submitted_at.strftime("%Y-%m-%d %H:%M") if row.submitted_at else "",
             row.response_due_at.strftime("%Y-%m-%d %H:%M") if row.response_due_at else "",
             row.decision_due_at.strftime("%Y-%m-%d %H:%M") if row.decision_due_at else "",

@@ -1,6 +1,8 @@
 """The staff queue: the fund's open cases with the time left to their targets, filtered
 and sorted, a page at a time, with what each request is worth in the reporting currency."""
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from flask import current_app, render_template, request
 from flask_babel import get_locale
@@ -10,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from ..auth import refused
 from ..auth.guard import role_required
-from ..auth.models import Role
+from ..auth.models import Role, User
 from ..cases import access, targets
 from ..cases.models import (
     QUEUE_STATES,
@@ -88,9 +90,15 @@ def worth(row, reporting):
         return None
 
 
-def queue_filters(pools):
+#: The queue's filter by whom a case is assigned to: the reader, no one, or a colleague
+#: (by the uid of their account).
+ASSIGNED_TO_ME, ASSIGNED_TO_NO_ONE = "me", "none"
+
+
+def queue_filters(pools, staff):
     """The queue's filters from the query string, and what could not be read in words:
-    unknown values of a list are ignored, a country no one is called is refused."""
+    unknown values of a list are ignored, a country no one is called is refused.
+    ``staff``: the reviewers and managers of the fund a case may be assigned to."""
     args = request.args
     chosen, problems = {}, {}
     if args.get("status") in {s.value for s in OPEN_STATES}:
@@ -110,8 +118,13 @@ def queue_filters(pools):
             chosen["country"] = country
         else:
             chosen["country"] = code
-    if args.get("mine") == "1":
-        chosen["mine"] = "1"
+    assigned = args.get("assigned")
+    if args.get("mine") == "1":  # the filter's earlier form, in links kept from before
+        assigned = ASSIGNED_TO_ME
+    if assigned in (ASSIGNED_TO_ME, ASSIGNED_TO_NO_ONE) or assigned in {
+        person.uid for person in staff
+    }:
+        chosen["assigned"] = assigned
     if args.get("pool") in {str(p.id) for p in pools}:
         chosen["pool"] = args["pool"]
     if args.get("sort") in QUEUE_SORTS:
@@ -134,8 +147,9 @@ def queue():
     page = page_arg()
     size = current_app.config["PAGE_SIZE"]
     pools = open_pools()
-    filters, problems = queue_filters(pools)
-    query, reporting = listed(filters, problems, pools)
+    staff = fund_staff()
+    filters, problems = queue_filters(pools, staff)
+    query, reporting = listed(filters, problems, pools, staff)
     rows, has_next = one_page(query, page, size)
     now = utcnow()
     deadlines = [targets.next_target(row, now) for row in rows]
@@ -153,24 +167,50 @@ def queue():
         problems=problems,
         reporting=reporting,
         pools=pools,
+        staff=sorted(staff, key=lambda p: not p.active),  # those who left after the rest
+        names={p.id: p.name for p in staff},
         statuses=WAITING,
         overdue_in_days_after=OVERDUE_IN_DAYS_AFTER,
         **_queue_words(),
     )
 
 
-def listed(filters, problems, pools):
+def listed(filters, problems, pools, staff):
     """The query of the queue's rows as ``filters`` choose and sort them (none when a
     filter could not be read), and the reporting currency their worth is sorted in: the
     page and its download list the same cases in the same order."""
     reporting = limits.reporting_currency()
     rates = _latest_rates(current_user.fund_id, utcnow().date())
-    query = _filtered(_case_rows(rates), filters, pools)
+    query = _filtered(_case_rows(rates), filters, pools, staff)
     if problems:
         # A filter that cannot be read lists nothing, rather than everything unfiltered.
         query = query.where(sa.false())
     order = QUEUE_SORTS[filters.get("sort", "due")](_worth_sql(rates, reporting))
     return query.order_by(*order), reporting
+
+
+@dataclass(frozen=True)
+class Colleague:
+    """A reviewer or manager of the reader's fund, as the queue names them."""
+
+    id: int
+    uid: str
+    name: str
+    active: bool
+
+
+def fund_staff():
+    """The reviewers and managers of the reader's fund a case may be assigned to, active
+    or not (a case may stay assigned to someone who has left), by the name colleagues
+    read: one query, the names decrypted here (they are encrypted, so ordered here)."""
+    people = db.session.execute(
+        sa.select(User).where(
+            User.fund_id == current_user.fund_id,
+            User.role.in_((Role.REVIEWER, Role.MANAGER)),
+        )
+    ).scalars()
+    found = [Colleague(u.id, u.uid, u.display_name or u.login, u.active) for u in people]
+    return sorted(found, key=lambda p: (p.name.casefold(), p.uid))
 
 
 def open_pools():
@@ -225,7 +265,7 @@ def _case_rows(rates):
     )
 
 
-def _filtered(query, filters, pools):
+def _filtered(query, filters, pools, staff):
     """``query`` kept to the cases the chosen filters select."""
     if "status" in filters:
         query = query.where(Application.status == filters["status"])
@@ -239,8 +279,14 @@ def _filtered(query, filters, pools):
     for name in ("category", "urgency", "country"):
         if name in filters:
             query = query.where(getattr(Application, name) == filters[name])
-    if "mine" in filters:
+    assigned = filters.get("assigned")
+    if assigned == ASSIGNED_TO_ME:
         query = query.where(Application.assigned_reviewer_id == current_user.id)
+    elif assigned == ASSIGNED_TO_NO_ONE:
+        query = query.where(Application.assigned_reviewer_id.is_(None))
+    elif assigned is not None:
+        person = next(p for p in staff if p.uid == assigned)
+        query = query.where(Application.assigned_reviewer_id == person.id)
     if "pool" in filters:
         pool = next(p for p in pools if str(p.id) == filters["pool"])
         query = query.where(*fitting_cases(pool, Application))

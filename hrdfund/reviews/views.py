@@ -196,7 +196,7 @@ def recommend(uid):
 
 
 #: The queue's arguments a form sent from it carries, to come back to the same list.
-QUEUE_ARGS = ("status", "category", "urgency", "country", "pool", "sort", "mine", "page")
+QUEUE_ARGS = ("status", "category", "urgency", "country", "pool", "sort", "assigned", "page")
 
 
 def queue_back(uid=None):
