@@ -133,6 +133,14 @@ def test_the_actions_follow_the_work_and_the_application_waits_behind_a_section(
     details = html[html.index('<details class="application"') :]
     assert "WORK-TEXT-31" in details[: details.index("</details>")]
     assert '<details class="application" id="application" open' not in html
+    # The summary's link opens it there, without JavaScript.
+    summary = _section(html, "summary")
+    link = re.search(r'<a href="([^"]+)">Read the application and its documents</a>', summary)
+    assert link and link[1].endswith("?read=application#application")
+    client = app.test_client()
+    login(client, world.m1)
+    opened = client.get(link[1]).get_data(as_text=True)
+    assert '<details class="application" id="application" open' in opened
 
 
 def test_finance_reads_the_money_and_its_own_next_step_without_the_defender(app, money_world):
