@@ -852,6 +852,12 @@ ROUTES = {
     "grants.close": Fill(
         _case("granted"), "manager", lambda v: {"close-reason": "Sweep"}, part="money"
     ),
+    "case_payments.move_plan": Fill(
+        _case("paying"),
+        "manager",
+        lambda v: {"move-first_due_on": (utcnow().date() + timedelta(days=40)).isoformat()},
+        part="money",
+    ),
     "case_payments.record": Fill(
         _case(
             "paying",

@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import urllib.parse
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -592,6 +592,9 @@ def _manager(site, purged):
     m.submit(recommended, approve, {"approve-amount": "1000", **draw})
     m.submit(recommended, f"{recommended}/plan", blank=True, refused=True)
     m.submit(recommended, f"{recommended}/plan", {"plan-starts_on": today})
+    m.submit(recommended, f"{recommended}/plan/move", blank=True, refused=True)
+    later = (date.fromisoformat(today) + timedelta(days=10)).isoformat()
+    m.submit(recommended, f"{recommended}/plan/move", {"move-first_due_on": later})
     m.submit(site.paying, f"{site.paying}/close", blank=True, refused=True)
     m.get("/pools")
     for pool in db.session.execute(

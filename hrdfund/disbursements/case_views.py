@@ -4,7 +4,7 @@ for a second person, in one transaction that locks."""
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -19,10 +19,11 @@ from ..core.money import format_money
 from ..core.work import perform
 from ..directory import services as directory
 from ..grants.models import Grant, Instalment
+from ..grants.plans import PlanError
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Allocation
-from . import case_bp, services
-from .forms import BOUND_WORDS
+from . import case_bp, reschedule, services
+from .forms import BOUND_WORDS, MoveForm
 from .models import HeldPayment
 from .panels import payment_form
 from .to_pay import shortfall
@@ -196,3 +197,38 @@ def _say_short(row):
             ),
             "info",
         )
+
+
+@case_bp.post("/applications/<uid>/plan/move")
+@role_required(Role.MANAGER)
+def move_plan(uid):
+    """Move the dates of the plan's instalments not paid on yet."""
+    application = get_application_or_404(uid, current_user, Section.LEDGER)
+    grant = db.session.execute(
+        sa.select(Grant).where(Grant.application_id == application.id)
+    ).scalar_one_or_none()
+    if grant is None:
+        abort(404)
+    form = MoveForm()
+    if form.validate_on_submit():
+        done = perform(
+            reschedule.move_instalments,
+            grant,
+            current_user._get_current_object(),
+            form.first_due_on.data,
+            refused=PlanError,
+        )
+        if done.ok:
+            flash(
+                ngettext(
+                    "Instalment %(seq)d now falls due on %(day)s.",
+                    "%(num)d instalments moved: the first now falls due on %(day)s.",
+                    len(done.value),
+                    seq=done.value[0].seq,
+                    day=done.value[0].due_on.isoformat(),
+                ),
+                "info",
+            )
+            return redirect(url_for("cases.case", uid=application.uid, _anchor="plan"))
+        form.form_errors.append(done.words)
+    return refused.refuse(form, to=url_for("cases.case", uid=application.uid, _anchor="move"))

@@ -156,6 +156,17 @@ class ProofForm(PrefixedForm):
     )
 
 
+class MoveForm(PrefixedForm):
+    """A manager moving the dates of a plan's instalments not paid on yet."""
+
+    PREFIX = "move"
+
+    first_due_on = DateField(
+        _l("The first of them due on"),
+        [DataRequired(_l("Enter the date the first of them falls due."))],
+    )
+
+
 class RefuseForm(PrefixedForm):
     """A second person refusing a held payment."""
 

@@ -27,6 +27,7 @@ from .bounds import SECOND_PERSONS
 from .forms import (
     BOUND_WORDS,
     HeldConfirmForm,
+    MoveForm,
     PaymentForm,
     ProofForm,
     RefuseForm,
@@ -36,6 +37,7 @@ from .forms import (
 from .proofs import added_proofs
 from .receipt_forms import ReceiptAnswerForm
 from .receipts import answers_of
+from .reschedule import movable
 from .services import grant_instalments
 from .to_pay import due_in_pools, still_due
 
@@ -223,6 +225,11 @@ def _staff_money(grant, plan, instalments, user, sections):
         # Reviewers and managers declare a conflict in the review section.
         "conflict_form": restore(ConflictForm(**fresh)) if finance else None,
         "plan_form": restore(PlanForm(**fresh)) if manager and active and plan is None else None,
+        # The plan's last instalments nothing was paid on: a manager may move their dates.
+        "movable": movable(plan, {i.id: i.amount - due.get(i.id, i.amount) for i in instalments})
+        if manager and active and plan is not None
+        else [],
+        "move_form": restore(MoveForm(**fresh)) if manager and active and plan else None,
         "close_form": restore(CloseForm(**fresh)) if manager and active else None,
     }
 

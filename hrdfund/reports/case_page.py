@@ -259,6 +259,7 @@ ACTIONS = {
     "grant.approved": (None, _l("approved the grant")),
     "allocation.created": (Section.LEDGER, _l("committed money from a pool")),
     "plan.created": (Section.LEDGER, _l("planned the payments")),
+    "plan.moved": (Section.LEDGER, _l("moved the dates of the payments not made yet")),
     "grant.closed": (Section.LEDGER, _l("closed the grant")),
     "payment.held": (Section.LEDGER, _l("entered a payment to be confirmed by a second person")),
     "payment.confirmed": (Section.LEDGER, _l("confirmed a payment entered by someone else")),
