@@ -317,18 +317,26 @@ def test_no_report_gives_away_what_another_hides(year_world):
             assert not unlisted or guess != unlisted, f"{period}: the total less the lines"
         if attacker.not_listed[period] is not None:
             assert attacker.not_listed[period] == 0 or attacker.not_listed[period] >= 5
-    # Nor is the line of those not listed what 1 to 4 of them were paid: a period with so
-    # few, or with a period within it that has, lists no line (its total less its lines,
-    # or a quarter's lines less its other months', would give each one's part there).
+    # Nor is the line of those not listed what 1 to 4 of them were paid: once a quarter
+    # or one of its months has so few, none of them issued from then on lists a line (a
+    # total less its lines, a quarter's lines less its other months', its number of
+    # grants less their codes, would give each one's part there), nor does the year.
     tree = _children()
     for period in _periods():
-        if attacker.lines[period]:
-            within = [period, *tree.get(period, [])]
-            within += [month for quarter in within[1:] for month in tree.get(quarter, [])]
-            for code in within:
-                few = truth.get(("unlisted", code, TOTAL), 0)
-                assert few == 0 or few >= 5, f"{period} lists lines beside {few} in {code}"
-    assert attacker.lines[f"{YEAR}-03"] and not attacker.lines[f"{YEAR}-02"]
+        if not attacker.lines[period]:
+            continue
+        if period == str(YEAR):
+            together = _periods()
+        else:
+            quarter = next(q for q in tree if "-Q" in q and period in [q, *tree[q]])
+            together = [quarter, *tree[quarter]]
+        for code in together:
+            if parse_period(code).end > parse_period(period).end:
+                continue  # issued after it: it had its lines by then
+            few = truth.get(("unlisted", code, TOTAL), 0)
+            assert few == 0 or few >= 5, f"{period} lists lines beside {few} in {code}"
+    assert attacker.lines[f"{YEAR}-Q2"] and attacker.lines[f"{YEAR}-01"]
+    assert not attacker.lines[f"{YEAR}-03"] and not attacker.lines[f"{YEAR}-Q1"]
     # A shown category or region less the CSV lines of that value is what the grants not
     # listed add up to there: never a group of 1 to 4.
     places = {geo.country_name(c): geo.region_of(c) for _m, _c, c, _n, _u in GRANTS}

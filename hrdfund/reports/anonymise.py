@@ -20,8 +20,9 @@ rendered from the tables built here, so none can bypass them.
   payments) is never hidden. Amounts are rounded.
 - Line items carry a code keyed per donor and year instead of a case id, and places and
   categories shared by fewer than 5 of them in any period of the year are generalised in
-  every period of it; a line issued already keeps how it read. A period where 1 to 4
-  grants are not listed, or a period within it, lists no line (``data.line_items``).
+  every period of it; a line issued already keeps how it read. Once 1 to 4 grants of a
+  quarter or one of its months are not listed, none of them issued from then on lists a
+  line, nor does the year (``data.line_items``).
 """
 
 from collections import Counter
@@ -116,6 +117,12 @@ def round_amount(amount):
 def is_small(value):
     """A count a donor output does not show: 1 to 4."""
     return 0 < value < THRESHOLD
+
+
+def few_apart(count, moved):
+    """Whether a CSV's grants not listed are too few to stand apart from the lines: 1 to
+    4 of them (``count``), or 1 to 4 of them with money paid or taken back (``moved``)."""
+    return is_small(count) or is_small(moved)
 
 
 def count_cell(value):

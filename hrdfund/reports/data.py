@@ -29,7 +29,7 @@ from .decision import DIMENSIONS
 from .issue import issue_year
 from .models import VarianceNote
 from .periods import parse_period
-from .recorded import half_years, shared_with, year_periods
+from .recorded import half_years, listed_together, shared_with
 
 __all__ = ["build_report", "digest", "plain", "shared_with", "summaries", "summary"]
 
@@ -336,14 +336,23 @@ def line_items(pool, period, issued):
     is no longer listed: it joins the others' line.
 
     The period's payments are in its account to the cent, so its total less its lines is
-    what the grants not listed add up to; and a quarter's lines less its months' give
-    each listed grant's part in the month left. So while 1 to 4 grants are not listed in
-    the period or in any period within it (or 1 to 4 of them had money paid or taken
-    back), no line is listed: every grant is in the one line, so what a few defenders
-    who did not agree were paid is never a line a donor can work out."""
-    _periods, children = year_periods(period.start.year)
-    within = [code for code in _and_within(period.code, children) if code in issued]
-    gids = {line[0] for code in within for line in issued[code]["lines"]}
+    what the grants not listed add up to; a quarter's lines less two of its months' give
+    each listed grant's part in the third, and the quarter's number of grants less the
+    codes listed in its months how many the third paid. So a quarter and its months list
+    lines together or not at all, and so does the year with every period of it: while 1
+    to 4 grants of one of them are not listed (or 1 to 4 of them had money paid or taken
+    back in it), none lists a line, every grant in the one line, and what a few
+    defenders who did not agree were paid is never a figure a donor can work out. That is
+    decided as the period's figures are issued, beside the periods issued by then (a
+    month issued with its lines keeps them: the donor has them already); a withdrawal
+    since that leaves 1 to 4 not listed in the period lists none of its lines either."""
+    figures = issued[period.code]
+    folded = figures["unlisted"].get("folded")
+    # A period issued before that was decided: as it would be decided now.
+    together = [period.code]
+    if folded is None:
+        together = [c for c in listed_together(period.code, period.start.year) if c in issued]
+    gids = {line[0] for code in together for line in issued[code]["lines"]}
     grants = {}
     ordered = sorted(gids)
     for begin in range(0, len(ordered), 500):
@@ -357,8 +366,7 @@ def line_items(pool, period, issued):
         )
     standing = shared_with(pool.donor_id, {a for _uid, a in grants.values()})
     listing = {gid for gid, (_uid, a) in grants.items() if a in standing}
-    few = any(_few_apart(issued[code], listing) for code in within)
-    figures = issued[period.code]
+    few = folded or any(_few_apart(issued[code], listing) for code in together)
     unlisted = figures["unlisted"]
     count, hidden = unlisted["count"]
     others = {"committed": Decimal(unlisted["committed"]), "paid": Decimal(unlisted["paid"])}
@@ -386,14 +394,6 @@ def line_items(pool, period, issued):
     return sorted(items, key=lambda item: item["code"]), others
 
 
-def _and_within(code, children):
-    """``code`` and every period within it."""
-    found = [code]
-    for child in children.get(code, ()):
-        found += _and_within(child, children)
-    return found
-
-
 def _few_apart(figures, listing):
     """Whether 1 to 4 of the period's grants were not listed when it was issued, or are
     not now (``listing``: the grants whose defender's consent stands), or 1 to 4 of those
@@ -403,12 +403,12 @@ def _few_apart(figures, listing):
     count = unlisted["count"][0]
     # A period issued before the count of those with money moved was kept: all of them.
     moved = unlisted.get("moved", count)
-    few = anonymise.is_small(count) or anonymise.is_small(moved)
+    few = anonymise.few_apart(count, moved)
     for gid, _category, _place, _committed, paid in figures["lines"]:
         if gid not in listing:
             count += 1
             moved += Decimal(paid) != 0
-    return few or anonymise.is_small(count) or anonymise.is_small(moved)
+    return few or anonymise.few_apart(count, moved)
 
 
 def other_funds(figures):

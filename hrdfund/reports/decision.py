@@ -12,7 +12,7 @@ from flask import current_app
 from ..core.money import quantize
 from . import anonymise, rollup
 from .grid import Grid
-from .recorded import ZERO, half_years, within
+from .recorded import ZERO, half_years, listed_together, within
 
 SMALL = anonymise.SMALL
 
@@ -37,6 +37,7 @@ class Decision:
         self.children = {code: recorded.children[code] for code in included}
         #: Half-years: only their totals, in the year's table by period.
         self.summaries = [c for c in half_years(recorded.year) if c in included]
+        self.folded = self._folded()
         self.people = self._people()
         self.budget = self._budget()
         self.timeliness = self._totals(
@@ -108,7 +109,6 @@ class Decision:
             attributes=("dependants",),
             rollups={coarse: rollup.parents(coarse) for coarse in COARSE_DIMENSIONS},
         )
-        few = {code: self._few_apart(code) for code in self.new}
         for (code, label), group in groups.items():
             grid.put(
                 code,
@@ -123,9 +123,9 @@ class Decision:
             )
             # A row less the CSV's lines of its value is what the grants not listed there
             # add up to. The total less all the lines never is: a period with 1 to 4 not
-            # listed lists no line at all (``data.line_items``), nor a row of it.
+            # listed lists no line at all (``data.line_items``), so no row of it either.
             if label != anonymise.TOTAL and label[0] in LISTED_DIMENSIONS + COARSE_DIMENSIONS:
-                if anonymise.is_small(group["unlisted"]) and not few[code]:
+                if anonymise.is_small(group["unlisted"]) and not self.folded[code]:
                     grid.extra[(code, label)] = anonymise.UNLISTED
         for code in self.new:
             paid = recorded.nets[code]
@@ -253,13 +253,26 @@ class Decision:
                 others["paid"] += quantize(paid[gid])
         return lines, others
 
-    def _few_apart(self, code):
-        """Whether the CSV of the new period ``code`` lists no line: 1 to 4 of its grants
-        are not listed, or 1 to 4 of them with money moved (see ``data.line_items``)."""
+    def _folded(self):
+        """New period code -> whether its CSV lists no line (``data.line_items``): 1 to 4
+        grants are not listed (or 1 to 4 of them had money moved) in it or in a period
+        listed together with it, issued before or new. Decided once, as the period is
+        issued: a month issued with its lines keeps them when a later month of its quarter
+        lists none (the donor has them already)."""
         recorded = self.recorded
-        apart = [amount for gid, amount in recorded.nets[code].items() if recorded.unlisted(gid)]
-        moved = sum(1 for amount in apart if quantize(amount) != 0)
-        return anonymise.is_small(len(apart)) or anonymise.is_small(moved)
+        few = {}
+        for code in self.new:
+            apart = [a for gid, a in recorded.nets[code].items() if recorded.unlisted(gid)]
+            moved = sum(1 for amount in apart if quantize(amount) != 0)
+            few[code] = anonymise.few_apart(len(apart), moved)
+        for code, figures in self.issued.items():
+            unlisted = figures["unlisted"]
+            count = unlisted["count"][0]
+            few[code] = anonymise.few_apart(count, unlisted.get("moved", count))
+        return {
+            code: any(few.get(c, False) for c in listed_together(code, recorded.year))
+            for code in self.new
+        }
 
     def _elsewhere(self):
         """How many of the defenders paid in each new period were also supported by another
@@ -350,6 +363,7 @@ class Decision:
             "unlisted": {
                 "count": [count, hidden],
                 "moved": others["moved"],
+                "folded": self.folded[code],
                 "committed": str(others["committed"]),
                 "paid": str(others["paid"]),
             },

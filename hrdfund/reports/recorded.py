@@ -56,6 +56,22 @@ def year_periods(year):
     return periods, children
 
 
+def listed_together(code, year):
+    """The periods of ``year`` whose CSVs list lines together with ``code``'s or not at
+    all (see ``data.line_items``): a quarter, or a month, with the quarter and its months;
+    the year (or a half-year) with every period of it."""
+    periods, children = year_periods(year)
+    period = periods[code]
+    if period.kind not in ("month", "quarter"):
+        return list(periods)
+    quarter = next(
+        c
+        for c, p in periods.items()
+        if p.kind == "quarter" and p.start <= period.start and period.end <= p.end
+    )
+    return [quarter, *children[quarter]]
+
+
 def within(day):
     """The codes of the periods of its year that contain ``day``: month, quarter,
     half-year, year."""
