@@ -399,7 +399,7 @@ class FundWorld:
             referrals.Part(Category.MEDICAL, 1, 3, Decimal(300), "EUR"),
             ("answers", "documents", "assessment"),
             self.mark("assessment", "referral reason"),
-            date(2099, 1, 1),
+            utcnow().date() + timedelta(days=30),
         )
         self.code(self.referral.uid)
         # A partner fund on another server, registered by its key, and a referral to it.
@@ -415,7 +415,7 @@ class FundWorld:
             referrals.Part(Category.MEDICAL, None, None, Decimal(300), "EUR"),
             ("answers",),
             self.mark("assessment", "partner referral reason"),
-            date(2099, 1, 1),
+            utcnow().date() + timedelta(days=30),
         )
         self.code(self.partner_referral.uid)
         db.session.add(
@@ -618,7 +618,7 @@ def worlds(request, tmp_path_factory):
                     referrals.Part(Category.MEDICAL, None, None, Decimal(300), "EUR"),
                     ("documents",),
                     "Shared for the sweep",
-                    date(2099, 1, 1),
+                    utcnow().date() + timedelta(days=30),
                 )
             db.session.commit()
             yield built
@@ -746,7 +746,7 @@ ROUTES = {
             "refer-amount": "1",
             "refer-currency": "EUR",
             "refer-reason": "Sweep",
-            "refer-answer_by": "2099-01-01",
+            "refer-answer_by": (utcnow().date() + timedelta(days=30)).isoformat(),
         },
     ),
     "network.referral": Fill(_uid(lambda w: w.referral), "reviewer", part="assessment"),

@@ -967,7 +967,7 @@ def _referrals(site):
         "refer-category": "medical",
         "refer-amount": "400",
         "refer-reason": "A check-up after the move.",
-        "refer-answer_by": "2099-01-01",
+        "refer-answer_by": (utcnow().date() + timedelta(days=30)).isoformat(),
     }
     # The stay's need is covered by the fund's own grant and the part taken on.
     r.submit(page, f"{page}/refer", part, refused=True)
@@ -1109,7 +1109,7 @@ def _packets(site, folder):
             "refer-amount": "400",
             "refer-shares": "answers",
             "refer-reason": "Our pool for this is spent.",
-            "refer-answer_by": "2099-01-01",
+            "refer-answer_by": (utcnow().date() + timedelta(days=30)).isoformat(),
         },
     )
     sent = db.session.execute(

@@ -227,7 +227,7 @@ def _referral(world, client):
         "refer-amount": "1000",
         "refer-currency": "EUR",
         "refer-reason": "Another fund covers this care.",
-        "refer-answer_by": "2099-01-01",
+        "refer-answer_by": (utcnow().date() + timedelta(days=30)).isoformat(),
     }
     return Page(f"/applications/{case.uid}/refer", data)
 

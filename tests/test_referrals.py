@@ -314,6 +314,7 @@ def test_a_referral_is_refused_while_consent_is_withdrawn_and_allowed_once_given
         ({"refer-amount": "6000.01"}, "at most what the application asks"),
         ({"refer-amount": "999999999999.99", "refer-currency": "XOF"}, "No exchange rate"),
         ({"refer-answer_by": "2020-01-01"}, "cannot be in the past"),
+        ({"refer-answer_by": "9999-12-31"}, "Ask for an answer within a year."),
         ({"refer-to_fund": "nosuchfund0000000000"}, "Not a valid choice"),
         ({"refer-reason": ""}, "Say why."),
     ],

@@ -10,12 +10,14 @@ the app on a SQLite file of its own. Each is served by werkzeug on 127.0.0.1 in 
 import re
 import secrets
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from hrdfund.cases.models import Application
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.network import keys
 from hrdfund.network.models import ImportedPacket, Referral, ReferralStatus
@@ -173,7 +175,7 @@ def test_a_referral_goes_from_one_server_to_the_other_and_its_answer_comes_back(
             ("refer-shares", "documents"),
             ("refer-shares", "assessment"),
             ("refer-reason", "Our medical pool is spent."),
-            ("refer-answer_by", "2099-01-01"),
+            ("refer-answer_by", (utcnow().date() + timedelta(days=30)).isoformat()),
         ],
     )
     assert sent.status == 302, sent

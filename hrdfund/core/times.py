@@ -3,7 +3,7 @@ writes it; a moment with its time zone, and the time left to a target in days an
 or how long it is overdue (in days once past two days)."""
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
@@ -11,6 +11,7 @@ from babel.dates import format_date, format_skeleton
 from flask import g, has_request_context
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .columns import utcnow
@@ -18,6 +19,11 @@ from .columns import utcnow
 #: The furthest ahead of UTC any place's clock runs (UTC+14): its date is the latest date
 #: anywhere on Earth.
 AHEAD_OF_UTC = timedelta(hours=14)
+
+#: The first day money is recorded on: reports cover the years from 2000 on, and a date
+#: before it is a slip of the keyboard (1900 for 2019), refused where it is entered.
+FIRST_DAY = date(2000, 1, 1)
+TOO_EARLY = _l("A date before the year 2000 is not accepted: check the year.")
 
 #: Past this many hours overdue, a target is said to be overdue by days, not hours.
 OVERDUE_IN_DAYS_AFTER = 48

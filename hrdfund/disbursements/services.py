@@ -19,7 +19,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import money_words, quantize
 from ..core.sql import lock_row, summed
-from ..core.times import latest_day
+from ..core.times import FIRST_DAY, TOO_EARLY, latest_day
 from ..directory import services as directory
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan
 from ..ledger.balances import allocations_of
@@ -158,6 +158,8 @@ def _check_payable(grant, application, allocation, amount_paid, fee, paid_on):
     check_open_for_payment(grant, application)
     if paid_on > latest_day():
         raise PaymentError(_l("The date of payment cannot be in the future."))
+    if paid_on < FIRST_DAY:
+        raise PaymentError(TOO_EARLY)
     if allocation.grant_id != grant.id:
         raise PaymentError(_l("This pool does not fund this grant."))
     if amount_paid <= 0 or fee < 0:

@@ -19,6 +19,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import CENT, quantize
 from ..core.sql import lock_row
+from ..core.times import FIRST_DAY, TOO_EARLY
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Allocation, Release
 from ..pools.models import Pool
@@ -114,6 +115,8 @@ def create_plan(
     """Plan how ``grant`` is paid: ``count`` tranches ``interval_days`` apart, or a stipend
     of ``count`` months starting ``starts_on``, or one payment on ``starts_on``."""
     _check_plannable(grant, actor)
+    if starts_on < FIRST_DAY:
+        raise PlanError(TOO_EARLY)
     kind = PlanKind(kind)
     if kind == PlanKind.ONE_OFF:
         count = 1

@@ -251,6 +251,8 @@ def refer_case(actor, application, to_fund, part, shares, reason, answer_by):
         raise ReferralError(_l("Say why."))
     if answer_by < utcnow().date():
         raise ReferralError(_l("The date an answer is needed by cannot be in the past."))
+    if answer_by > utcnow().date() + timedelta(days=366):
+        raise ReferralError(_l("Ask for an answer within a year."))
     open_already = db.session.execute(
         sa.select(Referral.id).where(
             Referral.application_id == application.id,

@@ -17,7 +17,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
 from ..core.sql import lock_row
-from ..core.times import latest_day
+from ..core.times import FIRST_DAY, TOO_EARLY, latest_day
 from ..ledger.models import Contribution
 from .models import Donor, ExchangeRate, Pool, PoolRestriction, RestrictionKind
 
@@ -70,6 +70,8 @@ def create_pool(
     check_actor(actor, donor.fund_id, POOL_KEEPERS)
     if starts_on and ends_on and ends_on < starts_on:
         raise PoolError(_l("The pool's window must end after it starts."))
+    if any(day < FIRST_DAY for day in (starts_on, ends_on) if day):
+        raise PoolError(TOO_EARLY)
     exists = db.session.execute(
         sa.select(Pool.id).where(Pool.fund_id == donor.fund_id, Pool.name == name.strip())
     ).first()
@@ -217,6 +219,8 @@ def record_rate(fund_id, actor, on_date, base, quote, rate, source):
         raise PoolError(_l("A rate needs two different currencies."))
     if on_date > latest_day():
         raise PoolError(_l("A rate cannot be recorded for a day still to come."))
+    if on_date < FIRST_DAY:
+        raise PoolError(TOO_EARLY)
     rate = checked_rate(rate)
     exists = db.session.execute(
         sa.select(ExchangeRate.id).where(
@@ -321,6 +325,8 @@ def record_contribution(
         raise PoolError(_l("The amount received must be above zero."))
     if received_on > latest_day():
         raise PoolError(_l("The date received cannot be in the future."))
+    if received_on < FIRST_DAY:
+        raise PoolError(TOO_EARLY)
     if received_currency == pool.currency:
         rate = Decimal(1)
     elif rate is None:

@@ -5,8 +5,10 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from ..core.times import FIRST_DAY
+
 #: Reports cover these years; beyond them a period is refused, not a date overflow.
-FIRST_YEAR, LAST_YEAR = 2000, 2100
+FIRST_YEAR, LAST_YEAR = FIRST_DAY.year, 2100
 _PATTERN = re.compile(r"^(\d{4})(?:-(?:Q([1-4])|(0[1-9]|1[0-2])))?$")
 
 

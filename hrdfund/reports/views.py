@@ -18,6 +18,7 @@ from ..cases.access import visible_cases
 from ..core.columns import utcnow
 from ..core.extensions import db, reading
 from ..core.support import CATEGORY_LABELS
+from ..core.times import FIRST_DAY
 from ..core.work import perform
 from ..disbursements import followup
 from ..ledger.balances import pool_figures, pool_history
@@ -146,7 +147,8 @@ def _first_days(pools, today):
     found = {}
     for pool in pools:
         days = [d for d in (pool.starts_on, first_money.get(pool.id), pool.created_at.date()) if d]
-        found[pool.id] = min(min(days), today)
+        # No report covers a day before the first (a date recorded so is refused now).
+        found[pool.id] = max(min(min(days), today), FIRST_DAY)
     return found
 
 
