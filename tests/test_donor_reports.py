@@ -3,6 +3,7 @@ PDF and CSV, the donor's own downloads only, and no case's words in any output."
 
 import csv
 import io
+import re
 import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
@@ -316,6 +317,26 @@ def test_codes_differ_between_donors(world, make_donor):
     next_year = anonymise.donor_code(world.donor.id, grant.uid, 2027)
     assert len({mine, other, next_year}) == 3
     assert mine.startswith("G-") and grant.uid not in mine
+
+
+def test_the_portal_names_periods_in_words_and_offers_the_last_ended_quarter_first(
+    app, world, make_user
+):
+    """Periods read as words (1st quarter 2026, February 2026), the newest quarter that has
+    ended is the one chosen (a running one says nothing about people yet), and a file is
+    named after its pool, so that a donor with several pools tells them apart."""
+    client = signed_in(app, make_user("donor", donor_id=world.donor.id))
+    page = client.get("/donor").get_data(as_text=True)
+    today = utcnow().date()
+    done = (today.month - 1) // 3
+    last = f"{today.year}-Q{done}" if done else f"{today.year - 1}-Q4"
+    periods = page.split('name="period"')[1].split("</select>")[0]
+    assert re.findall(r'<option value="([^"]+)" selected', periods) == [last]
+    assert f'<option value="{last}" selected>' in page
+    assert '<option value="2026-Q1">1st quarter 2026</option>' in page.replace(" selected", "")
+    assert '<option value="2026-02">February 2026</option>' in page
+    got = client.get(f"/donor/pools/{world.eur.uid}/report?period=2026-Q1&format=csv")
+    assert "report-emergency-eur-2026-Q1.csv" in got.headers["Content-Disposition"]
 
 
 def test_a_donor_downloads_its_own_reports_only(app, world, make_user, make_donor):

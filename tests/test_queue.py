@@ -154,6 +154,8 @@ def test_the_queue_says_who_each_case_is_assigned_to_and_filters_by_it(
     assert listed(f"assigned={colleague.uid}") == {"colleague"}
     assert listed(f"assigned={gone.uid}") == {"gone"}
     assert listed(f"assigned={outsider.uid}") == set(cases)
+    nothing = client.get("/cases?assigned=none&urgency=urgent").get_data(as_text=True)
+    assert "No open case matches these filters." in nothing and "No open cases." not in nothing
     data = client.get(f"/cases/export.csv?assigned={colleague.uid}").get_data(as_text=True)
     header, line = data.splitlines()[:2]
     assert "Assigned to" in header.split(",") and "Marek Manager" in line

@@ -425,6 +425,22 @@ def test_a_fund_with_no_one_to_answer_is_not_offered_nor_taken(app, two_funds, m
     assert nobody not in services.other_funds(w["case"])
 
 
+def test_a_referral_page_leads_back_to_the_case_and_the_list(app, two_funds):
+    """The referring fund's page of a referral links to its case; the fund asked has no
+    way into the other fund's case, only to its list of referrals."""
+    w = two_funds
+    _refer(app, w)
+    referral = _the_referral()
+    page = signed_in(app, w["a_manager"]).get(f"/network/referrals/{referral.uid}")
+    text = page.get_data(as_text=True)
+    assert f'href="/applications/{w["case"].uid}#referrals">Back to the case' in text
+    assert 'href="/network/referrals">Every referral' in text
+    theirs = signed_in(app, w["b_reviewer"]).get(f"/network/referrals/{referral.uid}")
+    text = theirs.get_data(as_text=True)
+    assert "Back to the case" not in text and f"/applications/{w['case'].uid}" not in text
+    assert 'href="/network/referrals">Every referral' in text
+
+
 def test_declined_with_a_reason_the_referring_fund_reads_it(app, two_funds):
     w = two_funds
     _refer(app, w)

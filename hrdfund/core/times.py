@@ -59,6 +59,11 @@ def month(value):
     return format_skeleton("yMMMM", value, locale=_date_locale())
 
 
+def quarter(value):
+    """The quarter of a year ``value`` falls in: 3rd quarter 2026, 3e trimestre 2026."""
+    return format_skeleton("yQQQQ", value, locale=_date_locale())
+
+
 def short_month(value):
     """A month of a year, short: Dec 2026, dic 2026."""
     return format_skeleton("yMMM", value, locale=_date_locale())

@@ -13,7 +13,7 @@ from .. import audit
 from ..auth import refused
 from ..auth.guard import role_required
 from ..cases import documents, panels
-from ..cases.access import get_application_or_404
+from ..cases.access import can_see, get_application_or_404
 from ..cases.categories import CATEGORY_FIELDS, detail_text
 from ..cases.models import Document
 from ..cases.services import case_rows
@@ -185,6 +185,8 @@ def referral(uid):
         decline_form=refused.restore(DeclineForm(formdata=None)),
         confirm=ConfirmForm(),
         referral_labels=LABELS,
+        # The referring fund's way back to its case (unless the reader may not open it).
+        own_case=source if not asked and can_see(source, current_user) else None,
     )
 
 

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from ..core import times
 from ..core.times import FIRST_DAY
 
 #: Reports cover these years; beyond them a period is refused, not a date overflow.
@@ -77,3 +78,13 @@ def recent_periods(first_day, today):
         months.append(parse_period(month.strftime("%Y-%m")))
         month = _next_month(month)
     return {"year": found, "quarter": quarters[::-1], "month": months[::-1]}
+
+
+def period_name(period):
+    """A period as its reader says it: 2026, 3rd quarter 2026, August 2026 (in the reader's
+    language); its code stays what addresses and files carry."""
+    if period.kind == "quarter":
+        return times.quarter(period.start)
+    if period.kind == "month":
+        return times.month(period.start)
+    return str(period.start.year)

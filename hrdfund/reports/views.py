@@ -2,6 +2,8 @@
 
 import io
 import json
+import re
+import unicodedata
 from collections import defaultdict
 
 import sqlalchemy as sa
@@ -34,7 +36,7 @@ from .issue import issue_ended
 from .models import IssuedFigures
 from .pdf import render_pdf
 from .pdf_kit import rolled_note, row_label, shown_figure
-from .periods import PeriodError, parse_period, recent_periods
+from .periods import PeriodError, parse_period, period_name, recent_periods
 
 
 @bp.get("/donor")
@@ -55,6 +57,11 @@ def portal():
     today = utcnow().date()
     first_days = _first_days(pools, today)
     periods = {p.id: recent_periods(first_days[p.id], today) for p in pools}
+    # The newest quarter that has ended is chosen first: the one whose report is whole.
+    chosen = {
+        pid: next((q.code for q in found["quarter"] if q.end <= today), None)
+        for pid, found in periods.items()
+    }
     days = chart_days(today)
     history = pool_history(ids, days) if pools else {}
     charts = {
@@ -73,6 +80,9 @@ def portal():
         pools=pools,
         figures=figures,
         periods=periods,
+        chosen=chosen,
+        period_name=period_name,
+        parse_period=parse_period,
         charts=charts,
         compared=compared,
         supported=latest_breakdowns(ids),
@@ -152,6 +162,14 @@ def _first_days(pools, today):
     return found
 
 
+def file_word(name):
+    """``name`` as a file name's word: plain letters and digits, words joined by hyphens
+    (Réinstallation d'urgence: reinstallation-d-urgence), at most 40 characters; empty
+    when nothing of it is plain."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:40].strip("-")
+
+
 def _send_report(pool):
     """The donor report of ``pool`` for the period and format asked, as a download; a
     period that is not a fixed one, or has not begun, is a 404."""
@@ -182,7 +200,7 @@ def _send_report(pool):
         format=kind,
         digest=report["digest"],
     )
-    name = f"report-{pool.uid}-{period.code}.{kind}"
+    name = f"report-{file_word(pool.name) or pool.uid}-{period.code}.{kind}"
     with force_locale(language):
         if kind == "pdf":
             body, mimetype = render_pdf(report), "application/pdf"
