@@ -373,7 +373,7 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
     # February's report, issued in March: no consent, so not listed.
     csv_text, pdf_text = outputs("2026-02", datetime(2026, 3, 10, 9))
     assert code not in csv_text and "Not listed" in csv_text
-    with Clock().on(datetime(2026, 3, 11, 9)):
+    with Clock().on(datetime(2026, 4, 11, 9)):
         consent = Consent(
             application_id=grant.application_id,
             kind=ConsentKind.STORY,
@@ -394,14 +394,15 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
         story.text = story_text
         db.session.add(story)
         db.session.commit()
-        pay(world, grant, "300", instalment=None, paid_on=date(2026, 3, 11))
-    # March's report, issued once March ended: the consent stands, so listed, with the story.
-    csv_text, pdf_text = outputs("2026-03", datetime(2026, 4, 2, 9))
+        pay(world, grant, "300", instalment=None, paid_on=date(2026, 4, 11))
+    # April's report (another quarter: the first one's lists no line, February's one grant
+    # not listed), issued once April ended: the consent stands, so listed, with the story.
+    csv_text, pdf_text = outputs("2026-04", datetime(2026, 5, 2, 9))
     assert code in csv_text and story_text in pdf_text
-    with Clock().on(datetime(2026, 4, 3, 9)):
+    with Clock().on(datetime(2026, 5, 3, 9)):
         consent.withdrawn_at = utcnow()
         db.session.commit()
     # Withdrawn: neither the line nor the story in any report downloaded afterwards.
-    csv_text, pdf_text = outputs("2026-03", datetime(2026, 4, 4, 9))
+    csv_text, pdf_text = outputs("2026-04", datetime(2026, 5, 4, 9))
     assert code not in csv_text and story_text not in pdf_text
     assert "Not listed" in csv_text
