@@ -281,6 +281,11 @@ def test_a_label_and_its_colon_read_as_each_language_writes_them(app, money_worl
     case = manager.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
     assert "Statut\u00a0:" in case and "Montant accordé\u00a0:" in case
     assert " · payé 400,00" in case
+    # The application's urgency beside its reason.
+    grant.application.urgency_reason = "Raid tomorrow"
+    db.session.commit()
+    case = manager.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    assert "Urgence</dt><dd>normal\u00a0: <bdi>Raid tomorrow</bdi>" in case
     applicant = signed_in(app, money_world.applicant)
     _choose(applicant, "zh", page="/my")
     mine = applicant.get(f"/applications/{grant.application.uid}").get_data(as_text=True)

@@ -2,7 +2,7 @@
 
 import functools
 
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -339,7 +339,8 @@ def error_links(form):
     found = [(None, str(message)) for message in form.form_errors]
     for field, line in _visible_fields(form):
         named = f"{line}, {field.label.text}" if line else field.label.text
-        found.extend((field.id, f"{named}: {message}") for message in field.errors)
+        label = gettext("%(label)s:", label=named)  # French spaces its colon
+        found.extend((field.id, f"{label} {message}") for message in field.errors)
     return found
 
 
