@@ -339,13 +339,14 @@ def line_items(pool, period, issued):
     what the grants not listed add up to; a quarter's lines less two of its months' give
     each listed grant's part in the third, and the quarter's number of grants less the
     codes listed in its months how many the third paid. So a quarter and its months list
-    lines together or not at all, and so does the year with every period of it: while 1
+    lines together or not at all, and so does the year with every period of it: once 1
     to 4 grants of one of them are not listed (or 1 to 4 of them had money paid or taken
-    back in it), none lists a line, every grant in the one line, and what a few
-    defenders who did not agree were paid is never a figure a donor can work out. That is
-    decided as the period's figures are issued, beside the periods issued by then (a
-    month issued with its lines keeps them: the donor has them already); a withdrawal
-    since that leaves 1 to 4 not listed in the period lists none of its lines either."""
+    back in it), none issued from then on lists a line, every grant in the one line, and
+    what a few defenders who did not agree were paid is never a figure a donor can work
+    out. That is decided as the period's figures are issued, beside the periods issued by
+    then (a month issued with its lines keeps them: the donor has them already); a
+    withdrawal since that leaves 1 to 4 not listed in the period lists none of its lines
+    either."""
     figures = issued[period.code]
     folded = figures["unlisted"].get("folded")
     # A period issued before that was decided: as it would be decided now.
@@ -397,8 +398,8 @@ def line_items(pool, period, issued):
 def _few_apart(figures, listing):
     """Whether 1 to 4 of the period's grants were not listed when it was issued, or are
     not now (``listing``: the grants whose defender's consent stands), or 1 to 4 of those
-    with money moved in it. A period issued with no line stays so: what it shows beside
-    the lines was decided for none."""
+    with money moved in it. A period issued with no line stays so, whatever is withdrawn
+    since: what its PDF shows was decided for none."""
     unlisted = figures["unlisted"]
     count = unlisted["count"][0]
     # A period issued before the count of those with money moved was kept: all of them.
