@@ -4,6 +4,7 @@ opens only that, and accepts (its own case in its queue, under its targets) or d
 with a reason; A may withdraw; the defender's withdrawal of consent stops what B has not
 accepted. Every step is written in both funds' records."""
 
+import html
 import io
 import logging
 import re
@@ -27,7 +28,7 @@ from hrdfund.core.support import Category
 from hrdfund.grants import coverage, plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.plans import months_after
-from hrdfund.network import funds
+from hrdfund.network import funds, keys
 from hrdfund.network import referrals as services
 from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.ops import retention
@@ -423,6 +424,39 @@ def test_a_fund_with_no_one_to_answer_is_not_offered_nor_taken(app, two_funds, m
     manager.active = False
     db.session.commit()
     assert nobody not in services.other_funds(w["case"])
+
+
+def _partner(owner, name, remote, make_user):
+    """``remote``'s key registered by ``owner``'s administrator as a partner fund named
+    ``name`` on another server."""
+    keys.make_keys(remote)
+    key = keys.current_key(remote)
+    admin = make_user("admin", fund_id=owner.id)
+    return keys.register_partner(admin, owner, name, keys.key_line(remote, key), key.fingerprint)
+
+
+def test_a_partner_funds_name_is_its_owners_alone(app, two_funds, make_fund, make_user):
+    """Fund A registers a partner on another server; fund B registering its own partner
+    of that name is not told A has one. Within A, the name is taken (case aside), as a
+    member fund's is; a member fund may share it, and A's form to refer a case says which
+    one is on another server."""
+    w = two_funds
+    a, b = w["a"], w["b"]
+    _partner(a, "Harbour Fund", make_fund("Remote One"), make_user)
+    db.session.commit()
+    assert _partner(b, "Harbour Fund", make_fund("Remote Two"), make_user).elsewhere
+    db.session.commit()
+    for name in ("HARBOUR fund", "International Fund"):
+        with pytest.raises(keys.PartnerError, match="already named"):
+            _partner(a, name, make_fund(f"Remote {name}"), make_user)
+        db.session.rollback()
+    funds.create_fund(make_user("network_admin"), "Harbour Fund", "harbour.admin", "x")
+    db.session.commit()
+    harbour = next(f for f in funds.member_funds() if f.name == "Harbour Fund")
+    make_user("reviewer", fund_id=harbour.id)
+    page = signed_in(app, w["a_reviewer"]).get(f"/applications/{w['case'].uid}")
+    text = html.unescape(page.get_data(as_text=True))
+    assert ">Harbour Fund<" in text and ">Harbour Fund, on another server<" in text
 
 
 def test_a_referral_page_leads_back_to_the_case_and_the_list(app, two_funds):

@@ -40,8 +40,13 @@ def takes_applications(fund):
     )
 
 
-def fund_name_taken(name):
-    """Whether a fund (a member, a partner on another server) already has ``name``, case
-    aside: two funds a reader cannot tell apart by name would be one to them."""
-    names = db.session.execute(sa.select(Fund.name)).scalars()
+def fund_name_taken(name, owner_id=None):
+    """Whether ``name`` is taken, case aside, where one reader would see both funds: by a
+    member fund of the server; for a partner fund on another server that the fund
+    ``owner_id`` registers, by one of that fund's partners too. Another fund's partners
+    are its own to know: their names neither show here nor are taken."""
+    whose = Fund.partner_of_id.is_(None)
+    if owner_id is not None:
+        whose = sa.or_(whose, Fund.partner_of_id == owner_id)
+    names = db.session.execute(sa.select(Fund.name).where(whose)).scalars()
     return any(same_name(name, other) for other in names)

@@ -83,10 +83,27 @@ class Fund(db.Model):
             "partner_of_id IS NULL OR (NOT takes_applications AND NOT intake)",
             name="partner_takes_no_applications",
         ),
+        # A member fund's name is its own on the server; a partner fund's, among the
+        # partners of the fund that registered it (that fund's alone to know).
+        sa.Index(
+            "uq_funds_member_name",
+            "name",
+            unique=True,
+            sqlite_where=sa.text("partner_of_id IS NULL"),
+            postgresql_where=sa.text("partner_of_id IS NULL"),
+        ),
+        sa.Index(
+            "uq_funds_partner_name",
+            "partner_of_id",
+            "name",
+            unique=True,
+            sqlite_where=sa.text("partner_of_id IS NOT NULL"),
+            postgresql_where=sa.text("partner_of_id IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = pk()
     uid = uid_column()
-    name = col(sa.String(120), PUBLIC, text=Text.LABEL, nullable=False, unique=True)
+    name = col(sa.String(120), PUBLIC, text=Text.LABEL, nullable=False)
     #: Listed on the public page of member funds, and offered when applying.
     takes_applications = col(
         sa.Boolean, PUBLIC, nullable=False, default=True, server_default=sa.true()

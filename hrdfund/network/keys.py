@@ -195,7 +195,7 @@ def register_partner(actor, fund, name, line, heard, revoke=False):
     if partner is None:
         if not name:
             raise PartnerError(_l("Give the partner fund's name."))
-        if fund_name_taken(name):
+        if fund_name_taken(name, owner_id=fund.id):
             raise PartnerError(_l("A fund is already named %(name)s.", name=name))
         partner = Fund(
             name=name,

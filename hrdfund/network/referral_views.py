@@ -46,7 +46,11 @@ def _actor():
 def _refer_form(application, formdata=None):
     form = ReferForm(formdata=formdata) if formdata is not None else ReferForm()
     form.to_fund.choices = [SelectChoice("", _("Choose a fund"))] + [
-        SelectChoice(f.uid, f.name) for f in services.other_funds(application)
+        # A partner on another server may share a member fund's name: said apart.
+        SelectChoice(
+            f.uid, _("%(fund)s, on another server", fund=f.name) if f.elsewhere else f.name
+        )
+        for f in services.other_funds(application)
     ]
     if not form.is_submitted():
         form.category.data = application.category.value
