@@ -186,6 +186,31 @@ def test_only_what_is_shared_opens_and_a_document_only_through_the_referral(app,
     )
 
 
+def test_a_fund_that_declined_reads_only_what_was_asked(app, two_funds):
+    """Shared the answers and the documents, the fund asked reads them while it decides;
+    once it declines, what was asked and why, and its own answer, stay on its page; the
+    defender's words and documents close to it."""
+    w = two_funds
+    signed_in(app, w["applicant"]).post(
+        f"/applications/{w['case'].uid}/documents",
+        content_type="multipart/form-data",
+        data={"kind": "quote", "file": (io.BytesIO(PDF), "q.pdf")},
+    )
+    doc = db.session.execute(sa.select(Document)).scalar_one()
+    _refer(app, w, shares=("answers", "documents"))
+    referral = _the_referral()
+    b = signed_in(app, w["b_reviewer"])
+    url = f"/network/referrals/{referral.uid}"
+    assert SECRET_THREAT in b.get(url).get_data(as_text=True)
+    assert b.get(f"{url}/documents/{doc.uid}").status_code == 200
+    b.post(f"{url}/decline", data={"decline-reason": "Our medical pool is spent."})
+    assert _the_referral().status == ReferralStatus.DECLINED
+    page = b.get(url).get_data(as_text=True)
+    assert "Our pool ends in June" in page and "Our medical pool is spent." in page
+    assert SECRET_THREAT not in page and "Amina Canary" not in page
+    assert b.get(f"{url}/documents/{doc.uid}").status_code == 404
+
+
 def test_nothing_shared_shows_only_what_is_asked_and_why(app, two_funds):
     w = two_funds
     _refer(app, w, shares=())

@@ -352,9 +352,9 @@ def waiting_count(user):
 def shared_parts(referral, user):
     """The parts of the referred case ``user`` may open through ``referral``: what the
     referring fund chose, for the other fund's reviewers and managers, while the referral
-    is answered or waiting and while the defender's consent stands; once accepted, only to
-    those who may open the case it made (none who declared a conflict of interest on
-    it)."""
+    waits or once accepted, and while the defender's consent stands; once accepted, only
+    to those who may open the case it made (none who declared a conflict of interest on
+    it); once declined, what was asked and why only."""
     if user.fund_id != referral.to_fund_id or user.role not in REFERRAL_ROLES:
         return frozenset()
     if referral.status == ReferralStatus.WITHDRAWN or is_stopped(referral):
@@ -367,6 +367,10 @@ def shared_parts(referral, user):
     if referral.status == ReferralStatus.ACCEPTED and not consent_stands(referral.application):
         return frozenset()
     parts = {"referral"}
+    if referral.status == ReferralStatus.DECLINED:
+        # Declined, the fund has no part to work on: what was asked and its own answer
+        # stay; the defender's answers, documents and the assessment close to it.
+        return frozenset(parts)
     if referral.share_answers:
         parts.add("answers")
     if referral.share_documents:
