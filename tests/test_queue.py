@@ -313,6 +313,17 @@ def test_targets_can_differ_by_category(app, client, fund, make_user):
     assert "first response in 5 h" in html and "first response in 23 h" in html
 
 
+def test_time_left_past_two_days_is_said_in_days(client, fund, make_user):
+    """A first response due in 71 hours reads "in 2 days" (whole days, rounded down, as
+    overdue ones are said), not "in 71 h"; one within two days, in hours."""
+    login(client, make_user("reviewer"))
+    _cases(fund, 1, submitted_at=utcnow() - timedelta(minutes=30))  # normal: 72 h
+    _cases(fund, 1, urgency=Urgency.URGENT, submitted_at=utcnow() - timedelta(minutes=30))
+    html = client.get("/cases").get_data(as_text=True)
+    assert "first response in 2 days" in html and "first response in 23 h" in html
+    assert "in 71 h" not in html
+
+
 @pytest.mark.parametrize(
     "table",
     ['{"medical": {"urgent": [0, 24]}}', '{"nonsense": {}}', "[1]", "{not json"],
