@@ -158,7 +158,9 @@ def _budget(report, styles):
         Paragraph(
             _(
                 "Grants this pool committed to in the period, by category: what was committed"
-                " and what has been paid. Variances of %(pct)s%% or more are marked with !.",
+                " and what has been paid on them by the period's end (not the period's"
+                " payments, which the account above gives: those may be on grants committed"
+                " before). Variances of %(pct)s%% or more are marked with !.",
                 pct=int(VARIANCE_FLAG * 100),
             ),
             styles["body"],
