@@ -219,6 +219,7 @@ def test_two_managers_approve_above_the_threshold_with_two_pools(app, fund, staf
             "must add up to the approved amount: they add up to €4,000.00, not €4,900.00.",
         ),
         ([("legal", "4900.00")], "does not fund this kind of support"),
+        ([], "Choose the pool or pools the grant draws on, and how much."),
         ([("medical", "4500.00"), ("general", "400.00")], "less than 4500.00 available"),
     ],
 )

@@ -171,6 +171,8 @@ def check_draws(application, amount, allocations, on=None):
                     pool=pools[pool_id].name,
                 )
             )
+    if not allocations:
+        raise DecisionError(_l("Choose the pool or pools the grant draws on, and how much."))
     drawn = sum((a[1] for a in allocations), start=Decimal(0))
     if drawn != amount:
         raise DecisionError(
