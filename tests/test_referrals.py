@@ -25,6 +25,9 @@ from hrdfund.cases.models import (
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.support import Category
+from hrdfund.disbursements import reschedule
+from hrdfund.disbursements import services as payments
+from hrdfund.disbursements.bounds import PaymentError
 from hrdfund.grants import coverage, plans
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.plans import months_after
@@ -606,14 +609,11 @@ def _recommend(case, reviewer):
     db.session.flush()
 
 
-def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months(
-    app, two_funds, make_user, make_donor
-):
-    """Fund A pays months 1 to 6 of a relocation from its pool, fund B months 7 to 12 from
-    its own: each fund's coverage shows the other's months by its name only, neither lists
-    the stay as ending with nothing after, and the case pages hold one support plan with
-    each fund's committed and paid figures."""
-    w = two_funds
+def _co_funded(app, w, make_user, make_donor, b_from=6):
+    """Fund A pays months 1 to 6 of a relocation stipend from this month on, from its
+    pool; fund B, which accepted the referral of months 7 to 12, plans six months from
+    month ``b_from`` + 1 from its own: (world A, world B, A's grant, B's grant, the first
+    month)."""
     b = w["b"]
     world_a = MoneyWorld(w["a"], make_user, make_donor)
     world_b = MoneyWorld(
@@ -629,8 +629,7 @@ def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months
     _refer(app, w)
     referral = _the_referral()
     signed_in(app, w["b_manager"]).post(f"/network/referrals/{referral.uid}/accept")
-    referral = _the_referral()
-    linked = referral.linked_application
+    linked = _the_referral().linked_application
     first = date(utcnow().year, utcnow().month, 1)
     _recommend(case, world_a.reviewer)
     grant_a = approve_with_recorded_rates(
@@ -641,8 +640,21 @@ def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months
     grant_b = approve_with_recorded_rates(
         linked, world_b.m1, Decimal(3000), [(world_b.eur.id, Decimal(3000))]
     )
-    plans.create_plan(grant_b, world_b.m1, "stipend", months_after(first, 6), count=6)
+    plans.create_plan(grant_b, world_b.m1, "stipend", months_after(first, b_from), count=6)
     db.session.commit()
+    return world_a, world_b, grant_a, grant_b, first
+
+
+def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months(
+    app, two_funds, make_user, make_donor
+):
+    """Fund A pays months 1 to 6 of a relocation from its pool, fund B months 7 to 12 from
+    its own: each fund's coverage shows the other's months by its name only, neither lists
+    the stay as ending with nothing after, and the case pages hold one support plan with
+    each fund's committed and paid figures."""
+    w = two_funds
+    world_a, world_b, grant_a, grant_b, first = _co_funded(app, w, make_user, make_donor)
+    case, linked = w["case"], grant_b.application
     pay(world_b, grant_b, Decimal(500))
     a_page = signed_in(app, w["a_manager"]).get("/coverage").get_data(as_text=True)
     b_page = signed_in(app, w["b_manager"]).get("/coverage").get_data(as_text=True)
@@ -659,6 +671,42 @@ def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months
     plan = page[page.index("One support plan across the funds") :].split("</table>")[0]
     assert "International Fund" in plan and "€3,000.00" in plan and "€500.00" in plan
     assert world_b.eur.name not in page  # nothing of B's pools
+
+
+def test_a_fund_may_not_move_its_months_of_a_shared_stay_onto_the_others(
+    app, two_funds, make_user, make_donor
+):
+    """Fund B pays months 7 to 12 of the stay: moving them to start this month, onto the
+    months fund A's plan pays, is refused in A's name; after A's months, they move."""
+    w = two_funds
+    world_a, world_b, grant_a, grant_b, first = _co_funded(app, w, make_user, make_donor)
+    with pytest.raises(plans.PlanError, match="Test Fund's plan pays"):
+        reschedule.move_instalments(grant_b, world_b.m1, utcnow().date())
+    db.session.rollback()
+    later = months_after(first, 7)
+    assert reschedule.move_instalments(grant_b, world_b.m1, later)[0].due_on == later
+
+
+def test_a_month_of_a_shared_stay_is_paid_once_whichever_fund_pays(
+    app, two_funds, make_user, make_donor
+):
+    """Two plans of a shared stay hold the same months (planned so before the move was
+    refused): the second fund to pay a month is refused, in the first one's name,
+    whichever comes first; a payment taken back in full frees the month."""
+    w = two_funds
+    world_a, world_b, grant_a, grant_b, first = _co_funded(app, w, make_user, make_donor, b_from=0)
+    paid_a = pay(world_a, grant_a, Decimal(500), instalment=1)
+    month = first.strftime("%B %Y")
+    with pytest.raises(PaymentError, match=f"Test Fund paid {month} of this stay already"):
+        pay(world_b, grant_b, Decimal(500), instalment=1)
+    db.session.rollback()
+    payments.reverse_disbursement(paid_a, world_a.finance, "sent twice")
+    db.session.commit()
+    assert pay(world_b, grant_b, Decimal(500), instalment=1).amount == Decimal(500)
+    pay(world_b, grant_b, Decimal(500), instalment=2)
+    second = months_after(first, 1).strftime("%B %Y")
+    with pytest.raises(PaymentError, match=f"International Fund paid {second}"):
+        pay(world_a, grant_a, Decimal(500), instalment=2)
 
 
 def test_purging_either_case_empties_the_referrals_words(app, two_funds):

@@ -4,7 +4,8 @@ A manager moves the instalments nothing was paid on yet, the plan's last ones: t
 them to a new date, the others after it as planned (a month apart for a stipend, whose
 months move with them; the same days apart for tranches). Amounts never change, nor do the
 instalments already paid on (in part or in full, net of reversals), and the ones moved come
-after them. A payment held for a second person on one of them is decided first. What
+after them; a stipend shared with another fund by referral stays off the months that
+fund's plan pays. A payment held for a second person on one of them is decided first. What
 Follow-up, the alerts and the dashboard list follows at once (the open items are worked out
 again as the instalments are written).
 """
@@ -16,9 +17,11 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
+from ..core import times
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
+from ..grants import coverage
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..grants.plans import PlanError, months_after, period_month
 from ..ledger.balances import instalments_paid
@@ -108,6 +111,18 @@ def move_instalments(grant, actor, first_due_on):
         dues = [first_due_on + (i.due_on - first) for i in moving]
     if dues == [i.due_on for i in moving]:
         raise PlanError(_l("Those are the dates planned already."))
+    if plan.kind == PlanKind.STIPEND:
+        # A stay shared with another fund: each pays its own months, as agreed.
+        theirs = coverage.covered_elsewhere([grant.application_id]).get(grant.application_id, {})
+        taken = sorted(set(theirs) & {period_month(plan.kind, due) for due in dues})
+        if taken:
+            raise PlanError(
+                _l(
+                    "%(fund)s's plan pays %(month)s of this stay: choose months it does not pay.",
+                    fund=theirs[taken[0]],
+                    month=times.month(taken[0]),
+                )
+            )
     old_end = plan.ends_on
     for instalment, due in zip(moving, dues, strict=True):
         instalment.due_on = due

@@ -15,6 +15,7 @@ from ..cases.services import latest_report
 from ..core import times
 from ..core.extensions import db
 from ..core.money import ConversionError, convert, figure, quantize
+from ..grants import coverage
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..ledger.balances import PAID, allocation_balances, instalments_paid
 from ..ledger.models import Disbursement
@@ -250,6 +251,8 @@ def check_instalment(
         _check_report_since_first_payment(grant, application, instalment)
     if plan.kind == PlanKind.STIPEND and application.defender_key:
         _check_month_not_paid_elsewhere(application, instalment)
+    if plan.kind == PlanKind.STIPEND:
+        _check_month_not_paid_by_another_fund(application, instalment)
 
 
 def _check_not_paid(instalment, covered, currency, slack, converted):
@@ -335,6 +338,27 @@ def _check_report_since_first_payment(grant, application, instalment):
             _l(
                 "Tranche %(seq)d waits for the applicant's report on the support so far.",
                 seq=instalment.seq,
+            )
+        )
+
+
+def _check_month_not_paid_by_another_fund(application, instalment):
+    """Refuse a stipend month that another member fund sharing the stay (an accepted
+    referral, either way) paid already: the defender is paid once for each month of it,
+    whichever fund pays. Said by that fund's name and the month only, as the coverage of
+    the shared stay shows them."""
+    fund = (
+        coverage.paid_elsewhere([application.id])
+        .get(application.id, {})
+        .get(instalment.period_month)
+    )
+    if fund is not None:
+        raise PaymentError(
+            _l(
+                "%(fund)s paid %(month)s of this stay already: the defender is paid once"
+                " for each month.",
+                fund=fund,
+                month=times.month(instalment.period_month),
             )
         )
 

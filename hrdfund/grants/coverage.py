@@ -27,6 +27,28 @@ def register_network(provider):
     return provider
 
 
+#: Providers of the stipend months other member funds paid on a fund's cases, net of
+#: reversals (the network registers one): ``provider(case_ids) -> {case id: {month:
+#: fund name}}``.
+_PAID = []
+
+
+def register_paid_elsewhere(provider):
+    """Add the months other funds paid, so that no fund pays one a second time."""
+    _PAID.append(provider)
+    return provider
+
+
+def paid_elsewhere(case_ids):
+    """{case id: {month: fund name}}: the stipend months other member funds paid on these
+    cases (a stay they share by referral), net of reversals."""
+    found = {}
+    for provider in _PAID:
+        for case_id, months in provider(case_ids).items():
+            found.setdefault(case_id, {}).update(months)
+    return found
+
+
 def covered_elsewhere(case_ids):
     """{case id: {month: fund name}}: the months other member funds cover on these cases."""
     found = {}

@@ -12,7 +12,7 @@ from ..core.extensions import db
 from ..core.sql import alias
 from ..grants import coverage
 from ..grants.models import Grant, Instalment, PaymentPlan
-from ..ledger.balances import instalments_paid
+from ..ledger.balances import PAID, instalments_paid
 from .models import Referral, ReferralStatus
 
 
@@ -89,6 +89,40 @@ def months_other_funds_cover(case_ids):
             for month in money.get(other, {}).get("months", {}):
                 covered.setdefault(case_id, {})[month] = names[fund_id]
     return covered
+
+
+@coverage.register_paid_elsewhere
+def months_other_funds_paid(case_ids):
+    """For each case of ``case_ids``: the stipend months another member fund paid (net of
+    reversals) on the case shared with it, by that fund's name: {case id: {month: fund
+    name}}."""
+    shared = counterparts(case_ids)
+    others = {other for pairs in shared.values() for other, _fund in pairs}
+    if not others:
+        return {}
+    net = instalments_paid(
+        grants=sa.select(Grant.id).where(Grant.application_id.in_(sorted(others)))
+    )
+    paid = defaultdict(set)
+    for case_id, month in db.session.execute(
+        sa.select(Grant.application_id, Instalment.period_month)
+        .join(PaymentPlan, PaymentPlan.grant_id == Grant.id)
+        .join(Instalment, Instalment.plan_id == PaymentPlan.id)
+        .join(net, net.c.instalment_id == Instalment.id)
+        .where(
+            Grant.application_id.in_(sorted(others)),
+            Instalment.period_month.is_not(None),
+            net.c.paid >= PAID,
+        )
+    ):
+        paid[case_id].add(month)
+    names = _fund_names({fund for pairs in shared.values() for _o, fund in pairs})
+    found = {}
+    for case_id, pairs in shared.items():
+        for other, fund_id in pairs:
+            for month in paid.get(other, ()):
+                found.setdefault(case_id, {})[month] = names[fund_id]
+    return found
 
 
 def support_plan(application):
