@@ -290,9 +290,24 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert sum(Decimal(line["Paid in the period"]) for line in lines[:-1]) == Decimal(
         total["Paid in the period"]
     )
-    # What each grant draws on: the pool's commitment to it by the quarter's end, named so.
+    # What the grants had committed by the quarter's end is hidden where no line is
+    # listed: a grant's stays the same from period to period, so a period's sum less the
+    # lines of others would give the unlisted ones'.
     committed = "Committed to the grant by the period's end"
+    assert lines[0][committed] == total[committed] == "hidden"
+
+
+def test_each_listed_grant_says_what_the_pool_committed_to_it(listed_world):
+    """Where the lines are listed, each says what the pool committed to its grant by the
+    quarter's end, and the total line adds them up to the pool's commitments."""
+    world = listed_world
+    report = build_report(world.eur, parse_period(QUARTER))
+    lines = list(csv.DictReader(io.StringIO(render_csv(report))))[:-1]
+    assert len(lines) == 9 and lines[-2]["Grants"] == "0"
+    committed = "Committed to the grant by the period's end"
+    total = lines[-1]
     assert Decimal(total[committed]) == sum(Decimal(line[committed]) for line in lines[:-1])
+    figures = pool_figures([world.eur.id])[world.eur.id]
     assert Decimal(total[committed]) == figures["committed"]
 
 
@@ -549,12 +564,17 @@ def test_one_to_four_not_listed_in_a_month_leave_no_line_in_its_quarter_nor_the_
         for payment in july[4:]:
             payments.reverse_disbursement(payment, world.finance, "bounced")
         db.session.commit()
+    committed = "Committed to the grant by the period's end"
     for code in ("2026-01", "2026-Q1", "2026-04"):
         listed, apart = _csv_of(world, code)
         assert len(listed) == 3 and apart["Grants"] == "5", code
+        assert Decimal(apart[committed]) > 0
     for code in ("2026-05", "2026-06", "2026-Q2", "2026-07", "2026-08", "2026-Q3", "2026"):
         listed, apart = _csv_of(world, code)
         assert listed == [] and apart["Grants"] not in ("1", "2", "3", "4"), code
+        # What a grant had committed stays the same from period to period: the sum of a
+        # period listing none, less listed lines' elsewhere, would give the unlisted ones'.
+        assert apart[committed] == "hidden", code
     listed, apart = _csv_of(world, "2026-05")
     assert Decimal(apart["Paid in the period"]) == sum(Decimal(500 + n) for n in range(6))
 

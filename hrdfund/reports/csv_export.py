@@ -62,6 +62,8 @@ def render_csv(report):
         paid += item["paid"]
         committed += item["committed"]
     others = report["unlisted"]
+    # A period that lists no line hides what its grants had committed (see line_items).
+    hidden = others["committed"] is None
     writer.writerow(
         anonymise.csv_safe(v)
         for v in (
@@ -69,16 +71,18 @@ def render_csv(report):
             _count(others["count"]),
             "",
             "",
-            f"{others['committed']:.2f}",
+            why_hidden(anonymise.SECONDARY) if hidden else f"{others['committed']:.2f}",
             f"{others['paid']:.2f}",
             report["currency"],
         )
     )
     paid += others["paid"]
-    committed += others["committed"]
+    committed = (
+        why_hidden(anonymise.SECONDARY) if hidden else f"{committed + others['committed']:.2f}"
+    )
     writer.writerow(
         anonymise.csv_safe(v)
-        for v in (total, "", "", "", f"{committed:.2f}", f"{paid:.2f}", report["currency"])
+        for v in (total, "", "", "", committed, f"{paid:.2f}", report["currency"])
     )
     cell = report.get("other_funds")
     if cell is not None:

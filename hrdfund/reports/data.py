@@ -392,6 +392,11 @@ def line_items(pool, period, issued):
     elif hidden is not None:  # the period's number of grants is not shown
         hidden = anonymise.SECONDARY
     others["count"] = anonymise.Cell(count, hidden)
+    if few:
+        # What a grant had committed by a period's end stays the same from one period to
+        # the next: a listed line's, less the sum of a period that lists none, would give
+        # those of the grants never listed. Hidden there (the payments are the account's).
+        others["committed"] = None
     return sorted(items, key=lambda item: item["code"]), others
 
 
