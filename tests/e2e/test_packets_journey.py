@@ -79,7 +79,7 @@ def test_a_referral_to_a_fund_abroad_goes_by_packet_and_its_answer_comes_back(
     _staff_sign_in(page, live_server, app, "demo-reviewer1")
     page.goto(f"{url}/applications/{uid}")
     page.locator("summary", has_text="Refer this case").click()
-    page.get_by_label("To the fund").select_option(label="Fund Abroad E2E")
+    page.get_by_label("To the fund").select_option(label="Fund Abroad E2E, on another server")
     page.get_by_label("Amount asked").fill("800.00")
     page.locator("#refer-currency").select_option("EUR")
     page.get_by_label("The defender's answers in the application").check()
