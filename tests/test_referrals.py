@@ -8,8 +8,10 @@ import html
 import io
 import logging
 import re
+import threading
 from datetime import date, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -707,6 +709,43 @@ def test_a_month_of_a_shared_stay_is_paid_once_whichever_fund_pays(
     second = months_after(first, 1).strftime("%B %Y")
     with pytest.raises(PaymentError, match=f"International Fund paid {second}"):
         pay(world_a, grant_a, Decimal(500), instalment=2)
+
+
+def test_two_funds_paying_a_month_of_a_shared_stay_at_once_pay_it_once(
+    app, two_funds, make_user, make_donor
+):
+    """Both funds' finance officers pay the first month of the stay at the same moment:
+    the referral that links the cases is locked while each checks, so one payment is
+    booked and the other refused, whichever comes first."""
+    w = two_funds
+    world_a, world_b, grant_a, grant_b, _first = _co_funded(app, w, make_user, make_donor, b_from=0)
+    sides = [(grant_a.id, world_a.finance.id), (grant_b.id, world_b.finance.id)]
+    db.session.rollback()
+    outcomes, start = [], threading.Barrier(2)
+
+    def pay_first_month(grant_id, finance_id):
+        from hrdfund.auth.models import User
+        from hrdfund.grants.models import Grant
+
+        with app.app_context():
+            try:
+                start.wait()
+                finance = db.session.get(User, finance_id)
+                grant = db.session.get(Grant, grant_id)
+                pay(SimpleNamespace(finance=finance), grant, Decimal(500), instalment=1)
+                outcomes.append("paid")
+            except PaymentError as exc:
+                db.session.rollback()
+                outcomes.append(str(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=pay_first_month, args=side) for side in sides]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes)[-1] == "paid" and "of this stay already" in sorted(outcomes)[0]
 
 
 def test_purging_either_case_empties_the_referrals_words(app, two_funds):

@@ -16,27 +16,32 @@ from ..ledger.balances import PAID, instalments_paid
 from .models import Referral, ReferralStatus
 
 
-def counterparts(case_ids):
+def counterparts(case_ids, lock=False):
     """For each of ``case_ids``, the cases of other funds it shares a referral with
-    (accepted ones only): {case id: [(other case id, other fund id)]}."""
+    (accepted ones only): {case id: [(other case id, other fund id)]}. With ``lock``, the
+    referrals that link them are locked until the transaction ends (on PostgreSQL; SQLite
+    writes one at a time anyway): two funds paying a month of a shared stay take turns."""
     found = defaultdict(list)
     if not case_ids:
         return found
     accepted = Referral.status == ReferralStatus.ACCEPTED
     linked = alias(Application, "counterparts: linked")
-    for source, other, fund_id in db.session.execute(
+    outgoing = (
         sa.select(Referral.application_id, Referral.linked_application_id, linked.fund_id)
         .join(linked, linked.id == Referral.linked_application_id)
         .where(accepted, Referral.application_id.in_(case_ids))
-    ):
-        found[source].append((other, fund_id))
+    )
     source_case = alias(Application, "counterparts: source")
-    for linked_id, source, fund_id in db.session.execute(
+    incoming = (
         sa.select(Referral.linked_application_id, Referral.application_id, source_case.fund_id)
         .join(source_case, source_case.id == Referral.application_id)
         .where(accepted, Referral.linked_application_id.in_(case_ids))
-    ):
-        found[linked_id].append((source, fund_id))
+    )
+    for query in (outgoing, incoming):
+        if lock:
+            query = query.order_by(Referral.id).with_for_update(of=Referral)
+        for case_id, other, fund_id in db.session.execute(query):
+            found[case_id].append((other, fund_id))
     return found
 
 
@@ -95,8 +100,9 @@ def months_other_funds_cover(case_ids):
 def months_other_funds_paid(case_ids):
     """For each case of ``case_ids``: the stipend months another member fund paid (net of
     reversals) on the case shared with it, by that fund's name: {case id: {month: fund
-    name}}."""
-    shared = counterparts(case_ids)
+    name}}. The referrals linking them are locked: a month is paid once, whichever fund
+    comes first."""
+    shared = counterparts(case_ids, lock=True)
     others = {other for pairs in shared.values() for other, _fund in pairs}
     if not others:
         return {}
