@@ -27,8 +27,9 @@ def columns():
 
 def render_csv(report):
     """CSV text: a header, one line per listed grant, one line for the grants not listed
-    (their number shown from 5 only, and only where the period's number of grants is), a
-    line with the totals: the period's payments less reversals as recorded by its end;
+    (their number shown from 5 only, and only where the period's number of grants is;
+    where no grant is listed, what they had committed hidden), a line with the totals:
+    the period's payments less reversals as recorded by its end;
     last, how many of the period's defenders other funds supported too (shown from 5, as
     the other counts are; no fund named). For a period that has not ended, one line
     saying so and the total of the account's payments less reversals so far."""
