@@ -27,21 +27,36 @@ def counterparts(case_ids, lock=False):
     accepted = Referral.status == ReferralStatus.ACCEPTED
     linked = alias(Application, "counterparts: linked")
     outgoing = (
-        sa.select(Referral.application_id, Referral.linked_application_id, linked.fund_id)
+        sa.select(
+            Referral.id, Referral.application_id, Referral.linked_application_id, linked.fund_id
+        )
         .join(linked, linked.id == Referral.linked_application_id)
         .where(accepted, Referral.application_id.in_(case_ids))
     )
     source_case = alias(Application, "counterparts: source")
     incoming = (
-        sa.select(Referral.linked_application_id, Referral.application_id, source_case.fund_id)
+        sa.select(
+            Referral.id,
+            Referral.linked_application_id,
+            Referral.application_id,
+            source_case.fund_id,
+        )
         .join(source_case, source_case.id == Referral.application_id)
         .where(accepted, Referral.linked_application_id.in_(case_ids))
     )
+    referrals = set()
     for query in (outgoing, incoming):
-        if lock:
-            query = query.order_by(Referral.id).with_for_update(of=Referral)
-        for case_id, other, fund_id in db.session.execute(query):
+        for referral_id, case_id, other, fund_id in db.session.execute(query):
+            referrals.add(referral_id)
             found[case_id].append((other, fund_id))
+    if lock and referrals:
+        # In one order, every transaction alike: none waits on another that waits on it.
+        db.session.execute(
+            sa.select(Referral.id)
+            .where(Referral.id.in_(sorted(referrals)))
+            .order_by(Referral.id)
+            .with_for_update()
+        ).all()
     return found
 
 
