@@ -611,10 +611,11 @@ def _recommend(case, reviewer):
     db.session.flush()
 
 
-def _co_funded(app, w, make_user, make_donor, b_from=6):
+def _co_funded(app, w, make_user, make_donor, b_from=6, monkeypatch=None):
     """Fund A pays months 1 to 6 of a relocation stipend from this month on, from its
     pool; fund B, which accepted the referral of months 7 to 12, plans six months from
-    month ``b_from`` + 1 from its own: (world A, world B, A's grant, B's grant, the first
+    month ``b_from`` + 1 from its own (over A's months, as planned before that was
+    refused, given ``monkeypatch``): (world A, world B, A's grant, B's grant, the first
     month)."""
     b = w["b"]
     world_a = MoneyWorld(w["a"], make_user, make_donor)
@@ -642,7 +643,11 @@ def _co_funded(app, w, make_user, make_donor, b_from=6):
     grant_b = approve_with_recorded_rates(
         linked, world_b.m1, Decimal(3000), [(world_b.eur.id, Decimal(3000))]
     )
+    if monkeypatch is not None:
+        monkeypatch.setattr(plans, "check_months_free", lambda *args: None)
     plans.create_plan(grant_b, world_b.m1, "stipend", months_after(first, b_from), count=6)
+    if monkeypatch is not None:
+        monkeypatch.undo()
     db.session.commit()
     return world_a, world_b, grant_a, grant_b, first
 
@@ -675,28 +680,33 @@ def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months
     assert world_b.eur.name not in page  # nothing of B's pools
 
 
-def test_a_fund_may_not_move_its_months_of_a_shared_stay_onto_the_others(
+def test_a_fund_may_not_plan_or_move_its_months_of_a_shared_stay_onto_the_others(
     app, two_funds, make_user, make_donor
 ):
     """Fund B pays months 7 to 12 of the stay: moving them to start this month, onto the
-    months fund A's plan pays, is refused in A's name; after A's months, they move."""
+    months fund A's plan pays, is refused in A's name, as a plan over them would have
+    been; after A's months, they move."""
     w = two_funds
     world_a, world_b, grant_a, grant_b, first = _co_funded(app, w, make_user, make_donor)
     with pytest.raises(plans.PlanError, match="Test Fund's plan pays"):
         reschedule.move_instalments(grant_b, world_b.m1, utcnow().date())
     db.session.rollback()
+    with pytest.raises(plans.PlanError, match="International Fund's plan pays"):
+        plans.check_months_free(grant_a.application_id, "stipend", [months_after(first, 8)])
     later = months_after(first, 7)
     assert reschedule.move_instalments(grant_b, world_b.m1, later)[0].due_on == later
 
 
 def test_a_month_of_a_shared_stay_is_paid_once_whichever_fund_pays(
-    app, two_funds, make_user, make_donor
+    app, two_funds, make_user, make_donor, monkeypatch
 ):
     """Two plans of a shared stay hold the same months (planned so before the move was
     refused): the second fund to pay a month is refused, in the first one's name,
     whichever comes first; a payment taken back in full frees the month."""
     w = two_funds
-    world_a, world_b, grant_a, grant_b, first = _co_funded(app, w, make_user, make_donor, b_from=0)
+    world_a, world_b, grant_a, grant_b, first = _co_funded(
+        app, w, make_user, make_donor, b_from=0, monkeypatch=monkeypatch
+    )
     paid_a = pay(world_a, grant_a, Decimal(500), instalment=1)
     month = first.strftime("%B %Y")
     with pytest.raises(PaymentError, match=f"Test Fund paid {month} of this stay already"):
@@ -712,13 +722,15 @@ def test_a_month_of_a_shared_stay_is_paid_once_whichever_fund_pays(
 
 
 def test_two_funds_paying_a_month_of_a_shared_stay_at_once_pay_it_once(
-    app, two_funds, make_user, make_donor
+    app, two_funds, make_user, make_donor, monkeypatch
 ):
     """Both funds' finance officers pay the first month of the stay at the same moment:
     the referral that links the cases is locked while each checks, so one payment is
     booked and the other refused, whichever comes first."""
     w = two_funds
-    world_a, world_b, grant_a, grant_b, _first = _co_funded(app, w, make_user, make_donor, b_from=0)
+    world_a, world_b, grant_a, grant_b, _first = _co_funded(
+        app, w, make_user, make_donor, b_from=0, monkeypatch=monkeypatch
+    )
     sides = [(grant_a.id, world_a.finance.id), (grant_b.id, world_b.finance.id)]
     db.session.rollback()
     outcomes, start = [], threading.Barrier(2)

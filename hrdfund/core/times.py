@@ -2,6 +2,7 @@
 writes it; a moment with its time zone, and the time left to a target in days and hours,
 or how long it is overdue (in days once past two days)."""
 
+import calendar
 import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,6 +58,13 @@ def day(value):
 def month(value):
     """A month of a year: December 2026, diciembre de 2026, 2026年12月."""
     return format_skeleton("yMMMM", value, locale=_date_locale())
+
+
+def months_after(day, months):
+    """The same day ``months`` later, or the month's last day when it is shorter."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def quarter(value):

@@ -17,13 +17,11 @@ from flask_babel import lazy_gettext as _l
 
 from .. import audit
 from ..auth.models import Role
-from ..core import times
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
-from ..grants import coverage
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
-from ..grants.plans import PlanError, months_after, period_month
+from ..grants.plans import PlanError, check_months_free, months_after, period_month
 from ..ledger.balances import instalments_paid
 from .models import HeldPayment, HoldStatus
 
@@ -111,18 +109,7 @@ def move_instalments(grant, actor, first_due_on):
         dues = [first_due_on + (i.due_on - first) for i in moving]
     if dues == [i.due_on for i in moving]:
         raise PlanError(_l("Those are the dates planned already."))
-    if plan.kind == PlanKind.STIPEND:
-        # A stay shared with another fund: each pays its own months, as agreed.
-        theirs = coverage.covered_elsewhere([grant.application_id]).get(grant.application_id, {})
-        taken = sorted(set(theirs) & {period_month(plan.kind, due) for due in dues})
-        if taken:
-            raise PlanError(
-                _l(
-                    "%(fund)s's plan pays %(month)s of this stay: choose months it does not pay.",
-                    fund=theirs[taken[0]],
-                    month=times.month(taken[0]),
-                )
-            )
+    check_months_free(grant.application_id, plan.kind, dues)
     old_end = plan.ends_on
     for instalment, due in zip(moving, dues, strict=True):
         instalment.due_on = due

@@ -11,10 +11,10 @@ from ..core.extensions import db
 from ..core.paging import one_page
 from ..core.sql import alias
 from ..core.support import Category
+from ..core.times import months_after
 from ..ledger.models import Allocation
 from ..pools.models import Pool
 from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
-from .plans import months_after
 
 #: Providers of the months other member funds cover on a fund's cases (the network
 #: registers one): ``provider(case_ids) -> {case id: {month: fund name}}``.

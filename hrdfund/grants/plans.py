@@ -4,8 +4,7 @@ A plan splits the grant's amount into instalments: one payment, tranches a numbe
 apart, or a monthly stipend with a renewal-review date before it ends.
 """
 
-import calendar
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 import sqlalchemy as sa
@@ -15,14 +14,16 @@ from .. import audit
 from ..auth.models import Role, User
 from ..cases.models import ApplicationStatus as S
 from ..cases.services import change_status
+from ..core import times
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import CENT, quantize
 from ..core.sql import lock_row
-from ..core.times import FIRST_DAY, TOO_EARLY
+from ..core.times import FIRST_DAY, TOO_EARLY, months_after
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Allocation, Release
 from ..pools.models import Pool
+from . import coverage
 from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from .services import DecisionError
 
@@ -33,13 +34,6 @@ MAX_TRANCHES = 12
 
 class PlanError(DecisionError):
     """A plan or closure the rules refuse; the message says which rule."""
-
-
-def months_after(day, months):
-    """The same day ``months`` later, or the month's last day when it is shorter."""
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def split_amount(total, count):
@@ -85,6 +79,23 @@ def _check_plannable(grant, actor):
         raise PlanError(_l("This grant already has a payment plan."))
 
 
+def check_months_free(application_id, kind, dues):
+    """For a stipend of a stay shared with another fund by referral, refuse due dates in
+    months that fund's plan pays: each fund pays its own months, as agreed."""
+    if kind != PlanKind.STIPEND:
+        return
+    theirs = coverage.covered_elsewhere([application_id]).get(application_id, {})
+    taken = sorted(set(theirs) & {period_month(kind, due) for due in dues})
+    if taken:
+        raise PlanError(
+            _l(
+                "%(fund)s's plan pays %(month)s of this stay: choose months it does not pay.",
+                fund=theirs[taken[0]],
+                month=times.month(taken[0]),
+            )
+        )
+
+
 def _check_count(grant, kind, count, interval_days):
     """As many payments as the kind allows, each at least a cent, tranches a day apart."""
     limit = MAX_MONTHS if kind == PlanKind.STIPEND else MAX_TRANCHES
@@ -122,6 +133,7 @@ def create_plan(
         count = 1
     _check_count(grant, kind, count, interval_days)
     dues = due_dates(kind, starts_on, count, interval_days)
+    check_months_free(grant.application_id, kind, dues)
     ends_on = dues[-1]
     if kind == PlanKind.STIPEND:
         renewal_review_on = renewal_review_on or renewal_review_date(starts_on, ends_on)
