@@ -43,9 +43,10 @@ def _record_once(grant, actor, **fields):
     return row
 
 
-def _case_grant_or_404(uid):
-    """The case and its grant, for a finance officer who may see the case; 404 otherwise."""
-    application = get_application_or_404(uid, current_user, Section.PAYEES)
+def _case_grant_or_404(uid, section=Section.PAYEES):
+    """The case and its grant, for a reader who may see ``section`` of the case (finance:
+    its payees); 404 otherwise."""
+    application = get_application_or_404(uid, current_user, section)
     grant = db.session.execute(
         sa.select(Grant).where(Grant.application_id == application.id)
     ).scalar_one_or_none()
@@ -203,12 +204,7 @@ def _say_short(row):
 @role_required(Role.MANAGER)
 def move_plan(uid):
     """Move the dates of the plan's instalments not paid on yet."""
-    application = get_application_or_404(uid, current_user, Section.LEDGER)
-    grant = db.session.execute(
-        sa.select(Grant).where(Grant.application_id == application.id)
-    ).scalar_one_or_none()
-    if grant is None:
-        abort(404)
+    application, grant = _case_grant_or_404(uid, Section.LEDGER)
     form = MoveForm()
     if form.validate_on_submit():
         done = perform(
