@@ -9,12 +9,13 @@ import os
 import shutil
 import stat
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from PIL import Image, ImageFile, PngImagePlugin
+from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 from werkzeug.datastructures import FileStorage
@@ -249,6 +250,51 @@ def test_photo_comments_and_png_metadata_are_dropped_too(client, case_uid):
         assert b"canary-" not in cleaned
         with Image.open(io.BytesIO(cleaned)) as image:
             assert 0x8825 not in image.getexif()
+
+
+def _jpeg_with_damaged_exif():
+    """A phone photo whose EXIF is damaged (two bytes of its GPS directory changed) in a
+    way on which Pillow's turning of the picture by its orientation fails."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turned
+    exif[0x010F] = "Cam"  # Make (a longer one moves the bytes changed below)
+    exif[0x8825] = {1: "N", 2: (1.0, 2.0, 3.0)}  # GPSInfo
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(out, "JPEG", exif=exif.tobytes())
+    data = bytearray(out.getvalue())
+    data[0x51], data[0x85] = 0x36, 0x09
+    return bytes(data)
+
+
+def test_a_photo_with_damaged_exif_is_kept_without_it(client, case_uid):
+    """Some phones write EXIF Pillow cannot turn the picture by: the photo is stored as it
+    was taken, its metadata dropped all the same (it answered 500)."""
+    original = _jpeg_with_damaged_exif()
+    with warnings.catch_warnings(), Image.open(io.BytesIO(original)) as image:
+        warnings.simplefilter("ignore")  # Pillow warns of the damage first
+        with pytest.raises(TypeError):
+            ImageOps.exif_transpose(image)  # the damage this test is about
+    assert _upload(client, case_uid, original, "photo.jpg", "evidence").status_code == 302
+    document = _only_document()
+    cleaned = client.get(f"/applications/{case_uid}/documents/{document.uid}").get_data()
+    with Image.open(io.BytesIO(cleaned)) as image:
+        assert image.size == (40, 30)
+        assert not image.getexif()
+
+
+def test_any_failure_reading_an_image_is_a_refusal_in_words(client, case_uid, monkeypatch):
+    """Pillow fails on hostile files in more ways than its documented errors (a TypeError,
+    a struct.error...): each is the file's refusal, never a server error."""
+
+    def fails(self, *args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    photo = jpeg_with_gps(PHOTO_NOTE)
+    monkeypatch.setattr(Image.Image, "save", fails)
+    response = _upload(client, case_uid, photo, "photo.jpg", "evidence")
+    response = refused_page(client, response, f"/applications/{case_uid}#documents")
+    assert "This image could not be read." in response.get_data(as_text=True)
+    assert db.session.execute(sa.select(sa.func.count(Document.id))).scalar() == 0
 
 
 def _png_header(width, height):

@@ -17,7 +17,7 @@ import warnings
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..core.text import visible
 from .documents import CleanUpload, DocumentError, max_bytes
@@ -78,7 +78,7 @@ def _strip_image(data, content_type):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 _check_pixels(image)
-                clean = ImageOps.exif_transpose(image)
+                clean = _upright(image)
                 if content_type == "image/jpeg" and clean.mode not in ("RGB", "L"):
                     clean = clean.convert("RGB")
                 # Pillow writes some of info back on save (a JPEG's comment, a PNG's ICC
@@ -89,12 +89,24 @@ def _strip_image(data, content_type):
                 return out.getvalue()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_many_pixels() from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        if isinstance(exc, DocumentError):
-            raise
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (any failure on a hostile file is a refusal)
         raise DocumentError(
             _l("This image could not be read. Please send a PDF, PNG or JPEG file.")
         ) from exc
+
+
+def _upright(image):
+    """The picture turned as its EXIF orientation says; as it was taken when that EXIF is
+    damaged (as some phones write it): the picture is kept, its metadata is dropped either
+    way."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise
+    except Exception:  # noqa: BLE001  (Pillow fails in many ways on damaged EXIF)
+        return image
 
 
 def clean_upload(stream, filename):
