@@ -336,11 +336,14 @@ class _Walk:
         argument any of these requests reads is fuzzed too."""
         parts = urlsplit(url)
         targets = [(parts.path, dict(parse_qsl(parts.query)), read)]
+        # A date field of a filter also gets the calendar's ends and impossible days.
+        dates = set()
         for form in page.forms:
             if form["method"] == "get":
                 action = urlsplit(form["action"] or parts.path).path
                 targets.append((action, dict(form["fields"]), set(form["fields"])))
                 targets[0][2].update(form["fields"])
+                dates.update(n for n, kind in form["types"].items() if kind == "date")
         for path, base, names in targets:
             endpoint = _endpoint(self.app, path)
             if ("query", endpoint) in self.fuzzed:
@@ -353,7 +356,7 @@ class _Walk:
                 if name is EVERY:
                     todo.update(QUERY_ARGS)
                     continue
-                for value in QUERY_HOSTILE:
+                for value in QUERY_HOSTILE + (DATE_HOSTILE if name in dates else []):
                     self.request("GET", f"{path}?{urlencode({**base, name: value})}")
                     todo |= READ
 

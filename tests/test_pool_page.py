@@ -129,6 +129,24 @@ def test_dates_that_cannot_be_read_say_so_and_list_nothing(app, world, query, wo
     assert 'id="fig-' in html
 
 
+def test_the_widest_dates_list_every_row(app, world):
+    """From the calendar's first day to its last (9999-12-31, a day with no day after
+    it): every row is listed, on the pool's page and on finance's payments (both
+    answered 500)."""
+    client = signed_in(app, world.finance)
+    widest = "from=0001-01-01&to=9999-12-31"
+    every = _references(_html(client, f"/pools/{world.eur.uid}"), "payments", "PAY-")
+    assert every
+    for query in (widest, "to=9999-12-31"):
+        html = _html(client, f"/pools/{world.eur.uid}?{query}")
+        assert _references(html, "payments", "PAY-") == every
+        assert _payment_references(_html(client, f"/payments?{query}")) == [
+            "PAY-4",
+            "PAY-3",
+            "PAY-2",
+        ]
+
+
 @pytest.mark.parametrize("asked", ["abc", "-4", "0", "99999999999999999999"])
 def test_any_page_number_answers_a_page(app, world, asked):
     """A word, a negative or a number too large is read within the pages there are or

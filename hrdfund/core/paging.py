@@ -1,6 +1,6 @@
 """The page number of a paged list, read from the address, and the dates a list keeps to."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import request
@@ -21,12 +21,12 @@ def page_arg():
 
 def within(day, period):
     """SQL: ``day`` (a date or time column) falls within ``period`` (first, last day,
-    either None for no bound)."""
+    either None for no bound; the last day of the calendar, 9999-12-31, bounds nothing)."""
     first, last = period
     bounds = []
     if first is not None:
         bounds.append(sa.not_(before(day, first)))
-    if last is not None:
+    if last is not None and last < date.max:
         bounds.append(before(day, last + timedelta(days=1)))
     return sa.and_(sa.true(), *bounds)
 
