@@ -39,7 +39,14 @@ from hrdfund.network.models import Referral, ReferralStatus
 from hrdfund.ops import retention
 from hrdfund.pools import services as pools
 from hrdfund.reviews.models import Recommendation, Review, RiskLevel
-from tests.conftest import MoneyWorld, make_costed_case, pay, refused_page, signed_in
+from tests.conftest import (
+    MoneyWorld,
+    input_value,
+    make_costed_case,
+    pay,
+    refused_page,
+    signed_in,
+)
 from tests.pdfs import PDF
 
 SECRET_THREAT = "Threat canary: followed home by the Zebra unit"
@@ -611,12 +618,12 @@ def _recommend(case, reviewer):
     db.session.flush()
 
 
-def _co_funded(app, w, make_user, make_donor, b_from=6, monkeypatch=None):
+def _co_funded(app, w, make_user, make_donor, b_from=6, monkeypatch=None, a_plans=True):
     """Fund A pays months 1 to 6 of a relocation stipend from this month on, from its
     pool; fund B, which accepted the referral of months 7 to 12, plans six months from
     month ``b_from`` + 1 from its own (over A's months, as planned before that was
-    refused, given ``monkeypatch``): (world A, world B, A's grant, B's grant, the first
-    month)."""
+    refused, given ``monkeypatch``; none when ``b_from`` is None): (world A, world B, A's
+    grant, B's grant, the first month). A plans nothing unless ``a_plans``."""
     b = w["b"]
     world_a = MoneyWorld(w["a"], make_user, make_donor)
     world_b = MoneyWorld(
@@ -638,14 +645,16 @@ def _co_funded(app, w, make_user, make_donor, b_from=6, monkeypatch=None):
     grant_a = approve_with_recorded_rates(
         case, world_a.m1, Decimal(3000), [(world_a.eur.id, Decimal(3000))]
     )
-    plans.create_plan(grant_a, world_a.m1, "stipend", first, count=6)
+    if a_plans:
+        plans.create_plan(grant_a, world_a.m1, "stipend", first, count=6)
     _recommend(linked, world_b.reviewer)
     grant_b = approve_with_recorded_rates(
         linked, world_b.m1, Decimal(3000), [(world_b.eur.id, Decimal(3000))]
     )
     if monkeypatch is not None:
         monkeypatch.setattr(plans, "check_months_free", lambda *args: None)
-    plans.create_plan(grant_b, world_b.m1, "stipend", months_after(first, b_from), count=6)
+    if b_from is not None:
+        plans.create_plan(grant_b, world_b.m1, "stipend", months_after(first, b_from), count=6)
     if monkeypatch is not None:
         monkeypatch.undo()
     db.session.commit()
@@ -678,6 +687,68 @@ def test_a_co_funded_stay_is_one_plan_and_both_coverage_pages_show_twelve_months
     plan = page[page.index("One support plan across the funds") :].split("</table>")[0]
     assert "International Fund" in plan and "€3,000.00" in plan and "€500.00" in plan
     assert world_b.eur.name not in page  # nothing of B's pools
+
+
+def test_the_fund_asked_plans_the_months_asked_from_a_form_filled_in_for_them(
+    app, two_funds, make_user, make_donor
+):
+    """Fund B accepted months 7 to 12 of a stay fund A pays from this month: the plan form
+    of B's case says so, filled in as a six-month stipend from A's seventh month; sent as
+    it is, B's plan pays months 7 to 12, after A's."""
+    w = two_funds
+    world_a, world_b, grant_a, grant_b, first = _co_funded(
+        app, w, make_user, make_donor, b_from=None
+    )
+    linked = grant_b.application
+    manager = signed_in(app, w["b_manager"])
+    page = manager.get(f"/applications/{linked.uid}").get_data(as_text=True)
+    seventh = months_after(first, 6)
+    month = f"{seventh:%B} {seventh.year}"
+    assert (
+        f"Test Fund asked your fund for months 7 to 12 of the stay: by its stipend, they "
+        f"start in {month}. The form is filled in for them." in html.unescape(page)
+    )
+    assert input_value(page, "plan-starts_on") == seventh.isoformat()
+    assert input_value(page, "plan-count") == "6"
+    assert re.search(r'<option selected value="stipend">|<option value="stipend" selected', page)
+    sent = manager.post(
+        f"/applications/{linked.uid}/plan",
+        data={
+            "plan-kind": "stipend",
+            "plan-starts_on": input_value(page, "plan-starts_on"),
+            "plan-count": input_value(page, "plan-count"),
+            "plan-interval_days": input_value(page, "plan-interval_days"),
+        },
+    )
+    assert sent.status_code == 302, sent.get_data(as_text=True)[:500]
+    db.session.expire_all()
+    months = [i.period_month for i in grant_b.plan.instalments]
+    assert months == [months_after(first, n) for n in range(6, 12)]
+
+
+def test_the_months_asked_are_said_before_the_referring_fund_plans_them(
+    app, two_funds, make_user, make_donor
+):
+    """Before fund A planned its stipend, B's form names the months asked, with nothing to
+    count them from; a case of B that no referral asked months of says nothing of them."""
+    w = two_funds
+    world_a, world_b, grant_a, grant_b, first = _co_funded(
+        app, w, make_user, make_donor, b_from=None, a_plans=False
+    )
+    manager = signed_in(app, w["b_manager"])
+    page = html.unescape(
+        manager.get(f"/applications/{grant_b.application.uid}").get_data(as_text=True)
+    )
+    assert (
+        "Test Fund asked your fund for months 7 to 12 of the stay. It has no stipend on "
+        "this server to count them from: choose the date of the first." in page
+    )
+    assert input_value(page, "plan-count") == "6"
+    assert not re.search(r'<input[^>]*name="plan-starts_on"[^>]*value="[^"]', page)
+    own = world_b.grant()
+    page = manager.get(f"/applications/{own.application.uid}").get_data(as_text=True)
+    assert "asked your fund for months" not in page
+    assert input_value(page, "plan-count") == "1"
 
 
 def test_a_fund_may_not_plan_or_move_its_months_of_a_shared_stay_onto_the_others(

@@ -15,8 +15,9 @@ from ..cases import panels, waiting
 from ..cases.access import Section
 from ..core.extensions import db
 from ..directory import services as directory
+from ..grants import coverage
 from ..grants.forms import CloseForm, PlanForm
-from ..grants.models import Grant, GrantStatus, PaymentPlan
+from ..grants.models import Grant, GrantStatus, PaymentPlan, PlanKind
 from ..grants.plans import closing_reason
 from ..ledger.balances import allocation_balances
 from ..ledger.models import Delivery, Disbursement, ReceiptAnswer
@@ -224,7 +225,7 @@ def _staff_money(grant, plan, instalments, user, sections):
         "proof_refused": _refused(ProofForm(**fresh), unproved) if finance else None,
         # Reviewers and managers declare a conflict in the review section.
         "conflict_form": restore(ConflictForm(**fresh)) if finance else None,
-        "plan_form": restore(PlanForm(**fresh)) if manager and active and plan is None else None,
+        **(_plan_form(grant) if manager and active and plan is None else {"plan_form": None}),
         # The plan's last instalments nothing was paid on: a manager may move their dates.
         "movable": movable(plan, {i.id: i.amount - due.get(i.id, i.amount) for i in instalments})
         if manager and active and plan is not None
@@ -232,6 +233,20 @@ def _staff_money(grant, plan, instalments, user, sections):
         "move_form": restore(MoveForm(**fresh)) if manager and active and plan else None,
         "close_form": restore(CloseForm(**fresh)) if manager and active else None,
     }
+
+
+def _plan_form(grant):
+    """The form planning ``grant``, as it was refused a moment ago, else a fresh one; on a
+    case that is a fund's part of a stay shared by referral, filled in for the months the
+    referral asked (as a stipend from when the first of them falls, when the referring
+    fund's stipend places it), and those months."""
+    asked = coverage.months_asked(grant.application_id)
+    filled = {}
+    if asked is not None:
+        filled = {"kind": PlanKind.STIPEND.value, "count": asked["count"]}
+        if asked["starts_on"] is not None:
+            filled["starts_on"] = asked["starts_on"]
+    return {"plan_form": restore(PlanForm(formdata=None, **filled)), "months_asked": asked}
 
 
 def _held_forms(held, user):

@@ -39,6 +39,30 @@ def register_paid_elsewhere(provider):
     return provider
 
 
+#: Providers of the months of a shared stay another member fund asked a fund's case to
+#: pay, by referral (the network registers one): ``provider(case_id) -> dict or None``.
+_ASKED = []
+
+
+def register_asked(provider):
+    """Add the months a referral asked of a case, to plan them."""
+    _ASKED.append(provider)
+    return provider
+
+
+def months_asked(case_id):
+    """The months of a stay another member fund asked the case's fund to pay, when the
+    case is its part of a referral that asked months: {"fund": the referring fund's name,
+    "first", "last": the months asked (7 and 12: counted from the stay's first), "count",
+    "starts_on": when the first of them falls by the referring fund's stipend (None while
+    it has none here)}; else None."""
+    for provider in _ASKED:
+        asked = provider(case_id)
+        if asked is not None:
+            return asked
+    return None
+
+
 def paid_elsewhere(case_ids):
     """{case id: {month: fund name}}: the stipend months other member funds paid on these
     cases (a stay they share by referral), net of reversals."""

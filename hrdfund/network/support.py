@@ -10,8 +10,9 @@ from ..auth.models import Fund
 from ..cases.models import Application
 from ..core.extensions import db
 from ..core.sql import alias
+from ..core.times import months_after
 from ..grants import coverage
-from ..grants.models import Grant, Instalment, PaymentPlan
+from ..grants.models import Grant, Instalment, PaymentPlan, PlanKind
 from ..ledger.balances import PAID, instalments_paid
 from .models import Referral, ReferralStatus
 
@@ -144,6 +145,45 @@ def months_other_funds_paid(case_ids):
             for month in paid.get(other, ()):
                 found.setdefault(case_id, {})[month] = names[fund_id]
     return found
+
+
+@coverage.register_asked
+def months_asked(case_id):
+    """The months of a stay the referral the case answers asked of its fund, placed by the
+    referring fund's stipend on the case referred (the stay's first month is that
+    stipend's first): see :func:`coverage.months_asked`."""
+    referral = db.session.execute(
+        sa.select(Referral)
+        .where(
+            Referral.linked_application_id == case_id,
+            Referral.status == ReferralStatus.ACCEPTED,
+            Referral.months_from.is_not(None),
+        )
+        .order_by(Referral.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if referral is None:
+        return None
+    first_due = None
+    if not referral.from_fund.elsewhere:
+        first_due = db.session.execute(
+            sa.select(sa.func.min(Instalment.due_on))
+            .join(PaymentPlan, PaymentPlan.id == Instalment.plan_id)
+            .join(Grant, Grant.id == PaymentPlan.grant_id)
+            .where(
+                Grant.application_id == referral.application_id,
+                PaymentPlan.kind == PlanKind.STIPEND,
+            )
+        ).scalar()
+    return {
+        "fund": referral.from_fund.name,
+        "first": referral.months_from,
+        "last": referral.months_to,
+        "count": referral.months_to - referral.months_from + 1,
+        "starts_on": None
+        if first_due is None
+        else months_after(first_due, referral.months_from - 1),
+    }
 
 
 def support_plan(application):
