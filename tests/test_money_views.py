@@ -8,6 +8,7 @@ import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+import lxml.html
 import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
@@ -75,6 +76,28 @@ def test_a_refused_payment_keeps_what_was_typed_and_says_why(app, money_world):
     page = refused_page(finance, response, case).get_data(as_text=True)
     assert "more than the grant still has committed" in page
     assert CANARY in page and 'value="1500.00"' in page
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+
+
+def test_a_refused_rate_is_said_beside_its_field(app, money_world):
+    """Finance types a bank's shillings per dollar where the form takes dollars per
+    shilling: the refusal is said beside the rate, what was typed kept; a rate beyond the
+    tolerance with no reason is said beside the reason's field."""
+    grant = money_world.grant("2000", pool=money_world.usd)
+    finance = signed_in(app, money_world.finance)
+    case = f"/applications/{grant.application.uid}"
+    typed = {"pay-currency_paid": "KES", "pay-amount_paid": "65000", "pay-rate_source": "bank"}
+    for rate, field, words in [
+        ("150.4", "pay-rate", "This rate looks upside down"),
+        ("0.0070", "pay-rate_reason", "more than 2% away from the fund"),
+    ]:
+        response = finance.post(
+            f"{case}/payments", data=payment_data(grant, **typed, **{"pay-rate": rate})
+        )
+        page = refused_page(finance, response, f"{case}#pay").get_data(as_text=True)
+        beside = lxml.html.fromstring(page).xpath(f'//ul[@id="{field}-error"]')
+        assert beside and words in beside[0].text_content(), field
+        assert f'value="{rate}"' in page and CANARY in page
     assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
 
 

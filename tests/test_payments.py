@@ -97,6 +97,61 @@ def test_a_rate_far_from_the_table_needs_a_reason_and_a_second_person(money_worl
     assert check_ledger() == []
 
 
+@pytest.mark.parametrize("typed", ["130", "150.4", "110"])
+def test_a_rate_written_upside_down_is_refused_saying_so_even_with_a_reason(money_world, typed):
+    """Shillings paid from a dollar pool: the rate is the dollars one shilling is worth
+    (1/130 by the table). A bank's shillings per dollar (130, or 150.4 on another day) is
+    refused as written upside down, a reason given or not: nothing is held for a second
+    person to wave through a payment 17,000 times its worth."""
+    grant = money_world.grant("2000", pool=money_world.usd)
+    with pytest.raises(payments.PaymentError, match="This rate looks upside down") as exc:
+        pay(
+            money_world,
+            grant,
+            "65000",
+            currency="KES",
+            instalment=None,
+            rate=Decimal(typed),
+            rate_source="bank",
+            rate_reason="the bank's rate",
+        )
+    assert exc.value.field == "rate"
+    assert "how many USD one KES is worth" in str(exc.value)
+    db.session.rollback()
+    assert db.session.execute(sa.select(sa.func.count(HeldPayment.id))).scalar() == 0
+    assert db.session.execute(sa.select(sa.func.count(Disbursement.id))).scalar() == 0
+
+
+def test_near_parity_a_rate_the_other_way_round_only_needs_its_reason(money_world):
+    """Dollars paid from a euro pool: 1.10 (the table's dollars per euro) against the
+    table's 0.909 euros per dollar is too close to tell from a rate that moved: it needs a
+    reason and a second person, as any rate beyond the tolerance does."""
+    grant = money_world.grant("2000")
+    with pytest.raises(payments.PaymentError, match="more than 2% away") as exc:
+        pay(
+            money_world,
+            grant,
+            "500",
+            currency="USD",
+            instalment=None,
+            rate=EUR_USD,
+            rate_source="bank",
+        )
+    assert exc.value.field == "rate_reason"
+    db.session.rollback()
+    held = pay(
+        money_world,
+        grant,
+        "500",
+        currency="USD",
+        instalment=None,
+        rate=EUR_USD,
+        rate_source="bank",
+        rate_reason="the bank's rate",
+    )
+    assert isinstance(held, HeldPayment) and HoldReason.RATE in held.why
+
+
 def test_a_rate_with_no_table_rate_to_weigh_it_says_so(money_world):
     """A currency the fund's table has no rate for: the refusal says the table has none,
     not that the rate is some percent away from it."""

@@ -29,7 +29,19 @@ from .models import HoldReason
 
 
 class PaymentError(Exception):
-    """A payment the rules refuse; the message says which rule in plain words."""
+    """A payment the rules refuse; the message says which rule in plain words, and
+    ``field`` names the form's field it is about, if one is (shown beside it)."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+#: A rate is taken for one written upside down (paid currency per pool unit) when its
+#: inverse is within this share of the table rate while it is itself this many times
+#: further from it, or more: 150.4 for a table rate of 0.00713 (KES to USD).
+INVERSE_NEAR = Decimal("0.25")
+INVERSE_FAR = 2
 
 
 #: What a payment says when a rate's source or reason comes without the rate.
@@ -113,7 +125,8 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor, 
                     "This payment is in the pool's own currency (%(currency)s): leave the "
                     "rate, its source and reason empty.",
                     currency=paid,
-                )
+                ),
+                "rate",
             )
         return PaymentRate(Decimal(1), None, None, None, Decimal(1), None, False, False)
     try:
@@ -132,14 +145,28 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor, 
                     "and its source.",
                     paid=paid,
                     pool=pool_currency,
-                )
+                ),
+                "rate",
             )
         return PaymentRate(
             table.rate, table.source, table.set_by_id, None, reference, entry_id, False, own
         )
     rate = checked_rate(rate, PaymentError)
+    if looks_inverted(rate, reference):
+        raise PaymentError(
+            _l(
+                "This rate looks upside down: enter how many %(pool)s one %(paid)s is "
+                "worth (the fund's table: %(table)s); %(rate)s is how many %(paid)s one "
+                "%(pool)s is worth.",
+                pool=pool_currency,
+                paid=paid,
+                table=reference,
+                rate=rate,
+            ),
+            "rate",
+        )
     if not (source or "").strip():
-        raise PaymentError(_l("Say where the rate comes from."))
+        raise PaymentError(_l("Say where the rate comes from."), "rate_source")
     reason = (reason or "").strip() or None
     beyond = rate_beyond_tolerance(rate, reference, bounds.tolerance)
     if beyond and reason is None and reference is None:
@@ -147,7 +174,8 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor, 
             _l(
                 "The fund's table has no rate for this currency on that day to weigh this "
                 "one against: give a reason for it; a second person confirms it."
-            )
+            ),
+            "rate_reason",
         )
     if beyond and reason is None:
         raise PaymentError(
@@ -156,9 +184,20 @@ def payment_rate(fund_id, paid, pool_currency, on, rate, source, reason, actor, 
                 "(%(table)s): give a reason for it; a second person confirms it.",
                 pct=format(bounds.tolerance.normalize(), "f"),
                 table=reference,
-            )
+            ),
+            "rate_reason",
         )
     return PaymentRate(rate, source.strip(), actor.id, reason, reference, entry_id, beyond, own)
+
+
+def looks_inverted(rate, table):
+    """Whether ``rate`` reads as the table rate written upside down: its inverse near the
+    table's, itself far from it (see INVERSE_NEAR). Near parity (1.08 and 0.93) the two
+    readings are too close to tell: such a rate is only beyond the tolerance."""
+    if table is None or rate <= 0 or table <= 0:
+        return False
+    far = max(rate / table, table / rate) >= INVERSE_FAR
+    return far and abs(1 / rate - table) <= table * INVERSE_NEAR
 
 
 def rate_beyond_tolerance(rate, table, tolerance):

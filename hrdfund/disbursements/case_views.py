@@ -82,7 +82,9 @@ def record(uid):
             if from_list:
                 return redirect(url_for("disbursements.to_pay"))
             return redirect(url_for("cases.case", uid=uid, _anchor="money"))
-        form.form_errors.append(done.words)
+        # Beside the field the refusal is about (the rate, its source or reason), if any.
+        beside = getattr(form, getattr(done.refusal, "field", None) or "", None)
+        (beside.errors if beside is not None else form.form_errors).append(done.words)
     if from_list:
         return refused.refuse(form, to=url_for("case_payments.pay", uid=uid, _anchor="pay"))
     return refused.refuse(form, to=url_for("cases.case", uid=uid, _anchor="pay"))
