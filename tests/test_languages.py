@@ -9,7 +9,7 @@ import pytest
 from flask_babel import force_locale, gettext
 
 from hrdfund.auth.models import User
-from hrdfund.cases.models import Consent, ConsentKind
+from hrdfund.cases.models import ApplicationStatus, Consent, ConsentKind
 from hrdfund.core import times
 from hrdfund.core.extensions import db
 from tests.conftest import csrf_token, login, make_case, pay, signed_in
@@ -240,6 +240,28 @@ def test_the_applicants_page_dates_its_consent_in_their_language(app, client, fu
     # The list says when each case was started the same way.
     started = client.get("/my").get_data(as_text=True).split('data-label="Fecha de inicio"')
     assert re.match(r">\d{1,2} de \w+ de \d{4}</td>", started[1]), started[1][:60]
+
+
+def test_a_defender_reading_french_reads_their_application_in_agreeing_words(app, money_world):
+    """Of their application (la demande) a defender reads "Approuvée", as "Reçue" and
+    "Non approuvée", where staff read of the case "Approuvé"; a stipend is paid "entre
+    juin et avril" (not "du juin au avril"), and a payment's day takes French's colon."""
+    grant = money_world.grant("1200")
+    money_world.plan(grant, kind="stipend", count=12, starts_on=date(2026, 6, 1))
+    pay(money_world, grant, "100", paid_on=date(2026, 6, 2))
+    applicant = signed_in(app, money_world.applicant)
+    _choose(applicant, "fr", page="/my")
+    page = applicant.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    assert "Versé chaque mois, entre juin 2026 et mai 2027." in page
+    assert "2 juin 2026\u00a0: <strong>" in page
+    assert "Prévu pour" in page and "Prévu le" not in page
+    grant.application.status = ApplicationStatus.APPROVED
+    db.session.commit()
+    assert "Approuvée" in applicant.get("/my").get_data(as_text=True)
+    manager = signed_in(app, money_world.m1)
+    _choose(manager, "fr", page="/cases")
+    case = manager.get(f"/applications/{grant.application.uid}").get_data(as_text=True)
+    assert "Approuvé<" in case or "Approuvé " in case
 
 
 #: Placeholders a day or a month of a year fills (times.day, times.month).

@@ -1,6 +1,7 @@
 """The one table of allowed status moves, and the names each side sees."""
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from .models import ApplicationStatus as S
 
@@ -69,11 +70,13 @@ APPLICANT_LABELS = {
     S.INFO_REQUESTED: _l("The fund has a question for you"),
     S.RECOMMENDED: _l("Being reviewed"),
     S.AWAITING_SECOND_APPROVAL: _l("Being reviewed"),
-    S.APPROVED: _l("Approved"),
+    # Said of the application, as "Received" is: in French, la demande (approuvée), where
+    # staff read of the case, le dossier (approuvé).
+    S.APPROVED: lazy_pgettext("application", "Approved"),
     S.REJECTED: _l("Not approved"),
     S.PAYING: _l("Approved, payments under way"),
-    S.COMPLETED: _l("Completed"),
-    S.WITHDRAWN: _l("Withdrawn"),
+    S.COMPLETED: lazy_pgettext("application", "Completed"),
+    S.WITHDRAWN: lazy_pgettext("application", "Withdrawn"),
 }
 
 #: States with no way out: the thread is closed.
