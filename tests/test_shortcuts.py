@@ -3,12 +3,14 @@ the queue's row, a second manager confirms an approval from the dashboard. Each 
 rule of the case page's full forms, also against posts the pages never offer."""
 
 import html
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from hrdfund.cases.models import ApplicationStatus, Urgency
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.grants.models import Grant
@@ -164,6 +166,24 @@ def test_the_second_manager_confirms_from_the_dashboard(app, money_world):
         (money_world.eur.id, Decimal("6000.00"))
     ]
     assert application_by_uid(case.uid).status == ApplicationStatus.APPROVED
+
+
+@pytest.mark.parametrize(
+    ("hours", "words"),
+    [
+        (139.5, "decision due in 5 days"),
+        (47.5, "decision due in 47 hours"),
+        (-1, "decision overdue"),
+    ],
+)
+def test_a_decision_due_in_more_than_two_days_is_said_in_days(app, money_world, hours, words):
+    """As the queue says it: 139 hours left read "5 days" (it read "139 hours")."""
+    case = money_world.recommended()
+    case.decision_due_at = utcnow() + timedelta(hours=hours)
+    db.session.commit()
+    dashboard = signed_in(app, money_world.m1).get("/dashboard").get_data(as_text=True)
+    line = dashboard.split(f'id="decide-{case.uid}"')[1].split("</li>")[0]
+    assert words in line
 
 
 def test_the_first_manager_sees_no_button_and_a_forged_confirmation_is_refused(app, money_world):

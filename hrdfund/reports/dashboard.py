@@ -323,7 +323,14 @@ def dashboard_figures():
     weeks = [monday - timedelta(weeks=k) for k in range(WEEKS - 1, -1, -1)]
     weeks.append(monday + timedelta(weeks=1))
     months = _month_starts(today, MONTHS)
-    figures = {"role": role.value, "today": today, "ages": AGES, "labels": STAFF_LABELS}
+    figures = {
+        "role": role.value,
+        "today": today,
+        "ages": AGES,
+        "labels": STAFF_LABELS,
+        # A decision due in more than two days is said in days, as the queue says it.
+        "in_days_after": times.OVERDUE_IN_DAYS_AFTER,
+    }
     charts = []
     if role in (Role.REVIEWER, Role.MANAGER):
         waiting = waiting_cases(visible, now)
