@@ -135,18 +135,28 @@ def _say_recorded(done):
         else:
             flash(_("This payment was already recorded."), "info")
     elif isinstance(done.value, HeldPayment):
-        flash(
-            _(
-                "Nothing is booked yet: %(why)s, so a second person (another finance "
-                "officer or a manager) confirms this payment first. They were told.",
-                why="; ".join(str(BOUND_WORDS[b]) for b in done.value.why),
-            ),
-            "info",
+        held = _(
+            "Nothing is booked yet: %(why)s, so a second person (another finance "
+            "officer or a manager) confirms this payment first. They were told.",
+            why="; ".join(str(BOUND_WORDS[b]) for b in done.value.why),
         )
+        flash(f"{_which(done.value)} {held}", "info")
     else:
-        flash(_("Payment recorded."), "info")
+        flash(f"{_('Payment recorded.')} {_which(done.value)}", "info")
     if done.ok:
         _say_short(done.value)
+
+
+def _which(row):
+    """Which payment the message is about, for a list of many cases: what was paid, and
+    for which case."""
+    with reading():
+        application = row.grant.application
+    return _(
+        "%(amount)s for %(case)s.",
+        amount=format_money(row.amount_paid, row.currency_paid, str(get_locale() or "en")),
+        case=application.code or application.uid,
+    )
 
 
 def _say_short(row):
