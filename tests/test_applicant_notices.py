@@ -517,6 +517,10 @@ def test_the_applicant_s_home_marks_in_words_the_cases_waiting_for_them(app, fun
     assert QUESTION_WAITS in _row(html, asked.uid) and PAYMENT_WAITS not in _row(html, asked.uid)
     assert PAYMENT_WAITS in _row(html, grant.application.uid)
     assert QUESTION_WAITS not in _row(html, quiet.uid) and "Nothing" in _row(html, quiet.uid)
+    # The cases waiting come first (the question asked of an older case above a newer one
+    # where nothing waits), each group newest first.
+    order = [grant.application.uid, asked.uid, quiet.uid]
+    assert sorted(order, key=html.index) == order
     # Once the payment is confirmed, and the question answered, nothing waits.
     receipts.answer_receipt(payment, applicant, "received")
     messages.post_message(asked, applicant, "Here is the answer.")
@@ -524,6 +528,8 @@ def test_the_applicant_s_home_marks_in_words_the_cases_waiting_for_them(app, fun
     html = client.get("/my").get_data(as_text=True)
     assert QUESTION_WAITS not in html and PAYMENT_WAITS not in html
     assert "Nothing waits for you at the moment." in html
+    order = [grant.application.uid, quiet.uid, asked.uid]
+    assert sorted(order, key=html.index) == order
 
 
 def test_a_partner_s_list_marks_the_referred_cases_waiting_for_it(

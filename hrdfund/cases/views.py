@@ -77,18 +77,21 @@ def referrals():
 
 
 def _own_cases(referrals):
-    """The applicant side's list: the cases the access rule lets its reader open, newest
-    first."""
+    """The applicant side's list: the cases the access rule lets its reader open, those
+    where something waits for them first, each group newest first."""
     rows = (
         db.session.execute(
             sa.select(Application)
             .where(access.visible_cases(current_user))
             .options(sa.orm.joinedload(Application.fund))
-            .order_by(Application.created_at.desc())
+            .order_by(Application.created_at.desc(), Application.id.desc())
         )
         .scalars()
         .all()
     )
+    waits = waiting.waiting_on(rows)
+    # Stable: newest first within each group.
+    rows.sort(key=lambda a: a.id not in waits)
     own_labels = (
         labels.labels_for([a.id for a in rows], current_user._get_current_object())
         if referrals
@@ -99,7 +102,7 @@ def _own_cases(referrals):
         applications=rows,
         labels=APPLICANT_LABELS,
         referrals=referrals,
-        waiting=waiting.waiting_on(rows),
+        waiting=waits,
         waiting_labels=waiting.WAITING_LABELS,
         own_labels=own_labels,
         new_login=current_user.login if session.get(logins.NEW_LOGIN_KEY) else None,
