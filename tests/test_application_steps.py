@@ -208,6 +208,9 @@ def test_required_questions_carry_a_mark_in_words_and_aria_required(client, make
     support = _page(client.get(_step(uid, steps.SUPPORT)))
     assert "(required)" in _label(support, "details-stay_plan")
     assert "(required)" not in _label(support, "details-host_organisation")
+    # Needed for a move abroad only: its hint says so, and no mark says otherwise.
+    assert "(required)" not in _label(support, "details-destination_country")
+    assert "Not needed for a move within your country" in support
     references = _page(client.get(_step(uid, steps.REFERENCES)))
     assert "(required)" in _label(references, "references-1-contact")
     assert "(required)" not in _label(references, "references-1-organisation")
@@ -246,6 +249,10 @@ def test_urgency_is_not_chosen_for_the_defender_and_sending_without_it_says_so(
         f"{_step(uid, steps.URGENCY)}?then=review", data={"urgency": "normal", "save": "1"}
     )
     assert saved.location == _step(uid, steps.REVIEW)
+    # Each "Change" link of the last step leads back to it the same way.
+    review = _page(client.get(_step(uid, steps.REVIEW)))
+    for name in steps.STEPS:
+        assert f'href="{_step(uid, name)}?then=review">Change: ' in review, name
     # Opened in the ordinary way, a step's saving goes on to the next step.
     onward = client.post(_step(uid, steps.URGENCY), data={"urgency": "normal", "save": "1"})
     assert onward.location == _step(uid, steps.next_step(steps.URGENCY))
