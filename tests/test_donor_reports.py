@@ -40,7 +40,7 @@ from hrdfund.reports.pdf_kit import (
     shown_figure,
     visual,
 )
-from hrdfund.reports.periods import PeriodError, parse_period
+from hrdfund.reports.periods import PeriodError, parse_period, period_name
 from tests.conftest import MoneyWorld, agree_to_listing, missing_infrastructure, pay, signed_in
 
 from .clock import Clock
@@ -273,6 +273,8 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert format_money(s["closing_balance"], "EUR") in text
     assert "Page 1 of" in text and report["digest"] in text.replace("\n", "")
     assert "Variances of 10% or more" in " ".join(text.split())
+    # The cover names the period in words, as the portal does, not by its code.
+    assert f"Period: {period_name(period)} (" in text and QUARTER not in text
     assert metadata.title == "Donor report" and not metadata.author
     lines = list(csv.DictReader(io.StringIO(render_csv(report))))
     # The seventh defender did not agree to be listed: with six lines listed, the total
@@ -911,7 +913,8 @@ def test_the_portal_draws_each_pool_and_sets_this_quarter_against_the_last(
     assert html.count("<svg") == 2 and "Emergency EUR over time" in html
     table = html[html.index("This quarter so far against the last one") :]
     table = table[: table.index("</table>")]
-    assert "2026-Q1" in table and "2026-Q2" in table
+    assert "1st quarter 2026" in table and "2nd quarter 2026 (so far)" in table
+    assert "2026-Q1" not in table  # words, not codes
     received = table[table.index("Contributions received") :]
     received = received[: received.index("</tr>")]
     assert "20,000.00" in received and "1,250.50" in received

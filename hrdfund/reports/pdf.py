@@ -33,6 +33,7 @@ from .pdf_kit import (
     whole_units,
     why_hidden,
 )
+from .periods import parse_period, period_name
 
 
 def _summary(report, styles):
@@ -398,7 +399,7 @@ def _cover(report, styles):
         Paragraph(
             _(
                 "Period: %(period)s (%(start)s to %(end)s)",
-                period=report["period"],
+                period=period_name(parse_period(report["period"])),
                 start=times.day(report["period_start"]),
                 end=times.day(report["period_end"] - timedelta(days=1)),
             ),
