@@ -114,6 +114,11 @@ def test_filters_narrow_the_queue(client, fund, make_user, query, shown):
     html = client.get(f"/cases?{query}").get_data(as_text=True)
     assert cases[shown].uid in html
     assert all(c.uid not in html for name, c in cases.items() if name != shown)
+    # The urgency reads in words staff say, in the list and its filter.
+    row = html[html.index(cases[shown].uid) :].split("</tr>")[0]
+    urgency = "Urgent" if shown == "urgent" else "Not urgent"
+    assert f'data-label="Urgency">{urgency}</td>' in row
+    assert '<option value="normal">Not urgent</option>' in html
 
 
 def test_the_queue_says_who_each_case_is_assigned_to_and_filters_by_it(

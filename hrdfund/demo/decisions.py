@@ -84,7 +84,7 @@ def _add_review(world, app_id, times, budget, granted, currency):
                 "reviews",
                 "assessment",
                 row_uid,
-                "Threat and work confirmed by both references (demo)"
+                "Threat and work confirmed by the references the reviewer reached (demo)"
                 if not rejected
                 else "Outside the fund's mandate (demo)",
             ),

@@ -90,7 +90,7 @@ def queue_csv(rows, reporting, worth, assignees, names=None):
     ]
     if names is not None:
         header.append(_("Defender"))
-    urgency = {"urgent": _("urgent"), "normal": _("normal")}
+    urgency = {"urgent": _("Urgent"), "normal": _("Not urgent")}
     lines = []
     for row in rows[:ROW_LIMIT]:
         line = [

@@ -299,8 +299,8 @@ def _queue_words():
         "labels": {status: str(label) for status, label in STAFF_LABELS.items()},
         "kinds": {kind: str(label) for kind, label in CATEGORY_LABELS.items()},
         "words": {
-            "urgent": _("urgent"),
-            "normal": _("normal"),
+            "urgent": _("Urgent"),
+            "normal": _("Not urgent"),
             "response": _("first response"),
             "decision": _("decision"),
             # Formats without their values: gettext returns them as they are.
