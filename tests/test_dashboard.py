@@ -235,6 +235,18 @@ def test_each_chart_is_svg_with_words_and_a_table(app, world, fund):
         assert _text(svg.xpath(f".//desc[@id='{desc_id}']")[0])
         rows = figure.xpath(".//details//tbody/tr")
         assert len(rows) == 12
+    # A bar chart's legend shows each series as a square of its bars' colour (a dashed
+    # stroke stood for bars drawn solid); a line chart's, each line's stroke and dash.
+    flow_svg = page.xpath("//figure[@id='chart-flow']//svg")[0]
+    bars = [g.get("fill") for g in flow_svg.xpath("./g[@fill]")]
+    assert len(bars) == 2 and bars[0] != bars[1]
+    assert [r.get("fill") for r in flow_svg.xpath("./rect[@width='10']")] == bars
+    assert not flow_svg.xpath("./line[@stroke-dasharray]")
+    pool_svg = page.xpath("//figure[@id='chart-pool-0']//svg")[0]
+    assert not pool_svg.xpath("./rect[@width='10']")
+    dashes = {p.get("stroke-dasharray") for p in pool_svg.xpath("./polyline")}
+    keys = {k.get("stroke-dasharray") for k in pool_svg.xpath("./line[@stroke-width='3']")}
+    assert len(keys) > 1 and keys == dashes
     # The flow's two series say what they count, each in the plural of cases.
     flow = _text(page.xpath("//figure[@id='chart-flow']")[0])
     assert "Cases received" in flow and "Cases decided" in flow

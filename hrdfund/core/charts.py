@@ -82,8 +82,10 @@ def nice_top(value):
     return 10 * power  # pragma: no cover - the loop always returns
 
 
-def _legend(series, top):
-    """The series' names in rows across the top; returns (items, height taken)."""
+def _legend(series, top, bars=False):
+    """The series' names in rows across the top, each beside a stroke as its line is drawn
+    (a square of its colour for bars, which have no dash); returns (items, height
+    taken)."""
     items, x, y = [], LEFT, top + FONT
     for i, one in enumerate(series):
         colour, dash = STYLES[i % len(STYLES)]
@@ -95,10 +97,12 @@ def _legend(series, top):
                 "x1": _n(x),
                 "x2": _n(x + 16),
                 "y": _n(y - 4),
+                "box_y": _n(y - 9),
                 "text_x": _n(x + 20),
                 "text_y": _n(y),
                 "colour": colour,
-                "dash": dash,
+                "dash": "" if bars else dash,
+                "box": bars,
                 "name": one.name,
             }
         )
@@ -122,7 +126,7 @@ def draw(chart):
         high = 4 * math.ceil(nice_top(high / 4))
     if low < 0:
         low = -nice_top(-low)
-    legend, taken = _legend(chart.series, 2)
+    legend, taken = _legend(chart.series, 2, bars=chart.kind == "bars")
     top, bottom = 2 + taken + 6, HEIGHT - BOTTOM
     plot = WIDTH - LEFT - RIGHT
 
