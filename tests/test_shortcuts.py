@@ -156,6 +156,11 @@ def test_the_second_manager_confirms_from_the_dashboard(app, money_world):
     dashboard = _text(second.get("/dashboard"))
     assert f'id="decide-{case.uid}"' in dashboard
     assert "Approved once: €6,000.00 (Emergency EUR €6,000.00)" in dashboard
+    # Who gave the first approval, and what the review it followed said, beside the button.
+    first = money_world.m1.display_name or money_world.m1.login
+    item = dashboard.split(f'id="decide-{case.uid}"')[1].split("</li>")[0]
+    assert f"First approval by {first}." in item
+    assert "The review recommended: Approve in full; risk: High." in item
     assert f'action="/applications/{case.uid}/confirm-approval"' in dashboard
     response = second.post(f"/applications/{case.uid}/confirm-approval")
     assert response.status_code == 302 and response.location == "/dashboard#decisions"

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from ..auth.models import User
 from ..cases.access import visible_cases
 from ..cases.models import Application, Decision, DecisionOutcome, Urgency
 from ..cases.models import ApplicationStatus as S
@@ -40,8 +41,13 @@ class Waiting:
     #: gave it, and its split as (pool name, amount in the case's currency).
     approved: Decimal | None = None
     approved_by: int | None = None
+    #: The name of the manager who gave it, as colleagues read it.
+    approver: str | None = None
     draws: list = field(default_factory=list)
     recommended_by: int | None = None
+    #: The review the approval followed: its risk level and recommendation.
+    risk: object = None
+    recommendation: object = None
 
     def confirmable_by(self, user):
         """Whether ``user`` may confirm it from the list: a second approval waits, and
@@ -100,8 +106,9 @@ def decisions_waiting(user, limit=DASHBOARD_ROWS):
 
 
 def _add_first_approvals(listed):
-    """Fill in each approval waiting for a second manager: the latest approval, its
-    split, and who recommended the case. Three queries for all the rows."""
+    """Fill in each approval waiting for a second manager: the latest approval and who gave
+    it, its split, and who recommended the case, at which risk. Three queries for all the
+    rows."""
     ids = [i for i, w in listed.items() if w.status == S.AWAITING_SECOND_APPROVAL]
     if not ids:
         return
@@ -111,14 +118,21 @@ def _add_first_approvals(listed):
         .group_by(Decision.application_id)
     )
     firsts = db.session.execute(
-        sa.select(Decision.id, Decision.application_id, Decision.amount, Decision.manager_id).where(
-            Decision.id.in_(latest)
+        sa.select(
+            Decision.id,
+            Decision.application_id,
+            Decision.amount,
+            Decision.manager_id,
+            User,
         )
+        .join(User, User.id == Decision.manager_id)
+        .where(Decision.id.in_(latest))
     ).all()
     by_decision = {}
     for d in firsts:
         item = listed[d.application_id]
         item.approved, item.approved_by = d.amount, d.manager_id
+        item.approver = d.User.display_name or d.User.login
         by_decision[d.id] = item
     for decision_id, name, amount in db.session.execute(
         sa.select(ApprovalDraw.decision_id, Pool.name, ApprovalDraw.amount)
@@ -132,7 +146,10 @@ def _add_first_approvals(listed):
         .where(Review.application_id.in_(ids))
         .group_by(Review.application_id)
     )
-    for application_id, reviewer_id in db.session.execute(
-        sa.select(Review.application_id, Review.reviewer_id).where(Review.id.in_(latest_review))
+    for application_id, reviewer_id, risk, recommendation in db.session.execute(
+        sa.select(
+            Review.application_id, Review.reviewer_id, Review.risk_level, Review.recommendation
+        ).where(Review.id.in_(latest_review))
     ):
-        listed[application_id].recommended_by = reviewer_id
+        item = listed[application_id]
+        item.recommended_by, item.risk, item.recommendation = reviewer_id, risk, recommendation

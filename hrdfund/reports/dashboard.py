@@ -39,6 +39,7 @@ from ..grants.waiting import decisions_waiting
 from ..ledger.balances import pool_history
 from ..pools.chart import chart_days, pool_chart
 from ..pools.models import Pool
+from ..reviews.forms import RECOMMENDATION_LABELS, RISK_LABELS
 from . import bp
 
 #: Weeks in the chart of cases received and decided; months in the monthly charts.
@@ -361,6 +362,10 @@ def dashboard_figures():
         figures["decisions"], figures["decisions_total"] = decisions_waiting(user)
         figures["second_form"] = SecondApprovalForm(formdata=None)
         figures["kinds"], figures["now"] = CATEGORY_LABELS, now
+        figures["risk_labels"], figures["recommendation_labels"] = (
+            RISK_LABELS,
+            RECOMMENDATION_LABELS,
+        )
     if role == Role.FINANCE:
         figures["to_pay"] = figures["chase"]["to_pay"]
     figures["charts"] = charts
