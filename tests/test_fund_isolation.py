@@ -1185,6 +1185,8 @@ NAMES_NOTHING = {
     ("auth.renew_recovery_codes", "POST"): "the account's own codes (tests/test_account.py)",
     ("auth.notice_settings", "POST"): "the account's own contact and notices "
     "(tests/test_applicant_notices.py)",
+    ("cases.login_noted", "POST"): "the account's own session: its new login name hidden "
+    "(tests/test_applicant_views.py)",
     ("auth.invite", "GET"): "an invitation to the actor's own fund, named by nothing sent",
     ("auth.send_invitation", "POST"): "an invitation to the actor's own fund; another "
     "fund's donor is refused (tests/test_invitations.py)",

@@ -407,6 +407,9 @@ def _visitor(site):
     changed = newcomer.client.post("/register", data=data)
     assert "with another login name" in changed.get_data(as_text=True)
     site.pages.add("newcomer: POST /register, its login taken meanwhile", changed)
+    # The first session's list says the login name, until it is noted down.
+    newcomer.get("/my")
+    newcomer.submit("/my", "/my/login-noted")
 
 
 def _second_step(site):

@@ -69,6 +69,15 @@ def mine():
     return _own_cases(referrals=False)
 
 
+@bp.post("/my/login-noted")
+@role_required(Role.APPLICANT)
+def login_noted():
+    """The new account noted its login name down: the list stops showing it (someone
+    looking over a shoulder later reads it there no more; the account page keeps it)."""
+    session.pop(logins.NEW_LOGIN_KEY, None)
+    return redirect(url_for("cases.mine"))
+
+
 @bp.get("/referrals")
 @role_required(Role.PARTNER)
 def referrals():
