@@ -273,8 +273,11 @@ def test_the_account_adds_up_to_the_cent_in_pdf_and_csv(world):
     assert format_money(s["closing_balance"], "EUR") in text
     assert "Page 1 of" in text and report["digest"] in text.replace("\n", "")
     assert "Variances of 10% or more" in " ".join(text.split())
-    # The cover names the period in words, as the portal does, not by its code.
+    # The cover names the period in words, as the portal does, not by its code; the
+    # pool's account follows it on the first page (a page of its own held nothing else).
     assert f"Period: {period_name(period)} (" in text and QUARTER not in text
+    first_page = PdfReader(io.BytesIO(render_pdf(report))).pages[0].extract_text()
+    assert "Report to" in first_page and "Financial summary" in first_page
     assert metadata.title == "Donor report" and not metadata.author
     lines = list(csv.DictReader(io.StringIO(render_csv(report))))
     # The seventh defender did not agree to be listed: with six lines listed, the total

@@ -390,8 +390,10 @@ def _stories(report, styles):
 
 
 def _cover(report, styles):
+    """Whose report it is, for which pool and period: the head of the first page, which
+    the pool's account follows (a cover page of its own held nothing else)."""
     return [
-        Spacer(1, 50 * mm),
+        Spacer(1, 6 * mm),
         Paragraph(escape_text(report["fund"]), styles["h2"]),
         Paragraph(_("Report to %(donor)s", donor=escape_text(report["donor"])), styles["title"]),
         Spacer(1, 6),
@@ -406,7 +408,7 @@ def _cover(report, styles):
             styles["body"],
         ),
         Paragraph(_("Currency: %(currency)s", currency=report["currency"]), styles["body"]),
-        Spacer(1, 20 * mm),
+        Spacer(1, 4 * mm),
         Paragraph(
             _(
                 "This report counts every unit of the pool's money and names no one. Figures"
@@ -414,7 +416,7 @@ def _cover(report, styles):
             ),
             styles["small"],
         ),
-        PageBreak(),
+        Spacer(1, 8 * mm),
     ]
 
 
