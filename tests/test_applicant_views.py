@@ -540,3 +540,21 @@ def test_applicant_pages_have_no_script_and_stay_small(client, make_user, fund):
         html = client.get(path).get_data()
         assert b"<script" not in html.lower(), path
         assert len(html) + css_size < 100_000, path
+
+
+def test_the_applicant_sides_pages_lead_back_to_its_list(client, make_user, fund):
+    """From a case page (or any other), the main menu leads a defender back to their
+    applications and a partner to the cases it referred (only the fund's name did)."""
+    applicant = make_user("applicant")
+    case = make_case(fund, applicant_id=applicant.id)
+    login(client, applicant)
+    menu = _main_menu(client.get(f"/applications/{case.uid}").get_data(as_text=True))
+    assert '<a href="/my">Your applications</a>' in menu and "/referrals" not in menu
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/my")})
+    login(client, make_user("partner"))
+    menu = _main_menu(client.get("/account").get_data(as_text=True))
+    assert '<a href="/referrals">Cases you referred</a>' in menu and 'href="/my"' not in menu
+
+
+def _main_menu(html):
+    return html.split('<nav aria-label="Main">')[1].split("</nav>")[0]
