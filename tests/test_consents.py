@@ -34,7 +34,7 @@ def test_the_applicant_withdraws_consent_to_show_the_case_to_donors(
     client = app.test_client()
     login(client, world.applicant)
     page = client.get(f"/applications/{case.uid}").get_data(as_text=True)
-    assert "What you agreed to" in page and "Withdraw" in page
+    assert "What you agreed to" in page and "Withdraw this consent</button>" in page
     url = f"/applications/{case.uid}/consents/story/withdraw"
     done = client.post(url, follow_redirects=True)
     assert "Your consent is withdrawn" in done.get_data(as_text=True)
