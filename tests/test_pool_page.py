@@ -183,6 +183,9 @@ def test_finances_payments_are_paged_newest_first_over_the_dates_chosen(app, wor
     client = signed_in(app, world.finance)
     html = _html(client, "/payments")
     assert _payment_references(html) == ["PAY-4", "PAY-3", "PAY-2"]
+    # The list comes first; the statement's import below it, linked from the top.
+    assert html.index('id="payments"') < html.index('id="import"')
+    assert html.index('href="#import"') < html.index('id="payments"')
     (older,) = lxml.html.fromstring(html).xpath('//nav[@class="pager"]//a[text()="Next"]/@href')
     assert _payment_references(_html(client, older)) == ["PAY-1", "PAY-0"]
     html = _html(client, "/payments?from=2026-03-02&to=2026-03-16")
