@@ -1264,6 +1264,20 @@ def test_pages_show_words_not_codes(pages):
     assert not found, "\n".join(found)
 
 
+def test_no_box_of_a_group_of_checkboxes_is_required(pages):
+    """A box marked ``required`` must be ticked before a browser sends its form: a group
+    of boxes (choose one or more) whose boxes each carried it could not be sent until
+    every one was ticked. The server says when none is."""
+    found = []
+    for label, html in pages.pages:
+        boxes = re.findall(r'<input\b[^>]*\btype="checkbox"[^>]*>', html)
+        names = [re.search(r'\bname="([^"]*)"', box).group(1) for box in boxes]
+        for box, name in zip(boxes, names, strict=True):
+            if names.count(name) > 1 and re.search(r"\srequired\b", box):
+                found.append(f"{label}: {name}")
+    assert not found, "\n".join(sorted(set(found)))
+
+
 #: A page with a known error, checked with the others: the run must report it, or the
 #: checker read nothing.
 CANARY = (

@@ -6,7 +6,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, RadioField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core import geo
@@ -56,6 +56,19 @@ def _checkboxes(label, choices, validators=()):
     )
 
 
+class Ticked:
+    """At least one box of a group of checkboxes ticked. DataRequired would say so too, but
+    it marks the field required, and each of its boxes is then drawn ``required``: a
+    browser then refuses the form until every box is ticked."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __call__(self, form, field):
+        if not field.data:
+            raise StopValidation(self.message)
+
+
 def _services():
     return options((s.value, label) for s, label in SERVICE_LABELS.items())
 
@@ -81,7 +94,7 @@ class EntryForm(PrefixedForm):
         [DataRequired(_l("Enter the provider's name.")), Length(max=DirectoryEntry.NAME_MAX)],
     )
     services = _checkboxes(
-        _l("Services it gives"), _services, [DataRequired(_l("Choose at least one service."))]
+        _l("Services it gives"), _services, [Ticked(_l("Choose at least one service."))]
     )
     countries = SelectMultipleField(
         _l("Countries it serves"), choices=_countries, render_kw={"size": 8}
