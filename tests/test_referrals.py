@@ -243,8 +243,9 @@ def test_withdrawn_consent_stops_what_was_not_accepted(app, two_funds):
     db.session.expire_all()
     assert not services.consent_stands(w["case"])
     b = signed_in(app, w["b_manager"])
-    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
-    assert b.post(f"/network/referrals/{referral.uid}/accept").status_code == 404
+    stopped = "The defender withdrew consent to referral: nothing more is shared."
+    _closed(b, b.get(f"/network/referrals/{referral.uid}"), stopped)
+    _closed(b, b.post(f"/network/referrals/{referral.uid}/accept"), stopped)
     assert _the_referral().status == ReferralStatus.PENDING
     assert _the_referral().linked_application_id is None
     a = signed_in(app, w["a_reviewer"])
@@ -276,8 +277,9 @@ def test_withdrawn_consent_stops_what_an_accepted_referral_reads_and_its_onward_
     )
     db.session.expire_all()
     later = db.session.execute(sa.select(Document)).scalar_one()
-    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
-    assert b.get(f"/network/referrals/{referral.uid}/documents/{later.uid}").status_code == 404
+    stopped = "The defender withdrew consent to referral: nothing more is shared."
+    _closed(b, b.get(f"/network/referrals/{referral.uid}"), stopped)
+    _closed(b, b.get(f"/network/referrals/{referral.uid}/documents/{later.uid}"), stopped)
     # Its own case stays its own; referring it onward is refused.
     assert b.get(f"/applications/{linked.uid}").status_code == 200
     assert not services.consent_stands(linked)
@@ -329,7 +331,8 @@ def test_a_referral_is_refused_while_consent_is_withdrawn_and_allowed_once_given
     assert b.get(f"/network/referrals/{referral.uid}").status_code == 200
     # Withdrawn again: the referral waiting stops from then on.
     owner.post(f"{consents_url}/withdraw")
-    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
+    stopped = "The defender withdrew consent to referral: nothing more is shared."
+    _closed(b, b.get(f"/network/referrals/{referral.uid}"), stopped)
     grants = (
         db.session.execute(
             sa.select(Consent).where(Consent.kind == ConsentKind.REFERRAL).order_by(Consent.id)
@@ -540,7 +543,15 @@ def test_a_withdrawn_referral_opens_nothing_more(app, two_funds):
     assert a.post(f"/network/referrals/{referral.uid}/withdraw").status_code == 302
     assert _the_referral().status == ReferralStatus.WITHDRAWN
     b = signed_in(app, w["b_manager"])
-    assert b.get(f"/network/referrals/{referral.uid}").status_code == 404
+    # B, who had it, reads that it was withdrawn, and when, where it looks for it: its
+    # list (no link to it any more), an old link, an answer sent after the withdrawal.
+    day = f"{utcnow():%-d %B %Y}"
+    gone = f"Test Fund withdrew this referral on {day}: nothing of the case is shared any more."
+    listing = _closed(b, b.get(f"/network/referrals/{referral.uid}"), gone)
+    assert f"/network/referrals/{referral.uid}" not in listing
+    assert f"Withdrawn ({day})" in listing
+    _closed(b, b.post(f"/network/referrals/{referral.uid}/accept"), gone)
+    assert _the_referral().status == ReferralStatus.WITHDRAWN
     # B cannot withdraw A's referral, nor A answer its own.
     _refer(app, w)
     second = db.session.execute(
@@ -550,6 +561,16 @@ def test_a_withdrawn_referral_opens_nothing_more(app, two_funds):
     assert a.post(f"/network/referrals/{second.uid}/accept").status_code == 302
     db.session.expire_all()
     assert db.session.get(Referral, second.id).status == ReferralStatus.PENDING
+
+
+def _closed(client, response, words):
+    """The fund asked, opening or answering a referral it had that shares nothing any
+    more, is sent to its list of referrals, which says why and holds none of the case:
+    that list's page."""
+    assert response.status_code == 302 and response.location == "/network/referrals"
+    page = html.unescape(client.get(response.location).get_data(as_text=True))
+    assert words in page and SECRET_THREAT not in page
+    return page
 
 
 def test_a_third_fund_and_other_roles_see_nothing(app, two_funds, make_fund, make_user):

@@ -160,8 +160,16 @@ def _referral_or_404(uid):
     referral = db.session.execute(
         sa.select(Referral).where(Referral.uid == uid)
     ).scalar_one_or_none()
-    if referral is None or not services.may_open(referral, current_user):
+    if referral is None:
         abort(404)
+    if not services.may_open(referral, current_user):
+        closed = services.closed_to(referral, current_user)
+        if closed is None:
+            abort(404)
+        # The fund asked had it: it reads why it is gone (an old link, or an answer sent
+        # after the referring fund withdrew it), not that there is nothing here.
+        flash(str(closed), "info")
+        abort(redirect(url_for("network.referrals")))
     return referral
 
 

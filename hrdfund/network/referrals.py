@@ -31,6 +31,7 @@ from ..cases.models import ApplicationStatus as S
 from ..cases.services import amount_asked, change_status, defender_key
 from ..cases.states import TERMINAL_STATES
 from ..cases.targets import target_hours
+from ..core import times
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import CURRENCIES, ConversionError, convert, money_words, quantize
@@ -388,6 +389,26 @@ def may_open(referral, user):
     return bool(shared_parts(referral, user))
 
 
+def closed_to(referral, user):
+    """Why the fund asked may no longer open ``referral`` (withdrawn by the referring fund,
+    or its defender's consent to referral withdrawn), in words, for its reviewers and
+    managers who had it; None for anyone else, or a referral it may still open."""
+    if user.fund_id != referral.to_fund_id or user.role not in REFERRAL_ROLES:
+        return None
+    if referral.linked_application is not None and not can_see(referral.linked_application, user):
+        return None  # a conflict declared on the fund's own case: nothing of it
+    if referral.status == ReferralStatus.WITHDRAWN:
+        return _l(
+            "%(fund)s withdrew this referral on %(day)s: nothing of the case is shared any more.",
+            fund=referral.from_fund.name,
+            day=times.day(referral.withdrawn_at),
+        )
+    accepted = referral.status == ReferralStatus.ACCEPTED
+    if is_stopped(referral) or (accepted and not consent_stands(referral.application)):
+        return _l("The defender withdrew consent to referral: nothing more is shared.")
+    return None
+
+
 def response_due(referral):
     """When the other fund's first answer is due, by its own response target for the
     case's urgency."""
@@ -543,6 +564,7 @@ _LISTED = (
     sa.orm.joinedload(Referral.from_fund),
     sa.orm.joinedload(Referral.to_fund),
     sa.orm.joinedload(Referral.application),
+    sa.orm.joinedload(Referral.linked_application),
 )
 
 
