@@ -4,7 +4,9 @@ fund's administrator only and only with a matching fingerprint, a packet importe
 `flask hrdfund import-referral`, a refused upload that loses nothing, and a packet held
 for one account's preview that another account cannot import."""
 
+import html
 import io
+import shlex
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -45,6 +47,24 @@ def test_network_keys_are_made_once_printed_again_and_rotated(app, fund, runner)
         sa.text("SELECT private FROM fund_keys WHERE id = :id"), {"id": new.id}
     ).scalar()
     assert new.private["x25519"].encode() not in bytes(raw)
+
+
+def test_a_fund_with_no_keys_is_told_the_command_that_makes_its_own(
+    app, fund, make_fund, make_user, runner
+):
+    """On a server of several funds, the command the page gives names the fund, as the
+    command needs it to (it said only `network-keys`, which then asks which fund); run as
+    given, it makes that fund's keys."""
+    make_fund("Another Fund")
+    admin = make_user("admin", fund_id=fund.id)
+    page = html.unescape(signed_in(app, admin).get("/fund/partners").get_data(as_text=True))
+    command = f"flask hrdfund network-keys --fund '{fund.name}'"
+    assert f"The server's operator makes them with the command {command}." in page
+    bare = runner.invoke(args=["hrdfund", "network-keys"])
+    assert bare.exit_code != 0 and keys.current_key(fund) is None
+    made = runner.invoke(args=shlex.split(command)[1:])
+    assert made.exit_code == 0, made.output
+    assert keys.current_key(fund) is not None
 
 
 def _partner_page(client, **values):

@@ -384,12 +384,17 @@ def test_referrals_together_ask_at_most_what_the_defender_asked(
         )
 
     refer(w["b"], "4000")
-    second = refer(third, "2000")
-    db.session.commit()
     fourth = make_fund("Fourth Fund")
     make_user("manager", fund_id=fourth.id)
-    with pytest.raises(services.ReferralError, match="already cover €6,000.00"):
+    # The refusal says what is left to ask: the reader need not work it out.
+    with pytest.raises(services.ReferralError, match="This referral may ask €2,000.00 at most"):
+        refer(third, "2500")
+    db.session.rollback()
+    second = refer(third, "2000")
+    db.session.commit()
+    with pytest.raises(services.ReferralError, match="already cover €6,000.00") as refusal:
         refer(fourth, "0.01")
+    assert "This referral may ask €0.00 at most." in str(refusal.value)
     db.session.rollback()
     second.status = ReferralStatus.DECLINED  # as answering "decline" leaves it
     db.session.commit()
@@ -961,11 +966,14 @@ def test_the_other_funds_queue_says_a_referral_waits_for_its_answer(app, two_fun
     b = signed_in(app, w["b_reviewer"])
     assert notice not in b.get("/cases").get_data(as_text=True)
     a, _sent = _refer(app, w)
-    assert notice in b.get("/cases").get_data(as_text=True)
-    assert notice not in a.get("/cases").get_data(as_text=True)
+    # On the queue, and on the dashboard where a sign-in lands.
+    for page in ("/cases", "/dashboard"):
+        assert notice in b.get(page).get_data(as_text=True), page
+        assert notice not in a.get(page).get_data(as_text=True), page
     referral = _the_referral()
     b.post(f"/network/referrals/{referral.uid}/accept")
     assert notice not in b.get("/cases").get_data(as_text=True)
+    assert notice not in b.get("/dashboard").get_data(as_text=True)
 
 
 def test_the_service_refuses_a_referral_without_a_reason(app, two_funds):

@@ -209,8 +209,12 @@ def test_a_referral_goes_from_one_server_to_the_other_and_its_answer_comes_back(
         arrived = db.session.execute(sa.select(Referral)).scalar_one()
         assert arrived.status == ReferralStatus.ACCEPTED and arrived.linked_application_id
 
-    # At A: the answer imported updates the referral.
-    done = _confirm(a_reviewer, _upload(a_reviewer, answer))
+    # At A: the answer's preview says which referral it answers (the case, the part);
+    # imported, it updates the referral.
+    preview = _upload(a_reviewer, answer)
+    said = re.sub(r"<[^>]+>", "", preview.text)
+    assert "Your referral of the case" in said and f"{case_uid}: Medical" in said, said[:2000]
+    done = _confirm(a_reviewer, preview)
     assert done.status == 302 and done.location == f"/network/referrals/{referral_uid}", done
     with on(a.server):
         referral = db.session.execute(sa.select(Referral)).scalar_one()

@@ -3,6 +3,7 @@ list of partner funds and its own key line; the packets a referral's staff downl
 *Import a packet*, where a packet is checked, previewed, then imported."""
 
 import io
+import shlex
 from datetime import date
 
 import sqlalchemy as sa
@@ -60,6 +61,8 @@ def partners():
         spoken=keys.spoken,
         partners=keys.partners(fund),
         form=refused.restore(PartnerForm(formdata=None)),
+        # Named: on a server of several funds, the command asks which one.
+        command=f"flask hrdfund network-keys --fund {shlex.quote(fund.name)}",
     )
 
 

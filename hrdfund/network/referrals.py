@@ -203,9 +203,11 @@ def _check_within_ask(application, part):
             _l(
                 "A referral asks at most what the application asks of the other funds: it"
                 " asks %(asked)s, and your fund's grant and the referrals still waiting or"
-                " taken on already cover %(referred)s.",
+                " taken on already cover %(referred)s. This referral may ask %(left)s at"
+                " most.",
                 asked=money_words(asked, application.currency),
                 referred=money_words(referred, application.currency),
+                left=money_words(max(asked - referred, Decimal("0.00")), application.currency),
             )
         )
 
