@@ -545,7 +545,13 @@ def test_a_withdrawn_referral_opens_nothing_more(app, two_funds):
     w = two_funds
     a, _sent = _refer(app, w)
     referral = _the_referral()
+    # The referring fund withdraws it from the referral's own page too.
+    page = a.get(f"/network/referrals/{referral.uid}").get_data(as_text=True)
+    assert f'action="/network/referrals/{referral.uid}/withdraw"' in page
+    assert "International Fund then opens nothing more of the case" in html.unescape(page)
     assert a.post(f"/network/referrals/{referral.uid}/withdraw").status_code == 302
+    page = a.get(f"/network/referrals/{referral.uid}").get_data(as_text=True)
+    assert "/withdraw" not in page and "Withdrawn" in page
     assert _the_referral().status == ReferralStatus.WITHDRAWN
     b = signed_in(app, w["b_manager"])
     # B, who had it, reads that it was withdrawn, and when, where it looks for it: its
