@@ -399,6 +399,13 @@ def test_once_the_partner_approves_its_answer_says_which_months_it_supports(serv
         client = signed_in(a.server, a.user("reviewer"))
         page = client.get(f"/network/referrals/{referral_uid}").get_data(as_text=True)
         assert "International Fund says it supports months 1 to 6." in page
+        # The case page says it too, beside the referral and in the one support plan.
+        case = client.get(f"/applications/{referral.application.uid}").get_data(as_text=True)
+        plan = case[case.index("One support plan across the funds") :].split("</table>")[0]
+        assert "International Fund" in plan and "months 1 to 6" in plan
+        assert "On another server: it says it supports its part." in plan
+        sent = case[case.index("Other funds of the network") :].split("</table>")[0]
+        assert "International Fund says it supports months 1 to 6." in sent
 
 
 def _referral_at(side, uid):

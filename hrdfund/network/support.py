@@ -189,7 +189,8 @@ def months_asked(case_id):
 def support_plan(application):
     """The case's one support plan across the network: for the case and each case of
     another fund it shares a referral with, the fund's name, what it committed and paid,
-    and the months its plan pays."""
+    and the months its plan pays; then each fund on another server that said it supports
+    a part, with the months it said."""
     shared = counterparts([application.id])[application.id]
     ids = [application.id, *(other for other, _fund in shared)]
     money = money_by_month(ids)
@@ -209,4 +210,28 @@ def support_plan(application):
                 "last": months[-1] if months else None,
             }
         )
-    return rows
+    return rows + _supported_elsewhere(application)
+
+
+def _supported_elsewhere(application):
+    """The funds on other servers whose answer packet said they support a part of the
+    case: by name and the months of the stay they said (7 to 12), as nothing else of
+    their money reaches this server."""
+    return [
+        {
+            "fund": name,
+            "own": False,
+            "elsewhere": True,
+            "covered": None if first is None else (first, last),
+        }
+        for name, first, last in db.session.execute(
+            sa.select(Fund.name, Referral.covered_from, Referral.covered_to)
+            .join(Fund, Fund.id == Referral.to_fund_id)
+            .where(
+                Referral.application_id == application.id,
+                Referral.supported_at.is_not(None),
+                Referral.status == ReferralStatus.ACCEPTED,
+            )
+            .order_by(Referral.id)
+        )
+    ]
