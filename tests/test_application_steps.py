@@ -257,6 +257,9 @@ def test_urgency_is_not_chosen_for_the_defender_and_sending_without_it_says_so(
     onward = client.post(_step(uid, steps.URGENCY), data={"urgency": "normal", "save": "1"})
     assert onward.location == _step(uid, steps.next_step(steps.URGENCY))
     assert client.post(_step(uid, steps.REVIEW)).location == f"/applications/{uid}"
+    # Sent, the page says to which fund (a partner organisation applies to one of several).
+    sent = _page(client.get(f"/applications/{uid}"))
+    assert f"Your application was sent to {fund.name}. The fund will answer here." in sent
 
 
 def test_the_budget_currency_follows_the_country_until_the_budget_is_saved(client, make_user, fund):
