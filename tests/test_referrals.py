@@ -992,3 +992,18 @@ def test_the_service_refuses_a_referral_without_a_reason(app, two_funds):
         services.refer_case(w["a_reviewer"], w["case"], w["b"], part, (), "  ", later)
     db.session.rollback()
     assert db.session.execute(sa.select(sa.func.count(Referral.id))).scalar() == 0
+
+
+def test_the_refer_form_says_what_each_fund_covers(app, two_funds):
+    """Beside the funds offered, what each says it covers and where, as the public list of
+    funds says it: a fund that pays medical costs in Kenya only is not asked for a
+    relocation in Bolivia blind."""
+    w = two_funds
+    w["b"].categories = ["medical", "legal"]
+    w["b"].countries = ["KE", "TZ"]
+    db.session.commit()
+    page = signed_in(app, w["a_reviewer"]).get(f"/applications/{w['case'].uid}")
+    covers = _text(page).split("What each fund says it covers")[1].split("Kind of support")[0]
+    assert "International Fund" in covers
+    assert "Medical costs" in covers and "Kenya" in covers and "Tanzania" in covers
+    assert "Relocation" not in covers

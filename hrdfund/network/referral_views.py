@@ -4,6 +4,7 @@ fund opens the shared parts and answers."""
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -17,10 +18,11 @@ from ..cases.access import can_see, get_application_or_404
 from ..cases.categories import CATEGORY_FIELDS, detail_text
 from ..cases.models import Document
 from ..cases.services import case_rows
+from ..core import geo
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
-from ..core.support import Category
+from ..core.support import CATEGORY_LABELS, Category
 from ..core.work import perform
 from ..reviews import network_check
 from ..reviews.models import Review
@@ -43,14 +45,14 @@ def _actor():
     return current_user._get_current_object()
 
 
-def _refer_form(application, formdata=None):
+def _refer_form(application, formdata=None, funds=None):
     form = ReferForm(formdata=formdata) if formdata is not None else ReferForm()
     form.to_fund.choices = [SelectChoice("", _("Choose a fund"))] + [
         # A partner on another server may share a member fund's name: said apart.
         SelectChoice(
             f.uid, _("%(fund)s, on another server", fund=f.name) if f.elsewhere else f.name
         )
-        for f in services.other_funds(application)
+        for f in (services.other_funds(application) if funds is None else funds)
     ]
     if not form.is_submitted():
         form.category.data = application.category.value
@@ -77,9 +79,14 @@ def network_panel(application, user, sections):
     if user.is_staff:
         why = services.why_not_referable(application, user)
         data["why_not"] = why
+        funds = services.other_funds(application) if why is None else []
         data["refer_form"] = (
-            refused.restore(_refer_form(application, formdata=None)) if why is None else None
+            refused.restore(_refer_form(application, formdata=None, funds=funds))
+            if why is None
+            else None
         )
+        # What each member fund offered says it covers, to choose one that may say yes.
+        data["covers"] = _covers(funds)
         data["confirm"] = ConfirmForm()
         data["plan"] = support.support_plan(application) if sent or made_by else []
         data["ask_partner"] = (
@@ -88,6 +95,22 @@ def network_panel(application, user, sections):
             else None
         )
     return data
+
+
+def _covers(funds):
+    """Of the member funds among ``funds``: each one's name, the kinds of support it says
+    it covers and where (empty: every one), in the reader's words. A partner on another
+    server keeps its own on its server."""
+    names = dict(geo.countries(str(get_locale() or "en")))
+    return [
+        {
+            "name": f.name,
+            "kinds": [str(CATEGORY_LABELS[Category(c)]) for c in f.categories],
+            "where": [names.get(c, c) for c in f.countries],
+        }
+        for f in funds
+        if not f.elsewhere
+    ]
 
 
 @bp.post("/applications/<uid>/refer")
