@@ -257,9 +257,11 @@ def test_urgency_is_not_chosen_for_the_defender_and_sending_without_it_says_so(
     onward = client.post(_step(uid, steps.URGENCY), data={"urgency": "normal", "save": "1"})
     assert onward.location == _step(uid, steps.next_step(steps.URGENCY))
     assert client.post(_step(uid, steps.REVIEW)).location == f"/applications/{uid}"
-    # Sent, the page says to which fund (a partner organisation applies to one of several).
+    # Sent, its page says which fund has it (a partner organisation applies to one of
+    # several).
     sent = _page(client.get(f"/applications/{uid}"))
-    assert f"Your application was sent to {fund.name}. The fund will answer here." in sent
+    assert "Your application was sent. The fund will answer here." in sent
+    assert f"Fund: <bdi>{fund.name}</bdi>" in sent
 
 
 def test_the_budget_currency_follows_the_country_until_the_budget_is_saved(client, make_user, fund):

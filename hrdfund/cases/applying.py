@@ -246,7 +246,6 @@ def _review(application):
     step and question), and the button that sends."""
     here = _step_url(application, steps.REVIEW)
     uid = application.uid  # its page's address, without reading the case after the commit
-    fund_name = application.fund.name
     form = SendForm()
     if request.method == "GET":
         form = refused.restore(SendForm(formdata=None))
@@ -282,17 +281,8 @@ def _review(application):
     if not done.ok:
         form.form_errors.append(_("The application cannot be sent yet: see what it still needs."))
         return refused.refuse(form, to=here)
-    say_sent(fund_name)
+    flash(_("Your application was sent. The fund will answer here."), "info")
     return redirect(url_for("cases.case", uid=uid))
-
-
-def say_sent(fund_name):
-    """What the applicant side reads once its application is sent: which fund has it (a
-    partner organisation applies to one of several)."""
-    flash(
-        _("Your application was sent to %(fund)s. The fund will answer here.", fund=fund_name),
-        "info",
-    )
 
 
 def form_data(application):

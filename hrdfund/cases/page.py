@@ -58,6 +58,8 @@ def render_case(application, user, forms):
         # what happens next.
         labels=STAFF_LABELS if user.is_staff else APPLICANT_LABELS,
         next_step=None if user.is_staff else _next_step(application, report),
+        # Which fund has it, for the applicant side: a partner applies to one of several.
+        fund_name=None if user.is_staff else application.fund.name,
         missing=services.missing_items(application)
         if application.status == ApplicationStatus.DRAFT
         else [],

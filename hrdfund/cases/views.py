@@ -35,7 +35,7 @@ from . import (
     waiting,
 )
 from .access import Section, get_application_or_404
-from .applying import form_data, say_sent
+from .applying import form_data
 from .categories import CATEGORY_FIELDS
 from .forms import (
     ConsentChangeForm,
@@ -132,7 +132,6 @@ def edit(uid):
     # Its page after sending, named now: the case, read again after the commit, would take
     # a transaction of its own (on SQLite the write lock) just for its address.
     sent_page = url_for("cases.case", uid=application.uid)
-    fund_name = application.fund.name
     if request.method == "GET":
         form = refused.restore(form_class(data=form_data(application)))
         return render_template(
@@ -166,7 +165,7 @@ def edit(uid):
         return redirect(page)
     if done.value:  # the draft is saved; the page lists what sending it needs
         return refused.refuse(form, to=page, problems=done.value)
-    say_sent(fund_name)
+    flash(_("Your application was sent. The fund will answer here."), "info")
     return redirect(sent_page)
 
 
