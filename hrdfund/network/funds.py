@@ -25,6 +25,7 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.money import money_words
 from ..core.sql import lock_row
+from ..core.support import CATEGORY_LABELS, Category
 from ..core.text import tidy_name
 
 #: A fund's own targets, in hours: each pair (response, decision) set whole or not at all.
@@ -236,3 +237,12 @@ def staff_counts():
             .group_by(User.fund_id)
         ).all()
     )
+
+
+def covers(fund, country_names):
+    """What ``fund`` says it covers, in the reader's words: the kinds of support and the
+    countries (``country_names`` maps codes to names); an empty list is every one."""
+    return {
+        "categories": [str(CATEGORY_LABELS[Category(c)]) for c in fund.categories],
+        "countries": [country_names.get(c, c) for c in fund.countries],
+    }

@@ -22,11 +22,12 @@ from ..core import geo
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.forms import ConfirmForm
-from ..core.support import CATEGORY_LABELS, Category
+from ..core.support import Category
 from ..core.work import perform
 from ..reviews import network_check
 from ..reviews.models import Review
 from . import bp, exchange_views, support
+from . import funds as funds_services
 from . import referrals as services
 from .forms import DeclineForm, ReferForm
 from .models import Referral, ReferralStatus
@@ -102,15 +103,7 @@ def _covers(funds):
     it covers and where (empty: every one), in the reader's words. A partner on another
     server keeps its own on its server."""
     names = dict(geo.countries(str(get_locale() or "en")))
-    return [
-        {
-            "name": f.name,
-            "kinds": [str(CATEGORY_LABELS[Category(c)]) for c in f.categories],
-            "where": [names.get(c, c) for c in f.countries],
-        }
-        for f in funds
-        if not f.elsewhere
-    ]
+    return [{"name": f.name, **funds_services.covers(f, names)} for f in funds if not f.elsewhere]
 
 
 @bp.post("/applications/<uid>/refer")

@@ -19,7 +19,6 @@ from ..cases.targets import target_hours
 from ..core import geo, limits
 from ..core.extensions import db, reading
 from ..core.forms import ConfirmForm
-from ..core.support import CATEGORY_LABELS, Category
 from ..core.work import perform
 from . import bp, partners
 from . import funds as services
@@ -45,8 +44,7 @@ def describe(fund, locale):
     names = dict(geo.countries(locale))
     return {
         "fund": fund,
-        "categories": [str(CATEGORY_LABELS[Category(c)]) for c in fund.categories],
-        "countries": [names.get(c, c) for c in fund.countries],
+        **services.covers(fund, names),
         "languages": [NAMES[c] for c in fund.languages if c in NAMES],
         "urgent_hours": urgent[0],
         "normal_days": max(1, round(normal[0] / 24)),
