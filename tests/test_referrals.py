@@ -220,6 +220,11 @@ def test_a_fund_that_declined_reads_only_what_was_asked(app, two_funds):
     page = b.get(url).get_data(as_text=True)
     assert "Our pool ends in June" in page and "Our medical pool is spent." in page
     assert SECRET_THREAT not in page and "Amina Canary" not in page
+    # It says why what was shared is gone, not that nothing was shared.
+    assert "Your fund declined: what the referring fund shared is closed to it now." in (
+        html.unescape(page)
+    )
+    assert "Nothing but what is asked, and why." not in page
     assert b.get(f"{url}/documents/{doc.uid}").status_code == 404
 
 
