@@ -1012,3 +1012,26 @@ def test_the_refer_form_says_what_each_fund_covers(app, two_funds):
     assert "International Fund" in covers
     assert "Medical costs" in covers and "Kenya" in covers and "Tanzania" in covers
     assert "Relocation" not in covers
+
+
+def test_the_fund_asked_reads_the_cases_urgency_and_the_assessments_risk(app, two_funds):
+    """What the fund asked needs to weigh a referral: how urgent the case is, and, where the
+    assessment is shared, its risk and recommendation beside its words."""
+    w = two_funds
+    review = Review(
+        application_id=w["case"].id,
+        reviewer_id=w["a_reviewer"].id,
+        risk_level=RiskLevel.CRITICAL,
+        recommendation=Recommendation.APPROVE_PARTLY,
+        currency="EUR",
+    )
+    db.session.add(review)
+    db.session.flush()
+    review.assessment = "Followed for a month."
+    db.session.commit()
+    _refer(app, w, shares=("assessment",))
+    referral = _the_referral()
+    page = _text(signed_in(app, w["b_reviewer"]).get(f"/network/referrals/{referral.uid}"))
+    assert "UrgencyUrgent" in page
+    assert "Risk: Critical; recommended: Approve in part." in page
+    assert "Followed for a month." in page

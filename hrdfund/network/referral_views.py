@@ -16,7 +16,7 @@ from ..auth.guard import role_required
 from ..cases import documents, panels
 from ..cases.access import can_see, get_application_or_404
 from ..cases.categories import CATEGORY_FIELDS, detail_text
-from ..cases.models import Document
+from ..cases.models import Document, Urgency
 from ..cases.services import case_rows
 from ..core import geo
 from ..core.columns import utcnow
@@ -25,6 +25,7 @@ from ..core.forms import ConfirmForm
 from ..core.support import Category
 from ..core.work import perform
 from ..reviews import network_check
+from ..reviews.forms import RECOMMENDATION_LABELS, RISK_LABELS
 from ..reviews.models import Review
 from . import bp, exchange_views, support
 from . import funds as funds_services
@@ -210,6 +211,9 @@ def referral(uid):
         detail_text=detail_text,
         documents=case_rows(Document, source) if "documents" in parts else [],
         reviews=case_rows(Review, source) if "assessment" in parts else [],
+        risk_labels=RISK_LABELS,
+        recommendation_labels=RECOMMENDATION_LABELS,
+        urgent=source.urgency == Urgency.URGENT,
         decline_form=refused.restore(DeclineForm(formdata=None)),
         confirm=ConfirmForm(),
         referral_labels=LABELS,
