@@ -217,6 +217,15 @@ def test_the_page_shows_the_same_figures(app, network):
     assert read == ["Total", "4", "1", "1", "1", "1", "20", "6", "6"]
     assert network["cases"]["a1"].uid in page
     assert "1 case of your fund had a part of its need taken on by another fund." in page
+    # The case helped reads by its short code too, as everywhere else.
+    case = network["cases"]["a1"]
+    if case.code is None:
+        case.code = "HRD1-26-0042"
+        db.session.commit()
+    page = client.get(f"/reports/network?{PERIOD}").get_data(as_text=True)
+    assert (
+        f'<strong class="case-code">{case.code}</strong> <code class="case-uid">{case.uid}' in page
+    )
 
 
 def test_the_period_chosen_decides_what_counts(app, network):

@@ -188,14 +188,18 @@ def fund_report(fund_id, start, end, visible):
                 helped[row.application_id].append((row, names[row.to_fund_id], months))
         else:
             received.add(row, names[row.from_fund_id], months)
-    codes = dict(
-        db.session.execute(
-            sa.select(Application.id, Application.uid).where(Application.id.in_(helped), visible)
-        ).all()
-    )
+    codes = {
+        case_id: (uid, code)
+        for case_id, uid, code in db.session.execute(
+            sa.select(Application.id, Application.uid, Application.code).where(
+                Application.id.in_(helped), visible
+            )
+        )
+    }
     gaps = [
         {
-            "case": codes[case_id],
+            "case": codes[case_id][0],
+            "code": codes[case_id][1],
             "fund": name,
             "category": row.category,
             "months_from": row.months_from,
