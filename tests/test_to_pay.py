@@ -50,7 +50,7 @@ def test_the_list_shows_due_instalments_and_unplanned_grants_most_urgent_first(a
     uid = {g: g.application.uid for g in (soon, late, urgent, unplanned, later)}
     # Due now first, urgent before normal, then the longest waiting; soon last.
     assert _rows(page) == [uid[urgent], uid[unplanned], uid[late], uid[soon]]
-    assert "Relocation" in page and "urgent" in page
+    assert "Relocation" in page and "Urgent" in page and "Not urgent" in page
     assert "Instalment 1, due" in page and "no plan yet" in page
     assert "€1,000.00" in page and "€800.00" in page
     assert "10 days" in page and "due in 3 days" in page
