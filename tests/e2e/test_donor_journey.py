@@ -70,7 +70,10 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
 
     reader = PdfReader(str(pdf_path))
     text = "\n".join(p.extract_text() for p in reader.pages)
-    assert "Report to Nordic Solidarity Foundation" in text and quarter in text
+    # The period in words, as the portal names it (its code is the file's and address's).
+    ordinal = ("1st", "2nd", "3rd", "4th")[(today.month - 1) // 3]
+    assert "Report to Nordic Solidarity Foundation" in text
+    assert f"Period: {ordinal} quarter {today.year}" in text
     # The position at the end of the running quarter is the portal's, to the cent.
     position = text.split("Since the pool opened, at the end of the period", 1)[1]
     received, committed, fees, differences, available, disbursed = _amounts(position)[:6]
