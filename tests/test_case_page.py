@@ -22,6 +22,7 @@ from hrdfund.cases.models import (
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.times import time_left
+from hrdfund.grants.decisions import approve_with_recorded_rates
 from hrdfund.reviews import services as review_services
 from hrdfund.reviews.models import NoteKind
 from tests.conftest import login, make_case, pay
@@ -215,6 +216,27 @@ def test_the_second_manager_is_told_the_step_is_theirs_and_not_the_first_ones(ap
     first = _page(app, world.m1, case)
     assert "You approved it first: another manager confirms it." in first
     assert "/confirm-approval" not in first and f"/applications/{case.uid}/approve" not in first
+
+
+def test_the_history_says_a_first_approval_as_the_decision_it_is(app, money_world):
+    """Above the four-eyes threshold, the first manager's approval reads as one, with who
+    gave it (it read as a move from Recommended to Awaiting second approval), and the
+    second's as the grant approved."""
+    world = money_world
+    case = world.recommended()
+    first = approve_with_recorded_rates(
+        case, world.m1, Decimal("6000"), [(world.eur.id, Decimal("6000"))]
+    )
+    db.session.commit()
+    assert first is None and case.status == S.AWAITING_SECOND_APPROVAL
+    text = _text(_section(_page(app, world.m2, case), "history"))
+    name = world.m1.display_name or world.m1.login
+    assert f"{name} (Manager) gave the first approval; a second manager confirms it" in text
+    assert "to Awaiting second approval" not in text
+    approve_with_recorded_rates(case, world.m2, Decimal("6000"), [(world.eur.id, Decimal("6000"))])
+    db.session.commit()
+    text = _text(_section(_page(app, world.m2, case), "history"))
+    assert "approved the grant" in text
 
 
 def test_the_history_says_who_did_what_and_when_without_content(app, money_world, make_user):

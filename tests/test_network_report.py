@@ -11,6 +11,7 @@ import io
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -484,3 +485,13 @@ def test_the_last_day_a_date_can_name_is_a_period_like_any_other(app, network, m
     assert page.status_code == 200 and 'class="error-summary"' not in page.text
     lines = _csv(client.get(f"/reports/network?{query}&format=csv"))
     assert _figures(_line(lines, "Total", "Made by your fund"))[0] == "0"
+
+
+def test_a_median_answer_within_the_hour_reads_under_one_hour(app):
+    """Answers given within the hour round to a median of 0 hours, which read as if none
+    came: the table says "under 1" (hours), and the hours otherwise."""
+    cells = app.jinja_env.get_template("reports/_network.html").module.state_cells
+    with app.test_request_context():
+        for median, shown in ((0, ">under 1<"), (20, ">20<"), (None, ">–<")):
+            row = SimpleNamespace(referrals=3, states={}, median_hours=median)
+            assert shown in str(cells(row, [])), median

@@ -395,6 +395,9 @@ def _what(action, payload, at, application, sections):
         before, after = S(moved.get("from_status")), S(moved.get("to_status"))
     except ValueError:
         return _("changed the status")
+    if after == S.AWAITING_SECOND_APPROVAL:
+        # A first approval above the threshold: said as the decision it is.
+        return _("gave the first approval; a second manager confirms it")
     return _(
         "moved the case from %(before)s to %(after)s",
         before=STAFF_LABELS[before],
