@@ -101,8 +101,9 @@ def test_a_rate_far_from_the_table_needs_a_reason_and_a_second_person(money_worl
 def test_a_rate_written_upside_down_is_refused_saying_so_even_with_a_reason(money_world, typed):
     """Shillings paid from a dollar pool: the rate is the dollars one shilling is worth
     (1/130 by the table). A bank's shillings per dollar (130, or 150.4 on another day) is
-    refused as written upside down, a reason given or not: nothing is held for a second
-    person to wave through a payment 17,000 times its worth."""
+    refused as written upside down, a reason given or not (it was asked for a reason, and
+    then refused as more than the grant commits, neither saying what was wrong); nothing
+    is held or booked."""
     grant = money_world.grant("2000", pool=money_world.usd)
     with pytest.raises(payments.PaymentError, match="This rate looks upside down") as exc:
         pay(
