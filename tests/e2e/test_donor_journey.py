@@ -125,5 +125,14 @@ def test_a_donor_downloads_this_quarters_reports(live_server, browser, tmp_path)
     assert lines[-1]["Grant code"] == "Total"
     assert Decimal(lines[-1]["Paid in the period"]) == counted
     assert lines[-2]["Grant code"] == "Not listed"  # grants without consent to be listed
-    assert lines[:-2] and all(line["Grant code"].startswith("G-") for line in lines[:-2])
+    listed = lines[:-2]
+    if listed:
+        assert all(line["Grant code"].startswith("G-") for line in listed)
+    else:
+        # The demo world is drawn anew each hour: in some hours 1 to 4 of the quarter's
+        # grants have no consent to be listed, and then the quarter lists no grant at all
+        # (README, Anonymisation), what they committed hidden with them.
+        committed = "Committed to the grant by the period's end"
+        assert lines[-2][committed] == lines[-1][committed] == "hidden"
+        assert Decimal(lines[-2]["Paid in the period"]) == counted
     context.close()
