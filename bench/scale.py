@@ -387,9 +387,7 @@ def _applicant(browser, index):
 
 def _submit(browser, state):
     # Choosing the kind of support stores nothing; saving the first step opens the draft.
-    status, _location, html = browser.request(
-        "POST", "/apply", {"category": "relocation", "csrf_token": state["token"]}
-    )
+    status, _location, html = browser.request("GET", "/apply/new?category=relocation")
     if status != 200:
         raise RuntimeError(f"choosing the kind of support answered {status}")
     status, location, _html = browser.request("POST", "/apply/new", first_step_form(html))

@@ -146,7 +146,7 @@ def _submission(client, token, tally, figures):
         tally,
         figures,
         "choose",
-        lambda: client.post("/apply", data={"category": "relocation", "csrf_token": token}),
+        lambda: client.get("/apply/new", query_string={"category": "relocation"}),
     )
     if answer.status_code != 200:
         raise RuntimeError(f"choosing answered {answer.status_code}")

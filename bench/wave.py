@@ -180,8 +180,8 @@ def _submit_round(browser, state, tally):
     """Choose the kind of support (which stores nothing), save the first step (which opens
     the draft), then send the application complete."""
     start = time.perf_counter()
-    form = {"category": "relocation", "csrf_token": state["token"]}
-    html = _expect(_request(browser, "POST", "/apply", form), "POST", "/apply", 200)[2]
+    chosen = "/apply/new?category=relocation"
+    html = _expect(_request(browser, "GET", chosen), "GET", "/apply/new", 200)[2]
     location = _expect(
         _request(browser, "POST", "/apply/new", scale.first_step_form(html)),
         "POST",

@@ -684,8 +684,9 @@ def start_application(client, category="relocation", first=None, **extra):
 
 def choose_support(client, category="relocation", **extra):
     """Choose the fund and the kind of support as the signed-in applicant or partner; the
-    answer is the first step's page, carrying the choice."""
-    response = client.post("/apply", data={"category": category, **extra})
+    answer is the first step's page, carrying the choice. The start page sends the choice
+    by GET: it stores nothing."""
+    response = client.get("/apply/new", query_string={"category": category, **extra})
     assert response.status_code == 200, response.get_data(as_text=True)[:400]
     return response
 

@@ -147,7 +147,8 @@ def test_each_role_reaches_its_pages_and_no_others(app, client, make_user, role)
 @pytest.mark.parametrize("role", [r for r in ROLES if r not in ("applicant", "partner")])
 def test_staff_and_donors_cannot_start_applications(client, login_as, role):
     login_as(role)
-    response = client.post("/apply", data={"category": "medical"})
+    assert client.get("/apply").status_code == 403
+    response = client.get("/apply/new", query_string={"category": "medical"})
     assert response.status_code == 403
     assert db.session.query(Application).count() == 0
 

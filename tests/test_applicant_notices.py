@@ -7,6 +7,7 @@ notice; the list of cases marks what waits for the defender."""
 import json
 import logging
 import re
+from datetime import timedelta
 from decimal import Decimal
 from email import message_from_string
 from email.policy import default as email_policy
@@ -22,10 +23,11 @@ from hrdfund.cases import alerts, messages
 from hrdfund.cases import notices as case_notices
 from hrdfund.cases.models import ApplicationStatus
 from hrdfund.cases.states import NEXT_STEPS
+from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.disbursements import receipts
 from hrdfund.disbursements.models import HeldPayment
-from hrdfund.grants import decisions
+from hrdfund.grants import decisions, plans
 from tests.conftest import confirm, csrf_token, login, make_case, pay, signed_in
 from tests.test_staff_alerts import Mailbox, serving_mail
 
@@ -530,6 +532,29 @@ def test_the_applicant_s_home_marks_in_words_the_cases_waiting_for_them(app, fun
     assert "Nothing waits for you at the moment." in html
     order = [grant.application.uid, quiet.uid, asked.uid]
     assert sorted(order, key=html.index) == order
+
+
+def test_a_payment_waits_while_its_grant_runs_or_for_90_days_after_it_was_made(app, money_world):
+    """A payment never answered no longer marks a case closed long ago as waiting (a
+    partner's list counted cases completed two years before); while the grant runs, or in
+    the 90 days after the payment, it still does, and the case page still takes the answer."""
+    world, today = money_world, utcnow().date()
+    running = world.grant("900", name="Still Running")
+    pay(world, running, "300", instalment=None, paid_on=today - timedelta(days=400))
+    recent = world.grant("900", name="Closed Lately")
+    pay(world, recent, "300", instalment=None, paid_on=today - timedelta(days=89))
+    old = world.grant("900", name="Closed Long Ago")
+    old_payment = pay(world, old, "300", instalment=None, paid_on=today - timedelta(days=91))
+    for grant in (recent, old):
+        plans.close_grant(grant, world.m1, "Safe again")
+    db.session.commit()
+    html = signed_in(app, world.applicant).get("/my").get_data(as_text=True)
+    assert "2 cases wait for you" in html
+    for grant in (running, recent):
+        assert PAYMENT_WAITS in _row(html, grant.application.uid)
+    assert PAYMENT_WAITS not in _row(html, old.application.uid)
+    page = signed_in(app, world.applicant).get(f"/applications/{old.application.uid}")
+    assert f'action="/payments/{old_payment.uid}/receipt"' in page.get_data(as_text=True)
 
 
 def test_a_partner_s_list_marks_the_referred_cases_waiting_for_it(

@@ -456,7 +456,7 @@ def test_the_budgets_currency_is_chosen_by_its_name(
 def test_a_partner_refers_a_defender_with_recorded_consent(client, make_user, fund):
     partner = make_user("partner")
     login(client, partner)
-    refused = refused_page(client, client.post("/apply", data={"category": "medical"}), "/apply")
+    refused = client.get("/apply/new", query_string={"category": "medical"})
     page = html.unescape(refused.get_data(as_text=True))
     assert "needs the defender's consent" in page
     assert re.search(r'<input checked[^>]* value="medical"', page), "the choice stays"

@@ -319,5 +319,5 @@ def test_a_consent_the_partner_ticks_in_the_form_is_the_partners_word_not_the_de
     [given] = _grants(case, ConsentKind.REFERRAL)
     assert (given.method, given.recorded_by_id) == ("partner_form", partner.id)
     page = signed_in(app, partner).get(f"/applications/{case.uid}").get_data(as_text=True)
-    assert "recorded by the referring partner, in the application form" in page
+    assert "through the referring partner, in the application form" in page
     assert "by the defender, in the application form" not in page

@@ -28,11 +28,11 @@ from hrdfund.cases.states import TRANSITIONS
 from hrdfund.core import geo
 from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
-from hrdfund.core.money import CURRENCIES
+from hrdfund.core.money import CURRENCIES, smallest_unit
 from hrdfund.core.support import Category
 from hrdfund.directory import services as directory
 from hrdfund.grants.decisions import approval_draws
-from hrdfund.grants.models import Grant
+from hrdfund.grants.models import Grant, Instalment
 from hrdfund.grants.services import in_reporting_currency
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import (
@@ -364,6 +364,21 @@ def test_payments_come_back_as_reversals_not_edits(demo):
         assert reversal.amount <= paid.amount
         # As the app writes one: the payment's reference, no payee details of its own.
         assert reversal.reference == paid.reference and reversal.payee_details is None
+
+
+def test_the_demo_pays_currencies_without_cents_in_whole_units(demo):
+    """Francs and shillings are paid, received and planned whole, as a bank pays them: the
+    demo pays some of its defenders in XOF, XAF and UGX."""
+    paid = db.session.execute(sa.select(Disbursement.amount_paid, Disbursement.currency_paid)).all()
+    received = db.session.execute(
+        sa.select(ReceiptAnswer.amount_received, ReceiptAnswer.currency_received).where(
+            ReceiptAnswer.amount_received.is_not(None)
+        )
+    ).all()
+    planned = db.session.execute(sa.select(Instalment.amount, Instalment.currency)).all()
+    without_cents = [(a, c) for a, c in paid + received + planned if smallest_unit(c) == 1]
+    assert {c for _, c in without_cents} & {"XOF", "XAF", "UGX"}
+    assert [(a, c) for a, c in without_cents if a != a.to_integral_value()] == []
 
 
 def test_what_the_payee_side_writes_fits_what_it_answers(demo):

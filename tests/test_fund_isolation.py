@@ -1005,6 +1005,23 @@ ROUTES = {
     "case_payments.pay": Fill(_case("paying"), "finance", part="money"),
 }
 
+#: The applicant side ending what it started: last of all, as the fund's own account sent
+#: them would leave no case or document for a route after them.
+ROUTES.update(
+    {
+        "cases.remove_document": Fill(
+            _case("in review", doc=lambda w: w.document.uid),
+            "applicant",
+            part="documents",
+            rows=("doc",),
+        ),
+        "cases.withdraw": Fill(
+            _case("submitted"), "applicant", lambda v: {"reason": "Sweep"}, part="answers"
+        ),
+        "cases.delete_draft": Fill(_case("draft"), "applicant", part="answers"),
+    }
+)
+
 
 @dataclass(frozen=True)
 class Page:
@@ -1197,9 +1214,9 @@ NAMES_NOTHING = {
     ("pools.create_donor", "POST"): "a donor of the actor's own fund, named by nothing sent",
     ("pools.add_rate", "POST"): "a rate of the actor's own fund, named by nothing sent",
     ("moved:/rates", "POST"): "pools.add_rate's old address",
-    ("cases.start", "POST"): "an applicant's or partner's new case (tests/test_scope_sweep.py)",
-    ("cases.begin", "GET"): "the first step sent back with a mistake, kept for the browser "
-    "that sent it (tests/test_application_steps.py)",
+    ("cases.begin", "GET"): "the first step for the choice of a fund open to all and a kind "
+    "of support in its address, or sent back with a mistake, kept for the browser that "
+    "sent it (tests/test_application_steps.py)",
     ("cases.begin", "POST"): "an applicant's or partner's new case, at a fund open to all "
     "(tests/test_application_steps.py)",
     ("network.directory", "GET"): "the public list of member funds (tests/test_member_funds.py)",

@@ -187,8 +187,12 @@ class Browser:
         its errors."""
         values = dict(values or {})
         form = self.form(page, action, set(values) - {"save", "submit"}, html=html)
+        # A form sent by GET stores nothing: it carries no token into its address.
+        by_get = form.method == "get"
         tokens = [value for name, value in form.fields if name == "csrf_token"]
-        assert len(tokens) == 1, f"{self.who}: the form {action} on {page} has {tokens}"
+        assert len(tokens) == (0 if by_get else 1), (
+            f"{self.who}: the form {action} on {page} has {tokens}"
+        )
         if blank:
             for name in form.typed:
                 values.setdefault(name, "")
@@ -198,12 +202,20 @@ class Browser:
         for name in form.files:
             content = (files or {}).get(name)
             data.add(name, (io.BytesIO(content or b""), "upload.pdf" if content else ""))
-        response = self.client.post(form.action, data=data, follow_redirects=True)
+        if by_get:
+            response = self.client.get(form.action, query_string=data, follow_redirects=True)
+        else:
+            response = self.client.post(form.action, data=data, follow_redirects=True)
         assert REFUSED not in response.get_data(as_text=True), (
             f"{self.who}: the form {action} on {page} was refused for its token"
         )
-        self._keep("POST", action, response)
-        if refused:
+        self._keep("GET" if by_get else "POST", action, response)
+        if refused and by_get:
+            # A page read: its errors are shown at its own address, nothing kept.
+            assert response.status_code == 200 and not response.history, (
+                f"{self.who}: the refused form {action} on {page} answered {response.status_code}"
+            )
+        elif refused:
             first = response.history[0] if response.history else response
             assert first.status_code == 303 and response.request.method == "GET", (
                 f"{self.who}: the refused form {action} on {page} answered "
@@ -444,9 +456,9 @@ def _applicant(site):
     mine = _cases(applicant_id=_user("demo-applicant1").id)
     for case in mine:
         a.get(_case_page(case))
-    a.submit("/apply", "/apply", refused=True)
-    # Choosing the kind of support answers the first step; saving it opens the draft.
-    first = a.submit("/apply", "/apply", {"category": "relocation"}).get_data(as_text=True)
+    a.submit("/apply", "/apply/new", refused=True)
+    # Choosing the kind of support opens the first step; saving it opens the draft.
+    first = a.submit("/apply", "/apply/new", {"category": "relocation"}).get_data(as_text=True)
     a.submit("/apply", "/apply/new", {"defender_name": "x" * 121}, refused=True, html=first)
     shown = a.submit("/apply", "/apply/new", {"country": "KE"}, html=first).request.path
     draft = shown.rsplit("/steps/", 1)[0]
@@ -481,6 +493,20 @@ def _applicant(site):
     a.submit("/account", "/account/notices", {"contact": "x" * 201}, refused=True)
     a.submit("/account", "/account/notices", {"contact": "safe@mail.example"})
     a.get("/cases", status=403)
+    # Ending what was started: a document taken out, a draft deleted, a case withdrawn.
+    document = next(
+        urllib.parse.urlsplit(link).path
+        for link in re.findall(r'href="([^"]+/remove)"', a.html(case_page))
+    )
+    a.submit(document, document)
+    chosen = a.submit("/apply", "/apply/new", {"category": "medical"}).get_data(as_text=True)
+    made = a.submit("/apply", "/apply/new", {"country": "KE"}, html=chosen).request.path
+    unsent = made.rsplit("/steps/", 1)[0]
+    a.submit(f"{unsent}/delete", f"{unsent}/delete")
+    waiting = next(c for c in mine if c.status in (S.SUBMITTED, S.IN_REVIEW))
+    withdraw = f"{_case_page(waiting)}/withdraw"
+    a.submit(withdraw, withdraw, {"reason": "x" * 5001}, refused=True)
+    a.submit(withdraw, withdraw, {"reason": "I am safe now"})
     a.errors()
     return case_page
 
@@ -501,8 +527,9 @@ def _partner(site):
     change = urllib.parse.urlsplit(change).path
     p.submit(sent, change, {"referral-how": ""}, refused=True)
     p.submit(sent, change, {"referral-how": "in_writing"})
-    p.submit("/apply", "/apply", {"category": "medical"}, refused=True)
-    first = p.submit("/apply", "/apply", {"category": "medical", "consent": "y"})
+    p.submit("/apply", "/apply/new", {"category": "medical"}, refused=True)
+    chosen = {"category": "medical", "consent": "y", "consent_method": "phone"}
+    first = p.submit("/apply", "/apply/new", chosen)
     p.submit(
         "/apply", "/apply/new", {"defender_name": "Defender P."}, html=first.get_data(as_text=True)
     )

@@ -183,8 +183,8 @@ def test_a_suspended_fund_signs_no_one_in_and_takes_no_application(
     applicant = signed_in(app, make_user("applicant"))
     form = applicant.get("/apply").get_data(as_text=True)
     assert "Regional Fund" not in form and "I do not know" not in form
-    sent = applicant.post("/apply", data={"fund": uid, "category": "medical"})
-    assert sent.status_code == 303
+    sent = applicant.get("/apply/new", query_string={"fund": uid, "category": "medical"})
+    assert sent.status_code == 200 and "Not a valid choice" in sent.get_data(as_text=True)
     assert db.session.execute(sa.select(sa.func.count(Application.id))).scalar() == 1
     with pytest.raises(FundClosedError):
         start_application(make_user("applicant"), "medical", network["regional"])
@@ -208,7 +208,7 @@ def test_an_application_goes_to_the_fund_chosen_or_to_the_intake_fund(app, netwo
     ).scalar_one()
     assert case.fund_id == network["regional"].id
     # Without a choice, nothing is created and the form says so.
-    page = refused_page(applicant, applicant.post("/apply", data={"category": "medical"}))
+    page = applicant.get("/apply/new", query_string={"category": "medical"})
     assert "Choose a fund." in page.get_data(as_text=True)
     # The network names an intake fund: "I do not know" sends the application there.
     admin = signed_in(app, network["admin"])

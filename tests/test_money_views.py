@@ -425,6 +425,24 @@ def test_a_plan_starting_on_a_day_gone_by_says_its_first_payments_are_overdue(ap
     assert "overdue already" not in manager.get(done.location).get_data(as_text=True)
 
 
+@pytest.mark.parametrize("kind", ["tranches", "stipend"])
+def test_a_plan_starting_years_ahead_is_refused_in_words(app, money_world, kind):
+    """A first payment typed in 9999 (it failed with a server error) or 2999 (it was saved,
+    the money committed to no real date) is refused as a move is: within two years."""
+    grant = money_world.grant("900")
+    manager = signed_in(app, money_world.m2)
+    url = f"/applications/{grant.application.uid}"
+    data = {"plan-kind": kind, "plan-count": "12", "plan-interval_days": "366"}
+    for day in ("9999-12-01", "2999-01-01", (date.today() + timedelta(days=731)).isoformat()):
+        sent = manager.post(f"{url}/plan", data={**data, "plan-starts_on": day})
+        page = refused_page(manager, sent, f"{url}#plan").get_data(as_text=True)
+        assert "Choose a date within two years." in page, day
+    assert grant_instalments(grant) == []
+    within = (date.today() + timedelta(days=730)).isoformat()
+    done = manager.post(f"{url}/plan", data={**data, "plan-starts_on": within})
+    assert "Payment plan saved." in manager.get(done.location).get_data(as_text=True)
+
+
 def test_a_grant_paid_in_full_then_closed_does_not_warn_of_parts_that_will_not_come(
     app, money_world
 ):

@@ -358,7 +358,9 @@ def test_a_referral_is_refused_while_consent_is_withdrawn_and_allowed_once_given
         ({"refer-amount": "0"}, "above zero"),
         # The case asks 6,000 EUR: a referral never asks another fund for more.
         ({"refer-amount": "6000.01"}, "at most what the application asks"),
-        ({"refer-amount": "999999999999.99", "refer-currency": "XOF"}, "No exchange rate"),
+        ({"refer-amount": "999999999999", "refer-currency": "XOF"}, "No exchange rate"),
+        # CFA francs have no cents: nobody can be paid half a franc.
+        ({"refer-amount": "500.50", "refer-currency": "XOF"}, "has no cents"),
         ({"refer-answer_by": "2020-01-01"}, "cannot be in the past"),
         ({"refer-answer_by": "9999-12-31"}, "Ask for an answer within a year."),
         ({"refer-to_fund": "nosuchfund0000000000"}, "Not a valid choice"),

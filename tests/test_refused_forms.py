@@ -361,14 +361,14 @@ def _kinds(place):
             None,
         ),
         (
-            "apply",
+            "withdraw",
             "applicant",
-            "/apply",
+            f"{review}/withdraw",
             None,
-            "/apply",
-            {"category": "spa"},
-            "Not a valid choice",
-            None,
+            f"{review}/withdraw",
+            {"reason": "typed-reason-6621 " + long},
+            "Field cannot be longer than 5000 characters.",
+            "typed-reason-6621",
             None,
         ),
         (
@@ -609,6 +609,20 @@ def test_every_refused_form_comes_back_on_its_page_once(app, world):
             assert typed not in again, (name, "a reload still shows what was typed")
         checked.append(name)
     assert len(checked) == len(_kinds(place))
+
+
+def test_a_refused_choice_of_support_is_the_start_page_with_its_errors(app, world):
+    """The start page sends its choice by GET (it stores nothing): a kind of support it
+    does not offer answers the start page again with the error, at the same address, and
+    keeps nothing, so the start page opened anew is clean."""
+    client = Place(app, world).client("applicant")
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(RefusedForm))
+    response = client.get("/apply/new", query_string={"category": "spa"})
+    assert response.status_code == 200
+    shown = response.get_data(as_text=True)
+    assert "Not a valid choice" in shown and 'action="/apply/new"' in shown
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RefusedForm)) == before
+    assert "Not a valid choice" not in client.get("/apply").get_data(as_text=True)
 
 
 def test_a_refused_upload_asks_for_its_file_again(app, world):

@@ -14,7 +14,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from config import Config
-from tests.catalogs import ROOT, applicant_side, catalog, pairs, untranslated
+from tests.catalogs import I18N, ROOT, applicant_side, catalog, pairs, untranslated
 
 TRANSLATED = [code for code in Config.LANGUAGES if code != "en"]
 STAFF = [code for code in Config.STAFF_LANGUAGES if code != "en"]
@@ -126,3 +126,26 @@ def test_french_writes_its_apostrophe_one_way():
         s for message in catalog("fr") if message.id for _source, s in pairs(message) if "'" in s
     ]
     assert straight == []
+
+
+def test_arabic_counts_from_11_to_99_take_the_accusative():
+    """Arabic's catalog picks its fifth form for 11 to 99 ("30 يومًا") and its fourth for
+    100 to 102 ("100 يوم"), as its plural rule says: the retention notice read "730 يوم"
+    with the two written the other way round. Every message whose two differ writes the
+    accusative in the fifth."""
+    with open(I18N / "ar" / "LC_MESSAGES" / "messages.po", "rb") as fh:
+        arabic = read_po(fh, locale="ar")
+    assert arabic.plural_expr.replace(" ", "").endswith("n%100>=0&&n%100<=2?4:5)")
+    swapped = [
+        m.id[0]
+        for m in arabic
+        if isinstance(m.id, tuple) and "ًا" in m.string[4] and "ًا" not in m.string[5]
+    ]
+    assert swapped == []
+    from babel.support import Translations
+
+    with open(I18N / "ar" / "LC_MESSAGES" / "messages.mo", "rb") as fh:
+        translations = Translations(fh)
+    days = translations.ngettext("%(num)d day", "%(num)d days", 730) % {"num": 730}
+    assert days == "730 يومًا"
+    assert translations.ngettext("%(num)d day", "%(num)d days", 100) % {"num": 100} == "100 يوم"

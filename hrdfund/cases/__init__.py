@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("cases", __name__)
 
-from . import applying, before, views  # noqa: E402,F401
+from . import applying, before, views, withdrawal_views  # noqa: E402,F401

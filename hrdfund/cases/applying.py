@@ -52,18 +52,13 @@ def _offer_funds(form):
     return goes_to
 
 
-@bp.route("/apply", methods=["GET", "POST"])
-@reads_first
-@role_required(Role.APPLICANT, Role.PARTNER)
-def start():
-    """Choose the fund and the kind of support; a partner also records the defender's
-    consent. Nothing is stored: the choice goes on in the first step's form, and the
-    draft exists once that step is saved."""
+def _choice(formdata):
+    """The choice of a fund and a kind of support (a partner also records the defender's
+    consent), read from ``formdata`` or empty; with where each fund offered goes, and
+    whether there is a fund to choose."""
     referral = current_user.role == Role.PARTNER
-    form = ReferralStartForm() if referral else StartForm()
+    form = (ReferralStartForm if referral else StartForm)(formdata=formdata)
     goes_to = _offer_funds(form)
-    if not goes_to:
-        return render_template("cases/start.html", form=None, referral=referral)
     choosing = bool(form.fund.choices)
     if not choosing:
         del form.fund
@@ -71,18 +66,36 @@ def start():
         # Not knowing is the answer given until another fund is chosen.
         form.fund.validators = []
         form.fund.data = NOT_SURE
-    if form.validate_on_submit():
-        carried = {
-            "fund": form.fund.data if choosing else "",
-            "category": form.category.data,
-        }
-        if referral:
-            carried.update(consent="y", consent_method=form.consent_method.data)
-        first = new_application_form_class(referral)(formdata=None, data=carried)
-        return _render_new(first, form.category.data, referral)
-    if form.is_submitted():
-        return refused.refuse(form, to=url_for("cases.start"))
+    return form, goes_to, choosing
+
+
+@bp.get("/apply")
+@role_required(Role.APPLICANT, Role.PARTNER)
+def start():
+    """Choose the fund and the kind of support; a partner also records the defender's
+    consent. Nothing is stored: the choice is sent by GET to the first step, whose form
+    carries it on, and the draft exists once that step is saved."""
+    referral = current_user.role == Role.PARTNER
+    form, goes_to, _choosing = _choice(None)
+    if not goes_to:
+        return render_template("cases/start.html", form=None, referral=referral)
     return render_template("cases/start.html", form=refused.restore(form), referral=referral)
+
+
+def _chosen(referral):
+    """The first step for the choice the start page sent in the address; a choice refused
+    is the start page again, with its errors, at this address: a page read, it keeps
+    nothing (a reload shows it the same)."""
+    form, goes_to, choosing = _choice(request.args)
+    if not goes_to:
+        return redirect(url_for("cases.start"))
+    if not form.validate():
+        return render_template("cases/start.html", form=form, referral=referral)
+    carried = {"fund": form.fund.data if choosing else "", "category": form.category.data}
+    if referral:
+        carried.update(consent="y", consent_method=form.consent_method.data)
+    first = new_application_form_class(referral)(formdata=None, data=carried)
+    return _render_new(first, form.category.data, referral)
 
 
 def _render_new(form, category, referral):
@@ -108,12 +121,15 @@ def _render_new(form, category, referral):
 @role_required(Role.APPLICANT, Role.PARTNER)
 def begin():
     """The first save: it opens the draft with the first step's answers, at the fund and
-    for the kind of support the form carries. Only a refused first step is shown here;
-    without one, the choice starts again."""
+    for the kind of support the form carries. Its page shows the first step for the
+    choice sent in its address, or a first step refused; without either, the choice
+    starts again."""
     referral = current_user.role == Role.PARTNER
     form_class = new_application_form_class(referral)
     here = url_for("cases.begin")
     if request.method == "GET":
+        if request.args:
+            return _chosen(referral)
         form = refused.restore(form_class(formdata=None))
         if not form.refused:
             return redirect(url_for("cases.start"))

@@ -31,7 +31,7 @@ WITHDRAWABLE = (ConsentKind.REFERRAL, ConsentKind.STORY)
 #: How a consent was given or withdrawn, in words (the ``method`` and ``withdrawn_how`` codes).
 HOW_LABELS = {
     "form": _l("by the defender, in the application form"),
-    "partner_form": _l("recorded by the referring partner, in the application form"),
+    "partner_form": _l("through the referring partner, in the application form"),
     "case_page": _l("by the defender, on their case page"),
     "in_person": _l("in person"),
     "phone": _l("by phone"),

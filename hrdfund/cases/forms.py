@@ -36,6 +36,7 @@ from ..core.forms import (
     currency_options,
     options,
 )
+from ..core.money import MoneyError, check_units
 from ..core.support import CATEGORY_LABELS, Category
 from . import steps
 from .categories import CATEGORY_FIELDS
@@ -97,6 +98,16 @@ class BudgetLineForm(PartForm):
         _l("What it pays for"), [Optional(), Length(max=BudgetLine.DESCRIPTION_MAX)]
     )
     amount = MoneyField(_l("Amount"))
+    #: The budget's currency, as its form chose it: set on each line before the form is
+    #: validated (:func:`_lines_in_currency`), so that a line in cents of a currency that
+    #: has none is refused beside its amount.
+    budget_currency = None
+
+    def validate_amount(self, field):
+        try:
+            check_units(field.data, self.budget_currency)
+        except MoneyError as exc:
+            raise ValidationError(str(exc)) from exc
 
     def validate_description(self, field):
         """A described cost without an amount would be lost on saving: ask for it."""
@@ -179,6 +190,14 @@ def details_form_class(category):
 
 
 class StartForm(PageForm):
+    """The choice of a fund and a kind of support, sent by GET to the first step: it
+    stores nothing, so a reload or the Back button never asks to send it again."""
+
+    SENT_BY_GET = True
+
+    class Meta:
+        csrf = False
+
     fund = RadioField(
         _l("Which fund do you apply to?"),
         choices=[],
@@ -200,7 +219,19 @@ class ReferralStartForm(StartForm):
         ),
         validators=[DataRequired(_l("A referral needs the defender's consent."))],
     )
-    consent_method = SelectField(_l("How the defender gave consent"), choices=options(HOW_CHOICES))
+    #: Nothing is chosen for the partner: a method set beforehand would be recorded as the
+    #: defender's way of consenting by a partner in a hurry.
+    consent_method = SelectField(
+        _l("How the defender gave consent"),
+        choices=options([("", _l("Choose")), *HOW_CHOICES]),
+        validate_choice=False,
+        validators=[
+            AnyOf(
+                [value for value, _label in HOW_CHOICES],
+                message=_l("Choose how the defender gave consent, from the list."),
+            )
+        ],
+    )
 
 
 GENDER_LABELS = {
@@ -282,6 +313,18 @@ def _step_fields(category):
     }
 
 
+def _lines_in_currency(form, extra_validators=None):
+    """Validate a form that holds the budget, each line knowing the currency chosen."""
+    for line in form.budget:
+        line.form.budget_currency = form.currency.data
+    return PageForm.validate(form, extra_validators)
+
+
+def _with_budget(fields):
+    """``fields``, and the budget's validation when they hold the budget."""
+    return {**fields, "validate": _lines_in_currency} if "budget" in fields else fields
+
+
 def application_form_class(category):
     """The whole application form for one category, every step's questions on one page."""
     fields = {}
@@ -289,7 +332,7 @@ def application_form_class(category):
         fields.update(step_fields)
     fields["save"] = SubmitField(_l("Save draft"))
     fields["submit"] = SubmitField(_l("Send application"))
-    return type("ApplicationForm", (PageForm,), fields)
+    return type("ApplicationForm", (PageForm,), _with_budget(fields))
 
 
 def step_form_class(category, step):
@@ -297,7 +340,7 @@ def step_form_class(category, step):
     names."""
     fields = dict(_step_fields(category)[step])
     fields["save"] = SubmitField(_l("Save and continue"))
-    return type(f"Step{step.title()}Form", (PageForm,), fields)
+    return type(f"Step{step.title()}Form", (PageForm,), _with_budget(fields))
 
 
 def new_application_form_class(referral):
@@ -338,7 +381,12 @@ def error_links(form):
     first, with None."""
     found = [(None, str(message)) for message in form.form_errors]
     for field, line in _visible_fields(form):
-        named = f"{line}, {field.label.text}" if line else field.label.text
+        # Arabic, Persian and Chinese write their own comma between the two.
+        named = (
+            gettext("%(first)s, %(second)s", first=line, second=field.label.text)
+            if line
+            else field.label.text
+        )
         label = gettext("%(label)s:", label=named)  # French spaces its colon
         found.extend((field.id, f"{label} {message}") for message in field.errors)
     return found
@@ -375,6 +423,15 @@ def required_fields(application_category, partner):
     for index in range(2):
         required.update({f"references-{index}-name", f"references-{index}-contact"})
     return required
+
+
+class WithdrawForm(PageForm):
+    """The applicant side withdraws an application sent and not decided."""
+
+    reason = TextAreaField(
+        _l("Why, if you wish to say (the fund reads it as a message)"),
+        [Optional(), Length(max=Message.BODY_MAX)],
+    )
 
 
 class MessageForm(PageForm):

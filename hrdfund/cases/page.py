@@ -12,7 +12,7 @@ from flask_babel import get_locale
 from ..auth import refused
 from ..auth.language import NAMES as LANGUAGE_NAMES
 from ..auth.models import Role
-from . import access, consents, labels, messages, services, steps
+from . import access, consents, labels, messages, services, steps, withdrawal
 from .access import Section
 from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
@@ -28,8 +28,10 @@ from .panels import collect_panels
 from .states import (
     APPLICANT_LABELS,
     COMPLETE_AND_REPORTED,
+    DRAFT_COMPLETE,
     NEXT_STEPS,
     NEXT_STEPS_NOT_URGENT,
+    OPEN_STATES,
     STAFF_LABELS,
 )
 
@@ -45,24 +47,27 @@ def render_case(application, user, forms):
     consents_shown = Section.CONSENTS in shown
     report = services.latest_report(application) if consents_shown else None
     report_due = consents_shown and report is None and application.status in REPORTING
+    documents = _documents(application, shown)
+    missing = (
+        services.missing_items(application) if application.status == ApplicationStatus.DRAFT else []
+    )
     return render_template(
         "cases/case.html",
         application=access.CaseView(application, shown),
         sections=shown,
         form=restore(forms["message"](formdata=None)),
         document_form=restore(forms["document"](formdata=None)),
-        documents=_documents(application, shown),
+        documents=documents,
         document_labels=DOCUMENT_LABELS,
         messages=_thread(application, shown),
         # Staff read the status by its name; the applicant side in its own words, with
         # what happens next.
         labels=STAFF_LABELS if user.is_staff else APPLICANT_LABELS,
-        next_step=None if user.is_staff else _next_step(application, report),
+        next_step=None if user.is_staff else _next_step(application, report, missing),
         # Which fund has it, for the applicant side: a partner applies to one of several.
         fund_name=None if user.is_staff else application.fund.name,
-        missing=services.missing_items(application)
-        if application.status == ApplicationStatus.DRAFT
-        else [],
+        missing=missing,
+        ending=_ending(application, user, documents),
         resume_step=steps.resume_step(application),
         decision=services.latest_decision(application),
         panels=_panels(application, user, shown),
@@ -115,15 +120,33 @@ def _thread(application, shown):
     return None
 
 
-def _next_step(application, report):
+def _next_step(application, report, missing):
     """What happens next, as the applicant side reads it: a case that is not urgent is
-    promised no first answer within a day; support complete whose ``report`` came asks
-    for it no more."""
+    promised no first answer within a day; a draft ``missing`` nothing is only to send;
+    support complete whose ``report`` came asks for it no more."""
+    if application.status == ApplicationStatus.DRAFT and not missing:
+        return DRAFT_COMPLETE
     if application.urgency != Urgency.URGENT and application.status in NEXT_STEPS_NOT_URGENT:
         return NEXT_STEPS_NOT_URGENT[application.status]
     if application.status == ApplicationStatus.COMPLETED and report is not None:
         return COMPLETE_AND_REPORTED
     return NEXT_STEPS.get(application.status)
+
+
+def _ending(application, user, documents):
+    """What the applicant side may end on the case (``withdrawal``): withdraw it, delete
+    it (a draft), and which of its ``documents`` it may take out."""
+    if not withdrawal.holds_case(application, user):
+        return {"withdraw": False, "delete": False, "documents": set()}
+    documents = documents if application.status in OPEN_STATES else ()
+    roles = withdrawal.uploaders_roles(documents or ())
+    return {
+        "withdraw": application.status in withdrawal.WITHDRAWABLE,
+        "delete": application.status == ApplicationStatus.DRAFT,
+        "documents": {
+            d.id for d in documents or () if withdrawal.removable(application, d, user, roles)
+        },
+    }
 
 
 def _documents(application, shown):

@@ -14,7 +14,7 @@ from ..auth.models import Role
 from ..core import geo
 from ..core.columns import cipher, utcnow
 from ..core.extensions import db
-from ..core.money import CURRENCIES, check_currency, total
+from ..core.money import CURRENCIES, check_currency, check_units, total
 from ..core.support import Category
 from . import alerts, codes, steps, targets
 from .categories import CATEGORY_FIELDS
@@ -34,7 +34,7 @@ from .models import (
     UseOfFundsReport,
 )
 from .models import ApplicationStatus as S
-from .states import check_transition
+from .states import CaseMoved, check_transition
 
 #: Timestamp columns set on the first move into these states.
 _STAMPS = {
@@ -48,6 +48,23 @@ _STAMPS = {
 _RESPONSES = frozenset({S.IN_REVIEW, S.INFO_REQUESTED, S.REJECTED, S.WITHDRAWN})
 
 
+def _check_still(application, current):
+    """On PostgreSQL, lock the case's row and refuse (:class:`CaseMoved`) a move from a
+    status it no longer has: two managers deciding the same case at the same moment (one
+    approves, the other rejects), or a form sent twice, take turns, and the second is
+    undone rather than written over the first, which would leave a rejected case with
+    money committed. On SQLite a request that writes reads the case under the write lock
+    already."""
+    if db.session.get_bind().dialect.name != "postgresql" or application.id is None:
+        return
+    with db.session.no_autoflush:  # the case's changes are written once, with its move
+        stored = db.session.execute(
+            sa.select(Application.status).where(Application.id == application.id).with_for_update()
+        ).scalar_one()
+    if S(stored) != current:
+        raise CaseMoved(application)
+
+
 def change_status(application, target, actor=None, at=None):
     """Move ``application`` to ``target`` through the table of allowed moves.
 
@@ -58,6 +75,7 @@ def change_status(application, target, actor=None, at=None):
     target = S(target)
     current = S(application.status)
     check_transition(current, target)
+    _check_still(application, current)
     at = at or utcnow()
     # The case is written once, with every change of the move, at the flush below.
     with db.session.no_autoflush:
@@ -184,7 +202,8 @@ def save_draft(application, data, actor, step=None):
     """Store what the applicant typed so far; anything may still be missing. With
     ``step`` (one of ``steps.STEPS``) only that step's answers are written and the others
     stay as they were; without, the whole form's. Budget lines adding up to more than one
-    amount can hold are refused (:class:`MoneyError`) before anything changes."""
+    amount can hold, or in cents of a currency that has none, are refused
+    (:class:`MoneyError`) before anything changes."""
     if application.status != S.DRAFT:
         raise NotEditableError()
     parts = steps.STEPS if step is None else (steps.STEPS[steps.STEPS.index(step)],)
@@ -192,6 +211,10 @@ def save_draft(application, data, actor, step=None):
     if steps.BUDGET in parts:
         lines = [line for line in data.get("budget", []) if line.get("amount")]
         requested = total(line["amount"] for line in lines)
+        country = data.get("country") if steps.DEFENDER in parts else application.country
+        currency = check_currency(data.get("currency") or currency_for_country(country))
+        for line in lines:
+            check_units(line["amount"], currency)
     with db.session.no_autoflush:  # one UPDATE of the case, not one per collection
         if steps.DEFENDER in parts:
             for name in ("defender_name", "defender_work", "threat"):
@@ -209,9 +232,7 @@ def save_draft(application, data, actor, step=None):
         if steps.SUPPORT in parts:
             application.details = _clean_details(data.get("details") or {})
         if steps.BUDGET in parts:
-            application.currency = check_currency(
-                data.get("currency") or currency_for_country(application.country)
-            )
+            application.currency = currency
             application.budget_lines = [
                 BudgetLine(
                     description=_text(line.get("description")),
@@ -372,7 +393,7 @@ def missing_items(application):
             need(
                 steps.REFERENCES,
                 f"references-{index}-{which}",
-                _l("Two references, each with a name and a safe way to reach them"),
+                _l("A name and a safe way to reach each of the two"),
             )
             break
     return missing

@@ -15,6 +15,15 @@ class InvalidTransition(Exception):
         self.target = target
 
 
+class CaseMoved(Exception):
+    """The case's status moved on (another person's decision, sent at the same moment)
+    after the request read it: what the request did is undone, and the person is told."""
+
+    def __init__(self, application):
+        super().__init__(f"case {application.uid} moved on")
+        self.uid = application.uid
+
+
 OPEN_STATES = frozenset(
     {S.DRAFT, S.SUBMITTED, S.IN_REVIEW, S.INFO_REQUESTED, S.RECOMMENDED, S.AWAITING_SECOND_APPROVAL}
 )
@@ -101,6 +110,10 @@ NEXT_STEPS = {
     S.REJECTED: _l("The fund could not support this request. The reason is below."),
     S.WITHDRAWN: _l("This application was withdrawn."),
 }
+#: A draft with every answer sending needs: nothing is missing, it waits to be sent.
+DRAFT_COMPLETE = _l(
+    "Every answer is there: read them over on the last step, then send the application."
+)
 #: Support complete, its report sent: nothing more is asked.
 COMPLETE_AND_REPORTED = _l("This support is complete. Thank you for your report.")
 #: What happens next to a case that is not urgent, where it differs: no promise of a day.

@@ -121,6 +121,9 @@ class PageForm(FlaskForm):
     (passwords, files and the CSRF token never are)."""
 
     SECRET_FIELDS = ()
+    #: A form a page sends by GET (it stores nothing): no CSRF token and no name of its
+    #: own go into the address it opens.
+    SENT_BY_GET = False
     refused = False
     problems = ()
     about = None
@@ -131,7 +134,7 @@ class PageForm(FlaskForm):
         if self.refused:
             setattr(g, REFUSED_SHOWN, True)
         tag = super().hidden_tag(*fields)
-        if not self.holds_secrets():
+        if not self.holds_secrets() and not self.SENT_BY_GET:
             mark = HiddenField(widget=TokenInput()).bind(form=self, name=FORM_MARK)
             mark.process(None, form_key(self))
             tag += mark()

@@ -19,7 +19,7 @@ from babel.numbers import (
     get_currency_precision,
     get_currency_symbol,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 
 from .digits import plain_number
@@ -378,6 +378,29 @@ def stored_percent(value):
     if value != value.quantize(PERCENT_PLACES):
         raise MoneyError(f"percentage {value} has more than six places")
     return value.quantize(PERCENT_PLACES)
+
+
+@functools.cache
+def smallest_unit(code):
+    """The smallest amount of currency ``code`` that can be paid: a cent, or one whole
+    unit for a currency that has no cents (CFA francs, Ugandan shillings, Iraqi dinars).
+    A currency of three places (Jordanian and Tunisian dinars) is kept to the cent, as
+    every amount is."""
+    return Decimal(1).scaleb(-min(2, get_currency_precision(code)))
+
+
+def check_units(amount, code):
+    """Refuse, with :class:`MoneyError` saying so in words, an amount in cents of a
+    currency that has none (XOF 1500.50); amounts in other currencies, and None, pass."""
+    if amount is None or code not in CURRENCIES:
+        return amount
+    unit = smallest_unit(code)
+    if unit == CENT or Decimal(amount) == Decimal(amount).quantize(unit):
+        return amount
+    name = currency_name(code, str(get_locale() or "en"))
+    raise MoneyError(
+        gettext("%(currency)s has no cents: enter a whole amount, like 1500.", currency=name)
+    )
 
 
 def check_currency(code):

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from .. import audit
 from ..cases.models import ApplicationStatus as S
-from ..core.money import convert, quantize
+from ..core.money import convert, quantize, smallest_unit
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..grants.plans import due_dates, months_after, period_month, renewal_review_date, split_amount
 from ..ledger.models import Allocation, Release
@@ -183,7 +183,9 @@ def _add_plan(world, grant, amount, currency, plan, decided):
         }
     )
     instalments = []
-    for seq, (due, value) in enumerate(zip(dues, split_amount(amount, count), strict=True), 1):
+    for seq, (due, value) in enumerate(
+        zip(dues, split_amount(amount, count, smallest_unit(currency)), strict=True), 1
+    ):
         inst_id = world.tables[Instalment].add(
             {
                 "plan_id": plan_id,

@@ -7,7 +7,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from .. import audit
 from ..core import geo
-from ..core.money import CENT, convert, quantize
+from ..core.money import convert, quantize, smallest_unit
 from ..core.support import Category
 from ..ledger.models import (
     Channel,
@@ -147,15 +147,18 @@ def _terms(world, grant, pool, in_pool, paid_on, reverses, partial):
     if reverses is not None:
         amount_paid = reverses["amount_paid"]
         if partial:
-            amount_paid = (amount_paid / 2).quantize(CENT, ROUND_DOWN)
+            amount_paid = (amount_paid / 2).quantize(
+                smallest_unit(reverses["currency"]), ROUND_DOWN
+            )
         kept = dict.fromkeys(("table_rate", "rate_entry_id", *world.bounds.columns()))
         return reverses["currency"], reverses["rate"], amount_paid, kept
     currency = grant.paid_currency or pool.currency
     rate, entry_id = world.rates.entry(pool.currency, currency, paid_on)
     # Paid at the table's rate, a manager confirmed: weighed as the app weighs it.
     kept = {"table_rate": rate, "rate_entry_id": entry_id, **world.bounds.columns()}
-    # Rounded down, so that the converted amount never exceeds what is left.
-    return currency, rate, (in_pool / rate).quantize(CENT, ROUND_DOWN), kept
+    # Rounded down, so that the converted amount never exceeds what is left; in whole
+    # units of a currency without cents, as a bank pays CFA francs.
+    return currency, rate, (in_pool / rate).quantize(smallest_unit(currency), ROUND_DOWN), kept
 
 
 def _write(world, grant, values, reverses):
@@ -254,7 +257,7 @@ def _report_problem(world, grant, payment):
             "uid": uid,
             "disbursement_id": payment["id"],
             "answer": "less" if short else "not_received",
-            "amount_received": quantize(payment["amount_paid"] * Decimal("0.9")) if short else None,
+            "amount_received": _short(payment) if short else None,
             "currency_received": payment["currency"] if short else None,
             "note": world.enc(
                 "receipt_answers", "note", uid, notes[payment["id"] // 2 % len(notes)]
@@ -263,3 +266,10 @@ def _report_problem(world, grant, payment):
             "answered_at": at,
         }
     )
+
+
+def _short(payment):
+    """What a payee reports receiving of a payment that arrived short: nine tenths of it,
+    in the units its currency is paid in."""
+    unit = smallest_unit(payment["currency"])
+    return (payment["amount_paid"] * Decimal("0.9")).quantize(unit, ROUND_DOWN)

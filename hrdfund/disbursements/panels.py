@@ -6,6 +6,8 @@ difference, delivery and the payee side's answer; finance also sees the payee an
 and reverses payments; managers plan and close the grant.
 """
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from wtforms import SelectChoice
 
@@ -13,6 +15,7 @@ from ..auth.models import Role
 from ..auth.refused import restore
 from ..cases import panels, waiting
 from ..cases.access import Section
+from ..core.columns import utcnow
 from ..core.extensions import db
 from ..directory import services as directory
 from ..grants import coverage
@@ -74,16 +77,25 @@ def grant_payments(grant):
     return [(p, answers[p.id]) for p in payments]
 
 
+#: How long after it was made a payment of a grant no longer running waits for the payee
+#: side to say whether it arrived, on their list of cases: by then finance has followed
+#: it up (``RECEIPT_OVERDUE_DAYS``), and a case closed years ago waits for nothing.
+ANSWER_AWAITED_DAYS = 90
+
+
 @waiting.register
 def payments_to_confirm(applications):
     """(application id, ``Waiting.PAYMENT``) for each of ``applications`` with a payment of
     which something reached the payee side (reversed in part at most) that it has not
-    answered yet (received, received less, not received)."""
+    answered yet (received, received less, not received): while its grant runs, or for
+    ``ANSWER_AWAITED_DAYS`` after it was made. The case page still takes an answer later."""
+    since = utcnow().date() - timedelta(days=ANSWER_AWAITED_DAYS)
     rows = db.session.execute(
         sa.select(Grant.application_id)
         .join(Disbursement, Disbursement.grant_id == Grant.id)
         .where(
             Grant.application_id.in_([a.id for a in applications]),
+            sa.or_(Grant.status == GrantStatus.ACTIVE, Disbursement.paid_on >= since),
             _reached_payee(),
             ~sa.exists().where(ReceiptAnswer.disbursement_id == Disbursement.id),
         )

@@ -20,6 +20,7 @@ from ..cases import alerts
 from ..cases.access import can_see
 from ..core.columns import utcnow
 from ..core.extensions import db
+from ..core.money import MoneyError, check_units
 from ..ledger.models import ReceiptAnswer, ReceiptAnswerKind
 
 #: The longest note the payee side may add to an answer.
@@ -122,7 +123,11 @@ def _check_amount(payment, amount, currency):
             )
         )
     # Its form (a MoneyField) read it as a Decimal in whole cents above zero; the column
-    # refuses anything else.
+    # refuses anything else. A currency without cents takes whole amounts only.
+    try:
+        check_units(amount, currency)
+    except MoneyError as exc:
+        raise ReceiptError(str(exc)) from exc
     # Of a payment reversed in part, what is left of it is what was sent.
     if amount >= payment.arrived:
         raise ReceiptError(

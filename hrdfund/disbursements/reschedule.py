@@ -21,12 +21,15 @@ from ..core.columns import utcnow
 from ..core.extensions import db
 from ..core.sql import lock_row
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
-from ..grants.plans import PlanError, check_months_free, months_after, period_month
+from ..grants.plans import (
+    FURTHEST_DAYS,
+    PlanError,
+    check_months_free,
+    months_after,
+    period_month,
+)
 from ..ledger.balances import instalments_paid
 from .models import HeldPayment, HoldStatus
-
-#: How far ahead the first instalment moved may fall.
-FURTHEST_DAYS = 730
 
 
 def movable(plan, paid):

@@ -17,7 +17,7 @@ from ..cases.models import ApplicationStatus as S
 from ..cases.services import change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import money_words, quantize
+from ..core.money import MoneyError, check_units, money_words, quantize
 from ..core.sql import lock_row, summed
 from ..core.times import FIRST_DAY, TOO_EARLY, latest_day
 from ..directory import services as directory
@@ -110,7 +110,7 @@ def record_disbursement(
     if existing is not None:
         return existing, False
     application = grant.application
-    _check_payable(grant, application, allocation, amount_paid, fee, paid_on)
+    _check_payable(grant, application, allocation, (amount_paid, currency_paid), fee, paid_on)
     pool, bounds, priced, amount, difference = _priced_under_locks(
         grant,
         application,
@@ -152,9 +152,11 @@ def record_disbursement(
     return book_payment(grant, application, pool, fields, texts, actor), True
 
 
-def _check_payable(grant, application, allocation, amount_paid, fee, paid_on):
+def _check_payable(grant, application, allocation, paid, fee, paid_on):
     """Refuse a payment on a closed grant, from a pool that does not fund it, of an
-    amount or fee that cannot be paid, or dated on a day still to come."""
+    amount (``paid``: amount and currency) or fee that cannot be paid (below zero, or in
+    cents of a currency that has none), or dated on a day still to come."""
+    amount_paid, currency_paid = paid
     check_open_for_payment(grant, application)
     if paid_on > latest_day():
         raise PaymentError(_l("The date of payment cannot be in the future."))
@@ -164,6 +166,14 @@ def _check_payable(grant, application, allocation, amount_paid, fee, paid_on):
         raise PaymentError(_l("This pool does not fund this grant."))
     if amount_paid <= 0 or fee < 0:
         raise PaymentError(_l("The amount must be above zero and the fee not below zero."))
+    for field, amount, currency in (
+        ("amount_paid", amount_paid, currency_paid),
+        ("fee", fee, allocation.pool.currency),
+    ):
+        try:
+            check_units(amount, currency)
+        except MoneyError as exc:
+            raise PaymentError(str(exc), field) from exc
 
 
 def _priced_under_locks(
@@ -281,6 +291,10 @@ def reverse_disbursement(payment, actor, reason, amount=None, fee_refunded=False
     reason = (reason or "").strip()
     if not reason:
         raise PaymentError(_l("Say why the payment is reversed."))
+    try:
+        check_units(amount, payment.pool.currency)
+    except MoneyError as exc:
+        raise PaymentError(str(exc), "amount") from exc
     amount = left if amount is None else amount
     if not 0 < amount <= left:
         raise PaymentError(

@@ -20,7 +20,7 @@ from ..cases.services import amount_asked, change_status
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import ConversionError, convert, money_words, quantize
+from ..core.money import ConversionError, MoneyError, check_units, convert, money_words, quantize
 from ..core.sql import lock_row
 from ..pools import services as pools_services
 from ..pools.models import Pool
@@ -265,6 +265,11 @@ def approve_application(application, manager, amount, allocations):
                 asked=money_words(asked, application.currency),
             )
         )
+    try:
+        for each in (amount, *(a[1] for a in allocations)):
+            check_units(each, application.currency)
+    except MoneyError as exc:
+        raise DecisionError(str(exc)) from exc
     pools = check_draws(application, amount, allocations)
     if application.status == S.RECOMMENDED:
         weighing = weigh_approval(application, amount, manager)

@@ -5,7 +5,7 @@ apart, or a monthly stipend with a renewal-review date before it ends.
 """
 
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -17,7 +17,7 @@ from ..cases.services import change_status
 from ..core import times
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import CENT, quantize
+from ..core.money import CENT, money_words, smallest_unit
 from ..core.sql import lock_row
 from ..core.times import FIRST_DAY, TOO_EARLY, months_after
 from ..ledger.balances import allocation_balances
@@ -27,6 +27,9 @@ from . import coverage
 from .models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from .services import DecisionError
 
+#: How far ahead a plan's first payment may fall, made or moved: further is a slip of the
+#: keyboard (2999 for 2029), whose money would wait committed for no real date.
+FURTHEST_DAYS = 730
 #: Longest stipend and largest number of tranches a plan may hold.
 MAX_MONTHS = 36
 MAX_TRANCHES = 12
@@ -36,15 +39,23 @@ class PlanError(DecisionError):
     """A plan or closure the rules refuse; the message says which rule."""
 
 
-def split_amount(total, count):
-    """``count`` equal parts of ``total`` to the cent, the last one taking the remainder.
-    Parts are rounded to the nearest cent unless that would leave the last one nothing
-    (0.06 in four: 0.02 three times is all of it); then they are rounded down, and the
-    last, at least as large as the others, takes what is left."""
-    part = quantize(total / count)
-    if total - part * (count - 1) < CENT:
-        part = (total / count).quantize(CENT, rounding=ROUND_DOWN)
+def split_amount(total, count, unit=CENT):
+    """``count`` equal parts of ``total`` in ``unit`` (a cent, or one whole unit of a
+    currency without cents), the last one taking the remainder. Parts are rounded to the
+    nearest unit unless that would leave the last one nothing (0.06 in four: 0.02 three
+    times is all of it); then they are rounded down, and the last, at least as large as
+    the others, takes what is left. A total that is not whole units (an amount kept before
+    its currency's units were weighed) is split in cents."""
+    unit = _splitting_unit(total, unit)
+    part = (total / count).quantize(unit, rounding=ROUND_HALF_UP)
+    if total - part * (count - 1) < unit:
+        part = (total / count).quantize(unit, rounding=ROUND_DOWN)
     return [part] * (count - 1) + [total - part * (count - 1)]
+
+
+def _splitting_unit(total, unit):
+    """The unit a total is split in: ``unit``, or a cent when the total has cents."""
+    return unit if total == total.quantize(unit) else CENT
 
 
 def due_dates(kind, starts_on, count, interval_days=30):
@@ -97,15 +108,16 @@ def check_months_free(application_id, kind, dues):
 
 
 def _check_count(grant, kind, count, interval_days):
-    """As many payments as the kind allows, each at least a cent, tranches a day apart."""
+    """As many payments as the kind allows, each at least a cent (a whole unit of a
+    currency without cents), tranches a day apart."""
     limit = MAX_MONTHS if kind == PlanKind.STIPEND else MAX_TRANCHES
     if not 1 <= count <= limit:
         raise PlanError(_l("Choose between 1 and %(limit)d payments.", limit=limit))
-    if grant.amount < count * Decimal("0.01"):
+    if grant.amount < count * _splitting_unit(grant.amount, smallest_unit(grant.currency)):
         raise PlanError(
             _l(
                 "%(amount)s cannot be split into %(count)d payments.",
-                amount=grant.amount,
+                amount=money_words(grant.amount, grant.currency),
                 count=count,
             )
         )
@@ -128,6 +140,8 @@ def create_plan(
     _check_plannable(grant, actor)
     if starts_on < FIRST_DAY:
         raise PlanError(TOO_EARLY)
+    if starts_on > utcnow().date() + timedelta(days=FURTHEST_DAYS):
+        raise PlanError(_l("Choose a date within two years."))
     kind = PlanKind(kind)
     if kind == PlanKind.ONE_OFF:
         count = 1
@@ -151,7 +165,7 @@ def create_plan(
     )
     db.session.add(plan)
     db.session.flush()
-    parts = split_amount(grant.amount, count)
+    parts = split_amount(grant.amount, count, smallest_unit(grant.currency))
     for seq, (due, amount) in enumerate(zip(dues, parts, strict=True), 1):
         db.session.add(
             Instalment(

@@ -85,7 +85,7 @@ def allocate(grant, application, pool_id, grant_amount, actor, rate=Decimal(1)):
         raise DecisionError(
             _l(
                 "%(amount)s is too small to draw from %(pool)s.",
-                amount=grant_amount,
+                amount=money_words(grant_amount, application.currency),
                 pool=pool.name,
             )
         )
@@ -205,7 +205,7 @@ def _pool_amount(pool, application, grant_amount, rate):
         raise DecisionError(
             _l(
                 "%(amount)s is too small to draw from %(pool)s.",
-                amount=grant_amount,
+                amount=money_words(grant_amount, application.currency),
                 pool=pool.name,
             )
         )

@@ -34,7 +34,15 @@ from ..cases.targets import target_hours
 from ..core import times
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import CURRENCIES, ConversionError, convert, money_words, quantize
+from ..core.money import (
+    CURRENCIES,
+    ConversionError,
+    MoneyError,
+    check_units,
+    convert,
+    money_words,
+    quantize,
+)
 from ..core.sql import lock_row
 from ..core.support import Category
 from ..grants.models import Grant, GrantStatus
@@ -164,6 +172,10 @@ class Part:
             or self.amount != quantize(self.amount)
         ):
             raise ReferralError(_l("The amount is above zero, in cents at most."))
+        try:
+            check_units(self.amount, self.currency)
+        except MoneyError as exc:
+            raise ReferralError(str(exc)) from exc
 
 
 #: Referrals that still ask their part of the case: waiting for an answer, or taken on.

@@ -45,6 +45,7 @@ from ..cases.models import (
     Story,
     UseOfFundsReport,
 )
+from ..cases.withdrawal import delete_drafts
 from ..core.columns import utcnow
 from ..core.extensions import db
 from ..disbursements import open_items
@@ -331,22 +332,6 @@ def _clear_held_payments(case_ids):
     )
 
 
-def _delete_drafts(draft_ids):
-    """Delete drafts never sent, with every row that refers to them."""
-    _delete_documents(draft_ids)
-    for table in reversed(db.metadata.sorted_tables):
-        if "application_id" in table.c:
-            db.session.execute(sa.delete(table).where(table.c.application_id.in_(draft_ids)))
-    drafts = db.session.execute(
-        sa.select(Application.uid, Application.fund_id).where(Application.id.in_(draft_ids))
-    )
-    for uid, fund_id in drafts.all():
-        audit.record(
-            "case.purged", object_type="applications", object_id=uid, fund=fund_id, draft=True
-        )
-    db.session.execute(sa.delete(Application.__table__).where(Application.id.in_(draft_ids)))
-
-
 def _empty_accounts(user_ids, now):
     for user in db.session.scalars(sa.select(User).where(User.id.in_(user_ids))):
         user.login = f"purged-{user.uid}"
@@ -371,7 +356,7 @@ def purge(plan, now=None):
         _reduce_cases(chunk, tokens, now)
         db.session.commit()
     for chunk in _chunks(plan.drafts):
-        _delete_drafts(chunk)
+        delete_drafts(chunk)
         db.session.commit()
     for chunk in _chunks(plan.accounts):
         _empty_accounts(chunk, now)

@@ -15,7 +15,15 @@ from ..auth.models import Role
 from ..core import limits
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import RATE_PLACES, ConversionError, MoneyError, convert, parse_rate, usable_rate
+from ..core.money import (
+    RATE_PLACES,
+    ConversionError,
+    MoneyError,
+    check_units,
+    convert,
+    parse_rate,
+    usable_rate,
+)
 from ..core.sql import lock_row
 from ..core.times import FIRST_DAY, TOO_EARLY, latest_day
 from ..ledger.models import Contribution
@@ -72,6 +80,7 @@ def create_pool(
         raise PoolError(_l("The pool's window must end after it starts."))
     if any(day < FIRST_DAY for day in (starts_on, ends_on) if day):
         raise PoolError(TOO_EARLY)
+    _check_units(cap_per_grant, currency)
     exists = db.session.execute(
         sa.select(Pool.id).where(Pool.fund_id == donor.fund_id, Pool.name == name.strip())
     ).first()
@@ -93,6 +102,14 @@ def create_pool(
     db.session.flush()
     audit.record("pool.created", pool, actor=actor, currency=currency)
     return pool
+
+
+def _check_units(amount, currency):
+    """Refuse in words an amount in cents of a currency that has none."""
+    try:
+        check_units(amount, currency)
+    except MoneyError as exc:
+        raise PoolError(str(exc)) from exc
 
 
 class TableRate(NamedTuple):
@@ -323,6 +340,7 @@ def record_contribution(
     check_actor(actor, pool.fund_id, POOL_KEEPERS)
     if received_amount <= 0:
         raise PoolError(_l("The amount received must be above zero."))
+    _check_units(received_amount, received_currency)
     if received_on > latest_day():
         raise PoolError(_l("The date received cannot be in the future."))
     if received_on < FIRST_DAY:

@@ -19,7 +19,7 @@ from ..cases.models import ApplicationStatus as S
 from ..cases.services import amount_asked, case_rows, change_status
 from ..core.columns import utcnow
 from ..core.extensions import db
-from ..core.money import check_currency, money_words, total
+from ..core.money import MoneyError, check_currency, check_units, money_words, total
 from .models import CaseNote, Cofunding, NoteKind, Recommendation, Review, RiskLevel
 
 
@@ -91,6 +91,11 @@ def recommend(
     if application.status != S.IN_REVIEW:
         raise ReviewError(_l("Only a case in review can be recommended."))
     recommendation = Recommendation(recommendation)
+    try:
+        for each in (amount, *(line_amounts or {}).values()):
+            check_units(each, application.currency)
+    except MoneyError as exc:
+        raise ReviewError(str(exc)) from exc
     if not amount and line_amounts:
         # Refused (MoneyError) before anything changes when the lines add up to more
         # than one amount holds.
@@ -219,11 +224,16 @@ def record_cofunding(application, actor, funder, amount, currency, starts_on, en
         raise ReviewError(_l("Name the other funder."))
     if starts_on and ends_on and ends_on < starts_on:
         raise ReviewError(_l("The period ends before it starts."))
+    currency = check_currency(currency or application.currency)
+    try:
+        check_units(amount, currency)
+    except MoneyError as exc:
+        raise ReviewError(str(exc)) from exc
     row = Cofunding(
         application_id=application.id,
         funder=funder,
         amount=amount or None,
-        currency=check_currency(currency or application.currency),
+        currency=currency,
         starts_on=starts_on,
         ends_on=ends_on,
         recorded_by_id=actor.id,

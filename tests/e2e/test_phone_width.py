@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from hrdfund.auth.models import Role, User
 from hrdfund.cases import steps
 from hrdfund.cases.models import Application, ApplicationStatus
+from hrdfund.cases.withdrawal import WITHDRAWABLE
 from hrdfund.core.extensions import db
 from hrdfund.directory.models import DirectoryEntry
 from hrdfund.network.models import Referral
@@ -122,6 +123,20 @@ class World:
             and (c.applicant_id == user_id or (org_id and c.partner_organisation_id == org_id))
         ][:1]
 
+    def withdrawable_of(self, account):
+        """One case of the account's side it may withdraw: sent and not decided."""
+        own = self._own_cases(account)
+        return [c.uid for c in own if c.status in WITHDRAWABLE][:1]
+
+    def _own_cases(self, account):
+        """The cases of the account's applicant side: its own, or its organisation's."""
+        user_id, _fund, org_id = self.users.get(account["login"], (None, None, None))
+        if account["role"] == Role.APPLICANT:
+            return [c for c in self.cases if c.applicant_id == user_id]
+        if account["role"] == Role.PARTNER:
+            return [c for c in self.cases if org_id and c.partner_organisation_id == org_id]
+        return []
+
     def fund_of(self, account):
         return self.users.get(account["login"], (None, None, None))[1]
 
@@ -164,6 +179,12 @@ FILLED = {
     "network.referral": lambda world, account: [
         f"/network/referrals/{u}" for u in world.referrals_of(account)
     ],
+    "cases.withdraw": lambda world, account: [
+        f"/applications/{u}/withdraw" for u in world.withdrawable_of(account)
+    ],
+    "cases.delete_draft": lambda world, account: [
+        f"/applications/{u}/delete" for u in world.drafts_of(account)
+    ],
 }
 
 #: Roles a route with parameters lets in whose pages of it are not visited, and why.
@@ -177,9 +198,12 @@ NOT_FILLED_FOR = {
 
 #: Pages shown only in the middle of a step, reached on the way rather than by address.
 ON_THE_WAY = {
-    "cases.begin": "the first step of an application, before anything is stored, is the "
-    "answer to choosing the kind of support (its own address only shows it sent back with "
-    "a mistake): measured at 390 px in tests/e2e/test_languages_journey.py",
+    "cases.remove_document": "asks before a document the applicant side added is taken out, "
+    "reached from that document on the case page; the demo world stores no document, and "
+    "the page is the one that asks before a withdrawal or a deletion, measured here",
+    "cases.begin": "the first step of an application, before anything is stored, opens with "
+    "the choice of a fund and a kind of support in its address, sent by the start page's "
+    "form: measured at 390 px in tests/e2e/test_languages_journey.py",
     "auth.code": "the second step of signing in: measured while each account signs in",
     "auth.invitation_link": "an invitation's one-time link only moves its token into the "
     "session and sends on to the invitation's page, measured in the invitation's journey",

@@ -341,8 +341,9 @@ def test_promise_26_sharing_a_case_needs_the_defenders_recorded_consent(
     """A partner cannot refer a defender without recording consent; a donor's report lists
     a funded case, and shows its story, only while the defender's consent stands."""
     login(client, make_user("partner"))
-    refused = client.post("/apply", data={"category": "medical", "consent_method": "phone"})
-    refused = refused_page(client, refused, "/apply")
+    refused = client.get(
+        "/apply/new", query_string={"category": "medical", "consent_method": "phone"}
+    )
     assert "needs the defender&#39;s consent" in refused.get_data(as_text=True)
     assert count_rows(Application) == 0
     referred = start_application(client, "medical", consent="y", consent_method="phone")

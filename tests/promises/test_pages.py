@@ -48,7 +48,7 @@ def test_promise_01_applicant_and_partner_flows_work_without_script(app, client,
     partner = signed_in(app, make_user("partner"))
     seen(partner.get("/apply"))
     referral = {"category": "medical", "consent": "y", "consent_method": "in_person"}
-    chosen = seen(partner.post("/apply", data=referral))
+    chosen = seen(partner.get("/apply/new", query_string=referral))
     referred = seen(save_first_step(partner, chosen)).location.split("/")[2]
     seen(partner.get(f"/applications/{referred}/steps/urgency"))
     seen(partner.get(f"/applications/{referred}/edit"))
