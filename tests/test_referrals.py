@@ -260,6 +260,20 @@ def test_withdrawn_consent_stops_what_was_not_accepted(app, two_funds):
     assert "has not agreed that the case be referred" in page
 
 
+def test_a_referral_of_an_application_the_defender_withdrew_is_not_taken_on(app, two_funds):
+    w = two_funds
+    _refer(app, w)
+    referral = _the_referral()
+    owner = signed_in(app, w["applicant"])
+    assert owner.post(f"/applications/{w['case'].uid}/withdraw", data={}).status_code == 302
+    b = signed_in(app, w["b_manager"])
+    answered = b.post(f"/network/referrals/{referral.uid}/accept")
+    page = html.unescape(b.get(answered.location).get_data(as_text=True))
+    assert "The defender withdrew the application: this referral can no longer be" in page
+    assert _the_referral().status == ReferralStatus.PENDING
+    assert _the_referral().linked_application_id is None
+
+
 def test_withdrawn_consent_stops_what_an_accepted_referral_reads_and_its_onward_referral(
     app, two_funds, make_fund
 ):

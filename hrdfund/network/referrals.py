@@ -442,6 +442,13 @@ def _answerable(actor, referral):
         raise ReferralError(
             _l("The defender withdrew consent to referral: nothing more is shared.")
         )
+    if referral.application.status == S.WITHDRAWN:
+        raise ReferralError(
+            _l(
+                "The defender withdrew the application: this referral can no longer be "
+                "taken on. The fund that referred it may withdraw it."
+            )
+        )
     return referral
 
 
