@@ -77,6 +77,10 @@ def create_app(overrides=None):
     install_static_versions(app)
     _assemble(app)
     app.register_error_handler(HTTPException, _http_error)
+    # A row the request read and would write was deleted by another meanwhile: read again
+    # (ObjectDeletedError, on SQLite) or updated as it was read (StaleDataError).
+    for gone in (sa.orm.exc.ObjectDeletedError, sa.orm.exc.StaleDataError):
+        app.register_error_handler(gone, _gone_meanwhile)
     app.register_error_handler(Exception, _server_error)
     return app
 
@@ -391,6 +395,13 @@ def _http_error(exc):
         f"errors/{code}.html" if code in (400, 403, 404, 405, 413, 429) else "errors/generic.html"
     )
     return render_template(template, code=code, language_back="/"), code
+
+
+def _gone_meanwhile(exc):
+    """What the request read was deleted by another before it wrote (a draft deleted from
+    another tab while a step of it was saved): undone, and answered as a page not found."""
+    db.session.rollback()
+    return render_template("errors/404.html", code=404, language_back="/"), 404
 
 
 def _server_error(exc):

@@ -404,3 +404,18 @@ def test_no_one_else_reads_or_writes_a_step(app, make_user, fund):
     posted = owner.post(_step(uid, steps.DEFENDER), data={"threat": "late", "save": "1"})
     assert posted.location == f"/applications/{uid}"
     assert application_by_uid(uid).threat == "canary-step-threat"
+
+
+def test_a_partner_sees_the_consent_a_link_chose_and_only_yes_is_consent(app, make_user):
+    """A link to the first step can carry a partner's choice: the step says what it records
+    of the defender's consent, and how; an address saying "on" or "n" is no consent."""
+    client = signed_in(app, make_user("partner"))
+    chosen = {"category": "medical", "consent": "y", "consent_method": "in_writing"}
+    page = client.get("/apply/new", query_string=chosen).get_data(as_text=True)
+    assert "You record that the defender agreed that your organisation applies" in page
+    assert "How the defender gave consent: In writing." in page
+    for forged in ("on", "n", ""):
+        page = client.get("/apply/new", query_string={**chosen, "consent": forged})
+        shown = html.unescape(page.get_data(as_text=True))
+        assert "A referral needs the defender's consent." in shown, forged
+        assert "You record that" not in shown

@@ -169,6 +169,25 @@ def test_the_next_step_passes_an_instalment_paid_within_the_tolerance(app, money
     assert "Next step Pay instalment 2, due on 2026-03-03 · for finance" in summary
 
 
+def test_a_grant_without_a_plan_paid_to_the_cent_s_rounding_is_for_a_manager_to_close(
+    app, money_world
+):
+    """Paid in francs, a grant in euros with no plan is left two cents short by the rate's
+    rounding: it is paid (the list of grants to pay no longer shows it), and the next step
+    is its closing, which frees the cents, not a payment nobody will make."""
+    world = money_world
+    grant = world.grant("1000")
+    pay(world, grant, "999.98", instalment=None)
+    summary = _text(_section(_page(app, world.finance, grant.application), "summary"))
+    assert "Next step Close the grant: it is paid in full · for a manager" in summary
+    other = world.grant("1000", name="Defender Two")
+    pay(world, other, "900", instalment=None)
+    summary = _text(_section(_page(app, world.finance, other.application), "summary"))
+    assert "Next step Pay the grant (a manager may first plan its payments) · for finance" in (
+        summary
+    )
+
+
 def test_a_recommended_case_is_any_managers_or_another_managers_when_a_manager_recommended(
     app, money_world
 ):

@@ -3,9 +3,11 @@
 
 import json
 import os
+import random
 import sqlite3
 import stat
 from collections import defaultdict
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -30,6 +32,7 @@ from hrdfund.core.columns import utcnow
 from hrdfund.core.extensions import db
 from hrdfund.core.money import CURRENCIES, smallest_unit
 from hrdfund.core.support import Category
+from hrdfund.demo.rates import Rates
 from hrdfund.directory import services as directory
 from hrdfund.grants.decisions import approval_draws
 from hrdfund.grants.models import Grant, Instalment
@@ -673,3 +676,16 @@ def test_a_demo_applicant_sees_the_steps_of_their_draft_they_saved(demo, app):
                     assert (state, words) == ("todo", "not started"), step
             seen += bool(saved) and saved != set(steps.STEPS)
     assert seen, "a demo applicant has a draft saved part way"
+
+
+def test_the_demo_keeps_the_cfa_francs_pegged_to_the_euro():
+    """Finance paying a defender in Senegal at the peg (655.957 francs a euro) found the
+    demo's table 2% away and its payment held for a second person: the francs follow the
+    euro, month by month, at the peg."""
+    rates = Rates(random.Random(7), date(2024, 6, 1), date(2026, 12, 1))
+    rates.record = lambda *entry: None
+    for day in (date(2024, 6, 3), date(2025, 9, 3), date(2026, 11, 3)):
+        for franc in ("XOF", "XAF"):
+            assert rates.rate(franc, "EUR", day) == Decimal("655.957")
+            assert rates.rate("EUR", franc, day) == Decimal("0.00152449")
+    assert rates.rate("XOF", "USD", date(2024, 6, 3)) != rates.rate("XOF", "USD", date(2026, 11, 3))

@@ -198,6 +198,20 @@ def test_a_list_where_a_choice_belongs_is_refused_not_a_crash(servers, kind, bod
     _refused(b, data, packets.INVALID)
 
 
+def test_a_referral_asking_cents_of_a_currency_without_them_is_refused(servers):
+    """A partner server's referral for 1,500.50 CFA francs is refused as the form refuses
+    it: no case here asks for half a franc."""
+    a, b = servers["a"], servers["b"]
+    with on(a.server):
+        data = packets.seal_packet(
+            packets.REFERRAL,
+            _referral_body(amount="1500.50", currency="XOF"),
+            a.fund(),
+            a.partner(),
+        )
+    _refused(b, data, packets.INVALID)
+
+
 def test_a_month_of_year_zero_is_refused_not_a_crash(servers):
     a, b = servers["a"], servers["b"]
     body = {"ask": "ab" * 10, "hashes": ["0" * 64], "category": "medical", "since": "0000-01"}

@@ -194,7 +194,7 @@ def test_the_same_form_sent_twice_records_one_payment(money_world):
 def test_a_payment_never_exceeds_what_the_grant_still_commits(money_world):
     grant = money_world.grant("1000")
     pay(money_world, grant, "700", instalment=None)
-    with pytest.raises(payments.PaymentError, match=r"still has committed .*300\.00 EUR"):
+    with pytest.raises(payments.PaymentError, match=r"still has committed .*€300\.00"):
         pay(money_world, grant, "300.01", instalment=None)
     db.session.rollback()
     pay(money_world, grant, "300", instalment=None)
@@ -683,7 +683,7 @@ def test_a_gain_on_a_closed_grant_is_covered_by_the_money_that_came_back(money_w
 
 
 def test_amounts_worth_less_than_a_cent_are_refused_in_words(money_world):
-    with pytest.raises(pools.PoolError, match="less than one cent"):
+    with pytest.raises(pools.PoolError, match=r"less than \$0\.01, the least a pool in USD holds"):
         pools.record_contribution(
             money_world.usd, money_world.m1, Decimal("0.01"), "KES", date(2026, 1, 5)
         )
@@ -758,3 +758,29 @@ def test_the_rate_table_refuses_duplicates_and_roles_other_than_finance_or_manag
     assert pools.rate_entry(money_world.fund.id, "USD", "EUR", date(2026, 5, 1))[0] == Decimal(
         "0.90909091"
     )
+
+
+def test_a_payment_past_one_pools_share_says_to_pay_each_pool_its_share(money_world):
+    """A grant of 2,000 drawn 1,000 from each of two pools, paid in one transfer of 2,000
+    from the first: refused, saying in words (amounts as money) to record one payment per
+    pool; each pool's share is then paid."""
+    world = money_world
+    second = pools.create_pool(world.donor, world.m1, "Second EUR", "EUR")
+    pools.record_contribution(second, world.m1, Decimal("5000"), "EUR", date(2026, 1, 2))
+    case = world.recommended("Two Pools")
+    grant = approve_with_recorded_rates(
+        case, world.m1, Decimal(2000), [(world.eur.id, Decimal(1000)), (second.id, Decimal(1000))]
+    )
+    db.session.commit()
+    first, other = payments.grant_allocations(grant)
+    with pytest.raises(payments.PaymentError) as refused:
+        pay(world, grant, "2000", instalment=None, allocation=first)
+    db.session.rollback()
+    assert str(refused.value) == (
+        "This payment (€2,000.00) is more than the grant still has committed in the pool "
+        "Emergency EUR (€1,000.00). A grant drawn from several pools is paid from each for "
+        "its share: record one payment per pool."
+    )
+    pay(world, grant, "1000", instalment=None, allocation=first)
+    pay(world, grant, "1000", instalment=None, allocation=other)
+    assert check_ledger() == []

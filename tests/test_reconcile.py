@@ -4,7 +4,7 @@ receipts, reports and instalments that are late are listed until they come."""
 
 import io
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -22,6 +22,7 @@ from hrdfund.disbursements.checks import check_ledger
 from hrdfund.disbursements.models import StatementImport
 from hrdfund.ledger.balances import pool_figures
 from hrdfund.ledger.models import Delivery, DeliveryStatus, Disbursement
+from hrdfund.pools import services as pools
 from hrdfund.reviews.services import declare_conflict
 from tests.conftest import MoneyWorld, pay, refused_page, signed_in
 
@@ -115,6 +116,29 @@ def test_a_statement_with_any_problem_is_refused_whole_with_every_problem(world,
     # Nothing applied: not even the good first line's reversal.
     assert ledger_counts() == before
     assert payments.stands(three[0])
+
+
+def test_a_statement_line_in_cents_of_francs_is_refused(world):
+    """A bank reporting 448,962.50 CFA francs arrived of a payment of 448,963 reports a
+    shortfall of half a franc that cannot exist: the statement is refused, naming the
+    line."""
+    entry = pools.record_rate(
+        world.fund.id, world.finance, date(2026, 1, 1), "EUR", "XOF", Decimal("655.957"), "BCEAO"
+    )
+    pools.confirm_rate(entry, world.m2)
+    db.session.commit()
+    grant = world.grant("2000", pool=world.eur)
+    pay(world, grant, "448963", currency="XOF", instalment=None, reference="TRF-XOF")
+    before = ledger_counts()
+    with pytest.raises(reconcile.StatementError) as refused:
+        reconcile.import_statement(
+            world.fund.id, world.finance, statement("TRF-XOF,448962.50,XOF,2026-02-05,short")
+        )
+    db.session.rollback()
+    assert [str(p) for p in refused.value.problems] == [
+        "Line 2: 448962.50 has cents, which XOF does not have."
+    ]
+    assert ledger_counts() == before
 
 
 @pytest.mark.parametrize(

@@ -260,18 +260,28 @@ def test_withdrawn_consent_stops_what_was_not_accepted(app, two_funds):
     assert "has not agreed that the case be referred" in page
 
 
-def test_a_referral_of_an_application_the_defender_withdrew_is_not_taken_on(app, two_funds):
+def test_a_referral_of_an_application_the_defender_withdrew_shares_nothing_more(app, two_funds):
+    """Withdrawn by its defender while a referral of it waits, the application is no longer
+    open to the fund asked (it read the case and its documents, and could take it on):
+    its pages and the answer lead to its list, which says why."""
     w = two_funds
-    _refer(app, w)
+    _refer(app, w, shares=("answers", "documents"))
     referral = _the_referral()
+    b = signed_in(app, w["b_manager"])
+    assert b.get(f"/network/referrals/{referral.uid}").status_code == 200
     owner = signed_in(app, w["applicant"])
     assert owner.post(f"/applications/{w['case'].uid}/withdraw", data={}).status_code == 302
-    b = signed_in(app, w["b_manager"])
-    answered = b.post(f"/network/referrals/{referral.uid}/accept")
-    page = html.unescape(b.get(answered.location).get_data(as_text=True))
-    assert "The defender withdrew the application: this referral can no longer be" in page
+    stopped = "The defender withdrew the application: nothing of it is shared any more."
+    _closed(b, b.get(f"/network/referrals/{referral.uid}"), stopped)
+    _closed(b, b.post(f"/network/referrals/{referral.uid}/accept"), stopped)
     assert _the_referral().status == ReferralStatus.PENDING
     assert _the_referral().linked_application_id is None
+    assert services.waiting_count(w["b_manager"]) == 0
+    listed = html.unescape(b.get("/network/referrals").get_data(as_text=True))
+    assert "Stopped: the defender withdrew the application" in listed
+    with pytest.raises(services.ReferralError, match="withdrew the application"):
+        services.accept_referral(w["b_manager"], referral)
+    db.session.rollback()
 
 
 def test_withdrawn_consent_stops_what_an_accepted_referral_reads_and_its_onward_referral(

@@ -187,3 +187,20 @@ def test_a_reversal_in_cents_of_a_pool_without_cents_is_refused(app, money_world
     db.session.rollback()
     reversal = reverse_disbursement(payment, world.finance, "Bounced", Decimal("50000"))
     assert reversal.amount == Decimal("50000.00")
+
+
+def test_money_received_into_a_pool_without_cents_is_credited_in_whole_units(money_world):
+    """Euros received into a pool in CFA francs are credited as the bank credits them, in
+    whole francs (they read 65,602.26); less than half a franc is refused in words."""
+    world = money_world
+    _table_rate(world, "EUR", "XOF", Decimal("655.957"))
+    francs = pools.create_pool(world.donor, world.m1, "Francs", "XOF")
+    credited = pools.record_contribution(
+        francs, world.m1, Decimal("100.01"), "EUR", date(2026, 1, 2)
+    )
+    assert credited.amount == Decimal("65602.00")
+    with pytest.raises(PoolError, match="less than XOF\u00a01, the least a pool in XOF holds"):
+        pools.record_contribution(
+            francs, world.m1, Decimal("0.01"), "CHF", date(2026, 1, 2), rate=Decimal("0.4")
+        )
+    db.session.rollback()

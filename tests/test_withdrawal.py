@@ -19,7 +19,7 @@ from hrdfund.cases.models import (
     StatusChange,
 )
 from hrdfund.core.extensions import db
-from tests.conftest import make_case, signed_in, stored_bytes
+from tests.conftest import make_case, signed_in, start_application, stored_bytes
 from tests.pdfs import make_pdf
 
 S = ApplicationStatus
@@ -213,4 +213,50 @@ def test_withdrawing_asks_for_the_form_token(app, fund, people):
         app.config["WTF_CSRF_ENABLED"] = False
     assert refused.status_code in (303, 400)
     db.session.expire_all()
+    assert db.session.get(Application, case.id).status == S.SUBMITTED
+
+
+def test_a_step_saved_as_its_draft_is_deleted_elsewhere_is_answered_not_found(
+    app, fund, people, monkeypatch
+):
+    """The draft is deleted from another tab while a step of it is being saved: the step
+    is answered as a page not found (it was a server error), and nothing is written."""
+    from hrdfund.cases import services
+
+    client = signed_in(app, people["applicant"])
+    uid = start_application(client, "relocation")
+    case_id = db.session.scalar(sa.select(Application.id).where(Application.uid == uid))
+    save = services.save_draft
+
+    def deleted_first(application, *args, **kwargs):
+        with db.engine.begin() as other:  # the other tab's request, done first
+            for table in reversed(db.metadata.sorted_tables):
+                if "application_id" in table.c:
+                    other.execute(sa.delete(table).where(table.c.application_id == case_id))
+            other.execute(sa.delete(Application.__table__).where(Application.id == case_id))
+        return save(application, *args, **kwargs)
+
+    monkeypatch.setattr(services, "save_draft", deleted_first)
+    answer = client.post(f"/applications/{uid}/steps/urgency", data={"urgency": "normal"})
+    assert answer.status_code == 404
+    assert db.session.scalar(sa.select(sa.func.count(Application.id))) == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_draft_sent_at_the_same_moment_is_not_deleted(app, fund, people):
+    """The draft is sent from one tab while deleted from another: the deletion reads it
+    again under its row's lock, and is refused."""
+    from hrdfund.cases import withdrawal
+
+    case = make_case(fund, applicant_id=people["applicant"].id, status=S.DRAFT)
+    draft = db.session.get(Application, case.id)  # as the request read it
+    with db.engine.begin() as other:  # sent meanwhile
+        other.execute(
+            sa.update(Application.__table__)
+            .where(Application.id == case.id)
+            .values(status=S.SUBMITTED.value)
+        )
+    with pytest.raises(withdrawal.WithdrawalError, match="was sent"):
+        withdrawal.delete_draft(draft, people["applicant"])
+    db.session.rollback()
     assert db.session.get(Application, case.id).status == S.SUBMITTED

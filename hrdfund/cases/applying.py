@@ -19,6 +19,7 @@ from .categories import CATEGORY_FIELDS, detail_text
 from .forms import (
     CONSENT_LABELS,
     GENDER_LABELS,
+    HOW_CHOICES,
     URGENCY_LABELS,
     ReferralStartForm,
     SendForm,
@@ -89,6 +90,9 @@ def _chosen(referral):
     form, goes_to, choosing = _choice(request.args)
     if not goes_to:
         return redirect(url_for("cases.start"))
+    if referral and request.args.get("consent") != "y":
+        # Only the box the page offers says yes: "on" or "n" in an address is no consent.
+        form.consent.data = False
     if not form.validate():
         return render_template("cases/start.html", form=form, referral=referral)
     carried = {"fund": form.fund.data if choosing else "", "category": form.category.data}
@@ -99,11 +103,13 @@ def _chosen(referral):
 
 
 def _render_new(form, category, referral):
-    """The first step of an application not stored yet."""
+    """The first step of an application not stored yet; a partner's says what it records
+    of the defender's consent, so that a link that chose for it is not followed unseen."""
     try:
         category = Category(category)
     except ValueError:
         category = None
+    method = dict(HOW_CHOICES).get(form.consent_method.data) if referral else None
     return render_template(
         "cases/step.html",
         form=form,
@@ -112,6 +118,7 @@ def _render_new(form, category, referral):
         step=steps.DEFENDER,
         action=url_for("cases.begin"),
         back=url_for("cases.start"),
+        consent_recorded=method,
         **_step_context(None, steps.DEFENDER, form, referral),
     )
 

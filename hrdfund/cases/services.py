@@ -57,11 +57,17 @@ def _check_still(application, current):
     already."""
     if db.session.get_bind().dialect.name != "postgresql" or application.id is None:
         return
+    # FOR NO KEY UPDATE: the rows a decision inserts that refer to the case hold its key
+    # (FOR KEY SHARE); a FOR UPDATE would wait on the other decision's, as that one on
+    # ours, and one of the two would be cut short as a deadlock.
+    locked = (
+        sa.select(Application.status)
+        .where(Application.id == application.id)
+        .with_for_update(key_share=True)
+    )
     with db.session.no_autoflush:  # the case's changes are written once, with its move
-        stored = db.session.execute(
-            sa.select(Application.status).where(Application.id == application.id).with_for_update()
-        ).scalar_one()
-    if S(stored) != current:
+        stored = db.session.execute(locked).scalar_one_or_none()
+    if stored is None or S(stored) != current:  # moved on, or deleted meanwhile
         raise CaseMoved(application)
 
 

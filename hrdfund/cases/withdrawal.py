@@ -11,6 +11,7 @@ from .. import audit
 from ..alerts.models import AlertKind
 from ..auth.models import Role, User
 from ..core.extensions import db
+from ..core.sql import lock_row
 from . import alerts
 from .consents import holds_consent
 from .documents import delete_document_file
@@ -73,6 +74,8 @@ def delete_draft(application, actor):
     people and documents. Nothing of it is kept but the audit entry that says a draft was
     deleted."""
     _check_holder(application, actor)
+    # Read again under its row's lock: a draft sent at the same moment is not deleted.
+    application = lock_row(Application, application.id)
     if application.status != S.DRAFT:
         raise WithdrawalError(
             _l("This application was sent: it can be withdrawn, no longer deleted.")
@@ -127,6 +130,8 @@ def uploaders_roles(documents):
 def remove_document(application, document, actor):
     """Take ``document`` out of ``application``: its stored pieces wiped and deleted, its
     row gone, an audit entry naming its kind left."""
+    # Read again under its row's lock: a case decided at the same moment keeps it.
+    application = lock_row(Application, application.id)
     if document.application_id != application.id or not removable(application, document, actor):
         raise WithdrawalError(_l("This document cannot be removed."))
     kind = document.kind.value

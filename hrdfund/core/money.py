@@ -389,6 +389,12 @@ def smallest_unit(code):
     return Decimal(1).scaleb(-min(2, get_currency_precision(code)))
 
 
+def in_units(amount, code):
+    """``amount`` rounded half up to the smallest unit of currency ``code``: whole francs
+    for a currency without cents (what a conversion into it is credited as)."""
+    return quantize(Decimal(amount).quantize(smallest_unit(code), rounding=ROUND_HALF_UP))
+
+
 def check_units(amount, code):
     """Refuse, with :class:`MoneyError` saying so in words, an amount in cents of a
     currency that has none (XOF 1500.50); amounts in other currencies, and None, pass."""

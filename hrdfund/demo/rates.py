@@ -66,6 +66,10 @@ PER_USD = {
     "BYN": "3.27",
     "RUB": "92",
 }
+#: Francs per euro of the West and Central African CFA francs, fixed by treaty: finance
+#: pays at this rate, and one drifting away from it is flagged as far from the table.
+CFA_PER_EUR = Decimal("655.957")
+PEGGED_TO_EUR = ("XOF", "XAF")
 #: Currencies whose rate barely moves; the others drift and slowly lose value.
 STEADY = frozenset({"USD", "EUR", "GBP", "SEK", "JOD", "XOF", "XAF"})
 
@@ -85,6 +89,9 @@ class Rates:
                 change = Decimal(rng.randint(-spread, spread) + drift) / 1000
                 value = (value * (1 + change)).quantize(Decimal("0.0001"))
             self.per_usd[code] = series
+        # The CFA francs are pegged to the euro: they follow it, at the peg to the unit.
+        for code in PEGGED_TO_EUR:
+            self.per_usd[code] = [eur * CFA_PER_EUR for eur in self.per_usd["EUR"]]
         self.cache = {}
         #: Called with (base, quote, first day of the month, rate) for each rate the first
         #: time it is used; returns the id of its table entry.

@@ -29,6 +29,7 @@ from ..cases.access import visible_cases
 from ..cases.models import Application
 from ..core.csv_file import Problems, shown
 from ..core.extensions import db
+from ..core.money import smallest_unit
 from ..core.times import latest_day
 from ..grants.models import Grant
 from ..ledger.models import Delivery, DeliveryStatus, Disbursement, reference_key
@@ -243,6 +244,12 @@ def _reported_amount(row, payment):
             ref=shown(row["reference"]),
             sent=payment.currency_paid,
             currency=currency or "-",
+        )
+    if amount != amount.quantize(smallest_unit(currency)):
+        return None, _l(
+            "%(amount)s has cents, which %(currency)s does not have.",
+            amount=shown(row["amount"]),
+            currency=currency,
         )
     if amount > payment.amount_paid:
         return None, _l(

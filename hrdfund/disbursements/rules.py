@@ -14,7 +14,7 @@ from ..cases.models import ApplicationStatus as S
 from ..cases.services import latest_report
 from ..core import times
 from ..core.extensions import db
-from ..core.money import ConversionError, convert, figure, quantize
+from ..core.money import ConversionError, convert, figure, money_words, quantize
 from ..grants import coverage
 from ..grants.models import Grant, GrantStatus, Instalment, PaymentPlan, PlanKind
 from ..ledger.balances import PAID, allocation_balances, instalments_paid
@@ -175,14 +175,23 @@ def check_payment(
     (``slack``: see :func:`cover_slack`; ``converted``: how a payment in another currency
     than the grant's was weighed, :func:`_converted`)."""
     if amount > remaining:
+        several = len(grant.allocations) > 1
         raise PaymentError(
             _l(
-                "This payment (%(amount)s %(currency)s) is more than the grant still has "
-                "committed in the pool %(pool)s (%(remaining)s %(currency)s).",
-                amount=amount,
-                currency=pool.currency,
+                "This payment (%(amount)s) is more than the grant still has committed in "
+                "the pool %(pool)s (%(remaining)s). A grant drawn from several pools is "
+                "paid from each for its share: record one payment per pool.",
+                amount=money_words(amount, pool.currency),
                 pool=pool.name,
-                remaining=remaining,
+                remaining=money_words(remaining, pool.currency),
+            )
+            if several
+            else _l(
+                "This payment (%(amount)s) is more than the grant still has committed in "
+                "the pool %(pool)s (%(remaining)s).",
+                amount=money_words(amount, pool.currency),
+                pool=pool.name,
+                remaining=money_words(remaining, pool.currency),
             )
         )
     if extra > 0 and extra > pool.available:

@@ -16,7 +16,7 @@ from ..cases.cleaning import EXTENSIONS, NAME_MAX, display_name, sniff
 from ..cases.forms import LONG_MAX, STORY_MAX, TEXT_MAX
 from ..cases.models import DocumentKind, Gender, Urgency
 from ..core import geo
-from ..core.money import CURRENCIES
+from ..core.money import CURRENCIES, smallest_unit
 from ..core.support import Category
 from ..reviews.models import Recommendation, RiskLevel
 from ..reviews.network_check import NetworkWord
@@ -294,12 +294,16 @@ def validate_referral(body):
         raise _invalid(_l("the parts shared are not the parts carried."))
     if "assessment" not in shared and body["assessment"]:
         raise _invalid(_l("the parts shared are not the parts carried."))
+    currency = _choice(body["currency"], CURRENCIES, "currency")
+    amount = _amount(body["amount"])
+    if amount != amount.quantize(smallest_unit(currency)):
+        raise _invalid(_l("the amount has cents its currency does not have."))
     return {
         "referral": _uid(body["referral"], "referral"),
         "category": category,
         "months": _months(body["months"]),
-        "amount": _amount(body["amount"]),
-        "currency": _choice(body["currency"], CURRENCIES, "currency"),
+        "amount": amount,
+        "currency": currency,
         "urgency": _choice(body["urgency"], {u.value for u in Urgency}, "urgency"),
         "reason": _text(body["reason"], LONG_MAX, "reason").strip(),
         "answer_by": _day(body["answer_by"], "answer_by"),

@@ -330,35 +330,58 @@ def _consent_standing():
     return consents.stands_on(Referral.application_id, ConsentKind.REFERRAL)
 
 
+#: Why a referral not yet accepted stopped sharing, as its state says it.
+STOPPED = {
+    "consent": _l("Stopped: the defender withdrew consent to referral"),
+    "withdrawn": _l("Stopped: the defender withdrew the application"),
+}
+
+
 def stopped_ids(referrals):
-    """The ids of ``referrals`` not yet accepted whose defender has withdrawn consent to
-    referral: they share nothing any more and cannot be accepted. One query for them all."""
+    """The referrals of ``referrals`` not yet accepted whose defender has withdrawn consent
+    to referral, or the application itself: they share nothing any more and cannot be
+    accepted. ``{id: why, in words}``; one query for them all."""
     open_ones = [r for r in referrals if r.status in UNANSWERED_OR_DECLINED]
     if not open_ones:
-        return set()
-    standing = set(
-        db.session.execute(
-            sa.select(Consent.application_id).where(
-                Consent.application_id.in_({r.application_id for r in open_ones}),
-                consents.in_force(ConsentKind.REFERRAL),
-            )
-        ).scalars()
+        return {}
+    standing = sa.exists().where(
+        Consent.application_id == Application.id, consents.in_force(ConsentKind.REFERRAL)
     )
-    return {r.id for r in open_ones if r.application_id not in standing}
+    cases = {
+        case_id: (status, consented)
+        for case_id, status, consented in db.session.execute(
+            sa.select(Application.id, Application.status, standing).where(
+                Application.id.in_({r.application_id for r in open_ones})
+            )
+        )
+    }
+    found = {}
+    for referral in open_ones:
+        status, consented = cases[referral.application_id]
+        if status == S.WITHDRAWN:
+            found[referral.id] = STOPPED["withdrawn"]
+        elif not consented:
+            found[referral.id] = STOPPED["consent"]
+    return found
 
 
 def is_stopped(referral):
-    return referral.id in stopped_ids([referral])
+    """Why ``referral`` stopped sharing, in words, or None (see :func:`stopped_ids`)."""
+    return stopped_ids([referral]).get(referral.id)
 
 
 def waiting_count(user):
-    """How many referrals to the user's fund wait for its answer, consent standing."""
+    """How many referrals to the user's fund wait for its answer, consent standing and the
+    application not withdrawn."""
     if user.role not in REFERRAL_ROLES:
         return 0
     return db.session.execute(
-        sa.select(sa.func.count(Referral.id)).where(
+        sa.select(sa.func.count(Referral.id))
+        .join(Application, Application.id == Referral.application_id)
+        .where(
             Referral.to_fund_id == user.fund_id,
             Referral.status == ReferralStatus.PENDING,
+            Application.status != S.WITHDRAWN,
             _consent_standing(),
         )
     ).scalar()
@@ -405,7 +428,8 @@ def may_open(referral, user):
 
 def closed_to(referral, user):
     """Why the fund asked may no longer open ``referral`` (withdrawn by the referring fund,
-    or its defender's consent to referral withdrawn), in words, for its reviewers and
+    its defender's consent to referral withdrawn, or, not yet accepted, the application
+    withdrawn by its defender), in words, for its reviewers and
     managers who had it; None for anyone else, or a referral it may still open."""
     if user.fund_id != referral.to_fund_id or user.role not in REFERRAL_ROLES:
         return None
@@ -418,7 +442,10 @@ def closed_to(referral, user):
             day=times.day(referral.withdrawn_at),
         )
     accepted = referral.status == ReferralStatus.ACCEPTED
-    if is_stopped(referral) or (accepted and not consent_stands(referral.application)):
+    stopped = is_stopped(referral)
+    if stopped is STOPPED["withdrawn"]:
+        return _l("The defender withdrew the application: nothing of it is shared any more.")
+    if stopped is not None or (accepted and not consent_stands(referral.application)):
         return _l("The defender withdrew consent to referral: nothing more is shared.")
     return None
 

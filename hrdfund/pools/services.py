@@ -21,7 +21,10 @@ from ..core.money import (
     MoneyError,
     check_units,
     convert,
+    in_units,
+    money_words,
     parse_rate,
+    smallest_unit,
     usable_rate,
 )
 from ..core.sql import lock_row
@@ -352,15 +355,19 @@ def record_contribution(
     else:
         rate = checked_rate(rate)
     try:
-        amount = convert(received_amount, rate)
+        # Credited in whole units of a pool's currency that has no cents, as a bank does.
+        amount = in_units(convert(received_amount, rate), pool.currency)
     except ConversionError as exc:
         raise PoolError(str(exc)) from None
     if amount <= 0:
+        least = smallest_unit(pool.currency)
         raise PoolError(
             _l(
-                "%(amount)s %(currency)s is less than one cent in %(pool_currency)s.",
+                "%(amount)s %(currency)s is less than %(least)s, the least a pool in "
+                "%(pool_currency)s holds.",
                 amount=received_amount,
                 currency=received_currency,
+                least=money_words(least, pool.currency),
                 pool_currency=pool.currency,
             )
         )

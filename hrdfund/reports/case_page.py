@@ -27,11 +27,11 @@ from ..core.money import quantize
 from ..core.sql import summed
 from ..core.times import moment, time_left
 from ..disbursements.models import HeldPayment, HoldStatus
-from ..disbursements.rules import instalment_unsettled
+from ..disbursements.rules import COVER_TOLERANCE, instalment_unsettled
 from ..grants.decisions import first_approval
 from ..grants.models import Grant, Instalment, PaymentPlan
 from ..grants.plans import closing_reason
-from ..ledger.balances import instalments_paid
+from ..ledger.balances import grants_paid, instalments_paid
 from ..ledger.models import Allocation, Disbursement
 from ..reviews.models import Review
 
@@ -201,6 +201,12 @@ def _money_step(grant):
             sa.select(PaymentPlan.id).where(PaymentPlan.grant_id == grant.id)
         ).first()
         if planned is None:
+            paid_so_far = grants_paid([grant.id])
+            settled = db.session.execute(sa.select(paid_so_far.c.paid)).scalar() or 0
+            # Paid to within the rounding the list of grants to pay allows (francs paid for
+            # a grant in euros leave a cent or two): the manager closes it, freeing them.
+            if settled >= grant.amount - COVER_TOLERANCE:
+                return _("Close the grant: it is paid in full"), _("a manager")
             return _("Pay the grant (a manager may first plan its payments)"), _("finance")
         return _("Close the grant: every instalment is paid"), _("a manager")
     instalment = row[1]
