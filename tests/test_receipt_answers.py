@@ -7,6 +7,7 @@ that stand; the note never reaches another role's list nor a donor's output."""
 
 import html
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -473,3 +474,15 @@ def test_a_payment_reversed_in_part_is_answered_for_what_is_left_of_it(app, worl
     assert f'id="payment-{whole.uid}"' not in page
     assert _post(client, whole, "received").status_code == 303
     assert _answers(whole) == []
+
+
+def test_a_reversal_and_the_report_of_its_payment_read_apart(app, world, paid):
+    """Finance read "Reversed on … · the reversal reported not received by the payee side"
+    as if the reversal had not arrived: the payee side's report stands on a line of its
+    own."""
+    _post(signed_in(app, world.applicant), paid, "not_received")
+    payments.reverse_disbursement(paid, world.finance, "Never arrived")
+    db.session.commit()
+    page = signed_in(app, world.finance).get(f"/applications/{paid.grant.application.uid}")
+    row = page.get_data(as_text=True).split(f'id="payment-{paid.uid}"')[1].split("</tr>")[0]
+    assert re.search(r"</a>\s*<br>\s*<strong[^>]*>reported not received by the payee", row)
