@@ -12,12 +12,15 @@ from flask import (
     Flask,
     before_render_template,
     current_app,
+    flash,
     g,
     has_request_context,
+    redirect,
     render_template,
     request,
+    url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from markupsafe import escape
@@ -27,6 +30,7 @@ from config import CONFIGS
 
 from .auth.language import NAMES as LANGUAGE_NAMES
 from .auth.language import RIGHT_TO_LEFT, offered, select_locale
+from .cases.states import CaseMoved
 from .cases.targets import check_config as check_target_config
 from .core import crypto, geo, limits, quick_exit, times
 from .core.extensions import (
@@ -81,6 +85,7 @@ def create_app(overrides=None):
     # (ObjectDeletedError, on SQLite) or updated as it was read (StaleDataError).
     for gone in (sa.orm.exc.ObjectDeletedError, sa.orm.exc.StaleDataError):
         app.register_error_handler(gone, _gone_meanwhile)
+    app.register_error_handler(CaseMoved, _case_moved)
     app.register_error_handler(Exception, _server_error)
     return app
 
@@ -395,6 +400,20 @@ def _http_error(exc):
         f"errors/{code}.html" if code in (400, 403, 404, 405, 413, 429) else "errors/generic.html"
     )
     return render_template(template, code=code, language_back="/"), code
+
+
+def _case_moved(exc):
+    """Another person moved the case on (a decision sent at the same moment) after this
+    request read it: nothing of this one is kept, and the case page says what it is now."""
+    db.session.rollback()
+    flash(
+        gettext(
+            "Someone else changed this case at the same moment, so nothing you sent was "
+            "saved. This page shows the case as it is now: check it before you act again."
+        ),
+        "error",
+    )
+    return redirect(url_for("cases.case", uid=exc.uid), code=303)
 
 
 def _gone_meanwhile(exc):

@@ -48,7 +48,7 @@ from .forms import (
     required_fields,
 )
 from .models import Application, ApplicationStatus, ConsentKind, Document, DocumentKind
-from .states import APPLICANT_LABELS, TERMINAL_STATES, CaseMoved
+from .states import APPLICANT_LABELS, TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,6 @@ def damaged_document(exc):
     backup; the person is told in plain words, and nothing of it was sent."""
     log.warning("stored document %s does not read back whole: %s", exc.uid, exc.reason)
     return render_template("errors/damaged_document.html", language_back="/"), 500
-
-
-@bp.app_errorhandler(CaseMoved)
-def case_moved(exc):
-    """Another person moved the case on (a decision sent at the same moment) after this
-    request read it: nothing of this one is kept, and the case page says what it is now."""
-    db.session.rollback()
-    flash(
-        _(
-            "Someone else changed this case at the same moment, so nothing you sent was "
-            "saved. This page shows the case as it is now: check it before you act again."
-        ),
-        "error",
-    )
-    return redirect(url_for("cases.case", uid=exc.uid), code=303)
 
 
 @bp.get("/my")
