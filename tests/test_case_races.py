@@ -117,3 +117,25 @@ def test_a_decision_overtaken_by_another_is_undone_and_says_so(app, world, monke
     db.session.expire_all()
     assert db.session.get(Application, case.id).status == S.APPROVED
     assert db.session.scalars(sa.select(StatusChange.to_status)).all() == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_an_answer_sent_as_another_put_the_case_back_in_review_is_kept(app, fund, make_user):
+    """Two answers of the applicant side sent at once: the first puts the case back in
+    review; the second, which read it waiting for the answer, is kept all the same (it was
+    undone as a case moved on), and moves nothing."""
+    from hrdfund.cases import messages
+    from tests.conftest import make_case
+
+    applicant = make_user("applicant")
+    case = make_case(fund, applicant_id=applicant.id, status=S.INFO_REQUESTED)
+    read = db.session.get(Application, case.id)  # as the request read it
+    with db.engine.begin() as other:  # the first answer, committed meanwhile
+        other.execute(
+            sa.text("UPDATE applications SET status = 'in_review' WHERE id = :id"), {"id": case.id}
+        )
+    messages.post_message(read, applicant, "The second answer")
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Application, case.id).status == S.IN_REVIEW
+    assert db.session.scalars(sa.select(StatusChange.to_status)).all() == []

@@ -9,7 +9,7 @@ from ..core.extensions import db
 from . import access, alerts, notices
 from .models import ApplicationStatus as S
 from .models import Message
-from .services import case_rows, change_status
+from .services import case_rows, change_status, read_status_again
 from .states import TRANSITIONS
 
 
@@ -34,7 +34,10 @@ def post_message(application, author, body):
     a message does changes the case's status or its target clock. A message from staff
     sends the applicant side a notice (``notices``).
     """
-    if application.status == S.DRAFT or not TRANSITIONS[application.status]:
+    # The status this message may move, as stored: another answer sent at the same moment
+    # may have put the case back in review already; this one is kept all the same.
+    status = read_status_again(application)
+    if status == S.DRAFT or not TRANSITIONS[status]:
         raise ThreadClosedError()
     readable = access.sections(application, author)
     if not readable & {access.Section.THREAD, access.Section.PAYMENT_MESSAGES}:

@@ -48,15 +48,12 @@ _STAMPS = {
 _RESPONSES = frozenset({S.IN_REVIEW, S.INFO_REQUESTED, S.REJECTED, S.WITHDRAWN})
 
 
-def _check_still(application, current):
-    """On PostgreSQL, lock the case's row and refuse (:class:`CaseMoved`) a move from a
-    status it no longer has: two managers deciding the same case at the same moment (one
-    approves, the other rejects), or a form sent twice, take turns, and the second is
-    undone rather than written over the first, which would leave a rejected case with
-    money committed. On SQLite a request that writes reads the case under the write lock
-    already."""
+def _stored_status(application):
+    """On PostgreSQL, the case's status as stored, its row locked FOR NO KEY UPDATE until
+    the transaction ends; None on SQLite (a request that writes reads under the write
+    lock), for a case not written yet, or one deleted meanwhile."""
     if db.session.get_bind().dialect.name != "postgresql" or application.id is None:
-        return
+        return None
     # FOR NO KEY UPDATE: the rows a decision inserts that refer to the case hold its key
     # (FOR KEY SHARE); a FOR UPDATE would wait on the other decision's, as that one on
     # ours, and one of the two would be cut short as a deadlock.
@@ -67,7 +64,31 @@ def _check_still(application, current):
     )
     with db.session.no_autoflush:  # the case's changes are written once, with its move
         stored = db.session.execute(locked).scalar_one_or_none()
-    if stored is None or S(stored) != current:  # moved on, or deleted meanwhile
+    return None if stored is None else S(stored)
+
+
+def read_status_again(application):
+    """Lock the case's row (PostgreSQL) and take its status as stored: for a service whose
+    move depends on it but that must not be undone by a move made meanwhile (two answers
+    of the applicant side sent at once: the second is kept, the case already back in
+    review)."""
+    stored = _stored_status(application)
+    if stored is not None and stored != application.status:
+        sa.orm.attributes.set_committed_value(application, "status", stored)
+    return application.status
+
+
+def _check_still(application, current):
+    """On PostgreSQL, lock the case's row and refuse (:class:`CaseMoved`) a move from a
+    status it no longer has: two managers deciding the same case at the same moment (one
+    approves, the other rejects), or a form sent twice, take turns, and the second is
+    undone rather than written over the first, which would leave a rejected case with
+    money committed. On SQLite a request that writes reads the case under the write lock
+    already."""
+    if db.session.get_bind().dialect.name != "postgresql" or application.id is None:
+        return
+    stored = _stored_status(application)
+    if stored is None or stored != current:  # moved on, or deleted meanwhile
         raise CaseMoved(application)
 
 
